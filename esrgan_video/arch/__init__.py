@@ -1,0 +1,5 @@
+"""Network architectures. Only the ESRGAN RRDB generator lives here."""
+
+from .rrdbnet import RRDBNet, RRDBParams
+
+__all__ = ["RRDBNet", "RRDBParams"]

@@ -1,0 +1,181 @@
+"""The RRDB generator of ESRGAN (Wang et al., 2018) and Real-ESRGAN.
+
+Residual dense block (RDB): five 3x3 convolutions with dense concatenation,
+LeakyReLU(0.2) after the first four, output scaled by 0.2 and added to the input.
+RRDB: three RDBs, again scaled by 0.2 around them. No batch norm.
+
+Network: conv_first, ``nb`` RRDBs, conv_body added to the trunk, ``log2(scale)``
+stages of nearest x2 + conv + LeakyReLU (x2: 1, x4: 2, x8: 3), conv_hr, conv_last.
+Real-ESRGAN's x2 and x1 models feed the trunk a pixel-unshuffled input (12 and 48
+channels): :class:`RRDBNet` pads the input to a multiple of the unshuffle factor
+and crops the output back, so callers always see ``out = in * scale``.
+
+Pixel-unshuffle is written as reshape/permute so the ONNX graph holds only
+Reshape/Transpose, which every TensorRT version parses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+SUPPORTED_SCALES = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class RRDBParams:
+    """Hyperparameters of one RRDB generator, as read from its weights."""
+
+    in_nc: int = 3
+    """Colour channels in (3 for RGB); the trunk sees in_nc * unshuffle**2."""
+    out_nc: int = 3
+    """Colour channels out."""
+    nf: int = 64
+    """Trunk feature channels."""
+    nb: int = 23
+    """Number of RRDB blocks."""
+    gc: int = 32
+    """Growth channels inside each dense block."""
+    scale: int = 4
+    """Output size / input size, one of 1, 2, 4, 8."""
+
+    def __post_init__(self) -> None:
+        if self.scale not in SUPPORTED_SCALES:
+            raise ValueError(f"RRDBNet scale must be one of {SUPPORTED_SCALES}, got {self.scale}")
+        for field in ("in_nc", "out_nc", "nf", "nb", "gc"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"RRDBNet {field} must be >= 1, got {getattr(self, field)}")
+
+    @property
+    def unshuffle(self) -> int:
+        """Pixel-unshuffle factor of the input: 4 for x1, 2 for x2, else 1."""
+        return {1: 4, 2: 2}.get(self.scale, 1)
+
+    @property
+    def upsample_stages(self) -> int:
+        """Number of nearest-x2 + conv stages after the trunk."""
+        return {1: 2, 2: 2, 4: 2, 8: 3}[self.scale]
+
+    @property
+    def macs_per_input_pixel(self) -> int:
+        """Multiply-accumulates per input pixel (convolutions only).
+
+        Pure arithmetic from the structure: every 3x3 conv costs 9 * cin * cout
+        MACs per pixel of the resolution it runs at.
+        """
+        u = self.unshuffle
+        trunk_px = 1.0 / (u * u)  # trunk pixels per input pixel
+        k = 9
+        nf, gc = self.nf, self.gc
+        rdb = sum(k * (nf + i * gc) * (gc if i < 4 else nf) for i in range(5))
+        trunk = k * self.in_nc * u * u * nf + self.nb * 3 * rdb + k * nf * nf
+        total = trunk * trunk_px
+        px = trunk_px
+        for _ in range(self.upsample_stages):
+            px *= 4
+            total += k * nf * nf * px
+        # conv_hr and conv_last run at output resolution
+        total += (k * nf * nf + k * nf * self.out_nc) * px
+        return int(round(total))
+
+    @property
+    def flops_per_input_pixel(self) -> int:
+        """FLOPs per input pixel (2 per multiply-accumulate)."""
+        return 2 * self.macs_per_input_pixel
+
+
+class ResidualDenseBlock(nn.Module):
+    def __init__(self, nf: int, gc: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(nf, gc, 3, 1, 1)
+        self.conv2 = nn.Conv2d(nf + gc, gc, 3, 1, 1)
+        self.conv3 = nn.Conv2d(nf + 2 * gc, gc, 3, 1, 1)
+        self.conv4 = nn.Conv2d(nf + 3 * gc, gc, 3, 1, 1)
+        self.conv5 = nn.Conv2d(nf + 4 * gc, nf, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5 * 0.2 + x
+
+
+class RRDB(nn.Module):
+    def __init__(self, nf: int, gc: int) -> None:
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(nf, gc)
+        self.rdb2 = ResidualDenseBlock(nf, gc)
+        self.rdb3 = ResidualDenseBlock(nf, gc)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.rdb3(self.rdb2(self.rdb1(x)))
+        return out * 0.2 + x
+
+
+def pixel_unshuffle(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Space-to-depth with reshape/permute only (same channel order as F.pixel_unshuffle)."""
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h // factor, factor, w // factor, factor)
+    x = x.permute(0, 1, 3, 5, 2, 4)
+    return x.reshape(b, c * factor * factor, h // factor, w // factor)
+
+
+class RRDBNet(nn.Module):
+    """RRDB generator. Input NCHW float in [0, 1]; output NCHW, ``scale`` times larger.
+
+    The output is clamped to [0, 1] when ``clamp`` is true (the default).
+    State-dict keys are the new-arch (Real-ESRGAN / BasicSR) names.
+    """
+
+    def __init__(self, params: RRDBParams | None = None, *, clamp: bool = True, **kwargs: int) -> None:
+        super().__init__()
+        if params is None:
+            params = RRDBParams(**kwargs)
+        elif kwargs:
+            raise TypeError("pass either params or keyword hyperparameters, not both")
+        self.params = params
+        self.clamp = clamp
+        p = params
+        u = p.unshuffle
+        self.conv_first = nn.Conv2d(p.in_nc * u * u, p.nf, 3, 1, 1)
+        self.body = nn.Sequential(*[RRDB(p.nf, p.gc) for _ in range(p.nb)])
+        self.conv_body = nn.Conv2d(p.nf, p.nf, 3, 1, 1)
+        self.conv_up1 = nn.Conv2d(p.nf, p.nf, 3, 1, 1)
+        self.conv_up2 = nn.Conv2d(p.nf, p.nf, 3, 1, 1)
+        if p.upsample_stages == 3:
+            self.conv_up3 = nn.Conv2d(p.nf, p.nf, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(p.nf, p.nf, 3, 1, 1)
+        self.conv_last = nn.Conv2d(p.nf, p.out_nc, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    @property
+    def scale(self) -> int:
+        return self.params.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.params.unshuffle
+        h = w = None
+        if u > 1:
+            h, w = x.shape[-2:]
+            ph, pw = (-h) % u, (-w) % u
+            if ph or pw:
+                x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+            x = pixel_unshuffle(x, u)
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        if self.params.upsample_stages == 3:
+            feat = self.lrelu(self.conv_up3(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        out = self.conv_last(self.lrelu(self.conv_hr(feat)))
+        if h is not None and out.shape[-2:] != (h * self.scale, w * self.scale):
+            out = out[..., : h * self.scale, : w * self.scale]
+        if self.clamp:
+            out = out.clamp(0.0, 1.0)
+        return out

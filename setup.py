@@ -1,0 +1,33 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="esrgan-video",
+    version="0.1.0",
+    description="ESRGAN (RRDB) video upscaler: TensorRT/PyTorch runtime, PyAV streaming core, CLI and VapourSynth filter",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.12",
+    packages=find_packages(include=["esrgan_video", "esrgan_video.*"])
+    + find_packages("plugins", include=["vsesrgan", "vsesrgan.*"]),
+    package_dir={"vsesrgan": "plugins/vsesrgan"},
+    install_requires=[
+        "torch>=2.4",
+        "numpy>=1.26",
+        "av>=14",
+        "tqdm>=4.66",
+        "safetensors>=0.4",
+    ],
+    extras_require={
+        "tensorrt": ["tensorrt>=10.12,<12", "torch-tensorrt>=2.8", "onnx>=1.16"],
+        "vapoursynth": ["vapoursynth>=70"],
+        "dev": [
+            "pytest>=8",
+            "spandrel>=0.4",
+            "ncnn>=1.0.20240410",
+            "onnx>=1.16",
+            "onnxruntime>=1.18",
+            "scikit-image>=0.22",
+        ],
+    },
+    entry_points={"console_scripts": ["esrgan-video=esrgan_video.cli:main"]},
+)
