@@ -1,0 +1,156 @@
+"""``esrgan-video``: the command line, a thin shell over the library.
+
+    esrgan-video IN OUT [options]      upscale a video (or a still image)
+    esrgan-video models                list known models and whether each is cached
+    esrgan-video engine build|list|clear
+    esrgan-video batch INPUT... -o OUTDIR
+    esrgan-video demo                  upscale 1 s of a real sample clip
+
+Exit codes: 0 done; 1 unexpected error; 2 bad command line; 3 bad input file; 4 model problem;
+5 download problem; 6 output problem; 7 backend/device problem; 8 batch finished with failures;
+130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .cli_options import add_upscale_options, upscale_kwargs
+from .errors import EsrganVideoError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+SUBCOMMANDS = ("models", "engine", "batch", "demo")
+
+
+def _upscale_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="esrgan-video",
+        description="Upscale a video (or image) with an ESRGAN/RRDB model, keeping every frame, timestamp, "
+        "stream and colour tag. Other commands: models, engine, batch, demo (see 'esrgan-video COMMAND -h').",
+        epilog="Exit codes: 0 done, 2 bad command line, 3 bad input, 4 model, 5 download, 6 output, 7 backend, 130 interrupted.",
+    )
+    p.add_argument("input", help="input video or image")
+    p.add_argument("output", help="output file; its extension picks the container")
+    add_upscale_options(p)
+    o = p.add_argument_group("output handling")
+    o.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+    o.add_argument("--keep-partial", action="store_true", help="keep the temporary file after an error or Ctrl-C")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no notices")
+    o.add_argument("--progress", choices=["bar", "json", "none"], default=None,
+                   help="bar (default on a terminal), json (one object a line on stderr), none")
+    p.add_argument("--version", action="version", version=f"esrgan-video {__version__}")
+    return p
+
+
+class _ProgressReporter:
+    """A tqdm bar on a terminal, JSON lines for GUIs and batch drivers, or nothing."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.bar = None
+
+    def __call__(self, p) -> None:
+        if self.mode == "json":
+            print(json.dumps({"frame": p.frame, "total": p.total, "fps": round(p.fps, 3),
+                              "eta": None if p.eta is None else round(p.eta, 1)}), file=sys.stderr, flush=True)
+        elif self.mode == "bar":
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=p.total, unit="frame", dynamic_ncols=True, file=sys.stderr)
+            self.bar.update(p.frame - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_upscale(argv: list[str]) -> int:
+    args = _upscale_parser().parse_args(argv)
+    mode = args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
+    reporter = _ProgressReporter(mode)
+
+    def notice(msg: str) -> None:
+        if not args.quiet:
+            print(f"esrgan-video: {msg}", file=sys.stderr)
+
+    kwargs = upscale_kwargs(args)
+    try:
+        if Path(args.input).suffix.lower() in IMAGE_EXTENSIONS:
+            from .images import upscale_image
+
+            for k in ("codec", "crf", "preset", "pix_fmt", "encoder_opts", "start", "end"):
+                kwargs.pop(k)
+            out = upscale_image(args.input, args.output, overwrite=args.overwrite, **kwargs)
+            if not args.quiet:
+                print(f"esrgan-video: wrote {out}", file=sys.stderr)
+            return EXIT_OK
+        from .pipeline import upscale_video
+
+        result = upscale_video(
+            args.input, args.output, overwrite=args.overwrite, keep_partial=args.keep_partial,
+            progress=reporter, notice=notice, **kwargs,
+        )
+    finally:
+        reporter.close()
+    if not args.quiet:
+        print(
+            f"esrgan-video: wrote {result.output} ({result.frames} frames, {result.fps:.2f} fps, backend {result.backend})",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _run_models(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="esrgan-video models", description="List known models and whether each is cached.")
+    p.parse_args(argv)
+    from .models.registry import list_models
+
+    for entry in list_models():
+        print(entry.describe())
+    return EXIT_OK
+
+
+def _run_engine(argv: list[str]) -> int:
+    from .engine_cli import main as engine_main
+
+    return engine_main(argv)
+
+
+def _run_batch(argv: list[str]) -> int:
+    from .batch_cli import main as batch_main
+
+    return batch_main(argv)
+
+
+def _run_demo(argv: list[str]) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    handlers = {"models": _run_models, "engine": _run_engine, "batch": _run_batch, "demo": _run_demo}
+    try:
+        if argv and argv[0] in handlers and not os.path.exists(argv[0]):
+            return handlers[argv[0]](argv[1:])
+        return _run_upscale(argv)
+    except EsrganVideoError as e:
+        print(f"esrgan-video: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("esrgan-video: interrupted; no output was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SystemExit as e:  # argparse
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""The streaming core: demux + decode → upload + to-RGB → tile + infer → from-RGB + download → encode + mux.
+
+One orchestrator owns the threads and the bounded queues between the passive stages, so
+memory stays fixed however long the video is:
+
+- a decode thread reads native planes (``video.reader``) into ``frames_in``;
+- ``workers`` threads (one per CUDA stream; one on the CPU) each take a frame, upload its planes
+  (pinned memory, non-blocking copy on their own stream), convert to RGB (``color``), upscale
+  (``Upscaler``), resize to the requested size, convert back to planes and download them;
+- the calling thread encodes and muxes (``video.writer``), putting frames back in index order.
+
+In-flight frames are bounded by a semaphore, so a slow encoder throttles the decoder.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import nullcontext
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from queue import Queue
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import color as colormod
+from .errors import EsrganVideoError
+from .pixfmt import pixel_format
+from .sizing import output_size, resize_rgb
+from .upscaler import Upscaler
+from .video.formats import choose_pix_fmt
+from .video.reader import open_input
+from .video.writer import OutputVideo
+
+_DONE = object()
+
+
+@dataclass
+class Progress:
+    """What a progress callback receives after each encoded frame."""
+
+    frame: int
+    total: int | None
+    fps: float
+    eta: float | None
+
+
+@dataclass
+class RunResult:
+    """What one run produced."""
+
+    output: Path
+    frames: int
+    lost_frames: int
+    seconds: float
+    fps: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    backend: str = ""
+
+
+class _StageClock:
+    """Seconds spent per stage (summed across the threads of a stage)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seconds: dict[str, float] = {"decode": 0.0, "convert": 0.0, "infer": 0.0, "encode": 0.0}
+
+    def add(self, stage: str, dt: float) -> None:
+        with self._lock:
+            self.seconds[stage] += dt
+
+
+def upscale_video(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    model: str = "RealESRGAN_x4plus",
+    blend: str | tuple[str, float] | None = None,
+    scale: float | None = None,
+    size: tuple[int | None, int | None] | None = None,
+    tile: int | None = None,
+    tile_pad: int | None = None,
+    backend: str = "auto",
+    device: str | int | None = None,
+    streams: int = 2,
+    precision: str | None = None,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    encoder_opts: dict[str, str] | None = None,
+    start: Fraction | float | int | None = None,
+    end: Fraction | float | int | None = None,
+    copy_streams: bool = True,
+    shift_timestamps: bool = True,
+    overwrite: bool = False,
+    keep_partial: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    notice: Callable[[str], None] | None = None,
+    upscaler: Upscaler | None = None,
+    offline: bool = False,
+) -> RunResult:
+    """Upscale the video ``src`` into ``dst``, keeping every frame, timestamp, stream and colour tag.
+
+    ``upscaler`` reuses a loaded model (batch mode); otherwise one is made from ``model`` and the
+    backend options and closed at the end. ``start``/``end`` trim: ``Fraction``/``float`` are seconds,
+    ``int`` is a frame index. ``notice`` receives one-line warnings (interlacing, HDR, pixel format).
+    """
+    t0 = time.perf_counter()
+    notices: list[str] = []
+
+    def say(msg: str) -> None:
+        notices.append(msg)
+        if notice is not None:
+            notice(msg)
+
+    own_upscaler = upscaler is None
+    with open_input(src) as inp:
+        info = inp.info
+        for msg in inp.notices():
+            say(msg)
+        in_fmt = pixel_format(info.pix_fmt)
+        spec = info.color.resolved(info.width, info.height)
+        out_pix_fmt, pix_notice = choose_pix_fmt(codec, info.pix_fmt, requested=pix_fmt)
+        if pix_notice:
+            say(pix_notice)
+        out_fmt = pixel_format(out_pix_fmt)
+        up = upscaler or Upscaler(
+            model, blend=blend, tile=tile, tile_pad=tile_pad, backend=backend, device=device,
+            precision=precision, streams=streams, offline=offline,
+        )
+        try:
+            out_w, out_h = output_size(
+                info.width, info.height, model_scale=up.scale, scale=scale, size=size,
+                multiple=(1 << out_fmt.log2_chroma_w, 1 << out_fmt.log2_chroma_h),
+            )
+            with OutputVideo(
+                dst, template=inp, codec=codec, pix_fmt=out_pix_fmt, crf=crf, preset=preset,
+                options=encoder_opts or {}, size=(out_w, out_h), color=spec, copy_streams=copy_streams,
+                start=start, end=end, shift_timestamps=shift_timestamps, overwrite=overwrite,
+                keep_partial=keep_partial,
+            ) as out:
+                frames, clock = _stream(
+                    inp, out, up, in_fmt=in_fmt, out_fmt=out_fmt, spec=spec, size=(out_w, out_h),
+                    start=start, end=end, progress=progress, t0=t0,
+                )
+            lost = inp.lost_frames
+            backend_name = up.backend_info.name if frames else ""
+        finally:
+            if own_upscaler:
+                up.close()
+    if lost:
+        say(f"{src}: {lost} frame(s) could not be decoded and were skipped")
+    seconds = time.perf_counter() - t0
+    return RunResult(
+        output=Path(dst), frames=frames, lost_frames=lost, seconds=seconds,
+        fps=frames / seconds if seconds > 0 else 0.0, stage_seconds=clock.seconds, notices=notices,
+        backend=backend_name,
+    )
+
+
+def _stream(inp, out, up: Upscaler, *, in_fmt, out_fmt, spec, size, start, end, progress, t0):
+    """Run the stages concurrently; returns (frames written, stage clock)."""
+    clock = _StageClock()
+    workers = up.config.streams if up.device.type == "cuda" else 1
+    in_flight = threading.Semaphore(2 * workers + 2)
+    frames_in: Queue = Queue(maxsize=workers + 1)
+    done: dict[int, tuple[int | None, list[np.ndarray]]] = {}
+    ready = threading.Condition()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    decoded: list[int] = []  # holds the decoded frame count once the decoder has finished
+    out_w, out_h = size
+    total = inp.info.frame_count_in(start, end)
+
+    def fail(e: BaseException) -> None:
+        with ready:
+            errors.append(e)
+            stop.set()
+            ready.notify_all()
+
+    def decode() -> None:
+        seq = 0
+        try:
+            it = iter(inp.frames(start=start, end=end))
+            while not stop.is_set():
+                ta = time.perf_counter()
+                frame = next(it, _DONE)
+                clock.add("decode", time.perf_counter() - ta)
+                if frame is _DONE:
+                    break
+                while not in_flight.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                frames_in.put((seq, frame))
+                seq += 1
+        except BaseException as e:  # noqa: BLE001 - handed to the orchestrator, re-raised there
+            fail(e)
+        finally:
+            for _ in range(workers):
+                frames_in.put(_DONE)
+            with ready:
+                decoded.append(seq)
+                ready.notify_all()
+
+    def work() -> None:
+        stream = torch.cuda.Stream(device=up.device) if up.device.type == "cuda" else None
+        try:
+            while not stop.is_set():
+                item = frames_in.get()
+                if item is _DONE:
+                    return
+                seq, frame = item
+                planes = _process(frame, up, in_fmt, out_fmt, spec, out_w, out_h, stream, clock)
+                with ready:
+                    done[seq] = (frame.pts, planes)
+                    ready.notify_all()
+        except BaseException as e:  # noqa: BLE001
+            fail(e)
+
+    threads = [threading.Thread(target=decode, name="esrgan-decode", daemon=True)]
+    threads += [threading.Thread(target=work, name=f"esrgan-infer-{i}", daemon=True) for i in range(workers)]
+    for t in threads:
+        t.start()
+    written = 0
+    try:
+        while True:
+            with ready:
+                while not errors and written not in done and not (decoded and written >= decoded[0]):
+                    ready.wait(0.1)
+                if errors:
+                    raise errors[0]
+                if written not in done:
+                    break
+                pts, planes = done.pop(written)
+            te = time.perf_counter()
+            out.write(planes, pts)
+            clock.add("encode", time.perf_counter() - te)
+            in_flight.release()
+            written += 1
+            if progress is not None:
+                elapsed = time.perf_counter() - t0
+                fps = written / elapsed if elapsed > 0 else 0.0
+                eta = (total - written) / fps if total and fps > 0 else None
+                progress(Progress(frame=written, total=total, fps=fps, eta=eta))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+    te = time.perf_counter()
+    out.flush()
+    clock.add("encode", time.perf_counter() - te)
+    return written, clock
+
+
+def _process(frame, up: Upscaler, in_fmt, out_fmt, spec, out_w, out_h, stream, clock) -> list[np.ndarray]:
+    """One frame through upload → to-RGB → upscale → resize → from-RGB → download."""
+    dev = up.device
+    ctx = torch.cuda.stream(stream) if stream is not None else nullcontext()
+    with ctx, torch.inference_mode():
+        ta = time.perf_counter()
+        planes = [torch.from_numpy(np.ascontiguousarray(p)) for p in frame.planes]
+        if dev.type == "cuda":
+            planes = [p.pin_memory().to(dev, non_blocking=True) for p in planes]
+        rgb = colormod.planes_to_rgb(planes, in_fmt, spec)
+        tb = time.perf_counter()
+        y = up.upscale_tensor(rgb)
+        tc = time.perf_counter()
+        y = resize_rgb(y, out_w, out_h)
+        out_planes = colormod.rgb_to_planes(y, out_fmt, spec)
+        if dev.type == "cuda":
+            host = [torch.empty(p.shape, dtype=p.dtype, pin_memory=True) for p in out_planes]
+            for h, p in zip(host, out_planes):
+                h.copy_(p, non_blocking=True)
+            stream.synchronize()
+            out_planes = host
+        result = [p.numpy() for p in out_planes]
+        td = time.perf_counter()
+    clock.add("convert", (tb - ta) + (td - tc))
+    clock.add("infer", tc - tb)
+    return result
+
+
+__all__ = ["upscale_video", "RunResult", "Progress", "EsrganVideoError"]

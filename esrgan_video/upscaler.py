@@ -1,0 +1,264 @@
+"""The frame-level Upscaler: model + backend + tiling + device buffers, behind one call.
+
+The CLI pipeline, the VapourSynth filter and batch mode all upscale through this
+class. It is synchronous and safe to call from several threads at once (VapourSynth
+calls filters from its own thread pool): each call checks out a CUDA stream from a
+small pool, so frames from different threads overlap on the device.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import tiling
+from .arch import RRDBNet
+from .errors import InputError
+from .runtime.base import Backend
+from .runtime.select import make_backend
+
+_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+# Default tile sizes come from a fixed table keyed by device class and frame size, never from a
+# free-memory reading, so the same video always gets the same tiles (and TensorRT engine caches hit).
+CPU_WHOLE_FRAME_MAX_PIXELS = 640 * 360
+"""On the CPU a frame up to this many input pixels runs as one tile (exact, no seams)."""
+CPU_TILE = 256
+GPU_TILE_BY_MEMORY_GIB = ((40, 0, 1920 * 1080), (12, 512, 0), (0, 256, 0))
+"""(min total GiB, tile, whole-frame max pixels): big GPUs run frames up to 1080p whole."""
+
+
+def default_tile(height: int, width: int, device: torch.device) -> int:
+    """The stable default tile size (0 = whole frame) for a frame on ``device``."""
+    if device.type != "cuda":
+        return 0 if height * width <= CPU_WHOLE_FRAME_MAX_PIXELS else CPU_TILE
+    total_gib = torch.cuda.get_device_properties(device).total_memory / 2**30
+    for min_gib, tile, whole_max in GPU_TILE_BY_MEMORY_GIB:
+        if total_gib >= min_gib:
+            return 0 if height * width <= whole_max else (tile or 512)
+    return 256
+
+
+def resolve_device(device: str | int | torch.device | None) -> torch.device:
+    """``None``/``"auto"`` → first CUDA device if present, else CPU; ints mean ``cuda:N``."""
+    if device is None or device == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, int):
+        device = f"cuda:{device}"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise InputError(f"device: expected cpu, cuda or cuda:N, got {device!r}") from e
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda:0")
+    return dev
+
+
+@dataclass(frozen=True)
+class UpscalerConfig:
+    """What an Upscaler was asked for, after defaults were applied."""
+
+    tile: int | None
+    """Core tile in input pixels; 0 = whole frame; None = the stable default for each frame size."""
+    tile_pad: int
+    """Overlap on each side of a tile, in input pixels."""
+    batch: int
+    """Tiles per inference call."""
+    streams: int
+    """CUDA streams (frames in flight) on a GPU; 1 on the CPU."""
+
+
+class Upscaler:
+    """Upscale RGB frames with an RRDB model.
+
+    ``upscale(frames)`` takes numpy H×W×3 (uint8, uint16 or float in [0, 1]) or a torch
+    N×3×H×W tensor on any device, and returns the upscaled frames in the same kind.
+    ``upscale_tensor(rgb)`` is the device-side entry the streaming core uses.
+    """
+
+    def __init__(
+        self,
+        model: str | RRDBNet = "RealESRGAN_x4plus",
+        *,
+        blend: str | tuple[str, float] | None = None,
+        tile: int | None = None,
+        tile_pad: int | None = None,
+        backend: str = "auto",
+        device: str | int | torch.device | None = None,
+        precision: str | None = None,
+        streams: int = 2,
+        batch: int | None = None,
+        offline: bool = False,
+    ) -> None:
+        if tile is not None and tile < 0:
+            raise InputError(f"tile: expected 0 (whole frame) or a positive size, got {tile}")
+        if tile_pad is not None and tile_pad < 0:
+            raise InputError(f"tile_pad: expected >= 0, got {tile_pad}")
+        if streams < 1:
+            raise InputError(f"streams: expected >= 1, got {streams}")
+        if batch is not None and batch < 1:
+            raise InputError(f"batch: expected >= 1, got {batch}")
+        if precision is not None and precision not in _PRECISIONS:
+            raise InputError(f"precision: expected one of {', '.join(_PRECISIONS)}, got {precision!r}")
+        self.device = resolve_device(device)
+        if isinstance(model, RRDBNet):
+            if blend is not None:
+                raise InputError("blend: pass a model name or path to blend, not a loaded module")
+            self.model = model.eval().to(self.device)
+        else:
+            from .models import load_model
+
+            self.model = load_model(model, device=self.device, blend=blend, offline=offline)
+        self.scale = self.model.scale
+        on_gpu = self.device.type == "cuda"
+        self.config = UpscalerConfig(
+            tile=tile,
+            tile_pad=tiling.DEFAULT_TILE_PAD if tile_pad is None else tile_pad,
+            batch=batch or (4 if on_gpu else 1),
+            streams=streams if on_gpu else 1,
+        )
+        self._backend_name = backend
+        self._precision = precision
+        self._backends: dict[tuple[int, int] | None, Backend] = {}
+        self._lock = threading.Lock()
+        self._streams: queue.Queue = queue.Queue()
+        if on_gpu:
+            for _ in range(self.config.streams):
+                self._streams.put(torch.cuda.Stream(device=self.device))
+        self._closed = False
+
+    # lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            for b in self._backends.values():
+                b.close()
+            self._backends.clear()
+            self._closed = True
+
+    def __enter__(self) -> "Upscaler":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # planning ------------------------------------------------------------------------------
+    def plan(self, height: int, width: int) -> tiling.TilePlan:
+        """The tile plan for a frame size (pure; same size → same plan)."""
+        tile = self.config.tile
+        if tile is None:
+            tile = default_tile(height, width, self.device)
+        return tiling.plan_tiles(
+            height, width, tile=tile, pad=self.config.tile_pad, scale=self.scale,
+            multiple=self.model.params.unshuffle,
+        )
+
+    def backend_for(self, tile_shape: tuple[int, int]) -> Backend:
+        """The backend that runs tiles of ``tile_shape`` (one per shape for fixed-shape engines)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this Upscaler is closed")
+            if None in self._backends:
+                return self._backends[None]
+            if tile_shape in self._backends:
+                return self._backends[tile_shape]
+            b = make_backend(
+                self.model, backend=self._backend_name, device=self.device, precision=self._precision,
+                tile_shape=tile_shape, batch=self.config.batch, streams=self.config.streams,
+            )
+            b.open()
+            self._backends[tile_shape if b.info.fixed_shape else None] = b
+            return b
+
+    @property
+    def backend_info(self):
+        """Info of the backend in use (built for a 64×64 tile if none ran yet)."""
+        with self._lock:
+            existing = next(iter(self._backends.values()), None)
+        return (existing or self.backend_for((64, 64))).info
+
+    @contextmanager
+    def _stream(self) -> Iterator["torch.cuda.Stream | None"]:
+        if self.device.type != "cuda":
+            yield None
+            return
+        s = self._streams.get()
+        try:
+            with torch.cuda.stream(s):
+                yield s
+        finally:
+            self._streams.put(s)
+
+    # inference -----------------------------------------------------------------------------
+    def upscale_tensor(self, rgb: torch.Tensor) -> torch.Tensor:
+        """N×3×H×W float in [0, 1] on this Upscaler's device → N×3×(H·s)×(W·s) float32 on it.
+
+        Runs on the caller's current CUDA stream (the streaming core and ``upscale`` pick it).
+        """
+        if rgb.ndim != 4 or rgb.shape[1] != self.model.params.in_nc:
+            raise InputError(
+                f"expected N×{self.model.params.in_nc}×H×W frames, got shape {tuple(rgb.shape)}"
+            )
+        plan = self.plan(rgb.shape[-2], rgb.shape[-1])
+        backend = self.backend_for(plan.tile_shape)
+        fixed = backend.info.fixed_shape
+        dtype = backend.info.dtype
+        stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
+
+        def run(tiles: torch.Tensor) -> torch.Tensor:
+            n = tiles.shape[0]
+            if fixed is not None and n < fixed[0]:
+                tiles = torch.cat([tiles, tiles[-1:].expand(fixed[0] - n, -1, -1, -1)])
+            out = backend(tiles.to(dtype), stream)
+            return out[:n]
+
+        with torch.inference_mode():
+            out = tiling.run_tiled(rgb, run, plan, batch=self.config.batch, blend=tiling.DEFAULT_BLEND)
+        return out.float()
+
+    def upscale(self, frames):
+        """Upscale numpy H×W×3 (uint8/uint16/float) or torch N×3×H×W frames; returns the same kind."""
+        if isinstance(frames, np.ndarray):
+            return self._upscale_numpy(frames)
+        if isinstance(frames, torch.Tensor):
+            if frames.ndim == 3:
+                return self.upscale(frames.unsqueeze(0))[0]
+            src_device, src_dtype = frames.device, frames.dtype
+            x = _to_unit_float(frames)
+            with self._stream():
+                y = self.upscale_tensor(x.to(self.device, non_blocking=True))
+                y = _from_unit_float(y, src_dtype).to(src_device)
+                if self.device.type == "cuda":
+                    torch.cuda.current_stream(self.device).synchronize()
+            return y
+        raise InputError(f"expected a numpy array or torch tensor, got {type(frames).__name__}")
+
+    def _upscale_numpy(self, img: np.ndarray) -> np.ndarray:
+        if img.ndim != 3 or img.shape[2] != 3:
+            raise InputError(f"expected an H×W×3 RGB array, got shape {img.shape}")
+        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0)
+        out = self.upscale(t)
+        return out[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def _to_unit_float(x: torch.Tensor) -> torch.Tensor:
+    if x.dtype == torch.uint8:
+        return x.float() / 255.0
+    if x.dtype in (torch.uint16, torch.int32) or x.dtype == torch.int16:
+        return x.float() / 65535.0
+    if x.dtype.is_floating_point:
+        return x.float()
+    raise InputError(f"unsupported frame dtype {x.dtype}; expected uint8, uint16 or float")
+
+
+def _from_unit_float(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if dtype == torch.uint8:
+        return (y * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    if dtype in (torch.uint16, torch.int32, torch.int16):
+        return (y * 65535.0).round_().clamp_(0, 65535).to(torch.int32).to(dtype)
+    return y.to(dtype)
