@@ -1,0 +1,65 @@
+"""Network interpolation (ESRGAN paper, section 3.4): θ = (1 − α)·θ_A + α·θ_B.
+
+Blending a GAN-trained model with its PSNR-oriented partner trades detail against smoothness.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import ModelError
+from .formats import StateDict
+
+
+def parse_blend(blend: str | tuple[str, float] | None) -> tuple[str, float] | None:
+    """``"OTHER:0.3"`` or ``("OTHER", 0.3)`` → ``("OTHER", 0.3)``; validates 0 ≤ α ≤ 1.
+
+    The split is on the last ``:`` so Windows-style paths keep their drive letter.
+    """
+    if blend is None:
+        return None
+    if isinstance(blend, str):
+        other, sep, alpha_text = blend.rpartition(":")
+        if not sep or not other:
+            raise ModelError(f"blend {blend!r} must look like OTHER_MODEL:ALPHA, e.g. RealESRNet_x4plus:0.3")
+        try:
+            alpha = float(alpha_text)
+        except ValueError as e:
+            raise ModelError(f"blend {blend!r}: alpha {alpha_text!r} is not a number") from e
+    else:
+        try:
+            other, alpha = blend
+            alpha = float(alpha)
+        except (TypeError, ValueError) as e:
+            raise ModelError(f"blend must be 'OTHER:ALPHA' or (OTHER, ALPHA), got {blend!r}") from e
+        other = str(other)
+    if not math.isfinite(alpha) or not 0.0 <= alpha <= 1.0:
+        raise ModelError(f"blend alpha must be between 0 and 1, got {alpha} (for {other})")
+    return other, alpha
+
+
+def interpolate(a: StateDict, b: StateDict, alpha: float, *, name_a: str = "A", name_b: str = "B") -> StateDict:
+    """Return (1 − alpha)·a + alpha·b key by key; alpha 0 gives ``a`` and 1 gives ``b`` exactly.
+
+    Raises :class:`ModelError` naming both models and the first key whose presence or shape differs.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ModelError(f"blend alpha must be between 0 and 1, got {alpha}")
+    for key in a:
+        if key not in b:
+            raise ModelError(f"cannot blend {name_a} with {name_b}: {key} exists only in {name_a}")
+        if a[key].shape != b[key].shape:
+            raise ModelError(
+                f"cannot blend {name_a} with {name_b}: {key} has shape {tuple(a[key].shape)} in {name_a} "
+                f"but {tuple(b[key].shape)} in {name_b}"
+            )
+    for key in b:
+        if key not in a:
+            raise ModelError(f"cannot blend {name_a} with {name_b}: {key} exists only in {name_b}")
+    if alpha == 0.0:
+        return {k: v.clone() for k, v in a.items()}
+    if alpha == 1.0:
+        return {k: b[k].clone() for k in a}
+    return {k: torch.lerp(a[k].float(), b[k].float(), alpha) for k in a}

