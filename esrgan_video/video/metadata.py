@@ -1,0 +1,130 @@
+"""Stream facts PyAV hands out as raw numbers or bytes, turned into plain values (pure functions).
+
+Colour tags (H.273 codes, shared by FFmpeg and VapourSynth), chroma location names, field order,
+display matrix → rotation, and the HDR side-data structs (mastering display, content light level).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = [
+    "CHROMA_LOCATIONS",
+    "FIELD_ORDERS",
+    "HdrMetadata",
+    "chroma_location_code",
+    "chroma_location_name",
+    "display_matrix_from_bytes",
+    "rotation_from_matrix",
+]
+
+CHROMA_LOCATIONS = {1: "left", 2: "center", 3: "topleft", 4: "top", 5: "bottomleft", 6: "bottom"}
+"""AVChromaLocation codes → the names ``ColorSpec.chroma_location`` uses (0 = unspecified → None)."""
+
+FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+"""AVFieldOrder codes → names (``tt``: top field first, coded and displayed; ``tb``/``bt``: mixed)."""
+
+
+def chroma_location_name(code: int | None) -> str | None:
+    """AVChromaLocation code → name, None when unspecified or unknown."""
+    return CHROMA_LOCATIONS.get(int(code or 0))
+
+
+def chroma_location_code(name: str | None) -> int:
+    """Name → AVChromaLocation code (0 for None); ValueError for an unknown name."""
+    if name is None:
+        return 0
+    for code, n in CHROMA_LOCATIONS.items():
+        if n == name:
+            return code
+    raise ValueError(f"unknown chroma location {name!r}; expected one of {sorted(CHROMA_LOCATIONS.values())}")
+
+
+def display_matrix_from_bytes(data: bytes | None) -> tuple[int, ...] | None:
+    """The 9 int32 entries of an FFmpeg display matrix (16.16 / 2.30 fixed point), None without one."""
+    if not data or len(data) < 36:
+        return None
+    return struct.unpack("<9i", data[:36])
+
+
+def rotation_from_matrix(matrix: tuple[int, ...] | None) -> float:
+    """Counter-clockwise rotation in degrees a player applies (``av_display_rotation_get``), 0 without a matrix."""
+    if not matrix:
+        return 0.0
+    s0 = math.hypot(matrix[0], matrix[3])
+    s1 = math.hypot(matrix[1], matrix[4])
+    if s0 == 0 or s1 == 0:
+        return 0.0
+    angle = -math.degrees(math.atan2(matrix[1] / s1, matrix[0] / s0))
+    return angle + 0.0  # no -0.0
+
+
+def _q(num: int, den: int) -> Fraction | None:
+    return Fraction(num, den) if den else None
+
+
+@dataclass(frozen=True)
+class HdrMetadata:
+    """Static HDR metadata (SMPTE ST 2086 mastering display, CTA-861.3 content light level).
+
+    Chromaticities are CIE 1931 xy, luminances in cd/m². ``raw_*`` keep FFmpeg's side-data bytes.
+    """
+
+    red: tuple[Fraction, Fraction] | None = None
+    green: tuple[Fraction, Fraction] | None = None
+    blue: tuple[Fraction, Fraction] | None = None
+    white_point: tuple[Fraction, Fraction] | None = None
+    min_luminance: Fraction | None = None
+    max_luminance: Fraction | None = None
+    max_cll: int | None = None
+    max_fall: int | None = None
+    raw_mastering_display: bytes | None = None
+    raw_content_light: bytes | None = None
+
+    @classmethod
+    def from_side_data(cls, mastering: bytes | None, light: bytes | None) -> HdrMetadata | None:
+        """Parse AVMasteringDisplayMetadata and AVContentLightMetadata bytes; None when both are absent."""
+        fields: dict = {"raw_mastering_display": mastering or None, "raw_content_light": light or None}
+        if mastering and len(mastering) >= 88:
+            v = struct.unpack("<22i", mastering[:88])
+            r = [_q(v[i], v[i + 1]) for i in range(0, 20, 2)]
+            has_primaries, has_luminance = v[20], v[21]
+            if has_primaries and None not in r[:8]:
+                fields.update(red=(r[0], r[1]), green=(r[2], r[3]), blue=(r[4], r[5]), white_point=(r[6], r[7]))
+            if has_luminance:
+                fields.update(min_luminance=r[8], max_luminance=r[9])
+        if light and len(light) >= 8:
+            fields["max_cll"], fields["max_fall"] = struct.unpack("<2I", light[:8])
+        hdr = cls(**fields)
+        return hdr if (hdr.red or hdr.max_luminance or hdr.max_cll is not None) else None
+
+    def x265_params(self) -> list[str]:
+        """``master-display=…`` / ``max-cll=…`` for libx265 (chromaticity in 1/50000, luminance in 1/10000 cd/m²)."""
+        out = []
+        if self.red and self.max_luminance is not None:
+            def xy(p):
+                return f"({round(p[0] * 50000)},{round(p[1] * 50000)})"
+            out.append(
+                f"master-display=G{xy(self.green)}B{xy(self.blue)}R{xy(self.red)}WP{xy(self.white_point)}"
+                f"L({round(self.max_luminance * 10000)},{round((self.min_luminance or 0) * 10000)})"
+            )
+        if self.max_cll is not None:
+            out.append(f"max-cll={self.max_cll},{self.max_fall or 0}")
+        return out
+
+    def svtav1_params(self) -> list[str]:
+        """``mastering-display=…`` / ``content-light=…`` for libsvtav1 (decimal chromaticities and cd/m²)."""
+        out = []
+        if self.red and self.max_luminance is not None:
+            def xy(p):
+                return f"({float(p[0]):.4f},{float(p[1]):.4f})"
+            out.append(
+                f"mastering-display=G{xy(self.green)}B{xy(self.blue)}R{xy(self.red)}WP{xy(self.white_point)}"
+                f"L({float(self.max_luminance):.4f},{float(self.min_luminance or 0):.4f})"
+            )
+        if self.max_cll is not None:
+            out.append(f"content-light={self.max_cll},{self.max_fall or 0}")
+        return out

@@ -1,0 +1,476 @@
+"""Read a video file's frames as native planes (no colour conversion, no swscale) plus every stream fact.
+
+    with open_input("in.mkv") as inp:
+        inp.info.width, inp.info.pix_fmt, inp.info.color, inp.info.time_base
+        for frame in inp.frames(start=Fraction(1), end=120):   # from 1 s up to frame 120 (exclusive)
+            frame.index, frame.pts, frame.planes
+
+Frames are decoded with codec threads on; each keeps the decoder's timestamp (``pts``, else the
+packet's ``dts``, else extrapolated from the previous frame). A corrupt packet in the middle is
+skipped with one warning and counted in ``lost_frames``; a truncated file ends with what decoded.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from ..color import ColorSpec
+from ..errors import InputError
+from ..pixfmt import pixel_format
+from .formats import plane_layouts
+from .metadata import (
+    FIELD_ORDERS,
+    HdrMetadata,
+    chroma_location_name,
+    display_matrix_from_bytes,
+    rotation_from_matrix,
+)
+
+__all__ = ["CorruptInputWarning", "DecodedFrame", "InputVideo", "VideoInfo", "open_input"]
+
+# Keys muxers write themselves; copying them would describe the old file, not the new one.
+MUXER_KEYS = frozenset({"encoder", "duration", "major_brand", "minor_version", "compatible_brands",
+                        "creation_time", "_statistics_tags", "_statistics_writing_app",
+                        "_statistics_writing_date_utc", "number_of_frames", "number_of_bytes", "bps"})
+
+
+def clean_metadata(meta: dict[str, str]) -> dict[str, str]:
+    """``meta`` without the keys a muxer regenerates (ENCODER, DURATION, brands, statistics tags)."""
+    return {k: v for k, v in meta.items() if k.lower() not in MUXER_KEYS and not k.upper().startswith(
+        ("NUMBER_OF_", "_STATISTICS", "BPS"))}
+
+
+class CorruptInputWarning(UserWarning):
+    """Part of the input could not be decoded; decoding went on with the frames that could."""
+
+
+def _color_spec(**kw) -> ColorSpec:
+    return ColorSpec(**kw)
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One decoded frame in the stream's native pixel format.
+
+    ``index`` is the frame's position among the decoded frames of the stream (0 = first, counted from
+    the start of the file even when ``frames(start=...)`` skips some); ``pts`` is in ``time_base`` units
+    (the input stream's); ``planes`` are contiguous numpy arrays shaped as ``formats.plane_layouts`` says
+    (uint8, or uint16 above 8 bits); ``fmt`` is the FFmpeg pixel format name.
+    """
+
+    index: int
+    pts: int
+    time_base: Fraction
+    planes: list[np.ndarray]
+    fmt: str
+
+    @property
+    def time(self) -> Fraction:
+        """Presentation time in seconds on the stream's clock."""
+        return self.pts * self.time_base
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Everything known about the input's video stream and container before decoding it all."""
+
+    path: Path
+    container: str
+    """Container format name (FFmpeg's, e.g. ``matroska,webm``, ``mov,mp4,m4a,3gp,3g2,mj2``)."""
+    stream_index: int
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    time_base: Fraction
+    average_rate: Fraction | None
+    guessed_rate: Fraction | None
+    start_time: Fraction
+    """The container's start time in seconds; "media time" (what start/end mean) counts from here."""
+    duration: Fraction | None
+    """Container duration in seconds, when the container says."""
+    frame_count: int | None
+    """Exact frame count from the container header, when it has one (MP4/MOV do, Matroska does not)."""
+    color: ColorSpec
+    """``esrgan_video.color.ColorSpec`` from the first frame's tags (stream tags when the frame has none)."""
+    field_order: str
+    """``progressive``, ``tt``, ``bb``, ``tb``, ``bt`` or ``unknown`` (FFmpeg's AVFieldOrder)."""
+    interlaced: bool
+    """True when the field order or the first frame says the video is interlaced."""
+    hdr: HdrMetadata | None
+    display_matrix: tuple[int, ...] | None
+    rotation: float
+    """Counter-clockwise degrees a player rotates by (from the display matrix)."""
+    sample_aspect_ratio: Fraction | None
+    metadata: dict[str, str] = field(default_factory=dict)
+    """Container metadata, without the keys a muxer regenerates."""
+    stream_metadata: dict[str, str] = field(default_factory=dict)
+    """Video stream metadata (language, title, handler), without muxer-generated keys."""
+    chapters: tuple[dict, ...] = ()
+    """PyAV chapter dicts: id, start, end, time_base, metadata."""
+
+    @property
+    def is_hdr(self) -> bool:
+        """PQ (16) or HLG (18) transfer, or HDR side data present."""
+        return self.hdr is not None or getattr(self.color, "transfer", None) in (16, 18)
+
+    @property
+    def frame_rate(self) -> Fraction | None:
+        """The average rate, else the guessed one."""
+        return self.average_rate or self.guessed_rate
+
+    def frame_count_in(self, start=None, end=None) -> int | None:
+        """How many frames ``frames(start, end)`` yields: exact for frame-index ranges of a file with a
+        frame count, otherwise an estimate from the duration and the average rate; None when unknown."""
+        total = self.frame_count
+        rate = self.frame_rate
+        if total is None and self.duration is not None and rate:
+            total = round(self.duration * rate)
+        if total is None:
+            return None
+
+        def to_index(v, default):
+            if v is None:
+                return default
+            if isinstance(v, int) and not isinstance(v, bool):
+                return v
+            return round(Fraction(v) * rate) if rate else default
+
+        lo = max(0, min(to_index(start, 0), total))
+        hi = max(lo, min(to_index(end, total), total))
+        return hi - lo
+
+
+def _frac(q) -> Fraction | None:
+    if q is None:
+        return None
+    f = Fraction(q.numerator, q.denominator) if q.denominator else None
+    return f if f else None
+
+
+def _check_range(name: str, value) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)):
+        raise ValueError(f"{name} must be a frame index (int) or seconds (Fraction/float), got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be ≥ 0, got {value!r}")
+
+
+class InputVideo:
+    """An opened input: ``info`` and ``frames()``. Open with :func:`open_input`; close (or use ``with``)."""
+
+    def __init__(self, path: Path, info: VideoInfo):
+        self.path = path
+        self.info = info
+        self.lost_frames = 0
+        """Frames lost to corrupt data in the last complete ``frames()`` run: frames the decoder flagged
+        corrupt (dropped) plus video packets that gave no frame. Packets the demuxer itself skipped while
+        resynchronising after damaged container structure cannot be counted."""
+        self.decoded_frames = 0
+        self._frame_times: list[Fraction] | None = None
+
+    def __enter__(self) -> InputVideo:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing stays open between ``frames()`` runs; kept for the context-manager protocol."""
+
+    def notices(self) -> list[str]:
+        """One-line warnings about the input a user should see (interlacing, HDR)."""
+        out = []
+        info = self.info
+        if info.interlaced:
+            out.append(f"{self.path}: the video is interlaced (field order {info.field_order}); "
+                       "deinterlace it first (e.g. in VapourSynth) — the models expect progressive frames")
+        if info.is_hdr:
+            out.append(f"{self.path}: the video is HDR (transfer {getattr(info.color, 'transfer', '?')}); "
+                       "the models were trained on SDR, so results may look off")
+        return out
+
+    def open_container(self) -> av.container.InputContainer:
+        """A fresh demuxer on the file (the writer uses one to copy the other streams)."""
+        try:
+            return av.open(str(self.path), "r")
+        except (av.FFmpegError, OSError) as e:
+            raise InputError(f"{self.path}: cannot be reopened: {e}") from e
+
+    def media_time(self, pts: int, time_base: Fraction) -> Fraction:
+        """Seconds from the container's start for a timestamp ``pts`` in ``time_base`` units."""
+        return pts * time_base - self.info.start_time
+
+    def frame_times(self) -> list[Fraction]:
+        """The media time of every video frame in presentation order, from a demux pass (no decoding)."""
+        if self._frame_times is None:
+            times: list[Fraction] = []
+            with self.open_container() as c:
+                st = c.streams[self.info.stream_index]
+                tb = self.info.time_base
+                try:
+                    for pkt in c.demux(st):
+                        if pkt.size == 0:
+                            continue
+                        if pkt.pts is None:
+                            times = []
+                            break
+                        times.append(self.media_time(pkt.pts, tb))
+                except av.FFmpegError:
+                    pass  # truncated or corrupt tail: the times read so far stand
+            if not times:
+                times = [self.media_time(f.pts, f.time_base) for f in self.frames()]
+            self._frame_times = sorted(times)
+        return self._frame_times
+
+    def resolve_range(self, start=None, end=None) -> tuple[Fraction | None, Fraction | None]:
+        """``start``/``end`` (frame index or seconds) as media times in seconds: ``[start, end)``."""
+        _check_range("start", start)
+        _check_range("end", end)
+
+        def to_time(v):
+            if v is None:
+                return None
+            if isinstance(v, int):
+                times = self.frame_times()
+                return times[v] if v < len(times) else (times[-1] + 1 if times else Fraction(0))
+            return Fraction(v)
+
+        return to_time(start), to_time(end)
+
+    def frames(self, start=None, end=None) -> Iterator[DecodedFrame]:
+        """Decode frames in presentation order as native planes.
+
+        ``start``/``end``: an ``int`` is a frame index (``end`` exclusive), a ``Fraction``/``float`` is
+        seconds of media time (from the container's start): frames with ``start ≤ t < end`` are yielded.
+        The file is decoded from its beginning (no seeking), so indices and counts are exact.
+        """
+        _check_range("start", start)
+        _check_range("end", end)
+        info = self.info
+        self.lost_frames = 0
+        self.decoded_frames = 0
+        layouts = plane_layouts(info.pix_fmt, info.width, info.height)
+        index = 0
+        packets = 0
+        out_frames = 0
+        corrupt = 0
+        warned = False
+        prev_pts: int | None = None
+        step = int(round(1 / (info.frame_rate * info.time_base))) if info.frame_rate else 1
+        reached_end = False
+        with self.open_container() as c:
+            st = c.streams[info.stream_index]
+            st.thread_type = "AUTO"
+            st.codec_context.thread_count = 0
+
+            def decoded() -> Iterator[av.VideoFrame]:
+                nonlocal packets, warned
+                demux = c.demux(st)
+                while True:
+                    try:
+                        pkt = next(demux)
+                    except StopIteration:
+                        break
+                    except av.FFmpegError as e:
+                        warnings.warn(f"{self.path}: stopped reading at a damaged or truncated part ({e}); "
+                                      "keeping the frames decoded so far", CorruptInputWarning, stacklevel=4)
+                        break
+                    if pkt.size:
+                        packets += 1
+                    try:
+                        yield from pkt.decode()
+                    except av.FFmpegError as e:
+                        if not warned:
+                            warnings.warn(f"{self.path}: corrupt video data at {_when(pkt)}: {e}; "
+                                          "skipping it", CorruptInputWarning, stacklevel=4)
+                            warned = True
+                try:
+                    yield from st.decode(None)
+                except av.FFmpegError:
+                    pass  # flushing after damage: what decoded stays
+
+            for frame in decoded():
+                out_frames += 1
+                if frame.is_corrupt:  # the decoder concealed damage: drop it rather than upscale garbage
+                    corrupt += 1
+                    if not warned:
+                        warnings.warn(f"{self.path}: corrupt video frame at {_when(frame)}; skipping it",
+                                      CorruptInputWarning, stacklevel=2)
+                        warned = True
+                    continue
+                pts = frame.pts if frame.pts is not None else frame.dts
+                if pts is None:
+                    pts = 0 if prev_pts is None else prev_pts + step
+                prev_pts = pts
+                i = index
+                index += 1
+                self.decoded_frames = index
+                if frame.format.name != info.pix_fmt or frame.width != info.width or frame.height != info.height:
+                    raise InputError(
+                        f"{self.path}: the video changes from {info.width}x{info.height} {info.pix_fmt} to "
+                        f"{frame.width}x{frame.height} {frame.format.name} at frame {i}; "
+                        "mid-stream format changes are not supported")
+                t = self.media_time(pts, info.time_base)
+                if isinstance(start, int) and i < start or start is not None and not isinstance(start, int) \
+                        and t < start:
+                    continue
+                if isinstance(end, int) and i >= end or end is not None and not isinstance(end, int) and t >= end:
+                    reached_end = True
+                    break
+                yield DecodedFrame(i, pts, info.time_base, copy_planes(frame, layouts), frame.format.name)
+        if not reached_end:
+            self.lost_frames = corrupt + max(0, packets - out_frames)
+            if self.lost_frames and not warned:
+                warnings.warn(f"{self.path}: {self.lost_frames} video frame(s) could not be decoded",
+                              CorruptInputWarning, stacklevel=2)
+
+
+def _when(pkt) -> str:
+    ts = pkt.pts if pkt.pts is not None else pkt.dts
+    if ts is None or pkt.time_base is None:
+        return "an unknown time"
+    return f"{float(ts * pkt.time_base):.3f} s"
+
+
+def copy_planes(frame: av.VideoFrame, layouts) -> list[np.ndarray]:
+    """Copy each plane out of the AVFrame, dropping the line padding (``line_size`` ≥ row bytes)."""
+    out = []
+    for plane, lay in zip(frame.planes, layouts):
+        rows = lay.shape[0]
+        ls = plane.line_size
+        buf = np.frombuffer(plane, np.uint8, count=ls * (rows - 1) + lay.row_bytes)
+        view = np.lib.stride_tricks.as_strided(buf, shape=(rows, lay.row_bytes), strides=(ls, 1))
+        out.append(np.ascontiguousarray(view).view(lay.dtype).reshape(lay.shape))
+    return out
+
+
+def open_input(path: str | os.PathLike) -> InputVideo:
+    """Open ``path`` and probe its video stream (decoding the first frame for its tags and side data).
+
+    Raises InputError, naming the file, when it is missing, empty, not media, has no video stream, has
+    a video codec this FFmpeg cannot decode, or a pixel format the pipeline does not support.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a video file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes)")
+    try:
+        container = av.open(str(path), "r")
+    except PermissionError as e:
+        raise InputError(f"{path}: cannot be read (permission denied)") from e
+    except (av.InvalidDataError, av.error.EOFError) as e:
+        raise InputError(f"{path}: not a media file FFmpeg can read (or it is damaged: {e})") from e
+    except (av.FFmpegError, OSError) as e:
+        raise InputError(f"{path}: cannot be opened: {e}") from e
+    with container:
+        return InputVideo(path, _probe(path, container))
+
+
+def _pick_stream(path: Path, container) -> av.video.stream.VideoStream:
+    videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    if not videos:
+        kinds = ", ".join(f"{s.type} {s.codec_context.name if s.codec_context else '?'}" for s in container.streams)
+        raise InputError(f"{path}: has no video stream (it has: {kinds or 'no streams at all'})")
+    return videos[0]
+
+
+def _probe(path: Path, container) -> VideoInfo:
+    st = _pick_stream(path, container)
+    ctx = st.codec_context
+    if ctx is None or ctx.name is None:
+        raise InputError(f"{path}: the video codec cannot be decoded by this FFmpeg build")
+    first = None
+    try:
+        for pkt in container.demux(st):
+            for frame in pkt.decode():
+                first = frame
+                break
+            if first is not None:
+                break
+        if first is None:
+            for frame in st.decode(None):
+                first = frame
+                break
+    except av.FFmpegError as e:
+        if first is None:
+            raise InputError(f"{path}: the video stream cannot be decoded ({e})") from e
+    if first is None:
+        raise InputError(f"{path}: the video stream has no decodable frame")
+    pix_fmt = first.format.name
+    try:
+        pf = pixel_format(pix_fmt)
+    except ValueError as e:
+        raise InputError(f"{path}: {e}") from e
+
+    def tag(frame_value, stream_value):
+        return frame_value if frame_value not in (None, 0, 2) else stream_value
+
+    # range: 0 = unspecified, 1 = limited (MPEG), 2 = full (JPEG)
+    rng = first.color_range or ctx.color_range
+    full_range = True if rng == 2 else False if rng == 1 else None
+    if pf.full_range or pf.family == "rgb":
+        full_range = True
+    matrix = tag(first.colorspace, ctx.colorspace)
+    color = _color_spec(
+        matrix=matrix if matrix not in (None, 0) or pf.family == "rgb" else 2,
+        primaries=tag(first.color_primaries, ctx.color_primaries) or 2,
+        transfer=tag(first.color_trc, ctx.color_trc) or 2,
+        full_range=full_range,
+        chroma_location=chroma_location_name(first.chroma_location or ctx.chroma_sample_location),
+    )
+    coded = ctx.coded_side_data
+    decoded = ctx.decoded_side_data
+    frame_sd = {t: bytes(sd) for t, sd in first.side_data.items()} if first.side_data else {}
+    from av.sidedata.sidedata import Type
+
+    def side(kind: Type, coded_key: str) -> bytes | None:
+        return frame_sd.get(kind) or decoded.get(kind) or coded.get(coded_key)
+
+    hdr = HdrMetadata.from_side_data(side(Type.MASTERING_DISPLAY_METADATA, "mastering_display_metadata"),
+                                     side(Type.CONTENT_LIGHT_LEVEL, "content_light_level"))
+    matrix_bytes = coded.get("display_matrix") or frame_sd.get(Type.DISPLAYMATRIX)
+    dmatrix = display_matrix_from_bytes(matrix_bytes)
+    field_order = FIELD_ORDERS.get(ctx.field_order, "unknown")
+    interlaced = field_order in ("tt", "bb", "tb", "bt") or bool(first.interlaced_frame)
+    start = Fraction(container.start_time, 1_000_000) if container.start_time is not None else Fraction(0)
+    duration = Fraction(container.duration, 1_000_000) if container.duration else None
+    if duration is None and st.duration:
+        duration = st.duration * Fraction(st.time_base)
+    return VideoInfo(
+        path=path,
+        container=container.format.name,
+        stream_index=st.index,
+        codec=ctx.name,
+        width=first.width,
+        height=first.height,
+        pix_fmt=pix_fmt,
+        time_base=Fraction(st.time_base),
+        average_rate=_frac(st.average_rate),
+        guessed_rate=_frac(st.guessed_rate),
+        start_time=start,
+        duration=duration,
+        frame_count=st.frames or None,
+        color=color,
+        field_order=field_order,
+        interlaced=interlaced,
+        hdr=hdr,
+        display_matrix=dmatrix,
+        rotation=rotation_from_matrix(dmatrix),
+        sample_aspect_ratio=_frac(st.sample_aspect_ratio),
+        metadata=clean_metadata(dict(container.metadata)),
+        stream_metadata=clean_metadata(dict(st.metadata)),
+        chapters=tuple(container.chapters()),
+    )

@@ -1,0 +1,373 @@
+"""Make small real media files with PyAV for the tests (no fixtures checked in).
+
+Every function writes one file and returns its path. The clips are tiny (64×48, a handful of frames) so a
+test that makes several still runs in well under a second each.
+
+    make_clip(path, codec="libx264", pix_fmt="yuv420p", size=(64, 48), frames=10, fps=25)
+    make_clip(path, pts=[0, 40, 90, 100, 250], time_base=Fraction(1, 1000))          # VFR, irregular gaps
+    make_clip(path, codec="libx265", pix_fmt="yuv420p10le", matrix=9, primaries=9, transfer=16)
+    make_clip(path, audio=[AudioTrack(), AudioTrack(codec="flac", layout="mono", language="fra")],
+              subtitles=[SubtitleTrack("ass"), SubtitleTrack("subrip", language="eng")],
+              chapters=[Chapter(0, 0.2, "Intro")], metadata={"title": "x"})
+
+``frame_planes(...)`` gives the exact planes a clip's frame ``i`` was made from, so lossless round trips
+can be checked against the source, not only against a decode.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import av
+import numpy as np
+
+__all__ = [
+    "AudioTrack",
+    "Chapter",
+    "SubtitleTrack",
+    "frame_planes",
+    "make_audio_only",
+    "make_clip",
+    "make_corrupt",
+    "make_empty",
+    "make_not_media",
+    "make_truncated",
+]
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    """An audio stream: a sine tone of ``freq`` Hz for the clip's duration."""
+
+    codec: str = "aac"
+    sample_rate: int = 48000
+    layout: str = "stereo"
+    freq: float = 440.0
+    language: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class SubtitleTrack:
+    """A subtitle stream (``ass``, ``subrip`` or ``mov_text``) with ``events`` (start s, end s, text)."""
+
+    codec: str = "ass"
+    events: Sequence[tuple[float, float, str]] = ((0.0, 0.12, "Hello"), (0.2, 0.3, "World"))
+    language: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Chapter:
+    start: float
+    end: float
+    title: str
+
+
+_ASS_HEADER = (
+    "[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n"
+    "[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, "
+    "Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, "
+    "Alignment, MarginL, MarginR, MarginV, Encoding\n"
+    "Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n"
+    "[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+)
+
+
+def frame_planes(pix_fmt: str, size: tuple[int, int], index: int, *, seed: int = 0,
+                 full_range: bool = False) -> list[np.ndarray]:
+    """The planes of frame ``index`` of a clip made with these settings: uint8 or uint16 arrays, one per plane.
+
+    A smooth gradient, a moving square and a little seeded noise, inside the legal range of the format
+    (limited range for YUV unless ``full_range``), so lossy codecs keep it close and lossless ones exact.
+    """
+    fmt = av.VideoFormat(pix_fmt, size[0], size[1])
+    rng = np.random.default_rng(seed * 100003 + index)
+    by_plane: dict[int, list] = {}
+    for comp in fmt.components:
+        by_plane.setdefault(comp.plane, []).append(comp)
+    planes: list[np.ndarray] = []
+    for p in sorted(by_plane):
+        comps = by_plane[p]
+        channels = [_component(fmt, c, index, rng, full_range, pix_fmt) for c in comps]
+        if len(comps) == 1:
+            planes.append(channels[0])
+            continue
+        # packed (rgb24, bgr0, rgb48le ...): channels in memory order, padding bytes included
+        bits = max(c.bits for c in comps)
+        itemsize = 1 if bits <= 8 else 2
+        step = fmt.padded_bits_per_pixel // 8 // itemsize
+        h, w = channels[0].shape
+        packed = np.zeros((h, w, step), channels[0].dtype)
+        for comp, chan in zip(comps, channels):
+            packed[..., _offset(pix_fmt, comp.index, step)] = chan
+        planes.append(packed)
+    return planes
+
+
+def _offset(pix_fmt: str, comp_index: int, step: int) -> int:
+    """Where component ``comp_index`` (R, G, B[, A] for RGB formats) sits inside a packed pixel."""
+    order = pix_fmt.rstrip("lebe0123456789").replace("x", "0")
+    letters = {"r": 0, "g": 1, "b": 2, "a": 3}
+    inv = {v: k for k, v in letters.items()}
+    return order.index(inv[comp_index]) if len(order) == step else comp_index
+
+
+def _component(fmt, comp, index, rng, full_range, pix_fmt) -> np.ndarray:
+    h, w = comp.height, comp.width
+    bits = comp.bits
+    top = (1 << bits) - 1
+    if fmt.is_rgb or full_range or pix_fmt.startswith(("gray", "yuvj")) or comp.is_alpha:
+        lo, hi = 0, top
+    else:
+        scale = 1 << (bits - 8)
+        lo, hi = 16 * scale, (240 if comp.is_chroma else 235) * scale
+    y, x = np.mgrid[0:h, 0:w]
+    base = (x * 3 + y * 5 + comp.index * 17) / max(w * 3 + h * 5, 1)
+    sq = ((x - index * 2 * w // 64) % w < w // 4) & (y > h // 4) & (y < h // 2)
+    val = base * 0.7 + sq * 0.25 + rng.random((h, w)) * 0.05
+    return (lo + val * (hi - lo)).round().clip(lo, hi).astype(np.uint8 if bits <= 8 else np.uint16)
+
+
+def _fill_frame(frame: av.VideoFrame, planes: list[np.ndarray]) -> None:
+    for plane, arr in zip(frame.planes, planes):
+        raw = np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).view(np.uint8).reshape(arr.shape[0], -1)
+        buf = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+        buf[: raw.shape[0], : raw.shape[1]] = raw
+
+
+def _video_frames(pix_fmt, size, count, pts, time_base, seed, full_range, tags):
+    for i in range(count):
+        frame = av.VideoFrame(size[0], size[1], pix_fmt)
+        _fill_frame(frame, frame_planes(pix_fmt, size, i, seed=seed, full_range=full_range))
+        frame.pts = pts[i]
+        frame.time_base = time_base
+        for name, value in tags.items():
+            setattr(frame, name, value)
+        yield frame
+
+
+def make_clip(
+    path: str | os.PathLike,
+    *,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    size: tuple[int, int] = (64, 48),
+    frames: int = 10,
+    fps: Fraction | int = 25,
+    pts: Sequence[int] | None = None,
+    time_base: Fraction | None = None,
+    matrix: int | None = None,
+    primaries: int | None = None,
+    transfer: int | None = None,
+    full_range: bool | None = None,
+    chroma_location: int | None = None,
+    options: dict[str, str] | None = None,
+    audio: Sequence[AudioTrack] = (),
+    subtitles: Sequence[SubtitleTrack] = (),
+    chapters: Sequence[Chapter] = (),
+    metadata: dict[str, str] | None = None,
+    video_metadata: dict[str, str] | None = None,
+    rotation: float | None = None,
+    sar: Fraction | None = None,
+    interlaced: bool = False,
+    seed: int = 0,
+    format: str | None = None,
+) -> Path:
+    """Write a small clip and return its path.
+
+    ``pts`` (in ``time_base`` units, default 1/1000) gives each frame's presentation time for VFR clips;
+    otherwise frames are ``1/fps`` apart. Colour tags use the FFmpeg / H.273 codes (``chroma_location`` is
+    the AVChromaLocation number) and are written on the frames and the encoder. ``rotation`` goes into the
+    display matrix, ``sar`` is the sample aspect ratio, ``interlaced`` encodes top-field-first (libx264).
+    """
+    path = Path(path)
+    fps = Fraction(fps)
+    if pts is None:
+        time_base = time_base or 1 / fps
+        step = (1 / fps) / time_base
+        if step.denominator != 1:
+            raise ValueError("time_base must divide 1/fps")
+        pts = [int(i * step) for i in range(frames)]
+    else:
+        time_base = time_base or Fraction(1, 1000)
+        frames = len(pts)
+    tags: dict[str, int] = {}
+    if matrix is not None:
+        tags["colorspace"] = matrix
+    if primaries is not None:
+        tags["color_primaries"] = primaries
+    if transfer is not None:
+        tags["color_trc"] = transfer
+    if full_range is not None:
+        tags["color_range"] = 2 if full_range else 1
+    opts = dict(options or {})
+    if interlaced:
+        opts["x264-params"] = ":".join(filter(None, [opts.get("x264-params"), "tff=1"]))
+        opts["flags"] = "+ildct+ilme"
+
+    with av.open(str(path), "w", format=format) as out:
+        if metadata:
+            out.metadata.update(metadata)
+        vs = out.add_stream(codec, rate=fps, options=opts)
+        vs.width, vs.height = size
+        vs.pix_fmt = pix_fmt
+        vs.time_base = time_base
+        vs.codec_context.time_base = time_base
+        vs.thread_count = 1
+        for name, value in tags.items():
+            setattr(vs.codec_context, name, value)
+        if chroma_location is not None:
+            vs.codec_context.chroma_sample_location = chroma_location
+        if sar is not None:
+            vs.codec_context.sample_aspect_ratio = sar
+        if rotation is not None:
+            vs.set_display_rotation(rotation)
+        if video_metadata:
+            vs.metadata.update(video_metadata)
+        if interlaced:
+            vs.codec_context.field_order = 2  # AV_FIELD_TT
+        duration = float((pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else 1 / fps / time_base)) * time_base)
+
+        audio_streams = []
+        for track in audio:
+            st = out.add_stream(track.codec, rate=track.sample_rate, layout=track.layout)
+            _tag(st, track.language, track.title)
+            audio_streams.append((st, track))
+        sub_streams = []
+        for track in subtitles:
+            st = out.add_stream(track.codec)
+            st.codec_context.subtitle_header = _ASS_HEADER.encode()
+            st.time_base = Fraction(1, 1000)
+            st.codec_context.time_base = Fraction(1, 1000)
+            _tag(st, track.language, track.title)
+            sub_streams.append((st, track))
+        if chapters:
+            out.set_chapters([
+                {"id": i + 1, "start": round(c.start * 1000), "end": round(c.end * 1000),
+                 "time_base": Fraction(1, 1000), "metadata": {"title": c.title}}
+                for i, c in enumerate(chapters)
+            ])
+
+        packets: list[tuple[Fraction, int, av.Packet]] = []
+
+        def keep(pkts):
+            for p in pkts:
+                t = (p.dts if p.dts is not None else p.pts or 0) * p.time_base
+                packets.append((t, len(packets), p))
+
+        fr_tags = dict(tags)
+        if chroma_location is not None:
+            fr_tags["chroma_location"] = chroma_location
+        for frame in _video_frames(pix_fmt, size, frames, list(pts), time_base, seed, bool(full_range), fr_tags):
+            keep(vs.encode(frame))
+        keep(vs.encode(None))
+        for st, track in audio_streams:
+            for frame in _audio_frames(st, track, duration):
+                keep(st.encode(frame))
+            keep(st.encode(None))
+        for st, track in sub_streams:
+            for start, end, text in track.events:
+                body = text if track.codec != "ass" else f"0,0,Default,,0,0,0,,{text}"
+                sub = av.subtitles.subtitle.SubtitleSet.create(
+                    text=body.encode(), start=0, end=round((end - start) * 1000), pts=round(start * 1_000_000))
+                pkt = st.codec_context.encode_subtitle(sub)
+                pkt.stream = st
+                pkt.time_base = Fraction(1, 1000)
+                pkt.pts = pkt.dts = round(start * 1000)
+                pkt.duration = round((end - start) * 1000)
+                keep([pkt])
+        for _, _, pkt in sorted(packets, key=lambda item: item[:2]):
+            out.mux(pkt)
+    return path
+
+
+def _tag(stream, language, title):
+    if language:
+        stream.metadata["language"] = language
+    if title:
+        stream.metadata["title"] = title
+
+
+def _audio_frames(stream, track: AudioTrack, duration: float):
+    ctx = stream.codec_context
+    nb = ctx.frame_size or 1024
+    layout = av.AudioLayout(track.layout)
+    channels = len(layout.channels)
+    total = int(round(duration * track.sample_rate))
+    fmt = ctx.format.name
+    for start in range(0, total, nb):
+        n = min(nb, total - start)
+        t = (np.arange(start, start + n) / track.sample_rate).astype(np.float32)
+        tone = 0.3 * np.sin(2 * np.pi * track.freq * t)
+        if fmt in ("fltp", "flt"):
+            data = np.repeat(tone[None], channels, 0).astype(np.float32)
+        else:  # s16 / s16p / s32
+            dtype = np.int32 if fmt.startswith("s32") else np.int16
+            data = (np.repeat(tone[None], channels, 0) * np.iinfo(dtype).max * 0.5).astype(dtype)
+        if not fmt.endswith("p"):
+            data = data.T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout=track.layout)
+        frame.sample_rate = track.sample_rate
+        frame.pts = start
+        frame.time_base = Fraction(1, track.sample_rate)
+        yield frame
+
+
+def make_audio_only(path: str | os.PathLike, *, codec: str = "aac", seconds: float = 0.3) -> Path:
+    """An audio-only file (no video stream)."""
+    path = Path(path)
+    track = AudioTrack(codec=codec)
+    with av.open(str(path), "w") as out:
+        st = out.add_stream(codec, rate=track.sample_rate, layout=track.layout)
+        for frame in _audio_frames(st, track, seconds):
+            out.mux(st.encode(frame))
+        out.mux(st.encode(None))
+    return path
+
+
+def make_empty(path: str | os.PathLike) -> Path:
+    """A zero-byte file."""
+    path = Path(path)
+    path.write_bytes(b"")
+    return path
+
+
+def make_not_media(path: str | os.PathLike) -> Path:
+    """A text file with a media extension."""
+    path = Path(path)
+    path.write_text("This is not a video, only some text pretending to be one.\n" * 20)
+    return path
+
+
+def make_truncated(src: str | os.PathLike, dst: str | os.PathLike, *, keep: float = 0.6) -> Path:
+    """A copy of ``src`` cut after ``keep`` of its bytes (use a Matroska source: MP4 keeps its index at the end)."""
+    data = Path(src).read_bytes()
+    dst = Path(dst)
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def make_corrupt(src: str | os.PathLike, dst: str | os.PathLike, *, frames: Sequence[int], seed: int = 1) -> Path:
+    """A copy of ``src`` whose video packets number ``frames`` (in file order) are overwritten with noise.
+
+    The container structure stays intact, so demuxing goes on and the decoder meets garbage in the middle.
+    """
+    data = bytearray(Path(src).read_bytes())
+    rng = np.random.default_rng(seed)
+    with av.open(str(src)) as inp:
+        video = inp.streams.video[0]
+        payloads = [bytes(p) for p in inp.demux(video) if p.size]
+    for i in frames:
+        at = data.find(payloads[i])
+        if at < 0:
+            raise ValueError(f"video packet {i} of {src} is not stored contiguously; cannot corrupt it in place")
+        keep = min(8, len(payloads[i]) // 4)  # keep the NAL header so the decoder meets bad slice data
+        data[at + keep:at + len(payloads[i])] = rng.integers(0, 256, len(payloads[i]) - keep, dtype=np.uint8).tobytes()
+    dst = Path(dst)
+    dst.write_bytes(bytes(data))
+    return dst
