@@ -1,0 +1,214 @@
+"""Descriptors of the FFmpeg pixel formats the pipeline reads and writes (pure data).
+
+A :class:`PixelFormat` says how a frame's samples are laid out: family (``yuv``, ``rgb``,
+``gray``), bit depth, chroma subsampling, the planes in FFmpeg's order (``gbrp`` stores
+G, B, R!), packed vs planar, alpha. Only little-endian layouts are described, which is what
+FFmpeg's decoders produce on every platform we run on.
+
+Plane shapes follow FFmpeg: chroma sizes are ceil-divided (``-(-w >> log2_chroma_w)``);
+packed formats have one ``H x W x C`` plane; semi-planar formats (``nv12``, ``p010le``) have
+a luma plane and one ``Hc x Wc x 2`` interleaved chroma plane; ``p010le`` keeps its 10 bits
+in the high bits of each 16-bit word (``shift == 6``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FAMILIES = ("yuv", "rgb", "gray")
+
+_SUBSAMPLING_NAMES = {"444": (0, 0), "422": (1, 0), "420": (1, 1), "440": (0, 1), "411": (2, 0)}
+
+
+@dataclass(frozen=True)
+class PixelFormat:
+    """The layout of one FFmpeg pixel format."""
+
+    name: str
+    """FFmpeg's name, e.g. ``yuv420p10le``."""
+    family: str
+    """``yuv``, ``rgb`` or ``gray``."""
+    bits: int
+    """Significant bits per sample (8, 10, 12 or 16)."""
+    log2_chroma_w: int = 0
+    """Horizontal chroma subsampling (1 for 4:2:0 and 4:2:2)."""
+    log2_chroma_h: int = 0
+    """Vertical chroma subsampling (1 for 4:2:0)."""
+    planes: tuple[str, ...] = ()
+    """Components of each plane in memory order: ``("Y", "U", "V")``, ``("G", "B", "R")``,
+    ``("RGB",)`` for packed RGB, ``("Y", "UV")`` for semi-planar."""
+    full_range: bool = False
+    """True for the deprecated ``yuvj*`` formats, which imply full (JPEG) range."""
+    shift: int = 0
+    """Bits the samples are shifted left inside their word (6 for ``p010le``)."""
+
+    @property
+    def layout(self) -> str:
+        """``planar``, ``packed`` (one interleaved plane) or ``semiplanar`` (Y + interleaved UV)."""
+        if len(self.planes) == 1 and len(self.planes[0]) > 1:
+            return "packed"
+        if any(len(p) > 1 for p in self.planes):
+            return "semiplanar"
+        return "planar"
+
+    @property
+    def planar(self) -> bool:
+        """True when every component has its own plane."""
+        return self.layout == "planar"
+
+    @property
+    def alpha(self) -> bool:
+        """True when the format carries an alpha component."""
+        return any("A" in p for p in self.planes)
+
+    @property
+    def components(self) -> int:
+        """Number of components, alpha included (1 for gray, 3 for YUV/RGB, 4 with alpha)."""
+        return sum(len(p) for p in self.planes)
+
+    @property
+    def nb_planes(self) -> int:
+        """Number of planes in memory."""
+        return len(self.planes)
+
+    @property
+    def subsampling(self) -> tuple[int, int]:
+        """``(log2_chroma_w, log2_chroma_h)``."""
+        return self.log2_chroma_w, self.log2_chroma_h
+
+    @property
+    def sample_dtype(self) -> str:
+        """NumPy dtype name of one sample word: ``uint8`` up to 8 bits, else ``uint16``."""
+        return "uint8" if self.bits <= 8 else "uint16"
+
+    @property
+    def bytes_per_sample(self) -> int:
+        """1 or 2."""
+        return 1 if self.bits <= 8 else 2
+
+    @property
+    def max_code(self) -> int:
+        """Largest code value, ``2**bits - 1``."""
+        return (1 << self.bits) - 1
+
+    def chroma_size(self, width: int, height: int) -> tuple[int, int]:
+        """``(width, height)`` of a chroma plane, ceil-divided like FFmpeg."""
+        return -(-width >> self.log2_chroma_w), -(-height >> self.log2_chroma_h)
+
+    def plane_shapes(self, width: int, height: int) -> tuple[tuple[int, ...], ...]:
+        """Array shape of each plane for a ``width x height`` frame (rows first)."""
+        if width < 1 or height < 1:
+            raise ValueError(f"{self.name}: frame size must be positive, got {width}x{height}")
+        cw, ch = self.chroma_size(width, height)
+        shapes: list[tuple[int, ...]] = []
+        for comps in self.planes:
+            is_chroma = comps in ("U", "V", "UV")
+            h, w = (ch, cw) if is_chroma else (height, width)
+            shapes.append((h, w) if len(comps) == 1 else (h, w, len(comps)))
+        return tuple(shapes)
+
+    def same_family(
+        self,
+        *,
+        bits: int | None = None,
+        subsampling: tuple[int, int] | str | None = None,
+        alpha: bool | None = None,
+    ) -> PixelFormat:
+        """The supported format of this family with the given bit depth / subsampling / alpha.
+
+        ``subsampling`` is ``(log2 w, log2 h)`` or ``"444"``, ``"422"``, ``"420"``. Packed and
+        semi-planar formats map to their planar relatives (``rgb24`` -> ``gbrp10le`` for 10 bits).
+        Raises ValueError when no supported format matches.
+        """
+        want_bits = self.bits if bits is None else bits
+        if isinstance(subsampling, str):
+            if subsampling not in _SUBSAMPLING_NAMES:
+                raise ValueError(f"unknown subsampling {subsampling!r}; use one of {sorted(_SUBSAMPLING_NAMES)}")
+            subsampling = _SUBSAMPLING_NAMES[subsampling]
+        want_sub = self.subsampling if subsampling is None else tuple(subsampling)
+        want_alpha = self.alpha if alpha is None else alpha
+        if (want_bits, want_sub, want_alpha) == (self.bits, self.subsampling, self.alpha):
+            return self
+        candidates = [
+            f
+            for f in _FORMATS.values()
+            if f.family == self.family
+            and f.bits == want_bits
+            and f.subsampling == want_sub
+            and f.alpha == want_alpha
+            and f.full_range == self.full_range
+            and f.shift == 0
+        ]
+        if not candidates and self.full_range:  # yuvj only exists in 8 bits
+            candidates = [
+                f
+                for f in _FORMATS.values()
+                if f.family == self.family
+                and f.bits == want_bits
+                and f.subsampling == want_sub
+                and f.alpha == want_alpha
+                and f.shift == 0
+                and not f.full_range
+            ]
+        if not candidates:
+            raise ValueError(
+                f"no supported {self.family} pixel format with {want_bits} bits, subsampling {want_sub}"
+                f"{' and alpha' if want_alpha else ''} (from {self.name})"
+            )
+        # Prefer the same layout, then planar.
+        candidates.sort(key=lambda f: (f.layout != self.layout, f.layout != "planar", f.name))
+        return candidates[0]
+
+
+def _yuv(name: str, bits: int, lw: int, lh: int, *, alpha: bool = False, full: bool = False) -> PixelFormat:
+    planes = ("Y", "U", "V", "A") if alpha else ("Y", "U", "V")
+    return PixelFormat(name, "yuv", bits, lw, lh, planes, full_range=full)
+
+
+def _build() -> dict[str, PixelFormat]:
+    fmts: list[PixelFormat] = []
+    subs = {"420": (1, 1), "422": (1, 0), "444": (0, 0)}
+    for sub, (lw, lh) in subs.items():
+        fmts.append(_yuv(f"yuv{sub}p", 8, lw, lh))
+        fmts.append(_yuv(f"yuvj{sub}p", 8, lw, lh, full=True))
+        fmts.append(_yuv(f"yuva{sub}p", 8, lw, lh, alpha=True))
+        for bits in (10, 12, 16):
+            fmts.append(_yuv(f"yuv{sub}p{bits}le", bits, lw, lh))
+        for bits in (10, 16):
+            fmts.append(_yuv(f"yuva{sub}p{bits}le", bits, lw, lh, alpha=True))
+    fmts.append(PixelFormat("nv12", "yuv", 8, 1, 1, ("Y", "UV")))
+    fmts.append(PixelFormat("p010le", "yuv", 10, 1, 1, ("Y", "UV"), shift=6))
+    fmts.append(PixelFormat("gray", "gray", 8, planes=("Y",)))
+    for bits in (10, 12, 16):
+        fmts.append(PixelFormat(f"gray{bits}le", "gray", bits, planes=("Y",)))
+    fmts.append(PixelFormat("gbrp", "rgb", 8, planes=("G", "B", "R")))
+    fmts.append(PixelFormat("gbrap", "rgb", 8, planes=("G", "B", "R", "A")))
+    for bits in (10, 12, 16):
+        fmts.append(PixelFormat(f"gbrp{bits}le", "rgb", bits, planes=("G", "B", "R")))
+        fmts.append(PixelFormat(f"gbrap{bits}le", "rgb", bits, planes=("G", "B", "R", "A")))
+    fmts.append(PixelFormat("rgb24", "rgb", 8, planes=("RGB",)))
+    fmts.append(PixelFormat("rgba", "rgb", 8, planes=("RGBA",)))
+    fmts.append(PixelFormat("rgb48le", "rgb", 16, planes=("RGB",)))
+    fmts.append(PixelFormat("rgba64le", "rgb", 16, planes=("RGBA",)))
+    return {f.name: f for f in fmts}
+
+
+_FORMATS = _build()
+
+SUPPORTED_PIX_FMTS: tuple[str, ...] = tuple(sorted(_FORMATS))
+"""Every FFmpeg pixel format name :func:`pixel_format` knows."""
+
+
+def pixel_format(name: str) -> PixelFormat:
+    """The descriptor of FFmpeg pixel format ``name``; ValueError for unsupported ones."""
+    try:
+        return _FORMATS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unsupported pixel format {name!r}: supported are planar YUV 4:2:0/4:2:2/4:4:4 "
+            "(8/10/12/16-bit, yuvj, yuva, nv12, p010le), gray (8/10/12/16-bit), "
+            "planar RGB gbrp/gbrap (8/10/12/16-bit) and packed rgb24/rgba/rgb48le/rgba64le"
+        ) from None
+
+
+__all__ = ["FAMILIES", "SUPPORTED_PIX_FMTS", "PixelFormat", "pixel_format"]
