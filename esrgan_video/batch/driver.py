@@ -1,0 +1,462 @@
+"""The batch driver: plan jobs, consult the journal, run tasks on a scheduler, summarise.
+
+Only this process writes the journal; workers report results to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .. import __version__
+from ..errors import EsrganVideoError, InputError, OutputError
+from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
+from .journal import Journal
+from .worker import ENCODE_OPTIONS, UPSCALER_OPTIONS, Task, WorkerSettings, probe
+
+BATCH_FAILED_EXIT = 8
+"""Exit code when the batch ran to the end but at least one file failed (the CLI's documented code)."""
+
+SEGMENTS_DIR = ".esrgan-video-segments"
+
+# options that change the bytes of an output (the options hash covers these, the model's weights hash,
+# the segment length and the package version); devices, threads, heartbeats and Ray settings do not.
+HASHED_OPTIONS = ("blend", "scale", "size", "tile", "tile_pad", "backend", "precision", "streams", "codec", "crf",
+                  "preset", "pix_fmt", "encoder_opts", "start", "end", "copy_streams")
+
+
+def options_hash(model_sha256: str, options: dict[str, Any], *, segment_seconds: float | None) -> str:
+    """sha256 (first 16 hex digits) over everything that changes an output's bytes (pure)."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, Fraction):
+            return f"{v.numerator}/{v.denominator}"
+        if isinstance(v, dict):
+            return {str(k): norm(x) for k, x in sorted(v.items())}
+        if isinstance(v, (list, tuple)):
+            return [norm(x) for x in v]
+        return v
+
+    doc = {
+        "model": model_sha256,
+        "options": {k: norm(options.get(k)) for k in HASHED_OPTIONS},
+        "segment_seconds": segment_seconds,
+        "version": __version__,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def verify_done(rec: dict[str, Any], path: str | os.PathLike) -> str | None:
+    """Why a recorded output can no longer be trusted, or ``None`` when it is intact (cheap: a stat and
+    a header probe, no decoding)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "output is missing"
+    except OSError as e:
+        return f"output cannot be read ({e})"
+    if st.st_size != rec.get("size") or st.st_mtime_ns != rec.get("mtime_ns"):
+        return "output changed since it was made"
+    try:
+        facts = probe(path)
+    except Exception as e:  # noqa: BLE001 - any failure to open means "redo"
+        return f"output does not open ({type(e).__name__})"
+    if facts != rec.get("probe"):
+        return "output's header (frame count, duration or streams) differs from the record"
+    return None
+
+
+def _src_fingerprint(path: Path) -> dict[str, int]:
+    st = os.stat(path)
+    return {"src_size": st.st_size, "src_mtime_ns": st.st_mtime_ns}
+
+
+def _fr(v: Fraction | None) -> str | None:
+    return None if v is None else f"{v.numerator}/{v.denominator}"
+
+
+@dataclass
+class JobRow:
+    """One line of the summary."""
+
+    key: str
+    src: Path
+    dst: Path
+    status: str = "pending"  # done | skipped | failed | interrupted
+    frames: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    segments: int = 1
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class BatchSummary:
+    rows: list[JobRow]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.rows)
+
+    @property
+    def frames(self) -> int:
+        """Frames rendered by this run (skipped files excluded)."""
+        return sum(r.frames for r in self.rows if r.status == "done")
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return BATCH_FAILED_EXIT if any(r.status in ("failed", "interrupted") for r in self.rows) else 0
+
+    def table(self) -> str:
+        lines = [f"{'status':<11} {'frames':>8} {'seconds':>9} {'fps':>8}  file"]
+        for r in self.rows:
+            nums = (f"{r.frames:>8} {r.seconds:>9.1f} {r.fps:>8.2f}" if r.status == "done"
+                    else f"{'-':>8} {'-':>9} {'-':>8}")
+            note = f"  ({r.segments} segments)" if r.status == "done" and r.segments > 1 else ""
+            err = f": {r.error}" if r.error else ""
+            lines.append(f"{r.status:<11} {nums}  {r.key}{note}{err}")
+        lines.append(
+            f"{len(self.rows)} files: {self.count('done')} done, {self.count('skipped')} skipped, "
+            f"{self.count('failed')} failed" + (f", {self.count('interrupted')} interrupted" if self.count("interrupted") else "")
+            + f"; {self.frames} frames in {self.seconds:.1f} s ({self.fps:.2f} fps)")
+        return "\n".join(lines)
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch; ``summary`` holds what finished. Rerun the same command to resume."""
+
+    def __init__(self, summary: BatchSummary) -> None:
+        super().__init__("batch interrupted")
+        self.summary = summary
+
+
+@dataclass
+class _JobState:
+    job: Job
+    row: JobRow
+    owned: bool
+    join: Task | None = None
+    waiting: set[str] = field(default_factory=set)  # segment keys not yet done
+    seg_dir: Path | None = None
+
+
+class Plan:
+    """The driver's state machine over tasks; the schedulers call it, it writes the journal."""
+
+    def __init__(self, journal: Journal, opts_hash: str, *, max_attempts: int, log: Callable[[str], None]) -> None:
+        self.journal = journal
+        self.opts_hash = opts_hash
+        self.max_attempts = max_attempts
+        self.log = log
+        self.queue: deque[Task] = deque()
+        self.running: set[str] = set()
+        self.jobs: dict[str, _JobState] = {}
+        self.attempts: dict[str, int] = {}
+        self.src_fp: dict[str, dict[str, int]] = {}
+
+    # scheduler interface --------------------------------------------------------------------
+    def next_task(self) -> Task | None:
+        return self.queue.popleft() if self.queue else None
+
+    def finished(self) -> bool:
+        return not self.queue and not self.running
+
+    def started(self, task: Task, owner: str) -> None:
+        self.running.add(task.key)
+        self.journal.record(task.key, "running", owner=owner, heartbeat=round(time.time(), 1), kind=task.kind,
+                            job=task.job_key, attempt=self.attempts.get(task.key, 0) + 1)
+
+    def heartbeat(self, task: Task, owner: str) -> None:
+        self.journal.record(task.key, "running", owner=owner, heartbeat=round(time.time(), 1), kind=task.kind,
+                            job=task.job_key, attempt=self.attempts.get(task.key, 0) + 1)
+
+    def done(self, task: Task, result: dict[str, Any]) -> None:
+        self.running.discard(task.key)
+        st = self.jobs[task.job_key]
+        extra = {"start": _fr(task.start), "end": _fr(task.end)} if task.kind == "segment" else {}
+        self.journal.record(task.key, "done", kind=task.kind, job=task.job_key, options=self.opts_hash,
+                            **self.src_fp[task.job_key], **extra, **result)
+        row = st.row
+        row.seconds += float(result.get("seconds", 0.0))
+        if row.status == "failed":
+            return
+        if task.kind == "segment":
+            st.waiting.discard(task.key)
+            if not st.waiting and st.join is not None:
+                self.queue.appendleft(st.join)
+            return
+        row.status = "done"
+        row.frames = int(result.get("frames", 0))
+        lost = int(result.get("lost_frames", 0))
+        self.log(f"done     {row.key} ({row.frames} frames, {row.fps:.2f} fps"
+                 + (f", {lost} undecodable frames skipped" if lost else "") + ")")
+        if st.seg_dir is not None:
+            shutil.rmtree(st.seg_dir, ignore_errors=True)
+
+    def failed(self, task: Task, error: str) -> None:
+        self.running.discard(task.key)
+        self.journal.record(task.key, "failed", kind=task.kind, job=task.job_key, options=self.opts_hash, error=error)
+        st = self.jobs[task.job_key]
+        if st.row.status == "failed":
+            return
+        if task.key != task.job_key:
+            error = f"segment {task.key.rsplit('#', 1)[-1]}: {error}"
+            self.journal.record(task.job_key, "failed", kind="job", job=task.job_key, options=self.opts_hash, error=error)
+        st.row.status, st.row.error = "failed", error
+        self.queue = deque(t for t in self.queue if t.job_key != task.job_key)
+        self.log(f"failed   {st.row.key}: {error}")
+
+    def lost(self, task: Task, why: str) -> None:
+        self.running.discard(task.key)
+        n = self.attempts[task.key] = self.attempts.get(task.key, 0) + 1
+        if n >= self.max_attempts:
+            self.failed(task, f"{why}; gave up after {n} attempts")
+            return
+        self.journal.record(task.key, "pending", kind=task.kind, job=task.job_key, note=why)
+        self.log(f"redo     {task.key}: {why}")
+        self.queue.appendleft(task)
+
+    # planning -------------------------------------------------------------------------------
+    def add(self, st: _JobState, tasks: list[Task]) -> None:
+        self.jobs[st.job.key] = st
+        self.src_fp[st.job.key] = _src_fingerprint(st.job.src)
+        self.queue.extend(tasks)
+
+
+def parse_devices(spec: str | Sequence[str] | None) -> list[str]:
+    """``"0,1"`` → ``["cuda:0", "cuda:1"]``; ``"cpu,cpu"`` → two CPU workers; ``None``/``"auto"`` → every
+    visible GPU, else one CPU worker."""
+    if spec is None or spec == "auto":
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [f"cuda:{i}" for i in range(n)] or ["cpu"]
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    out = []
+    for it in items:
+        if it.isdigit():
+            out.append(f"cuda:{it}")
+        elif it == "cpu" or it == "cuda" or (it.startswith("cuda:") and it[5:].isdigit()):
+            out.append(it)
+        else:
+            raise InputError(f"--devices: expected GPU numbers or cpu/cuda:N separated by commas, got {it!r}")
+    if not out:
+        raise InputError("--devices: expected at least one device")
+    return out
+
+
+def _segment_tasks(job: Job, journal: Journal, opts_hash: str, seg_seconds: float, src_fp: dict[str, int],
+                   outdir: Path) -> tuple[list[Task], set[str], list[str], Path] | None:
+    """Segment tasks still to run, their keys, every part path and the parts folder; ``None`` when
+    the file is not split (short, no usable keyframes, or unreadable — the whole-file task then reports)."""
+    import av
+
+    from .segments import plan_segments, scan_keyframes
+
+    try:
+        with av.open(str(job.src)) as c:
+            duration = c.duration
+        if duration is None or duration / 1_000_000 < 2 * seg_seconds:
+            return None
+        index = scan_keyframes(job.src)
+    except (EsrganVideoError, av.FFmpegError, OSError):
+        return None
+    segments = plan_segments(index, seconds=Fraction(seg_seconds).limit_denominator(1000))
+    if len(segments) < 2:
+        return None
+    seg_dir = outdir / SEGMENTS_DIR / hashlib.sha1(job.key.encode()).hexdigest()[:16]
+    tasks, waiting, parts = [], set(), []
+    for seg in segments:
+        start, end = seg.bounds_seconds(index.time_base)
+        part = seg_dir / f"{seg.number:04d}{job.dst.suffix}"
+        parts.append(str(part))
+        key = f"{job.key}#seg{seg.number:04d}"
+        rec = journal.get(key)
+        if (rec and rec["state"] == "done" and rec.get("options") == opts_hash
+                and rec.get("start") == _fr(start) and rec.get("end") == _fr(end)
+                and all(rec.get(k) == v for k, v in src_fp.items()) and verify_done(rec, part) is None):
+            continue
+        tasks.append(Task(key=key, kind="segment", job_key=job.key, src=str(job.src), dst=str(part),
+                          start=start, end=end, overwrite=True))
+        waiting.add(key)
+    return tasks, waiting, parts, seg_dir
+
+
+def run_batch(
+    inputs: Sequence[str | os.PathLike],
+    outdir: str | os.PathLike,
+    *,
+    model: str = "RealESRGAN_x4plus",
+    suffix: str = "",
+    ext: str | None = ".mkv",
+    extensions: Sequence[str] | None = None,
+    devices: str | Sequence[str] | None = None,
+    ray: str | None = None,
+    ray_num_cpus: int | None = None,
+    segment_seconds: float | None = 300.0,
+    threads: int | None = None,
+    retry_failed: bool = False,
+    force: bool = False,
+    overwrite: bool = False,
+    offline: bool = False,
+    blend: str | tuple[str, float] | None = None,
+    scale: float | None = None,
+    size: tuple[int | None, int | None] | None = None,
+    tile: int | None = None,
+    tile_pad: int | None = None,
+    backend: str = "auto",
+    precision: str | None = None,
+    streams: int = 2,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    encoder_opts: dict[str, str] | None = None,
+    start: Fraction | float | int | None = None,
+    end: Fraction | float | int | None = None,
+    copy_streams: bool = True,
+    heartbeat_s: float = 5.0,
+    stale_s: float = 300.0,
+    max_attempts: int = 2,
+    log: Callable[[str], None] | None = None,
+) -> BatchSummary:
+    """Upscale every video of ``inputs`` into ``outdir``, resumably (see docs/batch.md).
+
+    Raises (before anything runs) ``InputError`` for inputs that match nothing or clashing outputs,
+    ``ModelError`` for an unusable model and ``OutputError`` when finished outputs were made with other
+    options and ``force`` is not set. Per-file problems never raise: they are rows of the summary.
+    ``KeyboardInterrupt`` is re-raised as ``BatchInterrupted`` carrying the partial summary.
+    """
+    t0 = time.perf_counter()
+    say = log or (lambda msg: print(f"esrgan-video batch: {msg}", file=sys.stderr, flush=True))
+    if segment_seconds is not None and segment_seconds < 0:
+        raise InputError(f"--segment-seconds: expected >= 0 (0 = never split), got {segment_seconds}")
+    if max_attempts < 1:
+        raise InputError(f"max_attempts: expected >= 1, got {max_attempts}")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads: expected >= 1, got {threads}")
+    out = Path(outdir).resolve()
+    sources = discover(inputs, extensions=extensions or VIDEO_EXTENSIONS, exclude=[out])
+    if not sources:
+        raise InputError("no video files found in the inputs (see --extensions)")
+    jobs = plan_jobs(sources, out, suffix=suffix, ext=ext)
+    if segment_seconds and (start is not None or end is not None):
+        segment_seconds = None  # trimmed runs are short by choice; segments would need trimming too
+    seg_s = segment_seconds or None
+
+    options = dict(blend=blend, scale=scale, size=size, tile=tile, tile_pad=tile_pad, backend=backend,
+                   precision=precision, streams=streams, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                   encoder_opts=encoder_opts or {}, start=start, end=end, copy_streams=copy_streams, offline=offline)
+    from ..models import load_model
+
+    # validates the model before anything starts, downloads it once, and names its exact weights
+    model_sha = load_model(model, blend=blend, offline=offline).info.sha256
+    h = options_hash(model_sha, options, segment_seconds=seg_s)
+    device_list = parse_devices(devices) if ray is None else []
+    if threads is None and device_list:
+        cpu_workers = sum(d == "cpu" for d in device_list) or 1
+        threads = max(1, (os.cpu_count() or 1) // cpu_workers)
+    settings = WorkerSettings(
+        model=model,
+        upscaler={k: options[k] for k in UPSCALER_OPTIONS},
+        encode={k: options[k] for k in ENCODE_OPTIONS},
+        threads=threads,
+    )
+
+    with Journal(out) as journal:
+        plan = Plan(journal, h, max_attempts=max_attempts, log=say)
+        rows: list[JobRow] = []
+        todo: list[tuple[Job, JobRow, bool]] = []
+        changed: list[Job] = []
+        for job in jobs:
+            row = JobRow(job.key, job.src, job.dst)
+            rows.append(row)
+            rec = journal.get(job.key)
+            owned = rec is not None
+            if rec and rec["state"] == "done":
+                if rec.get("options") != h:
+                    changed.append(job)
+                    todo.append((job, row, True))
+                    continue
+                try:
+                    fp = _src_fingerprint(job.src)
+                except OSError as e:
+                    row.status, row.error = "failed", f"{job.src}: cannot be read ({e})"
+                    continue
+                reason = verify_done(rec, job.dst)
+                if reason is None and all(rec.get(k) == v for k, v in fp.items()):
+                    row.status, row.frames = "skipped", int(rec.get("frames", 0))
+                    continue
+                say(f"redo     {job.key}: {reason or 'the source changed since the output was made'}")
+            elif rec and rec["state"] == "failed" and not retry_failed:
+                row.status = "failed"
+                row.error = f"failed in an earlier run (rerun with --retry-failed): {rec.get('error', '')}"
+                continue
+            if not owned and job.dst.exists() and not overwrite:
+                row.status = "failed"
+                row.error = f"{job.dst}: already exists and was not made by this batch (pass --overwrite to replace it)"
+                continue
+            todo.append((job, row, owned or overwrite))
+        if changed and not force:
+            raise OutputError(
+                f"{out}: {len(changed)} finished output(s) were made with different options or model "
+                f"(first: {changed[0].dst}); rerun with --force to redo them, or use another output folder")
+
+        for job, row, owned in todo:
+            st = _JobState(job, row, owned)
+            try:
+                fp = _src_fingerprint(job.src)
+            except OSError as e:
+                row.status, row.error = "failed", f"{job.src}: cannot be read ({e})"
+                continue
+            seg = _segment_tasks(job, journal, h, seg_s, fp, out) if seg_s else None
+            if seg is None:
+                tasks = [Task(key=job.key, kind="whole", job_key=job.key, src=str(job.src), dst=str(job.dst),
+                              overwrite=owned)]
+            else:
+                tasks, st.waiting, parts, st.seg_dir = seg
+                row.segments = len(parts)
+                st.join = Task(key=job.key, kind="join", job_key=job.key, src=str(job.src), dst=str(job.dst),
+                               parts=tuple(parts), overwrite=owned)
+                if not tasks:
+                    tasks = [st.join]
+            plan.add(st, tasks)
+
+        n_run = len(plan.jobs)
+        say(f"{len(jobs)} files: {n_run} to run, {sum(r.status == 'skipped' for r in rows)} already done"
+            + (f", {sum(r.status == 'failed' for r in rows)} failed before starting" if any(r.status == 'failed' for r in rows) else ""))
+        try:
+            if not plan.finished():
+                if ray is not None:
+                    from .scheduler import RayScheduler
+
+                    RayScheduler(ray, settings, num_cpus=ray_num_cpus, max_retries=max_attempts - 1, log=say).run(plan)
+                else:
+                    from .scheduler import LocalScheduler
+
+                    LocalScheduler(device_list, settings, heartbeat_s=heartbeat_s, stale_s=stale_s, log=say).run(plan)
+        except KeyboardInterrupt as e:
+            for r in rows:
+                if r.status == "pending":
+                    r.status = "interrupted"
+            raise BatchInterrupted(BatchSummary(rows, time.perf_counter() - t0)) from e
+    for r in rows:
+        if r.status == "pending":  # cannot happen unless a scheduler returned early
+            r.status, r.error = "failed", "not run"
+    return BatchSummary(rows, time.perf_counter() - t0)

@@ -1,0 +1,133 @@
+"""The batch journal: an append-only JSON-lines file in the output folder, written only by the driver.
+
+Each line is one state change of one task (a whole file, a segment of a file, or the join of a file's
+segments), keyed by ``key``; the last line for a key is its state:
+
+- ``pending``  — planned, not started;
+- ``running``  — handed to ``owner`` (``host:pid/worker-N@device`` or ``ray:<task id>``); ``heartbeat`` is
+  the last time the driver heard from it (Unix seconds);
+- ``done``     — finished: output ``size``, ``mtime_ns``, ``frames``, a cheap container ``probe``, the
+  ``options`` hash that produced it and the source fingerprint (``src_size``, ``src_mtime_ns``);
+- ``failed``   — ``error`` holds the one-line message.
+
+Appends are atomic: each record is one ``write()`` on an ``O_APPEND`` descriptor followed by ``fsync``, so
+a crash leaves at most a torn last line, which ``load`` ignores and the next open drops (the file is
+compacted to one line per key, written beside it and renamed over it). A lock file (``flock``) keeps a
+second driver out of the same output folder; the kernel releases it when the driver dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import OutputError
+
+JOURNAL_NAME = ".esrgan-video-batch.jsonl"
+LOCK_NAME = ".esrgan-video-batch.lock"
+STATES = ("pending", "running", "done", "failed")
+FORMAT_VERSION = 1
+
+
+def parse_lines(text: str) -> dict[str, dict[str, Any]]:
+    """The last record of each key in journal text (pure). Lines that are not a JSON object with a
+    known ``state`` and a ``key`` (a torn last line after a crash) are skipped."""
+    last: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("key"), str) and rec.get("state") in STATES:
+            last[rec["key"]] = rec
+    return last
+
+
+def owner_name(worker: str) -> str:
+    """``host:pid/worker`` — who runs a task, as recorded in ``running`` records."""
+    return f"{socket.gethostname()}:{os.getpid()}/{worker}"
+
+
+class Journal:
+    """The driver's handle on ``OUTDIR/.esrgan-video-batch.jsonl`` (use as a context manager)."""
+
+    def __init__(self, outdir: str | os.PathLike) -> None:
+        self.outdir = Path(outdir)
+        self.path = self.outdir / JOURNAL_NAME
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self.records: dict[str, dict[str, Any]] = {}
+
+    # lifecycle ---------------------------------------------------------------------------
+    def open(self) -> "Journal":
+        """Take the lock, read the records, compact the file and open it for appending."""
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        lock_path = self.outdir / LOCK_NAME
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            os.close(fd)
+            raise OutputError(f"{self.outdir}: another batch is already running in this output folder") from e
+        self._lock_fd = fd
+        try:
+            text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        except (OSError, UnicodeDecodeError) as e:
+            self.close()
+            raise OutputError(f"{self.path}: cannot read the batch journal ({e})") from e
+        self.records = parse_lines(text)
+        self._compact()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> "Journal":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # records -----------------------------------------------------------------------------
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.records.get(key)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records.values())
+
+    def record(self, key: str, state: str, **fields: Any) -> dict[str, Any]:
+        """Append one state change (atomically, fsync'd) and return the record."""
+        if state not in STATES:
+            raise ValueError(f"journal state: expected one of {STATES}, got {state!r}")
+        if self._fd is None:
+            raise RuntimeError("journal is not open")
+        rec = {"key": key, "state": state, "t": round(time.time(), 3), **fields}
+        line = (json.dumps(rec, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        written = os.write(self._fd, line)
+        if written != len(line):  # a short write on a full disk: the torn line is ignored on load
+            raise OutputError(f"{self.path}: short write to the batch journal (disk full?)")
+        os.fsync(self._fd)
+        self.records[key] = rec
+        return rec
+
+    def _compact(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        data = "".join(
+            json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in self.records.values()
+        )
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)

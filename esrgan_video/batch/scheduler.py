@@ -1,0 +1,304 @@
+"""Schedulers: hand tasks to workers and report what happened to the driver's plan.
+
+- ``LocalScheduler``: one worker process per device (``spawn`` context, so CUDA starts clean in each);
+  each worker takes one task at a time from its own queue and reports on a shared result queue. A
+  background thread in the worker sends heartbeats. A worker that exits (crash, SIGKILL, out of memory)
+  or stops sending heartbeats for ``stale_s`` seconds is killed and replaced, and its task goes back to
+  the plan (``lost``), which redoes it or, after ``max_attempts``, marks it failed.
+- ``RayScheduler``: the same tasks as Ray tasks (one GPU each when the cluster has GPUs, else one CPU);
+  Ray retries tasks whose worker or node died. Paths must be on storage every node sees.
+
+The plan interface (``esrgan_video.batch.driver.Plan``): ``next_task()``, ``started(task, owner)``,
+``heartbeat(task, owner)``, ``done(task, result)``, ``failed(task, error)``, ``lost(task, why)``,
+``finished()``. Only the driver process calls it, so only the driver writes the journal.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from .journal import owner_name
+from .worker import Task, WorkerSettings, apply_threads, execute_task, one_line
+
+
+class PlanLike(Protocol):
+    def next_task(self) -> Task | None: ...
+    def started(self, task: Task, owner: str) -> None: ...
+    def heartbeat(self, task: Task, owner: str) -> None: ...
+    def done(self, task: Task, result: dict[str, Any]) -> None: ...
+    def failed(self, task: Task, error: str) -> None: ...
+    def lost(self, task: Task, why: str) -> None: ...
+    def finished(self) -> bool: ...
+
+
+# local worker processes ----------------------------------------------------------------------------
+
+def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: Any, results: Any,
+                 heartbeat_s: float) -> None:
+    """Entry point of a worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the driver decides
+
+    def on_term(signum, frame):  # unwind so the writer removes its temporary file
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(heartbeat_s):
+            results.put(("hb", wid, None, None))
+
+    threading.Thread(target=beat, name="esrgan-heartbeat", daemon=True).start()
+    results.put(("hb", wid, None, None))
+    apply_threads(settings.threads)
+    try:
+        while True:
+            task = tasks.get()
+            if task is None:
+                return
+            try:
+                res = execute_task(task, settings, device)
+            except Exception as e:  # noqa: BLE001 - reported to the driver as this task's one-line error
+                results.put(("failed", wid, task.key, one_line(e)))
+            else:
+                results.put(("done", wid, task.key, res))
+    finally:
+        stop.set()
+
+
+@dataclass
+class _Worker:
+    wid: int
+    device: str | None
+    proc: Any
+    tasks: Any
+    task: Task | None = None
+    last_seen: float = 0.0
+    last_journal_beat: float = 0.0
+
+    @property
+    def owner(self) -> str:
+        return owner_name(f"worker-{self.wid}@{self.device or 'auto'}")
+
+
+class LocalScheduler:
+    """One worker process per entry of ``devices`` (``"cpu"``, ``"cuda:0"``, ...)."""
+
+    def __init__(self, devices: list[str | None], settings: WorkerSettings, *, heartbeat_s: float = 5.0,
+                 stale_s: float = 300.0, journal_beat_s: float = 60.0, max_restarts: int = 3,
+                 log: Callable[[str], None] = print) -> None:
+        if not devices:
+            raise ValueError("devices: expected at least one")
+        self.devices = devices
+        self.settings = settings
+        self.heartbeat_s = heartbeat_s
+        self.stale_s = stale_s
+        self.journal_beat_s = journal_beat_s
+        self.max_restarts = max_restarts
+        self.log = log
+        self._ctx = mp.get_context("spawn")
+        self._results = None
+        self._next_wid = 0
+        self.workers: list[_Worker] = []
+
+    def _spawn(self, device: str | None) -> _Worker:
+        tasks = self._ctx.Queue()
+        wid = self._next_wid
+        self._next_wid += 1
+        proc = self._ctx.Process(
+            target=_worker_main, args=(wid, device, self.settings, tasks, self._results, self.heartbeat_s),
+            name=f"esrgan-batch-worker-{wid}", daemon=True)
+        proc.start()
+        now = time.monotonic()
+        return _Worker(wid, device, proc, tasks, last_seen=now, last_journal_beat=now)
+
+    def run(self, plan: PlanLike) -> None:
+        self._results = self._ctx.Queue()
+        self.workers = [self._spawn(d) for d in self.devices]
+        try:
+            self._loop(plan)
+        finally:
+            self._shutdown()
+
+    def _loop(self, plan: PlanLike) -> None:
+        by_id = {w.wid: w for w in self.workers}
+        deaths: dict[str | None, int] = {}  # consecutive worker deaths per device
+        while not plan.finished():
+            for w in self.workers:
+                if w.task is None and w.proc.is_alive():
+                    t = plan.next_task()
+                    if t is None:
+                        break
+                    w.task = t
+                    w.tasks.put(t)
+                    plan.started(t, w.owner)
+            if plan.finished():
+                break
+            if all(w.task is None and w.proc.is_alive() for w in self.workers):
+                raise RuntimeError("batch scheduler: nothing running and nothing ready, but the plan is not finished")
+            try:
+                kind, wid, key, payload = self._results.get(timeout=0.5)
+            except queue.Empty:
+                pass
+            else:
+                self._handle(plan, by_id, kind, wid, key, payload, deaths)
+                while True:  # drain before judging liveness, so a finished task is not taken for lost
+                    try:
+                        kind, wid, key, payload = self._results.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._handle(plan, by_id, kind, wid, key, payload, deaths)
+            now = time.monotonic()
+            for i, w in enumerate(list(self.workers)):
+                dead = not w.proc.is_alive()
+                stale = not dead and now - w.last_seen > self.stale_s
+                if stale:
+                    self.log(f"worker {w.wid} ({w.device}) sent no heartbeat for {self.stale_s:.0f} s; killing it")
+                    w.proc.kill()
+                    w.proc.join(5)
+                if dead or stale:
+                    code = w.proc.exitcode
+                    why = (f"worker {w.wid} ({w.device or 'auto'}) died (exit code {code})" if dead
+                           else f"worker {w.wid} ({w.device or 'auto'}) stopped responding")
+                    if w.task is not None:
+                        plan.lost(w.task, why)
+                    else:
+                        self.log(why)
+                    deaths[w.device] = deaths.get(w.device, 0) + 1
+                    if deaths[w.device] > self.max_restarts:
+                        from ..errors import BackendError
+
+                        raise BackendError(f"device {w.device or 'auto'}: its worker died {deaths[w.device]} times in a row "
+                                           f"(last exit code {code}); stopping the batch")
+                    new = self._spawn(w.device)
+                    self.workers[i] = new
+                    by_id[new.wid] = new
+                elif w.task is not None and now - w.last_journal_beat >= self.journal_beat_s:
+                    w.last_journal_beat = now
+                    plan.heartbeat(w.task, w.owner)
+
+    def _handle(self, plan: PlanLike, by_id: dict[int, _Worker], kind: str, wid: int, key: str | None, payload: Any,
+                deaths: dict[str | None, int]) -> None:
+        w = by_id.get(wid)
+        if w is None:
+            return
+        w.last_seen = time.monotonic()
+        if kind == "hb" or w.task is None or w.task.key != key:
+            return
+        task, w.task = w.task, None
+        deaths[w.device] = 0
+        if kind == "done":
+            plan.done(task, payload)
+        else:
+            plan.failed(task, payload)
+
+    def _shutdown(self) -> None:
+        """Idle workers get a stop message; busy ones (Ctrl-C) SIGTERM, so their writer cleans up."""
+        for w in self.workers:
+            if w.proc.is_alive():
+                if w.task is None:
+                    w.tasks.put(None)
+                else:
+                    w.proc.terminate()
+        deadline = time.monotonic() + 20
+        for w in self.workers:
+            w.proc.join(max(0.1, deadline - time.monotonic()))
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join(5)
+
+
+# Ray ------------------------------------------------------------------------------------------------
+
+def _ray_task(task: Task, settings: WorkerSettings) -> dict[str, Any]:
+    """Body of a Ray task: errors come back as ``{"error": ...}`` so the driver records one line."""
+    import ray
+
+    gpus = ray.get_gpu_ids()
+    device = "cuda:0" if gpus else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
+    apply_threads(settings.threads)
+    try:
+        return execute_task(task, settings, device)
+    except Exception as e:  # noqa: BLE001 - reported to the driver as this task's one-line error
+        return {"error": one_line(e)}
+
+
+class RayScheduler:
+    """Run tasks on a Ray cluster (``address``) or a local Ray instance (``address="local"``)."""
+
+    def __init__(self, address: str, settings: WorkerSettings, *, gpus_per_task: float | None = None,
+                 cpus_per_task: float = 1, num_cpus: int | None = None, max_retries: int = 2,
+                 log: Callable[[str], None] = print) -> None:
+        self.address = address
+        self.settings = settings
+        self.gpus_per_task = gpus_per_task
+        self.cpus_per_task = cpus_per_task
+        self.num_cpus = num_cpus
+        self.max_retries = max_retries
+        self.log = log
+
+    def run(self, plan: PlanLike) -> None:
+        try:
+            import ray
+        except ImportError as e:
+            from ..errors import BackendError
+
+            raise BackendError("--ray needs the ray package: pip install 'ray>=2.9'") from e
+        started_here = not ray.is_initialized()
+        if started_here:
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self.address == "local":
+                if self.num_cpus:
+                    kwargs["num_cpus"] = self.num_cpus
+                ray.init(**kwargs)
+            else:
+                ray.init(address=self.address, **kwargs)
+        try:
+            resources = ray.cluster_resources()
+            gpus = self.gpus_per_task
+            if gpus is None:
+                gpus = 1 if resources.get("GPU", 0) >= 1 else 0
+            remote = ray.remote(_ray_task).options(
+                num_gpus=gpus, num_cpus=self.cpus_per_task, max_retries=self.max_retries, retry_exceptions=False)
+            slots = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // max(self.cpus_per_task, 1e-9))
+            capacity = max(1, slots) * 2
+            in_flight: dict[Any, Task] = {}
+            try:
+                while not plan.finished():
+                    while len(in_flight) < capacity:
+                        t = plan.next_task()
+                        if t is None:
+                            break
+                        ref = remote.remote(t, self.settings)
+                        in_flight[ref] = t
+                        plan.started(t, f"ray:{ref.task_id().hex()}")
+                    if not in_flight:
+                        if plan.finished():
+                            break
+                        raise RuntimeError("batch scheduler: nothing running and nothing ready, but the plan is not finished")
+                    ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                    for ref in ready:
+                        t = in_flight.pop(ref)
+                        try:
+                            res = ray.get(ref)
+                        except ray.exceptions.RayError as e:
+                            plan.failed(t, f"Ray: {one_line(e).splitlines()[0][:300]}")
+                            continue
+                        if "error" in res:
+                            plan.failed(t, res["error"])
+                        else:
+                            plan.done(t, res)
+            except BaseException:
+                for ref in in_flight:
+                    ray.cancel(ref, force=True)
+                raise
+        finally:
+            if started_here:
+                ray.shutdown()

@@ -1,0 +1,252 @@
+"""Long videos in segments: plan cuts at keyframes from a demux-only scan, and join the rendered
+segments without re-encoding.
+
+``scan_keyframes(path)`` reads the video stream's packets (no decoding) and returns every frame's
+presentation timestamp and which of them start a GOP. ``plan_segments(index, seconds=...)`` (pure) cuts
+at keyframes about ``seconds`` apart, so every segment holds whole GOPs. A keyframe is a *clean* cut
+only when every packet before it in decode order is shown before it; packets after it in decode order
+that are shown before it are open-GOP leading pictures: they belong to the previous segment (whose
+decoder reaches them from its own keyframe), and the next segment drops them as pre-roll.
+
+Each segment is rendered by the streaming core with ``start``/``end`` (exact ``Fraction`` seconds of the
+cut timestamps), ``shift_timestamps=False`` and no stream copy, so its packets carry the source's
+timestamps. ``join_segments`` then remuxes the segments' video packets in order into one file and copies
+every other stream (audio, subtitles, attachments, data), the chapters and the metadata from the source
+once, interleaved by time — the result has the frames, timestamps and streams of a single pass.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import av
+
+from ..errors import InputError, OutputError
+
+
+@dataclass(frozen=True)
+class KeyframeIndex:
+    """What a demux-only scan of a video stream found (timestamps in ``time_base`` units)."""
+
+    time_base: Fraction
+    pts: tuple[int, ...]
+    """Every frame's presentation timestamp, sorted."""
+    cuts: tuple[int, ...]
+    """Keyframe timestamps where a segment may start (clean cuts), sorted; excludes the first frame."""
+    open_gop: tuple[int, ...]
+    """Keyframe timestamps among ``cuts`` that have leading pictures (need pre-roll)."""
+
+    @property
+    def frames(self) -> int:
+        return len(self.pts)
+
+    @property
+    def seconds(self) -> Fraction:
+        """Span from the first to the last frame's timestamp (no last-frame duration)."""
+        return (self.pts[-1] - self.pts[0]) * self.time_base if self.pts else Fraction(0)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Frames with ``start <= pts < end`` (``end=None``: to the end); timestamps in the index's time base."""
+
+    number: int
+    start: int | None
+    end: int | None
+    frames: int
+
+    def bounds_seconds(self, time_base: Fraction) -> tuple[Fraction | None, Fraction | None]:
+        """``(start, end)`` as exact seconds for ``upscale_video(start=..., end=...)``; ``None`` = open end."""
+        return (
+            None if self.start is None else self.start * time_base,
+            None if self.end is None else self.end * time_base,
+        )
+
+
+def scan_keyframes(path: str | os.PathLike) -> KeyframeIndex:
+    """Demux (never decode) the first video stream of ``path`` and index its keyframes."""
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise InputError(f"{path}: no video stream")
+            v = c.streams.video[0]
+            tb = Fraction(v.time_base.numerator, v.time_base.denominator)
+            decode_order: list[tuple[int, bool]] = []
+            for pkt in c.demux(v):
+                if pkt.size == 0 or pkt.pts is None:
+                    continue
+                decode_order.append((int(pkt.pts), bool(pkt.is_keyframe)))
+    except av.FFmpegError as e:
+        raise InputError(f"{path}: cannot be read as a video ({e})") from e
+    return index_from_packets(decode_order, tb)
+
+
+def index_from_packets(decode_order: Sequence[tuple[int, bool]], time_base: Fraction) -> KeyframeIndex:
+    """Build the index from ``(pts, is_keyframe)`` in decode order (pure)."""
+    pts_sorted = tuple(sorted(p for p, _ in decode_order))
+    cuts: list[int] = []
+    open_gop: list[int] = []
+    max_before = None  # the largest pts seen before this packet in decode order
+    n = len(decode_order)
+    # for each position, the smallest pts at or after it in decode order
+    min_after = [0] * (n + 1)
+    min_after[n] = None  # type: ignore[call-overload]
+    for i in range(n - 1, -1, -1):
+        p = decode_order[i][0]
+        nxt = min_after[i + 1]
+        min_after[i] = p if nxt is None else min(p, nxt)
+    for i, (p, key) in enumerate(decode_order):
+        if key and i > 0 and max_before is not None and max_before < p:
+            cuts.append(p)
+            later = min_after[i + 1]
+            if later is not None and later < p:
+                open_gop.append(p)
+        max_before = p if max_before is None else max(max_before, p)
+    return KeyframeIndex(time_base=time_base, pts=pts_sorted, cuts=tuple(sorted(cuts)), open_gop=tuple(sorted(open_gop)))
+
+
+def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction) -> list[Segment]:
+    """Cut at the first clean keyframe at least ``seconds`` after the previous cut (pure).
+
+    A cut that would leave a tail shorter than a quarter of ``seconds`` is not made. A video with no
+    usable cut, or shorter than twice ``seconds``, is one segment (``start=end=None``).
+    """
+    if seconds <= 0:
+        raise InputError(f"segment seconds: expected > 0, got {seconds}")
+    length = Fraction(seconds)
+    if not index.pts or index.seconds < 2 * length:
+        return [Segment(0, None, None, index.frames)]
+    first, last = index.pts[0], index.pts[-1]
+    starts: list[int] = []
+    prev = first
+    for k in index.cuts:
+        if (k - prev) * index.time_base >= length and (last - k) * index.time_base >= length / 4:
+            starts.append(k)
+            prev = k
+    bounds: list[int | None] = [None, *starts, None]
+    segments = []
+    for i in range(len(bounds) - 1):
+        lo, hi = bounds[i], bounds[i + 1]
+        count = sum(1 for p in index.pts if (lo is None or p >= lo) and (hi is None or p < hi))
+        segments.append(Segment(i, lo, hi, count))
+    return segments
+
+
+# joining -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JoinResult:
+    output: Path
+    frames: int
+
+
+def _sort_key(pkt: av.Packet) -> Fraction:
+    t = pkt.dts if pkt.dts is not None else pkt.pts
+    return Fraction(0) if t is None else t * Fraction(pkt.time_base.numerator, pkt.time_base.denominator)
+
+
+def _video_packets(containers: Sequence[av.container.InputContainer]) -> Iterator[tuple[Fraction, int, int, av.Packet]]:
+    seq = 0
+    for c in containers:
+        for pkt in c.demux(c.streams.video[0]):
+            if pkt.size == 0:
+                continue
+            yield (_sort_key(pkt), 0, seq, pkt)
+            seq += 1
+
+
+def _copied_packets(c: av.container.InputContainer, streams: Sequence) -> Iterator[tuple[Fraction, int, int, av.Packet]]:
+    if not streams:
+        return
+    seq = 0
+    for pkt in c.demux(list(streams)):
+        if pkt.size == 0:
+            continue
+        yield (_sort_key(pkt), 1 + pkt.stream.index, seq, pkt)
+        seq += 1
+
+
+def _same_codec(a: av.video.stream.VideoStream, b: av.video.stream.VideoStream) -> bool:
+    ca, cb = a.codec_context, b.codec_context
+    return (ca.name, ca.width, ca.height, ca.pix_fmt, bytes(ca.extradata or b"")) == (
+        cb.name, cb.width, cb.height, cb.pix_fmt, bytes(cb.extradata or b""))
+
+
+def join_segments(
+    src: str | os.PathLike,
+    segments: Sequence[str | os.PathLike],
+    dst: str | os.PathLike,
+    *,
+    copy_streams: bool = True,
+    overwrite: bool = False,
+) -> JoinResult:
+    """Remux the video of ``segments`` (in order) into ``dst`` and copy the other streams of ``src``.
+
+    Written to a temporary file beside ``dst`` and renamed when complete. Raises ``OutputError`` when the
+    segments' encoders disagree (codec, size, pixel format or codec headers), so their packets cannot
+    share one stream, or when ``dst`` exists without ``overwrite``.
+    """
+    src, dst = Path(src), Path(dst)
+    seg_paths = [Path(s) for s in segments]
+    if not seg_paths:
+        raise OutputError(f"{dst}: no segments to join")
+    if dst.exists() and not overwrite:
+        raise OutputError(f"{dst}: already exists (pass overwrite to replace it)")
+    tmp = dst.with_name(f".{dst.stem}.join-{os.getpid()}.partial{dst.suffix}")
+    inputs: list[av.container.InputContainer] = []
+    frames = 0
+    try:
+        for p in seg_paths:
+            inputs.append(av.open(str(p)))
+            if not inputs[-1].streams.video:
+                raise OutputError(f"{p}: segment has no video stream")
+        first = inputs[0].streams.video[0]
+        for p, c in zip(seg_paths[1:], inputs[1:]):
+            if not _same_codec(first, c.streams.video[0]):
+                raise OutputError(
+                    f"{p}: segment encoded with different codec parameters than {seg_paths[0]}; "
+                    "its packets cannot be joined without re-encoding (run this file without segments)")
+        with av.open(str(src)) as source, av.open(str(tmp), "w") as out:
+            out_v = out.add_stream_from_template(first)
+            out_v.metadata.update(first.metadata)
+            src_video = source.streams.video[0] if source.streams.video else None
+            copied = []
+            mapping: dict[int, av.stream.Stream] = {}
+            if copy_streams:
+                for s in source.streams:
+                    if src_video is not None and s.index == src_video.index:
+                        continue
+                    if s.type in ("video", "audio", "subtitle", "data", "attachment"):
+                        try:
+                            o = out.add_stream_from_template(s)
+                        except (ValueError, av.FFmpegError) as e:
+                            raise OutputError(f"{dst}: the container cannot hold stream {s.index} ({s.type}) of {src}") from e
+                        o.metadata.update(s.metadata)
+                        mapping[s.index] = o
+                        copied.append(s)
+                out.metadata.update(source.metadata)
+                chapters = source.chapters()
+                if chapters:
+                    out.set_chapters(chapters)
+            copy_demux = [s for s in copied if s.type != "attachment"]
+            for _, order, _, pkt in heapq.merge(_video_packets(inputs), _copied_packets(source, copy_demux)):
+                if order == 0:
+                    pkt.stream = out_v
+                    frames += 1
+                else:
+                    pkt.stream = mapping[order - 1]
+                out.mux(pkt)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        for c in inputs:
+            c.close()
+    return JoinResult(output=dst, frames=frames)
+

@@ -1,0 +1,128 @@
+"""What a worker does with one task (the same code in local worker processes and in Ray tasks).
+
+A task is a whole file, one segment of a file, or the join of a file's segments. Workers load the model
+themselves (from a name or a path, once per process and device) and never touch the journal: they
+return a result dict that the driver records.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from ..errors import EsrganVideoError
+
+# options of upscale_video that belong to the Upscaler (model side) and to the encoder (file side)
+UPSCALER_OPTIONS = ("blend", "tile", "tile_pad", "backend", "precision", "streams", "offline")
+ENCODE_OPTIONS = ("scale", "size", "codec", "crf", "preset", "pix_fmt", "encoder_opts", "start", "end", "copy_streams")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work. ``key`` is its journal key; ``dst`` is the file it writes."""
+
+    key: str
+    kind: str  # "whole" | "segment" | "join"
+    job_key: str
+    src: str
+    dst: str
+    start: Fraction | None = None
+    end: Fraction | None = None
+    parts: tuple[str, ...] = ()
+    overwrite: bool = True
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything a worker needs besides the task (picklable; the model travels as a name or path)."""
+
+    model: str
+    upscaler: dict[str, Any] = field(default_factory=dict)
+    encode: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
+
+
+def one_line(e: BaseException) -> str:
+    """The user-facing sentence of an error, on one line."""
+    text = str(e) if isinstance(e, EsrganVideoError) else f"{type(e).__name__}: {e}"
+    return " ".join(text.split()) or type(e).__name__
+
+
+def probe(path: str | os.PathLike) -> dict[str, Any]:
+    """Cheap facts read from the container headers only (no decoding): codec, size, frame count and
+    duration where the container stores them. Equal probes are what "opens with the recorded frame
+    count" means for a finished output."""
+    with av.open(str(path)) as c:
+        if not c.streams.video:
+            raise ValueError(f"{path}: no video stream")
+        v = c.streams.video[0]
+        return {
+            "codec": v.codec_context.name,
+            "width": v.codec_context.width,
+            "height": v.codec_context.height,
+            "frames": int(v.frames or 0),
+            "duration": None if v.duration is None else int(v.duration),
+            "container_duration": None if c.duration is None else int(c.duration),
+            "streams": len(c.streams),
+        }
+
+
+def file_facts(path: str | os.PathLike) -> dict[str, Any]:
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "probe": probe(path)}
+
+
+_UPSCALERS: dict[tuple, Any] = {}
+
+
+def _upscaler(settings: WorkerSettings, device: str | None):
+    """One Upscaler per (model, options, device) in this process, reused across tasks."""
+    key = (settings.model, tuple(sorted((k, repr(v)) for k, v in settings.upscaler.items())), device)
+    up = _UPSCALERS.get(key)
+    if up is None:
+        from ..upscaler import Upscaler
+
+        for old in _UPSCALERS.values():
+            old.close()
+        _UPSCALERS.clear()
+        up = Upscaler(settings.model, device=device, **settings.upscaler)
+        _UPSCALERS[key] = up
+    return up
+
+
+def apply_threads(threads: int | None) -> None:
+    """Fix the CPU thread count (determinism: float sums depend on how work is split)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def execute_task(task: Task, settings: WorkerSettings, device: str | None) -> dict[str, Any]:
+    """Run one task and return what the driver records (raises on failure)."""
+    t0 = time.perf_counter()
+    Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
+    if task.kind == "join":
+        from .segments import join_segments
+
+        res = join_segments(task.src, task.parts, task.dst, copy_streams=settings.encode.get("copy_streams", True),
+                            overwrite=task.overwrite)
+        frames, lost = res.frames, 0
+    elif task.kind in ("whole", "segment"):
+        from ..pipeline import upscale_video
+
+        enc = dict(settings.encode)
+        if task.kind == "segment":
+            enc.update(start=task.start, end=task.end, copy_streams=False, shift_timestamps=False)
+        result = upscale_video(task.src, task.dst, model=settings.model, upscaler=_upscaler(settings, device),
+                               overwrite=task.overwrite, **enc)
+        frames, lost = result.frames, result.lost_frames
+    else:
+        raise ValueError(f"unknown task kind {task.kind!r}")
+    return {"frames": frames, "lost_frames": lost, "seconds": round(time.perf_counter() - t0, 3), **file_facts(task.dst)}
