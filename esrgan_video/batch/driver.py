@@ -283,7 +283,7 @@ def _segment_tasks(job: Job, journal: Journal, opts_hash: str, seg_seconds: floa
     seg_dir = outdir / SEGMENTS_DIR / hashlib.sha1(job.key.encode()).hexdigest()[:16]
     tasks, waiting, parts = [], set(), []
     for seg in segments:
-        start, end = seg.bounds_seconds(index.time_base)
+        start, end = seg.bounds_seconds(index.time_base, index.start_time)
         part = seg_dir / f"{seg.number:04d}{job.dst.suffix}"
         parts.append(str(part))
         key = f"{job.key}#seg{seg.number:04d}"

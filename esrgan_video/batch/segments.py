@@ -40,6 +40,8 @@ class KeyframeIndex:
     """Keyframe timestamps where a segment may start (clean cuts), sorted; excludes the first frame."""
     open_gop: tuple[int, ...]
     """Keyframe timestamps among ``cuts`` that have leading pictures (need pre-roll)."""
+    start_time: Fraction = Fraction(0)
+    """The container's start time in seconds (media time, what ``upscale_video`` start/end mean, counts from it)."""
 
     @property
     def frames(self) -> int:
@@ -60,11 +62,12 @@ class Segment:
     end: int | None
     frames: int
 
-    def bounds_seconds(self, time_base: Fraction) -> tuple[Fraction | None, Fraction | None]:
-        """``(start, end)`` as exact seconds for ``upscale_video(start=..., end=...)``; ``None`` = open end."""
+    def bounds_seconds(self, time_base: Fraction, start_time: Fraction = Fraction(0)) -> tuple[Fraction | None, Fraction | None]:
+        """``(start, end)`` as exact media-time seconds for ``upscale_video(start=..., end=...)``
+        (timestamp × time base − container start time); ``None`` = open end."""
         return (
-            None if self.start is None else self.start * time_base,
-            None if self.end is None else self.end * time_base,
+            None if self.start is None else self.start * time_base - start_time,
+            None if self.end is None else self.end * time_base - start_time,
         )
 
 
@@ -76,6 +79,7 @@ def scan_keyframes(path: str | os.PathLike) -> KeyframeIndex:
                 raise InputError(f"{path}: no video stream")
             v = c.streams.video[0]
             tb = Fraction(v.time_base.numerator, v.time_base.denominator)
+            start_time = Fraction(c.start_time, 1_000_000) if c.start_time is not None else Fraction(0)
             decode_order: list[tuple[int, bool]] = []
             for pkt in c.demux(v):
                 if pkt.size == 0 or pkt.pts is None:
@@ -83,10 +87,11 @@ def scan_keyframes(path: str | os.PathLike) -> KeyframeIndex:
                 decode_order.append((int(pkt.pts), bool(pkt.is_keyframe)))
     except av.FFmpegError as e:
         raise InputError(f"{path}: cannot be read as a video ({e})") from e
-    return index_from_packets(decode_order, tb)
+    return index_from_packets(decode_order, tb, start_time=start_time)
 
 
-def index_from_packets(decode_order: Sequence[tuple[int, bool]], time_base: Fraction) -> KeyframeIndex:
+def index_from_packets(decode_order: Sequence[tuple[int, bool]], time_base: Fraction, *,
+                       start_time: Fraction = Fraction(0)) -> KeyframeIndex:
     """Build the index from ``(pts, is_keyframe)`` in decode order (pure)."""
     pts_sorted = tuple(sorted(p for p, _ in decode_order))
     cuts: list[int] = []
@@ -107,7 +112,8 @@ def index_from_packets(decode_order: Sequence[tuple[int, bool]], time_base: Frac
             if later is not None and later < p:
                 open_gop.append(p)
         max_before = p if max_before is None else max(max_before, p)
-    return KeyframeIndex(time_base=time_base, pts=pts_sorted, cuts=tuple(sorted(cuts)), open_gop=tuple(sorted(open_gop)))
+    return KeyframeIndex(time_base=time_base, pts=pts_sorted, cuts=tuple(sorted(cuts)), open_gop=tuple(sorted(open_gop)),
+                         start_time=start_time)
 
 
 def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction) -> list[Segment]:

@@ -1,0 +1,118 @@
+"""``esrgan-video batch INPUT... -o OUTDIR``: the batch face, a thin shell over ``esrgan_video.batch.run_batch``.
+
+Exit codes: 0 every file done or already done; 8 the batch ran to the end but at least one file failed
+(see the summary); 130 interrupted (rerun the same command to resume); 2 bad command line; 3/4/6 problems
+found before anything started (inputs, model, output folder) — the codes of ``esrgan_video.errors``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .cli_options import add_upscale_options, upscale_kwargs
+from .errors import EsrganVideoError
+
+EXIT_INTERRUPTED = 130
+
+DESCRIPTION = (
+    "Upscale many videos into OUTDIR, resumably. INPUT is a file, a directory (walked recursively for video "
+    "files; its tree is mirrored under OUTDIR), a glob, or a list of inputs (@list.txt or any .txt file: one "
+    "per line, # comments). A journal in OUTDIR records every file's state, so rerunning the same command "
+    "skips finished files and redoes interrupted ones."
+)
+EPILOG = (
+    "Exit codes: 0 all files done or already done; 8 finished but some files failed; 130 interrupted; "
+    "2 bad command line; 3 bad input; 4 model; 6 output folder. See docs/batch.md."
+)
+
+
+def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, directories, globs or @list.txt")
+    p.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="where outputs and the journal go")
+    n = p.add_argument_group("naming")
+    n.add_argument("--suffix", default="", help="appended to each output's stem, e.g. _x4 (default: none)")
+    n.add_argument("--ext", default="mkv",
+                   help="output container extension, or 'keep' for the source's (default: %(default)s, which holds "
+                        "every stream type)")
+    n.add_argument("--extensions", metavar="EXT,EXT",
+                   help="video extensions picked up in directories (default: common video extensions)")
+    b = p.add_argument_group("batch")
+    b.add_argument("--devices", metavar="LIST",
+                   help="one worker process per entry: GPU numbers (0,1,2,3), cuda:N or cpu "
+                        "(default: every visible GPU, else one CPU worker)")
+    b.add_argument("--threads", type=int, help="CPU threads per worker (default: cores / CPU workers); fix it for "
+                                               "bit-identical reruns on the CPU")
+    b.add_argument("--ray", metavar="ADDRESS",
+                   help="run the jobs as Ray tasks on this cluster ('auto', 'ray://host:10001', or 'local' for a "
+                        "local instance); paths must be on storage every node sees")
+    b.add_argument("--ray-cpus", type=int, help="CPUs of a --ray local instance (default: all)")
+    b.add_argument("--segment-seconds", type=float, default=300.0,
+                   help="split videos at least twice this long into segments of whole GOPs about this long, "
+                        "rendered separately and joined without re-encoding; 0 = never (default: %(default)s)")
+    b.add_argument("--retry-failed", action="store_true", help="retry files that failed in an earlier run")
+    b.add_argument("--force", action="store_true",
+                   help="redo finished files that were made with other options or another model")
+    b.add_argument("-y", "--overwrite", action="store_true",
+                   help="replace outputs that exist but were not made by this batch")
+    b.add_argument("--max-attempts", type=int, default=2,
+                   help="tries per file when its worker dies (default: %(default)s)")
+    b.add_argument("--stale-after", type=float, default=300.0,
+                   help="seconds without a worker heartbeat before it is killed and its file redone (default: %(default)s)")
+    b.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    add_upscale_options(p)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return _configure(argparse.ArgumentParser(prog="esrgan-video batch", description=DESCRIPTION, epilog=EPILOG))
+
+
+def add_batch_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``batch`` to an ``argparse`` subparsers object; the handler is ``args.handler(args) -> int``."""
+    p = subparsers.add_parser("batch", help="upscale many videos, resumably", description=DESCRIPTION, epilog=EPILOG)
+    _configure(p)
+    p.set_defaults(handler=run_args)
+    return p
+
+
+def run_args(args: argparse.Namespace) -> int:
+    """Run a parsed batch command line; returns the exit code (errors found before starting propagate)."""
+    from .batch import BatchInterrupted, run_batch
+
+    kwargs = upscale_kwargs(args)
+    device = kwargs.pop("device")
+    devices = args.devices or device
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(f"esrgan-video batch: {msg}", file=sys.stderr, flush=True))
+    try:
+        summary = run_batch(
+            args.inputs, args.output_dir,
+            suffix=args.suffix, ext=None if args.ext == "keep" else args.ext,
+            extensions=[e.strip() for e in args.extensions.split(",") if e.strip()] if args.extensions else None,
+            devices=devices, ray=args.ray, ray_num_cpus=args.ray_cpus,
+            segment_seconds=args.segment_seconds, threads=args.threads,
+            retry_failed=args.retry_failed, force=args.force, overwrite=args.overwrite,
+            max_attempts=args.max_attempts, stale_s=args.stale_after, log=log, **kwargs,
+        )
+    except BatchInterrupted as e:
+        print(e.summary.table(), file=sys.stderr)
+        print("esrgan-video batch: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(summary.table(), file=sys.stderr)
+    return summary.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``esrgan-video batch`` (the top-level CLI hands its arguments here)."""
+    try:
+        args = build_parser().parse_args(argv)
+        return run_args(args)
+    except EsrganVideoError as e:
+        print(f"esrgan-video: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except SystemExit as e:  # argparse
+        return e.code if isinstance(e.code, int) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
