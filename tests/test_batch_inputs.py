@@ -1,0 +1,98 @@
+"""Batch input discovery and job planning: directories mirror their tree, files land flat, clashes fail early."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from esrgan_video.batch.inputs import Job, Source, discover, plan_jobs
+from esrgan_video.errors import InputError
+
+
+def touch(p: Path) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"x")
+    return p
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "lib"
+    for rel in ["s1/e1.mkv", "s1/e2.MP4", "s2/deep/e3.avi", "notes.txt", "s1/cover.jpg", ".hidden/x.mkv", "s2/.x.mkv"]:
+        touch(root / rel)
+    return tmp_path
+
+
+def test_directory_is_walked_recursively_and_mirrored(tree: Path) -> None:
+    out = tree / "out"
+    jobs = plan_jobs(discover([tree / "lib"]), out)
+    assert [(j.key, j.src.relative_to(tree).as_posix()) for j in jobs] == [
+        ("s1/e1.mkv", "lib/s1/e1.mkv"),
+        ("s1/e2.mkv", "lib/s1/e2.MP4"),
+        ("s2/deep/e3.mkv", "lib/s2/deep/e3.avi"),
+    ]
+    assert all(j.dst == out / j.key for j in jobs)
+
+
+def test_files_and_globs_land_flat_with_suffix_and_ext(tree: Path) -> None:
+    out = tree / "out"
+    sources = discover([tree / "lib/s1/e1.mkv", str(tree / "lib/s2/**/*.avi")])
+    jobs = plan_jobs(sources, out, suffix="_x4", ext="mp4")
+    assert [j.key for j in jobs] == ["e1_x4.mp4", "e3_x4.mp4"]
+    assert plan_jobs(sources, out, ext=None)[1].key == "e3.avi"  # keep the source's extension
+
+
+def test_list_file_with_comments_relative_paths_and_at_syntax(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lst = tree / "lib" / "todo.txt"
+    lst.write_text("# my list\n\ns1/e1.mkv\n  s2  \n")
+    for arg in [str(lst), "@" + str(lst)]:
+        jobs = plan_jobs(discover([arg]), tree / "out")
+        assert [j.key for j in jobs] == ["e1.mkv", "deep/e3.mkv"]  # s2 is a directory input: its tree is kept
+    monkeypatch.chdir(tree / "lib")
+    assert [j.key for j in plan_jobs(discover(["@todo.txt"]), tree / "out")] == ["e1.mkv", "deep/e3.mkv"]
+
+
+def test_clashing_outputs_fail_before_anything_runs(tree: Path) -> None:
+    touch(tree / "other/e1.mkv")
+    with pytest.raises(InputError, match="e1.mkv.*would both be written"):
+        plan_jobs(discover([tree / "lib/s1/e1.mkv", tree / "other/e1.mkv"]), tree / "out")
+    touch(tree / "other/E1.avi")  # also a clash on case-insensitive file systems
+    with pytest.raises(InputError, match="would both be written"):
+        plan_jobs(discover([tree / "lib/s1/e1.mkv", tree / "other/E1.avi"]), tree / "out")
+
+
+def test_same_file_twice_is_one_job_and_output_may_not_be_its_source(tree: Path) -> None:
+    f = tree / "lib/s1/e1.mkv"
+    assert len(plan_jobs(discover([f, f]), tree / "out")) == 1
+    with pytest.raises(InputError, match="overwrite the input"):
+        plan_jobs(discover([f]), tree / "lib/s1")
+
+
+def test_output_folder_inside_an_input_folder_is_not_walked(tree: Path) -> None:
+    touch(tree / "lib/out/s1/e1.mkv")  # an output of an earlier run
+    sources = discover([tree / "lib"], exclude=[tree / "lib/out"])
+    assert all("out" not in s.path.relative_to(tree / "lib").parts for s in sources)
+    assert len(sources) == 3
+
+
+def test_missing_inputs_and_bad_options_are_input_errors(tree: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        discover([tree / "nope.mkv"])
+    with pytest.raises(InputError, match="matches no file"):
+        discover([str(tree / "lib/*.webm")])
+    with pytest.raises(InputError, match="--ext"):
+        plan_jobs([Source(tree / "a.mkv")], tree / "out", ext="")
+    with pytest.raises(InputError, match="--suffix"):
+        plan_jobs([Source(tree / "a.mkv")], tree / "out", suffix="a/b")
+
+
+def test_plan_jobs_is_pure(tmp_path: Path) -> None:
+    # nothing exists on disk: planning only maps paths
+    srcs = [Source(Path("/nowhere/films/a/b.mov"), Path("/nowhere/films")), Source(Path("/x/c.ts"))]
+    assert plan_jobs(srcs, Path("/o"), suffix="-up") == [
+        Job(Path("/nowhere/films/a/b.mov"), Path("/o/a/b-up.mkv"), "a/b-up.mkv"),
+        Job(Path("/x/c.ts"), Path("/o/c-up.mkv"), "c-up.mkv"),
+    ]
+    assert not os.path.exists("/o")

@@ -1,0 +1,56 @@
+"""The batch journal: last record wins, torn lines are ignored, one driver per output folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from esrgan_video.batch.journal import JOURNAL_NAME, Journal, parse_lines
+from esrgan_video.errors import OutputError
+
+
+def test_last_record_per_key_wins_and_survives_reopen(tmp_path: Path) -> None:
+    with Journal(tmp_path) as j:
+        j.record("a.mkv", "running", owner="h:1/worker-0@cpu", heartbeat=1.0)
+        j.record("b.mkv", "failed", error="b.mkv: not a video")
+        j.record("a.mkv", "done", size=10, mtime_ns=5, frames=12)
+    with Journal(tmp_path) as j:
+        assert j.get("a.mkv")["state"] == "done" and j.get("a.mkv")["frames"] == 12
+        assert j.get("b.mkv")["error"] == "b.mkv: not a video"
+        assert j.get("c.mkv") is None
+    # reopening compacts the file to one line per key
+    lines = (tmp_path / JOURNAL_NAME).read_text().splitlines()
+    assert sorted(json.loads(x)["key"] for x in lines) == ["a.mkv", "b.mkv"]
+
+
+def test_torn_last_line_is_ignored_and_dropped(tmp_path: Path) -> None:
+    with Journal(tmp_path) as j:
+        j.record("a.mkv", "done", size=1)
+    path = tmp_path / JOURNAL_NAME
+    with open(path, "a") as f:
+        f.write('{"key":"a.mkv","state":"fail')  # the driver died mid-write
+    with Journal(tmp_path) as j:
+        assert j.get("a.mkv")["state"] == "done"
+        j.record("b.mkv", "pending")
+    assert parse_lines(path.read_text()).keys() == {"a.mkv", "b.mkv"}
+    assert all(json.loads(x) for x in path.read_text().splitlines())
+
+
+def test_parse_lines_skips_junk() -> None:
+    text = '{"key":"a","state":"done"}\nnot json\n[1]\n{"key":"a","state":"weird"}\n{"state":"done"}\n'
+    assert parse_lines(text) == {"a": {"key": "a", "state": "done"}}
+
+
+def test_second_driver_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    with Journal(tmp_path):
+        with pytest.raises(OutputError, match="another batch is already running"):
+            Journal(tmp_path).open()
+    with Journal(tmp_path):  # released on close
+        pass
+
+
+def test_unknown_state_is_rejected(tmp_path: Path) -> None:
+    with Journal(tmp_path) as j, pytest.raises(ValueError, match="state"):
+        j.record("a", "finished")
