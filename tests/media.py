@@ -175,6 +175,7 @@ def make_clip(
     rotation: float | None = None,
     sar: Fraction | None = None,
     interlaced: bool = False,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
     seed: int = 0,
     format: str | None = None,
 ) -> Path:
@@ -183,7 +184,8 @@ def make_clip(
     ``pts`` (in ``time_base`` units, default 1/1000) gives each frame's presentation time for VFR clips;
     otherwise frames are ``1/fps`` apart. Colour tags use the FFmpeg / H.273 codes (``chroma_location`` is
     the AVChromaLocation number) and are written on the frames and the encoder. ``rotation`` goes into the
-    display matrix, ``sar`` is the sample aspect ratio, ``interlaced`` encodes top-field-first (libx264).
+    display matrix, ``sar`` is the sample aspect ratio, ``interlaced`` encodes top-field-first (libx264),
+    ``attachments`` are (file name, MIME type, data) triples (Matroska).
     """
     path = Path(path)
     fps = Fraction(fps)
@@ -246,6 +248,8 @@ def make_clip(
             st.codec_context.time_base = Fraction(1, 1000)
             _tag(st, track.language, track.title)
             sub_streams.append((st, track))
+        for name, mimetype, data in attachments:
+            out.add_attachment(name, mimetype, data)
         if chapters:
             out.set_chapters([
                 {"id": i + 1, "start": round(c.start * 1000), "end": round(c.end * 1000),
@@ -272,7 +276,7 @@ def make_clip(
             keep(st.encode(None))
         for st, track in sub_streams:
             for start, end, text in track.events:
-                body = text if track.codec != "ass" else f"0,0,Default,,0,0,0,,{text}"
+                body = f"0,0,Default,,0,0,0,,{text}"  # every text subtitle encoder takes ASS dialogue
                 sub = av.subtitles.subtitle.SubtitleSet.create(
                     text=body.encode(), start=0, end=round((end - start) * 1000), pts=round(start * 1_000_000))
                 pkt = st.codec_context.encode_subtitle(sub)

@@ -1,0 +1,304 @@
+"""video.reader: native planes, timestamps, stream facts and bad input, on clips made with PyAV (tests/media.py)."""
+
+from __future__ import annotations
+
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from esrgan_video.errors import InputError
+from esrgan_video.video.reader import CorruptInputWarning, open_input
+
+from media import (
+    AudioTrack,
+    Chapter,
+    SubtitleTrack,
+    frame_planes,
+    make_audio_only,
+    make_clip,
+    make_corrupt,
+    make_empty,
+    make_not_media,
+    make_truncated,
+)
+
+VFR_PTS = [0, 40, 90, 100, 250, 260, 400, 433, 600]
+HDR_PARAMS = ("log-level=error:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
+              "L(10000000,1):max-cll=1000,400")
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("reader_clips")
+    return {
+        "vfr": make_clip(d / "vfr.mkv", pts=VFR_PTS, audio=[AudioTrack()], subtitles=[SubtitleTrack("ass")],
+                         chapters=[Chapter(0, 0.3, "Intro"), Chapter(0.3, 0.6, "Main")],
+                         metadata={"title": "VFR clip"}, video_metadata={"language": "jpn", "title": "Picture"},
+                         rotation=90, sar=Fraction(4, 3)),
+        "hevc10": make_clip(d / "hevc10.mkv", codec="libx265", pix_fmt="yuv420p10le", frames=6,
+                            matrix=9, primaries=9, transfer=16, full_range=False, options={"x265-params": HDR_PARAMS}),
+        "odd444": make_clip(d / "odd444.mkv", pix_fmt="yuv444p", size=(63, 47), frames=5, options={"qp": "0"}),
+        "full709": make_clip(d / "full709.mp4", frames=5, matrix=1, primaries=1, transfer=1, full_range=True,
+                             chroma_location=1),
+        "prores": make_clip(d / "prores.mov", codec="prores_ks", pix_fmt="yuv422p10le", frames=4),
+        "rgb": make_clip(d / "rgb.mkv", codec="ffv1", pix_fmt="gbrp10le", frames=4),
+        "ffv1_420": make_clip(d / "ffv1_420.mkv", codec="ffv1", pix_fmt="yuv420p", size=(63, 47), frames=4),
+        "one": make_clip(d / "one.mp4", frames=1),
+        "interlaced": make_clip(d / "interlaced.mkv", interlaced=True, frames=4),
+    }
+
+
+def _oracle_frames(path: Path) -> list[av.VideoFrame]:
+    with av.open(str(path)) as c:
+        return list(c.decode(video=0))
+
+
+# -- planes and timestamps -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,pix_fmt,exact", [
+    ("odd444", "yuv444p", True),       # libx264 qp 0: lossless
+    ("rgb", "gbrp10le", True),          # FFV1: lossless RGB
+    ("ffv1_420", "yuv420p", True),      # FFV1 4:2:0 with odd size (ceil-divided chroma)
+    ("hevc10", "yuv420p10le", False),
+    ("prores", "yuv422p10le", False),
+])
+def test_planes_are_the_native_planes(clips, name, pix_fmt, exact):
+    with open_input(clips[name]) as inp:
+        assert inp.info.pix_fmt == pix_fmt
+        frames = list(inp.frames())
+    size = (inp.info.width, inp.info.height)
+    assert len(frames) == len(_oracle_frames(clips[name]))
+    for f in frames:
+        src = frame_planes(pix_fmt, size, f.index)
+        assert [p.shape for p in f.planes] == [p.shape for p in src]
+        assert [p.dtype for p in f.planes] == [p.dtype for p in src]
+        assert f.fmt == pix_fmt
+        for got, want in zip(f.planes, src):
+            assert got.flags.c_contiguous
+            if exact:
+                np.testing.assert_array_equal(got, want)
+            else:  # lossy: close to the source, far from anything else
+                assert np.abs(got.astype(int) - want.astype(int)).mean() < 0.02 * (want.max() + 1)
+
+
+def test_planes_match_pyav_to_ndarray(clips):
+    """The line padding is dropped correctly: compare with PyAV's own conversion of the same frames."""
+    with open_input(clips["vfr"]) as inp:
+        frames = list(inp.frames())
+    ref = _oracle_frames(clips["vfr"])
+    assert [f.pts for f in frames] == [r.pts for r in ref]
+    for f, r in zip(frames, ref):
+        assert r.planes[0].line_size > r.width  # the test means something only with padding
+        stacked = r.to_ndarray()  # yuv420p: Y rows, then U and V rows packed two per line
+        h, w = r.height, r.width
+        np.testing.assert_array_equal(f.planes[0], stacked[:h])
+        np.testing.assert_array_equal(f.planes[1].reshape(-1), stacked[h:h + h // 4].reshape(-1))
+        np.testing.assert_array_equal(f.planes[2].reshape(-1), stacked[h + h // 4:].reshape(-1))
+    with open_input(clips["odd444"]) as inp:
+        got = list(inp.frames())
+    for f, r in zip(got, _oracle_frames(clips["odd444"])):
+        np.testing.assert_array_equal(np.stack(f.planes), r.to_ndarray())
+
+
+def test_vfr_timestamps_and_indices(clips):
+    with open_input(clips["vfr"]) as inp:
+        frames = list(inp.frames())
+        info = inp.info
+    assert info.time_base == Fraction(1, 1000)
+    assert [f.pts for f in frames] == VFR_PTS
+    assert [f.index for f in frames] == list(range(len(VFR_PTS)))
+    assert [f.time for f in frames] == [Fraction(p, 1000) for p in VFR_PTS]
+    assert inp.lost_frames == 0
+    assert inp.frame_times() == [Fraction(p, 1000) for p in VFR_PTS]
+
+
+def test_mp4_timestamps_in_stream_time_base(clips):
+    with open_input(clips["full709"]) as inp:
+        frames = list(inp.frames())
+        tb = inp.info.time_base
+    assert tb != Fraction(1, 1000)
+    assert [f.time for f in frames] == [Fraction(i, 25) for i in range(5)]
+    assert inp.info.frame_count == 5 and inp.info.average_rate == 25
+
+
+@pytest.mark.parametrize("start,end,want", [
+    (2, 5, [90, 100, 250]),                                 # frame indices, end exclusive
+    (Fraction(1, 10), Fraction(26, 100), [100, 250]),       # seconds, [start, end)
+    (0.25, None, [250, 260, 400, 433, 600]),
+    (None, 1, [0]),
+    (7, None, [433, 600]),
+])
+def test_frames_start_end(clips, start, end, want):
+    with open_input(clips["vfr"]) as inp:
+        frames = list(inp.frames(start=start, end=end))
+        assert [f.pts for f in frames] == want
+        assert [f.index for f in frames] == [VFR_PTS.index(p) for p in want]
+        assert inp.info.frame_count_in(start, end) is not None
+
+
+def test_resolve_range(clips):
+    with open_input(clips["vfr"]) as inp:
+        assert inp.resolve_range(2, 5) == (Fraction(90, 1000), Fraction(260, 1000))
+        assert inp.resolve_range(Fraction(1, 10), None) == (Fraction(1, 10), None)
+        with pytest.raises(ValueError, match="start"):
+            inp.resolve_range(-1, None)
+
+
+def test_one_frame_clip(clips):
+    with open_input(clips["one"]) as inp:
+        frames = list(inp.frames())
+        assert inp.info.frame_count == 1
+    assert len(frames) == 1 and frames[0].pts == 0
+
+
+# -- stream facts ----------------------------------------------------------------------------------
+
+
+def test_color_spec_from_tags(clips):
+    with open_input(clips["hevc10"]) as inp:
+        c = inp.info.color
+    assert (c.matrix, c.primaries, c.transfer, c.full_range) == (9, 9, 16, False)
+    with open_input(clips["full709"]) as inp:
+        c = inp.info.color
+        assert inp.info.pix_fmt in ("yuvj420p", "yuv420p")
+    assert (c.matrix, c.primaries, c.transfer, c.full_range, c.chroma_location) == (1, 1, 1, True, "left")
+    with open_input(clips["odd444"]) as inp:
+        c = inp.info.color
+    assert (c.matrix, c.primaries, c.transfer, c.full_range) == (2, 2, 2, None)  # untagged stays unspecified
+    with open_input(clips["rgb"]) as inp:
+        assert inp.info.color.full_range is True
+
+
+def test_hdr_side_data(clips):
+    with open_input(clips["hevc10"]) as inp:
+        hdr = inp.info.hdr
+        notes = inp.notices()
+    assert hdr is not None
+    assert hdr.max_cll == 1000 and hdr.max_fall == 400
+    assert hdr.max_luminance == 1000 and hdr.min_luminance == Fraction(1, 10000)
+    assert hdr.red == (Fraction(34000, 50000), Fraction(16000, 50000))
+    assert hdr.white_point == (Fraction(15635, 50000), Fraction(16450, 50000))
+    assert "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)" in hdr.x265_params()
+    assert any("HDR" in n for n in notes)
+    with open_input(clips["vfr"]) as inp:
+        assert inp.info.hdr is None and not inp.info.is_hdr
+
+
+def test_interlaced_flag(clips):
+    with open_input(clips["interlaced"]) as inp:
+        assert inp.info.interlaced and inp.info.field_order in ("tt", "tb")
+        assert any("interlaced" in n for n in inp.notices())
+    with open_input(clips["vfr"]) as inp:
+        assert not inp.info.interlaced and inp.notices() == []
+
+
+def test_rotation_sar_metadata_chapters(clips):
+    with open_input(clips["vfr"]) as inp:
+        info = inp.info
+    assert info.rotation == 90
+    assert info.display_matrix is not None
+    assert info.sample_aspect_ratio == Fraction(4, 3)
+    assert info.metadata.get("title") == "VFR clip"
+    assert "ENCODER" not in info.metadata and "encoder" not in info.metadata
+    assert info.stream_metadata == {"language": "jpn", "title": "Picture"}
+    assert [c["metadata"]["title"] for c in info.chapters] == ["Intro", "Main"]
+    assert info.codec == "h264" and info.container.startswith("matroska")
+
+
+# -- damaged input ---------------------------------------------------------------------------------
+
+
+def test_corrupt_packets_are_skipped_and_counted(tmp_path):
+    src = make_clip(tmp_path / "src.mkv", frames=12, options={"g": "1"})
+    bad = make_corrupt(src, tmp_path / "bad.mkv", frames=[4, 5])
+    with open_input(bad) as inp:
+        with pytest.warns(CorruptInputWarning, match="bad.mkv"):
+            frames = list(inp.frames())
+        lost = inp.lost_frames
+    all_pts = [40 * i for i in range(12)]
+    assert lost == 2
+    assert [f.pts for f in frames] == [p for i, p in enumerate(all_pts) if i not in (4, 5)]
+
+
+def test_truncated_file_ends_cleanly(tmp_path):
+    src = make_clip(tmp_path / "src.mkv", frames=12, options={"g": "1"})
+    cut = make_truncated(src, tmp_path / "cut.mkv", keep=0.6)
+    with open_input(cut) as inp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptInputWarning)
+        frames = list(inp.frames())
+    pts = [f.pts for f in frames]
+    assert 2 <= len(frames) < 12
+    assert pts == [40 * i for i in range(len(frames))]
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match=r"nope\.mp4.*no such file"):
+        open_input(tmp_path / "nope.mp4")
+
+
+def test_empty_file(tmp_path):
+    with pytest.raises(InputError, match=r"empty\.mp4.*empty"):
+        open_input(make_empty(tmp_path / "empty.mp4"))
+
+
+def test_not_media(tmp_path):
+    with pytest.raises(InputError, match=r"text\.mkv.*not a media file"):
+        open_input(make_not_media(tmp_path / "text.mkv"))
+
+
+def test_no_video_stream(tmp_path):
+    with pytest.raises(InputError, match=r"sound\.m4a.*no video stream.*audio aac"):
+        open_input(make_audio_only(tmp_path / "sound.m4a"))
+
+
+def test_directory(tmp_path):
+    with pytest.raises(InputError, match="directory"):
+        open_input(tmp_path)
+
+
+def test_unsupported_pixel_format(tmp_path):
+    clip = make_clip(tmp_path / "y411.mkv", codec="ffv1", pix_fmt="yuv411p", frames=2)
+    with pytest.raises(InputError, match=r"y411\.mkv.*yuv411p"):
+        open_input(clip)
+
+
+def test_input_error_is_value_error(tmp_path):
+    with pytest.raises(ValueError):
+        open_input(tmp_path / "missing.mkv")
+
+
+# -- real clips ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_clip():
+    from esrgan_video.samples import sample_clip
+
+    return lambda name: sample_clip(name, progress=False)
+
+
+def test_real_clips(real_clip):
+    with open_input(real_clip("carphone_pristine.mp4")) as inp:
+        info = inp.info
+        assert (info.width, info.height, info.pix_fmt) == (176, 144, "yuv420p")
+        first = list(inp.frames(end=3))
+    assert [p.shape for p in first[0].planes] == [(144, 176), (72, 88), (72, 88)]
+    ref = _oracle_frames(real_clip("carphone_pristine.mp4"))[:3]
+    for f, r in zip(first, ref):
+        np.testing.assert_array_equal(f.planes[0], r.to_ndarray()[:144])
+        assert f.pts == r.pts
+    with open_input(real_clip("bigbuckbunny.mp4")) as inp:
+        info = inp.info
+        assert (info.width, info.height) == (1280, 720)
+        assert info.frame_count == 132
+        frames = list(inp.frames(start=5, end=8))
+    assert [f.index for f in frames] == [5, 6, 7]
+    assert frames[0].planes[0].shape == (720, 1280)
