@@ -108,15 +108,16 @@ def _read_torch(path: Path, head: bytes) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
-        if "weights_only" in text.lower() or "global" in text.lower():
-            found = re.search(r"GLOBAL ([\w.]+)|global[^\w]+([\w.]+)", text)
-            what = next((g for g in found.groups() if g), None) if found else None
-            detail = f" (it references {what})" if what else ""
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if found:
             raise ModelError(
-                f"refused to load {path}: unpickling it would construct objects other than tensors{detail}; "
-                "only plain weights are accepted (convert it to .safetensors with the tool that made it)"
+                f"refused to load {path}: unpickling it would call {found[1]}, and only plain weights are accepted "
+                "(a checkpoint must not run code)"
             ) from e
-        raise ModelError(f"model file {path} is not a PyTorch checkpoint ({_short(e)})") from e
+        detail = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+        reason = detail[1].strip() if detail else _short(e)
+        kind = "a damaged or truncated PyTorch checkpoint" if is_zip else "not a PyTorch checkpoint"
+        raise ModelError(f"model file {path} is {kind} that the safe (weights-only) loader accepts ({reason})") from e
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, TypeError, AttributeError) as e:
         kind = "a damaged or truncated PyTorch checkpoint" if is_zip else "not a PyTorch checkpoint"
         raise ModelError(f"model file {path} is {kind} ({_short(e)})") from e
