@@ -1,0 +1,110 @@
+"""ncnn .param/.bin → PyTorch: the real files from the PyPI wheel, round trips, and malformed inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from esrgan_video import load_model
+from esrgan_video.errors import ModelError
+from esrgan_video.models import ncnn
+from esrgan_video.models.formats import detect_params
+from esrgan_video.testing import near_identity_model
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def test_real_x4plus_param_structure_and_parameter_count(ncnn_x4plus_files: tuple[Path, Path]) -> None:
+    param, bin_ = ncnn_x4plus_files
+    graph = ncnn.parse_param(param.read_text())
+    assert len(graph.convolutions) == 351
+    assert (graph.input_blob, graph.output_blob) == ("data", "output")
+    sd, counts = ncnn.convert_files(param, bin_)
+    assert counts == {"fp16": 351, "fp32": 0}
+    assert sum(v.numel() for v in sd.values()) == 16_697_987
+    p = detect_params(sd, "x4plus")
+    assert (p.nf, p.nb, p.gc, p.scale, p.in_nc, p.out_nc) == (64, 23, 32, 4, 3, 3)
+
+
+def test_real_anime6b_param_structure(ncnn_anime6b_files: tuple[Path, Path]) -> None:
+    param, bin_ = ncnn_anime6b_files
+    graph = ncnn.parse_param(param.read_text())
+    assert len(graph.convolutions) == 96
+    sd, counts = ncnn.convert_files(param, bin_)
+    assert counts["fp16"] == 96
+    p = detect_params(sd, "anime")
+    assert (p.nf, p.nb, p.gc, p.scale) == (64, 6, 32, 4)
+    # the conv order is the one documented: conv_first, body..., conv_body, up1, up2, hr, last
+    assert sd["conv_first.weight"].shape == (64, 3, 3, 3)
+    assert sd["body.5.rdb3.conv5.weight"].shape == (64, 192, 3, 3)
+    assert sd["conv_last.weight"].shape == (3, 64, 3, 3)
+
+
+@pytest.mark.parametrize("fp16", [True, False])
+@pytest.mark.parametrize("scale", [4, 8])
+def test_round_trip_through_ncnn_format(fp16: bool, scale: int) -> None:
+    model = near_identity_model(scale, nf=8, nb=2, gc=4, noise=0.3, seed=scale)
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    text, data = ncnn.write_ncnn(sd, fp16=fp16)
+    back, counts = ncnn.convert(text, data)
+    assert counts == ({"fp16": len(back) // 2, "fp32": 0} if fp16 else {"fp16": 0, "fp32": len(back) // 2})
+    assert set(back) == set(sd)
+    for k in sd:
+        expected = sd[k].half().float() if fp16 and k.endswith(".weight") else sd[k]
+        assert torch.equal(back[k], expected), k
+
+
+def test_param_path_loads_through_load_model(tmp_path: Path) -> None:
+    model = near_identity_model(4, nf=8, nb=1, gc=4, noise=0.3, seed=1)
+    text, data = ncnn.write_ncnn(dict(model.state_dict()), fp16=False)
+    (tmp_path / "m.param").write_text(text)
+    (tmp_path / "m.bin").write_bytes(data)
+    loaded = load_model(tmp_path / "m.param")
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    # fp16 storage is reported
+    text16, data16 = ncnn.write_ncnn(dict(model.state_dict()), fp16=True)
+    (tmp_path / "h.param").write_text(text16)
+    (tmp_path / "h.bin").write_bytes(data16)
+    assert any("fp16" in n for n in load_model(tmp_path / "h.param").info.notes)
+
+
+def test_malformed_ncnn_files_get_clear_errors(tmp_path: Path) -> None:
+    sd = dict(near_identity_model(4, nf=8, nb=1, gc=4).state_dict())
+    text, data = ncnn.write_ncnn(sd, fp16=True)
+    with pytest.raises(ModelError, match="truncated"):
+        ncnn.convert(text, data[: len(data) // 2], source="cut.param")
+    with pytest.raises(ModelError, match="bytes left after the last convolution"):
+        ncnn.convert(text, data + b"\0" * 8, source="long.param")
+    with pytest.raises(ModelError, match="not an ncnn .param file"):
+        ncnn.convert("hello\n1 1\n", data, source="bad.param")
+    lines = text.splitlines()
+    with pytest.raises(ModelError, match="declares"):
+        ncnn.convert("\n".join(lines[:-3]), data, source="short.param")
+    bad_tag = (0x000D4B38).to_bytes(4, "little") + data[4:]
+    with pytest.raises(ModelError, match="storage tag 0x000d4b38"):
+        ncnn.convert(text, bad_tag, source="int8.param")
+    # 4 convolutions cannot be an RRDB generator
+    tiny = "\n".join(["7767517", "5 5", "Input in 0 1 b0"]
+                     + [f"Convolution c{i} 1 1 b{i} b{i + 1} 0=3 1=3 5=1 6=81" for i in range(4)])
+    with pytest.raises(ModelError, match="not an RRDB generator"):
+        ncnn.convert(tiny, b"", source="tiny.param")
+    (tmp_path / "lonely.param").write_text(text)
+    with pytest.raises(ModelError, match="lonely.bin does not exist"):
+        load_model(tmp_path / "lonely.param")
+
+
+def test_fp16_tag_pads_to_four_bytes() -> None:
+    # conv_first of a 3-feature model has 3*3*3*3 = 81 fp16 weights = 162 bytes, so 2 padding bytes follow
+    # and the float32 bias must be read after them
+    sd = dict(near_identity_model(4, nf=3, nb=1, gc=3, noise=0.1).state_dict())
+    text, data = ncnn.write_ncnn(sd, fp16=True)
+    assert data[4 + 162 : 4 + 164] == b"\0\0"
+    assert data[4 + 164 : 4 + 176] == sd["conv_first.bias"].numpy().astype(np.float32).tobytes()
+    back, _ = ncnn.convert(text, data)
+    assert torch.equal(back["conv_first.bias"], sd["conv_first.bias"])
+    assert torch.equal(back["conv_first.weight"], sd["conv_first.weight"].half().float())
