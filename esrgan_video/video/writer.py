@@ -278,7 +278,7 @@ class OutputVideo:
                 self.notices.append(f"{template.path}: video stream #{st.index} is not copied "
                                     "(only the first video stream is upscaled)")
                 continue
-            cname = st.codec_context.name if st.codec_context is not None else (st.codec.name if st.codec else "?")
+            cname = st.codec_context.name if st.codec_context is not None else st.type
             try:
                 out_st = self._out.add_stream_from_template(st)
             except (ValueError, av.FFmpegError) as e:

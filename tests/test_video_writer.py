@@ -1,0 +1,390 @@
+"""video.writer: lossless round trips, timestamps, byte-for-byte stream copy, trimming, atomic output, refusals."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from esrgan_video.color import ColorSpec
+from esrgan_video.errors import OutputError
+from esrgan_video.video.reader import open_input
+from esrgan_video.video.writer import OutputVideo, container_suggestion, partial_path
+
+from media import AudioTrack, Chapter, SubtitleTrack, frame_planes, make_clip
+
+VFR_PTS = [0, 40, 90, 100, 250, 260, 400, 433, 600]
+
+
+@pytest.fixture(scope="session")
+def rich(tmp_path_factory) -> Path:
+    """VFR Matroska with two audio tracks, ASS + SRT subtitles, an attachment, chapters, metadata, rotation, SAR."""
+    d = tmp_path_factory.mktemp("writer_src")
+    return make_clip(
+        d / "rich.mkv", pts=VFR_PTS,
+        audio=[AudioTrack(), AudioTrack(codec="flac", layout="mono", language="fra", title="Commentary")],
+        subtitles=[SubtitleTrack("ass", language="eng"),
+                   SubtitleTrack("subrip", events=((0.05, 0.2, "one"), (0.3, 0.5, "two")), language="deu")],
+        chapters=[Chapter(0, 0.3, "Intro"), Chapter(0.3, 0.65, "Main")],
+        metadata={"title": "Rich clip", "comment": "keep me"},
+        video_metadata={"language": "jpn"},
+        attachments=[("font.ttf", "application/x-truetype-font", b"not really a font" * 7)],
+        rotation=90, sar=Fraction(4, 3),
+    )
+
+
+def copy_through(src: Path, dst: Path, *, start=None, end=None, **kw) -> OutputVideo:
+    """Decode src and write every frame unchanged (no upscaling): the writer's own round trip."""
+    with open_input(src) as inp:
+        with OutputVideo(dst, template=inp, start=start, end=end, **kw) as out:
+            for f in inp.frames(start=start, end=end):
+                out.write(f.planes, f.pts)
+    return out
+
+
+def packets(path: Path) -> dict[int, list[tuple[int | None, bytes]]]:
+    """Packets of every stream: (pts, bytes), in file order."""
+    out: dict[int, list] = {}
+    with av.open(str(path)) as c:
+        for p in c.demux():
+            if p.size:
+                out.setdefault(p.stream.index, []).append((p.pts, bytes(p)))
+    return out
+
+
+def decoded(path: Path):
+    with open_input(path) as inp:
+        return inp.info, list(inp.frames())
+
+
+# -- lossless round trips --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec,pix_fmt,size,options", [
+    ("ffv1", "yuv420p10le", (64, 48), {}),
+    ("ffv1", "gbrp10le", (64, 48), {}),
+    ("libx264", "yuv444p", (63, 47), {"qp": "0"}),
+    ("ffv1", "gray", (64, 48), {}),
+])
+def test_lossless_round_trip_is_exact(tmp_path, codec, pix_fmt, size, options):
+    src = make_clip(tmp_path / "src.mkv", codec=codec, pix_fmt=pix_fmt, size=size, pts=VFR_PTS, options=options)
+    out = copy_through(src, tmp_path / "out.mkv", codec=codec, options=options)
+    assert out.pix_fmt == pix_fmt and out.notices == []
+    info, frames = decoded(tmp_path / "out.mkv")
+    assert info.pix_fmt == pix_fmt and (info.width, info.height) == size
+    assert [f.pts for f in frames] == VFR_PTS
+    for f in frames:
+        for got, want in zip(f.planes, frame_planes(pix_fmt, size, f.index)):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_ten_bit_stays_ten_bit_with_tags_and_hdr(tmp_path):
+    hdr = ("log-level=error:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
+           "L(10000000,1):max-cll=1000,400")
+    src = make_clip(tmp_path / "hdr.mkv", codec="libx265", pix_fmt="yuv420p10le", frames=4, matrix=9, primaries=9,
+                    transfer=16, full_range=False, options={"x265-params": hdr})
+    with open_input(src) as inp:
+        spec = inp.info.color
+        out = copy_through(src, tmp_path / "out.mkv", codec="libx265", color=spec,
+                           options={"x265-params": "log-level=error"})
+    assert out.pix_fmt == "yuv420p10le"
+    info, frames = decoded(tmp_path / "out.mkv")
+    assert info.pix_fmt == "yuv420p10le" and frames[0].planes[0].dtype == np.uint16
+    c = info.color
+    assert (c.matrix, c.primaries, c.transfer, c.full_range) == (9, 9, 16, False)
+    assert info.hdr is not None and info.hdr.max_cll == 1000 and info.hdr.max_luminance == 1000
+
+
+def test_hdr_with_libx264_gives_a_notice(tmp_path):
+    src = make_clip(tmp_path / "hdr.mkv", codec="libx265", pix_fmt="yuv420p10le", frames=2, transfer=16,
+                    options={"x265-params": "log-level=error:max-cll=1000,400"})
+    out = copy_through(src, tmp_path / "out.mkv", codec="libx264")
+    assert any("HDR" in n for n in out.notices)
+
+
+def test_colour_tags_written_from_spec(tmp_path):
+    src = make_clip(tmp_path / "src.mp4", frames=3)
+    spec = ColorSpec(matrix=1, primaries=1, transfer=1, full_range=True, chroma_location="left")
+    copy_through(src, tmp_path / "out.mp4", color=spec)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        f = next(c.decode(video=0))
+    assert (f.colorspace, f.color_primaries, f.color_trc, f.color_range) == (1, 1, 1, 2)
+
+
+# -- timestamps ------------------------------------------------------------------------------------
+
+
+def test_vfr_pts_kept_with_libx264(tmp_path, rich):
+    copy_through(rich, tmp_path / "out.mkv", codec="libx264", preset="ultrafast")
+    info, frames = decoded(tmp_path / "out.mkv")
+    assert [f.pts for f in frames] == VFR_PTS
+    assert info.time_base == Fraction(1, 1000)
+
+
+def test_mp4_to_mkv_rounds_to_milliseconds(tmp_path):
+    pts = [0, 7, 19, 20, 50, 97]  # 1/90 s units: not whole milliseconds
+    src = make_clip(tmp_path / "src.mp4", pts=pts, time_base=Fraction(1, 90))
+    with open_input(src) as inp:
+        src_times = [f.time for f in inp.frames()]
+    copy_through(src, tmp_path / "out.mkv")
+    _, frames = decoded(tmp_path / "out.mkv")
+    assert len(frames) == len(pts)
+    assert all(abs(f.time - t) <= Fraction(1, 2000) for f, t in zip(frames, src_times))
+    copy_through(src, tmp_path / "out.mp4")  # same family: exact
+    _, frames = decoded(tmp_path / "out.mp4")
+    assert [f.time for f in frames] == src_times
+
+
+# -- stream copy -----------------------------------------------------------------------------------
+
+
+def test_other_streams_copied_byte_for_byte(tmp_path, rich):
+    out = copy_through(rich, tmp_path / "out.mkv", codec="ffv1")
+    assert all("sample aspect ratio" in n for n in out.notices)  # FFV1 in Matroska: SAR not writable
+    a, b = packets(rich), packets(tmp_path / "out.mkv")
+    with av.open(str(rich)) as ci, av.open(str(tmp_path / "out.mkv")) as co:
+        kinds_in = [(s.type, s.codec_context.name if s.codec_context else None) for s in ci.streams]
+        kinds_out = [(s.type, s.codec_context.name if s.codec_context else None) for s in co.streams]
+        assert kinds_out[1:] == kinds_in[1:]
+        for si, so in zip(ci.streams, co.streams):
+            if si.type in ("audio", "subtitle"):
+                assert [p for _, p in b[so.index]] == [p for _, p in a[si.index]], si
+                assert [t for t, _ in b[so.index]] == [t for t, _ in a[si.index]], si
+            if si.type != "video":
+                assert so.metadata.get("language") == si.metadata.get("language")
+                assert so.metadata.get("title") == si.metadata.get("title")
+        att_in = [s for s in ci.streams if s.type == "attachment"]
+        att_out = [s for s in co.streams if s.type == "attachment"]
+        assert len(att_out) == 1 and att_out[0].data == att_in[0].data
+        assert att_out[0].metadata["filename"] == "font.ttf"
+        assert co.streams.video[0].metadata.get("language") == "jpn"
+        assert co.metadata["title"] == "Rich clip" and co.metadata.get("COMMENT") == "keep me"
+        assert [(c["start"], c["end"], c["metadata"]) for c in co.chapters()] == \
+               [(c["start"], c["end"], c["metadata"]) for c in ci.chapters()]
+
+
+def test_rotation_and_sar_kept(tmp_path, rich):
+    copy_through(rich, tmp_path / "out.mkv", codec="libx264", preset="ultrafast")
+    info, _ = decoded(tmp_path / "out.mkv")
+    assert info.rotation == 90
+    assert info.sample_aspect_ratio == Fraction(4, 3)
+
+
+def test_packets_interleave(tmp_path, rich):
+    """Copied packets go out near their time, not all at the start or end."""
+    copy_through(rich, tmp_path / "out.mkv")
+    times = []
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        for p in c.demux():
+            if p.size and p.dts is not None and p.stream.type in ("video", "audio"):
+                times.append(float(p.dts * p.time_base))
+    assert max(max(times[:i + 1]) - t for i, t in enumerate(times)) < 0.2
+
+
+def test_no_copy(tmp_path, rich):
+    copy_through(rich, tmp_path / "out.mkv", copy_streams=False)
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [s.type for s in c.streams] == ["video"]
+
+
+def test_stream_container_mismatch_suggests_mkv(tmp_path, rich):
+    dst = tmp_path / "out.mp4"
+    with open_input(rich) as inp:
+        with pytest.raises(OutputError, match=r"out\.mp4.*(ssa|ass).*\.mkv"):
+            OutputVideo(dst, template=inp)
+    assert not dst.exists() and not partial_path(dst).exists()
+    assert container_suggestion(["ass", "h264"]) == ".mkv"
+    assert container_suggestion(["mov_text", "h264"]) == ".mp4"
+
+
+def test_video_codec_container_mismatch(tmp_path):
+    src = make_clip(tmp_path / "src.mkv", frames=2)
+    with open_input(src) as inp:
+        with pytest.raises(OutputError, match=r"out\.webm.*libx264.*\.mkv"):
+            OutputVideo(tmp_path / "out.webm", template=inp, codec="libx264")
+    assert [p.name for p in tmp_path.iterdir()] == ["src.mkv"]
+
+
+# -- trimming --------------------------------------------------------------------------------------
+
+
+def test_trim_by_time_shifts_every_stream(tmp_path, rich):
+    start, end = Fraction(9, 100), Fraction(26, 100)
+    copy_through(rich, tmp_path / "out.mkv", start=start, end=end, codec="ffv1")
+    _, frames = decoded(tmp_path / "out.mkv")
+    kept = [p for p in VFR_PTS if start * 1000 <= p < end * 1000]
+    assert kept == [90, 100, 250]
+    got = [f.pts for f in frames]
+    off = got[0]
+    assert [p - off for p in got] == [p - kept[0] for p in kept]
+    # Audio packets that straddle the cut are kept whole, so they start before the first frame; Matroska
+    # cannot store negative times, so the muxer moves every stream later by the largest such overhang.
+    overhang = 0
+    for track in (0, 1):
+        with av.open(str(rich)) as ci:
+            src_audio = [(p.pts, bytes(p), p.duration) for p in ci.demux(audio=track) if p.size]
+        want = [(t, data) for t, data, dur in src_audio if t + dur > 90 and t < 260]
+        with av.open(str(tmp_path / "out.mkv")) as co:
+            out_audio = [(p.pts, bytes(p)) for p in co.demux(audio=track) if p.size]
+        assert [d for _, d in out_audio] == [d for _, d in want]
+        assert [t - out_audio[0][0] for t, _ in out_audio] == [t - want[0][0] for t, _ in want]
+        assert out_audio[0][0] - off == want[0][0] - 90  # the same shift as the video: sync kept
+        overhang = max(overhang, 90 - want[0][0])
+    assert off == overhang
+    with av.open(str(tmp_path / "out.mkv")) as co:
+        chapters = co.chapters()
+    assert [c["metadata"]["title"] for c in chapters] == ["Intro"]
+
+
+def test_trim_by_frame_index(tmp_path, rich):
+    copy_through(rich, tmp_path / "out.mkv", start=3, end=7, codec="ffv1")
+    _, frames = decoded(tmp_path / "out.mkv")
+    assert len(frames) == 4
+    got = [f.pts - frames[0].pts for f in frames]
+    assert got == [p - VFR_PTS[3] for p in VFR_PTS[3:7]]
+    with open_input(rich) as inp:
+        src = list(inp.frames(start=3, end=7))
+    for f, s in zip(frames, src):  # FFV1 output: exactly the decoded source frames 3..6
+        for got, want in zip(f.planes, s.planes):
+            np.testing.assert_array_equal(got, want)
+
+
+# -- files: atomic, refusals -----------------------------------------------------------------------
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def _fail_midway(src: Path, dst: Path, **kw):
+    with open_input(src) as inp:
+        with OutputVideo(dst, template=inp, **kw) as out:
+            for f in inp.frames():
+                out.write(f.planes, f.pts)
+                if f.index == 3:
+                    raise Boom()
+
+
+def test_failure_leaves_nothing(tmp_path, rich):
+    dst = tmp_path / "out.mkv"
+    with pytest.raises(Boom):
+        _fail_midway(rich, dst)
+    assert not dst.exists()
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_failure_keeps_partial_when_asked(tmp_path, rich):
+    dst = tmp_path / "out.mkv"
+    with pytest.raises(Boom):
+        _fail_midway(rich, dst, keep_partial=True)
+    assert not dst.exists()
+    part = partial_path(dst)
+    assert part.exists() and part.stat().st_size > 0 and part.name.startswith(".")
+
+
+def test_failure_keeps_existing_target(tmp_path, rich):
+    dst = tmp_path / "out.mkv"
+    dst.write_bytes(b"previous")
+    with pytest.raises(Boom):
+        _fail_midway(rich, dst, overwrite=True)
+    assert dst.read_bytes() == b"previous"
+
+
+def test_output_is_input_refused(tmp_path, rich):
+    with open_input(rich) as inp:
+        with pytest.raises(OutputError, match="is the input"):
+            OutputVideo(rich, template=inp, overwrite=True)
+        link = tmp_path / "link.mkv"
+        link.symlink_to(rich)
+        with pytest.raises(OutputError, match="is the input"):
+            OutputVideo(link, template=inp, overwrite=True)
+        with pytest.raises(OutputError, match="is the input"):
+            OutputVideo(rich.parent / ".." / rich.parent.name / rich.name, template=inp, overwrite=True)
+
+
+def test_existing_output_needs_overwrite(tmp_path, rich):
+    dst = tmp_path / "out.mkv"
+    dst.write_bytes(b"old")
+    with open_input(rich) as inp:
+        with pytest.raises(OutputError, match="already exists"):
+            OutputVideo(dst, template=inp)
+    assert dst.read_bytes() == b"old"
+    copy_through(rich, dst, overwrite=True, copy_streams=False)
+    assert dst.stat().st_size > 100 and decoded(dst)[1]
+
+
+def test_bad_options_refused(tmp_path, rich):
+    with open_input(rich) as inp:
+        with pytest.raises(OutputError, match="crf"):
+            OutputVideo(tmp_path / "a.mkv", template=inp, codec="ffv1", crf=18)
+        with pytest.raises(OutputError, match="cannot write pixel format"):
+            OutputVideo(tmp_path / "b.mkv", template=inp, codec="libx264", pix_fmt="gbrp")
+        with pytest.raises(OutputError, match="multiple of 2x2"):
+            OutputVideo(tmp_path / "c.mkv", template=inp, size=(65, 48))
+        with pytest.raises(OutputError, match="unknown video encoder"):
+            OutputVideo(tmp_path / "d.mkv", template=inp, codec="nope264")
+        with pytest.raises(OutputError, match="does not exist"):
+            OutputVideo(tmp_path / "missing" / "e.mkv", template=inp)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_write_checks_planes_and_order(tmp_path, rich):
+    with open_input(rich) as inp:
+        out = OutputVideo(tmp_path / "out.mkv", template=inp)
+        frames = list(inp.frames(end=2))
+        with pytest.raises(ValueError, match="shape"):
+            out.write([p[:-2] for p in frames[0].planes], frames[0].pts)
+        out.write(frames[1].planes, frames[1].pts)
+        with pytest.raises(ValueError, match="increase"):
+            out.write(frames[0].planes, frames[0].pts)
+        out.abort()
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_wider_integer_planes_accepted(tmp_path):
+    """The colour module hands back int16/int32 planes: they are cast to the format's sample type."""
+    src = make_clip(tmp_path / "src.mkv", codec="ffv1", frames=3)
+    with open_input(src) as inp:
+        with OutputVideo(tmp_path / "out.mkv", template=inp, codec="ffv1") as out:
+            for f in inp.frames():
+                out.write([p.astype(np.int32) for p in f.planes], f.pts)
+    _, frames = decoded(tmp_path / "out.mkv")
+    for f in frames:
+        for got, want in zip(f.planes, frame_planes("yuv420p", (64, 48), f.index)):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_upscaled_size_written(tmp_path):
+    """Frames of another size than the input's (what the pipeline writes) keep the input's timestamps."""
+    src = make_clip(tmp_path / "src.mkv", pts=VFR_PTS[:4])
+    with open_input(src) as inp:
+        with OutputVideo(tmp_path / "out.mp4", template=inp, size=(128, 96), crf=20, preset="ultrafast") as out:
+            for f in inp.frames():
+                out.write([np.repeat(np.repeat(p, 2, 0), 2, 1) for p in f.planes], f.pts)
+    info, frames = decoded(tmp_path / "out.mp4")
+    assert (info.width, info.height) == (128, 96)
+    assert [f.time for f in frames] == [Fraction(p, 1000) for p in VFR_PTS[:4]]
+
+
+# -- real clip ---------------------------------------------------------------------------------------
+
+
+def test_real_clip_six_channel_aac_copied(tmp_path):
+    from esrgan_video.samples import sample_clip
+
+    src = sample_clip("bigbuckbunny.mp4", progress=False)
+    dst = tmp_path / "bbb.mkv"
+    copy_through(src, dst, end=6, preset="ultrafast", crf=30)
+    _, frames = decoded(dst)
+    assert len(frames) == 6
+    with av.open(str(src)) as ci, av.open(str(dst)) as co:
+        ai, ao = ci.streams.audio[0], co.streams.audio[0]
+        assert ao.codec_context.channels == ai.codec_context.channels == 6
+        out_audio = [bytes(p) for p in co.demux(ao) if p.size]
+        in_audio = [bytes(p) for p in ci.demux(ai) if p.size]
+    assert out_audio and out_audio == in_audio[:len(out_audio)]
+    assert 8 <= len(out_audio) <= 14  # 6 frames at 24 fps = 0.25 s of 48 kHz AAC (1024-sample packets)
