@@ -124,7 +124,7 @@ def upscale_video(
         for msg in inp.notices():
             say(msg)
         in_fmt = pixel_format(info.pix_fmt)
-        spec = info.color.resolved(info.width, info.height)
+        spec = info.color.resolved(info.width, info.height, in_fmt)
         out_pix_fmt, pix_notice = choose_pix_fmt(codec, info.pix_fmt, requested=pix_fmt)
         if pix_notice:
             say(pix_notice)
