@@ -21,7 +21,7 @@ from .. import __version__
 from ..errors import EsrganVideoError, InputError, OutputError
 from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
 from .journal import Journal
-from .worker import ENCODE_OPTIONS, UPSCALER_OPTIONS, Task, WorkerSettings, probe
+from .worker import ENCODE_OPTIONS, UPSCALER_OPTIONS, Task, WorkerSettings, probe, remove_partials
 
 BATCH_FAILED_EXIT = 8
 """Exit code when the batch ran to the end but at least one file failed (the CLI's documented code)."""
@@ -96,6 +96,7 @@ class JobRow:
     seconds: float = 0.0
     error: str = ""
     segments: int = 1
+    lost_frames: int = 0
 
     @property
     def fps(self) -> float:
@@ -128,7 +129,12 @@ class BatchSummary:
         for r in self.rows:
             nums = (f"{r.frames:>8} {r.seconds:>9.1f} {r.fps:>8.2f}" if r.status == "done"
                     else f"{'-':>8} {'-':>9} {'-':>8}")
-            note = f"  ({r.segments} segments)" if r.status == "done" and r.segments > 1 else ""
+            notes = []
+            if r.status == "done" and r.segments > 1:
+                notes.append(f"{r.segments} segments")
+            if r.status == "done" and r.lost_frames:
+                notes.append(f"WARNING: {r.lost_frames} undecodable frame(s) of the source skipped")
+            note = f"  ({'; '.join(notes)})" if notes else ""
             err = f": {r.error}" if r.error else ""
             lines.append(f"{r.status:<11} {nums}  {r.key}{note}{err}")
         lines.append(
@@ -194,6 +200,7 @@ class Plan:
                             **self.src_fp[task.job_key], **extra, **result)
         row = st.row
         row.seconds += float(result.get("seconds", 0.0))
+        row.lost_frames += int(result.get("lost_frames", 0))
         if row.status == "failed":
             return
         if task.kind == "segment":
@@ -203,11 +210,15 @@ class Plan:
             return
         row.status = "done"
         row.frames = int(result.get("frames", 0))
-        lost = int(result.get("lost_frames", 0))
+        lost = row.lost_frames
         self.log(f"done     {row.key} ({row.frames} frames, {row.fps:.2f} fps"
                  + (f", {lost} undecodable frames skipped" if lost else "") + ")")
         if st.seg_dir is not None:
             shutil.rmtree(st.seg_dir, ignore_errors=True)
+            try:
+                st.seg_dir.parent.rmdir()  # the segments folder, once no file has parts left
+            except OSError:
+                pass
 
     def failed(self, task: Task, error: str) -> None:
         self.running.discard(task.key)
@@ -420,6 +431,8 @@ def run_batch(
 
         for job, row, owned in todo:
             st = _JobState(job, row, owned)
+            if owned:
+                remove_partials(job.dst)  # left by a worker killed in an earlier run (we hold the lock)
             try:
                 fp = _src_fingerprint(job.src)
             except OSError as e:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from .journal import owner_name
-from .worker import Task, WorkerSettings, apply_threads, execute_task, one_line
+from .worker import Task, WorkerSettings, apply_threads, execute_task, one_line, remove_partials
 
 
 class PlanLike(Protocol):
@@ -85,14 +85,14 @@ class _Worker:
 
     @property
     def owner(self) -> str:
-        return owner_name(f"worker-{self.wid}@{self.device or 'auto'}")
+        return f"{owner_name('driver')}/worker-{self.wid}:pid{self.proc.pid}@{self.device or 'auto'}"
 
 
 class LocalScheduler:
     """One worker process per entry of ``devices`` (``"cpu"``, ``"cuda:0"``, ...)."""
 
     def __init__(self, devices: list[str | None], settings: WorkerSettings, *, heartbeat_s: float = 5.0,
-                 stale_s: float = 300.0, journal_beat_s: float = 60.0, max_restarts: int = 3,
+                 stale_s: float = 300.0, journal_beat_s: float = 60.0, max_restarts: int = 8,
                  log: Callable[[str], None] = print) -> None:
         if not devices:
             raise ValueError("devices: expected at least one")
@@ -168,6 +168,7 @@ class LocalScheduler:
                     why = (f"worker {w.wid} ({w.device or 'auto'}) died (exit code {code})" if dead
                            else f"worker {w.wid} ({w.device or 'auto'}) stopped responding")
                     if w.task is not None:
+                        remove_partials(w.task.dst, w.proc.pid)
                         plan.lost(w.task, why)
                     else:
                         self.log(why)

@@ -170,8 +170,15 @@ def _copied_packets(c: av.container.InputContainer, streams: Sequence) -> Iterat
     if not streams:
         return
     seq = 0
-    for pkt in c.demux(list(streams)):
-        if pkt.size == 0:
+    demux = c.demux(list(streams))
+    while True:
+        try:
+            pkt = next(demux)
+        except StopIteration:
+            return
+        except av.FFmpegError:  # damaged tail of the source: what was copied stands (as in a single pass)
+            return
+        if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
             continue
         yield (_sort_key(pkt), 1 + pkt.stream.index, seq, pkt)
         seq += 1
@@ -189,14 +196,21 @@ def join_segments(
     dst: str | os.PathLike,
     *,
     copy_streams: bool = True,
+    shift_timestamps: bool = True,
     overwrite: bool = False,
 ) -> JoinResult:
     """Remux the video of ``segments`` (in order) into ``dst`` and copy the other streams of ``src``.
 
+    Follows what ``video.writer.OutputVideo`` does in a single pass: the same streams are copied (not
+    extra video streams other than cover art; data streams the container refuses are left out), with
+    cleaned metadata and dispositions; container metadata and chapters come from the source; with
+    ``shift_timestamps`` every stream moves by the container's start time so the output starts at 0.
     Written to a temporary file beside ``dst`` and renamed when complete. Raises ``OutputError`` when the
     segments' encoders disagree (codec, size, pixel format or codec headers), so their packets cannot
     share one stream, or when ``dst`` exists without ``overwrite``.
     """
+    from ..video.reader import clean_metadata, open_input
+
     src, dst = Path(src), Path(dst)
     seg_paths = [Path(s) for s in segments]
     if not seg_paths:
@@ -217,30 +231,48 @@ def join_segments(
                 raise OutputError(
                     f"{p}: segment encoded with different codec parameters than {seg_paths[0]}; "
                     "its packets cannot be joined without re-encoding (run this file without segments)")
-        with av.open(str(src)) as source, av.open(str(tmp), "w") as out:
+        with open_input(src) as inp, inp.open_container() as source, av.open(str(tmp), "w") as out:
+            info = inp.info
+            base = info.start_time if shift_timestamps else Fraction(0)
+            out.metadata.update(info.metadata)
+            chapters = [
+                {"id": ch["id"], "start": max(0, round((ch["start"] * Fraction(ch["time_base"]) - base) / Fraction(ch["time_base"]))),
+                 "end": round((ch["end"] * Fraction(ch["time_base"]) - base) / Fraction(ch["time_base"])),
+                 "time_base": ch["time_base"], "metadata": dict(ch.get("metadata") or {})}
+                for ch in info.chapters
+            ]
+            if chapters:
+                out.set_chapters(chapters)
             out_v = out.add_stream_from_template(first)
-            out_v.metadata.update(first.metadata)
-            src_video = source.streams.video[0] if source.streams.video else None
-            copied = []
+            out_v.metadata.update(info.stream_metadata)
             mapping: dict[int, av.stream.Stream] = {}
+            copied = []
             if copy_streams:
-                for s in source.streams:
-                    if src_video is not None and s.index == src_video.index:
+                for st in source.streams:
+                    if st.index == info.stream_index:
                         continue
-                    if s.type in ("video", "audio", "subtitle", "data", "attachment"):
-                        try:
-                            o = out.add_stream_from_template(s)
-                        except (ValueError, av.FFmpegError) as e:
-                            raise OutputError(f"{dst}: the container cannot hold stream {s.index} ({s.type}) of {src}") from e
-                        o.metadata.update(s.metadata)
-                        mapping[s.index] = o
-                        copied.append(s)
-                out.metadata.update(source.metadata)
-                chapters = source.chapters()
-                if chapters:
-                    out.set_chapters(chapters)
-            copy_demux = [s for s in copied if s.type != "attachment"]
-            for _, order, _, pkt in heapq.merge(_video_packets(inputs), _copied_packets(source, copy_demux)):
+                    if st.type == "video" and not (st.disposition & av.stream.Disposition.attached_pic):
+                        continue
+                    try:
+                        o = out.add_stream_from_template(st)
+                    except (ValueError, av.FFmpegError) as e:
+                        if st.type == "data":
+                            continue
+                        raise OutputError(f"{dst}: the container cannot hold stream #{st.index} ({st.type}) of {src}") from e
+                    o.metadata.update(clean_metadata(dict(st.metadata)))
+                    try:
+                        o.disposition = st.disposition
+                    except (AttributeError, ValueError):
+                        pass
+                    mapping[st.index] = o
+                    copied.append(st)
+            for _, order, _, pkt in heapq.merge(_video_packets(inputs), _copied_packets(source, copied)):
+                tb = Fraction(pkt.time_base.numerator, pkt.time_base.denominator)
+                shift = round(base / tb)
+                if pkt.pts is not None:
+                    pkt.pts -= shift
+                if pkt.dts is not None:
+                    pkt.dts -= shift
                 if order == 0:
                     pkt.stream = out_v
                     frames += 1
@@ -255,4 +287,3 @@ def join_segments(
         for c in inputs:
             c.close()
     return JoinResult(output=dst, frames=frames)
-

@@ -8,6 +8,7 @@ return a result dict that the driver records.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -76,6 +77,29 @@ def probe(path: str | os.PathLike) -> dict[str, Any]:
 def file_facts(path: str | os.PathLike) -> dict[str, Any]:
     st = os.stat(path)
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "probe": probe(path)}
+
+
+def remove_partials(dst: str | os.PathLike, pid: int | None = None) -> list[Path]:
+    """Remove temporary files left beside ``dst`` by a writer or a join that was killed: those of
+    process ``pid``, or every one when ``pid`` is None (only safe while no one else writes ``dst``).
+    The names follow ``video.writer.partial_path`` (``.<stem>.<pid>.partial<ext>``) and
+    ``segments.join_segments`` (``.<stem>.join-<pid>.partial<ext>``)."""
+    dst = Path(dst)
+    pattern = re.compile(r"\.%s\.(?:join-)?(\d+)\.partial%s" % (re.escape(dst.stem), re.escape(dst.suffix)))
+    removed = []
+    try:
+        names = os.listdir(dst.parent)
+    except OSError:
+        return removed
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m and (pid is None or int(m.group(1)) == pid):
+            try:
+                (dst.parent / name).unlink()
+                removed.append(dst.parent / name)
+            except OSError:
+                pass
+    return removed
 
 
 _UPSCALERS: dict[tuple, Any] = {}
