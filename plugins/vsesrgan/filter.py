@@ -1,0 +1,275 @@
+"""``vsesrgan.upscale``: the VapourSynth face of esrgan-video's frame-level core.
+
+The filter does no upscaling, tiling or colour maths of its own: each frame's planes go to the
+device, through :func:`esrgan_video.color.planes_to_rgb`, the clip's one
+:class:`esrgan_video.upscaler.Upscaler`, :func:`esrgan_video.sizing.resize_rgb` when the requested
+scale differs from the model's, and :func:`esrgan_video.color.rgb_to_planes` — the same calls, in
+the same order, as the streaming core behind the CLI.
+
+Frame parallelism: VapourSynth serialises the calls of one ``std.ModifyFrame`` node, so the filter
+returns ``std.FrameEval`` that hands each request a fresh ``ModifyFrame`` node (the idiom HolyWu's
+vs-realesrgan uses). VapourSynth's worker threads (``core.num_threads``) then run frame callbacks
+concurrently; torch releases the GIL while it works, and on a GPU each frame in flight checks out one
+of ``num_streams`` CUDA streams, so uploads, inference and downloads of several frames overlap.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import vapoursynth as vs
+
+from esrgan_video.arch import RRDBNet
+from esrgan_video.color import ColorSpec, planes_to_rgb, rgb_to_planes
+from esrgan_video.errors import EsrganVideoError
+from esrgan_video.pixfmt import PixelFormat
+from esrgan_video.sizing import output_size, resize_rgb
+from esrgan_video.upscaler import Upscaler
+
+from .props import adjusted_sar, props_from_spec, spec_from_props
+
+NAME = "vsesrgan.upscale"
+_TO_RGBS = "convert with core.resize.Bicubic(clip, format=vs.RGBS) (add matrix_in_s=\"709\" or the clip's matrix for YUV)"
+
+
+def _error(message: str) -> vs.Error:
+    return vs.Error(f"{NAME}: {message}")
+
+
+# formats ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClipFormat:
+    """How the filter reads and writes one VapourSynth format."""
+
+    vs_format: vs.VideoFormat
+    pixfmt: PixelFormat | None
+    """The core's descriptor of the integer planes; None for float RGB (RGBS/RGBH), which skip colour code."""
+
+    @property
+    def is_float(self) -> bool:
+        return self.pixfmt is None
+
+    @property
+    def multiple(self) -> tuple[int, int]:
+        """What the output width and height must be multiples of (the chroma subsampling)."""
+        f = self.vs_format
+        return 1 << f.subsampling_w, 1 << f.subsampling_h
+
+
+def clip_format(clip: vs.VideoNode) -> ClipFormat:
+    """Check a clip up front; :class:`vs.Error` saying what to do for clips the filter cannot take."""
+    fmt = clip.format
+    if fmt is None or fmt.color_family == vs.UNDEFINED or clip.width == 0 or clip.height == 0:
+        raise _error(
+            "the clip has a variable format or size; give it one with core.resize.Bicubic(clip, width=W, height=H, "
+            "format=vs.RGBS) (or the format you want) before upscaling"
+        )
+    family = fmt.color_family
+    if family not in (vs.RGB, vs.YUV, vs.GRAY):
+        raise _error(f"{fmt.name} is not an RGB, YUV or GRAY format; {_TO_RGBS}")
+    if fmt.sample_type == vs.FLOAT:
+        if family == vs.RGB and fmt.bits_per_sample in (16, 32):
+            return ClipFormat(fmt, None)
+        raise _error(
+            f"float {fmt.name} is not supported (float input must be RGBS or RGBH); {_TO_RGBS}"
+        )
+    if not 8 <= fmt.bits_per_sample <= 16:
+        raise _error(f"{fmt.name} has {fmt.bits_per_sample}-bit samples, 8 to 16 are supported; {_TO_RGBS}")
+    if family == vs.YUV:
+        pf = PixelFormat(f"vs:{fmt.name}", "yuv", fmt.bits_per_sample, fmt.subsampling_w, fmt.subsampling_h, ("Y", "U", "V"))
+    elif family == vs.RGB:
+        pf = PixelFormat(f"vs:{fmt.name}", "rgb", fmt.bits_per_sample, planes=("R", "G", "B"))
+    else:
+        pf = PixelFormat(f"vs:{fmt.name}", "gray", fmt.bits_per_sample, planes=("Y",))
+    return ClipFormat(fmt, pf)
+
+
+# options ------------------------------------------------------------------------------------------
+def resolve_device(device: int | str | torch.device) -> str | torch.device:
+    """``device=N`` → ``cuda:N``; on a machine without CUDA, ``0`` falls back to the CPU."""
+    if isinstance(device, bool):
+        raise _error(f"device: expected a CUDA index, 'cpu' or 'cuda:N', got {device!r}")
+    if isinstance(device, int):
+        if device < 0:
+            raise _error(f"device: expected a CUDA index >= 0, 'cpu' or 'cuda:N', got {device}")
+        if not torch.cuda.is_available():
+            if device == 0:
+                return "cpu"
+            raise _error(f"device={device}: CUDA is not available on this machine; pass device='cpu' or 0")
+        if device >= torch.cuda.device_count():
+            raise _error(f"device={device}: only {torch.cuda.device_count()} CUDA device(s) are present")
+        return f"cuda:{device}"
+    if isinstance(device, (str, torch.device)):
+        return device
+    raise _error(f"device: expected a CUDA index, 'cpu' or 'cuda:N', got {type(device).__name__}")
+
+
+def _check_scale(scale: object) -> float | None:
+    if scale is None:
+        return None
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise _error(f"scale: expected a positive number or None (the model's scale), got {scale!r}")
+    return float(scale)
+
+
+# the frame worker ---------------------------------------------------------------------------------
+class _FrameWorker:
+    """Upscales one frame per call; shared by every ModifyFrame node of one clip (thread-safe)."""
+
+    def __init__(self, up: Upscaler, fmt: ClipFormat, in_size: tuple[int, int], out_size: tuple[int, int],
+                 core: vs.Core) -> None:
+        self.up = up
+        self.fmt = fmt
+        self.in_size = in_size
+        self.out_size = out_size
+        self.core = core
+        self.device = up.device
+        self.cuda = self.device.type == "cuda"
+        # One slot per frame in flight: a CUDA stream each on a GPU; on the CPU one slot (torch's
+        # intra-op threads already use every core; more frames at once would only contend).
+        self._slots: queue.Queue = queue.Queue()
+        for _ in range(up.config.streams if self.cuda else 1):
+            self._slots.put(torch.cuda.Stream(device=self.device) if self.cuda else None)
+
+    @contextmanager
+    def _slot(self) -> Iterator[torch.cuda.Stream | None]:
+        s = self._slots.get()
+        try:
+            yield s
+        finally:
+            self._slots.put(s)
+
+    def spec(self, props) -> ColorSpec:
+        """The resolved colour facts of a frame (untagged → the mpv rule, like the CLI)."""
+        if self.fmt.is_float:
+            return ColorSpec()
+        w, h = self.in_size
+        return spec_from_props(props).resolved(w, h, self.fmt.pixfmt)
+
+    def _upload(self, plane: np.ndarray) -> torch.Tensor:
+        host = torch.empty(plane.shape, dtype=_torch_dtype(plane.dtype), pin_memory=self.cuda)
+        np.copyto(host.numpy(), plane)
+        return host.to(self.device, non_blocking=True) if self.cuda else host
+
+    def planes(self, frame: vs.VideoFrame, spec: ColorSpec) -> list[np.ndarray]:
+        """The upscaled planes of ``frame`` as host arrays in the clip's sample type."""
+        fmt = self.fmt
+        src = [np.asarray(frame[i]) for i in range(fmt.vs_format.num_planes)]
+        out_w, out_h = self.out_size
+        with self._slot() as stream:
+            ctx = torch.cuda.stream(stream) if stream is not None else nullcontext()
+            with ctx, torch.inference_mode():
+                planes = [self._upload(p) for p in src]
+                if fmt.is_float:
+                    rgb = torch.stack(planes).unsqueeze(0).float()
+                else:
+                    rgb = planes_to_rgb(planes, fmt.pixfmt, spec)
+                y = resize_rgb(self.up.upscale_tensor(rgb), out_w, out_h)
+                if fmt.is_float:
+                    out = list(y[0].to(_torch_dtype(src[0].dtype)))
+                else:
+                    out = rgb_to_planes(y, fmt.pixfmt, spec)
+                if self.cuda:
+                    host = [torch.empty(p.shape, dtype=p.dtype, pin_memory=True) for p in out]
+                    for h, p in zip(host, out):
+                        h.copy_(p, non_blocking=True)
+                    stream.synchronize()
+                    out = host
+        return [p.numpy() for p in out]
+
+    def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        spec = self.spec(f.props)
+        try:
+            planes = self.planes(f, spec)
+        except (ValueError, EsrganVideoError) as e:
+            raise _error(f"frame {n}: {e}") from e
+        out_w, out_h = self.out_size
+        fout = self.core.create_video_frame(self.fmt.vs_format, out_w, out_h)
+        for i, p in enumerate(planes):
+            np.copyto(np.asarray(fout[i]), p)
+        props = fout.props
+        props.update(f.props)
+        if not self.fmt.is_float and self.fmt.pixfmt.family != "rgb":
+            props.update(props_from_spec(spec, chroma=self.fmt.pixfmt.family == "yuv"))
+        sar = adjusted_sar(f.props, self.in_size, self.out_size)
+        if sar is not None:
+            props["_SARNum"], props["_SARDen"] = sar
+        return fout
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    return {
+        np.dtype(np.uint8): torch.uint8,
+        np.dtype(np.uint16): torch.uint16,
+        np.dtype(np.float16): torch.float16,
+        np.dtype(np.float32): torch.float32,
+    }[np.dtype(dtype)]
+
+
+# the filter ---------------------------------------------------------------------------------------
+def upscale(
+    clip: vs.VideoNode,
+    model: str | os.PathLike | RRDBNet = "RealESRGAN_x4plus",
+    scale: float | None = None,
+    tile: int | None = None,
+    tile_pad: int | None = None,
+    backend: str = "auto",
+    precision: str | None = None,
+    device: int | str | torch.device = 0,
+    num_streams: int = 2,
+    blend: str | tuple[str, float] | None = None,
+) -> vs.VideoNode:
+    """Upscale ``clip`` with an ESRGAN/RRDB model; returns a clip in the same format family and depth.
+
+    :param clip: RGBS, RGBH, integer RGB (RGB24/RGB30/RGB48, 8–16 bit), YUV of any subsampling
+        (8–16 bit) or GRAY (8–16 bit, upscaled as neutral RGB and returned as its luma). YUV and GRAY
+        are converted with the frame props ``_Matrix``, ``_Range``, ``_ChromaLocation`` (untagged:
+        BT.709 from 1280 wide or 577 lines up, else BT.601; limited range; left chroma).
+    :param model: a registry name (``esrgan-video models``), a checkpoint path (.safetensors,
+        .pth, ncnn .param) or a loaded :class:`~esrgan_video.arch.RRDBNet`.
+    :param scale: output size over input size; None: the model's scale. Other scales resize the
+        model's output with the CLI's antialiased bicubic, on the device.
+    :param tile: tile size in input pixels (0: whole frames; None: a stable default per frame size).
+    :param tile_pad: overlap of tiles in input pixels (None: the core's default).
+    :param backend: ``auto``, ``torch``, ``tensorrt`` or ``torch-tensorrt``.
+    :param precision: ``fp32``, ``fp16`` or ``bf16``; None: the backend's default.
+    :param device: CUDA index (0 = ``cuda:0``, the CPU on a machine without CUDA), ``"cpu"`` or ``"cuda:N"``.
+    :param num_streams: frames in flight on a GPU (one CUDA stream each).
+    :param blend: ``"OTHER:alpha"`` network interpolation with another model.
+    """
+    if not isinstance(clip, vs.VideoNode):
+        raise _error(f"clip: expected a vs.VideoNode, got {type(clip).__name__}")
+    fmt = clip_format(clip)
+    scale_f = _check_scale(scale)
+    if isinstance(num_streams, bool) or not isinstance(num_streams, int) or num_streams < 1:
+        raise _error(f"num_streams: expected an integer >= 1, got {num_streams!r}")
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    dev = resolve_device(device)
+    try:
+        up = Upscaler(
+            model, blend=blend, tile=tile, tile_pad=tile_pad, backend=backend, device=dev,
+            precision=precision, streams=num_streams,
+        )
+        out_w, out_h = output_size(
+            clip.width, clip.height, model_scale=up.scale, scale=scale_f, multiple=fmt.multiple,
+        )
+    except EsrganVideoError as e:
+        raise _error(str(e)) from e
+    core = vs.core
+    worker = _FrameWorker(up, fmt, (clip.width, clip.height), (out_w, out_h), core)
+    shape = core.std.BlankClip(clip, width=out_w, height=out_h, keep=True)
+
+    def per_request(n: int) -> vs.VideoNode:
+        return core.std.ModifyFrame(shape, clip, worker)
+
+    return shape.std.FrameEval(per_request, clip_src=clip)
+
+
+__all__ = ["upscale", "clip_format", "ClipFormat", "resolve_device"]

@@ -1,0 +1,461 @@
+"""vsesrgan.upscale on real VapourSynth (the PyPI wheel, CPU): the filter must give exactly what the core gives.
+
+The oracle for every format is the core itself, called the way the streaming core calls it: the input frame's
+planes through ``color.planes_to_rgb`` (with an FFmpeg ``PixelFormat`` and a ColorSpec written out by hand from
+the props the test set), an ``Upscaler`` of its own, ``sizing.resize_rgb`` and ``color.rgb_to_planes``. Colour
+matrix and range are also checked against VapourSynth's own resizer (zimg), which reads the same props.
+Models: a tiny near-identity RRDB saved to .safetensors and passed by path (as a script author would).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+vs = pytest.importorskip("vapoursynth")
+
+import vsesrgan  # noqa: E402
+from esrgan_video.color import ColorSpec, planes_to_rgb, rgb_to_planes  # noqa: E402
+from esrgan_video.pixfmt import pixel_format  # noqa: E402
+from esrgan_video.sizing import output_size, resize_rgb  # noqa: E402
+from esrgan_video.testing import near_identity_model  # noqa: E402
+from esrgan_video.upscaler import Upscaler  # noqa: E402
+
+pytestmark = pytest.mark.vapoursynth
+
+core = vs.core
+W, H, N = 32, 24, 4
+EXAMPLES = Path(__file__).resolve().parents[1] / "plugins" / "vsesrgan" / "examples"
+
+
+# fixtures -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    from safetensors.torch import save_file
+
+    path = tmp_path_factory.mktemp("model") / "near_identity_x4.safetensors"
+    save_file(near_identity_model(4).state_dict(), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def oracle(model_path) -> Upscaler:
+    """The core's Upscaler on the same weights, separate from the filter's."""
+    return Upscaler(model_path, device="cpu")
+
+
+def _content(n: int, width: int, height: int, seed: int = 0) -> np.ndarray:
+    """n × 3 × h × w float32 frames: smooth colour fields, edges and noise, inside [0.1, 0.9]."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 4, 5, generator=g)
+    smooth = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
+    edges = (torch.arange(width) % 7 < 3).float().expand(n, 3, height, width) * 0.2
+    noise = torch.rand(n, 3, height, width, generator=g) * 0.1
+    return (0.1 + 0.8 * ((smooth.clamp(0, 1) * 0.7 + edges + noise) / 1.0).clamp(0, 1)).numpy().astype(np.float32)
+
+
+def rgbs_clip(n: int = N, width: int = W, height: int = H, seed: int = 0, **props) -> vs.VideoNode:
+    """A real RGBS clip whose frames are :func:`_content` (written by a ModifyFrame callback)."""
+    data = _content(n, width, height, seed)
+    blank = core.std.BlankClip(width=width, height=height, format=vs.RGBS, length=n, fpsnum=24000, fpsden=1001)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        for p in range(3):
+            np.copyto(np.asarray(out[p]), data[n, p])
+        return out
+
+    clip = core.std.ModifyFrame(blank, blank, fill)
+    return core.std.SetFrameProps(clip, **props) if props else clip
+
+
+def to_format(clip: vs.VideoNode, fmt: int, **props) -> vs.VideoNode:
+    """Convert an RGBS clip with zimg (BT.709 limited for YUV/GRAY), then set the given props."""
+    family = core.get_video_format(fmt).color_family
+    if family == vs.RGB:
+        out = core.resize.Bicubic(clip, format=fmt)
+    else:
+        out = core.resize.Bicubic(clip, format=fmt, matrix_s="709", range_s="limited", dither_type="none")
+    return core.std.SetFrameProps(out, **props) if props else out
+
+
+def planes_of(frame: vs.VideoFrame) -> list[np.ndarray]:
+    return [np.array(frame[i]) for i in range(frame.format.num_planes)]
+
+
+def core_path(planes, ffmpeg_fmt: str, spec: ColorSpec, up: Upscaler, out_size: tuple[int, int]):
+    """What the streaming core does with these planes (VapourSynth plane order R, G, B for RGB)."""
+    fmt = pixel_format(ffmpeg_fmt)
+    if fmt.family == "rgb":  # FFmpeg's gbrp stores G, B, R
+        planes = [planes[1], planes[2], planes[0]]
+    with torch.inference_mode():
+        rgb = planes_to_rgb([torch.from_numpy(p) for p in planes], fmt, spec)
+        y = resize_rgb(up.upscale_tensor(rgb), *out_size)
+        out = [p.numpy() for p in rgb_to_planes(y, fmt, spec)]
+    if fmt.family == "rgb":
+        out = [out[2], out[0], out[1]]
+    return out
+
+
+@pytest.fixture
+def threads():
+    """Set core.num_threads for one test and put it back."""
+    saved = core.num_threads
+
+    def set_threads(n: int) -> None:
+        core.num_threads = n
+
+    yield set_threads
+    core.num_threads = saved
+
+
+# float RGB: the Upscaler's own numpy entry is the oracle ---------------------------------------------
+def test_rgbs_equals_the_core_upscaler(model_path, oracle):
+    clip = rgbs_clip()
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+    assert (out.format.id, out.width, out.height, out.num_frames) == (vs.RGBS, W * 4, H * 4, N)
+    assert (out.fps_num, out.fps_den) == (24000, 1001)
+    for i, f in enumerate(out.frames()):
+        src = np.stack(planes_of(clip.get_frame(i)), axis=-1)
+        want = oracle.upscale(src)
+        got = np.stack(planes_of(f), axis=-1)
+        assert np.abs(got - want).max() <= 1e-4
+        # and the model really upscaled: near-identity output is close to a nearest ×4 of the input
+        nearest = src.repeat(4, axis=0).repeat(4, axis=1)
+        assert np.abs(got - nearest).mean() < 0.05
+
+
+def test_rgbh_matches_the_core_upscaler_in_half_precision(model_path, oracle):
+    clip = core.resize.Point(rgbs_clip(n=2), format=vs.RGBH)
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+    assert out.format.id == vs.RGBH
+    f = out.get_frame(1)
+    assert planes_of(f)[0].dtype == np.float16
+    src = np.stack(planes_of(clip.get_frame(1)), axis=-1).astype(np.float32)
+    want = oracle.upscale(src)
+    got = np.stack(planes_of(f), axis=-1).astype(np.float32)
+    assert np.abs(got - want).max() <= 1e-3  # half-precision storage of the output
+
+
+def test_a_loaded_model_and_a_path_give_the_same_frames(model_path):
+    from esrgan_video import load_model
+
+    clip = rgbs_clip(n=1)
+    by_path = planes_of(vsesrgan.upscale(clip, model=str(model_path), device="cpu").get_frame(0))
+    by_module = planes_of(vsesrgan.upscale(clip, model=load_model(model_path), device="cpu").get_frame(0))
+    for a, b in zip(by_path, by_module):
+        np.testing.assert_array_equal(a, b)
+
+
+# integer RGB, YUV and GRAY: the core's colour path is the oracle -------------------------------------
+BT709_LIMITED = dict(_Matrix=1, _Primaries=1, _Transfer=1, _Range=0)
+
+FORMATS = [
+    # (VapourSynth format, FFmpeg name for the oracle, props set on the clip, the ColorSpec they mean)
+    (vs.RGB24, "gbrp", {}, ColorSpec(0, 1, 13, True, None)),
+    (vs.RGB30, "gbrp10le", {}, ColorSpec(0, 1, 13, True, None)),
+    (vs.RGB48, "gbrp16le", {}, ColorSpec(0, 1, 13, True, None)),
+    (vs.YUV420P8, "yuv420p", dict(BT709_LIMITED, _ChromaLocation=0), ColorSpec(1, 1, 1, False, "left")),
+    (vs.YUV420P10, "yuv420p10le", dict(BT709_LIMITED, _ChromaLocation=2), ColorSpec(1, 1, 1, False, "topleft")),
+    (vs.YUV422P10, "yuv422p10le", dict(_Matrix=6, _Primaries=6, _Transfer=6, _Range=1, _ChromaLocation=1),
+     ColorSpec(6, 6, 6, True, "center")),
+    (vs.YUV444P16, "yuv444p16le", dict(_Matrix=9, _Primaries=9, _Transfer=16, _Range=0), ColorSpec(9, 9, 16, False, "left")),
+    (vs.GRAY8, "gray", dict(_Matrix=1, _Range=0), ColorSpec(1, 1, 1, False, None)),
+    (vs.GRAY16, "gray16le", dict(_Matrix=1, _Range=1), ColorSpec(1, 1, 1, True, None)),
+]
+
+
+@pytest.mark.parametrize("vs_fmt, ffmpeg_fmt, props, spec", FORMATS, ids=lambda v: getattr(v, "name", None))
+def test_integer_formats_equal_the_core_colour_path(model_path, oracle, vs_fmt, ffmpeg_fmt, props, spec):
+    clip = to_format(rgbs_clip(n=2), vs_fmt, **props)
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+    assert (out.format.id, out.width, out.height, out.num_frames) == (vs_fmt, W * 4, H * 4, 2)
+    for i in range(2):
+        got = planes_of(out.get_frame(i))
+        want = core_path(planes_of(clip.get_frame(i)), ffmpeg_fmt, spec, oracle, (W * 4, H * 4))
+        assert [g.dtype for g in got] == [w.dtype for w in want]
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_gray_is_upscaled_as_neutral_rgb_and_returned_as_luma(model_path):
+    clip = to_format(rgbs_clip(n=1), vs.GRAY16, _Matrix=1, _Range=1)
+    y = planes_of(vsesrgan.upscale(clip, model=model_path, device="cpu").get_frame(0))
+    assert len(y) == 1
+    src = planes_of(clip.get_frame(0))[0].astype(np.float32) / 65535
+    nearest = src.repeat(4, axis=0).repeat(4, axis=1)
+    assert np.abs(y[0].astype(np.float32) / 65535 - nearest).mean() < 0.05
+
+
+def test_untagged_yuv_follows_the_mpv_rule_and_tags_the_output(model_path, oracle):
+    clip = core.std.RemoveFrameProps(to_format(rgbs_clip(n=1), vs.YUV420P8), ["_Matrix", "_Primaries", "_Transfer", "_Range", "_ChromaLocation"])
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+    f = out.get_frame(0)
+    # 32×24 is SD: BT.601 (SMPTE 170M) matrix, BT.709 primaries for a non-standard height, limited, left
+    spec = ColorSpec(6, 1, 1, False, "left")
+    want = core_path(planes_of(clip.get_frame(0)), "yuv420p", spec, oracle, (W * 4, H * 4))
+    for g, w in zip(planes_of(f), want):
+        np.testing.assert_array_equal(g, w)
+    # the output is 128×96, still SD; but say what was assumed so a later filter cannot guess otherwise
+    assert (f.props["_Matrix"], f.props["_Primaries"], f.props["_Transfer"]) == (6, 1, 1)
+    assert (f.props["_Range"], f.props["_ChromaLocation"]) == (0, 0)
+
+
+@pytest.mark.filterwarnings("ignore:The _ColorRange frame property has been deprecated")
+@pytest.mark.parametrize(
+    "props, zimg",
+    [
+        (dict(_Matrix=1, _Range=1), dict(matrix_in_s="709", range_in_s="full")),
+        (dict(_Matrix=6, _Range=0), dict(matrix_in_s="170m", range_in_s="limited")),
+        (dict(_Matrix=9, _ColorRange=0), dict(matrix_in_s="2020ncl", range_in_s="full")),  # deprecated prop: 0 = full
+        (dict(_Matrix=5, _ColorRange=1), dict(matrix_in_s="470bg", range_in_s="limited")),
+    ],
+    ids=["709-full", "170m-limited", "2020-legacy-full", "470bg-legacy-limited"],
+)
+def test_matrix_and_range_props_agree_with_vapoursynths_resizer(model_path, props, zimg):
+    """Upscaling YUV 4:4:4 directly equals upscaling zimg's RGB conversion of it (same props, same meaning)."""
+    yuv = core.resize.Point(rgbs_clip(n=1), format=vs.YUV444P16, matrix_s=zimg["matrix_in_s"],
+                            range_s=zimg["range_in_s"])
+    yuv = core.std.SetFrameProps(core.std.RemoveFrameProps(yuv, ["_Range", "_ColorRange"]), **props)
+    direct = vsesrgan.upscale(yuv, model=model_path, device="cpu")
+    direct_rgb = core.resize.Point(direct, format=vs.RGBS, **zimg)
+    via_rgb = vsesrgan.upscale(core.resize.Point(yuv, format=vs.RGBS, **zimg), model=model_path, device="cpu")
+    a = np.stack(planes_of(direct_rgb.get_frame(0)))
+    b = np.stack(planes_of(via_rgb.get_frame(0)))
+    assert np.abs(a - b).max() < 2e-3  # 16-bit rounding of the YUV output; a wrong matrix or range is >= 0.02
+
+
+def test_chroma_location_prop_is_honoured(model_path):
+    clip = to_format(rgbs_clip(n=1), vs.YUV420P10, _ChromaLocation=0)
+    left = planes_of(vsesrgan.upscale(clip, model=model_path, device="cpu").get_frame(0))
+    top = planes_of(vsesrgan.upscale(core.std.SetFrameProps(clip, _ChromaLocation=3), model=model_path,
+                                     device="cpu").get_frame(0))
+    assert not np.array_equal(left[0], top[0])
+
+
+# size, props, SAR --------------------------------------------------------------------------------------
+def test_frame_props_are_kept(model_path):
+    clip = core.std.SetFrameProps(rgbs_clip(), Name="shot 12", _SceneChangePrev=1, _FieldBased=0, _SARNum=8, _SARDen=9)
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+    assert out.num_frames == clip.num_frames and out.fps == clip.fps
+    for a, b in zip(clip.frames(), out.frames()):
+        assert dict(b.props) == dict(a.props)  # RGB: nothing to add; uniform ×4 keeps the SAR
+
+
+def test_scale_below_the_models_resizes_on_the_device_like_the_cli(model_path, oracle):
+    clip = to_format(rgbs_clip(n=1), vs.YUV420P8, **BT709_LIMITED, _ChromaLocation=0)
+    out = vsesrgan.upscale(clip, model=model_path, scale=2, device="cpu")
+    assert (out.width, out.height) == (W * 2, H * 2)
+    want = core_path(planes_of(clip.get_frame(0)), "yuv420p", ColorSpec(1, 1, 1, False, "left"), oracle, (W * 2, H * 2))
+    for g, w in zip(planes_of(out.get_frame(0)), want):
+        np.testing.assert_array_equal(g, w)
+    assert "_SARNum" not in out.get_frame(0).props
+
+
+def test_non_uniform_scale_adjusts_the_sample_aspect_ratio(model_path):
+    # 30×22 × 1.5 = 45×33, rounded to even sides for 4:2:0 (the CLI's output_size): 44×32, not one factor both ways
+    src = to_format(rgbs_clip(n=2, width=30, height=22), vs.YUV420P8, _SARNum=16, _SARDen=15)
+    out = vsesrgan.upscale(src, model=model_path, scale=1.5, device="cpu")
+    ow, oh = output_size(30, 22, model_scale=4, scale=1.5, multiple=(2, 2))
+    assert (out.width, out.height) == (ow, oh) == (44, 32)
+    f = out.get_frame(1)
+    sar = Fraction(f.props["_SARNum"], f.props["_SARDen"])
+    # display aspect kept: width·SAR / height is the same before and after
+    assert Fraction(44) * sar / 32 == Fraction(30) * Fraction(16, 15) / 22
+    # untagged SAR counts as square
+    square = vsesrgan.upscale(core.std.RemoveFrameProps(src, ["_SARNum", "_SARDen"]), model=model_path, scale=1.5,
+                              device="cpu").get_frame(0)
+    assert Fraction(square.props["_SARNum"], square.props["_SARDen"]) == Fraction(30 * 32, 22 * 44)
+
+
+# a real file through a source plugin ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def carphone() -> Path:
+    from esrgan_video.samples import sample_clip
+
+    return sample_clip("carphone_pristine.mp4", progress=False)
+
+
+def test_a_real_file_through_bestsource(model_path, oracle, carphone):
+    assert hasattr(core, "bs"), "the BestSource plugin is missing: pip install vapoursynth-bestsource"
+    src = core.bs.VideoSource(str(carphone), cachemode=0)
+    assert (src.width, src.height, src.format.id) == (176, 144, vs.YUV420P8)
+    clip = src.std.Crop(left=56, right=56, top=48, bottom=48).std.Trim(10, length=3)  # 64×48, 3 frames
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+    assert (out.width, out.height, out.num_frames) == (256, 192, 3)
+    for i, (a, b) in enumerate(zip(clip.frames(), out.frames())):
+        spec = vsesrgan.props.spec_from_props(a.props).resolved(64, 48, pixel_format("yuv420p"))
+        want = core_path(planes_of(a), "yuv420p", spec, oracle, (256, 192))
+        for g, w in zip(planes_of(b), want):
+            np.testing.assert_array_equal(g, w)
+        assert b.props["_PictType"] == a.props["_PictType"]
+
+
+# threads -----------------------------------------------------------------------------------------------
+def test_concurrent_requests_give_the_single_threaded_frames(model_path, threads):
+    clip = to_format(rgbs_clip(n=8, seed=3), vs.YUV420P10, **BT709_LIMITED)
+    threads(1)
+    single = [planes_of(f) for f in vsesrgan.upscale(clip, model=model_path, device="cpu").frames()]
+
+    threads(4)
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+    order = list(range(8)) * 2
+    random.Random(0).shuffle(order)
+    seen_threads: set[int] = set()
+
+    def fetch(i: int):
+        seen_threads.add(threading.get_ident())
+        return i, planes_of(out.get_frame(i))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(fetch, order))
+    assert len(seen_threads) > 1
+    for i, planes in results:
+        for g, w in zip(planes, single[i]):
+            np.testing.assert_array_equal(g, w)
+    for i, f in enumerate(out.frames(prefetch=8)):
+        for g, w in zip(planes_of(f), single[i]):
+            np.testing.assert_array_equal(g, w)
+
+
+# vspipe ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vspipe_env(tmp_path_factory) -> dict[str, str]:
+    """An environment where the wheel's vspipe finds this Python (``vapoursynth config`` into a private dir)."""
+    xdg = tmp_path_factory.mktemp("xdg")
+    env = dict(os.environ, XDG_CONFIG_HOME=str(xdg), ESRGAN_VIDEO_OFFLINE="1")
+    subprocess.run([sys.executable, "-m", "vapoursynth", "config"], env=env, check=True, capture_output=True)
+    return env
+
+
+def _vspipe() -> str:
+    found = Path(sys.executable).parent / "vspipe"
+    return str(found) if found.exists() else shutil.which("vspipe") or "vspipe"
+
+
+def _read_y4m(data: bytes) -> list[list[np.ndarray]]:
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(data), format="yuv4mpegpipe") as container:
+        return [[np.array(p) for p in _planes(frame)] for frame in container.decode(video=0)]
+
+
+def _planes(frame) -> list[np.ndarray]:
+    """A PyAV frame's planes as 2-D arrays of samples (line padding removed)."""
+    out = []
+    for i, plane in enumerate(frame.planes):
+        bps = 2 if "p10" in frame.format.name or "p16" in frame.format.name else 1
+        dtype = np.uint16 if bps == 2 else np.uint8
+        arr = np.frombuffer(bytes(plane), dtype=dtype).reshape(plane.height, plane.line_size // bps)
+        out.append(arr[:, : plane.width])
+    return out
+
+
+def test_anime_example_under_vspipe_reads_a_file_and_matches_a_single_thread_run(model_path, carphone, vspipe_env, threads):
+    script = EXAMPLES / "anime_restoration.vpy"
+    args = ["-a", f"src={carphone}", "-a", f"model={model_path}", "-a", "frames=3", "-a", "crop=56,48,56,48",
+            "-a", "height=96", "-a", "device=cpu"]
+    run = subprocess.run([_vspipe(), "-c", "y4m", *args, str(script), "-"], env=vspipe_env, capture_output=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    frames = _read_y4m(run.stdout)
+    assert len(frames) == 3
+    assert frames[0][0].shape == (96, 128)  # 64×48 ×4, then down to 96 lines keeping the aspect
+
+    # the same script in this process, one thread: vspipe (default threads) must give the same frames
+    threads(1)
+    import runpy
+
+    env_globals = {"src": str(carphone), "model": str(model_path), "frames": "3", "crop": "56,48,56,48",
+                   "height": "96", "device": "cpu"}
+    vs.clear_outputs()
+    runpy.run_path(str(script), init_globals=env_globals)
+    clip = vs.get_output(0)
+    clip = clip.clip if hasattr(clip, "clip") else clip
+    vs.clear_outputs()
+    assert clip.format.id == vs.YUV420P10
+    for want, got in zip(clip.frames(), frames):
+        for p, g in zip(planes_of(want), got):
+            np.testing.assert_array_equal(g, p)
+
+
+def test_film_example_keeps_10_bit_yuv_and_colour_tags(model_path, tmp_path):
+    from media import make_clip
+
+    src = make_clip(tmp_path / "film.mkv", codec="libx265", pix_fmt="yuv420p10le", size=(64, 48), frames=3,
+                    matrix=9, primaries=9, transfer=16)
+    import runpy
+
+    vs.clear_outputs()
+    runpy.run_path(str(EXAMPLES / "film_10bit.vpy"),
+                   init_globals={"src": str(src), "model": str(model_path), "frames": "2", "device": "cpu"})
+    out = vs.get_output(0)
+    out = out.clip if hasattr(out, "clip") else out
+    vs.clear_outputs()
+    assert (out.format.id, out.width, out.height, out.num_frames) == (vs.YUV420P10, 128, 96, 2)
+    f = out.get_frame(1)
+    assert (f.props["_Matrix"], f.props["_Primaries"], f.props["_Transfer"]) == (9, 9, 16)
+
+
+# errors ------------------------------------------------------------------------------------------------
+def _raises(match: str):
+    return pytest.raises(vs.Error, match=r"vsesrgan\.upscale: .*" + match)
+
+
+def test_variable_format_and_size_clips_are_refused(model_path):
+    a = rgbs_clip(n=2)
+    mixed_format = core.std.Splice([a, core.resize.Point(a, format=vs.RGB24)], mismatch=True)
+    with _raises("variable format or size.*core.resize"):
+        vsesrgan.upscale(mixed_format, model=model_path, device="cpu")
+    mixed_size = core.std.Splice([a, rgbs_clip(n=2, width=16, height=16)], mismatch=True)
+    with _raises("variable format or size"):
+        vsesrgan.upscale(mixed_size, model=model_path, device="cpu")
+
+
+@pytest.mark.parametrize("fmt", [vs.YUV444PS, vs.GRAYS, vs.YUV420PH], ids=lambda f: core.get_video_format(f).name)
+def test_float_yuv_and_gray_are_refused_with_the_conversion_to_use(model_path, fmt):
+    clip = core.resize.Point(rgbs_clip(n=1), format=fmt, matrix_s="709")
+    with _raises("convert with core.resize.Bicubic\\(clip, format=vs.RGBS\\)"):
+        vsesrgan.upscale(clip, model=model_path, device="cpu")
+
+
+def test_bad_options_are_refused(model_path):
+    clip = rgbs_clip(n=1)
+    with _raises("scale: expected a positive number"):
+        vsesrgan.upscale(clip, model=model_path, scale=0, device="cpu")
+    with _raises("num_streams: expected an integer >= 1"):
+        vsesrgan.upscale(clip, model=model_path, num_streams=0, device="cpu")
+    with _raises("tile: expected"):
+        vsesrgan.upscale(clip, model=model_path, tile=-1, device="cpu")
+    with _raises("no_such_model"):
+        vsesrgan.upscale(clip, model="no_such_model", device="cpu")
+    with _raises("clip: expected a vs.VideoNode"):
+        vsesrgan.upscale(np.zeros((4, 4, 3)), model=model_path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback of a machine without CUDA")
+def test_device_0_falls_back_to_the_cpu_without_cuda(model_path):
+    out = vsesrgan.upscale(rgbs_clip(n=1), model=model_path)  # device=0, the default
+    assert out.get_frame(0).width == W * 4
+    with _raises("device=1: CUDA is not available"):
+        vsesrgan.upscale(rgbs_clip(n=1), model=model_path, device=1)
+
+
+def test_an_unsupported_matrix_in_the_props_fails_the_frame_with_a_clear_error(model_path):
+    clip = to_format(rgbs_clip(n=1), vs.YUV420P8, _Matrix=10)  # BT.2020 constant luminance
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+    with _raises("frame 0: .*constant-luminance"):
+        out.get_frame(0)
