@@ -149,6 +149,16 @@ def test_resolve_range(clips):
             inp.resolve_range(-1, None)
 
 
+def test_missing_timestamps_are_filled(tmp_path):
+    """A raw H.264 stream has no packet timestamps: frames still get increasing, evenly spaced times."""
+    raw = make_clip(tmp_path / "raw.h264", frames=6, format="h264")
+    with av.open(str(raw)) as c:
+        assert all(p.pts is None for p in c.demux(video=0))
+    with open_input(raw) as inp:
+        times = [f.time for f in inp.frames()]
+    assert times == [Fraction(i, 25) for i in range(6)]
+
+
 def test_one_frame_clip(clips):
     with open_input(clips["one"]) as inp:
         frames = list(inp.frames())

@@ -201,6 +201,22 @@ def test_stream_container_mismatch_suggests_mkv(tmp_path, rich):
     assert container_suggestion(["mov_text", "h264"]) == ".mp4"
 
 
+def test_mov_text_copied_within_mp4_and_refused_by_mkv(tmp_path):
+    src = make_clip(tmp_path / "src.mp4", frames=6, audio=[AudioTrack()],
+                    subtitles=[SubtitleTrack("mov_text", language="eng")])
+    copy_through(src, tmp_path / "out.mp4")
+    cues = []
+    for path in (src, tmp_path / "out.mp4"):
+        with av.open(str(path)) as c:
+            assert c.streams.subtitles[0].codec_context.name == "mov_text"
+            assert c.streams.subtitles[0].metadata.get("language") == "eng"
+            cues.append([(p.pts, bytes(p)) for p in c.demux(subtitles=0) if p.size > 2])  # cues, not gap fillers
+    assert cues[0] == cues[1] and len(cues[0]) == 2
+    with open_input(src) as inp:
+        with pytest.raises(OutputError, match=r"out\.mkv.*mov_text.*\.mp4"):
+            OutputVideo(tmp_path / "out.mkv", template=inp)
+
+
 def test_video_codec_container_mismatch(tmp_path):
     src = make_clip(tmp_path / "src.mkv", frames=2)
     with open_input(src) as inp:

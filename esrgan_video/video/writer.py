@@ -148,6 +148,7 @@ class OutputVideo:
                               "use a container extension such as .mkv or .mp4") from e
         self._in = None
         self._copy_map: dict[int, av.stream.Stream] = {}
+        self._gap_fill: dict[int, bool] = {}
         self._pending = None
         self._demux = None
         try:
@@ -293,6 +294,7 @@ class OutputVideo:
             except (AttributeError, ValueError):
                 pass
             self._copy_map[st.index] = out_st
+            self._gap_fill[st.index] = cname == "mov_text" and self._out.format.name in ("mp4", "mov", "ipod")
             copied.append(st)
         if copied:
             self._demux = self._in.demux(*copied)
@@ -386,6 +388,8 @@ class OutputVideo:
             self._copy(pkt, tb)
 
     def _copy(self, pkt: av.Packet, tb: Fraction) -> None:
+        if pkt.size == 2 and self._gap_fill.get(pkt.stream_index) and bytes(pkt) == b"\x00\x00":
+            return  # an empty mov_text sample between cues: the MP4/MOV muxer writes its own
         start = pkt.pts if pkt.pts is not None else pkt.dts
         if start is not None:
             t = start * tb - self.base
