@@ -173,8 +173,9 @@ class InputVideo:
         self.info = info
         self.lost_frames = 0
         """Frames lost to corrupt data in the last complete ``frames()`` run: frames the decoder flagged
-        corrupt (dropped) plus video packets that gave no frame. Packets the demuxer itself skipped while
-        resynchronising after damaged container structure cannot be counted."""
+        corrupt (dropped), packets it refused, and (progressive video only) packets that gave no frame.
+        Packets the demuxer itself skipped while resynchronising after damaged container structure cannot
+        be counted."""
         self.decoded_frames = 0
         self._frame_times: list[Fraction] | None = None
 
@@ -264,6 +265,7 @@ class InputVideo:
         packets = 0
         out_frames = 0
         corrupt = 0
+        errors = 0
         warned = False
         prev_pts: int | None = None
         step = int(round(1 / (info.frame_rate * info.time_base))) if info.frame_rate else 1
@@ -274,7 +276,7 @@ class InputVideo:
             st.codec_context.thread_count = 0
 
             def decoded() -> Iterator[av.VideoFrame]:
-                nonlocal packets, warned
+                nonlocal packets, warned, errors
                 demux = c.demux(st)
                 while True:
                     try:
@@ -290,6 +292,7 @@ class InputVideo:
                     try:
                         yield from pkt.decode()
                     except av.FFmpegError as e:
+                        errors += 1
                         if not warned:
                             warnings.warn(f"{self.path}: corrupt video data at {_when(pkt)}: {e}; "
                                           "skipping it", CorruptInputWarning, stacklevel=4)
@@ -329,7 +332,10 @@ class InputVideo:
                     break
                 yield DecodedFrame(i, pts, info.time_base, copy_planes(frame, layouts), frame.format.name)
         if not reached_end:
-            self.lost_frames = corrupt + max(0, packets - out_frames)
+            # Packets that gave no frame count as lost, except in interlaced streams, where a packet may hold
+            # one field (two packets, one frame): there only frames flagged corrupt and decode errors count.
+            silent = 0 if info.interlaced else max(0, packets - out_frames - errors)
+            self.lost_frames = corrupt + errors + silent
             if self.lost_frames and not warned:
                 warnings.warn(f"{self.path}: {self.lost_frames} video frame(s) could not be decoded",
                               CorruptInputWarning, stacklevel=2)
