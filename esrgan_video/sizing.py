@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -23,7 +24,8 @@ def parse_size(text: str) -> tuple[int | None, int | None]:
 
 
 def _round_to(value: float, multiple: int) -> int:
-    return max(multiple, int(round(value / multiple)) * multiple)
+    """Nearest multiple of ``multiple`` (halves round up), at least ``multiple``."""
+    return max(multiple, int(math.floor(value / multiple + 0.5)) * multiple)
 
 
 def output_size(
