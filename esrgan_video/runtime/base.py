@@ -1,21 +1,70 @@
 """The small interface every inference backend implements.
 
 A backend takes a batch of RGB tiles on its own device (N x C x h x w, float in
-[0, 1], in ``input_dtype``) and returns N x C x (h*scale) x (w*scale). It states
-its device, dtype, and whether it needs a fixed tile shape. Lifecycle:
-``with backend: backend(batch)``; ``open()`` loads/builds, ``close()`` frees.
+[0, 1]; any float dtype, converted to ``info.dtype`` inside) and returns
+N x C x (h*scale) x (w*scale) in ``info.dtype`` on the same device, clamped to
+[0, 1]. It states its device, dtype, and whether it needs a fixed tile shape.
+Lifecycle: ``with backend: backend(batch)``; ``open()`` loads/builds, ``close()``
+waits for outstanding work, runs the last non-finite checks and frees.
+
+CUDA streams: ``infer(batch, stream=s)`` means "``batch`` is ready on ``s`` and the
+result will be consumed on ``s``" (default: the current stream). A backend may run
+the work on its own streams; it orders them against ``s`` with events, never with
+device-wide synchronisation.
+
+Non-finite guard: RRDB weights can overflow fp16 on some GPUs, which gives NaN
+(black frames after clamping) or Inf (white). Every backend checks its raw output
+(before the clamp, which would hide Inf) with :class:`FiniteGuard`:
+
+* ``mode="batch"`` (the CPU default): one reduction per batch and an immediate raise.
+* ``mode="deferred"`` (the CUDA default): one reduction per batch into a device flag,
+  copied asynchronously to pinned host memory behind an event; the flag is read when
+  the event has completed (polled on each later ``infer``) and at the latest in
+  :meth:`Backend.flush` / ``close()``. No host sync is added, so the CPU keeps queueing
+  work while the GPU runs; an error surfaces a few batches late, which only matters for
+  how much of a run is thrown away, never for what is written (the run stops).
 """
 
 from __future__ import annotations
 
 import abc
+import collections
+import threading
 from dataclasses import dataclass
 
 import torch
 
+from esrgan_video.errors import BackendError
 
-class NonFiniteOutputError(RuntimeError):
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+"""Precision names accepted everywhere (CLI, API, presets) and their torch dtypes."""
+
+FIX_HINT = (
+    "Rerun with --precision fp32 (or keep the overflowing layers in fp32 when exporting, "
+    "see engines/README.md); bf16 also avoids the overflow at some cost in quality."
+)
+
+
+class NonFiniteOutputError(BackendError):
     """The model produced NaN or Inf: writing it would give black or broken frames."""
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """Map a precision name ('fp32', 'fp16', 'bf16') to its torch dtype (BackendError otherwise)."""
+    try:
+        return PRECISIONS[precision]
+    except KeyError:
+        raise BackendError(
+            f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+        ) from None
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """Inverse of :func:`precision_dtype`."""
+    for name, d in PRECISIONS.items():
+        if d == dtype:
+            return name
+    raise BackendError(f"dtype must be one of float32, float16, bfloat16, got {dtype}")
 
 
 @dataclass(frozen=True)
@@ -25,7 +74,7 @@ class BackendInfo:
     device: torch.device
     """Where input batches must live and where results are returned."""
     dtype: torch.dtype
-    """Precision of inference (the dtype inputs are converted to)."""
+    """Precision of inference (the dtype inputs are converted to and outputs have)."""
     fixed_shape: tuple[int, int, int] | None
     """(batch, height, width) when the backend only runs one input shape, else None."""
     reason: str = ""
@@ -40,7 +89,10 @@ class Backend(abc.ABC):
         return self
 
     def close(self) -> None:
-        pass
+        self.flush()
+
+    def flush(self) -> None:
+        """Wait for outstanding work and raise NonFiniteOutputError if any batch was non-finite."""
 
     def __enter__(self) -> "Backend":
         return self.open()
@@ -55,11 +107,93 @@ class Backend(abc.ABC):
     def __call__(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
         return self.infer(batch, stream)
 
+    def check_input(self, batch: torch.Tensor, channels: int) -> None:
+        """Validate a batch against ``info`` (device, rank, channels, fixed shape); BackendError otherwise."""
+        where = f"{self.info.name} backend"
+        if not isinstance(batch, torch.Tensor):
+            raise BackendError(f"{where}: expected a torch.Tensor batch, got {type(batch).__name__}")
+        if batch.dim() != 4 or batch.shape[1] != channels:
+            raise BackendError(f"{where}: expected an N x {channels} x H x W batch, got shape {tuple(batch.shape)}")
+        if not batch.is_floating_point():
+            raise BackendError(f"{where}: expected a float batch in [0, 1], got {batch.dtype}")
+        if batch.device.type != self.info.device.type or (
+            self.info.device.index is not None and batch.device.index != self.info.device.index
+        ):
+            raise BackendError(f"{where}: expected the batch on {self.info.device}, got {batch.device}")
+        fixed = self.info.fixed_shape
+        if fixed is not None and (batch.shape[0], batch.shape[2], batch.shape[3]) != fixed:
+            n, h, w = fixed
+            raise BackendError(
+                f"{where}: this engine runs only batches of {n} x {channels} x {h} x {w}, "
+                f"got {tuple(batch.shape)}"
+            )
+
 
 def check_finite(out: torch.Tensor, where: str) -> None:
     """Raise NonFiniteOutputError when ``out`` holds NaN/Inf (one reduction, no host copy of the tensor)."""
     if not bool(torch.isfinite(out).all()):
-        raise NonFiniteOutputError(
-            f"{where}: the model produced non-finite values (NaN/Inf); this happens with some "
-            "RRDB weights in fp16 on some GPUs. Rerun with --precision fp32 (or bf16)."
-        )
+        raise NonFiniteOutputError(nonfinite_message(where))
+
+
+def nonfinite_message(where: str) -> str:
+    return (
+        f"{where}: the model produced non-finite values (NaN/Inf), which would be written as black or "
+        f"white frames; this happens with some RRDB weights in fp16 on some GPUs. {FIX_HINT}"
+    )
+
+
+GUARD_MODES = ("batch", "deferred", "off")
+
+
+class FiniteGuard:
+    """Non-finite output check, per batch or deferred (see the module docstring). Thread-safe."""
+
+    def __init__(self, where: str, *, mode: str = "batch") -> None:
+        if mode not in GUARD_MODES:
+            raise BackendError(f"{where}: finite check mode must be one of {GUARD_MODES}, got {mode!r}")
+        self.where = where
+        self.mode = mode
+        self._pending: collections.deque[tuple[torch.cuda.Event, torch.Tensor]] = collections.deque()
+        self._lock = threading.Lock()
+        self.batches_checked = 0
+
+    def update(self, out: torch.Tensor) -> None:
+        """Check ``out`` (raw, before clamping). Called on the stream that produced ``out``."""
+        if self.mode == "off":
+            return
+        if self.mode == "batch" or out.device.type != "cuda":
+            self.batches_checked += 1
+            check_finite(out, self.where)
+            return
+        bad = torch.logical_not(torch.isfinite(out).all())
+        host = torch.empty((), dtype=torch.bool, pin_memory=True)
+        host.copy_(bad, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record(torch.cuda.current_stream(out.device))
+        with self._lock:
+            self._pending.append((event, host))
+        self.poll()
+
+    def poll(self) -> None:
+        """Read the flags of completed batches without waiting; raise if one was non-finite."""
+        self._drain(wait=False)
+
+    def flush(self) -> None:
+        """Wait for every pending flag; raise if one was non-finite."""
+        self._drain(wait=True)
+
+    def _drain(self, *, wait: bool) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return
+                event, host = self._pending[0]
+                if not wait and not event.query():
+                    return
+                self._pending.popleft()
+            event.synchronize()
+            self.batches_checked += 1
+            if bool(host):
+                with self._lock:
+                    self._pending.clear()
+                raise NonFiniteOutputError(nonfinite_message(self.where))

@@ -1,0 +1,392 @@
+"""TensorRT engine cache: keys, file layout, validation, and the build-or-load step.
+
+Where: ``engines/cache/`` inside a source checkout (the package's parent directory holds
+``engines/`` and ``.git`` or ``setup.py``; git-ignored), else ``<user cache>/engines``
+(``$ESRGAN_VIDEO_CACHE``, ``$XDG_CACHE_HOME/esrgan-video`` or ``~/.cache/esrgan-video``).
+``$ESRGAN_VIDEO_ENGINES`` overrides both.
+
+Layout per engine: ``<model>-<digest16>.engine`` and a JSON sidecar ``<same>.engine.json``
+holding the full key, the engine's size and sha256, the build time and date. Timing caches
+(one per TensorRT version and GPU) sit beside them as ``timing-*.timing``.
+
+Trust: an engine is used only when its sidecar exists, parses, carries exactly the expected
+key, and the engine file has the recorded size and sha256; and then only if TensorRT
+deserialises it. Anything else (stale key, truncated or corrupt file, failed
+deserialisation) is deleted and rebuilt, never trusted.
+
+Everything here except :func:`get_or_build`'s callbacks is TensorRT-free and runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+
+from esrgan_video.errors import BackendError
+
+ENGINE_FORMAT = 1
+"""Bumped when the way engines are exported/built changes in a way the other key fields miss."""
+ENGINES_ENV = "ESRGAN_VIDEO_ENGINES"
+SIDECAR_SUFFIX = ".json"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """Everything that shapes a TensorRT engine. Equal keys ⇔ interchangeable engines."""
+
+    weights_sha256: str
+    """sha256 of the canonical fp32 weights (ModelInfo.sha256)."""
+    scale: int
+    min_shape: tuple[int, int, int]
+    """(batch, height, width) of the smallest input the engine accepts."""
+    opt_shape: tuple[int, int, int]
+    """The shape the builder tunes for."""
+    max_shape: tuple[int, int, int]
+    precision: str
+    """'fp16' or 'fp32' (strongly typed: the precision of the exported graph)."""
+    fp32_layers: tuple[str, ...]
+    opset: int
+    exporter: str
+    """ONNX exporter and torch major.minor, e.g. 'torchscript/torch-2.14'."""
+    trt_version: str
+    gpu_name: str
+    compute_capability: str
+    """'9.0' for an H100."""
+    opt_level: int
+    """builder_optimization_level (0-5)."""
+    workspace_mib: int
+    """Workspace pool limit in MiB (0: TensorRT's default, the device memory)."""
+    format: int = ENGINE_FORMAT
+
+    @property
+    def static(self) -> bool:
+        return self.min_shape == self.opt_shape == self.max_shape
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for f in ("min_shape", "opt_shape", "max_shape", "fp32_layers"):
+            d[f] = list(d[f])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EngineKey":
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(d) != names:
+            raise ValueError(f"key fields differ: missing {sorted(names - set(d))}, unknown {sorted(set(d) - names)}")
+        d = dict(d)
+        for f in ("min_shape", "opt_shape", "max_shape"):
+            d[f] = tuple(int(v) for v in d[f])
+        d["fp32_layers"] = tuple(d["fp32_layers"])
+        return cls(**d)
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of every field."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return hashlib.sha256(blob).hexdigest()
+
+    def differences(self, other: "EngineKey") -> list[str]:
+        """'field: expected X, got Y' for every field that differs (self is the expected key)."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: expected {a[k]!r}, got {b[k]!r}" for k in a if a[k] != b[k]]
+
+
+# ------------------------------------------------------------------------------ facts
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """ModelInfo.sha256 when the model has one, else the same canonical hash of its state dict."""
+    info = getattr(model, "info", None)
+    if info is not None and getattr(info, "sha256", None):
+        return info.sha256
+    from esrgan_video.models.loading import state_dict_sha256
+
+    return state_dict_sha256(model.state_dict())
+
+
+def model_label(model: torch.nn.Module) -> str:
+    info = getattr(model, "info", None)
+    return getattr(info, "name", None) or f"rrdb-x{getattr(model, 'scale', '?')}"
+
+
+def exporter_tag(exporter: str = "torchscript") -> str:
+    major_minor = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+    return f"{exporter}/torch-{major_minor}"
+
+
+def gpu_facts(device: torch.device) -> tuple[str, str]:
+    """(GPU name, compute capability 'M.m') of a CUDA device."""
+    major, minor = torch.cuda.get_device_capability(device)
+    return torch.cuda.get_device_name(device), f"{major}.{minor}"
+
+
+# ------------------------------------------------------------------------------ places
+
+
+def checkout_root() -> Path | None:
+    """The source checkout this package runs from, if any (has engines/ and .git or setup.py)."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "engines").is_dir() and ((root / ".git").exists() or (root / "setup.py").exists()):
+        return root
+    return None
+
+
+def engines_dir() -> Path:
+    """Where engines are cached (see the module docstring)."""
+    env = os.environ.get(ENGINES_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    root = checkout_root()
+    if root is not None:
+        return root / "engines" / "cache"
+    from esrgan_video.models.registry import cache_dir
+
+    return cache_dir() / "engines"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "model"
+
+
+@dataclass(frozen=True)
+class EnginePaths:
+    engine: Path
+    sidecar: Path
+    lock: Path
+
+
+def engine_paths(key: EngineKey, label: str, root: Path) -> EnginePaths:
+    """File names for ``key`` under ``root`` (pure)."""
+    stem = f"{_slug(label)}-{key.digest()[:16]}.engine"
+    return EnginePaths(engine=root / stem, sidecar=root / (stem + SIDECAR_SUFFIX), lock=root / (stem + ".lock"))
+
+
+def timing_cache_path(key: EngineKey, root: Path) -> Path:
+    """One timing cache per TensorRT version and GPU (timing caches are specific to both)."""
+    return root / f"timing-trt{_slug(key.trt_version)}-{_slug(key.gpu_name)}-sm{key.compute_capability}.timing"
+
+
+# ------------------------------------------------------------------------------ entries
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def write_entry(paths: EnginePaths, key: EngineKey, data: bytes, *, label: str, build_seconds: float) -> None:
+    """Write the engine, then its sidecar (both atomically: a crash leaves no trusted half-entry)."""
+    paths.engine.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(paths.engine, data)
+    sidecar = {
+        "format": ENGINE_FORMAT,
+        "model": label,
+        "digest": key.digest(),
+        "key": key.to_dict(),
+        "engine_file": paths.engine.name,
+        "engine_size": len(data),
+        "engine_sha256": _sha256_bytes(data),
+        "build_seconds": round(build_seconds, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _atomic_write(paths.sidecar, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def read_sidecar(path: Path) -> dict:
+    """Parse a sidecar; ValueError naming the problem when it is not one."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"unreadable sidecar ({e})") from e
+    for field in ("key", "engine_size", "engine_sha256", "model"):
+        if not isinstance(d, dict) or field not in d:
+            raise ValueError(f"sidecar lacks {field!r}")
+    return d
+
+
+def validate_entry(paths: EnginePaths, key: EngineKey) -> tuple[bytes | None, str]:
+    """(engine bytes, '') when the entry can be handed to TensorRT, else (None, why not)."""
+    if not paths.sidecar.exists() and not paths.engine.exists():
+        return None, "not built yet"
+    if not paths.sidecar.exists():
+        return None, f"{paths.engine.name} has no sidecar"
+    try:
+        side = read_sidecar(paths.sidecar)
+        stored = EngineKey.from_dict(side["key"])
+    except (ValueError, TypeError) as e:
+        return None, f"{paths.sidecar.name}: {e}"
+    diffs = key.differences(stored)
+    if diffs:
+        return None, f"{paths.sidecar.name} key mismatch: " + "; ".join(diffs)
+    if not paths.engine.exists():
+        return None, f"{paths.engine.name} is missing"
+    data = paths.engine.read_bytes()
+    if len(data) != side["engine_size"]:
+        return None, f"{paths.engine.name} is truncated or overwritten: {len(data)} bytes, sidecar says {side['engine_size']}"
+    if _sha256_bytes(data) != side["engine_sha256"]:
+        return None, f"{paths.engine.name} is corrupt: its sha256 differs from the sidecar's"
+    return data, ""
+
+
+def remove_entry(paths: EnginePaths) -> None:
+    for p in (paths.engine, paths.sidecar):
+        p.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Serialise builds of one engine between processes (flock)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@dataclass
+class CacheOutcome:
+    hit: bool
+    """True when a cached engine was loaded, False when it was (re)built."""
+    note: str
+    """Why it was rebuilt ('' on a hit)."""
+    paths: EnginePaths
+
+
+def get_or_build(
+    key: EngineKey,
+    *,
+    label: str,
+    root: Path,
+    build: Callable[[], bytes],
+    load: Callable[[bytes], T],
+    log: Callable[[str], None] = lambda msg: None,
+) -> tuple[T, CacheOutcome]:
+    """Load the cached engine for ``key`` or build, store and load a new one.
+
+    ``load`` must raise (any exception) when the bytes cannot be used — e.g. TensorRT's
+    ``deserialize_cuda_engine`` returning None; the entry is then deleted and rebuilt.
+    """
+    paths = engine_paths(key, label, root)
+    with locked(paths.lock):
+        data, why = validate_entry(paths, key)
+        if data is not None:
+            try:
+                return load(data), CacheOutcome(hit=True, note="", paths=paths)
+            except Exception as e:  # noqa: BLE001 - any failure to deserialise means: do not trust it
+                why = f"{paths.engine.name} failed to load ({type(e).__name__}: {e})"
+        if why != "not built yet":
+            log(f"engine cache: {why}; rebuilding")
+        remove_entry(paths)
+        t0 = time.perf_counter()
+        data = build()
+        seconds = time.perf_counter() - t0
+        write_entry(paths, key, data, label=label, build_seconds=seconds)
+        try:
+            obj = load(data)
+        except Exception as e:
+            remove_entry(paths)
+            raise BackendError(f"{paths.engine.name}: a freshly built engine failed to load ({e})") from e
+        return obj, CacheOutcome(hit=False, note=why, paths=paths)
+
+
+# ------------------------------------------------------------------------------ listing
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One engine in the cache directory, as listed by ``esrgan-video engine list``."""
+
+    sidecar: Path
+    engine: Path
+    model: str
+    key: EngineKey | None
+    size: int
+    created: str
+    problem: str
+    """'' for a sound entry, else what is wrong (missing engine, unreadable sidecar...)."""
+
+    def describe(self) -> str:
+        if self.key is None:
+            return f"{self.sidecar.name}: BROKEN ({self.problem})"
+        k = self.key
+        shape = "x".join(map(str, k.opt_shape)) if k.static else (
+            f"{'x'.join(map(str, k.min_shape))}..{'x'.join(map(str, k.max_shape))}"
+        )
+        extra = f" fp32[{','.join(k.fp32_layers)}]" if k.fp32_layers else ""
+        status = f" BROKEN ({self.problem})" if self.problem else ""
+        return (
+            f"{self.engine.name}  {self.model}  NxHxW {shape}  {k.precision}{extra}  TRT {k.trt_version}  "
+            f"{k.gpu_name} sm{k.compute_capability}  opt{k.opt_level}  {self.size / 2**20:.1f} MiB  {self.created}{status}"
+        )
+
+
+def list_entries(root: Path | None = None) -> list[CacheEntry]:
+    """Every sidecar under ``root`` (default :func:`engines_dir`), sound or broken, sorted by name."""
+    root = engines_dir() if root is None else root
+    if not root.is_dir():
+        return []
+    out = []
+    for side in sorted(root.glob("*.engine" + SIDECAR_SUFFIX)):
+        engine = side.with_name(side.name[: -len(SIDECAR_SUFFIX)])
+        try:
+            d = read_sidecar(side)
+            key = EngineKey.from_dict(d["key"])
+        except (ValueError, TypeError) as e:
+            out.append(CacheEntry(side, engine, "?", None, 0, "", str(e)))
+            continue
+        size = engine.stat().st_size if engine.exists() else 0
+        problem = ""
+        if not engine.exists():
+            problem = "engine file missing"
+        elif size != d["engine_size"]:
+            problem = f"size {size} != {d['engine_size']} recorded"
+        out.append(CacheEntry(side, engine, str(d["model"]), key, size, str(d.get("created", "")), problem))
+    for engine in sorted(root.glob("*.engine")):
+        if not engine.with_name(engine.name + SIDECAR_SUFFIX).exists():
+            out.append(CacheEntry(engine.with_name(engine.name + SIDECAR_SUFFIX), engine, "?", None,
+                                  engine.stat().st_size, "", "engine without sidecar"))
+    return out
+
+
+def clear_entries(root: Path | None = None, *, model: str | None = None) -> list[Path]:
+    """Delete engines (all, or those whose sidecar names ``model``); returns the deleted files.
+
+    Broken entries (no or unreadable sidecar) go with ``model=None`` only.
+    """
+    removed: list[Path] = []
+    for entry in list_entries(root):
+        if model is not None and (entry.key is None or entry.model != model):
+            continue
+        for p in (entry.engine, entry.sidecar, entry.engine.with_name(entry.engine.name + ".lock")):
+            if p.exists():
+                p.unlink()
+                removed.append(p)
+    if model is None:
+        root = engines_dir() if root is None else root
+        for p in root.glob("timing-*.timing") if root.is_dir() else []:
+            p.unlink()
+            removed.append(p)
+    return removed

@@ -1,0 +1,145 @@
+"""Pick and build a backend: ``make_backend(model, backend="auto", ...)``.
+
+``auto`` picks TensorRT when tensorrt and a CUDA device are present (and the tile shape is
+fixed), else torch on CUDA, else torch on the CPU, and says why in ``info.reason``, e.g.
+"tensorrt not installed → torch CUDA fp16" or "no CUDA device → torch CPU fp32".
+The decision itself is the pure :func:`choose_backend`; :func:`make_backend` feeds it the
+facts of this machine.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from esrgan_video.errors import BackendError
+from esrgan_video.runtime.base import PRECISIONS, Backend
+
+BACKENDS = ("auto", "torch", "tensorrt", "torch-tensorrt")
+TRT_PRECISIONS = ("fp16", "fp32")
+
+
+def _device_type(device: str | None) -> str | None:
+    if device is None:
+        return None
+    kind = str(device).split(":", 1)[0]
+    if kind not in ("cpu", "cuda"):
+        raise BackendError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return kind
+
+
+def choose_backend(
+    requested: str,
+    *,
+    device: str | None,
+    cuda_available: bool,
+    tensorrt_available: bool,
+    torch_tensorrt_available: bool = False,
+    precision: str | None = None,
+    fixed_shape: bool = True,
+) -> tuple[str, str, str]:
+    """(backend name, device, reason) for a request and the machine's facts (pure).
+
+    ``device`` None means "the best there is"; an explicit device is honoured or refused.
+    ``fixed_shape`` says whether a tile shape is known (engines need one).
+    Raises BackendError (expected vs got) for impossible combinations.
+    """
+    if requested not in BACKENDS:
+        raise BackendError(f"backend must be one of {', '.join(BACKENDS)}, got {requested!r}")
+    if precision is not None and precision not in PRECISIONS:
+        raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    kind = _device_type(device)
+    if kind == "cuda" and not cuda_available:
+        raise BackendError(f"device {device} requested but no CUDA device is available")
+    cuda_dev = device if kind == "cuda" else "cuda"
+
+    if requested in ("tensorrt", "torch-tensorrt"):
+        if kind == "cpu":
+            raise BackendError(f"backend {requested} needs a CUDA device (expected --device cuda, got {device})")
+        if not cuda_available:
+            raise BackendError(f"backend {requested} needs a CUDA device, but none is available")
+        installed = tensorrt_available if requested == "tensorrt" else torch_tensorrt_available
+        if not installed:
+            pkg = "tensorrt" if requested == "tensorrt" else "torch-tensorrt"
+            raise BackendError(f"backend {requested} requested but {pkg} is not installed; "
+                               "pip install 'esrgan-video[tensorrt]' or use --backend torch")
+        if precision is not None and precision not in TRT_PRECISIONS:
+            raise BackendError(f"backend {requested} runs {' or '.join(TRT_PRECISIONS)}, got {precision}")
+        if not fixed_shape:
+            raise BackendError(f"backend {requested} builds for a fixed tile shape; none was given")
+        return requested, cuda_dev, f"--backend {requested} requested"
+
+    if requested == "torch":
+        if kind == "cpu" or (kind is None and not cuda_available):
+            why = "device cpu requested" if kind == "cpu" else "no CUDA device"
+            return "torch", "cpu", f"--backend torch, {why} → torch CPU"
+        return "torch", cuda_dev, "--backend torch → torch CUDA"
+
+    # auto
+    if kind == "cpu":
+        return "torch", "cpu", "device cpu requested → torch CPU"
+    if not cuda_available:
+        return "torch", "cpu", "no CUDA device → torch CPU"
+    if not tensorrt_available:
+        return "torch", cuda_dev, "tensorrt not installed → torch CUDA"
+    if precision is not None and precision not in TRT_PRECISIONS:
+        return "torch", cuda_dev, f"{precision} requested (TensorRT engines are fp16/fp32) → torch CUDA"
+    if not fixed_shape:
+        return "torch", cuda_dev, "no fixed tile shape for an engine → torch CUDA"
+    return "tensorrt", cuda_dev, "tensorrt and a CUDA device found → tensorrt"
+
+
+def choose_precision(requested: str | None, device_type: str) -> str:
+    """The precision to run: the request, else fp16 on CUDA and fp32 on the CPU (pure)."""
+    if requested is not None:
+        if requested not in PRECISIONS:
+            raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+        return requested
+    return "fp16" if device_type == "cuda" else "fp32"
+
+
+def make_backend(
+    model: nn.Module,
+    *,
+    backend: str = "auto",
+    device: str | torch.device | None = None,
+    precision: str | None = None,
+    tile_shape: tuple[int, int] | None = None,
+    batch: int = 1,
+    streams: int = 2,
+    **options,
+) -> Backend:
+    """Build the backend ``choose_backend`` picks on this machine (not yet opened).
+
+    ``options`` go to the backend's constructor (torch: ``compile``, ``cuda_graphs``,
+    ``channels_last``, ``finite_check``; tensorrt: ``fp32_layers``, ``options``,
+    ``cuda_graphs``, ``cache_root``, ``finite_check``).
+    """
+    from esrgan_video.runtime.tensorrt_backend import tensorrt_available
+    from esrgan_video.runtime.torch_tensorrt_backend import torch_tensorrt_available
+
+    if batch < 1:
+        raise BackendError(f"batch must be >= 1, got {batch}")
+    name, dev, why = choose_backend(
+        backend,
+        device=None if device is None else str(device),
+        cuda_available=torch.cuda.is_available(),
+        tensorrt_available=tensorrt_available(),
+        torch_tensorrt_available=torch_tensorrt_available(),
+        precision=precision,
+        fixed_shape=tile_shape is not None,
+    )
+    prec = choose_precision(precision, _device_type(dev))
+    reason = f"{why} {prec}"
+    if name == "torch":
+        from esrgan_video.runtime.torch_backend import TorchBackend
+
+        return TorchBackend(model, dev, prec, reason=reason, **options)
+    if name == "tensorrt":
+        from esrgan_video.runtime.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, streams=streams,
+                               reason=reason, **options)
+    from esrgan_video.runtime.torch_tensorrt_backend import TorchTensorRTBackend
+
+    return TorchTensorRTBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, reason=reason, **options)

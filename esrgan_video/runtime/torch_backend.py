@@ -1,0 +1,324 @@
+"""PyTorch backend: the CPU reference path (fp32) and the CUDA fast path (fp16 by default).
+
+CUDA: half (or bf16/fp32) weights and activations, channels_last, ``cudnn.benchmark``,
+optional ``torch.compile`` and optional CUDA graphs captured per input shape (N, h, w).
+CPU: fp32 under ``inference_mode`` with contiguous NCHW tensors; fp16/bf16 only when
+asked for and when this torch build runs them (probed once).
+
+The backend owns a private copy of the model (converting dtype/layout in place would
+otherwise change the caller's module) with its final clamp switched off: the raw output
+goes through the :class:`~esrgan_video.runtime.base.FiniteGuard` first, then is clamped,
+so an Inf from an fp16 overflow is reported instead of being clamped to white.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from esrgan_video.errors import BackendError
+from esrgan_video.runtime.base import (
+    Backend,
+    BackendInfo,
+    FiniteGuard,
+    precision_dtype,
+    precision_name,
+)
+
+COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")
+"""torch.compile modes accepted by ``compile=``."""
+
+
+@lru_cache(maxsize=None)
+def cpu_supports(dtype: torch.dtype) -> bool:
+    """Whether this torch build runs a 3x3 conv + LeakyReLU + nearest upsample in ``dtype`` on the CPU."""
+    try:
+        with torch.inference_mode():
+            conv = nn.Conv2d(2, 2, 3, padding=1).to(dtype)
+            x = torch.ones(1, 2, 4, 4, dtype=dtype)
+            y = nn.functional.leaky_relu(conv(x), 0.2)
+            nn.functional.interpolate(y, scale_factor=2, mode="nearest")
+        return True
+    except RuntimeError:
+        return False
+
+
+def default_precision(device: torch.device) -> str:
+    """fp16 on CUDA, fp32 elsewhere."""
+    return "fp16" if device.type == "cuda" else "fp32"
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Parse a device argument; 'cuda' without an index becomes the current CUDA device."""
+    dev = torch.device(device if device is not None else "cpu")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BackendError(f"device {dev} requested but no CUDA device is available (torch.cuda.is_available() is False)")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+    elif dev.type != "cpu":
+        raise BackendError(f"device must be 'cpu' or 'cuda[:N]', got {dev}")
+    return dev
+
+
+def check_precision_on(device: torch.device, precision: str) -> torch.dtype:
+    """The dtype for ``precision`` on ``device``; BackendError when the device cannot run it."""
+    dtype = precision_dtype(precision)
+    if device.type == "cpu" and dtype != torch.float32 and not cpu_supports(dtype):
+        raise BackendError(
+            f"precision {precision} is not supported on the CPU by this torch build "
+            f"(expected fp32 on cpu, got {precision}); use --precision fp32"
+        )
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise BackendError(
+            f"precision bf16 needs a GPU with bf16 support (compute capability >= 8.0), "
+            f"got {torch.cuda.get_device_name(device)}; use fp16 or fp32"
+        )
+    return dtype
+
+
+class CastOutput(nn.Module):
+    """Wraps a mixed-precision model so its output has one dtype (the I/O dtype)."""
+
+    def __init__(self, inner: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.inner = inner
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x).to(self.dtype)
+
+
+def _cast_to_weight_dtype(module: nn.Module, args: tuple) -> tuple:
+    return (args[0].to(module.weight.dtype),)
+
+
+def apply_fp32_layers(model: nn.Module, names: tuple[str, ...], dtype: torch.dtype) -> nn.Module:
+    """Keep the named submodules in fp32 inside a ``dtype`` network (in place; returns the I/O wrapper).
+
+    Every conv casts its input to its own weight dtype, so values leave an fp32 layer in fp32
+    and stay fp32 through adds, upsampling and concatenation (torch type promotion) until an
+    fp16 layer consumes them; the output is cast to ``dtype``. In ONNX this gives explicit
+    Cast nodes, which a strongly typed TensorRT network honours.
+    """
+    modules = dict(model.named_modules())
+    for name in names:
+        if not name or name not in modules:
+            top = ", ".join(n for n in modules if n and "." not in n)
+            raise BackendError(f"fp32_layers names unknown submodule {name!r}; top-level modules: {top}")
+        modules[name].float()
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            m.register_forward_pre_hook(_cast_to_weight_dtype)
+    return CastOutput(model, dtype)
+
+
+def prepare_model(
+    model: nn.Module,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    channels_last: bool,
+    fp32_layers: tuple[str, ...] = (),
+) -> tuple[nn.Module, bool]:
+    """A private inference copy of ``model`` on ``device`` in ``dtype``; returns (copy, clamp_wanted).
+
+    The copy has ``clamp`` switched off (the backend clamps after the finite check), no
+    autograd state, and ``fp32_layers`` kept in fp32 (see :func:`apply_fp32_layers`).
+    """
+    m = copy.deepcopy(model)
+    clamp = bool(getattr(m, "clamp", False))
+    if hasattr(m, "clamp"):
+        m.clamp = False
+    m.eval().requires_grad_(False)
+    m = m.to(device=device, dtype=dtype)
+    if fp32_layers:
+        if dtype == torch.float32:
+            raise BackendError("fp32_layers only applies to fp16 or bf16 inference")
+        m = apply_fp32_layers(m, tuple(fp32_layers), dtype)
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+    return m, clamp
+
+
+@dataclass
+class _Graph:
+    """One captured CUDA graph for a fixed input shape, with its static buffers and stream."""
+
+    graph: "torch.cuda.CUDAGraph"
+    static_in: torch.Tensor
+    static_out: torch.Tensor
+    stream: "torch.cuda.Stream"
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class TorchBackend(Backend):
+    """Run an RRDBNet with PyTorch on the CPU or a CUDA device.
+
+    Args:
+        model: the generator (left untouched; the backend works on a copy).
+        device: 'cpu' (default), 'cuda' or 'cuda:N'.
+        precision: 'fp32', 'fp16' or 'bf16'; default fp16 on CUDA, fp32 on the CPU.
+        channels_last: NHWC memory layout (default: on for CUDA, off for the CPU).
+        compile: a torch.compile mode from :data:`COMPILE_MODES`, or None (default) for eager.
+        cuda_graphs: capture one CUDA graph per input shape and replay it (CUDA only).
+        finite_check: 'batch', 'deferred' or 'off' (default: deferred on CUDA, batch on the CPU).
+        fp32_layers: submodules kept in fp32 in an fp16/bf16 run (for checkpoints that overflow fp16).
+        reason: why this backend was chosen (shown by --backend auto).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: str | torch.device | None = None,
+        precision: str | None = None,
+        *,
+        channels_last: bool | None = None,
+        compile: str | None = None,
+        cuda_graphs: bool = False,
+        finite_check: str | None = None,
+        fp32_layers: tuple[str, ...] = (),
+        reason: str = "",
+    ) -> None:
+        dev = resolve_device(device)
+        precision = precision or default_precision(dev)
+        dtype = check_precision_on(dev, precision)
+        if compile is not None and compile not in COMPILE_MODES:
+            raise BackendError(f"torch backend: compile must be one of {COMPILE_MODES} or None, got {compile!r}")
+        if cuda_graphs and dev.type != "cuda":
+            raise BackendError(f"torch backend: CUDA graphs need a CUDA device, got {dev}")
+        if cuda_graphs and compile == "reduce-overhead":
+            raise BackendError(
+                "torch backend: compile='reduce-overhead' already uses CUDA graphs; "
+                "combine cuda_graphs=True with 'max-autotune-no-cudagraphs' or 'default' instead"
+            )
+        self.channels_last = dev.type == "cuda" if channels_last is None else channels_last
+        self.scale = int(getattr(model, "scale"))
+        self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
+        self.compile_mode = compile
+        self.cuda_graphs = cuda_graphs
+        self.fp32_layers = tuple(fp32_layers)
+        self._model, self._clamp = prepare_model(
+            model, dev, dtype, channels_last=self.channels_last, fp32_layers=self.fp32_layers
+        )
+        self._runner: nn.Module = self._model
+        self.info = BackendInfo(name="torch", device=dev, dtype=dtype, fixed_shape=None, reason=reason)
+        mode = finite_check or ("deferred" if dev.type == "cuda" else "batch")
+        self.guard = FiniteGuard(f"torch {precision_name(dtype)} on {dev}", mode=mode)
+        self._graphs: dict[tuple[int, int, int], _Graph] = {}
+        self._graphs_lock = threading.Lock()
+        self._opened = False
+
+    def describe(self) -> str:
+        parts = [f"torch {precision_name(self.info.dtype)} on {self.info.device}"]
+        if self.channels_last:
+            parts.append("channels_last")
+        if self.compile_mode:
+            parts.append(f"compile={self.compile_mode}")
+        if self.cuda_graphs:
+            parts.append("cuda graphs")
+        if self.fp32_layers:
+            parts.append(f"fp32 layers {','.join(self.fp32_layers)}")
+        return ", ".join(parts)
+
+    def open(self) -> "TorchBackend":
+        if self._opened:
+            return self
+        if self.info.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed tile shapes: let cuDNN pick the fastest kernels
+        if self.compile_mode is not None:
+            self._runner = torch.compile(self._model, mode=self.compile_mode, dynamic=False, fullgraph=True)
+        self._opened = True
+        return self
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._graphs.clear()
+            self._opened = False
+
+    def flush(self) -> None:
+        self.guard.flush()
+
+    def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return batch.to(dtype=self.info.dtype, memory_format=fmt)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._runner(x)
+        if self.compile_mode == "reduce-overhead":
+            out = out.clone()  # cudagraph-tree outputs are overwritten by the next replay
+        return out
+
+    def _finish(self, out: torch.Tensor) -> torch.Tensor:
+        self.guard.update(out)
+        if self._clamp:
+            out = out.clamp_(0.0, 1.0)
+        return out
+
+    def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
+        self.check_input(batch, self.in_channels)
+        if not self._opened:
+            self.open()
+        if self.info.device.type != "cuda":
+            with torch.inference_mode():
+                return self._finish(self._run(self._prepare(batch.contiguous())))
+        caller = stream if stream is not None else torch.cuda.current_stream(self.info.device)
+        if self.cuda_graphs:
+            return self._infer_graph(batch, caller)
+        with torch.inference_mode(), torch.cuda.device(self.info.device), torch.cuda.stream(caller):
+            out = self._finish(self._run(self._prepare(batch)))
+        self.guard.poll()
+        return out
+
+    # CUDA graphs -------------------------------------------------------------------------
+
+    def _graph_for(self, batch: torch.Tensor) -> _Graph:
+        key = (batch.shape[0], batch.shape[2], batch.shape[3])
+        with self._graphs_lock:
+            entry = self._graphs.get(key)
+            if entry is None:
+                entry = self._capture(key)
+                self._graphs[key] = entry
+            return entry
+
+    def _capture(self, key: tuple[int, int, int]) -> _Graph:
+        n, h, w = key
+        dev = self.info.device
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        static_in = torch.zeros(n, self.in_channels, h, w, device=dev, dtype=self.info.dtype).to(memory_format=fmt)
+        side = torch.cuda.Stream(dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.inference_mode(), torch.cuda.device(dev):
+            with torch.cuda.stream(side):
+                for _ in range(3):  # warm-up: cuDNN autotuning and compile happen outside the capture
+                    self._runner(static_in)
+            torch.cuda.current_stream(dev).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._runner(static_in)
+        return _Graph(graph=graph, static_in=static_in, static_out=static_out, stream=torch.cuda.Stream(dev))
+
+    def _infer_graph(self, batch: torch.Tensor, caller: "torch.cuda.Stream") -> torch.Tensor:
+        entry = self._graph_for(batch)
+        ready = torch.cuda.Event()
+        ready.record(caller)
+        done = torch.cuda.Event()
+        with entry.lock, torch.inference_mode(), torch.cuda.device(self.info.device), torch.cuda.stream(entry.stream):
+            # One stream per graph keeps replays of the shared static buffers in order.
+            entry.stream.wait_event(ready)
+            entry.static_in.copy_(batch)
+            entry.graph.replay()
+            out = self._finish(entry.static_out.clone())
+            done.record(entry.stream)
+        batch.record_stream(entry.stream)
+        caller.wait_event(done)
+        out.record_stream(caller)
+        self.guard.poll()
+        return out

@@ -1,0 +1,123 @@
+"""torch-tensorrt backend: ``torch_tensorrt.compile(ir="dynamo")`` of the fp16 model for one static shape.
+
+An alternative to the ONNX path (``--backend torch-tensorrt``). Explicit typing
+(``use_explicit_typing=True``, the only mode TensorRT 11 has) keeps the dtypes of the
+half model; no ``enabled_precisions`` (deprecated). The compiled module is not cached on
+disk (torch-tensorrt compiles at open, minutes for x4plus); use the ``tensorrt`` backend
+for cached engines. Written to torch-tensorrt's documented API and verified by the
+``tensorrt``-marked tests where torch-tensorrt is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from esrgan_video.errors import BackendError
+from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard, precision_dtype
+from esrgan_video.runtime.torch_backend import prepare_model
+
+
+def torch_tensorrt_available() -> bool:
+    return importlib.util.find_spec("torch_tensorrt") is not None
+
+
+def import_torch_tensorrt():
+    try:
+        import torch_tensorrt
+    except ImportError as e:
+        raise BackendError(
+            f"torch-tensorrt is not installed; pip install 'esrgan-video[tensorrt]' or use --backend torch ({e})"
+        ) from e
+    return torch_tensorrt
+
+
+class TorchTensorRTBackend(Backend):
+    """A torch-tensorrt compiled module for batches of exactly (batch, *tile_shape)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: str | torch.device | None = "cuda",
+        precision: str | None = None,
+        *,
+        tile_shape: tuple[int, int],
+        batch: int = 1,
+        opt_level: int | None = None,
+        finite_check: str | None = None,
+        log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+        reason: str = "",
+    ) -> None:
+        dev = torch.device(device or "cuda")
+        if dev.type != "cuda" or not torch.cuda.is_available():
+            raise BackendError(f"the torch-tensorrt backend needs a CUDA device, got {dev} "
+                               f"(CUDA available: {torch.cuda.is_available()})")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        precision = precision or "fp16"
+        dtype = precision_dtype(precision)
+        if dtype == torch.bfloat16:
+            raise BackendError("the torch-tensorrt backend runs fp16 or fp32, got bf16")
+        self.model = model
+        self.scale = int(model.scale)
+        self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
+        self.tile_shape = tuple(tile_shape)
+        self.opt_level = opt_level
+        self.log = log
+        self.info = BackendInfo(name="torch-tensorrt", device=dev, dtype=dtype,
+                                fixed_shape=(batch, *self.tile_shape), reason=reason)
+        self.guard = FiniteGuard(f"torch-tensorrt {precision} on {dev}", mode=finite_check or "deferred")
+        self._compiled = None
+        self._clamp = True
+        self._lock = threading.Lock()
+
+    def open(self) -> "TorchTensorRTBackend":
+        with self._lock:
+            if self._compiled is not None:
+                return self
+            torch_tensorrt = import_torch_tensorrt()
+            m, self._clamp = prepare_model(self.model, self.info.device, self.info.dtype, channels_last=False)
+            n, (h, w) = self.info.fixed_shape[0], self.tile_shape
+            kwargs = {}
+            if self.opt_level is not None:
+                kwargs["optimization_level"] = self.opt_level
+            t0 = time.perf_counter()
+            self.log(f"torch-tensorrt {torch_tensorrt.__version__}: compiling for {n}x{self.in_channels}x{h}x{w}...")
+            with torch.cuda.device(self.info.device):
+                self._compiled = torch_tensorrt.compile(
+                    m,
+                    ir="dynamo",
+                    inputs=[torch_tensorrt.Input((n, self.in_channels, h, w), dtype=self.info.dtype)],
+                    use_explicit_typing=True,
+                    **kwargs,
+                )
+            self.log(f"torch-tensorrt: compiled in {time.perf_counter() - t0:.1f} s")
+        return self
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._compiled = None
+
+    def flush(self) -> None:
+        self.guard.flush()
+
+    def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
+        self.check_input(batch, self.in_channels)
+        if self._compiled is None:
+            self.open()
+        caller = stream if stream is not None else torch.cuda.current_stream(self.info.device)
+        with torch.inference_mode(), torch.cuda.device(self.info.device), torch.cuda.stream(caller):
+            out = self._compiled(batch.to(self.info.dtype).contiguous())
+            self.guard.update(out)
+            if self._clamp:
+                out = out.clamp(0.0, 1.0)
+        self.guard.poll()
+        return out

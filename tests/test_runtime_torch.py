@@ -1,0 +1,138 @@
+"""TorchBackend on the CPU (the reference path) and the non-finite guard."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
+from esrgan_video.errors import BackendError
+from esrgan_video.runtime.base import FiniteGuard, NonFiniteOutputError, check_finite, precision_dtype
+from esrgan_video.runtime.torch_backend import TorchBackend, cpu_supports
+
+
+def tiny(scale: int = 4, seed: int = 0, **kw) -> RRDBNet:
+    torch.manual_seed(seed)
+    return RRDBNet(RRDBParams(nf=8, nb=1, gc=4, scale=scale, **kw)).eval()
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4, 8])
+def test_cpu_fp32_matches_the_model(scale):
+    model = tiny(scale)
+    x = torch.rand(2, 3, 10, 14)
+    with TorchBackend(model) as b:
+        assert b.info.name == "torch" and b.info.device.type == "cpu" and b.info.dtype == torch.float32
+        assert b.info.fixed_shape is None and b.scale == scale
+        y = b(x)
+    with torch.no_grad():
+        ref = model(x)
+    assert y.shape == (2, 3, 10 * scale, 14 * scale)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, ref, atol=1e-6, rtol=0)
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+def test_backend_leaves_the_callers_model_alone():
+    model = tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    b = TorchBackend(model, precision="bf16") if cpu_supports(torch.bfloat16) else TorchBackend(model)
+    b(torch.rand(1, 3, 8, 8))
+    assert model.clamp is True
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_input_is_validated():
+    b = TorchBackend(tiny())
+    with pytest.raises(BackendError, match="N x 3 x H x W"):
+        b(torch.rand(1, 4, 8, 8))
+    with pytest.raises(BackendError, match="N x 3 x H x W"):
+        b(torch.rand(3, 8, 8))
+    with pytest.raises(BackendError, match="float"):
+        b(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(BackendError, match="precision must be one of"):
+        TorchBackend(tiny(), precision="fp8")
+    with pytest.raises(BackendError, match="compile must be one of"):
+        TorchBackend(tiny(), compile="fastest")
+    with pytest.raises(BackendError, match="CUDA graphs need a CUDA device"):
+        TorchBackend(tiny(), cuda_graphs=True)
+    with pytest.raises(BackendError, match="device must be"):
+        TorchBackend(tiny(), device="mps")
+    with pytest.raises(BackendError, match="finite check mode"):
+        TorchBackend(tiny(), finite_check="sometimes")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
+def test_cuda_without_a_gpu_is_a_backend_error():
+    with pytest.raises(BackendError, match="no CUDA device"):
+        TorchBackend(tiny(), device="cuda")
+
+
+def test_precision_names():
+    assert precision_dtype("fp16") == torch.float16
+    with pytest.raises(BackendError, match="expected|must be one of"):
+        precision_dtype("half")
+
+
+# ----------------------------------------------------------------------------- non-finite guard
+
+
+def overflowing(scale: int = 4) -> RRDBNet:
+    """A model whose fp32 activations reach ~1e5: finite in fp32, beyond fp16's 65504."""
+    model = tiny(scale)
+    with torch.no_grad():
+        model.conv_first.weight.mul_(1e5)
+        model.conv_first.bias.mul_(1e5)
+    return model
+
+
+def test_inf_weights_stop_with_the_fix_in_the_message():
+    model = tiny()
+    with torch.no_grad():
+        model.conv_last.weight[0, 0, 1, 1] = float("inf")
+    b = TorchBackend(model)
+    with pytest.raises(NonFiniteOutputError, match="--precision fp32") as e:
+        b(torch.rand(1, 3, 8, 8))
+    assert isinstance(e.value, BackendError)
+
+
+def test_infinity_is_caught_before_the_clamp():
+    """+Inf clamps to 1.0 (white): the guard must see the raw output."""
+    model = tiny()
+    with torch.no_grad():
+        model.conv_last.bias.fill_(float("inf"))
+        model.conv_last.weight.zero_()
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.rand(1, 3, 8, 8))).all()  # the clamped model output hides it
+    with pytest.raises(NonFiniteOutputError):
+        TorchBackend(model)(torch.rand(1, 3, 8, 8))
+
+
+@pytest.mark.skipif(not cpu_supports(torch.float16), reason="this torch build has no fp16 conv on the CPU")
+def test_fp16_overflow_is_detected_where_fp32_is_fine():
+    model = overflowing()
+    x = torch.rand(1, 3, 8, 8)
+    TorchBackend(model, precision="fp32")(x)  # finite in fp32
+    with pytest.raises(NonFiniteOutputError, match="fp16"):
+        TorchBackend(model, precision="fp16")(x)
+
+
+def test_guard_modes():
+    nan = torch.tensor([1.0, float("nan")])
+    g = FiniteGuard("here", mode="off")
+    g.update(nan)
+    g.flush()
+    g = FiniteGuard("here", mode="deferred")  # on the CPU: checked at once
+    with pytest.raises(NonFiniteOutputError, match="here"):
+        g.update(nan)
+    FiniteGuard("here").update(torch.ones(3))
+    with pytest.raises(NonFiniteOutputError):
+        check_finite(torch.tensor([float("-inf")]), "x")
+    off = TorchBackend(tiny(), finite_check="off")
+    with torch.no_grad():
+        off._model.conv_last.bias.fill_(float("nan"))
+    assert torch.isnan(off(torch.rand(1, 3, 4, 4))).all()
