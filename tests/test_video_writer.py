@@ -404,3 +404,37 @@ def test_real_clip_six_channel_aac_copied(tmp_path):
         in_audio = [bytes(p) for p in ci.demux(ai) if p.size]
     assert out_audio and out_audio == in_audio[:len(out_audio)]
     assert 8 <= len(out_audio) <= 14  # 6 frames at 24 fps = 0.25 s of 48 kHz AAC (1024-sample packets)
+
+
+def test_prores_mov_round_trip_keeps_ten_bit_422(tmp_path):
+    src = make_clip(tmp_path / "src.mov", codec="prores_ks", pix_fmt="yuv422p10le", frames=4)
+    out = copy_through(src, tmp_path / "out.mov", codec="prores_ks")
+    assert out.pix_fmt == "yuv422p10le" and out.notices == []
+    info, frames = decoded(tmp_path / "out.mov")
+    assert info.pix_fmt == "yuv422p10le" and info.codec == "prores"
+    assert [f.time for f in frames] == [Fraction(i, 25) for i in range(4)]
+    x264 = copy_through(src, tmp_path / "out.mkv")  # default libx264 keeps 10-bit 4:2:2
+    assert x264.pix_fmt == "yuv422p10le" and x264.notices == []
+
+
+def test_rgb_to_libx264_gives_notice_and_yuv444(tmp_path):
+    src = make_clip(tmp_path / "src.mkv", codec="ffv1", pix_fmt="gbrp10le", frames=2)
+    with open_input(src) as inp:
+        spec = ColorSpec(matrix=1, primaries=1, transfer=1, full_range=False)
+        with OutputVideo(tmp_path / "out.mkv", template=inp, color=spec) as out:
+            assert out.pix_fmt == "yuv444p10le" and any("ffv1" in n for n in out.notices)
+            out.abort()
+        with pytest.raises(ValueError, match="matrix 0"):
+            OutputVideo(tmp_path / "bad.mkv", template=inp, pix_fmt="yuv444p", color=ColorSpec(matrix=0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.mkv"]
+
+
+def test_without_template(tmp_path):
+    dst = tmp_path / "plain.mp4"
+    with OutputVideo(dst, codec="libx264", pix_fmt="yuv420p", size=(64, 48), time_base=Fraction(1, 1000),
+                     rate=Fraction(25), color=ColorSpec(matrix=1, primaries=1, transfer=1, full_range=False)) as out:
+        for i, pts in enumerate([0, 40, 100]):
+            out.write(frame_planes("yuv420p", (64, 48), i), pts)
+    info, frames = decoded(dst)
+    assert [f.time for f in frames] == [Fraction(0), Fraction(1, 25), Fraction(1, 10)]
+    assert (info.color.matrix, info.color.full_range) == (1, False)

@@ -1,0 +1,24 @@
+"""Video I/O with PyAV: native planes in (``reader``), encode + stream copy out (``writer``), format choice (``formats``).
+
+No colour conversion happens here: frames travel as the stream's own planes and a ``ColorSpec``.
+"""
+
+from .formats import choose_pix_fmt, plane_layouts, round_size, size_multiple
+from .metadata import HdrMetadata
+from .reader import CorruptInputWarning, DecodedFrame, InputVideo, VideoInfo, open_input
+from .writer import OutputVideo, container_suggestion
+
+__all__ = [
+    "CorruptInputWarning",
+    "DecodedFrame",
+    "HdrMetadata",
+    "InputVideo",
+    "OutputVideo",
+    "VideoInfo",
+    "choose_pix_fmt",
+    "container_suggestion",
+    "open_input",
+    "plane_layouts",
+    "round_size",
+    "size_multiple",
+]

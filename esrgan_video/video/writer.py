@@ -127,6 +127,7 @@ class OutputVideo:
         self.color = color if color is not None else (info.color if info is not None else ColorSpec())
         self._check_encoder(codec, crf, preset)
         self._layouts = plane_layouts(pix_fmt, *self.size)
+        self._tags = self._color_tags(self.color)
 
         # Trim window (media seconds) and the common shift of every stream.
         if template is not None:
@@ -222,7 +223,6 @@ class OutputVideo:
         ctx.time_base = self.time_base
         vs.thread_type = "AUTO"
         ctx.thread_count = 0
-        self._tags = self._color_tags(self.color)
         for name, value in self._tags.items():
             setattr(ctx, name if name != "chroma_location" else "chroma_sample_location", value)
         if info is not None:
@@ -240,6 +240,9 @@ class OutputVideo:
     def _color_tags(self, spec: ColorSpec) -> dict[str, int]:
         fmt = pixel_format(self.pix_fmt)
         full = spec.full_range
+        if fmt.family == "yuv" and spec.matrix == 0:
+            raise ValueError(f"OutputVideo: colour matrix 0 (GBR/identity) cannot describe {self.pix_fmt} output; "
+                             "pass a ColorSpec resolved for a YUV format (e.g. BT.709 = 1)")
         if fmt.family == "rgb":
             return {"colorspace": 0, "color_range": 2, "color_primaries": spec.primaries,
                     "color_trc": spec.transfer}
