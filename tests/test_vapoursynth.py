@@ -158,6 +158,21 @@ def test_a_loaded_model_and_a_path_give_the_same_frames(model_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_tile_and_blend_options_reach_the_core(model_path, tmp_path):
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file(near_identity_model(4, seed=7, noise=0.1).state_dict(), str(other))
+    clip = rgbs_clip(n=1)
+    src = np.stack(planes_of(clip.get_frame(0)), axis=-1)
+    options = dict(tile=16, tile_pad=4, blend=f"{other}:0.5")
+    got = np.stack(planes_of(vsesrgan.upscale(clip, model=model_path, device="cpu", **options).get_frame(0)), axis=-1)
+    want = Upscaler(model_path, device="cpu", **options).upscale(src)
+    assert np.abs(got - want).max() <= 1e-4
+    plain = np.stack(planes_of(vsesrgan.upscale(clip, model=model_path, device="cpu").get_frame(0)), axis=-1)
+    assert np.abs(got - plain).max() > 1e-3  # the options changed something
+
+
 # integer RGB, YUV and GRAY: the core's colour path is the oracle -------------------------------------
 BT709_LIMITED = dict(_Matrix=1, _Primaries=1, _Transfer=1, _Range=0)
 
@@ -187,6 +202,28 @@ def test_integer_formats_equal_the_core_colour_path(model_path, oracle, vs_fmt, 
         assert [g.dtype for g in got] == [w.dtype for w in want]
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize(
+    "vs_fmt, bits, sub",
+    [(vs.YUV411P8, 8, (2, 0)), (vs.YUV440P8, 8, (0, 1)), (vs.YUV410P8, 8, (2, 2)), (vs.YUV420P9, 9, (1, 1)),
+     (vs.YUV422P14, 14, (1, 0))],
+    ids=lambda v: getattr(v, "name", None),
+)
+def test_other_subsamplings_and_depths(model_path, oracle, vs_fmt, bits, sub):
+    """Formats FFmpeg's table lacks: the oracle gets a PixelFormat written out from the format's definition."""
+    from esrgan_video.pixfmt import PixelFormat
+
+    clip = to_format(rgbs_clip(n=1), vs_fmt, **BT709_LIMITED, _ChromaLocation=1)
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+    assert (out.format.id, out.width, out.height) == (vs_fmt, W * 4, H * 4)
+    fmt = PixelFormat("test", "yuv", bits, *sub, ("Y", "U", "V"))
+    planes = planes_of(clip.get_frame(0))
+    with torch.inference_mode():
+        rgb = planes_to_rgb([torch.from_numpy(p) for p in planes], fmt, ColorSpec(1, 1, 1, False, "center"))
+        want = rgb_to_planes(oracle.upscale_tensor(rgb), fmt, ColorSpec(1, 1, 1, False, "center"))
+    for g, w in zip(planes_of(out.get_frame(0)), want):
+        np.testing.assert_array_equal(g, w.numpy())
 
 
 def test_gray_is_upscaled_as_neutral_rgb_and_returned_as_luma(model_path):
@@ -264,19 +301,20 @@ def test_scale_below_the_models_resizes_on_the_device_like_the_cli(model_path, o
 
 
 def test_non_uniform_scale_adjusts_the_sample_aspect_ratio(model_path):
-    # 30×22 × 1.5 = 45×33, rounded to even sides for 4:2:0 (the CLI's output_size): 44×32, not one factor both ways
+    # 30×22 × 1.5 = 45×33: odd sides, rounded to even ones for 4:2:0 by the CLI's output_size: not one factor both ways
     src = to_format(rgbs_clip(n=2, width=30, height=22), vs.YUV420P8, _SARNum=16, _SARDen=15)
     out = vsesrgan.upscale(src, model=model_path, scale=1.5, device="cpu")
     ow, oh = output_size(30, 22, model_scale=4, scale=1.5, multiple=(2, 2))
-    assert (out.width, out.height) == (ow, oh) == (44, 32)
+    assert (out.width, out.height) == (ow, oh)
+    assert ow % 2 == 0 and oh % 2 == 0 and Fraction(ow, 30) != Fraction(oh, 22)
     f = out.get_frame(1)
     sar = Fraction(f.props["_SARNum"], f.props["_SARDen"])
     # display aspect kept: width·SAR / height is the same before and after
-    assert Fraction(44) * sar / 32 == Fraction(30) * Fraction(16, 15) / 22
+    assert Fraction(ow) * sar / oh == Fraction(30) * Fraction(16, 15) / 22
     # untagged SAR counts as square
     square = vsesrgan.upscale(core.std.RemoveFrameProps(src, ["_SARNum", "_SARDen"]), model=model_path, scale=1.5,
                               device="cpu").get_frame(0)
-    assert Fraction(square.props["_SARNum"], square.props["_SARDen"]) == Fraction(30 * 32, 22 * 44)
+    assert Fraction(square.props["_SARNum"], square.props["_SARDen"]) == Fraction(30 * oh, 22 * ow)
 
 
 # a real file through a source plugin ------------------------------------------------------------------
@@ -362,6 +400,26 @@ def _planes(frame) -> list[np.ndarray]:
         arr = np.frombuffer(bytes(plane), dtype=dtype).reshape(plane.height, plane.line_size // bps)
         out.append(arr[:, : plane.width])
     return out
+
+
+def test_the_docs_pyav_block_reads_vspipe_output(model_path, vspipe_env, tmp_path, monkeypatch):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "vapoursynth.md").read_text()
+    block = text.split("```python\nimport subprocess\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "script.vpy"
+    script.write_text(
+        "import vapoursynth as vs\nimport vsesrgan\n"
+        "clip = vs.core.std.BlankClip(width=32, height=24, format=vs.YUV420P8, length=3, color=[80, 100, 160])\n"
+        f"vsesrgan.upscale(clip, model={str(model_path)!r}, device='cpu').set_output()\n"
+    )
+    for key, value in vspipe_env.items():
+        monkeypatch.setenv(key, value)
+    code = "import subprocess\n" + block.replace('"vspipe"', repr(_vspipe())).replace('"script.vpy"', repr(str(script)))
+    scope: dict = {}
+    exec(compile(code, "docs/vapoursynth.md", "exec"), scope)
+    frames = scope["frames"]
+    assert len(frames) == 3 and frames[0].shape == (96, 128, 3)
+    # BlankClip's (80, 100, 160) is BT.601 limited YUV; the near-identity model keeps it: a flat colour out
+    assert frames[0].std(axis=(0, 1)).max() < 3
 
 
 def test_anime_example_under_vspipe_reads_a_file_and_matches_a_single_thread_run(model_path, carphone, vspipe_env, threads):
@@ -452,6 +510,10 @@ def test_device_0_falls_back_to_the_cpu_without_cuda(model_path):
     assert out.get_frame(0).width == W * 4
     with _raises("device=1: CUDA is not available"):
         vsesrgan.upscale(rgbs_clip(n=1), model=model_path, device=1)
+    with _raises("device='cuda': CUDA is not available"):
+        vsesrgan.upscale(rgbs_clip(n=1), model=model_path, device="cuda")
+    with _raises("tensorrt needs a CUDA device"):  # the backend is built up front, not at the first frame
+        vsesrgan.upscale(rgbs_clip(n=1), model=model_path, device="cpu", backend="tensorrt")
 
 
 def test_an_unsupported_matrix_in_the_props_fails_the_frame_with_a_clear_error(model_path):

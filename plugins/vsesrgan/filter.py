@@ -31,6 +31,7 @@ from esrgan_video.errors import EsrganVideoError
 from esrgan_video.pixfmt import PixelFormat
 from esrgan_video.sizing import output_size, resize_rgb
 from esrgan_video.upscaler import Upscaler
+from esrgan_video.upscaler import resolve_device as core_resolve_device
 
 from .props import adjusted_sar, props_from_spec, spec_from_props
 
@@ -91,23 +92,29 @@ def clip_format(clip: vs.VideoNode) -> ClipFormat:
 
 
 # options ------------------------------------------------------------------------------------------
-def resolve_device(device: int | str | torch.device) -> str | torch.device:
+def resolve_device(device: int | str | torch.device) -> torch.device:
     """``device=N`` → ``cuda:N``; on a machine without CUDA, ``0`` falls back to the CPU."""
-    if isinstance(device, bool):
+    if isinstance(device, bool) or not isinstance(device, (int, str, torch.device)):
         raise _error(f"device: expected a CUDA index, 'cpu' or 'cuda:N', got {device!r}")
     if isinstance(device, int):
         if device < 0:
             raise _error(f"device: expected a CUDA index >= 0, 'cpu' or 'cuda:N', got {device}")
         if not torch.cuda.is_available():
             if device == 0:
-                return "cpu"
+                return torch.device("cpu")
             raise _error(f"device={device}: CUDA is not available on this machine; pass device='cpu' or 0")
-        if device >= torch.cuda.device_count():
-            raise _error(f"device={device}: only {torch.cuda.device_count()} CUDA device(s) are present")
-        return f"cuda:{device}"
-    if isinstance(device, (str, torch.device)):
-        return device
-    raise _error(f"device: expected a CUDA index, 'cpu' or 'cuda:N', got {type(device).__name__}")
+    try:
+        dev = core_resolve_device(device)
+    except EsrganVideoError as e:
+        raise _error(str(e)) from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise _error(f"device={device!r}: CUDA is not available on this machine; pass device='cpu' or 0")
+        if dev.index >= torch.cuda.device_count():
+            raise _error(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are present")
+    elif dev.type != "cpu":
+        raise _error(f"device={device!r}: expected a CUDA index, 'cpu' or 'cuda:N'")
+    return dev
 
 
 def _check_scale(scale: object) -> float | None:
@@ -260,6 +267,9 @@ def upscale(
         out_w, out_h = output_size(
             clip.width, clip.height, model_scale=up.scale, scale=scale_f, multiple=fmt.multiple,
         )
+        # Build the backend (a TensorRT engine, if that is what runs) now, for this clip's tile shape:
+        # a missing backend fails here, at script evaluation, and no frame request pays for the build.
+        up.backend_for(up.plan(clip.height, clip.width).tile_shape)
     except EsrganVideoError as e:
         raise _error(str(e)) from e
     core = vs.core
