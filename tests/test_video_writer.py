@@ -185,6 +185,21 @@ def test_packets_interleave(tmp_path, rich):
     assert max(max(times[:i + 1]) - t for i, t in enumerate(times)) < 0.2
 
 
+def test_copied_packets_follow_the_video(tmp_path, rich):
+    """Other streams are read as the video advances (bounded memory), not all at the start or the end."""
+    with av.open(str(rich)) as c:
+        timed = [(float(p.pts * p.time_base), p.stream.index) for p in c.demux() if p.size and p.stream.type != "video"]
+    seen = []
+    with open_input(rich) as inp:
+        with OutputVideo(tmp_path / "out.mkv", template=inp) as out:
+            for f in inp.frames():
+                out.write(f.planes, f.pts)
+                seen.append((float(f.time), out.copied_packets))
+    assert out.copied_packets == len(timed)
+    for t, n in seen:  # after the frame at t: every packet due by t, and none much later
+        assert sum(1 for pt, _ in timed if pt <= t) <= n <= sum(1 for pt, _ in timed if pt <= t + 0.1)
+
+
 def test_no_copy(tmp_path, rich):
     copy_through(rich, tmp_path / "out.mkv", copy_streams=False)
     with av.open(str(tmp_path / "out.mkv")) as c:

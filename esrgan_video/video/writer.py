@@ -101,6 +101,8 @@ class OutputVideo:
         self.overwrite = overwrite
         self.notices: list[str] = []
         self.frames_written = 0
+        self.copied_packets = 0
+        """Packets of the other streams handed to the muxer so far (they follow the video's time)."""
         self._closed = False
         self._flushed = False
         self._last_pts: int | None = None
@@ -420,6 +422,7 @@ class OutputVideo:
             self._out.mux(pkt)
         except av.FFmpegError as e:
             raise OutputError(f"{self.dst}: copying stream #{out_st.index} failed: {e}") from e
+        self.copied_packets += 1
 
     def flush(self) -> None:
         """Drain the encoder and copy the rest of the other streams (``close`` does it if not done)."""
