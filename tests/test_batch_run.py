@@ -1,0 +1,232 @@
+"""Batch runs with real worker processes, a tiny near-identity model and tiny clips (ffv1, lossless).
+
+Oracle for every output: the single-file streaming core (``upscale_video``) run in this process with the
+same options — batch, resumed, segmented and Ray outputs must decode to the same frames at the same
+timestamps. Each test starts a few worker processes (spawn + import torch: a few seconds each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from esrgan_video.batch import BATCH_FAILED_EXIT, run_batch
+from esrgan_video.batch.journal import JOURNAL_NAME, parse_lines
+from esrgan_video.errors import OutputError
+from esrgan_video.pipeline import upscale_video
+from esrgan_video.testing import near_identity_model
+
+from media import AudioTrack, Chapter, SubtitleTrack, make_audio_only, make_clip, make_corrupt, make_not_media, make_truncated
+
+OPTS = dict(codec="ffv1", threads=1)  # fixed threads: CPU results must not depend on the machine's core count
+OPEN_GOP = {"bf": "2", "x264-params": "open-gop=1:keyint=4:min-keyint=4:scenecut=0"}
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    m = near_identity_model(scale=2, nf=8, nb=1, gc=4)
+    path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(path))
+    return path
+
+
+def frames_of(path: Path) -> list[tuple[int, str]]:
+    """(pts, sha1 of the decoded planes) of every video frame."""
+    with av.open(str(path)) as c:
+        return [(f.pts, hashlib.sha1(b"".join(bytes(p) for p in f.planes)).hexdigest())
+                for f in c.decode(c.streams.video[0])]
+
+
+def describe(path: Path) -> dict:
+    """Everything a single pass and a joined output must agree on."""
+    d: dict = {"frames": frames_of(path)}
+    with av.open(str(path)) as c:
+        d["streams"] = [(s.type, s.codec_context.name if s.codec_context else None, dict(s.metadata)) for s in c.streams]
+        d["metadata"] = dict(c.metadata)
+        d["chapters"] = c.chapters()
+        # timestamps only: every segment starts with a keyframe, so keyframe flags may differ from a single pass
+        d["video_packets"] = [(p.pts, p.dts) for p in c.demux(c.streams.video[0]) if p.size]
+    with av.open(str(path)) as c:
+        d["other_packets"] = [(p.stream.index, p.pts, p.dts, p.duration, hashlib.sha1(bytes(p)).hexdigest())
+                              for p in c.demux() if p.stream.type != "video" and p.size]
+    return d
+
+
+def single_pass(src: Path, dst: Path, model: Path) -> Path:
+    """The oracle: one uninterrupted upscale_video run in this process."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        upscale_video(src, dst, model=str(model), codec="ffv1", device="cpu", overwrite=True)
+    finally:
+        torch.set_num_threads(threads)
+    return dst
+
+
+def state(path: Path) -> tuple[str, int]:
+    return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+
+
+def partials(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".partial" in p.name]
+
+
+def journal(out: Path) -> dict:
+    return parse_lines((out / JOURNAL_NAME).read_text()) if (out / JOURNAL_NAME).exists() else {}
+
+
+def test_bad_files_do_not_stop_the_batch_and_rerun_resumes(tmp_path: Path, model_file: Path) -> None:
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    (lib / "season").mkdir(parents=True)
+    good = make_clip(lib / "good.mkv", frames=8, audio=[AudioTrack()])
+    make_clip(lib / "season" / "good2.mkv", frames=8, seed=3)
+    make_corrupt(good, lib / "damaged.mkv", frames=[4])          # one packet of noise: done, with a warning
+    make_truncated(good, lib / "season" / "cut.mkv", keep=0.2)   # cannot be decoded: failed
+    make_not_media(lib / "text.mkv")                             # not media: failed
+    make_audio_only(lib / "season" / "music.mkv")                # no video: failed
+    (lib / "notes.txt").write_text("not a video extension: never picked up\n")
+
+    s1 = run_batch([lib], out, model=str(model_file), devices="cpu", log=lambda m: None, **OPTS)
+    rows = {r.key: r for r in s1.rows}
+    assert set(rows) == {"good.mkv", "damaged.mkv", "text.mkv", "season/good2.mkv", "season/cut.mkv", "season/music.mkv"}
+    assert [rows[k].status for k in ("good.mkv", "season/good2.mkv", "damaged.mkv")] == ["done"] * 3
+    assert rows["damaged.mkv"].lost_frames == 1 and "undecodable" in s1.table()
+    assert {k for k, r in rows.items() if r.status == "failed"} == {"text.mkv", "season/cut.mkv", "season/music.mkv"}
+    assert "text.mkv" in rows["text.mkv"].error and "no video" in rows["season/music.mkv"].error.lower()
+    assert s1.exit_code == BATCH_FAILED_EXIT
+    for key in ("text.mkv", "season/cut.mkv", "season/music.mkv"):
+        assert not (out / key).exists()
+    assert not partials(out)
+    assert frames_of(out / "good.mkv") == frames_of(single_pass(good, tmp_path / "ref.mkv", model_file))
+    before = {k: state(out / k) for k in ("good.mkv", "season/good2.mkv", "damaged.mkv")}
+
+    # rerun: finished files are verified and skipped untouched, failed ones stay failed (no --retry-failed)
+    s2 = run_batch([lib], out, model=str(model_file), devices="cpu", log=lambda m: None, **OPTS)
+    assert {r.key: r.status for r in s2.rows} == {k: ("failed" if r.status == "failed" else "skipped") for k, r in rows.items()}
+    assert "earlier run" in {r.key: r for r in s2.rows}["text.mkv"].error and s2.exit_code == BATCH_FAILED_EXIT
+    assert {k: state(out / k) for k in before} == before
+
+    # other options: refused before anything runs, then redone with --force
+    with pytest.raises(OutputError, match="--force"):
+        run_batch([lib], out, model=str(model_file), devices="cpu", tile=16, log=lambda m: None, **OPTS)
+    assert {k: state(out / k) for k in before} == before
+    (out / "season" / "good2.mkv").write_bytes(b"tampered")  # a damaged output is redone, not trusted
+    s3 = run_batch([lib], out, model=str(model_file), devices="cpu", tile=16, force=True, retry_failed=True,
+                   log=lambda m: None, **OPTS)
+    statuses = {r.key: r.status for r in s3.rows}
+    assert statuses == {k: ("failed" if r.status == "failed" else "done") for k, r in rows.items()}
+    assert all(state(out / k)[1] != before[k][1] for k in before)
+    assert len(frames_of(out / "season" / "good2.mkv")) == 8
+
+
+def test_segmented_output_equals_single_pass_and_resumes_from_segments(tmp_path: Path, model_file: Path) -> None:
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    (lib / "sub").mkdir(parents=True)
+    src = make_clip(lib / "sub" / "long.mkv", frames=12, options=OPEN_GOP, audio=[AudioTrack()],
+                    subtitles=[SubtitleTrack()], chapters=[Chapter(0, 0.2, "One"), Chapter(0.2, 0.48, "Two")],
+                    metadata={"title": "a film"})
+    # make the join fail once: the output's folder is a file, so only the segments can be written
+    out.mkdir()
+    (out / "sub").write_text("in the way")
+    s1 = run_batch([lib], out, model=str(model_file), devices="cpu,cpu", segment_seconds=0.16,
+                   log=lambda m: None, **OPTS)
+    assert s1.exit_code == BATCH_FAILED_EXIT and s1.rows[0].segments == 3
+    recs = journal(out)
+    segs = {k: r for k, r in recs.items() if "#seg" in k}
+    assert len(segs) == 3 and all(r["state"] == "done" for r in segs.values())
+    assert [segs[k]["start"] for k in sorted(segs)] == [None, "4/25", "8/25"]  # cuts at keyframes 0.16 s, 0.32 s
+    assert sum(r["frames"] for r in segs.values()) == 12
+    assert recs["sub/long.mkv"]["state"] == "failed"
+
+    (out / "sub").unlink()
+    s2 = run_batch([lib], out, model=str(model_file), devices="cpu", segment_seconds=0.16, retry_failed=True,
+                   log=lambda m: None, **OPTS)
+    assert s2.exit_code == 0 and s2.rows[0].status == "done" and s2.rows[0].frames == 12
+    recs2 = journal(out)
+    assert {k: recs2[k] for k in segs} == segs, "finished segments must not be rendered again"
+    assert not (out / ".esrgan-video-segments").exists() and not partials(out)
+
+    ref = single_pass(src, tmp_path / "single.mkv", model_file)
+    joined, single = describe(out / "sub" / "long.mkv"), describe(ref)
+    assert len(joined["frames"]) == 12
+    for what in ("frames", "video_packets", "other_packets", "streams", "metadata", "chapters"):
+        assert joined[what] == single[what], what
+
+
+def _wait(pred, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"driver exited with {proc.returncode} while waiting for {what}")
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkill_a_worker_then_sigint_the_driver_and_resume(tmp_path: Path, model_file: Path) -> None:
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    names = [f"clip{i}.mkv" for i in range(5)]
+    for i, n in enumerate(names):
+        make_clip(lib / n, frames=24, seed=i, audio=[AudioTrack()] if i % 2 else ())
+    cmd = [sys.executable, "-m", "esrgan_video.cli", "batch", str(lib), "-o", str(out), "--model", str(model_file),
+           "--codec", "ffv1", "--devices", "cpu", "--threads", "1"]
+    log = open(tmp_path / "driver.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        # SIGKILL the worker while it writes its first output (its pid is in the temporary file's name)
+        part = _wait(lambda: partials(out), 180, "a worker writing", proc)[0]
+        victim = int(part.name.split(".")[-3])
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: any(r["state"] == "done" for r in journal(out).values()), 180, "the redone file", proc)
+        # SIGINT the driver while the next file is being written
+        _wait(lambda: any(p.name != part.name for p in partials(out)), 60, "the next file", proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    text = (tmp_path / "driver.log").read_text()
+    lines = [json.loads(x) for x in (out / JOURNAL_NAME).read_text().splitlines()]
+    assert any(r["state"] == "pending" and "died" in r.get("note", "") for r in lines), text
+    done = {k for k, r in journal(out).items() if r["state"] == "done"}
+    assert 1 <= len(done) < len(names), text
+    assert not partials(out), "the killed worker's and the interrupted worker's temporary files are removed"
+    produced = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert produced == done, "only finished outputs exist"
+    before = {k: state(out / k) for k in done}
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert {k: state(out / k) for k in done} == before, "finished files are untouched"
+    assert sum(line.startswith("skipped ") for line in rerun.stderr.splitlines()) == len(done)
+    for n in names:
+        assert frames_of(out / n) == frames_of(single_pass(lib / n, tmp_path / f"ref-{n}", model_file)), n
+
+
+def test_ray_local_instance_runs_real_jobs(tmp_path: Path, model_file: Path) -> None:
+    pytest.importorskip("ray")
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    srcs = [make_clip(lib / f"r{i}.mkv", frames=6, seed=i) for i in range(2)]
+    make_not_media(lib / "bad.mkv")
+    s = run_batch([lib], out, model=str(model_file), ray="local", ray_num_cpus=2, log=lambda m: None, **OPTS)
+    assert {r.key: r.status for r in s.rows} == {"r0.mkv": "done", "r1.mkv": "done", "bad.mkv": "failed"}
+    assert journal(out)["r0.mkv"]["state"] == "done"
+    assert all(journal(out)[f"r{i}.mkv"].get("size") == (out / f"r{i}.mkv").stat().st_size for i in range(2))
+    for i, src in enumerate(srcs):
+        assert frames_of(out / src.name) == frames_of(single_pass(src, tmp_path / f"ref{i}.mkv", model_file))
