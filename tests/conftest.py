@@ -13,7 +13,7 @@ Fixtures:
 - ``sample_photo_crop``: a 32×32 crop of it as a 1×3×32×32 float32 torch tensor in [0, 1].
 - ``sample_clip_path``: Path of the real clip bigbuckbunny.mp4 (1280×720, 132 frames, h264 yuv420p).
 - ``isolated_cache``: an empty per-test cache (``ESRGAN_VIDEO_CACHE`` set to a tmp dir, offline env unset).
-- ``torch_one_thread``: run the test with ``torch.set_num_threads(1)`` (restored afterwards). On a busy 2-core
+- ``torch_one_thread`` (module scope): ``torch.set_num_threads(1)`` while the module runs. On a busy 2-core
   machine multi-threaded CPU convolutions spin and run 10-20x slower; use it with
   ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``.
 """
@@ -84,7 +84,7 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def torch_one_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)

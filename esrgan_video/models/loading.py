@@ -87,9 +87,10 @@ def _is_registry_name(text: str) -> bool:
 def build_model(sd: StateDict, params: RRDBParams, info: ModelInfo, *, device: str | torch.device = "cpu",
                 dtype: torch.dtype = torch.float32) -> RRDBNet:
     """Instantiate RRDBNet, load ``sd`` strictly, set eval mode, freeze, move, and attach ``info``."""
-    model = RRDBNet(params)
+    with torch.device("meta"):  # no random init of weights that are replaced right away
+        model = RRDBNet(params)
     try:
-        model.load_state_dict(sd, strict=True)
+        model.load_state_dict(sd, strict=True, assign=True)
     except RuntimeError as e:  # detect_params already checked keys and shapes; keep the cause if it still fails
         raise ModelError(f"{info.source} does not fit RRDBNet({params}): {str(e).splitlines()[0]}") from e
     model.eval()
