@@ -185,7 +185,9 @@ FORMATS = [
     (vs.YUV420P10, "yuv420p10le", dict(BT709_LIMITED, _ChromaLocation=2), ColorSpec(1, 1, 1, False, "topleft")),
     (vs.YUV422P10, "yuv422p10le", dict(_Matrix=6, _Primaries=6, _Transfer=6, _Range=1, _ChromaLocation=1),
      ColorSpec(6, 6, 6, True, "center")),
-    (vs.YUV444P16, "yuv444p16le", dict(_Matrix=9, _Primaries=9, _Transfer=16, _Range=0), ColorSpec(9, 9, 16, False, "left")),
+    (vs.RGB48, "gbrp16le", dict(_Range=0), ColorSpec(0, 1, 13, False, None)),  # limited-range RGB
+    (vs.YUV444P16, "yuv444p16le", dict(_Matrix=9, _Primaries=9, _Transfer=16, _Range=0),
+     ColorSpec(9, 9, 16, False, "left")),
     (vs.GRAY8, "gray", dict(_Matrix=1, _Range=0), ColorSpec(1, 1, 1, False, None)),
     (vs.GRAY16, "gray16le", dict(_Matrix=1, _Range=1), ColorSpec(1, 1, 1, True, None)),
 ]
@@ -236,7 +238,8 @@ def test_gray_is_upscaled_as_neutral_rgb_and_returned_as_luma(model_path):
 
 
 def test_untagged_yuv_follows_the_mpv_rule_and_tags_the_output(model_path, oracle):
-    clip = core.std.RemoveFrameProps(to_format(rgbs_clip(n=1), vs.YUV420P8), ["_Matrix", "_Primaries", "_Transfer", "_Range", "_ChromaLocation"])
+    colour = ["_Matrix", "_Primaries", "_Transfer", "_Range", "_ChromaLocation"]
+    clip = core.std.RemoveFrameProps(to_format(rgbs_clip(n=1), vs.YUV420P8), colour)
     out = vsesrgan.upscale(clip, model=model_path, device="cpu")
     f = out.get_frame(0)
     # 32×24 is SD: BT.601 (SMPTE 170M) matrix, BT.709 primaries for a non-standard height, limited, left
@@ -281,6 +284,20 @@ def test_chroma_location_prop_is_honoured(model_path):
     assert not np.array_equal(left[0], top[0])
 
 
+def test_interlaced_frames_are_upscaled_with_one_warning(model_path):
+    messages: list[str] = []
+    handle = core.add_log_handler(lambda kind, msg: messages.append(msg) if kind == vs.MESSAGE_TYPE_WARNING else None)
+    try:
+        clip = core.std.SetFrameProps(rgbs_clip(n=3), _FieldBased=2)
+        out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+        for f in out.frames():
+            assert f.props["_FieldBased"] == 2
+    finally:
+        core.remove_log_handler(handle)
+    warnings = [m for m in messages if m.startswith("vsesrgan.upscale: ")]
+    assert len(warnings) == 1 and "interlaced" in warnings[0] and "deinterlace first" in warnings[0]
+
+
 # size, props, SAR --------------------------------------------------------------------------------------
 def test_frame_props_are_kept(model_path):
     clip = core.std.SetFrameProps(rgbs_clip(), Name="shot 12", _SceneChangePrev=1, _FieldBased=0, _SARNum=8, _SARDen=9)
@@ -301,7 +318,8 @@ def test_scale_below_the_models_resizes_on_the_device_like_the_cli(model_path, o
 
 
 def test_non_uniform_scale_adjusts_the_sample_aspect_ratio(model_path):
-    # 30×22 × 1.5 = 45×33: odd sides, rounded to even ones for 4:2:0 by the CLI's output_size: not one factor both ways
+    # 30×22 × 1.5 = 45×33: odd sides, rounded to even ones for 4:2:0 by the CLI's output_size,
+    # so not one factor both ways
     src = to_format(rgbs_clip(n=2, width=30, height=22), vs.YUV420P8, _SARNum=16, _SARDen=15)
     out = vsesrgan.upscale(src, model=model_path, scale=1.5, device="cpu")
     ow, oh = output_size(30, 22, model_scale=4, scale=1.5, multiple=(2, 2))
@@ -422,7 +440,9 @@ def test_the_docs_pyav_block_reads_vspipe_output(model_path, vspipe_env, tmp_pat
     assert frames[0].std(axis=(0, 1)).max() < 3
 
 
-def test_anime_example_under_vspipe_reads_a_file_and_matches_a_single_thread_run(model_path, carphone, vspipe_env, threads):
+def test_anime_example_under_vspipe_reads_a_file_and_matches_a_single_thread_run(
+    model_path, carphone, vspipe_env, threads
+):
     script = EXAMPLES / "anime_restoration.vpy"
     args = ["-a", f"src={carphone}", "-a", f"model={model_path}", "-a", "frames=3", "-a", "crop=56,48,56,48",
             "-a", "height=96", "-a", "device=cpu"]

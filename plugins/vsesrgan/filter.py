@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Iterator
@@ -36,7 +37,9 @@ from esrgan_video.upscaler import resolve_device as core_resolve_device
 from .props import adjusted_sar, props_from_spec, spec_from_props
 
 NAME = "vsesrgan.upscale"
-_TO_RGBS = "convert with core.resize.Bicubic(clip, format=vs.RGBS) (add matrix_in_s=\"709\" or the clip's matrix for YUV)"
+_TO_RGBS = (
+    "convert with core.resize.Bicubic(clip, format=vs.RGBS) (add matrix_in_s=\"709\" or the clip's matrix for YUV)"
+)
 
 
 def _error(message: str) -> vs.Error:
@@ -77,13 +80,13 @@ def clip_format(clip: vs.VideoNode) -> ClipFormat:
     if fmt.sample_type == vs.FLOAT:
         if family == vs.RGB and fmt.bits_per_sample in (16, 32):
             return ClipFormat(fmt, None)
-        raise _error(
-            f"float {fmt.name} is not supported (float input must be RGBS or RGBH); {_TO_RGBS}"
-        )
+        raise _error(f"float {fmt.name} is not supported (float input must be RGBS or RGBH); {_TO_RGBS}")
     if not 8 <= fmt.bits_per_sample <= 16:
         raise _error(f"{fmt.name} has {fmt.bits_per_sample}-bit samples, 8 to 16 are supported; {_TO_RGBS}")
     if family == vs.YUV:
-        pf = PixelFormat(f"vs:{fmt.name}", "yuv", fmt.bits_per_sample, fmt.subsampling_w, fmt.subsampling_h, ("Y", "U", "V"))
+        pf = PixelFormat(
+            f"vs:{fmt.name}", "yuv", fmt.bits_per_sample, fmt.subsampling_w, fmt.subsampling_h, ("Y", "U", "V")
+        )
     elif family == vs.RGB:
         pf = PixelFormat(f"vs:{fmt.name}", "rgb", fmt.bits_per_sample, planes=("R", "G", "B"))
     else:
@@ -143,6 +146,7 @@ class _FrameWorker:
         self._slots: queue.Queue = queue.Queue()
         for _ in range(up.config.streams if self.cuda else 1):
             self._slots.put(torch.cuda.Stream(device=self.device) if self.cuda else None)
+        self._warned_interlaced = threading.Event()
 
     @contextmanager
     def _slot(self) -> Iterator[torch.cuda.Stream | None]:
@@ -190,7 +194,20 @@ class _FrameWorker:
                     out = host
         return [p.numpy() for p in out]
 
+    def _check_fields(self, n: int, props) -> None:
+        field_based = props.get("_FieldBased", 0)
+        if field_based in (1, 2) and not self._warned_interlaced.is_set():
+            self._warned_interlaced.set()
+            order = "bottom" if field_based == 1 else "top"
+            self.core.log_message(
+                vs.MESSAGE_TYPE_WARNING,
+                f"{NAME}: frame {n} is interlaced (_FieldBased={field_based}, {order} field first); the model "
+                "upscales it as a progressive frame and smears the fields together: deinterlace first "
+                "(e.g. QTGMC) or upscale the separated fields (core.std.SeparateFields)",
+            )
+
     def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        self._check_fields(n, f.props)
         spec = self.spec(f.props)
         try:
             planes = self.planes(f, spec)

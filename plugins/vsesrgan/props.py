@@ -88,4 +88,13 @@ def adjusted_sar(
     return new.numerator, new.denominator
 
 
-__all__ = ["COLOR_PROPS", "RANGE_FULL", "RANGE_LIMITED", "LEGACY_COLOR_RANGE_FULL", "LEGACY_COLOR_RANGE_LIMITED", "adjusted_sar", "props_from_spec", "spec_from_props"]
+__all__ = [
+    "COLOR_PROPS",
+    "LEGACY_COLOR_RANGE_FULL",
+    "LEGACY_COLOR_RANGE_LIMITED",
+    "RANGE_FULL",
+    "RANGE_LIMITED",
+    "adjusted_sar",
+    "props_from_spec",
+    "spec_from_props",
+]
