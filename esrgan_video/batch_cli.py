@@ -41,7 +41,7 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     b.add_argument("--devices", metavar="LIST",
                    help="one worker process per entry: GPU numbers (0,1,2,3), cuda:N or cpu "
                         "(default: every visible GPU, else one CPU worker)")
-    b.add_argument("--threads", type=int, help="CPU threads per worker (default: cores / CPU workers); fix it for "
+    b.add_argument("--threads", type=int, help="CPU threads per worker (default: cores / workers); fix it for "
                                                "bit-identical reruns on the CPU")
     b.add_argument("--ray", metavar="ADDRESS",
                    help="run the jobs as Ray tasks on this cluster ('auto', 'ray://host:10001', or 'local' for a "

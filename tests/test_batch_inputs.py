@@ -96,3 +96,27 @@ def test_plan_jobs_is_pure(tmp_path: Path) -> None:
         Job(Path("/x/c.ts"), Path("/o/c-up.mkv"), "c-up.mkv"),
     ]
     assert not os.path.exists("/o")
+
+
+def test_cli_reports_clashes_before_starting(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from esrgan_video.batch_cli import main
+
+    touch(tree / "other/e1.mkv")
+    code = main([str(tree / "lib/s1/e1.mkv"), str(tree / "other/e1.mkv"), "-o", str(tree / "out")])
+    assert code == InputError.exit_code
+    assert "would both be written" in capsys.readouterr().err
+    assert not (tree / "out").exists()
+
+
+def test_docs_name_only_real_options() -> None:
+    import re
+
+    from esrgan_video.batch_cli import build_parser
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "batch.md").read_text()
+    known = {s for a in build_parser()._actions for s in a.option_strings}
+    mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", doc))
+    assert mentioned - known == set()
+    batch_only = {"--suffix", "--ext", "--extensions", "--devices", "--threads", "--ray", "--ray-cpus",
+                  "--segment-seconds", "--retry-failed", "--force", "--overwrite", "--max-attempts", "--stale-after"}
+    assert batch_only <= known and batch_only <= mentioned

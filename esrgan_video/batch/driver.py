@@ -381,8 +381,7 @@ def run_batch(
     h = options_hash(model_sha, options, segment_seconds=seg_s)
     device_list = parse_devices(devices) if ray is None else []
     if threads is None and device_list:
-        cpu_workers = sum(d == "cpu" for d in device_list) or 1
-        threads = max(1, (os.cpu_count() or 1) // cpu_workers)
+        threads = max(1, (os.cpu_count() or 1) // len(device_list))
     settings = WorkerSettings(
         model=model,
         upscaler={k: options[k] for k in UPSCALER_OPTIONS},
