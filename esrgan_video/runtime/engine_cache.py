@@ -386,7 +386,8 @@ def clear_entries(root: Path | None = None, *, model: str | None = None) -> list
                 removed.append(p)
     if model is None:
         root = engines_dir() if root is None else root
-        for p in root.glob("timing-*.timing") if root.is_dir() else []:
+        leftovers = ("timing-*.timing", "*.engine.lock", ".*.tmp")
+        for p in [q for pat in leftovers for q in root.glob(pat)] if root.is_dir() else []:
             p.unlink()
             removed.append(p)
     return removed

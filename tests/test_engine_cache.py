@@ -1,0 +1,183 @@
+"""Engine cache: key sensitivity, file layout, sidecar and file validation, rebuild of untrusted entries.
+
+TensorRT-free: engines here are opaque bytes. The TensorRT side (a garbage engine that passes
+the file checks is rejected by deserialize_cuda_engine and rebuilt) is in tests/test_gpu.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
+from esrgan_video.errors import BackendError
+from esrgan_video.runtime import engine_cache as ec
+from esrgan_video.runtime.onnx_export import ExportSpec
+from esrgan_video.runtime.tensorrt_backend import BuildOptions, make_key, profile_shapes
+
+KEY = ec.EngineKey(
+    weights_sha256="a" * 64, scale=4, min_shape=(1, 270, 480), opt_shape=(1, 270, 480), max_shape=(1, 270, 480),
+    precision="fp16", fp32_layers=(), opset=17, exporter="torchscript/torch-2.14", trt_version="10.12.0",
+    gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", opt_level=3, workspace_mib=0,
+)
+
+CHANGES = {
+    "weights_sha256": "b" * 64, "scale": 2, "min_shape": (1, 256, 256), "opt_shape": (2, 270, 480),
+    "max_shape": (4, 270, 480), "precision": "fp32", "fp32_layers": ("conv_first",), "opset": 18,
+    "exporter": "torchscript/torch-2.15", "trt_version": "11.0.0", "gpu_name": "NVIDIA H200",
+    "compute_capability": "8.9", "opt_level": 5, "workspace_mib": 4096, "format": ec.ENGINE_FORMAT + 1,
+}
+
+
+def test_every_field_changes_the_key():
+    assert set(CHANGES) == {f.name for f in dataclasses.fields(ec.EngineKey)}
+    digests = {KEY.digest()}
+    for field, value in CHANGES.items():
+        other = dataclasses.replace(KEY, **{field: value})
+        assert other.digest() != KEY.digest(), field
+        assert KEY.differences(other) == [f"{field}: expected {KEY.to_dict()[field]!r}, got {other.to_dict()[field]!r}"]
+        digests.add(other.digest())
+    assert len(digests) == len(CHANGES) + 1
+    assert dataclasses.replace(KEY).digest() == KEY.digest()  # deterministic
+
+
+def test_key_round_trips_through_json():
+    assert ec.EngineKey.from_dict(json.loads(json.dumps(KEY.to_dict()))) == KEY
+    with pytest.raises(ValueError, match="missing"):
+        ec.EngineKey.from_dict({k: v for k, v in KEY.to_dict().items() if k != "opset"})
+
+
+def test_make_key_reads_model_spec_and_options():
+    torch.manual_seed(0)
+    model = RRDBNet(RRDBParams(nf=8, nb=1, gc=4, scale=2)).eval()
+    spec = ExportSpec((64, 96), batch=2)
+    k = make_key(model, spec, BuildOptions(), trt_ver="10.12.0", gpu_name="G", capability="9.0")
+    assert k.static and k.opt_shape == (2, 64, 96) and k.scale == 2 and k.precision == "fp16"
+    assert k.weights_sha256 == ec.weights_sha256(model)
+    with torch.no_grad():
+        model.conv_last.bias.add_(1e-3)
+    k2 = make_key(model, spec, BuildOptions(), trt_ver="10.12.0", gpu_name="G", capability="9.0")
+    assert k2.weights_sha256 != k.weights_sha256  # weights are hashed, not named
+    dyn = make_key(model, spec, BuildOptions(min_shape=(1, 32, 32), max_shape=(4, 128, 128)),
+                   trt_ver="10.12.0", gpu_name="G", capability="9.0")
+    assert not dyn.static and dyn.min_shape == (1, 32, 32) and dyn.max_shape == (4, 128, 128)
+    with pytest.raises(BackendError, match="min <= opt <= max"):
+        profile_shapes(spec, BuildOptions(min_shape=(1, 80, 32), max_shape=(4, 128, 128)))
+    with pytest.raises(BackendError, match="0-5"):
+        BuildOptions(opt_level=7)
+
+
+def test_engines_dir_in_a_checkout_and_by_env(monkeypatch, tmp_path):
+    root = ec.checkout_root()
+    assert root is not None and (root / "engines").is_dir()  # tests run from the source tree
+    monkeypatch.delenv(ec.ENGINES_ENV, raising=False)
+    assert ec.engines_dir() == root / "engines" / "cache"
+    monkeypatch.setenv(ec.ENGINES_ENV, str(tmp_path / "e"))
+    assert ec.engines_dir() == tmp_path / "e"
+
+
+def test_paths_are_pure_and_distinct(tmp_path):
+    p = ec.engine_paths(KEY, "RealESRGAN_x4plus", tmp_path)
+    assert p == ec.engine_paths(KEY, "RealESRGAN_x4plus", tmp_path)
+    assert p.engine.name == f"RealESRGAN_x4plus-{KEY.digest()[:16]}.engine"
+    assert p.sidecar.name == p.engine.name + ".json"
+    other = ec.engine_paths(dataclasses.replace(KEY, opt_level=1), "RealESRGAN_x4plus", tmp_path)
+    assert other.engine != p.engine
+    assert ec.timing_cache_path(KEY, tmp_path).name == "timing-trt10.12.0-NVIDIA-H100-80GB-HBM3-sm9.0.timing"
+    assert ec.engine_paths(KEY, "a/b c", tmp_path).engine.parent == tmp_path
+
+
+def test_validation_detects_every_kind_of_bad_entry(tmp_path):
+    p = ec.engine_paths(KEY, "m", tmp_path)
+    assert ec.validate_entry(p, KEY) == (None, "not built yet")
+    data = b"ENGINE" * 1000
+    ec.write_entry(p, KEY, data, label="m", build_seconds=1.5)
+    assert ec.validate_entry(p, KEY) == (data, "")
+    side = json.loads(p.sidecar.read_text())
+    assert side["engine_size"] == len(data) and side["model"] == "m" and side["digest"] == KEY.digest()
+
+    stale = dataclasses.replace(KEY, trt_version="10.13.0")
+    got, why = ec.validate_entry(p, stale)
+    assert got is None and "key mismatch" in why and "trt_version: expected '10.13.0', got '10.12.0'" in why
+
+    p.engine.write_bytes(data[:-100])
+    got, why = ec.validate_entry(p, KEY)
+    assert got is None and "truncated" in why
+
+    p.engine.write_bytes(b"X" + data[1:])
+    got, why = ec.validate_entry(p, KEY)
+    assert got is None and "corrupt" in why
+
+    p.engine.write_bytes(data)
+    p.sidecar.write_text("{not json")
+    got, why = ec.validate_entry(p, KEY)
+    assert got is None and "unreadable sidecar" in why
+
+    p.sidecar.unlink()
+    got, why = ec.validate_entry(p, KEY)
+    assert got is None and "no sidecar" in why
+
+
+def test_get_or_build_hits_rebuilds_and_never_trusts(tmp_path):
+    builds: list[int] = []
+
+    def build() -> bytes:
+        builds.append(1)
+        return b"engine-v1" * 100
+
+    def load(data: bytes) -> str:  # a loader that rejects bytes it cannot use, like deserialize_cuda_engine
+        if not data.startswith(b"engine-v1"):
+            raise ValueError("not an engine")
+        return "loaded"
+
+    log: list[str] = []
+    obj, out = ec.get_or_build(KEY, label="m", root=tmp_path, build=build, load=load, log=log.append)
+    assert obj == "loaded" and not out.hit and len(builds) == 1 and log == []
+    obj, out = ec.get_or_build(KEY, label="m", root=tmp_path, build=build, load=load, log=log.append)
+    assert out.hit and len(builds) == 1
+
+    # a file that passes the size/sha256 checks (sidecar rewritten to match) but does not load
+    garbage = b"garbage!!" * 100
+    out.paths.engine.write_bytes(garbage)
+    ec.write_entry(out.paths, KEY, garbage, label="m", build_seconds=0)
+    obj, out2 = ec.get_or_build(KEY, label="m", root=tmp_path, build=build, load=load, log=log.append)
+    assert not out2.hit and len(builds) == 2 and "failed to load" in out2.note and "rebuilding" in log[-1]
+    assert out2.paths.engine.read_bytes().startswith(b"engine-v1")
+
+    # truncated file → rebuilt
+    out2.paths.engine.write_bytes(b"engine-v1")
+    _, out3 = ec.get_or_build(KEY, label="m", root=tmp_path, build=build, load=load, log=log.append)
+    assert not out3.hit and "truncated" in out3.note and len(builds) == 3
+
+    # a fresh build that cannot load is an error, and leaves nothing behind
+    with pytest.raises(BackendError, match="freshly built engine failed to load"):
+        ec.get_or_build(dataclasses.replace(KEY, opt_level=0), label="m", root=tmp_path,
+                        build=lambda: b"junk", load=load)
+    assert not ec.engine_paths(dataclasses.replace(KEY, opt_level=0), "m", tmp_path).engine.exists()
+
+
+def test_list_and_clear(tmp_path):
+    a = ec.engine_paths(KEY, "RealESRGAN_x4plus", tmp_path)
+    kb = dataclasses.replace(KEY, weights_sha256="c" * 64, opt_shape=(4, 270, 480), max_shape=(4, 270, 480),
+                             min_shape=(4, 270, 480))
+    b = ec.engine_paths(kb, "RealESRGAN_x4plus_anime_6B", tmp_path)
+    ec.write_entry(a, KEY, b"a" * 2048, label="RealESRGAN_x4plus", build_seconds=3)
+    ec.write_entry(b, kb, b"b" * 4096, label="RealESRGAN_x4plus_anime_6B", build_seconds=3)
+    (tmp_path / "orphan.engine").write_bytes(b"o")
+    ec.timing_cache_path(KEY, tmp_path).write_bytes(b"t")
+    entries = ec.list_entries(tmp_path)
+    assert [e.model for e in entries] == ["RealESRGAN_x4plus", "RealESRGAN_x4plus_anime_6B", "?"]
+    assert entries[0].problem == "" and entries[0].size == 2048 and entries[0].key == KEY
+    assert "NxHxW 1x270x480" in entries[0].describe() and "fp16" in entries[0].describe()
+    assert "engine without sidecar" in entries[2].describe()
+
+    removed = ec.clear_entries(tmp_path, model="RealESRGAN_x4plus_anime_6B")
+    assert sorted(p.name for p in removed) == sorted([b.engine.name, b.sidecar.name])
+    assert a.engine.exists()
+    ec.clear_entries(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert ec.list_entries(tmp_path / "missing") == []

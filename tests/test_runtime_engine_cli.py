@@ -1,0 +1,103 @@
+"""``esrgan-video engine build|list|clear|presets`` without TensorRT: real cache entries, real presets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from esrgan_video.cli import main
+from esrgan_video.engine_cli import load_presets
+from esrgan_video.runtime import engine_cache as ec
+from esrgan_video.runtime.tensorrt_backend import tensorrt_available
+
+KEY = ec.EngineKey(
+    weights_sha256="a" * 64, scale=4, min_shape=(1, 270, 480), opt_shape=(1, 270, 480), max_shape=(1, 270, 480),
+    precision="fp16", fp32_layers=(), opset=17, exporter="torchscript/torch-2.14", trt_version="10.12.0",
+    gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", opt_level=3, workspace_mib=0,
+)
+
+
+@pytest.fixture
+def engines(tmp_path, monkeypatch):
+    root = tmp_path / "engines"
+    monkeypatch.setenv(ec.ENGINES_ENV, str(root))
+    return root
+
+
+def write(root, key, label, size):
+    paths = ec.engine_paths(key, label, root)
+    ec.write_entry(paths, key, b"e" * size, label=label, build_seconds=12.0)
+    return paths
+
+
+def test_list_shows_key_fields_size_and_date(engines, capsys):
+    assert main(["engine", "list"]) == 0
+    assert "no engines" in capsys.readouterr().out
+    write(engines, KEY, "RealESRGAN_x4plus", 3 * 2**20)
+    k2 = dataclasses.replace(KEY, weights_sha256="b" * 64, precision="fp32", fp32_layers=())
+    p2 = write(engines, k2, "RealESRGAN_x4plus_anime_6B", 2**20)
+    p2.engine.write_bytes(b"short")  # damaged after writing
+    assert main(["engine", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"engines in {engines}:"
+    x4 = next(line for line in out if "RealESRGAN_x4plus " in line)
+    for field in ("NxHxW 1x270x480", "fp16", "TRT 10.12.0", "NVIDIA H100 80GB HBM3 sm9.0", "opt3", "3.0 MiB"):
+        assert field in x4
+    assert x4.rstrip().endswith("Z")  # the build date
+    anime = next(line for line in out if "anime" in line)
+    assert "fp32" in anime and "BROKEN" in anime
+
+
+def test_clear_by_model_and_all(engines, capsys):
+    a = write(engines, KEY, "RealESRGAN_x4plus", 100)
+    b = write(engines, dataclasses.replace(KEY, weights_sha256="c" * 64), "RealESRGAN_x2plus", 100)
+    assert main(["engine", "clear", "--model", "RealESRGAN_x2plus"]) == 0
+    assert "removed 1 engine(s), 2 file(s)" in capsys.readouterr().out
+    assert a.engine.exists() and not b.engine.exists() and not b.sidecar.exists()
+    assert main(["engine", "clear", "--all"]) == 0
+    assert not a.engine.exists() and not any(engines.iterdir())
+    assert main(["engine", "clear"]) == 2  # one of --all / --model is required
+
+
+def test_presets_are_valid_and_match_the_tile_planner(capsys):
+    from esrgan_video.models.registry import MODELS
+
+    presets = load_presets()
+    assert {"sd-to-hd", "hd-to-4k"} <= set(presets)
+    for p in presets.values():
+        assert p.model in MODELS, p.name
+        assert p.precision in ("fp16", "fp32") and p.batch >= 1
+    assert presets["sd-to-hd"].tile_shape(scale=4, multiple=1) == (270, 480)
+    assert presets["hd-to-4k"].tile_shape(scale=2, multiple=2) == (576, 576)
+    assert main(["engine", "presets"]) == 0
+    assert "sd-to-hd: RealESRGAN_x4plus, 480x270 frames" in capsys.readouterr().out
+
+
+def test_malformed_presets_name_the_file(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "presets.json"
+    bad.write_text('{"x": {"model": "RealESRGAN_x4plus", "frame": [270], "tile": 0}}')
+    monkeypatch.setenv("ESRGAN_VIDEO_PRESETS", str(bad))
+    assert main(["engine", "presets"]) == 3
+    assert f"{bad}: preset 'x' is malformed" in capsys.readouterr().err
+    bad.write_text('{"x": {"model": "m", "frame": [1, 2], "tiles": 0}}')
+    assert main(["engine", "presets"]) == 3
+    assert "unknown fields ['tiles']" in capsys.readouterr().err
+
+
+def test_build_argument_errors(capsys):
+    assert main(["engine", "build"]) == 3
+    assert "give --preset NAME" in capsys.readouterr().err
+    assert main(["engine", "build", "--model", "RealESRGAN_x4plus"]) == 3
+    assert "--tile-shape" in capsys.readouterr().err
+    assert main(["engine", "build", "--preset", "nope"]) == 3
+    assert "unknown engine preset 'nope'; known:" in capsys.readouterr().err
+    assert main(["engine", "build", "--model", "m", "--tile-shape", "270by480"]) == 2
+
+
+@pytest.mark.skipif(tensorrt_available(), reason="checks the message shown when TensorRT is missing")
+def test_build_without_tensorrt_is_one_clear_line(capsys):
+    assert main(["engine", "build", "--preset", "sd-to-hd"]) == 7
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("esrgan-video: error: engine build: TensorRT is not installed")

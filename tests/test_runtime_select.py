@@ -1,0 +1,86 @@
+"""Backend selection: the pure decision for every combination of facts, and make_backend on this machine."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
+from esrgan_video.errors import BackendError
+from esrgan_video.runtime.select import choose_backend, choose_precision, make_backend
+
+
+def pick(requested="auto", device=None, cuda=True, trt=True, ttrt=False, precision=None, fixed=True):
+    return choose_backend(requested, device=device, cuda_available=cuda, tensorrt_available=trt,
+                          torch_tensorrt_available=ttrt, precision=precision, fixed_shape=fixed)
+
+
+def test_auto_prefers_tensorrt_then_torch_cuda_then_cpu():
+    assert pick()[:2] == ("tensorrt", "cuda")
+    name, dev, why = pick(trt=False)
+    assert (name, dev) == ("torch", "cuda") and why == "tensorrt not installed → torch CUDA"
+    name, dev, why = pick(cuda=False)
+    assert (name, dev) == ("torch", "cpu") and why == "no CUDA device → torch CPU"
+    assert pick(cuda=False, trt=False)[:2] == ("torch", "cpu")
+
+
+def test_auto_respects_device_precision_and_shape():
+    assert pick(device="cpu")[:2] == ("torch", "cpu")
+    assert pick(device="cuda:1")[:2] == ("tensorrt", "cuda:1")
+    name, _, why = pick(precision="bf16")
+    assert name == "torch" and "bf16" in why
+    name, _, why = pick(fixed=False)
+    assert name == "torch" and "tile shape" in why
+    assert pick(precision="fp32")[0] == "tensorrt"
+
+
+def test_explicit_requests():
+    assert pick("torch")[:2] == ("torch", "cuda")
+    assert pick("torch", cuda=False)[:2] == ("torch", "cpu")
+    assert pick("torch", device="cpu")[:2] == ("torch", "cpu")
+    assert pick("tensorrt", trt=True)[:2] == ("tensorrt", "cuda")
+    assert pick("torch-tensorrt", ttrt=True)[:2] == ("torch-tensorrt", "cuda")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(requested="tensorrt", device="cpu"), "expected --device cuda, got cpu"),
+        (dict(requested="tensorrt", cuda=False), "needs a CUDA device"),
+        (dict(requested="tensorrt", trt=False), "tensorrt is not installed"),
+        (dict(requested="torch-tensorrt", ttrt=False), "torch-tensorrt is not installed"),
+        (dict(requested="tensorrt", precision="bf16"), "fp16 or fp32, got bf16"),
+        (dict(requested="tensorrt", fixed=False), "fixed tile shape"),
+        (dict(requested="onnx"), "backend must be one of auto, torch, tensorrt, torch-tensorrt, got 'onnx'"),
+        (dict(device="cuda", cuda=False), "no CUDA device is available"),
+        (dict(device="mps"), "device must be"),
+        (dict(precision="int8"), "precision must be one of"),
+    ],
+)
+def test_impossible_combinations_name_expected_and_got(kwargs, match):
+    with pytest.raises(BackendError, match=match):
+        pick(**kwargs)
+
+
+def test_choose_precision():
+    assert choose_precision(None, "cuda") == "fp16"
+    assert choose_precision(None, "cpu") == "fp32"
+    assert choose_precision("bf16", "cuda") == "bf16"
+    with pytest.raises(BackendError):
+        choose_precision("half", "cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="describes a machine without CUDA")
+def test_make_backend_on_this_cpu_machine():
+    torch.manual_seed(0)
+    model = RRDBNet(RRDBParams(nf=8, nb=1, gc=4)).eval()
+    b = make_backend(model, tile_shape=(8, 8))
+    assert b.info.name == "torch" and b.info.device.type == "cpu" and b.info.dtype == torch.float32
+    assert b.info.reason == "no CUDA device → torch CPU fp32"
+    x = torch.rand(1, 3, 8, 8)
+    with b, torch.no_grad():
+        torch.testing.assert_close(b(x), model(x), atol=1e-6, rtol=0)
+    with pytest.raises(BackendError, match="needs a CUDA device"):
+        make_backend(model, backend="tensorrt", tile_shape=(8, 8))
+    with pytest.raises(BackendError, match="batch must be"):
+        make_backend(model, batch=0)
