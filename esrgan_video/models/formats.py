@@ -378,13 +378,14 @@ def _fmt(p: RRDBParams) -> str:
 
 
 def normalize(obj: Any, source: str) -> tuple[StateDict, RRDBParams]:
-    """Loaded checkpoint object → (new-arch fp32 state dict, detected hyperparameters)."""
+    """Loaded checkpoint object → (new-arch fp32 state dict in network order, detected hyperparameters)."""
     sd = to_new_arch(unwrap(obj, source), source)
     params = detect_params(sd, source)
     bad = [k for k, v in sd.items() if not v.is_floating_point()]
     if bad:
         raise ModelError(f"{source}: tensors {_list_keys(bad, 3)} are not floating point")
-    return {k: v.detach().to(torch.float32).contiguous() for k, v in sd.items()}, params
+    # canonical key order (the network's order), whatever order the file stored them in
+    return {k: sd[k].detach().to(torch.float32).contiguous() for k in expected_shapes(params)}, params
 
 
 def save_safetensors(sd: StateDict, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
