@@ -72,7 +72,12 @@ class _ProgressReporter:
 
 
 def _run_upscale(argv: list[str]) -> int:
-    args = _upscale_parser().parse_args(argv)
+    parser = _upscale_parser()
+    args = parser.parse_args(argv)
+    try:
+        kwargs = upscale_kwargs(args)
+    except EsrganVideoError as e:
+        parser.error(str(e))  # a bad option value is a command-line error: exit 2
     mode = args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
     reporter = _ProgressReporter(mode)
 
@@ -80,7 +85,6 @@ def _run_upscale(argv: list[str]) -> int:
         if not args.quiet:
             print(f"esrgan-video: {msg}", file=sys.stderr)
 
-    kwargs = upscale_kwargs(args)
     try:
         if Path(args.input).suffix.lower() in IMAGE_EXTENSIONS:
             from .images import upscale_image

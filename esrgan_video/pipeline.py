@@ -14,6 +14,7 @@ In-flight frames are bounded by a semaphore, so a slow encoder throttles the dec
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from contextlib import nullcontext
 import time
@@ -138,14 +139,15 @@ def upscale_video(
                 info.width, info.height, model_scale=up.scale, scale=scale, size=size,
                 multiple=(1 << out_fmt.log2_chroma_w, 1 << out_fmt.log2_chroma_h),
             )
+            out_spec = output_color(spec, in_fmt, out_fmt, out_w, out_h)
             with OutputVideo(
                 dst, template=inp, codec=codec, pix_fmt=out_pix_fmt, crf=crf, preset=preset,
-                options=encoder_opts or {}, size=(out_w, out_h), color=spec, copy_streams=copy_streams,
+                options=encoder_opts or {}, size=(out_w, out_h), color=out_spec, copy_streams=copy_streams,
                 start=start, end=end, shift_timestamps=shift_timestamps, overwrite=overwrite,
                 keep_partial=keep_partial,
             ) as out:
                 frames, clock = _stream(
-                    inp, out, up, in_fmt=in_fmt, out_fmt=out_fmt, spec=spec, size=(out_w, out_h),
+                    inp, out, up, in_fmt=in_fmt, out_fmt=out_fmt, spec=spec, out_spec=out_spec, size=(out_w, out_h),
                     start=start, end=end, progress=progress, t0=t0,
                 )
             lost = inp.lost_frames
@@ -163,7 +165,23 @@ def upscale_video(
     )
 
 
-def _stream(inp, out, up: Upscaler, *, in_fmt, out_fmt, spec, size, start, end, progress, t0):
+def output_color(spec: colormod.ColorSpec, in_fmt, out_fmt, width: int, height: int) -> colormod.ColorSpec:
+    """The colour facts written to the output (pure).
+
+    Same family in and out: the input's (resolved) facts, guessed ones included, so players don't
+    guess differently at the new size. RGB in, YUV/gray out: a YUV matrix, range and chroma siting
+    chosen for the output size by the same rule. YUV in, RGB out: the identity matrix, full range.
+    Primaries and transfer always pass through.
+    """
+    if in_fmt.family == out_fmt.family or (in_fmt.family != "rgb" and out_fmt.family != "rgb"):
+        return spec
+    if out_fmt.family == "rgb":
+        return dataclasses.replace(spec, matrix=0, full_range=True, chroma_location=None).resolved(width, height, out_fmt)
+    fresh = dataclasses.replace(spec, matrix=colormod.UNSPECIFIED, full_range=None, chroma_location=None)
+    return fresh.resolved(width, height, out_fmt)
+
+
+def _stream(inp, out, up: Upscaler, *, in_fmt, out_fmt, spec, out_spec, size, start, end, progress, t0):
     """Run the stages concurrently; returns (frames written, stage clock)."""
     clock = _StageClock()
     workers = up.config.streams if up.device.type == "cuda" else 1
@@ -215,7 +233,7 @@ def _stream(inp, out, up: Upscaler, *, in_fmt, out_fmt, spec, size, start, end, 
                 if item is _DONE:
                     return
                 seq, frame = item
-                planes = _process(frame, up, in_fmt, out_fmt, spec, out_w, out_h, stream, clock)
+                planes = _process(frame, up, in_fmt, out_fmt, spec, out_spec, out_w, out_h, stream, clock)
                 with ready:
                     done[seq] = (frame.pts, planes)
                     ready.notify_all()
@@ -257,7 +275,7 @@ def _stream(inp, out, up: Upscaler, *, in_fmt, out_fmt, spec, size, start, end, 
     return written, clock
 
 
-def _process(frame, up: Upscaler, in_fmt, out_fmt, spec, out_w, out_h, stream, clock) -> list[np.ndarray]:
+def _process(frame, up: Upscaler, in_fmt, out_fmt, spec, out_spec, out_w, out_h, stream, clock) -> list[np.ndarray]:
     """One frame through upload → to-RGB → upscale → resize → from-RGB → download."""
     dev = up.device
     ctx = torch.cuda.stream(stream) if stream is not None else nullcontext()
@@ -271,7 +289,7 @@ def _process(frame, up: Upscaler, in_fmt, out_fmt, spec, out_w, out_h, stream, c
         y = up.upscale_tensor(rgb)
         tc = time.perf_counter()
         y = resize_rgb(y, out_w, out_h)
-        out_planes = colormod.rgb_to_planes(y, out_fmt, spec)
+        out_planes = colormod.rgb_to_planes(y, out_fmt, out_spec)
         if dev.type == "cuda":
             host = [torch.empty(p.shape, dtype=p.dtype, pin_memory=True) for p in out_planes]
             for h, p in zip(host, out_planes):

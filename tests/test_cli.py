@@ -1,0 +1,167 @@
+"""The ``esrgan-video`` command as a user runs it: a subprocess, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from safetensors.torch import save_file
+
+import media
+from esrgan_video.cli import _upscale_parser, main
+from esrgan_video.testing import near_identity_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
+    save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, str(path))
+    return path
+
+
+def run(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
+    """The command as a user runs it: a new Python process."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", "esrgan_video", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env, **kw)
+
+
+def run_here(capfd, *args) -> subprocess.CompletedProcess:
+    """The same entry point in this process (saves a torch import per call); an uncaught exception fails the test."""
+    capfd.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's -h / usage errors
+        code = e.code
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
+def assert_one_line_error(p: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    assert p.returncode == code, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("esrgan-video: error:"), p.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_upscale_with_json_progress(tmp_path, tiny_model):
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=5, audio=[media.AudioTrack()])
+    dst = tmp_path / "out.mkv"
+    p = run(src, dst, "--model", tiny_model, "--device", "cpu", "--progress", "json")
+    assert p.returncode == 0, p.stderr
+    events = [json.loads(l) for l in p.stderr.splitlines() if l.startswith("{")]
+    assert [e["frame"] for e in events] == [1, 2, 3, 4, 5]
+    assert events[-1]["total"] == 5 and set(events[-1]) == {"frame", "total", "fps", "eta"}
+    with av.open(str(dst)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert c.streams.video[0].codec_context.width == 128
+        assert sum(1 for _ in c.decode(video=0)) == 5
+
+
+def test_quiet_prints_nothing(tmp_path, tiny_model, capfd):
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=2)
+    p = run_here(capfd, src, tmp_path / "o.mp4", "--model", tiny_model, "-q")
+    assert p.returncode == 0 and p.stderr == "" and p.stdout == ""
+
+
+def test_errors_are_one_line_with_exit_codes(tmp_path, tiny_model, capfd):
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=2)
+    assert_one_line_error(run_here(capfd, tmp_path / "nope.mp4", tmp_path / "o.mp4", "--model", tiny_model), 3, "nope.mp4")
+    assert_one_line_error(run_here(capfd, media.make_empty(tmp_path / "e.mp4"), tmp_path / "o.mp4", "--model", tiny_model), 3, "e.mp4")
+    assert_one_line_error(run_here(capfd, media.make_not_media(tmp_path / "t.mkv"), tmp_path / "o.mp4", "--model", tiny_model), 3, "t.mkv")
+    assert_one_line_error(run_here(capfd, src, tmp_path / "o.mp4", "--model", "NoSuchModel", "--offline"), 4, "NoSuchModel")
+    assert_one_line_error(run_here(capfd, src, src, "--model", tiny_model, "-y"), 6)
+    (tmp_path / "exists.mp4").write_bytes(b"keep me")
+    assert_one_line_error(run_here(capfd, src, tmp_path / "exists.mp4", "--model", tiny_model), 6, "exists.mp4")
+    assert (tmp_path / "exists.mp4").read_bytes() == b"keep me"
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(os.urandom(300))
+    assert_one_line_error(run_here(capfd, src, tmp_path / "o.mp4", "--model", garbage), 4, "garbage.pth")
+    bad = run_here(capfd, src, tmp_path / "o.mp4", "--size", "big")
+    assert bad.returncode == 2 and "--size" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "o.mp4").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.mp4", "exists.mp4", "garbage.pth", "in.mp4", "t.mkv"]
+
+
+def test_ctrl_c_leaves_nothing(tmp_path, tiny_model):
+    src = media.make_clip(tmp_path / "in.mp4", size=(64, 48), frames=200)
+    dst = tmp_path / "out.mp4"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "esrgan_video", str(src), str(dst), "--model", str(tiny_model),
+                             "--progress", "json"], stderr=subprocess.PIPE, text=True, env=env)
+    # wait until frames are flowing, then interrupt
+    line = proc.stderr.readline()
+    assert line.startswith("{"), line
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_still_images(tmp_path, tiny_model, capfd):
+    rng = np.random.default_rng(0)
+    rgb8 = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    rgba = np.concatenate([rgb8, np.full((12, 16, 1), 77, np.uint8)], axis=2)
+    rgb16 = rng.integers(0, 65536, (12, 16, 3), dtype=np.uint16)
+    for name, arr, fmt in [("a.png", rgb8, "rgb24"), ("b.png", rgba, "rgba"), ("c.png", rgb16, "rgb48le")]:
+        with av.open(str(tmp_path / name), "w", format="image2") as c:
+            s = c.add_stream("png", rate=1)
+            s.width, s.height = 16, 12
+            s.pix_fmt = {"rgb24": "rgb24", "rgba": "rgba", "rgb48le": "rgb48be"}[fmt]
+            frame = av.VideoFrame.from_ndarray(arr, format=fmt).reformat(format=s.pix_fmt)
+            for pkt in s.encode(frame):
+                c.mux(pkt)
+            for pkt in s.encode(None):
+                c.mux(pkt)
+    from esrgan_video.images import read_image
+
+    for name in ("a.png", "b.png", "c.png"):
+        p = run_here(capfd, tmp_path / name, tmp_path / f"x4_{name}", "--model", tiny_model, "-q")
+        assert p.returncode == 0, p.stderr
+    out, alpha, bits = read_image(tmp_path / "x4_a.png")
+    assert out.shape == (48, 64, 3) and alpha is None and bits == 8
+    assert np.abs(out.astype(int)[::4, ::4] - rgb8.astype(int)).mean() < 20  # near-identity: an upscaled copy
+    out, alpha, bits = read_image(tmp_path / "x4_b.png")
+    assert alpha is not None and alpha.shape == (48, 64) and abs(int(alpha.mean()) - 77) <= 3
+    out, alpha, bits = read_image(tmp_path / "x4_c.png")
+    assert bits == 16 and out.dtype == np.uint16
+    assert np.abs(out.astype(np.int64)[::4, ::4] - rgb16.astype(np.int64)).mean() < 20 * 257
+    p = run_here(capfd, tmp_path / "a.png", tmp_path / "a.jpg", "--model", tiny_model, "-q", "--scale", "2")
+    assert p.returncode == 0, p.stderr
+    assert read_image(tmp_path / "a.jpg")[0].shape == (24, 32, 3)
+
+
+def test_models_command_lists_the_registry(capfd):
+    p = run_here(capfd, "models")
+    assert p.returncode == 0, p.stderr
+    for name in ("RealESRGAN_x4plus", "RealESRGAN_x4plus_anime_6B", "RealESRGAN_x2plus", "RealESRNet_x4plus"):
+        assert name in p.stdout
+
+
+def test_readme_examples_parse():
+    """Every single-file example in the README uses options the command really has."""
+    text = (ROOT / "README.md").read_text()
+    parser = _upscale_parser()
+    checked = 0
+    for line in re.findall(r"^esrgan-video (.+?)(?:\s+#.*)?$", text, flags=re.M):
+        argv = shlex.split(line)
+        if argv[0] in ("models", "engine", "batch", "demo"):
+            continue
+        parser.parse_args(argv)
+        checked += 1
+    assert checked >= 4
