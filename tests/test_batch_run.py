@@ -230,3 +230,38 @@ def test_ray_local_instance_runs_real_jobs(tmp_path: Path, model_file: Path) -> 
     assert all(journal(out)[f"r{i}.mkv"].get("size") == (out / f"r{i}.mkv").stat().st_size for i in range(2))
     for i, src in enumerate(srcs):
         assert frames_of(out / src.name) == frames_of(single_pass(src, tmp_path / f"ref{i}.mkv", model_file))
+
+
+def test_a_worker_that_stops_responding_is_replaced(tmp_path: Path, model_file: Path) -> None:
+    import threading
+
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    srcs = [make_clip(lib / f"s{i}.mkv", frames=16, seed=i) for i in range(2)]
+    stopped: list[int] = []
+
+    def freeze_first_writer() -> None:  # SIGSTOP: the process lives on but sends no heartbeat
+        end = time.monotonic() + 120
+        while time.monotonic() < end and not stopped:
+            for p in partials(out) if out.exists() else []:
+                pid = int(p.name.split(".")[-3])
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=freeze_first_writer, daemon=True)
+    watcher.start()
+    messages: list[str] = []
+    s = run_batch([lib], out, model=str(model_file), devices="cpu", stale_s=8, heartbeat_s=0.5,
+                  log=messages.append, **OPTS)
+    watcher.join(5)
+    assert stopped, "the test never saw a worker writing"
+    assert any("no heartbeat" in m for m in messages), messages
+    assert any(m.startswith("redo") for m in messages), messages
+    assert s.exit_code == 0 and [r.status for r in s.rows] == ["done", "done"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(stopped[0], 0)  # killed and reaped
+    assert not partials(out)
+    for i, src in enumerate(srcs):
+        assert frames_of(out / src.name) == frames_of(single_pass(src, tmp_path / f"ref{i}.mkv", model_file))
