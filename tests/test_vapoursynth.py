@@ -451,7 +451,10 @@ def test_anime_example_under_vspipe_reads_a_file_and_matches_a_single_thread_run
     assert run.returncode == 0, run.stderr.decode(errors="replace")
     frames = _read_y4m(run.stdout)
     assert len(frames) == 3
-    assert frames[0][0].shape == (96, 128)  # 64×48 ×4, then down to 96 lines keeping the aspect
+    # 64×48 ×4, then down to 96 lines at the display aspect: carphone's pixels are not square (128:117)
+    props = core.bs.VideoSource(str(carphone), cachemode=0).get_frame(0).props
+    sar = props["_SARNum"] / props["_SARDen"]
+    assert sar != 1 and frames[0][0].shape == (96, round(96 * 64 / 48 * sar / 2) * 2)
 
     # the same script in this process, one thread: vspipe (default threads) must give the same frames
     threads(1)
@@ -468,6 +471,23 @@ def test_anime_example_under_vspipe_reads_a_file_and_matches_a_single_thread_run
     for want, got in zip(clip.frames(), frames):
         for p, g in zip(planes_of(want), got):
             np.testing.assert_array_equal(g, p)
+
+
+def test_anime_example_gives_square_pixels_at_the_display_aspect(model_path, tmp_path):
+    from media import make_clip
+
+    src = make_clip(tmp_path / "dvd.mkv", size=(64, 48), frames=2, sar=Fraction(32, 27))  # anamorphic
+    import runpy
+
+    vs.clear_outputs()
+    runpy.run_path(str(EXAMPLES / "anime_restoration.vpy"),
+                   init_globals={"src": str(src), "model": str(model_path), "height": "96", "device": "cpu"})
+    out = vs.get_output(0)
+    out = out.clip if hasattr(out, "clip") else out
+    vs.clear_outputs()
+    assert (out.width, out.height, out.num_frames) == (152, 96, 2)  # 96 · 64/48 · 32/27 = 151.7 → 152
+    f = out.get_frame(0)
+    assert (f.props["_SARNum"], f.props["_SARDen"]) == (1, 1)
 
 
 def test_film_example_keeps_10_bit_yuv_and_colour_tags(model_path, tmp_path):
