@@ -1,0 +1,571 @@
+#!/usr/bin/env python3
+"""GPU benchmark of the runtime: inference-only fps and % of peak, fp16 fidelity, end-to-end fps.
+
+Runs from the source tree (``PYTHONPATH=.``) with only torch and numpy (PyAV for the end-to-end
+part; tensorrt optional), so it works on a GPU machine where the project's venv cannot be built.
+``benchmarks/gpu_check.sh`` runs it together with ``pytest -m "gpu or tensorrt"``.
+
+What it measures (each step is skipped with a note when the time budget is spent):
+
+1. Inference only, RealESRGAN_x4plus-shaped weights (random, BasicSR-style 0.1-scaled init: the
+   same FLOPs as the real model), 480x270 input → 1920x1080, batch 1/2/4, through the
+   runtime's own Backend objects (finite guard and clamp included):
+   torch CUDA fp16 eager + channels_last, + CUDA graphs, + 2 CUDA streams, + torch.compile
+   (mode "default" with CUDA graphs; "max-autotune-no-cudagraphs" at batch 1 when time allows),
+   fp32 for reference, and TensorRT fp16 when ``tensorrt`` imports (engine build time reported
+   separately). fps = frames per second; TFLOP/s = 35.85 MFLOP x 129 600 px x fps; % of the
+   device's dense fp16 peak (table below; unknown GPUs get no %).
+2. fp16 fidelity: PSNR(fp16 output, fp32 output) and PSNR(bf16, fp32) with real weights
+   (anime 6B; x4plus too when given) on a real frame, and a count of non-finite values.
+3. End to end: ``esrgan_video.upscale_video`` on a generated 480x270 H.264 clip with libx264
+   veryfast, when PyAV and the pipeline import.
+
+``--cpu-smoke`` runs the same code on the CPU with a tiny model and tiny frames (the CI test
+``tests/test_runtime_gpu_bench.py`` runs it so this script cannot rot).
+
+Results: ``results.json`` and ``results.md`` in ``--out`` (default ``$OUT``, else
+``benchmarks/results``), rewritten after every step so a timeout still leaves what was measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import struct
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams  # noqa: E402
+from esrgan_video.runtime.base import NonFiniteOutputError  # noqa: E402
+from esrgan_video.runtime.torch_backend import TorchBackend  # noqa: E402
+
+# Dense (no sparsity) FP16 tensor-core peaks in TFLOP/s from NVIDIA's data sheets. Matched in order
+# against the device name. GeForce cards: the fp16-with-fp32-accumulate rate, which is what
+# cuDNN/TensorRT convolutions use (RTX 4090: 165.2; its fp16-accumulate rate is 330.3).
+PEAK_FP16_DENSE_TFLOPS: list[tuple[tuple[str, ...], float, str]] = [
+    (("GH200",), 989.4, "GH200 (H100 SXM class)"),
+    (("H200",), 989.4, "H200 SXM"),
+    (("H100", "PCIE"), 756.0, "H100 PCIe"),
+    (("H100", "NVL"), 835.0, "H100 NVL"),
+    (("H100",), 989.4, "H100 SXM"),
+    (("A100",), 312.0, "A100"),
+    (("L40S",), 362.05, "L40S"),
+    (("L40",), 181.05, "L40"),
+    (("RTX 4090",), 165.2, "RTX 4090 (fp32 accumulate)"),
+    (("A10G",), 125.0, "A10G"),
+    (("A10",), 125.0, "A10"),
+    (("L4",), 121.0, "L4"),
+    (("T4",), 65.0, "T4"),
+]
+
+
+def peak_tflops(device_name: str) -> tuple[float | None, str]:
+    """(dense fp16 peak TFLOP/s, which entry matched) for a CUDA device name; (None, 'unknown') otherwise."""
+    upper = device_name.upper()
+    for needles, peak, label in PEAK_FP16_DENSE_TFLOPS:
+        if all(n in upper for n in needles):
+            return peak, label
+    return None, "unknown"
+
+
+@dataclass
+class Row:
+    variant: str
+    batch: int
+    fps: float | None = None
+    ms_per_batch: float | None = None
+    tflops: float | None = None
+    pct_peak: float | None = None
+    setup_s: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    meta: dict = field(default_factory=dict)
+    inference: list[Row] = field(default_factory=list)
+    fidelity: list[dict] = field(default_factory=list)
+    end_to_end: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        return d
+
+
+class Budget:
+    """Wall-clock budget: steps ask before starting and are skipped with a note when it is spent."""
+
+    def __init__(self, seconds: float) -> None:
+        self.t0 = time.perf_counter()
+        self.seconds = seconds
+
+    def left(self) -> float:
+        return self.seconds - (time.perf_counter() - self.t0)
+
+    def allows(self, estimate: float) -> bool:
+        return self.left() >= estimate
+
+
+def x4plus_shaped(params: RRDBParams, *, seed: int = 0) -> RRDBNet:
+    """Random weights with the real model's structure (so the FLOPs match), BasicSR-style init:
+    kaiming-normal scaled by 0.1 in the trunk, which keeps activations in the real model's range."""
+    torch.manual_seed(seed)
+    model = RRDBNet(params).eval()
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight)
+                m.weight.mul_(0.1 if name.startswith("body.") else 1.0)
+                m.bias.zero_()
+    return model
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_backend(backend, x: torch.Tensor, *, iters: int, warmup: int, streams: list | None = None) -> float:
+    """Seconds per batch through ``backend(x)`` (finite guard and clamp included)."""
+    dev = x.device
+    for i in range(warmup):
+        backend(x, streams[i % len(streams)] if streams else None)
+    backend.flush()
+    sync(dev)
+    t0 = time.perf_counter()
+    for i in range(iters):
+        backend(x, streams[i % len(streams)] if streams else None)
+    backend.flush()
+    sync(dev)
+    return (time.perf_counter() - t0) / iters
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.double() - b.double()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+# ----------------------------------------------------------------------------------- weights
+
+
+def read_safetensors_numpy(path: Path) -> dict[str, torch.Tensor]:
+    """A minimal safetensors reader (for machines without the safetensors package)."""
+    dtypes = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    base = 8 + n
+    out = {}
+    for key, d in header.items():
+        if key == "__metadata__":
+            continue
+        start, end = d["data_offsets"]
+        arr = np.frombuffer(raw[base + start : base + end], dtype=dtypes[d["dtype"]]).reshape(d["shape"])
+        out[key] = torch.from_numpy(arr.copy())
+    return out
+
+
+def load_real(path_or_name: str) -> RRDBNet:
+    """Real weights: a path (.safetensors/.pth) or a cached registry name, with or without safetensors."""
+    from esrgan_video.models import load_model
+
+    try:
+        return load_model(path_or_name, offline=True)
+    except ImportError:
+        from esrgan_video.models.formats import normalize
+
+        p = Path(path_or_name)
+        sd, params = normalize(read_safetensors_numpy(p), str(p))
+        model = RRDBNet(params).eval()
+        model.load_state_dict(sd)
+        return model
+
+
+def real_frame(h: int, w: int, clip: str | None) -> tuple[torch.Tensor, str]:
+    """1x3xHxW float RGB: the first frame of ``clip`` (PyAV) resized, else skimage's astronaut, else a test pattern."""
+    if clip:
+        try:
+            import av
+
+            with av.open(clip) as c:
+                frame = next(c.decode(video=0)).to_ndarray(format="rgb24", width=w, height=h)
+            return torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255, f"first frame of {Path(clip).name}"
+        except Exception as e:  # noqa: BLE001 - fall back to the next source, and say so
+            note = f"clip unreadable ({e}); "
+    else:
+        note = ""
+    try:
+        import skimage.data
+
+        img = torch.from_numpy(skimage.data.astronaut()).permute(2, 0, 1)[None].float() / 255
+        return torch.nn.functional.interpolate(img, size=(h, w), mode="area"), note + "skimage astronaut"
+    except ImportError:
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+        pat = torch.stack([(torch.sin(40 * xx * yy) + 1) / 2, xx, (torch.cos(25 * yy) + 1) / 2])[None]
+        return pat, note + "synthetic pattern (no clip, no scikit-image)"
+
+
+# ----------------------------------------------------------------------------------- steps
+
+
+def bench_inference(report: Report, args, budget: Budget, device: torch.device, flops_per_frame: float,
+                    peak: float | None, model: RRDBNet, h: int, w: int) -> None:
+    on_gpu = device.type == "cuda"
+    iters, warmup = (args.iters, 3) if on_gpu else (2, 1)
+
+    def run(variant: str, batch: int, make, *, estimate: float, streams: int = 0) -> None:
+        if not budget.allows(estimate):
+            report.skipped.append(f"{variant} batch {batch}: time budget spent")
+            return
+        row = Row(variant, batch)
+        try:
+            t0 = time.perf_counter()
+            backend = make()
+            backend.open()
+            x = torch.rand(batch, 3, h, w, device=device)
+            ss = [torch.cuda.Stream(device) for _ in range(streams)] if streams else None
+            backend(x)  # first call: cuDNN autotune / compile / capture / engine load
+            backend.flush()
+            sync(device)
+            row.setup_s = round(time.perf_counter() - t0, 2)
+            sec = time_backend(backend, x, iters=iters, warmup=warmup, streams=ss)
+            backend.close()
+            row.ms_per_batch = round(sec * 1e3, 3)
+            row.fps = round(batch / sec, 2)
+            row.tflops = round(flops_per_frame * row.fps / 1e12, 2)
+            row.pct_peak = None if peak is None else round(100 * row.tflops / peak, 1)
+        except NonFiniteOutputError as e:
+            row.note = f"non-finite output: {e}"
+        except Exception as e:  # noqa: BLE001 - one failed variant must not lose the others
+            row.note = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            report.errors.append(f"{variant} b{batch}: {traceback.format_exc(limit=3)}")
+        report.inference.append(row)
+        print(f"  {variant:<38} b{batch}: {row.fps} fps  {row.pct_peak}% peak  setup {row.setup_s}s {row.note}",
+              flush=True)
+        write(report, args.out)
+
+    prec = "fp16" if on_gpu else "fp32"
+    batches = [1, 2, 4] if on_gpu else [1, 2]
+    for b in batches:
+        run(f"torch {prec} eager" + (" channels_last" if on_gpu else ""), b,
+            lambda: TorchBackend(model, device, prec), estimate=10)
+    if not on_gpu:
+        return
+    for b in batches:
+        run("torch fp16 eager + CUDA graphs", b, lambda: TorchBackend(model, device, "fp16", cuda_graphs=True), estimate=10)
+    run("torch fp16 eager, 2 streams", 1, lambda: TorchBackend(model, device, "fp16"), estimate=10, streams=2)
+    run("torch fp32 eager (reference)", 1, lambda: TorchBackend(model, device, "fp32"), estimate=15)
+    report.meta["torch_variants_done_at_s"] = round(budget.seconds - budget.left(), 1)
+
+
+def bench_compile(report: Report, args, budget: Budget, device, flops_per_frame, peak, model, h, w) -> None:
+    if device.type != "cuda" or args.skip_compile:
+        report.skipped.append("torch.compile: " + ("--skip-compile" if args.skip_compile else "CPU smoke run"))
+        return
+    iters = args.iters
+    for b, mode, graphs, est in [(1, "default", True, 90), (4, "default", True, 60), (2, "default", True, 60),
+                                 (1, "max-autotune-no-cudagraphs", True, 150)]:
+        variant = f"torch fp16 compile={mode} + CUDA graphs"
+        if not budget.allows(est):
+            report.skipped.append(f"{variant} batch {b}: time budget spent")
+            continue
+        row = Row(variant, b)
+        try:
+            t0 = time.perf_counter()
+            backend = TorchBackend(model, device, "fp16", compile=mode, cuda_graphs=graphs).open()
+            x = torch.rand(b, 3, h, w, device=device)
+            backend(x)
+            backend.flush()
+            sync(device)
+            row.setup_s = round(time.perf_counter() - t0, 1)
+            sec = time_backend(backend, x, iters=iters, warmup=3)
+            backend.close()
+            row.ms_per_batch, row.fps = round(sec * 1e3, 3), round(b / sec, 2)
+            row.tflops = round(flops_per_frame * row.fps / 1e12, 2)
+            row.pct_peak = None if peak is None else round(100 * row.tflops / peak, 1)
+        except Exception as e:  # noqa: BLE001
+            row.note = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            report.errors.append(f"{variant} b{b}: {traceback.format_exc(limit=3)}")
+        report.inference.append(row)
+        print(f"  {variant:<38} b{b}: {row.fps} fps  {row.pct_peak}% peak  setup {row.setup_s}s {row.note}", flush=True)
+        write(report, args.out)
+
+
+def bench_tensorrt(report: Report, args, budget: Budget, device, flops_per_frame, peak, model, h, w) -> None:
+    from esrgan_video.runtime.tensorrt_backend import BuildOptions, TensorRTBackend, tensorrt_available
+
+    if device.type != "cuda":
+        report.skipped.append("tensorrt: CPU smoke run")
+        return
+    if not tensorrt_available():
+        report.skipped.append("tensorrt: not installed (the TensorRT path is verified by pytest -m tensorrt where it is)")
+        return
+    import tempfile
+
+    cache = Path(args.engine_cache or tempfile.mkdtemp(prefix="esrgan-engines-"))
+    for b, est in [(1, 150), (4, 150), (2, 150)]:
+        if not budget.allows(est):
+            report.skipped.append(f"tensorrt fp16 batch {b}: time budget spent")
+            continue
+        row = Row("tensorrt fp16 (2 contexts)", b)
+        try:
+            t0 = time.perf_counter()
+            backend = TensorRTBackend(model, device, "fp16", tile_shape=(h, w), batch=b, streams=2,
+                                      options=BuildOptions(opt_level=args.trt_opt_level), cache_root=cache).open()
+            row.setup_s = round(time.perf_counter() - t0, 1)
+            x = torch.rand(b, 3, h, w, device=device)
+            ss = [torch.cuda.Stream(device) for _ in range(2)]
+            sec = time_backend(backend, x, iters=args.iters, warmup=3, streams=ss)
+            backend.close()
+            row.ms_per_batch, row.fps = round(sec * 1e3, 3), round(b / sec, 2)
+            row.tflops = round(flops_per_frame * row.fps / 1e12, 2)
+            row.pct_peak = None if peak is None else round(100 * row.tflops / peak, 1)
+            row.note = "engine cached" if backend.outcome.hit else "engine built (setup = export + build)"
+        except Exception as e:  # noqa: BLE001
+            row.note = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            report.errors.append(f"tensorrt b{b}: {traceback.format_exc(limit=3)}")
+        report.inference.append(row)
+        print(f"  {row.variant:<38} b{b}: {row.fps} fps  {row.pct_peak}% peak  setup {row.setup_s}s {row.note}", flush=True)
+        write(report, args.out)
+
+
+def bench_fidelity(report: Report, args, budget: Budget, device: torch.device, h: int, w: int) -> None:
+    sources = []
+    if args.cpu_smoke:
+        from esrgan_video.testing import near_identity_model
+
+        sources.append(("near-identity tiny model (smoke)", near_identity_model(4, nf=8, nb=1, noise=0.05)))
+    for label, ref in (("RealESRGAN_x4plus_anime_6B", args.anime_weights), ("RealESRGAN_x4plus", args.x4plus_weights)):
+        if not ref:
+            report.skipped.append(f"fidelity {label}: no weights given (--{'anime' if 'anime' in label else 'x4plus'}-weights)")
+            continue
+        try:
+            sources.append((label, load_real(ref)))
+        except Exception as e:  # noqa: BLE001
+            report.skipped.append(f"fidelity {label}: weights not loadable ({type(e).__name__}: {e})")
+    frame, frame_note = real_frame(h, w, args.clip)
+    frame = frame.to(device)
+    for label, model in sources:
+        if not budget.allows(15):
+            report.skipped.append(f"fidelity {label}: time budget spent")
+            continue
+        entry = {"model": label, "input": f"{frame_note}, {w}x{h}"}
+        ref = TorchBackend(model, device, "fp32", finite_check="off")(frame).float()
+        for prec in ("fp16", "bf16"):
+            try:
+                raw = TorchBackend(model, device, prec, finite_check="off")
+                out = raw(frame).float()
+                entry[f"nonfinite_{prec}"] = int((~torch.isfinite(out)).sum())
+                entry[f"psnr_{prec}_vs_fp32_db"] = round(psnr(out.clamp(0, 1), ref), 2)
+            except Exception as e:  # noqa: BLE001 - e.g. bf16 unsupported on this device
+                entry[f"psnr_{prec}_vs_fp32_db"] = None
+                entry[f"{prec}_error"] = f"{type(e).__name__}: {e}"
+        report.fidelity.append(entry)
+        print(f"  fidelity {label}: {entry}", flush=True)
+        write(report, args.out)
+
+
+def make_clip(path: Path, w: int, h: int, frames: int, fps: int = 30) -> None:
+    """A moving test pattern as H.264 yuv420p (PyAV)."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"preset": "ultrafast", "crf": "18"}
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        for i in range(frames):
+            r = (np.sin((xx + 3 * i) / 9.0) + 1) * 127
+            g = (np.cos((yy - 2 * i) / 7.0) + 1) * 127
+            b = ((xx * yy / (w * h) * 255 + 5 * i) % 256)
+            img = np.stack([r, g, b], -1).astype(np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def bench_end_to_end(report: Report, args, budget: Budget, device: torch.device, model: RRDBNet, h: int, w: int,
+                     infer_fps: float | None) -> None:
+    try:
+        import av  # noqa: F401
+
+        from esrgan_video import upscale_video
+        from esrgan_video.upscaler import Upscaler
+    except Exception as e:  # noqa: BLE001
+        report.skipped.append(f"end to end: pipeline or PyAV not importable ({type(e).__name__}: {e})")
+        return
+    frames = args.e2e_frames
+    if not budget.allows(30 if device.type == "cuda" else 5):
+        report.skipped.append("end to end: time budget spent")
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
+        make_clip(src, w, h, frames)
+        entry = {"input": f"{w}x{h} H.264, {frames} frames (generated pattern)", "codec": "libx264 veryfast"}
+        try:
+            up = Upscaler(model, device=str(device), backend="auto", precision="fp16" if device.type == "cuda" else "fp32")
+            t0 = time.perf_counter()
+            # warm-up run on a few frames (cuDNN autotune / engine) outside the timed run
+            upscale_video(src, Path(tmp) / "warm.mp4", upscaler=up, end=min(8, frames), preset="veryfast", overwrite=True)
+            entry["warmup_s"] = round(time.perf_counter() - t0, 2)
+            result = upscale_video(src, dst, upscaler=up, preset="veryfast", overwrite=True)
+            entry.update(fps=round(result.fps, 2), frames=result.frames, seconds=round(result.seconds, 2),
+                         backend=result.backend, stage_seconds={k: round(v, 2) for k, v in result.stage_seconds.items()})
+            if infer_fps:
+                entry["pct_of_inference_only_fps"] = round(100 * result.fps / infer_fps, 1)
+            up.close()
+        except Exception as e:  # noqa: BLE001
+            entry["error"] = f"{type(e).__name__}: {e}"
+            report.errors.append(f"end to end: {traceback.format_exc(limit=4)}")
+        report.end_to_end.append(entry)
+        print(f"  end to end: {entry}", flush=True)
+        write(report, args.out)
+
+
+# ----------------------------------------------------------------------------------- output
+
+
+def fmt(v) -> str:
+    return "" if v is None else str(v)
+
+
+def markdown(report: Report) -> str:
+    m = report.meta
+    lines = [
+        f"# GPU benchmark — {m.get('device_name')} — {m.get('date')}",
+        "",
+        f"torch {m.get('torch')}, CUDA {m.get('cuda')}, cuDNN {m.get('cudnn')}, TensorRT {m.get('tensorrt') or 'not installed'}; "
+        f"model {m.get('model')} ({m.get('mflop_per_pixel')} MFLOP/px), input {m.get('input')}; "
+        f"peak fp16 dense: {m.get('peak_tflops') or 'unknown'} TFLOP/s ({m.get('peak_source')}).",
+        "",
+        "## Inference only",
+        "",
+        "| variant | batch | fps | ms/batch | TFLOP/s | % of peak | setup s | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in report.inference:
+        lines.append(f"| {r.variant} | {r.batch} | {fmt(r.fps)} | {fmt(r.ms_per_batch)} | {fmt(r.tflops)} | "
+                     f"{fmt(r.pct_peak)} | {fmt(r.setup_s)} | {r.note} |")
+    if report.fidelity:
+        lines += ["", "## fp16 fidelity (PSNR vs fp32, dB)", "", "| model | input | fp16 | bf16 | non-finite fp16 |",
+                  "|---|---|---:|---:|---:|"]
+        for f in report.fidelity:
+            lines.append(f"| {f['model']} | {f['input']} | {fmt(f.get('psnr_fp16_vs_fp32_db'))} | "
+                         f"{fmt(f.get('psnr_bf16_vs_fp32_db'))} | {fmt(f.get('nonfinite_fp16'))} |")
+    if report.end_to_end:
+        lines += ["", "## End to end", ""]
+        for e in report.end_to_end:
+            lines.append("- " + ", ".join(f"{k}: {v}" for k, v in e.items()))
+    if report.skipped:
+        lines += ["", "## Skipped", ""] + [f"- {s}" for s in report.skipped]
+    if report.errors:
+        lines += ["", f"## Errors ({len(report.errors)}; tracebacks in results.json)", ""]
+        lines += [f"- {e.splitlines()[0]}" for e in report.errors]
+    return "\n".join(lines) + "\n"
+
+
+def write(report: Report, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n")
+    (out / "results.md").write_text(markdown(report))
+
+
+# ----------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "benchmarks" / "results"))
+    p.add_argument("--cpu-smoke", action="store_true", help="same code path on the CPU with a tiny model and frame")
+    p.add_argument("--budget", type=float, default=200.0, help="seconds for the whole benchmark (default 200)")
+    p.add_argument("--iters", type=int, default=20, help="timed iterations per variant")
+    p.add_argument("--anime-weights", default=os.environ.get("ESRGAN_VIDEO_ANIME_WEIGHTS"),
+                   help="RealESRGAN_x4plus_anime_6B weights (path or cached registry name; env ESRGAN_VIDEO_ANIME_WEIGHTS)")
+    p.add_argument("--x4plus-weights", default=os.environ.get("ESRGAN_VIDEO_X4PLUS_WEIGHTS"),
+                   help="RealESRGAN_x4plus weights (optional; env ESRGAN_VIDEO_X4PLUS_WEIGHTS)")
+    p.add_argument("--clip", default=os.environ.get("ESRGAN_VIDEO_BENCH_CLIP"), help="a real clip for the fidelity frame")
+    p.add_argument("--e2e-frames", type=int, default=None, help="frames in the end-to-end clip (default 240; smoke 6)")
+    p.add_argument("--skip-compile", action="store_true")
+    p.add_argument("--skip-e2e", action="store_true")
+    p.add_argument("--trt-opt-level", type=int, default=3)
+    p.add_argument("--engine-cache", default=None, help="engine cache dir for the TensorRT runs (default: a temp dir)")
+    args = p.parse_args(argv)
+    if args.e2e_frames is None:
+        args.e2e_frames = 6 if args.cpu_smoke else 240
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    budget = Budget(args.budget)
+    if args.cpu_smoke:
+        device = torch.device("cpu")
+        params, (h, w) = RRDBParams(nf=8, nb=1, gc=4, scale=4), (16, 24)
+        torch.set_num_threads(1)
+    else:
+        if not torch.cuda.is_available():
+            print("gpu_bench: no CUDA device (torch.cuda.is_available() is False); use --cpu-smoke on a CPU", file=sys.stderr)
+            return 2
+        device = torch.device("cuda", torch.cuda.current_device())
+        params, (h, w) = RRDBParams(), (270, 480)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    peak, peak_src = peak_tflops(name) if device.type == "cuda" else (None, "cpu smoke run")
+    flops_per_frame = params.flops_per_input_pixel * h * w
+    try:
+        import tensorrt  # noqa: F401
+
+        trt_ver = tensorrt.__version__
+    except ImportError:
+        trt_ver = None
+    report = Report(meta={
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "device_name": name,
+        "capability": ".".join(map(str, torch.cuda.get_device_capability(device))) if device.type == "cuda" else None,
+        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+        "tensorrt": trt_ver, "python": platform.python_version(), "host": platform.node(),
+        "model": "RealESRGAN_x4plus-shaped random weights" if not args.cpu_smoke else "tiny RRDBNet nf=8 nb=1 (smoke)",
+        "mflop_per_pixel": round(params.flops_per_input_pixel / 1e6, 6),
+        "input": f"{w}x{h} -> {w * params.scale}x{h * params.scale}",
+        "tflop_per_frame": round(flops_per_frame / 1e12, 4),
+        "peak_tflops": peak, "peak_source": peak_src, "budget_s": args.budget, "cpu_smoke": args.cpu_smoke,
+    })
+    print(f"gpu_bench: {name}, peak {peak} TFLOP/s ({peak_src}), {report.meta['input']}, budget {args.budget:.0f}s", flush=True)
+    write(report, args.out)
+    model = x4plus_shaped(params)
+    bench_inference(report, args, budget, device, flops_per_frame, peak, model, h, w)
+    bench_fidelity(report, args, budget, device, h, w)
+    best = max((r.fps for r in report.inference if r.fps and r.variant.startswith("torch fp16 eager")), default=None)
+    if not args.skip_e2e:
+        bench_end_to_end(report, args, budget, device, model, h, w,
+                         best if device.type == "cuda" else next((r.fps for r in report.inference if r.fps), None))
+    else:
+        report.skipped.append("end to end: --skip-e2e")
+    bench_tensorrt(report, args, budget, device, flops_per_frame, peak, model, h, w)
+    bench_compile(report, args, budget, device, flops_per_frame, peak, model, h, w)
+    report.meta["total_s"] = round(budget.seconds - budget.left(), 1)
+    write(report, args.out)
+    print(f"gpu_bench: wrote {args.out / 'results.json'} and {args.out / 'results.md'} in {report.meta['total_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

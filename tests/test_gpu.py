@@ -1,0 +1,356 @@
+"""GPU tests: torch CUDA (marked gpu) and TensorRT / torch-tensorrt (marked tensorrt).
+
+They skip with a reason where there is no CUDA device or no TensorRT, and they exercise the real
+code where there is: ``pytest -m "gpu or tensorrt"`` (``benchmarks/gpu_check.sh`` runs them).
+Nothing here imitates TensorRT: the tensorrt tests build real engines for tiny models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
+from esrgan_video.runtime import engine_cache as ec
+from esrgan_video.runtime.base import NonFiniteOutputError
+
+CUDA = torch.cuda.is_available()
+TRT = importlib.util.find_spec("tensorrt") is not None
+TORCH_TRT = importlib.util.find_spec("torch_tensorrt") is not None
+
+gpu = [pytest.mark.gpu, pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (torch.cuda.is_available() is False)")]
+trt = [
+    pytest.mark.tensorrt,
+    pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU"),
+    pytest.mark.skipif(not TRT, reason="needs TensorRT (pip install 'esrgan-video[tensorrt]')"),
+]
+
+
+def tiny(scale: int = 4, seed: int = 0, nf: int = 8) -> RRDBNet:
+    torch.manual_seed(seed)
+    return RRDBNet(RRDBParams(nf=nf, nb=1, gc=4, scale=scale)).eval()
+
+
+def ref_fp32(model: RRDBNet, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.cpu()(x.float().cpu())
+
+
+def close_fp16(a: torch.Tensor, b: torch.Tensor, atol: float = 2e-2) -> None:
+    torch.testing.assert_close(a.float().cpu(), b.float().cpu(), atol=atol, rtol=0)
+
+
+# --------------------------------------------------------------------------------- torch CUDA
+
+
+def _mark(marks):
+    def deco(f):
+        for m in reversed(marks):
+            f = m(f)
+        return f
+    return deco
+
+
+@_mark(gpu)
+@pytest.mark.parametrize("scale", [2, 4])
+def test_torch_cuda_fp16_matches_cpu_fp32(scale):
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    model = tiny(scale)
+    x = torch.rand(2, 3, 24, 32)
+    with TorchBackend(model, "cuda") as b:
+        assert b.info.dtype == torch.float16 and b.channels_last and torch.backends.cudnn.benchmark
+        y = b(x.cuda())
+        assert y.device.type == "cuda" and y.dtype == torch.float16 and y.shape == (2, 3, 24 * scale, 32 * scale)
+    close_fp16(y, ref_fp32(model, x))
+
+
+@_mark(gpu)
+def test_cuda_graphs_replay_new_inputs_per_shape():
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    model = tiny()
+    eager = TorchBackend(model, "cuda", "fp16")
+    graphs = TorchBackend(model, "cuda", "fp16", cuda_graphs=True)
+    for shape in [(1, 3, 16, 24), (2, 3, 16, 24), (1, 3, 16, 24)]:
+        x = torch.rand(shape, device="cuda")
+        torch.testing.assert_close(graphs(x), eager(x), atol=2e-3, rtol=0)
+    assert len(graphs._graphs) == 2
+    graphs.close()
+
+
+@_mark(gpu)
+def test_bf16_and_fp32_on_cuda():
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    model = tiny()
+    x = torch.rand(1, 3, 16, 16)
+    y32 = TorchBackend(model, "cuda", "fp32")(x.cuda())
+    torch.testing.assert_close(y32.cpu(), ref_fp32(model, x), atol=2e-3, rtol=0)  # TF32 may be on
+    if torch.cuda.is_bf16_supported():
+        yb = TorchBackend(model, "cuda", "bf16")(x.cuda())
+        assert yb.dtype == torch.bfloat16
+        close_fp16(yb, ref_fp32(model, x), atol=6e-2)
+
+
+@_mark(gpu)
+def test_concurrent_streams_from_threads_match_sequential():
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    model = tiny()
+    b = TorchBackend(model, "cuda", "fp16")
+    xs = [torch.rand(2, 3, 24, 24, device="cuda") for _ in range(8)]
+    expected = [b(x).clone() for x in xs]
+    torch.cuda.synchronize()
+    results: dict[int, torch.Tensor] = {}
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.default_stream())  # xs were made on the default stream
+            results[i] = b(xs[i], s)
+            s.synchronize()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i in range(8):
+        torch.testing.assert_close(results[i], expected[i], atol=0, rtol=0)
+    b.close()
+
+
+@_mark(gpu)
+def test_deferred_guard_raises_at_the_latest_on_flush():
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    model = tiny()
+    with torch.no_grad():
+        model.conv_last.bias.fill_(float("nan"))
+    b = TorchBackend(model, "cuda", "fp16")
+    assert b.guard.mode == "deferred"
+    with pytest.raises(NonFiniteOutputError, match="--precision fp32"):
+        for _ in range(50):
+            b(torch.rand(1, 3, 16, 16, device="cuda"))
+        b.flush()
+
+
+@_mark(gpu)
+def test_fp16_overflow_on_gpu_and_the_fp32_layers_way_out():
+    from esrgan_video.runtime.onnx_export import activation_peaks, suggest_fp32_layers
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    model = tiny()
+    with torch.no_grad():
+        model.conv_first.weight.mul_(1e5)
+        model.conv_first.bias.mul_(1e5)
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(NonFiniteOutputError):
+        with TorchBackend(model, "cuda", "fp16") as b:
+            b(x.cuda())
+    layers = suggest_fp32_layers(activation_peaks(model, x))
+    with TorchBackend(model, "cuda", "fp16", fp32_layers=layers) as b:
+        y = b(x.cuda())
+    assert torch.isfinite(y).all()
+
+
+@_mark(gpu)
+def test_torch_compile_matches_eager():
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    model = tiny()
+    x = torch.rand(1, 3, 16, 24, device="cuda")
+    eager = TorchBackend(model, "cuda", "fp16")(x)
+    with TorchBackend(model, "cuda", "fp16", compile="default") as b:
+        torch.testing.assert_close(b(x), eager, atol=5e-3, rtol=0)
+
+
+@_mark(gpu)
+def test_auto_selection_on_this_gpu_machine():
+    from esrgan_video.runtime.select import make_backend
+
+    b = make_backend(tiny(), tile_shape=(16, 16), batch=1)
+    if TRT:
+        assert b.info.name == "tensorrt" and b.info.reason.endswith("tensorrt fp16")
+    else:
+        assert b.info.name == "torch" and b.info.reason == "tensorrt not installed → torch CUDA fp16"
+    assert b.info.device.type == "cuda"
+
+
+@_mark(gpu)
+def test_real_anime_weights_fp16_fidelity():
+    path = os.environ.get("ESRGAN_VIDEO_ANIME_WEIGHTS")
+    if not path:
+        pytest.skip("set ESRGAN_VIDEO_ANIME_WEIGHTS to RealESRGAN_x4plus_anime_6B weights for this check")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from gpu_bench import load_real, psnr, real_frame
+
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    model = load_real(path)
+    x, _ = real_frame(64, 96, os.environ.get("ESRGAN_VIDEO_BENCH_CLIP"))
+    ref = TorchBackend(model, "cuda", "fp32")(x.cuda()).float()
+    out = TorchBackend(model, "cuda", "fp16")(x.cuda()).float()
+    assert torch.isfinite(out).all()
+    assert psnr(out, ref) >= 50.0
+
+
+# --------------------------------------------------------------------------------- TensorRT
+
+
+def _trt_backend(model, tmp_path: Path, **kw):
+    from esrgan_video.runtime.tensorrt_backend import BuildOptions, TensorRTBackend
+
+    kw.setdefault("tile_shape", (32, 48))
+    kw.setdefault("options", BuildOptions(opt_level=0))
+    return TensorRTBackend(model, "cuda", kw.pop("precision", "fp16"), cache_root=tmp_path, **kw)
+
+
+@_mark(trt)
+def test_tensorrt_engine_matches_torch_and_is_cached(tmp_path):
+    model = tiny()
+    x = torch.rand(1, 3, 32, 48)
+    b = _trt_backend(model, tmp_path).open()
+    assert not b.outcome.hit and b.outcome.paths.engine.exists() and b.outcome.paths.sidecar.exists()
+    assert list(tmp_path.glob("timing-*.timing"))  # timing cache persisted
+    assert b.info.fixed_shape == (1, 32, 48) and b.info.dtype == torch.float16
+    y = b(x.cuda())
+    b.close()
+    assert y.dtype == torch.float16 and y.shape == (1, 3, 128, 192)
+    close_fp16(y, ref_fp32(model, x))
+    again = _trt_backend(model, tmp_path).open()
+    assert again.outcome.hit
+    torch.testing.assert_close(again(x.cuda()), y, atol=1e-3, rtol=0)
+    again.close()
+    entries = ec.list_entries(tmp_path)
+    assert len(entries) == 1 and entries[0].problem == "" and entries[0].key == again.key
+
+
+@_mark(trt)
+def test_tensorrt_corrupt_engine_is_rebuilt(tmp_path):
+    model = tiny()
+    b = _trt_backend(model, tmp_path).open()
+    paths, key = b.outcome.paths, b.key
+    b.close()
+    garbage = os.urandom(4096)
+    # a sidecar that matches the garbage: only TensorRT's deserialisation can tell
+    ec.write_entry(paths, key, garbage, label="rrdb-x4", build_seconds=0)
+    rebuilt = _trt_backend(model, tmp_path).open()
+    assert not rebuilt.outcome.hit and "failed to load" in rebuilt.outcome.note
+    assert paths.engine.read_bytes() != garbage
+    x = torch.rand(1, 3, 32, 48)
+    close_fp16(rebuilt(x.cuda()), ref_fp32(model, x))
+    rebuilt.close()
+
+
+@_mark(trt)
+def test_tensorrt_stale_key_is_rebuilt(tmp_path):
+    model = tiny()
+    b = _trt_backend(model, tmp_path).open()
+    paths, key = b.outcome.paths, b.key
+    b.close()
+    data = paths.engine.read_bytes()
+    ec.write_entry(paths, dataclasses.replace(key, trt_version="0.0.0"), data, label="rrdb-x4", build_seconds=0)
+    again = _trt_backend(model, tmp_path).open()
+    assert not again.outcome.hit and "key mismatch" in again.outcome.note
+    again.close()
+
+
+@_mark(trt)
+def test_tensorrt_multi_stream_concurrent_infer(tmp_path):
+    model = tiny()
+    b = _trt_backend(model, tmp_path, batch=2, streams=3).open()
+    xs = [torch.rand(2, 3, 32, 48, device="cuda") for _ in range(12)]
+    expected = [b(x).clone() for x in xs]
+    torch.cuda.synchronize()
+    results: dict[int, torch.Tensor] = {}
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.default_stream())
+            results[i] = b(xs[i], s)
+            s.synchronize()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i in range(12):
+        torch.testing.assert_close(results[i], expected[i], atol=0, rtol=0)
+    b.close()
+
+
+@_mark(trt)
+def test_tensorrt_cuda_graphs_and_fp32(tmp_path):
+    model = tiny()
+    x = torch.rand(1, 3, 32, 48)
+    plain = _trt_backend(model, tmp_path).open()
+    graphs = _trt_backend(model, tmp_path, cuda_graphs=True).open()
+    for _ in range(2):
+        xi = torch.rand(1, 3, 32, 48, device="cuda")
+        torch.testing.assert_close(graphs(xi), plain(xi), atol=1e-3, rtol=0)
+    plain.close()
+    graphs.close()
+    f32 = _trt_backend(model, tmp_path, precision="fp32").open()
+    assert f32.info.dtype == torch.float32
+    torch.testing.assert_close(f32(x.cuda()).cpu(), ref_fp32(model, x), atol=2e-3, rtol=0)
+    f32.close()
+
+
+@_mark(trt)
+def test_tensorrt_dynamic_profile_and_x2(tmp_path):
+    from esrgan_video.runtime.tensorrt_backend import BuildOptions
+
+    model = tiny(scale=2)
+    b = _trt_backend(model, tmp_path, tile_shape=(32, 32), batch=1, streams=2,
+                     options=BuildOptions(opt_level=0, min_shape=(1, 16, 16), max_shape=(2, 64, 64))).open()
+    assert b.info.fixed_shape is None and not b.key.static
+    for shape in [(2, 3, 48, 40), (1, 3, 16, 24), (1, 3, 64, 64)]:
+        x = torch.rand(shape)
+        close_fp16(b(x.cuda()), ref_fp32(model, x))
+    from esrgan_video.errors import BackendError
+
+    with pytest.raises(BackendError, match="profile"):
+        b(torch.rand(1, 3, 80, 80, device="cuda"))
+    b.close()
+
+
+@_mark(trt)
+def test_tensorrt_fp32_layers_engine(tmp_path):
+    model = tiny()
+    x = torch.rand(1, 3, 32, 48)
+    b = _trt_backend(model, tmp_path, fp32_layers=("conv_first", "body")).open()
+    assert b.key.fp32_layers == ("conv_first", "body")
+    close_fp16(b(x.cuda()), ref_fp32(model, x))
+    b.close()
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+@pytest.mark.skipif(not TORCH_TRT, reason="needs torch-tensorrt")
+def test_torch_tensorrt_backend():
+    from esrgan_video.runtime.torch_tensorrt_backend import TorchTensorRTBackend
+
+    model = tiny()
+    x = torch.rand(1, 3, 32, 48)
+    with TorchTensorRTBackend(model, "cuda", tile_shape=(32, 48)) as b:
+        close_fp16(b(x.cuda()), ref_fp32(model, x))
