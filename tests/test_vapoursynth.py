@@ -120,6 +120,30 @@ def threads():
     core.num_threads = saved
 
 
+# props ↔ ColorSpec (pure) ------------------------------------------------------------------------------
+def test_props_map_to_the_cores_colour_spec():
+    from vsesrgan.props import adjusted_sar, props_from_spec, spec_from_props
+
+    assert spec_from_props({}) == ColorSpec()  # untagged stays unspecified until resolved
+    spec = spec_from_props({"_Matrix": 9, "_Primaries": 9, "_Transfer": 18, "_Range": 1, "_ChromaLocation": 2})
+    assert spec == ColorSpec(9, 9, 18, True, "topleft")
+    assert spec_from_props({"_Range": 0}).full_range is False
+    assert spec_from_props({"_ColorRange": 0}).full_range is True  # deprecated prop, inverted numbering
+    assert spec_from_props({"_ColorRange": 1}).full_range is False
+    assert spec_from_props({"_Range": 0, "_ColorRange": 0}).full_range is False  # _Range wins
+    for vs_code, name in enumerate(["left", "center", "topleft", "top", "bottomleft", "bottom"]):
+        assert spec_from_props({"_ChromaLocation": vs_code}).chroma_location == name
+        assert props_from_spec(ColorSpec(1, 1, 1, False, name), chroma=True)["_ChromaLocation"] == vs_code
+    assert props_from_spec(ColorSpec(6, 5, 1, True, "left"), chroma=False) == {
+        "_Matrix": 6, "_Primaries": 5, "_Transfer": 1, "_Range": 1}
+    assert adjusted_sar({"_SARNum": 8, "_SARDen": 9}, (720, 480), (2880, 1920)) is None
+    # a 4:3 and a 16:9 NTSC DVD frame resized to their display aspect get square pixels
+    assert adjusted_sar({"_SARNum": 8, "_SARDen": 9}, (720, 480), (1440, 1080)) == (1, 1)
+    assert adjusted_sar({"_SARNum": 32, "_SARDen": 27}, (720, 480), (1920, 1080)) == (1, 1)
+    assert adjusted_sar({"_SARNum": 1, "_SARDen": 1}, (720, 480), (1440, 1080)) == (9, 8)
+    assert adjusted_sar({"_SARNum": 0, "_SARDen": 0}, (10, 10), (20, 10)) == (1, 2)
+
+
 # float RGB: the Upscaler's own numpy entry is the oracle ---------------------------------------------
 def test_rgbs_equals_the_core_upscaler(model_path, oracle):
     clip = rgbs_clip()
