@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import __version__
-from ..errors import EsrganVideoError, InputError, OutputError
+from ..errors import InputError, OutputError
 from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
 from .journal import Journal
 from .worker import ENCODE_OPTIONS, UPSCALER_OPTIONS, Task, WorkerSettings, probe, remove_partials
@@ -161,12 +161,17 @@ class _JobState:
     waiting: set[str] = field(default_factory=set)  # segment keys not yet done
     seg_dir: Path | None = None
 
+    def whole_task(self) -> Task:
+        j = self.job
+        return Task(key=j.key, kind="whole", job_key=j.key, src=str(j.src), dst=str(j.dst), overwrite=self.owned)
+
 
 class Plan:
     """The driver's state machine over tasks; the schedulers call it, it writes the journal."""
 
     def __init__(self, journal: Journal, opts_hash: str, *, max_attempts: int, log: Callable[[str], None]) -> None:
         self.journal = journal
+        self.outdir = journal.outdir
         self.opts_hash = opts_hash
         self.max_attempts = max_attempts
         self.log = log
@@ -185,16 +190,23 @@ class Plan:
 
     def started(self, task: Task, owner: str) -> None:
         self.running.add(task.key)
+        if task.kind == "plan":
+            return  # planning writes nothing; an interrupted plan is simply planned again
         self.journal.record(task.key, "running", owner=owner, heartbeat=round(time.time(), 1), kind=task.kind,
                             job=task.job_key, attempt=self.attempts.get(task.key, 0) + 1)
 
     def heartbeat(self, task: Task, owner: str) -> None:
+        if task.kind == "plan":
+            return
         self.journal.record(task.key, "running", owner=owner, heartbeat=round(time.time(), 1), kind=task.kind,
                             job=task.job_key, attempt=self.attempts.get(task.key, 0) + 1)
 
     def done(self, task: Task, result: dict[str, Any]) -> None:
         self.running.discard(task.key)
         st = self.jobs[task.job_key]
+        if task.kind == "plan":
+            self._planned(st, result)
+            return
         extra = {"start": _fr(task.start), "end": _fr(task.end)} if task.kind == "segment" else {}
         self.journal.record(task.key, "done", kind=task.kind, job=task.job_key, options=self.opts_hash,
                             **self.src_fp[task.job_key], **extra, **result)
@@ -222,6 +234,9 @@ class Plan:
 
     def failed(self, task: Task, error: str) -> None:
         self.running.discard(task.key)
+        if task.kind == "plan":  # cannot scan: run it whole, which reports the real problem if there is one
+            self.queue.appendleft(self.jobs[task.job_key].whole_task())
+            return
         self.journal.record(task.key, "failed", kind=task.kind, job=task.job_key, options=self.opts_hash, error=error)
         st = self.jobs[task.job_key]
         if st.row.status == "failed":
@@ -235,6 +250,9 @@ class Plan:
 
     def lost(self, task: Task, why: str) -> None:
         self.running.discard(task.key)
+        if task.kind == "plan":  # the scan killed its worker: do not split this file
+            self.queue.appendleft(self.jobs[task.job_key].whole_task())
+            return
         n = self.attempts[task.key] = self.attempts.get(task.key, 0) + 1
         if n >= self.max_attempts:
             self.failed(task, f"{why}; gave up after {n} attempts")
@@ -242,6 +260,21 @@ class Plan:
         self.journal.record(task.key, "pending", kind=task.kind, job=task.job_key, note=why)
         self.log(f"redo     {task.key}: {why}")
         self.queue.appendleft(task)
+
+    def _planned(self, st: _JobState, result: dict[str, Any]) -> None:
+        segments = result["segments"]
+        if len(segments) < 2:
+            self.queue.appendleft(st.whole_task())
+            return
+        job = st.job
+        tasks, st.waiting, parts, st.seg_dir = _segment_tasks(job, segments, self.journal, self.opts_hash,
+                                                              self.src_fp[job.key], self.outdir)
+        st.row.segments = len(parts)
+        st.join = Task(key=job.key, kind="join", job_key=job.key, src=str(job.src), dst=str(job.dst),
+                       parts=tuple(parts), overwrite=st.owned)
+        kept = len(parts) - len(tasks)
+        self.log(f"segments {job.key}: {len(parts)} segments" + (f", {kept} already done" if kept else ""))
+        self.queue.extendleft(reversed(tasks or [st.join]))
 
     # planning -------------------------------------------------------------------------------
     def add(self, st: _JobState, tasks: list[Task]) -> None:
@@ -272,39 +305,41 @@ def parse_devices(spec: str | Sequence[str] | None) -> list[str]:
     return out
 
 
-def _segment_tasks(job: Job, journal: Journal, opts_hash: str, seg_seconds: float, src_fp: dict[str, int],
-                   outdir: Path) -> tuple[list[Task], set[str], list[str], Path] | None:
-    """Segment tasks still to run, their keys, every part path and the parts folder; ``None`` when
-    the file is not split (short, no usable keyframes, or unreadable — the whole-file task then reports)."""
+def _long_enough(src: Path, seg_seconds: float) -> bool:
+    """Whether the container header says ``src`` lasts at least two segments (header only; False if unreadable,
+    so the whole-file task reports the real error)."""
     import av
 
-    from .segments import plan_segments, scan_keyframes
-
     try:
-        with av.open(str(job.src)) as c:
+        with av.open(str(src)) as c:
             duration = c.duration
-        if duration is None or duration / 1_000_000 < 2 * seg_seconds:
-            return None
-        index = scan_keyframes(job.src)
-    except (EsrganVideoError, av.FFmpegError, OSError):
-        return None
-    segments = plan_segments(index, seconds=Fraction(seg_seconds).limit_denominator(1000))
-    if len(segments) < 2:
-        return None
+    except (av.FFmpegError, OSError):
+        return False
+    return duration is not None and duration / 1_000_000 >= 2 * seg_seconds
+
+
+def _parse_fr(v: str | None) -> Fraction | None:
+    return None if v is None else Fraction(v)
+
+
+def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: str, src_fp: dict[str, int],
+                   outdir: Path) -> tuple[list[Task], set[str], list[str], Path]:
+    """From a plan task's ``segments`` (``[start, end, frames]``, exact seconds as ``"n/d"``): the segment tasks
+    still to run (finished, verified parts with the same bounds, options and source are kept), their keys,
+    every part path and the parts folder."""
     seg_dir = outdir / SEGMENTS_DIR / hashlib.sha1(job.key.encode()).hexdigest()[:16]
     tasks, waiting, parts = [], set(), []
-    for seg in segments:
-        start, end = seg.bounds_seconds(index.time_base, index.start_time)
-        part = seg_dir / f"{seg.number:04d}{job.dst.suffix}"
+    for number, (start, end, _frames) in enumerate(segments):
+        part = seg_dir / f"{number:04d}{job.dst.suffix}"
         parts.append(str(part))
-        key = f"{job.key}#seg{seg.number:04d}"
+        key = f"{job.key}#seg{number:04d}"
         rec = journal.get(key)
         if (rec and rec["state"] == "done" and rec.get("options") == opts_hash
-                and rec.get("start") == _fr(start) and rec.get("end") == _fr(end)
+                and rec.get("start") == start and rec.get("end") == end
                 and all(rec.get(k) == v for k, v in src_fp.items()) and verify_done(rec, part) is None):
             continue
         tasks.append(Task(key=key, kind="segment", job_key=job.key, src=str(job.src), dst=str(part),
-                          start=start, end=end, overwrite=True))
+                          start=_parse_fr(start), end=_parse_fr(end), overwrite=True))
         waiting.add(key)
     return tasks, waiting, parts, seg_dir
 
@@ -437,17 +472,11 @@ def run_batch(
             except OSError as e:
                 row.status, row.error = "failed", f"{job.src}: cannot be read ({e})"
                 continue
-            seg = _segment_tasks(job, journal, h, seg_s, fp, out) if seg_s else None
-            if seg is None:
-                tasks = [Task(key=job.key, kind="whole", job_key=job.key, src=str(job.src), dst=str(job.dst),
-                              overwrite=owned)]
+            if seg_s and _long_enough(job.src, seg_s):
+                tasks = [Task(key=f"{job.key}#plan", kind="plan", job_key=job.key, src=str(job.src), dst=str(job.dst),
+                              segment_seconds=seg_s)]
             else:
-                tasks, st.waiting, parts, st.seg_dir = seg
-                row.segments = len(parts)
-                st.join = Task(key=job.key, kind="join", job_key=job.key, src=str(job.src), dst=str(job.dst),
-                               parts=tuple(parts), overwrite=owned)
-                if not tasks:
-                    tasks = [st.join]
+                tasks = [st.whole_task()]
             plan.add(st, tasks)
 
         n_run = len(plan.jobs)

@@ -16,7 +16,6 @@ The plan interface (``esrgan_video.batch.driver.Plan``): ``next_task()``, ``star
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import queue
 import signal
 import threading

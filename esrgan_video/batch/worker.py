@@ -29,7 +29,7 @@ class Task:
     """One unit of work. ``key`` is its journal key; ``dst`` is the file it writes."""
 
     key: str
-    kind: str  # "whole" | "segment" | "join"
+    kind: str  # "plan" (scan keyframes, cut segments) | "whole" | "segment" | "join"
     job_key: str
     src: str
     dst: str
@@ -37,6 +37,7 @@ class Task:
     end: Fraction | None = None
     parts: tuple[str, ...] = ()
     overwrite: bool = True
+    segment_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,26 @@ def _upscaler(settings: WorkerSettings, device: str | None):
     return up
 
 
+def plan_task(task: Task) -> dict[str, Any]:
+    """Scan the source's keyframes (demux only) and cut it into segments of about ``segment_seconds``.
+
+    Runs on a worker so the driver never reads whole files; returns exact timestamps as ``"n/d"`` strings."""
+    from .segments import plan_segments, scan_keyframes
+
+    index = scan_keyframes(task.src)
+    segments = plan_segments(index, seconds=Fraction(task.segment_seconds or 0).limit_denominator(1000))
+    bounds = [seg.bounds_seconds(index.time_base, index.start_time) for seg in segments]
+    return {
+        "frames": index.frames,
+        "segments": [[_fr(a), _fr(b), seg.frames] for (a, b), seg in zip(bounds, segments)],
+        "open_gop_cuts": len(index.open_gop),
+    }
+
+
+def _fr(v: Fraction | None) -> str | None:
+    return None if v is None else f"{v.numerator}/{v.denominator}"
+
+
 def apply_threads(threads: int | None) -> None:
     """Fix the CPU thread count (determinism: float sums depend on how work is split)."""
     if threads:
@@ -131,6 +152,8 @@ def apply_threads(threads: int | None) -> None:
 def execute_task(task: Task, settings: WorkerSettings, device: str | None) -> dict[str, Any]:
     """Run one task and return what the driver records (raises on failure)."""
     t0 = time.perf_counter()
+    if task.kind == "plan":
+        return plan_task(task)
     Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
     if task.kind == "join":
         from .segments import join_segments
