@@ -107,7 +107,8 @@ class ColorSpec:
         Matrix: BT.709 (1) when ``width >= 1280`` or ``height > 576``, else BT.601 (6, SMPTE 170M);
         RGB formats get the identity (0). Primaries: BT.709 for HD, 5 (BT.601 625) for 576 lines,
         6 (BT.601 525) for 480/486 lines, else BT.709. Transfer: BT.709 (1), sRGB (13) for RGB
-        formats. Range: limited, except full for RGB and ``yuvj*`` formats. Chroma location:
+        formats. Range: limited, except full for RGB, gray and ``yuvj*`` formats (swscale maps gray
+        codes 1:1 to RGB, so untagged gray in the wild, e.g. from PNG or FFV1, is full range). Chroma location:
         ``center`` for ``yuvj*`` (JPEG), else ``left`` (MPEG-2/H.264).
         """
         hd = width >= 1280 or height > 576
@@ -123,7 +124,7 @@ class ColorSpec:
             transfer = 13 if rgb else 1
         full = self.full_range
         if full is None:
-            full = rgb or (fmt is not None and fmt.full_range)
+            full = rgb or (fmt is not None and (fmt.full_range or fmt.family == "gray"))
         loc = self.chroma_location
         if loc is None:
             loc = "center" if fmt is not None and fmt.full_range else "left"

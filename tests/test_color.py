@@ -185,9 +185,25 @@ def test_roundtrip_gray_gbrp_rgb_identity():
     gray = rgb.mean(1, keepdim=True).expand(-1, 3, -1, -1)
     for name, bits in (("gray", 8), ("gray10le", 10), ("gray16le", 16)):
         fmt = pixel_format(name)
-        spec = ColorSpec().resolved(128, 96, fmt)
-        back = planes_to_rgb(rgb_to_planes(gray, fmt, spec), fmt, spec)
-        assert (back - gray).abs().max().item() <= 0.5 / (219 * 2 ** (bits - 8)) + 1e-6, name
+        for full in (False, True):
+            spec = ColorSpec(full_range=full).resolved(128, 96, fmt)
+            back = planes_to_rgb(rgb_to_planes(gray, fmt, spec), fmt, spec)
+            step = (2**bits - 1) if full else 219 * 2 ** (bits - 8)
+            assert (back - gray).abs().max().item() <= 0.5 / step + 1e-6, name
+
+
+def test_untagged_gray_is_full_range_like_swscale():
+    fmt = pixel_format("gray")
+    spec = ColorSpec().resolved(16, 8, fmt)
+    assert spec.full_range
+    codes = np.arange(128, dtype=np.uint8).reshape(8, 16) * 2
+    frame = av.VideoFrame(16, 8, "gray")
+    frame.planes[0].update(np.pad(codes, ((0, 0), (0, frame.planes[0].line_size - 16))).tobytes())
+    ref = frame.reformat(format="rgb24").to_ndarray()
+    ours = planes_to_rgb([torch.from_numpy(codes)], fmt, spec)[0].permute(1, 2, 0) * 255
+    assert np.array_equal(np.floor(ours.numpy() + 0.5), ref)
+    limited = planes_to_rgb([torch.full((2, 2), 235, dtype=torch.uint8)], fmt, ColorSpec(full_range=False).resolved(2, 2, fmt))
+    assert torch.allclose(limited, torch.ones(1, 3, 2, 2))
 
 
 def test_gbrp_plane_order_and_values():
