@@ -23,7 +23,8 @@ def near_identity_model(
     noise: float = 0.02,
     seed: int = 0,
 ) -> RRDBNet:
-    """A small RRDBNet (eval mode, gradients off) that approximates a nearest ×``scale`` upscale.
+    """A small RRDBNet (eval mode, gradients off, with ``.info`` like :func:`load_model`'s) that approximates a
+    nearest ×``scale`` upscale.
 
     Colour channels pass through identity taps (the centre of each 3×3 kernel); for ×2 and ×1, whose input is
     pixel-unshuffled, conv_first averages the ``u × u`` sub-pixels of each channel, so those models return a
@@ -68,4 +69,15 @@ def near_identity_model(
         # conv_body: the trunk adds body(feat) to feat; keep it a small perturbation (already noise-sized)
     model.eval()
     model.requires_grad_(False)
+    from .models.loading import ModelInfo, state_dict_sha256
+
+    model.info = ModelInfo(
+        name=f"near_identity_x{scale}",
+        params=params,
+        scale=scale,
+        sha256=state_dict_sha256(model.state_dict()),
+        source=f"esrgan_video.testing.near_identity_model(scale={scale}, nf={nf}, nb={nb}, gc={gc}, "
+        f"in_nc={in_nc}, noise={noise}, seed={seed})",
+        notes=("synthetic test model: a noisy nearest-neighbour upscale",),
+    )
     return model

@@ -56,6 +56,9 @@ def test_seed_and_options() -> None:
     a, b, c = near_identity_model(seed=1), near_identity_model(seed=1), near_identity_model(seed=2)
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
     assert not torch.equal(a.conv_first.weight, c.conv_first.weight)
+    # .info like load_model's, with the same weight identity a saved copy gets
+    assert a.info.sha256 == b.info.sha256 != c.info.sha256
+    assert a.info.params == a.params and a.info.scale == 4
     m = near_identity_model(4, nf=16, nb=2, gc=8, in_nc=1)
     assert m.params == RRDBParams(in_nc=1, out_nc=1, nf=16, nb=2, gc=8, scale=4)
     x = torch.rand(1, 1, 8, 8)
