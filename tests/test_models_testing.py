@@ -52,6 +52,17 @@ def test_random_init_is_degenerate_which_is_why_this_exists(sample_photo_crop: t
     assert psnr(z, F.interpolate(sample_photo_crop, scale_factor=4)) > 30
 
 
+def test_saved_copy_loads_with_the_same_identity(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    from esrgan_video import load_model
+
+    model = near_identity_model(2, seed=3)
+    save_file(dict(model.state_dict()), str(tmp_path / "m.safetensors"))
+    loaded = load_model(tmp_path / "m.safetensors")
+    assert loaded.info.sha256 == model.info.sha256 and loaded.params == model.params
+
+
 def test_seed_and_options() -> None:
     a, b, c = near_identity_model(seed=1), near_identity_model(seed=1), near_identity_model(seed=2)
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
