@@ -172,6 +172,24 @@ def test_rgbh_matches_the_core_upscaler_in_half_precision(model_path, oracle):
     assert np.abs(got - want).max() <= 1e-3  # half-precision storage of the output
 
 
+def test_the_default_model_by_name_on_a_real_photo_crop(real_weights_x4plus, sample_photo):
+    """The registry name (the default ``model``) on real weights: a 16×12 crop of a real photo."""
+    crop = np.ascontiguousarray(sample_photo[100:112, 200:216])  # H×W×3 uint8
+    blank = core.std.BlankClip(width=16, height=12, format=vs.RGB24, length=1)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        for p in range(3):
+            np.copyto(np.asarray(out[p]), crop[..., p])
+        return out
+
+    clip = core.std.ModifyFrame(blank, blank, fill)
+    got = np.stack(planes_of(vsesrgan.upscale(clip, device="cpu").get_frame(0)), axis=-1)
+    want = Upscaler("RealESRGAN_x4plus", device="cpu").upscale(crop)
+    assert got.shape == (48, 64, 3) and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # same float result, one rounding each
+
+
 def test_a_loaded_model_and_a_path_give_the_same_frames(model_path):
     from esrgan_video import load_model
 
