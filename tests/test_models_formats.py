@@ -117,6 +117,8 @@ def test_wrappers_prefixes_and_file_types_all_load_the_same_weights(tmp_path: Pa
         "module. prefix": {f"module.{k}": v for k, v in sd.items()},
         "netG. prefix": {f"netG.{k}": v for k, v in sd.items()},
         "wrapped old-arch with module.": {"params_ema": {f"module.{k}": v for k, v in to_old_arch(sd).items()}},
+        "netG beside netD": {"state_dict": {**{f"netG.{k}": v for k, v in sd.items()},
+                                            "netD.conv0_0.weight": torch.zeros(8, 3, 3, 3)}},
     }
     for label, obj in variants.items():
         files = [tmp_path / f"{label}.pth", tmp_path / f"{label}.pt"]

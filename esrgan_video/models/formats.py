@@ -161,7 +161,17 @@ def unwrap(obj: Any, source: str) -> StateDict:
 
 
 def strip_prefixes(sd: StateDict) -> StateDict:
-    """Remove ``module.`` / ``netG.`` when every key carries it (repeatedly, e.g. ``module.netG.``)."""
+    """Remove ``module.`` / ``netG.`` when every key carries it (repeatedly, e.g. ``module.netG.``).
+
+    A training checkpoint holding generator and discriminator side by side (``netG.*`` and ``netD.*``) gives
+    its ``netG.*`` part.
+    """
+    if not ({"conv_first.weight", "model.0.weight"} & sd.keys()):
+        for prefix in ("netG.", "module.netG."):
+            part = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            if part and len(part) < len(sd):
+                sd = part
+                break
     changed = True
     while changed and sd:
         changed = False
