@@ -163,27 +163,28 @@ class _FrameWorker:
         w, h = self.in_size
         return spec_from_props(props).resolved(w, h, self.fmt.pixfmt)
 
-    def _upload(self, plane: np.ndarray) -> torch.Tensor:
+    def _stage(self, plane: np.ndarray) -> torch.Tensor:
+        """A host copy of a (read-only, strided) VapourSynth plane; pinned for an async upload on a GPU."""
         host = torch.empty(plane.shape, dtype=_torch_dtype(plane.dtype), pin_memory=self.cuda)
         np.copyto(host.numpy(), plane)
-        return host.to(self.device, non_blocking=True) if self.cuda else host
+        return host
 
     def planes(self, frame: vs.VideoFrame, spec: ColorSpec) -> list[np.ndarray]:
         """The upscaled planes of ``frame`` as host arrays in the clip's sample type."""
         fmt = self.fmt
-        src = [np.asarray(frame[i]) for i in range(fmt.vs_format.num_planes)]
+        staged = [self._stage(np.asarray(frame[i])) for i in range(fmt.vs_format.num_planes)]
         out_w, out_h = self.out_size
-        with self._slot() as stream:
+        with self._slot() as stream:  # frames staged while others run; one slot per frame on the device
             ctx = torch.cuda.stream(stream) if stream is not None else nullcontext()
             with ctx, torch.inference_mode():
-                planes = [self._upload(p) for p in src]
+                planes = [p.to(self.device, non_blocking=True) for p in staged] if self.cuda else staged
                 if fmt.is_float:
                     rgb = torch.stack(planes).unsqueeze(0).float()
                 else:
                     rgb = planes_to_rgb(planes, fmt.pixfmt, spec)
                 y = resize_rgb(self.up.upscale_tensor(rgb), out_w, out_h)
                 if fmt.is_float:
-                    out = list(y[0].to(_torch_dtype(src[0].dtype)))
+                    out = list(y[0].to(staged[0].dtype))
                 else:
                     out = rgb_to_planes(y, fmt.pixfmt, spec)
                 if self.cuda:
