@@ -166,9 +166,11 @@ class LocalScheduler:
                     code = w.proc.exitcode
                     why = (f"worker {w.wid} ({w.device or 'auto'}) died (exit code {code})" if dead
                            else f"worker {w.wid} ({w.device or 'auto'}) stopped responding")
+                    by_id.pop(w.wid, None)  # late messages from it are ignored
                     if w.task is not None:
-                        remove_partials(w.task.dst, w.proc.pid)
-                        plan.lost(w.task, why)
+                        task, w.task = w.task, None
+                        remove_partials(task.dst, w.proc.pid)
+                        plan.lost(task, why)
                     else:
                         self.log(why)
                     deaths[w.device] = deaths.get(w.device, 0) + 1
@@ -251,15 +253,20 @@ class RayScheduler:
             from ..errors import BackendError
 
             raise BackendError("--ray needs the ray package: pip install 'ray>=2.9'") from e
+        from ..errors import BackendError
+
         started_here = not ray.is_initialized()
         if started_here:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.address == "local":
-                if self.num_cpus:
-                    kwargs["num_cpus"] = self.num_cpus
-                ray.init(**kwargs)
-            else:
-                ray.init(address=self.address, **kwargs)
+            try:
+                if self.address == "local":
+                    if self.num_cpus:
+                        kwargs["num_cpus"] = self.num_cpus
+                    ray.init(**kwargs)
+                else:
+                    ray.init(address=self.address, **kwargs)
+            except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError ...
+                raise BackendError(f"--ray {self.address}: cannot start or reach the Ray cluster ({one_line(e)})") from e
         try:
             resources = ray.cluster_resources()
             gpus = self.gpus_per_task
