@@ -16,6 +16,7 @@ The plan interface (``esrgan_video.batch.driver.Plan``): ``next_task()``, ``star
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import signal
 import threading
@@ -39,6 +40,17 @@ class PlanLike(Protocol):
 
 # local worker processes ----------------------------------------------------------------------------
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this worker when the driver dies (the heartbeat thread also checks)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: Any, results: Any,
                  heartbeat_s: float) -> None:
     """Entry point of a worker process."""
@@ -48,10 +60,14 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
+    _die_with_parent()
+    parent = os.getppid()
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(heartbeat_s):
+            if os.getppid() != parent:  # the driver died: its successor will redo this task
+                os._exit(1)
             results.put(("hb", wid, None, None))
 
     threading.Thread(target=beat, name="esrgan-heartbeat", daemon=True).start()
