@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import warnings
 from collections.abc import Iterable
@@ -85,6 +86,11 @@ def export_module(model: nn.Module, spec: ExportSpec, *, device: str | torch.dev
     return m
 
 
+def _torchscript_exporter() -> dict:
+    """``dynamo=False`` where torch.onnx.export has the switch (torch >= 2.5); older torch only has TorchScript."""
+    return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+
+
 def export_onnx(
     model: nn.Module,
     spec: ExportSpec,
@@ -121,7 +127,7 @@ def export_onnx(
                 m,
                 (x,),
                 buf,
-                dynamo=False,
+                **_torchscript_exporter(),
                 opset_version=spec.opset,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],

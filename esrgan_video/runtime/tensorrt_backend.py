@@ -219,15 +219,24 @@ def build_engine(
     return bytes(serialized)
 
 
-def deserialize(data: bytes):
-    """bytes → ICudaEngine; raises BackendError when TensorRT rejects them (stale or corrupt)."""
+@dataclass
+class LoadedEngine:
+    """A deserialised engine with the runtime that made it (the runtime must outlive the engine)."""
+
+    engine: object
+    runtime: object
+    logger: object
+
+
+def deserialize(data: bytes) -> LoadedEngine:
+    """bytes → engine; raises BackendError when TensorRT rejects them (stale or corrupt)."""
     trt = import_tensorrt()
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    logger = trt.Logger(trt.Logger.WARNING)
+    runtime = trt.Runtime(logger)
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         raise BackendError("TensorRT could not deserialize the engine (built by another TensorRT version or corrupt)")
-    engine._esrgan_runtime = runtime  # the runtime must outlive the engine
-    return engine
+    return LoadedEngine(engine=engine, runtime=runtime, logger=logger)
 
 
 def build_or_load(
@@ -239,7 +248,7 @@ def build_or_load(
     root: Path | None = None,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
 ):
-    """(engine, CacheOutcome, key): the cached engine for this model/shape/GPU, built when missing or untrusted."""
+    """(LoadedEngine, CacheOutcome, key): the cached engine for this model/shape/GPU, built when missing or untrusted."""
     trt = import_tensorrt()
     name, cc = engine_cache.gpu_facts(device)
     key = make_key(model, spec, options, trt_ver=trt.__version__, gpu_name=name, capability=cc)
@@ -358,9 +367,10 @@ class TensorRTBackend(Backend):
             if self.engine is not None:
                 return self
             trt = import_tensorrt()
-            engine, self.outcome, self.key = build_or_load(
+            loaded, self.outcome, self.key = build_or_load(
                 self.model, self.spec, self.options, self.info.device, root=self.cache_root, log=self.log
             )
+            engine = loaded.engine
             if self.outcome.hit:
                 self.log(f"TensorRT: using cached engine {self.outcome.paths.engine}")
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -382,6 +392,7 @@ class TensorRTBackend(Backend):
                     slot = _Slot(index=i, context=ctx, stream=stream)
                     self._slots.append(slot)
                     self._pool.put(slot)
+            self._loaded = loaded
             self.engine = engine
         return self
 
@@ -395,6 +406,7 @@ class TensorRTBackend(Backend):
                 self._slots.clear()
                 self._pool = queue.Queue()
                 self.engine = None
+                self._loaded = None
 
     def flush(self) -> None:
         self.guard.flush()
