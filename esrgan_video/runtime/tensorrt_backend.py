@@ -22,7 +22,8 @@ Run (:class:`TensorRTBackend`):
   context gets static input/output buffers, allocated once per shape, and one captured graph
   per shape; infer copies in, replays, and copies the result out.
 
-CUDA graph caveats: TensorRT must have run the context once at that shape before capture
+CUDA graph caveats: static engines only (a dynamic context may reallocate its scratch memory
+when the shape changes); TensorRT must have run the context once at that shape before capture
 (done here); engines with data-dependent shapes or device-side allocations cannot be captured
 (capture failure falls back to plain ``execute_async_v3`` for that context, with a warning);
 a captured graph pins the buffer addresses, so the static buffers are never reallocated.
@@ -345,6 +346,11 @@ class TensorRTBackend(Backend):
                                dynamic=options is not None and options.min_shape is not None)
         self.options = options or BuildOptions()
         profile_shapes(self.spec, self.options)  # validate early
+        if cuda_graphs and self.spec.dynamic:
+            raise BackendError(
+                "tensorrt backend: CUDA graphs need a static engine (a dynamic context may reallocate its "
+                "scratch memory when the input shape changes, which a captured graph cannot follow)"
+            )
         self.model = model
         self.scale = int(model.scale)
         self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
@@ -470,11 +476,10 @@ class TensorRTBackend(Backend):
                 if self.cuda_graphs:
                     inp, out_buf, graph = self._graph(slot, shape)
                     inp.copy_(batch)
-                    self._set_shape(slot, shape)
-                    self._bind(slot, inp, out_buf)
                     if graph is not None:
                         graph.replay()
                     else:
+                        self._bind(slot, inp, out_buf)
                         self._execute(slot)
                     out = out_buf.clone()
                 else:

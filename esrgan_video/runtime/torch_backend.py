@@ -227,13 +227,14 @@ class TorchBackend(Backend):
         return ", ".join(parts)
 
     def open(self) -> "TorchBackend":
-        if self._opened:
-            return self
-        if self.info.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed tile shapes: let cuDNN pick the fastest kernels
-        if self.compile_mode is not None:
-            self._runner = torch.compile(self._model, mode=self.compile_mode, dynamic=False, fullgraph=True)
-        self._opened = True
+        with self._graphs_lock:
+            if self._opened:
+                return self
+            if self.info.device.type == "cuda":
+                torch.backends.cudnn.benchmark = True  # fixed tile shapes: let cuDNN pick the fastest kernels
+            if self.compile_mode is not None:
+                self._runner = torch.compile(self._model, mode=self.compile_mode, dynamic=False, fullgraph=True)
+            self._opened = True
         return self
 
     def close(self) -> None:
@@ -301,7 +302,8 @@ class TorchBackend(Backend):
                     self._runner(static_in)
             torch.cuda.current_stream(dev).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: other threads' CUDA calls (other backends, uploads) do not break the capture
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 static_out = self._runner(static_in)
         return _Graph(graph=graph, static_in=static_in, static_out=static_out, stream=torch.cuda.Stream(dev))
 
