@@ -10,7 +10,8 @@ What it measures (each step is skipped with a note when the time budget is spent
 1. Inference only, RealESRGAN_x4plus-shaped weights (random, BasicSR-style 0.1-scaled init: the
    same FLOPs as the real model), 480x270 input → 1920x1080, batch 1/2/4, through the
    runtime's own Backend objects (finite guard and clamp included):
-   torch CUDA fp16 eager + channels_last, + CUDA graphs, + 2 CUDA streams, + torch.compile
+   torch CUDA fp16 eager + channels_last, + CUDA graphs, + 2 CUDA streams, the non-finite guard
+   deferred (default) vs per-batch sync vs off, + torch.compile
    (mode "default" with CUDA graphs; "max-autotune-no-cudagraphs" at batch 1 when time allows),
    fp32 for reference, and TensorRT fp16 when ``tensorrt`` imports (engine build time reported
    separately). fps = frames per second; TFLOP/s = 35.85 MFLOP x 129 600 px x fps; % of the
@@ -269,6 +270,11 @@ def bench_inference(report: Report, args, budget: Budget, device: torch.device, 
     for b in batches:
         run("torch fp16 eager + CUDA graphs", b, lambda: TorchBackend(model, device, "fp16", cuda_graphs=True), estimate=10)
     run("torch fp16 eager, 2 streams", 1, lambda: TorchBackend(model, device, "fp16"), estimate=10, streams=2)
+    # the cost of the non-finite guard: deferred (default above) vs a host sync per batch vs none
+    run("torch fp16 eager, finite check per batch", 1,
+        lambda: TorchBackend(model, device, "fp16", finite_check="batch"), estimate=10)
+    run("torch fp16 eager, finite check off", 1,
+        lambda: TorchBackend(model, device, "fp16", finite_check="off"), estimate=10)
     run("torch fp32 eager (reference)", 1, lambda: TorchBackend(model, device, "fp32"), estimate=15)
     report.meta["torch_variants_done_at_s"] = round(budget.seconds - budget.left(), 1)
 
