@@ -19,7 +19,7 @@ setup(
     ],
     extras_require={
         "tensorrt": ["tensorrt>=10.12,<12", "torch-tensorrt>=2.8", "onnx>=1.16"],
-        "vapoursynth": ["vapoursynth>=70"],
+        "vapoursynth": ["vapoursynth>=70", "vapoursynth-bestsource>=22"],
         "dev": [
             "pytest>=8",
             "spandrel>=0.4",

@@ -19,7 +19,7 @@ import torch
 
 from . import tiling
 from .arch import RRDBNet
-from .errors import InputError
+from .errors import BackendError, InputError
 from .runtime.base import Backend
 from .runtime.select import make_backend
 
@@ -55,8 +55,17 @@ def resolve_device(device: str | int | torch.device | None) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise InputError(f"device: expected cpu, cuda or cuda:N, got {device!r}") from e
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda:0")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BackendError(f"device {device!r}: no CUDA GPU is available here; use --device cpu")
+        if dev.index is None:
+            dev = torch.device("cuda:0")
+        if dev.index >= torch.cuda.device_count():
+            raise BackendError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..)"
+            )
+    elif dev.type != "cpu":
+        raise InputError(f"device: expected cpu, cuda or cuda:N, got {device!r}")
     return dev
 
 

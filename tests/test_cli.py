@@ -165,3 +165,11 @@ def test_readme_examples_parse():
         parser.parse_args(argv)
         checked += 1
     assert checked >= 4
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_device_without_a_gpu_is_one_line(tmp_path, tiny_model, capfd):
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=1)
+    assert_one_line_error(run_here(capfd, src, tmp_path / "o.mp4", "--model", tiny_model, "--device", "cuda"), 7,
+                          "no CUDA GPU")
+    assert run_here(capfd, src, tmp_path / "o.mp4", "--model", tiny_model, "--device", "tpu").returncode == 3
