@@ -215,7 +215,7 @@ def build_engine(
     if timing_cache is not None:
         timing_cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = timing_cache.with_name(timing_cache.name + ".tmp")
-        tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
+        tmp.write_bytes(bytes(cache.serialize()))  # the builder added its new timings to the attached cache
         tmp.replace(timing_cache)
     return bytes(serialized)
 
