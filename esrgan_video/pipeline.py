@@ -63,6 +63,10 @@ class RunResult:
     backend: str = ""
 
 
+def _alpha_plane(fmt) -> int:
+    return next(i for i, names in enumerate(fmt.planes) if "A" in names)
+
+
 class _StageClock:
     """Seconds spent per stage (summed across the threads of a stage)."""
 
@@ -130,6 +134,9 @@ def upscale_video(
         if pix_notice:
             say(pix_notice)
         out_fmt = pixel_format(out_pix_fmt)
+        if in_fmt.alpha and not out_fmt.alpha:
+            say(f"{src}: the alpha channel is dropped because {out_pix_fmt} has none; "
+                "use --codec ffv1 (or prores_ks with --pix-fmt yuva444p10le) to keep it")
         up = upscaler or Upscaler(
             model, blend=blend, tile=tile, tile_pad=tile_pad, backend=backend, device=device,
             precision=precision, streams=streams, offline=offline,
@@ -287,9 +294,13 @@ def _process(frame, up: Upscaler, in_fmt, out_fmt, spec, out_spec, out_w, out_h,
         rgb = colormod.planes_to_rgb(planes, in_fmt, spec)
         tb = time.perf_counter()
         y = up.upscale_tensor(rgb)
+        alpha = None
+        if in_fmt.alpha and out_fmt.alpha:  # alpha is upscaled separately, as a grey image
+            a = colormod.alpha_to_float(planes[_alpha_plane(in_fmt)], in_fmt)
+            alpha = resize_rgb(up.upscale_tensor(a.expand(-1, 3, -1, -1)).mean(1, keepdim=True), out_w, out_h)
         tc = time.perf_counter()
         y = resize_rgb(y, out_w, out_h)
-        out_planes = colormod.rgb_to_planes(y, out_fmt, out_spec)
+        out_planes = colormod.rgb_to_planes(y, out_fmt, out_spec, alpha=alpha)
         if dev.type == "cuda":
             host = [torch.empty(p.shape, dtype=p.dtype, pin_memory=True) for p in out_planes]
             for h, p in zip(host, out_planes):

@@ -311,3 +311,19 @@ def test_rgb_input_to_yuv_codec_and_back(tmp_path, up4):
     got = color.planes_to_rgb([torch.from_numpy(p) for p in _planes(fout[0])], pixel_format("gbrp10le"),
                               color.ColorSpec(matrix=0).resolved(128, 96, pixel_format("gbrp10le")))
     assert psnr(ref.numpy(), got.numpy(), 1.0) >= 45
+
+
+def test_alpha_channel_upscaled_and_kept(tmp_path, up4):
+    src = media.make_clip(tmp_path / "a.mkv", codec="ffv1", pix_fmt="yuva420p", size=(32, 24), frames=2)
+    upscale_video(src, tmp_path / "o.mkv", upscaler=up4, codec="ffv1")
+    _, fin = decode(src)
+    _, fout = decode(tmp_path / "o.mkv")
+    assert fout[0].format.name == "yuva420p"
+    a_in = _planes(fin[0])[3].astype(np.float64)
+    a_out = _planes(fout[0])[3].astype(np.float64)
+    assert a_out.shape == (96, 128)
+    # near-identity model: the alpha plane is an upscaled copy of the input's
+    assert np.abs(a_out[1::4, 1::4] - a_in).mean() < 8
+    notices = []
+    upscale_video(src, tmp_path / "o.mp4", upscaler=up4, notice=notices.append)
+    assert any("alpha" in n for n in notices)
