@@ -207,7 +207,9 @@ def test_sigkill_a_worker_then_sigint_the_driver_and_resume(tmp_path: Path, mode
     assert 1 <= len(done) < len(names), text
     assert not partials(out), "the killed worker's and the interrupted worker's temporary files are removed"
     produced = {p.name for p in out.iterdir() if not p.name.startswith(".")}
-    assert produced == done, "only finished outputs exist"
+    # only complete outputs exist (one may have been renamed into place just before the driver recorded it)
+    assert done <= produced and len(produced - done) <= 1
+    assert all(len(frames_of(out / n)) == 24 for n in produced)
     before = {k: state(out / k) for k in done}
 
     rerun = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
