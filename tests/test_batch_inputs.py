@@ -120,3 +120,27 @@ def test_docs_name_only_real_options() -> None:
     batch_only = {"--suffix", "--ext", "--extensions", "--devices", "--threads", "--ray", "--ray-cpus",
                   "--segment-seconds", "--retry-failed", "--force", "--overwrite", "--max-attempts", "--stale-after"}
     assert batch_only <= known and batch_only <= mentioned
+
+
+def test_add_batch_parser_wires_a_subcommand() -> None:
+    import argparse
+
+    from esrgan_video.batch_cli import add_batch_parser, run_args
+
+    top = argparse.ArgumentParser(prog="esrgan-video")
+    add_batch_parser(top.add_subparsers(dest="command"))
+    args = top.parse_args(["batch", "a.mkv", "dir/", "-o", "out", "--devices", "0,1", "--segment-seconds", "0",
+                           "--codec", "ffv1", "--retry-failed"])
+    assert args.handler is run_args
+    assert (args.inputs, args.output_dir, args.devices, args.segment_seconds, args.codec, args.retry_failed) == (
+        ["a.mkv", "dir/"], "out", "0,1", 0.0, "ffv1", True)
+
+
+def test_parse_devices() -> None:
+    from esrgan_video.batch import parse_devices
+
+    assert parse_devices("0,1") == ["cuda:0", "cuda:1"]
+    assert parse_devices("cpu,cpu") == ["cpu", "cpu"]
+    assert parse_devices(["cuda:2", "cpu"]) == ["cuda:2", "cpu"]
+    with pytest.raises(InputError, match="--devices"):
+        parse_devices("gpu0")
