@@ -96,11 +96,12 @@ def read_cpuinfo(text: str | None = None) -> dict[str, Any]:
         except OSError:
             text = ""
     info: dict[str, Any] = {"model": platform.processor() or platform.machine(), "flags": set(), "mhz": 0.0}
+    named = False
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
-        if key == "model name" and value:
-            info["model"] = value
+        if key == "model name" and value and not named:
+            info["model"], named = value, True
         elif key == "flags" and not info["flags"]:
             info["flags"] = set(value.split())
         elif key == "cpu MHz" and not info["mhz"]:

@@ -50,6 +50,8 @@ class Runner:
     fn: Callable[[np.ndarray], np.ndarray]
     settings: dict[str, Any] = field(default_factory=dict)
     close: Callable[[], None] = lambda: None
+    impl: Any = None
+    """The peer's own object (Upscaler, spandrel descriptor, RealESRGANer, VapourSynth node)."""
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         return self.fn(frame)
@@ -77,7 +79,7 @@ def ours(model: torch.nn.Module, *, tile: int = 0, tile_pad: int | None = None, 
     up = Upscaler(model, tile=tile, tile_pad=tile_pad, backend="torch", device="cpu", precision="fp32")
     settings = {"tile": tile, "tile_pad": up.config.tile_pad if tile else None, "backend": "torch cpu fp32"}
     name = label or ("ours" if not tile else f"ours tile={tile}")
-    return Runner(name=name, peer="ours", fn=up.upscale, settings=settings, close=up.close)
+    return Runner(name=name, peer="ours", fn=up.upscale, settings=settings, close=up.close, impl=up)
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,7 +108,7 @@ def spandrel_plain(model: torch.nn.Module) -> Runner:
 
     arch = f"{desc.architecture.name}" if hasattr(desc, "architecture") else type(desc.model).__name__
     return Runner(name="spandrel", peer="spandrel", fn=run,
-                  settings={"spandrel": spandrel.__version__, "arch": arch, "grad": "torch.no_grad"})
+                  settings={"spandrel": spandrel.__version__, "arch": arch, "grad": "torch.no_grad"}, impl=desc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,7 +191,8 @@ def realesrgan(
 
     name = label or ("realesrgan" if not tile else f"realesrgan tile={tile}")
     return Runner(name=name, peer="realesrgan", fn=run,
-                  settings={"tile": tile, "tile_pad": tile_pad if tile else None, "pre_pad": pre_pad, "half": False})
+                  settings={"tile": tile, "tile_pad": tile_pad if tile else None, "pre_pad": pre_pad, "half": False},
+                  impl=up)
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,4 +249,5 @@ def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int
         ver = {}
     return Runner(name=label or "vsmlrt-ort", peer="vsmlrt-ort", fn=run,
                   settings={"provider": "CPU", "fp16": False, "onnx": onnx_path.name,
-                            "plugin": str(ver.get("version", "")), "onnxruntime": str(ver.get("onnxruntime_version", ""))})
+                            "plugin": str(ver.get("version", "")), "onnxruntime": str(ver.get("onnxruntime_version", ""))},
+                  impl=node)

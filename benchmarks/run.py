@@ -56,11 +56,13 @@ class Plan:
     """What one mode measures. Sizes are (width, height) of the model input."""
 
     mode: str
-    inference_models: tuple[str, ...]
-    inference_sizes: tuple[Size, ...]
+    inference_cases: tuple[tuple[str, Size], ...]
+    """(model, input size) pairs for the inference-only section."""
     inference_tiles: tuple[int, ...]
-    """0 = whole frame; T = tiles of T with the default pad (only where the frame is larger than a tile)."""
+    """0 = whole frame; T = tiles of T (only where the frame is larger than a tile)."""
     repeats: int
+    inference_tile_pad: int | None
+    """Overlap for the tiled inference rows; None = the tiling default."""
     peer_models: tuple[str, ...]
     peer_sizes: tuple[Size, ...]
     peer_repeats: int
@@ -86,26 +88,35 @@ ANIME = "RealESRGAN_x4plus_anime_6B"
 
 PLANS = {
     "quick": Plan(
-        mode="quick", inference_models=(ANIME, X4), inference_sizes=((48, 48), (64, 64)), inference_tiles=(0,),
-        repeats=3, peer_models=(ANIME,), peer_sizes=((64, 64),), peer_repeats=3, peer_tile=(32, 8),
-        peer_tile_size=(64, 64), fidelity_size=(128, 72), fidelity_tile=32, e2e_model=ANIME,
-        e2e_clip="carphone_pristine.mp4", e2e_size=(64, 48), e2e_frames=4, e2e_rounds=2,
-        memory_model=NEAR_IDENTITY, memory_frames=10, first_frame_models=(ANIME,), first_frame_size=(64, 48),
+        mode="quick",
+        inference_cases=((ANIME, (48, 48)), (ANIME, (64, 64)), (X4, (48, 48))),
+        inference_tiles=(0,), repeats=3, inference_tile_pad=None,
+        peer_models=(ANIME,), peer_sizes=((64, 64),), peer_repeats=4, peer_tile=(32, 8), peer_tile_size=(64, 48),
+        fidelity_size=(128, 72), fidelity_tile=32,
+        e2e_model=ANIME, e2e_clip="carphone_pristine.mp4", e2e_size=(64, 48), e2e_frames=4, e2e_rounds=2,
+        memory_model=NEAR_IDENTITY, memory_frames=10,
+        first_frame_models=(ANIME,), first_frame_size=(64, 48),
     ),
     "full": Plan(
-        mode="full", inference_models=(ANIME, X4), inference_sizes=((64, 64), (96, 54), (160, 90)),
-        inference_tiles=(0, 64), repeats=5, peer_models=(ANIME, X4), peer_sizes=((64, 64), (96, 54)),
-        peer_repeats=5, peer_tile=(64, 16), peer_tile_size=(160, 90), fidelity_size=(160, 90), fidelity_tile=48,
+        mode="full",
+        inference_cases=tuple((m, s) for m in (ANIME, X4) for s in ((64, 64), (96, 54), (160, 90))),
+        inference_tiles=(0, 64), repeats=5, inference_tile_pad=None,
+        peer_models=(ANIME, X4), peer_sizes=((64, 64), (96, 54)), peer_repeats=5, peer_tile=(64, 16),
+        peer_tile_size=(160, 90),
+        fidelity_size=(160, 90), fidelity_tile=48,
         e2e_model=ANIME, e2e_clip="carphone_pristine.mp4", e2e_size=(96, 72), e2e_frames=8, e2e_rounds=3,
-        memory_model=NEAR_IDENTITY, memory_frames=12, first_frame_models=(ANIME, X4), first_frame_size=(64, 48),
+        memory_model=NEAR_IDENTITY, memory_frames=12,
+        first_frame_models=(ANIME, X4), first_frame_size=(64, 48),
     ),
     "smoke": Plan(
-        mode="smoke", inference_models=(NEAR_IDENTITY,), inference_sizes=((24, 16),), inference_tiles=(0, 8),
-        repeats=2, peer_models=(NEAR_IDENTITY,), peer_sizes=((24, 16),), peer_repeats=2, peer_tile=(8, 4),
-        peer_tile_size=(24, 16), fidelity_size=(40, 24), fidelity_tile=8, e2e_model=NEAR_IDENTITY,
-        e2e_clip="carphone_pristine.mp4", e2e_size=(32, 24), e2e_frames=3, e2e_rounds=1,
-        memory_model=NEAR_IDENTITY, memory_frames=2, first_frame_models=(NEAR_IDENTITY,),
-        first_frame_size=(24, 16),
+        mode="smoke",
+        inference_cases=((NEAR_IDENTITY, (24, 16)),), inference_tiles=(0, 8), repeats=2, inference_tile_pad=4,
+        peer_models=(NEAR_IDENTITY,), peer_sizes=((24, 16),), peer_repeats=2, peer_tile=(8, 4),
+        peer_tile_size=(24, 16),
+        fidelity_size=(80, 24), fidelity_tile=8,
+        e2e_model=NEAR_IDENTITY, e2e_clip="carphone_pristine.mp4", e2e_size=(32, 24), e2e_frames=3, e2e_rounds=1,
+        memory_model=NEAR_IDENTITY, memory_frames=2,
+        first_frame_models=(NEAR_IDENTITY,), first_frame_size=(24, 16),
     ),
 }
 
@@ -136,6 +147,7 @@ def _fps_row(stat: Stat, width: int, height: int, fpp: float, peak: common.Peak 
     }
     if executed_px is not None:
         row["executed_px_per_frame"] = executed_px
+        row["executed_px_per_s"] = fps * executed_px
         row["executed_gflops"] = fps * executed_px * fpp / 1e9
     return row
 
@@ -151,41 +163,41 @@ def section_inference(ctx: Context) -> dict[str, Any]:
 
     plan, peak = ctx.plan, common.cpu_peak_flops()
     rows = []
-    for name in plan.inference_models:
+    for name, (w, h) in plan.inference_cases:
         model = ctx.model(name)
         fpp = model.params.flops_per_input_pixel
-        for w, h in plan.inference_sizes:
-            x = as_tensor(real_frame(w, h))
-            runners: dict[str, Callable[[], Any]] = {}
-            meta: dict[str, dict[str, Any]] = {}
-            closers = []
-            for tile in plan.inference_tiles:
-                up = Upscaler(model, tile=tile, backend="torch", device="cpu", precision="fp32")
-                p = up.plan(h, w)
-                if tile and p.count == 1:
-                    up.close()
-                    continue  # the frame fits in one tile: same as whole frame
-                label = "Upscaler" + (f" tile={tile}" if tile else "")
-                runners[label] = lambda up=up: up.upscale_tensor(x)
-                meta[label] = {"api": "Upscaler.upscale_tensor", "tile": tile, "tile_pad": up.config.tile_pad if tile else None,
-                               "tiles": p.count, "tile_shape": list(p.tile_shape),
-                               "executed_px": common.executed_pixels(p.count, p.tile_shape)}
-                closers.append(up.close)
-            for cl in (False, True):
-                be = TorchBackend(model, "cpu", "fp32", channels_last=cl).open()
-                label = "backend" + (" channels_last" if cl else "")
-                runners[label] = lambda be=be: be.infer(x)
-                meta[label] = {"api": "TorchBackend.infer", "tile": 0, "channels_last": cl, "tiles": 1,
-                               "tile_shape": [h, w], "executed_px": h * w}
-                closers.append(be.close)
-            ctx.log(f"inference: {name} {w}x{h}: {', '.join(runners)}")
-            stats, _ = interleaved(runners, repeats=plan.repeats, warmup=1)
-            for label, st in stats.items():
-                rows.append({"model": name, "width": w, "height": h, "variant": label, "backend": "torch cpu fp32",
-                             "flops_per_input_pixel": fpp, **meta[label],
-                             **_fps_row(st, w, h, fpp, peak, meta[label]["executed_px"])})
-            for c in closers:
-                c()
+        x = as_tensor(real_frame(w, h))
+        runners: dict[str, Callable[[], Any]] = {}
+        meta: dict[str, dict[str, Any]] = {}
+        closers = []
+        for tile in plan.inference_tiles:
+            up = Upscaler(model, tile=tile, tile_pad=plan.inference_tile_pad, backend="torch", device="cpu",
+                          precision="fp32")
+            p = up.plan(h, w)
+            if tile and p.count == 1:
+                up.close()
+                continue  # the frame fits in one tile: same as whole frame
+            label = "Upscaler" + (f" tile={tile}" if tile else "")
+            runners[label] = lambda up=up: up.upscale_tensor(x)
+            meta[label] = {"api": "Upscaler.upscale_tensor", "tile": tile,
+                           "tile_pad": up.config.tile_pad if tile else None, "tiles": p.count, "tile_shape": list(p.tile_shape),
+                           "executed_px": common.executed_pixels(p.count, p.tile_shape)}
+            closers.append(up.close)
+        for cl in (False, True):
+            be = TorchBackend(model, "cpu", "fp32", channels_last=cl).open()
+            label = "backend" + (" channels_last" if cl else "")
+            runners[label] = lambda be=be: be.infer(x)
+            meta[label] = {"api": "TorchBackend.infer", "tile": 0, "channels_last": cl, "tiles": 1,
+                           "tile_shape": [h, w], "executed_px": h * w}
+            closers.append(be.close)
+        ctx.log(f"inference: {name} {w}x{h}: {', '.join(runners)}")
+        stats, _ = interleaved(runners, repeats=plan.repeats, warmup=1)
+        for label, st in stats.items():
+            rows.append({"model": name, "width": w, "height": h, "variant": label, "backend": "torch cpu fp32",
+                         "flops_per_input_pixel": fpp, **meta[label],
+                         **_fps_row(st, w, h, fpp, peak, meta[label]["executed_px"])})
+        for c in closers:
+            c()
     return {"rows": rows, "cpu_peak_fp32_gflops": peak.flops / 1e9 if peak else None,
             "cpu_peak_basis": peak.basis if peak else None}
 
