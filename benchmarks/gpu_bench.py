@@ -15,7 +15,7 @@ What it measures (each step is skipped with a note when the time budget is spent
    (mode "default" with CUDA graphs; "max-autotune-no-cudagraphs" at batch 1 when time allows),
    fp32 for reference, and TensorRT fp16 when ``tensorrt`` imports (engine build time reported
    separately). fps = frames per second; TFLOP/s = 35.85 MFLOP x 129 600 px x fps; % of the
-   device's dense fp16 peak (table below; unknown GPUs get no %).
+   device's dense fp16 peak (``benchmarks.common.GPU_PEAKS``; unknown GPUs get no %).
 2. fp16 fidelity: PSNR(fp16 output, fp32 output) and PSNR(bf16, fp32) with real weights
    (anime 6B; x4plus too when given) on a real frame, and a count of non-finite values.
 3. End to end: ``esrgan_video.upscale_video`` on a generated 480x270 H.264 clip with libx264
@@ -53,33 +53,16 @@ from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams  # noqa: E402
 from esrgan_video.runtime.base import NonFiniteOutputError  # noqa: E402
 from esrgan_video.runtime.torch_backend import TorchBackend  # noqa: E402
 
-# Dense (no sparsity) FP16 tensor-core peaks in TFLOP/s from NVIDIA's data sheets. Matched in order
-# against the device name. GeForce cards: the fp16-with-fp32-accumulate rate, which is what
-# cuDNN/TensorRT convolutions use (RTX 4090: 165.2; its fp16-accumulate rate is 330.3).
-PEAK_FP16_DENSE_TFLOPS: list[tuple[tuple[str, ...], float, str]] = [
-    (("GH200",), 989.4, "GH200 (H100 SXM class)"),
-    (("H200",), 989.4, "H200 SXM"),
-    (("H100", "PCIE"), 756.0, "H100 PCIe"),
-    (("H100", "NVL"), 835.0, "H100 NVL"),
-    (("H100",), 989.4, "H100 SXM"),
-    (("A100",), 312.0, "A100"),
-    (("L40S",), 362.05, "L40S"),
-    (("L40",), 181.05, "L40"),
-    (("RTX 4090",), 165.2, "RTX 4090 (fp32 accumulate)"),
-    (("A10G",), 125.0, "A10G"),
-    (("A10",), 125.0, "A10"),
-    (("L4",), 121.0, "L4"),
-    (("T4",), 65.0, "T4"),
-]
+def peak_tflops(device_name: str, precision: str = "fp16") -> tuple[float | None, str]:
+    """(peak TFLOP/s, basis) for a CUDA device name and precision; (None, 'unknown') when not in the table.
 
+    One table for the whole project: ``benchmarks.common.GPU_PEAKS`` (NVIDIA datasheets, dense fp16
+    tensor-core figures; fp32 is the non-tensor figure).
+    """
+    from benchmarks.common import gpu_peak
 
-def peak_tflops(device_name: str) -> tuple[float | None, str]:
-    """(dense fp16 peak TFLOP/s, which entry matched) for a CUDA device name; (None, 'unknown') otherwise."""
-    upper = device_name.upper()
-    for needles, peak, label in PEAK_FP16_DENSE_TFLOPS:
-        if all(n in upper for n in needles):
-            return peak, label
-    return None, "unknown"
+    peak = gpu_peak(device_name, precision)
+    return (None, "unknown") if peak is None else (round(peak.flops / 1e12, 2), peak.basis)
 
 
 @dataclass
@@ -249,7 +232,8 @@ def bench_inference(report: Report, args, budget: Budget, device: torch.device, 
             row.ms_per_batch = round(sec * 1e3, 3)
             row.fps = round(batch / sec, 2)
             row.tflops = round(flops_per_frame * row.fps / 1e12, 2)
-            row.pct_peak = None if peak is None else round(100 * row.tflops / peak, 1)
+            row_peak = peak_tflops(report.meta["device_name"], "fp32")[0] if "fp32" in variant and on_gpu else peak
+            row.pct_peak = None if row_peak is None else round(100 * row.tflops / row_peak, 1)
         except NonFiniteOutputError as e:
             row.note = f"non-finite output: {e}"
         except Exception as e:  # noqa: BLE001 - one failed variant must not lose the others

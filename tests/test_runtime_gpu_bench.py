@@ -16,22 +16,18 @@ from gpu_bench import peak_tflops  # noqa: E402
 
 
 @pytest.mark.parametrize(
-    "name, peak",
+    "name, precision, peak",
     [
-        ("NVIDIA H100 80GB HBM3", 989.4),
-        ("NVIDIA H100 PCIe", 756.0),
-        ("NVIDIA H100 NVL", 835.0),
-        ("NVIDIA H200", 989.4),
-        ("NVIDIA A100-SXM4-80GB", 312.0),
-        ("NVIDIA L40S", 362.05),
-        ("NVIDIA L40", 181.05),
-        ("NVIDIA GeForce RTX 4090", 165.2),
-        ("NVIDIA L4", 121.0),
-        ("Tesla V100-SXM2-16GB", None),
+        ("NVIDIA H100 80GB HBM3", "fp16", 989.4),
+        ("NVIDIA H100 PCIe", "fp16", 756.0),
+        ("NVIDIA H200", "fp16", 989.4),
+        ("NVIDIA A100-SXM4-80GB", "fp16", 312.0),
+        ("NVIDIA H100 80GB HBM3", "fp32", 67.0),
+        ("Tesla V100-SXM2-16GB", "fp16", None),
     ],
 )
-def test_peak_table(name, peak):
-    assert peak_tflops(name)[0] == peak
+def test_peak_lookup(name, precision, peak):
+    assert peak_tflops(name, precision)[0] == peak
 
 
 def test_cpu_smoke_run_writes_json_and_markdown(tmp_path):
