@@ -214,12 +214,14 @@ def interleaved(
     repeats: int,
     warmup: int = 1,
     clock: Callable[[], float] = time.perf_counter,
+    cpu: dict[str, list[float]] | None = None,
 ) -> tuple[dict[str, Stat], dict[str, Any]]:
     """Time every runner ``repeats`` times, interleaved; returns (stats, output of each runner's first call).
 
     Each runner is called ``warmup`` times untimed first, then the timed calls go round-robin with the
     start rotated every round. The output of each runner's first call (warm-up or timed) is returned,
-    e.g. for PSNR checks.
+    e.g. for PSNR checks. When ``cpu`` is a dict, it receives each timed call's process CPU seconds
+    (all threads): on a shared machine that counts work done rather than time spent waiting for a core.
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"interleaved: expected repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
@@ -232,9 +234,12 @@ def interleaved(
     times: dict[str, list[float]] = {n: [] for n in names}
     for order in rotations(names, repeats):
         for name in order:
+            c = time.process_time()
             t = clock()
             out = runners[name]()
             times[name].append(clock() - t)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(time.process_time() - c)
             first.setdefault(name, out)
     return {n: Stat.of(v) for n, v in times.items()}, first
 

@@ -89,8 +89,10 @@ def test_rotations_and_interleaved_order():
     assert first == {"x": "X", "y": "Y"}
     assert {k: v.n for k, v in stats.items()} == {"x": 3, "y": 3}
     calls.clear()
-    stats, first = interleaved(runners, repeats=1, warmup=0)
+    cpu: dict[str, list[float]] = {}
+    stats, first = interleaved(runners, repeats=1, warmup=0, cpu=cpu)
     assert calls == ["x", "y"] and first == {"x": "X", "y": "Y"}
+    assert {k: len(v) for k, v in cpu.items()} == {"x": 1, "y": 1} and all(t >= 0 for v in cpu.values() for t in v)
     with pytest.raises(ValueError):
         interleaved(runners, repeats=0)
 
@@ -203,7 +205,8 @@ def test_smoke_peers_compute_our_function(smoke):
             continue
         psnr_db = r["psnr_vs_ours_db"]
         assert psnr_db == "inf" or psnr_db > 45, (name, psnr_db)  # same weights, same function
-        assert r["ours_speedup"] > 0
+        assert r["ours_speedup"] > 0 and r["ours_speedup_best"] > 0 and r["cpu_s_median"] >= 0
+        assert r["executed_px_per_frame"] == 24 * 16
     assert rows["ours"]["ours_speedup"] == 1.0
     d = whole.get("realesrgan_default_pre_pad")
     if rows["realesrgan"]["available"]:
