@@ -62,3 +62,63 @@ def test_scan_real_open_gop_clip(tmp_path: Path) -> None:
     assert idx.open_gop, "x264 open-gop should give leading pictures"
     with pytest.raises(InputError, match="cannot be read"):
         scan_keyframes(make_not_media(tmp_path / "n.mkv"))
+
+
+def test_joined_dts_is_monotonic_and_never_after_pts() -> None:
+    from esrgan_video.batch.segments import joined_dts
+
+    # two x264-like segments (B-pyramid: I0 P160 B80 b40 b120 ..., reorder delay 2), each restarting its clock
+    seg = lambda o: [o + 0, o + 160, o + 80, o + 40, o + 120, o + 200, o + 280, o + 240]  # noqa: E731
+    pts = seg(0) + seg(320)
+    dts = joined_dts(pts)
+    assert all(a < b for a, b in zip(dts, dts[1:]))
+    assert all(d <= p for d, p in zip(dts, pts))
+    assert dts[:2] == [-80, -40] and dts[2:] == sorted(pts)[: len(pts) - 2]
+    assert joined_dts([0, 40, 80]) == [0, 40, 80]  # no reordering: dts == pts
+    with pytest.raises(ValueError):
+        joined_dts([0, 40, 40])
+
+
+@pytest.mark.parametrize("ext", ["mkv", "mp4"])
+def test_join_lossy_b_frame_segments(tmp_path: Path, ext: str) -> None:
+    """libx264 segments restart their decode clocks; the join still gives every frame at its single-pass time."""
+    import av
+    import torch
+
+    from esrgan_video.batch.segments import join_segments
+    from esrgan_video.pipeline import upscale_video
+    from esrgan_video.testing import near_identity_model
+    from esrgan_video.upscaler import Upscaler
+
+    from media import AudioTrack
+
+    src = make_clip(tmp_path / "s.mkv", frames=12, options={"bf": "2", "x264-params": "keyint=4:min-keyint=4:scenecut=0"},
+                    audio=[AudioTrack()])
+    idx = scan_keyframes(src)
+    segs = plan_segments(idx, seconds=Fraction(4, 25))
+    assert len(segs) == 3
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        up = Upscaler(near_identity_model(scale=2), device="cpu")
+        parts = []
+        for seg in segs:
+            start, end = seg.bounds_seconds(idx.time_base, idx.start_time)
+            parts.append(tmp_path / f"part{seg.number}.{ext}")
+            upscale_video(src, parts[-1], upscaler=up, codec="libx264", start=start, end=end, copy_streams=False,
+                          shift_timestamps=False)
+        single = upscale_video(src, tmp_path / f"single.{ext}", upscaler=up, codec="libx264").output
+    finally:
+        torch.set_num_threads(threads)
+    joined = join_segments(src, parts, tmp_path / f"joined.{ext}").output
+
+    def facts(path: Path):
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            times = [f.pts * f.time_base for f in c.decode(v)]
+        with av.open(str(path)) as c:
+            audio = [(p.pts, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+        return times, audio
+
+    assert facts(joined) == facts(single)
+    assert len(facts(joined)[0]) == 12

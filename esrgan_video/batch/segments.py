@@ -157,14 +157,52 @@ def _sort_key(pkt: av.Packet) -> Fraction:
     return Fraction(0) if t is None else t * Fraction(pkt.time_base.numerator, pkt.time_base.denominator)
 
 
-def _video_packets(containers: Sequence[av.container.InputContainer]) -> Iterator[tuple[Fraction, int, int, av.Packet]]:
+def joined_dts(pts_in_decode_order: Sequence[int]) -> list[int]:
+    """Decode timestamps for the joined video stream (pure).
+
+    Each segment's encoder starts its own decode clock (B-frame delay), so the segments' DTS overlap at
+    the joins. The joined stream's reorder delay ``D`` is the largest lead of a packet's decode position over
+    its presentation rank; packet ``i`` then gets the ``i - D``-th presentation timestamp — monotonic and
+    never after the packet's own PTS, as a single encoder gives for a constant frame rate. The first ``D``
+    packets count back from the first PTS by the first frame step.
+    """
+    n = len(pts_in_decode_order)
+    if n == 0:
+        return []
+    order = sorted(range(n), key=lambda i: pts_in_decode_order[i])
+    rank = [0] * n
+    for r, i in enumerate(order):
+        rank[i] = r
+    shown = [pts_in_decode_order[i] for i in order]
+    if len(set(shown)) != n:
+        raise ValueError("video packets with equal timestamps cannot be joined")
+    delay = max(0, max(i - rank[i] for i in range(n)))
+    step = shown[1] - shown[0] if n > 1 else 1
+    return [shown[i - delay] if i >= delay else shown[0] - (delay - i) * step for i in range(n)]
+
+
+def _video_packets(containers: Sequence[av.container.InputContainer], dts: Sequence[int]) -> Iterator[tuple[Fraction, int, int, av.Packet]]:
     seq = 0
     for c in containers:
         for pkt in c.demux(c.streams.video[0]):
             if pkt.size == 0:
                 continue
+            pkt.dts = dts[seq]
             yield (_sort_key(pkt), 0, seq, pkt)
             seq += 1
+
+
+def _video_pts(path: Path) -> list[int]:
+    """PTS of a segment's video packets in decode order (demux only)."""
+    with av.open(str(path)) as c:
+        out = []
+        for pkt in c.demux(c.streams.video[0]):
+            if pkt.size == 0:
+                continue
+            if pkt.pts is None:
+                raise OutputError(f"{path}: a segment's video packet has no timestamp; it cannot be joined")
+            out.append(int(pkt.pts))
+        return out
 
 
 def _copied_packets(c: av.container.InputContainer, streams: Sequence) -> Iterator[tuple[Fraction, int, int, av.Packet]]:
@@ -187,8 +225,8 @@ def _copied_packets(c: av.container.InputContainer, streams: Sequence) -> Iterat
 
 def _same_codec(a: av.video.stream.VideoStream, b: av.video.stream.VideoStream) -> bool:
     ca, cb = a.codec_context, b.codec_context
-    return (ca.name, ca.width, ca.height, ca.pix_fmt, bytes(ca.extradata or b"")) == (
-        cb.name, cb.width, cb.height, cb.pix_fmt, bytes(cb.extradata or b""))
+    return (ca.name, ca.width, ca.height, ca.pix_fmt, bytes(ca.extradata or b""), a.time_base) == (
+        cb.name, cb.width, cb.height, cb.pix_fmt, bytes(cb.extradata or b""), b.time_base)
 
 
 def join_segments(
@@ -267,7 +305,11 @@ def join_segments(
                         pass
                     mapping[st.index] = o
                     copied.append(st)
-            for _, order, _, pkt in heapq.merge(_video_packets(inputs), _copied_packets(source, copied)):
+            try:
+                dts = joined_dts([p for path in seg_paths for p in _video_pts(path)])
+            except ValueError as e:
+                raise OutputError(f"{dst}: the segments cannot be joined ({e})") from e
+            for _, order, _, pkt in heapq.merge(_video_packets(inputs, dts), _copied_packets(source, copied)):
                 tb = Fraction(pkt.time_base.numerator, pkt.time_base.denominator)
                 shift = round(base / tb)
                 if pkt.pts is not None:
