@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 MODE_ORDER = {"quick": 0, "full": 1}
+OURS, OURS_BACKEND, PEER = "#d95f02", "#fdae6b", "#7570b3"
+"""Plot colours: our Upscaler, our bare backend, a peer."""
 
 
 def _f(x: Any, digits: int = 2) -> str:
@@ -29,6 +31,19 @@ def _f(x: Any, digits: int = 2) -> str:
 
 def _mib(b: Any) -> str:
     return "–" if b is None else f"{b / 2**20:.1f} MiB"
+
+
+PARITY_BAND = 0.05
+"""Ratios within ±5 % of 1 are reported as on par: below the noise of interleaved medians on a shared machine."""
+
+
+def verdict_of(ratio: float) -> str:
+    """``faster`` / ``on par`` / ``slower`` for an ours-vs-peer speed ratio (pure)."""
+    if ratio >= 1 + PARITY_BAND:
+        return "faster"
+    if ratio <= 1 - PARITY_BAND:
+        return "slower"
+    return "on par (within ±5 %)"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -83,7 +98,7 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
     if peers:
         lines += ["### Peers: same frames, same weights, same machine, interleaved", ""]
         for s in peers.get("summary", []):
-            verdict = "faster" if s["ours_vs_fastest_peer"] >= 1 else "slower"
+            verdict = verdict_of(s["ours_vs_fastest_peer"])
             lines.append(f"- **{_short(s['model'])} {s['width']}×{s['height']} {s['setting']}: ours is "
                          f"{_f(s['ours_vs_fastest_peer'])}× the fastest peer ({s['fastest_peer']}) — {verdict}** "
                          f"(ratio of medians; best-of-n ratio against the fastest peer by minimum time: "
@@ -186,9 +201,11 @@ def plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
     if peers:
         for g in peers["groups"]:
             rows = [r for r in g["rows"] if r.get("available", True)]
+            tiled = "our_tiles" in g
             panels.append((f"{_short(g['model'])} {g['width']}×{g['height']} {g['setting']}",
-                           [r["runner"] for r in rows], [r["fps"] for r in rows],
-                           [r["peer"] == "ours" for r in rows]))
+                           [r["runner"] + (f"\n{r['executed_px_per_frame']} px run" if tiled else "") for r in rows],
+                           [r["fps"] for r in rows],
+                           [OURS if r["peer"] == "ours" else PEER for r in rows]))
     inf = results.get("inference")
     if inf:
         by_model: dict[str, list[dict[str, Any]]] = {}
@@ -197,12 +214,11 @@ def plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
         for model, rows in by_model.items():
             panels.append((f"inference only, {_short(model)}",
                            [f"{r['width']}×{r['height']}\n{r['variant']}" for r in rows], [r["fps"] for r in rows],
-                           [r["variant"].startswith("Upscaler") for r in rows]))
+                           [OURS if r["variant"].startswith("Upscaler") else OURS_BACKEND for r in rows]))
     if not panels:
         return {"skipped": "no throughput sections in this run"}
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 + 0.45 * sum(len(p[1]) for p in panels)), squeeze=False)
-    for ax, (title, labels, fps, ours) in zip(axes[:, 0], panels):
-        colours = ["#d95f02" if o else "#7570b3" for o in ours]
+    for ax, (title, labels, fps, colours) in zip(axes[:, 0], panels):
         ax.barh(range(len(labels)), fps, color=colours)
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.invert_yaxis()

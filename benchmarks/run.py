@@ -560,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="tiny model and sizes (the test suite); needs --out")
     ap.add_argument("--out", type=Path, default=None, help=f"results folder (default {RESULTS})")
     ap.add_argument("--only", default=None, help=f"comma-separated sections out of {','.join(SECTIONS)}")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed rounds per interleaved comparison (overrides the mode's inference and peer repeats)")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG")
     a = ap.parse_args(argv)
     plan = PLANS[a.mode]
@@ -571,6 +573,10 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"--only: unknown section(s) {', '.join(unknown)}; expected some of {', '.join(SECTIONS)}")
         plan = replace(plan, sections=wanted)
+    if a.repeats is not None:
+        if a.repeats < 1:
+            ap.error(f"--repeats: expected >= 1, got {a.repeats}")
+        plan = replace(plan, repeats=a.repeats, peer_repeats=a.repeats)
     out_dir = a.out or RESULTS
     command = ["python", "-m", "benchmarks.run", *(argv if argv is not None else sys.argv[1:])]
     results = run(plan, out_dir, command=command, plot=not a.no_plot)

@@ -105,6 +105,11 @@ def test_ratio_of_medians_is_their_time_over_ours():
         Stat.of([])
 
 
+def test_verdict_band():
+    assert report.verdict_of(1.2) == "faster" and report.verdict_of(0.8) == "slower"
+    assert report.verdict_of(0.99).startswith("on par") and report.verdict_of(1.04).startswith("on par")
+
+
 def test_jsonable_and_loaded_machine():
     data = common.jsonable({"a": math.inf, "b": (1, np.float32(2.5)), "c": {3, 1}, "p": Path("/x")})
     assert data == {"a": "inf", "b": [1, 2.5], "c": [1, 3], "p": "/x"}
