@@ -20,6 +20,7 @@ setup(
     extras_require={
         "tensorrt": ["tensorrt>=10.12,<12", "torch-tensorrt>=2.8", "onnx>=1.16"],
         "vapoursynth": ["vapoursynth>=70", "vapoursynth-bestsource>=22"],
+        "ray": ["ray>=2.9"],
         "dev": [
             "pytest>=8",
             "spandrel>=0.4",
@@ -27,6 +28,7 @@ setup(
             "onnx>=1.16",
             "onnxruntime>=1.18",
             "scikit-image>=0.22",
+            "ray>=2.9",
         ],
     },
     entry_points={"console_scripts": ["esrgan-video=esrgan_video.cli:main"]},
