@@ -158,7 +158,7 @@ def upscale_video(
                     start=start, end=end, progress=progress, t0=t0,
                 )
             lost = inp.lost_frames
-            backend_name = up.backend_info.name if frames else ""
+            backend_name = up.backend_info.name if up.backend_info is not None else ""
         finally:
             if own_upscaler:
                 up.close()

@@ -20,10 +20,8 @@ import torch
 from . import tiling
 from .arch import RRDBNet
 from .errors import BackendError, InputError
-from .runtime.base import Backend
+from .runtime.base import PRECISIONS, Backend, BackendInfo
 from .runtime.select import make_backend
-
-_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # Default tile sizes come from a fixed table keyed by device class and frame size, never from a
 # free-memory reading, so the same video always gets the same tiles (and TensorRT engine caches hit).
@@ -57,7 +55,7 @@ def resolve_device(device: str | int | torch.device | None) -> torch.device:
         raise InputError(f"device: expected cpu, cuda or cuda:N, got {device!r}") from e
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise BackendError(f"device {device!r}: no CUDA GPU is available here; use --device cpu")
+            raise BackendError(f"device {device!r}: no CUDA GPU is available here; use the CPU (device 'cpu')")
         if dev.index is None:
             dev = torch.device("cuda:0")
         if dev.index >= torch.cuda.device_count():
@@ -113,8 +111,9 @@ class Upscaler:
             raise InputError(f"streams: expected >= 1, got {streams}")
         if batch is not None and batch < 1:
             raise InputError(f"batch: expected >= 1, got {batch}")
-        if precision is not None and precision not in _PRECISIONS:
-            raise InputError(f"precision: expected one of {', '.join(_PRECISIONS)}, got {precision!r}")
+        if precision is not None and precision not in PRECISIONS:
+            raise InputError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self._device_requested = device not in (None, "auto")
         self.device = resolve_device(device)
         if isinstance(model, RRDBNet):
             if blend is not None:
@@ -134,7 +133,7 @@ class Upscaler:
         )
         self._backend_name = backend
         self._precision = precision
-        self._backends: dict[tuple[int, int] | None, Backend] = {}
+        self._backends: dict[tuple[int, int, int] | None, Backend] = {}
         self._lock = threading.Lock()
         self._streams: queue.Queue = queue.Queue()
         if on_gpu:
@@ -167,29 +166,44 @@ class Upscaler:
             multiple=self.model.params.unshuffle,
         )
 
-    def backend_for(self, tile_shape: tuple[int, int]) -> Backend:
-        """The backend that runs tiles of ``tile_shape`` (one per shape for fixed-shape engines)."""
+    def batch_for(self, plan: tiling.TilePlan) -> int:
+        """Tiles per inference call for a plan: the configured batch, never more than a frame's tiles
+        (a fixed-shape engine pads short batches, so a larger batch would only add work)."""
+        return max(1, min(self.config.batch, plan.count))
+
+    def backend_for(self, tile_shape: tuple[int, int], batch: int | None = None) -> Backend:
+        """The backend that runs ``batch`` tiles of ``tile_shape`` at a time (one per shape and batch for
+        fixed-shape engines; one for everything otherwise)."""
+        batch = batch or self.config.batch
         with self._lock:
             if self._closed:
                 raise RuntimeError("this Upscaler is closed")
             if None in self._backends:
                 return self._backends[None]
-            if tile_shape in self._backends:
-                return self._backends[tile_shape]
+            key = (tile_shape[0], tile_shape[1], batch)
+            if key in self._backends:
+                return self._backends[key]
             b = make_backend(
-                self.model, backend=self._backend_name, device=self.device, precision=self._precision,
-                tile_shape=tile_shape, batch=self.config.batch, streams=self.config.streams,
+                self.model, backend=self._backend_name,
+                device=self.device if self._device_requested else None, precision=self._precision,
+                tile_shape=tile_shape, batch=batch, streams=self.config.streams,
             )
             b.open()
-            self._backends[tile_shape if b.info.fixed_shape else None] = b
+            self._backends[key if b.info.fixed_shape else None] = b
             return b
 
+    def prepare(self, height: int, width: int) -> Backend:
+        """Build (or find) the backend frames of this size will use, e.g. a TensorRT engine, ahead of the first frame."""
+        plan = self.plan(height, width)
+        return self.backend_for(plan.tile_shape, self.batch_for(plan))
+
     @property
-    def backend_info(self):
-        """Info of the backend in use (built for a 64×64 tile if none ran yet)."""
+    def backend_info(self) -> BackendInfo | None:
+        """Info of the backend that ran last built (None before the first frame: building one just to
+        report it could mean a TensorRT engine build)."""
         with self._lock:
-            existing = next(iter(self._backends.values()), None)
-        return (existing or self.backend_for((64, 64))).info
+            existing = next(reversed(self._backends.values()), None) if self._backends else None
+        return existing.info if existing is not None else None
 
     @contextmanager
     def _stream(self) -> Iterator["torch.cuda.Stream | None"]:
@@ -214,7 +228,8 @@ class Upscaler:
                 f"expected N×{self.model.params.in_nc}×H×W frames, got shape {tuple(rgb.shape)}"
             )
         plan = self.plan(rgb.shape[-2], rgb.shape[-1])
-        backend = self.backend_for(plan.tile_shape)
+        batch = self.batch_for(plan)
+        backend = self.backend_for(plan.tile_shape, batch)  # the same call prepare() makes
         fixed = backend.info.fixed_shape
         dtype = backend.info.dtype
         stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
@@ -227,7 +242,7 @@ class Upscaler:
             return out[:n]
 
         with torch.inference_mode():
-            out = tiling.run_tiled(rgb, run, plan, batch=self.config.batch, blend=tiling.DEFAULT_BLEND)
+            out = tiling.run_tiled(rgb, run, plan, batch=batch, blend=tiling.DEFAULT_BLEND)
         return out.float()
 
     def upscale(self, frames):

@@ -610,7 +610,7 @@ def test_device_0_falls_back_to_the_cpu_without_cuda(model_path):
     assert out.get_frame(0).width == W * 4
     with _raises("device=1: CUDA is not available"):
         vsesrgan.upscale(rgbs_clip(n=1), model=model_path, device=1)
-    with _raises("device='cuda': CUDA is not available"):
+    with _raises("device 'cuda': no CUDA GPU is available"):
         vsesrgan.upscale(rgbs_clip(n=1), model=model_path, device="cuda")
     with _raises("tensorrt needs a CUDA device"):  # the backend is built up front, not at the first frame
         vsesrgan.upscale(rgbs_clip(n=1), model=model_path, device="cpu", backend="tensorrt")

@@ -287,7 +287,7 @@ def upscale(
         )
         # Build the backend (a TensorRT engine, if that is what runs) now, for this clip's tile shape:
         # a missing backend fails here, at script evaluation, and no frame request pays for the build.
-        up.backend_for(up.plan(clip.height, clip.width).tile_shape)
+        up.prepare(clip.height, clip.width)
     except EsrganVideoError as e:
         raise _error(str(e)) from e
     core = vs.core
