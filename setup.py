@@ -31,5 +31,6 @@ setup(
             "ray>=2.9",
         ],
     },
+    data_files=[("share/esrgan-video/engines", ["engines/presets.json"])],
     entry_points={"console_scripts": ["esrgan-video=esrgan_video.cli:main"]},
 )

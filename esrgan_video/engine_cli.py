@@ -59,12 +59,15 @@ def presets_path() -> Path:
     if env:
         return Path(env).expanduser()
     root = engine_cache.checkout_root()
-    if root is None:
-        raise InputError(
-            "engine presets live in engines/presets.json of a source checkout; set "
-            f"{PRESETS_ENV} to a presets file or pass --model, --tile-shape and --batch"
-        )
-    return root / "engines" / "presets.json"
+    if root is not None:
+        return root / "engines" / "presets.json"
+    installed = Path(sys.prefix) / "share" / "esrgan-video" / "engines" / "presets.json"  # setup.py data_files
+    if installed.is_file():
+        return installed
+    raise InputError(
+        "engine presets live in engines/presets.json of a source checkout (installed copies go to "
+        f"{installed}); set {PRESETS_ENV} to a presets file or pass --model, --tile-shape and --batch"
+    )
 
 
 def load_presets(path: Path | None = None) -> dict[str, Preset]:
