@@ -279,15 +279,13 @@ def _codes(plane: torch.Tensor, fmt: PixelFormat) -> torch.Tensor:
     return plane.to(torch.float32)
 
 
-def _split(planes: list, fmt: PixelFormat) -> tuple[dict[str, torch.Tensor], bool]:
-    """Component name -> float32 code tensor (N x h x w); also whether the input had a batch axis."""
+def _split(planes: list, fmt: PixelFormat) -> dict[str, torch.Tensor]:
+    """Component name -> float32 code tensor (N x h x w), all on the first plane's device."""
     if len(planes) != fmt.nb_planes:
         raise ValueError(f"{fmt.name} has {fmt.nb_planes} planes, got {len(planes)}")
     first = _as_tensor(planes[0], None)
     device = first.device
     tensors = [first] + [_as_tensor(p, device) for p in planes[1:]]
-    base_dims = 2 if fmt.planar or len(fmt.planes[0]) == 1 else 3
-    batched = tensors[0].dim() == base_dims + 1
     comps: dict[str, torch.Tensor] = {}
     for names, t in zip(fmt.planes, tensors):
         want = 2 if len(names) == 1 else 3
@@ -301,7 +299,7 @@ def _split(planes: list, fmt: PixelFormat) -> tuple[dict[str, torch.Tensor], boo
         else:
             for i, name in enumerate(names):
                 comps[name] = codes[..., i]
-    return comps, batched
+    return comps
 
 
 def planes_to_rgb(
@@ -318,7 +316,7 @@ def planes_to_rgb(
     """
     if chroma_filter not in CHROMA_FILTERS:
         raise ValueError(f"chroma_filter must be one of {CHROMA_FILTERS}, got {chroma_filter!r}")
-    comps, _ = _split(planes, fmt)
+    comps = _split(planes, fmt)
     full = bool(spec.full_range)
     y_off, y_scale, c_off, c_scale = _range(fmt.bits, full)
     if fmt.family == "gray":
