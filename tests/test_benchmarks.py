@@ -152,6 +152,14 @@ def test_functional_tensor_shim_exposes_rgb_to_grayscale():
     assert peers.shim_functional_tensor() is False  # already registered: a no-op
 
 
+def test_memory_allowance():
+    from benchmarks.run import MEMORY_FLOOR, memory_allowance
+
+    # quick mode: 90 extra 704x576 output frames → a quarter frame each (~27 MiB)
+    assert memory_allowance(growth_frames=90, output_frame_bytes=704 * 576 * 3) == 90 * 704 * 576 * 3 // 4
+    assert memory_allowance(growth_frames=18, output_frame_bytes=128 * 96 * 3) == MEMORY_FLOOR
+
+
 def test_smoke_requires_out():
     from benchmarks.run import main
 
