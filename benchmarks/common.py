@@ -331,6 +331,7 @@ def machine_info() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "niceness": os.nice(0) if hasattr(os, "nice") else None,
     }
     if "torch" in sys.modules:
         import torch

@@ -66,7 +66,8 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
         f"- Command: `{meta['command']}` (git {meta.get('git') or '?'}), {meta.get('seconds', 0):.0f} s",
         f"- Machine: {mach['cpu']}, {mach['usable_cores']} usable cores ({', '.join(mach.get('cpu_isa', []))}), "
         f"{_f((mach.get('memory_bytes') or 0) / 2**30, 1)} GiB RAM, {mach['os']}, Python {mach['python']}, "
-        f"torch threads {mach.get('torch_threads', '?')}",
+        f"torch threads {mach.get('torch_threads', '?')}"
+        + (f", run at niceness {mach['niceness']}" if mach.get("niceness") else ""),
         f"- Nominal fp32 peak: {_f((mach.get('cpu_peak_fp32_flops') or 0) / 1e9, 1)} GFLOP/s "
         f"({mach.get('cpu_peak_basis') or 'unknown'})",
         f"- Load average at start / end: {_f((mach.get('load_average') or [None])[0])} / "
