@@ -312,3 +312,27 @@ def test_real_clips(real_clip):
         frames = list(inp.frames(start=5, end=8))
     assert [f.index for f in frames] == [5, 6, 7]
     assert frames[0].planes[0].shape == (720, 1280)
+
+
+@pytest.mark.parametrize("codec,options,ext", [
+    ("libx264", {"g": "8", "bf": "2"}, ".mp4"),
+    ("libx264", {"g": "8", "bf": "3", "x264-params": "open-gop=1"}, ".mkv"),
+    ("libx265", {"x265-params": "keyint=8:min-keyint=8:bframes=2:log-level=error"}, ".mkv"),
+])
+def test_trimming_seeks_and_gives_exactly_the_frames_of_a_full_decode(tmp_path, codec, options, ext):
+    warnings.simplefilter("error", CorruptInputWarning)  # an intact file reports no lost frames after a seek
+    src = make_clip(tmp_path / f"gop{ext}", codec=codec, size=(64, 48), frames=40, options=options)
+    with open_input(src) as inp:
+        full = list(inp.frames())
+        assert not inp.seeked
+        for start, end in [(19, 30), (8, 9), (Fraction(21, 25), None), (33, None)]:
+            got = list(inp.frames(start=start, end=end))
+            assert inp.seeked, f"start {start}: expected a seek"
+            if isinstance(start, int):
+                want = full[start:end]
+            else:
+                want = [f for f in full if inp.media_time(f.pts, f.time_base) >= start]
+            assert [f.index for f in got] == [f.index for f in want]
+            assert [f.pts for f in got] == [f.pts for f in want]
+            for a, b in zip(got, want):
+                assert all(np.array_equal(x, y) for x, y in zip(a.planes, b.planes))

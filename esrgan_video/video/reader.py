@@ -12,6 +12,7 @@ skipped with one warning and counted in ``lost_frames``; a truncated file ends w
 
 from __future__ import annotations
 
+import bisect
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -253,10 +254,44 @@ class InputVideo:
 
         ``start``/``end``: an ``int`` is a frame index (``end`` exclusive), a ``Fraction``/``float`` is
         seconds of media time (from the container's start): frames with ``start ≤ t < end`` are yielded.
-        The file is decoded from its beginning (no seeking), so indices and counts are exact.
+
+        A ``start`` past the first keyframe seeks to the keyframe at or before it (so trimming late in a
+        long file, and batch segments, don't decode everything before them), when the frame times read
+        by a demux pass are unique. The result is checked: if the first frame decoded at or after
+        ``start`` is not the one the demux pass promised, decoding restarts from the beginning, so
+        indices and counts are exact either way.
         """
         _check_range("start", start)
         _check_range("end", end)
+        plan = self._seek_plan(start)
+        self.seeked = False
+        """Whether the last ``frames()`` run started at a keyframe near ``start`` rather than the file's start."""
+        if plan is not None:
+            try:
+                self.seeked = True
+                yield from self._frames(start, end, plan)
+                return
+            except _SeekMiss:
+                self.seeked = False
+        yield from self._frames(start, end, None)
+
+    def _seek_plan(self, start) -> tuple[Fraction, Fraction, int] | None:
+        """(start time, time of the first frame to keep, its index) when seeking is safe and worth it."""
+        if start is None or start == 0:
+            return None
+        times = self.frame_times()
+        if len(times) < 2 or any(a >= b for a, b in zip(times, times[1:])):
+            return None  # unknown or repeated times: decode from the start
+        start_t = times[start] if isinstance(start, int) and start < len(times) else (
+            None if isinstance(start, int) else Fraction(start))
+        if start_t is None:
+            return None
+        k = bisect.bisect_left(times, start_t)
+        if k == 0 or k >= len(times):
+            return None
+        return start_t, times[k], k
+
+    def _frames(self, start, end, seek: tuple[Fraction, Fraction, int] | None) -> Iterator[DecodedFrame]:
         info = self.info
         self.lost_frames = 0
         self.decoded_frames = 0
@@ -270,10 +305,17 @@ class InputVideo:
         prev_pts: int | None = None
         step = int(round(1 / (info.frame_rate * info.time_base))) if info.frame_rate else 1
         reached_end = False
+        checked = seek is None
         with self.open_container() as c:
             st = c.streams[info.stream_index]
             st.thread_type = "AUTO"
             st.codec_context.thread_count = 0
+            if seek is not None:
+                target = int((seek[0] + info.start_time) / info.time_base)
+                try:
+                    c.seek(target, stream=st, backward=True, any_frame=False)
+                except av.FFmpegError:
+                    raise _SeekMiss from None
 
             def decoded() -> Iterator[av.VideoFrame]:
                 nonlocal packets, warned, errors
@@ -315,6 +357,15 @@ class InputVideo:
                 if pts is None:
                     pts = 0 if prev_pts is None else prev_pts + step
                 prev_pts = pts
+                if seek is not None:
+                    t = self.media_time(pts, info.time_base)
+                    if not checked:
+                        if t < seek[0]:
+                            continue  # before the range, after the keyframe we landed on
+                        if t != seek[1]:
+                            raise _SeekMiss  # the demuxer landed after the first frame we need
+                        checked = True
+                        index = seek[2]
                 i = index
                 index += 1
                 self.decoded_frames = index
@@ -334,11 +385,17 @@ class InputVideo:
         if not reached_end:
             # Packets that gave no frame count as lost, except in interlaced streams, where a packet may hold
             # one field (two packets, one frame): there only frames flagged corrupt and decode errors count.
-            silent = 0 if info.interlaced else max(0, packets - out_frames - errors)
+            # After a seek, leading pictures of an open GOP that the decoder rightly drops (they show before the
+            # keyframe, so before the range) would count too: there also only flagged frames and errors count.
+            silent = 0 if info.interlaced or seek is not None else max(0, packets - out_frames - errors)
             self.lost_frames = corrupt + errors + silent
             if self.lost_frames and not warned:
                 warnings.warn(f"{self.path}: {self.lost_frames} video frame(s) could not be decoded",
                               CorruptInputWarning, stacklevel=2)
+
+
+class _SeekMiss(Exception):
+    """A seek did not land where decoding must start; the caller decodes from the beginning instead."""
 
 
 def _when(pkt) -> str:
