@@ -10,8 +10,9 @@ decoder reaches them from its own keyframe), and the next segment drops them as 
 
 Each segment is rendered by the streaming core with ``start``/``end`` (exact ``Fraction`` seconds of the
 cut timestamps), ``shift_timestamps=False`` and no stream copy, so its packets carry the source's
-timestamps. The reader decodes from the start of the file and drops frames before ``start``, so every
-segment sees its pre-roll exactly as a single pass does (open GOPs included). ``join_segments`` then remuxes the segments' video packets in order into one file and copies
+timestamps. The reader seeks to the keyframe at or before ``start`` (verified against its demux pass, else it
+decodes from the file's start) and drops frames before ``start``, so every segment sees its pre-roll exactly as
+a single pass does (open GOPs included). ``join_segments`` then remuxes the segments' video packets in order into one file and copies
 every other stream (audio, subtitles, attachments, data), the chapters and the metadata from the source
 once, interleaved by time — the result has the frames, timestamps and streams of a single pass.
 """
