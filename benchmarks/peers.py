@@ -82,6 +82,26 @@ def ours(model: torch.nn.Module, *, tile: int = 0, tile_pad: int | None = None, 
     return Runner(name=name, peer="ours", fn=up.upscale, settings=settings, close=up.close, impl=up)
 
 
+def ours_backend_channels_last(model: torch.nn.Module) -> Runner:
+    """Diagnostic, not a product path: our TorchBackend with channels_last on the CPU (its CPU default is off).
+
+    The same uint8 → float → uint8 conversions as :meth:`Upscaler.upscale`, whole frame, so the row shows what
+    switching the CPU default would change.
+    """
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    be = TorchBackend(model, "cpu", "fp32", channels_last=True).open()
+
+    def run(img: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        y = be.infer(x)
+        return y[0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+    return Runner(name="ours channels_last (diagnostic)", peer="ours-diagnostic", fn=run,
+                  settings={"backend": "TorchBackend cpu fp32 channels_last=True", "default": False},
+                  close=be.close, impl=be)
+
+
 # --------------------------------------------------------------------------------------------
 # spandrel
 
@@ -249,5 +269,6 @@ def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int
         ver = {}
     return Runner(name=label or "vsmlrt-ort", peer="vsmlrt-ort", fn=run,
                   settings={"provider": "CPU", "fp16": False, "onnx": onnx_path.name,
-                            "plugin": str(ver.get("version", "")), "onnxruntime": str(ver.get("onnxruntime_version", ""))},
+                            "plugin": str(ver.get("version", "")),
+                            "onnxruntime": str(ver.get("onnxruntime_version", ""))},
                   impl=node)

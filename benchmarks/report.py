@@ -87,7 +87,8 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
     if inf:
         lines += ["### Inference only (torch CPU fp32, real frame crops)", ""]
         rows = [[_short(r["model"]), f"{r['width']}×{r['height']}", r["variant"], r.get("tiles", 1),
-                 _f(r["median_s"], 3), _f(r.get("cpu_s_median"), 3), _f(r["fps"], 3), _f(r["input_px_per_s"], 0), _f(r["useful_gflops"], 1),
+                 _f(r["median_s"], 3), _f(r.get("cpu_s_median"), 3), _f(r["fps"], 3), _f(r["input_px_per_s"], 0),
+                 _f(r["useful_gflops"], 1),
                  _f(r.get("pct_cpu_peak"), 1)] for r in inf["rows"]]
         lines += _table(["model", "input", "variant", "tiles", "median s", "CPU s", "fps", "input px/s", "GFLOP/s",
                          "% peak"], rows) + [""]
@@ -103,7 +104,10 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
             lines.append(f"- **{_short(s['model'])} {s['width']}×{s['height']} {s['setting']}: ours is "
                          f"{_f(s['ours_vs_fastest_peer'])}× the fastest peer ({s['fastest_peer']}) — {verdict}** "
                          f"(ratio of medians; best-of-n ratio against the fastest peer by minimum time: "
-                         f"{_f(s.get('ours_vs_fastest_peer_best_of_n'))}×)")
+                         f"{_f(s.get('ours_vs_fastest_peer_best_of_n'))}×)"
+                         + (f"; with channels_last on the CPU (diagnostic row, not the default): "
+                            f"{_f(s['diagnostic_channels_last_vs_fastest_peer'])}×"
+                            if s.get("diagnostic_channels_last_vs_fastest_peer") else ""))
         lines.append("")
         for g in peers["groups"]:
             lines += [f"**{_short(g['model'])}, {g['width']}×{g['height']}, {g['setting']}** "
@@ -128,8 +132,9 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
                           f"{_f(d['psnr_vs_ours_excluding_bottom_right_band_db'], 1)} dB without the bottom/right "
                           f"{d['band_px']}-px band; with `pre_pad=0` it computes our function.", ""]
             if "our_tiles" in g:
-                lines += [f"Tiles per frame: ours {g['our_tiles']} (edge tiles shifted inward, {g['our_blend']} seams), "
-                          f"RealESRGANer {g['realesrgan_tiles']} (crop seams); executed pixels differ, see the JSON.", ""]
+                lines += [f"Tiles per frame: ours {g['our_tiles']} (edge tiles shifted inward, {g['our_blend']} "
+                          f"seams), RealESRGANer {g['realesrgan_tiles']} (crop seams); the pixels each runs per "
+                          "frame are in the *px run/frame* column.", ""]
 
     fid = results.get("fidelity")
     if fid:
@@ -213,7 +218,8 @@ def plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
             panels.append((f"{_short(g['model'])} {g['width']}×{g['height']} {g['setting']}",
                            [r["runner"] + (f"\n{r['executed_px_per_frame']} px run" if tiled else "") for r in rows],
                            [r["fps"] for r in rows],
-                           [OURS if r["peer"] == "ours" else PEER for r in rows]))
+                           [OURS if r["peer"] == "ours" else OURS_BACKEND if r["peer"] == "ours-diagnostic" else PEER
+                            for r in rows]))
     inf = results.get("inference")
     if inf:
         by_model: dict[str, list[dict[str, Any]]] = {}
@@ -235,7 +241,8 @@ def plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
         for i, val in enumerate(fps):
             ax.text(val, i, f" {val:.3g}", va="center", fontsize=7)
     meta = results["meta"]
-    fig.suptitle(f"esrgan-video CPU {meta['mode']} — {meta['machine']['cpu']}, {meta['machine']['usable_cores']} cores"
+    mach = meta["machine"]
+    fig.suptitle(f"esrgan-video CPU {meta['mode']} — {mach['cpu']}, {mach['usable_cores']} cores"
                  + (" (shared, loaded machine)" if meta.get("loaded_machine") else ""), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -255,7 +262,8 @@ def summary_text(results: dict[str, Any]) -> str:
         out.append(f"  e2e / inference-only fps: {e2e['ratio']:.3f}")
     mem = results.get("memory")
     if mem:
-        out.append(f"  peak RSS {mem['frames_n']} vs {mem['frames_10n']} frames: growth {mem['growth_bytes'] / 2**20:.1f} MiB")
+        out.append(f"  peak RSS {mem['frames_n']} vs {mem['frames_10n']} frames: "
+                   f"growth {mem['growth_bytes'] / 2**20:.1f} MiB")
     for k, e in results.get("errors", {}).items():
         out.append(f"  FAILED {k}: {e.splitlines()[-1]}")
     return "\n".join(out)

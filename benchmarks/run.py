@@ -182,7 +182,8 @@ def section_inference(ctx: Context) -> dict[str, Any]:
             label = "Upscaler" + (f" tile={tile}" if tile else "")
             runners[label] = lambda up=up: up.upscale_tensor(x)
             meta[label] = {"api": "Upscaler.upscale_tensor", "tile": tile,
-                           "tile_pad": up.config.tile_pad if tile else None, "tiles": p.count, "tile_shape": list(p.tile_shape),
+                           "tile_pad": up.config.tile_pad if tile else None, "tiles": p.count,
+                           "tile_shape": list(p.tile_shape),
                            "executed_px": common.executed_pixels(p.count, p.tile_shape)}
             closers.append(up.close)
         for cl in (False, True):
@@ -249,6 +250,7 @@ def section_peers(ctx: Context) -> dict[str, Any]:
             frame = real_frame(w, h)
             runners, failed = _build(ctx, {
                 "ours": lambda: peers.ours(model),
+                "ours channels_last (diagnostic)": lambda: peers.ours_backend_channels_last(model),
                 "spandrel": lambda: peers.spandrel_plain(model),
                 "realesrgan": lambda: peers.realesrgan(model, ctx.workdir, pre_pad=0),
                 "vsmlrt-ort": lambda: peers.vsmlrt_ort(model, ctx.workdir, height=h, width=w),
@@ -327,14 +329,17 @@ def _peer_summary(groups: list[dict[str, Any]]) -> dict[str, Any]:
     """Per group: the fastest peer at equal settings and our speed relative to it (> 1: we are faster)."""
     out = []
     for g in groups:
-        peers_ = [r for r in g["rows"] if r.get("available") and r["peer"] != "ours"]
+        peers_ = [r for r in g["rows"] if r.get("available") and not r["peer"].startswith("ours")]
+        diag = next((r for r in g["rows"] if r.get("available") and r["peer"] == "ours-diagnostic"), None)
         ours_row = next((r for r in g["rows"] if r.get("runner") == g["ours"]), None)
         if not peers_ or ours_row is None:
             continue
         fastest = min(peers_, key=lambda r: r["median_s"])
         out.append({"model": g["model"], "width": g["width"], "height": g["height"], "setting": g["setting"],
                     "fastest_peer": fastest["runner"], "ours_vs_fastest_peer": fastest["ours_speedup"],
-                    "ours_vs_fastest_peer_best_of_n": min(r["ours_speedup_best"] for r in peers_)})
+                    "ours_vs_fastest_peer_best_of_n": min(r["ours_speedup_best"] for r in peers_),
+                    "diagnostic_channels_last_vs_fastest_peer":
+                        fastest["median_s"] / diag["median_s"] if diag else None})
     return {"summary": out}
 
 

@@ -201,7 +201,8 @@ def test_smoke_inference_rows_have_consistent_units(smoke):
     for r in rows:
         assert r["fps"] == pytest.approx(1.0 / r["median_s"])
         assert r["input_px_per_s"] == pytest.approx(r["fps"] * r["width"] * r["height"])
-        assert r["useful_gflops"] == pytest.approx(r["fps"] * r["width"] * r["height"] * r["flops_per_input_pixel"] / 1e9)
+        flops = r["fps"] * r["width"] * r["height"] * r["flops_per_input_pixel"]
+        assert r["useful_gflops"] == pytest.approx(flops / 1e9)
         assert r["executed_px_per_frame"] >= r["width"] * r["height"]
     tiled = next(r for r in rows if r["variant"] == "Upscaler tile=8")
     assert tiled["tiles"] > 1
@@ -211,7 +212,7 @@ def test_smoke_peers_compute_our_function(smoke):
     _, res, _ = smoke
     whole = next(g for g in res["peers"]["groups"] if g["setting"] == "whole frame")
     rows = {r["runner"]: r for r in whole["rows"]}
-    assert set(rows) == {"ours", "spandrel", "realesrgan", "vsmlrt-ort"}
+    assert set(rows) == {"ours", "ours channels_last (diagnostic)", "spandrel", "realesrgan", "vsmlrt-ort"}
     for name, r in rows.items():
         if not r["available"]:
             assert r["error"], name  # an unavailable peer carries its reason
