@@ -21,10 +21,11 @@ weights across each overlap (``blend="feather"``, weights normalised to sum to 1
 
 Measured on real RealESRGAN_x4plus weights (fp16 weights from the ncnn release) with 48-pixel
 tiles on crops of real photos where each seam has exactly ``pad`` pixels of context, PSNR of the
-tiled result against the whole frame was about 44 / 47 / 51 / 55 / 59 dB for pad 4 / 8 / 16 / 24 / 32
-with crop seams (table in ``docs/ARCHITECTURE.md``). Feathering across the overlap mixes in the
-tiles' poorly-informed edge pixels and was no better (worse from pad 16 on), so the default is
-crop with pad 32: about 9 dB above the 50 dB requirement.
+tiled result against the whole frame (crop seams) on the hardest texture measured (the fur of
+``skimage.data.chelsea()``) was 38 / 40 / 43 / 45 / 45-50 / 50-58 / 57-61 dB for pad
+4 / 8 / 16 / 24 / 32 / 40 / 48; smoother photos gain 5-15 dB at the same pad (table in
+``docs/ARCHITECTURE.md``). Feathering across the overlap mixes in the tiles' poorly-informed edge
+pixels and was no better (worse from pad 16 on), so the default is crop with pad 48.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-DEFAULT_TILE_PAD = 32
+DEFAULT_TILE_PAD = 48
 """Default context (input pixels) on each side of every seam: >= 50 dB against the whole frame on real weights."""
 
 DEFAULT_BLEND = "crop"

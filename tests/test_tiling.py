@@ -263,19 +263,23 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / ((a - b) ** 2).mean().item())
 
 
-@pytest.mark.slow  # about one CPU-minute (a 160 x 160 crop whole plus four 112 x 112 tiles)
+@pytest.mark.slow  # one to two CPU-minutes: a 192 x 192 crop whole plus four 144 x 144 tiles
 @pytest.mark.usefixtures("torch_one_thread")
-def test_default_pad_gives_seamless_output_on_real_weights(sample_photo):
+def test_default_pad_gives_seamless_output_on_real_weights():
     """RealESRGAN_x4plus on a real photo, 48-px tiles, default pad and blend: PSNR(tiled, whole) >= 50 dB.
 
-    The crop is 96 + 2 * pad pixels wide, so the plan is 2 x 2 tiles whose seams have exactly
+    The photo is the fur of scikit-image's cat, the hardest texture measured (pad 32 gave only 45 dB
+    there). The crop is 96 + 2 * pad pixels wide, so the plan is 2 x 2 tiles whose seams have exactly
     ``DEFAULT_TILE_PAD`` pixels of context on each side: the least any plan gives.
     """
+    from skimage import data
+
     from esrgan_video import load_model
 
     model = load_model("RealESRGAN_x4plus")
     size = 2 * SEAM_TILE + 2 * DEFAULT_TILE_PAD
-    crop = sample_photo[100 : 100 + size, 180 : 180 + size].astype(np.float32) / 255
+    crop = data.chelsea()[100 : 100 + size, 200 : 200 + size].astype(np.float32) / 255
+    assert crop.shape == (size, size, 3)
     x = torch.from_numpy(crop).permute(2, 0, 1)[None].contiguous()
     plan = plan_tiles(size, size, tile=SEAM_TILE, pad=DEFAULT_TILE_PAD, scale=4)
     assert plan.count == 4
