@@ -7,7 +7,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-PYTHON312 := $(shell command -v python3.12 2>/dev/null || PYENV_VERSION=3.12 pyenv which python3.12 2>/dev/null || (pyenv versions --bare 2>/dev/null | grep -E '^3\.12' | tail -n 1 | xargs -I{} env PYENV_VERSION={} pyenv which python3.12 2>/dev/null))
+# The first candidate that really runs as Python 3.12: python3.12 on PATH (a pyenv shim there may not
+# run unless 3.12 is selected, so each candidate is tried), then pyenv's own 3.12 installs.
+PYTHON312 := $(shell for c in "$$(command -v python3.12)" "$$(PYENV_VERSION=3.12 pyenv which python3.12 2>/dev/null)" \
+	$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12' | while read v; do PYENV_VERSION=$$v pyenv which python3.12 2>/dev/null; done); \
+	do [ -n "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo "$$c"; break; }; done)
 
 .PHONY: venv demo test test-all bench bench-full gpu-check clean
 
