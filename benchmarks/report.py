@@ -231,7 +231,10 @@ def plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
                            [OURS if r["variant"].startswith("Upscaler") else OURS_BACKEND for r in rows]))
     if not panels:
         return {"skipped": "no throughput sections in this run"}
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 + 0.45 * sum(len(p[1]) for p in panels)), squeeze=False)
+    heights = [0.9 + len(labels) * (0.42 if any("\n" in lb for lb in labels) else 0.28) for _, labels, _, _ in panels]
+    top = 0.4  # inches for the figure title
+    fig = plt.figure(figsize=(8, sum(heights) + top))
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
     for ax, (title, labels, fps, colours) in zip(axes[:, 0], panels):
         ax.barh(range(len(labels)), fps, color=colours)
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
@@ -244,7 +247,7 @@ def plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
     mach = meta["machine"]
     fig.suptitle(f"esrgan-video CPU {meta['mode']} — {mach['cpu']}, {mach['usable_cores']} cores"
                  + (" (shared, loaded machine)" if meta.get("loaded_machine") else ""), fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - top / (sum(heights) + top)))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return {"path": path.name}
