@@ -354,6 +354,7 @@ def section_fidelity(ctx: Context) -> dict[str, Any]:
 
     plan = ctx.plan
     w, h = plan.fidelity_size
+    w = max(w, 2 * plan.fidelity_tile + 2 * tiling.DEFAULT_TILE_PAD)  # at least two windows across, whatever the pad
     frame = real_frame(w, h)
     rows = []
     for name in plan.peer_models:

@@ -246,7 +246,10 @@ def test_smoke_e2e_memory_first_frame(smoke):
     ff = res["first_frame"]["rows"][0]
     assert ff["time_to_first_frame_cold_s"] >= ff["load_cold_s"] + ff["first_frame_cold_s"]
     fid = res["fidelity"]["rows"][0]
-    assert fid["tiles"] > 1 and fid["tile_pad"] == 32  # the tiling defaults, really tiled
+    from esrgan_video import tiling
+
+    assert fid["tiles"] > 1 and fid["tile_pad"] == tiling.DEFAULT_TILE_PAD  # the tiling defaults, really tiled
+    assert fid["blend"] == tiling.DEFAULT_BLEND
     assert fid["psnr_tiled_vs_whole_db"] == "inf" or fid["psnr_tiled_vs_whole_db"] > 30
 
 
