@@ -105,7 +105,7 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
                          f"{_f(s['ours_vs_fastest_peer'])}× the fastest peer ({s['fastest_peer']}) — {verdict}** "
                          f"(ratio of medians; best-of-n ratio against the fastest peer by minimum time: "
                          f"{_f(s.get('ours_vs_fastest_peer_best_of_n'))}×)"
-                         + (f"; with channels_last on the CPU (diagnostic row, not the default): "
+                         + (f"; with channels_last on the CPU (diagnostic row; the CPU default since these results): "
                             f"{_f(s['diagnostic_channels_last_vs_fastest_peer'])}×"
                             if s.get("diagnostic_channels_last_vs_fastest_peer") else ""))
         lines.append("")
