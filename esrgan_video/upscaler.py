@@ -134,6 +134,7 @@ class Upscaler:
         self._backend_name = backend
         self._precision = precision
         self._backends: dict[tuple[int, int, int] | None, Backend] = {}
+        self._plans: dict[tuple[int, int], tiling.TilePlan] = {}  # frozen plans; a racing double insert is harmless
         self._lock = threading.Lock()
         self._streams: queue.Queue = queue.Queue()
         if on_gpu:
@@ -157,14 +158,18 @@ class Upscaler:
 
     # planning ------------------------------------------------------------------------------
     def plan(self, height: int, width: int) -> tiling.TilePlan:
-        """The tile plan for a frame size (pure; same size → same plan)."""
-        tile = self.config.tile
-        if tile is None:
-            tile = default_tile(height, width, self.device)
-        return tiling.plan_tiles(
-            height, width, tile=tile, pad=self.config.tile_pad, scale=self.scale,
-            multiple=self.model.params.unshuffle,
-        )
+        """The tile plan for a frame size (pure; same size → same plan, so it is made once per size)."""
+        plan = self._plans.get((height, width))
+        if plan is None:
+            tile = self.config.tile
+            if tile is None:
+                tile = default_tile(height, width, self.device)
+            plan = tiling.plan_tiles(
+                height, width, tile=tile, pad=self.config.tile_pad, scale=self.scale,
+                multiple=self.model.params.unshuffle,
+            )
+            self._plans[(height, width)] = plan
+        return plan
 
     def batch_for(self, plan: tiling.TilePlan) -> int:
         """Tiles per inference call for a plan: the configured batch, never more than a frame's tiles
