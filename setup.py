@@ -16,6 +16,8 @@ setup(
         "av>=14",
         "tqdm>=4.66",
         "safetensors>=0.4",
+        "onnxruntime>=1.17",  # the fastest CPU backend (auto picks it on the CPU)
+        "onnx>=1.16",
     ],
     extras_require={
         "tensorrt": ["tensorrt>=10.12,<12", "torch-tensorrt>=2.8", "onnx>=1.16"],

@@ -239,7 +239,7 @@ def test_failure_midway_leaves_no_output(tmp_path):
     model.forward = flaky
     model.clamp = True
     dst = tmp_path / "out.mp4"
-    with Upscaler(model, device="cpu") as up, pytest.raises(Exception) as ei:
+    with Upscaler(model, device="cpu", backend="torch") as up, pytest.raises(Exception) as ei:
         upscale_video(src, dst, upscaler=up)
     assert "non-finite" in str(ei.value) or "NaN" in str(ei.value)
     assert not dst.exists()

@@ -10,9 +10,10 @@ from esrgan_video.errors import BackendError
 from esrgan_video.runtime.select import choose_backend, choose_precision, make_backend
 
 
-def pick(requested="auto", device=None, cuda=True, trt=True, ttrt=False, precision=None, fixed=True):
+def pick(requested="auto", device=None, cuda=True, trt=True, ttrt=False, ort=False, precision=None, fixed=True):
     return choose_backend(requested, device=device, cuda_available=cuda, tensorrt_available=trt,
-                          torch_tensorrt_available=ttrt, precision=precision, fixed_shape=fixed)
+                          torch_tensorrt_available=ttrt, onnxruntime_available=ort, precision=precision,
+                          fixed_shape=fixed)
 
 
 def test_auto_prefers_tensorrt_then_torch_cuda_then_cpu():
@@ -20,8 +21,21 @@ def test_auto_prefers_tensorrt_then_torch_cuda_then_cpu():
     name, dev, why = pick(trt=False)
     assert (name, dev) == ("torch", "cuda") and why == "tensorrt not installed → torch CUDA"
     name, dev, why = pick(cuda=False)
-    assert (name, dev) == ("torch", "cpu") and why == "no CUDA device → torch CPU"
+    assert (name, dev) == ("torch", "cpu") and why == "no CUDA device, onnxruntime not installed → torch CPU"
     assert pick(cuda=False, trt=False)[:2] == ("torch", "cpu")
+
+
+def test_auto_on_the_cpu_prefers_onnxruntime_when_it_can():
+    name, dev, why = pick(cuda=False, ort=True)
+    assert (name, dev) == ("onnxruntime", "cpu") and why == "no CUDA device, onnxruntime found → ONNX Runtime CPU"
+    assert pick(device="cpu", ort=True)[:2] == ("onnxruntime", "cpu")
+    assert pick(ort=True)[0] == "tensorrt"  # a GPU still wins
+    assert pick(trt=False, ort=True)[:2] == ("torch", "cuda")
+    name, _, why = pick(cuda=False, ort=True, precision="bf16")
+    assert name == "torch" and "ONNX Runtime runs fp32" in why
+    name, _, why = pick(cuda=False, ort=True, fixed=False)
+    assert name == "torch" and "no fixed tile shape" in why
+    assert pick(cuda=False, ort=True, precision="fp32")[0] == "onnxruntime"
 
 
 def test_auto_respects_device_precision_and_shape():
@@ -40,6 +54,8 @@ def test_explicit_requests():
     assert pick("torch", device="cpu")[:2] == ("torch", "cpu")
     assert pick("tensorrt", trt=True)[:2] == ("tensorrt", "cuda")
     assert pick("torch-tensorrt", ttrt=True)[:2] == ("torch-tensorrt", "cuda")
+    assert pick("onnxruntime", ort=True)[:2] == ("onnxruntime", "cpu")
+    assert pick("torch", cuda=False, ort=True)[:2] == ("torch", "cpu")
 
 
 @pytest.mark.parametrize(
@@ -51,7 +67,11 @@ def test_explicit_requests():
         (dict(requested="torch-tensorrt", ttrt=False), "torch-tensorrt is not installed"),
         (dict(requested="tensorrt", precision="bf16"), "fp16 or fp32, got bf16"),
         (dict(requested="tensorrt", fixed=False), "fixed tile shape"),
-        (dict(requested="onnx"), "backend must be one of auto, torch, tensorrt, torch-tensorrt, got 'onnx'"),
+        (dict(requested="onnx"), "backend must be one of auto, torch, onnxruntime, tensorrt, torch-tensorrt, got 'onnx'"),
+        (dict(requested="onnxruntime", ort=False), "onnxruntime is not installed"),
+        (dict(requested="onnxruntime", ort=True, device="cuda"), "runs on the CPU"),
+        (dict(requested="onnxruntime", ort=True, cuda=False, precision="fp16"), "runs fp32, got fp16"),
+        (dict(requested="onnxruntime", ort=True, cuda=False, fixed=False), "fixed tile shape"),
         (dict(device="cuda", cuda=False), "no CUDA device is available"),
         (dict(device="mps"), "device must be"),
         (dict(precision="int8"), "precision must be one of"),
@@ -75,11 +95,17 @@ def test_make_backend_on_this_cpu_machine():
     torch.manual_seed(0)
     model = RRDBNet(RRDBParams(nf=8, nb=1, gc=4)).eval()
     b = make_backend(model, tile_shape=(8, 8))
-    assert b.info.name == "torch" and b.info.device.type == "cpu" and b.info.dtype == torch.float32
-    assert b.info.reason == "no CUDA device → torch CPU fp32"
+    assert b.info.name == "onnxruntime" and b.info.device.type == "cpu" and b.info.dtype == torch.float32
+    assert b.info.reason == "no CUDA device, onnxruntime found → ONNX Runtime CPU fp32"
     x = torch.rand(1, 3, 8, 8)
     with b, torch.no_grad():
-        torch.testing.assert_close(b(x), model(x), atol=1e-6, rtol=0)
+        torch.testing.assert_close(b(x), model(x), atol=1e-5, rtol=0)
+    t = make_backend(model, backend="torch")
+    assert t.info.name == "torch" and t.info.reason == "--backend torch, no CUDA device → torch CPU fp32"
+    with t, torch.no_grad():
+        torch.testing.assert_close(t(x), model(x), atol=1e-6, rtol=0)
+    unshaped = make_backend(model)
+    assert unshaped.info.name == "torch" and "no fixed tile shape" in unshaped.info.reason
     with pytest.raises(BackendError, match="needs a CUDA device"):
         make_backend(model, backend="tensorrt", tile_shape=(8, 8))
     with pytest.raises(BackendError, match="batch must be"):

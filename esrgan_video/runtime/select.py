@@ -1,8 +1,9 @@
 """Pick and build a backend: ``make_backend(model, backend="auto", ...)``.
 
 ``auto`` picks TensorRT when tensorrt and a CUDA device are present (and the tile shape is
-fixed), else torch on CUDA, else torch on the CPU, and says why in ``info.reason``, e.g.
-"tensorrt not installed → torch CUDA fp16" or "no CUDA device → torch CPU fp32".
+fixed), else torch on CUDA; on the CPU it picks ONNX Runtime (fp32, fixed tile shape) when
+onnxruntime is installed, else torch. It says why in ``info.reason``, e.g.
+"tensorrt not installed → torch CUDA fp16" or "no CUDA device, onnxruntime found → ONNX Runtime CPU fp32".
 The decision itself is the pure :func:`choose_backend`; :func:`make_backend` feeds it the
 facts of this machine.
 """
@@ -15,7 +16,7 @@ from torch import nn
 from esrgan_video.errors import BackendError
 from esrgan_video.runtime.base import PRECISIONS, Backend
 
-BACKENDS = ("auto", "torch", "tensorrt", "torch-tensorrt")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "torch-tensorrt")
 TRT_PRECISIONS = ("fp16", "fp32")
 
 
@@ -35,6 +36,7 @@ def choose_backend(
     cuda_available: bool,
     tensorrt_available: bool,
     torch_tensorrt_available: bool = False,
+    onnxruntime_available: bool = False,
     precision: str | None = None,
     fixed_shape: bool = True,
 ) -> tuple[str, str, str]:
@@ -69,6 +71,19 @@ def choose_backend(
             raise BackendError(f"backend {requested} builds for a fixed tile shape; none was given")
         return requested, cuda_dev, f"--backend {requested} requested"
 
+    if requested == "onnxruntime":
+        if kind == "cuda":
+            raise BackendError(f"backend onnxruntime runs on the CPU (expected --device cpu, got {device}); "
+                               "use --backend tensorrt or torch on a GPU")
+        if not onnxruntime_available:
+            raise BackendError("backend onnxruntime requested but onnxruntime is not installed; "
+                               "pip install onnxruntime or use --backend torch")
+        if precision not in (None, "fp32"):
+            raise BackendError(f"backend onnxruntime runs fp32, got {precision}")
+        if not fixed_shape:
+            raise BackendError("backend onnxruntime runs a fixed tile shape; none was given")
+        return "onnxruntime", "cpu", "--backend onnxruntime requested → ONNX Runtime CPU"
+
     if requested == "torch":
         if kind == "cpu" or (kind is None and not cuda_available):
             why = "device cpu requested" if kind == "cpu" else "no CUDA device"
@@ -76,10 +91,15 @@ def choose_backend(
         return "torch", cuda_dev, "--backend torch → torch CUDA"
 
     # auto
-    if kind == "cpu":
-        return "torch", "cpu", "device cpu requested → torch CPU"
-    if not cuda_available:
-        return "torch", "cpu", "no CUDA device → torch CPU"
+    if kind == "cpu" or not cuda_available:
+        why = "device cpu requested" if kind == "cpu" else "no CUDA device"
+        if not onnxruntime_available:
+            return "torch", "cpu", f"{why}, onnxruntime not installed → torch CPU"
+        if precision not in (None, "fp32"):
+            return "torch", "cpu", f"{why}, {precision} requested (ONNX Runtime runs fp32) → torch CPU"
+        if not fixed_shape:
+            return "torch", "cpu", f"{why}, no fixed tile shape → torch CPU"
+        return "onnxruntime", "cpu", f"{why}, onnxruntime found → ONNX Runtime CPU"
     if not tensorrt_available:
         return "torch", cuda_dev, "tensorrt not installed → torch CUDA"
     if precision is not None and precision not in TRT_PRECISIONS:
@@ -112,9 +132,10 @@ def make_backend(
     """Build the backend ``choose_backend`` picks on this machine (not yet opened).
 
     ``options`` go to the backend's constructor (torch: ``compile``, ``cuda_graphs``,
-    ``channels_last``, ``finite_check``; tensorrt: ``fp32_layers``, ``options``,
+    ``channels_last``, ``finite_check``; onnxruntime: ``threads``, ``finite_check``; tensorrt: ``fp32_layers``, ``options``,
     ``cuda_graphs``, ``cache_root``, ``finite_check``).
     """
+    from esrgan_video.runtime.onnxruntime_backend import onnxruntime_available
     from esrgan_video.runtime.tensorrt_backend import tensorrt_available
     from esrgan_video.runtime.torch_tensorrt_backend import torch_tensorrt_available
 
@@ -126,6 +147,7 @@ def make_backend(
         cuda_available=torch.cuda.is_available(),
         tensorrt_available=tensorrt_available(),
         torch_tensorrt_available=torch_tensorrt_available(),
+        onnxruntime_available=onnxruntime_available(),
         precision=precision,
         fixed_shape=tile_shape is not None,
     )
@@ -135,6 +157,10 @@ def make_backend(
         from esrgan_video.runtime.torch_backend import TorchBackend
 
         return TorchBackend(model, dev, prec, reason=reason, **options)
+    if name == "onnxruntime":
+        from esrgan_video.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, reason=reason, **options)
     if name == "tensorrt":
         from esrgan_video.runtime.tensorrt_backend import TensorRTBackend
 

@@ -1,0 +1,191 @@
+"""ONNX Runtime backend: the fastest CPU path (fp32).
+
+Why it exists: ONNX Runtime's CPU kernels (MLAS, with its blocked NCHWc layout applied at
+``ORT_ENABLE_ALL``) run RRDB convolutions faster than PyTorch's oneDNN path on the CPUs we
+measured (see benchmarks/results), and vs-mlrt, the fastest CPU peer, is built on them. This
+backend runs the very graph the TensorRT path exports (:func:`export_onnx`, fp32), so the ONNX
+export is exercised on every CPU run as well.
+
+How it runs: the model is exported once per process with dynamic batch/height/width at a small
+trace shape (a trace at the real tile size would cost a whole forward pass on the CPU); each
+backend instance then opens one session for its fixed (batch, height, width), telling ONNX
+Runtime those sizes with free-dimension overrides so it plans memory as for a static graph.
+Output goes through the :class:`~esrgan_video.runtime.base.FiniteGuard` before the clamp, as
+in every backend.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from esrgan_video.errors import BackendError
+from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard, precision_name
+from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
+
+TRACE_SIDE = 16
+"""Height and width of the dummy input the dynamic export is traced with."""
+_EXPORTS: "OrderedDict[tuple, bytes]" = OrderedDict()
+_EXPORTS_MAX = 2
+_EXPORTS_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def onnxruntime_available() -> bool:
+    """True when onnxruntime imports and offers its CPU execution provider."""
+    try:
+        import onnxruntime
+    except Exception:  # noqa: BLE001 - a broken install counts as absent
+        return False
+    return "CPUExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise BackendError(
+            "backend onnxruntime requested but onnxruntime is not installed; "
+            "pip install onnxruntime or use --backend torch"
+        ) from e
+    return onnxruntime
+
+
+def dynamic_onnx(model: nn.Module) -> bytes:
+    """The fp32 ONNX graph of ``model`` with dynamic batch/height/width (exported once per weights)."""
+    from esrgan_video.runtime.engine_cache import weights_sha256
+
+    u = int(model.params.unshuffle) if hasattr(model, "params") else 1
+    side = max(TRACE_SIDE, u)
+    spec = ExportSpec(tile_shape=(side, side), precision="fp32", dynamic=True)
+    key = (weights_sha256(model), int(getattr(model, "scale", 0)), spec)
+    with _EXPORTS_LOCK:
+        data = _EXPORTS.get(key)
+        if data is not None:
+            _EXPORTS.move_to_end(key)
+            return data
+    data = export_onnx(model, spec, device="cpu", check=False)
+    with _EXPORTS_LOCK:
+        _EXPORTS[key] = data
+        while len(_EXPORTS) > _EXPORTS_MAX:
+            _EXPORTS.popitem(last=False)
+    return data
+
+
+def session_options(ort, shape: tuple[int, int, int], threads: int):
+    """SessionOptions for one fixed input shape: full graph optimisation, ``threads`` intra-op threads."""
+    n, h, w = shape
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # errors only: ORT warns about unused initialisers and the like
+    for name, value in (("batch", n), ("height", h), ("width", w)):
+        so.add_free_dimension_override_by_name(name, value)
+    return so
+
+
+class OnnxRuntimeBackend(Backend):
+    """Run an RRDBNet through ONNX Runtime on the CPU, for one fixed (batch, height, width).
+
+    Args:
+        model: the generator (exported, not modified).
+        device: 'cpu' (the only device this backend runs; CUDA is TensorRT's and torch's).
+        precision: 'fp32' (ONNX Runtime's CPU kernels have no fast fp16/bf16 convolutions).
+        tile_shape: (height, width) of the tiles this instance runs (required).
+        batch: tiles per call.
+        threads: intra-op threads (default: ``torch.get_num_threads()``, which follows
+            ``OMP_NUM_THREADS`` like the torch path does).
+        finite_check: 'batch' (default) or 'off'.
+        reason: why this backend was chosen (shown by --backend auto).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: str | torch.device | None = "cpu",
+        precision: str | None = "fp32",
+        *,
+        tile_shape: tuple[int, int] | None,
+        batch: int = 1,
+        threads: int | None = None,
+        finite_check: str | None = None,
+        reason: str = "",
+    ) -> None:
+        dev = torch.device("cpu" if device is None else device)
+        if dev.type != "cpu":
+            raise BackendError(f"onnxruntime backend runs on the CPU, got device {dev} (use --backend tensorrt or torch)")
+        precision = precision or "fp32"
+        if precision != "fp32":
+            raise BackendError(f"onnxruntime backend runs fp32 on the CPU, got {precision} (use --backend torch)")
+        if tile_shape is None:
+            raise BackendError("onnxruntime backend runs a fixed tile shape; none was given")
+        h, w = int(tile_shape[0]), int(tile_shape[1])
+        if h < 1 or w < 1 or batch < 1:
+            raise BackendError(f"onnxruntime backend: tile shape and batch must be positive, got {h}x{w} x {batch}")
+        u = int(model.params.unshuffle) if hasattr(model, "params") else 1
+        if h % u or w % u:
+            raise BackendError(f"onnxruntime backend: a x{model.scale} model needs tile sides that are multiples of {u}, "
+                               f"got {h}x{w}")
+        if threads is not None and threads < 1:
+            raise BackendError(f"onnxruntime backend: threads must be >= 1, got {threads}")
+        self._model = model
+        self.scale = int(getattr(model, "scale"))
+        self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
+        self.threads = threads
+        self.info = BackendInfo(name="onnxruntime", device=dev, dtype=torch.float32,
+                                fixed_shape=(batch, h, w), reason=reason)
+        self.guard = FiniteGuard(f"onnxruntime {precision_name(torch.float32)} on cpu", mode=finite_check or "batch")
+        self._session = None
+        self._lock = threading.Lock()
+        self.open_seconds: float | None = None
+
+    def describe(self) -> str:
+        n, h, w = self.info.fixed_shape
+        threads = self.threads or torch.get_num_threads()
+        return f"onnxruntime fp32 on cpu, {n}x{h}x{w}, {threads} threads"
+
+    def open(self) -> "OnnxRuntimeBackend":
+        with self._lock:
+            if self._session is not None:
+                return self
+            ort = import_onnxruntime()
+            t0 = time.perf_counter()
+            data = dynamic_onnx(self._model)
+            so = session_options(ort, self.info.fixed_shape, self.threads or torch.get_num_threads())
+            try:
+                self._session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+            except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+                raise BackendError(f"onnxruntime could not load the exported model: {e}") from e
+            self.open_seconds = time.perf_counter() - t0
+        return self
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self._session = None
+
+    def flush(self) -> None:
+        self.guard.flush()
+
+    def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
+        self.check_input(batch, self.in_channels)
+        if self._session is None:
+            self.open()
+        x = np.ascontiguousarray(batch.detach().to(torch.float32).numpy())
+        try:
+            (y,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: x})
+        except Exception as e:  # noqa: BLE001
+            raise BackendError(f"onnxruntime backend: inference failed ({e})") from e
+        out = torch.from_numpy(y)
+        self.guard.update(out)
+        return out.clamp_(0.0, 1.0)
