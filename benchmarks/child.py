@@ -38,7 +38,7 @@ def memory(clip: str, frames: int, model: str) -> dict:
     from esrgan_video.pipeline import upscale_video
     from esrgan_video.upscaler import Upscaler
 
-    up = Upscaler(_load(model), backend="torch", device="cpu", precision="fp32")
+    up = Upscaler(_load(model), device="cpu")
     rss_before = current_rss_bytes()
     peak_before = peak_rss_bytes()
     samples: list[int] = []
@@ -90,7 +90,7 @@ def first_frame(model: str, width: int, height: int) -> dict:
         ta = time.perf_counter()
         m = _load(model)
         tb = time.perf_counter()
-        with Upscaler(m, tile=0, backend="torch", device="cpu", precision="fp32") as up:
+        with Upscaler(m, tile=0, device="cpu") as up:
             up.upscale_tensor(x)
             tc = time.perf_counter()
             up.upscale_tensor(x)

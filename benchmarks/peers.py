@@ -4,7 +4,8 @@ Every runner takes one H x W x 3 uint8 RGB frame and returns the (4x) upscaled H
 frame, so each one pays for its own uint8 ↔ float conversion, as it would in use. All of them are
 built from the same :class:`~esrgan_video.arch.RRDBNet` (the same weights) and run fp32 on the CPU:
 
-* ``ours``: :class:`esrgan_video.Upscaler` (torch backend), optionally tiled.
+* ``ours``: :class:`esrgan_video.Upscaler` with its defaults on this CPU (``--backend auto``: ONNX Runtime
+  when installed, as in a default install), optionally tiled; ``ours --backend torch`` beside it.
 * ``spandrel``: spandrel's ``ModelLoader`` on our state dict, called the way its README shows
   (``torch.no_grad()``, float [0, 1] in, clamp out).
 * ``realesrgan``: the official ``RealESRGANer`` (PyPI ``realesrgan`` 0.3.0 on ``basicsr`` 1.4.2), with
@@ -72,35 +73,30 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 # ours
 
 
-def ours(model: torch.nn.Module, *, tile: int = 0, tile_pad: int | None = None, label: str | None = None) -> Runner:
-    """esrgan-video's Upscaler on the CPU (torch backend, fp32); ``tile=0`` is the whole frame."""
+def ours(model: torch.nn.Module, *, tile: int = 0, tile_pad: int | None = None, label: str | None = None,
+         backend: str = "auto") -> Runner:
+    """esrgan-video's Upscaler on the CPU with its defaults (``backend="auto"``: what a user gets), fp32;
+    ``tile=0`` is the whole frame. The backend auto picked is recorded in the settings after the first call."""
     from esrgan_video.upscaler import Upscaler
 
-    up = Upscaler(model, tile=tile, tile_pad=tile_pad, backend="torch", device="cpu", precision="fp32")
-    settings = {"tile": tile, "tile_pad": up.config.tile_pad if tile else None, "backend": "torch cpu fp32"}
-    name = label or ("ours" if not tile else f"ours tile={tile}")
-    return Runner(name=name, peer="ours", fn=up.upscale, settings=settings, close=up.close, impl=up)
-
-
-def ours_backend_channels_last(model: torch.nn.Module) -> Runner:
-    """Diagnostic: our bare TorchBackend with channels_last on the CPU, whole frame, no Upscaler around it.
-
-    channels_last became the CPU default after the committed results in benchmarks/results were measured
-    (this row showed it 5–25 % faster), so in new runs this row and ``ours`` differ only by the Upscaler's own
-    work; the committed tables still show the old NCHW default as ``ours``.
-    """
-    from esrgan_video.runtime.torch_backend import TorchBackend
-
-    be = TorchBackend(model, "cpu", "fp32", channels_last=True).open()
+    up = Upscaler(model, tile=tile, tile_pad=tile_pad, backend=backend, device="cpu")
+    settings = {"tile": tile, "tile_pad": up.config.tile_pad if tile else None, "backend": backend}
 
     def run(img: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-        y = be.infer(x)
-        return y[0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+        out = up.upscale(img)
+        info = up.backend_info
+        settings["backend"] = f"{backend} → {info.name} cpu fp32" if backend == "auto" else f"{info.name} cpu fp32"
+        return out
 
-    return Runner(name="ours channels_last (diagnostic)", peer="ours-diagnostic", fn=run,
-                  settings={"backend": "TorchBackend cpu fp32 channels_last=True", "default": True},
-                  close=be.close, impl=be)
+    name = label or ("ours" if not tile else f"ours tile={tile}")
+    peer = "ours" if backend == "auto" else "ours-diagnostic"
+    return Runner(name=name, peer=peer, fn=run, settings=settings, close=up.close, impl=up)
+
+
+def ours_torch(model: torch.nn.Module) -> Runner:
+    """Diagnostic: our Upscaler with ``--backend torch`` (channels_last fp32), whole frame: the PyTorch path
+    beside the default, so the table shows what ONNX Runtime adds on this CPU."""
+    return ours(model, backend="torch", label="ours --backend torch (diagnostic)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -85,16 +85,17 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
 
     inf = results.get("inference")
     if inf:
-        lines += ["### Inference only (torch CPU fp32, real frame crops)", ""]
-        rows = [[_short(r["model"]), f"{r['width']}×{r['height']}", r["variant"], r.get("tiles", 1),
+        lines += ["### Inference only (CPU fp32, real frame crops)", ""]
+        rows = [[_short(r["model"]), f"{r['width']}×{r['height']}", r["variant"], r.get("backend", "torch cpu fp32"),
+                 r.get("tiles", 1),
                  _f(r["median_s"], 3), _f(r.get("cpu_s_median"), 3), _f(r["fps"], 3), _f(r["input_px_per_s"], 0),
                  _f(r["useful_gflops"], 1),
                  _f(r.get("pct_cpu_peak"), 1)] for r in inf["rows"]]
-        lines += _table(["model", "input", "variant", "tiles", "median s", "CPU s", "fps", "input px/s", "GFLOP/s",
+        lines += _table(["model", "input", "variant", "backend", "tiles", "median s", "CPU s", "fps", "input px/s", "GFLOP/s",
                          "% peak"], rows) + [""]
         lines += ["FLOP/s = fps × FLOPs per input pixel (from `RRDBParams.flops_per_input_pixel`: 35.85 M x4plus, "
-                  "11.41 M anime 6B) × pixels; `backend` rows call `TorchBackend.infer` directly, `Upscaler` rows "
-                  "add tiling/stitching and the finite check.", ""]
+                  "11.41 M anime 6B) × pixels; `backend` rows call a backend's `infer` directly, `Upscaler` rows "
+                  "(default backend, and `--backend torch`) add tiling/stitching, the finite check and the clamp.", ""]
 
     peers = results.get("peers")
     if peers:
@@ -107,7 +108,10 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
                          f"{_f(s.get('ours_vs_fastest_peer_best_of_n'))}×)"
                          + (f"; with channels_last on the CPU (diagnostic row; the CPU default since these results): "
                             f"{_f(s['diagnostic_channels_last_vs_fastest_peer'])}×"
-                            if s.get("diagnostic_channels_last_vs_fastest_peer") else ""))
+                            if s.get("diagnostic_channels_last_vs_fastest_peer") else "")
+                         + (f"; ours with `--backend torch` (diagnostic row): "
+                            f"{_f(s['diagnostic_torch_vs_fastest_peer'])}×"
+                            if s.get("diagnostic_torch_vs_fastest_peer") else ""))
         lines.append("")
         for g in peers["groups"]:
             lines += [f"**{_short(g['model'])}, {g['width']}×{g['height']}, {g['setting']}** "

@@ -2,8 +2,9 @@
 
 Sections (each one's results land in the JSON under its name):
 
-* ``inference``: frames/s, input px/s and achieved FLOP/s of our torch CPU fp32 path (``Upscaler.upscale_tensor``,
-  and the bare backend with and without channels_last) per model, input size and tile size.
+* ``inference``: frames/s, input px/s and achieved FLOP/s of our CPU fp32 paths (``Upscaler.upscale_tensor`` with
+  the default backend and with ``--backend torch``, and the bare ONNX Runtime and torch backends, torch with and
+  without channels_last) per model, input size and tile size.
 * ``peers``: ours vs spandrel, the official RealESRGANer (whole frame and tiled) and vs-mlrt's ONNX Runtime
   plugin on the same real frames, the same weights, in one interleaved loop; speed as ratios of medians,
   and PSNR of each peer's output against ours.
@@ -159,7 +160,8 @@ def _fps_row(stat: Stat, width: int, height: int, fpp: float, peak: common.Peak 
 
 
 def section_inference(ctx: Context) -> dict[str, Any]:
-    """Our CPU fp32 throughput per model, size and tile (Upscaler.upscale_tensor and the bare backend)."""
+    """Our CPU fp32 throughput per model, size and tile (Upscaler.upscale_tensor and the bare backends)."""
+    from esrgan_video.runtime.onnxruntime_backend import OnnxRuntimeBackend, onnxruntime_available
     from esrgan_video.runtime.torch_backend import TorchBackend
     from esrgan_video.upscaler import Upscaler
 
@@ -173,31 +175,38 @@ def section_inference(ctx: Context) -> dict[str, Any]:
         meta: dict[str, dict[str, Any]] = {}
         closers = []
         for tile in plan.inference_tiles:
-            up = Upscaler(model, tile=tile, tile_pad=plan.inference_tile_pad, backend="torch", device="cpu",
-                          precision="fp32")
-            p = up.plan(h, w)
-            if tile and p.count == 1:
-                up.close()
-                continue  # the frame fits in one tile: same as whole frame
-            label = "Upscaler" + (f" tile={tile}" if tile else "")
-            runners[label] = lambda up=up: up.upscale_tensor(x)
-            meta[label] = {"api": "Upscaler.upscale_tensor", "tile": tile,
-                           "tile_pad": up.config.tile_pad if tile else None, "tiles": p.count,
-                           "tile_shape": list(p.tile_shape),
-                           "executed_px": common.executed_pixels(p.count, p.tile_shape)}
-            closers.append(up.close)
+            for backend in ("auto", "torch"):
+                up = Upscaler(model, tile=tile, tile_pad=plan.inference_tile_pad, backend=backend, device="cpu")
+                p = up.plan(h, w)
+                if tile and p.count == 1:
+                    up.close()
+                    continue  # the frame fits in one tile: same as whole frame
+                chosen = up.prepare(h, w).info.name
+                label = "Upscaler" + (f" tile={tile}" if tile else "") + ("" if backend == "auto" else " torch")
+                runners[label] = lambda up=up: up.upscale_tensor(x)
+                meta[label] = {"api": "Upscaler.upscale_tensor", "backend": f"{chosen} cpu fp32", "tile": tile,
+                               "tile_pad": up.config.tile_pad if tile else None, "tiles": p.count,
+                               "tile_shape": list(p.tile_shape),
+                               "executed_px": common.executed_pixels(p.count, p.tile_shape)}
+                closers.append(up.close)
+        if onnxruntime_available():
+            ob = OnnxRuntimeBackend(model, tile_shape=(h, w)).open()
+            runners["backend onnxruntime"] = lambda ob=ob: ob.infer(x)
+            meta["backend onnxruntime"] = {"api": "OnnxRuntimeBackend.infer", "backend": "onnxruntime cpu fp32",
+                                           "tile": 0, "tiles": 1, "tile_shape": [h, w], "executed_px": h * w}
+            closers.append(ob.close)
         for cl in (False, True):
             be = TorchBackend(model, "cpu", "fp32", channels_last=cl).open()
-            label = "backend" + (" channels_last" if cl else "")
+            label = "backend torch" + (" channels_last" if cl else " NCHW")
             runners[label] = lambda be=be: be.infer(x)
-            meta[label] = {"api": "TorchBackend.infer", "tile": 0, "channels_last": cl, "tiles": 1,
-                           "tile_shape": [h, w], "executed_px": h * w}
+            meta[label] = {"api": "TorchBackend.infer", "backend": "torch cpu fp32", "tile": 0, "channels_last": cl,
+                           "tiles": 1, "tile_shape": [h, w], "executed_px": h * w}
             closers.append(be.close)
         ctx.log(f"inference: {name} {w}x{h}: {', '.join(runners)}")
         cpu: dict[str, list[float]] = {}
         stats, _ = interleaved(runners, repeats=plan.repeats, warmup=1, cpu=cpu)
         for label, st in stats.items():
-            rows.append({"model": name, "width": w, "height": h, "variant": label, "backend": "torch cpu fp32",
+            rows.append({"model": name, "width": w, "height": h, "variant": label,
                          "flops_per_input_pixel": fpp, "cpu_s_median": Stat.of(cpu[label]).median, **meta[label],
                          **_fps_row(st, w, h, fpp, peak, meta[label]["executed_px"])})
         for c in closers:
@@ -250,7 +259,7 @@ def section_peers(ctx: Context) -> dict[str, Any]:
             frame = real_frame(w, h)
             runners, failed = _build(ctx, {
                 "ours": lambda: peers.ours(model),
-                "ours channels_last (diagnostic)": lambda: peers.ours_backend_channels_last(model),
+                "ours --backend torch (diagnostic)": lambda: peers.ours_torch(model),
                 "spandrel": lambda: peers.spandrel_plain(model),
                 "realesrgan": lambda: peers.realesrgan(model, ctx.workdir, pre_pad=0),
                 "vsmlrt-ort": lambda: peers.vsmlrt_ort(model, ctx.workdir, height=h, width=w),
@@ -338,7 +347,7 @@ def _peer_summary(groups: list[dict[str, Any]]) -> dict[str, Any]:
         out.append({"model": g["model"], "width": g["width"], "height": g["height"], "setting": g["setting"],
                     "fastest_peer": fastest["runner"], "ours_vs_fastest_peer": fastest["ours_speedup"],
                     "ours_vs_fastest_peer_best_of_n": min(r["ours_speedup_best"] for r in peers_),
-                    "diagnostic_channels_last_vs_fastest_peer":
+                    "diagnostic_torch_vs_fastest_peer":
                         fastest["median_s"] / diag["median_s"] if diag else None})
     return {"summary": out}
 
@@ -359,9 +368,9 @@ def section_fidelity(ctx: Context) -> dict[str, Any]:
     rows = []
     for name in plan.peer_models:
         model = ctx.model(name)
-        with Upscaler(model, tile=0, backend="torch", device="cpu", precision="fp32") as up:
+        with Upscaler(model, tile=0, device="cpu") as up:
             whole = up.upscale(frame)
-        with Upscaler(model, tile=plan.fidelity_tile, backend="torch", device="cpu", precision="fp32") as up:
+        with Upscaler(model, tile=plan.fidelity_tile, device="cpu") as up:
             p = up.plan(h, w)
             tiled = up.upscale(frame)
         ctx.log(f"fidelity: {name} {w}x{h} tile={plan.fidelity_tile} ({p.count} tiles)")
@@ -429,7 +438,7 @@ def section_e2e(ctx: Context) -> dict[str, Any]:
     frames = decoded_rgb(src, plan.e2e_frames)
     model = ctx.model(plan.e2e_model)
     results = []
-    with Upscaler(model, tile=0, backend="torch", device="cpu", precision="fp32") as up:
+    with Upscaler(model, tile=0, device="cpu") as up:
         up.upscale_tensor(frames[0])  # backend built and warm before either is timed
 
         def e2e():

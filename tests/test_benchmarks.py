@@ -197,7 +197,11 @@ def test_smoke_inference_rows_have_consistent_units(smoke):
     _, res, _ = smoke
     rows = res["inference"]["rows"]
     variants = {r["variant"] for r in rows}
-    assert {"Upscaler", "Upscaler tile=8", "backend", "backend channels_last"} <= variants
+    assert {"Upscaler", "Upscaler torch", "Upscaler tile=8", "Upscaler tile=8 torch", "backend onnxruntime",
+            "backend torch NCHW", "backend torch channels_last"} <= variants
+    by_variant = {r["variant"]: r for r in rows}
+    assert by_variant["Upscaler"]["backend"] == "onnxruntime cpu fp32"  # the CPU default where onnxruntime is
+    assert by_variant["Upscaler torch"]["backend"] == "torch cpu fp32"
     for r in rows:
         assert r["fps"] == pytest.approx(1.0 / r["median_s"])
         assert r["input_px_per_s"] == pytest.approx(r["fps"] * r["width"] * r["height"])
@@ -212,7 +216,9 @@ def test_smoke_peers_compute_our_function(smoke):
     _, res, _ = smoke
     whole = next(g for g in res["peers"]["groups"] if g["setting"] == "whole frame")
     rows = {r["runner"]: r for r in whole["rows"]}
-    assert set(rows) == {"ours", "ours channels_last (diagnostic)", "spandrel", "realesrgan", "vsmlrt-ort"}
+    assert set(rows) == {"ours", "ours --backend torch (diagnostic)", "spandrel", "realesrgan", "vsmlrt-ort"}
+    assert rows["ours"]["settings"]["backend"] == "auto → onnxruntime cpu fp32"
+    assert rows["ours --backend torch (diagnostic)"]["settings"]["backend"] == "torch cpu fp32"
     for name, r in rows.items():
         if not r["available"]:
             assert r["error"], name  # an unavailable peer carries its reason
