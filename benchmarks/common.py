@@ -8,8 +8,9 @@ Conventions (the same in the CPU harness and in ``gpu_bench.py``):
 
 * "useful" FLOP/s = fps x flops_per_input_pixel x H x W of the frame (what the brief calls achieved FLOP/s);
   "executed" FLOP/s also counts the pixels recomputed in tile overlaps (tiles x tile area);
-* throughput ratios are ratios of MEDIANS of runs interleaved in one loop (round-robin, order rotated
-  every round), because the machines are shared and noisy;
+* throughput ratios are ratios of MEDIANS of runs interleaved in one loop (every round in a different seeded
+  order, with a short pause before each timed call so one runner's idle threads do not slow the next), because
+  the machines are shared and noisy;
 * PSNR is on the 8-bit (or float [0, 1]) output, ``inf`` for identical arrays.
 """
 
@@ -202,10 +203,25 @@ class Stat:
         return cls(statistics.median(values), min(values), max(values), len(values), tuple(values))
 
 
-def rotations(names: Sequence[str], rounds: int) -> list[list[str]]:
-    """Round-robin orders: round ``r`` starts at name ``r mod n`` so no runner always goes first (pure)."""
-    n = len(names)
-    return [[names[(r + i) % n] for i in range(n)] for r in range(rounds)]
+SETTLE_S = 0.05
+"""Pause before each timed call. ONNX Runtime's thread pool spins for a while after a run; measured here, an ORT
+session run right after another one's took 13 % longer (0.432 s vs 0.381 s, anime 6B 64x64) — a bias against
+whichever runner follows an ORT-based one. torch's OpenMP threads do the same unless OMP_WAIT_POLICY=PASSIVE."""
+
+
+def round_orders(names: Sequence[str], rounds: int, *, seed: int = 0) -> list[list[str]]:
+    """The order of each round: round 0 as given, later rounds shuffled with a seeded RNG, so no runner always
+    goes first or always follows the same runner (a fixed rotation keeps each runner's predecessor fixed) (pure)."""
+    import random
+
+    rng = random.Random(seed)
+    orders = []
+    for r in range(rounds):
+        order = list(names)
+        if r:
+            rng.shuffle(order)
+        orders.append(order)
+    return orders
 
 
 def interleaved(
@@ -215,11 +231,13 @@ def interleaved(
     warmup: int = 1,
     clock: Callable[[], float] = time.perf_counter,
     cpu: dict[str, list[float]] | None = None,
+    settle: float = SETTLE_S,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[dict[str, Stat], dict[str, Any]]:
     """Time every runner ``repeats`` times, interleaved; returns (stats, output of each runner's first call).
 
-    Each runner is called ``warmup`` times untimed first, then the timed calls go round-robin with the
-    start rotated every round. The output of each runner's first call (warm-up or timed) is returned,
+    Each runner is called ``warmup`` times untimed first, then the timed calls go round by round in the
+    orders of :func:`round_orders`, each after a pause of ``settle`` seconds (see :data:`SETTLE_S`). The output of each runner's first call (warm-up or timed) is returned,
     e.g. for PSNR checks. When ``cpu`` is a dict, it receives each timed call's process CPU seconds
     (all threads): on a shared machine that counts work done rather than time spent waiting for a core.
     """
@@ -232,8 +250,10 @@ def interleaved(
             out = runners[name]()
             first.setdefault(name, out)
     times: dict[str, list[float]] = {n: [] for n in names}
-    for order in rotations(names, repeats):
+    for order in round_orders(names, repeats):
         for name in order:
+            if settle > 0:
+                sleep(settle)
             c = time.process_time()
             t = clock()
             out = runners[name]()

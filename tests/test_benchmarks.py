@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not put 
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import common, report  # noqa: E402
-from benchmarks.common import Stat, cpu_peak, gpu_peak, interleaved, psnr, rotations  # noqa: E402
+from benchmarks.common import Stat, cpu_peak, gpu_peak, interleaved, psnr, round_orders  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,17 +80,30 @@ def test_psnr():
         psnr(a, f)
 
 
-def test_rotations_and_interleaved_order():
-    assert rotations(["a", "b", "c"], 4) == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+def test_round_orders_vary_who_goes_first_and_who_follows_whom():
+    names = ["ours", "torch", "spandrel", "realesrgan", "vsmlrt"]
+    orders = round_orders(names, 12)
+    assert orders[0] == names and orders == round_orders(names, 12)  # deterministic
+    assert all(sorted(o) == sorted(names) for o in orders)
+    assert len({o[0] for o in orders}) >= 3
+    flat = [n for o in orders for n in o]
+    before_ours = {flat[i - 1] for i in range(1, len(flat)) if flat[i] == "ours"}
+    assert len(before_ours) >= 3  # a fixed rotation would always put vsmlrt before ours
+
+
+def test_interleaved_order_warmup_and_settle_pauses():
     calls: list[str] = []
+    pauses: list[float] = []
     runners = {n: (lambda n=n: calls.append(n) or n.upper()) for n in ("x", "y")}
-    stats, first = interleaved(runners, repeats=3, warmup=2)
-    assert calls == ["x", "x", "y", "y", "x", "y", "y", "x", "x", "y"]
+    stats, first = interleaved(runners, repeats=3, warmup=2, sleep=pauses.append)
+    assert calls[:4] == ["x", "x", "y", "y"]
+    assert calls[4:] == [n for o in round_orders(["x", "y"], 3) for n in o]
+    assert len(pauses) == 6 and all(p > 0 for p in pauses)
     assert first == {"x": "X", "y": "Y"}
     assert {k: v.n for k, v in stats.items()} == {"x": 3, "y": 3}
     calls.clear()
     cpu: dict[str, list[float]] = {}
-    stats, first = interleaved(runners, repeats=1, warmup=0, cpu=cpu)
+    stats, first = interleaved(runners, repeats=1, warmup=0, cpu=cpu, settle=0)
     assert calls == ["x", "y"] and first == {"x": "X", "y": "Y"}
     assert {k: len(v) for k, v in cpu.items()} == {"x": 1, "y": 1} and all(t >= 0 for v in cpu.values() for t in v)
     with pytest.raises(ValueError):

@@ -114,3 +114,18 @@ def test_upscaler_on_the_cpu_runs_onnxruntime_tiled_and_whole():
     for tile in (0, 16):
         diff = np.abs(outs["auto", tile].astype(int) - outs["torch", tile].astype(int))
         assert diff.max() <= 1  # uint8 rounding of values that differ by ~1e-6
+
+
+def test_session_options_fix_the_shape_and_do_not_spin():
+    import onnxruntime as ort
+
+    from esrgan_video.runtime.onnxruntime_backend import session_options
+
+    so = session_options(ort, (2, 24, 40), 3)
+    assert so.intra_op_num_threads == 3
+    assert so.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    model = near_identity_model(4)
+    sess = ort.InferenceSession(dynamic_onnx(model), so, providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape == [2, 3, 24, 40]  # the free dimensions are overridden
+    assert sess.get_outputs()[0].shape[:2] == [2, 3]
