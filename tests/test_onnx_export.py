@@ -105,6 +105,32 @@ def test_anime6b_fp32_and_fp16(anime6b, sample_photo_crop, tmp_path):
     assert psnr(y16, ref) >= 50.0
 
 
+def test_scale_as_conv_is_the_same_function_and_keeps_ort_in_its_blocked_layout(anime6b, sample_photo_crop, tmp_path):
+    """The ONNX Runtime export: each RRDB's ×0.2 as a depthwise 1×1 Conv. Same output; ORT's NCHWc transformer
+    then leaves no Reorder inside the trunk (the plain export has one before and after nearly every conv)."""
+    x = sample_photo_crop[..., 8:24, 8:24].contiguous()
+    plain = export_onnx(anime6b, ExportSpec((16, 16), precision="fp32"), device="cpu")
+    conv = export_onnx(anime6b, ExportSpec((16, 16), precision="fp32", scale_as_conv=True), device="cpu")
+    nb = anime6b.params.nb
+    count = lambda data, op: sum(n.op_type == op for n in onnx.load_from_string(data).graph.node)  # noqa: E731
+    assert count(conv, "Conv") == count(plain, "Conv") + nb and count(conv, "Mul") == count(plain, "Mul") - nb
+    assert np.abs(run_ort(conv, x) - raw_output(anime6b, x)).max() <= 1e-4
+    assert np.abs(run_ort(conv, x) - run_ort(plain, x)).max() <= 1e-5
+
+    def reorders(data: bytes) -> int:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+        ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+        return sum(op.startswith("Reorder") for op in ops)
+
+    if reorders(plain) == 0:
+        pytest.skip("ONNX Runtime has no NCHWc kernels on this CPU (no AVX2/AVX-512): no layout to keep")
+    assert reorders(plain) > 10 * nb
+    assert reorders(conv) <= 2  # at most around the graph's input/output
+
+
 def test_x2_pixel_unshuffle_exports_as_reshape_transpose():
     torch.manual_seed(0)
     model = RRDBNet(RRDBParams(nf=64, nb=23, gc=32, scale=2)).eval()  # RealESRGAN_x2plus's shape

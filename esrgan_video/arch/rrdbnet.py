@@ -87,6 +87,10 @@ class RRDBParams:
         return 2 * self.macs_per_input_pixel
 
 
+RESIDUAL_SCALE = 0.2
+"""The residual scaling of ESRGAN's RDBs and RRDBs."""
+
+
 class ResidualDenseBlock(nn.Module):
     def __init__(self, nf: int, gc: int) -> None:
         super().__init__()
@@ -103,7 +107,7 @@ class ResidualDenseBlock(nn.Module):
         x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
         x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
         x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-        return x5 * 0.2 + x
+        return x5 * RESIDUAL_SCALE + x
 
 
 class RRDB(nn.Module):
@@ -115,7 +119,7 @@ class RRDB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.rdb3(self.rdb2(self.rdb1(x)))
-        return out * 0.2 + x
+        return out * RESIDUAL_SCALE + x
 
 
 def pixel_unshuffle(x: torch.Tensor, factor: int) -> torch.Tensor:

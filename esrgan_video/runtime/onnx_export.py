@@ -18,6 +18,13 @@
   and turns an fp16 overflow into silent black frames.
 * Pixel-unshuffle (x2/x1 models) is reshape/permute in :mod:`esrgan_video.arch.rrdbnet`,
   so the graph holds Reshape/Transpose, never SpaceToDepth.
+* ``scale_as_conv`` (the ONNX Runtime CPU export): each RRDB's ``out * 0.2 + x`` becomes a
+  depthwise 1×1 Conv (weights 0.2, no bias) plus the Add. ONNX Runtime folds a Mul into the
+  Conv before it, but an RRDB's Mul follows an Add; left as a Mul, it is the one op its NCHWc
+  transformer cannot keep in the blocked layout, so every later conv gets a Reorder before
+  and after it (333 Reorder nodes in x4plus). As a Conv, the whole trunk stays blocked:
+  measured 6-18 % faster on the CPU (anime 6B 64-192 px, x4plus 48-96 px), the same function
+  (one multiply by the same constant; max |Δ| < 1e-6). Off for TensorRT, which fuses the Mul.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from esrgan_video.arch.rrdbnet import RESIDUAL_SCALE
 from esrgan_video.errors import BackendError
 
 EXPORTER = "torchscript"
@@ -59,6 +67,8 @@ class ExportSpec:
     """Batch, height and width dynamic in the graph."""
     opset: int = DEFAULT_OPSET
     exporter: str = EXPORTER
+    scale_as_conv: bool = False
+    """RRDB residual scaling as a depthwise 1x1 Conv (for ONNX Runtime's NCHWc layout; see the module doc)."""
 
     def __post_init__(self) -> None:
         h, w = self.tile_shape
@@ -78,11 +88,43 @@ class ExportSpec:
         return torch.float16 if self.precision == "fp16" else torch.float32
 
 
+class ConvScaledRRDB(nn.Module):
+    """An RRDB whose residual scaling is a depthwise 1x1 Conv: ``scale(rdb3(rdb2(rdb1(x)))) + x``."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.rdb1, self.rdb2, self.rdb3 = block.rdb1, block.rdb2, block.rdb3
+        nf = block.rdb1.conv1.in_channels
+        w = block.rdb1.conv1.weight
+        self.scale = nn.Conv2d(nf, nf, 1, groups=nf, bias=False, device=w.device, dtype=w.dtype)
+        with torch.no_grad():
+            self.scale.weight.fill_(RESIDUAL_SCALE)
+        self.scale.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale(self.rdb3(self.rdb2(self.rdb1(x)))) + x
+
+
+def scale_rrdbs_with_convs(model: nn.Module) -> nn.Module:
+    """Replace every RRDB in ``model.body`` with a :class:`ConvScaledRRDB` (in place; returns ``model``).
+    ``model`` may be the generator or prepare_model's I/O wrapper around it (``.inner``)."""
+    from esrgan_video.arch.rrdbnet import RRDB
+
+    body = getattr(getattr(model, "inner", model), "body", None)
+    if isinstance(body, nn.Sequential):
+        for i, block in enumerate(body):
+            if isinstance(block, RRDB):
+                body[i] = ConvScaledRRDB(block)
+    return model
+
+
 def export_module(model: nn.Module, spec: ExportSpec, *, device: str | torch.device = "cpu") -> nn.Module:
     """The module that gets traced: a copy of ``model`` in the spec's precision, no clamp, fp32 layers."""
     from esrgan_video.runtime.torch_backend import prepare_model
 
     m, _ = prepare_model(model, torch.device(device), spec.dtype, channels_last=False, fp32_layers=spec.fp32_layers)
+    if spec.scale_as_conv:
+        scale_rrdbs_with_convs(m)
     return m
 
 

@@ -10,6 +10,9 @@ How it runs: the model is exported once per process with dynamic batch/height/wi
 trace shape (a trace at the real tile size would cost a whole forward pass on the CPU); each
 backend instance then opens one session for its fixed (batch, height, width), telling ONNX
 Runtime those sizes with free-dimension overrides so it plans memory as for a static graph.
+The export writes each RRDB's residual scaling as a depthwise 1x1 Conv (``scale_as_conv``), which
+lets ONNX Runtime keep the whole trunk in its blocked NCHWc layout: 6-18 % faster than the
+plain export that vs-mlrt runs (see :mod:`esrgan_video.runtime.onnx_export`).
 Output goes through the :class:`~esrgan_video.runtime.base.FiniteGuard` before the clamp, as
 in every backend.
 """
@@ -63,7 +66,7 @@ def dynamic_onnx(model: nn.Module) -> bytes:
 
     u = int(model.params.unshuffle) if hasattr(model, "params") else 1
     side = max(TRACE_SIDE, u)
-    spec = ExportSpec(tile_shape=(side, side), precision="fp32", dynamic=True)
+    spec = ExportSpec(tile_shape=(side, side), precision="fp32", dynamic=True, scale_as_conv=True)
     key = (weights_sha256(model), int(getattr(model, "scale", 0)), spec)
     with _EXPORTS_LOCK:
         data = _EXPORTS.get(key)
