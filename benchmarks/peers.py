@@ -216,8 +216,13 @@ def realesrgan(
 # vs-mlrt ONNX Runtime plugin
 
 
-def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int, label: str | None = None) -> Runner:
-    """vs-mlrt's ``core.ort.Model`` (CPU provider, fp32) on our fp32 ONNX export at the frame's shape."""
+def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int, label: str | None = None,
+               scale_as_conv: bool = False) -> Runner:
+    """vs-mlrt's ``core.ort.Model`` (CPU provider, fp32) on an fp32 ONNX export at the frame's shape.
+
+    By default the plain export (the graph a vs-mlrt user has: RRDB scaling as Mul, like the official
+    Real-ESRGAN export). ``scale_as_conv=True`` feeds it the graph our ONNX Runtime backend runs instead
+    (a diagnostic row: it shows how much of our lead is the graph rather than the runtime)."""
     try:
         import vapoursynth as vs
     except ImportError as e:
@@ -231,10 +236,10 @@ def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int
     from esrgan_video.runtime.onnx_export import ExportSpec, export_onnx
 
     p = model.params
-    onnx_path = Path(workdir) / f"rrdb_{p.nb}b_{height}x{width}_fp32.onnx"
+    onnx_path = Path(workdir) / f"rrdb_{p.nb}b_{height}x{width}_fp32{'_convscale' if scale_as_conv else ''}.onnx"
     if not onnx_path.exists():
-        export_onnx(model, ExportSpec(tile_shape=(height, width), batch=1, precision="fp32"), onnx_path,
-                    device="cpu")
+        export_onnx(model, ExportSpec(tile_shape=(height, width), batch=1, precision="fp32",
+                                      scale_as_conv=scale_as_conv), onnx_path, device="cpu")
     state: dict[str, np.ndarray] = {}
 
     def fill(n: int, f: "vs.VideoFrame") -> "vs.VideoFrame":
@@ -264,7 +269,7 @@ def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int
         ver = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in version.items()}
     except (AttributeError, vs.Error):
         ver = {}
-    return Runner(name=label or "vsmlrt-ort", peer="vsmlrt-ort", fn=run,
+    return Runner(name=label or "vsmlrt-ort", peer="peer-diagnostic" if scale_as_conv else "vsmlrt-ort", fn=run,
                   settings={"provider": "CPU", "fp16": False, "onnx": onnx_path.name,
                             "plugin": str(ver.get("version", "")),
                             "onnxruntime": str(ver.get("onnxruntime_version", ""))},

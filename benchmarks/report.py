@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 MODE_ORDER = {"quick": 0, "full": 1}
-OURS, OURS_BACKEND, PEER = "#d95f02", "#fdae6b", "#7570b3"
+OURS, OURS_BACKEND, PEER, PEER_DIAGNOSTIC = "#d95f02", "#fdae6b", "#7570b3", "#bcbddc"
 """Plot colours: our Upscaler, our bare backend, a peer."""
 
 
@@ -111,7 +111,9 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
                             if s.get("diagnostic_channels_last_vs_fastest_peer") else "")
                          + (f"; ours with `--backend torch` (diagnostic row): "
                             f"{_f(s['diagnostic_torch_vs_fastest_peer'])}×"
-                            if s.get("diagnostic_torch_vs_fastest_peer") else ""))
+                            if s.get("diagnostic_torch_vs_fastest_peer") else "")
+                         + (f"; ours vs {s['peer_on_our_graph']}: {_f(s['ours_vs_peer_on_our_graph'])}×"
+                            if s.get("ours_vs_peer_on_our_graph") else ""))
         lines.append("")
         for g in peers["groups"]:
             lines += [f"**{_short(g['model'])}, {g['width']}×{g['height']}, {g['setting']}** "
@@ -222,7 +224,8 @@ def plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
             panels.append((f"{_short(g['model'])} {g['width']}×{g['height']} {g['setting']}",
                            [r["runner"] + (f"\n{r['executed_px_per_frame']} px run" if tiled else "") for r in rows],
                            [r["fps"] for r in rows],
-                           [OURS if r["peer"] == "ours" else OURS_BACKEND if r["peer"] == "ours-diagnostic" else PEER
+                           [OURS if r["peer"] == "ours" else OURS_BACKEND if r["peer"] == "ours-diagnostic"
+                            else PEER_DIAGNOSTIC if r["peer"] == "peer-diagnostic" else PEER
                             for r in rows]))
     inf = results.get("inference")
     if inf:

@@ -263,6 +263,9 @@ def section_peers(ctx: Context) -> dict[str, Any]:
                 "spandrel": lambda: peers.spandrel_plain(model),
                 "realesrgan": lambda: peers.realesrgan(model, ctx.workdir, pre_pad=0),
                 "vsmlrt-ort": lambda: peers.vsmlrt_ort(model, ctx.workdir, height=h, width=w),
+                "vsmlrt-ort on our graph (diagnostic)": lambda: peers.vsmlrt_ort(
+                    model, ctx.workdir, height=h, width=w, scale_as_conv=True,
+                    label="vsmlrt-ort on our graph (diagnostic)"),
             })
             ctx.log(f"peers: {name} {w}x{h} whole frame: {', '.join(runners)}")
             groups.append(_compare(runners, failed, frame, "whole frame", name, fpp, peak, ctx))
@@ -338,8 +341,10 @@ def _peer_summary(groups: list[dict[str, Any]]) -> dict[str, Any]:
     """Per group: the fastest peer at equal settings and our speed relative to it (> 1: we are faster)."""
     out = []
     for g in groups:
-        peers_ = [r for r in g["rows"] if r.get("available") and not r["peer"].startswith("ours")]
+        peers_ = [r for r in g["rows"] if r.get("available") and not r["peer"].startswith("ours")
+                  and r["peer"] != "peer-diagnostic"]
         diag = next((r for r in g["rows"] if r.get("available") and r["peer"] == "ours-diagnostic"), None)
+        peer_diag = next((r for r in g["rows"] if r.get("available") and r["peer"] == "peer-diagnostic"), None)
         ours_row = next((r for r in g["rows"] if r.get("runner") == g["ours"]), None)
         if not peers_ or ours_row is None:
             continue
@@ -348,7 +353,9 @@ def _peer_summary(groups: list[dict[str, Any]]) -> dict[str, Any]:
                     "fastest_peer": fastest["runner"], "ours_vs_fastest_peer": fastest["ours_speedup"],
                     "ours_vs_fastest_peer_best_of_n": min(r["ours_speedup_best"] for r in peers_),
                     "diagnostic_torch_vs_fastest_peer":
-                        fastest["median_s"] / diag["median_s"] if diag else None})
+                        fastest["median_s"] / diag["median_s"] if diag else None,
+                    "ours_vs_peer_on_our_graph": peer_diag["ours_speedup"] if peer_diag else None,
+                    "peer_on_our_graph": peer_diag["runner"] if peer_diag else None})
     return {"summary": out}
 
 

@@ -229,7 +229,8 @@ def test_smoke_peers_compute_our_function(smoke):
     _, res, _ = smoke
     whole = next(g for g in res["peers"]["groups"] if g["setting"] == "whole frame")
     rows = {r["runner"]: r for r in whole["rows"]}
-    assert set(rows) == {"ours", "ours --backend torch (diagnostic)", "spandrel", "realesrgan", "vsmlrt-ort"}
+    assert set(rows) == {"ours", "ours --backend torch (diagnostic)", "spandrel", "realesrgan", "vsmlrt-ort",
+                         "vsmlrt-ort on our graph (diagnostic)"}
     assert rows["ours"]["settings"]["backend"] == "auto → onnxruntime cpu fp32"
     assert rows["ours --backend torch (diagnostic)"]["settings"]["backend"] == "torch cpu fp32"
     for name, r in rows.items():
@@ -251,6 +252,11 @@ def test_smoke_peers_compute_our_function(smoke):
     assert all(r.get("psnr_vs_ours_db") for r in tiled["rows"] if r["available"])
     summary = res["peers"]["summary"]
     assert summary and all(s["ours_vs_fastest_peer"] > 0 for s in summary)
+    whole_summary = next(s for s in summary if s["setting"] == "whole frame")
+    if rows["vsmlrt-ort"]["available"]:
+        # the diagnostic row runs our graph in vs-mlrt: reported beside, never counted as the fastest peer
+        assert whole_summary["fastest_peer"] != "vsmlrt-ort on our graph (diagnostic)"
+        assert whole_summary["peer_on_our_graph"] == "vsmlrt-ort on our graph (diagnostic)"
 
 
 def test_smoke_e2e_memory_first_frame(smoke):
