@@ -48,7 +48,8 @@ def add_upscale_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--tile", type=int, help="core tile in input pixels, 0 = whole frame (default: by frame size and device)")
     s.add_argument("--tile-pad", type=int, help="tile overlap on each side in input pixels")
     r = p.add_argument_group("runtime")
-    r.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "torch-tensorrt", "torch", "onnxruntime"])
+    r.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "torch-tensorrt", "torch", "onnxruntime"],
+                   help="auto: TensorRT > torch CUDA > ONNX Runtime (CPU) > torch CPU, by what is installed and present")
     r.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda:0 if present, else cpu)")
     r.add_argument("--streams", type=int, default=2, help="CUDA streams / frames in flight (default: %(default)s)")
     r.add_argument("--precision", choices=["fp16", "bf16", "fp32"], help="default: fp16 on a GPU, fp32 on the CPU")

@@ -262,7 +262,7 @@ def upscale(
         model's output with the CLI's antialiased bicubic, on the device.
     :param tile: tile size in input pixels (0: whole frames; None: a stable default per frame size).
     :param tile_pad: overlap of tiles in input pixels (None: the core's default).
-    :param backend: ``auto``, ``torch``, ``tensorrt`` or ``torch-tensorrt``.
+    :param backend: ``auto``, ``torch``, ``onnxruntime`` (CPU), ``tensorrt`` or ``torch-tensorrt``.
     :param precision: ``fp32``, ``fp16`` or ``bf16``; None: the backend's default.
     :param device: CUDA index (0 = ``cuda:0``, the CPU on a machine without CUDA), ``"cpu"`` or ``"cuda:N"``.
     :param num_streams: frames in flight on a GPU (one CUDA stream each).
