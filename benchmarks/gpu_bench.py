@@ -18,11 +18,21 @@ What it measures (each step is skipped with a note when the time budget is spent
    device's dense fp16 peak (``benchmarks.common.GPU_PEAKS``; unknown GPUs get no %).
 2. fp16 fidelity: PSNR(fp16 output, fp32 output) and PSNR(bf16, fp32) with real weights
    (anime 6B; x4plus too when given) on a real frame, and a count of non-finite values.
-3. End to end: ``esrgan_video.upscale_video`` on a generated 480x270 H.264 clip with libx264
+3. Peers: ours (``esrgan_video.Upscaler`` whole frame, its default backend on CUDA) against what a user
+   would pick instead, on the same 480x270 real frame, the same weights (the step-1 model), uint8 RGB frame
+   in and out for everyone, timed interleaved (``benchmarks.common.interleaved``: seeded round orders, a
+   settle pause) in one process: plain PyTorch fp16 (with and without ``cudnn.benchmark``), spandrel fp16,
+   the official RealESRGANer (``half=True``, ``tile=0``, ``pre_pad=0``), vs-mlrt's ONNX Runtime plugin
+   (CUDA provider, fp16) and vs-mlrt's TensorRT plugin. Adapters: ``benchmarks/peers.py`` (the CPU
+   harness's, with device/precision options). Per runner: median s, fps, ours speed-up (peer median / our
+   median), PSNR of its 8-bit output vs ours (fp16 peers differ from our fp16 in the last bits: reported,
+   not asserted); then the fastest peer and ours vs it. A peer that is missing or fails to set up is a row
+   with its one-line reason.
+4. End to end: ``esrgan_video.upscale_video`` on a generated 480x270 H.264 clip with libx264
    veryfast, when PyAV and the pipeline import.
 
 ``--cpu-smoke`` runs the same code on the CPU with a tiny model and tiny frames (the CI test
-``tests/test_runtime_gpu_bench.py`` runs it so this script cannot rot).
+``tests/test_runtime_gpu_bench.py`` runs it so this script cannot rot); its peers run fp32 on the CPU.
 
 Results: ``results.json`` and ``results.md`` in ``--out`` (default ``$OUT``, else
 ``benchmarks/results``), rewritten after every step so a timeout still leaves what was measured.
@@ -39,6 +49,7 @@ import struct
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,6 +93,7 @@ class Report:
     meta: dict = field(default_factory=dict)
     inference: list[Row] = field(default_factory=list)
     fidelity: list[dict] = field(default_factory=list)
+    peers: dict = field(default_factory=dict)
     end_to_end: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -370,6 +382,146 @@ def bench_fidelity(report: Report, args, budget: Budget, device: torch.device, h
         write(report, args.out)
 
 
+PEERS_ESTIMATE_S = 45
+"""GPU peers step without TensorRT: set-ups (basicsr import, ONNX export, ONNX Runtime CUDA session, cuDNN
+autotune) plus the interleaved rounds at 480x270."""
+TRT_BUILD_ESTIMATE_S = 120
+"""One TensorRT engine build for x4plus at 480x270 (ours when tensorrt is installed; vs-mlrt's TensorRT plugin)."""
+
+
+def _db(v: float) -> float | str:
+    return "inf" if math.isinf(v) else round(v, 2)
+
+
+def peer_builders(model: RRDBNet, device: torch.device, workdir: Path, h: int, w: int, *,
+                  trt_build_allowed: bool, opt_level: int) -> dict[str, tuple[str, Callable]]:
+    """Label → (peer, factory) of each runner (``benchmarks.peers``), with the settings each tool's own program
+    would use.
+
+    On CUDA everything but ours runs fp16 the plain way; ``torch.backends.cudnn.benchmark`` is the flag each
+    program has: our torch backend turns it on, a peer's script leaves torch's default (off), and one plain
+    PyTorch row sets it, as a user tuning a fixed-size video loop would. On the CPU: fp32, flags untouched."""
+    from benchmarks import peers
+
+    gpu = device.type == "cuda"
+    dev = str(device)
+
+    def cudnn(runner, flag: bool):
+        return peers.with_cudnn_benchmark(runner, flag) if gpu else runner
+
+    prec = "fp16" if gpu else "fp32"
+    builders = {
+        "ours": ("ours", lambda: cudnn(peers.ours(model, device=dev), True)),
+        f"plain PyTorch {prec}": ("pytorch", lambda: peers.plain_torch(model, device=dev, half=gpu,
+                                                                      cudnn_benchmark=False if gpu else None)),
+    }
+    if gpu:
+        builders[f"plain PyTorch {prec} + cudnn.benchmark"] = ("pytorch", lambda: peers.plain_torch(
+            model, device=dev, half=True, cudnn_benchmark=True))
+    builders.update({
+        "spandrel": ("spandrel", lambda: cudnn(peers.spandrel_plain(model, device=dev, half=gpu), False)),
+        "realesrgan": ("realesrgan", lambda: cudnn(
+            peers.realesrgan(model, workdir, tile=0, pre_pad=0, device=dev, half=gpu), False)),
+        "vsmlrt-ort": ("vsmlrt-ort", lambda: peers.vsmlrt_ort(
+            model, workdir, height=h, width=w, provider="CUDA" if gpu else "CPU", fp16=gpu,
+            device_id=device.index or 0)),
+        "vsmlrt-trt": ("vsmlrt-trt", lambda: peers.vsmlrt_trt(
+            model, workdir, height=h, width=w, device_id=device.index or 0, opt_level=opt_level,
+            build_allowed=trt_build_allowed)),
+    })
+    return builders
+
+
+def peer_summary(rows: list[dict]) -> dict:
+    """The fastest available peer (ours excluded) and our speed relative to it: its median / ours (pure)."""
+    ours = next((r for r in rows if r["peer"] == "ours" and r["available"]), None)
+    others = [r for r in rows if r["peer"] != "ours" and r["available"]]
+    if ours is None or not others:
+        return {"fastest_peer": None, "ours_vs_fastest_peer": None}
+    fastest = min(others, key=lambda r: r["median_s"])
+    return {"fastest_peer": fastest["runner"], "ours_vs_fastest_peer": round(fastest["median_s"] / ours["median_s"], 3)}
+
+
+def bench_peers(report: Report, args, budget: Budget, device: torch.device, model: RRDBNet, h: int, w: int) -> None:
+    """Ours vs the peers on one real frame, interleaved; see the module docstring (step 3)."""
+    import tempfile
+
+    from benchmarks import peers
+    from benchmarks.common import interleaved, psnr as psnr8
+    from esrgan_video.runtime.tensorrt_backend import tensorrt_available
+
+    gpu = device.type == "cuda"
+    ours_builds_engine = gpu and tensorrt_available()  # auto picks TensorRT: one engine build for ours
+    estimate = (PEERS_ESTIMATE_S + (TRT_BUILD_ESTIMATE_S if ours_builds_engine else 0)) if gpu else 10
+    if not budget.allows(estimate):
+        report.skipped.append(f"peers: time budget spent (needs ~{estimate} s, {budget.left():.0f} s left)")
+        return
+    rounds = args.peer_rounds
+    frame_t, frame_note = real_frame(h, w, args.clip)
+    frame = (frame_t[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    section = report.peers
+    section.update(input=f"{frame_note}, {w}x{h} uint8 RGB -> {w * model.scale}x{h * model.scale}",
+                   rounds=rounds, timing="median of interleaved calls (seeded round orders, 50 ms settle pause), "
+                                         "uint8 frame in, uint8 frame on the host out", rows=[])
+    rows: list[dict] = section["rows"]
+    runners: dict = {}
+    with tempfile.TemporaryDirectory(prefix="gpu-bench-peers-") as tmp:
+        builders = peer_builders(model, device, Path(tmp), h, w, opt_level=args.trt_opt_level,
+                                 trt_build_allowed=budget.allows(estimate + TRT_BUILD_ESTIMATE_S))
+        for label, (peer, make) in builders.items():
+            t0 = time.perf_counter()
+            try:
+                r = make()
+                r(frame)  # set-up that happens on the first call (engine, autotune) and runtime failures
+            except peers.PeerUnavailable as e:
+                rows.append({"runner": label, "peer": peer, "available": False, "error": str(e)})
+                print(f"  peer {label}: unavailable: {e}", flush=True)
+                continue
+            except Exception as e:  # noqa: BLE001 - a peer that fails on its first frame is unavailable, with why
+                rows.append({"runner": label, "peer": peer, "available": False, "error": peers.error_line(e)})
+                report.errors.append(f"peer {label}: {traceback.format_exc(limit=4)}")
+                print(f"  peer {label}: failed: {peers.error_line(e)}", flush=True)
+                continue
+            runners[label] = r
+            r.settings["setup_s"] = round(time.perf_counter() - t0, 2)
+        if "ours" not in runners:
+            report.errors.append("peers: ours could not run, so there is nothing to compare with")
+            write(report, args.out)
+            return
+        try:
+            stats, outs = interleaved({k: (lambda r=r: r(frame)) for k, r in runners.items()},
+                                      repeats=rounds, warmup=1)
+        except Exception as e:  # noqa: BLE001 - keep the availability rows
+            report.errors.append(f"peers: interleaved run: {traceback.format_exc(limit=4)}")
+            section["error"] = peers.error_line(e)
+            write(report, args.out)
+            return
+        finally:
+            for r in runners.values():
+                r.close()
+    ref, ours_st = outs["ours"], stats["ours"]
+    timed = []
+    for label, st in stats.items():
+        out = outs[label]
+        timed.append({
+            "runner": label, "peer": runners[label].peer, "available": True, "settings": runners[label].settings,
+            "median_s": st.median, "min_s": st.min, "fps": round(1.0 / st.median, 2),
+            "ours_speedup": round(st.median / ours_st.median, 3),
+            "psnr_vs_ours_db": _db(psnr8(ref, out)) if out.shape == ref.shape else None,
+            "max_abs_diff_vs_ours": int(np.abs(ref.astype(np.int16) - out.astype(np.int16)).max())
+            if out.shape == ref.shape else None,
+        })
+    section["rows"] = timed + rows  # timed rows first, then the unavailable ones with their reasons
+    section.update(peer_summary(section["rows"]))
+    section["ours_backend"] = runners["ours"].settings.get("backend")
+    for r in section["rows"]:
+        if r["available"]:
+            print(f"  peer {r['runner']:<38} {r['fps']:>8} fps  ours x{r['ours_speedup']}  "
+                  f"PSNR vs ours {r['psnr_vs_ours_db']} dB", flush=True)
+    print(f"  fastest peer: {section['fastest_peer']}, ours vs it: x{section['ours_vs_fastest_peer']}", flush=True)
+    write(report, args.out)
+
+
 def make_clip(path: Path, w: int, h: int, frames: int, fps: int = 30) -> None:
     """A moving test pattern as H.264 yuv420p (PyAV)."""
     import av
@@ -460,6 +612,21 @@ def markdown(report: Report) -> str:
         for f in report.fidelity:
             lines.append(f"| {f['model']} | {f['input']} | {fmt(f.get('psnr_fp16_vs_fp32_db'))} | "
                          f"{fmt(f.get('psnr_bf16_vs_fp32_db'))} | {fmt(f.get('nonfinite_fp16'))} |")
+    if report.peers.get("rows"):
+        p = report.peers
+        lines += ["", "## Peers", "", f"{p['input']}; {p['timing']}, {p['rounds']} rounds. "
+                  "`ours ×` = peer median / our median (> 1: we are faster).", "",
+                  "| runner | median ms | fps | ours × | PSNR vs ours dB | max abs diff | settings |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        for r in p["rows"]:
+            if r["available"]:
+                st = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if v not in (None, ""))
+                lines.append(f"| {r['runner']} | {round(r['median_s'] * 1e3, 2)} | {r['fps']} | {r['ours_speedup']} | "
+                             f"{fmt(r['psnr_vs_ours_db'])} | {fmt(r['max_abs_diff_vs_ours'])} | {st} |")
+            else:
+                lines.append(f"| {r['runner']} | | | | | | unavailable: {r['error']} |")
+        lines += ["", f"Ours ran on: {p.get('ours_backend')}. Fastest peer: {p.get('fastest_peer') or 'none available'}; "
+                      f"ours vs fastest peer: {fmt(p.get('ours_vs_fastest_peer'))}×."]
     if report.end_to_end:
         lines += ["", "## End to end", ""]
         for e in report.end_to_end:
@@ -493,6 +660,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="RealESRGAN_x4plus weights (optional; env ESRGAN_VIDEO_X4PLUS_WEIGHTS)")
     p.add_argument("--clip", default=os.environ.get("ESRGAN_VIDEO_BENCH_CLIP"), help="a real clip for the fidelity frame")
     p.add_argument("--e2e-frames", type=int, default=None, help="frames in the end-to-end clip (default 240; smoke 6)")
+    p.add_argument("--peer-rounds", type=int, default=None, help="interleaved rounds in the peers step (default 12; smoke 2)")
+    p.add_argument("--skip-peers", action="store_true")
     p.add_argument("--skip-compile", action="store_true")
     p.add_argument("--skip-e2e", action="store_true")
     p.add_argument("--trt-opt-level", type=int, default=3)
@@ -500,6 +669,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.e2e_frames is None:
         args.e2e_frames = 6 if args.cpu_smoke else 240
+    if args.peer_rounds is None:
+        args.peer_rounds = 2 if args.cpu_smoke else 12
+    if args.peer_rounds < 1:
+        p.error(f"--peer-rounds: expected >= 1, got {args.peer_rounds}")
     return args
 
 
@@ -508,7 +681,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = Budget(args.budget)
     if args.cpu_smoke:
         device = torch.device("cpu")
-        params, (h, w) = RRDBParams(nf=8, nb=1, gc=4, scale=4), (16, 24)
+        # gc=32: spandrel's ESRGAN detection assumes it (the peers step loads this model through spandrel)
+        params, (h, w) = RRDBParams(nf=8, nb=1, gc=32, scale=4), (16, 24)
         torch.set_num_threads(1)
     else:
         if not torch.cuda.is_available():
@@ -532,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
         "tensorrt": trt_ver, "python": platform.python_version(), "host": platform.node(),
-        "model": "RealESRGAN_x4plus-shaped random weights" if not args.cpu_smoke else "tiny RRDBNet nf=8 nb=1 (smoke)",
+        "model": "RealESRGAN_x4plus-shaped random weights" if not args.cpu_smoke else "tiny RRDBNet nf=8 nb=1 gc=32 (smoke)",
         "mflop_per_pixel": round(params.flops_per_input_pixel / 1e6, 6),
         "input": f"{w}x{h} -> {w * params.scale}x{h * params.scale}",
         "tflop_per_frame": round(flops_per_frame / 1e12, 4),
@@ -542,6 +716,10 @@ def main(argv: list[str] | None = None) -> int:
     write(report, args.out)
     model = x4plus_shaped(params)
     bench_inference(report, args, budget, device, flops_per_frame, peak, model, h, w)
+    if not args.skip_peers:
+        bench_peers(report, args, budget, device, model, h, w)
+    else:
+        report.skipped.append("peers: --skip-peers")
     bench_fidelity(report, args, budget, device, h, w)
     best = max((r.fps for r in report.inference if r.fps and r.variant.startswith("torch fp16 eager")), default=None)
     if not args.skip_e2e:

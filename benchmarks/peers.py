@@ -2,7 +2,8 @@
 
 Every runner takes one H x W x 3 uint8 RGB frame and returns the (4x) upscaled H' x W' x 3 uint8 RGB
 frame, so each one pays for its own uint8 ↔ float conversion, as it would in use. All of them are
-built from the same :class:`~esrgan_video.arch.RRDBNet` (the same weights) and run fp32 on the CPU:
+built from the same :class:`~esrgan_video.arch.RRDBNet` (the same weights) and run fp32 on the CPU by default;
+``device``/``half`` (``provider``/``fp16`` for vs-mlrt) put them on a GPU for ``benchmarks/gpu_bench.py``:
 
 * ``ours``: :class:`esrgan_video.Upscaler` with its defaults on this CPU (``--backend auto``: ONNX Runtime
   when installed, as in a default install), optionally tiled; ``ours --backend torch`` beside it.
@@ -15,7 +16,13 @@ built from the same :class:`~esrgan_video.arch.RRDBNet` (the same weights) and r
   ``torchvision.transforms.functional_tensor`` (removed from torchvision 0.17+): :func:`shim_functional_tensor`
   registers that module name in ``sys.modules`` (site-packages are not touched).
 * ``vsmlrt-ort``: vs-mlrt's ONNX Runtime plugin (``core.ort.Model``, CPU provider, fp32) on our fp32
-  ONNX export with the frame's static shape.
+  ONNX export with the frame's static shape (``provider="CUDA", fp16=True`` on a GPU).
+* ``pytorch`` (GPU benchmark): plain PyTorch, what a Python user writes (``model.half().cuda().eval()``,
+  ``torch.no_grad()``, NCHW), with ``torch.backends.cudnn.benchmark`` as the user left it (off) or set (on).
+* ``vsmlrt-trt`` (GPU benchmark): vs-mlrt's TensorRT plugin (``core.trt.Model``) on an engine built from our
+  plain ONNX export (fp32 I/O, fp16 inside) with the ``tensorrt`` Python package.
+
+On CUDA every runner returns its frame on the host, so a timed call includes the device's work.
 
 A peer that cannot be imported or set up raises :class:`PeerUnavailable` with the exact error line,
 which the harness records instead of dropping the peer.
@@ -24,6 +31,8 @@ which the harness records instead of dropping the peer.
 from __future__ import annotations
 
 import contextlib
+import copy
+import inspect
 import io
 import sys
 import types
@@ -69,23 +78,76 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
+PRECISION_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def frame_tensor(img: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """H x W x 3 uint8 RGB → 1 x 3 x H x W in [0, 1] on ``device`` in ``dtype``.
+
+    The uint8 frame is copied to the device first (a quarter of the bytes of float), divided there in fp32,
+    then cast: the conversion a careful PyTorch user writes, the same for every torch-based peer."""
+    t = torch.from_numpy(np.ascontiguousarray(img)).to(device)
+    return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0).to(dtype)
+
+
+def frame_array(y: torch.Tensor) -> np.ndarray:
+    """1 x 3 x H x W float in [0, 1] → H x W x 3 uint8 RGB, rounded half to even and clipped where ``y`` lives
+    (on a GPU, before the copy to the host), which gives the same values as :func:`to_uint8`."""
+    u = y[0].float().mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return u.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(flag: bool | None):
+    """Set ``torch.backends.cudnn.benchmark`` to ``flag`` for the block and restore it (None: leave it)."""
+    if flag is None:
+        yield
+        return
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = flag
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = old
+
+
+def with_cudnn_benchmark(runner: Runner, flag: bool) -> Runner:
+    """``runner`` with ``torch.backends.cudnn.benchmark`` set to ``flag`` around each call, recorded in its settings.
+
+    The flag is process-wide: our torch backend turns it on when it opens, while a peer's own script leaves
+    torch's default (off). Setting it per call gives every runner in one process the flag its own program has."""
+    fn = runner.fn
+
+    def run(img: np.ndarray) -> np.ndarray:
+        with cudnn_benchmark(flag):
+            return fn(img)
+
+    runner.fn = run
+    runner.settings["cudnn.benchmark"] = flag
+    return runner
+
+
 # --------------------------------------------------------------------------------------------
 # ours
 
 
 def ours(model: torch.nn.Module, *, tile: int = 0, tile_pad: int | None = None, label: str | None = None,
-         backend: str = "auto") -> Runner:
-    """esrgan-video's Upscaler on the CPU with its defaults (``backend="auto"``: what a user gets), fp32;
-    ``tile=0`` is the whole frame. The backend auto picked is recorded in the settings after the first call."""
+         backend: str = "auto", device: str | torch.device = "cpu", precision: str | None = None) -> Runner:
+    """esrgan-video's Upscaler with its defaults (``backend="auto"``: what a user gets) on ``device`` (the CPU:
+    fp32; CUDA: fp16 unless ``precision`` says otherwise); ``tile=0`` is the whole frame. The backend auto picked
+    (e.g. ``auto → onnxruntime cpu fp32``, ``auto → torch cuda fp16``) is recorded in the settings after the first call.
+
+    The Upscaler moves ``model`` to ``device`` (its contract for a loaded module)."""
     from esrgan_video.upscaler import Upscaler
 
-    up = Upscaler(model, tile=tile, tile_pad=tile_pad, backend=backend, device="cpu")
+    up = Upscaler(model, tile=tile, tile_pad=tile_pad, backend=backend, device=device, precision=precision)
     settings = {"tile": tile, "tile_pad": up.config.tile_pad if tile else None, "backend": backend}
 
     def run(img: np.ndarray) -> np.ndarray:
         out = up.upscale(img)
         info = up.backend_info
-        settings["backend"] = f"{backend} → {info.name} cpu fp32" if backend == "auto" else f"{info.name} cpu fp32"
+        used = f"{info.name} {info.device.type} {PRECISION_NAMES.get(info.dtype, str(info.dtype))}"
+        settings["backend"] = f"{backend} → {used}" if backend == "auto" else used
         return out
 
     name = label or ("ours" if not tile else f"ours tile={tile}")
@@ -103,8 +165,9 @@ def ours_torch(model: torch.nn.Module) -> Runner:
 # spandrel
 
 
-def spandrel_plain(model: torch.nn.Module) -> Runner:
-    """spandrel + plain PyTorch: what a Python user would write."""
+def spandrel_plain(model: torch.nn.Module, *, device: str | torch.device = "cpu", half: bool = False) -> Runner:
+    """spandrel + plain PyTorch: what a Python user would write (its README: load, ``.cuda().eval()``,
+    ``.half()`` where the descriptor ``supports_half``, call under ``torch.no_grad()``)."""
     try:
         import spandrel
     except ImportError as e:
@@ -115,17 +178,53 @@ def spandrel_plain(model: torch.nn.Module) -> Runner:
         )
     except Exception as e:  # noqa: BLE001 - any loader failure is the recorded reason
         raise PeerUnavailable(error_line(e)) from e
+    arch = f"{desc.architecture.name}" if hasattr(desc, "architecture") else type(desc.model).__name__
+    dev, dtype = torch.device(device), torch.float16 if half else torch.float32
+    if half and not desc.supports_half:
+        raise PeerUnavailable(f"spandrel says {arch} does not support fp16 (supports_half is False)")
+    desc.to(dev)
+    if half:
+        desc.half()
     desc.eval()
 
     def run(img: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        x = frame_tensor(img, dev, dtype)
         with torch.no_grad():
             y = desc(x)
-        return to_uint8(y[0].permute(1, 2, 0).numpy())
+        return frame_array(y)
 
-    arch = f"{desc.architecture.name}" if hasattr(desc, "architecture") else type(desc.model).__name__
     return Runner(name="spandrel", peer="spandrel", fn=run,
-                  settings={"spandrel": spandrel.__version__, "arch": arch, "grad": "torch.no_grad"}, impl=desc)
+                  settings={"spandrel": spandrel.__version__, "arch": arch, "grad": "torch.no_grad",
+                            "device": str(dev), "precision": PRECISION_NAMES[dtype]}, impl=desc)
+
+
+# --------------------------------------------------------------------------------------------
+# plain PyTorch
+
+
+def plain_torch(model: torch.nn.Module, *, device: str | torch.device = "cpu", half: bool = False,
+                cudnn_benchmark: bool | None = None, label: str | None = None) -> Runner:
+    """Plain PyTorch, what a Python user writes: a copy of the model, ``.half()`` when ``half``,
+    ``.to(device).eval()``, called under ``torch.no_grad()`` in NCHW (no channels_last, no compile, no CUDA graphs),
+    the frame converted on the device (:func:`frame_tensor` / :func:`frame_array`).
+
+    ``cudnn_benchmark``: None leaves ``torch.backends.cudnn.benchmark`` as the process has it; True or False
+    sets it around each call (see :func:`with_cudnn_benchmark`). ``model`` itself is not changed."""
+    dev, dtype = torch.device(device), torch.float16 if half else torch.float32
+    net = copy.deepcopy(model)
+    net = net.to(device=dev, dtype=dtype).eval()
+
+    def run(img: np.ndarray) -> np.ndarray:
+        x = frame_tensor(img, dev, dtype)
+        with torch.no_grad():
+            y = net(x)
+        return frame_array(y)
+
+    name = label or f"plain PyTorch {PRECISION_NAMES[dtype]}" + (" + cudnn.benchmark" if cudnn_benchmark else "")
+    runner = Runner(name=name, peer="pytorch", fn=run, impl=net,
+                    settings={"device": str(dev), "precision": PRECISION_NAMES[dtype], "layout": "NCHW",
+                              "grad": "torch.no_grad"})
+    return runner if cudnn_benchmark is None else with_cudnn_benchmark(runner, cudnn_benchmark)
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,9 +279,11 @@ def save_params_ema(model: torch.nn.Module, path: Path) -> Path:
 
 def realesrgan(
     model: torch.nn.Module, workdir: Path, *, tile: int = 0, tile_pad: int = 10, pre_pad: int = 0,
-    label: str | None = None,
+    label: str | None = None, device: str | torch.device = "cpu", half: bool = False,
 ) -> Runner:
-    """The official ``RealESRGANer`` (fp32, CPU) on our weights; BGR in/out is handled here.
+    """The official ``RealESRGANer`` on our weights (fp32 on the CPU by default; ``half=True`` with a CUDA
+    ``device`` is its GPU default); BGR in/out is handled here. Its own pre/post-processing (float32 numpy on
+    the host, its uint8 conversion) is part of what it costs.
 
     ``pre_pad=0`` (default here) makes it compute our function; its own default is 10 (reflect padding).
     """
@@ -196,7 +297,7 @@ def realesrgan(
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             up = RealESRGANer(scale=p.scale, model_path=str(pth), model=net, tile=tile, tile_pad=tile_pad,
-                              pre_pad=pre_pad, half=False, device=torch.device("cpu"))
+                              pre_pad=pre_pad, half=half, device=torch.device(device))
     except Exception as e:  # noqa: BLE001
         raise PeerUnavailable(error_line(e)) from e
 
@@ -208,38 +309,31 @@ def realesrgan(
 
     name = label or ("realesrgan" if not tile else f"realesrgan tile={tile}")
     return Runner(name=name, peer="realesrgan", fn=run,
-                  settings={"tile": tile, "tile_pad": tile_pad if tile else None, "pre_pad": pre_pad, "half": False},
+                  settings={"tile": tile, "tile_pad": tile_pad if tile else None, "pre_pad": pre_pad, "half": half,
+                            **({} if torch.device(device).type == "cpu" else {"device": str(device)})},
                   impl=up)
 
 
 # --------------------------------------------------------------------------------------------
-# vs-mlrt ONNX Runtime plugin
+# vs-mlrt: ONNX Runtime and TensorRT plugins
 
 
-def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int, label: str | None = None,
-               scale_as_conv: bool = False) -> Runner:
-    """vs-mlrt's ``core.ort.Model`` (CPU provider, fp32) on an fp32 ONNX export at the frame's shape.
-
-    By default the plain export (the graph a vs-mlrt user has: RRDB scaling as Mul, like the official
-    Real-ESRGAN export). ``scale_as_conv=True`` feeds it the graph our ONNX Runtime backend runs instead
-    (a diagnostic row: it shows how much of our lead is the graph rather than the runtime)."""
+def _vapoursynth_core(namespace: str, plugin: str, install: str) -> tuple[Any, Any]:
+    """(vapoursynth module, core) when ``core.<namespace>`` exists; PeerUnavailable with the install hint otherwise."""
     try:
         import vapoursynth as vs
     except ImportError as e:
         raise PeerUnavailable(error_line(e)) from e
     core = vs.core
-    if not hasattr(core, "ort"):
+    if not hasattr(core, namespace):
         raise PeerUnavailable(
-            "vapoursynth has no 'ort' namespace: vs-mlrt's ONNX Runtime plugin is not installed "
-            "(pip install vapoursynth-mlrt-ort)"
+            f"vapoursynth has no {namespace!r} namespace: vs-mlrt's {plugin} plugin is not installed ({install})"
         )
-    from esrgan_video.runtime.onnx_export import ExportSpec, export_onnx
+    return vs, core
 
-    p = model.params
-    onnx_path = Path(workdir) / f"rrdb_{p.nb}b_{height}x{width}_fp32{'_convscale' if scale_as_conv else ''}.onnx"
-    if not onnx_path.exists():
-        export_onnx(model, ExportSpec(tile_shape=(height, width), batch=1, precision="fp32",
-                                      scale_as_conv=scale_as_conv), onnx_path, device="cpu")
+
+def _frame_source(vs: Any, core: Any, *, height: int, width: int) -> tuple[Any, dict[str, np.ndarray]]:
+    """An endless RGBS clip whose every frame is the planes last put in the returned dict under ``planes``."""
     state: dict[str, np.ndarray] = {}
 
     def fill(n: int, f: "vs.VideoFrame") -> "vs.VideoFrame":
@@ -249,28 +343,132 @@ def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int
         return fout
 
     blank = core.std.BlankClip(format=vs.RGBS, width=width, height=height, length=1 << 30, keep=False)
-    src = core.std.ModifyFrame(blank, blank, fill)
-    try:
-        node = core.ort.Model(src, network_path=str(onnx_path), provider="CPU", fp16=False, num_streams=1)
-    except vs.Error as e:
-        raise PeerUnavailable(error_line(e)) from e
+    return core.std.ModifyFrame(blank, blank, fill), state
+
+
+def _node_fn(node: Any, state: dict[str, np.ndarray], *, height: int, width: int,
+             label: str) -> Callable[[np.ndarray], np.ndarray]:
+    """uint8 RGB frame → the node's output for it as uint8 RGB (a fresh frame index each call: no cache hits)."""
     counter = iter(range(1 << 30))
 
     def run(img: np.ndarray) -> np.ndarray:
         if img.shape[:2] != (height, width):
-            raise ValueError(f"vsmlrt-ort runner was built for {height}x{width}, got {img.shape[:2]}")
+            raise ValueError(f"{label} runner was built for {height}x{width}, got {img.shape[:2]}")
         state["planes"] = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) / 255.0
-        f = node.get_frame(next(counter))  # a fresh index every call: no frame-cache hits
+        f = node.get_frame(next(counter))
         out = np.stack([np.asarray(f[i]) for i in range(3)], axis=-1)
         return to_uint8(out)
 
+    return run
+
+
+def _plugin_version(ns: Any, vs: Any) -> dict[str, str]:
     try:
-        version = core.ort.Version()
-        ver = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in version.items()}
+        version = ns.Version()
     except (AttributeError, vs.Error):
-        ver = {}
-    return Runner(name=label or "vsmlrt-ort", peer="peer-diagnostic" if scale_as_conv else "vsmlrt-ort", fn=run,
-                  settings={"provider": "CPU", "fp16": False, "onnx": onnx_path.name,
-                            "plugin": str(ver.get("version", "")),
-                            "onnxruntime": str(ver.get("onnxruntime_version", ""))},
+        return {}
+    return {k: str(v.decode() if isinstance(v, bytes) else v) for k, v in version.items()}
+
+
+def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int, label: str | None = None,
+               scale_as_conv: bool = False, provider: str = "CPU", fp16: bool = False, device_id: int = 0) -> Runner:
+    """vs-mlrt's ``core.ort.Model`` (CPU provider, fp32 by default; ``provider="CUDA", fp16=True`` on a GPU,
+    where the plugin converts the fp32 graph to fp16 itself) on an fp32 ONNX export at the frame's shape.
+
+    By default the plain export (the graph a vs-mlrt user has: RRDB scaling as Mul, like the official
+    Real-ESRGAN export). ``scale_as_conv=True`` feeds it the graph our ONNX Runtime backend runs instead
+    (a diagnostic row: it shows how much of our lead is the graph rather than the runtime)."""
+    vs, core = _vapoursynth_core("ort", "ONNX Runtime", "pip install vapoursynth-mlrt-ort")
+    from esrgan_video.runtime.onnx_export import ExportSpec, export_onnx
+
+    on_cpu = provider.upper() == "CPU"
+    p = model.params
+    onnx_path = Path(workdir) / f"rrdb_{p.nb}b_{height}x{width}_fp32{'_convscale' if scale_as_conv else ''}.onnx"
+    if not onnx_path.exists():  # traced on the GPU for a GPU provider: a full-size trace on the CPU is slow
+        export_onnx(model, ExportSpec(tile_shape=(height, width), batch=1, precision="fp32",
+                                      scale_as_conv=scale_as_conv), onnx_path, device="cpu" if on_cpu else None)
+    src, state = _frame_source(vs, core, height=height, width=width)
+    gpu = {} if on_cpu else {"device_id": device_id}
+    try:
+        node = core.ort.Model(src, network_path=str(onnx_path), provider=provider, fp16=fp16, num_streams=1, **gpu)
+    except vs.Error as e:
+        raise PeerUnavailable(error_line(e)) from e
+    ver = _plugin_version(core.ort, vs)
+    name = label or "vsmlrt-ort"
+    return Runner(name=name, peer="peer-diagnostic" if scale_as_conv else "vsmlrt-ort",
+                  fn=_node_fn(node, state, height=height, width=width, label=name),
+                  settings={"provider": provider, "fp16": fp16, "onnx": onnx_path.name,
+                            "plugin": ver.get("version", ""), "onnxruntime": ver.get("onnxruntime_version", "")},
+                  impl=node)
+
+
+class _HalfInside(torch.nn.Module):
+    """fp32 in, fp16 network, fp32 out: the graph of an fp16 engine that takes and returns an RGBS clip's planes."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.half()).float()
+
+
+def fp16_onnx_with_fp32_io(model: torch.nn.Module, *, height: int, width: int,
+                           device: str | torch.device = "cuda") -> bytes:
+    """Our plain ONNX export in fp16 (RRDB scaling as Mul, no clamp) wrapped in fp32 input/output casts."""
+    from esrgan_video.runtime.onnx_export import (DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, ExportSpec, check_onnx,
+                                                  export_module)
+
+    net = _HalfInside(export_module(model, ExportSpec(tile_shape=(height, width), precision="fp16"), device=device))
+    x = torch.rand(1, int(model.params.in_nc), height, width, device=device)
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(net, (x,), buf, **legacy, opset_version=DEFAULT_OPSET, input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME], do_constant_folding=True)
+    check_onnx(buf.getvalue())
+    return buf.getvalue()
+
+
+def vsmlrt_trt(model: torch.nn.Module, workdir: Path, *, height: int, width: int, device_id: int = 0,
+               opt_level: int = 3, label: str | None = None, build_allowed: bool = True) -> Runner:
+    """vs-mlrt's TensorRT plugin (``core.trt.Model``, one stream) on a static fp16 engine for the frame's shape.
+
+    vs-mlrt's own scripts build engines with ``trtexec``, which no pip package ships; here the engine is built
+    with the ``tensorrt`` Python package from our plain export with fp32 I/O (the RGBS planes) and fp16 inside
+    (:func:`fp16_onnx_with_fp32_io`). The plugin links its own TensorRT (``tensorrt-cu13-libs``): an engine
+    from a different TensorRT version is refused, and that refusal is the recorded reason. ``build_allowed=False``
+    (the caller's time budget) makes it unavailable instead of building."""
+    vs, core = _vapoursynth_core("trt", "TensorRT", "pip install vapoursynth-mlrt-trt")
+    if not torch.cuda.is_available():
+        raise PeerUnavailable("vs-mlrt's TensorRT plugin needs a CUDA device; torch sees none")
+    from esrgan_video.runtime.tensorrt_backend import BuildOptions, build_engine, tensorrt_available
+
+    if not tensorrt_available():
+        raise PeerUnavailable("building its engine needs the tensorrt Python package (pip install tensorrt-cu13, "
+                              "the version vs-mlrt's plugin links), which is not installed")
+    import tensorrt
+
+    p = model.params
+    engine = Path(workdir) / f"rrdb_{p.nb}b_{height}x{width}_fp16_fp32io_trt{tensorrt.__version__}.engine"
+    if not engine.exists() and not build_allowed:
+        raise PeerUnavailable("not run: its engine build (about 2 minutes) does not fit in the time left")
+    try:
+        if not engine.exists():
+            onnx = fp16_onnx_with_fp32_io(model, height=height, width=width, device=f"cuda:{device_id}")
+            engine.write_bytes(build_engine(onnx, shapes=((1, height, width),) * 3, in_channels=int(p.in_nc),
+                                            options=BuildOptions(opt_level=opt_level), log=lambda _msg: None))
+        src, state = _frame_source(vs, core, height=height, width=width)
+        node = core.trt.Model(src, engine_path=str(engine), num_streams=1, device_id=device_id)
+    except Exception as e:  # noqa: BLE001 - export, build or the plugin's refusal: the recorded reason
+        ver = _plugin_version(core.trt, vs)
+        raise PeerUnavailable(f"{error_line(e)} (engine built with tensorrt {tensorrt.__version__}; "
+                              f"plugin: {ver or 'version unknown'})") from e
+    ver = _plugin_version(core.trt, vs)
+    name = label or "vsmlrt-trt"
+    return Runner(name=name, peer="vsmlrt-trt", fn=_node_fn(node, state, height=height, width=width, label=name),
+                  settings={"engine": f"static 1x3x{height}x{width}, fp16 inside, fp32 I/O, "
+                                      f"tensorrt {tensorrt.__version__}, opt level {opt_level}",
+                            "num_streams": 1, "plugin": ver.get("version", ""),
+                            "tensorrt_in_plugin": ver.get("tensorrt_version", "")},
                   impl=node)

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from gpu_bench import peak_tflops  # noqa: E402
+from gpu_bench import peak_tflops, peer_summary  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_cpu_smoke_run_writes_json_and_markdown(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "results.json").read_text())
-    assert report["meta"]["cpu_smoke"] is True and report["meta"]["mflop_per_pixel"] == 0.072432
+    assert report["meta"]["cpu_smoke"] is True and report["meta"]["mflop_per_pixel"] == 0.495792
     rows = report["inference"]
     assert [(r["variant"], r["batch"]) for r in rows] == [("torch fp32 eager", 1), ("torch fp32 eager", 2)]
     assert all(r["fps"] and r["fps"] > 0 and not r["note"] for r in rows)
@@ -56,3 +56,45 @@ def test_cpu_smoke_run_writes_json_and_markdown(tmp_path):
     assert not report["errors"], report["errors"]
     md = (out / "results.md").read_text()
     assert "| torch fp32 eager | 1 |" in md and "## fp16 fidelity" in md
+    check_peers(report["peers"], md)
+
+
+def check_peers(peers: dict, md: str) -> None:
+    """The peers step on the CPU: every runner is a row, timed ones with ratios and PSNR, the others with a reason."""
+    rows = {r["runner"]: r for r in peers["rows"]}
+    assert list(rows)[:2] == ["ours", "plain PyTorch fp32"]  # always available where torch is
+    assert {"spandrel", "realesrgan", "vsmlrt-ort", "vsmlrt-trt"} <= set(rows)  # unavailable ones are kept
+    assert not any("cudnn" in name for name in rows)  # the cudnn.benchmark row is CUDA only
+    ours = rows["ours"]
+    assert ours["available"] and ours["ours_speedup"] == 1.0 and ours["psnr_vs_ours_db"] == "inf"
+    assert ours["settings"]["backend"].startswith("auto → ") and ours["settings"]["backend"].endswith(" cpu fp32")
+    assert peers["ours_backend"] == ours["settings"]["backend"]
+    for name, r in rows.items():
+        if not r["available"]:
+            assert r["error"] and "\n" not in r["error"], name  # its one-line reason
+            continue
+        assert r["median_s"] > 0 and r["fps"] == pytest.approx(1 / r["median_s"], rel=1e-2), name
+        assert r["ours_speedup"] == pytest.approx(r["median_s"] / ours["median_s"], rel=1e-2), name
+        assert r["psnr_vs_ours_db"] == "inf" or r["psnr_vs_ours_db"] > 45, name  # same weights, same function
+    # fp32 plain PyTorch with the same weights computes our function (last-bit differences at most)
+    assert rows["plain PyTorch fp32"]["available"] and rows["plain PyTorch fp32"]["max_abs_diff_vs_ours"] <= 1
+    # no CUDA here, so vs-mlrt's TensorRT plugin can never run: its row says why
+    assert rows["vsmlrt-trt"]["available"] is False and "trt" in rows["vsmlrt-trt"]["error"]
+    others = [r for r in rows.values() if r["available"] and r["runner"] != "ours"]
+    fastest = min(others, key=lambda r: r["median_s"])
+    assert peers["fastest_peer"] == fastest["runner"]
+    assert peers["ours_vs_fastest_peer"] == pytest.approx(fastest["median_s"] / ours["median_s"], rel=1e-2)
+    assert "## Peers" in md and "| ours |" in md and "| vsmlrt-trt | | | | | | unavailable: " in md
+    assert f"Fastest peer: {fastest['runner']}" in md
+
+
+def test_peer_summary_picks_the_fastest_available_peer_and_never_ours():
+    rows = [
+        {"runner": "ours", "peer": "ours", "available": True, "median_s": 0.02},
+        {"runner": "a", "peer": "pytorch", "available": True, "median_s": 0.03},
+        {"runner": "b", "peer": "spandrel", "available": True, "median_s": 0.025},
+        {"runner": "c", "peer": "vsmlrt-trt", "available": False, "error": "not installed"},
+    ]
+    assert peer_summary(rows) == {"fastest_peer": "b", "ours_vs_fastest_peer": 1.25}
+    assert peer_summary(rows[:1] + rows[3:]) == {"fastest_peer": None, "ours_vs_fastest_peer": None}
+    assert peer_summary(rows[1:]) == {"fastest_peer": None, "ours_vs_fastest_peer": None}  # ours missing
