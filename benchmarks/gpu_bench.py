@@ -465,55 +465,65 @@ def bench_peers(report: Report, args, budget: Budget, device: torch.device, mode
                                          "uint8 frame in, uint8 frame on the host out", rows=[])
     rows: list[dict] = section["rows"]
     runners: dict = {}
-    with tempfile.TemporaryDirectory(prefix="gpu-bench-peers-") as tmp:
-        builders = peer_builders(model, device, Path(tmp), h, w, opt_level=args.trt_opt_level,
-                                 trt_build_allowed=budget.allows(estimate + TRT_BUILD_ESTIMATE_S))
-        for label, (peer, make) in builders.items():
-            t0 = time.perf_counter()
+    setup_s: dict[str, float] = {}
+    timed: list[dict] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="gpu-bench-peers-") as tmp:
+            builders = peer_builders(model, device, Path(tmp), h, w, opt_level=args.trt_opt_level,
+                                     trt_build_allowed=budget.allows(estimate + TRT_BUILD_ESTIMATE_S))
+            for label, (peer, make) in builders.items():
+                t0, r = time.perf_counter(), None
+                try:
+                    r = make()
+                    r(frame)  # set-up that happens on the first call (engine, autotune) and runtime failures
+                except peers.PeerUnavailable as e:
+                    rows.append({"runner": label, "peer": peer, "available": False, "error": str(e)})
+                    print(f"  peer {label}: unavailable: {e}", flush=True)
+                    continue
+                except Exception as e:  # noqa: BLE001 - a peer that fails on its first frame is unavailable, with why
+                    if r is not None:
+                        r.close()
+                    rows.append({"runner": label, "peer": peer, "available": False, "error": peers.error_line(e)})
+                    report.errors.append(f"peer {label}: {traceback.format_exc(limit=4)}")
+                    print(f"  peer {label}: failed: {peers.error_line(e)}", flush=True)
+                    continue
+                runners[label] = r
+                setup_s[label] = round(time.perf_counter() - t0, 2)
+            if "ours" not in runners:
+                report.errors.append("peers: ours could not run, so there is nothing to compare with")
+                return
             try:
-                r = make()
-                r(frame)  # set-up that happens on the first call (engine, autotune) and runtime failures
-            except peers.PeerUnavailable as e:
-                rows.append({"runner": label, "peer": peer, "available": False, "error": str(e)})
-                print(f"  peer {label}: unavailable: {e}", flush=True)
-                continue
-            except Exception as e:  # noqa: BLE001 - a peer that fails on its first frame is unavailable, with why
-                rows.append({"runner": label, "peer": peer, "available": False, "error": peers.error_line(e)})
-                report.errors.append(f"peer {label}: {traceback.format_exc(limit=4)}")
-                print(f"  peer {label}: failed: {peers.error_line(e)}", flush=True)
-                continue
-            runners[label] = r
-            r.settings["setup_s"] = round(time.perf_counter() - t0, 2)
-        if "ours" not in runners:
-            report.errors.append("peers: ours could not run, so there is nothing to compare with")
-            write(report, args.out)
-            return
-        try:
-            stats, outs = interleaved({k: (lambda r=r: r(frame)) for k, r in runners.items()},
-                                      repeats=rounds, warmup=1)
-        except Exception as e:  # noqa: BLE001 - keep the availability rows
-            report.errors.append(f"peers: interleaved run: {traceback.format_exc(limit=4)}")
-            section["error"] = peers.error_line(e)
-            write(report, args.out)
-            return
-        finally:
-            for r in runners.values():
-                r.close()
-    ref, ours_st = outs["ours"], stats["ours"]
-    timed = []
-    for label, st in stats.items():
-        out = outs[label]
-        timed.append({
-            "runner": label, "peer": runners[label].peer, "available": True, "settings": runners[label].settings,
-            "median_s": st.median, "min_s": st.min, "fps": round(1.0 / st.median, 2),
-            "ours_speedup": round(st.median / ours_st.median, 3),
-            "psnr_vs_ours_db": _db(psnr8(ref, out)) if out.shape == ref.shape else None,
-            "max_abs_diff_vs_ours": int(np.abs(ref.astype(np.int16) - out.astype(np.int16)).max())
-            if out.shape == ref.shape else None,
-        })
+                stats, outs = interleaved({k: (lambda r=r: r(frame)) for k, r in runners.items()},
+                                          repeats=rounds, warmup=1)
+            except Exception as e:  # noqa: BLE001 - keep the availability rows
+                report.errors.append(f"peers: interleaved run: {traceback.format_exc(limit=4)}")
+                section["error"] = peers.error_line(e)
+                return
+            ref, ours_st = outs["ours"], stats["ours"]
+            for label, st in stats.items():
+                out, same = outs[label], outs[label].shape == ref.shape
+                timed.append({
+                    "runner": label, "peer": runners[label].peer, "available": True,
+                    "settings": runners[label].settings,
+                    "median_s": st.median, "min_s": st.min, "fps": round(1.0 / st.median, 2),
+                    "ours_speedup": round(st.median / ours_st.median, 3), "setup_s": setup_s[label],
+                    "psnr_vs_ours_db": _db(psnr8(ref, out)) if same else None,
+                    "max_abs_diff_vs_ours": int(np.abs(ref.astype(np.int16) - out.astype(np.int16)).max())
+                    if same else None,
+                })
+    finally:  # free the peers' models, sessions and engines before the next steps
+        for r in runners.values():
+            r.close()
+        runners.clear()
+        if gpu:
+            import gc
+
+            gc.collect()
+            torch.cuda.empty_cache()
+        write(report, args.out)
     section["rows"] = timed + rows  # timed rows first, then the unavailable ones with their reasons
     section.update(peer_summary(section["rows"]))
-    section["ours_backend"] = runners["ours"].settings.get("backend")
+    section["ours_backend"] = next(r for r in timed if r["peer"] == "ours")["settings"].get("backend")
     for r in section["rows"]:
         if r["available"]:
             print(f"  peer {r['runner']:<38} {r['fps']:>8} fps  ours x{r['ours_speedup']}  "
@@ -616,15 +626,15 @@ def markdown(report: Report) -> str:
         p = report.peers
         lines += ["", "## Peers", "", f"{p['input']}; {p['timing']}, {p['rounds']} rounds. "
                   "`ours ×` = peer median / our median (> 1: we are faster).", "",
-                  "| runner | median ms | fps | ours × | PSNR vs ours dB | max abs diff | settings |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+                  "| runner | median ms | fps | ours × | PSNR vs ours dB | max abs diff | setup s | settings |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in p["rows"]:
             if r["available"]:
                 st = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if v not in (None, ""))
                 lines.append(f"| {r['runner']} | {round(r['median_s'] * 1e3, 2)} | {r['fps']} | {r['ours_speedup']} | "
-                             f"{fmt(r['psnr_vs_ours_db'])} | {fmt(r['max_abs_diff_vs_ours'])} | {st} |")
+                             f"{fmt(r['psnr_vs_ours_db'])} | {fmt(r['max_abs_diff_vs_ours'])} | {r['setup_s']} | {st} |")
             else:
-                lines.append(f"| {r['runner']} | | | | | | unavailable: {r['error']} |")
+                lines.append(f"| {r['runner']} | | | | | | | unavailable: {r['error']} |")
         lines += ["", f"Ours ran on: {p.get('ours_backend')}. Fastest peer: {p.get('fastest_peer') or 'none available'}; "
                       f"ours vs fastest peer: {fmt(p.get('ours_vs_fastest_peer'))}×."]
     if report.end_to_end:
