@@ -86,16 +86,18 @@ def first_frame(model: str, width: int, height: int) -> dict:
     t_import = time.perf_counter() - t0
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
 
-    def once() -> tuple[float, float, float]:
+    def once() -> tuple[float, float, float, float, str]:
         ta = time.perf_counter()
         m = _load(model)
         tb = time.perf_counter()
         with Upscaler(m, tile=0, device="cpu") as up:
+            info = up.prepare(height, width).info  # the backend: ONNX export + session (ORT), engine (TensorRT)
+            tp = time.perf_counter()
             up.upscale_tensor(x)
             tc = time.perf_counter()
             up.upscale_tensor(x)
             td = time.perf_counter()
-        return tb - ta, tc - tb, td - tc
+        return tb - ta, tc - tb, td - tc, tp - tb, info.name
 
     cold = once()
     warm = once()
@@ -103,11 +105,14 @@ def first_frame(model: str, width: int, height: int) -> dict:
         "import_s": t_import,
         "load_cold_s": cold[0],
         "first_frame_cold_s": cold[1],
+        "backend_build_cold_s": cold[3],
         "time_to_first_frame_cold_s": t_import + cold[0] + cold[1],
         "load_warm_s": warm[0],
         "first_frame_warm_s": warm[1],
+        "backend_build_warm_s": warm[3],
         "time_to_first_frame_warm_s": warm[0] + warm[1],
         "steady_frame_s": min(cold[2], warm[2]),
+        "backend": cold[4],
     }
 
 

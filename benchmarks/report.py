@@ -178,11 +178,15 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
     ff = results.get("first_frame")
     if ff:
         lines += ["### Time to first frame (fresh process)", ""]
-        rows = [[_short(r["model"]), f"{r['width']}×{r['height']}", _f(r["import_s"]), _f(r["load_cold_s"]),
-                 _f(r["first_frame_cold_s"]), _f(r["time_to_first_frame_cold_s"]), _f(r["load_warm_s"]),
+        rows = [[_short(r["model"]), f"{r['width']}×{r['height']}", r.get("backend", "torch"), _f(r["import_s"]),
+                 _f(r["load_cold_s"]), _f(r.get("backend_build_cold_s")), _f(r["first_frame_cold_s"]),
+                 _f(r["time_to_first_frame_cold_s"]), _f(r["load_warm_s"]), _f(r.get("backend_build_warm_s")),
                  _f(r["first_frame_warm_s"]), _f(r["steady_frame_s"])] for r in ff["rows"]]
-        lines += _table(["model", "input", "import s", "load (cold) s", "1st frame s", "total cold s",
-                         "load (warm) s", "1st frame (warm) s", "steady frame s"], rows) + [""]
+        lines += _table(["model", "input", "backend", "import s", "load (cold) s", "backend build (cold) s",
+                         "1st frame s (incl. build)", "total cold s", "load (warm) s", "backend build (warm) s",
+                         "1st frame (warm) s", "steady frame s"], rows) + [""]
+        lines += ["Backend build: for ONNX Runtime, the ONNX export (once per weights and process) and the session; "
+                  "for TensorRT, the engine build (cold) or the cached engine's load (warm).", ""]
         lines += [ff["note"] + ".", ""]
     return "\n".join(lines)
 

@@ -270,6 +270,9 @@ def test_smoke_e2e_memory_first_frame(smoke):
     assert mem["bounded"] is True, mem
     ff = res["first_frame"]["rows"][0]
     assert ff["time_to_first_frame_cold_s"] >= ff["load_cold_s"] + ff["first_frame_cold_s"]
+    assert ff["backend"] == "onnxruntime"
+    assert 0 < ff["backend_build_cold_s"] <= ff["first_frame_cold_s"]
+    assert ff["backend_build_warm_s"] < ff["backend_build_cold_s"]  # the export is made once per weights
     fid = res["fidelity"]["rows"][0]
     from esrgan_video import tiling
 
