@@ -58,6 +58,19 @@ def test_one_export_serves_every_shape():
             assert float((b(x) - torch_fp32(model, x)).abs().max()) <= 1e-5
 
 
+def test_weights_changed_in_place_get_a_new_export():
+    model = near_identity_model(4)
+    x = torch.rand(1, 3, 8, 8)
+    with OnnxRuntimeBackend(model, tile_shape=(8, 8)) as b:
+        before = b(x)
+    with torch.no_grad():
+        model.conv_last.bias.add_(0.25)  # .info still describes the old weights
+    with OnnxRuntimeBackend(model, tile_shape=(8, 8)) as b:
+        after = b(x)
+    assert float((after - torch_fp32(model, x)).abs().max()) <= 1e-5
+    assert float((after - before).abs().max()) > 0.1
+
+
 def test_fixed_shape_is_enforced():
     model = near_identity_model(4)
     with OnnxRuntimeBackend(model, tile_shape=(8, 8)) as b:

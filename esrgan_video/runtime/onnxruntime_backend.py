@@ -61,13 +61,16 @@ def import_onnxruntime():
 
 
 def dynamic_onnx(model: nn.Module) -> bytes:
-    """The fp32 ONNX graph of ``model`` with dynamic batch/height/width (exported once per weights)."""
-    from esrgan_video.runtime.engine_cache import weights_sha256
+    """The fp32 ONNX graph of ``model`` with dynamic batch/height/width (exported once per weights).
+
+    Keyed by the hash of the module's current state dict (0.08 s for x4plus), not by its ``.info``:
+    weights changed in place after loading get a new export, never a stale one."""
+    from esrgan_video.models.loading import state_dict_sha256
 
     u = int(model.params.unshuffle) if hasattr(model, "params") else 1
     side = max(TRACE_SIDE, u)
     spec = ExportSpec(tile_shape=(side, side), precision="fp32", dynamic=True, scale_as_conv=True)
-    key = (weights_sha256(model), int(getattr(model, "scale", 0)), spec)
+    key = (state_dict_sha256(model.state_dict()), type(model).__name__, int(getattr(model, "scale", 0)), spec)
     with _EXPORTS_LOCK:
         data = _EXPORTS.get(key)
         if data is not None:
