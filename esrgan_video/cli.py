@@ -105,7 +105,8 @@ def _run_upscale(argv: list[str]) -> int:
         reporter.close()
     if not args.quiet:
         print(
-            f"esrgan-video: wrote {result.output} ({result.frames} frames, {result.fps:.2f} fps, backend {result.backend})",
+            f"esrgan-video: wrote {result.output} ({result.frames} frames, {result.fps:.2f} fps, backend {result.backend}"
+            + (f": {result.backend_reason})" if result.backend_reason else ")"),
             file=sys.stderr,
         )
     return EXIT_OK

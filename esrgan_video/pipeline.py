@@ -61,6 +61,9 @@ class RunResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     backend: str = ""
+    backend_reason: str = ""
+    """Why ``--backend auto`` picked that backend (``BackendInfo.reason``), e.g. "no CUDA device, onnxruntime found →
+    ONNX Runtime CPU fp32"."""
 
 
 def _alpha_plane(fmt) -> int:
@@ -159,6 +162,7 @@ def upscale_video(
                 )
             lost = inp.lost_frames
             backend_name = up.backend_info.name if up.backend_info is not None else ""
+            backend_reason = up.backend_info.reason if up.backend_info is not None else ""
         finally:
             if own_upscaler:
                 up.close()
@@ -168,7 +172,7 @@ def upscale_video(
     return RunResult(
         output=Path(dst), frames=frames, lost_frames=lost, seconds=seconds,
         fps=frames / seconds if seconds > 0 else 0.0, stage_seconds=clock.seconds, notices=notices,
-        backend=backend_name,
+        backend=backend_name, backend_reason=backend_reason,
     )
 
 

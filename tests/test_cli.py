@@ -66,6 +66,9 @@ def test_upscale_with_json_progress(tmp_path, tiny_model):
     events = [json.loads(l) for l in p.stderr.splitlines() if l.startswith("{")]
     assert [e["frame"] for e in events] == [1, 2, 3, 4, 5]
     assert events[-1]["total"] == 5 and set(events[-1]) == {"frame", "total", "fps", "eta"}
+    summary = p.stderr.strip().splitlines()[-1]  # says which backend --backend auto picked, and why
+    assert summary.startswith(f"esrgan-video: wrote {dst} (5 frames")
+    assert summary.endswith("backend onnxruntime: device cpu requested, onnxruntime found → ONNX Runtime CPU fp32)")
     with av.open(str(dst)) as c:
         assert [s.type for s in c.streams] == ["video", "audio"]
         assert c.streams.video[0].codec_context.width == 128
