@@ -375,3 +375,12 @@ def make_corrupt(src: str | os.PathLike, dst: str | os.PathLike, *, frames: Sequ
     dst = Path(dst)
     dst.write_bytes(bytes(data))
     return dst
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` for subprocesses a test interrupts with SIGINT: a shell that starts the test run in the
+    background (without job control) ignores SIGINT, the children inherit that, and Python then installs no
+    KeyboardInterrupt handler; reset it so the test sees what a user's Ctrl-C does."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

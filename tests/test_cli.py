@@ -105,7 +105,8 @@ def test_ctrl_c_leaves_nothing(tmp_path, tiny_model):
     dst = tmp_path / "out.mp4"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([sys.executable, "-m", "esrgan_video", str(src), str(dst), "--model", str(tiny_model),
-                             "--progress", "json"], stderr=subprocess.PIPE, text=True, env=env)
+                             "--progress", "json"], stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=media.sigint_default)
     # wait until frames are flowing, then interrupt
     line = proc.stderr.readline()
     assert line.startswith("{"), line
