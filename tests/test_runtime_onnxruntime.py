@@ -142,3 +142,16 @@ def test_session_options_fix_the_shape_and_do_not_spin():
     sess = ort.InferenceSession(dynamic_onnx(model), so, providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].shape == [2, 3, 24, 40]  # the free dimensions are overridden
     assert sess.get_outputs()[0].shape[:2] == [2, 3]
+
+
+def test_close_frees_the_session_even_when_the_last_check_fails():
+    b = OnnxRuntimeBackend(near_identity_model(4), tile_shape=(8, 8)).open()
+    b(torch.rand(1, 3, 8, 8))
+
+    def failing_flush():
+        raise NonFiniteOutputError("a late non-finite batch")
+
+    b.guard.flush = failing_flush
+    with pytest.raises(NonFiniteOutputError, match="late non-finite"):
+        b.close()  # Backend.close: flush, then _release in a finally
+    assert b._session is None

@@ -84,15 +84,27 @@ class BackendInfo:
 class Backend(abc.ABC):
     info: BackendInfo
     scale: int
+    guard: "FiniteGuard | None" = None
+    """The backend's non-finite check; :meth:`flush` settles it."""
 
     def open(self) -> "Backend":
         return self
 
     def close(self) -> None:
-        self.flush()
+        """Settle outstanding work and checks (:meth:`flush`), then free what :meth:`open` made, even when the
+        flush raises."""
+        try:
+            self.flush()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Free sessions, engines, graphs and buffers (called by :meth:`close`)."""
 
     def flush(self) -> None:
         """Wait for outstanding work and raise NonFiniteOutputError if any batch was non-finite."""
+        if self.guard is not None:
+            self.guard.flush()
 
     def __enter__(self) -> "Backend":
         return self.open()

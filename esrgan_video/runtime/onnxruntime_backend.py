@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from esrgan_video.errors import BackendError
-from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard, precision_name
+from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard
 from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
 
 TRACE_SIDE = 16
@@ -154,7 +154,7 @@ class OnnxRuntimeBackend(Backend):
         self.threads = threads
         self.info = BackendInfo(name="onnxruntime", device=dev, dtype=torch.float32,
                                 fixed_shape=(batch, h, w), reason=reason)
-        self.guard = FiniteGuard(f"onnxruntime {precision_name(torch.float32)} on cpu", mode=finite_check or "batch")
+        self.guard = FiniteGuard("onnxruntime fp32 on cpu", mode=finite_check or "batch")
         self._session = None
         self._lock = threading.Lock()
         self.open_seconds: float | None = None
@@ -179,15 +179,9 @@ class OnnxRuntimeBackend(Backend):
             self.open_seconds = time.perf_counter() - t0
         return self
 
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            with self._lock:
-                self._session = None
-
-    def flush(self) -> None:
-        self.guard.flush()
+    def _release(self) -> None:
+        with self._lock:
+            self._session = None
 
     def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
         self.check_input(batch, self.in_channels)

@@ -402,20 +402,14 @@ class TensorRTBackend(Backend):
             self.engine = engine
         return self
 
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            with self._open_lock:
-                for slot in self._slots:
-                    slot.stream.synchronize()
-                self._slots.clear()
-                self._pool = queue.Queue()
-                self.engine = None
-                self._loaded = None
-
-    def flush(self) -> None:
-        self.guard.flush()
+    def _release(self) -> None:
+        with self._open_lock:
+            for slot in self._slots:
+                slot.stream.synchronize()
+            self._slots.clear()
+            self._pool = queue.Queue()
+            self.engine = None
+            self._loaded = None
 
     def _set_shape(self, slot: _Slot, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Set the context's input shape (when it changed); returns the output shape TensorRT reports."""

@@ -237,15 +237,9 @@ class TorchBackend(Backend):
             self._opened = True
         return self
 
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._graphs.clear()
-            self._opened = False
-
-    def flush(self) -> None:
-        self.guard.flush()
+    def _release(self) -> None:
+        self._graphs.clear()
+        self._opened = False
 
     def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format

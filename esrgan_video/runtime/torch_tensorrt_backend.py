@@ -100,14 +100,8 @@ class TorchTensorRTBackend(Backend):
             self.log(f"torch-tensorrt: compiled in {time.perf_counter() - t0:.1f} s")
         return self
 
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._compiled = None
-
-    def flush(self) -> None:
-        self.guard.flush()
+    def _release(self) -> None:
+        self._compiled = None
 
     def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
         self.check_input(batch, self.in_channels)
