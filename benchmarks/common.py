@@ -264,6 +264,18 @@ def interleaved(
     return {n: Stat.of(v) for n, v in times.items()}, first
 
 
+def is_peer(row: Mapping[str, Any]) -> bool:
+    """An available peer's row: not ours and not a diagnostic row (``peer`` starting with "ours" or ending in
+    "diagnostic") (pure)."""
+    return bool(row.get("available")) and not row["peer"].startswith("ours") and not row["peer"].endswith("diagnostic")
+
+
+def fastest_peer(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The :func:`is_peer` row with the lowest median; None when there is none (pure)."""
+    peers = [r for r in rows if is_peer(r)]
+    return min(peers, key=lambda r: r["median_s"]) if peers else None
+
+
 def ratio_of_medians(ours: Stat, theirs: Stat) -> float:
     """How many times faster ours is: their median time / our median time (> 1: we are faster)."""
     return theirs.median / ours.median

@@ -434,11 +434,12 @@ def peer_builders(model: RRDBNet, device: torch.device, workdir: Path, h: int, w
 
 def peer_summary(rows: list[dict]) -> dict:
     """The fastest available peer (ours excluded) and our speed relative to it: its median / ours (pure)."""
+    from benchmarks.common import fastest_peer
+
     ours = next((r for r in rows if r["peer"] == "ours" and r["available"]), None)
-    others = [r for r in rows if r["peer"] != "ours" and r["available"]]
-    if ours is None or not others:
+    fastest = fastest_peer(rows)
+    if ours is None or fastest is None:
         return {"fastest_peer": None, "ours_vs_fastest_peer": None}
-    fastest = min(others, key=lambda r: r["median_s"])
     return {"fastest_peer": fastest["runner"], "ours_vs_fastest_peer": round(fastest["median_s"] / ours["median_s"], 3)}
 
 

@@ -341,14 +341,13 @@ def _peer_summary(groups: list[dict[str, Any]]) -> dict[str, Any]:
     """Per group: the fastest peer at equal settings and our speed relative to it (> 1: we are faster)."""
     out = []
     for g in groups:
-        peers_ = [r for r in g["rows"] if r.get("available") and not r["peer"].startswith("ours")
-                  and r["peer"] != "peer-diagnostic"]
+        fastest = common.fastest_peer(g["rows"])
+        peers_ = [r for r in g["rows"] if common.is_peer(r)]
         diag = next((r for r in g["rows"] if r.get("available") and r["peer"] == "ours-diagnostic"), None)
         peer_diag = next((r for r in g["rows"] if r.get("available") and r["peer"] == "peer-diagnostic"), None)
         ours_row = next((r for r in g["rows"] if r.get("runner") == g["ours"]), None)
-        if not peers_ or ours_row is None:
+        if fastest is None or ours_row is None:
             continue
-        fastest = min(peers_, key=lambda r: r["median_s"])
         out.append({"model": g["model"], "width": g["width"], "height": g["height"], "setting": g["setting"],
                     "fastest_peer": fastest["runner"], "ours_vs_fastest_peer": fastest["ours_speedup"],
                     "ours_vs_fastest_peer_best_of_n": min(r["ours_speedup_best"] for r in peers_),

@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not put 
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import common, report  # noqa: E402
-from benchmarks.common import Stat, cpu_peak, gpu_peak, interleaved, psnr, round_orders  # noqa: E402
+from benchmarks.common import Stat, cpu_peak, fastest_peer, gpu_peak, interleaved, psnr, round_orders  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,6 +108,19 @@ def test_interleaved_order_warmup_and_settle_pauses():
     assert {k: len(v) for k, v in cpu.items()} == {"x": 1, "y": 1} and all(t >= 0 for v in cpu.values() for t in v)
     with pytest.raises(ValueError):
         interleaved(runners, repeats=0)
+
+
+def test_fastest_peer_skips_ours_diagnostics_and_unavailable_rows():
+    rows = [
+        {"runner": "ours", "peer": "ours", "available": True, "median_s": 0.1},
+        {"runner": "ours torch", "peer": "ours-diagnostic", "available": True, "median_s": 0.2},
+        {"runner": "vsmlrt on our graph", "peer": "peer-diagnostic", "available": True, "median_s": 0.3},
+        {"runner": "vsmlrt", "peer": "vsmlrt-ort", "available": True, "median_s": 0.5},
+        {"runner": "spandrel", "peer": "spandrel", "available": True, "median_s": 0.6},
+        {"runner": "gone", "peer": "realesrgan", "available": False, "error": "not installed"},
+    ]
+    assert fastest_peer(rows)["runner"] == "vsmlrt"
+    assert fastest_peer(rows[:3] + rows[5:]) is None
 
 
 def test_ratio_of_medians_is_their_time_over_ours():
