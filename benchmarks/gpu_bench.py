@@ -183,7 +183,7 @@ def load_real(path_or_name: str) -> RRDBNet:
     try:
         return load_model(path_or_name, offline=True)
     except ImportError:
-        from esrgan_video.models.formats import normalize
+        from esrgan_video.models.checkpoints import normalize
 
         p = Path(path_or_name)
         sd, params = normalize(read_safetensors_numpy(p), str(p))

@@ -416,8 +416,14 @@ class _HalfInside(torch.nn.Module):
 def fp16_onnx_with_fp32_io(model: torch.nn.Module, *, height: int, width: int,
                            device: str | torch.device = "cuda") -> bytes:
     """Our plain ONNX export in fp16 (RRDB scaling as Mul, no clamp) wrapped in fp32 input/output casts."""
-    from esrgan_video.runtime.onnx_export import (DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, ExportSpec, check_onnx,
-                                                  export_module)
+    from esrgan_video.runtime.onnx_export import (
+        DEFAULT_OPSET,
+        INPUT_NAME,
+        OUTPUT_NAME,
+        ExportSpec,
+        check_onnx,
+        export_module,
+    )
 
     net = _HalfInside(export_module(model, ExportSpec(tile_shape=(height, width), precision="fp16"), device=device))
     x = torch.rand(1, int(model.params.in_nc), height, width, device=device)

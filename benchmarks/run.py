@@ -418,8 +418,8 @@ def decoded_rgb(path: Path, frames: int) -> list:
     """The RGB tensors the pipeline's to-RGB stage makes for the first ``frames`` frames (reader + colour)."""
     import torch
 
-    from esrgan_video import color
-    from esrgan_video.pixfmt import pixel_format
+    from esrgan_video.frames import color
+    from esrgan_video.frames.pixel_formats import pixel_format
     from esrgan_video.video.reader import open_input
 
     out = []

@@ -17,11 +17,11 @@ _LAZY = {
     "load_model": ("esrgan_video.models", "load_model"),
     "Upscaler": ("esrgan_video.upscaler", "Upscaler"),
     "upscale_video": ("esrgan_video.pipeline", "upscale_video"),
-    "upscale_image": ("esrgan_video.images", "upscale_image"),
+    "upscale_image": ("esrgan_video.stills", "upscale_image"),
 }
 
 if TYPE_CHECKING:
-    from .images import upscale_image
+    from .stills import upscale_image
     from .models import load_model
     from .pipeline import upscale_video
     from .upscaler import Upscaler

@@ -27,12 +27,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import color as colormod
+from .frames import color as colormod
 from .errors import EsrganVideoError
-from .pixfmt import pixel_format
-from .sizing import output_size, resize_rgb
+from .frames.pixel_formats import pixel_format
+from .frames.sizing import output_size, resize_rgb
 from .upscaler import Upscaler
-from .video.formats import choose_pix_fmt
+from .video.encoder_formats import choose_pix_fmt
 from .video.reader import open_input
 from .video.writer import OutputVideo
 

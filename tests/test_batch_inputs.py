@@ -99,7 +99,7 @@ def test_plan_jobs_is_pure(tmp_path: Path) -> None:
 
 
 def test_cli_reports_clashes_before_starting(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from esrgan_video.batch_cli import main
+    from esrgan_video.cli.batch import main
 
     touch(tree / "other/e1.mkv")
     code = main([str(tree / "lib/s1/e1.mkv"), str(tree / "other/e1.mkv"), "-o", str(tree / "out")])
@@ -111,7 +111,7 @@ def test_cli_reports_clashes_before_starting(tree: Path, capsys: pytest.CaptureF
 def test_docs_name_only_real_options() -> None:
     import re
 
-    from esrgan_video.batch_cli import build_parser
+    from esrgan_video.cli.batch import build_parser
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "batch.md").read_text()
     known = {s for a in build_parser()._actions for s in a.option_strings}
@@ -125,7 +125,7 @@ def test_docs_name_only_real_options() -> None:
 def test_add_batch_parser_wires_a_subcommand() -> None:
     import argparse
 
-    from esrgan_video.batch_cli import add_batch_parser, run_args
+    from esrgan_video.cli.batch import add_batch_parser, run_args
 
     top = argparse.ArgumentParser(prog="esrgan-video")
     add_batch_parser(top.add_subparsers(dest="command"))

@@ -18,7 +18,7 @@ import pytest
 from safetensors.torch import save_file
 
 import media
-from esrgan_video.cli import _upscale_parser, main
+from esrgan_video.cli.main import _upscale_parser, main
 from esrgan_video.testing import near_identity_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +132,7 @@ def test_still_images(tmp_path, tiny_model, capfd):
                 c.mux(pkt)
             for pkt in s.encode(None):
                 c.mux(pkt)
-    from esrgan_video.images import read_image
+    from esrgan_video.stills import read_image
 
     for name in ("a.png", "b.png", "c.png"):
         p = run_here(capfd, tmp_path / name, tmp_path / f"x4_{name}", "--model", tiny_model, "-q")

@@ -10,7 +10,7 @@ import torch
 from av.video.reformatter import Interpolation
 from skimage import data
 
-from esrgan_video.color import (
+from esrgan_video.frames.color import (
     CHROMA_LOCATIONS,
     ColorSpec,
     alpha_to_float,
@@ -18,7 +18,7 @@ from esrgan_video.color import (
     planes_to_rgb,
     rgb_to_planes,
 )
-from esrgan_video.pixfmt import pixel_format
+from esrgan_video.frames.pixel_formats import pixel_format
 
 # (Kr, Kb) as published: BT.709 table 3, BT.601 / SMPTE 170M, BT.2020 table 4, FCC, SMPTE 240M.
 STANDARD_KR_KB = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114), 9: (0.2627, 0.0593), 4: (0.30, 0.11), 7: (0.212, 0.087)}

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from esrgan_video import load_model
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
 from esrgan_video.errors import ModelError
-from esrgan_video.models.formats import detect_params, to_old_arch
+from esrgan_video.models.checkpoints import detect_params, to_old_arch
 from esrgan_video.testing import near_identity_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

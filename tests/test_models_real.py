@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from esrgan_video import load_model
-from esrgan_video.models.formats import read_checkpoint, to_old_arch
+from esrgan_video.models.checkpoints import read_checkpoint, to_old_arch
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

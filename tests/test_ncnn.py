@@ -11,7 +11,7 @@ import torch
 from esrgan_video import load_model
 from esrgan_video.errors import ModelError
 from esrgan_video.models import ncnn
-from esrgan_video.models.formats import detect_params
+from esrgan_video.models.checkpoints import detect_params
 from esrgan_video.testing import near_identity_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

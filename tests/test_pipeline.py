@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import media
-from esrgan_video import color
+from esrgan_video.frames import color
 from esrgan_video.errors import InputError, OutputError
 from esrgan_video.pipeline import upscale_video
-from esrgan_video.pixfmt import pixel_format
+from esrgan_video.frames.pixel_formats import pixel_format
 from esrgan_video.testing import near_identity_model
 from esrgan_video.upscaler import Upscaler
 
@@ -58,7 +58,7 @@ def model_on_planes(up, frame: av.VideoFrame, spec) -> torch.Tensor:
 
 def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
     from esrgan_video.video.reader import copy_planes
-    from esrgan_video.video.formats import plane_layouts
+    from esrgan_video.video.encoder_formats import plane_layouts
 
     return copy_planes(frame, plane_layouts(frame.format.name, frame.width, frame.height))
 

@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from esrgan_video.pixfmt import SUPPORTED_PIX_FMTS, PixelFormat, pixel_format
+from esrgan_video.frames.pixel_formats import SUPPORTED_PIX_FMTS, PixelFormat, pixel_format
 
 REQUIRED = [
     "yuv420p", "yuvj420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from esrgan_video.cli import main
-from esrgan_video.engine_cli import load_presets
+from esrgan_video.cli.main import main
+from esrgan_video.cli.engine import load_presets
 from esrgan_video.runtime import engine_cache as ec
 from esrgan_video.runtime.tensorrt_backend import tensorrt_available
 

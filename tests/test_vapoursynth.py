@@ -26,9 +26,9 @@ import torch
 vs = pytest.importorskip("vapoursynth")
 
 import vsesrgan  # noqa: E402
-from esrgan_video.color import ColorSpec, planes_to_rgb, rgb_to_planes  # noqa: E402
-from esrgan_video.pixfmt import pixel_format  # noqa: E402
-from esrgan_video.sizing import output_size, resize_rgb  # noqa: E402
+from esrgan_video.frames.color import ColorSpec, planes_to_rgb, rgb_to_planes  # noqa: E402
+from esrgan_video.frames.pixel_formats import pixel_format  # noqa: E402
+from esrgan_video.frames.sizing import output_size, resize_rgb  # noqa: E402
 from esrgan_video.testing import near_identity_model  # noqa: E402
 from esrgan_video.upscaler import Upscaler  # noqa: E402
 
@@ -256,7 +256,7 @@ def test_integer_formats_equal_the_core_colour_path(model_path, oracle, vs_fmt, 
 )
 def test_other_subsamplings_and_depths(model_path, oracle, vs_fmt, bits, sub):
     """Formats FFmpeg's table lacks: the oracle gets a PixelFormat written out from the format's definition."""
-    from esrgan_video.pixfmt import PixelFormat
+    from esrgan_video.frames.pixel_formats import PixelFormat
 
     clip = to_format(rgbs_clip(n=1), vs_fmt, **BT709_LIMITED, _ChromaLocation=1)
     out = vsesrgan.upscale(clip, model=model_path, device="cpu")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from esrgan_video.errors import OutputError
-from esrgan_video.pixfmt import SUPPORTED_PIX_FMTS
-from esrgan_video.video.formats import (
+from esrgan_video.frames.pixel_formats import SUPPORTED_PIX_FMTS
+from esrgan_video.video.encoder_formats import (
     choose_pix_fmt,
     encoder_pix_fmts,
     format_facts,

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from esrgan_video.color import ColorSpec
+from esrgan_video.frames.color import ColorSpec
 from esrgan_video.errors import OutputError
 from esrgan_video.video.reader import open_input
 from esrgan_video.video.writer import OutputVideo, container_suggestion, partial_path

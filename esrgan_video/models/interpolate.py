@@ -10,7 +10,7 @@ import math
 import torch
 
 from ..errors import ModelError
-from .formats import StateDict
+from .checkpoints import StateDict
 
 
 def parse_blend(blend: str | tuple[str, float] | None) -> tuple[str, float] | None:

@@ -12,7 +12,7 @@ import torch
 from ..arch.rrdbnet import RRDBNet, RRDBParams
 from ..errors import ModelError
 from . import ncnn
-from .formats import StateDict, normalize, read_checkpoint
+from .checkpoints import StateDict, normalize, read_checkpoint
 from .interpolate import interpolate, parse_blend
 from .registry import MODELS, get_entry, resolve
 
@@ -111,7 +111,7 @@ def load_model(
     """Load an RRDB generator by registry name or file path.
 
     Files: ``.safetensors``; ``.pth``/``.pt`` (read with ``torch.load(weights_only=True)``); an ncnn ``.param``
-    with its ``.bin`` beside it. Key layouts, wrappers and prefixes: see :mod:`esrgan_video.models.formats`.
+    with its ``.bin`` beside it. Key layouts, wrappers and prefixes: see :mod:`esrgan_video.models.checkpoints`.
     Hyperparameters (nf, nb, gc, channels, scale) come from the weights.
 
     ``blend=("OTHER", alpha)`` or ``"OTHER:alpha"`` returns the network interpolation

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from .formats import StateDict
+from .checkpoints import StateDict
 
 MAGIC = "7767517"
 TAG_FP16 = 0x01306B47

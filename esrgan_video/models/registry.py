@@ -32,7 +32,7 @@ from pathlib import Path
 from ..errors import DownloadError, ModelError
 from . import ncnn
 from .download import download, offline_requested, sha256_file
-from .formats import detect_params, save_safetensors
+from .checkpoints import detect_params, save_safetensors
 
 CACHE_ENV = "ESRGAN_VIDEO_CACHE"
 DEFAULT_MODEL = "RealESRGAN_x4plus"

@@ -3,7 +3,7 @@
 No colour conversion happens here: frames travel as the stream's own planes and a ``ColorSpec``.
 """
 
-from .formats import choose_pix_fmt, plane_layouts, round_size, size_multiple
+from .encoder_formats import choose_pix_fmt, plane_layouts, round_size, size_multiple
 from .metadata import HdrMetadata
 from .reader import CorruptInputWarning, DecodedFrame, InputVideo, VideoInfo, open_input
 from .writer import OutputVideo, container_suggestion

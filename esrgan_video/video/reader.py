@@ -23,10 +23,10 @@ from typing import Iterator
 import av
 import numpy as np
 
-from ..color import ColorSpec
+from ..frames.color import ColorSpec
 from ..errors import InputError
-from ..pixfmt import pixel_format
-from .formats import plane_layouts
+from ..frames.pixel_formats import pixel_format
+from .encoder_formats import plane_layouts
 from .metadata import (
     FIELD_ORDERS,
     HdrMetadata,
@@ -101,7 +101,7 @@ class VideoInfo:
     frame_count: int | None
     """Exact frame count from the container header, when it has one (MP4/MOV do, Matroska does not)."""
     color: ColorSpec
-    """``esrgan_video.color.ColorSpec`` from the first frame's tags (stream tags when the frame has none)."""
+    """``esrgan_video.frames.color.ColorSpec`` from the first frame's tags (stream tags when the frame has none)."""
     field_order: str
     """``progressive``, ``tt``, ``bb``, ``tb``, ``bt`` or ``unknown`` (FFmpeg's AVFieldOrder)."""
     interlaced: bool

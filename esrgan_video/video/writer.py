@@ -25,10 +25,10 @@ from typing import Sequence
 import av
 import numpy as np
 
-from ..color import ColorSpec
+from ..frames.color import ColorSpec
 from ..errors import OutputError
-from ..pixfmt import pixel_format
-from .formats import choose_pix_fmt, encoder_pix_fmts, plane_layouts, size_multiple
+from ..frames.pixel_formats import pixel_format
+from .encoder_formats import choose_pix_fmt, encoder_pix_fmts, plane_layouts, size_multiple
 from .metadata import chroma_location_code
 from .reader import InputVideo, clean_metadata
 

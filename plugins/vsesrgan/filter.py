@@ -1,9 +1,9 @@
 """``vsesrgan.upscale``: the VapourSynth face of esrgan-video's frame-level core.
 
 The filter does no upscaling, tiling or colour maths of its own: each frame's planes go to the
-device, through :func:`esrgan_video.color.planes_to_rgb`, the clip's one
-:class:`esrgan_video.upscaler.Upscaler`, :func:`esrgan_video.sizing.resize_rgb` when the requested
-scale differs from the model's, and :func:`esrgan_video.color.rgb_to_planes` — the same calls, in
+device, through :func:`esrgan_video.frames.color.planes_to_rgb`, the clip's one
+:class:`esrgan_video.upscaler.Upscaler`, :func:`esrgan_video.frames.sizing.resize_rgb` when the requested
+scale differs from the model's, and :func:`esrgan_video.frames.color.rgb_to_planes` — the same calls, in
 the same order, as the streaming core behind the CLI.
 
 Frame parallelism: VapourSynth serialises the calls of one ``std.ModifyFrame`` node, so the filter
@@ -27,10 +27,10 @@ import torch
 import vapoursynth as vs
 
 from esrgan_video.arch import RRDBNet
-from esrgan_video.color import ColorSpec, planes_to_rgb, rgb_to_planes
+from esrgan_video.frames.color import ColorSpec, planes_to_rgb, rgb_to_planes
 from esrgan_video.errors import EsrganVideoError
-from esrgan_video.pixfmt import PixelFormat
-from esrgan_video.sizing import output_size, resize_rgb
+from esrgan_video.frames.pixel_formats import PixelFormat
+from esrgan_video.frames.sizing import output_size, resize_rgb
 from esrgan_video.upscaler import Upscaler
 from esrgan_video.upscaler import resolve_device as core_resolve_device
 

@@ -1,6 +1,6 @@
 """VapourSynth frame props ↔ the core's colour facts (pure functions, no VapourSynth import).
 
-VapourSynth tags colour with the H.273 codes FFmpeg and :class:`esrgan_video.color.ColorSpec`
+VapourSynth tags colour with the H.273 codes FFmpeg and :class:`esrgan_video.frames.color.ColorSpec`
 use for ``_Matrix``, ``_Primaries`` and ``_Transfer``, but the range and chroma siting are its own:
 
 * ``_Range`` (API 4.2, VapourSynth R7x and later, what ``core.resize`` writes): **1 = full, 0 = limited**
@@ -16,7 +16,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Mapping
 
-from esrgan_video.color import CHROMA_LOCATIONS, UNSPECIFIED, ColorSpec
+from esrgan_video.frames.color import CHROMA_LOCATIONS, UNSPECIFIED, ColorSpec
 
 RANGE_FULL = 1
 RANGE_LIMITED = 0

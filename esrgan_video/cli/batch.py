@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli_options import add_upscale_options, upscale_kwargs
-from .errors import EsrganVideoError
+from .arguments import add_upscale_options, upscale_kwargs
+from ..errors import EsrganVideoError
 
 EXIT_INTERRUPTED = 130
 
@@ -78,7 +78,7 @@ def add_batch_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_args(args: argparse.Namespace) -> int:
     """Run a parsed batch command line; returns the exit code (errors found before starting propagate)."""
-    from .batch import BatchInterrupted, run_batch
+    from ..batch import BatchInterrupted, run_batch
 
     kwargs = upscale_kwargs(args)
     device = kwargs.pop("device")

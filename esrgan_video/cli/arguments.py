@@ -10,8 +10,8 @@ import argparse
 import re
 from fractions import Fraction
 
-from .errors import InputError
-from .sizing import parse_size
+from ..errors import InputError
+from ..frames.sizing import parse_size
 
 CODECS_HELP = "libx264 (default), libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, ..."
 

@@ -13,7 +13,7 @@ import av
 import numpy as np
 
 from ..errors import OutputError
-from ..pixfmt import pixel_format
+from ..frames.pixel_formats import pixel_format
 
 __all__ = [
     "PlaneLayout",
@@ -93,7 +93,7 @@ def format_facts(name: str) -> FormatFacts:
 
 
 def is_supported(name: str) -> bool:
-    """Whether frames in pixel format ``name`` can be read and written as planes (``esrgan_video.pixfmt`` decides)."""
+    """Whether frames in pixel format ``name`` can be read and written as planes (``esrgan_video.frames.pixel_formats`` decides)."""
     try:
         pixel_format(name)
     except ValueError:
@@ -105,7 +105,7 @@ def is_supported(name: str) -> bool:
 def plane_layouts(name: str, width: int, height: int) -> tuple[PlaneLayout, ...]:
     """The numpy shape and dtype of each plane of a ``width``×``height`` frame in format ``name``.
 
-    Shapes come from ``esrgan_video.pixfmt`` ((h, w) per planar component, (h, w, c) for packed and
+    Shapes come from ``esrgan_video.frames.pixel_formats`` ((h, w) per planar component, (h, w, c) for packed and
     semi-planar planes); samples above 8 bits are little-endian uint16. ValueError for unsupported formats.
     """
     pf = pixel_format(name)

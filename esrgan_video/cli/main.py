@@ -19,9 +19,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .cli_options import add_upscale_options, upscale_kwargs
-from .errors import EsrganVideoError
+from .. import __version__
+from .arguments import add_upscale_options, upscale_kwargs
+from ..errors import EsrganVideoError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
@@ -87,7 +87,7 @@ def _run_upscale(argv: list[str]) -> int:
 
     try:
         if Path(args.input).suffix.lower() in IMAGE_EXTENSIONS:
-            from .images import upscale_image
+            from ..stills import upscale_image
 
             for k in ("codec", "crf", "preset", "pix_fmt", "encoder_opts", "start", "end"):
                 kwargs.pop(k)
@@ -95,7 +95,7 @@ def _run_upscale(argv: list[str]) -> int:
             if not args.quiet:
                 print(f"esrgan-video: wrote {out}", file=sys.stderr)
             return EXIT_OK
-        from .pipeline import upscale_video
+        from ..pipeline import upscale_video
 
         result = upscale_video(
             args.input, args.output, overwrite=args.overwrite, keep_partial=args.keep_partial,
@@ -115,7 +115,7 @@ def _run_upscale(argv: list[str]) -> int:
 def _run_models(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="esrgan-video models", description="List known models and whether each is cached.")
     p.parse_args(argv)
-    from .models.registry import list_models
+    from ..models.registry import list_models
 
     for entry in list_models():
         print(entry.describe())
@@ -123,13 +123,13 @@ def _run_models(argv: list[str]) -> int:
 
 
 def _run_engine(argv: list[str]) -> int:
-    from .engine_cli import main as engine_main
+    from .engine import main as engine_main
 
     return engine_main(argv)
 
 
 def _run_batch(argv: list[str]) -> int:
-    from .batch_cli import main as batch_main
+    from .batch import main as batch_main
 
     return batch_main(argv)
 

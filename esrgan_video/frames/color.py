@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .pixfmt import PixelFormat
+from .pixel_formats import PixelFormat
 
 UNSPECIFIED = 2
 """H.273 code for 'unspecified' (matrix, primaries and transfer)."""

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from . import color
-from .pixfmt import pixel_format
-from .samples import sample_clip
-from .sizing import resize_rgb
-from .video.reader import open_input
-from .video.writer import OutputVideo
+from ..frames import color
+from ..frames.pixel_formats import pixel_format
+from ..samples import sample_clip
+from ..frames.sizing import resize_rgb
+from ..video.reader import open_input
+from ..video.writer import OutputVideo
 
 
 def make_small_clip(src: Path, dst: Path, *, width: int, height: int, seconds: Fraction) -> Path:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
 
-    from .pipeline import upscale_video
+    from ..pipeline import upscale_video
 
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, OutputError
-from .sizing import output_size, resize_rgb
+from .frames.sizing import output_size, resize_rgb
 from .upscaler import Upscaler
 
 # output extension → (codec, pix_fmt for 8-bit RGB, for 8-bit RGBA, for 16-bit RGB, for 16-bit RGBA)

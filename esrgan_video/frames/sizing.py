@@ -8,7 +8,7 @@ import re
 import torch
 from torch.nn import functional as F
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def parse_size(text: str) -> tuple[int | None, int | None]:

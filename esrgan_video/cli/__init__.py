@@ -1,0 +1,8 @@
+"""The command-line faces of esrgan-video, each a thin shell over the library.
+
+``main`` dispatches ``esrgan-video IN OUT`` and its subcommands (models, engine, batch, demo).
+"""
+
+from .main import main
+
+__all__ = ["main"]
