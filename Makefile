@@ -13,7 +13,7 @@ PYTHON312 := $(shell for c in "$$(command -v python3.12)" "$$(PYENV_VERSION=3.12
 	$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12' | while read v; do PYENV_VERSION=$$v pyenv which python3.12 2>/dev/null; done); \
 	do [ -n "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo "$$c"; break; }; done)
 
-.PHONY: venv demo test test-all bench bench-full gpu-check clean
+.PHONY: venv demo test bench bench-full gpu-check clean
 
 $(STAMP): setup.py
 	@if [ -z "$(PYTHON312)" ]; then \
@@ -30,9 +30,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
-
-test-all: $(STAMP)
-	$(PY) -m pytest -q --run-slow
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --quick

@@ -93,16 +93,3 @@ def torch_one_thread():
     finally:
         torch.set_num_threads(before)
 
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", default=False,
-                     help="also run tests marked slow (make test-all)")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-slow"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --run-slow (make test-all)")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
