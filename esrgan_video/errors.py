@@ -40,3 +40,31 @@ class BackendError(EsrganVideoError, RuntimeError):
     """The requested backend or device is unavailable, or inference failed (e.g. non-finite output)."""
 
     exit_code = 7
+
+
+class OptionError(EsrganVideoError, ValueError):
+    """An option has a value it cannot take (a command-line error: exit status 2).
+
+    The message names the option, what was expected and what was given: ``"tile: expected 0 (whole frame)
+    or a positive size in pixels, got -1"``. ``relabel`` renames the option for a face that spells it
+    differently (``num_streams`` in VapourSynth, ``--tile-pad`` on the command line).
+    """
+
+    exit_code = 2
+
+    def __init__(self, option: str, expected: str, got: object, *, detail: str | None = None) -> None:
+        self.option, self.expected, self.got, self.detail = option, expected, got, detail
+        super().__init__(f"{option}: expected {expected}, got {got!r}" + (f" ({detail})" if detail else ""))
+
+    def __reduce__(self):  # batch workers send errors across processes
+        return (_option_error, (self.option, self.expected, self.got, self.detail))
+
+    def relabel(self, names: "dict[str, str]") -> "OptionError":
+        """The same error with the option renamed by ``names`` (unchanged when it is not in it)."""
+        new = OptionError(names.get(self.option, self.option), self.expected, self.got, detail=self.detail)
+        new.__cause__ = self.__cause__
+        return new
+
+
+def _option_error(option: str, expected: str, got: object, detail: str | None) -> OptionError:
+    return OptionError(option, expected, got, detail=detail)

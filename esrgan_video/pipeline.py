@@ -29,6 +29,7 @@ import torch
 
 from .frames import color as colormod
 from .errors import EsrganVideoError
+from .options import UpscaleOptions
 from .frames.pixel_formats import pixel_format
 from .frames.sizing import output_size, resize_rgb
 from .upscaler import Upscaler
@@ -85,39 +86,26 @@ class _StageClock:
 def upscale_video(
     src: str | Path,
     dst: str | Path,
+    options: UpscaleOptions | None = None,
     *,
-    model: str = "RealESRGAN_x4plus",
-    blend: str | tuple[str, float] | None = None,
-    scale: float | None = None,
-    size: tuple[int | None, int | None] | None = None,
-    tile: int | None = None,
-    tile_pad: int | None = None,
-    backend: str = "auto",
-    device: str | int | None = None,
-    streams: int = 2,
-    precision: str | None = None,
-    codec: str = "libx264",
-    crf: int | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
-    encoder_opts: dict[str, str] | None = None,
-    start: Fraction | float | int | None = None,
-    end: Fraction | float | int | None = None,
-    copy_streams: bool = True,
-    shift_timestamps: bool = True,
     overwrite: bool = False,
     keep_partial: bool = False,
     progress: Callable[[Progress], None] | None = None,
     notice: Callable[[str], None] | None = None,
     upscaler: Upscaler | None = None,
-    offline: bool = False,
+    **flat_options,
 ) -> RunResult:
     """Upscale the video ``src`` into ``dst``, keeping every frame, timestamp, stream and colour tag.
 
-    ``upscaler`` reuses a loaded model (batch mode); otherwise one is made from ``model`` and the
-    backend options and closed at the end. ``start``/``end`` trim: ``Fraction``/``float`` are seconds,
-    ``int`` is a frame index. ``notice`` receives one-line warnings (interlacing, HDR, pixel format).
+    ``options`` (:class:`~esrgan_video.options.UpscaleOptions`) says what to do; its fields may also be given
+    as flat keywords (``model=``, ``scale=``, ``codec=``, ``start=``, …; see :mod:`esrgan_video.options`), over
+    ``options``. ``upscaler`` reuses a loaded model (batch mode; the model and runtime options are then its
+    own); otherwise one is made from the options and closed at the end. ``notice`` receives one-line
+    warnings (interlacing, HDR, pixel format).
     """
+    opts = UpscaleOptions.from_kwargs(options, **flat_options)
+    enc, trim = opts.encode, opts.trim
+    codec, start, end = enc.codec, trim.start, trim.end
     t0 = time.perf_counter()
     notices: list[str] = []
 
@@ -133,27 +121,24 @@ def upscale_video(
             say(msg)
         in_fmt = pixel_format(info.pix_fmt)
         spec = info.color.resolved(info.width, info.height, in_fmt)
-        out_pix_fmt, pix_notice = choose_pix_fmt(codec, info.pix_fmt, requested=pix_fmt)
+        out_pix_fmt, pix_notice = choose_pix_fmt(codec, info.pix_fmt, requested=enc.pix_fmt)
         if pix_notice:
             say(pix_notice)
         out_fmt = pixel_format(out_pix_fmt)
         if in_fmt.alpha and not out_fmt.alpha:
             say(f"{src}: the alpha channel is dropped because {out_pix_fmt} has none; "
                 "use --codec ffv1 (or prores_ks with --pix-fmt yuva444p10le) to keep it")
-        up = upscaler or Upscaler(
-            model, blend=blend, tile=tile, tile_pad=tile_pad, backend=backend, device=device,
-            precision=precision, streams=streams, offline=offline,
-        )
+        up = upscaler or Upscaler(opts.model, opts.runtime)
         try:
             out_w, out_h = output_size(
-                info.width, info.height, model_scale=up.scale, scale=scale, size=size,
+                info.width, info.height, model_scale=up.scale, scale=opts.size.scale, size=opts.size.size,
                 multiple=(1 << out_fmt.log2_chroma_w, 1 << out_fmt.log2_chroma_h),
             )
             out_spec = output_color(spec, in_fmt, out_fmt, out_w, out_h)
             with OutputVideo(
-                dst, template=inp, codec=codec, pix_fmt=out_pix_fmt, crf=crf, preset=preset,
-                options=encoder_opts or {}, size=(out_w, out_h), color=out_spec, copy_streams=copy_streams,
-                start=start, end=end, shift_timestamps=shift_timestamps, overwrite=overwrite,
+                dst, template=inp, codec=codec, pix_fmt=out_pix_fmt, crf=enc.crf, preset=enc.preset,
+                options=enc.encoder_options, size=(out_w, out_h), color=out_spec, copy_streams=enc.copy_streams,
+                start=start, end=end, shift_timestamps=enc.shift_timestamps, overwrite=overwrite,
                 keep_partial=keep_partial,
             ) as out:
                 frames, clock = _stream(

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, OutputError
+from .options import UpscaleOptions
 from .frames.sizing import output_size, resize_rgb
 from .upscaler import Upscaler
 
@@ -56,14 +57,18 @@ def read_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, int]:
 def upscale_image(
     src: str | Path,
     dst: str | Path,
+    options: UpscaleOptions | None = None,
     *,
     overwrite: bool = False,
-    scale: float | None = None,
-    size: tuple[int | None, int | None] | None = None,
     upscaler: Upscaler | None = None,
-    **upscaler_options,
+    **flat_options,
 ) -> Path:
-    """Upscale one still image into ``dst`` (format from its extension); returns ``dst``."""
+    """Upscale one still image into ``dst`` (format from its extension); returns ``dst``.
+
+    ``options``: the model, runtime and size options (the encoding and trimming ones do not apply to stills);
+    their fields may also be given as flat keywords, as for :func:`esrgan_video.upscale_video`."""
+    opts = UpscaleOptions.from_kwargs(options, **flat_options)
+    scale, size = opts.size.scale, opts.size.size
     src, dst = Path(src), Path(dst)
     ext = dst.suffix.lower()
     if ext not in _ENCODERS:
@@ -75,7 +80,7 @@ def upscale_image(
             raise OutputError(f"{dst}: already exists; pass -y/--overwrite to replace it")
     rgb, alpha, bits = read_image(src)
     own = upscaler is None
-    up = upscaler or Upscaler(**upscaler_options)
+    up = upscaler or Upscaler(opts.model, opts.runtime)
     try:
         h, w = rgb.shape[:2]
         out_w, out_h = output_size(w, h, model_scale=up.scale, scale=scale, size=size)

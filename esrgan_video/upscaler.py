@@ -8,19 +8,21 @@ small pool, so frames from different threads overlap on the device.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import queue
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import torch
 
 from . import tiling
-from .arch import RRDBNet
-from .errors import BackendError, InputError
-from .runtime.base import PRECISIONS, Backend, BackendInfo
+from .errors import InputError
+from .options import DEFAULT_MODEL, ModelOptions, RuntimeOptions
+from .runtime.base import Backend, BackendInfo
+from .runtime.devices import resolve_device
 from .runtime.select import make_backend
 
 # Default tile sizes come from a fixed table keyed by device class and frame size, never from a
@@ -43,42 +45,8 @@ def default_tile(height: int, width: int, device: torch.device) -> int:
     return 256
 
 
-def resolve_device(device: str | int | torch.device | None) -> torch.device:
-    """``None``/``"auto"`` → first CUDA device if present, else CPU; ints mean ``cuda:N``."""
-    if device is None or device == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if isinstance(device, int):
-        device = f"cuda:{device}"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise InputError(f"device: expected cpu, cuda or cuda:N, got {device!r}") from e
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BackendError(f"device {device!r}: no CUDA GPU is available here; use the CPU (device 'cpu')")
-        if dev.index is None:
-            dev = torch.device("cuda:0")
-        if dev.index >= torch.cuda.device_count():
-            raise BackendError(
-                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..)"
-            )
-    elif dev.type != "cpu":
-        raise InputError(f"device: expected cpu, cuda or cuda:N, got {device!r}")
-    return dev
-
-
-@dataclass(frozen=True)
-class UpscalerConfig:
-    """What an Upscaler was asked for, after defaults were applied."""
-
-    tile: int | None
-    """Core tile in input pixels; 0 = whole frame; None = the stable default for each frame size."""
-    tile_pad: int
-    """Overlap on each side of a tile, in input pixels."""
-    batch: int
-    """Tiles per inference call."""
-    streams: int
-    """CUDA streams (frames in flight) on a GPU; 1 on the CPU."""
+_MODEL_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelOptions)) - {"model"}
+_RUNTIME_FIELDS = frozenset(f.name for f in dataclasses.fields(RuntimeOptions))
 
 
 class Upscaler:
@@ -91,56 +59,60 @@ class Upscaler:
 
     def __init__(
         self,
-        model: str | RRDBNet = "RealESRGAN_x4plus",
-        *,
-        blend: str | tuple[str, float] | None = None,
-        tile: int | None = None,
-        tile_pad: int | None = None,
-        backend: str = "auto",
-        device: str | int | torch.device | None = None,
-        precision: str | None = None,
-        streams: int = 2,
-        batch: int | None = None,
-        offline: bool = False,
+        model: "str | os.PathLike | torch.nn.Module | ModelOptions" = DEFAULT_MODEL,
+        runtime: RuntimeOptions | None = None,
+        **options,
     ) -> None:
-        if tile is not None and tile < 0:
-            raise InputError(f"tile: expected 0 (whole frame) or a positive size, got {tile}")
-        if tile_pad is not None and tile_pad < 0:
-            raise InputError(f"tile_pad: expected >= 0, got {tile_pad}")
-        if streams < 1:
-            raise InputError(f"streams: expected >= 1, got {streams}")
-        if batch is not None and batch < 1:
-            raise InputError(f"batch: expected >= 1, got {batch}")
-        if precision is not None and precision not in PRECISIONS:
-            raise InputError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self._device_requested = device not in (None, "auto")
-        self.device = resolve_device(device)
-        if isinstance(model, RRDBNet):
-            if blend is not None:
-                raise InputError("blend: pass a model name or path to blend, not a loaded module")
-            self.model = model.eval().to(self.device)
+        """``model``: a registry name, checkpoint path, loaded module or :class:`ModelOptions`; ``runtime``: the
+        :class:`RuntimeOptions`. Their fields may also be given as keywords (``blend=``, ``device=``, ``tile=``, …),
+        over the two objects."""
+        model_fields = {k: options.pop(k) for k in list(options) if k in _MODEL_FIELDS}
+        runtime_fields = {k: options.pop(k) for k in list(options) if k in _RUNTIME_FIELDS}
+        if options:
+            raise TypeError(f"Upscaler: unknown option(s) {', '.join(sorted(options))}; known: "
+                            f"{', '.join(sorted(_MODEL_FIELDS | _RUNTIME_FIELDS))}")
+        if isinstance(model, ModelOptions):
+            model_opts = dataclasses.replace(model, **model_fields) if model_fields else model
+        else:
+            model_opts = ModelOptions(model=model, **model_fields)
+        runtime = runtime or RuntimeOptions()
+        if runtime_fields:
+            runtime = dataclasses.replace(runtime, **runtime_fields)
+        self.model_options = model_opts
+        self._device_requested = runtime.device is not None
+        self.device = resolve_device(runtime.device)
+        if isinstance(model_opts.model, torch.nn.Module):
+            self.model = model_opts.model.eval().to(self.device)
         else:
             from .models import load_model
 
-            self.model = load_model(model, device=self.device, blend=blend, offline=offline)
+            extra = {} if model_opts.denoise is None else {"denoise": model_opts.denoise}
+            self.model = load_model(model_opts.model, device=self.device, blend=model_opts.blend,
+                                    offline=model_opts.offline, **extra)
         self.scale = self.model.scale
         on_gpu = self.device.type == "cuda"
-        self.config = UpscalerConfig(
-            tile=tile,
-            tile_pad=tiling.DEFAULT_TILE_PAD if tile_pad is None else tile_pad,
-            batch=batch or (4 if on_gpu else 1),
-            streams=streams if on_gpu else 1,
+        self.runtime = dataclasses.replace(
+            runtime,
+            tile_pad=tiling.DEFAULT_TILE_PAD if runtime.tile_pad is None else runtime.tile_pad,
+            batch=runtime.batch or (4 if on_gpu else 1),
+            streams=runtime.streams if on_gpu else 1,
         )
-        self._backend_name = backend
-        self._precision = precision
+        """The runtime options with their defaults resolved for this device (``tile_pad``, ``batch``, ``streams``)."""
+        self._backend_name = runtime.backend
+        self._precision = runtime.precision
         self._backends: dict[tuple[int, int, int] | None, Backend] = {}
         self._plans: dict[tuple[int, int], tiling.TilePlan] = {}  # frozen plans; a racing double insert is harmless
         self._lock = threading.Lock()
         self._streams: queue.Queue = queue.Queue()
         if on_gpu:
-            for _ in range(self.config.streams):
+            for _ in range(self.runtime.streams):
                 self._streams.put(torch.cuda.Stream(device=self.device))
         self._closed = False
+
+    @property
+    def config(self) -> RuntimeOptions:
+        """Alias of :attr:`runtime` (the resolved runtime options)."""
+        return self.runtime
 
     # lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:

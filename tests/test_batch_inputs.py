@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from esrgan_video.batch.inputs import Job, Source, discover, plan_jobs
-from esrgan_video.errors import InputError
+from esrgan_video.errors import InputError, OptionError
 
 
 def touch(p: Path) -> Path:
@@ -142,5 +142,5 @@ def test_parse_devices() -> None:
     assert parse_devices("0,1") == ["cuda:0", "cuda:1"]
     assert parse_devices("cpu,cpu") == ["cpu", "cpu"]
     assert parse_devices(["cuda:2", "cpu"]) == ["cuda:2", "cpu"]
-    with pytest.raises(InputError, match="--devices"):
+    with pytest.raises(OptionError, match="--devices"):  # a command-line error (exit 2; was InputError, 3)
         parse_devices("gpu0")

@@ -20,22 +20,20 @@ from typing import Any, Callable, Sequence
 from .. import __version__
 from ..errors import InputError, OutputError
 from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
-from .journal import Journal
-from .worker import ENCODE_OPTIONS, UPSCALER_OPTIONS, Task, WorkerSettings, probe, remove_partials
+from .journal import Journal, fraction_text, parse_fraction
+from ..options import UpscaleOptions
+from ..runtime.devices import parse_devices
+from .worker import Task, WorkerSettings, probe, remove_partials
 
 BATCH_FAILED_EXIT = 8
 """Exit code when the batch ran to the end but at least one file failed (the CLI's documented code)."""
 
 SEGMENTS_DIR = ".esrgan-video-segments"
 
-# options that change the bytes of an output (the options hash covers these, the model's weights hash,
-# the segment length and the package version); devices, threads, heartbeats and Ray settings do not.
-HASHED_OPTIONS = ("blend", "scale", "size", "tile", "tile_pad", "backend", "precision", "streams", "codec", "crf",
-                  "preset", "pix_fmt", "encoder_opts", "start", "end", "copy_streams")
-
-
-def options_hash(model_sha256: str, options: dict[str, Any], *, segment_seconds: float | None) -> str:
-    """sha256 (first 16 hex digits) over everything that changes an output's bytes (pure)."""
+def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds: float | None) -> str:
+    """sha256 (first 16 hex digits) over everything that changes an output's bytes (pure): the model's weights
+    hash, the options that can change an output (``UpscaleOptions.output_affecting``: not the device, threads,
+    heartbeats or Ray settings), the segment length and the package version."""
 
     def norm(v: Any) -> Any:
         if isinstance(v, Fraction):
@@ -48,7 +46,7 @@ def options_hash(model_sha256: str, options: dict[str, Any], *, segment_seconds:
 
     doc = {
         "model": model_sha256,
-        "options": {k: norm(options.get(k)) for k in HASHED_OPTIONS},
+        "options": {k: norm(v) for k, v in sorted(options.output_affecting().items())},
         "segment_seconds": segment_seconds,
         "version": __version__,
     }
@@ -78,10 +76,6 @@ def verify_done(rec: dict[str, Any], path: str | os.PathLike) -> str | None:
 def _src_fingerprint(path: Path) -> dict[str, int]:
     st = os.stat(path)
     return {"src_size": st.st_size, "src_mtime_ns": st.st_mtime_ns}
-
-
-def _fr(v: Fraction | None) -> str | None:
-    return None if v is None else f"{v.numerator}/{v.denominator}"
 
 
 @dataclass
@@ -207,7 +201,7 @@ class Plan:
         if task.kind == "plan":
             self._planned(st, result)
             return
-        extra = {"start": _fr(task.start), "end": _fr(task.end)} if task.kind == "segment" else {}
+        extra = {"start": fraction_text(task.start), "end": fraction_text(task.end)} if task.kind == "segment" else {}
         self.journal.record(task.key, "done", kind=task.kind, job=task.job_key, options=self.opts_hash,
                             **self.src_fp[task.job_key], **extra, **result)
         row = st.row
@@ -283,28 +277,6 @@ class Plan:
         self.queue.extend(tasks)
 
 
-def parse_devices(spec: str | Sequence[str] | None) -> list[str]:
-    """``"0,1"`` → ``["cuda:0", "cuda:1"]``; ``"cpu,cpu"`` → two CPU workers; ``None``/``"auto"`` → every
-    visible GPU, else one CPU worker."""
-    if spec is None or spec == "auto":
-        import torch
-
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        return [f"cuda:{i}" for i in range(n)] or ["cpu"]
-    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
-    out = []
-    for it in items:
-        if it.isdigit():
-            out.append(f"cuda:{it}")
-        elif it == "cpu" or it == "cuda" or (it.startswith("cuda:") and it[5:].isdigit()):
-            out.append(it)
-        else:
-            raise InputError(f"--devices: expected GPU numbers or cpu/cuda:N separated by commas, got {it!r}")
-    if not out:
-        raise InputError("--devices: expected at least one device")
-    return out
-
-
 def _long_enough(src: Path, seg_seconds: float) -> bool:
     """Whether the container header says ``src`` lasts at least two segments (header only; False if unreadable,
     so the whole-file task reports the real error)."""
@@ -316,10 +288,6 @@ def _long_enough(src: Path, seg_seconds: float) -> bool:
     except (av.FFmpegError, OSError):
         return False
     return duration is not None and duration / 1_000_000 >= 2 * seg_seconds
-
-
-def _parse_fr(v: str | None) -> Fraction | None:
-    return None if v is None else Fraction(v)
 
 
 def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: str, src_fp: dict[str, int],
@@ -339,7 +307,7 @@ def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: 
                 and all(rec.get(k) == v for k, v in src_fp.items()) and verify_done(rec, part) is None):
             continue
         tasks.append(Task(key=key, kind="segment", job_key=job.key, src=str(job.src), dst=str(part),
-                          start=_parse_fr(start), end=_parse_fr(end), overwrite=True))
+                          start=parse_fraction(start), end=parse_fraction(end), overwrite=True))
         waiting.add(key)
     return tasks, waiting, parts, seg_dir
 
@@ -347,8 +315,8 @@ def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: 
 def run_batch(
     inputs: Sequence[str | os.PathLike],
     outdir: str | os.PathLike,
+    options: UpscaleOptions | None = None,
     *,
-    model: str = "RealESRGAN_x4plus",
     suffix: str = "",
     ext: str | None = ".mkv",
     extensions: Sequence[str] | None = None,
@@ -360,35 +328,25 @@ def run_batch(
     retry_failed: bool = False,
     force: bool = False,
     overwrite: bool = False,
-    offline: bool = False,
-    blend: str | tuple[str, float] | None = None,
-    scale: float | None = None,
-    size: tuple[int | None, int | None] | None = None,
-    tile: int | None = None,
-    tile_pad: int | None = None,
-    backend: str = "auto",
-    precision: str | None = None,
-    streams: int = 2,
-    codec: str = "libx264",
-    crf: int | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
-    encoder_opts: dict[str, str] | None = None,
-    start: Fraction | float | int | None = None,
-    end: Fraction | float | int | None = None,
-    copy_streams: bool = True,
     heartbeat_s: float = 5.0,
     stale_s: float = 300.0,
     max_attempts: int = 2,
     log: Callable[[str], None] | None = None,
+    **flat_options,
 ) -> BatchSummary:
     """Upscale every video of ``inputs`` into ``outdir``, resumably (see docs/batch.md).
+
+    ``options`` (:class:`~esrgan_video.options.UpscaleOptions`, or its fields as flat keywords over it) applies
+    to every file; ``devices`` (``--devices``) lists the workers, else ``options.runtime.device``, else every
+    visible GPU (or one CPU worker).
 
     Raises (before anything runs) ``InputError`` for inputs that match nothing or clashing outputs,
     ``ModelError`` for an unusable model and ``OutputError`` when finished outputs were made with other
     options and ``force`` is not set. Per-file problems never raise: they are rows of the summary.
     ``KeyboardInterrupt`` is re-raised as ``BatchInterrupted`` carrying the partial summary.
     """
+    opts = UpscaleOptions.from_kwargs(options, **flat_options)
+    start, end = opts.trim.start, opts.trim.end
     t0 = time.perf_counter()
     say = log or (lambda msg: print(f"esrgan-video batch: {msg}", file=sys.stderr, flush=True))
     if segment_seconds is not None and segment_seconds < 0:
@@ -406,23 +364,17 @@ def run_batch(
         segment_seconds = None  # trimmed runs are short by choice; segments would need trimming too
     seg_s = segment_seconds or None
 
-    options = dict(blend=blend, scale=scale, size=size, tile=tile, tile_pad=tile_pad, backend=backend,
-                   precision=precision, streams=streams, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                   encoder_opts=encoder_opts or {}, start=start, end=end, copy_streams=copy_streams, offline=offline)
     from ..models import load_model
 
     # validates the model before anything starts, downloads it once, and names its exact weights
-    model_sha = load_model(model, blend=blend, offline=offline).info.sha256
-    h = options_hash(model_sha, options, segment_seconds=seg_s)
-    device_list = parse_devices(devices) if ray is None else []
+    m = opts.model
+    extra = {} if m.denoise is None else {"denoise": m.denoise}
+    model_sha = load_model(m.model, blend=m.blend, offline=m.offline, **extra).info.sha256
+    h = options_hash(model_sha, opts, segment_seconds=seg_s)
+    device_list = parse_devices(devices or opts.runtime.device) if ray is None else []
     if threads is None and device_list:
         threads = max(1, (os.cpu_count() or 1) // len(device_list))
-    settings = WorkerSettings(
-        model=model,
-        upscaler={k: options[k] for k in UPSCALER_OPTIONS},
-        encode={k: options[k] for k in ENCODE_OPTIONS},
-        threads=threads,
-    )
+    settings = WorkerSettings(options=opts, threads=threads)
 
     with Journal(out) as journal:
         plan = Plan(journal, h, max_attempts=max_attempts, log=say)

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,6 +33,16 @@ JOURNAL_NAME = ".esrgan-video-batch.jsonl"
 LOCK_NAME = ".esrgan-video-batch.lock"
 STATES = ("pending", "running", "done", "failed")
 FORMAT_VERSION = 1
+
+
+def fraction_text(v: Fraction | None) -> str | None:
+    """An exact time as the journal stores it: ``"n/d"`` (None stays None)."""
+    return None if v is None else f"{v.numerator}/{v.denominator}"
+
+
+def parse_fraction(v: str | None) -> Fraction | None:
+    """The inverse of :func:`fraction_text`."""
+    return None if v is None else Fraction(v)
 
 
 def parse_lines(text: str) -> dict[str, dict[str, Any]]:

@@ -7,10 +7,10 @@ return a result dict that the driver records.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,9 @@ from typing import Any
 import av
 
 from ..errors import EsrganVideoError
-
-# options of upscale_video that belong to the Upscaler (model side) and to the encoder (file side)
-UPSCALER_OPTIONS = ("blend", "tile", "tile_pad", "backend", "precision", "streams", "offline")
-ENCODE_OPTIONS = ("scale", "size", "codec", "crf", "preset", "pix_fmt", "encoder_opts", "start", "end", "copy_streams")
-
+from ..video.partials import remove_partials  # noqa: F401 - the schedulers' and driver's import
+from ..options import UpscaleOptions
+from .journal import fraction_text
 
 @dataclass(frozen=True)
 class Task:
@@ -44,9 +42,8 @@ class Task:
 class WorkerSettings:
     """Everything a worker needs besides the task (picklable; the model travels as a name or path)."""
 
-    model: str
-    upscaler: dict[str, Any] = field(default_factory=dict)
-    encode: dict[str, Any] = field(default_factory=dict)
+    options: UpscaleOptions
+    """The run's options, whole (the device of each worker replaces ``options.runtime.device``)."""
     threads: int | None = None
 
 
@@ -80,35 +77,14 @@ def file_facts(path: str | os.PathLike) -> dict[str, Any]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "probe": probe(path)}
 
 
-def remove_partials(dst: str | os.PathLike, pid: int | None = None) -> list[Path]:
-    """Remove temporary files left beside ``dst`` by a writer or a join that was killed: those of
-    process ``pid``, or every one when ``pid`` is None (only safe while no one else writes ``dst``).
-    The names follow ``video.writer.partial_path`` (``.<stem>.<pid>.partial<ext>``) and
-    ``segments.join_segments`` (``.<stem>.join-<pid>.partial<ext>``)."""
-    dst = Path(dst)
-    pattern = re.compile(r"\.%s\.(?:join-)?(\d+)\.partial%s" % (re.escape(dst.stem), re.escape(dst.suffix)))
-    removed = []
-    try:
-        names = os.listdir(dst.parent)
-    except OSError:
-        return removed
-    for name in names:
-        m = pattern.fullmatch(name)
-        if m and (pid is None or int(m.group(1)) == pid):
-            try:
-                (dst.parent / name).unlink()
-                removed.append(dst.parent / name)
-            except OSError:
-                pass
-    return removed
-
-
 _UPSCALERS: dict[tuple, Any] = {}
 
 
 def _upscaler(settings: WorkerSettings, device: str | None):
-    """One Upscaler per (model, options, device) in this process, reused across tasks."""
-    key = (settings.model, tuple(sorted((k, repr(v)) for k, v in settings.upscaler.items())), device)
+    """One Upscaler per (model options, runtime options, device) in this process, reused across tasks."""
+    opts = settings.options
+    runtime = dataclasses.replace(opts.runtime, device=device) if device is not None else opts.runtime
+    key = (opts.model, runtime)
     up = _UPSCALERS.get(key)
     if up is None:
         from ..upscaler import Upscaler
@@ -116,7 +92,7 @@ def _upscaler(settings: WorkerSettings, device: str | None):
         for old in _UPSCALERS.values():
             old.close()
         _UPSCALERS.clear()
-        up = Upscaler(settings.model, device=device, **settings.upscaler)
+        up = Upscaler(opts.model, runtime)
         _UPSCALERS[key] = up
     return up
 
@@ -132,13 +108,9 @@ def plan_task(task: Task) -> dict[str, Any]:
     bounds = [seg.bounds_seconds(index.time_base, index.start_time) for seg in segments]
     return {
         "frames": index.frames,
-        "segments": [[_fr(a), _fr(b), seg.frames] for (a, b), seg in zip(bounds, segments)],
+        "segments": [[fraction_text(a), fraction_text(b), seg.frames] for (a, b), seg in zip(bounds, segments)],
         "open_gop_cuts": len(index.open_gop),
     }
-
-
-def _fr(v: Fraction | None) -> str | None:
-    return None if v is None else f"{v.numerator}/{v.denominator}"
 
 
 def apply_threads(threads: int | None) -> None:
@@ -158,17 +130,17 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None) -> di
     if task.kind == "join":
         from .segments import join_segments
 
-        res = join_segments(task.src, task.parts, task.dst, copy_streams=settings.encode.get("copy_streams", True),
+        res = join_segments(task.src, task.parts, task.dst, copy_streams=settings.options.encode.copy_streams,
                             overwrite=task.overwrite)
         frames, lost = res.frames, 0
     elif task.kind in ("whole", "segment"):
         from ..pipeline import upscale_video
 
-        enc = dict(settings.encode)
+        opts = settings.options
         if task.kind == "segment":
-            enc.update(start=task.start, end=task.end, copy_streams=False, shift_timestamps=False)
-        result = upscale_video(task.src, task.dst, model=settings.model, upscaler=_upscaler(settings, device),
-                               overwrite=task.overwrite, **enc)
+            opts = opts.replace(start=task.start, end=task.end, copy_streams=False, shift_timestamps=False)
+        result = upscale_video(task.src, task.dst, opts, upscaler=_upscaler(settings, device),
+                               overwrite=task.overwrite)
         frames, lost = result.frames, result.lost_frames
     else:
         raise ValueError(f"unknown task kind {task.kind!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .arguments import add_upscale_options, upscale_kwargs
+from .arguments import add_upscale_options, upscale_options
 from ..errors import EsrganVideoError
 
 EXIT_INTERRUPTED = 130
@@ -80,19 +80,17 @@ def run_args(args: argparse.Namespace) -> int:
     """Run a parsed batch command line; returns the exit code (errors found before starting propagate)."""
     from ..batch import BatchInterrupted, run_batch
 
-    kwargs = upscale_kwargs(args)
-    device = kwargs.pop("device")
-    devices = args.devices or device
+    options = upscale_options(args)
     log = (lambda msg: None) if args.quiet else (lambda msg: print(f"esrgan-video batch: {msg}", file=sys.stderr, flush=True))
     try:
         summary = run_batch(
-            args.inputs, args.output_dir,
+            args.inputs, args.output_dir, options,
             suffix=args.suffix, ext=None if args.ext == "keep" else args.ext,
             extensions=[e.strip() for e in args.extensions.split(",") if e.strip()] if args.extensions else None,
-            devices=devices, ray=args.ray, ray_num_cpus=args.ray_cpus,
+            devices=args.devices, ray=args.ray, ray_num_cpus=args.ray_cpus,
             segment_seconds=args.segment_seconds, threads=args.threads,
             retry_failed=args.retry_failed, force=args.force, overwrite=args.overwrite,
-            max_attempts=args.max_attempts, stale_s=args.stale_after, log=log, **kwargs,
+            max_attempts=args.max_attempts, stale_s=args.stale_after, log=log,
         )
     except BatchInterrupted as e:
         print(e.summary.table(), file=sys.stderr)

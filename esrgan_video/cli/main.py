@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from .arguments import add_upscale_options, upscale_kwargs
-from ..errors import EsrganVideoError
+from .arguments import add_upscale_options, upscale_options
+from ..errors import EsrganVideoError, OptionError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
@@ -75,8 +75,8 @@ def _run_upscale(argv: list[str]) -> int:
     parser = _upscale_parser()
     args = parser.parse_args(argv)
     try:
-        kwargs = upscale_kwargs(args)
-    except EsrganVideoError as e:
+        options = upscale_options(args)
+    except OptionError as e:
         parser.error(str(e))  # a bad option value is a command-line error: exit 2
     mode = args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
     reporter = _ProgressReporter(mode)
@@ -89,17 +89,15 @@ def _run_upscale(argv: list[str]) -> int:
         if Path(args.input).suffix.lower() in IMAGE_EXTENSIONS:
             from ..stills import upscale_image
 
-            for k in ("codec", "crf", "preset", "pix_fmt", "encoder_opts", "start", "end"):
-                kwargs.pop(k)
-            out = upscale_image(args.input, args.output, overwrite=args.overwrite, **kwargs)
+            out = upscale_image(args.input, args.output, options, overwrite=args.overwrite)
             if not args.quiet:
                 print(f"esrgan-video: wrote {out}", file=sys.stderr)
             return EXIT_OK
         from ..pipeline import upscale_video
 
         result = upscale_video(
-            args.input, args.output, overwrite=args.overwrite, keep_partial=args.keep_partial,
-            progress=reporter, notice=notice, **kwargs,
+            args.input, args.output, options, overwrite=args.overwrite, keep_partial=args.keep_partial,
+            progress=reporter, notice=notice,
         )
     finally:
         reporter.close()

@@ -15,6 +15,7 @@ of ``num_streams`` CUDA streams, so uploads, inference and downloads of several 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -31,12 +32,16 @@ from esrgan_video.frames.color import ColorSpec, planes_to_rgb, rgb_to_planes
 from esrgan_video.errors import EsrganVideoError
 from esrgan_video.frames.pixel_formats import PixelFormat
 from esrgan_video.frames.sizing import output_size, resize_rgb
+from esrgan_video.errors import OptionError
+from esrgan_video.options import ModelOptions, RuntimeOptions, SizeOptions
+from esrgan_video.runtime.devices import resolve_device
 from esrgan_video.upscaler import Upscaler
-from esrgan_video.upscaler import resolve_device as core_resolve_device
 
 from .props import adjusted_sar, props_from_spec, spec_from_props
 
 NAME = "vsesrgan.upscale"
+_OPTION_NAMES = {"streams": "num_streams"}
+"""Option fields this face spells differently (VapourSynth's ``num_streams``, as in vs-mlrt)."""
 _TO_RGBS = (
     "convert with core.resize.Bicubic(clip, format=vs.RGBS) (add matrix_in_s=\"709\" or the clip's matrix for YUV)"
 )
@@ -92,40 +97,6 @@ def clip_format(clip: vs.VideoNode) -> ClipFormat:
     else:
         pf = PixelFormat(f"vs:{fmt.name}", "gray", fmt.bits_per_sample, planes=("Y",))
     return ClipFormat(fmt, pf)
-
-
-# options ------------------------------------------------------------------------------------------
-def resolve_device(device: int | str | torch.device) -> torch.device:
-    """``device=N`` → ``cuda:N``; on a machine without CUDA, ``0`` falls back to the CPU."""
-    if isinstance(device, bool) or not isinstance(device, (int, str, torch.device)):
-        raise _error(f"device: expected a CUDA index, 'cpu' or 'cuda:N', got {device!r}")
-    if isinstance(device, int):
-        if device < 0:
-            raise _error(f"device: expected a CUDA index >= 0, 'cpu' or 'cuda:N', got {device}")
-        if not torch.cuda.is_available():
-            if device == 0:
-                return torch.device("cpu")
-            raise _error(f"device={device}: CUDA is not available on this machine; pass device='cpu' or 0")
-    try:
-        dev = core_resolve_device(device)
-    except EsrganVideoError as e:
-        raise _error(str(e)) from e
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise _error(f"device={device!r}: CUDA is not available on this machine; pass device='cpu' or 0")
-        if dev.index >= torch.cuda.device_count():
-            raise _error(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are present")
-    elif dev.type != "cpu":
-        raise _error(f"device={device!r}: expected a CUDA index, 'cpu' or 'cuda:N'")
-    return dev
-
-
-def _check_scale(scale: object) -> float | None:
-    if scale is None:
-        return None
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise _error(f"scale: expected a positive number or None (the model's scale), got {scale!r}")
-    return float(scale)
 
 
 # the frame worker ---------------------------------------------------------------------------------
@@ -271,19 +242,19 @@ def upscale(
     if not isinstance(clip, vs.VideoNode):
         raise _error(f"clip: expected a vs.VideoNode, got {type(clip).__name__}")
     fmt = clip_format(clip)
-    scale_f = _check_scale(scale)
-    if isinstance(num_streams, bool) or not isinstance(num_streams, int) or num_streams < 1:
-        raise _error(f"num_streams: expected an integer >= 1, got {num_streams!r}")
-    if isinstance(model, os.PathLike):
-        model = os.fspath(model)
-    dev = resolve_device(device)
     try:
-        up = Upscaler(
-            model, blend=blend, tile=tile, tile_pad=tile_pad, backend=backend, device=dev,
-            precision=precision, streams=num_streams,
-        )
+        size = SizeOptions(scale=scale)
+        runtime = RuntimeOptions(tile=tile, tile_pad=tile_pad, backend=backend, precision=precision, device=device,
+                                 streams=num_streams)
+        model_opts = ModelOptions(model=model, blend=blend)
+    except OptionError as e:
+        raise _error(str(e.relabel(_OPTION_NAMES))) from e
+    try:
+        # device=0 (the default) runs on the CPU of a machine without CUDA
+        dev = resolve_device(runtime.device, cpu_if_no_cuda=True)
+        up = Upscaler(model_opts, dataclasses.replace(runtime, device=str(dev)))
         out_w, out_h = output_size(
-            clip.width, clip.height, model_scale=up.scale, scale=scale_f, multiple=fmt.multiple,
+            clip.width, clip.height, model_scale=up.scale, scale=size.scale, multiple=fmt.multiple,
         )
         # Build the backend (a TensorRT engine, if that is what runs) now, for this clip's tile shape:
         # a missing backend fails here, at script evaluation, and no frame request pays for the build.
@@ -300,4 +271,4 @@ def upscale(
     return shape.std.FrameEval(per_request, clip_src=clip)
 
 
-__all__ = ["upscale", "clip_format", "ClipFormat", "resolve_device"]
+__all__ = ["upscale", "clip_format", "ClipFormat"]
