@@ -58,7 +58,7 @@ def model_on_planes(up, frame: av.VideoFrame, spec) -> torch.Tensor:
 
 def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
     from esrgan_video.video.reader import copy_planes
-    from esrgan_video.video.encoder_formats import plane_layouts
+    from esrgan_video.frames.pixel_formats import plane_layouts
 
     return copy_planes(frame, plane_layouts(frame.format.name, frame.width, frame.height))
 

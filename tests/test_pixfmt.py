@@ -6,13 +6,22 @@ import av
 import numpy as np
 import pytest
 
-from esrgan_video.frames.pixel_formats import SUPPORTED_PIX_FMTS, PixelFormat, pixel_format
+from esrgan_video.frames.pixel_formats import (
+    SUPPORTED_PIX_FMTS,
+    PixelFormat,
+    is_supported,
+    pixel_format,
+    plane_layouts,
+    round_size,
+    size_multiple,
+)
 
 REQUIRED = [
     "yuv420p", "yuvj420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
     "yuv420p12le", "yuv422p12le", "yuv444p12le", "yuv420p16le", "yuv444p16le", "gray", "gray10le",
     "gray12le", "gray16le", "gbrp", "gbrp10le", "gbrp12le", "gbrp16le", "rgb24", "rgb48le", "rgba",
     "rgba64le", "gbrap", "yuva420p", "yuva444p", "nv12", "p010le",
+    "bgr0", "rgb0", "0rgb", "0bgr", "bgra", "argb", "abgr",
 ]  # fmt: skip
 
 
@@ -129,3 +138,74 @@ def test_descriptor_is_frozen_and_hashable():
         f.bits = 10  # type: ignore[misc]
     with pytest.raises(ValueError):
         f.plane_shapes(0, 4)
+
+
+# -- plane layouts, size multiples, the descriptor's facts (merged here from video.formats) ---------------
+
+
+@pytest.mark.parametrize("name", SUPPORTED_PIX_FMTS)
+@pytest.mark.parametrize("size", [(64, 48), (63, 47)])
+def test_plane_layouts_match_ffmpeg_frames(name, size):
+    """Shapes and row bytes agree with what FFmpeg allocates (line_size ≥ row bytes, plane count)."""
+    frame = av.VideoFrame(size[0], size[1], name)
+    lays = plane_layouts(name, *size)
+    assert len(lays) == len(frame.planes)
+    for lay, plane in zip(lays, frame.planes):
+        assert lay.shape[0] == plane.height
+        assert lay.row_bytes <= plane.line_size
+        assert lay.row_bytes == plane.width * np.prod(lay.shape[2:], dtype=int) * lay.dtype.itemsize
+    assert is_supported(name)
+    assert lays == pixel_format(name).plane_layouts(*size)
+
+
+def test_format_facts_and_sizes():
+    f = pixel_format("yuv422p10le")
+    assert (f.family, f.depth, f.log2_chroma_w, f.log2_chroma_h, f.planar) == ("yuv", 10, 1, 0, True)
+    assert pixel_format("gbrp").family == "rgb" and pixel_format("gray10le").family == "gray"
+    assert size_multiple("yuv420p") == (2, 2) and size_multiple("yuv422p") == (2, 1)
+    assert size_multiple("yuv444p") == (1, 1) and pixel_format("yuv420p").size_multiple == (2, 2)
+    assert round_size(255, 143, "yuv420p") == (256, 144)
+    assert round_size(255, 143, "yuv444p") == (255, 143)
+    assert round_size(1, 1, "yuv420p") == (2, 2)
+    assert not is_supported("yuv411p") and not is_supported("bayer_rggb8") and not is_supported(None)
+    assert (pixel_format("yuv420p10le").description, pixel_format("bgr0").description,
+            pixel_format("gray16le").description) == ("10-bit YUV 4:2:0", "8-bit RGB", "16-bit gray")
+
+
+# -- packed RGB (#14.9): every byte order FFmpeg decoders hand out ---------------------------------------
+
+PACKED_RGB = ["rgb24", "bgr24", "rgba", "bgra", "argb", "abgr", "rgb0", "bgr0", "0rgb", "0bgr",
+              "rgb48le", "bgr48le", "rgba64le", "bgra64le"]
+
+
+@pytest.mark.parametrize("name", PACKED_RGB)
+def test_packed_rgb_component_order_is_the_memory_order(name):
+    """Each letter of the packed plane sits where FFmpeg's swscale puts that component (R, G, B, A distinct)."""
+    fmt = pixel_format(name)
+    assert name in SUPPORTED_PIX_FMTS and fmt.family == "rgb" and fmt.layout == "packed"
+    deep = fmt.bits > 8
+    values = {"R": 10, "G": 20, "B": 30, "A": 40}
+    src = np.zeros((2, 3, 4), np.uint16 if deep else np.uint8)
+    for i, c in enumerate("RGBA"):
+        src[..., i] = values[c] * (257 if deep else 1)
+    frame = av.VideoFrame.from_ndarray(src, format="rgba64le" if deep else "rgba").reformat(format=name)
+    layout = fmt.plane_layouts(3, 2)[0]
+    row = np.frombuffer(bytes(frame.planes[0]), np.uint8)[: layout.row_bytes].view(layout.dtype)
+    pixel = row[: len(fmt.planes[0])]
+    for letter, got in zip(fmt.planes[0], pixel):
+        if letter in values:  # swscale may round 16-bit shuffles by a code; the values are 2570 apart
+            assert abs(int(got) - values[letter] * (257 if deep else 1)) <= (2 if deep else 0), (name, letter, pixel)
+    assert fmt.components == (4 if fmt.alpha else 3)
+    assert fmt.alpha == ("A" in fmt.planes[0])
+
+
+@pytest.mark.parametrize(("name", "kwargs", "expected"), [
+    ("bgr0", {"alpha": True}, "bgra"),
+    ("bgra", {"alpha": False}, "bgr0"),
+    ("argb", {"alpha": False}, "0rgb"),
+    ("rgb24", {"alpha": True}, "rgba"),
+    ("bgr0", {"bits": 16}, "bgr48le"),
+    ("0rgb", {"bits": 10}, "gbrp10le"),
+])
+def test_same_family_keeps_the_component_order(name, kwargs, expected):
+    assert pixel_format(name).same_family(**kwargs).name == expected

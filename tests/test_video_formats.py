@@ -1,22 +1,12 @@
-"""video.formats: encoder pixel-format choice, plane layouts, size rounding (pure)."""
+"""video.encoder_formats: which pixel format an encoder writes for an input (plane layouts and size
+multiples are the descriptor's: tests/test_pixfmt.py)."""
 
 from __future__ import annotations
 
-import av
-import numpy as np
 import pytest
 
 from esrgan_video.errors import OutputError
-from esrgan_video.frames.pixel_formats import SUPPORTED_PIX_FMTS
-from esrgan_video.video.encoder_formats import (
-    choose_pix_fmt,
-    encoder_pix_fmts,
-    format_facts,
-    is_supported,
-    plane_layouts,
-    round_size,
-    size_multiple,
-)
+from esrgan_video.video.encoder_formats import choose_pix_fmt, encoder_pix_fmts
 
 
 @pytest.mark.parametrize("codec,inp,want,notice", [
@@ -33,6 +23,18 @@ from esrgan_video.video.encoder_formats import (
     ("prores_ks", "yuv420p", "yuv422p10le", "yuv422p10le"),  # closest depth above, less subsampled
     ("libx265", "gbrp", "gbrp", None),
     ("ffv1", "yuv444p16le", "yuv444p16le", None),
+    # FFV1 writes 8-bit RGB only packed: planar or any packed order in, bgr0 (bgra with alpha) out, no notice
+    ("ffv1", "gbrp", "bgr0", None),
+    ("ffv1", "rgb24", "bgr0", None),
+    ("ffv1", "bgr0", "bgr0", None),
+    ("ffv1", "0rgb", "bgr0", None),
+    ("ffv1", "rgba", "bgra", None),
+    ("ffv1", "abgr", "bgra", None),
+    ("ffv1", "gbrap", "bgra", None),
+    ("ffv1", "gbrp10le", "gbrp10le", None),            # 10-bit RGB stays planar
+    ("libx264", "bgr0", "yuv444p", "ffv1"),            # packed RGB into a YUV-only encoder: suggest ffv1
+    ("libx265", "argb", "gbrp", "8-bit RGB"),          # alpha dropped: named
+    ("huffyuv", "rgb0", "rgb24", None),                # padding-free layout preferred when both fit
 ])
 def test_choose_pix_fmt(codec, inp, want, notice):
     got, note = choose_pix_fmt(codec, inp)
@@ -52,29 +54,3 @@ def test_choose_pix_fmt_requested():
         choose_pix_fmt("x999", "yuv420p")
     with pytest.raises(OutputError, match="audio encoder"):
         choose_pix_fmt("aac", "yuv420p")
-
-
-@pytest.mark.parametrize("name", SUPPORTED_PIX_FMTS)
-@pytest.mark.parametrize("size", [(64, 48), (63, 47)])
-def test_plane_layouts_match_ffmpeg_frames(name, size):
-    """Shapes and row bytes agree with what FFmpeg allocates (line_size ≥ row bytes, plane count)."""
-    frame = av.VideoFrame(size[0], size[1], name)
-    lays = plane_layouts(name, *size)
-    assert len(lays) == len(frame.planes)
-    for lay, plane in zip(lays, frame.planes):
-        assert lay.shape[0] == plane.height
-        assert lay.row_bytes <= plane.line_size
-        assert lay.row_bytes == plane.width * np.prod(lay.shape[2:], dtype=int) * lay.dtype.itemsize
-    assert is_supported(name)
-
-
-def test_format_facts_and_sizes():
-    f = format_facts("yuv422p10le")
-    assert (f.family, f.depth, f.log2_chroma_w, f.log2_chroma_h, f.planar) == ("yuv", 10, 1, 0, True)
-    assert format_facts("gbrp").family == "rgb" and format_facts("gray10le").family == "gray"
-    assert size_multiple("yuv420p") == (2, 2) and size_multiple("yuv422p") == (2, 1)
-    assert size_multiple("yuv444p") == (1, 1)
-    assert round_size(255, 143, "yuv420p") == (256, 144)
-    assert round_size(255, 143, "yuv444p") == (255, 143)
-    assert round_size(1, 1, "yuv420p") == (2, 2)
-    assert not is_supported("yuv411p") and not is_supported("bayer_rggb8")

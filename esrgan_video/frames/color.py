@@ -38,90 +38,101 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .pixel_formats import PixelFormat
+from .colorspace import (
+    CHROMA_LOCATIONS,
+    ChromaLocation,
+    Matrix,
+    Primaries,
+    Range,
+    Transfer,
+    chroma_location_code,
+    chroma_location_from_code,
+)
+from .pixel_formats import PADDING, PixelFormat
 
 UNSPECIFIED = 2
-"""H.273 code for 'unspecified' (matrix, primaries and transfer)."""
+"""H.273 code for 'unspecified' (``Matrix``, ``Primaries`` and ``Transfer.UNSPECIFIED`` all equal it)."""
 
-MATRIX_KR_KB: dict[int, tuple[float, float]] = {
-    1: (0.2126, 0.0722),  # BT.709
-    4: (0.30, 0.11),  # FCC (47 CFR 73.682)
-    5: (0.299, 0.114),  # BT.470BG / BT.601 625
-    6: (0.299, 0.114),  # SMPTE 170M / BT.601 525
-    7: (0.212, 0.087),  # SMPTE 240M
-    9: (0.2627, 0.0593),  # BT.2020 non-constant luminance
+MATRIX_KR_KB: dict[Matrix, tuple[float, float]] = {
+    Matrix.BT709: (0.2126, 0.0722),
+    Matrix.FCC: (0.30, 0.11),  # 47 CFR 73.682
+    Matrix.BT470BG: (0.299, 0.114),  # BT.601 625
+    Matrix.SMPTE170M: (0.299, 0.114),  # BT.601 525
+    Matrix.SMPTE240M: (0.212, 0.087),
+    Matrix.BT2020_NCL: (0.2627, 0.0593),
 }
-"""Luma coefficients (Kr, Kb) per H.273 matrix code; 0 is the identity (GBR)."""
+"""Luma coefficients (Kr, Kb) per H.273 matrix code; ``Matrix.RGB`` (0) is the identity (GBR)."""
 
-SUPPORTED_MATRICES = (0, *MATRIX_KR_KB)
-
-CHROMA_LOCATIONS = ("left", "center", "topleft", "top", "bottomleft", "bottom")
-"""FFmpeg's AVChromaLocation names, codes 1..6 in this order (0 = unspecified)."""
+SUPPORTED_MATRICES = (Matrix.RGB, *MATRIX_KR_KB)
 
 CHROMA_FILTERS = ("bilinear", "bicubic")
 DEFAULT_CHROMA_FILTER = "bicubic"
 
 
-def chroma_location_from_code(code: int | None) -> str | None:
-    """FFmpeg's AVChromaLocation number (0 unspecified, 1 left ... 6 bottom) -> name or None."""
-    if code is None or code == 0:
-        return None
-    if not 1 <= code <= len(CHROMA_LOCATIONS):
-        raise ValueError(f"unknown chroma location code {code}; expected 0..{len(CHROMA_LOCATIONS)}")
-    return CHROMA_LOCATIONS[code - 1]
-
-
-def chroma_location_code(name: str | None) -> int:
-    """Inverse of :func:`chroma_location_from_code` (None -> 0)."""
-    return 0 if name is None else CHROMA_LOCATIONS.index(name) + 1
-
-
 @dataclass(frozen=True)
 class ColorSpec:
-    """Colour facts of a stream (H.273 codes; 2 = unspecified; None = unspecified)."""
+    """Colour facts of a stream: H.273 codes as :mod:`~esrgan_video.frames.colorspace` enums.
 
-    matrix: int = UNSPECIFIED
-    """Matrix coefficients: 0 GBR, 1 BT.709, 5/6 BT.601, 9 BT.2020 NCL, ... (2 unspecified)."""
-    primaries: int = UNSPECIFIED
-    """Colour primaries, passed through to the encoder (1 BT.709, 5/6 BT.601, 9 BT.2020)."""
-    transfer: int = UNSPECIFIED
-    """Transfer characteristics, passed through (1 BT.709, 13 sRGB, 16 PQ, 18 HLG)."""
+    Plain ints are accepted and converted (an IntEnum compares equal to its number), so
+    ``ColorSpec(1, 1, 1, False, "left") == ColorSpec(Matrix.BT709, Primaries.BT709, Transfer.BT709, False, "left")``.
+    """
+
+    matrix: Matrix = Matrix.UNSPECIFIED
+    """Matrix coefficients: RGB (0, identity), BT709 (1), BT470BG/SMPTE170M (5/6, BT.601), BT2020_NCL (9), …"""
+    primaries: Primaries = Primaries.UNSPECIFIED
+    """Colour primaries, passed through to the encoder (BT709, BT470BG, SMPTE170M, BT2020, …)."""
+    transfer: Transfer = Transfer.UNSPECIFIED
+    """Transfer characteristics, passed through (BT709, SRGB (13), PQ (16), HLG (18), …)."""
     full_range: bool | None = None
-    """True for full (JPEG/PC) range, False for limited (MPEG/TV), None if unspecified."""
+    """True for full (JPEG/PC) range, False for limited (MPEG/TV), None if unspecified (see :attr:`range`)."""
     chroma_location: str | None = None
-    """One of :data:`CHROMA_LOCATIONS`, or None if unspecified."""
+    """FFmpeg's name of the chroma siting, one of :data:`CHROMA_LOCATIONS`, or None if unspecified
+    (see :attr:`chroma_siting`)."""
 
     def __post_init__(self) -> None:
         if self.chroma_location == "unspecified":
             object.__setattr__(self, "chroma_location", None)
         if self.chroma_location is not None and self.chroma_location not in CHROMA_LOCATIONS:
             raise ValueError(f"chroma_location must be one of {CHROMA_LOCATIONS} or None, got {self.chroma_location!r}")
-        for field in ("matrix", "primaries", "transfer"):
+        for field, enum in (("matrix", Matrix), ("primaries", Primaries), ("transfer", Transfer)):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
                 raise ValueError(f"ColorSpec.{field} must be an H.273 code 0..255, got {value!r}")
+            object.__setattr__(self, field, enum(value))
+
+    @property
+    def range(self) -> Range | None:
+        """:attr:`full_range` as a :class:`Range` (None when unspecified)."""
+        return Range.from_full(self.full_range)
+
+    @property
+    def chroma_siting(self) -> ChromaLocation | None:
+        """:attr:`chroma_location` as a :class:`ChromaLocation` (None when unspecified)."""
+        return ChromaLocation.from_name(self.chroma_location)
 
     def resolved(self, width: int, height: int, fmt: PixelFormat | None = None) -> ColorSpec:
         """Fill unspecified values the way mpv does.
 
-        Matrix: BT.709 (1) when ``width >= 1280`` or ``height > 576``, else BT.601 (6, SMPTE 170M);
-        RGB formats get the identity (0). Primaries: BT.709 for HD, 5 (BT.601 625) for 576 lines,
-        6 (BT.601 525) for 480/486 lines, else BT.709. Transfer: BT.709 (1), sRGB (13) for RGB
+        Matrix: BT709 when ``width >= 1280`` or ``height > 576``, else SMPTE170M (BT.601);
+        RGB formats get the identity (RGB). Primaries: BT709 for HD, BT470BG (BT.601 625) for 576 lines,
+        SMPTE170M (BT.601 525) for 480/486 lines, else BT709. Transfer: BT709, SRGB for RGB
         formats. Range: limited, except full for RGB, gray and ``yuvj*`` formats (swscale maps gray
         codes 1:1 to RGB, so untagged gray in the wild, e.g. from PNG or FFV1, is full range). Chroma location:
-        ``center`` for ``yuvj*`` (JPEG), else ``left`` (MPEG-2/H.264).
+        ``center`` for ``yuvj*`` (JPEG), else ``left`` (MPEG-2/H.264). The reserved code 3 counts as
+        unspecified, like FFmpeg; so does 0 for primaries and transfer (reserved there).
         """
         hd = width >= 1280 or height > 576
         rgb = fmt is not None and fmt.family == "rgb"
         matrix = self.matrix
-        if matrix in (UNSPECIFIED, 3):  # 3 is 'reserved': treat as unspecified, like FFmpeg
-            matrix = 0 if rgb else (1 if hd else 6)
+        if not matrix.is_specified:
+            matrix = Matrix.RGB if rgb else (Matrix.BT709 if hd else Matrix.SMPTE170M)
         primaries = self.primaries
-        if primaries in (UNSPECIFIED, 0, 3):
-            primaries = 1 if hd or rgb else {576: 5, 480: 6, 486: 6}.get(height, 1)
+        if not primaries.is_specified or primaries == 0:
+            sd = {576: Primaries.BT470BG, 480: Primaries.SMPTE170M, 486: Primaries.SMPTE170M}
+            primaries = Primaries.BT709 if hd or rgb else sd.get(height, Primaries.BT709)
         transfer = self.transfer
-        if transfer in (UNSPECIFIED, 0, 3):
-            transfer = 13 if rgb else 1
+        if not transfer.is_specified or transfer == 0:
+            transfer = Transfer.SRGB if rgb else Transfer.BT709
         full = self.full_range
         if full is None:
             full = rgb or (fmt is not None and (fmt.full_range or fmt.family == "gray"))
@@ -132,14 +143,15 @@ class ColorSpec:
 
 
 def _check_matrix(matrix: int) -> None:
-    if matrix in (UNSPECIFIED, 3):
+    if matrix in (Matrix.UNSPECIFIED, Matrix.RESERVED):
         raise ValueError("colour matrix is unspecified: call ColorSpec.resolved(width, height) first")
-    if matrix == 10:
+    if matrix == Matrix.BT2020_CL:
         raise ValueError(
             "BT.2020 constant-luminance YUV (matrix 10) is not supported; only non-constant luminance (9)"
         )
     if matrix not in SUPPORTED_MATRICES:
-        raise ValueError(f"unsupported colour matrix {matrix}; supported H.273 codes are {SUPPORTED_MATRICES}")
+        raise ValueError(f"unsupported colour matrix {int(matrix)}; supported H.273 codes are "
+                         f"{tuple(int(m) for m in SUPPORTED_MATRICES)}")
 
 
 def _range(bits: int, full: bool) -> tuple[float, float, float, float]:
@@ -153,7 +165,7 @@ def _range(bits: int, full: bool) -> tuple[float, float, float, float]:
 
 def _yuv_to_rgb_matrix(matrix: int) -> list[list[float]]:
     """3x3 matrix taking (Y', Cb', Cr') (Y' in [0,1], C' in [-0.5,0.5]) to (R', G', B')."""
-    if matrix == 0:  # Y=G, Cb=B, Cr=R
+    if matrix == Matrix.RGB:  # Y=G, Cb=B, Cr=R
         return [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     kr, kb = MATRIX_KR_KB[matrix]
     kg = 1.0 - kr - kb
@@ -166,7 +178,7 @@ def _yuv_to_rgb_matrix(matrix: int) -> list[list[float]]:
 
 def _rgb_to_yuv_matrix(matrix: int) -> list[list[float]]:
     """Inverse of :func:`_yuv_to_rgb_matrix`."""
-    if matrix == 0:
+    if matrix == Matrix.RGB:
         return [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
     kr, kb = MATRIX_KR_KB[matrix]
     kg = 1.0 - kr - kb
@@ -331,7 +343,7 @@ def planes_to_rgb(
     loc = spec.chroma_location or "left"
     u = _upsample_chroma(comps["U"], fmt, loc, height, width, chroma_filter)
     v = _upsample_chroma(comps["V"], fmt, loc, height, width, chroma_filter)
-    if spec.matrix == 0:  # GBR in YUV planes: every component scaled like luma
+    if spec.matrix == Matrix.RGB:  # GBR in YUV planes: every component scaled like luma
         yuv = (torch.stack([y, u, v], dim=1) - y_off) / y_scale
     else:
         yuv = torch.stack([(y - y_off) / y_scale, (u - c_off) / c_scale, (v - c_off) / c_scale], dim=1)
@@ -388,7 +400,7 @@ def rgb_to_planes(
             yuv = torch.einsum("ij,njhw->nihw", m, x)
             loc = spec.chroma_location or "left"
             comps["Y"] = yuv[:, 0] * y_scale + y_off
-            if spec.matrix == 0:
+            if spec.matrix == Matrix.RGB:
                 u, v = yuv[:, 1] * y_scale + y_off, yuv[:, 2] * y_scale + y_off
             else:
                 u, v = yuv[:, 1] * c_scale + c_off, yuv[:, 2] * c_scale + c_off
@@ -402,6 +414,8 @@ def rgb_to_planes(
             if tuple(a.shape) != (n, 1, height, width):
                 raise ValueError(f"alpha must be {n} x 1 x {height} x {width}, got {tuple(alpha.shape)}")
             comps["A"] = a[:, 0].to(device=x.device, dtype=torch.float32) * fmt.max_code
+    if any(PADDING in names for names in fmt.planes):  # bgr0, 0rgb, ...: the unused byte is 255, as swscale writes it
+        comps[PADDING] = torch.full((n, height, width), float(fmt.max_code), device=x.device)
     out = []
     for names in fmt.planes:
         if len(names) == 1:
@@ -413,12 +427,14 @@ def rgb_to_planes(
 
 
 def alpha_to_float(plane: torch.Tensor, fmt: PixelFormat) -> torch.Tensor:
-    """Alpha plane (``H x W``/``N x H x W``, or a packed RGBA plane) -> ``N x 1 x H x W`` float32 in [0, 1]."""
+    """Alpha plane (``H x W``/``N x H x W``, or a packed plane holding A: ``rgba``, ``argb``, …) ->
+    ``N x 1 x H x W`` float32 in [0, 1]."""
     if not fmt.alpha:
         raise ValueError(f"{fmt.name} has no alpha plane")
     t = _as_tensor(plane, None)
-    if not fmt.planar:
-        t = t[..., 3]
+    comps = next(names for names in fmt.planes if "A" in names)
+    if len(comps) > 1:
+        t = t[..., comps.index("A")]
     if t.dim() == 2:
         t = t.unsqueeze(0)
     return (_codes(t, fmt) / fmt.max_code).unsqueeze(1)
@@ -436,7 +452,13 @@ __all__ = [
     "CHROMA_LOCATIONS",
     "MATRIX_KR_KB",
     "SUPPORTED_MATRICES",
+    "UNSPECIFIED",
+    "ChromaLocation",
     "ColorSpec",
+    "Matrix",
+    "Primaries",
+    "Range",
+    "Transfer",
     "alpha_to_float",
     "chroma_location_code",
     "chroma_location_from_code",

@@ -1,23 +1,48 @@
-"""Descriptors of the FFmpeg pixel formats the pipeline reads and writes (pure data).
+"""The one descriptor of the FFmpeg pixel formats the pipeline reads and writes (pure data).
 
 A :class:`PixelFormat` says how a frame's samples are laid out: family (``yuv``, ``rgb``,
 ``gray``), bit depth, chroma subsampling, the planes in FFmpeg's order (``gbrp`` stores
-G, B, R!), packed vs planar, alpha. Only little-endian layouts are described, which is what
-FFmpeg's decoders produce on every platform we run on.
+G, B, R!), packed vs planar, alpha, the frame-size multiple, and each plane's NumPy shape and
+dtype (:meth:`PixelFormat.plane_layouts`). Only little-endian layouts are described, which is
+what FFmpeg's decoders produce on every platform we run on. Which formats an *encoder* takes is
+``video.encoder_formats``' business.
 
 Plane shapes follow FFmpeg: chroma sizes are ceil-divided (``-(-w >> log2_chroma_w)``);
-packed formats have one ``H x W x C`` plane; semi-planar formats (``nv12``, ``p010le``) have
-a luma plane and one ``Hc x Wc x 2`` interleaved chroma plane; ``p010le`` keeps its 10 bits
-in the high bits of each 16-bit word (``shift == 6``).
+packed formats have one ``H x W x C`` plane whose components are listed in memory order
+(``bgr0`` is ``("BGRX",)``: ``X`` is a padding byte, not a component); semi-planar formats
+(``nv12``, ``p010le``) have a luma plane and one ``Hc x Wc x 2`` interleaved chroma plane;
+``p010le`` keeps its 10 bits in the high bits of each 16-bit word (``shift == 6``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
 
 FAMILIES = ("yuv", "rgb", "gray")
 
 _SUBSAMPLING_NAMES = {"444": (0, 0), "422": (1, 0), "420": (1, 1), "440": (0, 1), "411": (2, 0)}
+
+PADDING = "X"
+"""The letter of an unused byte in a packed plane (FFmpeg's ``0`` in ``bgr0``, ``0rgb``)."""
+
+
+@dataclass(frozen=True)
+class PlaneLayout:
+    """One plane of a frame as a NumPy array: ``shape`` ((h, w) or (h, w, channels)) and ``dtype``."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of real data in one row (the AVFrame's line size may be larger: padding)."""
+        n = self.dtype.itemsize
+        for d in self.shape[1:]:
+            n *= d
+        return n
 
 
 @dataclass(frozen=True)
@@ -36,7 +61,7 @@ class PixelFormat:
     """Vertical chroma subsampling (1 for 4:2:0)."""
     planes: tuple[str, ...] = ()
     """Components of each plane in memory order: ``("Y", "U", "V")``, ``("G", "B", "R")``,
-    ``("RGB",)`` for packed RGB, ``("Y", "UV")`` for semi-planar."""
+    ``("RGB",)``/``("BGRX",)``/``("ARGB",)`` for packed RGB, ``("Y", "UV")`` for semi-planar."""
     full_range: bool = False
     """True for the deprecated ``yuvj*`` formats, which imply full (JPEG) range."""
     shift: int = 0
@@ -63,8 +88,28 @@ class PixelFormat:
 
     @property
     def components(self) -> int:
-        """Number of components, alpha included (1 for gray, 3 for YUV/RGB, 4 with alpha)."""
-        return sum(len(p) for p in self.planes)
+        """Number of components, alpha included, padding not (1 for gray, 3 for YUV/RGB, 4 with alpha)."""
+        return sum(len(p.replace(PADDING, "")) for p in self.planes)
+
+    @property
+    def depth(self) -> int:
+        """Bits per component (the same as :attr:`bits`: every supported format has one depth)."""
+        return self.bits
+
+    @property
+    def size_multiple(self) -> tuple[int, int]:
+        """The (x, y) multiple a frame size must have (2 for 4:2:0 chroma, 1 for 4:4:4)."""
+        return 1 << self.log2_chroma_w, 1 << self.log2_chroma_h
+
+    @property
+    def description(self) -> str:
+        """``8-bit RGB``, ``10-bit YUV 4:2:0``, ``16-bit gray`` (for messages)."""
+        if self.family == "gray":
+            return f"{self.bits}-bit gray"
+        if self.family == "rgb":
+            return f"{self.bits}-bit RGB"
+        sub = {(0, 0): "4:4:4", (1, 0): "4:2:2", (1, 1): "4:2:0", (0, 1): "4:4:0", (2, 0): "4:1:1", (2, 2): "4:1:0"}
+        return f"{self.bits}-bit YUV {sub.get(self.subsampling, 'subsampled')}"
 
     @property
     def nb_planes(self) -> int:
@@ -82,6 +127,11 @@ class PixelFormat:
         return "uint8" if self.bits <= 8 else "uint16"
 
     @property
+    def numpy_dtype(self) -> np.dtype:
+        """The exact dtype of a sample word: ``uint8``, or little-endian ``<u2`` above 8 bits."""
+        return np.dtype(np.uint8 if self.bits <= 8 else "<u2")
+
+    @property
     def bytes_per_sample(self) -> int:
         """1 or 2."""
         return 1 if self.bits <= 8 else 2
@@ -90,6 +140,16 @@ class PixelFormat:
     def max_code(self) -> int:
         """Largest code value, ``2**bits - 1``."""
         return (1 << self.bits) - 1
+
+    @property
+    def _slots(self) -> str:
+        """The planes with alpha and padding both written ``_`` (``BGR_`` for ``bgra`` and ``bgr0``)."""
+        return "|".join(self.planes).replace("A", "_").replace(PADDING, "_")
+
+    @property
+    def _colour_order(self) -> str:
+        """The colour letters in memory order, without alpha and padding (``BGR`` for ``bgra``)."""
+        return "".join(self.planes).replace("A", "").replace(PADDING, "")
 
     def chroma_size(self, width: int, height: int) -> tuple[int, int]:
         """``(width, height)`` of a chroma plane, ceil-divided like FFmpeg."""
@@ -106,6 +166,11 @@ class PixelFormat:
             h, w = (ch, cw) if is_chroma else (height, width)
             shapes.append((h, w) if len(comps) == 1 else (h, w, len(comps)))
         return tuple(shapes)
+
+    def plane_layouts(self, width: int, height: int) -> tuple[PlaneLayout, ...]:
+        """The NumPy shape and dtype of each plane of a ``width x height`` frame (what readers copy
+        out of an AVFrame and writers copy in)."""
+        return tuple(PlaneLayout(shape, self.numpy_dtype) for shape in self.plane_shapes(width, height))
 
     def same_family(
         self,
@@ -155,8 +220,11 @@ class PixelFormat:
                 f"no supported {self.family} pixel format with {want_bits} bits, subsampling {want_sub}"
                 f"{' and alpha' if want_alpha else ''} (from {self.name})"
             )
-        # Prefer the same layout, then planar.
-        candidates.sort(key=lambda f: (f.layout != self.layout, f.layout != "planar", f.name))
+        # Prefer the same layout, then the same bytes with alpha for padding or back (bgr0 <-> bgra), then the
+        # same colour order (bgr0 -> bgr48le), then planar, then alpha/padding last (rgba before argb), then none.
+        candidates.sort(key=lambda f: (f.layout != self.layout, f._slots != self._slots,
+                                       f._colour_order != self._colour_order, f.layout != "planar",
+                                       f._slots.startswith("_"), any(PADDING in p for p in f.planes), f.name))
         return candidates[0]
 
 
@@ -186,10 +254,12 @@ def _build() -> dict[str, PixelFormat]:
     for bits in (10, 12, 16):
         fmts.append(PixelFormat(f"gbrp{bits}le", "rgb", bits, planes=("G", "B", "R")))
         fmts.append(PixelFormat(f"gbrap{bits}le", "rgb", bits, planes=("G", "B", "R", "A")))
-    fmts.append(PixelFormat("rgb24", "rgb", 8, planes=("RGB",)))
-    fmts.append(PixelFormat("rgba", "rgb", 8, planes=("RGBA",)))
-    fmts.append(PixelFormat("rgb48le", "rgb", 16, planes=("RGB",)))
-    fmts.append(PixelFormat("rgba64le", "rgb", 16, planes=("RGBA",)))
+    # Packed RGB: components in memory (byte) order; X is padding. FFV1 writes 8-bit RGB only as bgr0/bgra.
+    for name, planes in (("rgb24", "RGB"), ("bgr24", "BGR"), ("rgba", "RGBA"), ("bgra", "BGRA"), ("argb", "ARGB"),
+                         ("abgr", "ABGR"), ("rgb0", "RGBX"), ("bgr0", "BGRX"), ("0rgb", "XRGB"), ("0bgr", "XBGR")):
+        fmts.append(PixelFormat(name, "rgb", 8, planes=(planes,)))
+    for name, planes in (("rgb48le", "RGB"), ("bgr48le", "BGR"), ("rgba64le", "RGBA"), ("bgra64le", "BGRA")):
+        fmts.append(PixelFormat(name, "rgb", 16, planes=(planes,)))
     return {f.name: f for f in fmts}
 
 
@@ -207,8 +277,42 @@ def pixel_format(name: str) -> PixelFormat:
         raise ValueError(
             f"unsupported pixel format {name!r}: supported are planar YUV 4:2:0/4:2:2/4:4:4 "
             "(8/10/12/16-bit, yuvj, yuva, nv12, p010le), gray (8/10/12/16-bit), "
-            "planar RGB gbrp/gbrap (8/10/12/16-bit) and packed rgb24/rgba/rgb48le/rgba64le"
+            "planar RGB gbrp/gbrap (8/10/12/16-bit) and packed RGB (rgb24, bgr24, rgba, bgra, argb, abgr, "
+            "rgb0, bgr0, 0rgb, 0bgr, rgb48le, bgr48le, rgba64le, bgra64le)"
         ) from None
 
 
-__all__ = ["FAMILIES", "SUPPORTED_PIX_FMTS", "PixelFormat", "pixel_format"]
+def is_supported(name: str) -> bool:
+    """Whether frames in pixel format ``name`` can be read and written as planes."""
+    return isinstance(name, str) and name in _FORMATS
+
+
+@lru_cache(maxsize=256)
+def plane_layouts(name: str, width: int, height: int) -> tuple[PlaneLayout, ...]:
+    """:meth:`PixelFormat.plane_layouts` of format ``name``; ValueError for unsupported formats."""
+    return pixel_format(name).plane_layouts(width, height)
+
+
+def size_multiple(name: str) -> tuple[int, int]:
+    """:attr:`PixelFormat.size_multiple` of format ``name`` (2 for 4:2:0 chroma, 1 for 4:4:4)."""
+    return pixel_format(name).size_multiple
+
+
+def round_size(width: int, height: int, name: str) -> tuple[int, int]:
+    """``width`` x ``height`` rounded to the nearest size format ``name`` allows (at least one multiple)."""
+    mx, my = size_multiple(name)
+    return max(mx, round(width / mx) * mx), max(my, round(height / my) * my)
+
+
+__all__ = [
+    "FAMILIES",
+    "PADDING",
+    "SUPPORTED_PIX_FMTS",
+    "PixelFormat",
+    "PlaneLayout",
+    "is_supported",
+    "pixel_format",
+    "plane_layouts",
+    "round_size",
+    "size_multiple",
+]

@@ -1,9 +1,11 @@
-"""Video I/O with PyAV: native planes in (``reader``), encode + stream copy out (``writer``), format choice (``formats``).
+"""Video I/O with PyAV: native planes in (``reader``), encode + stream copy out (``writer``), encoder format choice
+(``encoder_formats``). Plane layouts and size multiples are ``esrgan_video.frames.pixel_formats``' (re-exported here).
 
 No colour conversion happens here: frames travel as the stream's own planes and a ``ColorSpec``.
 """
 
-from .encoder_formats import choose_pix_fmt, plane_layouts, round_size, size_multiple
+from ..frames.pixel_formats import plane_layouts, round_size, size_multiple
+from .encoder_formats import choose_pix_fmt
 from .metadata import HdrMetadata
 from .reader import CorruptInputWarning, DecodedFrame, InputVideo, VideoInfo, open_input
 from .writer import OutputVideo, container_suggestion

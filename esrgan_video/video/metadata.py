@@ -1,7 +1,8 @@
 """Stream facts PyAV hands out as raw numbers or bytes, turned into plain values (pure functions).
 
-Colour tags (H.273 codes, shared by FFmpeg and VapourSynth), chroma location names, field order,
-display matrix → rotation, and the HDR side-data structs (mastering display, content light level).
+Field order, display matrix → rotation, and the HDR side-data structs (mastering display, content light
+level). Colour tags (H.273 codes and FFmpeg's range / chroma-location numbers) are
+:mod:`esrgan_video.frames.colorspace`'s.
 """
 
 from __future__ import annotations
@@ -12,35 +13,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 __all__ = [
-    "CHROMA_LOCATIONS",
     "FIELD_ORDERS",
     "HdrMetadata",
-    "chroma_location_code",
-    "chroma_location_name",
     "display_matrix_from_bytes",
     "rotation_from_matrix",
 ]
 
-CHROMA_LOCATIONS = {1: "left", 2: "center", 3: "topleft", 4: "top", 5: "bottomleft", 6: "bottom"}
-"""AVChromaLocation codes → the names ``ColorSpec.chroma_location`` uses (0 = unspecified → None)."""
-
 FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 """AVFieldOrder codes → names (``tt``: top field first, coded and displayed; ``tb``/``bt``: mixed)."""
-
-
-def chroma_location_name(code: int | None) -> str | None:
-    """AVChromaLocation code → name, None when unspecified or unknown."""
-    return CHROMA_LOCATIONS.get(int(code or 0))
-
-
-def chroma_location_code(name: str | None) -> int:
-    """Name → AVChromaLocation code (0 for None); ValueError for an unknown name."""
-    if name is None:
-        return 0
-    for code, n in CHROMA_LOCATIONS.items():
-        if n == name:
-            return code
-    raise ValueError(f"unknown chroma location {name!r}; expected one of {sorted(CHROMA_LOCATIONS.values())}")
 
 
 def display_matrix_from_bytes(data: bytes | None) -> tuple[int, ...] | None:

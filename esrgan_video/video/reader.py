@@ -24,13 +24,12 @@ import av
 import numpy as np
 
 from ..frames.color import ColorSpec
+from ..frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transfer
 from ..errors import InputError
-from ..frames.pixel_formats import pixel_format
-from .encoder_formats import plane_layouts
+from ..frames.pixel_formats import pixel_format, plane_layouts
 from .metadata import (
     FIELD_ORDERS,
     HdrMetadata,
-    chroma_location_name,
     display_matrix_from_bytes,
     rotation_from_matrix,
 )
@@ -121,7 +120,7 @@ class VideoInfo:
     @property
     def is_hdr(self) -> bool:
         """PQ (16) or HLG (18) transfer, or HDR side data present."""
-        return self.hdr is not None or getattr(self.color, "transfer", None) in (16, 18)
+        return self.hdr is not None or getattr(self.color, "transfer", None) in (Transfer.PQ, Transfer.HLG)
 
     @property
     def frame_rate(self) -> Fraction | None:
@@ -481,18 +480,19 @@ def _probe(path: Path, container) -> VideoInfo:
     def tag(frame_value, stream_value):
         return frame_value if frame_value not in (None, 0, 2) else stream_value
 
-    # range: 0 = unspecified, 1 = limited (MPEG), 2 = full (JPEG)
-    rng = first.color_range or ctx.color_range
-    full_range = True if rng == 2 else False if rng == 1 else None
+    rng = Range.from_ffmpeg(first.color_range or ctx.color_range)
+    full_range = None if rng is None else rng is Range.FULL
     if pf.full_range or pf.family == "rgb":
         full_range = True
     matrix = tag(first.colorspace, ctx.colorspace)
+    siting = ChromaLocation.from_ffmpeg(first.chroma_location or ctx.chroma_sample_location)
     color = _color_spec(
-        matrix=matrix if matrix not in (None, 0) or pf.family == "rgb" else 2,
-        primaries=tag(first.color_primaries, ctx.color_primaries) or 2,
-        transfer=tag(first.color_trc, ctx.color_trc) or 2,
+        # FFmpeg's 0 (RGB) on a YUV stream is an untagged default, not the identity matrix
+        matrix=matrix if matrix not in (None, 0) or pf.family == "rgb" else Matrix.UNSPECIFIED,
+        primaries=tag(first.color_primaries, ctx.color_primaries) or Primaries.UNSPECIFIED,
+        transfer=tag(first.color_trc, ctx.color_trc) or Transfer.UNSPECIFIED,
         full_range=full_range,
-        chroma_location=chroma_location_name(first.chroma_location or ctx.chroma_sample_location),
+        chroma_location=None if siting is None else siting.ffmpeg_name,
     )
     coded = ctx.coded_side_data
     decoded = ctx.decoded_side_data

@@ -27,9 +27,9 @@ import numpy as np
 
 from ..frames.color import ColorSpec
 from ..errors import OutputError
-from ..frames.pixel_formats import pixel_format
-from .encoder_formats import choose_pix_fmt, encoder_pix_fmts, plane_layouts, size_multiple
-from .metadata import chroma_location_code
+from ..frames.colorspace import Matrix, Range
+from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
+from .encoder_formats import choose_pix_fmt, encoder_pix_fmts
 from .reader import InputVideo, clean_metadata
 
 __all__ = ["OutputVideo", "container_suggestion", "partial_path"]
@@ -240,20 +240,21 @@ class OutputVideo:
         self._video = vs
 
     def _color_tags(self, spec: ColorSpec) -> dict[str, int]:
+        """FFmpeg's numbers for the encoder's and every frame's colour tags."""
         fmt = pixel_format(self.pix_fmt)
-        full = spec.full_range
-        if fmt.family == "yuv" and spec.matrix == 0:
+        if fmt.family == "yuv" and spec.matrix == Matrix.RGB:
             raise ValueError(f"OutputVideo: colour matrix 0 (GBR/identity) cannot describe {self.pix_fmt} output; "
                              "pass a ColorSpec resolved for a YUV format (e.g. BT.709 = 1)")
         if fmt.family == "rgb":
-            return {"colorspace": 0, "color_range": 2, "color_primaries": spec.primaries,
-                    "color_trc": spec.transfer}
+            return {"colorspace": Matrix.RGB.ffmpeg, "color_range": Range.FULL.ffmpeg,
+                    "color_primaries": spec.primaries.ffmpeg, "color_trc": spec.transfer.ffmpeg}
+        siting = spec.chroma_siting
         return {
-            "colorspace": spec.matrix,
-            "color_range": 0 if full is None else (2 if full else 1),
-            "color_primaries": spec.primaries,
-            "color_trc": spec.transfer,
-            "chroma_location": chroma_location_code(spec.chroma_location),
+            "colorspace": spec.matrix.ffmpeg,
+            "color_range": 0 if spec.range is None else spec.range.ffmpeg,
+            "color_primaries": spec.primaries.ffmpeg,
+            "color_trc": spec.transfer.ffmpeg,
+            "chroma_location": 0 if siting is None else siting.ffmpeg,
         }
 
     def _setup_container(self, info) -> None:

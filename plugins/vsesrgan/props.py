@@ -9,6 +9,10 @@ use for ``_Matrix``, ``_Primaries`` and ``_Transfer``, but the range and chroma 
   FFmpeg's ``color_range`` is different again (1 = limited, 2 = full).
 * ``_ChromaLocation``: 0 left, 1 center, 2 top_left, 3 top, 4 bottom_left, 5 bottom (FFmpeg's
   AVChromaLocation is the same list shifted by one, with 0 = unspecified).
+
+The numbers live in one place, :mod:`esrgan_video.frames.colorspace` (``Range.vapoursynth``,
+``Range.from_vapoursynth_legacy``, ``ChromaLocation.vapoursynth``, …); this module only maps props to a
+``ColorSpec`` and back.
 """
 
 from __future__ import annotations
@@ -16,58 +20,58 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Mapping
 
-from esrgan_video.frames.color import CHROMA_LOCATIONS, UNSPECIFIED, ColorSpec
+from esrgan_video.frames.color import ColorSpec
+from esrgan_video.frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transfer
 
-RANGE_FULL = 1
-RANGE_LIMITED = 0
+RANGE_FULL = Range.FULL.vapoursynth
+RANGE_LIMITED = Range.LIMITED.vapoursynth
 """``_Range`` values (API 4.2)."""
-LEGACY_COLOR_RANGE_FULL = 0
-LEGACY_COLOR_RANGE_LIMITED = 1
+LEGACY_COLOR_RANGE_FULL = Range.FULL.vapoursynth_legacy
+LEGACY_COLOR_RANGE_LIMITED = Range.LIMITED.vapoursynth_legacy
 """``_ColorRange`` values (deprecated prop)."""
 
 COLOR_PROPS = ("_Matrix", "_Primaries", "_Transfer", "_Range", "_ChromaLocation")
 """The frame props that carry colour facts."""
 
 
-def _code(props: Mapping[str, object], key: str) -> int:
-    value = props.get(key, UNSPECIFIED)
-    return int(value) if isinstance(value, int) and 0 <= value <= 255 else UNSPECIFIED
+def _code(props: Mapping[str, object], key: str, enum):
+    value = props.get(key)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
+        return enum.from_vapoursynth(value)
+    return enum.UNSPECIFIED
 
 
-def _full_range(props: Mapping[str, object]) -> bool | None:
-    rng = props.get("_Range")
-    if isinstance(rng, int) and rng in (RANGE_FULL, RANGE_LIMITED):
-        return rng == RANGE_FULL
-    legacy = props.get("_ColorRange")
-    if isinstance(legacy, int) and legacy in (LEGACY_COLOR_RANGE_FULL, LEGACY_COLOR_RANGE_LIMITED):
-        return legacy == LEGACY_COLOR_RANGE_FULL
-    return None
+def _range(props: Mapping[str, object]) -> Range | None:
+    rng = Range.from_vapoursynth(props.get("_Range"))
+    return rng if rng is not None else Range.from_vapoursynth_legacy(props.get("_ColorRange"))
 
 
 def spec_from_props(props: Mapping[str, object]) -> ColorSpec:
     """The :class:`ColorSpec` a frame's props describe; missing or unknown values stay unspecified.
 
-    Call :meth:`ColorSpec.resolved` on the result to fill the gaps with the mpv rule.
+    ``_Range`` wins over the deprecated ``_ColorRange``. Call :meth:`ColorSpec.resolved` on the result to
+    fill the gaps with the mpv rule.
     """
-    full_range = _full_range(props)
-    loc = props.get("_ChromaLocation")
-    chroma_location = CHROMA_LOCATIONS[loc] if isinstance(loc, int) and 0 <= loc < len(CHROMA_LOCATIONS) else None
+    rng = _range(props)
+    loc = ChromaLocation.from_vapoursynth(props.get("_ChromaLocation"))
     return ColorSpec(
-        matrix=_code(props, "_Matrix"),
-        primaries=_code(props, "_Primaries"),
-        transfer=_code(props, "_Transfer"),
-        full_range=full_range,
-        chroma_location=chroma_location,
+        matrix=_code(props, "_Matrix", Matrix),
+        primaries=_code(props, "_Primaries", Primaries),
+        transfer=_code(props, "_Transfer", Transfer),
+        full_range=None if rng is None else rng is Range.FULL,
+        chroma_location=None if loc is None else loc.ffmpeg_name,
     )
 
 
 def props_from_spec(spec: ColorSpec, *, chroma: bool) -> dict[str, int]:
-    """The colour props that describe ``spec`` (a resolved one); ``chroma``: include ``_ChromaLocation``."""
-    out = {"_Matrix": spec.matrix, "_Primaries": spec.primaries, "_Transfer": spec.transfer}
-    if spec.full_range is not None:
-        out["_Range"] = RANGE_FULL if spec.full_range else RANGE_LIMITED
-    if chroma and spec.chroma_location is not None:
-        out["_ChromaLocation"] = CHROMA_LOCATIONS.index(spec.chroma_location)
+    """The colour props (plain ints) that describe ``spec`` (a resolved one); ``chroma``: include ``_ChromaLocation``."""
+    out = {"_Matrix": spec.matrix.vapoursynth, "_Primaries": spec.primaries.vapoursynth,
+           "_Transfer": spec.transfer.vapoursynth}
+    if spec.range is not None:
+        out["_Range"] = spec.range.vapoursynth
+    siting = spec.chroma_siting
+    if chroma and siting is not None:
+        out["_ChromaLocation"] = siting.vapoursynth
     return out
 
 
