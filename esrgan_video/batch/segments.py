@@ -29,6 +29,7 @@ from typing import Iterator, Sequence
 import av
 
 from ..errors import InputError, OutputError
+from ..video.partials import join_partial_path, remove_stale_partials
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,8 @@ def join_segments(
         raise OutputError(f"{dst}: no segments to join")
     if dst.exists() and not overwrite:
         raise OutputError(f"{dst}: already exists (pass overwrite to replace it)")
-    tmp = dst.with_name(f".{dst.stem}.join-{os.getpid()}.partial{dst.suffix}")
+    remove_stale_partials(dst)
+    tmp = join_partial_path(dst)
     inputs: list[av.container.InputContainer] = []
     frames = 0
     try:
