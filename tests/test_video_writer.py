@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from esrgan_video.frames.color import ColorSpec
-from esrgan_video.errors import OutputError
+from esrgan_video.errors import OptionError, OutputError
 from esrgan_video.video.reader import open_input
 from esrgan_video.video.writer import OutputVideo, container_suggestion, partial_path
 
@@ -350,7 +350,7 @@ def test_existing_output_needs_overwrite(tmp_path, rich):
 
 def test_bad_options_refused(tmp_path, rich):
     with open_input(rich) as inp:
-        with pytest.raises(OutputError, match="crf"):
+        with pytest.raises(OptionError, match="crf"):  # a command-line error (exit 2)
             OutputVideo(tmp_path / "a.mkv", template=inp, codec="ffv1", crf=18)
         with pytest.raises(OutputError, match="cannot write pixel format"):
             OutputVideo(tmp_path / "b.mkv", template=inp, codec="libx264", pix_fmt="gbrp")

@@ -6,12 +6,14 @@
             out.write(planes_for(frame), frame.pts)      # presentation order, input time base
 
 The file is written beside the target under a hidden temporary name that keeps the extension
-(``.out.<pid>.partial.mkv``) and renamed over the target by ``close()`` (``os.replace``, atomic on one
-file system). ``abort()`` — also what an exception inside ``with`` does — removes it unless
-``keep_partial``. Audio, subtitle, attachment and data streams are copied packet for packet (no
-re-encode) from a second demuxer on the input, interleaved with the encoded video by time, so memory
-stays bounded. Timestamps: frames keep their input pts in the input stream's time base; the container
-may store them coarser (Matroska: 1 ms), which is then the only rounding.
+(``.out.<pid>.partial.mkv``, see ``video.partials``) and renamed over the target by ``close()``
+(``os.replace``, atomic on one file system). ``abort()`` — also what an exception inside ``with`` does —
+removes it unless ``keep_partial``; a later writer of the same target removes temporary files whose
+process is gone (killed with SIGKILL, or kept with ``keep_partial``). Audio, subtitle, attachment and
+data streams are copied packet for packet (no re-encode) from a second demuxer on the input,
+interleaved with the encoded video by time, so memory stays bounded. Timestamps: frames keep their
+input pts in the input stream's time base; the container may store them coarser (Matroska: 1 ms),
+which is then the only rounding.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from ..frames.color import ColorSpec
 from ..errors import OutputError
 from ..frames.colorspace import Matrix, Range
 from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
+from .encoder_settings import encoder_settings
 from .encoder_formats import choose_pix_fmt, encoder_pix_fmts
+from .partials import partial_path, remove_stale_partials
 from .reader import InputVideo, clean_metadata
 
 __all__ = ["OutputVideo", "container_suggestion", "partial_path"]
@@ -39,11 +43,6 @@ _STRICT_SIZE = ("libx264", "libx265", "libsvtav1", "h264_nvenc", "hevc_nvenc", "
 
 # Containers to suggest when a stream does not fit, in order of preference: (extension, FFmpeg muxer).
 _SUGGEST = ((".mkv", "matroska"), (".mp4", "mp4"), (".mov", "mov"))
-
-
-def partial_path(dst: Path) -> Path:
-    """The temporary file written beside ``dst``: hidden, per process, same extension (so the muxer matches)."""
-    return dst.with_name(f".{dst.stem}.{os.getpid()}.partial{dst.suffix}")
 
 
 def container_suggestion(codecs: Sequence[str]) -> str | None:
@@ -127,7 +126,9 @@ class OutputVideo:
             raise ValueError("OutputVideo: time_base is required without a template")
         self.rate = Fraction(rate) if rate is not None else (info.frame_rate if info is not None else None)
         self.color = color if color is not None else (info.color if info is not None else ColorSpec())
-        self._check_encoder(codec, crf, preset)
+        self.encoder_settings = encoder_settings(codec, crf=crf, preset=preset, options=dict(options or {}))
+        """What the encoder is given (the project's default CRF included); ``describe()`` for a summary."""
+        self._check_encoder(codec)
         self._layouts = plane_layouts(pix_fmt, *self.size)
         self._tags = self._color_tags(self.color)
 
@@ -142,6 +143,7 @@ class OutputVideo:
         self.base = base
         self.shift = (base + (self.t0 or 0)) if shift_timestamps else Fraction(0)
 
+        remove_stale_partials(self.dst)  # left by an earlier writer of this target that was killed
         self.partial = partial_path(self.dst)
         try:
             self._out = av.open(str(self.partial), "w")
@@ -155,7 +157,7 @@ class OutputVideo:
         self._pending = None
         self._demux = None
         try:
-            self._setup_video(codec, crf, preset, dict(options or {}), info)
+            self._setup_video(codec, info)
             if template is not None:
                 self._setup_container(info)
                 if copy_streams:
@@ -184,27 +186,19 @@ class OutputVideo:
         if dst.exists() and not self.overwrite:
             raise OutputError(f"{dst}: already exists (use --overwrite / -y to replace it)")
 
-    def _check_encoder(self, codec: str, crf, preset) -> None:
+    def _check_encoder(self, codec: str) -> None:
         accepted = encoder_pix_fmts(codec)
         if accepted and self.pix_fmt not in accepted:
             raise OutputError(f"encoder {codec} cannot write pixel format {self.pix_fmt}; "
                               f"it accepts: {', '.join(accepted)}")
-        private = {o.name for o in av.codec.CodecContext.create(codec, "w").supported_options.private}
-        if crf is not None and "crf" not in private:
-            raise OutputError(f"--crf does not apply to encoder {codec} (it has no crf option)")
-        if preset is not None and "preset" not in private:
-            raise OutputError(f"--preset does not apply to encoder {codec} (it has no preset option)")
         mx, my = size_multiple(self.pix_fmt)
         w, h = self.size
         if codec in _STRICT_SIZE and (w % mx or h % my):
             raise OutputError(f"{self.dst}: {codec} needs a frame size that is a multiple of {mx}x{my} for "
                               f"{self.pix_fmt}, got {w}x{h}")
 
-    def _setup_video(self, codec, crf, preset, options, info) -> None:
-        if crf is not None:
-            options["crf"] = str(crf)
-        if preset is not None:
-            options["preset"] = str(preset)
+    def _setup_video(self, codec, info) -> None:
+        options = self.encoder_settings.codec_options()
         if info is not None and info.hdr is not None:
             params = {"libx265": ("x265-params", info.hdr.x265_params()),
                       "libsvtav1": ("svtav1-params", info.hdr.svtav1_params())}.get(codec)

@@ -1,0 +1,122 @@
+"""The encoder's quality settings: the project's high-quality defaults per encoder, checks, and the line the
+summary prints.
+
+A restoration tool should not throw away what the model made: without ``--crf`` (and without a rate control of
+the user's own in ``--encoder-opt``: ``crf``, ``qp``, ``b``, ``cq``, ``lossless``, or a crf/qp/bitrate/lossless
+key inside ``x264-params`` / ``x265-params`` / ``svtav1-params``), the encoders below get a CRF well above their
+own defaults (libx264 23, libx265 28, libsvtav1 35), at their default preset. ``benchmarks/encoder_quality.py``
+measures these against the encoders' own defaults (PSNR against a lossless encode, size, encode fps).
+Fractional CRF is passed where the encoder's ``crf`` option is a float (x264, x265) and refused, as a
+command-line error, where it is an integer (SVT-AV1, VP9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import av
+
+from ..errors import OptionError, OutputError
+
+DEFAULT_CRF: dict[str, int] = {"libx264": 16, "libx265": 18, "libsvtav1": 22}
+"""The project's CRF per encoder when the user chose no rate control (each at the encoder's default preset)."""
+
+ENCODER_DEFAULT_CRF: dict[str, int] = {"libx264": 23, "libx265": 28, "libsvtav1": 35}
+"""What the encoders themselves use without a crf (for the benchmark and the docs)."""
+
+RATE_CONTROL_KEYS = ("crf", "qp", "b", "cq", "lossless", "global_quality")
+"""Encoder options that choose the rate control: given any of them, no default CRF is added."""
+
+_PARAMS_KEYS = ("x264-params", "x265-params", "svtav1-params")
+_PARAMS_RATE = ("crf", "qp", "bitrate", "lossless", "tbr", "rc")
+
+
+@lru_cache(maxsize=None)
+def _private_options(codec: str) -> dict[str, av.option.Option]:
+    try:
+        ctx = av.codec.CodecContext.create(codec, "w")
+    except (ValueError, av.FFmpegError) as e:
+        raise OutputError(f"encoder {codec!r} is not available in this FFmpeg build ({e})") from e
+    return {o.name: o for o in ctx.supported_options.private}
+
+
+def crf_is_fractional(codec: str) -> bool:
+    """Whether ``codec``'s crf option takes fractions (x264 and x265 do; SVT-AV1 and VP9 take integers)."""
+    opt = _private_options(codec).get("crf")
+    return opt is not None and opt.type.name in ("FLOAT", "DOUBLE")
+
+
+def user_rate_control(options: dict[str, str]) -> bool:
+    """Whether ``options`` (``--encoder-opt``) already choose a rate control (pure)."""
+    if any(k in options for k in RATE_CONTROL_KEYS):
+        return True
+    for key in _PARAMS_KEYS:
+        for item in options.get(key, "").split(":"):
+            if item.partition("=")[0].strip() in _PARAMS_RATE:
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """What the encoder was given: codec, CRF (and whether it is the project's default), preset, other options."""
+
+    codec: str
+    crf: int | float | None
+    crf_is_default: bool
+    preset: str | None
+    options: tuple[tuple[str, str], ...]
+
+    def codec_options(self) -> dict[str, str]:
+        """The options for FFmpeg's encoder (``crf`` and ``preset`` included)."""
+        out = dict(self.options)
+        if self.crf is not None:
+            out["crf"] = f"{self.crf:g}" if isinstance(self.crf, float) else str(self.crf)
+        if self.preset is not None:
+            out["preset"] = self.preset
+        return out
+
+    def describe(self) -> str:
+        """One phrase for the summary: ``libx264 crf 16 (default), preset medium (encoder default)``."""
+        parts = [self.codec]
+        if self.crf is not None:
+            parts.append(f"crf {self.crf:g}" + (" (default)" if self.crf_is_default else ""))
+        elif not user_rate_control(dict(self.options)) and "crf" in _private_options(self.codec):
+            parts.append("encoder's default rate control")
+        text = " ".join(parts)
+        opt = _private_options(self.codec).get("preset")
+        if self.preset is not None:
+            text += f", preset {self.preset}"
+        elif opt is not None:
+            default = str(opt.default).strip()
+            text += f", preset {default} (encoder default)" if default and default not in ("-2", "-1") else \
+                ", encoder's default preset"
+        extra = [f"{k}={v}" for k, v in self.options if k not in ("crf", "preset")]
+        if extra:
+            text += ", " + " ".join(extra)
+        return text
+
+
+def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str | None = None,
+                     options: dict[str, str] | None = None) -> EncoderSettings:
+    """The settings to give ``codec``: ``crf`` as asked, else the project's default where the encoder takes one
+    and the user chose no rate control. Raises :class:`OptionError` (exit 2) for a crf or preset the encoder has
+    no option for, and for a fractional crf where it takes integers."""
+    private = _private_options(codec)
+    opts = dict(options or {})
+    if crf is not None:
+        if "crf" not in private:
+            raise OptionError("crf", f"no --crf for encoder {codec} (it has no crf option)", crf)
+        if float(crf) != int(float(crf)) and not crf_is_fractional(codec):
+            raise OptionError("crf", f"a whole number for encoder {codec} (its crf is an integer)", crf)
+        if float(crf) == int(float(crf)):
+            crf = int(float(crf))
+    if preset is not None and "preset" not in private:
+        raise OptionError("preset", f"no --preset for encoder {codec} (it has no preset option)", preset)
+    is_default = False
+    if crf is None and codec in DEFAULT_CRF and "crf" in private and not user_rate_control(opts):
+        crf, is_default = DEFAULT_CRF[codec], True
+    return EncoderSettings(codec=codec, crf=crf, crf_is_default=is_default, preset=preset,
+                           options=tuple((k, v) for k, v in opts.items() if k not in ("crf", "preset") or
+                                         (k == "crf" and crf is None) or (k == "preset" and preset is None)))

@@ -1,0 +1,78 @@
+"""Quality defaults per encoder (``esrgan_video.video.encoder_settings``) and what reaches the encoder.
+
+x264 and x265 write their settings into the stream (an SEI message: ``... crf=16.0 ...``), so the tests read the
+CRF the encoder really used from the output file."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import media
+from esrgan_video.errors import OptionError
+from esrgan_video.video.encoder_settings import (DEFAULT_CRF, crf_is_fractional, encoder_settings,
+                                                 user_rate_control)
+from esrgan_video.video.reader import open_input
+from esrgan_video.video.writer import OutputVideo
+
+
+def encoded_crf(path) -> float | None:
+    """The crf the x264/x265 encoder records in its SEI settings string (None when it used another mode)."""
+    m = re.search(rb"[ :]crf=(\d+(?:\.\d+)?)", path.read_bytes())
+    return None if m is None else float(m.group(1))
+
+
+def write_through(src, dst, **kw) -> OutputVideo:
+    with open_input(src) as inp:
+        with OutputVideo(dst, template=inp, copy_streams=False, **kw) as out:
+            for f in inp.frames():
+                out.write([np.ascontiguousarray(p) for p in f.planes], f.pts)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return media.make_clip(tmp_path_factory.mktemp("enc") / "in.mkv", codec="ffv1", size=(32, 24), frames=3)
+
+
+@pytest.mark.parametrize("codec,crf", [("libx264", 16.0), ("libx265", 18.0)])
+def test_default_crf_is_high_quality_and_reaches_the_encoder(tmp_path, clip, codec, crf):
+    out = write_through(clip, tmp_path / "o.mkv", codec=codec, preset="ultrafast")
+    assert out.encoder_settings.crf == DEFAULT_CRF[codec] and out.encoder_settings.crf_is_default
+    assert encoded_crf(tmp_path / "o.mkv") == crf
+    assert "(default)" in out.encoder_settings.describe() and "preset ultrafast" in out.encoder_settings.describe()
+
+
+def test_fractional_crf_where_the_encoder_takes_it(tmp_path, clip):
+    assert crf_is_fractional("libx264") and crf_is_fractional("libx265")
+    assert not crf_is_fractional("libsvtav1") and not crf_is_fractional("ffv1")
+    out = write_through(clip, tmp_path / "o.mkv", codec="libx264", crf=17.5, preset="ultrafast")
+    assert encoded_crf(tmp_path / "o.mkv") == 17.5
+    assert out.encoder_settings.describe().startswith("libx264 crf 17.5, preset ultrafast")
+    with pytest.raises(OptionError, match="whole number") as e:
+        encoder_settings("libsvtav1", crf=22.5)
+    assert e.value.exit_code == 2
+    assert encoder_settings("libsvtav1", crf=22.0).crf == 22  # a whole float is a whole number
+    assert encoder_settings("libsvtav1").codec_options()["crf"] == "22"
+
+
+def test_the_users_own_rate_control_gets_no_default(tmp_path, clip):
+    for opts in ({"qp": "0"}, {"crf": "30"}, {"b": "2M"}, {"x264-params": "keyint=10:qp=4"}):
+        assert user_rate_control(opts)
+        assert encoder_settings("libx264", options=opts).crf is None
+    assert not user_rate_control({"x264-params": "keyint=10", "tune": "film"})
+    write_through(clip, tmp_path / "lossless.mkv", codec="libx264", options={"qp": "0"}, preset="ultrafast")
+    assert encoded_crf(tmp_path / "lossless.mkv") is None  # constant QP 0, not CRF 16
+    write_through(clip, tmp_path / "c30.mkv", codec="libx264", options={"crf": "30"}, preset="ultrafast")
+    assert encoded_crf(tmp_path / "c30.mkv") == 30.0
+
+
+def test_options_that_do_not_apply_are_command_line_errors():
+    for kw in (dict(crf=18), dict(preset="slow")):
+        with pytest.raises(OptionError) as e:
+            encoder_settings("ffv1", **kw)
+        assert e.value.exit_code == 2
+    assert encoder_settings("ffv1").crf is None and encoder_settings("ffv1").describe() == "ffv1"
+    assert encoder_settings("prores_ks").crf is None
