@@ -28,7 +28,8 @@ CHANGES = {
     "weights_sha256": "b" * 64, "scale": 2, "min_shape": (1, 256, 256), "opt_shape": (2, 270, 480),
     "max_shape": (4, 270, 480), "precision": "fp32", "fp32_layers": ("conv_first",), "opset": 18,
     "exporter": "torchscript/torch-2.15", "trt_version": "11.0.0", "gpu_name": "NVIDIA H200",
-    "compute_capability": "8.9", "opt_level": 5, "workspace_mib": 4096, "format": ec.ENGINE_FORMAT + 1,
+    "compute_capability": "8.9", "opt_level": 5, "workspace_mib": 4096, "dynamic": True, "profiles": 2,
+    "format": ec.ENGINE_FORMAT + 1,
 }
 
 
@@ -61,7 +62,7 @@ def test_make_key_reads_model_spec_and_options():
         model.conv_last.bias.add_(1e-3)
     k2 = make_key(model, spec, BuildOptions(), trt_ver="10.12.0", gpu_name="G", capability="9.0")
     assert k2.weights_sha256 != k.weights_sha256  # weights are hashed, not named
-    dyn = make_key(model, spec, BuildOptions(min_shape=(1, 32, 32), max_shape=(4, 128, 128)),
+    dyn = make_key(model, dataclasses.replace(spec, dynamic=True), BuildOptions(min_shape=(1, 32, 32), max_shape=(4, 128, 128)),
                    trt_ver="10.12.0", gpu_name="G", capability="9.0")
     assert not dyn.static and dyn.min_shape == (1, 32, 32) and dyn.max_shape == (4, 128, 128)
     with pytest.raises(BackendError, match="min <= opt <= max"):
@@ -180,3 +181,197 @@ def test_list_and_clear(tmp_path):
     ec.clear_entries(tmp_path)
     assert list(tmp_path.iterdir()) == []
     assert ec.list_entries(tmp_path / "missing") == []
+
+
+# ------------------------------------------------------------------------------ weights, dynamic, profiles
+
+
+def test_the_key_hashes_the_weights_exported_not_the_load_time_hash():
+    from types import SimpleNamespace
+
+    from esrgan_video.models.loading import state_dict_sha256
+
+    torch.manual_seed(0)
+    model = RRDBNet(RRDBParams(nf=8, nb=1, gc=4)).eval()
+    model.info = SimpleNamespace(sha256="f" * 64, name="m")  # what ModelInfo recorded at load
+    spec = ExportSpec((32, 32))
+
+    def key(m):
+        return make_key(m, spec, BuildOptions(), trt_ver="10.12.0", gpu_name="G", capability="9.0")
+
+    k = key(model)
+    assert k.weights_sha256 == state_dict_sha256(model.state_dict()) != "f" * 64
+    with torch.no_grad():
+        model.body[0].rdb1.conv1.weight.mul_(1.5)  # edited in place after loading; info.sha256 unchanged
+    assert key(model).weights_sha256 != k.weights_sha256
+    half = RRDBNet(RRDBParams(nf=8, nb=1, gc=4)).eval()
+    half.load_state_dict(model.state_dict())
+    half.half()  # loaded as fp16: rounded weights, a different engine even when exported as fp32
+    assert key(half).weights_sha256 != key(model).weights_sha256
+
+
+def test_dynamic_is_min_differs_from_max_and_profiles_follow_streams():
+    model = RRDBNet(RRDBParams(nf=8, nb=1, gc=4)).eval()
+    same = BuildOptions(min_shape=(1, 32, 48), max_shape=(1, 32, 48))
+    assert not same.dynamic and not BuildOptions().dynamic
+    wide = BuildOptions(min_shape=(1, 16, 16), max_shape=(2, 64, 64))
+    assert wide.dynamic
+    facts = dict(trt_ver="10.12.0", gpu_name="G", capability="9.0")
+    static = make_key(model, ExportSpec((32, 48), dynamic=False), same, streams=3, **facts)
+    assert static.static and not static.dynamic and static.profiles == 0  # no profile needed, any stream count
+    dyn = make_key(model, ExportSpec((32, 48), dynamic=True), wide, streams=3, **facts)
+    assert dyn.dynamic and dyn.profiles == 3 and dyn.digest() != static.digest()
+    assert make_key(model, ExportSpec((32, 48), dynamic=True), wide, streams=2, **facts).digest() != dyn.digest()
+    with pytest.raises(BackendError, match="dynamic axes"):  # a dynamic graph with min == max: no profile, no build
+        make_key(model, ExportSpec((32, 48), dynamic=True), same, **facts)
+    from esrgan_video.runtime.tensorrt_backend import MAX_STREAMS, profile_count
+
+    assert profile_count(False, 4) == 0 and profile_count(True, 1) == 1 and profile_count(True, MAX_STREAMS) == 4
+    with pytest.raises(BackendError, match="streams must be 1-4"):
+        profile_count(True, 5)
+
+
+def test_private_temporary_names_differ_per_thread(tmp_path):
+    import threading
+
+    names = []
+    t = threading.Thread(target=lambda: names.append(ec._private_name(tmp_path / "x")))
+    t.start()
+    t.join()
+    names.append(ec._private_name(tmp_path / "x"))
+    assert names[0] != names[1] and all(n.parent == tmp_path and n.name.startswith(".x.") for n in names)
+
+
+# ------------------------------------------------------------------------------ timing caches (fake builder)
+
+
+class FakeTimingCache:
+    """Stands in for trt.ITimingCache: a set of timings for one GPU, serialised as JSON."""
+
+    def __init__(self, gpu: str, timings: dict[str, float]) -> None:
+        self.gpu, self.timings = gpu, dict(timings)
+
+    def serialize(self) -> bytes:
+        return b"TC1" + json.dumps({"gpu": self.gpu, "t": self.timings}, sort_keys=True).encode()
+
+    def combine(self, other: "FakeTimingCache", ignore_mismatch: bool) -> bool:
+        if other.gpu != self.gpu:
+            return False
+        self.timings.update({k: v for k, v in other.timings.items() if k not in self.timings})
+        return True
+
+
+class FakeConfig:
+    """Stands in for trt.IBuilderConfig's timing-cache calls, with TensorRT's failure modes: None for
+    bytes it cannot parse, False from set_timing_cache for another GPU's cache."""
+
+    def __init__(self, gpu: str = "G") -> None:
+        self.gpu = gpu
+        self.attached: FakeTimingCache | None = None
+
+    def create_timing_cache(self, data: bytes):
+        if not data:
+            return FakeTimingCache(self.gpu, {})
+        if not data.startswith(b"TC1"):
+            return None
+        try:
+            d = json.loads(data[3:])
+        except ValueError:
+            return None
+        return FakeTimingCache(d["gpu"], d["t"])
+
+    def set_timing_cache(self, cache, ignore_mismatch: bool) -> bool:
+        if cache is None:
+            raise TypeError("set_timing_cache(): incompatible function arguments")  # what the binding does
+        if cache.gpu != self.gpu:
+            return False
+        self.attached = cache
+        return True
+
+
+def fake_build(path, tactic: str, gpu: str = "G", log=lambda msg: None, pause: float = 0.0) -> dict:
+    """What build_engine does with the timing cache: load (attach), let the builder add timings, save."""
+    import time
+
+    config = FakeConfig(gpu)
+    cache = ec.load_timing_cache(config, path, log)
+    assert config.attached is cache
+    cache.timings[tactic] = 1.0  # the builder's new measurement
+    time.sleep(pause)
+    ec.save_timing_cache(config, cache, path, log)
+    return cache.timings
+
+
+def read_timings(path) -> dict:
+    return json.loads(path.read_bytes()[3:])["t"]
+
+
+def test_a_corrupt_or_foreign_timing_cache_never_fails_a_build(tmp_path):
+    path = tmp_path / "timing-x.timing"
+    log: list[str] = []
+    assert fake_build(path, "conv_a", log=log.append) == {"conv_a": 1.0} and log == []  # no file yet: fresh
+    assert fake_build(path, "conv_b", log=log.append) == {"conv_a": 1.0, "conv_b": 1.0}  # reused
+    path.write_bytes(b"TC1{truncated")  # create_timing_cache returns None for this
+    assert fake_build(path, "conv_c", log=log.append) == {"conv_c": 1.0}
+    assert "unreadable" in log[-1] and str(path) in log[-1]
+    assert read_timings(path) == {"conv_c": 1.0}  # the bad file was replaced, not merged
+    other_gpu = FakeTimingCache("H", {"old": 2.0}).serialize()
+    path.write_bytes(other_gpu)  # set_timing_cache returns False for this
+    assert fake_build(path, "conv_d", log=log.append) == {"conv_d": 1.0}
+    assert "does not match" in log[-2] and "could not be merged; overwriting" in log[-1]
+    assert read_timings(path) == {"conv_d": 1.0}
+    assert list(tmp_path.glob(".*.tmp")) == []  # no temporary file left behind
+
+
+def test_concurrent_builds_merge_their_timings(tmp_path):
+    import threading
+
+    path = tmp_path / "timing-x.timing"
+    threads = [threading.Thread(target=fake_build, args=(path, f"conv_{i}"), kwargs={"pause": 0.05})
+               for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # every build read the file before the others saved; each save merged what was there
+    assert read_timings(path) == {f"conv_{i}": 1.0 for i in range(6)}
+
+
+def _process_build(root: str, counter: str, tactic: str) -> None:
+    """One batch-mode worker: get_or_build of one engine whose build also updates the shared timing cache."""
+    import os
+    import time
+    from pathlib import Path
+
+    def build() -> bytes:
+        with open(counter, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        fake_build(Path(root) / "timing-x.timing", tactic, pause=0.3)
+        time.sleep(0.2)
+        return b"engine" * 500
+
+    ec.get_or_build(KEY, label="m", root=Path(root), build=build, load=lambda data: len(data))
+    # and a second engine each, built in parallel with the other process's (different keys, one timing cache)
+    other = dataclasses.replace(KEY, opt_level=int(tactic[-1]))
+    ec.get_or_build(other, label="m", root=Path(root),
+                    build=lambda: (fake_build(Path(root) / "timing-x.timing", tactic + "_2", pause=0.2), b"e2")[1],
+                    load=lambda data: len(data))
+
+
+def test_two_processes_sharing_one_cache_build_each_engine_once(tmp_path):
+    import multiprocessing
+
+    counter = tmp_path / "builds.txt"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_process_build, args=(str(tmp_path), str(counter), f"p{i}")) for i in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(counter.read_text().split()) == 1  # the second process waited on the lock, then loaded it
+    data, why = ec.validate_entry(ec.engine_paths(KEY, "m", tmp_path), KEY)
+    assert why == "" and data == b"engine" * 500
+    timings = read_timings(tmp_path / "timing-x.timing")
+    assert {"p1_2", "p2_2"} <= set(timings) and len(set(timings) & {"p1", "p2"}) == 1
+    assert list(tmp_path.glob(".*.tmp")) == []

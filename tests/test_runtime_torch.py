@@ -136,3 +136,64 @@ def test_guard_modes():
     with torch.no_grad():
         off._model.conv_last.bias.fill_(float("nan"))
     assert torch.isnan(off(torch.rand(1, 3, 4, 4))).all()
+
+
+# ------------------------------------------------------------------------------ torch.compile and CUDA graph modes
+
+
+def test_modes_with_cuda_graphs_are_read_from_torch_and_refused_with_cuda_graphs():
+    from esrgan_video.runtime.torch_backend import COMPILE_MODES, mode_uses_cudagraphs
+
+    assert {m for m in COMPILE_MODES if mode_uses_cudagraphs(m)} == {"reduce-overhead", "max-autotune"}
+    assert not mode_uses_cudagraphs(None)
+    for mode in ("reduce-overhead", "max-autotune"):
+        with pytest.raises(BackendError, match=f"compile='{mode}' already uses CUDA graphs"):
+            TorchBackend(tiny(), compile=mode, cuda_graphs=True)
+
+
+def test_bf16_needs_native_support_on_the_backends_own_gpu():
+    from esrgan_video.runtime.torch_backend import bf16_native
+
+    assert not bf16_native((7, 5))  # Turing: is_bf16_supported() says True (emulated), we say no
+    assert bf16_native((8, 0)) and bf16_native((8, 9)) and bf16_native((9, 0)) and bf16_native((10, 0))
+
+
+def test_cudagraph_modes_stay_on_the_opening_thread_where_torch_is_not_thread_safe():
+    from esrgan_video.runtime.torch_backend import check_cudagraph_thread, cudagraph_trees_thread_safe
+
+    kw = dict(owner=1, current=2)
+    with pytest.raises(BackendError, match="pytorch/pytorch#123177"):
+        check_cudagraph_thread("reduce-overhead", "cuda", thread_safe=False, **kw)
+    with pytest.raises(BackendError, match="#123177"):
+        check_cudagraph_thread("max-autotune", "cuda", thread_safe=False, **kw)
+    check_cudagraph_thread("reduce-overhead", "cuda", thread_safe=False, owner=1, current=1)  # same thread
+    check_cudagraph_thread("reduce-overhead", "cuda", thread_safe=True, **kw)  # torch with the fix
+    check_cudagraph_thread("max-autotune-no-cudagraphs", "cuda", thread_safe=False, **kw)
+    check_cudagraph_thread("reduce-overhead", "cpu", thread_safe=False, **kw)  # no CUDA graphs on the CPU
+    from torch._inductor import cudagraph_trees
+
+    assert cudagraph_trees_thread_safe() == hasattr(cudagraph_trees, "graph_capture_lock")
+
+
+def test_compile_survives_shape_churn_past_the_recompile_limit():
+    """The Upscaler runs every frame size and the remainder batch through one backend: each shape must be its
+    own compile. With the recompile limit at 1, a single fullgraph compile fails on the second shape."""
+    import torch._dynamo
+
+    torch.manual_seed(0)
+    model = RRDBNet(RRDBParams(nf=4, nb=1, gc=4, scale=2)).eval()
+    shapes = [(1, 3, 8, 8), (2, 3, 8, 8), (1, 3, 8, 12)]
+    xs = [torch.rand(s) for s in shapes]
+    with torch._dynamo.config.patch(recompile_limit=1):
+        single = torch.compile(lambda x: model(x), backend="eager", dynamic=False, fullgraph=True)
+        single(xs[0])
+        with pytest.raises(Exception, match="fullgraph=True"):  # FailOnRecompileLimitHit: the defect this guards
+            single(xs[1])
+        with TorchBackend(model, compile="default") as b:
+            for x in xs:
+                with torch.no_grad():
+                    ref = model(x)
+                torch.testing.assert_close(b(x), ref, atol=1e-5, rtol=0)
+            assert b.compiled_shapes == ((1, 8, 8), (2, 8, 8), (1, 8, 12))
+            torch.testing.assert_close(b(xs[0]), model(xs[0]).detach(), atol=1e-5, rtol=0)  # reused, not recompiled
+            assert len(b.compiled_shapes) == 3

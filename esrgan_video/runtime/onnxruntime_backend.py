@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -116,6 +117,7 @@ class OnnxRuntimeBackend(Backend):
         threads: intra-op threads (default: ``torch.get_num_threads()``, which follows
             ``OMP_NUM_THREADS`` like the torch path does).
         finite_check: 'batch' (default) or 'off'.
+        notice: receives one-line messages (default silent; this backend has none today).
         reason: why this backend was chosen (shown by --backend auto).
     """
 
@@ -129,6 +131,7 @@ class OnnxRuntimeBackend(Backend):
         batch: int = 1,
         threads: int | None = None,
         finite_check: str | None = None,
+        notice: Callable[[str], None] | None = None,
         reason: str = "",
     ) -> None:
         dev = torch.device("cpu" if device is None else device)
@@ -152,6 +155,7 @@ class OnnxRuntimeBackend(Backend):
         self.scale = int(getattr(model, "scale"))
         self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
         self.threads = threads
+        self.notice = notice or (lambda msg: None)
         self.info = BackendInfo(name="onnxruntime", device=dev, dtype=torch.float32,
                                 fixed_shape=(batch, h, w), reason=reason)
         self.guard = FiniteGuard("onnxruntime fp32 on cpu", mode=finite_check or "batch")

@@ -10,6 +10,8 @@ facts of this machine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -127,13 +129,15 @@ def make_backend(
     tile_shape: tuple[int, int] | None = None,
     batch: int = 1,
     streams: int = 2,
+    notice: Callable[[str], None] | None = None,
     **options,
 ) -> Backend:
     """Build the backend ``choose_backend`` picks on this machine (not yet opened).
 
-    ``options`` go to the backend's constructor (torch: ``compile``, ``cuda_graphs``,
-    ``channels_last``, ``finite_check``; onnxruntime: ``threads``, ``finite_check``; tensorrt: ``fp32_layers``, ``options``,
-    ``cuda_graphs``, ``cache_root``, ``finite_check``).
+    ``notice`` receives the backend's one-line messages (TensorRT build progress, "CUDA graphs are
+    off ..."); default silent: backends never print. ``options`` go to the backend's constructor
+    (torch: ``compile``, ``cuda_graphs``, ``channels_last``, ``finite_check``; onnxruntime: ``threads``,
+    ``finite_check``; tensorrt: ``fp32_layers``, ``options``, ``cuda_graphs``, ``cache_root``, ``finite_check``).
     """
     from esrgan_video.runtime.onnxruntime_backend import onnxruntime_available
     from esrgan_video.runtime.tensorrt_backend import tensorrt_available
@@ -156,16 +160,18 @@ def make_backend(
     if name == "torch":
         from esrgan_video.runtime.torch_backend import TorchBackend
 
-        return TorchBackend(model, dev, prec, reason=reason, **options)
+        return TorchBackend(model, dev, prec, reason=reason, notice=notice, **options)
     if name == "onnxruntime":
         from esrgan_video.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, reason=reason, **options)
+        return OnnxRuntimeBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, reason=reason, notice=notice,
+                                  **options)
     if name == "tensorrt":
         from esrgan_video.runtime.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, streams=streams,
-                               reason=reason, **options)
+                               reason=reason, notice=notice, **options)
     from esrgan_video.runtime.torch_tensorrt_backend import TorchTensorRTBackend
 
-    return TorchTensorRTBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, reason=reason, **options)
+    return TorchTensorRTBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, reason=reason, notice=notice,
+                                **options)

@@ -8,32 +8,38 @@ Build (:func:`build_engine`):
   ``trt.Builder`` → ``create_network(1 << STRONGLY_TYPED)`` (required on 10.x, implied on 11.x,
   where ``BuilderFlag.FP16`` no longer exists: the precision comes from the fp16 ONNX graph)
   → ``trt.OnnxParser`` → builder config (workspace pool limit, ``builder_optimization_level``,
-  a persistent timing cache, one optimisation profile per execution context for dynamic
-  shapes, a progress monitor) → ``build_serialized_network``.
+  a persistent timing cache shared safely between processes (:func:`engine_cache.load_timing_cache`),
+  one optimisation profile per execution context for dynamic shapes, a progress monitor)
+  → ``build_serialized_network``. An engine is dynamic exactly when ``min_shape != max_shape``
+  (the ONNX graph gets dynamic axes only then, and then always gets its profiles); a dynamic
+  engine carries one identical profile per stream, because "each execution context in concurrent
+  use must use a separate optimization profile" (``NvInferRuntime.h``, ``IExecutionContext``).
 
 Run (:class:`TensorRTBackend`):
   one ``IExecutionContext`` per CUDA stream (2-4), kept in a pool; each ``infer`` takes a
   free context+stream, orders it after the caller's stream with an event, runs
   ``execute_async_v3`` and orders the caller's stream after it with another event (no
   device-wide sync, no host sync). Input and output are fp16 device tensors owned by torch
-  (``set_tensor_address(name, tensor.data_ptr())``). Without CUDA graphs the input batch is
-  used in place when it already is contiguous fp16, and each output is a fresh tensor from
-  torch's caching allocator (no cudaMalloc after warm-up). With ``cuda_graphs=True`` every
-  context gets static input/output buffers, allocated once per shape, and one captured graph
-  per shape; infer copies in, replays, and copies the result out.
+  (``set_tensor_address(name, tensor.data_ptr())``, every return value checked, as vs-mlrt's
+  ``vstrt/trt_utils.h`` does). TensorRT wants tensor addresses aligned to 256 bytes: the input
+  batch is used in place only when it is contiguous, of the engine's dtype and 256-byte aligned
+  (a slice such as ``frames[1:2]`` of an fp16 270x480 batch is not), else it is copied into an
+  aligned buffer (:func:`bindable`); outputs are fresh aligned tensors from torch's caching
+  allocator (no cudaMalloc after warm-up).
 
-CUDA graph caveats: static engines only (a dynamic context may reallocate its scratch memory
-when the shape changes); TensorRT must have run the context once at that shape before capture
-(done here); engines with data-dependent shapes or device-side allocations cannot be captured
-(capture failure falls back to plain ``execute_async_v3`` for that context, with a warning);
-a captured graph pins the buffer addresses, so the static buffers are never reallocated.
+CUDA graphs (``cuda_graphs=True``, static engines only: a dynamic context may reallocate its
+scratch memory when the shape changes): every context gets static input/output buffers and one
+graph, all captured in :meth:`TensorRTBackend.open` under the process-wide capture lock
+(:mod:`esrgan_video.runtime.capture`), after TensorRT has run the context once, as vs-mlrt does
+per instance at setup; ``infer`` copies in, replays and copies out. A context whose capture fails
+runs plain ``execute_async_v3`` and says so once through ``notice``; ``graphs_captured`` counts the
+contexts that have a graph.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -49,7 +55,9 @@ from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard
 from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
 
 MAX_STREAMS = 4
-"""Dynamic engines carry this many identical profiles: one per execution context that may run at once."""
+"""At most this many execution contexts (CUDA streams) per backend; a dynamic engine has one profile per stream."""
+TENSOR_ALIGNMENT = 256
+"""Bytes: the alignment of every address handed to ``set_tensor_address``."""
 DEFAULT_OPT_LEVEL = 3
 DEFAULT_WORKSPACE_MIB = 0
 """0: no explicit limit (TensorRT may use up to the device memory while building)."""
@@ -58,6 +66,10 @@ INSTALL_HINT = (
     "TensorRT is not installed; install it with pip install 'esrgan-video[tensorrt]' "
     "(the tensorrt wheels fetch NVIDIA's libraries at install time), or use --backend torch"
 )
+
+
+def _silent(msg: str) -> None:
+    """The default ``notice``: backends never print."""
 
 
 def tensorrt_available() -> bool:
@@ -89,6 +101,11 @@ class BuildOptions:
     """(N, H, W) lower bound of a dynamic engine; None (with max_shape None) builds a static engine."""
     max_shape: tuple[int, int, int] | None = None
 
+    @property
+    def dynamic(self) -> bool:
+        """True exactly when the profile spans more than one shape (``min_shape != max_shape``)."""
+        return self.min_shape is not None and tuple(self.min_shape) != tuple(self.max_shape)
+
     def __post_init__(self) -> None:
         if not 0 <= self.opt_level <= 5:
             raise BackendError(f"TensorRT builder optimisation level must be 0-5, got {self.opt_level}")
@@ -109,11 +126,22 @@ def profile_shapes(spec: ExportSpec, options: BuildOptions) -> tuple[tuple[int, 
     return lo, opt, hi
 
 
+def profile_count(dynamic: bool, streams: int) -> int:
+    """Optimisation profiles a build adds: one per stream for a dynamic engine, none for a static one (pure)."""
+    if not 1 <= streams <= MAX_STREAMS:
+        raise BackendError(f"tensorrt backend: streams must be 1-{MAX_STREAMS}, got {streams}")
+    return streams if dynamic else 0
+
+
 def make_key(
-    model: nn.Module, spec: ExportSpec, options: BuildOptions, *, trt_ver: str, gpu_name: str, capability: str
+    model: nn.Module, spec: ExportSpec, options: BuildOptions, *, trt_ver: str, gpu_name: str, capability: str,
+    streams: int = 1,
 ) -> engine_cache.EngineKey:
     """The cache key for building ``model`` with ``spec`` and ``options`` on a given GPU and TensorRT (pure)."""
     lo, opt, hi = profile_shapes(spec, options)
+    if spec.dynamic != options.dynamic:
+        raise BackendError(f"TensorRT: the export's dynamic axes ({spec.dynamic}) must follow min != max "
+                           f"({options.dynamic})")
     return engine_cache.EngineKey(
         weights_sha256=engine_cache.weights_sha256(model),
         scale=int(model.scale),
@@ -129,6 +157,8 @@ def make_key(
         compute_capability=capability,
         opt_level=options.opt_level,
         workspace_mib=options.workspace_mib,
+        dynamic=spec.dynamic,
+        profiles=profile_count(spec.dynamic, streams),
     )
 
 
@@ -171,9 +201,13 @@ def build_engine(
     in_channels: int,
     options: BuildOptions,
     timing_cache: Path | None = None,
-    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+    profiles: int | None = None,
+    log: Callable[[str], None] = _silent,
 ) -> bytes:
-    """Parse ``onnx_bytes`` into a strongly typed network and return the serialized engine."""
+    """Parse ``onnx_bytes`` into a strongly typed network and return the serialized engine.
+
+    ``profiles``: optimisation profiles to add when the shapes span a range (default: one per
+    possible stream); none for a static engine. ``log`` receives the build's progress lines."""
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -186,17 +220,10 @@ def build_engine(
     if options.workspace_mib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
     config.builder_optimization_level = options.opt_level
-    cache_bytes = b""
-    if timing_cache is not None and timing_cache.exists():
-        cache_bytes = timing_cache.read_bytes()
-    cache = config.create_timing_cache(cache_bytes)
-    if not config.set_timing_cache(cache, ignore_mismatch=False):
-        log(f"TensorRT: timing cache {timing_cache} does not match this GPU/TensorRT; starting a new one")
-        cache = config.create_timing_cache(b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
+    cache = engine_cache.load_timing_cache(config, timing_cache, log)
     lo, opt, hi = shapes
-    if not (lo == opt == hi):
-        for _ in range(MAX_STREAMS):  # one profile per concurrently running context
+    if lo != hi:
+        for _ in range(MAX_STREAMS if profiles is None else profiles):  # one per concurrently running context
             profile = builder.create_optimization_profile()
             profile.set_shape(
                 INPUT_NAME, (lo[0], in_channels, lo[1], lo[2]), (opt[0], in_channels, opt[1], opt[2]),
@@ -212,11 +239,8 @@ def build_engine(
     if serialized is None:
         raise BackendError("TensorRT failed to build the engine (see the TensorRT messages above)")
     log(f"TensorRT: engine built in {time.perf_counter() - t0:.1f} s ({serialized.nbytes / 2**20:.1f} MiB)")
-    if timing_cache is not None:
-        timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = timing_cache.with_name(timing_cache.name + ".tmp")
-        tmp.write_bytes(bytes(cache.serialize()))  # the builder added its new timings to the attached cache
-        tmp.replace(timing_cache)
+    if timing_cache is not None:  # the builder added its new timings to the attached cache
+        engine_cache.save_timing_cache(config, cache, timing_cache, log)
     return bytes(serialized)
 
 
@@ -247,12 +271,13 @@ def build_or_load(
     device: torch.device,
     *,
     root: Path | None = None,
-    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+    streams: int = 1,
+    log: Callable[[str], None] = _silent,
 ):
     """(LoadedEngine, CacheOutcome, key): the cached engine for this model/shape/GPU, built when missing or untrusted."""
     trt = import_tensorrt()
     name, cc = engine_cache.gpu_facts(device)
-    key = make_key(model, spec, options, trt_ver=trt.__version__, gpu_name=name, capability=cc)
+    key = make_key(model, spec, options, trt_ver=trt.__version__, gpu_name=name, capability=cc, streams=streams)
     root = engine_cache.engines_dir() if root is None else root
     in_nc = int(model.params.in_nc) if hasattr(model, "params") else 3
 
@@ -263,7 +288,8 @@ def build_or_load(
         with torch.cuda.device(device):
             return build_engine(
                 onnx_bytes, shapes=(key.min_shape, key.opt_shape, key.max_shape), in_channels=in_nc,
-                options=options, timing_cache=engine_cache.timing_cache_path(key, root), log=log,
+                options=options, timing_cache=engine_cache.timing_cache_path(key, root), profiles=key.profiles,
+                log=log,
             )
 
     with torch.cuda.device(device):
@@ -285,16 +311,59 @@ def _torch_dtype(trt, dt) -> torch.dtype:
     return table[dt]
 
 
+def is_aligned(t: torch.Tensor, alignment: int = TENSOR_ALIGNMENT) -> bool:
+    return t.data_ptr() % alignment == 0
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An uninitialised contiguous tensor whose address is :data:`TENSOR_ALIGNMENT`-aligned.
+
+    torch's CUDA caching allocator already returns 512-byte aligned blocks, so this is one
+    ``torch.empty``; where an allocator gives less (the CPU one aligns to 64), the tensor is a view
+    into a slightly larger buffer at the first aligned offset."""
+    t = torch.empty(shape, dtype=dtype, device=device)
+    if is_aligned(t):
+        return t
+    item = torch.empty((), dtype=dtype).element_size()
+    n = t.numel()
+    buf = torch.empty(n + TENSOR_ALIGNMENT // item, dtype=dtype, device=device)
+    offset = (-buf.data_ptr() % TENSOR_ALIGNMENT) // item
+    return buf[offset : offset + n].view(shape)
+
+
+def bindable(batch: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``batch`` itself when TensorRT can read it in place (contiguous, ``dtype``, aligned), else an aligned copy.
+
+    Runs on the current stream (the copy is queued there, like the kernels that read it)."""
+    if batch.dtype == dtype and batch.is_contiguous() and is_aligned(batch):
+        return batch
+    out = aligned_empty(tuple(batch.shape), dtype, batch.device)
+    out.copy_(batch)
+    return out
+
+
+def set_address(context, name: str, tensor: torch.Tensor) -> None:
+    """``context.set_tensor_address`` with its preconditions and its return value checked."""
+    ptr = tensor.data_ptr()
+    if ptr % TENSOR_ALIGNMENT:
+        raise BackendError(f"TensorRT: tensor {name!r} at {ptr:#x} is not {TENSOR_ALIGNMENT}-byte aligned")
+    if not tensor.is_contiguous():
+        raise BackendError(f"TensorRT: tensor {name!r} must be contiguous, got strides {tensor.stride()}")
+    if not context.set_tensor_address(name, ptr):
+        raise BackendError(f"TensorRT rejected the address of tensor {name!r} (set_tensor_address returned False)")
+
+
 @dataclass
 class _Slot:
-    """One execution context with its stream, and (for CUDA graphs) static buffers per shape."""
+    """One execution context with its stream, and (for CUDA graphs) its static buffers and captured graph."""
 
     index: int
     context: object
     stream: "torch.cuda.Stream"
     shape: tuple[int, ...] | None = None
-    static: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    graphs: dict[tuple[int, ...], "torch.cuda.CUDAGraph | None"] = field(default_factory=dict)
+    static_in: torch.Tensor | None = None
+    static_out: torch.Tensor | None = None
+    graph: "torch.cuda.CUDAGraph | None" = None
 
 
 class TensorRTBackend(Backend):
@@ -306,12 +375,14 @@ class TensorRTBackend(Backend):
         precision: 'fp16' (default) or 'fp32'.
         tile_shape: (H, W) the engine is built for (the opt shape when dynamic).
         batch: batch size (the opt batch when dynamic).
-        streams: execution contexts/CUDA streams, 1-4.
+        streams: execution contexts/CUDA streams, 1-4 (a dynamic engine gets one profile per stream).
         fp32_layers: submodules kept in fp32 inside the fp16 graph (see onnx_export).
-        options: builder options; ``min_shape``/``max_shape`` make a dynamic engine.
-        cuda_graphs: capture one CUDA graph per context and shape.
+        options: builder options; ``min_shape`` != ``max_shape`` makes a dynamic engine.
+        cuda_graphs: capture one CUDA graph per context at open (static engines).
         finite_check: 'batch', 'deferred' (default) or 'off'.
         cache_root: engine cache directory (default :func:`engine_cache.engines_dir`).
+        notice: receives one-line messages (build progress, cache hits, "CUDA graphs are off ...");
+            default silent.
         reason: why this backend was chosen.
     """
 
@@ -329,7 +400,7 @@ class TensorRTBackend(Backend):
         cuda_graphs: bool = False,
         finite_check: str | None = None,
         cache_root: Path | None = None,
-        log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+        notice: Callable[[str], None] | None = None,
         reason: str = "",
     ) -> None:
         dev = torch.device(device or "cuda")
@@ -339,12 +410,10 @@ class TensorRTBackend(Backend):
             raise BackendError("the tensorrt backend needs a CUDA device, but torch.cuda.is_available() is False")
         if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
-        if not 1 <= streams <= MAX_STREAMS:
-            raise BackendError(f"tensorrt backend: streams must be 1-{MAX_STREAMS}, got {streams}")
-        self.spec = ExportSpec(tuple(tile_shape), batch=batch, precision=precision or "fp16",
-                               fp32_layers=tuple(fp32_layers),
-                               dynamic=options is not None and options.min_shape is not None)
         self.options = options or BuildOptions()
+        profile_count(self.options.dynamic, streams)  # validates streams
+        self.spec = ExportSpec(tuple(tile_shape), batch=batch, precision=precision or "fp16",
+                               fp32_layers=tuple(fp32_layers), dynamic=self.options.dynamic)
         profile_shapes(self.spec, self.options)  # validate early
         if cuda_graphs and self.spec.dynamic:
             raise BackendError(
@@ -357,13 +426,15 @@ class TensorRTBackend(Backend):
         self.streams = streams
         self.cuda_graphs = cuda_graphs
         self.cache_root = cache_root
-        self.log = log
+        self.notice = notice or _silent
         fixed = None if self.spec.dynamic else (batch, *self.spec.tile_shape)
         self.info = BackendInfo(name="tensorrt", device=dev, dtype=self.spec.dtype, fixed_shape=fixed, reason=reason)
         self.guard = FiniteGuard(f"tensorrt {self.spec.precision} on {dev}", mode=finite_check or "deferred")
         self.engine = None
         self.outcome: engine_cache.CacheOutcome | None = None
         self.key: engine_cache.EngineKey | None = None
+        self.graphs_captured = 0
+        """Contexts that replay a captured CUDA graph (``cuda_graphs=True``; the others run plain)."""
         self._pool: queue.Queue[_Slot] = queue.Queue()
         self._slots: list[_Slot] = []
         self._open_lock = threading.Lock()
@@ -374,11 +445,12 @@ class TensorRTBackend(Backend):
                 return self
             trt = import_tensorrt()
             loaded, self.outcome, self.key = build_or_load(
-                self.model, self.spec, self.options, self.info.device, root=self.cache_root, log=self.log
+                self.model, self.spec, self.options, self.info.device, root=self.cache_root,
+                streams=self.streams, log=self.notice,
             )
             engine = loaded.engine
             if self.outcome.hit:
-                self.log(f"TensorRT: using cached engine {self.outcome.paths.engine}")
+                self.notice(f"TensorRT: using cached engine {self.outcome.paths.engine}")
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
             modes = {n: engine.get_tensor_mode(n) for n in names}
             inputs = [n for n in names if modes[n] == trt.TensorIOMode.INPUT]
@@ -387,17 +459,28 @@ class TensorRTBackend(Backend):
                 raise BackendError(f"TensorRT engine has I/O {inputs} -> {outputs}, expected [{INPUT_NAME!r}] -> [{OUTPUT_NAME!r}]")
             self.in_dtype = _torch_dtype(trt, engine.get_tensor_dtype(INPUT_NAME))
             self.out_dtype = _torch_dtype(trt, engine.get_tensor_dtype(OUTPUT_NAME))
+            if self.spec.dynamic and engine.num_optimization_profiles < self.streams:
+                raise BackendError(f"TensorRT engine has {engine.num_optimization_profiles} optimisation profiles, "
+                                   f"expected one per stream ({self.streams})")
+            slots = []
             with torch.cuda.device(self.info.device):
                 for i in range(self.streams):
                     ctx = engine.create_execution_context()
                     if ctx is None:
                         raise BackendError("TensorRT could not create an execution context (out of device memory?)")
                     stream = torch.cuda.Stream(self.info.device)
-                    if self.spec.dynamic:
-                        ctx.set_optimization_profile_async(i, stream.cuda_stream)
-                    slot = _Slot(index=i, context=ctx, stream=stream)
-                    self._slots.append(slot)
-                    self._pool.put(slot)
+                    if self.spec.dynamic and not ctx.set_optimization_profile_async(i, stream.cuda_stream):
+                        raise BackendError(f"TensorRT could not select optimisation profile {i} for context {i}")
+                    slots.append(_Slot(index=i, context=ctx, stream=stream))
+                if self.cuda_graphs:
+                    for slot in slots:
+                        self._capture(slot)
+                    if self.graphs_captured < len(slots):
+                        self.notice(f"TensorRT: CUDA graphs are on for {self.graphs_captured} of {len(slots)} "
+                                    "contexts; the others run without graphs")
+            for slot in slots:
+                self._slots.append(slot)
+                self._pool.put(slot)
             self._loaded = loaded
             self.engine = engine
         return self
@@ -410,6 +493,7 @@ class TensorRTBackend(Backend):
             self._pool = queue.Queue()
             self.engine = None
             self._loaded = None
+            self.graphs_captured = 0
 
     def _set_shape(self, slot: _Slot, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Set the context's input shape (when it changed); returns the output shape TensorRT reports."""
@@ -426,33 +510,35 @@ class TensorRTBackend(Backend):
 
     @staticmethod
     def _bind(slot: _Slot, inp: torch.Tensor, out: torch.Tensor) -> None:
-        slot.context.set_tensor_address(INPUT_NAME, inp.data_ptr())
-        slot.context.set_tensor_address(OUTPUT_NAME, out.data_ptr())
+        set_address(slot.context, INPUT_NAME, inp)
+        set_address(slot.context, OUTPUT_NAME, out)
 
     def _execute(self, slot: _Slot) -> None:
         if not slot.context.execute_async_v3(slot.stream.cuda_stream):
             raise BackendError("TensorRT execute_async_v3 failed (see the TensorRT messages above)")
 
-    def _graph(self, slot: _Slot, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, "torch.cuda.CUDAGraph | None"]:
-        if shape not in slot.static:
-            dev = self.info.device
+    def _capture(self, slot: _Slot) -> None:
+        """Static buffers and one CUDA graph for ``slot`` (in open, under the process-wide capture lock)."""
+        from esrgan_video.runtime.capture import capture_graph
+
+        dev = self.info.device
+        shape = (self.spec.batch, self.in_channels, *self.spec.tile_shape)
+        with torch.cuda.stream(slot.stream):
             out_shape = self._set_shape(slot, shape)
-            inp = torch.zeros(shape, device=dev, dtype=self.in_dtype)
-            out = torch.empty(out_shape, device=dev, dtype=self.out_dtype)
-            slot.static[shape] = (inp, out)
-            self._bind(slot, inp, out)
-            self._execute(slot)  # TensorRT must run once at this shape before capture
-            slot.stream.synchronize()
-            graph = torch.cuda.CUDAGraph()
-            try:
-                with torch.cuda.graph(graph, stream=slot.stream, capture_error_mode="thread_local"):
-                    self._execute(slot)
-            except RuntimeError as e:
-                self.log(f"TensorRT: CUDA graph capture failed ({e}); running without graphs for {shape}")
-                graph = None
-            slot.graphs[shape] = graph
-        inp, out = slot.static[shape]
-        return inp, out, slot.graphs[shape]
+            slot.static_in = aligned_empty(shape, self.in_dtype, dev).zero_()
+            slot.static_out = aligned_empty(out_shape, self.out_dtype, dev)
+            self._bind(slot, slot.static_in, slot.static_out)
+            self._execute(slot)  # TensorRT must have run the context once before capture
+        slot.stream.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            capture_graph(graph, slot.stream, dev, lambda: self._execute(slot))
+        except (RuntimeError, BackendError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.notice(f"TensorRT: CUDA graphs are off for context {slot.index}: capture failed ({first})")
+            return
+        slot.graph = graph
+        self.graphs_captured += 1
 
     def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
         self.check_input(batch, self.in_channels)
@@ -467,18 +553,17 @@ class TensorRTBackend(Backend):
         try:
             with torch.cuda.device(self.info.device), torch.cuda.stream(slot.stream):
                 slot.stream.wait_event(ready)
-                if self.cuda_graphs:
-                    inp, out_buf, graph = self._graph(slot, shape)
-                    inp.copy_(batch)
-                    if graph is not None:
-                        graph.replay()
+                if slot.static_in is not None:  # cuda_graphs: static buffers (and a graph unless its capture failed)
+                    slot.static_in.copy_(batch)
+                    if slot.graph is not None:
+                        slot.graph.replay()
                     else:
-                        self._bind(slot, inp, out_buf)
+                        self._bind(slot, slot.static_in, slot.static_out)
                         self._execute(slot)
-                    out = out_buf.clone()
+                    out = slot.static_out.clone()
                 else:
-                    inp = batch.to(self.in_dtype).contiguous()  # in place when already contiguous fp16
-                    out = torch.empty(self._set_shape(slot, shape), device=self.info.device, dtype=self.out_dtype)
+                    inp = bindable(batch, self.in_dtype)
+                    out = aligned_empty(self._set_shape(slot, shape), self.out_dtype, self.info.device)
                     self._bind(slot, inp, out)
                     self._execute(slot)
                 self.guard.update(out)

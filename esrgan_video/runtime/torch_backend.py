@@ -5,6 +5,20 @@ optional ``torch.compile`` and optional CUDA graphs captured per input shape (N,
 CPU: fp32 under ``inference_mode`` with contiguous NCHW tensors; fp16/bf16 only when
 asked for and when this torch build runs them (probed once).
 
+torch.compile: one compiled callable per input shape (N, h, w), each with a code object of its
+own. One ``torch.compile(fullgraph=True, dynamic=False)`` for every shape would recompile on each
+new shape and, at Dynamo's recompile limit (``torch._dynamo.config.recompile_limit``, 8), raise
+``FailOnRecompileLimitHit`` ("Hard failure due to fullgraph=True"); Dynamo counts that limit per
+code object, so separate code objects keep every shape's compile independent. The modes whose
+inductor options turn CUDA graphs on (``torch._inductor.list_mode_options(mode)["triton.cudagraphs"]``:
+``reduce-overhead`` and ``max-autotune``) return outputs that the next replay overwrites, so those
+outputs are cloned before the in-place clamp, and ``cuda_graphs=True`` is refused with them.
+On torch builds whose cudagraph trees are not thread-safe (pytorch/pytorch#123177, fixed by #184357,
+detected by its ``graph_capture_lock``), those modes run only on the thread that opened the backend.
+
+Own CUDA graphs (``cuda_graphs=True``) are captured on a stream of the backend's device under the
+process-wide capture lock (:mod:`esrgan_video.runtime.capture`).
+
 The backend owns a private copy of the model (converting dtype/layout in place would
 otherwise change the caller's module) with its final clamp switched off: the raw output
 goes through the :class:`~esrgan_video.runtime.base.FiniteGuard` first, then is clamped,
@@ -15,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -32,6 +47,51 @@ from esrgan_video.runtime.base import (
 
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")
 """torch.compile modes accepted by ``compile=``."""
+
+
+@lru_cache(maxsize=None)
+def mode_uses_cudagraphs(mode: str | None) -> bool:
+    """Whether torch.compile ``mode`` turns on inductor's CUDA graphs (read from torch itself)."""
+    if mode is None:
+        return False
+    from torch._inductor import list_mode_options
+
+    return bool(list_mode_options(mode).get("triton.cudagraphs", False))
+
+
+@lru_cache(maxsize=1)
+def cudagraph_trees_thread_safe() -> bool:
+    """True when this torch's cudagraph trees may be entered from several threads (the #184357 fix is in)."""
+    try:
+        from torch._inductor import cudagraph_trees
+    except Exception:  # noqa: BLE001 - no inductor: nothing to be safe about
+        return False
+    return hasattr(cudagraph_trees, "graph_capture_lock")
+
+
+def check_cudagraph_thread(mode: str | None, device_type: str, *, thread_safe: bool, owner: int | None,
+                           current: int) -> None:
+    """Refuse a cudagraph-tree compile mode on a thread other than the opener's where torch is not thread-safe (pure)."""
+    if device_type != "cuda" or not mode_uses_cudagraphs(mode) or thread_safe or owner is None or owner == current:
+        return
+    raise BackendError(
+        f"torch backend: compile={mode!r} uses cudagraph trees, which this torch ({torch.__version__}) cannot run "
+        "from several threads (pytorch/pytorch#123177); use one stream, or compile='max-autotune-no-cudagraphs' "
+        "with cuda_graphs=True"
+    )
+
+
+def compile_for_shape(module: nn.Module, mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``torch.compile`` of ``module`` for one fixed input shape, on a code object of its own.
+
+    Dynamo keeps its cache and its recompile limit per code object; a fresh code object per shape
+    means each shape is one compile, never a recompile of another shape's graph."""
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return module(x)
+
+    run.__code__ = run.__code__.replace()  # an equal but distinct code object
+    return torch.compile(run, mode=mode, dynamic=False, fullgraph=True)
 
 
 @lru_cache(maxsize=None)
@@ -66,6 +126,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def bf16_native(capability: tuple[int, int]) -> bool:
+    """Whether a GPU of this compute capability runs bf16 natively (Ampere, sm 8.0, and later; pure).
+
+    Not ``torch.cuda.is_bf16_supported()``: it also counts emulation (true on Turing, sm 7.5, where
+    bf16 convolutions are emulated and slow) and it reads the current device, not the backend's."""
+    return int(capability[0]) >= 8
+
+
 def check_precision_on(device: torch.device, precision: str) -> torch.dtype:
     """The dtype for ``precision`` on ``device``; BackendError when the device cannot run it."""
     dtype = precision_dtype(precision)
@@ -74,11 +142,13 @@ def check_precision_on(device: torch.device, precision: str) -> torch.dtype:
             f"precision {precision} is not supported on the CPU by this torch build "
             f"(expected fp32 on cpu, got {precision}); use --precision fp32"
         )
-    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise BackendError(
-            f"precision bf16 needs a GPU with bf16 support (compute capability >= 8.0), "
-            f"got {torch.cuda.get_device_name(device)}; use fp16 or fp32"
-        )
+    if device.type == "cuda" and dtype == torch.bfloat16:
+        cap = torch.cuda.get_device_capability(device)
+        if not bf16_native(cap):
+            raise BackendError(
+                f"precision bf16 needs a GPU with native bf16 (compute capability >= 8.0), "
+                f"got {torch.cuda.get_device_name(device)} (sm {cap[0]}.{cap[1]}); use fp16 or fp32"
+            )
     return dtype
 
 
@@ -165,10 +235,13 @@ class TorchBackend(Backend):
         device: 'cpu' (default), 'cuda' or 'cuda:N'.
         precision: 'fp32', 'fp16' or 'bf16'; default fp16 on CUDA, fp32 on the CPU.
         channels_last: NHWC memory layout (default: on; measured 5–25 % faster on the CPU too, see benchmarks/results).
-        compile: a torch.compile mode from :data:`COMPILE_MODES`, or None (default) for eager.
-        cuda_graphs: capture one CUDA graph per input shape and replay it (CUDA only).
+        compile: a torch.compile mode from :data:`COMPILE_MODES`, or None (default) for eager; compiled
+            once per input shape.
+        cuda_graphs: capture one CUDA graph per input shape and replay it (CUDA only; not with the
+            compile modes that already use CUDA graphs).
         finite_check: 'batch', 'deferred' or 'off' (default: deferred on CUDA, batch on the CPU).
         fp32_layers: submodules kept in fp32 in an fp16/bf16 run (for checkpoints that overflow fp16).
+        notice: receives one-line messages (default silent).
         reason: why this backend was chosen (shown by --backend auto).
     """
 
@@ -183,30 +256,35 @@ class TorchBackend(Backend):
         cuda_graphs: bool = False,
         finite_check: str | None = None,
         fp32_layers: tuple[str, ...] = (),
+        notice: Callable[[str], None] | None = None,
         reason: str = "",
     ) -> None:
+        if compile is not None and compile not in COMPILE_MODES:
+            raise BackendError(f"torch backend: compile must be one of {COMPILE_MODES} or None, got {compile!r}")
+        if cuda_graphs and mode_uses_cudagraphs(compile):
+            raise BackendError(
+                f"torch backend: compile={compile!r} already uses CUDA graphs; "
+                "combine cuda_graphs=True with 'max-autotune-no-cudagraphs' or 'default' instead"
+            )
         dev = resolve_device(device)
         precision = precision or default_precision(dev)
         dtype = check_precision_on(dev, precision)
-        if compile is not None and compile not in COMPILE_MODES:
-            raise BackendError(f"torch backend: compile must be one of {COMPILE_MODES} or None, got {compile!r}")
         if cuda_graphs and dev.type != "cuda":
             raise BackendError(f"torch backend: CUDA graphs need a CUDA device, got {dev}")
-        if cuda_graphs and compile == "reduce-overhead":
-            raise BackendError(
-                "torch backend: compile='reduce-overhead' already uses CUDA graphs; "
-                "combine cuda_graphs=True with 'max-autotune-no-cudagraphs' or 'default' instead"
-            )
         self.channels_last = True if channels_last is None else channels_last
         self.scale = int(getattr(model, "scale"))
         self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
         self.compile_mode = compile
         self.cuda_graphs = cuda_graphs
         self.fp32_layers = tuple(fp32_layers)
+        self.notice = notice or (lambda msg: None)
         self._model, self._clamp = prepare_model(
             model, dev, dtype, channels_last=self.channels_last, fp32_layers=self.fp32_layers
         )
-        self._runner: nn.Module = self._model
+        self._compiled: dict[tuple[int, int, int], Callable[[torch.Tensor], torch.Tensor]] = {}
+        self._compiled_lock = threading.Lock()
+        self._owner: int | None = None
+        """Thread that opened the backend (the only one allowed into cudagraph trees on torch without #184357)."""
         self.info = BackendInfo(name="torch", device=dev, dtype=dtype, fixed_shape=None, reason=reason)
         mode = finite_check or ("deferred" if dev.type == "cuda" else "batch")
         self.guard = FiniteGuard(f"torch {precision_name(dtype)} on {dev}", mode=mode)
@@ -232,22 +310,42 @@ class TorchBackend(Backend):
                 return self
             if self.info.device.type == "cuda":
                 torch.backends.cudnn.benchmark = True  # fixed tile shapes: let cuDNN pick the fastest kernels
-            if self.compile_mode is not None:
-                self._runner = torch.compile(self._model, mode=self.compile_mode, dynamic=False, fullgraph=True)
+            self._owner = threading.get_ident()
             self._opened = True
         return self
 
     def _release(self) -> None:
         self._graphs.clear()
+        self._compiled.clear()
         self._opened = False
 
     def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         return batch.to(dtype=self.info.dtype, memory_format=fmt)
 
+    @property
+    def compiled_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        """The (N, h, w) shapes compiled so far (``compile=``), in order."""
+        return tuple(self._compiled)
+
+    def _runner(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The eager model, or the compiled callable for ``x``'s shape (compiled on first use)."""
+        if self.compile_mode is None:
+            return self._model
+        key = (x.shape[0], x.shape[2], x.shape[3])
+        with self._compiled_lock:
+            fn = self._compiled.get(key)
+            if fn is None:
+                fn = self._compiled[key] = compile_for_shape(self._model, self.compile_mode)
+        return fn
+
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._runner(x)
-        if self.compile_mode == "reduce-overhead":
+        trees = self.info.device.type == "cuda" and mode_uses_cudagraphs(self.compile_mode)
+        if trees:
+            check_cudagraph_thread(self.compile_mode, "cuda", thread_safe=cudagraph_trees_thread_safe(),
+                                   owner=self._owner, current=threading.get_ident())
+        out = self._runner(x)(x)
+        if trees:
             out = out.clone()  # cudagraph-tree outputs are overwritten by the next replay
         return out
 
@@ -284,21 +382,23 @@ class TorchBackend(Backend):
             return entry
 
     def _capture(self, key: tuple[int, int, int]) -> _Graph:
+        from esrgan_video.runtime.capture import capture_graph
+
         n, h, w = key
         dev = self.info.device
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         static_in = torch.zeros(n, self.in_channels, h, w, device=dev, dtype=self.info.dtype).to(memory_format=fmt)
+        runner = self._runner(static_in)
         side = torch.cuda.Stream(dev)
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.inference_mode(), torch.cuda.device(dev):
             with torch.cuda.stream(side):
                 for _ in range(3):  # warm-up: cuDNN autotuning and compile happen outside the capture
-                    self._runner(static_in)
+                    runner(static_in)
             torch.cuda.current_stream(dev).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            # thread_local: other threads' CUDA calls (other backends, uploads) do not break the capture
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                static_out = self._runner(static_in)
+            # a capture stream on this backend's device, one capture at a time in the process
+            static_out = capture_graph(graph, torch.cuda.Stream(dev), dev, lambda: runner(static_in))
         return _Graph(graph=graph, static_in=static_in, static_out=static_out, stream=torch.cuda.Stream(dev))
 
     def _infer_graph(self, batch: torch.Tensor, caller: "torch.cuda.Stream") -> torch.Tensor:

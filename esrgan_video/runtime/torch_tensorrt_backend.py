@@ -6,12 +6,18 @@ half model; no ``enabled_precisions`` (deprecated). The compiled module is not c
 disk (torch-tensorrt compiles at open, minutes for x4plus); use the ``tensorrt`` backend
 for cached engines. Written to torch-tensorrt's documented API and verified by the
 ``tensorrt``-marked tests where torch-tensorrt is installed.
+
+Versions: every torch-tensorrt release is built against one torch minor and pins it (v2.12:
+``torch>=2.12.0,<2.13.0``, ``tensorrt>=10.16.1,<10.17.0``), so torch-tensorrt X.Y runs only with
+torch X.Y. :func:`import_torch_tensorrt` checks that pairing from the installed distributions'
+metadata before importing (a mismatched C++ extension fails in obscure ways, or pip replaces
+torch), and refuses with one line naming both versions.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,12 +34,51 @@ def torch_tensorrt_available() -> bool:
     return importlib.util.find_spec("torch_tensorrt") is not None
 
 
+INSTALL_HINT = "pip install 'esrgan-video[torch-tensorrt]' (pins the pair this project is tested with)"
+
+
+def _major_minor(version: str) -> tuple[int, int] | None:
+    parts = version.split("+")[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def pairing_problem(torch_version: str, torch_trt_version: str) -> str:
+    """'' when torch-tensorrt ``torch_trt_version`` was built for torch ``torch_version``, else why not (pure).
+
+    The rule, from each release's own pins: torch-tensorrt X.Y requires torch X.Y.*."""
+    a, b = _major_minor(torch_version), _major_minor(torch_trt_version)
+    if a is None or b is None:
+        return f"cannot read the versions torch {torch_version} / torch-tensorrt {torch_trt_version}"
+    if a != b:
+        return (f"torch-tensorrt {torch_trt_version} needs torch {b[0]}.{b[1]}.*, but torch {torch_version} is "
+                f"installed; install torch-tensorrt {a[0]}.{a[1]}.* ({INSTALL_HINT}) or use --backend tensorrt")
+    return ""
+
+
+def installed_torch_tensorrt_version() -> str | None:
+    for dist in ("torch-tensorrt", "torch_tensorrt"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def import_torch_tensorrt():
+    """Import torch_tensorrt after checking it pairs with this torch; BackendError (one line) otherwise."""
+    version = installed_torch_tensorrt_version()
+    if version is not None:
+        problem = pairing_problem(torch.__version__, version)
+        if problem:
+            raise BackendError(problem)
     try:
         import torch_tensorrt
     except ImportError as e:
         raise BackendError(
-            f"torch-tensorrt is not installed; pip install 'esrgan-video[tensorrt]' or use --backend torch ({e})"
+            f"torch-tensorrt is not installed; {INSTALL_HINT} or use --backend torch ({e})"
         ) from e
     return torch_tensorrt
 
@@ -51,7 +96,7 @@ class TorchTensorRTBackend(Backend):
         batch: int = 1,
         opt_level: int | None = None,
         finite_check: str | None = None,
-        log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+        notice: Callable[[str], None] | None = None,
         reason: str = "",
     ) -> None:
         dev = torch.device(device or "cuda")
@@ -69,7 +114,7 @@ class TorchTensorRTBackend(Backend):
         self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
         self.tile_shape = tuple(tile_shape)
         self.opt_level = opt_level
-        self.log = log
+        self.notice = notice or (lambda msg: None)
         self.info = BackendInfo(name="torch-tensorrt", device=dev, dtype=dtype,
                                 fixed_shape=(batch, *self.tile_shape), reason=reason)
         self.guard = FiniteGuard(f"torch-tensorrt {precision} on {dev}", mode=finite_check or "deferred")
@@ -88,7 +133,7 @@ class TorchTensorRTBackend(Backend):
             if self.opt_level is not None:
                 kwargs["optimization_level"] = self.opt_level
             t0 = time.perf_counter()
-            self.log(f"torch-tensorrt {torch_tensorrt.__version__}: compiling for {n}x{self.in_channels}x{h}x{w}...")
+            self.notice(f"torch-tensorrt {torch_tensorrt.__version__}: compiling for {n}x{self.in_channels}x{h}x{w}...")
             with torch.cuda.device(self.info.device):
                 self._compiled = torch_tensorrt.compile(
                     m,
@@ -97,7 +142,7 @@ class TorchTensorRTBackend(Backend):
                     use_explicit_typing=True,
                     **kwargs,
                 )
-            self.log(f"torch-tensorrt: compiled in {time.perf_counter() - t0:.1f} s")
+            self.notice(f"torch-tensorrt: compiled in {time.perf_counter() - t0:.1f} s")
         return self
 
     def _release(self) -> None:
