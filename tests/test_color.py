@@ -429,3 +429,17 @@ def test_alpha_planes():
     packed = rgb_to_planes(rgb, rgba, ColorSpec().resolved(10, 8, rgba), alpha=alpha)[0]
     assert packed.shape == (8, 10, 4) and packed.dtype == torch.uint16
     assert (alpha_to_float(packed, rgba) - alpha).abs().max() <= 0.5 / 65535 + 1e-7
+
+
+def test_colour_matrices_are_made_once_per_matrix_dtype_and_device():
+    """A per-frame torch.tensor(matrix, device=cuda) is a blocking upload; the matrix tensor is cached."""
+    from esrgan_video.frames.color import matrix_tensor
+    from esrgan_video.frames.colorspace import Matrix
+
+    cpu = torch.device("cpu")
+    a = matrix_tensor("to_rgb", int(Matrix.BT709), torch.float32, cpu)
+    assert matrix_tensor("to_rgb", int(Matrix.BT709), torch.float32, cpu) is a
+    assert matrix_tensor("to_rgb", int(Matrix.BT601), torch.float32, cpu) is not a
+    assert matrix_tensor("to_rgb", int(Matrix.BT709), torch.float64, cpu).dtype == torch.float64
+    inv = matrix_tensor("to_yuv", int(Matrix.BT709), torch.float32, cpu)
+    torch.testing.assert_close(a @ inv, torch.eye(3), atol=1e-6, rtol=0)

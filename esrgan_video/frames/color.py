@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -187,6 +188,16 @@ def _rgb_to_yuv_matrix(matrix: int) -> list[list[float]]:
         [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
         [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))],
     ]
+
+
+@lru_cache(maxsize=64)
+def matrix_tensor(direction: str, matrix: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The 3x3 ``"to_rgb"`` or ``"to_yuv"`` matrix as a tensor on ``device``, made once per (matrix, dtype, device).
+
+    ``torch.tensor(..., device="cuda")`` is a blocking host-to-device copy: once per frame it would
+    stall the host until the device drained. Callers must not modify the returned tensor."""
+    rows = _yuv_to_rgb_matrix(matrix) if direction == "to_rgb" else _rgb_to_yuv_matrix(matrix)
+    return torch.tensor(rows, dtype=dtype, device=device)
 
 
 def _offsets(loc: str, lw: int, lh: int) -> tuple[float, float]:
@@ -347,7 +358,7 @@ def planes_to_rgb(
         yuv = (torch.stack([y, u, v], dim=1) - y_off) / y_scale
     else:
         yuv = torch.stack([(y - y_off) / y_scale, (u - c_off) / c_scale, (v - c_off) / c_scale], dim=1)
-    m = torch.tensor(_yuv_to_rgb_matrix(spec.matrix), dtype=torch.float32, device=y.device)
+    m = matrix_tensor("to_rgb", int(spec.matrix), torch.float32, y.device)
     rgb = torch.einsum("ij,njhw->nihw", m, yuv)
     return rgb.clamp(0.0, 1.0)
 
@@ -393,7 +404,7 @@ def rgb_to_planes(
             comps[name] = x[:, i] * y_scale + y_off
     else:
         _check_matrix(spec.matrix)
-        m = torch.tensor(_rgb_to_yuv_matrix(spec.matrix), dtype=torch.float32, device=x.device)
+        m = matrix_tensor("to_yuv", int(spec.matrix), torch.float32, x.device)
         if fmt.family == "gray":
             comps["Y"] = torch.einsum("j,njhw->nhw", m[0], x) * y_scale + y_off
         else:
