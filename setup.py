@@ -20,7 +20,12 @@ setup(
         "onnx>=1.16",
     ],
     extras_require={
-        "tensorrt": ["tensorrt>=10.12,<12", "torch-tensorrt>=2.8", "onnx>=1.16"],
+        # The ONNX -> TensorRT backend needs only TensorRT's own wheels; they never touch torch.
+        "tensorrt": ["tensorrt>=10.12,<12", "onnx>=1.16"],
+        # torch-tensorrt X.Y pins torch to X.Y.* (v2.12: torch>=2.12.0,<2.13.0, tensorrt>=10.16.1,<10.17.0), so an
+        # unpinned torch-tensorrt makes pip replace torch. Pinned to the torch minor this project is tested with;
+        # import_torch_tensorrt() refuses any other pair with one line.
+        "torch-tensorrt": ["torch-tensorrt>=2.14,<2.15", "torch>=2.14,<2.15"],
         "vapoursynth": ["vapoursynth>=70", "vapoursynth-bestsource>=22"],
         "ray": ["ray>=2.9"],
         "dev": [
