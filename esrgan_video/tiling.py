@@ -220,6 +220,15 @@ def feather_weights(axis: AxisPlan, scale: int, *, device: torch.device | str = 
     return out
 
 
+def batch_closure(tiles: frozenset[int] | set[int], count: int, batch: int) -> frozenset[int]:
+    """The tiles :func:`run_tiled` computes when asked for ``tiles`` of a ``count``-tile frame in batches of
+    ``batch``: every tile of each batch that holds one of them (pure)."""
+    out: set[int] = set()
+    for b in {i // batch for i in tiles}:
+        out.update(range(b * batch, min(count, (b + 1) * batch)))
+    return frozenset(out)
+
+
 def run_tiled(
     x: torch.Tensor,
     fn: Callable[[torch.Tensor], torch.Tensor],
@@ -227,6 +236,8 @@ def run_tiled(
     *,
     batch: int = 1,
     blend: str = DEFAULT_BLEND,
+    only: frozenset[int] | set[int] | None = None,
+    base: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Apply ``fn`` tile by tile to ``x`` (``N x C x H x W``) and stitch the results.
 
@@ -235,6 +246,12 @@ def run_tiled(
     (``N x C' x H*scale x W*scale``, dtype of ``fn``'s output, on ``x``'s device) is preallocated
     once. ``blend="crop"`` copies each tile's core; ``"feather"`` adds tiles with linear weights
     across the overlaps (accumulated in float32, then cast).
+
+    Reuse (one frame, ``blend="crop"``): ``only`` names the tiles (indices into ``plan.tiles``) to compute and
+    ``base`` (``1 x C' x H*scale x W*scale``) supplies every other tile's core; the result is a new tensor (``base``
+    is not written). Tiles are computed in the batches of a run without reuse: every batch that holds a tile of
+    ``only`` is run whole, with the shape and the tiles it has without reuse (:func:`batch_closure` says which
+    tiles that computes), so a backend that picks kernels per shape (TensorRT, cuDNN) gives them the same bits.
     """
     if blend not in BLENDS:
         raise ValueError(f"run_tiled: blend must be one of {BLENDS}, got {blend!r}")
@@ -254,11 +271,18 @@ def run_tiled(
     oh, ow = plan.output_shape
     jobs = [(f, t) for f in range(x.shape[0]) for t in plan.tiles]
     out: torch.Tensor | None = None
+    groups = [jobs[start : start + batch] for start in range(0, len(jobs), batch)]
+    if only is not None or base is not None:
+        if only is None or base is None or blend != "crop" or x.shape[0] != 1:
+            raise ValueError("run_tiled: reuse takes one frame, blend='crop', and both only= and base=")
+        if tuple(base.shape[-2:]) != (oh, ow) or base.shape[0] != 1:
+            raise ValueError(f"run_tiled: base must be 1 x C x {oh} x {ow}, got {tuple(base.shape)}")
+        out = base.clone()
+        groups = [groups[b] for b in sorted({i // batch for i in only})]
     if blend == "feather":
         wy = feather_weights(plan.rows, s, device=x.device)
         wx = feather_weights(plan.cols, s, device=x.device)
-    for start in range(0, len(jobs), batch):
-        group = jobs[start : start + batch]
+    for group in groups:
         inp = torch.stack([x[f, :, t.y : t.y + th, t.x : t.x + tw] for f, t in group])
         res = fn(inp)
         expected = (len(group), th * s, tw * s)

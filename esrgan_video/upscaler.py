@@ -1,29 +1,37 @@
 """The frame-level Upscaler: model + backend + tiling + device buffers, behind one call.
 
-The CLI pipeline, the VapourSynth filter and batch mode all upscale through this
-class. It is synchronous and safe to call from several threads at once (VapourSynth
-calls filters from its own thread pool): each call checks out a CUDA stream from a
-small pool, so frames from different threads overlap on the device.
+Every face upscales through this class, by way of the frame transform
+(:mod:`esrgan_video.frames.transform`), which owns the CUDA streams and buffers and calls
+:meth:`Upscaler.upscale_tensor`. It is synchronous and safe to call from several threads at
+once (VapourSynth calls filters from its own thread pool). :meth:`Upscaler.upscale` is the
+convenience entry for RGB arrays and tensors; it runs through a frame transform too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
-import queue
 import threading
-from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
 from . import tiling
 from .errors import InputError
+from .models.descriptor import describe
 from .options import DEFAULT_MODEL, ModelOptions, RuntimeOptions
 from .runtime.base import Backend, BackendInfo
 from .runtime.devices import resolve_device
+from .frames.color import ColorSpec
+from .frames.pixel_formats import PixelFormat, pixel_format
 from .runtime.select import make_backend
+
+if TYPE_CHECKING:
+    from .frames.transform import FrameTransform
+
+_MAKE_BACKEND_TAKES_NOTICE = "notice" in inspect.signature(make_backend).parameters
 
 # Default tile sizes come from a fixed table keyed by device class and frame size, never from a
 # free-memory reading, so the same video always gets the same tiles (and TensorRT engine caches hit).
@@ -50,7 +58,7 @@ _RUNTIME_FIELDS = frozenset(f.name for f in dataclasses.fields(RuntimeOptions))
 
 
 class Upscaler:
-    """Upscale RGB frames with an RRDB model.
+    """Upscale RGB frames with a model (an RRDB generator or a compact model; see its :attr:`descriptor`).
 
     ``upscale(frames)`` takes numpy H×W×3 (uint8, uint16 or float in [0, 1]) or a torch
     N×3×H×W tensor on any device, and returns the upscaled frames in the same kind.
@@ -89,11 +97,13 @@ class Upscaler:
             extra = {} if model_opts.denoise is None else {"denoise": model_opts.denoise}
             self.model = load_model(model_opts.model, device=self.device, blend=model_opts.blend,
                                     offline=model_opts.offline, **extra)
-        self.scale = self.model.scale
+        self.descriptor = describe(self.model)
+        """What the network is (architecture, scale, channels, size multiple, default tile pad, FLOPs)."""
+        self.scale = self.descriptor.scale
         on_gpu = self.device.type == "cuda"
         self.runtime = dataclasses.replace(
             runtime,
-            tile_pad=tiling.DEFAULT_TILE_PAD if runtime.tile_pad is None else runtime.tile_pad,
+            tile_pad=self.descriptor.tile_pad if runtime.tile_pad is None else runtime.tile_pad,
             batch=runtime.batch or (4 if on_gpu else 1),
             streams=runtime.streams if on_gpu else 1,
         )
@@ -103,10 +113,7 @@ class Upscaler:
         self._backends: dict[tuple[int, int, int] | None, Backend] = {}
         self._plans: dict[tuple[int, int], tiling.TilePlan] = {}  # frozen plans; a racing double insert is harmless
         self._lock = threading.Lock()
-        self._streams: queue.Queue = queue.Queue()
-        if on_gpu:
-            for _ in range(self.runtime.streams):
-                self._streams.put(torch.cuda.Stream(device=self.device))
+        self._transforms: dict[tuple, "FrameTransform"] = {}  # upscale()'s, one per kind of frame
         self._closed = False
 
     @property
@@ -138,7 +145,7 @@ class Upscaler:
                 tile = default_tile(height, width, self.device)
             plan = tiling.plan_tiles(
                 height, width, tile=tile, pad=self.config.tile_pad, scale=self.scale,
-                multiple=self.model.params.unshuffle,
+                multiple=self.descriptor.size_multiple,
             )
             self._plans[(height, width)] = plan
         return plan
@@ -148,9 +155,10 @@ class Upscaler:
         (a fixed-shape engine pads short batches, so a larger batch would only add work)."""
         return max(1, min(self.config.batch, plan.count))
 
-    def backend_for(self, tile_shape: tuple[int, int], batch: int | None = None) -> Backend:
+    def backend_for(self, tile_shape: tuple[int, int], batch: int | None = None, *,
+                    notice: Callable[[str], None] | None = None) -> Backend:
         """The backend that runs ``batch`` tiles of ``tile_shape`` at a time (one per shape and batch for
-        fixed-shape engines; one for everything otherwise)."""
+        fixed-shape engines; one for everything otherwise). ``notice`` receives the build's one-line messages."""
         batch = batch or self.config.batch
         with self._lock:
             if self._closed:
@@ -160,19 +168,21 @@ class Upscaler:
             key = (tile_shape[0], tile_shape[1], batch)
             if key in self._backends:
                 return self._backends[key]
+            extra = {} if notice is None or not _MAKE_BACKEND_TAKES_NOTICE else {"notice": notice}
             b = make_backend(
                 self.model, backend=self._backend_name,
                 device=self.device if self._device_requested else None, precision=self._precision,
-                tile_shape=tile_shape, batch=batch, streams=self.config.streams,
+                tile_shape=tile_shape, batch=batch, streams=self.config.streams, **extra,
             )
             b.open()
             self._backends[key if b.info.fixed_shape else None] = b
             return b
 
-    def prepare(self, height: int, width: int) -> Backend:
-        """Build (or find) the backend frames of this size will use, e.g. a TensorRT engine, ahead of the first frame."""
+    def prepare(self, height: int, width: int, *, notice: Callable[[str], None] | None = None) -> Backend:
+        """Build (or find) the backend frames of this size will use, e.g. a TensorRT engine, ahead of the first
+        frame (the frame transform calls it before any output file is opened)."""
         plan = self.plan(height, width)
-        return self.backend_for(plan.tile_shape, self.batch_for(plan))
+        return self.backend_for(plan.tile_shape, self.batch_for(plan), notice=notice)
 
     @property
     def backend_info(self) -> BackendInfo | None:
@@ -182,27 +192,18 @@ class Upscaler:
             existing = next(reversed(self._backends.values()), None) if self._backends else None
         return existing.info if existing is not None else None
 
-    @contextmanager
-    def _stream(self) -> Iterator["torch.cuda.Stream | None"]:
-        if self.device.type != "cuda":
-            yield None
-            return
-        s = self._streams.get()
-        try:
-            with torch.cuda.stream(s):
-                yield s
-        finally:
-            self._streams.put(s)
-
     # inference -----------------------------------------------------------------------------
-    def upscale_tensor(self, rgb: torch.Tensor) -> torch.Tensor:
+    def upscale_tensor(self, rgb: torch.Tensor, *, only: frozenset[int] | None = None,
+                       base: torch.Tensor | None = None) -> torch.Tensor:
         """N×3×H×W float in [0, 1] on this Upscaler's device → N×3×(H·s)×(W·s) float32 on it.
 
-        Runs on the caller's current CUDA stream (the streaming core and ``upscale`` pick it).
+        Runs on the caller's current CUDA stream (the frame transform picks it). Reuse (one frame): ``only`` = the
+        tiles of :meth:`plan` to compute, ``base`` = the output that supplies the others (see
+        :func:`esrgan_video.tiling.run_tiled`).
         """
-        if rgb.ndim != 4 or rgb.shape[1] != self.model.params.in_nc:
+        if rgb.ndim != 4 or rgb.shape[1] != self.descriptor.in_channels:
             raise InputError(
-                f"expected N×{self.model.params.in_nc}×H×W frames, got shape {tuple(rgb.shape)}"
+                f"expected N×{self.descriptor.in_channels}×H×W frames, got shape {tuple(rgb.shape)}"
             )
         plan = self.plan(rgb.shape[-2], rgb.shape[-1])
         batch = self.batch_for(plan)
@@ -219,47 +220,73 @@ class Upscaler:
             return out[:n]
 
         with torch.inference_mode():
-            out = tiling.run_tiled(rgb, run, plan, batch=batch, blend=tiling.DEFAULT_BLEND)
+            out = tiling.run_tiled(rgb, run, plan, batch=batch, blend=tiling.DEFAULT_BLEND, only=only, base=base)
         return out.float()
 
     def upscale(self, frames):
-        """Upscale numpy H×W×3 (uint8/uint16/float) or torch N×3×H×W frames; returns the same kind."""
+        """Upscale NumPy H×W×3 (uint8/uint16/float) or torch N×3×H×W (or 3×H×W) frames; returns the same kind.
+
+        Integer frames are full-range RGB codes (uint8: 0–255; uint16, int16, int32: 0–65535); float frames are in
+        [0, 1] and keep their dtype. Tensors come back on their own device. Runs through the frame transform, which
+        orders CUDA tensors against the caller's current stream (no device-wide sync for tensors on this device).
+        """
         if isinstance(frames, np.ndarray):
-            return self._upscale_numpy(frames)
+            if frames.ndim != 3 or frames.shape[2] != 3:
+                raise InputError(f"expected an H×W×3 RGB array, got shape {frames.shape}")
+            if frames.dtype.kind == "f":
+                out = self._transform("packed-float", frames.dtype)([frames[..., c] for c in range(3)])
+                return np.stack(out, axis=-1)
+            _check_frame_dtype(frames.dtype.name)
+            if frames.dtype in (np.int16, np.int32):  # 16-bit codes held in a wider or signed type
+                (out,) = self._transform("packed", np.dtype(np.uint16))([np.clip(frames, 0, 65535).astype(np.uint16)])
+                return out.astype(frames.dtype)
+            (out,) = self._transform("packed", frames.dtype)([frames])
+            return out
         if isinstance(frames, torch.Tensor):
             if frames.ndim == 3:
                 return self.upscale(frames.unsqueeze(0))[0]
+            if frames.ndim != 4 or frames.shape[1] != 3:
+                raise InputError(f"expected N×3×H×W frames, got shape {tuple(frames.shape)}")
             src_device, src_dtype = frames.device, frames.dtype
-            x = _to_unit_float(frames)
-            with self._stream():
-                y = self.upscale_tensor(x.to(self.device, non_blocking=True))
-                y = _from_unit_float(y, src_dtype).to(src_device)
-                if self.device.type == "cuda":
-                    torch.cuda.current_stream(self.device).synchronize()
-            return y
+            x = frames
+            if not src_dtype.is_floating_point:
+                _check_frame_dtype(str(src_dtype).removeprefix("torch."))
+                if src_dtype in (torch.int16, torch.int32):  # 16-bit codes held in a wider or signed type
+                    x = x.to(torch.int32).clamp_(0, 65535).to(torch.uint16)
+            planes = list(x.unbind(1))
+            if x.device.type != self.device.type or x.device != self.device:
+                planes = [p.cpu().numpy() for p in planes]
+            out = self._transform("planar", x.dtype)(planes)
+            y = torch.stack([p if isinstance(p, torch.Tensor) else torch.from_numpy(p) for p in out], dim=1)
+            if src_dtype in (torch.int16, torch.int32):
+                y = y.to(torch.int32).to(src_dtype)
+            return y.to(src_device)
         raise InputError(f"expected a numpy array or torch tensor, got {type(frames).__name__}")
 
-    def _upscale_numpy(self, img: np.ndarray) -> np.ndarray:
-        if img.ndim != 3 or img.shape[2] != 3:
-            raise InputError(f"expected an H×W×3 RGB array, got shape {img.shape}")
-        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0)
-        out = self.upscale(t)
-        return out[0].permute(1, 2, 0).contiguous().numpy()
+    def _transform(self, layout: str, dtype) -> "FrameTransform":
+        """The frame transform for one kind of RGB frame (made once per kind; any frame size)."""
+        from .frames.transform import FrameFormat, FrameTransform
+
+        key = (layout, str(dtype))
+        tr = self._transforms.get(key)
+        if tr is None:
+            if layout in ("packed-float",) or (layout == "planar" and dtype.is_floating_point):
+                fmt = FrameFormat.float_rgb(_torch_float(dtype))
+            else:
+                bits = 8 if str(dtype) in ("uint8", "torch.uint8") else 16
+                pf = (pixel_format("rgb24" if bits == 8 else "rgb48le") if layout == "packed" else
+                      PixelFormat(f"planar-rgb{bits}", "rgb", bits, planes=("R", "G", "B")))
+                fmt = FrameFormat(pf, ColorSpec().resolved(1, 1, pf))
+            tr = self._transforms.setdefault(key, FrameTransform(self, src=fmt, dst=fmt))
+        return tr
 
 
-def _to_unit_float(x: torch.Tensor) -> torch.Tensor:
-    if x.dtype == torch.uint8:
-        return x.float() / 255.0
-    if x.dtype in (torch.uint16, torch.int32) or x.dtype == torch.int16:
-        return x.float() / 65535.0
-    if x.dtype.is_floating_point:
-        return x.float()
-    raise InputError(f"unsupported frame dtype {x.dtype}; expected uint8, uint16 or float")
+def _check_frame_dtype(name: str) -> None:
+    if name not in ("uint8", "uint16", "int16", "int32"):
+        raise InputError(f"unsupported frame dtype {name}; expected uint8, uint16 or float")
 
 
-def _from_unit_float(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    if dtype == torch.uint8:
-        return (y * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-    if dtype in (torch.uint16, torch.int32, torch.int16):
-        return (y * 65535.0).round_().clamp_(0, 65535).to(torch.int32).to(dtype)
-    return y.to(dtype)
+def _torch_float(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    return {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}[np.dtype(dtype).name]
