@@ -213,6 +213,8 @@ class SizeOptions:
                               f"{self.size[0] or ''}x{self.size[1] or ''}")
         if self.fit is not None and self.fit not in FIT_MODES:
             raise OptionError("fit", f"one of {', '.join(FIT_MODES)}", self.fit)
+        if self.fit is not None and (self.size is None or None in self.size):
+            raise OptionError("fit", "a size with both a width and a height (--size WxH)", self.fit)
         if not isinstance(self.square_pixels, bool):
             raise OptionError("square_pixels", "True or False", self.square_pixels)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import OptionError
-from ..options import BACKENDS, DEFAULT_MODEL, FIELD_GROUP, PRECISIONS, UpscaleOptions
+from ..options import BACKENDS, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES, PRECISIONS, UpscaleOptions
 
 CODECS_HELP = "libx264 (default), libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, ..."
 
@@ -34,7 +34,15 @@ def add_upscale_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--offline", action="store_true", help="never download; use cached models only")
     s = p.add_argument_group("size and tiles")
     s.add_argument("--scale", type=float, help="output scale (default: the model's); resized on the device after the model")
-    s.add_argument("--size", metavar="WxH", help="output size instead of a scale (Wx or xH keeps the aspect)")
+    s.add_argument("--size", metavar="WxH",
+                   help="output size instead of a scale: Wx or xH derives the other side from the display aspect; "
+                        "WxH keeps the display aspect by setting the sample aspect ratio (say so), or see --fit")
+    s.add_argument("--fit", choices=FIT_MODES,
+                   help="with --size WxH: square-pixel frames of exactly that size; pad (black bars), crop (fill, "
+                        "cut the overflow) or stretch (change the shape)")
+    s.add_argument("--square-pixels", action="store_true", default=None,
+                   help="resample anamorphic (non-square-pixel) sources to square pixels, e.g. DVDs; also done, "
+                        "with a notice, where the output cannot store a sample aspect ratio (FFV1/ProRes in .mkv)")
     s.add_argument("--tile", type=int, help="core tile in input pixels, 0 = whole frame (default: by frame size and device)")
     s.add_argument("--tile-pad", type=int, help="tile overlap on each side in input pixels")
     r = p.add_argument_group("runtime")
@@ -45,7 +53,9 @@ def add_upscale_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--precision", choices=PRECISIONS, help="default: fp16 on a GPU, fp32 on the CPU")
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", default="libx264", help=CODECS_HELP)
-    e.add_argument("--crf", type=float, help="constant rate factor / quality")
+    e.add_argument("--crf", type=float,
+                   help="constant rate factor, lower is better (default: libx264 16, libx265 18, libsvtav1 22, unless "
+                        "--encoder-opt sets a rate control); fractions such as 17.5 for libx264/libx265")
     e.add_argument("--preset", help="encoder preset (e.g. veryfast, slow)")
     e.add_argument("--pix-fmt", help="output pixel format (default: the input's family and bit depth)")
     e.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE", help="extra encoder option (repeatable)")

@@ -1,8 +1,9 @@
 """``esrgan-video batch INPUT... -o OUTDIR``: the batch face, a thin shell over ``esrgan_video.batch.run_batch``.
 
-Exit codes: 0 every file done or already done; 8 the batch ran to the end but at least one file failed
-(see the summary); 130 interrupted (rerun the same command to resume); 2 bad command line; 3/4/6 problems
-found before anything started (inputs, model, output folder) — the codes of ``esrgan_video.errors``.
+Exit codes (``cli.exit_codes``): 0 every file done or already done; 8 the batch ran to the end but at least one
+file failed or was damaged (see the summary); 129/130/143 stopped by SIGHUP / Ctrl-C / SIGTERM (rerun the same
+command to resume); 2 bad command line; 3/4/6 problems found before anything started (inputs, model, output
+folder) — the codes of ``esrgan_video.errors``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import argparse
 import sys
 
 from .arguments import add_upscale_options, upscale_options
+from .exit_codes import DAMAGED, exit_codes_text
+from .signals import exit_status, signal_name, stop_signals
 from ..errors import EsrganVideoError
-
-EXIT_INTERRUPTED = 130
 
 DESCRIPTION = (
     "Upscale many videos into OUTDIR, resumably. INPUT is a file, a directory (walked recursively for video "
@@ -21,10 +22,8 @@ DESCRIPTION = (
     "per line, # comments). A journal in OUTDIR records every file's state, so rerunning the same command "
     "skips finished files and redoes interrupted ones."
 )
-EPILOG = (
-    "Exit codes: 0 all files done or already done; 8 finished but some files failed; 130 interrupted; "
-    "2 bad command line; 3 bad input; 4 model; 6 output folder. See docs/batch.md."
-)
+EPILOG = (exit_codes_text(skip=(DAMAGED,)) + " 8 also counts damaged inputs; after 129, 130 or 143 rerun the same "
+          "command to resume. See docs/batch.md.")
 
 
 def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -68,14 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     return _configure(argparse.ArgumentParser(prog="esrgan-video batch", description=DESCRIPTION, epilog=EPILOG))
 
 
-def add_batch_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``batch`` to an ``argparse`` subparsers object; the handler is ``args.handler(args) -> int``."""
-    p = subparsers.add_parser("batch", help="upscale many videos, resumably", description=DESCRIPTION, epilog=EPILOG)
-    _configure(p)
-    p.set_defaults(handler=run_args)
-    return p
-
-
 def run_args(args: argparse.Namespace) -> int:
     """Run a parsed batch command line; returns the exit code (errors found before starting propagate)."""
     from ..batch import BatchInterrupted, run_batch
@@ -94,8 +85,9 @@ def run_args(args: argparse.Namespace) -> int:
         )
     except BatchInterrupted as e:
         print(e.summary.table(), file=sys.stderr)
-        print("esrgan-video batch: interrupted; rerun the same command to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"esrgan-video batch: interrupted ({signal_name(e.__cause__)}); rerun the same command to resume",
+              file=sys.stderr)
+        return exit_status(e.__cause__)
     print(summary.table(), file=sys.stderr)
     return summary.exit_code
 
@@ -104,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     """``esrgan-video batch`` (the top-level CLI hands its arguments here)."""
     try:
         args = build_parser().parse_args(argv)
-        return run_args(args)
+        with stop_signals():
+            return run_args(args)
     except EsrganVideoError as e:
         print(f"esrgan-video: error: {e}", file=sys.stderr)
         return e.exit_code

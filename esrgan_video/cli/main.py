@@ -1,14 +1,14 @@
 """``esrgan-video``: the command line, a thin shell over the library.
 
     esrgan-video IN OUT [options]      upscale a video (or a still image)
+    esrgan-video preview IN --at T -o preview.png [--model M ...]   compare models on one frame
     esrgan-video models                list known models and whether each is cached
     esrgan-video engine build|list|clear
     esrgan-video batch INPUT... -o OUTDIR
     esrgan-video demo                  upscale 1 s of a real sample clip
 
-Exit codes: 0 done; 1 unexpected error; 2 bad command line; 3 bad input file; 4 model problem;
-5 download problem; 6 output problem; 7 backend/device problem; 8 batch finished with failures;
-130 interrupted (Ctrl-C).
+Exit codes: listed once in :mod:`esrgan_video.cli.exit_codes` (and printed by ``-h``). SIGTERM and SIGHUP are
+handled like Ctrl-C (``cli.signals``): nothing is left behind, and the status is 143 / 129 (130 for Ctrl-C).
 """
 
 from __future__ import annotations
@@ -21,26 +21,29 @@ from pathlib import Path
 
 from .. import __version__
 from .arguments import add_upscale_options, upscale_options
+from .exit_codes import BATCH_FAILED, exit_codes_text
+from .exit_codes import OK as EXIT_OK, USAGE as EXIT_USAGE
+from .signals import exit_status, signal_name, stop_signals
 from ..errors import EsrganVideoError, OptionError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
-SUBCOMMANDS = ("models", "engine", "batch", "demo")
+SUBCOMMANDS = ("preview", "models", "engine", "batch", "demo")
 
 
 def _upscale_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="esrgan-video",
         description="Upscale a video (or image) with an ESRGAN/RRDB model, keeping every frame, timestamp, "
-        "stream and colour tag. Other commands: models, engine, batch, demo (see 'esrgan-video COMMAND -h').",
-        epilog="Exit codes: 0 done, 2 bad command line, 3 bad input, 4 model, 5 download, 6 output, 7 backend, 130 interrupted.",
+        "stream and colour tag. Other commands: preview, models, engine, batch, demo (see 'esrgan-video COMMAND -h').",
+        epilog=exit_codes_text(skip=(BATCH_FAILED,)) + " On 129, 130 and 143 no output is left behind.",
     )
     p.add_argument("input", help="input video or image")
     p.add_argument("output", help="output file; its extension picks the container")
     add_upscale_options(p)
     o = p.add_argument_group("output handling")
     o.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
-    o.add_argument("--keep-partial", action="store_true", help="keep the temporary file after an error or Ctrl-C")
+    o.add_argument("--keep-partial", action="store_true",
+                   help="keep the temporary file after an error or Ctrl-C (a later run on the same output removes it)")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no notices")
     o.add_argument("--progress", choices=["bar", "json", "none"], default=None,
                    help="bar (default on a terminal), json (one object a line on stderr), none")
@@ -126,6 +129,12 @@ def _run_engine(argv: list[str]) -> int:
     return engine_main(argv)
 
 
+def _run_preview(argv: list[str]) -> int:
+    from .preview import main as preview_main
+
+    return preview_main(argv)
+
+
 def _run_batch(argv: list[str]) -> int:
     from .batch import main as batch_main
 
@@ -140,17 +149,19 @@ def _run_demo(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    handlers = {"models": _run_models, "engine": _run_engine, "batch": _run_batch, "demo": _run_demo}
+    handlers = {"preview": _run_preview, "models": _run_models, "engine": _run_engine, "batch": _run_batch,
+                "demo": _run_demo}
     try:
-        if argv and argv[0] in handlers and not os.path.exists(argv[0]):
-            return handlers[argv[0]](argv[1:])
-        return _run_upscale(argv)
+        with stop_signals():
+            if argv and argv[0] in handlers and not os.path.exists(argv[0]):
+                return handlers[argv[0]](argv[1:])
+            return _run_upscale(argv)
     except EsrganVideoError as e:
         print(f"esrgan-video: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("esrgan-video: interrupted; no output was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP
+        print(f"esrgan-video: interrupted ({signal_name(e)}); no output was written", file=sys.stderr)
+        return exit_status(e)
     except SystemExit as e:  # argparse
         return e.code if isinstance(e.code, int) else EXIT_USAGE
 

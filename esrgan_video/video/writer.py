@@ -30,6 +30,7 @@ import numpy as np
 from ..frames.color import ColorSpec
 from ..errors import OutputError
 from ..frames.colorspace import Matrix, Range
+from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
 from .encoder_settings import encoder_settings
 from .encoder_formats import choose_pix_fmt, encoder_pix_fmts
@@ -71,6 +72,7 @@ class OutputVideo:
     ``start``/``end`` (frame index or seconds, as for ``InputVideo.frames``) trim the copied streams to the
     same range; ``shift_timestamps`` moves every stream by the same amount so the output starts at 0.
     ``notices`` collects one-line warnings (streams skipped, HDR metadata not writable by the encoder).
+    ``sar``: the sample aspect ratio to write (``frames.sizing.plan_size`` chooses it); None: the template's.
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class OutputVideo:
         keep_partial: bool = False,
         time_base: Fraction | None = None,
         rate: Fraction | None = None,
+        sar: Fraction | None = None,
     ):
         self.dst = Path(dst)
         self.template = template
@@ -125,6 +128,7 @@ class OutputVideo:
         if self.time_base is None:
             raise ValueError("OutputVideo: time_base is required without a template")
         self.rate = Fraction(rate) if rate is not None else (info.frame_rate if info is not None else None)
+        self.sar = Fraction(sar) if sar is not None else (info.sample_aspect_ratio if info is not None else None)
         self.color = color if color is not None else (info.color if info is not None else ColorSpec())
         self.encoder_settings = encoder_settings(codec, crf=crf, preset=preset, options=dict(options or {}))
         """What the encoder is given (the project's default CRF included); ``describe()`` for a summary."""
@@ -221,13 +225,12 @@ class OutputVideo:
         ctx.thread_count = 0
         for name, value in self._tags.items():
             setattr(ctx, name if name != "chroma_location" else "chroma_sample_location", value)
+        if self.sar:
+            ctx.sample_aspect_ratio = self.sar
+            if self.sar != 1 and not sar_storable(codec, self._out.format.name):
+                self.notices.append(f"{self.dst}: the sample aspect ratio {self.sar} cannot be "
+                                    f"written for {codec} in Matroska with PyAV (it can in .mov/.mp4)")
         if info is not None:
-            if info.sample_aspect_ratio:
-                ctx.sample_aspect_ratio = info.sample_aspect_ratio
-                if info.sample_aspect_ratio != 1 and codec in ("ffv1", "prores_ks", "utvideo") and \
-                        self._out.format.name in ("matroska", "webm"):
-                    self.notices.append(f"{self.dst}: the sample aspect ratio {info.sample_aspect_ratio} cannot be "
-                                        f"written for {codec} in Matroska with PyAV (it can in .mov/.mp4)")
             if info.display_matrix:
                 vs.set_display_matrix(list(info.display_matrix))
             vs.metadata.update(info.stream_metadata)

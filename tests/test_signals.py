@@ -1,0 +1,139 @@
+"""SIGTERM and SIGHUP handled like Ctrl-C (nothing left behind, status 143 / 129), and stale temporary files of a
+killed run removed by the next run on the same target."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import save_file
+
+import media
+from esrgan_video.testing import near_identity_model
+from esrgan_video.video.partials import (join_partial_path, partial_path, partials_of, process_alive,
+                                         remove_partials, remove_stale_partials)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
+    save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, str(path))
+    return path
+
+
+def default_signals() -> None:
+    """``preexec_fn``: the child gets the default dispositions a user's shell gives (a test run started with
+    ``nohup`` or in the background ignores SIGHUP / SIGINT, and children inherit that)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    assert not process_alive(p.pid)
+    return p.pid
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["SIGTERM", "SIGHUP"])
+def test_signal_leaves_nothing_and_exits_128_plus_signal(tmp_path, tiny_model, sig, status):
+    src = media.make_clip(tmp_path / "in.mp4", size=(64, 48), frames=200)
+    dst = tmp_path / "out.mp4"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "esrgan_video", str(src), str(dst), "--model", str(tiny_model),
+                             "--progress", "json"], stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_signals)
+    line = proc.stderr.readline()  # frames are flowing: the partial file exists now
+    assert line.startswith("{"), line
+    assert [p.name for p, _ in partials_of(dst)] == [partial_path(dst, proc.pid).name]
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    assert f"interrupted ({signal.Signals(sig).name})" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_stale_partials_of_dead_processes_are_removed_by_the_next_run(tmp_path, tiny_model):
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=2)
+    dst = tmp_path / "out.mp4"
+    gone = dead_pid()
+    stale = partial_path(dst, gone)
+    stale_join = join_partial_path(dst, gone)
+    alive = partial_path(dst, os.getppid())  # a live process's file (a run still writing): never touched
+    other = partial_path(tmp_path / "other.mp4", gone)  # another target's: not this run's business
+    for p in (stale, stale_join, alive, other):
+        p.write_bytes(b"")  # a writer killed before its header reached the disk leaves zero bytes
+    p = subprocess.run([sys.executable, "-m", "esrgan_video", str(src), str(dst), "--model", str(tiny_model), "-q"],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert dst.stat().st_size > 0
+    assert not stale.exists() and not stale_join.exists()
+    assert alive.exists() and other.exists()
+
+
+def test_partials_helpers(tmp_path):
+    dst = tmp_path / "a.b.mkv"
+    mine, gone = partial_path(dst), partial_path(dst, dead_pid())
+    join = join_partial_path(dst, 12345678)
+    for p in (mine, gone, join, tmp_path / ".a.b.1.partial.mp4", tmp_path / ".a.b.x.partial.mkv"):
+        p.write_bytes(b"x")
+    assert sorted(p.name for p, _ in partials_of(dst)) == sorted([mine.name, gone.name, join.name])
+    assert sorted(remove_stale_partials(dst)) == sorted([gone, join])  # pid 12345678 is above any pid_max
+    assert mine.exists() and not gone.exists()
+    assert remove_partials(dst, os.getpid()) == [mine]
+    assert partials_of(dst) == []
+    assert partials_of(tmp_path / "missing" / "x.mkv") == []
+    assert not process_alive(0) and process_alive(os.getpid())
+
+
+def test_ignored_hangup_stays_ignored():
+    """Under ``nohup`` SIGHUP is ignored: stop_signals keeps it so (the run goes on after the terminal closes)."""
+    code = ("import os, signal\n"
+            "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+            "from esrgan_video.cli.signals import stop_signals\n"
+            "with stop_signals():\n"
+            "    os.kill(os.getpid(), signal.SIGHUP)\n"
+            "    try:\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "        import time; time.sleep(1)\n"
+            "    except KeyboardInterrupt as e:\n"
+            "        print(type(e).__name__, e.signum)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       preexec_fn=default_signals)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["Terminated", str(int(signal.SIGTERM))]
+
+
+def test_exit_statuses_are_documented_once():
+    """-h lists every status (1 included), the README the same ones, and the usage errors of #14 are 2."""
+    from esrgan_video.cli.exit_codes import EXIT_CODES
+
+    help_text = subprocess.run([sys.executable, "-m", "esrgan_video", "-h"], capture_output=True, text=True,
+                               timeout=60).stdout
+    flat = " ".join(help_text.split())
+    for code, text in EXIT_CODES:
+        if code != 8:  # batch only: in 'esrgan-video batch -h'
+            assert f"{code} {' '.join(text.split())}" in flat, code
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    for code, text in EXIT_CODES:
+        assert f"{code} {text}" in readme, code
+    batch_help = " ".join(subprocess.run([sys.executable, "-m", "esrgan_video", "batch", "-h"], capture_output=True,
+                                         text=True, timeout=60).stdout.split())
+    assert "8 batch finished, but some files failed" in batch_help and "143 terminated" in batch_help
+
+
+@pytest.mark.parametrize("args", [["--scale", "0"], ["--scale", "3", "--size", "100x"], ["--fit", "pad"],
+                                  ["--size", "100x", "--fit", "crop"], ["--crf", "18", "--codec", "ffv1"]])
+def test_command_line_errors_exit_2_before_anything_is_written(tmp_path, tiny_model, args):
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=2)
+    p = subprocess.run([sys.executable, "-m", "esrgan_video", str(src), str(tmp_path / "o.mkv"),
+                        "--model", str(tiny_model), *args], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr and "error:" in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["in.mp4"]
