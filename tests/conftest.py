@@ -43,14 +43,14 @@ def real_weights_anime6b() -> Path:
 
 @pytest.fixture(scope="session")
 def ncnn_x4plus_files() -> tuple[Path, Path]:
-    from esrgan_video.models.registry import ncnn_original
+    from esrgan_video.testing import ncnn_original
 
     return ncnn_original("RealESRGAN_x4plus", progress=False)
 
 
 @pytest.fixture(scope="session")
 def ncnn_anime6b_files() -> tuple[Path, Path]:
-    from esrgan_video.models.registry import ncnn_original
+    from esrgan_video.testing import ncnn_original
 
     return ncnn_original("RealESRGAN_x4plus_anime_6B", progress=False)
 

@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 from esrgan_video import load_model
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
 from esrgan_video.errors import ModelError
-from esrgan_video.models.checkpoints import detect_params, to_old_arch
-from esrgan_video.testing import near_identity_model
+from esrgan_video.models.detection import detect_params
+from esrgan_video.testing import near_identity_model, to_old_arch
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -219,7 +219,7 @@ def test_files_that_are_not_rrdb_generators_get_one_clear_sentence(tmp_path: Pat
     pth, st = _rrdb_bytes(tmp_path)
     discriminator = {f"conv{i}_{j}.weight": torch.zeros(8, 8, 3, 3) for i in range(3) for j in range(2)}
     discriminator.update({"bn0_1.weight": torch.zeros(8), "linear1.weight": torch.zeros(100, 8)})
-    from spandrel.architectures.Compact import Compact  # another real architecture (realesr-animevideov3)
+    from spandrel.architectures.Compact import Compact  # a compact model without its PReLU weights (ReLU-trained)
     from spandrel.architectures.SwinIR import SwinIR
 
     compact = Compact(num_feat=8, num_conv=2).state_dict()
@@ -231,8 +231,9 @@ def test_files_that_are_not_rrdb_generators_get_one_clear_sentence(tmp_path: Pat
         "truncated.pth": (pth[: len(pth) // 2], "damaged or truncated"),
         "truncated.safetensors": (st[: len(st) // 2], "not a readable safetensors"),
         "discriminator.pth": (discriminator, "discriminator"),
-        "compact.pth": (compact, "not an RRDB"),
-        "swinir.safetensors": (swinir, "not an RRDB"),
+        "relu_compact.pth": ({k: v for k, v in compact.items() if k.endswith("bias") or k.count(".") and
+                              int(k.split(".")[1]) % 2 == 0}, "without PReLU weights"),
+        "swinir.safetensors": (swinir, "not an ESRGAN-family (RRDB"),
         "tensor.pth": (torch.zeros(3), "not a dictionary"),
         "no_tensors.pth": ({"epoch": 3, "net_d": {"lr": 0.1}}, "no weight tensors"),
     }

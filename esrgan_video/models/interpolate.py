@@ -1,4 +1,4 @@
-"""Network interpolation (ESRGAN paper, section 3.4): θ = (1 − α)·θ_A + α·θ_B.
+"""Network interpolation (ESRGAN paper, section 3.4): θ = (1 − α)·θ_A + α·θ_B; also Real-ESRGAN's ``dni`` (denoise).
 
 Blending a GAN-trained model with its PSNR-oriented partner trades detail against smoothness.
 """
@@ -63,3 +63,16 @@ def interpolate(a: StateDict, b: StateDict, alpha: float, *, name_a: str = "A", 
     if alpha == 1.0:
         return {k: b[k].clone() for k in a}
     return {k: torch.lerp(a[k].float(), b[k].float(), alpha) for k in a}
+
+
+def parse_denoise(denoise: float | str | None) -> float | None:
+    """A denoise strength (``--denoise S``): a number in [0, 1], or None. ModelError otherwise."""
+    if denoise is None:
+        return None
+    try:
+        strength = float(denoise)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"denoise strength must be a number between 0 and 1, got {denoise!r}") from e
+    if not math.isfinite(strength) or not 0.0 <= strength <= 1.0:
+        raise ModelError(f"denoise strength must be between 0 and 1, got {denoise!r}")
+    return strength

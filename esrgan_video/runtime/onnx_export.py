@@ -1,4 +1,5 @@
-"""Export an RRDB generator to ONNX for TensorRT (strongly typed: the precision lives in the graph).
+"""Export a network (RRDB or compact) to ONNX for TensorRT and ONNX Runtime (strongly typed: the precision
+lives in the graph). Input channels and the size multiple come from the model descriptor.
 
 * Exporter: the TorchScript exporter, chosen explicitly (``dynamo=False``); torch 2.9 made the
   dynamo exporter the default, whose graphs differ between torch releases.
@@ -42,6 +43,7 @@ from torch import nn
 
 from esrgan_video.arch.rrdbnet import RESIDUAL_SCALE
 from esrgan_video.errors import BackendError
+from esrgan_video.models.descriptor import describe
 
 EXPORTER = "torchscript"
 DEFAULT_OPSET = 17
@@ -149,9 +151,9 @@ def export_onnx(
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     m = export_module(model, spec, device=device)
-    in_nc = int(model.params.in_nc) if hasattr(model, "params") else 3
+    desc = describe(model)
+    in_nc, u = desc.in_channels, desc.size_multiple
     h, w = spec.tile_shape
-    u = model.params.unshuffle if hasattr(model, "params") else 1
     if spec.dynamic and (h % u or w % u):
         raise BackendError(
             f"ONNX export: a dynamic x{model.scale} graph needs tile sides that are multiples of {u}, got {h}x{w}"

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from esrgan_video.errors import BackendError
+from esrgan_video.models.descriptor import describe
 from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard
 from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
 
@@ -68,7 +69,7 @@ def dynamic_onnx(model: nn.Module) -> bytes:
     weights changed in place after loading get a new export, never a stale one."""
     from esrgan_video.models.loading import state_dict_sha256
 
-    u = int(model.params.unshuffle) if hasattr(model, "params") else 1
+    u = describe(model).size_multiple
     side = max(TRACE_SIDE, u)
     spec = ExportSpec(tile_shape=(side, side), precision="fp32", dynamic=True, scale_as_conv=True)
     key = (state_dict_sha256(model.state_dict()), type(model).__name__, int(getattr(model, "scale", 0)), spec)
@@ -145,7 +146,8 @@ class OnnxRuntimeBackend(Backend):
         h, w = int(tile_shape[0]), int(tile_shape[1])
         if h < 1 or w < 1 or batch < 1:
             raise BackendError(f"onnxruntime backend: tile shape and batch must be positive, got {h}x{w} x {batch}")
-        u = int(model.params.unshuffle) if hasattr(model, "params") else 1
+        desc = describe(model)
+        u = desc.size_multiple
         if h % u or w % u:
             raise BackendError(f"onnxruntime backend: a x{model.scale} model needs tile sides that are multiples of {u}, "
                                f"got {h}x{w}")
@@ -153,7 +155,7 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"onnxruntime backend: threads must be >= 1, got {threads}")
         self._model = model
         self.scale = int(getattr(model, "scale"))
-        self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
+        self.in_channels = desc.in_channels
         self.threads = threads
         self.notice = notice or (lambda msg: None)
         self.info = BackendInfo(name="onnxruntime", device=dev, dtype=torch.float32,

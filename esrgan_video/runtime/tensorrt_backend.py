@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from esrgan_video.errors import BackendError
+from esrgan_video.models.descriptor import describe
 from esrgan_video.runtime import engine_cache
 from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard
 from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
@@ -279,7 +280,7 @@ def build_or_load(
     name, cc = engine_cache.gpu_facts(device)
     key = make_key(model, spec, options, trt_ver=trt.__version__, gpu_name=name, capability=cc, streams=streams)
     root = engine_cache.engines_dir() if root is None else root
-    in_nc = int(model.params.in_nc) if hasattr(model, "params") else 3
+    in_nc = describe(model).in_channels
 
     def build() -> bytes:
         t0 = time.perf_counter()
@@ -422,7 +423,7 @@ class TensorRTBackend(Backend):
             )
         self.model = model
         self.scale = int(model.scale)
-        self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
+        self.in_channels = describe(model).in_channels
         self.streams = streams
         self.cuda_graphs = cuda_graphs
         self.cache_root = cache_root

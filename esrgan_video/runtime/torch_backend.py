@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from esrgan_video.errors import BackendError
+from esrgan_video.models.descriptor import describe
 from esrgan_video.runtime.base import (
     Backend,
     BackendInfo,
@@ -273,7 +274,7 @@ class TorchBackend(Backend):
             raise BackendError(f"torch backend: CUDA graphs need a CUDA device, got {dev}")
         self.channels_last = True if channels_last is None else channels_last
         self.scale = int(getattr(model, "scale"))
-        self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
+        self.in_channels = describe(model).in_channels
         self.compile_mode = compile
         self.cuda_graphs = cuda_graphs
         self.fp32_layers = tuple(fp32_layers)

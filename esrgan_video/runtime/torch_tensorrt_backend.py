@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from esrgan_video.errors import BackendError
+from esrgan_video.models.descriptor import describe
 from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard, precision_dtype
 from esrgan_video.runtime.torch_backend import prepare_model
 
@@ -111,7 +112,7 @@ class TorchTensorRTBackend(Backend):
             raise BackendError("the torch-tensorrt backend runs fp16 or fp32, got bf16")
         self.model = model
         self.scale = int(model.scale)
-        self.in_channels = int(model.params.in_nc) if hasattr(model, "params") else 3
+        self.in_channels = describe(model).in_channels
         self.tile_shape = tuple(tile_shape)
         self.opt_level = opt_level
         self.notice = notice or (lambda msg: None)
