@@ -34,7 +34,7 @@ def test_plan_segments_whole_gops_cover_every_frame_once() -> None:
     assert [s.start for s in segs] == [None, 1280, 2560]
     assert all(s.start is None or s.start in idx.cuts for s in segs)
     assert [s.end for s in segs] == [1280, 2560, None]
-    assert sum(s.frames for s in segs) == 100
+    assert sum(s.frame_count for s in segs) == 100
     assert segs[1].bounds_seconds(TB) == (Fraction(32, 25), Fraction(64, 25))
     assert segs[1].bounds_seconds(TB, Fraction(1, 10)) == (Fraction(32, 25) - Fraction(1, 10), Fraction(64, 25) - Fraction(1, 10))
     # short videos, no keyframes: one segment
@@ -50,14 +50,14 @@ def test_tiny_tail_is_not_cut() -> None:
     idx = index_from_packets([(p, True) for p in pts], TB)
     segs = plan_segments(idx, seconds=1)
     assert [s.start for s in segs] == [None, 1000]  # a cut at 2000 would leave a 0.1 s tail
-    assert KeyframeIndex(TB, (), (), ()).frames == 0
+    assert KeyframeIndex(TB, (), (), ()).frame_count == 0
 
 
 def test_scan_real_open_gop_clip(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "a.mkv", frames=12,
                      options={"bf": "2", "x264-params": "open-gop=1:keyint=4:min-keyint=4:scenecut=0"})
     idx = scan_keyframes(clip)
-    assert idx.frames == 12 and idx.time_base == TB
+    assert idx.frame_count == 12 and idx.time_base == TB
     assert idx.cuts and set(idx.open_gop) <= set(idx.cuts)
     assert idx.open_gop, "x264 open-gop should give leading pictures"
     with pytest.raises(InputError, match="cannot be read"):

@@ -23,7 +23,8 @@ from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
 from .journal import Journal, fraction_text, parse_fraction
 from ..options import UpscaleOptions
 from ..runtime.devices import parse_devices
-from .worker import Task, WorkerSettings, probe, remove_partials
+from ..video.probe import container_duration, probe
+from .worker import Task, WorkerSettings, remove_partials
 
 BATCH_FAILED_EXIT = 8
 """Exit code when the batch ran to the end but at least one file failed (the CLI's documented code)."""
@@ -280,14 +281,8 @@ class Plan:
 def _long_enough(src: Path, seg_seconds: float) -> bool:
     """Whether the container header says ``src`` lasts at least two segments (header only; False if unreadable,
     so the whole-file task reports the real error)."""
-    import av
-
-    try:
-        with av.open(str(src)) as c:
-            duration = c.duration
-    except (av.FFmpegError, OSError):
-        return False
-    return duration is not None and duration / 1_000_000 >= 2 * seg_seconds
+    duration = container_duration(src)
+    return duration is not None and duration >= 2 * seg_seconds
 
 
 def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: str, src_fp: dict[str, int],

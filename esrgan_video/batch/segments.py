@@ -1,7 +1,8 @@
 """Long videos in segments: plan cuts at keyframes from a demux-only scan, and join the rendered
 segments without re-encoding.
 
-``scan_keyframes(path)`` reads the video stream's packets (no decoding) and returns every frame's
+``scan_keyframes(path)`` reads the video stream's packet index (``video.packet_index``: one demux pass,
+no decoding, shared with the reader's seeking and cached per file) and returns every frame's
 presentation timestamp and which of them start a GOP. ``plan_segments(index, seconds=...)`` (pure) cuts
 at keyframes about ``seconds`` apart, so every segment holds whole GOPs. A keyframe is a *clean* cut
 only when every packet before it in decode order is shown before it; packets after it in decode order
@@ -29,6 +30,7 @@ from typing import Iterator, Sequence
 import av
 
 from ..errors import InputError, OutputError
+from ..video.packet_index import read_packet_index
 from ..video.partials import join_partial_path, remove_stale_partials
 
 
@@ -47,7 +49,8 @@ class KeyframeIndex:
     """The container's start time in seconds (media time, what ``upscale_video`` start/end mean, counts from it)."""
 
     @property
-    def frames(self) -> int:
+    def frame_count(self) -> int:
+        """Frames in the stream (packets with a timestamp)."""
         return len(self.pts)
 
     @property
@@ -63,7 +66,8 @@ class Segment:
     number: int
     start: int | None
     end: int | None
-    frames: int
+    frame_count: int
+    """Frames with ``start <= pts < end``."""
 
     def bounds_seconds(self, time_base: Fraction, start_time: Fraction = Fraction(0)) -> tuple[Fraction | None, Fraction | None]:
         """``(start, end)`` as exact media-time seconds for ``upscale_video(start=..., end=...)``
@@ -75,22 +79,13 @@ class Segment:
 
 
 def scan_keyframes(path: str | os.PathLike) -> KeyframeIndex:
-    """Demux (never decode) the first video stream of ``path`` and index its keyframes."""
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise InputError(f"{path}: no video stream")
-            v = c.streams.video[0]
-            tb = Fraction(v.time_base.numerator, v.time_base.denominator)
-            start_time = Fraction(c.start_time, 1_000_000) if c.start_time is not None else Fraction(0)
-            decode_order: list[tuple[int, bool]] = []
-            for pkt in c.demux(v):
-                if pkt.size == 0 or pkt.pts is None:
-                    continue
-                decode_order.append((int(pkt.pts), bool(pkt.is_keyframe)))
-    except av.FFmpegError as e:
-        raise InputError(f"{path}: cannot be read as a video ({e})") from e
-    return index_from_packets(decode_order, tb, start_time=start_time)
+    """Index the keyframes of ``path``'s video stream from its packet index (demux only, never decode).
+
+    InputError when the file does not open as a video. A damaged tail ends the scan where the demuxer
+    stopped; the last segment runs to the end of the file whatever the scan saw.
+    """
+    index = read_packet_index(path)
+    return index_from_packets(index.keyframe_packets(), index.time_base, start_time=index.start_time)
 
 
 def index_from_packets(decode_order: Sequence[tuple[int, bool]], time_base: Fraction, *,
@@ -129,7 +124,7 @@ def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction) -> list[Se
         raise InputError(f"segment seconds: expected > 0, got {seconds}")
     length = Fraction(seconds)
     if not index.pts or index.seconds < 2 * length:
-        return [Segment(0, None, None, index.frames)]
+        return [Segment(0, None, None, index.frame_count)]
     first, last = index.pts[0], index.pts[-1]
     starts: list[int] = []
     prev = first

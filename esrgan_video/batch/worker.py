@@ -15,9 +15,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
-
 from ..errors import EsrganVideoError
+from ..video.probe import probe  # noqa: F401 - also the driver's import (verify_done)
 from ..video.partials import remove_partials  # noqa: F401 - the schedulers' and driver's import
 from ..options import UpscaleOptions
 from .journal import fraction_text
@@ -53,25 +52,6 @@ def one_line(e: BaseException) -> str:
     return " ".join(text.split()) or type(e).__name__
 
 
-def probe(path: str | os.PathLike) -> dict[str, Any]:
-    """Cheap facts read from the container headers only (no decoding): codec, size, frame count and
-    duration where the container stores them. Equal probes are what "opens with the recorded frame
-    count" means for a finished output."""
-    with av.open(str(path)) as c:
-        if not c.streams.video:
-            raise ValueError(f"{path}: no video stream")
-        v = c.streams.video[0]
-        return {
-            "codec": v.codec_context.name,
-            "width": v.codec_context.width,
-            "height": v.codec_context.height,
-            "frames": int(v.frames or 0),
-            "duration": None if v.duration is None else int(v.duration),
-            "container_duration": None if c.duration is None else int(c.duration),
-            "streams": len(c.streams),
-        }
-
-
 def file_facts(path: str | os.PathLike) -> dict[str, Any]:
     st = os.stat(path)
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "probe": probe(path)}
@@ -97,18 +77,20 @@ def _upscaler(settings: WorkerSettings, device: str | None):
     return up
 
 
-def plan_task(task: Task) -> dict[str, Any]:
-    """Scan the source's keyframes (demux only) and cut it into segments of about ``segment_seconds``.
+def cut_into_segments(task: Task) -> dict[str, Any]:
+    """The ``"plan"`` task: cut the source at keyframes into segments of about ``segment_seconds``.
 
-    Runs on a worker so the driver never reads whole files; returns exact timestamps as ``"n/d"`` strings."""
+    Reads the source's packet index (one demux pass, no decoding; the index is cached in this process, so
+    segments rendered here later do not demux the file again). Runs on a worker so the driver never reads
+    whole files; returns exact timestamps as ``"n/d"`` strings: ``segments`` is ``[start, end, frame count]``."""
     from .segments import plan_segments, scan_keyframes
 
     index = scan_keyframes(task.src)
     segments = plan_segments(index, seconds=Fraction(task.segment_seconds or 0).limit_denominator(1000))
     bounds = [seg.bounds_seconds(index.time_base, index.start_time) for seg in segments]
     return {
-        "frames": index.frames,
-        "segments": [[fraction_text(a), fraction_text(b), seg.frames] for (a, b), seg in zip(bounds, segments)],
+        "frame_count": index.frame_count,
+        "segments": [[fraction_text(a), fraction_text(b), seg.frame_count] for (a, b), seg in zip(bounds, segments)],
         "open_gop_cuts": len(index.open_gop),
     }
 
@@ -125,7 +107,7 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None) -> di
     """Run one task and return what the driver records (raises on failure)."""
     t0 = time.perf_counter()
     if task.kind == "plan":
-        return plan_task(task)
+        return cut_into_segments(task)
     Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
     if task.kind == "join":
         from .segments import join_segments

@@ -27,6 +27,8 @@ from ..frames.color import ColorSpec
 from ..frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transfer
 from ..errors import InputError
 from ..frames.pixel_formats import pixel_format, plane_layouts
+from .packet_index import PacketIndex, read_packet_index
+from .probe import pick_video_stream
 from .metadata import (
     FIELD_ORDERS,
     HdrMetadata,
@@ -62,7 +64,7 @@ class DecodedFrame:
 
     ``index`` is the frame's position among the decoded frames of the stream (0 = first, counted from
     the start of the file even when ``frames(start=...)`` skips some); ``pts`` is in ``time_base`` units
-    (the input stream's); ``planes`` are contiguous numpy arrays shaped as ``formats.plane_layouts`` says
+    (the input stream's); ``planes`` are contiguous numpy arrays shaped as ``frames.pixel_formats.plane_layouts`` says
     (uint8, or uint16 above 8 bits); ``fmt`` is the FFmpeg pixel format name.
     """
 
@@ -211,26 +213,19 @@ class InputVideo:
         """Seconds from the container's start for a timestamp ``pts`` in ``time_base`` units."""
         return pts * time_base - self.info.start_time
 
+    def packet_index(self) -> PacketIndex:
+        """The video stream's packet index (one demux pass, no decoding; cached per file, so the seeking, the
+        trim of the copied streams and every segment of a batch run read the file once)."""
+        return read_packet_index(self.path, self.info.stream_index)
+
     def frame_times(self) -> list[Fraction]:
-        """The media time of every video frame in presentation order, from a demux pass (no decoding)."""
+        """The media time of every video frame in presentation order, from the packet index (no decoding);
+        by decoding when some packet has no timestamp."""
         if self._frame_times is None:
-            times: list[Fraction] = []
-            with self.open_container() as c:
-                st = c.streams[self.info.stream_index]
-                tb = self.info.time_base
-                try:
-                    for pkt in c.demux(st):
-                        if pkt.size == 0:
-                            continue
-                        if pkt.pts is None:
-                            times = []
-                            break
-                        times.append(self.media_time(pkt.pts, tb))
-                except av.FFmpegError:
-                    pass  # truncated or corrupt tail: the times read so far stand
+            times = self.packet_index().media_times()
             if not times:
-                times = [self.media_time(f.pts, f.time_base) for f in self.frames()]
-            self._frame_times = sorted(times)
+                times = sorted(self.media_time(f.pts, f.time_base) for f in self.frames())
+            self._frame_times = times
         return self._frame_times
 
     def resolve_range(self, start=None, end=None) -> tuple[Fraction | None, Fraction | None]:
@@ -262,20 +257,20 @@ class InputVideo:
         """
         _check_range("start", start)
         _check_range("end", end)
-        plan = self._seek_plan(start)
+        target = self._seek_target(start)
         self.seeked = False
         """Whether the last ``frames()`` run started at a keyframe near ``start`` rather than the file's start."""
-        if plan is not None:
+        if target is not None:
             try:
                 self.seeked = True
-                yield from self._frames(start, end, plan)
+                yield from self._frames(start, end, target)
                 return
             except _SeekMiss:
                 self.seeked = False
         yield from self._frames(start, end, None)
 
-    def _seek_plan(self, start) -> tuple[Fraction, Fraction, int] | None:
-        """(start time, time of the first frame to keep, its index) when seeking is safe and worth it."""
+    def _seek_target(self, start) -> _SeekTarget | None:
+        """Where to seek for ``start`` (from the packet index), when seeking is safe and worth it."""
         if start is None or start == 0:
             return None
         times = self.frame_times()
@@ -288,9 +283,9 @@ class InputVideo:
         k = bisect.bisect_left(times, start_t)
         if k == 0 or k >= len(times):
             return None
-        return start_t, times[k], k
+        return _SeekTarget(start_t, times[k], k)
 
-    def _frames(self, start, end, seek: tuple[Fraction, Fraction, int] | None) -> Iterator[DecodedFrame]:
+    def _frames(self, start, end, seek: _SeekTarget | None) -> Iterator[DecodedFrame]:
         info = self.info
         self.lost_frames = 0
         self.decoded_frames = 0
@@ -310,7 +305,7 @@ class InputVideo:
             st.thread_type = "AUTO"
             st.codec_context.thread_count = 0
             if seek is not None:
-                target = int((seek[0] + info.start_time) / info.time_base)
+                target = int((seek.start + info.start_time) / info.time_base)
                 try:
                     c.seek(target, stream=st, backward=True, any_frame=False)
                 except av.FFmpegError:
@@ -359,12 +354,12 @@ class InputVideo:
                 if seek is not None:
                     t = self.media_time(pts, info.time_base)
                     if not checked:
-                        if t < seek[0]:
+                        if t < seek.start:
                             continue  # before the range, after the keyframe we landed on
-                        if t != seek[1]:
+                        if t != seek.first_time:
                             raise _SeekMiss  # the demuxer landed after the first frame we need
                         checked = True
-                        index = seek[2]
+                        index = seek.first_index
                 i = index
                 index += 1
                 self.decoded_frames = index
@@ -395,6 +390,18 @@ class InputVideo:
 
 class _SeekMiss(Exception):
     """A seek did not land where decoding must start; the caller decodes from the beginning instead."""
+
+
+@dataclass(frozen=True)
+class _SeekTarget:
+    """Where ``frames(start=…)`` seeks: media times in seconds and the index of the first frame kept."""
+
+    start: Fraction
+    """The requested start (seek to the keyframe at or before it)."""
+    first_time: Fraction
+    """The time of the first frame at or after ``start``, as the packet index says; decoding checks it."""
+    first_index: int
+    """That frame's index among all frames of the stream."""
 
 
 def _when(pkt) -> str:
@@ -441,16 +448,8 @@ def open_input(path: str | os.PathLike) -> InputVideo:
         return InputVideo(path, _probe(path, container))
 
 
-def _pick_stream(path: Path, container) -> av.video.stream.VideoStream:
-    videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
-    if not videos:
-        kinds = ", ".join(f"{s.type} {s.codec_context.name if s.codec_context else '?'}" for s in container.streams)
-        raise InputError(f"{path}: has no video stream (it has: {kinds or 'no streams at all'})")
-    return videos[0]
-
-
 def _probe(path: Path, container) -> VideoInfo:
-    st = _pick_stream(path, container)
+    st = pick_video_stream(path, container)
     ctx = st.codec_context
     if ctx is None or ctx.name is None:
         raise InputError(f"{path}: the video codec cannot be decoded by this FFmpeg build")

@@ -1,0 +1,203 @@
+"""One demux-only pass over an input's video stream: every packet's timestamps, duration and keyframe flag.
+
+    index = read_packet_index("in.mkv")          # cached: the same file is demuxed once per process
+    index.media_times()                          # presentation times in seconds, sorted (for seeking)
+    index.keyframe_packets()                     # (pts, is_keyframe) in decode order (for segmenting)
+    index.packet_count, index.duration           # counts and span (for probing / progress)
+
+No packet is decoded. Packets of size 0 (demuxer flush markers) are left out. A demuxer that stops at
+damaged or truncated data ends the index there: ``complete`` is False and ``error`` says why, and what was
+read stands. Timestamps stay in the stream's ``time_base`` (integers) until a caller asks for seconds,
+so they are rounded once; media time counts from the container's ``start_time``, as ``InputVideo`` does.
+
+The reader (``InputVideo.frames(start=…)``, ``resolve_range``), the batch keyframe scan and segment plan
+(``batch.segments``) and the worker's cut into segments all read this one index; it is cached per file
+(path, size, modification time and stream), so a run — and every segment a worker process renders of the
+same source — demuxes the file once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import InputError
+from .probe import pick_video_stream
+
+__all__ = ["NOPTS", "PacketIndex", "clear_cache", "read_packet_index"]
+
+NOPTS = np.iinfo(np.int64).min
+"""Stands for a missing timestamp in ``pts``/``dts`` (FFmpeg's ``AV_NOPTS_VALUE``)."""
+
+
+@dataclass(frozen=True, eq=False)
+class PacketIndex:
+    """The video stream's packets in decode order (NumPy arrays, one entry per packet)."""
+
+    path: Path
+    stream_index: int
+    time_base: Fraction
+    start_time: Fraction
+    """The container's start time in seconds; media time counts from here."""
+    pts: np.ndarray
+    """int64 presentation timestamps in ``time_base`` units, :data:`NOPTS` where the packet has none."""
+    dts: np.ndarray
+    """int64 decode timestamps, :data:`NOPTS` where missing."""
+    durations: np.ndarray
+    """int64 packet durations in ``time_base`` units, 0 where the container does not say."""
+    keyframes: np.ndarray
+    """bool: the packet starts a GOP (``AV_PKT_FLAG_KEY``)."""
+    complete: bool = True
+    """False when the demuxer stopped early at damaged or truncated data."""
+    error: str | None = None
+    """The demuxer's message when it stopped early."""
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def packet_count(self) -> int:
+        """Packets in the stream (one per frame for progressive video; field-coded video may have two)."""
+        return int(self.pts.shape[0])
+
+    @property
+    def has_all_pts(self) -> bool:
+        """Every packet carries a presentation timestamp (else seeking by the index is not possible)."""
+        return bool(self.packet_count) and not bool((self.pts == NOPTS).any())
+
+    def presentation_pts(self) -> list[int]:
+        """The packets' presentation timestamps sorted (packets without one left out)."""
+        if "pts" not in self._memo:
+            self._memo["pts"] = sorted(int(p) for p in self.pts[self.pts != NOPTS])
+        return self._memo["pts"]
+
+    def media_times(self) -> list[Fraction]:
+        """Presentation times in seconds from the container's start, sorted; [] unless :attr:`has_all_pts`."""
+        if "times" not in self._memo:
+            tb, base = self.time_base, self.start_time
+            self._memo["times"] = [p * tb - base for p in self.presentation_pts()] if self.has_all_pts else []
+        return self._memo["times"]
+
+    def keyframe_packets(self) -> list[tuple[int, bool]]:
+        """``(pts, is_keyframe)`` in decode order, for packets with a pts (what a keyframe scan needs)."""
+        keep = self.pts != NOPTS
+        return [(int(p), bool(k)) for p, k in zip(self.pts[keep], self.keyframes[keep])]
+
+    @property
+    def keyframe_count(self) -> int:
+        return int(self.keyframes.sum())
+
+    @property
+    def duration(self) -> Fraction | None:
+        """Seconds from the first packet's presentation to the end of the last one (its duration included;
+        without durations, the median packet step stands in for the last one); None without timestamps."""
+        pts = self.pts[self.pts != NOPTS]
+        if pts.size == 0:
+            return None
+        last = int(pts.argmax())
+        tail = int(self.durations[self.pts != NOPTS][last])
+        if tail <= 0 and pts.size > 1:
+            steps = np.diff(np.sort(pts))
+            tail = int(np.median(steps[steps > 0])) if (steps > 0).any() else 0
+        return (int(pts.max()) + tail - int(pts.min())) * self.time_base
+
+
+_CACHE: OrderedDict[tuple, PacketIndex] = OrderedDict()
+_CACHE_SIZE = 8
+_LOCK = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget every cached index (tests; a long-lived process that rewrites files in place)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def read_packet_index(path: str | os.PathLike, stream_index: int | None = None) -> PacketIndex:
+    """The packet index of ``path``'s video stream (``stream_index``, else the one the reader picks).
+
+    Cached per (resolved path, size, modification time, stream): a file changed on disk is read again.
+    InputError naming the file when it does not open or has no video stream; damage part-way through ends
+    the index there (``complete`` False) rather than raising.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as e:
+        raise InputError(f"{p}: cannot be read ({e.strerror or e})") from e
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns, stream_index)
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    index, is_default = _scan(p, stream_index)
+    with _LOCK:
+        # one index answers both "the video stream" and that stream's number
+        _CACHE[key[:3] + (index.stream_index,)] = index
+        if is_default:
+            _CACHE[key[:3] + (None,)] = index
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return index
+
+
+def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
+    """The index of the stream and whether that stream is the one :func:`pick_video_stream` picks."""
+    try:
+        container = av.open(str(path), "r")
+    except (av.FFmpegError, OSError) as e:
+        raise InputError(f"{path}: cannot be read as a video ({e})") from e
+    with container as c:
+        if stream_index is None:
+            stream = pick_video_stream(path, c)
+        else:
+            try:
+                stream = c.streams[stream_index]
+            except IndexError:
+                raise InputError(f"{path}: has no stream #{stream_index}") from None
+            if stream.type != "video":
+                raise InputError(f"{path}: stream #{stream_index} is {stream.type}, not video")
+        pts: list[int] = []
+        dts: list[int] = []
+        durations: list[int] = []
+        keys: list[bool] = []
+        error = None
+        demux = c.demux(stream)
+        while True:
+            try:
+                pkt = next(demux)
+            except StopIteration:
+                break
+            except av.FFmpegError as e:  # damaged or truncated: what was read stands
+                error = str(e)
+                break
+            if pkt.size == 0:
+                continue
+            pts.append(NOPTS if pkt.pts is None else int(pkt.pts))
+            dts.append(NOPTS if pkt.dts is None else int(pkt.dts))
+            durations.append(int(pkt.duration or 0))
+            keys.append(bool(pkt.is_keyframe))
+        start = Fraction(c.start_time, 1_000_000) if c.start_time is not None else Fraction(0)
+        try:
+            is_default = stream_index is None or pick_video_stream(path, c).index == stream.index
+        except InputError:
+            is_default = False
+        index = PacketIndex(
+            path=path,
+            stream_index=stream.index,
+            time_base=Fraction(stream.time_base),
+            start_time=start,
+            pts=np.array(pts, dtype=np.int64),
+            dts=np.array(dts, dtype=np.int64),
+            durations=np.array(durations, dtype=np.int64),
+            keyframes=np.array(keys, dtype=bool),
+            complete=error is None,
+            error=error,
+        )
+        return index, is_default

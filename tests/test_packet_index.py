@@ -1,0 +1,138 @@
+"""video.packet_index: one demux pass, checked against a decode of the same files (PyAV), shared and cached."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from esrgan_video.batch.segments import scan_keyframes
+from esrgan_video.errors import InputError
+from esrgan_video.video import packet_index as packet_index_module
+from esrgan_video.video.packet_index import NOPTS, clear_cache, read_packet_index
+from esrgan_video.video.probe import container_duration, probe
+from esrgan_video.video.reader import open_input
+
+from media import AudioTrack, make_audio_only, make_clip, make_not_media, make_truncated
+
+VFR_PTS = [0, 40, 90, 100, 250, 260, 400, 433, 600]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture()
+def scans(monkeypatch):
+    """Counts the demux passes (the real scan runs; only the number of calls is recorded)."""
+    calls: list[Path] = []
+    real = packet_index_module._scan
+
+    def counting(path, stream_index):
+        calls.append(Path(path))
+        return real(path, stream_index)
+
+    monkeypatch.setattr(packet_index_module, "_scan", counting)
+    return calls
+
+
+def _decoded(path: Path) -> list[av.VideoFrame]:
+    with av.open(str(path)) as c:
+        return list(c.decode(video=0))
+
+
+def test_gop_clip_matches_a_decode(tmp_path):
+    clip = make_clip(tmp_path / "g.mkv", frames=12, fps=25,
+                     options={"bf": "2", "x264-params": "keyint=4:min-keyint=4:scenecut=0"})
+    index = read_packet_index(clip)
+    frames = _decoded(clip)
+    assert index.complete and index.error is None
+    assert index.packet_count == len(frames) == 12
+    assert index.presentation_pts() == sorted(f.pts for f in frames)
+    assert index.media_times() == [f.pts * Fraction(f.time_base) for f in frames]
+    assert index.keyframe_count == 3 and bool(index.keyframes[0])  # keyint 4: frames 0, 4, 8
+    assert index.has_all_pts
+    dts = [d for d in index.dts if d != NOPTS]  # Matroska stores no dts: the demuxer derives them after the delay
+    assert dts and dts == sorted(dts)  # decode order
+    assert list(index.pts) != sorted(index.pts)  # B-frames: presentation order differs
+    assert index.duration == Fraction(12, 25)
+    assert index.time_base == Fraction(1, 1000) and index.stream_index == 0
+
+
+def test_vfr_and_the_streams_other_than_video(tmp_path):
+    clip = make_clip(tmp_path / "v.mkv", pts=VFR_PTS, time_base=Fraction(1, 1000), frames=len(VFR_PTS),
+                     audio=[AudioTrack()])
+    index = read_packet_index(clip)
+    assert index.presentation_pts() == VFR_PTS  # audio packets are not in the video's index
+    assert index.media_times() == [Fraction(p, 1000) for p in VFR_PTS]
+    with av.open(str(clip)) as c:
+        audio = c.streams.audio[0].index
+        assert c.streams[index.stream_index].type == "video"
+    with pytest.raises(InputError, match="not video"):
+        read_packet_index(clip, audio)
+    with pytest.raises(InputError, match="no stream #9"):
+        read_packet_index(clip, 9)
+
+
+def test_mp4_start_time_is_the_media_time_origin(tmp_path):
+    clip = make_clip(tmp_path / "m.mp4", frames=5, fps=25, options={"bf": "0"})
+    index = read_packet_index(clip)
+    with open_input(clip) as inp:
+        assert index.start_time == inp.info.start_time
+        assert index.media_times() == inp.frame_times()
+        assert index.packet_count == inp.info.frame_count == probe(clip)["frames"] == 5
+
+
+def test_truncated_file_ends_the_index_where_the_demuxer_stops(tmp_path):
+    whole = make_clip(tmp_path / "w.mkv", frames=30, size=(64, 48))
+    cut = make_truncated(whole, tmp_path / "cut.mkv", keep=0.5)
+    full, part = read_packet_index(whole), read_packet_index(cut)
+    assert 0 < part.packet_count < full.packet_count
+    assert list(part.pts) == list(full.pts[: part.packet_count])  # the same packets, in decode order
+    assert part.complete == (part.error is None)  # a demuxer error, if any, is kept as the reason
+    assert part.duration < full.duration
+
+
+def test_unreadable_inputs_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="cannot be read as a video"):
+        read_packet_index(make_not_media(tmp_path / "n.mkv"))
+    with pytest.raises(InputError, match="cannot be read"):
+        read_packet_index(tmp_path / "missing.mkv")
+    audio_only = tmp_path / "a.mka"
+    make_audio_only(audio_only)
+    with pytest.raises(InputError, match="no video stream"):
+        read_packet_index(audio_only)
+    with pytest.raises(InputError, match="no video stream"):
+        probe(audio_only)
+    assert container_duration(tmp_path / "missing.mkv") is None
+
+
+def test_one_run_demuxes_once(tmp_path, scans):
+    """Seeking, the trim range, a second reader of the same file and the batch keyframe scan share one pass."""
+    clip = make_clip(tmp_path / "s.mkv", frames=12, options={"x264-params": "keyint=4:min-keyint=4:scenecut=0"})
+    with open_input(clip) as inp:
+        assert inp.resolve_range(5, 9)[0] == inp.frame_times()[5]
+        got = [f.index for f in inp.frames(start=5, end=9)]
+        assert got == [5, 6, 7, 8] and inp.seeked
+    with open_input(clip) as again:
+        assert [f.index for f in again.frames(start=8)] == [8, 9, 10, 11]
+    keys = scan_keyframes(clip)
+    assert keys.frame_count == 12 and len(keys.cuts) == 2
+    assert scans == [clip]
+
+
+def test_a_file_changed_on_disk_is_read_again(tmp_path, scans):
+    path = tmp_path / "c.mkv"
+    make_clip(path, frames=6)
+    first = read_packet_index(path)
+    assert read_packet_index(path) is first
+    make_clip(tmp_path / "tmp.mkv", frames=9)
+    os.replace(tmp_path / "tmp.mkv", path)
+    assert read_packet_index(path).packet_count == 9
+    assert len(scans) == 2
