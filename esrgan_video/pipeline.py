@@ -1,43 +1,41 @@
 """The streaming core: demux + decode → upload + to-RGB → tile + infer → from-RGB + download → encode + mux.
 
-One orchestrator owns the threads and the bounded queues between the passive stages, so
-memory stays fixed however long the video is:
+One orchestrator owns the threads, so memory stays fixed however long the video is:
 
-- a decode thread reads native planes (``video.reader``) into ``frames_in``;
-- ``workers`` threads (one per CUDA stream; one on the CPU) each take a frame, upload its planes
-  (pinned memory, non-blocking copy on their own stream), convert to RGB (``color``), upscale
-  (``Upscaler``), resize to the requested size, convert back to planes and download them;
-- the calling thread encodes and muxes (``video.writer``), putting frames back in index order.
+- decode runs on a one-thread executor, one frame ahead (``video.reader`` gives native planes);
+- ``workers`` threads (one per CUDA stream; one on the CPU) run the frame transform
+  (:class:`~esrgan_video.frames.transform.FrameTransform`: upload, to-RGB, model, resize, from-RGB,
+  download) on decoded frames;
+- the calling thread encodes and muxes (``video.writer``) the results in submission order.
 
-In-flight frames are bounded by a semaphore, so a slow encoder throttles the decoder.
+A bounded deque of futures in submission order is the whole protocol: its length bounds the frames in
+flight (back-pressure: a slow encoder stops new submissions, and decoding stops one frame later), its
+head is the next frame to encode (order), and ``Future.result()`` re-raises a stage's exception in the
+calling thread (error propagation). Decode, convert+infer and encode stay concurrent.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from contextlib import nullcontext
 import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from queue import Queue
 from typing import Callable
 
-import numpy as np
-import torch
-
-from .frames import color as colormod
 from .errors import EsrganVideoError
-from .options import UpscaleOptions
+from .frames import color as colormod
 from .frames.pixel_formats import pixel_format
-from .frames.sizing import output_size, resize_rgb
+from .frames.reuse import ReuseStats
+from .frames.sizing import output_size
+from .frames.transform import FrameFormat, FrameTransform
+from .options import UpscaleOptions
 from .upscaler import Upscaler
 from .video.encoder_formats import choose_pix_fmt
 from .video.reader import open_input
 from .video.writer import OutputVideo
-
-_DONE = object()
 
 
 @dataclass
@@ -48,6 +46,10 @@ class Progress:
     total: int | None
     fps: float
     eta: float | None
+    frames_reused: int = 0
+    """Frames so far whose every tile was reused (``--reuse``); 0 with reuse off."""
+    tiles_reused: int = 0
+    """Tiles so far whose output was reused."""
 
 
 @dataclass
@@ -65,10 +67,8 @@ class RunResult:
     backend_reason: str = ""
     """Why ``--backend auto`` picked that backend (``BackendInfo.reason``), e.g. "no CUDA device, onnxruntime found →
     ONNX Runtime CPU fp32"."""
-
-
-def _alpha_plane(fmt) -> int:
-    return next(i for i, names in enumerate(fmt.planes) if "A" in names)
+    reuse: ReuseStats = field(default_factory=ReuseStats)
+    """What ``--reuse`` did: mode, frames and tiles seen and reused, resets."""
 
 
 class _StageClock:
@@ -129,22 +129,28 @@ def upscale_video(
             say(f"{src}: the alpha channel is dropped because {out_pix_fmt} has none; "
                 "use --codec ffv1 (or prores_ks with --pix-fmt yuva444p10le) to keep it")
         up = upscaler or Upscaler(opts.model, opts.runtime)
+        reuse = opts.runtime.reuse if upscaler is None or _reuse_given(options, flat_options) else up.runtime.reuse
         try:
             out_w, out_h = output_size(
                 info.width, info.height, model_scale=up.scale, scale=opts.size.scale, size=opts.size.size,
                 multiple=(1 << out_fmt.log2_chroma_w, 1 << out_fmt.log2_chroma_h),
             )
             out_spec = output_color(spec, in_fmt, out_fmt, out_w, out_h)
+            clock = _StageClock()
+            # Built before the output is opened: the backend for this frame size (a TensorRT engine, an ONNX
+            # export) is made here, so a build or backend error never leaves a started file.
+            transform = FrameTransform(
+                up, src=FrameFormat(in_fmt, spec), dst=FrameFormat(out_fmt, out_spec),
+                in_size=(info.width, info.height), out_size=(out_w, out_h), clock=clock.add, notice=say,
+                reuse=reuse,
+            )
             with OutputVideo(
                 dst, template=inp, codec=codec, pix_fmt=out_pix_fmt, crf=enc.crf, preset=enc.preset,
                 options=enc.encoder_options, size=(out_w, out_h), color=out_spec, copy_streams=enc.copy_streams,
                 start=start, end=end, shift_timestamps=enc.shift_timestamps, overwrite=overwrite,
                 keep_partial=keep_partial,
             ) as out:
-                frames, clock = _stream(
-                    inp, out, up, in_fmt=in_fmt, out_fmt=out_fmt, spec=spec, out_spec=out_spec, size=(out_w, out_h),
-                    start=start, end=end, progress=progress, t0=t0,
-                )
+                frames = _stream(inp, out, transform, clock, start=start, end=end, progress=progress, t0=t0)
             lost = inp.lost_frames
             backend_name = up.backend_info.name if up.backend_info is not None else ""
             backend_reason = up.backend_info.reason if up.backend_info is not None else ""
@@ -157,8 +163,13 @@ def upscale_video(
     return RunResult(
         output=Path(dst), frames=frames, lost_frames=lost, seconds=seconds,
         fps=frames / seconds if seconds > 0 else 0.0, stage_seconds=clock.seconds, notices=notices,
-        backend=backend_name, backend_reason=backend_reason,
+        backend=backend_name, backend_reason=backend_reason, reuse=transform.reuse_stats,
     )
+
+
+def _reuse_given(options: UpscaleOptions | None, flat: dict) -> bool:
+    """Whether this call chose a reuse mode itself (else a passed-in Upscaler's runtime options decide)."""
+    return "reuse" in flat or (options is not None and options.runtime.reuse != "off")
 
 
 def output_color(spec: colormod.ColorSpec, in_fmt, out_fmt, width: int, height: int) -> colormod.ColorSpec:
@@ -177,130 +188,68 @@ def output_color(spec: colormod.ColorSpec, in_fmt, out_fmt, width: int, height: 
     return fresh.resolved(width, height, out_fmt)
 
 
-def _stream(inp, out, up: Upscaler, *, in_fmt, out_fmt, spec, out_spec, size, start, end, progress, t0):
-    """Run the stages concurrently; returns (frames written, stage clock)."""
-    clock = _StageClock()
-    workers = up.config.streams if up.device.type == "cuda" else 1
-    in_flight = threading.Semaphore(2 * workers + 2)
-    frames_in: Queue = Queue(maxsize=workers + 1)
-    done: dict[int, tuple[int | None, list[np.ndarray]]] = {}
-    ready = threading.Condition()
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    decoded: list[int] = []  # holds the decoded frame count once the decoder has finished
-    out_w, out_h = size
+def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, end, progress, t0) -> int:
+    """Decode, transform and encode concurrently; returns the frames written.
+
+    ``pending`` holds ``(frame, future)`` in submission order; at most ``depth`` frames are in flight.
+    """
+    workers = transform.slots
+    depth = 2 * workers + 2
     total = inp.info.frame_count_in(start, end)
+    frames = iter(inp.frames(start=start, end=end))
 
-    def fail(e: BaseException) -> None:
-        with ready:
-            errors.append(e)
-            stop.set()
-            ready.notify_all()
+    def decode_one():
+        ta = time.perf_counter()
+        frame = next(frames, None)
+        clock.add("decode", time.perf_counter() - ta)
+        return frame
 
-    def decode() -> None:
-        seq = 0
-        try:
-            it = iter(inp.frames(start=start, end=end))
-            while not stop.is_set():
-                ta = time.perf_counter()
-                frame = next(it, _DONE)
-                clock.add("decode", time.perf_counter() - ta)
-                if frame is _DONE:
-                    break
-                while not in_flight.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
-                frames_in.put((seq, frame))
-                seq += 1
-        except BaseException as e:  # noqa: BLE001 - handed to the orchestrator, re-raised there
-            fail(e)
-        finally:
-            for _ in range(workers):
-                frames_in.put(_DONE)
-            with ready:
-                decoded.append(seq)
-                ready.notify_all()
-
-    def work() -> None:
-        stream = torch.cuda.Stream(device=up.device) if up.device.type == "cuda" else None
-        try:
-            while not stop.is_set():
-                item = frames_in.get()
-                if item is _DONE:
-                    return
-                seq, frame = item
-                planes = _process(frame, up, in_fmt, out_fmt, spec, out_spec, out_w, out_h, stream, clock)
-                with ready:
-                    done[seq] = (frame.pts, planes)
-                    ready.notify_all()
-        except BaseException as e:  # noqa: BLE001
-            fail(e)
-
-    threads = [threading.Thread(target=decode, name="esrgan-decode", daemon=True)]
-    threads += [threading.Thread(target=work, name=f"esrgan-infer-{i}", daemon=True) for i in range(workers)]
-    for t in threads:
-        t.start()
     written = 0
+    seq = 0
+    pending: deque[tuple[object, Future]] = deque()
+    decoder = ThreadPoolExecutor(1, thread_name_prefix="esrgan-decode")
+    infer = ThreadPoolExecutor(workers, thread_name_prefix="esrgan-infer")
     try:
-        while True:
-            with ready:
-                while not errors and written not in done and not (decoded and written >= decoded[0]):
-                    ready.wait(0.1)
-                if errors:
-                    raise errors[0]
-                if written not in done:
-                    break
-                pts, planes = done.pop(written)
+        decoding: Future | None = decoder.submit(decode_one)
+        while decoding is not None or pending:
+            if decoding is not None and len(pending) < depth:
+                head = [pending[0][1]] if pending else []
+                wait([decoding, *head], return_when=FIRST_COMPLETED)
+                if decoding.done():
+                    frame = decoding.result()  # a decode error is raised here
+                    if frame is None:
+                        decoding = None
+                    else:
+                        pending.append((frame, infer.submit(transform, frame.planes, seq=seq)))
+                        seq += 1
+                        decoding = decoder.submit(decode_one)
+                    continue
+            frame, fut = pending.popleft()
+            planes = fut.result()  # a transform error is raised here
             te = time.perf_counter()
-            out.write(planes, pts)
+            out.write(planes, frame.pts)
             clock.add("encode", time.perf_counter() - te)
-            in_flight.release()
             written += 1
             if progress is not None:
                 elapsed = time.perf_counter() - t0
                 fps = written / elapsed if elapsed > 0 else 0.0
                 eta = (total - written) / fps if total and fps > 0 else None
-                progress(Progress(frame=written, total=total, fps=fps, eta=eta))
+                stats = transform.reuse_stats
+                progress(Progress(frame=written, total=total, fps=fps, eta=eta, frames_reused=stats.frames_reused,
+                                  tiles_reused=stats.tiles_reused))
     finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=5)
+        transform.abort()  # frames waiting for a turn behind an abandoned one give up
+        for _, fut in pending:
+            fut.cancel()
+        infer.shutdown(wait=True, cancel_futures=True)
+        decoder.shutdown(wait=True, cancel_futures=True)
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
     te = time.perf_counter()
     out.flush()
     clock.add("encode", time.perf_counter() - te)
-    return written, clock
-
-
-def _process(frame, up: Upscaler, in_fmt, out_fmt, spec, out_spec, out_w, out_h, stream, clock) -> list[np.ndarray]:
-    """One frame through upload → to-RGB → upscale → resize → from-RGB → download."""
-    dev = up.device
-    ctx = torch.cuda.stream(stream) if stream is not None else nullcontext()
-    with ctx, torch.inference_mode():
-        ta = time.perf_counter()
-        planes = [torch.from_numpy(np.ascontiguousarray(p)) for p in frame.planes]
-        if dev.type == "cuda":
-            planes = [p.pin_memory().to(dev, non_blocking=True) for p in planes]
-        rgb = colormod.planes_to_rgb(planes, in_fmt, spec)
-        tb = time.perf_counter()
-        y = up.upscale_tensor(rgb)
-        alpha = None
-        if in_fmt.alpha and out_fmt.alpha:  # alpha is upscaled separately, as a grey image
-            a = colormod.alpha_to_float(planes[_alpha_plane(in_fmt)], in_fmt)
-            alpha = resize_rgb(up.upscale_tensor(a.expand(-1, 3, -1, -1)).mean(1, keepdim=True), out_w, out_h)
-        tc = time.perf_counter()
-        y = resize_rgb(y, out_w, out_h)
-        out_planes = colormod.rgb_to_planes(y, out_fmt, out_spec, alpha=alpha)
-        if dev.type == "cuda":
-            host = [torch.empty(p.shape, dtype=p.dtype, pin_memory=True) for p in out_planes]
-            for h, p in zip(host, out_planes):
-                h.copy_(p, non_blocking=True)
-            stream.synchronize()
-            out_planes = host
-        result = [p.numpy() for p in out_planes]
-        td = time.perf_counter()
-    clock.add("convert", (tb - ta) + (td - tc))
-    clock.add("infer", tc - tb)
-    return result
+    return written
 
 
 __all__ = ["upscale_video", "RunResult", "Progress", "EsrganVideoError"]

@@ -1,7 +1,8 @@
 """Still images (PNG, JPEG, TIFF, 16-bit PNG, WebP) through the same Upscaler.
 
 Decoding and encoding use PyAV (FFmpeg's image codecs), so there is no second imaging library.
-An alpha channel is upscaled separately (through the model as a grey image) and kept.
+The upscale is the core's frame transform on one packed RGB(A) plane; an alpha channel is upscaled
+separately (through the model as a grey image) and kept.
 16-bit input stays 16-bit where the output format allows it (PNG, TIFF).
 """
 
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import av
 import numpy as np
-import torch
 
 from .errors import InputError, OutputError
 from .options import UpscaleOptions
-from .frames.sizing import output_size, resize_rgb
+from .frames.color import ColorSpec
+from .frames.pixel_formats import pixel_format
+from .frames.sizing import output_size
+from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
 
 # output extension → (codec, pix_fmt for 8-bit RGB, for 8-bit RGBA, for 16-bit RGB, for 16-bit RGBA)
@@ -84,12 +87,7 @@ def upscale_image(
     try:
         h, w = rgb.shape[:2]
         out_w, out_h = output_size(w, h, model_scale=up.scale, scale=scale, size=size)
-        big = _upscale_rgb(up, rgb, out_w, out_h)
-        big_alpha = None
-        if alpha is not None:
-            grey = np.repeat(alpha[..., None], 3, axis=2)
-            big_alpha = _upscale_rgb(up, grey, out_w, out_h).mean(axis=2, dtype=np.float32)
-            big_alpha = big_alpha.round().astype(alpha.dtype)
+        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h))
     finally:
         if own:
             up.close()
@@ -97,14 +95,19 @@ def upscale_image(
     return dst
 
 
-def _upscale_rgb(up: Upscaler, rgb: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
-    maxval = 65535.0 if rgb.dtype == np.uint16 else 255.0
-    t = torch.from_numpy(rgb.astype(np.float32) / maxval).permute(2, 0, 1).unsqueeze(0)
-    with torch.inference_mode():
-        y = up.upscale_tensor(t.to(up.device))
-        y = resize_rgb(y, out_w, out_h)
-    y = (y[0].permute(1, 2, 0).float().cpu().numpy() * maxval).round()
-    return np.clip(y, 0, maxval).astype(rgb.dtype)
+def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: tuple[int, int],
+             out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """RGB (and alpha) through the frame transform as one packed full-range RGB(A) plane; alpha upscaled once,
+    beside the colour."""
+    deep = rgb.dtype == np.uint16
+    name = ("rgba64le" if deep else "rgba") if alpha is not None else ("rgb48le" if deep else "rgb24")
+    fmt = pixel_format(name)
+    side = FrameFormat(fmt, ColorSpec().resolved(*in_size, fmt))
+    plane = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
+    (out,) = FrameTransform(up, src=side, dst=side, in_size=in_size, out_size=out_size)([plane])
+    if alpha is None:
+        return out, None
+    return np.ascontiguousarray(out[..., :3]), np.ascontiguousarray(out[..., 3])
 
 
 def _write_image(dst: Path, rgb: np.ndarray, alpha: np.ndarray | None, bits: int) -> None:

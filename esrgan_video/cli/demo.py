@@ -15,12 +15,9 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import torch
-
-from ..frames import color
 from ..frames.pixel_formats import pixel_format
+from ..frames.transform import FrameFormat, FrameTransform
 from ..samples import sample_clip
-from ..frames.sizing import resize_rgb
 from ..video.reader import open_input
 from ..video.writer import OutputVideo
 
@@ -29,15 +26,14 @@ def make_small_clip(src: Path, dst: Path, *, width: int, height: int, seconds: F
     """The first ``seconds`` of ``src`` at ``width``×``height`` (video re-encoded losslessly, other streams copied)."""
     with open_input(src) as inp:
         spec = inp.info.color.resolved(inp.info.width, inp.info.height)
-        fmt = pixel_format(inp.info.pix_fmt)
+        side = FrameFormat(pixel_format(inp.info.pix_fmt), spec)
+        shrink = FrameTransform(None, src=side, dst=side, out_size=(width, height))  # colour + resize, no model
         with OutputVideo(
             dst, template=inp, codec="libx264", pix_fmt=inp.info.pix_fmt, options={"qp": "0"},
             size=(width, height), color=spec, end=seconds, overwrite=True,
         ) as out:
             for frame in inp.frames(end=seconds):
-                planes = [torch.from_numpy(p) for p in frame.planes]
-                rgb = resize_rgb(color.planes_to_rgb(planes, fmt, spec), width, height)
-                out.write([p.numpy() for p in color.rgb_to_planes(rgb, fmt, spec)], frame.pts)
+                out.write(shrink(frame.planes), frame.pts)
             out.flush()
     return dst
 

@@ -1,10 +1,9 @@
 """``vsesrgan.upscale``: the VapourSynth face of esrgan-video's frame-level core.
 
-The filter does no upscaling, tiling or colour maths of its own: each frame's planes go to the
-device, through :func:`esrgan_video.frames.color.planes_to_rgb`, the clip's one
-:class:`esrgan_video.upscaler.Upscaler`, :func:`esrgan_video.frames.sizing.resize_rgb` when the requested
-scale differs from the model's, and :func:`esrgan_video.frames.color.rgb_to_planes` — the same calls, in
-the same order, as the streaming core behind the CLI.
+The filter does no upscaling, tiling or colour maths of its own: each frame's planes go through the
+core's frame transform (:class:`esrgan_video.frames.transform.FrameTransform`: upload, to-RGB, the clip's
+one :class:`esrgan_video.upscaler.Upscaler`, the resize when the requested scale differs from the model's,
+from-RGB, download) — the same object the streaming core behind the CLI runs.
 
 Frame parallelism: VapourSynth serialises the calls of one ``std.ModifyFrame`` node, so the filter
 returns ``std.FrameEval`` that hands each request a fresh ``ModifyFrame`` node (the idiom HolyWu's
@@ -17,21 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import queue
 import threading
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
 import vapoursynth as vs
 
 from esrgan_video.arch import RRDBNet
-from esrgan_video.frames.color import ColorSpec, planes_to_rgb, rgb_to_planes
+from esrgan_video.frames.color import ColorSpec
 from esrgan_video.errors import EsrganVideoError
 from esrgan_video.frames.pixel_formats import PixelFormat
-from esrgan_video.frames.sizing import output_size, resize_rgb
+from esrgan_video.frames.sizing import output_size
+from esrgan_video.frames.transform import FrameFormat, FrameTransform
 from esrgan_video.errors import OptionError
 from esrgan_video.options import ModelOptions, RuntimeOptions, SizeOptions
 from esrgan_video.runtime.devices import resolve_device
@@ -101,31 +98,23 @@ def clip_format(clip: vs.VideoNode) -> ClipFormat:
 
 # the frame worker ---------------------------------------------------------------------------------
 class _FrameWorker:
-    """Upscales one frame per call; shared by every ModifyFrame node of one clip (thread-safe)."""
+    """Upscales one frame per call; shared by every ModifyFrame node of one clip (thread-safe).
+
+    The work is the core's frame transform, one per colour spec the clip's props give (usually one); it owns
+    the CUDA streams (``num_streams`` frames on the device at once) and the pinned staging buffers.
+    """
 
     def __init__(self, up: Upscaler, fmt: ClipFormat, in_size: tuple[int, int], out_size: tuple[int, int],
-                 core: vs.Core) -> None:
+                 core: vs.Core, *, reuse: str = "off") -> None:
         self.up = up
         self.fmt = fmt
         self.in_size = in_size
         self.out_size = out_size
         self.core = core
-        self.device = up.device
-        self.cuda = self.device.type == "cuda"
-        # One slot per frame in flight: a CUDA stream each on a GPU; on the CPU one slot (torch's
-        # intra-op threads already use every core; more frames at once would only contend).
-        self._slots: queue.Queue = queue.Queue()
-        for _ in range(up.config.streams if self.cuda else 1):
-            self._slots.put(torch.cuda.Stream(device=self.device) if self.cuda else None)
+        self.reuse = reuse
+        self._transforms: dict[ColorSpec, FrameTransform] = {}
+        self._lock = threading.Lock()
         self._warned_interlaced = threading.Event()
-
-    @contextmanager
-    def _slot(self) -> Iterator[torch.cuda.Stream | None]:
-        s = self._slots.get()
-        try:
-            yield s
-        finally:
-            self._slots.put(s)
 
     def spec(self, props) -> ColorSpec:
         """The resolved colour facts of a frame (untagged → the mpv rule, like the CLI)."""
@@ -134,37 +123,25 @@ class _FrameWorker:
         w, h = self.in_size
         return spec_from_props(props).resolved(w, h, self.fmt.pixfmt)
 
-    def _stage(self, plane: np.ndarray) -> torch.Tensor:
-        """A host copy of a (read-only, strided) VapourSynth plane; pinned for an async upload on a GPU."""
-        host = torch.empty(plane.shape, dtype=_torch_dtype(plane.dtype), pin_memory=self.cuda)
-        np.copyto(host.numpy(), plane)
-        return host
+    def transform(self, spec: ColorSpec) -> FrameTransform:
+        """The frame transform for frames of this colour spec (made once per spec)."""
+        with self._lock:
+            tr = self._transforms.get(spec)
+            if tr is None:
+                if self.fmt.is_float:
+                    side = FrameFormat.float_rgb(torch.float16 if self.fmt.vs_format.bits_per_sample == 16
+                                                 else torch.float32)
+                else:
+                    side = FrameFormat(self.fmt.pixfmt, spec)
+                tr = self._transforms[spec] = FrameTransform(
+                    self.up, src=side, dst=side, out_size=self.out_size, reuse=self.reuse,
+                    notice=lambda msg: self.core.log_message(vs.MESSAGE_TYPE_WARNING, f"{NAME}: {msg}"),
+                )
+            return tr
 
     def planes(self, frame: vs.VideoFrame, spec: ColorSpec) -> list[np.ndarray]:
         """The upscaled planes of ``frame`` as host arrays in the clip's sample type."""
-        fmt = self.fmt
-        staged = [self._stage(np.asarray(frame[i])) for i in range(fmt.vs_format.num_planes)]
-        out_w, out_h = self.out_size
-        with self._slot() as stream:  # frames staged while others run; one slot per frame on the device
-            ctx = torch.cuda.stream(stream) if stream is not None else nullcontext()
-            with ctx, torch.inference_mode():
-                planes = [p.to(self.device, non_blocking=True) for p in staged] if self.cuda else staged
-                if fmt.is_float:
-                    rgb = torch.stack(planes).unsqueeze(0).float()
-                else:
-                    rgb = planes_to_rgb(planes, fmt.pixfmt, spec)
-                y = resize_rgb(self.up.upscale_tensor(rgb), out_w, out_h)
-                if fmt.is_float:
-                    out = list(y[0].to(staged[0].dtype))
-                else:
-                    out = rgb_to_planes(y, fmt.pixfmt, spec)
-                if self.cuda:
-                    host = [torch.empty(p.shape, dtype=p.dtype, pin_memory=True) for p in out]
-                    for h, p in zip(host, out):
-                        h.copy_(p, non_blocking=True)
-                    stream.synchronize()
-                    out = host
-        return [p.numpy() for p in out]
+        return self.transform(spec)([np.asarray(frame[i]) for i in range(self.fmt.vs_format.num_planes)])
 
     def _check_fields(self, n: int, props) -> None:
         field_based = props.get("_FieldBased", 0)
@@ -199,15 +176,6 @@ class _FrameWorker:
         return fout
 
 
-def _torch_dtype(dtype: np.dtype) -> torch.dtype:
-    return {
-        np.dtype(np.uint8): torch.uint8,
-        np.dtype(np.uint16): torch.uint16,
-        np.dtype(np.float16): torch.float16,
-        np.dtype(np.float32): torch.float32,
-    }[np.dtype(dtype)]
-
-
 # the filter ---------------------------------------------------------------------------------------
 def upscale(
     clip: vs.VideoNode,
@@ -220,6 +188,7 @@ def upscale(
     device: int | str | torch.device = 0,
     num_streams: int = 2,
     blend: str | tuple[str, float] | None = None,
+    reuse: str = "off",
 ) -> vs.VideoNode:
     """Upscale ``clip`` with an ESRGAN/RRDB model; returns a clip in the same format family and depth.
 
@@ -238,6 +207,10 @@ def upscale(
     :param device: CUDA index (0 = ``cuda:0``, the CPU on a machine without CUDA), ``"cpu"`` or ``"cuda:N"``.
     :param num_streams: frames in flight on a GPU (one CUDA stream each).
     :param blend: ``"OTHER:alpha"`` network interpolation with another model.
+    :param reuse: ``"off"`` or ``"exact"``: a tile (or frame) whose input is bit-identical to the frame last
+        upscaled takes that frame's output instead of running the model — no output bit changes, whatever
+        order VapourSynth asks for frames in. ``"near"`` is refused here: its output depends on which frame
+        came before, and VapourSynth asks for frames in any order.
     """
     if not isinstance(clip, vs.VideoNode):
         raise _error(f"clip: expected a vs.VideoNode, got {type(clip).__name__}")
@@ -245,10 +218,13 @@ def upscale(
     try:
         size = SizeOptions(scale=scale)
         runtime = RuntimeOptions(tile=tile, tile_pad=tile_pad, backend=backend, precision=precision, device=device,
-                                 streams=num_streams)
+                                 streams=num_streams, reuse=reuse)
         model_opts = ModelOptions(model=model, blend=blend)
     except OptionError as e:
         raise _error(str(e.relabel(_OPTION_NAMES))) from e
+    if runtime.reuse == "near":
+        raise _error("reuse='near' is refused here: its output depends on the order frames are requested in, which "
+                     "VapourSynth does not fix; use reuse='exact' (bit-identical) or the CLI's --reuse near")
     try:
         # device=0 (the default) runs on the CPU of a machine without CUDA
         dev = resolve_device(runtime.device, cpu_if_no_cuda=True)
@@ -262,7 +238,7 @@ def upscale(
     except EsrganVideoError as e:
         raise _error(str(e)) from e
     core = vs.core
-    worker = _FrameWorker(up, fmt, (clip.width, clip.height), (out_w, out_h), core)
+    worker = _FrameWorker(up, fmt, (clip.width, clip.height), (out_w, out_h), core, reuse=runtime.reuse)
     shape = core.std.BlankClip(clip, width=out_w, height=out_h, keep=True)
 
     def per_request(n: int) -> vs.VideoNode:
