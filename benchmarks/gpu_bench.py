@@ -28,8 +28,14 @@ What it measures (each step is skipped with a note when the time budget is spent
    median), PSNR of its 8-bit output vs ours (fp16 peers differ from our fp16 in the last bits: reported,
    not asserted); then the fastest peer and ours vs it. A peer that is missing or fails to set up is a row
    with its one-line reason.
-4. End to end: ``esrgan_video.upscale_video`` on a generated 480x270 H.264 clip with libx264
-   veryfast, when PyAV and the pipeline import.
+4. End to end: ``esrgan_video.upscale_video`` on a 480x270 centre crop of the real sample clip
+   (``benchmarks.run.make_slice``) with libx264 veryfast, when PyAV and the pipeline import.
+
+Frames, weights and PSNR come from the CPU harness's own modules (``benchmarks.models``: real weights by
+registry name or path, crops of the real sample clip ``bikes.mp4``; ``benchmarks.common.psnr``), so both
+benchmarks measure the same content the same way. On a machine that cannot reach PyPI, carry the sample
+clip in ``$ESRGAN_VIDEO_CACHE/samples/`` and the weights as a file (``--prepare-carry``; see the README's
+"Checking a GPU machine" section).
 
 ``--cpu-smoke`` runs the same code on the CPU with a tiny model and tiny frames (the CI test
 ``tests/test_runtime_gpu_bench.py`` runs it so this script cannot rot); its peers run fp32 on the CPU.
@@ -45,7 +51,8 @@ import json
 import math
 import os
 import platform
-import struct
+import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -60,9 +67,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import models as bench_models  # noqa: E402
+from benchmarks.common import psnr as psnr_array  # noqa: E402
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams  # noqa: E402
 from esrgan_video.runtime.base import NonFiniteOutputError  # noqa: E402
 from esrgan_video.runtime.torch_backend import TorchBackend  # noqa: E402
+
 
 def peak_tflops(device_name: str, precision: str = "fp16") -> tuple[float | None, str]:
     """(peak TFLOP/s, basis) for a CUDA device name and precision; (None, 'unknown') when not in the table.
@@ -152,68 +162,23 @@ def time_backend(backend, x: torch.Tensor, *, iters: int, warmup: int, streams: 
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.double() - b.double()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+    """PSNR in dB of two float images in [0, 1] (``benchmarks.common.psnr`` on their values)."""
+    return psnr_array(a.detach().double().cpu().numpy(), b.detach().double().cpu().numpy(), data_range=1.0)
 
 
-# ----------------------------------------------------------------------------------- weights
-
-
-def read_safetensors_numpy(path: Path) -> dict[str, torch.Tensor]:
-    """A minimal safetensors reader (for machines without the safetensors package)."""
-    dtypes = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
-    raw = path.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    base = 8 + n
-    out = {}
-    for key, d in header.items():
-        if key == "__metadata__":
-            continue
-        start, end = d["data_offsets"]
-        arr = np.frombuffer(raw[base + start : base + end], dtype=dtypes[d["dtype"]]).reshape(d["shape"])
-        out[key] = torch.from_numpy(arr.copy())
-    return out
+# ----------------------------------------------------------------------------------- weights and frames
 
 
 def load_real(path_or_name: str) -> RRDBNet:
-    """Real weights: a path (.safetensors/.pth) or a cached registry name, with or without safetensors."""
-    from esrgan_video.models import load_model
-
-    try:
-        return load_model(path_or_name, offline=True)
-    except ImportError:
-        from esrgan_video.models.checkpoints import normalize
-
-        p = Path(path_or_name)
-        sd, params = normalize(read_safetensors_numpy(p), str(p))
-        model = RRDBNet(params).eval()
-        model.load_state_dict(sd)
-        return model
+    """Real weights by registry name or file path (``benchmarks.models.load``; fp16 files load as fp32)."""
+    return bench_models.load(path_or_name)
 
 
-def real_frame(h: int, w: int, clip: str | None) -> tuple[torch.Tensor, str]:
-    """1x3xHxW float RGB: the first frame of ``clip`` (PyAV) resized, else skimage's astronaut, else a test pattern."""
-    if clip:
-        try:
-            import av
-
-            with av.open(clip) as c:
-                frame = next(c.decode(video=0)).to_ndarray(format="rgb24", width=w, height=h)
-            return torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255, f"first frame of {Path(clip).name}"
-        except Exception as e:  # noqa: BLE001 - fall back to the next source, and say so
-            note = f"clip unreadable ({e}); "
-    else:
-        note = ""
-    try:
-        import skimage.data
-
-        img = torch.from_numpy(skimage.data.astronaut()).permute(2, 0, 1)[None].float() / 255
-        return torch.nn.functional.interpolate(img, size=(h, w), mode="area"), note + "skimage astronaut"
-    except ImportError:
-        yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-        pat = torch.stack([(torch.sin(40 * xx * yy) + 1) / 2, xx, (torch.cos(25 * yy) + 1) / 2])[None]
-        return pat, note + "synthetic pattern (no clip, no scikit-image)"
+def real_frame(h: int, w: int) -> tuple[torch.Tensor, str]:
+    """1x3xHxW float RGB: the centred ``w`` x ``h`` crop of the benchmarks' real frame (``benchmarks.models``)."""
+    frame = bench_models.real_frame(w, h)
+    return bench_models.as_tensor(frame), (f"{bench_models.FRAME_CLIP} frame {bench_models.FRAME_INDEX}, "
+                                           f"centre crop {w}x{h}")
 
 
 # ----------------------------------------------------------------------------------- steps
@@ -328,7 +293,8 @@ def bench_tensorrt(report: Report, args, budget: Budget, device, flops_per_frame
         try:
             t0 = time.perf_counter()
             backend = TensorRTBackend(model, device, "fp16", tile_shape=(h, w), batch=b, streams=2,
-                                      options=BuildOptions(opt_level=args.trt_opt_level), cache_root=cache).open()
+                                      options=BuildOptions(opt_level=args.trt_opt_level), cache_root=cache,
+                                      notice=lambda m: print(f"    {m}", flush=True)).open()
             row.setup_s = round(time.perf_counter() - t0, 1)
             x = torch.rand(b, 3, h, w, device=device)
             ss = [torch.cuda.Stream(device) for _ in range(2)]
@@ -360,13 +326,17 @@ def bench_fidelity(report: Report, args, budget: Budget, device: torch.device, h
             sources.append((label, load_real(ref)))
         except Exception as e:  # noqa: BLE001
             report.skipped.append(f"fidelity {label}: weights not loadable ({type(e).__name__}: {e})")
-    frame, frame_note = real_frame(h, w, args.clip)
+    try:
+        frame, frame_note = real_frame(h, w)
+    except Exception as e:  # noqa: BLE001 - e.g. the sample clip is not in the cache and PyPI is out of reach
+        report.skipped.append(f"fidelity: no real frame ({type(e).__name__}: {e})")
+        return
     frame = frame.to(device)
     for label, model in sources:
         if not budget.allows(15):
             report.skipped.append(f"fidelity {label}: time budget spent")
             continue
-        entry = {"model": label, "input": f"{frame_note}, {w}x{h}"}
+        entry = {"model": label, "input": frame_note}
         ref = TorchBackend(model, device, "fp32", finite_check="off")(frame).float()
         for prec in ("fp16", "bf16"):
             try:
@@ -458,8 +428,12 @@ def bench_peers(report: Report, args, budget: Budget, device: torch.device, mode
         report.skipped.append(f"peers: time budget spent (needs ~{estimate} s, {budget.left():.0f} s left)")
         return
     rounds = args.peer_rounds
-    frame_t, frame_note = real_frame(h, w, args.clip)
-    frame = (frame_t[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    try:
+        frame = bench_models.real_frame(w, h)
+    except Exception as e:  # noqa: BLE001 - no real frame, no comparison
+        report.skipped.append(f"peers: no real frame ({type(e).__name__}: {e})")
+        return
+    frame_note = f"{bench_models.FRAME_CLIP} frame {bench_models.FRAME_INDEX}, centre crop"
     section = report.peers
     section.update(input=f"{frame_note}, {w}x{h} uint8 RGB -> {w * model.scale}x{h * model.scale}",
                    rounds=rounds, timing="median of interleaved calls (seeded round orders, 50 ms settle pause), "
@@ -533,26 +507,6 @@ def bench_peers(report: Report, args, budget: Budget, device: torch.device, mode
     write(report, args.out)
 
 
-def make_clip(path: Path, w: int, h: int, frames: int, fps: int = 30) -> None:
-    """A moving test pattern as H.264 yuv420p (PyAV)."""
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"preset": "ultrafast", "crf": "18"}
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        for i in range(frames):
-            r = (np.sin((xx + 3 * i) / 9.0) + 1) * 127
-            g = (np.cos((yy - 2 * i) / 7.0) + 1) * 127
-            b = ((xx * yy / (w * h) * 255 + 5 * i) % 256)
-            img = np.stack([r, g, b], -1).astype(np.uint8)
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-
-
 def bench_end_to_end(report: Report, args, budget: Budget, device: torch.device, model: RRDBNet, h: int, w: int,
                      infer_fps: float | None) -> None:
     try:
@@ -569,10 +523,18 @@ def bench_end_to_end(report: Report, args, budget: Budget, device: torch.device,
         return
     import tempfile
 
+    from benchmarks.run import make_slice
+    from esrgan_video.samples import sample_clip
+
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
-        make_clip(src, w, h, frames)
-        entry = {"input": f"{w}x{h} H.264, {frames} frames (generated pattern)", "codec": "libx264 veryfast"}
+        try:
+            make_slice(sample_clip(bench_models.FRAME_CLIP, progress=False), src, width=w, height=h, frames=frames)
+        except Exception as e:  # noqa: BLE001 - no real clip here (not cached, PyPI out of reach)
+            report.skipped.append(f"end to end: no real clip ({type(e).__name__}: {e})")
+            return
+        entry = {"input": f"{bench_models.FRAME_CLIP}, first {frames} frames, centre crop {w}x{h}, H.264",
+                 "codec": "libx264 veryfast"}
         try:
             up = Upscaler(model, device=str(device), backend="auto", precision="fp16" if device.type == "cuda" else "fp32")
             t0 = time.perf_counter()
@@ -669,7 +631,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="RealESRGAN_x4plus_anime_6B weights (path or cached registry name; env ESRGAN_VIDEO_ANIME_WEIGHTS)")
     p.add_argument("--x4plus-weights", default=os.environ.get("ESRGAN_VIDEO_X4PLUS_WEIGHTS"),
                    help="RealESRGAN_x4plus weights (optional; env ESRGAN_VIDEO_X4PLUS_WEIGHTS)")
-    p.add_argument("--clip", default=os.environ.get("ESRGAN_VIDEO_BENCH_CLIP"), help="a real clip for the fidelity frame")
     p.add_argument("--e2e-frames", type=int, default=None, help="frames in the end-to-end clip (default 240; smoke 6)")
     p.add_argument("--peer-rounds", type=int, default=None, help="interleaved rounds in the peers step (default 12; smoke 2)")
     p.add_argument("--skip-peers", action="store_true")
@@ -677,6 +638,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-e2e", action="store_true")
     p.add_argument("--trt-opt-level", type=int, default=3)
     p.add_argument("--engine-cache", default=None, help="engine cache dir for the TensorRT runs (default: a temp dir)")
+    p.add_argument("--prepare-carry", type=Path, default=None, metavar="DIR",
+                   help="no benchmark: write what a machine without PyPI needs into DIR (wheels/, cache/, fp16 weights)")
     args = p.parse_args(argv)
     if args.e2e_frames is None:
         args.e2e_frames = 6 if args.cpu_smoke else 240
@@ -687,8 +650,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+CARRY_MODEL = "RealESRGAN_x4plus_anime_6B"
+"""The real weights gpu_check.sh carries: 8.9 MB in fp16 (x4plus, 33 MB in fp16, does not fit beside the PyAV
+wheel in one 64 MiB carry)."""
+CARRY_WHEELS = ("av==19.0.2",)
+"""Wheels the GPU image lacks that the GPU tests and the end-to-end step import (everything else is there)."""
+
+
+def prepare_carry(root: Path) -> list[Path]:
+    """Fill ``root`` for a GPU machine that cannot reach PyPI; returns the files written.
+
+    ``wheels/``: the PyAV wheel (``pip download``, CPython 3.12 manylinux x86-64); ``cache/samples/``: the sample
+    clip (``ESRGAN_VIDEO_CACHE=root/cache`` there); ``<model>.fp16.safetensors``: the real weights in fp16."""
+    from safetensors.torch import save_file
+
+    from esrgan_video.samples import sample_clip
+
+    wheels, samples = root / "wheels", root / "cache" / "samples"
+    wheels.mkdir(parents=True, exist_ok=True)
+    samples.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version",
+                    "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64", "--platform",
+                    "manylinux_2_17_x86_64", "-d", str(wheels), *CARRY_WHEELS], check=True)
+    clip = samples / bench_models.FRAME_CLIP
+    shutil.copyfile(sample_clip(bench_models.FRAME_CLIP, progress=False), clip)
+    weights = root / f"{CARRY_MODEL}.fp16.safetensors"
+    model = bench_models.load(CARRY_MODEL)
+    save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, str(weights))
+    return sorted(wheels.glob("*.whl")) + [clip, weights]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.prepare_carry is not None:
+        for f in prepare_carry(args.prepare_carry):
+            print(f"{f}  {f.stat().st_size / 2**20:.1f} MiB")
+        return 0
     budget = Budget(args.budget)
     if args.cpu_smoke:
         device = torch.device("cpu")

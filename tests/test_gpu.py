@@ -46,6 +46,29 @@ def close_fp16(a: torch.Tensor, b: torch.Tensor, atol: float = 2e-2) -> None:
     torch.testing.assert_close(a.float().cpu(), b.float().cpu(), atol=atol, rtol=0)
 
 
+def in_flight(src: torch.Tensor, spin_cycles: int = 20_000_000) -> tuple[torch.Tensor, "torch.cuda.Stream"]:
+    """(batch, stream): a copy of ``src`` produced on a fresh stream behind a ~10 ms spin kernel, still in flight
+    when this returns. A backend that does not order its own stream after ``stream`` (the ready event) reads the
+    batch before it is written and returns the wrong frame."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())  # src was made on the current stream
+    with torch.cuda.stream(s):
+        torch.cuda._sleep(spin_cycles)
+        x = torch.empty_like(src)
+        x.copy_(src)
+    src.record_stream(s)
+    return x, s
+
+
+def overflowing(model: RRDBNet) -> RRDBNet:
+    """``model`` with conv_first scaled by 1e5: its activations overflow fp16 (max 65504), the output (about 7.5e3
+    for ``tiny()``) does not."""
+    with torch.no_grad():
+        model.conv_first.weight.mul_(1e5)
+        model.conv_first.bias.mul_(1e5)
+    return model
+
+
 # --------------------------------------------------------------------------------- torch CUDA
 
 
@@ -113,9 +136,8 @@ def test_concurrent_streams_from_threads_match_sequential():
 
     def worker(i: int) -> None:
         try:
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.default_stream())  # xs were made on the default stream
-            results[i] = b(xs[i], s)
+            x, s = in_flight(xs[i])  # the producer's copy is still running when infer is called
+            results[i] = b(x, s)
             s.synchronize()
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
@@ -151,10 +173,7 @@ def test_fp16_overflow_on_gpu_and_the_fp32_layers_way_out():
     from esrgan_video.runtime.onnx_export import activation_peaks, suggest_fp32_layers
     from esrgan_video.runtime.torch_backend import TorchBackend
 
-    model = tiny()
-    with torch.no_grad():
-        model.conv_first.weight.mul_(1e5)
-        model.conv_first.bias.mul_(1e5)
+    model = overflowing(tiny())
     x = torch.rand(1, 3, 16, 16)
     with pytest.raises(NonFiniteOutputError):
         with TorchBackend(model, "cuda", "fp16") as b:
@@ -193,19 +212,16 @@ def test_real_anime_weights_fp16_fidelity():
     path = os.environ.get("ESRGAN_VIDEO_ANIME_WEIGHTS")
     if not path:
         pytest.skip("set ESRGAN_VIDEO_ANIME_WEIGHTS to RealESRGAN_x4plus_anime_6B weights for this check")
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from gpu_bench import load_real, psnr, real_frame
-
+    from benchmarks import models as bench_models
+    from benchmarks.common import psnr
     from esrgan_video.runtime.torch_backend import TorchBackend
 
-    model = load_real(path)
-    x, _ = real_frame(64, 96, os.environ.get("ESRGAN_VIDEO_BENCH_CLIP"))
+    model = bench_models.load(path)
+    x = bench_models.as_tensor(bench_models.real_frame(96, 64))
     ref = TorchBackend(model, "cuda", "fp32")(x.cuda()).float()
     out = TorchBackend(model, "cuda", "fp16")(x.cuda()).float()
     assert torch.isfinite(out).all()
-    assert psnr(out, ref) >= 50.0
+    assert psnr(out.cpu().numpy(), ref.cpu().numpy(), data_range=1.0) >= 50.0
 
 
 # --------------------------------------------------------------------------------- TensorRT
@@ -281,9 +297,8 @@ def test_tensorrt_multi_stream_concurrent_infer(tmp_path):
 
     def worker(i: int) -> None:
         try:
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.default_stream())
-            results[i] = b(xs[i], s)
+            x, s = in_flight(xs[i])  # the producer's copy is still running when infer is called
+            results[i] = b(x, s)
             s.synchronize()
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
@@ -304,10 +319,19 @@ def test_tensorrt_cuda_graphs_and_fp32(tmp_path):
     model = tiny()
     x = torch.rand(1, 3, 32, 48)
     plain = _trt_backend(model, tmp_path).open()
-    graphs = _trt_backend(model, tmp_path, cuda_graphs=True).open()
-    for _ in range(2):
+    notices: list[str] = []
+    graphs = _trt_backend(model, tmp_path, cuda_graphs=True, notice=notices.append).open()
+    # every context captured its graph in open(); a silent fallback to plain execution fails here
+    assert graphs.graphs_captured == graphs.streams == 2 and plain.graphs_captured == 0, notices
+    assert all(slot.graph is not None for slot in graphs._slots)
+    kept = []
+    for _ in range(3):
         xi = torch.rand(1, 3, 32, 48, device="cuda")
-        torch.testing.assert_close(graphs(xi), plain(xi), atol=1e-3, rtol=0)
+        y = graphs(xi)
+        kept.append((y, plain(xi)))
+        torch.testing.assert_close(y, kept[-1][1], atol=1e-3, rtol=0)
+    for y, ref in kept:  # earlier outputs are copies, never the static buffer the next replay overwrites
+        torch.testing.assert_close(y, ref, atol=1e-3, rtol=0)
     plain.close()
     graphs.close()
     f32 = _trt_backend(model, tmp_path, precision="fp32").open()
@@ -336,12 +360,27 @@ def test_tensorrt_dynamic_profile_and_x2(tmp_path):
 
 @_mark(trt)
 def test_tensorrt_fp32_layers_engine(tmp_path):
+    from esrgan_video.runtime.onnx_export import activation_peaks, suggest_fp32_layers
+
     model = tiny()
     x = torch.rand(1, 3, 32, 48)
     b = _trt_backend(model, tmp_path, fp32_layers=("conv_first", "body")).open()
     assert b.key.fp32_layers == ("conv_first", "body")
     close_fp16(b(x.cuda()), ref_fp32(model, x))
     b.close()
+    # the layers must really stay fp32 in the engine: the 1e5-scaled model overflows a plain fp16 engine ...
+    hot = overflowing(tiny())
+    with pytest.raises(NonFiniteOutputError):
+        with _trt_backend(hot, tmp_path) as plain:
+            plain(x.cuda())
+    # ... and runs finite with the suggested fp32 layers (conv_last alone stays fp16: its output is ~7.5e3)
+    layers = suggest_fp32_layers(activation_peaks(hot, x))
+    assert "conv_first" in layers and "conv_last" not in layers
+    with _trt_backend(hot, tmp_path, fp32_layers=layers) as kept:
+        y = kept(x.cuda())
+        kept.flush()
+    assert torch.isfinite(y).all()
+    assert float((y.float().cpu() - ref_fp32(hot, x).clamp(0, 1)).abs().mean()) < 0.1
 
 
 @pytest.mark.tensorrt
@@ -354,3 +393,65 @@ def test_torch_tensorrt_backend():
     x = torch.rand(1, 3, 32, 48)
     with TorchTensorRTBackend(model, "cuda", tile_shape=(32, 48)) as b:
         close_fp16(b(x.cuda()), ref_fp32(model, x))
+
+
+@_mark(trt)
+def test_tensorrt_unaligned_input_slices_and_a_min_equal_max_profile(tmp_path):
+    from esrgan_video.runtime.tensorrt_backend import TENSOR_ALIGNMENT, BuildOptions
+
+    model = tiny()
+    # min == opt == max: a static engine (no dynamic axes without a profile), not a build failure
+    b = _trt_backend(model, tmp_path, tile_shape=(270, 480),
+                     options=BuildOptions(opt_level=0, min_shape=(1, 270, 480), max_shape=(1, 270, 480))).open()
+    assert b.key.static and not b.key.dynamic and b.key.profiles == 0 and b.info.fixed_shape == (1, 270, 480)
+    frames = torch.rand(2, 3, 270, 480, device="cuda", dtype=torch.float16)
+    second = frames[1:2]  # contiguous, 777600 bytes past the base: not 256-byte aligned
+    assert second.data_ptr() % TENSOR_ALIGNMENT != 0
+    y = b(second)
+    torch.testing.assert_close(y, b(second.clone()), atol=0, rtol=0)
+    close_fp16(y, ref_fp32(model, second.float().cpu()))
+    b.close()
+
+
+@_mark(trt)
+def test_tensorrt_corrupt_timing_cache_does_not_fail_a_build(tmp_path):
+    from esrgan_video.runtime.tensorrt_backend import BuildOptions
+
+    model = tiny()
+    first = _trt_backend(model, tmp_path).open()
+    (timing,) = tmp_path.glob("timing-*.timing")
+    first.close()
+    timing.write_bytes(os.urandom(64))  # create_timing_cache returns None for this
+    notices: list[str] = []
+    again = _trt_backend(model, tmp_path, options=BuildOptions(opt_level=1), notice=notices.append).open()
+    assert not again.outcome.hit and any("timing cache" in n for n in notices), notices
+    assert timing.stat().st_size > 64  # rewritten with real timings
+    again.close()
+
+
+@_mark(gpu)
+def test_max_autotune_outputs_survive_the_next_call():
+    """max-autotune turns on cudagraph trees like reduce-overhead: an output not cloned is overwritten by the
+    next replay (and the in-place clamp would write into the graph's buffer)."""
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    model = tiny()
+    eager = TorchBackend(model, "cuda", "fp16")
+    with TorchBackend(model, "cuda", "fp16", compile="max-autotune") as b:
+        xs = [torch.rand(1, 3, 16, 16, device="cuda") for _ in range(4)]
+        ys = [b(x) for x in xs]
+        for x, y in zip(xs, ys):
+            torch.testing.assert_close(y, eager(x), atol=5e-3, rtol=0)
+
+
+@_mark(gpu)
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_cuda_graphs_on_the_second_gpu():
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    model = tiny()
+    torch.cuda.set_device(0)  # the process-wide default capture stream would live here
+    x = torch.rand(1, 3, 16, 24, device="cuda:1")
+    g = TorchBackend(model, "cuda:1", "fp16", cuda_graphs=True)
+    torch.testing.assert_close(g(x), TorchBackend(model, "cuda:1", "fp16")(x), atol=2e-3, rtol=0)
+    assert g._graphs and all(e.static_out.device == torch.device("cuda", 1) for e in g._graphs.values())

@@ -46,11 +46,14 @@ def test_cpu_smoke_run_writes_json_and_markdown(tmp_path):
     assert all(r["fps"] and r["fps"] > 0 and not r["note"] for r in rows)
     (fid,) = report["fidelity"]
     assert fid["nonfinite_fp16"] in (0, None)
+    assert fid["input"] == "bikes.mp4 frame 40, centre crop 24x16"  # benchmarks.models' real frame, as the CPU harness
+    assert report["peers"]["input"].startswith("bikes.mp4 frame 40, centre crop, 24x16 uint8 RGB")
     if fid.get("psnr_fp16_vs_fp32_db") is not None:
         assert fid["psnr_fp16_vs_fp32_db"] > 40
     e2e = report["end_to_end"]
     if e2e:  # pipeline + PyAV present
         assert e2e[0].get("fps", 0) > 0 and e2e[0]["frames"] == 6, e2e
+        assert e2e[0]["input"].startswith("bikes.mp4, first 6 frames, centre crop 24x16")  # a real clip's slice
     else:
         assert any(s.startswith("end to end") for s in report["skipped"])
     assert not report["errors"], report["errors"]

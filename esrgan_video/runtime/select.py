@@ -66,7 +66,7 @@ def choose_backend(
         if not installed:
             pkg = "tensorrt" if requested == "tensorrt" else "torch-tensorrt"
             raise BackendError(f"backend {requested} requested but {pkg} is not installed; "
-                               "pip install 'esrgan-video[tensorrt]' or use --backend torch")
+                               f"pip install 'esrgan-video[{pkg}]' or use --backend torch")
         if precision is not None and precision not in TRT_PRECISIONS:
             raise BackendError(f"backend {requested} runs {' or '.join(TRT_PRECISIONS)}, got {precision}")
         if not fixed_shape:
