@@ -34,8 +34,9 @@ RRDB_TILE_PAD = DEFAULT_TILE_PAD
 COMPACT_TILE_PAD_MARGIN = 0
 """Pixels added to the compact model's receptive radius for its default pad. 0: with a pad of the radius
 (num_conv + 2 = 18 for realesr-animevideov3) every core pixel sees exactly the context it sees in the whole
-frame; measured on the real weights (docs/benchmarks.md, "compact model: tile pad"): max |tiled - whole| at
-float rounding (PSNR > 120 dB) at pad 18, 45-60 dB at pad 8."""
+frame. Measured on the real realesr-animevideov3 weights, 160x160 crops of skimage chelsea / astronaut, tile 32,
+tiled against whole frame: pad 4: 55 / 59 dB, pad 8: 69 / 73 dB, pad 16: 103 / 105 dB, pad 17: 114 / 117 dB,
+pad 18: 147 / 150 dB (max |diff| 1.3e-6, float rounding), the same at pad 24 (docs/benchmarks.md)."""
 
 
 @dataclass(frozen=True, kw_only=True)

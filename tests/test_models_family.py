@@ -1,0 +1,222 @@
+"""Every ESRGAN-family checkpoint shape spandrel 0.4.2 loads, and the compact model, on random weights of that
+shape: detected hyperparameters, the descriptor, and output equality with spandrel (≤ 1e-5, unclamped, so a
+wrong layer cannot hide behind the clamp). Layouts: new-arch, old-arch, BSRGAN names, safetensors and .pth."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from esrgan_video import load_model
+from esrgan_video.arch import CompactParams, RRDBNet, RRDBParams, SRVGGNetCompact
+from esrgan_video.errors import ModelError
+from esrgan_video.models import describe
+from esrgan_video.models.detection import detect_params
+from esrgan_video.testing import to_old_arch
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+TOLERANCE = 1e-5
+
+
+def random_model(params, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    net = (RRDBNet if isinstance(params, RRDBParams) else SRVGGNetCompact)(params, clamp=False).eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("bias"):
+                p.uniform_(-0.05, 0.05)
+            elif p.ndim == 1:  # PReLU slopes: per channel, some negative
+                p.uniform_(-0.3, 0.6)
+    return net
+
+
+def spandrel_load(sd: dict[str, torch.Tensor]):
+    import spandrel
+
+    desc = spandrel.ModelLoader().load_from_state_dict({k: v.clone() for k, v in sd.items()})
+    desc.model.eval()
+    return desc
+
+
+def bsr_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in sd.items():
+        k = re.sub(r"^body\.(\d+)\.rdb", r"RRDB_trunk.\1.RDB", k)
+        out[k.replace("conv_body", "trunk_conv").replace("conv_up", "upconv").replace("conv_hr", "HRconv")] = v
+    return out
+
+
+# gc=32 wherever spandrel takes part: its ESRGAN hard-codes it
+RRDB_CASES = {
+    "x1 old-arch restoration (no up conv)": RRDBParams(scale=1, unshuffle=1, nf=8, nb=1),
+    "x1 Real-ESRGAN (unshuffle 4)": RRDBParams(scale=1, nf=8, nb=1),
+    "x2 one up conv": RRDBParams(scale=2, unshuffle=1, nf=8, nb=1),
+    "x2 Real-ESRGAN (unshuffle 2)": RRDBParams(scale=2, nf=8, nb=1),
+    "x4 unshuffle 2, three up convs": RRDBParams(scale=4, unshuffle=2, nf=8, nb=1),
+    "x4": RRDBParams(scale=4, nf=8, nb=2),
+    "x8": RRDBParams(scale=8, nf=8, nb=1),
+    "x16": RRDBParams(scale=16, nf=4, nb=1),
+    "x4 grey 1->1": RRDBParams(scale=4, nf=8, nb=1, in_nc=1, out_nc=1),
+    "x4 RGBA 4->4": RRDBParams(scale=4, nf=8, nb=1, in_nc=4, out_nc=4),
+    "x2 grey->RGB 1->3": RRDBParams(scale=2, unshuffle=1, nf=8, nb=1, in_nc=1, out_nc=3),
+    "x1 RGB->grey 3->1": RRDBParams(scale=1, unshuffle=1, nf=8, nb=1, in_nc=3, out_nc=1),
+    "x2 grey, unshuffle 2": RRDBParams(scale=2, nf=8, nb=1, in_nc=1, out_nc=1),
+    "ESRGAN+ x4": RRDBParams(scale=4, nf=8, nb=1, plus=True),
+    "ESRGAN+ x1 old-arch": RRDBParams(scale=1, unshuffle=1, nf=8, nb=2, plus=True),
+}
+
+
+@pytest.mark.parametrize("case", list(RRDB_CASES))
+def test_esrgan_family_matches_spandrel(tmp_path: Path, case: str) -> None:
+    p = RRDB_CASES[case]
+    net = random_model(p, seed=len(case))
+    sd = {k: v.clone() for k, v in net.state_dict().items()}
+    old = to_old_arch(sd)
+    # spandrel reads the old-arch layout (its own) and, except for ESRGAN+, the new one
+    theirs = spandrel_load(old)
+    assert (theirs.scale, theirs.input_channels, theirs.output_channels) == (p.scale, p.in_nc, p.out_nc)
+    x = torch.rand(1, p.in_nc, 8, 12, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = theirs.model(x)
+    assert ref.shape == (1, p.out_nc, 8 * p.scale, 12 * p.scale)
+    layouts = {"new": sd, "old": old, "bsrgan": bsr_names(sd)}
+    for layout, obj in layouts.items():
+        assert detect_params(_canonical(obj), layout) == p, layout
+        for suffix in (".pth", ".safetensors"):
+            path = tmp_path / f"{layout}{suffix}"
+            torch.save(obj, path) if suffix == ".pth" else save_file(obj, str(path))
+            model = load_model(path)
+            assert model.params == p, (layout, suffix)
+            d = model.info.descriptor
+            assert d == describe(model)
+            assert (d.architecture, d.scale, d.in_channels, d.out_channels, d.size_multiple) == (
+                "ESRGAN", p.scale, p.in_nc, p.out_nc, p.unshuffle)
+            model.clamp = False
+            with torch.no_grad():
+                out = model(x)
+            assert (out - ref).abs().max() <= TOLERANCE, (layout, suffix)
+    assert ref.abs().mean() > 1e-3  # a model that does something, so equality means something
+
+
+def _canonical(obj: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    from esrgan_video.models.esrgan import to_new_arch
+
+    return to_new_arch(obj, "test")
+
+
+COMPACT_CASES = {
+    "x4 (animevideov3 shape, smaller)": CompactParams(nf=8, num_conv=4, scale=4),
+    "x2": CompactParams(nf=8, num_conv=2, scale=2),
+    "x1": CompactParams(nf=8, num_conv=1, scale=1),
+    "x3": CompactParams(nf=4, num_conv=1, scale=3),
+    "x2 grey": CompactParams(nf=8, num_conv=2, scale=2, in_nc=1, out_nc=1),
+    "x2 RGBA": CompactParams(nf=8, num_conv=2, scale=2, in_nc=4, out_nc=4),
+    "x4 grey in, RGB out": CompactParams(nf=8, num_conv=1, scale=4, in_nc=1, out_nc=3),
+}
+
+
+@pytest.mark.parametrize("case", list(COMPACT_CASES))
+def test_compact_matches_spandrel(tmp_path: Path, case: str) -> None:
+    p = COMPACT_CASES[case]
+    net = random_model(p, seed=len(case))
+    sd = {k: v.clone() for k, v in net.state_dict().items()}
+    theirs = spandrel_load(sd)
+    assert (theirs.scale, theirs.input_channels, theirs.output_channels) == (p.scale, p.in_nc, p.out_nc)
+    x = torch.rand(1, p.in_nc, 9, 7, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = theirs.model(x)
+    assert detect_params(sd, case) == p
+    # Real-ESRGAN saves compact models under "params"; also flat safetensors
+    torch.save({"params": sd}, tmp_path / "m.pth")
+    save_file(sd, str(tmp_path / "m.safetensors"))
+    for path in (tmp_path / "m.pth", tmp_path / "m.safetensors"):
+        model = load_model(path)
+        assert model.params == p and isinstance(model, SRVGGNetCompact)
+        d = describe(model)
+        assert (d.architecture, d.scale, d.in_channels, d.out_channels, d.size_multiple) == (
+            "Compact", p.scale, p.in_nc, p.out_nc, 1)
+        assert d.receptive_radius == d.tile_pad == p.num_conv + 2
+        model.clamp = False
+        with torch.no_grad():
+            out = model(x)
+        assert out.shape == ref.shape
+        assert (out - ref).abs().max() <= TOLERANCE, path.suffix
+
+
+def test_flops_follow_the_structure() -> None:
+    # realesr-animevideov3: 9 * (3*64 + 16*64*64 + 64*48) MACs per input pixel; ~9x cheaper than anime 6B
+    # and ~29x cheaper than x4plus, as the issue states
+    compact = describe(SRVGGNetCompact(CompactParams()))
+    assert compact.macs_per_input_pixel == 9 * (3 * 64 + 16 * 64 * 64 + 64 * 48)
+    anime = describe(RRDBNet(RRDBParams(nb=6)))
+    x4plus = describe(RRDBNet(RRDBParams()))
+    assert 9 < anime.flops_per_input_pixel / compact.flops_per_input_pixel < 9.5
+    assert 28.5 < x4plus.flops_per_input_pixel / compact.flops_per_input_pixel < 29.5
+    # count the MACs of the real convolutions with hooks, for every family member with a different structure
+    for net in (RRDBNet(RRDBParams(scale=1, unshuffle=1, nf=8, nb=1, gc=4, plus=True)),
+                RRDBNet(RRDBParams(scale=2, nf=8, nb=1, gc=4)), RRDBNet(RRDBParams(scale=16, nf=4, nb=1, gc=4)),
+                SRVGGNetCompact(CompactParams(nf=8, num_conv=3, scale=3))):
+        assert describe(net).macs_per_input_pixel == _hooked_macs(net, 16, 16) // (16 * 16), net.params
+
+
+def _hooked_macs(net: torch.nn.Module, h: int, w: int) -> int:
+    total = 0
+
+    def hook(mod, _inp, out):
+        nonlocal total
+        total += out.shape[-2] * out.shape[-1] * mod.out_channels * mod.in_channels * mod.kernel_size[0] ** 2
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        net(torch.rand(1, net.params.in_nc, h, w))
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+def test_receptive_radius_is_what_a_pixel_reaches() -> None:
+    # one changed input pixel changes outputs exactly up to the radius (compact), and not beyond it
+    p = CompactParams(nf=4, num_conv=3, scale=2)
+    net = random_model(p, seed=5)
+    x = torch.rand(1, 3, 1, 31)
+    y = x.clone()
+    y[..., 15] += 0.5
+    with torch.no_grad():
+        changed = (net(x) - net(y)).abs().amax(dim=(0, 1, 2)) > 0
+    cols = changed.nonzero().flatten() // 2  # output column -> input column
+    assert int(cols.min()) == 15 - describe(net).receptive_radius and int(cols.max()) == 15 + describe(net).receptive_radius
+
+
+def test_detection_failures_list_what_was_found(tmp_path: Path) -> None:
+    sd = dict(random_model(RRDBParams(scale=4, nf=8, nb=1), 0).state_dict())
+    old = to_old_arch(sd)
+    # old-arch with its HR conv renumbered: the indices found are listed
+    bad = {("model.9" + k[len("model.8"):] if k.startswith("model.8.") else k): v for k, v in old.items()}
+    torch.save(bad, tmp_path / "bad_numbers.pth")
+    with pytest.raises(ModelError, match=r"convs after the trunk are model\.3, model\.6, model\.9, model\.10"):
+        load_model(tmp_path / "bad_numbers.pth")
+    # one up conv after a pixel-unshuffle by 4 would be a scale of 1/2: what was read is named
+    half = dict(random_model(RRDBParams(scale=2, unshuffle=1, nf=8, nb=1), 0).state_dict())
+    half["conv_first.weight"] = torch.zeros(8, 48, 3, 3)  # 48 = 16 * 3: unshuffled by 4
+    torch.save(half, tmp_path / "half.pth")
+    with pytest.raises(ModelError, match=r"1 up-sampling convs with a pixel-unshuffle of 4 \(conv_first takes 48 "
+                                         r"channels, conv_last gives 3\) is a scale of 2\*\*1/4"):
+        load_model(tmp_path / "half.pth")
+    # an unknown architecture: the first key under each top-level name, with its shape
+    torch.save({"head.weight": torch.zeros(8, 3, 3, 3), "tail.0.weight": torch.zeros(3, 8, 3, 3)},
+               tmp_path / "unknown.pth")
+    with pytest.raises(ModelError) as info:
+        load_model(tmp_path / "unknown.pth")
+    assert "head.weight (8, 3, 3, 3)" in str(info.value) and "tail.0.weight (3, 8, 3, 3)" in str(info.value)
+    assert "ESRGAN-family" in str(info.value) and "Compact" in str(info.value)
+    # a compact model whose conv count does not fit its PReLUs
+    c = dict(random_model(CompactParams(nf=4, num_conv=2, scale=2), 0).state_dict())
+    del c["body.3.weight"]
+    torch.save(c, tmp_path / "gap.pth")
+    with pytest.raises(ModelError, match=r"missing \[body\.3\.weight\]"):
+        load_model(tmp_path / "gap.pth")
