@@ -1,0 +1,111 @@
+"""Still images in and out with PyAV (FFmpeg's image codecs), so there is no second imaging library.
+
+``read_image`` gives packed RGB (and alpha) samples, ``write_image`` encodes them into the format the
+extension names, through a temporary file beside the target that is renamed when complete. 16-bit input
+stays 16-bit where the output format allows it (PNG, TIFF); others get it rounded to 8 bits.
+The upscaling itself is ``esrgan_video.stills``' (the core's frame transform).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import InputError, OutputError
+from .partials import partial_path
+
+__all__ = ["IMAGE_EXTENSIONS", "check_extension", "read_image", "write_image"]
+
+# output extension → (codec, pix_fmt for 8-bit RGB, for 8-bit RGBA, for 16-bit RGB, for 16-bit RGBA)
+_ENCODERS = {
+    ".png": ("png", "rgb24", "rgba", "rgb48be", "rgba64be"),
+    ".tif": ("tiff", "rgb24", "rgba", "rgb48le", "rgba64le"),
+    ".tiff": ("tiff", "rgb24", "rgba", "rgb48le", "rgba64le"),
+    ".jpg": ("mjpeg", "yuvj444p", None, None, None),
+    ".jpeg": ("mjpeg", "yuvj444p", None, None, None),
+    ".webp": ("libwebp", "yuv420p", "yuva420p", None, None),
+    ".bmp": ("bmp", "rgb24", "bgra", None, None),
+}
+
+IMAGE_EXTENSIONS: tuple[str, ...] = tuple(sorted(_ENCODERS))
+"""The output extensions :func:`write_image` can encode (lower case, with the dot)."""
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(RGB H×W×3, alpha H×W or None, bits) with samples as uint8 (bits 8) or uint16 (bits 16).
+
+    InputError naming the file when it is missing, empty or not an image FFmpeg decodes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty")
+    try:
+        with av.open(str(path)) as c:
+            frame = next(c.decode(video=0))
+    except (av.FFmpegError, StopIteration, IndexError) as e:
+        raise InputError(f"{path}: not a readable image ({e})") from e
+    fmt = frame.format
+    bits = max(c.bits for c in fmt.components) if fmt.components else 8
+    has_alpha = fmt.has_alpha if hasattr(fmt, "has_alpha") else any(c.is_alpha for c in fmt.components)
+    deep = bits > 8
+    target = ("rgba64le" if deep else "rgba") if has_alpha else ("rgb48le" if deep else "rgb24")
+    arr = frame.to_ndarray(format=target)
+    rgb = arr[..., :3]
+    alpha = arr[..., 3] if has_alpha else None
+    return np.ascontiguousarray(rgb), alpha, 16 if deep else 8
+
+
+def check_extension(dst: str | os.PathLike) -> None:
+    """OutputError unless ``dst``'s extension is one :func:`write_image` encodes."""
+    dst = Path(dst)
+    if dst.suffix.lower() not in _ENCODERS:
+        raise OutputError(f"{dst}: unsupported image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
+
+
+def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None, bits: int) -> None:
+    """Encode ``rgb`` (H×W×3 uint8/uint16) and ``alpha`` (H×W or None) into ``dst`` (format from its extension).
+
+    ``bits`` 16 keeps 16 bits where the format can (PNG, TIFF). OutputError when the extension is unknown or
+    the format cannot keep an alpha channel. Written to a temporary file beside ``dst`` and renamed over it
+    when complete, so ``dst`` is never half written.
+    """
+    dst = Path(dst)
+    check_extension(dst)
+    codec, fmt8, fmt8a, fmt16, fmt16a = _ENCODERS[dst.suffix.lower()]
+    deep = bits > 8 and fmt16 is not None
+    if alpha is not None and (fmt16a if deep else fmt8a) is None:
+        raise OutputError(f"{dst}: this format cannot keep the alpha channel; use .png or .tiff")
+    if not deep and rgb.dtype == np.uint16:
+        rgb = (rgb.astype(np.uint32) * 255 + 32767) // 65535
+        rgb = rgb.astype(np.uint8)
+        if alpha is not None:
+            alpha = ((alpha.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if alpha is not None:
+        data = np.concatenate([rgb, alpha[..., None]], axis=2)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(data), format="rgba64le" if deep else "rgba")
+        pix_fmt = fmt16a if deep else fmt8a
+    else:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb48le" if deep else "rgb24")
+        pix_fmt = fmt16 if deep else fmt8
+    tmp = partial_path(dst)
+    try:
+        with av.open(str(tmp), "w", format="image2") as c:
+            s = c.add_stream(codec, rate=1)
+            s.width, s.height = rgb.shape[1], rgb.shape[0]
+            s.pix_fmt = pix_fmt
+            if codec == "mjpeg":
+                s.codec_context.color_range = 2  # full range JPEG
+                s.options = {"qmin": "1", "qmax": "2"}
+            for packet in s.encode(frame.reformat(format=pix_fmt)):
+                c.mux(packet)
+            for packet in s.encode(None):
+                c.mux(packet)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

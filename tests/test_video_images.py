@@ -1,0 +1,55 @@
+"""video.images: still-image I/O through PyAV, round trips checked sample for sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from esrgan_video.errors import InputError, OutputError
+from esrgan_video.video.images import IMAGE_EXTENSIONS, read_image, write_image
+
+
+def _picture(h=12, w=20, deep=False, seed=0):
+    rng = np.random.default_rng(seed)
+    hi = 65536 if deep else 256
+    dtype = np.uint16 if deep else np.uint8
+    return rng.integers(0, hi, (h, w, 3), dtype=dtype), rng.integers(0, hi, (h, w), dtype=dtype)
+
+
+@pytest.mark.parametrize("ext,deep", [(".png", False), (".png", True), (".tif", True), (".tiff", False), (".bmp", False)])
+def test_lossless_formats_round_trip_exactly(tmp_path, ext, deep):
+    rgb, alpha = _picture(deep=deep)
+    dst = tmp_path / f"p{ext}"
+    write_image(dst, rgb, alpha, 16 if deep else 8)
+    got_rgb, got_alpha, bits = read_image(dst)
+    assert bits == (16 if deep else 8)
+    np.testing.assert_array_equal(got_rgb, rgb)
+    np.testing.assert_array_equal(got_alpha, alpha)
+    assert [p.name for p in tmp_path.iterdir()] == [dst.name]  # no temporary file left
+
+
+def test_deep_samples_are_rounded_where_the_format_is_8_bit(tmp_path):
+    rgb, alpha = _picture(deep=True)
+    write_image(tmp_path / "p.bmp", rgb, alpha, 16)  # BMP: lossless, 8 bits only
+    got, got_alpha, bits = read_image(tmp_path / "p.bmp")
+    assert bits == 8
+    np.testing.assert_array_equal(got, ((rgb.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8))
+    np.testing.assert_array_equal(got_alpha, ((alpha.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8))
+
+
+def test_refusals_name_the_file(tmp_path):
+    rgb, alpha = _picture()
+    with pytest.raises(OutputError, match=r"x\.gif: unsupported image extension; use one of .*\.png"):
+        write_image(tmp_path / "x.gif", rgb, None, 8)
+    with pytest.raises(OutputError, match=r"x\.jpg: this format cannot keep the alpha channel"):
+        write_image(tmp_path / "x.jpg", rgb, alpha, 8)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(InputError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        read_image(tmp_path / "empty.png")
+    (tmp_path / "text.png").write_text("not a picture\n" * 10)
+    with pytest.raises(InputError, match="not a readable image"):
+        read_image(tmp_path / "text.png")
+    assert ".png" in IMAGE_EXTENSIONS and ".jpeg" in IMAGE_EXTENSIONS
