@@ -6,6 +6,8 @@
     esrgan-video engine build|list|clear
     esrgan-video batch INPUT... -o OUTDIR
     esrgan-video demo                  upscale 1 s of a real sample clip
+    esrgan-video train --data SRC... --out RUN [--base M --recipe R --stage S ...]   fine-tune a model
+    esrgan-video blend A B --alpha 0.7 -o out.safetensors   network interpolation of two models
 
 Exit codes: listed once in :mod:`esrgan_video.cli.exit_codes` (and printed by ``-h``). SIGTERM and SIGHUP are
 handled like Ctrl-C (``cli.signals``): nothing is left behind, and the status is 143 / 129 (130 for Ctrl-C).
@@ -20,14 +22,14 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from .arguments import add_upscale_options, upscale_options
+from .arguments import add_upscale_options, flag_name, upscale_options
 from .exit_codes import BATCH_FAILED, exit_codes_text
 from .exit_codes import OK as EXIT_OK, USAGE as EXIT_USAGE
 from .signals import exit_status, signal_name, stop_signals
 from ..errors import EsrganVideoError, OptionError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
-SUBCOMMANDS = ("preview", "models", "engine", "batch", "demo")
+SUBCOMMANDS = ("preview", "models", "engine", "batch", "demo", "train", "blend")
 
 
 def _upscale_parser() -> argparse.ArgumentParser:
@@ -105,8 +107,11 @@ def _run_upscale(argv: list[str]) -> int:
     finally:
         reporter.close()
     if not args.quiet:
+        w, h = result.size
+        sar = f" SAR {result.sar.numerator}:{result.sar.denominator}" if result.sar != 1 else ""
         print(
-            f"esrgan-video: wrote {result.output} ({result.frames} frames, {result.fps:.2f} fps, backend {result.backend}"
+            f"esrgan-video: wrote {result.output} ({result.frames} frames, {w}x{h}{sar}, {result.encoder}; "
+            f"{result.fps:.2f} fps, backend {result.backend}"
             + (f": {result.backend_reason})" if result.backend_reason else ")"),
             file=sys.stderr,
         )
@@ -147,15 +152,30 @@ def _run_demo(argv: list[str]) -> int:
     return demo_main(argv)
 
 
+def _run_train(argv: list[str]) -> int:
+    from .train import main as train_main
+
+    return train_main(argv)
+
+
+def _run_blend(argv: list[str]) -> int:
+    from .blend import main as blend_main
+
+    return blend_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     handlers = {"preview": _run_preview, "models": _run_models, "engine": _run_engine, "batch": _run_batch,
-                "demo": _run_demo}
+                "demo": _run_demo, "train": _run_train, "blend": _run_blend}
     try:
         with stop_signals():
             if argv and argv[0] in handlers and not os.path.exists(argv[0]):
                 return handlers[argv[0]](argv[1:])
             return _run_upscale(argv)
+    except OptionError as e:  # found during the run (a trim that selects nothing, a crf the encoder lacks)
+        print(f"esrgan-video: error: {e.relabel({e.option: flag_name(e.option)})}", file=sys.stderr)
+        return e.exit_code
     except EsrganVideoError as e:
         print(f"esrgan-video: error: {e}", file=sys.stderr)
         return e.exit_code

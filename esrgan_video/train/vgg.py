@@ -14,12 +14,14 @@ Two sources, tried in this order:
    the Caffe mean (103.939, 116.779, 123.68).
 
 **Feature scale.** The published perceptual-loss weights were tuned with torchvision's features. The original
-network sees input 255·σ ≈ 255 × 0.226 ≈ 57.6 times larger than torchvision's normalised input (σ = 0.226, the
-mean of ImageNet's per-channel std 0.229/0.224/0.225). A stack of convolutions and ReLUs is positively
-homogeneous (f(k·x) = k·f(x)) except for its biases, which are small next to activations at the 0–255 scale,
-so its pre-activation features are about 57.6× larger. :data:`ORIGINAL_FEATURE_SCALE` = 1 / (255 × 0.226)
-multiplies them back, so a recipe's weights mean the same with either source (tests measure the homogeneity
-on the real weights).
+network's input is k = 255·σ ≈ 255 × 0.226 ≈ 57.6 times larger than torchvision's normalised input (σ = 0.226,
+the mean of ImageNet's per-channel std 0.229/0.224/0.225; both subtract the same ImageNet mean, 0.485·255 =
+123.7 etc.). For a network of convolutions, ReLUs and max pools the identity f(x/k; W, b/k) = f(x; W, b)/k holds
+exactly, so the original weights, moved to torchvision's input scale (biases / k), give features exactly k times
+smaller: :data:`ORIGINAL_FEATURE_SCALE` = 1 / (255 × 0.226) puts them at the scale of a network trained on
+torchvision's input, and a recipe's weights mean the same with either source. (Dividing only the input by k is
+not the same: with the original biases kept, conv5_4 shrinks by about 35×, not 57.6×, on real images; tests
+check the identity on the real weights.)
 
 Features are taken **before** the ReLU (ESRGAN's change to SRGAN): asking for ``conv5_4`` returns that
 convolution's output. Max pooling as in VGG19.

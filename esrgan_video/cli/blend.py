@@ -1,0 +1,57 @@
+"""``esrgan-video blend A B``: network interpolation of two models (ESRGAN §3.4), a thin shell over
+``esrgan_video.train.blend``.
+
+    esrgan-video blend runs/psnr/final.safetensors runs/gan/final.safetensors --alpha 0.7 -o blended.safetensors
+    esrgan-video blend A B --alphas 0,0.25,0.5,0.75,1 --preview FRAME.png -o strip.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import OptionError
+
+
+def _alphas(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--alphas wants numbers separated by commas, got {text!r}") from e
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="esrgan-video blend",
+        description="Blend two models of the same shape: (1 - alpha)*A + alpha*B. With --alpha, write the blended "
+        "model; with --alphas and --preview FRAME, write one strip image of FRAME upscaled at each alpha.")
+    p.add_argument("a", metavar="A", help="model A (registry name or checkpoint), e.g. the psnr-stage result")
+    p.add_argument("b", metavar="B", help="model B, e.g. the gan-stage result")
+    p.add_argument("--alpha", type=float, help="weight of B in the blended model (0..1)")
+    p.add_argument("--alphas", type=_alphas, help="several alphas for --preview, e.g. 0,0.25,0.5,0.75,1")
+    p.add_argument("--preview", metavar="FRAME", help="an image to upscale at each of --alphas")
+    p.add_argument("-o", "--output", required=True, help="the blended .safetensors (or the .png strip)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N for --preview (default: auto)")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    from ..train.blend import blend_models, blend_strip
+
+    if args.preview:
+        if args.alphas is None and args.alpha is None:
+            raise OptionError("--alphas", "the alphas to show with --preview (e.g. 0,0.5,1)", None)
+        alphas = args.alphas if args.alphas is not None else [args.alpha]
+        out = blend_strip(args.a, args.b, alphas, args.preview, args.output, device=args.device,
+                          overwrite=args.overwrite)
+    else:
+        if args.alpha is None or args.alphas is not None:
+            raise OptionError("--alpha", "one alpha to write a blended model (--alphas goes with --preview)",
+                              args.alphas)
+        out = blend_models(args.a, args.b, args.alpha, args.output, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"esrgan-video blend: wrote {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,119 @@
+"""``esrgan-video train``: fine-tune (or train) an ESRGAN generator, a thin shell over ``esrgan_video.train``.
+
+    esrgan-video train --data episode1.mkv episode2.mkv --base RealESRGAN_x4plus_anime_6B \\
+        --recipe realesrgan --stage gan --out runs/my-series --steps 20000
+
+Options come from the command line over a TOML file (``--config``, same names with underscores, a
+``[degradation]`` table for degradation fields). Rerunning the same command resumes the run in ``--out``.
+Several GPUs: ``torchrun --standalone --nproc_per_node=N -m esrgan_video train ...``.
+Exit codes: 0 done, 2 bad option, 3 bad input, 4 model/checkpoint problem, 5 download, 130 interrupted
+(a checkpoint was saved: rerun to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_INTERRUPTED = 130
+
+
+def _crop(text: str) -> list[int]:
+    try:
+        parts = [int(x) for x in text.replace("x", ",").replace("+", ",").split(",")]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected X,Y,WIDTH,HEIGHT, got {text!r}") from e
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"expected X,Y,WIDTH,HEIGHT, got {text!r}")
+    return parts
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="esrgan-video train",
+        description="Fine-tune an ESRGAN (RRDB) generator on your own videos or images. LR inputs are made from "
+        "random HR patches by a degradation, or given (--lr-data). Writes a run folder (--out) with checkpoints, "
+        "previews and a journal; rerunning the same command resumes. See docs/training.md.",
+        epilog="Exit codes: 0 done, 2 bad option, 3 bad input, 4 model or checkpoint, 5 download, 130 interrupted "
+        "(checkpoint saved; rerun to resume).",
+        argument_default=None,
+    )
+    d = p.add_argument_group("data")
+    d.add_argument("--data", nargs="+", metavar="SRC", help="HR videos, image folders or images")
+    d.add_argument("--lr-data", nargs="+", metavar="SRC", help="paired LR sources, one per --data entry")
+    d.add_argument("--degradation", choices=["bicubic", "realesrgan", "video"],
+                   help="how LR inputs are made (default: the recipe's)")
+    d.add_argument("--held-out", type=float, help="fraction of each source's last frames kept for validation (0.05)")
+    d.add_argument("--max-frames", type=int, help="frames kept in memory per source (1000)")
+    d.add_argument("--pair-threshold", type=float, help="paired data: minimum PSNR (dB) of a matching pair (20)")
+    d.add_argument("--pair-offset", type=float, help="paired videos: seconds added to the LR timestamps")
+    d.add_argument("--hr-crop", type=_crop, metavar="X,Y,W,H", help="paired data: crop of the HR frames")
+    d.add_argument("--lr-crop", type=_crop, metavar="X,Y,W,H", help="paired data: crop of the LR frames")
+    m = p.add_argument_group("networks")
+    m.add_argument("--base", help="starting model: registry name or checkpoint (default: from scratch, paper init)")
+    m.add_argument("--scale", type=int, help="output scale (default: the base's; 4 from scratch)")
+    m.add_argument("--nf", type=int, help="from scratch: trunk channels (64)")
+    m.add_argument("--nb", type=int, help="from scratch: RRDB blocks (23)")
+    m.add_argument("--gc", type=int, help="from scratch: growth channels (32)")
+    m.add_argument("--discriminator", choices=["vgg128", "unet"], help="default: the recipe's")
+    m.add_argument("--discriminator-weights", metavar="FILE", help="resume a discriminator from an earlier run")
+    m.add_argument("--vgg-weights", metavar="FILE", help="torchvision's vgg19-dcbb9e9d.pth for the perceptual loss")
+    t = p.add_argument_group("training")
+    t.add_argument("--recipe", choices=["esrgan", "realesrgan"], help="published settings to train with (esrgan)")
+    t.add_argument("--stage", choices=["psnr", "gan"], help="psnr: L1 only (default); gan: L1 + perceptual + GAN")
+    t.add_argument("--gan", choices=["ragan", "vanilla"], help="GAN loss (default: the recipe's)")
+    t.add_argument("--pixel-weight", type=float)
+    t.add_argument("--perceptual-weight", type=float)
+    t.add_argument("--gan-weight", type=float)
+    t.add_argument("--patch", type=int, help="HR patch size in pixels (128)")
+    t.add_argument("--batch", type=int, help="patches per step per process (CPU 4, CUDA 16)")
+    t.add_argument("--steps", type=int, help="total steps (CPU 200, CUDA 20000)")
+    t.add_argument("--lr", type=float, help="Adam learning rate (1e-4)")
+    t.add_argument("--schedule", choices=["step", "cosine", "constant"], help="default: the recipe's")
+    t.add_argument("--ema", type=float, metavar="DECAY", help="EMA decay of the generator, 0 = off (0.999)")
+    t.add_argument("--seed", type=int, help="seed of the patch sampler and degradations (0)")
+    r = p.add_argument_group("run")
+    r.add_argument("--out", help="the run folder")
+    r.add_argument("--config", metavar="TOML", help="options from a TOML file (the command line wins)")
+    r.add_argument("--restart", action="store_true", default=False, help="start over in an existing run folder")
+    r.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N steps")
+    r.add_argument("--val-every", type=int, metavar="N", help="validate every N steps")
+    r.add_argument("--preview-every", type=int, metavar="N", help="preview grid every N steps")
+    r.add_argument("--device", help="cpu, cuda or cuda:N (default: auto)")
+    r.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast on CUDA (auto)")
+    r.add_argument("--offline", action="store_true", default=None, help="never download (models, VGG weights)")
+    r.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress bar, no notices")
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    """TOML (``--config``) values, overridden by the options given on the command line → ``TrainConfig``."""
+    from ..train.config import TrainConfig, read_toml
+
+    values = read_toml(args.config) if args.config else {}
+    skip = {"config", "restart"}
+    for key, value in vars(args).items():
+        if key not in skip and value is not None:
+            values[key] = value
+    return TrainConfig.from_mapping(values, source="--config" if args.config else "train")
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    config = config_from_args(args)
+    from ..train.ddp import from_env
+    from ..train.trainer import Trainer
+
+    world = from_env()
+    quiet = config.quiet or not world.main
+    result = Trainer(config, restart=args.restart, progress=not quiet and sys.stderr.isatty()).run()
+    if result.interrupted:
+        if world.main:
+            print(f"esrgan-video train: interrupted at step {result.step}; checkpoint saved in {result.out} "
+                  "(rerun the same command to resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not quiet:
+        last = result.validation[-1] if result.validation else None
+        score = f", held-out PSNR {last['psnr']:.2f} dB" if last else ""
+        print(f"esrgan-video train: wrote {result.final} (step {result.step}{score})", file=sys.stderr)
+    return 0

@@ -1,0 +1,72 @@
+"""Network interpolation of a training result (ESRGAN §3.4): write the blended model, or one strip image
+across several alphas so the balance between a psnr and a gan result can be picked by eye.
+
+Uses the project's interpolation (:func:`esrgan_video.models.interpolate.interpolate`): θ = (1 − α)·θ_A + α·θ_B.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError, OutputError
+
+
+def _weights(name_or_path: str):
+    from ..models.loading import read_weights
+
+    sd, params, display, _source, _notes = read_weights(name_or_path)
+    return sd, params, display
+
+
+def blend_models(a: str, b: str, alpha: float, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write (1 − alpha)·A + alpha·B as safetensors at ``out`` (loadable by ``--model PATH``)."""
+    from ..models.checkpoints import save_safetensors
+    from ..models.interpolate import interpolate, parse_blend
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+    _, alpha = parse_blend((b, alpha))
+    sd_a, _, name_a = _weights(a)
+    sd_b, _, name_b = _weights(b)
+    sd = interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b)
+    return save_safetensors(sd, out, {"esrgan_video.source": f"blend of {name_a} and {name_b} at alpha {alpha:g}"})
+
+
+def blend_strip(a: str, b: str, alphas: list[float], frame: str | Path, out: str | Path, *,
+                device: str | None = None, overwrite: bool = False, gap: int = 4) -> Path:
+    """Upscale ``frame`` (an image) with the blend at each alpha and write the results side by side as one PNG."""
+    from ..arch.rrdbnet import RRDBNet
+    from ..models.interpolate import interpolate, parse_blend
+    from ..upscaler import Upscaler
+    from .data import read_still
+    from .images import grid, write_png
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+    if out.suffix.lower() != ".png":
+        raise OutputError(f"{out}: the strip is written as PNG; give a .png name")
+    if not alphas:
+        raise InputError("blend: --alphas needs at least one value")
+    alphas = [parse_blend((b, x))[1] for x in alphas]
+    img = read_still(frame).float().unsqueeze(0) / 255.0
+    sd_a, params, name_a = _weights(a)
+    sd_b, _, name_b = _weights(b)
+    tiles = []
+    for alpha in alphas:
+        sd = interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b)
+        with torch.device("meta"):
+            model = RRDBNet(params)
+        model.load_state_dict(sd, assign=True)
+        up = Upscaler(model.eval().requires_grad_(False), device=device)
+        try:
+            tiles.append(up.upscale(img)[0].float().cpu().clamp(0, 1))
+        finally:
+            up.close()
+    return write_png(out, grid([tiles], gap=gap))
+
+
+__all__ = ["blend_models", "blend_strip"]

@@ -1,0 +1,115 @@
+"""Degradations on a real photo: bicubic equals torch's antialiased bicubic; the Real-ESRGAN pipeline is a pure
+function of its seed; the torch JPEG matches a real JPEG codec; the video degradation really behaves like a codec."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from esrgan_video.train import degradations as D
+from esrgan_video.train.jpeg import jpeg
+from esrgan_video.train.losses import psnr
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture(scope="module")
+def photo(sample_photo) -> torch.Tensor:
+    crop = sample_photo[64:192, 160:288]
+    return torch.from_numpy(crop.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+
+
+def test_bicubic_is_torchs_antialiased_bicubic_rounded(photo):
+    lr = D.bicubic_down(photo, 4)
+    want = F.interpolate(photo, size=(32, 32), mode="bicubic", antialias=True, align_corners=False)
+    assert torch.equal(lr, torch.round(want.clamp(0, 1) * 255) / 255)
+    assert torch.equal(lr, D.degrade_batch(photo, 4, D.Bicubic(), [0]))
+    with pytest.raises(ValueError, match="multiple"):
+        D.bicubic_down(photo[..., :126], 4)
+
+
+def test_realesrgan_is_deterministic_per_seed(photo):
+    cfg = D.RealESRGAN()
+    a = D.realesrgan_degrade(photo, 4, cfg, 11)
+    assert a.shape == (1, 3, 32, 32)
+    assert torch.equal(a, D.realesrgan_degrade(photo, 4, cfg, 11))
+    others = [D.realesrgan_degrade(photo, 4, cfg, s) for s in (12, 13)]
+    assert not any(torch.equal(a, o) for o in others)
+    # rounded to 8 bits, in range, and really degraded (well below the bicubic copy)
+    assert torch.equal(a, torch.round(a * 255) / 255) and a.min() >= 0 and a.max() <= 1
+    bic = D.bicubic_down(photo, 4)
+    assert all(psnr(x, bic) < 35 for x in [a, *others])
+    # a batch degrades each sample by its own seed, independent of its batch-mates
+    batch = D.degrade_batch(photo.repeat(2, 1, 1, 1), 4, cfg, [13, 11])
+    assert torch.equal(batch[1:], a) and torch.equal(batch[:1], others[1])
+
+
+def test_kernels():
+    d = D.Draw(0)
+    cfg = D.RealESRGAN()
+    for _ in range(20):
+        k = D.random_blur_kernel(d, cfg, second=False)
+        assert k.shape == (21, 21) and k.sum().item() == pytest.approx(1.0) and k.min() > -0.2  # sinc kernels ring
+    s = D.sinc_kernel(torch.pi / 3, 13, 21)
+    assert s.shape == (21, 21) and s.sum().item() == pytest.approx(1.0) and s.min() < 0  # sinc rings
+    iso = D.gaussian_kernel(21, 2.0, 2.0, 0.0)
+    assert torch.allclose(iso, iso.T) and iso[10, 10] == iso.max()
+    aniso = D.gaussian_kernel(21, 3.0, 0.5, 0.0)
+    assert aniso[10, 15] > aniso[15, 10]  # wide along x, narrow along y
+    # make_degradation: overrides from a config, unknown fields refused
+    assert D.make_degradation("video", {"crf_range": [20, 24]}).crf_range == (20, 24)
+    with pytest.raises(ValueError, match="no field"):
+        D.make_degradation("bicubic", {"sigma": 1})
+
+
+def test_torch_jpeg_matches_a_real_jpeg_codec(sample_photo):
+    from PIL import Image
+
+    arr = np.ascontiguousarray(sample_photo[:200, :232])
+    x = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float() / 255
+    prev = 0.0
+    for q in (30, 60, 95):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "JPEG", quality=q)
+        ref = torch.from_numpy(np.array(Image.open(buf))).permute(2, 0, 1).unsqueeze(0).float() / 255
+        ours = jpeg(x, q)
+        assert psnr(ours, ref) > 42, q  # the same codec up to rounding and chroma upsampling
+        assert abs(psnr(ours, x) - psnr(ref, x)) < 0.6, q
+        assert psnr(ours, x) > prev
+        prev = psnr(ours, x)
+    # per-image qualities in one batch
+    both = jpeg(x.repeat(2, 1, 1, 1), torch.tensor([30.0, 95.0]))
+    assert torch.equal(both[:1], jpeg(x, 30)) and torch.equal(both[1:], jpeg(x, 95))
+
+
+def test_usm_sharp_adds_contrast_at_edges(photo):
+    s = D.usm_sharp(photo)
+    assert s.shape == photo.shape and s.min() >= 0 and s.max() <= 1
+    lap = lambda t: (t[..., 1:, :] - t[..., :-1, :]).abs().mean()  # noqa: E731
+    assert lap(s) > 1.05 * lap(photo)
+
+
+def test_video_degradation_is_a_real_codec_round_trip(photo):
+    # 8 consecutive frames of a slow pan over the photo
+    big = torch.nn.functional.interpolate(photo, scale_factor=2, mode="bilinear")
+    frames = torch.stack([big[0, :, 8:136, 4 * i:4 * i + 128] for i in range(8)])
+    u8 = torch.round(frames * 255).to(torch.uint8)
+    cfg = D.Video(crf_range=(30, 30))
+    lr = D.video_degrade(u8, 4, cfg, seed=0)
+    assert lr.shape == (8, 3, 32, 32) and lr.dtype == torch.uint8
+    bic = D.bicubic_down(u8.float() / 255, 4)
+    p30 = psnr(lr.float() / 255, bic)
+    assert 24 < p30 < 42  # changed like a codec: neither untouched nor destroyed
+    p18 = psnr(D.video_degrade(u8, 4, D.Video(crf_range=(18, 18)), seed=0).float() / 255, bic)
+    assert p18 > p30 + 1
+    assert torch.equal(lr, D.video_degrade(u8, 4, cfg, seed=0))
+    # chroma is subsampled: colour detail is lost more than luma detail
+    y = lambda t: (0.299 * t[:, 0] + 0.587 * t[:, 1] + 0.114 * t[:, 2])  # noqa: E731
+    out = lr.float() / 255
+    err_y = (y(out) - y(bic)).abs().mean()
+    err_c = ((out - bic) - (y(out) - y(bic)).unsqueeze(1)).abs().mean()
+    assert err_c > 0 and err_y > 0
