@@ -1,66 +1,195 @@
 #!/usr/bin/env bash
-# One command for a machine with an NVIDIA GPU: the GPU-marked tests, then the GPU benchmark
-# (inference variants, ours vs the GPU peers, fp16 fidelity, end to end, TensorRT, torch.compile).
+# One short, self-checking run for a machine with an NVIDIA GPU: the GPU-marked tests, then the GPU benchmark
+# (inference variants, ours vs the GPU peers, fp16 fidelity with real weights, end to end, TensorRT, torch.compile).
 #
 #   bash benchmarks/gpu_check.sh [OUTDIR]          (or: make gpu-check)
 #
-# Runs from the source tree (PYTHONPATH=.), so it needs no install and no registry: only a
-# Python with torch (CUDA build) and numpy; PyAV for the end-to-end part; pytest for the tests;
-# tensorrt / torch-tensorrt optional (their tests and benchmark rows run when they import).
-# The peers step compares ours (Upscaler, default backend) with plain PyTorch fp16 (always there),
-# spandrel, RealESRGANer (realesrgan + basicsr) and vs-mlrt's ONNX Runtime (CUDA) and TensorRT
-# plugins, on the same frame and weights, interleaved, as ratios; each peer that does not import
-# is a row with its reason (carry its wheels to make it run: docs/benchmarks.md, "GPU peers").
-# Everything finishes within 6 minutes (tests <= 150 s, benchmark budget 170 s incl. cuDNN warm-up,
-# the peers step (~45 s) and torch.compile, which runs last and gets what is left; where tensorrt is
-# installed the engine builds need more: raise GPU_CHECK_BUDGET). Results go to OUTDIR (default $OUT,
-# else benchmarks/results):
-#   gpu-tests.txt, results.json, results.md, nvidia-smi.txt, env.txt
+# Runs from the source tree (PYTHONPATH=.), needing no install and no registry: a Python with torch (CUDA build),
+# numpy and pytest, which the GPU image has. What it lacks travels as wheels (GPU_CHECK_WHEELS) and cache files;
+# `python benchmarks/gpu_bench.py --prepare-carry DIR` writes all of it (README, "Checking a GPU machine").
 #
-# Environment: PYTHON (interpreter, default: .venv/bin/python if present, else python3),
-#   ESRGAN_VIDEO_ANIME_WEIGHTS / ESRGAN_VIDEO_X4PLUS_WEIGHTS (real weights for the fp16 fidelity
-#   check: a .safetensors or .pth path), ESRGAN_VIDEO_BENCH_CLIP (a real clip for the fidelity frame),
-#   GPU_CHECK_BUDGET (benchmark seconds, default 170).
+# Steps (each is one run_step line below; add a step by adding a line): env, wheels, cuda, collect, tests, bench.
+# Every step runs whatever the one before did, under a timeout taken from GPU_CHECK_BUDGET (a share of it, never
+# past the deadline); its exit status and seconds go to steps.tsv. The script's status is 0 only when every step
+# passed (pytest's 5, "no tests collected", counts as passed), so a failure never hides the steps after it.
+# Test modules that cannot be imported here (a package the machine lacks) are left out of the test step and named
+# in gpu-tests.txt, instead of turning pytest's exit status into 1.
+#
+# Results in OUTDIR (default $OUT, else benchmarks/results/gpu), at most 6 files:
+#   env.txt (versions, nvidia-smi, the wheels installed), gpu-tests.txt (collection and the test run),
+#   results.json + results.md (gpu_bench.py; the README table's figures), steps.tsv (step, rc, seconds, timeout)
+#
+# Environment:
+#   PYTHON             interpreter (default: .venv/bin/python if present, else python3)
+#   GPU_CHECK_BUDGET   seconds for the whole run (default 480; tests get up to 40 %, the benchmark what is left)
+#   GPU_CHECK_WHEELS   a folder of wheels installed first: pip install --no-index --no-deps --target, then on PYTHONPATH
+#   GPU_CHECK_DRY_RUN  1: on the CPU, every step as far as it goes (no CUDA needed; gpu_bench --cpu-smoke); CI runs it
+#   GPU_CHECK_TEST_FILES  test files to consider (default: the tests/ files with gpu or tensorrt marks)
+#   GPU_CHECK_EXTRA_TEST_FILES  more test files to consider (the CI dry run adds one that cannot be imported)
+#   GPU_CHECK_BENCH_ARGS  extra gpu_bench.py arguments (e.g. --skip-peers)
+#   ESRGAN_VIDEO_CACHE, ESRGAN_VIDEO_ANIME_WEIGHTS, ESRGAN_VIDEO_X4PLUS_WEIGHTS: the sample clip's cache and real
+#   weights (a .safetensors or .pth path) for the fidelity rows and the real-weights test
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OUT_DIR=${1:-${OUT:-$ROOT/benchmarks/results}}
+OUT_DIR=${1:-${OUT:-$ROOT/benchmarks/results/gpu}}
 mkdir -p "$OUT_DIR"
 if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
 elif [ -x "$ROOT/.venv/bin/python" ]; then PY=$ROOT/.venv/bin/python
 else PY=python3; fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONDONTWRITEBYTECODE=1
+export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+BUDGET=${GPU_CHECK_BUDGET:-480}
+BUDGET=${BUDGET%.*}
+DRY_RUN=${GPU_CHECK_DRY_RUN:-0}
+export PY BUDGET DRY_RUN
 START=$(date +%s)
+DEADLINE=$(( START + BUDGET ))
+STEPS=$OUT_DIR/steps.tsv
+ENV_TXT=$OUT_DIR/env.txt
+TESTS_TXT=$OUT_DIR/gpu-tests.txt
+printf 'step\trc\tseconds\ttimeout_s\n' > "$STEPS"
+: > "$ENV_TXT"
+: > "$TESTS_TXT"
+FAILED=0
 
-{ date -u; "$PY" -c 'import sys, torch; print(sys.version); print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")'; } > "$OUT_DIR/env.txt" 2>&1
-cat "$OUT_DIR/env.txt"
-command -v nvidia-smi >/dev/null && nvidia-smi > "$OUT_DIR/nvidia-smi.txt" 2>&1
+left() { echo $(( DEADLINE - $(date +%s) )); }
 
-if ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-  echo "gpu_check: no CUDA device visible to $PY (torch.cuda.is_available() is False)" >&2
+# share PERCENT [RESERVE]: PERCENT of the budget, capped at what is left minus RESERVE seconds (kept for later steps)
+share() {
+  local want=$(( BUDGET * $1 / 100 )) cap=$(( $(left) - ${2:-0} ))
+  [ "$want" -lt "$cap" ] || want=$cap
+  [ "$want" -gt 5 ] || want=5
+  echo "$want"
+}
+
+# run_step NAME TIMEOUT LOG CMD...: run CMD under TIMEOUT, output to the terminal and appended to LOG; the status
+# and seconds go to steps.tsv. Never stops the script.
+run_step() {
+  local name=$1 t=$2 log=$3 t0 rc
+  shift 3
+  t0=$(date +%s)
+  echo "== $name (timeout ${t}s, $(left)s of the budget left) =="
+  echo "== $name ==" >> "$log"
+  if declare -F "$1" >/dev/null; then  # a function of this script: timeout runs it in a child bash
+    timeout --kill-after=10 "$t" bash -c "$(declare -f "$1"); $*" 2>&1 | tee -a "$log"
+  else
+    timeout --kill-after=10 "$t" "$@" 2>&1 | tee -a "$log"
+  fi
+  rc=${PIPESTATUS[0]}
+  printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$(( $(date +%s) - t0 ))" "$t" >> "$STEPS"
+  return "$rc"
+}
+
+record() {  # record NAME RC: a step that ran inline
+  printf '%s\t%s\t0\t0\n' "$1" "$2" >> "$STEPS"
+  [ "$2" -eq 0 ] || FAILED=1
+}
+
+step_env() {
+  date -u
+  echo "budget ${BUDGET}s, dry run ${DRY_RUN}, python $PY"
+  "$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda,
+"available", torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")'
+  if command -v nvidia-smi >/dev/null; then nvidia-smi; else echo "nvidia-smi: not on PATH"; fi
+}
+
+step_wheels() {
+  local site=${GPU_CHECK_SITE:-${TMPDIR:-/tmp}/esrgan-video-gpu-check-site}
+  mkdir -p "$site"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+      "$GPU_CHECK_WHEELS"/*.whl || return $?
+  echo "installed into $site: $(cd "$GPU_CHECK_WHEELS" && ls -1 ./*.whl | sed 's|^\./||' | tr '\n' ' ')"
+}
+
+# ---------------------------------------------------------------------------------------------------------- env
+run_step env "$(share 5)" "$ENV_TXT" step_env || FAILED=1
+
+# ------------------------------------------------------------------------------------------------------- wheels
+if [ -n "${GPU_CHECK_WHEELS:-}" ]; then
+  if ls "$GPU_CHECK_WHEELS"/*.whl >/dev/null 2>&1; then
+    run_step wheels "$(share 10)" "$ENV_TXT" step_wheels || FAILED=1
+    export PYTHONPATH="${GPU_CHECK_SITE:-${TMPDIR:-/tmp}/esrgan-video-gpu-check-site}:$PYTHONPATH"
+    "$PY" -c 'import importlib.util as u; print("importable:", ", ".join(m for m in ("av", "tensorrt", "torch_tensorrt", "spandrel") if u.find_spec(m)))' \
+        2>&1 | tee -a "$ENV_TXT"
+  else
+    echo "wheels: no .whl files in $GPU_CHECK_WHEELS" | tee -a "$ENV_TXT"
+    record wheels 1
+  fi
+else
+  echo "wheels: GPU_CHECK_WHEELS not set; nothing installed" | tee -a "$ENV_TXT"
+  record wheels 0
+fi
+
+# --------------------------------------------------------------------------------------------------------- cuda
+if [ "$DRY_RUN" = 1 ]; then
+  echo "cuda: dry run on $(uname -m), no CUDA device needed" | tee -a "$ENV_TXT"
+  record cuda 0
+  BENCH_MODE=(--cpu-smoke)
+elif "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+  record cuda 0
+  BENCH_MODE=()
+else
+  echo "gpu_check: no CUDA device visible to $PY (torch.cuda.is_available() is False); GPU_CHECK_DRY_RUN=1 runs on the CPU" \
+      | tee -a "$ENV_TXT" >&2
+  record cuda 2
   exit 2
 fi
 
-TEST_RC=0
-if "$PY" -c 'import pytest' 2>/dev/null; then
-  echo "== pytest -m 'gpu or tensorrt' =="
-  # --continue-on-collection-errors: test modules that need packages this machine lacks (onnxruntime,
-  # vapoursynth...) must not hide the GPU tests; -p no:cacheprovider keeps the tree clean.
-  timeout 150 "$PY" -m pytest -m "gpu or tensorrt" tests/ -q -rs -p no:cacheprovider \
-      --continue-on-collection-errors 2>&1 | tee "$OUT_DIR/gpu-tests.txt"
-  TEST_RC=${PIPESTATUS[0]}
+# ------------------------------------------------------------------------------------------------------ collect
+if [ -n "${GPU_CHECK_TEST_FILES:-}" ]; then
+  read -r -a CANDIDATES <<< "$GPU_CHECK_TEST_FILES"
 else
-  echo "gpu_check: pytest not installed; GPU tests skipped" | tee "$OUT_DIR/gpu-tests.txt"
+  mapfile -t CANDIDATES < <(grep -l -E 'pytest\.mark\.(gpu|tensorrt)|_mark\((gpu|trt)\)' tests/test_*.py)
+fi
+if [ -n "${GPU_CHECK_EXTRA_TEST_FILES:-}" ]; then
+  read -r -a EXTRA <<< "$GPU_CHECK_EXTRA_TEST_FILES"
+  CANDIDATES+=("${EXTRA[@]}")
+fi
+PYTEST=("$PY" -m pytest -c "$ROOT/pytest.ini" --rootdir "$ROOT" -p no:cacheprovider)
+COLLECT_LOG=$(mktemp)
+run_step collect "$(share 10)" "$COLLECT_LOG" "${PYTEST[@]}" --collect-only -q -m "gpu or tensorrt" "${CANDIDATES[@]}"
+COLLECT_RC=$?
+# "ERROR collecting <file>" (or "... test session" and "importing test module '<file>'") heads each file that
+# failed to import; its first "E   ..." line says why
+mapfile -t BROKEN < <(awk '/ERROR collecting /{on = 1; f = ""; for (i = 1; i <= NF; i++) if ($i ~ /\.py$/) f = $i; next}
+    on && /importing test module /{match($0, /\x27[^\x27]+\x27/); f = substr($0, RSTART + 1, RLENGTH - 2); next}
+    on && f != "" && /^E  /{sub(/^E +/, ""); print f "\t" $0; on = 0}' "$COLLECT_LOG")
+real() { (cd "$ROOT" && realpath -m "$1"); }
+GOOD=()
+for f in "${CANDIDATES[@]}"; do
+  skip=0
+  for b in "${BROKEN[@]}"; do [ "$(real "$f")" = "$(real "${b%%$'\t'*}")" ] && skip=1; done
+  [ "$skip" = 1 ] || GOOD+=("$f")
+done
+{
+  echo "== collect: rc $COLLECT_RC; test files with gpu/tensorrt marks: ${CANDIDATES[*]}"
+  for b in "${BROKEN[@]}"; do echo "not run (cannot be imported here): ${b%%$'\t'*}: ${b#*$'\t'}"; done
+  grep -E '[0-9]+ (tests? collected|selected)|no tests ran|collected' "$COLLECT_LOG" | tail -1
+} | tee -a "$TESTS_TXT"
+rm -f "$COLLECT_LOG"
+# only a collection that broke for another reason than an unimportable module is a failure here
+if [ "$COLLECT_RC" -ne 0 ] && [ "$COLLECT_RC" -ne 5 ] && [ "${#BROKEN[@]}" -eq 0 ]; then FAILED=1; fi
+
+# -------------------------------------------------------------------------------------------------------- tests
+if [ "${#GOOD[@]}" -gt 0 ]; then
+  run_step tests "$(share 40 60)" "$TESTS_TXT" "${PYTEST[@]}" -m "gpu or tensorrt" -q -rs "${GOOD[@]}"
+  TEST_RC=$?
+  if [ "$TEST_RC" -ne 0 ] && [ "$TEST_RC" -ne 5 ]; then FAILED=1; fi
+else
+  echo "tests: no importable test file" | tee -a "$TESTS_TXT"
+  record tests 1
 fi
 
-echo "== benchmark =="
-BUDGET=${GPU_CHECK_BUDGET:-170}
-# 20 s past the budget: a step that started within it may finish; the results files are rewritten after each
-timeout $(( ${BUDGET%.*} + 20 )) "$PY" benchmarks/gpu_bench.py --out "$OUT_DIR" --budget "$BUDGET"
-BENCH_RC=$?
+# -------------------------------------------------------------------------------------------------------- bench
+BENCH_T=$(share 100 5)
+BENCH_BUDGET=$(( BENCH_T > 40 ? BENCH_T - 20 : BENCH_T / 2 ))  # 20 s for a step that started inside the budget
+read -r -a BENCH_EXTRA <<< "${GPU_CHECK_BENCH_ARGS:-}"
+run_step bench "$BENCH_T" /dev/null "$PY" benchmarks/gpu_bench.py --out "$OUT_DIR" --budget "$BENCH_BUDGET" \
+    "${BENCH_MODE[@]}" "${BENCH_EXTRA[@]}" || FAILED=1
 
-echo "gpu_check: tests rc=$TEST_RC, benchmark rc=$BENCH_RC, $(( $(date +%s) - START )) s; results in $OUT_DIR"
+# ------------------------------------------------------------------------------------------------------ summary
+echo "gpu_check: $(( $(date +%s) - START )) s of a ${BUDGET} s budget; results in $OUT_DIR"
+column -t -s $'\t' "$STEPS" 2>/dev/null || cat "$STEPS"
 [ -f "$OUT_DIR/results.md" ] && cat "$OUT_DIR/results.md"
-if [ "$TEST_RC" -ne 0 ] && [ "$TEST_RC" -ne 5 ]; then exit "$TEST_RC"; fi  # 5: no tests collected
-exit "$BENCH_RC"
+exit "$FAILED"

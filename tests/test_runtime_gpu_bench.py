@@ -102,3 +102,64 @@ def test_peer_summary_picks_the_fastest_available_peer_and_never_ours():
     assert peer_summary(rows) == {"fastest_peer": "b", "ours_vs_fastest_peer": 1.25}
     assert peer_summary(rows[:1] + rows[3:]) == {"fastest_peer": None, "ours_vs_fastest_peer": None}
     assert peer_summary(rows[1:]) == {"fastest_peer": None, "ours_vs_fastest_peer": None}  # ours missing
+
+
+def _tiny_wheel(folder: Path) -> Path:
+    """A real, minimal wheel (pure Python) for the wheels step to install."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "gpucheckprobe/__init__.py": b"VERSION = '0.1'\n",
+        "gpucheckprobe-0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: gpucheckprobe\nVersion: 0.1\n",
+        "gpucheckprobe-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append("gpucheckprobe-0.1.dist-info/RECORD,,")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "gpucheckprobe-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+        z.writestr("gpucheckprobe-0.1.dist-info/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+def test_gpu_check_dry_run_reaches_every_step_and_writes_the_results(tmp_path):
+    """benchmarks/gpu_check.sh on the CPU (GPU_CHECK_DRY_RUN=1): carried wheels installed, every step reached in
+    order under timeouts taken from GPU_CHECK_BUDGET, a test module that cannot be imported left out (not an exit
+    status of 1), and every result file written."""
+    out = tmp_path / "out"
+    bogus = tmp_path / "test_needs_a_missing_package.py"
+    bogus.write_text("import pytest\nimport no_such_package_here  # noqa: F401\n\n\n"
+                     "@pytest.mark.gpu\ndef test_x():\n    pass\n")
+    _tiny_wheel(tmp_path / "wheels")
+    env = {**os.environ, "PYTHON": sys.executable, "GPU_CHECK_DRY_RUN": "1", "GPU_CHECK_BUDGET": "300",
+           "GPU_CHECK_WHEELS": str(tmp_path / "wheels"), "GPU_CHECK_SITE": str(tmp_path / "site"),
+           "GPU_CHECK_EXTRA_TEST_FILES": str(bogus), "OMP_NUM_THREADS": "1"}
+    env.pop("ESRGAN_VIDEO_ANIME_WEIGHTS", None)
+    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", str(out)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=330)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["env.txt", "gpu-tests.txt", "results.json", "results.md",
+                                                     "steps.tsv"]  # all come back from a device run (<= 8 files)
+    rows = [line.split("\t") for line in (out / "steps.tsv").read_text().splitlines()[1:]]
+    assert [r[0] for r in rows] == ["env", "wheels", "cuda", "collect", "tests", "bench"]
+    assert all(r[1] == "0" for r in rows if r[0] != "collect"), rows  # collect: 2, the bogus module
+    timeouts = {r[0]: int(r[3]) for r in rows}
+    assert 0 < timeouts["tests"] <= 300 * 40 // 100 and 0 < timeouts["bench"] <= 300, timeouts  # from the budget
+    assert sum(int(r[2]) for r in rows) <= 300
+    env_txt = (out / "env.txt").read_text()
+    assert "gpucheckprobe-0.1-py3-none-any.whl" in env_txt and (tmp_path / "site" / "gpucheckprobe").is_dir()
+    assert "importable: av" in env_txt  # the step that lists what the GPU tests need ran after the install
+    tests = (out / "gpu-tests.txt").read_text()
+    assert f"not run (cannot be imported here): {bogus}: ModuleNotFoundError" in tests
+    assert "tests/test_gpu.py" in tests and "tests/test_pipeline.py" in tests  # found by their marks
+    assert "skipped" in tests and "needs a CUDA GPU" in tests and " failed" not in tests
+    report = json.loads((out / "results.json").read_text())
+    assert report["meta"]["cpu_smoke"] is True and report["inference"] and not report["errors"]
+    assert "## Inference only" in (out / "results.md").read_text()
