@@ -16,25 +16,23 @@ calling thread (error propagation). Decode, convert+infer and encode stay concur
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
 from .errors import EsrganVideoError
-from .frames import color as colormod
-from .frames.pixel_formats import pixel_format
 from .frames.reuse import ReuseStats
-from .frames.sizing import output_size
-from .frames.transform import FrameFormat, FrameTransform
+from .frames.transform import FrameTransform
 from .options import UpscaleOptions
 from .upscaler import Upscaler
-from .video.encoder_formats import choose_pix_fmt
+from .video.output_plan import output_color, plan_output  # noqa: F401 - output_color: also this module's name
 from .video.reader import open_input
+from .video.trim import check_trim
 from .video.writer import OutputVideo
 
 
@@ -69,6 +67,13 @@ class RunResult:
     ONNX Runtime CPU fp32"."""
     reuse: ReuseStats = field(default_factory=ReuseStats)
     """What ``--reuse`` did: mode, frames and tiles seen and reused, resets."""
+    encoder: str = ""
+    """The encoder settings used (``EncoderSettings.describe()``), e.g. "libx264 crf 16 (default), preset medium
+    (encoder default)"."""
+    size: tuple[int, int] = (0, 0)
+    """The output frame (width, height)."""
+    sar: Fraction = Fraction(1)
+    """The output's sample aspect ratio (``frames.sizing.plan_size``)."""
 
 
 class _StageClock:
@@ -119,38 +124,29 @@ def upscale_video(
         info = inp.info
         for msg in inp.notices():
             say(msg)
-        in_fmt = pixel_format(info.pix_fmt)
-        spec = info.color.resolved(info.width, info.height, in_fmt)
-        out_pix_fmt, pix_notice = choose_pix_fmt(codec, info.pix_fmt, requested=enc.pix_fmt)
-        if pix_notice:
-            say(pix_notice)
-        out_fmt = pixel_format(out_pix_fmt)
-        if in_fmt.alpha and not out_fmt.alpha:
-            say(f"{src}: the alpha channel is dropped because {out_pix_fmt} has none; "
-                "use --codec ffv1 (or prores_ks with --pix-fmt yuva444p10le) to keep it")
+        check_trim(inp, start, end)  # a trim that selects no frame: OptionError before anything is loaded or opened
         up = upscaler or Upscaler(opts.model, opts.runtime)
         reuse = opts.runtime.reuse if upscaler is None or _reuse_given(options, flat_options) else up.runtime.reuse
         try:
-            out_w, out_h = output_size(
-                info.width, info.height, model_scale=up.scale, scale=opts.size.scale, size=opts.size.size,
-                multiple=(1 << out_fmt.log2_chroma_w, 1 << out_fmt.log2_chroma_h),
-            )
-            out_spec = output_color(spec, in_fmt, out_fmt, out_w, out_h)
+            plan = plan_output(info, opts, model_scale=up.scale, src=src, dst=dst)
+            for msg in plan.notices:
+                say(msg)
+            size = plan.size
             clock = _StageClock()
             # Built before the output is opened: the backend for this frame size (a TensorRT engine, an ONNX
             # export) is made here, so a build or backend error never leaves a started file.
             transform = FrameTransform(
-                up, src=FrameFormat(in_fmt, spec), dst=FrameFormat(out_fmt, out_spec),
-                in_size=(info.width, info.height), out_size=(out_w, out_h), clock=clock.add, notice=say,
-                reuse=reuse,
+                up, src=plan.src, dst=plan.dst, in_size=(info.width, info.height), out_size=size.size,
+                resize=size.resize, clock=clock.add, notice=say, reuse=reuse,
             )
             with OutputVideo(
-                dst, template=inp, codec=codec, pix_fmt=out_pix_fmt, crf=enc.crf, preset=enc.preset,
-                options=enc.encoder_options, size=(out_w, out_h), color=out_spec, copy_streams=enc.copy_streams,
+                dst, template=inp, codec=codec, pix_fmt=plan.pix_fmt, crf=enc.crf, preset=enc.preset,
+                options=enc.encoder_options, size=size.size, color=plan.dst.color, copy_streams=enc.copy_streams,
                 start=start, end=end, shift_timestamps=enc.shift_timestamps, overwrite=overwrite,
-                keep_partial=keep_partial,
+                keep_partial=keep_partial, sar=size.sar if size.sar != (info.sample_aspect_ratio or 1) else None,
             ) as out:
                 frames = _stream(inp, out, transform, clock, start=start, end=end, progress=progress, t0=t0)
+            encoder = out.encoder_settings.describe()
             lost = inp.lost_frames
             backend_name = up.backend_info.name if up.backend_info is not None else ""
             backend_reason = up.backend_info.reason if up.backend_info is not None else ""
@@ -163,29 +159,14 @@ def upscale_video(
     return RunResult(
         output=Path(dst), frames=frames, lost_frames=lost, seconds=seconds,
         fps=frames / seconds if seconds > 0 else 0.0, stage_seconds=clock.seconds, notices=notices,
-        backend=backend_name, backend_reason=backend_reason, reuse=transform.reuse_stats,
+        backend=backend_name, backend_reason=backend_reason, reuse=transform.reuse_stats, encoder=encoder,
+        size=size.size, sar=size.sar,
     )
 
 
 def _reuse_given(options: UpscaleOptions | None, flat: dict) -> bool:
     """Whether this call chose a reuse mode itself (else a passed-in Upscaler's runtime options decide)."""
     return "reuse" in flat or (options is not None and options.runtime.reuse != "off")
-
-
-def output_color(spec: colormod.ColorSpec, in_fmt, out_fmt, width: int, height: int) -> colormod.ColorSpec:
-    """The colour facts written to the output (pure).
-
-    Same family in and out: the input's (resolved) facts, guessed ones included, so players don't
-    guess differently at the new size. RGB in, YUV/gray out: a YUV matrix, range and chroma siting
-    chosen for the output size by the same rule. YUV in, RGB out: the identity matrix, full range.
-    Primaries and transfer always pass through.
-    """
-    if in_fmt.family == out_fmt.family or (in_fmt.family != "rgb" and out_fmt.family != "rgb"):
-        return spec
-    if out_fmt.family == "rgb":
-        return dataclasses.replace(spec, matrix=0, full_range=True, chroma_location=None).resolved(width, height, out_fmt)
-    fresh = dataclasses.replace(spec, matrix=colormod.UNSPECIFIED, full_range=None, chroma_location=None)
-    return fresh.resolved(width, height, out_fmt)
 
 
 def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, end, progress, t0) -> int:

@@ -159,6 +159,8 @@ def test_models_command_lists_the_registry(capfd):
 
 def test_readme_examples_parse():
     """Every single-file example in the README uses options the command really has."""
+    from esrgan_video.cli.preview import build_parser as preview_parser
+
     text = (ROOT / "README.md").read_text()
     parser = _upscale_parser()
     checked = 0
@@ -166,9 +168,12 @@ def test_readme_examples_parse():
         argv = shlex.split(line)
         if argv[0] in ("models", "engine", "batch", "demo"):
             continue
-        parser.parse_args(argv)
+        if argv[0] == "preview":
+            preview_parser().parse_args(argv[1:])
+        else:
+            parser.parse_args(argv)
         checked += 1
-    assert checked >= 4
+    assert checked >= 6
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")

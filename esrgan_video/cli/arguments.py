@@ -27,10 +27,14 @@ def flag_name(option: str) -> str:
     return FLAG_NAMES.get(option, option if option.startswith("-") else "--" + option.replace("_", "-"))
 
 
-def add_upscale_options(p: argparse.ArgumentParser) -> None:
+def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim: bool = True) -> None:
+    """Declare the flags; ``model=False`` leaves out --model/--blend (a face that declares its own, like
+    ``preview``'s repeatable --model), ``trim=False`` leaves out --start/--end."""
     m = p.add_argument_group("model")
-    m.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint path (default: %(default)s)")
-    m.add_argument("--blend", metavar="MODEL:ALPHA", help="network interpolation with a second model, e.g. RealESRNet_x4plus:0.3")
+    if model:
+        m.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint path (default: %(default)s)")
+        m.add_argument("--blend", metavar="MODEL:ALPHA",
+                       help="network interpolation with a second model, e.g. RealESRNet_x4plus:0.3")
     m.add_argument("--offline", action="store_true", help="never download; use cached models only")
     s = p.add_argument_group("size and tiles")
     s.add_argument("--scale", type=float, help="output scale (default: the model's); resized on the device after the model")
@@ -57,11 +61,13 @@ def add_upscale_options(p: argparse.ArgumentParser) -> None:
                    help="constant rate factor, lower is better (default: libx264 16, libx265 18, libsvtav1 22, unless "
                         "--encoder-opt sets a rate control); fractions such as 17.5 for libx264/libx265")
     e.add_argument("--preset", help="encoder preset (e.g. veryfast, slow)")
-    e.add_argument("--pix-fmt", help="output pixel format (default: the input's family and bit depth)")
+    e.add_argument("--pix-fmt", help="output pixel format (default: the input's family, bit depth, chroma subsampling "
+                   "and alpha where the encoder takes them, else the nearest; 8-bit RGB into ffv1 is bgr0, bgra with alpha)")
     e.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE", help="extra encoder option (repeatable)")
-    t = p.add_argument_group("trimming")
-    t.add_argument("--start", help="first kept time: seconds, [HH:]MM:SS(.ms), or a frame number like 120f")
-    t.add_argument("--end", help="end (exclusive), same forms as --start")
+    if trim:
+        t = p.add_argument_group("trimming")
+        t.add_argument("--start", help="first kept time: seconds, [HH:]MM:SS(.ms), or a frame number like 120f")
+        t.add_argument("--end", help="end (exclusive), same forms as --start")
 
 
 def upscale_options(args: argparse.Namespace) -> UpscaleOptions:

@@ -67,6 +67,13 @@ class SizePlan:
     def display_aspect(self) -> Fraction:
         return Fraction(self.width) * self.sar / self.height
 
+    def resize(self, rgb: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """The frame transform's resize hook (``FrameTransform(resize=plan.resize, out_size=plan.size)``): the
+        model's output placed in this plan's frame (:func:`place_rgb`)."""
+        if (width, height) != (self.width, self.height):
+            raise ValueError(f"SizePlan.resize: planned for {self.width}x{self.height}, asked for {width}x{height}")
+        return place_rgb(rgb, self)
+
 
 def _round_to(value: float, multiple: int) -> int:
     """Nearest multiple of ``multiple`` (halves round up), at least ``multiple``."""

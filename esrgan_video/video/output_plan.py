@@ -1,0 +1,90 @@
+"""What a run's output frames are, decided before anything is opened (pure but for FFmpeg's encoder tables).
+
+From the input's facts, the options and the model's scale: the input planes' format and resolved colour, the
+output pixel format (the encoder's closest to the input's family and depth, or ``--pix-fmt``), the output
+colour, and the :class:`~esrgan_video.frames.sizing.SizePlan` (frame size, SAR, where the picture goes). The
+streaming core and ``esrgan-video preview`` build their frame transform from the same plan, so a preview frame
+is the frame a video run writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..frames.color import UNSPECIFIED, ColorSpec
+from ..frames.pixel_formats import pixel_format
+from ..frames.sizing import SizePlan, plan_size, sar_storable
+from ..frames.transform import FrameFormat
+from ..options import UpscaleOptions
+from .encoder_formats import choose_pix_fmt
+
+CONTAINER_OF_EXTENSION = {
+    ".mkv": "matroska", ".mka": "matroska", ".mk3d": "matroska", ".webm": "webm", ".mov": "mov", ".mp4": "mp4",
+    ".m4v": "mp4", ".nut": "nut", ".y4m": "yuv4mpegpipe", ".avi": "avi",
+}
+"""The FFmpeg muxer an output extension selects (those whose SAR handling matters)."""
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """The frames a run writes."""
+
+    src: FrameFormat
+    """The input planes: pixel format and resolved colour."""
+    dst: FrameFormat
+    """The output planes: pixel format and the colour written."""
+    pix_fmt: str
+    """The output pixel format's name (what the encoder is given)."""
+    size: SizePlan
+    """Frame size, SAR and placement of the picture."""
+    notices: tuple[str, ...] = ()
+    """One-line notes for the user (pixel format chosen, alpha dropped, SAR written, resampled, padded)."""
+
+
+def output_color(spec: ColorSpec, in_fmt, out_fmt, width: int, height: int) -> ColorSpec:
+    """The colour facts written to the output (pure).
+
+    Same family in and out: the input's (resolved) facts, guessed ones included, so players don't
+    guess differently at the new size. RGB in, YUV/gray out: a YUV matrix, range and chroma siting
+    chosen for the output size by the same rule. YUV in, RGB out: the identity matrix, full range.
+    Primaries and transfer always pass through.
+    """
+    if in_fmt.family == out_fmt.family or (in_fmt.family != "rgb" and out_fmt.family != "rgb"):
+        return spec
+    if out_fmt.family == "rgb":
+        return dataclasses.replace(spec, matrix=0, full_range=True, chroma_location=None).resolved(width, height, out_fmt)
+    fresh = dataclasses.replace(spec, matrix=UNSPECIFIED, full_range=None, chroma_location=None)
+    return fresh.resolved(width, height, out_fmt)
+
+
+def container_format(dst: str | Path, format: str | None = None) -> str | None:
+    """The muxer name of an output: ``format`` when given, else from the extension (None when unknown)."""
+    return format or CONTAINER_OF_EXTENSION.get(Path(str(dst)).suffix.lower())
+
+
+def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | Path, dst: str | Path) -> OutputPlan:
+    """The output plan of ``src`` (its ``video.reader.VideoInfo`` ``info``) written to ``dst`` with ``options``
+    by a model of scale ``model_scale``. Raises ``OptionError`` for contradictory size options."""
+    enc, size = options.encode, options.size
+    notices: list[str] = []
+    in_fmt = pixel_format(info.pix_fmt)
+    spec = info.color.resolved(info.width, info.height, in_fmt)
+    out_pix_fmt, pix_notice = choose_pix_fmt(enc.codec, info.pix_fmt, requested=enc.pix_fmt)
+    if pix_notice:
+        notices.append(pix_notice)
+    out_fmt = pixel_format(out_pix_fmt)
+    if in_fmt.alpha and not out_fmt.alpha:
+        notices.append(f"{src}: the alpha channel is dropped because {out_pix_fmt} has none; "
+                       "use --codec ffv1 (or prores_ks with --pix-fmt yuva444p10le) to keep it")
+    plan = plan_size(
+        info.width, info.height, model_scale=model_scale, sar=info.sample_aspect_ratio, scale=size.scale,
+        size=size.size, fit=size.fit, square_pixels=size.square_pixels,
+        sar_storable=sar_storable(enc.codec, container_format(dst, enc.format)),
+        multiple=(1 << out_fmt.log2_chroma_w, 1 << out_fmt.log2_chroma_h),
+    )
+    notices.extend(f"{dst}: {note}" for note in plan.notes)
+    out_spec = output_color(spec, in_fmt, out_fmt, plan.width, plan.height)
+    return OutputPlan(src=FrameFormat(in_fmt, spec), dst=FrameFormat(out_fmt, out_spec), pix_fmt=out_pix_fmt,
+                      size=plan, notices=tuple(notices))

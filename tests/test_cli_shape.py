@@ -1,0 +1,119 @@
+"""What the command line does to the picture's shape and length: --size/--fit/--square-pixels keep the display
+aspect (the issue's anamorphic 160x120 SAR 32:27 and square 4:3 sources), outputs that cannot store a SAR get
+square pixels, and trims that select no frame are usage errors that write nothing."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from safetensors.torch import save_file
+
+import media
+from esrgan_video.cli.main import main
+from esrgan_video.testing import near_identity_model
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
+    save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def anamorphic(tmp_path_factory) -> Path:
+    return media.make_clip(tmp_path_factory.mktemp("ana") / "dvd.mkv", size=(160, 120), frames=2, sar=Fraction(32, 27))
+
+
+@pytest.fixture(scope="module")
+def square43(tmp_path_factory) -> Path:
+    return media.make_clip(tmp_path_factory.mktemp("sq") / "tv.mp4", size=(160, 120), frames=2)
+
+
+def cli(capfd, *args) -> tuple[int, str]:
+    capfd.readouterr()
+    code = main([str(a) for a in args])
+    return code, capfd.readouterr().err
+
+
+def shape(path: Path) -> tuple[int, int, Fraction, list[np.ndarray]]:
+    """(width, height, SAR, decoded RGB frames) of a written file."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        sar = s.codec_context.sample_aspect_ratio
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
+        return s.codec_context.width, s.codec_context.height, Fraction(sar) if sar else Fraction(1), frames
+
+
+def dar(w: int, h: int, sar: Fraction) -> float:
+    return float(Fraction(w) * sar / h)
+
+
+FAST = ("--preset", "ultrafast", "-y")
+
+
+def test_anamorphic_size_keeps_the_display_aspect_by_setting_the_sar(tmp_path, tiny_model, anamorphic, capfd):
+    code, err = cli(capfd, anamorphic, tmp_path / "o.mkv", "--model", tiny_model, "--size", "1920x1080", *FAST)
+    assert code == 0, err
+    w, h, sar, _ = shape(tmp_path / "o.mkv")
+    assert (w, h, sar) == (1920, 1080, Fraction(8, 9))
+    assert dar(w, h, sar) == pytest.approx(160 * 32 / 27 / 120, rel=1e-3)  # 1.58, not 2.11
+    assert "sample aspect ratio 8:9" in err and "1920x1080 SAR 8:9" in err
+
+
+def test_square_43_size_keeps_4_3(tmp_path, tiny_model, square43, capfd):
+    code, err = cli(capfd, square43, tmp_path / "o.mp4", "--model", tiny_model, "--size", "1280x720", *FAST)
+    assert code == 0, err
+    w, h, sar, _ = shape(tmp_path / "o.mp4")
+    assert (w, h) == (1280, 720) and dar(w, h, sar) == pytest.approx(4 / 3)
+    assert "3:4" in err
+    code, err = cli(capfd, square43, tmp_path / "w.mp4", "--model", tiny_model, "--size", "1280x", *FAST)
+    assert code == 0 and shape(tmp_path / "w.mp4")[:3] == (1280, 960, 1)
+
+
+def test_fit_pad_gives_square_pixel_frames_with_black_bars(tmp_path, tiny_model, square43, capfd):
+    code, err = cli(capfd, square43, tmp_path / "o.mkv", "--model", tiny_model, "--size", "1280x720", "--fit", "pad",
+                    "--codec", "ffv1", "-y")
+    assert code == 0, err
+    w, h, sar, frames = shape(tmp_path / "o.mkv")
+    assert (w, h, sar) == (1280, 720, 1)
+    f = frames[0].astype(int)
+    assert f[:, :156].max() <= 2 and f[:, -156:].max() <= 2  # bars of (1280 - 960) / 2 = 160 px, black
+    assert f[:, 170:-170].mean() > 20  # the picture itself
+    code, err = cli(capfd, square43, tmp_path / "c.mkv", "--model", tiny_model, "--size", "1280x720", "--fit", "crop",
+                    "--codec", "ffv1", "-y")
+    assert code == 0 and shape(tmp_path / "c.mkv")[:3] == (1280, 720, 1)
+    assert shape(tmp_path / "c.mkv")[3][0][:, :8].mean() > 20  # filled to the edges
+
+
+def test_square_pixels_and_outputs_without_a_sar(tmp_path, tiny_model, anamorphic, capfd):
+    code, err = cli(capfd, anamorphic, tmp_path / "sq.mp4", "--model", tiny_model, "--square-pixels", *FAST)
+    assert code == 0, err
+    w, h, sar, _ = shape(tmp_path / "sq.mp4")
+    assert (w, h, sar) == (758, 480, 1) and "resampled to square pixels" in err
+    # FFV1 in Matroska cannot carry the SAR here: resampled, and said, instead of a silently wrong shape
+    code, err = cli(capfd, anamorphic, tmp_path / "lossless.mkv", "--model", tiny_model, "--codec", "ffv1", "-y")
+    assert code == 0, err
+    w, h, sar, _ = shape(tmp_path / "lossless.mkv")
+    assert (w, h) == (758, 480) and "cannot store" in err
+    # the default keeps the source's SAR where it can be stored
+    code, err = cli(capfd, anamorphic, tmp_path / "keep.mkv", "--model", tiny_model, *FAST)
+    assert code == 0 and shape(tmp_path / "keep.mkv")[:3] == (640, 480, Fraction(32, 27))
+
+
+@pytest.mark.parametrize("trim", [("--start", "5"), ("--start", "90f", "--end", "100f"), ("--start", "1", "--end", "0.5")],
+                         ids=["start-past-end", "frames-past-end", "end-before-start"])
+def test_a_trim_that_selects_no_frame_is_a_usage_error(tmp_path, tiny_model, capfd, trim):
+    src = media.make_clip(tmp_path / "clip.mp4", size=(32, 24), frames=36, fps=24)  # 1.5 s
+    code, err = cli(capfd, src, tmp_path / "o.mkv", "--model", tiny_model, *trim)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("esrgan-video: error: --start/--end:")
+    assert "1.500 s, 36 frames" in lines[0] and "clip.mp4" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
