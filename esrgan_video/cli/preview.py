@@ -1,0 +1,292 @@
+"""``esrgan-video preview IN --at T [--model M [--blend B:A]]... -o preview.png``: choose a model before committing hours.
+
+One PNG. Columns: the source frame (bicubic to the output size), then one per ``--model`` (repeatable; a
+``--blend`` applies to the ``--model`` before it), each labelled. Rows: the whole frame at the output size (scaled
+down only where the sheet would pass 3840 px wide), then a 1:1 crop of a detail region (the centre, or
+``--crop X,Y,W,H`` in source pixels).
+
+A column is made exactly as a video run makes that frame: the same options (size, fit, codec → output pixel
+format, tiles, backend, ...), the same output plan (:func:`esrgan_video.video.output_plan.plan_output`) and the
+same :class:`~esrgan_video.frames.transform.FrameTransform`; its output planes are shown through the same colour
+code (:func:`~esrgan_video.frames.color.planes_to_rgb`) as 8-bit RGB. The source column is the same transform
+without a model (colour code and the device resize only). Labels use the built-in bitmap font (``cli.font``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import EsrganVideoError, OptionError, OutputError
+from ..options import DEFAULT_MODEL, ModelOptions, UpscaleOptions, parse_time
+from .arguments import add_upscale_options, flag_name, upscale_options
+from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
+from .font import text_mask, text_size
+
+MAX_WIDTH = 3840
+"""The whole-frame row is scaled down only where the sheet would be wider than this."""
+GUTTER = 8
+LABEL_SCALE = 2
+LABEL_PAD = 4
+BACKGROUND = (24, 24, 24)
+INK = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the sheet: its label and its frame as 8-bit RGB (H×W×3) at the output size."""
+
+    label: str
+    rgb: np.ndarray
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything lies on the sheet (pixels; boxes are (x, y, w, h))."""
+
+    width: int
+    height: int
+    scale: float
+    """Of the whole-frame row (1 = output size)."""
+    labels: tuple[tuple[int, int, int, int], ...]
+    wholes: tuple[tuple[int, int, int, int], ...]
+    crops: tuple[tuple[int, int, int, int], ...]
+    crop_region: tuple[int, int, int, int]
+    """The detail region in the (first column's) output pixels."""
+
+
+# argument parsing -----------------------------------------------------------------------------------------
+class _ModelColumn(argparse.Action):
+    """``--model`` appends a column; ``--blend`` sets the blend of the last one (of the default model if none)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        cols = list(getattr(namespace, "columns", None) or [])
+        if option_string == "--model":
+            cols.append([value, None])
+        else:
+            if not cols:
+                cols.append([DEFAULT_MODEL, None])
+            if cols[-1][1] is not None:
+                parser.error(f"--blend: one per --model (the last --model, {cols[-1][0]}, has one already)")
+            cols[-1][1] = value
+        namespace.columns = cols
+
+
+def parse_crop(text: str) -> tuple[int, int, int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*", text)
+    if not m or int(m.group(3)) < 1 or int(m.group(4)) < 1:
+        raise OptionError("crop", "X,Y,W,H in source pixels with W, H >= 1 (e.g. 100,50,64,64)", text)
+    x, y, w, h = (int(g) for g in m.groups())
+    return x, y, w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="esrgan-video preview",
+        description="Write one PNG that compares models on one frame: the source (bicubic to the output size), then "
+                    "one column per --model; a row with the whole frame and a row with a 1:1 crop of a detail region. "
+                    "The frame is made exactly as a video run with the same options makes it.",
+        epilog=exit_codes_text(skip=(BATCH_FAILED, DAMAGED)))
+    p.add_argument("input", help="input video")
+    p.add_argument("--at", required=True, help="the frame: seconds, [HH:]MM:SS(.ms) or a frame number (120f)")
+    p.add_argument("-o", "--output", required=True, help="the PNG to write")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--model", action=_ModelColumn, dest="columns", metavar="MODEL",
+                   help=f"a column per model, in order (repeatable; default: {DEFAULT_MODEL})")
+    p.add_argument("--blend", action=_ModelColumn, dest="columns", metavar="MODEL:ALPHA",
+                   help="network interpolation for the --model before it, e.g. RealESRNet_x4plus:0.3")
+    p.add_argument("--crop", metavar="X,Y,W,H", help="the detail region in source pixels (default: the centre)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no notices")
+    add_upscale_options(p, model=False, trim=False)
+    return p
+
+
+# the frames -------------------------------------------------------------------------------------------------
+def display_rgb(planes: Sequence[np.ndarray], fmt) -> np.ndarray:
+    """Output planes (``fmt``: their ``FrameFormat``) as 8-bit RGB H×W×3, through the colour code a video run uses."""
+    from ..frames.color import planes_to_rgb
+
+    with torch.inference_mode():
+        rgb = planes_to_rgb([torch.from_numpy(np.ascontiguousarray(p)) for p in planes], fmt.pixel_format, fmt.color)
+        out = (rgb[0].clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    return out.permute(1, 2, 0).contiguous().numpy()
+
+
+def column_label(model: str, blend: str | tuple | None) -> str:
+    name = Path(model).stem if any(s in model for s in "/\\") or Path(model).suffix else model
+    if blend is None:
+        return name
+    other, alpha = blend if isinstance(blend, tuple) else (str(blend).rsplit(":", 1) + [""])[:2]
+    return f"{name} + {Path(str(other)).stem if '/' in str(other) else other} {alpha}"
+
+
+def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]], options: UpscaleOptions, *,
+                 notice=None) -> tuple[list[Column], tuple[int, int]]:
+    """The source column and one per (model, blend), each made as a video run makes the frame at ``at``; and the
+    source's (width, height)."""
+    from ..frames.transform import FrameTransform
+    from ..upscaler import Upscaler
+    from ..video.output_plan import plan_output
+    from ..video.reader import open_input
+    from ..video.trim import check_trim
+
+    say = notice or (lambda msg: None)
+    out: list[Column] = []
+    with open_input(src) as inp:
+        info = inp.info
+        try:
+            check_trim(inp, at, None)
+        except OptionError as e:
+            raise OptionError("at", e.expected.replace("a trim that selects at least one frame of",
+                                                       "a time within"), at) from None
+        frame = next(iter(inp.frames(start=at)))
+        source_plan = None
+        for model, blend in columns:
+            opts = dataclasses.replace(options, model=ModelOptions(model=model, blend=blend,
+                                                                   offline=options.model.offline))
+            with Upscaler(opts.model, opts.runtime) as up:
+                plan = plan_output(info, opts, model_scale=up.scale, src=src, dst="preview.mkv")
+                for msg in plan.notices:
+                    say(msg)
+                source_plan = source_plan or plan
+                transform = FrameTransform(up, src=plan.src, dst=plan.dst, in_size=(info.width, info.height),
+                                           out_size=plan.size.size, resize=plan.size.resize, notice=say)
+                planes = transform(frame.planes)
+            out.append(Column(column_label(model, blend), display_rgb(planes, plan.dst)))
+        bicubic = FrameTransform(None, src=source_plan.src, dst=source_plan.dst, out_size=source_plan.size.size,
+                                 resize=source_plan.size.resize)
+        out.insert(0, Column("source bicubic", display_rgb(bicubic(frame.planes), source_plan.dst)))
+    return out, (info.width, info.height)
+
+
+# the sheet --------------------------------------------------------------------------------------------------
+def layout(sizes: Sequence[tuple[int, int]], *, source_size: tuple[int, int],
+           crop: tuple[int, int, int, int] | None = None, max_width: int = MAX_WIDTH) -> Layout:
+    """Where the labels, whole frames and crops of columns of output ``sizes`` (w, h) go (pure).
+
+    ``crop``: the detail region in source pixels (``source_size`` = (w, h) of the source); None: the centre, as
+    wide and high as a whole-frame cell (half the frame where the whole row is not scaled down)."""
+    n = len(sizes)
+    label_h = text_size("X", LABEL_SCALE)[1] + 2 * LABEL_PAD
+    natural = sum(w for w, _ in sizes) + (n + 1) * GUTTER
+    scale = min(1.0, (max_width - (n + 1) * GUTTER) / sum(w for w, _ in sizes)) if natural > max_width else 1.0
+    cells = [(max(1, round(w * scale)), max(1, round(h * scale))) for w, h in sizes]
+    w0, h0 = sizes[0]
+    if crop is None:
+        cw, ch = (cells[0] if scale < 1 else (max(1, w0 // 2), max(1, h0 // 2)))
+        region = ((w0 - cw) // 2, (h0 - ch) // 2, cw, ch)
+    else:
+        sw, sh = source_size
+        x, y, cw, ch = crop
+        if x >= sw or y >= sh:
+            raise OptionError("crop", f"a region inside the {sw}x{sh} source", f"{x},{y},{cw},{ch}")
+        fx, fy = w0 / sw, h0 / sh
+        rx, ry = round(x * fx), round(y * fy)
+        region = (rx, ry, max(1, min(round(cw * fx), w0 - rx)), max(1, min(round(ch * fy), h0 - ry)))
+    col_w = [max(c[0], region[2]) for c in cells]
+    whole_h = max(c[1] for c in cells)
+    labels, wholes, crops = [], [], []
+    x = GUTTER
+    for (cw_, chh), width in zip(cells, col_w):
+        labels.append((x, GUTTER, width, label_h))
+        wholes.append((x, GUTTER + label_h, cw_, chh))
+        crops.append((x, GUTTER + label_h + whole_h + GUTTER, region[2], region[3]))
+        x += width + GUTTER
+    height = GUTTER + label_h + whole_h + GUTTER + region[3] + GUTTER
+    return Layout(width=x, height=height, scale=scale, labels=tuple(labels), wholes=tuple(wholes),
+                  crops=tuple(crops), crop_region=region)
+
+
+def _scaled(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    from ..frames.sizing import resize_rgb
+
+    t = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    y = resize_rgb(t, w, h)[0].permute(1, 2, 0)
+    return (y * 255.0).round().clamp(0, 255).to(torch.uint8).contiguous().numpy()
+
+
+def _fit_label(text: str, width: int) -> str:
+    """``text``, cut to fit ``width`` (a cut label ends in ``..``)."""
+    room = width - 2 * LABEL_PAD
+    if text_size(text, LABEL_SCALE)[0] <= room:
+        return text
+    while text and text_size(text + "..", LABEL_SCALE)[0] > room:
+        text = text[:-1]
+    return text + ".." if text else ""
+
+
+def compose(columns: Sequence[Column], *, source_size: tuple[int, int],
+            crop: tuple[int, int, int, int] | None = None, max_width: int = MAX_WIDTH) -> tuple[np.ndarray, Layout]:
+    """The sheet (H×W×3 uint8) and its layout."""
+    lay = layout([(c.rgb.shape[1], c.rgb.shape[0]) for c in columns], source_size=source_size, crop=crop,
+                 max_width=max_width)
+    sheet = np.empty((lay.height, lay.width, 3), np.uint8)
+    sheet[:] = BACKGROUND
+    rx, ry, rw, rh = lay.crop_region
+    w0, h0 = columns[0].rgb.shape[1], columns[0].rgb.shape[0]
+    for col, lab, whole, cbox in zip(columns, lay.labels, lay.wholes, lay.crops):
+        mask = text_mask(_fit_label(col.label, lab[2]), LABEL_SCALE)
+        x, y = lab[0] + LABEL_PAD, lab[1] + LABEL_PAD
+        sheet[y:y + mask.shape[0], x:x + mask.shape[1]][mask] = INK
+        x, y, w, h = whole
+        sheet[y:y + h, x:x + w] = _scaled(col.rgb, w, h)
+        ch, cw = col.rgb.shape[:2]
+        # the same region of each column (columns of other sizes: scaled to their own frame)
+        fx, fy = cw / w0, ch / h0
+        sx, sy = round(rx * fx), round(ry * fy)
+        part = col.rgb[sy:sy + rh, sx:sx + rw]
+        x, y, w, h = cbox
+        sheet[y:y + part.shape[0], x:x + part.shape[1]] = part
+    return sheet, lay
+
+
+def write_png(dst: Path, sheet: np.ndarray, *, overwrite: bool) -> None:
+    from ..video.images import write_image
+
+    if dst.suffix.lower() != ".png":
+        raise OptionError("output", "a .png file", str(dst))
+    if dst.exists() and not overwrite:
+        raise OutputError(f"{dst}: already exists (use --overwrite / -y to replace it)")
+    if not dst.parent.is_dir():
+        raise OutputError(f"{dst}: the directory {dst.parent} does not exist")
+    write_image(dst, sheet, None, 8)
+
+
+def run(args: argparse.Namespace) -> int:
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(f"esrgan-video: {msg}", file=sys.stderr))
+    try:
+        options = upscale_options(args)
+        at = parse_time(args.at)
+        crop = parse_crop(args.crop) if args.crop else None
+    except OptionError as e:
+        raise e.relabel({e.option: "--at" if e.option == "time" else flag_name(e.option)}) from None
+    columns = [tuple(c) for c in (args.columns or [[DEFAULT_MODEL, None]])]
+    try:
+        cols, source_size = make_columns(args.input, at, columns, options, notice=say)
+        sheet, lay = compose(cols, source_size=source_size, crop=crop)
+        write_png(Path(args.output), sheet, overwrite=args.overwrite)
+    except OptionError as e:
+        raise e.relabel({e.option: flag_name(e.option)}) from None
+    rx, ry, rw, rh = lay.crop_region
+    say(f"wrote {args.output} ({lay.width}x{lay.height}: {len(cols)} columns, whole frames at "
+        f"{lay.scale:.0%}, detail {rw}x{rh} at {rx},{ry} of the output)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``esrgan-video preview`` (the top-level CLI hands its arguments here and handles errors and signals)."""
+    try:
+        return run(build_parser().parse_args(argv))
+    except EsrganVideoError as e:
+        print(f"esrgan-video: error: {e}", file=sys.stderr)
+        return e.exit_code

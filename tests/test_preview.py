@@ -1,0 +1,128 @@
+"""``esrgan-video preview``: the sheet's layout (sizes, column order, labels), the 3840 px limit, the 1:1 crop,
+and a model column that is pixel-for-pixel the frame a video run with the same options writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from safetensors.torch import save_file
+
+import media
+from esrgan_video.cli.font import text_mask
+from esrgan_video.cli.main import main
+from esrgan_video.cli.preview import (GUTTER, INK, LABEL_PAD, LABEL_SCALE, MAX_WIDTH, compose, display_rgb, layout,
+                                      make_columns)
+from esrgan_video.frames.pixel_formats import pixel_format
+from esrgan_video.frames.transform import FrameFormat
+from esrgan_video.options import UpscaleOptions
+from esrgan_video.pipeline import upscale_video
+from esrgan_video.testing import near_identity_model
+from esrgan_video.video.images import read_image
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("models")
+    out = {}
+    for name, scale, seed in (("sharp_x4", 4, 0), ("soft_x2", 2, 1)):
+        path = d / f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in near_identity_model(scale, seed=seed).state_dict().items()}, str(path))
+        out[name] = path
+    return out
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return media.make_clip(tmp_path_factory.mktemp("clip") / "in.mkv", size=(48, 32), frames=6, fps=25)
+
+
+def cli(capfd, *args) -> tuple[int, str]:
+    capfd.readouterr()
+    code = main([str(a) for a in args])
+    return code, capfd.readouterr().err
+
+
+def label_at(sheet: np.ndarray, box, text: str) -> bool:
+    """Whether ``text`` is drawn (in the built-in font) at the start of the label ``box``."""
+    mask = text_mask(text, LABEL_SCALE)
+    x, y = box[0] + LABEL_PAD, box[1] + LABEL_PAD
+    region = sheet[y:y + mask.shape[0], x:x + mask.shape[1]]
+    return region.shape[:2] == mask.shape and bool(np.all((region == INK).all(axis=2) == mask))
+
+
+def test_layout_sizes_and_the_width_limit():
+    lay = layout([(256, 192), (256, 192), (128, 96)], source_size=(64, 48))
+    assert lay.scale == 1 and lay.width == 256 + 256 + 128 + 4 * GUTTER
+    assert [b[0] for b in lay.wholes] == [GUTTER, 2 * GUTTER + 256, 3 * GUTTER + 512]
+    assert lay.crop_region == (64, 48, 128, 96)  # the centre, half the frame, at 1:1
+    big = layout([(1920, 1080)] * 3, source_size=(480, 270))
+    assert big.width <= MAX_WIDTH and big.scale < 1
+    assert big.wholes[0][2] == round(1920 * big.scale)
+    assert big.crop_region[2:] == big.wholes[0][2:]  # a 1:1 crop as large as a scaled cell, from the centre
+    explicit = layout([(256, 192)], source_size=(64, 48), crop=(8, 4, 16, 12))
+    assert explicit.crop_region == (32, 16, 64, 48)  # source pixels x4
+
+
+def test_preview_sheet_columns_labels_and_the_video_runs_frame(tmp_path, models, clip, capfd):
+    out = tmp_path / "p.png"
+    code, err = cli(capfd, "preview", clip, "--at", "3f", "--model", models["sharp_x4"], "--model", models["soft_x2"],
+                    "--codec", "ffv1", "-o", out)
+    assert code == 0, err
+    sheet, alpha, bits = read_image(out)
+    assert alpha is None and bits == 8
+    lay = layout([(192, 128), (192, 128), (96, 64)], source_size=(48, 32))
+    assert sheet.shape == (lay.height, lay.width, 3)
+    for box, text in zip(lay.labels, ["source bicubic", "sharp_x4", "soft_x2"]):  # column order, labels drawn
+        assert label_at(sheet, box, text), text
+    assert not label_at(sheet, lay.labels[1], "soft_x2")
+    # the x4 column is the frame a video run writes with the same options (FFV1: lossless)
+    video = tmp_path / "v.mkv"
+    upscale_video(clip, video, model=str(models["sharp_x4"]), codec="ffv1")
+    with av.open(str(video)) as c:
+        frame = [f for f in c.decode(video=0)][3]
+        fmt = pixel_format(frame.format.name)
+        from esrgan_video.video.reader import copy_planes
+
+        planes = copy_planes(frame, fmt.plane_layouts(frame.width, frame.height))
+    from esrgan_video.video.reader import open_input
+
+    with open_input(video) as inp:
+        spec = inp.info.color.resolved(inp.info.width, inp.info.height, fmt)
+    expected = display_rgb(planes, FrameFormat(fmt, spec))
+    x, y, w, h = lay.wholes[1]
+    assert (w, h) == (192, 128)
+    assert np.array_equal(sheet[y:y + h, x:x + w], expected)
+    rx, ry, rw, rh = lay.crop_region
+    x, y, w, h = lay.crops[1]
+    assert np.array_equal(sheet[y:y + h, x:x + w], expected[ry:ry + rh, rx:rx + rw])
+    # the source column is a bicubic enlargement, not the model's output
+    x, y, w, h = lay.wholes[0]
+    assert not np.array_equal(sheet[y:y + h, x:x + w], expected)
+    assert np.abs(sheet[y:y + h, x:x + w].astype(int) - expected.astype(int)).mean() < 25
+
+
+def test_wide_sheets_are_scaled_down_but_the_crop_stays_1_to_1(clip, models):
+    opts = UpscaleOptions.from_kwargs(scale=40.0)  # 48x32 x40 = 1920x1280 per column, three columns
+    cols, source_size = make_columns(clip, 2, [(str(models["sharp_x4"]), None), (str(models["soft_x2"]), None)], opts)
+    assert [c.rgb.shape for c in cols] == [(1280, 1920, 3)] * 3
+    sheet, lay = compose(cols, source_size=source_size, crop=(20, 10, 8, 8))
+    assert sheet.shape[1] == lay.width <= MAX_WIDTH and lay.scale < 1
+    assert lay.crop_region == (800, 400, 320, 320)
+    for col, (x, y, w, h) in zip(cols, lay.crops):
+        assert np.array_equal(sheet[y:y + h, x:x + w], col.rgb[400:720, 800:1120])
+
+
+def test_bad_preview_requests_are_one_line_errors(tmp_path, models, clip, capfd):
+    for args, code, needle in [(["--at", "9"], 2, "--at"), (["--at", "100f"], 2, "6 frames"),
+                               (["--at", "0", "--crop", "1,2,3"], 2, "--crop"),
+                               (["--at", "0", "--crop", "100,0,4,4"], 2, "--crop")]:
+        got, err = cli(capfd, "preview", clip, *args, "--model", models["soft_x2"], "-o", tmp_path / "p.png")
+        assert got == code, err
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert lines[-1].startswith("esrgan-video: error:") and needle in lines[-1], err
+    assert not (tmp_path / "p.png").exists()
