@@ -194,27 +194,14 @@ class PixelFormat:
         want_alpha = self.alpha if alpha is None else alpha
         if (want_bits, want_sub, want_alpha) == (self.bits, self.subsampling, self.alpha):
             return self
-        candidates = [
-            f
-            for f in _FORMATS.values()
-            if f.family == self.family
-            and f.bits == want_bits
-            and f.subsampling == want_sub
-            and f.alpha == want_alpha
-            and f.full_range == self.full_range
-            and f.shift == 0
-        ]
+        def matching(full_range: bool) -> list[PixelFormat]:
+            return [f for f in _FORMATS.values()
+                    if (f.family, f.bits, f.subsampling, f.alpha, f.full_range, f.shift)
+                    == (self.family, want_bits, want_sub, want_alpha, full_range, 0)]
+
+        candidates = matching(self.full_range)
         if not candidates and self.full_range:  # yuvj only exists in 8 bits
-            candidates = [
-                f
-                for f in _FORMATS.values()
-                if f.family == self.family
-                and f.bits == want_bits
-                and f.subsampling == want_sub
-                and f.alpha == want_alpha
-                and f.shift == 0
-                and not f.full_range
-            ]
+            candidates = matching(False)
         if not candidates:
             raise ValueError(
                 f"no supported {self.family} pixel format with {want_bits} bits, subsampling {want_sub}"
