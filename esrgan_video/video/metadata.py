@@ -83,28 +83,25 @@ class HdrMetadata:
 
     def x265_params(self) -> list[str]:
         """``master-display=…`` / ``max-cll=…`` for libx265 (chromaticity in 1/50000, luminance in 1/10000 cd/m²)."""
-        out = []
-        if self.red and self.max_luminance is not None:
-            def xy(p):
-                return f"({round(p[0] * 50000)},{round(p[1] * 50000)})"
-            out.append(
-                f"master-display=G{xy(self.green)}B{xy(self.blue)}R{xy(self.red)}WP{xy(self.white_point)}"
-                f"L({round(self.max_luminance * 10000)},{round((self.min_luminance or 0) * 10000)})"
-            )
-        if self.max_cll is not None:
-            out.append(f"max-cll={self.max_cll},{self.max_fall or 0}")
-        return out
+        return self._encoder_params("master-display", "max-cll", lambda v: str(round(v * 50000)),
+                                    lambda v: str(round(v * 10000)))
 
     def svtav1_params(self) -> list[str]:
         """``mastering-display=…`` / ``content-light=…`` for libsvtav1 (decimal chromaticities and cd/m²)."""
+        return self._encoder_params("mastering-display", "content-light", lambda v: f"{float(v):.4f}",
+                                    lambda v: f"{float(v):.4f}")
+
+    def _encoder_params(self, display_key: str, light_key: str, chroma, luminance) -> list[str]:
+        """``<display_key>=G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)`` and ``<light_key>=cll,fall``, numbers written by
+        ``chroma`` / ``luminance``; only the parts the metadata has."""
         out = []
         if self.red and self.max_luminance is not None:
             def xy(p):
-                return f"({float(p[0]):.4f},{float(p[1]):.4f})"
+                return f"({chroma(p[0])},{chroma(p[1])})"
             out.append(
-                f"mastering-display=G{xy(self.green)}B{xy(self.blue)}R{xy(self.red)}WP{xy(self.white_point)}"
-                f"L({float(self.max_luminance):.4f},{float(self.min_luminance or 0):.4f})"
+                f"{display_key}=G{xy(self.green)}B{xy(self.blue)}R{xy(self.red)}WP{xy(self.white_point)}"
+                f"L({luminance(self.max_luminance)},{luminance(self.min_luminance or 0)})"
             )
         if self.max_cll is not None:
-            out.append(f"content-light={self.max_cll},{self.max_fall or 0}")
+            out.append(f"{light_key}={self.max_cll},{self.max_fall or 0}")
         return out
