@@ -44,6 +44,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from esrgan_video.models.descriptor import describe
+
+
+def _graph_stem(model: torch.nn.Module) -> str:
+    """A file-name stem that tells the benchmarked networks apart (architecture, size, weights)."""
+    from esrgan_video.models.loading import state_dict_sha256
+
+    d = describe(model)
+    p = d.hyperparameters
+    size = f"{p.nb}b" if d.architecture == "ESRGAN" else f"{p.num_conv}c"
+    return f"{d.architecture.lower()}_{size}_x{d.scale}_{state_dict_sha256(model.state_dict())[:8]}"
+
 
 class PeerUnavailable(RuntimeError):
     """A peer could not be installed, imported or set up; the message is the reason, recorded as is."""
@@ -287,6 +299,8 @@ def realesrgan(
 
     ``pre_pad=0`` (default here) makes it compute our function; its own default is 10 (reflect padding).
     """
+    if describe(model).architecture != "ESRGAN":
+        raise PeerUnavailable(f"RealESRGANer adapter here builds basicsr's RRDBNet; {describe(model).summary} is not one")
     RealESRGANer, BasicsrRRDBNet = import_realesrgan()
     p = model.params
     if p.unshuffle != 1:
@@ -382,8 +396,7 @@ def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int
     from esrgan_video.runtime.onnx_export import ExportSpec, export_onnx
 
     on_cpu = provider.upper() == "CPU"
-    p = model.params
-    onnx_path = Path(workdir) / f"rrdb_{p.nb}b_{height}x{width}_fp32{'_convscale' if scale_as_conv else ''}.onnx"
+    onnx_path = Path(workdir) / f"{_graph_stem(model)}_{height}x{width}_fp32{'_convscale' if scale_as_conv else ''}.onnx"
     if not onnx_path.exists():  # traced on the GPU for a GPU provider: a full-size trace on the CPU is slow
         export_onnx(model, ExportSpec(tile_shape=(height, width), batch=1, precision="fp32",
                                       scale_as_conv=scale_as_conv), onnx_path, device="cpu" if on_cpu else None)
@@ -426,7 +439,7 @@ def fp16_onnx_with_fp32_io(model: torch.nn.Module, *, height: int, width: int,
     )
 
     net = _HalfInside(export_module(model, ExportSpec(tile_shape=(height, width), precision="fp16"), device=device))
-    x = torch.rand(1, int(model.params.in_nc), height, width, device=device)
+    x = torch.rand(1, describe(model).in_channels, height, width, device=device)
     legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     buf = io.BytesIO()
     with torch.no_grad():
@@ -455,14 +468,14 @@ def vsmlrt_trt(model: torch.nn.Module, workdir: Path, *, height: int, width: int
                               "the version vs-mlrt's plugin links), which is not installed")
     import tensorrt
 
-    p = model.params
-    engine = Path(workdir) / f"rrdb_{p.nb}b_{height}x{width}_fp16_fp32io_trt{tensorrt.__version__}.engine"
+    engine = Path(workdir) / f"{_graph_stem(model)}_{height}x{width}_fp16_fp32io_trt{tensorrt.__version__}.engine"
     if not engine.exists() and not build_allowed:
         raise PeerUnavailable("not run: its engine build (about 2 minutes) does not fit in the time left")
     try:
         if not engine.exists():
             onnx = fp16_onnx_with_fp32_io(model, height=height, width=width, device=f"cuda:{device_id}")
-            engine.write_bytes(build_engine(onnx, shapes=((1, height, width),) * 3, in_channels=int(p.in_nc),
+            engine.write_bytes(build_engine(onnx, shapes=((1, height, width),) * 3,
+                                            in_channels=describe(model).in_channels,
                                             options=BuildOptions(opt_level=opt_level), log=lambda _msg: None))
         src, state = _frame_source(vs, core, height=height, width=width)
         node = core.trt.Model(src, engine_path=str(engine), num_streams=1, device_id=device_id)

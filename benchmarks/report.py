@@ -53,7 +53,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _short(model: str) -> str:
-    return {"RealESRGAN_x4plus": "x4plus", "RealESRGAN_x4plus_anime_6B": "anime 6B"}.get(model, model)
+    return {"RealESRGAN_x4plus": "x4plus", "RealESRGAN_x4plus_anime_6B": "anime 6B",
+            "realesr-animevideov3": "animevideov3"}.get(model, model)
 
 
 def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
@@ -93,8 +94,8 @@ def markdown(results: dict[str, Any], *, plot_name: str | None = None) -> str:
                  _f(r.get("pct_cpu_peak"), 1)] for r in inf["rows"]]
         lines += _table(["model", "input", "variant", "backend", "tiles", "median s", "CPU s", "fps", "input px/s", "GFLOP/s",
                          "% peak"], rows) + [""]
-        lines += ["FLOP/s = fps × FLOPs per input pixel (from `RRDBParams.flops_per_input_pixel`: 35.85 M x4plus, "
-                  "11.41 M anime 6B) × pixels; `backend` rows call a backend's `infer` directly, `Upscaler` rows "
+        lines += ["FLOP/s = fps × FLOPs per input pixel (the model descriptor's `flops_per_input_pixel`: 35.85 M "
+                  "x4plus, 11.41 M anime 6B, 1.24 M animevideov3) × pixels; `backend` rows call a backend's `infer` directly, `Upscaler` rows "
                   "(default backend, and `--backend torch`) add tiling/stitching, the finite check and the clamp.", ""]
 
     peers = results.get("peers")

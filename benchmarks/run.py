@@ -1,4 +1,5 @@
-"""The CPU benchmark harness: ``python -m benchmarks.run --quick`` (``make bench``) or ``--full``.
+"""The CPU benchmark harness: ``python -m benchmarks.run --quick`` (``make bench``), ``--full`` or ``--compact``
+(the compact video model beside the RRDB models and against vs-mlrt).
 
 Sections (each one's results land in the JSON under its name):
 
@@ -45,6 +46,7 @@ import numpy as np
 from benchmarks import common, report
 from benchmarks.common import Stat, interleaved, psnr
 from benchmarks.models import NEAR_IDENTITY, as_tensor, crop, load, real_frame
+from esrgan_video.models.descriptor import describe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("inference", "peers", "fidelity", "e2e", "memory", "first_frame")
@@ -88,13 +90,16 @@ class Plan:
 
 X4 = "RealESRGAN_x4plus"
 ANIME = "RealESRGAN_x4plus_anime_6B"
+COMPACT = "realesr-animevideov3"
 
 PLANS = {
     "quick": Plan(
         mode="quick",
-        inference_cases=((ANIME, (48, 48)), (ANIME, (64, 64)), (X4, (48, 48))),
+        inference_cases=((ANIME, (48, 48)), (ANIME, (64, 64)), (X4, (48, 48)), (COMPACT, (64, 64)),
+                         (COMPACT, (160, 90))),
         inference_tiles=(0,), repeats=3, inference_tile_pad=None,
-        peer_models=(ANIME,), peer_sizes=((64, 64),), peer_repeats=8, peer_tile=(32, 8), peer_tile_size=(64, 48),
+        peer_models=(ANIME, COMPACT), peer_sizes=((64, 64),), peer_repeats=8, peer_tile=(32, 8),
+        peer_tile_size=(64, 48),
         fidelity_size=(128, 72), fidelity_tile=32,
         e2e_model=ANIME, e2e_clip="carphone_pristine.mp4", e2e_size=(64, 48), e2e_frames=4, e2e_rounds=4,
         memory_model=NEAR_IDENTITY, memory_frames=10, memory_size=(176, 144),
@@ -102,14 +107,28 @@ PLANS = {
     ),
     "full": Plan(
         mode="full",
-        inference_cases=tuple((m, s) for m in (ANIME, X4) for s in ((64, 64), (96, 54), (160, 90))),
+        inference_cases=tuple((m, s) for m in (ANIME, X4, COMPACT) for s in ((64, 64), (96, 54), (160, 90)))
+        + ((COMPACT, (320, 180)),),
         inference_tiles=(0, 64), repeats=5, inference_tile_pad=None,
-        peer_models=(ANIME, X4), peer_sizes=((64, 64), (96, 54)), peer_repeats=7, peer_tile=(64, 16),
+        peer_models=(ANIME, X4, COMPACT), peer_sizes=((64, 64), (96, 54)), peer_repeats=7, peer_tile=(64, 16),
         peer_tile_size=(160, 90),
         fidelity_size=(160, 90), fidelity_tile=48,
         e2e_model=ANIME, e2e_clip="carphone_pristine.mp4", e2e_size=(96, 72), e2e_frames=8, e2e_rounds=5,
         memory_model=NEAR_IDENTITY, memory_frames=12, memory_size=(176, 144),
         first_frame_models=(ANIME, X4), first_frame_size=(64, 48),
+    ),
+    "compact": Plan(
+        mode="compact",
+        inference_cases=((ANIME, (64, 64)), (X4, (64, 64)), (COMPACT, (64, 64)), (COMPACT, (160, 90)),
+                         (COMPACT, (320, 180))),
+        inference_tiles=(0,), repeats=5, inference_tile_pad=None,
+        peer_models=(COMPACT,), peer_sizes=((64, 64), (160, 90), (320, 180)), peer_repeats=9, peer_tile=(64, 18),
+        peer_tile_size=(320, 180),
+        fidelity_size=(320, 180), fidelity_tile=64,
+        e2e_model=COMPACT, e2e_clip="carphone_pristine.mp4", e2e_size=(176, 144), e2e_frames=8, e2e_rounds=5,
+        memory_model=COMPACT, memory_frames=10, memory_size=(176, 144),
+        first_frame_models=(COMPACT,), first_frame_size=(176, 144),
+        sections=("inference", "peers", "fidelity", "e2e", "first_frame"),
     ),
     "smoke": Plan(
         mode="smoke",
@@ -169,7 +188,7 @@ def section_inference(ctx: Context) -> dict[str, Any]:
     rows = []
     for name, (w, h) in plan.inference_cases:
         model = ctx.model(name)
-        fpp = model.params.flops_per_input_pixel
+        fpp = describe(model).flops_per_input_pixel
         x = as_tensor(real_frame(w, h))
         runners: dict[str, Callable[[], Any]] = {}
         meta: dict[str, dict[str, Any]] = {}
@@ -253,7 +272,8 @@ def section_peers(ctx: Context) -> dict[str, Any]:
     groups = []
     for name in plan.peer_models:
         model = ctx.model(name)
-        fpp, scale = model.params.flops_per_input_pixel, model.scale
+        desc = describe(model)
+        fpp, scale = desc.flops_per_input_pixel, desc.scale
         # whole frame, equal settings --------------------------------------------------------
         for w, h in plan.peer_sizes:
             frame = real_frame(w, h)
@@ -295,7 +315,7 @@ def section_peers(ctx: Context) -> dict[str, Any]:
             f"ours tile={tile}": lambda: peers.ours(model, tile=tile, tile_pad=pad),
             f"realesrgan tile={tile}": lambda: peers.realesrgan(model, ctx.workdir, tile=tile, tile_pad=pad),
         })
-        our_plan = tiling.plan_tiles(h, w, tile=tile, pad=pad, scale=scale, multiple=model.params.unshuffle)
+        our_plan = tiling.plan_tiles(h, w, tile=tile, pad=pad, scale=scale, multiple=desc.size_multiple)
         executed = {"ours": h * w, f"ours tile={tile}": common.executed_pixels(our_plan.count, our_plan.tile_shape),
                     f"realesrgan tile={tile}": realesrgan_tile_pixels(h, w, tile, pad)}
         ctx.log(f"peers: {name} {w}x{h} tile={tile} pad={pad}: {', '.join(runners)}")
@@ -369,7 +389,8 @@ def section_fidelity(ctx: Context) -> dict[str, Any]:
 
     plan = ctx.plan
     w, h = plan.fidelity_size
-    w = max(w, 2 * plan.fidelity_tile + 2 * tiling.DEFAULT_TILE_PAD)  # at least two windows across, whatever the pad
+    pads = {name: describe(ctx.model(name)).tile_pad for name in plan.peer_models}
+    w = max(w, 2 * plan.fidelity_tile + 2 * max(pads.values()))  # at least two windows across, whatever the pad
     frame = real_frame(w, h)
     rows = []
     for name in plan.peer_models:
@@ -381,7 +402,7 @@ def section_fidelity(ctx: Context) -> dict[str, Any]:
             tiled = up.upscale(frame)
         ctx.log(f"fidelity: {name} {w}x{h} tile={plan.fidelity_tile} ({p.count} tiles)")
         rows.append({"model": name, "width": w, "height": h, "tile": plan.fidelity_tile,
-                     "tile_pad": tiling.DEFAULT_TILE_PAD, "blend": tiling.DEFAULT_BLEND, "tiles": p.count,
+                     "tile_pad": pads[name], "blend": tiling.DEFAULT_BLEND, "tiles": p.count,
                      "tile_shape": list(p.tile_shape), "psnr_tiled_vs_whole_db": psnr(whole, tiled),
                      "max_abs_diff": int(np.abs(whole.astype(np.int16) - tiled.astype(np.int16)).max())})
     return {"rows": rows, "frame": "bikes.mp4 frame 40, centre crop"}
@@ -596,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_const", const="quick", dest="mode", help="≤ 5 min on 2 CPU cores")
     mode.add_argument("--full", action="store_const", const="full", dest="mode", help="more sizes, models, repeats")
+    mode.add_argument("--compact", action="store_const", const="compact", dest="mode",
+                      help="the compact video model (realesr-animevideov3) beside anime 6B and x4plus, and against "
+                           "vs-mlrt's ONNX Runtime plugin on the same graph, up to 320x180")
     mode.add_argument("--smoke", action="store_const", const="smoke", dest="mode",
                       help="tiny model and sizes (the test suite); needs --out")
     ap.add_argument("--out", type=Path, default=None, help=f"results folder (default {RESULTS})")

@@ -107,7 +107,7 @@ def session_options(ort, shape: tuple[int, int, int], threads: int):
 
 
 class OnnxRuntimeBackend(Backend):
-    """Run an RRDBNet through ONNX Runtime on the CPU, for one fixed (batch, height, width).
+    """Run a network (RRDBNet or SRVGGNetCompact) through ONNX Runtime on the CPU, for one fixed (batch, height, width).
 
     Args:
         model: the generator (exported, not modified).

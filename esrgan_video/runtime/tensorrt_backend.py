@@ -368,7 +368,7 @@ class _Slot:
 
 
 class TensorRTBackend(Backend):
-    """Run a TensorRT engine built from an RRDBNet (cached; see :mod:`engine_cache`).
+    """Run a TensorRT engine built from a network (RRDBNet or SRVGGNetCompact; cached, see :mod:`engine_cache`).
 
     Args:
         model: the generator (exported to ONNX when the engine must be built).

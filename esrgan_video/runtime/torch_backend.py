@@ -229,7 +229,7 @@ class _Graph:
 
 
 class TorchBackend(Backend):
-    """Run an RRDBNet with PyTorch on the CPU or a CUDA device.
+    """Run a network (RRDBNet or SRVGGNetCompact) with PyTorch on the CPU or a CUDA device.
 
     Args:
         model: the generator (left untouched; the backend works on a copy).

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from esrgan_video.arch import RRDBNet
 from esrgan_video.frames.color import ColorSpec
 from esrgan_video.errors import EsrganVideoError
 from esrgan_video.frames.pixel_formats import PixelFormat
@@ -179,7 +178,7 @@ class _FrameWorker:
 # the filter ---------------------------------------------------------------------------------------
 def upscale(
     clip: vs.VideoNode,
-    model: str | os.PathLike | RRDBNet = "RealESRGAN_x4plus",
+    model: str | os.PathLike | torch.nn.Module = "RealESRGAN_x4plus",
     scale: float | None = None,
     tile: int | None = None,
     tile_pad: int | None = None,
@@ -190,14 +189,15 @@ def upscale(
     blend: str | tuple[str, float] | None = None,
     reuse: str = "off",
 ) -> vs.VideoNode:
-    """Upscale ``clip`` with an ESRGAN/RRDB model; returns a clip in the same format family and depth.
+    """Upscale ``clip`` with an ESRGAN-family or compact model; returns a clip in the same format family and depth.
 
     :param clip: RGBS, RGBH, integer RGB (RGB24/RGB30/RGB48, 8–16 bit), YUV of any subsampling
         (8–16 bit) or GRAY (8–16 bit, upscaled as neutral RGB and returned as its luma). YUV and GRAY
         are converted with the frame props ``_Matrix``, ``_Range``, ``_ChromaLocation`` (untagged:
         BT.709 from 1280 wide or 577 lines up, else BT.601; limited range; left chroma).
     :param model: a registry name (``esrgan-video models``), a checkpoint path (.safetensors,
-        .pth, ncnn .param) or a loaded :class:`~esrgan_video.arch.RRDBNet`.
+        .pth, ncnn .param) or a loaded network (:class:`~esrgan_video.arch.RRDBNet` or
+        :class:`~esrgan_video.arch.SRVGGNetCompact`, e.g. from :func:`esrgan_video.load_model`).
     :param scale: output size over input size; None: the model's scale. Other scales resize the
         model's output with the CLI's antialiased bicubic, on the device.
     :param tile: tile size in input pixels (0: whole frames; None: a stable default per frame size).
