@@ -189,6 +189,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         model, args.device, req["precision"], tile_shape=shape, batch=req["batch"], streams=1,
         fp32_layers=req["fp32_layers"],
         options=BuildOptions(opt_level=req["opt_level"], workspace_mib=req["workspace_mib"]),
+        notice=lambda msg: print(msg, file=sys.stderr),  # build phases and time, as the command promises
     )
     backend.open()
     out = backend.outcome
