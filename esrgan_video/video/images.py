@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from ..errors import InputError, OutputError
+from ..frames.colorspace import Range
 from .partials import partial_path
 
 __all__ = ["IMAGE_EXTENSIONS", "check_extension", "read_image", "write_image"]
@@ -99,7 +100,7 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
             s.width, s.height = rgb.shape[1], rgb.shape[0]
             s.pix_fmt = pix_fmt
             if codec == "mjpeg":
-                s.codec_context.color_range = 2  # full range JPEG
+                s.codec_context.color_range = Range.FULL.ffmpeg  # JPEG range
                 s.options = {"qmin": "1", "qmax": "2"}
             for packet in s.encode(frame.reformat(format=pix_fmt)):
                 c.mux(packet)

@@ -13,7 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..frames.color import UNSPECIFIED, ColorSpec
+from ..frames.color import ColorSpec
+from ..frames.colorspace import Matrix
 from ..frames.pixel_formats import pixel_format
 from ..frames.sizing import SizePlan, plan_size, sar_storable
 from ..frames.transform import FrameFormat
@@ -54,8 +55,8 @@ def output_color(spec: ColorSpec, in_fmt, out_fmt, width: int, height: int) -> C
     if in_fmt.family == out_fmt.family or (in_fmt.family != "rgb" and out_fmt.family != "rgb"):
         return spec
     if out_fmt.family == "rgb":
-        return dataclasses.replace(spec, matrix=0, full_range=True, chroma_location=None).resolved(width, height, out_fmt)
-    fresh = dataclasses.replace(spec, matrix=UNSPECIFIED, full_range=None, chroma_location=None)
+        return dataclasses.replace(spec, matrix=Matrix.RGB, full_range=True, chroma_location=None).resolved(width, height, out_fmt)
+    fresh = dataclasses.replace(spec, matrix=Matrix.UNSPECIFIED, full_range=None, chroma_location=None)
     return fresh.resolved(width, height, out_fmt)
 
 
