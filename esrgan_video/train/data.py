@@ -87,10 +87,7 @@ def read_video(path: str, *, max_frames: int, crop=None) -> tuple[list[torch.Ten
 
 def read_still(path: str | Path, crop=None) -> torch.Tensor:
     """One image as 3×H×W uint8 RGB (16-bit images rounded to 8 bits) through the still-image reader."""
-    try:
-        from ..video.stills import read_image  # where another change may move it
-    except ImportError:
-        from ..stills import read_image
+    from ..video.images import read_image
     rgb, _alpha, bits = read_image(path)
     t = torch.from_numpy(np.ascontiguousarray(rgb))
     if bits > 8:

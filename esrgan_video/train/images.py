@@ -1,12 +1,11 @@
 """Pictures a run writes: preview grids (LR | base | current | HR) and the validation curves, as PNG.
 
-PNGs are encoded with PyAV's png encoder (the project has no second imaging library). The plot is drawn with
+PNGs are written by the project's still-image writer (PyAV's png encoder). The plot is drawn with
 plain tensor maths and a 5×7 bitmap font, so it needs no plotting package.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,27 +14,17 @@ from torch.nn import functional as F
 
 
 def write_png(path: str | Path, rgb: torch.Tensor | np.ndarray) -> Path:
-    """Write 3×H×W float [0, 1] (or H×W×3 uint8) as an 8-bit PNG, atomically."""
-    import av
+    """Write 3×H×W float [0, 1] (or H×W×3 uint8) as an 8-bit PNG through the project's image writer
+    (``esrgan_video.video.images.write_image``: atomic, never half written)."""
+    from ..video.images import write_image
 
     if isinstance(rgb, torch.Tensor):
         arr = (rgb.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     else:
         arr = rgb
-    arr = np.ascontiguousarray(arr)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with av.open(str(tmp), "w", format="image2") as c:
-            st = c.add_stream("png")
-            st.width, st.height, st.pix_fmt = arr.shape[1], arr.shape[0], "rgb24"
-            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
-            c.mux(st.encode(frame))
-            c.mux(st.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_image(path, np.ascontiguousarray(arr), None, 8)
     return path
 
 

@@ -531,15 +531,18 @@ class Trainer:
             raise KeyboardInterrupt
         self._stop = True
 
-    def run(self) -> TrainResult:
-        """Train from the last checkpoint (or the start) to ``steps``; checkpoint on SIGINT."""
+    def run(self, *, until: int | None = None) -> TrainResult:
+        """Train from the last checkpoint (or the start) to ``steps``; checkpoint on SIGINT.
+
+        ``until``: stop after that step with a checkpoint (a planned pause; a rerun continues the same run,
+        with the same schedule, as if it had not stopped). The result then has no ``final``."""
         self.setup()
         try:
-            return self._run()
+            return self._run(until)
         finally:
             ddp.shutdown(self.world)
 
-    def _run(self) -> TrainResult:
+    def _run(self, until: int | None) -> TrainResult:
         plan, folder = self.plan, self.folder
         main = self.world.main
         if main:
@@ -563,10 +566,11 @@ class Trainer:
             bar = tqdm(total=plan.steps, initial=self.start_step, unit="step", dynamic_ncols=True, file=sys.stderr,
                        desc="train")
         step = self.start_step
+        stop_at = plan.steps if until is None else max(self.start_step, min(until, plan.steps))
         interrupted = False
         t_last = time.perf_counter()
         try:
-            while step < plan.steps:
+            while step < stop_at:
                 if ddp.any_true(self.world, self._stop, self.device):
                     interrupted = True
                     break
@@ -584,7 +588,7 @@ class Trainer:
                     self._validation(step)
                 if main and (step % plan.preview_every == 0 or step == plan.steps):
                     self.preview(step)
-                if step % plan.save_every == 0 or step == plan.steps:
+                if step % plan.save_every == 0 or step == plan.steps or step == stop_at:
                     self.checkpoint(step)
             if interrupted and main and (folder.latest_step() or 0) < step:
                 self.checkpoint(step)
@@ -596,7 +600,7 @@ class Trainer:
         final = None
         if main:
             self.curves()
-            if not interrupted:
+            if not interrupted and step == plan.steps:
                 final = self.save_model(folder.final_path, step)
         ddp.barrier(self.world)
         return TrainResult(out=folder.path, step=step, final=final,
