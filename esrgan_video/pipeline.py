@@ -73,6 +73,16 @@ class RunResult:
     size: tuple[int, int] = (0, 0)
     """The output frame (width, height)."""
     sar: Fraction = Fraction(1)
+    damage: str | None = None
+    """The one line about what the input lost (truncated, undecodable frames), None for an intact input; the
+    output is kept either way (``video.damage``)."""
+    truncated: bool = False
+    """The input ends before what its video stream promised (or its demuxer stopped at damaged data)."""
+
+    @property
+    def damaged(self) -> bool:
+        """The input was damaged (truncated or frames lost): the CLI exits 9, batch records ``damaged``."""
+        return self.damage is not None
     """The output's sample aspect ratio (``frames.sizing.plan_size``)."""
 
 
@@ -120,7 +130,7 @@ def upscale_video(
             notice(msg)
 
     own_upscaler = upscaler is None
-    with open_input(src) as inp:
+    with open_input(src, notice=say) as inp:
         info = inp.info
         for msg in inp.notices():
             say(msg)
@@ -145,22 +155,21 @@ def upscale_video(
                 start=start, end=end, shift_timestamps=enc.shift_timestamps, overwrite=overwrite,
                 keep_partial=keep_partial, sar=size.sar if size.sar != (info.sample_aspect_ratio or 1) else None,
             ) as out:
-                frames = _stream(inp, out, transform, clock, start=start, end=end, progress=progress, t0=t0)
+                frames, read = _stream(inp, out, transform, clock, start=start, end=end, progress=progress, t0=t0)
             encoder = out.encoder_settings.describe()
-            lost = inp.lost_frames
+            lost = read.lost_frames if read is not None else 0
             backend_name = up.backend_info.name if up.backend_info is not None else ""
             backend_reason = up.backend_info.reason if up.backend_info is not None else ""
         finally:
             if own_upscaler:
                 up.close()
-    if lost:
-        say(f"{src}: {lost} frame(s) could not be decoded and were skipped")
     seconds = time.perf_counter() - t0
     return RunResult(
         output=Path(dst), frames=frames, lost_frames=lost, seconds=seconds,
         fps=frames / seconds if seconds > 0 else 0.0, stage_seconds=clock.seconds, notices=notices,
         backend=backend_name, backend_reason=backend_reason, reuse=transform.reuse_stats, encoder=encoder,
-        size=size.size, sar=size.sar,
+        size=size.size, sar=size.sar, damage=read.report() if read is not None else None,
+        truncated=read is not None and read.truncated,
     )
 
 
@@ -169,15 +178,16 @@ def _reuse_given(options: UpscaleOptions | None, flat: dict) -> bool:
     return "reuse" in flat or (options is not None and options.runtime.reuse != "off")
 
 
-def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, end, progress, t0) -> int:
-    """Decode, transform and encode concurrently; returns the frames written.
+def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, end, progress, t0):
+    """Decode, transform and encode concurrently; returns the frames written and the reader's statistics
+    (``video.damage.ReadStats``).
 
     ``pending`` holds ``(frame, future)`` in submission order; at most ``depth`` frames are in flight.
     """
     workers = transform.slots
     depth = 2 * workers + 2
     total = inp.info.frame_count_in(start, end)
-    frames = iter(inp.frames(start=start, end=end))
+    frames = inp.frames(start=start, end=end)
 
     def decode_one():
         ta = time.perf_counter()
@@ -230,7 +240,7 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
     te = time.perf_counter()
     out.flush()
     clock.add("encode", time.perf_counter() - te)
-    return written
+    return written, frames.stats
 
 
 __all__ = ["upscale_video", "RunResult", "Progress", "EsrganVideoError"]

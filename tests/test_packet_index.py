@@ -118,8 +118,9 @@ def test_one_run_demuxes_once(tmp_path, scans):
     clip = make_clip(tmp_path / "s.mkv", frames=12, options={"x264-params": "keyint=4:min-keyint=4:scenecut=0"})
     with open_input(clip) as inp:
         assert inp.resolve_range(5, 9)[0] == inp.frame_times()[5]
-        got = [f.index for f in inp.frames(start=5, end=9)]
-        assert got == [5, 6, 7, 8] and inp.seeked
+        run = inp.frames(start=5, end=9)
+        got = [f.index for f in run]
+        assert got == [5, 6, 7, 8] and run.stats.seeked
     with open_input(clip) as again:
         assert [f.index for f in again.frames(start=8)] == [8, 9, 10, 11]
     keys = scan_keyframes(clip)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 from esrgan_video.errors import InputError
-from esrgan_video.video.reader import CorruptInputWarning, open_input
+from esrgan_video.video.reader import open_input
 
 from media import (
     AudioTrack,
@@ -107,13 +106,14 @@ def test_planes_match_pyav_to_ndarray(clips):
 
 def test_vfr_timestamps_and_indices(clips):
     with open_input(clips["vfr"]) as inp:
-        frames = list(inp.frames())
+        run = inp.frames()
+        frames = list(run)
         info = inp.info
     assert info.time_base == Fraction(1, 1000)
     assert [f.pts for f in frames] == VFR_PTS
     assert [f.index for f in frames] == list(range(len(VFR_PTS)))
     assert [f.time for f in frames] == [Fraction(p, 1000) for p in VFR_PTS]
-    assert inp.lost_frames == 0
+    assert run.stats.lost_frames == 0 and not run.stats.damaged and not run.stats.seeked
     assert inp.frame_times() == [Fraction(p, 1000) for p in VFR_PTS]
 
 
@@ -226,21 +226,25 @@ def test_rotation_sar_metadata_chapters(clips):
 def test_corrupt_packets_are_skipped_and_counted(tmp_path):
     src = make_clip(tmp_path / "src.mkv", frames=12, options={"g": "1"})
     bad = make_corrupt(src, tmp_path / "bad.mkv", frames=[4, 5])
-    with open_input(bad) as inp:
-        with pytest.warns(CorruptInputWarning, match="bad.mkv"):
-            frames = list(inp.frames())
-        lost = inp.lost_frames
+    said = []
+    with open_input(bad, notice=said.append) as inp:
+        run = inp.frames()
+        frames = list(run)
+    lost = run.stats.lost_frames
     all_pts = [40 * i for i in range(12)]
     assert lost == 2
+    assert len(said) == 1 and said[0].startswith("bad.mkv: 2 frame(s) could not be decoded") and "0.160 s" in said[0]
+    assert said[0] == run.stats.report() and not run.stats.truncated
     assert [f.pts for f in frames] == [p for i, p in enumerate(all_pts) if i not in (4, 5)]
 
 
 def test_truncated_file_ends_cleanly(tmp_path):
     src = make_clip(tmp_path / "src.mkv", frames=12, options={"g": "1"})
     cut = make_truncated(src, tmp_path / "cut.mkv", keep=0.6)
-    with open_input(cut) as inp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", CorruptInputWarning)
-        frames = list(inp.frames())
+    with open_input(cut) as inp:
+        run = inp.frames()
+        frames = list(run)
+    assert run.stats.truncated and run.stats.decoded == len(frames)
     pts = [f.pts for f in frames]
     assert 2 <= len(frames) < 12
     assert pts == [40 * i for i in range(len(frames))]
@@ -320,14 +324,17 @@ def test_real_clips(real_clip):
     ("libx265", {"x265-params": "keyint=8:min-keyint=8:bframes=2:log-level=error"}, ".mkv"),
 ])
 def test_trimming_seeks_and_gives_exactly_the_frames_of_a_full_decode(tmp_path, codec, options, ext):
-    warnings.simplefilter("error", CorruptInputWarning)  # an intact file reports no lost frames after a seek
     src = make_clip(tmp_path / f"gop{ext}", codec=codec, size=(64, 48), frames=40, options=options)
-    with open_input(src) as inp:
-        full = list(inp.frames())
-        assert not inp.seeked
+    said = []
+    with open_input(src, notice=said.append) as inp:
+        run = inp.frames()
+        full = list(run)
+        assert not run.stats.seeked
         for start, end in [(19, 30), (8, 9), (Fraction(21, 25), None), (33, None)]:
-            got = list(inp.frames(start=start, end=end))
-            assert inp.seeked, f"start {start}: expected a seek"
+            run = inp.frames(start=start, end=end)
+            got = list(run)
+            assert run.stats.seeked, f"start {start}: expected a seek"
+            assert not run.stats.damaged, run.stats  # an intact file reports no lost frames after a seek
             if isinstance(start, int):
                 want = full[start:end]
             else:
@@ -336,3 +343,4 @@ def test_trimming_seeks_and_gives_exactly_the_frames_of_a_full_decode(tmp_path, 
             assert [f.pts for f in got] == [f.pts for f in want]
             for a, b in zip(got, want):
                 assert all(np.array_equal(x, y) for x, y in zip(a.planes, b.planes))
+    assert said == []

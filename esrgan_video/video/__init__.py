@@ -7,15 +7,17 @@ No colour conversion happens here: frames travel as the stream's own planes and 
 from ..frames.pixel_formats import plane_layouts, round_size, size_multiple
 from .encoder_formats import choose_pix_fmt
 from .metadata import HdrMetadata
-from .reader import CorruptInputWarning, DecodedFrame, InputVideo, VideoInfo, open_input
+from .damage import ReadStats
+from .reader import DecodedFrame, FrameRun, InputVideo, VideoInfo, open_input
 from .writer import OutputVideo, container_suggestion
 
 __all__ = [
-    "CorruptInputWarning",
     "DecodedFrame",
+    "FrameRun",
     "HdrMetadata",
     "InputVideo",
     "OutputVideo",
+    "ReadStats",
     "VideoInfo",
     "choose_pix_fmt",
     "container_suggestion",

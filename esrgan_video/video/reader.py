@@ -7,18 +7,20 @@
 
 Frames are decoded with codec threads on; each keeps the decoder's timestamp (``pts``, else the
 packet's ``dts``, else extrapolated from the previous frame). A corrupt packet in the middle is
-skipped with one warning and counted in ``lost_frames``; a truncated file ends with what decoded.
+skipped; a truncated file ends with what decoded. ``frames()`` returns a :class:`FrameRun`, whose
+``stats`` (a ``video.damage.ReadStats``: frames lost, whether it seeked, whether the file is truncated)
+are set once the run has ended; the one line that says what was lost goes to the ``notice`` callback
+given to :func:`open_input` (or to ``frames()``), never to ``warnings``.
 """
 
 from __future__ import annotations
 
 import bisect
 import os
-import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -27,6 +29,7 @@ from ..frames.color import ColorSpec
 from ..frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transfer
 from ..errors import InputError
 from ..frames.pixel_formats import pixel_format, plane_layouts
+from .damage import Promise, ReadStats, judge_truncation, stream_promise
 from .packet_index import PacketIndex, read_packet_index
 from .probe import pick_video_stream
 from .metadata import (
@@ -36,7 +39,7 @@ from .metadata import (
     rotation_from_matrix,
 )
 
-__all__ = ["CorruptInputWarning", "DecodedFrame", "InputVideo", "VideoInfo", "open_input"]
+__all__ = ["DecodedFrame", "FrameRun", "InputVideo", "ReadStats", "VideoInfo", "open_input"]
 
 # Keys muxers write themselves; copying them would describe the old file, not the new one.
 MUXER_KEYS = frozenset({"encoder", "duration", "major_brand", "minor_version", "compatible_brands",
@@ -48,10 +51,6 @@ def clean_metadata(meta: dict[str, str]) -> dict[str, str]:
     """``meta`` without the keys a muxer regenerates (ENCODER, DURATION, brands, statistics tags)."""
     return {k: v for k, v in meta.items() if k.lower() not in MUXER_KEYS and not k.upper().startswith(
         ("NUMBER_OF_", "_STATISTICS", "BPS"))}
-
-
-class CorruptInputWarning(UserWarning):
-    """Part of the input could not be decoded; decoding went on with the frames that could."""
 
 
 def _color_spec(**kw) -> ColorSpec:
@@ -118,6 +117,10 @@ class VideoInfo:
     """Video stream metadata (language, title, handler), without muxer-generated keys."""
     chapters: tuple[dict, ...] = ()
     """PyAV chapter dicts: id, start, end, time_base, metadata."""
+    disposition: int = 0
+    """The video stream's disposition flags (``av.stream.Disposition``: default, forced, …)."""
+    promise: Promise | None = None
+    """What the video stream says it holds (frame count or duration), to judge truncation against."""
 
     @property
     def is_hdr(self) -> bool:
@@ -170,15 +173,11 @@ def _check_range(name: str, value) -> None:
 class InputVideo:
     """An opened input: ``info`` and ``frames()``. Open with :func:`open_input`; close (or use ``with``)."""
 
-    def __init__(self, path: Path, info: VideoInfo):
+    def __init__(self, path: Path, info: VideoInfo, *, notice: Callable[[str], None] | None = None):
         self.path = path
         self.info = info
-        self.lost_frames = 0
-        """Frames lost to corrupt data in the last complete ``frames()`` run: frames the decoder flagged
-        corrupt (dropped), packets it refused, and (progressive video only) packets that gave no frame.
-        Packets the demuxer itself skipped while resynchronising after damaged container structure cannot
-        be counted."""
-        self.decoded_frames = 0
+        self.notice = notice
+        """Where ``frames()`` sends the one line about damage it met (None: only ``FrameRun.stats`` says)."""
         self._frame_times: list[Fraction] | None = None
 
     def __enter__(self) -> InputVideo:
@@ -243,8 +242,9 @@ class InputVideo:
 
         return to_time(start), to_time(end)
 
-    def frames(self, start=None, end=None) -> Iterator[DecodedFrame]:
-        """Decode frames in presentation order as native planes.
+    def frames(self, start=None, end=None, *, notice: Callable[[str], None] | None = None) -> FrameRun:
+        """Decode frames in presentation order as native planes; returns a :class:`FrameRun` (an iterator of
+        :class:`DecodedFrame` whose ``stats`` are set when it ends).
 
         ``start``/``end``: an ``int`` is a frame index (``end`` exclusive), a ``Fraction``/``float`` is
         seconds of media time (from the container's start): frames with ``start ≤ t < end`` are yielded.
@@ -254,20 +254,22 @@ class InputVideo:
         by a demux pass are unique. The result is checked: if the first frame decoded at or after
         ``start`` is not the one the demux pass promised, decoding restarts from the beginning, so
         indices and counts are exact either way.
+
+        Lost frames and truncation (``video.damage``) are judged when the run ends; the one line about
+        them goes to ``notice`` (default: the one given to :func:`open_input`).
         """
         _check_range("start", start)
         _check_range("end", end)
+        return FrameRun(self._run(start, end, notice or self.notice))
+
+    def _run(self, start, end, notice):
         target = self._seek_target(start)
-        self.seeked = False
-        """Whether the last ``frames()`` run started at a keyframe near ``start`` rather than the file's start."""
         if target is not None:
             try:
-                self.seeked = True
-                yield from self._frames(start, end, target)
-                return
+                return (yield from self._frames(start, end, target, notice))
             except _SeekMiss:
-                self.seeked = False
-        yield from self._frames(start, end, None)
+                pass
+        return (yield from self._frames(start, end, None, notice))
 
     def _seek_target(self, start) -> _SeekTarget | None:
         """Where to seek for ``start`` (from the packet index), when seeking is safe and worth it."""
@@ -285,17 +287,17 @@ class InputVideo:
             return None
         return _SeekTarget(start_t, times[k], k)
 
-    def _frames(self, start, end, seek: _SeekTarget | None) -> Iterator[DecodedFrame]:
+    def _frames(self, start, end, seek: _SeekTarget | None, notice):
         info = self.info
-        self.lost_frames = 0
-        self.decoded_frames = 0
         layouts = plane_layouts(info.pix_fmt, info.width, info.height)
         index = 0
         packets = 0
         out_frames = 0
         corrupt = 0
         errors = 0
-        warned = False
+        yielded = 0
+        first_loss: str | None = None
+        demux_error: str | None = None
         prev_pts: int | None = None
         step = int(round(1 / (info.frame_rate * info.time_base))) if info.frame_rate else 1
         reached_end = False
@@ -312,27 +314,23 @@ class InputVideo:
                     raise _SeekMiss from None
 
             def decoded() -> Iterator[av.VideoFrame]:
-                nonlocal packets, warned, errors
+                nonlocal packets, errors, first_loss, demux_error
                 demux = c.demux(st)
                 while True:
                     try:
                         pkt = next(demux)
                     except StopIteration:
                         break
-                    except av.FFmpegError as e:
-                        warnings.warn(f"{self.path}: stopped reading at a damaged or truncated part ({e}); "
-                                      "keeping the frames decoded so far", CorruptInputWarning, stacklevel=4)
+                    except av.FFmpegError as e:  # damaged container structure: keep what decoded
+                        demux_error = " ".join(str(e).split())
                         break
                     if pkt.size:
                         packets += 1
                     try:
                         yield from pkt.decode()
-                    except av.FFmpegError as e:
+                    except av.FFmpegError:
                         errors += 1
-                        if not warned:
-                            warnings.warn(f"{self.path}: corrupt video data at {_when(pkt)}: {e}; "
-                                          "skipping it", CorruptInputWarning, stacklevel=4)
-                            warned = True
+                        first_loss = first_loss or _when(pkt)
                 try:
                     yield from st.decode(None)
                 except av.FFmpegError:
@@ -342,10 +340,7 @@ class InputVideo:
                 out_frames += 1
                 if frame.is_corrupt:  # the decoder concealed damage: drop it rather than upscale garbage
                     corrupt += 1
-                    if not warned:
-                        warnings.warn(f"{self.path}: corrupt video frame at {_when(frame)}; skipping it",
-                                      CorruptInputWarning, stacklevel=2)
-                        warned = True
+                    first_loss = first_loss or _when(frame)
                     continue
                 pts = frame.pts if frame.pts is not None else frame.dts
                 if pts is None:
@@ -362,7 +357,6 @@ class InputVideo:
                         index = seek.first_index
                 i = index
                 index += 1
-                self.decoded_frames = index
                 if frame.format.name != info.pix_fmt or frame.width != info.width or frame.height != info.height:
                     raise InputError(
                         f"{self.path}: the video changes from {info.width}x{info.height} {info.pix_fmt} to "
@@ -375,17 +369,60 @@ class InputVideo:
                 if isinstance(end, int) and i >= end or end is not None and not isinstance(end, int) and t >= end:
                     reached_end = True
                     break
+                yielded += 1
                 yield DecodedFrame(i, pts, info.time_base, copy_planes(frame, layouts), frame.format.name)
+        lost = 0
+        truncated = False
+        expected = None
         if not reached_end:
             # Packets that gave no frame count as lost, except in interlaced streams, where a packet may hold
             # one field (two packets, one frame): there only frames flagged corrupt and decode errors count.
             # After a seek, leading pictures of an open GOP that the decoder rightly drops (they show before the
             # keyframe, so before the range) would count too: there also only flagged frames and errors count.
             silent = 0 if info.interlaced or seek is not None else max(0, packets - out_frames - errors)
-            self.lost_frames = corrupt + errors + silent
-            if self.lost_frames and not warned:
-                warnings.warn(f"{self.path}: {self.lost_frames} video frame(s) could not be decoded",
-                              CorruptInputWarning, stacklevel=2)
+            lost = corrupt + errors + silent
+            rate = info.frame_rate
+            end_time = None if prev_pts is None else max(prev_pts * info.time_base, self.media_time(
+                prev_pts, info.time_base)) + (1 / rate if rate else 0)
+            truncated, expected = judge_truncation(
+                info.promise, frames=index + lost, end_time=end_time, rate=rate,
+                limit_frames=end if isinstance(end, int) else None,
+                limit_time=None if end is None or isinstance(end, int) else Fraction(end))
+            truncated = truncated or demux_error is not None
+        stats = ReadStats(
+            path=self.path, frames=yielded, decoded=index, lost_frames=lost, seeked=seek is not None,
+            reached_end=reached_end, truncated=truncated, expected=expected,
+            estimated=info.promise is not None and info.promise.frames is None,
+            demux_error=demux_error, first_loss=first_loss)
+        line = stats.report()
+        if line and notice is not None:
+            notice(line)
+        return stats
+
+
+class FrameRun:
+    """The iterator ``InputVideo.frames()`` returns: :class:`DecodedFrame` in presentation order, then
+    ``stats`` (a :class:`~esrgan_video.video.damage.ReadStats`) once it has ended; None before, and when the
+    consumer stopped early (``close()``)."""
+
+    def __init__(self, gen) -> None:
+        self._gen = gen
+        self.stats: ReadStats | None = None
+
+    def __iter__(self) -> FrameRun:
+        return self
+
+    def __next__(self) -> DecodedFrame:
+        try:
+            return next(self._gen)
+        except StopIteration as e:
+            if e.value is not None:
+                self.stats = e.value
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Stop decoding (closes the demuxer)."""
+        self._gen.close()
 
 
 class _SeekMiss(Exception):
@@ -423,7 +460,7 @@ def copy_planes(frame: av.VideoFrame, layouts) -> list[np.ndarray]:
     return out
 
 
-def open_input(path: str | os.PathLike) -> InputVideo:
+def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None = None) -> InputVideo:
     """Open ``path`` and probe its video stream (decoding the first frame for its tags and side data).
 
     Raises InputError, naming the file, when it is missing, empty, not media, has no video stream, has
@@ -445,7 +482,7 @@ def open_input(path: str | os.PathLike) -> InputVideo:
     except (av.FFmpegError, OSError) as e:
         raise InputError(f"{path}: cannot be opened: {e}") from e
     with container:
-        return InputVideo(path, _probe(path, container))
+        return InputVideo(path, _probe(path, container), notice=notice)
 
 
 def _probe(path: Path, container) -> VideoInfo:
@@ -535,4 +572,6 @@ def _probe(path: Path, container) -> VideoInfo:
         metadata=clean_metadata(dict(container.metadata)),
         stream_metadata=clean_metadata(dict(st.metadata)),
         chapters=tuple(container.chapters()),
+        disposition=int(st.disposition),
+        promise=stream_promise(st, container),
     )

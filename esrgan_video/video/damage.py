@@ -1,0 +1,179 @@
+"""What a read of the video stream lost, and the one line that says so (pure but for reading PyAV's headers).
+
+A damaged input is decoded as far as it goes; nothing is refused and the output is kept. What was lost is
+judged once, at the end of a read, against what the **video stream** promised before decoding:
+
+- its exact frame count (MP4/MOV sample tables; Matroska's ``NUMBER_OF_FRAMES`` statistics tag): the file is
+  truncated when more than :data:`TRUNCATION_FRAMES` frame is missing;
+- else its duration (Matroska's per-track ``DURATION`` tag, or — in containers whose headers state it
+  rather than FFmpeg estimating it from the bit rate — the stream header's duration, or the container's
+  duration when the video is the file's only timed stream): truncated when the decoded frames end more
+  than :data:`TRUNCATION_SECONDS` and more than :data:`TRUNCATION_DURATION_FRAMES` frames before it
+  (durations are rounded, count the last frame's display time and may start at the first packet's decode
+  time, so a bound of a frame would raise false alarms);
+- and, promise or not, a demuxer that stops with an error (damaged container structure) marks the read as
+  truncated.
+
+Frames the decoder flagged corrupt, packets it refused and packets that gave no frame are counted as lost
+(:attr:`ReadStats.lost_frames`). :meth:`ReadStats.report` is the one line a user sees, e.g.
+``in.mkv ends early: 10 of 25 frames decoded (the file is truncated)``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+__all__ = ["Promise", "ReadStats", "TRUNCATION_DURATION_FRAMES", "TRUNCATION_FRAMES", "TRUNCATION_SECONDS",
+           "judge_truncation",
+           "parse_tag_duration", "stream_promise"]
+
+TRUNCATION_FRAMES = 1
+"""With an exact frame count: a read that ends more than this many frames short is a truncation."""
+TRUNCATION_SECONDS = Fraction(1, 5)
+"""With only a duration: a read whose last frame ends more than this many seconds (and more than
+:data:`TRUNCATION_DURATION_FRAMES` frames) early is a truncation."""
+TRUNCATION_DURATION_FRAMES = 2
+
+HEADER_DURATION_FORMATS = ("matroska", "webm", "mov", "mp4", "nut", "ogg", "flv")
+"""Containers (FFmpeg demuxer names, any of a comma list) whose stream and file durations come from headers;
+for others (MPEG-TS/PS, raw streams, AVI) FFmpeg may estimate them from the bit rate."""
+
+
+@dataclass(frozen=True)
+class Promise:
+    """What the video stream says it holds, read from headers before decoding."""
+
+    frames: int | None = None
+    """Exact frame count, when a header or tag states it."""
+    seconds: Fraction | None = None
+    """Duration in seconds, when a header or tag states it (and no exact count does)."""
+    source: str = ""
+    """Where it comes from, for messages: ``frame count``, ``NUMBER_OF_FRAMES tag``, ``DURATION tag``, …"""
+
+
+_TAG_DURATION = re.compile(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*")
+
+
+def parse_tag_duration(text: str | None) -> Fraction | None:
+    """A Matroska ``DURATION`` tag (``HH:MM:SS.nnnnnnnnn``) in seconds; None when absent or malformed."""
+    if not text:
+        return None
+    m = _TAG_DURATION.fullmatch(text)
+    if not m:
+        return None
+    h, mi, s = m.groups()
+    return int(h) * 3600 + int(mi) * 60 + Fraction(s)
+
+
+def stream_promise(stream, container) -> Promise | None:
+    """The :class:`Promise` of PyAV video ``stream`` in ``container`` (headers and tags only; no demuxing)."""
+    if stream.frames:
+        return Promise(frames=int(stream.frames), source="frame count")
+    tags = {k.upper(): v for k, v in dict(stream.metadata).items()}
+    n = tags.get("NUMBER_OF_FRAMES")
+    if n and n.strip().isdigit() and int(n) > 0:
+        return Promise(frames=int(n), source="NUMBER_OF_FRAMES tag")
+    seconds = parse_tag_duration(tags.get("DURATION"))
+    if seconds:
+        return Promise(seconds=seconds, source="DURATION tag")
+    if not set(container.format.name.split(",")) & set(HEADER_DURATION_FORMATS):
+        return None
+    if stream.duration and stream.time_base:
+        return Promise(seconds=stream.duration * Fraction(stream.time_base), source="stream duration")
+    import av
+
+    timed = [s for s in container.streams if s.type in ("video", "audio", "subtitle")
+             and not (s.type == "video" and s.disposition & av.stream.Disposition.attached_pic)]
+    if container.duration and len(timed) == 1:
+        return Promise(seconds=Fraction(container.duration, 1_000_000), source="container duration")
+    return None
+
+
+def judge_truncation(promise: Promise | None, *, frames: int, end_time: Fraction | None, rate: Fraction | None,
+                     limit_frames: int | None = None, limit_time: Fraction | None = None) -> tuple[bool, int | None]:
+    """(truncated, frames expected) for a read that met the end of the file (pure).
+
+    ``frames``: frames the stream held up to where reading stopped, counted from its start (decoded plus
+    lost); ``end_time``: seconds where the last of them ends (its time plus one frame; the caller takes the
+    later of stream time and media time, as durations count from either); ``rate``: the
+    average frame rate. ``limit_frames``/``limit_time``: the read's ``end`` (frame index or seconds), so a
+    trim is only expected to reach that far.
+    """
+    if promise is None:
+        return False, None
+    if promise.frames is not None:
+        expected = promise.frames
+        if limit_frames is not None:
+            expected = min(expected, limit_frames)
+        if limit_time is not None and rate:
+            expected = min(expected, int(limit_time * rate))
+        return expected - frames > TRUNCATION_FRAMES, expected
+    seconds = promise.seconds
+    if seconds is None:
+        return False, None
+    if limit_time is not None:
+        seconds = min(seconds, limit_time)
+    if limit_frames is not None and rate:
+        seconds = min(seconds, limit_frames / rate)
+    expected = round(seconds * rate) if rate else None
+    short = seconds - (end_time or 0)
+    frame = 1 / rate if rate else 0
+    return short > TRUNCATION_SECONDS and short > TRUNCATION_DURATION_FRAMES * frame, expected
+
+
+@dataclass(frozen=True)
+class ReadStats:
+    """What one ``InputVideo.frames()`` run read (returned by it; see ``reader.FrameRun.stats``)."""
+
+    path: Path
+    frames: int
+    """Frames yielded."""
+    decoded: int
+    """Frames of the stream decoded up to where reading stopped, counted from its start (a seek skips some
+    without decoding them; they count)."""
+    lost_frames: int = 0
+    """Frames lost to corrupt data: flagged corrupt by the decoder (dropped), packets it refused, and
+    (progressive video, no seek) packets that gave no frame."""
+    seeked: bool = False
+    """The read started at a keyframe near ``start`` rather than at the file's start."""
+    reached_end: bool = False
+    """The read stopped at its ``end``, before the end of the file (no truncation is judged then)."""
+    truncated: bool = False
+    """The file ends before what its video stream promised, or its demuxer stopped with an error."""
+    expected: int | None = None
+    """Frames the stream promised within the range read (None when it promised nothing)."""
+    estimated: bool = False
+    """``expected`` comes from a duration (so it is approximate), not an exact count."""
+    demux_error: str | None = None
+    """The demuxer's message when it stopped with an error."""
+    first_loss: str | None = None
+    """Where the first corrupt data was met (``"0.120 s"``)."""
+
+    @property
+    def damaged(self) -> bool:
+        """Frames were lost or the file is truncated: the output is kept, but it misses part of the input."""
+        return self.truncated or self.lost_frames > 0
+
+    def report(self) -> str | None:
+        """The one line a user sees about the damage (None when there is none)."""
+        if not self.damaged:
+            return None
+        name = self.path.name if self.path.name else str(self.path)
+        parts = []
+        if self.truncated:
+            have = self.decoded
+            if self.expected is not None and self.expected > have:
+                of = f"{have} of {'about ' if self.estimated else ''}{self.expected} frames decoded"
+            else:
+                of = f"{have} frames decoded"
+            why = (f"the demuxer stopped at damaged data: {self.demux_error}" if self.demux_error
+                   else "the file is truncated")
+            parts.append(f"{name} ends early: {of} ({why})")
+        if self.lost_frames:
+            at = f", the first at {self.first_loss}" if self.first_loss else ""
+            lost = f"{self.lost_frames} frame(s) could not be decoded and were skipped{at}"
+            parts.append(lost if parts else f"{name}: {lost}")
+        return "; ".join(parts)
