@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import __version__
 from .arguments import add_upscale_options, flag_name, upscale_options
-from .exit_codes import BATCH_FAILED, exit_codes_text
+from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
 from .exit_codes import OK as EXIT_OK, USAGE as EXIT_USAGE
 from .signals import exit_status, signal_name, stop_signals
 from ..errors import EsrganVideoError, OptionError
@@ -71,6 +71,13 @@ class _ProgressReporter:
                 self.bar = tqdm(total=p.total, unit="frame", dynamic_ncols=True, file=sys.stderr)
             self.bar.update(p.frame - self.bar.n)
 
+    def finish(self, result) -> None:
+        """In json mode, one last object: what was written and what the input lost (``RunResult``)."""
+        if self.mode == "json":
+            print(json.dumps({"done": True, "output": str(result.output), "frames": result.frames,
+                              "lost_frames": result.lost_frames, "truncated": result.truncated,
+                              "damaged": result.damaged, "damage": result.damage}), file=sys.stderr, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -115,7 +122,9 @@ def _run_upscale(argv: list[str]) -> int:
             + (f": {result.backend_reason})" if result.backend_reason else ")"),
             file=sys.stderr,
         )
-    return EXIT_OK
+    reporter.finish(result)
+    # The output is kept; the status tells scripts the input was damaged (the notice said what was lost).
+    return DAMAGED if result.damaged else EXIT_OK
 
 
 def _run_models(argv: list[str]) -> int:
