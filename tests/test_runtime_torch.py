@@ -158,21 +158,34 @@ def test_bf16_needs_native_support_on_the_backends_own_gpu():
     assert bf16_native((8, 0)) and bf16_native((8, 9)) and bf16_native((9, 0)) and bf16_native((10, 0))
 
 
-def test_cudagraph_modes_stay_on_the_opening_thread_where_torch_is_not_thread_safe():
-    from esrgan_video.runtime.torch_backend import check_cudagraph_thread, cudagraph_trees_thread_safe
+def test_cudagraph_modes_are_refused_on_threads_torch_cannot_run_them_from():
+    import threading
 
-    kw = dict(owner=1, current=2)
+    from esrgan_video.runtime.torch_backend import (
+        check_cudagraph_thread,
+        cudagraph_tls_ready,
+        cudagraph_trees_thread_safe,
+    )
+
+    kw = dict(thread_safe=False, tls_ready=False)
     with pytest.raises(BackendError, match="pytorch/pytorch#123177"):
-        check_cudagraph_thread("reduce-overhead", "cuda", thread_safe=False, **kw)
+        check_cudagraph_thread("reduce-overhead", "cuda", **kw)
     with pytest.raises(BackendError, match="#123177"):
-        check_cudagraph_thread("max-autotune", "cuda", thread_safe=False, **kw)
-    check_cudagraph_thread("reduce-overhead", "cuda", thread_safe=False, owner=1, current=1)  # same thread
-    check_cudagraph_thread("reduce-overhead", "cuda", thread_safe=True, **kw)  # torch with the fix
-    check_cudagraph_thread("max-autotune-no-cudagraphs", "cuda", thread_safe=False, **kw)
-    check_cudagraph_thread("reduce-overhead", "cpu", thread_safe=False, **kw)  # no CUDA graphs on the CPU
+        check_cudagraph_thread("max-autotune", "cuda", **kw)
+    check_cudagraph_thread("reduce-overhead", "cuda", thread_safe=False, tls_ready=True)  # the importing thread
+    check_cudagraph_thread("reduce-overhead", "cuda", thread_safe=True, tls_ready=False)  # torch with the fix
+    check_cudagraph_thread("max-autotune-no-cudagraphs", "cuda", **kw)
+    check_cudagraph_thread("reduce-overhead", "cpu", **kw)  # no CUDA graphs on the CPU
     from torch._inductor import cudagraph_trees
 
     assert cudagraph_trees_thread_safe() == hasattr(cudagraph_trees, "graph_capture_lock")
+    # the per-thread state torch asserts on: here in the importing thread, absent in a fresh Python thread
+    assert cudagraph_tls_ready()
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(cudagraph_tls_ready()))
+    t.start()
+    t.join()
+    assert seen == [False]
 
 
 def test_compile_survives_shape_churn_past_the_recompile_limit():

@@ -14,7 +14,9 @@ inductor options turn CUDA graphs on (``torch._inductor.list_mode_options(mode)[
 ``reduce-overhead`` and ``max-autotune``) return outputs that the next replay overwrites, so those
 outputs are cloned before the in-place clamp, and ``cuda_graphs=True`` is refused with them.
 On torch builds whose cudagraph trees are not thread-safe (pytorch/pytorch#123177, fixed by #184357,
-detected by its ``graph_capture_lock``), those modes run only on the thread that opened the backend.
+detected by its ``graph_capture_lock``), their per-thread state exists only in the thread that imported
+``torch._inductor.cudagraph_trees`` (a module-level ``threading.local``); those modes are refused, with
+one line, on any other thread instead of failing inside torch with an assertion.
 
 Own CUDA graphs (``cuda_graphs=True``) are captured on a stream of the backend's device under the
 process-wide capture lock (:mod:`esrgan_video.runtime.capture`).
@@ -70,15 +72,23 @@ def cudagraph_trees_thread_safe() -> bool:
     return hasattr(cudagraph_trees, "graph_capture_lock")
 
 
-def check_cudagraph_thread(mode: str | None, device_type: str, *, thread_safe: bool, owner: int | None,
-                           current: int) -> None:
-    """Refuse a cudagraph-tree compile mode on a thread other than the opener's where torch is not thread-safe (pure)."""
-    if device_type != "cuda" or not mode_uses_cudagraphs(mode) or thread_safe or owner is None or owner == current:
+def cudagraph_tls_ready() -> bool:
+    """Whether this thread has cudagraph trees' per-thread state: what torch without #184357 asserts
+    (``hasattr(local, attr) or torch._C._is_key_in_tls(attr)`` in ``cudagraph_trees.get_obj``)."""
+    from torch._inductor import cudagraph_trees
+
+    key = "tree_manager_containers"
+    return hasattr(cudagraph_trees.local, key) or bool(torch._C._is_key_in_tls(key))
+
+
+def check_cudagraph_thread(mode: str | None, device_type: str, *, thread_safe: bool, tls_ready: bool) -> None:
+    """Refuse a cudagraph-tree compile mode on a thread that torch cannot run it from (pure)."""
+    if device_type != "cuda" or not mode_uses_cudagraphs(mode) or thread_safe or tls_ready:
         return
     raise BackendError(
-        f"torch backend: compile={mode!r} uses cudagraph trees, which this torch ({torch.__version__}) cannot run "
-        "from several threads (pytorch/pytorch#123177); use one stream, or compile='max-autotune-no-cudagraphs' "
-        "with cuda_graphs=True"
+        f"torch backend: compile={mode!r} uses cudagraph trees, which this torch ({torch.__version__}) runs only on "
+        "the thread that first compiled (pytorch/pytorch#123177); use one stream, or "
+        "compile='max-autotune-no-cudagraphs' with cuda_graphs=True"
     )
 
 
@@ -284,8 +294,6 @@ class TorchBackend(Backend):
         )
         self._compiled: dict[tuple[int, int, int], Callable[[torch.Tensor], torch.Tensor]] = {}
         self._compiled_lock = threading.Lock()
-        self._owner: int | None = None
-        """Thread that opened the backend (the only one allowed into cudagraph trees on torch without #184357)."""
         self.info = BackendInfo(name="torch", device=dev, dtype=dtype, fixed_shape=None, reason=reason)
         mode = finite_check or ("deferred" if dev.type == "cuda" else "batch")
         self.guard = FiniteGuard(f"torch {precision_name(dtype)} on {dev}", mode=mode)
@@ -311,7 +319,6 @@ class TorchBackend(Backend):
                 return self
             if self.info.device.type == "cuda":
                 torch.backends.cudnn.benchmark = True  # fixed tile shapes: let cuDNN pick the fastest kernels
-            self._owner = threading.get_ident()
             self._opened = True
         return self
 
@@ -343,8 +350,9 @@ class TorchBackend(Backend):
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         trees = self.info.device.type == "cuda" and mode_uses_cudagraphs(self.compile_mode)
         if trees:
-            check_cudagraph_thread(self.compile_mode, "cuda", thread_safe=cudagraph_trees_thread_safe(),
-                                   owner=self._owner, current=threading.get_ident())
+            safe = cudagraph_trees_thread_safe()
+            check_cudagraph_thread(self.compile_mode, "cuda", thread_safe=safe,
+                                   tls_ready=safe or cudagraph_tls_ready())
         out = self._runner(x)(x)
         if trees:
             out = out.clone()  # cudagraph-tree outputs are overwritten by the next replay
