@@ -435,9 +435,13 @@ def test_max_autotune_outputs_survive_the_next_call():
     next replay (and the in-place clamp would write into the graph's buffer)."""
     from esrgan_video.runtime.torch_backend import TorchBackend
 
+    import torch._inductor.config as inductor_config
+
     model = tiny()
     eager = TorchBackend(model, "cuda", "fp16")
-    with TorchBackend(model, "cuda", "fp16", compile="max-autotune") as b:
+    # ATen kernels only: the Triton template search would take minutes and is not what is tested here
+    with inductor_config.patch(max_autotune_conv_backends="ATEN", max_autotune_gemm_backends="ATEN"), \
+            TorchBackend(model, "cuda", "fp16", compile="max-autotune") as b:
         xs = [torch.rand(1, 3, 16, 16, device="cuda") for _ in range(4)]
         ys = [b(x) for x in xs]
         for x, y in zip(xs, ys):
