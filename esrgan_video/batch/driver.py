@@ -21,6 +21,7 @@ from .. import __version__
 from ..errors import InputError, OutputError
 from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
 from .journal import Journal, fraction_text, parse_fraction
+from .progress import BatchProgress, BatchSnapshot
 from ..options import UpscaleOptions
 from ..runtime.devices import parse_devices
 from ..video.probe import container_duration, probe
@@ -164,8 +165,13 @@ class _JobState:
 class Plan:
     """The driver's state machine over tasks; the schedulers call it, it writes the journal."""
 
-    def __init__(self, journal: Journal, opts_hash: str, *, max_attempts: int, log: Callable[[str], None]) -> None:
+    def __init__(self, journal: Journal, opts_hash: str, *, max_attempts: int, log: Callable[[str], None],
+                 progress: Callable[[BatchSnapshot], None] | None = None) -> None:
         self.journal = journal
+        self.report = progress
+        """Receives a :class:`BatchSnapshot` whenever a worker reports progress or a task ends."""
+        self.tracker: BatchProgress | None = None
+        """Set by :meth:`start_progress` once every job to run is known."""
         self.outdir = journal.outdir
         self.opts_hash = opts_hash
         self.max_attempts = max_attempts
@@ -190,6 +196,30 @@ class Plan:
         self.journal.record(task.key, "running", owner=owner, heartbeat=round(time.time(), 1), kind=task.kind,
                             job=task.job_key, attempt=self.attempts.get(task.key, 0) + 1)
 
+    def progress(self, task: Task, info: dict[str, Any]) -> None:
+        """A worker's progress on ``task``: ``{"frame", "total", "fps", "eta"}`` (whole files and segments)."""
+        if self.tracker is None or task.kind not in ("whole", "segment"):
+            return
+        self.tracker.update(task.job_key, task.key, int(info.get("frame", 0)), info.get("total"),
+                            float(info.get("fps") or 0.0))
+        self._report()
+
+    def start_progress(self, durations: dict[str, float | None]) -> None:
+        self.tracker = BatchProgress(durations)
+
+    def _report(self) -> None:
+        if self.report is not None and self.tracker is not None:
+            self.report(self.tracker.snapshot())
+
+    def _track_done(self, task: Task, frames: int, *, job_finished: bool) -> None:
+        if self.tracker is None or task.job_key not in self.tracker:
+            return
+        if task.kind in ("whole", "segment"):
+            self.tracker.task_done(task.job_key, task.key, frames)
+        if job_finished:
+            self.tracker.job_done(task.job_key)
+        self._report()
+
     def heartbeat(self, task: Task, owner: str) -> None:
         if task.kind == "plan":
             return
@@ -200,6 +230,8 @@ class Plan:
         self.running.discard(task.key)
         st = self.jobs[task.job_key]
         if task.kind == "plan":
+            if self.tracker is not None and task.job_key in self.tracker:
+                self.tracker.set_total(task.job_key, int(result.get("frames", 0)) or None)
             self._planned(st, result)
             return
         extra = {"start": fraction_text(task.start), "end": fraction_text(task.end)} if task.kind == "segment" else {}
@@ -208,6 +240,7 @@ class Plan:
         row = st.row
         row.seconds += float(result.get("seconds", 0.0))
         row.lost_frames += int(result.get("lost_frames", 0))
+        self._track_done(task, int(result.get("frames", 0)), job_finished=task.kind != "segment")
         if row.status == "failed":
             return
         if task.kind == "segment":
@@ -240,6 +273,7 @@ class Plan:
             error = f"segment {task.key.rsplit('#', 1)[-1]}: {error}"
             self.journal.record(task.job_key, "failed", kind="job", job=task.job_key, options=self.opts_hash, error=error)
         st.row.status, st.row.error = "failed", error
+        self._track_done(task, 0, job_finished=True)
         self.queue = deque(t for t in self.queue if t.job_key != task.job_key)
         self.log(f"failed   {st.row.key}: {error}")
 
@@ -276,6 +310,10 @@ class Plan:
         self.jobs[st.job.key] = st
         self.src_fp[st.job.key] = _src_fingerprint(st.job.src)
         self.queue.extend(tasks)
+
+
+def _seconds(v: Fraction | None) -> float | None:
+    return None if v is None else float(v)
 
 
 def _long_enough(src: Path, seg_seconds: float) -> bool:
@@ -327,6 +365,7 @@ def run_batch(
     stale_s: float = 300.0,
     max_attempts: int = 2,
     log: Callable[[str], None] | None = None,
+    progress: Callable[[BatchSnapshot], None] | None = None,
     **flat_options,
 ) -> BatchSummary:
     """Upscale every video of ``inputs`` into ``outdir``, resumably (see docs/batch.md).
@@ -339,6 +378,8 @@ def run_batch(
     ``ModelError`` for an unusable model and ``OutputError`` when finished outputs were made with other
     options and ``force`` is not set. Per-file problems never raise: they are rows of the summary.
     ``KeyboardInterrupt`` is re-raised as ``BatchInterrupted`` carrying the partial summary.
+    ``progress`` receives a :class:`~esrgan_video.batch.progress.BatchSnapshot` (running files' frames, fps,
+    ETA and the batch's total) whenever a worker reports progress (about twice a second) or a task ends.
     """
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
     start, end = opts.trim.start, opts.trim.end
@@ -372,7 +413,7 @@ def run_batch(
     settings = WorkerSettings(options=opts, threads=threads)
 
     with Journal(out) as journal:
-        plan = Plan(journal, h, max_attempts=max_attempts, log=say)
+        plan = Plan(journal, h, max_attempts=max_attempts, log=say, progress=progress)
         rows: list[JobRow] = []
         todo: list[tuple[Job, JobRow, bool]] = []
         changed: list[Job] = []
@@ -427,6 +468,8 @@ def run_batch(
             plan.add(st, tasks)
 
         n_run = len(plan.jobs)
+        if progress is not None:
+            plan.start_progress({key: _seconds(container_duration(st.job.src)) for key, st in plan.jobs.items()})
         say(f"{len(jobs)} files: {n_run} to run, {sum(r.status == 'skipped' for r in rows)} already done"
             + (f", {sum(r.status == 'failed' for r in rows)} failed before starting" if any(r.status == 'failed' for r in rows) else ""))
         try:

@@ -32,6 +32,7 @@ class PlanLike(Protocol):
     def next_task(self) -> Task | None: ...
     def started(self, task: Task, owner: str) -> None: ...
     def heartbeat(self, task: Task, owner: str) -> None: ...
+    def progress(self, task: Task, info: dict[str, Any]) -> None: ...
     def done(self, task: Task, result: dict[str, Any]) -> None: ...
     def failed(self, task: Task, error: str) -> None: ...
     def lost(self, task: Task, why: str) -> None: ...
@@ -55,6 +56,7 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
                  heartbeat_s: float) -> None:
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the driver decides
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # so does a closed terminal's hang-up
 
     def on_term(signum, frame):  # unwind so the writer removes its temporary file
         raise SystemExit(128 + signum)
@@ -78,8 +80,11 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
             task = tasks.get()
             if task is None:
                 return
+            def report(info: dict[str, Any], key: str = task.key) -> None:
+                results.put(("progress", wid, key, info))
+
             try:
-                res = execute_task(task, settings, device)
+                res = execute_task(task, settings, device, progress=report)
             except Exception as e:  # noqa: BLE001 - reported to the driver as this task's one-line error
                 results.put(("failed", wid, task.key, one_line(e)))
             else:
@@ -209,6 +214,9 @@ class LocalScheduler:
             return
         w.last_seen = time.monotonic()
         if kind == "hb" or w.task is None or w.task.key != key:
+            return
+        if kind == "progress":
+            plan.progress(w.task, payload)
             return
         task, w.task = w.task, None
         deaths[w.device] = 0

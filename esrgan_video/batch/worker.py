@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import EsrganVideoError
 from ..video.probe import probe  # noqa: F401 - also the driver's import (verify_done)
@@ -103,8 +103,28 @@ def apply_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def execute_task(task: Task, settings: WorkerSettings, device: str | None) -> dict[str, Any]:
-    """Run one task and return what the driver records (raises on failure)."""
+class ProgressThrottle:
+    """``upscale_video``'s progress callback that hands ``send`` a dict (frame, total, fps, eta) at most every
+    ``interval`` seconds, and always for the last frame (what workers report to the driver)."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], None], interval: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.send, self.interval, self.clock = send, interval, clock
+        self._last: float | None = None
+
+    def __call__(self, p) -> None:
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval and p.frame != p.total:
+            return
+        self._last = now
+        self.send({"frame": p.frame, "total": p.total, "fps": round(p.fps, 3),
+                   "eta": None if p.eta is None else round(p.eta, 1)})
+
+
+def execute_task(task: Task, settings: WorkerSettings, device: str | None,
+                 progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run one task and return what the driver records (raises on failure). ``progress`` receives the task's
+    progress (see :class:`ProgressThrottle`) while a file or segment is upscaled."""
     t0 = time.perf_counter()
     if task.kind == "plan":
         return cut_into_segments(task)
@@ -122,7 +142,8 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None) -> di
         if task.kind == "segment":
             opts = opts.replace(start=task.start, end=task.end, copy_streams=False, shift_timestamps=False)
         result = upscale_video(task.src, task.dst, opts, upscaler=_upscaler(settings, device),
-                               overwrite=task.overwrite)
+                               overwrite=task.overwrite,
+                               progress=ProgressThrottle(progress) if progress is not None else None)
         frames, lost = result.frames, result.lost_frames
     else:
         raise ValueError(f"unknown task kind {task.kind!r}")

@@ -9,7 +9,10 @@ folder) — the codes of ``esrgan_video.errors``.
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
+import time
 
 from .arguments import add_upscale_options, upscale_options
 from .exit_codes import DAMAGED, exit_codes_text
@@ -59,8 +62,63 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     b.add_argument("--stale-after", type=float, default=300.0,
                    help="seconds without a worker heartbeat before it is killed and its file redone (default: %(default)s)")
     b.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    b.add_argument("--progress", choices=["bar", "json", "none"], default=None,
+                   help="while files run: the running files' frames, fps and ETA and the batch's total, as a status "
+                        "line (bar; default on a terminal), one JSON object a line on stderr (json), or none")
     add_upscale_options(p)
     return p
+
+
+class BatchReporter:
+    """Shows batch progress (:class:`~esrgan_video.batch.progress.BatchSnapshot`) and the driver's log lines.
+
+    ``bar``: one status line on stderr, redrawn in place at most every ``interval`` seconds (log lines are
+    printed above it); ``json``: one object a line (``{"files": [...], "batch": {...}}``); ``none``: nothing."""
+
+    def __init__(self, mode: str, *, quiet: bool = False, stream=None, interval: float = 0.2) -> None:
+        self.mode, self.quiet, self.interval = mode, quiet, interval
+        self.stream = stream or sys.stderr
+        self._shown = 0
+        self._last = 0.0
+        self._line = ""
+
+    def log(self, msg: str) -> None:
+        if self.quiet:
+            return
+        self._clear()
+        print(f"esrgan-video batch: {msg}", file=self.stream, flush=True)
+        if self._line:
+            self._draw(self._line)
+
+    def __call__(self, snap) -> None:
+        if self.mode == "json":
+            print(json.dumps(snap.as_json()), file=self.stream, flush=True)
+            return
+        if self.mode != "bar":
+            return
+        now = time.monotonic()
+        if now - self._last < self.interval and snap.files:
+            return
+        self._last = now
+        self._line = " | ".join([snap.line(), *(f.line() for f in snap.files)])
+        self._draw(self._line)
+
+    def _draw(self, line: str) -> None:
+        width = shutil.get_terminal_size((120, 20)).columns - 1
+        line = line[:width]
+        self.stream.write("\r" + line + " " * max(0, self._shown - len(line)))
+        self.stream.flush()
+        self._shown = len(line)
+
+    def _clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r" + " " * self._shown + "\r")
+            self.stream.flush()
+            self._shown = 0
+
+    def close(self) -> None:
+        self._clear()
+        self._line = ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +130,8 @@ def run_args(args: argparse.Namespace) -> int:
     from ..batch import BatchInterrupted, run_batch
 
     options = upscale_options(args)
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(f"esrgan-video batch: {msg}", file=sys.stderr, flush=True))
+    mode = args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
+    reporter = BatchReporter(mode, quiet=args.quiet)
     try:
         summary = run_batch(
             args.inputs, args.output_dir, options,
@@ -81,13 +140,17 @@ def run_args(args: argparse.Namespace) -> int:
             devices=args.devices, ray=args.ray, ray_num_cpus=args.ray_cpus,
             segment_seconds=args.segment_seconds, threads=args.threads,
             retry_failed=args.retry_failed, force=args.force, overwrite=args.overwrite,
-            max_attempts=args.max_attempts, stale_s=args.stale_after, log=log,
+            max_attempts=args.max_attempts, stale_s=args.stale_after, log=reporter.log,
+            progress=reporter if mode != "none" else None,
         )
     except BatchInterrupted as e:
+        reporter.close()
         print(e.summary.table(), file=sys.stderr)
         print(f"esrgan-video batch: interrupted ({signal_name(e.__cause__)}); rerun the same command to resume",
               file=sys.stderr)
         return exit_status(e.__cause__)
+    finally:
+        reporter.close()
     print(summary.table(), file=sys.stderr)
     return summary.exit_code
 

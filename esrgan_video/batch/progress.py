@@ -1,0 +1,149 @@
+"""Batch progress: the running files' frames, fps and ETA, and the batch's total, while files run.
+
+Workers report each task's progress (``frame``, ``total``, ``fps``) to the driver (the local scheduler's result
+queue, Ray actors' progress queue); the driver's plan feeds it here. :class:`BatchProgress` is pure state (the
+clock is injected): a file's progress is the sum of its tasks' (several segments of one file may run at once on
+several workers), and the batch's fraction weighs each file by its duration (from its header; files whose
+header states none count as the mean). :meth:`BatchProgress.snapshot` is what a reporter shows:
+
+    ep03.mkv   1234/3000 frames  23.5 fps  ETA 1:15
+    batch      2/5 files done, 41 %, 24.0 fps, ETA 12:30
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class FileProgress:
+    """One running file."""
+
+    key: str
+    frames: int
+    total: int | None
+    fps: float
+    eta: float | None
+
+    def line(self) -> str:
+        total = f"/{self.total}" if self.total else ""
+        return f"{self.key}  {self.frames}{total} frames  {self.fps:.1f} fps  ETA {format_eta(self.eta)}"
+
+
+@dataclass(frozen=True)
+class BatchSnapshot:
+    """What a progress reporter shows: the running files and the batch's total."""
+
+    files: tuple[FileProgress, ...]
+    done_files: int
+    total_files: int
+    fraction: float
+    """Of the batch's media time done, 0..1."""
+    frames: int
+    """Frames rendered by this run so far (finished and running files)."""
+    fps: float
+    eta: float | None
+
+    def line(self) -> str:
+        return (f"batch  {self.done_files}/{self.total_files} files done, {self.fraction:.0%}, {self.fps:.1f} fps, "
+                f"ETA {format_eta(self.eta)}")
+
+    def as_json(self) -> dict:
+        return {
+            "files": [{"file": f.key, "frame": f.frames, "total": f.total, "fps": round(f.fps, 3),
+                       "eta": None if f.eta is None else round(f.eta, 1)} for f in self.files],
+            "batch": {"done": self.done_files, "files": self.total_files, "fraction": round(self.fraction, 4),
+                      "frames": self.frames, "fps": round(self.fps, 3),
+                      "eta": None if self.eta is None else round(self.eta, 1)},
+        }
+
+
+def format_eta(seconds: float | None) -> str:
+    """``"1:02:03"``, ``"2:05"``, or ``"?"`` (pure)."""
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+@dataclass
+class _Job:
+    duration: float | None
+    total: int | None = None
+    finished: bool = False
+    tasks: dict[str, tuple[int, int | None, float]] = field(default_factory=dict)  # task -> (frames, total, fps)
+    done_frames: int = 0  # of finished tasks
+
+
+class BatchProgress:
+    """The driver's view of the batch's progress (see the module docstring)."""
+
+    def __init__(self, durations: dict[str, float | None], *, clock: Callable[[], float] = time.monotonic) -> None:
+        """``durations``: job key → its media duration in seconds (None: unknown), for every job this run runs."""
+        self._clock = clock
+        self._t0 = clock()
+        self._jobs = {k: _Job(d) for k, d in durations.items()}
+        self._finished_frames = 0
+
+    def __contains__(self, job: str) -> bool:
+        return job in self._jobs
+
+    def set_total(self, job: str, frames: int | None) -> None:
+        """A job's frame count, when known before its tasks report (a segmented file's scan)."""
+        self._jobs[job].total = frames
+
+    def update(self, job: str, task: str, frames: int, total: int | None, fps: float = 0.0) -> None:
+        """Task ``task`` of ``job`` has written ``frames`` of its ``total``, at ``fps`` (the worker's measure)."""
+        self._jobs[job].tasks[task] = (frames, total, fps)
+
+    def task_done(self, job: str, task: str, frames: int) -> None:
+        j = self._jobs[job]
+        j.tasks.pop(task, None)
+        j.done_frames += frames
+        self._finished_frames += frames
+
+    def job_done(self, job: str) -> None:
+        """The job finished (done, failed or skipped): it counts as complete in the batch's fraction."""
+        j = self._jobs[job]
+        j.finished = True
+        for frames, _t, _f in j.tasks.values():
+            self._finished_frames += frames
+        j.tasks.clear()
+
+    def _job_frames(self, j: _Job) -> tuple[int, int | None]:
+        running = sum(f for f, _, _ in j.tasks.values())
+        total = j.total
+        if total is None and j.tasks and all(t for _, t, _ in j.tasks.values()) and not j.done_frames:
+            total = sum(t for _, t, _ in j.tasks.values())  # a whole-file task reports the file's total
+        return j.done_frames + running, total
+
+    def snapshot(self) -> BatchSnapshot:
+        now = self._clock()
+        elapsed = max(now - self._t0, 1e-9)
+        known = [j.duration for j in self._jobs.values() if j.duration]
+        mean = sum(known) / len(known) if known else 1.0
+        weight_total = fraction_done = 0.0
+        files = []
+        frames_now = self._finished_frames
+        for key, j in self._jobs.items():
+            w = j.duration or mean
+            weight_total += w
+            if j.finished:
+                fraction_done += w
+                continue
+            frames, total = self._job_frames(j)
+            frames_now += sum(f for f, _, _ in j.tasks.values())
+            if total:
+                fraction_done += w * min(1.0, frames / total)
+            if j.tasks:
+                fps = sum(f for _, _, f in j.tasks.values())  # segments running at once add up
+                eta = max(0.0, (total - frames) / fps) if total and fps > 0 else None
+                files.append(FileProgress(key, frames, total, fps, eta))
+        fraction = fraction_done / weight_total if weight_total else 1.0
+        done = sum(j.finished for j in self._jobs.values())
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
+        return BatchSnapshot(tuple(files), done, len(self._jobs), fraction, frames_now, frames_now / elapsed, eta)

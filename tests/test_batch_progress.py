@@ -1,0 +1,112 @@
+"""Batch progress: the running file's frames, fps and ETA and the batch's total while files run (workers report
+progress to the driver), as pure state and through a real batch with a worker process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from safetensors.torch import save_file
+
+from esrgan_video.batch import run_batch
+from esrgan_video.batch.progress import BatchProgress, format_eta
+from esrgan_video.batch.worker import ProgressThrottle
+from esrgan_video.cli.batch import BatchReporter
+from esrgan_video.testing import near_identity_model
+from media import make_clip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_batch_fraction_weighs_files_by_duration_and_sums_segments():
+    clock = Clock()
+    bp = BatchProgress({"a.mkv": 10.0, "b.mkv": 30.0, "c.mkv": None}, clock=clock)
+    snap = bp.snapshot()
+    assert (snap.done_files, snap.total_files, snap.fraction, snap.files, snap.eta) == (0, 3, 0.0, (), None)
+    clock.t += 10
+    bp.update("a.mkv", "a.mkv", 50, 100, 5.0)
+    snap = bp.snapshot()
+    (f,) = snap.files
+    assert (f.key, f.frames, f.total) == ("a.mkv", 50, 100)
+    assert f.fps == pytest.approx(5.0) and f.eta == pytest.approx(10.0)
+    # c has no duration: it weighs the mean of the known ones (20 s); a is half done: 5 of 10 + 30 + 20 seconds
+    assert snap.fraction == pytest.approx(5 / 60)
+    assert snap.eta == pytest.approx(10 * (1 - 5 / 60) / (5 / 60))
+    assert "50/100 frames" in f.line() and "ETA 0:10" in f.line() and "0/3 files done" in snap.line()
+    bp.task_done("a.mkv", "a.mkv", 100)
+    bp.job_done("a.mkv")
+    # b is segmented: its scan said 300 frames, two segments run at once on two workers
+    bp.set_total("b.mkv", 300)
+    bp.update("b.mkv", "b.mkv#seg0000", 60, 150, 2.0)
+    bp.update("b.mkv", "b.mkv#seg0001", 90, 150, 3.0)
+    snap = bp.snapshot()
+    (f,) = snap.files
+    assert (f.key, f.frames, f.total, f.fps, f.eta) == ("b.mkv", 150, 300, 5.0, 30.0)
+    assert snap.fraction == pytest.approx((10 + 15) / 60) and snap.done_files == 1 and snap.frames == 250
+    bp.task_done("b.mkv", "b.mkv#seg0000", 150)
+    assert bp.snapshot().files[0].frames == 240
+    for job in ("b.mkv", "c.mkv"):
+        bp.job_done(job)
+    assert bp.snapshot().fraction == 1.0 and bp.snapshot().done_files == 3
+    assert format_eta(3725) == "1:02:05" and format_eta(65) == "1:05" and format_eta(None) == "?"
+
+
+def test_worker_progress_is_throttled_but_the_last_frame_always_goes():
+    sent, clock = [], Clock()
+    th = ProgressThrottle(sent.append, interval=0.5, clock=clock)
+    for frame in range(1, 11):
+        clock.t += 0.2
+        th(SimpleNamespace(frame=frame, total=10, fps=5.0, eta=1.0))
+    assert [s["frame"] for s in sent] == [1, 4, 7, 10]
+    assert set(sent[0]) == {"frame", "total", "fps", "eta"}
+
+
+def test_reporter_bar_redraws_one_line_and_prints_logs_above_it(tmp_path):
+    import io
+
+    stream = io.StringIO()
+    r = BatchReporter("bar", stream=stream, interval=0.0)
+    clock = Clock()
+    bp = BatchProgress({"a.mkv": 1.0}, clock=clock)
+    bp.update("a.mkv", "a.mkv", 3, 10, 1.0)
+    r(bp.snapshot())
+    r.log("done     x.mkv")
+    r.close()
+    text = stream.getvalue()
+    assert "\r" in text and "a.mkv  3/10 frames" in text and "esrgan-video batch: done     x.mkv\n" in text
+    assert text.endswith("\r")  # the status line is cleared at the end
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
+    save_file({k: v.contiguous() for k, v in near_identity_model(2).state_dict().items()}, str(path))
+    return path
+
+
+def test_progress_arrives_while_files_run(tmp_path, model_file):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("one", "two"):
+        make_clip(lib / f"{name}.mkv", codec="ffv1", size=(96, 64), frames=24)
+    snaps = []
+    s = run_batch([lib], tmp_path / "out", model=str(model_file), codec="ffv1", threads=1, log=lambda m: None,
+                  progress=snaps.append)
+    assert s.exit_code == 0 and s.count("done") == 2
+    running = [snap for snap in snaps if snap.files]
+    assert running, "no progress while the files ran"
+    mid = [f for snap in running for f in snap.files if 0 < f.frames < 24]
+    assert mid and all(f.total == 24 for f in mid)  # a bar with frames, total, fps and ETA before the file ends
+    assert any(f.fps > 0 and f.eta is not None for f in mid)
+    fractions = [snap.fraction for snap in snaps]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert snaps[-1].done_files == 2 and snaps[-1].frames == 48
+    json.dumps(snaps[-1].as_json())
