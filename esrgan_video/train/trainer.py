@@ -294,6 +294,7 @@ class Trainer:
         self.d_train = ddp.wrap(self.d, self.world, dev) if self.d is not None else None
         val_hr, val_lr = validation_crops(self.sources, plan.val_size, cfg.val_crops, scale)
         self.val_hr = val_hr.float() / 255.0
+        self._val_features = None
         if val_lr is not None:
             self.val_lr = val_lr.float() / 255.0
         else:
@@ -436,22 +437,25 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, step: int) -> dict:
-        """Held-out PSNR (dB, mean over the crops) and perceptual distance (VGG-feature L1) of the eval model."""
+        """Held-out PSNR (dB, mean over the crops) and perceptual distance (VGG-feature L1, the recipe's layers and
+        weights, mean over the crops) of the eval model, in fp32."""
         model = self.eval_model
         was = model.training
         model.eval()
-        ps, per = [], []
-        for i in range(self.val_hr.shape[0]):
-            out = round8(model(self.val_lr[i:i + 1].to(self.device)).float())
-            hr = self.val_hr[i:i + 1].to(self.device)
-            ps.append(psnr(out, hr))
-            if self.perceptual is not None:
-                per.append(float(self.perceptual(out, hr)))
+        hr = self.val_hr.to(self.device)
+        out = torch.cat([round8(model(self.val_lr[i:i + 4].to(self.device)).float())
+                         for i in range(0, hr.shape[0], 4)])
         model.train(was)
+        ps = [psnr(out[i:i + 1], hr[i:i + 1]) for i in range(hr.shape[0])]
+        per = None
+        if self.perceptual is not None:
+            if self._val_features is None:  # the targets' features, once
+                self._val_features = self.perceptual.features(hr)
+            fo = self.perceptual.features(out)
+            per = sum(w * F.l1_loss(fo[k], self._val_features[k]).item()
+                      for k, w in self.perceptual.layer_weights.items())
         finite = [p for p in ps if math.isfinite(p)]
-        rec = {"step": step, "validation": True, "psnr": sum(finite) / max(1, len(finite)),
-               "perceptual": (sum(per) / len(per)) if per else None}
-        return rec
+        return {"step": step, "validation": True, "psnr": sum(finite) / max(1, len(finite)), "perceptual": per}
 
     def _better(self, rec: dict) -> bool:
         key = "perceptual" if self.gan_stage and rec.get("perceptual") is not None else "psnr"
