@@ -391,7 +391,8 @@ def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int
 
     By default the plain export (the graph a vs-mlrt user has: RRDB scaling as Mul, like the official
     Real-ESRGAN export). ``scale_as_conv=True`` feeds it the graph our ONNX Runtime backend runs instead
-    (a diagnostic row: it shows how much of our lead is the graph rather than the runtime)."""
+    (RRDB scaling and the compact model's PReLU as depthwise convs; a diagnostic row: it shows how much of our
+    lead is the graph rather than the runtime)."""
     vs, core = _vapoursynth_core("ort", "ONNX Runtime", "pip install vapoursynth-mlrt-ort")
     from esrgan_video.runtime.onnx_export import ExportSpec, export_onnx
 
@@ -399,7 +400,8 @@ def vsmlrt_ort(model: torch.nn.Module, workdir: Path, *, height: int, width: int
     onnx_path = Path(workdir) / f"{_graph_stem(model)}_{height}x{width}_fp32{'_convscale' if scale_as_conv else ''}.onnx"
     if not onnx_path.exists():  # traced on the GPU for a GPU provider: a full-size trace on the CPU is slow
         export_onnx(model, ExportSpec(tile_shape=(height, width), batch=1, precision="fp32",
-                                      scale_as_conv=scale_as_conv), onnx_path, device="cpu" if on_cpu else None)
+                                      scale_as_conv=scale_as_conv, prelu_as_convs=scale_as_conv), onnx_path,
+                    device="cpu" if on_cpu else None)
     src, state = _frame_source(vs, core, height=height, width=width)
     gpu = {} if on_cpu else {"device_id": device_id}
     try:

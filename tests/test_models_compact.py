@@ -240,3 +240,47 @@ def test_compact_runs_through_vsesrgan(animevideov3: torch.nn.Module) -> None:
     with torch.no_grad():
         ref = animevideov3(x)[0].numpy()
     assert np.abs(got - ref).max() <= 1e-5
+
+
+def test_prelu_as_convs_is_the_same_function_and_keeps_ort_in_its_blocked_layout(
+        animevideov3: torch.nn.Module, tmp_path: Path) -> None:
+    """The ONNX Runtime export writes each PReLU as depthwise 1x1 convs + Relu + Add: the same output, and ORT's
+    NCHWc transformer then keeps every conv blocked (with PRelu it reorders around each of the 18 convs)."""
+    import onnx
+    import onnxruntime as ort
+
+    from esrgan_video.runtime.onnx_export import ConvPReLU, ExportSpec, export_onnx
+
+    # exact on slopes of both signs of 1 - a (a > 1 needs the sign conv), against torch's PReLU
+    prelu = torch.nn.PReLU(4)
+    with torch.no_grad():
+        prelu.weight.copy_(torch.tensor([0.0, 0.25, 1.0, 1.7]))
+    v = torch.randn(2, 4, 5, 5)
+    assert (ConvPReLU(prelu, 4)(v) - prelu(v)).abs().max() <= 1e-6
+    assert ConvPReLU(prelu, 4).sign is not None
+
+    x = photo(16, 16)
+    plain = export_onnx(animevideov3, ExportSpec((16, 16), precision="fp32"), device="cpu")
+    convs = export_onnx(animevideov3, ExportSpec((16, 16), precision="fp32", prelu_as_convs=True), device="cpu")
+
+    def optimised_ops_and_output(data: bytes) -> tuple[list[str], np.ndarray]:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+        so.log_severity_level = 3
+        out = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+        return [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node], out
+
+    ops_plain, out_plain = optimised_ops_and_output(plain)
+    ops_convs, out_convs = optimised_ops_and_output(convs)
+    assert "PRelu" not in ops_convs
+    with torch.no_grad():
+        raw = SRVGGNetCompact(animevideov3.params, clamp=False).eval()
+        raw.load_state_dict(animevideov3.state_dict())
+        ref = raw(x).numpy()
+    assert np.abs(out_convs - ref).max() <= 1e-5 and np.abs(out_convs - out_plain).max() <= 1e-5
+    reorders = lambda ops: sum(op.startswith("Reorder") for op in ops)  # noqa: E731
+    if reorders(ops_plain) == 0:
+        pytest.skip("ONNX Runtime has no NCHWc kernels on this CPU (no AVX2/AVX-512): no layout to keep")
+    assert reorders(ops_plain) >= 2 * 17
+    assert reorders(ops_convs) <= 2  # at most around the graph's input/output

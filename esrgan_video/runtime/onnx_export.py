@@ -26,6 +26,11 @@ lives in the graph). Input channels and the size multiple come from the model de
   and after it (333 Reorder nodes in x4plus). As a Conv, the whole trunk stays blocked:
   measured 6-18 % faster on the CPU (anime 6B 64-192 px, x4plus 48-96 px), the same function
   (one multiply by the same constant; max |Δ| < 1e-6). Off for TensorRT, which fuses the Mul.
+* ``prelu_as_convs`` (also the ONNX Runtime CPU export): the compact model's PReLU is the other op
+  the NCHWc transformer cannot keep blocked: left as PRelu, each of the 18 convs of
+  realesr-animevideov3 gets a ReorderInput/ReorderOutput pair. Written as depthwise 1x1 convs,
+  a Relu and an Add (:class:`ConvPReLU`), the graph stays blocked. Off for TensorRT (PRelu is a
+  native layer there).
 """
 
 from __future__ import annotations
@@ -71,6 +76,9 @@ class ExportSpec:
     exporter: str = EXPORTER
     scale_as_conv: bool = False
     """RRDB residual scaling as a depthwise 1x1 Conv (for ONNX Runtime's NCHWc layout; see the module doc)."""
+    prelu_as_convs: bool = False
+    """Each PReLU (the compact model's activation) as depthwise 1x1 Convs, a Relu and an Add, which ONNX
+    Runtime keeps in its NCHWc layout (see the module doc)."""
 
     def __post_init__(self) -> None:
         h, w = self.tile_shape
@@ -120,6 +128,49 @@ def scale_rrdbs_with_convs(model: nn.Module) -> nn.Module:
     return model
 
 
+class ConvPReLU(nn.Module):
+    """PReLU written with ops ONNX Runtime's NCHWc layout keeps: ``PReLU(x) = (1 - a)·relu(x) + a·x``.
+
+    With ``c = 1 - a``: ``c·relu(x) = sign(c)·relu(|c|·x)``, so the module is ``sign(relu(mag(x))) + slope(x)``
+    with depthwise 1x1 convs ``mag`` (weights |c|), ``sign`` (±1; left out when every c >= 0, as in the published
+    compact models) and ``slope`` (weights a). ONNX Runtime fuses the Relu into ``mag`` and the Add into the last
+    conv. The same function up to float rounding (max |Δ| ~1e-7 relative).
+    """
+
+    def __init__(self, prelu: nn.PReLU, channels: int) -> None:
+        super().__init__()
+        w = prelu.weight.detach()
+        a = (w.expand(channels) if w.numel() == 1 else w).reshape(channels, 1, 1, 1)
+        c = 1.0 - a
+
+        def depthwise(weight: torch.Tensor) -> nn.Conv2d:
+            conv = nn.Conv2d(channels, channels, 1, groups=channels, bias=False, device=w.device, dtype=w.dtype)
+            with torch.no_grad():
+                conv.weight.copy_(weight)
+            return conv.requires_grad_(False)
+
+        self.mag = depthwise(c.abs())
+        self.sign = depthwise(torch.sign(c)) if bool((c < 0).any()) else None
+        self.slope = depthwise(a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pos = torch.relu(self.mag(x))
+        if self.sign is not None:
+            pos = self.sign(pos)
+        return pos + self.slope(x)
+
+
+def prelus_as_convs(model: nn.Module) -> nn.Module:
+    """Replace every ``nn.PReLU`` in a compact model's ``body`` with a :class:`ConvPReLU` (in place; returns
+    ``model``, which may be prepare_model's I/O wrapper around the network)."""
+    body = getattr(getattr(model, "inner", model), "body", None)
+    if isinstance(body, nn.ModuleList):
+        for i, layer in enumerate(body):
+            if isinstance(layer, nn.PReLU) and i > 0 and isinstance(body[i - 1], nn.Conv2d):
+                body[i] = ConvPReLU(layer, body[i - 1].out_channels)
+    return model
+
+
 def export_module(model: nn.Module, spec: ExportSpec, *, device: str | torch.device = "cpu") -> nn.Module:
     """The module that gets traced: a copy of ``model`` in the spec's precision, no clamp, fp32 layers."""
     from esrgan_video.runtime.torch_backend import prepare_model
@@ -127,6 +178,8 @@ def export_module(model: nn.Module, spec: ExportSpec, *, device: str | torch.dev
     m, _ = prepare_model(model, torch.device(device), spec.dtype, channels_last=False, fp32_layers=spec.fp32_layers)
     if spec.scale_as_conv:
         scale_rrdbs_with_convs(m)
+    if spec.prelu_as_convs:
+        prelus_as_convs(m)
     return m
 
 

@@ -12,7 +12,8 @@ backend instance then opens one session for its fixed (batch, height, width), te
 Runtime those sizes with free-dimension overrides so it plans memory as for a static graph.
 The export writes each RRDB's residual scaling as a depthwise 1x1 Conv (``scale_as_conv``), which
 lets ONNX Runtime keep the whole trunk in its blocked NCHWc layout: 6-18 % faster than the
-plain export that vs-mlrt runs (see :mod:`esrgan_video.runtime.onnx_export`).
+plain export that vs-mlrt runs; the compact model's PReLUs are written as depthwise convs for
+the same reason (``prelu_as_convs``; see :mod:`esrgan_video.runtime.onnx_export`).
 Output goes through the :class:`~esrgan_video.runtime.base.FiniteGuard` before the clamp, as
 in every backend.
 """
@@ -71,7 +72,7 @@ def dynamic_onnx(model: nn.Module) -> bytes:
 
     u = describe(model).size_multiple
     side = max(TRACE_SIDE, u)
-    spec = ExportSpec(tile_shape=(side, side), precision="fp32", dynamic=True, scale_as_conv=True)
+    spec = ExportSpec(tile_shape=(side, side), precision="fp32", dynamic=True, scale_as_conv=True, prelu_as_convs=True)
     key = (state_dict_sha256(model.state_dict()), type(model).__name__, int(getattr(model, "scale", 0)), spec)
     with _EXPORTS_LOCK:
         data = _EXPORTS.get(key)
