@@ -26,10 +26,11 @@ def held_clip(
     crf: int = 18,
     rate: Fraction = Fraction(24),
     pix_fmt: str = "yuv420p",
+    gop: int | None = None,
 ) -> Path:
     """Write ``sources`` (``(clip path, first frame, frame count)`` each) with each frame repeated ``repeat``
     times into ``dst``; returns ``dst``. ``codec``: ``ffv1`` (lossless) or ``libx264`` (``crf``, default
-    B-frames, ``preset=medium``)."""
+    B-frames, ``preset=medium``; ``gop`` frames between keyframes, default x264's)."""
     w, h = size
     dst = Path(dst)
     with av.open(str(dst), "w") as out:
@@ -37,6 +38,9 @@ def held_clip(
         s.width, s.height, s.pix_fmt = w, h, pix_fmt
         if codec == "libx264":
             s.options = {"crf": str(crf), "preset": "medium"}
+            if gop is not None:
+                s.codec_context.gop_size = gop
+                s.options["sc_threshold"] = "0"  # keyframes exactly every gop frames
         pts = 0
         for path, first, count in sources:
             with av.open(str(path)) as src:

@@ -149,13 +149,15 @@ def upscale_video(
                 up, src=plan.src, dst=plan.dst, in_size=(info.width, info.height), out_size=size.size,
                 resize=size.resize, clock=clock.add, notice=say, reuse=reuse,
             )
+            resets = _near_reset_pts(src) if reuse == "near" else frozenset()
             with OutputVideo(
                 dst, template=inp, codec=codec, pix_fmt=plan.pix_fmt, crf=enc.crf, preset=enc.preset,
                 options=enc.encoder_options, size=size.size, color=plan.dst.color, copy_streams=enc.copy_streams,
                 start=start, end=end, shift_timestamps=enc.shift_timestamps, overwrite=overwrite,
                 keep_partial=keep_partial, sar=size.sar if size.sar != (info.sample_aspect_ratio or 1) else None,
             ) as out:
-                frames, read = _stream(inp, out, transform, clock, start=start, end=end, progress=progress, t0=t0)
+                frames, read = _stream(inp, out, transform, clock, start=start, end=end, progress=progress, t0=t0,
+                                       resets=resets)
             encoder = out.encoder_settings.describe()
             lost = read.lost_frames if read is not None else 0
             backend_name = up.backend_info.name if up.backend_info is not None else ""
@@ -173,12 +175,24 @@ def upscale_video(
     )
 
 
+def _near_reset_pts(src) -> frozenset[int]:
+    """The timestamps where ``--reuse near`` drops its references: the batch segmenter's cut candidates
+    (:func:`~esrgan_video.frames.reuse.reset_points` over the clean keyframe cuts), so segmented, resumed and
+    one-pass runs give the same frames."""
+    from .batch.segments import scan_keyframes  # the clean-cut rule lives with the segmenter that cuts there
+    from .frames.reuse import reset_points
+
+    index = scan_keyframes(src)
+    return frozenset(reset_points(index.pts, index.cuts, index.time_base))
+
+
 def _reuse_given(options: UpscaleOptions | None, flat: dict) -> bool:
     """Whether this call chose a reuse mode itself (else a passed-in Upscaler's runtime options decide)."""
     return "reuse" in flat or (options is not None and options.runtime.reuse != "off")
 
 
-def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, end, progress, t0):
+def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, end, progress, t0,
+            resets: frozenset[int] = frozenset()):
     """Decode, transform and encode concurrently; returns the frames written and the reader's statistics
     (``video.damage.ReadStats``).
 
@@ -211,7 +225,8 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
                     if frame is None:
                         decoding = None
                     else:
-                        pending.append((frame, infer.submit(transform, frame.planes, seq=seq)))
+                        pending.append((frame, infer.submit(transform, frame.planes, seq=seq,
+                                                            reset=frame.pts in resets)))
                         seq += 1
                         decoding = decoder.submit(decode_one)
                     continue

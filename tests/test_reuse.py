@@ -243,3 +243,48 @@ def test_the_reuse_order_follows_seq_not_arrival(up4):
         t.join()
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(want, got))
     assert tr.reuse_stats.frames_reused == serial.reuse_stats.frames_reused == 3
+
+
+def test_near_in_segments_equals_one_pass(tmp_path, carphone, up4):
+    """Batch segments cut only at near's reset points, so rendering the segments separately (as batch workers do)
+    gives the one-pass frames. On threes with a keyframe every 10 frames at 2 fps: the cuts (frames 20 and 40)
+    fall on repeats that a run without the reset would reuse."""
+    from esrgan_video.batch.segments import plan_segments, scan_keyframes
+
+    src = held_clip(tmp_path / "threes.mp4", [(carphone, 0, 18)], size=(32, 24), repeat=3, codec="libx264",
+                    rate=Fraction(2), gop=10)
+    index = scan_keyframes(src)
+    segments = plan_segments(index, seconds=10)
+    assert [None if s.start is None else s.start * index.time_base for s in segments] == [None, 10, 20]  # frames 20, 40
+    one = upscale_video(src, tmp_path / "one.mkv", upscaler=up4, codec="ffv1", reuse="near")
+    assert one.reuse.resets == 2 and one.reuse.frames_reused > 20
+    parts = []
+    for seg in segments:
+        start, end = seg.bounds_seconds(index.time_base, index.start_time)
+        dst = tmp_path / f"seg{seg.number}.mkv"
+        upscale_video(src, dst, upscaler=up4, codec="ffv1", reuse="near", start=start, end=end,
+                      copy_streams=False, shift_timestamps=False)
+        parts += frames_of(dst)
+    whole = frames_of(tmp_path / "one.mkv")
+    assert len(parts) == len(whole) == 54
+    assert all(np.array_equal(x, y) for fa, fb in zip(whole, parts) for x, y in zip(fa, fb))
+
+
+def test_cli_reuse_flag_summary_and_json_progress(tmp_path, on_twos_with_cut, capfd):
+    import json
+
+    from safetensors.torch import save_file
+
+    from esrgan_video.cli.main import main
+
+    model = tmp_path / "tiny.safetensors"
+    save_file(near_identity_model(4).state_dict(), str(model))
+    rc = main([str(on_twos_with_cut), str(tmp_path / "o.mkv"), "--model", str(model), "--device", "cpu",
+               "--codec", "ffv1", "--reuse", "exact", "--progress", "json"])
+    err = capfd.readouterr().err
+    assert rc == 0, err
+    lines = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
+    assert lines[-2]["frame"] == 18 and lines[-2]["frames_reused"] == 9
+    assert lines[-1]["done"] and lines[-1]["reuse"]["frames_reused"] == 9 and lines[-1]["reuse"]["mode"] == "exact"
+    assert "reuse exact: 9/18 frames" in err
+    assert main([str(on_twos_with_cut), str(tmp_path / "p.mkv"), "--model", str(model), "--reuse", "often"]) == 2

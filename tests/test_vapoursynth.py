@@ -621,3 +621,25 @@ def test_an_unsupported_matrix_in_the_props_fails_the_frame_with_a_clear_error(m
     out = vsesrgan.upscale(clip, model=model_path, device="cpu")
     with _raises("frame 0: .*constant-luminance"):
         out.get_frame(0)
+
+
+def test_reuse_exact_is_bit_identical_in_any_request_order_and_near_is_refused(model_path, threads):
+    """reuse='exact' on a clip with held frames (each frame twice, 4 threads, shuffled requests): the frames of
+    reuse='off'; 'near' depends on request order, so it is refused with the reason."""
+    base = to_format(rgbs_clip(n=4, seed=5), vs.YUV420P8, **BT709_LIMITED)
+    held = core.std.Interleave([base, base])  # frames 0,0,1,1,2,2,3,3
+    threads(1)
+    off = [planes_of(f) for f in vsesrgan.upscale(held, model=model_path, device="cpu").frames()]
+    threads(4)
+    out = vsesrgan.upscale(held, model=model_path, device="cpu", reuse="exact")
+    order = list(range(held.num_frames)) * 2
+    random.Random(1).shuffle(order)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda i: (i, planes_of(out.get_frame(i))), order))
+    for i, planes in results:
+        for g, w in zip(planes, off[i]):
+            np.testing.assert_array_equal(g, w)
+    with _raises("reuse='near' is refused here: its output depends on the order frames are requested in"):
+        vsesrgan.upscale(held, model=model_path, device="cpu", reuse="near")
+    with _raises("reuse"):
+        vsesrgan.upscale(held, model=model_path, device="cpu", reuse="sometimes")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import OptionError
-from ..options import BACKENDS, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES, PRECISIONS, UpscaleOptions
+from ..options import BACKENDS, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES, PRECISIONS, REUSE_MODES, RuntimeOptions, UpscaleOptions
 
 CODECS_HELP = "libx264 (default), libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, ..."
 
@@ -55,6 +55,11 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
     r.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda:0 if present, else cpu)")
     r.add_argument("--streams", type=int, default=2, help="CUDA streams / frames in flight (default: %(default)s)")
     r.add_argument("--precision", choices=PRECISIONS, help="default: fp16 on a GPU, fp32 on the CPU")
+    r.add_argument("--reuse", choices=REUSE_MODES,
+                   help="reuse the output of unchanged tiles and frames: exact (bit-identical to off; pays on lossless "
+                        "sources, held frames, static regions), near (also reuses near-identical ones, e.g. the "
+                        "repeats of an H.264/HEVC anime episode on twos: changes pixels slightly), off "
+                        f"(default: {RuntimeOptions().reuse})")
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", default="libx264", help=CODECS_HELP)
     e.add_argument("--crf", type=float,

@@ -63,7 +63,8 @@ class _ProgressReporter:
     def __call__(self, p) -> None:
         if self.mode == "json":
             print(json.dumps({"frame": p.frame, "total": p.total, "fps": round(p.fps, 3),
-                              "eta": None if p.eta is None else round(p.eta, 1)}), file=sys.stderr, flush=True)
+                              "eta": None if p.eta is None else round(p.eta, 1), "frames_reused": p.frames_reused,
+                              "tiles_reused": p.tiles_reused}), file=sys.stderr, flush=True)
         elif self.mode == "bar":
             if self.bar is None:
                 from tqdm import tqdm
@@ -76,7 +77,8 @@ class _ProgressReporter:
         if self.mode == "json":
             print(json.dumps({"done": True, "output": str(result.output), "frames": result.frames,
                               "lost_frames": result.lost_frames, "truncated": result.truncated,
-                              "damaged": result.damaged, "damage": result.damage}), file=sys.stderr, flush=True)
+                              "damaged": result.damaged, "damage": result.damage, "reuse": result.reuse.as_dict()}),
+                  file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -119,7 +121,7 @@ def _run_upscale(argv: list[str]) -> int:
         print(
             f"esrgan-video: wrote {result.output} ({result.frames} frames, {w}x{h}{sar}, {result.encoder}; "
             f"{result.fps:.2f} fps, backend {result.backend}"
-            + (f": {result.backend_reason})" if result.backend_reason else ")"),
+            + (f": {result.backend_reason}" if result.backend_reason else "") + f"; {result.reuse.summary()})",
             file=sys.stderr,
         )
     reporter.finish(result)
