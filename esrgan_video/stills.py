@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -32,12 +33,14 @@ def upscale_image(
     *,
     overwrite: bool = False,
     upscaler: Upscaler | None = None,
+    notice: Callable[[str], None] | None = None,
     **flat_options,
 ) -> Path:
     """Upscale one still image into ``dst`` (format from its extension); returns ``dst``.
 
     ``options``: the model, runtime and size options (the encoding and trimming ones do not apply to stills);
-    their fields may also be given as flat keywords, as for :func:`esrgan_video.upscale_video`."""
+    their fields may also be given as flat keywords, as for :func:`esrgan_video.upscale_video`. ``notice`` receives
+    one-line messages (e.g. a TensorRT build's progress)."""
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
     scale, size = opts.size.scale, opts.size.size
     src, dst = Path(src), Path(dst)
@@ -53,7 +56,7 @@ def upscale_image(
     try:
         h, w = rgb.shape[:2]
         out_w, out_h = output_size(w, h, model_scale=up.scale, scale=scale, size=size)
-        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h))
+        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), notice=notice)
     finally:
         if own:
             up.close()
@@ -62,7 +65,8 @@ def upscale_image(
 
 
 def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: tuple[int, int],
-             out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+             out_size: tuple[int, int], *, notice: Callable[[str], None] | None = None
+             ) -> tuple[np.ndarray, np.ndarray | None]:
     """RGB (and alpha) through the frame transform as one packed full-range RGB(A) plane; alpha upscaled once,
     beside the colour."""
     deep = rgb.dtype == np.uint16
@@ -70,7 +74,7 @@ def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: t
     fmt = pixel_format(name)
     side = FrameFormat(fmt, ColorSpec().resolved(*in_size, fmt))
     plane = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
-    (out,) = FrameTransform(up, src=side, dst=side, in_size=in_size, out_size=out_size)([plane])
+    (out,) = FrameTransform(up, src=side, dst=side, in_size=in_size, out_size=out_size, notice=notice)([plane])
     if alpha is None:
         return out, None
     return np.ascontiguousarray(out[..., :3]), np.ascontiguousarray(out[..., 3])

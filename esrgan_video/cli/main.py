@@ -94,6 +94,9 @@ def _run_upscale(argv: list[str]) -> int:
         parser.error(str(e))  # a bad option value is a command-line error: exit 2
     mode = args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
     reporter = _ProgressReporter(mode)
+    from ..video.chatter import show_ffmpeg_log
+
+    show_ffmpeg_log(options.encode.verbose)  # FFmpeg's own log lines only with --verbose
 
     def notice(msg: str) -> None:
         if not args.quiet:
@@ -103,7 +106,7 @@ def _run_upscale(argv: list[str]) -> int:
         if Path(args.input).suffix.lower() in IMAGE_EXTENSIONS:
             from ..stills import upscale_image
 
-            out = upscale_image(args.input, args.output, options, overwrite=args.overwrite)
+            out = upscale_image(args.input, args.output, options, overwrite=args.overwrite, notice=notice)
             if not args.quiet:
                 print(f"esrgan-video: wrote {out}", file=sys.stderr)
             return EXIT_OK
