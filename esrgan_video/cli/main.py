@@ -94,9 +94,6 @@ def _run_upscale(argv: list[str]) -> int:
         parser.error(str(e))  # a bad option value is a command-line error: exit 2
     mode = args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
     reporter = _ProgressReporter(mode)
-    from ..video.chatter import show_ffmpeg_log
-
-    show_ffmpeg_log(options.encode.verbose)  # FFmpeg's own log lines only with --verbose
 
     def notice(msg: str) -> None:
         if not args.quiet:
