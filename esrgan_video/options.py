@@ -238,6 +238,16 @@ class EncodeOptions:
     Needed when writing to a pipe (``-``)."""
     copy_streams: bool = True
     """Copy audio, subtitles, attachments and data streams from the input."""
+    audio: bool = True
+    """Copy the input's audio streams (``--no-audio``: False)."""
+    subtitles: bool = True
+    """Copy the input's subtitle streams (``--no-subs``: False). Text subtitles become ``mov_text`` in MP4/MOV."""
+    streams_keep: tuple[int, ...] | None = None
+    """Copy only these input stream indices (``--streams-keep 1,3``, as ``ffprobe`` numbers them; the upscaled
+    video stream is always written); None: every stream. Also ``"1,3"`` or a list."""
+    verbose: bool = field(default=False, metadata={_OUTPUT: False})
+    """Let FFmpeg and the encoders print their own log lines (x265's ``[info]`` block, SVT-AV1's, FFmpeg's
+    decoder messages); off, only what the run has to tell goes through its notices."""
     shift_timestamps: bool = field(default=True, metadata={_OUTPUT: False})
     """Shift trimmed outputs to start at zero (batch segments keep the source's times so they can be joined)."""
 
@@ -254,7 +264,11 @@ class EncodeOptions:
             if v is not None and (not isinstance(v, str) or not v.strip()):
                 raise OptionError(name, "a name", v)
         _freeze(self, "encoder_opts", _pairs(self.encoder_opts))
-        for name in ("copy_streams", "shift_timestamps"):
+        if self.format == "yuv4mpegpipe" and self.codec == "libx264":  # the default: y4m carries raw video only
+            _freeze(self, "codec", "rawvideo")
+        if self.streams_keep is not None:
+            _freeze(self, "streams_keep", _indices(self.streams_keep))
+        for name in ("copy_streams", "audio", "subtitles", "verbose", "shift_timestamps"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionError(name, "True or False", getattr(self, name))
 
@@ -262,6 +276,18 @@ class EncodeOptions:
     def encoder_options(self) -> dict[str, str]:
         """``encoder_opts`` as a dict (later keys win)."""
         return dict(self.encoder_opts)
+
+
+def _indices(value: object) -> tuple[int, ...]:
+    """``"1,3"`` / ``[1, 3]`` → ``(1, 3)``: stream indices, each >= 0, no repeats, sorted."""
+    items = value.replace(" ", "").split(",") if isinstance(value, str) else value
+    try:
+        out = [int(v) if isinstance(v, str) and v.isdigit() else v for v in items]  # type: ignore[union-attr]
+    except TypeError:
+        raise OptionError("streams_keep", "stream indices such as 1,3", value) from None
+    if not out or not all(_is_int(v) and v >= 0 for v in out):
+        raise OptionError("streams_keep", "stream indices such as 1,3 (integers >= 0)", value)
+    return tuple(sorted(set(out)))
 
 
 def _pairs(value: object) -> tuple[tuple[str, str], ...]:

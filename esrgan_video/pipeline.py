@@ -33,7 +33,8 @@ from .upscaler import Upscaler
 from .video.output_plan import output_color, plan_output  # noqa: F401 - output_color: also this module's name
 from .video.reader import open_input
 from .video.trim import check_trim
-from .video.writer import OutputVideo
+from .video.stream_copy import stream_selection
+from .video.writer import OutputVideo, check_output
 
 
 @dataclass
@@ -135,6 +136,7 @@ def upscale_video(
         for msg in inp.notices():
             say(msg)
         check_trim(inp, start, end)  # a trim that selects no frame: OptionError before anything is loaded or opened
+        check_output(dst, codec, format=enc.format)  # a container that cannot hold the codec: before any work
         up = upscaler or Upscaler(opts.model, opts.runtime)
         reuse = opts.runtime.reuse if upscaler is None or _reuse_given(options, flat_options) else up.runtime.reuse
         try:
@@ -155,6 +157,7 @@ def upscale_video(
                 options=enc.encoder_options, size=size.size, color=plan.dst.color, copy_streams=enc.copy_streams,
                 start=start, end=end, shift_timestamps=enc.shift_timestamps, overwrite=overwrite,
                 keep_partial=keep_partial, sar=size.sar if size.sar != (info.sample_aspect_ratio or 1) else None,
+                format=enc.format, selection=stream_selection(enc), verbose=enc.verbose, notice=say,
             ) as out:
                 frames, read = _stream(inp, out, transform, clock, start=start, end=end, progress=progress, t0=t0,
                                        resets=resets)

@@ -63,9 +63,12 @@ def test_upscale_with_json_progress(tmp_path, tiny_model):
     dst = tmp_path / "out.mkv"
     p = run(src, dst, "--model", tiny_model, "--device", "cpu", "--progress", "json")
     assert p.returncode == 0, p.stderr
-    events = [json.loads(l) for l in p.stderr.splitlines() if l.startswith("{")]
+    objects = [json.loads(l) for l in p.stderr.splitlines() if l.startswith("{")]
+    events = [e for e in objects if "frame" in e]
     assert [e["frame"] for e in events] == [1, 2, 3, 4, 5]
     assert events[-1]["total"] == 5 and set(events[-1]) == {"frame", "total", "fps", "eta"}
+    assert objects[-1] == {"done": True, "output": str(dst), "frames": 5, "lost_frames": 0, "truncated": False,
+                           "damaged": False, "damage": None}  # the result, last (#14.1)
     summary = p.stderr.strip().splitlines()[-1]  # says which backend --backend auto picked, and why
     assert summary.startswith(f"esrgan-video: wrote {dst} (5 frames")
     assert summary.endswith("backend onnxruntime: device cpu requested, onnxruntime found → ONNX Runtime CPU fp32)")

@@ -18,7 +18,8 @@ CODECS_HELP = "libx264 (default), libx265, libsvtav1, ffv1, prores_ks, h264_nven
 
 FLAG_NAMES = {
     "tile_pad": "--tile-pad", "pix_fmt": "--pix-fmt", "encoder_opts": "--encoder-opt", "encoder_opt": "--encoder-opt",
-    "square_pixels": "--square-pixels", "time": "--start/--end",
+    "square_pixels": "--square-pixels", "time": "--start/--end", "streams_keep": "--streams-keep",
+    "audio": "--no-audio", "subtitles": "--no-subs",
 }
 """Option field → the flag that sets it, where the two are spelled differently (errors name the flag)."""
 
@@ -69,6 +70,17 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
     e.add_argument("--pix-fmt", help="output pixel format (default: the input's family, bit depth, chroma subsampling "
                    "and alpha where the encoder takes them, else the nearest; 8-bit RGB into ffv1 is bgr0, bgra with alpha)")
     e.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE", help="extra encoder option (repeatable)")
+    e.add_argument("--format", help="container format (FFmpeg muxer name) instead of the output's extension; with "
+                   "output - (standard output, e.g. | ffmpeg -i - ...): matroska, nut or yuv4mpegpipe (raw video only)")
+    e.add_argument("--verbose", action="store_true", default=None,
+                   help="show FFmpeg's and the encoder's own log lines (x265 [info], Svt[info], decoder messages)")
+    c = p.add_argument_group("streams copied from the input")
+    c.add_argument("--no-audio", dest="audio", action="store_false", default=None, help="leave the audio streams out")
+    c.add_argument("--no-subs", dest="subtitles", action="store_false", default=None,
+                   help="leave the subtitle streams out (text subtitles otherwise become mov_text in .mp4/.mov)")
+    c.add_argument("--streams-keep", metavar="LIST",
+                   help="copy only these input streams, by index as ffprobe numbers them (e.g. 1,3); "
+                        "the upscaled video is always written")
     if trim:
         t = p.add_argument_group("trimming")
         t.add_argument("--start", help="first kept time: seconds, [HH:]MM:SS(.ms), or a frame number like 120f")

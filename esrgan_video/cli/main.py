@@ -94,6 +94,9 @@ def _run_upscale(argv: list[str]) -> int:
         parser.error(str(e))  # a bad option value is a command-line error: exit 2
     mode = args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
     reporter = _ProgressReporter(mode)
+    from ..video.chatter import show_ffmpeg_log
+
+    show_ffmpeg_log(options.encode.verbose)  # FFmpeg's own log lines only with --verbose
 
     def notice(msg: str) -> None:
         if not args.quiet:
@@ -115,6 +118,7 @@ def _run_upscale(argv: list[str]) -> int:
         )
     finally:
         reporter.close()
+    reporter.finish(result)
     if not args.quiet:
         w, h = result.size
         sar = f" SAR {result.sar.numerator}:{result.sar.denominator}" if result.sar != 1 else ""
@@ -124,7 +128,6 @@ def _run_upscale(argv: list[str]) -> int:
             + (f": {result.backend_reason}" if result.backend_reason else "") + f"; {result.reuse.summary()})",
             file=sys.stderr,
         )
-    reporter.finish(result)
     # The output is kept; the status tells scripts the input was damaged (the notice said what was lost).
     return DAMAGED if result.damaged else EXIT_OK
 

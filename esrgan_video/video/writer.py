@@ -11,52 +11,167 @@ The file is written beside the target under a hidden temporary name that keeps t
 removes it unless ``keep_partial``; a later writer of the same target removes temporary files whose
 process is gone (killed with SIGKILL, or kept with ``keep_partial``). Audio, subtitle, attachment and
 data streams are copied packet for packet (no re-encode) from a second demuxer on the input,
-interleaved with the encoded video by time, so memory stays bounded. Timestamps: frames keep their
-input pts in the input stream's time base; the container may store them coarser (Matroska: 1 ms),
-which is then the only rounding.
+interleaved with the encoded video by time, so memory stays bounded (``video.stream_copy``, the
+copier the batch join uses too; text subtitles become ``mov_text`` in MP4/MOV). Timestamps: frames keep
+their input pts in the input stream's time base; the container may store them coarser (Matroska: 1 ms),
+which is then the only rounding. Decode timestamps an encoder got wrong are repaired before muxing
+(:class:`DtsRepair`: libx265 on encodes of one or two frames).
+
+``dst="-"`` writes to standard output (``format`` is then required: ``matroska``, ``nut`` or
+``yuv4mpegpipe``): no temporary file, nothing to rename; on an error the stream just ends.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import av
 import numpy as np
 
 from ..frames.color import ColorSpec
-from ..errors import OutputError
+from ..errors import OptionError, OutputError
 from ..frames.colorspace import Matrix, Range
 from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
 from .encoder_settings import encoder_settings
+from .chatter import quiet_encoder_options
 from .encoder_formats import choose_pix_fmt, encoder_pix_fmts
 from .partials import partial_path, remove_stale_partials
-from .reader import InputVideo, clean_metadata
+from .reader import InputVideo
+from .stream_copy import StreamCopier, StreamSelection, container_suggestion, copy_stream_facts, shifted_chapters
 
-__all__ = ["OutputVideo", "container_suggestion", "partial_path"]
+__all__ = ["DtsRepair", "OutputVideo", "PIPE_FORMATS", "check_output", "container_suggestion", "output_format",
+           "partial_path"]
 
 # Encoders whose frame size must be a multiple of the chroma subsampling.
 _STRICT_SIZE = ("libx264", "libx265", "libsvtav1", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "prores_ks", "mpeg4")
 
-# Containers to suggest when a stream does not fit, in order of preference: (extension, FFmpeg muxer).
-_SUGGEST = ((".mkv", "matroska"), (".mp4", "mp4"), (".mov", "mov"))
+PIPE = "-"
+"""The output name that means standard output."""
+PIPE_FORMATS = ("matroska", "nut", "yuv4mpegpipe")
+"""Containers that can be written to a pipe (no seeking back to finish a header or an index)."""
+VIDEO_ONLY_FORMATS = ("yuv4mpegpipe",)
+"""Containers that carry one raw video stream and nothing else."""
 
 
-def container_suggestion(codecs: Sequence[str]) -> str | None:
-    """The first of .mkv/.mp4/.mov whose muxer accepts every codec in ``codecs`` (codec names), or None."""
-    for ext, muxer in _SUGGEST:
+def output_format(dst: str | os.PathLike, format: str | None = None) -> str | None:
+    """The FFmpeg muxer that writes ``dst``: ``format`` when given, else the one FFmpeg guesses from its
+    extension (None for ``-`` or a name it knows no muxer for). Nothing is created."""
+    if format:
+        return format
+    if str(dst) == PIPE or not Path(str(dst)).suffix:
+        return None
+    probe = io.BytesIO()
+    probe.name = Path(str(dst)).name  # PyAV guesses the muxer from a file object's name
+    try:
+        with av.open(probe, "w") as c:
+            return c.format.name
+    except (ValueError, av.FFmpegError):
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _encoder_opens(muxer: str, codec: str) -> bool:
+    """Whether ``codec`` opens into a ``muxer`` file with a header written (a 64x64 probe into memory)."""
+    fmts = encoder_pix_fmts(codec)
+    try:
+        with av.open(io.BytesIO(), "w", format=muxer) as probe:
+            st = probe.add_stream(codec, rate=25, options=quiet_encoder_options(codec, {}, verbose=False))
+            st.width, st.height = 64, 64
+            st.pix_fmt = fmts[0] if fmts else "yuv420p"
+            probe.start_encoding()
+    except (ValueError, av.FFmpegError, OSError):
+        return False
+    return True
+
+
+def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = None) -> str:
+    """Refuse, with one line and before any work, an output that cannot be written: ``-`` without a pipe
+    format (``OptionError``), a container FFmpeg does not know, or one that cannot hold ``codec``
+    (``OutputError``, naming a container that can: e.g. prores_ks in MP4, FFV1 or SVT-AV1 in MOV).
+    Returns the muxer's name. (An encoder that cannot open at all — no GPU for NVENC — is left for the writer
+    to report.)"""
+    pipe = str(dst) == PIPE
+    if pipe and format not in PIPE_FORMATS:
+        raise OptionError("format", f"one of {', '.join(PIPE_FORMATS)} when writing to standard output (-)",
+                          format)
+    muxer = output_format(dst, format)
+    if muxer is None:
+        raise OutputError(f"{dst}: cannot tell the container from the file name; use an extension such as "
+                          ".mkv or .mp4, or --format")
+    if format is not None:
         try:
-            with av.open(io.BytesIO(), "w", format=muxer) as probe:
-                for name in codecs:
-                    probe.add_mux_stream(name)
-        except (ValueError, av.FFmpegError):
-            continue
-        return ext
-    return None
+            av.open(io.BytesIO(), "w", format=format).close()
+        except (ValueError, av.FFmpegError) as e:
+            raise OptionError("format", "an FFmpeg container (muxer) name such as matroska, mp4 or nut",
+                              format) from e
+    if muxer in VIDEO_ONLY_FORMATS:
+        if codec not in ("rawvideo", "wrapped_avframe"):
+            raise OptionError("codec", f"rawvideo for {muxer} (it carries uncompressed video)", codec)
+        return muxer
+    where = "standard output" if pipe else f"the {Path(str(dst)).suffix} container"
+    name = "-" if pipe else str(dst)
+    try:
+        with av.open(io.BytesIO(), "w", format=muxer) as probe:
+            probe.add_stream(codec, rate=25)
+    except ValueError as e:
+        if "does not support" not in str(e):
+            return muxer  # not a container question (e.g. an unknown encoder): the writer reports it
+        ext = container_suggestion([av.Codec(codec, "w").canonical_name]) if _is_encoder(codec) else None
+        hint = f"; use {ext} instead" if ext else ""
+        raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}") from e
+    if not _encoder_opens(muxer, codec) and any(_encoder_opens(m, codec) for m in ("matroska", "nut")):
+        ext = container_suggestion([av.Codec(codec, "w").canonical_name])
+        hint = f"; use {ext or '.mkv'} instead"
+        raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}")
+    return muxer
+
+
+def _is_encoder(codec: str) -> bool:
+    try:
+        av.Codec(codec, "w")
+    except (ValueError, av.FFmpegError):
+        return False
+    return True
+
+
+class DtsRepair:
+    """Decode timestamps checked, and repaired where an encoder got them wrong, before the muxer sees them.
+
+    libx265 (4.x) leaves ``m_bframeDelayTime`` uninitialised when an encode holds no more frames than its
+    B-frame delay (1 or 2 frames with B-frames and b-pyramid on): the DTS of those packets is the PTS minus
+    whatever was in memory, so the muxer refuses them (Matroska: ``pts (0) < dts (…)``, MP4: "Not yet
+    implemented") or, worse, stores them — a 1- or 2-frame preview failed half the time. A DTS is wrong when it
+    is missing, after its PTS, not after the previous DTS, or further before its PTS than any reorder delay
+    (``max_delay`` frames, ×4) reaches; it then becomes its PTS when that is after the previous DTS, else one
+    tick after the previous DTS (the encodes that hit this emit every packet at the flush, in display order, so
+    DTS = PTS is right for them). Correct streams pass through untouched.
+    """
+
+    def __init__(self, *, frame_ticks: int | None, max_delay: int = 16) -> None:
+        self.reach = (frame_ticks or 1) * max_delay * 4
+        """How far (time-base ticks) a DTS may trail its PTS before it is taken for garbage."""
+        self.prev: int | None = None
+        self.repaired = 0
+
+    def __call__(self, pts: int | None, dts: int | None) -> int | None:
+        """The DTS to mux for a packet with ``pts`` and encoder DTS ``dts`` (in decode order)."""
+        if pts is None:
+            if dts is not None:
+                self.prev = dts
+            return dts
+        bad = (dts is None or dts > pts or pts - dts > self.reach
+               or (self.prev is not None and dts <= self.prev))
+        if bad:
+            dts = pts if self.prev is None or pts > self.prev else self.prev + 1
+            self.repaired += 1
+        self.prev = dts
+        return dts
 
 
 def _rate(q) -> Fraction | None:
@@ -71,8 +186,12 @@ class OutputVideo:
     given to ``write``; ``color`` is what the planes are encoded in (tags written on frames and encoder).
     ``start``/``end`` (frame index or seconds, as for ``InputVideo.frames``) trim the copied streams to the
     same range; ``shift_timestamps`` moves every stream by the same amount so the output starts at 0.
-    ``notices`` collects one-line warnings (streams skipped, HDR metadata not writable by the encoder).
+    ``notices`` collects one-line warnings (streams skipped, HDR metadata not writable by the encoder), each
+    also given to ``notice`` when one is passed.
     ``sar``: the sample aspect ratio to write (``frames.sizing.plan_size`` chooses it); None: the template's.
+    ``format``: the FFmpeg muxer (None: from the extension; required for ``dst="-"``, standard output).
+    ``selection``: which other streams to copy (``video.stream_copy.StreamSelection``; ``copy_streams=False``
+    copies none). ``verbose``: let the encoder print its own log (x265's, SVT-AV1's); off, only errors.
     """
 
     def __init__(
@@ -96,19 +215,30 @@ class OutputVideo:
         time_base: Fraction | None = None,
         rate: Fraction | None = None,
         sar: Fraction | None = None,
+        format: str | None = None,
+        selection: StreamSelection | None = None,
+        verbose: bool = False,
+        notice: Callable[[str], None] | None = None,
     ):
+        self.pipe = str(dst) == PIPE
+        """Writing to standard output: no temporary file, no rename."""
         self.dst = Path(dst)
         self.template = template
         self.keep_partial = keep_partial
         self.overwrite = overwrite
+        self.verbose = verbose
+        self._notice = notice
         self.notices: list[str] = []
         self.frames_written = 0
-        self.copied_packets = 0
-        """Packets of the other streams handed to the muxer so far (they follow the video's time)."""
         self._closed = False
         self._flushed = False
         self._last_pts: int | None = None
-        self._check_paths()
+        self._copier: StreamCopier | None = None
+        self._in = None
+        self.format = check_output(dst, codec, format=format)
+        """The muxer written (``matroska``, ``mp4``, …)."""
+        if not self.pipe:
+            self._check_paths()
         info = template.info if template is not None else None
         if size is None:
             if info is None:
@@ -118,9 +248,9 @@ class OutputVideo:
         if pix_fmt is None:
             if info is None:
                 raise ValueError("OutputVideo: pix_fmt is required without a template")
-            pix_fmt, notice = choose_pix_fmt(codec, info.pix_fmt)
-            if notice:
-                self.notices.append(notice)
+            pix_fmt, pix_notice = choose_pix_fmt(codec, info.pix_fmt)
+            if pix_notice:
+                self.say(pix_notice)
         self.pix_fmt = pix_fmt
         self.codec = codec
         self.time_base = Fraction(time_base) if time_base is not None else (
@@ -147,25 +277,36 @@ class OutputVideo:
         self.base = base
         self.shift = (base + (self.t0 or 0)) if shift_timestamps else Fraction(0)
 
-        remove_stale_partials(self.dst)  # left by an earlier writer of this target that was killed
-        self.partial = partial_path(self.dst)
+        if self.format in VIDEO_ONLY_FORMATS and pixel_format(pix_fmt).family == "rgb":
+            raise OutputError(f"{self.dst}: {self.format} carries YUV or grey video only, not {pix_fmt}; "
+                              "add --pix-fmt yuv444p")
+        self._fix_dts = DtsRepair(frame_ticks=round(1 / (self.rate * self.time_base)) if self.rate else None)
+        if self.pipe:
+            self.partial = None
+            target = "pipe:1"  # FFmpeg's pipe protocol writes to file descriptor 1 itself
+        else:
+            remove_stale_partials(self.dst)  # left by an earlier writer of this target that was killed
+            self.partial = partial_path(self.dst)
+            target = str(self.partial)
+        container_options = {"strict": "unofficial"} if self.format == "yuv4mpegpipe" else {}  # >8-bit y4m
         try:
-            self._out = av.open(str(self.partial), "w")
+            self._out = av.open(target, "w", format=format, container_options=container_options)
         except (ValueError, av.FFmpegError, OSError) as e:
             self._remove_partial()
             raise OutputError(f"{self.dst}: cannot write this file ({e}); "
                               "use a container extension such as .mkv or .mp4") from e
-        self._in = None
-        self._copy_map: dict[int, av.stream.Stream] = {}
-        self._gap_fill: dict[int, bool] = {}
-        self._pending = None
-        self._demux = None
         try:
             self._setup_video(codec, info)
             if template is not None:
                 self._setup_container(info)
-                if copy_streams:
-                    self._setup_copies(template)
+                if copy_streams and self.format in VIDEO_ONLY_FORMATS:
+                    self._say_dropped(template)
+                elif copy_streams:
+                    self._in = template.open_container()
+                    self._copier = StreamCopier(
+                        self._out, self._in, video_index=info.stream_index, selection=selection or StreamSelection(),
+                        t0=self.t0, t1=self.t1, base=self.base, shift=self.shift, dst=self.dst, src=template.path,
+                        video_codec=codec, notice=self.say)
             self._out.start_encoding()
         except OutputError:
             self.abort()
@@ -175,6 +316,24 @@ class OutputVideo:
             raise OutputError(f"{self.dst}: cannot set up the {codec} encoder ({e})") from e
 
     # -- setup ------------------------------------------------------------------------------------
+
+    def say(self, msg: str) -> None:
+        """Record a one-line notice (and hand it to the ``notice`` callback)."""
+        self.notices.append(msg)
+        if self._notice is not None:
+            self._notice(msg)
+
+    @property
+    def copied_packets(self) -> int:
+        """Packets of the other streams handed to the muxer so far (they follow the video's time)."""
+        return self._copier.copied_packets if self._copier is not None else 0
+
+    def _say_dropped(self, template: InputVideo) -> None:
+        with template.open_container() as c:
+            others = [f"#{st.index} ({st.type})" for st in c.streams if st.index != template.info.stream_index]
+        if others:
+            self.say(f"{self.dst}: {self.format} carries video only; stream{'s' if len(others) > 1 else ''} "
+                     f"{', '.join(others)} of {template.path} {'are' if len(others) > 1 else 'is'} not written")
 
     def _check_paths(self) -> None:
         dst = self.dst
@@ -202,7 +361,7 @@ class OutputVideo:
                               f"{self.pix_fmt}, got {w}x{h}")
 
     def _setup_video(self, codec, info) -> None:
-        options = self.encoder_settings.codec_options()
+        options = quiet_encoder_options(codec, self.encoder_settings.codec_options(), verbose=self.verbose)
         if info is not None and info.hdr is not None:
             params = {"libx265": ("x265-params", info.hdr.x265_params()),
                       "libsvtav1": ("svtav1-params", info.hdr.svtav1_params())}.get(codec)
@@ -210,12 +369,15 @@ class OutputVideo:
                 key, extra = params
                 options[key] = ":".join(filter(None, [options.get(key), *extra]))
             else:
-                self.notices.append(f"{self.dst}: {codec} cannot carry the input's HDR mastering-display / "
-                                    "content-light metadata (libx265 and libsvtav1 can); it is not written")
+                self.say(f"{self.dst}: {codec} cannot carry the input's HDR mastering-display / "
+                         "content-light metadata (libx265 and libsvtav1 can); it is not written")
         try:
             vs = self._out.add_stream(codec, rate=self.rate, options=options)
         except ValueError as e:
-            raise OutputError(self._container_refuses(codec, "video")) from e
+            ext = container_suggestion([codec])
+            hint = f"; use {ext} instead" if ext and ext != self.dst.suffix.lower() else ""
+            raise OutputError(f"{self.dst}: the {self.dst.suffix or self.format} container cannot hold the "
+                              f"{codec} video{hint}") from e
         vs.width, vs.height = self.size
         vs.pix_fmt = self.pix_fmt
         vs.time_base = self.time_base
@@ -228,12 +390,13 @@ class OutputVideo:
         if self.sar:
             ctx.sample_aspect_ratio = self.sar
             if self.sar != 1 and not sar_storable(codec, self._out.format.name):
-                self.notices.append(f"{self.dst}: the sample aspect ratio {self.sar} cannot be "
-                                    f"written for {codec} in Matroska with PyAV (it can in .mov/.mp4)")
+                self.say(f"{self.dst}: the sample aspect ratio {self.sar} cannot be "
+                         f"written for {codec} in Matroska with PyAV (it can in .mov/.mp4)")
         if info is not None:
             if info.display_matrix:
                 vs.set_display_matrix(list(info.display_matrix))
-            vs.metadata.update(info.stream_metadata)
+            # language, title and every disposition (default, forced, …) of the input's video stream (#14.6)
+            copy_stream_facts(vs, vs, metadata=info.stream_metadata, disposition=info.disposition)
         self._video = vs
 
     def _color_tags(self, spec: ColorSpec) -> dict[str, int]:
@@ -256,61 +419,9 @@ class OutputVideo:
 
     def _setup_container(self, info) -> None:
         self._out.metadata.update(info.metadata)
-        chapters = []
-        for ch in info.chapters:
-            tb = Fraction(ch["time_base"])
-            s, e = ch["start"] * tb - self.base, ch["end"] * tb - self.base
-            if self.t1 is not None and s >= self.t1 or self.t0 is not None and e <= self.t0:
-                continue
-            if self.t1 is not None:
-                e = min(e, self.t1)
-            s -= self.shift - self.base
-            e -= self.shift - self.base
-            chapters.append({"id": ch["id"], "start": max(0, round(s / tb)), "end": round(e / tb),
-                             "time_base": ch["time_base"], "metadata": dict(ch.get("metadata") or {})})
-        if chapters:
+        chapters = shifted_chapters(info.chapters, base=self.base, t0=self.t0, t1=self.t1, shift=self.shift)
+        if chapters and self.format not in VIDEO_ONLY_FORMATS:
             self._out.set_chapters(chapters)
-
-    def _setup_copies(self, template: InputVideo) -> None:
-        self._in = template.open_container()
-        vindex = template.info.stream_index
-        copied = []
-        for st in self._in.streams:
-            if st.index == vindex:
-                continue
-            if st.type == "video" and not (st.disposition & av.stream.Disposition.attached_pic):
-                self.notices.append(f"{template.path}: video stream #{st.index} is not copied "
-                                    "(only the first video stream is upscaled)")
-                continue
-            cname = st.codec_context.name if st.codec_context is not None else st.type
-            try:
-                out_st = self._out.add_stream_from_template(st)
-            except (ValueError, av.FFmpegError) as e:
-                if st.type == "data":
-                    self.notices.append(f"{template.path}: data stream #{st.index} ({cname}) cannot go into "
-                                        f"{self.dst.suffix or 'this'} files and is not copied")
-                    continue
-                raise OutputError(self._container_refuses(cname, st.type, st.index)) from e
-            out_st.metadata.update(clean_metadata(dict(st.metadata)))
-            try:
-                out_st.disposition = st.disposition
-            except (AttributeError, ValueError):
-                pass
-            self._copy_map[st.index] = out_st
-            self._gap_fill[st.index] = cname == "mov_text" and self._out.format.name in ("mp4", "mov", "ipod")
-            copied.append(st)
-        if copied:
-            self._demux = self._in.demux(*copied)
-        else:
-            self._in.close()
-            self._in = None
-
-    def _container_refuses(self, codec: str, kind: str, index: int | None = None) -> str:
-        what = f"{kind} stream #{index} ({codec})" if index is not None else f"{codec} {kind}"
-        codecs = [codec, self.codec] if index is not None else [codec]
-        ext = container_suggestion(codecs)
-        hint = f"; use {ext} instead" if ext and ext != self.dst.suffix.lower() else ""
-        return f"{self.dst}: the {self.dst.suffix or 'chosen'} container cannot hold the {what}{hint}"
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -355,80 +466,27 @@ class OutputVideo:
         for name, value in self._tags.items():
             setattr(frame, name, value)
         self._last_pts = pts
-        self._pump(pts * self.time_base - self.base)
+        if self._copier is not None:
+            self._copier.pump(pts * self.time_base - self.base)
         try:
-            packets = self._video.encode(frame)
-            self._out.mux(packets)
+            self._mux_video(self._video.encode(frame))
         except av.FFmpegError as e:
             raise OutputError(f"{self.dst}: encoding or writing failed at frame {self.frames_written}: {e}") from e
         self.frames_written += 1
 
-    def _pump(self, until: Fraction | None) -> None:
-        """Mux copied packets whose time (media seconds) is at or before ``until`` (all when None)."""
-        if self._demux is None:
-            return
-        while True:
-            pkt = self._pending
-            if pkt is None:
-                try:
-                    pkt = next(self._demux)
-                except StopIteration:
-                    self._demux = None
-                    return
-                except av.FFmpegError as e:  # damaged tail of the input: what was copied stands
-                    self.notices.append(f"{self.template.path}: stopped copying other streams at a damaged "
-                                        f"part ({e})")
-                    self._demux = None
-                    return
-                if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
-                    continue  # demuxer flush packet
-            ts = pkt.dts if pkt.dts is not None else pkt.pts
-            tb = Fraction(pkt.time_base)
-            if until is not None and ts is not None and ts * tb - self.base > until:
-                self._pending = pkt
-                return
-            self._pending = None
-            self._copy(pkt, tb)
-
-    def _copy(self, pkt: av.Packet, tb: Fraction) -> None:
-        if pkt.size == 2 and self._gap_fill.get(pkt.stream_index) and bytes(pkt) == b"\x00\x00":
-            return  # an empty mov_text sample between cues: the MP4/MOV muxer writes its own
-        start = pkt.pts if pkt.pts is not None else pkt.dts
-        if start is not None:
-            t = start * tb - self.base
-            dur = (pkt.duration or 0) * tb
-            if self.t1 is not None and t >= self.t1:
-                return
-            if self.t0 is not None and (t + dur <= self.t0 if dur else t < self.t0):
-                return
-            if self.t0 is not None and t < self.t0 and pkt.stream.type in ("subtitle", "data"):
-                # A cue that started before the cut shows from the cut for the rest of its time. (Audio keeps
-                # its own timing: a slightly negative first timestamp, which the muxer offsets for all streams.)
-                cut = round((self.t0 + self.base) / tb)
-                pkt.duration = pkt.duration - (cut - start)
-                if pkt.dts is not None:
-                    pkt.dts += cut - start
-                pkt.pts = cut
-        out_st = self._copy_map[pkt.stream_index]
-        shift = round(self.shift / tb)
-        if pkt.pts is not None:
-            pkt.pts -= shift
-        if pkt.dts is not None:
-            pkt.dts -= shift
-        pkt.stream = out_st
-        try:
-            self._out.mux(pkt)
-        except av.FFmpegError as e:
-            raise OutputError(f"{self.dst}: copying stream #{out_st.index} failed: {e}") from e
-        self.copied_packets += 1
+    def _mux_video(self, packets) -> None:
+        for pkt in packets:
+            pkt.dts = self._fix_dts(pkt.pts, pkt.dts)
+        self._out.mux(packets)
 
     def flush(self) -> None:
         """Drain the encoder and copy the rest of the other streams (``close`` does it if not done)."""
         if self._flushed or self._closed:
             return
         try:
-            self._out.mux(self._video.encode(None))
-            self._pump(None)
+            self._mux_video(self._video.encode(None))
+            if self._copier is not None:
+                self._copier.pump(None)
         except av.FFmpegError as e:
             raise OutputError(f"{self.dst}: finishing the encode failed: {e}") from e
         self._flushed = True
@@ -441,6 +499,9 @@ class OutputVideo:
             self.flush()
             self._out.close()
             self._close_input()
+            if self.pipe:
+                self._closed = True
+                return self.dst
             if self.dst.exists() and not self.overwrite:
                 raise OutputError(f"{self.dst}: appeared while writing; not replacing it without --overwrite")
             os.replace(self.partial, self.dst)
@@ -469,9 +530,10 @@ class OutputVideo:
         if self._in is not None:
             self._in.close()
             self._in = None
-            self._demux = None
 
     def _remove_partial(self) -> None:
+        if self.partial is None:
+            return  # a pipe: what was written has gone
         try:
             self.partial.unlink()
         except FileNotFoundError:

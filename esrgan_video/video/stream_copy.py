@@ -1,0 +1,322 @@
+"""Copy an input's other streams into an output: which streams, how, with what facts, and their packets.
+
+One copier serves the writer (``video.writer.OutputVideo``: a single pass) and the batch join
+(``batch.segments.join_segments``: segments' video remuxed, the source's other streams copied once):
+
+    copier = StreamCopier(out, source, video_index=0, selection=StreamSelection(), t0=..., t1=..., base=...,
+                          shift=..., dst=dst, src=src, video_codec="h264", notice=say)
+    copier.pump(until)     # before each video packet/frame at media time ``until``: mux what comes before it
+    copier.pump(None)      # at the end: the rest
+
+- **Which**: every stream but the upscaled video stream, less what ``StreamSelection`` leaves out
+  (``--no-audio``, ``--no-subs``, ``--streams-keep``); other video streams are not copied (only the
+  first is upscaled; cover art is); a data stream the container refuses is left out with a notice; any
+  other stream the container refuses is an ``OutputError`` naming it and a container that takes it —
+  except attachments (fonts) going into MP4/MOV, which cannot hold any: left out with a notice.
+- **How**: packet for packet, no re-encode — except text subtitles (SubRip, ASS, WebVTT, …) going into
+  MP4/MOV, which take only ``mov_text``: they are converted, cue by cue (said once in a notice). Bitmap
+  subtitles (DVD, PGS, DVB) cannot be converted there and are refused with one line.
+- **Facts**: every stream keeps its metadata (without what muxers regenerate), language, title and
+  dispositions (default, forced, hearing impaired, …); :func:`copy_stream_facts` is also what the writer
+  uses for the upscaled video stream.
+- **Time**: packets are trimmed to ``[t0, t1)`` (media seconds; a subtitle cue that began before ``t0``
+  shows from ``t0`` for the rest of its time), moved by ``shift`` seconds, and interleaved with the video
+  by time so memory stays bounded. Chapters go through :func:`shifted_chapters` (pure).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import av
+
+from ..errors import OutputError
+from .reader import clean_metadata
+
+__all__ = ["MP4_FAMILY", "StreamCopier", "StreamSelection", "container_suggestion", "copy_stream_facts",
+           "is_bitmap_subtitle", "is_text_subtitle", "shifted_chapters", "stream_selection"]
+
+MP4_FAMILY = ("mp4", "mov", "ipod", "ismv", "3gp", "3g2", "psp", "f4v")
+"""FFmpeg muxers of the ISO/QuickTime family: their only text subtitle codec is ``mov_text``."""
+
+_TEXT_SUB = 1 << 17  # AV_CODEC_PROP_TEXT_SUB
+_BITMAP_SUB = 1 << 16  # AV_CODEC_PROP_BITMAP_SUB
+
+# Containers to suggest when a stream does not fit, in order of preference: (extension, FFmpeg muxer).
+_SUGGEST = ((".mkv", "matroska"), (".mp4", "mp4"), (".mov", "mov"))
+
+
+def _codec_props(name: str) -> int:
+    try:
+        return int(av.Codec(name, "r").properties)
+    except (ValueError, av.FFmpegError):
+        return 0
+
+
+def is_text_subtitle(codec: str) -> bool:
+    """A subtitle codec whose cues are text (SubRip, ASS/SSA, WebVTT, mov_text, …)."""
+    return bool(_codec_props(codec) & _TEXT_SUB)
+
+
+def is_bitmap_subtitle(codec: str) -> bool:
+    """A subtitle codec whose cues are pictures (DVD, PGS, DVB, XSUB)."""
+    return bool(_codec_props(codec) & _BITMAP_SUB)
+
+
+def container_suggestion(codecs: Sequence[str]) -> str | None:
+    """The first of .mkv/.mp4/.mov whose muxer accepts every codec in ``codecs`` (codec names), or None."""
+    for ext, muxer in _SUGGEST:
+        try:
+            with av.open(io.BytesIO(), "w", format=muxer) as probe:
+                for name in codecs:
+                    probe.add_mux_stream(name)
+        except (ValueError, av.FFmpegError):
+            continue
+        return ext
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamSelection:
+    """Which of the input's other streams go into the output (the upscaled video stream always does)."""
+
+    audio: bool = True
+    """Copy audio streams (``--no-audio``: False)."""
+    subtitles: bool = True
+    """Copy subtitle streams (``--no-subs``: False)."""
+    keep: tuple[int, ...] | None = None
+    """Only these input stream indices (``--streams-keep 1,3``); None: every stream (less the above)."""
+
+    def wants(self, stream) -> bool:
+        """Whether PyAV ``stream`` of the input is to be copied."""
+        if self.keep is not None and stream.index not in self.keep:
+            return False
+        if stream.type == "audio" and not self.audio:
+            return False
+        if stream.type == "subtitle" and not self.subtitles:
+            return False
+        return True
+
+
+def stream_selection(encode) -> StreamSelection:
+    """The selection an ``options.EncodeOptions`` asks for (``audio``, ``subtitles``, ``streams_keep``)."""
+    return StreamSelection(audio=encode.audio, subtitles=encode.subtitles, keep=encode.streams_keep)
+
+
+def copy_stream_facts(src, dst_stream, *, metadata: dict[str, str] | None = None, disposition: int | None = None) -> None:
+    """Give output stream ``dst_stream`` the metadata (language, title, handler; cleaned of what muxers
+    regenerate) and disposition flags of input stream ``src`` (or the ``metadata``/``disposition`` given)."""
+    meta = clean_metadata(dict(src.metadata)) if metadata is None else metadata
+    dst_stream.metadata.update(meta)
+    flags = int(src.disposition) if disposition is None else int(disposition)
+    try:
+        dst_stream.disposition = av.stream.Disposition(flags)
+    except (AttributeError, ValueError, TypeError):
+        pass  # a PyAV without settable dispositions: the muxer's defaults apply
+
+
+def shifted_chapters(chapters: Iterable[dict], *, base: Fraction, t0: Fraction | None, t1: Fraction | None,
+                     shift: Fraction) -> list[dict]:
+    """PyAV chapter dicts for the output (pure): chapters outside the media-time window ``[t0, t1)`` are left
+    out, the last one is cut at ``t1``, and all move by ``shift`` seconds on the stream clock (``base`` is the
+    input's start time, from which media time counts)."""
+    out = []
+    for ch in chapters:
+        tb = Fraction(ch["time_base"])
+        s, e = ch["start"] * tb - base, ch["end"] * tb - base
+        if t1 is not None and s >= t1 or t0 is not None and e <= t0:
+            continue
+        if t1 is not None:
+            e = min(e, t1)
+        s -= shift - base
+        e -= shift - base
+        out.append({"id": ch["id"], "start": max(0, round(s / tb)), "end": round(e / tb),
+                    "time_base": ch["time_base"], "metadata": dict(ch.get("metadata") or {})})
+    return out
+
+
+class _MovTextConverter:
+    """Re-encodes the cues of a text subtitle stream as ``mov_text`` (MP4/MOV's text subtitle codec)."""
+
+    def __init__(self, src_stream, out_stream) -> None:
+        self.src = src_stream
+        self.out = out_stream
+        ctx = src_stream.codec_context
+        if not ctx.is_open:
+            ctx.open()  # the decoder makes its ASS header when it opens; the mov_text encoder needs it to open
+        out_stream.codec_context.subtitle_header = ctx.subtitle_header
+
+    def convert(self, pkt: av.Packet) -> av.Packet | None:
+        ctx = self.src.codec_context
+        try:
+            cues = ctx.decode(pkt)
+        except av.FFmpegError:
+            return None  # an undecodable cue is dropped, as a player would
+        lines = [c.ass for c in cues if getattr(c, "ass", None)]
+        if not lines:
+            return None
+        text = lines[0]
+        for more in lines[1:]:  # several rects shown together: one cue, one line each
+            text += b"\\N" + more.split(b",", 8)[-1]
+        duration = int(pkt.duration or 0)
+        sub = av.subtitles.subtitle.SubtitleSet.create(text=text, start=0, end=duration, pts=int(pkt.pts or 0))
+        out = self.out.codec_context.encode_subtitle(sub)
+        out.time_base = pkt.time_base
+        out.pts = pkt.pts
+        out.dts = pkt.dts if pkt.dts is not None else pkt.pts
+        out.duration = duration
+        return out
+
+
+class StreamCopier:
+    """Copies the selected streams of the input container ``source`` into the output container ``out``.
+
+    Streams are added to ``out`` here (before its header is written). ``t0``/``t1`` trim (media seconds,
+    None = open), ``base`` is the input's start time (media time counts from it), ``shift`` the seconds
+    every copied stream moves by (the writer's common shift). ``dst``/``src`` name the files in messages;
+    ``video_codec`` (the output video's codec) is part of the container suggestion when a stream is refused;
+    ``notice`` receives one-line notes (streams left out, subtitles converted).
+    """
+
+    def __init__(self, out, source, *, video_index: int, selection: StreamSelection = StreamSelection(),
+                 t0: Fraction | None = None, t1: Fraction | None = None, base: Fraction = Fraction(0),
+                 shift: Fraction = Fraction(0), dst: Path, src: Path, video_codec: str,
+                 notice: Callable[[str], None]) -> None:
+        self.out = out
+        self.source = source
+        self.t0, self.t1, self.base, self.shift = t0, t1, base, shift
+        self.dst, self.src = Path(dst), Path(src)
+        self.video_codec = video_codec
+        self.notice = notice
+        self.copied_packets = 0
+        """Packets of the other streams handed to the muxer so far."""
+        self._map: dict[int, av.stream.Stream] = {}
+        self._convert: dict[int, _MovTextConverter] = {}
+        self._gap_fill: dict[int, bool] = {}
+        self._pending: av.Packet | None = None
+        fmt = out.format.name
+        mp4 = fmt in MP4_FAMILY
+        converted = []
+        copied = []
+        for st in source.streams:
+            if st.index == video_index or not selection.wants(st):
+                continue
+            if st.type == "video" and not (st.disposition & av.stream.Disposition.attached_pic):
+                notice(f"{self.src}: video stream #{st.index} is not copied (only the first video stream is upscaled)")
+                continue
+            cname = st.codec_context.name if st.codec_context is not None else st.type
+            if st.type == "attachment" and mp4:
+                name = st.metadata.get("filename") or f"#{st.index}"
+                notice(f"{self.src}: attachment {name} (stream #{st.index}) cannot go into {self.dst.suffix or fmt} "
+                       "files and is not copied (Matroska keeps attachments)")
+                continue
+            if st.type == "subtitle" and mp4 and cname != "mov_text":
+                if is_bitmap_subtitle(cname):
+                    raise OutputError(f"{self.dst}: the {self.dst.suffix or fmt} container cannot hold the bitmap "
+                                      f"subtitle stream #{st.index} ({cname}), and picture subtitles cannot be "
+                                      f"turned into text; use .mkv, or leave subtitles out with --no-subs")
+                if is_text_subtitle(cname):
+                    out_st = out.add_stream("mov_text")
+                    out_st.time_base = st.time_base
+                    copy_stream_facts(st, out_st)
+                    self._map[st.index] = out_st
+                    self._convert[st.index] = _MovTextConverter(st, out_st)
+                    self._gap_fill[st.index] = True
+                    converted.append(f"#{st.index} ({cname})")
+                    copied.append(st)
+                    continue
+            try:
+                out_st = out.add_stream_from_template(st)
+            except (ValueError, av.FFmpegError) as e:
+                if st.type == "data":
+                    notice(f"{self.src}: data stream #{st.index} ({cname}) cannot go into "
+                           f"{self.dst.suffix or fmt} files and is not copied")
+                    continue
+                raise OutputError(self.refusal(cname, st.type, st.index)) from e
+            copy_stream_facts(st, out_st)
+            self._map[st.index] = out_st
+            self._gap_fill[st.index] = cname == "mov_text" and mp4
+            copied.append(st)
+        if converted:
+            notice(f"{self.dst}: text subtitle stream{'s' if len(converted) > 1 else ''} {', '.join(converted)} "
+                   f"converted to mov_text (the only subtitle codec {self.dst.suffix or fmt} files take)")
+        self._demux = source.demux(*copied) if copied else None
+
+    def refusal(self, codec: str, kind: str, index: int | None = None) -> str:
+        """The one line for a stream the output container cannot hold, with a container that can."""
+        what = f"{kind} stream #{index} ({codec})" if index is not None else f"{codec} {kind}"
+        codecs = [codec, self.video_codec] if index is not None else [codec]
+        ext = container_suggestion(codecs)
+        hint = f"; use {ext} instead" if ext and ext != self.dst.suffix.lower() else ""
+        return f"{self.dst}: the {self.dst.suffix or 'chosen'} container cannot hold the {what}{hint}"
+
+    @property
+    def streams(self) -> int:
+        """How many streams are copied."""
+        return len(self._map)
+
+    def pump(self, until: Fraction | None) -> None:
+        """Mux copied packets whose time (media seconds) is at or before ``until`` (all when None)."""
+        while self._demux is not None:
+            pkt = self._pending
+            if pkt is None:
+                try:
+                    pkt = next(self._demux)
+                except StopIteration:
+                    self._demux = None
+                    return
+                except av.FFmpegError as e:  # damaged tail of the input: what was copied stands
+                    self.notice(f"{self.src}: stopped copying other streams at a damaged part ({e})")
+                    self._demux = None
+                    return
+                if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
+                    continue  # demuxer flush packet
+            ts = pkt.dts if pkt.dts is not None else pkt.pts
+            tb = Fraction(pkt.time_base)
+            if until is not None and ts is not None and ts * tb - self.base > until:
+                self._pending = pkt
+                return
+            self._pending = None
+            self._copy(pkt, tb)
+
+    def _copy(self, pkt: av.Packet, tb: Fraction) -> None:
+        index = pkt.stream_index
+        if pkt.size == 2 and self._gap_fill.get(index) and bytes(pkt) == b"\x00\x00":
+            return  # an empty mov_text sample between cues: the MP4/MOV muxer writes its own
+        start = pkt.pts if pkt.pts is not None else pkt.dts
+        if start is not None:
+            t = start * tb - self.base
+            dur = (pkt.duration or 0) * tb
+            if self.t1 is not None and t >= self.t1:
+                return
+            if self.t0 is not None and (t + dur <= self.t0 if dur else t < self.t0):
+                return
+            if self.t0 is not None and t < self.t0 and pkt.stream.type in ("subtitle", "data"):
+                # A cue that started before the cut shows from the cut for the rest of its time. (Audio keeps
+                # its own timing: a slightly negative first timestamp, which the muxer offsets for all streams.)
+                cut = round((self.t0 + self.base) / tb)
+                pkt.duration = pkt.duration - (cut - start)
+                if pkt.dts is not None:
+                    pkt.dts += cut - start
+                pkt.pts = cut
+        conv = self._convert.get(index)
+        if conv is not None:
+            pkt = conv.convert(pkt)
+            if pkt is None:
+                return
+        out_st = self._map[index]
+        shift = round(self.shift / tb)
+        if pkt.pts is not None:
+            pkt.pts -= shift
+        if pkt.dts is not None:
+            pkt.dts -= shift
+        pkt.stream = out_st
+        try:
+            self.out.mux(pkt)
+        except av.FFmpegError as e:
+            raise OutputError(f"{self.dst}: copying stream #{out_st.index} failed: {e}") from e
+        self.copied_packets += 1
