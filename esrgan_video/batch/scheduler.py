@@ -5,8 +5,9 @@
   background thread in the worker sends heartbeats. A worker that exits (crash, SIGKILL, out of memory)
   or stops sending heartbeats for ``stale_s`` seconds is killed and replaced, and its task goes back to
   the plan (``lost``), which redoes it or, after ``max_attempts``, marks it failed.
-- ``RayScheduler``: the same tasks as Ray tasks (one GPU each when the cluster has GPUs, else one CPU);
-  Ray retries tasks whose worker or node died. Paths must be on storage every node sees.
+- ``RayScheduler``: the same tasks on long-lived Ray actors (``RayWorker``: one per GPU when the cluster has GPUs,
+  else one per CPU), each holding its Upscaler for the whole batch; Ray restarts actors whose worker or node died
+  and retries their task. Paths must be on storage every node sees.
 
 The plan interface (``esrgan_video.batch.driver.Plan``): ``next_task()``, ``started(task, owner)``,
 ``heartbeat(task, owner)``, ``done(task, result)``, ``failed(task, error)``, ``lost(task, why)``,
@@ -243,32 +244,73 @@ class LocalScheduler:
 
 # Ray ------------------------------------------------------------------------------------------------
 
-def _ray_task(task: Task, settings: WorkerSettings) -> dict[str, Any]:
-    """Body of a Ray task: errors come back as ``{"error": ...}`` so the driver records one line."""
-    import ray
+class RayWorker:
+    """The body of a Ray actor: one per GPU (or per ``cpus_per_worker`` CPUs), holding its Upscaler for the whole
+    batch (the model is loaded and the backend built once, not per task), sent one task at a time.
 
-    gpus = ray.get_gpu_ids()
-    device = "cuda:0" if gpus else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
-    apply_threads(settings.threads)
-    try:
-        return execute_task(task, settings, device)
-    except Exception as e:  # noqa: BLE001 - reported to the driver as this task's one-line error
-        return {"error": one_line(e)}
+    Progress goes to the driver through a Ray queue; results carry the actor's ``pid``; errors come back as
+    ``{"error": ...}`` so the driver records one line."""
+
+    def __init__(self, settings: WorkerSettings, threads: int | None, progress: Any) -> None:
+        import ray
+
+        self.settings = settings
+        self.device = "cuda:0" if ray.get_gpu_ids() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to the actor's GPU
+        self.progress = progress
+        apply_threads(threads)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, task: Task) -> dict[str, Any]:
+        from ray.util.queue import Full
+
+        def report(info: dict[str, Any]) -> None:
+            try:
+                self.progress.put_nowait((task.key, info))
+            except Full:  # the driver is behind: this progress line is dropped, the next one will do
+                pass
+
+        try:
+            return {**execute_task(task, self.settings, self.device, progress=report), "pid": os.getpid()}
+        except Exception as e:  # noqa: BLE001 - reported to the driver as this task's one-line error
+            return {"error": one_line(e)}
 
 
 class RayScheduler:
-    """Run tasks on a Ray cluster (``address``) or a local Ray instance (``address="local"``)."""
+    """Run tasks on a Ray cluster (``address``) or a local Ray instance (``address="local"``) through long-lived
+    actors (:class:`RayWorker`): one per GPU when the cluster has GPUs, else one per ``cpus_per_worker`` CPUs (a
+    local instance has ``num_cpus`` of them: ``--ray-cpus``). An actor that dies is restarted by Ray (up to
+    ``max_retries`` times) and its task retried; on Ctrl-C the actors are killed and the temporary files of their
+    unfinished tasks removed (the driver holds the journal's lock: no one else writes those targets)."""
 
-    def __init__(self, address: str, settings: WorkerSettings, *, gpus_per_task: float | None = None,
-                 cpus_per_task: float = 1, num_cpus: int | None = None, max_retries: int = 2,
+    def __init__(self, address: str, settings: WorkerSettings, *, gpus_per_worker: float | None = None,
+                 cpus_per_worker: float = 1, num_cpus: int | None = None, max_retries: int = 2,
                  log: Callable[[str], None] = print) -> None:
         self.address = address
         self.settings = settings
-        self.gpus_per_task = gpus_per_task
-        self.cpus_per_task = cpus_per_task
+        self.gpus_per_worker = gpus_per_worker
+        self.cpus_per_worker = cpus_per_worker
         self.num_cpus = num_cpus
         self.max_retries = max_retries
         self.log = log
+
+    def _init(self, ray) -> bool:
+        from ..errors import BackendError
+
+        if ray.is_initialized():
+            return False
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        try:
+            if self.address == "local":
+                if self.num_cpus:
+                    kwargs["num_cpus"] = self.num_cpus
+                ray.init(**kwargs)
+            else:
+                ray.init(address=self.address, **kwargs)
+        except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError ...
+            raise BackendError(f"--ray {self.address}: cannot start or reach the Ray cluster ({one_line(e)})") from e
+        return True
 
     def run(self, plan: PlanLike) -> None:
         try:
@@ -277,59 +319,86 @@ class RayScheduler:
             from ..errors import BackendError
 
             raise BackendError("--ray needs the ray package: pip install 'ray>=2.9'") from e
-        from ..errors import BackendError
-
-        started_here = not ray.is_initialized()
-        if started_here:
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            try:
-                if self.address == "local":
-                    if self.num_cpus:
-                        kwargs["num_cpus"] = self.num_cpus
-                    ray.init(**kwargs)
-                else:
-                    ray.init(address=self.address, **kwargs)
-            except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError ...
-                raise BackendError(f"--ray {self.address}: cannot start or reach the Ray cluster ({one_line(e)})") from e
+        started_here = self._init(ray)
         try:
-            resources = ray.cluster_resources()
-            gpus = self.gpus_per_task
-            if gpus is None:
-                gpus = 1 if resources.get("GPU", 0) >= 1 else 0
-            remote = ray.remote(_ray_task).options(
-                num_gpus=gpus, num_cpus=self.cpus_per_task, max_retries=self.max_retries, retry_exceptions=False)
-            slots = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // max(self.cpus_per_task, 1e-9))
-            capacity = max(1, slots) * 2
-            in_flight: dict[Any, Task] = {}
-            try:
-                while not plan.finished():
-                    while len(in_flight) < capacity:
-                        t = plan.next_task()
-                        if t is None:
-                            break
-                        ref = remote.remote(t, self.settings)
-                        in_flight[ref] = t
-                        plan.started(t, f"ray:{ref.task_id().hex()}")
-                    if not in_flight:
-                        if plan.finished():
-                            break
-                        raise RuntimeError("batch scheduler: nothing running and nothing ready, but the plan is not finished")
-                    ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
-                    for ref in ready:
-                        t = in_flight.pop(ref)
-                        try:
-                            res = ray.get(ref)
-                        except ray.exceptions.RayError as e:
-                            plan.failed(t, f"Ray: {one_line(e).splitlines()[0][:300]}")
-                            continue
-                        if "error" in res:
-                            plan.failed(t, res["error"])
-                        else:
-                            plan.done(t, res)
-            except BaseException:
-                for ref in in_flight:
-                    ray.cancel(ref, force=True)
-                raise
+            self._run(ray, plan)
         finally:
             if started_here:
                 ray.shutdown()
+
+    def _run(self, ray, plan: PlanLike) -> None:
+        from ray.util.queue import Empty, Queue
+
+        resources = ray.cluster_resources()
+        gpus = self.gpus_per_worker
+        if gpus is None:
+            gpus = 1 if resources.get("GPU", 0) >= 1 else 0
+        if gpus:
+            count = int(resources.get("GPU", 0) // gpus)
+            threads = self.settings.threads
+        else:
+            count = int(resources.get("CPU", 1) // max(self.cpus_per_worker, 1e-9))
+            threads = self.settings.threads or max(1, int(self.cpus_per_worker))
+        count = max(1, count)
+        progress = Queue(maxsize=1000, actor_options={"num_cpus": 0})
+        cls = ray.remote(RayWorker).options(num_gpus=gpus, num_cpus=self.cpus_per_worker,
+                                            max_restarts=self.max_retries, max_task_retries=self.max_retries)
+        actors = [cls.remote(self.settings, threads, progress) for _ in range(count)]
+        idle = list(actors)
+        in_flight: dict[Any, tuple[Task, Any]] = {}
+        by_key: dict[str, Task] = {}
+        try:
+            while not plan.finished():
+                while idle:
+                    t = plan.next_task()
+                    if t is None:
+                        break
+                    actor = idle.pop()
+                    ref = actor.run.remote(t)
+                    in_flight[ref] = (t, actor)
+                    by_key[t.key] = t
+                    plan.started(t, f"{owner_name('driver')}/ray-actor-{actors.index(actor)}")
+                if not in_flight:
+                    if plan.finished():
+                        break
+                    raise RuntimeError("batch scheduler: nothing running and nothing ready, but the plan is not finished")
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+                while True:
+                    try:
+                        key, info = progress.get_nowait()
+                    except Empty:
+                        break
+                    if key in by_key:
+                        plan.progress(by_key[key], info)
+                for ref in ready:
+                    t, actor = in_flight.pop(ref)
+                    by_key.pop(t.key, None)
+                    idle.append(actor)
+                    try:
+                        res = ray.get(ref)
+                    except ray.exceptions.RayError as e:
+                        plan.failed(t, f"Ray: {one_line(e).splitlines()[0][:300]}")
+                        continue
+                    if "error" in res:
+                        plan.failed(t, res["error"])
+                    else:
+                        plan.done(t, res)
+        finally:
+            for a in [*actors, progress.actor]:
+                ray.kill(a, no_restart=True)
+            if in_flight:  # only after Ctrl-C or an error: the killed writers leave their temporary files
+                _wait_gone(ray, [a for _, a in in_flight.values()])
+                for t, _ in in_flight.values():
+                    remove_partials(t.dst)
+
+
+def _wait_gone(ray, actors: list, timeout: float = 10.0) -> None:
+    """Wait until killed actors' processes have exited (so their temporary files are no longer written)."""
+    deadline = time.monotonic() + timeout
+    for a in actors:
+        while time.monotonic() < deadline:
+            try:
+                ray.get(a.pid.remote(), timeout=0.5)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                break
+            time.sleep(0.1)
