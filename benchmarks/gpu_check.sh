@@ -8,16 +8,18 @@
 # numpy and pytest, which the GPU image has. What it lacks travels as wheels (GPU_CHECK_WHEELS) and cache files;
 # `python benchmarks/gpu_bench.py --prepare-carry DIR` writes all of it (README, "Checking a GPU machine").
 #
-# Steps (each is one run_step line below; add a step by adding a line): env, wheels, cuda, collect, tests, bench.
+# Steps (each is one run_step line below; add a step by adding a line): env, wheels, cuda, collect, tests, train,
+# bench.
 # Every step runs whatever the one before did, under a timeout taken from GPU_CHECK_BUDGET (a share of it, never
 # past the deadline); its exit status and seconds go to steps.tsv. The script's status is 0 only when every step
 # passed (pytest's 5, "no tests collected", counts as passed), so a failure never hides the steps after it.
 # Test modules that cannot be imported here (a package the machine lacks) are left out of the test step and named
 # in gpu-tests.txt, instead of turning pytest's exit status into 1.
 #
-# Results in OUTDIR (default $OUT, else benchmarks/results/gpu), at most 6 files:
+# Results in OUTDIR (default $OUT, else benchmarks/results/gpu), at most 7 files:
 #   env.txt (versions, nvidia-smi, the wheels installed), gpu-tests.txt (collection and the test run),
-#   results.json + results.md (gpu_bench.py; the README table's figures), steps.tsv (step, rc, seconds, timeout)
+#   results.json + results.md (gpu_bench.py; the README table's figures), steps.tsv (step, rc, seconds, timeout),
+#   train.json (train_bench.py gpu: the training step's throughput)
 #
 # Environment:
 #   PYTHON             interpreter (default: .venv/bin/python if present, else python3)
@@ -180,6 +182,18 @@ else
   echo "tests: no importable test file" | tee -a "$TESTS_TXT"
   record tests 1
 fi
+
+# -------------------------------------------------------------------------------------------------------- train
+# The training step (benchmarks/train_bench.py gpu, owned by esrgan_video/train): esrgan-video train's step vs a
+# plain PyTorch loop at x4plus size (128-px patches, batch 16, bf16), patches/s and % of peak -> train.json.
+# 12 % of the budget (at least 60 s, at most what is left minus 60 s for the benchmark); in a dry run the same
+# code with a tiny model on the CPU.
+TRAIN_T=$(share 12 60)
+[ "$TRAIN_T" -ge 60 ] || TRAIN_T=60
+TRAIN_MODE=()
+[ "$DRY_RUN" = 1 ] && TRAIN_MODE=(--dry-run)
+run_step train "$TRAIN_T" /dev/null "$PY" benchmarks/train_bench.py gpu --out "$OUT_DIR" \
+    --budget "$(( TRAIN_T - 25 ))" "${TRAIN_MODE[@]}" || FAILED=1
 
 # -------------------------------------------------------------------------------------------------------- bench
 BENCH_T=$(share 100 5)

@@ -146,9 +146,9 @@ def test_gpu_check_dry_run_reaches_every_step_and_writes_the_results(tmp_path):
                           text=True, timeout=330)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["env.txt", "gpu-tests.txt", "results.json", "results.md",
-                                                     "steps.tsv"]  # all come back from a device run (<= 8 files)
+                                                     "steps.tsv", "train.json"]  # all come back (<= 8 files)
     rows = [line.split("\t") for line in (out / "steps.tsv").read_text().splitlines()[1:]]
-    assert [r[0] for r in rows] == ["env", "wheels", "cuda", "collect", "tests", "bench"]
+    assert [r[0] for r in rows] == ["env", "wheels", "cuda", "collect", "tests", "train", "bench"]
     assert all(r[1] == "0" for r in rows if r[0] != "collect"), rows  # collect: 2, the bogus module
     timeouts = {r[0]: int(r[3]) for r in rows}
     assert 0 < timeouts["tests"] <= 300 * 40 // 100 and 0 < timeouts["bench"] <= 300, timeouts  # from the budget
@@ -163,3 +163,5 @@ def test_gpu_check_dry_run_reaches_every_step_and_writes_the_results(tmp_path):
     report = json.loads((out / "results.json").read_text())
     assert report["meta"]["cpu_smoke"] is True and report["inference"] and not report["errors"]
     assert "## Inference only" in (out / "results.md").read_text()
+    train = json.loads((out / "train.json").read_text())  # the training step, as a dry run on the CPU
+    assert train["dry_run"] is True and train["ours_patches_s"] > 0 and train["plain_patches_s"] > 0

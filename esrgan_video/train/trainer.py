@@ -184,6 +184,8 @@ class Trainer:
                                                                             file=sys.stderr))
         self.notices: list[str] = []
         self._stop = False
+        self._ready = False  # setup() done
+        self._started = False  # the run folder prepared (by the first run() call)
 
     def notice(self, msg: str) -> None:
         self.notices.append(msg)
@@ -538,18 +540,29 @@ class Trainer:
     def run(self, *, until: int | None = None) -> TrainResult:
         """Train from the last checkpoint (or the start) to ``steps``; checkpoint on SIGINT.
 
-        ``until``: stop after that step with a checkpoint (a planned pause; a rerun continues the same run,
-        with the same schedule, as if it had not stopped). The result then has no ``final``."""
-        self.setup()
+        ``until``: stop after that step with a checkpoint (a planned pause: calling ``run`` again on this object,
+        or a rerun of the same command, continues the same run with the same schedule, as if it had not stopped).
+        The result then has no ``final``."""
+        if not self._ready:
+            self.setup()
+            self._ready = True
+        done = False
         try:
-            return self._run(until)
+            result = self._run(until)
+            done = result.interrupted or result.final is not None
+            return result
+        except BaseException:
+            done = True
+            raise
         finally:
-            ddp.shutdown(self.world)
+            if done:
+                ddp.shutdown(self.world)
 
     def _run(self, until: int | None) -> TrainResult:
         plan, folder = self.plan, self.folder
         main = self.world.main
-        if main:
+        if main and not self._started:
+            self._started = True
             folder.path.mkdir(parents=True, exist_ok=True)
             if self.restart:
                 folder.clear()
@@ -557,7 +570,7 @@ class Trainer:
                 folder.truncate_journal(self.start_step)
                 self.notice(f"resuming {folder.path} from step {self.start_step}")
             folder.write_json(folder.config_path, self.resolved)
-        if self.start_step == 0:
+        if self.start_step == 0 and not self.history:
             self._validation(0)
             if main:
                 self.preview(0)
@@ -607,6 +620,7 @@ class Trainer:
             if not interrupted and step == plan.steps:
                 final = self.save_model(folder.final_path, step)
         ddp.barrier(self.world)
+        self.start_step = step
         return TrainResult(out=folder.path, step=step, final=final,
                            best=folder.best_path if folder.best_path.is_file() else None, interrupted=interrupted,
                            validation=list(self.history), notices=list(self.notices))
