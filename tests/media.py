@@ -34,6 +34,7 @@ __all__ = [
     "make_clip",
     "make_corrupt",
     "make_empty",
+    "make_faststart",
     "make_not_media",
     "make_truncated",
 ]
@@ -353,6 +354,19 @@ def make_truncated(src: str | os.PathLike, dst: str | os.PathLike, *, keep: floa
     data = Path(src).read_bytes()
     dst = Path(dst)
     dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def make_faststart(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """A remux of the MP4/MOV ``src`` with its index (``moov``) before the media data (``movflags=faststart``, as
+    web videos are written): cut with :func:`make_truncated`, it still opens and its header promises every frame."""
+    dst = Path(dst)
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "+faststart"}) as out:
+        mapping = {st.index: out.add_stream_from_template(st) for st in inp.streams}
+        for pkt in inp.demux():
+            if pkt.size:
+                pkt.stream = mapping[pkt.stream_index]
+                out.mux(pkt)
     return dst
 
 

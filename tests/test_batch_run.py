@@ -92,7 +92,7 @@ def test_bad_files_do_not_stop_the_batch_and_rerun_resumes(tmp_path: Path, model
     (lib / "season").mkdir(parents=True)
     good = make_clip(lib / "good.mkv", frames=8, audio=[AudioTrack()])
     make_clip(lib / "season" / "good2.mkv", frames=8, seed=3)
-    make_corrupt(good, lib / "damaged.mkv", frames=[4])          # one packet of noise: done, with a warning
+    make_corrupt(good, lib / "damaged.mkv", frames=[4])          # one packet of noise: damaged (output kept)
     make_truncated(good, lib / "season" / "cut.mkv", keep=0.2)   # cannot be decoded: failed
     make_not_media(lib / "text.mkv")                             # not media: failed
     make_audio_only(lib / "season" / "music.mkv")                # no video: failed
@@ -101,8 +101,9 @@ def test_bad_files_do_not_stop_the_batch_and_rerun_resumes(tmp_path: Path, model
     s1 = run_batch([lib], out, model=str(model_file), devices="cpu", log=lambda m: None, **OPTS)
     rows = {r.key: r for r in s1.rows}
     assert set(rows) == {"good.mkv", "damaged.mkv", "text.mkv", "season/good2.mkv", "season/cut.mkv", "season/music.mkv"}
-    assert [rows[k].status for k in ("good.mkv", "season/good2.mkv", "damaged.mkv")] == ["done"] * 3
-    assert rows["damaged.mkv"].lost_frames == 1 and "undecodable" in s1.table()
+    assert [rows[k].status for k in ("good.mkv", "season/good2.mkv", "damaged.mkv")] == ["done", "done", "damaged"]
+    assert rows["damaged.mkv"].lost_frames == 1 and "damaged.mkv: 1 frame(s) could not be decoded" in s1.table()
+    assert journal(out)["damaged.mkv"]["damage"].startswith("damaged.mkv: 1 frame(s) could not be decoded")
     assert {k for k, r in rows.items() if r.status == "failed"} == {"text.mkv", "season/cut.mkv", "season/music.mkv"}
     assert "text.mkv" in rows["text.mkv"].error and "no video" in rows["season/music.mkv"].error.lower()
     assert s1.exit_code == BATCH_FAILED_EXIT
@@ -114,7 +115,8 @@ def test_bad_files_do_not_stop_the_batch_and_rerun_resumes(tmp_path: Path, model
 
     # rerun: finished files are verified and skipped untouched, failed ones stay failed (no --retry-failed)
     s2 = run_batch([lib], out, model=str(model_file), devices="cpu", log=lambda m: None, **OPTS)
-    assert {r.key: r.status for r in s2.rows} == {k: ("failed" if r.status == "failed" else "skipped") for k, r in rows.items()}
+    assert {r.key: r.status for r in s2.rows} == {k: r.status if r.status in ("failed", "damaged") else "skipped"
+                                                  for k, r in rows.items()}  # a damaged input still says so
     assert "earlier run" in {r.key: r for r in s2.rows}["text.mkv"].error and s2.exit_code == BATCH_FAILED_EXIT
     assert {k: state(out / k) for k in before} == before
 
@@ -126,7 +128,7 @@ def test_bad_files_do_not_stop_the_batch_and_rerun_resumes(tmp_path: Path, model
     s3 = run_batch([lib], out, model=str(model_file), devices="cpu", tile=16, force=True, retry_failed=True,
                    log=lambda m: None, **OPTS)
     statuses = {r.key: r.status for r in s3.rows}
-    assert statuses == {k: ("failed" if r.status == "failed" else "done") for k, r in rows.items()}
+    assert statuses == {k: r.status for k, r in rows.items()}
     assert all(state(out / k)[1] != before[k][1] for k in before)
     assert len(frames_of(out / "season" / "good2.mkv")) == 8
 

@@ -87,12 +87,15 @@ class JobRow:
     key: str
     src: Path
     dst: Path
-    status: str = "pending"  # done | skipped | failed | interrupted
+    status: str = "pending"  # done | damaged | skipped | failed | interrupted
     frames: int = 0
     seconds: float = 0.0
     error: str = ""
     segments: int = 1
     lost_frames: int = 0
+    damage: list[str] = field(default_factory=list)
+    """What the input lost (``RunResult.damage`` of the file or of its segments): the output is kept and the
+    status is ``damaged``."""
 
     @property
     def fps(self) -> float:
@@ -110,7 +113,7 @@ class BatchSummary:
     @property
     def frames(self) -> int:
         """Frames rendered by this run (skipped files excluded)."""
-        return sum(r.frames for r in self.rows if r.status == "done")
+        return sum(r.frames for r in self.rows if r.status in ("done", "damaged") and r.seconds > 0)
 
     @property
     def fps(self) -> float:
@@ -118,23 +121,27 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        return BATCH_FAILED_EXIT if any(r.status in ("failed", "interrupted") for r in self.rows) else 0
+        """8 when a file failed, was interrupted or its input was damaged (truncated, undecodable frames)."""
+        return BATCH_FAILED_EXIT if any(r.status in ("failed", "interrupted", "damaged") for r in self.rows) else 0
 
     def table(self) -> str:
         lines = [f"{'status':<11} {'frames':>8} {'seconds':>9} {'fps':>8}  file"]
         for r in self.rows:
-            nums = (f"{r.frames:>8} {r.seconds:>9.1f} {r.fps:>8.2f}" if r.status == "done"
+            nums = (f"{r.frames:>8} {r.seconds:>9.1f} {r.fps:>8.2f}" if r.status in ("done", "damaged") and r.seconds
                     else f"{'-':>8} {'-':>9} {'-':>8}")
             notes = []
-            if r.status == "done" and r.segments > 1:
+            if r.status in ("done", "damaged") and r.segments > 1:
                 notes.append(f"{r.segments} segments")
-            if r.status == "done" and r.lost_frames:
-                notes.append(f"WARNING: {r.lost_frames} undecodable frame(s) of the source skipped")
+            if r.status == "damaged":
+                notes.append("WARNING: " + "; ".join(r.damage or [f"{r.lost_frames} undecodable frame(s) of the "
+                                                                  "source skipped"]))
             note = f"  ({'; '.join(notes)})" if notes else ""
             err = f": {r.error}" if r.error else ""
             lines.append(f"{r.status:<11} {nums}  {r.key}{note}{err}")
         lines.append(
-            f"{len(self.rows)} files: {self.count('done')} done, {self.count('skipped')} skipped, "
+            f"{len(self.rows)} files: {self.count('done')} done, "
+            + (f"{self.count('damaged')} damaged, " if self.count("damaged") else "")
+            + f"{self.count('skipped')} skipped, "
             f"{self.count('failed')} failed" + (f", {self.count('interrupted')} interrupted" if self.count("interrupted") else "")
             + f"; {self.frames} frames in {self.seconds:.1f} s ({self.fps:.2f} fps)")
         return "\n".join(lines)
@@ -235,9 +242,13 @@ class Plan:
             self._planned(st, result)
             return
         extra = {"start": fraction_text(task.start), "end": fraction_text(task.end)} if task.kind == "segment" else {}
+        row = st.row
+        if result.get("damage"):
+            row.damage.append(str(result["damage"]))
+        if task.kind != "segment" and row.damage:  # the file's record says what its input lost (resume keeps it)
+            result = {**result, "damage": "; ".join(row.damage)}
         self.journal.record(task.key, "done", kind=task.kind, job=task.job_key, options=self.opts_hash,
                             **self.src_fp[task.job_key], **extra, **result)
-        row = st.row
         row.seconds += float(result.get("seconds", 0.0))
         row.lost_frames += int(result.get("lost_frames", 0))
         self._track_done(task, int(result.get("frames", 0)), job_finished=task.kind != "segment")
@@ -248,11 +259,10 @@ class Plan:
             if not st.waiting and st.join is not None:
                 self.queue.appendleft(st.join)
             return
-        row.status = "done"
+        row.status = "damaged" if row.damage else "done"
         row.frames = int(result.get("frames", 0))
-        lost = row.lost_frames
-        self.log(f"done     {row.key} ({row.frames} frames, {row.fps:.2f} fps"
-                 + (f", {lost} undecodable frames skipped" if lost else "") + ")")
+        self.log(f"{row.status:<8} {row.key} ({row.frames} frames, {row.fps:.2f} fps)"
+                 + (f": {'; '.join(row.damage)}" if row.damage else ""))
         if st.seg_dir is not None:
             shutil.rmtree(st.seg_dir, ignore_errors=True)
             try:
@@ -435,6 +445,8 @@ def run_batch(
                 reason = verify_done(rec, job.dst)
                 if reason is None and all(rec.get(k) == v for k, v in fp.items()):
                     row.status, row.frames = "skipped", int(rec.get("frames", 0))
+                    if rec.get("damage"):  # done earlier from a damaged input: still say so (and exit 8)
+                        row.status, row.damage = "damaged", [str(rec["damage"])]
                     continue
                 say(f"redo     {job.key}: {reason or 'the source changed since the output was made'}")
             elif rec and rec["state"] == "failed" and not retry_failed:

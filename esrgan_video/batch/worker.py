@@ -134,7 +134,7 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
 
         res = join_segments(task.src, task.parts, task.dst, copy_streams=settings.options.encode.copy_streams,
                             overwrite=task.overwrite)
-        frames, lost = res.frames, 0
+        frames, lost, damage = res.frames, 0, None
     elif task.kind in ("whole", "segment"):
         from ..pipeline import upscale_video
 
@@ -144,7 +144,10 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
         result = upscale_video(task.src, task.dst, opts, upscaler=_upscaler(settings, device),
                                overwrite=task.overwrite,
                                progress=ProgressThrottle(progress) if progress is not None else None)
-        frames, lost = result.frames, result.lost_frames
+        frames, lost, damage = result.frames, result.lost_frames, result.damage
     else:
         raise ValueError(f"unknown task kind {task.kind!r}")
-    return {"frames": frames, "lost_frames": lost, "seconds": round(time.perf_counter() - t0, 3), **file_facts(task.dst)}
+    out = {"frames": frames, "lost_frames": lost, "seconds": round(time.perf_counter() - t0, 3), **file_facts(task.dst)}
+    if damage:
+        out["damage"] = damage  # the input was truncated or frames were undecodable; the output is kept
+    return out
