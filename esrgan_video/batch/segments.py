@@ -1,4 +1,4 @@
-"""Long videos in segments: plan cuts at keyframes from a demux-only scan, and join the rendered
+"""Long videos in segments: plan cuts at keyframes from the packet index (demux only), and join the rendered
 segments without re-encoding.
 
 ``scan_keyframes(path)`` reads the video stream's packet index (``video.packet_index``: one demux pass,
@@ -11,7 +11,7 @@ decoder reaches them from its own keyframe), and the next segment drops them as 
 
 Each segment is rendered by the streaming core with ``start``/``end`` (exact ``Fraction`` seconds of the
 cut timestamps), ``shift_timestamps=False`` and no stream copy, so its packets carry the source's
-timestamps. The reader seeks to the keyframe at or before ``start`` (verified against its demux pass, else it
+timestamps. The reader seeks to the keyframe at or before ``start`` (verified against the packet index, else it
 decodes from the file's start) and drops frames before ``start``, so every segment sees its pre-roll exactly as
 a single pass does (open GOPs included). ``join_segments`` then remuxes the segments' video packets in order into one file and copies
 every other stream (audio, subtitles, attachments, data), the chapters and the metadata from the source
