@@ -250,9 +250,9 @@ class InputVideo:
         seconds of media time (from the container's start): frames with ``start ≤ t < end`` are yielded.
 
         A ``start`` past the first keyframe seeks to the keyframe at or before it (so trimming late in a
-        long file, and batch segments, don't decode everything before them), when the frame times read
-        by a demux pass are unique. The result is checked: if the first frame decoded at or after
-        ``start`` is not the one the demux pass promised, decoding restarts from the beginning, so
+        long file, and batch segments, don't decode everything before them), when the frame times of the
+        packet index (:meth:`packet_index`) are unique. The result is checked: if the first frame decoded at or
+        after ``start`` is not the one the index promised, decoding restarts from the beginning, so
         indices and counts are exact either way.
 
         Lost frames and truncation (``video.damage``) are judged when the run ends; the one line about
