@@ -389,6 +389,8 @@ class InputVideo:
                 limit_frames=end if isinstance(end, int) else None,
                 limit_time=None if end is None or isinstance(end, int) else Fraction(end))
             truncated = truncated or demux_error is not None
+            if truncated:  # the packets cut off at the end are the truncation, not frames lost besides it
+                lost = corrupt + errors
         stats = ReadStats(
             path=self.path, frames=yielded, decoded=index, lost_frames=lost, seeked=seek is not None,
             reached_end=reached_end, truncated=truncated, expected=expected,
