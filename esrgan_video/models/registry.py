@@ -132,13 +132,13 @@ MODELS: dict[str, ModelEntry] = {
                     _wheel_source("realesr-animevideov3-x4")),
                    architecture="Compact", use_for="anime episodes (fast; --scale 2 or 3 for x2/x3)"),
         ModelEntry("realesr-general-x4v3", 4,
-                   "Real-ESRGAN compact general model (SRVGGNetCompact, 32 convs); --denoise S blends in its "
-                   "weak-denoise partner",
+                   "Real-ESRGAN compact general model (SRVGGNetCompact, 32 convs); a denoise strength S < 1 "
+                   "blends in its weak-denoise partner",
                    (Source("file", f"{_GH}/v0.2.5.0/realesr-general-x4v3.pth"),),
                    denoise_partner="realesr-general-wdn-x4v3", architecture="Compact",
-                   use_for="film and live-action episodes when x4plus is too slow; --denoise for noisy sources"),
+                   use_for="film and live-action episodes when x4plus is too slow; denoise strength for noisy sources"),
         ModelEntry("realesr-general-wdn-x4v3", 4,
-                   "weak-denoise partner of realesr-general-x4v3 (what --denoise 0 gives)",
+                   "weak-denoise partner of realesr-general-x4v3 (what denoise strength 0 gives)",
                    (Source("file", f"{_GH}/v0.2.5.0/realesr-general-wdn-x4v3.pth"),), architecture="Compact",
                    use_for="grainy film where the grain should stay"),
         ModelEntry("RealESRGAN_x2plus", 2, "Real-ESRGAN x2 (pixel-unshuffle input); 23 RRDB blocks",
