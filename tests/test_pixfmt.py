@@ -160,7 +160,7 @@ def test_plane_layouts_match_ffmpeg_frames(name, size):
 
 def test_format_facts_and_sizes():
     f = pixel_format("yuv422p10le")
-    assert (f.family, f.depth, f.log2_chroma_w, f.log2_chroma_h, f.planar) == ("yuv", 10, 1, 0, True)
+    assert (f.family, f.bits, f.log2_chroma_w, f.log2_chroma_h, f.planar) == ("yuv", 10, 1, 0, True)
     assert pixel_format("gbrp").family == "rgb" and pixel_format("gray10le").family == "gray"
     assert size_multiple("yuv420p") == (2, 2) and size_multiple("yuv422p") == (2, 1)
     assert size_multiple("yuv444p") == (1, 1) and pixel_format("yuv420p").size_multiple == (2, 2)

@@ -92,11 +92,6 @@ class PixelFormat:
         return sum(len(p.replace(PADDING, "")) for p in self.planes)
 
     @property
-    def depth(self) -> int:
-        """Bits per component (the same as :attr:`bits`: every supported format has one depth)."""
-        return self.bits
-
-    @property
     def size_multiple(self) -> tuple[int, int]:
         """The (x, y) multiple a frame size must have (2 for 4:2:0 chroma, 1 for 4:4:4)."""
         return 1 << self.log2_chroma_w, 1 << self.log2_chroma_h
