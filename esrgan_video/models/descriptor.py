@@ -36,7 +36,8 @@ COMPACT_TILE_PAD_MARGIN = 0
 (num_conv + 2 = 18 for realesr-animevideov3) every core pixel sees exactly the context it sees in the whole
 frame. Measured on the real realesr-animevideov3 weights, 160x160 crops of skimage chelsea / astronaut, tile 32,
 tiled against whole frame: pad 4: 55 / 59 dB, pad 8: 69 / 73 dB, pad 16: 103 / 105 dB, pad 17: 114 / 117 dB,
-pad 18: 147 / 150 dB (max |diff| 1.3e-6, float rounding), the same at pad 24 (docs/benchmarks.md)."""
+pad 18: 147 / 150 dB (max |diff| 1.3e-6, float rounding), the same at pad 24 (docs/benchmarks.md, "The compact
+video model")."""
 
 
 @dataclass(frozen=True, kw_only=True)
