@@ -87,6 +87,9 @@ def test_mp4_start_time_is_the_media_time_origin(tmp_path):
         assert index.start_time == inp.info.start_time
         assert index.media_times() == inp.frame_times()
         assert index.packet_count == inp.info.frame_count == probe(clip)["frames"] == 5
+    assert container_duration(clip) == index.duration == Fraction(1, 5)
+    mkv = make_clip(tmp_path / "m.mkv", frames=5, fps=25)
+    assert probe(mkv)["frames"] == 0 and read_packet_index(mkv).packet_count == 5  # Matroska keeps no count
 
 
 def test_truncated_file_ends_the_index_where_the_demuxer_stops(tmp_path):
