@@ -1,8 +1,9 @@
-"""esrgan-video: ESRGAN (RRDB) video upscaling.
+"""esrgan-video: ESRGAN-family (RRDB) and Real-ESRGAN compact video upscaling.
 
 Public API (imported lazily so ``import esrgan_video`` stays cheap):
 
-- :func:`load_model` — an RRDB generator from a registry name or a checkpoint file.
+- :func:`load_model` — a network (RRDB generator or compact model) from a registry name or a checkpoint file;
+  ``esrgan_video.models.describe(model)`` is its descriptor.
 - :class:`Upscaler` — frame-level upscaling (numpy or torch frames), thread-safe.
 - :func:`upscale_video` — the streaming core: a whole video in, a whole video out.
 """
