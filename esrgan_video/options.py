@@ -156,8 +156,11 @@ class RuntimeOptions:
     """Overlap on each side of a tile in input pixels; None = the architecture's default."""
     batch: int | None = None
     """Tiles per inference call; None = 4 on a GPU, 1 on the CPU."""
-    reuse: str = "off"
-    """Reuse of unchanged tiles and frames: ``off``, ``exact`` (bit-identical) or ``near`` (see docs)."""
+    reuse: str = "exact"
+    """Reuse of unchanged tiles and frames (``esrgan_video.frames.reuse``): ``exact`` (the default: a tile or frame
+    whose input is bit-identical to the previous frame's takes its output; changes no output bit), ``near`` (also
+    reuses inputs within a calibrated bound of the frame whose output is reused: the repeats of H.264/HEVC video on
+    twos; changes pixels slightly) or ``off``."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

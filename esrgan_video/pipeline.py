@@ -190,8 +190,9 @@ def _near_reset_pts(src) -> frozenset[int]:
 
 
 def _reuse_given(options: UpscaleOptions | None, flat: dict) -> bool:
-    """Whether this call chose a reuse mode itself (else a passed-in Upscaler's runtime options decide)."""
-    return "reuse" in flat or (options is not None and options.runtime.reuse != "off")
+    """Whether this call chose a reuse mode itself (options or ``reuse=``); else a passed-in Upscaler's runtime
+    options decide."""
+    return "reuse" in flat or options is not None
 
 
 def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, end, progress, t0,

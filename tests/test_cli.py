@@ -66,12 +66,16 @@ def test_upscale_with_json_progress(tmp_path, tiny_model):
     objects = [json.loads(l) for l in p.stderr.splitlines() if l.startswith("{")]
     events = [e for e in objects if "frame" in e]
     assert [e["frame"] for e in events] == [1, 2, 3, 4, 5]
-    assert events[-1]["total"] == 5 and set(events[-1]) == {"frame", "total", "fps", "eta"}
+    assert events[-1]["total"] == 5 and set(events[-1]) == {"frame", "total", "fps", "eta", "frames_reused",
+                                                            "tiles_reused"}
+    reuse = {"mode": "exact", "frames": 5, "frames_reused": 0, "tiles": 5, "tiles_reused": 0, "tile_fraction": 0.0,
+             "resets": 0}  # --reuse exact is the default; the clip's frames all differ
     assert objects[-1] == {"done": True, "output": str(dst), "frames": 5, "lost_frames": 0, "truncated": False,
-                           "damaged": False, "damage": None}  # the result, last (#14.1)
+                           "damaged": False, "damage": None, "reuse": reuse}  # the result, last (#14.1)
     summary = p.stderr.strip().splitlines()[-1]  # says which backend --backend auto picked, and why
     assert summary.startswith(f"esrgan-video: wrote {dst} (5 frames")
-    assert summary.endswith("backend onnxruntime: device cpu requested, onnxruntime found → ONNX Runtime CPU fp32)")
+    assert summary.endswith("backend onnxruntime: device cpu requested, onnxruntime found → ONNX Runtime CPU fp32; "
+                            "reuse exact: 0/5 frames, 0/5 tiles (0 %) reused)")
     with av.open(str(dst)) as c:
         assert [s.type for s in c.streams] == ["video", "audio"]
         assert c.streams.video[0].codec_context.width == 128

@@ -187,7 +187,7 @@ def upscale(
     device: int | str | torch.device = 0,
     num_streams: int = 2,
     blend: str | tuple[str, float] | None = None,
-    reuse: str = "off",
+    reuse: str = "exact",
 ) -> vs.VideoNode:
     """Upscale ``clip`` with an ESRGAN-family or compact model; returns a clip in the same format family and depth.
 
@@ -207,9 +207,9 @@ def upscale(
     :param device: CUDA index (0 = ``cuda:0``, the CPU on a machine without CUDA), ``"cpu"`` or ``"cuda:N"``.
     :param num_streams: frames in flight on a GPU (one CUDA stream each).
     :param blend: ``"OTHER:alpha"`` network interpolation with another model.
-    :param reuse: ``"off"`` or ``"exact"``: a tile (or frame) whose input is bit-identical to the frame last
-        upscaled takes that frame's output instead of running the model — no output bit changes, whatever
-        order VapourSynth asks for frames in. ``"near"`` is refused here: its output depends on which frame
+    :param reuse: ``"exact"`` (default) or ``"off"``: with ``exact`` a tile (or frame) whose input is
+        bit-identical to the frame last upscaled takes that frame's output instead of running the model — no
+        output bit changes, whatever order VapourSynth asks for frames in. ``"near"`` is refused here: its output depends on which frame
         came before, and VapourSynth asks for frames in any order.
     """
     if not isinstance(clip, vs.VideoNode):
