@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from ..errors import InputError, ModelError, OptionError
+from ..errors import DownloadError, ModelError, OptionError
 from . import ddp
 from .config import TrainConfig
 from .data import PatchSampler, apply_video_degradation, load_sources, validation_crops
@@ -257,7 +257,6 @@ class Trainer:
         self.pool = PairPool(plan.degradation.pool_size if isinstance(plan.degradation, RealESRGAN) else 0,
                              plan.batch, cfg.seed + 7919 * (self.world.rank + 1)) if plan.recipe.pool else None
         self.gan_stage = cfg.stage == "gan"
-        self.vgg = None
         self.perceptual = None
         need_vgg = self.gan_stage and plan.perceptual_weight > 0
         try:
@@ -266,7 +265,7 @@ class Trainer:
             weights = load_vgg_weights(cfg.vgg_weights, offline=cfg.offline)
             self.perceptual = PerceptualLoss(weights, plan.perceptual_layers).to(dev)
             self.vgg_source = weights.source
-        except Exception as e:  # noqa: BLE001 - any failure to find VGG: fatal only where the loss needs it
+        except (ModelError, DownloadError) as e:  # fatal only where the loss needs VGG or a file was named
             if need_vgg or cfg.vgg_weights:
                 raise
             self.notice(f"validation without the perceptual distance ({e})")
