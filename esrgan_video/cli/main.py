@@ -36,7 +36,7 @@ def _upscale_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="esrgan-video",
         description="Upscale a video (or image) with an ESRGAN/RRDB model, keeping every frame, timestamp, "
-        "stream and colour tag. Other commands: preview, models, engine, batch, demo (see 'esrgan-video COMMAND -h').",
+        "stream and colour tag. Other commands: preview, models, engine, batch, demo, train, blend (see 'esrgan-video COMMAND -h').",
         epilog=exit_codes_text(skip=(BATCH_FAILED,)) + " On 129, 130 and 143 no output is left behind.",
     )
     p.add_argument("input", help="input video or image")
