@@ -36,6 +36,7 @@ setup(
             "onnxruntime>=1.18",
             "scikit-image>=0.22",
             "ray>=2.9",
+            "pillow>=10",  # test oracle: a real libjpeg for the training JPEG (tests/test_train_degradations.py)
         ],
     },
     data_files=[("share/esrgan-video/engines", ["engines/presets.json"])],
