@@ -37,6 +37,7 @@ __all__ = [
     "make_faststart",
     "make_not_media",
     "make_truncated",
+    "remux_with",
 ]
 
 
@@ -368,6 +369,49 @@ def make_faststart(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
                 pkt.stream = mapping[pkt.stream_index]
                 out.mux(pkt)
     return dst
+
+
+def remux_with(src: str | os.PathLike, dst: str | os.PathLike, *, dispositions: dict[int, int] | None = None,
+               metadata: dict[int, dict[str, str]] | None = None, extra: Sequence[tuple[str, bytes, float]] = ()) -> Path:
+    """A packet-for-packet remux of ``src`` with stream ``dispositions`` (index → ``av.stream.Disposition``
+    flags) and stream ``metadata`` (index → tags) set, plus ``extra`` streams muxed from raw packets:
+    (codec, payload, time in s) — e.g. a ``dvd_subtitle`` stream, which PyAV cannot encode."""
+    dst = Path(dst)
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        mapping = {}
+        for st in inp.streams:
+            o = out.add_stream_from_template(st)
+            o.metadata.update(dict(st.metadata))
+            o.metadata.update((metadata or {}).get(st.index, {}))
+            flags = (dispositions or {}).get(st.index)
+            o.disposition = av.stream.Disposition(int(st.disposition) if flags is None else flags)
+            mapping[st.index] = o
+        raw = []
+        for codec, payload, t in extra:
+            o = out.add_mux_stream(codec)
+            o.time_base = Fraction(1, 1000)
+            raw.append((o, payload, t))
+        pending = sorted(raw, key=lambda r: r[2])
+        for pkt in inp.demux():  # file order (already interleaved); the raw packets go in by time
+            if not pkt.size:
+                continue
+            ts = pkt.dts if pkt.dts is not None else pkt.pts
+            while pending and ts is not None and ts * pkt.time_base >= pending[0][2]:
+                _mux_raw(out, *pending.pop(0))
+            pkt.stream = mapping[pkt.stream_index]
+            out.mux(pkt)
+        for r in pending:
+            _mux_raw(out, *r)
+    return dst
+
+
+def _mux_raw(out, stream, payload: bytes, t: float) -> None:
+    pkt = av.Packet(payload)
+    pkt.stream = stream
+    pkt.time_base = Fraction(1, 1000)
+    pkt.pts = pkt.dts = round(t * 1000)
+    pkt.duration = 100
+    out.mux(pkt)
 
 
 def make_corrupt(src: str | os.PathLike, dst: str | os.PathLike, *, frames: Sequence[int], seed: int = 1) -> Path:

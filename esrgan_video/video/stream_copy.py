@@ -254,6 +254,24 @@ class StreamCopier:
         hint = f"; use {ext} instead" if ext and ext != self.dst.suffix.lower() else ""
         return f"{self.dst}: the {self.dst.suffix or 'chosen'} container cannot hold the {what}{hint}"
 
+    def header_culprit(self) -> str | None:
+        """When the output's header cannot be written: the refusal line for the first copied stream that a muxer of
+        the same format cannot take on its own (FFmpeg accepts some streams when added and refuses them only when
+        the header is written, e.g. FLAC audio or font attachments in MOV); None when none is to blame."""
+        fmt = self.out.format.name
+        for index in self._map:
+            st = self.source.streams[index]
+            if index in self._convert:
+                continue
+            try:
+                with av.open(io.BytesIO(), "w", format=fmt) as probe:
+                    probe.add_stream_from_template(st)
+                    probe.start_encoding()
+            except (ValueError, av.FFmpegError):
+                cname = st.codec_context.name if st.codec_context is not None else st.type
+                return self.refusal(cname, st.type, index)
+        return None
+
     @property
     def streams(self) -> int:
         """How many streams are copied."""

@@ -312,7 +312,10 @@ class OutputVideo:
             self.abort()
             raise
         except (ValueError, av.FFmpegError) as e:
+            culprit = self._copier.header_culprit() if self._copier is not None else None
             self.abort()
+            if culprit:
+                raise OutputError(culprit) from e
             raise OutputError(f"{self.dst}: cannot set up the {codec} encoder ({e})") from e
 
     # -- setup ------------------------------------------------------------------------------------
