@@ -162,24 +162,7 @@ def percent_of_peak(flops: float, peak: Peak | None) -> float | None:
 # Fidelity
 
 
-def psnr(a: np.ndarray, b: np.ndarray, *, data_range: float | None = None, border: int = 0) -> float:
-    """PSNR in dB between two images of the same shape (H x W x C or C x H x W with ``border`` on H, W).
-
-    ``data_range`` defaults to 255 for uint8, 65535 for uint16, else 1.0. ``border`` drops that many
-    pixels on every side of the last-but-one two axes of H x W x C arrays first. Identical → ``inf``.
-    """
-    if a.shape != b.shape:
-        raise ValueError(f"psnr: shapes differ: {a.shape} vs {b.shape}")
-    if data_range is None:
-        data_range = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(a.dtype, 1.0)
-    if border:
-        a = a[border:-border, border:-border]
-        b = b[border:-border, border:-border]
-    diff = a.astype(np.float64) - b.astype(np.float64)
-    mse = float(np.mean(diff * diff))
-    if mse == 0.0:
-        return math.inf
-    return 10.0 * math.log10(data_range * data_range / mse)
+from esrgan_video.quality import psnr  # noqa: E402,F401 - the one PSNR of the tests and benchmarks (no torch import)
 
 
 # --------------------------------------------------------------------------------------------

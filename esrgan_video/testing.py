@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .arch.rrdbnet import SUPPORTED_SCALES, RRDBNet, RRDBParams
+from .quality import psnr  # noqa: F401 - the one PSNR of the tests and benchmarks
 
 
 def near_identity_model(
@@ -231,3 +232,13 @@ def ncnn_run(param: Path, bin_: Path, x: torch.Tensor) -> torch.Tensor:
     del out, ex, mat  # the extractor must go before the net it points into
     del net
     return result.clamp(0, 1)
+
+
+def decoded_planes(frame) -> list[np.ndarray]:
+    """A decoded PyAV frame's planes as the reader gives them (contiguous, line padding dropped, uint16 above
+    8 bits): ``video.reader.copy_planes`` with the format's layouts — the one plane copier of the tests and
+    benchmarks."""
+    from .frames.pixel_formats import plane_layouts
+    from .video.reader import copy_planes
+
+    return copy_planes(frame, plane_layouts(frame.format.name, frame.width, frame.height))

@@ -7,13 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
-from esrgan_video.testing import near_identity_model
+from esrgan_video.testing import near_identity_model, psnr
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
 
 
 def box_then_nearest(x: torch.Tensor, scale: int, unshuffle: int) -> torch.Tensor:

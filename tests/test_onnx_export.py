@@ -18,6 +18,7 @@ import torch
 
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
 from esrgan_video.errors import BackendError
+from esrgan_video.testing import psnr
 from esrgan_video.runtime.onnx_export import (
     FP16_MAX,
     ExportSpec,
@@ -59,11 +60,6 @@ def raw_output(model: RRDBNet, x: torch.Tensor) -> np.ndarray:
         model.clamp = True
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.clip(a.astype(np.float64), 0, 1), np.clip(b.astype(np.float64), 0, 1)
-    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
-
-
 @pytest.fixture(scope="module")
 def x4plus(real_weights_x4plus):
     from esrgan_video.models import load_model
@@ -102,7 +98,7 @@ def test_anime6b_fp32_and_fp16(anime6b, sample_photo_crop, tmp_path):
     assert init_types == {f16}
     y16 = run_ort(half, x.half()).astype(np.float32)
     assert np.isfinite(y16).all()
-    assert psnr(y16, ref) >= 50.0
+    assert psnr(np.clip(y16, 0, 1), np.clip(ref, 0, 1), data_range=1.0) >= 50.0
 
 
 def test_scale_as_conv_is_the_same_function_and_keeps_ort_in_its_blocked_layout(anime6b, sample_photo_crop, tmp_path):
@@ -183,7 +179,7 @@ def test_fp32_layers_fix_an_fp16_overflow():
         with pytest.raises(NonFiniteOutputError):
             TorchBackend(model, precision="fp16")(x)
         y = TorchBackend(model, precision="fp16", fp32_layers=layers)(x).float().numpy()
-        assert psnr(y, ref) >= 40.0
+        assert psnr(np.clip(y, 0, 1), np.clip(ref, 0, 1), data_range=1.0) >= 40.0
 
     mixed = export_onnx(model, ExportSpec((8, 8), fp32_layers=layers), device="cpu")
     assert "Cast" in graph_ops(mixed)
@@ -201,7 +197,7 @@ def test_fp32_layers_fix_an_fp16_overflow():
     assert n32 == n_listed, (layers, n32)
     y = run_ort(mixed, x.half()).astype(np.float32)
     assert np.isfinite(y).all()
-    assert psnr(y, ref) >= 40.0
+    assert psnr(np.clip(y, 0, 1), np.clip(ref, 0, 1), data_range=1.0) >= 40.0
 
 
 def test_suggest_fp32_layers_is_pure_thresholding():

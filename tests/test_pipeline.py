@@ -20,7 +20,7 @@ from esrgan_video.frames import color
 from esrgan_video.errors import InputError, OutputError
 from esrgan_video.pipeline import upscale_video
 from esrgan_video.frames.pixel_formats import pixel_format
-from esrgan_video.testing import near_identity_model
+from esrgan_video.testing import decoded_planes, near_identity_model, psnr
 from esrgan_video.upscaler import Upscaler
 
 
@@ -43,25 +43,13 @@ def decode(path):
         return s, frames
 
 
-def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
-
-
 def model_on_planes(up, frame: av.VideoFrame, spec) -> torch.Tensor:
     """The reference: decoded input planes → RGB → model, with no pipeline in between."""
     fmt = pixel_format(frame.format.name)
-    planes = [torch.from_numpy(p) for p in _planes(frame)]
+    planes = [torch.from_numpy(p) for p in decoded_planes(frame)]
     rgb = color.planes_to_rgb(planes, fmt, spec)
     with torch.inference_mode():
         return up.model(rgb)
-
-
-def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
-    from esrgan_video.video.reader import copy_planes
-    from esrgan_video.frames.pixel_formats import plane_layouts
-
-    return copy_planes(frame, plane_layouts(frame.format.name, frame.width, frame.height))
 
 
 @pytest.mark.parametrize(
@@ -83,7 +71,7 @@ def test_pipeline_adds_no_error_of_its_own(tmp_path, up4, codec, pix_fmt, ext, o
     for a, b in zip(fin, fout):
         ref = model_on_planes(up4, a, spec)
         got = color.planes_to_rgb([torch.from_numpy(p) for p in _planes(b)], pixel_format(b.format.name), spec)
-        p = psnr(ref.numpy(), got.numpy(), 1.0)
+        p = psnr(ref, got, data_range=1.0)
         assert p >= 45, f"{codec}/{pix_fmt}: PSNR {p:.1f} dB against the model applied directly"
 
 
@@ -313,7 +301,7 @@ def test_rgb_input_to_yuv_codec_and_back(tmp_path, up4):
     ref = model_on_planes(up4, fin[0], spec)
     got = color.planes_to_rgb([torch.from_numpy(p) for p in _planes(fout[0])], pixel_format("gbrp10le"),
                               color.ColorSpec(matrix=0).resolved(128, 96, pixel_format("gbrp10le")))
-    assert psnr(ref.numpy(), got.numpy(), 1.0) >= 45
+    assert psnr(ref, got, data_range=1.0) >= 45
 
 
 def test_alpha_channel_upscaled_and_kept(tmp_path, up4):
@@ -351,7 +339,7 @@ def test_cuda_streaming_matches_the_cpu(tmp_path, streams):
     assert [f.pts for f in fc] == [f.pts for f in fg]
     for a, b in zip(fc, fg):
         for pa, pb in zip(_planes(a), _planes(b)):
-            assert psnr(pa, pb, 1023.0) >= 40
+            assert psnr(pa, pb, data_range=1023.0) >= 40
 
 
 def test_a_backend_that_fails_to_open_fails_before_the_output_is_started(tmp_path, monkeypatch):

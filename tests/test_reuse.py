@@ -22,21 +22,14 @@ from esrgan_video.frames.reuse import (
 from esrgan_video.frames.transform import FrameFormat, FrameTransform
 from esrgan_video.pipeline import upscale_video
 from esrgan_video.samples import sample_clip
-from esrgan_video.testing import near_identity_model
+from esrgan_video.testing import decoded_planes, near_identity_model
 from esrgan_video.tiling import batch_closure, plan_tiles
 from esrgan_video.upscaler import Upscaler
 
 
 def frames_of(path) -> list[list[np.ndarray]]:
     with av.open(str(path)) as c:
-        return [[np.array(p) for p in _planes(f)] for f in c.decode(video=0)]
-
-
-def _planes(frame):
-    from esrgan_video.frames.pixel_formats import plane_layouts
-    from esrgan_video.video.reader import copy_planes
-
-    return copy_planes(frame, plane_layouts(frame.format.name, frame.width, frame.height))
+        return [[np.array(p) for p in decoded_planes(f)] for f in c.decode(video=0)]
 
 
 @pytest.fixture(scope="module")

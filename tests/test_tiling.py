@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from esrgan_video.testing import psnr
 from esrgan_video.tiling import (
     DEFAULT_BLEND,
     DEFAULT_TILE_PAD,
@@ -259,10 +259,6 @@ def test_output_dtype_channels_and_errors():
 # -- the seam requirement on real weights ------------------------------------------------------
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return 10 * math.log10(1.0 / ((a - b) ** 2).mean().item())
-
-
 # One to two CPU-minutes (a 192 x 192 crop whole plus four 144 x 144 tiles): kept in the default suite,
 # since seam-free output is a promise the product makes.
 @pytest.mark.usefixtures("torch_one_thread")
@@ -288,4 +284,4 @@ def test_default_pad_gives_seamless_output_on_real_weights():
     with torch.inference_mode():
         whole = model(x)
         tiled = run_tiled(x, model, plan, blend=DEFAULT_BLEND)
-    assert _psnr(tiled, whole) >= 50.0
+    assert psnr(tiled, whole) >= 50.0

@@ -29,7 +29,7 @@ import vsesrgan  # noqa: E402
 from esrgan_video.frames.color import ColorSpec, planes_to_rgb, rgb_to_planes  # noqa: E402
 from esrgan_video.frames.pixel_formats import pixel_format  # noqa: E402
 from esrgan_video.frames.sizing import output_size, resize_rgb  # noqa: E402
-from esrgan_video.testing import near_identity_model  # noqa: E402
+from esrgan_video.testing import decoded_planes, near_identity_model  # noqa: E402
 from esrgan_video.upscaler import Upscaler  # noqa: E402
 
 pytestmark = pytest.mark.vapoursynth
@@ -466,18 +466,7 @@ def _read_y4m(data: bytes) -> list[list[np.ndarray]]:
     import av
 
     with av.open(io.BytesIO(data), format="yuv4mpegpipe") as container:
-        return [[np.array(p) for p in _planes(frame)] for frame in container.decode(video=0)]
-
-
-def _planes(frame) -> list[np.ndarray]:
-    """A PyAV frame's planes as 2-D arrays of samples (line padding removed)."""
-    out = []
-    for i, plane in enumerate(frame.planes):
-        bps = 2 if "p10" in frame.format.name or "p16" in frame.format.name else 1
-        dtype = np.uint16 if bps == 2 else np.uint8
-        arr = np.frombuffer(bytes(plane), dtype=dtype).reshape(plane.height, plane.line_size // bps)
-        out.append(arr[:, : plane.width])
-    return out
+        return [[np.array(p) for p in decoded_planes(frame)] for frame in container.decode(video=0)]
 
 
 def test_the_docs_pyav_block_reads_vspipe_output(model_path, vspipe_env, tmp_path, monkeypatch):
