@@ -184,10 +184,8 @@ class InputVideo:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Nothing stays open between ``frames()`` runs; kept for the context-manager protocol."""
+        """Nothing to release: no container stays open between ``frames()`` runs (each run opens and closes its
+        own demuxer), so ``with open_input(...)`` only scopes the object."""
 
     def notices(self) -> list[str]:
         """One-line warnings about the input a user should see (interlacing, HDR)."""
