@@ -1,0 +1,56 @@
+"""Training data helpers: the held-out split, pair matching by time and name, the seeded patch sampler."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import torch
+
+from esrgan_video.train.data import PatchSampler, Source, match_pairs, split_held_out, validation_crops
+
+
+def test_held_out_is_the_last_five_percent_at_least_two():
+    assert split_held_out(100, 0.05, 2) == (list(range(95)), list(range(95, 100)))
+    assert split_held_out(10, 0.05, 2) == (list(range(8)), [8, 9])
+    assert split_held_out(250, 0.10, 2)[1] == list(range(225, 250))
+    assert split_held_out(2, 0.05, 2) == ([], [0, 1])  # nothing left to train on: the caller refuses
+
+
+def test_pairs_match_by_nearest_time_within_half_a_frame_and_by_name():
+    hr = [Fraction(i, 25) for i in range(5)]
+    lr = [Fraction(i, 25) + Fraction(1, 200) for i in range(1, 6)]  # starts one frame later, 5 ms late
+    assert match_pairs(hr, lr) == [None, 0, 1, 2, 3]
+    assert match_pairs(hr, lr, offset=-0.04) == [0, 1, 2, 3, 4]
+    assert match_pairs(["a", "b", "c"], ["c", "a"]) == [1, None, 0]
+
+
+def _sources():
+    """Six 64×48 frames, constant over aligned 4×4 blocks (so every aligned, flipped or rotated HR patch
+    subsamples to its LR patch); training frames hold codes < 200, the held-out frames 4 and 5 are all 250."""
+    g = torch.Generator().manual_seed(0)
+    lr = [torch.randint(0, 200, (3, 12, 16), generator=g, dtype=torch.uint8) for _ in range(6)]
+    lr[4].fill_(250)
+    lr[5].fill_(250)
+    frames = [f.repeat_interleave(4, 1).repeat_interleave(4, 2) for f in lr]
+    return [Source("a", frames, list(range(6)), lr=lr, train=[0, 1, 2, 3], held=[4, 5])]
+
+
+def test_sampler_is_seeded_aligned_restorable_and_never_touches_held_out_frames():
+    src = _sources()
+    s = PatchSampler(src, 16, 4, seed=3, rotate=True)
+    state = s.state()
+    hr, lr, seeds = s.sample(32)
+    assert hr.shape == (32, 3, 16, 16) and lr.shape == (32, 3, 4, 4) and seeds.shape == (32,)
+    assert torch.equal(hr[:, :, ::4, ::4], lr)  # the LR patch is the aligned crop, same flip/rotation
+    assert hr.max() < 200  # never a held-out frame
+    s.load_state(state)
+    hr2, lr2, seeds2 = s.sample(32)
+    assert torch.equal(hr, hr2) and torch.equal(lr, lr2) and torch.equal(seeds, seeds2)
+    assert not torch.equal(hr, PatchSampler(src, 16, 4, seed=4, rotate=True).sample(32)[0])
+
+
+def test_validation_crops_come_from_held_out_frames():
+    src = _sources()
+    hr, lr = validation_crops(src, 32, 4, 4)
+    assert hr.shape == (4, 3, 32, 32) and lr.shape == (4, 3, 8, 8)
+    assert (hr == 250).all() and (lr == 250).all()
