@@ -277,6 +277,8 @@ class Trainer:
                 self._load_discriminator(cfg.discriminator_weights)
             self.d.to(dev)
         cuda = dev.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # fixed patch shapes: let cuDNN pick its fastest kernels
         if cuda and cfg.channels_last:
             for m in (self.g, self.d, self.ema, self.base_model):
                 if m is not None:
