@@ -58,7 +58,13 @@ def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None)
     inputs map to ``yuv*`` (range goes in the tags). FFV1 takes 8-bit RGB only packed, so ``gbrp`` or
     ``rgb24`` in gives ``bgr0`` out (``bgra`` with alpha), without a notice: only the layout differs.
     """
-    accepted = [n for n in encoder_pix_fmts(codec) if is_supported(n)]
+    listed_by_encoder = encoder_pix_fmts(codec)
+    if not listed_by_encoder:  # an encoder that takes any format (rawvideo, for yuv4mpegpipe): the input's own
+        want = requested or input_pix_fmt
+        if not is_supported(want):
+            raise OutputError(f"encoder {codec}: pixel format {want!r} is not one this program can write")
+        return (want.replace("yuvj", "yuv", 1) if want.startswith("yuvj") else want), None
+    accepted = [n for n in listed_by_encoder if is_supported(n)]
     if requested is not None:
         if requested not in accepted:
             listed = ", ".join(accepted) or "none this program can write"
