@@ -81,6 +81,20 @@ def test_exact_tracker_recomputes_exactly_the_windows_a_changed_pixel_is_in():
     assert tr.stats.tiles_reused == plan.count + plan.count - len(inside)
 
 
+def test_a_change_of_size_or_format_resets(tmp_path):
+    """Frames of another size or pixel format never take outputs of the frames before them."""
+    tr = ReuseTracker("exact")
+    plan = plan_tiles(24, 32, tile=0, pad=4, scale=4)
+    y = np.full((24, 32), 100, np.uint8)
+    gray, gray10 = pixel_format("gray"), pixel_format("gray10le")
+    tr.decide([y], plan, gray)
+    assert tr.decide([y.copy()], plan, gray).whole_frame_reused
+    assert tr.decide([y.astype(np.uint16)], plan, gray10).everything  # same codes, another format
+    big = plan_tiles(48, 32, tile=0, pad=4, scale=4)
+    assert tr.decide([np.full((48, 32), 100, np.uint8)], big, gray).everything  # another size
+    assert tr.stats.resets == 2
+
+
 def test_chroma_change_outside_a_window_but_inside_the_upsamplers_reach_is_recomputed():
     """4:2:0: a chroma sample 2 samples beyond a window's edge still feeds its bicubic upsample."""
     plan = plan_tiles(48, 64, tile=16, pad=4, scale=4)
@@ -281,3 +295,16 @@ def test_cli_reuse_flag_summary_and_json_progress(tmp_path, on_twos_with_cut, ca
     assert lines[-1]["done"] and lines[-1]["reuse"]["frames_reused"] == 9 and lines[-1]["reuse"]["mode"] == "exact"
     assert "reuse exact: 9/18 frames" in err
     assert main([str(on_twos_with_cut), str(tmp_path / "p.mkv"), "--model", str(model), "--reuse", "often"]) == 2
+
+
+def test_the_mode_reaches_the_core_from_options_or_from_the_upscaler(tmp_path, on_twos_with_cut):
+    """Batch workers pass their options with a shared Upscaler: the options' mode wins; an Upscaler alone
+    brings its own runtime options' mode; the default is exact."""
+    from esrgan_video.options import UpscaleOptions
+
+    with Upscaler(near_identity_model(4), device="cpu", reuse="near") as up:
+        assert upscale_video(on_twos_with_cut, tmp_path / "a.mkv", upscaler=up, codec="ffv1").reuse.mode == "near"
+        opts = UpscaleOptions.from_kwargs(reuse="off", codec="ffv1")
+        assert upscale_video(on_twos_with_cut, tmp_path / "b.mkv", opts, upscaler=up).reuse.mode == "off"
+    with Upscaler(near_identity_model(4), device="cpu") as up:
+        assert upscale_video(on_twos_with_cut, tmp_path / "c.mkv", upscaler=up, codec="ffv1").reuse.mode == "exact"
