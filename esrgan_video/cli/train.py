@@ -28,6 +28,17 @@ def _crop(text: str) -> list[int]:
     return parts
 
 
+def _layers(text: str) -> dict[str, float]:
+    out = {}
+    for item in text.split(","):
+        name, sep, weight = item.strip().partition("=")
+        try:
+            out[name] = float(weight) if sep else 1.0
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"expected LAYER=WEIGHT,... (e.g. conv5_4=1), got {text!r}") from e
+    return out
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="esrgan-video train",
@@ -65,6 +76,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--pixel-weight", type=float)
     t.add_argument("--perceptual-weight", type=float)
     t.add_argument("--gan-weight", type=float)
+    t.add_argument("--perceptual-layers", type=_layers, metavar="LAYER=W,...",
+                   help="VGG19 layers and weights, e.g. conv3_4=1,conv5_4=1 (default: the recipe's)")
     t.add_argument("--patch", type=int, help="HR patch size in pixels (128)")
     t.add_argument("--batch", type=int, help="patches per step per process (CPU 4, CUDA 16)")
     t.add_argument("--steps", type=int, help="total steps (CPU 200, CUDA 20000)")
