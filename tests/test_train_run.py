@@ -203,7 +203,7 @@ def test_bad_inputs_are_one_line_and_leave_nothing(clip, tiny, tmp_path, capsys)
     _one_line_error(capsys, 2, base_args(clip, tiny, out) + ["--patch", "30"], "multiple of the scale 4")
     _one_line_error(capsys, 2, base_args(clip, tiny, out) + ["--stage", "gan"], "vgg128 discriminator takes exactly")
     _one_line_error(capsys, 2, base_args(clip, tiny, out) + ["--ema", "1.5"], "ema: expected")
-    _one_line_error(capsys, 2, base_args(clip, tiny, out) + ["--perceptual-layers", "conv9_9=1"], "perceptual_layers")
+    _one_line_error(capsys, 2, base_args(clip, tiny, out) + ["--perceptual-layers", "conv9_9=1"], "VGG19 layers")
     # an LR source that is not x4 of the HR one
     hr_dir, lr_dir = tmp_path / "hr", tmp_path / "lr"
     write_pairs(clip, hr_dir, lr_dir, factor=2)
