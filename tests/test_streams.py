@@ -172,3 +172,32 @@ def test_cli_fansub_file_to_mp4_and_chatter_only_with_verbose(tmp_path, tracks, 
     from esrgan_video.video.chatter import show_ffmpeg_log
 
     show_ffmpeg_log(False)  # back to PyAV's silence for the tests that follow in this process
+
+
+def test_segment_join_copies_streams_as_a_single_pass_does(tmp_path, tracks):
+    """batch's join goes through the same stream copier: facts, dispositions, mov_text conversion and cues equal
+    the single pass's (#13.3)."""
+    from fractions import Fraction
+
+    from esrgan_video.batch.segments import join_segments
+
+    src = tracks["text"]
+    cut = Fraction(5, 25)
+    parts = []
+    for i, (start, end) in enumerate([(None, cut), (cut, None)]):
+        part = tmp_path / f"part{i}.mkv"
+        with open_input(src) as inp, OutputVideo(part, template=inp, codec="ffv1", copy_streams=False, start=start,
+                                                 end=end, shift_timestamps=False) as out:
+            for f in inp.frames(start=start, end=end):
+                out.write(f.planes, f.pts)
+        parts.append(part)
+    for ext in (".mkv", ".mp4"):
+        said: list[str] = []
+        joined = join_segments(src, parts, tmp_path / f"joined{ext}", notice=said.append).output
+        single = copy_through(src, tmp_path / f"single{ext}", codec="ffv1" if ext == ".mkv" else "libx264")
+        assert facts(joined)[1:] == facts(single.dst)[1:] and facts(joined)[0][2:] == facts(single.dst)[0][2:]
+        for index in (3, 4):
+            assert cues(joined, index) == cues(single.dst, index)
+        assert any("converted to mov_text" in n for n in said) == (ext == ".mp4")
+    with av.open(str(tmp_path / "joined.mkv")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 10

@@ -20,12 +20,11 @@ once, interleaved by time — the result has the frames, timestamps and streams 
 
 from __future__ import annotations
 
-import heapq
 import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import av
 
@@ -33,6 +32,7 @@ from ..errors import InputError, OutputError
 from ..frames.reuse import NEAR_RESET_PERIOD, reset_points
 from ..video.packet_index import read_packet_index
 from ..video.partials import join_partial_path, remove_stale_partials
+from ..video.stream_copy import StreamCopier, StreamSelection, copy_stream_facts, shifted_chapters
 
 
 @dataclass(frozen=True)
@@ -208,24 +208,6 @@ def _video_pts(path: Path) -> list[int]:
         return out
 
 
-def _copied_packets(c: av.container.InputContainer, streams: Sequence) -> Iterator[tuple[Fraction, int, int, av.Packet]]:
-    if not streams:
-        return
-    seq = 0
-    demux = c.demux(list(streams))
-    while True:
-        try:
-            pkt = next(demux)
-        except StopIteration:
-            return
-        except av.FFmpegError:  # damaged tail of the source: what was copied stands (as in a single pass)
-            return
-        if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
-            continue
-        yield (_sort_key(pkt), 1 + pkt.stream.index, seq, pkt)
-        seq += 1
-
-
 def _same_codec(a: av.video.stream.VideoStream, b: av.video.stream.VideoStream) -> bool:
     ca, cb = a.codec_context, b.codec_context
     return (ca.name, ca.width, ca.height, ca.pix_fmt, bytes(ca.extradata or b""), a.time_base) == (
@@ -240,18 +222,21 @@ def join_segments(
     copy_streams: bool = True,
     shift_timestamps: bool = True,
     overwrite: bool = False,
+    selection: StreamSelection | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> JoinResult:
     """Remux the video of ``segments`` (in order) into ``dst`` and copy the other streams of ``src``.
 
-    Follows what ``video.writer.OutputVideo`` does in a single pass: the same streams are copied (not
-    extra video streams other than cover art; data streams the container refuses are left out), with
-    cleaned metadata and dispositions; container metadata and chapters come from the source; with
+    The other streams go through the writer's own stream copier (``video.stream_copy.StreamCopier``), so a
+    joined file gets what a single pass gets: the same streams (``selection``: ``--no-audio``, ``--no-subs``,
+    ``--streams-keep``), text subtitles as mov_text in MP4/MOV, metadata, languages, titles and dispositions
+    (the video stream's too), container metadata and chapters (``shifted_chapters``); with
     ``shift_timestamps`` every stream moves by the container's start time so the output starts at 0.
-    Written to a temporary file beside ``dst`` and renamed when complete. Raises ``OutputError`` when the
-    segments' encoders disagree (codec, size, pixel format or codec headers), so their packets cannot
-    share one stream, or when ``dst`` exists without ``overwrite``.
+    ``notice`` receives the copier's one-line notes. Written to a temporary file beside ``dst`` and renamed
+    when complete. Raises ``OutputError`` when the segments' encoders disagree (codec, size, pixel format or
+    codec headers), so their packets cannot share one stream, or when ``dst`` exists without ``overwrite``.
     """
-    from ..video.reader import clean_metadata, open_input
+    from ..video.reader import open_input
 
     src, dst = Path(src), Path(dst)
     seg_paths = [Path(s) for s in segments]
@@ -276,56 +261,38 @@ def join_segments(
                     "its packets cannot be joined without re-encoding (run this file without segments)")
         with open_input(src) as inp, inp.open_container() as source, av.open(str(tmp), "w") as out:
             info = inp.info
-            base = info.start_time if shift_timestamps else Fraction(0)
+            base = info.start_time
+            shift = base if shift_timestamps else Fraction(0)
             out.metadata.update(info.metadata)
-            chapters = [
-                {"id": ch["id"], "start": max(0, round((ch["start"] * Fraction(ch["time_base"]) - base) / Fraction(ch["time_base"]))),
-                 "end": round((ch["end"] * Fraction(ch["time_base"]) - base) / Fraction(ch["time_base"])),
-                 "time_base": ch["time_base"], "metadata": dict(ch.get("metadata") or {})}
-                for ch in info.chapters
-            ]
+            chapters = shifted_chapters(info.chapters, base=base, t0=None, t1=None, shift=shift)
             if chapters:
                 out.set_chapters(chapters)
             out_v = out.add_stream_from_template(first)
-            out_v.metadata.update(info.stream_metadata)
-            mapping: dict[int, av.stream.Stream] = {}
-            copied = []
+            copy_stream_facts(first, out_v, metadata=info.stream_metadata, disposition=info.disposition)
+            copier = None
             if copy_streams:
-                for st in source.streams:
-                    if st.index == info.stream_index:
-                        continue
-                    if st.type == "video" and not (st.disposition & av.stream.Disposition.attached_pic):
-                        continue
-                    try:
-                        o = out.add_stream_from_template(st)
-                    except (ValueError, av.FFmpegError) as e:
-                        if st.type == "data":
-                            continue
-                        raise OutputError(f"{dst}: the container cannot hold stream #{st.index} ({st.type}) of {src}") from e
-                    o.metadata.update(clean_metadata(dict(st.metadata)))
-                    try:
-                        o.disposition = st.disposition
-                    except (AttributeError, ValueError):
-                        pass
-                    mapping[st.index] = o
-                    copied.append(st)
+                copier = StreamCopier(out, source, video_index=info.stream_index,
+                                      selection=selection or StreamSelection(), base=base, shift=shift, dst=dst,
+                                      src=src, video_codec=first.codec_context.name,
+                                      notice=notice or (lambda msg: None))
             try:
                 dts = joined_dts([p for path in seg_paths for p in _video_pts(path)])
             except ValueError as e:
                 raise OutputError(f"{dst}: the segments cannot be joined ({e})") from e
-            for _, order, _, pkt in heapq.merge(_video_packets(inputs, dts), _copied_packets(source, copied)):
+            for _, _, _, pkt in _video_packets(inputs, dts):
                 tb = Fraction(pkt.time_base.numerator, pkt.time_base.denominator)
-                shift = round(base / tb)
+                if copier is not None:  # what the other streams have up to this packet's time, first
+                    copier.pump(_sort_key(pkt) - base)
+                ticks = round(shift / tb)
                 if pkt.pts is not None:
-                    pkt.pts -= shift
+                    pkt.pts -= ticks
                 if pkt.dts is not None:
-                    pkt.dts -= shift
-                if order == 0:
-                    pkt.stream = out_v
-                    frames += 1
-                else:
-                    pkt.stream = mapping[order - 1]
+                    pkt.dts -= ticks
+                pkt.stream = out_v
                 out.mux(pkt)
+                frames += 1
+            if copier is not None:
+                copier.pump(None)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -132,8 +132,11 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
     if task.kind == "join":
         from .segments import join_segments
 
-        res = join_segments(task.src, task.parts, task.dst, copy_streams=settings.options.encode.copy_streams,
-                            overwrite=task.overwrite)
+        from ..video.stream_copy import stream_selection
+
+        enc = settings.options.encode
+        res = join_segments(task.src, task.parts, task.dst, copy_streams=enc.copy_streams,
+                            selection=stream_selection(enc), overwrite=task.overwrite)
         frames, lost, damage = res.frames, 0, None
     elif task.kind in ("whole", "segment"):
         from ..pipeline import upscale_video
