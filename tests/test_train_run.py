@@ -204,6 +204,12 @@ def test_bad_inputs_are_one_line_and_leave_nothing(clip, tiny, tmp_path, capsys)
     _one_line_error(capsys, 2, base_args(clip, tiny, out) + ["--stage", "gan"], "vgg128 discriminator takes exactly")
     _one_line_error(capsys, 2, base_args(clip, tiny, out) + ["--ema", "1.5"], "ema: expected")
     _one_line_error(capsys, 2, base_args(clip, tiny, out) + ["--perceptual-layers", "conv9_9=1"], "VGG19 layers")
+    # a compact (SRVGG) model: not an RRDB generator
+    from esrgan_video.arch.srvgg import SRVGGNetCompact
+
+    compact = tmp_path / "compact.safetensors"
+    save_safetensors(SRVGGNetCompact(nf=8, num_conv=2, scale=4).state_dict(), compact)
+    _one_line_error(capsys, 4, base_args(clip, compact, out), "fine-tunes RRDB (ESRGAN) generators")
     # an LR source that is not x4 of the HR one
     hr_dir, lr_dir = tmp_path / "hr", tmp_path / "lr"
     write_pairs(clip, hr_dir, lr_dir, factor=2)

@@ -6,9 +6,8 @@ Uses the project's interpolation (:func:`esrgan_video.models.interpolate.interpo
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
-
-import torch
 
 from ..errors import InputError, OutputError
 
@@ -38,7 +37,7 @@ def blend_models(a: str, b: str, alpha: float, out: str | Path, *, overwrite: bo
 def blend_strip(a: str, b: str, alphas: list[float], frame: str | Path, out: str | Path, *,
                 device: str | None = None, overwrite: bool = False, gap: int = 4) -> Path:
     """Upscale ``frame`` (an image) with the blend at each alpha and write the results side by side as one PNG."""
-    from ..arch.rrdbnet import RRDBNet
+    from ..models.checkpoints import save_safetensors
     from ..models.interpolate import interpolate, parse_blend
     from ..upscaler import Upscaler
     from .data import read_still
@@ -53,19 +52,19 @@ def blend_strip(a: str, b: str, alphas: list[float], frame: str | Path, out: str
         raise InputError("blend: --alphas needs at least one value")
     alphas = [parse_blend((b, x))[1] for x in alphas]
     img = read_still(frame).float().unsqueeze(0) / 255.0
-    sd_a, params, name_a = _weights(a)
+    sd_a, _, name_a = _weights(a)
     sd_b, _, name_b = _weights(b)
     tiles = []
-    for alpha in alphas:
-        sd = interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b)
-        with torch.device("meta"):
-            model = RRDBNet(params)
-        model.load_state_dict(sd, assign=True)
-        up = Upscaler(model.eval().requires_grad_(False), device=device)
-        try:
-            tiles.append(up.upscale(img)[0].float().cpu().clamp(0, 1))
-        finally:
-            up.close()
+    with tempfile.TemporaryDirectory(prefix="esrgan-video-blend-") as tmp:
+        for alpha in alphas:
+            # each blend goes through the loader, as a blended file would: any architecture it detects works
+            path = save_safetensors(interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b),
+                                    Path(tmp) / f"alpha_{alpha:g}.safetensors")
+            up = Upscaler(str(path), device=device)
+            try:
+                tiles.append(up.upscale(img)[0].float().cpu().clamp(0, 1))
+            finally:
+                up.close()
     return write_png(out, grid([tiles], gap=gap))
 
 

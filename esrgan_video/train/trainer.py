@@ -210,6 +210,9 @@ class Trainer:
             from ..models import load_model
 
             base = load_model(cfg.base, offline=cfg.offline)
+            if not isinstance(base, RRDBNet):
+                raise ModelError(f"{cfg.base}: training fine-tunes RRDB (ESRGAN) generators; this model is a "
+                                 f"{type(base).__name__}")
             params = base.params
             if scale_wanted is not None and params.scale != scale_wanted:
                 raise ModelError(f"{cfg.base}: the base model is x{params.scale}, but --scale {scale_wanted} was asked "
