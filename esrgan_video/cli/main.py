@@ -40,7 +40,8 @@ def _upscale_parser() -> argparse.ArgumentParser:
         epilog=exit_codes_text(skip=(BATCH_FAILED,)) + " On 129, 130 and 143 no output is left behind.",
     )
     p.add_argument("input", help="input video or image")
-    p.add_argument("output", help="output file; its extension picks the container")
+    p.add_argument("output", help="output file; its extension picks the container (or --format); - writes to "
+                   "standard output (with --format matroska, nut or yuv4mpegpipe)")
     add_upscale_options(p)
     o = p.add_argument_group("output handling")
     o.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")

@@ -96,6 +96,7 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
     (``OutputError``, naming a container that can: e.g. prores_ks in MP4, FFV1 or SVT-AV1 in MOV).
     Returns the muxer's name. (An encoder that cannot open at all — no GPU for NVENC — is left for the writer
     to report.)"""
+    encoder_pix_fmts(codec)  # an unknown encoder (or not a video one): OutputError naming it
     pipe = str(dst) == PIPE
     if pipe and format not in PIPE_FORMATS:
         raise OptionError("format", f"one of {', '.join(PIPE_FORMATS)} when writing to standard output (-)",
