@@ -43,7 +43,7 @@ def heldout_psnr(model, source, device) -> float:
     import torch
 
     from esrgan_video.train.degradations import round8
-    from esrgan_video.train.losses import psnr
+    from esrgan_video.quality import psnr
 
     values = []
     model.eval()

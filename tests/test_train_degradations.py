@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from esrgan_video.train import degradations as D
 from esrgan_video.train.jpeg import jpeg
-from esrgan_video.train.losses import psnr
+from esrgan_video.quality import psnr
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from esrgan_video.train.losses import (GAN_LOSSES, l1_loss, psnr, ragan_d_loss, ragan_g_loss, vanilla_d_loss,
+from esrgan_video.train.losses import (GAN_LOSSES, l1_loss, ragan_d_loss, ragan_g_loss, vanilla_d_loss,
                                        vanilla_g_loss)
 
 REAL = [2.0, -0.5, 1.25, 0.3]
@@ -93,12 +93,10 @@ def test_per_pixel_logits_work_like_flat_ones():
     assert ragan_d_loss(r, f).item() == pytest.approx(hand_ragan_d(REAL, FAKE), rel=1e-5)
 
 
-def test_l1_and_psnr():
+def test_l1():
     a = torch.zeros(1, 3, 4, 4)
     b = torch.full((1, 3, 4, 4), 0.1)
     assert l1_loss(a, b).item() == pytest.approx(0.1)
-    assert psnr(a, b) == pytest.approx(20.0)
-    assert psnr(a, a) == float("inf")
 
 
 def test_schedules():

@@ -165,7 +165,7 @@ def match_pairs(hr_keys: list, lr_keys: list, *, offset: float = 0.0) -> list[in
 def pair_psnr(hr: torch.Tensor, lr: torch.Tensor, scale: int) -> float:
     """PSNR (dB) of the bicubic-downscaled HR frame against the LR frame (both 3×H×W uint8)."""
     from .degradations import bicubic_down
-    from .losses import psnr
+    from ..quality import psnr
 
     down = bicubic_down(hr.unsqueeze(0).float() / 255.0, scale)
     return psnr(down, lr.unsqueeze(0).float() / 255.0)

@@ -1,4 +1,7 @@
-"""Training losses: L1 pixel, the GAN losses (RaGAN and vanilla) and the perceptual loss's reduction.
+"""Training losses: L1 pixel and the GAN losses (RaGAN and vanilla).
+
+The perceptual loss is :class:`esrgan_video.train.vgg.PerceptualLoss`; PSNR is the project's one
+:func:`esrgan_video.quality.psnr`.
 
 The GAN losses follow current BasicSR exactly, so the published loss weights apply unchanged:
 
@@ -70,14 +73,4 @@ def l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(output.float(), target.float())
 
 
-def psnr(output: torch.Tensor, target: torch.Tensor, *, peak: float = 1.0) -> float:
-    """PSNR in dB of two images in [0, ``peak``] (over all pixels and channels); inf for identical images."""
-    mse = F.mse_loss(output.float(), target.float()).item()
-    if mse == 0:
-        return float("inf")
-    import math
-
-    return 10.0 * math.log10(peak * peak / mse)
-
-
-__all__ = ["GAN_LOSSES", "l1_loss", "psnr", "ragan_d_loss", "ragan_g_loss", "vanilla_d_loss", "vanilla_g_loss"]
+__all__ = ["GAN_LOSSES", "l1_loss", "ragan_d_loss", "ragan_g_loss", "vanilla_d_loss", "vanilla_g_loss"]

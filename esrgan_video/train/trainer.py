@@ -34,7 +34,8 @@ from .config import TrainConfig
 from .data import PatchSampler, apply_video_degradation, load_sources, validation_crops
 from .degradations import RealESRGAN, degradation_dict, degrade_batch, make_degradation, round8, usm_sharp
 from .discriminators import check_patch, make_discriminator, paper_init
-from .losses import GAN_LOSSES, l1_loss, psnr
+from ..quality import psnr
+from .losses import GAN_LOSSES, l1_loss
 from .recipes import RECIPES, Recipe, lr_at
 from .run_folder import RunFolder
 
