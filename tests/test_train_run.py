@@ -327,3 +327,28 @@ def test_import_esrgan_video_does_not_load_training():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ,
                          PYTHONPATH=str(ROOT)), check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_readme_and_training_doc_examples_parse():
+    """Every ``esrgan-video train`` / ``blend`` example in README.md and docs/training.md uses real options and
+    makes a valid config."""
+    import re
+    import shlex
+
+    from esrgan_video.cli.blend import parser as blend_parser
+    from esrgan_video.cli.train import config_from_args, parser as train_parser
+
+    checked = 0
+    for doc in (ROOT / "README.md", ROOT / "docs" / "training.md"):
+        text = doc.read_text().replace("\\\n", " ")
+        for line in re.findall(r"^\s*(?:torchrun .*?-m esrgan_video|esrgan-video) ((?:train|blend) .+?)(?:\s+#.*)?$",
+                               text, flags=re.M):
+            argv = shlex.split(line)
+            if argv[0] == "train":
+                args = train_parser().parse_args(argv[1:])
+                if args.data and args.out:
+                    config_from_args(args)
+            else:
+                blend_parser().parse_args(argv[1:])
+            checked += 1
+    assert checked >= 8
