@@ -172,8 +172,9 @@ class FrameTransform:
     :param resize: the device-side resize from the model's output to ``out_size``.
     :param notice: one-line messages for the user (handed to the backend build).
     :param reuse: ``off``, ``exact`` or ``near`` (:mod:`esrgan_video.frames.reuse`): single host frames are
-        compared with their references and unchanged tiles (or whole frames) take the previous output. Frames then
-        pass the model stage one at a time, in the order of ``seq`` (see :meth:`__call__`).
+        compared with their references and unchanged tiles (or whole frames) take the previous output. The decisions
+        are taken in the order of ``seq`` (see :meth:`__call__`); a frame that reuses tiles waits for the previous
+        frame's model output, a frame computed whole does not wait.
     :param near_rule: the ``near`` thresholds (default :class:`~esrgan_video.frames.reuse.NearRule`).
     """
 
