@@ -122,18 +122,13 @@ def test_docs_name_only_real_options() -> None:
     assert batch_only <= known and batch_only <= mentioned
 
 
-def test_add_batch_parser_wires_a_subcommand() -> None:
-    import argparse
+def test_batch_parser_reads_the_batch_flags() -> None:
+    from esrgan_video.cli.batch import build_parser
 
-    from esrgan_video.cli.batch import add_batch_parser, run_args
-
-    top = argparse.ArgumentParser(prog="esrgan-video")
-    add_batch_parser(top.add_subparsers(dest="command"))
-    args = top.parse_args(["batch", "a.mkv", "dir/", "-o", "out", "--devices", "0,1", "--segment-seconds", "0",
-                           "--codec", "ffv1", "--retry-failed"])
-    assert args.handler is run_args
-    assert (args.inputs, args.output_dir, args.devices, args.segment_seconds, args.codec, args.retry_failed) == (
-        ["a.mkv", "dir/"], "out", "0,1", 0.0, "ffv1", True)
+    args = build_parser().parse_args(["a.mkv", "dir/", "-o", "out", "--devices", "0,1", "--segment-seconds", "0",
+                                      "--codec", "ffv1", "--retry-failed", "--progress", "json"])
+    assert (args.inputs, args.output_dir, args.devices, args.segment_seconds, args.codec, args.retry_failed,
+            args.progress) == (["a.mkv", "dir/"], "out", "0,1", 0.0, "ffv1", True, "json")
 
 
 def test_parse_devices() -> None:

@@ -83,6 +83,11 @@ def test_reporter_bar_redraws_one_line_and_prints_logs_above_it(tmp_path):
     text = stream.getvalue()
     assert "\r" in text and "a.mkv  3/10 frames" in text and "esrgan-video batch: done     x.mkv\n" in text
     assert text.endswith("\r")  # the status line is cleared at the end
+    stream = io.StringIO()
+    BatchReporter("json", stream=stream)(bp.snapshot())
+    obj = json.loads(stream.getvalue())
+    assert obj["files"] == [{"file": "a.mkv", "frame": 3, "total": 10, "fps": 1.0, "eta": 7.0}]
+    assert obj["batch"]["files"] == 1 and obj["batch"]["done"] == 0
 
 
 @pytest.fixture(scope="module")

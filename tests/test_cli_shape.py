@@ -65,6 +65,7 @@ def test_anamorphic_size_keeps_the_display_aspect_by_setting_the_sar(tmp_path, t
     assert (w, h, sar) == (1920, 1080, Fraction(8, 9))
     assert dar(w, h, sar) == pytest.approx(160 * 32 / 27 / 120, rel=1e-3)  # 1.58, not 2.11
     assert "sample aspect ratio 8:9" in err and "1920x1080 SAR 8:9" in err
+    assert "libx264 crf 16 (default), preset ultrafast" in err  # the summary says which encoder settings were used
 
 
 def test_square_43_size_keeps_4_3(tmp_path, tiny_model, square43, capfd):

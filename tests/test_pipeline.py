@@ -70,7 +70,7 @@ def test_pipeline_adds_no_error_of_its_own(tmp_path, up4, codec, pix_fmt, ext, o
     spec = color.ColorSpec(matrix=0 if pix_fmt.startswith("gbrp") else 1).resolved(40, 30, in_fmt)
     for a, b in zip(fin, fout):
         ref = model_on_planes(up4, a, spec)
-        got = color.planes_to_rgb([torch.from_numpy(p) for p in _planes(b)], pixel_format(b.format.name), spec)
+        got = color.planes_to_rgb([torch.from_numpy(p) for p in decoded_planes(b)], pixel_format(b.format.name), spec)
         p = psnr(ref, got, data_range=1.0)
         assert p >= 45, f"{codec}/{pix_fmt}: PSNR {p:.1f} dB against the model applied directly"
 
@@ -157,7 +157,7 @@ def test_resize_after_model_matches_reference(tmp_path, up4):
     spec = color.ColorSpec(matrix=0).resolved(24, 16, pixel_format("gbrp16le"))
     ref = torch.nn.functional.interpolate(model_on_planes(up4, fin[0], spec), size=(32, 48), mode="bicubic",
                                           antialias=True, align_corners=False).clamp(0, 1)
-    got = color.planes_to_rgb([torch.from_numpy(p) for p in _planes(fout[0])], pixel_format("gbrp16le"), spec)
+    got = color.planes_to_rgb([torch.from_numpy(p) for p in decoded_planes(fout[0])], pixel_format("gbrp16le"), spec)
     assert (ref - got).abs().max().item() <= 1 / 65535 + 1e-6
 
 
@@ -299,7 +299,7 @@ def test_rgb_input_to_yuv_codec_and_back(tmp_path, up4):
     assert fout[0].format.name == "gbrp10le"
     spec = color.ColorSpec(matrix=1).resolved(32, 24, pixel_format("yuv444p10le"))
     ref = model_on_planes(up4, fin[0], spec)
-    got = color.planes_to_rgb([torch.from_numpy(p) for p in _planes(fout[0])], pixel_format("gbrp10le"),
+    got = color.planes_to_rgb([torch.from_numpy(p) for p in decoded_planes(fout[0])], pixel_format("gbrp10le"),
                               color.ColorSpec(matrix=0).resolved(128, 96, pixel_format("gbrp10le")))
     assert psnr(ref, got, data_range=1.0) >= 45
 
@@ -310,8 +310,8 @@ def test_alpha_channel_upscaled_and_kept(tmp_path, up4):
     _, fin = decode(src)
     _, fout = decode(tmp_path / "o.mkv")
     assert fout[0].format.name == "yuva420p"
-    a_in = _planes(fin[0])[3].astype(np.float64)
-    a_out = _planes(fout[0])[3].astype(np.float64)
+    a_in = decoded_planes(fin[0])[3].astype(np.float64)
+    a_out = decoded_planes(fout[0])[3].astype(np.float64)
     assert a_out.shape == (96, 128)
     # near-identity model: the alpha plane is an upscaled copy of the input's
     assert np.abs(a_out[1::4, 1::4] - a_in).mean() < 8
@@ -338,7 +338,7 @@ def test_cuda_streaming_matches_the_cpu(tmp_path, streams):
     _, fg = decode(tmp_path / "gpu.mkv")
     assert [f.pts for f in fc] == [f.pts for f in fg]
     for a, b in zip(fc, fg):
-        for pa, pb in zip(_planes(a), _planes(b)):
+        for pa, pb in zip(decoded_planes(a), decoded_planes(b)):
             assert psnr(pa, pb, data_range=1023.0) >= 40
 
 
