@@ -358,6 +358,7 @@ def _process_build(root: str, counter: str, tactic: str) -> None:
                     load=lambda data: len(data))
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the children use no threads
 def test_two_processes_sharing_one_cache_build_each_engine_once(tmp_path):
     import multiprocessing
 
