@@ -242,3 +242,24 @@ def decoded_planes(frame) -> list[np.ndarray]:
     from .video.reader import copy_planes
 
     return copy_planes(frame, plane_layouts(frame.format.name, frame.width, frame.height))
+
+
+def to_bsrgan_names(sd: StateDict) -> StateDict:
+    """New-arch RRDB keys → BSRGAN / RealSR names (``RRDB_trunk.N.RDBK``, ``trunk_conv``, ``upconvN``, ``HRconv``)."""
+    out: StateDict = {}
+    for k, v in sd.items():
+        k = re.sub(r"^body\.(\d+)\.rdb", r"RRDB_trunk.\1.RDB", k)
+        out[k.replace("conv_body", "trunk_conv").replace("conv_up", "upconv").replace("conv_hr", "HRconv")] = v
+    return out
+
+
+def spandrel_output(sd: StateDict, x: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
+    """spandrel (PyPI; an independent implementation of both architectures) on a copy of ``sd``, for input ``x``
+    (clamped to [0, 1] as its README does, unless ``clamp=False``)."""
+    import spandrel
+
+    desc = spandrel.ModelLoader().load_from_state_dict({k: v.clone() for k, v in sd.items()})
+    desc.model.eval()
+    with torch.no_grad():
+        out = desc.model(x)
+    return out.clamp(0, 1) if clamp else out

@@ -4,7 +4,6 @@ wrong layer cannot hide behind the clamp). Layouts: new-arch, old-arch, BSRGAN n
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from esrgan_video.arch import CompactParams, RRDBNet, RRDBParams, SRVGGNetCompac
 from esrgan_video.errors import ModelError
 from esrgan_video.models import describe
 from esrgan_video.models.detection import detect_params
-from esrgan_video.testing import to_old_arch
+from esrgan_video.testing import to_bsrgan_names, to_old_arch
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -41,14 +40,6 @@ def spandrel_load(sd: dict[str, torch.Tensor]):
     desc = spandrel.ModelLoader().load_from_state_dict({k: v.clone() for k, v in sd.items()})
     desc.model.eval()
     return desc
-
-
-def bsr_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, v in sd.items():
-        k = re.sub(r"^body\.(\d+)\.rdb", r"RRDB_trunk.\1.RDB", k)
-        out[k.replace("conv_body", "trunk_conv").replace("conv_up", "upconv").replace("conv_hr", "HRconv")] = v
-    return out
 
 
 # gc=32 wherever spandrel takes part: its ESRGAN hard-codes it
@@ -84,7 +75,7 @@ def test_esrgan_family_matches_spandrel(tmp_path: Path, case: str) -> None:
     with torch.no_grad():
         ref = theirs.model(x)
     assert ref.shape == (1, p.out_nc, 8 * p.scale, 12 * p.scale)
-    layouts = {"new": sd, "old": old, "bsrgan": bsr_names(sd)}
+    layouts = {"new": sd, "old": old, "bsrgan": to_bsrgan_names(sd)}
     for layout, obj in layouts.items():
         assert detect_params(_canonical(obj), layout) == p, layout
         for suffix in (".pth", ".safetensors"):

@@ -4,7 +4,6 @@ equality, and refusal of files that are not RRDB generators (including a pickle 
 from __future__ import annotations
 
 import pickle
-import re
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,9 @@ from esrgan_video import load_model
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
 from esrgan_video.errors import ModelError
 from esrgan_video.models.detection import detect_params
-from esrgan_video.testing import near_identity_model, to_old_arch
+from esrgan_video.testing import near_identity_model, spandrel_output, to_bsrgan_names, to_old_arch
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
-
-def spandrel_output(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    import spandrel
-
-    desc = spandrel.ModelLoader().load_from_state_dict({k: v.clone() for k, v in sd.items()})
-    desc.model.eval()
-    with torch.no_grad():
-        return desc.model(x).clamp(0, 1)
 
 
 def run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -39,16 +29,6 @@ def photo_like(h: int = 16, w: int = 16, seed: int = 0) -> torch.Tensor:
     base = torch.rand(1, 3, h // 4, w // 4, generator=g)
     return (torch.nn.functional.interpolate(base, size=(h, w), mode="bilinear", align_corners=False)
             + 0.05 * torch.rand(1, 3, h, w, generator=g)).clamp(0, 1)
-
-
-def bsr_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, v in sd.items():
-        k = re.sub(r"^body\.(\d+)\.rdb", r"RRDB_trunk.\1.RDB", k)
-        k = k.replace("conv_body", "trunk_conv").replace("conv_up", "upconv").replace("conv_hr", "HRconv")
-        out[k] = v
-    assert any(k.startswith("RRDB_trunk.") for k in out) and "trunk_conv.weight" in out
-    return out
 
 
 # gc=32 everywhere spandrel takes part: spandrel's ESRGAN hard-codes it
@@ -106,7 +86,7 @@ def test_wrappers_prefixes_and_file_types_all_load_the_same_weights(tmp_path: Pa
     variants: dict[str, object] = {
         "new": sd,
         "old-arch": to_old_arch(sd),
-        "bsrgan-names": bsr_names(sd),
+        "bsrgan-names": to_bsrgan_names(sd),
         "params_ema": {"params_ema": sd},
         "params": {"params": sd},
         "params_ema preferred over params": {"params": other, "params_ema": sd},

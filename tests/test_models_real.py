@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from esrgan_video import load_model
 from esrgan_video.models.checkpoints import read_checkpoint
-from esrgan_video.testing import ncnn_run, to_old_arch
+from esrgan_video.testing import ncnn_run, spandrel_output, to_bsrgan_names, to_old_arch
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -21,13 +21,7 @@ TOLERANCE = 1e-4
 
 
 def spandrel_run(weights: Path, x: torch.Tensor) -> torch.Tensor:
-    import spandrel
-
-    sd, _ = read_checkpoint(weights)
-    desc = spandrel.ModelLoader().load_from_state_dict(sd)
-    desc.model.eval()
-    with torch.no_grad():
-        return desc.model(x).clamp(0, 1)
+    return spandrel_output(read_checkpoint(weights)[0], x)
 
 
 def run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -82,16 +76,6 @@ def test_matches_spandrel_and_ncnn_on_a_real_photo(which: str, request: pytest.F
         assert converted.info.sha256 == model.info.sha256
 
 
-def _bsr(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    import re
-
-    out = {}
-    for k, v in sd.items():
-        k = re.sub(r"^body\.(\d+)\.rdb", r"RRDB_trunk.\1.RDB", k)
-        out[k.replace("conv_body", "trunk_conv").replace("conv_up", "upconv").replace("conv_hr", "HRconv")] = v
-    return out
-
-
 # every layout on anime 6B (real weights, 6 blocks); the main ones on x4plus (23 blocks, 67 MB a copy)
 X4PLUS_LAYOUTS = ("new-arch", "old-arch", "params_ema+module.+old-arch")
 
@@ -108,7 +92,7 @@ def test_every_checkpoint_layout_of_the_real_weights_loads_and_matches(
     variants: dict[str, object] = {
         "new-arch": sd,
         "old-arch": old,
-        "bsrgan-names": _bsr(sd),
+        "bsrgan-names": to_bsrgan_names(sd),
         "params_ema": {"params_ema": sd},
         "params": {"params": sd},
         "state_dict": {"state_dict": sd},
