@@ -374,7 +374,7 @@ def save_timing_cache(config, cache, path: Path, log: Callable[[str], None] = la
     with locked(_timing_lock(path)):
         if path.exists():
             other = config.create_timing_cache(path.read_bytes())
-            if other is not None and not cache.combine(other, ignore_mismatch=False):
+            if other is not None and not cache.combine(other, False):  # (input_cache, ignore_mismatch)
                 log(f"TensorRT: timing cache {path} could not be merged; overwriting it")
         _atomic_write(path, bytes(cache.serialize()))
 
