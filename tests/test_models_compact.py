@@ -284,3 +284,44 @@ def test_prelu_as_convs_is_the_same_function_and_keeps_ort_in_its_blocked_layout
         pytest.skip("ONNX Runtime has no NCHWc kernels on this CPU (no AVX2/AVX-512): no layout to keep")
     assert reorders(ops_plain) >= 2 * 17
     assert reorders(ops_convs) <= 2  # at most around the graph's input/output
+
+
+# --------------------------------------------------------------------------- GPU paths (skip without CUDA/TensorRT)
+
+CUDA = torch.cuda.is_available()
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.float().cpu() - b.float().cpu()) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * float(np.log10(1.0 / mse))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+@pytest.mark.parametrize("precision", ["fp16", "bf16", "fp32"])
+def test_compact_on_cuda_with_torch_matches_the_cpu(animevideov3: torch.nn.Module, precision: str) -> None:
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bf16")
+    x = photo(48, 64)
+    with torch.inference_mode():
+        ref = Upscaler(animevideov3, backend="torch", device="cpu").upscale_tensor(x)
+        up = Upscaler(animevideov3, backend="torch", device="cuda", precision=precision)
+        out = up.upscale_tensor(x.cuda())
+    assert out.shape == ref.shape
+    assert _psnr(out, ref) >= {"fp32": 80.0, "fp16": 45.0, "bf16": 35.0}[precision]
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_compact_through_tensorrt_matches_the_cpu(animevideov3: torch.nn.Module, isolated_cache: Path) -> None:
+    from esrgan_video.runtime.tensorrt_backend import tensorrt_available
+
+    if not tensorrt_available():
+        pytest.skip("needs TensorRT (pip install 'esrgan-video[tensorrt]')")
+    x = photo(48, 64)
+    with torch.inference_mode():
+        ref = Upscaler(animevideov3, backend="torch", device="cpu").upscale_tensor(x)
+        up = Upscaler(animevideov3, backend="tensorrt", device="cuda", tile=0)
+        out = up.upscale_tensor(x.cuda())
+    assert up.backend_info.name == "tensorrt"
+    assert out.shape == ref.shape and _psnr(out, ref) >= 45.0
