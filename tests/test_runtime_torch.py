@@ -68,7 +68,7 @@ def test_bad_options_are_refused():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
 def test_cuda_without_a_gpu_is_a_backend_error():
-    with pytest.raises(BackendError, match="no CUDA device"):
+    with pytest.raises(BackendError, match="no CUDA GPU is available"):  # the one device parser's message
         TorchBackend(tiny(), device="cuda")
 
 

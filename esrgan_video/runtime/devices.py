@@ -81,4 +81,20 @@ def resolve_device(value: str | int | torch.device | None, *, cpu_if_no_cuda: bo
     return torch.device(dev)
 
 
-__all__ = ["parse_device", "parse_devices", "resolve_device"]
+def device_kind(value: str | torch.device | None) -> str | None:
+    """``"cpu"``, ``"cuda"`` or None (auto) for the runtime layer, which is also called directly (engine builds,
+    benchmarks): a bad spelling there is a BackendError, as every runtime failure is."""
+    try:
+        dev = parse_device(value)
+    except OptionError as e:
+        raise BackendError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {value!r}") from e
+    return None if dev is None else dev.split(":")[0]
+
+
+def runtime_device(value: str | torch.device | None) -> torch.device:
+    """:func:`resolve_device` for a backend: None means the CPU, a bad spelling is a BackendError."""
+    device_kind(value)
+    return resolve_device("cpu" if value is None else value)
+
+
+__all__ = ["parse_device", "parse_devices", "resolve_device", "device_kind", "runtime_device"]

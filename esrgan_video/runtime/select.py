@@ -16,19 +16,11 @@ import torch
 from torch import nn
 
 from esrgan_video.errors import BackendError
+from esrgan_video.options import BACKENDS
 from esrgan_video.runtime.base import PRECISIONS, Backend
+from esrgan_video.runtime.devices import device_kind
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "torch-tensorrt")
 TRT_PRECISIONS = ("fp16", "fp32")
-
-
-def _device_type(device: str | None) -> str | None:
-    if device is None:
-        return None
-    kind = str(device).split(":", 1)[0]
-    if kind not in ("cpu", "cuda"):
-        raise BackendError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    return kind
 
 
 def choose_backend(
@@ -52,7 +44,7 @@ def choose_backend(
         raise BackendError(f"backend must be one of {', '.join(BACKENDS)}, got {requested!r}")
     if precision is not None and precision not in PRECISIONS:
         raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    kind = _device_type(device)
+    kind = device_kind(device)
     if kind == "cuda" and not cuda_available:
         raise BackendError(f"device {device} requested but no CUDA device is available")
     cuda_dev = device if kind == "cuda" else "cuda"
@@ -155,7 +147,7 @@ def make_backend(
         precision=precision,
         fixed_shape=tile_shape is not None,
     )
-    prec = choose_precision(precision, _device_type(dev))
+    prec = choose_precision(precision, device_kind(dev))
     reason = f"{why} {prec}"
     if name == "torch":
         from esrgan_video.runtime.torch_backend import TorchBackend

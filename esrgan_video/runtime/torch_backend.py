@@ -40,6 +40,7 @@ from torch import nn
 
 from esrgan_video.errors import BackendError
 from esrgan_video.models.descriptor import describe
+from esrgan_video.runtime.devices import runtime_device
 from esrgan_video.runtime.base import (
     Backend,
     BackendInfo,
@@ -122,19 +123,6 @@ def cpu_supports(dtype: torch.dtype) -> bool:
 def default_precision(device: torch.device) -> str:
     """fp16 on CUDA, fp32 elsewhere."""
     return "fp16" if device.type == "cuda" else "fp32"
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """Parse a device argument; 'cuda' without an index becomes the current CUDA device."""
-    dev = torch.device(device if device is not None else "cpu")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BackendError(f"device {dev} requested but no CUDA device is available (torch.cuda.is_available() is False)")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-    elif dev.type != "cpu":
-        raise BackendError(f"device must be 'cpu' or 'cuda[:N]', got {dev}")
-    return dev
 
 
 def bf16_native(capability: tuple[int, int]) -> bool:
@@ -277,7 +265,7 @@ class TorchBackend(Backend):
                 f"torch backend: compile={compile!r} already uses CUDA graphs; "
                 "combine cuda_graphs=True with 'max-autotune-no-cudagraphs' or 'default' instead"
             )
-        dev = resolve_device(device)
+        dev = runtime_device(device)
         precision = precision or default_precision(dev)
         dtype = check_precision_on(dev, precision)
         if cuda_graphs and dev.type != "cuda":
