@@ -123,6 +123,9 @@ class ModelOptions:
         if self.denoise is not None:
             if not _is_number(self.denoise) or not 0.0 <= float(self.denoise) <= 1.0:
                 raise OptionError("denoise", "a strength between 0 and 1", self.denoise)
+            if _is_module(self.model):
+                raise OptionError("denoise", "a model given by name or path (a loaded module has no denoise partner)",
+                                  self.denoise)
             _freeze(self, "denoise", float(self.denoise))
         if not isinstance(self.offline, bool):
             raise OptionError("offline", "True or False", self.offline)

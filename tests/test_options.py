@@ -49,6 +49,8 @@ from esrgan_video.runtime.devices import parse_device, parse_devices, resolve_de
     (ModelOptions, {"blend": "Other:1.5"}, "blend: expected OTHER_MODEL:ALPHA"),
     (ModelOptions, {"denoise": 2}, "denoise: expected a strength between 0 and 1, got 2"),
     (ModelOptions, {"model": ""}, "model: expected a registry name or a checkpoint path"),
+    (ModelOptions, {"model": torch.nn.Conv2d(3, 3, 1), "denoise": 0.5}, "denoise: expected a model given by name or path"),
+    (ModelOptions, {"model": torch.nn.Conv2d(3, 3, 1), "blend": "x:0.5"}, "blend: expected a model given by name or path"),
 ])
 def test_each_bad_value_is_one_option_error_with_expected_and_got(cls, kwargs, message):
     with pytest.raises(OptionError) as info:
@@ -147,3 +149,24 @@ def test_the_cli_builds_the_same_options_as_the_api():
         model="m.pth", tile_pad=8, crf=17.5, size=(None, 720), start=2, encoder_opts={"g": "8"}, device="cpu")
     with pytest.raises(OptionError, match="^--tile-pad: expected an integer >= 0, got -1$"):
         upscale_options(p.parse_args(["--tile-pad", "-1"]))
+
+
+def test_denoise_reaches_the_model_loader_from_the_cli(tmp_path, capfd):
+    """``--denoise`` is routed to ModelOptions and on to load_model: a model without a denoising partner is refused
+    in one line (exit 4) before any output exists; a strength out of range is a command-line error (exit 2)."""
+    from safetensors.torch import save_file
+
+    from esrgan_video.cli.main import main
+    from esrgan_video.testing import near_identity_model
+    import media
+
+    model = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, str(model))
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=1)
+    out = tmp_path / "out.mp4"
+    assert main([str(src), str(out), "--model", str(model), "--denoise", "0.5"]) == 4
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "denoise" in err[0] and "tiny.safetensors" in err[0], err
+    assert main([str(src), str(out), "--model", str(model), "--denoise", "1.5"]) == 2
+    assert "--denoise: expected a strength between 0 and 1, got 1.5" in capfd.readouterr().err
+    assert not out.exists()

@@ -36,6 +36,9 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
         m.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint path (default: %(default)s)")
         m.add_argument("--blend", metavar="MODEL:ALPHA",
                        help="network interpolation with a second model, e.g. RealESRNet_x4plus:0.3")
+    m.add_argument("--denoise", type=float, metavar="S",
+                   help="denoise strength 0..1 for models with a denoising partner (realesr-general-x4v3): S·model + "
+                        "(1 − S)·partner, as Real-ESRGAN's --denoise_strength (default: the model as it is, i.e. 1)")
     m.add_argument("--offline", action="store_true", help="never download; use cached models only")
     s = p.add_argument_group("size and tiles")
     s.add_argument("--scale", type=float, help="output scale (default: the model's); resized on the device after the model")

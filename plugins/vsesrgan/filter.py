@@ -187,6 +187,7 @@ def upscale(
     device: int | str | torch.device = 0,
     num_streams: int = 2,
     blend: str | tuple[str, float] | None = None,
+    denoise: float | None = None,
     reuse: str = "exact",
 ) -> vs.VideoNode:
     """Upscale ``clip`` with an ESRGAN-family or compact model; returns a clip in the same format family and depth.
@@ -207,6 +208,8 @@ def upscale(
     :param device: CUDA index (0 = ``cuda:0``, the CPU on a machine without CUDA), ``"cpu"`` or ``"cuda:N"``.
     :param num_streams: frames in flight on a GPU (one CUDA stream each).
     :param blend: ``"OTHER:alpha"`` network interpolation with another model.
+    :param denoise: denoise strength in [0, 1] for models with a denoising partner (realesr-general-x4v3), as
+        the CLI's ``--denoise``; None: the model as it is.
     :param reuse: ``"exact"`` (default) or ``"off"``: with ``exact`` a tile (or frame) whose input is
         bit-identical to the frame last upscaled takes that frame's output instead of running the model — no
         output bit changes, whatever order VapourSynth asks for frames in. ``"near"`` is refused here: its output depends on which frame
@@ -219,7 +222,7 @@ def upscale(
         size = SizeOptions(scale=scale)
         runtime = RuntimeOptions(tile=tile, tile_pad=tile_pad, backend=backend, precision=precision, device=device,
                                  streams=num_streams, reuse=reuse)
-        model_opts = ModelOptions(model=model, blend=blend)
+        model_opts = ModelOptions(model=model, blend=blend, denoise=denoise)
     except OptionError as e:
         raise _error(str(e.relabel(_OPTION_NAMES))) from e
     if runtime.reuse == "near":
