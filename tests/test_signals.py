@@ -137,3 +137,27 @@ def test_command_line_errors_exit_2_before_anything_is_written(tmp_path, tiny_mo
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and "error:" in p.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_sigterm_stops_a_batch_like_ctrl_c(tmp_path, tiny_model):
+    """The driver stops its busy worker (which removes its temporary file), prints the summary and exits 143; the
+    same command then resumes."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media.make_clip(lib / "long.mkv", codec="ffv1", size=(48, 32), frames=400)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "esrgan_video", "batch", str(lib), "-o", str(out), "--model", str(tiny_model),
+           "--codec", "ffv1", "--threads", "1", "--progress", "json"]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_signals)
+    for line in proc.stderr:  # wait until the worker reports frames of the file
+        if line.startswith("{") and '"frame": ' in line and '"files": []' not in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    assert not (out / "long.mkv").exists() and partials_of(out / "long.mkv") == []
+    again = subprocess.run(cmd[:-2] + ["-q"], capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert (out / "long.mkv").stat().st_size > 0
