@@ -174,6 +174,13 @@ def test_corrupt_input_one_notice_and_exit_9(tmp_path, tiny_model, capfd):
     assert "CorruptInputWarning" not in p.stderr and "[h264" not in p.stderr  # no raw warning, no FFmpeg log
     quiet = cli(capfd, bad, tmp_path / "q.mkv", "--model", tiny_model, "--device", "cpu", "-q")
     assert quiet.returncode == 9 and quiet.stderr == ""
+    try:  # --verbose: FFmpeg's own decoder messages too
+        loud = cli(capfd, bad, tmp_path / "v.mkv", "--model", tiny_model, "--device", "cpu", "--verbose")
+    finally:
+        from esrgan_video.video.chatter import show_ffmpeg_log
+
+        show_ffmpeg_log(False)
+    assert loud.returncode == 9 and "[h264 @" in loud.stderr and notes[0] in loud.stderr
 
 
 def test_batch_marks_a_truncated_file_damaged(tmp_path, damaged, tiny_model):
