@@ -126,3 +126,13 @@ def test_bad_preview_requests_are_one_line_errors(tmp_path, models, clip, capfd)
         lines = [l for l in err.splitlines() if l.strip()]
         assert lines[-1].startswith("esrgan-video: error:") and needle in lines[-1], err
     assert not (tmp_path / "p.png").exists()
+
+
+def test_column_labels_name_the_model_and_its_blend():
+    from esrgan_video.cli.preview import build_parser, column_label
+
+    assert column_label("RealESRGAN_x4plus", None) == "RealESRGAN_x4plus"
+    assert column_label("/w/m.safetensors", "RealESRNet_x4plus:0.3") == "m + RealESRNet_x4plus 0.3"
+    args = build_parser().parse_args(["in.mkv", "--at", "1", "-o", "p.png", "--model", "A", "--model", "B",
+                                      "--blend", "C:0.3", "--model", "D"])
+    assert args.columns == [["A", None], ["B", "C:0.3"], ["D", None]]  # a --blend belongs to the --model before it

@@ -120,12 +120,18 @@ def display_rgb(planes: Sequence[np.ndarray], fmt) -> np.ndarray:
     return out.permute(1, 2, 0).contiguous().numpy()
 
 
+def _short(model: str) -> str:
+    """A model's name for a label: a registry name as it is, a checkpoint path by its file stem."""
+    p = Path(str(model))
+    return p.stem if p.suffix or len(p.parts) > 1 else str(model)
+
+
 def column_label(model: str, blend: str | tuple | None) -> str:
-    name = Path(model).stem if any(s in model for s in "/\\") or Path(model).suffix else model
+    """``"RealESRGAN_x4plus"``, or ``"RealESRGAN_x4plus + RealESRNet_x4plus 0.3"`` with a blend."""
     if blend is None:
-        return name
-    other, alpha = blend if isinstance(blend, tuple) else (str(blend).rsplit(":", 1) + [""])[:2]
-    return f"{name} + {Path(str(other)).stem if '/' in str(other) else other} {alpha}"
+        return _short(model)
+    other, alpha = blend if isinstance(blend, tuple) else str(blend).rsplit(":", 1)
+    return f"{_short(model)} + {_short(other)} {alpha}"
 
 
 def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]], options: UpscaleOptions, *,
