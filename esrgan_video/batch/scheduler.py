@@ -251,23 +251,24 @@ class RayWorker:
     Progress goes to the driver through a Ray queue; results carry the actor's ``pid``; errors come back as
     ``{"error": ...}`` so the driver records one line."""
 
-    def __init__(self, settings: WorkerSettings, threads: int | None, progress: Any) -> None:
+    def __init__(self, settings: WorkerSettings, threads: int | None) -> None:
         import ray
 
         self.settings = settings
         self.device = "cuda:0" if ray.get_gpu_ids() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to the actor's GPU
-        self.progress = progress
         apply_threads(threads)
 
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, task: Task) -> dict[str, Any]:
+    def run(self, task: Task, progress: Any) -> dict[str, Any]:
+        """Run ``task``, putting ``(task.key, info)`` progress items on the Ray queue ``progress`` (given per call:
+        an actor handle among the constructor's arguments would stop Ray from restarting the actor cleanly)."""
         from ray.util.queue import Full
 
         def report(info: dict[str, Any]) -> None:
             try:
-                self.progress.put_nowait((task.key, info))
+                progress.put_nowait((task.key, info))
             except Full:  # the driver is behind: this progress line is dropped, the next one will do
                 pass
 
@@ -343,7 +344,7 @@ class RayScheduler:
         progress = Queue(maxsize=1000, actor_options={"num_cpus": 0})
         cls = ray.remote(RayWorker).options(num_gpus=gpus, num_cpus=self.cpus_per_worker,
                                             max_restarts=self.max_retries, max_task_retries=self.max_retries)
-        actors = [cls.remote(self.settings, threads, progress) for _ in range(count)]
+        actors = [cls.remote(self.settings, threads) for _ in range(count)]
         idle = list(actors)
         in_flight: dict[Any, tuple[Task, Any]] = {}
         by_key: dict[str, Task] = {}
@@ -354,7 +355,7 @@ class RayScheduler:
                     if t is None:
                         break
                     actor = idle.pop()
-                    ref = actor.run.remote(t)
+                    ref = actor.run.remote(t, progress)
                     in_flight[ref] = (t, actor)
                     by_key[t.key] = t
                     plan.started(t, f"{owner_name('driver')}/ray-actor-{actors.index(actor)}")
