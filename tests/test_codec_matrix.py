@@ -8,6 +8,7 @@ now repairs such DTS). The pairs a container cannot hold are refused with one li
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -70,13 +71,16 @@ def test_one_two_three_frames(tmp_path, source, codec, ext):
 def test_dts_repair_passes_good_streams_and_mends_garbage():
     # a B-frame stream as x264 writes it: DTS trail PTS by the reorder delay, monotonic
     good = [(0, -1024), (1536, -512), (512, 0), (1024, 512), (3072, 1024), (2048, 1536)]
-    fix = DtsRepair(frame_ticks=512)
+    fix = DtsRepair(Fraction(1, 12800))
     assert [fix(p, d) for p, d in good] == [d for _, d in good] and fix.repaired == 0
     # what libx265 gave for 2 frames (pts minus uninitialised memory), and a DTS after its PTS
-    fix = DtsRepair(frame_ticks=512)
+    fix = DtsRepair(Fraction(1, 12800))
     assert [fix(0, -4637229872563879936), fix(512, -4637229872563879424)] == [0, 512] and fix.repaired == 2
-    fix = DtsRepair(frame_ticks=512)
+    fix = DtsRepair(Fraction(1, 12800))
     assert [fix(0, 94528415273336), fix(512, None)] == [0, 512]
+    # variable frame rate with a long still: a legitimate DTS 40 s behind its PTS is left alone
+    fix = DtsRepair(Fraction(1, 1000))
+    assert [fix(p, d) for p, d in [(0, -80), (40_000, -40), (40, 0), (40_080, 40_000)]] == [-80, -40, 0, 40_000]
 
 
 def test_libx265_two_frame_preview_through_the_pipeline(tmp_path, source):

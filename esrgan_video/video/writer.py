@@ -148,14 +148,15 @@ class DtsRepair:
     B-frame delay (1 or 2 frames with B-frames and b-pyramid on): the DTS of those packets is the PTS minus
     whatever was in memory, so the muxer refuses them (Matroska: ``pts (0) < dts (…)``, MP4: "Not yet
     implemented") or, worse, stores them — a 1- or 2-frame preview failed half the time. A DTS is wrong when it
-    is missing, after its PTS, not after the previous DTS, or further before its PTS than any reorder delay
-    (``max_delay`` frames, ×4) reaches; it then becomes its PTS when that is after the previous DTS, else one
-    tick after the previous DTS (the encodes that hit this emit every packet at the flush, in display order, so
-    DTS = PTS is right for them). Correct streams pass through untouched.
+    is missing, after its PTS, not after the previous DTS, or more than ``reach_seconds`` (an hour: no reorder
+    delay comes near, even across the long gaps of variable-rate video) before its PTS; it then becomes its PTS
+    when that is after the previous DTS, else one tick after the previous DTS (the encodes that hit this emit
+    every packet at the flush, in display order, so DTS = PTS is right for them). Correct streams pass through
+    untouched.
     """
 
-    def __init__(self, *, frame_ticks: int | None, max_delay: int = 16) -> None:
-        self.reach = (frame_ticks or 1) * max_delay * 4
+    def __init__(self, time_base: Fraction, *, reach_seconds: int = 3600) -> None:
+        self.reach = round(reach_seconds / Fraction(time_base))
         """How far (time-base ticks) a DTS may trail its PTS before it is taken for garbage."""
         self.prev: int | None = None
         self.repaired = 0
@@ -281,7 +282,7 @@ class OutputVideo:
         if self.format in VIDEO_ONLY_FORMATS and pixel_format(pix_fmt).family == "rgb":
             raise OutputError(f"{self.dst}: {self.format} carries YUV or grey video only, not {pix_fmt}; "
                               "add --pix-fmt yuv444p")
-        self._fix_dts = DtsRepair(frame_ticks=round(1 / (self.rate * self.time_base)) if self.rate else None)
+        self._fix_dts = DtsRepair(self.time_base)
         if self.pipe:
             self.partial = None
             target = "pipe:1"  # FFmpeg's pipe protocol writes to file descriptor 1 itself
