@@ -215,7 +215,7 @@ def test_stream_container_mismatch_suggests_mkv(tmp_path, rich):
     assert container_suggestion(["mov_text", "h264"]) == ".mp4"
 
 
-def test_mov_text_copied_within_mp4_and_refused_by_mkv(tmp_path):
+def test_mov_text_copied_within_mp4_and_converted_for_mkv(tmp_path):
     src = make_clip(tmp_path / "src.mp4", frames=6, audio=[AudioTrack()],
                     subtitles=[SubtitleTrack("mov_text", language="eng")])
     copy_through(src, tmp_path / "out.mp4")
@@ -226,9 +226,17 @@ def test_mov_text_copied_within_mp4_and_refused_by_mkv(tmp_path):
             assert c.streams.subtitles[0].metadata.get("language") == "eng"
             cues.append([(p.pts, bytes(p)) for p in c.demux(subtitles=0) if p.size > 2])  # cues, not gap fillers
     assert cues[0] == cues[1] and len(cues[0]) == 2
-    with open_input(src) as inp:
-        with pytest.raises(OutputError, match=r"out\.mkv.*mov_text.*\.mp4"):
-            OutputVideo(tmp_path / "out.mkv", template=inp)
+    # Matroska takes no mov_text: the cues become SubRip (was a refusal; "nothing lost" keeps them), said once
+    out = copy_through(src, tmp_path / "out.mkv")
+    assert [n for n in out.notices if "converted" in n] == [
+        f"{tmp_path / 'out.mkv'}: text subtitle stream #2 (mov_text) converted to subrip (the .mkv container does not "
+        "take mov_text)"]
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        st = c.streams.subtitles[0]
+        assert st.codec_context.name == "srt" and st.metadata.get("language") == "eng"
+        got = [(round(float(p.pts * p.time_base), 3), [x.dialogue for x in st.codec_context.decode(p)])
+               for p in c.demux(st) if p.size]
+    assert got == [(0.0, [b"Hello"]), (0.2, [b"World"])]
 
 
 def test_video_codec_container_mismatch(tmp_path):

@@ -14,8 +14,10 @@ One copier serves the writer (``video.writer.OutputVideo``: a single pass) and t
   other stream the container refuses is an ``OutputError`` naming it and a container that takes it —
   except attachments (fonts) going into MP4/MOV, which cannot hold any: left out with a notice.
 - **How**: packet for packet, no re-encode — except text subtitles (SubRip, ASS, WebVTT, …) going into
-  MP4/MOV, which take only ``mov_text``: they are converted, cue by cue (said once in a notice). Bitmap
-  subtitles (DVD, PGS, DVB) cannot be converted there and are refused with one line.
+  MP4/MOV, which take only ``mov_text``: they are converted, cue by cue (said once in a notice); and,
+  the other way, a text subtitle codec another container refuses (``mov_text`` into Matroska) becomes
+  SubRip there (WebVTT in WebM). Bitmap subtitles (DVD, PGS, DVB) cannot be converted and are refused
+  with one line where the container does not take them.
 - **Facts**: every stream keeps its metadata (without what muxers regenerate), language, title and
   dispositions (default, forced, hearing impaired, …); :func:`copy_stream_facts` is also what the writer
   uses for the upscaled video stream.
@@ -139,15 +141,16 @@ def shifted_chapters(chapters: Iterable[dict], *, base: Fraction, t0: Fraction |
     return out
 
 
-class _MovTextConverter:
-    """Re-encodes the cues of a text subtitle stream as ``mov_text`` (MP4/MOV's text subtitle codec)."""
+class _TextSubtitleConverter:
+    """Re-encodes the cues of a text subtitle stream in the output stream's text codec (``mov_text`` for
+    MP4/MOV, SubRip or WebVTT elsewhere), through the ASS dialogue FFmpeg's text decoders give."""
 
     def __init__(self, src_stream, out_stream) -> None:
         self.src = src_stream
         self.out = out_stream
         ctx = src_stream.codec_context
         if not ctx.is_open:
-            ctx.open()  # the decoder makes its ASS header when it opens; the mov_text encoder needs it to open
+            ctx.open()  # the decoder makes its ASS header when it opens; the text encoders need it to open
         out_stream.codec_context.subtitle_header = ctx.subtitle_header
 
     def convert(self, pkt: av.Packet) -> av.Packet | None:
@@ -195,7 +198,7 @@ class StreamCopier:
         self.copied_packets = 0
         """Packets of the other streams handed to the muxer so far."""
         self._map: dict[int, av.stream.Stream] = {}
-        self._convert: dict[int, _MovTextConverter] = {}
+        self._convert: dict[int, _TextSubtitleConverter] = {}
         self._gap_fill: dict[int, bool] = {}
         self._pending: av.Packet | None = None
         fmt = out.format.name
@@ -220,11 +223,7 @@ class StreamCopier:
                                       f"subtitle stream #{st.index} ({cname}), and picture subtitles cannot be "
                                       f"turned into text; use .mkv, or leave subtitles out with --no-subs")
                 if is_text_subtitle(cname):
-                    out_st = out.add_stream("mov_text")
-                    out_st.time_base = st.time_base
-                    copy_stream_facts(st, out_st)
-                    self._map[st.index] = out_st
-                    self._convert[st.index] = _MovTextConverter(st, out_st)
+                    self._add_converted(st, "mov_text")
                     self._gap_fill[st.index] = True
                     converted.append(f"#{st.index} ({cname})")
                     copied.append(st)
@@ -232,6 +231,16 @@ class StreamCopier:
             try:
                 out_st = out.add_stream_from_template(st)
             except (ValueError, av.FFmpegError) as e:
+                if st.type == "subtitle" and is_text_subtitle(cname) and not mp4:
+                    target = "webvtt" if fmt == "webm" else "subrip"
+                    try:
+                        self._add_converted(st, target)
+                    except (ValueError, av.FFmpegError):
+                        raise OutputError(self.refusal(cname, st.type, st.index)) from e
+                    notice(f"{self.dst}: text subtitle stream #{st.index} ({cname}) converted to {target} (the "
+                           f"{self.dst.suffix or fmt} container does not take {cname})")
+                    copied.append(st)
+                    continue
                 if st.type == "data":
                     notice(f"{self.src}: data stream #{st.index} ({cname}) cannot go into "
                            f"{self.dst.suffix or fmt} files and is not copied")
@@ -245,6 +254,13 @@ class StreamCopier:
             notice(f"{self.dst}: text subtitle stream{'s' if len(converted) > 1 else ''} {', '.join(converted)} "
                    f"converted to mov_text (the only subtitle codec {self.dst.suffix or fmt} files take)")
         self._demux = source.demux(*copied) if copied else None
+
+    def _add_converted(self, st, codec: str) -> None:
+        out_st = self.out.add_stream(codec)
+        out_st.time_base = st.time_base
+        copy_stream_facts(st, out_st)
+        self._map[st.index] = out_st
+        self._convert[st.index] = _TextSubtitleConverter(st, out_st)
 
     def refusal(self, codec: str, kind: str, index: int | None = None) -> str:
         """The one line for a stream the output container cannot hold, with a container that can."""
