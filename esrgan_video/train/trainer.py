@@ -339,6 +339,10 @@ class Trainer:
                 self.scaler_g.load_state_dict(st["scaler_g"])
                 self.scaler_d.load_state_dict(st["scaler_d"])
             self.history = list(st.get("history", []))
+            if st.get("rng_cpu") is not None:
+                torch.set_rng_state(st["rng_cpu"])
+            if st.get("rng_cuda") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(st["rng_cuda"])
             self.best = st.get("best")
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise ModelError(f"{path}: corrupt training checkpoint ({type(e).__name__}: {str(e)[:120]}); "
@@ -502,6 +506,10 @@ class Trainer:
             "scaler_g": self.scaler_g.state_dict() if self.scaler_g.is_enabled() else None,
             "scaler_d": self.scaler_d.state_dict() if self.scaler_d.is_enabled() else None,
             "history": self.history, "best": self.best,
+            # nothing in a step draws from torch's global generators today (the sampler, the degradations and the
+            # pool have their own); saved so that anything that does resumes exactly too
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
         }
         self.folder.save_state(step, state)
         self.folder.prune()
