@@ -16,6 +16,7 @@ handled like Ctrl-C (``cli.signals``): nothing is left behind, and the status is
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ from ..errors import EsrganVideoError, OptionError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 SUBCOMMANDS = ("preview", "models", "engine", "batch", "demo", "train", "blend")
+"""Each is ``cli/<name>.py``'s ``main(argv)``, except ``models`` (here)."""
 
 
 def _upscale_parser() -> argparse.ArgumentParser:
@@ -143,50 +145,19 @@ def _run_models(argv: list[str]) -> int:
     return EXIT_OK
 
 
-def _run_engine(argv: list[str]) -> int:
-    from .engine import main as engine_main
-
-    return engine_main(argv)
-
-
-def _run_preview(argv: list[str]) -> int:
-    from .preview import main as preview_main
-
-    return preview_main(argv)
-
-
-def _run_batch(argv: list[str]) -> int:
-    from .batch import main as batch_main
-
-    return batch_main(argv)
-
-
-def _run_demo(argv: list[str]) -> int:
-    from .demo import main as demo_main
-
-    return demo_main(argv)
-
-
-def _run_train(argv: list[str]) -> int:
-    from .train import main as train_main
-
-    return train_main(argv)
-
-
-def _run_blend(argv: list[str]) -> int:
-    from .blend import main as blend_main
-
-    return blend_main(argv)
+def _run_subcommand(name: str, argv: list[str]) -> int:
+    """``esrgan-video NAME ...``: the ``main(argv)`` of ``esrgan_video.cli.NAME`` (imported only when used)."""
+    return importlib.import_module(f".{name}", __package__).main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    handlers = {"preview": _run_preview, "models": _run_models, "engine": _run_engine, "batch": _run_batch,
-                "demo": _run_demo, "train": _run_train, "blend": _run_blend}
     try:
         with stop_signals():
-            if argv and argv[0] in handlers and not os.path.exists(argv[0]):
-                return handlers[argv[0]](argv[1:])
+            if argv and argv[0] in SUBCOMMANDS and not os.path.exists(argv[0]):  # a file named like one is an input
+                if argv[0] == "models":
+                    return _run_models(argv[1:])
+                return _run_subcommand(argv[0], argv[1:])
             return _run_upscale(argv)
     except OptionError as e:  # found during the run (a trim that selects nothing, a crf the encoder lacks)
         print(f"esrgan-video: error: {e.relabel({e.option: flag_name(e.option)})}", file=sys.stderr)
