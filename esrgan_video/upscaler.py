@@ -1,4 +1,4 @@
-"""The frame-level Upscaler: model + backend + tiling + device buffers, behind one call.
+"""The frame-level Upscaler: model + backends + tile plans, behind one call.
 
 Every face upscales through this class, by way of the frame transform
 (:mod:`esrgan_video.frames.transform`), which owns the CUDA streams and buffers and calls
@@ -59,7 +59,7 @@ class Upscaler:
 
     ``upscale(frames)`` takes numpy H×W×3 (uint8, uint16 or float in [0, 1]) or a torch
     N×3×H×W tensor on any device, and returns the upscaled frames in the same kind.
-    ``upscale_tensor(rgb)`` is the device-side entry the streaming core uses.
+    ``upscale_tensor(rgb)`` is the device-side entry the frame transform uses.
     """
 
     def __init__(
