@@ -54,3 +54,14 @@ def test_validation_crops_come_from_held_out_frames():
     hr, lr = validation_crops(src, 32, 4, 4)
     assert hr.shape == (4, 3, 32, 32) and lr.shape == (4, 3, 8, 8)
     assert (hr == 250).all() and (lr == 250).all()
+
+
+def test_a_video_is_thinned_evenly_to_its_memory_budget():
+    from esrgan_video.samples import sample_clip
+    from esrgan_video.train.data import read_video
+
+    clip = sample_clip("bikes.mp4", progress=False)  # 250 frames of 640x272
+    frames, times = read_video(str(clip), max_frames=1000, max_bytes=20 * 3 * 640 * 272)
+    assert len(frames) == 20 and frames[0].shape == (3, 272, 640) and frames[0].dtype == torch.uint8
+    gaps = {round(float(b - a), 3) for a, b in zip(times, times[1:])}
+    assert gaps == {0.52}  # every 13th frame at 25 fps

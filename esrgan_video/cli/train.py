@@ -56,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
                    help="how LR inputs are made (default: the recipe's)")
     d.add_argument("--held-out", type=float, help="fraction of each source's last frames kept for validation (0.05)")
     d.add_argument("--max-frames", type=int, help="frames kept in memory per source (1000)")
+    d.add_argument("--memory-gb", type=float, help="memory for one video source's frames, GiB (4)")
     d.add_argument("--pair-threshold", type=float, help="paired data: minimum PSNR (dB) of a matching pair (20)")
     d.add_argument("--pair-offset", type=float, help="paired videos: seconds added to the LR timestamps")
     d.add_argument("--hr-crop", type=_crop, metavar="X,Y,W,H", help="paired data: crop of the HR frames")

@@ -87,6 +87,9 @@ class TrainConfig:
     min_held_out: int = 2
     max_frames: int = 1000
     """Frames kept in memory per source (evenly spaced when a source has more)."""
+    memory_gb: float = 4.0
+    """Memory for one video source's frames (GiB, 8-bit RGB): a 4K source keeps about 170 frames, 1080p about 690
+    (evenly spaced; at least 8). Paired sources keep every matched frame."""
     val_crops: int = 8
     val_size: int | None = None
     """Side of the held-out validation crops (HR pixels); None: twice the patch, capped by the frame."""
@@ -132,6 +135,8 @@ class TrainConfig:
             fail("lr", "a learning rate between 0 and 1", self.lr)
         if not (isinstance(self.ema, (int, float)) and 0 <= self.ema < 1):
             fail("ema", "a decay in [0, 1) (0 = off)", self.ema)
+        if not (isinstance(self.memory_gb, (int, float)) and self.memory_gb > 0):
+            fail("memory_gb", "a positive number of GiB", self.memory_gb)
         if not (0 < self.held_out < 0.5):
             fail("held_out", "a fraction between 0 and 0.5", self.held_out)
         b = tuple(self.betas)

@@ -58,8 +58,10 @@ def _crop(t: torch.Tensor, box: tuple[int, int, int, int] | None, path: str) -> 
     return t[:, y:y + h, x:x + w]
 
 
-def read_video(path: str, *, max_frames: int, crop=None) -> tuple[list[torch.Tensor], list[Fraction]]:
-    """Every frame of a video (evenly thinned to ``max_frames``) as 3×H×W uint8 RGB, with media times."""
+def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None = None
+               ) -> tuple[list[torch.Tensor], list[Fraction]]:
+    """Every frame of a video as 3×H×W uint8 RGB, with media times; evenly thinned to at most ``max_frames``
+    frames and at most ``max_bytes`` of frames (at least 8 frames)."""
     from ..frames.color import planes_to_rgb
     from ..frames.pixel_formats import pixel_format
     from ..video.reader import open_input
@@ -69,6 +71,9 @@ def read_video(path: str, *, max_frames: int, crop=None) -> tuple[list[torch.Ten
         info = inp.info
         fmt = pixel_format(info.pix_fmt)
         spec = info.color.resolved(info.width, info.height, fmt)
+        if max_bytes is not None:
+            w, h = (crop[2], crop[3]) if crop else (info.width, info.height)
+            max_frames = min(max_frames, max(8, int(max_bytes // (3 * w * h))))
         count = info.frame_count_in()
         step = max(1, math.ceil(count / max_frames)) if count else 1
         with warnings.catch_warnings():
@@ -100,7 +105,8 @@ def image_files(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def read_source(path: str, *, max_frames: int, crop=None) -> tuple[list[torch.Tensor], list]:
+def read_source(path: str, *, max_frames: int, crop=None, max_bytes: int | None = None
+                ) -> tuple[list[torch.Tensor], list]:
     """A video file, an image folder or one image → (frames, keys). InputError naming the path when nothing
     can be read."""
     p = Path(path)
@@ -115,7 +121,7 @@ def read_source(path: str, *, max_frames: int, crop=None) -> tuple[list[torch.Te
         return [read_still(f, crop) for f in files], [f.stem for f in files]
     if p.suffix.lower() in IMAGE_EXTENSIONS:
         return [read_still(p, crop)], [p.stem]
-    frames, times = read_video(path, max_frames=max_frames, crop=crop)
+    frames, times = read_video(path, max_frames=max_frames, crop=crop, max_bytes=max_bytes)
     if not frames:
         raise InputError(f"{path}: no frames found")
     return frames, times
@@ -181,7 +187,8 @@ def load_sources(config, scale: int, patch: int, *, notice=print) -> list[Source
     lr_paths = config.lr_data or (None,) * len(config.data)
     multiple = 2 * scale
     for path, lr_path in zip(config.data, lr_paths):
-        hr, keys = read_source(path, max_frames=config.max_frames, crop=config.hr_crop)
+        max_bytes = None if lr_path is not None else int(config.memory_gb * 2**30)  # pairs: keep every match
+        hr, keys = read_source(path, max_frames=config.max_frames, crop=config.hr_crop, max_bytes=max_bytes)
         for f in hr:
             if min(f.shape[-2:]) < patch:
                 raise InputError(f"{path}: frames are {f.shape[-1]}x{f.shape[-2]}, smaller than the {patch}-px "
