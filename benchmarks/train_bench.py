@@ -338,9 +338,15 @@ def main(argv=None) -> int:
     p.add_argument("--plain-steps", type=int, default=2, help="plain-loop steps after each round (cpu)")
     p.add_argument("--run-dir", help="where the cpu run folder goes (default: a temporary folder)")
     p.add_argument("--base", default="RealESRGAN_x4plus_anime_6B", help="the model fine-tuned (cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 on a shared, loaded machine, "
+                   "where two threads that sync at every convolution stall whenever one is descheduled")
     p.add_argument("--budget", type=float, default=60.0, help="seconds for the gpu step")
     p.add_argument("--dry-run", action="store_true", help="gpu mode on the CPU with a tiny model")
     args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     if args.mode == "cpu":
         def write(r: dict) -> None:
