@@ -155,7 +155,8 @@ def test_resume_equals_an_uninterrupted_run(clip, tiny, tmp_path):
     assert la == lb and len(la) == 10
 
 
-def test_sigint_saves_a_checkpoint_and_exits_130(clip, tiny, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_saves_a_checkpoint_and_exits_128_plus_it(clip, tiny, tmp_path, sig, code):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "esrgan_video", *base_args(clip, tiny, out, "--steps", "100000", "--save-every",
                                                                "100000", "--val-every", "100000")]
@@ -169,9 +170,9 @@ def test_sigint_saves_a_checkpoint_and_exits_130(clip, tiny, tmp_path):
         if (out / "journal.jsonl").is_file() and sum(1 for _ in open(out / "journal.jsonl")) >= 4:
             break
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "interrupted at step" in err and "Traceback" not in err
     states = sorted((out / "checkpoints").glob("state_*.pt"))
     assert len(states) == 1

@@ -6,17 +6,14 @@
 Options come from the command line over a TOML file (``--config``, same names with underscores, a
 ``[degradation]`` table for degradation fields). Rerunning the same command resumes the run in ``--out``.
 Several GPUs: ``torchrun --standalone --nproc_per_node=N -m esrgan_video train ...``.
-Exit codes: 0 done, 2 bad option, 3 bad input, 4 model/checkpoint problem, 5 download, 130 interrupted
-(a checkpoint was saved: rerun to resume).
+Exit codes: 0 done, 2 bad option, 3 bad input, 4 model/checkpoint problem, 5 download, 130 interrupted by
+Ctrl-C (143 SIGTERM, 129 SIGHUP; a checkpoint was saved: rerun to resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-
-EXIT_INTERRUPTED = 130
-
 
 def _crop(text: str) -> list[int]:
     try:
@@ -125,7 +122,7 @@ def main(argv: list[str]) -> int:
         if world.main:
             print(f"esrgan-video train: interrupted at step {result.step}; checkpoint saved in {result.out} "
                   "(rerun the same command to resume)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + int(result.signal or 2)  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     if not quiet:
         last = result.validation[-1] if result.validation else None
         score = f", held-out PSNR {last['psnr']:.2f} dB" if last else ""

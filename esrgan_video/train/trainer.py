@@ -7,7 +7,8 @@
 Setup checks everything a user can get wrong (sources, patch sizes, scales, the base model, the checkpoint
 to resume, option values) before the run folder is touched, so a bad input leaves nothing half-written.
 A rerun on the same folder resumes from its newest checkpoint; on the CPU the resumed run is bit-identical to
-an uninterrupted one. SIGINT finishes the current step, saves a checkpoint and returns ``interrupted``.
+an uninterrupted one. SIGINT (and SIGTERM, SIGHUP) finishes the current step, saves a checkpoint and returns
+``interrupted``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class TrainResult:
     final: Path | None
     best: Path | None
     interrupted: bool = False
+    signal: int | None = None
+    """The signal that stopped an interrupted run (SIGINT, SIGTERM or SIGHUP)."""
     validation: list[dict] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
@@ -545,10 +548,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
 
-    def _on_sigint(self, signum, frame) -> None:
+    def _on_signal(self, signum, frame) -> None:
         if self._stop:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self._stop = True
+        self._signal = signum
 
     def run(self, *, until: int | None = None) -> TrainResult:
         """Train from the last checkpoint (or the start) to ``steps``; checkpoint on SIGINT.
@@ -588,7 +592,9 @@ class Trainer:
             if main:
                 self.preview(0)
         handler_set = threading.current_thread() is threading.main_thread()
-        old = signal.signal(signal.SIGINT, self._on_sigint) if handler_set else None
+        stops = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                 if handler_set and signal.getsignal(s) is not signal.SIG_IGN]  # nohup's SIGHUP stays ignored
+        old = {s: signal.signal(s, self._on_signal) for s in stops}
         bar = None
         if self.progress and main:
             from tqdm import tqdm
@@ -626,7 +632,8 @@ class Trainer:
             if bar is not None:
                 bar.close()
             if handler_set:
-                signal.signal(signal.SIGINT, old)
+                for s, h in old.items():
+                    signal.signal(s, h)
         final = None
         if main:
             self.curves()
@@ -636,6 +643,7 @@ class Trainer:
         self.start_step = step
         return TrainResult(out=folder.path, step=step, final=final,
                            best=folder.best_path if folder.best_path.is_file() else None, interrupted=interrupted,
+                           signal=getattr(self, "_signal", signal.SIGINT) if interrupted else None,
                            validation=list(self.history), notices=list(self.notices))
 
 
