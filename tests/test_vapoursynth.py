@@ -597,7 +597,7 @@ def test_bad_options_are_refused(model_path):
 def test_device_0_falls_back_to_the_cpu_without_cuda(model_path):
     out = vsesrgan.upscale(rgbs_clip(n=1), model=model_path)  # device=0, the default
     assert out.get_frame(0).width == W * 4
-    with _raises("device 'cuda:1': no CUDA GPU is available"):
+    with _raises("device 1: no CUDA GPU is available"):
         vsesrgan.upscale(rgbs_clip(n=1), model=model_path, device=1)
     with _raises("device 'cuda': no CUDA GPU is available"):
         vsesrgan.upscale(rgbs_clip(n=1), model=model_path, device="cuda")

@@ -229,8 +229,9 @@ def upscale(
         raise _error("reuse='near' is refused here: its output depends on the order frames are requested in, which "
                      "VapourSynth does not fix; use reuse='exact' (bit-identical) or the CLI's --reuse near")
     try:
-        # device=0 (the default) runs on the CPU of a machine without CUDA
-        dev = resolve_device(runtime.device, cpu_if_no_cuda=True)
+        # device=0 (the default: a GPU index, as in vs-mlrt) runs on the CPU of a machine without CUDA; an explicit
+        # 'cuda' / 'cuda:N' there is refused
+        dev = resolve_device(device, cpu_if_no_cuda=type(device) is int and device == 0)
         up = Upscaler(model_opts, dataclasses.replace(runtime, device=str(dev)))
         out_w, out_h = output_size(
             clip.width, clip.height, model_scale=up.scale, scale=size.scale, multiple=fmt.multiple,
