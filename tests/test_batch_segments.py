@@ -65,7 +65,7 @@ def test_scan_real_open_gop_clip(tmp_path: Path) -> None:
 
 
 def test_joined_dts_is_monotonic_and_never_after_pts() -> None:
-    from esrgan_video.batch.segments import joined_dts
+    from esrgan_video.video.segment_join import joined_dts
 
     # two x264-like segments (B-pyramid: I0 P160 B80 b40 b120 ..., reorder delay 2), each restarting its clock
     seg = lambda o: [o + 0, o + 160, o + 80, o + 40, o + 120, o + 200, o + 280, o + 240]  # noqa: E731
@@ -85,7 +85,7 @@ def test_join_lossy_b_frame_segments(tmp_path: Path, ext: str) -> None:
     import av
     import torch
 
-    from esrgan_video.batch.segments import join_segments
+    from esrgan_video.video.segment_join import join_segments
     from esrgan_video.pipeline import upscale_video
     from esrgan_video.testing import near_identity_model
     from esrgan_video.upscaler import Upscaler

@@ -179,7 +179,7 @@ def test_segment_join_copies_streams_as_a_single_pass_does(tmp_path, tracks):
     the single pass's (#13.3)."""
     from fractions import Fraction
 
-    from esrgan_video.batch.segments import join_segments
+    from esrgan_video.video.segment_join import join_segments
 
     src = tracks["text"]
     cut = Fraction(5, 25)

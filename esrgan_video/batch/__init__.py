@@ -8,7 +8,8 @@
 from .driver import BATCH_FAILED_EXIT, BatchInterrupted, BatchSummary, JobRow, options_hash, parse_devices, run_batch
 from .inputs import VIDEO_EXTENSIONS, Job, Source, discover, plan_jobs
 from .journal import Journal
-from .segments import KeyframeIndex, Segment, join_segments, plan_segments, scan_keyframes
+from ..video.segment_join import join_segments
+from .segments import KeyframeIndex, Segment, plan_segments, scan_keyframes
 
 __all__ = [
     "BATCH_FAILED_EXIT",

@@ -130,7 +130,7 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
         return cut_into_segments(task)
     Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
     if task.kind == "join":
-        from .segments import join_segments
+        from ..video.segment_join import join_segments
 
         from ..video.stream_copy import stream_selection
 

@@ -2,7 +2,7 @@
 
 Every writer of a target ``dir/out.mkv`` writes a hidden file beside it and renames it over the target when it is
 complete: ``.out.<pid>.partial.mkv`` (``video.writer.OutputVideo``) or ``.out.join-<pid>.partial.mkv``
-(``batch.segments.join_segments``), ``<pid>`` being the writing process. A process killed with SIGKILL (or a
+(``video.segment_join.join_segments``), ``<pid>`` being the writing process. A process killed with SIGKILL (or a
 machine that lost power) leaves its file behind; :func:`remove_stale_partials`, called when a new writer of the
 same target starts, removes those whose process no longer exists on this machine.
 """

@@ -1,7 +1,7 @@
 """Copy an input's other streams into an output: which streams, how, with what facts, and their packets.
 
 One copier serves the writer (``video.writer.OutputVideo``: a single pass) and the batch join
-(``batch.segments.join_segments``: segments' video remuxed, the source's other streams copied once):
+(``video.segment_join.join_segments``: segments' video remuxed, the source's other streams copied once):
 
     copier = StreamCopier(out, source, video_index=0, selection=StreamSelection(), t0=..., t1=..., base=...,
                           shift=..., dst=dst, src=src, video_codec="h264", notice=say)
