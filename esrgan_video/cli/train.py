@@ -91,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--val-every", type=int, metavar="N", help="validate every N steps")
     r.add_argument("--preview-every", type=int, metavar="N", help="preview grid every N steps")
     r.add_argument("--device", help="cpu, cuda or cuda:N (default: auto)")
+    r.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy shared machine)")
     r.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast on CUDA (auto)")
     r.add_argument("--offline", action="store_true", default=None, help="never download (models, VGG weights)")
     r.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress bar, no notices")

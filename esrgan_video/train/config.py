@@ -79,6 +79,9 @@ class TrainConfig:
     preview_every: int | None = None
     seed: int = 0
     device: str | None = None
+    threads: int | None = None
+    """torch CPU threads (None: torch's default). 1 on a machine shared with other busy processes: two threads
+    that meet at every convolution stall whenever one is descheduled (measured: 10–60 s a step instead of 1.2 s)."""
     precision: str = "auto"
     """``auto`` (bf16 on CUDA where supported, else fp16; fp32 on the CPU), ``fp32``, ``bf16``, ``fp16``."""
     channels_last: bool = True
@@ -123,7 +126,7 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v not in allowed:
                 fail(name, "one of " + ", ".join(allowed), v)
-        positive = ("nf", "nb", "gc", "patch", "batch", "steps", "save_every", "val_every", "preview_every",
+        positive = ("nf", "nb", "gc", "patch", "batch", "steps", "save_every", "val_every", "preview_every", "threads",
                     "max_frames", "val_crops", "val_size", "min_held_out")
         for name in positive:
             v = getattr(self, name)

@@ -29,7 +29,7 @@ from ..errors import InputError, ModelError
 CONFIG = "config.json"
 JOURNAL = "journal.jsonl"
 _STATE = re.compile(r"^state_(\d{6,})\.pt$")
-VOLATILE = ("steps", "quiet", "save_every", "val_every", "preview_every", "offline")
+VOLATILE = ("steps", "quiet", "save_every", "val_every", "preview_every", "offline", "threads")
 """Config keys a rerun may change without making it a different run."""
 KEEP_STATES = 2
 

@@ -235,6 +235,8 @@ class Trainer:
     def setup(self) -> None:
         """Everything that can fail on bad input, before the run folder is written."""
         cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         self.world = ddp.from_env()
         self.device = self._device()
         ddp.init(self.world, self.device)
