@@ -6,6 +6,7 @@ Sections:
   statistics :class:`~esrgan_video.frames.reuse.NearRule` uses — PSNR of a frame against the one it repeats,
   and the largest 4×4-block mean |Δ| — for the repeats (which ``near`` should reuse) and for consecutive distinct
   frames (real motion, which it must not). Whole frames and 64×64 windows.
+* ``cost``: what ``exact`` costs where nothing repeats (Big Buck Bunny's first 40 frames, 8 alternating rounds).
 * ``tiles``: where tile reuse would pay — the tracker alone over Big Buck Bunny at 1280×720 per tile size: the
   fraction of tiles ``exact``/``near`` reuse against the pixels the tiles' overlap adds.
 * ``speed``: ``upscale_video`` fps (and process CPU seconds, the steadier measure on a shared machine) with
@@ -135,6 +136,31 @@ def section_tiles(clip: Path, model: str, tiles=(0, 256, 128, 64)) -> list[dict[
     return rows
 
 
+def section_cost(work: Path, clip: Path, model: str, *, frames: int = 40, rounds: int = 8,
+                 size: tuple[int, int] = (256, 144)) -> dict[str, Any]:
+    """What ``exact`` costs where nothing repeats: Big Buck Bunny's first frames, ``off`` and ``exact`` in
+    alternating order, median of per-round ratios (wall and process CPU seconds)."""
+    from esrgan_video.pipeline import upscale_video
+    from esrgan_video.upscaler import Upscaler
+
+    src = held_clip(work / "cost.mkv", [(clip, 0, frames)], size=size, repeat=1, codec="libx264")
+    wall: dict[str, list[float]] = {"off": [], "exact": []}
+    cpu: dict[str, list[float]] = {"off": [], "exact": []}
+    with Upscaler(model, device="cpu") as up:
+        up.prepare(size[1], size[0])
+        for r in range(rounds):
+            for m in (("off", "exact") if r % 2 == 0 else ("exact", "off")):
+                t0, c0 = time.perf_counter(), time.process_time()
+                upscale_video(src, work / f"cost_{m}.mkv", upscaler=up, reuse=m, codec="ffv1", overwrite=True)
+                wall[m].append(time.perf_counter() - t0)
+                cpu[m].append(time.process_time() - c0)
+    ratio = lambda d: round(float(np.median([e / o for e, o in zip(d["exact"], d["off"])])), 4)  # noqa: E731
+    out = {"frames": frames, "size": list(size), "rounds": rounds, "exact_over_off_wall": ratio(wall),
+           "exact_over_off_cpu": ratio(cpu), "load_end": os.getloadavg()}
+    print(f"cost: {out}", flush=True)
+    return out
+
+
 def _psnr(a: list[list[np.ndarray]], b: list[list[np.ndarray]]) -> float:
     sq, n = 0.0, 0
     for fa, fb in zip(a, b):
@@ -212,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan_video.samples import sample_clip
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="calibrate,speed,tiles")
+    ap.add_argument("--only", default="calibrate,speed,tiles,cost")
     ap.add_argument("--model", default="realesr-animevideov3")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", default="160x120", help="size of the on-twos clips (WxH)")
@@ -233,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             out["calibrate"] = section_calibrate(work, {"carphone": (carphone, 40, (176, 144)),
                                                         "bbb": (bbb, 40, (320, 180)),
                                                         "bikes": (bikes, 40, (320, 180))})
+        if "cost" in sections:
+            out["cost"] = section_cost(work, bbb, args.model)
         if "tiles" in sections:
             out["tiles"] = section_tiles(bbb, args.model)
         if "speed" in sections:
