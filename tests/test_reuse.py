@@ -11,7 +11,6 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-import torch
 
 from benchmarks.clips import held_clip
 from esrgan_video.frames import color
@@ -52,6 +51,7 @@ def test_window_regions_cover_the_chroma_upsamplers_support():
         (ry, rx), (cy, cx) = per_plane[0], per_plane[1]
         assert (ry.start, ry.stop, rx.start, rx.stop) == (t.y, min(t.y + th, 48), t.x, min(t.x + tw, 64))
         assert cy.start == max(0, t.y // 2 - CHROMA_MARGIN) and cy.stop == min(24, -(-(t.y + th) // 2) + CHROMA_MARGIN)
+        assert cx.start == max(0, t.x // 2 - CHROMA_MARGIN) and cx.stop == min(32, -(-(t.x + tw) // 2) + CHROMA_MARGIN)
         assert per_plane[2] == per_plane[1]
 
 
@@ -181,8 +181,9 @@ def test_exact_tiles_reuse_a_static_region(tmp_path, up4_tiled):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    off = upscale_video(src, tmp_path / "off.mkv", upscaler=up4_tiled, codec="ffv1")
+    off = upscale_video(src, tmp_path / "off.mkv", upscaler=up4_tiled, codec="ffv1", reuse="off")
     exact = upscale_video(src, tmp_path / "exact.mkv", upscaler=up4_tiled, codec="ffv1", reuse="exact")
+    assert off.reuse.mode == "off" and off.reuse.tiles_reused == 0
     a, b = frames_of(tmp_path / "off.mkv"), frames_of(tmp_path / "exact.mkv")
     assert all(np.array_equal(x, y) for fa, fb in zip(a, b) for x, y in zip(fa, fb))
     assert exact.reuse.frames_reused == 0 and exact.reuse.tiles_reused > 0
@@ -190,10 +191,10 @@ def test_exact_tiles_reuse_a_static_region(tmp_path, up4_tiled):
 
 def test_near_on_an_x264_clip_on_twos_reuses_and_stays_close_to_off(tmp_path, carphone, up4):
     src = held_clip(tmp_path / "twos.mp4", [(carphone, 0, 8)], size=(64, 48), codec="libx264", crf=18)
-    off = upscale_video(src, tmp_path / "off.mkv", upscaler=up4, codec="ffv1")
+    off = upscale_video(src, tmp_path / "off.mkv", upscaler=up4, codec="ffv1", reuse="off")
     exact = upscale_video(src, tmp_path / "exact.mkv", upscaler=up4, codec="ffv1", reuse="exact")
     near = upscale_video(src, tmp_path / "near.mkv", upscaler=up4, codec="ffv1", reuse="near")
-    assert near.reuse.frames_reused > exact.reuse.frames_reused
+    assert off.reuse.mode == "off" and near.reuse.frames_reused > exact.reuse.frames_reused
     a, b = frames_of(tmp_path / "off.mkv"), frames_of(tmp_path / "near.mkv")
     mse = np.mean([np.mean((x.astype(float) - y.astype(float)) ** 2) for fa, fb in zip(a, b) for x, y in zip(fa, fb)])
     assert 10 * np.log10(255 ** 2 / mse) >= 40
