@@ -11,6 +11,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.clips import held_clip
 from esrgan_video.frames import color
@@ -309,3 +310,34 @@ def test_the_mode_reaches_the_core_from_options_or_from_the_upscaler(tmp_path, o
         assert upscale_video(on_twos_with_cut, tmp_path / "b.mkv", opts, upscaler=up).reuse.mode == "off"
     with Upscaler(near_identity_model(4), device="cpu") as up:
         assert upscale_video(on_twos_with_cut, tmp_path / "c.mkv", upscaler=up, codec="ffv1").reuse.mode == "exact"
+
+
+@pytest.mark.parametrize("location", ["left", "center", "topleft", "top", "bottomleft", "bottom"])
+@pytest.mark.parametrize("name", ["yuv420p", "yuv422p"])
+def test_the_chroma_margin_covers_what_the_colour_code_reads(name, location):
+    """The oracle is the colour code itself: a chroma sample outside a window's compared region never changes the
+    window's RGB (so exact reuse is exact), for every siting and subsampling; one just outside the window does."""
+    fmt = pixel_format(name)
+    w, h = 64, 32
+    spec = color.ColorSpec(matrix=1, chroma_location=location).resolved(w, h, fmt)
+    rng = np.random.default_rng(7)
+    planes = [rng.integers(16, 240, s, dtype=np.uint8) for s in fmt.plane_shapes(w, h)]
+    x0, x1, y0, y1 = 20, 40, 10, 20  # a window
+    sx, sy = 1 << fmt.log2_chroma_w, 1 << fmt.log2_chroma_h
+
+    def window_changed(edit) -> bool:
+        p = [q.copy() for q in planes]
+        edit(p[1])
+        a = color.planes_to_rgb([torch.from_numpy(q) for q in p], fmt, spec)[0, :, y0:y1, x0:x1]
+        b = color.planes_to_rgb([torch.from_numpy(q) for q in planes], fmt, spec)[0, :, y0:y1, x0:x1]
+        return not torch.equal(a, b)
+
+    lo, hi = x0 // sx - CHROMA_MARGIN, -(-x1 // sx) + CHROMA_MARGIN
+    for c in (lo - 1, hi):  # just outside the compared columns
+        assert not window_changed(lambda u: u.__setitem__((slice(None), c), u[:, c] ^ 0x40)), c
+    assert window_changed(lambda u: u.__setitem__((slice(None), x0 // sx - 1), u[:, x0 // sx - 1] ^ 0x40))
+    if sy > 1:
+        lo, hi = y0 // sy - CHROMA_MARGIN, -(-y1 // sy) + CHROMA_MARGIN
+        for r in (lo - 1, hi):
+            assert not window_changed(lambda u: u.__setitem__(r, u[r] ^ 0x40)), r
+        assert window_changed(lambda u: u.__setitem__(y0 // sy - 1, u[y0 // sy - 1] ^ 0x40))

@@ -43,7 +43,8 @@ NEAR_RESET_PERIOD = Fraction(10)
 CHROMA_MARGIN = 3
 """Chroma samples compared beyond a window's edge on subsampled planes. The bicubic (Catmull-Rom) upsampler reads
 2 samples either side of a luma sample's chroma position, and the siting offset moves that position by up to half a
-sample: 3 covers every luma pixel of the window."""
+sample. 2 is the least the colour code needs for every siting (``tests/test_reuse.py`` checks the window's RGB against
+edits just outside the compared region, and that 1 is not enough); 3 leaves one sample to spare."""
 
 
 @dataclass(frozen=True, kw_only=True)
