@@ -8,7 +8,7 @@ down only where the sheet would pass 3840 px wide), then a 1:1 crop of a detail 
 A column is made exactly as a video run makes that frame: the same options (size, fit, codec → output pixel
 format, tiles, backend, ...), the same output plan (:func:`esrgan_video.video.output_plan.plan_output`) and the
 same :class:`~esrgan_video.frames.transform.FrameTransform`; its output planes are shown through the same colour
-code (:func:`~esrgan_video.frames.color.planes_to_rgb`) as 8-bit RGB. The source column is the same transform
+code (the transform without a model, to packed rgb24) as 8-bit RGB. The source column is the same transform
 without a model (colour code and the device resize only). Labels use the built-in bitmap font (``cli.font``).
 """
 
@@ -111,13 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 # the frames -------------------------------------------------------------------------------------------------
 def display_rgb(planes: Sequence[np.ndarray], fmt) -> np.ndarray:
-    """Output planes (``fmt``: their ``FrameFormat``) as 8-bit RGB H×W×3, through the colour code a video run uses."""
-    from ..frames.color import planes_to_rgb
+    """Output planes (``fmt``: their ``FrameFormat``) as 8-bit RGB H×W×3, through the colour code a video run uses
+    (the frame transform without a model: colour in, packed rgb24 out)."""
+    from ..frames.color import ColorSpec
+    from ..frames.pixel_formats import pixel_format
+    from ..frames.transform import FrameFormat, FrameTransform
 
-    with torch.inference_mode():
-        rgb = planes_to_rgb([torch.from_numpy(np.ascontiguousarray(p)) for p in planes], fmt.pixel_format, fmt.color)
-        out = (rgb[0].clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
-    return out.permute(1, 2, 0).contiguous().numpy()
+    rgb24 = pixel_format("rgb24")
+    h, w = np.asarray(planes[0]).shape[:2]
+    (out,) = FrameTransform(None, src=fmt, dst=FrameFormat(rgb24, ColorSpec().resolved(w, h, rgb24)))(list(planes))
+    return out
 
 
 def _short(model: str) -> str:
