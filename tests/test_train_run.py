@@ -353,3 +353,47 @@ def test_readme_and_training_doc_examples_parse():
                 blend_parser().parse_args(argv[1:])
             checked += 1
     assert checked >= 8
+
+
+def test_paired_videos_match_by_timestamp_with_an_offset(clip, tiny, tmp_path):
+    """An LR video of the same clip, starting two frames later (as a DVD rip might): --pair-offset lines it up."""
+    from esrgan_video.train.data import read_video
+
+    frames, _ = read_video(str(clip), max_frames=1000)
+    lr_path = tmp_path / "lr.mkv"
+    with av.open(str(lr_path), "w") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = 40, 28, "yuv444p"
+        st.options = {"crf": "0"}
+        for f in frames[2:]:
+            small = bicubic_down(f.unsqueeze(0).float() / 255, 4)[0]
+            arr = (small * 255).round().byte().permute(1, 2, 0).contiguous().numpy()
+            for pkt in st.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(pkt)
+        for pkt in st.encode(None):
+            out.mux(pkt)
+    from esrgan_video.train.data import load_sources
+
+    base = config(clip, tiny, tmp_path / "off", lr_data=[str(lr_path)], steps=1, pair_threshold=0.0)
+    import statistics
+
+    from esrgan_video.train.data import pair_psnr
+
+    def pair_psnrs(cfg):
+        src = load_sources(cfg, 4, 32, notice=lambda m: None)[0]
+        return [pair_psnr(h, lf, 4) for h, lf in zip(src.hr, src.lr)], len(src.hr)
+
+    off, n_off = pair_psnrs(base)
+    on, n_on = pair_psnrs(dataclasses_replace(base, pair_offset=0.08))
+    assert n_off == 22 and n_on == 22  # 22 LR frames; each HR frame has a partner in time
+    assert statistics.median(on) > 40 > statistics.median(off) + 3  # the offset pairs the same pictures
+    r = train(dataclasses_replace(base, out=str(tmp_path / "on"), pair_offset=0.08, pair_threshold=35.0))
+    assert r.step == 1
+    cfg = json.loads((tmp_path / "on" / "config.json").read_text())
+    assert cfg["pair_offset"] == 0.08 and cfg["lr_data"] == [str(lr_path)]
+
+
+def dataclasses_replace(c, **kw):
+    import dataclasses
+
+    return dataclasses.replace(c, **kw)
