@@ -397,3 +397,15 @@ def dataclasses_replace(c, **kw):
     import dataclasses
 
     return dataclasses.replace(c, **kw)
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_clean(clip, tiny, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    train(config(clip, tiny, out, steps=2))
+    shutil.rmtree(out / "checkpoints")  # as if killed before the first checkpoint was written
+    (out / "final.safetensors").unlink()
+    r = train(config(clip, tiny, out, steps=2))
+    assert r.step == 2 and r.final.is_file()
+    assert [x["step"] for x in journal(out)] == [0, 1, 2, 2]  # validation 0, steps 1-2, validation 2: once each

@@ -583,7 +583,7 @@ class Trainer:
         if main and not self._started:
             self._started = True
             folder.path.mkdir(parents=True, exist_ok=True)
-            if self.restart:
+            if self.restart or self.start_step == 0:  # nothing to resume: no leftovers of a run killed early
                 folder.clear()
             if self.start_step:
                 folder.truncate_journal(self.start_step)
