@@ -408,4 +408,5 @@ def test_a_run_killed_before_its_first_checkpoint_starts_clean(clip, tiny, tmp_p
     (out / "final.safetensors").unlink()
     r = train(config(clip, tiny, out, steps=2))
     assert r.step == 2 and r.final.is_file()
-    assert [x["step"] for x in journal(out)] == [0, 1, 2, 2]  # validation 0, steps 1-2, validation 2: once each
+    # validation 0, then step 1, validation 1, step 2, validation 2: each once
+    assert [x["step"] for x in journal(out)] == [0, 1, 1, 2, 2]
