@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -258,6 +259,11 @@ class Trainer:
                 self.resume_state = self.folder.load_state(last)
                 self.start_step = last
         dev = self.device
+        if dev.type == "cpu" and not cfg.threads and torch.get_num_threads() > 1 and hasattr(os, "getloadavg"):
+            load, cores = os.getloadavg()[0], os.cpu_count() or 1
+            if load > 1.25 * cores:
+                self.notice(f"the machine is busy (load {load:.1f} on {cores} cores): --threads 1 can be many times "
+                            f"faster than {torch.get_num_threads()} threads that keep waiting for each other")
         self.g.to(dev)
         self.base_model = copy.deepcopy(self.g).eval().requires_grad_(False)
         self.ema = copy.deepcopy(self.g).eval().requires_grad_(False) if cfg.ema > 0 else None
