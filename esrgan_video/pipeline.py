@@ -182,8 +182,8 @@ def _near_reset_pts(src) -> frozenset[int]:
     """The timestamps where ``--reuse near`` drops its references: the batch segmenter's cut candidates
     (:func:`~esrgan_video.frames.reuse.reset_points` over the clean keyframe cuts), so segmented, resumed and
     one-pass runs give the same frames."""
-    from .batch.segments import scan_keyframes  # the clean-cut rule lives with the segmenter that cuts there
     from .frames.reuse import reset_points
+    from .video.keyframes import scan_keyframes
 
     index = scan_keyframes(src)
     return frozenset(reset_points(index.pts, index.cuts, index.time_base))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from esrgan_video.batch.segments import KeyframeIndex, index_from_packets, plan_segments, scan_keyframes
+from esrgan_video.batch.segments import plan_segments
+from esrgan_video.video.keyframes import KeyframeIndex, index_from_packets, scan_keyframes
 from esrgan_video.errors import InputError
 
 from media import make_clip, make_not_media

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
-from esrgan_video.batch.segments import scan_keyframes
+from esrgan_video.video.keyframes import scan_keyframes
 from esrgan_video.errors import InputError
 from esrgan_video.video import packet_index as packet_index_module
 from esrgan_video.video.packet_index import NOPTS, clear_cache, read_packet_index

@@ -258,7 +258,8 @@ def test_near_in_segments_equals_one_pass(tmp_path, carphone, up4):
     """Batch segments cut only at near's reset points, so rendering the segments separately (as batch workers do)
     gives the one-pass frames. On threes with a keyframe every 10 frames at 2 fps: the cuts (frames 20 and 40)
     fall on repeats that a run without the reset would reuse."""
-    from esrgan_video.batch.segments import plan_segments, scan_keyframes
+    from esrgan_video.batch.segments import plan_segments
+    from esrgan_video.video.keyframes import scan_keyframes
 
     src = held_clip(tmp_path / "threes.mp4", [(carphone, 0, 18)], size=(32, 24), repeat=3, codec="libx264",
                     rate=Fraction(2), gop=10)

@@ -9,7 +9,8 @@ from .driver import BATCH_FAILED_EXIT, BatchInterrupted, BatchSummary, JobRow, o
 from .inputs import VIDEO_EXTENSIONS, Job, Source, discover, plan_jobs
 from .journal import Journal
 from ..video.segment_join import join_segments
-from .segments import KeyframeIndex, Segment, plan_segments, scan_keyframes
+from ..video.keyframes import KeyframeIndex, scan_keyframes
+from .segments import Segment, plan_segments
 
 __all__ = [
     "BATCH_FAILED_EXIT",

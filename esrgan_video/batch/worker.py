@@ -83,7 +83,8 @@ def cut_into_segments(task: Task) -> dict[str, Any]:
     Reads the source's packet index (one demux pass, no decoding; the index is cached in this process, so
     segments rendered here later do not demux the file again). Runs on a worker so the driver never reads
     whole files; returns exact timestamps as ``"n/d"`` strings: ``segments`` is ``[start, end, frame count]``."""
-    from .segments import plan_segments, scan_keyframes
+    from ..video.keyframes import scan_keyframes
+    from .segments import plan_segments
 
     index = scan_keyframes(task.src)
     segments = plan_segments(index, seconds=Fraction(task.segment_seconds or 0).limit_denominator(1000))
