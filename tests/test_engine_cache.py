@@ -231,17 +231,6 @@ def test_dynamic_is_min_differs_from_max_and_profiles_follow_streams():
         profile_count(True, 5)
 
 
-def test_private_temporary_names_differ_per_thread(tmp_path):
-    import threading
-
-    names = []
-    t = threading.Thread(target=lambda: names.append(ec._private_name(tmp_path / "x")))
-    t.start()
-    t.join()
-    names.append(ec._private_name(tmp_path / "x"))
-    assert names[0] != names[1] and all(n.parent == tmp_path and n.name.startswith(".x.") for n in names)
-
-
 # ------------------------------------------------------------------------------ timing caches (fake builder)
 
 

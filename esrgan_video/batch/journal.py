@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import OutputError
+from ..files import atomic_write_text
 
 JOURNAL_NAME = ".esrgan-video-batch.jsonl"
 LOCK_NAME = ".esrgan-video-batch.lock"
@@ -133,12 +134,6 @@ class Journal:
         return rec
 
     def _compact(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        data = "".join(
+        atomic_write_text(self.path, "".join(
             json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in self.records.values()
-        )
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        ))

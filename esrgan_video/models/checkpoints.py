@@ -27,6 +27,7 @@ import torch
 from ..arch.rrdbnet import RRDBParams
 from ..arch.srvgg import CompactParams
 from ..errors import ModelError
+from ..files import atomic_write
 from .detection import detect, expected_shapes
 from .keys import StateDict, list_keys
 
@@ -198,22 +199,7 @@ def normalize(obj: Any, source: str) -> tuple[StateDict, RRDBParams | CompactPar
 
 def save_safetensors(sd: StateDict, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
     """Write ``sd`` as safetensors atomically (temporary name beside ``path``, fsync, rename)."""
-    import os
-    import tempfile
-
     from safetensors.torch import save
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = save({k: v.detach().contiguous().cpu() for k, v in sd.items()}, metadata=dict(metadata or {}))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_write(path, data)

@@ -20,17 +20,15 @@ at the first download and checked on every later use.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DownloadError, ModelError
+from ..files import atomic_write_text, locked
 from . import ncnn
 from .download import download, offline_requested, sha256_file
 from .checkpoints import save_safetensors
@@ -167,17 +165,9 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "esrgan-video"
 
 
-@contextlib.contextmanager
-def _locked(target: Path) -> Iterator[None]:
-    """Serialise fetches of one cache file between processes (flock on ``<target>.lock``)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lock = target.with_name(f".{target.name}.lock")
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _locked(target: Path):
+    """Serialise fetches of one cache file between processes (a lock on ``.<target>.lock``)."""
+    return locked(target.with_name(f".{target.name}.lock"))
 
 
 def fetch_pinned(wheel: WheelFile, *, offline: bool = False, progress: bool = True) -> Path:
@@ -260,10 +250,7 @@ def _read_record(target: Path) -> dict | None:
 
 
 def _write_record(target: Path, record: dict) -> None:
-    path = _record_path(target)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(_record_path(target), json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def _cached(entry: ModelEntry, source: Source) -> Resolved | None:

@@ -26,16 +26,13 @@ Everything here except :func:`get_or_build`'s callbacks is TensorRT-free and run
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -43,6 +40,7 @@ from typing import TypeVar
 import torch
 
 from esrgan_video.errors import BackendError
+from esrgan_video.files import atomic_write, locked
 
 ENGINE_FORMAT = 2
 """Bumped when the way engines are exported/built changes in a way the other key fields miss
@@ -200,24 +198,10 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _private_name(path: Path) -> Path:
-    """A temporary name beside ``path`` that no other process or thread uses."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = _private_name(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
 def write_entry(paths: EnginePaths, key: EngineKey, data: bytes, *, label: str, build_seconds: float) -> None:
     """Write the engine, then its sidecar (both atomically: a crash leaves no trusted half-entry)."""
     paths.engine.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(paths.engine, data)
+    atomic_write(paths.engine, data)
     sidecar = {
         "format": ENGINE_FORMAT,
         "model": label,
@@ -229,7 +213,7 @@ def write_entry(paths: EnginePaths, key: EngineKey, data: bytes, *, label: str, 
         "build_seconds": round(build_seconds, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _atomic_write(paths.sidecar, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    atomic_write(paths.sidecar, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def read_sidecar(path: Path) -> dict:
@@ -271,18 +255,6 @@ def validate_entry(paths: EnginePaths, key: EngineKey) -> tuple[bytes | None, st
 def remove_entry(paths: EnginePaths) -> None:
     for p in (paths.engine, paths.sidecar):
         p.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Serialise builds of one engine between processes (flock)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -376,7 +348,7 @@ def save_timing_cache(config, cache, path: Path, log: Callable[[str], None] = la
             other = config.create_timing_cache(path.read_bytes())
             if other is not None and not cache.combine(other, False):  # (input_cache, ignore_mismatch)
                 log(f"TensorRT: timing cache {path} could not be merged; overwriting it")
-        _atomic_write(path, bytes(cache.serialize()))
+        atomic_write(path, bytes(cache.serialize()))
 
 
 # ------------------------------------------------------------------------------ listing
