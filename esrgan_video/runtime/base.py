@@ -81,11 +81,38 @@ class BackendInfo:
     """Why this backend was chosen (for --backend auto)."""
 
 
+def _silent(msg: str) -> None:
+    """The default notice channel of a backend: nothing is printed."""
+
+
+def cuda_device(device: str | torch.device | None, backend: str) -> torch.device:
+    """The CUDA device an engine backend (TensorRT, torch-tensorrt) runs on; BackendError for anything else."""
+    dev = torch.device(device or "cuda")
+    if dev.type != "cuda":
+        raise BackendError(f"the {backend} backend needs a CUDA device, got {dev}; use --backend torch for the CPU")
+    if not torch.cuda.is_available():
+        raise BackendError(f"the {backend} backend needs a CUDA device, but torch.cuda.is_available() is False")
+    return torch.device("cuda", torch.cuda.current_device()) if dev.index is None else dev
+
+
 class Backend(abc.ABC):
     info: BackendInfo
     scale: int
     guard: "FiniteGuard | None" = None
     """The backend's non-finite check; :meth:`flush` settles it."""
+
+    def _identify(self, model, *, name: str, device: torch.device, dtype: torch.dtype,
+                  fixed_shape: tuple[int, int, int] | None, reason: str, notice, finite_check: str | None,
+                  default_check: str) -> None:
+        """The facts every backend states: the model's scale and channels (from its descriptor), the notice
+        channel (silent by default), ``info`` and the non-finite guard (``finite_check`` or ``default_check``)."""
+        from esrgan_video.models.descriptor import describe
+
+        self.scale = int(model.scale)
+        self.in_channels = describe(model).in_channels
+        self.notice = notice or _silent
+        self.info = BackendInfo(name=name, device=device, dtype=dtype, fixed_shape=fixed_shape, reason=reason)
+        self.guard = FiniteGuard(f"{name} {precision_name(dtype)} on {device}", mode=finite_check or default_check)
 
     def open(self) -> "Backend":
         return self

@@ -32,7 +32,7 @@ from torch import nn
 
 from esrgan_video.errors import BackendError
 from esrgan_video.models.descriptor import describe
-from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard
+from esrgan_video.runtime.base import Backend
 from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
 
 TRACE_SIDE = 16
@@ -155,13 +155,9 @@ class OnnxRuntimeBackend(Backend):
         if threads is not None and threads < 1:
             raise BackendError(f"onnxruntime backend: threads must be >= 1, got {threads}")
         self._model = model
-        self.scale = int(getattr(model, "scale"))
-        self.in_channels = desc.in_channels
         self.threads = threads
-        self.notice = notice or (lambda msg: None)
-        self.info = BackendInfo(name="onnxruntime", device=dev, dtype=torch.float32,
-                                fixed_shape=(batch, h, w), reason=reason)
-        self.guard = FiniteGuard("onnxruntime fp32 on cpu", mode=finite_check or "batch")
+        self._identify(model, name="onnxruntime", device=dev, dtype=torch.float32, fixed_shape=(batch, h, w),
+                       reason=reason, notice=notice, finite_check=finite_check, default_check="batch")
         self._session = None
         self._lock = threading.Lock()
         self.open_seconds: float | None = None

@@ -52,7 +52,7 @@ from torch import nn
 from esrgan_video.errors import BackendError
 from esrgan_video.models.descriptor import describe
 from esrgan_video.runtime import engine_cache
-from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard
+from esrgan_video.runtime.base import Backend, cuda_device
 from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
 
 MAX_STREAMS = 4
@@ -404,13 +404,7 @@ class TensorRTBackend(Backend):
         notice: Callable[[str], None] | None = None,
         reason: str = "",
     ) -> None:
-        dev = torch.device(device or "cuda")
-        if dev.type != "cuda":
-            raise BackendError(f"the tensorrt backend needs a CUDA device, got {dev}; use --backend torch for the CPU")
-        if not torch.cuda.is_available():
-            raise BackendError("the tensorrt backend needs a CUDA device, but torch.cuda.is_available() is False")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
+        dev = cuda_device(device, "tensorrt")
         self.options = options or BuildOptions()
         profile_count(self.options.dynamic, streams)  # validates streams
         self.spec = ExportSpec(tuple(tile_shape), batch=batch, precision=precision or "fp16",
@@ -422,15 +416,12 @@ class TensorRTBackend(Backend):
                 "scratch memory when the input shape changes, which a captured graph cannot follow)"
             )
         self.model = model
-        self.scale = int(model.scale)
-        self.in_channels = describe(model).in_channels
         self.streams = streams
         self.cuda_graphs = cuda_graphs
         self.cache_root = cache_root
-        self.notice = notice or _silent
         fixed = None if self.spec.dynamic else (batch, *self.spec.tile_shape)
-        self.info = BackendInfo(name="tensorrt", device=dev, dtype=self.spec.dtype, fixed_shape=fixed, reason=reason)
-        self.guard = FiniteGuard(f"tensorrt {self.spec.precision} on {dev}", mode=finite_check or "deferred")
+        self._identify(model, name="tensorrt", device=dev, dtype=self.spec.dtype, fixed_shape=fixed, reason=reason,
+                       notice=notice, finite_check=finite_check, default_check="deferred")
         self.engine = None
         self.outcome: engine_cache.CacheOutcome | None = None
         self.key: engine_cache.EngineKey | None = None

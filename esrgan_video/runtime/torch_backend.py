@@ -39,15 +39,8 @@ import torch
 from torch import nn
 
 from esrgan_video.errors import BackendError
-from esrgan_video.models.descriptor import describe
 from esrgan_video.runtime.devices import runtime_device
-from esrgan_video.runtime.base import (
-    Backend,
-    BackendInfo,
-    FiniteGuard,
-    precision_dtype,
-    precision_name,
-)
+from esrgan_video.runtime.base import Backend, precision_dtype, precision_name
 
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")
 """torch.compile modes accepted by ``compile=``."""
@@ -271,20 +264,16 @@ class TorchBackend(Backend):
         if cuda_graphs and dev.type != "cuda":
             raise BackendError(f"torch backend: CUDA graphs need a CUDA device, got {dev}")
         self.channels_last = True if channels_last is None else channels_last
-        self.scale = int(getattr(model, "scale"))
-        self.in_channels = describe(model).in_channels
         self.compile_mode = compile
         self.cuda_graphs = cuda_graphs
         self.fp32_layers = tuple(fp32_layers)
-        self.notice = notice or (lambda msg: None)
         self._model, self._clamp = prepare_model(
             model, dev, dtype, channels_last=self.channels_last, fp32_layers=self.fp32_layers
         )
         self._compiled: dict[tuple[int, int, int], Callable[[torch.Tensor], torch.Tensor]] = {}
         self._compiled_lock = threading.Lock()
-        self.info = BackendInfo(name="torch", device=dev, dtype=dtype, fixed_shape=None, reason=reason)
-        mode = finite_check or ("deferred" if dev.type == "cuda" else "batch")
-        self.guard = FiniteGuard(f"torch {precision_name(dtype)} on {dev}", mode=mode)
+        self._identify(model, name="torch", device=dev, dtype=dtype, fixed_shape=None, reason=reason, notice=notice,
+                       finite_check=finite_check, default_check="deferred" if dev.type == "cuda" else "batch")
         self._graphs: dict[tuple[int, int, int], _Graph] = {}
         self._graphs_lock = threading.Lock()
         self._opened = False

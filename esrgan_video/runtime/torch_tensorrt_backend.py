@@ -26,8 +26,7 @@ import torch
 from torch import nn
 
 from esrgan_video.errors import BackendError
-from esrgan_video.models.descriptor import describe
-from esrgan_video.runtime.base import Backend, BackendInfo, FiniteGuard, precision_dtype
+from esrgan_video.runtime.base import Backend, cuda_device, precision_dtype
 from esrgan_video.runtime.torch_backend import prepare_model
 
 
@@ -100,25 +99,16 @@ class TorchTensorRTBackend(Backend):
         notice: Callable[[str], None] | None = None,
         reason: str = "",
     ) -> None:
-        dev = torch.device(device or "cuda")
-        if dev.type != "cuda" or not torch.cuda.is_available():
-            raise BackendError(f"the torch-tensorrt backend needs a CUDA device, got {dev} "
-                               f"(CUDA available: {torch.cuda.is_available()})")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
+        dev = cuda_device(device, "torch-tensorrt")
         precision = precision or "fp16"
         dtype = precision_dtype(precision)
         if dtype == torch.bfloat16:
             raise BackendError("the torch-tensorrt backend runs fp16 or fp32, got bf16")
         self.model = model
-        self.scale = int(model.scale)
-        self.in_channels = describe(model).in_channels
         self.tile_shape = tuple(tile_shape)
         self.opt_level = opt_level
-        self.notice = notice or (lambda msg: None)
-        self.info = BackendInfo(name="torch-tensorrt", device=dev, dtype=dtype,
-                                fixed_shape=(batch, *self.tile_shape), reason=reason)
-        self.guard = FiniteGuard(f"torch-tensorrt {precision} on {dev}", mode=finite_check or "deferred")
+        self._identify(model, name="torch-tensorrt", device=dev, dtype=dtype, fixed_shape=(batch, *self.tile_shape),
+                       reason=reason, notice=notice, finite_check=finite_check, default_check="deferred")
         self._compiled = None
         self._clamp = True
         self._lock = threading.Lock()
