@@ -309,7 +309,7 @@ def test_a_corrupt_or_foreign_timing_cache_never_fails_a_build(tmp_path):
     assert fake_build(path, "conv_d", log=log.append) == {"conv_d": 1.0}
     assert "does not match" in log[-2] and "could not be merged; overwriting" in log[-1]
     assert read_timings(path) == {"conv_d": 1.0}
-    assert list(tmp_path.glob(".*.tmp")) == []  # no temporary file left behind
+    assert list(tmp_path.glob(".*.part")) == []  # no temporary file left behind
 
 
 def test_concurrent_builds_merge_their_timings(tmp_path):
@@ -364,4 +364,4 @@ def test_two_processes_sharing_one_cache_build_each_engine_once(tmp_path):
     assert why == "" and data == b"engine" * 500
     timings = read_timings(tmp_path / "timing-x.timing")
     assert {"p1_2", "p2_2"} <= set(timings) and len(set(timings) & {"p1", "p2"}) == 1
-    assert list(tmp_path.glob(".*.tmp")) == []
+    assert list(tmp_path.glob(".*.part")) == []

@@ -425,7 +425,7 @@ def clear_entries(root: Path | None = None, *, model: str | None = None) -> list
                 removed.append(p)
     if model is None:
         root = engines_dir() if root is None else root
-        leftovers = ("timing-*.timing", "timing-*.timing.lock", "*.engine.lock", ".*.tmp")
+        leftovers = ("timing-*.timing", "timing-*.timing.lock", "*.engine.lock", ".*.part")
         for p in [q for pat in leftovers for q in root.glob(pat)] if root.is_dir() else []:
             p.unlink()
             removed.append(p)
