@@ -16,8 +16,8 @@ checkpoint counts once its state file exists (the model file is written first).
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, ModelError
+from ..files import atomic_write
 
 CONFIG = "config.json"
 JOURNAL = "journal.jsonl"
@@ -113,18 +114,12 @@ class RunFolder:
 
     # writes
     def write_json(self, path: Path, obj) -> None:
-        atomic_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
     def save_state(self, step: int, state: dict) -> Path:
-        path = self.state_path(step)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return atomic_write(self.state_path(step), buf.getvalue())
 
     def load_state(self, step: int) -> dict:
         path = self.state_path(step)
@@ -158,17 +153,7 @@ class RunFolder:
                 continue  # a line cut by a kill
             if rec.get("step", 0) <= step:
                 keep.append(line)
-        atomic_bytes(self.journal_path, ("\n".join(keep) + "\n" if keep else "").encode("utf-8"))
-
-
-def atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        atomic_write(self.journal_path, ("\n".join(keep) + "\n" if keep else "").encode("utf-8"))
 
 
 __all__ = ["RunFolder", "VOLATILE"]
