@@ -342,3 +342,51 @@ def test_the_chroma_margin_covers_what_the_colour_code_reads(name, location):
         for r in (lo - 1, hi):
             assert not window_changed(lambda u: u.__setitem__(r, u[r] ^ 0x40)), r
         assert window_changed(lambda u: u.__setitem__(y0 // sy - 1, u[y0 // sy - 1] ^ 0x40))
+
+
+def test_more_callers_than_slots_do_not_deadlock_on_a_partial_reuse(up4_tiled):
+    """VapourSynth calls the transform from more threads than it has slots (one on the CPU): a frame that reuses some
+    tiles of the frame before it must not hold a slot while it waits for that frame, which may be waiting for the
+    slot. Frame 1 is handed the slot first (as an unlucky schedule can): it must still finish, and so must frame 0."""
+    import threading
+
+    w, h = 64, 48
+    fmt = FrameFormat(pixel_format("gray"), color.ColorSpec().resolved(w, h, pixel_format("gray")))
+    rng = np.random.default_rng(6)
+    a = rng.integers(16, 235, (h, w), dtype=np.uint8)
+    b = a.copy()
+    b[:, 48:] = rng.integers(16, 235, (h, 16), dtype=np.uint8)  # the right column of tiles changes, the rest holds
+    serial = FrameTransform(up4_tiled, src=fmt, dst=fmt, reuse="exact")
+    want = [serial([a], seq=0), serial([b], seq=1)]
+    tr = FrameTransform(up4_tiled, src=fmt, dst=fmt, reuse="exact")
+    assert tr.slots == 1
+    real, took = tr._slots, threading.Event()
+
+    class FrameOneFirst:
+        """The slot queue, except that frame 0's thread lets frame 1's take the slot first (or waits 2 s)."""
+
+        def get(self):
+            if threading.current_thread().name == "frame0":
+                took.wait(timeout=2)
+            slot = real.get()
+            if threading.current_thread().name == "frame1":
+                took.set()
+            return slot
+
+        def put(self, slot):
+            real.put(slot)
+
+    tr._slots = FrameOneFirst()
+    got = [None, None]
+
+    def run(i, planes):
+        got[i] = tr(planes, seq=i)
+
+    threads = [threading.Thread(target=run, args=(i, [p]), name=f"frame{i}", daemon=True) for i, p in enumerate((a, b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads), "deadlock: frame 1 held the only slot while waiting for frame 0"
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(want, got))
+    assert tr.reuse_stats.frames_reused == 0 and 0 < tr.reuse_stats.tiles_reused < up4_tiled.plan(h, w).count

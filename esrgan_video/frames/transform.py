@@ -343,14 +343,16 @@ class FrameTransform:
                 link.set(done.rgb, done.stream, done.planes)
                 self._tick(time.perf_counter() - ta, 0.0)
                 return done.planes
+            # The previous frame's output is waited for before a slot is taken: that frame may itself still be
+            # waiting for one (callers outnumber slots in VapourSynth), and holding a slot here would deadlock it.
+            done = None if decision.everything or prev is None else prev.wait()
             with self._slot() as slot, torch.inference_mode():
                 ta = time.perf_counter()
                 rgb, alpha = self.to_rgb(self._upload(planes, slot, None, False))
                 tb = time.perf_counter()
-                if decision.everything or prev is None:
+                if done is None:
                     y, alpha = self.upscale(rgb, alpha)
                 else:
-                    done = prev.wait()
                     if slot.stream is not None and done.stream is not None:
                         hand_over([done.rgb], done.stream, slot.stream)
                     y = up.upscale_tensor(rgb, only=decision.compute, base=done.rgb)
