@@ -618,7 +618,7 @@ def test_reuse_exact_is_bit_identical_in_any_request_order_and_near_is_refused(m
     base = to_format(rgbs_clip(n=4, seed=5), vs.YUV420P8, **BT709_LIMITED)
     held = core.std.Interleave([base, base])  # frames 0,0,1,1,2,2,3,3
     threads(1)
-    off = [planes_of(f) for f in vsesrgan.upscale(held, model=model_path, device="cpu").frames()]
+    off = [planes_of(f) for f in vsesrgan.upscale(held, model=model_path, device="cpu", reuse="off").frames()]
     threads(4)
     out = vsesrgan.upscale(held, model=model_path, device="cpu", reuse="exact")
     order = list(range(held.num_frames)) * 2
