@@ -136,3 +136,13 @@ def test_column_labels_name_the_model_and_its_blend():
     args = build_parser().parse_args(["in.mkv", "--at", "1", "-o", "p.png", "--model", "A", "--model", "B",
                                       "--blend", "C:0.3", "--model", "D"])
     assert args.columns == [["A", None], ["B", "C:0.3"], ["D", None]]  # a --blend belongs to the --model before it
+
+
+def test_denoise_reaches_each_columns_model(tmp_path, models, clip, capfd):
+    """``--denoise`` applies to every column as to a video run: a model without a denoising partner is refused in
+    one line (exit 4, as ``esrgan-video IN OUT --denoise``), not silently left out, and nothing is written."""
+    got, err = cli(capfd, "preview", clip, "--at", "0", "--model", models["soft_x2"], "--denoise", "0.5",
+                   "-o", tmp_path / "p.png")
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert got == 4 and len(lines) == 1 and "denoise" in lines[0] and "soft_x2" in lines[0], err
+    assert not (tmp_path / "p.png").exists()

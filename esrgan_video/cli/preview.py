@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import EsrganVideoError, OptionError, OutputError
-from ..options import DEFAULT_MODEL, ModelOptions, UpscaleOptions, parse_time
+from ..options import DEFAULT_MODEL, UpscaleOptions, parse_time
 from .arguments import add_upscale_options, flag_name, upscale_options
 from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
 from .font import text_mask, text_size
@@ -159,8 +159,7 @@ def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]],
         frame = next(iter(inp.frames(start=at)))
         source_plan = None
         for model, blend in columns:
-            opts = dataclasses.replace(options, model=ModelOptions(model=model, blend=blend,
-                                                                   offline=options.model.offline))
+            opts = dataclasses.replace(options, model=dataclasses.replace(options.model, model=model, blend=blend))
             with Upscaler(opts.model, opts.runtime) as up:
                 plan = plan_output(info, opts, model_scale=up.scale, src=src, dst="preview.mkv")
                 for msg in plan.notices:
