@@ -4,7 +4,7 @@ Each line is one state change of one task (a whole file, a segment of a file, or
 segments), keyed by ``key``; the last line for a key is its state:
 
 - ``pending``  — planned, not started;
-- ``running``  — handed to ``owner`` (``host:pid/worker-N@device`` or ``ray:<task id>``); ``heartbeat`` is
+- ``running``  — handed to ``owner`` (``host:pid/driver/worker-N:pidP@device`` or ``host:pid/driver/ray-actor-N``); ``heartbeat`` is
   the last time the driver heard from it (Unix seconds);
 - ``done``     — finished: output ``size``, ``mtime_ns``, ``frames``, a cheap container ``probe``, the
   ``options`` hash that produced it and the source fingerprint (``src_size``, ``src_mtime_ns``);

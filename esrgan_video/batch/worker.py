@@ -1,4 +1,4 @@
-"""What a worker does with one task (the same code in local worker processes and in Ray tasks).
+"""What a worker does with one task (the same code in local worker processes and in Ray actors).
 
 A task is a whole file, one segment of a file, or the join of a file's segments. Workers load the model
 themselves (from a name or a path, once per process and device) and never touch the journal: they

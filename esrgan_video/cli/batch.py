@@ -46,8 +46,9 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, help="CPU threads per worker (default: cores / workers); fix it for "
                                                "bit-identical reruns on the CPU")
     b.add_argument("--ray", metavar="ADDRESS",
-                   help="run the jobs as Ray tasks on this cluster ('auto', 'ray://host:10001', or 'local' for a "
-                        "local instance); paths must be on storage every node sees")
+                   help="run the jobs on this Ray cluster, one long-lived actor per GPU (else per CPU) that keeps its "
+                        "model loaded ('auto', 'ray://host:10001', or 'local' for a local instance); paths must be "
+                        "on storage every node sees")
     b.add_argument("--ray-cpus", type=int, help="CPUs of a --ray local instance (default: all)")
     b.add_argument("--segment-seconds", type=float, default=300.0,
                    help="split videos at least twice this long into segments of whole GOPs about this long, "
