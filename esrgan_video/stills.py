@@ -18,7 +18,7 @@ from .errors import OutputError
 from .options import UpscaleOptions
 from .frames.color import ColorSpec
 from .frames.pixel_formats import pixel_format
-from .frames.sizing import output_size
+from .frames.sizing import output_size, plan_size, resize_rgb
 from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
 from .video.images import check_extension, read_image, write_image
@@ -55,8 +55,16 @@ def upscale_image(
     up = upscaler or Upscaler(opts.model, opts.runtime)
     try:
         h, w = rgb.shape[:2]
-        out_w, out_h = output_size(w, h, model_scale=up.scale, scale=scale, size=size)
-        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), notice=notice)
+        resize = resize_rgb
+        if opts.size.fit is not None:  # square-pixel WxH frames: padded, cropped or stretched, as for a video
+            plan = plan_size(w, h, model_scale=up.scale, size=size, fit=opts.size.fit)
+            for note in plan.notes:
+                if notice is not None:
+                    notice(note)
+            (out_w, out_h), resize = plan.size, plan.resize
+        else:
+            out_w, out_h = output_size(w, h, model_scale=up.scale, scale=scale, size=size)
+        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice)
     finally:
         if own:
             up.close()
@@ -65,7 +73,7 @@ def upscale_image(
 
 
 def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: tuple[int, int],
-             out_size: tuple[int, int], *, notice: Callable[[str], None] | None = None
+             out_size: tuple[int, int], *, resize=resize_rgb, notice: Callable[[str], None] | None = None
              ) -> tuple[np.ndarray, np.ndarray | None]:
     """RGB (and alpha) through the frame transform as one packed full-range RGB(A) plane; alpha upscaled once,
     beside the colour."""
@@ -74,7 +82,8 @@ def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: t
     fmt = pixel_format(name)
     side = FrameFormat(fmt, ColorSpec().resolved(*in_size, fmt))
     plane = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
-    (out,) = FrameTransform(up, src=side, dst=side, in_size=in_size, out_size=out_size, notice=notice)([plane])
+    (out,) = FrameTransform(up, src=side, dst=side, in_size=in_size, out_size=out_size, resize=resize,
+                            notice=notice)([plane])
     if alpha is None:
         return out, None
     return np.ascontiguousarray(out[..., :3]), np.ascontiguousarray(out[..., 3])

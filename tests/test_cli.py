@@ -157,6 +157,27 @@ def test_still_images(tmp_path, tiny_model, capfd):
     assert read_image(tmp_path / "a.jpg")[0].shape == (24, 32, 3)
 
 
+def test_still_images_take_fit(tmp_path, tiny_model, capfd):
+    """--size WxH --fit pad|crop reaches stills as it does videos: a 16x12 picture in a 64x64 frame gets black bars
+    above and below (pad) or fills a 48x48 frame, cut at the sides (crop), instead of being stretched."""
+    from esrgan_video.video.images import read_image, write_image
+
+    rgb = np.random.default_rng(1).integers(60, 200, (12, 16, 3), dtype=np.uint8)
+    write_image(tmp_path / "a.png", rgb, None, 8)
+    p = run_here(capfd, tmp_path / "a.png", tmp_path / "pad.png", "--model", tiny_model, "-q",
+                 "--size", "64x64", "--fit", "pad")
+    assert p.returncode == 0, p.stderr
+    out = read_image(tmp_path / "pad.png")[0].astype(int)
+    assert out.shape == (64, 64, 3)
+    assert out[:8].max() == 0 and out[56:].max() == 0 and out[8:56].min() > 0  # the 64x48 picture, centred
+    assert np.abs(out[8:56:4, ::4] - rgb).mean() < 20
+    p = run_here(capfd, tmp_path / "a.png", tmp_path / "crop.png", "--model", tiny_model, "-q",
+                 "--size", "48x48", "--fit", "crop")
+    assert p.returncode == 0, p.stderr
+    out = read_image(tmp_path / "crop.png")[0].astype(int)
+    assert out.shape == (48, 48, 3) and np.abs(out[::4, ::4] - rgb[:, 2:14]).mean() < 20  # 64x48, 8 px cut each side
+
+
 def test_models_command_lists_the_registry(capfd):
     p = run_here(capfd, "models")
     assert p.returncode == 0, p.stderr
