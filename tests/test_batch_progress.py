@@ -115,3 +115,17 @@ def test_progress_arrives_while_files_run(tmp_path, model_file):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert snaps[-1].done_files == 2 and snaps[-1].frames == 48
     json.dumps(snaps[-1].as_json())
+
+
+def test_a_segmented_files_total_comes_from_its_scan(tmp_path, model_file):
+    """A file cut into segments shows its whole frame count (the plan task's scan) while its segments run, not the
+    sum of the segments that happen to be running."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    make_clip(lib / "long.mkv", frames=12, options={"x264-params": "keyint=4:min-keyint=4:scenecut=0"})
+    snaps = []
+    s = run_batch([lib], tmp_path / "out", model=str(model_file), codec="ffv1", threads=1, segment_seconds=0.16,
+                  log=lambda m: None, progress=snaps.append)
+    assert s.exit_code == 0 and s.rows[0].segments == 3
+    running = [f for snap in snaps for f in snap.files]
+    assert running and all(f.total == 12 for f in running), [(f.frames, f.total) for f in running]

@@ -238,7 +238,7 @@ class Plan:
         st = self.jobs[task.job_key]
         if task.kind == "plan":
             if self.tracker is not None and task.job_key in self.tracker:
-                self.tracker.set_total(task.job_key, int(result.get("frames", 0)) or None)
+                self.tracker.set_total(task.job_key, int(result.get("frame_count") or 0) or None)  # the scan's count
             self._planned(st, result)
             return
         extra = {"start": fraction_text(task.start), "end": fraction_text(task.end)} if task.kind == "segment" else {}
