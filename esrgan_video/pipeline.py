@@ -74,6 +74,7 @@ class RunResult:
     size: tuple[int, int] = (0, 0)
     """The output frame (width, height)."""
     sar: Fraction = Fraction(1)
+    """The output's sample aspect ratio (``frames.sizing.plan_size``)."""
     damage: str | None = None
     """The one line about what the input lost (truncated, undecodable frames), None for an intact input; the
     output is kept either way (``video.damage``)."""
@@ -84,7 +85,6 @@ class RunResult:
     def damaged(self) -> bool:
         """The input was damaged (truncated or frames lost): the CLI exits 9, batch records ``damaged``."""
         return self.damage is not None
-    """The output's sample aspect ratio (``frames.sizing.plan_size``)."""
 
 
 class _StageClock:
