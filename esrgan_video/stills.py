@@ -60,7 +60,7 @@ def upscale_image(
             plan = plan_size(w, h, model_scale=up.scale, size=size, fit=opts.size.fit)
             for note in plan.notes:
                 if notice is not None:
-                    notice(note)
+                    notice(f"{dst}: {note}")
             (out_w, out_h), resize = plan.size, plan.resize
         else:
             out_w, out_h = output_size(w, h, model_scale=up.scale, scale=scale, size=size)
