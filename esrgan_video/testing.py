@@ -236,10 +236,10 @@ def ncnn_run(param: Path, bin_: Path, x: torch.Tensor) -> torch.Tensor:
 
 def decoded_planes(frame) -> list[np.ndarray]:
     """A decoded PyAV frame's planes as the reader gives them (contiguous, line padding dropped, uint16 above
-    8 bits): ``video.reader.copy_planes`` with the format's layouts — the one plane copier of the tests and
+    8 bits): ``video.planes.copy_planes`` with the format's layouts — the one plane copier of the tests and
     benchmarks."""
     from .frames.pixel_formats import plane_layouts
-    from .video.reader import copy_planes
+    from .video.planes import copy_planes
 
     return copy_planes(frame, plane_layouts(frame.format.name, frame.width, frame.height))
 

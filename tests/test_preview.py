@@ -86,7 +86,7 @@ def test_preview_sheet_columns_labels_and_the_video_runs_frame(tmp_path, models,
     with av.open(str(video)) as c:
         frame = [f for f in c.decode(video=0)][3]
         fmt = pixel_format(frame.format.name)
-        from esrgan_video.video.reader import copy_planes
+        from esrgan_video.video.planes import copy_planes
 
         planes = copy_planes(frame, fmt.plane_layouts(frame.width, frame.height))
     from esrgan_video.video.reader import open_input

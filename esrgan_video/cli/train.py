@@ -6,14 +6,17 @@
 Options come from the command line over a TOML file (``--config``, same names with underscores, a
 ``[degradation]`` table for degradation fields). Rerunning the same command resumes the run in ``--out``.
 Several GPUs: ``torchrun --standalone --nproc_per_node=N -m esrgan_video train ...``.
-Exit codes: 0 done, 2 bad option, 3 bad input, 4 model/checkpoint problem, 5 download, 130 interrupted by
-Ctrl-C (143 SIGTERM, 129 SIGHUP; a checkpoint was saved: rerun to resume).
+Exit codes: those of ``cli.exit_codes`` (a stop by Ctrl-C, SIGTERM or SIGHUP saves a checkpoint first: rerun to
+resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
+
 
 def _crop(text: str) -> list[int]:
     try:
@@ -42,8 +45,8 @@ def parser() -> argparse.ArgumentParser:
         description="Fine-tune an ESRGAN (RRDB) generator on your own videos or images. LR inputs are made from "
         "random HR patches by a degradation, or given (--lr-data). Writes a run folder (--out) with checkpoints, "
         "previews and a journal; rerunning the same command resumes. See docs/training.md.",
-        epilog="Exit codes: 0 done, 2 bad option, 3 bad input, 4 model or checkpoint, 5 download, 130 interrupted "
-        "(checkpoint saved; rerun to resume).",
+        epilog=exit_codes_text(skip=(BATCH_FAILED, DAMAGED)) + " A stop by a signal saves a checkpoint first: rerun "
+        "the same command to resume.",
         argument_default=None,
     )
     d = p.add_argument_group("data")

@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -358,57 +357,25 @@ def degrade_batch(hr: torch.Tensor, scale: int, cfg, seeds: torch.Tensor | list[
 
 def video_roundtrip(lr_frames: torch.Tensor, cfg: Video, crf: int) -> torch.Tensor:
     """Encode ``lr_frames`` (N×3×h×w float in [0, 1], even h and w) as one run with ``cfg.codec`` at ``crf``
-    (4:2:0, limited range, BT.709) and decode them again with the project's colour code; same shape out."""
-    import av
-
+    (4:2:0, limited range, BT.709) and decode them again (``video.codec_roundtrip``), converting with the
+    project's colour code both ways; same shape out."""
     from ..frames.color import ColorSpec, planes_to_rgb, rgb_to_planes
     from ..frames.pixel_formats import pixel_format
+    from ..video.codec_roundtrip import codec_round_trip
 
     n, _, h, w = lr_frames.shape
     if h % 2 or w % 2:
         raise ValueError(f"video degradation needs even frame sizes for 4:2:0, got {w}x{h}")
     fmt = pixel_format("yuv420p")
     spec = ColorSpec(matrix=1, primaries=1, transfer=1, full_range=False, chroma_location="left").resolved(w, h, fmt)
-    enc = av.CodecContext.create(cfg.codec, "w")
-    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
-    from fractions import Fraction
-
-    enc.time_base = Fraction(1, 25)
-    enc.framerate = Fraction(25)
-    enc.color_range = 1
-    enc.colorspace = 1
     opts = {"crf": str(int(crf)), "preset": cfg.preset, "g": str(cfg.gop), "bf": str(cfg.bframes)}
     if cfg.codec == "libx264":
         opts["threads"] = "1"
     else:
         opts["x265-params"] = f"log-level=error:keyint={cfg.gop}:min-keyint=1:bframes={cfg.bframes}:pools=1"
-    enc.options = opts
-    packets = []
-    for i in range(n):
-        planes = rgb_to_planes(lr_frames[i:i + 1], fmt, spec)
-        arr = np.concatenate([p.numpy().reshape(-1) for p in planes]).reshape(h * 3 // 2, w)
-        frame = av.VideoFrame.from_ndarray(arr, format="yuv420p")
-        frame.pts = i
-        packets.extend(enc.encode(frame))
-    packets.extend(enc.encode(None))
-    dec = av.CodecContext.create("h264" if cfg.codec == "libx264" else "hevc", "r")
-    dec.thread_count = 1
-    out = []
-    for pkt in packets:
-        out.extend(dec.decode(pkt))
-    out.extend(dec.decode(None))
-    if len(out) != n:
-        raise RuntimeError(f"video degradation: {n} frames encoded but {len(out)} decoded")
-    out.sort(key=lambda f: f.pts)
-    rgb = []
-    for f in out:
-        a = f.to_ndarray(format="yuv420p")
-        y = torch.from_numpy(np.ascontiguousarray(a[:h]))
-        rest = a[h:].reshape(-1)
-        u = torch.from_numpy(rest[: (h // 2) * (w // 2)].reshape(h // 2, w // 2).copy())
-        v = torch.from_numpy(rest[(h // 2) * (w // 2):].reshape(h // 2, w // 2).copy())
-        rgb.append(planes_to_rgb([y, u, v], fmt, spec))
-    return torch.cat(rgb)
+    planes = [[p.numpy() for p in rgb_to_planes(lr_frames[i:i + 1], fmt, spec)] for i in range(n)]
+    decoded = codec_round_trip(planes, codec=cfg.codec, width=w, height=h, pix_fmt="yuv420p", options=opts)
+    return torch.cat([planes_to_rgb([torch.from_numpy(p) for p in frame], fmt, spec) for frame in decoded])
 
 
 def video_degrade(hr_frames: torch.Tensor, scale: int, cfg: Video, seed: int) -> torch.Tensor:

@@ -31,6 +31,7 @@ from ..errors import InputError
 from ..frames.pixel_formats import pixel_format, plane_layouts
 from .damage import Promise, ReadStats, judge_truncation, stream_promise
 from .packet_index import PacketIndex, read_packet_index
+from .planes import copy_planes
 from .probe import pick_video_stream
 from .metadata import (
     FIELD_ORDERS,
@@ -446,18 +447,6 @@ def _when(pkt) -> str:
     if ts is None or pkt.time_base is None:
         return "an unknown time"
     return f"{float(ts * pkt.time_base):.3f} s"
-
-
-def copy_planes(frame: av.VideoFrame, layouts) -> list[np.ndarray]:
-    """Copy each plane out of the AVFrame, dropping the line padding (``line_size`` ≥ row bytes)."""
-    out = []
-    for plane, lay in zip(frame.planes, layouts):
-        rows = lay.shape[0]
-        ls = plane.line_size
-        buf = np.frombuffer(plane, np.uint8, count=ls * (rows - 1) + lay.row_bytes)
-        view = np.lib.stride_tricks.as_strided(buf, shape=(rows, lay.row_bytes), strides=(ls, 1))
-        out.append(np.ascontiguousarray(view).view(lay.dtype).reshape(lay.shape))
-    return out
 
 
 def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None = None) -> InputVideo:

@@ -42,6 +42,7 @@ from .encoder_settings import encoder_settings
 from .chatter import quiet_encoder_options
 from .encoder_formats import choose_pix_fmt, encoder_pix_fmts
 from .partials import partial_path, remove_stale_partials
+from .planes import frame_from_planes
 from .reader import InputVideo
 from .stream_copy import StreamCopier, StreamSelection, container_suggestion, copy_stream_facts, shifted_chapters
 
@@ -451,21 +452,8 @@ class OutputVideo:
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(f"OutputVideo.write: pts must increase (presentation order), got {pts} after "
                              f"{self._last_pts}")
-        if len(planes) != len(self._layouts):
-            raise ValueError(f"OutputVideo.write: expected {len(self._layouts)} planes for {self.pix_fmt}, "
-                             f"got {len(planes)}")
-        frame = av.VideoFrame(self.size[0], self.size[1], self.pix_fmt)
-        for i, (plane, arr, lay) in enumerate(zip(frame.planes, planes, self._layouts)):
-            a = np.asarray(arr)
-            if a.shape != lay.shape:
-                raise ValueError(f"OutputVideo.write: plane {i} of {self.pix_fmt} {self.size[0]}x{self.size[1]} "
-                                 f"must have shape {lay.shape}, got {a.shape}")
-            a = np.ascontiguousarray(a, dtype=lay.dtype)
-            ls = plane.line_size
-            rows = lay.shape[0]
-            buf = np.frombuffer(plane, np.uint8, count=ls * (rows - 1) + lay.row_bytes)
-            np.lib.stride_tricks.as_strided(buf, shape=(rows, lay.row_bytes), strides=(ls, 1))[...] = \
-                a.view(np.uint8).reshape(rows, lay.row_bytes)
+        frame = frame_from_planes(planes, self.pix_fmt, self.size[0], self.size[1], layouts=self._layouts,
+                                  where="OutputVideo.write")
         frame.pts = pts - round(self.shift / self.time_base)
         frame.time_base = self.time_base
         for name, value in self._tags.items():
