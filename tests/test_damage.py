@@ -199,3 +199,20 @@ def test_batch_marks_a_truncated_file_damaged(tmp_path, damaged, tiny_model):
     rec = parse_lines((out / JOURNAL_NAME).read_text())["in.mkv"]
     assert rec["state"] == "done" and rec["damage"].startswith("in.mkv ends early:")
     assert (out / "in.mkv").exists()
+
+
+def test_batch_verbose_shows_ffmpegs_decoder_messages(tmp_path, tiny_model, capfd):
+    """``batch --verbose`` reaches the worker processes as ``--verbose`` reaches a single run: FFmpeg's own decoder
+    messages on a corrupt input (none without it)."""
+    from esrgan_video.cli.main import main
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    good = media.make_clip(tmp_path / "good.mkv", frames=12, options={"g": "1"})
+    media.make_corrupt(good, lib / "bad.mkv", frames=[4, 5])
+    args = ["batch", lib, "-o", tmp_path / "out", "--model", tiny_model, "--devices", "cpu", "--threads", "1"]
+    capfd.readouterr()
+    assert main([str(a) for a in args]) == 8
+    assert "[h264 @" not in capfd.readouterr().err
+    assert main([str(a) for a in [*args[:3], tmp_path / "loud", *args[4:], "--verbose"]]) == 8
+    assert "[h264 @" in capfd.readouterr().err

@@ -143,6 +143,10 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
         from ..pipeline import upscale_video
 
         opts = settings.options
+        if opts.encode.verbose:  # FFmpeg's own log lines in this worker process too, as the CLI's --verbose
+            from ..video.chatter import show_ffmpeg_log
+
+            show_ffmpeg_log(True)
         if task.kind == "segment":
             opts = opts.replace(start=task.start, end=task.end, copy_streams=False, shift_timestamps=False)
         result = upscale_video(task.src, task.dst, opts, upscaler=_upscaler(settings, device),
