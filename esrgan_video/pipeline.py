@@ -25,7 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from .errors import EsrganVideoError
+from .errors import EsrganVideoError, OptionError
 from .frames.reuse import ReuseStats
 from .frames.transform import FrameTransform
 from .options import UpscaleOptions
@@ -137,6 +137,7 @@ def upscale_video(
             say(msg)
         check_trim(inp, start, end)  # a trim that selects no frame: OptionError before anything is loaded or opened
         check_output(dst, codec, format=enc.format)  # a container that cannot hold the codec: before any work
+        _check_streams_keep(inp, enc)
         up = upscaler or Upscaler(opts.model, opts.runtime)
         reuse = opts.runtime.reuse if upscaler is None or _reuse_given(options, flat_options) else up.runtime.reuse
         try:
@@ -187,6 +188,19 @@ def _near_reset_pts(src) -> frozenset[int]:
 
     index = scan_keyframes(src)
     return frozenset(reset_points(index.pts, index.cuts, index.time_base))
+
+
+def _check_streams_keep(inp, enc) -> None:
+    """``--streams-keep`` naming a stream the input lacks: OptionError before any work (not a run that silently
+    copies less than asked)."""
+    if not enc.copy_streams or enc.streams_keep is None:
+        return
+    with inp.open_container() as c:
+        count = len(c.streams)
+    missing = [i for i in enc.streams_keep if i >= count]
+    if missing:
+        raise OptionError("streams_keep", f"stream indices of {inp.info.path.name} (0 to {count - 1})",
+                          ",".join(map(str, missing)))
 
 
 def _reuse_given(options: UpscaleOptions | None, flat: dict) -> bool:

@@ -201,3 +201,14 @@ def test_segment_join_copies_streams_as_a_single_pass_does(tmp_path, tracks):
         assert any("converted to mov_text" in n for n in said) == (ext == ".mp4")
     with av.open(str(tmp_path / "joined.mkv")) as c:
         assert sum(1 for _ in c.decode(video=0)) == 10
+
+
+def test_streams_keep_naming_a_stream_the_input_lacks_is_refused(tmp_path, tracks, tiny_model, capfd):
+    """``--streams-keep 1,9`` on a file of five streams: a one-line error naming the index (exit 2), nothing written,
+    instead of a run that silently copies less than asked."""
+    dst = tmp_path / "out.mkv"
+    p = cli(capfd, tracks["text"], dst, "--model", tiny_model, "--device", "cpu", "--streams-keep", "1,9")
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith("esrgan-video: error: --streams-keep:") and "9" in lines[0] and "0 to 4" in lines[0]
+    assert list(tmp_path.iterdir()) == []
