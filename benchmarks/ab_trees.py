@@ -7,7 +7,8 @@ its package is copied under a new name (``esrgan_video_a`` / ``esrgan_video_b``,
 so both import side by side and run the same clip slice (``benchmarks.run``'s e2e: carphone, H.264 CRF 12,
 libx264 CRF 18 veryfast out) with their own Upscaler on the same weights, alternating which goes first. Reports
 the medians and the median of per-round ratios of wall seconds and of process CPU seconds (the steadier one on a
-shared machine). Used to check that the core's rewrite kept ``make bench``'s e2e figures (docs/benchmarks.md).
+shared machine). Its defaults are ``make bench-full``'s e2e case; used to check that the core's rewrite kept
+the e2e figures (docs/ARCHITECTURE.md, the streaming core).
 """
 
 from __future__ import annotations
