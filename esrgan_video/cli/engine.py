@@ -110,13 +110,6 @@ def parse_shape(text: str) -> tuple[int, int]:
     return h, w
 
 
-def add_engine_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``engine`` with its subcommands to an argparse subparsers object; returns its parser."""
-    p = subparsers.add_parser("engine", help="build, list or clear TensorRT engines", description=__doc__.split("\n\n")[0])
-    fill_engine_parser(p)
-    return p
-
-
 def fill_engine_parser(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="engine_command", required=True, metavar="{build,list,clear,presets}")
     b = sub.add_parser("build", help="build an engine (needs TensorRT and a CUDA GPU)")
