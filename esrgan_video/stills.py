@@ -45,12 +45,15 @@ def upscale_image(
     scale, size = opts.size.scale, opts.size.size
     src, dst = Path(src), Path(dst)
     check_extension(dst)
+    if not dst.parent.is_dir():
+        raise OutputError(f"{dst}: the directory {dst.parent} does not exist")
     if dst.exists():
         if src.exists() and os.path.samefile(src, dst):
             raise OutputError(f"{dst}: the output is the input file; choose another name")
         if not overwrite:
             raise OutputError(f"{dst}: already exists; pass -y/--overwrite to replace it")
     rgb, alpha, bits = read_image(src)
+    check_extension(dst, alpha=alpha is not None)  # before the model runs
     own = upscaler is None
     up = upscaler or Upscaler(opts.model, opts.runtime)
     try:

@@ -178,6 +178,20 @@ def test_still_images_take_fit(tmp_path, tiny_model, capfd):
     assert out.shape == (48, 48, 3) and np.abs(out[::4, ::4] - rgb[:, 2:14]).mean() < 20  # 64x48, 8 px cut each side
 
 
+def test_still_image_output_errors_are_one_line(tmp_path, tiny_model, capfd):
+    """A still's output in a missing folder, or a format that cannot keep the input's alpha: one line, exit 6, no
+    traceback, nothing written (the alpha refusal comes before the model runs)."""
+    from esrgan_video.video.images import write_image
+
+    rgb = np.full((12, 16, 3), 100, np.uint8)
+    write_image(tmp_path / "rgba.png", rgb, np.full((12, 16), 50, np.uint8), 8)
+    p = run_here(capfd, tmp_path / "rgba.png", tmp_path / "nodir" / "o.png", "--model", tiny_model)
+    assert_one_line_error(p, 6, "the directory", "does not exist")
+    p = run_here(capfd, tmp_path / "rgba.png", tmp_path / "o.jpg", "--model", tiny_model)
+    assert_one_line_error(p, 6, "o.jpg", "alpha")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["rgba.png"]
+
+
 def test_models_command_lists_the_registry(capfd):
     p = run_here(capfd, "models")
     assert p.returncode == 0, p.stderr

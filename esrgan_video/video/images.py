@@ -61,11 +61,14 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, 
     return np.ascontiguousarray(rgb), alpha, 16 if deep else 8
 
 
-def check_extension(dst: str | os.PathLike) -> None:
-    """OutputError unless ``dst``'s extension is one :func:`write_image` encodes."""
+def check_extension(dst: str | os.PathLike, *, alpha: bool = False) -> None:
+    """OutputError unless ``dst``'s extension is one :func:`write_image` encodes (with an alpha channel when
+    ``alpha``)."""
     dst = Path(dst)
     if dst.suffix.lower() not in _ENCODERS:
         raise OutputError(f"{dst}: unsupported image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    if alpha and _ENCODERS[dst.suffix.lower()][2] is None:
+        raise OutputError(f"{dst}: this format cannot keep the alpha channel; use .png or .tiff")
 
 
 def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None, bits: int) -> None:
@@ -76,11 +79,9 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
     when complete, so ``dst`` is never half written.
     """
     dst = Path(dst)
-    check_extension(dst)
+    check_extension(dst, alpha=alpha is not None)
     codec, fmt8, fmt8a, fmt16, fmt16a = _ENCODERS[dst.suffix.lower()]
     deep = bits > 8 and fmt16 is not None
-    if alpha is not None and (fmt16a if deep else fmt8a) is None:
-        raise OutputError(f"{dst}: this format cannot keep the alpha channel; use .png or .tiff")
     if not deep and rgb.dtype == np.uint16:
         rgb = (rgb.astype(np.uint32) * 255 + 32767) // 65535
         rgb = rgb.astype(np.uint8)
