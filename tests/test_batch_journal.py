@@ -54,3 +54,20 @@ def test_second_driver_on_the_same_folder_is_refused(tmp_path: Path) -> None:
 def test_unknown_state_is_rejected(tmp_path: Path) -> None:
     with Journal(tmp_path) as j, pytest.raises(ValueError, match="state"):
         j.record("a", "finished")
+
+
+def test_an_output_folder_that_is_a_file_is_a_one_line_error(tmp_path: Path, capfd) -> None:
+    """``batch in.mkv -o in.mkv``: exit 6 and one line naming the folder, not mkdir's traceback."""
+    from safetensors.torch import save_file
+
+    from esrgan_video.cli.main import main
+    from esrgan_video.testing import near_identity_model
+    from media import make_clip
+
+    model = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in near_identity_model(2).state_dict().items()}, str(model))
+    src = make_clip(tmp_path / "in.mkv", frames=2)
+    capfd.readouterr()
+    assert main(["batch", str(src), "-o", str(src), "--model", str(model), "--devices", "cpu"]) == 6
+    lines = [l for l in capfd.readouterr().err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("esrgan-video: error:") and "it is a file" in lines[0], lines

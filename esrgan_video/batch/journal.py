@@ -78,9 +78,12 @@ class Journal:
     # lifecycle ---------------------------------------------------------------------------
     def open(self) -> "Journal":
         """Take the lock, read the records, compact the file and open it for appending."""
-        self.outdir.mkdir(parents=True, exist_ok=True)
-        lock_path = self.outdir / LOCK_NAME
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.outdir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.outdir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a file in the way, no permission, a read-only disk
+            reason = "it is a file, not a folder" if self.outdir.exists() and not self.outdir.is_dir() else e.strerror
+            raise OutputError(f"{self.outdir}: cannot be used as the output folder ({reason})") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
