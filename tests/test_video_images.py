@@ -53,3 +53,13 @@ def test_refusals_name_the_file(tmp_path):
     with pytest.raises(InputError, match="not a readable image"):
         read_image(tmp_path / "text.png")
     assert ".png" in IMAGE_EXTENSIONS and ".jpeg" in IMAGE_EXTENSIONS
+
+
+def test_an_unwritable_target_is_an_output_error(tmp_path):
+    """A folder that cannot take the file (here a file in the folder's place): OutputError naming the target, no
+    temporary file left (preview and stills print it in one line)."""
+    rgb, _ = _picture()
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(OutputError, match=r"file/x\.png: cannot be written"):
+        write_image(tmp_path / "file" / "x.png", rgb, None, 8)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]

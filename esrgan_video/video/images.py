@@ -8,6 +8,7 @@ The upscaling itself is ``esrgan_video.stills``' (the core's frame transform).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -108,6 +109,15 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
             for packet in s.encode(None):
                 c.mux(packet)
         os.replace(tmp, dst)
+    except (av.FFmpegError, OSError) as e:  # an unwritable folder, a full disk
+        _remove(tmp)
+        raise OutputError(f"{dst}: cannot be written ({getattr(e, 'strerror', None) or e})") from e
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: Path) -> None:
+    """Remove a temporary file if it was made (its folder may not even be one)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        tmp.unlink()
