@@ -10,10 +10,10 @@ damaged or truncated data ends the index there: ``complete`` is False and ``erro
 read stands. Timestamps stay in the stream's ``time_base`` (integers) until a caller asks for seconds,
 so they are rounded once; media time counts from the container's ``start_time``, as ``InputVideo`` does.
 
-The reader (``InputVideo.frames(start=…)``, ``resolve_range``), the batch keyframe scan and segment plan
-(``batch.segments``) and the worker's cut into segments all read this one index; it is cached per file
-(path, size, modification time and stream), so a run — and every segment a worker process renders of the
-same source — demuxes the file once.
+The reader (``InputVideo.frames(start=…)``, ``resolve_range``), the keyframe scan (``video.keyframes``: batch's
+segment plan, ``--reuse near``'s reset points) and the segment join (``video.segment_join``: each segment's PTS)
+all read this one index; it is cached per file (path, size, modification time and stream; the last 8), so a
+run — and every segment a worker process renders of the same source — demuxes the file once.
 """
 
 from __future__ import annotations
