@@ -368,14 +368,18 @@ def test_a_backend_that_fails_to_open_fails_before_the_output_is_started(tmp_pat
 
 
 def test_orchestrator_keeps_order_and_bounds_frames_in_flight(tmp_path, up4):
-    """Frames come back in order with a worker that finishes them out of order, and no more than the bounded
-    deque's depth are ever decoded ahead of the encoder."""
+    """Frames come back in order with workers that finish them out of order (three workers; each frame of a group
+    of three waits less than the one before it), and no more than the bounded deque's depth are ever decoded ahead
+    of the encoder."""
+    import time
+
     from esrgan_video import pipeline
 
     src = media.make_clip(tmp_path / "in.mkv", codec="ffv1", pix_fmt="yuv444p", size=(16, 12), frames=12)
-    ref = upscale_video(src, tmp_path / "ref.mkv", upscaler=up4, codec="ffv1")
+    ref = upscale_video(src, tmp_path / "ref.mkv", upscaler=up4, codec="ffv1", reuse="off")
     assert ref.frames == 12
     seen = {"in_flight": 0, "max": 0}
+    finished: list[int] = []
     lock = threading.Lock()
     real_write = pipeline.OutputVideo.write
 
@@ -386,17 +390,28 @@ def test_orchestrator_keeps_order_and_bounds_frames_in_flight(tmp_path, up4):
 
     real_call = pipeline.FrameTransform.__call__
 
-    def slow_first(self, planes, **kw):
+    def out_of_order(self, planes, *, seq=None, **kw):
         with lock:
             seen["in_flight"] += 1
             seen["max"] = max(seen["max"], seen["in_flight"])
-        return real_call(self, planes, **kw)
+        time.sleep(0.05 * (2 - seq % 3))
+        out = real_call(self, planes, seq=seq, **kw)
+        with lock:
+            finished.append(seq)
+        return out
+
+    class ThreeWorkers(pipeline.FrameTransform):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.slots = 3  # the orchestrator runs one worker thread per slot
 
     with pytest.MonkeyPatch.context() as m:
         m.setattr(pipeline.OutputVideo, "write", counting_write)
-        m.setattr(pipeline.FrameTransform, "__call__", slow_first)
-        upscale_video(src, tmp_path / "o.mkv", upscaler=up4, codec="ffv1")
-    assert 1 <= seen["max"] <= 2 * 1 + 2  # depth = 2 × workers + 2, one worker on the CPU
+        m.setattr(pipeline.FrameTransform, "__call__", out_of_order)
+        m.setattr(pipeline, "FrameTransform", ThreeWorkers)
+        upscale_video(src, tmp_path / "o.mkv", upscaler=up4, codec="ffv1", reuse="off")
+    assert sorted(finished) == list(range(12)) and finished != sorted(finished)  # they did finish out of order
+    assert 1 <= seen["max"] <= 2 * 3 + 2  # depth = 2 × workers + 2
     _, a = decode(tmp_path / "ref.mkv")
     _, b = decode(tmp_path / "o.mkv")
     assert [f.pts for f in a] == [f.pts for f in b]
