@@ -50,7 +50,7 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
                         "cut the overflow) or stretch (change the shape)")
     s.add_argument("--square-pixels", action="store_true", default=None,
                    help="resample anamorphic (non-square-pixel) sources to square pixels, e.g. DVDs; also done, "
-                        "with a notice, where the output cannot store a sample aspect ratio (FFV1/ProRes in .mkv)")
+                        "with a notice, where the output cannot store a sample aspect ratio (FFV1, ProRes or UT Video in .mkv/.webm)")
     s.add_argument("--tile", type=int, help="core tile in input pixels, 0 = whole frame (default: by frame size and device)")
     s.add_argument("--tile-pad", type=int, help="tile overlap on each side in input pixels")
     r = p.add_argument_group("runtime")
