@@ -192,8 +192,9 @@ def _near_reset_pts(src) -> frozenset[int]:
 
 def _check_streams_keep(inp, enc) -> None:
     """``--streams-keep`` naming a stream the input lacks: OptionError before any work (not a run that silently
-    copies less than asked)."""
-    if not enc.copy_streams or enc.streams_keep is None:
+    copies less than asked). Checked with ``copy_streams=False`` too: batch's segments copy nothing themselves,
+    their join does."""
+    if enc.streams_keep is None:
         return
     with inp.open_container() as c:
         count = len(c.streams)

@@ -212,3 +212,17 @@ def test_streams_keep_naming_a_stream_the_input_lacks_is_refused(tmp_path, track
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert lines[0].startswith("esrgan-video: error: --streams-keep:") and "9" in lines[0] and "0 to 4" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_streams_keep_naming_a_missing_stream_fails_a_segmented_file(tmp_path, tiny_model):
+    """A file batch cuts into segments (whose renders copy no streams; the join does) is checked too."""
+    from esrgan_video.batch import run_batch
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media.make_clip(lib / "long.mkv", frames=12, options={"x264-params": "keyint=4:min-keyint=4:scenecut=0"})
+    s = run_batch([lib], tmp_path / "out", model=str(tiny_model), codec="ffv1", threads=1, segment_seconds=0.16,
+                  streams_keep=(0, 5), log=lambda m: None)
+    (row,) = s.rows
+    assert row.status == "failed" and "streams_keep" in row.error and "0 to 0" in row.error, row
+    assert not (tmp_path / "out" / "long.mkv").exists()
