@@ -177,10 +177,6 @@ class DtsRepair:
         return dts
 
 
-def _rate(q) -> Fraction | None:
-    return Fraction(q) if q else None
-
-
 class OutputVideo:
     """An output file being written. Use as a context manager, or call ``close()`` / ``abort()``.
 
