@@ -270,3 +270,21 @@ def test_a_worker_that_stops_responding_is_replaced(tmp_path: Path, model_file: 
     assert not partials(out)
     for i, src in enumerate(srcs):
         assert frames_of(out / src.name) == frames_of(single_pass(src, tmp_path / f"ref{i}.mkv", model_file))
+
+
+def test_the_runs_notices_reach_the_batch_log_once_per_file(tmp_path: Path, model_file: Path) -> None:
+    """A notice of the run (here: --size WxH keeps the display aspect by writing a SAR) reaches batch's log, named
+    by the file's output, once per file even when its segments each said it; the journal does not keep it."""
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    make_clip(lib / "long.mkv", frames=12, options={"x264-params": "keyint=4:min-keyint=4:scenecut=0"})
+    make_clip(lib / "short.mkv", frames=2)
+    logs: list[str] = []
+    s = run_batch([lib], out, model=str(model_file), devices="cpu", segment_seconds=0.16, size=(64, 64),
+                  log=logs.append, **OPTS)
+    assert s.exit_code == 0 and {r.key: r.segments for r in s.rows} == {"long.mkv": 3, "short.mkv": 1}
+    notes = [m for m in logs if "sample aspect ratio" in m]
+    assert len(notes) == 2, logs
+    assert any(str(out / "long.mkv") in m for m in notes) and any(str(out / "short.mkv") in m for m in notes)
+    assert all(m.startswith("notice ") and ".esrgan-video-segments" not in m for m in notes)
+    assert "notices" not in (out / JOURNAL_NAME).read_text()

@@ -163,6 +163,7 @@ class _JobState:
     join: Task | None = None
     waiting: set[str] = field(default_factory=set)  # segment keys not yet done
     seg_dir: Path | None = None
+    noticed: set[str] = field(default_factory=set)  # the notices already logged (segments repeat them)
 
     def whole_task(self) -> Task:
         j = self.job
@@ -243,6 +244,12 @@ class Plan:
             return
         extra = {"start": fraction_text(task.start), "end": fraction_text(task.end)} if task.kind == "segment" else {}
         row = st.row
+        result = dict(result)
+        for msg in result.pop("notices", None) or ():  # the run's notices, each once per file, by its output's name
+            msg = msg.replace(task.dst, str(st.job.dst))
+            if msg not in st.noticed:
+                st.noticed.add(msg)
+                self.log(f"notice   {msg}")
         if result.get("damage"):
             row.damage.append(str(result["damage"]))
         if task.kind != "segment" and row.damage:  # the file's record says what its input lost (resume keeps it)

@@ -138,7 +138,7 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
         enc = settings.options.encode
         res = join_segments(task.src, task.parts, task.dst, copy_streams=enc.copy_streams,
                             selection=stream_selection(enc), overwrite=task.overwrite)
-        frames, lost, damage = res.frames, 0, None
+        frames, lost, damage, notices = res.frames, 0, None, []
     elif task.kind in ("whole", "segment"):
         from ..pipeline import upscale_video
 
@@ -153,9 +153,12 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
                                overwrite=task.overwrite,
                                progress=ProgressThrottle(progress) if progress is not None else None)
         frames, lost, damage = result.frames, result.lost_frames, result.damage
+        notices = [m for m in result.notices if m != damage]  # the damage line has its own field
     else:
         raise ValueError(f"unknown task kind {task.kind!r}")
     out = {"frames": frames, "lost_frames": lost, "seconds": round(time.perf_counter() - t0, 3), **file_facts(task.dst)}
     if damage:
         out["damage"] = damage  # the input was truncated or frames were undecodable; the output is kept
+    if notices:
+        out["notices"] = notices  # what the run told its user (the driver logs them; the journal does not keep them)
     return out
