@@ -288,3 +288,19 @@ def test_the_runs_notices_reach_the_batch_log_once_per_file(tmp_path: Path, mode
     assert any(str(out / "long.mkv") in m for m in notes) and any(str(out / "short.mkv") in m for m in notes)
     assert all(m.startswith("notice ") and ".esrgan-video-segments" not in m for m in notes)
     assert "notices" not in (out / JOURNAL_NAME).read_text()
+
+
+def test_a_device_this_machine_lacks_fails_before_any_file(tmp_path: Path, model_file: Path, capfd) -> None:
+    """``--devices cuda:N`` past the machine's GPUs: one error line (exit 7) before anything starts, not every file
+    marked failed in the journal (which a rerun with the right devices would then skip)."""
+    from esrgan_video.cli.main import main
+
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    make_clip(lib / "a.mkv", frames=2)
+    missing = f"cuda:{torch.cuda.device_count()}"
+    capfd.readouterr()
+    assert main(["batch", str(lib), "-o", str(out), "--model", str(model_file), "--devices", missing]) == 7
+    lines = [l for l in capfd.readouterr().err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("esrgan-video: error:") and missing in lines[0], lines
+    assert journal(out) == {}

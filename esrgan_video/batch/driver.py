@@ -23,7 +23,7 @@ from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
 from .journal import Journal, fraction_text, parse_fraction
 from .progress import BatchProgress, BatchSnapshot
 from ..options import UpscaleOptions
-from ..runtime.devices import parse_devices
+from ..runtime.devices import parse_devices, resolve_device
 from ..video.probe import container_duration, probe
 from .worker import Task, WorkerSettings, remove_partials
 
@@ -425,6 +425,8 @@ def run_batch(
     model_sha = load_model(m.model, blend=m.blend, offline=m.offline, **extra).info.sha256
     h = options_hash(model_sha, opts, segment_seconds=seg_s)
     device_list = parse_devices(devices or opts.runtime.device) if ray is None else []
+    for d in device_list:  # a device this machine lacks: one error now, not every file failed in the journal
+        resolve_device(d)
     if threads is None and device_list:
         threads = max(1, (os.cpu_count() or 1) // len(device_list))
     settings = WorkerSettings(options=opts, threads=threads)
