@@ -395,3 +395,31 @@ def test_more_callers_than_slots_do_not_deadlock_on_a_partial_reuse(up4_tiled):
     assert not any(t.is_alive() for t in threads), "deadlock: frame 1 held the only slot while waiting for frame 0"
     assert all(np.array_equal(x[0], y[0]) for x, y in zip(want, got))
     assert tr.reuse_stats.frames_reused == 0 and 0 < tr.reuse_stats.tiles_reused < up4_tiled.plan(h, w).count
+
+
+@pytest.mark.parametrize("change", [False, True], ids=["repeat", "partial"])
+def test_a_failed_frame_does_not_fail_the_frames_that_would_reuse_it(up4_tiled, change):
+    """VapourSynth goes on asking for frames after one fails (e.g. a CUDA out-of-memory): the frame after it, which
+    would have reused its output, is computed whole instead of failing too, and equals a run without reuse."""
+    w, h = 64, 48
+    fmt = FrameFormat(pixel_format("gray"), color.ColorSpec().resolved(w, h, pixel_format("gray")))
+    rng = np.random.default_rng(7)
+    a = rng.integers(16, 235, (h, w), dtype=np.uint8)
+    b = a.copy()
+    if change:
+        b[:, 48:] = rng.integers(16, 235, (h, 16), dtype=np.uint8)
+    tr = FrameTransform(up4_tiled, src=fmt, dst=fmt, reuse="exact")
+    real = tr.upscale
+
+    def fails(*args):
+        raise RuntimeError("CUDA out of memory (as it can be, once)")
+
+    tr.upscale = fails
+    with pytest.raises(RuntimeError, match="out of memory"):
+        tr([a])
+    tr.upscale = real
+    (got,) = tr([b])
+    (want,) = FrameTransform(up4_tiled, src=fmt, dst=fmt)([b])
+    assert np.array_equal(got, want)
+    (again,) = tr([b.copy()])  # and the chain goes on from the frame that was computed
+    assert np.array_equal(again, want) and tr.reuse_stats.frames_reused >= 1

@@ -130,11 +130,11 @@ class _Link:
         self.error = error
         self._done.set()
 
-    def wait(self) -> "_Link":
+    def wait(self) -> "_Link | None":
+        """This link once its frame is done; None when that frame failed (its caller got the error; a frame that
+        would reuse its output is computed whole instead)."""
         self._done.wait()
-        if self.error is not None:
-            raise CancelledError("the frame whose output this one reuses failed") from self.error
-        return self
+        return None if self.error is not None else self
 
 
 @dataclass
@@ -337,15 +337,14 @@ class FrameTransform:
                 self._next_seq = seq + 1
                 self._turn.notify_all()
         try:
-            if decision.whole_frame_reused and prev is not None:
-                ta = time.perf_counter()
-                done = prev.wait()
+            # The previous frame's output is waited for before a slot is taken: that frame may itself still be
+            # waiting for one (callers outnumber slots in VapourSynth), and holding a slot here would deadlock it.
+            ta = time.perf_counter()
+            done = None if decision.everything or prev is None else prev.wait()
+            if decision.whole_frame_reused and done is not None:
                 link.set(done.rgb, done.stream, done.planes)
                 self._tick(time.perf_counter() - ta, 0.0)
                 return done.planes
-            # The previous frame's output is waited for before a slot is taken: that frame may itself still be
-            # waiting for one (callers outnumber slots in VapourSynth), and holding a slot here would deadlock it.
-            done = None if decision.everything or prev is None else prev.wait()
             with self._slot() as slot, torch.inference_mode():
                 ta = time.perf_counter()
                 rgb, alpha = self.to_rgb(self._upload(planes, slot, None, False))
