@@ -76,3 +76,26 @@ def test_options_that_do_not_apply_are_command_line_errors():
         assert e.value.exit_code == 2
     assert encoder_settings("ffv1").crf is None and encoder_settings("ffv1").describe() == "ffv1"
     assert encoder_settings("prores_ks").crf is None
+
+
+def test_an_encoder_option_the_encoder_lacks_is_a_command_line_error(tmp_path, clip, capfd):
+    """``--encoder-opt foo=1`` was accepted and silently unused (FFmpeg leaves unknown keys aside): it is refused in
+    one line (exit 2) naming the key, before the output is opened; FFmpeg's generic options (g, bf) and the
+    encoder's own (x264-params) pass."""
+    from safetensors.torch import save_file
+
+    from esrgan_video.cli.main import main
+    from esrgan_video.testing import near_identity_model
+
+    with pytest.raises(OptionError, match=r"encoder_opts: expected options the libx264 encoder has .*'foo,pix_fmt'"):
+        encoder_settings("libx264", options={"g": "8", "foo": "1", "pix_fmt": "yuv420p"})
+    assert encoder_settings("libx264", options={"g": "8", "bf": "0", "x264-params": "ref=2"}).crf == 16
+    with pytest.raises(OptionError, match="x264-params"):
+        encoder_settings("libx265", options={"x264-params": "ref=2"})
+    model = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, str(model))
+    capfd.readouterr()
+    code = main([str(clip), str(tmp_path / "o.mkv"), "--model", str(model), "--device", "cpu", "--encoder-opt", "foo=1"])
+    lines = [l for l in capfd.readouterr().err.splitlines() if l.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("esrgan-video: error: --encoder-opt:"), lines
+    assert "'foo'" in lines[0] and not (tmp_path / "o.mkv").exists()

@@ -41,6 +41,14 @@ def _private_options(codec: str) -> dict[str, av.option.Option]:
     return {o.name: o for o in ctx.supported_options.private}
 
 
+@lru_cache(maxsize=None)
+def _option_names(codec: str) -> frozenset[str]:
+    """Every option ``codec``'s encoder takes: FFmpeg's generic codec options (``g``, ``bf``, ``b``, ...) and its own."""
+    _private_options(codec)  # an unknown encoder: the OutputError naming it
+    so = av.codec.CodecContext.create(codec, "w").supported_options
+    return frozenset(o.name for o in (*so.generic, *so.private))
+
+
 def crf_is_fractional(codec: str) -> bool:
     """Whether ``codec``'s crf option takes fractions (x264 and x265 do; SVT-AV1 and VP9 take integers)."""
     opt = _private_options(codec).get("crf")
@@ -101,10 +109,14 @@ class EncoderSettings:
 def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str | None = None,
                      options: dict[str, str] | None = None) -> EncoderSettings:
     """The settings to give ``codec``: ``crf`` as asked, else the project's default where the encoder takes one
-    and the user chose no rate control. Raises :class:`OptionError` (exit 2) for a crf or preset the encoder has
-    no option for, and for a fractional crf where it takes integers."""
+    and the user chose no rate control. Raises :class:`OptionError` (exit 2) for a crf, preset or ``options`` key
+    the encoder has no option for, and for a fractional crf where it takes integers."""
     private = _private_options(codec)
     opts = dict(options or {})
+    unknown = [k for k in opts if k not in _option_names(codec)]
+    if unknown:  # FFmpeg would leave them unused without a word
+        raise OptionError("encoder_opts", f"options the {codec} encoder has (ffmpeg -h encoder={codec} lists them)",
+                          ",".join(unknown))
     if crf is not None:
         if "crf" not in private:
             raise OptionError("crf", f"no --crf for encoder {codec} (it has no crf option)", crf)
