@@ -304,3 +304,24 @@ def test_a_device_this_machine_lacks_fails_before_any_file(tmp_path: Path, model
     lines = [l for l in capfd.readouterr().err.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("esrgan-video: error:") and missing in lines[0], lines
     assert journal(out) == {}
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (["--encoder-opt", "foo=1"], 2, "--encoder-opt: expected options the libx264 encoder has"),
+    (["--codec", "ffv1", "--crf", "18"], 2, "--crf: expected no --crf for encoder ffv1"),
+    (["--codec", "prores_ks", "--ext", "mp4"], 6, "cannot hold"),
+])
+def test_encoding_options_the_encoder_refuses_fail_before_any_file(tmp_path: Path, model_file: Path, capfd, args,
+                                                                   code, needle) -> None:
+    """A bad --encoder-opt / --crf, or a codec the output container cannot hold: one error line before anything
+    starts (the journal untouched), not every file failed in its worker."""
+    from esrgan_video.cli.main import main
+
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    make_clip(lib / "a.mkv", frames=2)
+    capfd.readouterr()
+    assert main(["batch", str(lib), "-o", str(out), "--model", str(model_file), "--devices", "cpu", *args]) == code
+    lines = [l for l in capfd.readouterr().err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("esrgan-video: error:") and needle in lines[0], lines
+    assert journal(out) == {}

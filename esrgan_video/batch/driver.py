@@ -329,6 +329,18 @@ class Plan:
         self.queue.extend(tasks)
 
 
+def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
+    """A --crf, --preset or --encoder-opt the encoder lacks, or a container that cannot hold it: one error before
+    anything starts, not every file failing in its worker (and journalled failed)."""
+    from ..video.encoder_settings import encoder_settings
+    from ..video.writer import check_output
+
+    enc = opts.encode
+    encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset, options=enc.encoder_options)
+    for dst in {j.dst.suffix.lower(): j.dst for j in jobs}.values():  # one output of each extension
+        check_output(dst, enc.codec, format=enc.format)
+
+
 def _seconds(v: Fraction | None) -> float | None:
     return None if v is None else float(v)
 
@@ -413,6 +425,7 @@ def run_batch(
     if not sources:
         raise InputError("no video files found in the inputs (see --extensions)")
     jobs = plan_jobs(sources, out, suffix=suffix, ext=ext)
+    _check_encoding(opts, jobs)
     if segment_seconds and (start is not None or end is not None):
         segment_seconds = None  # trimmed runs are short by choice; segments would need trimming too
     seg_s = segment_seconds or None

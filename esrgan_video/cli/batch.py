@@ -14,10 +14,10 @@ import shutil
 import sys
 import time
 
-from .arguments import add_upscale_options, upscale_options
+from .arguments import add_upscale_options, flag_name, upscale_options
 from .exit_codes import DAMAGED, exit_codes_text
 from .signals import exit_status, signal_name, stop_signals
-from ..errors import EsrganVideoError
+from ..errors import EsrganVideoError, OptionError
 
 DESCRIPTION = (
     "Upscale many videos into OUTDIR, resumably. INPUT is a file, a directory (walked recursively for video "
@@ -162,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         with stop_signals():
             return run_args(args)
+    except OptionError as e:  # found once the run starts (an encoder option the encoder lacks): named by its flag
+        print(f"esrgan-video: error: {e.relabel({e.option: flag_name(e.option)})}", file=sys.stderr)
+        return e.exit_code
     except EsrganVideoError as e:
         print(f"esrgan-video: error: {e}", file=sys.stderr)
         return e.exit_code
