@@ -30,7 +30,7 @@ from .frames.reuse import ReuseStats
 from .frames.transform import FrameTransform
 from .options import UpscaleOptions
 from .upscaler import Upscaler
-from .video.output_plan import output_color, plan_output  # noqa: F401 - output_color: also this module's name
+from .video.output_plan import plan_output
 from .video.reader import open_input
 from .video.trim import check_trim
 from .video.stream_copy import stream_selection
