@@ -25,7 +25,8 @@ from .progress import BatchProgress, BatchSnapshot
 from ..options import UpscaleOptions
 from ..runtime.devices import parse_devices, resolve_device
 from ..video.probe import container_duration, probe
-from .worker import Task, WorkerSettings, remove_partials
+from ..video.partials import remove_partials
+from .worker import Task, WorkerSettings
 
 BATCH_FAILED_EXIT = 8
 """Exit code when the batch ran to the end but at least one file failed (the CLI's documented code)."""

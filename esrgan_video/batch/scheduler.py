@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from .journal import owner_name
-from .worker import Task, WorkerSettings, apply_threads, execute_task, one_line, remove_partials
+from ..video.partials import remove_partials
+from .worker import Task, WorkerSettings, apply_threads, execute_task, one_line
 
 
 class PlanLike(Protocol):

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import EsrganVideoError
-from ..video.probe import probe  # noqa: F401 - also the driver's import (verify_done)
-from ..video.partials import remove_partials  # noqa: F401 - the schedulers' and driver's import
+from ..video.probe import probe
 from ..options import UpscaleOptions
 from .journal import fraction_text
 
