@@ -332,14 +332,17 @@ class Plan:
 
 def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
     """A --crf, --preset or --encoder-opt the encoder lacks, or a container that cannot hold it: one error before
-    anything starts, not every file failing in its worker (and journalled failed)."""
+    anything starts, not every file failing in its worker (and journalled failed). The container is checked when
+    every output is of one kind; with ``--ext keep`` and mixed extensions a file the codec cannot go into fails
+    alone, in its worker."""
     from ..video.encoder_settings import encoder_settings
     from ..video.writer import check_output
 
     enc = opts.encode
     encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset, options=enc.encoder_options)
-    for dst in {j.dst.suffix.lower(): j.dst for j in jobs}.values():  # one output of each extension
-        check_output(dst, enc.codec, format=enc.format)
+    kinds = {j.dst.suffix.lower(): j.dst for j in jobs}
+    if len(kinds) == 1 or enc.format is not None:
+        check_output(next(iter(kinds.values())), enc.codec, format=enc.format)
 
 
 def _seconds(v: Fraction | None) -> float | None:
