@@ -8,6 +8,7 @@ separately (through the model as a grey image) and kept.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,9 @@ def upscale_image(
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
     scale, size = opts.size.scale, opts.size.size
     src, dst = Path(src), Path(dst)
+    unused = _video_only_options(opts)
+    if unused and notice is not None:
+        notice(f"{dst}: {', '.join(unused)} apply to videos, not to a still image; ignored")
     check_extension(dst)
     if not dst.parent.is_dir():
         raise OutputError(f"{dst}: the directory {dst.parent} does not exist")
@@ -73,6 +77,16 @@ def upscale_image(
             up.close()
     write_image(dst, big, big_alpha, bits)
     return dst
+
+
+def _video_only_options(opts: UpscaleOptions) -> list[str]:
+    """The encoding and trimming options ``opts`` sets (their fields' names), which a still image does not use."""
+    out = []
+    for group in (opts.encode, opts.trim):
+        default = type(group)()
+        out += [f.name for f in dataclasses.fields(group) if getattr(group, f.name) != getattr(default, f.name)
+                and f.name != "verbose"]
+    return out
 
 
 def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: tuple[int, int],

@@ -192,6 +192,19 @@ def test_still_image_output_errors_are_one_line(tmp_path, tiny_model, capfd):
     assert sorted(f.name for f in tmp_path.iterdir()) == ["rgba.png"]
 
 
+def test_video_only_options_on_a_still_image_are_said_to_be_ignored(tmp_path, tiny_model, capfd):
+    """--crf, --start and the like mean nothing for a still: a notice says so (instead of taking them silently);
+    a plain still run says nothing of the kind."""
+    from esrgan_video.video.images import write_image
+
+    write_image(tmp_path / "a.png", np.full((12, 16, 3), 100, np.uint8), None, 8)
+    p = run_here(capfd, tmp_path / "a.png", tmp_path / "b.png", "--model", tiny_model, "--crf", "18", "--start", "2")
+    assert p.returncode == 0, p.stderr
+    assert "crf, start apply to videos, not to a still image; ignored" in p.stderr
+    p = run_here(capfd, tmp_path / "a.png", tmp_path / "c.png", "--model", tiny_model, "--tile", "8")
+    assert p.returncode == 0 and "ignored" not in p.stderr, p.stderr
+
+
 def test_models_command_lists_the_registry(capfd):
     p = run_here(capfd, "models")
     assert p.returncode == 0, p.stderr
