@@ -146,3 +146,20 @@ def test_denoise_reaches_each_columns_model(tmp_path, models, clip, capfd):
     lines = [l for l in err.splitlines() if l.strip()]
     assert got == 4 and len(lines) == 1 and "denoise" in lines[0] and "soft_x2" in lines[0], err
     assert not (tmp_path / "p.png").exists()
+
+
+def test_verbose_shows_ffmpegs_decoder_messages(tmp_path, models, capfd):
+    """``--verbose`` means what it means for a video run: FFmpeg's own decoder messages on a damaged input (none
+    without it)."""
+    from esrgan_video.video.chatter import show_ffmpeg_log
+
+    good = media.make_clip(tmp_path / "good.mkv", frames=12, options={"g": "1"})
+    bad = media.make_corrupt(good, tmp_path / "bad.mkv", frames=[4, 5])
+    args = ["preview", bad, "--at", "8f", "--model", models["soft_x2"], "-o"]
+    got, err = cli(capfd, *args, tmp_path / "quiet.png")
+    assert got == 0 and "[h264 @" not in err, err
+    try:
+        got, err = cli(capfd, *args, tmp_path / "loud.png", "--verbose")
+    finally:
+        show_ffmpeg_log(False)
+    assert got == 0 and "[h264 @" in err, err

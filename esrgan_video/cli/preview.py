@@ -279,6 +279,9 @@ def run(args: argparse.Namespace) -> int:
     except OptionError as e:
         raise e.relabel({e.option: "--at" if e.option == "time" else flag_name(e.option)}) from None
     columns = [tuple(c) for c in (args.columns or [[DEFAULT_MODEL, None]])]
+    from ..video.chatter import show_ffmpeg_log
+
+    show_ffmpeg_log(options.encode.verbose)  # FFmpeg's own log lines only with --verbose, as for a video run
     try:
         cols, source_size = make_columns(args.input, at, columns, options, notice=say)
         sheet, lay = compose(cols, source_size=source_size, crop=crop)
