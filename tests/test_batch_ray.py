@@ -95,7 +95,9 @@ def test_one_actor_serves_every_task_and_reports_progress(tmp_path, local_ray, s
 
 
 def test_ctrl_c_kills_the_actors_and_removes_their_partials(tmp_path, local_ray, settings):
-    src = make_clip(tmp_path / "in.mkv", codec="ffv1", size=(96, 64), frames=60)
+    # long enough (~7 s on a quiet 2-core machine; 96x64 took 0.6 s) that the progress the driver polls for every
+    # 0.5 s arrives while the actor is still writing
+    src = make_clip(tmp_path / "in.mkv", codec="ffv1", size=(320, 240), frames=60)
     out = tmp_path / "out"
     out.mkdir()
     task = Task(key="whole", kind="whole", job_key="clip", src=str(src), dst=str(out / "clip.mkv"))
