@@ -93,6 +93,32 @@ def near_identity_model(
     return model
 
 
+def save_near_identity(path: str | os.PathLike, scale: int = 4, **options) -> Path:
+    """:func:`near_identity_model` (``options`` as there) written as a safetensors checkpoint that ``--model PATH``
+    loads; returns the path."""
+    from .models.checkpoints import save_safetensors
+
+    return save_safetensors(near_identity_model(scale, **options).state_dict(), path)
+
+
+def run_cli(capture, *args) -> "subprocess.CompletedProcess":
+    """``esrgan-video ARGS`` run in this process (a new process per call would import torch each time), with
+    pytest's ``capfd`` or ``capfdbinary`` as ``capture``: what the command wrote to file descriptors 1 and 2 (FFmpeg's
+    and the encoders' own lines included). ``stderr`` is text; ``stdout`` as captured (bytes with ``capfdbinary``,
+    e.g. a stream written to ``-``). argparse's exits become the return code."""
+    import subprocess
+
+    from .cli.main import main
+
+    capture.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 2
+    out, err = capture.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err.decode(errors="replace") if isinstance(err, bytes) else err)
+
+
 StateDict = dict[str, torch.Tensor]
 
 

@@ -13,6 +13,8 @@ Fixtures:
 - ``sample_photo_crop``: a 32×32 crop of it as a 1×3×32×32 float32 torch tensor in [0, 1].
 - ``sample_clip_path``: Path of the real clip bigbuckbunny.mp4 (1280×720, 132 frames, h264 yuv420p).
 - ``isolated_cache``: an empty per-test cache (``ESRGAN_VIDEO_CACHE`` set to a tmp dir, offline env unset).
+- ``near_identity_file``: ``near_identity_file(scale=4, **options)`` → Path of a ``near_identity_model`` checkpoint
+  (safetensors, what ``--model PATH`` takes), made once per session and arguments.
 - ``torch_one_thread`` (module scope): ``torch.set_num_threads(1)`` while the module runs. On a busy 2-core
   machine multi-threaded CPU convolutions spin and run 10-20x slower; use it with
   ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``.
@@ -93,3 +95,18 @@ def torch_one_thread():
     finally:
         torch.set_num_threads(before)
 
+
+@pytest.fixture(scope="session")
+def near_identity_file(tmp_path_factory):
+    from esrgan_video.testing import save_near_identity
+
+    made: dict[tuple, Path] = {}
+
+    def make(scale: int = 4, **options) -> Path:
+        key = (scale, tuple(sorted(options.items())))
+        if key not in made:
+            folder = tmp_path_factory.mktemp("model")
+            made[key] = save_near_identity(folder / f"near_identity_x{scale}.safetensors", scale, **options)
+        return made[key]
+
+    return make

@@ -9,6 +9,7 @@ import pytest
 
 from esrgan_video.batch.journal import JOURNAL_NAME, Journal, parse_lines
 from esrgan_video.errors import OutputError
+from esrgan_video.testing import save_near_identity
 
 
 def test_last_record_per_key_wins_and_survives_reopen(tmp_path: Path) -> None:
@@ -58,14 +59,12 @@ def test_unknown_state_is_rejected(tmp_path: Path) -> None:
 
 def test_an_output_folder_that_is_a_file_is_a_one_line_error(tmp_path: Path, capfd) -> None:
     """``batch in.mkv -o in.mkv``: exit 6 and one line naming the folder, not mkdir's traceback."""
-    from safetensors.torch import save_file
 
     from esrgan_video.cli.main import main
-    from esrgan_video.testing import near_identity_model
     from media import make_clip
 
     model = tmp_path / "tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(2).state_dict().items()}, str(model))
+    save_near_identity(model, 2)
     src = make_clip(tmp_path / "in.mkv", frames=2)
     capfd.readouterr()
     assert main(["batch", str(src), "-o", str(src), "--model", str(model), "--devices", "cpu"]) == 6

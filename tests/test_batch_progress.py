@@ -8,14 +8,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from safetensors.torch import save_file
 
 from esrgan_video.batch import run_batch
 from esrgan_video.batch.progress import BatchProgress, format_eta
 from esrgan_video.batch.worker import ProgressThrottle
 from esrgan_video.cli.batch import BatchReporter
-from esrgan_video.testing import near_identity_model
 from media import make_clip
+from esrgan_video.testing import save_near_identity
 
 
 class Clock:
@@ -93,7 +92,7 @@ def test_reporter_bar_redraws_one_line_and_prints_logs_above_it(tmp_path):
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(2).state_dict().items()}, str(path))
+    save_near_identity(path, 2)
     return path
 
 

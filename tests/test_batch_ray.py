@@ -9,14 +9,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from safetensors.torch import save_file
 
 from esrgan_video.batch.scheduler import RayScheduler
 from esrgan_video.batch.worker import Task, WorkerSettings
 from esrgan_video.options import UpscaleOptions
-from esrgan_video.testing import near_identity_model
 from esrgan_video.video.partials import partials_of
 from media import make_clip
+from esrgan_video.testing import save_near_identity
 
 ray = pytest.importorskip("ray")
 
@@ -33,7 +32,7 @@ def local_ray():
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory) -> WorkerSettings:
     path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(2).state_dict().items()}, str(path))
+    save_near_identity(path, 2)
     return WorkerSettings(options=UpscaleOptions.from_kwargs(model=str(path), codec="ffv1"), threads=1)
 
 

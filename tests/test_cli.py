@@ -15,20 +15,17 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from safetensors.torch import save_file
 
 import media
-from esrgan_video.cli.main import _upscale_parser, main
-from esrgan_video.testing import near_identity_model
+from esrgan_video.cli.main import _upscale_parser
+from esrgan_video.testing import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, str(path))
-    return path
+def tiny_model(near_identity_file) -> Path:
+    return near_identity_file(4)
 
 
 def run(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
@@ -38,15 +35,8 @@ def run(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, env=env, **kw)
 
 
-def run_here(capfd, *args) -> subprocess.CompletedProcess:
-    """The same entry point in this process (saves a torch import per call); an uncaught exception fails the test."""
-    capfd.readouterr()
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:  # argparse's -h / usage errors
-        code = e.code
-    out, err = capfd.readouterr()
-    return subprocess.CompletedProcess(args, code, out, err)
+run_here = run_cli
+"""The same entry point in this process (saves a torch import per call); an uncaught exception fails the test."""
 
 
 def assert_one_line_error(p: subprocess.CompletedProcess, code: int, *needles: str) -> None:

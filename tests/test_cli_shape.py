@@ -10,20 +10,16 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from safetensors.torch import save_file
 
 import media
-from esrgan_video.cli.main import main
-from esrgan_video.testing import near_identity_model
+from esrgan_video.testing import run_cli
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, str(path))
-    return path
+def tiny_model(near_identity_file) -> Path:
+    return near_identity_file(4)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +33,8 @@ def square43(tmp_path_factory) -> Path:
 
 
 def cli(capfd, *args) -> tuple[int, str]:
-    capfd.readouterr()
-    code = main([str(a) for a in args])
-    return code, capfd.readouterr().err
+    p = run_cli(capfd, *args)
+    return p.returncode, p.stderr
 
 
 def shape(path: Path) -> tuple[int, int, Fraction, list[np.ndarray]]:

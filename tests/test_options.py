@@ -22,6 +22,7 @@ from esrgan_video.options import (
     parse_time,
 )
 from esrgan_video.runtime.devices import parse_device, parse_devices, resolve_device
+from esrgan_video.testing import save_near_identity
 
 
 @pytest.mark.parametrize("cls, kwargs, message", [
@@ -154,14 +155,12 @@ def test_the_cli_builds_the_same_options_as_the_api():
 def test_denoise_reaches_the_model_loader_from_the_cli(tmp_path, capfd):
     """``--denoise`` is routed to ModelOptions and on to load_model: a model without a denoising partner is refused
     in one line (exit 4) before any output exists; a strength out of range is a command-line error (exit 2)."""
-    from safetensors.torch import save_file
 
     from esrgan_video.cli.main import main
-    from esrgan_video.testing import near_identity_model
     import media
 
     model = tmp_path / "tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, str(model))
+    save_near_identity(model, 4)
     src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=1)
     out = tmp_path / "out.mp4"
     assert main([str(src), str(out), "--model", str(model), "--denoise", "0.5"]) == 4

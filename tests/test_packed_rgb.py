@@ -14,7 +14,6 @@ import av
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 
 import media
 from esrgan_video.cli.main import main
@@ -23,6 +22,7 @@ from esrgan_video.frames.pixel_formats import pixel_format
 from esrgan_video.pipeline import upscale_video
 from esrgan_video.testing import near_identity_model
 from esrgan_video.upscaler import Upscaler
+from esrgan_video.testing import save_near_identity
 
 FFV1_RGB = ["bgr0", "bgra"]
 OTHER_ORDERS = ["rgb0", "0rgb", "0bgr", "rgba", "argb", "abgr"]
@@ -116,7 +116,7 @@ def test_yuv_source_to_rgba_on_request(tmp_path, exact4):
 @pytest.mark.parametrize("pix_fmt", ["0rgb", "bgra"])
 def test_cli_round_trip(tmp_path, capfd, pix_fmt):
     model = tmp_path / "exact4.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(4, noise=0.0).state_dict().items()}, str(model))
+    save_near_identity(model, 4, noise=0.0)
     src = _source(tmp_path, pix_fmt)
     _, fin = _rgba_frames(src)
     dst = tmp_path / "cli.mkv"

@@ -14,6 +14,7 @@ import av
 import pytest
 
 import media
+from esrgan_video.testing import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -23,24 +24,12 @@ def clip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from safetensors.torch import save_file
-
-    from esrgan_video.testing import near_identity_model
-
-    path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(2).state_dict().items()}, str(path))
-    return path
+def tiny_model(near_identity_file) -> Path:
+    return near_identity_file(2)
 
 
-def cli(capfdbinary, *args) -> subprocess.CompletedProcess:
-    """The command line in this process; stdout is captured at file descriptor 1, where FFmpeg writes the stream."""
-    from esrgan_video.cli.main import main
-
-    capfdbinary.readouterr()
-    code = main([str(a) for a in args])
-    out, err = capfdbinary.readouterr()
-    return subprocess.CompletedProcess(args, code, out, err.decode())
+cli = run_cli
+"""The command line in this process; stdout (``capfdbinary``) holds the stream FFmpeg writes to ``-``."""
 
 
 def streams_and_frames(data: bytes) -> tuple[list[str], int, tuple[int, int]]:

@@ -8,19 +8,17 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from safetensors.torch import save_file
 
 import media
 from esrgan_video.cli.font import text_mask
-from esrgan_video.cli.main import main
 from esrgan_video.cli.preview import (GUTTER, INK, LABEL_PAD, LABEL_SCALE, MAX_WIDTH, compose, display_rgb, layout,
                                       make_columns)
 from esrgan_video.frames.pixel_formats import pixel_format
 from esrgan_video.frames.transform import FrameFormat
 from esrgan_video.options import UpscaleOptions
 from esrgan_video.pipeline import upscale_video
-from esrgan_video.testing import near_identity_model
 from esrgan_video.video.images import read_image
+from esrgan_video.testing import run_cli, save_near_identity
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -31,7 +29,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for name, scale, seed in (("sharp_x4", 4, 0), ("soft_x2", 2, 1)):
         path = d / f"{name}.safetensors"
-        save_file({k: v.contiguous() for k, v in near_identity_model(scale, seed=seed).state_dict().items()}, str(path))
+        save_near_identity(path, scale, seed=seed)
         out[name] = path
     return out
 
@@ -42,9 +40,8 @@ def clip(tmp_path_factory) -> Path:
 
 
 def cli(capfd, *args) -> tuple[int, str]:
-    capfd.readouterr()
-    code = main([str(a) for a in args])
-    return code, capfd.readouterr().err
+    p = run_cli(capfd, *args)
+    return p.returncode, p.stderr
 
 
 def label_at(sheet: np.ndarray, box, text: str) -> bool:

@@ -11,19 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.torch import save_file
 
 import media
-from esrgan_video.testing import near_identity_model
 from esrgan_video.video.partials import (join_partial_path, partial_path, partials_of, process_alive,
                                          remove_partials, remove_stale_partials)
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, str(path))
-    return path
+def tiny_model(near_identity_file) -> Path:
+    return near_identity_file(4)
 
 
 def default_signals() -> None:

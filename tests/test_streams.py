@@ -4,7 +4,6 @@ mov_text in MP4/MOV, bitmap ones are refused there in one line (#14.10); stream 
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import av
@@ -15,6 +14,7 @@ from esrgan_video.errors import OptionError, OutputError
 from esrgan_video.video.reader import open_input
 from esrgan_video.video.stream_copy import StreamSelection, is_bitmap_subtitle, is_text_subtitle, shifted_chapters
 from esrgan_video.video.writer import OutputVideo, partial_path
+from esrgan_video.testing import run_cli
 
 D = av.stream.Disposition
 DISPOSITIONS = {0: D.default, 1: D.default, 2: D.comment, 3: D.default | D.hearing_impaired, 4: D.forced,
@@ -138,23 +138,11 @@ def test_chapters_shifted_and_cut():
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from safetensors.torch import save_file
-
-    from esrgan_video.testing import near_identity_model
-
-    path = tmp_path_factory.mktemp("model") / "tiny_x1.safetensors"
-    save_file({k: v.contiguous() for k, v in near_identity_model(1).state_dict().items()}, str(path))
-    return path
+def tiny_model(near_identity_file) -> Path:
+    return near_identity_file(1)
 
 
-def cli(capfd, *args) -> subprocess.CompletedProcess:
-    from esrgan_video.cli.main import main
-
-    capfd.readouterr()
-    code = main([str(a) for a in args])
-    out, err = capfd.readouterr()
-    return subprocess.CompletedProcess(args, code, out, err)
+cli = run_cli
 
 
 def test_cli_fansub_file_to_mp4_and_chatter_only_with_verbose(tmp_path, tracks, tiny_model, capfd):
