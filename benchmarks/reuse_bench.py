@@ -37,31 +37,29 @@ import av
 import numpy as np
 
 from benchmarks.clips import held_clip
+from benchmarks.common import psnr
+from esrgan_video.testing import decoded_planes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
-    """The planes of an 8-bit planar frame (yuv420p, gray) as arrays without row padding."""
-    return [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width].copy() for p in frame.planes]
-
-
 def decoded(path: Path) -> list[list[np.ndarray]]:
     with av.open(str(path)) as c:
-        return [_planes(f) for f in c.decode(video=0)]
+        return [decoded_planes(f) for f in c.decode(video=0)]
+
+
+def planes_psnr(a: list[list[np.ndarray]], b: list[list[np.ndarray]]) -> float:
+    """PSNR in dB over every plane of every frame (8-bit: each sample counted once) of two equally long lists."""
+    flat = lambda frames: np.concatenate([p.ravel() for f in frames for p in f])  # noqa: E731
+    return psnr(flat(a), flat(b))
 
 
 def pair_stats(a: list[np.ndarray], b: list[np.ndarray], *, block: int = 4) -> tuple[float, float]:
     """(PSNR over all planes in dB, largest block mean |Δ| in codes) of two 8-bit frames or windows."""
     from esrgan_video.frames.reuse import block_max_mean_abs
 
-    sq, n, local = 0.0, 0, 0.0
-    for x, y in zip(a, b):
-        d = x.astype(np.int32) - y.astype(np.int32)
-        sq += float((d * d).sum())
-        n += d.size
-        local = max(local, block_max_mean_abs(d, block))
-    return (math.inf if sq == 0 else 10 * math.log10(255.0 ** 2 * n / sq)), local
+    local = max(block_max_mean_abs(x.astype(np.int32) - y.astype(np.int32), block) for x, y in zip(a, b))
+    return planes_psnr([a], [b]), local
 
 
 def _windows(frame: list[np.ndarray], size: int) -> list[list[np.ndarray]]:
@@ -126,7 +124,7 @@ def section_tiles(clip: Path, model: str, tiles=(0, 256, 128, 64)) -> list[dict[
                 fmt = pixel_format(s.codec_context.pix_fmt)
                 for f in c.decode(s):
                     plan = plan_tiles(f.height, f.width, tile=tile, pad=pad, scale=4)
-                    tr.decide(_planes(f), plan, fmt)
+                    tr.decide(decoded_planes(f), plan, fmt)
             res[mode] = tr.stats.as_dict()
         th, tw = plan.tile_shape
         rows.append({"tile": tile, "pad": pad, "size": [plan.width, plan.height], "tiles": plan.count,
@@ -159,16 +157,6 @@ def section_cost(work: Path, clip: Path, model: str, *, frames: int = 40, rounds
            "exact_over_off_cpu": ratio(cpu), "load_end": os.getloadavg()}
     print(f"cost: {out}", flush=True)
     return out
-
-
-def _psnr(a: list[list[np.ndarray]], b: list[list[np.ndarray]]) -> float:
-    sq, n = 0.0, 0
-    for fa, fb in zip(a, b):
-        for x, y in zip(fa, fb):
-            d = x.astype(np.float64) - y.astype(np.float64)
-            sq += float((d * d).sum())
-            n += d.size
-    return math.inf if sq == 0 else 10 * math.log10(255.0 ** 2 * n / sq)
 
 
 def section_speed(work: Path, cases: dict[str, Path], model: str, rounds: int) -> list[dict[str, Any]]:
@@ -207,7 +195,7 @@ def section_speed(work: Path, cases: dict[str, Path], model: str, rounds: int) -
                 "cpu_seconds": {m: round(cmed[m], 3) for m in order},
                 "speedup_cpu_time": {m: round(cmed["off"] / cmed[m], 3) for m in order},
                 "reuse": {m: results[m].reuse.as_dict() for m in order},
-                "psnr_vs_off_db": {m: (None if math.isinf(p := _psnr(outs["off"], outs[m])) else round(p, 2))
+                "psnr_vs_off_db": {m: (None if math.isinf(p := planes_psnr(outs["off"], outs[m])) else round(p, 2))
                                    for m in ("exact", "near")},
                 "exact_identical": all(np.array_equal(x, y) for fa, fb in zip(outs["off"], outs["exact"])
                                        for x, y in zip(fa, fb)),
