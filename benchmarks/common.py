@@ -165,6 +165,15 @@ def percent_of_peak(flops: float, peak: Peak | None) -> float | None:
 from esrgan_video.quality import psnr  # noqa: E402,F401 - the one PSNR of the tests and benchmarks (no torch import)
 
 
+def planes_psnr(a: Sequence[Sequence[np.ndarray]], b: Sequence[Sequence[np.ndarray]]) -> float:
+    """:func:`psnr` over every plane of every frame of two frame lists (each a list of planes, e.g. Y, U, V),
+    each sample counted once; the lists must hold the same shapes."""
+    def flat(frames: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+        return np.concatenate([p.ravel() for f in frames for p in f])
+
+    return psnr(flat(a), flat(b))
+
+
 # --------------------------------------------------------------------------------------------
 # Timing
 

@@ -29,7 +29,8 @@ import av
 import numpy as np
 
 from benchmarks import common
-from benchmarks.common import interleaved, psnr
+from benchmarks.common import interleaved, planes_psnr, psnr
+from esrgan_video.testing import decoded_planes
 from esrgan_video.video.encoder_settings import DEFAULT_CRF, ENCODER_DEFAULT_CRF, encoder_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -67,14 +68,9 @@ def encode(frames: list[av.VideoFrame], codec: str, options: dict[str, str], rat
     return buf.getvalue()
 
 
-def planes(frame: av.VideoFrame) -> list[np.ndarray]:
-    """The Y, U, V planes of a yuv420p frame without line padding."""
-    return [np.frombuffer(bytes(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes]
-
-
 def decode(data: bytes) -> list[list[np.ndarray]]:
     with av.open(io.BytesIO(data)) as c:
-        return [planes(f.reformat(format="yuv420p")) for f in c.decode(video=0)]
+        return [decoded_planes(f.reformat(format="yuv420p")) for f in c.decode(video=0)]
 
 
 def fidelity(ref: list[list[np.ndarray]], got: list[list[np.ndarray]]) -> dict[str, float]:
@@ -82,7 +78,7 @@ def fidelity(ref: list[list[np.ndarray]], got: list[list[np.ndarray]]) -> dict[s
     if len(ref) != len(got):
         raise RuntimeError(f"decoded {len(got)} frames, expected {len(ref)}")
     y = [psnr(r[0], g[0]) for r, g in zip(ref, got)]
-    yuv = [psnr(np.concatenate([p.ravel() for p in r]), np.concatenate([p.ravel() for p in g])) for r, g in zip(ref, got)]
+    yuv = [planes_psnr([r], [g]) for r, g in zip(ref, got)]
     return {"psnr_y_db": float(np.mean(y)), "psnr_yuv_db": float(np.mean(yuv))}
 
 
@@ -111,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = source_frames(args.frames, args.skip)
     lossless = encode(frames, "ffv1", {})
     ref = decode(lossless)
-    assert all(np.array_equal(a, b) for r, f in zip(ref, frames) for a, b in zip(r, planes(f))), "FFV1 is not lossless"
+    assert all(np.array_equal(a, b) for r, f in zip(ref, frames) for a, b in zip(r, decoded_planes(f))), "FFV1 is not lossless"
     table = settings_table()
     runners = {name: (lambda c=codec, o=opts: encode(frames, c, o)) for name, (codec, opts, _) in table.items()}
     stats, first = interleaved(runners, repeats=args.rounds, warmup=0)

@@ -37,7 +37,7 @@ import av
 import numpy as np
 
 from benchmarks.clips import held_clip
-from benchmarks.common import psnr
+from benchmarks.common import planes_psnr
 from esrgan_video.testing import decoded_planes
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -46,12 +46,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def decoded(path: Path) -> list[list[np.ndarray]]:
     with av.open(str(path)) as c:
         return [decoded_planes(f) for f in c.decode(video=0)]
-
-
-def planes_psnr(a: list[list[np.ndarray]], b: list[list[np.ndarray]]) -> float:
-    """PSNR in dB over every plane of every frame (8-bit: each sample counted once) of two equally long lists."""
-    flat = lambda frames: np.concatenate([p.ravel() for f in frames for p in f])  # noqa: E731
-    return psnr(flat(a), flat(b))
 
 
 def pair_stats(a: list[np.ndarray], b: list[np.ndarray], *, block: int = 4) -> tuple[float, float]:

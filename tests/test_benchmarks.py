@@ -80,6 +80,15 @@ def test_psnr():
         psnr(a, f)
 
 
+def test_planes_psnr_counts_every_sample_once():
+    y, u, v = np.zeros((4, 4), np.uint8), np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.uint8)
+    frame = [y, u, v]
+    assert common.planes_psnr([frame, frame], [frame, frame]) == math.inf
+    hit = [y, u.copy(), v]
+    hit[1][0, 0] = 255  # one sample of 2 x 24 differs: MSE = 255^2 / 48
+    assert common.planes_psnr([frame, frame], [frame, hit]) == pytest.approx(10 * math.log10(48), rel=1e-9)
+
+
 def test_round_orders_vary_who_goes_first_and_who_follows_whom():
     names = ["ours", "torch", "spandrel", "realesrgan", "vsmlrt"]
     orders = round_orders(names, 12)
