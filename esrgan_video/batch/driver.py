@@ -324,9 +324,11 @@ class Plan:
         self.queue.extendleft(reversed(tasks or [st.join]))
 
     # planning -------------------------------------------------------------------------------
-    def add(self, st: _JobState, tasks: list[Task]) -> None:
+    def add(self, st: _JobState, tasks: list[Task], src_fp: dict[str, int]) -> None:
+        """Queue ``tasks`` of a job; ``src_fp`` is its source's fingerprint (``_src_fingerprint``), recorded with
+        every task's result."""
         self.jobs[st.job.key] = st
-        self.src_fp[st.job.key] = _src_fingerprint(st.job.src)
+        self.src_fp[st.job.key] = src_fp
         self.queue.extend(tasks)
 
 
@@ -347,13 +349,6 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
 
 def _seconds(v: Fraction | None) -> float | None:
     return None if v is None else float(v)
-
-
-def _long_enough(src: Path, seg_seconds: float) -> bool:
-    """Whether the container header says ``src`` lasts at least two segments (header only; False if unreadable,
-    so the whole-file task reports the real error)."""
-    duration = container_duration(src)
-    return duration is not None and duration >= 2 * seg_seconds
 
 
 def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: str, src_fp: dict[str, int],
@@ -489,6 +484,7 @@ def run_batch(
                 f"{out}: {len(changed)} finished output(s) were made with different options or model "
                 f"(first: {changed[0].dst}); rerun with --force to redo them, or use another output folder")
 
+        durations: dict[str, float | None] = {}
         for job, row, owned in todo:
             st = _JobState(job, row, owned)
             if owned:
@@ -498,16 +494,21 @@ def run_batch(
             except OSError as e:
                 row.status, row.error = "failed", f"{job.src}: cannot be read ({e})"
                 continue
-            if seg_s and _long_enough(job.src, seg_s):
+            # the header's duration (one open, only when splitting or progress needs it): whether the file lasts
+            # at least two segments (unreadable: not split, so the whole-file task reports the real error), and
+            # the file's weight in the batch's progress
+            duration = container_duration(job.src) if seg_s or progress is not None else None
+            if seg_s and duration is not None and duration >= 2 * seg_s:
                 tasks = [Task(key=f"{job.key}#plan", kind="plan", job_key=job.key, src=str(job.src), dst=str(job.dst),
                               segment_seconds=seg_s)]
             else:
                 tasks = [st.whole_task()]
-            plan.add(st, tasks)
+            plan.add(st, tasks, fp)
+            durations[job.key] = _seconds(duration)
 
         n_run = len(plan.jobs)
         if progress is not None:
-            plan.start_progress({key: _seconds(container_duration(st.job.src)) for key, st in plan.jobs.items()})
+            plan.start_progress(durations)
         say(f"{len(jobs)} files: {n_run} to run, {sum(r.status == 'skipped' for r in rows)} already done"
             + (f", {sum(r.status == 'failed' for r in rows)} failed before starting" if any(r.status == 'failed' for r in rows) else ""))
         try:
