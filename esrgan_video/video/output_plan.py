@@ -1,4 +1,4 @@
-"""What a run's output frames are, decided before anything is opened (pure but for FFmpeg's encoder tables).
+"""What a run's output frames are, decided before anything is opened (pure but for FFmpeg's encoder and muxer tables).
 
 From the input's facts, the options and the model's scale: the input planes' format and resolved colour, the
 output pixel format (the encoder's closest to the input's family and depth, or ``--pix-fmt``), the output
@@ -20,12 +20,7 @@ from ..frames.sizing import SizePlan, plan_size, sar_storable
 from ..frames.transform import FrameFormat
 from ..options import UpscaleOptions
 from .encoder_formats import choose_pix_fmt
-
-CONTAINER_OF_EXTENSION = {
-    ".mkv": "matroska", ".mka": "matroska", ".mk3d": "matroska", ".webm": "webm", ".mov": "mov", ".mp4": "mp4",
-    ".m4v": "mp4", ".nut": "nut", ".y4m": "yuv4mpegpipe", ".avi": "avi",
-}
-"""The FFmpeg muxer an output extension selects (those whose SAR handling matters)."""
+from .writer import output_format
 
 
 @dataclass(frozen=True)
@@ -60,11 +55,6 @@ def output_color(spec: ColorSpec, in_fmt, out_fmt, width: int, height: int) -> C
     return fresh.resolved(width, height, out_fmt)
 
 
-def container_format(dst: str | Path, format: str | None = None) -> str | None:
-    """The muxer name of an output: ``format`` when given, else from the extension (None when unknown)."""
-    return format or CONTAINER_OF_EXTENSION.get(Path(str(dst)).suffix.lower())
-
-
 def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | Path, dst: str | Path) -> OutputPlan:
     """The output plan of ``src`` (its ``video.reader.VideoInfo`` ``info``) written to ``dst`` with ``options``
     by a model of scale ``model_scale``. Raises ``OptionError`` for contradictory size options."""
@@ -82,7 +72,7 @@ def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | P
     plan = plan_size(
         info.width, info.height, model_scale=model_scale, sar=info.sample_aspect_ratio, scale=size.scale,
         size=size.size, fit=size.fit, square_pixels=size.square_pixels,
-        sar_storable=sar_storable(enc.codec, container_format(dst, enc.format)),
+        sar_storable=sar_storable(enc.codec, output_format(dst, enc.format)),
         multiple=(1 << out_fmt.log2_chroma_w, 1 << out_fmt.log2_chroma_h),
     )
     notices.extend(f"{dst}: {note}" for note in plan.notes)
