@@ -68,7 +68,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import models as bench_models  # noqa: E402
-from benchmarks.common import psnr as psnr_array  # noqa: E402
+from benchmarks.common import psnr  # noqa: E402 - arrays or tensors (any device)
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams  # noqa: E402
 from esrgan_video.runtime.base import NonFiniteOutputError  # noqa: E402
 from esrgan_video.runtime.torch_backend import TorchBackend  # noqa: E402
@@ -159,11 +159,6 @@ def time_backend(backend, x: torch.Tensor, *, iters: int, warmup: int, streams: 
     backend.flush()
     sync(dev)
     return (time.perf_counter() - t0) / iters
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of two float images in [0, 1] (``benchmarks.common.psnr`` on their values)."""
-    return psnr_array(a.detach().double().cpu().numpy(), b.detach().double().cpu().numpy(), data_range=1.0)
 
 
 # ----------------------------------------------------------------------------------- weights and frames
@@ -418,7 +413,7 @@ def bench_peers(report: Report, args, budget: Budget, device: torch.device, mode
     import tempfile
 
     from benchmarks import peers
-    from benchmarks.common import interleaved, psnr as psnr8
+    from benchmarks.common import interleaved
     from esrgan_video.runtime.tensorrt_backend import tensorrt_available
 
     gpu = device.type == "cuda"
@@ -482,7 +477,7 @@ def bench_peers(report: Report, args, budget: Budget, device: torch.device, mode
                     "settings": runners[label].settings,
                     "median_s": st.median, "min_s": st.min, "fps": round(1.0 / st.median, 2),
                     "ours_speedup": round(st.median / ours_st.median, 3), "setup_s": setup_s[label],
-                    "psnr_vs_ours_db": _db(psnr8(ref, out)) if same else None,
+                    "psnr_vs_ours_db": _db(psnr(ref, out)) if same else None,
                     "max_abs_diff_vs_ours": int(np.abs(ref.astype(np.int16) - out.astype(np.int16)).max())
                     if same else None,
                 })
