@@ -29,7 +29,6 @@ from .exit_codes import OK as EXIT_OK, USAGE as EXIT_USAGE
 from .signals import exit_status, signal_name, stop_signals
 from ..errors import EsrganVideoError, OptionError
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 SUBCOMMANDS = ("preview", "models", "engine", "batch", "demo", "train", "blend")
 """Each is ``cli/<name>.py``'s ``main(argv)``, except ``models`` (here)."""
 
@@ -98,6 +97,7 @@ def _run_upscale(argv: list[str]) -> int:
     mode = args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
     reporter = _ProgressReporter(mode)
     from ..video.chatter import show_ffmpeg_log
+    from ..video.images import IMAGE_EXTENSIONS  # an input with a still image's extension is upscaled as one
 
     show_ffmpeg_log(options.encode.verbose)  # FFmpeg's own log lines only with --verbose
 
