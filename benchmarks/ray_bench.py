@@ -79,23 +79,13 @@ class TimingPlan:
 
 
 def make_clip(path: Path, frames: int, size: tuple[int, int], fps: int = 24) -> Path:
-    """The first ``frames`` frames of the real sample clip, resized to ``size``, as FFV1 in Matroska."""
+    """The first ``frames`` frames of the real sample clip, resized to ``size``, as FFV1 in Matroska
+    (:func:`benchmarks.clips.held_clip`, each frame once)."""
+    from benchmarks.clips import held_clip
     from esrgan_video.samples import sample_clip
 
-    src = sample_clip("bigbuckbunny.mp4", progress=False)
-    with av.open(str(src)) as c, av.open(str(path), "w") as out:
-        s = out.add_stream("ffv1", rate=fps)
-        s.width, s.height = size
-        s.pix_fmt = "yuv420p"
-        s.time_base = Fraction(1, fps)
-        for i, f in enumerate(c.decode(video=0)):
-            if i == frames:
-                break
-            g = f.reformat(width=size[0], height=size[1], format="yuv420p")
-            g.pts, g.time_base = i, Fraction(1, fps)
-            out.mux(s.encode(g))
-        out.mux(s.encode(None))
-    return path
+    return held_clip(path, [(sample_clip("bigbuckbunny.mp4", progress=False), 0, frames)], size=size, repeat=1,
+                     codec="ffv1", rate=Fraction(fps))
 
 
 def segment_tasks(src: Path, outdir: Path, frames: int, segments: int, fps: int = 24):
@@ -140,12 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ray-bench-"))
     model = args.model
     if model == "tiny":
-        from safetensors.torch import save_file
+        from esrgan_video.testing import save_near_identity
 
-        from esrgan_video.testing import near_identity_model
-
-        model = str(tmp / "tiny.safetensors")
-        save_file({k: v.contiguous() for k, v in near_identity_model(4).state_dict().items()}, model)
+        model = str(save_near_identity(tmp / "tiny.safetensors"))
     else:
         from esrgan_video.models import model_path
 
