@@ -411,7 +411,7 @@ def test_a_failed_frame_does_not_fail_the_frames_that_would_reuse_it(up4_tiled, 
     tr = FrameTransform(up4_tiled, src=fmt, dst=fmt, reuse="exact")
     real = tr.upscale
 
-    def fails(*args):
+    def fails(*args, **kwargs):
         raise RuntimeError("CUDA out of memory (as it can be, once)")
 
     tr.upscale = fails

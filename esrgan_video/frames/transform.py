@@ -203,6 +203,8 @@ class FrameTransform:
         self.scale = upscaler.scale if upscaler is not None else 1
         self.cuda = self.device.type == "cuda"
         self.keep_alpha = src.alpha and dst.alpha
+        self._frame_ndim = 2 if src.is_float or len(src.pixel_format.planes[0]) == 1 else 3
+        """Dimensions of the first plane of one frame (more: a leading N axis)."""
         self._clock = clock
         self._resize = resize
         self.notice = notice
@@ -252,11 +254,13 @@ class FrameTransform:
         alpha = colormod.alpha_to_float(planes[self.src.alpha_plane()], fmt) if self.keep_alpha else None
         return rgb, alpha
 
-    def upscale(self, rgb: torch.Tensor, alpha: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The model on RGB (and on alpha, as a grey image), at the model's scale."""
+    def upscale(self, rgb: torch.Tensor, alpha: torch.Tensor | None, *, only: frozenset[int] | None = None,
+                base: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The model on RGB (and on alpha, as a grey image), at the model's scale; ``only``/``base``: the tiles to
+        compute and the output that supplies the others (``Upscaler.upscale_tensor``)."""
         if self.upscaler is None:
             return rgb, alpha
-        y = self.upscaler.upscale_tensor(rgb)
+        y = self.upscaler.upscale_tensor(rgb, only=only, base=base)
         if alpha is not None:
             alpha = self.upscaler.upscale_tensor(alpha.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
         return y, alpha
@@ -289,23 +293,33 @@ class FrameTransform:
         if len(planes) != self.src.planes:
             raise ValueError(f"expected {self.src.planes} planes, got {len(planes)}")
         on_device = all(isinstance(p, torch.Tensor) and p.device == self.device for p in planes)
-        ndim = 2 if self.src.is_float or len(self.src.pixel_format.planes[0]) == 1 else 3
-        batched = planes[0].ndim > ndim
+        batched = planes[0].ndim > self._frame_ndim
         if self.reuse != "off" and not batched and not on_device:
             return self._call_reusing([p.numpy() if isinstance(p, torch.Tensor) else p for p in planes], seq, reset)
         caller = torch.cuda.current_stream(self.device) if self.cuda else None
+        _, _, out = self._run(planes, caller=caller, on_device=on_device, batched=batched)
+        return out
+
+    def _run(self, planes: Sequence[Plane], *, caller, on_device: bool, batched: bool, done: "_Link | None" = None,
+             only: frozenset[int] | None = None) -> tuple[torch.Tensor, "torch.cuda.Stream | None", list]:
+        """One frame on a slot: upload, to-RGB, the model, resize, from-RGB, deliver; returns (the model's RGB
+        output, the slot's stream, the output planes). ``done``/``only``: the previous frame whose output supplies
+        the tiles not in ``only`` (reuse)."""
         with self._slot() as slot, torch.inference_mode():
             ta = time.perf_counter()
-            dev_planes = self._upload(planes, slot, caller, on_device)
-            rgb, alpha = self.to_rgb(dev_planes)
+            rgb, alpha = self.to_rgb(self._upload(planes, slot, caller, on_device))
             tb = time.perf_counter()
-            rgb, alpha = self.upscale(rgb, alpha)
+            base = None
+            if done is not None:
+                if slot.stream is not None and done.stream is not None:
+                    hand_over([done.rgb], done.stream, slot.stream)
+                base = done.rgb
+            y, alpha = self.upscale(rgb, alpha, only=only, base=base)
             tc = time.perf_counter()
-            out = self.from_rgb(rgb, alpha, batched=batched)
-            out = self._deliver(out, slot, caller, on_device)
+            out = self._deliver(self.from_rgb(y, alpha, batched=batched), slot, caller, on_device)
             td = time.perf_counter()
         self._tick((tb - ta) + (td - tc), tc - tb)
-        return out
+        return y, slot.stream, out
 
     def _tick(self, convert: float, infer: float) -> None:
         if self._clock is not None:
@@ -345,24 +359,12 @@ class FrameTransform:
                 link.set(done.rgb, done.stream, done.planes)
                 self._tick(time.perf_counter() - ta, 0.0)
                 return done.planes
-            with self._slot() as slot, torch.inference_mode():
-                ta = time.perf_counter()
-                rgb, alpha = self.to_rgb(self._upload(planes, slot, None, False))
-                tb = time.perf_counter()
-                if done is None:
-                    y, alpha = self.upscale(rgb, alpha)
-                else:
-                    if slot.stream is not None and done.stream is not None:
-                        hand_over([done.rgb], done.stream, slot.stream)
-                    y = up.upscale_tensor(rgb, only=decision.compute, base=done.rgb)
-                tc = time.perf_counter()
-                out = self._deliver(self.from_rgb(y, alpha, batched=False), slot, None, False)
-                td = time.perf_counter()
-            link.set(y, slot.stream, out)
+            y, stream, out = self._run(planes, caller=None, on_device=False, batched=False, done=done,
+                                       only=None if done is None else decision.compute)
+            link.set(y, stream, out)
         except BaseException as e:
             link.fail(e)
             raise
-        self._tick((tb - ta) + (td - tc), tc - tb)
         return out
 
     @contextmanager
