@@ -212,8 +212,9 @@ class ReuseTracker:
             return Decision(frozenset(range(count)), count)
         prev = self._prev
         if prev is not None and all(np.array_equal(a, b) for a, b in zip(planes, prev)):
-            # every window equals the previous frame's, whose windows all hold outputs this rule accepted
-            return self._done(Decision(frozenset(), count), planes)
+            # every window equals the previous frame's, whose windows all hold outputs this rule accepted; the kept
+            # copy of the previous frame already holds these planes
+            return self._done(Decision(frozenset(), count), None)
         compute_set = set()
         for i, regions in enumerate(self._regions):
             if self.mode == "exact":  # a reused window's input equals its reference's, so the previous frame's will do
@@ -230,14 +231,16 @@ class ReuseTracker:
             compute = frozenset(range(count))
         return self._done(Decision(compute, count), planes)
 
-    def _done(self, d: Decision, planes: Sequence[np.ndarray]) -> Decision:
+    def _done(self, d: Decision, planes: Sequence[np.ndarray] | None) -> Decision:
+        """Count ``d`` and keep ``planes`` as the previous frame (None: they equal the one kept)."""
         if self.mode == "near":
             for i in d.compute:
                 self._refs[i] = [p[r, c].copy() for p, (r, c) in zip(planes, self._regions[i])]
         self.stats.tiles_reused += d.count - len(d.compute)
         if d.whole_frame_reused:
             self.stats.frames_reused += 1
-        self._prev = [np.array(p, copy=True) for p in planes]  # the caller may reuse its buffers
+        if planes is not None:
+            self._prev = [np.array(p, copy=True) for p in planes]  # the caller may reuse its buffers
         return d
 
 
