@@ -34,10 +34,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ..options import REUSE_MODES as MODES
 from ..tiling import TilePlan, batch_closure
 from .pixel_formats import PixelFormat
 
-MODES = ("off", "exact", "near")
 NEAR_RESET_PERIOD = Fraction(10)
 """Seconds between ``near``'s reset points (:func:`reset_points`)."""
 CHROMA_MARGIN = 3
