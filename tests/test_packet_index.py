@@ -13,7 +13,7 @@ from esrgan_video.video.keyframes import scan_keyframes
 from esrgan_video.errors import InputError
 from esrgan_video.video import packet_index as packet_index_module
 from esrgan_video.video.packet_index import NOPTS, clear_cache, read_packet_index
-from esrgan_video.video.probe import container_duration, probe
+from esrgan_video.video.probe import Demux, container_duration, probe
 from esrgan_video.video.reader import open_input
 
 from media import AudioTrack, make_audio_only, make_clip, make_not_media, make_truncated
@@ -100,6 +100,24 @@ def test_truncated_file_ends_the_index_where_the_demuxer_stops(tmp_path):
     assert list(part.pts) == list(full.pts[: part.packet_count])  # the same packets, in decode order
     assert part.complete == (part.error is None)  # a demuxer error, if any, is kept as the reason
     assert part.duration < full.duration
+
+
+def test_demux_ends_quietly_at_a_demuxer_error_and_keeps_its_message():
+    class Damaged:  # a container whose demuxer stops at damaged data after two packets
+        def demux(self, *streams):
+            yield from ("p0", "p1")
+            raise av.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+    demux = Demux(Damaged())
+    assert list(demux) == ["p0", "p1"] and "Invalid data found" in demux.error
+    assert next(demux, None) is None  # and stays ended
+
+    class Whole:
+        def demux(self, *streams):
+            yield from ("p0", "p1")
+
+    demux = Demux(Whole())
+    assert list(demux) == ["p0", "p1"] and demux.error is None
 
 
 def test_unreadable_inputs_are_input_errors(tmp_path):

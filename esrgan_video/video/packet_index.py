@@ -29,7 +29,7 @@ import av
 import numpy as np
 
 from ..errors import InputError
-from .probe import pick_video_stream
+from .probe import Demux, pick_video_stream
 
 __all__ = ["NOPTS", "PacketIndex", "clear_cache", "read_packet_index"]
 
@@ -167,16 +167,8 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
         dts: list[int] = []
         durations: list[int] = []
         keys: list[bool] = []
-        error = None
-        demux = c.demux(stream)
-        while True:
-            try:
-                pkt = next(demux)
-            except StopIteration:
-                break
-            except av.FFmpegError as e:  # damaged or truncated: what was read stands
-                error = str(e)
-                break
+        demux = Demux(c, stream)  # damaged or truncated: what was read stands
+        for pkt in demux:
             if pkt.size == 0:
                 continue
             pts.append(NOPTS if pkt.pts is None else int(pkt.pts))
@@ -197,7 +189,7 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             dts=np.array(dts, dtype=np.int64),
             durations=np.array(durations, dtype=np.int64),
             keyframes=np.array(keys, dtype=bool),
-            complete=error is None,
-            error=error,
+            complete=demux.error is None,
+            error=demux.error,
         )
         return index, is_default

@@ -1,7 +1,8 @@
 """Facts from a container's headers, without decoding or reading the packets (cheap: one open).
 
 ``pick_video_stream`` is the one rule for which stream is "the video" (the first video stream that is
-not cover art), shared by the reader, the packet index and the probes. ``probe`` is what batch records
+not cover art), shared by the reader, the packet index and the probes; :class:`Demux` is the one way they (and
+the stream copier) read packets up to where a damaged file stops the demuxer. ``probe`` is what batch records
 for a finished output and compares on resume ("it opens with the recorded frame count"); ``container
 duration`` is what batch reads to decide whether splitting a file is worth a keyframe scan. Exact
 counts and timestamps of every packet are :mod:`esrgan_video.video.packet_index`'s.
@@ -17,7 +18,7 @@ import av
 
 from ..errors import InputError
 
-__all__ = ["container_duration", "pick_video_stream", "probe"]
+__all__ = ["Demux", "container_duration", "pick_video_stream", "probe"]
 
 
 def pick_video_stream(path: str | os.PathLike, container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -30,6 +31,27 @@ def pick_video_stream(path: str | os.PathLike, container: av.container.InputCont
         kinds = ", ".join(f"{s.type} {s.codec_context.name if s.codec_context else '?'}" for s in container.streams)
         raise InputError(f"{path}: has no video stream (it has: {kinds or 'no streams at all'})")
     return videos[0]
+
+
+class Demux:
+    """The packets of ``streams`` of the input ``container`` in file order (``container.demux(*streams)``), ending
+    quietly where the demuxer stops at damaged or truncated data: what was read stands, and :attr:`error` holds
+    the demuxer's message (None after a clean end)."""
+
+    def __init__(self, container: av.container.InputContainer, *streams) -> None:
+        self._packets = container.demux(*streams)
+        self.error: str | None = None
+
+    def __iter__(self) -> Demux:
+        return self
+
+    def __next__(self) -> av.Packet:
+        try:
+            return next(self._packets)
+        except av.FFmpegError as e:
+            self.error = str(e)
+            self._packets = iter(())
+            raise StopIteration from None
 
 
 def _open(path: str | os.PathLike) -> av.container.InputContainer:

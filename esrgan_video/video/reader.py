@@ -32,7 +32,7 @@ from ..frames.pixel_formats import pixel_format, plane_layouts
 from .damage import Promise, ReadStats, judge_truncation, stream_promise
 from .packet_index import PacketIndex, read_packet_index
 from .planes import copy_planes
-from .probe import pick_video_stream
+from .probe import Demux, pick_video_stream
 from .metadata import (
     FIELD_ORDERS,
     HdrMetadata,
@@ -314,15 +314,8 @@ class InputVideo:
 
             def decoded() -> Iterator[av.VideoFrame]:
                 nonlocal packets, errors, first_loss, demux_error
-                demux = c.demux(st)
-                while True:
-                    try:
-                        pkt = next(demux)
-                    except StopIteration:
-                        break
-                    except av.FFmpegError as e:  # damaged container structure: keep what decoded
-                        demux_error = " ".join(str(e).split())
-                        break
+                demux = Demux(c, st)
+                for pkt in demux:
                     if pkt.size:
                         packets += 1
                     try:
@@ -330,6 +323,8 @@ class InputVideo:
                     except av.FFmpegError:
                         errors += 1
                         first_loss = first_loss or _when(pkt)
+                if demux.error is not None:  # damaged container structure: keep what decoded
+                    demux_error = " ".join(demux.error.split())
                 try:
                     yield from st.decode(None)
                 except av.FFmpegError:

@@ -37,6 +37,7 @@ from typing import Callable, Iterable, Sequence
 import av
 
 from ..errors import OutputError
+from .probe import Demux
 from .reader import clean_metadata
 
 __all__ = ["MP4_FAMILY", "StreamCopier", "StreamSelection", "container_suggestion", "copy_stream_facts",
@@ -253,7 +254,7 @@ class StreamCopier:
         if converted:
             notice(f"{self.dst}: text subtitle stream{'s' if len(converted) > 1 else ''} {', '.join(converted)} "
                    f"converted to mov_text (the only subtitle codec {self.dst.suffix or fmt} files take)")
-        self._demux = source.demux(*copied) if copied else None
+        self._demux = Demux(source, *copied) if copied else None
 
     def _add_converted(self, st, codec: str) -> None:
         out_st = self.out.add_stream(codec)
@@ -298,13 +299,11 @@ class StreamCopier:
         while self._demux is not None:
             pkt = self._pending
             if pkt is None:
-                try:
-                    pkt = next(self._demux)
-                except StopIteration:
-                    self._demux = None
-                    return
-                except av.FFmpegError as e:  # damaged tail of the input: what was copied stands
-                    self.notice(f"{self.src}: stopped copying other streams at a damaged part ({e})")
+                pkt = next(self._demux, None)
+                if pkt is None:
+                    if self._demux.error is not None:  # damaged tail of the input: what was copied stands
+                        self.notice(f"{self.src}: stopped copying other streams at a damaged part "
+                                    f"({self._demux.error})")
                     self._demux = None
                     return
                 if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
