@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +95,7 @@ class PlainLoop:
         lr, hr = self.data[self.i % len(self.data)]
         self.i += 1
         t0 = time.perf_counter()
-        ctx = torch.autocast(self.device.type, dtype=self.amp) if self.amp is not None else _Null()
+        ctx = torch.autocast(self.device.type, dtype=self.amp) if self.amp is not None else nullcontext()
         with ctx:
             out = self.model(lr)
         loss = F.l1_loss(out.float(), hr)
@@ -104,14 +105,6 @@ class PlainLoop:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - t0
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def step_times(journal: Path, first: int, last: int) -> list[float]:
@@ -247,10 +240,9 @@ def run_gpu(args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="train-gpu-"))
     dry = args.dry_run
     if dry:
-        from esrgan_video.testing import near_identity_model
+        from esrgan_video.testing import save_near_identity
 
-        base = tmp / "tiny.safetensors"
-        save_safetensors(near_identity_model(4, nf=16, nb=1, gc=8).state_dict(), base)
+        base = save_near_identity(tmp / "tiny.safetensors", 4, nf=16, nb=1, gc=8)
         weights = "tiny near-identity model (dry run)"
         patch, batch, steps, device, precision = 32, 2, 18, "cpu", "fp32"
     else:
@@ -268,15 +260,12 @@ def run_gpu(args) -> dict:
             save_safetensors(paper_init(RRDBNet(nf=64, nb=23, gc=32, scale=4)).state_dict(), base)
             weights = "x4plus shape (nf 64, nb 23, gc 32) with the paper's init (no weights carried)"
         patch, batch, steps, device, precision = 128, 16, 100000, "cuda", "bf16"
-    cache_clip = None
-    try:
-        from esrgan_video.models.registry import cache_dir
+    try:  # the cached sample clip (or the one in the cached wheel): nothing is downloaded here
+        from esrgan_video.samples import sample_clip
 
-        c = cache_dir() / "samples" / "bikes.mp4"
-        cache_clip = c if c.is_file() else None
+        clip = sample_clip("bikes.mp4", offline=True, progress=False)
     except Exception:  # noqa: BLE001 - the cache is optional here
-        cache_clip = None
-    clip = cache_clip or _make_clip(tmp / "clip.mp4")
+        clip = _make_clip(tmp / "clip.mp4")
     cfg = TrainConfig(data=[str(clip)], base=str(base), out=str(tmp / "run"), stage="psnr", steps=steps, batch=batch,
                       patch=patch, ema=0, held_out=0.10, val_every=10**9, save_every=10**9, preview_every=10**9,
                       quiet=True, device=device, precision=precision, offline=True, max_frames=64, schedule="constant")
@@ -286,16 +275,9 @@ def run_gpu(args) -> dict:
     plain = PlainLoop(trainer)
     rounds = 3 if dry else 50
     per_round = 6 if dry else 10
-    done = 0
-    ours, theirs = [], []
-    for r in range(rounds):  # as in compare(): the first step after each switch is left out
-        trainer.run(until=done + per_round)
-        ours += step_times(trainer.folder.journal_path, done + 2, done + per_round)
-        done += per_round
-        plain.step()
-        theirs += [plain.step() for _ in range(per_round - 1)]
-        if time.monotonic() > deadline - 5:
-            break
+    # per_round steps a round, as many plain steps; the first round (cuDNN autotuning, allocator warm-up) untimed
+    summary = compare(trainer, plain, steps=rounds * per_round, rounds=rounds, plain_steps=per_round - 1,
+                      deadline=deadline - 5, warmup=per_round - 1)
     # the realesrgan degradation of one batch on the device (per-sample loop), next to the step it must feed
     from esrgan_video.train.degradations import RealESRGAN, degrade_batch, usm_sharp
 
@@ -307,9 +289,7 @@ def run_gpu(args) -> dict:
         if torch.cuda.is_available() and not dry:
             torch.cuda.synchronize()
         deg_s.append(time.perf_counter() - t0)
-    warm = per_round - 1  # the first round: cuDNN autotuning and allocator warm-up
-    ours_t, theirs_t = ours[warm:] or ours, theirs[warm:] or theirs
-    mo, mt = statistics.median(ours_t), statistics.median(theirs_t)
+    mo, mt = summary["ours_step_s_median"], summary["plain_step_s_median"]
     params = trainer.g.params
     fpp = getattr(params, "flops_per_input_pixel", None)
     lr_px = (patch // params.scale) ** 2
@@ -319,7 +299,7 @@ def run_gpu(args) -> dict:
     achieved = train_flops / mo if train_flops else None
     return {
         "dry_run": dry, "device": name, "weights": weights, "clip": str(clip.name), "patch": patch, "batch": batch,
-        "precision": precision, "steps_timed": {"ours": len(ours_t), "plain": len(theirs_t)},
+        "precision": precision, "steps_timed": {"ours": summary["ours_steps_timed"], "plain": summary["plain_steps_timed"]},
         "ours_patches_s": batch / mo, "plain_patches_s": batch / mt, "ratio_ours_over_plain": mt / mo,
         "train_flops_per_step": train_flops, "achieved_flops": achieved,
         "realesrgan_degrade_s_per_batch": statistics.median(deg_s[1:]), "step_s_median": mo,
