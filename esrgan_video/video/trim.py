@@ -33,7 +33,7 @@ def check_trim(inp, start=None, end=None) -> int | None:
     None without a trim; raises :class:`OptionError` when it is none."""
     if start is None and end is None:
         return None
-    times = sorted(inp.frame_times())
+    times = inp.frame_times()  # sorted: presentation order
     t0, t1 = inp.resolve_range(start, end)
     n = selected_frames(times, t0, t1)
     if n:
