@@ -163,7 +163,7 @@ def upscale_video(
                 frames, read = _stream(inp, out, transform, clock, start=start, end=end, progress=progress, t0=t0,
                                        resets=resets)
             encoder = out.encoder_settings.describe()
-            lost = read.lost_frames if read is not None else 0
+            lost = read.lost_frames
             backend_name = up.backend_info.name if up.backend_info is not None else ""
             backend_reason = up.backend_info.reason if up.backend_info is not None else ""
         finally:
@@ -174,8 +174,7 @@ def upscale_video(
         output=Path(dst), frames=frames, lost_frames=lost, seconds=seconds,
         fps=frames / seconds if seconds > 0 else 0.0, stage_seconds=clock.seconds, notices=notices,
         backend=backend_name, backend_reason=backend_reason, reuse=transform.reuse_stats, encoder=encoder,
-        size=size.size, sar=size.sar, damage=read.report() if read is not None else None,
-        truncated=read is not None and read.truncated,
+        size=size.size, sar=size.sar, damage=read.report(), truncated=read.truncated,
     )
 
 
@@ -268,9 +267,7 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
             fut.cancel()
         infer.shutdown(wait=True, cancel_futures=True)
         decoder.shutdown(wait=True, cancel_futures=True)
-        close = getattr(frames, "close", None)
-        if close is not None:
-            close()
+        frames.close()
     te = time.perf_counter()
     out.flush()
     clock.add("encode", time.perf_counter() - te)
