@@ -265,6 +265,8 @@ class TorchBackend(Backend):
             raise BackendError(f"torch backend: CUDA graphs need a CUDA device, got {dev}")
         self.channels_last = True if channels_last is None else channels_last
         self.compile_mode = compile
+        self._cudagraph_trees = dev.type == "cuda" and mode_uses_cudagraphs(compile)
+        """torch.compile's own CUDA graphs run this backend: outputs are cloned, the thread is checked per batch."""
         self.cuda_graphs = cuda_graphs
         self.fp32_layers = tuple(fp32_layers)
         self._model, self._clamp = prepare_model(
@@ -325,13 +327,12 @@ class TorchBackend(Backend):
         return fn
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        trees = self.info.device.type == "cuda" and mode_uses_cudagraphs(self.compile_mode)
-        if trees:
+        if self._cudagraph_trees:
             safe = cudagraph_trees_thread_safe()
             check_cudagraph_thread(self.compile_mode, "cuda", thread_safe=safe,
                                    tls_ready=safe or cudagraph_tls_ready())
         out = self._runner(x)(x)
-        if trees:
+        if self._cudagraph_trees:
             out = out.clone()  # cudagraph-tree outputs are overwritten by the next replay
         return out
 
