@@ -200,10 +200,7 @@ class Plan:
 
     def started(self, task: Task, owner: str) -> None:
         self.running.add(task.key)
-        if task.kind == "plan":
-            return  # planning writes nothing; an interrupted plan is simply planned again
-        self.journal.record(task.key, "running", owner=owner, heartbeat=round(time.time(), 1), kind=task.kind,
-                            job=task.job_key, attempt=self.attempts.get(task.key, 0) + 1)
+        self.heartbeat(task, owner)
 
     def progress(self, task: Task, info: dict[str, Any]) -> None:
         """A worker's progress on ``task``: ``{"frame", "total", "fps", "eta"}`` (whole files and segments)."""
@@ -230,8 +227,9 @@ class Plan:
         self._report()
 
     def heartbeat(self, task: Task, owner: str) -> None:
+        """Journal ``task`` as running on ``owner``, heard from now (also what :meth:`started` records)."""
         if task.kind == "plan":
-            return
+            return  # planning writes nothing; an interrupted plan is simply planned again
         self.journal.record(task.key, "running", owner=owner, heartbeat=round(time.time(), 1), kind=task.kind,
                             job=task.job_key, attempt=self.attempts.get(task.key, 0) + 1)
 
