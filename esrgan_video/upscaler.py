@@ -250,7 +250,7 @@ class Upscaler:
                 if src_dtype in (torch.int16, torch.int32):  # 16-bit codes held in a wider or signed type
                     x = x.to(torch.int32).clamp_(0, 65535).to(torch.uint16)
             planes = list(x.unbind(1))
-            if x.device.type != self.device.type or x.device != self.device:
+            if x.device != self.device:
                 planes = [p.cpu().numpy() for p in planes]
             out = self._transform("planar", x.dtype)(planes)
             y = torch.stack([p if isinstance(p, torch.Tensor) else torch.from_numpy(p) for p in out], dim=1)
@@ -261,13 +261,13 @@ class Upscaler:
 
     def _transform(self, layout: str, dtype) -> "FrameTransform":
         """The frame transform for one kind of RGB frame (made once per kind; any frame size)."""
-        from .frames.transform import FrameFormat, FrameTransform
+        from .frames.transform import FrameFormat, FrameTransform, _torch_dtype
 
         key = (layout, str(dtype))
         tr = self._transforms.get(key)
         if tr is None:
-            if layout in ("packed-float",) or (layout == "planar" and dtype.is_floating_point):
-                fmt = FrameFormat.float_rgb(_torch_float(dtype))
+            if layout == "packed-float" or (layout == "planar" and dtype.is_floating_point):
+                fmt = FrameFormat.float_rgb(dtype if isinstance(dtype, torch.dtype) else _torch_dtype(dtype))
             else:
                 bits = 8 if str(dtype) in ("uint8", "torch.uint8") else 16
                 pf = (pixel_format("rgb24" if bits == 8 else "rgb48le") if layout == "packed" else
@@ -281,8 +281,3 @@ def _check_frame_dtype(name: str) -> None:
     if name not in ("uint8", "uint16", "int16", "int32"):
         raise InputError(f"unsupported frame dtype {name}; expected uint8, uint16 or float")
 
-
-def _torch_float(dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    return {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}[np.dtype(dtype).name]
