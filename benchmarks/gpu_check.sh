@@ -44,7 +44,8 @@ export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 BUDGET=${GPU_CHECK_BUDGET:-480}
 BUDGET=${BUDGET%.*}
 DRY_RUN=${GPU_CHECK_DRY_RUN:-0}
-export PY BUDGET DRY_RUN
+GPU_CHECK_SITE=${GPU_CHECK_SITE:-${TMPDIR:-/tmp}/esrgan-video-gpu-check-site}  # where the carried wheels go
+export PY BUDGET DRY_RUN GPU_CHECK_SITE
 START=$(date +%s)
 DEADLINE=$(( START + BUDGET ))
 STEPS=$OUT_DIR/steps.tsv
@@ -97,11 +98,10 @@ step_env() {
 }
 
 step_wheels() {
-  local site=${GPU_CHECK_SITE:-${TMPDIR:-/tmp}/esrgan-video-gpu-check-site}
-  mkdir -p "$site"
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+  mkdir -p "$GPU_CHECK_SITE"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$GPU_CHECK_SITE" \
       "$GPU_CHECK_WHEELS"/*.whl || return $?
-  echo "installed into $site: $(cd "$GPU_CHECK_WHEELS" && ls -1 ./*.whl | sed 's|^\./||' | tr '\n' ' ')"
+  echo "installed into $GPU_CHECK_SITE: $(cd "$GPU_CHECK_WHEELS" && ls -1 ./*.whl | sed 's|^\./||' | tr '\n' ' ')"
 }
 
 # ---------------------------------------------------------------------------------------------------------- env
@@ -111,7 +111,7 @@ run_step env "$(share 5)" "$ENV_TXT" step_env || FAILED=1
 if [ -n "${GPU_CHECK_WHEELS:-}" ]; then
   if ls "$GPU_CHECK_WHEELS"/*.whl >/dev/null 2>&1; then
     run_step wheels "$(share 10)" "$ENV_TXT" step_wheels || FAILED=1
-    export PYTHONPATH="${GPU_CHECK_SITE:-${TMPDIR:-/tmp}/esrgan-video-gpu-check-site}:$PYTHONPATH"
+    export PYTHONPATH="$GPU_CHECK_SITE:$PYTHONPATH"
     "$PY" -c 'import importlib.util as u; print("importable:", ", ".join(m for m in ("av", "tensorrt", "torch_tensorrt", "spandrel") if u.find_spec(m)))' \
         2>&1 | tee -a "$ENV_TXT"
   else
