@@ -212,13 +212,8 @@ def output_size(
     multiple: tuple[int, int] = (1, 1),
 ) -> tuple[int, int]:
     """The output (width, height) of a square-pixel picture (stills, VapourSynth clips whose SAR the caller
-    handles): :func:`plan_size` with SAR 1 and ``size`` WxH taken as is."""
-    if size is not None and None not in size:
-        if scale is not None:
-            raise OptionError("scale", "either a scale or a size, not both", f"scale {scale:g} and size {size[0]}x{size[1]}")
-        return _round_to(size[0], multiple[0]), _round_to(size[1], multiple[1])
-    plan = plan_size(width, height, model_scale=model_scale, scale=scale, size=size, multiple=multiple)
-    return plan.width, plan.height
+    handles): :func:`plan_size` with SAR 1, so ``size`` WxH is taken as is."""
+    return plan_size(width, height, model_scale=model_scale, scale=scale, size=size, multiple=multiple).size
 
 
 def resize_rgb(rgb: torch.Tensor, width: int, height: int) -> torch.Tensor:
