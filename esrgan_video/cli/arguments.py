@@ -10,8 +10,9 @@ say what the flag means on the command line; what each option does is documented
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ..errors import OptionError
+from ..errors import EsrganVideoError, OptionError
 from ..options import BACKENDS, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES, PRECISIONS, REUSE_MODES, RuntimeOptions, UpscaleOptions
 
 CODECS_HELP = "libx264 (default), libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, ..."
@@ -26,6 +27,20 @@ FLAG_NAMES = {
 
 def flag_name(option: str) -> str:
     return FLAG_NAMES.get(option, option if option.startswith("-") else "--" + option.replace("_", "-"))
+
+
+def report_error(e: EsrganVideoError) -> int:
+    """Print the one line for an error that ends a command (an :class:`OptionError` named by its flag, e.g. one
+    found once the run started: a trim that selects nothing, a crf the encoder lacks); returns its exit status."""
+    if isinstance(e, OptionError):
+        e = e.relabel({e.option: flag_name(e.option)})
+    print(f"esrgan-video: error: {e}", file=sys.stderr)
+    return e.exit_code
+
+
+def progress_mode(args: argparse.Namespace) -> str:
+    """``--progress`` as given, else none with ``--quiet``, else a bar on a terminal and none elsewhere."""
+    return args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
 
 
 def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim: bool = True) -> None:

@@ -14,10 +14,10 @@ import shutil
 import sys
 import time
 
-from .arguments import add_upscale_options, flag_name, upscale_options
+from .arguments import add_upscale_options, progress_mode, report_error, upscale_options
 from .exit_codes import DAMAGED, exit_codes_text
 from .signals import exit_status, signal_name, stop_signals
-from ..errors import EsrganVideoError, OptionError
+from ..errors import EsrganVideoError
 
 DESCRIPTION = (
     "Upscale many videos into OUTDIR, resumably. INPUT is a file, a directory (walked recursively for video "
@@ -131,7 +131,7 @@ def run_args(args: argparse.Namespace) -> int:
     from ..batch import BatchInterrupted, run_batch
 
     options = upscale_options(args)
-    mode = args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
+    mode = progress_mode(args)
     reporter = BatchReporter(mode, quiet=args.quiet)
     try:
         summary = run_batch(
@@ -162,12 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         with stop_signals():
             return run_args(args)
-    except OptionError as e:  # found once the run starts (an encoder option the encoder lacks): named by its flag
-        print(f"esrgan-video: error: {e.relabel({e.option: flag_name(e.option)})}", file=sys.stderr)
-        return e.exit_code
-    except EsrganVideoError as e:
-        print(f"esrgan-video: error: {e}", file=sys.stderr)
-        return e.exit_code
+    except EsrganVideoError as e:  # an OptionError here was found once the run started: named by its flag
+        return report_error(e)
     except SystemExit as e:  # argparse
         return e.code if isinstance(e.code, int) else 2
 

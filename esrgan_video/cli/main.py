@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from .arguments import add_upscale_options, flag_name, upscale_options
+from .arguments import add_upscale_options, progress_mode, report_error, upscale_options
 from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
 from .exit_codes import OK as EXIT_OK, USAGE as EXIT_USAGE
 from .signals import exit_status, signal_name, stop_signals
@@ -94,8 +94,7 @@ def _run_upscale(argv: list[str]) -> int:
         options = upscale_options(args)
     except OptionError as e:
         parser.error(str(e))  # a bad option value is a command-line error: exit 2
-    mode = args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
-    reporter = _ProgressReporter(mode)
+    reporter = _ProgressReporter(progress_mode(args))
     from ..video.chatter import show_ffmpeg_log
     from ..video.images import IMAGE_EXTENSIONS  # an input with a still image's extension is upscaled as one
 
@@ -159,12 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                     return _run_models(argv[1:])
                 return _run_subcommand(argv[0], argv[1:])
             return _run_upscale(argv)
-    except OptionError as e:  # found during the run (a trim that selects nothing, a crf the encoder lacks)
-        print(f"esrgan-video: error: {e.relabel({e.option: flag_name(e.option)})}", file=sys.stderr)
-        return e.exit_code
-    except EsrganVideoError as e:
-        print(f"esrgan-video: error: {e}", file=sys.stderr)
-        return e.exit_code
+    except EsrganVideoError as e:  # an OptionError here was found during the run: named by its flag
+        return report_error(e)
     except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP
         print(f"esrgan-video: interrupted ({signal_name(e)}); no output was written", file=sys.stderr)
         return exit_status(e)

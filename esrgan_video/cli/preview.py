@@ -27,7 +27,7 @@ import torch
 
 from ..errors import EsrganVideoError, OptionError, OutputError
 from ..options import DEFAULT_MODEL, UpscaleOptions, parse_time
-from .arguments import add_upscale_options, flag_name, upscale_options
+from .arguments import add_upscale_options, report_error, upscale_options
 from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
 from .font import text_mask, text_size
 
@@ -277,17 +277,14 @@ def run(args: argparse.Namespace) -> int:
         at = parse_time(args.at)
         crop = parse_crop(args.crop) if args.crop else None
     except OptionError as e:
-        raise e.relabel({e.option: "--at" if e.option == "time" else flag_name(e.option)}) from None
+        raise e.relabel({"time": "--at"}) from None  # parse_time's error is about --at here (main names the rest)
     columns = [tuple(c) for c in (args.columns or [[DEFAULT_MODEL, None]])]
     from ..video.chatter import show_ffmpeg_log
 
     show_ffmpeg_log(options.encode.verbose)  # FFmpeg's own log lines only with --verbose, as for a video run
-    try:
-        cols, source_size = make_columns(args.input, at, columns, options, notice=say)
-        sheet, lay = compose(cols, source_size=source_size, crop=crop)
-        write_png(Path(args.output), sheet, overwrite=args.overwrite)
-    except OptionError as e:
-        raise e.relabel({e.option: flag_name(e.option)}) from None
+    cols, source_size = make_columns(args.input, at, columns, options, notice=say)
+    sheet, lay = compose(cols, source_size=source_size, crop=crop)
+    write_png(Path(args.output), sheet, overwrite=args.overwrite)
     rx, ry, rw, rh = lay.crop_region
     say(f"wrote {args.output} ({lay.width}x{lay.height}: {len(cols)} columns, whole frames at "
         f"{lay.scale:.0%}, detail {rw}x{rh} at {rx},{ry} of the output)")
@@ -298,6 +295,5 @@ def main(argv: list[str] | None = None) -> int:
     """``esrgan-video preview`` (the top-level CLI hands its arguments here and handles errors and signals)."""
     try:
         return run(build_parser().parse_args(argv))
-    except EsrganVideoError as e:
-        print(f"esrgan-video: error: {e}", file=sys.stderr)
-        return e.exit_code
+    except EsrganVideoError as e:  # an OptionError named by its flag
+        return report_error(e)
