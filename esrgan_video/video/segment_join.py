@@ -30,7 +30,8 @@ class JoinResult:
     frames: int
 
 
-def _sort_key(pkt: av.Packet) -> Fraction:
+def _packet_time(pkt: av.Packet) -> Fraction:
+    """Seconds on the stream clock where ``pkt`` is decoded (its dts, else its pts; 0 without either)."""
     t = pkt.dts if pkt.dts is not None else pkt.pts
     return Fraction(0) if t is None else t * Fraction(pkt.time_base.numerator, pkt.time_base.denominator)
 
@@ -59,14 +60,15 @@ def joined_dts(pts_in_decode_order: Sequence[int]) -> list[int]:
     return [shown[i - delay] if i >= delay else shown[0] - (delay - i) * step for i in range(n)]
 
 
-def _video_packets(containers: Sequence[av.container.InputContainer], dts: Sequence[int]) -> Iterator[tuple[Fraction, int, int, av.Packet]]:
+def _video_packets(containers: Sequence[av.container.InputContainer], dts: Sequence[int]) -> Iterator[av.Packet]:
+    """The segments' video packets in order, each with its decode timestamp of the joined stream."""
     seq = 0
     for c in containers:
         for pkt in c.demux(c.streams.video[0]):
             if pkt.size == 0:
                 continue
             pkt.dts = dts[seq]
-            yield (_sort_key(pkt), 0, seq, pkt)
+            yield pkt
             seq += 1
 
 
@@ -147,11 +149,10 @@ def join_segments(
                 dts = joined_dts([p for path in seg_paths for p in _video_pts(path)])
             except ValueError as e:
                 raise OutputError(f"{dst}: the segments cannot be joined ({e})") from e
-            for _, _, _, pkt in _video_packets(inputs, dts):
-                tb = Fraction(pkt.time_base.numerator, pkt.time_base.denominator)
+            ticks = round(shift / Fraction(first.time_base))  # every segment has this time base (_same_codec)
+            for pkt in _video_packets(inputs, dts):
                 if copier is not None:  # what the other streams have up to this packet's time, first
-                    copier.pump(_sort_key(pkt) - base)
-                ticks = round(shift / tb)
+                    copier.pump(_packet_time(pkt) - base)
                 if pkt.pts is not None:
                     pkt.pts -= ticks
                 if pkt.dts is not None:
