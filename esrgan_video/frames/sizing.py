@@ -30,8 +30,7 @@ from fractions import Fraction
 import torch
 from torch.nn import functional as F
 
-from ..errors import OptionError
-from ..options import FIT_MODES, parse_size
+from ..options import SizeOptions
 
 SAR_DENOMINATOR_LIMIT = 1000
 """Largest denominator of a computed SAR (FFmpeg reduces its scaler's SAR the same way, to small terms)."""
@@ -105,19 +104,11 @@ def plan_size(
 
     ``sar_storable``: whether the output can record a SAR (see :func:`sar_storable`). Each side of the frame is
     rounded to ``multiple`` (what the output pixel format allows, e.g. (2, 2) for 4:2:0). Raises
-    :class:`OptionError` for contradictory options (``scale`` with ``size``, ``fit`` without both sides).
+    :class:`~esrgan_video.errors.OptionError` for contradictory options (``scale`` with ``size``, ``fit`` without both
+    sides): the checks of :class:`~esrgan_video.options.SizeOptions`.
     """
-    if isinstance(size, str):
-        size = parse_size(size)
-    if scale is not None and size is not None:
-        raise OptionError("scale", "either a scale or a size, not both",
-                          f"scale {scale:g} and size {size[0] or ''}x{size[1] or ''}")
-    if scale is not None and not (isinstance(scale, (int, float, Fraction)) and math.isfinite(scale) and scale > 0):
-        raise OptionError("scale", "a positive number", scale)
-    if fit is not None and fit not in FIT_MODES:
-        raise OptionError("fit", f"one of {', '.join(FIT_MODES)}", fit)
-    if fit is not None and (size is None or None in size):
-        raise OptionError("fit", "a --size with both a width and a height (WxH)", fit)
+    checked = SizeOptions(scale=scale, size=size, fit=fit, square_pixels=square_pixels)  # the one set of checks
+    scale, size = checked.scale, checked.size
     src_sar = Fraction(sar) if sar else Fraction(1)
     dar = Fraction(width) * src_sar / height
     mx, my = multiple
