@@ -25,6 +25,7 @@ from fractions import Fraction
 from ..errors import InputError
 from ..frames.reuse import NEAR_RESET_PERIOD, reset_points
 from ..video.keyframes import KeyframeIndex
+from ..video.trim import selected_frames
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,5 @@ def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction) -> list[Se
             starts.append(k)
             prev = k
     bounds: list[int | None] = [None, *starts, None]
-    segments = []
-    for i in range(len(bounds) - 1):
-        lo, hi = bounds[i], bounds[i + 1]
-        count = sum(1 for p in index.pts if (lo is None or p >= lo) and (hi is None or p < hi))
-        segments.append(Segment(i, lo, hi, count))
-    return segments
+    return [Segment(i, lo, hi, selected_frames(index.pts, lo, hi))
+            for i, (lo, hi) in enumerate(zip(bounds, bounds[1:]))]

@@ -16,7 +16,8 @@ from ..errors import OptionError
 
 
 def selected_frames(times: Sequence[Fraction], start: Fraction | None, end: Fraction | None) -> int:
-    """How many of the sorted frame ``times`` lie in ``[start, end)`` (None: open) (pure)."""
+    """How many of the sorted frame ``times`` lie in ``[start, end)`` (None: open) (pure; any sorted numbers, e.g.
+    the timestamps of ``batch.segments.plan_segments``)."""
     lo = 0 if start is None else bisect.bisect_left(times, start)
     hi = len(times) if end is None else bisect.bisect_left(times, end)
     return max(0, hi - lo)
