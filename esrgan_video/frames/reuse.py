@@ -225,11 +225,10 @@ class ReuseTracker:
                 same = ref is not None and near_enough([p[r, c] for p, (r, c) in zip(planes, regions)], ref,
                                                        bits=bits, rule=self.rule)
             if not same:
+                if whole_frames_only:  # one changed window decides the frame: the others need not be compared
+                    return self._done(Decision(frozenset(range(count)), count), planes)
                 compute_set.add(i)
-        compute = batch_closure(compute_set, count, batch)
-        if whole_frames_only and compute:
-            compute = frozenset(range(count))
-        return self._done(Decision(compute, count), planes)
+        return self._done(Decision(batch_closure(compute_set, count, batch), count), planes)
 
     def _done(self, d: Decision, planes: Sequence[np.ndarray] | None) -> Decision:
         """Count ``d`` and keep ``planes`` as the previous frame (None: they equal the one kept)."""
