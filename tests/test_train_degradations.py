@@ -52,7 +52,7 @@ def test_kernels():
     d = D.Draw(0)
     cfg = D.RealESRGAN()
     for _ in range(20):
-        k = D.random_blur_kernel(d, cfg, second=False)
+        k = D.random_blur_kernel(d, cfg, cfg.first)
         assert k.shape == (21, 21) and k.sum().item() == pytest.approx(1.0) and k.min() > -0.2  # sinc kernels ring
     s = D.sinc_kernel(torch.pi / 3, 13, 21)
     assert s.shape == (21, 21) and s.sum().item() == pytest.approx(1.0) and s.min() < 0  # sinc rings
@@ -64,6 +64,15 @@ def test_kernels():
     assert D.make_degradation("video", {"crf_range": [20, 24]}).crf_range == (20, 24)
     with pytest.raises(ValueError, match="no field"):
         D.make_degradation("bicubic", {"sigma": 1})
+    # a stage table overrides that order's fields only; the other order and the kernels keep their defaults
+    r = D.make_degradation("realesrgan", {"second": {"sinc_prob": 0.3, "jpeg_range": [40, 90]}, "kernel_sizes": [7]})
+    assert (r.second.sinc_prob, r.second.jpeg_range, r.second.blur_sigma) == (0.3, (40, 90), (0.2, 1.5))
+    assert r.first == D.RealESRGAN().first and r.kernel_sizes == (7,)
+    assert D.degradation_dict(r)["second"]["jpeg_range"] == [40, 90]
+    with pytest.raises(ValueError, match="stage 'second' has no field 'nope'"):
+        D.make_degradation("realesrgan", {"second": {"nope": 1}})
+    with pytest.raises(ValueError, match="table of stage fields"):
+        D.make_degradation("realesrgan", {"first": 0.5})
 
 
 def test_torch_jpeg_matches_a_real_jpeg_codec(sample_photo):

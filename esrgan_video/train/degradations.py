@@ -21,7 +21,7 @@ Each degradation is data, a frozen dataclass whose fields a config file can over
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
 import torch
@@ -40,6 +40,30 @@ class Bicubic:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Stage:
+    """One order of Real-ESRGAN's degradation: blur, resize, noise, JPEG (the second order runs the same steps on
+    the first's output, with its own numbers)."""
+
+    sinc_prob: float = 0.1
+    """Chance that the blur kernel is a sinc instead of one of ``kernel_list``."""
+    blur_sigma: tuple[float, float] = (0.2, 3.0)
+    resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)
+    """Up, down, keep."""
+    resize_range: tuple[float, float] = (0.15, 1.5)
+    gaussian_noise_prob: float = 0.5
+    """Gaussian noise with this chance, else Poisson noise."""
+    noise_range: tuple[float, float] = (1.0, 30.0)
+    poisson_scale_range: tuple[float, float] = (0.05, 3.0)
+    gray_noise_prob: float = 0.4
+    jpeg_range: tuple[float, float] = (30.0, 95.0)
+
+
+SECOND_STAGE = Stage(blur_sigma=(0.2, 1.5), resize_prob=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2),
+                     noise_range=(1.0, 25.0), poisson_scale_range=(0.05, 2.5))
+"""Real-ESRGAN's second-order numbers (the rest as the first order's)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class RealESRGAN:
     """Real-ESRGAN's second-order degradation; defaults are its published x4plus settings."""
 
@@ -50,28 +74,14 @@ class RealESRGAN:
     kernel_list: tuple[str, ...] = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
                                     "plateau_aniso")
     kernel_prob: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
-    sinc_prob: float = 0.1
-    blur_sigma: tuple[float, float] = (0.2, 3.0)
     betag_range: tuple[float, float] = (0.5, 4.0)
     betap_range: tuple[float, float] = (1.0, 2.0)
-    resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)
-    """Up, down, keep."""
-    resize_range: tuple[float, float] = (0.15, 1.5)
-    gaussian_noise_prob: float = 0.5
-    noise_range: tuple[float, float] = (1.0, 30.0)
-    poisson_scale_range: tuple[float, float] = (0.05, 3.0)
-    gray_noise_prob: float = 0.4
-    jpeg_range: tuple[float, float] = (30.0, 95.0)
+    first: Stage = Stage()
+    """The first order (its blur always runs)."""
     second_blur_prob: float = 0.8
-    sinc_prob2: float = 0.1
-    blur_sigma2: tuple[float, float] = (0.2, 1.5)
-    resize_prob2: tuple[float, float, float] = (0.3, 0.4, 0.3)
-    resize_range2: tuple[float, float] = (0.3, 1.2)
-    gaussian_noise_prob2: float = 0.5
-    noise_range2: tuple[float, float] = (1.0, 25.0)
-    poisson_scale_range2: tuple[float, float] = (0.05, 2.5)
-    gray_noise_prob2: float = 0.4
-    jpeg_range2: tuple[float, float] = (30.0, 95.0)
+    """Chance that the second order blurs."""
+    second: Stage = SECOND_STAGE
+    """The second order (a TOML config overrides its fields in ``[degradation.second]``)."""
     final_sinc_prob: float = 0.8
     pool_size: int = 180
     """Real-ESRGAN's shuffling pool of training pairs (rounded down to a multiple of the batch)."""
@@ -109,16 +119,34 @@ def make_degradation(name: str, overrides: dict | None = None):
     bad = sorted(set(overrides) - known)
     if bad:
         raise ValueError(f"degradation {name} has no field {bad[0]!r} (fields: {', '.join(sorted(known)) or 'none'})")
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    return cls(**clean)
+    return cls(**{k: _field_value(cls, k, v) for k, v in overrides.items()})
+
+
+def _field_value(cls, key: str, value):
+    """A config value for field ``key`` of ``cls``: lists become tuples, a table for a :class:`Stage` field
+    overrides that stage's defaults."""
+    default = next(f.default for f in fields(cls) if f.name == key)
+    if isinstance(default, Stage):
+        if not isinstance(value, dict):
+            raise ValueError(f"degradation {cls.name} field {key!r} is a table of stage fields, got {value!r}")
+        bad = sorted(set(value) - {f.name for f in fields(Stage)})
+        if bad:
+            raise ValueError(f"degradation {cls.name} stage {key!r} has no field {bad[0]!r} "
+                             f"(fields: {', '.join(f.name for f in fields(Stage))})")
+        return replace(default, **{k: _field_value(Stage, k, v) for k, v in value.items()})
+    return tuple(value) if isinstance(value, list) else value
 
 
 def degradation_dict(d) -> dict:
     """The fields of a degradation as plain JSON-ready data, with its name."""
-    out = {"name": d.name}
+    return {"name": d.name} | _plain(d)
+
+
+def _plain(d) -> dict:
+    out = {}
     for f in fields(d):
         v = getattr(d, f.name)
-        out[f.name] = list(v) if isinstance(v, tuple) else v
+        out[f.name] = _plain(v) if isinstance(v, Stage) else list(v) if isinstance(v, tuple) else v
     return out
 
 
@@ -242,14 +270,14 @@ def pad_kernel(k: torch.Tensor, size: int) -> torch.Tensor:
     return F.pad(k, (p, p, p, p)) if p > 0 else k
 
 
-def random_blur_kernel(d: Draw, cfg: RealESRGAN, *, second: bool) -> torch.Tensor:
-    """One first- or second-order blur kernel (21×21), as Real-ESRGAN's dataset draws it."""
+def random_blur_kernel(d: Draw, cfg: RealESRGAN, stage: Stage) -> torch.Tensor:
+    """One blur kernel (21×21) of ``stage`` (``cfg.first`` or ``cfg.second``), as Real-ESRGAN's dataset draws it."""
     size = d.choice(cfg.kernel_sizes)
     pad = max(cfg.kernel_sizes)
-    if d.chance(cfg.sinc_prob2 if second else cfg.sinc_prob):
+    if d.chance(stage.sinc_prob):
         cutoff = d.uniform(math.pi / 3, math.pi) if size < 13 else d.uniform(math.pi / 5, math.pi)
         return sinc_kernel(cutoff, size, pad)
-    sig = cfg.blur_sigma2 if second else cfg.blur_sigma
+    sig = stage.blur_sigma
     kind = d.choice(cfg.kernel_list, cfg.kernel_prob)
     sx = d.uniform(*sig)
     iso = kind.endswith("_iso") or kind == "iso"
@@ -278,16 +306,15 @@ def final_sinc_kernel(d: Draw, cfg: RealESRGAN) -> torch.Tensor:
 # --------------------------------------------------------------------------- Real-ESRGAN pipeline (per sample)
 
 
-def _add_noise(x: torch.Tensor, d: Draw, p_gauss: float, sigma: tuple[float, float], poisson: tuple[float, float],
-               gray_p: float) -> torch.Tensor:
+def _add_noise(x: torch.Tensor, d: Draw, stage: Stage) -> torch.Tensor:
     g = torch.Generator(device=x.device).manual_seed(d.seed())
-    gray = d.chance(gray_p)
-    if d.chance(p_gauss):
-        s = d.uniform(*sigma) / 255.0
+    gray = d.chance(stage.gray_noise_prob)
+    if d.chance(stage.gaussian_noise_prob):
+        s = d.uniform(*stage.noise_range) / 255.0
         shape = (1, 1, *x.shape[-2:]) if gray else tuple(x.shape)
         noise = torch.randn(shape, generator=g, device=x.device) * s
     else:
-        scale = d.uniform(*poisson)
+        scale = d.uniform(*stage.poisson_scale_range)
         if gray:
             src = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
         else:
@@ -305,6 +332,18 @@ def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     return F.interpolate(x, size=size, mode=mode, align_corners=False)
 
 
+RESIZE_MODES = ("area", "bilinear", "bicubic")
+
+
+def _resize_and_noise(x: torch.Tensor, d: Draw, stage: Stage, size: tuple[float, float]) -> torch.Tensor:
+    """One order's random resize of ``x`` around ``size`` (up, down or kept, by ``stage.resize_prob``) and noise."""
+    kind = d.choice(("up", "down", "keep"), stage.resize_prob)
+    lo, hi = stage.resize_range
+    s = d.uniform(1, hi) if kind == "up" else d.uniform(lo, 1) if kind == "down" else 1.0
+    x = _resize(x, (int(size[0] * s), int(size[1] * s)), d.choice(RESIZE_MODES))
+    return _add_noise(x, d, stage)
+
+
 def realesrgan_degrade(hr: torch.Tensor, scale: int, cfg: RealESRGAN, seed: int) -> torch.Tensor:
     """One sample (1×3×H×W in [0, 1], H and W multiples of ``scale``) through the second-order degradation;
     returns 1×3×(H/scale)×(W/scale), rounded to 8 bits. A pure function of its arguments."""
@@ -312,31 +351,24 @@ def realesrgan_degrade(hr: torch.Tensor, scale: int, cfg: RealESRGAN, seed: int)
 
     d = Draw(seed)
     h, w = hr.shape[-2:]
-    k1 = random_blur_kernel(d, cfg, second=False)
-    k2 = random_blur_kernel(d, cfg, second=True)
+    k1 = random_blur_kernel(d, cfg, cfg.first)
+    k2 = random_blur_kernel(d, cfg, cfg.second)
     ks = final_sinc_kernel(d, cfg)
-    modes = ("area", "bilinear", "bicubic")
     x = filter2d(hr.float(), k1.unsqueeze(0).float())
-    kind = d.choice(("up", "down", "keep"), cfg.resize_prob)
-    s = d.uniform(1, cfg.resize_range[1]) if kind == "up" else d.uniform(cfg.resize_range[0], 1) if kind == "down" else 1.0
-    x = _resize(x, (int(h * s), int(w * s)), d.choice(modes))
-    x = _add_noise(x, d, cfg.gaussian_noise_prob, cfg.noise_range, cfg.poisson_scale_range, cfg.gray_noise_prob)
-    x = jpeg(x.clamp(0, 1), d.uniform(*cfg.jpeg_range))
+    x = _resize_and_noise(x, d, cfg.first, (h, w))
+    x = jpeg(x.clamp(0, 1), d.uniform(*cfg.first.jpeg_range))
     if d.chance(cfg.second_blur_prob):
         x = filter2d(x, k2.unsqueeze(0).float())
-    kind = d.choice(("up", "down", "keep"), cfg.resize_prob2)
-    s = d.uniform(1, cfg.resize_range2[1]) if kind == "up" else d.uniform(cfg.resize_range2[0], 1) if kind == "down" else 1.0
-    x = _resize(x, (int(h / scale * s), int(w / scale * s)), d.choice(modes))
-    x = _add_noise(x, d, cfg.gaussian_noise_prob2, cfg.noise_range2, cfg.poisson_scale_range2, cfg.gray_noise_prob2)
+    x = _resize_and_noise(x, d, cfg.second, (h / scale, w / scale))
     target = (h // scale, w // scale)
-    quality = d.uniform(*cfg.jpeg_range2)
+    quality = d.uniform(*cfg.second.jpeg_range)
     if d.chance(0.5):
-        x = _resize(x, target, d.choice(modes))
+        x = _resize(x, target, d.choice(RESIZE_MODES))
         x = filter2d(x, ks.unsqueeze(0).float())
         x = jpeg(x.clamp(0, 1), quality)
     else:
         x = jpeg(x.clamp(0, 1), quality)
-        x = _resize(x, target, d.choice(modes))
+        x = _resize(x, target, d.choice(RESIZE_MODES))
         x = filter2d(x, ks.unsqueeze(0).float())
     return round8(x)
 
@@ -394,6 +426,6 @@ def video_degrade(hr_frames: torch.Tensor, scale: int, cfg: Video, seed: int) ->
 
 
 __all__ = [
-    "Bicubic", "DEGRADATIONS", "RealESRGAN", "Video", "bicubic_down", "degrade_batch", "degradation_dict",
+    "Bicubic", "DEGRADATIONS", "RealESRGAN", "Stage", "Video", "bicubic_down", "degrade_batch", "degradation_dict",
     "filter2d", "make_degradation", "realesrgan_degrade", "round8", "usm_sharp", "video_degrade", "video_roundtrip",
 ]
