@@ -125,6 +125,22 @@ def test_exit_statuses_are_documented_once():
     assert "8 batch finished, but some files failed" in batch_help and "143 terminated" in batch_help
 
 
+@pytest.mark.parametrize("command", ["preview", "models", "engine", "demo", "train", "blend"])
+def test_every_command_lists_its_exit_statuses(command, capsys):
+    from esrgan_video.cli.main import SUBCOMMANDS, main
+
+    assert command in SUBCOMMANDS
+    try:
+        status = main([command, "-h"])
+    except SystemExit as e:  # argparse's exit, where the face lets it through
+        status = e.code
+    assert status in (0, None)
+    flat = " ".join(capsys.readouterr().out.split())
+    assert f"usage: esrgan-video {command}" in flat
+    assert "Exit codes: 0 done; 1 unexpected error" in flat and "2 bad command line or option value" in flat
+    assert "130 interrupted (Ctrl-C, SIGINT)" in flat and "8 batch finished" not in flat
+
+
 @pytest.mark.parametrize("args", [["--scale", "0"], ["--scale", "3", "--size", "100x"], ["--fit", "pad"],
                                   ["--size", "100x", "--fit", "crop"], ["--crf", "18", "--codec", "ffv1"]])
 def test_command_line_errors_exit_2_before_anything_is_written(tmp_path, tiny_model, args):

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from ..errors import EsrganVideoError, OptionError
+from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
 from ..options import BACKENDS, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES, PRECISIONS, REUSE_MODES, RuntimeOptions, UpscaleOptions
 
 CODECS_HELP = "libx264 (default), libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, ..."
@@ -23,6 +24,15 @@ FLAG_NAMES = {
     "audio": "--no-audio", "subtitles": "--no-subs",
 }
 """Option field → the flag that sets it, where the two are spelled differently (errors name the flag)."""
+
+
+def command_parser(command: str | None, description: str, *, skip: tuple[int, ...] = (BATCH_FAILED, DAMAGED),
+                   note: str = "", **kwargs) -> argparse.ArgumentParser:
+    """The parser of ``esrgan-video COMMAND`` (``None``: the upscale command itself): its prog, its description and
+    an epilog listing the exit statuses it can end with (all but ``skip``), then ``note``."""
+    prog = "esrgan-video" if command is None else f"esrgan-video {command}"
+    epilog = exit_codes_text(skip=skip) + (f" {note}" if note else "")
+    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog, **kwargs)
 
 
 def flag_name(option: str) -> str:

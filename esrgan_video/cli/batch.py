@@ -14,8 +14,8 @@ import shutil
 import sys
 import time
 
-from .arguments import add_upscale_options, progress_mode, report_error, upscale_options
-from .exit_codes import DAMAGED, exit_codes_text
+from .arguments import add_upscale_options, command_parser, progress_mode, report_error, upscale_options
+from .exit_codes import DAMAGED
 from .signals import exit_status, signal_name, stop_signals
 from ..errors import EsrganVideoError
 
@@ -25,8 +25,7 @@ DESCRIPTION = (
     "per line, # comments). A journal in OUTDIR records every file's state, so rerunning the same command "
     "skips finished files and redoes interrupted ones."
 )
-EPILOG = (exit_codes_text(skip=(DAMAGED,)) + " 8 also counts damaged inputs; after 129, 130 or 143 rerun the same "
-          "command to resume. See docs/batch.md.")
+NOTE = "8 also counts damaged inputs; after 129, 130 or 143 rerun the same command to resume. See docs/batch.md."
 
 
 def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -123,7 +122,7 @@ class BatchReporter:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return _configure(argparse.ArgumentParser(prog="esrgan-video batch", description=DESCRIPTION, epilog=EPILOG))
+    return _configure(command_parser("batch", DESCRIPTION, skip=(DAMAGED,), note=NOTE))
 
 
 def run_args(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from ..errors import OptionError
+from .arguments import command_parser
 
 
 def _alphas(text: str) -> list[float]:
@@ -21,9 +22,9 @@ def _alphas(text: str) -> list[float]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="esrgan-video blend",
-        description="Blend two models of the same shape: (1 - alpha)*A + alpha*B. With --alpha, write the blended "
+    p = command_parser(
+        "blend",
+        "Blend two models of the same shape: (1 - alpha)*A + alpha*B. With --alpha, write the blended "
         "model; with --alphas and --preview FRAME, write one strip image of FRAME upscaled at each alpha.")
     p.add_argument("a", metavar="A", help="model A (registry name or checkpoint), e.g. the psnr-stage result")
     p.add_argument("b", metavar="B", help="model B, e.g. the gan-stage result")

@@ -9,13 +9,13 @@ result is. On 2 CPU cores RealESRGAN_x4plus costs about 2 s per 160×90 frame (t
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from fractions import Fraction
 from pathlib import Path
 
 from ..frames.pixel_formats import pixel_format
+from .arguments import command_parser
 from ..frames.transform import FrameFormat, FrameTransform
 from ..samples import sample_clip
 from ..video.reader import open_input
@@ -39,7 +39,7 @@ def make_small_clip(src: Path, dst: Path, *, width: int, height: int, seconds: F
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="esrgan-video demo", description=__doc__.split("\n\n")[0])
+    p = command_parser("demo", __doc__.split("\n\n")[0])
     p.add_argument("--output-dir", default="demo-output", help="where to write (default: %(default)s)")
     p.add_argument("--model", default="RealESRGAN_x4plus")
     p.add_argument("--seconds", type=Fraction, default=Fraction(1), help="length of the slice (default: 1)")

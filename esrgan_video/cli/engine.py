@@ -23,6 +23,8 @@ from pathlib import Path
 from esrgan_video.errors import BackendError, InputError
 from esrgan_video.runtime import engine_cache
 
+from .arguments import command_parser
+
 PRESETS_ENV = "ESRGAN_VIDEO_PRESETS"
 PRESET_FIELDS = {"description", "model", "frame", "tile", "tile_pad", "batch", "precision", "opt_level",
                  "workspace_mib", "fp32_layers"}
@@ -161,7 +163,14 @@ def build_request(args: argparse.Namespace) -> dict:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from esrgan_video.runtime.tensorrt_backend import INSTALL_HINT, BuildOptions, TensorRTBackend, tensorrt_available
+    from esrgan_video.runtime.base import CommonOptions
+    from esrgan_video.runtime.tensorrt_backend import (
+        INSTALL_HINT,
+        BuildOptions,
+        TensorRTBackend,
+        TensorRTOptions,
+        tensorrt_available,
+    )
 
     req = build_request(args)
     if not tensorrt_available():
@@ -179,10 +188,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"esrgan-video: engine for {model.info.name}: NxHxW {req['batch']}x{shape[0]}x{shape[1]}, {req['precision']}"
           + (f", fp32 layers {','.join(req['fp32_layers'])}" if req["fp32_layers"] else ""), file=sys.stderr)
     backend = TensorRTBackend(
-        model, args.device, req["precision"], tile_shape=shape, batch=req["batch"], streams=1,
-        fp32_layers=req["fp32_layers"],
-        options=BuildOptions(opt_level=req["opt_level"], workspace_mib=req["workspace_mib"]),
-        notice=lambda msg: print(msg, file=sys.stderr),  # build phases and time, as the command promises
+        model,
+        CommonOptions(device=args.device, precision=req["precision"], tile_shape=shape, batch=req["batch"],
+                      notice=lambda msg: print(msg, file=sys.stderr)),  # build phases and time, as the command promises
+        TensorRTOptions(streams=1, fp32_layers=req["fp32_layers"],
+                        build=BuildOptions(opt_level=req["opt_level"], workspace_mib=req["workspace_mib"])),
     )
     backend.open()
     out = backend.outcome
@@ -231,6 +241,6 @@ def run_engine(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``esrgan-video engine ...`` (argv without 'engine')."""
-    p = argparse.ArgumentParser(prog="esrgan-video engine", description=__doc__.split("\n\n")[0])
+    p = command_parser("engine", __doc__.split("\n\n")[0])
     fill_engine_parser(p)
     return run_engine(p.parse_args(argv))

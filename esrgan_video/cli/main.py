@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from .arguments import add_upscale_options, progress_mode, report_error, upscale_options
-from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
+from .arguments import add_upscale_options, command_parser, progress_mode, report_error, upscale_options
+from .exit_codes import BATCH_FAILED, DAMAGED
 from .exit_codes import OK as EXIT_OK, USAGE as EXIT_USAGE
 from .signals import exit_status, signal_name, stop_signals
 from ..errors import EsrganVideoError, OptionError
@@ -34,11 +34,11 @@ SUBCOMMANDS = ("preview", "models", "engine", "batch", "demo", "train", "blend")
 
 
 def _upscale_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="esrgan-video",
-        description="Upscale a video (or image) with an ESRGAN/RRDB model, keeping every frame, timestamp, "
+    p = command_parser(
+        None,
+        "Upscale a video (or image) with an ESRGAN/RRDB model, keeping every frame, timestamp, "
         "stream and colour tag. Other commands: preview, models, engine, batch, demo, train, blend (see 'esrgan-video COMMAND -h').",
-        epilog=exit_codes_text(skip=(BATCH_FAILED,)) + " On 129, 130 and 143 no output is left behind.",
+        skip=(BATCH_FAILED,), note="On 129, 130 and 143 no output is left behind.",
     )
     p.add_argument("input", help="input video or image")
     p.add_argument("output", help="output file; its extension picks the container (or --format); - writes to "
@@ -135,7 +135,7 @@ def _run_upscale(argv: list[str]) -> int:
 
 
 def _run_models(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="esrgan-video models", description="List known models and whether each is cached.")
+    p = command_parser("models", "List known models and whether each is cached.")
     p.parse_args(argv)
     from ..models.registry import list_models
 

@@ -27,8 +27,7 @@ import torch
 
 from ..errors import EsrganVideoError, OptionError, OutputError
 from ..options import DEFAULT_MODEL, UpscaleOptions, parse_time
-from .arguments import add_upscale_options, report_error, upscale_options
-from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
+from .arguments import add_upscale_options, command_parser, report_error, upscale_options
 from .font import text_mask, text_size
 
 MAX_WIDTH = 3840
@@ -89,12 +88,11 @@ def parse_crop(text: str) -> tuple[int, int, int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="esrgan-video preview",
-        description="Write one PNG that compares models on one frame: the source (bicubic to the output size), then "
-                    "one column per --model; a row with the whole frame and a row with a 1:1 crop of a detail region. "
-                    "The frame is made exactly as a video run with the same options makes it.",
-        epilog=exit_codes_text(skip=(BATCH_FAILED, DAMAGED)))
+    p = command_parser(
+        "preview",
+        "Write one PNG that compares models on one frame: the source (bicubic to the output size), then "
+        "one column per --model; a row with the whole frame and a row with a 1:1 crop of a detail region. "
+        "The frame is made exactly as a video run with the same options makes it.")
     p.add_argument("input", help="input video")
     p.add_argument("--at", required=True, help="the frame: seconds, [HH:]MM:SS(.ms) or a frame number (120f)")
     p.add_argument("-o", "--output", required=True, help="the PNG to write")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
+from .arguments import command_parser
 
 
 def _crop(text: str) -> list[int]:
@@ -40,13 +40,12 @@ def _layers(text: str) -> dict[str, float]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="esrgan-video train",
-        description="Fine-tune an ESRGAN (RRDB) generator on your own videos or images. LR inputs are made from "
+    p = command_parser(
+        "train",
+        "Fine-tune an ESRGAN (RRDB) generator on your own videos or images. LR inputs are made from "
         "random HR patches by a degradation, or given (--lr-data). Writes a run folder (--out) with checkpoints, "
         "previews and a journal; rerunning the same command resumes. See docs/training.md.",
-        epilog=exit_codes_text(skip=(BATCH_FAILED, DAMAGED)) + " A stop by a signal saves a checkpoint first: rerun "
-        "the same command to resume.",
+        note="A stop by a signal saves a checkpoint first: rerun the same command to resume.",
         argument_default=None,
     )
     d = p.add_argument_group("data")
