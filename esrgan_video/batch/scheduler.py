@@ -22,7 +22,7 @@ import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Callable, Protocol
 
 from .journal import owner_name
@@ -110,21 +110,26 @@ class _Worker:
         return f"{owner_name('driver')}/worker-{self.wid}:pid{self.proc.pid}@{self.device or 'auto'}"
 
 
+@dataclass
 class LocalScheduler:
     """One worker process per entry of ``devices`` (``"cpu"``, ``"cuda:0"``, ...)."""
 
-    def __init__(self, devices: list[str | None], settings: WorkerSettings, *, heartbeat_s: float = 5.0,
-                 stale_s: float = 300.0, journal_beat_s: float = 60.0, max_restarts: int = 8,
-                 log: Callable[[str], None] = print) -> None:
-        if not devices:
+    devices: list[str | None]
+    settings: WorkerSettings
+    _: KW_ONLY
+    heartbeat_s: float = 5.0
+    """Seconds between a worker's heartbeats."""
+    stale_s: float = 300.0
+    """A worker silent this long is killed and replaced (its task goes back to the plan)."""
+    journal_beat_s: float = 60.0
+    """Seconds between the journal records of a running task's heartbeat."""
+    max_restarts: int = 8
+    """Deaths in a row of one device's worker that are replaced; one more stops the batch."""
+    log: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        if not self.devices:
             raise ValueError("devices: expected at least one")
-        self.devices = devices
-        self.settings = settings
-        self.heartbeat_s = heartbeat_s
-        self.stale_s = stale_s
-        self.journal_beat_s = journal_beat_s
-        self.max_restarts = max_restarts
-        self.log = log
         self._ctx = mp.get_context("spawn")
         self._results = None
         self._next_wid = 0
@@ -279,6 +284,7 @@ class RayWorker:
             return {"error": one_line(e)}
 
 
+@dataclass
 class RayScheduler:
     """Run tasks on a Ray cluster (``address``) or a local Ray instance (``address="local"``) through long-lived
     actors (:class:`RayWorker`): one per GPU when the cluster has GPUs, else one per ``cpus_per_worker`` CPUs (a
@@ -286,16 +292,18 @@ class RayScheduler:
     ``max_retries`` times) and its task retried; on Ctrl-C the actors are killed and the temporary files of their
     unfinished tasks removed (the driver holds the journal's lock: no one else writes those targets)."""
 
-    def __init__(self, address: str, settings: WorkerSettings, *, gpus_per_worker: float | None = None,
-                 cpus_per_worker: float = 1, num_cpus: int | None = None, max_retries: int = 2,
-                 log: Callable[[str], None] = print) -> None:
-        self.address = address
-        self.settings = settings
-        self.gpus_per_worker = gpus_per_worker
-        self.cpus_per_worker = cpus_per_worker
-        self.num_cpus = num_cpus
-        self.max_retries = max_retries
-        self.log = log
+    address: str
+    """A Ray cluster's address, or ``"local"``."""
+    settings: WorkerSettings
+    _: KW_ONLY
+    gpus_per_worker: float | None = None
+    """GPUs per actor (None: 1 when the cluster has GPUs, else 0)."""
+    cpus_per_worker: float = 1
+    num_cpus: int | None = None
+    """CPUs of a local instance (``--ray-cpus``)."""
+    max_retries: int = 2
+    """Restarts of a dead actor, and retries of its task."""
+    log: Callable[[str], None] = print
 
     def _init(self, ray) -> bool:
         from ..errors import BackendError
