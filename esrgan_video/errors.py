@@ -7,50 +7,47 @@ from __future__ import annotations
 
 
 class EsrganVideoError(Exception):
-    """Base class; ``exit_code`` is what the CLI returns for it."""
+    """Base class; ``exit_code`` is what the CLI returns for it and ``meaning`` how ``-h`` describes that status
+    (both given as class keywords by each subclass; ``esrgan_video.cli.exit_codes`` lists them)."""
 
     exit_code = 1
+    meaning = "error"
+
+    def __init_subclass__(cls, *, exit_code: int | None = None, meaning: str | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
+        if meaning is not None:
+            cls.meaning = meaning
 
 
-class InputError(EsrganVideoError, ValueError):
+class InputError(EsrganVideoError, ValueError, exit_code=3, meaning="bad input file"):
     """The input file is missing, unreadable, not media, or has no usable video stream."""
 
-    exit_code = 3
 
-
-class ModelError(EsrganVideoError, ValueError):
+class ModelError(EsrganVideoError, ValueError, exit_code=4, meaning="model problem"):
     """A model name or checkpoint cannot be used (unknown, not an RRDB generator, corrupt, unsafe)."""
 
-    exit_code = 4
 
-
-class DownloadError(EsrganVideoError, OSError):
+class DownloadError(EsrganVideoError, OSError, exit_code=5, meaning="download problem"):
     """A model or sample could not be fetched (offline, host unreachable, checksum mismatch)."""
 
-    exit_code = 5
 
-
-class OutputError(EsrganVideoError, OSError):
+class OutputError(EsrganVideoError, OSError, exit_code=6, meaning="output problem"):
     """The output cannot be written (exists without --overwrite, equals the input, container refuses a stream)."""
 
-    exit_code = 6
 
-
-class BackendError(EsrganVideoError, RuntimeError):
+class BackendError(EsrganVideoError, RuntimeError, exit_code=7, meaning="backend or device problem"):
     """The requested backend or device is unavailable, or inference failed (e.g. non-finite output)."""
 
-    exit_code = 7
 
-
-class OptionError(EsrganVideoError, ValueError):
+class OptionError(EsrganVideoError, ValueError, exit_code=2, meaning="bad command line or option value"):
     """An option has a value it cannot take (a command-line error: exit status 2).
 
     The message names the option, what was expected and what was given: ``"tile: expected 0 (whole frame)
     or a positive size in pixels, got -1"``. ``relabel`` renames the option for a face that spells it
     differently (``num_streams`` in VapourSynth, ``--tile-pad`` on the command line).
     """
-
-    exit_code = 2
 
     def __init__(self, option: str, expected: str, got: object, *, detail: str | None = None) -> None:
         self.option, self.expected, self.got, self.detail = option, expected, got, detail

@@ -1,17 +1,22 @@
 """The exit statuses of every ``esrgan-video`` command, listed once (the help texts and the README quote this).
 
-Errors carry their status (``esrgan_video.errors``: ``OptionError`` 2, ``InputError`` 3, ``ModelError`` 4,
-``DownloadError`` 5, ``OutputError`` 6, ``BackendError`` 7); signals give 128 + the signal's number, as a shell
-reports a process killed by it (``cli.signals``).
+Errors carry their status and its meaning (``esrgan_video.errors``: ``OptionError`` 2, ``InputError`` 3,
+``ModelError`` 4, ``DownloadError`` 5, ``OutputError`` 6, ``BackendError`` 7), and this list takes them from there;
+signals give 128 + the signal's number, as a shell reports a process killed by it (``cli.signals``).
 """
 
 from __future__ import annotations
 
 import signal
 
+from ..errors import BackendError, DownloadError, InputError, ModelError, OptionError, OutputError
+
+ERRORS = (OptionError, InputError, ModelError, DownloadError, OutputError, BackendError)
+"""The error classes, in the order of their statuses."""
+
 OK = 0
 ERROR = 1
-USAGE = 2
+USAGE = OptionError.exit_code
 BATCH_FAILED = 8
 DAMAGED = 9
 SIGHUP = 128 + signal.SIGHUP
@@ -21,12 +26,7 @@ SIGTERM = 128 + signal.SIGTERM
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (OK, "done"),
     (ERROR, "unexpected error (a bug: please report it with the traceback)"),
-    (USAGE, "bad command line or option value"),
-    (3, "bad input file"),
-    (4, "model problem"),
-    (5, "download problem"),
-    (6, "output problem"),
-    (7, "backend or device problem"),
+    *((error.exit_code, error.meaning) for error in ERRORS),
     (BATCH_FAILED, "batch finished, but some files failed"),
     (DAMAGED, "finished, but the input was damaged (truncated or undecodable frames; the output is kept)"),
     (SIGHUP, "hung up (SIGHUP)"),
