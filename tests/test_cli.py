@@ -210,3 +210,12 @@ def test_cuda_device_without_a_gpu_is_one_line(tmp_path, tiny_model, capfd):
                           "no CUDA GPU")
     # a device that is no device at all is a command-line error (2; it was 3 before the options dataclasses)
     assert run_here(capfd, src, tmp_path / "o.mp4", "--model", tiny_model, "--device", "tpu").returncode == 2
+
+
+def test_demo_output_dir_that_is_a_file_is_one_line(tmp_path, capfd):
+    """A demo --output-dir that names a file is an output problem (6), said in one line, before anything is fetched."""
+    blocker = tmp_path / "demo-output"
+    blocker.write_text("not a folder")
+    r = run_here(capfd, "demo", "--output-dir", blocker)
+    assert_one_line_error(r, 6, "cannot make the output folder")
+    assert blocker.read_text() == "not a folder"

@@ -14,6 +14,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from ..errors import OutputError
 from ..frames.pixel_formats import pixel_format
 from .arguments import command_parser
 from ..frames.transform import FrameFormat, FrameTransform
@@ -49,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..pipeline import upscale_video
 
     out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file of that name, or no permission
+        raise OutputError(f"{out_dir}: cannot make the output folder ({e.strerror})") from e
     clip = sample_clip("bigbuckbunny.mp4")
     small = make_small_clip(clip, out_dir / "bigbuckbunny_160x90.mp4", width=160, height=90, seconds=args.seconds)
     dst = out_dir / f"bigbuckbunny_{args.model}.mp4"
