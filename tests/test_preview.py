@@ -123,6 +123,11 @@ def test_bad_preview_requests_are_one_line_errors(tmp_path, models, clip, capfd)
         lines = [l for l in err.splitlines() if l.strip()]
         assert lines[-1].startswith("esrgan-video: error:") and needle in lines[-1], err
     assert not (tmp_path / "p.png").exists()
+    # flags that shape only a written video file are not preview's: refused, not ignored
+    for flag in (["--crf", "18"], ["--preset", "slow"], ["--no-audio"], ["--format", "matroska"]):
+        got, err = cli(capfd, "preview", clip, "--at", "0", "--model", models["soft_x2"], "-o", tmp_path / "p.png", *flag)
+        assert got == 2 and f"unrecognized arguments: {flag[0]}" in err, err
+    assert not (tmp_path / "p.png").exists()
 
 
 def test_column_labels_name_the_model_and_its_blend():

@@ -53,9 +53,12 @@ def progress_mode(args: argparse.Namespace) -> str:
     return args.progress or ("none" if args.quiet else ("bar" if sys.stderr.isatty() else "none"))
 
 
-def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim: bool = True) -> None:
+def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim: bool = True,
+                        file: bool = True) -> None:
     """Declare the flags; ``model=False`` leaves out --model/--blend (a face that declares its own, like
-    ``preview``'s repeatable --model), ``trim=False`` leaves out --start/--end."""
+    ``preview``'s repeatable --model), ``trim=False`` leaves out --start/--end, ``file=False`` the flags that only
+    shape a written video file and not its frames (rate control, container, copied streams: a face that
+    writes no video, like ``preview``, refuses them as unknown arguments instead of ignoring them)."""
     m = p.add_argument_group("model")
     if model:
         m.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint path (default: %(default)s)")
@@ -91,17 +94,25 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
                         f"(default: {RuntimeOptions().reuse})")
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", default="libx264", help=CODECS_HELP)
+    e.add_argument("--pix-fmt", help="output pixel format (default: the input's family, bit depth, chroma subsampling "
+                   "and alpha where the encoder takes them, else the nearest; 8-bit RGB into ffv1 is bgr0, bgra with alpha)")
+    e.add_argument("--verbose", action="store_true", default=None,
+                   help="show FFmpeg's and the encoder's own log lines (x265 [info], Svt[info], decoder messages)")
+    if file:
+        _add_file_options(p, e)
+    if trim:
+        _add_trim(p)
+
+
+def _add_file_options(p: argparse.ArgumentParser, e: argparse._ArgumentGroup) -> None:
+    """The flags that shape only the written file (``e``: the encoding group)."""
     e.add_argument("--crf", type=float,
                    help="constant rate factor, lower is better (default: libx264 16, libx265 18, libsvtav1 22, unless "
                         "--encoder-opt sets a rate control); fractions such as 17.5 for libx264/libx265")
     e.add_argument("--preset", help="encoder preset (e.g. veryfast, slow)")
-    e.add_argument("--pix-fmt", help="output pixel format (default: the input's family, bit depth, chroma subsampling "
-                   "and alpha where the encoder takes them, else the nearest; 8-bit RGB into ffv1 is bgr0, bgra with alpha)")
     e.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE", help="extra encoder option (repeatable)")
     e.add_argument("--format", help="container format (FFmpeg muxer name) instead of the output's extension; with "
                    "output - (standard output, e.g. | ffmpeg -i - ...): matroska, nut or yuv4mpegpipe (raw video only)")
-    e.add_argument("--verbose", action="store_true", default=None,
-                   help="show FFmpeg's and the encoder's own log lines (x265 [info], Svt[info], decoder messages)")
     c = p.add_argument_group("streams copied from the input")
     c.add_argument("--no-audio", dest="audio", action="store_false", default=None, help="leave the audio streams out")
     c.add_argument("--no-subs", dest="subtitles", action="store_false", default=None,
@@ -109,10 +120,12 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
     c.add_argument("--streams-keep", metavar="LIST",
                    help="copy only these input streams, by index as ffprobe numbers them (e.g. 1,3); "
                         "the upscaled video is always written")
-    if trim:
-        t = p.add_argument_group("trimming")
-        t.add_argument("--start", help="first kept time: seconds, [HH:]MM:SS(.ms), or a frame number like 120f")
-        t.add_argument("--end", help="end (exclusive), same forms as --start")
+
+
+def _add_trim(p: argparse.ArgumentParser) -> None:
+    t = p.add_argument_group("trimming")
+    t.add_argument("--start", help="first kept time: seconds, [HH:]MM:SS(.ms), or a frame number like 120f")
+    t.add_argument("--end", help="end (exclusive), same forms as --start")
 
 
 def upscale_options(args: argparse.Namespace) -> UpscaleOptions:

@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network interpolation for the --model before it, e.g. RealESRNet_x4plus:0.3")
     p.add_argument("--crop", metavar="X,Y,W,H", help="the detail region in source pixels (default: the centre)")
     p.add_argument("-q", "--quiet", action="store_true", help="no notices")
-    add_upscale_options(p, model=False, trim=False)
+    add_upscale_options(p, model=False, trim=False, file=False)
     return p
 
 
