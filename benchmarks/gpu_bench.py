@@ -70,8 +70,8 @@ if str(ROOT) not in sys.path:
 from benchmarks import models as bench_models  # noqa: E402
 from benchmarks.common import psnr  # noqa: E402 - arrays or tensors (any device)
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams  # noqa: E402
-from esrgan_video.runtime.base import NonFiniteOutputError  # noqa: E402
-from esrgan_video.runtime.torch_backend import TorchBackend  # noqa: E402
+from esrgan_video.runtime.base import CommonOptions, NonFiniteOutputError  # noqa: E402
+from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions  # noqa: E402
 
 
 def peak_tflops(device_name: str, precision: str = "fp16") -> tuple[float | None, str]:
@@ -220,18 +220,21 @@ def bench_inference(report: Report, args, budget: Budget, device: torch.device, 
     batches = [1, 2, 4] if on_gpu else [1, 2]
     for b in batches:
         run(f"torch {prec} eager" + (" channels_last" if on_gpu else ""), b,
-            lambda: TorchBackend(model, device, prec), estimate=10)
+            lambda: TorchBackend(model, CommonOptions(device=device, precision=prec)), estimate=10)
     if not on_gpu:
         return
+    fp16 = CommonOptions(device=device, precision="fp16")
     for b in batches:
-        run("torch fp16 eager + CUDA graphs", b, lambda: TorchBackend(model, device, "fp16", cuda_graphs=True), estimate=10)
-    run("torch fp16 eager, 2 streams", 1, lambda: TorchBackend(model, device, "fp16"), estimate=10, streams=2)
+        run("torch fp16 eager + CUDA graphs", b,
+            lambda: TorchBackend(model, fp16, TorchOptions(cuda_graphs=True)), estimate=10)
+    run("torch fp16 eager, 2 streams", 1, lambda: TorchBackend(model, fp16), estimate=10, streams=2)
     # the cost of the non-finite guard: deferred (default above) vs a host sync per batch vs none
     run("torch fp16 eager, finite check per batch", 1,
-        lambda: TorchBackend(model, device, "fp16", finite_check="batch"), estimate=10)
+        lambda: TorchBackend(model, CommonOptions(device=device, precision="fp16", finite_check="batch")), estimate=10)
     run("torch fp16 eager, finite check off", 1,
-        lambda: TorchBackend(model, device, "fp16", finite_check="off"), estimate=10)
-    run("torch fp32 eager (reference)", 1, lambda: TorchBackend(model, device, "fp32"), estimate=15)
+        lambda: TorchBackend(model, CommonOptions(device=device, precision="fp16", finite_check="off")), estimate=10)
+    run("torch fp32 eager (reference)", 1,
+        lambda: TorchBackend(model, CommonOptions(device=device, precision="fp32")), estimate=15)
     report.meta["torch_variants_done_at_s"] = round(budget.seconds - budget.left(), 1)
 
 
@@ -249,7 +252,8 @@ def bench_compile(report: Report, args, budget: Budget, device, flops_per_frame,
         row = Row(variant, b)
         try:
             t0 = time.perf_counter()
-            backend = TorchBackend(model, device, "fp16", compile=mode, cuda_graphs=graphs).open()
+            backend = TorchBackend(model, CommonOptions(device=device, precision="fp16"),
+                                   TorchOptions(compile=mode, cuda_graphs=graphs)).open()
             x = torch.rand(b, 3, h, w, device=device)
             backend(x)
             backend.flush()
@@ -269,7 +273,12 @@ def bench_compile(report: Report, args, budget: Budget, device, flops_per_frame,
 
 
 def bench_tensorrt(report: Report, args, budget: Budget, device, flops_per_frame, peak, model, h, w) -> None:
-    from esrgan_video.runtime.tensorrt_backend import BuildOptions, TensorRTBackend, tensorrt_available
+    from esrgan_video.runtime.tensorrt_backend import (
+        BuildOptions,
+        TensorRTBackend,
+        TensorRTOptions,
+        tensorrt_available,
+    )
 
     if device.type != "cuda":
         report.skipped.append("tensorrt: CPU smoke run")
@@ -287,9 +296,12 @@ def bench_tensorrt(report: Report, args, budget: Budget, device, flops_per_frame
         row = Row("tensorrt fp16 (2 contexts)", b)
         try:
             t0 = time.perf_counter()
-            backend = TensorRTBackend(model, device, "fp16", tile_shape=(h, w), batch=b, streams=2,
-                                      options=BuildOptions(opt_level=args.trt_opt_level), cache_root=cache,
-                                      notice=lambda m: print(f"    {m}", flush=True)).open()
+            backend = TensorRTBackend(
+                model,
+                CommonOptions(device=device, precision="fp16", tile_shape=(h, w), batch=b,
+                              notice=lambda m: print(f"    {m}", flush=True)),
+                TensorRTOptions(streams=2, build=BuildOptions(opt_level=args.trt_opt_level), cache_root=cache),
+            ).open()
             row.setup_s = round(time.perf_counter() - t0, 1)
             x = torch.rand(b, 3, h, w, device=device)
             ss = [torch.cuda.Stream(device) for _ in range(2)]
@@ -332,10 +344,10 @@ def bench_fidelity(report: Report, args, budget: Budget, device: torch.device, h
             report.skipped.append(f"fidelity {label}: time budget spent")
             continue
         entry = {"model": label, "input": frame_note}
-        ref = TorchBackend(model, device, "fp32", finite_check="off")(frame).float()
+        ref = TorchBackend(model, CommonOptions(device=device, precision="fp32", finite_check="off"))(frame).float()
         for prec in ("fp16", "bf16"):
             try:
-                raw = TorchBackend(model, device, prec, finite_check="off")
+                raw = TorchBackend(model, CommonOptions(device=device, precision=prec, finite_check="off"))
                 out = raw(frame).float()
                 entry[f"nonfinite_{prec}"] = int((~torch.isfinite(out)).sum())
                 entry[f"psnr_{prec}_vs_fp32_db"] = round(psnr(out.clamp(0, 1), ref), 2)

@@ -180,8 +180,9 @@ def _fps_row(stat: Stat, width: int, height: int, fpp: float, peak: common.Peak 
 
 def section_inference(ctx: Context) -> dict[str, Any]:
     """Our CPU fp32 throughput per model, size and tile (Upscaler.upscale_tensor and the bare backends)."""
+    from esrgan_video.runtime.base import CommonOptions
     from esrgan_video.runtime.onnxruntime_backend import OnnxRuntimeBackend, onnxruntime_available
-    from esrgan_video.runtime.torch_backend import TorchBackend
+    from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions
     from esrgan_video.upscaler import Upscaler
 
     plan, peak = ctx.plan, common.cpu_peak_flops()
@@ -209,13 +210,14 @@ def section_inference(ctx: Context) -> dict[str, Any]:
                                "executed_px": common.executed_pixels(p.count, p.tile_shape)}
                 closers.append(up.close)
         if onnxruntime_available():
-            ob = OnnxRuntimeBackend(model, tile_shape=(h, w)).open()
+            ob = OnnxRuntimeBackend(model, CommonOptions(tile_shape=(h, w))).open()
             runners["backend onnxruntime"] = lambda ob=ob: ob.infer(x)
             meta["backend onnxruntime"] = {"api": "OnnxRuntimeBackend.infer", "backend": "onnxruntime cpu fp32",
                                            "tile": 0, "tiles": 1, "tile_shape": [h, w], "executed_px": h * w}
             closers.append(ob.close)
         for cl in (False, True):
-            be = TorchBackend(model, "cpu", "fp32", channels_last=cl).open()
+            be = TorchBackend(model, CommonOptions(device="cpu", precision="fp32"),
+                              TorchOptions(channels_last=cl)).open()
             label = "backend torch" + (" channels_last" if cl else " NCHW")
             runners[label] = lambda be=be: be.infer(x)
             meta[label] = {"api": "TorchBackend.infer", "backend": "torch cpu fp32", "tile": 0, "channels_last": cl,

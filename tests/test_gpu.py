@@ -18,7 +18,7 @@ import torch
 
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
 from esrgan_video.runtime import engine_cache as ec
-from esrgan_video.runtime.base import NonFiniteOutputError
+from esrgan_video.runtime.base import CommonOptions, NonFiniteOutputError
 
 CUDA = torch.cuda.is_available()
 TRT = importlib.util.find_spec("tensorrt") is not None
@@ -87,7 +87,7 @@ def test_torch_cuda_fp16_matches_cpu_fp32(scale):
 
     model = tiny(scale)
     x = torch.rand(2, 3, 24, 32)
-    with TorchBackend(model, "cuda") as b:
+    with TorchBackend(model, CommonOptions(device="cuda")) as b:
         assert b.info.dtype == torch.float16 and b.channels_last and torch.backends.cudnn.benchmark
         y = b(x.cuda())
         assert y.device.type == "cuda" and y.dtype == torch.float16 and y.shape == (2, 3, 24 * scale, 32 * scale)
@@ -96,11 +96,11 @@ def test_torch_cuda_fp16_matches_cpu_fp32(scale):
 
 @_mark(gpu)
 def test_cuda_graphs_replay_new_inputs_per_shape():
-    from esrgan_video.runtime.torch_backend import TorchBackend
+    from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions
 
     model = tiny()
-    eager = TorchBackend(model, "cuda", "fp16")
-    graphs = TorchBackend(model, "cuda", "fp16", cuda_graphs=True)
+    eager = TorchBackend(model, CommonOptions(device="cuda", precision="fp16"))
+    graphs = TorchBackend(model, CommonOptions(device="cuda", precision="fp16"), TorchOptions(cuda_graphs=True))
     for shape in [(1, 3, 16, 24), (2, 3, 16, 24), (1, 3, 16, 24)]:
         x = torch.rand(shape, device="cuda")
         torch.testing.assert_close(graphs(x), eager(x), atol=2e-3, rtol=0)
@@ -114,10 +114,10 @@ def test_bf16_and_fp32_on_cuda():
 
     model = tiny()
     x = torch.rand(1, 3, 16, 16)
-    y32 = TorchBackend(model, "cuda", "fp32")(x.cuda())
+    y32 = TorchBackend(model, CommonOptions(device="cuda", precision="fp32"))(x.cuda())
     torch.testing.assert_close(y32.cpu(), ref_fp32(model, x), atol=2e-3, rtol=0)  # TF32 may be on
     if torch.cuda.is_bf16_supported():
-        yb = TorchBackend(model, "cuda", "bf16")(x.cuda())
+        yb = TorchBackend(model, CommonOptions(device="cuda", precision="bf16"))(x.cuda())
         assert yb.dtype == torch.bfloat16
         close_fp16(yb, ref_fp32(model, x), atol=6e-2)
 
@@ -127,7 +127,7 @@ def test_concurrent_streams_from_threads_match_sequential():
     from esrgan_video.runtime.torch_backend import TorchBackend
 
     model = tiny()
-    b = TorchBackend(model, "cuda", "fp16")
+    b = TorchBackend(model, CommonOptions(device="cuda", precision="fp16"))
     xs = [torch.rand(2, 3, 24, 24, device="cuda") for _ in range(8)]
     expected = [b(x).clone() for x in xs]
     torch.cuda.synchronize()
@@ -160,7 +160,7 @@ def test_deferred_guard_raises_at_the_latest_on_flush():
     model = tiny()
     with torch.no_grad():
         model.conv_last.bias.fill_(float("nan"))
-    b = TorchBackend(model, "cuda", "fp16")
+    b = TorchBackend(model, CommonOptions(device="cuda", precision="fp16"))
     assert b.guard.mode == "deferred"
     with pytest.raises(NonFiniteOutputError, match="--precision fp32"):
         for _ in range(50):
@@ -171,27 +171,27 @@ def test_deferred_guard_raises_at_the_latest_on_flush():
 @_mark(gpu)
 def test_fp16_overflow_on_gpu_and_the_fp32_layers_way_out():
     from esrgan_video.runtime.onnx_export import activation_peaks, suggest_fp32_layers
-    from esrgan_video.runtime.torch_backend import TorchBackend
+    from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions
 
     model = overflowing(tiny())
     x = torch.rand(1, 3, 16, 16)
     with pytest.raises(NonFiniteOutputError):
-        with TorchBackend(model, "cuda", "fp16") as b:
+        with TorchBackend(model, CommonOptions(device="cuda", precision="fp16")) as b:
             b(x.cuda())
     layers = suggest_fp32_layers(activation_peaks(model, x))
-    with TorchBackend(model, "cuda", "fp16", fp32_layers=layers) as b:
+    with TorchBackend(model, CommonOptions(device="cuda", precision="fp16"), TorchOptions(fp32_layers=layers)) as b:
         y = b(x.cuda())
     assert torch.isfinite(y).all()
 
 
 @_mark(gpu)
 def test_torch_compile_matches_eager():
-    from esrgan_video.runtime.torch_backend import TorchBackend
+    from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions
 
     model = tiny()
     x = torch.rand(1, 3, 16, 24, device="cuda")
-    eager = TorchBackend(model, "cuda", "fp16")(x)
-    with TorchBackend(model, "cuda", "fp16", compile="default") as b:
+    eager = TorchBackend(model, CommonOptions(device="cuda", precision="fp16"))(x)
+    with TorchBackend(model, CommonOptions(device="cuda", precision="fp16"), TorchOptions(compile="default")) as b:
         torch.testing.assert_close(b(x), eager, atol=5e-3, rtol=0)
 
 
@@ -218,8 +218,8 @@ def test_real_anime_weights_fp16_fidelity():
 
     model = bench_models.load(path)
     x = bench_models.as_tensor(bench_models.real_frame(96, 64))
-    ref = TorchBackend(model, "cuda", "fp32")(x.cuda()).float()
-    out = TorchBackend(model, "cuda", "fp16")(x.cuda()).float()
+    ref = TorchBackend(model, CommonOptions(device="cuda", precision="fp32"))(x.cuda()).float()
+    out = TorchBackend(model, CommonOptions(device="cuda", precision="fp16"))(x.cuda()).float()
     assert torch.isfinite(out).all()
     assert psnr(out.cpu().numpy(), ref.cpu().numpy(), data_range=1.0) >= 50.0
 
@@ -227,12 +227,13 @@ def test_real_anime_weights_fp16_fidelity():
 # --------------------------------------------------------------------------------- TensorRT
 
 
-def _trt_backend(model, tmp_path: Path, **kw):
-    from esrgan_video.runtime.tensorrt_backend import BuildOptions, TensorRTBackend
+def _trt_backend(model, tmp_path: Path, *, precision="fp16", tile_shape=(32, 48), batch=1, notice=None, **options):
+    """A TensorRT backend on cuda caching in ``tmp_path``; ``options`` are TensorRTOptions fields."""
+    from esrgan_video.runtime.tensorrt_backend import BuildOptions, TensorRTBackend, TensorRTOptions
 
-    kw.setdefault("tile_shape", (32, 48))
-    kw.setdefault("options", BuildOptions(opt_level=0))
-    return TensorRTBackend(model, "cuda", kw.pop("precision", "fp16"), cache_root=tmp_path, **kw)
+    options.setdefault("build", BuildOptions(opt_level=0))
+    common = CommonOptions(device="cuda", precision=precision, tile_shape=tile_shape, batch=batch, notice=notice)
+    return TensorRTBackend(model, common, TensorRTOptions(cache_root=tmp_path, **options))
 
 
 @_mark(trt)
@@ -346,7 +347,7 @@ def test_tensorrt_dynamic_profile_and_x2(tmp_path):
 
     model = tiny(scale=2)
     b = _trt_backend(model, tmp_path, tile_shape=(32, 32), batch=1, streams=2,
-                     options=BuildOptions(opt_level=0, min_shape=(1, 16, 16), max_shape=(2, 64, 64))).open()
+                     build=BuildOptions(opt_level=0, min_shape=(1, 16, 16), max_shape=(2, 64, 64))).open()
     assert b.info.fixed_shape is None and not b.key.static
     for shape in [(2, 3, 48, 40), (1, 3, 16, 24), (1, 3, 64, 64)]:
         x = torch.rand(shape)
@@ -391,7 +392,7 @@ def test_torch_tensorrt_backend():
 
     model = tiny()
     x = torch.rand(1, 3, 32, 48)
-    with TorchTensorRTBackend(model, "cuda", tile_shape=(32, 48)) as b:
+    with TorchTensorRTBackend(model, CommonOptions(device="cuda", tile_shape=(32, 48))) as b:
         close_fp16(b(x.cuda()), ref_fp32(model, x))
 
 
@@ -402,7 +403,7 @@ def test_tensorrt_unaligned_input_slices_and_a_min_equal_max_profile(tmp_path):
     model = tiny()
     # min == opt == max: a static engine (no dynamic axes without a profile), not a build failure
     b = _trt_backend(model, tmp_path, tile_shape=(270, 480),
-                     options=BuildOptions(opt_level=0, min_shape=(1, 270, 480), max_shape=(1, 270, 480))).open()
+                     build=BuildOptions(opt_level=0, min_shape=(1, 270, 480), max_shape=(1, 270, 480))).open()
     assert b.key.static and not b.key.dynamic and b.key.profiles == 0 and b.info.fixed_shape == (1, 270, 480)
     frames = torch.rand(2, 3, 270, 480, device="cuda", dtype=torch.float16)
     second = frames[1:2]  # contiguous, 777600 bytes past the base: not 256-byte aligned
@@ -423,7 +424,7 @@ def test_tensorrt_corrupt_timing_cache_does_not_fail_a_build(tmp_path):
     first.close()
     timing.write_bytes(os.urandom(64))  # create_timing_cache returns None for this
     notices: list[str] = []
-    again = _trt_backend(model, tmp_path, options=BuildOptions(opt_level=1), notice=notices.append).open()
+    again = _trt_backend(model, tmp_path, build=BuildOptions(opt_level=1), notice=notices.append).open()
     assert not again.outcome.hit and any("timing cache" in n for n in notices), notices
     assert timing.stat().st_size > 64  # rewritten with real timings
     again.close()
@@ -433,15 +434,16 @@ def test_tensorrt_corrupt_timing_cache_does_not_fail_a_build(tmp_path):
 def test_max_autotune_outputs_survive_the_next_call():
     """max-autotune turns on cudagraph trees like reduce-overhead: an output not cloned is overwritten by the
     next replay (and the in-place clamp would write into the graph's buffer)."""
-    from esrgan_video.runtime.torch_backend import TorchBackend
+    from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions
 
     import torch._inductor.config as inductor_config
 
     model = tiny()
-    eager = TorchBackend(model, "cuda", "fp16")
+    eager = TorchBackend(model, CommonOptions(device="cuda", precision="fp16"))
     # ATen kernels only: the Triton template search would take minutes and is not what is tested here
     with inductor_config.patch(max_autotune_conv_backends="ATEN", max_autotune_gemm_backends="ATEN"), \
-            TorchBackend(model, "cuda", "fp16", compile="max-autotune") as b:
+            TorchBackend(model, CommonOptions(device="cuda", precision="fp16"),
+                         TorchOptions(compile="max-autotune")) as b:
         xs = [torch.rand(1, 3, 16, 16, device="cuda") for _ in range(4)]
         ys = [b(x) for x in xs]
         for x, y in zip(xs, ys):
@@ -451,11 +453,12 @@ def test_max_autotune_outputs_survive_the_next_call():
 @_mark(gpu)
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
 def test_cuda_graphs_on_the_second_gpu():
-    from esrgan_video.runtime.torch_backend import TorchBackend
+    from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions
 
     model = tiny()
     torch.cuda.set_device(0)  # the process-wide default capture stream would live here
     x = torch.rand(1, 3, 16, 24, device="cuda:1")
-    g = TorchBackend(model, "cuda:1", "fp16", cuda_graphs=True)
-    torch.testing.assert_close(g(x), TorchBackend(model, "cuda:1", "fp16")(x), atol=2e-3, rtol=0)
+    g = TorchBackend(model, CommonOptions(device="cuda:1", precision="fp16"), TorchOptions(cuda_graphs=True))
+    plain = TorchBackend(model, CommonOptions(device="cuda:1", precision="fp16"))
+    torch.testing.assert_close(g(x), plain(x), atol=2e-3, rtol=0)
     assert g._graphs and all(e.static_out.device == torch.device("cuda", 1) for e in g._graphs.values())

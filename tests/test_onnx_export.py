@@ -164,8 +164,8 @@ def overflowing() -> RRDBNet:
 
 
 def test_fp32_layers_fix_an_fp16_overflow():
-    from esrgan_video.runtime.base import NonFiniteOutputError
-    from esrgan_video.runtime.torch_backend import TorchBackend, cpu_supports
+    from esrgan_video.runtime.base import CommonOptions, NonFiniteOutputError
+    from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions, cpu_supports
 
     model = overflowing()
     x = torch.rand(1, 3, 8, 8)
@@ -177,8 +177,8 @@ def test_fp32_layers_fix_an_fp16_overflow():
 
     if cpu_supports(torch.float16):  # fp16 arithmetic: torch's CPU kernels round every op to fp16
         with pytest.raises(NonFiniteOutputError):
-            TorchBackend(model, precision="fp16")(x)
-        y = TorchBackend(model, precision="fp16", fp32_layers=layers)(x).float().numpy()
+            TorchBackend(model, CommonOptions(precision="fp16"))(x)
+        y = TorchBackend(model, CommonOptions(precision="fp16"), TorchOptions(fp32_layers=layers))(x).float().numpy()
         assert psnr(np.clip(y, 0, 1), np.clip(ref, 0, 1), data_range=1.0) >= 40.0
 
     mixed = export_onnx(model, ExportSpec((8, 8), fp32_layers=layers), device="cpu")

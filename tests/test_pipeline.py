@@ -347,6 +347,7 @@ def test_a_backend_that_fails_to_open_fails_before_the_output_is_started(tmp_pat
     when it fails, no partial file was ever started and nothing is left."""
     from esrgan_video import upscaler as upscaler_mod
     from esrgan_video.errors import BackendError
+    from esrgan_video.runtime.base import CommonOptions
     from esrgan_video.runtime.torch_backend import TorchBackend
 
     src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=3)
@@ -359,8 +360,8 @@ def test_a_backend_that_fails_to_open_fails_before_the_output_is_started(tmp_pat
             opened_with.append(sorted(p.name for p in dst.parent.iterdir()))
             raise BackendError("engine build failed: out of memory (as a TensorRT build can)")
 
-    monkeypatch.setattr(upscaler_mod, "make_backend",
-                        lambda model, **kw: BuildFails(model, torch.device("cpu"), "fp32"))
+    cpu32 = CommonOptions(device=torch.device("cpu"), precision="fp32")
+    monkeypatch.setattr(upscaler_mod, "make_backend", lambda model, **kw: BuildFails(model, cpu32))
     with Upscaler(near_identity_model(4), device="cpu") as up, pytest.raises(BackendError, match="engine build"):
         upscale_video(src, dst, upscaler=up)
     assert opened_with == [[]]  # open() ran once, with nothing in the output folder yet

@@ -110,3 +110,48 @@ def test_make_backend_on_this_cpu_machine():
         make_backend(model, backend="tensorrt", tile_shape=(8, 8))
     with pytest.raises(BackendError, match="batch must be"):
         make_backend(model, batch=0)
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("device", "gpu", "device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+        ("precision", "int8", "precision must be one of fp32, fp16, bf16, got 'int8'"),
+        ("tile_shape", (0, 8), r"tile shape must be positive \(height, width\) integers, got \(0, 8\)"),
+        ("tile_shape", (8,), "tile shape must be positive"),
+        ("batch", 0, "batch must be >= 1, got 0"),
+        ("finite_check", "sometimes", "finite check mode must be one of"),
+        ("notice", "stderr", "notice must be a callable"),
+    ],
+)
+def test_common_options_are_validated_once(field, value, match):
+    from esrgan_video.runtime.base import CommonOptions
+
+    with pytest.raises(BackendError, match=match):
+        CommonOptions(**{field: value})
+
+
+def test_backends_take_the_common_and_their_own_options_whole():
+    from esrgan_video.runtime.base import CommonOptions
+    from esrgan_video.runtime.onnxruntime_backend import OnnxRuntimeOptions
+    from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions
+
+    model = RRDBNet(RRDBParams(nf=8, nb=1, gc=4)).eval()
+    common = CommonOptions(device="cpu", tile_shape=[8, 16], batch=2)
+    assert common.tile_shape == (8, 16) and common.fixed_tile_shape("x") == (8, 16)
+    b = TorchBackend(model, common, TorchOptions(channels_last=False))
+    assert b.common is common and b.options.channels_last is False and not b.channels_last
+    assert TorchBackend(model).options == TorchOptions()  # both omitted: the defaults
+    with pytest.raises(BackendError, match="TorchBackend: expected a CommonOptions as the second argument, got 'cpu'"):
+        TorchBackend(model, "cpu")  # the flat signature of old
+    with pytest.raises(BackendError, match="expected a TorchOptions as the third argument"):
+        TorchBackend(model, common, OnnxRuntimeOptions())
+    # make_backend routes its keywords: the shared ones to CommonOptions, the rest to the picked backend's Options
+    t = make_backend(model, backend="torch", device="cpu", finite_check="off", channels_last=False)
+    assert t.options == TorchOptions(channels_last=False) and t.guard.mode == "off"
+    assert t.common.device == "cpu" and t.common.precision == "fp32" and t.common.reason == t.info.reason
+    with pytest.raises(TypeError, match="threads"):
+        make_backend(model, backend="torch", device="cpu", threads=1)  # an onnxruntime option
+    pytest.importorskip("onnxruntime")
+    o = make_backend(model, backend="onnxruntime", device="cpu", tile_shape=(8, 8), batch=2, threads=1)
+    assert o.options == OnnxRuntimeOptions(threads=1) and o.info.fixed_shape == (2, 8, 8)

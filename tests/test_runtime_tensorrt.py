@@ -10,6 +10,7 @@ import torch
 
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
 from esrgan_video.errors import BackendError
+from esrgan_video.runtime.base import CommonOptions
 from esrgan_video.runtime.onnx_export import ExportSpec
 from esrgan_video.runtime.tensorrt_backend import (
     BuildOptions,
@@ -29,9 +30,9 @@ def tiny() -> RRDBNet:
 
 def test_engines_need_a_cuda_device():
     with pytest.raises(BackendError, match="needs a CUDA device, got cpu"):
-        TensorRTBackend(tiny(), "cpu", tile_shape=(16, 16))
+        TensorRTBackend(tiny(), CommonOptions(device="cpu", tile_shape=(16, 16)))
     with pytest.raises(BackendError, match="needs a CUDA device"):
-        TorchTensorRTBackend(tiny(), "cpu", tile_shape=(16, 16))
+        TorchTensorRTBackend(tiny(), CommonOptions(device="cpu", tile_shape=(16, 16)))
 
 
 @pytest.mark.skipif(tensorrt_available(), reason="checks the message shown when TensorRT is missing")

@@ -7,8 +7,8 @@ import torch
 
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
 from esrgan_video.errors import BackendError
-from esrgan_video.runtime.base import FiniteGuard, NonFiniteOutputError, check_finite, precision_dtype
-from esrgan_video.runtime.torch_backend import TorchBackend, cpu_supports
+from esrgan_video.runtime.base import CommonOptions, FiniteGuard, NonFiniteOutputError, check_finite, precision_dtype
+from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions, cpu_supports
 
 
 def tiny(scale: int = 4, seed: int = 0, **kw) -> RRDBNet:
@@ -35,7 +35,7 @@ def test_cpu_fp32_matches_the_model(scale):
 def test_backend_leaves_the_callers_model_alone():
     model = tiny()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    b = TorchBackend(model, precision="bf16") if cpu_supports(torch.bfloat16) else TorchBackend(model)
+    b = TorchBackend(model, CommonOptions(precision="bf16")) if cpu_supports(torch.bfloat16) else TorchBackend(model)
     b(torch.rand(1, 3, 8, 8))
     assert model.clamp is True
     assert all(p.dtype == torch.float32 for p in model.parameters())
@@ -55,21 +55,21 @@ def test_input_is_validated():
 
 def test_bad_options_are_refused():
     with pytest.raises(BackendError, match="precision must be one of"):
-        TorchBackend(tiny(), precision="fp8")
+        TorchBackend(tiny(), CommonOptions(precision="fp8"))
     with pytest.raises(BackendError, match="compile must be one of"):
-        TorchBackend(tiny(), compile="fastest")
+        TorchBackend(tiny(), options=TorchOptions(compile="fastest"))
     with pytest.raises(BackendError, match="CUDA graphs need a CUDA device"):
-        TorchBackend(tiny(), cuda_graphs=True)
+        TorchBackend(tiny(), options=TorchOptions(cuda_graphs=True))
     with pytest.raises(BackendError, match="device must be"):
-        TorchBackend(tiny(), device="mps")
+        TorchBackend(tiny(), CommonOptions(device="mps"))
     with pytest.raises(BackendError, match="finite check mode"):
-        TorchBackend(tiny(), finite_check="sometimes")
+        TorchBackend(tiny(), CommonOptions(finite_check="sometimes"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
 def test_cuda_without_a_gpu_is_a_backend_error():
     with pytest.raises(BackendError, match="no CUDA GPU is available"):  # the one device parser's message
-        TorchBackend(tiny(), device="cuda")
+        TorchBackend(tiny(), CommonOptions(device="cuda"))
 
 
 def test_precision_names():
@@ -116,9 +116,9 @@ def test_infinity_is_caught_before_the_clamp():
 def test_fp16_overflow_is_detected_where_fp32_is_fine():
     model = overflowing()
     x = torch.rand(1, 3, 8, 8)
-    TorchBackend(model, precision="fp32")(x)  # finite in fp32
+    TorchBackend(model, CommonOptions(precision="fp32"))(x)  # finite in fp32
     with pytest.raises(NonFiniteOutputError, match="fp16"):
-        TorchBackend(model, precision="fp16")(x)
+        TorchBackend(model, CommonOptions(precision="fp16"))(x)
 
 
 def test_guard_modes():
@@ -132,7 +132,7 @@ def test_guard_modes():
     FiniteGuard("here").update(torch.ones(3))
     with pytest.raises(NonFiniteOutputError):
         check_finite(torch.tensor([float("-inf")]), "x")
-    off = TorchBackend(tiny(), finite_check="off")
+    off = TorchBackend(tiny(), CommonOptions(finite_check="off"))
     with torch.no_grad():
         off._model.conv_last.bias.fill_(float("nan"))
     assert torch.isnan(off(torch.rand(1, 3, 4, 4))).all()
@@ -148,7 +148,7 @@ def test_modes_with_cuda_graphs_are_read_from_torch_and_refused_with_cuda_graphs
     assert not mode_uses_cudagraphs(None)
     for mode in ("reduce-overhead", "max-autotune"):
         with pytest.raises(BackendError, match=f"compile='{mode}' already uses CUDA graphs"):
-            TorchBackend(tiny(), compile=mode, cuda_graphs=True)
+            TorchBackend(tiny(), options=TorchOptions(compile=mode, cuda_graphs=True))
 
 
 def test_bf16_needs_native_support_on_the_backends_own_gpu():
@@ -202,7 +202,7 @@ def test_compile_survives_shape_churn_past_the_recompile_limit():
         single(xs[0])
         with pytest.raises(Exception, match="fullgraph=True"):  # FailOnRecompileLimitHit: the defect this guards
             single(xs[1])
-        with TorchBackend(model, compile="default") as b:
+        with TorchBackend(model, options=TorchOptions(compile="default")) as b:
             for x in xs:
                 with torch.no_grad():
                     ref = model(x)

@@ -23,18 +23,27 @@ Non-finite guard: RRDB weights can overflow fp16 on some GPUs, which gives NaN
   :meth:`Backend.flush` / ``close()``. No host sync is added, so the CPU keeps queueing
   work while the GPU runs; an error surfaces a few batches late, which only matters for
   how much of a run is thrown away, never for what is written (the run stops).
+
+Options: a backend is built as ``SomeBackend(model, common, options)``, as vs-mlrt passes one options object per
+backend whole: :class:`CommonOptions` holds what every backend takes (device, precision, tile shape, batch,
+non-finite check, notice channel, reason), validated once; each backend's own options are its ``Options``
+dataclass (``TorchOptions``, ``OnnxRuntimeOptions``, ``TensorRTOptions``, ``TorchTensorRTOptions``, next to
+the backend they configure). Either may be omitted for its defaults.
 """
 
 from __future__ import annotations
 
 import abc
 import collections
+import operator
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from esrgan_video.errors import BackendError
+from esrgan_video.runtime.devices import device_kind
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 """Precision names accepted everywhere (CLI, API, presets) and their torch dtypes."""
@@ -85,6 +94,69 @@ def _silent(msg: str) -> None:
     """The default notice channel of a backend: nothing is printed."""
 
 
+def _positive_int(value: object) -> int | None:
+    """``value`` as an int when it is an integer >= 1 (bool excluded), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        n = operator.index(value)
+    except TypeError:
+        return None
+    return n if n >= 1 else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommonOptions:
+    """What every backend takes, defined and validated once (BackendError, exit status 7, saying what was
+    expected and what was given). A backend's own options are its ``Options`` dataclass; ``None`` fields mean
+    "the backend's default"."""
+
+    device: str | torch.device | None = None
+    """'cpu', 'cuda' or 'cuda:N'; None: the backend's default (the CPU for torch and onnxruntime, the current
+    CUDA device for tensorrt and torch-tensorrt). Checked for its spelling here, against the machine by the backend."""
+    precision: str | None = None
+    """'fp32', 'fp16' or 'bf16'; None: the backend's default (torch: fp16 on CUDA, fp32 on the CPU; onnxruntime:
+    fp32; the engine backends: fp16). What a backend cannot run it refuses itself."""
+    tile_shape: tuple[int, int] | None = None
+    """(height, width) of the tiles a fixed-shape backend (onnxruntime, tensorrt, torch-tensorrt) runs, required
+    there; the opt shape of a dynamic TensorRT engine. The torch backend runs any shape and ignores it."""
+    batch: int = 1
+    """Tiles per call of a fixed-shape backend (the opt batch of a dynamic engine); ignored by torch."""
+    finite_check: str | None = None
+    """Non-finite output check, one of :data:`GUARD_MODES`; None: 'deferred' on CUDA, 'batch' on the CPU."""
+    notice: Callable[[str], None] | None = None
+    """Receives the backend's one-line messages (TensorRT build progress, "CUDA graphs are off ..."); None: silent."""
+    reason: str = ""
+    """Why this backend was chosen (``info.reason``, shown by --backend auto)."""
+
+    def __post_init__(self) -> None:
+        device_kind(self.device)  # BackendError for a bad spelling
+        if self.precision is not None:
+            precision_dtype(self.precision)
+        if self.tile_shape is not None:
+            try:
+                sides = tuple(_positive_int(v) for v in self.tile_shape)
+            except TypeError:  # not a sequence
+                sides = ()
+            if len(sides) != 2 or None in sides:
+                raise BackendError(f"tile shape must be positive (height, width) integers, got {self.tile_shape!r}")
+            object.__setattr__(self, "tile_shape", sides)
+        batch = _positive_int(self.batch)
+        if batch is None:
+            raise BackendError(f"batch must be >= 1, got {self.batch}")
+        object.__setattr__(self, "batch", batch)
+        if self.finite_check is not None and self.finite_check not in GUARD_MODES:
+            raise BackendError(f"finite check mode must be one of {GUARD_MODES}, got {self.finite_check!r}")
+        if self.notice is not None and not callable(self.notice):
+            raise BackendError(f"notice must be a callable taking one line, got {self.notice!r}")
+
+    def fixed_tile_shape(self, backend: str) -> tuple[int, int]:
+        """``tile_shape`` for a backend that runs only one; BackendError when none was given."""
+        if self.tile_shape is None:
+            raise BackendError(f"{backend} backend runs a fixed tile shape; none was given")
+        return self.tile_shape
+
+
 def cuda_device(device: str | torch.device | None, backend: str) -> torch.device:
     """The CUDA device an engine backend (TensorRT, torch-tensorrt) runs on; BackendError for anything else."""
     dev = torch.device(device or "cuda")
@@ -96,23 +168,50 @@ def cuda_device(device: str | torch.device | None, backend: str) -> torch.device
 
 
 class Backend(abc.ABC):
+    """An inference backend, built (not opened) as ``SomeBackend(model, common, options)``: the
+    :class:`CommonOptions` every backend takes and the backend's own ``Options`` (each None for its defaults).
+    This constructor is the only one: a backend implements :meth:`_setup`."""
+
+    Options: type
+    """The frozen dataclass of this backend's own options (``TorchOptions``, ``TensorRTOptions``, ...)."""
+    common: CommonOptions
+    """The shared options it was built with."""
     info: BackendInfo
     scale: int
     guard: "FiniteGuard | None" = None
     """The backend's non-finite check; :meth:`flush` settles it."""
 
+    def __init__(self, model: torch.nn.Module, common: CommonOptions | None = None, options=None) -> None:
+        common = CommonOptions() if common is None else common
+        options = self.Options() if options is None else options
+        name = type(self).__name__
+        if not isinstance(common, CommonOptions):
+            raise BackendError(f"{name}: expected a CommonOptions as the second argument, got {common!r}")
+        if not isinstance(options, self.Options):
+            raise BackendError(f"{name}: expected a {self.Options.__name__} as the third argument, got {options!r}")
+        self.common = common
+        self.options = options
+        self._setup(model, common, options)
+
+    @abc.abstractmethod
+    def _setup(self, model: torch.nn.Module, common: CommonOptions, options) -> None:
+        """Check ``common`` and ``options`` against what this backend runs, prepare what :meth:`open` needs, and
+        state the backend's facts with :meth:`_identify`. Opens nothing."""
+
     def _identify(self, model, *, name: str, device: torch.device, dtype: torch.dtype,
-                  fixed_shape: tuple[int, int, int] | None, reason: str, notice, finite_check: str | None,
-                  default_check: str) -> None:
+                  fixed_shape: tuple[int, int, int] | None, default_check: str) -> None:
         """The facts every backend states: the model's scale and channels (from its descriptor), the notice
-        channel (silent by default), ``info`` and the non-finite guard (``finite_check`` or ``default_check``)."""
+        channel (``common.notice``, silent by default), ``info`` (with ``common.reason``) and the non-finite guard
+        (``common.finite_check``, else ``default_check``)."""
         from esrgan_video.models.descriptor import describe
 
+        common = self.common
         self.scale = int(model.scale)
         self.in_channels = describe(model).in_channels
-        self.notice = notice or _silent
-        self.info = BackendInfo(name=name, device=device, dtype=dtype, fixed_shape=fixed_shape, reason=reason)
-        self.guard = FiniteGuard(f"{name} {precision_name(dtype)} on {device}", mode=finite_check or default_check)
+        self.notice = common.notice or _silent
+        self.info = BackendInfo(name=name, device=device, dtype=dtype, fixed_shape=fixed_shape, reason=common.reason)
+        self.guard = FiniteGuard(f"{name} {precision_name(dtype)} on {device}",
+                                 mode=common.finite_check or default_check)
 
     def open(self) -> "Backend":
         return self

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -32,7 +32,7 @@ from torch import nn
 
 from esrgan_video.errors import BackendError
 from esrgan_video.models.descriptor import describe
-from esrgan_video.runtime.base import Backend
+from esrgan_video.runtime.base import Backend, CommonOptions
 from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
 
 TRACE_SIDE = 16
@@ -107,57 +107,49 @@ def session_options(ort, shape: tuple[int, int, int], threads: int):
     return so
 
 
+@dataclass(frozen=True, kw_only=True)
+class OnnxRuntimeOptions:
+    """The onnxruntime backend's own options (what every backend takes is
+    :class:`~esrgan_video.runtime.base.CommonOptions`); validated once, BackendError otherwise."""
+
+    threads: int | None = None
+    """Intra-op threads; None: ``torch.get_num_threads()``, which follows ``OMP_NUM_THREADS`` like the torch path does."""
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise BackendError(f"onnxruntime backend: threads must be >= 1, got {self.threads}")
+
+
 class OnnxRuntimeBackend(Backend):
     """Run a network (RRDBNet or SRVGGNetCompact) through ONNX Runtime on the CPU, for one fixed (batch, height, width).
 
     Args:
         model: the generator (exported, not modified).
-        device: 'cpu' (the only device this backend runs; CUDA is TensorRT's and torch's).
-        precision: 'fp32' (ONNX Runtime's CPU kernels have no fast fp16/bf16 convolutions).
-        tile_shape: (height, width) of the tiles this instance runs (required).
-        batch: tiles per call.
-        threads: intra-op threads (default: ``torch.get_num_threads()``, which follows
-            ``OMP_NUM_THREADS`` like the torch path does).
-        finite_check: 'batch' (default) or 'off'.
-        notice: receives one-line messages (default silent; this backend has none today).
-        reason: why this backend was chosen (shown by --backend auto).
+        common: device ('cpu', the default and the only device this backend runs; CUDA is TensorRT's and torch's),
+            precision ('fp32', the default: ONNX Runtime's CPU kernels have no fast fp16/bf16 convolutions),
+            tile_shape ((height, width) of the tiles this instance runs; required), batch (tiles per call),
+            finite_check ('batch', the default, or 'off'), notice (this backend has no messages today) and reason.
+        options: :class:`OnnxRuntimeOptions` (threads).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        device: str | torch.device | None = "cpu",
-        precision: str | None = "fp32",
-        *,
-        tile_shape: tuple[int, int] | None,
-        batch: int = 1,
-        threads: int | None = None,
-        finite_check: str | None = None,
-        notice: Callable[[str], None] | None = None,
-        reason: str = "",
-    ) -> None:
-        dev = torch.device("cpu" if device is None else device)
+    Options = OnnxRuntimeOptions
+
+    def _setup(self, model: nn.Module, common: CommonOptions, options: OnnxRuntimeOptions) -> None:
+        dev = torch.device("cpu" if common.device is None else common.device)
         if dev.type != "cpu":
             raise BackendError(f"onnxruntime backend runs on the CPU, got device {dev} (use --backend tensorrt or torch)")
-        precision = precision or "fp32"
+        precision = common.precision or "fp32"
         if precision != "fp32":
             raise BackendError(f"onnxruntime backend runs fp32 on the CPU, got {precision} (use --backend torch)")
-        if tile_shape is None:
-            raise BackendError("onnxruntime backend runs a fixed tile shape; none was given")
-        h, w = int(tile_shape[0]), int(tile_shape[1])
-        if h < 1 or w < 1 or batch < 1:
-            raise BackendError(f"onnxruntime backend: tile shape and batch must be positive, got {h}x{w} x {batch}")
-        desc = describe(model)
-        u = desc.size_multiple
+        h, w = common.fixed_tile_shape("onnxruntime")
+        u = describe(model).size_multiple
         if h % u or w % u:
             raise BackendError(f"onnxruntime backend: a x{model.scale} model needs tile sides that are multiples of {u}, "
                                f"got {h}x{w}")
-        if threads is not None and threads < 1:
-            raise BackendError(f"onnxruntime backend: threads must be >= 1, got {threads}")
         self._model = model
-        self.threads = threads
-        self._identify(model, name="onnxruntime", device=dev, dtype=torch.float32, fixed_shape=(batch, h, w),
-                       reason=reason, notice=notice, finite_check=finite_check, default_check="batch")
+        self.threads = options.threads
+        self._identify(model, name="onnxruntime", device=dev, dtype=torch.float32,
+                       fixed_shape=(common.batch, h, w), default_check="batch")
         self._session = None
         self._lock = threading.Lock()
         self.open_seconds: float | None = None

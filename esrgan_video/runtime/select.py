@@ -10,6 +10,7 @@ facts of this machine.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 
 from esrgan_video.errors import BackendError
 from esrgan_video.options import BACKENDS
-from esrgan_video.runtime.base import PRECISIONS, Backend
+from esrgan_video.runtime.base import PRECISIONS, Backend, CommonOptions
 from esrgan_video.runtime.devices import device_kind
 
 TRT_PRECISIONS = ("fp16", "fp32")
@@ -112,6 +113,27 @@ def choose_precision(requested: str | None, device_type: str) -> str:
     return "fp16" if device_type == "cuda" else "fp32"
 
 
+def backend_class(name: str) -> type[Backend]:
+    """The class of a backend by its name (``choose_backend``'s first answer), imported on demand."""
+    if name == "torch":
+        from esrgan_video.runtime.torch_backend import TorchBackend
+
+        return TorchBackend
+    if name == "onnxruntime":
+        from esrgan_video.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend
+    if name == "tensorrt":
+        from esrgan_video.runtime.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend
+    if name == "torch-tensorrt":
+        from esrgan_video.runtime.torch_tensorrt_backend import TorchTensorRTBackend
+
+        return TorchTensorRTBackend
+    raise BackendError(f"backend must be one of {', '.join(BACKENDS[1:])}, got {name!r}")
+
+
 def make_backend(
     model: nn.Module,
     *,
@@ -121,22 +143,27 @@ def make_backend(
     tile_shape: tuple[int, int] | None = None,
     batch: int = 1,
     streams: int = 2,
+    finite_check: str | None = None,
     notice: Callable[[str], None] | None = None,
     **options,
 ) -> Backend:
     """Build the backend ``choose_backend`` picks on this machine (not yet opened).
 
-    ``notice`` receives the backend's one-line messages (TensorRT build progress, "CUDA graphs are
-    off ..."); default silent: backends never print. ``options`` go to the backend's constructor
-    (torch: ``compile``, ``cuda_graphs``, ``channels_last``, ``finite_check``; onnxruntime: ``threads``,
-    ``finite_check``; tensorrt: ``fp32_layers``, ``options``, ``cuda_graphs``, ``cache_root``, ``finite_check``).
+    The shared arguments become one :class:`~esrgan_video.runtime.base.CommonOptions` (validated before anything
+    is picked; its ``device``, ``precision`` and ``reason`` are then what was picked and why). ``notice`` receives
+    the backend's one-line messages (TensorRT build progress, "CUDA graphs are off ..."); default silent: backends
+    never print. ``streams`` is TensorRT's (its contexts); the other backends ignore it. ``options`` are the
+    fields of the picked backend's own ``Options`` dataclass (torch, :class:`TorchOptions`: ``channels_last``,
+    ``compile``, ``cuda_graphs``, ``fp32_layers``; onnxruntime, :class:`OnnxRuntimeOptions`: ``threads``; tensorrt,
+    :class:`TensorRTOptions`: ``fp32_layers``, ``build`` (a ``BuildOptions``), ``cuda_graphs``, ``cache_root``;
+    torch-tensorrt, :class:`TorchTensorRTOptions`: ``opt_level``); a name it does not have is a TypeError.
     """
     from esrgan_video.runtime.onnxruntime_backend import onnxruntime_available
     from esrgan_video.runtime.tensorrt_backend import tensorrt_available
     from esrgan_video.runtime.torch_tensorrt_backend import torch_tensorrt_available
 
-    if batch < 1:
-        raise BackendError(f"batch must be >= 1, got {batch}")
+    common = CommonOptions(device=device, precision=precision, tile_shape=tile_shape, batch=batch,
+                           finite_check=finite_check, notice=notice)
     name, dev, why = choose_backend(
         backend,
         device=None if device is None else str(device),
@@ -148,22 +175,7 @@ def make_backend(
         fixed_shape=tile_shape is not None,
     )
     prec = choose_precision(precision, device_kind(dev))
-    reason = f"{why} {prec}"
-    if name == "torch":
-        from esrgan_video.runtime.torch_backend import TorchBackend
-
-        return TorchBackend(model, dev, prec, reason=reason, notice=notice, **options)
-    if name == "onnxruntime":
-        from esrgan_video.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, reason=reason, notice=notice,
-                                  **options)
-    if name == "tensorrt":
-        from esrgan_video.runtime.tensorrt_backend import TensorRTBackend
-
-        return TensorRTBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, streams=streams,
-                               reason=reason, notice=notice, **options)
-    from esrgan_video.runtime.torch_tensorrt_backend import TorchTensorRTBackend
-
-    return TorchTensorRTBackend(model, dev, prec, tile_shape=tile_shape, batch=batch, reason=reason, notice=notice,
-                                **options)
+    common = dataclasses.replace(common, device=dev, precision=prec, reason=f"{why} {prec}")
+    cls = backend_class(name)
+    own = cls.Options(streams=streams, **options) if name == "tensorrt" else cls.Options(**options)
+    return cls(model, common, own)

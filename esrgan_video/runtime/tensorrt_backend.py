@@ -52,7 +52,7 @@ from torch import nn
 from esrgan_video.errors import BackendError
 from esrgan_video.models.descriptor import describe
 from esrgan_video.runtime import engine_cache
-from esrgan_video.runtime.base import Backend, cuda_device
+from esrgan_video.runtime.base import Backend, CommonOptions, cuda_device
 from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
 
 MAX_STREAMS = 4
@@ -367,61 +367,61 @@ class _Slot:
     graph: "torch.cuda.CUDAGraph | None" = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class TensorRTOptions:
+    """The tensorrt backend's own options (what every backend takes is
+    :class:`~esrgan_video.runtime.base.CommonOptions`); validated once, BackendError otherwise."""
+
+    streams: int = 2
+    """Execution contexts/CUDA streams, 1-:data:`MAX_STREAMS` (a dynamic engine gets one profile per stream)."""
+    fp32_layers: tuple[str, ...] = ()
+    """Submodules kept in fp32 inside the fp16 graph (see onnx_export)."""
+    build: BuildOptions = BuildOptions()
+    """Builder options; ``min_shape`` != ``max_shape`` makes a dynamic engine."""
+    cuda_graphs: bool = False
+    """Capture one CUDA graph per context at open (static engines only)."""
+    cache_root: Path | None = None
+    """Engine cache directory; None: :func:`engine_cache.engines_dir`."""
+
+    def __post_init__(self) -> None:
+        profile_count(self.build.dynamic, self.streams)  # validates streams
+        object.__setattr__(self, "fp32_layers", tuple(self.fp32_layers))
+        if self.cache_root is not None:
+            object.__setattr__(self, "cache_root", Path(self.cache_root))
+        if self.cuda_graphs and self.build.dynamic:
+            raise BackendError(
+                "tensorrt backend: CUDA graphs need a static engine (a dynamic context may reallocate its "
+                "scratch memory when the input shape changes, which a captured graph cannot follow)"
+            )
+
+
 class TensorRTBackend(Backend):
     """Run a TensorRT engine built from a network (RRDBNet or SRVGGNetCompact; cached, see :mod:`engine_cache`).
 
     Args:
         model: the generator (exported to ONNX when the engine must be built).
-        device: a CUDA device ('cuda', 'cuda:N').
-        precision: 'fp16' (default) or 'fp32'.
-        tile_shape: (H, W) the engine is built for (the opt shape when dynamic).
-        batch: batch size (the opt batch when dynamic).
-        streams: execution contexts/CUDA streams, 1-4 (a dynamic engine gets one profile per stream).
-        fp32_layers: submodules kept in fp32 inside the fp16 graph (see onnx_export).
-        options: builder options; ``min_shape`` != ``max_shape`` makes a dynamic engine.
-        cuda_graphs: capture one CUDA graph per context at open (static engines).
-        finite_check: 'batch', 'deferred' (default) or 'off'.
-        cache_root: engine cache directory (default :func:`engine_cache.engines_dir`).
-        notice: receives one-line messages (build progress, cache hits, "CUDA graphs are off ...");
-            default silent.
-        reason: why this backend was chosen.
+        common: device (a CUDA device, 'cuda' or 'cuda:N'; default the current one), precision ('fp16', the
+            default, or 'fp32'), tile_shape ((H, W) the engine is built for, the opt shape when dynamic; required),
+            batch (the opt batch when dynamic), finite_check ('batch', 'deferred' (default) or 'off'), notice
+            (build progress, cache hits, "CUDA graphs are off ..."; default silent) and reason.
+        options: :class:`TensorRTOptions` (streams, fp32_layers, build, cuda_graphs, cache_root).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        device: str | torch.device | None = "cuda",
-        precision: str | None = None,
-        *,
-        tile_shape: tuple[int, int],
-        batch: int = 1,
-        streams: int = 2,
-        fp32_layers: tuple[str, ...] = (),
-        options: BuildOptions | None = None,
-        cuda_graphs: bool = False,
-        finite_check: str | None = None,
-        cache_root: Path | None = None,
-        notice: Callable[[str], None] | None = None,
-        reason: str = "",
-    ) -> None:
-        dev = cuda_device(device, "tensorrt")
-        self.options = options or BuildOptions()
-        profile_count(self.options.dynamic, streams)  # validates streams
-        self.spec = ExportSpec(tuple(tile_shape), batch=batch, precision=precision or "fp16",
-                               fp32_layers=tuple(fp32_layers), dynamic=self.options.dynamic)
-        profile_shapes(self.spec, self.options)  # validate early
-        if cuda_graphs and self.spec.dynamic:
-            raise BackendError(
-                "tensorrt backend: CUDA graphs need a static engine (a dynamic context may reallocate its "
-                "scratch memory when the input shape changes, which a captured graph cannot follow)"
-            )
+    Options = TensorRTOptions
+
+    def _setup(self, model: nn.Module, common: CommonOptions, options: TensorRTOptions) -> None:
+        dev = cuda_device(common.device, "tensorrt")
+        self.spec = ExportSpec(common.fixed_tile_shape("tensorrt"), batch=common.batch,
+                               precision=common.precision or "fp16", fp32_layers=options.fp32_layers,
+                               dynamic=options.build.dynamic)
+        profile_shapes(self.spec, options.build)  # validate early
         self.model = model
-        self.streams = streams
-        self.cuda_graphs = cuda_graphs
-        self.cache_root = cache_root
-        fixed = None if self.spec.dynamic else (batch, *self.spec.tile_shape)
-        self._identify(model, name="tensorrt", device=dev, dtype=self.spec.dtype, fixed_shape=fixed, reason=reason,
-                       notice=notice, finite_check=finite_check, default_check="deferred")
+        self.streams = options.streams
+        self.cuda_graphs = options.cuda_graphs
+        self.cache_root = options.cache_root
+        fixed = None if self.spec.dynamic else (common.batch, *self.spec.tile_shape)
+        self._identify(model, name="tensorrt", device=dev, dtype=self.spec.dtype, fixed_shape=fixed,
+                       default_check="deferred")
         self.engine = None
         self.outcome: engine_cache.CacheOutcome | None = None
         self.key: engine_cache.EngineKey | None = None
@@ -437,7 +437,7 @@ class TensorRTBackend(Backend):
                 return self
             trt = import_tensorrt()
             loaded, self.outcome, self.key = build_or_load(
-                self.model, self.spec, self.options, self.info.device, root=self.cache_root,
+                self.model, self.spec, self.options.build, self.info.device, root=self.cache_root,
                 streams=self.streams, log=self.notice,
             )
             engine = loaded.engine

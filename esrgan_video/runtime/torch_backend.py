@@ -40,7 +40,7 @@ from torch import nn
 
 from esrgan_video.errors import BackendError
 from esrgan_video.runtime.devices import runtime_device
-from esrgan_video.runtime.base import Backend, precision_dtype, precision_name
+from esrgan_video.runtime.base import Backend, CommonOptions, precision_dtype, precision_name
 
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")
 """torch.compile modes accepted by ``compile=``."""
@@ -219,63 +219,64 @@ class _Graph:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TorchOptions:
+    """The torch backend's own options (what every backend takes is :class:`~esrgan_video.runtime.base.CommonOptions`);
+    validated once, BackendError otherwise."""
+
+    channels_last: bool = True
+    """NHWC memory layout (measured 5–25 % faster on the CPU too, see benchmarks/results)."""
+    compile: str | None = None
+    """A torch.compile mode from :data:`COMPILE_MODES`, or None for eager; compiled once per input shape."""
+    cuda_graphs: bool = False
+    """Capture one CUDA graph per input shape and replay it (CUDA only; not with the compile modes that
+    already use CUDA graphs)."""
+    fp32_layers: tuple[str, ...] = ()
+    """Submodules kept in fp32 in an fp16/bf16 run (for checkpoints that overflow fp16)."""
+
+    def __post_init__(self) -> None:
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise BackendError(f"torch backend: compile must be one of {COMPILE_MODES} or None, got {self.compile!r}")
+        if self.cuda_graphs and mode_uses_cudagraphs(self.compile):
+            raise BackendError(
+                f"torch backend: compile={self.compile!r} already uses CUDA graphs; "
+                "combine cuda_graphs=True with 'max-autotune-no-cudagraphs' or 'default' instead"
+            )
+        object.__setattr__(self, "fp32_layers", tuple(self.fp32_layers))
+
+
 class TorchBackend(Backend):
     """Run a network (RRDBNet or SRVGGNetCompact) with PyTorch on the CPU or a CUDA device.
 
     Args:
         model: the generator (left untouched; the backend works on a copy).
-        device: 'cpu' (default), 'cuda' or 'cuda:N'.
-        precision: 'fp32', 'fp16' or 'bf16'; default fp16 on CUDA, fp32 on the CPU.
-        channels_last: NHWC memory layout (default: on; measured 5–25 % faster on the CPU too, see benchmarks/results).
-        compile: a torch.compile mode from :data:`COMPILE_MODES`, or None (default) for eager; compiled
-            once per input shape.
-        cuda_graphs: capture one CUDA graph per input shape and replay it (CUDA only; not with the
-            compile modes that already use CUDA graphs).
-        finite_check: 'batch', 'deferred' or 'off' (default: deferred on CUDA, batch on the CPU).
-        fp32_layers: submodules kept in fp32 in an fp16/bf16 run (for checkpoints that overflow fp16).
-        notice: receives one-line messages (default silent).
-        reason: why this backend was chosen (shown by --backend auto).
+        common: device ('cpu' by default, 'cuda' or 'cuda:N'), precision ('fp32', 'fp16' or 'bf16'; default
+            fp16 on CUDA, fp32 on the CPU), finite_check ('batch', 'deferred' or 'off'; default deferred on CUDA,
+            batch on the CPU), notice and reason; tile_shape and batch are not used (any shape runs).
+        options: :class:`TorchOptions` (channels_last, compile, cuda_graphs, fp32_layers).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        device: str | torch.device | None = None,
-        precision: str | None = None,
-        *,
-        channels_last: bool | None = None,
-        compile: str | None = None,
-        cuda_graphs: bool = False,
-        finite_check: str | None = None,
-        fp32_layers: tuple[str, ...] = (),
-        notice: Callable[[str], None] | None = None,
-        reason: str = "",
-    ) -> None:
-        if compile is not None and compile not in COMPILE_MODES:
-            raise BackendError(f"torch backend: compile must be one of {COMPILE_MODES} or None, got {compile!r}")
-        if cuda_graphs and mode_uses_cudagraphs(compile):
-            raise BackendError(
-                f"torch backend: compile={compile!r} already uses CUDA graphs; "
-                "combine cuda_graphs=True with 'max-autotune-no-cudagraphs' or 'default' instead"
-            )
-        dev = runtime_device(device)
-        precision = precision or default_precision(dev)
+    Options = TorchOptions
+
+    def _setup(self, model: nn.Module, common: CommonOptions, options: TorchOptions) -> None:
+        dev = runtime_device(common.device)
+        precision = common.precision or default_precision(dev)
         dtype = check_precision_on(dev, precision)
-        if cuda_graphs and dev.type != "cuda":
+        if options.cuda_graphs and dev.type != "cuda":
             raise BackendError(f"torch backend: CUDA graphs need a CUDA device, got {dev}")
-        self.channels_last = True if channels_last is None else channels_last
-        self.compile_mode = compile
-        self._cudagraph_trees = dev.type == "cuda" and mode_uses_cudagraphs(compile)
+        self.channels_last = options.channels_last
+        self.compile_mode = options.compile
+        self._cudagraph_trees = dev.type == "cuda" and mode_uses_cudagraphs(options.compile)
         """torch.compile's own CUDA graphs run this backend: outputs are cloned, the thread is checked per batch."""
-        self.cuda_graphs = cuda_graphs
-        self.fp32_layers = tuple(fp32_layers)
+        self.cuda_graphs = options.cuda_graphs
+        self.fp32_layers = options.fp32_layers
         self._model, self._clamp = prepare_model(
             model, dev, dtype, channels_last=self.channels_last, fp32_layers=self.fp32_layers
         )
         self._compiled: dict[tuple[int, int, int], Callable[[torch.Tensor], torch.Tensor]] = {}
         self._compiled_lock = threading.Lock()
-        self._identify(model, name="torch", device=dev, dtype=dtype, fixed_shape=None, reason=reason, notice=notice,
-                       finite_check=finite_check, default_check="deferred" if dev.type == "cuda" else "batch")
+        self._identify(model, name="torch", device=dev, dtype=dtype, fixed_shape=None,
+                       default_check="deferred" if dev.type == "cuda" else "batch")
         self._graphs: dict[tuple[int, int, int], _Graph] = {}
         self._graphs_lock = threading.Lock()
         self._opened = False

@@ -20,13 +20,13 @@ import importlib.metadata
 import importlib.util
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from esrgan_video.errors import BackendError
-from esrgan_video.runtime.base import Backend, cuda_device, precision_dtype
+from esrgan_video.runtime.base import Backend, CommonOptions, cuda_device, precision_dtype
 from esrgan_video.runtime.torch_backend import prepare_model
 
 
@@ -83,32 +83,41 @@ def import_torch_tensorrt():
     return torch_tensorrt
 
 
-class TorchTensorRTBackend(Backend):
-    """A torch-tensorrt compiled module for batches of exactly (batch, *tile_shape)."""
+@dataclass(frozen=True, kw_only=True)
+class TorchTensorRTOptions:
+    """The torch-tensorrt backend's own options (what every backend takes is
+    :class:`~esrgan_video.runtime.base.CommonOptions`)."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        device: str | torch.device | None = "cuda",
-        precision: str | None = None,
-        *,
-        tile_shape: tuple[int, int],
-        batch: int = 1,
-        opt_level: int | None = None,
-        finite_check: str | None = None,
-        notice: Callable[[str], None] | None = None,
-        reason: str = "",
-    ) -> None:
-        dev = cuda_device(device, "torch-tensorrt")
-        precision = precision or "fp16"
-        dtype = precision_dtype(precision)
+    opt_level: int | None = None
+    """``optimization_level`` of ``torch_tensorrt.compile`` (TensorRT's builder level, 0-5); None: its default."""
+
+    def __post_init__(self) -> None:
+        if self.opt_level is not None and (isinstance(self.opt_level, bool) or self.opt_level not in range(6)):
+            raise BackendError(f"torch-tensorrt backend: opt_level must be 0-5 or None, got {self.opt_level!r}")
+
+
+class TorchTensorRTBackend(Backend):
+    """A torch-tensorrt compiled module for batches of exactly (batch, *tile_shape).
+
+    Args:
+        model: the generator (compiled at :meth:`open`, not modified).
+        common: device (a CUDA device; default the current one), precision ('fp16', the default, or 'fp32'),
+            tile_shape (required) and batch, finite_check ('deferred' by default), notice and reason.
+        options: :class:`TorchTensorRTOptions` (opt_level).
+    """
+
+    Options = TorchTensorRTOptions
+
+    def _setup(self, model: nn.Module, common: CommonOptions, options: TorchTensorRTOptions) -> None:
+        dev = cuda_device(common.device, "torch-tensorrt")
+        dtype = precision_dtype(common.precision or "fp16")
         if dtype == torch.bfloat16:
             raise BackendError("the torch-tensorrt backend runs fp16 or fp32, got bf16")
         self.model = model
-        self.tile_shape = tuple(tile_shape)
-        self.opt_level = opt_level
-        self._identify(model, name="torch-tensorrt", device=dev, dtype=dtype, fixed_shape=(batch, *self.tile_shape),
-                       reason=reason, notice=notice, finite_check=finite_check, default_check="deferred")
+        self.tile_shape = common.fixed_tile_shape("torch-tensorrt")
+        self.opt_level = options.opt_level
+        self._identify(model, name="torch-tensorrt", device=dev, dtype=dtype,
+                       fixed_shape=(common.batch, *self.tile_shape), default_check="deferred")
         self._compiled = None
         self._clamp = True
         self._lock = threading.Lock()
