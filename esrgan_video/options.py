@@ -151,8 +151,8 @@ class RuntimeOptions:
     the CPU. Normalised to ``"cpu"``/``"cuda:N"``; whether the device exists is checked when it is opened."""
     precision: str | None = None
     """``fp16``, ``bf16`` or ``fp32``; None: fp16 on a GPU, fp32 on the CPU."""
-    streams: int = 2
-    """CUDA streams (frames in flight) on a GPU; the CPU runs one."""
+    streams: int = field(default=2, metadata={_OUTPUT: False})
+    """CUDA streams (frames in flight) on a GPU; the CPU runs one. Frames keep their order: the output is the same."""
     tile: int | None = None
     """Core tile in input pixels; 0 = whole frames; None = a stable default per frame size and device."""
     tile_pad: int | None = None
@@ -404,12 +404,14 @@ class UpscaleOptions:
 
     def output_affecting(self) -> dict[str, Any]:
         """The options that can change an output's bytes (what batch's options hash covers), by flat name; the
-        model itself is identified by its weights' hash instead, and the device and similar are left out."""
+        model itself is identified by its weights' hash instead, and the device, the streams and similar are left
+        out. ``reuse`` is ``near`` or ``exact``: ``off`` writes the same bytes as ``exact``."""
         out = {}
         for g, cls in GROUPS.items():
             for f in dataclasses.fields(cls):
                 if f.metadata.get(_OUTPUT, True) and not (g == "model" and f.name in ("model", "offline")):
                     out[f.name] = getattr(getattr(self, g), f.name)
+        out["reuse"] = "near" if out["reuse"] == "near" else "exact"
         return out
 
 

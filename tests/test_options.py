@@ -173,14 +173,15 @@ def test_denoise_reaches_the_model_loader_from_the_cli(tmp_path, capfd):
 
 def test_batch_options_hash_changes_with_every_output_affecting_option():
     """Each option that can change an output's bytes changes batch's options hash (a finished file made with other
-    options is then redone or refused, not taken as done); the device and the log level do not. A new option must
+    options is then redone or refused, not taken as done); the device, the streams, the log level and exact vs off
+    reuse do not. A new option must
     be added here: the names covered are the names ``output_affecting`` lists."""
     from esrgan_video.batch.driver import options_hash
 
     base = UpscaleOptions.from_kwargs(size=(64, 64))
     other = {
-        "blend": "RealESRNet_x4plus:0.3", "denoise": 0.5, "backend": "torch", "precision": "fp16", "streams": 3,
-        "tile": 64, "tile_pad": 8, "batch": 2, "reuse": "off", "scale": None, "size": (64, 32), "fit": "pad",
+        "blend": "RealESRNet_x4plus:0.3", "denoise": 0.5, "backend": "torch", "precision": "fp16",
+        "tile": 64, "tile_pad": 8, "batch": 2, "reuse": "near", "scale": None, "size": (64, 32), "fit": "pad",
         "square_pixels": True, "codec": "libx265", "crf": 20, "preset": "slow", "pix_fmt": "yuv420p10le",
         "encoder_opts": ("g=8",), "format": "matroska", "copy_streams": False, "audio": False, "subtitles": False,
         "streams_keep": (1,), "start": 2, "end": 5,
@@ -190,7 +191,9 @@ def test_batch_options_hash_changes_with_every_output_affecting_option():
     for name, value in other.items():
         changed = base.replace(**{name: value}) if name != "scale" else base.replace(size=None, scale=2)
         assert options_hash("sha", changed, segment_seconds=None) != h, name
-    for name, value in {"device": "cpu", "verbose": True, "shift_timestamps": False, "offline": True}.items():
+    # the same bytes: exact reuse changes no output bit, streams only change how many frames are in flight
+    for name, value in {"device": "cpu", "verbose": True, "shift_timestamps": False, "offline": True,
+                        "streams": 3, "reuse": "off"}.items():
         assert options_hash("sha", base.replace(**{name: value}), segment_seconds=None) == h, name
     assert options_hash("other", base, segment_seconds=None) != h
     assert options_hash("sha", base, segment_seconds=300.0) != h
