@@ -7,7 +7,7 @@ result received; starting the Ray instance (``ray.init``) is not counted. Rounds
 ray, local, ...) so machine load hits both alike; the result is the ratio of median throughputs (target: Ray
 within 10 % of local, ratio >= 0.9). Both runs' segments must decode to the same frames (checked).
 
-The clip is the real sample (Big Buck Bunny) shrunk to ``--size`` and coded as FFV1 (every frame a keyframe), cut
+The clip is the real sample (Big Buck Bunny) shrunk to ``--size`` and coded as FFV1 (a keyframe every 12 frames, FFmpeg's default GOP), cut
 into ``--segments`` equal segments; the model is ``--model`` (a registry name, default the anime 6B model, or
 ``tiny`` for a near-identity test model). Results go to ``benchmarks/results/ray-bench.json``.
 """
