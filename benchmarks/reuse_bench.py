@@ -9,6 +9,8 @@ Sections:
 * ``cost``: what ``exact`` costs where nothing repeats (Big Buck Bunny's first 40 frames, 8 alternating rounds).
 * ``tiles``: where tile reuse would pay — the tracker alone over Big Buck Bunny at 1280×720 per tile size: the
   fraction of tiles ``exact``/``near`` reuse against the pixels the tiles' overlap adds.
+* ``regions``: the upper bound of a region-based ``near`` on Big Buck Bunny (recompute only the bounding box of the
+  blocks that changed, grown by the receptive field), per block size, at 256×144 and 640×360.
 * ``speed``: ``upscale_video`` fps (and process CPU seconds, the steadier measure on a shared machine) with
   ``--reuse off``, ``exact`` and ``near`` in interleaved rounds on (a) a
   lossless FFV1 clip on twos, (b) the same frames on twos as x264 with B-frames, (c) Big Buck Bunny (the
@@ -128,6 +130,66 @@ def section_tiles(clip: Path, model: str, tiles=(0, 256, 128, 64)) -> list[dict[
     return rows
 
 
+def changed_blocks(cur: list[np.ndarray], ref: list[np.ndarray], block: int, rule) -> np.ndarray:
+    """Which ``block``×``block`` luma blocks (with their 4:2:0 chroma) of ``cur`` are not near ``ref`` by ``rule``."""
+    from esrgan_video.frames.reuse import near_enough
+
+    h, w = cur[0].shape[:2]
+    hb, wb = -(-h // block), -(-w // block)
+    out = np.zeros((hb, wb), bool)
+    for by in range(hb):
+        for bx in range(wb):
+            ys, xs = slice(by * block, (by + 1) * block), slice(bx * block, (bx + 1) * block)
+            cs, cx = slice(by * block // 2, (by + 1) * block // 2), slice(bx * block // 2, (bx + 1) * block // 2)
+            pick = lambda planes: [planes[0][ys, xs]] + [q[cs, cx] for q in planes[1:]]  # noqa: E731
+            out[by, bx] = not near_enough(pick(cur), pick(ref), bits=8, rule=rule)
+    return out
+
+
+def region_cost(frames: list[list[np.ndarray]], *, block: int, pad: int, rule) -> float:
+    """Pixels a region-based ``near`` would run, as a fraction of running every frame whole (pure): each output
+    pixel is held while every input block within the receptive field (``pad``) of it is near its reference, else
+    recomputed — the bounding box of the changed blocks, grown by ``pad`` (outputs that see them) and by ``pad``
+    again (their input), with no cost for the extra model calls. An upper bound on what such a mode can save."""
+    h, w = frames[0][0].shape[:2]
+    ref = [p.copy() for p in frames[0]]
+    cost = 1.0
+    for cur in frames[1:]:
+        ch = changed_blocks(cur, ref, block, rule)
+        if not ch.any():
+            continue
+        ys, xs = np.nonzero(ch)
+        y0, y1 = max(0, ys.min() * block - pad), min(h, (ys.max() + 1) * block + pad)
+        x0, x1 = max(0, xs.min() * block - pad), min(w, (xs.max() + 1) * block + pad)
+        cost += (min(h, y1 + pad) - max(0, y0 - pad)) * (min(w, x1 + pad) - max(0, x0 - pad)) / (h * w)
+        ref[0][y0:y1, x0:x1] = cur[0][y0:y1, x0:x1]
+        for k in (1, 2):
+            ref[k][y0 // 2:y1 // 2, x0 // 2:x1 // 2] = cur[k][y0 // 2:y1 // 2, x0 // 2:x1 // 2]
+    return cost / len(frames)
+
+
+def section_regions(work: Path, clip: Path, model: str, sizes=((256, 144), (640, 360)), blocks=(8, 16, 32)):
+    """Would recomputing only the changed region of a frame (instead of whole frames or tiles) reach the Big Buck
+    Bunny target? The clip as the speed section encodes it (x264 CRF 18), :func:`region_cost` per block size:
+    the speed-up bound is 1 / cost (no model runs, no per-call overhead counted)."""
+    from esrgan_video.frames.reuse import NearRule
+    from esrgan_video.models import load_model
+    from esrgan_video.models.descriptor import describe
+
+    pad = describe(load_model(model)).tile_pad
+    rows = []
+    for size in sizes:
+        src = held_clip(work / f"regions_{size[0]}.mkv", [(clip, 0, 132)], size=size, repeat=1, codec="libx264",
+                        crf=18)
+        frames = decoded(src)
+        for block in blocks:
+            cost = region_cost(frames, block=block, pad=pad, rule=NearRule())
+            rows.append({"size": list(size), "block": block, "pad": pad, "frames": len(frames),
+                         "pixel_cost": round(float(cost), 3), "speedup_bound": round(1 / float(cost), 3)})
+            print(f"regions: {rows[-1]}", flush=True)
+    return rows
+
+
 def section_cost(work: Path, clip: Path, model: str, *, frames: int = 40, rounds: int = 8,
                  size: tuple[int, int] = (256, 144)) -> dict[str, Any]:
     """What ``exact`` costs where nothing repeats: Big Buck Bunny's first frames, ``off`` and ``exact`` in
@@ -220,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan_video.samples import sample_clip
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="calibrate,speed,tiles,cost")
+    ap.add_argument("--only", default="calibrate,speed,tiles,regions,cost")
     ap.add_argument("--model", default="realesr-animevideov3")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", default="160x120", help="size of the on-twos clips (WxH)")
@@ -245,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             out["cost"] = section_cost(work, bbb, args.model)
         if "tiles" in sections:
             out["tiles"] = section_tiles(bbb, args.model)
+        if "regions" in sections:
+            out["regions"] = section_regions(work, bbb, args.model)
         if "speed" in sections:
             n = args.twos_frames
             cases = {

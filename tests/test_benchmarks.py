@@ -316,3 +316,18 @@ def test_smoke_report_files(smoke):
         assert "cpu-smoke.png" in md
     # the Markdown is a pure function of the JSON: regenerating it gives the same page
     assert report.write_markdown(out).read_text() == md
+
+
+def test_region_cost_counts_only_the_changed_region_grown_by_the_receptive_field():
+    from benchmarks.reuse_bench import region_cost
+    from esrgan_video.frames.reuse import NearRule
+
+    rng = np.random.default_rng(0)
+    still = [rng.integers(0, 256, (64, 96), dtype=np.uint8), rng.integers(0, 256, (32, 48), dtype=np.uint8),
+             rng.integers(0, 256, (32, 48), dtype=np.uint8)]
+    assert region_cost([still] * 4, block=16, pad=4, rule=NearRule()) == 1 / 4  # only the first frame runs
+    moved = [p.copy() for p in still]
+    moved[0][20:24, 40:44] ^= 0x80  # one small moving detail inside block (1, 2)
+    cost = region_cost([still, moved], block=16, pad=4, rule=NearRule())
+    # block rows 16..32, cols 32..48, grown by 4 (outputs that see it) and 4 more (their input): 32×32 of 64×96
+    assert cost == (1 + 32 * 32 / (64 * 96)) / 2
