@@ -191,6 +191,8 @@ class Backend(abc.ABC):
             raise BackendError(f"{name}: expected a {self.Options.__name__} as the third argument, got {options!r}")
         self.common = common
         self.options = options
+        self._open_lock = threading.Lock()
+        self._opened = False
         self._setup(model, common, options)
 
     @abc.abstractmethod
@@ -214,7 +216,16 @@ class Backend(abc.ABC):
                                  mode=common.finite_check or default_check)
 
     def open(self) -> "Backend":
+        """Make what inference needs (:meth:`_open`: a session, an engine, a compiled module) the first time; later
+        calls, and calls from other threads meanwhile, wait for it and return. Reopens after :meth:`close`."""
+        with self._open_lock:
+            if not self._opened:
+                self._open()
+                self._opened = True
         return self
+
+    def _open(self) -> None:
+        """What :meth:`open` makes, once (under the open lock); default: nothing."""
 
     def close(self) -> None:
         """Settle outstanding work and checks (:meth:`flush`), then free what :meth:`open` made, even when the
@@ -222,10 +233,12 @@ class Backend(abc.ABC):
         try:
             self.flush()
         finally:
-            self._release()
+            with self._open_lock:
+                self._release()
+                self._opened = False
 
     def _release(self) -> None:
-        """Free sessions, engines, graphs and buffers (called by :meth:`close`)."""
+        """Free sessions, engines, graphs and buffers (called by :meth:`close`, under the open lock)."""
 
     def flush(self) -> None:
         """Wait for outstanding work and raise NonFiniteOutputError if any batch was non-finite."""
@@ -238,9 +251,17 @@ class Backend(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @abc.abstractmethod
     def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
-        """Upscale one batch of tiles. ``batch`` is on ``info.device``."""
+        """Upscale one batch of tiles. ``batch`` is on ``info.device`` (checked: :meth:`check_input`); opens the
+        backend first if it is not open."""
+        self.check_input(batch, self.in_channels)
+        if not self._opened:
+            self.open()
+        return self._infer(batch, stream)
+
+    @abc.abstractmethod
+    def _infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None") -> torch.Tensor:
+        """:meth:`infer` on a checked batch, the backend open: the clamped output, on ``info.device``."""
 
     def __call__(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
         return self.infer(batch, stream)

@@ -151,7 +151,6 @@ class OnnxRuntimeBackend(Backend):
         self._identify(model, name="onnxruntime", device=dev, dtype=torch.float32,
                        fixed_shape=(common.batch, h, w), default_check="batch")
         self._session = None
-        self._lock = threading.Lock()
         self.open_seconds: float | None = None
 
     def describe(self) -> str:
@@ -159,29 +158,21 @@ class OnnxRuntimeBackend(Backend):
         threads = self.threads or torch.get_num_threads()
         return f"onnxruntime fp32 on cpu, {n}x{h}x{w}, {threads} threads"
 
-    def open(self) -> "OnnxRuntimeBackend":
-        with self._lock:
-            if self._session is not None:
-                return self
-            ort = import_onnxruntime()
-            t0 = time.perf_counter()
-            data = dynamic_onnx(self._model)
-            so = session_options(ort, self.info.fixed_shape, self.threads or torch.get_num_threads())
-            try:
-                self._session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
-            except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
-                raise BackendError(f"onnxruntime could not load the exported model: {e}") from e
-            self.open_seconds = time.perf_counter() - t0
-        return self
+    def _open(self) -> None:
+        ort = import_onnxruntime()
+        t0 = time.perf_counter()
+        data = dynamic_onnx(self._model)
+        so = session_options(ort, self.info.fixed_shape, self.threads or torch.get_num_threads())
+        try:
+            self._session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+            raise BackendError(f"onnxruntime could not load the exported model: {e}") from e
+        self.open_seconds = time.perf_counter() - t0
 
     def _release(self) -> None:
-        with self._lock:
-            self._session = None
+        self._session = None
 
-    def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
-        self.check_input(batch, self.in_channels)
-        if self._session is None:
-            self.open()
+    def _infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None") -> torch.Tensor:
         x = np.ascontiguousarray(batch.detach().to(torch.float32).numpy())
         try:
             (y,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: x})

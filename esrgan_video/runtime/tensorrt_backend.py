@@ -429,63 +429,57 @@ class TensorRTBackend(Backend):
         """Contexts that replay a captured CUDA graph (``cuda_graphs=True``; the others run plain)."""
         self._pool: queue.Queue[_Slot] = queue.Queue()
         self._slots: list[_Slot] = []
-        self._open_lock = threading.Lock()
 
-    def open(self) -> "TensorRTBackend":
-        with self._open_lock:
-            if self.engine is not None:
-                return self
-            trt = import_tensorrt()
-            loaded, self.outcome, self.key = build_or_load(
-                self.model, self.spec, self.options.build, self.info.device, root=self.cache_root,
-                streams=self.streams, log=self.notice,
-            )
-            engine = loaded.engine
-            if self.outcome.hit:
-                self.notice(f"TensorRT: using cached engine {self.outcome.paths.engine}")
-            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-            modes = {n: engine.get_tensor_mode(n) for n in names}
-            inputs = [n for n in names if modes[n] == trt.TensorIOMode.INPUT]
-            outputs = [n for n in names if modes[n] == trt.TensorIOMode.OUTPUT]
-            if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:
-                raise BackendError(f"TensorRT engine has I/O {inputs} -> {outputs}, expected [{INPUT_NAME!r}] -> [{OUTPUT_NAME!r}]")
-            self.in_dtype = _torch_dtype(trt, engine.get_tensor_dtype(INPUT_NAME))
-            self.out_dtype = _torch_dtype(trt, engine.get_tensor_dtype(OUTPUT_NAME))
-            if self.spec.dynamic and engine.num_optimization_profiles < self.streams:
-                raise BackendError(f"TensorRT engine has {engine.num_optimization_profiles} optimisation profiles, "
-                                   f"expected one per stream ({self.streams})")
-            slots = []
-            with torch.cuda.device(self.info.device):
-                for i in range(self.streams):
-                    ctx = engine.create_execution_context()
-                    if ctx is None:
-                        raise BackendError("TensorRT could not create an execution context (out of device memory?)")
-                    stream = torch.cuda.Stream(self.info.device)
-                    if self.spec.dynamic and not ctx.set_optimization_profile_async(i, stream.cuda_stream):
-                        raise BackendError(f"TensorRT could not select optimisation profile {i} for context {i}")
-                    slots.append(_Slot(index=i, context=ctx, stream=stream))
-                if self.cuda_graphs:
-                    for slot in slots:
-                        self._capture(slot)
-                    if self.graphs_captured < len(slots):
-                        self.notice(f"TensorRT: CUDA graphs are on for {self.graphs_captured} of {len(slots)} "
-                                    "contexts; the others run without graphs")
-            for slot in slots:
-                self._slots.append(slot)
-                self._pool.put(slot)
-            self._loaded = loaded
-            self.engine = engine
-        return self
+    def _open(self) -> None:
+        trt = import_tensorrt()
+        loaded, self.outcome, self.key = build_or_load(
+            self.model, self.spec, self.options.build, self.info.device, root=self.cache_root,
+            streams=self.streams, log=self.notice,
+        )
+        engine = loaded.engine
+        if self.outcome.hit:
+            self.notice(f"TensorRT: using cached engine {self.outcome.paths.engine}")
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        modes = {n: engine.get_tensor_mode(n) for n in names}
+        inputs = [n for n in names if modes[n] == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if modes[n] == trt.TensorIOMode.OUTPUT]
+        if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:
+            raise BackendError(f"TensorRT engine has I/O {inputs} -> {outputs}, expected [{INPUT_NAME!r}] -> [{OUTPUT_NAME!r}]")
+        self.in_dtype = _torch_dtype(trt, engine.get_tensor_dtype(INPUT_NAME))
+        self.out_dtype = _torch_dtype(trt, engine.get_tensor_dtype(OUTPUT_NAME))
+        if self.spec.dynamic and engine.num_optimization_profiles < self.streams:
+            raise BackendError(f"TensorRT engine has {engine.num_optimization_profiles} optimisation profiles, "
+                               f"expected one per stream ({self.streams})")
+        slots = []
+        with torch.cuda.device(self.info.device):
+            for i in range(self.streams):
+                ctx = engine.create_execution_context()
+                if ctx is None:
+                    raise BackendError("TensorRT could not create an execution context (out of device memory?)")
+                stream = torch.cuda.Stream(self.info.device)
+                if self.spec.dynamic and not ctx.set_optimization_profile_async(i, stream.cuda_stream):
+                    raise BackendError(f"TensorRT could not select optimisation profile {i} for context {i}")
+                slots.append(_Slot(index=i, context=ctx, stream=stream))
+            if self.cuda_graphs:
+                for slot in slots:
+                    self._capture(slot)
+                if self.graphs_captured < len(slots):
+                    self.notice(f"TensorRT: CUDA graphs are on for {self.graphs_captured} of {len(slots)} "
+                                "contexts; the others run without graphs")
+        for slot in slots:
+            self._slots.append(slot)
+            self._pool.put(slot)
+        self._loaded = loaded
+        self.engine = engine
 
     def _release(self) -> None:
-        with self._open_lock:
-            for slot in self._slots:
-                slot.stream.synchronize()
-            self._slots.clear()
-            self._pool = queue.Queue()
-            self.engine = None
-            self._loaded = None
-            self.graphs_captured = 0
+        for slot in self._slots:
+            slot.stream.synchronize()
+        self._slots.clear()
+        self._pool = queue.Queue()
+        self.engine = None
+        self._loaded = None
+        self.graphs_captured = 0
 
     def _set_shape(self, slot: _Slot, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Set the context's input shape (when it changed); returns the output shape TensorRT reports."""
@@ -532,10 +526,7 @@ class TensorRTBackend(Backend):
         slot.graph = graph
         self.graphs_captured += 1
 
-    def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
-        self.check_input(batch, self.in_channels)
-        if self.engine is None:
-            self.open()
+    def _infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None") -> torch.Tensor:
         caller = stream if stream is not None else torch.cuda.current_stream(self.info.device)
         shape = tuple(batch.shape)
         ready = torch.cuda.Event()

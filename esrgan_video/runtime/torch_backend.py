@@ -279,7 +279,6 @@ class TorchBackend(Backend):
                        default_check="deferred" if dev.type == "cuda" else "batch")
         self._graphs: dict[tuple[int, int, int], _Graph] = {}
         self._graphs_lock = threading.Lock()
-        self._opened = False
 
     def describe(self) -> str:
         parts = [f"torch {precision_name(self.info.dtype)} on {self.info.device}"]
@@ -293,19 +292,13 @@ class TorchBackend(Backend):
             parts.append(f"fp32 layers {','.join(self.fp32_layers)}")
         return ", ".join(parts)
 
-    def open(self) -> "TorchBackend":
-        with self._graphs_lock:
-            if self._opened:
-                return self
-            if self.info.device.type == "cuda":
-                torch.backends.cudnn.benchmark = True  # fixed tile shapes: let cuDNN pick the fastest kernels
-            self._opened = True
-        return self
+    def _open(self) -> None:
+        if self.info.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed tile shapes: let cuDNN pick the fastest kernels
 
     def _release(self) -> None:
         self._graphs.clear()
         self._compiled.clear()
-        self._opened = False
 
     def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -343,10 +336,7 @@ class TorchBackend(Backend):
             out = out.clamp_(0.0, 1.0)
         return out
 
-    def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
-        self.check_input(batch, self.in_channels)
-        if not self._opened:
-            self.open()
+    def _infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None") -> torch.Tensor:
         if self.info.device.type != "cuda":
             with torch.inference_mode():
                 return self._finish(self._run(self._prepare(batch.contiguous())))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import threading
 import time
 from dataclasses import dataclass
 
@@ -120,38 +119,30 @@ class TorchTensorRTBackend(Backend):
                        fixed_shape=(common.batch, *self.tile_shape), default_check="deferred")
         self._compiled = None
         self._clamp = True
-        self._lock = threading.Lock()
 
-    def open(self) -> "TorchTensorRTBackend":
-        with self._lock:
-            if self._compiled is not None:
-                return self
-            torch_tensorrt = import_torch_tensorrt()
-            m, self._clamp = prepare_model(self.model, self.info.device, self.info.dtype, channels_last=False)
-            n, (h, w) = self.info.fixed_shape[0], self.tile_shape
-            kwargs = {}
-            if self.opt_level is not None:
-                kwargs["optimization_level"] = self.opt_level
-            t0 = time.perf_counter()
-            self.notice(f"torch-tensorrt {torch_tensorrt.__version__}: compiling for {n}x{self.in_channels}x{h}x{w}...")
-            with torch.cuda.device(self.info.device):
-                self._compiled = torch_tensorrt.compile(
-                    m,
-                    ir="dynamo",
-                    inputs=[torch_tensorrt.Input((n, self.in_channels, h, w), dtype=self.info.dtype)],
-                    use_explicit_typing=True,
-                    **kwargs,
-                )
-            self.notice(f"torch-tensorrt: compiled in {time.perf_counter() - t0:.1f} s")
-        return self
+    def _open(self) -> None:
+        torch_tensorrt = import_torch_tensorrt()
+        m, self._clamp = prepare_model(self.model, self.info.device, self.info.dtype, channels_last=False)
+        n, (h, w) = self.info.fixed_shape[0], self.tile_shape
+        kwargs = {}
+        if self.opt_level is not None:
+            kwargs["optimization_level"] = self.opt_level
+        t0 = time.perf_counter()
+        self.notice(f"torch-tensorrt {torch_tensorrt.__version__}: compiling for {n}x{self.in_channels}x{h}x{w}...")
+        with torch.cuda.device(self.info.device):
+            self._compiled = torch_tensorrt.compile(
+                m,
+                ir="dynamo",
+                inputs=[torch_tensorrt.Input((n, self.in_channels, h, w), dtype=self.info.dtype)],
+                use_explicit_typing=True,
+                **kwargs,
+            )
+        self.notice(f"torch-tensorrt: compiled in {time.perf_counter() - t0:.1f} s")
 
     def _release(self) -> None:
         self._compiled = None
 
-    def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
-        self.check_input(batch, self.in_channels)
-        if self._compiled is None:
-            self.open()
+    def _infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None") -> torch.Tensor:
         caller = stream if stream is not None else torch.cuda.current_stream(self.info.device)
         with torch.inference_mode(), torch.cuda.device(self.info.device), torch.cuda.stream(caller):
             out = self._compiled(batch.to(self.info.dtype).contiguous())
