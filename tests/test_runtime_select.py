@@ -155,3 +155,49 @@ def test_backends_take_the_common_and_their_own_options_whole():
     pytest.importorskip("onnxruntime")
     o = make_backend(model, backend="onnxruntime", device="cpu", tile_shape=(8, 8), batch=2, threads=1)
     assert o.options == OnnxRuntimeOptions(threads=1) and o.info.fixed_shape == (2, 8, 8)
+
+
+def test_the_backend_lifecycle_opens_once_checks_batches_and_reopens_after_close():
+    """Backend.open/infer/close, written once for every backend: ``_open`` runs once however many threads call
+    ``open`` or ``infer`` at the same time, a bad batch is refused before the backend sees it, and ``close``
+    releases so that the next ``infer`` opens again."""
+    import threading
+    import time
+
+    from esrgan_video.runtime.base import Backend
+
+    events: list[str] = []
+
+    class Counting(Backend):
+        class Options:
+            pass
+
+        def _setup(self, model, common, options):
+            self._identify(model, name="counting", device=torch.device("cpu"), dtype=torch.float32,
+                           fixed_shape=None, default_check="off")
+
+        def _open(self):
+            events.append("open")
+            time.sleep(0.05)  # a slow build: the other threads must wait for it, not build again
+
+        def _infer(self, batch, stream):
+            events.append("infer")
+            return batch.repeat_interleave(self.scale, -1).repeat_interleave(self.scale, -2)
+
+        def _release(self):
+            events.append("release")
+
+    b = Counting(RRDBNet(RRDBParams(nb=1, nf=8, gc=4, scale=2)))
+    x = torch.rand(1, 3, 4, 4)
+    threads = [threading.Thread(target=b.infer, args=(x,)) for _ in range(4)] + [threading.Thread(target=b.open)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert events.count("open") == 1 and events.count("infer") == 4 and events.index("open") == 0
+    with pytest.raises(BackendError, match=r"expected an N x 3 x H x W batch, got shape \(1, 1, 4, 4\)"):
+        b.infer(torch.rand(1, 1, 4, 4))
+    assert events.count("infer") == 4
+    b.close()
+    assert events[-1] == "release"
+    assert b.infer(x).shape == (1, 3, 8, 8) and events[-2:] == ["open", "infer"]
