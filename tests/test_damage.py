@@ -203,3 +203,153 @@ def test_batch_verbose_shows_ffmpegs_decoder_messages(tmp_path, tiny_model, capf
     assert "[h264 @" not in capfd.readouterr().err
     assert main([str(a) for a in [*args[:3], tmp_path / "loud", *args[4:], "--verbose"]]) == 8
     assert "[h264 @" in capfd.readouterr().err
+
+
+# -- MPEG-TS / PS: no count, no duration — timestamp gaps and cut packets --------------------------------------
+
+
+def _noise(src: Path, dst: Path, *, at: float, size: int, seed: int = 1) -> Path:
+    """A copy of ``src`` with ``size`` bytes of noise from ``at`` (a fraction of the file) on."""
+    import numpy as np
+
+    data = bytearray(src.read_bytes())
+    i = int(len(data) * at)
+    data[i:i + size] = np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def ts(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("ts")
+    clean = media.make_clip(d / "clean.ts", frames=48, options={"g": "12"}, format="mpegts")
+    return {
+        "clean": clean,
+        "noisy": _noise(clean, d / "noisy.ts", at=0.4, size=1500),
+        "cut": media.make_truncated(clean, d / "cut.ts", keep=0.6),
+    }
+
+
+def test_ts_frames_the_demuxer_dropped_show_as_gaps(ts):
+    """The mpegts demuxer drops the damaged packets without an error: no packet gives no frame, no decode error,
+    but the frames' timestamps jump by whole frame steps."""
+    frames, stats, said = read(ts["noisy"])
+    step = 3600  # 25 fps at 90 kHz
+    gaps = sum(round((b.pts - a.pts) / step) - 1 for a, b in zip(frames, frames[1:]))
+    assert gaps > 0 and len(frames) + gaps <= 48
+    assert stats.lost_frames == stats.gap_frames == gaps and not stats.truncated
+    first_gap = next(a for a, b in zip(frames, frames[1:]) if b.pts - a.pts > step)
+    at = f"{float((first_gap.pts + step) * first_gap.time_base - frames[0].pts * first_gap.time_base):.3f} s"
+    assert said == [f"noisy.ts: {gaps} frame(s) could not be decoded and were skipped, the first at {at} "
+                    "(gaps in the timestamps)"]
+
+
+def test_ts_cut_inside_a_packet_is_truncated(ts):
+    frames, stats, said = read(ts["cut"])
+    assert 0 < len(frames) < 48 and stats.truncated and stats.expected is None and stats.cut_packet == 188
+    assert said == [f"cut.ts ends early: {len(frames)} frames decoded "
+                    "(the file is truncated: it ends inside a 188-byte transport packet)"]
+    assert [f.pts for f in frames] == [7200 + 3600 * i for i in range(len(frames))]  # what decoded, in order
+
+
+def test_clean_ts_and_ps_are_not_damage(ts, tmp_path):
+    mpg = media.make_clip(tmp_path / "clip.mpg", codec="mpeg2video", frames=48, options={"g": "12", "bf": "2"},
+                          format="mpeg")
+    for clip in (ts["clean"], mpg):
+        frames, stats, said = read(clip)
+        assert len(frames) == 48 and not stats.damaged and said == [], clip
+        with open_input(clip) as inp:
+            for start, end in [(13, 30), (Fraction(1, 2), None), (40, None)]:
+                run = inp.frames(start=start, end=end)
+                list(run)
+                assert not run.stats.damaged, (clip.name, start, end, run.stats)
+
+
+@pytest.mark.parametrize("name,steps", [
+    ("23.976", [3753, 3754]),  # 3753.75 ticks at 90 kHz, rounded
+    ("29.97", [3003]),
+    ("soft telecine", [3003, 4505, 3003, 4504]),  # 2 and 3 fields: 1 and 1.5 frame steps
+    ("mixed cadence", [3003] * 5 + [3754] * 5),  # film and video sections
+    ("vfr", [3600, 4500, 900, 13500, 900, 12600, 2970, 15030]),
+])
+def test_no_false_alarm_on_ts_that_is_not_one_constant_rate(tmp_path, name, steps):
+    pts = [9000]
+    while len(pts) < 40:
+        pts.append(pts[-1] + steps[(len(pts) - 1) % len(steps)])
+    clip = media.make_clip(tmp_path / "clip.ts", pts=pts, time_base=Fraction(1, 90000), format="mpegts",
+                           fps=Fraction(30000, 1001), options={"g": "12"})
+    frames, stats, said = read(clip)
+    assert [f.pts for f in frames] == pts and not stats.damaged and said == [], (name, stats)
+
+
+def test_gap_rule():
+    from esrgan_video.video.damage import timestamp_gaps
+
+    cfr = [3600 * i for i in range(20)]
+    assert timestamp_gaps(cfr) == (0, None)
+    assert timestamp_gaps(cfr[:5] + cfr[7:12] + cfr[17:]) == (2 + 5, 3600 * 5)  # two gaps: 2 and 5 frames missing
+    film = [round(3753.75 * i) for i in range(30)]
+    assert timestamp_gaps(film[:10] + film[12:]) == (2, round(3753.75 * 10))  # 7507/7508-tick step: 2 missing
+    assert timestamp_gaps(cfr[:5]) == (0, None)  # too few steps to tell
+    assert timestamp_gaps([0, 3003, 7508, 10511, 15015, 18018, 22523, 25526, 30030, 33033]) == (0, None)  # 1.5
+    assert timestamp_gaps(cfr[:5] + [cfr[5] + 1800] + cfr[6:]) == (0, None)  # half a step: not one rate
+    assert timestamp_gaps(cfr[:10] + cfr[9:]) == (0, None)  # a repeated time: not judged
+
+
+def test_transport_packet_sizes(tmp_path):
+    from esrgan_video.video.damage import cut_transport_packet
+
+    def stream(packet: int, count: int, lead: int = 0) -> bytes:
+        sync_at = 4 if packet == 192 else 0
+        one = bytearray(packet)
+        one[sync_at] = 0x47
+        return bytes(lead) + bytes(one) * count
+
+    f = tmp_path / "x.ts"
+    for packet in (188, 192, 204):
+        f.write_bytes(stream(packet, 30))
+        assert cut_transport_packet(f) is None, packet
+        f.write_bytes(stream(packet, 30)[:-50])
+        assert cut_transport_packet(f) == packet
+        f.write_bytes(stream(packet, 30, lead=100)[:-3])  # starts mid-packet (a cut capture), ends cut
+        assert cut_transport_packet(f) == packet
+    f.write_bytes(stream(188, 30) + b"junk at the end")  # trailing bytes that start no packet: not a cut
+    assert cut_transport_packet(f) is None
+    f.write_bytes(b"not a transport stream" * 100)
+    assert cut_transport_packet(f) is None
+
+
+@pytest.mark.parametrize("name,status,line", [
+    ("noisy", 9, "noisy.ts: "),
+    ("cut", 9, "cut.ts ends early: "),
+    ("clean", 0, None),
+])
+def test_cli_ts_damage_exit_9(tmp_path, ts, tiny_model, capfd, name, status, line):
+    dst = tmp_path / "out.mkv"
+    p = cli(capfd, ts[name], dst, "--model", tiny_model, "--device", "cpu")
+    assert p.returncode == status, p.stderr
+    notes = [x for x in p.stderr.splitlines() if ".ts" in x and ("ends early" in x or "frame(s)" in x)]
+    assert notes == [] if line is None else len(notes) == 1 and notes[0].startswith("esrgan-video: " + line)
+    assert "Traceback" not in p.stderr and dst.exists()
+
+
+def test_cli_avi_with_b_frames_and_a_cut_avi(tmp_path, tiny_model, capfd):
+    src = media.make_clip(tmp_path / "bf.avi", size=(160, 120), frames=48, options={"g": "12"},
+                          audio=[media.AudioTrack()])
+    p = cli(capfd, src, tmp_path / "out.mkv", "--model", tiny_model, "--device", "cpu")
+    assert p.returncode == 0, p.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        times = [f.time for f in c.decode(video=0)]
+    assert len(times) == 48 and all(abs(t - i / 25) < 1e-3 for i, t in enumerate(times))
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        audio = [p.pts * p.time_base for p in c.demux(audio=0) if p.size]
+    assert audio and abs(audio[0]) < 0.03  # the audio starts with the first frame, as in the source
+    p = cli(capfd, src, tmp_path / "trim.mkv", "--model", tiny_model, "--device", "cpu", "--start", "0.52")
+    assert p.returncode == 0, p.stderr
+    with av.open(str(tmp_path / "trim.mkv")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 48 - 13
+    cut = media.make_truncated(src, tmp_path / "cut.avi", keep=0.6)
+    p = cli(capfd, cut, tmp_path / "cut.mkv", "--model", tiny_model, "--device", "cpu")
+    assert p.returncode == 9 and "Traceback" not in p.stderr, p.stderr
+    assert [x for x in p.stderr.splitlines() if "ends early" in x][0].startswith("esrgan-video: cut.avi ends early: ")
+    assert (tmp_path / "cut.mkv").exists()

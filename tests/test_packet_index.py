@@ -158,3 +158,16 @@ def test_a_file_changed_on_disk_is_read_again(tmp_path, scans):
     os.replace(tmp_path / "tmp.mkv", path)
     assert read_packet_index(path).packet_count == 9
     assert len(scans) == 2
+
+
+def test_avi_packets_are_timed_in_decode_order(tmp_path):
+    """AVI has no presentation times: the index keeps each packet's decode-order counter, whose sorted values are
+    the frames' times as the reader gives them, and a closed GOP's keyframe is at its own counter."""
+    src = make_clip(tmp_path / "bf.avi", frames=48, options={"g": "12"})  # x264: B-frames, closed GOPs
+    index = read_packet_index(src)
+    assert index.decode_order and index.has_all_pts
+    assert list(index.pts) == list(index.dts) == list(range(48))
+    with open_input(src) as inp:
+        assert index.media_times() == [Fraction(f.pts, 25) for f in inp.frames()] == inp.frame_times()
+    assert scan_keyframes(src).cuts == (12, 24, 36)
+    assert not read_packet_index(make_clip(tmp_path / "bf.mkv", frames=12, options={"g": "12"})).decode_order

@@ -344,3 +344,118 @@ def test_trimming_seeks_and_gives_exactly_the_frames_of_a_full_decode(tmp_path, 
             for a, b in zip(got, want):
                 assert all(np.array_equal(x, y) for x, y in zip(a.planes, b.planes))
     assert said == []
+
+
+# -- containers timed in decode order (AVI) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec,options", [
+    ("libx264", {"g": "12"}),  # x264's default B-frames (3, pyramid): FFmpeg guesses pts = dts + 1
+    ("mpeg4", {"g": "12", "bf": "2"}),  # Xvid/DivX-style MPEG-4 Part 2 with B-frames
+])
+def test_avi_with_b_frames_gets_presentation_times(tmp_path, codec, options):
+    """AVI stores no presentation times (its packets count in decode order), so the decoder's frames, which come out
+    in presentation order, carried pts like 1, 3, 2, 6, 5 and the writer refused them: each frame now takes the
+    smallest unused timestamp of the packets sent, 0..47 in order, and the packet index agrees."""
+    src = make_clip(tmp_path / "bf.avi", codec=codec, frames=48, options=options, audio=[AudioTrack()])
+    with av.open(str(src)) as c:
+        assert c.format.name == "avi"
+        raw = [f.pts for f in c.decode(video=0)]
+    if codec == "libx264":
+        assert raw != sorted(raw)  # what FFmpeg gives: not in presentation order
+    with open_input(src) as inp:
+        run = inp.frames()
+        frames = list(run)
+        assert [f.pts for f in frames] == list(range(48)) and [f.index for f in frames] == list(range(48))
+        assert not run.stats.damaged
+        assert inp.frame_times() == [Fraction(i, 25) for i in range(48)]
+        # the frames are the clip's, in order (lossy: compare with the source planes loosely)
+        for f in frames[::7]:
+            want = frame_planes("yuv420p", (64, 48), f.index)[0].astype(int)
+            assert np.abs(f.planes[0].astype(int) - want).mean() < 6, f.index
+        # --start/--end: no seek (a decode-order time is a frame's place since the start), exact frames
+        for start, end in [(13, 20), (Fraction(1, 2), None), (40, None)]:
+            run = inp.frames(start=start, end=end)
+            got = list(run)
+            want = [f for f in frames if (f.index >= start if isinstance(start, int) else f.time >= start)
+                    and (end is None or f.index < end)]
+            assert [(f.index, f.pts) for f in got] == [(f.index, f.pts) for f in want]
+            assert not run.stats.seeked and not run.stats.damaged
+            assert all(np.array_equal(a.planes[0], b.planes[0]) for a, b in zip(got, want))
+
+
+def _filler(src: Path, dst: Path, packet: int) -> Path:
+    """A copy of the H.264 ``src`` whose video packet ``packet`` (file order) is a filler NAL unit of the same size:
+    the decoder takes it without a word and gives no frame (a silent loss)."""
+    data = bytearray(src.read_bytes())
+    with av.open(str(src)) as c:
+        payload = [bytes(p) for p in c.demux(c.streams.video[0]) if p.size][packet]
+    at = data.find(payload)
+    assert at >= 0 and data.find(payload, at + 1) < 0
+    data[at:at + len(payload)] = b"\x00\x00\x00\x01\x0c" + b"\xff" * (len(payload) - 5)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "silent"])
+def test_avi_loss_shifts_at_most_its_own_gop(tmp_path, damage):
+    """A packet that gives no frame leaves its timestamp unused; from the next keyframe on every frame has its own
+    time and picture again, the count says what was lost, and times only increase."""
+    src = make_clip(tmp_path / "src.avi", size=(160, 120), frames=48, options={"g": "12"})
+    with open_input(src) as inp:
+        clean = {f.pts: f.planes for f in inp.frames()}
+    bad = (make_corrupt(src, tmp_path / "bad.avi", frames=[5]) if damage == "corrupt"
+           else _filler(src, tmp_path / "bad.avi", 5))
+    said = []
+    with open_input(bad, notice=said.append) as inp:
+        run = inp.frames()
+        frames = list(run)
+    pts = [f.pts for f in frames]
+    assert pts == sorted(set(pts)) and len(frames) == 48 - run.stats.lost_frames and run.stats.lost_frames >= 1
+    assert said == [run.stats.report()] and not run.stats.truncated
+    later = [f for f in frames if f.pts >= 12]
+    assert [f.pts for f in later] == list(range(12, 48))
+    assert all(all(np.array_equal(a, b) for a, b in zip(f.planes, clean[f.pts])) for f in later)
+
+
+def test_cut_avi_decodes_as_far_as_it_goes(tmp_path):
+    src = make_clip(tmp_path / "src.avi", size=(160, 120), frames=48, options={"g": "12"})
+    cut = make_truncated(src, tmp_path / "cut.avi", keep=0.6)
+    said = []
+    with open_input(cut, notice=said.append) as inp:
+        run = inp.frames()
+        frames = list(run)
+    n = len(frames)
+    assert 5 < n < 40 and [f.pts for f in frames] == list(range(n))
+    assert run.stats.truncated and run.stats.lost_frames == 0  # the frame the file ends in is the truncation
+    assert said == [f"cut.avi ends early: {n} of 48 frames decoded (the file is truncated)"]
+
+
+@pytest.mark.parametrize("where,message", [
+    ("header", r"cut\.avi: the AVI file is truncated inside its header \(\d+ of \d+ bytes\); there is nothing FFmpeg"),
+    ("first frame", r"cut\.avi: the file is truncated before its first complete video frame \(\d+ of the \d+ bytes "
+                    r"its header declares\); there is nothing to decode"),
+])
+def test_avi_cut_before_its_first_frame_says_so(tmp_path, where, message):
+    """The AVI headers (with room for an OpenDML index) are over half of a tiny file, so a cut at 60 % of it can end
+    inside the first frame; FFmpeg's avi demuxer hands the short chunk over and the decoder refuses it."""
+    src = make_clip(tmp_path / "src.avi", frames=48, options={"g": "12"})
+    with av.open(str(src)) as c:
+        first = next(p for p in c.demux(c.streams.video[0]) if p.size)
+    data = src.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[:first.pos // 2] if where == "header" else data[:first.pos + 8 + 40])
+    with pytest.raises(InputError, match=message):
+        open_input(cut)
+
+
+def test_matroska_cut_inside_its_first_frame_says_so(tmp_path):
+    """The matroska demuxer drops a block the file ends inside: no video packet at all, said as such."""
+    src = make_clip(tmp_path / "src.mkv", size=(160, 120), frames=10)
+    with av.open(str(src)) as c:
+        first = next(p for p in c.demux(c.streams.video[0]) if p.size)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(src.read_bytes()[:first.pos + first.size // 2])
+    with pytest.raises(InputError, match=r"cut\.mkv: the demuxer found no video packet in the file's \d+ bytes \(the "
+                                         r"file is truncated or damaged before its first video frame\)"):
+        open_input(cut)

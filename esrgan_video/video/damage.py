@@ -11,24 +11,34 @@ judged once, at the end of a read, against what the **video stream** promised be
   than :data:`TRUNCATION_SECONDS` and more than :data:`TRUNCATION_DURATION_FRAMES` frames before it
   (durations are rounded, count the last frame's display time and may start at the first packet's decode
   time, so a bound of a frame would raise false alarms);
+- else, in an MPEG transport stream (no count, no duration), its packets: a file whose size, after the first
+  packet, is not a whole number of transport packets (188 bytes; 192 in M2TS, 204 with Reed-Solomon bytes — sniffed
+  from the sync bytes, as PyAV does not expose the demuxer's ``ts_packetsize``) was cut inside its last packet
+  (:func:`cut_transport_packet`);
 - and, promise or not, a demuxer that stops with an error (damaged container structure) marks the read as
   truncated.
 
 Frames the decoder flagged corrupt, packets it refused and packets that gave no frame are counted as lost
-(:attr:`ReadStats.lost_frames`). :meth:`ReadStats.report` is the one line a user sees, e.g.
+(:attr:`ReadStats.lost_frames`). In MPEG-TS and MPEG-PS (:data:`GAP_FORMATS`) the demuxer drops damaged packets
+without a word, so there the frames' timestamps are checked too: in a constant-frame-rate stream a gap of *k* frame
+steps is *k* − 1 frames missing (:func:`timestamp_gaps`, which judges nothing when the steps are not all whole
+multiples of one step — variable frame rate, soft telecine, mixed cadences). :meth:`ReadStats.report` is the one
+line a user sees, e.g.
 ``in.mkv ends early: 10 of 25 frames decoded (the file is truncated)``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Sequence
 
-__all__ = ["Promise", "ReadStats", "TRUNCATION_DURATION_FRAMES", "TRUNCATION_FRAMES", "TRUNCATION_SECONDS",
-           "judge_truncation",
-           "parse_tag_duration", "stream_promise"]
+__all__ = ["GAP_FORMATS", "Promise", "ReadStats", "TRUNCATION_DURATION_FRAMES", "TRUNCATION_FRAMES",
+           "TRUNCATION_SECONDS", "avi_truncated", "cut_transport_packet", "judge_truncation", "parse_tag_duration",
+           "stream_promise", "timestamp_gaps"]
 
 TRUNCATION_FRAMES = 1
 """With an exact frame count: a read that ends more than this many frames short is a truncation."""
@@ -41,6 +51,18 @@ HEADER_DURATION_FORMATS = ("matroska", "webm", "mov", "mp4", "nut", "ogg", "flv"
 """Containers (FFmpeg demuxer names, any of a comma list) whose stream and file durations come from headers;
 for others (MPEG-TS/PS, raw streams, AVI) FFmpeg may estimate them from the bit rate."""
 
+GAP_FORMATS = ("mpegts", "mpeg")
+"""Containers (FFmpeg demuxer names) with real presentation timestamps but no frame count or duration, whose
+demuxer drops damaged packets silently: lost frames show only as gaps in the timestamps (:func:`timestamp_gaps`)."""
+GAP_MIN_STEPS = 8
+"""Fewer frame-to-frame steps than this: too few to tell a constant frame rate; no gap is judged."""
+GAP_TOLERANCE = Fraction(1, 20)
+"""How far (in frame steps) a step may be from a whole number of frame steps and still count as one."""
+GAP_REGULAR_SHARE = Fraction(3, 4)
+"""The share of steps that must be one frame step for the stream to count as constant frame rate."""
+TS_PACKET_SIZES = (188, 192, 204)
+"""MPEG-TS packet sizes: plain, M2TS/Blu-ray (a 4-byte timestamp first), DVB with 16 Reed-Solomon bytes."""
+
 
 @dataclass(frozen=True)
 class Promise:
@@ -52,6 +74,8 @@ class Promise:
     """Duration in seconds, when a header or tag states it (and no exact count does)."""
     source: str = ""
     """Where it comes from, for messages: ``frame count``, ``NUMBER_OF_FRAMES tag``, ``DURATION tag``, …"""
+    cut_packet: int | None = None
+    """The file ends inside a transport packet of this many bytes (it was cut short: MPEG-TS)."""
 
 
 _TAG_DURATION = re.compile(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*")
@@ -79,7 +103,11 @@ def stream_promise(stream, container) -> Promise | None:
     seconds = parse_tag_duration(tags.get("DURATION"))
     if seconds:
         return Promise(seconds=seconds, source="DURATION tag")
-    if not set(container.format.name.split(",")) & set(HEADER_DURATION_FORMATS):
+    formats = set(container.format.name.split(","))
+    if "mpegts" in formats:
+        cut = cut_transport_packet(getattr(container, "name", None) or "")
+        return Promise(source="transport packet size", cut_packet=cut) if cut else None
+    if not formats & set(HEADER_DURATION_FORMATS):
         return None
     if stream.duration and stream.time_base:
         return Promise(seconds=stream.duration * Fraction(stream.time_base), source="stream duration")
@@ -104,6 +132,8 @@ def judge_truncation(promise: Promise | None, *, frames: int, end_time: Fraction
     """
     if promise is None:
         return False, None
+    if promise.cut_packet:
+        return True, None  # cut inside a packet: truncated, however far the frames reach
     if promise.frames is not None:
         expected = promise.frames
         if limit_frames is not None:
@@ -124,6 +154,90 @@ def judge_truncation(promise: Promise | None, *, frames: int, end_time: Fraction
     return short > TRUNCATION_SECONDS and short > TRUNCATION_DURATION_FRAMES * frame, expected
 
 
+def cut_transport_packet(path: str | os.PathLike) -> int | None:
+    """The packet size (188, 192 or 204) when the MPEG transport stream ``path`` ends inside a packet; None when
+    it ends on a packet boundary or its packets cannot be told (reads the first and the last packet only).
+
+    The size is the spacing of the sync bytes (0x47) from the first one, as FFmpeg's probe finds it; the tail
+    counts as a cut packet when it starts with a sync byte where the next packet would (or is too short to reach
+    it), so trailing bytes of another kind are not taken for a truncation.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(204 * 12)
+            found = _ts_layout(head)
+            if found is None:
+                return None
+            packet, first = found
+            tail = (size - first) % packet
+            if tail == 0:
+                return None
+            sync_at = 4 if packet == 192 else 0
+            if tail <= sync_at:
+                return packet
+            f.seek(size - tail + sync_at)
+            return packet if f.read(1) == b"\x47" else None
+    except OSError:
+        return None
+
+
+def _ts_layout(head: bytes) -> tuple[int, int] | None:
+    """(packet size, offset of the first whole packet) from the sync bytes at the start of a transport stream."""
+    for packet in TS_PACKET_SIZES:
+        sync_at = 4 if packet == 192 else 0
+        for first in range(packet):
+            syncs = range(first + sync_at, len(head), packet)
+            if len(syncs) >= 2 and all(head[i] == 0x47 for i in syncs):
+                return packet, first
+    return None
+
+
+def avi_truncated(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(bytes present, bytes the header declares) when ``path`` is an AVI file shorter than its first ``RIFF``
+    chunk says (a cut file); None otherwise."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return None
+    declared = int.from_bytes(head[4:8], "little") + 8
+    return (size, declared) if size < declared else None
+
+
+def timestamp_gaps(pts: Sequence[int]) -> tuple[int, int | None]:
+    """(frames missing, timestamp where the first missing frame would be) from the presentation timestamps of
+    every frame decoded, in order (pure).
+
+    Only a constant-frame-rate stream is judged: at least :data:`GAP_MIN_STEPS` steps, all increasing, at least
+    :data:`GAP_REGULAR_SHARE` of them one frame step (within :data:`GAP_TOLERANCE`; 23.976 fps at 90 kHz steps
+    3753 and 3754 ticks, both one step of 3753.75), and every other step a whole number *k* ≥ 2 of frame steps
+    (within the same tolerance), which counts *k* − 1 frames missing. Anything else — variable frame rate,
+    soft telecine (steps of 1 and 1.5 frames), mixed cadences — is (0, None): no false alarm.
+    """
+    steps = [b - a for a, b in zip(pts, pts[1:])]
+    if len(steps) < GAP_MIN_STEPS or min(steps) <= 0:
+        return 0, None
+    median = sorted(steps)[len(steps) // 2]
+    regular = [d for d in steps if abs(d - median) <= GAP_TOLERANCE * median]
+    if len(regular) < GAP_REGULAR_SHARE * len(steps):
+        return 0, None
+    step = Fraction(sum(regular), len(regular))
+    missing = 0
+    first = None
+    for a, d in zip(pts, steps):
+        k = round(d / step)
+        if k < 1 or abs(d - k * step) > GAP_TOLERANCE * step:
+            return 0, None
+        if k > 1:
+            missing += k - 1
+            first = first if first is not None else round(a + step)
+    return missing, first
+
+
 @dataclass(frozen=True)
 class ReadStats:
     """What one ``InputVideo.frames()`` run read (returned by it; see ``reader.FrameRun.stats``)."""
@@ -135,8 +249,11 @@ class ReadStats:
     """Frames of the stream decoded up to where reading stopped, counted from its start (a seek skips some
     without decoding them; they count)."""
     lost_frames: int = 0
-    """Frames lost to corrupt data: flagged corrupt by the decoder (dropped), packets it refused, and
-    (progressive video, no seek) packets that gave no frame."""
+    """Frames lost to corrupt data: flagged corrupt by the decoder (dropped), packets it refused,
+    (progressive video, no seek) packets that gave no frame, and (:data:`GAP_FORMATS`) frames missing from the
+    timestamps."""
+    gap_frames: int = 0
+    """Of :attr:`lost_frames`, those only the timestamps show (the demuxer dropped their packets)."""
     seeked: bool = False
     """The read started at a keyframe near ``start`` rather than at the file's start."""
     reached_end: bool = False
@@ -151,6 +268,8 @@ class ReadStats:
     """The demuxer's message when it stopped with an error."""
     first_loss: str | None = None
     """Where the first corrupt data was met (``"0.120 s"``)."""
+    cut_packet: int | None = None
+    """The file ends inside a transport packet of this many bytes (MPEG-TS cut short)."""
 
     @property
     def damaged(self) -> bool:
@@ -170,10 +289,13 @@ class ReadStats:
             else:
                 of = f"{have} frames decoded"
             why = (f"the demuxer stopped at damaged data: {self.demux_error}" if self.demux_error
-                   else "the file is truncated")
+                   else f"the file is truncated: it ends inside a {self.cut_packet}-byte transport packet"
+                   if self.cut_packet else "the file is truncated")
             parts.append(f"{name} ends early: {of} ({why})")
         if self.lost_frames:
             at = f", the first at {self.first_loss}" if self.first_loss else ""
-            lost = f"{self.lost_frames} frame(s) could not be decoded and were skipped{at}"
+            gaps = ("" if not self.gap_frames else " (gaps in the timestamps)" if self.gap_frames == self.lost_frames
+                    else f" ({self.gap_frames} of them gaps in the timestamps)")
+            lost = f"{self.lost_frames} frame(s) could not be decoded and were skipped{at}{gaps}"
             parts.append(lost if parts else f"{name}: {lost}")
         return "; ".join(parts)

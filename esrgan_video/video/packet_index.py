@@ -5,7 +5,11 @@
     index.keyframe_packets()                     # (pts, is_keyframe) in decode order (for segmenting)
     index.packet_count, index.duration           # counts and span (for probing / progress)
 
-No packet is decoded. Packets of size 0 (demuxer flush markers) are left out. A demuxer that stops at
+No packet is decoded. Packets of size 0 (demuxer flush markers) are left out. In containers whose timestamps count
+packets in decode order (:data:`DECODE_ORDER_FORMATS`: AVI, which stores no presentation times) the index keeps each
+packet's decode-order counter as its ``pts`` too: the sorted counters are the frames' presentation times (the reader
+gives each decoded frame the smallest unused one), and a keyframe's counter is its own time when no packet before it
+in decode order shows after it (closed GOPs). A demuxer that stops at
 damaged or truncated data ends the index there: ``complete`` is False and ``error`` says why, and what was
 read stands. Timestamps stay in the stream's ``time_base`` (integers) until a caller asks for seconds,
 so they are rounded once; media time counts from the container's ``start_time``, as ``InputVideo`` does.
@@ -31,10 +35,21 @@ import numpy as np
 from ..errors import InputError
 from .probe import Demux, pick_video_stream
 
-__all__ = ["NOPTS", "PacketIndex", "clear_cache", "read_packet_index"]
+__all__ = ["DECODE_ORDER_FORMATS", "NOPTS", "PacketIndex", "clear_cache", "decode_order_timestamps",
+           "read_packet_index"]
 
 NOPTS = np.iinfo(np.int64).min
 """Stands for a missing timestamp in ``pts``/``dts`` (FFmpeg's ``AV_NOPTS_VALUE``)."""
+
+DECODE_ORDER_FORMATS = ("avi",)
+"""Containers (FFmpeg demuxer names) whose packet timestamps count packets in decode order rather than saying when
+each frame shows: AVI stores one chunk per frame and no presentation time, so with B-frames FFmpeg's guess
+(``pts = dts + 1`` for H.264, the parser's for MPEG-4 Part 2) does not follow the frames' order."""
+
+
+def decode_order_timestamps(format_name: str) -> bool:
+    """Whether the container (FFmpeg demuxer name, any of a comma list) times packets in decode order."""
+    return bool(set(format_name.split(",")) & set(DECODE_ORDER_FORMATS))
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +73,9 @@ class PacketIndex:
     """False when the demuxer stopped early at damaged or truncated data."""
     error: str | None = None
     """The demuxer's message when it stopped early."""
+    decode_order: bool = False
+    """The container times packets in decode order (:data:`DECODE_ORDER_FORMATS`): ``pts`` holds each packet's
+    decode-order counter (its ``dts``), whose sorted values are the frames' presentation times."""
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -167,11 +185,13 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
         dts: list[int] = []
         durations: list[int] = []
         keys: list[bool] = []
+        decode_order = decode_order_timestamps(c.format.name)
         demux = Demux(c, stream)  # damaged or truncated: what was read stands
         for pkt in demux:
             if pkt.size == 0:
                 continue
-            pts.append(NOPTS if pkt.pts is None else int(pkt.pts))
+            shown = pkt.dts if decode_order and pkt.dts is not None else pkt.pts
+            pts.append(NOPTS if shown is None else int(shown))
             dts.append(NOPTS if pkt.dts is None else int(pkt.dts))
             durations.append(int(pkt.duration or 0))
             keys.append(bool(pkt.is_keyframe))
@@ -191,5 +211,6 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             keyframes=np.array(keys, dtype=bool),
             complete=demux.error is None,
             error=demux.error,
+            decode_order=decode_order,
         )
         return index, is_default

@@ -6,16 +6,19 @@
             frame.index, frame.pts, frame.planes
 
 Frames are decoded with codec threads on; each keeps the decoder's timestamp (``pts``, else the
-packet's ``dts``, else extrapolated from the previous frame). A corrupt packet in the middle is
-skipped; a truncated file ends with what decoded. ``frames()`` returns a :class:`FrameRun`, whose
-``stats`` (a ``video.damage.ReadStats``: frames lost, whether it seeked, whether the file is truncated)
-are set once the run has ended; the one line that says what was lost goes to the ``notice`` callback
+packet's ``dts``, else extrapolated from the previous frame) — except in containers whose timestamps count packets
+in decode order (AVI: ``packet_index.DECODE_ORDER_FORMATS``), where each decoded frame, coming out in presentation
+order, takes the smallest timestamp of the packets sent so far that no frame has taken (:class:`_DecodeOrderClock`).
+A corrupt packet in the middle is skipped; a truncated file ends with what decoded. ``frames()`` returns a
+:class:`FrameRun`, whose ``stats`` (a ``video.damage.ReadStats``: frames lost, whether it seeked, whether the file
+is truncated) are set once the run has ended; the one line that says what was lost goes to the ``notice`` callback
 given to :func:`open_input` (or to ``frames()``), never to ``warnings``.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -29,8 +32,9 @@ from ..frames.color import ColorSpec
 from ..frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transfer
 from ..errors import InputError
 from ..frames.pixel_formats import pixel_format, plane_layouts
-from .damage import Promise, ReadStats, judge_truncation, stream_promise
-from .packet_index import PacketIndex, read_packet_index
+from .damage import (GAP_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet, judge_truncation,
+                     stream_promise, timestamp_gaps)
+from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
 from .planes import copy_planes
 from .probe import Demux, pick_video_stream
 from .metadata import (
@@ -252,7 +256,9 @@ class InputVideo:
         long file, and batch segments, don't decode everything before them), when the frame times of the
         packet index (:meth:`packet_index`) are unique. The result is checked: if the first frame decoded at or
         after ``start`` is not the one the index promised, decoding restarts from the beginning, so
-        indices and counts are exact either way.
+        indices and counts are exact either way. In containers timed in decode order (AVI) it never seeks: a
+        frame's time there is its place among the frames decoded since the start, which a seek into an open GOP
+        (whose leading pictures the decoder drops) would shift without a trace.
 
         Lost frames and truncation (``video.damage``) are judged when the run ends; the one line about
         them goes to ``notice`` (default: the one given to :func:`open_input`).
@@ -272,7 +278,7 @@ class InputVideo:
 
     def _seek_target(self, start) -> _SeekTarget | None:
         """Where to seek for ``start`` (from the packet index), when seeking is safe and worth it."""
-        if start is None or start == 0:
+        if start is None or start == 0 or decode_order_timestamps(self.info.container):
             return None
         times = self.frame_times()
         if len(times) < 2 or any(a >= b for a, b in zip(times, times[1:])):
@@ -296,11 +302,15 @@ class InputVideo:
         errors = 0
         yielded = 0
         first_loss: str | None = None
+        cut_tail = False  # the one loss was the last packet, which the demuxer read short (the file ends in it)
+        short_pts: int | None = None  # the pts of the last packet when the demuxer read it short
         demux_error: str | None = None
         prev_pts: int | None = None
         step = int(round(1 / (info.frame_rate * info.time_base))) if info.frame_rate else 1
         reached_end = False
         checked = seek is None
+        clock = _DecodeOrderClock() if decode_order_timestamps(info.container) else None
+        shown: list[int] | None = [] if set(info.container.split(",")) & set(GAP_FORMATS) else None
         with self.open_container() as c:
             st = c.streams[info.stream_index]
             st.thread_type = "AUTO"
@@ -313,16 +323,23 @@ class InputVideo:
                     raise _SeekMiss from None
 
             def decoded() -> Iterator[av.VideoFrame]:
-                nonlocal packets, errors, first_loss, demux_error
+                nonlocal packets, errors, first_loss, demux_error, cut_tail, short_pts
                 demux = Demux(c, st)
                 for pkt in demux:
                     if pkt.size:
                         packets += 1
+                        cut_tail = False
+                        short_pts = pkt.pts if pkt.is_corrupt else None  # read short: the file may end in it
+                        if clock is not None:
+                            clock.sent(pkt)
                     try:
                         yield from pkt.decode()
                     except av.FFmpegError:
                         errors += 1
                         first_loss = first_loss or _when(pkt)
+                        cut_tail = bool(pkt.is_corrupt) and errors == 1
+                        if clock is not None:
+                            clock.refused(pkt)
                 if demux.error is not None:  # damaged container structure: keep what decoded
                     demux_error = " ".join(demux.error.split())
                 try:
@@ -332,13 +349,22 @@ class InputVideo:
 
             for frame in decoded():
                 out_frames += 1
-                if frame.is_corrupt:  # the decoder concealed damage: drop it rather than upscale garbage
-                    corrupt += 1
-                    first_loss = first_loss or _when(frame)
-                    continue
-                pts = frame.pts if frame.pts is not None else frame.dts
+                if clock is not None:
+                    pts = clock.take(frame)
+                    if pts is not None and prev_pts is not None and pts <= prev_pts:
+                        pts = None  # never backwards (after a loss the clock may run out or repeat)
+                else:
+                    pts = frame.pts if frame.pts is not None else frame.dts
                 if pts is None:
                     pts = 0 if prev_pts is None else prev_pts + step
+                if shown is not None:
+                    shown.append(pts)
+                if frame.is_corrupt:  # the decoder concealed damage: drop it rather than upscale garbage
+                    corrupt += 1
+                    cut_tail = corrupt + errors == 1 and short_pts is not None and frame.pts == short_pts
+                    first_loss = first_loss or _when(frame, pts)
+                    prev_pts = pts
+                    continue
                 prev_pts = pts
                 if seek is not None:
                     t = self.media_time(pts, info.time_base)
@@ -366,6 +392,7 @@ class InputVideo:
                 yielded += 1
                 yield DecodedFrame(i, pts, info.time_base, copy_planes(frame, layouts), frame.format.name)
         lost = 0
+        gap_frames = 0
         truncated = False
         expected = None
         if not reached_end:
@@ -374,7 +401,13 @@ class InputVideo:
             # After a seek, leading pictures of an open GOP that the decoder rightly drops (they show before the
             # keyframe, so before the range) would count too: there also only flagged frames and errors count.
             silent = 0 if info.interlaced or seek is not None else max(0, packets - out_frames - errors)
-            lost = corrupt + errors + silent
+            # MPEG-TS/PS: the demuxer drops damaged packets unseen; gaps in a constant frame rate show them. The
+            # frames decode errors and silent packets lost leave gaps too, so the larger count stands for both.
+            missing, gap_at = timestamp_gaps(shown) if shown is not None else (0, None)
+            gap_frames = max(0, missing - errors - silent)
+            if gap_frames and gap_at is not None and first_loss is None:
+                first_loss = f"{float(self.media_time(gap_at, info.time_base)):.3f} s"
+            lost = corrupt + errors + silent + gap_frames
             rate = info.frame_rate
             end_time = None if prev_pts is None else max(prev_pts * info.time_base, self.media_time(
                 prev_pts, info.time_base)) + (1 / rate if rate else 0)
@@ -384,12 +417,15 @@ class InputVideo:
                 limit_time=None if end is None or isinstance(end, int) else Fraction(end))
             truncated = truncated or demux_error is not None
             if truncated:  # the packets cut off at the end are the truncation, not frames lost besides it
-                lost = corrupt + errors
+                if cut_tail and corrupt + errors == 1:  # the frame the file ends inside is the truncation too
+                    corrupt, errors, first_loss = 0, 0, None
+                lost = corrupt + errors + gap_frames
         stats = ReadStats(
             path=self.path, frames=yielded, decoded=index, lost_frames=lost, seeked=seek is not None,
             reached_end=reached_end, truncated=truncated, expected=expected,
-            estimated=info.promise is not None and info.promise.frames is None,
-            demux_error=demux_error, first_loss=first_loss)
+            estimated=info.promise is not None and info.promise.frames is None and info.promise.seconds is not None,
+            demux_error=demux_error, first_loss=first_loss, gap_frames=gap_frames,
+            cut_packet=info.promise.cut_packet if truncated and info.promise is not None else None)
         line = stats.report()
         if line and notice is not None:
             notice(line)
@@ -437,8 +473,51 @@ class _SeekTarget:
     """That frame's index among all frames of the stream."""
 
 
-def _when(pkt) -> str:
-    ts = pkt.pts if pkt.pts is not None else pkt.dts
+class _DecodeOrderClock:
+    """Presentation timestamps for a container that times packets in decode order (AVI).
+
+    Every packet sent to the decoder adds its timestamp (``dts``: the packet's place in decode order); every
+    frame that comes out — in presentation order — takes the smallest one not yet taken, so the frames get the
+    packets' timestamps in order whatever the B-frame reordering. A packet that gives no frame would leave its
+    timestamp behind and shift every later frame by one, so: a packet the decoder refuses gives its own back
+    (:meth:`refused`), and a frame from a packet at or after a keyframe drops those left behind from before that
+    keyframe (nothing decoded before a keyframe shows after anything decoded from it on) — a loss shifts at
+    most the frames of its own GOP. The frame's packet is found by its ``pts``, which the decoder carries over.
+    """
+
+    def __init__(self) -> None:
+        self._free: list[int] = []
+        self._gop_of: dict[int, int] = {}  # packet pts -> the timestamp of the keyframe at or before it
+        self._gop: int | None = None
+
+    def sent(self, pkt) -> None:
+        ts = pkt.dts if pkt.dts is not None else pkt.pts
+        if ts is None:
+            return
+        if pkt.is_keyframe:
+            self._gop = ts
+        heapq.heappush(self._free, ts)
+        if pkt.pts is not None and self._gop is not None:
+            self._gop_of[pkt.pts] = self._gop
+
+    def refused(self, pkt) -> None:
+        ts = pkt.dts if pkt.dts is not None else pkt.pts
+        if ts in self._free:
+            self._free.remove(ts)
+            heapq.heapify(self._free)
+        self._gop_of.pop(pkt.pts, None)
+
+    def take(self, frame) -> int | None:
+        gop = self._gop_of.pop(frame.pts, None) if frame.pts is not None else None
+        if gop is not None:
+            while self._free and self._free[0] < gop:
+                heapq.heappop(self._free)  # its packet gave no frame
+        return heapq.heappop(self._free) if self._free else None
+
+
+def _when(pkt, ts: int | None = None) -> str:
+    if ts is None:
+        ts = pkt.pts if pkt.pts is not None else pkt.dts
     if ts is None or pkt.time_base is None:
         return "an unknown time"
     return f"{float(ts * pkt.time_base):.3f} s"
@@ -462,11 +541,36 @@ def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None 
     except PermissionError as e:
         raise InputError(f"{path}: cannot be read (permission denied)") from e
     except (av.InvalidDataError, av.error.EOFError) as e:
+        cut = avi_truncated(path)
+        if cut is not None:
+            raise InputError(f"{path}: the AVI file is truncated inside its header ({cut[0]} of {cut[1]} bytes); "
+                             "there is nothing FFmpeg can read") from e
         raise InputError(f"{path}: not a media file FFmpeg can read (or it is damaged: {e})") from e
     except (av.FFmpegError, OSError) as e:
         raise InputError(f"{path}: cannot be opened: {e}") from e
     with container:
         return InputVideo(path, _probe(path, container), notice=notice)
+
+
+def _undecodable(path: Path, container, short: bool, read: int, otherwise: str) -> str:
+    """The one line for a file whose first video frame does not decode: a truncation when the file is cut short
+    before that frame is whole (its header declares more bytes, it ends inside a transport packet, or the demuxer
+    read a packet short), that no video packet could be read at all (``read`` = 0), else ``otherwise``."""
+    size = path.stat().st_size
+    cut = avi_truncated(path)
+    packet = cut_transport_packet(path) if "mpegts" in container.format.name.split(",") else None
+    if cut is not None:
+        why = f"{cut[0]} of the {cut[1]} bytes its header declares"
+    elif packet:
+        why = f"it ends inside a {packet}-byte transport packet"
+    elif short:
+        why = f"it ends at byte {size}, inside that frame's packet"
+    elif not read:
+        return (f"{path}: the demuxer found no video packet in the file's {size} bytes (the file is truncated or "
+                "damaged before its first video frame); there is nothing to decode")
+    else:
+        return f"{path}: {otherwise}"
+    return f"{path}: the file is truncated before its first complete video frame ({why}); there is nothing to decode"
 
 
 def _probe(path: Path, container) -> VideoInfo:
@@ -475,8 +579,14 @@ def _probe(path: Path, container) -> VideoInfo:
     if ctx is None or ctx.name is None:
         raise InputError(f"{path}: the video codec cannot be decoded by this FFmpeg build")
     first = None
+    short = False  # a packet the demuxer read short: flagged corrupt, and the file ends where it does
+    size = path.stat().st_size
+    read = 0  # video packets the demuxer gave
     try:
         for pkt in container.demux(st):
+            read += bool(pkt.size)
+            short = short or bool(pkt.size and pkt.is_corrupt and pkt.pos is not None and pkt.pos >= 0
+                                  and pkt.pos + pkt.size + 16 >= size)
             for frame in pkt.decode():
                 first = frame
                 break
@@ -488,9 +598,10 @@ def _probe(path: Path, container) -> VideoInfo:
                 break
     except av.FFmpegError as e:
         if first is None:
-            raise InputError(f"{path}: the video stream cannot be decoded ({e})") from e
+            why = f"the video stream cannot be decoded ({e})"
+            raise InputError(_undecodable(path, container, short, read, why)) from e
     if first is None:
-        raise InputError(f"{path}: the video stream has no decodable frame")
+        raise InputError(_undecodable(path, container, short, read, "the video stream has no decodable frame"))
     pix_fmt = first.format.name
     try:
         pf = pixel_format(pix_fmt)
