@@ -222,19 +222,20 @@ def timestamp_gaps(pts: Sequence[int]) -> tuple[int, int | None]:
     if len(steps) < GAP_MIN_STEPS or min(steps) <= 0:
         return 0, None
     median = sorted(steps)[len(steps) // 2]
-    regular = [d for d in steps if abs(d - median) <= GAP_TOLERANCE * median]
+    tol_n, tol_d = GAP_TOLERANCE.numerator, GAP_TOLERANCE.denominator
+    regular = [d for d in steps if tol_d * abs(d - median) <= tol_n * median]
     if len(regular) < GAP_REGULAR_SHARE * len(steps):
         return 0, None
-    step = Fraction(sum(regular), len(regular))
+    total, n = sum(regular), len(regular)  # one frame step is total / n (integers: long streams stay cheap)
     missing = 0
     first = None
     for a, d in zip(pts, steps):
-        k = round(d / step)
-        if k < 1 or abs(d - k * step) > GAP_TOLERANCE * step:
+        k = (2 * d * n + total) // (2 * total)  # d / step, rounded
+        if k < 1 or tol_d * abs(d * n - k * total) > tol_n * total:
             return 0, None
         if k > 1:
             missing += k - 1
-            first = first if first is not None else round(a + step)
+            first = first if first is not None else round(a + Fraction(total, n))
     return missing, first
 
 
