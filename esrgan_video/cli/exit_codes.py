@@ -28,7 +28,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (ERROR, "unexpected error (a bug: please report it with the traceback)"),
     *((error.exit_code, error.meaning) for error in ERRORS),
     (BATCH_FAILED, "batch finished, but some files failed"),
-    (DAMAGED, "finished, but the input was damaged (truncated or undecodable frames; the output is kept)"),
+    (DAMAGED, "finished, but the input was damaged (truncated, undecodable or missing frames; the output is kept)"),
     (SIGHUP, "hung up (SIGHUP)"),
     (INTERRUPTED, "interrupted (Ctrl-C, SIGINT)"),
     (SIGTERM, "terminated (SIGTERM)"),
