@@ -113,3 +113,27 @@ def test_refused_before_any_work(tmp_path, source):
     assert p.returncode == 6 and len(lines) == 1, p.stderr
     assert "cannot hold prores_ks video; use .mkv instead" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_animated_sources_and_outputs(tmp_path):
+    """An animated GIF (palette frames decoded as bgra, per-frame durations) upscales into WebM with VP9 — whose
+    encoder lists alpha formats its library cannot open: the nearest it opens is taken — and into APNG, with every
+    frame's time kept; a .gif output is refused in one line before any work, naming what to write instead."""
+    from PIL import Image
+
+    from esrgan_video.pipeline import upscale_video
+
+    rng = np.random.default_rng(3)
+    pics = [Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).convert("P") for _ in range(4)]
+    src = tmp_path / "anim.gif"
+    pics[0].save(src, save_all=True, append_images=pics[1:], duration=[100, 200, 100, 300], loop=0)
+    with pytest.raises(OutputError, match=r"out\.gif: GIF holds 256 colours.*\.apng.*\.webp"):
+        check_output(tmp_path / "out.gif", "gif")
+    with Upscaler(near_identity_model(2), device="cpu") as up:
+        for name, codec in (("out.webm", "libvpx-vp9"), ("out.apng", "apng")):
+            result = upscale_video(src, tmp_path / name, upscaler=up, codec=codec)
+            assert result.frames == 4
+            with av.open(str(tmp_path / name)) as c:
+                frames = list(c.decode(video=0))
+            assert [round(float(f.time), 2) for f in frames] == [0.0, 0.1, 0.3, 0.4], name
+            assert (frames[0].width, frames[0].height) == (64, 48)

@@ -54,3 +54,28 @@ def test_choose_pix_fmt_requested():
         choose_pix_fmt("x999", "yuv420p")
     with pytest.raises(OutputError, match="audio encoder"):
         choose_pix_fmt("aac", "yuv420p")
+
+
+def test_a_listed_format_the_encoder_cannot_open_is_passed_over():
+    """FFmpeg's lists promise more than the linked libraries open (libvpx-vp9: gbrap, yuva444p; libx265:
+    yuva420p): the nearest format that really opens is chosen, and asking for a refused one is one line."""
+    from esrgan_video.video.encoder_formats import encoder_opens
+
+    for codec, inp in (("libvpx-vp9", "gbrap"), ("libvpx-vp9", "yuva444p"), ("libx265", "yuva420p")):
+        if inp not in encoder_pix_fmts(codec):
+            pytest.skip(f"{codec} of this FFmpeg does not list {inp}")
+        assert not encoder_opens(codec, inp)
+    assert choose_pix_fmt("libvpx-vp9", "bgra")[0] == "gbrp"       # RGB kept, the alpha it cannot open dropped
+    assert choose_pix_fmt("libvpx-vp9", "yuva444p")[0] == "yuv444p"
+    assert choose_pix_fmt("libx265", "yuva420p")[0] == "yuv420p"
+    assert encoder_opens("libvpx-vp9", "gbrp") and encoder_opens("libx264", "yuv420p")
+    with pytest.raises(OutputError, match="libvpx-vp9 lists pixel format 'gbrap' but this build's library refuses"):
+        choose_pix_fmt("libvpx-vp9", "yuv420p", requested="gbrap")
+
+
+def test_colour_is_never_written_as_gray():
+    """An encoder whose only colour formats this program cannot write (gif: palette and 3-3-2 RGB) is refused for a
+    colour input instead of writing grey frames; a grey input still goes."""
+    with pytest.raises(OutputError, match="encoder gif cannot write colour"):
+        choose_pix_fmt("gif", "bgra")
+    assert choose_pix_fmt("gif", "gray") == ("gray", None)

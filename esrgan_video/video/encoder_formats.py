@@ -2,17 +2,22 @@
 
 Encoder capability lists come from FFmpeg (``av.codec.Codec(name, "w").video_formats``); what a pixel
 format *is* (family, depth, subsampling, planes) comes from the one descriptor,
-:mod:`esrgan_video.frames.pixel_formats`.
+:mod:`esrgan_video.frames.pixel_formats`. A list can promise more than the linked library delivers
+(libvpx-vp9 lists ``gbrap`` and ``yuva444p``, libx265 ``yuva420p``; avcodec_open2 refuses them): the chosen
+format is checked by opening the encoder once on a 64×64 picture in memory (:func:`encoder_opens`, cached).
 """
 
 from __future__ import annotations
+
+import functools
+from fractions import Fraction
 
 import av
 
 from ..errors import OutputError
 from ..frames.pixel_formats import PixelFormat, is_supported, pixel_format
 
-__all__ = ["choose_pix_fmt", "encoder_pix_fmts"]
+__all__ = ["choose_pix_fmt", "encoder_opens", "encoder_pix_fmts"]
 
 
 def encoder_pix_fmts(codec: str) -> tuple[str, ...]:
@@ -24,6 +29,22 @@ def encoder_pix_fmts(codec: str) -> tuple[str, ...]:
     if enc.type != "video":
         raise OutputError(f"{codec!r} is a {enc.type} encoder, not a video encoder")
     return tuple(f.name for f in (enc.video_formats or ()))
+
+
+@functools.lru_cache(maxsize=256)
+def encoder_opens(codec: str, pix_fmt: str) -> bool:
+    """Whether encoder ``codec`` opens for ``pix_fmt`` (a 64×64 picture at 25 fps, its own log quiet; no file)."""
+    from .chatter import quiet_encoder_options
+
+    try:
+        ctx = av.CodecContext.create(codec, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
+        ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+        ctx.options = quiet_encoder_options(codec, {}, verbose=False)
+        ctx.open()
+    except (av.FFmpegError, ValueError, OSError):
+        return False
+    return True
 
 
 _FAMILY_FALLBACK = {"yuv": ("yuv", "rgb", "gray"), "rgb": ("rgb", "yuv", "gray"), "gray": ("gray", "yuv", "rgb")}
@@ -69,14 +90,24 @@ def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None)
         if requested not in accepted:
             listed = ", ".join(accepted) or "none this program can write"
             raise OutputError(f"encoder {codec} cannot write pixel format {requested!r}; it accepts: {listed}")
+        if not encoder_opens(codec, requested) and any(encoder_opens(codec, n) for n in accepted):
+            listed = ", ".join(n for n in accepted if encoder_opens(codec, n))
+            raise OutputError(f"encoder {codec} lists pixel format {requested!r} but this build's library refuses "
+                              f"it; it opens with: {listed}")
         return requested, None
     if not accepted:
         raise OutputError(f"encoder {codec} accepts no pixel format this program can write")
     want = pixel_format(input_pix_fmt)
     if want.full_range and want.name.startswith("yuvj"):
         want = pixel_format(input_pix_fmt.replace("yuvj", "yuv", 1))
-    cands = [pixel_format(n) for n in accepted if not pixel_format(n).full_range]
-    best = min(cands, key=lambda c: _rank(c, want))
+    cands = sorted((pixel_format(n) for n in accepted if not pixel_format(n).full_range), key=lambda c: _rank(c, want))
+    # the nearest the encoder really opens with; when it opens with none (no GPU for NVENC, a codec that needs
+    # options), the nearest listed one, for the writer to report its own error
+    best = next((c for c in cands if encoder_opens(codec, c.name)), cands[0])
+    if best.family == "gray" and want.family != "gray":
+        listed = ", ".join(listed_by_encoder)
+        raise OutputError(f"encoder {codec} cannot write colour in a format this program writes (it takes {listed}); "
+                          "choose another --codec")
     if best.name == want.name or (best.family, best.bits, best.subsampling, best.alpha) == (
             want.family, want.bits, want.subsampling, want.alpha):
         return best.name, None

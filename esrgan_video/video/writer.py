@@ -112,6 +112,10 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
         except (ValueError, av.FFmpegError) as e:
             raise OptionError("format", "an FFmpeg container (muxer) name such as matroska, mp4 or nut",
                               format) from e
+    if muxer == "gif":
+        raise OutputError(f"{dst}: GIF holds 256 colours, which would throw the upscale away, and is not written; "
+                          "write .apng (lossless, --codec apng) or .webp (--codec libwebp_anim), or make the GIF "
+                          "from one with FFmpeg's palettegen/paletteuse")
     if muxer in VIDEO_ONLY_FORMATS:
         if codec not in ("rawvideo", "wrapped_avframe"):
             raise OptionError("codec", f"rawvideo for {muxer} (it carries uncompressed video)", codec)
