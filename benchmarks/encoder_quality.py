@@ -1,8 +1,8 @@
 """What the quality defaults cost and buy: ``python -m benchmarks.encoder_quality [--frames N] [--rounds R]``.
 
-For libx264, libx265 and libsvtav1, each at its default preset, two settings: the project's default CRF
-(``esrgan_video.video.encoder_settings.DEFAULT_CRF``: 16 / 18 / 22) and the encoder's own default (what FFmpeg
-uses without a crf: 23 / 28 / 35). Each is encoded from the same frames — ``--frames`` frames of a real
+For libx264, libx265, libsvtav1 and libvpx-vp9, each at its default preset, two settings: the project's default
+CRF (``esrgan_video.video.encoder_settings.DEFAULT_CRF``: 16 / 18 / 22 / 24) and the encoder's own default (what
+FFmpeg uses without a crf: 23 / 28 / 35 / 32). Each is encoded from the same frames — ``--frames`` frames of a real
 clip (Big Buck Bunny, 1280x720, yuv420p, after its dark title), which is also what a lossless encode (FFV1) of it decodes to — and
 reports:
 
@@ -34,7 +34,7 @@ from esrgan_video.testing import decoded_planes
 from esrgan_video.video.encoder_settings import DEFAULT_CRF, ENCODER_DEFAULT_CRF, encoder_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CODECS = ("libx264", "libx265", "libsvtav1")
+CODECS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9")
 
 
 def source_frames(count: int, skip: int = 0) -> list[av.VideoFrame]:

@@ -225,12 +225,26 @@ class SizeOptions:
             raise OptionError("square_pixels", "True or False", self.square_pixels)
 
 
+DEFAULT_CODEC = "libx264"
+"""The encoder written when none is asked for, except where the container has its own (:data:`CONTAINER_CODECS`)."""
+CONTAINER_CODECS: dict[str, str] = {"webm": "libvpx-vp9", "apng": "apng", "webp": "libwebp_anim",
+                                    "yuv4mpegpipe": "rawvideo"}
+"""Containers (FFmpeg muxer names) whose usual encoder is not :data:`DEFAULT_CODEC`, which they cannot hold."""
+
+
+def codec_for(muxer: str | None) -> str:
+    """The encoder for an output in container ``muxer`` when ``--codec`` is not given (pure)."""
+    return CONTAINER_CODECS.get(muxer or "", DEFAULT_CODEC)
+
+
 @dataclass(frozen=True, kw_only=True)
 class EncodeOptions:
     """The encoder and the output container."""
 
-    codec: str = "libx264"
-    """FFmpeg encoder name: libx264, libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, …"""
+    codec: str | None = None
+    """FFmpeg encoder name: libx264, libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, …; None: the
+    container's usual one (:func:`codec_for`: libx264, or libvpx-vp9 in WebM, apng in APNG, libwebp_anim in WebP,
+    rawvideo in yuv4mpegpipe), chosen when the output is known."""
     crf: float | None = None
     """Constant rate factor / quality; None: the project's high-quality default for the encoder."""
     preset: str | None = None
@@ -258,7 +272,7 @@ class EncodeOptions:
     """Shift trimmed outputs to start at zero (batch segments keep the source's times so they can be joined)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.codec, str) or not self.codec.strip():
+        if self.codec is not None and (not isinstance(self.codec, str) or not self.codec.strip()):
             raise OptionError("codec", "an FFmpeg encoder name such as libx264", self.codec)
         if self.crf is not None:
             if not _is_number(self.crf) or not math.isfinite(float(self.crf)) or float(self.crf) < 0:
@@ -270,8 +284,6 @@ class EncodeOptions:
             if v is not None and (not isinstance(v, str) or not v.strip()):
                 raise OptionError(name, "a name", v)
         _freeze(self, "encoder_opts", _pairs(self.encoder_opts))
-        if self.format == "yuv4mpegpipe" and self.codec == "libx264":  # the default: y4m carries raw video only
-            _freeze(self, "codec", "rawvideo")
         if self.streams_keep is not None:
             _freeze(self, "streams_keep", _indices(self.streams_keep))
         for name in ("copy_streams", "audio", "subtitles", "verbose", "shift_timestamps"):
@@ -412,11 +424,13 @@ class UpscaleOptions:
                 if f.metadata.get(_OUTPUT, True) and not (g == "model" and f.name in ("model", "offline")):
                     out[f.name] = getattr(getattr(self, g), f.name)
         out["reuse"] = "near" if out["reuse"] == "near" else "exact"
+        if out["codec"] is None:  # the container's usual encoder: libx264 wherever it was the default before
+            out["codec"] = DEFAULT_CODEC
         return out
 
 
 __all__ = [
     "ModelOptions", "RuntimeOptions", "SizeOptions", "EncodeOptions", "TrimOptions", "UpscaleOptions",
-    "parse_time", "parse_size", "parse_encoder_opt", "DEFAULT_MODEL", "BACKENDS", "PRECISIONS", "REUSE_MODES",
+    "parse_time", "parse_size", "parse_encoder_opt", "codec_for", "CONTAINER_CODECS", "DEFAULT_CODEC", "DEFAULT_MODEL", "BACKENDS", "PRECISIONS", "REUSE_MODES",
     "FIT_MODES", "FIELD_GROUP",
 ]

@@ -30,7 +30,7 @@ from .frames.reuse import ReuseStats
 from .frames.transform import FrameTransform
 from .options import UpscaleOptions
 from .upscaler import Upscaler
-from .video.output_plan import plan_output
+from .video.output_plan import plan_output, with_codec
 from .video.reader import open_input
 from .video.trim import check_trim
 from .video.stream_copy import stream_selection
@@ -119,7 +119,7 @@ def upscale_video(
     own); otherwise one is made from the options and closed at the end. ``notice`` receives one-line
     warnings (interlacing, HDR, pixel format).
     """
-    opts = UpscaleOptions.from_kwargs(options, **flat_options)
+    opts = with_codec(UpscaleOptions.from_kwargs(options, **flat_options), dst)  # --codec: else the container's
     enc, trim = opts.encode, opts.trim
     codec, start, end = enc.codec, trim.start, trim.end
     t0 = time.perf_counter()

@@ -116,9 +116,10 @@ def test_refused_before_any_work(tmp_path, source):
 
 
 def test_animated_sources_and_outputs(tmp_path):
-    """An animated GIF (palette frames decoded as bgra, per-frame durations) upscales into WebM with VP9 — whose
-    encoder lists alpha formats its library cannot open: the nearest it opens is taken — and into APNG, with every
-    frame's time kept; a .gif output is refused in one line before any work, naming what to write instead."""
+    """An animated GIF (palette frames decoded as bgra, per-frame durations) upscales, with no --codec, into each
+    container's usual encoder — WebM: VP9, whose encoder lists alpha formats its library cannot open (the nearest
+    it opens is taken); APNG; animated WebP; Matroska: H.264 — with every frame's time kept; a .gif output is
+    refused in one line before any work, naming what to write instead."""
     from PIL import Image
 
     from esrgan_video.pipeline import upscale_video
@@ -130,10 +131,16 @@ def test_animated_sources_and_outputs(tmp_path):
     with pytest.raises(OutputError, match=r"out\.gif: GIF holds 256 colours.*\.apng.*\.webp"):
         check_output(tmp_path / "out.gif", "gif")
     with Upscaler(near_identity_model(2), device="cpu") as up:
-        for name, codec in (("out.webm", "libvpx-vp9"), ("out.apng", "apng")):
-            result = upscale_video(src, tmp_path / name, upscaler=up, codec=codec)
+        # no --codec: each container's usual encoder
+        for name, codec in (("out.webm", "vp9"), ("out.apng", "apng"), ("out.webp", "webp_anim"), ("out.mkv", "h264")):
+            result = upscale_video(src, tmp_path / name, upscaler=up)
             assert result.frames == 4
             with av.open(str(tmp_path / name)) as c:
+                assert c.streams.video[0].codec_context.name == codec, name
                 frames = list(c.decode(video=0))
-            assert [round(float(f.time), 2) for f in frames] == [0.0, 0.1, 0.3, 0.4], name
+            if codec != "webp_anim":  # FFmpeg's webp demuxer reads an animation as one picture
+                assert [round(float(f.time), 2) for f in frames] == [0.0, 0.1, 0.3, 0.4], name
             assert (frames[0].width, frames[0].height) == (64, 48)
+    # an encoder asked for is kept, and refused where the container cannot hold it
+    with pytest.raises(OutputError, match=r"the \.webm container cannot hold libx264 video"):
+        check_output(tmp_path / "x.webm", "libx264")

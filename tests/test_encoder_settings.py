@@ -57,6 +57,10 @@ def test_fractional_crf_where_the_encoder_takes_it(tmp_path, clip):
     assert e.value.exit_code == 2
     assert encoder_settings("libsvtav1", crf=22.0).crf == 22  # a whole float is a whole number
     assert encoder_settings("libsvtav1").codec_options()["crf"] == "22"
+    # VP9: an integer crf, 24 by default (its own 32: 42.5 dB Y on Big Buck Bunny 720p, 24: 45.1 dB)
+    assert not crf_is_fractional("libvpx-vp9") and encoder_settings("libvpx-vp9").codec_options()["crf"] == "24"
+    with pytest.raises(OptionError, match="whole number"):
+        encoder_settings("libvpx-vp9", crf=20.5)
 
 
 def test_the_users_own_rate_control_gets_no_default(tmp_path, clip):

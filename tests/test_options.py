@@ -171,6 +171,17 @@ def test_denoise_reaches_the_model_loader_from_the_cli(tmp_path, capfd):
     assert not out.exists()
 
 
+def test_the_codec_left_to_the_container():
+    """No codec asked for: the container's usual encoder (chosen once the output is known), and the batch hash
+    of such a run is that of an explicit libx264 (what the default was before it followed the container)."""
+    from esrgan_video.options import codec_for
+
+    assert UpscaleOptions().encode.codec is None
+    assert [codec_for(m) for m in ("matroska", "mp4", "webm", "apng", "webp", "yuv4mpegpipe", None)] == [
+        "libx264", "libx264", "libvpx-vp9", "apng", "libwebp_anim", "rawvideo", "libx264"]
+    assert UpscaleOptions().output_affecting() == UpscaleOptions.from_kwargs(codec="libx264").output_affecting()
+
+
 def test_batch_options_hash_changes_with_every_output_affecting_option():
     """Each option that can change an output's bytes changes batch's options hash (a finished file made with other
     options is then redone or refused, not taken as done); the device, the streams, the log level and exact vs off

@@ -336,13 +336,19 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
     every output is of one kind; with ``--ext keep`` and mixed extensions a file the codec cannot go into fails
     alone, in its worker."""
     from ..video.encoder_settings import encoder_settings
+    from ..video.output_plan import with_codec
     from ..video.writer import check_output
 
     enc = opts.encode
-    encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset, options=enc.encoder_options)
     kinds = {j.dst.suffix.lower(): j.dst for j in jobs}
-    if len(kinds) == 1 or enc.format is not None:
-        check_output(next(iter(kinds.values())), enc.codec, format=enc.format)
+    if enc.codec is None or enc.format is not None or len(kinds) == 1:
+        # each kind's encoder is known (the container's own when none was asked for): check every kind
+        for dst in kinds.values():
+            codec = with_codec(opts, dst).encode.codec
+            encoder_settings(codec, crf=enc.crf, preset=enc.preset, options=enc.encoder_options)
+            check_output(dst, codec, format=enc.format)
+    else:  # one encoder for outputs of mixed kinds: a kind it cannot go into fails alone, in its worker
+        encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset, options=enc.encoder_options)
 
 
 def _seconds(v: Fraction | None) -> float | None:

@@ -16,7 +16,8 @@ from ..errors import EsrganVideoError, OptionError
 from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
 from ..options import BACKENDS, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES, PRECISIONS, REUSE_MODES, RuntimeOptions, UpscaleOptions
 
-CODECS_HELP = "libx264 (default), libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, ..."
+CODECS_HELP = ("libx264, libx265, libsvtav1, libvpx-vp9, ffv1, prores_ks, h264_nvenc, hevc_nvenc, apng, libwebp_anim, ... "
+               "(default: by the container: libx264; .webm libvpx-vp9, .apng apng, .webp libwebp_anim)")
 
 FLAG_NAMES = {
     "tile_pad": "--tile-pad", "pix_fmt": "--pix-fmt", "encoder_opts": "--encoder-opt", "encoder_opt": "--encoder-opt",
@@ -93,7 +94,7 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
                         "repeats of an H.264/HEVC anime episode on twos: changes pixels slightly), off "
                         f"(default: {RuntimeOptions().reuse})")
     e = p.add_argument_group("encoding")
-    e.add_argument("--codec", default="libx264", help=CODECS_HELP)
+    e.add_argument("--codec", help=CODECS_HELP)
     e.add_argument("--pix-fmt", help="output pixel format (default: the input's family, bit depth, chroma subsampling "
                    "and alpha where the encoder takes them, else the nearest; 8-bit RGB into ffv1 is bgr0, bgra with alpha)")
     e.add_argument("--verbose", action="store_true", default=None,

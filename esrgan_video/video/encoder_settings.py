@@ -4,7 +4,7 @@ summary prints.
 A restoration tool should not throw away what the model made: without ``--crf`` (and without a rate control of
 the user's own in ``--encoder-opt``: ``crf``, ``qp``, ``b``, ``cq``, ``lossless``, or a crf/qp/bitrate/lossless
 key inside ``x264-params`` / ``x265-params`` / ``svtav1-params``), the encoders below get a CRF well above their
-own defaults (libx264 23, libx265 28, libsvtav1 35), at their default preset. ``benchmarks/encoder_quality.py``
+own defaults (libx264 23, libx265 28, libsvtav1 35, libvpx-vp9 32), at their default preset. ``benchmarks/encoder_quality.py``
 measures these against the encoders' own defaults (PSNR against a lossless encode, size, encode fps).
 Fractional CRF is passed where the encoder's ``crf`` option is a float (x264, x265) and refused, as a
 command-line error, where it is an integer (SVT-AV1, VP9).
@@ -19,10 +19,10 @@ import av
 
 from ..errors import OptionError, OutputError
 
-DEFAULT_CRF: dict[str, int] = {"libx264": 16, "libx265": 18, "libsvtav1": 22}
+DEFAULT_CRF: dict[str, int] = {"libx264": 16, "libx265": 18, "libsvtav1": 22, "libvpx-vp9": 24}
 """The project's CRF per encoder when the user chose no rate control (each at the encoder's default preset)."""
 
-ENCODER_DEFAULT_CRF: dict[str, int] = {"libx264": 23, "libx265": 28, "libsvtav1": 35}
+ENCODER_DEFAULT_CRF: dict[str, int] = {"libx264": 23, "libx265": 28, "libsvtav1": 35, "libvpx-vp9": 32}
 """What the encoders themselves use without a crf (for the benchmark and the docs)."""
 
 RATE_CONTROL_KEYS = ("crf", "qp", "b", "cq", "lossless", "global_quality")

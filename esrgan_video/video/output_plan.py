@@ -18,7 +18,7 @@ from ..frames.colorspace import Matrix
 from ..frames.pixel_formats import pixel_format
 from ..frames.sizing import SizePlan, plan_size, sar_storable
 from ..frames.transform import FrameFormat
-from ..options import UpscaleOptions
+from ..options import UpscaleOptions, codec_for
 from .encoder_formats import choose_pix_fmt
 from .writer import output_format
 
@@ -55,9 +55,18 @@ def output_color(spec: ColorSpec, in_fmt, out_fmt, width: int, height: int) -> C
     return fresh.resolved(width, height, out_fmt)
 
 
+def with_codec(options: UpscaleOptions, dst: str | Path) -> UpscaleOptions:
+    """``options`` with the encoder chosen for ``dst``'s container when none was asked for (``codec=None``)."""
+    enc = options.encode
+    if enc.codec is not None:
+        return options
+    return dataclasses.replace(options, encode=dataclasses.replace(enc, codec=codec_for(output_format(dst, enc.format))))
+
+
 def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | Path, dst: str | Path) -> OutputPlan:
     """The output plan of ``src`` (its ``video.reader.VideoInfo`` ``info``) written to ``dst`` with ``options``
     by a model of scale ``model_scale``. Raises ``OptionError`` for contradictory size options."""
+    options = with_codec(options, dst)
     enc, size = options.encode, options.size
     notices: list[str] = []
     in_fmt = pixel_format(info.pix_fmt)

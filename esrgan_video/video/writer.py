@@ -35,6 +35,7 @@ import numpy as np
 
 from ..frames.color import ColorSpec
 from ..errors import OptionError, OutputError
+from ..options import codec_for
 from ..frames.colorspace import Matrix, Range
 from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
@@ -193,6 +194,7 @@ class OutputVideo:
     also given to ``notice`` when one is passed.
     ``sar``: the sample aspect ratio to write (``frames.sizing.plan_size`` chooses it); None: the template's.
     ``format``: the FFmpeg muxer (None: from the extension; required for ``dst="-"``, standard output).
+    ``codec``: the encoder (None: the container's usual one, :func:`esrgan_video.options.codec_for`).
     ``selection``: which other streams to copy (``video.stream_copy.StreamSelection``; ``copy_streams=False``
     copies none). ``verbose``: let the encoder print its own log (x265's, SVT-AV1's); off, only errors.
     """
@@ -202,7 +204,7 @@ class OutputVideo:
         dst: str | os.PathLike,
         *,
         template: InputVideo | None = None,
-        codec: str = "libx264",
+        codec: str | None = None,
         pix_fmt: str | None = None,
         crf: float | None = None,
         preset: str | None = None,
@@ -238,6 +240,8 @@ class OutputVideo:
         self._last_pts: int | None = None
         self._copier: StreamCopier | None = None
         self._in = None
+        if codec is None:  # the container's usual encoder
+            codec = codec_for(output_format(dst, format))
         self.format = check_output(dst, codec, format=format)
         """The muxer written (``matroska``, ``mp4``, …)."""
         if not self.pipe:
