@@ -230,3 +230,22 @@ def test_cuda_device_tensors_are_ordered_against_the_callers_stream():
             got_host = got.cpu()
         mse = float(((got_host - want) ** 2).mean())
         assert mse == 0 or 10 * np.log10(1 / mse) >= 40
+
+
+def test_integer_and_float_rgb_sides_mix():
+    """A transform from an integer format to float RGB is a decode to RGB (training's data), one from float RGB to
+    an integer format an encode's input (training's video degradation): bit for bit the colour code's own."""
+    from esrgan_video.frames.color import ColorSpec, planes_to_rgb, rgb_to_planes
+
+    rng = np.random.default_rng(5)
+    for name, h, w in (("yuv420p", 24, 32), ("yuv422p10le", 16, 20)):
+        fmt = pixel_format(name)
+        spec = ColorSpec(matrix=1, primaries=1, transfer=1, full_range=False, chroma_location="left").resolved(w, h, fmt)
+        rgb = torch.from_numpy(rng.random((3, h, w), dtype=np.float32))
+        planes = FrameTransform(None, src=FrameFormat.float_rgb(), dst=FrameFormat(fmt, spec))(list(rgb))
+        want = rgb_to_planes(rgb[None], fmt, spec)
+        assert all(torch.equal(torch.as_tensor(a).reshape(b.shape[-2:]), b.reshape(b.shape[-2:]))
+                   for a, b in zip(planes, want))
+        back = FrameTransform(None, src=FrameFormat(fmt, spec), dst=FrameFormat.float_rgb())(planes)
+        assert torch.equal(torch.stack([torch.as_tensor(p) for p in back]), planes_to_rgb(
+            [torch.as_tensor(p) for p in planes], fmt, spec)[0])

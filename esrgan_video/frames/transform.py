@@ -64,7 +64,8 @@ class FrameFormat:
     ``pixel_format`` is an integer format's descriptor (planes as :meth:`PixelFormat.plane_shapes` says, with
     an optional leading N axis), converted with ``color`` (a *resolved* :class:`ColorSpec`). ``pixel_format=None``
     is float RGB: three planes R, G, B (H×W or N×H×W) of ``float_dtype``, nominally in [0, 1], that skip the
-    colour code (VapourSynth's RGBS/RGBH, ``Upscaler.upscale`` of float frames).
+    colour code (VapourSynth's RGBS/RGBH, ``Upscaler.upscale`` of float frames). Either side may be either kind:
+    integer to float RGB is a decode to RGB (training's data), float RGB to integer an encode's input.
     """
 
     pixel_format: PixelFormat | None
@@ -194,8 +195,6 @@ class FrameTransform:
         reuse: str = "off",
         near_rule: NearRule | None = None,
     ) -> None:
-        if dst.is_float != src.is_float:
-            raise ValueError("float RGB planes go to float RGB planes; integer formats to integer formats")
         self.upscaler = upscaler
         self.src, self.dst = src, dst
         self.in_size, self.out_size = in_size, out_size

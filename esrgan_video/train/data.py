@@ -1,8 +1,9 @@
 """Training data: sources (videos, image folders, paired LR/HR), held-out frames, seeded patch sampling.
 
 Frames come through the project's own reader and colour code: videos through
-``esrgan_video.video.reader.open_input(...).frames()`` and ``esrgan_video.frames.color.planes_to_rgb`` with the
-stream's resolved ``ColorSpec`` (so training sees the RGB inference sees), images through the still-image reader.
+``esrgan_video.video.reader.open_input(...).frames()`` and the streaming core's frame transform
+(``esrgan_video.frames.transform.FrameTransform`` without a model, to float RGB) with the stream's resolved
+``ColorSpec`` (so training sees the RGB inference sees), images through the still-image reader.
 They are kept in memory as 8-bit RGB (``3×H×W`` uint8), cropped at the bottom/right to a multiple of
 ``2 × scale`` (so LR crops align and 4:2:0 video encoding works).
 
@@ -62,15 +63,16 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
                ) -> tuple[list[torch.Tensor], list[Fraction]]:
     """Every frame of a video as 3×H×W uint8 RGB, with media times; evenly thinned to at most ``max_frames``
     frames and at most ``max_bytes`` of frames (at least 8 frames)."""
-    from ..frames.color import planes_to_rgb
     from ..frames.pixel_formats import pixel_format
+    from ..frames.transform import FrameFormat, FrameTransform
     from ..video.reader import open_input
 
     frames, times = [], []
     with open_input(path) as inp:
         info = inp.info
         fmt = pixel_format(info.pix_fmt)
-        spec = info.color.resolved(info.width, info.height, fmt)
+        to_rgb = FrameTransform(None, src=FrameFormat(fmt, info.color.resolved(info.width, info.height, fmt)),
+                                dst=FrameFormat.float_rgb())  # the streaming core's colour code, to RGB
         if max_bytes is not None:
             w, h = (crop[2], crop[3]) if crop else (info.width, info.height)
             max_frames = min(max_frames, max(8, int(max_bytes // (3 * w * h))))
@@ -81,8 +83,7 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
             for i, frame in enumerate(inp.frames()):
                 if i % step:
                     continue
-                planes = [torch.from_numpy(np.ascontiguousarray(p)) for p in frame.planes]
-                rgb = planes_to_rgb(planes, fmt, spec)[0]
+                rgb = torch.stack(to_rgb([torch.from_numpy(np.ascontiguousarray(p)) for p in frame.planes]))
                 frames.append(_crop(torch.round(rgb * 255).to(torch.uint8), crop, path))
                 times.append(inp.media_time(frame.pts, frame.time_base))
                 if len(frames) >= max_frames:

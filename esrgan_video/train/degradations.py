@@ -391,8 +391,9 @@ def video_roundtrip(lr_frames: torch.Tensor, cfg: Video, crf: int) -> torch.Tens
     """Encode ``lr_frames`` (N×3×h×w float in [0, 1], even h and w) as one run with ``cfg.codec`` at ``crf``
     (4:2:0, limited range, BT.709) and decode them again (``video.codec_roundtrip``), converting with the
     project's colour code both ways; same shape out."""
-    from ..frames.color import ColorSpec, planes_to_rgb, rgb_to_planes
+    from ..frames.color import ColorSpec
     from ..frames.pixel_formats import pixel_format
+    from ..frames.transform import FrameFormat, FrameTransform
     from ..video.codec_roundtrip import codec_round_trip
 
     n, _, h, w = lr_frames.shape
@@ -405,9 +406,11 @@ def video_roundtrip(lr_frames: torch.Tensor, cfg: Video, crf: int) -> torch.Tens
         opts["threads"] = "1"
     else:
         opts["x265-params"] = f"log-level=error:keyint={cfg.gop}:min-keyint=1:bframes={cfg.bframes}:pools=1"
-    planes = [[p.numpy() for p in rgb_to_planes(lr_frames[i:i + 1], fmt, spec)] for i in range(n)]
+    rgb, yuv = FrameFormat.float_rgb(), FrameFormat(fmt, spec)
+    to_yuv, to_rgb = FrameTransform(None, src=rgb, dst=yuv), FrameTransform(None, src=yuv, dst=rgb)
+    planes = [[p.numpy() for p in to_yuv(list(frame.float()))] for frame in lr_frames]
     decoded = codec_round_trip(planes, codec=cfg.codec, width=w, height=h, pix_fmt="yuv420p", options=opts)
-    return torch.cat([planes_to_rgb([torch.from_numpy(p) for p in frame], fmt, spec) for frame in decoded])
+    return torch.stack([torch.stack(to_rgb([torch.from_numpy(p) for p in frame])) for frame in decoded])
 
 
 def video_degrade(hr_frames: torch.Tensor, scale: int, cfg: Video, seed: int) -> torch.Tensor:
