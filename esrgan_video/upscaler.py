@@ -182,8 +182,8 @@ class Upscaler:
 
     @property
     def backend_info(self) -> BackendInfo | None:
-        """Info of the backend that ran last built (None before the first frame: building one just to
-        report it could mean a TensorRT engine build)."""
+        """Info of the backend built last (None before the first frame: building one just to report it could mean a
+        TensorRT engine build)."""
         with self._lock:
             existing = next(reversed(self._backends.values()), None) if self._backends else None
         return existing.info if existing is not None else None

@@ -139,3 +139,13 @@ def test_parse_devices() -> None:
     assert parse_devices(["cuda:2", "cpu"]) == ["cuda:2", "cpu"]
     with pytest.raises(OptionError, match="--devices"):  # a command-line error (exit 2; was InputError, 3)
         parse_devices("gpu0")
+
+
+@pytest.mark.parametrize("flag,value", [("--segment-seconds", "-1"), ("--max-attempts", "0")])
+def test_bad_batch_numbers_are_command_line_errors(tree: Path, capsys: pytest.CaptureFixture[str], flag, value) -> None:
+    from esrgan_video.cli.batch import main
+
+    code = main([str(tree / "lib/s1/e1.mkv"), "-o", str(tree / "out"), flag, value])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{flag}: expected" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tree / "out").exists()

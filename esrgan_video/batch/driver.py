@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import __version__
-from ..errors import InputError, OutputError
+from ..errors import InputError, OptionError, OutputError
 from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
 from .journal import Journal, fraction_text, parse_fraction
 from .progress import BatchProgress, BatchSnapshot
@@ -418,9 +418,9 @@ def run_batch(
     t0 = time.perf_counter()
     say = log or (lambda msg: print(f"esrgan-video batch: {msg}", file=sys.stderr, flush=True))
     if segment_seconds is not None and segment_seconds < 0:
-        raise InputError(f"--segment-seconds: expected >= 0 (0 = never split), got {segment_seconds}")
+        raise OptionError("segment_seconds", ">= 0 (0 = never split)", segment_seconds)
     if max_attempts < 1:
-        raise InputError(f"max_attempts: expected >= 1, got {max_attempts}")
+        raise OptionError("max_attempts", "an integer >= 1", max_attempts)
     if threads is not None and threads < 1:
         raise InputError(f"--threads: expected >= 1, got {threads}")
     out = Path(outdir).resolve()

@@ -17,7 +17,7 @@ from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
 from ..options import BACKENDS, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES, PRECISIONS, REUSE_MODES, RuntimeOptions, UpscaleOptions
 
 CODECS_HELP = ("libx264, libx265, libsvtav1, libvpx-vp9, ffv1, prores_ks, h264_nvenc, hevc_nvenc, apng, libwebp_anim, ... "
-               "(default: by the container: libx264; .webm libvpx-vp9, .apng apng, .webp libwebp_anim)")
+               "(default: by the container: libx264; .webm libvpx-vp9, .apng apng, .webp libwebp_anim, yuv4mpegpipe rawvideo)")
 
 FLAG_NAMES = {
     "tile_pad": "--tile-pad", "pix_fmt": "--pix-fmt", "encoder_opts": "--encoder-opt", "encoder_opt": "--encoder-opt",

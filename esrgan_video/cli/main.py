@@ -3,7 +3,7 @@
     esrgan-video IN OUT [options]      upscale a video (or a still image)
     esrgan-video preview IN --at T -o preview.png [--model M ...]   compare models on one frame
     esrgan-video models                list known models and whether each is cached
-    esrgan-video engine build|list|clear
+    esrgan-video engine build|list|clear|presets
     esrgan-video batch INPUT... -o OUTDIR
     esrgan-video demo                  upscale 1 s of a real sample clip
     esrgan-video train --data SRC... --out RUN [--base M --recipe R --stage S ...]   fine-tune a model

@@ -1,4 +1,5 @@
-"""Inference backends (torch CPU/CUDA, TensorRT, torch-tensorrt), ONNX export and the engine cache."""
+"""Inference backends (ONNX Runtime on the CPU, torch CPU/CUDA, TensorRT, torch-tensorrt), ONNX export and the
+engine cache."""
 
 from esrgan_video.runtime.base import (Backend, BackendInfo, CommonOptions, FiniteGuard, NonFiniteOutputError,
                                        check_finite)

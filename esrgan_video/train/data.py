@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..video.images import IMAGE_EXTENSIONS
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
 
 @dataclass

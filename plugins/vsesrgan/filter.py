@@ -24,11 +24,10 @@ import torch
 import vapoursynth as vs
 
 from esrgan_video.frames.color import ColorSpec
-from esrgan_video.errors import EsrganVideoError
 from esrgan_video.frames.pixel_formats import PixelFormat
 from esrgan_video.frames.sizing import output_size
 from esrgan_video.frames.transform import FrameFormat, FrameTransform
-from esrgan_video.errors import OptionError
+from esrgan_video.errors import EsrganVideoError, OptionError
 from esrgan_video.options import ModelOptions, RuntimeOptions, SizeOptions
 from esrgan_video.runtime.devices import resolve_device
 from esrgan_video.upscaler import Upscaler
