@@ -82,6 +82,7 @@ def test_errors_are_one_line_with_exit_codes(tmp_path, tiny_model, capfd):
     assert_one_line_error(run_here(capfd, tmp_path / "nope.mp4", tmp_path / "o.mp4", "--model", tiny_model), 3, "nope.mp4")
     assert_one_line_error(run_here(capfd, media.make_empty(tmp_path / "e.mp4"), tmp_path / "o.mp4", "--model", tiny_model), 3, "e.mp4")
     assert_one_line_error(run_here(capfd, media.make_not_media(tmp_path / "t.mkv"), tmp_path / "o.mp4", "--model", tiny_model), 3, "t.mkv")
+    assert_one_line_error(run_here(capfd, "-", tmp_path / "o.mp4", "--model", tiny_model), 3, "standard input")
     assert_one_line_error(run_here(capfd, src, tmp_path / "o.mp4", "--model", "NoSuchModel", "--offline"), 4, "NoSuchModel")
     assert_one_line_error(run_here(capfd, src, src, "--model", tiny_model, "-y"), 6)
     (tmp_path / "exists.mp4").write_bytes(b"keep me")

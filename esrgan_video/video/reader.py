@@ -529,6 +529,9 @@ def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None 
     Raises InputError, naming the file, when it is missing, empty, not media, has no video stream, has
     a video codec this FFmpeg cannot decode, or a pixel format the pipeline does not support.
     """
+    if str(path) == "-" and not Path("-").exists():
+        raise InputError("-: reading from standard input is not supported (the input is read more than once: its "
+                         "packet index, then its frames); save it to a file first")
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
