@@ -25,7 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from .errors import EsrganVideoError, OptionError
+from .errors import EsrganVideoError, InputError, OptionError
 from .frames.reuse import ReuseStats
 from .frames.transform import FrameTransform
 from .options import UpscaleOptions
@@ -178,6 +178,14 @@ def upscale_video(
     )
 
 
+def _backwards(inp, prev, frame) -> str:
+    """The one line for a frame whose timestamp is not after the previous frame's (the output cannot hold it)."""
+    t0, t1 = (float(inp.media_time(f.pts, f.time_base)) for f in (prev, frame))
+    how = "jump back" if frame.pts < prev.pts else "repeat"
+    return (f"{inp.path}: its timestamps {how} from {t0:.3f} s (frame {prev.index}) to {t1:.3f} s (frame "
+            f"{frame.index}); the frames cannot be written in order")
+
+
 def _near_reset_pts(src) -> frozenset[int]:
     """The timestamps where ``--reuse near`` drops its references: the batch segmenter's cut candidates
     (:func:`~esrgan_video.frames.reuse.reset_points` over the clean keyframe cuts), so segmented, resumed and
@@ -229,6 +237,7 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
 
     written = 0
     seq = 0
+    last = None  # the last frame written: the writer takes strictly increasing timestamps only
     pending: deque[tuple[object, Future]] = deque()
     decoder = ThreadPoolExecutor(1, thread_name_prefix="esrgan-decode")
     infer = ThreadPoolExecutor(workers, thread_name_prefix="esrgan-infer")
@@ -249,6 +258,9 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
                         decoding = decoder.submit(decode_one)
                     continue
             frame, fut = pending.popleft()
+            if last is not None and frame.pts <= last.pts:
+                raise InputError(_backwards(inp, last, frame))
+            last = frame
             planes = fut.result()  # a transform error is raised here
             te = time.perf_counter()
             out.write(planes, frame.pts)
