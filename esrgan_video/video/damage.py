@@ -22,8 +22,9 @@ Frames the decoder flagged corrupt, packets it refused and packets that gave no 
 (:attr:`ReadStats.lost_frames`). In MPEG-TS and MPEG-PS (:data:`GAP_FORMATS`) the demuxer drops damaged packets
 without a word, so there the frames' timestamps are checked too: in a constant-frame-rate stream a gap of *k* frame
 steps is *k* − 1 frames missing (:func:`timestamp_gaps`, which judges nothing when the steps are not all whole
-multiples of one step — variable frame rate, soft telecine, mixed cadences). :meth:`ReadStats.report` is the one
-line a user sees, e.g.
+multiples of one step — variable frame rate, soft telecine, mixed cadences; a step beyond the discontinuity threshold
+of ``video.discont``, 10 s, is a restarted clock, not lost frames, and the reader has mended it before).
+:meth:`ReadStats.report` is the one line a user sees, e.g.
 ``in.mkv ends early: 10 of 25 frames decoded (the file is truncated)``.
 """
 
@@ -208,7 +209,7 @@ def avi_truncated(path: str | os.PathLike) -> tuple[int, int] | None:
     return (size, declared) if size < declared else None
 
 
-def timestamp_gaps(pts: Sequence[int]) -> tuple[int, int | None]:
+def timestamp_gaps(pts: Sequence[int], *, max_step: int | None = None) -> tuple[int, int | None]:
     """(frames missing, timestamp where the first missing frame would be) from the presentation timestamps of
     every frame decoded, in order (pure).
 
@@ -216,9 +217,15 @@ def timestamp_gaps(pts: Sequence[int]) -> tuple[int, int | None]:
     :data:`GAP_REGULAR_SHARE` of them one frame step (within :data:`GAP_TOLERANCE`; 23.976 fps at 90 kHz steps
     3753 and 3754 ticks, both one step of 3753.75), and every other step a whole number *k* ≥ 2 of frame steps
     (within the same tolerance), which counts *k* − 1 frames missing. Anything else — variable frame rate,
-    soft telecine (steps of 1 and 1.5 frames), mixed cadences — is (0, None): no false alarm.
+    soft telecine (steps of 1 and 1.5 frames), mixed cadences — is (0, None): no false alarm. A step of more than
+    ``max_step`` ticks (the discontinuity threshold, ``video.discont``: an edit or a restarted clock, not lost frames)
+    is left out: it is neither judged nor counted.
     """
     steps = [b - a for a, b in zip(pts, pts[1:])]
+    if max_step is not None:
+        keep = [d <= max_step for d in steps]
+        pts = [a for a, k in zip(pts, keep) if k]
+        steps = [d for d, k in zip(steps, keep) if k]
     if len(steps) < GAP_MIN_STEPS or min(steps) <= 0:
         return 0, None
     median = sorted(steps)[len(steps) // 2]

@@ -9,10 +9,12 @@ No packet is decoded. Packets of size 0 (demuxer flush markers) are left out. In
 packets in decode order (:data:`DECODE_ORDER_FORMATS`: AVI, which stores no presentation times) the index keeps each
 packet's decode-order counter as its ``pts`` too: the sorted counters are the frames' presentation times (the reader
 gives each decoded frame the smallest unused one), and a keyframe's counter is its own time when no packet before it
-in decode order shows after it (closed GOPs). A demuxer that stops at
-damaged or truncated data ends the index there: ``complete`` is False and ``error`` says why, and what was
-read stands. Timestamps stay in the stream's ``time_base`` (integers) until a caller asks for seconds,
-so they are rounded once; media time counts from the container's ``start_time``, as ``InputVideo`` does.
+in decode order shows after it (closed GOPs). A demuxer that stops at damaged or truncated data ends the index there:
+``complete`` is False and ``error`` says why, and what was read stands. In MPEG-TS/PS the timestamps are mended across
+jumps (``video.discont``: joined or edited recordings): ``pts``/``dts`` hold the moved times, which are the reader's,
+and ``jumps`` says where and by how much. Timestamps stay in the stream's ``time_base`` (integers) until a caller
+asks for seconds, so they are rounded once; media time counts from the container's ``start_time``, as
+``InputVideo`` does.
 
 The reader (``InputVideo.frames(start=…)``, ``resolve_range``), the keyframe scan (``video.keyframes``: batch's
 segment plan, ``--reuse near``'s reset points) and the segment join (``video.segment_join``: each segment's PTS)
@@ -33,6 +35,7 @@ import av
 import numpy as np
 
 from ..errors import InputError
+from .discont import BACK_TOLERANCE, THRESHOLD, Jump, find_jumps, has_discontinuities
 from .probe import Demux, pick_video_stream
 
 __all__ = ["DECODE_ORDER_FORMATS", "NOPTS", "PacketIndex", "clear_cache", "decode_order_timestamps",
@@ -73,6 +76,9 @@ class PacketIndex:
     """False when the demuxer stopped early at damaged or truncated data."""
     error: str | None = None
     """The demuxer's message when it stopped early."""
+    jumps: tuple[Jump, ...] = ()
+    """Timestamp discontinuities (MPEG-TS/PS: ``video.discont``), in decode order; ``pts``/``dts`` hold the times
+    they mended (each packet after a jump moved by its offset), which are the reader's frame times too."""
     decode_order: bool = False
     """The container times packets in decode order (:data:`DECODE_ORDER_FORMATS`): ``pts`` holds each packet's
     decode-order counter (its ``dts``), whose sorted values are the frames' presentation times."""
@@ -196,6 +202,7 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             durations.append(int(pkt.duration or 0))
             keys.append(bool(pkt.is_keyframe))
         start = Fraction(c.start_time, 1_000_000) if c.start_time is not None else Fraction(0)
+        jumps = _mend(c.format.name, stream, pts, dts)
         try:
             is_default = stream_index is None or pick_video_stream(path, c).index == stream.index
         except InputError:
@@ -212,5 +219,37 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             complete=demux.error is None,
             error=demux.error,
             decode_order=decode_order,
+            jumps=tuple(jumps),
         )
         return index, is_default
+
+
+def frame_step(stream, pts) -> int:
+    """One frame's step in ``stream``'s time base: from its average (else guessed) frame rate, else the median step
+    of ``pts`` (sorted; 1 when unknown). The reader steps by the same."""
+    tb = Fraction(stream.time_base)
+    rate = stream.average_rate or stream.guessed_rate
+    if rate and rate.denominator and Fraction(rate.numerator, rate.denominator):
+        return max(1, int(round(1 / (Fraction(rate.numerator, rate.denominator) * tb))))
+    steps = sorted(b - a for a, b in zip(pts, pts[1:]) if b > a)
+    return steps[len(steps) // 2] if steps else 1
+
+
+def _mend(format_name: str, stream, pts: list[int], dts: list[int]) -> list[Jump]:
+    """In containers that restart their clocks (``video.discont``): find the jumps and move ``pts``/``dts`` (in place)
+    so the timeline follows on across each; [] (nothing moved) elsewhere or without a jump."""
+    if not has_discontinuities(format_name) or not pts:
+        return []
+    tb = Fraction(stream.time_base)
+    opt = lambda v: None if v == NOPTS else v  # noqa: E731
+    shown = sorted(p for p in pts if p != NOPTS)
+    jumps = find_jumps([opt(d) for d in dts], [opt(p) for p in pts], step=frame_step(stream, shown),
+                       threshold=int(THRESHOLD / tb), back=int(BACK_TOLERANCE / tb))
+    bounds = [j.packet for j in jumps] + [len(pts)]
+    for j, (lo, hi) in zip(jumps, zip(bounds, bounds[1:])):
+        for i in range(lo, hi):
+            if pts[i] != NOPTS:
+                pts[i] += j.offset
+            if dts[i] != NOPTS:
+                dts[i] += j.offset
+    return jumps

@@ -9,6 +9,10 @@ Frames are decoded with codec threads on; each keeps the decoder's timestamp (``
 packet's ``dts``, else extrapolated from the previous frame) — except in containers whose timestamps count packets
 in decode order (AVI: ``packet_index.DECODE_ORDER_FORMATS``), where each decoded frame, coming out in presentation
 order, takes the smallest timestamp of the packets sent so far that no frame has taken (:class:`_DecodeOrderClock`).
+In MPEG-TS/PS a clock that restarts (joined or edited recordings: timestamps that jump back, or ahead by more than
+10 s) is mended as FFmpeg's command line does (``video.discont``): each piece follows on one frame step after the
+last frame before it, by the packet index's offsets, which the copied streams take too; one notice says so (not
+damage), and seeking is off for such a file (the demuxer seeks by the file's own, repeated, times).
 A corrupt packet in the middle is skipped; a truncated file ends with what decoded. ``frames()`` returns a
 :class:`FrameRun`, whose ``stats`` (a ``video.damage.ReadStats``: frames lost, whether it seeked, whether the file
 is truncated) are set once the run has ended; the one line that says what was lost goes to the ``notice`` callback
@@ -34,6 +38,7 @@ from ..errors import InputError
 from ..frames.pixel_formats import pixel_format, plane_layouts
 from .damage import (GAP_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet, judge_truncation,
                      stream_promise, timestamp_gaps)
+from .discont import BACK_TOLERANCE, THRESHOLD, Jump, has_discontinuities, jump_notice
 from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
 from .planes import copy_planes
 from .probe import Demux, pick_video_stream
@@ -258,7 +263,9 @@ class InputVideo:
         after ``start`` is not the one the index promised, decoding restarts from the beginning, so
         indices and counts are exact either way. In containers timed in decode order (AVI) it never seeks: a
         frame's time there is its place among the frames decoded since the start, which a seek into an open GOP
-        (whose leading pictures the decoder drops) would shift without a trace.
+        (whose leading pictures the decoder drops) would shift without a trace; nor in MPEG-TS/PS whose timestamps
+        jump (``video.discont``): ``start``/``end`` and every frame's ``pts`` are then on the mended timeline, which
+        the demuxer's seek does not know.
 
         Lost frames and truncation (``video.damage``) are judged when the run ends; the one line about
         them goes to ``notice`` (default: the one given to :func:`open_input`).
@@ -280,6 +287,8 @@ class InputVideo:
         """Where to seek for ``start`` (from the packet index), when seeking is safe and worth it."""
         if start is None or start == 0 or decode_order_timestamps(self.info.container):
             return None
+        if has_discontinuities(self.info.container) and self.packet_index().jumps:
+            return None  # the demuxer seeks by the file's timestamps, which repeat across a join
         times = self.frame_times()
         if len(times) < 2 or any(a >= b for a, b in zip(times, times[1:])):
             return None  # unknown or repeated times: decode from the start
@@ -301,6 +310,7 @@ class InputVideo:
         corrupt = 0
         errors = 0
         yielded = 0
+        first_yielded = -1
         first_loss: str | None = None
         cut_tail = False  # the one loss was the last packet, which the demuxer read short (the file ends in it)
         short_pts: int | None = None  # the pts of the last packet when the demuxer read it short
@@ -311,6 +321,12 @@ class InputVideo:
         checked = seek is None
         clock = _DecodeOrderClock() if decode_order_timestamps(info.container) else None
         shown: list[int] | None = [] if set(info.container.split(",")) & set(GAP_FORMATS) else None
+        mend = has_discontinuities(info.container)  # MPEG-TS/PS: a clock that restarts is mended (video.discont)
+        threshold = int(THRESHOLD / info.time_base)
+        back = int(BACK_TOLERANCE / info.time_base)  # a frame a little before the last is damage, not a join
+        raw_prev: int | None = None  # the previous frame's timestamp as the file has it
+        offset = 0  # what this piece of the timeline is moved by
+        met: list[tuple] = []  # (jump, the index of the first frame after it)
         with self.open_container() as c:
             st = c.streams[info.stream_index]
             st.thread_type = "AUTO"
@@ -355,6 +371,12 @@ class InputVideo:
                         pts = None  # never backwards (after a loss the clock may run out or repeat)
                 else:
                     pts = frame.pts if frame.pts is not None else frame.dts
+                if mend and pts is not None:
+                    if raw_prev is not None and (pts < raw_prev - back or pts - raw_prev > threshold):
+                        met.append((self._jump(len(met), pts, prev_pts, offset, step, raw_prev), index))
+                        offset = met[-1][0].offset
+                    raw_prev = pts
+                    pts += offset
                 if pts is None:
                     pts = 0 if prev_pts is None else prev_pts + step
                 if shown is not None:
@@ -390,6 +412,7 @@ class InputVideo:
                     reached_end = True
                     break
                 yielded += 1
+                first_yielded = i if yielded == 1 else first_yielded
                 yield DecodedFrame(i, pts, info.time_base, copy_planes(frame, layouts), frame.format.name)
         lost = 0
         gap_frames = 0
@@ -403,7 +426,7 @@ class InputVideo:
             silent = 0 if info.interlaced or seek is not None else max(0, packets - out_frames - errors)
             # MPEG-TS/PS: the demuxer drops damaged packets unseen; gaps in a constant frame rate show them. The
             # frames decode errors and silent packets lost leave gaps too, so the larger count stands for both.
-            missing, gap_at = timestamp_gaps(shown) if shown is not None else (0, None)
+            missing, gap_at = timestamp_gaps(shown, max_step=threshold) if shown is not None else (0, None)
             gap_frames = max(0, missing - errors - silent)
             if gap_frames and gap_at is not None and first_loss is None:
                 first_loss = f"{float(self.media_time(gap_at, info.time_base)):.3f} s"
@@ -427,9 +450,27 @@ class InputVideo:
             demux_error=demux_error, first_loss=first_loss, gap_frames=gap_frames,
             cut_packet=info.promise.cut_packet if truncated and info.promise is not None else None)
         line = stats.report()
-        if line and notice is not None:
-            notice(line)
+        if notice is not None:
+            # a jump is told by the run that yields the frame after it (batch segments: once)
+            told = [(j, at) for j, at in met if yielded and first_yielded <= at < first_yielded + yielded]
+            if told:
+                j, at = told[0]
+                notice(jump_notice(str(self.path), j, at, lambda t: self.media_time(t, info.time_base),
+                                   more=len(told) - 1))
+            if line:
+                notice(line)
         return stats
+
+    def _jump(self, k: int, raw: int, prev_pts: int | None, offset: int, step: int, raw_prev: int):
+        """The ``k``-th jump met while decoding, at a frame the file times ``raw``: the packet index's (whose
+        offsets the copied streams take too), else — an index that saw fewer — one made here to follow on from
+        ``prev_pts``."""
+        jumps = self.packet_index().jumps
+        if k < len(jumps):
+            return jumps[k]
+        before = prev_pts if prev_pts is not None else raw_prev + offset
+        return Jump(packet=-1, before=before, raw=raw, offset=before + step - raw, back=raw < raw_prev,
+                    before_raw=raw_prev)
 
 
 class FrameRun:

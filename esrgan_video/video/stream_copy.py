@@ -23,7 +23,9 @@ One copier serves the writer (``video.writer.OutputVideo``: a single pass) and t
   uses for the upscaled video stream.
 - **Time**: packets are trimmed to ``[t0, t1)`` (media seconds; a subtitle cue that began before ``t0``
   shows from ``t0`` for the rest of its time), moved by ``shift`` seconds, and interleaved with the video
-  by time so memory stays bounded. Chapters go through :func:`shifted_chapters` (pure).
+  by time so memory stays bounded. Chapters go through :func:`shifted_chapters` (pure). In MPEG-TS/PS inputs whose
+  video timestamps jump (``video.discont``), each copied stream is first moved across its own jump as the video
+  was (``discont.StreamMender``), so trimming and interleaving see the mended timeline.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Callable, Iterable, Sequence
 import av
 
 from ..errors import OutputError
+from .discont import StreamMender, has_discontinuities
 from .probe import Demux
 from .reader import clean_metadata
 
@@ -255,6 +258,14 @@ class StreamCopier:
             notice(f"{self.dst}: text subtitle stream{'s' if len(converted) > 1 else ''} {', '.join(converted)} "
                    f"converted to mov_text (the only subtitle codec {self.dst.suffix or fmt} files take)")
         self._demux = Demux(source, *copied) if copied else None
+        self._menders: dict[int, StreamMender] = {}
+        if copied and has_discontinuities(source.format.name):
+            from .packet_index import read_packet_index
+
+            jumps = read_packet_index(self.src, video_index).jumps
+            if jumps:  # the video's timeline was mended: each copied stream follows it across its own jump
+                vtb = Fraction(source.streams[video_index].time_base)
+                self._menders = {st.index: StreamMender([j.offset * vtb for j in jumps]) for st in copied}
 
     def _add_converted(self, st, codec: str) -> None:
         out_st = self.out.add_stream(codec)
@@ -308,6 +319,9 @@ class StreamCopier:
                     return
                 if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
                     continue  # demuxer flush packet
+                mender = self._menders.get(pkt.stream_index)
+                if mender is not None:
+                    self._mend(pkt, mender)
             ts = pkt.dts if pkt.dts is not None else pkt.pts
             tb = Fraction(pkt.time_base)
             if until is not None and ts is not None and ts * tb - self.base > until:
@@ -315,6 +329,19 @@ class StreamCopier:
                 return
             self._pending = None
             self._copy(pkt, tb)
+
+    @staticmethod
+    def _mend(pkt: av.Packet, mender: StreamMender) -> None:
+        """Move ``pkt`` across the input's timestamp jumps (``video.discont``), as the video was moved."""
+        tb = Fraction(pkt.time_base)
+        ts = pkt.dts if pkt.dts is not None else pkt.pts
+        shift = mender.fix(None if ts is None else ts * tb, (pkt.duration or 0) * tb)
+        ticks = round(shift / tb)
+        if ticks:
+            if pkt.pts is not None:
+                pkt.pts += ticks
+            if pkt.dts is not None:
+                pkt.dts += ticks
 
     def _copy(self, pkt: av.Packet, tb: Fraction) -> None:
         index = pkt.stream_index
