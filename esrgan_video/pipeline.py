@@ -226,7 +226,7 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
     """
     workers = transform.slots
     depth = 2 * workers + 2
-    total = inp.info.frame_count_in(start, end)
+    total = inp.frame_count_in(start, end)
     frames = inp.frames(start=start, end=end)
 
     def decode_one():

@@ -133,6 +133,8 @@ def test_joined_ts_reads_every_frame_on_one_timeline(clips):
         base = inp.info.start_time
         times = inp.frame_times()
         index = inp.packet_index()
+        assert inp.info.frame_count_in() < 2 * FRAMES  # the container's duration spans one recording
+        assert inp.frame_count_in() == 2 * FRAMES and inp.frame_count_in(40, 60) == 20  # (progress totals)
     assert times == [p * Fraction(1, 90000) - base for p in pts]  # the index agrees with the reader
     assert [j.packet for j in index.jumps] == [FRAMES]
     t = lambda p: f"{float(p * Fraction(1, 90000) - base):.3f} s"  # noqa: E731

@@ -42,6 +42,7 @@ from .discont import BACK_TOLERANCE, THRESHOLD, Jump, has_discontinuities, jump_
 from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
 from .planes import copy_planes
 from .probe import Demux, pick_video_stream
+from .trim import selected_frames
 from .metadata import (
     FIELD_ORDERS,
     HdrMetadata,
@@ -234,6 +235,13 @@ class InputVideo:
                 times = sorted(self.media_time(f.pts, f.time_base) for f in self.frames())
             self._frame_times = times
         return self._frame_times
+
+    def frame_count_in(self, start=None, end=None) -> int | None:
+        """``info.frame_count_in`` (exact, or estimated from the duration), except for an MPEG-TS/PS whose timestamps
+        jump (``video.discont``), whose duration spans one piece only: there counted from the packet index."""
+        if has_discontinuities(self.info.container) and self.packet_index().jumps:
+            return selected_frames(self.frame_times(), *self.resolve_range(start, end))
+        return self.info.frame_count_in(start, end)
 
     def resolve_range(self, start=None, end=None) -> tuple[Fraction | None, Fraction | None]:
         """``start``/``end`` (frame index or seconds) as media times in seconds: ``[start, end)``."""
