@@ -82,9 +82,11 @@ def test_missing_inputs_and_bad_options_are_input_errors(tree: Path) -> None:
         discover([tree / "nope.mkv"])
     with pytest.raises(InputError, match="matches no file"):
         discover([str(tree / "lib/*.webm")])
-    with pytest.raises(InputError, match="--ext"):
+    # command-line values: exit 2 (they were input errors, exit 3, before #14's rule for bad option values)
+    with pytest.raises(OptionError, match="--ext: expected a file extension") as e:
         plan_jobs([Source(tree / "a.mkv")], tree / "out", ext="")
-    with pytest.raises(InputError, match="--suffix"):
+    assert e.value.exit_code == 2
+    with pytest.raises(OptionError, match="--suffix: expected a name part without a path separator, got 'a/b'"):
         plan_jobs([Source(tree / "a.mkv")], tree / "out", suffix="a/b")
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Iterable, Sequence
 
-from ..errors import InputError
+from ..errors import InputError, OptionError
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({
     ".mkv", ".mp4", ".m4v", ".mov", ".avi", ".webm", ".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".vob",
@@ -50,10 +50,10 @@ class Job:
 
 
 def normalize_ext(ext: str) -> str:
-    """``"mkv"`` or ``".mkv"`` → ``".mkv"``; raises ``InputError`` for an empty or odd extension."""
+    """``"mkv"`` or ``".mkv"`` → ``".mkv"``; raises ``OptionError`` (exit 2) for an empty or odd extension."""
     e = ext if ext.startswith(".") else "." + ext
     if len(e) < 2 or "/" in e or os.sep in e or e.count(".") != 1:
-        raise InputError(f"--ext {ext!r}: expected a file extension such as 'mkv' or '.mp4'")
+        raise OptionError("--ext", "a file extension such as 'mkv' or '.mp4'", ext)
     return e
 
 
@@ -139,7 +139,7 @@ def plan_jobs(
     would write the same output or an output would be its own source.
     """
     if suffix and ("/" in suffix or os.sep in suffix):
-        raise InputError(f"--suffix {suffix!r}: must not contain a path separator")
+        raise OptionError("--suffix", "a name part without a path separator", suffix)
     new_ext = normalize_ext(ext) if ext is not None else None
     outdir = Path(outdir)
     jobs: list[Job] = []
