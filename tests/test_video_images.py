@@ -63,3 +63,26 @@ def test_an_unwritable_target_is_an_output_error(tmp_path):
     with pytest.raises(OutputError, match=r"file/x\.png: cannot be written"):
         write_image(tmp_path / "file" / "x.png", rgb, None, 8)
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_palette_transparency_is_kept_and_jpeg_gets_no_alpha(tmp_path):
+    """A palette PNG with a transparent entry (tRNS) reads with its alpha (the pixel format does not declare it:
+    it is in the palette); an opaque palette reads without; an Adobe CMYK JPEG — which FFmpeg decodes to RGB plus
+    an opaque fourth plane — reads as RGB, with no alpha invented."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    pal = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    index = np.asarray(pal)
+    pal.save(tmp_path / "t.png", transparency=int(index[0, 0]))
+    pal.save(tmp_path / "o.png")
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "c.jpg")
+    want_rgb = np.asarray(pal.convert("RGB"))
+    got, alpha, bits = read_image(tmp_path / "t.png")
+    assert bits == 8 and np.array_equal(got, want_rgb)
+    assert alpha is not None and np.array_equal(alpha == 0, index == index[0, 0]) and set(np.unique(alpha)) == {0, 255}
+    got, alpha, _ = read_image(tmp_path / "o.png")
+    assert alpha is None and np.array_equal(got, want_rgb)
+    got, alpha, _ = read_image(tmp_path / "c.jpg")
+    assert alpha is None and got.shape == (12, 16, 3)

@@ -48,17 +48,24 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, 
         raise InputError(f"{path}: the file is empty")
     try:
         with av.open(str(path)) as c:
+            codec = c.streams.video[0].codec_context.name
             frame = next(c.decode(video=0))
     except (av.FFmpegError, StopIteration, IndexError) as e:
         raise InputError(f"{path}: not a readable image ({e})") from e
     fmt = frame.format
     bits = max(c.bits for c in fmt.components) if fmt.components else 8
     has_alpha = fmt.has_alpha if hasattr(fmt, "has_alpha") else any(c.is_alpha for c in fmt.components)
+    # a palette (PNG/GIF with a tRNS chunk) carries its alpha in the palette, which the format does not declare:
+    # read it as RGBA and keep the alpha when any entry is see-through. JPEG has no alpha: the fourth plane FFmpeg
+    # gives an Adobe CMYK JPEG (converted to RGB) is opaque filler.
+    palette = fmt.name == "pal8"
     deep = bits > 8
-    target = ("rgba64le" if deep else "rgba") if has_alpha else ("rgb48le" if deep else "rgb24")
+    target = ("rgba64le" if deep else "rgba") if has_alpha or palette else ("rgb48le" if deep else "rgb24")
     arr = frame.to_ndarray(format=target)
     rgb = arr[..., :3]
-    alpha = arr[..., 3] if has_alpha else None
+    alpha = arr[..., 3] if arr.shape[-1] == 4 else None
+    if alpha is not None and (palette or codec in ("mjpeg", "jpegls")) and alpha.min() == np.iinfo(alpha.dtype).max:
+        alpha = None
     return np.ascontiguousarray(rgb), alpha, 16 if deep else 8
 
 
