@@ -442,3 +442,34 @@ def sigint_default() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def segments_and_one_pass(src: Path, seconds: Fraction, folder: Path, ext: str = "mkv") -> tuple[Path, Path, int]:
+    """Batch mode's way and the one-pass way over ``src`` with a near-identity x2 model on one CPU thread: every
+    segment ``plan_segments`` cuts at ``seconds`` rendered with the source's times and joined by ``join_segments``,
+    and the whole clip in one run. Returns (joined, one pass, number of segments)."""
+    import torch
+
+    from esrgan_video.batch.segments import plan_segments
+    from esrgan_video.pipeline import upscale_video
+    from esrgan_video.testing import near_identity_model
+    from esrgan_video.upscaler import Upscaler
+    from esrgan_video.video.keyframes import scan_keyframes
+    from esrgan_video.video.segment_join import join_segments
+
+    idx = scan_keyframes(src)
+    segs = plan_segments(idx, seconds=seconds)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        up = Upscaler(near_identity_model(scale=2), device="cpu")
+        parts = []
+        for seg in segs:
+            start, end = seg.bounds_seconds(idx.time_base, idx.start_time)
+            parts.append(folder / f"part{seg.number}.{ext}")
+            upscale_video(src, parts[-1], upscaler=up, codec="libx264", start=start, end=end, copy_streams=False,
+                          shift_timestamps=False)
+        single = upscale_video(src, folder / f"single.{ext}", upscaler=up, codec="libx264").output
+    finally:
+        torch.set_num_threads(threads)
+    return join_segments(src, parts, folder / f"joined.{ext}").output, single, len(segs)

@@ -84,34 +84,13 @@ def test_joined_dts_is_monotonic_and_never_after_pts() -> None:
 def test_join_lossy_b_frame_segments(tmp_path: Path, ext: str) -> None:
     """libx264 segments restart their decode clocks; the join still gives every frame at its single-pass time."""
     import av
-    import torch
 
-    from esrgan_video.video.segment_join import join_segments
-    from esrgan_video.pipeline import upscale_video
-    from esrgan_video.testing import near_identity_model
-    from esrgan_video.upscaler import Upscaler
-
-    from media import AudioTrack
+    from media import AudioTrack, segments_and_one_pass
 
     src = make_clip(tmp_path / "s.mkv", frames=12, options={"bf": "2", "x264-params": "keyint=4:min-keyint=4:scenecut=0"},
                     audio=[AudioTrack()])
-    idx = scan_keyframes(src)
-    segs = plan_segments(idx, seconds=Fraction(4, 25))
-    assert len(segs) == 3
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        up = Upscaler(near_identity_model(scale=2), device="cpu")
-        parts = []
-        for seg in segs:
-            start, end = seg.bounds_seconds(idx.time_base, idx.start_time)
-            parts.append(tmp_path / f"part{seg.number}.{ext}")
-            upscale_video(src, parts[-1], upscaler=up, codec="libx264", start=start, end=end, copy_streams=False,
-                          shift_timestamps=False)
-        single = upscale_video(src, tmp_path / f"single.{ext}", upscaler=up, codec="libx264").output
-    finally:
-        torch.set_num_threads(threads)
-    joined = join_segments(src, parts, tmp_path / f"joined.{ext}").output
+    joined, single, count = segments_and_one_pass(src, Fraction(4, 25), tmp_path, ext)
+    assert count == 3
 
     def facts(path: Path):
         with av.open(str(path)) as c:

@@ -221,33 +221,8 @@ def test_trimmed_across_the_join(clips, model, tmp_path, capfd):
 
 
 def test_batch_segments_across_the_join_match_one_pass(clips, tmp_path):
-    import torch
-
-    from esrgan_video.batch.segments import plan_segments
-    from esrgan_video.pipeline import upscale_video
-    from esrgan_video.testing import near_identity_model
-    from esrgan_video.upscaler import Upscaler
-    from esrgan_video.video.keyframes import scan_keyframes
-    from esrgan_video.video.segment_join import join_segments
-
-    src = clips["joined"]
-    idx = scan_keyframes(src)
-    segs = plan_segments(idx, seconds=Fraction(1))
-    assert len(segs) >= 3
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        up = Upscaler(near_identity_model(scale=2), device="cpu")
-        parts = []
-        for seg in segs:
-            start, end = seg.bounds_seconds(idx.time_base, idx.start_time)
-            parts.append(tmp_path / f"part{seg.number}.mkv")
-            upscale_video(src, parts[-1], upscaler=up, codec="libx264", start=start, end=end, copy_streams=False,
-                          shift_timestamps=False)
-        single = upscale_video(src, tmp_path / "single.mkv", upscaler=up, codec="libx264").output
-    finally:
-        torch.set_num_threads(threads)
-    joined = join_segments(src, parts, tmp_path / "joined.mkv").output
+    joined, single, count = media.segments_and_one_pass(clips["joined"], Fraction(1), tmp_path)
+    assert count >= 3
     assert packets(joined, "video") == packets(single, "video")
     assert packets(joined, "audio") == packets(single, "audio")
     assert len(packets(joined, "video")) == 2 * FRAMES
