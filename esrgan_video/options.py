@@ -232,6 +232,13 @@ CONTAINER_CODECS: dict[str, str] = {"webm": "libvpx-vp9", "apng": "apng", "webp"
 """Containers (FFmpeg muxer names) whose usual encoder is not :data:`DEFAULT_CODEC`, which they cannot hold."""
 
 
+DEFAULT_CRF: dict[str, int] = {"libx264": 16, "libx265": 18, "libsvtav1": 22, "libvpx-vp9": 24}
+"""The project's CRF per encoder when the user chose no rate control (each at the encoder's default preset;
+``video.encoder_settings`` applies it)."""
+ENCODER_DEFAULT_CRF: dict[str, int] = {"libx264": 23, "libx265": 28, "libsvtav1": 35, "libvpx-vp9": 32}
+"""What the encoders themselves use without a crf (for the benchmark and the docs)."""
+
+
 def codec_for(muxer: str | None) -> str:
     """The encoder for an output in container ``muxer`` when ``--codec`` is not given (pure)."""
     return CONTAINER_CODECS.get(muxer or "", DEFAULT_CODEC)
@@ -431,6 +438,7 @@ class UpscaleOptions:
 
 __all__ = [
     "ModelOptions", "RuntimeOptions", "SizeOptions", "EncodeOptions", "TrimOptions", "UpscaleOptions",
-    "parse_time", "parse_size", "parse_encoder_opt", "codec_for", "CONTAINER_CODECS", "DEFAULT_CODEC", "DEFAULT_MODEL", "BACKENDS", "PRECISIONS", "REUSE_MODES",
+    "parse_time", "parse_size", "parse_encoder_opt", "codec_for", "CONTAINER_CODECS", "DEFAULT_CODEC", "DEFAULT_CRF",
+    "ENCODER_DEFAULT_CRF", "DEFAULT_MODEL", "BACKENDS", "PRECISIONS", "REUSE_MODES",
     "FIT_MODES", "FIELD_GROUP",
 ]

@@ -14,10 +14,15 @@ import sys
 
 from ..errors import EsrganVideoError, OptionError
 from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
-from ..options import BACKENDS, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES, PRECISIONS, REUSE_MODES, RuntimeOptions, UpscaleOptions
+from ..options import (BACKENDS, CONTAINER_CODECS, DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES,
+                       PRECISIONS, REUSE_MODES, RuntimeOptions, UpscaleOptions)
 
 CODECS_HELP = ("libx264, libx265, libsvtav1, libvpx-vp9, ffv1, prores_ks, h264_nvenc, hevc_nvenc, apng, libwebp_anim, ... "
-               "(default: by the container: libx264; .webm libvpx-vp9, .apng apng, .webp libwebp_anim, yuv4mpegpipe rawvideo)")
+               f"(default: by the container: {DEFAULT_CODEC}; "
+               + ", ".join(f"{muxer} {codec}" for muxer, codec in CONTAINER_CODECS.items()) + ")")
+CRF_HELP = ("constant rate factor, lower is better (default: "
+            + ", ".join(f"{codec} {crf}" for codec, crf in DEFAULT_CRF.items())
+            + ", unless --encoder-opt sets a rate control); fractions such as 17.5 for libx264/libx265")
 
 FLAG_NAMES = {
     "tile_pad": "--tile-pad", "pix_fmt": "--pix-fmt", "encoder_opts": "--encoder-opt", "encoder_opt": "--encoder-opt",
@@ -107,9 +112,7 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
 
 def _add_file_options(p: argparse.ArgumentParser, e: argparse._ArgumentGroup) -> None:
     """The flags that shape only the written file (``e``: the encoding group)."""
-    e.add_argument("--crf", type=float,
-                   help="constant rate factor, lower is better (default: libx264 16, libx265 18, libsvtav1 22, unless "
-                        "--encoder-opt sets a rate control); fractions such as 17.5 for libx264/libx265")
+    e.add_argument("--crf", type=float, help=CRF_HELP)
     e.add_argument("--preset", help="encoder preset (e.g. veryfast, slow)")
     e.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE", help="extra encoder option (repeatable)")
     e.add_argument("--format", help="container format (FFmpeg muxer name) instead of the output's extension; with "

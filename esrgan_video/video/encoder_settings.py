@@ -19,11 +19,7 @@ import av
 
 from ..errors import OptionError, OutputError
 
-DEFAULT_CRF: dict[str, int] = {"libx264": 16, "libx265": 18, "libsvtav1": 22, "libvpx-vp9": 24}
-"""The project's CRF per encoder when the user chose no rate control (each at the encoder's default preset)."""
-
-ENCODER_DEFAULT_CRF: dict[str, int] = {"libx264": 23, "libx265": 28, "libsvtav1": 35, "libvpx-vp9": 32}
-"""What the encoders themselves use without a crf (for the benchmark and the docs)."""
+from ..options import DEFAULT_CRF, ENCODER_DEFAULT_CRF  # noqa: F401 - re-exported; the numbers live with the options
 
 RATE_CONTROL_KEYS = ("crf", "qp", "b", "cq", "lossless", "global_quality")
 """Encoder options that choose the rate control: given any of them, no default CRF is added."""

@@ -18,9 +18,9 @@ from ..frames.colorspace import Matrix
 from ..frames.pixel_formats import pixel_format
 from ..frames.sizing import SizePlan, plan_size, sar_storable
 from ..frames.transform import FrameFormat
-from ..options import UpscaleOptions, codec_for
+from ..options import UpscaleOptions
 from .encoder_formats import choose_pix_fmt
-from .writer import output_format
+from .writer import output_codec, output_format
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def with_codec(options: UpscaleOptions, dst: str | Path) -> UpscaleOptions:
     enc = options.encode
     if enc.codec is not None:
         return options
-    return dataclasses.replace(options, encode=dataclasses.replace(enc, codec=codec_for(output_format(dst, enc.format))))
+    return dataclasses.replace(options, encode=dataclasses.replace(enc, codec=output_codec(dst, None, enc.format)))
 
 
 def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | Path, dst: str | Path) -> OutputPlan:

@@ -77,6 +77,12 @@ def output_format(dst: str | os.PathLike, format: str | None = None) -> str | No
         return None
 
 
+def output_codec(dst: str | os.PathLike, codec: str | None, format: str | None = None) -> str:
+    """``codec``, or when it is None the usual encoder of ``dst``'s container (``options.codec_for``: libx264;
+    libvpx-vp9 in WebM, …)."""
+    return codec if codec is not None else codec_for(output_format(dst, format))
+
+
 @functools.lru_cache(maxsize=64)
 def _encoder_opens(muxer: str, codec: str) -> bool:
     """Whether ``codec`` opens into a ``muxer`` file with a header written (a 64x64 probe into memory)."""
@@ -240,8 +246,7 @@ class OutputVideo:
         self._last_pts: int | None = None
         self._copier: StreamCopier | None = None
         self._in = None
-        if codec is None:  # the container's usual encoder
-            codec = codec_for(output_format(dst, format))
+        codec = output_codec(dst, codec, format)
         self.format = check_output(dst, codec, format=format)
         """The muxer written (``matroska``, ``mp4``, …)."""
         if not self.pipe:
