@@ -226,12 +226,13 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
 
 def frame_step(stream, pts) -> int:
     """One frame's step in ``stream``'s time base: from its average (else guessed) frame rate, else the median step
-    of ``pts`` (sorted; 1 when unknown). The reader steps by the same."""
+    of ``pts`` (any order, NOPTS for none; sorted only then; 1 when unknown). The reader steps by the same."""
     tb = Fraction(stream.time_base)
     rate = stream.average_rate or stream.guessed_rate
     if rate and rate.denominator and Fraction(rate.numerator, rate.denominator):
         return max(1, int(round(1 / (Fraction(rate.numerator, rate.denominator) * tb))))
-    steps = sorted(b - a for a, b in zip(pts, pts[1:]) if b > a)
+    shown = sorted(p for p in pts if p != NOPTS)
+    steps = sorted(b - a for a, b in zip(shown, shown[1:]) if b > a)
     return steps[len(steps) // 2] if steps else 1
 
 
@@ -242,8 +243,7 @@ def _mend(format_name: str, stream, pts: list[int], dts: list[int]) -> list[Jump
         return []
     tb = Fraction(stream.time_base)
     opt = lambda v: None if v == NOPTS else v  # noqa: E731
-    shown = sorted(p for p in pts if p != NOPTS)
-    jumps = find_jumps([opt(d) for d in dts], [opt(p) for p in pts], step=frame_step(stream, shown),
+    jumps = find_jumps([opt(d) for d in dts], [opt(p) for p in pts], step=frame_step(stream, pts),
                        threshold=int(THRESHOLD / tb), back=int(BACK_TOLERANCE / tb))
     bounds = [j.packet for j in jumps] + [len(pts)]
     for j, (lo, hi) in zip(jumps, zip(bounds, bounds[1:])):
