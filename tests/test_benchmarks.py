@@ -328,6 +328,7 @@ def test_region_cost_counts_only_the_changed_region_grown_by_the_receptive_field
     assert region_cost([still] * 4, block=16, pad=4, rule=NearRule()) == 1 / 4  # only the first frame runs
     moved = [p.copy() for p in still]
     moved[0][20:24, 40:44] ^= 0x80  # one small moving detail inside block (1, 2)
-    cost = region_cost([still, moved], block=16, pad=4, rule=NearRule())
-    # block rows 16..32, cols 32..48, grown by 4 (outputs that see it) and 4 more (their input): 32×32 of 64×96
-    assert cost == (1 + 32 * 32 / (64 * 96)) / 2
+    cost = region_cost([still, moved, moved], block=16, pad=4, rule=NearRule())
+    # block rows 16..32, cols 32..48, grown by 4 (outputs that see it) and 4 more (their input): 32×32 of 64×96; the
+    # third frame equals the reference the second one left (per pixel), so it runs nothing
+    assert cost == (1 + 32 * 32 / (64 * 96)) / 3
