@@ -12,7 +12,7 @@ import pytest
 import media
 from esrgan_video.testing import run_cli
 from esrgan_video.video.damage import timestamp_gaps
-from esrgan_video.video.discont import Jump, StreamMender, find_jumps, has_discontinuities
+from esrgan_video.video.discont import Jump, StreamMender, find_jumps, has_discontinuities, jumped, tolerances
 from esrgan_video.video.packet_index import read_packet_index
 from esrgan_video.video.reader import open_input
 
@@ -103,6 +103,16 @@ def test_stream_mender_keeps_sync_and_never_overlaps():
     m = StreamMender([])
     m.fix(s(3))
     assert m.fix(s(0)) == 0
+
+
+def test_one_jump_rule_in_ticks_and_seconds():
+    back, threshold = tolerances(Fraction(1, 90_000))
+    assert (back, threshold) == (9000, 900_000)  # 0.1 s and 10 s at 90 kHz
+    assert not jumped(100_000, 100_000 - back, back=back, threshold=threshold)  # back by the tolerance: damage
+    assert jumped(100_000, 100_000 - back - 1, back=back, threshold=threshold)
+    assert not jumped(0, threshold, back=back, threshold=threshold)  # ahead by the threshold: missing frames
+    assert jumped(0, threshold + 1, back=back, threshold=threshold)
+    assert jumped(Fraction(1), Fraction(1, 2), back=Fraction(1, 10), threshold=Fraction(10))  # seconds too
 
 
 def test_gap_rule_leaves_out_steps_beyond_the_threshold():

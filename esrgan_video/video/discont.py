@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Sequence
 
 __all__ = ["BACK_TOLERANCE", "DISCONT_FORMATS", "Jump", "StreamMender", "THRESHOLD", "find_jumps",
-           "has_discontinuities", "jump_notice"]
+           "has_discontinuities", "jump_notice", "jumped", "tolerances"]
 
 DISCONT_FORMATS = ("mpegts", "mpeg")
 """Containers (FFmpeg demuxer names, any of a comma list) flagged ``AVFMT_TS_DISCONT``: MPEG-TS and MPEG-PS."""
@@ -43,6 +43,20 @@ times (the packet index), its frames' times (the reader) and each copied stream'
 def has_discontinuities(format_name: str) -> bool:
     """Whether the container (FFmpeg demuxer name, any of a comma list) may restart its timestamps."""
     return bool(set(format_name.split(",")) & set(DISCONT_FORMATS))
+
+
+def tolerances(time_base: Fraction) -> tuple[int, int]:
+    """(:data:`BACK_TOLERANCE`, :data:`THRESHOLD`) in whole ticks of ``time_base`` (truncated): what the packet index
+    and the reader compare timestamps against."""
+    return int(BACK_TOLERANCE / time_base), int(THRESHOLD / time_base)
+
+
+def jumped(prev, t, *, back, threshold) -> bool:
+    """Whether ``t``, the timestamp that follows ``prev`` (both in one unit: ticks or seconds), starts a new piece:
+    more than ``back`` before it or more than ``threshold`` after it. The reader's decoded frames and each copied
+    stream's packets (:class:`StreamMender`) are judged by it; the video's packets, in decode order, by
+    :func:`find_jumps`."""
+    return t < prev - back or t - prev > threshold
 
 
 @dataclass(frozen=True)
@@ -154,8 +168,8 @@ class StreamMender:
         if ts is None:
             return self.offset
         prev = self._prev
-        if prev is not None and self.piece < len(self.offsets) and (
-                ts + self.back < prev or ts - prev > self.threshold):
+        if prev is not None and self.piece < len(self.offsets) and jumped(
+                prev, ts, back=self.back, threshold=self.threshold):
             video = self.offsets[self.piece]
             follow = self._end - ts if self._end is not None else video
             self.offset = max(video, follow)

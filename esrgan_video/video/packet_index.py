@@ -35,7 +35,7 @@ import av
 import numpy as np
 
 from ..errors import InputError
-from .discont import BACK_TOLERANCE, THRESHOLD, Jump, find_jumps, has_discontinuities
+from .discont import Jump, find_jumps, has_discontinuities, tolerances
 from .probe import Demux, pick_video_stream
 
 __all__ = ["DECODE_ORDER_FORMATS", "NOPTS", "PacketIndex", "clear_cache", "decode_order_timestamps",
@@ -241,10 +241,10 @@ def _mend(format_name: str, stream, pts: list[int], dts: list[int]) -> list[Jump
     so the timeline follows on across each; [] (nothing moved) elsewhere or without a jump."""
     if not has_discontinuities(format_name) or not pts:
         return []
-    tb = Fraction(stream.time_base)
+    back, threshold = tolerances(Fraction(stream.time_base))
     opt = lambda v: None if v == NOPTS else v  # noqa: E731
     jumps = find_jumps([opt(d) for d in dts], [opt(p) for p in pts], step=frame_step(stream, pts),
-                       threshold=int(THRESHOLD / tb), back=int(BACK_TOLERANCE / tb))
+                       threshold=threshold, back=back)
     bounds = [j.packet for j in jumps] + [len(pts)]
     for j, (lo, hi) in zip(jumps, zip(bounds, bounds[1:])):
         for i in range(lo, hi):

@@ -38,7 +38,7 @@ from ..errors import InputError
 from ..frames.pixel_formats import pixel_format, plane_layouts
 from .damage import (GAP_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet, judge_truncation,
                      stream_promise, timestamp_gaps)
-from .discont import BACK_TOLERANCE, THRESHOLD, Jump, has_discontinuities, jump_notice
+from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
 from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
 from .planes import copy_planes
 from .probe import Demux, pick_video_stream
@@ -330,8 +330,7 @@ class InputVideo:
         clock = _DecodeOrderClock() if decode_order_timestamps(info.container) else None
         shown: list[int] | None = [] if set(info.container.split(",")) & set(GAP_FORMATS) else None
         mend = has_discontinuities(info.container)  # MPEG-TS/PS: a clock that restarts is mended (video.discont)
-        threshold = int(THRESHOLD / info.time_base)
-        back = int(BACK_TOLERANCE / info.time_base)  # a frame a little before the last is damage, not a join
+        back, threshold = tolerances(info.time_base)  # a frame a little before the last is damage, not a join
         raw_prev: int | None = None  # the previous frame's timestamp as the file has it
         offset = 0  # what this piece of the timeline is moved by
         met: list[tuple] = []  # (jump, the index of the first frame after it)
@@ -380,7 +379,7 @@ class InputVideo:
                 else:
                     pts = frame.pts if frame.pts is not None else frame.dts
                 if mend and pts is not None:
-                    if raw_prev is not None and (pts < raw_prev - back or pts - raw_prev > threshold):
+                    if raw_prev is not None and jumped(raw_prev, pts, back=back, threshold=threshold):
                         met.append((self._jump(len(met), pts, prev_pts, offset, step, raw_prev), index))
                         offset = met[-1][0].offset
                     raw_prev = pts
