@@ -255,7 +255,7 @@ class Backend(abc.ABC):
     def infer(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
         """Upscale one batch of tiles. ``batch`` is on ``info.device`` (checked: :meth:`check_input`); opens the
         backend first if it is not open."""
-        self.check_input(batch, self.in_channels)
+        self.check_input(batch)
         if not self._opened:
             self.open()
         return self._infer(batch, stream)
@@ -267,9 +267,11 @@ class Backend(abc.ABC):
     def __call__(self, batch: torch.Tensor, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
         return self.infer(batch, stream)
 
-    def check_input(self, batch: torch.Tensor, channels: int) -> None:
-        """Validate a batch against ``info`` (device, rank, channels, fixed shape); BackendError otherwise."""
+    def check_input(self, batch: torch.Tensor) -> None:
+        """Validate a batch against ``info`` and the model's input channels (device, rank, channels, fixed shape);
+        BackendError otherwise."""
         where = f"{self.info.name} backend"
+        channels = self.in_channels
         if not isinstance(batch, torch.Tensor):
             raise BackendError(f"{where}: expected a torch.Tensor batch, got {type(batch).__name__}")
         if batch.dim() != 4 or batch.shape[1] != channels:
