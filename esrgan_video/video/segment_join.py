@@ -30,12 +30,6 @@ class JoinResult:
     frames: int
 
 
-def _packet_time(pkt: av.Packet) -> Fraction:
-    """Seconds on the stream clock where ``pkt`` is decoded (its dts, else its pts; 0 without either)."""
-    t = pkt.dts if pkt.dts is not None else pkt.pts
-    return Fraction(0) if t is None else t * Fraction(pkt.time_base.numerator, pkt.time_base.denominator)
-
-
 def joined_dts(pts_in_decode_order: Sequence[int]) -> list[int]:
     """Decode timestamps for the joined video stream (pure).
 
@@ -149,14 +143,14 @@ def join_segments(
                 dts = joined_dts([p for path in seg_paths for p in _video_pts(path)])
             except ValueError as e:
                 raise OutputError(f"{dst}: the segments cannot be joined ({e})") from e
-            ticks = round(shift / Fraction(first.time_base))  # every segment has this time base (_same_codec)
-            for pkt in _video_packets(inputs, dts):
-                if copier is not None:  # what the other streams have up to this packet's time, first
-                    copier.pump(_packet_time(pkt) - base)
+            tb = Fraction(first.time_base)  # every segment's packets have this time base (_same_codec)
+            ticks = round(shift / tb)
+            for pkt in _video_packets(inputs, dts):  # each has its joined dts
+                if copier is not None:  # what the other streams have up to this packet's decode time, first
+                    copier.pump(pkt.dts * tb - base)
                 if pkt.pts is not None:
                     pkt.pts -= ticks
-                if pkt.dts is not None:
-                    pkt.dts -= ticks
+                pkt.dts -= ticks
                 pkt.stream = out_v
                 out.mux(pkt)
                 frames += 1
