@@ -40,6 +40,7 @@ import av
 
 from ..errors import OutputError
 from .discont import StreamMender, has_discontinuities
+from .packet_index import read_packet_index
 from .probe import Demux
 from .reader import clean_metadata
 
@@ -260,8 +261,6 @@ class StreamCopier:
         self._demux = Demux(source, *copied) if copied else None
         self._menders: dict[int, StreamMender] = {}
         if copied and has_discontinuities(source.format.name):
-            from .packet_index import read_packet_index
-
             jumps = read_packet_index(self.src, video_index).jumps
             if jumps:  # the video's timeline was mended: each copied stream follows it across its own jump
                 vtb = Fraction(source.streams[video_index].time_base)
