@@ -203,9 +203,8 @@ class Backend(abc.ABC):
     def _identify(self, model, *, name: str, device: torch.device, dtype: torch.dtype,
                   fixed_shape: tuple[int, int, int] | None, default_check: str) -> None:
         """The facts every backend states: the model's scale (``model.scale``) and input channels (from its
-        descriptor), the notice
-        channel (``common.notice``, silent by default), ``info`` (with ``common.reason``) and the non-finite guard
-        (``common.finite_check``, else ``default_check``)."""
+        descriptor), the notice channel (``common.notice``, silent by default), ``info`` (with ``common.reason``) and
+        the non-finite guard (``common.finite_check``, else ``default_check``)."""
         from esrgan_video.models.descriptor import describe
 
         common = self.common
