@@ -15,16 +15,18 @@ import numpy as np
 from ..frames.pixel_formats import plane_layouts
 
 
+def _rows(plane, lay) -> np.ndarray:
+    """The plane's picture bytes in place: a (rows, row bytes) uint8 view that skips each line's padding
+    (``line_size`` ≥ row bytes)."""
+    rows, ls = lay.shape[0], plane.line_size
+    buf = np.frombuffer(plane, np.uint8, count=ls * (rows - 1) + lay.row_bytes)
+    return np.lib.stride_tricks.as_strided(buf, shape=(rows, lay.row_bytes), strides=(ls, 1))
+
+
 def copy_planes(frame: av.VideoFrame, layouts) -> list[np.ndarray]:
-    """Copy each plane out of the AVFrame, dropping the line padding (``line_size`` ≥ row bytes)."""
-    out = []
-    for plane, lay in zip(frame.planes, layouts):
-        rows = lay.shape[0]
-        ls = plane.line_size
-        buf = np.frombuffer(plane, np.uint8, count=ls * (rows - 1) + lay.row_bytes)
-        view = np.lib.stride_tricks.as_strided(buf, shape=(rows, lay.row_bytes), strides=(ls, 1))
-        out.append(np.ascontiguousarray(view).view(lay.dtype).reshape(lay.shape))
-    return out
+    """Copy each plane out of the AVFrame, dropping the line padding."""
+    return [np.ascontiguousarray(_rows(plane, lay)).view(lay.dtype).reshape(lay.shape)
+            for plane, lay in zip(frame.planes, layouts)]
 
 
 def frame_from_planes(planes: Sequence[np.ndarray], pix_fmt: str, width: int, height: int, *,
@@ -40,12 +42,8 @@ def frame_from_planes(planes: Sequence[np.ndarray], pix_fmt: str, width: int, he
         if a.shape != lay.shape:
             raise ValueError(f"{where}: plane {i} of {pix_fmt} {width}x{height} must have shape {lay.shape}, "
                              f"got {a.shape}")
-        a = np.ascontiguousarray(a, dtype=lay.dtype)
-        ls = plane.line_size
-        rows = lay.shape[0]
-        buf = np.frombuffer(plane, np.uint8, count=ls * (rows - 1) + lay.row_bytes)
-        np.lib.stride_tricks.as_strided(buf, shape=(rows, lay.row_bytes), strides=(ls, 1))[...] = \
-            a.view(np.uint8).reshape(rows, lay.row_bytes)
+        data = np.ascontiguousarray(a, dtype=lay.dtype).view(np.uint8)
+        _rows(plane, lay)[...] = data.reshape(lay.shape[0], lay.row_bytes)
     return frame
 
 
