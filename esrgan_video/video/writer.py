@@ -41,7 +41,7 @@ from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
 from .encoder_settings import encoder_settings
 from .chatter import quiet_encoder_options
-from .encoder_formats import choose_pix_fmt, encoder_pix_fmts
+from .encoder_formats import choose_pix_fmt, encoder_opens, encoder_pix_fmts
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
 from .reader import InputVideo
@@ -85,13 +85,15 @@ def output_codec(dst: str | os.PathLike, codec: str | None, format: str | None =
 
 @functools.lru_cache(maxsize=64)
 def _encoder_opens(muxer: str, codec: str) -> bool:
-    """Whether ``codec`` opens into a ``muxer`` file with a header written (a 64x64 probe into memory)."""
+    """Whether ``codec`` opens into a ``muxer`` file with a header written (a 64x64 probe into memory, in the first
+    pixel format the encoder really opens: ``encoder_formats.encoder_opens``)."""
     fmts = encoder_pix_fmts(codec)
+    pix_fmt = next((f for f in fmts if encoder_opens(codec, f)), fmts[0] if fmts else "yuv420p")
     try:
         with av.open(io.BytesIO(), "w", format=muxer) as probe:
             st = probe.add_stream(codec, rate=25, options=quiet_encoder_options(codec, {}, verbose=False))
             st.width, st.height = 64, 64
-            st.pix_fmt = fmts[0] if fmts else "yuv420p"
+            st.pix_fmt = pix_fmt
             probe.start_encoding()
     except (ValueError, av.FFmpegError, OSError):
         return False
