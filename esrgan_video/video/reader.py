@@ -236,10 +236,15 @@ class InputVideo:
             self._frame_times = times
         return self._frame_times
 
+    def _jumps(self) -> tuple[Jump, ...]:
+        """The video's timestamp jumps, which the packet index mended (``video.discont``); () without reading the
+        index in containers that have none."""
+        return self.packet_index().jumps if has_discontinuities(self.info.container) else ()
+
     def frame_count_in(self, start=None, end=None) -> int | None:
         """``info.frame_count_in`` (exact, or estimated from the duration), except for an MPEG-TS/PS whose timestamps
         jump (``video.discont``), whose duration spans one piece only: there counted from the packet index."""
-        if has_discontinuities(self.info.container) and self.packet_index().jumps:
+        if self._jumps():
             return selected_frames(self.frame_times(), *self.resolve_range(start, end))
         return self.info.frame_count_in(start, end)
 
@@ -295,7 +300,7 @@ class InputVideo:
         """Where to seek for ``start`` (from the packet index), when seeking is safe and worth it."""
         if start is None or start == 0 or decode_order_timestamps(self.info.container):
             return None
-        if has_discontinuities(self.info.container) and self.packet_index().jumps:
+        if self._jumps():
             return None  # the demuxer seeks by the file's timestamps, which repeat across a join
         times = self.frame_times()
         if len(times) < 2 or any(a >= b for a, b in zip(times, times[1:])):
@@ -472,7 +477,7 @@ class InputVideo:
         """The ``k``-th jump met while decoding, at a frame the file times ``raw``: the packet index's (whose
         offsets the copied streams take too), else — an index that saw fewer — one made here to follow on from
         ``prev_pts``."""
-        jumps = self.packet_index().jumps
+        jumps = self._jumps()
         if k < len(jumps):
             return jumps[k]
         before = prev_pts if prev_pts is not None else raw_prev + offset
