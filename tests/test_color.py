@@ -19,6 +19,7 @@ from esrgan_video.frames.color import (
     rgb_to_planes,
 )
 from esrgan_video.frames.pixel_formats import pixel_format
+from esrgan_video.video.planes import frame_from_planes
 
 # (Kr, Kb) as published: BT.709 table 3, BT.601 / SMPTE 170M, BT.2020 table 4, FCC, SMPTE 240M.
 STANDARD_KR_KB = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114), 9: (0.2627, 0.0593), 4: (0.30, 0.11), 7: (0.212, 0.087)}
@@ -275,17 +276,6 @@ _SWS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_
 _SWS_CS = {1: "ITU709", 6: "ITU601", 9: "BT2020"}
 
 
-def _frame_from_planes(planes, name, w, h):
-    frame = av.VideoFrame(w, h, name)
-    for plane, arr in zip(frame.planes, planes):
-        arr = np.ascontiguousarray(arr.numpy())
-        row = arr.shape[1] * arr.dtype.itemsize
-        buf = np.zeros((arr.shape[0], plane.line_size), np.uint8)
-        buf[:, :row] = arr.view(np.uint8).reshape(arr.shape[0], row)
-        plane.update(buf.tobytes())
-    return frame
-
-
 @pytest.mark.parametrize(
     ("name", "matrix", "full"),
     [("yuv420p", 1, False), ("yuv420p", 6, False), ("yuv420p", 1, True), ("yuv422p", 6, False), ("yuv444p", 1, False), ("yuv420p10le", 9, False), ("yuv444p10le", 1, False), ("yuv444p", 9, True)],
@@ -301,7 +291,7 @@ def test_yuv_to_rgb_agrees_with_swscale(name, matrix, full):
     fmt = pixel_format(name)
     spec = _spec(matrix, full, "center")
     planes = rgb_to_planes(rgb, fmt, spec)
-    frame = _frame_from_planes(planes, name, w, h)
+    frame = frame_from_planes([p.numpy() for p in planes], name, w, h)
     rng = "JPEG" if full else "MPEG"
     # rgb24 even for 10-bit input: swscale's rgb48le output maps white to 65280 (x256, not x257),
     # 0.4 % off, and its 4:2:0 -> rgb48 path skips full chroma interpolation.
