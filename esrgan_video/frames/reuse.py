@@ -210,16 +210,16 @@ class ReuseTracker:
         self.stats.tiles += count
         if self.mode == "off":
             return Decision(frozenset(range(count)), count)
-        prev = self._prev
-        if prev is not None and all(np.array_equal(a, b) for a, b in zip(planes, prev)):
+        # where each plane differs from the previous frame's: one comparison pass, which the windows then slice
+        changed = None if self._prev is None else [a != b for a, b in zip(planes, self._prev)]
+        if changed is not None and not any(m.any() for m in changed):
             # every window equals the previous frame's, whose windows all hold outputs this rule accepted; the kept
             # copy of the previous frame already holds these planes
             return self._done(Decision(frozenset(), count), None)
         compute_set = set()
         for i, regions in enumerate(self._regions):
             if self.mode == "exact":  # a reused window's input equals its reference's, so the previous frame's will do
-                same = prev is not None and all(np.array_equal(p[r, c], q[r, c])
-                                                for p, q, (r, c) in zip(planes, prev, regions))
+                same = changed is not None and not any(m[r, c].any() for m, (r, c) in zip(changed, regions))
             else:
                 ref = self._refs[i]
                 same = ref is not None and near_enough([p[r, c] for p, (r, c) in zip(planes, regions)], ref,
