@@ -37,6 +37,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
+from .metadata import demuxer_in
+
 __all__ = ["GAP_FORMATS", "Promise", "ReadStats", "TRUNCATION_DURATION_FRAMES", "TRUNCATION_FRAMES",
            "TRUNCATION_SECONDS", "avi_truncated", "cut_transport_packet", "judge_truncation", "parse_tag_duration",
            "stream_promise", "timestamp_gaps"]
@@ -104,11 +106,11 @@ def stream_promise(stream, container) -> Promise | None:
     seconds = parse_tag_duration(tags.get("DURATION"))
     if seconds:
         return Promise(seconds=seconds, source="DURATION tag")
-    formats = set(container.format.name.split(","))
-    if "mpegts" in formats:
+    demuxer = container.format.name
+    if demuxer_in(demuxer, ("mpegts",)):
         cut = cut_transport_packet(getattr(container, "name", None) or "")
         return Promise(source="transport packet size", cut_packet=cut) if cut else None
-    if not formats & set(HEADER_DURATION_FORMATS):
+    if not demuxer_in(demuxer, HEADER_DURATION_FORMATS):
         return None
     if stream.duration and stream.time_base:
         return Promise(seconds=stream.duration * Fraction(stream.time_base), source="stream duration")

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
+from .metadata import demuxer_in
+
 __all__ = ["BACK_TOLERANCE", "DISCONT_FORMATS", "Jump", "StreamMender", "THRESHOLD", "find_jumps",
            "has_discontinuities", "jump_notice", "jumped", "tolerances"]
 
@@ -42,7 +44,7 @@ times (the packet index), its frames' times (the reader) and each copied stream'
 
 def has_discontinuities(format_name: str) -> bool:
     """Whether the container (FFmpeg demuxer name, any of a comma list) may restart its timestamps."""
-    return bool(set(format_name.split(",")) & set(DISCONT_FORMATS))
+    return demuxer_in(format_name, DISCONT_FORMATS)
 
 
 def tolerances(time_base: Fraction) -> tuple[int, int]:

@@ -14,10 +14,17 @@ from fractions import Fraction
 
 __all__ = [
     "FIELD_ORDERS",
+    "demuxer_in",
     "HdrMetadata",
     "display_matrix_from_bytes",
     "rotation_from_matrix",
 ]
+
+
+def demuxer_in(format_name: str, names) -> bool:
+    """Whether the FFmpeg demuxer ``format_name`` — a comma list for demuxers with several names
+    (``"mov,mp4,m4a,3gp,3g2,mj2"``) — is one of ``names``."""
+    return not set(format_name.split(",")).isdisjoint(names)
 
 FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 """AVFieldOrder codes → names (``tt``: top field first, coded and displayed; ``tb``/``bt``: mixed)."""

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..errors import InputError
 from .discont import Jump, find_jumps, has_discontinuities, tolerances
+from .metadata import demuxer_in
 from .probe import Demux, pick_video_stream
 
 __all__ = ["DECODE_ORDER_FORMATS", "NOPTS", "PacketIndex", "clear_cache", "decode_order_timestamps",
@@ -52,7 +53,7 @@ each frame shows: AVI stores one chunk per frame and no presentation time, so wi
 
 def decode_order_timestamps(format_name: str) -> bool:
     """Whether the container (FFmpeg demuxer name, any of a comma list) times packets in decode order."""
-    return bool(set(format_name.split(",")) & set(DECODE_ORDER_FORMATS))
+    return demuxer_in(format_name, DECODE_ORDER_FORMATS)
 
 
 @dataclass(frozen=True, eq=False)

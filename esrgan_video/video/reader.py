@@ -46,6 +46,7 @@ from .trim import selected_frames
 from .metadata import (
     FIELD_ORDERS,
     HdrMetadata,
+    demuxer_in,
     display_matrix_from_bytes,
     rotation_from_matrix,
 )
@@ -333,7 +334,7 @@ class InputVideo:
         reached_end = False
         checked = seek is None
         clock = _DecodeOrderClock() if decode_order_timestamps(info.container) else None
-        shown: list[int] | None = [] if set(info.container.split(",")) & set(GAP_FORMATS) else None
+        shown: list[int] | None = [] if demuxer_in(info.container, GAP_FORMATS) else None
         mend = has_discontinuities(info.container)  # MPEG-TS/PS: a clock that restarts is mended (video.discont)
         back, threshold = tolerances(info.time_base)  # a frame a little before the last is damage, not a join
         raw_prev: int | None = None  # the previous frame's timestamp as the file has it
@@ -614,7 +615,7 @@ def _undecodable(path: Path, container, short: bool, read: int, otherwise: str) 
     read a packet short), that no video packet could be read at all (``read`` = 0), else ``otherwise``."""
     size = path.stat().st_size
     cut = avi_truncated(path)
-    packet = cut_transport_packet(path) if "mpegts" in container.format.name.split(",") else None
+    packet = cut_transport_packet(path) if demuxer_in(container.format.name, ("mpegts",)) else None
     if cut is not None:
         why = f"{cut[0]} of the {cut[1]} bytes its header declares"
     elif packet:
