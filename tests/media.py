@@ -473,3 +473,14 @@ def segments_and_one_pass(src: Path, seconds: Fraction, folder: Path, ext: str =
     finally:
         torch.set_num_threads(threads)
     return join_segments(src, parts, folder / f"joined.{ext}").output, single, len(segs)
+
+
+def read_frames(path: str | os.PathLike, **frames_kw):
+    """Every frame ``open_input(path).frames(**frames_kw)`` gives, the run's stats and the notices it said."""
+    from esrgan_video.video.reader import open_input
+
+    said: list[str] = []
+    with open_input(path, notice=said.append) as inp:
+        run = inp.frames(**frames_kw)
+        frames = list(run)
+    return frames, run.stats, said

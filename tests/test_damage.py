@@ -35,12 +35,7 @@ def damaged(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def read(path: Path):
-    said: list[str] = []
-    with open_input(path, notice=said.append) as inp:
-        run = inp.frames()
-        frames = list(run)
-    return frames, run.stats, said
+read = media.read_frames
 
 
 def test_truncated_faststart_mp4(damaged):

@@ -39,12 +39,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     return {"one": one, "joined": joined, "ahead": ahead}
 
 
-def read(path, **kw):
-    said: list[str] = []
-    with open_input(path, notice=said.append) as inp:
-        run = inp.frames(**kw)
-        frames = list(run)
-    return frames, run.stats, said
+read = media.read_frames
 
 
 def packets(path: Path, kind: str) -> list[tuple[int, int]]:
