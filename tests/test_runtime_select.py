@@ -201,3 +201,22 @@ def test_the_backend_lifecycle_opens_once_checks_batches_and_reopens_after_close
     b.close()
     assert events[-1] == "release"
     assert b.infer(x).shape == (1, 3, 8, 8) and events[-2:] == ["open", "infer"]
+
+
+def test_device_spellings_the_options_accept_reach_the_backends_as_devices():
+    """Every spelling CommonOptions accepts (a GPU number, case, spaces, auto) is a device to the backends too: a
+    one-line BackendError where the backend cannot run there, never torch's 'Invalid device string'."""
+    from esrgan_video.runtime.base import CommonOptions, cuda_device
+    from esrgan_video.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    m = RRDBNet(RRDBParams(nb=1, nf=8, gc=4, scale=2))
+    assert OnnxRuntimeBackend(m, CommonOptions(device=" CPU", tile_shape=(8, 8))).info.device == torch.device("cpu")
+    assert OnnxRuntimeBackend(m, CommonOptions(device="auto", tile_shape=(8, 8))).info.device == torch.device("cpu")
+    with pytest.raises(BackendError, match="runs on the CPU, got device cuda:1"):
+        OnnxRuntimeBackend(m, CommonOptions(device="1", tile_shape=(8, 8)))
+    with pytest.raises(BackendError, match="needs a CUDA device, got cpu"):
+        cuda_device(" Cpu", "tensorrt")
+    if not torch.cuda.is_available():
+        for spelling in ("1", "Cuda:0", "auto", "cuda"):
+            with pytest.raises(BackendError, match="torch.cuda.is_available"):
+                cuda_device(spelling, "tensorrt")

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 
 from esrgan_video.errors import BackendError
-from esrgan_video.runtime.devices import device_kind
+from esrgan_video.runtime.devices import device_kind, parse_device
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 """Precision names accepted everywhere (CLI, API, presets) and their torch dtypes."""
@@ -158,7 +158,11 @@ class CommonOptions:
 
 
 def cuda_device(device: str | torch.device | None, backend: str) -> torch.device:
-    """The CUDA device an engine backend (TensorRT, torch-tensorrt) runs on; BackendError for anything else."""
+    """The CUDA device an engine backend (TensorRT, torch-tensorrt) runs on; BackendError for anything else.
+    ``"cuda"`` (or None, ``"auto"``) is the current CUDA device; other spellings as ``devices.parse_device`` reads
+    them (``"1"``, ``" CUDA:1"``)."""
+    if isinstance(device, str) and device.strip().lower() != "cuda":
+        device = parse_device(device)
     dev = torch.device(device or "cuda")
     if dev.type != "cuda":
         raise BackendError(f"the {backend} backend needs a CUDA device, got {dev}; use --backend torch for the CPU")

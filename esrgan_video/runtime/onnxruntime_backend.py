@@ -33,6 +33,7 @@ from torch import nn
 from esrgan_video.errors import BackendError
 from esrgan_video.models.descriptor import describe
 from esrgan_video.runtime.base import Backend, CommonOptions
+from esrgan_video.runtime.devices import parse_device
 from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
 
 TRACE_SIDE = 16
@@ -135,7 +136,7 @@ class OnnxRuntimeBackend(Backend):
     Options = OnnxRuntimeOptions
 
     def _setup(self, model: nn.Module, common: CommonOptions, options: OnnxRuntimeOptions) -> None:
-        dev = torch.device("cpu" if common.device is None else common.device)
+        dev = torch.device(parse_device(common.device) or "cpu")
         if dev.type != "cpu":
             raise BackendError(f"onnxruntime backend runs on the CPU, got device {dev} (use --backend tensorrt or torch)")
         precision = common.precision or "fp32"
