@@ -136,8 +136,8 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
             probe.add_stream(codec, rate=25)
     except ValueError as e:
         if "does not support" not in str(e):
-            return muxer  # not a container question (e.g. an unknown encoder): the writer reports it
-        ext = container_suggestion([av.Codec(codec, "w").canonical_name]) if _is_encoder(codec) else None
+            return muxer  # not a container question: the writer reports it
+        ext = container_suggestion([av.Codec(codec, "w").canonical_name])  # a known encoder: encoder_pix_fmts said
         hint = f"; use {ext} instead" if ext else ""
         raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}") from e
     if not _encoder_opens(muxer, codec) and any(_encoder_opens(m, codec) for m in ("matroska", "nut")):
@@ -145,14 +145,6 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
         hint = f"; use {ext or '.mkv'} instead"
         raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}")
     return muxer
-
-
-def _is_encoder(codec: str) -> bool:
-    try:
-        av.Codec(codec, "w")
-    except (ValueError, av.FFmpegError):
-        return False
-    return True
 
 
 class DtsRepair:
