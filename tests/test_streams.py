@@ -191,6 +191,23 @@ def test_segment_join_copies_streams_as_a_single_pass_does(tmp_path, tracks):
         assert sum(1 for _ in c.decode(video=0)) == 10
 
 
+def test_a_segmented_files_stream_notes_reach_the_batch_log(tmp_path, tiny_model):
+    """A file batch cuts into segments copies its other streams only in the join: what the copier says there
+    (text subtitles converted to mov_text for .mp4) reaches the batch log as a whole file's notes do."""
+    from esrgan_video.batch import run_batch
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media.make_clip(lib / "long.mkv", frames=12, options={"x264-params": "keyint=4:min-keyint=4:scenecut=0"},
+                    subtitles=[media.SubtitleTrack("subrip", language="eng")])
+    logs: list[str] = []
+    s = run_batch([lib], tmp_path / "out", model=str(tiny_model), ext="mp4", threads=1, segment_seconds=0.16,
+                  log=logs.append)
+    (row,) = s.rows
+    assert row.status == "done" and row.segments == 3, row
+    assert [m for m in logs if "converted to mov_text" in m and m.startswith("notice ")], logs
+
+
 def test_streams_keep_naming_a_stream_the_input_lacks_is_refused(tmp_path, tracks, tiny_model, capfd):
     """``--streams-keep 1,9`` on a file of five streams: a one-line error naming the index (exit 2), nothing written,
     instead of a run that silently copies less than asked."""

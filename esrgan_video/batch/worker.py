@@ -131,13 +131,13 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
     Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
     if task.kind == "join":
         from ..video.segment_join import join_segments
-
         from ..video.stream_copy import stream_selection
 
         enc = settings.options.encode
+        notices = []  # the copier's notes (streams converted or left out): the segments copied no streams
         res = join_segments(task.src, task.parts, task.dst, copy_streams=enc.copy_streams,
-                            selection=stream_selection(enc), overwrite=task.overwrite)
-        frames, lost, damage, notices = res.frames, 0, None, []
+                            selection=stream_selection(enc), overwrite=task.overwrite, notice=notices.append)
+        frames, lost, damage = res.frames, 0, None
     elif task.kind in ("whole", "segment"):
         from ..pipeline import upscale_video
 
