@@ -318,6 +318,29 @@ def test_smoke_report_files(smoke):
     assert report.write_markdown(out).read_text() == md
 
 
+def test_layer_cost_grows_the_changed_blocks_by_one_pixel_per_layer():
+    from benchmarks.reuse_bench import dilate, layer_cost
+    from esrgan_video.frames.reuse import NearRule
+
+    one = np.zeros((9, 9), bool)
+    one[4, 4] = True
+    assert dilate(one, 2).sum() == 25 and dilate(one, 2)[2:7, 2:7].all()
+    rng = np.random.default_rng(0)
+    still = [rng.integers(0, 256, (64, 96), dtype=np.uint8), rng.integers(0, 256, (32, 48), dtype=np.uint8),
+             rng.integers(0, 256, (32, 48), dtype=np.uint8)]
+    assert layer_cost([still] * 4, block=16, layers=4, rule=NearRule()) == 1 / 4
+    moved = [p.copy() for p in still]
+    moved[0][20:24, 40:44] ^= 0x80  # block (1, 2): rows 16..32, cols 32..48
+    cost = layer_cost([still, moved, moved], block=16, layers=4, rule=NearRule())
+    # layer k recomputes the 16×16 block grown by k: (16 + 2k)² for k = 1..4, averaged over the 4 layers; the third
+    # frame equals the reference the second left, so it runs nothing
+    per_layer = sum((16 + 2 * k) ** 2 for k in range(1, 5)) / 4 / (64 * 96)
+    assert cost == pytest.approx((1 + per_layer) / 3)
+    # cheaper than recomputing the region grown twice by the receptive field, dearer than the block alone
+    from benchmarks.reuse_bench import region_cost
+    assert (1 + 16 * 16 / (64 * 96)) / 3 < cost < region_cost([still, moved, moved], block=16, pad=4, rule=NearRule())
+
+
 def test_region_cost_counts_only_the_changed_region_grown_by_the_receptive_field():
     from benchmarks.reuse_bench import region_cost
     from esrgan_video.frames.reuse import NearRule
