@@ -44,6 +44,7 @@ from benchmarks.common import planes_psnr
 from esrgan_video.testing import decoded_planes
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SECTIONS = ("calibrate", "speed", "tiles", "regions", "cost")
 
 
 def decoded(path: Path) -> list[list[np.ndarray]]:
@@ -182,30 +183,37 @@ def dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def layer_cost(frames: list[list[np.ndarray]], *, block: int, layers: int, rule) -> float:
-    """Pixels a *layer-wise* incremental ``near`` would run, as a fraction of running every frame whole (pure):
-    it keeps every layer's features of the previous frame and recomputes layer k only where its value can have
-    changed — the blocks not near their reference (each block's reference is the input it last ran with), grown by
-    k pixels — so an output pixel pays for its receptive field once, not once per tile or region. No per-call
-    overhead is counted: an upper bound, tighter to reality than nothing, looser than :func:`region_cost`'s."""
+def dirty_blocks(frames: list[list[np.ndarray]], block: int, rule) -> list[np.ndarray]:
+    """Per frame, the ``block``×``block`` blocks not near their reference by ``rule`` (the first frame: all), each
+    block's reference being the input it last ran with — the decisions a block-level ``near`` makes (pure)."""
     h, w = frames[0][0].shape[:2]
+    out = [np.ones((-(-h // block), -(-w // block)), bool)]
     ref = [p.copy() for p in frames[0]]
-    cost = 1.0
     for cur in frames[1:]:
         ch = changed_blocks(cur, ref, block, rule)
-        if not ch.any():
-            continue
-        mask = np.kron(ch, np.ones((block, block), bool))[:h, :w]
-        grown = mask
-        for _ in range(layers):
-            grown = dilate(grown, 1)
-            cost += grown.mean() / layers
         for by, bx in zip(*np.nonzero(ch)):
             y0, x0 = by * block, bx * block
             ref[0][y0:y0 + block, x0:x0 + block] = cur[0][y0:y0 + block, x0:x0 + block]
             for k in (1, 2):
                 ref[k][y0 // 2:(y0 + block) // 2, x0 // 2:(x0 + block) // 2] = \
                     cur[k][y0 // 2:(y0 + block) // 2, x0 // 2:(x0 + block) // 2]
+        out.append(ch)
+    return out
+
+
+def layer_cost(frames: list[list[np.ndarray]], *, block: int, layers: int, rule) -> float:
+    """Pixels a *layer-wise* incremental ``near`` would run, as a fraction of running every frame whole (pure):
+    it keeps every layer's features of the previous frame and recomputes layer k only where its value can have
+    changed — the blocks :func:`dirty_blocks` finds, grown by k pixels — so an output pixel pays for its receptive
+    field once, not once per tile or region. No per-call overhead is counted: an upper bound (measured against
+    real time by ``benchmarks/incremental_bench.py``)."""
+    h, w = frames[0][0].shape[:2]
+    cost = 1.0
+    for ch in dirty_blocks(frames, block, rule)[1:]:
+        grown = np.kron(ch, np.ones((block, block), bool))[:h, :w]
+        for _ in range(layers if ch.any() else 0):
+            grown = dilate(grown, 1)
+            cost += grown.mean() / layers
     return cost / len(frames)
 
 
@@ -326,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan_video.samples import sample_clip
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="calibrate,speed,tiles,regions,cost")
+    ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--model", default="realesr-animevideov3")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", default="160x120", help="size of the on-twos clips (WxH)")
@@ -368,9 +376,15 @@ def main(argv: list[str] | None = None) -> int:
                 n, *size, *bsize, args.model)
     out["load_average_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.exists():
+    if args.out.exists():  # a partial run replaces only its sections, each stamped with its own date and load
         prev = json.loads(args.out.read_text())
-        prev.update(out)
+        for key in [k for k in out if k in SECTIONS or k == "speed_note"]:
+            prev[key] = out[key]
+            if key in SECTIONS:
+                prev[f"{key}_date"] = out["date"]
+                prev[f"{key}_load_average"] = [out["load_average_start"], out["load_average_end"]]
+        if sections >= set(SECTIONS):
+            prev.update(out)
         out = prev
     args.out.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.out}")

@@ -355,3 +355,43 @@ def test_region_cost_counts_only_the_changed_region_grown_by_the_receptive_field
     # block rows 16..32, cols 32..48, grown by 4 (outputs that see it) and 4 more (their input): 32×32 of 64×96; the
     # third frame equals the reference the second one left (per pixel), so it runs nothing
     assert cost == (1 + 32 * 32 / (64 * 96)) / 3
+
+
+@pytest.mark.parametrize("grain", ["block", "pixel"])
+def test_incremental_compact_equals_the_whole_frame_model_where_only_some_blocks_changed(grain):
+    import torch
+
+    from benchmarks.incremental_bench import IncrementalCompact, rectangles
+    from esrgan_video.arch.srvgg import SRVGGNetCompact
+
+    torch.manual_seed(0)
+    net = SRVGGNetCompact(num_conv=4, nf=8, scale=2).eval()
+    mask = np.array([[1, 1, 0, 1], [1, 1, 0, 0], [0, 1, 1, 1]], bool)
+    rects = rectangles(mask)
+    cover = np.zeros_like(mask, int)
+    for y0, y1, x0, x1 in rects:
+        cover[y0:y1, x0:x1] += 1
+    assert (cover == mask).all()  # the rectangles tile the mask exactly, without overlap
+    a = torch.rand(1, 3, 40, 52)  # not a multiple of the block: edge blocks are partial
+    inc = IncrementalCompact(net, 40, 52, block=8, grain=grain)
+    with torch.no_grad():
+        assert torch.allclose(inc.step(a, np.ones((5, 7), bool)), net(a), atol=1e-6)
+        b = a.clone()
+        b[..., 17:20, 33:36] = torch.rand(3, 3, 3)  # inside block (2, 4)
+        dirty = np.zeros((5, 7), bool)
+        dirty[2, 4] = True
+        before = inc.computed
+        out = inc.step(b, dirty)
+        assert torch.allclose(out, net(b), atol=1e-6)
+        # it recomputed far less than the whole frame: 5 layers of the 8×8 block grown by k (or by whole blocks)
+        assert inc.computed - before < (5 * 40 * 52) * (0.7 if grain == "block" else 0.4)
+        # a block wrongly left out of `dirty` is not recomputed: the output differs from the model's there
+        c = b.clone()
+        c[..., 1:4, 1:4] = 1 - c[..., 1:4, 1:4]
+        inc.step(c, dirty)
+        fresh = IncrementalCompact(net, 40, 52, block=8, grain=grain)
+        fresh.step(c, np.ones((5, 7), bool))
+        assert (inc.features[-1] - fresh.features[-1]).abs().max() > 1e-4  # the equal ones: ~1e-7
+        # and the features of a correct step are the whole-frame model's, not just its clamped output
+        inc.step(c, np.ones((5, 7), bool))
+        assert torch.allclose(inc.features[-1], fresh.features[-1], atol=1e-6)
