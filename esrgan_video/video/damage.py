@@ -23,7 +23,11 @@ Frames the decoder flagged corrupt, packets it refused and packets that gave no 
 without a word, so there the frames' timestamps are checked too: in a constant-frame-rate stream a gap of *k* frame
 steps is *k* − 1 frames missing (:func:`timestamp_gaps`, which judges nothing when the steps are not all whole
 multiples of one step — variable frame rate, soft telecine, mixed cadences; a step beyond the discontinuity threshold
-of ``video.discont``, 10 s, is a restarted clock, not lost frames, and the reader has mended it before).
+of ``video.discont``, 10 s, is a restarted clock, not lost frames, and the reader has mended it before). A raw
+H.264/HEVC elementary stream (:data:`RAW_STREAM_FORMATS`) has neither a container index nor timestamps, and its
+parser merges or drops damaged NAL units unseen: there the pictures its bytes hold are counted independently
+(:func:`raw_stream_pictures`, ``video.nal_count``: start codes, first slices, gaps in H.264's picture order
+counts), and the frames lost are those pictures less the frames decoded, when that is more than the reader counted.
 :meth:`ReadStats.report` is the one line a user sees, e.g.
 ``in.mkv ends early: 10 of 25 frames decoded (the file is truncated)``.
 """
@@ -38,10 +42,11 @@ from pathlib import Path
 from typing import Sequence
 
 from .metadata import demuxer_in
+from .nal_count import count_pictures_in_file
 
-__all__ = ["GAP_FORMATS", "Promise", "ReadStats", "TRUNCATION_DURATION_FRAMES", "TRUNCATION_FRAMES",
-           "TRUNCATION_SECONDS", "avi_truncated", "cut_transport_packet", "judge_truncation", "parse_tag_duration",
-           "stream_promise", "timestamp_gaps"]
+__all__ = ["GAP_FORMATS", "Promise", "RAW_STREAM_FORMATS", "ReadStats", "TRUNCATION_DURATION_FRAMES",
+           "TRUNCATION_FRAMES", "TRUNCATION_SECONDS", "avi_truncated", "cut_transport_packet", "judge_truncation",
+           "parse_tag_duration", "raw_stream_pictures", "stream_promise", "timestamp_gaps"]
 
 TRUNCATION_FRAMES = 1
 """With an exact frame count: a read that ends more than this many frames short is a truncation."""
@@ -63,6 +68,10 @@ GAP_TOLERANCE = Fraction(1, 20)
 """How far (in frame steps) a step may be from a whole number of frame steps and still count as one."""
 GAP_REGULAR_SHARE = Fraction(3, 4)
 """The share of steps that must be one frame step for the stream to count as constant frame rate."""
+RAW_STREAM_FORMATS = ("h264", "hevc")
+"""Raw elementary-stream demuxers (FFmpeg's names, the codecs' too: ``.h264``/``.264``, ``.h265``/``.hevc``): no
+frame count, no duration, no timestamps; lost frames are counted from the pictures in the bytes
+(:func:`raw_stream_pictures`)."""
 TS_PACKET_SIZES = (188, 192, 204)
 """MPEG-TS packet sizes: plain, M2TS/Blu-ray (a 4-byte timestamp first), DVB with 16 Reed-Solomon bytes."""
 
@@ -196,6 +205,20 @@ def _ts_layout(head: bytes) -> tuple[int, int] | None:
     return None
 
 
+def raw_stream_pictures(path: str | os.PathLike, demuxer: str) -> int | None:
+    """The pictures the raw H.264/HEVC elementary stream ``path`` holds, counted from its bytes in one streaming
+    pass (``video.nal_count``: the primary coded pictures whose first slice is there, plus those H.264's picture
+    order counts show missing between them); None for any other demuxer (:data:`RAW_STREAM_FORMATS`) or a file that
+    cannot be read."""
+    codec = next((name for name in demuxer.split(",") if name in RAW_STREAM_FORMATS), None)
+    if codec is None:
+        return None
+    try:
+        return count_pictures_in_file(path, codec).expected
+    except OSError:
+        return None
+
+
 def avi_truncated(path: str | os.PathLike) -> tuple[int, int] | None:
     """(bytes present, bytes the header declares) when ``path`` is an AVI file shorter than its first ``RIFF``
     chunk says (a cut file); None otherwise."""
@@ -260,8 +283,9 @@ class ReadStats:
     without decoding them; they count)."""
     lost_frames: int = 0
     """Frames lost to corrupt data: flagged corrupt by the decoder (dropped), packets it refused,
-    (progressive video, no seek) packets that gave no frame, and (:data:`GAP_FORMATS`) frames missing from the
-    timestamps."""
+    (progressive video, no seek) packets that gave no frame, (:data:`GAP_FORMATS`) frames missing from the
+    timestamps, and (:data:`RAW_STREAM_FORMATS`) the pictures the stream's bytes hold less the frames decoded,
+    when that is more."""
     gap_frames: int = 0
     """Of :attr:`lost_frames`, those only the timestamps show (the demuxer dropped their packets)."""
     seeked: bool = False

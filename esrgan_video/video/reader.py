@@ -37,7 +37,7 @@ from ..frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transf
 from ..errors import InputError
 from ..frames.pixel_formats import pixel_format, plane_layouts
 from .damage import (GAP_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet, judge_truncation,
-                     stream_promise, timestamp_gaps)
+                     raw_stream_pictures, stream_promise, timestamp_gaps)
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
 from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
 from .planes import copy_planes
@@ -456,6 +456,10 @@ class InputVideo:
                 if cut_tail and corrupt + errors == 1:  # the frame the file ends inside is the truncation too
                     corrupt, errors, first_loss = 0, 0, None
                 lost = corrupt + errors + gap_frames
+            else:  # raw H.264/HEVC: no index, no timestamps; the pictures its bytes hold tell (video.damage)
+                pictures = raw_stream_pictures(self.path, info.container)
+                lost = lost if pictures is None else max(lost, pictures - index)
+                expected = expected if pictures is None else pictures
         stats = ReadStats(
             path=self.path, frames=yielded, decoded=index, lost_frames=lost, seeked=seek is not None,
             reached_end=reached_end, truncated=truncated, expected=expected,
