@@ -26,7 +26,7 @@ multiples of one step — variable frame rate, soft telecine, mixed cadences; a 
 of ``video.discont``, 10 s, is a restarted clock, not lost frames, and the reader has mended it before). A raw
 H.264/HEVC elementary stream (:data:`RAW_STREAM_FORMATS`) has neither a container index nor timestamps, and its
 parser merges or drops damaged NAL units unseen: there the pictures its bytes hold are counted independently
-(:func:`raw_stream_pictures`, ``video.nal_count``: start codes, first slices, gaps in H.264's picture order
+(:func:`raw_stream_pictures`, ``video.nal_count``: start codes, first slices, gaps in the picture order
 counts), and the frames lost are those pictures less the frames decoded, when that is more than the reader counted.
 :meth:`ReadStats.report` is the one line a user sees, e.g.
 ``in.mkv ends early: 10 of 25 frames decoded (the file is truncated)``.
@@ -207,7 +207,7 @@ def _ts_layout(head: bytes) -> tuple[int, int] | None:
 
 def raw_stream_pictures(path: str | os.PathLike, demuxer: str) -> int | None:
     """The pictures the raw H.264/HEVC elementary stream ``path`` holds, counted from its bytes in one streaming
-    pass (``video.nal_count``: the primary coded pictures whose first slice is there, plus those H.264's picture
+    pass (``video.nal_count``: the primary coded pictures whose first slice is there, plus those the picture
     order counts show missing between them); None for any other demuxer (:data:`RAW_STREAM_FORMATS`) or a file that
     cannot be read."""
     codec = next((name for name in demuxer.split(",") if name in RAW_STREAM_FORMATS), None)

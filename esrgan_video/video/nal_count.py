@@ -11,9 +11,18 @@ every primary coded picture says so in its first bits:
   the slice header is read on to ``field_pic_flag``: the two fields of a frame (opposite parity, the same
   ``frame_num``, one right after the other) are one picture, as the decoder gives one frame for them.
 - HEVC: VCL NAL units (types 0–9 and 16–21; the reserved ones are discarded by decoders) of the base layer
-  (``nuh_layer_id`` 0) with ``first_slice_segment_in_pic_flag`` set — the first bit after the two-byte header.
-  RASL pictures (types 8, 9) that belong to a CRA starting the stream (or following an end of sequence) or to a
-  BLA are not counted: the decoder must drop them (they refer to pictures before the stream's start).
+  (``nuh_layer_id`` 0) with ``first_slice_segment_in_pic_flag`` set — the first bit after the two-byte header —
+  and ``pic_output_flag`` not 0. RASL pictures (types 8, 9) that belong to a CRA starting the stream (or following
+  an end of sequence) or to a BLA are not counted: the decoder must drop them (they refer to pictures before the
+  stream's start). After pictures that come before any IRAP picture (the stream's start is gone), the first CRA's
+  RASL pictures count: they belong to the stream, and are lost.
+
+Damage that wipes out whole pictures, start codes and all, leaves no first slice to count; it leaves gaps in the
+picture order counts (POC) of the pictures around it, which the slice headers carry (H.264 POC types 0 and 2 in
+frame streams; HEVC), so those are read too: :attr:`PictureCount.missing` (:func:`numbering_gaps`, judged only on
+an even numbering, as ``damage.timestamp_gaps`` judges timestamps), plus, in H.264, an IDR picture gone where
+``frame_num`` starts again without one. Pictures lost after the last one left in presentation order of an IDR
+period leave no gap: there the count stays a lower bound.
 
 :class:`PictureCounter` takes the bytes chunk by chunk (a start code, or the header after it, may be split across
 chunks), so a file is counted in one streaming pass: :func:`count_pictures_in_file`.
@@ -35,7 +44,8 @@ START_CODE = b"\x00\x00\x01"
 HEAD = 32
 """Bytes of a NAL unit looked at (after its start code): a slice header up to ``field_pic_flag`` fits easily."""
 PARAMETER_SET_HEAD = 1024
-"""Bytes of an H.264 sequence parameter set looked at (scaling lists make it longer than a slice header)."""
+"""Bytes of a sequence parameter set looked at (H.264's scaling lists, HEVC's profile_tier_level make it longer
+than a slice header)."""
 CHUNK = 1 << 20
 
 _H264_SPS, _H264_PPS = 7, 8
@@ -43,6 +53,9 @@ _HEVC_RASL = (8, 9)
 _HEVC_BLA = (16, 17, 18)
 _HEVC_CRA = 21
 _HEVC_EOS = 36
+_HEVC_SPS, _HEVC_PPS = 33, 34
+_HEVC_IDR = (19, 20)
+_HEVC_RADL = (6, 7)
 _HEVC_VCL = frozenset(range(0, 10)) | frozenset(range(16, 22))
 
 
@@ -141,14 +154,61 @@ def _parse_h264_sps(rbsp: bytes) -> tuple[int, _Sps]:
 
 
 @dataclass(frozen=True)
+class _HevcSps:
+    separate_colour_plane: bool
+    log2_max_poc_lsb: int
+
+
+@dataclass(frozen=True)
+class _HevcPps:
+    sps_id: int
+    output_flag_present: bool
+    extra_slice_header_bits: int
+
+
+def _parse_hevc_sps(rbsp: bytes) -> tuple[int, _HevcSps]:
+    """(sps_seq_parameter_set_id, what a slice header needs) from an HEVC SPS NAL unit (2-byte header included)."""
+    r = _Bits(rbsp, 16)
+    r.u(4)  # sps_video_parameter_set_id
+    sub_layers = r.u(3)  # sps_max_sub_layers_minus1
+    r.u(1)  # sps_temporal_id_nesting_flag
+    r.u(96)  # general profile (88 bits) and level_idc
+    present = [(r.u(1), r.u(1)) for _ in range(sub_layers)]
+    if sub_layers:
+        r.u(2 * (8 - sub_layers))  # reserved_zero_2bits
+    for profile, level in present:
+        r.u(88 * profile + 8 * level)
+    sps_id = r.ue()
+    chroma_format = r.ue()
+    separate = bool(r.u(1)) if chroma_format == 3 else False
+    r.ue()  # pic_width_in_luma_samples
+    r.ue()  # pic_height_in_luma_samples
+    if r.u(1):  # conformance_window_flag
+        for _ in range(4):
+            r.ue()
+    r.ue()  # bit_depth_luma_minus8
+    r.ue()  # bit_depth_chroma_minus8
+    return sps_id, _HevcSps(separate, r.ue() + 4)
+
+
+def _parse_hevc_pps(rbsp: bytes) -> tuple[int, _HevcPps]:
+    r = _Bits(rbsp, 16)
+    pps_id = r.ue()
+    sps_id = r.ue()
+    r.u(1)  # dependent_slice_segments_enabled_flag
+    output = bool(r.u(1))
+    return pps_id, _HevcPps(sps_id, output, r.u(3))
+
+
+@dataclass(frozen=True)
 class PictureCount:
     """What the bytes of a raw stream say about its pictures."""
 
     pictures: int
     """Primary coded pictures whose first slice is there (its NAL header and first bits readable)."""
     missing: int = 0
-    """Pictures the numbering shows missing between them (H.264: gaps in the picture order counts, see
-    :func:`numbering_gaps`, and IDR pictures gone, seen from ``frame_num`` starting again without one): damage
+    """Pictures the numbering shows missing between them (gaps in the picture order counts, see
+    :func:`numbering_gaps`; H.264: and IDR pictures gone, seen from ``frame_num`` starting again without one): damage
     that wiped out whole pictures, start codes and all, leaves these. Pictures lost at the end of an IDR period
     (after the last one there in presentation order) leave no gap: the count stays a lower bound there."""
 
@@ -166,9 +226,11 @@ REGULAR_SHARE = (3, 4)
 
 def numbering_gaps(periods: Iterable[Sequence[int]]) -> int:
     """Pictures missing from the picture order counts (POC) of ``periods`` — each the POCs of the frames from one
-    IDR picture to the next, in any order (pure).
+    IDR picture to the next (HEVC: from one IRAP picture that starts the numbering again — IDR, BLA, a CRA first in
+    the stream — to the next), in any order (pure).
 
-    Within a period every frame has its own POC, and encoders number frames evenly (x264: 0, 2, 4, …), so a step of
+    Within a period every frame has its own POC, and encoders number frames evenly (x264: 0, 2, 4, …; x265: 0, 1,
+    2, …), so a step of
     *k* steps is *k* − 1 frames missing. As for timestamps (``damage.timestamp_gaps``), only a regular numbering is
     judged: at least :data:`MIN_STEPS` steps, at least :data:`REGULAR_SHARE` of them the most common one, and every
     step a whole number of it; anything else is 0 (no false alarm). A period where a POC repeats is left out (its
@@ -203,8 +265,9 @@ class PictureCounter:
         self._sps: dict[int, _Sps] = {}
         self._pps: dict[int, int] = {}  # pic_parameter_set_id -> seq_parameter_set_id
         self._field: tuple[int, int] | None = None  # H.264: an unpaired field (bottom, frame_num) just counted
-        self._periods: list[list[int]] = []  # H.264: the frames' POCs, one list per IDR period
-        self._poc: list[int] | None = None  # the period now open (None: before the first IDR, or no POC)
+        self._poc: list[int] | None = []  # the period now open (None: a picture without a number was met);
+        # before the first IDR/IRAP picture, one that numbers from the stream's start (whose first picture is gone)
+        self._periods: list[list[int]] = [self._poc]  # the frames' POCs, one list per IDR (HEVC: IRAP) period
         self._poc_seen: set[int] = set()  # the same, as a set
         self._ref_num: int | None = None  # H.264: frame_num of the last reference picture of the open period
         self._lost_idr = 0  # H.264: IDR pictures gone, seen from frame_num starting again without one
@@ -212,6 +275,10 @@ class PictureCounter:
         self._prev_num = (0, 0)  # H.264 POC type 2: (frame_num, FrameNumOffset) of the previous picture
         self._skip_rasl = True  # HEVC: RASL pictures now belong to a CRA that starts the stream, or to a BLA
         self._sequence_start = True  # HEVC: no IRAP picture yet since the start (or since an end of sequence)
+        self._hevc_sps: dict[int, _HevcSps] = {}
+        self._hevc_pps: dict[int, _HevcPps] = {}
+        self._prev_tid0: int | None = None  # HEVC: POC of the last TemporalId-0 picture (8.3.1's prevTid0Pic)
+        self._leading = 0  # HEVC: pictures before the first IRAP picture (the stream's start is gone)
 
     def feed(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else bytes(data)
@@ -233,7 +300,7 @@ class PictureCounter:
             start = j + 3
             if start >= len(buf) and not final:
                 return j
-            want = PARAMETER_SET_HEAD if self._is_h264_sps(buf, start) else HEAD
+            want = PARAMETER_SET_HEAD if self._is_sps(buf, start) else HEAD
             if start + want > len(buf) and not final:
                 # the head runs on into the next chunk, unless the next start code already ends this NAL unit
                 nxt = buf.find(START_CODE, start)
@@ -243,8 +310,10 @@ class PictureCounter:
             self._nal(buf[start:start + want])
             pos = start
 
-    def _is_h264_sps(self, buf: bytes, start: int) -> bool:
-        return self.codec == "h264" and start < len(buf) and buf[start] & 0x1F == _H264_SPS
+    def _is_sps(self, buf: bytes, start: int) -> bool:
+        if start >= len(buf):
+            return False
+        return buf[start] & 0x1F == _H264_SPS if self.codec == "h264" else buf[start] >> 1 == _HEVC_SPS
 
     def _nal(self, head: bytes) -> None:
         if not head or head[0] & 0x80:  # empty, or forbidden_zero_bit set: not a NAL unit (damage)
@@ -358,19 +427,82 @@ class PictureCounter:
             return
         kind = head[0] >> 1
         layer = ((head[0] & 1) << 5) | (head[1] >> 3)
-        if head[1] & 7 == 0 or layer:  # nuh_temporal_id_plus1 0 is forbidden; other layers are not decoded
+        tid = (head[1] & 7) - 1
+        if tid < 0 or layer:  # nuh_temporal_id_plus1 0 is forbidden; other layers are not decoded
             return
         if kind == _HEVC_EOS:
             self._skip_rasl = self._sequence_start = True
+            self._leading = 0
+            return
+        if kind == _HEVC_SPS:
+            sps_id, sps = _parse_hevc_sps(_rbsp(head))
+            self._hevc_sps[sps_id] = sps
+            return
+        if kind == _HEVC_PPS:
+            pps_id, pps = _parse_hevc_pps(_rbsp(head))
+            self._hevc_pps[pps_id] = pps
             return
         if kind not in _HEVC_VCL or len(head) < 3 or not head[2] & 0x80:
             return  # not a picture's first slice segment
-        if kind >= 16:  # IRAP: IDR and a CRA in mid-stream decode their RASL pictures; BLA and a first CRA do not
-            self._skip_rasl = kind in _HEVC_BLA or (kind == _HEVC_CRA and self._sequence_start)
+        restart = False
+        if kind >= 16:
+            # IRAP: IDR and a CRA in mid-stream decode their RASL pictures; BLA and a CRA that starts the stream do
+            # not. A first CRA after pictures that are no IRAP (the stream's start is gone) goes on numbering them,
+            # and its RASL pictures, which the decoder drops as it drops those, count (they are lost).
+            first_cra = kind == _HEVC_CRA and self._sequence_start and not self._leading
+            restart = kind in _HEVC_BLA or kind in _HEVC_IDR or first_cra
+            self._skip_rasl = kind in _HEVC_BLA or first_cra
             self._sequence_start = False
         elif kind in _HEVC_RASL and self._skip_rasl:
             return
+        output, lsb, sps = True, None, None
+        try:
+            r = _Bits(_rbsp(head), 17)
+            if kind >= 16:
+                r.u(1)  # no_output_of_prior_pics_flag
+            pps = self._hevc_pps.get(r.ue())
+            sps = self._hevc_sps.get(pps.sps_id) if pps is not None else None
+            if sps is not None:
+                r.u(pps.extra_slice_header_bits)  # slice_reserved_flag
+                r.ue()  # slice_type
+                if pps.output_flag_present:
+                    output = bool(r.u(1))  # pic_output_flag
+                if sps.separate_colour_plane:
+                    r.u(2)
+                lsb = 0 if kind in _HEVC_IDR else r.u(sps.log2_max_poc_lsb)
+        except (IndexError, ValueError):
+            sps = None  # unreadable: it counts as a picture, with no number
+        if not output:
+            return  # pic_output_flag 0: decoded but never shown
         self.pictures += 1
+        self._leading += self._sequence_start
+        if restart:
+            self._poc, self._poc_seen = ([], set()) if sps is not None else (None, set())
+            if self._poc is not None:
+                self._periods.append(self._poc)
+            self._prev_tid0 = None
+        if sps is None or lsb is None:
+            self._poc = None  # a picture without a number: this period is not judged
+            return
+        max_lsb = 1 << sps.log2_max_poc_lsb
+        if restart or self._prev_tid0 is None:
+            msb = 0
+        else:
+            prev_lsb = self._prev_tid0 % max_lsb
+            prev_msb = self._prev_tid0 - prev_lsb
+            if lsb < prev_lsb and prev_lsb - lsb >= max_lsb // 2:
+                msb = prev_msb + max_lsb
+            elif lsb > prev_lsb and lsb - prev_lsb > max_lsb // 2:
+                msb = prev_msb - max_lsb
+            else:
+                msb = prev_msb
+        poc = msb + lsb
+        sub_layer_non_reference = kind < 16 and kind % 2 == 0
+        if tid == 0 and kind not in _HEVC_RASL and kind not in _HEVC_RADL and not sub_layer_non_reference:
+            self._prev_tid0 = poc
+        if self._poc is not None:
+            self._poc.append(poc)
+            self._poc_seen.add(poc)
 
 
 def count_pictures(chunks: Iterable[bytes], codec: str) -> PictureCount:
