@@ -253,3 +253,23 @@ def test_a_raw_stream_cut_inside_a_nal_unit(raw, tmp_path, codec):
     assert there == len([a for a, _ in pictures if a < n])
     assert stats.lost_frames == there - len(frames) == 1 and stats.expected == there
     assert len(said) == 1 and said[0].startswith(f"cut.{codec}: 1 frame(s) could not be decoded and were skipped")
+
+
+def test_hevc_from_a_cra_in_mid_stream_is_not_damage_but_from_mid_gop_it_is(raw, tmp_path):
+    """A raw HEVC stream cut at a CRA (its parameter sets repeated before it): the RASL pictures after it refer to
+    pictures before the cut, and every decoder drops them — not damage. Cut between two pictures of a GOP
+    instead: the pictures before the next IRAP cannot be decoded, and they are counted."""
+    if "hevc" not in raw:
+        pytest.skip("libx265 is not in this PyAV build")
+    data = raw["hevc"].read_bytes()
+    vps = data.find(b"\0\0\1\x40\x01", 10)  # the second VPS: x265 repeats the headers before each keyframe
+    assert vps > 0
+    (tmp_path / "cra.hevc").write_bytes(data[vps:])
+    frames, stats, said = media.read_frames(tmp_path / "cra.hevc")
+    assert 0 < len(frames) < FRAMES and not stats.damaged and said == [] and stats.expected == len(frames)
+    first, _ = _picture_nals(data, "hevc")[1]  # the picture after the IDR
+    (tmp_path / "mid.hevc").write_bytes(data[first:])
+    frames, stats, said = media.read_frames(tmp_path / "mid.hevc")
+    there = count_pictures_in_file(tmp_path / "mid.hevc", "hevc").pictures
+    assert there == FRAMES - 1 and stats.lost_frames == there - len(frames) > 0
+    assert said == [f"mid.hevc: {there - len(frames)} frame(s) could not be decoded and were skipped"]

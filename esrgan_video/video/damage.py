@@ -27,7 +27,8 @@ of ``video.discont``, 10 s, is a restarted clock, not lost frames, and the reade
 H.264/HEVC elementary stream (:data:`RAW_STREAM_FORMATS`) has neither a container index nor timestamps, and its
 parser merges or drops damaged NAL units unseen: there the pictures its bytes hold are counted independently
 (:func:`raw_stream_pictures`, ``video.nal_count``: start codes, first slices, gaps in the picture order
-counts), and the frames lost are those pictures less the frames decoded, when that is more than the reader counted.
+counts), and the frames lost are those pictures less the frames decoded (the packet counts above merge, split or
+miss pictures there; they stand only if the bytes show fewer pictures than decoded).
 :meth:`ReadStats.report` is the one line a user sees, e.g.
 ``in.mkv ends early: 10 of 25 frames decoded (the file is truncated)``.
 """
@@ -284,8 +285,8 @@ class ReadStats:
     lost_frames: int = 0
     """Frames lost to corrupt data: flagged corrupt by the decoder (dropped), packets it refused,
     (progressive video, no seek) packets that gave no frame, (:data:`GAP_FORMATS`) frames missing from the
-    timestamps, and (:data:`RAW_STREAM_FORMATS`) the pictures the stream's bytes hold less the frames decoded,
-    when that is more."""
+    timestamps; (:data:`RAW_STREAM_FORMATS`) instead, the pictures the stream's bytes hold less the frames
+    decoded."""
     gap_frames: int = 0
     """Of :attr:`lost_frames`, those only the timestamps show (the demuxer dropped their packets)."""
     seeked: bool = False

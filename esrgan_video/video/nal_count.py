@@ -450,7 +450,8 @@ class PictureCounter:
             # not. A first CRA after pictures that are no IRAP (the stream's start is gone) goes on numbering them,
             # and its RASL pictures, which the decoder drops as it drops those, count (they are lost).
             first_cra = kind == _HEVC_CRA and self._sequence_start and not self._leading
-            restart = kind in _HEVC_BLA or kind in _HEVC_IDR or first_cra
+            restart = kind in _HEVC_BLA or kind in _HEVC_IDR or first_cra or (
+                self._sequence_start and self._poc is None)  # the pictures before it had no number: start anew
             self._skip_rasl = kind in _HEVC_BLA or first_cra
             self._sequence_start = False
         elif kind in _HEVC_RASL and self._skip_rasl:

@@ -458,7 +458,7 @@ class InputVideo:
                 lost = corrupt + errors + gap_frames
             else:  # raw H.264/HEVC: no index, no timestamps; the pictures its bytes hold tell (video.damage)
                 pictures = raw_stream_pictures(self.path, info.container)
-                lost = lost if pictures is None else max(lost, pictures - index)
+                lost = lost if pictures is None or pictures < index else pictures - index
                 expected = expected if pictures is None else pictures
         stats = ReadStats(
             path=self.path, frames=yielded, decoded=index, lost_frames=lost, seeked=seek is not None,
