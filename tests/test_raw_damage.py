@@ -273,3 +273,14 @@ def test_hevc_from_a_cra_in_mid_stream_is_not_damage_but_from_mid_gop_it_is(raw,
     there = count_pictures_in_file(tmp_path / "mid.hevc", "hevc").pictures
     assert there == FRAMES - 1 and stats.lost_frames == there - len(frames) > 0
     assert said == [f"mid.hevc: {there - len(frames)} frame(s) could not be decoded and were skipped"]
+
+
+def test_cli_raw_h264_with_noise_and_a_start_says_it_once(raw, tmp_path, near_identity_file, capfd):
+    """``--start`` on a raw stream decodes it once for the frame times (it has no timestamps), then reads the
+    frames: the damage is told once, by the run."""
+    bad = _noise(raw["h264"], tmp_path / "bad.h264", at=0.6, seed=2)
+    p = run_cli(capfd, bad, tmp_path / "out.mkv", "--model", near_identity_file(1), "--device", "cpu",
+                "--start", "0.5")
+    assert p.returncode == 9, p.stderr
+    notes = [x for x in p.stderr.splitlines() if "bad.h264" in x and "frame(s)" in x]
+    assert notes == ["esrgan-video: bad.h264: 3 frame(s) could not be decoded and were skipped"]

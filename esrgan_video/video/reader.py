@@ -229,11 +229,13 @@ class InputVideo:
 
     def frame_times(self) -> list[Fraction]:
         """The media time of every video frame in presentation order, from the packet index (no decoding);
-        by decoding when some packet has no timestamp."""
+        by decoding when some packet has no timestamp (raw H.264/HEVC): that pass says nothing about damage, the
+        run that reads the frames does."""
         if self._frame_times is None:
             times = self.packet_index().media_times()
             if not times:
-                times = sorted(self.media_time(f.pts, f.time_base) for f in self.frames())
+                run = self.frames(notice=lambda line: None)
+                times = sorted(self.media_time(f.pts, f.time_base) for f in run)
             self._frame_times = times
         return self._frame_times
 
