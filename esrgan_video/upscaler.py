@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import tiling
-from .errors import InputError
+from .errors import InputError, ModelError
 from .models.descriptor import describe
 from .options import DEFAULT_MODEL, ModelOptions, RuntimeOptions
 from .runtime.base import Backend, BackendInfo
@@ -48,6 +48,42 @@ def default_tile(height: int, width: int, device: torch.device) -> int:
         if total_gib >= min_gib:
             return 0 if height * width <= whole_max else (tile or 512)
     return 256
+
+
+RUNNABLE_CHANNELS = (1, 3, 4)
+"""Model input/output channel counts the Upscaler runs RGB frames through (:func:`model_on_rgb`)."""
+LUMA_709 = (0.2126, 0.7152, 0.0722)
+
+
+def check_channels(descriptor, source: str) -> None:
+    """ModelError unless the model takes and gives 1, 3 or 4 channels (what :func:`model_on_rgb` adapts)."""
+    cin, cout = descriptor.in_channels, descriptor.out_channels
+    if cin not in RUNNABLE_CHANNELS or cout not in RUNNABLE_CHANNELS:
+        raise ModelError(f"{source}: a model with {cin} input and {cout} output channels cannot upscale video frames "
+                         f"(RGB, with 1-channel grey and 4-channel RGBA models adapted): expected 1, 3 or 4 of each")
+
+
+def model_on_rgb(model: Callable[[torch.Tensor], torch.Tensor], rgb: torch.Tensor, cin: int, cout: int
+                 ) -> torch.Tensor:
+    """N×3×h×w RGB through a model of ``cin`` → ``cout`` channels, as N×3×H×W RGB.
+
+    3 in: as it is. 4 in (RGBA): the frames with an opaque alpha channel (the transform upscales a real alpha plane
+    beside the colour). 1 in, 1 out (a grey model): each of R, G and B upscaled as a grey image (three calls of
+    the batch shape the backend was built for), so colour is kept. 1 in, 3 or 4 out: the BT.709 luma in. Out:
+    the first three channels (4 out: RGB of RGBA), a single channel as grey RGB.
+    """
+    if cin == 3:
+        y = model(rgb)
+    elif cin == 4:
+        y = model(torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1))
+    elif cout == 1:
+        y = torch.cat([model(rgb[:, c:c + 1].contiguous()) for c in range(3)], dim=1)
+    else:
+        w = torch.tensor(LUMA_709, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+        y = model((rgb * w).sum(dim=1, keepdim=True))
+    if y.shape[1] == 1:
+        return y.expand(-1, 3, -1, -1)
+    return y[:, :3] if y.shape[1] > 3 else y
 
 
 _MODEL_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelOptions)) - {"model"}
@@ -96,6 +132,8 @@ class Upscaler:
                                     offline=model_opts.offline, **extra)
         self.descriptor = describe(self.model)
         """What the network is (architecture, scale, channels, size multiple, default tile pad, FLOPs)."""
+        check_channels(self.descriptor, str(model_opts.model if not isinstance(model_opts.model, torch.nn.Module)
+                                            else type(model_opts.model).__name__))
         self.scale = self.descriptor.scale
         on_gpu = self.device.type == "cuda"
         self.runtime = dataclasses.replace(
@@ -195,12 +233,12 @@ class Upscaler:
 
         Runs on the caller's current CUDA stream (the frame transform picks it). Reuse (one frame): ``only`` = the
         tiles of :meth:`plan` to compute, ``base`` = the output that supplies the others (see
-        :func:`esrgan_video.tiling.run_tiled`).
+        :func:`esrgan_video.tiling.run_tiled`). A 1- or 4-channel model is run on the RGB as :func:`model_on_rgb`
+        says.
         """
-        if rgb.ndim != 4 or rgb.shape[1] != self.descriptor.in_channels:
-            raise InputError(
-                f"expected N×{self.descriptor.in_channels}×H×W frames, got shape {tuple(rgb.shape)}"
-            )
+        if rgb.ndim != 4 or rgb.shape[1] != 3:
+            raise InputError(f"expected N×3×H×W frames, got shape {tuple(rgb.shape)}")
+        cin, cout = self.descriptor.in_channels, self.descriptor.out_channels
         plan = self.plan(rgb.shape[-2], rgb.shape[-1])
         batch = self.batch_for(plan)
         backend = self.backend_for(plan.tile_shape, batch)  # the same call prepare() makes
@@ -212,7 +250,7 @@ class Upscaler:
             n = tiles.shape[0]
             if fixed is not None and n < fixed[0]:
                 tiles = torch.cat([tiles, tiles[-1:].expand(fixed[0] - n, -1, -1, -1)])
-            out = backend(tiles.to(dtype), stream)
+            out = model_on_rgb(lambda x: backend(x, stream), tiles.to(dtype), cin, cout)
             return out[:n]
 
         with torch.inference_mode():
