@@ -217,6 +217,13 @@ def _reuse_given(options: UpscaleOptions | None, flat: dict) -> bool:
     return "reuse" in flat or options is not None
 
 
+def _transform_one(transform: FrameTransform, planes, *, seq: int, reset: bool):
+    """One frame through the transform: (output planes, its reuse Decision or None)."""
+    got = []
+    out = transform(planes, seq=seq, reset=reset, decided=got.append)
+    return out, got[0] if got else None
+
+
 def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, end, progress, t0,
             resets: frozenset[int] = frozenset()):
     """Decode, transform and encode concurrently; returns the frames written and the reader's statistics
@@ -236,6 +243,7 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
         return frame
 
     written = 0
+    frames_reused = tiles_reused = 0  # of the frames written (the transform's stats count the frames decided)
     seq = 0
     last = None  # the last frame written: the writer takes strictly increasing timestamps only
     pending: deque[tuple[object, Future]] = deque()
@@ -252,7 +260,7 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
                     if frame is None:
                         decoding = None
                     else:
-                        pending.append((frame, infer.submit(transform, frame.planes, seq=seq,
+                        pending.append((frame, infer.submit(_transform_one, transform, frame.planes, seq=seq,
                                                             reset=frame.pts in resets)))
                         seq += 1
                         decoding = decoder.submit(decode_one)
@@ -261,7 +269,10 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
             if last is not None and frame.pts <= last.pts:
                 raise InputError(_backwards(inp, last, frame))
             last = frame
-            planes = fut.result()  # a transform error is raised here
+            planes, decision = fut.result()  # a transform error is raised here
+            if decision is not None:
+                frames_reused += decision.whole_frame_reused
+                tiles_reused += decision.count - len(decision.compute)
             te = time.perf_counter()
             out.write(planes, frame.pts)
             clock.add("encode", time.perf_counter() - te)
@@ -270,9 +281,8 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
                 elapsed = time.perf_counter() - t0
                 fps = written / elapsed if elapsed > 0 else 0.0
                 eta = (total - written) / fps if total and fps > 0 else None
-                stats = transform.reuse_stats
-                progress(Progress(frame=written, total=total, fps=fps, eta=eta, frames_reused=stats.frames_reused,
-                                  tiles_reused=stats.tiles_reused))
+                progress(Progress(frame=written, total=total, fps=fps, eta=eta, frames_reused=frames_reused,
+                                  tiles_reused=tiles_reused))
     finally:
         transform.abort()  # frames waiting for a turn behind an abandoned one give up
         for _, fut in pending:

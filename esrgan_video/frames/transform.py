@@ -44,7 +44,7 @@ from . import color as colormod
 from .color import ColorSpec
 from .pixel_formats import PixelFormat
 from .reuse import MODES as REUSE_MODES
-from .reuse import NearRule, ReuseStats, ReuseTracker
+from .reuse import Decision, NearRule, ReuseStats, ReuseTracker
 from .sizing import resize_rgb
 
 if TYPE_CHECKING:  # the Upscaler imports this module for its own upscale(); only a type here
@@ -277,7 +277,8 @@ class FrameTransform:
         return colormod.rgb_to_planes(y, self.dst.pixel_format, self.dst.color, alpha=alpha, batched=batched)
 
     # one frame -------------------------------------------------------------------------------
-    def __call__(self, planes: Sequence[Plane], *, seq: int | None = None, reset: bool = False) -> list:
+    def __call__(self, planes: Sequence[Plane], *, seq: int | None = None, reset: bool = False,
+                 decided: Callable[[Decision], None] | None = None) -> list:
         """Input planes → output planes.
 
         Tensors on the transform's device give tensors there, ready on the caller's current stream; anything else
@@ -287,14 +288,17 @@ class FrameTransform:
         With reuse on, single host frames go through the model stage one at a time in order of ``seq`` (0, 1, 2, …
         for one transform; the streaming core numbers its frames so; None: order of arrival), and ``reset`` drops
         the references before this frame (seeks, cut points). The arrays returned for a frame reused whole are the
-        previous frame's (treat output planes as read-only).
+        previous frame's (treat output planes as read-only). ``decided`` receives this frame's reuse
+        :class:`~esrgan_video.frames.reuse.Decision` (not called when the frame does not go through reuse), so a
+        caller can count what reuse did for the frames it has, not for the frames decided so far (``reuse_stats``).
         """
         if len(planes) != self.src.planes:
             raise ValueError(f"expected {self.src.planes} planes, got {len(planes)}")
         on_device = all(isinstance(p, torch.Tensor) and p.device == self.device for p in planes)
         batched = planes[0].ndim > self._frame_ndim
         if self.reuse != "off" and not batched and not on_device:
-            return self._call_reusing([p.numpy() if isinstance(p, torch.Tensor) else p for p in planes], seq, reset)
+            return self._call_reusing([p.numpy() if isinstance(p, torch.Tensor) else p for p in planes], seq, reset,
+                                      decided)
         caller = torch.cuda.current_stream(self.device) if self.cuda else None
         _, _, out = self._run(planes, caller=caller, on_device=on_device, batched=batched)
         return out
@@ -325,7 +329,8 @@ class FrameTransform:
             self._clock("convert", convert)
             self._clock("infer", infer)
 
-    def _call_reusing(self, planes: list[np.ndarray], seq: int | None, reset: bool) -> list[np.ndarray]:
+    def _call_reusing(self, planes: list[np.ndarray], seq: int | None, reset: bool,
+                      decided: Callable[[Decision], None] | None = None) -> list[np.ndarray]:
         """One host frame through the reuse chain: decide in order, copy what is unchanged, compute the rest."""
         up = self.upscaler
         height, width = planes[0].shape[:2]
@@ -346,6 +351,8 @@ class FrameTransform:
                 )
                 prev, link = self._last, _Link()
                 self._last = link
+                if decided is not None:
+                    decided(decision)
             finally:
                 self._next_seq = seq + 1
                 self._turn.notify_all()
