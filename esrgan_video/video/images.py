@@ -29,7 +29,7 @@ _ENCODERS = {
     ".jpg": ("mjpeg", "yuvj444p", None, None, None),
     ".jpeg": ("mjpeg", "yuvj444p", None, None, None),
     ".webp": ("libwebp", "yuv420p", "yuva420p", None, None),
-    ".bmp": ("bmp", "rgb24", "bgra", None, None),
+    ".bmp": ("bmp", "bgr24", "bgra", None, None),  # FFmpeg's BMP encoder takes bgr24, not rgb24
 }
 
 IMAGE_EXTENSIONS: tuple[str, ...] = tuple(sorted(_ENCODERS))
