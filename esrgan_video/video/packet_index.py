@@ -19,7 +19,8 @@ asks for seconds, so they are rounded once; media time counts from the container
 The reader (``InputVideo.frames(start=…)``, ``resolve_range``), the keyframe scan (``video.keyframes``: batch's
 segment plan, ``--reuse near``'s reset points) and the segment join's fallback (``video.segment_join``: each
 segment's PTS, where its one-read clock guessed wrong) all read this one index; it is cached per file (path,
-size, modification time and stream; the last 8), so a run — and every segment a worker process renders of the same source — demuxes the file once.
+size, modification time and stream; the last 8), so a run — and every segment a worker process renders of the
+same source — demuxes the file once.
 """
 
 from __future__ import annotations
