@@ -195,3 +195,34 @@ def test_spandrel_made_checkpoints_run_through_the_cli(tmp_path, small_clip, nam
         s = c.streams.video[0]
         assert (s.width, s.height) == (20 * scale, 14 * scale)
         assert sum(1 for _ in c.decode(video=0)) == 4
+
+
+# MPEG-TS: a start at the last keyframe (a batch's last segment) ----------------------------------------------------
+def test_near_segments_of_an_mpeg_ts_file_equal_one_pass_and_its_last_segment_has_its_frames(tmp_path):
+    """FFmpeg's MPEG-TS seek to a file's last keyframe gives no frame at all; the reader took that for an empty
+    range, so ``--start`` there wrote 0 frames (exit 0) and a batch's last segment of a .ts failed the file. On
+    threes with a keyframe every 10 frames at 2 fps, so the segment starts fall inside runs of repeats."""
+    from benchmarks.clips import held_clip
+    from esrgan_video.batch.segments import plan_segments
+    from esrgan_video.video.keyframes import scan_keyframes
+
+    carphone = sample_clip("carphone_pristine.mp4", progress=False)
+    src = held_clip(tmp_path / "threes.ts", [(carphone, 0, 30)], size=(32, 24), repeat=3, codec="libx264",
+                    rate=Fraction(2), gop=10)
+    index = scan_keyframes(src)
+    segments = plan_segments(index, seconds=10)
+    assert len(segments) == 5 and segments[-1].frame_count == 10
+    with Upscaler(near_identity_model(4), device="cpu") as up:
+        one = upscale_video(src, tmp_path / "one.mkv", upscaler=up, codec="ffv1", reuse="near")
+        assert one.frames == 90 and one.reuse.resets == 4
+        parts = []
+        for seg in segments:
+            start, end = seg.bounds_seconds(index.time_base, index.start_time)
+            dst = tmp_path / f"seg{seg.number}.mkv"
+            r = upscale_video(src, dst, upscaler=up, codec="ffv1", reuse="near", start=start, end=end,
+                              copy_streams=False, shift_timestamps=False)
+            assert r.frames == seg.frame_count
+            parts += frames_of(dst)
+    whole = frames_of(tmp_path / "one.mkv")
+    assert len(parts) == len(whole) == 90
+    assert all(np.array_equal(x, y) for fa, fb in zip(whole, parts) for x, y in zip(fa, fb))

@@ -429,6 +429,8 @@ class InputVideo:
                 yielded += 1
                 first_yielded = i if yielded == 1 else first_yielded
                 yield DecodedFrame(i, pts, info.time_base, copy_planes(frame, layouts), frame.format.name)
+            if not checked:  # the seek gave no frame at all (FFmpeg's MPEG-TS seek to the last keyframe reads
+                raise _SeekMiss  # to the end): decode from the start, as for a seek that lands late
         lost = 0
         gap_frames = 0
         truncated = False
