@@ -104,6 +104,9 @@ def test_exact_tiles_are_bit_identical_to_off_on_odd_deep_and_alpha_formats(tmp_
     want_frames, want_tiles = tiles_unchanged(frames_of(src), plan, size, alpha=alpha)
     st = exact.reuse
     assert (st.frames, st.tiles) == (8, 8 * plan.count)
+    # off ran every frame and tile, and says so (it said 0 frames, 0 tiles: the transform bypasses the tracker)
+    assert (off.reuse.frames, off.reuse.tiles, off.reuse.frames_reused, off.reuse.tiles_reused) == (
+        8, 8 * plan.count, 0, 0)
     assert (st.frames_reused, st.tiles_reused) == (want_frames, want_tiles) == (4, want_tiles)
     if not alpha:
         assert want_tiles > 4 * plan.count  # tiles of the changed frames were reused too

@@ -299,9 +299,23 @@ class FrameTransform:
         if self.reuse != "off" and not batched and not on_device:
             return self._call_reusing([p.numpy() if isinstance(p, torch.Tensor) else p for p in planes], seq, reset,
                                       decided)
+        self._count_computed(planes, batched)
         caller = torch.cuda.current_stream(self.device) if self.cuda else None
         _, _, out = self._run(planes, caller=caller, on_device=on_device, batched=batched)
         return out
+
+    def _count_computed(self, planes: Sequence[Plane], batched: bool) -> None:
+        """Frames that do not go through reuse (reuse off, batches, device planes) count in ``reuse_stats`` as seen
+        and computed, so ``reuse off`` reports the frames and tiles it ran, not 0 of 0."""
+        if self.upscaler is None:
+            return
+        lead = 1 if batched else 0
+        height, width = planes[0].shape[lead:lead + 2]
+        n = planes[0].shape[0] if batched else 1
+        count = self.upscaler.plan(height, width).count
+        with self._turn:
+            self._tracker.stats.frames += n
+            self._tracker.stats.tiles += n * count
 
     def _run(self, planes: Sequence[Plane], *, caller, on_device: bool, batched: bool, done: "_Link | None" = None,
              only: frozenset[int] | None = None) -> tuple[torch.Tensor, "torch.cuda.Stream | None", list]:
