@@ -229,3 +229,16 @@ def test_near_segments_of_an_mpeg_ts_file_equal_one_pass_and_its_last_segment_ha
     whole = frames_of(tmp_path / "one.mkv")
     assert len(parts) == len(whole) == 90
     assert all(np.array_equal(x, y) for fa, fb in zip(whole, parts) for x, y in zip(fa, fb))
+
+
+def test_vapoursynth_names_only_the_modes_it_takes():
+    """A bad reuse value in the VapourSynth filter lists exact and off (near is refused there), not all three."""
+    vs = pytest.importorskip("vapoursynth")
+    import vsesrgan
+
+    clip = vs.core.std.BlankClip(format=vs.RGBS, width=8, height=8, length=1)
+    model = near_identity_model(2, nf=4)
+    with pytest.raises(vs.Error, match=r"^vsesrgan\.upscale: reuse: expected 'exact' or 'off', got 'often'$"):
+        vsesrgan.upscale(clip, model=model, device="cpu", reuse="often")
+    with pytest.raises(vs.Error, match="reuse='near' is refused here"):
+        vsesrgan.upscale(clip, model=model, device="cpu", reuse="near")

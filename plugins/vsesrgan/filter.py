@@ -217,6 +217,11 @@ def upscale(
     if not isinstance(clip, vs.VideoNode):
         raise _error(f"clip: expected a vs.VideoNode, got {type(clip).__name__}")
     fmt = clip_format(clip)
+    if reuse == "near":
+        raise _error("reuse='near' is refused here: its output depends on the order frames are requested in, which "
+                     "VapourSynth does not fix; use reuse='exact' (bit-identical) or the CLI's --reuse near")
+    if reuse not in ("exact", "off"):  # RuntimeOptions' own message would offer 'near' too
+        raise _error(f"reuse: expected 'exact' or 'off', got {reuse!r}")
     try:
         size = SizeOptions(scale=scale)
         runtime = RuntimeOptions(tile=tile, tile_pad=tile_pad, backend=backend, precision=precision, device=device,
@@ -224,9 +229,6 @@ def upscale(
         model_opts = ModelOptions(model=model, blend=blend, denoise=denoise)
     except OptionError as e:
         raise _error(str(e.relabel(_OPTION_NAMES))) from e
-    if runtime.reuse == "near":
-        raise _error("reuse='near' is refused here: its output depends on the order frames are requested in, which "
-                     "VapourSynth does not fix; use reuse='exact' (bit-identical) or the CLI's --reuse near")
     try:
         # device=0 (the default: a GPU index, as in vs-mlrt) runs on the CPU of a machine without CUDA; an explicit
         # 'cuda' / 'cuda:N' there is refused
