@@ -4,6 +4,19 @@ Reading and writing the files is ``esrgan_video.video.images``' (PyAV, FFmpeg's 
 The upscale is the core's frame transform on one packed RGB(A) plane; an alpha channel is upscaled
 separately (through the model as a grey image) and kept.
 16-bit input stays 16-bit where the output format allows it (PNG, TIFF).
+
+A grey image (PNG grey or grey + alpha, 8 or 16 bits; grey JPEG; grey TIFF; a grey-palette BMP) goes through
+the model as R=G=B, as before, and comes out grey — one channel, the same depth, its alpha kept — where the output
+format has a grey colour type (PNG, TIFF; BMP without alpha: ``video.images.holds_grey``). The grey is the BT.709
+luma of the model's RGB (:data:`GREY_WEIGHTS`), taken from a 16-bit RGB result (8-bit input too: the model sees the
+same values) and rounded once, so it is within 1 code of the luma of the 8-bit RGB output (0.5 at 16 bits).
+R=G=B in does not give R=G=B out: on the whole of ``skimage.data.camera()`` the output's channels differ by 2.5
+8-bit codes on average, 22 at most with RealESRGAN_x4plus and 47 with realesr-animevideov3, so the weights matter a
+little: BT.601's luma (PIL's ``convert("L")``) differs from BT.709's by 2 codes at most there (x4plus; 5 with
+animevideov3), 0.05 (0.2) on average; the mean of the channels by up to 4 (16). BT.709 is the luma of the sRGB
+primaries the RGB output is in (libpng's and scikit-image's RGB → grey use it too).
+Formats that cannot hold grey get the model's RGB, as before: JPEG (FFmpeg's JPEG encoder takes no grey format, so
+a grey JPEG gives a colour one), WebP, BMP with alpha.
 """
 
 from __future__ import annotations
@@ -22,9 +35,13 @@ from .frames.pixel_formats import pixel_format
 from .frames.sizing import output_size, plan_size, resize_rgb
 from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
-from .video.images import check_extension, read_image, write_image
+from .video.images import check_extension, holds_grey, read_image, write_image
 
-__all__ = ["read_image", "upscale_image"]
+__all__ = ["GREY_WEIGHTS", "read_image", "upscale_image"]
+
+GREY_WEIGHTS = (0.2126, 0.7152, 0.0722)
+"""BT.709 luma weights (R, G, B): a grey still's grey output from the model's RGB (see the module's docstring)."""
+_GREY_INT = (2126, 7152, 722)  # GREY_WEIGHTS × 10 000, for an exact integer sum
 
 
 def upscale_image(
@@ -41,7 +58,8 @@ def upscale_image(
 
     ``options``: the model, runtime and size options (the encoding and trimming ones do not apply to stills);
     their fields may also be given as flat keywords, as for :func:`esrgan_video.upscale_video`. ``notice`` receives
-    one-line messages (e.g. a TensorRT build's progress)."""
+    one-line messages (e.g. a TensorRT build's progress). A grey image gives a grey one where ``dst``'s format
+    holds grey (module docstring)."""
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
     scale, size = opts.size.scale, opts.size.size
     src, dst = Path(src), Path(dst)
@@ -56,8 +74,14 @@ def upscale_image(
             raise OutputError(f"{dst}: the output is the input file; choose another name")
         if not overwrite:
             raise OutputError(f"{dst}: already exists; pass -y/--overwrite to replace it")
-    rgb, alpha, bits = read_image(src)
+    rgb, alpha, bits = read_image(src, keep_grey=True)
     check_extension(dst, alpha=alpha is not None)  # before the model runs
+    grey = rgb.ndim == 2 and holds_grey(dst, alpha=alpha is not None)
+    if rgb.ndim == 2:  # the model runs on RGB
+        if not grey and notice is not None:
+            notice(f"{dst}: this format has no grey{' with alpha' if alpha is not None else ''}; the grey image is "
+                   "written as RGB (.png and .tiff keep it grey)")
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
     own = upscaler is None
     up = upscaler or Upscaler(opts.model, opts.runtime)
     try:
@@ -71,10 +95,12 @@ def upscale_image(
             (out_w, out_h), resize = plan.size, plan.resize
         else:
             out_w, out_h = output_size(w, h, model_scale=up.scale, scale=scale, size=size)
-        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice)
+        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice, deep=grey)
     finally:
         if own:
             up.close()
+    if grey:
+        big, big_alpha = _to_grey(big, big_alpha, bits)
     write_image(dst, big, big_alpha, bits)
     return dst
 
@@ -90,10 +116,14 @@ def _video_only_options(opts: UpscaleOptions) -> list[str]:
 
 
 def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: tuple[int, int],
-             out_size: tuple[int, int], *, resize=resize_rgb, notice: Callable[[str], None] | None = None
-             ) -> tuple[np.ndarray, np.ndarray | None]:
+             out_size: tuple[int, int], *, resize=resize_rgb, notice: Callable[[str], None] | None = None,
+             deep: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """RGB (and alpha) through the frame transform as one packed full-range RGB(A) plane; alpha upscaled once,
-    beside the colour."""
+    beside the colour. ``deep``: a 16-bit result for 8-bit samples too (code × 257 in: the model sees the same
+    float32 values, c × 257 / 65535 being c / 255 rounded alike)."""
+    if deep and rgb.dtype == np.uint8:
+        rgb = rgb.astype(np.uint16) * 257
+        alpha = None if alpha is None else alpha.astype(np.uint16) * 257
     deep = rgb.dtype == np.uint16
     name = ("rgba64le" if deep else "rgba") if alpha is not None else ("rgb48le" if deep else "rgb24")
     fmt = pixel_format(name)
@@ -104,3 +134,20 @@ def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: t
     if alpha is None:
         return out, None
     return np.ascontiguousarray(out[..., :3]), np.ascontiguousarray(out[..., 3])
+
+
+def _to_grey(rgb: np.ndarray, alpha: np.ndarray | None, bits: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """16-bit RGB (and alpha) → grey of ``bits`` (8 or 16): the :data:`GREY_WEIGHTS` luma, rounded half up once, in
+    integers (exact; uint32 holds 65 535 × 10 000); alpha rounded to 8 bits as ``write_image`` rounds 16-bit samples."""
+    wr, wg, wb = _GREY_INT
+    y = rgb[..., 0].astype(np.uint32) * wr
+    y += rgb[..., 1].astype(np.uint32) * wg
+    y += rgb[..., 2].astype(np.uint32) * wb  # the luma × 10 000, in 16-bit codes
+    if bits > 8:
+        return ((y + 5000) // 10000).astype(np.uint16), alpha
+    # 8 bits: luma / 65 535 × 255 = y / (10 000 × 257), rounded half up
+    y += 5000 * 257
+    y //= 10000 * 257
+    if alpha is not None:
+        alpha = ((alpha.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return y.astype(np.uint8), alpha

@@ -90,3 +90,96 @@ def test_palette_transparency_is_kept_and_jpeg_gets_no_alpha(tmp_path):
     assert alpha is None and np.array_equal(got, want_rgb)
     got, alpha, _ = read_image(tmp_path / "c.jpg")
     assert alpha is None and got.shape == (12, 16, 3)
+
+
+def _png_header(path) -> tuple[int, int]:
+    """(bit depth, colour type) from a PNG's IHDR: colour type 0 grey, 2 RGB, 4 grey + alpha, 6 RGBA."""
+    data = open(path, "rb").read(26)
+    assert data[12:16] == b"IHDR"
+    return data[24], data[25]
+
+
+@pytest.mark.parametrize("ext,deep,with_alpha,pil_mode", [
+    (".png", False, False, "L"), (".png", True, False, "I;16"), (".png", False, True, "LA"), (".png", True, True, None),
+    (".tif", False, False, "L"), (".tiff", True, False, "I;16"), (".tif", False, True, "LA"), (".tif", True, True, None),
+    (".bmp", False, False, "L")])
+def test_grey_round_trips_as_grey(tmp_path, ext, deep, with_alpha, pil_mode):
+    """H×W samples are written as grey (PNG colour type 0/4, TIFF BlackIsZero, BMP's grey palette), at the depth
+    given, and read back sample for sample with keep_grey; without it they read as R=G=B. Another reader (PIL,
+    tifffile) sees a grey image too (PIL has no 16-bit grey + alpha: tifffile checks that TIFF)."""
+    from PIL import Image
+
+    rgb, alpha = _picture(deep=deep, seed=3)
+    grey, alpha = rgb[..., 0].copy(), (alpha if with_alpha else None)
+    dst = tmp_path / f"g{ext}"
+    write_image(dst, grey, alpha, 16 if deep else 8)
+    got, got_alpha, bits = read_image(dst, keep_grey=True)
+    assert bits == (16 if deep else 8) and got.dtype == grey.dtype
+    np.testing.assert_array_equal(got, grey)
+    np.testing.assert_array_equal(got_alpha, alpha)
+    as_rgb, _, _ = read_image(dst)
+    assert as_rgb.shape == grey.shape + (3,) and all(np.array_equal(as_rgb[..., i], grey) for i in range(3))
+    if ext == ".png":
+        assert _png_header(dst) == (16 if deep else 8, 4 if with_alpha else 0)
+    if pil_mode is not None:
+        with Image.open(dst) as im:
+            assert im.mode == pil_mode
+            np.testing.assert_array_equal(np.asarray(im.getchannel(0) if with_alpha else im), grey)
+    elif ext in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(dst) as t:
+            page = t.pages[0]
+            assert (page.photometric, page.samplesperpixel, page.bitspersample) == (1, 2, 16)  # BlackIsZero + alpha
+            np.testing.assert_array_equal(page.asarray(), np.stack([grey, alpha], axis=2))
+    assert [p.name for p in tmp_path.iterdir()] == [dst.name]
+
+
+@pytest.mark.parametrize("ext,with_alpha", [(".jpg", False), (".webp", False), (".webp", True), (".bmp", True)])
+def test_grey_is_written_as_rgb_where_the_format_has_no_grey(tmp_path, ext, with_alpha):
+    """JPEG (FFmpeg's JPEG encoder takes no grey format), WebP, and BMP with alpha: grey samples are written as
+    R=G=B, the same file as the RGB samples would give."""
+    from esrgan_video.video.images import holds_grey
+
+    rgb, alpha = _picture(seed=4)
+    grey, alpha = rgb[..., 0].copy(), (alpha if with_alpha else None)
+    assert not holds_grey(tmp_path / f"x{ext}", alpha=with_alpha)
+    write_image(tmp_path / f"g{ext}", grey, alpha, 8)
+    write_image(tmp_path / f"c{ext}", np.repeat(grey[..., None], 3, axis=2), alpha, 8)
+    assert (tmp_path / f"g{ext}").read_bytes() == (tmp_path / f"c{ext}").read_bytes()
+    got, got_alpha, _ = read_image(tmp_path / f"g{ext}", keep_grey=True)
+    assert got.shape == grey.shape + (3,) and (got_alpha is not None) == with_alpha
+
+
+def test_grey_inputs_from_another_writer_read_as_grey(tmp_path):
+    """keep_grey on files PIL writes: PNG L, I;16 and LA, grey JPEG, grey TIFF, and a grey BMP (an 8-bit palette
+    of greys, which FFmpeg decodes as pal8) give one channel, the samples PIL reads; RGB and colour-palette files
+    give RGB even when every pixel is grey in an RGB file (the colour type decides, not the content)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    g8 = rng.integers(0, 256, (12, 16), dtype=np.uint8)
+    g16 = rng.integers(0, 65536, (12, 16), dtype=np.uint16)
+    a8 = rng.integers(0, 256, (12, 16), dtype=np.uint8)
+    Image.fromarray(g8).save(tmp_path / "l.png")
+    Image.fromarray(g16).save(tmp_path / "i16.png")
+    Image.merge("LA", [Image.fromarray(g8), Image.fromarray(a8)]).save(tmp_path / "la.png")
+    Image.fromarray(g8).save(tmp_path / "l.jpg", quality=95)
+    Image.fromarray(g8).save(tmp_path / "l.tif")
+    Image.fromarray(g16).save(tmp_path / "i16.tif")
+    Image.fromarray(g8).save(tmp_path / "l.bmp")
+    Image.fromarray(np.repeat(g8[..., None], 3, axis=2)).save(tmp_path / "rgb_grey.png")
+    Image.fromarray(_picture(12, 16, seed=6)[0]).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p.png")
+    for name, want, want_alpha in [("l.png", g8, None), ("i16.png", g16, None), ("la.png", g8, a8),
+                                   ("l.tif", g8, None), ("i16.tif", g16, None), ("l.bmp", g8, None)]:
+        got, alpha, bits = read_image(tmp_path / name, keep_grey=True)
+        assert bits == (16 if want.dtype == np.uint16 else 8), name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+        np.testing.assert_array_equal(alpha, want_alpha, err_msg=name)
+    got, alpha, bits = read_image(tmp_path / "l.jpg", keep_grey=True)
+    with Image.open(tmp_path / "l.jpg") as im:
+        assert im.mode == "L" and alpha is None and bits == 8 and got.shape == (12, 16)
+        assert np.abs(got.astype(int) - np.asarray(im)).max() <= 1  # FFmpeg's IDCT is not libjpeg's
+    np.testing.assert_array_equal(np.repeat(got[..., None], 3, axis=2), read_image(tmp_path / "l.jpg")[0])
+    for name in ("rgb_grey.png", "p.png"):
+        assert read_image(tmp_path / name, keep_grey=True)[0].shape == (12, 16, 3), name

@@ -1,8 +1,10 @@
 """Still images in and out with PyAV (FFmpeg's image codecs), so there is no second imaging library.
 
-``read_image`` gives packed RGB (and alpha) samples, ``write_image`` encodes them into the format the
-extension names, through a temporary file beside the target that is renamed when complete. 16-bit input
-stays 16-bit where the output format allows it (PNG, TIFF); others get it rounded to 8 bits.
+``read_image`` gives packed RGB (and alpha) samples — or, with ``keep_grey``, one grey channel for a grey
+image — and ``write_image`` encodes them into the format the extension names, through a temporary file beside
+the target that is renamed when complete. 16-bit input stays 16-bit where the output format allows it (PNG,
+TIFF); others get it rounded to 8 bits. Grey samples stay grey where the format has a grey colour type
+(:func:`holds_grey`: PNG, TIFF, and BMP without alpha); elsewhere they are written as R=G=B.
 The upscaling itself is ``esrgan_video.stills``' (the core's frame transform).
 """
 
@@ -17,9 +19,11 @@ import numpy as np
 
 from ..errors import InputError, OutputError
 from ..frames.colorspace import Range
+from ..frames.pixel_formats import PlaneLayout
 from .partials import partial_path
+from .planes import frame_from_planes
 
-__all__ = ["IMAGE_EXTENSIONS", "check_extension", "read_image", "write_image"]
+__all__ = ["IMAGE_EXTENSIONS", "check_extension", "holds_grey", "read_image", "write_image"]
 
 # output extension → (codec, pix_fmt for 8-bit RGB, for 8-bit RGBA, for 16-bit RGB, for 16-bit RGBA)
 _ENCODERS = {
@@ -32,14 +36,27 @@ _ENCODERS = {
     ".bmp": ("bmp", "bgr24", "bgra", None, None),  # FFmpeg's BMP encoder takes bgr24, not rgb24
 }
 
+# output extension → (pix_fmt for 8-bit grey, for 8-bit grey + alpha, for 16-bit grey, for 16-bit grey + alpha);
+# None where the format has no such colour type. FFmpeg's JPEG encoder (mjpeg) takes no grey format and WebP has
+# none; BMP keeps 8-bit grey as an 8-bit image with a grey palette (what other tools read as grey), not with alpha.
+_GREY_ENCODERS = {
+    ".png": ("gray", "ya8", "gray16be", "ya16be"),
+    ".tif": ("gray", "ya8", "gray16le", "ya16le"),
+    ".tiff": ("gray", "ya8", "gray16le", "ya16le"),
+    ".bmp": ("gray", None, None, None),
+}
+
 IMAGE_EXTENSIONS: tuple[str, ...] = tuple(sorted(_ENCODERS))
 """The output extensions :func:`write_image` can encode (lower case, with the dot)."""
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, int]:
+def read_image(path: str | os.PathLike, *, keep_grey: bool = False) -> tuple[np.ndarray, np.ndarray | None, int]:
     """(RGB H×W×3, alpha H×W or None, bits) with samples as uint8 (bits 8) or uint16 (bits 16).
 
-    InputError naming the file when it is missing, empty or not an image FFmpeg decodes.
+    ``keep_grey``: a grey image gives its one channel, H×W, in place of RGB (otherwise R=G=B). Grey is a decoded
+    pixel format with one colour component (PNG grey / grey+alpha, grey JPEG, grey TIFF, 1-bit images), or a
+    palette whose pixels are all grey (a grey BMP, which FFmpeg decodes as a palette). InputError naming the file
+    when it is missing, empty or not an image FFmpeg decodes.
     """
     path = Path(path)
     if not path.is_file():
@@ -66,7 +83,19 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, 
     alpha = arr[..., 3] if arr.shape[-1] == 4 else None
     if alpha is not None and (palette or codec in ("mjpeg", "jpegls")) and alpha.min() == np.iinfo(alpha.dtype).max:
         alpha = None
+    if keep_grey and (_grey_format(fmt) or palette and _all_grey(rgb)):
+        return np.ascontiguousarray(rgb[..., 0]), alpha, 16 if deep else 8  # swscale copies grey codes 1:1
     return np.ascontiguousarray(rgb), alpha, 16 if deep else 8
+
+
+def _grey_format(fmt: av.VideoFormat) -> bool:
+    """Whether ``fmt`` holds one colour component (gray*, ya*, monob/monow), alpha aside."""
+    return (not fmt.is_rgb and not fmt.has_palette and not fmt.is_bayer
+            and sum(not c.is_alpha for c in fmt.components) == 1)
+
+
+def _all_grey(rgb: np.ndarray) -> bool:
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
 
 
 def check_extension(dst: str | os.PathLike, *, alpha: bool = False) -> None:
@@ -79,23 +108,39 @@ def check_extension(dst: str | os.PathLike, *, alpha: bool = False) -> None:
         raise OutputError(f"{dst}: this format cannot keep the alpha channel; use .png or .tiff")
 
 
-def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None, bits: int) -> None:
-    """Encode ``rgb`` (H×W×3 uint8/uint16) and ``alpha`` (H×W or None) into ``dst`` (format from its extension).
+def holds_grey(dst: str | os.PathLike, *, alpha: bool = False) -> bool:
+    """Whether :func:`write_image` writes grey samples (with an alpha channel when ``alpha``) into ``dst``'s format
+    as grey: PNG and TIFF (8 or 16 bits, with or without alpha), BMP (8 bits, without alpha). JPEG and WebP
+    cannot (FFmpeg's JPEG encoder takes no grey format), nor BMP with alpha: there grey is written as R=G=B."""
+    grey = _GREY_ENCODERS.get(Path(dst).suffix.lower())
+    return grey is not None and grey[1 if alpha else 0] is not None
 
-    ``bits`` 16 keeps 16 bits where the format can (PNG, TIFF). OutputError when the extension is unknown or
-    the format cannot keep an alpha channel. Written to a temporary file beside ``dst`` and renamed over it
-    when complete, so ``dst`` is never half written.
+
+def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None, bits: int) -> None:
+    """Encode ``rgb`` (H×W×3 uint8/uint16, or H×W grey) and ``alpha`` (H×W or None) into ``dst`` (format from its
+    extension).
+
+    ``bits`` 16 keeps 16 bits where the format can (PNG, TIFF). Grey samples are written as grey where the format
+    has a grey colour type (:func:`holds_grey`), else as R=G=B. OutputError when the extension is unknown or the
+    format cannot keep an alpha channel. Written to a temporary file beside ``dst`` and renamed over it when
+    complete, so ``dst`` is never half written.
     """
     dst = Path(dst)
     check_extension(dst, alpha=alpha is not None)
-    codec, fmt8, fmt8a, fmt16, fmt16a = _ENCODERS[dst.suffix.lower()]
+    ext = dst.suffix.lower()
+    codec, fmt8, fmt8a, fmt16, fmt16a = _ENCODERS[ext]
     deep = bits > 8 and fmt16 is not None
     if not deep and rgb.dtype == np.uint16:
         rgb = (rgb.astype(np.uint32) * 255 + 32767) // 65535
         rgb = rgb.astype(np.uint8)
         if alpha is not None:
             alpha = ((alpha.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    if alpha is not None:
+    grey = rgb.ndim == 2
+    if grey and not holds_grey(dst, alpha=alpha is not None):
+        rgb, grey = np.repeat(rgb[..., None], 3, axis=2), False
+    if grey:
+        frame, pix_fmt = _grey_frame(rgb, alpha, deep), _GREY_ENCODERS[ext][2 * deep + (alpha is not None)]
+    elif alpha is not None:
         data = np.concatenate([rgb, alpha[..., None]], axis=2)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(data), format="rgba64le" if deep else "rgba")
         pix_fmt = fmt16a if deep else fmt8a
@@ -122,6 +167,17 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _grey_frame(grey: np.ndarray, alpha: np.ndarray | None, deep: bool) -> av.VideoFrame:
+    """A gray/gray16le or ya8/ya16le frame holding the samples as they are (swscale's RGB → grey is not exact at
+    16 bits, and PyAV has no NumPy path for ya*); the encoders' big-endian formats are a byte swap away."""
+    h, w = grey.shape
+    dtype = np.dtype("<u2" if deep else "u1")
+    if alpha is None:
+        return frame_from_planes([grey], "gray16le" if deep else "gray", w, h, layouts=(PlaneLayout((h, w), dtype),))
+    ya = np.stack([grey, alpha], axis=2)
+    return frame_from_planes([ya], "ya16le" if deep else "ya8", w, h, layouts=(PlaneLayout((h, w, 2), dtype),))
 
 
 def _remove(tmp: Path) -> None:
