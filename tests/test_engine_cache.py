@@ -365,3 +365,25 @@ def test_two_processes_sharing_one_cache_build_each_engine_once(tmp_path):
     timings = read_timings(tmp_path / "timing-x.timing")
     assert {"p1_2", "p2_2"} <= set(timings) and len(set(timings) & {"p1", "p2"}) == 1
     assert list(tmp_path.glob(".*.part")) == []
+
+
+class RaisingConfig(FakeConfig):
+    """A binding that raises for bytes it cannot parse, instead of returning None."""
+
+    def create_timing_cache(self, data: bytes):
+        if data and not data.startswith(b"TC1"):
+            raise RuntimeError("Failed to deserialize the timing cache")
+        return super().create_timing_cache(data)
+
+
+def test_a_timing_cache_the_binding_raises_for_is_replaced_not_fatal(tmp_path):
+    path = tmp_path / "timing-x.timing"
+    path.write_bytes(b"\x00garbage")
+    log: list[str] = []
+    config = RaisingConfig()
+    cache = ec.load_timing_cache(config, path, log.append)
+    assert config.attached is cache and cache.timings == {}  # a fresh cache, attached
+    assert "RuntimeError: Failed to deserialize" in log[0] and "unreadable" in log[1]
+    cache.timings["conv"] = 1.0
+    ec.save_timing_cache(config, cache, path, log.append)  # the file still does not parse: replaced
+    assert read_timings(path) == {"conv": 1.0}

@@ -198,3 +198,224 @@ def test_backends_take_a_notice_callback_and_never_print(capsys):
         b.close()
     assert make_backend(tiny(), backend="torch", device="cpu").notice("x") is None  # default: silent
     assert capsys.readouterr() == ("", "")  # nothing on stdout or stderr: notices are the only channel
+
+
+# ------------------------------------------------------------------------------ the build, against a fake tensorrt
+
+
+class FakeTRT:
+    """The parts of the ``tensorrt`` module that :func:`build_engine` calls, recording what it is asked, with the
+    documented return values (TensorRT 10.12+/11 Python API): ``add_optimization_profile`` gives the profile's
+    index or -1, ``create_timing_cache`` None for bytes it cannot parse, ``build_serialized_network`` an
+    ``IHostMemory`` (buffer protocol, ``nbytes``) or None. ``strongly_typed=False`` is a release without the
+    (deprecated, ignored) ``STRONGLY_TYPED`` flag."""
+
+    __version__ = "10.99.0-fake"
+
+    def __init__(self, *, strongly_typed: bool = True, profile_index: int | None = None) -> None:
+        import types
+
+        fake = self
+        self.calls: list[tuple] = []
+        self.profile_index = profile_index
+        flags = {"PREFER_AOT_PYTHON_PLUGINS": 1, "PREFER_JIT_PYTHON_PLUGINS": 2}
+        if strongly_typed:
+            flags["STRONGLY_TYPED"] = 0
+        self.NetworkDefinitionCreationFlag = types.SimpleNamespace(**flags)
+        self.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
+
+        class Logger:
+            WARNING = "WARNING"
+
+            def __init__(self, severity) -> None:
+                self.severity = severity
+
+        class IProgressMonitor:
+            def __init__(self) -> None:
+                pass
+
+        class Profile:
+            def __init__(self) -> None:
+                self.shapes = {}
+
+            def set_shape(self, name, lo, opt, hi) -> None:
+                self.shapes[name] = (tuple(lo), tuple(opt), tuple(hi))
+
+        class HostMemory(bytes):
+            @property
+            def nbytes(self) -> int:
+                return len(self)
+
+        class Config:
+            def __init__(self) -> None:
+                self.profiles: list[Profile] = []
+                self.builder_optimization_level = None
+                self.progress_monitor = None
+                self.timing_cache = None
+
+            def set_flag(self, flag) -> None:
+                fake.calls.append(("set_flag", flag))
+
+            def set_memory_pool_limit(self, pool, size) -> None:
+                fake.calls.append(("set_memory_pool_limit", pool, size))
+
+            def create_timing_cache(self, data):
+                return FakeTimingCache(bytes(data))
+
+            def set_timing_cache(self, cache, ignore_mismatch) -> bool:
+                self.timing_cache = cache
+                return True
+
+            def add_optimization_profile(self, profile) -> int:
+                self.profiles.append(profile)
+                return len(self.profiles) - 1 if fake.profile_index is None else fake.profile_index
+
+        class Network:
+            def __init__(self, flags) -> None:
+                self.flags = flags
+
+        class Builder:
+            def __init__(self, logger) -> None:
+                fake.builder = self
+
+            def create_network(self, flags=0):
+                fake.network = Network(flags)
+                return fake.network
+
+            def create_builder_config(self):
+                fake.config = Config()
+                return fake.config
+
+            def create_optimization_profile(self):
+                return Profile()
+
+            def build_serialized_network(self, network, config):
+                fake.calls.append(("build", network.flags, config.builder_optimization_level, len(config.profiles)))
+                monitor = config.progress_monitor
+                if monitor is not None:  # what the builder's threads call
+                    monitor.phase_start("Building engine", None, 3)
+                    monitor.phase_start("Tactic search", "Building engine", 7)
+                    assert monitor.step_complete("Tactic search", 1) is True
+                    monitor.phase_finish("Tactic search")
+                    monitor.phase_finish("Building engine")
+                config.timing_cache.timings += b"+t"
+                return HostMemory(b"ENGINE")
+
+        class OnnxParser:
+            def __init__(self, network, logger) -> None:
+                self.num_errors = 0
+
+            def parse(self, data) -> bool:
+                fake.calls.append(("parse", bytes(data)))
+                return True
+
+        self.Logger, self.IProgressMonitor, self.Builder, self.OnnxParser = Logger, IProgressMonitor, Builder, OnnxParser
+
+
+class FakeTimingCache:
+    def __init__(self, timings: bytes) -> None:
+        self.timings = timings
+
+    def serialize(self) -> bytes:
+        return self.timings
+
+    def combine(self, other, ignore_mismatch) -> bool:
+        return True
+
+
+def _build(monkeypatch, fake, **kwargs):
+    from esrgan_video.runtime import tensorrt_backend as tb
+
+    monkeypatch.setattr(tb, "import_tensorrt", lambda: fake)
+    return build_engine(b"ONNX", in_channels=3, **kwargs)
+
+
+def test_a_static_build_uses_a_strongly_typed_network_and_no_precision_flags(monkeypatch, tmp_path):
+    fake, log = FakeTRT(), []
+    static = ((2, 64, 96),) * 3
+    data = _build(monkeypatch, fake, shapes=static, options=BuildOptions(opt_level=2),
+                  timing_cache=tmp_path / "t.timing", profiles=0, log=log.append)
+    assert data == b"ENGINE" and isinstance(data, bytes)
+    assert fake.network.flags == 1 << 0  # 1 << int(NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    assert ("parse", b"ONNX") in fake.calls
+    # strongly typed: the precision is the ONNX graph's; no BuilderFlag (FP16 is gone in TensorRT 11) is ever set,
+    # and no workspace limit unless one is asked for
+    assert not any(c[0] in ("set_flag", "set_memory_pool_limit") for c in fake.calls), fake.calls
+    assert fake.config.builder_optimization_level == 2 and fake.config.profiles == []
+    assert (tmp_path / "t.timing").read_bytes() == b"+t"  # the builder's timings saved
+    assert any("Building engine (3 steps)" in line for line in log) and not any("Tactic" in line for line in log)
+    assert any(line.startswith("TensorRT 10.99.0-fake: building engine for NxHxW (2, 64, 96)") for line in log)
+
+
+def test_a_dynamic_build_adds_one_profile_per_stream_and_the_workspace_limit(monkeypatch):
+    fake = FakeTRT()
+    _build(monkeypatch, fake, shapes=((1, 16, 16), (2, 32, 48), (4, 64, 64)),
+           options=BuildOptions(workspace_mib=256, min_shape=(1, 16, 16), max_shape=(4, 64, 64)), profiles=3)
+    assert [p.shapes for p in fake.config.profiles] == [
+        {"input": ((1, 3, 16, 16), (2, 3, 32, 48), (4, 3, 64, 64))}] * 3
+    assert ("set_memory_pool_limit", "WORKSPACE", 256 << 20) in fake.calls
+
+
+def test_a_release_without_the_strongly_typed_flag_builds_with_no_flags(monkeypatch):
+    fake = FakeTRT(strongly_typed=False)  # strong typing is then the only mode
+    _build(monkeypatch, fake, shapes=((1, 8, 8),) * 3, options=BuildOptions())
+    assert fake.network.flags == 0
+
+
+def test_an_invalid_profile_is_refused_not_built(monkeypatch):
+    fake = FakeTRT(profile_index=-1)  # add_optimization_profile's answer for an invalid profile
+    with pytest.raises(BackendError, match="rejected the optimisation profile"):
+        _build(monkeypatch, fake, shapes=((1, 16, 16), (1, 32, 32), (2, 64, 64)),
+               options=BuildOptions(min_shape=(1, 16, 16), max_shape=(2, 64, 64)), profiles=2)
+    assert not any(c[0] == "build" for c in fake.calls)
+
+
+def test_selecting_a_profile_checks_the_raise_and_the_return_value():
+    from esrgan_video.runtime.tensorrt_backend import select_profile
+
+    class Context:
+        def __init__(self, answer) -> None:
+            self.answer, self.calls = answer, []
+
+        def set_optimization_profile_async(self, index, stream_handle):
+            self.calls.append((index, stream_handle))
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    ok = Context(True)
+    select_profile(ok, 1, 1234)
+    assert ok.calls == [(1, 1234)]
+    with pytest.raises(BackendError, match="optimisation profile 2 for context 2"):
+        select_profile(Context(RuntimeError("Error in set optimization profile async.")), 2, 0)
+    with pytest.raises(BackendError, match="optimisation profile 0"):
+        select_profile(Context(False), 0, 0)
+
+
+def _broken_package(tmp_path, monkeypatch, name: str) -> None:
+    """``name`` importable from ``tmp_path`` but failing the way a wheel without its NVIDIA libraries does."""
+    pkg = tmp_path / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('raise OSError("libnvinfer.so.10: cannot open shared object file")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, name, raising=False)
+
+
+@pytest.mark.skipif(tensorrt_available(), reason="shadows a real tensorrt with a broken one")
+def test_a_broken_tensorrt_install_is_a_one_line_backend_error(tmp_path, monkeypatch):
+    _broken_package(tmp_path, monkeypatch, "tensorrt")
+    with pytest.raises(BackendError) as e:
+        import_tensorrt()
+    msg = str(e.value)
+    assert "pip install 'esrgan-video[tensorrt]'" in msg and "OSError: libnvinfer.so.10" in msg and "\n" not in msg
+
+
+@pytest.mark.skipif(torch_tensorrt_available(), reason="shadows a real torch_tensorrt with a broken one")
+def test_a_broken_torch_tensorrt_install_is_a_one_line_backend_error(tmp_path, monkeypatch):
+    from esrgan_video.runtime import torch_tensorrt_backend as ttb
+
+    _broken_package(tmp_path, monkeypatch, "torch_tensorrt")
+    monkeypatch.setattr(ttb, "installed_torch_tensorrt_version", lambda: None)
+    with pytest.raises(BackendError) as e:
+        ttb.import_torch_tensorrt()
+    assert "installed but cannot be imported (OSError: libnvinfer.so.10" in str(e.value) and "\n" not in str(e.value)

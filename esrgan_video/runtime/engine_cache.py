@@ -314,14 +314,18 @@ def load_timing_cache(config, path: Path | None, log: Callable[[str], None] = la
     """Attach a timing cache to a TensorRT ``IBuilderConfig`` and return it, never failing a build over it.
 
     The file is read under its lock. ``create_timing_cache`` returns None for bytes it cannot parse
-    (a truncated or foreign file): then, as Polygraphy's ``CreateConfig`` does, a fresh empty cache is
-    used instead, and the same when ``set_timing_cache`` rejects a cache made by another TensorRT or GPU.
+    (a truncated or foreign file), or may raise: then, as Polygraphy's ``CreateConfig`` does, a fresh empty cache
+    is used instead, and the same when ``set_timing_cache`` rejects a cache made by another TensorRT or GPU.
     """
     data = b""
     if path is not None and path.exists():
         with locked(_timing_lock(path)):
             data = path.read_bytes()
-    cache = config.create_timing_cache(data)
+    try:
+        cache = config.create_timing_cache(data)
+    except Exception as e:  # noqa: BLE001 - whatever the binding raises for bad bytes, the build goes on
+        log(f"TensorRT: timing cache {path}: {type(e).__name__}: {e}")
+        cache = None
     if cache is None:
         log(f"TensorRT: timing cache {path} is unreadable (corrupt or truncated); starting a new one")
         cache = config.create_timing_cache(b"")
@@ -345,7 +349,10 @@ def save_timing_cache(config, cache, path: Path, log: Callable[[str], None] = la
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(_timing_lock(path)):
         if path.exists():
-            other = config.create_timing_cache(path.read_bytes())
+            try:
+                other = config.create_timing_cache(path.read_bytes())
+            except Exception:  # noqa: BLE001 - a file that does not parse is replaced, as for None
+                other = None
             if other is not None and not cache.combine(other, False):  # (input_cache, ignore_mismatch)
                 log(f"TensorRT: timing cache {path} could not be merged; overwriting it")
         atomic_write(path, bytes(cache.serialize()))

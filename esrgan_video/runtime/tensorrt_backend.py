@@ -5,9 +5,10 @@ Written to the documented Python API of TensorRT 10.12+ and 11.x and verified by
 project's own build machines cannot install TensorRT, so nothing here runs in CI.
 
 Build (:func:`build_engine`):
-  ``trt.Builder`` → ``create_network(1 << STRONGLY_TYPED)`` (required on 10.x, implied on 11.x,
-  where ``BuilderFlag.FP16`` no longer exists: the precision comes from the fp16 ONNX graph)
-  → ``trt.OnnxParser`` → builder config (workspace pool limit, ``builder_optimization_level``,
+  ``trt.Builder`` → ``create_network(1 << STRONGLY_TYPED)`` (:func:`network_flags`: required on 10.x; on
+  11.x the flag is deprecated and ignored, strong typing being always on, and ``BuilderFlag.FP16`` no
+  longer exists: the precision comes from the fp16 ONNX graph; where a later release drops the flag,
+  ``create_network(0)``) → ``trt.OnnxParser`` → builder config (workspace pool limit, ``builder_optimization_level``,
   a persistent timing cache shared safely between processes (:func:`engine_cache.load_timing_cache`),
   one optimisation profile per execution context for dynamic shapes, a progress monitor)
   → ``build_serialized_network``. An engine is dynamic exactly when ``min_shape != max_shape``
@@ -79,11 +80,15 @@ def tensorrt_available() -> bool:
 
 
 def import_tensorrt():
-    """Import tensorrt lazily; BackendError with the install hint when it is missing or broken."""
+    """Import tensorrt lazily; BackendError with the install hint when it is missing or broken.
+
+    Broken counts: a wheel whose NVIDIA libraries are missing or do not match the driver fails with an OSError or
+    a RuntimeError from the native module rather than an ImportError, and must give the same one-line refusal."""
     try:
         import tensorrt as trt
-    except ImportError as e:
-        raise BackendError(f"{INSTALL_HINT} ({e})") from e
+    except Exception as e:  # noqa: BLE001 - ImportError, OSError (libnvinfer), RuntimeError (CUDA init)
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise BackendError(f"{INSTALL_HINT} ({type(e).__name__}: {first})") from e
     return trt
 
 
@@ -166,6 +171,14 @@ def make_key(
 # ----------------------------------------------------------------------------- build
 
 
+def network_flags(trt) -> int:
+    """``create_network`` flags for a strongly typed network: ``1 << STRONGLY_TYPED`` where the enum has it (10.x,
+    and 11.x, where it is deprecated and ignored: "Strongly typed mode is always enabled. This flag is retained
+    for API compatibility"), else 0 (a release that has dropped the flag types every network strongly)."""
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    return 0 if flag is None else 1 << int(flag)
+
+
 def _progress_monitor(trt, log: Callable[[str], None]):
     """An IProgressMonitor that logs top-level phases and step counts (None if this TensorRT lacks it)."""
     base = getattr(trt, "IProgressMonitor", None)
@@ -212,7 +225,7 @@ def build_engine(
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -230,7 +243,8 @@ def build_engine(
                 INPUT_NAME, (lo[0], in_channels, lo[1], lo[2]), (opt[0], in_channels, opt[1], opt[2]),
                 (hi[0], in_channels, hi[1], hi[2]),
             )
-            config.add_optimization_profile(profile)
+            if config.add_optimization_profile(profile) < 0:  # the profile's index, or -1 when it is invalid
+                raise BackendError(f"TensorRT rejected the optimisation profile NxHxW {lo}..{hi} (opt {opt})")
     monitor = _progress_monitor(trt, log)
     if monitor is not None:
         config.progress_monitor = monitor
@@ -241,7 +255,10 @@ def build_engine(
         raise BackendError("TensorRT failed to build the engine (see the TensorRT messages above)")
     log(f"TensorRT: engine built in {time.perf_counter() - t0:.1f} s ({serialized.nbytes / 2**20:.1f} MiB)")
     if timing_cache is not None:  # the builder added its new timings to the attached cache
-        engine_cache.save_timing_cache(config, cache, timing_cache, log)
+        try:
+            engine_cache.save_timing_cache(config, cache, timing_cache, log)
+        except OSError as e:  # a full or read-only disk costs the next build its timings, never this engine
+            log(f"TensorRT: timing cache {timing_cache} not saved ({e})")
     return bytes(serialized)
 
 
@@ -354,6 +371,18 @@ def set_address(context, name: str, tensor: torch.Tensor) -> None:
         raise BackendError(f"TensorRT rejected the address of tensor {name!r} (set_tensor_address returned False)")
 
 
+def select_profile(context, index: int, stream_handle: int) -> None:
+    """``context.set_optimization_profile_async(index, stream_handle)``, BackendError when TensorRT refuses: the
+    binding raises RuntimeError ("Error in set optimization profile async.") rather than returning False, so both
+    are checked."""
+    try:
+        ok = context.set_optimization_profile_async(index, stream_handle)
+    except RuntimeError as e:
+        raise BackendError(f"TensorRT could not select optimisation profile {index} for context {index} ({e})") from e
+    if ok is False:
+        raise BackendError(f"TensorRT could not select optimisation profile {index} for context {index}")
+
+
 @dataclass
 class _Slot:
     """One execution context with its stream, and (for CUDA graphs) its static buffers and captured graph."""
@@ -457,8 +486,8 @@ class TensorRTBackend(Backend):
                 if ctx is None:
                     raise BackendError("TensorRT could not create an execution context (out of device memory?)")
                 stream = torch.cuda.Stream(self.info.device)
-                if self.spec.dynamic and not ctx.set_optimization_profile_async(i, stream.cuda_stream):
-                    raise BackendError(f"TensorRT could not select optimisation profile {i} for context {i}")
+                if self.spec.dynamic:
+                    select_profile(ctx, i, stream.cuda_stream)
                 slots.append(_Slot(index=i, context=ctx, stream=stream))
             if self.cuda_graphs:
                 for slot in slots:

@@ -67,7 +67,8 @@ def installed_torch_tensorrt_version() -> str | None:
 
 
 def import_torch_tensorrt():
-    """Import torch_tensorrt after checking it pairs with this torch; BackendError (one line) otherwise."""
+    """Import torch_tensorrt after checking it pairs with this torch; BackendError (one line) otherwise, also when
+    it is installed but its import fails (a missing NVIDIA library raises OSError, not ImportError)."""
     version = installed_torch_tensorrt_version()
     if version is not None:
         problem = pairing_problem(torch.__version__, version)
@@ -79,6 +80,10 @@ def import_torch_tensorrt():
         raise BackendError(
             f"torch-tensorrt is not installed; {INSTALL_HINT} or use --backend torch ({e})"
         ) from e
+    except Exception as e:  # noqa: BLE001 - installed but broken: OSError (libnvinfer), RuntimeError (its C++ ops)
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise BackendError(f"torch-tensorrt is installed but cannot be imported ({type(e).__name__}: {first}); "
+                           f"{INSTALL_HINT} or use --backend torch") from e
     return torch_tensorrt
 
 
