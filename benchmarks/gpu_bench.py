@@ -273,17 +273,15 @@ def bench_compile(report: Report, args, budget: Budget, device, flops_per_frame,
 
 
 def bench_tensorrt(report: Report, args, budget: Budget, device, flops_per_frame, peak, model, h, w) -> None:
-    from esrgan_video.runtime.tensorrt_backend import (
-        BuildOptions,
-        TensorRTBackend,
-        TensorRTOptions,
-        tensorrt_available,
-    )
+    from esrgan_video.runtime.tensorrt_backend import BuildOptions, TensorRTBackend, TensorRTOptions
 
     if device.type != "cuda":
         report.skipped.append("tensorrt: CPU smoke run")
         return
-    if not tensorrt_available():
+    if report.meta.get("tensorrt_error"):  # installed but its import fails: one line, not three failed builds
+        report.skipped.append(f"tensorrt: cannot be imported ({report.meta['tensorrt_error']})")
+        return
+    if not report.meta.get("tensorrt"):
         report.skipped.append("tensorrt: not installed (the TensorRT path is verified by pytest -m tensorrt where it is)")
         return
     import tempfile
@@ -574,7 +572,8 @@ def markdown(report: Report) -> str:
     lines = [
         f"# GPU benchmark — {m.get('device_name')} — {m.get('date')}",
         "",
-        f"torch {m.get('torch')}, CUDA {m.get('cuda')}, cuDNN {m.get('cudnn')}, TensorRT {m.get('tensorrt') or 'not installed'}; "
+        f"torch {m.get('torch')}, CUDA {m.get('cuda')}, cuDNN {m.get('cudnn')}, "
+        f"TensorRT {m.get('tensorrt') or ('not importable' if m.get('tensorrt_error') else 'not installed')}; "
         f"model {m.get('model')} ({m.get('mflop_per_pixel')} MFLOP/px), input {m.get('input')}; "
         f"peak fp16 dense: {m.get('peak_tflops') or 'unknown'} TFLOP/s ({m.get('peak_source')}).",
         "",
@@ -626,6 +625,33 @@ def write(report: Report, out: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------- main
+
+
+def probe_tensorrt() -> tuple[str | None, str]:
+    """(tensorrt version, '') when it imports; (None, '') when it is not installed; (None, why) when it is installed
+    but its import fails (a missing or mismatched NVIDIA library raises OSError or RuntimeError, not ImportError).
+    Never raises: the torch rows must be measured whatever state TensorRT is in."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("tensorrt") is None:
+            return None, ""
+        import tensorrt
+
+        return str(tensorrt.__version__), ""
+    except Exception as e:  # noqa: BLE001 - any failure is the recorded reason
+        first = str(e).splitlines()[0] if str(e) else ""
+        return None, f"{type(e).__name__}: {first}"[:300]
+
+
+def installed_version(dist: str) -> str | None:
+    """A distribution's version from its metadata (nothing imported), None when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -708,19 +734,16 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     peak, peak_src = peak_tflops(name) if device.type == "cuda" else (None, "cpu smoke run")
     flops_per_frame = params.flops_per_input_pixel * h * w
-    try:
-        import tensorrt  # noqa: F401
-
-        trt_ver = tensorrt.__version__
-    except ImportError:
-        trt_ver = None
+    trt_ver, trt_error = probe_tensorrt()
     report = Report(meta={
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "device_name": name,
         "capability": ".".join(map(str, torch.cuda.get_device_capability(device))) if device.type == "cuda" else None,
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
-        "tensorrt": trt_ver, "python": platform.python_version(), "host": platform.node(),
+        "tensorrt": trt_ver, "tensorrt_error": trt_error or None,
+        "torch_tensorrt": installed_version("torch-tensorrt") or installed_version("torch_tensorrt"),
+        "python": platform.python_version(), "host": platform.node(),
         "model": "RealESRGAN_x4plus-shaped random weights" if not args.cpu_smoke else "tiny RRDBNet nf=8 nb=1 gc=32 (smoke)",
         "mflop_per_pixel": round(params.flops_per_input_pixel / 1e6, 6),
         "input": f"{w}x{h} -> {w * params.scale}x{h * params.scale}",

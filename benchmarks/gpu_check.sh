@@ -99,8 +99,14 @@ step_env() {
 
 step_wheels() {
   mkdir -p "$GPU_CHECK_SITE"
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$GPU_CHECK_SITE" \
-      "$GPU_CHECK_WHEELS"/*.whl || return $?
+  if "$PY" -m pip --version >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$GPU_CHECK_SITE" \
+        "$GPU_CHECK_WHEELS"/*.whl || return $?
+  else  # no pip in this Python: a wheel is a zip of its importable tree, so unpacking it onto the path is enough
+    echo "wheels: $PY has no pip; unpacking the wheels instead"
+    local w
+    for w in "$GPU_CHECK_WHEELS"/*.whl; do "$PY" -m zipfile -e "$w" "$GPU_CHECK_SITE" || return $?; done
+  fi
   echo "installed into $GPU_CHECK_SITE: $(cd "$GPU_CHECK_WHEELS" && ls -1 ./*.whl | sed 's|^\./||' | tr '\n' ' ')"
 }
 
@@ -128,7 +134,7 @@ if [ "$DRY_RUN" = 1 ]; then
   echo "cuda: dry run on $(uname -m), no CUDA device needed" | tee -a "$ENV_TXT"
   record cuda 0
   BENCH_MODE=(--cpu-smoke)
-elif "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+elif timeout --kill-after=10 "$(share 10)" "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
   record cuda 0
   BENCH_MODE=()
 else

@@ -165,3 +165,43 @@ def test_gpu_check_dry_run_reaches_every_step_and_writes_the_results(tmp_path):
     assert "## Inference only" in (out / "results.md").read_text()
     train = json.loads((out / "train.json").read_text())  # the training step, as a dry run on the CPU
     assert train["dry_run"] is True and train["ours_patches_s"] > 0 and train["plain_patches_s"] > 0
+
+
+def test_a_broken_tensorrt_is_recorded_and_never_stops_the_benchmark(tmp_path, monkeypatch):
+    """A tensorrt whose import fails with something other than ImportError (a wheel without its NVIDIA libraries
+    raises OSError) gives (None, why), so main still measures the torch rows and bench_tensorrt skips with why."""
+    from gpu_bench import Report, bench_tensorrt, probe_tensorrt
+
+    pkg = tmp_path / "tensorrt"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('raise OSError("libnvinfer.so.10: cannot open shared object file")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
+    version, why = probe_tensorrt()
+    assert version is None and why == "OSError: libnvinfer.so.10: cannot open shared object file"
+    report = Report(meta={"tensorrt": None, "tensorrt_error": why})
+    import torch
+
+    bench_tensorrt(report, None, None, torch.device("cuda", 0), 0.0, None, None, 16, 16)  # nothing is built
+    assert report.skipped == [f"tensorrt: cannot be imported ({why})"] and not report.inference
+
+
+def test_the_wheels_step_unpacks_the_wheels_where_the_python_has_no_pip(tmp_path):
+    """gpu_check.sh's step_wheels, run on its own with a Python whose ``-m pip`` fails: the wheels are unpacked
+    onto the site folder instead, and import from there."""
+    _tiny_wheel(tmp_path / "wheels")
+    py = tmp_path / "py"
+    py.write_text(f'#!/usr/bin/env bash\nif [ "$1 $2" = "-m pip" ]; then exit 1; fi\nexec {sys.executable} "$@"\n')
+    py.chmod(0o755)
+    script = (ROOT / "benchmarks" / "gpu_check.sh").read_text()
+    start = script.index("step_wheels() {")
+    func = script[start:script.index("\n}\n", start) + 3]
+    env = {**os.environ, "PY": str(py), "GPU_CHECK_SITE": str(tmp_path / "site"),
+           "GPU_CHECK_WHEELS": str(tmp_path / "wheels")}
+    proc = subprocess.run(["bash", "-c", f"{func}\nstep_wheels"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "has no pip; unpacking the wheels instead" in proc.stdout
+    assert "installed into" in proc.stdout and "gpucheckprobe-0.1-py3-none-any.whl" in proc.stdout
+    probe = subprocess.run([sys.executable, "-c", "import gpucheckprobe; print(gpucheckprobe.VERSION)"],
+                           env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, capture_output=True, text=True)
+    assert probe.stdout.strip() == "0.1", probe.stderr
