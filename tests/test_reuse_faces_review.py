@@ -242,3 +242,32 @@ def test_vapoursynth_names_only_the_modes_it_takes():
         vsesrgan.upscale(clip, model=model, device="cpu", reuse="often")
     with pytest.raises(vs.Error, match="reuse='near' is refused here"):
         vsesrgan.upscale(clip, model=model, device="cpu", reuse="near")
+
+
+def test_near_takes_the_same_decisions_on_p010le_as_on_the_same_codes_in_yuv420p10le():
+    """p010le holds its 10-bit codes in the top of 16 bits; near's bound (PSNR against the peak, block cap in 8-bit
+    codes) must read them as 10-bit codes (it took them as 64× larger differences and never reused)."""
+    from esrgan_video.frames import color
+    from esrgan_video.frames.pixel_formats import pixel_format
+    from esrgan_video.frames.transform import FrameFormat, FrameTransform
+
+    w, h = 32, 24
+    rng = np.random.default_rng(0)
+    first = [rng.integers(256, 900, (h, w)), rng.integers(300, 700, (h // 2, w // 2)),
+             rng.integers(300, 700, (h // 2, w // 2))]
+    frames = [first]
+    for step in (1, 1, 6, 0, 40):  # noise of ±step codes around the first frame: within the bound, then not
+        frames.append([np.clip(p + rng.integers(-step, step + 1, p.shape), 0, 1023) for p in first])
+    decisions = {}
+    with Upscaler(near_identity_model(4, nf=4), device="cpu") as up:
+        for name in ("yuv420p10le", "p010le"):
+            pf = pixel_format(name)
+            fmt = FrameFormat(pf, color.ColorSpec().resolved(w, h, pf))
+            tr = FrameTransform(up, src=fmt, dst=fmt, reuse="near")
+            got = decisions[name] = []
+            for i, (y, u, v) in enumerate(frames):
+                planes = [p.astype(np.uint16) for p in (y, u, v)] if name == "yuv420p10le" else [
+                    (y.astype(np.uint16) << 6), (np.stack([u, v], -1).astype(np.uint16) << 6)]
+                tr(planes, seq=i, decided=lambda d: got.append(d.whole_frame_reused))
+    assert decisions["p010le"] == decisions["yuv420p10le"]
+    assert True in decisions["yuv420p10le"] and decisions["yuv420p10le"][-1] is False

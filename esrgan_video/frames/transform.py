@@ -359,9 +359,10 @@ class FrameTransform:
             try:
                 if reset:
                     self._tracker.reset()
+                fmt = self.src.pixel_format  # the codes span bits + shift (p010le: 10 bits in the top of 16)
                 decision = self._tracker.decide(
-                    planes, plan, self.src.pixel_format, batch=up.batch_for(plan),
-                    bits=8 if self.src.is_float else self.src.pixel_format.bits, whole_frames_only=self.keep_alpha,
+                    planes, plan, fmt, batch=up.batch_for(plan), bits=8 if fmt is None else fmt.bits + fmt.shift,
+                    whole_frames_only=self.keep_alpha,
                 )
                 prev, link = self._last, _Link()
                 self._last = link
