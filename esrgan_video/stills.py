@@ -15,8 +15,8 @@ R=G=B in does not give R=G=B out: on the whole of ``skimage.data.camera()`` the 
 little: BT.601's luma (PIL's ``convert("L")``) differs from BT.709's by 2 codes at most there (x4plus; 5 with
 animevideov3), 0.05 (0.2) on average; the mean of the channels by up to 4 (16). BT.709 is the luma of the sRGB
 primaries the RGB output is in (libpng's and scikit-image's RGB → grey use it too).
-Formats that cannot hold grey get the model's RGB, as before: JPEG (FFmpeg's JPEG encoder takes no grey format, so
-a grey JPEG gives a colour one), WebP, BMP with alpha.
+Formats that cannot hold grey (JPEG: FFmpeg's JPEG encoder takes no grey format; WebP; BMP with alpha) get that
+same luma in all three channels, R=G=B — a neutral picture, not the model's slight colour fringes — and a notice.
 """
 
 from __future__ import annotations
@@ -76,11 +76,12 @@ def upscale_image(
             raise OutputError(f"{dst}: already exists; pass -y/--overwrite to replace it")
     rgb, alpha, bits = read_image(src, keep_grey=True)
     check_extension(dst, alpha=alpha is not None)  # before the model runs
-    grey = rgb.ndim == 2 and holds_grey(dst, alpha=alpha is not None)
-    if rgb.ndim == 2:  # the model runs on RGB
-        if not grey and notice is not None:
+    grey = rgb.ndim == 2
+    as_rgb = grey and not holds_grey(dst, alpha=alpha is not None)
+    if grey:  # the model runs on RGB
+        if as_rgb and notice is not None:
             notice(f"{dst}: this format has no grey{' with alpha' if alpha is not None else ''}; the grey image is "
-                   "written as RGB (.png and .tiff keep it grey)")
+                   "written as RGB with equal channels (.png and .tiff keep it grey)")
         rgb = np.repeat(rgb[..., None], 3, axis=2)
     own = upscaler is None
     up = upscaler or Upscaler(opts.model, opts.runtime)
@@ -101,6 +102,8 @@ def upscale_image(
             up.close()
     if grey:
         big, big_alpha = _to_grey(big, big_alpha, bits)
+        if as_rgb:
+            big = np.repeat(big[..., None], 3, axis=2)
     write_image(dst, big, big_alpha, bits)
     return dst
 
