@@ -212,23 +212,25 @@ class FakeTRT:
 
     __version__ = "10.99.0-fake"
 
-    def __init__(self, *, strongly_typed: bool = True, profile_index: int | None = None) -> None:
+    def __init__(self, *, strongly_typed: bool = True, profile_index: int | None = None,
+                 build_fails: bool = False) -> None:
         import types
 
         fake = self
         self.calls: list[tuple] = []
         self.profile_index = profile_index
+        self.build_fails = build_fails
         flags = {"PREFER_AOT_PYTHON_PLUGINS": 1, "PREFER_JIT_PYTHON_PLUGINS": 2}
         if strongly_typed:
             flags["STRONGLY_TYPED"] = 0
         self.NetworkDefinitionCreationFlag = types.SimpleNamespace(**flags)
         self.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
 
-        class Logger:
-            WARNING = "WARNING"
+        class ILogger:
+            Severity = types.SimpleNamespace(INTERNAL_ERROR=0, ERROR=1, WARNING=2, INFO=3, VERBOSE=4)
 
-            def __init__(self, severity) -> None:
-                self.severity = severity
+            def __init__(self) -> None:
+                pass
 
         class IProgressMonitor:
             def __init__(self) -> None:
@@ -276,7 +278,7 @@ class FakeTRT:
 
         class Builder:
             def __init__(self, logger) -> None:
-                fake.builder = self
+                fake.builder, self.logger = self, logger
 
             def create_network(self, flags=0):
                 fake.network = Network(flags)
@@ -298,6 +300,12 @@ class FakeTRT:
                     assert monitor.step_complete("Tactic search", 1) is True
                     monitor.phase_finish("Tactic search")
                     monitor.phase_finish("Building engine")
+                severity = ILogger.Severity
+                self.logger.log(severity.INFO, "Detected 1 inputs and 1 output network tensors.")
+                self.logger.log(severity.WARNING, "Weights [name=conv.weight] had the following issues")
+                if fake.build_fails:
+                    self.logger.log(severity.ERROR, "[resizingAllocator.cpp::allocate] out of memory")
+                    return None
                 config.timing_cache.timings += b"+t"
                 return HostMemory(b"ENGINE")
 
@@ -309,7 +317,7 @@ class FakeTRT:
                 fake.calls.append(("parse", bytes(data)))
                 return True
 
-        self.Logger, self.IProgressMonitor, self.Builder, self.OnnxParser = Logger, IProgressMonitor, Builder, OnnxParser
+        self.ILogger, self.IProgressMonitor, self.Builder, self.OnnxParser = ILogger, IProgressMonitor, Builder, OnnxParser
 
 
 class FakeTimingCache:
@@ -368,6 +376,25 @@ def test_an_invalid_profile_is_refused_not_built(monkeypatch):
         _build(monkeypatch, fake, shapes=((1, 16, 16), (1, 32, 32), (2, 64, 64)),
                options=BuildOptions(min_shape=(1, 16, 16), max_shape=(2, 64, 64)), profiles=2)
     assert not any(c[0] == "build" for c in fake.calls)
+
+
+def test_tensorrt_messages_go_to_stderr_and_a_failed_build_says_its_error(monkeypatch, capsys):
+    """TensorRT's own trt.Logger prints to stdout, where vspipe writes its y4m: the backend's logger prints
+    warnings and errors to stderr only, drops INFO, and a failed build's BackendError carries the error."""
+    fake = FakeTRT(build_fails=True)
+    with pytest.raises(BackendError, match=r"failed to build the engine: \[resizingAllocator.cpp::allocate\] out of"):
+        _build(monkeypatch, fake, shapes=((1, 8, 8),) * 3, options=BuildOptions())
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "[TensorRT] warning: Weights [name=conv.weight]" in err and "[TensorRT] error: [resizingAllocator" in err
+    assert "Detected 1 inputs" not in err
+    from esrgan_video.runtime.tensorrt_backend import trt_errors, trt_logger
+
+    logger = trt_logger(fake)
+    assert fake.builder.logger is logger and trt_errors(logger) == ""  # one logger; the error went with its message
+    fake.build_fails = False
+    assert _build(monkeypatch, fake, shapes=((1, 8, 8),) * 3, options=BuildOptions()) == b"ENGINE"
+    assert fake.builder.logger is logger  # every builder (and runtime) gets the same one
 
 
 def test_selecting_a_profile_checks_the_raise_and_the_return_value():

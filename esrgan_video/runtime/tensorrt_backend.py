@@ -28,6 +28,10 @@ Run (:class:`TensorRTBackend`):
   aligned buffer (:func:`bindable`); outputs are fresh aligned tensors from torch's caching
   allocator (no cudaMalloc after warm-up).
 
+TensorRT's messages: one process-wide ``trt.ILogger`` subclass (:func:`trt_logger`) for every builder and
+runtime, warnings and errors to stderr (``trt.Logger`` writes to stdout, where ``vspipe`` writes video), the
+last errors quoted in the BackendError of a failed parse, build, deserialisation or execution.
+
 CUDA graphs (``cuda_graphs=True``, static engines only: a dynamic context may reallocate its
 scratch memory when the shape changes): every context gets static input/output buffers and one
 graph, all captured in :meth:`TensorRTBackend.open` under the process-wide capture lock
@@ -39,8 +43,10 @@ contexts that have a graph.
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -94,6 +100,62 @@ def import_tensorrt():
 
 def trt_version() -> str:
     return import_tensorrt().__version__
+
+
+_LOGGER = None
+_LOGGER_LOCK = threading.Lock()
+
+
+def trt_logger(trt):
+    """The one TensorRT logger of this process (an ``ILogger`` subclass, as the Python API documents for custom
+    loggers), given to every builder and runtime.
+
+    Not ``trt.Logger``: its messages go to stdout (``std::cout``), which corrupts a video written there (``vspipe
+    -c y4m ... -``); and TensorRT keeps the first logger it is given as its global one, warning whenever a builder
+    or runtime gets another. Warnings and errors go to stderr, INFO and VERBOSE nowhere; the last errors are kept
+    for the BackendError of a failed build or execution (:func:`trt_errors`)."""
+    global _LOGGER
+    with _LOGGER_LOCK:
+        if _LOGGER is None or _LOGGER.module is not trt:
+            _LOGGER = _make_logger(trt)
+        return _LOGGER
+
+
+def _make_logger(trt):
+    base = trt.ILogger
+    severity = trt.ILogger.Severity
+    warning, error = int(severity.WARNING), int(severity.ERROR)
+
+    class Logger(base):
+        def __init__(self) -> None:
+            base.__init__(self)
+            self.module = trt
+            self.errors: collections.deque[str] = collections.deque(maxlen=4)
+            self._lock = threading.Lock()
+
+        def log(self, sev, msg) -> None:  # called from TensorRT's threads (the binding holds the GIL)
+            level = int(sev)
+            if level > warning:
+                return
+            if level <= error:
+                with self._lock:
+                    self.errors.append(str(msg))
+            print(f"[TensorRT] {'error' if level <= error else 'warning'}: {msg}", file=sys.stderr, flush=True)
+
+    return Logger()
+
+
+def trt_errors(logger) -> str:
+    """'': no TensorRT error logged since the last call; else the last ones, '; '-joined (and forgotten)."""
+    with logger._lock:
+        text = "; ".join(logger.errors)
+        logger.errors.clear()
+    return text
+
+
+def _with_errors(message: str, logger) -> str:
+    errors = trt_errors(logger)
+    return f"{message}: {errors}" if errors else f"{message} (no TensorRT error was logged)"
 
 
 @dataclass(frozen=True)
@@ -223,12 +285,13 @@ def build_engine(
     ``profiles``: optimisation profiles to add when the shapes span a range (default: one per
     possible stream); none for a static engine. ``log`` receives the build's progress lines."""
     trt = import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = trt_logger(trt)
+    trt_errors(logger)  # forget errors of earlier work: the message of a failure below names this build's
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors)) or trt_errors(logger)
         raise BackendError(f"TensorRT could not parse the exported ONNX graph: {errors}")
     config = builder.create_builder_config()
     if options.workspace_mib:
@@ -252,7 +315,7 @@ def build_engine(
     t0 = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise BackendError("TensorRT failed to build the engine (see the TensorRT messages above)")
+        raise BackendError(_with_errors("TensorRT failed to build the engine", logger))
     log(f"TensorRT: engine built in {time.perf_counter() - t0:.1f} s ({serialized.nbytes / 2**20:.1f} MiB)")
     if timing_cache is not None:  # the builder added its new timings to the attached cache
         try:
@@ -274,11 +337,13 @@ class LoadedEngine:
 def deserialize(data: bytes) -> LoadedEngine:
     """bytes → engine; raises BackendError when TensorRT rejects them (stale or corrupt)."""
     trt = import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = trt_logger(trt)
     runtime = trt.Runtime(logger)
+    trt_errors(logger)
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
-        raise BackendError("TensorRT could not deserialize the engine (built by another TensorRT version or corrupt)")
+        raise BackendError(_with_errors(
+            "TensorRT could not deserialize the engine (built by another TensorRT version or corrupt)", logger))
     return LoadedEngine(engine=engine, runtime=runtime, logger=logger)
 
 
@@ -458,6 +523,7 @@ class TensorRTBackend(Backend):
         """Contexts that replay a captured CUDA graph (``cuda_graphs=True``; the others run plain)."""
         self._pool: queue.Queue[_Slot] = queue.Queue()
         self._slots: list[_Slot] = []
+        self._loaded: LoadedEngine | None = None
 
     def _open(self) -> None:
         trt = import_tensorrt()
@@ -466,6 +532,7 @@ class TensorRTBackend(Backend):
             streams=self.streams, log=self.notice,
         )
         engine = loaded.engine
+        self._loaded = loaded  # its logger names the errors of a failed execution, also in the captures below
         if self.outcome.hit:
             self.notice(f"TensorRT: using cached engine {self.outcome.paths.engine}")
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -498,7 +565,6 @@ class TensorRTBackend(Backend):
         for slot in slots:
             self._slots.append(slot)
             self._pool.put(slot)
-        self._loaded = loaded
         self.engine = engine
 
     def _release(self) -> None:
@@ -530,7 +596,7 @@ class TensorRTBackend(Backend):
 
     def _execute(self, slot: _Slot) -> None:
         if not slot.context.execute_async_v3(slot.stream.cuda_stream):
-            raise BackendError("TensorRT execute_async_v3 failed (see the TensorRT messages above)")
+            raise BackendError(_with_errors("TensorRT execute_async_v3 failed", self._loaded.logger))
 
     def _capture(self, slot: _Slot) -> None:
         """Static buffers and one CUDA graph for ``slot`` (in open, under the process-wide capture lock)."""
