@@ -271,3 +271,20 @@ def test_near_takes_the_same_decisions_on_p010le_as_on_the_same_codes_in_yuv420p
                 tr(planes, seq=i, decided=lambda d: got.append(d.whole_frame_reused))
     assert decisions["p010le"] == decisions["yuv420p10le"]
     assert True in decisions["yuv420p10le"] and decisions["yuv420p10le"][-1] is False
+
+
+@pytest.mark.parametrize("wrapper", ["generator", "model_state_dict", "params-ema"])
+def test_the_wrappers_spandrel_unwraps_load(tmp_path, wrapper):
+    """Community checkpoints nest the weights under names spandrel unwraps: any single key, model_state_dict,
+    params-ema. They said 'contains no weight tensors'."""
+    from esrgan_video.models import load_model
+    from esrgan_video.models.checkpoints import unwrap
+
+    model = near_identity_model(2, nf=4)
+    path = tmp_path / "wrapped.pth"
+    torch.save({wrapper: model.state_dict(), **({"epoch": 3} if wrapper != "generator" else {})}, path)
+    loaded = load_model(path, device="cpu")
+    assert loaded.info.descriptor.hyperparameters == model.info.descriptor.hyperparameters
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    with pytest.raises(ModelError, match="looks like a discriminator"):
+        unwrap({"net_d": {"lr": 0.1}}, "d.pth")

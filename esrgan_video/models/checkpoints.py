@@ -6,7 +6,8 @@ Which architecture the weights are and their hyperparameters come from key names
 
 Accepted containers:
 
-- wrappers ``params_ema`` (preferred), ``params``, ``state_dict``, ``model``, ``net``, ``netG``;
+- wrappers ``params_ema`` (preferred), ``params-ema``, ``params``, ``state_dict``, ``model_state_dict``, ``model``,
+  ``net``, ``netG``, and any single key holding a dictionary (as spandrel unwraps them, e.g. ``generator``);
   key prefixes ``module.`` and ``netG.``.
 
 Files: ``.safetensors`` through safetensors; anything else through ``torch.load(weights_only=True)``, so a
@@ -31,7 +32,7 @@ from ..files import atomic_write
 from .detection import detect, expected_shapes
 from .keys import StateDict, list_keys
 
-WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "netG")
+WRAPPER_KEYS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net", "netG")
 """Keys under which training frameworks nest the generator's weights, in order of preference."""
 
 PREFIXES = ("module.", "netG.")
@@ -144,6 +145,9 @@ def unwrap(obj: Any, source: str) -> StateDict:
     for _ in range(4):
         tensors = {k: v for k, v in current.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
         nested = next((k for k in WRAPPER_KEYS if isinstance(current.get(k), Mapping)), None)
+        if nested is None and not tensors and len(current) == 1:  # one key of any name holding the weights
+            only = next(iter(current))
+            nested = only if isinstance(current[only], Mapping) and only not in _DISCRIMINATOR_HINTS else None
         if nested is not None and not _has_generator_keys(tensors):
             seen.append(nested)
             current = current[nested]
