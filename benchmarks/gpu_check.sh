@@ -24,7 +24,8 @@
 # Environment:
 #   PYTHON             interpreter (default: .venv/bin/python if present, else python3)
 #   GPU_CHECK_BUDGET   seconds for the whole run (default 480; tests get up to 40 %, the benchmark what is left)
-#   GPU_CHECK_WHEELS   a folder of wheels installed first: pip install --no-index --no-deps --target, then on PYTHONPATH
+#   GPU_CHECK_WHEELS   a folder of wheels installed first: pip install --no-index --no-deps --target (unpacked with
+#                      python -m zipfile where the Python has no pip), then on PYTHONPATH
 #   GPU_CHECK_DRY_RUN  1: on the CPU, every step as far as it goes (no CUDA needed; gpu_bench --cpu-smoke); CI runs it
 #   GPU_CHECK_TEST_FILES  test files to consider (default: the tests/ files with gpu or tensorrt marks)
 #   GPU_CHECK_EXTRA_TEST_FILES  more test files to consider (the CI dry run adds one that cannot be imported)
@@ -118,8 +119,6 @@ if [ -n "${GPU_CHECK_WHEELS:-}" ]; then
   if ls "$GPU_CHECK_WHEELS"/*.whl >/dev/null 2>&1; then
     run_step wheels "$(share 10)" "$ENV_TXT" step_wheels || FAILED=1
     export PYTHONPATH="$GPU_CHECK_SITE:$PYTHONPATH"
-    "$PY" -c 'import importlib.util as u; print("importable:", ", ".join(m for m in ("av", "tensorrt", "torch_tensorrt", "spandrel") if u.find_spec(m)))' \
-        2>&1 | tee -a "$ENV_TXT"
   else
     echo "wheels: no .whl files in $GPU_CHECK_WHEELS" | tee -a "$ENV_TXT"
     record wheels 1
@@ -128,6 +127,20 @@ else
   echo "wheels: GPU_CHECK_WHEELS not set; nothing installed" | tee -a "$ENV_TXT"
   record wheels 0
 fi
+
+# which optional packages this Python finds (nothing imported: a broken tensorrt shows up in the steps that use it),
+# with their installed versions, wheels or not
+timeout --kill-after=5 30 "$PY" -c '
+import importlib.metadata as md, importlib.util as u
+dists = md.packages_distributions()
+def version(m):
+    try:
+        return md.version(dists.get(m, [m])[0])
+    except Exception:
+        return "?"
+mods = ("av", "tensorrt", "torch_tensorrt", "onnx", "onnxruntime", "spandrel", "vapoursynth")
+print("importable:", ", ".join(f"{m} {version(m)}" for m in mods if u.find_spec(m)) or "none of " + ", ".join(mods))
+' 2>&1 | tee -a "$ENV_TXT"
 
 # --------------------------------------------------------------------------------------------------------- cuda
 if [ "$DRY_RUN" = 1 ]; then
@@ -181,7 +194,9 @@ if [ "$COLLECT_RC" -ne 0 ] && [ "$COLLECT_RC" -ne 5 ] && [ "${#BROKEN[@]}" -eq 0
 
 # -------------------------------------------------------------------------------------------------------- tests
 if [ "${#GOOD[@]}" -gt 0 ]; then
-  run_step tests "$(share 40 60)" "$TESTS_TXT" "${PYTEST[@]}" -m "gpu or tensorrt" -q -rs "${GOOD[@]}"
+  # -v: one line per test as it ends, so a run cut by the timeout still says which passed; --durations: the slowest
+  # tests' seconds, to size this step's share on the next machine
+  run_step tests "$(share 40 60)" "$TESTS_TXT" "${PYTEST[@]}" -m "gpu or tensorrt" -v -rs --durations=15 "${GOOD[@]}"
   TEST_RC=$?
   if [ "$TEST_RC" -ne 0 ] && [ "$TEST_RC" -ne 5 ]; then FAILED=1; fi
 else
