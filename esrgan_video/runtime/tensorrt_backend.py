@@ -313,9 +313,11 @@ def build_engine(
         config.progress_monitor = monitor
     log(f"TensorRT {trt.__version__}: building engine for NxHxW {opt} (opt level {options.opt_level})...")
     t0 = time.perf_counter()
+    trt_errors(logger)  # what the timing cache's parsing logged is not this build's failure
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BackendError(_with_errors("TensorRT failed to build the engine", logger))
+    trt_errors(logger)  # errors TensorRT recovered from (a tactic that failed) are no later failure's cause
     log(f"TensorRT: engine built in {time.perf_counter() - t0:.1f} s ({serialized.nbytes / 2**20:.1f} MiB)")
     if timing_cache is not None:  # the builder added its new timings to the attached cache
         try:
@@ -344,6 +346,7 @@ def deserialize(data: bytes) -> LoadedEngine:
     if engine is None:
         raise BackendError(_with_errors(
             "TensorRT could not deserialize the engine (built by another TensorRT version or corrupt)", logger))
+    trt_errors(logger)
     return LoadedEngine(engine=engine, runtime=runtime, logger=logger)
 
 
