@@ -90,12 +90,15 @@ record() {  # record NAME RC: a step that ran inline
   [ "$2" -eq 0 ] || FAILED=1
 }
 
-step_env() {
+step_env() {  # fails when this Python has no torch (nvidia-smi is still shown)
+  local rc=0
   date -u
   echo "budget ${BUDGET}s, dry run ${DRY_RUN}, python $PY"
   "$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda,
-"available", torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")'
+"available", torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")' \
+      || rc=1
   if command -v nvidia-smi >/dev/null; then nvidia-smi; else echo "nvidia-smi: not on PATH"; fi
+  return "$rc"
 }
 
 step_wheels() {
@@ -147,14 +150,20 @@ if [ "$DRY_RUN" = 1 ]; then
   echo "cuda: dry run on $(uname -m), no CUDA device needed" | tee -a "$ENV_TXT"
   record cuda 0
   BENCH_MODE=(--cpu-smoke)
-elif timeout --kill-after=10 "$(share 10)" "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-  record cuda 0
-  BENCH_MODE=()
 else
-  echo "gpu_check: no CUDA device visible to $PY (torch.cuda.is_available() is False); GPU_CHECK_DRY_RUN=1 runs on the CPU" \
-      | tee -a "$ENV_TXT" >&2
-  record cuda 2
-  exit 2
+  # the probe's last line: True, False, or why torch does not import (this Python may not be the one with torch)
+  CUDA_PROBE=$(timeout --kill-after=10 "$(share 10)" "$PY" -c 'import torch; print(torch.cuda.is_available())' 2>&1 \
+      | tail -n 1)
+  if [ "$CUDA_PROBE" = True ]; then
+    record cuda 0
+    BENCH_MODE=()
+  else
+    [ "$CUDA_PROBE" = False ] && CUDA_PROBE="torch.cuda.is_available() is False"
+    echo "gpu_check: no CUDA device visible to $PY (${CUDA_PROBE:-the probe printed nothing}); PYTHON=... picks" \
+        "another interpreter, GPU_CHECK_DRY_RUN=1 runs on the CPU" | tee -a "$ENV_TXT" >&2
+    record cuda 2
+    exit 2
+  fi
 fi
 
 # ------------------------------------------------------------------------------------------------------ collect
