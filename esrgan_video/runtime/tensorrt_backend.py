@@ -154,7 +154,7 @@ def trt_errors(logger) -> str:
 
 
 def _with_errors(message: str, logger) -> str:
-    errors = trt_errors(logger)
+    errors = trt_errors(logger) if logger is not None else ""
     return f"{message}: {errors}" if errors else f"{message} (no TensorRT error was logged)"
 
 
@@ -535,7 +535,7 @@ class TensorRTBackend(Backend):
             streams=self.streams, log=self.notice,
         )
         engine = loaded.engine
-        self._loaded = loaded  # its logger names the errors of a failed execution, also in the captures below
+        self._loaded = loaded
         if self.outcome.hit:
             self.notice(f"TensorRT: using cached engine {self.outcome.paths.engine}")
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -599,7 +599,7 @@ class TensorRTBackend(Backend):
 
     def _execute(self, slot: _Slot) -> None:
         if not slot.context.execute_async_v3(slot.stream.cuda_stream):
-            raise BackendError(_with_errors("TensorRT execute_async_v3 failed", self._loaded.logger))
+            raise BackendError(_with_errors("TensorRT execute_async_v3 failed", _LOGGER))
 
     def _capture(self, slot: _Slot) -> None:
         """Static buffers and one CUDA graph for ``slot`` (in open, under the process-wide capture lock)."""
