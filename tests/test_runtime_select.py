@@ -220,3 +220,45 @@ def test_device_spellings_the_options_accept_reach_the_backends_as_devices():
         for spelling in ("1", "Cuda:0", "auto", "cuda"):
             with pytest.raises(BackendError, match="torch.cuda.is_available"):
                 cuda_device(spelling, "tensorrt")
+
+
+def test_auto_falls_back_to_torch_cuda_when_tensorrt_is_installed_but_broken(monkeypatch):
+    """A tensorrt wheel without its NVIDIA libraries is found but does not import: auto picks torch CUDA and says
+    why, rather than failing when the engine backend opens; an explicit --backend tensorrt still refuses in one line."""
+    import sys
+
+    from esrgan_video.runtime import tensorrt_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(tensorrt_backend, "tensorrt_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
+    from esrgan_video.runtime import select
+
+    real = select.backend_class
+
+    def built(name):  # the class make_backend picked, built without moving the model to a GPU this machine lacks
+        def init(self, model, common, options):
+            self.name, self.common = name, common
+        return type(real(name).__name__, (), {"Options": real(name).Options, "__init__": init})
+
+    monkeypatch.setattr(select, "backend_class", built)
+    m = RRDBNet(RRDBParams(nb=1, nf=8, gc=4, scale=2))
+    be = make_backend(m, backend="auto", tile_shape=(8, 8))
+    assert type(be).__name__ == "TorchBackend"
+    assert be.common.reason.startswith("tensorrt is installed but does not import (ModuleNotFoundError: ")
+    assert be.common.reason.endswith(") → torch CUDA fp16")
+
+    def broken():
+        try:
+            raise OSError("libnvinfer.so.10: cannot open shared object file (No such file or directory)")
+        except OSError as e:
+            raise BackendError(f"{tensorrt_backend.INSTALL_HINT} (OSError: {e})") from e
+
+    monkeypatch.setattr(tensorrt_backend, "import_tensorrt", broken)
+    be = make_backend(m, backend="auto", tile_shape=(8, 8))
+    assert type(be).__name__ == "TorchBackend"
+    assert be.common.reason == ("tensorrt is installed but does not import (OSError: libnvinfer.so.10: cannot open "
+                                "shared object file (No such file or directory)) → torch CUDA fp16")
+    be = make_backend(m, backend="tensorrt", tile_shape=(8, 8))  # asked for: picked, and refused when it opens
+    assert type(be).__name__ == "TensorRTBackend"

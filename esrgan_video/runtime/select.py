@@ -174,6 +174,16 @@ def make_backend(
         precision=precision,
         fixed_shape=tile_shape is not None,
     )
+    if backend == "auto" and name == "tensorrt":  # found is not importable: a wheel without its NVIDIA libraries
+        from esrgan_video.runtime.tensorrt_backend import import_tensorrt
+
+        try:
+            import_tensorrt()
+        except BackendError as e:
+            cause = e.__cause__ or e
+            first = (str(cause).splitlines() or [""])[0]
+            name = "torch"
+            why = f"tensorrt is installed but does not import ({type(cause).__name__}: {first}) → torch CUDA"
     prec = choose_precision(precision, device_kind(dev))
     common = dataclasses.replace(common, device=dev, precision=prec, reason=f"{why} {prec}")
     cls = backend_class(name)
