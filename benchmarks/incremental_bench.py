@@ -10,6 +10,8 @@ exactly (``grain="pixel"``: the fewest pixels, shapes of any size). Big Buck Bun
 section encodes it (x264 CRF 18, 256×144), per frame and interleaved in one run: the model on the whole frame with
 ONNX Runtime (the CPU default), with torch (channels-last, its fastest CPU layout here), and incrementally (torch,
 channels-last). Reports time ratios, the fraction of layer pixels computed and PSNR against the whole-frame output.
+Run it on a quiet machine: the incremental path is many small parallel convolutions, which lose far more than one
+whole-frame call when another process holds a core (at load 4 on 2 cores it ran at 0.3× ONNX Runtime).
 
 Writes ``benchmarks/results/incremental.json``; docs/reuse.md quotes it.
 """
@@ -125,7 +127,8 @@ def measure(src: Path, model: str, *, block: int, grain: str, rounds: int) -> di
         sq, last = 0.0, None
         for i, x in enumerate(xs):
             t0 = time.perf_counter()
-            whole = net_cl(x.to(memory_format=torch.channels_last)).detach()
+            with torch.no_grad():
+                whole = net_cl(x.to(memory_format=torch.channels_last))
             t1 = time.perf_counter()
             if dirty[i].any():
                 last = inc.step(x, dirty[i])
