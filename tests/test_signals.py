@@ -174,3 +174,21 @@ def test_sigterm_stops_a_batch_like_ctrl_c(tmp_path, tiny_model):
     again = subprocess.run(cmd[:-2] + ["-q"], capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr
     assert (out / "long.mkv").stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv", [["--reuse", "bogus", "a.mp4", "b.mp4"], ["a.mp4"], ["batch", "x.mp4"],
+                                  ["preview", "--bogus", "x.mp4"], ["models", "--nope"], ["engine", "build", "--nope"],
+                                  ["demo", "--nope"], ["train", "--nope"], ["blend", "--nope"]])
+def test_a_bad_command_line_is_one_line_and_exit_2(argv, capsys):
+    """argparse's errors, in every face: the one line (naming the problem and where the options are listed), not the
+    usage block before it."""
+    from esrgan_video.cli.main import main
+
+    try:
+        status = main(argv)
+    except SystemExit as e:
+        status = e.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("esrgan-video") and ": error: " in err and "-h lists the options" in err

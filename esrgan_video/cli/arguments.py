@@ -32,13 +32,21 @@ FLAG_NAMES = {
 """Option field → the flag that sets it, where the two are spelled differently (errors name the flag)."""
 
 
+class CommandParser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``esrgan-video: error: MESSAGE (esrgan-video -h lists the options)``, exit 2 —
+    not the whole usage block before it (``-h`` prints that)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} -h lists the options)\n")
+
+
 def command_parser(command: str | None, description: str, *, skip: tuple[int, ...] = (BATCH_FAILED, DAMAGED),
                    note: str = "", **kwargs) -> argparse.ArgumentParser:
     """The parser of ``esrgan-video COMMAND`` (``None``: the upscale command itself): its prog, its description and
-    an epilog listing the exit statuses it can end with (all but ``skip``), then ``note``."""
+    an epilog listing the exit statuses it can end with (all but ``skip``), then ``note``; its errors are one line."""
     prog = "esrgan-video" if command is None else f"esrgan-video {command}"
     epilog = exit_codes_text(skip=skip) + (f" {note}" if note else "")
-    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog, **kwargs)
+    return CommandParser(prog=prog, description=description, epilog=epilog, **kwargs)
 
 
 def flag_name(option: str) -> str:
