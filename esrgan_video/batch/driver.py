@@ -175,8 +175,12 @@ class Plan:
     """The driver's state machine over tasks; the schedulers call it, it writes the journal."""
 
     def __init__(self, journal: Journal, opts_hash: str, *, max_attempts: int, log: Callable[[str], None],
-                 progress: Callable[[BatchSnapshot], None] | None = None) -> None:
+                 progress: Callable[[BatchSnapshot], None] | None = None,
+                 options: UpscaleOptions | None = None) -> None:
         self.journal = journal
+        self.options = options
+        """The run's options: which encoder and container a file's segments are rendered in (``_segment_tasks``);
+        None: in the output's own container."""
         self.report = progress
         """Receives a :class:`BatchSnapshot` whenever a worker reports progress or a task ends."""
         self.tracker: BatchProgress | None = None
@@ -313,7 +317,7 @@ class Plan:
             return
         job = st.job
         tasks, st.waiting, parts, st.seg_dir = _segment_tasks(job, segments, self.journal, self.opts_hash,
-                                                              self.src_fp[job.key], self.outdir)
+                                                              self.src_fp[job.key], self.outdir, self.options)
         st.row.segments = len(parts)
         st.join = Task(key=job.key, kind="join", job_key=job.key, src=str(job.src), dst=str(job.dst),
                        parts=tuple(parts), overwrite=st.owned)
@@ -355,15 +359,36 @@ def _seconds(v: Fraction | None) -> float | None:
     return None if v is None else float(v)
 
 
+def segment_container(job: Job, options: UpscaleOptions | None) -> tuple[str, str | None]:
+    """The suffix ``job``'s segments are rendered in and, when it is not the output's container, the encoder they
+    are rendered with (the output's: ``--codec``, else its container's usual one). MPEG-TS/PS, AVI and the other
+    containers that do not give back the timestamps written (``video.segment_join.EXACT_FORMATS``) would not say
+    where a segment's frames lie, so their segments go into MOV (or MP4, or Matroska) and the join writes the
+    output's container (``video.segment_join.segment_suffix``)."""
+    if options is None:
+        return job.dst.suffix, None
+    from ..video.output_plan import with_codec
+    from ..video.segment_join import segment_suffix
+
+    enc = options.encode
+    codec = with_codec(options, job.dst).encode.codec
+    suffix = segment_suffix(job.dst, codec, enc.format)
+    if suffix.lower() == job.dst.suffix.lower():
+        return job.dst.suffix, None
+    return suffix, codec
+
+
 def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: str, src_fp: dict[str, int],
-                   outdir: Path) -> tuple[list[Task], set[str], list[str], Path]:
+                   outdir: Path, options: UpscaleOptions | None = None) -> tuple[list[Task], set[str], list[str], Path]:
     """From a plan task's ``segments`` (``[start, end, frames]``, exact seconds as ``"n/d"``): the segment tasks
     still to run (finished, verified parts with the same bounds, options and source are kept), their keys,
-    every part path and the parts folder."""
+    every part path and the parts folder. ``options``: the run's, which say the segments' container
+    (:func:`segment_container`)."""
     seg_dir = outdir / SEGMENTS_DIR / hashlib.sha1(job.key.encode()).hexdigest()[:16]
+    suffix, codec = segment_container(job, options)
     tasks, waiting, parts = [], set(), []
     for number, (start, end, _frames) in enumerate(segments):
-        part = seg_dir / f"{number:04d}{job.dst.suffix}"
+        part = seg_dir / f"{number:04d}{suffix}"
         parts.append(str(part))
         key = f"{job.key}#seg{number:04d}"
         rec = journal.get(key)
@@ -372,7 +397,7 @@ def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: 
                 and all(rec.get(k) == v for k, v in src_fp.items()) and verify_done(rec, part) is None):
             continue
         tasks.append(Task(key=key, kind="segment", job_key=job.key, src=str(job.src), dst=str(part),
-                          start=parse_fraction(start), end=parse_fraction(end), overwrite=True))
+                          start=parse_fraction(start), end=parse_fraction(end), overwrite=True, codec=codec))
         waiting.add(key)
     return tasks, waiting, parts, seg_dir
 
@@ -448,7 +473,7 @@ def run_batch(
     settings = WorkerSettings(options=opts, threads=threads)
 
     with Journal(out) as journal:
-        plan = Plan(journal, h, max_attempts=max_attempts, log=say, progress=progress)
+        plan = Plan(journal, h, max_attempts=max_attempts, log=say, progress=progress, options=opts)
         rows: list[JobRow] = []
         todo: list[tuple[Job, JobRow, bool]] = []
         changed: list[Job] = []

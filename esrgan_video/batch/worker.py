@@ -34,6 +34,9 @@ class Task:
     parts: tuple[str, ...] = ()
     overwrite: bool = True
     segment_seconds: float | None = None
+    codec: str | None = None
+    """A segment rendered in another container than its file's output (``video.segment_join.segment_suffix``): the
+    output's encoder, and its container's muxer is left to the segment's suffix (the join writes the output's)."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,8 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
         enc = settings.options.encode
         notices = []  # the copier's notes (streams converted or left out): the segments copied no streams
         res = join_segments(task.src, task.parts, task.dst, copy_streams=enc.copy_streams,
-                            selection=stream_selection(enc), overwrite=task.overwrite, notice=notices.append)
+                            selection=stream_selection(enc), overwrite=task.overwrite, notice=notices.append,
+                            format=enc.format)
         frames, lost, damage = res.frames, 0, None
     elif task.kind in ("whole", "segment"):
         from ..pipeline import upscale_video
@@ -148,6 +152,8 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
             show_ffmpeg_log(True)
         if task.kind == "segment":
             opts = opts.replace(start=task.start, end=task.end, copy_streams=False, shift_timestamps=False)
+            if task.codec is not None:  # in an intermediate container: the output's encoder, the suffix's muxer
+                opts = opts.replace(codec=task.codec, format=None)
         result = upscale_video(task.src, task.dst, opts, upscaler=_upscaler(settings, device),
                                overwrite=task.overwrite,
                                progress=ProgressThrottle(progress) if progress is not None else None)

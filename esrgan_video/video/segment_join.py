@@ -12,6 +12,14 @@ decode timestamp follows from the presentation timestamps seen so far, and the w
 ``joined_dts`` at the end. Where that guess is wrong (a later segment reorders deeper), or in containers whose
 timestamps the packet index rewrites (AVI's decode-order counters, MPEG-TS/PS jumps), the join falls back to
 reading each segment's packet index first and remuxing after (two reads), as it always did.
+
+Segments are rendered in a container that gives back exactly the timestamps written (:func:`segment_suffix`): the
+output's own when it is one of :data:`EXACT_FORMATS`, else MOV (or MP4, or Matroska, whichever holds the codec).
+MPEG-TS and MPEG-PS move a segment's clock (its first decode time made non-negative, every segment of a PS file
+starting at one preload), AVI keeps no presentation times and restarts its counters, so segments in those would no
+longer say where their frames lie. The join then writes the output's container itself: the video stream gets the
+source's time base (what a single pass gives the muxer), and H.264/HEVC packets go from the intermediate's
+length-prefixed form back to Annex B (``h264_mp4toannexb``) for containers that carry that (MPEG-TS/PS, AVI, NUT, …).
 """
 
 from __future__ import annotations
@@ -26,12 +34,45 @@ from typing import Callable, Iterator, Sequence
 
 import av
 
-from ..errors import OutputError
+from ..errors import OptionError, OutputError
+from ..frames.sizing import sar_storable
 from .discont import has_discontinuities
-from .packet_index import decode_order_timestamps, read_packet_index
+from .packet_index import NOPTS, decode_order_timestamps, read_packet_index
 from .partials import join_partial_path, remove_stale_partials
 from .reader import open_input
 from .stream_copy import StreamCopier, StreamSelection, copy_stream_facts, shifted_chapters
+from .writer import check_output, output_format
+
+EXACT_FORMATS = ("matroska", "webm", "mov", "mp4")
+"""Muxers whose files give back the timestamps the segments were written with (source times, a first decode time
+before 0 included): segments of an output in one of these are rendered in its own container."""
+_INTERMEDIATES = (".mov", ".mp4", ".mkv")
+"""Where the segments of any other output are rendered: the first of these that holds the codec (and records a
+sample aspect ratio as the output would). MOV and MP4 keep the encoder's time base exactly (a timescale that is a
+multiple of it); Matroska rounds to 1 ms, so it is last."""
+_AVCC_MUXERS = ("mov", "mp4", "ipod", "ismv", "3gp", "3g2", "psp", "f4v", "matroska", "webm", "flv")
+"""Muxers that store H.264/HEVC length-prefixed (avcC/hvcC), as the intermediates do; every other gets Annex B."""
+_ANNEXB = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
+
+
+def segment_suffix(dst: str | os.PathLike, codec: str, format: str | None = None) -> str:
+    """The file suffix to render ``dst``'s segments in, for encoder ``codec`` (``format``: ``--format``, else the
+    extension's muxer): ``dst``'s own when its container is one of :data:`EXACT_FORMATS` (or unknown: the writer
+    says why), else the first of :data:`_INTERMEDIATES` that holds ``codec`` and stores a sample aspect ratio as
+    ``dst``'s container does (so each segment's frames are planned as a single pass plans them), else ``dst``'s own.
+    Only FFmpeg's muxer tables are consulted (in memory)."""
+    muxer = output_format(dst, format)
+    own = Path(dst).suffix
+    if muxer is None or muxer in EXACT_FORMATS:
+        return own
+    for ext in _INTERMEDIATES:
+        try:
+            fmt = check_output(Path(dst).with_suffix(ext), codec)
+        except (OutputError, OptionError):
+            continue
+        if sar_storable(codec, fmt) == sar_storable(codec, muxer):
+            return ext
+    return own
 
 
 @dataclass(frozen=True)
@@ -40,14 +81,15 @@ class JoinResult:
     frames: int
 
 
-def joined_dts(pts_in_decode_order: Sequence[int]) -> list[int]:
+def joined_dts(pts_in_decode_order: Sequence[int], *, min_delay: int = 0) -> list[int]:
     """Decode timestamps for the joined video stream (pure).
 
     Each segment's encoder starts its own decode clock (B-frame delay), so the segments' DTS overlap at
     the joins. The joined stream's reorder delay ``D`` is the largest lead of a packet's decode position over
-    its presentation rank; packet ``i`` then gets the ``i - D``-th presentation timestamp — monotonic and
-    never after the packet's own PTS, as a single encoder gives for a constant frame rate. The first ``D``
-    packets count back from the first PTS by the first frame step.
+    its presentation rank, or ``min_delay`` when that is more (the encoder's own delay, :func:`encoder_delay`:
+    x264 with ``bf=2`` delays by two frames even where no packet leads by two); packet ``i`` then gets the
+    ``i - D``-th presentation timestamp — monotonic and never after the packet's own PTS, as a single encoder
+    gives for a constant frame rate. The first ``D`` packets count back from the first PTS by the first frame step.
     """
     n = len(pts_in_decode_order)
     if n == 0:
@@ -59,9 +101,23 @@ def joined_dts(pts_in_decode_order: Sequence[int]) -> list[int]:
     shown = [pts_in_decode_order[i] for i in order]
     if len(set(shown)) != n:
         raise ValueError("video packets with equal timestamps cannot be joined")
-    delay = max(0, max(i - rank[i] for i in range(n)))
+    delay = max(0, min_delay, max(i - rank[i] for i in range(n)))
     step = shown[1] - shown[0] if n > 1 else 1
     return [shown[i - delay] if i >= delay else shown[0] - (delay - i) * step for i in range(n)]
+
+
+def encoder_delay(pts_dts_in_decode_order) -> int:
+    """The encoder's reorder delay, in packets, from the first segment's first packets ``(pts, dts)`` in decode
+    order (pure): how many lead with a decode time before the first packet's presentation time (x264 counts its
+    first ``D`` back from there). 0 where the container keeps no decode times (Matroska gives None)."""
+    delay, first = 0, None
+    for pts, dts in pts_dts_in_decode_order:
+        if first is None:
+            first = pts
+        if first is None or dts is None or dts >= first:
+            break
+        delay += 1
+    return delay
 
 
 def _video_packets(containers: Sequence[av.container.InputContainer], dts: Sequence[int]) -> Iterator[av.Packet]:
@@ -111,7 +167,8 @@ class _OneReadClock:
         if len(set(shown)) != len(shown):
             raise _Replan  # equal timestamps: the packet indexes' way says so in its words
         rank = {p: r for r, p in enumerate(shown)}
-        self.delay = max([0] + [i - rank[p] for i, p in enumerate(judged)])
+        self.min_delay = encoder_delay((int(p.pts), p.dts) for p in self._ahead)
+        self.delay = max([self.min_delay] + [i - rank[p] for i, p in enumerate(judged)])
         self._step = shown[1] - shown[0] if len(shown) > 1 else 1
         self._first = shown[0] if shown else 0
 
@@ -149,7 +206,7 @@ class _OneReadClock:
             pkt.dts = dts
             yield pkt
         try:
-            exact = joined_dts(every_pts)
+            exact = joined_dts(every_pts, min_delay=self.min_delay)
         except ValueError:
             raise _Replan from None
         if exact != given:
@@ -161,12 +218,12 @@ class _OneReadClock:
         yield from self._packets
 
 
-def _video_pts(path: Path) -> list[int]:
-    """PTS of a segment's video packets in decode order (its packet index: one demux pass, cached)."""
+def _video_index(path: Path):
+    """A segment's packet index (its video packets' PTS and DTS in decode order: one demux pass, cached)."""
     index = read_packet_index(path)
     if not index.has_all_pts:
         raise OutputError(f"{path}: a segment's video packet has no timestamp; it cannot be joined")
-    return [int(p) for p in index.pts]
+    return index
 
 
 def _same_codec(a: av.video.stream.VideoStream, b: av.video.stream.VideoStream) -> bool:
@@ -185,6 +242,7 @@ def join_segments(
     overwrite: bool = False,
     selection: StreamSelection | None = None,
     notice: Callable[[str], None] | None = None,
+    format: str | None = None,
 ) -> JoinResult:
     """Remux the video of ``segments`` (in order) into ``dst`` and copy the other streams of ``src``.
 
@@ -196,6 +254,8 @@ def join_segments(
     ``notice`` receives the copier's one-line notes. Written to a temporary file beside ``dst`` and renamed
     when complete. Raises ``OutputError`` when the segments' encoders disagree (codec, size, pixel format or
     codec headers), so their packets cannot share one stream, or when ``dst`` exists without ``overwrite``.
+    ``format``: the muxer of ``dst`` (``--format``; None: from its extension), which need not be the segments'
+    (:func:`segment_suffix`).
     """
     src, dst = Path(src), Path(dst)
     seg_paths = [Path(s) for s in segments]
@@ -218,12 +278,17 @@ def join_segments(
                     f"{p}: segment encoded with different codec parameters than {seg_paths[0]}; "
                     "its packets cannot be joined without re-encoding (run this file without segments)")
 
-        def indexed() -> Iterator[av.Packet]:  # two reads: every segment's packet index, then its packets
+        def indexed() -> tuple[int, Iterator[av.Packet]]:  # two reads: every segment's packet index, then its packets
             try:
-                dts = joined_dts([p for path in seg_paths for p in _video_pts(path)])
+                indexes = [_video_index(path) for path in seg_paths]
+                delay = encoder_delay((int(p), None if d == NOPTS else int(d))
+                                      for p, d in zip(indexes[0].pts[:64], indexes[0].dts[:64]))
+                pts = [int(p) for index in indexes for p in index.pts]
+                dts = joined_dts(pts, min_delay=delay)
             except ValueError as e:
                 raise OutputError(f"{dst}: the segments cannot be joined ({e})") from e
-            return _video_packets(inputs, dts)
+            first_pts = min(pts)
+            return sum(1 for d in dts if d < first_pts), _video_packets(inputs, dts)
 
         one_read = not any(decode_order_timestamps(c.format.name) or has_discontinuities(c.format.name)
                            for c in inputs)  # the packet index rewrites these timestamps: the two-read way
@@ -231,8 +296,9 @@ def join_segments(
             said: list[str] = []  # the copier's notes, told once the attempt stands (a second one says them again)
             try:
                 clock = _OneReadClock(inputs, seg_paths)
-                frames = _write(src, tmp, dst, first, lambda: iter(clock), copy_streams=copy_streams,
-                                shift_timestamps=shift_timestamps, selection=selection, notice=said.append)
+                frames = _write(src, tmp, dst, first, lambda: (clock.delay, iter(clock)), copy_streams=copy_streams,
+                                shift_timestamps=shift_timestamps, selection=selection, notice=said.append,
+                                format=format)
             except _Replan:
                 tmp.unlink(missing_ok=True)
                 for i, p in enumerate(seg_paths):  # read again from the start
@@ -249,7 +315,7 @@ def join_segments(
                     notice(msg)
         if not one_read:
             frames = _write(src, tmp, dst, first, indexed, copy_streams=copy_streams,
-                            shift_timestamps=shift_timestamps, selection=selection, notice=notice)
+                            shift_timestamps=shift_timestamps, selection=selection, notice=notice, format=format)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -261,12 +327,13 @@ def join_segments(
 
 
 def _write(src: Path, tmp: Path, dst: Path, first: av.video.stream.VideoStream,
-           packets: Callable[[], Iterator[av.Packet]], *, copy_streams: bool, shift_timestamps: bool,
-           selection: StreamSelection | None, notice: Callable[[str], None] | None) -> int:
-    """Write ``tmp``: the video ``packets()`` give (each with its joined dts; asked for once the output's streams
-    are set up) and the source's other streams; returns the number of video packets."""
+           packets: Callable[[], tuple[int, Iterator[av.Packet]]], *, copy_streams: bool, shift_timestamps: bool,
+           selection: StreamSelection | None, notice: Callable[[str], None] | None, format: str | None = None) -> int:
+    """Write ``tmp``: the video ``packets()`` give (``(reorder delay, packets)``, each packet with its joined dts;
+    asked for once the output's streams are set up) and the source's other streams; returns the number of video
+    packets."""
     frames = 0
-    with open_input(src) as inp, inp.open_container() as source, av.open(str(tmp), "w") as out:
+    with open_input(src) as inp, inp.open_container() as source, av.open(str(tmp), "w", format=format) as out:
         info = inp.info
         base = info.start_time
         shift = base if shift_timestamps else Fraction(0)
@@ -275,6 +342,10 @@ def _write(src: Path, tmp: Path, dst: Path, first: av.video.stream.VideoStream,
         if chapters:
             out.set_chapters(chapters)
         out_v = out.add_stream_from_template(first)
+        # the time base a single pass gives the muxer (the writer's: the source's video stream's), whatever the
+        # segments' container made of it; their packets are rescaled to it exactly (MOV/MP4 keep a multiple)
+        out_v.time_base = info.time_base
+        bsf = _annexb_filter(first, out_v, out.format.name)
         copy_stream_facts(first, out_v, metadata=info.stream_metadata, disposition=info.disposition)
         copier = None
         if copy_streams:
@@ -284,15 +355,54 @@ def _write(src: Path, tmp: Path, dst: Path, first: av.video.stream.VideoStream,
                                   notice=notice or (lambda msg: None))
         tb = Fraction(first.time_base)  # every segment's packets have this time base (_same_codec)
         ticks = round(shift / tb)
-        for pkt in packets():  # each has its joined dts
+        delay, video = packets()
+        ctx = out_v.codec_context
+        if ctx is not None and delay > ctx.reorder_depth:  # the encoder's delay, as a single pass records it (NUT)
+            ctx.reorder_depth = delay
+        try:
+            out.start_encoding()
+        except (ValueError, av.FFmpegError) as e:
+            culprit = copier.header_culprit() if copier is not None else None
+            raise OutputError(culprit or f"{dst}: cannot write the joined file ({e})") from e
+        for pkt in video:  # each has its joined dts
             if copier is not None:  # what the other streams have up to this packet's decode time, first
                 copier.pump(pkt.dts * tb - base)
             if pkt.pts is not None:
                 pkt.pts -= ticks
             pkt.dts -= ticks
-            pkt.stream = out_v
-            out.mux(pkt)
+            for p in [pkt] if bsf is None else _filtered(bsf, pkt):
+                p.stream = out_v
+                out.mux(p)
             frames += 1
+        if bsf is not None:
+            for p in _filtered(bsf, None, first.time_base):
+                p.stream = out_v
+                out.mux(p)
         if copier is not None:
             copier.pump(None)
     return frames
+
+
+def _annexb_filter(first: av.video.stream.VideoStream, out_v: av.video.stream.VideoStream, muxer: str):
+    """``h264_mp4toannexb`` (or HEVC's) when the segments hold length-prefixed H.264/HEVC (avcC/hvcC headers: MOV,
+    MP4, Matroska) and the output's container carries Annex B (a single pass's encoder writes it so there: headers
+    in band); None otherwise. Sets ``out_v``'s codec parameters to the filter's (Annex B headers)."""
+    name = _ANNEXB.get(first.codec_context.name)
+    extradata = bytes(first.codec_context.extradata or b"")
+    if name is None or muxer in _AVCC_MUXERS or not extradata or extradata[0] != 1:
+        return None
+    from av.bitstream import BitStreamFilterContext
+
+    bsf = BitStreamFilterContext(name, first, out_v)
+    if out_v.codec_context is not None:  # the filter's parameters bring the segments' tag (avc1): the muxer's own
+        out_v.codec_context.codec_tag = "\0\0\0\0"
+    return bsf
+
+
+def _filtered(bsf, pkt: av.Packet | None, time_base=None) -> list[av.Packet]:
+    """What the bitstream filter gives for ``pkt`` (None: drain it), in ``pkt``'s time base (or ``time_base``)."""
+    tb = pkt.time_base if pkt is not None else time_base
+    out = bsf.filter(pkt)
+    for p in out:
+        p.time_base = tb
+    return out

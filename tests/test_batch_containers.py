@@ -1,0 +1,177 @@
+"""Segmented batch outputs in every container batch writes equal a one-pass run to the same suffix.
+
+MPEG-TS (.ts, .m2ts), MPEG-PS (.mpg) and AVI do not give back the timestamps a segment was written with (the
+first decode time made non-negative, every PS file starting at one preload, AVI's counters restarting at 0), so
+their segments are rendered in MOV/MP4 and the join writes the output's container
+(``video.segment_join.segment_suffix``). Oracle: the same batch with ``segment_seconds=0`` (one task per file,
+the streaming core in one pass) into another folder. Frames are compared decoded (lossless encoders: libx264 at
+CRF 0, FFV1, VP9 lossless, so a segment's encoder cannot differ from the single pass's), with every video packet's
+timestamps and the copied audio packets; a lossy libx264 run with B-frames checks the reordered timestamps (its
+frames differ: each segment's encoder starts a new GOP).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import av
+import pytest
+from safetensors.torch import save_file
+
+from esrgan_video.batch import run_batch
+from esrgan_video.batch.journal import JOURNAL_NAME, parse_lines
+from esrgan_video.testing import near_identity_model
+from esrgan_video.video.segment_join import segment_suffix
+
+from media import AudioTrack, make_clip, read_frames
+
+SOURCE_GOP = {"bf": "2", "x264-params": "keyint=4:min-keyint=4:scenecut=0"}  # a clean cut every 4 frames
+SEGMENT_SECONDS = 0.16  # 12 frames at 25 fps: 3 segments
+
+# suffix: (encoder options that make the output lossless, the source's audio codec the container holds)
+LOSSLESS = {
+    ".ts": (dict(codec="libx264", crf=0), "mp2"),
+    ".m2ts": (dict(codec="libx264", crf=0), "mp2"),
+    ".mpg": (dict(codec="libx264", crf=0), "mp2"),
+    ".avi": (dict(codec="ffv1"), "mp2"),
+    ".mov": (dict(codec="libx264", crf=0), "aac"),
+    ".mp4": (dict(codec="libx264", crf=0), "aac"),
+    ".mkv": (dict(codec="ffv1"), "aac"),
+    ".webm": (dict(codec="libvpx-vp9", encoder_opts={"lossless": "1"}), "libopus"),
+}
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    m = near_identity_model(scale=2, nf=8, nb=1, gc=4)
+    path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 12-frame libx264 clip with B-frames and one audio track, per audio codec."""
+    d = tmp_path_factory.mktemp("src")
+    clips = {}
+    for codec in sorted({a for _, a in LOSSLESS.values()}):
+        (d / codec).mkdir()
+        clips[codec] = make_clip(d / codec / "clip.mkv", frames=12, options=SOURCE_GOP, audio=[AudioTrack(codec=codec)])
+    return clips
+
+
+def _tag(stream) -> str:
+    """The stream's codec tag (FourCC; the container's number where it is not text)."""
+    try:
+        return stream.codec_context.codec_tag
+    except UnicodeDecodeError:
+        return "not text"
+
+
+def describe(path: Path, *, pictures: bool = True) -> dict:
+    """What a one-pass and a segmented output must agree on: the decoded frames (pts and, with ``pictures``, a
+    hash of the planes), every video packet's timestamps, the other packets, the streams."""
+    d: dict = {}
+    with av.open(str(path)) as c:
+        d["format"] = c.format.name
+        d["frames"] = [(f.pts, hashlib.sha1(b"".join(bytes(p) for p in f.planes)).hexdigest() if pictures else None)
+                       for f in c.decode(c.streams.video[0])]
+    with av.open(str(path)) as c:
+        d["streams"] = [(s.type, s.codec_context.name, s.time_base, _tag(s)) for s in c.streams]
+        d["video_packets"] = [(p.pts, p.dts) for p in c.demux(c.streams.video[0]) if p.size]
+    with av.open(str(path)) as c:
+        d["other_packets"] = [(p.stream.index, p.pts, p.dts, p.duration, hashlib.sha1(bytes(p)).hexdigest())
+                              for p in c.demux() if p.stream.type != "video" and p.size]
+    return d
+
+
+def batch(src: Path, out: Path, model: Path, suffix: str, segment_seconds: float, **opts):
+    return run_batch([src], out, model=str(model), devices="cpu", threads=1, ext=suffix,
+                     segment_seconds=segment_seconds, log=lambda m: None, **opts)
+
+
+def journal(out: Path) -> dict:
+    return parse_lines((out / JOURNAL_NAME).read_text())
+
+
+@pytest.mark.parametrize("suffix", list(LOSSLESS))
+def test_segmented_output_equals_one_pass(tmp_path: Path, model_file: Path, sources, suffix: str) -> None:
+    opts, audio = LOSSLESS[suffix]
+    src = sources[audio]
+    seg = batch(src, tmp_path / "seg", model_file, suffix, SEGMENT_SECONDS, **opts)
+    one = batch(src, tmp_path / "one", model_file, suffix, 0, **opts)
+    assert seg.exit_code == 0 and one.exit_code == 0, (seg.table(), one.table())
+    assert seg.rows[0].segments == 3 and one.rows[0].segments == 1
+    joined, single = describe(tmp_path / "seg" / f"clip{suffix}"), describe(tmp_path / "one" / f"clip{suffix}")
+    assert len(joined["frames"]) == 12 and len(joined["other_packets"]) > 0
+    assert [s[0] for s in joined["streams"]] == ["video", "audio"]
+    for what in ("format", "frames", "video_packets", "other_packets", "streams"):
+        assert joined[what] == single[what], what
+    assert not (tmp_path / "seg" / ".esrgan-video-segments").exists()
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".avi", ".mp4"])
+def test_reordered_timestamps_equal_one_pass(tmp_path: Path, model_file: Path, sources, suffix: str) -> None:
+    """libx264 with B-frames (lossy: the pictures differ, and so does the order of frame types, each segment
+    starting a GOP): the joined stream's decode clock is the single encoder's (its delay included), so the decode
+    timestamps, the presentation times and every copied packet equal a one-pass run's. (Not MPEG-PS: which
+    packets carry a timestamp there depends on their sizes, so lossy outputs are only compared above.)"""
+    src = sources[LOSSLESS[suffix][1]]
+    opts = dict(codec="libx264", encoder_opts={"x264-params": "bframes=2:b-adapt=0"})
+    seg = batch(src, tmp_path / "seg", model_file, suffix, SEGMENT_SECONDS, **opts)
+    one = batch(src, tmp_path / "one", model_file, suffix, 0, **opts)
+    assert seg.exit_code == 0 and one.exit_code == 0, (seg.table(), one.table())
+    joined = describe(tmp_path / "seg" / f"clip{suffix}", pictures=False)
+    single = describe(tmp_path / "one" / f"clip{suffix}", pictures=False)
+    checked = ["format", "times", "dts", "pts", "other_packets", "streams"]
+    if suffix != ".avi":  # AVI keeps no presentation times: FFmpeg guesses them
+        shown = [p for p, _ in joined["video_packets"]]
+        assert any(a > b for a, b in zip(shown, shown[1:])), "no B-frames: nothing reordered"
+        checked.append("frames")
+    for d, path in ((joined, tmp_path / "seg" / f"clip{suffix}"), (single, tmp_path / "one" / f"clip{suffix}")):
+        d["dts"] = [dts for _, dts in d["video_packets"]]
+        d["pts"] = sorted(p for p, _ in d["video_packets"] if p is not None)
+        frames, _, _ = read_frames(path)  # the times the project's reader gives (AVI: from the decode order)
+        d["times"] = [f.pts for f in frames]
+    assert len(joined["times"]) == 12
+    for what in checked:
+        assert joined[what] == single[what], what
+
+
+def test_a_resumed_ts_run_keeps_its_segments_and_equals_one_pass(tmp_path: Path, model_file: Path, sources) -> None:
+    opts, audio = LOSSLESS[".ts"]
+    src = sources[audio]
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    (lib / "sub").mkdir(parents=True)
+    (lib / "sub" / "clip.mkv").write_bytes(src.read_bytes())
+    out.mkdir()
+    (out / "sub").write_text("in the way")  # the join fails once: only the segments can be written
+    s1 = run_batch([lib], out, model=str(model_file), devices="cpu,cpu", threads=1, ext=".ts",
+                   segment_seconds=SEGMENT_SECONDS, log=lambda m: None, **opts)
+    assert s1.rows[0].status == "failed" and s1.rows[0].segments == 3
+    segs = {k: r for k, r in journal(out).items() if "#seg" in k}
+    assert len(segs) == 3 and all(r["state"] == "done" for r in segs.values())
+    parts = sorted((out / ".esrgan-video-segments").rglob("*.*"))
+    assert [p.suffix for p in parts] == [".mov"] * 3  # MPEG-TS does not keep a segment's timestamps
+
+    (out / "sub").unlink()
+    s2 = run_batch([lib], out, model=str(model_file), devices="cpu", threads=1, ext=".ts",
+                   segment_seconds=SEGMENT_SECONDS, retry_failed=True, log=lambda m: None, **opts)
+    assert s2.exit_code == 0 and s2.rows[0].status == "done" and s2.rows[0].frames == 12
+    assert {k: journal(out)[k] for k in segs} == segs, "finished segments must not be rendered again"
+    one = batch(src, tmp_path / "one", model_file, ".ts", 0, **opts)
+    assert one.exit_code == 0
+    joined, single = describe(out / "sub" / "clip.ts"), describe(tmp_path / "one" / "clip.ts")
+    for what in ("format", "frames", "video_packets", "other_packets", "streams"):
+        assert joined[what] == single[what], what
+
+
+def test_segment_suffix() -> None:
+    """The output's own container where it keeps timestamps; else MOV, or MP4 for what MOV cannot hold."""
+    assert segment_suffix("a.mkv", "ffv1") == ".mkv" and segment_suffix("a.mp4", "libx264") == ".mp4"
+    assert segment_suffix("a.webm", "libvpx-vp9") == ".webm" and segment_suffix("a.mov", "prores_ks") == ".mov"
+    assert segment_suffix("a.ts", "libx264") == ".mov" and segment_suffix("a.avi", "libx264") == ".mov"
+    assert segment_suffix("a.mpg", "mpeg2video") == ".mov" and segment_suffix("a.m2ts", "libx265") == ".mov"
+    assert segment_suffix("a.avi", "ffv1") == ".mp4"
+    assert segment_suffix("a.mkv", "libx264", "mpegts") == ".mov"  # --format decides the container
