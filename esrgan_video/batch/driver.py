@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 from .. import __version__
 from ..errors import InputError, OptionError, OutputError
+from ..frames.reuse import ReuseStats
 from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
 from .journal import Journal, fraction_text, parse_fraction
 from .progress import BatchProgress, BatchSnapshot
@@ -50,7 +51,8 @@ def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds:
     doc = {
         "model": model_sha256,
         "options": {k: norm(v) for k, v in sorted(options.output_affecting().items())},
-        "segment_seconds": segment_seconds,
+        # a float whatever the caller passed: the CLI's 2.0 and run_batch(segment_seconds=2) are one length
+        "segment_seconds": None if segment_seconds is None else float(segment_seconds),
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
@@ -76,6 +78,43 @@ def verify_done(rec: dict[str, Any], path: str | os.PathLike) -> str | None:
     return None
 
 
+def reuse_from_record(d: Any) -> ReuseStats | None:
+    """A ``ReuseStats`` from its ``as_dict()`` (a worker's result, a journal record's ``reuse``); None when absent
+    or not such a dict (a record written before batch reported reuse)."""
+    if not isinstance(d, dict) or "mode" not in d:
+        return None
+    try:
+        return ReuseStats(mode=str(d["mode"]), frames=int(d.get("frames", 0)),
+                          frames_reused=int(d.get("frames_reused", 0)), tiles=int(d.get("tiles", 0)),
+                          tiles_reused=int(d.get("tiles_reused", 0)), resets=int(d.get("resets", 0)))
+    except (TypeError, ValueError):
+        return None
+
+
+def add_reuse(a: ReuseStats | None, b: ReuseStats | None) -> ReuseStats | None:
+    """The sum of two runs' reuse (a file's segments, the batch's files; pure). Modes that differ (``exact`` and
+    ``off`` share an options hash, so kept segments may have been made with the other) are named together,
+    ``exact+off``."""
+    if a is None or b is None:
+        return a if b is None else b
+    modes = sorted(set(a.mode.split("+")) | set(b.mode.split("+")))
+    return ReuseStats(mode="+".join(modes), frames=a.frames + b.frames, frames_reused=a.frames_reused + b.frames_reused,
+                      tiles=a.tiles + b.tiles, tiles_reused=a.tiles_reused + b.tiles_reused,
+                      resets=a.resets + b.resets)
+
+
+def segment_reuse(d: Any, start: Any) -> ReuseStats | None:
+    """A segment's reuse as its share of the file's (pure): its worker's ``ReuseStats`` (as a dict), plus the reset
+    that one pass counts where it begins — with ``near`` a segment after the first starts at one of near's reset
+    points (``plan_segments``), where one pass drops its references and counts a reset, while the segment's own
+    run starts without references and counts none. So a file's segments sum to one pass's record."""
+    stats = reuse_from_record(d)
+    if stats is not None and stats.mode == "near" and start is not None:
+        stats = ReuseStats(mode=stats.mode, frames=stats.frames, frames_reused=stats.frames_reused, tiles=stats.tiles,
+                           tiles_reused=stats.tiles_reused, resets=stats.resets + 1)
+    return stats
+
+
 def _src_fingerprint(path: Path) -> dict[str, int]:
     st = os.stat(path)
     return {"src_size": st.st_size, "src_mtime_ns": st.st_mtime_ns}
@@ -97,10 +136,18 @@ class JobRow:
     damage: list[str] = field(default_factory=list)
     """What the input lost (``RunResult.damage`` of the file or of its segments): the output is kept and the
     status is ``damaged``."""
+    rendered: int = 0
+    """Frames this run upscaled for the file (its whole-file task or the segments it rendered; segments kept from an
+    earlier run and the join count none), what :attr:`fps` is over."""
+    reuse: ReuseStats | None = None
+    """What ``--reuse`` did for the whole output, summed over its segments (those kept from an earlier run as
+    journaled); a skipped file's is its journal record's. None: not known (a record from before it was kept)."""
 
     @property
     def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        """Frames rendered by this run over this run's seconds for the file; 0 when it rendered none (a resumed
+        file whose only work left was the join, a skipped file)."""
+        return self.rendered / self.seconds if self.rendered and self.seconds > 0 else 0.0
 
 
 @dataclass
@@ -113,8 +160,18 @@ class BatchSummary:
 
     @property
     def frames(self) -> int:
-        """Frames rendered by this run (skipped files excluded)."""
-        return sum(r.frames for r in self.rows if r.status in ("done", "damaged") and r.seconds > 0)
+        """Frames rendered by this run (skipped files, and segments kept from an earlier run, excluded)."""
+        return sum(r.rendered for r in self.rows if r.status in ("done", "damaged"))
+
+    @property
+    def reuse(self) -> ReuseStats | None:
+        """The reuse of every file in the table whose reuse is known (done, damaged or skipped), summed; None when
+        none is known."""
+        total = None
+        for r in self.rows:
+            if r.status in ("done", "damaged", "skipped"):
+                total = add_reuse(total, r.reuse)
+        return total
 
     @property
     def fps(self) -> float:
@@ -125,14 +182,35 @@ class BatchSummary:
         """8 when a file failed, was interrupted or its input was damaged (truncated, undecodable frames)."""
         return BATCH_FAILED_EXIT if any(r.status in ("failed", "interrupted", "damaged") for r in self.rows) else 0
 
+    def as_json(self) -> dict:
+        """The summary as one JSON object (``--progress json``'s last line): every file's status, frames, frames
+        rendered by this run, seconds, fps and ``reuse`` (``ReuseStats.as_dict()`` or None), and the batch's
+        totals with the summed ``reuse``."""
+        total = self.reuse
+        return {
+            "done": True,
+            "files": [{"file": r.key, "status": r.status, "frames": r.frames, "rendered": r.rendered,
+                       "seconds": round(r.seconds, 3), "fps": round(r.fps, 3) if r.rendered else None,
+                       "segments": r.segments, "error": r.error or None, "damage": "; ".join(r.damage) or None,
+                       "reuse": None if r.reuse is None else r.reuse.as_dict()} for r in self.rows],
+            "batch": {"files": len(self.rows), **{k: self.count(k) for k in ("done", "damaged", "skipped", "failed",
+                                                                              "interrupted")},
+                      "frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps, 3),
+                      "exit_code": self.exit_code},
+            "reuse": None if total is None else total.as_dict(),
+        }
+
     def table(self) -> str:
         lines = [f"{'status':<11} {'frames':>8} {'seconds':>9} {'fps':>8}  file"]
         for r in self.rows:
-            nums = (f"{r.frames:>8} {r.seconds:>9.1f} {r.fps:>8.2f}" if r.status in ("done", "damaged") and r.seconds
+            fps = f"{r.fps:>8.2f}" if r.rendered else f"{'-':>8}"  # a join alone renders nothing: no fps
+            nums = (f"{r.frames:>8} {r.seconds:>9.1f} {fps}" if r.status in ("done", "damaged") and r.seconds
                     else f"{'-':>8} {'-':>9} {'-':>8}")
             notes = []
             if r.status in ("done", "damaged") and r.segments > 1:
                 notes.append(f"{r.segments} segments")
+            if r.status in ("done", "damaged", "skipped") and r.reuse is not None and r.reuse.mode != "off":
+                notes.append(r.reuse.summary())
             if r.status == "damaged":
                 notes.append("WARNING: " + "; ".join(r.damage or [f"{r.lost_frames} undecodable frame(s) of the "
                                                                   "source skipped"]))
@@ -144,7 +222,8 @@ class BatchSummary:
             + (f"{self.count('damaged')} damaged, " if self.count("damaged") else "")
             + f"{self.count('skipped')} skipped, "
             f"{self.count('failed')} failed" + (f", {self.count('interrupted')} interrupted" if self.count("interrupted") else "")
-            + f"; {self.frames} frames in {self.seconds:.1f} s ({self.fps:.2f} fps)")
+            + f"; {self.frames} frames in {self.seconds:.1f} s ({self.fps:.2f} fps)"
+            + (f"; {self.reuse.summary()}" if self.reuse is not None else ""))
         return "\n".join(lines)
 
 
@@ -211,7 +290,8 @@ class Plan:
         if self.tracker is None or task.kind not in ("whole", "segment"):
             return
         self.tracker.update(task.job_key, task.key, int(info.get("frame", 0)), info.get("total"),
-                            float(info.get("fps") or 0.0))
+                            float(info.get("fps") or 0.0), frames_reused=info.get("frames_reused"),
+                            tiles_reused=info.get("tiles_reused"))
         self._report()
 
     def start_progress(self, durations: dict[str, float | None]) -> None:
@@ -221,11 +301,13 @@ class Plan:
         if self.report is not None and self.tracker is not None:
             self.report(self.tracker.snapshot())
 
-    def _track_done(self, task: Task, frames: int, *, job_finished: bool) -> None:
+    def _track_done(self, task: Task, frames: int, *, job_finished: bool, reuse: ReuseStats | None = None) -> None:
         if self.tracker is None or task.job_key not in self.tracker:
             return
         if task.kind in ("whole", "segment"):
-            self.tracker.task_done(task.job_key, task.key, frames)
+            self.tracker.task_done(task.job_key, task.key, frames,
+                                   frames_reused=None if reuse is None else reuse.frames_reused,
+                                   tiles_reused=None if reuse is None else reuse.tiles_reused)
         if job_finished:
             self.tracker.job_done(task.job_key)
         self._report()
@@ -257,11 +339,19 @@ class Plan:
             row.damage.append(str(result["damage"]))
         if task.kind != "segment" and row.damage:  # the file's record says what its input lost (resume keeps it)
             result = {**result, "damage": "; ".join(row.damage)}
+        task_reuse = reuse_from_record(result.get("reuse")) if task.kind in ("whole", "segment") else None
+        if task_reuse is not None:
+            row.reuse = add_reuse(row.reuse, segment_reuse(result.get("reuse"), task.start)
+                                  if task.kind == "segment" else task_reuse)
+        if task.kind in ("whole", "segment"):
+            row.rendered += int(result.get("frames", 0))
+        if task.kind == "join" and row.reuse is not None:  # the file's record: its segments' reuse (resume shows it)
+            result = {**result, "reuse": row.reuse.as_dict()}
         self.journal.record(task.key, "done", kind=task.kind, job=task.job_key, options=self.opts_hash,
                             **self.src_fp[task.job_key], **extra, **result)
         row.seconds += float(result.get("seconds", 0.0))
         row.lost_frames += int(result.get("lost_frames", 0))
-        self._track_done(task, int(result.get("frames", 0)), job_finished=task.kind != "segment")
+        self._track_done(task, int(result.get("frames", 0)), job_finished=task.kind != "segment", reuse=task_reuse)
         if row.status == "failed":
             return
         if task.kind == "segment":
@@ -271,7 +361,10 @@ class Plan:
             return
         row.status = "damaged" if row.damage else "done"
         row.frames = int(result.get("frames", 0))
-        self.log(f"{row.status:<8} {row.key} ({row.frames} frames, {row.fps:.2f} fps)"
+        facts = [f"{row.frames} frames" + (f", {row.fps:.2f} fps" if row.rendered else "")]
+        if row.reuse is not None:
+            facts.append(row.reuse.summary())
+        self.log(f"{row.status:<8} {row.key} ({'; '.join(facts)})"
                  + (f": {'; '.join(row.damage)}" if row.damage else ""))
         if st.seg_dir is not None:
             shutil.rmtree(st.seg_dir, ignore_errors=True)
@@ -319,6 +412,11 @@ class Plan:
         tasks, st.waiting, parts, st.seg_dir = _segment_tasks(job, segments, self.journal, self.opts_hash,
                                                               self.src_fp[job.key], self.outdir, self.options)
         st.row.segments = len(parts)
+        for number in range(len(parts)):  # segments kept from an earlier run: their journaled reuse counts
+            key = f"{job.key}#seg{number:04d}"
+            if key not in st.waiting:
+                rec = self.journal.get(key) or {}
+                st.row.reuse = add_reuse(st.row.reuse, segment_reuse(rec.get("reuse"), rec.get("start")))
         st.join = Task(key=job.key, kind="join", job_key=job.key, src=str(job.src), dst=str(job.dst),
                        parts=tuple(parts), overwrite=st.owned)
         kept = len(parts) - len(tasks)
@@ -495,6 +593,7 @@ def run_batch(
                 reason = verify_done(rec, job.dst)
                 if reason is None and all(rec.get(k) == v for k, v in fp.items()):
                     row.status, row.frames = "skipped", int(rec.get("frames", 0))
+                    row.reuse = reuse_from_record(rec.get("reuse"))  # as journaled when it was made
                     if rec.get("damage"):  # done earlier from a damaged input: still say so (and exit 8)
                         row.status, row.damage = "damaged", [str(rec["damage"])]
                     continue

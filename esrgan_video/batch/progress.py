@@ -26,6 +26,10 @@ class FileProgress:
     total: int | None
     fps: float
     eta: float | None
+    frames_reused: int | None = None
+    """Of ``frames``, those whose every tile was reused (``--reuse``); None until its worker reports it."""
+    tiles_reused: int | None = None
+    """Tiles of ``frames`` whose output was reused; None until its worker reports it."""
 
     def line(self) -> str:
         total = f"/{self.total}" if self.total else ""
@@ -45,18 +49,29 @@ class BatchSnapshot:
     """Frames rendered by this run so far (finished and running files)."""
     fps: float
     eta: float | None
+    frames_reused: int = 0
+    """Of ``frames``, those whose every tile was reused (``--reuse``), as the workers reported them."""
+    tiles_reused: int = 0
+    """Tiles of ``frames`` whose output was reused."""
 
     def line(self) -> str:
         return (f"batch  {self.done_files}/{self.total_files} files done, {self.fraction:.0%}, {self.fps:.1f} fps, "
                 f"ETA {format_eta(self.eta)}")
 
     def as_json(self) -> dict:
+        files = []
+        for f in self.files:
+            d = {"file": f.key, "frame": f.frames, "total": f.total, "fps": round(f.fps, 3),
+                 "eta": None if f.eta is None else round(f.eta, 1)}
+            if f.frames_reused is not None:  # its worker reports reuse (as the single-file --progress json)
+                d["frames_reused"], d["tiles_reused"] = f.frames_reused, f.tiles_reused or 0
+            files.append(d)
         return {
-            "files": [{"file": f.key, "frame": f.frames, "total": f.total, "fps": round(f.fps, 3),
-                       "eta": None if f.eta is None else round(f.eta, 1)} for f in self.files],
+            "files": files,
             "batch": {"done": self.done_files, "files": self.total_files, "fraction": round(self.fraction, 4),
                       "frames": self.frames, "fps": round(self.fps, 3),
-                      "eta": None if self.eta is None else round(self.eta, 1)},
+                      "eta": None if self.eta is None else round(self.eta, 1),
+                      "frames_reused": self.frames_reused, "tiles_reused": self.tiles_reused},
         }
 
 
@@ -77,6 +92,8 @@ class _Job:
     finished: bool = False
     tasks: dict[str, tuple[int, int | None, float]] = field(default_factory=dict)  # task -> (frames, total, fps)
     done_frames: int = 0  # of finished tasks
+    reused: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (frames, tiles) reused so far
+    done_reused: tuple[int, int] | None = None  # of finished tasks; None: none reported reuse
 
 
 class BatchProgress:
@@ -88,6 +105,7 @@ class BatchProgress:
         self._t0 = clock()
         self._jobs = {k: _Job(d) for k, d in durations.items()}
         self._finished_frames = 0
+        self._finished_reused = (0, 0)
 
     def __contains__(self, job: str) -> bool:
         return job in self._jobs
@@ -96,15 +114,33 @@ class BatchProgress:
         """A job's frame count, when known before its tasks report (a segmented file's scan)."""
         self._jobs[job].total = frames
 
-    def update(self, job: str, task: str, frames: int, total: int | None, fps: float = 0.0) -> None:
-        """Task ``task`` of ``job`` has written ``frames`` of its ``total``, at ``fps`` (the worker's measure)."""
-        self._jobs[job].tasks[task] = (frames, total, fps)
+    def update(self, job: str, task: str, frames: int, total: int | None, fps: float = 0.0, *,
+               frames_reused: int | None = None, tiles_reused: int | None = None) -> None:
+        """Task ``task`` of ``job`` has written ``frames`` of its ``total``, at ``fps`` (the worker's measure), and
+        reused ``frames_reused`` whole frames and ``tiles_reused`` tiles of them (None: not reported)."""
+        j = self._jobs[job]
+        j.tasks[task] = (frames, total, fps)
+        if frames_reused is not None or tiles_reused is not None:
+            j.reused[task] = (int(frames_reused or 0), int(tiles_reused or 0))
 
-    def task_done(self, job: str, task: str, frames: int) -> None:
+    def task_done(self, job: str, task: str, frames: int, *, frames_reused: int | None = None,
+                  tiles_reused: int | None = None) -> None:
+        """Task ``task`` of ``job`` finished with ``frames`` written, ``frames_reused``/``tiles_reused`` of them
+        reused (None: what it last reported)."""
         j = self._jobs[job]
         j.tasks.pop(task, None)
+        last = j.reused.pop(task, None)
+        if frames_reused is not None or tiles_reused is not None:
+            last = (int(frames_reused or 0), int(tiles_reused or 0))
+        if last is not None:
+            self._add_done_reused(j, last)
         j.done_frames += frames
         self._finished_frames += frames
+
+    def _add_done_reused(self, j: _Job, counts: tuple[int, int]) -> None:
+        prev = j.done_reused or (0, 0)
+        j.done_reused = (prev[0] + counts[0], prev[1] + counts[1])
+        self._finished_reused = (self._finished_reused[0] + counts[0], self._finished_reused[1] + counts[1])
 
     def job_done(self, job: str) -> None:
         """The job finished (done, failed or skipped): it counts as complete in the batch's fraction."""
@@ -112,7 +148,10 @@ class BatchProgress:
         j.finished = True
         for frames, _t, _f in j.tasks.values():
             self._finished_frames += frames
+        for counts in j.reused.values():
+            self._add_done_reused(j, counts)
         j.tasks.clear()
+        j.reused.clear()
 
     def _job_frames(self, j: _Job) -> tuple[int, int | None]:
         running = sum(f for f, _, _ in j.tasks.values())
@@ -129,6 +168,7 @@ class BatchProgress:
         weight_total = fraction_done = 0.0
         files = []
         frames_now = self._finished_frames
+        reused_now = list(self._finished_reused)
         for key, j in self._jobs.items():
             w = j.duration or mean
             weight_total += w
@@ -137,13 +177,20 @@ class BatchProgress:
                 continue
             frames, total = self._job_frames(j)
             frames_now += sum(f for f, _, _ in j.tasks.values())
+            for fr, tr in j.reused.values():
+                reused_now[0] += fr
+                reused_now[1] += tr
             if total:
                 fraction_done += w * min(1.0, frames / total)
             if j.tasks:
                 fps = sum(f for _, _, f in j.tasks.values())  # segments running at once add up
                 eta = max(0.0, (total - frames) / fps) if total and fps > 0 else None
-                files.append(FileProgress(key, frames, total, fps, eta))
+                reported = [*j.reused.values(), *([j.done_reused] if j.done_reused is not None else [])]
+                fr = sum(a for a, _ in reported) if reported else None
+                tr = sum(b for _, b in reported) if reported else None
+                files.append(FileProgress(key, frames, total, fps, eta, fr, tr))
         fraction = fraction_done / weight_total if weight_total else 1.0
         done = sum(j.finished for j in self._jobs.values())
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
-        return BatchSnapshot(tuple(files), done, len(self._jobs), fraction, frames_now, frames_now / elapsed, eta)
+        return BatchSnapshot(tuple(files), done, len(self._jobs), fraction, frames_now, frames_now / elapsed, eta,
+                             reused_now[0], reused_now[1])

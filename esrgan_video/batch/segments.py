@@ -47,13 +47,20 @@ class Segment:
         )
 
 
-def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction) -> list[Segment]:
+def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction, reuse: str = "exact") -> list[Segment]:
     """Cut at the first clean keyframe at least ``seconds`` after the previous cut (pure).
 
     A cut that would leave a tail shorter than a quarter of ``seconds`` is not made. A video with no
-    usable cut, or shorter than twice ``seconds``, is one segment (``start=end=None``). Segments of at least
-    :data:`~esrgan_video.frames.reuse.NEAR_RESET_PERIOD` cut only at ``--reuse near``'s reset points
-    (:func:`~esrgan_video.frames.reuse.reset_points`), where a one-pass run drops its references too.
+    usable cut, or shorter than twice ``seconds``, is one segment (``start=end=None``).
+
+    With ``reuse="near"`` every cut is one of near's reset points
+    (:func:`~esrgan_video.frames.reuse.reset_points`, at least
+    :data:`~esrgan_video.frames.reuse.NEAR_RESET_PERIOD` apart, so cuts are that far apart whatever ``seconds``
+    asks; only the last segment may be shorter): a one-pass run drops its references there (the pipeline resets at
+    the same points of the same whole-file index) and a segment starts with none, so between two cuts both see the
+    same frames from the same empty state and decide alike — segmented, resumed and one-pass runs give the same
+    frames. ``exact`` and ``off`` do not depend on history; they
+    cut at any clean keyframe below that period and at the reset points from it on (as before).
     """
     if seconds <= 0:
         raise InputError(f"segment seconds: expected > 0, got {seconds}")
@@ -64,7 +71,7 @@ def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction) -> list[Se
     starts: list[int] = []
     prev = first
     candidates = index.cuts
-    if length >= NEAR_RESET_PERIOD:  # cut only where --reuse near resets, so segments equal one pass
+    if reuse == "near" or length >= NEAR_RESET_PERIOD:  # cut only where near resets: segments equal one pass
         candidates = reset_points(index.pts, index.cuts, index.time_base, period=NEAR_RESET_PERIOD)
     for k in candidates:
         if (k - prev) * index.time_base >= length and (last - k) * index.time_base >= length / 4:

@@ -79,17 +79,18 @@ def _upscaler(settings: WorkerSettings, device: str | None):
     return up
 
 
-def cut_into_segments(task: Task) -> dict[str, Any]:
+def cut_into_segments(task: Task, reuse: str = "exact") -> dict[str, Any]:
     """The ``"plan"`` task: cut the source at keyframes into segments of about ``segment_seconds``.
 
     Reads the source's packet index (one demux pass, no decoding; the index is cached in this process, so
     segments rendered here later do not demux the file again). Runs on a worker so the driver never reads
-    whole files; returns exact timestamps as ``"n/d"`` strings: ``segments`` is ``[start, end, frame count]``."""
+    whole files; returns exact timestamps as ``"n/d"`` strings: ``segments`` is ``[start, end, frame count]``.
+    ``reuse``: the run's ``--reuse`` mode (``near`` cuts only at its reset points, see ``plan_segments``)."""
     from ..video.keyframes import scan_keyframes
     from .segments import plan_segments
 
     index = scan_keyframes(task.src)
-    segments = plan_segments(index, seconds=Fraction(task.segment_seconds or 0).limit_denominator(1000))
+    segments = plan_segments(index, seconds=Fraction(task.segment_seconds or 0).limit_denominator(1000), reuse=reuse)
     bounds = [seg.bounds_seconds(index.time_base, index.start_time) for seg in segments]
     return {
         "frame_count": index.frame_count,
@@ -107,8 +108,9 @@ def apply_threads(threads: int | None) -> None:
 
 
 class ProgressThrottle:
-    """``upscale_video``'s progress callback that hands ``send`` a dict (frame, total, fps, eta) at most every
-    ``interval`` seconds, and always for the last frame (what workers report to the driver)."""
+    """``upscale_video``'s progress callback that hands ``send`` a dict (frame, total, fps, eta, and the frames and
+    tiles reused so far when the progress carries them) at most every ``interval`` seconds, and always for the last
+    frame (what workers report to the driver)."""
 
     def __init__(self, send: Callable[[dict[str, Any]], None], interval: float = 0.5,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -120,8 +122,12 @@ class ProgressThrottle:
         if self._last is not None and now - self._last < self.interval and p.frame != p.total:
             return
         self._last = now
-        self.send({"frame": p.frame, "total": p.total, "fps": round(p.fps, 3),
-                   "eta": None if p.eta is None else round(p.eta, 1)})
+        info = {"frame": p.frame, "total": p.total, "fps": round(p.fps, 3),
+                "eta": None if p.eta is None else round(p.eta, 1)}
+        for name in ("frames_reused", "tiles_reused"):  # upscale_video's Progress has them (``--reuse``)
+            if getattr(p, name, None) is not None:
+                info[name] = int(getattr(p, name))
+        self.send(info)
 
 
 def execute_task(task: Task, settings: WorkerSettings, device: str | None,
@@ -130,7 +136,7 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
     progress (see :class:`ProgressThrottle`) while a file or segment is upscaled."""
     t0 = time.perf_counter()
     if task.kind == "plan":
-        return cut_into_segments(task)
+        return cut_into_segments(task, settings.options.runtime.reuse)
     Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
     if task.kind == "join":
         from ..video.segment_join import join_segments
@@ -141,7 +147,7 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
         res = join_segments(task.src, task.parts, task.dst, copy_streams=enc.copy_streams,
                             selection=stream_selection(enc), overwrite=task.overwrite, notice=notices.append,
                             format=enc.format)
-        frames, lost, damage = res.frames, 0, None
+        frames, lost, damage, reuse = res.frames, 0, None, None  # the driver adds the segments' reuse
     elif task.kind in ("whole", "segment"):
         from ..pipeline import upscale_video
 
@@ -159,9 +165,12 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
                                progress=ProgressThrottle(progress) if progress is not None else None)
         frames, lost, damage = result.frames, result.lost_frames, result.damage
         notices = [m for m in result.notices if m != damage]  # the damage line has its own field
+        reuse = result.reuse.as_dict() if result.reuse is not None else None
     else:
         raise ValueError(f"unknown task kind {task.kind!r}")
     out = {"frames": frames, "lost_frames": lost, "seconds": round(time.perf_counter() - t0, 3), **file_facts(task.dst)}
+    if reuse is not None:
+        out["reuse"] = reuse  # RunResult.reuse (ReuseStats.as_dict): the driver sums a file's segments
     if damage:
         out["damage"] = damage  # the input was truncated or frames were undecodable; the output is kept
     if notices:

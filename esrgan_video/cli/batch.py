@@ -51,7 +51,9 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     b.add_argument("--ray-cpus", type=int, help="CPUs of a --ray local instance (default: all)")
     b.add_argument("--segment-seconds", type=float, default=300.0,
                    help="split videos at least twice this long into segments of whole GOPs about this long, "
-                        "rendered separately and joined without re-encoding; 0 = never (default: %(default)s)")
+                        "rendered separately and joined without re-encoding; 0 = never (default: %(default)s). With "
+                        "--reuse near, cuts fall only on near's reset points, at least 10 s apart whatever this asks, so "
+                        "the output equals a single pass")
     b.add_argument("--retry-failed", action="store_true", help="retry files that failed in an earlier run")
     b.add_argument("--force", action="store_true",
                    help="redo finished files that were made with other options or another model")
@@ -120,6 +122,12 @@ class BatchReporter:
         self._clear()
         self._line = ""
 
+    def finish(self, summary) -> None:
+        """In json mode, one last object: every file's status, frames and reuse, and the batch's totals
+        (:meth:`~esrgan_video.batch.driver.BatchSummary.as_json`), as the single-file face's last object."""
+        if self.mode == "json":
+            print(json.dumps(summary.as_json()), file=self.stream, flush=True)
+
 
 def build_parser() -> argparse.ArgumentParser:
     return _configure(command_parser("batch", DESCRIPTION, skip=(DAMAGED,), note=NOTE))
@@ -145,12 +153,14 @@ def run_args(args: argparse.Namespace) -> int:
         )
     except BatchInterrupted as e:
         reporter.close()
+        reporter.finish(e.summary)
         print(e.summary.table(), file=sys.stderr)
         print(f"esrgan-video batch: interrupted ({signal_name(e.__cause__)}); rerun the same command to resume",
               file=sys.stderr)
         return exit_status(e.__cause__)
     finally:
         reporter.close()
+    reporter.finish(summary)
     print(summary.table(), file=sys.stderr)
     return summary.exit_code
 
