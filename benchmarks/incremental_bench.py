@@ -101,7 +101,7 @@ class IncrementalCompact:
         return (out + F.interpolate(x, scale_factor=s, mode="nearest")).clamp(0, 1)
 
 
-def measure(src: Path, model: str, *, block: int, grain: str, rounds: int) -> dict[str, Any]:
+def measure(src: Path, model: str, *, block: int, grain: str, rounds: int, threads: int) -> dict[str, Any]:
     import av
 
     from esrgan_video.frames.reuse import NearRule
@@ -115,7 +115,8 @@ def measure(src: Path, model: str, *, block: int, grain: str, rounds: int) -> di
     h, w = xs[0].shape[-2:]
     net = load_model(model).eval()
     net_cl = load_model(model).eval().to(memory_format=torch.channels_last)
-    ort = make_backend(net, backend="onnxruntime", device="cpu", precision="fp32", tile_shape=(h, w))
+    torch.set_num_threads(threads)
+    ort = make_backend(net, backend="onnxruntime", device="cpu", precision="fp32", tile_shape=(h, w), threads=threads)
     ort.open()
     dirty = dirty_blocks(planes, block, NearRule())
     times: dict[str, list[float]] = {"onnxruntime": [], "torch_channels_last": [], "incremental": []}
@@ -145,7 +146,7 @@ def measure(src: Path, model: str, *, block: int, grain: str, rounds: int) -> di
         computed = inc.computed / (len(inc.layers) * h * w * len(xs))
     ort.close()
     med = {k: float(np.median(v)) for k, v in times.items()}
-    return {"block": block, "grain": grain, "frames": len(xs), "size": [w, h], "rounds": rounds,
+    return {"block": block, "grain": grain, "threads": threads, "frames": len(xs), "size": [w, h], "rounds": rounds,
             "seconds": {k: round(v, 2) for k, v in med.items()},
             "incremental_speedup_over_onnxruntime": round(med["onnxruntime"] / med["incremental"], 3),
             "incremental_speedup_over_torch": round(med["torch_channels_last"] / med["incremental"], 3),
@@ -162,18 +163,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="256x144")
     ap.add_argument("--blocks", default="16,8")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", default=f"1,{os.cpu_count() or 1}", help="intra-op thread counts to run, e.g. 1,2")
     ap.add_argument("--out", type=Path, default=RESULTS / "incremental.json")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
-    torch.set_num_threads(os.cpu_count() or 1)
     bbb = sample_clip("bigbuckbunny.mp4", progress=False)
     out: dict[str, Any] = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "load_average_start": os.getloadavg(), "cpus": os.cpu_count(), "rows": []}
     with tempfile.TemporaryDirectory() as tmp:
         src = held_clip(Path(tmp) / "bbb.mkv", [(bbb, 0, 132)], size=size, repeat=1, codec="libx264", crf=18)
-        for block in (int(b) for b in args.blocks.split(",")):
-            for grain in ("block", "pixel"):
-                out["rows"].append(measure(src, args.model, block=block, grain=grain, rounds=args.rounds))
+        for threads in sorted({int(t) for t in args.threads.split(",")}):
+            for block in (int(b) for b in args.blocks.split(",")):
+                for grain in ("block", "pixel"):
+                    out["rows"].append(measure(src, args.model, block=block, grain=grain, rounds=args.rounds,
+                                               threads=threads))
                 print(json.dumps(out["rows"][-1]), flush=True)
     out["load_average_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
