@@ -414,6 +414,16 @@ def _mux_raw(out, stream, payload: bytes, t: float) -> None:
     out.mux(pkt)
 
 
+def make_noisy(src: str | os.PathLike, dst: str | os.PathLike, *, at: float, size: int = 300, seed: int = 1) -> Path:
+    """A copy of ``src`` with ``size`` bytes of seeded noise from ``at`` (a fraction of the file) on — headers, start
+    codes and packet boundaries included, unlike :func:`make_corrupt`."""
+    data = bytearray(Path(src).read_bytes())
+    i = int(len(data) * at)
+    data[i:i + size] = np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
+
+
 def make_corrupt(src: str | os.PathLike, dst: str | os.PathLike, *, frames: Sequence[int], seed: int = 1) -> Path:
     """A copy of ``src`` whose video packets number ``frames`` (in file order) are overwritten with noise.
 

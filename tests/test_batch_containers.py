@@ -17,11 +17,9 @@ from pathlib import Path
 
 import av
 import pytest
-from safetensors.torch import save_file
 
 from esrgan_video.batch import run_batch
 from esrgan_video.batch.journal import JOURNAL_NAME, parse_lines
-from esrgan_video.testing import near_identity_model
 from esrgan_video.video.segment_join import segment_suffix
 
 from media import AudioTrack, make_clip, read_frames
@@ -43,11 +41,8 @@ LOSSLESS = {
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    m = near_identity_model(scale=2, nf=8, nb=1, gc=4)
-    path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
-    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(path))
-    return path
+def model_file(near_identity_file) -> Path:
+    return near_identity_file(2)  # nf 8, nb 1, gc 4
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from esrgan_video.batch.progress import BatchProgress, format_eta
 from esrgan_video.batch.worker import ProgressThrottle
 from esrgan_video.cli.batch import BatchReporter
 from media import make_clip
-from esrgan_video.testing import save_near_identity
 
 
 class Clock:
@@ -90,10 +89,8 @@ def test_reporter_bar_redraws_one_line_and_prints_logs_above_it(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
-    save_near_identity(path, 2)
-    return path
+def model_file(near_identity_file) -> Path:
+    return near_identity_file(2)  # nf 8, nb 1, gc 4
 
 
 def test_progress_arrives_while_files_run(tmp_path, model_file):

@@ -18,7 +18,6 @@ import av
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from benchmarks.clips import held_clip
 from esrgan_video.batch import BATCH_FAILED_EXIT, run_batch
@@ -28,7 +27,7 @@ from esrgan_video.batch.segments import plan_segments
 from esrgan_video.frames.reuse import NEAR_RESET_PERIOD, ReuseStats, reset_points
 from esrgan_video.pipeline import upscale_video
 from esrgan_video.samples import sample_clip
-from esrgan_video.testing import decoded_planes, near_identity_model
+from esrgan_video.testing import decoded_planes
 from esrgan_video.video.keyframes import index_from_packets, scan_keyframes
 
 TB = Fraction(1, 1000)
@@ -99,11 +98,8 @@ def test_reuse_sums_and_the_summary_reports_it() -> None:
 # batch runs --------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    m = near_identity_model(scale=2, nf=8, nb=1, gc=4)
-    path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
-    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(path))
-    return path
+def model_file(near_identity_file) -> Path:
+    return near_identity_file(2)  # nf 8, nb 1, gc 4
 
 
 @pytest.fixture(scope="module")

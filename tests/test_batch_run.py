@@ -19,13 +19,11 @@ from pathlib import Path
 import av
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from esrgan_video.batch import BATCH_FAILED_EXIT, run_batch
 from esrgan_video.batch.journal import JOURNAL_NAME, parse_lines
 from esrgan_video.errors import OutputError
 from esrgan_video.pipeline import upscale_video
-from esrgan_video.testing import near_identity_model
 
 from media import (AudioTrack, Chapter, SubtitleTrack, make_audio_only, make_clip, make_corrupt, make_not_media,
                    make_truncated, sigint_default)
@@ -35,11 +33,8 @@ OPEN_GOP = {"bf": "2", "x264-params": "open-gop=1:keyint=4:min-keyint=4:scenecut
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    m = near_identity_model(scale=2, nf=8, nb=1, gc=4)
-    path = tmp_path_factory.mktemp("model") / "tiny_x2.safetensors"
-    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(path))
-    return path
+def model_file(near_identity_file) -> Path:
+    return near_identity_file(2)  # nf 8, nb 1, gc 4
 
 
 def frames_of(path: Path) -> list[tuple[int, str]]:

@@ -203,24 +203,13 @@ def test_batch_verbose_shows_ffmpegs_decoder_messages(tmp_path, tiny_model, capf
 # -- MPEG-TS / PS: no count, no duration — timestamp gaps and cut packets --------------------------------------
 
 
-def _noise(src: Path, dst: Path, *, at: float, size: int, seed: int = 1) -> Path:
-    """A copy of ``src`` with ``size`` bytes of noise from ``at`` (a fraction of the file) on."""
-    import numpy as np
-
-    data = bytearray(src.read_bytes())
-    i = int(len(data) * at)
-    data[i:i + size] = np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
-    dst.write_bytes(bytes(data))
-    return dst
-
-
 @pytest.fixture(scope="module")
 def ts(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("ts")
     clean = media.make_clip(d / "clean.ts", frames=48, options={"g": "12"}, format="mpegts")
     return {
         "clean": clean,
-        "noisy": _noise(clean, d / "noisy.ts", at=0.4, size=1500),
+        "noisy": media.make_noisy(clean, d / "noisy.ts", at=0.4, size=1500),
         "cut": media.make_truncated(clean, d / "cut.ts", keep=0.6),
     }
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
 import media
@@ -17,15 +16,6 @@ from esrgan_video.video.nal_count import PictureCount, count_pictures, count_pic
 from esrgan_video.video.reader import open_input
 
 FRAMES = 48
-
-
-def _noise(src: Path, dst: Path, *, at: float, size: int = 300, seed: int = 1) -> Path:
-    """A copy of ``src`` with ``size`` bytes of seeded noise from ``at`` (a fraction of the file) on."""
-    data = bytearray(src.read_bytes())
-    i = int(len(data) * at)
-    data[i:i + size] = np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
-    dst.write_bytes(bytes(data))
-    return dst
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +198,7 @@ def test_noise_over_whole_pictures_is_counted(raw, tmp_path, codec, at, seed):
     number."""
     if codec not in raw:
         pytest.skip("libx265 is not in this PyAV build")
-    bad = _noise(raw[codec], tmp_path / f"bad.{codec}", at=at, seed=seed)
+    bad = media.make_noisy(raw[codec], tmp_path / f"bad.{codec}", at=at, seed=seed)
     frames, stats, said = media.read_frames(bad)
     assert len(frames) < FRAMES and stats.lost_frames == FRAMES - len(frames) and stats.damaged
     assert said and said[0].startswith(f"bad.{codec}: {FRAMES - len(frames)} frame(s) could not be decoded")
@@ -218,12 +208,12 @@ def test_noise_over_whole_pictures_is_counted(raw, tmp_path, codec, at, seed):
                    "pictures lost after the last one there in presentation order leave no gap in the numbering, so "
                    "the count is a lower bound (6 of the 8 lost)")
 def test_noise_over_the_end_of_a_period_and_its_idr(raw, tmp_path):
-    frames, stats, _ = media.read_frames(_noise(raw["h264"], tmp_path / "bad.h264", at=0.4, seed=1))
+    frames, stats, _ = media.read_frames(media.make_noisy(raw["h264"], tmp_path / "bad.h264", at=0.4, seed=1))
     assert stats.lost_frames == FRAMES - len(frames)
 
 
 def test_cli_raw_h264_with_noise_exit_9_and_the_true_count(raw, tmp_path, near_identity_file, capfd):
-    bad = _noise(raw["h264"], tmp_path / "bad.h264", at=0.6, seed=2)  # packets and decoder said nothing was lost
+    bad = media.make_noisy(raw["h264"], tmp_path / "bad.h264", at=0.6, seed=2)  # packets and decoder said nothing was lost
     dst = tmp_path / "out.mkv"
     p = run_cli(capfd, bad, dst, "--model", near_identity_file(1), "--device", "cpu")
     assert p.returncode == 9, p.stderr
@@ -278,7 +268,7 @@ def test_hevc_from_a_cra_in_mid_stream_is_not_damage_but_from_mid_gop_it_is(raw,
 def test_cli_raw_h264_with_noise_and_a_start_says_it_once(raw, tmp_path, near_identity_file, capfd):
     """``--start`` on a raw stream decodes it once for the frame times (it has no timestamps), then reads the
     frames: the damage is told once, by the run."""
-    bad = _noise(raw["h264"], tmp_path / "bad.h264", at=0.6, seed=2)
+    bad = media.make_noisy(raw["h264"], tmp_path / "bad.h264", at=0.6, seed=2)
     p = run_cli(capfd, bad, tmp_path / "out.mkv", "--model", near_identity_file(1), "--device", "cpu",
                 "--start", "0.5")
     assert p.returncode == 9, p.stderr
