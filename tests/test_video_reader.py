@@ -94,7 +94,7 @@ def test_planes_match_pyav_to_ndarray(clips):
     for f, r in zip(frames, ref):
         assert r.planes[0].line_size > r.width  # the test means something only with padding
         stacked = r.to_ndarray()  # yuv420p: Y rows, then U and V rows packed two per line
-        h, w = r.height, r.width
+        h = r.height
         np.testing.assert_array_equal(f.planes[0], stacked[:h])
         np.testing.assert_array_equal(f.planes[1].reshape(-1), stacked[h:h + h // 4].reshape(-1))
         np.testing.assert_array_equal(f.planes[2].reshape(-1), stacked[h + h // 4:].reshape(-1))
