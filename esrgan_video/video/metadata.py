@@ -14,7 +14,9 @@ from fractions import Fraction
 
 __all__ = [
     "FIELD_ORDERS",
+    "MOV_LANGUAGES",
     "demuxer_in",
+    "mov_language",
     "HdrMetadata",
     "display_matrix_from_bytes",
     "rotation_from_matrix",
@@ -25,6 +27,22 @@ def demuxer_in(format_name: str, names) -> bool:
     """Whether the FFmpeg demuxer ``format_name`` — a comma list for demuxers with several names
     (``"mov,mp4,m4a,3gp,3g2,mj2"``) — is one of ``names``."""
     return not set(format_name.split(",")).isdisjoint(names)
+
+MOV_LANGUAGES = {
+    "fre": "fra", "deu": "ger", "nld": "dut", "zho": "chi", "cze": "ces", "ell": "gre", "fas": "per", "rum": "ron",
+    "slo": "slk", "cym": "wel", "isl": "ice", "mkd": "mac", "msa": "may", "hye": "arm", "eus": "baq", "mya": "bur",
+    "kat": "geo", "bod": "tib", "sqi": "alb",
+}
+"""ISO 639-2 codes FFmpeg's MOV muxer drops (it stores a language only as a QuickTime Macintosh language code, and
+its table of those names each language by one of its two ISO 639-2 codes — bibliographic for some, terminology for
+others: ``fra`` but ``ger``) → the other code of the same language, the one the table has. Matroska writes the
+bibliographic codes (``fre``, ``ger``), so a French track into ``.mov`` lost its language. MP4 stores any code."""
+
+
+def mov_language(code: str | None) -> str | None:
+    """The code of language ``code`` that survives FFmpeg's MOV muxer (``MOV_LANGUAGES``; others unchanged)."""
+    return MOV_LANGUAGES.get(code, code) if code else code
+
 
 FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 """AVFieldOrder codes → names (``tt``: top field first, coded and displayed; ``tb``/``bt``: mixed)."""

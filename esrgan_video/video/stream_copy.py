@@ -40,6 +40,7 @@ import av
 
 from ..errors import OutputError
 from .discont import StreamMender, has_discontinuities
+from .metadata import mov_language
 from .packet_index import read_packet_index
 from .probe import Demux
 from .reader import clean_metadata
@@ -117,13 +118,22 @@ def stream_selection(encode) -> StreamSelection:
 def copy_stream_facts(src, dst_stream, *, metadata: dict[str, str] | None = None, disposition: int | None = None) -> None:
     """Give output stream ``dst_stream`` the metadata (language, title, handler; cleaned of what muxers
     regenerate) and disposition flags of input stream ``src`` (or the ``metadata``/``disposition`` given)."""
-    meta = clean_metadata(dict(src.metadata)) if metadata is None else metadata
+    meta = dict(clean_metadata(dict(src.metadata)) if metadata is None else metadata)
+    if "language" in meta and _muxer_name(dst_stream) == "mov":
+        meta["language"] = mov_language(meta["language"])  # "fre" → "fra": MOV keeps only the one its table has
     dst_stream.metadata.update(meta)
     flags = int(src.disposition) if disposition is None else int(disposition)
     try:
         dst_stream.disposition = av.stream.Disposition(flags)
     except (AttributeError, ValueError, TypeError):
         pass  # a PyAV without settable dispositions: the muxer's defaults apply
+
+
+def _muxer_name(stream) -> str | None:
+    try:
+        return stream.container.format.name
+    except AttributeError:
+        return None
 
 
 def shifted_chapters(chapters: Iterable[dict], *, base: Fraction, t0: Fraction | None, t1: Fraction | None,
