@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
@@ -52,3 +54,32 @@ def test_bibliographic_languages_survive_every_container(tmp_path, capfd, near_i
         got = [s.metadata.get("language") for s in c.streams]
     same = {"fre": {"fre", "fra"}, "deu": {"deu", "ger"}, "eng": {"eng"}}
     assert [lang in same[want] for lang, want in zip(got, ["fre", "fre", "deu", "eng", "fre"])] == [True] * 5, got
+
+
+def test_sar_kept_only_where_the_output_records_it():
+    from esrgan_video.video.writer import sar_kept
+
+    # FFmpeg's Matroska muxer through PyAV keeps only a SAR in the bitstream; VP8/VP9/AV1 carry none
+    for codec in ("libvpx-vp9", "libvpx", "libsvtav1", "ffv1", "prores_ks", "rawvideo"):
+        assert not sar_kept(codec, "matroska") and not sar_kept(codec, "webm"), codec
+    for codec in ("libx264", "libx265", "mpeg4", "mjpeg"):
+        assert sar_kept(codec, "matroska"), codec
+    assert sar_kept("libvpx-vp9", "mp4") and sar_kept("libsvtav1", "mov") and sar_kept("ffv1", "mov")
+
+
+def _display_aspect(path):
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        sar = s.sample_aspect_ratio or 1
+        return Fraction(s.width, s.height) * (Fraction(sar) if sar else 1)
+
+
+@pytest.mark.parametrize("ext, codec", [(".webm", None), (".mkv", "libsvtav1"), (".mp4", "libvpx-vp9")])
+def test_anamorphic_display_aspect_survives_vp9_and_av1(tmp_path, capfd, near_identity_file, ext, codec):
+    # VP9 into .webm wrote "SAR 8:9" in its summary but the file read back 1:1: the picture came out 3:2, not 4:3
+    src = media.make_clip(tmp_path / "in.mkv", size=(72, 48), frames=2, sar=Fraction(8, 9))
+    dst = tmp_path / f"out{ext}"
+    args = ["--codec", codec] if codec else []
+    r = run_cli(capfd, src, dst, "--model", near_identity_file(2), "--scale", "2", "--progress", "none", *args)
+    assert r.returncode == 0, r.stderr
+    assert _display_aspect(dst) == _display_aspect(src) == Fraction(4, 3)

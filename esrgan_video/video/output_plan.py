@@ -16,11 +16,11 @@ from pathlib import Path
 from ..frames.color import ColorSpec
 from ..frames.colorspace import Matrix
 from ..frames.pixel_formats import pixel_format
-from ..frames.sizing import SizePlan, plan_size, sar_storable
+from ..frames.sizing import SizePlan, plan_size
 from ..frames.transform import FrameFormat
 from ..options import UpscaleOptions
 from .encoder_formats import choose_pix_fmt
-from .writer import output_codec, output_format
+from .writer import output_codec, output_format, sar_kept
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | P
     plan = plan_size(
         info.width, info.height, model_scale=model_scale, sar=info.sample_aspect_ratio, scale=size.scale,
         size=size.size, fit=size.fit, square_pixels=size.square_pixels,
-        sar_storable=sar_storable(enc.codec, output_format(dst, enc.format)),
+        sar_storable=sar_kept(enc.codec, output_format(dst, enc.format)),
         multiple=(1 << out_fmt.log2_chroma_w, 1 << out_fmt.log2_chroma_h),
     )
     notices.extend(f"{dst}: {note}" for note in plan.notes)

@@ -77,6 +77,26 @@ def output_format(dst: str | os.PathLike, format: str | None = None) -> str | No
         return None
 
 
+MATROSKA_NO_SAR_CODECS = frozenset({"vp8", "vp9", "av1", "ffv1", "prores", "utvideo", "rawvideo"})
+"""Codecs (FFmpeg codec names) whose sample aspect ratio a Matroska/WebM file written through PyAV loses: FFmpeg's
+Matroska muxer records the SAR from the stream, which PyAV never sets, so only a SAR in the bitstream (H.264, HEVC,
+MPEG-4 Part 2, MJPEG) survives. VP8, VP9 and AV1 carry none either (libvpx-vp9 into .webm read back 1:1)."""
+
+
+def sar_kept(codec: str, container_format: str | None) -> bool:
+    """Whether an output of encoder ``codec`` in muxer ``container_format`` keeps a sample aspect ratio:
+    ``frames.sizing.sar_storable``, and not a ``MATROSKA_NO_SAR_CODECS`` codec in Matroska/WebM."""
+    if not sar_storable(codec, container_format):
+        return False
+    if container_format not in ("matroska", "webm"):
+        return True
+    try:
+        name = av.codec.Codec(codec, "w").canonical_name
+    except Exception:  # an unknown encoder is refused elsewhere, in one line
+        return True
+    return name not in MATROSKA_NO_SAR_CODECS
+
+
 def output_codec(dst: str | os.PathLike, codec: str | None, format: str | None = None) -> str:
     """``codec``, or when it is None the usual encoder of ``dst``'s container (``options.codec_for``: libx264;
     libvpx-vp9 in WebM, …)."""
@@ -398,7 +418,7 @@ class OutputVideo:
             setattr(ctx, name if name != "chroma_location" else "chroma_sample_location", value)
         if self.sar:
             ctx.sample_aspect_ratio = self.sar
-            if self.sar != 1 and not sar_storable(codec, self._out.format.name):
+            if self.sar != 1 and not sar_kept(codec, self._out.format.name):
                 self.say(f"{self.dst}: the sample aspect ratio {self.sar} cannot be "
                          f"written for {codec} in Matroska with PyAV (it can in .mov/.mp4)")
         if info is not None:
