@@ -83,3 +83,50 @@ def test_anamorphic_display_aspect_survives_vp9_and_av1(tmp_path, capfd, near_id
     r = run_cli(capfd, src, dst, "--model", near_identity_file(2), "--scale", "2", "--progress", "none", *args)
     assert r.returncode == 0, r.stderr
     assert _display_aspect(dst) == _display_aspect(src) == Fraction(4, 3)
+
+
+def _remux_all_dispositions(tmp_path, ext, codec="libx264", audio="aac"):
+    """A clip with one audio stream per disposition the table knows, remuxed into ``ext``; (path, {index: flag})."""
+    from esrgan_video.video.metadata import DISPOSITION_FLAGS
+
+    names = list(DISPOSITION_FLAGS)
+    base = media.make_clip(tmp_path / f"base.{ext}", codec=codec, frames=2,
+                           audio=[media.AudioTrack(codec=audio)] * len(names))
+    want = {i + 1: DISPOSITION_FLAGS[n] for i, n in enumerate(names)}
+    return media.remux_with(base, tmp_path / f"all.{ext}", dispositions=want), want, names
+
+
+@pytest.mark.parametrize("muxer, ext, codec, audio", [("matroska", "mkv", "libx264", "aac"),
+                                                      ("mp4", "mp4", "libx264", "aac"), ("mov", "mov", "libx264", "aac"),
+                                                      ("webm", "webm", "libvpx-vp9", "libopus")])
+def test_dispositions_kept_table_is_what_the_muxers_keep(tmp_path, muxer, ext, codec, audio):
+    from esrgan_video.video.metadata import DISPOSITIONS_KEPT, dispositions_lost
+
+    path, want, names = _remux_all_dispositions(tmp_path, ext, codec, audio)
+    with av.open(str(path)) as c:
+        kept = {n for n, (i, bit) in zip(names, want.items()) if int(c.streams[i].disposition) & bit}
+    assert kept == DISPOSITIONS_KEPT[muxer]
+    assert dispositions_lost(64 | 128 | 1, muxer) == [n for n in ("forced", "hearing_impaired") if n not in kept]
+    assert dispositions_lost(64, "mpegts") == []  # not measured: nothing said
+
+
+def test_dispositions_mov_cannot_store_are_told(tmp_path, capfd, near_identity_file):
+    # MOV keeps only "default": a forced or hearing-impaired subtitle track into .mov lost its flags without a word
+    D = av.stream.Disposition
+    base = media.make_clip(tmp_path / "base.mkv", frames=3, audio=[media.AudioTrack()],
+                           subtitles=[media.SubtitleTrack(codec="subrip"), media.SubtitleTrack(codec="ass")])
+    src = media.remux_with(base, tmp_path / "in.mkv",
+                           dispositions={0: D.default, 1: D.default, 2: D.forced, 3: D.default | D.hearing_impaired})
+    args = ["--model", near_identity_file(2), "--scale", "2", "--progress", "none"]
+    r = run_cli(capfd, src, tmp_path / "out.mov", *args)
+    assert r.returncode == 0, r.stderr
+    assert ("dispositions the .mov container cannot store are not written: forced (#2); hearing_impaired (#3) "
+            "(.mkv keeps them)") in r.stderr
+    with av.open(str(tmp_path / "out.mov")) as c:
+        assert [int(s.disposition) & int(D.default) for s in c.streams] == [1, 1, 0, 1]  # default still kept
+    for ext in (".mkv", ".mp4"):  # both keep forced and hearing impaired: nothing to say
+        r = run_cli(capfd, src, tmp_path / f"out{ext}", *args)
+        assert r.returncode == 0 and "cannot store are not written" not in r.stderr, r.stderr
+        with av.open(str(tmp_path / f"out{ext}")) as c:
+            assert int(c.streams[2].disposition) & int(D.forced)
+            assert int(c.streams[3].disposition) & int(D.hearing_impaired)

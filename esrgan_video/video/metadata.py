@@ -16,6 +16,7 @@ __all__ = [
     "FIELD_ORDERS",
     "MOV_LANGUAGES",
     "demuxer_in",
+    "dispositions_lost",
     "mov_language",
     "HdrMetadata",
     "display_matrix_from_bytes",
@@ -42,6 +43,34 @@ bibliographic codes (``fre``, ``ger``), so a French track into ``.mov`` lost its
 def mov_language(code: str | None) -> str | None:
     """The code of language ``code`` that survives FFmpeg's MOV muxer (``MOV_LANGUAGES``; others unchanged)."""
     return MOV_LANGUAGES.get(code, code) if code else code
+
+
+DISPOSITION_FLAGS = {
+    "default": 1, "dub": 2, "original": 4, "comment": 8, "lyrics": 16, "karaoke": 32, "forced": 64,
+    "hearing_impaired": 128, "visual_impaired": 256, "clean_effects": 512, "captions": 1 << 16,
+    "descriptions": 1 << 17, "metadata": 1 << 18, "dependent": 1 << 19, "still_image": 1 << 20, "multilayer": 1 << 21,
+}
+"""FFmpeg's AV_DISPOSITION_* bits by PyAV's name (attached_pic, timed_thumbnails and non_diegetic left out: cover art
+is its own case, the other two no muxer here writes)."""
+
+DISPOSITIONS_KEPT = {
+    "matroska": frozenset({"default", "dub", "original", "comment", "forced", "hearing_impaired", "visual_impaired"}),
+    "webm": frozenset({"default", "forced"}),
+    "mp4": frozenset({"default", "dub", "comment", "forced", "hearing_impaired", "visual_impaired", "captions",
+                      "descriptions"}),
+    "mov": frozenset({"default"}),
+}
+"""The dispositions each FFmpeg muxer writes and its demuxer reads back (measured, FFmpeg 7/PyAV 19: MP4 stores
+them as ``kind`` boxes, which MOV mode does not write; WebM keeps FlagDefault and FlagForced only). Others: unknown."""
+
+
+def dispositions_lost(flags: int, muxer: str | None) -> list[str]:
+    """The names of the disposition ``flags`` muxer ``muxer`` cannot store ([] for a muxer not in
+    ``DISPOSITIONS_KEPT``)."""
+    kept = DISPOSITIONS_KEPT.get(muxer or "")
+    if kept is None:
+        return []
+    return [name for name, bit in DISPOSITION_FLAGS.items() if flags & bit and name not in kept]
 
 
 FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}

@@ -40,7 +40,7 @@ import av
 
 from ..errors import OutputError
 from .discont import StreamMender, has_discontinuities
-from .metadata import mov_language
+from .metadata import DISPOSITIONS_KEPT, dispositions_lost, mov_language
 from .packet_index import read_packet_index
 from .probe import Demux
 from .reader import clean_metadata
@@ -268,6 +268,13 @@ class StreamCopier:
         if converted:
             notice(f"{self.dst}: text subtitle stream{'s' if len(converted) > 1 else ''} {', '.join(converted)} "
                    f"converted to mov_text (the only subtitle codec {self.dst.suffix or fmt} files take)")
+        lost = {st.index: names for st in [source.streams[video_index], *copied]
+                if (names := dispositions_lost(int(st.disposition), fmt))}
+        if lost:  # the muxer drops them without a word
+            mkv = fmt != "matroska" and {n for names in lost.values() for n in names} <= DISPOSITIONS_KEPT["matroska"]
+            notice(f"{self.dst}: dispositions the {self.dst.suffix or fmt} container cannot store are not written: "
+                   + "; ".join(f"{', '.join(names)} (#{i})" for i, names in lost.items())
+                   + (" (.mkv keeps them)" if mkv else ""))
         self._demux = Demux(source, *copied) if copied else None
         self._menders: dict[int, StreamMender] = {}
         if copied and has_discontinuities(source.format.name):
