@@ -130,3 +130,17 @@ def test_dispositions_mov_cannot_store_are_told(tmp_path, capfd, near_identity_f
         with av.open(str(tmp_path / f"out{ext}")) as c:
             assert int(c.streams[2].disposition) & int(D.forced)
             assert int(c.streams[3].disposition) & int(D.hearing_impaired)
+
+
+@pytest.mark.parametrize("ext, key", [(".mkv", "title"), (".mov", "name"), (".mp4", "name")])
+def test_mp4_track_titles_survive(tmp_path, capfd, near_identity_file, ext, key):
+    # FFmpeg reads an MP4/MOV track title back as "name": it became a Matroska NAME tag, and .mov/.mp4 dropped it
+    src = media.make_clip(tmp_path / "in.mp4", frames=3, video_metadata={"title": "Vid"},
+                          audio=[media.AudioTrack(language="eng", title="Main")],
+                          subtitles=[media.SubtitleTrack(codec="mov_text", language="eng", title="Subs")])
+    dst = tmp_path / f"out{ext}"
+    r = run_cli(capfd, src, dst, "--model", near_identity_file(2), "--scale", "2", "--progress", "none")
+    assert r.returncode == 0, r.stderr
+    with av.open(str(dst)) as c:
+        assert [s.metadata.get(key) for s in c.streams] == ["Vid", "Main", "Subs"]
+        assert not any("NAME" in s.metadata for s in c.streams)

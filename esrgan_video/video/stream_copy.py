@@ -119,6 +119,10 @@ def copy_stream_facts(src, dst_stream, *, metadata: dict[str, str] | None = None
     """Give output stream ``dst_stream`` the metadata (language, title, handler; cleaned of what muxers
     regenerate) and disposition flags of input stream ``src`` (or the ``metadata``/``disposition`` given)."""
     meta = dict(clean_metadata(dict(src.metadata)) if metadata is None else metadata)
+    if "name" in meta and "title" not in meta:
+        # FFmpeg's MOV/MP4 demuxer gives a track's title (its udta "name" box, which the muxer writes from "title")
+        # as "name": into Matroska it became a NAME tag, not the track name, and into MP4/MOV it was dropped
+        meta["title"] = meta.pop("name")
     if "language" in meta and _muxer_name(dst_stream) == "mov":
         meta["language"] = mov_language(meta["language"])  # "fre" → "fra": MOV keeps only the one its table has
     dst_stream.metadata.update(meta)
