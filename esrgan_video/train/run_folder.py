@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 from pathlib import Path
 
 import torch
 
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, OutputError
 from ..files import atomic_write
+from ._text import brief
 
 CONFIG = "config.json"
 JOURNAL = "journal.jsonl"
@@ -79,12 +81,20 @@ class RunFolder:
         if self.path.is_dir() and not self.exists() and any(self.path.iterdir()):
             raise InputError(f"{self.path}: is a non-empty folder without a {CONFIG}: not a run folder; "
                              "pick an empty or new --out")
+        # the folder (or the nearest folder above it that exists) must take new files
+        near = self.path
+        while not near.exists() and near != near.parent:
+            near = near.parent
+        if not near.is_dir():
+            raise OutputError(f"{self.path}: cannot be created ({near} is not a folder)")
+        if not os.access(near, os.W_OK | os.X_OK):
+            raise OutputError(f"{self.path}: cannot write there ({near}: permission denied)")
 
     def read_config(self) -> dict:
         try:
             return json.loads(self.config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise InputError(f"{self.config_path}: unreadable run configuration ({e}); use --restart") from e
+            raise InputError(f"{self.config_path}: unreadable run configuration ({brief(e)}); use --restart") from e
 
     def check_same(self, resolved: dict) -> None:
         """InputError naming the first setting that differs from the run already in the folder."""
@@ -126,7 +136,7 @@ class RunFolder:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # damaged zip / pickle: torch raises several kinds
-            raise ModelError(f"{path}: corrupt training checkpoint ({type(e).__name__}: {str(e)[:120]}); "
+            raise ModelError(f"{path}: corrupt training checkpoint ({brief(e)}); "
                              "delete it to resume from the one before, or use --restart") from e
         if not isinstance(state, dict) or state.get("step") != step:
             raise ModelError(f"{path}: corrupt training checkpoint (no step {step} inside); use --restart")

@@ -30,8 +30,9 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from ..errors import DownloadError, ModelError, OptionError
+from ..errors import DownloadError, EsrganVideoError, ModelError, OptionError, OutputError
 from . import ddp
+from ._text import brief
 from .config import TrainConfig
 from .data import PatchSampler, apply_video_degradation, load_sources, validation_crops
 from .degradations import RealESRGAN, degradation_dict, degrade_batch, make_degradation, round8, usm_sharp
@@ -356,7 +357,7 @@ class Trainer:
                 torch.cuda.set_rng_state_all(st["rng_cuda"])
             self.best = st.get("best")
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            raise ModelError(f"{path}: corrupt training checkpoint ({type(e).__name__}: {str(e)[:120]}); "
+            raise ModelError(f"{path}: corrupt training checkpoint ({brief(e)}); "
                              "use --restart") from e
 
     # ------------------------------------------------------------------ pieces
@@ -573,7 +574,15 @@ class Trainer:
             self._ready = True
         done = False
         try:
-            result = self._run(until)
+            try:
+                result = self._run(until)
+            except OSError as e:
+                if isinstance(e, EsrganVideoError):
+                    raise
+                # a write into the run folder failed (full disk, a folder made read-only, ...): one line, exit 6;
+                # the checkpoints already written stay (each is written whole or not at all)
+                where = e.filename or self.folder.path
+                raise OutputError(f"{where}: cannot write the run folder ({e.strerror or brief(e)})") from e
             done = result.interrupted or result.final is not None
             return result
         except BaseException:

