@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import OptionError
 from .arguments import command_parser
 
 
@@ -100,16 +101,46 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class ConfigKeyError(OptionError):
+    """A bad value of a ``--config`` file's key: named as ``FILE: key NAME`` (not relabelled to a flag)."""
+
+    def relabel(self, names: dict[str, str]) -> "ConfigKeyError":
+        return self
+
+
 def config_from_args(args: argparse.Namespace):
-    """TOML (``--config``) values, overridden by the options given on the command line → ``TrainConfig``."""
+    """TOML (``--config``) values, overridden by the options given on the command line → ``TrainConfig``.
+
+    A bad value that came from the file is named by the file and its key (``run.toml: key held_out: expected ...``),
+    one given on the command line by its flag."""
+    from dataclasses import fields
+
     from ..train.config import TrainConfig, read_toml
 
     values = read_toml(args.config) if args.config else {}
+    from_file = set()
+    if args.config:
+        known = {f.name for f in fields(TrainConfig)}
+        for key in values:
+            k = key.replace("-", "_")
+            if k not in known:
+                raise ConfigKeyError(f"{args.config}: key {key}", "a training option (" + ", ".join(
+                    sorted(known - {"degradation_options"})) + ")", "unknown")
+        from_file = {key.replace("-", "_") for key in values}
     skip = {"config", "restart"}
     for key, value in vars(args).items():
         if key not in skip and value is not None:
             values[key] = value
-    return TrainConfig.from_mapping(values, source="--config" if args.config else "train")
+            from_file.discard(key)
+    try:
+        return TrainConfig.from_mapping(values, source="--config" if args.config else "train")
+    except OptionError as e:
+        key = "degradation_options" if e.option == "degradation" and "degradation_options" in from_file else e.option
+        if key not in from_file:
+            raise
+        shown = "[degradation]" if key == "degradation_options" else key
+        new = ConfigKeyError(f"{args.config}: key {shown}", e.expected, e.got, detail=e.detail)
+        raise new from e
 
 
 def main(argv: list[str]) -> int:

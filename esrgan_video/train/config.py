@@ -110,10 +110,14 @@ class TrainConfig:
         def fail(option: str, expected: str, got) -> None:
             raise OptionError(option, expected, got)
 
-        if isinstance(self.data, (str, Path)):
-            object.__setattr__(self, "data", (str(self.data),))
-        object.__setattr__(self, "data", tuple(str(d) for d in self.data))
-        object.__setattr__(self, "lr_data", tuple(str(d) for d in self.lr_data))
+        for name in ("data", "lr_data"):  # one path or a list of paths
+            v = getattr(self, name)
+            if isinstance(v, (str, Path)):
+                v = (v,)
+            if not isinstance(v, (list, tuple)) or not all(isinstance(d, (str, Path)) for d in v):
+                fail(name, "a path or a list of paths", v)
+            object.__setattr__(self, name, tuple(str(d) for d in v))
+        self._check_types(fail)
         if not self.data:
             fail("data", "at least one video, image folder or image", self.data)
         if self.lr_data and len(self.lr_data) != len(self.data):
@@ -177,6 +181,39 @@ class TrainConfig:
 
             parse_device(self.device, option="device")
 
+    def _check_types(self, fail) -> None:
+        """Each field's kind (a TOML file can give any field any kind): OptionError naming the field."""
+        for name in _BOOLS:
+            if not isinstance(getattr(self, name), bool):
+                fail(name, "true or false", getattr(self, name))
+        for name in _INTS:
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                fail(name, "a whole number", v)
+        for name in _FLOATS:
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                fail(name, "a number", v)
+        for name in _STRS:
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, (str, Path)):
+                fail(name, "a string", v)
+        if not isinstance(self.out, (str, Path)):
+            fail("out", "a run folder", self.out)
+        b = self.betas
+        if not isinstance(b, (list, tuple)) or len(b) != 2 or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in b):
+            fail("betas", "two numbers in [0, 1)", b)
+        if self.perceptual_layers is not None and not isinstance(self.perceptual_layers, dict):
+            fail("perceptual_layers", "a table of VGG19 layer = weight (e.g. {conv5_4 = 1})", self.perceptual_layers)
+        if not isinstance(self.degradation_options, dict):
+            fail("degradation", "a table of degradation fields", self.degradation_options)
+        for name in ("hr_crop", "lr_crop"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (list, tuple)) or len(v) != 4 or not all(
+                    isinstance(x, int) and not isinstance(x, bool) for x in v)):
+                fail(name, "x, y, width, height (four whole numbers)", v)
+
     @classmethod
     def from_mapping(cls, values: dict, *, source: str = "config") -> "TrainConfig":
         """Build from plain data (a TOML table or the CLI's options); unknown keys raise OptionError."""
@@ -197,6 +234,15 @@ class TrainConfig:
             return cls(**clean)
         except TypeError as e:
             raise OptionError(source, "options of the right type", values, detail=str(e)) from e
+
+
+_BOOLS = ("channels_last", "offline", "quiet")
+_INTS = ("nf", "nb", "gc", "scale", "patch", "batch", "steps", "save_every", "val_every", "preview_every", "seed",
+         "threads", "min_held_out", "max_frames", "val_crops", "val_size")
+_FLOATS = ("lr", "ema", "held_out", "memory_gb", "pair_threshold", "pair_offset", "pixel_weight",
+           "perceptual_weight", "gan_weight")
+_STRS = ("base", "recipe", "stage", "degradation", "gan", "discriminator", "discriminator_weights", "vgg_weights",
+         "schedule", "device", "precision")
 
 
 def read_toml(path: str | Path) -> dict:
