@@ -16,9 +16,12 @@ from .arguments import command_parser
 
 def _alphas(text: str) -> list[float]:
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        alphas = [float(x) for x in text.split(",") if x.strip()]
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"--alphas wants numbers separated by commas, got {text!r}") from e
+    if not alphas:  # a bad command line (exit 2), not a bad input file
+        raise argparse.ArgumentTypeError(f"--alphas wants at least one number (e.g. 0,0.5,1), got {text!r}")
+    return alphas
 
 
 def parser() -> argparse.ArgumentParser:

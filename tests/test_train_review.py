@@ -1,0 +1,201 @@
+"""``esrgan-video train`` / ``blend`` as a demanding user meets them: every bad input or config value is one line
+with the documented exit status (a config file's bad value named by the file and its key), an unwritable run
+folder is an output error (6), and a run stopped by a signal resumes to the same result as an uninterrupted one,
+whose final model then upscales a video and blends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from esrgan_video.cli.main import main as cli
+from esrgan_video.errors import OptionError
+from esrgan_video.train import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """16 frames, 96×64, cut from the real clip bikes.mp4."""
+    from esrgan_video.samples import sample_clip
+
+    src = sample_clip("bikes.mp4", progress=False)
+    dst = tmp_path_factory.mktemp("clip") / "bikes_tiny.mp4"
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = 96, 64, "yuv420p"
+        st.options = {"crf": "10", "preset": "veryfast"}
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i >= 16:
+                break
+            arr = frame.to_ndarray(format="rgb24")[100:164, 260:356]
+            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
+                out.mux(pkt)
+        for pkt in st.encode(None):
+            out.mux(pkt)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def tiny(near_identity_file) -> Path:
+    return near_identity_file(4, nf=16, nb=1, gc=8, seed=3)
+
+
+def base_args(clip, tiny, out, *extra) -> list[str]:
+    return ["train", "--data", str(clip), "--base", str(tiny), "--out", str(out), "--patch", "32", "--batch", "2",
+            "--steps", "2", "--quiet", *extra]
+
+
+def one_line(capsys, code: int, argv: list[str], match: str) -> str:
+    assert cli(argv) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("esrgan-video: error:"), err
+    assert match in err[0], err[0]
+    return err[0]
+
+
+def test_damaged_vgg_weights_are_one_line(clip, tiny, tmp_path, capsys):
+    bad = tmp_path / "vgg.pth"
+    bad.write_bytes(os.urandom(4000))
+    # torch's weights-only error is several paragraphs; the message keeps its first line
+    one_line(capsys, 4, base_args(clip, tiny, tmp_path / "run", "--vgg-weights", str(bad)),
+             "cannot be read by the weights-only loader (UnpicklingError")
+
+
+@pytest.mark.parametrize("body, key, expected", [
+    ('stpes = 3', "stpes", "a training option"),
+    ('held_out = "x"', "held_out", "a number"),
+    ('betas = "ab"', "betas", "two numbers"),
+    ('perceptual_layers = 3', "perceptual_layers", "a table of VGG19 layer"),
+    ('hr_crop = "abc"', "hr_crop", "x, y, width, height (four whole numbers)"),
+    ('offline = "yes"', "offline", "true or false"),
+    ('pair_threshold = "yes"', "pair_threshold", "a number"),
+    ('seed = "x"', "seed", "a whole number"),
+    ('degradation = 3', "degradation", "a string"),
+    ('ema = 1.5', "ema", "a decay in [0, 1)"),
+    ('[degradation]\nfoo = 3', "[degradation]", "fields of the bicubic degradation"),
+], ids=["unknown", "held_out", "betas", "perceptual_layers", "hr_crop", "offline", "pair_threshold", "seed",
+        "degradation", "ema", "degradation-table"])
+def test_a_bad_config_value_names_the_file_and_the_key(clip, tiny, tmp_path, capsys, body, key, expected):
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'data = ["{clip}"]\n{body}\n')
+    out = tmp_path / "run"
+    line = one_line(capsys, 2, ["train", "--config", str(toml), "--base", str(tiny), "--out", str(out), "--patch",
+                                "32", "--quiet"], f"{toml}: key {key}: expected {expected}")
+    assert "Traceback" not in line
+    assert not out.exists()
+
+
+def test_a_flag_still_names_the_flag_over_a_config_file(clip, tiny, tmp_path, capsys):
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'data = ["{clip}"]\nheld_out = 0.1\n')
+    one_line(capsys, 2, ["train", "--config", str(toml), "--base", str(tiny), "--out", str(tmp_path / "run"),
+                         "--held-out", "0.9", "--quiet"], "--held-out: expected a fraction")
+
+
+def test_config_values_of_the_wrong_kind_raise_option_error():
+    with pytest.raises(OptionError, match="perceptual_layers"):
+        TrainConfig(data=["a.mp4"], out="r", perceptual_layers=3)
+    with pytest.raises(OptionError, match="hr_crop"):
+        TrainConfig(data=["a.mp4"], out="r", hr_crop="abc")
+    with pytest.raises(OptionError, match="quiet"):
+        TrainConfig(data=["a.mp4"], out="r", quiet="no")
+    with pytest.raises(OptionError, match="data"):
+        TrainConfig(data=[3], out="r")
+    # one path (as a TOML string) is a list of one, for lr_data as for data (it was split into characters)
+    c = TrainConfig(data="hr.mp4", lr_data="lr.mp4", out="r")
+    assert c.data == ("hr.mp4",) and c.lr_data == ("lr.mp4",)
+
+
+def test_a_run_folder_that_cannot_be_made_is_an_output_error(clip, tiny, tmp_path, capsys):
+    one_line(capsys, 6, base_args(clip, tiny, clip / "run"), "is not a folder")
+    one_line(capsys, 6, base_args(clip, tiny, "/proc/esrgan-video-run"), "cannot write the run folder")
+
+
+def test_a_failed_write_mid_run_is_one_line_and_the_run_resumes(clip, tiny, tmp_path, capsys, monkeypatch):
+    from esrgan_video.train import run_folder
+
+    out = tmp_path / "run"
+    real = run_folder.RunFolder.save_state
+
+    def full_disk(self, step, state):
+        if step == 2:
+            raise OSError(28, "No space left on device", str(self.state_path(step)))
+        return real(self, step, state)
+
+    monkeypatch.setattr(run_folder.RunFolder, "save_state", full_disk)
+    one_line(capsys, 6, base_args(clip, tiny, out, "--steps", "3", "--save-every", "1"),
+             "state_000002.pt: cannot write the run folder (No space left on device)")
+    assert not list((out / "checkpoints").glob(".*.part"))  # no half-written file left beside the checkpoints
+    monkeypatch.setattr(run_folder.RunFolder, "save_state", real)
+    assert cli(base_args(clip, tiny, out, "--steps", "3", "--save-every", "1")) == 0
+    assert (out / "final.safetensors").is_file()
+
+
+def test_blend_refuses_empty_alphas_as_a_bad_command_line(tiny, tmp_path, capsys):
+    # exit 2 before any model is read (was 3, a bad input file)
+    assert cli(["blend", str(tiny), str(tiny), "--alphas", ",", "--preview", "f.png", "-o",
+                str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--alphas wants at least one number" in err[0], err
+    assert not (tmp_path / "x.png").exists()
+
+
+def _journal(out: Path) -> list[tuple]:
+    recs = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    return [(r["step"], r.get("loss"), r.get("psnr")) for r in recs]
+
+
+def test_sighup_and_sigterm_mid_run_resume_to_the_uninterrupted_result(clip, tiny, tmp_path, capsys):
+    """Two stops by signals between checkpoints, then a rerun: the same final and best models and the same
+    journal (losses, validations) as one uninterrupted run; the final model upscales a video and blends."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from media import sigint_default
+    from safetensors.torch import load_file
+
+    common = ["--steps", "16", "--save-every", "5", "--val-every", "4", "--lr", "5e-4", "--threads", "1"]
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert cli(base_args(clip, tiny, whole) + common) == 0
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    argv = [sys.executable, "-m", "esrgan_video", *base_args(clip, tiny, stopped), *common]
+    for sig, after, code in ((signal.SIGHUP, 7, 129), (signal.SIGTERM, 12, 143)):
+        proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if any(s >= after and loss is not None for s, loss, _ in _journal(stopped)):
+                    break
+            except (FileNotFoundError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err
+        assert "Traceback" not in err and "interrupted at step" in err
+        assert not (stopped / "final.safetensors").exists()
+    assert cli(base_args(clip, tiny, stopped) + common) == 0
+    for name in ("final.safetensors", "best.safetensors"):
+        a, b = load_file(str(whole / name)), load_file(str(stopped / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert _journal(whole) == _journal(stopped)
+    final = stopped / "final.safetensors"
+    capsys.readouterr()
+    assert cli([str(clip), str(tmp_path / "up.mkv"), "--model", str(final), "--quiet"]) == 0
+    with av.open(str(tmp_path / "up.mkv")) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (384, 256)
+    assert cli(["blend", str(tiny), str(final), "--alpha", "0.5", "-o", str(tmp_path / "mix.safetensors"),
+                "--quiet"]) == 0
+    assert cli([str(clip), str(tmp_path / "mix.mkv"), "--model", str(tmp_path / "mix.safetensors"),
+                "--quiet"]) == 0
