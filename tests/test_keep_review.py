@@ -144,3 +144,19 @@ def test_mp4_track_titles_survive(tmp_path, capfd, near_identity_file, ext, key)
     with av.open(str(dst)) as c:
         assert [s.metadata.get(key) for s in c.streams] == ["Vid", "Main", "Subs"]
         assert not any("NAME" in s.metadata for s in c.streams)
+
+
+@pytest.mark.parametrize("inext", [".mp4", ".mov"])
+@pytest.mark.parametrize("ext", [".mkv", ".mp4", ".mov"])
+def test_mp4_with_chapters_upscales_and_keeps_them(tmp_path, capfd, near_identity_file, inext, ext):
+    # FFmpeg's MOV demuxer shows an MP4/MOV's chapter text track as a data stream it discards; copying it failed
+    # every run on such a file (exit 6: 'the .mkv container cannot hold the data stream #2', .mp4 and .mov too)
+    src = media.make_clip(tmp_path / f"in{inext}", frames=10, audio=[media.AudioTrack(language="eng")],
+                          chapters=[media.Chapter(0, 0.2, "One"), media.Chapter(0.2, 0.4, "Two")])
+    dst = tmp_path / f"out{ext}"
+    r = run_cli(capfd, src, dst, "--model", near_identity_file(2), "--scale", "2", "--progress", "none")
+    assert r.returncode == 0, r.stderr
+    with av.open(str(dst)) as c:
+        assert [ch["metadata"].get("title") for ch in c.chapters()] == ["One", "Two"]
+        assert [round(float(ch["start"] * ch["time_base"]), 3) for ch in c.chapters()] == [0.0, 0.2]
+        assert [s.type for s in c.streams if s.type != "data"] == ["video", "audio"]

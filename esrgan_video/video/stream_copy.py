@@ -230,6 +230,8 @@ class StreamCopier:
             if st.type == "video" and not (st.disposition & av.stream.Disposition.attached_pic):
                 notice(f"{self.src}: video stream #{st.index} is not copied (only the first video stream is upscaled)")
                 continue
+            if st.type == "data" and st.discard == av.stream.Discard.all:
+                continue  # the demuxer's own: MP4/MOV's chapter text track (the chapters are copied as chapters)
             cname = st.codec_context.name if st.codec_context is not None else st.type
             if st.type == "attachment" and mp4:
                 name = st.metadata.get("filename") or f"#{st.index}"
