@@ -133,6 +133,10 @@ def copy_stream_facts(src, dst_stream, *, metadata: dict[str, str] | None = None
         pass  # a PyAV without settable dispositions: the muxer's defaults apply
 
 
+_COVER_TYPES = {"mjpeg": ("image/jpeg", ".jpg"), "png": ("image/png", ".png")}
+"""Cover art codecs → (MIME type, file extension) of the Matroska attachment they become."""
+
+
 def _muxer_name(stream) -> str | None:
     try:
         return stream.container.format.name
@@ -227,6 +231,8 @@ class StreamCopier:
         for st in source.streams:
             if st.index == video_index or not selection.wants(st):
                 continue
+            if st.type == "video" and fmt == "matroska" and self._cover_attachment(st):
+                continue  # cover art into Matroska: an attachment again, not a video track
             if st.type == "video" and not (st.disposition & av.stream.Disposition.attached_pic):
                 notice(f"{self.src}: video stream #{st.index} is not copied (only the first video stream is upscaled)")
                 continue
@@ -288,6 +294,28 @@ class StreamCopier:
             if jumps:  # the video's timeline was mended: each copied stream follows it across its own jump
                 vtb = Fraction(source.streams[video_index].time_base)
                 self._menders = {st.index: StreamMender([j.offset * vtb for j in jumps]) for st in copied}
+
+    def _cover_attachment(self, st) -> bool:
+        """Add the cover art (attached picture) stream ``st`` to the Matroska output as the attachment Matroska keeps
+        it as; whether it did. FFmpeg's Matroska muxer writes an attached-picture stream as a plain video track
+        (its one picture, no cover flag: a cover.jpg attachment came out as a second video stream)."""
+        if not st.disposition & av.stream.Disposition.attached_pic or st.codec_context is None:
+            return False
+        kind = _COVER_TYPES.get(st.codec_context.name)
+        if kind is None:
+            return False
+        data = b""
+        with av.open(str(self.src)) as c:
+            for pkt in Demux(c, c.streams[st.index]):
+                data = bytes(pkt)
+                if data:
+                    break
+        if not data:
+            return False
+        mimetype, ext = kind
+        self.out.add_attachment(st.metadata.get("filename") or f"cover{ext}", st.metadata.get("mimetype") or mimetype,
+                                data)
+        return True
 
     def _add_converted(self, st, codec: str) -> None:
         out_st = self.out.add_stream(codec)
