@@ -151,7 +151,20 @@ def main(argv: list[str]) -> int:
 
     world = from_env()
     quiet = config.quiet or not world.main
-    result = Trainer(config, restart=args.restart, progress=not quiet and sys.stderr.isatty()).run()
+    trainer = Trainer(config, restart=args.restart, progress=not quiet and sys.stderr.isatty())
+    try:
+        result = trainer.run()
+    except KeyboardInterrupt as e:  # a second signal stopped at once, mid-step
+        if not trainer._started:  # still checking inputs: nothing written (main says so)
+            raise
+        from .signals import exit_status, signal_name
+
+        if world.main:
+            last = trainer.folder.latest_step()
+            where = f"resumes from step {last}" if last else "has no checkpoint yet: a rerun starts over"
+            print(f"esrgan-video train: stopped at once ({signal_name(e)} again); {trainer.folder.path} {where} "
+                  "(rerun the same command)", file=sys.stderr)
+        return exit_status(e)
     if result.interrupted:
         if world.main:
             print(f"esrgan-video train: interrupted at step {result.step}; checkpoint saved in {result.out} "

@@ -122,6 +122,16 @@ class RunFolder:
         for sub in ("checkpoints", "previews"):
             shutil.rmtree(self.path / sub, ignore_errors=True)
 
+    def remove_partials(self) -> list[Path]:
+        """Delete the temporary files (``.NAME.*.part``) a killed run left beside the files it was writing."""
+        gone = []
+        for d in (self.path, self.checkpoints, self.path / "previews"):
+            if d.is_dir():
+                for p in d.glob(".*.part"):
+                    p.unlink(missing_ok=True)
+                    gone.append(p)
+        return gone
+
     # writes
     def write_json(self, path: Path, obj) -> None:
         atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))

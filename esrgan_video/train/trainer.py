@@ -558,8 +558,12 @@ class Trainer:
     # ------------------------------------------------------------------ the run
 
     def _on_signal(self, signum, frame) -> None:
-        if self._stop:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
+        if self._stop:  # a second Ctrl-C (or SIGTERM, SIGHUP): stop now, with that signal's exit status
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            from ..cli.signals import Terminated
+
+            raise Terminated(signum)
         self._stop = True
         self._signal = signum
 
@@ -598,6 +602,7 @@ class Trainer:
         if main and not self._started:
             self._started = True
             folder.path.mkdir(parents=True, exist_ok=True)
+            folder.remove_partials()  # a run killed (SIGKILL, power) while writing left its temporary files
             if self.restart or self.start_step == 0:  # nothing to resume: no leftovers of a run killed early
                 folder.clear()
             if self.start_step:
