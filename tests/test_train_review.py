@@ -239,3 +239,21 @@ def test_a_second_signal_stops_at_once_and_says_where_the_run_resumes(clip, tiny
     assert cli(argv) == 0
     assert [json.loads(x)["step"] for x in (out / "journal.jsonl").read_text().splitlines()
             if "loss" in x] == list(range(1, 11))
+
+
+def test_a_signal_before_the_first_step_says_the_rerun_starts_over(clip, tiny, tmp_path, capsys, monkeypatch):
+    # a stop during step 0's validation (the run folder already made): not 'no output was written'
+    from esrgan_video.cli.signals import Terminated
+    from esrgan_video.train.trainer import Trainer
+
+    def validate(self, step):
+        raise Terminated(signal.SIGHUP)
+
+    monkeypatch.setattr(Trainer, "validate", validate)
+    out = tmp_path / "run"
+    assert cli(base_args(clip, tiny, out)) == 129
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"esrgan-video train: interrupted (SIGHUP); {out} has no checkpoint yet: a rerun starts over "
+        "(rerun the same command)"]
+    monkeypatch.undo()
+    assert cli(base_args(clip, tiny, out)) == 0 and (out / "final.safetensors").is_file()

@@ -154,7 +154,7 @@ def main(argv: list[str]) -> int:
     trainer = Trainer(config, restart=args.restart, progress=not quiet and sys.stderr.isatty())
     try:
         result = trainer.run()
-    except KeyboardInterrupt as e:  # a second signal stopped at once, mid-step
+    except KeyboardInterrupt as e:  # a second signal mid-step, or one before the steps began (step 0's validation)
         if not trainer._started:  # still checking inputs: nothing written (main says so)
             raise
         from .signals import exit_status, signal_name
@@ -162,8 +162,9 @@ def main(argv: list[str]) -> int:
         if world.main:
             last = trainer.folder.latest_step()
             where = f"resumes from step {last}" if last else "has no checkpoint yet: a rerun starts over"
-            print(f"esrgan-video train: stopped at once ({signal_name(e)} again); {trainer.folder.path} {where} "
-                  "(rerun the same command)", file=sys.stderr)
+            how = f"stopped at once ({signal_name(e)} again)" if trainer._stop else f"interrupted ({signal_name(e)})"
+            print(f"esrgan-video train: {how}; {trainer.folder.path} {where} (rerun the same command)",
+                  file=sys.stderr)
         return exit_status(e)
     if result.interrupted:
         if world.main:
