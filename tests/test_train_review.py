@@ -257,3 +257,18 @@ def test_a_signal_before_the_first_step_says_the_rerun_starts_over(clip, tiny, t
         "(rerun the same command)"]
     monkeypatch.undo()
     assert cli(base_args(clip, tiny, out)) == 0 and (out / "final.safetensors").is_file()
+
+
+def test_a_video_paired_with_an_image_folder_is_one_line(clip, tiny, tmp_path, capsys):
+    # was a traceback (ValueError: could not convert string to float) from matching names against timestamps
+    from esrgan_video.train.data import read_video
+    from esrgan_video.train.images import write_png
+
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for i, f in enumerate(read_video(str(clip), max_frames=4)[0][:4]):
+        write_png(folder / f"f{i}.png", f.float() / 255)
+    one_line(capsys, 3, base_args(clip, tiny, tmp_path / "a", "--lr-data", str(folder)),
+             f"{folder}: an image source cannot pair with the video {clip}")
+    one_line(capsys, 3, base_args(folder, tiny, tmp_path / "b", "--lr-data", str(clip)),
+             f"{clip}: a video cannot pair with the images {folder}")

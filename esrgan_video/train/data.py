@@ -197,6 +197,11 @@ def load_sources(config, scale: int, patch: int, *, notice=print) -> list[Source
         src = Source(path, trim_to_multiple(hr, multiple), keys)
         if lr_path is not None:
             lr, lr_keys = read_source(lr_path, max_frames=10**9, crop=config.lr_crop)
+            kinds = ["images" if k and isinstance(k[0], str) else "video" for k in (keys, lr_keys)]
+            if kinds[0] != kinds[1]:  # frames match by file name between images, by time between videos
+                raise InputError(f"{lr_path}: {'an image source' if kinds[1] == 'images' else 'a video'} cannot pair "
+                                 f"with {'the images' if kinds[0] == 'images' else 'the video'} {path} (pair videos "
+                                 "with videos, image folders with image folders)")
             idx = match_pairs(keys, lr_keys, offset=config.pair_offset)
             pairs = [(i, j) for i, j in enumerate(idx) if j is not None]
             if not pairs:
