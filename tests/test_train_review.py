@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 import torch
 
+import media
 from esrgan_video.cli.main import main as cli
 from esrgan_video.errors import OptionError
 from esrgan_video.train import TrainConfig
@@ -29,23 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     """16 frames, 96×64, cut from the real clip bikes.mp4."""
-    from esrgan_video.samples import sample_clip
-
-    src = sample_clip("bikes.mp4", progress=False)
-    dst = tmp_path_factory.mktemp("clip") / "bikes_tiny.mp4"
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        st = out.add_stream("libx264", rate=25)
-        st.width, st.height, st.pix_fmt = 96, 64, "yuv420p"
-        st.options = {"crf": "10", "preset": "veryfast"}
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i >= 16:
-                break
-            arr = frame.to_ndarray(format="rgb24")[100:164, 260:356]
-            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
-                out.mux(pkt)
-        for pkt in st.encode(None):
-            out.mux(pkt)
-    return dst
+    return media.bikes_crop(tmp_path_factory.mktemp("clip") / "bikes_tiny.mp4", frames=16, size=(96, 64),
+                            origin=(100, 260), crf=10)
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 import torch
 
+import media
 from esrgan_video.cli.main import main as cli
 from esrgan_video.models.checkpoints import save_safetensors
 from esrgan_video.testing import near_identity_model
@@ -30,23 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     """24 frames, 160×112, of the real clip bikes.mp4 (detail: brick, railings), x264 CRF 8."""
-    from esrgan_video.samples import sample_clip
-
-    src = sample_clip("bikes.mp4", progress=False)
-    dst = tmp_path_factory.mktemp("clip") / "bikes_small.mp4"
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        st = out.add_stream("libx264", rate=25)
-        st.width, st.height, st.pix_fmt = 160, 112, "yuv420p"
-        st.options = {"crf": "8", "preset": "veryfast"}
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i >= 24:
-                break
-            arr = frame.to_ndarray(format="rgb24")[80:192, 240:400]
-            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
-                out.mux(pkt)
-        for pkt in st.encode(None):
-            out.mux(pkt)
-    return dst
+    return media.bikes_crop(tmp_path_factory.mktemp("clip") / "bikes_small.mp4", frames=24, size=(160, 112),
+                            origin=(80, 240), crf=8)
 
 
 @pytest.fixture(scope="module")
