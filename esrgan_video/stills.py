@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import OutputError
 from .options import UpscaleOptions
-from .frames.color import ColorSpec
+from .frames.color import LUMA_709, ColorSpec
 from .frames.pixel_formats import pixel_format
 from .frames.sizing import output_size, plan_size, resize_rgb
 from .frames.transform import FrameFormat, FrameTransform
@@ -39,7 +39,7 @@ from .video.images import check_extension, holds_grey, read_image, write_image
 
 __all__ = ["GREY_WEIGHTS", "read_image", "upscale_image"]
 
-GREY_WEIGHTS = (0.2126, 0.7152, 0.0722)
+GREY_WEIGHTS = LUMA_709
 """BT.709 luma weights (R, G, B): a grey still's grey output from the model's RGB (see the module's docstring)."""
 _GREY_INT = (2126, 7152, 722)  # GREY_WEIGHTS × 10 000, for an exact integer sum
 

@@ -23,7 +23,7 @@ from .models.descriptor import describe
 from .options import DEFAULT_MODEL, ModelOptions, RuntimeOptions
 from .runtime.base import Backend, BackendInfo
 from .runtime.devices import resolve_device
-from .frames.color import ColorSpec
+from .frames.color import LUMA_709, ColorSpec
 from .frames.pixel_formats import PixelFormat, pixel_format
 from .runtime.select import make_backend
 
@@ -52,7 +52,6 @@ def default_tile(height: int, width: int, device: torch.device) -> int:
 
 RUNNABLE_CHANNELS = (1, 3, 4)
 """Model input/output channel counts the Upscaler runs RGB frames through (:func:`model_on_rgb`)."""
-LUMA_709 = (0.2126, 0.7152, 0.0722)
 
 
 def check_channels(descriptor, source: str) -> None:

@@ -64,6 +64,10 @@ MATRIX_KR_KB: dict[Matrix, tuple[float, float]] = {
 }
 """Luma coefficients (Kr, Kb) per H.273 matrix code; ``Matrix.RGB`` (0) is the identity (GBR)."""
 
+LUMA_709 = (0.2126, 0.7152, 0.0722)
+"""BT.709's luma weights (Kr, 1 − Kr − Kb, Kb) on R, G, B: grey from the RGB a model gives (grey stills, a
+1-channel model fed RGB frames)."""
+
 SUPPORTED_MATRICES = (Matrix.RGB, *MATRIX_KR_KB)
 
 CHROMA_FILTERS = ("bilinear", "bicubic")
