@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -110,8 +110,7 @@ def segment_reuse(d: Any, start: Any) -> ReuseStats | None:
     run starts without references and counts none. So a file's segments sum to one pass's record."""
     stats = reuse_from_record(d)
     if stats is not None and stats.mode == "near" and start is not None:
-        stats = ReuseStats(mode=stats.mode, frames=stats.frames, frames_reused=stats.frames_reused, tiles=stats.tiles,
-                           tiles_reused=stats.tiles_reused, resets=stats.resets + 1)
+        stats = replace(stats, resets=stats.resets + 1)
     return stats
 
 
