@@ -191,6 +191,7 @@ class InputVideo:
         self.notice = notice
         """Where ``frames()`` sends the one line about damage it met (None: only ``FrameRun.stats`` says)."""
         self._frame_times: list[Fraction] | None = None
+        self._raw_pictures: tuple[int | None] | None = None
 
     def __enter__(self) -> InputVideo:
         return self
@@ -238,6 +239,13 @@ class InputVideo:
                 times = sorted(self.media_time(f.pts, f.time_base) for f in run)
             self._frame_times = times
         return self._frame_times
+
+    def _pictures_in_bytes(self) -> int | None:
+        """``damage.raw_stream_pictures`` of this file, counted once (a whole-file pass: ``frame_times()`` of a raw
+        stream decodes it all before the run that reads the frames, and batch segments read it again)."""
+        if self._raw_pictures is None:
+            self._raw_pictures = (raw_stream_pictures(self.path, self.info.container),)
+        return self._raw_pictures[0]
 
     def _jumps(self) -> tuple[Jump, ...]:
         """The video's timestamp jumps, which the packet index mended (``video.discont``); () without reading the
@@ -461,7 +469,7 @@ class InputVideo:
                     corrupt, errors, first_loss = 0, 0, None
                 lost = corrupt + errors + gap_frames
             else:  # raw H.264/HEVC: no index, no timestamps; the pictures its bytes hold tell (video.damage)
-                pictures = raw_stream_pictures(self.path, info.container)
+                pictures = self._pictures_in_bytes()
                 lost = lost if pictures is None or pictures < index else pictures - index
                 expected = expected if pictures is None else pictures
         stats = ReadStats(
