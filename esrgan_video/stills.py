@@ -101,9 +101,7 @@ def upscale_image(
         if own:
             up.close()
     if grey:
-        big, big_alpha = _to_grey(big, big_alpha, bits)
-        if as_rgb:
-            big = np.repeat(big[..., None], 3, axis=2)
+        big, big_alpha = _to_grey(big, big_alpha, bits)  # write_image: R=G=B where the format has no grey
     write_image(dst, big, big_alpha, bits)
     return dst
 
