@@ -403,14 +403,8 @@ class PictureCounter:
     def _h264_poc(self, sps: _Sps, frame_num: int, lsb: int | None, *, idr: bool, ref: int) -> int | None:
         """The frame's picture order count (8.2.1.1, 8.2.1.3), for POC types 0 and 2; None for type 1."""
         if sps.poc_type == 0 and lsb is not None:
-            half = 1 << (sps.log2_max_poc_lsb - 1)
             prev_msb, prev_lsb = self._prev_ref
-            if lsb < prev_lsb and prev_lsb - lsb >= half:
-                msb = prev_msb + 2 * half
-            elif lsb > prev_lsb and lsb - prev_lsb > half:
-                msb = prev_msb - 2 * half
-            else:
-                msb = prev_msb
+            msb = _poc_msb(lsb, prev_lsb, prev_msb, 1 << sps.log2_max_poc_lsb)
             if ref:
                 self._prev_ref = (msb, lsb)
             return msb + lsb
@@ -490,13 +484,7 @@ class PictureCounter:
             msb = 0
         else:
             prev_lsb = self._prev_tid0 % max_lsb
-            prev_msb = self._prev_tid0 - prev_lsb
-            if lsb < prev_lsb and prev_lsb - lsb >= max_lsb // 2:
-                msb = prev_msb + max_lsb
-            elif lsb > prev_lsb and lsb - prev_lsb > max_lsb // 2:
-                msb = prev_msb - max_lsb
-            else:
-                msb = prev_msb
+            msb = _poc_msb(lsb, prev_lsb, self._prev_tid0 - prev_lsb, max_lsb)
         poc = msb + lsb
         sub_layer_non_reference = kind < 16 and kind % 2 == 0
         if tid == 0 and kind not in _HEVC_RASL and kind not in _HEVC_RADL and not sub_layer_non_reference:
@@ -504,6 +492,16 @@ class PictureCounter:
         if self._poc is not None:
             self._poc.append(poc)
             self._poc_seen.add(poc)
+
+
+def _poc_msb(lsb: int, prev_lsb: int, prev_msb: int, max_lsb: int) -> int:
+    """The picture order count's most significant part from its ``lsb`` and the previous reference's (H.264
+    8.2.1.1, HEVC 8.3.1: the same wrap rule), ``max_lsb`` being MaxPicOrderCntLsb."""
+    if lsb < prev_lsb and prev_lsb - lsb >= max_lsb // 2:
+        return prev_msb + max_lsb
+    if lsb > prev_lsb and lsb - prev_lsb > max_lsb // 2:
+        return prev_msb - max_lsb
+    return prev_msb
 
 
 def count_pictures(chunks: Iterable[bytes], codec: str) -> PictureCount:
