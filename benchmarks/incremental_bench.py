@@ -77,22 +77,33 @@ class IncrementalCompact:
         self.features = [torch.zeros(1, c, height + 2, width + 2).to(memory_format=torch.channels_last) for c in chans]
         self.computed = 0  # layer pixels computed, summed over steps
 
-    def _regions(self, dirty: np.ndarray, k: int) -> list[tuple[int, int, int, int]]:
+    def _layer_masks(self, dirty: np.ndarray):
+        """Per layer k = 1, 2, …: the mask of what it recomputes — ``dirty`` grown by k px, each layer's mask grown
+        by one pixel from the last (``grain="pixel"``), or rounded out to whole blocks (``grain="block"``)."""
         b = self.block
         if self.grain == "block":
-            r = 1 + (k - 1) // b  # blocks within k px of a dirty block
-            grid = dilate(dirty, r)
-            return [(y0 * b, min(y1 * b, self.h), x0 * b, min(x1 * b, self.w)) for y0, y1, x0, x1 in rectangles(grid)]
-        px = np.kron(dirty, np.ones((b, b), bool))[:self.h, :self.w]
-        return rectangles(dilate(px, k))
+            for k in range(1, len(self.layers) + 1):
+                yield dilate(dirty, 1 + (k - 1) // b)  # blocks within k px of a dirty block
+            return
+        grown = np.kron(dirty, np.ones((b, b), bool))[:self.h, :self.w]
+        for _ in self.layers:
+            grown = dilate(grown, 1)
+            yield grown
+
+    def _regions(self, mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """The rectangles (pixels) that tile a layer's mask."""
+        if self.grain == "pixel":
+            return rectangles(mask)
+        b = self.block
+        return [(y0 * b, min(y1 * b, self.h), x0 * b, min(x1 * b, self.w)) for y0, y1, x0, x1 in rectangles(mask)]
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, dirty: np.ndarray) -> torch.Tensor:
         h, w = self.h, self.w
         self.features[0][:, :, 1:1 + h, 1:1 + w] = x
-        for k, (conv, act) in enumerate(self.layers, 1):
+        for k, ((conv, act), mask) in enumerate(zip(self.layers, self._layer_masks(dirty)), 1):
             src, dst = self.features[k - 1], self.features[k]
-            for y0, y1, x0, x1 in self._regions(dirty, k):
+            for y0, y1, x0, x1 in self._regions(mask):
                 o = F.conv2d(src[:, :, y0:y1 + 2, x0:x1 + 2], conv.weight, conv.bias)
                 dst[:, :, 1 + y0:1 + y1, 1 + x0:1 + x1] = act(o) if act is not None else o
                 self.computed += (y1 - y0) * (x1 - x0)
