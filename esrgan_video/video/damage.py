@@ -186,7 +186,7 @@ def cut_transport_packet(path: str | os.PathLike) -> int | None:
             tail = (size - first) % packet
             if tail == 0:
                 return None
-            sync_at = 4 if packet == 192 else 0
+            sync_at = _sync_offset(packet)
             if tail <= sync_at:
                 return packet
             f.seek(size - tail + sync_at)
@@ -195,10 +195,15 @@ def cut_transport_packet(path: str | os.PathLike) -> int | None:
         return None
 
 
+def _sync_offset(packet: int) -> int:
+    """Where a transport packet's sync byte is: after the 4-byte timestamp in M2TS (192), else first."""
+    return 4 if packet == 192 else 0
+
+
 def _ts_layout(head: bytes) -> tuple[int, int] | None:
     """(packet size, offset of the first whole packet) from the sync bytes at the start of a transport stream."""
     for packet in TS_PACKET_SIZES:
-        sync_at = 4 if packet == 192 else 0
+        sync_at = _sync_offset(packet)
         for first in range(packet):
             syncs = range(first + sync_at, len(head), packet)
             if len(syncs) >= 2 and all(head[i] == 0x47 for i in syncs):
