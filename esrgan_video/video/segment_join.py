@@ -190,8 +190,7 @@ class _OneReadClock:
         delay, first, step = self.delay, self._first, self._step
         pending: list[int] = []  # PTS read and not yet given as a DTS
         every_pts: list[int] = []
-        given: list[int] = []
-        last = None
+        given: list[int] = []  # the DTS given so far (the last is the one to stay above)
         for i, pkt in enumerate(self._ahead_then_rest()):
             pts = int(pkt.pts)
             if given and pts <= given[-1]:
@@ -199,9 +198,8 @@ class _OneReadClock:
             every_pts.append(pts)
             heapq.heappush(pending, pts)
             dts = heapq.heappop(pending) if i >= delay else first - (delay - i) * step
-            if dts > pts or (last is not None and dts <= last):
+            if dts > pts or (given and dts <= given[-1]):
                 raise _Replan
-            last = dts
             given.append(dts)
             pkt.dts = dts
             yield pkt
