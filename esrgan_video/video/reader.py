@@ -241,8 +241,9 @@ class InputVideo:
         return self._frame_times
 
     def _pictures_in_bytes(self) -> int | None:
-        """``damage.raw_stream_pictures`` of this file, counted once (a whole-file pass: ``frame_times()`` of a raw
-        stream decodes it all before the run that reads the frames, and batch segments read it again)."""
+        """``damage.raw_stream_pictures`` of this file, counted once per :class:`InputVideo` (a whole-file pass;
+        ``frame_times()`` of a raw stream — for a seek or a trim — runs ``frames()`` before the run that reads the
+        frames)."""
         if self._raw_pictures is None:
             self._raw_pictures = (raw_stream_pictures(self.path, self.info.container),)
         return self._raw_pictures[0]
