@@ -298,19 +298,16 @@ def join_segments(
                                 shift_timestamps=shift_timestamps, selection=selection, notice=said.append,
                                 format=format)
             except _Replan:
+                one_read = False  # its notes are dropped: the second attempt says them again
                 tmp.unlink(missing_ok=True)
                 for i, p in enumerate(seg_paths):  # read again from the start
                     inputs[i].close()
                     inputs[i] = av.open(str(p))
                 first = inputs[0].streams.video[0]
-                one_read = False
-            except BaseException:
-                for msg in said if notice is not None else ():
-                    notice(msg)
-                raise
-            else:
-                for msg in said if notice is not None else ():
-                    notice(msg)
+            finally:
+                if one_read and notice is not None:  # the attempt stood, or failed otherwise: its notes
+                    for msg in said:
+                        notice(msg)
         if not one_read:
             frames = _write(src, tmp, dst, first, indexed, copy_streams=copy_streams,
                             shift_timestamps=shift_timestamps, selection=selection, notice=notice, format=format)
