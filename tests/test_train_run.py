@@ -303,8 +303,13 @@ def test_blend_writes_the_interpolated_model_and_a_strip(tiny, tmp_path, capsys)
         f = next(c.decode(video=0))
     assert (f.width, f.height) == (3 * 96 + 2 * 4, 80)
     capsys.readouterr()
-    _one_line_error(capsys, 4, ["blend", str(tiny), str(other), "--alpha", "1.5", "-o", str(tmp_path / "x.safetensors")],
-                    "alpha")
+    for flags in (["--alpha", "1.5"], ["--alpha", "nan"], ["--alphas", "0,1.5", "--preview", str(frame)]):
+        # out of 0..1 is a bad command line (exit 2), refused before either model is read
+        assert cli(["blend", str(tiny), str(other), *flags, "-o", str(tmp_path / "x.safetensors")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"esrgan-video blend: error: argument {flags[0]}: "), err
+        assert "between 0 and 1" in err[0], err
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_import_esrgan_video_does_not_load_training():

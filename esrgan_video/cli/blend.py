@@ -8,10 +8,26 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from ..errors import OptionError
 from .arguments import command_parser
+
+
+def _in_range(value: float) -> float:
+    """An alpha outside 0..1 is a bad command line (exit 2), caught here before any model is read."""
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--alpha wants a number between 0 and 1, got {text!r}") from e
+    return _in_range(value)
 
 
 def _alphas(text: str) -> list[float]:
@@ -21,7 +37,7 @@ def _alphas(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"--alphas wants numbers separated by commas, got {text!r}") from e
     if not alphas:  # a bad command line (exit 2), not a bad input file
         raise argparse.ArgumentTypeError(f"--alphas wants at least one number (e.g. 0,0.5,1), got {text!r}")
-    return alphas
+    return [_in_range(a) for a in alphas]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
         "model; with --alphas and --preview FRAME, write one strip image of FRAME upscaled at each alpha.")
     p.add_argument("a", metavar="A", help="model A (registry name or checkpoint), e.g. the psnr-stage result")
     p.add_argument("b", metavar="B", help="model B, e.g. the gan-stage result")
-    p.add_argument("--alpha", type=float, help="weight of B in the blended model (0..1)")
+    p.add_argument("--alpha", type=_alpha, help="weight of B in the blended model (0..1)")
     p.add_argument("--alphas", type=_alphas, help="several alphas for --preview, e.g. 0,0.25,0.5,0.75,1")
     p.add_argument("--preview", metavar="FRAME", help="an image to upscale at each of --alphas")
     p.add_argument("-o", "--output", required=True, help="the blended .safetensors (or the .png strip)")
