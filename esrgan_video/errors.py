@@ -6,6 +6,22 @@ The CLI prints ``esrgan-video: error: <message>`` and exits with ``exit_code``.
 from __future__ import annotations
 
 
+def first_line(e: BaseException, limit: int | None = None) -> str:
+    """The first non-blank line of ``e``'s message, whitespace collapsed (cut to ``limit`` characters with an
+    ellipsis); "" for an empty message. For quoting a library's error inside one of ours."""
+    lines = [ln for ln in str(e).splitlines() if ln.strip()]
+    text = " ".join(lines[0].split()) if lines else ""
+    if limit is not None and len(text) > limit:
+        text = text[:limit - 3].rstrip() + "..."
+    return text
+
+
+def brief(e: BaseException, limit: int = 160) -> str:
+    """``TypeName: first line of the message`` (:func:`first_line`), or the type name alone."""
+    text = first_line(e, limit)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 class EsrganVideoError(Exception):
     """Base class; ``exit_code`` is what the CLI returns for it and ``meaning`` how ``-h`` describes that status
     (both given as class keywords by each subclass; ``esrgan_video.cli.exit_codes`` lists them)."""

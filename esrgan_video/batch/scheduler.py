@@ -387,7 +387,7 @@ class RayScheduler:
                     try:
                         res = ray.get(ref)
                     except ray.exceptions.RayError as e:
-                        plan.failed(t, f"Ray: {one_line(e).splitlines()[0][:300]}")
+                        plan.failed(t, f"Ray: {one_line(e)[:300]}")
                         continue
                     if "error" in res:
                         plan.failed(t, res["error"])

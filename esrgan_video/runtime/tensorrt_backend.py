@@ -56,7 +56,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from esrgan_video.errors import BackendError
+from esrgan_video.errors import BackendError, brief, first_line
 from esrgan_video.models.descriptor import describe
 from esrgan_video.runtime import engine_cache
 from esrgan_video.runtime.base import Backend, CommonOptions, cuda_device
@@ -93,8 +93,7 @@ def import_tensorrt():
     try:
         import tensorrt as trt
     except Exception as e:  # noqa: BLE001 - ImportError, OSError (libnvinfer), RuntimeError (CUDA init)
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise BackendError(f"{INSTALL_HINT} ({type(e).__name__}: {first})") from e
+        raise BackendError(f"{INSTALL_HINT} ({brief(e)})") from e
     return trt
 
 
@@ -618,8 +617,8 @@ class TensorRTBackend(Backend):
         try:
             capture_graph(graph, slot.stream, dev, lambda: self._execute(slot))
         except (RuntimeError, BackendError) as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            self.notice(f"TensorRT: CUDA graphs are off for context {slot.index}: capture failed ({first})")
+            self.notice(f"TensorRT: CUDA graphs are off for context {slot.index}: capture failed "
+                        f"({first_line(e) or type(e).__name__})")
             return
         slot.graph = graph
         self.graphs_captured += 1

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from esrgan_video.errors import BackendError
+from esrgan_video.errors import BackendError, brief
 from esrgan_video.runtime.base import Backend, CommonOptions, cuda_device, precision_dtype
 from esrgan_video.runtime.torch_backend import prepare_model
 
@@ -81,8 +81,7 @@ def import_torch_tensorrt():
             f"torch-tensorrt is not installed; {INSTALL_HINT} or use --backend torch ({e})"
         ) from e
     except Exception as e:  # noqa: BLE001 - installed but broken: OSError (libnvinfer), RuntimeError (its C++ ops)
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise BackendError(f"torch-tensorrt is installed but cannot be imported ({type(e).__name__}: {first}); "
+        raise BackendError(f"torch-tensorrt is installed but cannot be imported ({brief(e)}); "
                            f"{INSTALL_HINT} or use --backend torch") from e
     return torch_tensorrt
 
