@@ -171,7 +171,7 @@ def test_near_in_two_second_segments_equals_one_pass_and_batch_reports_reuse(
     summed = None
     for k in sorted(segs):  # each segment's record is its own run's; the file's share adds one pass's reset
         summed = add_reuse(summed, reuse_from_record(segs[k]["reuse"]))
-        share = segment_reuse(segs[k]["reuse"], segs[k]["start"])
+        share = segment_reuse(reuse_from_record(segs[k]["reuse"]), segs[k]["start"])
         assert share.resets == segs[k]["reuse"]["resets"] + (segs[k]["start"] is not None)
     assert {k: getattr(summed, k) for k in COUNTS[:4]} == {k: getattr(one.reuse, k) for k in COUNTS[:4]}
     assert summed.resets + 2 == one.reuse.resets == 2

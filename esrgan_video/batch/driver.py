@@ -103,12 +103,11 @@ def add_reuse(a: ReuseStats | None, b: ReuseStats | None) -> ReuseStats | None:
                       resets=a.resets + b.resets)
 
 
-def segment_reuse(d: Any, start: Any) -> ReuseStats | None:
-    """A segment's reuse as its share of the file's (pure): its worker's ``ReuseStats`` (as a dict), plus the reset
+def segment_reuse(stats: ReuseStats | None, start: Any) -> ReuseStats | None:
+    """A segment's reuse as its share of the file's (pure): its worker's ``ReuseStats``, plus the reset
     that one pass counts where it begins — with ``near`` a segment after the first starts at one of near's reset
     points (``plan_segments``), where one pass drops its references and counts a reset, while the segment's own
     run starts without references and counts none. So a file's segments sum to one pass's record."""
-    stats = reuse_from_record(d)
     if stats is not None and stats.mode == "near" and start is not None:
         stats = replace(stats, resets=stats.resets + 1)
     return stats
@@ -340,7 +339,7 @@ class Plan:
             result = {**result, "damage": "; ".join(row.damage)}
         task_reuse = reuse_from_record(result.get("reuse")) if task.kind in ("whole", "segment") else None
         if task_reuse is not None:
-            row.reuse = add_reuse(row.reuse, segment_reuse(result.get("reuse"), task.start)
+            row.reuse = add_reuse(row.reuse, segment_reuse(task_reuse, task.start)
                                   if task.kind == "segment" else task_reuse)
         if task.kind in ("whole", "segment"):
             row.rendered += int(result.get("frames", 0))
@@ -415,7 +414,8 @@ class Plan:
             key = f"{job.key}#seg{number:04d}"
             if key not in st.waiting:
                 rec = self.journal.get(key) or {}
-                st.row.reuse = add_reuse(st.row.reuse, segment_reuse(rec.get("reuse"), rec.get("start")))
+                kept_reuse = segment_reuse(reuse_from_record(rec.get("reuse")), rec.get("start"))
+                st.row.reuse = add_reuse(st.row.reuse, kept_reuse)
         st.join = Task(key=job.key, kind="join", job_key=job.key, src=str(job.src), dst=str(job.dst),
                        parts=tuple(parts), overwrite=st.owned)
         kept = len(parts) - len(tasks)
