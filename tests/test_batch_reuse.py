@@ -93,6 +93,13 @@ def test_reuse_sums_and_the_summary_reports_it() -> None:
     json.dumps(obj)
     assert obj["reuse"]["frames_reused"] == 6 and obj["reuse"]["tiles_reused"] == 10
     assert [f["reuse"]["frames_reused"] for f in obj["files"]] == [4, 1, 1] and obj["files"][2]["fps"] is None
+    # the segments a failed or interrupted file rendered took the run's time: they count in the total's frames/fps
+    rows.append(JobRow("d.mkv", Path("d"), Path("D"), status="failed", seconds=1.0, rendered=6, segments=3,
+                       error="segment 3: bad"))
+    rows.append(JobRow("e.mkv", Path("e"), Path("E"), status="interrupted", seconds=0.5, rendered=2, segments=2))
+    summary = BatchSummary(rows, 4.0)
+    assert summary.frames == 18 and summary.as_json()["batch"]["frames"] == 18
+    assert "; 18 frames in 4.0 s (4.50 fps)" in summary.table().splitlines()[-1]
 
 
 # batch runs --------------------------------------------------------------------------------------------------------

@@ -158,8 +158,10 @@ class BatchSummary:
 
     @property
     def frames(self) -> int:
-        """Frames rendered by this run (skipped files, and segments kept from an earlier run, excluded)."""
-        return sum(r.rendered for r in self.rows if r.status in ("done", "damaged"))
+        """Frames rendered by this run, what :attr:`fps` is over: the segments a failed or interrupted file
+        rendered count (they took the run's time, and the journal keeps them for a resume); skipped files, and
+        segments kept from an earlier run, render none."""
+        return sum(r.rendered for r in self.rows)
 
     @property
     def reuse(self) -> ReuseStats | None:
