@@ -400,6 +400,57 @@ def test_a_real_file_through_bestsource(model_path, oracle, carphone):
         assert b.props["_PictType"] == a.props["_PictType"]
 
 
+# alpha (an _Alpha frame prop, as BestSource attaches it) ------------------------------------------------
+@pytest.mark.parametrize("pix_fmt, vs_fmt", [("yuva420p", vs.YUV420P8), ("gbrap16le", vs.RGB48)], ids=["yuva420p", "gbrap16le"])
+def test_an_alpha_frame_is_upscaled_like_the_clis_alpha_plane(model_path, tmp_path, pix_fmt, vs_fmt):
+    """A file with alpha through BestSource (``_Alpha`` on every frame) gives the CLI's output of that file bit for
+    bit, colour and alpha; the input-sized alpha is not left on the upscaled frame."""
+    import av
+
+    import esrgan_video
+    from media import make_clip
+
+    src = make_clip(tmp_path / "alpha.mkv", codec="ffv1", pix_fmt=pix_fmt, size=(64, 48), frames=2)
+    cli_out = tmp_path / "cli.mkv"
+    esrgan_video.upscale_video(src, cli_out, model=model_path, device="cpu", codec="ffv1", pix_fmt=pix_fmt)
+    with av.open(str(cli_out)) as c:
+        cli = [[np.array(p) for p in decoded_planes(f)] for f in c.decode(video=0)]
+    clip = core.bs.VideoSource(str(src), cachemode=0)
+    assert clip.format.id == vs_fmt and "_Alpha" in clip.get_frame(0).props
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu")
+    for i, f in enumerate(out.frames()):
+        alpha = f.props["_Alpha"]
+        assert (alpha.format.id, alpha.width, alpha.height) == (clip.get_frame(i).props["_Alpha"].format.id, 256, 192)
+        want = cli[i] if pix_fmt.startswith("yuva") else [cli[i][k] for k in (2, 0, 1, 3)]  # gbrap: G, B, R, A
+        assert np.ptp(want[-1].astype(np.int64)) > np.iinfo(want[-1].dtype).max // 4  # a real alpha, not opaque
+        for g, w in zip([*planes_of(f), np.array(alpha[0])], want):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_float_rgb_alpha_is_upscaled_as_a_grey_image(model_path, oracle):
+    clip = rgbs_clip(n=2)
+    alpha = core.std.ShufflePlanes(rgbs_clip(n=2, seed=4), 1, vs.GRAY)
+    out = vsesrgan.upscale(core.std.ClipToProp(clip, alpha, prop="_Alpha"), model=model_path, device="cpu")
+    f = out.get_frame(1)
+    a = np.array(alpha.get_frame(1)[0])
+    want = oracle.upscale(np.stack([a, a, a], axis=-1)).mean(axis=-1)  # as the core upscales an alpha plane
+    got = f.props["_Alpha"]
+    assert (got.format.id, got.width, got.height) == (vs.GRAYS, W * 4, H * 4)
+    assert np.abs(np.array(got[0]) - want).max() <= 1e-5
+    colour = np.stack(planes_of(f), axis=-1)
+    assert np.abs(colour - oracle.upscale(np.stack(planes_of(clip.get_frame(1)), axis=-1))).max() <= 1e-4
+    assert "_Alpha" not in vsesrgan.upscale(clip, model=model_path, device="cpu").get_frame(0).props
+
+
+def test_an_alpha_of_another_depth_or_size_fails_the_frame_saying_what_it_must_be(model_path):
+    clip = to_format(rgbs_clip(n=1), vs.RGB48)
+    gray8 = core.std.BlankClip(clip, format=vs.GRAY8, color=128)
+    with _raises("frame 0: its _Alpha frame is Gray8 32x24; the alpha of this clip must be Gray16 32x24"):
+        vsesrgan.upscale(core.std.ClipToProp(clip, gray8, prop="_Alpha"), model=model_path, device="cpu").get_frame(0)
+    with _raises("frame 0: its _Alpha prop holds int, not a frame"):
+        vsesrgan.upscale(core.std.SetFrameProps(clip, _Alpha=1), model=model_path, device="cpu").get_frame(0)
+
+
 # threads -----------------------------------------------------------------------------------------------
 def test_concurrent_requests_give_the_single_threaded_frames(model_path, threads):
     clip = to_format(rgbs_clip(n=8, seed=3), vs.YUV420P10, **BT709_LIMITED)

@@ -64,23 +64,27 @@ class FrameFormat:
     ``pixel_format`` is an integer format's descriptor (planes as :meth:`PixelFormat.plane_shapes` says, with
     an optional leading N axis), converted with ``color`` (a *resolved* :class:`ColorSpec`). ``pixel_format=None``
     is float RGB: three planes R, G, B (H×W or N×H×W) of ``float_dtype``, nominally in [0, 1], that skip the
-    colour code (VapourSynth's RGBS/RGBH, ``Upscaler.upscale`` of float frames). Either side may be either kind:
+    colour code (VapourSynth's RGBS/RGBH, ``Upscaler.upscale`` of float frames), and with ``float_alpha`` a fourth
+    plane, alpha in [0, 1] (VapourSynth's ``_Alpha`` frame of an RGBS/RGBH clip). Either side may be either kind:
     integer to float RGB is a decode to RGB (training's data), float RGB to integer an encode's input.
     """
 
     pixel_format: PixelFormat | None
     color: ColorSpec | None = None
     float_dtype: torch.dtype = torch.float32
+    float_alpha: bool = False
 
     def __post_init__(self) -> None:
         if self.pixel_format is not None and self.color is None:
             raise ValueError(f"{self.pixel_format.name}: a FrameFormat of integer planes needs its (resolved) colour")
         if self.pixel_format is None and not self.float_dtype.is_floating_point:
             raise ValueError(f"float RGB planes need a floating dtype, got {self.float_dtype}")
+        if self.pixel_format is not None and self.float_alpha:
+            raise ValueError(f"{self.pixel_format.name}: float_alpha is for float RGB; integer alpha is in the format")
 
     @classmethod
-    def float_rgb(cls, dtype: torch.dtype = torch.float32) -> "FrameFormat":
-        return cls(None, None, dtype)
+    def float_rgb(cls, dtype: torch.dtype = torch.float32, *, alpha: bool = False) -> "FrameFormat":
+        return cls(None, None, dtype, alpha)
 
     @property
     def is_float(self) -> bool:
@@ -88,14 +92,16 @@ class FrameFormat:
 
     @property
     def alpha(self) -> bool:
-        return self.pixel_format is not None and self.pixel_format.alpha
+        return self.float_alpha if self.pixel_format is None else self.pixel_format.alpha
 
     @property
     def planes(self) -> int:
-        return 3 if self.pixel_format is None else self.pixel_format.nb_planes
+        return 3 + self.float_alpha if self.pixel_format is None else self.pixel_format.nb_planes
 
     def alpha_plane(self) -> int:
         """Index of the plane that holds alpha (a packed RGBA plane counts)."""
+        if self.pixel_format is None:
+            return 3
         return next(i for i, names in enumerate(self.pixel_format.planes) if "A" in names)
 
 
@@ -247,7 +253,9 @@ class FrameTransform:
     def to_rgb(self, planes: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Device planes → (N×3×H×W float32 RGB, N×1×H×W float alpha or None when it is not kept)."""
         if self.src.is_float:
-            return torch.stack([p.float() for p in planes], dim=-3).reshape(-1, 3, *planes[0].shape[-2:]), None
+            rgb = torch.stack([p.float() for p in planes[:3]], dim=-3).reshape(-1, 3, *planes[0].shape[-2:])
+            alpha = planes[3].float().reshape(-1, 1, *planes[3].shape[-2:]) if self.keep_alpha else None
+            return rgb, alpha
         fmt = self.src.pixel_format
         rgb = colormod.planes_to_rgb(list(planes), fmt, self.src.color)
         alpha = colormod.alpha_to_float(planes[self.src.alpha_plane()], fmt) if self.keep_alpha else None
@@ -272,6 +280,8 @@ class FrameTransform:
         if alpha is not None:
             alpha = self._resize(alpha, out_w, out_h)
         if self.dst.is_float:
+            if self.dst.alpha:  # opaque when the input has none
+                y = torch.cat([y, alpha if alpha is not None else torch.ones_like(y[:, :1])], dim=1)
             y = y.to(self.dst.float_dtype)
             return list(y.unbind(1)) if batched else list(y[0])
         return colormod.rgb_to_planes(y, self.dst.pixel_format, self.dst.color, alpha=alpha, batched=batched)

@@ -60,6 +60,18 @@ class ClipFormat:
         return self.pixfmt is None
 
     @property
+    def alpha_pixfmt(self) -> PixelFormat:
+        """The integer planes with the ``_Alpha`` frame's plane after them (the core upscales it beside the colour)."""
+        pf = self.pixfmt
+        return dataclasses.replace(pf, name=f"{pf.name}+alpha", planes=(*pf.planes, "A"))
+
+    @property
+    def alpha_format(self) -> vs.VideoFormat:
+        """The format an ``_Alpha`` frame of this clip has: GRAY of the clip's sample type and depth."""
+        f = self.vs_format
+        return vs.core.query_video_format(vs.GRAY, f.sample_type, f.bits_per_sample, 0, 0)
+
+    @property
     def multiple(self) -> tuple[int, int]:
         """What the output width and height must be multiples of (the chroma subsampling)."""
         f = self.vs_format
@@ -98,8 +110,9 @@ def clip_format(clip: vs.VideoNode) -> ClipFormat:
 class _FrameWorker:
     """Upscales one frame per call; shared by every ModifyFrame node of one clip (thread-safe).
 
-    The work is the core's frame transform, one per colour spec the clip's props give (usually one); it owns
-    the CUDA streams (``num_streams`` frames on the device at once) and the pinned staging buffers.
+    The work is the core's frame transform, one per colour spec the clip's props give (usually one) and whether the
+    frame carries an ``_Alpha`` frame (upscaled beside the colour, as the CLI upscales a yuva/gbrap alpha plane); it
+    owns the CUDA streams (``num_streams`` frames on the device at once) and the pinned staging buffers.
     """
 
     def __init__(self, up: Upscaler, fmt: ClipFormat, in_size: tuple[int, int], out_size: tuple[int, int],
@@ -110,7 +123,7 @@ class _FrameWorker:
         self.out_size = out_size
         self.core = core
         self.reuse = reuse
-        self._transforms: dict[ColorSpec, FrameTransform] = {}
+        self._transforms: dict[tuple[ColorSpec, bool], FrameTransform] = {}
         self._lock = threading.Lock()
         self._warned_interlaced = threading.Event()
 
@@ -121,25 +134,43 @@ class _FrameWorker:
         w, h = self.in_size
         return spec_from_props(props).resolved(w, h, self.fmt.pixfmt)
 
-    def transform(self, spec: ColorSpec) -> FrameTransform:
-        """The frame transform for frames of this colour spec (made once per spec)."""
+    def transform(self, spec: ColorSpec, alpha: bool = False) -> FrameTransform:
+        """The frame transform for frames of this colour spec, with or without alpha (made once per kind)."""
         with self._lock:
-            tr = self._transforms.get(spec)
+            tr = self._transforms.get((spec, alpha))
             if tr is None:
                 if self.fmt.is_float:
                     side = FrameFormat.float_rgb(torch.float16 if self.fmt.vs_format.bits_per_sample == 16
-                                                 else torch.float32)
+                                                 else torch.float32, alpha=alpha)
                 else:
-                    side = FrameFormat(self.fmt.pixfmt, spec)
-                tr = self._transforms[spec] = FrameTransform(
+                    side = FrameFormat(self.fmt.alpha_pixfmt if alpha else self.fmt.pixfmt, spec)
+                tr = self._transforms[spec, alpha] = FrameTransform(
                     self.up, src=side, dst=side, out_size=self.out_size, reuse=self.reuse,
                     notice=lambda msg: self.core.log_message(vs.MESSAGE_TYPE_WARNING, f"{NAME}: {msg}"),
                 )
             return tr
 
-    def planes(self, frame: vs.VideoFrame, spec: ColorSpec) -> list[np.ndarray]:
-        """The upscaled planes of ``frame`` as host arrays in the clip's sample type."""
-        return self.transform(spec)([np.asarray(frame[i]) for i in range(self.fmt.vs_format.num_planes)])
+    def planes(self, frame: vs.VideoFrame, spec: ColorSpec, alpha: vs.VideoFrame | None = None) -> list[np.ndarray]:
+        """The upscaled planes of ``frame`` (and then of its ``alpha``) as host arrays in the clip's sample type."""
+        planes = [np.asarray(frame[i]) for i in range(self.fmt.vs_format.num_planes)]
+        if alpha is not None:
+            planes.append(np.asarray(alpha[0]))
+        return self.transform(spec, alpha is not None)(planes)
+
+    def alpha(self, n: int, props) -> vs.VideoFrame | None:
+        """The frame's ``_Alpha`` frame (None without one), checked against the clip's size and depth."""
+        alpha = props.get("_Alpha")
+        if alpha is None:
+            return None
+        want, (w, h) = self.fmt.alpha_format, self.in_size
+        if not isinstance(alpha, vs.VideoFrame):
+            raise _error(f"frame {n}: its _Alpha prop holds {type(alpha).__name__}, not a frame; attach a {want.name} "
+                         f"clip of {w}x{h} with core.std.ClipToProp(clip, alpha, prop='_Alpha')")
+        if alpha.format.id != want.id or (alpha.width, alpha.height) != (w, h):
+            raise _error(f"frame {n}: its _Alpha frame is {alpha.format.name} {alpha.width}x{alpha.height}; the alpha "
+                         f"of this clip must be {want.name} {w}x{h} (convert it with core.resize.Point(alpha, "
+                         f"width={w}, height={h}, format=vs.{want.name.upper()}))")
+        return alpha
 
     def _check_fields(self, n: int, props) -> None:
         field_based = props.get("_FieldBased", 0)
@@ -156,16 +187,22 @@ class _FrameWorker:
     def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         self._check_fields(n, f.props)
         spec = self.spec(f.props)
+        alpha = self.alpha(n, f.props)
         try:
-            planes = self.planes(f, spec)
+            planes = self.planes(f, spec, alpha)
         except (ValueError, EsrganVideoError) as e:
             raise _error(f"frame {n}: {e}") from e
         out_w, out_h = self.out_size
         fout = self.core.create_video_frame(self.fmt.vs_format, out_w, out_h)
-        for i, p in enumerate(planes):
+        for i, p in enumerate(planes[:self.fmt.vs_format.num_planes]):
             np.copyto(np.asarray(fout[i]), p)
         props = fout.props
         props.update(f.props)
+        if alpha is not None:  # the input's alpha is the input's size: the upscaled one replaces it
+            aout = self.core.create_video_frame(alpha.format, out_w, out_h)
+            np.copyto(np.asarray(aout[0]), planes[-1])
+            aout.props.update(alpha.props)
+            props["_Alpha"] = aout
         if not self.fmt.is_float and self.fmt.pixfmt.family != "rgb":
             props.update(props_from_spec(spec, chroma=self.fmt.pixfmt.family == "yuv"))
         sar = adjusted_sar(f.props, self.in_size, self.out_size)
