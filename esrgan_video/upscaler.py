@@ -149,6 +149,8 @@ class Upscaler:
         self._lock = threading.Lock()
         self._transforms: dict[tuple, "FrameTransform"] = {}  # upscale()'s, one per kind of frame
         self._closed = False
+        self._model_notices = tuple(getattr(getattr(self.model, "info", None), "notices", ()))
+        """How the weights were read (``ModelInfo.notices``), told once through the first backend build's notice."""
 
     @property
     def config(self) -> RuntimeOptions:
@@ -192,11 +194,15 @@ class Upscaler:
     def backend_for(self, tile_shape: tuple[int, int], batch: int | None = None, *,
                     notice: Callable[[str], None] | None = None) -> Backend:
         """The backend that runs ``batch`` tiles of ``tile_shape`` at a time (one per shape and batch for
-        fixed-shape engines; one for everything otherwise). ``notice`` receives the build's one-line messages."""
+        fixed-shape engines; one for everything otherwise). ``notice`` receives the build's one-line messages, and
+        the first time one is given, the model's (``ModelInfo.notices``: e.g. a scale taken from its file name)."""
         batch = batch or self.config.batch
         with self._lock:
             if self._closed:
                 raise RuntimeError("this Upscaler is closed")
+            told, self._model_notices = (self._model_notices, ()) if notice is not None else ((), self._model_notices)
+            for msg in told:
+                notice(msg)
             if None in self._backends:
                 return self._backends[None]
             key = (tile_shape[0], tile_shape[1], batch)

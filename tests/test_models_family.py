@@ -139,6 +139,104 @@ def test_compact_matches_spandrel(tmp_path: Path, case: str) -> None:
         assert (out - ref).abs().max() <= TOLERANCE, path.suffix
 
 
+class _OldRDB(torch.nn.Module):
+    """The 2018 ESRGAN code's ResidualDenseBlock_5C (``block.py``): conv blocks as Sequential(conv, LeakyReLU)."""
+
+    def __init__(self, nf: int, gc: int) -> None:
+        super().__init__()
+        for i in range(1, 6):
+            conv = torch.nn.Conv2d(nf + (i - 1) * gc, gc if i < 5 else nf, 3, 1, 1)
+            act = [torch.nn.LeakyReLU(0.2)] if i < 5 else []
+            setattr(self, f"conv{i}", torch.nn.Sequential(conv, *act))
+
+    def forward(self, x):
+        x1 = self.conv1(x)
+        x2 = self.conv2(torch.cat((x, x1), 1))
+        x3 = self.conv3(torch.cat((x, x1, x2), 1))
+        x4 = self.conv4(torch.cat((x, x1, x2, x3), 1))
+        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5.mul(0.2) + x
+
+
+class _OldRRDB(torch.nn.Module):
+    def __init__(self, nf: int, gc: int) -> None:
+        super().__init__()
+        self.RDB1, self.RDB2, self.RDB3 = _OldRDB(nf, gc), _OldRDB(nf, gc), _OldRDB(nf, gc)
+
+    def forward(self, x):
+        return self.RDB3(self.RDB2(self.RDB1(x))).mul(0.2) + x
+
+
+class _Shortcut(torch.nn.Module):
+    def __init__(self, sub: torch.nn.Module) -> None:
+        super().__init__()
+        self.sub = sub
+
+    def forward(self, x):
+        return x + self.sub(x)
+
+
+class OldArchX3(torch.nn.Module):
+    """The 2018 ESRGAN code's ``RRDBNet(upscale=3)`` (``architecture.py``), written out: fea_conv, the shortcut
+    around nb RRDBs + LR_conv, ONE ``upconv_blcok(nf, nf, 3)`` (nn.Upsample(scale_factor=3) + conv + LeakyReLU),
+    HR_conv0 + LeakyReLU, HR_conv1, flattened into ``model`` as B.sequential does: model.0, model.1.sub.*, model.3,
+    model.5, model.7, the keys of an x2 model."""
+
+    def __init__(self, nf: int = 8, nb: int = 2, gc: int = 32, in_nc: int = 3, out_nc: int = 3) -> None:
+        super().__init__()
+        conv = lambda a, b: torch.nn.Conv2d(a, b, 3, 1, 1)  # noqa: E731
+        trunk = torch.nn.Sequential(*[_OldRRDB(nf, gc) for _ in range(nb)], conv(nf, nf))
+        self.model = torch.nn.Sequential(
+            conv(in_nc, nf), _Shortcut(trunk),
+            torch.nn.Upsample(scale_factor=3, mode="nearest"), conv(nf, nf), torch.nn.LeakyReLU(0.2),
+            conv(nf, nf), torch.nn.LeakyReLU(0.2), conv(nf, out_nc))
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def test_old_arch_x3_runs_like_the_2018_code_when_its_file_name_says_x3(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    ref_net = OldArchX3().eval()
+    with torch.no_grad():
+        for name, p in ref_net.named_parameters():
+            if name.endswith("bias"):
+                p.uniform_(-0.05, 0.05)
+    sd = {k: v.clone() for k, v in ref_net.state_dict().items()}
+    assert {"model.3.weight", "model.5.weight", "model.7.weight"} <= set(sd) and "model.8.weight" not in sd
+    assert spandrel_load(sd).scale == 2  # the keys alone: spandrel 0.4.2 (and our loader) read x2
+    x = torch.rand(1, 3, 7, 9, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref = ref_net(x)
+    assert ref.shape == (1, 3, 21, 27) and ref.abs().mean() > 1e-3
+    for name in ("3x_Old.pth", "Old_x3.safetensors", "3xOld.pth"):
+        path = tmp_path / name
+        torch.save(sd, path) if path.suffix == ".pth" else save_file(sd, str(path))
+        model = load_model(path)
+        assert model.params == RRDBParams(scale=3, unshuffle=1, nf=8, nb=2, gc=32), name
+        assert describe(model).scale == 3 and model.info.scale == 3
+        assert len(model.info.notices) == 1 and str(path) in model.info.notices[0], model.info.notices
+        assert "runs at x3" in model.info.notices[0] and "\n" not in model.info.notices[0]
+        model.clamp = False
+        with torch.no_grad():
+            out = model(x)
+        assert out.shape == ref.shape
+        assert (out - ref).abs().max() <= TOLERANCE, name
+    # no hint: the keys' x2, silently; a wrong hint: a notice, and still the keys' x2
+    torch.save(sd, tmp_path / "Old.pth")
+    plain = load_model(tmp_path / "Old.pth")
+    assert plain.scale == 2 and plain.info.notices == ()
+    torch.save(sd, tmp_path / "4x_Old.pth")
+    wrong = load_model(tmp_path / "4x_Old.pth")
+    assert wrong.scale == 2 and wrong.params == plain.params
+    (notice,) = wrong.info.notices
+    assert "file name says x4" in notice and "it runs at x2" in notice and str(tmp_path / "4x_Old.pth") in notice
+    # new-arch keys with one up conv are no old-arch file: the name does not make them x3
+    torch.save(dict(plain.state_dict()), tmp_path / "3x_new_arch.pth")
+    new = load_model(tmp_path / "3x_new_arch.pth")
+    assert new.scale == 2 and "file name says x3" in new.info.notices[0]
+
+
 def test_flops_follow_the_structure() -> None:
     # realesr-animevideov3: 9 * (3*64 + 16*64*64 + 64*48) MACs per input pixel; ~9x cheaper than anime 6B
     # and ~29x cheaper than x4plus, as the issue states
@@ -151,6 +249,7 @@ def test_flops_follow_the_structure() -> None:
     # count the MACs of the real convolutions with hooks, for every family member with a different structure
     for net in (RRDBNet(RRDBParams(scale=1, unshuffle=1, nf=8, nb=1, gc=4, plus=True)),
                 RRDBNet(RRDBParams(scale=2, nf=8, nb=1, gc=4)), RRDBNet(RRDBParams(scale=16, nf=4, nb=1, gc=4)),
+                RRDBNet(RRDBParams(scale=3, nf=8, nb=1, gc=4)),
                 SRVGGNetCompact(CompactParams(nf=8, num_conv=3, scale=3))):
         assert describe(net).macs_per_input_pixel == _hooked_macs(net, 16, 16) // (16 * 16), net.params
 

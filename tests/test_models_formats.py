@@ -250,6 +250,42 @@ def test_incomplete_or_misshapen_generator(tmp_path: Path) -> None:
         load_model(tmp_path / "bad.pth")
 
 
+def test_scale_in_a_file_name() -> None:
+    from esrgan_video.models.detection import scale_in_name
+
+    said = {"3x_Name.pth": 3, "Name_x3.pth": 3, "3xName.safetensors": 3, "x3.pth": 3, "4X-Foo.pth": 4,
+            "1x_DeJPEG.pth": 1, "RealESRGAN_x4plus.pth": 4, "realesr-general-x4v3.pth": 4, "16x_Big.pth": 16,
+            "3x_v1.2.pth": 3}
+    silent = ["Name.pth", "BSRGANx2.pth", "conv1x1.pth", "anime_x264.pth", "2x_to_4x.pth", "4x4.pth", "max3.pth",
+              "5x_Odd.pth"]
+    assert {n: scale_in_name(n) for n in said} == said
+    assert {n: scale_in_name(n) for n in silent} == dict.fromkeys(silent)
+
+
+def test_cli_runs_a_3x_old_arch_file_at_x3_and_says_why(tmp_path: Path, capfd) -> None:
+    import media
+    from esrgan_video.testing import run_cli
+
+    sd = to_old_arch(dict(near_identity_model(3, nf=8, nb=1, gc=4).state_dict()))  # one up conv: x2 keys
+    model = tmp_path / "3x_Tiny.pth"
+    torch.save(sd, model)
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=2)
+    p = run_cli(capfd, src, tmp_path / "out.mkv", "--model", model, "--progress", "none")
+    assert p.returncode == 0, p.stderr
+    said = [line for line in p.stderr.splitlines() if "runs at x3" in line]
+    assert len(said) == 1 and str(model) in said[0], p.stderr
+    import av
+
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        ctx = c.streams.video[0].codec_context
+        assert (ctx.width, ctx.height) == (96, 72)
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    with av.open(str(src)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    # a near-identity model: the output is the input enlarged 3x (nearest), within the codec's and noise's error
+    assert abs(frame.astype(float) - first.repeat(3, 0).repeat(3, 1)).mean() < 12
+
+
 def test_unknown_name_or_missing_file() -> None:
     with pytest.raises(ModelError, match="neither a file nor a known model name.*RealESRGAN_x4plus"):
         load_model("no_such_model_or_file.pth")

@@ -71,7 +71,10 @@ def test_seed_and_options() -> None:
     x = torch.rand(1, 1, 8, 8)
     with torch.no_grad():
         assert psnr(m(x), F.interpolate(x, scale_factor=4)) > 30
+    with torch.no_grad():  # x3: the old ESRGAN code's one nearest-x3 stage
+        y = torch.rand(1, 3, 8, 8)
+        assert psnr(near_identity_model(3)(y), F.interpolate(y, scale_factor=3)) > 30
     with pytest.raises(ValueError, match="scale"):
-        near_identity_model(3)
+        near_identity_model(5)
     with pytest.raises(ValueError, match="nf"):
         near_identity_model(4, nf=2)

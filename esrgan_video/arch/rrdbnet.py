@@ -6,7 +6,8 @@ RRDB: three RDBs, again scaled by 0.2 around them. No batch norm.
 
 Network: conv_first, ``nb`` RRDBs, conv_body added to the trunk, ``log2(scale * unshuffle)``
 stages of nearest x2 + conv + LeakyReLU (any number: x1 old-arch 0, x2 1, x4 2, x8 3, x16 4),
-conv_hr, conv_last. Real-ESRGAN's x2 and x1 models feed the trunk a pixel-unshuffled input
+conv_hr, conv_last. x3 is the old (2018) ESRGAN code's one stage of nearest x3 + conv + LeakyReLU
+(``upconv_blcok(nf, nf, 3)``): the same keys as x2, so its scale comes from elsewhere (the file name). Real-ESRGAN's x2 and x1 models feed the trunk a pixel-unshuffled input
 (12 and 48 channels) and keep two up stages: :class:`RRDBNet` pads the input to a multiple of
 the unshuffle factor and crops the output back, so callers always see ``out = in * scale``.
 ESRGAN+ (``plus``) adds a 1x1 conv to each dense block. This is what spandrel 0.4.2's ESRGAN
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-SUPPORTED_SCALES = (1, 2, 4, 8, 16)
+SUPPORTED_SCALES = (1, 2, 3, 4, 8, 16)
 UNSHUFFLE_FACTORS = (1, 2, 4)
 REAL_ESRGAN_UNSHUFFLE = {1: 4, 2: 2}
 """Real-ESRGAN's convention: its x1 and x2 models pixel-unshuffle the input by 4 and 2 and keep two up stages."""
@@ -45,7 +46,7 @@ class RRDBParams:
     gc: int = 32
     """Growth channels inside each dense block."""
     scale: int = 4
-    """Output size / input size, one of 1, 2, 4, 8, 16."""
+    """Output size / input size, one of 1, 2, 3, 4, 8, 16 (3: one nearest-x3 stage, without unshuffle)."""
     unshuffle: int | None = None
     """Pixel-unshuffle factor of the input (1, 2 or 4). None: Real-ESRGAN's convention (4 for x1, 2 for x2,
     else 1). With it the network has log2(scale * unshuffle) up stages: an old-arch x1 restoration model is
@@ -60,25 +61,38 @@ class RRDBParams:
             raise ValueError(f"RRDBNet scale must be one of {SUPPORTED_SCALES}, got {self.scale}")
         if self.unshuffle not in UNSHUFFLE_FACTORS:
             raise ValueError(f"RRDBNet unshuffle must be one of {UNSHUFFLE_FACTORS}, got {self.unshuffle}")
+        if self.scale == 3 and self.unshuffle != 1:
+            raise ValueError(f"RRDBNet x3 (one nearest-x3 stage) takes no pixel-unshuffle, got {self.unshuffle}")
         for field in ("in_nc", "out_nc", "nf", "nb", "gc"):
             if getattr(self, field) < 1:
                 raise ValueError(f"RRDBNet {field} must be >= 1, got {getattr(self, field)}")
 
     @property
+    def upsample_factors(self) -> tuple[int, ...]:
+        """The nearest up-sampling factor of each up stage: 2 for each of log2(scale * unshuffle), or one 3 for x3."""
+        if self.scale == 3:
+            return (3,)
+        return (2,) * ((self.scale * self.unshuffle).bit_length() - 1)
+
+    @property
     def upsample_stages(self) -> int:
-        """Number of nearest-x2 + conv stages after the trunk: log2(scale * unshuffle)."""
-        return (self.scale * self.unshuffle).bit_length() - 1
+        """Number of nearest-up + conv stages after the trunk: log2(scale * unshuffle), 1 for x3."""
+        return len(self.upsample_factors)
 
     @property
     def receptive_radius(self) -> int:
         """How many input pixels away a pixel can still change an output pixel (ceil; pure arithmetic).
 
         Each 3x3 conv reaches one pixel of the resolution it runs at: 2 + 15 nb convs on the trunk
-        (``unshuffle`` input pixels each), one per up stage at 2, 4, ... times the trunk resolution, and
+        (``unshuffle`` input pixels each), one per up stage at 2, 4, ... (or 3) times the trunk resolution, and
         conv_hr + conv_last at the last one.
         """
-        u, n = self.unshuffle, self.upsample_stages
-        radius = u * (2 + 15 * self.nb) + sum(u / 2**i for i in range(1, n + 1)) + 2 * u / 2**n
+        pixel = float(self.unshuffle)  # input pixels per pixel of the current resolution
+        radius = pixel * (2 + 15 * self.nb)
+        for factor in self.upsample_factors:
+            pixel /= factor
+            radius += pixel
+        radius += 2 * pixel
         return int(-(-radius // 1))
 
     @property
@@ -98,8 +112,8 @@ class RRDBParams:
         trunk = k * self.in_nc * u * u * nf + self.nb * 3 * rdb + k * nf * nf
         total = trunk * trunk_px
         px = trunk_px
-        for _ in range(self.upsample_stages):
-            px *= 4
+        for factor in self.upsample_factors:
+            px *= factor * factor
             total += k * nf * nf * px
         # conv_hr and conv_last run at output resolution
         total += (k * nf * nf + k * nf * self.out_nc) * px
@@ -206,8 +220,8 @@ class RRDBNet(nn.Module):
             x = pixel_unshuffle(x, u)
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))
-        for name in self.up_names:
-            feat = self.lrelu(getattr(self, name)(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        for name, factor in zip(self.up_names, self.params.upsample_factors):
+            feat = self.lrelu(getattr(self, name)(F.interpolate(feat, scale_factor=factor, mode="nearest")))
         out = self.conv_last(self.lrelu(self.conv_hr(feat)))
         if h is not None and out.shape[-2:] != (h * self.scale, w * self.scale):
             out = out[..., : h * self.scale, : w * self.scale]

@@ -29,7 +29,7 @@ from ..arch.rrdbnet import RRDBParams
 from ..arch.srvgg import CompactParams
 from ..errors import ModelError
 from ..files import atomic_write
-from .detection import detect, expected_shapes
+from .detection import detect_file, expected_shapes
 from .keys import StateDict, list_keys
 
 WRAPPER_KEYS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net", "netG")
@@ -189,16 +189,19 @@ def _has_generator_keys(tensors: Mapping[str, Any]) -> bool:
     return any(k.endswith(("conv_first.weight", "model.0.weight", "body.0.weight")) for k in tensors)
 
 
-def normalize(obj: Any, source: str) -> tuple[StateDict, RRDBParams | CompactParams]:
-    """Loaded checkpoint object → (fp32 state dict in canonical names and network order, hyperparameters).
+def normalize(obj: Any, source: str, *, file_name: str = "") -> tuple[StateDict, RRDBParams | CompactParams,
+                                                                      tuple[str, ...]]:
+    """Loaded checkpoint object → (fp32 state dict in canonical names and network order, hyperparameters,
+    one-line notices for the user).
 
-    The architecture and its hyperparameters come from :func:`esrgan_video.models.detection.detect`."""
-    sd, params = detect(unwrap(obj, source), source)
+    The architecture and its hyperparameters come from :func:`esrgan_video.models.detection.detect_file`, with the
+    scale ``file_name`` states where the weights leave it open (an old-arch x2/x3 model); "" for no file name."""
+    sd, params, notices = detect_file(unwrap(obj, source), source, file_name)
     bad = [k for k, v in sd.items() if not v.is_floating_point()]
     if bad:
         raise ModelError(f"{source}: tensors {list_keys(bad, 3)} are not floating point")
     # canonical key order (the network's order), whatever order the file stored them in
-    return {k: sd[k].detach().to(torch.float32).contiguous() for k in expected_shapes(params)}, params
+    return {k: sd[k].detach().to(torch.float32).contiguous() for k in expected_shapes(params)}, params, notices
 
 
 def save_safetensors(sd: StateDict, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:

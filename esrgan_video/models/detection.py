@@ -3,14 +3,25 @@
 Architectures, tried in order: the ESRGAN family (:mod:`.esrgan`: RRDB in the new, BSRGAN and old key layouts,
 ESRGAN+, scales 1-16, pixel-unshuffle inputs, 1/3/4 channels) and Real-ESRGAN's compact model
 (:mod:`.compact`). When none matches, the error lists what the file holds.
+
+A file's name can say its scale (community models: ``3x_Name.pth``, ``3xName``, ``Name_x3``, ``x3``:
+:func:`scale_in_name`). It decides only what the weights cannot: an old-arch (2018 ESRGAN code) RRDB model with
+one up-sampling conv is x2 or x3 (that code's x3 is ``upconv_blcok(nf, nf, 3)``, one nearest-x3 stage, with the
+keys of x2; spandrel 0.4.2 reads both as x2), so such a file named x3 runs at x3, with a notice. A name whose
+scale differs from what the weights make gets a notice too, and the weights decide (:func:`detect_file`).
 """
 
 from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import PurePath
 
 from ..arch.rrdbnet import RRDBParams
 from ..arch.srvgg import CompactParams
 from ..errors import ModelError
 from . import compact, esrgan
+from .descriptor import descriptor_for
 from .keys import StateDict, describe_keys
 
 KNOWN = "an ESRGAN-family (RRDB: ESRGAN, Real-ESRGAN, BSRGAN, ESRGAN+) generator or a Real-ESRGAN Compact model"
@@ -28,6 +39,54 @@ def detect(sd: StateDict, source: str) -> tuple[StateDict, RRDBParams | CompactP
     if compact.recognise(sd):
         return dict(sd), compact.detect_params(sd, source)
     raise ModelError(f"{source} is not {KNOWN}: {describe_keys(sd)}")
+
+
+NAME_SCALES = (1, 2, 3, 4, 8, 16)
+"""The scales a file name is read for (other numbers, e.g. the 264 of ``x264``, are no scale)."""
+
+_NAME_PATTERNS = (
+    re.compile(r"(?<![a-z0-9])(\d+)x(?!\d)", re.IGNORECASE),  # 3x_Name, 3xName, Name-3x
+    re.compile(r"(?<![a-z0-9])x(\d+)(?!\d)", re.IGNORECASE),  # Name_x3, x3, realesr-general-x4v3
+)
+
+
+def scale_in_name(file_name: str) -> int | None:
+    """The scale a model file's name states (``3x_Name.pth``, ``3xName``, ``Name_x3``, ``x3``: OpenModelDB's
+    conventions), or None when it states none or several. The number must start a word (``BSRGANx2`` and
+    ``conv1x1`` say nothing) and be one of :data:`NAME_SCALES`."""
+    stem = PurePath(file_name).stem
+    found = {int(m[1]) for pattern in _NAME_PATTERNS for m in pattern.finditer(stem)}
+    found &= set(NAME_SCALES)
+    return found.pop() if len(found) == 1 else None
+
+
+def _one_upconv_old_arch(sd: StateDict, params: RRDBParams | CompactParams) -> bool:
+    return (isinstance(params, RRDBParams) and "model.0.weight" in sd and params.upsample_stages == 1
+            and params.unshuffle == 1)
+
+
+def detect_file(sd: StateDict, source: str, file_name: str
+                ) -> tuple[StateDict, RRDBParams | CompactParams, tuple[str, ...]]:
+    """:func:`detect` for a file named ``file_name``, with the scale its name states (:func:`scale_in_name`) where
+    the keys allow it; returns (state dict, hyperparameters, one-line notices for the user)."""
+    canonical, params = detect(sd, source)
+    hint = scale_in_name(file_name)
+    if hint is None or hint == params.scale:
+        return canonical, params, ()
+    ambiguous = _one_upconv_old_arch(sd, params)
+    if ambiguous and hint == 3:
+        return canonical, dataclasses.replace(params, scale=3), (
+            f"{source}: runs at x3, as its file name says: an old-arch ESRGAN model with one up-sampling conv is x2 "
+            "or x3 (nearest x3 before that conv), which its weights do not tell",)
+    why = ("an old-arch ESRGAN model with one up-sampling conv: x2, or x3 when its name says x3" if ambiguous
+           else _described(params))
+    return canonical, params, (
+        f"{source}: its file name says x{hint}, but its weights make an x{params.scale} model ({why}); "
+        f"it runs at x{params.scale}",)
+
+
+def _described(params: RRDBParams | CompactParams) -> str:
+    return descriptor_for(params).summary
 
 
 def expected_shapes(params: RRDBParams | CompactParams) -> dict[str, tuple[int, ...]]:

