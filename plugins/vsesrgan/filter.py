@@ -66,12 +66,6 @@ class ClipFormat:
         return dataclasses.replace(pf, name=f"{pf.name}+alpha", planes=(*pf.planes, "A"))
 
     @property
-    def alpha_format(self) -> vs.VideoFormat:
-        """The format an ``_Alpha`` frame of this clip has: GRAY of the clip's sample type and depth."""
-        f = self.vs_format
-        return vs.core.query_video_format(vs.GRAY, f.sample_type, f.bits_per_sample, 0, 0)
-
-    @property
     def multiple(self) -> tuple[int, int]:
         """What the output width and height must be multiples of (the chroma subsampling)."""
         f = self.vs_format
@@ -126,6 +120,9 @@ class _FrameWorker:
         self._transforms: dict[tuple[ColorSpec, bool], FrameTransform] = {}
         self._lock = threading.Lock()
         self._warned_interlaced = threading.Event()
+        f = fmt.vs_format
+        self.alpha_format = core.query_video_format(vs.GRAY, f.sample_type, f.bits_per_sample, 0, 0)
+        """The format an ``_Alpha`` frame of this clip has: GRAY of the clip's sample type and depth."""
 
     def spec(self, props) -> ColorSpec:
         """The resolved colour facts of a frame (untagged → the mpv rule, like the CLI)."""
@@ -162,7 +159,7 @@ class _FrameWorker:
         alpha = props.get("_Alpha")
         if alpha is None:
             return None
-        want, (w, h) = self.fmt.alpha_format, self.in_size
+        want, (w, h) = self.alpha_format, self.in_size
         if not isinstance(alpha, vs.VideoFrame):
             raise _error(f"frame {n}: its _Alpha prop holds {type(alpha).__name__}, not a frame; attach a {want.name} "
                          f"clip of {w}x{h} with core.std.ClipToProp(clip, alpha, prop='_Alpha')")
