@@ -237,6 +237,35 @@ def test_old_arch_x3_runs_like_the_2018_code_when_its_file_name_says_x3(tmp_path
     assert new.scale == 2 and "file name says x3" in new.info.notices[0]
 
 
+@pytest.mark.parametrize("act", ["relu", "leakyrelu"])
+def test_relu_and_leakyrelu_compact_models_are_refused_as_spandrel_does_in_one_line(tmp_path: Path, capfd,
+                                                                                   act: str) -> None:
+    import media
+    import spandrel
+    from spandrel.architectures.Compact import Compact
+
+    from esrgan_video.testing import run_cli
+
+    # Real-ESRGAN's SRVGGNetCompact(act_type=relu|leakyrelu): no PReLU slopes, so nothing in the file says which
+    sd = Compact(num_feat=8, num_conv=4, upscale=2, act_type=act).state_dict()
+    assert set(sd) == {f"body.{i}.{k}" for i in range(0, 11, 2) for k in ("weight", "bias")}
+    with pytest.raises(spandrel.UnsupportedModelError):
+        spandrel.ModelLoader().load_from_state_dict(sd)
+    path = tmp_path / f"{act}_compact.pth"
+    torch.save({"params": sd}, path)
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(path))
+    assert ("without PReLU weights (6 convs [body.0, body.2, body.4, body.6 and 2 more], no body.1.weight): its "
+            "activation (ReLU or LeakyReLU) cannot be told from the weights") in message
+    src = media.make_clip(tmp_path / "in.mp4", size=(16, 16), frames=1)
+    p = run_cli(capfd, src, tmp_path / "out.mp4", "--model", path)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 4 and lines == [f"esrgan-video: error: {message}"], p.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_flops_follow_the_structure() -> None:
     # realesr-animevideov3: 9 * (3*64 + 16*64*64 + 64*48) MACs per input pixel; ~9x cheaper than anime 6B
     # and ~29x cheaper than x4plus, as the issue states

@@ -7,7 +7,9 @@ them. From the shapes: in_nc and nf from ``body.0.weight``, num_conv from the hi
 whichever makes the rest a square.
 
 A compact model trained with ReLU or LeakyReLU has no activation weights, so its activation cannot be read
-from the file: it is refused with that reason (every published compact checkpoint uses PReLU).
+from the file: it is refused with that reason, in one line (every published compact checkpoint uses PReLU).
+spandrel 0.4.2 refuses them too: its Compact architecture needs ``body.1.weight``, and no other matches. (An ncnn
+export names its activation, so :mod:`.ncnn` converts ReLU/LeakyReLU compact models, as PReLU slopes.)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 from ..arch.srvgg import CompactParams
 from ..errors import ModelError
 from .esrgan import check_shapes
-from .keys import StateDict, describe_keys
+from .keys import StateDict, describe_keys, list_keys
 
 _BODY = re.compile(r"^body\.(\d+)\.(weight|bias)$")
 
@@ -39,9 +41,9 @@ def detect_params(sd: StateDict, source: str) -> CompactParams:
     if "body.1.weight" not in sd:
         convs = [i for i in indices if i % 2 == 0]
         raise ModelError(
-            f"{source} looks like a compact (SRVGGNetCompact) model without PReLU weights ({len(convs)} convs at "
-            f"body.{', body.'.join(map(str, convs[:4]))}..): its activation (ReLU or LeakyReLU) cannot be told "
-            "from the weights, and only PReLU compact models can be loaded"
+            f"{source} looks like a compact (SRVGGNetCompact) model without PReLU weights ({len(convs)} convs "
+            f"{list_keys([f'body.{i}' for i in convs], 4)}, no body.1.weight): its activation (ReLU or LeakyReLU) "
+            "cannot be told from the weights, and only PReLU compact models can be loaded"
         )
     if last % 2 or last < 2:
         raise ModelError(f"{source}: a compact model ends with a conv at an even index, but the last layer is "
