@@ -108,6 +108,28 @@ def test_float_rgb_planes_skip_the_colour_code(up4):
     assert out[0].dtype == np.float16 and out[0].shape == (48, 64)
 
 
+
+def test_float_rgb_with_alpha_upscales_the_fourth_plane_as_a_grey_image(up4):
+    """VapourSynth's RGBS/RGBH with an ``_Alpha`` frame: a fourth float plane, upscaled and resized as the integer
+    formats' alpha plane is; dropped for three-plane output, opaque (1.0) when the input has none."""
+    rng = np.random.default_rng(3)
+    planes = [rng.random((12, 16), dtype=np.float32) for _ in range(4)]
+    rgba = FrameFormat.float_rgb(alpha=True)
+    assert (rgba.planes, rgba.alpha, rgba.alpha_plane()) == (4, True, 3)
+    got = FrameTransform(up4, src=rgba, dst=rgba, out_size=(40, 30))(planes)
+    with torch.inference_mode():
+        rgb = resize_rgb(up4.upscale_tensor(torch.from_numpy(np.stack(planes[:3]))[None]), 40, 30)[0]
+        a = torch.from_numpy(planes[3])[None, None]
+        a = resize_rgb(up4.upscale_tensor(a.expand(-1, 3, -1, -1)).mean(1, keepdim=True), 40, 30)[0]
+    assert len(got) == 4 and all(np.array_equal(g, e) for g, e in zip(got, [*rgb.numpy(), a[0].numpy()]))
+    dropped = FrameTransform(up4, src=rgba, dst=FrameFormat.float_rgb(), out_size=(40, 30))(planes)
+    assert len(dropped) == 3 and all(np.array_equal(g, e) for g, e in zip(dropped, got))
+    opaque = FrameTransform(up4, src=FrameFormat.float_rgb(), dst=rgba)(planes[:3])
+    assert len(opaque) == 4 and np.all(opaque[3] == 1.0)
+    with pytest.raises(ValueError, match="float_alpha is for float RGB"):
+        FrameFormat(pixel_format("yuva420p"), color.ColorSpec().resolved(16, 12, pixel_format("yuva420p")),
+                    float_alpha=True)
+
 def test_read_only_strided_planes_as_vapoursynth_gives_them(up4):
     """VapourSynth hands out read-only views with padded rows; they are copied, never written."""
     w, h = 16, 12
