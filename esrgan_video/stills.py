@@ -1,4 +1,4 @@
-"""Still images (PNG, JPEG, TIFF, 16-bit PNG, WebP) through the same Upscaler.
+"""Still images (PNG, JPEG, TIFF, 16-bit PNG, WebP, BMP, one-frame GIF) through the same Upscaler.
 
 Reading and writing the files is ``esrgan_video.video.images``' (PyAV, FFmpeg's image codecs).
 The upscale is the core's frame transform on one packed RGB(A) plane; an alpha channel is upscaled
@@ -17,6 +17,15 @@ animevideov3), 0.05 (0.2) on average; the mean of the channels by up to 4 (16). 
 primaries the RGB output is in (libpng's and scikit-image's RGB → grey use it too).
 Formats that cannot hold grey (JPEG: FFmpeg's JPEG encoder takes no grey format; WebP; BMP with alpha) get that
 same luma in all three channels, R=G=B — a neutral picture, not the model's slight colour fringes — and a notice.
+
+What the file says besides its pixels (``video.image_meta``): an EXIF orientation is applied before the upscale
+(the output is upright and its EXIF says 1: what viewers show, and what OpenCV's reader gives Real-ESRGAN's own
+script); the ICC profile (the pixels are not converted: the model works on the values as stored), the EXIF block
+and the DPI (the number kept, as GIMP and ImageMagick keep it on a resize) are written into PNG, JPEG and WebP
+outputs, the DPI into TIFF and BMP ones too (a notice says what a format loses); XMP and text chunks go into an
+output of the input's format. An animated PNG, WebP or GIF is refused (every frame is the video pipeline's: the
+command sends one to it when the output is a video); a TIFF's first page is upscaled, with a notice when it has
+more; 16-bit samples written to an 8-bit format get a notice.
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ from .frames.pixel_formats import pixel_format
 from .frames.sizing import output_size, plan_size, resize_rgb
 from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
-from .video.images import check_extension, holds_grey, read_image, write_image
+from .errors import InputError
+from .video.image_meta import kept
+from .video.images import check_extension, holds_deep, holds_grey, image_meta, read_image, write_image
 
 __all__ = ["GREY_WEIGHTS", "read_image", "upscale_image"]
 
@@ -74,8 +85,20 @@ def upscale_image(
             raise OutputError(f"{dst}: the output is the input file; choose another name")
         if not overwrite:
             raise OutputError(f"{dst}: already exists; pass -y/--overwrite to replace it")
-    rgb, alpha, bits = read_image(src, keep_grey=True)
+    meta = image_meta(src)
+    if meta.frames > 1 and meta.kind != "tiff":
+        raise InputError(f"{src}: an animated image ({meta.frames} frames); a still output would keep only the "
+                         "first: write it as a video (.apng, .webp, .webm, .mkv, …) to upscale every frame")
+    rgb, alpha, bits = read_image(src, keep_grey=True, meta=meta)
     check_extension(dst, alpha=alpha is not None)  # before the model runs
+    if notice is not None:
+        if meta.frames > 1:
+            notice(f"{src}: a TIFF of {meta.frames} pages; only the first is upscaled")
+        if bits > 8 and not holds_deep(dst):
+            notice(f"{dst}: this format holds 8 bits; the 16-bit image is rounded to 8 (.png and .tiff keep 16)")
+        lost = kept(dst.suffix.lower(), meta)
+        if lost:
+            notice(f"{dst}: this format does not keep {' and '.join(lost)} of {src.name}")
     grey = rgb.ndim == 2
     as_rgb = grey and not holds_grey(dst, alpha=alpha is not None)
     if grey:  # the model runs on RGB
@@ -102,7 +125,7 @@ def upscale_image(
             up.close()
     if grey:
         big, big_alpha = _to_grey(big, big_alpha, bits)  # write_image: R=G=B where the format has no grey
-    write_image(dst, big, big_alpha, bits)
+    write_image(dst, big, big_alpha, bits, meta)
     return dst
 
 

@@ -96,7 +96,6 @@ def _run_upscale(argv: list[str]) -> int:
         parser.error(str(e))  # a bad option value is a command-line error: exit 2
     reporter = _ProgressReporter(progress_mode(args))
     from ..video.chatter import show_ffmpeg_log
-    from ..video.images import IMAGE_EXTENSIONS  # an input with a still image's extension is upscaled as one
 
     show_ffmpeg_log(options.encode.verbose)  # FFmpeg's own log lines only with --verbose
 
@@ -105,7 +104,7 @@ def _run_upscale(argv: list[str]) -> int:
             print(f"esrgan-video: {msg}", file=sys.stderr)
 
     try:
-        if Path(args.input).suffix.lower() in IMAGE_EXTENSIONS:
+        if _still(args.input, args.output):
             from ..stills import upscale_image
 
             out = upscale_image(args.input, args.output, options, overwrite=args.overwrite, notice=notice)
@@ -132,6 +131,24 @@ def _run_upscale(argv: list[str]) -> int:
         )
     # The output is kept; the status tells scripts the input was damaged (the notice said what was lost).
     return DAMAGED if result.damaged else EXIT_OK
+
+
+def _still(src: str, dst: str) -> bool:
+    """Whether ``esrgan-video SRC DST`` upscales a still image (``stills.upscale_image``), not a video: SRC has an
+    image's extension (``IMAGE_EXTENSIONS``), unless it is an animated PNG or WebP and DST is not an image (the video
+    pipeline upscales every frame); or SRC is a GIF and DST an image (an animated one is refused there)."""
+    from ..video.images import IMAGE_EXTENSIONS, image_meta
+
+    src_ext, dst_image = Path(src).suffix.lower(), Path(dst).suffix.lower() in IMAGE_EXTENSIONS
+    if src_ext == ".gif":
+        return dst_image
+    if src_ext not in IMAGE_EXTENSIONS or dst_image:
+        return src_ext in IMAGE_EXTENSIONS
+    try:
+        meta = image_meta(src)
+    except EsrganVideoError:
+        return True  # a missing or empty input: upscale_image says so
+    return meta.frames == 1 or meta.kind == "tiff"
 
 
 def _run_models(argv: list[str]) -> int:

@@ -5,6 +5,10 @@ image — and ``write_image`` encodes them into the format the extension names, 
 the target that is renamed when complete. 16-bit input stays 16-bit where the output format allows it (PNG,
 TIFF); others get it rounded to 8 bits. Grey samples stay grey where the format has a grey colour type
 (:func:`holds_grey`: PNG, TIFF, and BMP without alpha); elsewhere they are written as R=G=B.
+What the file says besides its pixels (``video.image_meta``): an EXIF orientation is applied to the pixels as a
+viewer would (the output is upright, its EXIF says 1); the ICC profile, the EXIF block and the DPI are written
+into the output where its format holds them (PNG, JPEG, WebP; TIFF and BMP keep the DPI, and TIFF the ICC profile
+not). A truncated file is an InputError, not a picture FFmpeg filled with grey.
 The upscaling itself is ``esrgan_video.stills``' (the core's frame transform).
 """
 
@@ -20,10 +24,12 @@ import numpy as np
 from ..errors import InputError, OutputError
 from ..frames.colorspace import Range
 from ..frames.pixel_formats import PlaneLayout
+from .image_meta import ImageMeta, apply_orientation, embed, read_meta
 from .partials import partial_path
 from .planes import frame_from_planes
 
-__all__ = ["IMAGE_EXTENSIONS", "check_extension", "holds_grey", "read_image", "write_image"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageMeta", "check_extension", "holds_deep", "holds_grey", "image_meta",
+           "read_image", "write_image"]
 
 # output extension → (codec, pix_fmt for 8-bit RGB, for 8-bit RGBA, for 16-bit RGB, for 16-bit RGBA)
 _ENCODERS = {
@@ -50,19 +56,34 @@ IMAGE_EXTENSIONS: tuple[str, ...] = tuple(sorted(_ENCODERS))
 """The output extensions :func:`write_image` can encode (lower case, with the dot)."""
 
 
-def read_image(path: str | os.PathLike, *, keep_grey: bool = False) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """(RGB H×W×3, alpha H×W or None, bits) with samples as uint8 (bits 8) or uint16 (bits 16).
-
-    ``keep_grey``: a grey image gives its one channel, H×W, in place of RGB (otherwise R=G=B). Grey is a decoded
-    pixel format with one colour component (PNG grey / grey+alpha, grey JPEG, grey TIFF, 1-bit images), or a
-    palette whose pixels are all grey (a grey BMP, which FFmpeg decodes as a palette). InputError naming the file
-    when it is missing, empty or not an image FFmpeg decodes.
-    """
+def image_meta(path: str | os.PathLike) -> ImageMeta:
+    """The ICC profile, EXIF block and orientation, DPI, frame count and truncation of the image file at ``path``
+    (``video.image_meta.read_meta``). InputError naming the file when it is missing or empty."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty")
+    try:
+        return read_meta(path.read_bytes())
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read ({e.strerror or e})") from e
+
+
+def read_image(path: str | os.PathLike, *, keep_grey: bool = False,
+               meta: ImageMeta | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(RGB H×W×3, alpha H×W or None, bits) with samples as uint8 (bits 8) or uint16 (bits 16), upright: turned as
+    the EXIF orientation says (``meta``: the file's :func:`image_meta`, read when not given).
+
+    ``keep_grey``: a grey image gives its one channel, H×W, in place of RGB (otherwise R=G=B). Grey is a decoded
+    pixel format with one colour component (PNG grey / grey+alpha, grey JPEG, grey TIFF, 1-bit images), or a
+    palette whose pixels are all grey (a grey BMP, which FFmpeg decodes as a palette). InputError naming the file
+    when it is missing, empty, truncated or not an image FFmpeg decodes.
+    """
+    path = Path(path)
+    meta = image_meta(path) if meta is None else meta
+    if meta.truncated:
+        raise InputError(f"{path}: {meta.truncated}")
     try:
         with av.open(str(path)) as c:
             codec = c.streams.video[0].codec_context.name
@@ -84,7 +105,10 @@ def read_image(path: str | os.PathLike, *, keep_grey: bool = False) -> tuple[np.
     if alpha is not None and (palette or codec in ("mjpeg", "jpegls")) and alpha.min() == np.iinfo(alpha.dtype).max:
         alpha = None
     if keep_grey and (_grey_format(fmt) or palette and _all_grey(rgb)):
-        return np.ascontiguousarray(rgb[..., 0]), alpha, 16 if deep else 8  # swscale copies grey codes 1:1
+        rgb = rgb[..., 0]  # swscale copies grey codes 1:1
+    if meta.orientation != 1:
+        rgb = apply_orientation(rgb, meta.orientation)
+        alpha = None if alpha is None else apply_orientation(alpha, meta.orientation)
     return np.ascontiguousarray(rgb), alpha, 16 if deep else 8
 
 
@@ -116,9 +140,17 @@ def holds_grey(dst: str | os.PathLike, *, alpha: bool = False) -> bool:
     return grey is not None and grey[1 if alpha else 0] is not None
 
 
-def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None, bits: int) -> None:
+def holds_deep(dst: str | os.PathLike) -> bool:
+    """Whether :func:`write_image` keeps 16-bit samples in ``dst``'s format (PNG, TIFF); others get 8 bits."""
+    enc = _ENCODERS.get(Path(dst).suffix.lower())
+    return enc is not None and enc[3] is not None
+
+
+def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None, bits: int,
+                meta: ImageMeta | None = None) -> None:
     """Encode ``rgb`` (H×W×3 uint8/uint16, or H×W grey) and ``alpha`` (H×W or None) into ``dst`` (format from its
-    extension).
+    extension); ``meta``: the ICC profile, EXIF block and DPI to write with it where the format holds them (the
+    source's :func:`image_meta`; its orientation is taken as applied).
 
     ``bits`` 16 keeps 16 bits where the format can (PNG, TIFF). Grey samples are written as grey where the format
     has a grey colour type (:func:`holds_grey`), else as R=G=B. OutputError when the extension is unknown or the
@@ -153,6 +185,8 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
             s = c.add_stream(codec, rate=1)
             s.width, s.height = rgb.shape[1], rgb.shape[0]
             s.pix_fmt = pix_fmt
+            if meta is not None and meta.dpi and codec == "tiff":
+                s.options = {"dpi": str(min(65536, max(1, round(meta.dpi[0]))))}
             if codec == "mjpeg":
                 s.codec_context.color_range = Range.FULL.ffmpeg  # JPEG range
                 s.options = {"qmin": "1", "qmax": "2"}
@@ -160,6 +194,7 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
                 c.mux(packet)
             for packet in s.encode(None):
                 c.mux(packet)
+        tmp.write_bytes(embed(tmp.read_bytes(), ext, meta or ImageMeta(), (rgb.shape[1], rgb.shape[0])))
         os.replace(tmp, dst)
     except (av.FFmpegError, OSError) as e:  # an unwritable folder, a full disk
         _remove(tmp)

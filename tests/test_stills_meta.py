@@ -1,0 +1,257 @@
+"""What a still image says besides its pixels, through ``esrgan-video in out`` (stills.upscale_image): the EXIF
+orientation applied (the output upright, its EXIF saying 1), the ICC profile, EXIF block, DPI and XMP/text kept
+where the output format holds them (a notice where it does not), animated PNG/WebP refused as a still (and
+upscaled whole as a video), truncated files refused, 16-bit written to an 8-bit format said.
+
+The photos are crops of scikit-image's ``chelsea()`` and ``astronaut()``; PIL writes the inputs (as cameras and
+editors do) and reads the outputs back, an implementation independent of ``video.image_meta``. The model is the
+tiny near-identity ×2 RRDBNet: its output box-averaged back to the input size is close to the input, which says
+which way the picture was turned.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from esrgan_video.testing import run_cli
+from esrgan_video.video.image_meta import read_meta
+from esrgan_video.video.images import read_image
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+Image = pytest.importorskip("PIL.Image")
+ImageCms = pytest.importorskip("PIL.ImageCms")
+ImageOps = pytest.importorskip("PIL.ImageOps")
+
+
+@pytest.fixture(scope="module")
+def model(near_identity_file) -> Path:
+    return near_identity_file(2)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    import skimage.data
+
+    return np.ascontiguousarray(skimage.data.chelsea()[50:98, 100:164])  # 48×64, not square: turns show
+
+
+@pytest.fixture(scope="module")
+def icc() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _exif(orientation: int = 1, **tags) -> Image.Exif:
+    ex = Image.Exif()
+    ex[0x010F] = "TestCam"  # Make
+    ex[0x0112] = orientation
+    for k, v in tags.items():
+        ex[int(k[1:], 16)] = v
+    return ex
+
+
+def _upscale(capfd, src, dst, model, *args):
+    return run_cli(capfd, src, dst, "--model", model, "-y", *args)
+
+
+def _shrunk(path: Path) -> np.ndarray:
+    """The output box-averaged by 2 (back to the input's size), as float."""
+    rgb = read_image(path)[0].astype(np.float64)
+    h, w = rgb.shape[0] // 2, rgb.shape[1] // 2
+    return rgb[:2 * h, :2 * w].reshape(h, 2, w, 2, -1).mean(axis=(1, 3))
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "tif", "webp"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pil_applies_it(tmp_path, photo, ext, orientation):
+    """read_image turns the picture as PIL's exif_transpose does (lossless inputs: exactly; JPEG: the decoders'
+    IDCTs differ by a code or so)."""
+    src = tmp_path / f"o.{ext}"
+    extra = {"lossless": True} if ext == "webp" else {"quality": 95} if ext == "jpg" else {}
+    Image.fromarray(photo).save(src, exif=_exif(orientation).tobytes(), **extra)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(src)).convert("RGB")).astype(int)
+    got = read_image(src)[0].astype(int)
+    assert got.shape == want.shape
+    if ext == "jpg":
+        assert np.abs(got - want).mean() < 1.5
+    else:
+        assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("out_ext", ["png", "jpg", "webp"])
+def test_a_turned_jpeg_comes_out_upright_with_its_exif(tmp_path, photo, model, capfd, out_ext):
+    """Orientation 6 (a phone held upright): the output is the turned picture, 2× its size, and its EXIF says 1
+    (a viewer must not turn it again) and keeps the camera's Make, the new pixel size and no stale thumbnail."""
+    src, dst = tmp_path / "phone.jpg", tmp_path / f"up.{out_ext}"
+    ex = _exif(6)
+    ex.get_ifd(0x8769)[0xA002] = 64  # PixelXDimension, PixelYDimension: the stored size
+    ex.get_ifd(0x8769)[0xA003] = 48
+    Image.fromarray(photo).save(src, exif=ex.tobytes(), quality=95)
+    p = _upscale(capfd, src, dst, model, "-q")
+    assert p.returncode == 0, p.stderr
+    out = Image.open(dst)
+    assert out.size == (96, 128)  # 48×64 turned, ×2
+    oex = out.getexif()
+    assert oex[0x0112] == 1 and oex[0x010F] == "TestCam"
+    assert oex.get_ifd(0x8769).get(0xA002) == 96 and oex.get_ifd(0x8769).get(0xA003) == 128
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(src)).convert("RGB")).astype(np.float64)
+    err = np.abs(_shrunk(dst) - upright).mean()
+    assert err < 8, err  # the other turns are 40+ codes off
+    assert np.abs(_shrunk(dst) - upright[::-1, ::-1]).mean() > 3 * err
+
+
+@pytest.mark.parametrize("src_ext", ["png", "jpg", "webp"])
+@pytest.mark.parametrize("out_ext", ["png", "jpg", "webp"])
+def test_the_icc_profile_is_kept(tmp_path, photo, icc, model, capfd, src_ext, out_ext):
+    src, dst = tmp_path / f"in.{src_ext}", tmp_path / f"out.{out_ext}"
+    Image.fromarray(photo).save(src, icc_profile=icc)
+    p = _upscale(capfd, src, dst, model)
+    assert p.returncode == 0, p.stderr
+    assert "ICC" not in p.stderr
+    assert Image.open(dst).info.get("icc_profile") == icc
+    assert read_image(dst)[0].shape == (96, 128, 3)  # FFmpeg reads what was written
+
+
+def test_a_large_icc_profile_spans_jpeg_segments(tmp_path, photo, icc, model, capfd):
+    """A profile over one APP2 segment's 65 519 bytes (LUT-based printer profiles are) is split and joined."""
+    big = icc + bytes(range(256)) * 400  # 102 988 bytes: two segments
+    src, dst = tmp_path / "in.png", tmp_path / "out.jpg"
+    Image.fromarray(photo).save(src, icc_profile=big)
+    p = _upscale(capfd, src, dst, model, "-q")
+    assert p.returncode == 0, p.stderr
+    assert Image.open(dst).info.get("icc_profile") == big
+    assert read_meta(dst.read_bytes()).icc == big
+
+
+@pytest.mark.parametrize("out_ext", ["tif", "bmp"])
+def test_a_format_without_a_profile_says_so(tmp_path, photo, icc, model, capfd, out_ext):
+    src, dst = tmp_path / "in.jpg", tmp_path / f"out.{out_ext}"
+    Image.fromarray(photo).save(src, icc_profile=icc, exif=_exif(1).tobytes())
+    p = _upscale(capfd, src, dst, model)
+    assert p.returncode == 0, p.stderr
+    assert f"{dst}: this format does not keep the ICC colour profile and the EXIF data of in.jpg" in p.stderr
+
+
+@pytest.mark.parametrize("src_ext", ["png", "jpg", "tif"])
+@pytest.mark.parametrize("out_ext", ["png", "jpg", "tif"])
+def test_dpi_is_kept(tmp_path, photo, model, capfd, src_ext, out_ext):
+    """The DPI number stays (as GIMP's and ImageMagick's resize keep it): the print grows with the pixels."""
+    src, dst = tmp_path / f"in.{src_ext}", tmp_path / f"out.{out_ext}"
+    Image.fromarray(photo).save(src, dpi=(300, 300))
+    p = _upscale(capfd, src, dst, model, "-q")
+    assert p.returncode == 0, p.stderr
+    assert np.allclose(Image.open(dst).info["dpi"], 300, atol=0.01)
+
+
+def test_png_pixels_are_square_without_dpi(tmp_path, photo, model, capfd):
+    """FFmpeg's PNG encoder writes pHYs 0:1 (meaningless); the output says 1:1."""
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(photo).save(src)
+    assert _upscale(capfd, src, dst, model, "-q").returncode == 0
+    assert Image.open(dst).info.get("aspect") == (1, 1)
+
+
+def test_text_and_xmp_are_kept_in_the_same_format(tmp_path, photo, model, capfd):
+    from PIL import PngImagePlugin
+
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6" xmp:Rating="5"/></x:xmpmeta>'
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "drawn by hand")
+    info.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    src, dst = tmp_path / "art.png", tmp_path / "out.png"
+    Image.fromarray(photo).save(src, pnginfo=info, exif=_exif(6).tobytes())
+    p = _upscale(capfd, src, dst, model, "-q")
+    assert p.returncode == 0, p.stderr
+    out = Image.open(dst)
+    assert out.info["Comment"] == "drawn by hand"
+    assert 'tiff:Orientation="1"' in out.info["XML:com.adobe.xmp"]  # upright, as its EXIF now says
+    assert 'xmp:Rating="5"' in out.info["XML:com.adobe.xmp"]
+    # JPEG → JPEG: the XMP segment
+    jpg, jout = tmp_path / "photo.jpg", tmp_path / "out.jpg"
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "JPEG", quality=95, xmp=xmp)
+    jpg.write_bytes(buf.getvalue())
+    p = _upscale(capfd, jpg, jout, model, "-q")
+    assert p.returncode == 0, p.stderr
+    assert b'xmp:Rating="5"' in Image.open(jout).info["xmp"]
+    p = _upscale(capfd, jpg, tmp_path / "other.png", model)  # another format: said
+    assert "does not keep the XMP/text metadata of photo.jpg" in p.stderr
+
+
+@pytest.mark.parametrize("ext", ["png", "webp"])
+def test_an_animated_image_is_refused_as_a_still_and_upscaled_as_a_video(tmp_path, photo, model, capfd, ext):
+    frames = [Image.fromarray(np.roll(photo, 8 * k, axis=1)) for k in range(3)]
+    src = tmp_path / f"anim.{ext}"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100, loop=0,
+                   **({"lossless": True} if ext == "webp" else {}))
+    dst = tmp_path / f"out.{ext}"
+    p = _upscale(capfd, src, dst, model)
+    assert p.returncode == 3
+    lines = p.stderr.strip().splitlines()
+    assert lines == [f"esrgan-video: error: {src}: an animated image (3 frames); a still output would keep only the "
+                     "first: write it as a video (.apng, .webp, .webm, .mkv, …) to upscale every frame"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == [src.name]
+    video = tmp_path / "out.apng"
+    p = _upscale(capfd, src, video, model, "-q")
+    assert p.returncode == 0, p.stderr
+    assert Image.open(video).n_frames == 3
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "webp"])
+@pytest.mark.parametrize("keep", [0.5, 0.97])
+def test_a_truncated_image_is_refused(tmp_path, photo, model, capfd, ext, keep):
+    """FFmpeg's JPEG decoder would give the picture with its lost end grey, and say nothing."""
+    whole = io.BytesIO()
+    Image.fromarray(photo).save(whole, {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[ext])
+    data = whole.getvalue()
+    src = tmp_path / f"cut.{ext}"
+    src.write_bytes(data[:int(len(data) * keep)])
+    p = _upscale(capfd, src, tmp_path / "out.png", model)
+    assert p.returncode == 3
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"esrgan-video: error: {src}: ")
+    assert "truncated" in lines[0] or "not a readable image" in lines[0]
+    assert sorted(f.name for f in tmp_path.iterdir()) == [src.name]
+
+
+def test_sixteen_bits_into_an_eight_bit_format_is_said(tmp_path, model, capfd):
+    import skimage.data
+
+    from esrgan_video.video.images import write_image
+
+    rgb = skimage.data.astronaut()[100:132, 150:190].astype(np.uint16) * 257
+    src = tmp_path / "deep.png"
+    write_image(src, rgb, None, 16)
+    for ext, said in ((".jpg", True), (".webp", True), (".bmp", True), (".png", False), (".tif", False)):
+        p = _upscale(capfd, src, tmp_path / f"out{ext}", model)
+        assert p.returncode == 0, p.stderr
+        assert ("the 16-bit image is rounded to 8" in p.stderr) == said, (ext, p.stderr)
+
+
+def test_a_gif_still_is_upscaled_as_an_image_with_its_transparency(tmp_path, photo, model, capfd):
+    """A one-frame GIF to an image's extension is a still (it went to the video pipeline, which refused .png as a
+    container for libx264); an animated GIF to an image is refused as APNG/WebP are, and to a video is a video."""
+    q = Image.fromarray(photo).quantize(31)
+    idx = np.asarray(q) + 1
+    idx[:, :16] = 0  # the left quarter see-through: palette entry 0
+    pal = Image.fromarray(idx.astype(np.uint8), "P")
+    pal.putpalette([0, 0, 0] + q.getpalette()[:93])
+    src = tmp_path / "icon.gif"
+    pal.save(src, transparency=0)
+    p = _upscale(capfd, src, tmp_path / "icon.png", model, "-q")
+    assert p.returncode == 0, p.stderr
+    rgb, alpha, _ = read_image(tmp_path / "icon.png")
+    assert rgb.shape == (96, 128, 3)
+    assert alpha is not None and alpha[:, :30].max() < 16 and alpha[:, 34:].min() > 240
+    frames = [Image.fromarray(np.roll(photo, 8 * k, axis=1)) for k in range(3)]
+    anim = tmp_path / "anim.gif"
+    frames[0].save(anim, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    p = _upscale(capfd, anim, tmp_path / "anim.png", model)
+    assert p.returncode == 3 and "an animated image (3 frames)" in p.stderr
+    p = _upscale(capfd, anim, tmp_path / "anim.apng", model, "-q")
+    assert p.returncode == 0, p.stderr
+    assert Image.open(tmp_path / "anim.apng").n_frames == 3
