@@ -10,7 +10,8 @@ One copier serves the writer (``video.writer.OutputVideo``: a single pass) and t
 
 - **Which**: every stream but the upscaled video stream, less what ``StreamSelection`` leaves out
   (``--no-audio``, ``--no-subs``, ``--streams-keep``); other video streams are not copied (only the
-  first is upscaled; cover art is); a data stream the container refuses is left out with a notice; any
+  first is upscaled; cover art is); a data stream the container refuses is left out with a notice (a MOV/MP4
+  timecode track is never copied: the muxer writes it again from the video stream's timecode tag); any
   other stream the container refuses is an ``OutputError`` naming it and a container that takes it —
   except attachments (fonts) going into MP4/MOV, which cannot hold any: left out with a notice.
 - **How**: packet for packet, no re-encode — except text subtitles (SubRip, ASS, WebVTT, …) going into
@@ -133,6 +134,32 @@ def copy_stream_facts(src, dst_stream, *, metadata: dict[str, str] | None = None
         pass  # a PyAV without settable dispositions: the muxer's defaults apply
 
 
+_TIMECODE_KEPT = frozenset({"matroska", "webm", "mov", "mp4", "nut"})
+"""Muxers that keep the video stream's ``timecode`` tag (MOV/MP4 as a timecode track, Matroska as a TIMECODE tag)."""
+
+
+def _is_timecode_track(st, source) -> bool:
+    """Whether data stream ``st`` of ``source`` is a MOV/MP4 timecode (``tmcd``) track.
+
+    FFmpeg's MOV demuxer gives such a track's start timecode as a ``timecode`` tag, on the track and on the video
+    stream it belongs to; from that tag on the output's video stream the MOV/MP4 muxer writes a timecode track of
+    its own and the Matroska muxer a TIMECODE tag. The track itself cannot be copied: the MOV/MP4 muxer fails on
+    the copy when the file is finished (EINVAL), and Matroska and MP4 refuse data streams."""
+    return "mov" in source.format.name.split(",") and "timecode" in st.metadata
+
+
+def _muxer_takes(fmt: str, st) -> bool:
+    """Whether a muxer of format ``fmt`` writes a header with input stream ``st`` copied into it. FFmpeg's Matroska
+    and MP4 muxers accept a data stream when it is added and refuse it only when the header is written."""
+    try:
+        with av.open(io.BytesIO(), "w", format=fmt) as probe:
+            probe.add_stream_from_template(st)
+            probe.start_encoding()
+    except (ValueError, av.FFmpegError):
+        return False
+    return True
+
+
 _COVER_TYPES = {"mjpeg": ("image/jpeg", ".jpg"), "png": ("image/png", ".png")}
 """Cover art codecs → (MIME type, file extension) of the Matroska attachment they become."""
 
@@ -238,6 +265,11 @@ class StreamCopier:
                 continue
             if st.type == "data" and st.discard == av.stream.Discard.all:
                 continue  # the demuxer's own: MP4/MOV's chapter text track (the chapters are copied as chapters)
+            if st.type == "data" and _is_timecode_track(st, source):
+                if fmt not in _TIMECODE_KEPT:  # elsewhere it is the video stream's "timecode" tag, which is copied
+                    notice(f"{self.src}: the timecode {st.metadata['timecode']} (data stream #{st.index}) is not "
+                           f"kept: {self.dst.suffix or fmt} files have no place for it (.mkv, .mov and .mp4 keep it)")
+                continue
             cname = st.codec_context.name if st.codec_context is not None else st.type
             if st.type == "attachment" and mp4:
                 name = st.metadata.get("filename") or f"#{st.index}"
@@ -256,6 +288,8 @@ class StreamCopier:
                     copied.append(st)
                     continue
             try:
+                if st.type == "data" and not _muxer_takes(fmt, st):
+                    raise ValueError(f"{fmt} refuses the stream when its header is written")
                 out_st = out.add_stream_from_template(st)
             except (ValueError, av.FFmpegError) as e:
                 if st.type == "subtitle" and is_text_subtitle(cname) and not mp4:
