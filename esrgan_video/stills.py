@@ -96,7 +96,7 @@ def upscale_image(
             notice(f"{src}: a TIFF of {meta.frames} pages; only the first is upscaled")
         if bits > 8 and not holds_deep(dst):
             notice(f"{dst}: this format holds 8 bits; the 16-bit image is rounded to 8 (.png and .tiff keep 16)")
-        lost = kept(dst.suffix.lower(), meta)
+        lost = kept(dst.suffix.lower(), meta, grey=rgb.ndim == 2 and holds_grey(dst, alpha=alpha is not None))
         if lost:
             notice(f"{dst}: this format does not keep {' and '.join(lost)} of {src.name}")
     grey = rgb.ndim == 2

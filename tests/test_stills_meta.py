@@ -255,3 +255,35 @@ def test_a_gif_still_is_upscaled_as_an_image_with_its_transparency(tmp_path, pho
     p = _upscale(capfd, anim, tmp_path / "anim.apng", model, "-q")
     assert p.returncode == 0, p.stderr
     assert Image.open(tmp_path / "anim.apng").n_frames == 3
+
+
+def _as_space(icc: bytes, space: bytes) -> bytes:
+    """``icc`` with its header's data colour space set to ``space`` (no CMYK or grey profile ships here; the
+    colour space is what decides whether a profile fits the samples written)."""
+    return icc[:16] + space + icc[20:]
+
+
+def test_a_profile_that_does_not_fit_the_samples_is_left_out(tmp_path, photo, icc, model, capfd):
+    """A CMYK JPEG's profile on the RGB FFmpeg decodes it to, or a grey picture's profile on the R=G=B a JPEG gets,
+    would be misread by viewers (or refused: libpng rejects a mismatched iCCP): left out, with a notice."""
+    cmyk_icc = _as_space(icc, b"CMYK")
+    src = tmp_path / "print.jpg"
+    Image.fromarray(photo).convert("CMYK").save(src, icc_profile=cmyk_icc, quality=95)
+    dst = tmp_path / "print.png"
+    p = _upscale(capfd, src, dst, model)
+    assert p.returncode == 0, p.stderr
+    assert "icc_profile" not in Image.open(dst).info
+    assert f"{dst}: this format does not keep the CMYK ICC colour profile (the samples are RGB) of print.jpg" \
+        in p.stderr
+    grey_icc = _as_space(icc, b"GRAY")
+    g = tmp_path / "scan.png"
+    Image.fromarray(photo[..., 1]).save(g, icc_profile=grey_icc)
+    p = _upscale(capfd, g, tmp_path / "scan_x2.png", model)  # grey stays grey: the profile fits
+    assert p.returncode == 0, p.stderr
+    assert Image.open(tmp_path / "scan_x2.png").mode == "L"
+    assert Image.open(tmp_path / "scan_x2.png").info.get("icc_profile") == grey_icc
+    assert "ICC" not in p.stderr
+    p = _upscale(capfd, g, tmp_path / "scan_x2.jpg", model)  # R=G=B: it does not
+    assert p.returncode == 0, p.stderr
+    assert "icc_profile" not in Image.open(tmp_path / "scan_x2.jpg").info
+    assert "the GRAY ICC colour profile (the samples are RGB)" in p.stderr

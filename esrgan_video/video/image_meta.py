@@ -23,7 +23,7 @@ import re
 import struct
 import zlib
 
-__all__ = ["ImageMeta", "apply_orientation", "embed", "kept", "read_meta"]
+__all__ = ["ImageMeta", "apply_orientation", "embed", "icc_fits", "kept", "read_meta"]
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOUR = (b"sRGB", b"gAMA", b"cHRM", b"cICP")  # copied PNG → PNG, before PLTE/IDAT
@@ -326,13 +326,23 @@ def apply_orientation(arr, orientation: int):
 
 # --- writing --------------------------------------------------------------------------------------------------
 
-def kept(ext: str, meta: ImageMeta) -> list[str]:
-    """What of ``meta`` an output with extension ``ext`` cannot hold (for a notice): 'the ICC profile', 'the
-    EXIF data'."""
+def icc_fits(icc: bytes, grey: bool) -> bool:
+    """Whether the ICC profile ``icc`` describes the samples written: its data colour space (header bytes 16–19)
+    'RGB ' for RGB, 'GRAY' for grey. A CMYK JPEG's profile does not (FFmpeg's decoder gave RGB), nor a grey
+    picture's profile on the R=G=B a JPEG gets: a viewer would misread the colours, or refuse the file."""
+    return icc[16:20] == (b"GRAY" if grey else b"RGB ")
+
+
+def kept(ext: str, meta: ImageMeta, *, grey: bool = False) -> list[str]:
+    """What of ``meta`` an output with extension ``ext`` (its samples grey when ``grey``) does not keep, for a
+    notice: 'the ICC colour profile', 'the EXIF data', 'the XMP/text metadata'."""
     holds = ext in (".png", ".jpg", ".jpeg", ".webp")
     lost = []
     if meta.icc and not holds:
         lost.append("the ICC colour profile")
+    elif meta.icc and not icc_fits(meta.icc, grey):
+        space = meta.icc[16:20].decode("ascii", "replace").strip() or "unknown"
+        lost.append(f"the {space} ICC colour profile (the samples are {'grey' if grey else 'RGB'})")
     if meta.exif and not holds:
         lost.append("the EXIF data")
     if meta.png_text and ext != ".png" or meta.jpeg_app and ext not in (".jpg", ".jpeg"):
@@ -368,10 +378,13 @@ def _exif_for(exif: bytes, width: int, height: int) -> bytes:
         return exif
 
 
-def embed(data: bytes, ext: str, meta: ImageMeta, size: tuple[int, int]) -> bytes:
+def embed(data: bytes, ext: str, meta: ImageMeta, size: tuple[int, int], *, grey: bool = False) -> bytes:
     """The encoded file ``data`` (extension ``ext``) with ``meta``'s profile, EXIF block and DPI added (module
-    docstring); ``size``: the picture's (width, height), for the EXIF pixel dimensions."""
+    docstring); ``size``: the picture's (width, height), for the EXIF pixel dimensions; ``grey``: the samples are
+    grey (a profile that does not fit them is left out: :func:`icc_fits`)."""
     exif = _exif_for(meta.exif, *size) if meta.exif else None
+    if meta.icc and not icc_fits(meta.icc, grey):
+        meta = dataclasses.replace(meta, icc=None)
     if ext == ".png":
         return _embed_png(data, meta, exif)
     if ext in (".jpg", ".jpeg"):

@@ -194,7 +194,7 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
                 c.mux(packet)
             for packet in s.encode(None):
                 c.mux(packet)
-        tmp.write_bytes(embed(tmp.read_bytes(), ext, meta or ImageMeta(), (rgb.shape[1], rgb.shape[0])))
+        tmp.write_bytes(embed(tmp.read_bytes(), ext, meta or ImageMeta(), (rgb.shape[1], rgb.shape[0]), grey=grey))
         os.replace(tmp, dst)
     except (av.FFmpegError, OSError) as e:  # an unwritable folder, a full disk
         _remove(tmp)
