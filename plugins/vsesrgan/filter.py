@@ -228,7 +228,9 @@ def upscale(
     :param clip: RGBS, RGBH, integer RGB (RGB24/RGB30/RGB48, 8–16 bit), YUV of any subsampling
         (8–16 bit) or GRAY (8–16 bit, upscaled as neutral RGB and returned as its luma). YUV and GRAY
         are converted with the frame props ``_Matrix``, ``_Range``, ``_ChromaLocation`` (untagged:
-        BT.709 from 1280 wide or 577 lines up, else BT.601; limited range; left chroma).
+        BT.709 from 1280 wide or 577 lines up, else BT.601; limited range; left chroma). An ``_Alpha`` frame
+        prop (GRAY of the clip's sample type, depth and size, as BestSource attaches it) is upscaled beside the
+        colour, as a grey image (what the CLI does with an alpha plane), and replaced by the upscaled alpha.
     :param model: a registry name (``esrgan-video models``), a checkpoint path (.safetensors,
         .pth, ncnn .param) or a loaded network (:class:`~esrgan_video.arch.RRDBNet` or
         :class:`~esrgan_video.arch.SRVGGNetCompact`, e.g. from :func:`esrgan_video.load_model`).
