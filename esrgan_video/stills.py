@@ -20,10 +20,11 @@ same luma in all three channels, R=G=B — a neutral picture, not the model's sl
 
 What the file says besides its pixels (``video.image_meta``): an EXIF orientation is applied before the upscale
 (the output is upright and its EXIF says 1: what viewers show, and what OpenCV's reader gives Real-ESRGAN's own
-script); the ICC profile (the pixels are not converted: the model works on the values as stored), the EXIF block
-and the DPI (the number kept, as GIMP and ImageMagick keep it on a resize) are written into PNG, JPEG and WebP
-outputs, the DPI into TIFF and BMP ones too (a notice says what a format loses); XMP and text chunks go into an
-output of the input's format. An animated PNG, WebP or GIF is refused (every frame is the video pipeline's: the
+script); the ICC profile (the pixels are not converted: the model works on the values as stored; left out where
+its colour space is not the samples': a CMYK JPEG's), the EXIF block and the DPI (the number kept, as GIMP and
+ImageMagick keep it on a resize) are written into PNG, JPEG and WebP outputs (WebP: no DPI), the profile and DPI
+into TIFF, the DPI into BMP (a notice says what a format loses); XMP and text go into an output of the input's
+format. An animated PNG, WebP or GIF is refused (every frame is the video pipeline's: the
 command sends one to it when the output is a video); a TIFF's first page is upscaled, with a notice when it has
 more; 16-bit samples written to an 8-bit format get a notice.
 """

@@ -104,8 +104,8 @@ def test_a_turned_jpeg_comes_out_upright_with_its_exif(tmp_path, photo, model, c
     assert np.abs(_shrunk(dst) - upright[::-1, ::-1]).mean() > 3 * err
 
 
-@pytest.mark.parametrize("src_ext", ["png", "jpg", "webp"])
-@pytest.mark.parametrize("out_ext", ["png", "jpg", "webp"])
+@pytest.mark.parametrize("src_ext", ["png", "jpg", "webp", "tif"])
+@pytest.mark.parametrize("out_ext", ["png", "jpg", "webp", "tif"])
 def test_the_icc_profile_is_kept(tmp_path, photo, icc, model, capfd, src_ext, out_ext):
     src, dst = tmp_path / f"in.{src_ext}", tmp_path / f"out.{out_ext}"
     Image.fromarray(photo).save(src, icc_profile=icc)
@@ -127,17 +127,38 @@ def test_a_large_icc_profile_spans_jpeg_segments(tmp_path, photo, icc, model, ca
     assert read_meta(dst.read_bytes()).icc == big
 
 
-@pytest.mark.parametrize("out_ext", ["tif", "bmp"])
-def test_a_format_without_a_profile_says_so(tmp_path, photo, icc, model, capfd, out_ext):
+def test_a_sixteen_bit_tiff_keeps_its_profile_and_depth(tmp_path, icc, model, capfd):
+    """A photographer's 16-bit TIFF in a wide-gamut profile: profile and 16 bits kept, in TIFF and PNG."""
+    import skimage.data
+    import tifffile
+
+    rgb = skimage.data.astronaut()[100:132, 150:190].astype(np.uint16) * 257
+    src = tmp_path / "edit.tif"
+    tifffile.imwrite(src, rgb, iccprofile=icc, photometric="rgb")
+    for ext in (".tif", ".png"):
+        dst = tmp_path / f"up{ext}"
+        p = _upscale(capfd, src, dst, model)
+        assert p.returncode == 0, p.stderr
+        assert p.stderr.strip().splitlines() == [f"esrgan-video: wrote {dst}"]
+        assert read_meta(dst.read_bytes()).icc == icc
+        out, _, bits = read_image(dst)
+        assert bits == 16 and out.shape == (64, 80, 3)
+    assert tifffile.TiffFile(tmp_path / "up.tif").pages[0].tags[34675].value == icc
+    assert np.array_equal(tifffile.imread(tmp_path / "up.tif"), read_image(tmp_path / "up.tif")[0])
+
+
+@pytest.mark.parametrize("out_ext, lost", [("tif", "the EXIF data"),
+                                           ("bmp", "the ICC colour profile and the EXIF data")])
+def test_a_format_without_a_profile_says_so(tmp_path, photo, icc, model, capfd, out_ext, lost):
     src, dst = tmp_path / "in.jpg", tmp_path / f"out.{out_ext}"
     Image.fromarray(photo).save(src, icc_profile=icc, exif=_exif(1).tobytes())
     p = _upscale(capfd, src, dst, model)
     assert p.returncode == 0, p.stderr
-    assert f"{dst}: this format does not keep the ICC colour profile and the EXIF data of in.jpg" in p.stderr
+    assert f"{dst}: this format does not keep {lost} of in.jpg" in p.stderr
 
 
-@pytest.mark.parametrize("src_ext", ["png", "jpg", "tif"])
-@pytest.mark.parametrize("out_ext", ["png", "jpg", "tif"])
+@pytest.mark.parametrize("src_ext", ["png", "jpg", "tif", "bmp"])
+@pytest.mark.parametrize("out_ext", ["png", "jpg", "tif", "bmp"])
 def test_dpi_is_kept(tmp_path, photo, model, capfd, src_ext, out_ext):
     """The DPI number stays (as GIMP's and ImageMagick's resize keep it): the print grows with the pixels."""
     src, dst = tmp_path / f"in.{src_ext}", tmp_path / f"out.{out_ext}"

@@ -1,19 +1,20 @@
 """What a still image file says besides its pixels, read from and written into its bytes (no imaging library).
 
-:func:`read_meta` parses PNG, JPEG, WebP and TIFF headers for what a photo or artwork user expects to survive an
-upscale: the ICC colour profile (PNG ``iCCP``, JPEG ``APP2 ICC_PROFILE``, WebP ``ICCP``, TIFF tag 34675), the EXIF
-block (JPEG ``APP1 Exif``, PNG ``eXIf``, WebP ``EXIF``) and its orientation (TIFF tag 274 too), the resolution in
-dots per inch (JFIF density, ``pHYs``, TIFF resolution tags), the number of frames (APNG ``acTL``, animated WebP
-``ANMF``, TIFF pages) and whether the file ends early (a JPEG without its end-of-image marker after the scan, a
-PNG without ``IEND``, a WebP shorter than its RIFF size) — FFmpeg's JPEG decoder fills a truncated picture with
-grey and says nothing. PyAV is not asked: reading a frame's ICC side data from FFmpeg's PNG decoder crashes
-PyAV 19 (the side data carries a metadata dictionary, freed twice).
+:func:`read_meta` parses PNG, JPEG, WebP, TIFF, GIF and BMP headers for what a photo or artwork user expects to
+survive an upscale: the ICC colour profile (PNG ``iCCP``, JPEG ``APP2 ICC_PROFILE``, WebP ``ICCP``, TIFF tag
+34675), the EXIF block (JPEG ``APP1 Exif``, PNG ``eXIf``, WebP ``EXIF``) and its orientation (TIFF tag 274 too),
+the resolution in dots per inch (JFIF density, ``pHYs``, TIFF resolution tags, BMP's header), XMP and text (JPEG
+``APP1``/``APP13``, PNG ``tEXt``/``zTXt``/``iTXt``), the number of frames (APNG ``acTL``, animated WebP ``ANMF``,
+GIF images, TIFF pages) and whether the file ends early (a JPEG without its end-of-image marker after the scan, a
+PNG without ``IEND``, a GIF without its trailer, a WebP shorter than its RIFF size) — FFmpeg's JPEG decoder fills
+a truncated picture with grey and says nothing. PyAV is not asked: reading a frame's ICC side data from FFmpeg's
+PNG decoder crashes PyAV 19 (the side data carries a metadata dictionary, freed twice).
 
 :func:`embed` writes the profile and the EXIF block (orientation reset to 1, since ``read_image`` applies it to
 the pixels; the stale thumbnail dropped; the pixel dimensions updated) and the DPI into the bytes FFmpeg's encoders
 wrote: PNG (``iCCP``, ``eXIf`` and, from a PNG, its ``sRGB``/``gAMA``/``cHRM``/``cICP`` chunks), JPEG (``APP1``,
-``APP2`` and the JFIF density), WebP (``VP8X`` with ``ICCP``/``EXIF``). TIFF and BMP output keeps the DPI only
-(:func:`kept`).
+``APP2`` and the JFIF density), WebP (``VP8X`` with ``ICCP``/``EXIF``; no DPI field), TIFF (the profile as tag
+34675; the DPI is the encoder's ``dpi`` option), BMP (the DPI only). :func:`kept` says what an output loses.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class ImageMeta:
     """``icc``: the ICC profile's bytes; ``exif``: the EXIF block (a TIFF structure, ``II*\\0`` or ``MM\\0*``);
     ``orientation``: EXIF's 1–8 (1: as stored); ``dpi``: (x, y) dots per inch; ``frames``: pictures in the file
     (animation frames, TIFF pages); ``truncated``: a line saying how the file ends early, or None;
-    ``kind``: the format read ('png', 'jpeg', 'webp', 'tiff', 'gif'; None for another);
+    ``kind``: the format read ('png', 'jpeg', 'webp', 'tiff', 'gif', 'bmp'; None for another);
     ``png_colour``: a PNG's colour chunks other than ``iCCP``, whole (length, type, data, CRC); ``png_text``: its
     text chunks (``tEXt``, ``zTXt``, ``iTXt``: comments, XMP), whole; ``jpeg_app``: a JPEG's XMP (``APP1``) and
     IPTC (``APP13``) segments, whole. These three are copied into an output of the same format only."""
@@ -56,8 +57,8 @@ class ImageMeta:
 
 
 def read_meta(data: bytes) -> ImageMeta:
-    """The :class:`ImageMeta` of a still image file's bytes; an empty one for a format it does not parse (BMP) or
-    bytes it cannot follow (the decoder judges those)."""
+    """The :class:`ImageMeta` of a still image file's bytes (of a BMP: its DPI only); an empty one for a format it
+    does not parse or bytes it cannot follow (the decoder judges those)."""
     try:
         if data.startswith(_PNG_SIG):
             return _png(data)
@@ -69,6 +70,9 @@ def read_meta(data: bytes) -> ImageMeta:
             return _tiff(data)
         if data[:6] in (b"GIF87a", b"GIF89a"):
             return _gif(data)
+        if data[:2] == b"BM" and len(data) >= 46 and struct.unpack("<I", data[14:18])[0] >= 40:
+            x, y = struct.unpack("<ii", data[38:46])  # BITMAPINFOHEADER's pixels per metre
+            return ImageMeta(dpi=(x * 0.0254, y * 0.0254) if x > 0 and y > 0 else None, kind="bmp")
     except (struct.error, IndexError, ValueError, zlib.error):
         pass
     return ImageMeta()
@@ -338,7 +342,7 @@ def kept(ext: str, meta: ImageMeta, *, grey: bool = False) -> list[str]:
     notice: 'the ICC colour profile', 'the EXIF data', 'the XMP/text metadata'."""
     holds = ext in (".png", ".jpg", ".jpeg", ".webp")
     lost = []
-    if meta.icc and not holds:
+    if meta.icc and not holds and ext not in (".tif", ".tiff"):
         lost.append("the ICC colour profile")
     elif meta.icc and not icc_fits(meta.icc, grey):
         space = meta.icc[16:20].decode("ascii", "replace").strip() or "unknown"
@@ -347,6 +351,8 @@ def kept(ext: str, meta: ImageMeta, *, grey: bool = False) -> list[str]:
         lost.append("the EXIF data")
     if meta.png_text and ext != ".png" or meta.jpeg_app and ext not in (".jpg", ".jpeg"):
         lost.append("the XMP/text metadata")
+    if meta.dpi and ext == ".webp" and not meta.exif:
+        lost.append("the DPI")
     return lost
 
 
@@ -391,7 +397,34 @@ def embed(data: bytes, ext: str, meta: ImageMeta, size: tuple[int, int], *, grey
         return _embed_jpeg(data, meta, exif)
     if ext == ".webp":
         return _embed_webp(data, meta, exif)
+    if ext in (".tif", ".tiff") and meta.icc:
+        return _embed_tiff(data, meta.icc)
+    if ext == ".bmp" and meta.dpi and data[:2] == b"BM":  # BITMAPINFOHEADER's pixels per metre, x and y
+        ppm = [min(2**31 - 1, max(1, round(d / 0.0254))) for d in meta.dpi]
+        return data[:38] + struct.pack("<ii", *ppm) + data[46:]
     return data
+
+
+def _embed_tiff(data: bytes, icc: bytes) -> bytes:
+    """``data`` (a TIFF) with ``icc`` as its first IFD's tag 34675: the profile and a copy of that IFD with the
+    entry added are appended, and the header points at the copy (the values the old entries point at stay where
+    they are; the old IFD is left unused)."""
+    t = _Tiff(data)
+    n = t.u16(t.first)
+    entries = {t.u16(t.first + 2 + 12 * i): data[t.first + 2 + 12 * i:t.first + 14 + 12 * i] for i in range(n)}
+    out = bytearray(data)
+    if len(out) & 1:
+        out += b"\0"
+    icc_at = len(out)
+    out += icc
+    if len(out) & 1:
+        out += b"\0"
+    entries[34675] = struct.pack(t.e + "HHII", 34675, 7, len(icc), icc_at)
+    ifd_at = len(out)
+    out += struct.pack(t.e + "H", len(entries)) + b"".join(entries[k] for k in sorted(entries))
+    out += struct.pack(t.e + "I", t.next_ifd(t.first))
+    out[4:8] = struct.pack(t.e + "I", ifd_at)
+    return bytes(out)
 
 
 def _xmp_upright(data: bytes) -> bytes:
