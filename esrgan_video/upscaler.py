@@ -62,19 +62,22 @@ def check_channels(descriptor, source: str) -> None:
                          f"(RGB, with 1-channel grey and 4-channel RGBA models adapted): expected 1, 3 or 4 of each")
 
 
-def model_on_rgb(model: Callable[[torch.Tensor], torch.Tensor], rgb: torch.Tensor, cin: int, cout: int
-                 ) -> torch.Tensor:
+def model_on_rgb(model: Callable[[torch.Tensor], torch.Tensor], rgb: torch.Tensor, cin: int, cout: int, *,
+                 grey: bool = False) -> torch.Tensor:
     """N×3×h×w RGB through a model of ``cin`` → ``cout`` channels, as N×3×H×W RGB.
 
     3 in: as it is. 4 in (RGBA): the frames with an opaque alpha channel (the transform upscales a real alpha plane
     beside the colour). 1 in, 1 out (a grey model): each of R, G and B upscaled as a grey image (three calls of
-    the batch shape the backend was built for), so colour is kept. 1 in, 3 or 4 out: the BT.709 luma in. Out:
-    the first three channels (4 out: RGB of RGBA), a single channel as grey RGB.
+    the batch shape the backend was built for), so colour is kept; with ``grey`` (the caller knows R = G = B: a
+    grey source) one call, on R, which is what each of the three would give. 1 in, 3 or 4 out: the BT.709 luma
+    in. Out: the first three channels (4 out: RGB of RGBA), a single channel as grey RGB.
     """
     if cin == 3:
         y = model(rgb)
     elif cin == 4:
         y = model(torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1))
+    elif cout == 1 and grey:
+        y = model(rgb[:, :1].contiguous())
     elif cout == 1:
         y = torch.cat([model(rgb[:, c:c + 1].contiguous()) for c in range(3)], dim=1)
     else:
@@ -233,13 +236,14 @@ class Upscaler:
 
     # inference -----------------------------------------------------------------------------
     def upscale_tensor(self, rgb: torch.Tensor, *, only: frozenset[int] | None = None,
-                       base: torch.Tensor | None = None) -> torch.Tensor:
+                       base: torch.Tensor | None = None, grey: bool = False) -> torch.Tensor:
         """N×3×H×W float in [0, 1] on this Upscaler's device → N×3×(H·s)×(W·s) float32 on it.
 
         Runs on the caller's current CUDA stream (the frame transform picks it). Reuse (one frame): ``only`` = the
         tiles of :meth:`plan` to compute, ``base`` = the output that supplies the others (see
         :func:`esrgan_video.tiling.run_tiled`). A 1- or 4-channel model is run on the RGB as :func:`model_on_rgb`
-        says.
+        says; ``grey``: the caller promises R = G = B (a grey source), so a 1 → 1 model runs once instead of on each
+        channel (the same output, a third of the work).
         """
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise InputError(f"expected N×3×H×W frames, got shape {tuple(rgb.shape)}")
@@ -255,7 +259,7 @@ class Upscaler:
             n = tiles.shape[0]
             if fixed is not None and n < fixed[0]:
                 tiles = torch.cat([tiles, tiles[-1:].expand(fixed[0] - n, -1, -1, -1)])
-            out = model_on_rgb(lambda x: backend(x, stream), tiles.to(dtype), cin, cout)
+            out = model_on_rgb(lambda x: backend(x, stream), tiles.to(dtype), cin, cout, grey=grey)
             return out[:n]
 
         with torch.inference_mode():

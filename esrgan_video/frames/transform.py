@@ -267,9 +267,10 @@ class FrameTransform:
         compute and the output that supplies the others (``Upscaler.upscale_tensor``)."""
         if self.upscaler is None:
             return rgb, alpha
-        y = self.upscaler.upscale_tensor(rgb, only=only, base=base)
+        grey = not self.src.is_float and self.src.pixel_format.family == "gray"  # R = G = B: a grey model runs once
+        y = self.upscaler.upscale_tensor(rgb, only=only, base=base, grey=grey)
         if alpha is not None:
-            alpha = self.upscaler.upscale_tensor(alpha.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
+            alpha = self.upscaler.upscale_tensor(alpha.expand(-1, 3, -1, -1), grey=True).mean(1, keepdim=True)
         return y, alpha
 
     def from_rgb(self, rgb: torch.Tensor, alpha: torch.Tensor | None, *, batched: bool) -> list[torch.Tensor]:
