@@ -4,11 +4,12 @@
 image — and ``write_image`` encodes them into the format the extension names, through a temporary file beside
 the target that is renamed when complete. 16-bit input stays 16-bit where the output format allows it (PNG,
 TIFF); others get it rounded to 8 bits. Grey samples stay grey where the format has a grey colour type
-(:func:`holds_grey`: PNG, TIFF, and BMP without alpha); elsewhere they are written as R=G=B.
+(:func:`holds_grey`: PNG, TIFF, and BMP without alpha); elsewhere they are written as R=G=B. The lossy formats
+are written near their best: JPEG 4:4:4 at qmax 2, WebP (4:2:0, as lossy WebP always is) at quality 95.
 What the file says besides its pixels (``video.image_meta``): an EXIF orientation is applied to the pixels as a
 viewer would (the output is upright, its EXIF says 1); the ICC profile, the EXIF block and the DPI are written
-into the output where its format holds them (PNG, JPEG, WebP; TIFF and BMP keep the DPI, and TIFF the ICC profile
-not). A truncated file is an InputError, not a picture FFmpeg filled with grey.
+into the output where its format holds them (PNG, JPEG, WebP without the DPI, TIFF without the EXIF, BMP the DPI
+only). A truncated file is an InputError, not a picture FFmpeg filled with grey.
 The upscaling itself is ``esrgan_video.stills``' (the core's frame transform).
 """
 
@@ -190,6 +191,8 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
             if codec == "mjpeg":
                 s.codec_context.color_range = Range.FULL.ffmpeg  # JPEG range
                 s.options = {"qmin": "1", "qmax": "2"}
+            if codec == "libwebp":  # libwebp's default, 75, is 5 dB below the JPEG above: 95 is within 1 dB of it
+                s.options = {"quality": "95"}
             for packet in s.encode(frame.reformat(format=pix_fmt)):
                 c.mux(packet)
             for packet in s.encode(None):
