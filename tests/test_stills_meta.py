@@ -308,3 +308,43 @@ def test_a_profile_that_does_not_fit_the_samples_is_left_out(tmp_path, photo, ic
     assert p.returncode == 0, p.stderr
     assert "icc_profile" not in Image.open(tmp_path / "scan_x2.jpg").info
     assert "the GRAY ICC colour profile (the samples are RGB)" in p.stderr
+
+
+@pytest.mark.parametrize("ext", ["tga", "ppm"])
+def test_an_image_of_another_format_to_an_image_is_a_still(tmp_path, photo, model, capfd, ext):
+    """A TGA or PPM (FFmpeg reads them as images) to .png went to the video pipeline, which refused .png as a
+    container for libx264; it is a still now, turned the right way up (TGA's rows are stored bottom-up)."""
+    src, dst = tmp_path / f"in.{ext}", tmp_path / "out.png"
+    Image.fromarray(photo).save(src)
+    p = _upscale(capfd, src, dst, model, "-q")
+    assert p.returncode == 0, p.stderr
+    assert np.abs(_shrunk(dst) - photo).mean() < 8
+
+
+def test_a_video_to_an_image_still_goes_to_the_video_pipeline(tmp_path, model, capfd):
+    import media
+
+    src = media.make_clip(tmp_path / "clip.mp4", frames=3)
+    p = _upscale(capfd, src, tmp_path / "out.png", model)
+    assert p.returncode == 6
+    assert "the .png container cannot hold libx264 video" in p.stderr
+
+
+def test_linear_light_is_refused(tmp_path, photo, model, capfd):
+    """OpenEXR's scene-linear floats read as 16-bit codes would come out dark (and above 1.0, clipped)."""
+    import av
+
+    src = tmp_path / "render.exr"
+    with av.open(str(src), "w", format="image2") as c:
+        s = c.add_stream("exr", rate=1)
+        s.width, s.height, s.pix_fmt = photo.shape[1], photo.shape[0], "gbrpf32le"
+        for packet in s.encode(av.VideoFrame.from_ndarray(photo, format="rgb24").reformat(format="gbrpf32le")):
+            c.mux(packet)
+        for packet in s.encode(None):
+            c.mux(packet)
+    p = _upscale(capfd, src, tmp_path / "out.png", model)
+    assert p.returncode == 3
+    assert p.stderr.strip().splitlines() == [
+        f"esrgan-video: error: {src}: OpenEXR holds linear (HDR) light, which the models are not trained on; "
+        "convert it to a 16-bit PNG or TIFF in sRGB first"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == [src.name]

@@ -136,14 +136,15 @@ def _run_upscale(argv: list[str]) -> int:
 def _still(src: str, dst: str) -> bool:
     """Whether ``esrgan-video SRC DST`` upscales a still image (``stills.upscale_image``), not a video: SRC has an
     image's extension (``IMAGE_EXTENSIONS``), unless it is an animated PNG or WebP and DST is not an image (the video
-    pipeline upscales every frame); or SRC is a GIF and DST an image (an animated one is refused there)."""
-    from ..video.images import IMAGE_EXTENSIONS, image_meta
+    pipeline upscales every frame); or DST is an image and SRC a file FFmpeg opens as an image (a GIF, TGA, PPM …;
+    an animated one is refused there)."""
+    from ..video.images import IMAGE_EXTENSIONS, image_meta, is_image_file
 
     src_ext, dst_image = Path(src).suffix.lower(), Path(dst).suffix.lower() in IMAGE_EXTENSIONS
-    if src_ext == ".gif":
-        return dst_image
-    if src_ext not in IMAGE_EXTENSIONS or dst_image:
-        return src_ext in IMAGE_EXTENSIONS
+    if src_ext not in IMAGE_EXTENSIONS:
+        return dst_image and is_image_file(src)
+    if dst_image:
+        return True
     try:
         meta = image_meta(src)
     except EsrganVideoError:

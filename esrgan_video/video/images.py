@@ -30,7 +30,7 @@ from .partials import partial_path
 from .planes import frame_from_planes
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageMeta", "check_extension", "holds_deep", "holds_grey", "image_meta",
-           "read_image", "write_image"]
+           "is_image_file", "read_image", "write_image"]
 
 # output extension → (codec, pix_fmt for 8-bit RGB, for 8-bit RGBA, for 16-bit RGB, for 16-bit RGBA)
 _ENCODERS = {
@@ -52,6 +52,8 @@ _GREY_ENCODERS = {
     ".tiff": ("gray", "ya8", "gray16le", "ya16le"),
     ".bmp": ("gray", None, None, None),
 }
+
+_LINEAR = {"exr": "OpenEXR", "hdr": "Radiance HDR"}  # decoders of scene-linear float pictures: refused
 
 IMAGE_EXTENSIONS: tuple[str, ...] = tuple(sorted(_ENCODERS))
 """The output extensions :func:`write_image` can encode (lower case, with the dot)."""
@@ -91,6 +93,9 @@ def read_image(path: str | os.PathLike, *, keep_grey: bool = False,
             frame = next(c.decode(video=0))
     except (av.FFmpegError, StopIteration, IndexError) as e:
         raise InputError(f"{path}: not a readable image ({e})") from e
+    if codec in _LINEAR:  # scene-linear floats: read as 16-bit codes they would come out dark and clipped
+        raise InputError(f"{path}: {_LINEAR[codec]} holds linear (HDR) light, which the models are not trained on; "
+                         "convert it to a 16-bit PNG or TIFF in sRGB first")
     fmt = frame.format
     bits = max(c.bits for c in fmt.components) if fmt.components else 8
     has_alpha = fmt.has_alpha if hasattr(fmt, "has_alpha") else any(c.is_alpha for c in fmt.components)
@@ -111,6 +116,17 @@ def read_image(path: str | os.PathLike, *, keep_grey: bool = False,
         rgb = apply_orientation(rgb, meta.orientation)
         alpha = None if alpha is None else apply_orientation(alpha, meta.orientation)
     return np.ascontiguousarray(rgb), alpha, 16 if deep else 8
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether FFmpeg opens ``path`` as an image (its demuxer: image2, an ``*_pipe`` image reader, or GIF), not a
+    video container: a TGA, PPM, EXR … or GIF, whatever its extension. False when it cannot be opened."""
+    try:
+        with av.open(str(path)) as c:
+            name = c.format.name
+    except (av.FFmpegError, OSError):
+        return False
+    return name in ("image2", "gif") or name.endswith("_pipe")
 
 
 def _grey_format(fmt: av.VideoFormat) -> bool:
