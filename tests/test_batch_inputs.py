@@ -77,6 +77,37 @@ def test_output_folder_inside_an_input_folder_is_not_walked(tree: Path) -> None:
     assert len(sources) == 3
 
 
+def test_a_glob_does_not_reach_into_the_output_folder(tree: Path) -> None:
+    # a rerun of `batch 'lib/*' -o lib/out` (or 'lib/**/*.mkv') found the first run's outputs: a clash, exit 3
+    touch(tree / "lib/out/e1.mkv")
+    touch(tree / "lib/out/s1/e2.mkv")
+    for pattern in ("lib/*", "lib/**/*.mkv", "lib/**"):
+        sources = discover([str(tree / pattern)], exclude=[tree / "lib/out"])
+        assert sources and not [s for s in sources if "out" in s.path.relative_to(tree / "lib").parts], pattern
+    # a pattern inside the output folder names it: taken (as a directory input inside it is walked)
+    assert [s.path.name for s in discover([str(tree / "lib/out/*.mkv")], exclude=[tree / "lib/out"])] == ["e1.mkv"]
+
+
+def test_the_batchs_own_outputs_are_never_walked_or_globbed(tree: Path) -> None:
+    # `batch lib -o lib --suffix _x4`: the output folder is the input folder, so only the journal says what the
+    # batch wrote there; a rerun must not upscale lib/s1/e1_x4.mkv into e1_x4_x4.mkv
+    lib = tree / "lib"
+    own = [touch(lib / "s1/e1_x4.mkv"), touch(lib / "s1/e2_x4.mkv")]
+    for item in (lib, str(lib / "**/*.mkv")):
+        found = {s.path.name for s in discover([item], exclude=[lib], outputs=own)}
+        assert "e1.mkv" in found and not found & {"e1_x4.mkv", "e2_x4.mkv"}, item
+    assert [s.path for s in discover([lib / "s1/e1_x4.mkv"], outputs=own)] == [lib / "s1/e1_x4.mkv"]  # named: taken
+
+
+def test_a_folder_name_with_glob_characters_is_not_a_pattern(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    films = tmp_path / "Films [1080p]"  # the usual library naming; "[1080p]" is no character class here
+    touch(films / "a.mkv")
+    (films / "todo.txt").write_text("*.mkv\n")
+    assert [s.path for s in discover([films / "todo.txt"])] == [films / "a.mkv"]
+    monkeypatch.chdir(films)
+    assert [s.path.name for s in discover(["*.mkv"])] == ["a.mkv"]
+
+
 def test_missing_inputs_and_bad_options_are_input_errors(tree: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         discover([tree / "nope.mkv"])

@@ -320,3 +320,20 @@ def test_encoding_options_the_encoder_refuses_fail_before_any_file(tmp_path: Pat
     lines = [l for l in capfd.readouterr().err.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("esrgan-video: error:") and needle in lines[0], lines
     assert journal(out) == {}
+
+
+def test_an_output_folder_that_is_the_input_folder_resumes_without_taking_its_outputs(tmp_path: Path,
+                                                                                       model_file: Path) -> None:
+    """``batch lib -o lib --suffix _x4`` (outputs beside their sources): a rerun, by the folder or by a glob, skips
+    the finished output instead of upscaling it again (into ``e1_x4_x4.mkv``: 16× where 4× was asked)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    make_clip(lib / "e1.mkv", frames=2)
+    s1 = run_batch([lib], lib, model=str(model_file), devices="cpu", suffix="_x4", log=lambda m: None, **OPTS)
+    assert [(r.key, r.status) for r in s1.rows] == [("e1_x4.mkv", "done")]
+    made = state(lib / "e1_x4.mkv")
+    for inputs in ([lib], [str(lib / "*.mkv")]):
+        s = run_batch(inputs, lib, model=str(model_file), devices="cpu", suffix="_x4", log=lambda m: None, **OPTS)
+        assert [(r.key, r.status) for r in s.rows] == [("e1_x4.mkv", "skipped")], inputs
+    assert state(lib / "e1_x4.mkv") == made
+    assert sorted(p.name for p in lib.iterdir() if not p.name.startswith(".")) == ["e1.mkv", "e1_x4.mkv"]

@@ -21,7 +21,7 @@ from .. import __version__
 from ..errors import InputError, OptionError, OutputError
 from ..frames.reuse import ReuseStats
 from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
-from .journal import Journal, fraction_text, parse_fraction
+from .journal import JOURNAL_NAME, Journal, fraction_text, parse_fraction, parse_lines
 from .progress import BatchProgress, BatchSnapshot
 from ..options import UpscaleOptions
 from ..runtime.devices import parse_devices, resolve_device
@@ -111,6 +111,18 @@ def segment_reuse(stats: ReuseStats | None, start: Any) -> ReuseStats | None:
     if stats is not None and stats.mode == "near" and start is not None:
         stats = replace(stats, resets=stats.resets + 1)
     return stats
+
+
+def _own_outputs(outdir: Path) -> list[Path]:
+    """The outputs the journal in ``outdir`` knows (its files' keys, not their segments'): never inputs of a rerun,
+    also when the output folder is an input folder or a glob matches them. Read without the lock (only the
+    names are needed; a second driver is refused when the journal is opened); an unreadable journal names none
+    here and is reported when it is opened."""
+    try:
+        text = (outdir / JOURNAL_NAME).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [outdir / key for key, rec in parse_lines(text).items() if rec.get("kind") != "segment"]
 
 
 def _src_fingerprint(path: Path) -> dict[str, int]:
@@ -548,7 +560,7 @@ def run_batch(
     if threads is not None and threads < 1:
         raise InputError(f"--threads: expected >= 1, got {threads}")
     out = Path(outdir).resolve()
-    sources = discover(inputs, extensions=extensions or VIDEO_EXTENSIONS, exclude=[out])
+    sources = discover(inputs, extensions=extensions or VIDEO_EXTENSIONS, exclude=[out], outputs=_own_outputs(out))
     if not sources:
         raise InputError("no video files found in the inputs (see --extensions)")
     jobs = plan_jobs(sources, out, suffix=suffix, ext=ext)

@@ -38,6 +38,8 @@ class Source:
 
     path: Path
     root: Path | None = None
+    found: bool = False
+    """Matched by a glob (not named as an input): like a walk's files, never one of the batch's own outputs."""
 
 
 @dataclass(frozen=True)
@@ -62,18 +64,37 @@ def discover(
     *,
     extensions: Iterable[str] = VIDEO_EXTENSIONS,
     exclude: Sequence[str | os.PathLike] = (),
+    outputs: Iterable[str | os.PathLike] = (),
 ) -> list[Source]:
     """Expand files, directories, globs and list files into sources (in input order, directories sorted).
 
-    ``exclude`` holds folders never walked into (the output folder, so a rerun does not pick up its own outputs).
+    ``exclude`` holds folders never walked into (the output folder, so a rerun does not pick up its own outputs),
+    nor searched by a glob whose fixed part lies above them (``lib/*`` with ``-o lib/restored``). ``outputs`` are files a directory walk or a glob never takes (the
+    batch's own outputs, from its journal: an output folder that is also an input folder, ``lib -o lib
+    --suffix _x4``, would otherwise upscale its outputs again on a rerun). A file named as an input is taken as it is.
     Raises ``InputError`` for an input that matches nothing.
     """
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
     excluded = [Path(p).resolve() for p in exclude]
+    own = {Path(os.path.realpath(p)) for p in outputs}
     out: list[Source] = []
     for item in inputs:
         _expand(str(item), Path.cwd(), exts, excluded, out, depth=0)
-    return out
+    return [s for s in out if s.root is None and not s.found or Path(os.path.realpath(s.path)) not in own]
+
+
+def _below(fixed: Path, excluded: list[Path]) -> list[Path]:
+    """The excluded folders strictly inside a pattern's ``fixed`` part (its folders before the first glob
+    character): a pattern that names the output folder's parent, ``lib/**/*.mkv`` with ``-o lib/restored``, does
+    not reach into the output folder, as a directory walk does not; one that names the output folder itself
+    (``lib/*.mkv -o lib --suffix _x4``) takes what it matches there (its own outputs are dropped later)."""
+    fixed = fixed.resolve()
+    return [e for e in excluded if e != fixed and e.is_relative_to(fixed)]
+
+
+def _inside(path: Path, folders: list[Path]) -> bool:
+    r = path.resolve()
+    return any(r.is_relative_to(f) for f in folders)
 
 
 def _expand(item: str, base: Path, exts: set[str], excluded: list[Path], out: list[Source], depth: int) -> None:
@@ -91,14 +112,22 @@ def _expand(item: str, base: Path, exts: set[str], excluded: list[Path], out: li
         else:
             out.append(Source(path))
     elif _GLOB_CHARS & set(item):
-        matches = sorted(glob.glob(str(path), recursive=True))
+        pattern = PurePath(os.path.expanduser(item))
+        if not pattern.is_absolute():  # the folder it is relative to is a name, not a pattern: "Films [1080p]"
+            pattern = PurePath(glob.escape(str(base))) / pattern
+        parts = PurePath(os.path.expanduser(item)).parts
+        fixed = Path(base, *parts[:next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))])
+        matches = sorted(glob.glob(str(pattern), recursive=True))
         files = [Path(m) for m in matches if Path(m).is_file()]
         dirs = [Path(m) for m in matches if Path(m).is_dir()]
         if not files and not dirs:
             raise InputError(f"{item}: the pattern matches no file")
-        out.extend(Source(f) for f in files)
+        # the output folder below the pattern's own folder is not searched, as a walk does not enter it
+        skip = _below(fixed, excluded)
+        out.extend(Source(f, found=True) for f in files if not _inside(f, skip))
         for d in dirs:
-            out.extend(_walk(d, exts, excluded))
+            if not _inside(d, skip):
+                out.extend(_walk(d, exts, excluded))
     else:
         raise InputError(f"{path}: no such file or directory")
 
