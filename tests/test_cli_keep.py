@@ -3,7 +3,10 @@ near-identity x2 model): timecode tracks, data streams, ..."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import av
+import numpy as np
 import pytest
 
 import media
@@ -66,3 +69,56 @@ def test_a_data_stream_the_container_refuses_is_left_out_with_a_notice(tmp_path,
     with av.open(str(dst)) as c:
         assert [s.type for s in c.streams] == ["video", "audio", *(["data"] if kept else [])]
         assert sum(1 for _ in c.decode(video=0)) == 5
+
+
+def _rgb(path, size):
+    """Frame 0 of ``path`` and its RGB picture area-reduced to ``size`` (w, h), as floats (swscale)."""
+    from av.video.reformatter import Interpolation
+
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    small = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation=Interpolation.AREA)
+    return frame, small.to_ndarray().astype(np.float64)
+
+
+@pytest.mark.parametrize("codec, ext, pix_fmt, notice", [
+    ("libx264", ".mkv", "yuv422p", "libx264 cannot encode 8-bit YUV 4:1:1 (yuv411p); writing yuv422p"),
+    ("ffv1", ".mkv", "yuv411p", None),
+])
+def test_dv_ntsc_411_is_upscaled(tmp_path, capfd, near_identity_file, codec, ext, pix_fmt, notice):
+    # NTSC DV (every miniDV/DVCAM/DVCPRO tape capture) decodes to yuv411p, which the reader refused (exit 3,
+    # 'unsupported pixel format'); the colour code and the VapourSynth face already took 4:1:1.
+    src = media.make_clip(tmp_path / "in.avi", codec="dvvideo", pix_fmt="yuv411p", size=(720, 480),
+                          fps=Fraction(30000, 1001), frames=2)
+    dst = tmp_path / f"out{ext}"
+    r = run_cli(capfd, src, dst, "--model", near_identity_file(2, noise=0), "--progress", "none", "--codec", codec)
+    assert r.returncode == 0, r.stderr
+    assert (notice in r.stderr) if notice else "cannot encode" not in r.stderr, r.stderr
+    # the x2 model averages each 2×2 block: compare at half the source's size, where that loses nothing
+    src_frame, want = _rgb(src, (360, 240))
+    with av.open(str(dst)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 2
+        sar = c.streams.video[0].sample_aspect_ratio
+    out_frame, got = _rgb(dst, (360, 240))
+    # DV's 8:9 pixels: a SAR where the output keeps one, else square pixels at 4:3 (FFV1 in Matroska)
+    sar = sar and sar.numerator and Fraction(sar.numerator, sar.denominator)
+    assert (out_frame.format.name, out_frame.width, out_frame.height, sar) == (pix_fmt, 1440, *(
+        (960, Fraction(8, 9)) if codec != "ffv1" else (1080, 0)))
+    assert np.abs(got - want).mean() < 2.0, np.abs(got - want).mean()
+
+
+@pytest.mark.parametrize("codec, ext", [("ffv1", ".mkv"), ("prores_ks", ".mov")])
+def test_prores_4444_with_alpha_is_upscaled(tmp_path, capfd, near_identity_file, codec, ext):
+    # ProRes 4444 (the mastering format with alpha) decodes to yuva444p12le, which the reader refused (exit 3)
+    src = media.make_clip(tmp_path / "in.mov", codec="prores_ks", pix_fmt="yuva444p10le", frames=2)
+    dst = tmp_path / f"out{ext}"
+    r = run_cli(capfd, src, dst, "--model", near_identity_file(2, noise=0), "--progress", "none", "--codec", codec)
+    assert r.returncode == 0, r.stderr
+    assert "alpha channel" not in r.stderr, r.stderr  # kept
+    src_frame, want = _rgb(src, (32, 24))
+    out_frame, got = _rgb(dst, (32, 24))
+    assert src_frame.format.name == out_frame.format.name == "yuva444p12le"  # prores_ks writes 10 bits
+    assert np.abs(got - want).mean() < 2.0, np.abs(got - want).mean()
+    alpha_in = src_frame.to_ndarray(format="yuva444p16le")[..., 3].astype(np.float64).reshape(24, 2, 32, 2).mean((1, 3))
+    alpha_out = out_frame.to_ndarray(format="yuva444p16le")[..., 3].astype(np.float64).reshape(24, 4, 32, 4).mean((1, 3))
+    assert np.abs(alpha_out - alpha_in).mean() < 65535 * 0.01

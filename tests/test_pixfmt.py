@@ -167,7 +167,7 @@ def test_format_facts_and_sizes():
     assert round_size(255, 143, "yuv420p") == (256, 144)
     assert round_size(255, 143, "yuv444p") == (255, 143)
     assert round_size(1, 1, "yuv420p") == (2, 2)
-    assert not is_supported("yuv411p") and not is_supported("bayer_rggb8") and not is_supported(None)
+    assert not is_supported("uyvy422") and not is_supported("bayer_rggb8") and not is_supported(None)
     assert (pixel_format("yuv420p10le").description, pixel_format("bgr0").description,
             pixel_format("gray16le").description) == ("10-bit YUV 4:2:0", "8-bit RGB", "16-bit gray")
 

@@ -224,8 +224,14 @@ def _build() -> dict[str, PixelFormat]:
         fmts.append(_yuv(f"yuva{sub}p", 8, lw, lh, alpha=True))
         for bits in (10, 12, 16):
             fmts.append(_yuv(f"yuv{sub}p{bits}le", bits, lw, lh))
-        for bits in (10, 16):
+        for bits in (10, 12, 16) if sub != "420" else (10, 16):  # FFmpeg has no yuva420p12
             fmts.append(_yuv(f"yuva{sub}p{bits}le", bits, lw, lh, alpha=True))
+    # DV NTSC (4:1:1) and JPEG's 4:4:0 (chroma halved vertically only)
+    for sub, (lw, lh) in {"411": (2, 0), "440": (0, 1)}.items():
+        fmts.append(_yuv(f"yuv{sub}p", 8, lw, lh))
+        fmts.append(_yuv(f"yuvj{sub}p", 8, lw, lh, full=True))
+    for bits in (10, 12):
+        fmts.append(_yuv(f"yuv440p{bits}le", bits, 0, 1))
     fmts.append(PixelFormat("nv12", "yuv", 8, 1, 1, ("Y", "UV")))
     fmts.append(PixelFormat("p010le", "yuv", 10, 1, 1, ("Y", "UV"), shift=6))
     fmts.append(PixelFormat("gray", "gray", 8, planes=("Y",)))
@@ -257,7 +263,7 @@ def pixel_format(name: str) -> PixelFormat:
         return _FORMATS[name]
     except (KeyError, TypeError):
         raise ValueError(
-            f"unsupported pixel format {name!r}: supported are planar YUV 4:2:0/4:2:2/4:4:4 "
+            f"unsupported pixel format {name!r}: supported are planar YUV 4:2:0/4:2:2/4:4:4/4:1:1/4:4:0 "
             "(8/10/12/16-bit, yuvj, yuva, nv12, p010le), gray (8/10/12/16-bit), "
             "planar RGB gbrp/gbrap (8/10/12/16-bit) and packed RGB (rgb24, bgr24, rgba, bgra, argb, abgr, "
             "rgb0, bgr0, 0rgb, 0bgr, rgb48le, bgr48le, rgba64le, bgra64le)"
