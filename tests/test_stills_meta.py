@@ -209,17 +209,17 @@ def test_an_animated_image_is_refused_as_a_still_and_upscaled_as_a_video(tmp_pat
     src = tmp_path / f"anim.{ext}"
     frames[0].save(src, save_all=True, append_images=frames[1:], duration=100, loop=0,
                    **({"lossless": True} if ext == "webp" else {}))
-    dst = tmp_path / f"out.{ext}"
+    dst = tmp_path / "out.png"  # a still (an APNG is written to .apng)
     p = _upscale(capfd, src, dst, model)
     assert p.returncode == 3
     lines = p.stderr.strip().splitlines()
     assert lines == [f"esrgan-video: error: {src}: an animated image (3 frames); a still output would keep only the "
                      "first: write it as a video (.apng, .webp, .webm, .mkv, …) to upscale every frame"]
     assert sorted(f.name for f in tmp_path.iterdir()) == [src.name]
-    video = tmp_path / "out.apng"
-    p = _upscale(capfd, src, video, model, "-q")
-    assert p.returncode == 0, p.stderr
-    assert Image.open(video).n_frames == 3
+    for video in (tmp_path / "out.apng", tmp_path / "out_x2.webp"):  # WebP holds an animation: a video output
+        p = _upscale(capfd, src, video, model, "-q")
+        assert p.returncode == 0, p.stderr
+        assert Image.open(video).n_frames == 3
 
 
 @pytest.mark.parametrize("ext", ["jpg", "png", "webp"])
@@ -273,9 +273,13 @@ def test_a_gif_still_is_upscaled_as_an_image_with_its_transparency(tmp_path, pho
     frames[0].save(anim, save_all=True, append_images=frames[1:], duration=100, loop=0)
     p = _upscale(capfd, anim, tmp_path / "anim.png", model)
     assert p.returncode == 3 and "an animated image (3 frames)" in p.stderr
-    p = _upscale(capfd, anim, tmp_path / "anim.apng", model, "-q")
+    for video in ("anim.apng", "anim.webp"):  # README: animated GIF to .apng/.webp is a video
+        p = _upscale(capfd, anim, tmp_path / video, model, "-q")
+        assert p.returncode == 0, p.stderr
+        assert Image.open(tmp_path / video).n_frames == 3
+    p = _upscale(capfd, src, tmp_path / "icon.webp", model, "-q")  # a one-frame GIF to WebP: a still
     assert p.returncode == 0, p.stderr
-    assert Image.open(tmp_path / "anim.apng").n_frames == 3
+    assert read_image(tmp_path / "icon.webp")[1] is not None
 
 
 def _as_space(icc: bytes, space: bytes) -> bytes:

@@ -135,15 +135,15 @@ def _run_upscale(argv: list[str]) -> int:
 
 def _still(src: str, dst: str) -> bool:
     """Whether ``esrgan-video SRC DST`` upscales a still image (``stills.upscale_image``), not a video: SRC has an
-    image's extension (``IMAGE_EXTENSIONS``), unless it is an animated PNG or WebP and DST is not an image (the video
-    pipeline upscales every frame); or DST is an image and SRC a file FFmpeg opens as an image (a GIF, TGA, PPM …;
-    an animated one is refused there)."""
+    image's extension (``IMAGE_EXTENSIONS``), or DST has one and FFmpeg opens SRC as an image (a GIF, TGA, PPM …);
+    but an animated PNG, WebP or GIF goes to the video pipeline (every frame) when DST is a video or a WebP (which
+    holds an animation); to another image's extension it is refused there."""
     from ..video.images import IMAGE_EXTENSIONS, image_meta, is_image_file
 
-    src_ext, dst_image = Path(src).suffix.lower(), Path(dst).suffix.lower() in IMAGE_EXTENSIONS
-    if src_ext not in IMAGE_EXTENSIONS:
-        return dst_image and is_image_file(src)
-    if dst_image:
+    src_ext, dst_ext = Path(src).suffix.lower(), Path(dst).suffix.lower()
+    if src_ext not in IMAGE_EXTENSIONS and not (dst_ext in IMAGE_EXTENSIONS and is_image_file(src)):
+        return False
+    if dst_ext in IMAGE_EXTENSIONS and dst_ext != ".webp":
         return True
     try:
         meta = image_meta(src)
