@@ -222,12 +222,13 @@ def test_an_animated_image_is_refused_as_a_still_and_upscaled_as_a_video(tmp_pat
         assert Image.open(video).n_frames == 3
 
 
-@pytest.mark.parametrize("ext", ["jpg", "png", "webp"])
+@pytest.mark.parametrize("ext", ["jpg", "png", "webp", "gif", "tif", "bmp"])
 @pytest.mark.parametrize("keep", [0.5, 0.97])
 def test_a_truncated_image_is_refused(tmp_path, photo, model, capfd, ext, keep):
-    """FFmpeg's JPEG decoder would give the picture with its lost end grey, and say nothing."""
+    """FFmpeg's JPEG and GIF decoders would give the picture with its lost end grey or garbled, and say nothing."""
     whole = io.BytesIO()
-    Image.fromarray(photo).save(whole, {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[ext])
+    Image.fromarray(photo).save(whole, {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "tif": "TIFF",
+                                        "bmp": "BMP"}[ext])
     data = whole.getvalue()
     src = tmp_path / f"cut.{ext}"
     src.write_bytes(data[:int(len(data) * keep)])

@@ -208,7 +208,7 @@ def _gif(data: bytes) -> ImageMeta:
     """Frames (image descriptors) and whether the trailer is there, walking the blocks."""
 
     def skip_sub_blocks(pos: int) -> int:
-        while data[pos]:
+        while pos < len(data) and data[pos]:
             pos += 1 + data[pos]
         return pos + 1
 
@@ -216,7 +216,7 @@ def _gif(data: bytes) -> ImageMeta:
     if data[10] & 0x80:  # global colour table
         pos += 3 << ((data[10] & 7) + 1)
     while True:
-        if pos >= len(data):
+        if pos >= len(data):  # also where a block's length runs past the end (skip_sub_blocks' IndexError)
             return ImageMeta(frames=max(frames, 1), truncated="the GIF ends before its trailer (truncated?)",
                              kind="gif")
         block = data[pos]
