@@ -57,6 +57,26 @@ def test_batch_fraction_weighs_files_by_duration_and_sums_segments():
     assert format_eta(3725) == "1:02:05" and format_eta(65) == "1:05" and format_eta(None) == "?"
 
 
+def test_a_resumed_files_kept_segments_count_for_the_file_not_for_the_runs_work():
+    """A segmented file resumed with half its segments done: its line starts at the kept frames (its ETA is of what
+    is left), and the batch's fraction is of this run's work, so it does not sit at half and jump at the join."""
+    clock = Clock()
+    bp = BatchProgress({"a.mkv": 10.0, "b.mkv": 10.0}, clock=clock)
+    bp.set_total("a.mkv", 100)
+    bp.set_kept("a.mkv", 50)  # segments 0 and 1 of 4 made by the run that was interrupted
+    clock.t += 5
+    bp.update("a.mkv", "a.mkv#seg0002", 25, 25, 5.0)
+    snap = bp.snapshot()
+    (f,) = snap.files
+    assert (f.frames, f.total, f.eta) == (75, 100, 5.0) and snap.frames == 25  # 25 rendered by this run
+    assert snap.fraction == pytest.approx(5 * 0.5 / 15)  # a weighs its 5 s left, half of which is done
+    bp.task_done("a.mkv", "a.mkv#seg0002", 25)
+    bp.task_done("a.mkv", "a.mkv#seg0003", 25)
+    before_join = bp.snapshot().fraction
+    bp.job_done("a.mkv")
+    assert before_join == pytest.approx(bp.snapshot().fraction) == pytest.approx(5 / 15)
+
+
 def test_worker_progress_is_throttled_but_the_last_frame_always_goes():
     sent, clock = [], Clock()
     th = ProgressThrottle(sent.append, interval=0.5, clock=clock)
@@ -125,3 +145,26 @@ def test_a_segmented_files_total_comes_from_its_scan(tmp_path, model_file):
     assert s.exit_code == 0 and s.rows[0].segments == 3
     running = [f for snap in snaps for f in snap.files]
     assert running and all(f.total == 12 for f in running), [(f.frames, f.total) for f in running]
+
+
+def test_a_resumed_segmented_file_starts_from_its_kept_segments(tmp_path, model_file):
+    """Resumed with two of its three segments kept (the first run's join failed; one segment is then lost): the
+    file's progress counts the kept frames, and the batch reaches all of its work when the last segment is done."""
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    (lib / "sub").mkdir(parents=True)
+    make_clip(lib / "sub" / "long.mkv", frames=12, options={"x264-params": "keyint=4:min-keyint=4:scenecut=0"})
+    out.mkdir()
+    (out / "sub").write_text("in the way")  # the join cannot write its output: the segments stay for a resume
+    opts = dict(model=str(model_file), codec="ffv1", threads=1, segment_seconds=0.16, log=lambda m: None)
+    assert run_batch([lib], out, **opts).rows[0].segments == 3
+    (out / "sub").unlink()
+    (middle,) = (out / ".esrgan-video-segments").glob("*/0001.mkv")
+    middle.unlink()
+    snaps = []
+    s = run_batch([lib], out, retry_failed=True, progress=snaps.append, **opts)
+    assert s.exit_code == 0 and s.rows[0].rendered == 4
+    running = [f for snap in snaps for f in snap.files]
+    assert running and max(f.frames for f in running) == 12 and all(f.frames >= 8 for f in running), \
+        [(f.frames, f.total) for f in running]
+    fractions = [snap.fraction for snap in snaps]
+    assert fractions == sorted(fractions) and fractions[-2:] == [1.0, 1.0], fractions  # the segment, then the join

@@ -424,12 +424,16 @@ class Plan:
         tasks, st.waiting, parts, st.seg_dir = _segment_tasks(job, segments, self.journal, self.opts_hash,
                                                               self.src_fp[job.key], self.outdir, self.options)
         st.row.segments = len(parts)
+        kept_frames = 0
         for number in range(len(parts)):  # segments kept from an earlier run: their journaled reuse counts
             key = f"{job.key}#seg{number:04d}"
             if key not in st.waiting:
                 rec = self.journal.get(key) or {}
                 kept_reuse = segment_reuse(reuse_from_record(rec.get("reuse")), rec.get("start"))
                 st.row.reuse = add_reuse(st.row.reuse, kept_reuse)
+                kept_frames += int(rec.get("frames") or 0)
+        if self.tracker is not None and job.key in self.tracker:  # the file's line starts where the earlier run left
+            self.tracker.set_kept(job.key, kept_frames)
         st.join = Task(key=job.key, kind="join", job_key=job.key, src=str(job.src), dst=str(job.dst),
                        parts=tuple(parts), overwrite=st.owned)
         kept = len(parts) - len(tasks)

@@ -94,6 +94,7 @@ class _Job:
     done_frames: int = 0  # of finished tasks
     reused: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (frames, tiles) reused so far
     done_reused: tuple[int, int] | None = None  # of finished tasks; None: none reported reuse
+    kept: int = 0  # frames of segments an earlier run finished (a resumed file): done, but not by this run
 
 
 class BatchProgress:
@@ -113,6 +114,12 @@ class BatchProgress:
     def set_total(self, job: str, frames: int | None) -> None:
         """A job's frame count, when known before its tasks report (a segmented file's scan)."""
         self._jobs[job].total = frames
+
+    def set_kept(self, job: str, frames: int) -> None:
+        """Frames of a resumed file's segments that an earlier run finished: the file's line counts them (its
+        position and ETA), the batch's fraction leaves them out of the file's weight (they take this run no time:
+        its fraction, and so its ETA, is of the work left), and they are no frames of this run's."""
+        self._jobs[job].kept = max(0, int(frames))
 
     def update(self, job: str, task: str, frames: int, total: int | None, fps: float = 0.0, *,
                frames_reused: int | None = None, tiles_reused: int | None = None) -> None:
@@ -158,7 +165,12 @@ class BatchProgress:
         total = j.total
         if total is None and j.tasks and all(t for _, t, _ in j.tasks.values()) and not j.done_frames:
             total = sum(t for _, t, _ in j.tasks.values())  # a whole-file task reports the file's total
-        return j.done_frames + running, total
+        return j.kept + j.done_frames + running, total
+
+    @staticmethod
+    def _todo_share(j: _Job) -> float:
+        """The share of a job this run has to do: all of it, less the segments kept from an earlier run."""
+        return max(0.0, 1.0 - j.kept / j.total) if j.kept and j.total else 1.0
 
     def snapshot(self) -> BatchSnapshot:
         now = self._clock()
@@ -170,7 +182,7 @@ class BatchProgress:
         frames_now = self._finished_frames
         reused_now = list(self._finished_reused)
         for key, j in self._jobs.items():
-            w = j.duration or mean
+            w = (j.duration or mean) * self._todo_share(j)
             weight_total += w
             if j.finished:
                 fraction_done += w
@@ -180,8 +192,8 @@ class BatchProgress:
             for fr, tr in j.reused.values():
                 reused_now[0] += fr
                 reused_now[1] += tr
-            if total:
-                fraction_done += w * min(1.0, frames / total)
+            if total and total > j.kept:
+                fraction_done += w * min(1.0, (frames - j.kept) / (total - j.kept))
             if j.tasks:
                 fps = sum(f for _, _, f in j.tasks.values())  # segments running at once add up
                 eta = max(0.0, (total - frames) / fps) if total and fps > 0 else None
