@@ -353,3 +353,19 @@ def test_linear_light_is_refused(tmp_path, photo, model, capfd):
         f"esrgan-video: error: {src}: OpenEXR holds linear (HDR) light, which the models are not trained on; "
         "convert it to a 16-bit PNG or TIFF in sRGB first"]
     assert sorted(f.name for f in tmp_path.iterdir()) == [src.name]
+
+
+def test_an_exif_block_that_cannot_be_followed_is_not_kept(tmp_path, photo):
+    """EXIF saying orientation 6 whose Exif IFD points past its end: kept as it was, a viewer would turn the
+    upright output again; it is left out instead."""
+    import struct
+
+    from esrgan_video.video.image_meta import ImageMeta
+    from esrgan_video.video.images import write_image
+
+    exif = (b"II*\0" + struct.pack("<IH", 8, 2) + struct.pack("<HHIHH", 274, 3, 1, 6, 0)
+            + struct.pack("<HHII", 0x8769, 4, 1, 9999) + b"\0\0\0\0")
+    for ext in (".png", ".jpg", ".webp"):
+        write_image(tmp_path / f"o{ext}", photo, None, 8, ImageMeta(exif=exif, orientation=6))
+        assert read_meta((tmp_path / f"o{ext}").read_bytes()).exif is None
+        assert Image.open(tmp_path / f"o{ext}").getexif().get(0x0112) is None

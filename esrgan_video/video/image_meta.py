@@ -356,9 +356,9 @@ def kept(ext: str, meta: ImageMeta, *, grey: bool = False) -> list[str]:
     return lost
 
 
-def _exif_for(exif: bytes, width: int, height: int) -> bytes:
+def _exif_for(exif: bytes, width: int, height: int) -> bytes | None:
     """``exif`` with orientation 1 (the pixels are upright now), its pixel dimensions ``width``×``height`` and
-    no thumbnail (IFD1, an old picture in the old orientation); unchanged where it cannot be followed."""
+    no thumbnail (IFD1, an old picture in the old orientation); None where it cannot be followed."""
     try:
         t = _Tiff(bytearray(exif))
         tags = t.ifd(t.first)
@@ -381,7 +381,7 @@ def _exif_for(exif: bytes, width: int, height: int) -> bytes:
                     put(sub[tag], v)
         return bytes(t.data)
     except (struct.error, IndexError, ValueError):
-        return exif
+        return None  # not kept: it might say to turn the upright pixels again
 
 
 def embed(data: bytes, ext: str, meta: ImageMeta, size: tuple[int, int], *, grey: bool = False) -> bytes:
