@@ -120,7 +120,10 @@ def read_image(path: str | os.PathLike, *, keep_grey: bool = False,
 
 def is_image_file(path: str | os.PathLike) -> bool:
     """Whether FFmpeg opens ``path`` as an image (its demuxer: image2, an ``*_pipe`` image reader, or GIF), not a
-    video container: a TGA, PPM, EXR … or GIF, whatever its extension. False when it cannot be opened."""
+    video container: a TGA, PPM, EXR … or GIF, whatever its extension. False when it is not a file (``-``, standard
+    input, is not read here) or cannot be opened."""
+    if not Path(path).is_file():
+        return False
     try:
         with av.open(str(path)) as c:
             name = c.format.name
