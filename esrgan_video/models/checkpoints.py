@@ -12,6 +12,11 @@ Accepted containers:
 
 Files: ``.safetensors`` through safetensors; anything else through ``torch.load(weights_only=True)``, so a
 checkpoint can never run code while it is read.
+
+A model this project writes (:func:`save_safetensors` with ``params``: ``esrgan-video blend``, training) records
+its hyperparameters in the safetensors metadata (:data:`HYPERPARAMETERS_KEY`), so what the keys cannot tell (an
+x3 RRDB has the keys of an x2) survives the round trip; reading, detection checks them against the keys
+(:func:`esrgan_video.models.detection.detect_file`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from ..arch.rrdbnet import RRDBParams
 from ..arch.srvgg import CompactParams
 from ..errors import ModelError
 from ..files import atomic_write
+from .descriptor import HYPERPARAMETERS_KEY, hyperparameters_record
 from .detection import detect_file, expected_shapes
 from .keys import StateDict, list_keys
 
@@ -189,14 +195,16 @@ def _has_generator_keys(tensors: Mapping[str, Any]) -> bool:
     return any(k.endswith(("conv_first.weight", "model.0.weight", "body.0.weight")) for k in tensors)
 
 
-def normalize(obj: Any, source: str, *, file_name: str = "") -> tuple[StateDict, RRDBParams | CompactParams,
-                                                                      tuple[str, ...]]:
+def normalize(obj: Any, source: str, *, file_name: str = "", metadata: Mapping[str, str] | None = None
+              ) -> tuple[StateDict, RRDBParams | CompactParams, tuple[str, ...]]:
     """Loaded checkpoint object → (fp32 state dict in canonical names and network order, hyperparameters,
     one-line notices for the user).
 
     The architecture and its hyperparameters come from :func:`esrgan_video.models.detection.detect_file`, with the
-    scale ``file_name`` states where the weights leave it open (an old-arch x2/x3 model); "" for no file name."""
-    sd, params, notices = detect_file(unwrap(obj, source), source, file_name)
+    hyperparameters the file's ``metadata`` records (:data:`HYPERPARAMETERS_KEY`), else the scale ``file_name``
+    states, where the weights leave it open (an x2/x3 model with one up conv); "" for no file name."""
+    recorded = (metadata or {}).get(HYPERPARAMETERS_KEY)
+    sd, params, notices = detect_file(unwrap(obj, source), source, file_name, recorded=recorded)
     bad = [k for k, v in sd.items() if not v.is_floating_point()]
     if bad:
         raise ModelError(f"{source}: tensors {list_keys(bad, 3)} are not floating point")
@@ -204,9 +212,23 @@ def normalize(obj: Any, source: str, *, file_name: str = "") -> tuple[StateDict,
     return {k: sd[k].detach().to(torch.float32).contiguous() for k in expected_shapes(params)}, params, notices
 
 
-def save_safetensors(sd: StateDict, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
-    """Write ``sd`` as safetensors atomically (temporary name beside ``path``, fsync, rename)."""
+def hyperparameter_metadata(params: RRDBParams | CompactParams) -> dict[str, str]:
+    """The safetensors metadata recording ``params`` (:data:`HYPERPARAMETERS_KEY`)."""
+    return {HYPERPARAMETERS_KEY: hyperparameters_record(params)}
+
+
+def save_safetensors(sd: StateDict, path: str | Path, metadata: Mapping[str, str] | None = None, *,
+                     params: RRDBParams | CompactParams | None = None) -> Path:
+    """Write ``sd`` as safetensors atomically (temporary name beside ``path``, fsync, rename).
+
+    ``params``: the model's hyperparameters, recorded in the metadata (:func:`hyperparameter_metadata`) so that a
+    reader gets what the keys alone cannot say (an x3 RRDB has the keys of an x2); pass them for every model
+    file (not for e.g. a discriminator). A ``params`` the keys contradict is a ModelError, and nothing is written."""
     from safetensors.torch import save
 
-    data = save({k: v.detach().contiguous().cpu() for k, v in sd.items()}, metadata=dict(metadata or {}))
+    meta = dict(metadata or {})
+    if params is not None:
+        meta.update(hyperparameter_metadata(params))
+        detect_file(sd, str(path), "", recorded=meta[HYPERPARAMETERS_KEY])  # the reader's check, before writing
+    data = save({k: v.detach().contiguous().cpu() for k, v in sd.items()}, metadata=meta)
     return atomic_write(path, data)

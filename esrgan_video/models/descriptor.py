@@ -9,6 +9,8 @@ and the descriptor is computed from its ``.params`` (pure arithmetic, cached per
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Union
@@ -99,6 +101,36 @@ def descriptor_for(params: Hyperparameters) -> ModelDescriptor:
             precisions=ALL_PRECISIONS, flops_per_input_pixel=params.flops_per_input_pixel, hyperparameters=params,
         )
     raise ModelError(f"no model descriptor for hyperparameters of type {type(params).__name__}")
+
+
+HYPERPARAMETERS_KEY = "esrgan_video.hyperparameters"
+"""Safetensors metadata key under which a model file this project writes records its hyperparameters
+(:func:`hyperparameters_record`)."""
+
+_RECORDED: dict[str, type] = {ESRGAN: RRDBParams, COMPACT: CompactParams}
+
+
+def hyperparameters_record(params: Hyperparameters) -> str:
+    """``params`` as JSON: ``{"architecture": "ESRGAN" | "Compact", ...every field of its dataclass}``."""
+    architecture = next((a for a, cls in _RECORDED.items() if type(params) is cls), None)
+    if architecture is None:
+        raise ModelError(f"no hyperparameter record for {type(params).__name__}")
+    return json.dumps({"architecture": architecture, **dataclasses.asdict(params)}, sort_keys=True)
+
+
+def hyperparameters_from_record(text: str) -> Hyperparameters:
+    """The inverse of :func:`hyperparameters_record`; ValueError (one line) for anything else."""
+    try:
+        fields = json.loads(text)
+        cls = _RECORDED[fields.pop("architecture")]
+        bad = [k for k, v in fields.items() if not isinstance(v, int)]
+        if bad:
+            raise ValueError(f"{bad[0]} is {fields[bad[0]]!r}, not an integer")
+        return cls(**fields)
+    except ValueError as e:  # bad JSON, or a field value the dataclass refuses
+        raise ValueError(" ".join(str(e).split()) or "not a hyperparameter record") from None
+    except (KeyError, TypeError, AttributeError) as e:  # no/unknown architecture, an unknown field, not an object
+        raise ValueError(f"not a hyperparameter record ({type(e).__name__}: {e})") from None
 
 
 NETWORKS: dict[type, type[nn.Module]] = {RRDBParams: RRDBNet, CompactParams: SRVGGNetCompact}

@@ -9,6 +9,11 @@ A file's name can say its scale (community models: ``3x_Name.pth``, ``3xName``, 
 one up-sampling conv is x2 or x3 (that code's x3 is ``upconv_blcok(nf, nf, 3)``, one nearest-x3 stage, with the
 keys of x2; spandrel 0.4.2 reads both as x2), so such a file named x3 runs at x3, with a notice. A name whose
 scale differs from what the weights make gets a notice too, and the weights decide (:func:`detect_file`).
+
+A file this project wrote records its hyperparameters in its metadata
+(:data:`~esrgan_video.models.descriptor.HYPERPARAMETERS_KEY`): they decide the x2/x3 question of any RRDB with
+one up conv (also in the new-arch keys our files hold), before the file name, and must otherwise be what the keys
+make; a file whose record contradicts its keys is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from ..arch.rrdbnet import RRDBParams
 from ..arch.srvgg import CompactParams
 from ..errors import ModelError
 from . import compact, esrgan
-from .descriptor import descriptor_for
+from .descriptor import HYPERPARAMETERS_KEY, descriptor_for, hyperparameters_from_record
 from .keys import StateDict, describe_keys
 
 KNOWN = "an ESRGAN-family (RRDB: ESRGAN, Real-ESRGAN, BSRGAN, ESRGAN+) generator or a Real-ESRGAN Compact model"
@@ -60,19 +65,46 @@ def scale_in_name(file_name: str) -> int | None:
     return found.pop() if len(found) == 1 else None
 
 
+def _one_upconv(params: RRDBParams | CompactParams) -> bool:
+    """An RRDB with one up conv and no unshuffle: x2 or x3 (nearest x3 before that conv), the same keys."""
+    return isinstance(params, RRDBParams) and params.upsample_stages == 1 and params.unshuffle == 1
+
+
 def _one_upconv_old_arch(sd: StateDict, params: RRDBParams | CompactParams) -> bool:
-    return (isinstance(params, RRDBParams) and "model.0.weight" in sd and params.upsample_stages == 1
-            and params.unshuffle == 1)
+    return "model.0.weight" in sd and _one_upconv(params)
 
 
-def detect_file(sd: StateDict, source: str, file_name: str
+def _as_recorded(params: RRDBParams | CompactParams, recorded: str, source: str) -> RRDBParams | CompactParams:
+    """The hyperparameters the file's metadata records, where its keys agree (the scale of a one-up-conv RRDB is
+    the record's to say); ModelError otherwise."""
+    try:
+        said = hyperparameters_from_record(recorded)
+    except ValueError as e:
+        raise ModelError(f"{source}: its {HYPERPARAMETERS_KEY} metadata is unreadable ({e})") from None
+    if _one_upconv(params) and isinstance(said, RRDBParams) and said.scale in (2, 3):
+        params = dataclasses.replace(params, scale=said.scale)
+    if said != params:
+        raise ModelError(f"{source}: its metadata records {_described(said)}, but its weights make {_described(params)}"
+                         "; the file contradicts itself (refused)")
+    return params
+
+
+def detect_file(sd: StateDict, source: str, file_name: str, *, recorded: str | None = None
                 ) -> tuple[StateDict, RRDBParams | CompactParams, tuple[str, ...]]:
-    """:func:`detect` for a file named ``file_name``, with the scale its name states (:func:`scale_in_name`) where
-    the keys allow it; returns (state dict, hyperparameters, one-line notices for the user)."""
+    """:func:`detect` for a file named ``file_name``, with the hyperparameters its metadata ``recorded``
+    (:data:`~esrgan_video.models.descriptor.HYPERPARAMETERS_KEY`; None: none) or else the scale its name states
+    (:func:`scale_in_name`) where the keys allow it; returns (state dict, hyperparameters, one-line notices for
+    the user). A record the keys contradict is a ModelError."""
     canonical, params = detect(sd, source)
+    if recorded is not None:
+        params = _as_recorded(params, recorded, source)
     hint = scale_in_name(file_name)
     if hint is None or hint == params.scale:
         return canonical, params, ()
+    if recorded is not None:
+        return canonical, params, (
+            f"{source}: its file name says x{hint}, but its metadata and weights make an x{params.scale} model "
+            f"({_described(params)}); it runs at x{params.scale}",)
     ambiguous = _one_upconv_old_arch(sd, params)
     if ambiguous and hint == 3:
         return canonical, dataclasses.replace(params, scale=3), (

@@ -96,7 +96,7 @@ def _read_weights(name_or_path: str | Path, *, offline: bool = False
                     notes = notes + (str(note),)
         except ValueError:
             pass  # foreign metadata with our key name: ignore it, the weights are what matter
-    sd, params, notices = normalize(obj, str(path), file_name="" if is_name else path.name)
+    sd, params, notices = normalize(obj, str(path), file_name="" if is_name else path.name, metadata=metadata)
     return sd, params, display, source, notes, notices
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..errors import InputError, OutputError
+from ..errors import InputError, ModelError, OutputError
 
 
 def _weights(name_or_path: str):
@@ -17,6 +17,19 @@ def _weights(name_or_path: str):
 
     sd, params, display, _source, _notes = read_weights(name_or_path)
     return sd, params, display
+
+
+def _pair(a: str, b: str):
+    """Both models' weights, their (equal) hyperparameters and names; ModelError when they are not one network
+    (e.g. an x2 and an x3 RRDB, which have the same keys)."""
+    sd_a, params, name_a = _weights(a)
+    sd_b, params_b, name_b = _weights(b)
+    if params_b != params:
+        from ..models.descriptor import descriptor_for
+
+        raise ModelError(f"cannot blend {name_a} with {name_b}: {descriptor_for(params).summary} vs "
+                         f"{descriptor_for(params_b).summary}")
+    return sd_a, sd_b, params, name_a, name_b
 
 
 def blend_models(a: str, b: str, alpha: float, out: str | Path, *, overwrite: bool = False) -> Path:
@@ -28,10 +41,11 @@ def blend_models(a: str, b: str, alpha: float, out: str | Path, *, overwrite: bo
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: exists; pass --overwrite to replace it")
     _, alpha = parse_blend((b, alpha))
-    sd_a, _, name_a = _weights(a)
-    sd_b, _, name_b = _weights(b)
+    sd_a, sd_b, params, name_a, name_b = _pair(a, b)
     sd = interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b)
-    return save_safetensors(sd, out, {"esrgan_video.source": f"blend of {name_a} and {name_b} at alpha {alpha:g}"})
+    # the hyperparameters go into the file: an x3 blend must not read back as x2 (the same keys)
+    return save_safetensors(sd, out, {"esrgan_video.source": f"blend of {name_a} and {name_b} at alpha {alpha:g}"},
+                            params=params)
 
 
 def blend_strip(a: str, b: str, alphas: list[float], frame: str | Path, out: str | Path, *,
@@ -52,14 +66,13 @@ def blend_strip(a: str, b: str, alphas: list[float], frame: str | Path, out: str
         raise InputError("blend: --alphas needs at least one value")
     alphas = [parse_blend((b, x))[1] for x in alphas]
     img = read_still(frame).float().unsqueeze(0) / 255.0
-    sd_a, _, name_a = _weights(a)
-    sd_b, _, name_b = _weights(b)
+    sd_a, sd_b, params, name_a, name_b = _pair(a, b)
     tiles = []
     with tempfile.TemporaryDirectory(prefix="esrgan-video-blend-") as tmp:
         for alpha in alphas:
             # each blend goes through the loader, as a blended file would: any architecture it detects works
             path = save_safetensors(interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b),
-                                    Path(tmp) / f"alpha_{alpha:g}.safetensors")
+                                    Path(tmp) / f"alpha_{alpha:g}.safetensors", params=params)
             up = Upscaler(str(path), device=device)
             try:
                 tiles.append(up.upscale(img)[0].float().cpu().clamp(0, 1))
