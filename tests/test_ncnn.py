@@ -192,3 +192,116 @@ def test_relu_and_leaky_relu_activations_become_prelu_slopes() -> None:
     back = ncnn.convert(text, data).state_dict
     assert torch.equal(back["body.1.weight"], torch.zeros(4))
     assert torch.allclose(back["body.3.weight"], torch.full((4,), 0.1))
+
+
+def _runnable_rrdb_ncnn(sd: dict[str, torch.Tensor], factors: tuple[int, ...]) -> tuple[str, bytes]:
+    """An RRDB state dict (new-arch) as the runnable ncnn graph Real-ESRGAN's export makes (realesrgan-x4plus.param:
+    Split, Concat, fused-LeakyReLU Convolutions, Eltwise 0.2*a + b residuals, a BinaryOp add around the trunk, a
+    nearest ``Interp`` of each factor before each up conv), fp32 weights."""
+    lines: list[str] = ["Input data 0 1 data"]
+    chunks: list[bytes] = []
+    count = iter(range(10**6))
+
+    def new() -> str:
+        return f"b{next(count)}"
+
+    def conv(name: str, blob: str, act: bool, out: str | None = None) -> str:
+        w, b = sd[f"{name}.weight"].numpy(), sd[f"{name}.bias"].numpy()
+        out = out or new()
+        fused = " 9=2 -23310=1,2.000000e-01" if act else ""
+        lines.append(f"Convolution {name.replace('.', '_')} 1 1 {blob} {out} 0={w.shape[0]} 1=3 4=1 5=1 "
+                     f"6={w.size}{fused}")
+        chunks.extend([ncnn.TAG_FP32.to_bytes(4, "little"), w.astype(np.float32).tobytes(),
+                       b.astype(np.float32).tobytes()])
+        return out
+
+    def split(blob: str, n: int) -> list[str]:
+        outs = [new() for _ in range(n)]
+        lines.append(f"Split split_{blob} 1 {n} {blob} {' '.join(outs)}")
+        return outs
+
+    def scaled_add(a: str, b: str) -> str:  # 0.2 * a + b
+        out = new()
+        lines.append(f"Eltwise add_{out} 2 1 {a} {b} {out} 0=1 -23301=2,2.000000e-01,1.000000e+00")
+        return out
+
+    nb = len({k.split(".")[1] for k in sd if k.startswith("body.")})
+    trunk_in, trunk_skip = split(conv("conv_first", "data", False), 2)
+    x = trunk_in
+    for i in range(nb):
+        x, block_skip = split(x, 2)
+        for r in (1, 2, 3):
+            uses = [split(x, 6)]  # each earlier feature: one use per later conv, and x the residual
+            for c in range(1, 5):
+                cat_in = [u.pop(0) for u in uses]
+                if len(cat_in) == 1:
+                    joined = cat_in[0]
+                else:
+                    joined = new()
+                    lines.append(f"Concat cat_{joined} {len(cat_in)} 1 {' '.join(cat_in)} {joined}")
+                y = conv(f"body.{i}.rdb{r}.conv{c}", joined, True)
+                uses.append(split(y, 5 - c) if 5 - c > 1 else [y])
+            joined = new()
+            lines.append(f"Concat cat_{joined} 5 1 {' '.join(u.pop(0) for u in uses)} {joined}")
+            x = scaled_add(conv(f"body.{i}.rdb{r}.conv5", joined, False), uses[0].pop(0))
+        x = scaled_add(x, block_skip)
+    body = conv("conv_body", x, False)
+    x = new()
+    lines.append(f"BinaryOp trunk_add 2 1 {trunk_skip} {body} {x} 0=0")
+    for i, f in enumerate(factors, start=1):
+        up = new()
+        lines.append(f"Interp up{i} 1 1 {x} {up} 0=1 1={float(f):e} 2={float(f):e}")
+        x = conv(f"conv_up{i}", up, True)
+    conv("conv_last", conv("conv_hr", x, True), False, out="output")
+    blobs = {b for line in lines for b in line.split()[4:] if "=" not in b}
+    return "\n".join(["7767517", f"{len(lines)} {len(blobs)}", *lines]) + "\n", b"".join(chunks)
+
+
+def test_an_x3_rrdb_ncnn_graph_converts_at_x3_as_the_ncnn_runtime_runs_it(tmp_path: Path) -> None:
+    """An RRDB with one nearest-x3 Interp (the old ESRGAN code's x3: the keys of an x2) loads as x3, and equals the
+    ncnn runtime on the same files; with the same weights and a x2 Interp it loads as x2."""
+    from esrgan_video.arch.rrdbnet import RRDBParams
+    from esrgan_video.testing import ncnn_run
+
+    net = near_identity_model(3, nf=8, nb=1, gc=4, noise=0.3, seed=5)
+    sd = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(1, 3, 7, 5, generator=torch.Generator().manual_seed(2))
+    for factor, name in ((3, "m3"), (2, "m2")):
+        text, data = _runnable_rrdb_ncnn(sd, (factor,))
+        (tmp_path / f"{name}.param").write_text(text)
+        (tmp_path / f"{name}.bin").write_bytes(data)
+        converted = ncnn.convert_files(tmp_path / f"{name}.param")
+        assert converted.scale == factor and converted.state_dict.keys() == sd.keys()
+        loaded = load_model(tmp_path / f"{name}.param")
+        assert loaded.params == RRDBParams(nf=8, nb=1, gc=4, scale=factor, unshuffle=1), name
+        with torch.no_grad():
+            ours = loaded(x)
+        assert ours.shape == (1, 3, 7 * factor, 5 * factor)
+        if factor == 3:
+            with torch.no_grad():
+                assert torch.equal(ours, net(x))
+        # the independent oracle: the ncnn runtime on the same .param/.bin
+        assert (ncnn_run(tmp_path / f"{name}.param", tmp_path / f"{name}.bin", x) - ours).abs().max() <= 1e-5, name
+    # the real export's x4 (two x2 Interps) still reads as x4; the graph decides against a 3x name, with a notice
+    text, data = _runnable_rrdb_ncnn(dict(near_identity_model(4, nf=8, nb=1, gc=4).state_dict()), (2, 2))
+    assert ncnn.convert(text, data).scale == 4
+    (tmp_path / "3x_m2.param").write_text((tmp_path / "m2.param").read_text())
+    (tmp_path / "3x_m2.bin").write_bytes((tmp_path / "m2.bin").read_bytes())
+    named = load_model(tmp_path / "3x_m2.param")
+    assert named.scale == 2 and "its graph and weights make an x2" in named.info.notices[0]
+
+
+def test_interp_layers_an_rrdb_cannot_have_are_refused() -> None:
+    sd = dict(near_identity_model(4, nf=8, nb=1, gc=4).state_dict())
+    text, data = _runnable_rrdb_ncnn(sd, (2, 2))
+    nearest = "0=1 1=2.000000e+00 2=2.000000e+00"
+    assert text.count(nearest) == 2
+    for replacement, words in (("0=2 1=2.000000e+00 2=2.000000e+00", "Interp up1 is bilinear"),
+                               ("0=1 1=2.000000e+00 2=3.000000e+00", "scales by 2x3"),
+                               ("0=1 1=1.500000e+00 2=1.500000e+00", "scales by 1.5x1.5"),
+                               ("0=1 3=64 4=48", "resizes to a fixed 48x64"),
+                               ("0=1 1=3.000000e+00 2=3.000000e+00", "an RRDB's nearest x3 is its only up stage"),
+                               ("0=1 1=two", "malformed parameter")):
+        with pytest.raises(ModelError, match=words) as e:
+            ncnn.convert(text.replace(nearest, replacement, 1), data, source="x.param")
+        assert str(e.value).startswith("x.param") and "\n" not in str(e.value)

@@ -195,16 +195,18 @@ def _has_generator_keys(tensors: Mapping[str, Any]) -> bool:
     return any(k.endswith(("conv_first.weight", "model.0.weight", "body.0.weight")) for k in tensors)
 
 
-def normalize(obj: Any, source: str, *, file_name: str = "", metadata: Mapping[str, str] | None = None
-              ) -> tuple[StateDict, RRDBParams | CompactParams, tuple[str, ...]]:
+def normalize(obj: Any, source: str, *, file_name: str = "", metadata: Mapping[str, str] | None = None,
+              stated_scale: int | None = None) -> tuple[StateDict, RRDBParams | CompactParams, tuple[str, ...]]:
     """Loaded checkpoint object → (fp32 state dict in canonical names and network order, hyperparameters,
     one-line notices for the user).
 
     The architecture and its hyperparameters come from :func:`esrgan_video.models.detection.detect_file`, with the
     hyperparameters the file's ``metadata`` records (:data:`HYPERPARAMETERS_KEY`), else the scale ``file_name``
-    states, where the weights leave it open (an x2/x3 model with one up conv); "" for no file name."""
+    states, where the weights leave it open (an x2/x3 model with one up conv); "" for no file name.
+    ``stated_scale``: the scale the file's format states (an ncnn graph's Interp factors), or None."""
     recorded = (metadata or {}).get(HYPERPARAMETERS_KEY)
-    sd, params, notices = detect_file(unwrap(obj, source), source, file_name, recorded=recorded)
+    sd, params, notices = detect_file(unwrap(obj, source), source, file_name, recorded=recorded,
+                                      stated_scale=stated_scale)
     bad = [k for k, v in sd.items() if not v.is_floating_point()]
     if bad:
         raise ModelError(f"{source}: tensors {list_keys(bad, 3)} are not floating point")

@@ -89,21 +89,35 @@ def _as_recorded(params: RRDBParams | CompactParams, recorded: str, source: str)
     return params
 
 
-def detect_file(sd: StateDict, source: str, file_name: str, *, recorded: str | None = None
-                ) -> tuple[StateDict, RRDBParams | CompactParams, tuple[str, ...]]:
+def _with_stated_scale(params: RRDBParams | CompactParams, scale: int, source: str) -> RRDBParams | CompactParams:
+    """``params`` at the scale the file's graph states (an ncnn RRDB's Interp factors), where its keys agree."""
+    if _one_upconv(params) and scale in (2, 3):
+        params = dataclasses.replace(params, scale=scale)
+    if params.scale != scale:
+        raise ModelError(f"{source}: its graph's up-sampling makes x{scale}, but its weights make "
+                         f"{_described(params)}; the files contradict each other (refused)")
+    return params
+
+
+def detect_file(sd: StateDict, source: str, file_name: str, *, recorded: str | None = None,
+                stated_scale: int | None = None) -> tuple[StateDict, RRDBParams | CompactParams, tuple[str, ...]]:
     """:func:`detect` for a file named ``file_name``, with the hyperparameters its metadata ``recorded``
-    (:data:`~esrgan_video.models.descriptor.HYPERPARAMETERS_KEY`; None: none) or else the scale its name states
-    (:func:`scale_in_name`) where the keys allow it; returns (state dict, hyperparameters, one-line notices for
-    the user). A record the keys contradict is a ModelError."""
+    (:data:`~esrgan_video.models.descriptor.HYPERPARAMETERS_KEY`; None: none) or the scale its format states
+    (``stated_scale``: an ncnn graph's Interp factors), or else the scale its name states (:func:`scale_in_name`),
+    where the keys allow it; returns (state dict, hyperparameters, one-line notices for the user). A record or
+    stated scale the keys contradict is a ModelError."""
     canonical, params = detect(sd, source)
     if recorded is not None:
         params = _as_recorded(params, recorded, source)
+    if stated_scale is not None:
+        params = _with_stated_scale(params, stated_scale, source)
     hint = scale_in_name(file_name)
     if hint is None or hint == params.scale:
         return canonical, params, ()
-    if recorded is not None:
+    if recorded is not None or stated_scale is not None:
+        what = "metadata" if recorded is not None else "graph"
         return canonical, params, (
-            f"{source}: its file name says x{hint}, but its metadata and weights make an x{params.scale} model "
+            f"{source}: its file name says x{hint}, but its {what} and weights make an x{params.scale} model "
             f"({_described(params)}); it runs at x{params.scale}",)
     ambiguous = _one_upconv_old_arch(sd, params)
     if ambiguous and hint == 3:

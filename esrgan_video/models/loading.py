@@ -84,10 +84,10 @@ def _read_weights(name_or_path: str | Path, *, offline: bool = False
     if path.suffix.lower() == ".param":
         converted = ncnn.convert_files(path)
         extra = ("fp16 weights from an ncnn export: not bit-identical to the original",) if converted.fp16 else ()
-        obj, metadata = converted.state_dict, {}
+        obj, metadata, stated_scale = converted.state_dict, {}, converted.scale
         notes = notes + extra + converted.notes
     else:
-        obj, metadata = read_checkpoint(path)
+        (obj, metadata), stated_scale = read_checkpoint(path), None
     meta_notes = metadata.get("esrgan_video.notes")
     if meta_notes:
         try:
@@ -96,7 +96,8 @@ def _read_weights(name_or_path: str | Path, *, offline: bool = False
                     notes = notes + (str(note),)
         except ValueError:
             pass  # foreign metadata with our key name: ignore it, the weights are what matter
-    sd, params, notices = normalize(obj, str(path), file_name="" if is_name else path.name, metadata=metadata)
+    sd, params, notices = normalize(obj, str(path), file_name="" if is_name else path.name, metadata=metadata,
+                                  stated_scale=stated_scale)
     return sd, params, display, source, notes, notices
 
 

