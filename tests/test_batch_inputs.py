@@ -108,6 +108,15 @@ def test_a_folder_name_with_glob_characters_is_not_a_pattern(tmp_path: Path, mon
     assert [s.path.name for s in discover(["*.mkv"])] == ["a.mkv"]
 
 
+def test_a_still_keeps_its_image_extension_unless_ext_names_an_image(tmp_path: Path) -> None:
+    srcs = [Source(Path("/lib/cover.JPG")), Source(Path("/lib/a.png")), Source(Path("/lib/a.mp4"))]
+    assert [j.key for j in plan_jobs(srcs, tmp_path)] == ["cover.JPG", "a.png", "a.mkv"]  # no one-frame cover.mkv
+    assert [j.key for j in plan_jobs(srcs, tmp_path, suffix="_x4", ext="webm")] == ["cover_x4.JPG", "a_x4.png",
+                                                                                   "a_x4.webm"]
+    assert [j.key for j in plan_jobs(srcs[:1], tmp_path, ext="png")] == ["cover.png"]  # an image's: converted
+    assert [j.key for j in plan_jobs(srcs, tmp_path, ext=None)] == ["cover.JPG", "a.png", "a.mp4"]
+
+
 def test_missing_inputs_and_bad_options_are_input_errors(tree: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         discover([tree / "nope.mkv"])

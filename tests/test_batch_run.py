@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import torch
 
@@ -337,3 +338,30 @@ def test_an_output_folder_that_is_the_input_folder_resumes_without_taking_its_ou
         assert [(r.key, r.status) for r in s.rows] == [("e1_x4.mkv", "skipped")], inputs
     assert state(lib / "e1_x4.mkv") == made
     assert sorted(p.name for p in lib.iterdir() if not p.name.startswith(".")) == ["e1.mkv", "e1_x4.mkv"]
+
+
+def test_stills_in_a_library_are_upscaled_as_images(tmp_path: Path, model_file: Path, torch_one_thread) -> None:
+    """Stills beside the videos (``--extensions png,jpg,mkv``): each is upscaled into an image of its own format, as
+    ``esrgan-video in.png out.png`` does, not into a one-frame video; ``--ext keep`` with stills no longer refuses
+    the whole batch (their extension is no video container), and a rerun skips them."""
+    from esrgan_video.stills import upscale_image
+    from esrgan_video.video.images import read_image, write_image
+
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("cover.png", "poster.jpg"):
+        write_image(lib / name, rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), None, 8)
+    make_clip(lib / "film.mkv", frames=2)
+    for ext in (".mkv", None):
+        s = run_batch([lib], out / (ext or "keep").strip("."), model=str(model_file), devices="cpu", ext=ext,
+                      extensions=["png", "jpg", "mkv"], log=lambda m: None, **OPTS)
+        assert {r.key: (r.status, r.frames) for r in s.rows} == {
+            "cover.png": ("done", 1), "poster.jpg": ("done", 1), "film.mkv": ("done", 2)}, s.table()
+    for name in ("cover.png", "poster.jpg"):
+        ref = upscale_image(lib / name, tmp_path / f"ref-{name}", model=str(model_file), device="cpu")
+        got = read_image(out / "keep" / name)[0]
+        assert got.shape == (48, 64, 3) and np.array_equal(got, read_image(ref)[0]), name
+    again = run_batch([lib], out / "keep", model=str(model_file), devices="cpu", ext=None,
+                      extensions=["png", "jpg", "mkv"], log=lambda m: None, **OPTS)
+    assert [r.status for r in again.rows] == ["skipped"] * 3

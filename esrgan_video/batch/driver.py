@@ -458,8 +458,13 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
     from ..video.output_plan import with_codec
     from ..video.writer import check_output
 
+    from ..video.images import IMAGE_EXTENSIONS
+
     enc = opts.encode
-    kinds = {j.dst.suffix.lower(): j.dst for j in jobs}
+    # an image output is a still's (``plan_jobs``), written by upscale_image: no encoder or container to check
+    kinds = {j.dst.suffix.lower(): j.dst for j in jobs if j.dst.suffix.lower() not in IMAGE_EXTENSIONS}
+    if not kinds:
+        return
     if enc.codec is None or enc.format is not None or len(kinds) == 1:
         # each kind's encoder is known (the container's own when none was asked for): check every kind
         for dst in kinds.values():

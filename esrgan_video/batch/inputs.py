@@ -22,6 +22,7 @@ from pathlib import Path, PurePath
 from typing import Iterable, Sequence
 
 from ..errors import InputError, OptionError
+from ..video.images import IMAGE_EXTENSIONS
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({
     ".mkv", ".mp4", ".m4v", ".mov", ".avi", ".webm", ".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".vob",
@@ -164,7 +165,9 @@ def plan_jobs(
     """Map sources to jobs (pure: no file-system access). ``ext=None`` keeps each source's extension.
 
     The output name is ``<stem><suffix><ext>``, under ``outdir`` plus the source's path relative to its
-    directory input. The same source listed twice is kept once. Raises ``InputError`` when two sources
+    directory input. A still image (``IMAGE_EXTENSIONS``) keeps its own extension unless ``ext`` is an image's: it
+    is upscaled into an image, as ``esrgan-video in.png out.png`` does (``cover.jpg`` → ``cover.jpg``, not a
+    one-frame ``cover.mkv``, which the single-file face refuses). The same source listed twice is kept once. Raises ``InputError`` when two sources
     would write the same output or an output would be its own source.
     """
     if suffix and ("/" in suffix or os.sep in suffix):
@@ -183,7 +186,8 @@ def plan_jobs(
         if root is not None and not src.is_relative_to(root):
             raise InputError(f"{src}: not inside its input folder {root}")
         rel_parent = PurePath(src.parent.relative_to(root)) if root is not None else PurePath()
-        name = src.stem + suffix + (new_ext if new_ext is not None else src.suffix)
+        keep = new_ext is None or (src.suffix.lower() in IMAGE_EXTENSIONS and new_ext.lower() not in IMAGE_EXTENSIONS)
+        name = src.stem + suffix + (src.suffix if keep else new_ext)
         rel = rel_parent / name if str(rel_parent) != "." else PurePath(name)
         key = rel.as_posix()
         fold = key.casefold()  # clashes on case-insensitive file systems too

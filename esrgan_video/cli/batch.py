@@ -35,7 +35,7 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     n.add_argument("--suffix", default="", help="appended to each output's stem, e.g. _x4 (default: none)")
     n.add_argument("--ext", default="mkv",
                    help="output container extension, or 'keep' for the source's (default: %(default)s, which holds "
-                        "every stream type)")
+                        "every stream type); a still image keeps its own unless this is an image's (png, jpg, ...)")
     n.add_argument("--extensions", metavar="EXT,EXT",
                    help="video extensions picked up in directories (default: common video extensions)")
     b = p.add_argument_group("batch")
