@@ -6,7 +6,8 @@ separately (through the model as a grey image) and kept.
 16-bit input stays 16-bit where the output format allows it (PNG, TIFF).
 
 A grey image (PNG grey or grey + alpha, 8 or 16 bits; grey JPEG; grey TIFF; a grey-palette BMP) goes through
-the model as R=G=B, as before, and comes out grey — one channel, the same depth, its alpha kept — where the output
+the model as R=G=B, as before (a grey 1 → 1 model runs once on it, not on each channel: the same output), and
+comes out grey — one channel, the same depth, its alpha kept — where the output
 format has a grey colour type (PNG, TIFF; BMP without alpha: ``video.images.holds_grey``). The grey is the BT.709
 luma of the model's RGB (:data:`GREY_WEIGHTS`), taken from a 16-bit RGB result (8-bit input too: the model sees the
 same values) and rounded once, so it is within 1 code of the luma of the 8-bit RGB output (0.5 at 16 bits).
@@ -120,7 +121,8 @@ def upscale_image(
             (out_w, out_h), resize = plan.size, plan.resize
         else:
             out_w, out_h = output_size(w, h, model_scale=up.scale, scale=scale, size=size)
-        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice, deep=grey)
+        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice, deep=grey,
+                                  grey=grey)
     finally:
         if own:
             up.close()
@@ -142,10 +144,11 @@ def _video_only_options(opts: UpscaleOptions) -> list[str]:
 
 def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: tuple[int, int],
              out_size: tuple[int, int], *, resize=resize_rgb, notice: Callable[[str], None] | None = None,
-             deep: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+             deep: bool = False, grey: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """RGB (and alpha) through the frame transform as one packed full-range RGB(A) plane; alpha upscaled once,
     beside the colour. ``deep``: a 16-bit result for 8-bit samples too (code × 257 in: the model sees the same
-    float32 values, c × 257 / 65535 being c / 255 rounded alike)."""
+    float32 values, c × 257 / 65535 being c / 255 rounded alike). ``grey``: R = G = B (a grey still), so a grey
+    (1 → 1) model runs once, not on each channel (the same output)."""
     if deep and rgb.dtype == np.uint8:
         rgb = rgb.astype(np.uint16) * 257
         alpha = None if alpha is None else alpha.astype(np.uint16) * 257
@@ -155,7 +158,7 @@ def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: t
     side = FrameFormat(fmt, ColorSpec().resolved(*in_size, fmt))
     plane = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
     (out,) = FrameTransform(up, src=side, dst=side, in_size=in_size, out_size=out_size, resize=resize,
-                            notice=notice)([plane])
+                            notice=notice, grey=grey)([plane])
     if alpha is None:
         return out, None
     return np.ascontiguousarray(out[..., :3]), np.ascontiguousarray(out[..., 3])

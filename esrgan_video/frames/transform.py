@@ -183,6 +183,8 @@ class FrameTransform:
         are taken in the order of ``seq`` (see :meth:`__call__`); a frame that reuses tiles waits for the previous
         frame's model output, a frame computed whole does not wait.
     :param near_rule: the ``near`` thresholds (default :class:`~esrgan_video.frames.reuse.NearRule`).
+    :param grey: the caller promises R = G = B in every frame, whatever ``src``'s format (a grey still sent as RGB),
+        so a grey (1 → 1) model runs once instead of on each channel; a gray pixel format says so by itself.
     """
 
     def __init__(
@@ -200,8 +202,11 @@ class FrameTransform:
         notice: Callable[[str], None] | None = None,
         reuse: str = "off",
         near_rule: NearRule | None = None,
+        grey: bool = False,
     ) -> None:
         self.upscaler = upscaler
+        self.grey = grey or (not src.is_float and src.pixel_format.family == "gray")
+        """R = G = B in: a grey model runs once (``Upscaler.upscale_tensor(grey=True)``)."""
         self.src, self.dst = src, dst
         self.in_size, self.out_size = in_size, out_size
         self.device = upscaler.device if upscaler is not None else torch.device(device or "cpu")
@@ -267,8 +272,7 @@ class FrameTransform:
         compute and the output that supplies the others (``Upscaler.upscale_tensor``)."""
         if self.upscaler is None:
             return rgb, alpha
-        grey = not self.src.is_float and self.src.pixel_format.family == "gray"  # R = G = B: a grey model runs once
-        y = self.upscaler.upscale_tensor(rgb, only=only, base=base, grey=grey)
+        y = self.upscaler.upscale_tensor(rgb, only=only, base=base, grey=self.grey)  # R = G = B: a grey model once
         if alpha is not None:
             alpha = self.upscaler.upscale_tensor(alpha.expand(-1, 3, -1, -1), grey=True).mean(1, keepdim=True)
         return y, alpha
