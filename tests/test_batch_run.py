@@ -365,3 +365,26 @@ def test_stills_in_a_library_are_upscaled_as_images(tmp_path: Path, model_file: 
     again = run_batch([lib], out / "keep", model=str(model_file), devices="cpu", ext=None,
                       extensions=["png", "jpg", "mkv"], log=lambda m: None, **OPTS)
     assert [r.status for r in again.rows] == ["skipped"] * 3
+
+
+def test_a_source_that_changed_is_redone_and_a_failed_one_retried(tmp_path: Path, model_file: Path) -> None:
+    """A rerun after the library changed: a finished file whose source was replaced is redone (its output is the new
+    source's), and a file that failed is retried once its source changed (a re-downloaded file), without
+    --retry-failed; an unchanged failed file stays failed."""
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    make_clip(lib / "film.mkv", frames=3, seed=1)
+    make_not_media(lib / "broken.mkv")
+    make_not_media(lib / "still-broken.mkv")
+    s1 = run_batch([lib], out, model=str(model_file), devices="cpu", log=lambda m: None, **OPTS)
+    assert {r.key: r.status for r in s1.rows} == {"film.mkv": "done", "broken.mkv": "failed",
+                                                  "still-broken.mkv": "failed"}
+    for name, seed in (("film.mkv", 2), ("broken.mkv", 3)):
+        make_clip(lib / name, frames=4, seed=seed)
+    logs: list[str] = []
+    s2 = run_batch([lib], out, model=str(model_file), devices="cpu", log=logs.append, **OPTS)
+    assert {r.key: r.status for r in s2.rows} == {"film.mkv": "done", "broken.mkv": "done",
+                                                  "still-broken.mkv": "failed"}, s2.table()
+    assert "earlier run" in s2.rows[2].error and any(m.startswith("retry    broken.mkv") for m in logs), logs
+    for name in ("film.mkv", "broken.mkv"):
+        assert frames_of(out / name) == frames_of(single_pass(lib / name, tmp_path / f"ref-{name}", model_file))

@@ -125,6 +125,18 @@ def _own_outputs(outdir: Path) -> list[Path]:
     return [outdir / key for key, rec in parse_lines(text).items() if rec.get("kind") != "segment"]
 
 
+def _source_changed(rec: dict[str, Any], src: Path) -> bool:
+    """Whether ``src`` differs (size or mtime) from the fingerprint a journal record holds; False when the record
+    holds none (written before failures kept it) or the source cannot be read (the run says so)."""
+    if "src_size" not in rec:
+        return False
+    try:
+        fp = _src_fingerprint(src)
+    except OSError:
+        return False
+    return any(rec.get(k) != v for k, v in fp.items())
+
+
 def _src_fingerprint(path: Path) -> dict[str, int]:
     st = os.stat(path)
     return {"src_size": st.st_size, "src_mtime_ns": st.st_mtime_ns}
@@ -390,13 +402,16 @@ class Plan:
         if task.kind == "plan":  # cannot scan: run it whole, which reports the real problem if there is one
             self.queue.appendleft(self.jobs[task.job_key].whole_task())
             return
-        self.journal.record(task.key, "failed", kind=task.kind, job=task.job_key, options=self.opts_hash, error=error)
+        fp = self.src_fp[task.job_key]  # a rerun retries the file once its source changed (a fixed download)
+        self.journal.record(task.key, "failed", kind=task.kind, job=task.job_key, options=self.opts_hash, error=error,
+                            **fp)
         st = self.jobs[task.job_key]
         if st.row.status == "failed":
             return
         if task.key != task.job_key:
             error = f"segment {task.key.rsplit('#', 1)[-1]}: {error}"
-            self.journal.record(task.job_key, "failed", kind="job", job=task.job_key, options=self.opts_hash, error=error)
+            self.journal.record(task.job_key, "failed", kind="job", job=task.job_key, options=self.opts_hash,
+                                error=error, **fp)
         st.row.status, st.row.error = "failed", error
         self._track_done(task, 0, job_finished=True)
         self.queue = deque(t for t in self.queue if t.job_key != task.job_key)
@@ -621,9 +636,11 @@ def run_batch(
                     continue
                 say(f"redo     {job.key}: {reason or 'the source changed since the output was made'}")
             elif rec and rec["state"] == "failed" and not retry_failed:
-                row.status = "failed"
-                row.error = f"failed in an earlier run (rerun with --retry-failed): {rec.get('error', '')}"
-                continue
+                if not _source_changed(rec, job.src):
+                    row.status = "failed"
+                    row.error = f"failed in an earlier run (rerun with --retry-failed): {rec.get('error', '')}"
+                    continue
+                say(f"retry    {job.key}: the source changed since it failed")
             if not owned and job.dst.exists() and not overwrite:
                 row.status = "failed"
                 row.error = f"{job.dst}: already exists and was not made by this batch (pass --overwrite to replace it)"

@@ -8,7 +8,8 @@ segments), keyed by ``key``; the last line for a key is its state:
   the last time the driver heard from it (Unix seconds);
 - ``done``     — finished: output ``size``, ``mtime_ns``, ``frames``, a cheap container ``probe``, the
   ``options`` hash that produced it and the source fingerprint (``src_size``, ``src_mtime_ns``);
-- ``failed``   — ``error`` holds the one-line message.
+- ``failed``   — ``error`` holds the one-line message; the source fingerprint, so a rerun retries the file once
+  its source changed.
 
 Appends are atomic: each record is one ``write()`` on an ``O_APPEND`` descriptor followed by ``fsync``, so
 a crash leaves at most a torn last line, which ``load`` ignores and the next open drops (the file is
