@@ -369,3 +369,17 @@ def test_an_exif_block_that_cannot_be_followed_is_not_kept(tmp_path, photo):
         write_image(tmp_path / f"o{ext}", photo, None, 8, ImageMeta(exif=exif, orientation=6))
         assert read_meta((tmp_path / f"o{ext}").read_bytes()).exif is None
         assert Image.open(tmp_path / f"o{ext}").getexif().get(0x0112) is None
+
+
+def test_a_damaged_png_profile_does_not_hide_the_orientation(photo):
+    """A PNG whose iCCP does not inflate: the profile is left out, the EXIF orientation and the rest still read."""
+    import zlib
+
+    ex = _exif(6)
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "PNG", exif=ex.tobytes())
+    data = buf.getvalue()
+    body = b"x\0\0not deflate"
+    chunk = len(body).to_bytes(4, "big") + b"iCCP" + body + zlib.crc32(b"iCCP" + body).to_bytes(4, "big")
+    meta = read_meta(data[:33] + chunk + data[33:])  # after IHDR
+    assert meta.icc is None and meta.orientation == 6 and meta.truncated is None

@@ -99,8 +99,10 @@ def _png(data: bytes) -> ImageMeta:
     frames, colour, text, ended = 1, [], [], False
     for kind, body, whole in _png_chunks(data):
         if kind == b"iCCP":
-            name_end = body.index(b"\0")
-            icc = zlib.decompress(body[name_end + 2:])
+            try:  # a damaged profile is left out; the rest of what the file says still counts
+                icc = zlib.decompress(body[body.index(b"\0") + 2:])
+            except (ValueError, zlib.error):
+                icc = None
         elif kind == b"eXIf":
             exif = bytes(body)
         elif kind == b"pHYs" and body[8] == 1:  # pixels per metre
