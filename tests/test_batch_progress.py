@@ -108,6 +108,28 @@ def test_reporter_bar_redraws_one_line_and_prints_logs_above_it(tmp_path):
     assert obj["batch"]["files"] == 1 and obj["batch"]["done"] == 0
 
 
+def test_a_file_name_with_a_newline_keeps_every_log_line_table_row_and_bar_one_line():
+    import io
+
+    from esrgan_video.batch.driver import BatchSummary, JobRow
+
+    key = "new\nline\t\udcff.mkv"  # a newline, a tab and an undecodable byte (surrogateescape) in a file name
+    stream = io.StringIO()
+    r = BatchReporter("bar", stream=stream, interval=0.0)
+    bp = BatchProgress({key: 1.0}, clock=Clock())
+    bp.update(key, key, 3, 10, 1.0)
+    r(bp.snapshot())
+    r.log(f"failed   {key}: cannot be read")
+    r.close()
+    assert "esrgan-video batch: failed   new\\nline\\t\\udcff.mkv: cannot be read\n" in stream.getvalue()
+    assert "new\\nline\\t\\udcff.mkv  3/10 frames" in stream.getvalue()
+    assert stream.getvalue().count("\n") == 1
+    table = BatchSummary([JobRow(key, Path("/l") / key, Path("/o") / key, status="failed", error=f"/l/{key}: bad")],
+                         1.0).table()
+    assert len(table.splitlines()) == 3 and "new\\nline\\t\\udcff.mkv: /l/new\\nline" in table, table
+    BatchReporter("json", stream=io.StringIO())(bp.snapshot())  # JSON keeps the name as it is (escaped by JSON)
+
+
 @pytest.fixture(scope="module")
 def model_file(near_identity_file) -> Path:
     return near_identity_file(2)  # nf 8, nb 1, gc 4

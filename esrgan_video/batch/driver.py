@@ -34,6 +34,12 @@ BATCH_FAILED_EXIT = 8
 
 SEGMENTS_DIR = ".esrgan-video-segments"
 
+def printable(text: str) -> str:
+    """``text`` with its control characters (a newline or tab in a file name, an undecodable byte's surrogate) written as
+    escapes (``new\\nline.mkv``), so a log line or a row of the table stays one line (pure)."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds: float | None) -> str:
     """sha256 (first 16 hex digits) over everything that changes an output's bytes (pure): the model's weights
     hash, the options that can change an output (``UpscaleOptions.output_affecting``: not the device, threads,
@@ -240,7 +246,7 @@ class BatchSummary:
                                                                   "source skipped"]))
             note = f"  ({'; '.join(notes)})" if notes else ""
             err = f": {r.error}" if r.error else ""
-            lines.append(f"{r.status:<11} {nums}  {r.key}{note}{err}")
+            lines.append(printable(f"{r.status:<11} {nums}  {r.key}{note}{err}"))
         lines.append(
             f"{len(self.rows)} files: {self.count('done')} done, "
             + (f"{self.count('damaged')} damaged, " if self.count("damaged") else "")
@@ -576,7 +582,7 @@ def run_batch(
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
     start, end = opts.trim.start, opts.trim.end
     t0 = time.perf_counter()
-    say = log or (lambda msg: print(f"esrgan-video batch: {msg}", file=sys.stderr, flush=True))
+    say = log or (lambda msg: print(f"esrgan-video batch: {printable(msg)}", file=sys.stderr, flush=True))
     if segment_seconds is not None and segment_seconds < 0:
         raise OptionError("segment_seconds", ">= 0 (0 = never split)", segment_seconds)
     if max_attempts < 1:

@@ -85,14 +85,18 @@ class BatchReporter:
         self._line = ""
 
     def log(self, msg: str) -> None:
+        from ..batch.driver import printable
+
         if self.quiet:
             return
         self._clear()
-        print(f"esrgan-video batch: {msg}", file=self.stream, flush=True)
+        print(f"esrgan-video batch: {printable(msg)}", file=self.stream, flush=True)
         if self._line:
             self._draw(self._line)
 
     def __call__(self, snap) -> None:
+        from ..batch.driver import printable
+
         if self.mode == "json":
             print(json.dumps(snap.as_json()), file=self.stream, flush=True)
             return
@@ -102,7 +106,7 @@ class BatchReporter:
         if now - self._last < self.interval and snap.files:
             return
         self._last = now
-        self._line = " | ".join([snap.line(), *(f.line() for f in snap.files)])
+        self._line = printable(" | ".join([snap.line(), *(f.line() for f in snap.files)]))
         self._draw(self._line)
 
     def _draw(self, line: str) -> None:
