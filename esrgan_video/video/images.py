@@ -53,6 +53,8 @@ _GREY_ENCODERS = {
     ".bmp": ("gray", None, None, None),
 }
 
+_STILL_BRANDS = ("avif", "heic", "heix", "mif1")  # ISO BMFF major brands of HEIF still images
+
 _LINEAR = {"exr": "OpenEXR", "hdr": "Radiance HDR"}  # decoders of scene-linear float pictures: refused
 
 IMAGE_EXTENSIONS: tuple[str, ...] = tuple(sorted(_ENCODERS))
@@ -119,17 +121,19 @@ def read_image(path: str | os.PathLike, *, keep_grey: bool = False,
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
-    """Whether FFmpeg opens ``path`` as an image (its demuxer: image2, an ``*_pipe`` image reader, or GIF), not a
-    video container: a TGA, PPM, EXR … or GIF, whatever its extension. False when it is not a file (``-``, standard
+    """Whether FFmpeg opens ``path`` as an image (its demuxer: image2, an ``*_pipe`` image reader, or GIF; an MP4
+    demuxer with a HEIF still's brand), not a video container: a TGA, PPM, EXR, GIF, AVIF, HEIC …, whatever its
+    extension. False when it is not a file (``-``, standard
     input, is not read here) or cannot be opened."""
     if not Path(path).is_file():
         return False
     try:
         with av.open(str(path)) as c:
-            name = c.format.name
+            name, brand = c.format.name, c.metadata.get("major_brand")
     except (av.FFmpegError, OSError):
         return False
-    return name in ("image2", "gif") or name.endswith("_pipe")
+    # AVIF and HEIC stills open with the MP4 demuxer; their brand says so ('avis', an AVIF sequence, is a video)
+    return name in ("image2", "gif") or name.endswith("_pipe") or brand in _STILL_BRANDS
 
 
 def _grey_format(fmt: av.VideoFormat) -> bool:
