@@ -182,7 +182,7 @@ def test_sigkill_a_worker_then_sigint_the_driver_and_resume(tmp_path: Path, mode
     for i, n in enumerate(names):
         make_clip(lib / n, frames=24, seed=i, audio=[AudioTrack()] if i % 2 else ())
     cmd = [sys.executable, "-m", "esrgan_video.cli", "batch", str(lib), "-o", str(out), "--model", str(model_file),
-           "--codec", "ffv1", "--devices", "cpu", "--threads", "1"]
+           "--codec", "ffv1", "--devices", "cpu", "--threads", "1", "--progress", "json"]
     log = open(tmp_path / "driver.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, preexec_fn=sigint_default)
     try:
@@ -200,6 +200,8 @@ def test_sigkill_a_worker_then_sigint_the_driver_and_resume(tmp_path: Path, mode
             proc.kill()
         log.close()
     text = (tmp_path / "driver.log").read_text()
+    last = [json.loads(x) for x in text.splitlines() if x.startswith("{")][-1]  # --progress json's last object
+    assert last["done"] and last["batch"]["exit_code"] == 130 and last["batch"]["interrupted"] >= 1, last
     lines = [json.loads(x) for x in (out / JOURNAL_NAME).read_text().splitlines()]
     assert any(r["state"] == "pending" and "died" in r.get("note", "") for r in lines), text
     done = {k for k, r in journal(out).items() if r["state"] == "done"}

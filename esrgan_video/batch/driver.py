@@ -182,6 +182,9 @@ class JobRow:
 class BatchSummary:
     rows: list[JobRow]
     seconds: float
+    stopped: int | None = None
+    """The exit status of the signal that stopped the run (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), what
+    :attr:`exit_code` is then; None: it ran to the end."""
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.rows)
@@ -209,7 +212,10 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """8 when a file failed, was interrupted or its input was damaged (truncated, undecodable frames)."""
+        """The signal's status when the run was stopped (:attr:`stopped`, the CLI's exit status); else 8 when a file
+        failed, was interrupted or its input was damaged (truncated, undecodable frames)."""
+        if self.stopped is not None:
+            return self.stopped
         return BATCH_FAILED_EXIT if any(r.status in ("failed", "interrupted", "damaged") for r in self.rows) else 0
 
     def as_json(self) -> dict:
@@ -698,7 +704,8 @@ def run_batch(
             for r in rows:
                 if r.status == "pending":
                     r.status = "interrupted"
-            raise BatchInterrupted(BatchSummary(rows, time.perf_counter() - t0)) from e
+            stopped = 128 + int(getattr(e, "signum", 2))  # cli.signals.Terminated carries SIGTERM's or SIGHUP's
+            raise BatchInterrupted(BatchSummary(rows, time.perf_counter() - t0, stopped=stopped)) from e
     for r in rows:
         if r.status == "pending":  # cannot happen unless a scheduler returned early
             r.status, r.error = "failed", "not run"
