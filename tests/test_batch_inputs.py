@@ -117,6 +117,16 @@ def test_a_still_keeps_its_image_extension_unless_ext_names_an_image(tmp_path: P
     assert [j.key for j in plan_jobs(srcs, tmp_path, ext=None)] == ["cover.JPG", "a.png", "a.mp4"]
 
 
+def test_a_symlinked_folder_is_walked_once_and_a_loop_adds_nothing(tree: Path) -> None:
+    touch(tree / "disk2/Season 3/e9.mkv")
+    (tree / "lib/Season 3").symlink_to(tree / "disk2/Season 3")  # seasons on another disk: walked, mirrored
+    (tree / "lib/s2/deep/up").symlink_to(tree / "lib")  # a loop
+    (tree / "lib/zz-again").symlink_to(tree / "disk2/Season 3")  # the same folder twice
+    (tree / "lib/s1/link.mkv").symlink_to(tree / "lib/s1/e1.mkv")  # a symlinked file is a file
+    keys = [j.key for j in plan_jobs(discover([tree / "lib"]), tree / "out")]
+    assert keys == ["Season 3/e9.mkv", "s1/e1.mkv", "s1/e2.mkv", "s1/link.mkv", "s2/deep/e3.mkv"]
+
+
 def test_missing_inputs_and_bad_options_are_input_errors(tree: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         discover([tree / "nope.mkv"])

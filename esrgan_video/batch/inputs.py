@@ -145,10 +145,20 @@ def _expand_list(path: Path, exts: set[str], excluded: list[Path], out: list[Sou
 
 
 def _walk(root: Path, exts: set[str], excluded: list[Path]) -> list[Source]:
+    """The video files under ``root``, sorted. A symlinked folder is walked like a real one (a library's seasons on
+    another disk), but a folder already walked, through a link or not, is not walked again: a link to a folder above
+    it (a loop) or twice to one folder adds nothing."""
     found: list[Source] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    seen = {root.resolve()}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (here / d).resolve() not in excluded)
+        keep = []
+        for d in sorted(dirnames):
+            real = (here / d).resolve()
+            if not d.startswith(".") and real not in excluded and real not in seen:
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
             if not name.startswith(".") and Path(name).suffix.lower() in exts:
                 found.append(Source(here / name, root))
