@@ -247,6 +247,7 @@ class Upscaler:
         """
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise InputError(f"expected N×3×H×W frames, got shape {tuple(rgb.shape)}")
+        _check_not_empty(rgb.shape[0], rgb.shape[2], rgb.shape[3])
         cin, cout = self.descriptor.in_channels, self.descriptor.out_channels
         plan = self.plan(rgb.shape[-2], rgb.shape[-1])
         batch = self.batch_for(plan)
@@ -270,12 +271,17 @@ class Upscaler:
         """Upscale NumPy H×W×3 (uint8/uint16/float) or torch N×3×H×W (or 3×H×W) frames; returns the same kind.
 
         Integer frames are full-range RGB codes (uint8: 0–255; uint16, int16, int32: 0–65535); float frames are in
-        [0, 1] and keep their dtype. Tensors come back on their own device. Runs through the frame transform, which
+        [0, 1] and keep their dtype. An array of the other byte order (e.g. ``>u2``) is read as its values and comes
+        back in its own dtype. Tensors come back on their own device. Runs through the frame transform, which
         orders CUDA tensors against the caller's current stream (no device-wide sync for tensors on this device).
+        An empty image (a side of 0) or batch (0 frames) is an :class:`InputError`.
         """
         if isinstance(frames, np.ndarray):
             if frames.ndim != 3 or frames.shape[2] != 3:
                 raise InputError(f"expected an H×W×3 RGB array, got shape {frames.shape}")
+            _check_not_empty(1, frames.shape[0], frames.shape[1])
+            if not frames.dtype.isnative:  # torch takes native byte order only: the same values, swapped
+                return self.upscale(frames.astype(frames.dtype.newbyteorder("="))).astype(frames.dtype)
             if frames.dtype.kind == "f":
                 out = self._transform("packed-float", frames.dtype)([frames[..., c] for c in range(3)])
                 return np.stack(out, axis=-1)
@@ -290,6 +296,7 @@ class Upscaler:
                 return self.upscale(frames.unsqueeze(0))[0]
             if frames.ndim != 4 or frames.shape[1] != 3:
                 raise InputError(f"expected N×3×H×W frames, got shape {tuple(frames.shape)}")
+            _check_not_empty(frames.shape[0], frames.shape[2], frames.shape[3])
             src_device, src_dtype = frames.device, frames.dtype
             x = frames
             if not src_dtype.is_floating_point:
@@ -322,6 +329,13 @@ class Upscaler:
                 fmt = FrameFormat(pf, ColorSpec().resolved(1, 1, pf))
             tr = self._transforms.setdefault(key, FrameTransform(self, src=fmt, dst=fmt))
         return tr
+
+
+def _check_not_empty(n: int, h: int, w: int) -> None:
+    if h == 0 or w == 0:
+        raise InputError(f"empty image ({h}×{w}, height × width): nothing to upscale")
+    if n == 0:
+        raise InputError("empty batch (0 frames): nothing to upscale")
 
 
 def _check_frame_dtype(name: str) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import tarfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -114,19 +115,38 @@ def _read_torch(path: Path, head: bytes) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        # "Unsupported global: GLOBAL x.y" (an allowed module, a class not allowed), or "unsupported GLOBAL os.system
+        # whose module os is blocked"
+        found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", text)
         if found:
             raise ModelError(
                 f"refused to load {path}: unpickling it would call {found[1]}, and only plain weights are accepted "
                 "(a checkpoint must not run code)"
             ) from e
+        reason = None if is_zip else _neither_zip_nor_pickle(path, head)
+        if reason is not None:
+            raise ModelError(f"model file {path} is not a PyTorch checkpoint ({reason})") from e
         detail = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
         reason = detail[1].strip() if detail else _short(e)
         kind = "a damaged or truncated PyTorch checkpoint" if is_zip else "not a PyTorch checkpoint"
         raise ModelError(f"model file {path} is {kind} that the safe (weights-only) loader accepts ({reason})") from e
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, TypeError, AttributeError) as e:
         kind = "a damaged or truncated PyTorch checkpoint" if is_zip else "not a PyTorch checkpoint"
-        raise ModelError(f"model file {path} is {kind} ({_short(e)})") from e
+        reason = None if is_zip else _neither_zip_nor_pickle(path, head)
+        raise ModelError(f"model file {path} is {kind} ({reason or _short(e)})") from e
+
+
+def _neither_zip_nor_pickle(path: Path, head: bytes) -> str | None:
+    """Why a file torch.load failed on is no checkpoint at all: it is not what torch.save writes, a zip archive
+    (since 1.6) or a protocol-2 pickle (before: its first byte is pickle's PROTO, 0x80), nor the oldest tar; None
+    when it looks like one of those (torch's own error says more then). torch's error for such a file is its parser
+    tripping over the bytes (``IndexError: list index out of range`` for a text file), which says nothing."""
+    if head[:1] == b"\x80" or tarfile.is_tarfile(path):
+        return None
+    what = "a text file" if head and all(32 <= b < 127 or b in b"\t\n\r" for b in head) else \
+        f"it starts with bytes {head[:8].hex(' ')}"
+    return (f"{what}, not the zip or pickle file torch.save writes; expected a PyTorch .pth/.pt, a .safetensors "
+            "or an ncnn .param")
 
 
 def _short(e: BaseException) -> str:

@@ -12,7 +12,7 @@ import torch
 
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from . import ncnn
 from .checkpoints import StateDict, normalize, read_checkpoint
 from .descriptor import Hyperparameters, ModelDescriptor, build_network, descriptor_for
@@ -118,7 +118,7 @@ def build_model(sd: StateDict, params: Hyperparameters, info: ModelInfo, *, devi
         model.load_state_dict(sd, strict=True, assign=True)
     except RuntimeError as e:  # detection already checked keys and shapes; keep the cause if it still fails
         raise ModelError(f"{info.source} does not fit {type(model).__name__}({params}): "
-                         f"{str(e).splitlines()[0]}") from e
+                         f"{first_line(e) or type(e).__name__}") from e
     model.eval()
     model.requires_grad_(False)
     model.to(device=device, dtype=dtype)
