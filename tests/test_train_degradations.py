@@ -102,6 +102,34 @@ def test_usm_sharp_adds_contrast_at_edges(photo):
     assert lap(s) > 1.05 * lap(photo)
 
 
+def _usm_uncached(img, weight=0.5, radius=51, threshold=10):
+    """usm_sharp as it was before its kernel was cached: the kernel rebuilt on every call."""
+    sigma = 0.3 * ((radius - 1) * 0.5 - 1) + 0.8
+    k1 = torch.exp(-((torch.arange(radius, dtype=torch.float64) - (radius - 1) / 2) ** 2) / (2 * sigma * sigma))
+    k1 = k1 / k1.sum()
+    kernel = (k1[:, None] * k1[None, :]).to(img.device, torch.float32)
+    blur = D.filter2d(img, kernel.expand(img.shape[0], -1, -1))
+    residual = img - blur
+    mask = (residual.abs() * 255 > threshold).float()
+    soft = D.filter2d(mask, kernel.expand(img.shape[0], -1, -1))
+    return soft * (img + weight * residual).clamp(0, 1) + (1 - soft) * img
+
+
+def test_usm_sharp_builds_its_kernel_once_and_equals_the_uncached_mask(photo):
+    D.usm_kernel.cache_clear()
+    batch = torch.cat([photo, photo.flip(-1)])
+    first = D.usm_sharp(batch)
+    assert torch.equal(first, _usm_uncached(batch))
+    assert torch.equal(D.usm_sharp(photo, radius=20), _usm_uncached(photo, radius=21))  # even radius -> odd
+    again = D.usm_sharp(batch)
+    assert torch.equal(again, first)
+    info = D.usm_kernel.cache_info()
+    assert (info.misses, info.hits) == (2, 1)  # radius 51 once (then reused), radius 21 once
+    k = D.usm_kernel(51, 8.0, torch.float32, photo.device)
+    assert k is D.usm_kernel(51, 8.0, torch.float32, photo.device)  # the same tensor, not a rebuilt copy
+    assert k.dtype == torch.float32 and abs(k.sum().item() - 1) < 1e-6
+
+
 def test_video_degradation_is_a_real_codec_round_trip(photo):
     # 8 consecutive frames of a slow pan over the photo
     big = torch.nn.functional.interpolate(photo, scale_factor=2, mode="bilinear")

@@ -20,6 +20,7 @@ Each degradation is data, a frozen dataclass whose fields a config file can over
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar
@@ -169,14 +170,23 @@ def bicubic_down(hr: torch.Tensor, scale: int) -> torch.Tensor:
     return round8(lr).to(hr.dtype)
 
 
+@functools.lru_cache(maxsize=16)
+def usm_kernel(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The unsharp mask's normalised isotropic ``size``×``size`` Gaussian (built in float64 on the CPU, then cast
+    and moved), one tensor per (size, sigma, dtype, device): the mask runs on every training step, and rebuilding
+    its 51×51 kernel each time cost the arithmetic and, on a GPU, a host-to-device copy a step. Shared between
+    calls: never modify it in place."""
+    k1 = torch.exp(-((torch.arange(size, dtype=torch.float64) - (size - 1) / 2) ** 2) / (2 * sigma * sigma))
+    k1 = k1 / k1.sum()
+    return (k1[:, None] * k1[None, :]).to(device, dtype)
+
+
 def usm_sharp(img: torch.Tensor, *, weight: float = 0.5, radius: int = 50, threshold: float = 10) -> torch.Tensor:
     """Real-ESRGAN's unsharp mask for its targets (``USMSharp``: Gaussian 51×51, σ 8, soft threshold 10/255)."""
     if radius % 2 == 0:
         radius += 1
     sigma = 0.3 * ((radius - 1) * 0.5 - 1) + 0.8  # OpenCV's getGaussianKernel(ksize, 0)
-    k1 = torch.exp(-((torch.arange(radius, dtype=torch.float64) - (radius - 1) / 2) ** 2) / (2 * sigma * sigma))
-    k1 = k1 / k1.sum()
-    kernel = (k1[:, None] * k1[None, :]).to(img.device, torch.float32)
+    kernel = usm_kernel(radius, sigma, torch.float32, img.device)
     blur = filter2d(img, kernel.expand(img.shape[0], -1, -1))
     residual = img - blur
     mask = (residual.abs() * 255 > threshold).float()
@@ -430,5 +440,6 @@ def video_degrade(hr_frames: torch.Tensor, scale: int, cfg: Video, seed: int) ->
 
 __all__ = [
     "Bicubic", "DEGRADATIONS", "RealESRGAN", "Stage", "Video", "bicubic_down", "degrade_batch", "degradation_dict",
-    "filter2d", "make_degradation", "realesrgan_degrade", "round8", "usm_sharp", "video_degrade", "video_roundtrip",
+    "filter2d", "make_degradation", "realesrgan_degrade", "round8", "usm_kernel", "usm_sharp", "video_degrade",
+    "video_roundtrip",
 ]
