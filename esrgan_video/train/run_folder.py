@@ -32,6 +32,7 @@ from ._text import brief
 CONFIG = "config.json"
 JOURNAL = "journal.jsonl"
 _STATE = re.compile(r"^state_(\d{6,})\.pt$")
+_MODEL = re.compile(r"^model_(\d{6,})\.safetensors$")
 VOLATILE = ("steps", "quiet", "save_every", "val_every", "preview_every", "offline", "threads")
 """Config keys a rerun may change without making it a different run."""
 KEEP_STATES = 2
@@ -153,13 +154,18 @@ class RunFolder:
         return state
 
     def prune(self, keep: int = KEEP_STATES) -> None:
-        """Keep the newest ``keep`` checkpoints (state + model), delete older ones."""
+        """Keep the newest ``keep`` checkpoints (state + model), delete older ones, and every model file without
+        its state file: a run stopped between the two writes left one, which is no checkpoint (a rerun resumes
+        from the state before it) and, when the rerun's checkpoints fall on other steps (``--save-every`` may
+        change), was never written over or deleted."""
         if not self.checkpoints.is_dir():
             return
-        steps = sorted(int(m[1]) for p in self.checkpoints.iterdir() if (m := _STATE.match(p.name)))
-        for s in steps[:-keep]:
-            self.state_path(s).unlink(missing_ok=True)
-            self.model_path(s).unlink(missing_ok=True)
+        files = list(self.checkpoints.iterdir())
+        kept = set(sorted(int(m[1]) for p in files if (m := _STATE.match(p.name)))[-keep:])
+        for p in files:
+            m = _STATE.match(p.name) or _MODEL.match(p.name)
+            if m and int(m[1]) not in kept:
+                p.unlink(missing_ok=True)
 
     def truncate_journal(self, step: int) -> None:
         """Drop journal lines past ``step`` (steps a killed run did after its last checkpoint)."""
