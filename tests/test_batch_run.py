@@ -390,3 +390,40 @@ def test_a_source_that_changed_is_redone_and_a_failed_one_retried(tmp_path: Path
     assert "earlier run" in s2.rows[2].error and any(m.startswith("retry    broken.mkv") for m in logs), logs
     for name in ("film.mkv", "broken.mkv"):
         assert frames_of(out / name) == frames_of(single_pass(lib / name, tmp_path / f"ref-{name}", model_file))
+
+
+def test_sigkill_the_driver_mid_segment_then_resume(tmp_path: Path, model_file: Path) -> None:
+    """``kill -9`` of the driver while segments are written (a crash, an OOM kill): its workers die with it (no
+    orphan keeps writing into the output folder), no output appears at its final path, and the rerun removes the
+    temporary files, keeps the finished segments and gives the single pass."""
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    src = make_clip(lib / "long.mkv", frames=24, options={"x264-params": "keyint=4:min-keyint=4:scenecut=0"})
+    cmd = [sys.executable, "-m", "esrgan_video.cli", "batch", str(lib), "-o", str(out), "--model", str(model_file),
+           "--codec", "ffv1", "--devices", "cpu,cpu", "--threads", "1", "--segment-seconds", "0.16"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        _wait(lambda: out.exists() and any(".partial" in p.name for p in (out / ".esrgan-video-segments").rglob("*"))
+              if (out / ".esrgan-video-segments").exists() else False, 180, "a segment being written", proc)
+        workers = [int(x) for x in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        proc.kill()
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    def gone() -> bool:
+        for pid in workers:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            return False
+        return True
+
+    _wait(gone, 30, "the workers to die with their driver")
+    assert workers and not (out / "long.mkv").exists()
+    rerun = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not partials(out) and not (out / ".esrgan-video-segments").exists()
+    assert frames_of(out / "long.mkv") == frames_of(single_pass(src, tmp_path / "ref.mkv", model_file))
