@@ -388,3 +388,26 @@ def test_a_damaged_png_profile_does_not_hide_the_orientation(photo):
     chunk = len(body).to_bytes(4, "big") + b"iCCP" + body + zlib.crc32(b"iCCP" + body).to_bytes(4, "big")
     meta = read_meta(data[:33] + chunk + data[33:])  # after IHDR
     assert meta.icc is None and meta.orientation == 6 and meta.truncated is None
+
+
+def test_png_colour_chunks_are_kept_png_to_png(tmp_path, photo, model, capfd):
+    """gAMA and cHRM (an old Mac PNG's gamma 1.8 and its primaries) are copied into a PNG output as they are;
+    another format cannot hold them: a notice."""
+    import struct
+
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"gAMA", struct.pack(">I", 55556))  # 1 / 1.8
+    info.add(b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
+    src, dst = tmp_path / "mac.png", tmp_path / "out.png"
+    Image.fromarray(photo).save(src, pnginfo=info)
+    p = _upscale(capfd, src, dst, model)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip().splitlines() == [f"esrgan-video: wrote {dst}"]
+    want = read_meta(src.read_bytes()).png_colour
+    assert [c[4:8] for c in want] == [b"gAMA", b"cHRM"]
+    assert read_meta(dst.read_bytes()).png_colour == want
+    assert Image.open(dst).info.get("gamma") == pytest.approx(0.55556)
+    p = _upscale(capfd, src, tmp_path / "out.jpg", model)
+    assert "does not keep the PNG colour chunks (gAMA/cHRM) of mac.png" in p.stderr

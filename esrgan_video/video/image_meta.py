@@ -341,7 +341,7 @@ def icc_fits(icc: bytes, grey: bool) -> bool:
 
 def kept(ext: str, meta: ImageMeta, *, grey: bool = False) -> list[str]:
     """What of ``meta`` an output with extension ``ext`` (its samples grey when ``grey``) does not keep, for a
-    notice: 'the ICC colour profile', 'the EXIF data', 'the XMP/text metadata'."""
+    notice: 'the ICC colour profile', 'the EXIF data', 'the XMP/text metadata', a PNG's gAMA/cHRM/cICP, 'the DPI'."""
     holds = ext in (".png", ".jpg", ".jpeg", ".webp")
     lost = []
     if meta.icc and not holds and ext not in (".tif", ".tiff"):
@@ -353,6 +353,8 @@ def kept(ext: str, meta: ImageMeta, *, grey: bool = False) -> list[str]:
         lost.append("the EXIF data")
     if meta.png_text and ext != ".png" or meta.jpeg_app and ext not in (".jpg", ".jpeg"):
         lost.append("the XMP/text metadata")
+    if ext != ".png" and not meta.icc and any(c[4:8] != b"sRGB" for c in meta.png_colour):  # sRGB: the default
+        lost.append("the PNG colour chunks (" + "/".join(c[4:8].decode() for c in meta.png_colour) + ")")
     if meta.dpi and ext == ".webp" and not meta.exif:
         lost.append("the DPI")
     return lost
