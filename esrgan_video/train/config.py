@@ -77,6 +77,10 @@ class TrainConfig:
     save_every: int | None = None
     val_every: int | None = None
     preview_every: int | None = None
+    log_every: int | None = None
+    """Journal lines (and the progress bar's loss) every N steps, written together: the step values stay on the
+    device in between, so a GPU is not made to wait for the host every step. None: 10. Validations, previews
+    and checkpoints write the lines of the steps before them first."""
     seed: int = 0
     device: str | None = None
     threads: int | None = None
@@ -130,8 +134,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v not in allowed:
                 fail(name, "one of " + ", ".join(allowed), v)
-        positive = ("nf", "nb", "gc", "patch", "batch", "steps", "save_every", "val_every", "preview_every", "threads",
-                    "max_frames", "val_crops", "val_size", "min_held_out")
+        positive = ("nf", "nb", "gc", "patch", "batch", "steps", "save_every", "val_every", "preview_every",
+                    "log_every", "threads", "max_frames", "val_crops", "val_size", "min_held_out")
         for name in positive:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -237,8 +241,8 @@ class TrainConfig:
 
 
 _BOOLS = ("channels_last", "offline", "quiet")
-_INTS = ("nf", "nb", "gc", "scale", "patch", "batch", "steps", "save_every", "val_every", "preview_every", "seed",
-         "threads", "min_held_out", "max_frames", "val_crops", "val_size")
+_INTS = ("nf", "nb", "gc", "scale", "patch", "batch", "steps", "save_every", "val_every", "preview_every", "log_every",
+         "seed", "threads", "min_held_out", "max_frames", "val_crops", "val_size")
 _FLOATS = ("lr", "ema", "held_out", "memory_gb", "pair_threshold", "pair_offset", "pixel_weight",
            "perceptual_weight", "gan_weight")
 _STRS = ("base", "recipe", "stage", "degradation", "gan", "discriminator", "discriminator_weights", "vgg_weights",

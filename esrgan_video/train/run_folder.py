@@ -33,7 +33,7 @@ CONFIG = "config.json"
 JOURNAL = "journal.jsonl"
 _STATE = re.compile(r"^state_(\d{6,})\.pt$")
 _MODEL = re.compile(r"^model_(\d{6,})\.safetensors$")
-VOLATILE = ("steps", "quiet", "save_every", "val_every", "preview_every", "offline", "threads")
+VOLATILE = ("steps", "quiet", "save_every", "val_every", "preview_every", "log_every", "offline", "threads")
 """Config keys a rerun may change without making it a different run."""
 KEEP_STATES = 2
 

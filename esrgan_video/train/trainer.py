@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -41,6 +41,10 @@ from ..quality import psnr
 from .losses import GAN_LOSSES, l1_loss
 from .recipes import RECIPES, Recipe, lr_at
 from .run_folder import RunFolder
+from .steplog import StepLog
+
+LOG_EVERY = 10
+"""Steps between journal writes (``log_every``'s default): one device sync per 10 steps instead of every step."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Plan:
     save_every: int
     val_every: int
     preview_every: int
+    log_every: int
     val_size: int
     precision: str
     scale: int
@@ -115,7 +120,8 @@ def resolve_plan(config: TrainConfig, device: torch.device, scale: int) -> Plan:
         perceptual_layers=layers, patch=patch, batch=config.batch or (16 if cuda else 4), steps=steps,
         schedule=config.schedule or recipe.schedule, save_every=config.save_every or every,
         val_every=config.val_every or every, preview_every=config.preview_every or config.val_every or every,
-        val_size=config.val_size or min(2 * patch, 256), precision=precision, scale=scale,
+        log_every=config.log_every or LOG_EVERY, val_size=config.val_size or min(2 * patch, 256),
+        precision=precision, scale=scale,
     )
 
 
@@ -129,8 +135,8 @@ def resolved_dict(config: TrainConfig, plan: Plan, base_sha: str, world: int) ->
         perceptual_layers=plan.perceptual_layers, patch=plan.patch, batch=plan.batch, steps=plan.steps,
         schedule=plan.schedule, milestones=list(plan.recipe.milestones), gamma=plan.recipe.gamma,
         save_every=plan.save_every, val_every=plan.val_every, preview_every=plan.preview_every,
-        val_size=plan.val_size, precision=plan.precision, scale=plan.scale, usm_targets=plan.recipe.usm_targets,
-        pool=plan.recipe.pool, base_sha256=base_sha, world_size=world,
+        log_every=plan.log_every, val_size=plan.val_size, precision=plan.precision, scale=plan.scale,
+        usm_targets=plan.recipe.usm_targets, pool=plan.recipe.pool, base_sha256=base_sha, world_size=world,
     )
     for k in ("hr_crop", "lr_crop"):
         if out[k] is not None:
@@ -192,6 +198,8 @@ class Trainer:
         self._stop = False
         self._ready = False  # setup() done
         self._started = False  # the run folder prepared (by the first run() call)
+        self.log = StepLog()
+        self._bar = None
 
     def notice(self, msg: str) -> None:
         self.notices.append(msg)
@@ -395,7 +403,9 @@ class Trainer:
         return lr, hr
 
     def step(self, index: int) -> dict:
-        """One optimisation step (0-based ``index``); returns the journal record."""
+        """One optimisation step (0-based ``index``); returns the journal record, its losses and gradient norm
+        as 0-dim tensors on the device (reading them here would make the host wait for the step to finish:
+        :class:`~esrgan_video.train.steplog.StepLog` reads them every ``log_every`` steps)."""
         plan, cfg = self.plan, self.config
         lr_now = lr_at(index, base=cfg.lr, total=plan.steps, schedule=plan.schedule,
                        milestones=plan.recipe.milestones, gamma=plan.recipe.gamma)
@@ -452,7 +462,7 @@ class Trainer:
                 p = [q.detach() for q in self.g.parameters()]
                 torch._foreach_mul_(e, decay)
                 torch._foreach_add_(e, p, alpha=1 - decay)
-        return {k: (float(v.item()) if isinstance(v, torch.Tensor) else v) for k, v in rec.items()}
+        return rec
 
     @property
     def eval_model(self):
@@ -541,10 +551,19 @@ class Trainer:
                                                             [h["psnr"] for h in self.history],
                                                             [h["perceptual"] for h in self.history]))
 
-    def _journal(self, rec: dict) -> None:
-        if self.world.main:
+    def _journal(self, *recs: dict) -> None:
+        if self.world.main and recs:
             with open(self.folder.journal_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(rec) + "\n")
+                f.write("".join(json.dumps(rec) + "\n" for rec in recs))
+
+    def _write_log(self) -> None:
+        """The journal lines of the steps since the last write (their values reach the host in one copy) and the
+        progress bar's loss."""
+        recs = self.log.flush()
+        self._journal(*recs)
+        if recs and self._bar is not None:
+            last = recs[-1]
+            self._bar.set_postfix(loss=f"{last['loss']:.4g}", patches_s=f"{last['patches_s']:.2f}")
 
     def _validation(self, step: int) -> None:
         if not self.world.main:
@@ -617,12 +636,12 @@ class Trainer:
         stops = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
                  if handler_set and signal.getsignal(s) is not signal.SIG_IGN]  # nohup's SIGHUP stays ignored
         old = {s: signal.signal(s, self._on_signal) for s in stops}
-        bar = None
+        bar = self._bar = None
         if self.progress and main:
             from tqdm import tqdm
 
-            bar = tqdm(total=plan.steps, initial=self.start_step, unit="step", dynamic_ncols=True, file=sys.stderr,
-                       desc="train")
+            bar = self._bar = tqdm(total=plan.steps, initial=self.start_step, unit="step", dynamic_ncols=True,
+                                   file=sys.stderr, desc="train")
         step = self.start_step
         stop_at = plan.steps if until is None else max(self.start_step, min(until, plan.steps))
         interrupted = False
@@ -638,21 +657,32 @@ class Trainer:
                 rec["it_s"] = 1.0 / max(1e-9, now - t_last)
                 rec["patches_s"] = rec["it_s"] * self.global_batch
                 t_last = now
-                self._journal(rec)
+                if main:
+                    self.log.add(rec)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{rec['loss']:.4g}", patches_s=f"{rec['patches_s']:.2f}")
-                if step % plan.val_every == 0 or step == plan.steps:
+                validate = step % plan.val_every == 0 or step == plan.steps
+                preview = main and (step % plan.preview_every == 0 or step == plan.steps)
+                save = step % plan.save_every == 0 or step == plan.steps or step == stop_at
+                if validate or preview or save or step % plan.log_every == 0:
+                    self._write_log()
+                if validate:
                     self._validation(step)
-                if main and (step % plan.preview_every == 0 or step == plan.steps):
+                if preview:
                     self.preview(step)
-                if step % plan.save_every == 0 or step == plan.steps or step == stop_at:
+                if save:
                     self.checkpoint(step)
+            self._write_log()
             if interrupted and main and (folder.latest_step() or 0) < step:
                 self.checkpoint(step)
+        except BaseException:
+            with suppress(Exception):  # the lines of the steps done before the failure, if they can be
+                self._write_log()
+            raise
         finally:
             if bar is not None:
                 bar.close()
+                self._bar = None
             if handler_set:
                 for s, h in old.items():
                     signal.signal(s, h)
