@@ -47,7 +47,7 @@ from .frames.sizing import output_size, plan_size, resize_rgb
 from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
 from .errors import InputError
-from .video.image_meta import kept
+from .video.image_meta import not_kept
 from .video.images import check_extension, holds_deep, holds_grey, image_meta, read_image, write_image
 
 __all__ = ["GREY_WEIGHTS", "read_image", "upscale_image"]
@@ -98,9 +98,10 @@ def upscale_image(
             notice(f"{src}: a TIFF of {meta.frames} pages; only the first is upscaled")
         if bits > 8 and not holds_deep(dst):
             notice(f"{dst}: this format holds 8 bits; the 16-bit image is rounded to 8 (.png and .tiff keep 16)")
-        lost = kept(dst.suffix.lower(), meta, grey=rgb.ndim == 2 and holds_grey(dst, alpha=alpha is not None))
+        lost = not_kept(dst.suffix.lower(), meta, grey=rgb.ndim == 2 and holds_grey(dst, alpha=alpha is not None))
         if lost:
-            notice(f"{dst}: this format does not keep {' and '.join(lost)} of {src.name}")
+            said = lost[0] if len(lost) == 1 else f"{', '.join(lost[:-1])} and {lost[-1]}"
+            notice(f"{dst}: this format does not keep {said} of {src.name}")
     grey = rgb.ndim == 2
     as_rgb = grey and not holds_grey(dst, alpha=alpha is not None)
     if grey:  # the model runs on RGB

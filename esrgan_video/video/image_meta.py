@@ -14,7 +14,7 @@ PNG decoder crashes PyAV 19 (the side data carries a metadata dictionary, freed 
 the pixels; the stale thumbnail dropped; the pixel dimensions updated) and the DPI into the bytes FFmpeg's encoders
 wrote: PNG (``iCCP``, ``eXIf`` and, from a PNG, its ``sRGB``/``gAMA``/``cHRM``/``cICP`` chunks), JPEG (``APP1``,
 ``APP2`` and the JFIF density), WebP (``VP8X`` with ``ICCP``/``EXIF``; no DPI field), TIFF (the profile as tag
-34675; the DPI is the encoder's ``dpi`` option), BMP (the DPI only). :func:`kept` says what an output loses.
+34675; the DPI is the encoder's ``dpi`` option), BMP (the DPI only). :func:`not_kept` says what an output loses.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import re
 import struct
 import zlib
 
-__all__ = ["ImageMeta", "apply_orientation", "embed", "icc_fits", "kept", "read_meta"]
+__all__ = ["ImageMeta", "apply_orientation", "embed", "icc_fits", "not_kept", "read_meta"]
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOUR = (b"sRGB", b"gAMA", b"cHRM", b"cICP")  # copied PNG → PNG, before PLTE/IDAT
@@ -339,7 +339,7 @@ def icc_fits(icc: bytes, grey: bool) -> bool:
     return icc[16:20] == (b"GRAY" if grey else b"RGB ")
 
 
-def kept(ext: str, meta: ImageMeta, *, grey: bool = False) -> list[str]:
+def not_kept(ext: str, meta: ImageMeta, *, grey: bool = False) -> list[str]:
     """What of ``meta`` an output with extension ``ext`` (its samples grey when ``grey``) does not keep, for a
     notice: 'the ICC colour profile', 'the EXIF data', 'the XMP/text metadata', a PNG's gAMA/cHRM/cICP, 'the DPI'."""
     holds = ext in (".png", ".jpg", ".jpeg", ".webp")
