@@ -371,8 +371,8 @@ def test_stills_in_a_library_are_upscaled_as_images(tmp_path: Path, model_file: 
 
 def test_a_source_that_changed_is_redone_and_a_failed_one_retried(tmp_path: Path, model_file: Path) -> None:
     """A rerun after the library changed: a finished file whose source was replaced is redone (its output is the new
-    source's), and a file that failed is retried once its source changed (a re-downloaded file), without
-    --retry-failed; an unchanged failed file stays failed."""
+    source's), and a file that failed is retried once its source changed (a re-downloaded file) or the options did,
+    without --retry-failed; an unchanged failed file stays failed."""
     lib, out = tmp_path / "lib", tmp_path / "out"
     lib.mkdir()
     make_clip(lib / "film.mkv", frames=3, seed=1)
@@ -390,6 +390,11 @@ def test_a_source_that_changed_is_redone_and_a_failed_one_retried(tmp_path: Path
     assert "earlier run" in s2.rows[2].error and any(m.startswith("retry    broken.mkv") for m in logs), logs
     for name in ("film.mkv", "broken.mkv"):
         assert frames_of(out / name) == frames_of(single_pass(lib / name, tmp_path / f"ref-{name}", model_file))
+    # other options (--force for the finished ones): the failure was with the old ones, so it is tried again
+    logs.clear()
+    s3 = run_batch([lib], out, model=str(model_file), devices="cpu", tile=16, force=True, log=logs.append, **OPTS)
+    assert s3.rows[2].status == "failed" and "earlier run" not in s3.rows[2].error and "not a media file" in \
+        s3.rows[2].error and "retry    still-broken.mkv: it failed with other options" in logs, logs
 
 
 def test_sigkill_the_driver_mid_segment_then_resume(tmp_path: Path, model_file: Path) -> None:

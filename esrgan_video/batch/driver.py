@@ -648,11 +648,13 @@ def run_batch(
                     continue
                 say(f"redo     {job.key}: {reason or 'the source changed since the output was made'}")
             elif rec and rec["state"] == "failed" and not retry_failed:
-                if not _source_changed(rec, job.src):
+                why = ("the source changed since it failed" if _source_changed(rec, job.src)
+                       else "it failed with other options" if rec.get("options") not in (None, h) else None)
+                if why is None:
                     row.status = "failed"
                     row.error = f"failed in an earlier run (rerun with --retry-failed): {rec.get('error', '')}"
                     continue
-                say(f"retry    {job.key}: the source changed since it failed")
+                say(f"retry    {job.key}: {why}")
             if not owned and job.dst.exists() and not overwrite:
                 row.status = "failed"
                 row.error = f"{job.dst}: already exists and was not made by this batch (pass --overwrite to replace it)"
