@@ -61,6 +61,13 @@ def test_clashing_outputs_fail_before_anything_runs(tree: Path) -> None:
     touch(tree / "other/E1.avi")  # also a clash on case-insensitive file systems
     with pytest.raises(InputError, match="would both be written"):
         plan_jobs(discover([tree / "lib/s1/e1.mkv", tree / "other/E1.avi"]), tree / "out")
+    # the hint says what keeps them apart: a folder above both (two folders' files), --ext keep (one folder's)
+    with pytest.raises(InputError, match="give a folder holding both as the input"):
+        plan_jobs(discover([tree / "lib/s1", tree / "other"]), tree / "out")
+    touch(tree / "lib/s1/e1.mp4")
+    with pytest.raises(InputError, match="keep each one's extension with --ext keep"):
+        plan_jobs(discover([tree / "lib/s1"]), tree / "out")
+    assert len(plan_jobs(discover([tree / "lib/s1"]), tree / "out", ext=None)) == 3
 
 
 def test_same_file_twice_is_one_job_and_output_may_not_be_its_source(tree: Path) -> None:

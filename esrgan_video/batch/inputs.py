@@ -202,10 +202,13 @@ def plan_jobs(
         key = rel.as_posix()
         fold = key.casefold()  # clashes on case-insensitive file systems too
         if fold in by_key:
-            raise InputError(
-                f"{src} and {by_key[fold]} would both be written to {outdir / rel}; "
-                "rename one, or use --suffix/--ext, or give their folder as a directory input"
-            )
+            other = by_key[fold]
+            if src.parent == other.parent:  # a.mkv and a.mp4: only their own extensions tell them apart
+                hint = ("rename one, or keep each one's extension with --ext keep"
+                        if src.suffix.casefold() != other.suffix.casefold() else "rename one")
+            else:  # two folders' files landing on one name: a folder above both keeps them apart
+                hint = "rename one, or give a folder holding both as the input (each keeps its subfolder under OUTDIR)"
+            raise InputError(f"{src} and {other} would both be written to {outdir / rel}; {hint}")
         by_key[fold] = src
         dst = outdir / rel
         if os.path.normpath(dst) == os.path.normpath(src):
