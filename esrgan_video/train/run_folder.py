@@ -108,6 +108,20 @@ class RunFolder:
                     f"{self.path}: holds a run with a different configuration ({key}: {old.get(key)!r} there, "
                     f"{resolved.get(key)!r} now); use --restart to start over or another --out")
 
+    def check_world(self, size: int) -> None:
+        """InputError naming the newest checkpoint when it was saved by a run of another number of processes.
+
+        Each process trains on its slice of every global batch of ``processes × batch`` patches and keeps its own
+        shuffling pool (the realesrgan recipe), so another number of processes would be another run: the global
+        batch and the pools would not carry over."""
+        last = self.latest_step() if self.exists() else None
+        if last is None:
+            return
+        saved = self.read_config().get("world_size", 1)
+        if saved != size:
+            raise InputError(f"{self.state_path(last)}: saved by a run of {_processes(saved)}, this one has "
+                             f"{_processes(size)}; resume it with {_launch(saved)}, or start over with --restart")
+
     def latest_step(self) -> int | None:
         """The newest checkpoint's step (its state file present), or None."""
         if not self.checkpoints.is_dir():
@@ -180,6 +194,14 @@ class RunFolder:
             if rec.get("step", 0) <= step:
                 keep.append(line)
         atomic_write(self.journal_path, ("\n".join(keep) + "\n" if keep else "").encode("utf-8"))
+
+
+def _processes(n) -> str:
+    return "1 process" if n == 1 else f"{n} processes"
+
+
+def _launch(n) -> str:
+    return "one process (no torchrun)" if n == 1 else f"{n} processes (torchrun, world size {n})"
 
 
 __all__ = ["RunFolder", "VOLATILE"]

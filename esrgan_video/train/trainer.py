@@ -249,9 +249,11 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.world = ddp.from_env()
         self.device = self._device()
-        ddp.init(self.world, self.device)
         self.folder = RunFolder(cfg.out)
         self.folder.check_writable()
+        if not self.restart:  # before joining the process group: every rank refuses alone, none waits for others
+            self.folder.check_world(self.world.size)
+        ddp.init(self.world, self.device)
         self.g, base_sha = self._generator(cfg.scale)
         scale = self.g.params.scale
         self.plan = plan = resolve_plan(cfg, self.device, scale)
@@ -294,12 +296,7 @@ class Trainer:
                 raise
             self.notice(f"validation without the perceptual distance ({e})")
             self.vgg_source = None
-        self.d = None
-        if self.gan_stage:
-            self.d = make_discriminator(plan.discriminator)
-            if cfg.discriminator_weights:
-                self._load_discriminator(cfg.discriminator_weights)
-            self.d.to(dev)
+        self.d = self._make_discriminator().to(dev) if self.gan_stage else None
         cuda = dev.type == "cuda"
         if cuda:
             torch.backends.cudnn.benchmark = True  # fixed patch shapes: let cuDNN pick its fastest kernels
@@ -333,6 +330,14 @@ class Trainer:
         with torch.no_grad():
             self.preview_base = torch.cat([self._infer(self.base_model, self.val_lr[i:i + 1]) for i in range(n)])
 
+    def _make_discriminator(self) -> torch.nn.Module:
+        """The plan's discriminator (``discriminator_weights`` loaded), its BatchNorm layers synchronised across
+        the processes of a multi-GPU run (:func:`.ddp.sync_batchnorm`)."""
+        self.d = make_discriminator(self.plan.discriminator)
+        if self.config.discriminator_weights:
+            self._load_discriminator(self.config.discriminator_weights)
+        return ddp.sync_batchnorm(self.d, self.world, self.device)
+
     def _load_discriminator(self, path: str) -> None:
         from ..models.checkpoints import read_checkpoint
 
@@ -353,8 +358,11 @@ class Trainer:
                 self.d.load_state_dict(st["d"])
                 self.opt_d.load_state_dict(st["opt_d"])
             self.sampler.load_state(st["sampler"])
-            if self.pool is not None and st.get("pool") is not None:
-                self.pool.load(st["pool"], self.device)
+            pools = st.get("pool")
+            if isinstance(pools, dict):  # saved before the pools of all processes were: rank 0's
+                pools = [pools]
+            if self.pool is not None and pools is not None:
+                self.pool.load(pools[self.world.rank if len(pools) == self.world.size else 0], self.device)
             if st.get("scaler_g"):
                 self.scaler_g.load_state_dict(st["scaler_g"])
                 self.scaler_d.load_state_dict(st["scaler_d"])
@@ -511,7 +519,9 @@ class Trainer:
         return save_safetensors(sd, path, self._metadata(step))
 
     def checkpoint(self, step: int) -> None:
-        """Model file, then the state file (which makes the checkpoint count), then prune old ones."""
+        """Model file, then the state file (which makes the checkpoint count), then prune old ones. Collective:
+        every rank calls it (each process's shuffling pool goes into the state), rank 0 writes."""
+        pools = None if self.pool is None else ddp.gather(self.world, self.pool.state())
         if not self.world.main:
             return
         from ..models.checkpoints import save_safetensors
@@ -524,7 +534,8 @@ class Trainer:
             "step": step, "g": self.g.state_dict(), "ema": None if self.ema is None else self.ema.state_dict(),
             "opt_g": self.opt_g.state_dict(), "d": None if self.d is None else self.d.state_dict(),
             "opt_d": None if self.opt_d is None else self.opt_d.state_dict(), "sampler": self.sampler.state(),
-            "pool": None if self.pool is None else self.pool.state(),
+            "pool": pools,  # one per process, in rank order
+            "world_size": self.world.size,
             "scaler_g": self.scaler_g.state_dict() if self.scaler_g.is_enabled() else None,
             "scaler_d": self.scaler_d.state_dict() if self.scaler_d.is_enabled() else None,
             "history": self.history, "best": self.best,
@@ -673,7 +684,7 @@ class Trainer:
                 if save:
                     self.checkpoint(step)
             self._write_log()
-            if interrupted and main and (folder.latest_step() or 0) < step:
+            if ddp.any_true(self.world, interrupted and main and (folder.latest_step() or 0) < step, self.device):
                 self.checkpoint(step)
         except BaseException:
             with suppress(Exception):  # the lines of the steps done before the failure, if they can be
