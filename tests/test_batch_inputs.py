@@ -54,6 +54,14 @@ def test_list_file_with_comments_relative_paths_and_at_syntax(tree: Path, monkey
     assert [j.key for j in plan_jobs(discover(["@todo.txt"]), tree / "out")] == ["e1.mkv", "deep/e3.mkv"]
 
 
+def test_a_bad_line_of_a_list_file_is_named_by_the_list_and_line(tree: Path) -> None:
+    readme = tree / "lib" / "README.txt"  # `batch lib/*` expanded by the shell passes it: a .txt input is a list
+    readme.write_text("# notes\nRestored by hand\n")
+    with pytest.raises(InputError) as e:
+        discover([readme])
+    assert str(e.value).startswith(f"{readme}:2: {tree / 'lib' / 'Restored by hand'}: no such file or directory")
+
+
 def test_clashing_outputs_fail_before_anything_runs(tree: Path) -> None:
     touch(tree / "other/e1.mkv")
     with pytest.raises(InputError, match="e1.mkv.*would both be written"):

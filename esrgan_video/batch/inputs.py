@@ -31,6 +31,7 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset({
 """Extensions (lower case, with the dot) picked up when walking a directory input."""
 
 _GLOB_CHARS = frozenset("*?[")
+LIST_NOTE = "each line of a .txt input is an input"
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,14 @@ def _expand_list(path: Path, exts: set[str], excluded: list[Path], out: list[Sou
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read the list of inputs ({e})") from e
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         entry = line.strip()
         if entry and not entry.startswith("#"):
-            _expand(entry, path.parent, exts, excluded, out, depth + 1)
+            try:
+                _expand(entry, path.parent, exts, excluded, out, depth + 1)
+            except InputError as e:  # say where the entry came from: a README.txt a shell glob passed is a list too
+                note = "" if LIST_NOTE in str(e) else f" ({LIST_NOTE})"
+                raise InputError(f"{path}:{number}: {e}{note}") from e
 
 
 def _walk(root: Path, exts: set[str], excluded: list[Path]) -> list[Source]:
