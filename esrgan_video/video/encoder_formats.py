@@ -17,7 +17,7 @@ import av
 from ..errors import OutputError
 from ..frames.pixel_formats import PixelFormat, is_supported, pixel_format
 
-__all__ = ["choose_pix_fmt", "encoder_opens", "encoder_pix_fmts"]
+__all__ = ["choose_pix_fmt", "encoder_opens", "encoder_pix_fmts", "time_base_opens"]
 
 
 def encoder_pix_fmts(codec: str) -> tuple[str, ...]:
@@ -40,6 +40,25 @@ def encoder_opens(codec: str, pix_fmt: str) -> bool:
         ctx = av.CodecContext.create(codec, "w")
         ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
         ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+        ctx.options = quiet_encoder_options(codec, {}, verbose=False)
+        ctx.open()
+    except (av.FFmpegError, ValueError, OSError):
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def time_base_opens(codec: str, time_base: Fraction, pix_fmt: str = "yuv420p") -> bool:
+    """Whether encoder ``codec`` opens with ``time_base`` (a 64×64 ``pix_fmt`` picture; no file). MPEG-1/2 take
+    only ``1/rate`` for a rate of their frame-rate table (``1/12800``, an MP4's, is refused: "MPEG-1/2 does not
+    support 12800/1 fps"), MPEG-4 Part 2 only denominators up to 65535 (not MPEG-TS's ``1/90000``)."""
+    from .chatter import quiet_encoder_options
+
+    try:
+        ctx = av.CodecContext.create(codec, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
+        ctx.time_base = time_base
+        ctx.framerate = 1 / time_base
         ctx.options = quiet_encoder_options(codec, {}, verbose=False)
         ctx.open()
     except (av.FFmpegError, ValueError, OSError):

@@ -5,10 +5,12 @@
         for frame in inp.frames(start=Fraction(1), end=120):   # from 1 s up to frame 120 (exclusive)
             frame.index, frame.pts, frame.planes
 
-Frames are decoded with codec threads on; each keeps the decoder's timestamp (``pts``, else the
-packet's ``dts``, else extrapolated from the previous frame) — except in containers whose timestamps count packets
-in decode order (AVI: ``packet_index.DECODE_ORDER_FORMATS``), where each decoded frame, coming out in presentation
-order, takes the smallest timestamp of the packets sent so far that no frame has taken (:class:`_DecodeOrderClock`).
+Frames are decoded with codec threads on; each keeps the decoder's timestamp (``pts``) — except in containers whose
+timestamps count packets in decode order (AVI: ``packet_index.DECODE_ORDER_FORMATS``), where each decoded frame,
+coming out in presentation order, takes the smallest timestamp of the packets sent so far that no frame has taken
+(:class:`_DecodeOrderClock`). A frame without one (MPEG-PS times only the packs a frame starts in; raw H.264/HEVC
+times none) lies evenly between the frames around it that have one, or follows the last by its spacing
+(:func:`fill_times`; not the packet's ``dts``, which with B-frames is another frame's time).
 In MPEG-TS/PS a clock that restarts (joined or edited recordings: timestamps that jump back, or ahead by more than
 10 s) is mended as FFmpeg's command line does (``video.discont``): each piece follows on one frame step after the
 last frame before it, by the packet index's offsets, which the copied streams take too; one notice says so (not
@@ -387,22 +389,34 @@ class InputVideo:
                 except av.FFmpegError:
                     pass  # flushing after damage: what decoded stays
 
-            for frame in decoded():
-                out_frames += 1
-                if clock is not None:
-                    pts = clock.take(frame)
-                    if pts is not None and prev_pts is not None and pts <= prev_pts:
-                        pts = None  # never backwards (after a loss the clock may run out or repeat)
-                else:
-                    pts = frame.pts if frame.pts is not None else frame.dts
-                if mend and pts is not None:
-                    if raw_prev is not None and jumped(raw_prev, pts, back=back, threshold=threshold):
-                        met.append((self._jump(len(met), pts, prev_pts, offset, step, raw_prev), index))
-                        offset = met[-1][0].offset
-                    raw_prev = pts
-                    pts += offset
-                if pts is None:
-                    pts = 0 if prev_pts is None else prev_pts + step
+            def timed() -> Iterator[tuple[av.VideoFrame, int | None, Jump | None]]:
+                """Each frame with its timestamp (None: the file gives it none) and the jump met at it."""
+                nonlocal out_frames, raw_prev, offset
+                known: int | None = None  # the last timestamp given (mended)
+                seen = 0  # jumps met
+                for frame in decoded():
+                    out_frames += 1
+                    jump = None
+                    if clock is not None:
+                        pts = clock.take(frame)
+                        if pts is not None and known is not None and pts <= known:
+                            pts = None  # never backwards (after a loss the clock may run out or repeat)
+                    else:
+                        pts = frame.pts  # not the packet's dts: with B-frames it is another frame's time
+                    if mend and pts is not None:
+                        if raw_prev is not None and jumped(raw_prev, pts, back=back, threshold=threshold):
+                            jump = self._jump(seen, pts, known, offset, step, raw_prev)
+                            seen += 1
+                            offset = jump.offset
+                        raw_prev = pts
+                        pts += offset
+                    if pts is not None:
+                        known = pts
+                    yield frame, pts, jump
+
+            for frame, pts, jump in fill_times(timed(), step, held_frames(layouts), repeats_unknown=mend):
+                if jump is not None:
+                    met.append((jump, index))
                 if shown is not None:
                     shown.append(pts)
                 if frame.is_corrupt:  # the decoder concealed damage: drop it rather than upscale garbage
@@ -501,6 +515,74 @@ class InputVideo:
         before = prev_pts if prev_pts is not None else raw_prev + offset
         return Jump(packet=-1, before=before, raw=raw, offset=before + step - raw, back=raw < raw_prev,
                     before_raw=raw_prev)
+
+
+HELD_BYTES = 256 << 20
+"""Decoded frames without a timestamp are held back, up to this many bytes of pictures (and between 8 and 64 of
+them), until a later frame with a timestamp says where they lie."""
+
+
+def held_frames(layouts) -> int:
+    """How many frames of these plane layouts :func:`fill_times` may hold (:data:`HELD_BYTES`)."""
+    size = sum(int(np.prod(p.shape)) * np.dtype(p.dtype).itemsize for p in layouts)
+    return max(8, min(64, HELD_BYTES // max(1, size)))
+
+
+def fill_times(items, step: int, hold: int = 8, *, repeats_unknown: bool = False):
+    """``(frame, pts, extra)`` in presentation order, with every ``pts`` that is None filled in (a generator).
+
+    MPEG-PS gives a timestamp only to the packs in which a frame starts (small frames share one: H.264 in ``.mpg``
+    leaves most frames without), raw H.264/HEVC gives none. A frame without one lies between the frames around it
+    that have one: the frames held between two timestamps are spread evenly between them (a constant frame rate
+    gives its own times back, whichever frames carried one), and those after the last one (or more than ``hold``
+    in a row) follow it by the last such spacing, else by ``step`` (a frame of the stream's rate); frames before
+    the first timestamp count back from it by that step; with none at all, they count from 0. A timestamp that does
+    not come after the last one given is passed on as it is (the caller judges a stream that goes back), unless
+    ``repeats_unknown``: MPEG-PS's demuxer gives a pack's timestamp to two frames now and then (the one starting in
+    it and a later one), so there it counts as none."""
+    last: int | None = None  # the last timestamp given
+    spacing: Fraction | None = None  # per frame, between the last two timestamps the file gave
+    held: list = []
+
+    def after(n: int) -> Iterator:  # the first n held frames, following ``last`` (or counting from 0)
+        nonlocal last
+        per = spacing or step
+        base, first = (0, 0) if last is None else (last, 1)
+        out = [(frame, base + round(per * (k + first)), extra) for k, (frame, _, extra) in enumerate(held[:n])]
+        del held[:n]
+        if out:
+            last = out[-1][1]
+        yield from out
+
+    for item in items:
+        frame, pts, extra = item
+        if repeats_unknown and pts is not None and last is not None and pts <= last:
+            item = (frame, None, extra)
+            pts = None
+        if pts is None:
+            held.append(item)
+            if len(held) > hold:
+                yield from after(1)
+            continue
+        if held and last is None:  # the stream's first frames have none: count back from this one
+            per = spacing or step
+            n = len(held)
+            for k, (f, _, x) in enumerate(held):
+                yield f, pts - round(per * (n - k)), x
+            held.clear()
+        elif held and pts > last:
+            per = Fraction(pts - last, len(held) + 1)
+            for k, (f, _, x) in enumerate(held, 1):
+                yield f, last + round(per * k), x
+            held.clear()
+            spacing = per
+        elif held:
+            yield from after(len(held))
+        elif last is not None and pts > last:
+            spacing = Fraction(pts - last)
+        last = pts
+        yield frame, pts, extra
+    yield from after(len(held))
 
 
 class FrameRun:
@@ -701,7 +783,9 @@ def _probe(path: Path, container) -> VideoInfo:
     )
     coded = ctx.coded_side_data
     decoded = ctx.decoded_side_data
-    frame_sd = {t: bytes(sd) for t, sd in first.side_data.items()} if first.side_data else {}
+    # PyAV 19 frees a side-data entry's metadata dictionary with its Python wrapper, and FFmpeg again with the frame
+    # (a segfault); of the decoders only PNG's sets one (its ICC profile's name): an APNG with an iCCP chunk crashed
+    frame_sd = {} if ctx.name in ("png", "apng") else {t: bytes(sd) for t, sd in first.side_data.items()}
     from av.sidedata.sidedata import Type
 
     def side(kind: Type, coded_key: str) -> bytes | None:

@@ -14,8 +14,11 @@ data streams are copied packet for packet (no re-encode) from a second demuxer o
 interleaved with the encoded video by time, so memory stays bounded (``video.stream_copy``, the
 copier the batch join uses too; text subtitles become ``mov_text`` in MP4/MOV). Timestamps: frames keep
 their input pts in the input stream's time base; the container may store them coarser (Matroska: 1 ms),
-which is then the only rounding. Decode timestamps an encoder got wrong are repaired before muxing
-(:class:`DtsRepair`: libx265 on encodes of one or two frames).
+which is then the only rounding. An encoder that refuses that time base (MPEG-1/2 take ``1/rate`` for a rate of
+their table only, MPEG-4 Part 2 no denominator over 65535) is given the stream's frame rate and frame numbers, and
+its packets get the frames' own timestamps back (:class:`EncoderClock`); a rate it cannot carry, or frames not
+evenly spaced, is refused in one line before the file is opened (:func:`encoder_rate`). Decode timestamps an
+encoder got wrong are repaired before muxing (:class:`DtsRepair`: libx265 on encodes of one or two frames).
 
 ``dst="-"`` writes to standard output (``format`` is then required: ``matroska``, ``nut`` or
 ``yuv4mpegpipe``): no temporary file, nothing to rename; on an error the stream just ends.
@@ -41,14 +44,14 @@ from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
 from .encoder_settings import encoder_settings
 from .chatter import quiet_encoder_options
-from .encoder_formats import choose_pix_fmt, encoder_opens, encoder_pix_fmts
+from .encoder_formats import choose_pix_fmt, encoder_opens, encoder_pix_fmts, time_base_opens
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
 from .reader import InputVideo
 from .stream_copy import StreamCopier, StreamSelection, container_suggestion, copy_stream_facts, shifted_chapters
 
-__all__ = ["DtsRepair", "OutputVideo", "PIPE_FORMATS", "check_output", "container_suggestion", "output_format",
-           "partial_path"]
+__all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "check_output", "container_suggestion",
+           "encoder_rate", "output_format", "partial_path"]
 
 # Encoders whose frame size must be a multiple of the chroma subsampling.
 _STRICT_SIZE = ("libx264", "libx265", "libsvtav1", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "prores_ks", "mpeg4")
@@ -165,6 +168,120 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
         hint = f"; use {ext or '.mkv'} instead"
         raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}")
     return muxer
+
+
+MPEG_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50),
+              Fraction(60000, 1001), Fraction(60))
+"""The frame rates of MPEG-1/2's frame_rate_code table (ISO/IEC 13818-2 Table 6-4): the ones tried, after the
+stream's own, for an encoder that takes only ``1/rate`` as its time base."""
+
+
+def _rate_text(rate: Fraction) -> str:
+    return f"{float(rate):.3f}".rstrip("0").rstrip(".")
+
+
+class EncoderClock:
+    """Frame times for an encoder that refuses the stream's time base (MPEG-1/2 take ``1/rate`` for a rate of their
+    table only, MPEG-4 Part 2 no denominator over 65535): the encoder is given ``1/rate`` and each frame's number on
+    that grid, counted from the first frame written; its packets get back the exact timestamps of the stream's
+    time base (the frames' own), so the file's times are what any other encoder gives. A frame off the grid (a
+    variable frame rate) raises :class:`OutputError`; :meth:`OutputVideo` checks the input's frame times before
+    the file is opened, so that is only met by frames given without a template."""
+
+    def __init__(self, rate: Fraction, time_base: Fraction, *, dst: Path, codec: str) -> None:
+        self.rate = Fraction(rate)
+        """The frame rate the encoder is given (its time base is ``1/rate``)."""
+        self.time_base = Fraction(time_base)
+        self.step = 1 / (self.rate * self.time_base)  # stream ticks per frame (33 1/3 ms at 29.97 fps in 1/1000)
+        self._dst, self._codec = dst, codec
+        self._origin: int | None = None
+        self._last: int | None = None
+        self._ticks: dict[int, int] = {}  # frame number -> the frame's timestamp (ticks), till no packet needs it
+        self._order: list[int] = []  # those frame numbers, increasing
+        self._dropped = 0
+
+    def frame(self, pts: int) -> int:
+        """The encoder's timestamp (frame number) of a frame at ``pts`` (stream ticks, increasing)."""
+        if self._origin is None:
+            self._origin = pts
+        k = 0 if self._last is None else self._last + 1
+        if abs(pts - self._origin - k * self.step) > 1:
+            at = float(pts * self.time_base)
+            raise OutputError(f"{self._dst}: {self._codec} holds a constant frame rate only and the frame at "
+                              f"{at:.3f} s is not on its {_rate_text(self.rate)} fps grid; use --codec libx264, or "
+                              "an .mkv output")
+        self._last = k
+        self._ticks[k] = pts
+        self._order.append(k)
+        return k
+
+    def ticks(self, k: int) -> int:
+        """Stream ticks of the encoder's timestamp ``k``: the frame's own, else (decode times before the first
+        frame) counted back from the first frame on the grid."""
+        got = self._ticks.get(k)
+        return got if got is not None else self._origin + round(k * self.step)
+
+    def rebase(self, pkt: av.Packet) -> None:
+        """``pkt``'s timestamps and duration from the encoder's time base to the stream's."""
+        pts, dts, duration = pkt.pts, pkt.dts, pkt.duration
+        pkt.time_base = self.time_base
+        pkt.pts = None if pts is None else self.ticks(pts)
+        pkt.dts = None if dts is None else self.ticks(dts)
+        if duration:
+            pkt.duration = round(duration * self.step)
+        if dts is not None:  # decode times only increase: frames shown before this one are needed no more
+            while self._dropped < len(self._order) and self._order[self._dropped] < dts:
+                self._ticks.pop(self._order[self._dropped], None)
+                self._dropped += 1
+            if self._dropped > 4096:
+                del self._order[:self._dropped]
+                self._dropped = 0
+
+
+def encoder_rate(codec: str, pix_fmt: str, time_base: Fraction, rates: Sequence[Fraction | None],
+                 times: Sequence[Fraction] | None, *, dst, src) -> Fraction | None:
+    """The frame rate to give an encoder that refuses ``time_base`` (:class:`EncoderClock`), None when it takes it.
+
+    ``rates``: the stream's (average, guessed) rates. With ``times`` (the frames' media times, presentation order)
+    the first of those rates, then of :data:`MPEG_RATES` (an average such as 2997/100 that is really 29.97), that
+    the encoder opens with (``encoder_formats.time_base_opens`` of ``1/rate``; MPEG-1/2: of their table only) and
+    on whose grid the frames follow one another, each within one tick of ``time_base`` of its slot (no slot left
+    empty: MPEG-1/2 streams carry no time of their own, and a demuxer times the frames without one by the rate);
+    without ``times`` (frames given without a template), the first of ``rates`` it opens with.
+    Raises :class:`OutputError`, in one line naming ``dst``, when there is none: a rate the encoder cannot carry
+    (7 or 12 fps in MPEG-2) or frames on no grid (a variable frame rate)."""
+    if time_base_opens(codec, Fraction(time_base), pix_fmt):
+        return None
+    own = list(dict.fromkeys(Fraction(r) for r in rates if r))
+    mpeg = av.codec.Codec(codec, "w").canonical_name in ("mpeg1video", "mpeg2video")
+    # FFmpeg's MPEG-2 encoder also opens at 12 or 75 fps (frame_rate_extension), which its Main Profile forbids
+    allowed = (lambda r: r in MPEG_RATES) if mpeg else (lambda r: True)  # noqa: E731
+    opens = [r for r in dict.fromkeys([*own, *(MPEG_RATES if times is not None else ())])
+             if allowed(r) and time_base_opens(codec, 1 / r, pix_fmt)]
+    if not opens and not any(time_base_opens(codec, 1 / r, pix_fmt) for r in MPEG_RATES):
+        return None  # it opens at no rate (no such encoder here, options it needs): the writer reports its error
+
+    def fits(rate: Fraction) -> int | None:
+        """None when the frames fill ``rate``'s grid one after another; else the index of the first that does not."""
+        for i, t in enumerate(times or ()):
+            if abs(t - times[0] - Fraction(i) / rate) > time_base:
+                return i
+        return None
+
+    for rate in opens:
+        if fits(rate) is None:
+            return rate
+    name = Path(str(src)).name if src is not None else "the input"
+    known = (f" (MPEG-1/2 know {', '.join(_rate_text(r) for r in MPEG_RATES[:-1])} and {_rate_text(MPEG_RATES[-1])}"
+             " fps)") if mpeg else ""
+    hint = "use --codec libx264, or an .mkv or .mp4 output"
+    carried = [r for r in own if fits(r) is None]
+    if carried or not own:
+        rate = f"of {_rate_text(carried[0])} fps" if carried else "(unknown)"
+        raise OutputError(f"{dst}: {codec} cannot carry {name}'s frame rate {rate}{known}; {hint}")
+    bad = fits(own[0])
+    raise OutputError(f"{dst}: {codec} holds a constant frame rate only and {name}'s frames are not evenly spaced "
+                      f"(frame {bad} at {float(times[bad]):.3f} s); {hint}")
 
 
 class DtsRepair:
@@ -302,6 +419,7 @@ class OutputVideo:
             base = Fraction(0)
         self.base = base
         self.shift = (base + (self.t0 or 0)) if shift_timestamps else Fraction(0)
+        self._clock = self._encoder_clock(codec, template)  # MPEG-1/2: their frame rates only; before any file
 
         if self.format in VIDEO_ONLY_FORMATS and pixel_format(pix_fmt).family == "rgb":
             raise OutputError(f"{self.dst}: {self.format} carries YUV or grey video only, not {pix_fmt}; "
@@ -389,6 +507,19 @@ class OutputVideo:
             raise OutputError(f"{self.dst}: {codec} needs a frame size that is a multiple of {mx}x{my} for "
                               f"{self.pix_fmt}, got {w}x{h}")
 
+    def _encoder_clock(self, codec: str, template: InputVideo | None) -> EncoderClock | None:
+        """The frame clock for an encoder that refuses the stream's time base (:func:`encoder_rate`); the input's
+        frames (those of the trim) are checked against its grid here, before any file is opened."""
+        if time_base_opens(codec, self.time_base, self.pix_fmt):
+            return None  # every encoder but MPEG-1/2 (and MPEG-4 Part 2 for a 1/90000): the stream's time base
+        times, rates, src = None, [self.rate], None
+        if template is not None:
+            t0, t1 = self.t0, self.t1
+            times = [t for t in template.frame_times() if (t0 is None or t >= t0) and (t1 is None or t < t1)]
+            rates, src = [self.rate, template.info.guessed_rate], template.path
+        rate = encoder_rate(codec, self.pix_fmt, self.time_base, rates, times, dst=self.dst, src=src)
+        return None if rate is None else EncoderClock(rate, self.time_base, dst=self.dst, codec=codec)
+
     def _setup_video(self, codec, info) -> None:
         options = quiet_encoder_options(codec, self.encoder_settings.codec_options(), verbose=self.verbose)
         if info is not None and info.hdr is not None:
@@ -400,8 +531,9 @@ class OutputVideo:
             else:
                 self.say(f"{self.dst}: {codec} cannot carry the input's HDR mastering-display / "
                          "content-light metadata (libx265 and libsvtav1 can); it is not written")
+        clock = self._clock
         try:
-            vs = self._out.add_stream(codec, rate=self.rate, options=options)
+            vs = self._out.add_stream(codec, rate=clock.rate if clock else self.rate, options=options)
         except ValueError as e:
             ext = container_suggestion([codec])
             hint = f"; use {ext} instead" if ext and ext != self.dst.suffix.lower() else ""
@@ -411,7 +543,7 @@ class OutputVideo:
         vs.pix_fmt = self.pix_fmt
         vs.time_base = self.time_base
         ctx = vs.codec_context
-        ctx.time_base = self.time_base
+        ctx.time_base = 1 / clock.rate if clock else self.time_base  # the stream's, unless the encoder refuses it
         vs.thread_type = "AUTO"
         ctx.thread_count = 0
         for name, value in self._tags.items():
@@ -479,6 +611,9 @@ class OutputVideo:
                                   where="OutputVideo.write")
         frame.pts = pts - round(self.shift / self.time_base)
         frame.time_base = self.time_base
+        if self._clock is not None:
+            frame.pts = self._clock.frame(frame.pts)
+            frame.time_base = 1 / self._clock.rate
         for name, value in self._tags.items():
             setattr(frame, name, value)
         self._last_pts = pts
@@ -492,6 +627,8 @@ class OutputVideo:
 
     def _mux_video(self, packets) -> None:
         for pkt in packets:
+            if self._clock is not None:
+                self._clock.rebase(pkt)
             pkt.dts = self._fix_dts(pkt.pts, pkt.dts)
         self._out.mux(packets)
 
