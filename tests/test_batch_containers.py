@@ -13,6 +13,7 @@ frames differ: each segment's encoder starts a new GOP).
 from __future__ import annotations
 
 import hashlib
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -134,6 +135,64 @@ def test_reordered_timestamps_equal_one_pass(tmp_path: Path, model_file: Path, s
         assert joined[what] == single[what], what
 
 
+@pytest.mark.parametrize("opts", [
+    dict(codec="libx264", encoder_opts={"x264-params": "bframes=2:b-adapt=0"}),
+    dict(codec="mpeg2video", encoder_opts={"bf": "2"}),
+], ids=["libx264", "mpeg2video"])
+def test_lossy_mpeg_ps_gives_one_pass_frame_times(tmp_path: Path, model_file: Path, sources, opts) -> None:
+    """Lossy video in MPEG-PS: which frames carry a timestamp depends on their sizes (small frames share a pack),
+    so the packets differ, but the reader's frame times (``reader.fill_times``: those without one lie evenly between
+    those with one) and the copied audio are a single pass's. MPEG-2 segments are rendered in MOV with the encoder
+    at the stream's 25 fps (``writer.EncoderClock``; the source's 1/1000 was refused before)."""
+    src = sources["mp2"]
+    seg = batch(src, tmp_path / "seg", model_file, ".mpg", SEGMENT_SECONDS, **opts)
+    one = batch(src, tmp_path / "one", model_file, ".mpg", 0, **opts)
+    assert seg.exit_code == 0 and one.exit_code == 0, (seg.table(), one.table())
+    assert seg.rows[0].segments == 3
+    joined = describe(tmp_path / "seg" / "clip.mpg", pictures=False)
+    single = describe(tmp_path / "one" / "clip.mpg", pictures=False)
+    for d, path in ((joined, tmp_path / "seg" / "clip.mpg"), (single, tmp_path / "one" / "clip.mpg")):
+        frames, stats, _ = read_frames(path)
+        assert stats.lost_frames == 0
+        d["times"] = [f.pts for f in frames]
+    assert joined["times"] == [single["times"][0] + 3600 * i for i in range(12)]  # 25 fps at 90 kHz, in order
+    for what in ("format", "times", "other_packets", "streams"):
+        assert joined[what] == single[what], what
+
+
+def test_utvideo_in_avi_segments_in_nut(tmp_path: Path, model_file: Path, sources) -> None:
+    """UT Video goes into no MOV, MP4 or Matroska file, and AVI does not give back a segment's timestamps: its
+    segments are rendered in NUT, and the joined AVI keeps their codec tag (``ULY0``: 4:2:0; AVI's default for
+    UT Video, ``ULRA``, would decode as RGB with alpha). The output equals a single pass's, frame for frame."""
+    src = sources["mp2"]
+    seg = batch(src, tmp_path / "seg", model_file, ".avi", SEGMENT_SECONDS, codec="utvideo")
+    one = batch(src, tmp_path / "one", model_file, ".avi", 0, codec="utvideo")
+    assert seg.exit_code == 0 and one.exit_code == 0, (seg.table(), one.table())
+    assert seg.rows[0].segments == 3
+    joined, single = describe(tmp_path / "seg" / "clip.avi"), describe(tmp_path / "one" / "clip.avi")
+    assert len(joined["frames"]) == 12 and joined["streams"][0][1:] == ("utvideo", Fraction(1, 1000), "ULY0")
+    for what in ("format", "frames", "video_packets", "other_packets", "streams"):
+        assert joined[what] == single[what], what
+
+
+def test_lossless_x264_in_nut_says_its_decode_delay(tmp_path: Path, model_file: Path, sources) -> None:
+    """A single pass's NUT records the decode delay libx264 declares when it opens (2 frames, its B-pyramid) even
+    though lossless x264 makes no B-frame; the segments' MOV keeps no such declaration, so the join records none.
+    Frames and presentation times equal a single pass's; the one line says the decode times differ."""
+    said: list[str] = []
+    src = sources["mp2"]
+    seg = run_batch([src], tmp_path / "seg", model=str(model_file), devices="cpu", threads=1, ext=".nut",
+                    segment_seconds=SEGMENT_SECONDS, log=said.append, codec="libx264", crf=0)
+    one = batch(src, tmp_path / "one", model_file, ".nut", 0, codec="libx264", crf=0)
+    assert seg.exit_code == 0 and one.exit_code == 0, (seg.table(), one.table())
+    joined, single = describe(tmp_path / "seg" / "clip.nut"), describe(tmp_path / "one" / "clip.nut")
+    for what in ("format", "frames", "other_packets"):
+        assert joined[what] == single[what], what
+    assert [p for p, _ in joined["video_packets"]] == [p for p, _ in single["video_packets"]]
+    lines = [m for m in said if "NUT records the decode delay" in m]
+    assert len(lines) == 1 and str(tmp_path / "seg" / "clip.nut") in lines[0] and "\n" not in lines[0]
+
+
 def test_a_resumed_ts_run_keeps_its_segments_and_equals_one_pass(tmp_path: Path, model_file: Path, sources) -> None:
     opts, audio = LOSSLESS[".ts"]
     src = sources[audio]
@@ -169,4 +228,6 @@ def test_segment_suffix() -> None:
     assert segment_suffix("a.ts", "libx264") == ".mov" and segment_suffix("a.avi", "libx264") == ".mov"
     assert segment_suffix("a.mpg", "mpeg2video") == ".mov" and segment_suffix("a.m2ts", "libx265") == ".mov"
     assert segment_suffix("a.avi", "ffv1") == ".mp4"
+    assert segment_suffix("a.avi", "utvideo") == ".nut"  # in no MOV, MP4 or Matroska; intra-only, so NUT keeps it
+    assert segment_suffix("a.nut", "libx264") == ".mov"  # NUT moves a stream decoded before 0 (B-frames) to 0
     assert segment_suffix("a.mkv", "libx264", "mpegts") == ".mov"  # --format decides the container

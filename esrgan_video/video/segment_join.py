@@ -14,17 +14,22 @@ timestamps the packet index rewrites (AVI's decode-order counters, MPEG-TS/PS ju
 reading each segment's packet index first and remuxing after (two reads), as it always did.
 
 Segments are rendered in a container that gives back exactly the timestamps written (:func:`segment_suffix`): the
-output's own when it is one of :data:`EXACT_FORMATS`, else MOV (or MP4, or Matroska, whichever holds the codec).
+output's own when it is one of :data:`EXACT_FORMATS`, else MOV (or MP4, or Matroska, whichever holds the codec; NUT
+for an intra-only codec none of them holds: UT Video).
 MPEG-TS and MPEG-PS move a segment's clock (its first decode time made non-negative, every segment of a PS file
 starting at one preload), AVI keeps no presentation times and restarts its counters, so segments in those would no
 longer say where their frames lie. The join then writes the output's container itself: the video stream gets the
 source's time base (what a single pass gives the muxer), and H.264/HEVC packets go from the intermediate's
-length-prefixed form back to Annex B (``h264_mp4toannexb``) for containers that carry that (MPEG-TS/PS, AVI, NUT, …).
+length-prefixed form back to Annex B (``h264_mp4toannexb``) for containers that carry that (MPEG-TS/PS, AVI, NUT, …);
+other codecs keep the segments' codec tag where the output's muxer takes it (UT Video's names its pixel format). A
+NUT output records the decode delay the encoder declared, which an intermediate does not keep: where the packets
+show none, one line says the decode times may differ from a single pass's (:func:`undeclared_delay`).
 """
 
 from __future__ import annotations
 
 import heapq
+import io
 import itertools
 import os
 from dataclasses import dataclass
@@ -46,13 +51,24 @@ from .writer import check_output, output_format
 EXACT_FORMATS = ("matroska", "webm", "mov", "mp4")
 """Muxers whose files give back the timestamps the segments were written with (source times, a first decode time
 before 0 included): segments of an output in one of these are rendered in its own container."""
-_INTERMEDIATES = (".mov", ".mp4", ".mkv")
+_INTERMEDIATES = (".mov", ".mp4", ".mkv", ".nut")
 """Where the segments of any other output are rendered: the first of these that holds the codec (and records a
 sample aspect ratio as the output would). MOV and MP4 keep the encoder's time base exactly (a timescale that is a
-multiple of it); Matroska rounds to 1 ms, so it is last."""
+multiple of it); Matroska rounds to 1 ms, so it comes after them. NUT holds what none of them does (UT Video) and
+keeps the times of a stream whose decode times are its presentation times, so it is taken for intra-only codecs
+only: it moves a stream whose first decode time is before 0 (B-frames) to start at 0."""
 _AVCC_MUXERS = ("mov", "mp4", "ipod", "ismv", "3gp", "3g2", "psp", "f4v", "matroska", "webm", "flv")
 """Muxers that store H.264/HEVC length-prefixed (avcC/hvcC), as the intermediates do; every other gets Annex B."""
 _ANNEXB = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
+
+
+def _intra_only(codec: str) -> bool:
+    """Whether encoder ``codec`` makes only intra pictures (UT Video, FFV1, ProRes): its decode times are its
+    presentation times."""
+    try:
+        return bool(av.codec.Codec(codec, "w").intra_only)
+    except (ValueError, av.FFmpegError):
+        return False
 
 
 def segment_suffix(dst: str | os.PathLike, codec: str, format: str | None = None) -> str:
@@ -66,6 +82,8 @@ def segment_suffix(dst: str | os.PathLike, codec: str, format: str | None = None
     if muxer is None or muxer in EXACT_FORMATS:
         return own
     for ext in _INTERMEDIATES:
+        if ext == ".nut" and not _intra_only(codec):
+            continue  # NUT moves a stream whose first decode time is before 0 (B-frames) to start at 0
         try:
             fmt = check_output(Path(dst).with_suffix(ext), codec)
         except (OutputError, OptionError):
@@ -341,6 +359,9 @@ def _write(src: Path, tmp: Path, dst: Path, first: av.video.stream.VideoStream,
         # segments' container made of it; their packets are rescaled to it exactly (MOV/MP4 keep a multiple)
         out_v.time_base = info.time_base
         bsf = _annexb_filter(first, out_v, out.format.name)
+        tag = _kept_tag(first, out.format.name) if bsf is None else None
+        if tag is not None:
+            out_v.codec_context.codec_tag = tag
         copy_stream_facts(first, out_v, metadata=info.stream_metadata, disposition=info.disposition)
         copier = None
         if copy_streams:
@@ -354,6 +375,10 @@ def _write(src: Path, tmp: Path, dst: Path, first: av.video.stream.VideoStream,
         ctx = out_v.codec_context
         if ctx is not None and delay > ctx.reorder_depth:  # the encoder's delay, as a single pass records it (NUT)
             ctx.reorder_depth = delay
+        if notice is not None and not delay:
+            said = undeclared_delay(first, out.format.name, dst)
+            if said:
+                notice(said)
         try:
             out.start_encoding()
         except (ValueError, av.FFmpegError) as e:
@@ -392,6 +417,47 @@ def _annexb_filter(first: av.video.stream.VideoStream, out_v: av.video.stream.Vi
     if out_v.codec_context is not None:  # the filter's parameters bring the segments' tag (avc1): the muxer's own
         out_v.codec_context.codec_tag = "\0\0\0\0"
     return bsf
+
+
+def undeclared_delay(first: av.video.stream.VideoStream, muxer: str, dst: Path) -> str | None:
+    """The one line for a NUT output joined from segments in another container, of H.264/HEVC that shows no
+    reordering; None otherwise. NUT records the decode delay the encoder declared when it opened, and a single
+    pass's libx264 declares its B-pyramid's 2 frames (from the options it was given) even where it then makes no
+    B-frame (lossless: ``bframes=0`` in its SEI) and its packets' decode times equal their presentation times. The
+    segments' MOV/MP4/Matroska keep no such declaration and nothing in the stream says it, so the join records
+    the delay its packets show, none: its frames and presentation times are a single pass's, its decode times (one
+    pass's NUT reader counts them two frames back) are not."""
+    if muxer != "nut" or "nut" in first.container.format.name.split(","):
+        return None
+    if first.codec_context.name not in ("h264", "hevc"):
+        return None
+    return (f"{dst}: NUT records the decode delay an encoder declares, which the segments' container does not keep: "
+            "the joined video records none (no frame is reordered), where a single pass of libx264 records 2 frames "
+            "unless bframes=0; the decode times may differ from one pass's, the frames and their presentation times "
+            "do not")
+
+
+def _kept_tag(first: av.video.stream.VideoStream, muxer: str) -> str | None:
+    """The segments' codec tag when they were rendered in another container than the output's (an intermediate)
+    and the output's muxer takes that tag for their codec; else None (the muxer picks its own, as for the
+    segments' own container). ``add_stream_from_template`` leaves the tag out, and the muxer's default tag may say
+    something else: UT Video's tag names its pixel format (``ULY0`` 4:2:0, ``ULRG`` RGB), and AVI's default for the
+    codec, ``ULRA``, would have the file decode as RGB with alpha. Checked on a header written into memory."""
+    if muxer in first.container.format.name.split(","):
+        return None
+    try:
+        tag = first.codec_context.codec_tag
+    except UnicodeDecodeError:
+        return None
+    if not tag.strip("\0"):
+        return None
+    try:
+        with av.open(io.BytesIO(), "w", format=muxer) as probe:
+            probe.add_stream_from_template(first).codec_context.codec_tag = tag
+            probe.start_encoding()
+    except (ValueError, av.FFmpegError):
+        return None
+    return tag
 
 
 def _filtered(bsf, pkt: av.Packet | None, time_base=None) -> list[av.Packet]:
