@@ -411,3 +411,19 @@ def test_png_colour_chunks_are_kept_png_to_png(tmp_path, photo, model, capfd):
     assert Image.open(dst).info.get("gamma") == pytest.approx(0.55556)
     p = _upscale(capfd, src, tmp_path / "out.jpg", model)
     assert "does not keep the PNG colour chunks (gAMA/cHRM) of mac.png" in p.stderr
+
+
+def test_an_animated_png_with_a_profile_is_a_video_not_a_crash(tmp_path, photo, icc, model, capfd):
+    """The video reader's probe read the first frame's side data; the PNG decoder's ICC profile carries a metadata
+    dictionary that PyAV 19 frees twice: the process died (exit 139, no message)."""
+    import subprocess
+    import sys
+
+    frames = [Image.fromarray(np.roll(photo, 8 * k, axis=1)) for k in range(3)]
+    src = tmp_path / "anim.png"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100, loop=0, icc_profile=icc)
+    dst = tmp_path / "out.apng"
+    p = subprocess.run([sys.executable, "-m", "esrgan_video", src, dst, "--model", model, "-q"],
+                       capture_output=True, text=True, timeout=300)  # its own process: a crash must not be ours
+    assert p.returncode == 0, p.stderr
+    assert Image.open(dst).n_frames == 3
