@@ -80,15 +80,33 @@ def read_meta(data: bytes) -> ImageMeta:
 
 # --- reading --------------------------------------------------------------------------------------------------
 
+class _Chunk:
+    """One PNG chunk of ``data``: its type, and its body and whole bytes sliced only when asked (IDAT is most of
+    the file)."""
+
+    __slots__ = ("data", "kind", "pos", "n")
+
+    def __init__(self, data: bytes, kind: bytes, pos: int, n: int):
+        self.data, self.kind, self.pos, self.n = data, kind, pos, n
+
+    @property
+    def body(self) -> bytes:
+        return self.data[self.pos + 8:self.pos + 8 + self.n]
+
+    @property
+    def whole(self) -> bytes:
+        return self.data[self.pos:self.pos + 12 + self.n]
+
+
 def _png_chunks(data: bytes):
-    """(type, data, whole chunk) of each PNG chunk; stops at IEND or where the bytes end."""
+    """Each PNG chunk (:class:`_Chunk`); stops at IEND or where the bytes end."""
     pos = len(_PNG_SIG)
     while pos + 8 <= len(data):
         (n,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
         end = pos + 12 + n
         if end > len(data):
             return
-        yield kind, data[pos + 8:pos + 8 + n], data[pos:end]
+        yield _Chunk(data, kind, pos, n)
         if kind == b"IEND":
             return
         pos = end
@@ -97,7 +115,9 @@ def _png_chunks(data: bytes):
 def _png(data: bytes) -> ImageMeta:
     icc = exif = dpi = None
     frames, colour, text, ended = 1, [], [], False
-    for kind, body, whole in _png_chunks(data):
+    for chunk in _png_chunks(data):
+        kind = chunk.kind
+        body = chunk.body if kind in (b"iCCP", b"eXIf", b"pHYs", b"acTL") else b""
         if kind == b"iCCP":
             try:  # a damaged profile is left out; the rest of what the file says still counts
                 icc = zlib.decompress(body[body.index(b"\0") + 2:])
@@ -111,9 +131,9 @@ def _png(data: bytes) -> ImageMeta:
         elif kind == b"acTL":
             frames = struct.unpack(">I", body[:4])[0]
         elif kind in _PNG_COLOUR:
-            colour.append(bytes(whole))
+            colour.append(chunk.whole)
         elif kind in _PNG_TEXT:
-            text.append(bytes(whole))
+            text.append(chunk.whole)
         elif kind == b"IEND":
             ended = True
     orientation = _exif_orientation(exif) if exif else 1
@@ -177,7 +197,7 @@ def _webp(data: bytes) -> ImageMeta:
     pos = 12
     while pos + 8 <= len(data):
         kind, (n,) = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
+        body = data[pos + 8:pos + 8 + n] if kind in (b"ICCP", b"EXIF") else b""
         if kind == b"ICCP":
             icc = bytes(body)
         elif kind == b"EXIF":
@@ -456,11 +476,11 @@ def _embed_png(data: bytes, meta: ImageMeta, exif: bytes | None) -> bytes:
         extra.append(_png_chunk(b"pHYs", struct.pack(">IIB", 1, 1, 0)))
     drop = {b"pHYs"} | ({b"iCCP", *_PNG_COLOUR} if meta.icc or meta.png_colour else set())
     out = [data[:len(_PNG_SIG)]]
-    for kind, _body, whole in _png_chunks(data):
-        if kind in drop:
+    for chunk in _png_chunks(data):
+        if chunk.kind in drop:
             continue
-        out.append(whole)
-        if kind == b"IHDR":
+        out.append(chunk.whole)
+        if chunk.kind == b"IHDR":
             out += extra
     return b"".join(out)
 
