@@ -122,3 +122,51 @@ def test_prores_4444_with_alpha_is_upscaled(tmp_path, capfd, near_identity_file,
     alpha_in = src_frame.to_ndarray(format="yuva444p16le")[..., 3].astype(np.float64).reshape(24, 2, 32, 2).mean((1, 3))
     alpha_out = out_frame.to_ndarray(format="yuva444p16le")[..., 3].astype(np.float64).reshape(24, 4, 32, 4).mean((1, 3))
     assert np.abs(alpha_out - alpha_in).mean() < 65535 * 0.01
+
+
+@pytest.mark.parametrize("ext", [".ts", ".m2ts"])
+@pytest.mark.parametrize("what, kind, codec", [
+    (dict(audio=[media.AudioTrack(), media.AudioTrack(codec="flac")]), "audio", "flac"),
+    (dict(subtitles=[media.SubtitleTrack("ass")]), "subtitle", "ssa"),
+    (dict(subtitles=[media.SubtitleTrack("subrip")]), "subtitle", "srt"),
+])
+def test_a_stream_mpeg_ts_cannot_hold_is_refused_in_one_line(tmp_path, capfd, near_identity_file, ext, what, kind,
+                                                             codec):
+    # FFmpeg's MPEG-TS muxer writes a codec it has no stream type for as private data: FLAC audio (an anime BD
+    # remux's usual track) and text subtitles came out as unreadable data streams, with exit 0 and not a word; in
+    # .m2ts (M2TS mode) the header failed and the message blamed the video encoder ('cannot set up the libx264
+    # encoder (Invalid argument)')
+    src = media.make_clip(tmp_path / "in.mkv", frames=3, **what)
+    index = 2 if kind == "audio" else 1
+    dst = tmp_path / f"out{ext}"
+    r = _upscale(capfd, near_identity_file, src, dst)
+    assert r.returncode == 6, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"esrgan-video: error: {dst}: the {ext} container cannot hold the {kind} stream #{index} ({codec}); "
+        "use .mkv instead"]
+    assert not dst.exists() and list(tmp_path.glob("*partial*")) == []
+    flag = "--no-audio" if kind == "audio" else "--no-subs"
+    r = _upscale(capfd, near_identity_file, src, dst, flag)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(dst)) as c:
+        assert [s.type for s in c.streams] == ["video"]
+
+
+@pytest.mark.parametrize("ext", [".ts", ".m2ts"])
+def test_what_mpeg_ts_holds_is_still_copied(tmp_path, capfd, near_identity_file, ext):
+    src = media.make_clip(tmp_path / "in.mkv", frames=3, audio=[
+        media.AudioTrack(), media.AudioTrack(codec="ac3"), media.AudioTrack(codec="libopus"), media.AudioTrack(codec="mp2")])
+    dst = tmp_path / f"out{ext}"
+    r = _upscale(capfd, near_identity_file, src, dst)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(dst)) as c:
+        assert [s.type for s in c.streams] == ["video"] + ["audio"] * 4
+        assert all(s.codec_context is not None for s in c.streams)
+    plain = media.make_clip(tmp_path / "plain.ts", frames=5, format="mpegts", audio=[media.AudioTrack()])
+    klv = media.remux_with(plain, tmp_path / "klv.ts", extra=[("klv", b"\x06\x0e\x2b\x34" + bytes(20), 0.04)])
+    r = _upscale(capfd, near_identity_file, klv, dst, "-y")
+    assert r.returncode == 0, r.stderr
+    left_out = f"{klv}: data stream #2 (data) cannot go into {ext} files and is not copied"
+    assert (left_out in r.stderr) is (ext == ".m2ts"), r.stderr  # M2TS refuses private data; MPEG-TS keeps it
+    with av.open(str(dst)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", *(["data"] if ext == ".ts" else [])]

@@ -13,7 +13,9 @@ One copier serves the writer (``video.writer.OutputVideo``: a single pass) and t
   first is upscaled; cover art is); a data stream the container refuses is left out with a notice (a MOV/MP4
   timecode track is never copied: the muxer writes it again from the video stream's timecode tag); any
   other stream the container refuses is an ``OutputError`` naming it and a container that takes it —
-  except attachments (fonts) going into MP4/MOV, which cannot hold any: left out with a notice.
+  except attachments (fonts) going into MP4/MOV, which cannot hold any: left out with a notice. MPEG-TS
+  "takes" more than it holds (a codec without a stream type becomes unreadable private data: FLAC, text
+  subtitles), so there a stream counts as refused unless it reads back as what it is (``_mpegts_keeps``).
 - **How**: packet for packet, no re-encode — except text subtitles (SubRip, ASS, WebVTT, …) going into
   MP4/MOV, which take only ``mov_text``: they are converted, cue by cue (said once in a notice); and,
   the other way, a text subtitle codec another container refuses (``mov_text`` into Matroska) becomes
@@ -160,6 +162,28 @@ def _muxer_takes(fmt: str, st) -> bool:
     return True
 
 
+def _mpegts_keeps(st, *, m2ts: bool) -> bool:
+    """Whether FFmpeg's MPEG-TS muxer writes input stream ``st`` as what it is. A codec it has no stream type for
+    (FLAC audio, every text subtitle codec, ...) it writes as private data, which reads back as a data stream: the
+    track was lost without a word; in M2TS mode (FFmpeg's for a ``.m2ts`` name) it refuses them when the header is
+    written. Probed with one dummy packet, by the stream type read back (the PMT's, not the payload's)."""
+    try:
+        if m2ts:
+            with av.open(io.BytesIO(), "w", format="mpegts", options={"mpegts_m2ts_mode": "1"}) as probe:
+                probe.add_stream_from_template(st)
+                probe.start_encoding()
+        buf = io.BytesIO()
+        with av.open(buf, "w", format="mpegts") as probe:
+            out_st = probe.add_stream_from_template(st)
+            pkt = av.Packet(bytes(16))
+            pkt.stream, pkt.time_base, pkt.pts, pkt.dts = out_st, Fraction(1, 90000), 0, 0
+            probe.mux(pkt)
+        with av.open(io.BytesIO(buf.getvalue()), format="mpegts") as back:
+            return [s.type for s in back.streams] == [st.type]
+    except (ValueError, av.FFmpegError):
+        return False
+
+
 _COVER_TYPES = {"mjpeg": ("image/jpeg", ".jpg"), "png": ("image/png", ".png")}
 """Cover art codecs → (MIME type, file extension) of the Matroska attachment they become."""
 
@@ -290,9 +314,11 @@ class StreamCopier:
             try:
                 if st.type == "data" and not _muxer_takes(fmt, st):
                     raise ValueError(f"{fmt} refuses the stream when its header is written")
+                if fmt == "mpegts" and not _mpegts_keeps(st, m2ts=self.dst.suffix.lower() == ".m2ts"):
+                    raise ValueError(f"{fmt} writes the stream as private data, or refuses it")
                 out_st = out.add_stream_from_template(st)
             except (ValueError, av.FFmpegError) as e:
-                if st.type == "subtitle" and is_text_subtitle(cname) and not mp4:
+                if st.type == "subtitle" and is_text_subtitle(cname) and not mp4 and fmt != "mpegts":  # (TS: none)
                     target = "webvtt" if fmt == "webm" else "subrip"
                     try:
                         self._add_converted(st, target)
