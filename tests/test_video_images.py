@@ -197,3 +197,16 @@ def test_lossy_formats_are_written_near_their_best(tmp_path):
         write_image(tmp_path / f"a{ext}", rgb, None, 8)
         back = read_image(tmp_path / f"a{ext}")[0]
         assert psnr(back.astype(np.float32) / 255, rgb.astype(np.float32) / 255) > floor, ext
+
+
+def test_bmp_alpha_is_declared_so_other_readers_see_it(tmp_path):
+    """FFmpeg's BMP encoder puts BGRA in a 40-byte header, where the fourth byte is 'reserved': PIL (and Windows,
+    most editors) read it opaque. The header is a BITMAPV4HEADER with an alpha mask now; FFmpeg reads it back."""
+    Image = pytest.importorskip("PIL.Image")
+    rgb, alpha = _picture()
+    write_image(tmp_path / "a.bmp", rgb, alpha, 8)
+    im = Image.open(tmp_path / "a.bmp")
+    assert im.mode == "RGBA"
+    assert np.array_equal(np.asarray(im)[..., :3], rgb) and np.array_equal(np.asarray(im)[..., 3], alpha)
+    back, back_alpha, _ = read_image(tmp_path / "a.bmp")
+    assert np.array_equal(back, rgb) and np.array_equal(back_alpha, alpha)

@@ -423,10 +423,33 @@ def embed(data: bytes, ext: str, meta: ImageMeta, size: tuple[int, int], *, grey
         return _embed_webp(data, meta, exif)
     if ext in (".tif", ".tiff") and meta.icc:
         return _embed_tiff(data, meta.icc)
-    if ext == ".bmp" and meta.dpi and data[:2] == b"BM":  # BITMAPINFOHEADER's pixels per metre, x and y
-        ppm = [min(2**31 - 1, max(1, round(d / 0.0254))) for d in meta.dpi]
-        return data[:38] + struct.pack("<ii", *ppm) + data[46:]
+    if ext == ".bmp" and data[:2] == b"BM":
+        return _embed_bmp(data, meta)
     return data
+
+
+def _embed_bmp(data: bytes, meta: ImageMeta) -> bytes:
+    """The DPI into BITMAPINFOHEADER's pixels per metre; a 32-bit picture (FFmpeg's BGRA) gets a BITMAPV4HEADER
+    with an alpha mask: in a plain 40-byte header the fourth byte is 'reserved', and PIL, Windows and most
+    editors read the picture as opaque."""
+    out = bytearray(data)
+    if meta.dpi:
+        ppm = [min(2**31 - 1, max(1, round(d / 0.0254))) for d in meta.dpi]
+        out[38:46] = struct.pack("<ii", *ppm)
+    header, (bpp, compression) = struct.unpack("<I", out[14:18])[0], struct.unpack("<HI", out[28:34])
+    if header == 40 and bpp == 32 and compression == 0:
+        offset = struct.unpack("<I", out[10:14])[0]
+        v4 = bytearray(out[14:54])
+        v4[0:4] = struct.pack("<I", 108)
+        v4[16:20] = struct.pack("<I", 3)  # BI_BITFIELDS
+        v4 += struct.pack("<IIII", 0x00FF0000, 0x0000FF00, 0x000000FF, 0xFF000000)  # R, G, B, A masks (BGRA)
+        v4 += b"BGRs" + bytes(36) + bytes(12)  # LCS_sRGB ('sRGB', little-endian), endpoints and gamma unused
+        pixels = out[offset:]
+        head = bytearray(out[:14])
+        head[10:14] = struct.pack("<I", 14 + len(v4))
+        head[2:6] = struct.pack("<I", 14 + len(v4) + len(pixels))
+        return bytes(head + v4 + pixels)
+    return bytes(out)
 
 
 def _embed_tiff(data: bytes, icc: bytes) -> bytes:
