@@ -14,7 +14,8 @@ PNG decoder crashes PyAV 19 (the side data carries a metadata dictionary, freed 
 the pixels; the stale thumbnail dropped; the pixel dimensions updated) and the DPI into the bytes FFmpeg's encoders
 wrote: PNG (``iCCP``, ``eXIf`` and, from a PNG, its ``sRGB``/``gAMA``/``cHRM``/``cICP`` chunks), JPEG (``APP1``,
 ``APP2`` and the JFIF density), WebP (``VP8X`` with ``ICCP``/``EXIF``; no DPI field), TIFF (the profile as tag
-34675; the DPI is the encoder's ``dpi`` option), BMP (the DPI only). :func:`not_kept` says what an output loses.
+34675; the DPI is the encoder's ``dpi`` option), BMP (the DPI; and a header that declares a 32-bit picture's
+alpha). :func:`not_kept` says what an output loses.
 """
 
 from __future__ import annotations
