@@ -279,8 +279,8 @@ def test_directory(tmp_path):
 
 
 def test_unsupported_pixel_format(tmp_path):
-    clip = make_clip(tmp_path / "y411.mkv", codec="ffv1", pix_fmt="yuv411p", frames=2)
-    with pytest.raises(InputError, match=r"y411\.mkv.*yuv411p"):
+    clip = make_clip(tmp_path / "y410.mkv", codec="ffv1", pix_fmt="yuv410p", frames=2)
+    with pytest.raises(InputError, match=r"y410\.mkv.*yuv410p"):
         open_input(clip)
 
 
