@@ -8,8 +8,8 @@ Not imported by ``import esrgan_video`` or the inference path; importing this pa
 (the trainer, VGG and data code load when used).
 
 Modules: :mod:`.config` (``TrainConfig``), :mod:`.recipes`, :mod:`.degradations` (+ :mod:`.jpeg`),
-:mod:`.data`, :mod:`.vgg`, :mod:`.losses`, :mod:`.discriminators`, :mod:`.trainer`, :mod:`.run_folder`,
-:mod:`.images`, :mod:`.ddp`, :mod:`.blend`.
+:mod:`.data`, :mod:`.vgg`, :mod:`.losses`, :mod:`.discriminators`, :mod:`.trainer` (+ :mod:`.steplog`),
+:mod:`.run_folder`, :mod:`.images`, :mod:`.ddp`, :mod:`.blend`.
 """
 
 from __future__ import annotations
