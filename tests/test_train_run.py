@@ -400,3 +400,18 @@ def test_a_run_killed_before_its_first_checkpoint_starts_clean(clip, tiny, tmp_p
     assert r.step == 2 and r.final.is_file()
     # validation 0, then step 1, validation 1, step 2, validation 2: each once
     assert [x["step"] for x in journal(out)] == [0, 1, 1, 2, 2]
+
+
+def test_a_fine_tuned_old_arch_x3_base_stays_x3(clip, tmp_path):
+    """An old-arch x3 (the keys of an x2, x3 by its file name) fine-tuned is saved with new-arch keys: the model files
+    record their hyperparameters, so every one of them loads as x3 again, whatever its name."""
+    from esrgan_video.models import load_model
+    from esrgan_video.testing import to_old_arch
+
+    base = tmp_path / "3x_Old.pth"
+    torch.save(to_old_arch(near_identity_model(3, nf=16, nb=1, gc=8, seed=3).state_dict()), base)
+    assert load_model(str(base)).params.scale == 3
+    result = train(config(clip, base, tmp_path / "run", steps=2, ema=0, schedule="constant", patch=36))
+    for path in (result.final, tmp_path / "run" / "best.safetensors",
+                 tmp_path / "run" / "checkpoints" / "model_000002.safetensors"):
+        assert load_model(str(path)).params.scale == 3, path

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from ..errors import DownloadError, EsrganVideoError, ModelError, OptionError, OutputError
+from ..errors import DownloadError, EsrganVideoError, ModelError, OptionError, OutputError, first_line
 from . import ddp
 from ._text import brief
 from .config import TrainConfig
@@ -345,7 +345,8 @@ class Trainer:
         try:
             self.d.load_state_dict(obj, strict=True)
         except (RuntimeError, TypeError, AttributeError) as e:
-            raise ModelError(f"{path}: not a {self.plan.discriminator} discriminator ({str(e).splitlines()[0]})") from e
+            raise ModelError(f"{path}: not a {self.plan.discriminator} discriminator "
+                             f"({first_line(e) or type(e).__name__})") from e
 
     def _restore(self, st: dict) -> None:
         path = self.folder.state_path(self.start_step)
@@ -516,7 +517,8 @@ class Trainer:
         from ..models.checkpoints import save_safetensors
 
         sd = {k: v.detach().float().contiguous() for k, v in self.eval_model.state_dict().items()}
-        return save_safetensors(sd, path, self._metadata(step))
+        # the hyperparameters recorded: a fine-tuned old-arch x3 base is saved with new-arch keys, which alone read as x2
+        return save_safetensors(sd, path, self._metadata(step), params=self.g.params)
 
     def checkpoint(self, step: int) -> None:
         """Model file, then the state file (which makes the checkpoint count), then prune old ones. Collective:
