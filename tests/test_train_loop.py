@@ -97,3 +97,11 @@ def test_the_journal_is_written_once_per_log_interval_with_the_per_step_numbers(
     assert train(config(clip, tiny, tmp_path / "run", steps=10, log_every=3, val_every=8, preview_every=8,
                         save_every=8)).step == 10
     assert [r["step"] for r in journal_steps(tmp_path / "run")] == list(range(1, 11))
+
+
+def test_log_every_is_a_command_line_option_too():
+    from esrgan_video.cli.train import config_from_args, parser as train_parser
+
+    args = train_parser().parse_args(["--data", "x.mkv", "--out", "run", "--log-every", "3"])
+    assert config_from_args(args).log_every == 3
+    assert config_from_args(train_parser().parse_args(["--data", "x.mkv", "--out", "run"])).log_every in (None, 10)

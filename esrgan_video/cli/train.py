@@ -93,6 +93,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N steps")
     r.add_argument("--val-every", type=int, metavar="N", help="validate every N steps")
     r.add_argument("--preview-every", type=int, metavar="N", help="preview grid every N steps")
+    r.add_argument("--log-every", type=int, metavar="N",
+                   help="journal lines and the progress bar's loss every N steps, written together (10)")
     r.add_argument("--device", help="cpu, cuda or cuda:N (default: auto)")
     r.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy shared machine)")
     r.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast on CUDA (auto)")
