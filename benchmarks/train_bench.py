@@ -268,7 +268,8 @@ def run_gpu(args) -> dict:
         clip = _make_clip(tmp / "clip.mp4")
     cfg = TrainConfig(data=[str(clip)], base=str(base), out=str(tmp / "run"), stage="psnr", steps=steps, batch=batch,
                       patch=patch, ema=0, held_out=0.10, val_every=10**9, save_every=10**9, preview_every=10**9,
-                      quiet=True, device=device, precision=precision, offline=True, max_frames=64, schedule="constant")
+                      quiet=True, device=device, precision=precision, offline=True, max_frames=64, schedule="constant",
+                      log_every=1)  # the journal's it_s is per step: on CUDA only a per-step read makes it a step's time
     trainer = Trainer(cfg, restart=True)
     trainer.setup()
     trainer._ready = True
