@@ -170,3 +170,12 @@ def test_what_mpeg_ts_holds_is_still_copied(tmp_path, capfd, near_identity_file,
     assert (left_out in r.stderr) is (ext == ".m2ts"), r.stderr  # M2TS refuses private data; MPEG-TS keeps it
     with av.open(str(dst)) as c:
         assert [s.type for s in c.streams] == ["video", "audio", *(["data"] if ext == ".ts" else [])]
+
+
+def test_mpegts_holds_the_video_codecs_ffmpeg_gives_a_stream_type():
+    from esrgan_video.video.stream_copy import mpegts_holds
+
+    for m2ts in (False, True):
+        assert [mpegts_holds(c, m2ts=m2ts) for c in ("h264", "hevc", "mpeg2video", "mpeg4", "vc1")] == [True] * 5
+        # written as private data: read back as a data stream, the video lost (writer.check_output's question)
+        assert [mpegts_holds(c, m2ts=m2ts) for c in ("vp9", "ffv1", "prores", "dnxhd")] == [False] * 4

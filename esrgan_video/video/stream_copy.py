@@ -33,6 +33,7 @@ One copier serves the writer (``video.writer.OutputVideo``: a single pass) and t
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from fractions import Fraction
@@ -49,7 +50,7 @@ from .probe import Demux
 from .reader import clean_metadata
 
 __all__ = ["MP4_FAMILY", "StreamCopier", "StreamSelection", "container_suggestion", "copy_stream_facts",
-           "is_bitmap_subtitle", "is_text_subtitle", "shifted_chapters", "stream_selection"]
+           "is_bitmap_subtitle", "is_text_subtitle", "mpegts_holds", "shifted_chapters", "stream_selection"]
 
 MP4_FAMILY = ("mp4", "mov", "ipod", "ismv", "3gp", "3g2", "psp", "f4v")
 """FFmpeg muxers of the ISO/QuickTime family: their only text subtitle codec is ``mov_text``."""
@@ -162,26 +163,52 @@ def _muxer_takes(fmt: str, st) -> bool:
     return True
 
 
-def _mpegts_keeps(st, *, m2ts: bool) -> bool:
-    """Whether FFmpeg's MPEG-TS muxer writes input stream ``st`` as what it is. A codec it has no stream type for
-    (FLAC audio, every text subtitle codec, ...) it writes as private data, which reads back as a data stream: the
-    track was lost without a word; in M2TS mode (FFmpeg's for a ``.m2ts`` name) it refuses them when the header is
-    written. Probed with one dummy packet, by the stream type read back (the PMT's, not the payload's)."""
+def _mpegts_reads_back(add: Callable, kind: str, *, m2ts: bool) -> bool:
+    """Whether the stream ``add(probe)`` adds to an MPEG-TS muxer reads back as a ``kind`` stream (and, for
+    ``m2ts``, whether M2TS mode takes it). FFmpeg's MPEG-TS muxer writes a codec it has no stream type for as
+    private data, which reads back as a data stream; in M2TS mode (FFmpeg's for a ``.m2ts`` name) it refuses
+    it when the header is written. Probed with one dummy packet: the stream type read back is the PMT's, not the
+    payload's; a muxer that checks the payload (H.264's start codes, AAC's ADTS header) has a stream type for the
+    codec."""
+    modes = [{"mpegts_m2ts_mode": "1"}] if m2ts else []
     try:
-        if m2ts:
-            with av.open(io.BytesIO(), "w", format="mpegts", options={"mpegts_m2ts_mode": "1"}) as probe:
-                probe.add_stream_from_template(st)
+        for options in modes:
+            with av.open(io.BytesIO(), "w", format="mpegts", options=options) as probe:
+                add(probe)
                 probe.start_encoding()
         buf = io.BytesIO()
-        with av.open(buf, "w", format="mpegts") as probe:
-            out_st = probe.add_stream_from_template(st)
+        probe = av.open(buf, "w", format="mpegts")
+        try:
+            out_st = add(probe)
+            probe.start_encoding()
             pkt = av.Packet(bytes(16))
             pkt.stream, pkt.time_base, pkt.pts, pkt.dts = out_st, Fraction(1, 90000), 0, 0
-            probe.mux(pkt)
+            try:
+                probe.mux(pkt)
+            except (ValueError, av.FFmpegError):
+                return True  # the payload is checked: a codec with a stream type
+        finally:
+            try:
+                probe.close()
+            except (ValueError, av.FFmpegError):
+                pass
         with av.open(io.BytesIO(buf.getvalue()), format="mpegts") as back:
-            return [s.type for s in back.streams] == [st.type]
+            return [s.type for s in back.streams] == [kind]
     except (ValueError, av.FFmpegError):
         return False
+
+
+def _mpegts_keeps(st, *, m2ts: bool) -> bool:
+    """Whether FFmpeg's MPEG-TS muxer writes input stream ``st`` as what it is (FLAC audio and every text subtitle
+    codec it writes as private data: the track was lost without a word)."""
+    return _mpegts_reads_back(lambda probe: probe.add_stream_from_template(st), st.type, m2ts=m2ts)
+
+
+@functools.lru_cache(maxsize=64)
+def mpegts_holds(codec: str, *, m2ts: bool = False) -> bool:
+    """Whether an MPEG-TS file (M2TS with ``m2ts``) holds video of ``codec`` (a codec name: ``h264``, ``vp9``,
+    ``ffv1``, ...) as video, not as unreadable private data: FFmpeg's MPEG-TS muxer accepts any codec."""
+    return _mpegts_reads_back(lambda probe: probe.add_mux_stream(codec), "video", m2ts=m2ts)
 
 
 _COVER_TYPES = {"mjpeg": ("image/jpeg", ".jpg"), "png": ("image/png", ".png")}
