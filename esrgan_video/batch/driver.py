@@ -35,8 +35,8 @@ BATCH_FAILED_EXIT = 8
 SEGMENTS_DIR = ".esrgan-video-segments"
 
 def printable(text: str) -> str:
-    """``text`` with its control characters (a newline or tab in a file name, an undecodable byte's surrogate) written as
-    escapes (``new\\nline.mkv``), so a log line or a row of the table stays one line (pure)."""
+    """``text`` with its control characters (a newline or tab in a file name, an undecodable byte's surrogate)
+    written as escapes (``new\\nline.mkv``), so a log line or a row of the table stays one line (pure)."""
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
@@ -482,10 +482,9 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
     every output is of one kind; with ``--ext keep`` and mixed extensions a file the codec cannot go into fails
     alone, in its worker."""
     from ..video.encoder_settings import encoder_settings
+    from ..video.images import IMAGE_EXTENSIONS
     from ..video.output_plan import with_codec
     from ..video.writer import check_output
-
-    from ..video.images import IMAGE_EXTENSIONS
 
     enc = opts.encode
     # an image output is a still's (``plan_jobs``), written by upscale_image: no encoder or container to check

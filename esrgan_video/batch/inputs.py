@@ -71,9 +71,10 @@ def discover(
     """Expand files, directories, globs and list files into sources (in input order, directories sorted).
 
     ``exclude`` holds folders never walked into (the output folder, so a rerun does not pick up its own outputs),
-    nor searched by a glob whose fixed part lies above them (``lib/*`` with ``-o lib/restored``). ``outputs`` are files a directory walk or a glob never takes (the
-    batch's own outputs, from its journal: an output folder that is also an input folder, ``lib -o lib
-    --suffix _x4``, would otherwise upscale its outputs again on a rerun). A file named as an input is taken as it is.
+    nor searched by a glob whose fixed part lies above them (``lib/*`` with ``-o lib/restored``). ``outputs`` are
+    files a directory walk or a glob never takes (the batch's own outputs, from its journal: an output folder that
+    is also an input folder, ``lib -o lib --suffix _x4``, would otherwise upscale its outputs again on a rerun). A
+    file named as an input is taken as it is.
     Raises ``InputError`` for an input that matches nothing.
     """
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
@@ -182,8 +183,8 @@ def plan_jobs(
     The output name is ``<stem><suffix><ext>``, under ``outdir`` plus the source's path relative to its
     directory input. A still image (``IMAGE_EXTENSIONS``) keeps its own extension unless ``ext`` is an image's: it
     is upscaled into an image, as ``esrgan-video in.png out.png`` does (``cover.jpg`` → ``cover.jpg``, not a
-    one-frame ``cover.mkv``, which the single-file face refuses). The same source listed twice is kept once. Raises ``InputError`` when two sources
-    would write the same output or an output would be its own source.
+    one-frame ``cover.mkv``, which the single-file face refuses). The same source listed twice is kept once.
+    Raises ``InputError`` when two sources would write the same output or an output would be its own source.
     """
     if suffix and ("/" in suffix or os.sep in suffix):
         raise OptionError("--suffix", "a name part without a path separator", suffix)
