@@ -70,3 +70,42 @@ def test_an_output_folder_that_is_a_file_is_a_one_line_error(tmp_path: Path, cap
     assert main(["batch", str(src), "-o", str(src), "--model", str(model), "--devices", "cpu"]) == 6
     lines = [l for l in capfd.readouterr().err.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("esrgan-video: error:") and "it is a file" in lines[0], lines
+
+
+@pytest.fixture
+def file_size_limit():
+    """Set RLIMIT_FSIZE for this process (a write past it fails with EFBIG, as on a full disk: the kernel's own error,
+    SIGXFSZ ignored); restored afterwards."""
+    import resource
+    import signal
+
+    before = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def limit(size: int) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, before[1]))
+
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, before)
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_journal_that_cannot_be_written_is_a_one_line_output_error(tmp_path: Path, file_size_limit) -> None:
+    """A full disk when the batch starts (compaction) or under it (an append): OutputError (exit 6, one line), not
+    an OSError traceback; the journal on disk keeps what it had."""
+    with Journal(tmp_path) as j:
+        for i in range(20):
+            j.record(f"file{i}.mkv", "failed", error="x" * 40)
+    size = (tmp_path / JOURNAL_NAME).stat().st_size
+    file_size_limit(100)  # the compacted copy cannot be written
+    with pytest.raises(OutputError, match="cannot write the batch journal"):
+        Journal(tmp_path).open()
+    file_size_limit(size)  # compaction writes exactly as much; the next append finds no room
+    with Journal(tmp_path) as j:
+        with pytest.raises(OutputError, match="cannot write the batch journal.*rerun the same command"):
+            j.record("late.mkv", "done", size=1)
+    assert len(parse_lines((tmp_path / JOURNAL_NAME).read_text())) == 20
+    with Journal(tmp_path):  # the lock was released
+        pass

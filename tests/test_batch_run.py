@@ -432,3 +432,46 @@ def test_sigkill_the_driver_mid_segment_then_resume(tmp_path: Path, model_file: 
     assert rerun.returncode == 0, rerun.stderr
     assert not partials(out) and not (out / ".esrgan-video-segments").exists()
     assert frames_of(out / "long.mkv") == frames_of(single_pass(src, tmp_path / "ref.mkv", model_file))
+
+
+def test_a_full_disk_stops_the_batch_and_a_rerun_resumes(tmp_path: Path, model_file: Path) -> None:
+    """The output folder's disk fills up (a real one: a small tmpfs, so the test needs mount rights): the file being
+    written is left pending, not failed, and the batch stops in one line (exit 6) instead of rendering every
+    remaining file until the disk is full and marking each failed (which a rerun would then not retry); once there
+    is room, the same command resumes, the finished files skipped."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=80k", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs (a disk that fills up) needs root")
+    try:
+        lib, out = tmp_path / "lib", small / "out"
+        lib.mkdir()
+        for i in range(4):  # 128x96 ffv1 outputs of about 28 KiB: two fit
+            make_clip(lib / f"c{i}.mkv", frames=10, codec="ffv1", seed=i)
+        with pytest.raises(OutputError, match="No space left on device.*the disk is full, so the batch stops"):
+            run_batch([lib], out, model=str(model_file), devices="cpu", log=lambda m: None, **OPTS)
+        states = {k: r["state"] for k, r in journal(out).items()}
+        assert "pending" in states.values() and "failed" not in states.values(), states
+        assert not partials(out)
+        done = {k for k, v in states.items() if v == "done"}
+        subprocess.run(["mount", "-o", "remount,size=2m", str(small)], check=True)
+        s = run_batch([lib], out, model=str(model_file), devices="cpu", log=lambda m: None, **OPTS)
+        assert s.exit_code == 0 and {r.key for r in s.rows if r.status == "skipped"} == done
+        assert all(len(frames_of(out / f"c{i}.mkv")) == 10 for i in range(4))
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_out_of_space_is_found_through_the_errors_an_error_was_raised_from() -> None:
+    from esrgan_video.batch.worker import out_of_space
+
+    try:
+        try:
+            with open("/dev/full", "wb") as f:  # the kernel's ENOSPC
+                f.write(b"x")
+        except OSError as inner:
+            raise OutputError("out.mkv: could not finish the file") from inner
+    except OutputError as e:
+        assert out_of_space(e)
+    assert not out_of_space(OutputError("out.mkv: already exists")) and not out_of_space(None)
+    assert not out_of_space(FileNotFoundError(2, "No such file or directory"))

@@ -429,6 +429,16 @@ class Plan:
         self.queue = deque(t for t in self.queue if t.job_key != task.job_key)
         self.log(f"failed   {st.row.key}: {error}")
 
+    def no_space(self, task: Task, error: str) -> None:
+        """``task`` failed because the disk is full (``worker.out_of_space``): not the file's fault, and every file
+        after it would render until the disk is full and fail too, so the batch stops (OutputError, exit 6) with
+        the task left to redo (``pending``); finished files are kept, and a rerun once there is room resumes."""
+        self.running.discard(task.key)
+        if task.kind != "plan":
+            self.journal.record(task.key, "pending", kind=task.kind, job=task.job_key, note=f"out of space: {error}")
+        raise OutputError(f"{error}; the disk is full, so the batch stops here (finished files are kept): free some "
+                          "space and rerun the same command to resume")
+
     def lost(self, task: Task, why: str) -> None:
         self.running.discard(task.key)
         if task.kind == "plan":  # the scan killed its worker: do not split this file

@@ -97,8 +97,12 @@ class Journal:
             self.close()
             raise OutputError(f"{self.path}: cannot read the batch journal ({e})") from e
         self.records = parse_lines(text)
-        self._compact()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self._compact()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:  # a full disk, a read-only one: one line, nothing started (the old journal is intact)
+            self.close()
+            raise OutputError(f"{self.path}: cannot write the batch journal ({e.strerror or e})") from e
         return self
 
     def close(self) -> None:
@@ -130,10 +134,16 @@ class Journal:
             raise RuntimeError("journal is not open")
         rec = {"key": key, "state": state, "t": round(time.time(), 3), **fields}
         line = (json.dumps(rec, separators=(",", ":"), sort_keys=True) + "\n").encode()
-        written = os.write(self._fd, line)
+        try:
+            written = os.write(self._fd, line)
+            if written == len(line):
+                os.fsync(self._fd)
+        except OSError as e:  # the disk filled up (or failed) under the run: stop it in one line, resumable
+            raise OutputError(f"{self.path}: cannot write the batch journal ({e.strerror or e}); the batch stops "
+                              "here: rerun the same command to resume once the folder can be written") from e
         if written != len(line):  # a short write on a full disk: the torn line is ignored on load
-            raise OutputError(f"{self.path}: short write to the batch journal (disk full?)")
-        os.fsync(self._fd)
+            raise OutputError(f"{self.path}: short write to the batch journal (disk full?); the batch stops here: "
+                              "rerun the same command to resume once there is room")
         self.records[key] = rec
         return rec
 

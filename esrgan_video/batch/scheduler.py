@@ -27,7 +27,7 @@ from typing import Any, Callable, Protocol
 
 from .journal import owner_name
 from ..video.partials import remove_partials
-from .worker import Task, WorkerSettings, apply_threads, execute_task, one_line
+from .worker import Task, WorkerSettings, apply_threads, execute_task, one_line, out_of_space
 
 
 class PlanLike(Protocol):
@@ -37,6 +37,7 @@ class PlanLike(Protocol):
     def progress(self, task: Task, info: dict[str, Any]) -> None: ...
     def done(self, task: Task, result: dict[str, Any]) -> None: ...
     def failed(self, task: Task, error: str) -> None: ...
+    def no_space(self, task: Task, error: str) -> None: ...
     def lost(self, task: Task, why: str) -> None: ...
     def finished(self) -> bool: ...
 
@@ -88,7 +89,7 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
             try:
                 res = execute_task(task, settings, device, progress=report)
             except Exception as e:  # noqa: BLE001 - reported to the driver as this task's one-line error
-                results.put(("failed", wid, task.key, one_line(e)))
+                results.put(("nospace" if out_of_space(e) else "failed", wid, task.key, one_line(e)))
             else:
                 results.put(("done", wid, task.key, res))
     finally:
@@ -229,6 +230,8 @@ class LocalScheduler:
         deaths[w.device] = 0
         if kind == "done":
             plan.done(task, payload)
+        elif kind == "nospace":  # the disk is full: the plan stops the batch (raises)
+            plan.no_space(task, payload)
         else:
             plan.failed(task, payload)
 
@@ -281,7 +284,7 @@ class RayWorker:
         try:
             return {**execute_task(task, self.settings, self.device, progress=report), "pid": os.getpid()}
         except Exception as e:  # noqa: BLE001 - reported to the driver as this task's one-line error
-            return {"error": one_line(e)}
+            return {"error": one_line(e), **({"no_space": True} if out_of_space(e) else {})}
 
 
 @dataclass
@@ -389,7 +392,9 @@ class RayScheduler:
                     except ray.exceptions.RayError as e:
                         plan.failed(t, f"Ray: {one_line(e)[:300]}")
                         continue
-                    if "error" in res:
+                    if "error" in res and res.get("no_space"):  # the disk is full: the plan stops the batch
+                        plan.no_space(t, res["error"])
+                    elif "error" in res:
                         plan.failed(t, res["error"])
                     else:
                         plan.done(t, res)

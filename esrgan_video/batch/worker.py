@@ -8,6 +8,7 @@ return a result dict that the driver records.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import time
 from dataclasses import dataclass
@@ -46,6 +47,18 @@ class WorkerSettings:
     options: UpscaleOptions
     """The run's options, whole (the device of each worker replaces ``options.runtime.device``)."""
     threads: int | None = None
+
+
+def out_of_space(e: BaseException | None) -> bool:
+    """Whether ``e``, or an error it was raised from, is the file system's "no space left on device" (ENOSPC) or
+    "disk quota exceeded" (EDQUOT): not the file's fault, and every file after it would fail the same way."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def one_line(e: BaseException) -> str:
