@@ -427,3 +427,44 @@ def test_an_animated_png_with_a_profile_is_a_video_not_a_crash(tmp_path, photo, 
                        capture_output=True, text=True, timeout=300)  # its own process: a crash must not be ours
     assert p.returncode == 0, p.stderr
     assert Image.open(dst).n_frames == 3
+
+
+def test_block_spans_cover_the_picture_once_with_their_pads():
+    from esrgan_video.stills import _blocks, _spans
+
+    for length, core, pad in ((1500, 416, 48), (1500, 1414, 48), (1000, 1000, 48), (1001, 1000, 48), (97, 10, 48),
+                              (300, 64, 0)):
+        spans = _spans(length, core, pad)
+        assert len({b - a for a, b, _, _ in spans}) == 1  # one backend shape
+        assert len(spans) == -(-length // core)
+        cores = [(y0, y1) for _, _, y0, y1 in spans]
+        assert cores[0][0] == 0 and cores[-1][1] == length and all(p[1] == n[0] for p, n in zip(cores, cores[1:]))
+        assert cores[-1][1] - cores[-1][0] > (cores[0][1] - cores[0][0]) / 2  # no sliver at the end
+        for a, b, y0, y1 in spans:
+            assert 0 <= a <= y0 < y1 <= b <= length
+            assert y0 - a >= min(pad, y0) and b - y1 >= min(pad, length - y1)  # the pad wherever the picture has it
+    assert _spans(1500, 1414, 48) == [(0, 846, 0, 750), (654, 1500, 750, 1500)]  # not 1414 + a sliver of 86
+    assert _blocks(100, 100, 4, 48, limit=160_000) == [((0, 100, 0, 100), (0, 100, 0, 100))]
+    assert len(_blocks(101, 100, 4, 48, limit=160_000)) == 2
+
+
+def test_a_huge_still_in_blocks_is_the_same_picture(tmp_path, model, capfd, monkeypatch):
+    """A still over BLOCK_OUTPUT_PIXELS goes through in blocks (bounded memory); the tiny model's reach is under
+    the pad, so the blocks give exactly the picture the whole-frame run gives, alpha too."""
+    import skimage.data
+
+    import esrgan_video.stills as stills
+    from esrgan_video.video.images import write_image
+
+    rgb = np.ascontiguousarray(skimage.data.astronaut()[40:240, 60:300])  # 200×240, ×2: 192 000 output pixels
+    alpha = np.tile(np.linspace(0, 255, 240).round().astype(np.uint8), (200, 1))
+    src = tmp_path / "in.png"
+    write_image(src, rgb, alpha, 8)
+    p = _upscale(capfd, src, tmp_path / "whole.png", model, "-q", "--tile", "64")
+    assert p.returncode == 0, p.stderr
+    monkeypatch.setattr(stills, "BLOCK_OUTPUT_PIXELS", 40_000)  # 100-pixel blocks: 2 × 3 of them
+    assert len(stills._blocks(200, 240, 2, 48)) == 6
+    p = _upscale(capfd, src, tmp_path / "blocks.png", model, "-q", "--tile", "64")
+    assert p.returncode == 0, p.stderr
+    whole, blocks = read_image(tmp_path / "whole.png"), read_image(tmp_path / "blocks.png")
+    assert np.array_equal(whole[0], blocks[0]) and np.array_equal(whole[1], blocks[1])
