@@ -77,6 +77,17 @@ def test_a_resumed_files_kept_segments_count_for_the_file_not_for_the_runs_work(
     assert before_join == pytest.approx(bp.snapshot().fraction) == pytest.approx(5 / 15)
 
 
+def test_a_task_lost_with_its_worker_no_longer_shows_its_frames():
+    clock = Clock()
+    bp = BatchProgress({"a.mkv": 10.0}, clock=clock)
+    clock.t += 2
+    bp.update("a.mkv", "a.mkv", 40, 100, 20.0, frames_reused=3, tiles_reused=5)
+    assert bp.snapshot().files[0].frames == 40
+    bp.task_lost("a.mkv", "a.mkv")  # SIGKILL: the redo starts from its first frame in a new worker
+    snap = bp.snapshot()
+    assert snap.files == () and snap.fraction == 0.0 and snap.frames == 0 and snap.frames_reused == 0
+
+
 def test_worker_progress_is_throttled_but_the_last_frame_always_goes():
     sent, clock = [], Clock()
     th = ProgressThrottle(sent.append, interval=0.5, clock=clock)
@@ -190,3 +201,31 @@ def test_a_resumed_segmented_file_starts_from_its_kept_segments(tmp_path, model_
         [(f.frames, f.total) for f in running]
     fractions = [snap.fraction for snap in snaps]
     assert fractions == sorted(fractions) and fractions[-2:] == [1.0, 1.0], fractions  # the segment, then the join
+
+
+def test_a_file_whose_worker_died_drops_out_of_the_progress_until_its_redo_reports(tmp_path, model_file):
+    """SIGKILL of the worker mid-file: the next snapshot no longer shows the dead worker's frames, fps and ETA
+    (they froze there until the redo, in a new worker, reported from its first frame again)."""
+    import os
+    import signal
+
+    from esrgan_video.video.partials import partials_of
+
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    make_clip(lib / "a.mkv", codec="ffv1", size=(160, 120), frames=40)
+    snaps, killed = [], []
+
+    def progress(snap):
+        snaps.append(snap)
+        mine = [f for f in snap.files if f.key == "a.mkv"]
+        if not killed and mine and 2 <= mine[0].frames < 40:
+            (part, pid), = partials_of(out / "a.mkv")
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    s = run_batch([lib], out, model=str(model_file), codec="ffv1", threads=1, devices="cpu", log=lambda m: None,
+                  progress=progress)
+    assert killed and s.exit_code == 0 and s.rows[0].frames == 40
+    seq = [next((f.frames for f in snap.files if f.key == "a.mkv"), None) for snap in snaps]
+    assert not [i for i in range(len(seq) - 1) if seq[i] and seq[i + 1] and seq[i + 1] < seq[i]], seq

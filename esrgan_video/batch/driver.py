@@ -445,6 +445,9 @@ class Plan:
             self.queue.appendleft(self.jobs[task.job_key].whole_task())
             return
         n = self.attempts[task.key] = self.attempts.get(task.key, 0) + 1
+        if self.tracker is not None and task.job_key in self.tracker and task.kind in ("whole", "segment"):
+            self.tracker.task_lost(task.job_key, task.key)  # its frames died with the worker
+            self._report()
         if n >= self.max_attempts:
             self.failed(task, f"{why}; gave up after {n} attempts")
             return

@@ -144,6 +144,13 @@ class BatchProgress:
         j.done_frames += frames
         self._finished_frames += frames
 
+    def task_lost(self, job: str, task: str) -> None:
+        """Task ``task`` of ``job`` died with its worker and will be redone: what it had written is gone (the file's
+        line no longer shows the dead worker's frames, fps and ETA, and the batch's share drops by them)."""
+        j = self._jobs[job]
+        j.tasks.pop(task, None)
+        j.reused.pop(task, None)
+
     def _add_done_reused(self, j: _Job, counts: tuple[int, int]) -> None:
         prev = j.done_reused or (0, 0)
         j.done_reused = (prev[0] + counts[0], prev[1] + counts[1])
