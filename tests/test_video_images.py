@@ -45,7 +45,8 @@ def test_refusals_name_the_file(tmp_path):
     rgb, alpha = _picture()
     with pytest.raises(OutputError, match=r"x\.gif: unsupported image extension; use one of .*\.png"):
         write_image(tmp_path / "x.gif", rgb, None, 8)
-    with pytest.raises(OutputError, match=r"x\.jpg: this format cannot keep the alpha channel"):
+    with pytest.raises(OutputError, match=r"x\.jpg: this format cannot keep the alpha channel; use one that does "
+                                          r"\(\.bmp, \.png, \.tif, \.tiff, \.webp\)"):
         write_image(tmp_path / "x.jpg", rgb, alpha, 8)
     assert not list(tmp_path.iterdir())
     with pytest.raises(InputError, match="no such file"):

@@ -153,7 +153,8 @@ def check_extension(dst: str | os.PathLike, *, alpha: bool = False) -> None:
     if dst.suffix.lower() not in _ENCODERS:
         raise OutputError(f"{dst}: unsupported image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
     if alpha and _ENCODERS[dst.suffix.lower()][2] is None:
-        raise OutputError(f"{dst}: this format cannot keep the alpha channel; use .png or .tiff")
+        keep = ", ".join(ext for ext in IMAGE_EXTENSIONS if _ENCODERS[ext][2] is not None)
+        raise OutputError(f"{dst}: this format cannot keep the alpha channel; use one that does ({keep})")
 
 
 def holds_grey(dst: str | os.PathLike, *, alpha: bool = False) -> bool:
