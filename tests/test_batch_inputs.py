@@ -62,6 +62,12 @@ def test_a_bad_line_of_a_list_file_is_named_by_the_list_and_line(tree: Path) -> 
     assert str(e.value).startswith(f"{readme}:2: {tree / 'lib' / 'Restored by hand'}: no such file or directory")
 
 
+def test_a_list_file_saved_by_a_windows_editor_is_read(tree: Path) -> None:
+    lst = tree / "lib" / "todo.txt"
+    lst.write_bytes("s1/e1.mkv\r\n# done\r\ns2\r\n".encode("utf-8-sig"))  # a BOM and CRLF line ends (Notepad)
+    assert [j.key for j in plan_jobs(discover([lst]), tree / "out")] == ["e1.mkv", "deep/e3.mkv"]
+
+
 def test_clashing_outputs_fail_before_anything_runs(tree: Path) -> None:
     touch(tree / "other/e1.mkv")
     with pytest.raises(InputError, match="e1.mkv.*would both be written"):

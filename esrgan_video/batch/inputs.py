@@ -137,7 +137,7 @@ def _expand(item: str, base: Path, exts: set[str], excluded: list[Path], out: li
 
 def _expand_list(path: Path, exts: set[str], excluded: list[Path], out: list[Source], depth: int) -> None:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM (Notepad) is no part of the first line
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read the list of inputs ({e})") from e
     for number, line in enumerate(lines, 1):
