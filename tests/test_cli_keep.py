@@ -203,3 +203,23 @@ def test_a_size_change_mid_stream_is_one_line_and_leaves_nothing(tmp_path, capfd
     assert r.returncode == 0, r.stderr
     with av.open(str(dst)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 5
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4"])
+@pytest.mark.parametrize("start", ["0.30", "0.39", "0.42"])
+def test_a_trimmed_avi_keeps_its_audio_in_sync(tmp_path, capfd, near_identity_file, ext, start):
+    # An AVI's video ticks once a frame (1/25) and its MP2/MP3 audio once a packet (24 ms): the trim's shift was
+    # rounded to each grid on its own, so a --start between frames moved the audio up to 32 ms against the video
+    src = media.make_clip(tmp_path / "in.avi", codec="mpeg4", frames=30, audio=[media.AudioTrack(codec="mp2")])
+    with av.open(str(src)) as c:
+        src_audio = {bytes(p): p.pts * p.time_base for p in c.demux(c.streams.audio[0]) if p.size}
+    dst = tmp_path / f"out{ext}"
+    r = _upscale(capfd, near_identity_file, src, dst, "--start", start)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(dst)) as c:
+        times = sorted(f.pts * f.time_base for f in c.decode(video=0))
+    with av.open(str(dst)) as c:
+        t, payload = next((p.pts * p.time_base, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size)
+    first = Fraction(30 - len(times), 25)  # the source frame the output starts with (an AVI's frames: 1/25 apart)
+    assert first >= Fraction(start) > first - Fraction(1, 25)
+    assert abs((t - times[0]) - (src_audio[payload] - first)) <= Fraction(1, 1000)  # Matroska stores ms

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -211,6 +212,28 @@ def mpegts_holds(codec: str, *, m2ts: bool = False) -> bool:
     return _mpegts_reads_back(lambda probe: probe.add_mux_stream(codec), "video", m2ts=m2ts)
 
 
+def _holding(pkt: av.Packet, tb: Fraction, shift: Fraction) -> Fraction:
+    """Rescale ``pkt`` (its time base ``tb``) exactly to a time base that holds ``shift`` too, and return it. An AVI's
+    audio ticks once per packet (MP2/MP3 at 48 kHz: 24 ms, 3/125): the trim's shift rounded to that moved the
+    audio up to half a packet against the video. Unchanged where ``tb`` holds the shift (or the finer base would
+    not fit FFmpeg's 32-bit time base)."""
+    if (shift / tb).denominator == 1:
+        return tb
+    fine = Fraction(math.gcd(tb.numerator * shift.denominator, shift.numerator * tb.denominator),
+                    tb.denominator * shift.denominator)
+    if fine.denominator >= 1 << 31:
+        return tb
+    k = int(tb / fine)
+    if pkt.pts is not None:
+        pkt.pts *= k
+    if pkt.dts is not None:
+        pkt.dts *= k
+    if pkt.duration:
+        pkt.duration *= k
+    pkt.time_base = fine
+    return fine
+
+
 _COVER_TYPES = {"mjpeg": ("image/jpeg", ".jpg"), "png": ("image/png", ".png")}
 """Cover art codecs → (MIME type, file extension) of the Matroska attachment they become."""
 
@@ -293,6 +316,10 @@ class StreamCopier:
         self.out = out
         self.source = source
         self.t0, self.t1, self.base, self.shift = t0, t1, base, shift
+        video = next((s for s in out.streams if s.type == "video"), None)
+        if video is not None and video.time_base:  # the shift the upscaled video got, in whole ticks of its time
+            vtb = Fraction(video.time_base)        # base: every stream moves by that (an AVI's 1/25: up to 20 ms)
+            self.shift = round(shift / vtb) * vtb
         self.dst, self.src = Path(dst), Path(src)
         self.video_codec = video_codec
         self.notice = notice
@@ -506,6 +533,7 @@ class StreamCopier:
             if pkt is None:
                 return
         out_st = self._map[index]
+        tb = _holding(pkt, tb, self.shift)
         shift = round(self.shift / tb)
         if pkt.pts is not None:
             pkt.pts -= shift
