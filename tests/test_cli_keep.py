@@ -223,3 +223,23 @@ def test_a_trimmed_avi_keeps_its_audio_in_sync(tmp_path, capfd, near_identity_fi
     first = Fraction(30 - len(times), 25)  # the source frame the output starts with (an AVI's frames: 1/25 apart)
     assert first >= Fraction(start) > first - Fraction(1, 25)
     assert abs((t - times[0]) - (src_audio[payload] - first)) <= Fraction(1, 1000)  # Matroska stores ms
+
+
+@pytest.mark.parametrize("codec, inext", [("subrip", ".mkv"), ("webvtt", ".mkv"), ("mov_text", ".mp4")])
+def test_text_subtitles_into_nut_become_ass(tmp_path, capfd, near_identity_file, codec, inext):
+    # NUT (the pipe format of `esrgan-video in.mkv - --format nut | ffplay -`) takes only ASS of the text codecs:
+    # SubRip and WebVTT were refused ('the .nut container cannot hold the subtitle stream #1 (srt)'), and so was
+    # mov_text, at the header, with a suggestion of .mp4
+    src = media.make_clip(tmp_path / f"in{inext}", frames=5, subtitles=[media.SubtitleTrack(codec, language="eng")])
+    dst = tmp_path / "out.nut"
+    r = _upscale(capfd, near_identity_file, src, dst)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(src)) as c:
+        name = c.streams.subtitles[0].codec_context.name
+    assert f"{dst}: text subtitle stream #1 ({name}) converted to ass (the .nut container does not take {name})" \
+        in r.stderr
+    with av.open(str(dst)) as c:
+        st = c.streams.subtitles[0]
+        assert (st.codec_context.name, st.metadata.get("language")) == ("ssa", "eng")
+        texts = [cue.ass.split(b",", 8)[-1] for pkt in c.demux(st) if pkt.size for cue in st.codec_context.decode(pkt)]
+    assert texts == [b"Hello", b"World"]

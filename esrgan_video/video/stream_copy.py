@@ -19,7 +19,7 @@ One copier serves the writer (``video.writer.OutputVideo``: a single pass) and t
 - **How**: packet for packet, no re-encode — except text subtitles (SubRip, ASS, WebVTT, …) going into
   MP4/MOV, which take only ``mov_text``: they are converted, cue by cue (said once in a notice); and,
   the other way, a text subtitle codec another container refuses (``mov_text`` into Matroska) becomes
-  SubRip there (WebVTT in WebM). Bitmap subtitles (DVD, PGS, DVB) cannot be converted and are refused
+  SubRip there (WebVTT in WebM, ASS in NUT). Bitmap subtitles (DVD, PGS, DVB) cannot be converted and are refused
   with one line where the container does not take them.
 - **Facts**: every stream keeps its metadata (without what muxers regenerate), language, title and
   dispositions (default, forced, hearing impaired, …); :func:`copy_stream_facts` is also what the writer
@@ -366,17 +366,20 @@ class StreamCopier:
                     copied.append(st)
                     continue
             try:
-                if st.type == "data" and not _muxer_takes(fmt, st):
-                    raise ValueError(f"{fmt} refuses the stream when its header is written")
+                if (st.type == "data" or st.type == "subtitle" and not mp4) and not _muxer_takes(fmt, st):
+                    raise ValueError(f"{fmt} refuses the stream when its header is written")  # NUT: mov_text
                 if fmt == "mpegts" and not _mpegts_keeps(st, m2ts=self.dst.suffix.lower() == ".m2ts"):
                     raise ValueError(f"{fmt} writes the stream as private data, or refuses it")
                 out_st = out.add_stream_from_template(st)
             except (ValueError, av.FFmpegError) as e:
                 if st.type == "subtitle" and is_text_subtitle(cname) and not mp4 and fmt != "mpegts":  # (TS: none)
-                    target = "webvtt" if fmt == "webm" else "subrip"
-                    try:
-                        self._add_converted(st, target)
-                    except (ValueError, av.FFmpegError):
+                    for target in ("webvtt",) if fmt == "webm" else ("subrip", "ass"):  # NUT takes only ASS
+                        try:
+                            self._add_converted(st, target)
+                            break
+                        except (ValueError, av.FFmpegError):
+                            continue
+                    else:
                         raise OutputError(self.refusal(cname, st.type, st.index)) from e
                     notice(f"{self.dst}: text subtitle stream #{st.index} ({cname}) converted to {target} (the "
                            f"{self.dst.suffix or fmt} container does not take {cname})")
