@@ -43,7 +43,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import OutputError
+from .errors import EsrganVideoError, OutputError
 from .options import UpscaleOptions
 from .frames.color import LUMA_709, ColorSpec
 from .frames.pixel_formats import pixel_format
@@ -52,13 +52,31 @@ from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
 from .errors import InputError
 from .video.image_meta import not_kept
-from .video.images import check_extension, holds_deep, holds_grey, image_meta, read_image, write_image
+from .video.images import (IMAGE_EXTENSIONS, check_extension, holds_deep, holds_grey, image_meta, is_image_file,
+                           read_image, write_image)
 
-__all__ = ["GREY_WEIGHTS", "read_image", "upscale_image"]
+__all__ = ["GREY_WEIGHTS", "is_still_job", "read_image", "upscale_image"]
 
 GREY_WEIGHTS = LUMA_709
 """BT.709 luma weights (R, G, B): a grey still's grey output from the model's RGB (see the module's docstring)."""
 _GREY_INT = (2126, 7152, 722)  # GREY_WEIGHTS × 10 000, for an exact integer sum
+
+
+def is_still_job(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
+    """Whether ``esrgan-video SRC DST`` (and a batch whole-file task) upscales a still image (:func:`upscale_image`),
+    not a video: SRC has an image's extension (``IMAGE_EXTENSIONS``), or DST has one and FFmpeg opens SRC as an image
+    (a GIF, TGA, PPM …); but an animated PNG, WebP or GIF goes to the video pipeline (every frame) when DST is a video
+    or a WebP (which holds an animation); to another image's extension it is refused there."""
+    src_ext, dst_ext = Path(src).suffix.lower(), Path(dst).suffix.lower()
+    if src_ext not in IMAGE_EXTENSIONS and not (dst_ext in IMAGE_EXTENSIONS and is_image_file(src)):
+        return False
+    if dst_ext in IMAGE_EXTENSIONS and dst_ext != ".webp":
+        return True
+    try:
+        meta = image_meta(src)
+    except EsrganVideoError:
+        return True  # a missing or empty input: upscale_image says so
+    return meta.frames == 1 or meta.kind == "tiff"
 
 
 def upscale_image(

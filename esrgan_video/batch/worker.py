@@ -143,18 +143,12 @@ class ProgressThrottle:
         self.send(info)
 
 
-def _still(src: str, dst: str) -> bool:
-    """Whether a whole-file task upscales a still image (``stills.upscale_image``), by the single-file face's rule
-    (``cli.main._still``): an image's extension in or out, and not an animation going into a video."""
-    from ..cli.main import _still as single_file_rule
-
-    return single_file_rule(src, dst)
-
-
 def execute_task(task: Task, settings: WorkerSettings, device: str | None,
                  progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one task and return what the driver records (raises on failure). ``progress`` receives the task's
     progress (see :class:`ProgressThrottle`) while a file or segment is upscaled."""
+    from ..stills import is_still_job  # the single-file face's rule: an image in or out, not an animation into video
+
     t0 = time.perf_counter()
     if task.kind == "plan":
         return cut_into_segments(task, settings.options.runtime.reuse)
@@ -169,7 +163,7 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
                             selection=stream_selection(enc), overwrite=task.overwrite, notice=notices.append,
                             format=enc.format)
         frames, lost, damage, reuse = res.frames, 0, None, None  # the driver adds the segments' reuse
-    elif task.kind == "whole" and _still(task.src, task.dst):  # as `esrgan-video in.png out.png`: an image
+    elif task.kind == "whole" and is_still_job(task.src, task.dst):  # as `esrgan-video in.png out.png`: an image
         from ..stills import upscale_image
 
         notices = []

@@ -20,7 +20,6 @@ import importlib
 import json
 import os
 import sys
-from pathlib import Path
 
 from .. import __version__
 from .arguments import add_upscale_options, command_parser, progress_mode, report_error, upscale_options
@@ -104,7 +103,9 @@ def _run_upscale(argv: list[str]) -> int:
             print(f"esrgan-video: {msg}", file=sys.stderr)
 
     try:
-        if _still(args.input, args.output):
+        from ..stills import is_still_job
+
+        if is_still_job(args.input, args.output):
             from ..stills import upscale_image
 
             out = upscale_image(args.input, args.output, options, overwrite=args.overwrite, notice=notice)
@@ -131,25 +132,6 @@ def _run_upscale(argv: list[str]) -> int:
         )
     # The output is kept; the status tells scripts the input was damaged (the notice said what was lost).
     return DAMAGED if result.damaged else EXIT_OK
-
-
-def _still(src: str, dst: str) -> bool:
-    """Whether ``esrgan-video SRC DST`` upscales a still image (``stills.upscale_image``), not a video: SRC has an
-    image's extension (``IMAGE_EXTENSIONS``), or DST has one and FFmpeg opens SRC as an image (a GIF, TGA, PPM …);
-    but an animated PNG, WebP or GIF goes to the video pipeline (every frame) when DST is a video or a WebP (which
-    holds an animation); to another image's extension it is refused there."""
-    from ..video.images import IMAGE_EXTENSIONS, image_meta, is_image_file
-
-    src_ext, dst_ext = Path(src).suffix.lower(), Path(dst).suffix.lower()
-    if src_ext not in IMAGE_EXTENSIONS and not (dst_ext in IMAGE_EXTENSIONS and is_image_file(src)):
-        return False
-    if dst_ext in IMAGE_EXTENSIONS and dst_ext != ".webp":
-        return True
-    try:
-        meta = image_meta(src)
-    except EsrganVideoError:
-        return True  # a missing or empty input: upscale_image says so
-    return meta.frames == 1 or meta.kind == "tiff"
 
 
 def _run_models(argv: list[str]) -> int:
