@@ -96,6 +96,23 @@ def test_errors_are_one_line_with_exit_codes(tmp_path, tiny_model, capfd):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.mp4", "exists.mp4", "garbage.pth", "in.mp4", "t.mkv"]
 
 
+def test_output_place_errors_are_one_line(tmp_path, tiny_model, capfd):
+    """An output whose folder is a file, or in a folder where no file can be created (``/sys``, root's too): one
+    line naming the output and what is wrong, exit 6, nothing written."""
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=2)
+    (tmp_path / "afile").write_text("not a folder")
+    p = run_here(capfd, src, tmp_path / "afile" / "o.mp4", "--model", tiny_model)
+    assert_one_line_error(p, 6, f"{tmp_path / 'afile'} is not a directory")
+    try:
+        Path("/sys/.esrgan-probe").open("xb").close()
+    except OSError:  # sysfs refuses new files (Linux)
+        p = run_here(capfd, src, "/sys/o.mp4", "--model", tiny_model)
+        assert_one_line_error(p, 6, "/sys/o.mp4: cannot create a file in /sys (Permission denied)")
+    else:
+        Path("/sys/.esrgan-probe").unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.mp4"]
+
+
 def test_still_images(tmp_path, tiny_model, capfd):
     rng = np.random.default_rng(0)
     rgb8 = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)

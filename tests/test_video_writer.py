@@ -355,6 +355,39 @@ def test_existing_output_needs_overwrite(tmp_path, rich):
     assert dst.stat().st_size > 100 and decoded(dst)[1]
 
 
+def _can_create_in(folder: Path) -> bool:
+    probe = folder / f".probe-{os.getpid()}"
+    try:
+        probe.open("xb").close()
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+def test_output_place_errors_say_what_is_wrong(tmp_path, rich):
+    """Where the output cannot go, one line says why, before anything is encoded: an existing file names the
+    Python API's ``overwrite=True`` beside the flags; a "directory" that is a file says so (not that it does not
+    exist); a directory where no file can be created (``/sys``, even for root) says that, not "cannot set up the
+    libx264 encoder ([Errno 13] Permission denied)" from FFmpeg opening the file at ``start_encoding``."""
+    (tmp_path / "exists.mkv").write_bytes(b"old")
+    (tmp_path / "afile").write_text("not a folder")
+    with open_input(rich) as inp:
+        with pytest.raises(OutputError, match=r"already exists \(use --overwrite / -y, or overwrite=True, "):
+            OutputVideo(tmp_path / "exists.mkv", template=inp)
+        for dst in (tmp_path / "afile" / "out.mkv", tmp_path / "afile" / "sub" / "out.mkv"):
+            with pytest.raises(OutputError) as e:
+                OutputVideo(dst, template=inp)
+            assert str(e.value) == f"{dst}: {tmp_path / 'afile'} is not a directory"
+        sys_dir = Path("/sys")
+        if sys_dir.is_dir() and not _can_create_in(sys_dir):  # sysfs refuses new files, root's too (Linux)
+            with pytest.raises(OutputError) as e:
+                OutputVideo(sys_dir / "out.mkv", template=inp)
+            assert str(e.value) == "/sys/out.mkv: cannot create a file in /sys (Permission denied)"
+            assert not any(p.name.startswith(".out.") for p in sys_dir.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "exists.mkv"]
+
+
 def test_bad_options_refused(tmp_path, rich):
     with open_input(rich) as inp:
         with pytest.raises(OptionError, match="crf"):  # a command-line error (exit 2)

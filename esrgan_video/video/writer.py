@@ -432,6 +432,12 @@ class OutputVideo:
             remove_stale_partials(self.dst)  # left by an earlier writer of this target that was killed
             self.partial = partial_path(self.dst)
             target = str(self.partial)
+            try:  # FFmpeg opens the file only at start_encoding, where its error names no file
+                self.partial.open("wb").close()
+            except OSError as e:
+                self.partial = None
+                raise OutputError(f"{self.dst}: cannot create a file in {self.dst.parent} "
+                                  f"({e.strerror or e})") from e
         container_options = {"strict": "unofficial"} if self.format == "yuv4mpegpipe" else {}  # >8-bit y4m
         try:
             self._out = av.open(target, "w", format=format, container_options=container_options)
@@ -485,6 +491,9 @@ class OutputVideo:
     def _check_paths(self) -> None:
         dst = self.dst
         if not dst.parent.is_dir():
+            above = next((p for p in dst.parents if p.exists()), None)  # the nearest folder or file that exists
+            if above is not None and not above.is_dir():
+                raise OutputError(f"{dst}: {above} is not a directory")
             raise OutputError(f"{dst}: the directory {dst.parent} does not exist")
         if dst.is_dir():
             raise OutputError(f"{dst}: is a directory")
@@ -494,7 +503,7 @@ class OutputVideo:
             if same or dst.resolve() == src.resolve():
                 raise OutputError(f"{dst}: the output is the input file; choose another output name")
         if dst.exists() and not self.overwrite:
-            raise OutputError(f"{dst}: already exists (use --overwrite / -y to replace it)")
+            raise OutputError(f"{dst}: already exists (use --overwrite / -y, or overwrite=True, to replace it)")
 
     def _check_encoder(self, codec: str) -> None:
         accepted = encoder_pix_fmts(codec)
