@@ -270,6 +270,23 @@ def pixel_format(name: str) -> PixelFormat:
         ) from None
 
 
+READ_AS: dict[str, str] = {"uyvy422": "yuv422p", "yuyv422": "yuv422p", "pal8": "rgb24"}
+"""Formats decoders give that are read losslessly as a supported one (and never written): packed 4:2:2 (``2vuy``
+MOV, ``YUY2`` AVI captures), repacked into planar ``yuv422p``; a palette (8-bit AVI/QuickTime, ``pal8`` PNG),
+looked up into ``rgb24`` — ``rgba`` when the picture has see-through entries (:func:`read_format`)."""
+
+
+def read_format(name: str, *, see_through: bool = False) -> str | None:
+    """The supported format frames decoded as ``name`` are read as (:data:`READ_AS`): ``yuv422p`` for
+    ``uyvy422``/``yuyv422``, ``rgb24`` for ``pal8`` (``rgba`` when ``see_through``: a palette entry the picture
+    uses is not opaque); ``name`` itself when it is supported as it is; None when it is neither."""
+    if name == "pal8":
+        return "rgba" if see_through else "rgb24"
+    if name in READ_AS:
+        return READ_AS[name]
+    return name if is_supported(name) else None
+
+
 def is_supported(name: str) -> bool:
     """Whether frames in pixel format ``name`` can be read and written as planes."""
     return isinstance(name, str) and name in _FORMATS
@@ -295,12 +312,14 @@ def round_size(width: int, height: int, name: str) -> tuple[int, int]:
 __all__ = [
     "FAMILIES",
     "PADDING",
+    "READ_AS",
     "SUPPORTED_PIX_FMTS",
     "PixelFormat",
     "PlaneLayout",
     "is_supported",
     "pixel_format",
     "plane_layouts",
+    "read_format",
     "round_size",
     "size_multiple",
 ]

@@ -2,7 +2,9 @@
 
 ``copy_planes`` copies each plane out of a decoded ``av.VideoFrame`` (dropping FFmpeg's line padding);
 ``frame_from_planes`` builds a frame to encode from planes. Shapes and dtypes are the format's
-``PlaneLayout``s (``frames.pixel_formats.plane_layouts``).
+``PlaneLayout``s (``frames.pixel_formats.plane_layouts``). ``read_planes`` also reads the formats
+``frames.pixel_formats.READ_AS`` names, exactly: packed 4:2:2 (``uyvy422``, ``yuyv422``) repacked into
+``yuv422p``'s three planes, a palette (``pal8``) looked up into ``rgb24``/``rgba``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Sequence
 import av
 import numpy as np
 
-from ..frames.pixel_formats import plane_layouts
+from ..frames.pixel_formats import PlaneLayout, plane_layouts
 
 
 def _rows(plane, lay) -> np.ndarray:
@@ -27,6 +29,50 @@ def copy_planes(frame: av.VideoFrame, layouts) -> list[np.ndarray]:
     """Copy each plane out of the AVFrame, dropping the line padding."""
     return [np.ascontiguousarray(_rows(plane, lay)).view(lay.dtype).reshape(lay.shape)
             for plane, lay in zip(frame.planes, layouts)]
+
+
+_PACKED_422 = {"uyvy422": (1, 0, 3, 2), "yuyv422": (0, 1, 2, 3)}
+"""Where Y0, U, Y1, V lie in each 4-byte pair of pixels."""
+
+
+def _bytes(plane, rows: int, row_bytes: int) -> np.ndarray:
+    """(rows, row_bytes) uint8 of a plane, line padding skipped; rows shorter than ``row_bytes`` zero-padded."""
+    n = min(row_bytes, plane.line_size)
+    out = np.ascontiguousarray(_rows(plane, PlaneLayout((rows, n), np.dtype(np.uint8))))
+    return out if n == row_bytes else np.pad(out, ((0, 0), (0, row_bytes - n)))
+
+
+def read_planes(frame: av.VideoFrame, pix_fmt: str, layouts) -> list[np.ndarray]:
+    """The frame's planes as ``pix_fmt``'s ``layouts``: :func:`copy_planes` when the frame is in ``pix_fmt``, else
+    the exact repacking of a format read as another (``frames.pixel_formats.READ_AS``): ``uyvy422``/``yuyv422`` to
+    ``yuv422p``, ``pal8`` to ``rgb24``/``rgba`` by its palette (whose entries FFmpeg stores as native 32-bit ARGB:
+    bytes B, G, R, A here)."""
+    src = frame.format.name
+    if src == pix_fmt:
+        return copy_planes(frame, layouts)
+    if src in _PACKED_422 and pix_fmt == "yuv422p":
+        (h, w), (_, cw) = layouts[0].shape, layouts[1].shape
+        quads = _bytes(frame.planes[0], h, 4 * cw).reshape(h, cw, 4)
+        y0, u, y1, v = (quads[..., k] for k in _PACKED_422[src])
+        y = np.empty((h, 2 * cw), np.uint8)
+        y[:, 0::2], y[:, 1::2] = y0, y1
+        return [np.ascontiguousarray(y[:, :w]), np.ascontiguousarray(u), np.ascontiguousarray(v)]
+    if src == "pal8" and pix_fmt in ("rgb24", "rgba"):
+        h, w = layouts[0].shape[:2]
+        index = _bytes(frame.planes[0], h, w)
+        palette = np.frombuffer(frame.planes[1], np.uint8, count=1024).reshape(256, 4)
+        order = [2, 1, 0] if pix_fmt == "rgb24" else [2, 1, 0, 3]
+        return [np.ascontiguousarray(palette[:, order][index])]
+    raise ValueError(f"read_planes: cannot read a {src} frame as {pix_fmt}")
+
+
+def see_through(frame: av.VideoFrame) -> bool:
+    """Whether a ``pal8`` frame shows a palette entry that is not opaque (read it as ``rgba``, else ``rgb24``)."""
+    if frame.format.name != "pal8":
+        return False
+    index = _bytes(frame.planes[0], frame.height, frame.width)
+    alpha = np.frombuffer(frame.planes[1], np.uint8, count=1024).reshape(256, 4)[:, 3]
+    return bool((alpha[np.unique(index)] != 255).any())
 
 
 def frame_from_planes(planes: Sequence[np.ndarray], pix_fmt: str, width: int, height: int, *,
@@ -47,4 +93,4 @@ def frame_from_planes(planes: Sequence[np.ndarray], pix_fmt: str, width: int, he
     return frame
 
 
-__all__ = ["copy_planes", "frame_from_planes"]
+__all__ = ["copy_planes", "frame_from_planes", "read_planes", "see_through"]

@@ -37,12 +37,12 @@ import numpy as np
 from ..frames.color import ColorSpec
 from ..frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transfer
 from ..errors import InputError
-from ..frames.pixel_formats import pixel_format, plane_layouts
+from ..frames.pixel_formats import pixel_format, plane_layouts, read_format
 from .damage import (GAP_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet, judge_truncation,
                      raw_stream_pictures, stream_promise, timestamp_gaps)
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
 from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
-from .planes import copy_planes
+from .planes import read_planes, see_through
 from .probe import Demux, pick_video_stream
 from .trim import selected_frames
 from .metadata import (
@@ -135,6 +135,9 @@ class VideoInfo:
     """The video stream's disposition flags (``av.stream.Disposition``: default, forced, …)."""
     promise: Promise | None = None
     """What the video stream says it holds (frame count or duration), to judge truncation against."""
+    source_pix_fmt: str | None = None
+    """The decoder's own pixel format when the frames are read as another (``pix_fmt``), losslessly:
+    ``uyvy422``/``yuyv422`` as ``yuv422p``, ``pal8`` as ``rgb24``/``rgba`` (``frames.pixel_formats.READ_AS``)."""
 
     @property
     def is_hdr(self) -> bool:
@@ -331,6 +334,7 @@ class InputVideo:
     def _frames(self, start, end, seek: _SeekTarget | None, notice):
         info = self.info
         layouts = plane_layouts(info.pix_fmt, info.width, info.height)
+        decoded_fmt = info.source_pix_fmt or info.pix_fmt  # what the decoder gives (uyvy422 read as yuv422p)
         index = 0
         packets = 0
         out_frames = 0
@@ -437,9 +441,9 @@ class InputVideo:
                         index = seek.first_index
                 i = index
                 index += 1
-                if frame.format.name != info.pix_fmt or frame.width != info.width or frame.height != info.height:
+                if frame.format.name != decoded_fmt or frame.width != info.width or frame.height != info.height:
                     raise InputError(
-                        f"{self.path}: the video changes from {info.width}x{info.height} {info.pix_fmt} to "
+                        f"{self.path}: the video changes from {info.width}x{info.height} {decoded_fmt} to "
                         f"{frame.width}x{frame.height} {frame.format.name} at frame {i}; "
                         "mid-stream format changes are not supported")
                 t = self.media_time(pts, info.time_base)
@@ -451,7 +455,7 @@ class InputVideo:
                     break
                 yielded += 1
                 first_yielded = i if yielded == 1 else first_yielded
-                yield DecodedFrame(i, pts, info.time_base, copy_planes(frame, layouts), frame.format.name)
+                yield DecodedFrame(i, pts, info.time_base, read_planes(frame, info.pix_fmt, layouts), info.pix_fmt)
             if not checked:  # the seek gave no frame at all (FFmpeg's MPEG-TS seek to the last keyframe reads
                 raise _SeekMiss  # to the end): decode from the start, as for a seek that lands late
         lost = 0
@@ -758,11 +762,12 @@ def _probe(path: Path, container) -> VideoInfo:
             raise InputError(_undecodable(path, container, short, read, why)) from e
     if first is None:
         raise InputError(_undecodable(path, container, short, read, "the video stream has no decodable frame"))
-    pix_fmt = first.format.name
+    source_pix_fmt = first.format.name
+    pix_fmt = read_format(source_pix_fmt, see_through=see_through(first))
     try:
-        pf = pixel_format(pix_fmt)
+        pf = pixel_format(pix_fmt if pix_fmt is not None else source_pix_fmt)
     except ValueError as e:
-        raise InputError(f"{path}: {e}") from e
+        raise InputError(f"{path}: {e}; read as those: uyvy422 and yuyv422 (as yuv422p), pal8 (as rgb24/rgba)") from e
 
     def tag(frame_value, stream_value):
         return frame_value if frame_value not in (None, 0, 2) else stream_value
@@ -827,4 +832,5 @@ def _probe(path: Path, container) -> VideoInfo:
         chapters=tuple(container.chapters()),
         disposition=int(st.disposition),
         promise=stream_promise(st, container),
+        source_pix_fmt=source_pix_fmt if source_pix_fmt != pix_fmt else None,
     )
