@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 import media
@@ -337,3 +338,44 @@ def test_cli_avi_with_b_frames_and_a_cut_avi(tmp_path, tiny_model, capfd):
     assert p.returncode == 9 and "Traceback" not in p.stderr, p.stderr
     assert [x for x in p.stderr.splitlines() if "ends early" in x][0].startswith("esrgan-video: cut.avi ends early: ")
     assert (tmp_path / "cut.mkv").exists()
+
+
+# -- where the first loss was: the first frame missing, not the packet the decoder raised at ----------------------
+
+
+def _lost_frame_time(src: Path, packet: int) -> str:
+    """The media time of the frame video packet ``packet`` (in file order) holds, from the container's start."""
+    with av.open(str(src)) as c:
+        st = c.streams.video[0]
+        pkt = [p for p in c.demux(st) if p.size][packet]
+        return f"{float(pkt.pts * st.time_base - Fraction(c.start_time, 1_000_000)):.3f} s"
+
+
+@pytest.mark.parametrize("name,options,pts", [
+    ("p.mkv", {"g": "12", "bf": "0"}, None),  # frame threads raise some packets late: it said 0.280 s
+    ("bf.mp4", {"g": "12", "bf": "2"}, None),  # packet 5 holds frame 4 (B-frames): it said 0.240 s
+    ("late.mkv", {"g": "12", "bf": "2"}, [1000 + 40 * i for i in range(24)]),  # the file starts at 1 s
+])
+def test_the_first_loss_is_the_first_frame_missing(tmp_path, name, options, pts):
+    kw = {"pts": pts, "time_base": Fraction(1, 1000)} if pts else {}
+    good = media.make_clip(tmp_path / f"good_{name}", frames=24, options=options, **kw)
+    bad = media.make_corrupt(good, tmp_path / name, frames=[5])
+    at = _lost_frame_time(good, 5)
+    assert at == ("0.200 s" if options["bf"] == "0" else "0.160 s")
+    _, stats, said = read(bad)
+    assert stats.lost_frames == 1 and said == [f"{name}: 1 frame(s) could not be decoded and were skipped, the first "
+                                               f"at {at}"]
+
+
+def test_avi_frames_after_a_loss_keep_their_times(tmp_path):
+    """AVI times frames by their place in decode order (video.reader._DecodeOrderClock): a refused packet must give
+    its own timestamp back. With frame threads the decoder raised at a later packet, whose timestamp went instead:
+    every frame after the loss came one frame late (frame 7 at 0.32 s) and the video one frame longer."""
+    good = media.make_clip(tmp_path / "good.avi", frames=14, options={"g": "1", "qp": "0"})
+    bad = media.make_corrupt(good, tmp_path / "bad.avi", frames=[5])
+    ref = {f.time: f.planes[0] for f in read(good)[0]}
+    frames, stats, said = read(bad)
+    assert [f.time for f in frames] == [Fraction(k, 25) for k in range(14) if k != 5]
+    assert all(np.array_equal(f.planes[0], ref[f.time]) for f in frames)  # each picture at its own time
+    assert stats.lost_frames == 1 and said == ["bad.avi: 1 frame(s) could not be decoded and were skipped, the first "
+                                               "at 0.200 s"]

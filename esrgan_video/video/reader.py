@@ -8,7 +8,8 @@
 Frames are decoded with codec threads on; each keeps the decoder's timestamp (``pts``) — except in containers whose
 timestamps count packets in decode order (AVI: ``packet_index.DECODE_ORDER_FORMATS``), where each decoded frame,
 coming out in presentation order, takes the smallest timestamp of the packets sent so far that no frame has taken
-(:class:`_DecodeOrderClock`). A frame without one (MPEG-PS times only the packs a frame starts in; raw H.264/HEVC
+(:class:`_DecodeOrderClock`; decoded with slice threads only, so that a packet the decoder refuses is refused as it is
+sent, not some packets later). A frame without one (MPEG-PS times only the packs a frame starts in; raw H.264/HEVC
 times none) lies evenly between the frames around it that have one, or follows the last by its spacing
 (:func:`fill_times`; not the packet's ``dts``, which with B-frames is another frame's time).
 In MPEG-TS/PS a clock that restarts (joined or edited recordings: timestamps that jump back, or ahead by more than
@@ -342,7 +343,9 @@ class InputVideo:
         errors = 0
         yielded = 0
         first_yielded = -1
-        first_loss: str | None = None
+        first_loss: str | None = None  # where the first decode error was met, when no frame time says better
+        loss_times: list[Fraction] = []  # media times of frames known lost (flagged corrupt)
+        good: list[int] = []  # the timestamps of the frames decoded whole
         cut_tail = False  # the one loss was the last packet, which the demuxer read short (the file ends in it)
         short_pts: int | None = None  # the pts of the last packet when the demuxer read it short
         demux_error: str | None = None
@@ -360,7 +363,10 @@ class InputVideo:
         met: list[tuple] = []  # (jump, the index of the first frame after it)
         with self.open_container() as c:
             st = c.streams[info.stream_index]
-            st.thread_type = "AUTO"
+            # Frame threads report a packet the decoder refuses only some packets later, when its thread's frame is
+            # due: the decode-order clock would give back a later packet's timestamp and shift every frame after
+            # the loss by one (a loss at 0.20 s put frame 7 at 0.32 s). Slice threads raise at the packet itself.
+            st.thread_type = "SLICE" if clock is not None else "AUTO"
             st.codec_context.thread_count = 0
             if seek is not None:
                 target = int((seek.start + info.start_time) / info.time_base)
@@ -383,7 +389,7 @@ class InputVideo:
                         yield from pkt.decode()
                     except av.FFmpegError:
                         errors += 1
-                        first_loss = first_loss or _when(pkt)
+                        first_loss = first_loss or _when(pkt, info.start_time)
                         cut_tail = bool(pkt.is_corrupt) and errors == 1
                         if clock is not None:
                             clock.refused(pkt)
@@ -427,10 +433,13 @@ class InputVideo:
                 if frame.is_corrupt:  # the decoder concealed damage: drop it rather than upscale garbage
                     corrupt += 1
                     cut_tail = corrupt + errors == 1 and short_pts is not None and frame.pts == short_pts
-                    first_loss = first_loss or _when(frame, pts)
+                    if pts is not None:
+                        loss_times.append(self.media_time(pts, info.time_base))
                     prev_pts = pts
                     continue
                 prev_pts = pts
+                if pts is not None:
+                    good.append(pts)
                 if seek is not None:
                     t = self.media_time(pts, info.time_base)
                     if not checked:
@@ -473,8 +482,14 @@ class InputVideo:
             # frames decode errors and silent packets lost leave gaps too, so the larger count stands for both.
             missing, gap_at = timestamp_gaps(shown, max_step=threshold) if shown is not None else (0, None)
             gap_frames = max(0, missing - errors - silent)
-            if gap_frames and gap_at is not None and first_loss is None:
-                first_loss = f"{float(self.media_time(gap_at, info.time_base)):.3f} s"
+            if gap_frames and gap_at is not None:
+                loss_times.append(self.media_time(gap_at, info.time_base))
+            if errors or silent:  # which frame a refused packet held: the first the index has and no frame took
+                missing = self._first_missing(good, corrupt + errors + silent + gap_frames,
+                                              None if seek is None else seek.first_time)
+                loss_times += [missing] if missing is not None else []
+            if loss_times:
+                first_loss = f"{float(min(loss_times)):.3f} s"
             lost = corrupt + errors + silent + gap_frames
             rate = info.frame_rate
             end_time = None if prev_pts is None else max(prev_pts * info.time_base, self.media_time(
@@ -509,6 +524,21 @@ class InputVideo:
             if line:
                 notice(line)
         return stats
+
+    def _first_missing(self, good: list[int], lost: int, lower: Fraction | None) -> Fraction | None:
+        """The media time of the first frame the packet index times (from ``lower`` on) that no whole decoded frame
+        (timestamps ``good``) has: where a run that lost frames lost the first. Not the time of the packet the decoder
+        raised at: with frame threads that is a later one, and with B-frames another frame's. None when the index has
+        no times, or when more frames before the last decoded one are missing than ``lost`` (the times disagree)."""
+        times = self.packet_index().media_times()
+        if not times or not good:
+            return None
+        have = {self.media_time(p, self.info.time_base) for p in good}
+        last = max(have)
+        missing = [t for t in times if t not in have and (lower is None or t >= lower)]
+        if not missing or sum(t < last for t in missing) > lost:
+            return None
+        return missing[0]
 
     def _jump(self, k: int, raw: int, prev_pts: int | None, offset: int, step: int, raw_prev: int):
         """The ``k``-th jump met while decoding, at a frame the file times ``raw``: the packet index's (whose
@@ -690,12 +720,13 @@ class _DecodeOrderClock:
         return heapq.heappop(self._free) if self._free else None
 
 
-def _when(pkt, ts: int | None = None) -> str:
-    if ts is None:
-        ts = pkt.pts if pkt.pts is not None else pkt.dts
+def _when(pkt, start: Fraction) -> str:
+    """The media time (from the container's ``start``) of the packet the decoder raised at, for a loss the packet
+    index cannot place."""
+    ts = pkt.pts if pkt.pts is not None else pkt.dts
     if ts is None or pkt.time_base is None:
         return "an unknown time"
-    return f"{float(ts * pkt.time_base):.3f} s"
+    return f"{float(ts * pkt.time_base - start):.3f} s"
 
 
 def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None = None) -> InputVideo:
