@@ -459,3 +459,31 @@ def test_matroska_cut_inside_its_first_frame_says_so(tmp_path):
     with pytest.raises(InputError, match=r"cut\.mkv: the demuxer found no video packet in the file's \d+ bytes \(the "
                                          r"file is truncated or damaged before its first video frame\)"):
         open_input(cut)
+
+
+def test_raw_h264_whose_size_changes_trims_before_the_change(tmp_path, near_identity_file, capfd):
+    """A raw H.264 stream of two joined pieces (64x48, then 80x48 from frame 8): its frame times come from decoding
+    it all, which refused the change, so even ``--end 5f`` failed; now only reading a changed frame does, and the
+    line names the frame the change is at, whatever the trim."""
+    from esrgan_video.testing import run_cli
+
+    a = make_clip(tmp_path / "a.h264", frames=8, format="h264", size=(64, 48))
+    b = make_clip(tmp_path / "b.h264", frames=8, format="h264", size=(80, 48), seed=3)
+    src = tmp_path / "joined.h264"
+    src.write_bytes(a.read_bytes() + b.read_bytes())
+    with open_input(src) as inp:
+        assert len(inp.frame_times()) == 16
+        assert inp.resolve_range(None, 5) == (None, inp.frame_times()[5])
+    model = near_identity_file(2)
+    for trim in (["--end", "5f"], ["--end", "0.2"]):
+        dst = tmp_path / "head.mkv"
+        r = run_cli(capfd, src, dst, "--model", model, "--device", "cpu", "--progress", "none", *trim)
+        assert r.returncode == 0, r.stderr
+        with av.open(str(dst)) as c:
+            assert [f.width for f in c.decode(video=0)] == [128] * 5
+        dst.unlink()
+    for trim in (["--start", "10f"], []):  # a changed frame would be upscaled: one line, nothing written
+        r = run_cli(capfd, src, tmp_path / "tail.mkv", "--model", model, "--device", "cpu", "--progress", "none", *trim)
+        assert r.returncode != 0 and not (tmp_path / "tail.mkv").exists()
+        assert r.stderr.strip() == (f"esrgan-video: error: {src}: the video changes from 64x48 yuv420p to 80x48 yuv420p "
+                                    "at frame 8; mid-stream format changes are not supported"), r.stderr

@@ -241,7 +241,9 @@ class InputVideo:
         if self._frame_times is None:
             times = self.packet_index().media_times()
             if not times:
-                run = self.frames(notice=lambda line: None)
+                # only the times: no planes copied, and a picture size that changes mid-stream is no error here
+                # (it is one where such a frame would be read: a trim that ends before the change works)
+                run = FrameRun(self._frames(None, None, None, None, times_only=True))
                 times = sorted(self.media_time(f.pts, f.time_base) for f in run)
             self._frame_times = times
         return self._frame_times
@@ -332,10 +334,13 @@ class InputVideo:
             return None
         return _SeekTarget(start_t, times[k], k)
 
-    def _frames(self, start, end, seek: _SeekTarget | None, notice):
+    def _frames(self, start, end, seek: _SeekTarget | None, notice, *, times_only: bool = False):
+        """The frames of ``frames()``; with ``times_only``, each without its planes (``planes == []``), whatever its
+        format (``frame_times()`` of a file without timestamps)."""
         info = self.info
         layouts = plane_layouts(info.pix_fmt, info.width, info.height)
         decoded_fmt = info.source_pix_fmt or info.pix_fmt  # what the decoder gives (uyvy422 read as yuv422p)
+        changed_at: int | None = None  # the first frame whose format or size is not the first frame's
         index = 0
         packets = 0
         out_frames = 0
@@ -451,11 +456,9 @@ class InputVideo:
                         index = seek.first_index
                 i = index
                 index += 1
-                if frame.format.name != decoded_fmt or frame.width != info.width or frame.height != info.height:
-                    raise InputError(
-                        f"{self.path}: the video changes from {info.width}x{info.height} {decoded_fmt} to "
-                        f"{frame.width}x{frame.height} {frame.format.name} at frame {i}; "
-                        "mid-stream format changes are not supported")
+                if changed_at is None and (frame.format.name != decoded_fmt or frame.width != info.width
+                                           or frame.height != info.height):
+                    changed_at = i
                 t = self.media_time(pts, info.time_base)
                 if isinstance(start, int) and i < start or start is not None and not isinstance(start, int) \
                         and t < start:
@@ -465,6 +468,15 @@ class InputVideo:
                     break
                 yielded += 1
                 first_yielded = i if yielded == 1 else first_yielded
+                if times_only:
+                    yield DecodedFrame(i, pts, info.time_base, [], info.pix_fmt)
+                    continue
+                # a change is refused only where a changed frame would be read (a trim may end before it)
+                if frame.format.name != decoded_fmt or frame.width != info.width or frame.height != info.height:
+                    raise InputError(
+                        f"{self.path}: the video changes from {info.width}x{info.height} {decoded_fmt} to "
+                        f"{frame.width}x{frame.height} {frame.format.name} at frame {changed_at}; "
+                        "mid-stream format changes are not supported")
                 yield DecodedFrame(i, pts, info.time_base, read_planes(frame, info.pix_fmt, layouts), info.pix_fmt)
             if not checked:  # the seek gave no frame at all (FFmpeg's MPEG-TS seek to the last keyframe reads
                 raise _SeekMiss  # to the end): decode from the start, as for a seek that lands late
