@@ -130,3 +130,25 @@ def test_cli_output_equals_the_planar_sources(tmp_path, near_identity_file, capf
         assert p.returncode == 0, p.stderr
         outs.append(_output_frames(dst))
     assert len(outs[0]) == N and outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("fmt", ["uyvy422", "yuyv422"])
+def test_packed_422_of_an_odd_width_matches_swscale(tmp_path, fmt):
+    """17 pixels a row: the last pair has one luma sample; its chroma is read too (ceil-divided, as FFmpeg does)."""
+    w = 17
+    path = tmp_path / f"odd.{fmt}.avi"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("rawvideo", rate=25)
+        s.width, s.height, s.pix_fmt = w, H, fmt
+        f = av.VideoFrame(w, H, fmt)
+        data = np.frombuffer(f.planes[0], np.uint8)
+        data[...] = np.random.default_rng(5).integers(0, 256, data.size, np.uint8)
+        c.mux(s.encode(f))
+        c.mux(s.encode())
+    with av.open(str(path)) as c:
+        ref = next(c.decode(video=0)).reformat(format="yuv422p")  # swscale's unpacking is a plain copy
+    info, frames = _read(path)
+    assert (info.width, info.pix_fmt) == (w, "yuv422p")
+    want = [_rows(p, *a.shape) for p, a in zip(ref.planes, frames[0])]
+    assert [a.shape for a in frames[0]] == [(H, w), (H, 9), (H, 9)]
+    assert all(np.array_equal(a, b) for a, b in zip(frames[0], want))
