@@ -445,6 +445,9 @@ class OutputVideo:
             self._remove_partial()
             raise OutputError(f"{self.dst}: cannot write this file ({e}); "
                               "use a container extension such as .mkv or .mp4") from e
+        except BaseException:  # Ctrl-C or SIGTERM while opening: the file made above goes too
+            self._remove_partial()
+            raise
         try:
             self._setup_video(codec, info)
             if template is not None:
@@ -467,6 +470,9 @@ class OutputVideo:
             if culprit:
                 raise OutputError(culprit) from e
             raise OutputError(f"{self.dst}: cannot set up the {codec} encoder ({e})") from e
+        except BaseException:  # Ctrl-C or SIGTERM while setting up: no partial file left
+            self.abort()
+            raise
 
     # -- setup ------------------------------------------------------------------------------------
 
