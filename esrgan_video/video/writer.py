@@ -50,8 +50,8 @@ from .planes import frame_from_planes
 from .reader import InputVideo
 from .stream_copy import StreamCopier, StreamSelection, container_suggestion, copy_stream_facts, shifted_chapters
 
-__all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "check_output", "container_suggestion",
-           "encoder_rate", "output_format", "partial_path"]
+__all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "cfr_rate", "check_output",
+           "container_suggestion", "encoder_rate", "output_format", "partial_path"]
 
 # Encoders whose frame size must be a multiple of the chroma subsampling.
 _STRICT_SIZE = ("libx264", "libx265", "libsvtav1", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "prores_ks", "mpeg4")
@@ -186,13 +186,19 @@ class EncoderClock:
     that grid, counted from the first frame written; its packets get back the exact timestamps of the stream's
     time base (the frames' own), so the file's times are what any other encoder gives. A frame off the grid (a
     variable frame rate) raises :class:`OutputError`; :meth:`OutputVideo` checks the input's frame times before
-    the file is opened, so that is only met by frames given without a template."""
+    the file is opened, so that is only met by frames given without a template. libx264, whose stream says its
+    time base as the H.264 tick (the SPS VUI timing: 1/12800 read as 12800 fps), gets one too for a constant-rate
+    input (:func:`cfr_rate`), not ``strict``: its frames never fail, their times stay exact either way."""
 
-    def __init__(self, rate: Fraction, time_base: Fraction, *, dst: Path, codec: str) -> None:
+    def __init__(self, rate: Fraction, time_base: Fraction, *, dst: Path, codec: str, strict: bool = True) -> None:
         self.rate = Fraction(rate)
         """The frame rate the encoder is given (its time base is ``1/rate``)."""
         self.time_base = Fraction(time_base)
         self.step = 1 / (self.rate * self.time_base)  # stream ticks per frame (33 1/3 ms at 29.97 fps in 1/1000)
+        self.strict = strict
+        """True (MPEG-1/2): every frame in the next slot of the grid, else OutputError. False (libx264 given its
+        frame rate, :func:`cfr_rate`): a frame takes its nearest slot after the last one (a lost frame leaves one
+        empty); its packets still get its exact timestamp back."""
         self._dst, self._codec = dst, codec
         self._origin: int | None = None
         self._last: int | None = None
@@ -205,7 +211,9 @@ class EncoderClock:
         if self._origin is None:
             self._origin = pts
         k = 0 if self._last is None else self._last + 1
-        if abs(pts - self._origin - k * self.step) > 1:
+        if not self.strict:
+            k = max(k, round((pts - self._origin) / self.step))
+        elif abs(pts - self._origin - k * self.step) > 1:
             at = float(pts * self.time_base)
             raise OutputError(f"{self._dst}: {self._codec} holds a constant frame rate only and the frame at "
                               f"{at:.3f} s is not on its {_rate_text(self.rate)} fps grid; use --codec libx264, or "
@@ -282,6 +290,43 @@ def encoder_rate(codec: str, pix_fmt: str, time_base: Fraction, rates: Sequence[
     bad = fits(own[0])
     raise OutputError(f"{dst}: {codec} holds a constant frame rate only and {name}'s frames are not evenly spaced "
                       f"(frame {bad} at {float(times[bad]):.3f} s); {hint}")
+
+
+TIMEBASE_TICK_ENCODERS = ("libx264", "libx264rgb")
+"""Encoders whose stream states their time base, not their frame rate, as its timing: x264 (with its default
+``vfr-input``) writes the SPS VUI ``num_units_in_tick``/``time_scale`` from it, so an MP4's 1/12800 (Matroska's 1/1000,
+MPEG-TS's 1/90000) reads back as 12800 (1000, 90000) fps wherever the container keeps no rate of its own (MPEG-PS,
+raw ``.h264``) and in the decoder's ``framerate``. (libx265 writes its VUI from the frame rate it is given.)"""
+
+
+def cfr_rate(pts: Sequence[int], time_base: Fraction, rates: Sequence[Fraction | None], *,
+             frames: int | None = None) -> Fraction | None:
+    """The frame rate of frames at ``pts`` (ticks of ``time_base``, sorted): the first of ``rates`` (the stream's
+    average and guessed rates), then of :data:`MPEG_RATES`, on whose grid every frame lies within one tick of a
+    slot, each in a later slot than the one before, the ``frames`` (default: one per ``pts``; more where some
+    frames have no timestamp, as in MPEG-PS) filling at least half the slots from the first to the last (a lost
+    frame leaves one empty; a fine grid such as the 2000 fps an MPEG-PS says for an x264 stream of time base
+    1/1000 holds any frames, but leaves most slots empty); None when there is none (a variable frame rate) or fewer
+    than two timestamps."""
+    if len(pts) < 2:
+        return None
+    frames = len(pts) if frames is None else frames
+    tb = Fraction(time_base)
+    for rate in dict.fromkeys([*(Fraction(r) for r in rates if r), *MPEG_RATES]):
+        # slot n of the grid is at pts[0] + n * step, step = num / den ticks (integers: no Fraction per frame)
+        step = 1 / (rate * tb)
+        num, den = step.numerator, step.denominator
+        last, fits = -1, True
+        for p in pts:
+            d = (p - pts[0]) * den  # the frame's distance from the first, in 1/den ticks
+            n = (2 * d + num) // (2 * num)  # the nearest slot
+            if n <= last or abs(d - n * num) > den:
+                fits = False
+                break
+            last = n
+        if fits and 2 * frames >= last + 1:
+            return rate
+    return None
 
 
 class DtsRepair:
@@ -526,7 +571,8 @@ class OutputVideo:
         """The frame clock for an encoder that refuses the stream's time base (:func:`encoder_rate`); the input's
         frames (those of the trim) are checked against its grid here, before any file is opened."""
         if time_base_opens(codec, self.time_base, self.pix_fmt):
-            return None  # every encoder but MPEG-1/2 (and MPEG-4 Part 2 for a 1/90000): the stream's time base
+            # every encoder but MPEG-1/2 (and MPEG-4 Part 2 for a 1/90000): the stream's time base, but libx264's
+            return self._cfr_clock(codec, template)
         times, rates, src = None, [self.rate], None
         if template is not None:
             t0, t1 = self.t0, self.t1
@@ -534,6 +580,27 @@ class OutputVideo:
             rates, src = [self.rate, template.info.guessed_rate], template.path
         rate = encoder_rate(codec, self.pix_fmt, self.time_base, rates, times, dst=self.dst, src=src)
         return None if rate is None else EncoderClock(rate, self.time_base, dst=self.dst, codec=codec)
+
+    def _cfr_clock(self, codec: str, template: InputVideo | None) -> EncoderClock | None:
+        """libx264 (:data:`TIMEBASE_TICK_ENCODERS`) of a constant-rate input gets the rate as its time base, so its
+        stream says the frame rate (SPS VUI timing 1/(2 x 25) instead of MP4's 1/(2 x 12800)); the packets keep the
+        frames' own timestamps (a non-strict :class:`EncoderClock`). Judged on the whole input's frames (the
+        packet index: one demux pass, no decoding), not the trim's, so every segment of a batch run gets the same
+        SPS and joins. A variable frame rate, or frames given without a template: the stream's time base."""
+        if template is None or av.codec.Codec(codec, "w").name not in TIMEBASE_TICK_ENCODERS:
+            return None
+        index = template.packet_index()
+        if Fraction(index.time_base) != self.time_base:
+            return None  # another time base was asked for: the frames' times are not the index's
+        rates = [self.rate, template.info.guessed_rate]
+        timed = sorted(set(index.presentation_pts()))  # MPEG-PS may give a pack's timestamp twice
+        if len(timed) >= 2:  # MPEG-PS times some frames only: the reader spreads the others evenly between them
+            rate = cfr_rate(timed, self.time_base, rates, frames=index.packet_count)
+        else:  # a raw H.264/HEVC stream: the reader times its frames by the stream's rate
+            rate = Fraction(self.rate) if self.rate else None
+        if rate is None or rate * self.time_base == 1 or not time_base_opens(codec, 1 / rate, self.pix_fmt):
+            return None
+        return EncoderClock(rate, self.time_base, dst=self.dst, codec=codec, strict=False)
 
     def _setup_video(self, codec, info) -> None:
         options = quiet_encoder_options(codec, self.encoder_settings.codec_options(), verbose=self.verbose)
