@@ -48,7 +48,8 @@ from .encoder_formats import choose_pix_fmt, encoder_opens, encoder_pix_fmts, ti
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
 from .reader import InputVideo
-from .stream_copy import StreamCopier, StreamSelection, container_suggestion, copy_stream_facts, shifted_chapters
+from .stream_copy import (StreamCopier, StreamSelection, container_suggestion, copy_stream_facts, mpegts_holds,
+                          shifted_chapters)
 
 __all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "cfr_rate", "check_output",
            "container_suggestion", "encoder_rate", "output_format", "partial_path"]
@@ -163,6 +164,12 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
         ext = container_suggestion([av.Codec(codec, "w").canonical_name])  # a known encoder: encoder_pix_fmts said
         hint = f"; use {ext} instead" if ext else ""
         raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}") from e
+    if muxer == "mpegts" and not mpegts_holds(av.Codec(codec, "w").canonical_name,
+                                              m2ts=Path(str(dst)).suffix.lower() == ".m2ts"):
+        # FFmpeg's MPEG-TS muxer takes any codec, and writes one it has no stream type for (VP9, AV1, FFV1, ProRes)
+        # as private data: the file read back with no video at all
+        ext = container_suggestion([av.Codec(codec, "w").canonical_name])
+        raise OutputError(f"{name}: {where} cannot hold {codec} video; use {ext or '.mkv'} instead")
     if not _encoder_opens(muxer, codec) and any(_encoder_opens(m, codec) for m in ("matroska", "nut")):
         ext = container_suggestion([av.Codec(codec, "w").canonical_name])
         hint = f"; use {ext or '.mkv'} instead"

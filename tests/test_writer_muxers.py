@@ -1,0 +1,73 @@
+"""What each muxer can hold, and the rate and time base it is given: MPEG-TS refuses codecs it would write as
+private data, SVT-AV1 takes any time base, AVI of a constant-rate input indexes one entry per frame."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from esrgan_video.errors import OutputError
+from esrgan_video.video.reader import open_input
+from esrgan_video.video.writer import OutputVideo, check_output
+
+from media import make_clip
+
+
+def run(*args, timeout=300) -> subprocess.CompletedProcess:
+    """The command as a user runs it: a new Python process."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", "esrgan_video", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def remux(src: Path, dst: Path, **writer_kw) -> list[str]:
+    """The frames of ``src`` written again into ``dst`` (no model: the planes as decoded); the notices."""
+    with open_input(src) as inp, OutputVideo(dst, template=inp, copy_streams=False, **writer_kw) as out:
+        for f in inp.frames():
+            out.write(f.planes, f.pts)
+    return out.notices
+
+
+# -- MPEG-TS holds only the codecs it has a stream type for -----------------------------------------------------
+
+def test_cli_refuses_vp9_into_mpegts_in_one_line(tmp_path: Path, near_identity_file) -> None:
+    """FFmpeg's MPEG-TS muxer takes VP9 and writes it as private data: the run ended with exit 0 and a file with no
+    video in it. Now one line, exit 6, before the model is loaded, and no file."""
+    src = make_clip(tmp_path / "in.mp4", size=(32, 24), frames=3)
+    dst = tmp_path / "out.ts"
+    p = run(src, dst, "--model", near_identity_file(4), "--device", "cpu", "--codec", "libvpx-vp9")
+    assert p.returncode == 6, p.stderr
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert lines == [f"esrgan-video: error: {dst}: the .ts container cannot hold libvpx-vp9 video; use .mkv instead"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.parametrize("codec", ["libvpx-vp9", "ffv1", "libsvtav1", "prores_ks"])
+@pytest.mark.parametrize("suffix", [".ts", ".m2ts"])
+def test_mpegts_refuses_codecs_it_writes_as_data(tmp_path: Path, codec: str, suffix: str) -> None:
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg has no {codec}")
+    dst = tmp_path / f"out{suffix}"
+    with pytest.raises(OutputError) as e:
+        check_output(dst, codec)
+    assert str(e.value) == f"{dst}: the {suffix} container cannot hold {codec} video; use .mkv instead"
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize("codec, name", [("libx264", "h264"), ("libx265", "hevc"), ("mpeg2video", "mpeg2video")])
+@pytest.mark.parametrize("suffix", [".ts", ".m2ts"])
+def test_mpegts_still_takes_h264_hevc_mpeg2(tmp_path: Path, codec: str, name: str, suffix: str) -> None:
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=5)
+    dst = tmp_path / f"out{suffix}"
+    assert check_output(dst, codec) == "mpegts"
+    remux(src, dst, codec=codec)
+    with av.open(str(dst)) as c:
+        assert [s.type for s in c.streams] == ["video"]
+        assert c.streams.video[0].codec_context.name == name
+        assert sum(1 for _ in c.decode(video=0)) == 5
