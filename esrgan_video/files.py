@@ -5,6 +5,10 @@
   file into place: a reader sees the old file or the new one, never half of one, whatever kills the writer.
 - :func:`locked` holds an exclusive ``flock`` on a lock file (created if missing) for the ``with`` block; the
   kernel drops it when the process dies.
+- :func:`check_output_place` and :func:`check_can_create`: whether an output file may go where it is asked to, said
+  the same way by every face (video writer, still image, preview sheet): an existing output names both
+  ``--overwrite / -y`` and the Python API's ``overwrite=True``; a "folder" that is a file says so; a folder where no
+  file can be created says that, with the system's reason.
 
 Streams that are written incrementally (video outputs, segment joins) keep their own partial names
 (``video.partials``), because those must be recognisable and removable after a crash.
@@ -18,6 +22,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import OutputError
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, *, mode: int | None = 0o644) -> Path:
@@ -58,4 +64,44 @@ def locked(lock_path: str | os.PathLike) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-__all__ = ["atomic_write", "atomic_write_text", "locked"]
+def check_output_place(dst: str | os.PathLike, *, overwrite: bool, src: str | os.PathLike | None = None) -> None:
+    """OutputError (one line naming ``dst``) when ``dst`` cannot be written as a new output: its folder is missing
+    ("the directory D does not exist") or a file ("F is not a directory", F the nearest existing path above it); it
+    is a directory; it is ``src`` (the input); it exists and ``overwrite`` is false. Nothing is created."""
+    dst = Path(dst)
+    if not dst.parent.is_dir():
+        above = next((p for p in dst.parents if p.exists()), None)  # the nearest folder or file that exists
+        if above is not None and not above.is_dir():
+            raise OutputError(f"{dst}: {above} is not a directory")
+        raise OutputError(f"{dst}: the directory {dst.parent} does not exist")
+    if dst.is_dir():
+        raise OutputError(f"{dst}: is a directory")
+    if src is not None:
+        src = Path(src)
+        same = dst.exists() and src.exists() and os.path.samefile(src, dst)
+        if same or dst.resolve() == src.resolve():
+            raise OutputError(f"{dst}: the output is the input file; choose another output name")
+    if dst.exists() and not overwrite:
+        raise OutputError(f"{dst}: already exists (use --overwrite / -y, or overwrite=True, to replace it)")
+
+
+def cannot_create(dst: str | os.PathLike, e: OSError) -> OutputError:
+    """The error for a file beside ``dst`` that could not be created (``e``): "cannot create a file in D (reason)"."""
+    dst = Path(dst)
+    return OutputError(f"{dst}: cannot create a file in {dst.parent} ({e.strerror or e})")
+
+
+def check_can_create(dst: str | os.PathLike) -> None:
+    """:func:`cannot_create` unless a file can be created in ``dst``'s folder (a hidden one is made and removed),
+    so that an unwritable folder is found before the work that would fill it (a folder of another user, a
+    read-only mount, ``/sys``), not when the result is written."""
+    dst = Path(dst)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".probe", dir=dst.parent)
+    except OSError as e:
+        raise cannot_create(dst, e) from e
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+
+
+__all__ = ["atomic_write", "atomic_write_text", "cannot_create", "check_can_create", "check_output_place", "locked"]

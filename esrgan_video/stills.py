@@ -43,7 +43,8 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import EsrganVideoError, OutputError
+from .errors import EsrganVideoError
+from .files import check_can_create, check_output_place
 from .options import UpscaleOptions
 from .frames.color import LUMA_709, ColorSpec
 from .frames.pixel_formats import pixel_format
@@ -102,13 +103,8 @@ def upscale_image(
     if unused and notice is not None:
         notice(f"{dst}: {', '.join(unused)} apply to videos, not to a still image; ignored")
     check_extension(dst)
-    if not dst.parent.is_dir():
-        raise OutputError(f"{dst}: the directory {dst.parent} does not exist")
-    if dst.exists():
-        if src.exists() and os.path.samefile(src, dst):
-            raise OutputError(f"{dst}: the output is the input file; choose another name")
-        if not overwrite:
-            raise OutputError(f"{dst}: already exists; pass -y/--overwrite to replace it")
+    check_output_place(dst, overwrite=overwrite, src=src)  # the video writer's wording (esrgan_video.files)
+    check_can_create(dst)  # before the model runs, not when the result is written
     meta = image_meta(src)
     if meta.frames > 1 and meta.kind != "tiff":
         raise InputError(f"{src}: an animated image ({meta.frames} frames); a still output would keep only the "

@@ -25,7 +25,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import EsrganVideoError, OptionError, OutputError
+from ..errors import EsrganVideoError, OptionError
+from ..files import check_can_create, check_output_place
 from ..options import DEFAULT_MODEL, UpscaleOptions, parse_time
 from .arguments import add_upscale_options, command_parser, report_error, upscale_options
 from .font import text_mask, text_size
@@ -259,13 +260,17 @@ def compose(columns: Sequence[Column], *, source_size: tuple[int, int],
 def write_png(dst: Path, sheet: np.ndarray, *, overwrite: bool) -> None:
     from ..video.images import write_image
 
+    check_output(dst, overwrite=overwrite)
+    write_image(dst, sheet, None, 8)
+
+
+def check_output(dst: Path, *, overwrite: bool, src: str | Path | None = None) -> None:
+    """OptionError unless ``dst`` is a .png; OutputError where it cannot go, in the video writer's words
+    (:func:`esrgan_video.files.check_output_place`, :func:`~esrgan_video.files.check_can_create`)."""
     if dst.suffix.lower() != ".png":
         raise OptionError("output", "a .png file", str(dst))
-    if dst.exists() and not overwrite:
-        raise OutputError(f"{dst}: already exists (use --overwrite / -y to replace it)")
-    if not dst.parent.is_dir():
-        raise OutputError(f"{dst}: the directory {dst.parent} does not exist")
-    write_image(dst, sheet, None, 8)
+    check_output_place(dst, overwrite=overwrite, src=src)
+    check_can_create(dst)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -277,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
     except OptionError as e:
         raise e.relabel({"time": "--at"}) from None  # parse_time's error is about --at here (main names the rest)
     columns = [tuple(c) for c in (args.columns or [[DEFAULT_MODEL, None]])]
+    check_output(Path(args.output), overwrite=args.overwrite, src=args.input)  # before any model runs
     from ..video.chatter import show_ffmpeg_log
 
     show_ffmpeg_log(options.encode.verbose)  # FFmpeg's own log lines only with --verbose, as for a video run

@@ -1,0 +1,103 @@
+"""Where an output cannot go, every face says it in the video writer's words (``esrgan_video.files``): an existing
+output names ``--overwrite / -y`` and ``overwrite=True``; a "folder" that is a file says 'X is not a directory'
+(not that it does not exist); a folder where no file can be created says 'cannot create a file in DIR (Permission
+denied)'. The still image and preview faces say so before a model is loaded (a missing model file is not reached),
+with one line, exit 6 and nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import media
+from esrgan_video.errors import OutputError
+from esrgan_video.files import check_can_create, check_output_place
+from esrgan_video.stills import upscale_image
+from esrgan_video.testing import run_cli
+from esrgan_video.video.images import write_image
+
+SYS = Path("/sys")
+
+
+def _sys_refuses_files() -> bool:
+    """sysfs refuses new files, root's too (Linux)."""
+    try:
+        (SYS / ".esrgan-probe").open("xb").close()
+    except OSError:
+        return SYS.is_dir()
+    (SYS / ".esrgan-probe").unlink()
+    return False
+
+
+needs_sys = pytest.mark.skipif(not _sys_refuses_files(), reason="needs /sys refusing new files (Linux sysfs)")
+
+
+def one_line_error(capfd, *args) -> str:
+    p = run_cli(capfd, *args)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 6 and "Traceback" not in p.stderr, p.stderr
+    assert len(lines) == 1 and lines[0].startswith("esrgan-video: error: "), p.stderr
+    return lines[0].removeprefix("esrgan-video: error: ")
+
+
+def test_the_shared_checks(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "old.png").write_bytes(b"old")
+    (tmp_path / "adir.png").mkdir()
+    for dst, said in [(tmp_path / "old.png", "already exists (use --overwrite / -y, or overwrite=True, to replace it)"),
+                      (tmp_path / "afile" / "o.png", f"{tmp_path / 'afile'} is not a directory"),
+                      (tmp_path / "afile" / "sub" / "o.png", f"{tmp_path / 'afile'} is not a directory"),
+                      (tmp_path / "nodir" / "o.png", f"the directory {tmp_path / 'nodir'} does not exist"),
+                      (tmp_path / "adir.png", "is a directory")]:
+        with pytest.raises(OutputError) as e:
+            check_output_place(dst, overwrite=False)
+        assert str(e.value) == f"{dst}: {said}"
+    with pytest.raises(OutputError, match="the output is the input file"):
+        check_output_place(tmp_path / "old.png", overwrite=True, src=tmp_path / "old.png")
+    check_output_place(tmp_path / "old.png", overwrite=True)
+    check_output_place(tmp_path / "new.png", overwrite=False)
+    check_can_create(tmp_path / "new.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.png", "afile", "old.png"]  # the probe went
+
+
+@needs_sys
+def test_an_unwritable_folder():
+    with pytest.raises(OutputError) as e:
+        check_can_create(SYS / "o.png")
+    assert str(e.value) == "/sys/o.png: cannot create a file in /sys (Permission denied)"
+
+
+def _place_cases(tmp_path: Path, name: str) -> list[tuple[Path, str]]:
+    (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / name).write_bytes(b"old")
+    cases = [(tmp_path / name, f"{tmp_path / name}: already exists (use --overwrite / -y, or overwrite=True, "
+                               "to replace it)"),
+             (tmp_path / "afile" / name, f"{tmp_path / 'afile' / name}: {tmp_path / 'afile'} is not a directory")]
+    if _sys_refuses_files():
+        cases.append((SYS / name, f"/sys/{name}: cannot create a file in /sys (Permission denied)"))
+    return cases
+
+
+def test_still_image_faces(tmp_path, capfd):
+    """The CLI and ``upscale_image``; the model named does not exist, so each error comes before it is loaded."""
+    src = tmp_path / "in.png"
+    write_image(src, np.full((12, 16, 3), 100, np.uint8), None, 8)
+    missing_model = tmp_path / "no-such-model.pth"
+    for dst, said in _place_cases(tmp_path, "o.png"):
+        assert one_line_error(capfd, src, dst, "--model", missing_model) == said
+        with pytest.raises(OutputError) as e:
+            upscale_image(src, dst, model=str(missing_model))
+        assert str(e.value) == said
+    assert (tmp_path / "o.png").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.png", "o.png"]
+
+
+def test_preview_face(tmp_path, capfd):
+    src = media.make_clip(tmp_path / "in.mkv", size=(32, 24), frames=2)
+    missing_model = tmp_path / "no-such-model.pth"
+    for dst, said in _place_cases(tmp_path, "p.png"):
+        assert one_line_error(capfd, "preview", src, "--at", "0", "--model", missing_model, "-o", dst) == said
+    assert (tmp_path / "p.png").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.mkv", "p.png"]
