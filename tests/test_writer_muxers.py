@@ -71,3 +71,49 @@ def test_mpegts_still_takes_h264_hevc_mpeg2(tmp_path: Path, codec: str, name: st
         assert [s.type for s in c.streams] == ["video"]
         assert c.streams.video[0].codec_context.name == name
         assert sum(1 for _ in c.decode(video=0)) == 5
+
+
+# -- SVT-AV1 takes the time base of a variable-rate input -------------------------------------------------------
+
+VFR_PTS = [0, 40, 90, 100, 250, 290]  # ms
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_svtav1_keeps_a_variable_rate(tmp_path: Path, capfd, suffix: str) -> None:
+    """The time-base probe gave SVT-AV1 1/time_base as its frame rate (1000 fps for Matroska's 1/1000), which it
+    refuses above 240 fps: every VFR input was refused as not evenly spaced, and every run printed
+    ``Svt[error]: The maximum allowed frame rate is 240 fps``. Now the frames keep their exact times."""
+    if "libsvtav1" not in av.codecs_available:
+        pytest.skip("this FFmpeg has no libsvtav1")
+    src = make_clip(tmp_path / "in.mkv", pts=VFR_PTS, time_base=Fraction(1, 1000))
+    dst = tmp_path / f"out{suffix}"
+    capfd.readouterr()
+    from esrgan_video.video import encoder_formats
+    encoder_formats.time_base_opens.cache_clear()  # the probe's own output is looked for, not a cached answer
+    remux(src, dst, codec="libsvtav1")
+    assert "Svt[error]" not in capfd.readouterr().err
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].codec_context.codec.canonical_name == "av1"
+        got = sorted(f.pts * f.time_base for f in c.decode(video=0))
+    assert [t - got[0] for t in got] == [Fraction(p, 1000) for p in VFR_PTS]
+
+
+def test_mpeg_time_bases_still_refused_as_before() -> None:
+    """The probe's frame rate cap changes nothing for the encoders that refuse a time base: MPEG-2 takes 1/25
+    and not 1/1000, MPEG-4 Part 2 takes 1/1000 and not 1/90000."""
+    from esrgan_video.video.encoder_formats import time_base_opens
+
+    assert time_base_opens("mpeg2video", Fraction(1, 25)) and not time_base_opens("mpeg2video", Fraction(1, 1000))
+    assert time_base_opens("mpeg4", Fraction(1, 1000)) and not time_base_opens("mpeg4", Fraction(1, 90000))
+
+
+@pytest.mark.parametrize("suffix, hint", [
+    (".mkv", "; use --codec libx264"),  # was ", or an .mkv or .mp4 output" for an .mkv output
+    (".mpg", "; use --codec libx264, or an .mkv or .mp4 output"),
+])
+def test_vfr_refusal_hint_names_only_what_helps(tmp_path: Path, suffix: str, hint: str) -> None:
+    src = make_clip(tmp_path / "in.mkv", pts=VFR_PTS, time_base=Fraction(1, 1000))
+    dst = tmp_path / f"out{suffix}"
+    with pytest.raises(OutputError) as e, open_input(src) as inp:
+        OutputVideo(dst, template=inp, codec="mpeg2video", copy_streams=False)
+    assert str(e.value).endswith("frames are not evenly spaced (frame 2 at 0.090 s)" + hint), str(e.value)

@@ -58,7 +58,10 @@ def time_base_opens(codec: str, time_base: Fraction, pix_fmt: str = "yuv420p") -
         ctx = av.CodecContext.create(codec, "w")
         ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
         ctx.time_base = time_base
-        ctx.framerate = 1 / time_base
+        # the frame rate a tick would be, but at most 240 fps: SVT-AV1 refuses a higher one (and prints
+        # "Svt[error]: The maximum allowed frame rate is 240 fps"), which refused it every 1/1000 (Matroska),
+        # 1/12800 or 1/90000 time base, hence every variable-rate input; the writer gives it the stream's rate
+        ctx.framerate = min(1 / Fraction(time_base), Fraction(240))
         ctx.options = quiet_encoder_options(codec, {}, verbose=False)
         ctx.open()
     except (av.FFmpegError, ValueError, OSError):

@@ -187,6 +187,14 @@ def _rate_text(rate: Fraction) -> str:
     return f"{float(rate):.3f}".rstrip("0").rstrip(".")
 
 
+def _cfr_hint(dst) -> str:
+    """What helps where a constant-rate encoder refuses the frames: libx264, or (when the output is not one already)
+    an .mkv or .mp4 output, whose usual codec is libx264 (.mpg's is MPEG-2)."""
+    if Path(str(dst)).suffix.lower() in (".mkv", ".mp4"):
+        return "use --codec libx264"
+    return "use --codec libx264, or an .mkv or .mp4 output"
+
+
 class EncoderClock:
     """Frame times for an encoder that refuses the stream's time base (MPEG-1/2 take ``1/rate`` for a rate of their
     table only, MPEG-4 Part 2 no denominator over 65535): the encoder is given ``1/rate`` and each frame's number on
@@ -223,8 +231,7 @@ class EncoderClock:
         elif abs(pts - self._origin - k * self.step) > 1:
             at = float(pts * self.time_base)
             raise OutputError(f"{self._dst}: {self._codec} holds a constant frame rate only and the frame at "
-                              f"{at:.3f} s is not on its {_rate_text(self.rate)} fps grid; use --codec libx264, or "
-                              "an .mkv output")
+                              f"{at:.3f} s is not on its {_rate_text(self.rate)} fps grid; {_cfr_hint(self._dst)}")
         self._last = k
         self._ticks[k] = pts
         self._order.append(k)
@@ -289,7 +296,7 @@ def encoder_rate(codec: str, pix_fmt: str, time_base: Fraction, rates: Sequence[
     name = Path(str(src)).name if src is not None else "the input"
     known = (f" (MPEG-1/2 know {', '.join(_rate_text(r) for r in MPEG_RATES[:-1])} and {_rate_text(MPEG_RATES[-1])}"
              " fps)") if mpeg else ""
-    hint = "use --codec libx264, or an .mkv or .mp4 output"
+    hint = _cfr_hint(dst)
     carried = [r for r in own if fits(r) is None]
     if carried or not own:
         rate = f"of {_rate_text(carried[0])} fps" if carried else "(unknown)"
