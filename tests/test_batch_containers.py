@@ -170,7 +170,8 @@ def test_utvideo_in_avi_segments_in_nut(tmp_path: Path, model_file: Path, source
     assert seg.exit_code == 0 and one.exit_code == 0, (seg.table(), one.table())
     assert seg.rows[0].segments == 3
     joined, single = describe(tmp_path / "seg" / "clip.avi"), describe(tmp_path / "one" / "clip.avi")
-    assert len(joined["frames"]) == 12 and joined["streams"][0][1:] == ("utvideo", Fraction(1, 1000), "ULY0")
+    # 1/25: the AVI of a 25 fps source ticks once a frame (was the source's 1/1000: "1000 fps")
+    assert len(joined["frames"]) == 12 and joined["streams"][0][1:] == ("utvideo", Fraction(1, 25), "ULY0")
     for what in ("format", "frames", "video_packets", "other_packets", "streams"):
         assert joined[what] == single[what], what
 

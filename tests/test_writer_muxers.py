@@ -117,3 +117,39 @@ def test_vfr_refusal_hint_names_only_what_helps(tmp_path: Path, suffix: str, hin
     with pytest.raises(OutputError) as e, open_input(src) as inp:
         OutputVideo(dst, template=inp, codec="mpeg2video", copy_streams=False)
     assert str(e.value).endswith("frames are not evenly spaced (frame 2 at 0.090 s)" + hint), str(e.value)
+
+
+# -- AVI of a constant-rate input: one index entry per frame -----------------------------------------------------
+
+@pytest.mark.parametrize("name, make", [
+    ("in.mp4", dict(fps=25)),                                  # 1/12800: was stored as 1/600, "600 fps"
+    ("in.mkv", dict(fps=Fraction(30000, 1001))),               # 1/1000: was "1000 fps"
+    ("in.ts", dict(fps=25, format="mpegts")),                  # 1/90000
+])
+@pytest.mark.parametrize("codec", ["libx264", "mpeg4", "ffv1"])
+def test_avi_of_a_constant_rate_says_the_rate(tmp_path: Path, name: str, make: dict, codec: str) -> None:
+    """AVI has one index entry per tick of its stream time base, which was the input's (1/12800 stored as 1/600):
+    its header said 600 or 1000 fps, with empty entries between the frames. Now the time base is 1/rate."""
+    src = make_clip(tmp_path / name, frames=6, **make)
+    rate = Fraction(make["fps"])
+    dst = tmp_path / "out.avi"
+    remux(src, dst, codec=codec)
+    with av.open(str(dst)) as c:
+        st = c.streams.video[0]
+        assert (st.time_base, st.average_rate, st.frames) == (1 / rate, rate, 6)
+        assert sum(1 for p in c.demux(st) if p.size) == 6
+    with open_input(dst) as out, open_input(src) as inp:
+        assert out.info.frame_rate == rate
+        got = [f.pts * f.time_base for f in out.frames()]
+        want = [f.pts * f.time_base for f in inp.frames()]
+    assert [round((t - got[0]) * rate) for t in got] == list(range(6))
+    assert all(abs((a - got[0]) - (b - want[0])) < Fraction(1, 1000) for a, b in zip(got, want))
+
+
+def test_avi_of_a_variable_rate_keeps_its_ticks(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "in.mkv", pts=VFR_PTS, time_base=Fraction(1, 1000))
+    dst = tmp_path / "out.avi"
+    remux(src, dst, codec="ffv1")
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].time_base == Fraction(1, 1000)
+        assert sorted(f.pts for f in c.decode(video=0)) == VFR_PTS

@@ -46,7 +46,7 @@ from .packet_index import NOPTS, decode_order_timestamps, read_packet_index
 from .partials import join_partial_path, remove_stale_partials
 from .reader import open_input
 from .stream_copy import StreamCopier, StreamSelection, copy_stream_facts, shifted_chapters
-from .writer import check_output, output_format
+from .writer import check_output, output_format, video_time_base
 
 EXACT_FORMATS = ("matroska", "webm", "mov", "mp4")
 """Muxers whose files give back the timestamps the segments were written with (source times, a first decode time
@@ -355,9 +355,9 @@ def _write(src: Path, tmp: Path, dst: Path, first: av.video.stream.VideoStream,
         if chapters:
             out.set_chapters(chapters)
         out_v = out.add_stream_from_template(first)
-        # the time base a single pass gives the muxer (the writer's: the source's video stream's), whatever the
-        # segments' container made of it; their packets are rescaled to it exactly (MOV/MP4 keep a multiple)
-        out_v.time_base = info.time_base
+        # the time base a single pass gives the muxer (the writer's: the source's video stream's, 1/rate in an AVI
+        # of a constant rate), whatever the segments' container made of it; their packets are rescaled to it
+        out_v.time_base = video_time_base(out.format.name, inp, info.time_base, info.frame_rate)
         bsf = _annexb_filter(first, out_v, out.format.name)
         tag = _kept_tag(first, out.format.name) if bsf is None else None
         if tag is not None:

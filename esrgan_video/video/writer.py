@@ -52,7 +52,8 @@ from .stream_copy import (StreamCopier, StreamSelection, container_suggestion, c
                           shifted_chapters)
 
 __all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "cfr_rate", "check_output",
-           "container_suggestion", "encoder_rate", "output_format", "partial_path"]
+           "container_suggestion", "encoder_rate", "input_cfr_rate", "output_format", "partial_path",
+           "video_time_base"]
 
 # Encoders whose frame size must be a multiple of the chroma subsampling.
 _STRICT_SIZE = ("libx264", "libx265", "libsvtav1", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "prores_ks", "mpeg4")
@@ -343,6 +344,35 @@ def cfr_rate(pts: Sequence[int], time_base: Fraction, rates: Sequence[Fraction |
     return None
 
 
+def input_cfr_rate(template: InputVideo | None, time_base: Fraction, rate: Fraction | None) -> Fraction | None:
+    """The constant frame rate of ``template``'s video (:func:`cfr_rate` of the whole input's packet index, so every
+    batch segment gets the same answer), None for a variable rate, no template, or a ``time_base`` other than the
+    input's. ``rate``: the stream's rate, tried first (and the rate of a raw H.264/HEVC stream, timed by it)."""
+    if template is None:
+        return None
+    index = template.packet_index()
+    if Fraction(index.time_base) != Fraction(time_base):
+        return None  # another time base was asked for: the frames' times are not the index's
+    rates = [rate, template.info.guessed_rate]
+    timed = sorted(set(index.presentation_pts()))  # MPEG-PS may give a pack's timestamp twice
+    if len(timed) >= 2:  # MPEG-PS times some frames only: the reader spreads the others evenly between them
+        return cfr_rate(timed, Fraction(time_base), rates, frames=index.packet_count)
+    return Fraction(rate) if rate else None  # a raw H.264/HEVC stream: the reader times its frames by the rate
+
+
+def video_time_base(muxer: str | None, template: InputVideo | None, time_base: Fraction,
+                    rate: Fraction | None) -> Fraction:
+    """The output video stream's time base, the writer's and a batch join's alike: ``time_base`` (the input's), but
+    ``1/rate`` in an AVI of a constant-rate input (:func:`input_cfr_rate`). AVI has one index entry per tick of its
+    stream time base, which its header gives as the rate: the input's 1/12800 (stored as 1/600) or 1/1000 said 600
+    or 1000 fps, with empty entries between the frames, which other tools count as dropped frames. A variable
+    rate keeps the input's ticks."""
+    if muxer != "avi":
+        return Fraction(time_base)
+    cfr = input_cfr_rate(template, time_base, rate)
+    return Fraction(time_base) if cfr is None else 1 / cfr
+
+
 class DtsRepair:
     """Decode timestamps checked, and repaired where an encoder got them wrong, before the muxer sees them.
 
@@ -603,15 +633,7 @@ class OutputVideo:
         SPS and joins. A variable frame rate, or frames given without a template: the stream's time base."""
         if template is None or av.codec.Codec(codec, "w").name not in TIMEBASE_TICK_ENCODERS:
             return None
-        index = template.packet_index()
-        if Fraction(index.time_base) != self.time_base:
-            return None  # another time base was asked for: the frames' times are not the index's
-        rates = [self.rate, template.info.guessed_rate]
-        timed = sorted(set(index.presentation_pts()))  # MPEG-PS may give a pack's timestamp twice
-        if len(timed) >= 2:  # MPEG-PS times some frames only: the reader spreads the others evenly between them
-            rate = cfr_rate(timed, self.time_base, rates, frames=index.packet_count)
-        else:  # a raw H.264/HEVC stream: the reader times its frames by the stream's rate
-            rate = Fraction(self.rate) if self.rate else None
+        rate = input_cfr_rate(template, self.time_base, self.rate)
         if rate is None or rate * self.time_base == 1 or not time_base_opens(codec, 1 / rate, self.pix_fmt):
             return None
         return EncoderClock(rate, self.time_base, dst=self.dst, codec=codec, strict=False)
@@ -637,7 +659,7 @@ class OutputVideo:
                               f"{codec} video{hint}") from e
         vs.width, vs.height = self.size
         vs.pix_fmt = self.pix_fmt
-        vs.time_base = self.time_base
+        vs.time_base = video_time_base(self.format, self.template, self.time_base, self.rate)
         ctx = vs.codec_context
         ctx.time_base = 1 / clock.rate if clock else self.time_base  # the stream's, unless the encoder refuses it
         vs.thread_type = "AUTO"
