@@ -153,3 +153,42 @@ def test_avi_of_a_variable_rate_keeps_its_ticks(tmp_path: Path) -> None:
     with av.open(str(dst)) as c:
         assert c.streams.video[0].time_base == Fraction(1, 1000)
         assert sorted(f.pts for f in c.decode(video=0)) == VFR_PTS
+
+
+# -- the pixel format keeps the alpha where the encoder can -----------------------------------------------------
+
+def test_choose_pix_fmt_keeps_alpha_before_subsampling() -> None:
+    """A format that loses nothing but depth (less chroma subsampling, the alpha kept) comes before one that
+    drops the alpha: prores_ks writes 4:2:2 with alpha as yuva444p10le (its 4444 profile), it wrote yuv422p10le.
+    Where every choice loses something the chroma still comes first (VP9: yuva444p as yuv444p, not yuva420p)."""
+    from esrgan_video.video.encoder_formats import choose_pix_fmt
+
+    assert choose_pix_fmt("prores_ks", "yuva422p12le")[0] == "yuva444p10le"
+    assert choose_pix_fmt("prores_ks", "yuva420p")[0] == "yuva444p10le"
+    assert choose_pix_fmt("prores_ks", "yuv420p")[0] == "yuv422p10le"  # no alpha: none added
+    assert choose_pix_fmt("prores_ks", "yuv422p12le")[0] == "yuv422p10le"
+    assert choose_pix_fmt("libvpx-vp9", "yuva444p")[0] == "yuv444p"
+    assert choose_pix_fmt("libvpx-vp9", "yuva420p") == ("yuva420p", None)
+
+
+def test_cli_prores_keeps_the_alpha_of_a_422_source(tmp_path: Path, capfd, near_identity_file) -> None:
+    import numpy as np
+    from esrgan_video.testing import run_cli
+
+    src = make_clip(tmp_path / "in.mkv", codec="ffv1", pix_fmt="yuva422p12le", frames=2)
+    dst = tmp_path / "out.mov"
+    r = run_cli(capfd, src, dst, "--model", near_identity_file(2, noise=0), "--progress", "none",
+                "--codec", "prores_ks")
+    assert r.returncode == 0, r.stderr
+    assert "writing yuva444p10le (10-bit YUV 4:4:4) instead" in r.stderr
+
+    def alpha(path: Path) -> np.ndarray:
+        with av.open(str(path)) as c:
+            f = next(c.decode(video=0))
+            assert f.format.name.startswith("yuva"), f.format.name
+            bits = 12 if f.format.name.endswith("12le") else 10
+            return np.frombuffer(f.planes[3], np.uint16).reshape(f.height, -1)[:, :f.width] / ((1 << bits) - 1)
+
+    a_in, a_out = alpha(src), alpha(dst)
+    assert a_out.shape == (2 * a_in.shape[0], 2 * a_in.shape[1])
+    assert abs(a_out.mean() - a_in.mean()) < 0.01 and a_out.std() > 0.5 * a_in.std()  # the source's, upscaled

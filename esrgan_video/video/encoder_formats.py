@@ -73,8 +73,10 @@ _FAMILY_FALLBACK = {"yuv": ("yuv", "rgb", "gray"), "rgb": ("rgb", "yuv", "gray")
 
 
 def _rank(cand: PixelFormat, want: PixelFormat) -> tuple:
-    """Sort key: family, then depth (exact, then the closest above, then the closest below), then chroma
-    subsampling (exact, then less subsampled, then more), then planar, then the same alpha, then no padding."""
+    """Sort key: family, then depth (exact, then the closest above, then the closest below), then a format that
+    loses nothing more (the same or less chroma subsampling, the input's alpha kept) before one that loses chroma or
+    alpha, then chroma subsampling (exact, then less subsampled, then more), then planar, then the same alpha, then
+    no padding."""
     family = _FAMILY_FALLBACK[want.family].index(cand.family)
     d = cand.bits - want.bits
     depth = (0, d) if d >= 0 else (1, -d)
@@ -88,7 +90,10 @@ def _rank(cand: PixelFormat, want: PixelFormat) -> tuple:
     else:
         sub = (2, sum(abs(x) for x in sub_diff))
     padded = cand.components < sum(len(p) for p in cand.planes)
-    return (family, depth, sub, not cand.planar, cand.alpha != want.alpha, padded, cand.name)
+    # a format that loses nothing but depth (the same or less chroma subsampling, the alpha kept) before any that
+    # loses chroma or alpha: prores_ks writes yuva422p12le as yuva444p10le (its 4444 profile), not yuv422p10le
+    lossy = sub[0] == 2 or (want.alpha and not cand.alpha)
+    return (family, depth, lossy, sub, not cand.planar, cand.alpha != want.alpha, padded, cand.name)
 
 
 def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None) -> tuple[str, str | None]:
