@@ -16,6 +16,10 @@ In MPEG-TS/PS a clock that restarts (joined or edited recordings: timestamps tha
 10 s) is mended as FFmpeg's command line does (``video.discont``): each piece follows on one frame step after the
 last frame before it, by the packet index's offsets, which the copied streams take too; one notice says so (not
 damage), and seeking is off for such a file (the demuxer seeks by the file's own, repeated, times).
+A raw H.264/HEVC stream is timed at the rate its SPS's VUI timing says (FFmpeg's raw demuxer says 25 fps for every
+stream), as is an x264 stream in an MPEG-PS too short for FFmpeg to measure a rate (it guessed 2000 fps); where the
+stream says none, or a time base's ticks (:data:`SPS_TICK_RATE`), FFmpeg's 25 fps stands and ``notices()`` calls it
+a guess.
 A corrupt packet in the middle is skipped; a truncated file ends with what decoded. ``frames()`` returns a
 :class:`FrameRun`, whose ``stats`` (a ``video.damage.ReadStats``: frames lost, whether it seeked, whether the file
 is truncated) are set once the run has ended; the one line that says what was lost goes to the ``notice`` callback
@@ -39,8 +43,8 @@ from ..frames.color import ColorSpec
 from ..frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transfer
 from ..errors import InputError
 from ..frames.pixel_formats import pixel_format, plane_layouts, read_format
-from .damage import (GAP_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet, judge_truncation,
-                     raw_stream_pictures, stream_promise, timestamp_gaps)
+from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet,
+                     judge_truncation, raw_stream_pictures, stream_promise, timestamp_gaps)
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
 from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
 from .planes import read_planes, see_through
@@ -94,6 +98,14 @@ class DecodedFrame:
         return self.pts * self.time_base
 
 
+GUESSED_RATE = Fraction(25)
+"""The frame rate taken for a stream that says none (FFmpeg's raw demuxers' default)."""
+SPS_TICK_RATE = Fraction(1000)
+"""A raw H.264/HEVC stream whose SPS VUI timing says this many frames a second or more is taken to state a time base,
+not a frame rate: x264 writes its time base there, so a stream made from Matroska (1/1000), MP4 (1/12800) or
+MPEG-TS (1/90000) timestamps says 1000, 12800 or 90000 fps (this project's writer did until 640ce8d)."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """Everything known about the input's video stream and container before decoding it all."""
@@ -139,6 +151,11 @@ class VideoInfo:
     source_pix_fmt: str | None = None
     """The decoder's own pixel format when the frames are read as another (``pix_fmt``), losslessly:
     ``uyvy422``/``yuyv422`` as ``yuv422p``, ``pal8`` as ``rgb24``/``rgba`` (``frames.pixel_formats.READ_AS``)."""
+    rate_guess: str | None = None
+    """Why ``frame_rate`` is a guess (:data:`GUESSED_RATE`, FFmpeg's raw demuxers' default 25 fps), when it is: a
+    raw H.264/HEVC elementary stream whose SPS has no VUI timing, or whose timing is a time base's ticks
+    (:data:`SPS_TICK_RATE`), or such a stream in an MPEG-PS that times too few frames to measure a rate (``_rates``);
+    ``notices()`` says so. None: the file says the rate."""
 
     @property
     def is_hdr(self) -> bool:
@@ -216,6 +233,10 @@ class InputVideo:
         if info.is_hdr:
             out.append(f"{self.path}: the video is HDR (transfer {getattr(info.color, 'transfer', '?')}); "
                        "the models were trained on SDR, so results may look off")
+        if info.rate_guess:
+            codec = {"h264": "H.264", "hevc": "HEVC"}.get(info.codec, info.codec.upper())
+            out.append(f"{self.path}: the {codec} stream says no frame rate ({info.rate_guess}); its frames are "
+                       f"timed at {float(info.frame_rate or 0):g} fps (FFmpeg's default), a guess")
         return out
 
     def open_container(self) -> av.container.InputContainer:
@@ -773,6 +794,31 @@ def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None 
         return InputVideo(path, _probe(path, container), notice=notice)
 
 
+def _rates(container, st, ctx) -> tuple[Fraction | None, Fraction | None, str | None]:
+    """The video stream's (average, guessed) frame rates, and why they are a guess when they are
+    (``VideoInfo.rate_guess``).
+
+    A raw H.264/HEVC stream: FFmpeg's raw demuxer times every stream at its framerate option (25 fps) whatever the
+    stream says (a 29.97 fps stream read back at 25); the decoder has the SPS's VUI timing, so that rate, after the
+    first frame, times the frames. MPEG-PS where the demuxer saw too few timestamps to measure a rate (an x264
+    stream of 12 frames in one pack: one timestamp) guesses twice the codec's (2000 fps, frames 0.5 ms apart); the
+    codec's own rate stands for it. Either way a codec rate of :data:`SPS_TICK_RATE` or more (x264's time base) or
+    none says nothing: FFmpeg's default 25 fps is taken, and said to be a guess."""
+    average, guessed = _frac(st.average_rate), _frac(st.guessed_rate)
+    raw = demuxer_in(container.format.name, RAW_STREAM_FORMATS)
+    unmeasured = demuxer_in(container.format.name, ("mpeg",)) and average is None and guessed is not None \
+        and guessed >= SPS_TICK_RATE
+    if not (raw or unmeasured):
+        return average, guessed, None
+    said = _frac(ctx.framerate)
+    if said and said < SPS_TICK_RATE:
+        return said, said, None
+    why = (f"its timing, {float(said):g} fps, is a time base's ticks" if said else "no VUI timing in its SPS")
+    if unmeasured:
+        why += ", and the file times too few of its frames to measure one"
+    return GUESSED_RATE, GUESSED_RATE, why
+
+
 def _undecodable(path: Path, container, short: bool, read: int, otherwise: str) -> str:
     """The one line for a file whose first video frame does not decode: a truncation when the file is cut short
     before that frame is whole (its header declares more bytes, it ends inside a transport packet, or the demuxer
@@ -865,6 +911,7 @@ def _probe(path: Path, container) -> VideoInfo:
     interlaced = field_order in ("tt", "bb", "tb", "bt") or bool(first.interlaced_frame)
     start = Fraction(container.start_time, 1_000_000) if container.start_time is not None else Fraction(0)
     duration = Fraction(container.duration, 1_000_000) if container.duration else None
+    average_rate, guessed_rate, rate_guess = _rates(container, st, ctx)
     if duration is None and st.duration:
         duration = st.duration * Fraction(st.time_base)
     return VideoInfo(
@@ -876,8 +923,8 @@ def _probe(path: Path, container) -> VideoInfo:
         height=first.height,
         pix_fmt=pix_fmt,
         time_base=Fraction(st.time_base),
-        average_rate=_frac(st.average_rate),
-        guessed_rate=_frac(st.guessed_rate),
+        average_rate=average_rate,
+        guessed_rate=guessed_rate,
         start_time=start,
         duration=duration,
         frame_count=st.frames or None,
@@ -894,4 +941,5 @@ def _probe(path: Path, container) -> VideoInfo:
         disposition=int(st.disposition),
         promise=stream_promise(st, container),
         source_pix_fmt=source_pix_fmt if source_pix_fmt != pix_fmt else None,
+        rate_guess=rate_guess,
     )
