@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -50,8 +51,9 @@ from .packet_index import read_packet_index
 from .probe import Demux
 from .reader import clean_metadata
 
-__all__ = ["MP4_FAMILY", "StreamCopier", "StreamSelection", "container_suggestion", "copy_stream_facts",
-           "is_bitmap_subtitle", "is_text_subtitle", "mpegts_holds", "shifted_chapters", "stream_selection"]
+__all__ = ["MP4_FAMILY", "StreamCopier", "StreamSelection", "advance_timecode", "advanced_timecodes",
+           "container_suggestion", "copy_stream_facts", "is_bitmap_subtitle", "is_text_subtitle", "mpegts_holds",
+           "shifted_chapters", "stream_selection"]
 
 MP4_FAMILY = ("mp4", "mov", "ipod", "ismv", "3gp", "3g2", "psp", "f4v")
 """FFmpeg muxers of the ISO/QuickTime family: their only text subtitle codec is ``mov_text``."""
@@ -136,6 +138,59 @@ def copy_stream_facts(src, dst_stream, *, metadata: dict[str, str] | None = None
         dst_stream.disposition = av.stream.Disposition(flags)
     except (AttributeError, ValueError, TypeError):
         pass  # a PyAV without settable dispositions: the muxer's defaults apply
+
+
+_TIMECODE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d{2,3})$")
+
+
+def advance_timecode(tc: str, frames: int, rate: Fraction) -> str | None:
+    """SMPTE timecode ``tc`` (``HH:MM:SS:FF``; drop-frame with ``;``, or FFmpeg's ``.``/``,``) ``frames`` frames
+    later at frame rate ``rate``, in the same notation, wrapping at 24 hours as FFmpeg does; None when ``tc`` is no
+    timecode of that rate (a frame number past its rate, drop-frame at a rate that is not a multiple of 29.97).
+
+    Frames count at the nominal rate (30 for 29.97 fps); drop-frame (29.97 and 59.94 fps) skips frame numbers 0 and
+    1 (0-3 at 59.94) of every minute but every tenth, so ``00:00:59;29`` + 1 is ``00:01:00;02``: FFmpeg's
+    ``av_timecode_init_from_string`` and ``av_timecode_adjust_ntsc_framenum2``."""
+    m = _TIMECODE.match(tc.strip())
+    if m is None or not rate:
+        return None
+    hh, mm, ss, sep, ff = int(m[1]), int(m[2]), int(m[3]), m[4], int(m[5])
+    fps = math.floor(Fraction(rate) + Fraction(1, 2))
+    drop = sep != ":"
+    if fps < 1 or ff >= fps or mm > 59 or ss > 59 or (drop and fps % 30):
+        return None
+    n = (hh * 3600 + mm * 60 + ss) * fps + ff
+    dropped = fps // 30 * 2 if drop else 0  # frame numbers skipped a minute
+    if drop:
+        minutes = 60 * hh + mm
+        if ss == 0 and mm % 10 and ff < dropped:
+            return None  # a frame number drop-frame skips
+        n -= dropped * (minutes - minutes // 10)
+    n = (n + frames) % (24 * 3600 * fps - (dropped * 9 * 6 * 24 if drop else 0))
+    if drop:  # av_timecode_adjust_ntsc_framenum2: the frame count back to drop-frame numbers
+        per10 = fps // 30 * 17982
+        d, r = divmod(n, per10)
+        n += 9 * dropped * d + dropped * (max(r - dropped, 0) // (per10 // 10))
+    ff = n % fps
+    ss = n // fps % 60
+    mm = n // (fps * 60) % 60
+    hh = n // (fps * 3600) % 24
+    return f"{hh:02d}:{mm:02d}:{ss:02d}{sep}{ff:0{len(m[5])}d}"
+
+
+def advanced_timecodes(metadata: dict[str, str], frames: int, rate: Fraction | None) -> dict[str, str]:
+    """``metadata`` with its ``timecode`` tag (any case) ``frames`` frames later (:func:`advance_timecode`): a trim
+    that starts ``frames`` frames in starts at that timecode. Unchanged without a tag, a rate, or frames skipped,
+    and for a tag that is no timecode of ``rate``."""
+    if frames <= 0 or not rate:
+        return metadata
+    out = dict(metadata)
+    for key, value in metadata.items():
+        if key.lower() == "timecode":
+            later = advance_timecode(value, frames, Fraction(rate))
+            if later is not None:
+                out[key] = later
+    return out
 
 
 _TIMECODE_KEPT = frozenset({"matroska", "webm", "mov", "mp4", "nut"})

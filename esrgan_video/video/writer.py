@@ -26,6 +26,7 @@ encoder got wrong are repaired before muxing (:class:`DtsRepair`: libx265 on enc
 
 from __future__ import annotations
 
+import bisect
 import functools
 import io
 import os
@@ -48,8 +49,8 @@ from .encoder_formats import choose_pix_fmt, encoder_opens, encoder_pix_fmts, ti
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
 from .reader import InputVideo
-from .stream_copy import (StreamCopier, StreamSelection, container_suggestion, copy_stream_facts, mpegts_holds,
-                          shifted_chapters)
+from .stream_copy import (StreamCopier, StreamSelection, advanced_timecodes, container_suggestion, copy_stream_facts,
+                          mpegts_holds, shifted_chapters)
 
 __all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "cfr_rate", "check_output",
            "container_suggestion", "encoder_rate", "input_cfr_rate", "output_format", "partial_path",
@@ -675,7 +676,9 @@ class OutputVideo:
             if info.display_matrix:
                 vs.set_display_matrix(list(info.display_matrix))
             # language, title and every disposition (default, forced, …) of the input's video stream (#14.6)
-            copy_stream_facts(vs, vs, metadata=info.stream_metadata, disposition=info.disposition)
+            # the timecode of the first frame written: a trim's later than the input's
+            copy_stream_facts(vs, vs, metadata=self._trimmed_timecode(info.stream_metadata),
+                              disposition=info.disposition)
         self._video = vs
 
     def _color_tags(self, spec: ColorSpec) -> dict[str, int]:
@@ -696,8 +699,16 @@ class OutputVideo:
             "chroma_location": 0 if siting is None else siting.ffmpeg,
         }
 
+    def _trimmed_timecode(self, metadata: dict[str, str]) -> dict[str, str]:
+        """``metadata`` with its ``timecode`` tag advanced by the frames the trim leaves out before its first
+        (``stream_copy.advanced_timecodes``): ``--start 1`` of a 25 fps file at 01:00:00:00 starts at 01:00:01:00."""
+        if self.template is None or self.t0 is None or not any(k.lower() == "timecode" for k in metadata):
+            return metadata
+        skipped = bisect.bisect_left(self.template.frame_times(), self.t0)
+        return advanced_timecodes(metadata, skipped, self.template.info.frame_rate)
+
     def _setup_container(self, info) -> None:
-        self._out.metadata.update(info.metadata)
+        self._out.metadata.update(self._trimmed_timecode(info.metadata))
         chapters = shifted_chapters(info.chapters, base=self.base, t0=self.t0, t1=self.t1, shift=self.shift)
         if chapters and self.format not in VIDEO_ONLY_FORMATS:
             self._out.set_chapters(chapters)
