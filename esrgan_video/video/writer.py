@@ -39,6 +39,7 @@ import numpy as np
 
 from ..frames.color import ColorSpec
 from ..errors import OptionError, OutputError
+from ..files import cannot_create, check_output_place
 from ..options import codec_for
 from ..frames.colorspace import Matrix, Range
 from ..frames.sizing import sar_storable
@@ -526,8 +527,7 @@ class OutputVideo:
                 self.partial.open("wb").close()
             except OSError as e:
                 self.partial = None
-                raise OutputError(f"{self.dst}: cannot create a file in {self.dst.parent} "
-                                  f"({e.strerror or e})") from e
+                raise cannot_create(self.dst, e) from e
         container_options = {"strict": "unofficial"} if self.format == "yuv4mpegpipe" else {}  # >8-bit y4m
         try:
             self._out = av.open(target, "w", format=format, container_options=container_options)
@@ -585,21 +585,8 @@ class OutputVideo:
                      f"{', '.join(others)} of {template.path} {'are' if len(others) > 1 else 'is'} not written")
 
     def _check_paths(self) -> None:
-        dst = self.dst
-        if not dst.parent.is_dir():
-            above = next((p for p in dst.parents if p.exists()), None)  # the nearest folder or file that exists
-            if above is not None and not above.is_dir():
-                raise OutputError(f"{dst}: {above} is not a directory")
-            raise OutputError(f"{dst}: the directory {dst.parent} does not exist")
-        if dst.is_dir():
-            raise OutputError(f"{dst}: is a directory")
-        if self.template is not None:
-            src = self.template.path
-            same = dst.exists() and src.exists() and os.path.samefile(src, dst)
-            if same or dst.resolve() == src.resolve():
-                raise OutputError(f"{dst}: the output is the input file; choose another output name")
-        if dst.exists() and not self.overwrite:
-            raise OutputError(f"{dst}: already exists (use --overwrite / -y, or overwrite=True, to replace it)")
+        check_output_place(self.dst, overwrite=self.overwrite,
+                           src=self.template.path if self.template is not None else None)
 
     def _check_encoder(self, codec: str) -> None:
         accepted = encoder_pix_fmts(codec)
