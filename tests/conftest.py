@@ -110,3 +110,18 @@ def near_identity_file(tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def train_clip(tmp_path_factory) -> Path:
+    """For the small training tests: 16 frames, 96×64, cut from the real clip bikes.mp4."""
+    import media
+
+    return media.bikes_crop(tmp_path_factory.mktemp("clip") / "bikes_tiny.mp4", frames=16, size=(96, 64),
+                            origin=(100, 260), crf=10)
+
+
+@pytest.fixture(scope="session")
+def train_base(near_identity_file) -> Path:
+    """For the small training tests: a tiny near-identity x4 base model (nf 16, nb 1, gc 8)."""
+    return near_identity_file(4, nf=16, nb=1, gc=8, seed=3)

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import media
 from esrgan_video.cli.main import main as cli
 from esrgan_video.errors import InputError
 from esrgan_video.models.checkpoints import save_safetensors
@@ -20,36 +19,18 @@ from esrgan_video.testing import near_identity_model
 from esrgan_video.train import TrainConfig, Trainer, train
 from esrgan_video.train.ddp import World, sync_batchnorm
 from esrgan_video.train.discriminators import make_discriminator
+from train_common import config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    """16 frames, 96×64, cut from the real clip bikes.mp4."""
-    return media.bikes_crop(tmp_path_factory.mktemp("clip") / "bikes_tiny.mp4", frames=16, size=(96, 64),
-                            origin=(100, 260), crf=10)
-
-
-@pytest.fixture(scope="module")
-def tiny(near_identity_file) -> Path:
-    return near_identity_file(4, nf=16, nb=1, gc=8, seed=3)
-
-
-def config(clip, tiny, out, **kw) -> TrainConfig:
-    values = dict(data=[str(clip)], base=str(tiny), out=str(out), patch=32, batch=2, quiet=True, ema=0,
-                  lr=5e-4, schedule="constant")
-    values.update(kw)
-    return TrainConfig(**values)
 
 
 def test_two_gloo_processes_equal_one_at_twice_the_batch(tmp_path):
     from esrgan_video.samples import sample_clip
 
-    clip = sample_clip("bikes.mp4", progress=False)
-    base = tmp_path / "tiny.safetensors"
+    train_clip = sample_clip("bikes.mp4", progress=False)
+    base = tmp_path / "train_base.safetensors"
     save_safetensors(near_identity_model(4, nf=16, nb=1, gc=8, seed=5).state_dict(), base)
-    common = ["--data", str(clip), "--base", str(base), "--patch", "32", "--steps", "4", "--ema", "0", "--lr", "1e-3",
+    common = ["--data", str(train_clip), "--base", str(base), "--patch", "32", "--steps", "4", "--ema", "0", "--lr", "1e-3",
               "--schedule", "constant", "--max-frames", "12", "--quiet", "--device", "cpu"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     one = subprocess.run([sys.executable, "-m", "esrgan_video", "train", *common, "--batch", "4",
@@ -74,14 +55,14 @@ def test_two_gloo_processes_equal_one_at_twice_the_batch(tmp_path):
     assert cfg["world_size"] == 2 and cfg["batch"] == 2
 
 
-def test_two_processes_resume_each_ones_shuffling_pool_and_refuse_another_world_size(clip, tmp_path, capsys):
+def test_two_processes_resume_each_ones_shuffling_pool_and_refuse_another_world_size(train_clip, tmp_path, capsys):
     # the realesrgan recipe keeps a pool of training pairs per process; a checkpoint holds every process's pool,
     # so 2 steps + resume + 1 step equals 3 steps in one go (rank 1 used to resume from rank 0's pool)
-    base = tmp_path / "tiny.safetensors"
+    base = tmp_path / "train_base.safetensors"
     save_safetensors(near_identity_model(4, nf=16, nb=1, gc=8, seed=5).state_dict(), base)
     toml = tmp_path / "pool.toml"
     toml.write_text("val_crops = 1\n[degradation]\npool_size = 2\n")  # full after 2 steps of 1 patch: step 3 swaps
-    common = ["--data", str(clip), "--base", str(base), "--patch", "32", "--batch", "1", "--ema", "0", "--lr", "1e-3",
+    common = ["--data", str(train_clip), "--base", str(base), "--patch", "32", "--batch", "1", "--ema", "0", "--lr", "1e-3",
               "--recipe", "realesrgan", "--config", str(toml), "--quiet", "--device", "cpu"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
 
@@ -134,19 +115,19 @@ def test_a_multi_gpu_run_syncs_the_discriminators_batchnorm():
 
 
 @pytest.mark.usefixtures("torch_one_thread")
-def test_a_checkpoint_resumes_only_with_the_number_of_processes_that_saved_it(clip, tiny, tmp_path, monkeypatch,
+def test_a_checkpoint_resumes_only_with_the_number_of_processes_that_saved_it(train_clip, train_base, tmp_path, monkeypatch,
                                                                               capsys):
     out = tmp_path / "run"
-    assert train(config(clip, tiny, out, steps=2)).step == 2
+    assert train(config(train_clip, train_base, out, steps=2)).step == 2
     before = sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*"))
     # as torchrun describes a two-process world to each process: refused before joining the process group
     for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
         monkeypatch.setenv(name, value)
     with pytest.raises(InputError) as e:
-        train(config(clip, tiny, out, steps=4))
+        train(config(train_clip, train_base, out, steps=4))
     assert str(e.value) == (f"{out / 'checkpoints' / 'state_000002.pt'}: saved by a run of 1 process, this one has "
                             "2 processes; resume it with one process (no torchrun), or start over with --restart")
-    args = ["train", "--data", str(clip), "--base", str(tiny), "--out", str(out), "--patch", "32", "--batch", "2",
+    args = ["train", "--data", str(train_clip), "--base", str(train_base), "--out", str(out), "--patch", "32", "--batch", "2",
             "--steps", "4", "--quiet"]
     assert cli(args) == 3
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,4 +1,4 @@
-"""The training loop's journal on the CPU with a tiny near-identity model and a small real clip: step values (losses,
+"""The training loop's journal on the CPU with a train_base near-identity model and a small real train_clip: step values (losses,
 gradient norm) stay on the device and reach the host once per log interval, not every step (on a GPU each read
 is a sync), and are the numbers a read every step gave."""
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-import media
-from esrgan_video.train import TrainConfig, Trainer, train
+from esrgan_video.train import Trainer, train
+from train_common import config
 from esrgan_video.train.steplog import StepLog
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -32,25 +32,6 @@ class HostReads(TorchFunctionMode):
         if getattr(func, "__name__", "") in READS:
             self.count += 1
         return func(*args, **(kwargs or {}))
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    """16 frames, 96×64, cut from the real clip bikes.mp4."""
-    return media.bikes_crop(tmp_path_factory.mktemp("clip") / "bikes_tiny.mp4", frames=16, size=(96, 64),
-                            origin=(100, 260), crf=10)
-
-
-@pytest.fixture(scope="module")
-def tiny(near_identity_file) -> Path:
-    return near_identity_file(4, nf=16, nb=1, gc=8, seed=3)
-
-
-def config(clip, tiny, out, **kw) -> TrainConfig:
-    values = dict(data=[str(clip)], base=str(tiny), out=str(out), patch=32, batch=2, quiet=True, ema=0,
-                  lr=5e-4, schedule="constant")
-    values.update(kw)
-    return TrainConfig(**values)
 
 
 def journal_steps(out: Path) -> list[dict]:
@@ -78,8 +59,8 @@ def test_step_log_reads_its_tensors_once_per_flush_and_keeps_their_values():
     assert log.flush() == [{"step": 6, "it_s": 2.5}] and log.host_reads == 1  # nothing on the device: no read
 
 
-def test_the_journal_is_written_once_per_log_interval_with_the_per_step_numbers(clip, tiny, tmp_path):
-    cfg = config(clip, tiny, tmp_path / "run", steps=8, log_every=4, val_every=8, preview_every=8, save_every=8)
+def test_the_journal_is_written_once_per_log_interval_with_the_per_step_numbers(train_clip, train_base, tmp_path):
+    cfg = config(train_clip, train_base, tmp_path / "run", steps=8, log_every=4, val_every=8, preview_every=8, save_every=8)
     trainer = Trainer(cfg)
     result = trainer.run()
     assert result.step == 8
@@ -87,14 +68,14 @@ def test_the_journal_is_written_once_per_log_interval_with_the_per_step_numbers(
     got = journal_steps(tmp_path / "run")
     assert [r["step"] for r in got] == list(range(1, 9))
     # the same run, each step's values read at once as the trainer did before it kept them on the device
-    ref = Trainer(config(clip, tiny, tmp_path / "ref", steps=8))
+    ref = Trainer(config(train_clip, train_base, tmp_path / "ref", steps=8))
     ref.setup()
     for i, rec in enumerate(got):
         want = {k: (float(v.item()) if isinstance(v, torch.Tensor) else v) for k, v in ref.step(i).items()}
         assert {k: rec[k] for k in want} == want, i
     assert json.loads((tmp_path / "run" / "config.json").read_text())["log_every"] == 4
     # log_every may change on a rerun (it does not change the run)
-    assert train(config(clip, tiny, tmp_path / "run", steps=10, log_every=3, val_every=8, preview_every=8,
+    assert train(config(train_clip, train_base, tmp_path / "run", steps=10, log_every=3, val_every=8, preview_every=8,
                         save_every=8)).step == 10
     assert [r["step"] for r in journal_steps(tmp_path / "run")] == list(range(1, 11))
 

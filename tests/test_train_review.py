@@ -17,7 +17,6 @@ import av
 import pytest
 import torch
 
-import media
 from esrgan_video.cli.main import main as cli
 from esrgan_video.errors import OptionError
 from esrgan_video.train import TrainConfig
@@ -26,20 +25,8 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    """16 frames, 96×64, cut from the real clip bikes.mp4."""
-    return media.bikes_crop(tmp_path_factory.mktemp("clip") / "bikes_tiny.mp4", frames=16, size=(96, 64),
-                            origin=(100, 260), crf=10)
-
-
-@pytest.fixture(scope="module")
-def tiny(near_identity_file) -> Path:
-    return near_identity_file(4, nf=16, nb=1, gc=8, seed=3)
-
-
-def base_args(clip, tiny, out, *extra) -> list[str]:
-    return ["train", "--data", str(clip), "--base", str(tiny), "--out", str(out), "--patch", "32", "--batch", "2",
+def base_args(train_clip, train_base, out, *extra) -> list[str]:
+    return ["train", "--data", str(train_clip), "--base", str(train_base), "--out", str(out), "--patch", "32", "--batch", "2",
             "--steps", "2", "--quiet", *extra]
 
 
@@ -51,11 +38,11 @@ def one_line(capsys, code: int, argv: list[str], match: str) -> str:
     return err[0]
 
 
-def test_damaged_vgg_weights_are_one_line(clip, tiny, tmp_path, capsys):
+def test_damaged_vgg_weights_are_one_line(train_clip, train_base, tmp_path, capsys):
     bad = tmp_path / "vgg.pth"
     bad.write_bytes(b"\x80\x02not a checkpoint" * 200)
     # torch's weights-only error is several paragraphs; the message keeps its first line
-    one_line(capsys, 4, base_args(clip, tiny, tmp_path / "run", "--vgg-weights", str(bad)),
+    one_line(capsys, 4, base_args(train_clip, train_base, tmp_path / "run", "--vgg-weights", str(bad)),
              "cannot be read by the weights-only loader (")
 
 
@@ -73,20 +60,20 @@ def test_damaged_vgg_weights_are_one_line(clip, tiny, tmp_path, capsys):
     ('[degradation]\nfoo = 3', "[degradation]", "fields of the bicubic degradation"),
 ], ids=["unknown", "held_out", "betas", "perceptual_layers", "hr_crop", "offline", "pair_threshold", "seed",
         "degradation", "ema", "degradation-table"])
-def test_a_bad_config_value_names_the_file_and_the_key(clip, tiny, tmp_path, capsys, body, key, expected):
+def test_a_bad_config_value_names_the_file_and_the_key(train_clip, train_base, tmp_path, capsys, body, key, expected):
     toml = tmp_path / "run.toml"
-    toml.write_text(f'data = ["{clip}"]\n{body}\n')
+    toml.write_text(f'data = ["{train_clip}"]\n{body}\n')
     out = tmp_path / "run"
-    line = one_line(capsys, 2, ["train", "--config", str(toml), "--base", str(tiny), "--out", str(out), "--patch",
+    line = one_line(capsys, 2, ["train", "--config", str(toml), "--base", str(train_base), "--out", str(out), "--patch",
                                 "32", "--quiet"], f"{toml}: key {key}: expected {expected}")
     assert "Traceback" not in line
     assert not out.exists()
 
 
-def test_a_flag_still_names_the_flag_over_a_config_file(clip, tiny, tmp_path, capsys):
+def test_a_flag_still_names_the_flag_over_a_config_file(train_clip, train_base, tmp_path, capsys):
     toml = tmp_path / "run.toml"
-    toml.write_text(f'data = ["{clip}"]\nheld_out = 0.1\n')
-    one_line(capsys, 2, ["train", "--config", str(toml), "--base", str(tiny), "--out", str(tmp_path / "run"),
+    toml.write_text(f'data = ["{train_clip}"]\nheld_out = 0.1\n')
+    one_line(capsys, 2, ["train", "--config", str(toml), "--base", str(train_base), "--out", str(tmp_path / "run"),
                          "--held-out", "0.9", "--quiet"], "--held-out: expected a fraction")
 
 
@@ -104,12 +91,12 @@ def test_config_values_of_the_wrong_kind_raise_option_error():
     assert c.data == ("hr.mp4",) and c.lr_data == ("lr.mp4",)
 
 
-def test_a_run_folder_that_cannot_be_made_is_an_output_error(clip, tiny, tmp_path, capsys):
-    one_line(capsys, 6, base_args(clip, tiny, clip / "run"), "is not a folder")
-    one_line(capsys, 6, base_args(clip, tiny, "/proc/esrgan-video-run"), "cannot write the run folder")
+def test_a_run_folder_that_cannot_be_made_is_an_output_error(train_clip, train_base, tmp_path, capsys):
+    one_line(capsys, 6, base_args(train_clip, train_base, train_clip / "run"), "is not a folder")
+    one_line(capsys, 6, base_args(train_clip, train_base, "/proc/esrgan-video-run"), "cannot write the run folder")
 
 
-def test_a_failed_write_mid_run_is_one_line_and_the_run_resumes(clip, tiny, tmp_path, capsys, monkeypatch):
+def test_a_failed_write_mid_run_is_one_line_and_the_run_resumes(train_clip, train_base, tmp_path, capsys, monkeypatch):
     from esrgan_video.train import run_folder
 
     out = tmp_path / "run"
@@ -121,17 +108,17 @@ def test_a_failed_write_mid_run_is_one_line_and_the_run_resumes(clip, tiny, tmp_
         return real(self, step, state)
 
     monkeypatch.setattr(run_folder.RunFolder, "save_state", full_disk)
-    one_line(capsys, 6, base_args(clip, tiny, out, "--steps", "3", "--save-every", "1"),
+    one_line(capsys, 6, base_args(train_clip, train_base, out, "--steps", "3", "--save-every", "1"),
              "state_000002.pt: cannot write the run folder (No space left on device)")
     assert not list((out / "checkpoints").glob(".*.part"))  # no half-written file left beside the checkpoints
     monkeypatch.setattr(run_folder.RunFolder, "save_state", real)
-    assert cli(base_args(clip, tiny, out, "--steps", "3", "--save-every", "1")) == 0
+    assert cli(base_args(train_clip, train_base, out, "--steps", "3", "--save-every", "1")) == 0
     assert (out / "final.safetensors").is_file()
 
 
-def test_blend_refuses_empty_alphas_as_a_bad_command_line(tiny, tmp_path, capsys):
+def test_blend_refuses_empty_alphas_as_a_bad_command_line(train_base, tmp_path, capsys):
     # exit 2 before any model is read (was 3, a bad input file)
-    assert cli(["blend", str(tiny), str(tiny), "--alphas", ",", "--preview", "f.png", "-o",
+    assert cli(["blend", str(train_base), str(train_base), "--alphas", ",", "--preview", "f.png", "-o",
                 str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--alphas wants at least one number" in err[0], err
@@ -143,7 +130,7 @@ def _journal(out: Path) -> list[tuple]:
     return [(r["step"], r.get("loss"), r.get("psnr")) for r in recs]
 
 
-def test_sighup_and_sigterm_mid_run_resume_to_the_uninterrupted_result(clip, tiny, tmp_path, capsys):
+def test_sighup_and_sigterm_mid_run_resume_to_the_uninterrupted_result(train_clip, train_base, tmp_path, capsys):
     """Two stops by signals between checkpoints, then a rerun: the same final and best models and the same
     journal (losses, validations) as one uninterrupted run; the final model upscales a video and blends."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -152,9 +139,9 @@ def test_sighup_and_sigterm_mid_run_resume_to_the_uninterrupted_result(clip, tin
 
     common = ["--steps", "16", "--save-every", "5", "--val-every", "4", "--lr", "5e-4", "--threads", "1"]
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    assert cli(base_args(clip, tiny, whole) + common) == 0
+    assert cli(base_args(train_clip, train_base, whole) + common) == 0
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    argv = [sys.executable, "-m", "esrgan_video", *base_args(clip, tiny, stopped), *common]
+    argv = [sys.executable, "-m", "esrgan_video", *base_args(train_clip, train_base, stopped), *common]
     for sig, after, code in ((signal.SIGHUP, 7, 129), (signal.SIGTERM, 12, 143)):
         proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
         deadline = time.monotonic() + 120
@@ -170,37 +157,37 @@ def test_sighup_and_sigterm_mid_run_resume_to_the_uninterrupted_result(clip, tin
         assert proc.returncode == code, err
         assert "Traceback" not in err and "interrupted at step" in err
         assert not (stopped / "final.safetensors").exists()
-    assert cli(base_args(clip, tiny, stopped) + common) == 0
+    assert cli(base_args(train_clip, train_base, stopped) + common) == 0
     for name in ("final.safetensors", "best.safetensors"):
         a, b = load_file(str(whole / name)), load_file(str(stopped / name))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     assert _journal(whole) == _journal(stopped)
     final = stopped / "final.safetensors"
     capsys.readouterr()
-    assert cli([str(clip), str(tmp_path / "up.mkv"), "--model", str(final), "--quiet"]) == 0
+    assert cli([str(train_clip), str(tmp_path / "up.mkv"), "--model", str(final), "--quiet"]) == 0
     with av.open(str(tmp_path / "up.mkv")) as c:
         assert (c.streams.video[0].width, c.streams.video[0].height) == (384, 256)
-    assert cli(["blend", str(tiny), str(final), "--alpha", "0.5", "-o", str(tmp_path / "mix.safetensors"),
+    assert cli(["blend", str(train_base), str(final), "--alpha", "0.5", "-o", str(tmp_path / "mix.safetensors"),
                 "--quiet"]) == 0
-    assert cli([str(clip), str(tmp_path / "mix.mkv"), "--model", str(tmp_path / "mix.safetensors"),
+    assert cli([str(train_clip), str(tmp_path / "mix.mkv"), "--model", str(tmp_path / "mix.safetensors"),
                 "--quiet"]) == 0
 
 
-def test_a_rerun_removes_the_temporary_files_of_a_killed_write(clip, tiny, tmp_path):
+def test_a_rerun_removes_the_temporary_files_of_a_killed_write(train_clip, train_base, tmp_path):
     out = tmp_path / "run"
-    assert cli(base_args(clip, tiny, out, "--steps", "1")) == 0
+    assert cli(base_args(train_clip, train_base, out, "--steps", "1")) == 0
     leftovers = [out / "checkpoints" / ".state_000002.pt.abc123.part", out / ".final.safetensors.x1.part",
                  out / "previews" / ".step_000002.png.zz.part"]
     for p in leftovers:
         p.write_bytes(b"half")  # what a SIGKILL during atomic_write leaves
-    assert cli(base_args(clip, tiny, out, "--steps", "2")) == 0
+    assert cli(base_args(train_clip, train_base, out, "--steps", "2")) == 0
     assert not any(p.exists() for p in leftovers)
     assert (out / "final.safetensors").is_file() and (out / "checkpoints" / "state_000002.pt").is_file()
 
 
 @pytest.mark.parametrize("sig, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")],
                          ids=["SIGINT", "SIGTERM"])
-def test_a_second_signal_stops_at_once_and_says_where_the_run_resumes(clip, tiny, tmp_path, capsys, monkeypatch,
+def test_a_second_signal_stops_at_once_and_says_where_the_run_resumes(train_clip, train_base, tmp_path, capsys, monkeypatch,
                                                                     sig, code, name):
     # was: 'interrupted (Ctrl-C); no output was written' (the run folder held checkpoints), and 130 for SIGTERM too
     from esrgan_video.train.trainer import Trainer
@@ -215,7 +202,7 @@ def test_a_second_signal_stops_at_once_and_says_where_the_run_resumes(clip, tiny
 
     monkeypatch.setattr(Trainer, "step", step)
     out = tmp_path / "run"
-    argv = base_args(clip, tiny, out, "--steps", "10", "--save-every", "2", "--val-every", "100")
+    argv = base_args(train_clip, train_base, out, "--steps", "10", "--save-every", "2", "--val-every", "100")
     assert cli(argv) == code
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"esrgan-video train: stopped at once ({name} again); {out} resumes from "
@@ -226,7 +213,7 @@ def test_a_second_signal_stops_at_once_and_says_where_the_run_resumes(clip, tiny
             if "loss" in x] == list(range(1, 11))
 
 
-def test_a_signal_before_the_first_step_says_the_rerun_starts_over(clip, tiny, tmp_path, capsys, monkeypatch):
+def test_a_signal_before_the_first_step_says_the_rerun_starts_over(train_clip, train_base, tmp_path, capsys, monkeypatch):
     # a stop during step 0's validation (the run folder already made): not 'no output was written'
     from esrgan_video.cli.signals import Terminated
     from esrgan_video.train.trainer import Trainer
@@ -236,24 +223,24 @@ def test_a_signal_before_the_first_step_says_the_rerun_starts_over(clip, tiny, t
 
     monkeypatch.setattr(Trainer, "validate", validate)
     out = tmp_path / "run"
-    assert cli(base_args(clip, tiny, out)) == 129
+    assert cli(base_args(train_clip, train_base, out)) == 129
     assert capsys.readouterr().err.strip().splitlines() == [
         f"esrgan-video train: interrupted (SIGHUP); {out} has no checkpoint yet: a rerun starts over "
         "(rerun the same command)"]
     monkeypatch.undo()
-    assert cli(base_args(clip, tiny, out)) == 0 and (out / "final.safetensors").is_file()
+    assert cli(base_args(train_clip, train_base, out)) == 0 and (out / "final.safetensors").is_file()
 
 
-def test_a_video_paired_with_an_image_folder_is_one_line(clip, tiny, tmp_path, capsys):
+def test_a_video_paired_with_an_image_folder_is_one_line(train_clip, train_base, tmp_path, capsys):
     # was a traceback (ValueError: could not convert string to float) from matching names against timestamps
     from esrgan_video.train.data import read_video
     from esrgan_video.train.images import write_png
 
     folder = tmp_path / "stills"
     folder.mkdir()
-    for i, f in enumerate(read_video(str(clip), max_frames=4)[0][:4]):
+    for i, f in enumerate(read_video(str(train_clip), max_frames=4)[0][:4]):
         write_png(folder / f"f{i}.png", f.float() / 255)
-    one_line(capsys, 3, base_args(clip, tiny, tmp_path / "a", "--lr-data", str(folder)),
-             f"{folder}: an image source cannot pair with the video {clip}")
-    one_line(capsys, 3, base_args(folder, tiny, tmp_path / "b", "--lr-data", str(clip)),
-             f"{clip}: a video cannot pair with the images {folder}")
+    one_line(capsys, 3, base_args(train_clip, train_base, tmp_path / "a", "--lr-data", str(folder)),
+             f"{folder}: an image source cannot pair with the video {train_clip}")
+    one_line(capsys, 3, base_args(folder, train_base, tmp_path / "b", "--lr-data", str(train_clip)),
+             f"{train_clip}: a video cannot pair with the images {folder}")
