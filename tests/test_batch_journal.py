@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,40 +75,37 @@ def test_an_output_folder_that_is_a_file_is_a_one_line_error(tmp_path: Path, cap
     assert len(lines) == 1 and lines[0].startswith("esrgan-video: error:") and "it is a file" in lines[0], lines
 
 
-@pytest.fixture
-def file_size_limit():
-    """Set RLIMIT_FSIZE for this process (a write past it fails with EFBIG, as on a full disk: the kernel's own error,
-    SIGXFSZ ignored); restored afterwards."""
-    import resource
-    import signal
+_FULL_DISK_CHILD = """
+import resource, signal, sys
+from pathlib import Path
+import pytest
+from esrgan_video.batch.journal import JOURNAL_NAME, Journal, parse_lines
+from esrgan_video.errors import OutputError
 
-    before = resource.getrlimit(resource.RLIMIT_FSIZE)
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE then fails with EFBIG, as on a full disk
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+folder = Path(sys.argv[1])
+with Journal(folder) as j:
+    for i in range(20):
+        j.record(f"file{i}.mkv", "failed", error="x" * 40)
+size = (folder / JOURNAL_NAME).stat().st_size
+resource.setrlimit(resource.RLIMIT_FSIZE, (100, hard))  # the compacted copy cannot be written
+with pytest.raises(OutputError, match="cannot write the batch journal"):
+    Journal(folder).open()
+resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))  # compaction writes exactly as much; no room to append
+with Journal(folder) as j:
+    with pytest.raises(OutputError, match="cannot write the batch journal.*rerun the same command"):
+        j.record("late.mkv", "done", size=1)
+assert len(parse_lines((folder / JOURNAL_NAME).read_text())) == 20
+with Journal(folder):  # the lock was released
+    pass
+"""
 
-    def limit(size: int) -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, before[1]))
 
-    try:
-        yield limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, before)
-        signal.signal(signal.SIGXFSZ, handler)
-
-
-def test_a_journal_that_cannot_be_written_is_a_one_line_output_error(tmp_path: Path, file_size_limit) -> None:
+def test_a_journal_that_cannot_be_written_is_a_one_line_output_error(tmp_path: Path) -> None:
     """A full disk when the batch starts (compaction) or under it (an append): OutputError (exit 6, one line), not
-    an OSError traceback; the journal on disk keeps what it had."""
-    with Journal(tmp_path) as j:
-        for i in range(20):
-            j.record(f"file{i}.mkv", "failed", error="x" * 40)
-    size = (tmp_path / JOURNAL_NAME).stat().st_size
-    file_size_limit(100)  # the compacted copy cannot be written
-    with pytest.raises(OutputError, match="cannot write the batch journal"):
-        Journal(tmp_path).open()
-    file_size_limit(size)  # compaction writes exactly as much; the next append finds no room
-    with Journal(tmp_path) as j:
-        with pytest.raises(OutputError, match="cannot write the batch journal.*rerun the same command"):
-            j.record("late.mkv", "done", size=1)
-    assert len(parse_lines((tmp_path / JOURNAL_NAME).read_text())) == 20
-    with Journal(tmp_path):  # the lock was released
-        pass
+    an OSError traceback; the journal on disk keeps what it had. In a child process: RLIMIT_FSIZE holds for every
+    file the process writes, pytest's own output (redirected to a file) included."""
+    r = subprocess.run([sys.executable, "-c", _FULL_DISK_CHILD, str(tmp_path)], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])), timeout=120)
+    assert r.returncode == 0, r.stderr
