@@ -57,26 +57,20 @@ def test_a_raw_stream_reads_at_its_sps_rate(tmp_path, fps, name, codec, options)
     assert notices == [] and said == []
 
 
-@needs_x265
-def test_a_raw_stream_without_vui_timing_is_read_at_25_fps_said_to_be_a_guess(tmp_path):
-    src = media.make_clip(tmp_path / "novui.hevc", codec="libx265", fps=NTSC, frames=12,
-                          options={"x265-params": "vui-timing-info=0:log-level=error"})
-    assert sps_rate(src) == 0
+@pytest.mark.parametrize("name, made, said_rate, why", [
+    pytest.param("novui.hevc",
+                 dict(codec="libx265", fps=NTSC, options={"x265-params": "vui-timing-info=0:log-level=error"}), 0, "the HEVC stream says no frame rate (no VUI timing in its SPS)", marks=needs_x265, id="no-vui"),
+    # x264 given the time base 1/1000 says 1000 fps (as this project's writer made from an .mkv before 640ce8d):
+    # not a rate the frames are read at
+    pytest.param("old.h264", dict(fps=25, time_base=Fraction(1, 1000)), 1000,
+                 "the H.264 stream says no frame rate (its timing, 1000 fps, is a time base's ticks)", id="ticks"),
+])
+def test_a_raw_stream_without_a_frame_rate_is_read_at_25_fps_said_to_be_a_guess(tmp_path, name, made, said_rate, why):
+    src = media.make_clip(tmp_path / name, frames=12, **made)
+    assert sps_rate(src) == said_rate
     rate, times, notices, _ = read(src)
     assert rate == 25 and times == [Fraction(k, 25) for k in range(12)]
-    assert notices == [f"{src}: the HEVC stream says no frame rate (no VUI timing in its SPS); its frames are "
-                       "timed at 25 fps (FFmpeg's default), a guess"]
-
-
-def test_a_raw_stream_timed_by_ticks_is_read_at_25_fps_said_to_be_a_guess(tmp_path):
-    """x264 given the time base 1/1000 says 1000 fps (as this project's writer made from an .mkv before 640ce8d):
-    not a rate the frames are read at."""
-    src = media.make_clip(tmp_path / "old.h264", fps=25, time_base=Fraction(1, 1000), frames=12)
-    assert sps_rate(src) == 1000
-    rate, times, notices, _ = read(src)
-    assert rate == 25 and times == [Fraction(k, 25) for k in range(12)]
-    assert notices == [f"{src}: the H.264 stream says no frame rate (its timing, 1000 fps, is a time base's "
-                       "ticks); its frames are timed at 25 fps (FFmpeg's default), a guess"]
+    assert notices == [f"{src}: {why}; its frames are timed at 25 fps (FFmpeg's default), a guess"]
 
 
 def test_a_tiny_mpeg_ps_of_an_old_x264_stream_is_not_read_at_2000_fps(tmp_path):
