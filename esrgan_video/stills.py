@@ -54,7 +54,7 @@ from .upscaler import Upscaler
 from .errors import InputError
 from .video.image_meta import not_kept
 from .video.images import (IMAGE_EXTENSIONS, check_extension, holds_deep, holds_grey, image_meta, is_image_file,
-                           read_image, write_image)
+                           read_image, round_to_8bit, write_image)
 
 __all__ = ["GREY_WEIGHTS", "is_still_job", "read_image", "upscale_image"]
 
@@ -244,5 +244,5 @@ def _to_grey(rgb: np.ndarray, alpha: np.ndarray | None, bits: int) -> tuple[np.n
     y += 5000 * 257
     y //= 10000 * 257
     if alpha is not None:
-        alpha = ((alpha.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        alpha = round_to_8bit(alpha)
     return y.astype(np.uint8), alpha

@@ -30,7 +30,7 @@ from .partials import partial_path
 from .planes import frame_from_planes
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageMeta", "check_extension", "holds_deep", "holds_grey", "image_meta",
-           "is_image_file", "read_image", "write_image"]
+           "is_image_file", "read_image", "round_to_8bit", "write_image"]
 
 # output extension → (codec, pix_fmt for 8-bit RGB, for 8-bit RGBA, for 16-bit RGB, for 16-bit RGBA)
 _ENCODERS = {
@@ -171,6 +171,12 @@ def holds_deep(dst: str | os.PathLike) -> bool:
     return enc is not None and enc[3] is not None
 
 
+def round_to_8bit(samples: np.ndarray) -> np.ndarray:
+    """16-bit samples → 8-bit ones, rounded to the nearest (code × 255 / 65 535, half up): how :func:`write_image`
+    writes 16-bit samples into a format of 8 bits."""
+    return ((samples.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None, bits: int,
                 meta: ImageMeta | None = None) -> None:
     """Encode ``rgb`` (H×W×3 uint8/uint16, or H×W grey) and ``alpha`` (H×W or None) into ``dst`` (format from its
@@ -188,10 +194,9 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
     codec, fmt8, fmt8a, fmt16, fmt16a = _ENCODERS[ext]
     deep = bits > 8 and fmt16 is not None
     if not deep and rgb.dtype == np.uint16:
-        rgb = (rgb.astype(np.uint32) * 255 + 32767) // 65535
-        rgb = rgb.astype(np.uint8)
+        rgb = round_to_8bit(rgb)
         if alpha is not None:
-            alpha = ((alpha.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+            alpha = round_to_8bit(alpha)
     grey = rgb.ndim == 2
     if grey and not holds_grey(dst, alpha=alpha is not None):
         rgb, grey = np.repeat(rgb[..., None], 3, axis=2), False
