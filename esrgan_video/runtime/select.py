@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from esrgan_video.errors import BackendError
+from esrgan_video.errors import BackendError, brief
 from esrgan_video.options import BACKENDS
 from esrgan_video.runtime.base import PRECISIONS, Backend, CommonOptions
 from esrgan_video.runtime.devices import device_kind
@@ -180,10 +180,8 @@ def make_backend(
         try:
             import_tensorrt()
         except BackendError as e:
-            cause = e.__cause__ or e
-            first = (str(cause).splitlines() or [""])[0]
             name = "torch"
-            why = f"tensorrt is installed but does not import ({type(cause).__name__}: {first}) → torch CUDA"
+            why = f"tensorrt is installed but does not import ({brief(e.__cause__ or e)}) → torch CUDA"
     prec = choose_precision(precision, device_kind(dev))
     common = dataclasses.replace(common, device=dev, precision=prec, reason=f"{why} {prec}")
     cls = backend_class(name)
