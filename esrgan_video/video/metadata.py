@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
+from av.stream import Disposition
+
 __all__ = [
     "FIELD_ORDERS",
     "MOV_LANGUAGES",
@@ -45,13 +47,10 @@ def mov_language(code: str | None) -> str | None:
     return MOV_LANGUAGES.get(code, code) if code else code
 
 
-DISPOSITION_FLAGS = {
-    "default": 1, "dub": 2, "original": 4, "comment": 8, "lyrics": 16, "karaoke": 32, "forced": 64,
-    "hearing_impaired": 128, "visual_impaired": 256, "clean_effects": 512, "captions": 1 << 16,
-    "descriptions": 1 << 17, "metadata": 1 << 18, "dependent": 1 << 19, "still_image": 1 << 20, "multilayer": 1 << 21,
-}
-"""FFmpeg's AV_DISPOSITION_* bits by PyAV's name (attached_pic, timed_thumbnails and non_diegetic left out: cover art
-is its own case, the other two no muxer here writes)."""
+_NOT_JUDGED = ("attached_pic", "timed_thumbnails", "non_diegetic")
+DISPOSITION_FLAGS = {name: int(bit) for name, bit in Disposition.__members__.items() if name not in _NOT_JUDGED}
+"""FFmpeg's AV_DISPOSITION_* bits by PyAV's name (``av.stream.Disposition``), attached_pic, timed_thumbnails and
+non_diegetic left out: cover art is its own case, the other two no muxer here writes."""
 
 DISPOSITIONS_KEPT = {
     "matroska": frozenset({"default", "dub", "original", "comment", "forced", "hearing_impaired", "visual_impaired"}),
