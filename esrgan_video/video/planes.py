@@ -42,6 +42,11 @@ def _bytes(plane, rows: int, row_bytes: int) -> np.ndarray:
     return out if n == row_bytes else np.pad(out, ((0, 0), (0, row_bytes - n)))
 
 
+def _palette(frame: av.VideoFrame) -> np.ndarray:
+    """A ``pal8`` frame's 256 palette entries, (256, 4) uint8: FFmpeg's native 32-bit ARGB, bytes B, G, R, A here."""
+    return np.frombuffer(frame.planes[1], np.uint8, count=1024).reshape(256, 4)
+
+
 def read_planes(frame: av.VideoFrame, pix_fmt: str, layouts) -> list[np.ndarray]:
     """The frame's planes as ``pix_fmt``'s ``layouts``: :func:`copy_planes` when the frame is in ``pix_fmt``, else
     the exact repacking of a format read as another (``frames.pixel_formats.READ_AS``): ``uyvy422``/``yuyv422`` to
@@ -60,7 +65,7 @@ def read_planes(frame: av.VideoFrame, pix_fmt: str, layouts) -> list[np.ndarray]
     if src == "pal8" and pix_fmt in ("rgb24", "rgba"):
         h, w = layouts[0].shape[:2]
         index = _bytes(frame.planes[0], h, w)
-        palette = np.frombuffer(frame.planes[1], np.uint8, count=1024).reshape(256, 4)
+        palette = _palette(frame)
         order = [2, 1, 0] if pix_fmt == "rgb24" else [2, 1, 0, 3]
         return [np.ascontiguousarray(palette[:, order][index])]
     raise ValueError(f"read_planes: cannot read a {src} frame as {pix_fmt}")
@@ -71,7 +76,7 @@ def see_through(frame: av.VideoFrame) -> bool:
     if frame.format.name != "pal8":
         return False
     index = _bytes(frame.planes[0], frame.height, frame.width)
-    alpha = np.frombuffer(frame.planes[1], np.uint8, count=1024).reshape(256, 4)[:, 3]
+    alpha = _palette(frame)[:, 3]
     return bool((alpha[np.unique(index)] != 255).any())
 
 
