@@ -43,7 +43,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import EsrganVideoError
+from .errors import EsrganVideoError, InputError
 from .files import check_can_create, check_output_place
 from .options import UpscaleOptions
 from .frames.color import LUMA_709, ColorSpec
@@ -51,7 +51,6 @@ from .frames.pixel_formats import pixel_format
 from .frames.sizing import output_size, plan_size, resize_rgb
 from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
-from .errors import InputError
 from .video.image_meta import not_kept
 from .video.images import (IMAGE_EXTENSIONS, check_extension, holds_deep, holds_grey, image_meta, is_image_file,
                            read_image, round_to_8bit, write_image)
@@ -60,7 +59,7 @@ __all__ = ["GREY_WEIGHTS", "is_still_job", "read_image", "upscale_image"]
 
 GREY_WEIGHTS = LUMA_709
 """BT.709 luma weights (R, G, B): a grey still's grey output from the model's RGB (see the module's docstring)."""
-_GREY_INT = (2126, 7152, 722)  # GREY_WEIGHTS × 10 000, for an exact integer sum
+_GREY_INT = tuple(round(w * 10_000) for w in GREY_WEIGHTS)  # (2126, 7152, 722), for an exact integer sum
 
 
 def is_still_job(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
@@ -111,17 +110,17 @@ def upscale_image(
                          "first: write it as a video (.apng, .webp, .webm, .mkv, …) to upscale every frame")
     rgb, alpha, bits = read_image(src, keep_grey=True, meta=meta)
     check_extension(dst, alpha=alpha is not None)  # before the model runs
+    grey = rgb.ndim == 2
+    as_rgb = grey and not holds_grey(dst, alpha=alpha is not None)
     if notice is not None:
         if meta.frames > 1:
             notice(f"{src}: a TIFF of {meta.frames} pages; only the first is upscaled")
         if bits > 8 and not holds_deep(dst):
             notice(f"{dst}: this format holds 8 bits; the 16-bit image is rounded to 8 (.png and .tiff keep 16)")
-        lost = not_kept(dst.suffix.lower(), meta, grey=rgb.ndim == 2 and holds_grey(dst, alpha=alpha is not None))
+        lost = not_kept(dst.suffix.lower(), meta, grey=grey and not as_rgb)
         if lost:
             said = lost[0] if len(lost) == 1 else f"{', '.join(lost[:-1])} and {lost[-1]}"
             notice(f"{dst}: this format does not keep {said} of {src.name}")
-    grey = rgb.ndim == 2
-    as_rgb = grey and not holds_grey(dst, alpha=alpha is not None)
     if grey:  # the model runs on RGB
         if as_rgb and notice is not None:
             notice(f"{dst}: this format has no grey{' with alpha' if alpha is not None else ''}; the grey image is "
