@@ -203,9 +203,10 @@ class Upscaler:
         with self._lock:
             if self._closed:
                 raise RuntimeError("this Upscaler is closed")
-            told, self._model_notices = (self._model_notices, ()) if notice is not None else ((), self._model_notices)
-            for msg in told:
-                notice(msg)
+            if notice is not None:
+                told, self._model_notices = self._model_notices, ()
+                for msg in told:
+                    notice(msg)
             if None in self._backends:
                 return self._backends[None]
             key = (tile_shape[0], tile_shape[1], batch)
