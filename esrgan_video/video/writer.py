@@ -134,6 +134,7 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
     Returns the muxer's name. (An encoder that cannot open at all — no GPU for NVENC — is left for the writer
     to report.)"""
     encoder_pix_fmts(codec)  # an unknown encoder (or not a video one): OutputError naming it
+    canonical = av.codec.Codec(codec, "w").canonical_name  # a known encoder: encoder_pix_fmts said
     pipe = str(dst) == PIPE
     if pipe and format not in PIPE_FORMATS:
         raise OptionError("format", f"one of {', '.join(PIPE_FORMATS)} when writing to standard output (-)",
@@ -164,17 +165,16 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
     except ValueError as e:
         if "does not support" not in str(e):
             return muxer  # not a container question: the writer reports it
-        ext = container_suggestion([av.Codec(codec, "w").canonical_name])  # a known encoder: encoder_pix_fmts said
+        ext = container_suggestion([canonical])
         hint = f"; use {ext} instead" if ext else ""
         raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}") from e
-    if muxer == "mpegts" and not mpegts_holds(av.Codec(codec, "w").canonical_name,
-                                              m2ts=Path(str(dst)).suffix.lower() == ".m2ts"):
+    if muxer == "mpegts" and not mpegts_holds(canonical, m2ts=Path(str(dst)).suffix.lower() == ".m2ts"):
         # FFmpeg's MPEG-TS muxer takes any codec, and writes one it has no stream type for (VP9, AV1, FFV1, ProRes)
         # as private data: the file read back with no video at all
-        ext = container_suggestion([av.Codec(codec, "w").canonical_name])
+        ext = container_suggestion([canonical])
         raise OutputError(f"{name}: {where} cannot hold {codec} video; use {ext or '.mkv'} instead")
     if not _encoder_opens(muxer, codec) and any(_encoder_opens(m, codec) for m in ("matroska", "nut")):
-        ext = container_suggestion([av.Codec(codec, "w").canonical_name])
+        ext = container_suggestion([canonical])
         hint = f"; use {ext or '.mkv'} instead"
         raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}")
     return muxer
