@@ -466,8 +466,8 @@ class InputVideo:
                 prev_pts = pts
                 if pts is not None:
                     good.append(pts)
+                t = self.media_time(pts, info.time_base)
                 if seek is not None:
-                    t = self.media_time(pts, info.time_base)
                     if not checked:
                         if t < seek.start:
                             continue  # before the range, after the keyframe we landed on
@@ -477,10 +477,9 @@ class InputVideo:
                         index = seek.first_index
                 i = index
                 index += 1
-                if changed_at is None and (frame.format.name != decoded_fmt or frame.width != info.width
-                                           or frame.height != info.height):
+                changed = frame.format.name != decoded_fmt or frame.width != info.width or frame.height != info.height
+                if changed and changed_at is None:
                     changed_at = i
-                t = self.media_time(pts, info.time_base)
                 if isinstance(start, int) and i < start or start is not None and not isinstance(start, int) \
                         and t < start:
                     continue
@@ -493,7 +492,7 @@ class InputVideo:
                     yield DecodedFrame(i, pts, info.time_base, [], info.pix_fmt)
                     continue
                 # a change is refused only where a changed frame would be read (a trim may end before it)
-                if frame.format.name != decoded_fmt or frame.width != info.width or frame.height != info.height:
+                if changed:
                     raise InputError(
                         f"{self.path}: the video changes from {info.width}x{info.height} {decoded_fmt} to "
                         f"{frame.width}x{frame.height} {frame.format.name} at frame {changed_at}; "
