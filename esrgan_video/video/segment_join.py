@@ -42,6 +42,7 @@ import av
 from ..errors import OptionError, OutputError
 from ..frames.sizing import sar_storable
 from .discont import has_discontinuities
+from .metadata import demuxer_in
 from .packet_index import NOPTS, decode_order_timestamps, read_packet_index
 from .partials import join_partial_path, remove_stale_partials
 from .reader import open_input
@@ -427,7 +428,7 @@ def undeclared_delay(first: av.video.stream.VideoStream, muxer: str, dst: Path) 
     segments' MOV/MP4/Matroska keep no such declaration and nothing in the stream says it, so the join records
     the delay its packets show, none: its frames and presentation times are a single pass's, its decode times (one
     pass's NUT reader counts them two frames back) are not."""
-    if muxer != "nut" or "nut" in first.container.format.name.split(","):
+    if muxer != "nut" or demuxer_in(first.container.format.name, ("nut",)):
         return None
     if first.codec_context.name not in ("h264", "hevc"):
         return None
@@ -443,7 +444,7 @@ def _kept_tag(first: av.video.stream.VideoStream, muxer: str) -> str | None:
     segments' own container). ``add_stream_from_template`` leaves the tag out, and the muxer's default tag may say
     something else: UT Video's tag names its pixel format (``ULY0`` 4:2:0, ``ULRG`` RGB), and AVI's default for the
     codec, ``ULRA``, would have the file decode as RGB with alpha. Checked on a header written into memory."""
-    if muxer in first.container.format.name.split(","):
+    if demuxer_in(first.container.format.name, (muxer,)):
         return None
     try:
         tag = first.codec_context.codec_tag

@@ -46,7 +46,7 @@ import av
 
 from ..errors import OutputError
 from .discont import StreamMender, has_discontinuities
-from .metadata import DISPOSITIONS_KEPT, dispositions_lost, mov_language
+from .metadata import DISPOSITIONS_KEPT, demuxer_in, dispositions_lost, mov_language
 from .packet_index import read_packet_index
 from .probe import Demux
 from .reader import clean_metadata
@@ -204,7 +204,7 @@ def _is_timecode_track(st, source) -> bool:
     stream it belongs to; from that tag on the output's video stream the MOV/MP4 muxer writes a timecode track of
     its own and the Matroska muxer a TIMECODE tag. The track itself cannot be copied: the MOV/MP4 muxer fails on
     the copy when the file is finished (EINVAL), and Matroska and MP4 refuse data streams."""
-    return "mov" in source.format.name.split(",") and "timecode" in st.metadata
+    return demuxer_in(source.format.name, ("mov",)) and "timecode" in st.metadata
 
 
 def _muxer_takes(fmt: str, st) -> bool:
