@@ -70,6 +70,14 @@ def _one_upconv(params: RRDBParams | CompactParams) -> bool:
     return isinstance(params, RRDBParams) and params.upsample_stages == 1 and params.unshuffle == 1
 
 
+def _settled(params: RRDBParams | CompactParams, scale: int) -> RRDBParams | CompactParams:
+    """``params`` at ``scale`` where that is what its keys leave open (x2 or x3 of an RRDB with one up conv); else
+    ``params`` as they are."""
+    if _one_upconv(params) and scale in (2, 3):
+        return dataclasses.replace(params, scale=scale)
+    return params
+
+
 def _one_upconv_old_arch(sd: StateDict, params: RRDBParams | CompactParams) -> bool:
     return "model.0.weight" in sd and _one_upconv(params)
 
@@ -81,8 +89,8 @@ def _as_recorded(params: RRDBParams | CompactParams, recorded: str, source: str)
         said = hyperparameters_from_record(recorded)
     except ValueError as e:
         raise ModelError(f"{source}: its {HYPERPARAMETERS_KEY} metadata is unreadable ({e})") from None
-    if _one_upconv(params) and isinstance(said, RRDBParams) and said.scale in (2, 3):
-        params = dataclasses.replace(params, scale=said.scale)
+    if isinstance(said, RRDBParams):
+        params = _settled(params, said.scale)
     if said != params:
         raise ModelError(f"{source}: its metadata records {_described(said)}, but its weights make {_described(params)}"
                          "; the file contradicts itself (refused)")
@@ -91,8 +99,7 @@ def _as_recorded(params: RRDBParams | CompactParams, recorded: str, source: str)
 
 def _with_stated_scale(params: RRDBParams | CompactParams, scale: int, source: str) -> RRDBParams | CompactParams:
     """``params`` at the scale the file's graph states (an ncnn RRDB's Interp factors), where its keys agree."""
-    if _one_upconv(params) and scale in (2, 3):
-        params = dataclasses.replace(params, scale=scale)
+    params = _settled(params, scale)
     if params.scale != scale:
         raise ModelError(f"{source}: its graph's up-sampling makes x{scale}, but its weights make "
                          f"{_described(params)}; the files contradict each other (refused)")
