@@ -64,7 +64,8 @@ MATRIX_KR_KB: dict[Matrix, tuple[float, float]] = {
 }
 """Luma coefficients (Kr, Kb) per H.273 matrix code; ``Matrix.RGB`` (0) is the identity (GBR)."""
 
-LUMA_709 = (0.2126, 0.7152, 0.0722)
+_KR_709, _KB_709 = MATRIX_KR_KB[Matrix.BT709]
+LUMA_709 = (_KR_709, 1.0 - _KR_709 - _KB_709, _KB_709)  # 0.2126, 0.7152, 0.0722
 """BT.709's luma weights (Kr, 1 − Kr − Kb, Kb) on R, G, B: grey from the RGB a model gives (grey stills, a
 1-channel model fed RGB frames)."""
 
