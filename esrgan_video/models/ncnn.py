@@ -25,6 +25,7 @@ Format facts used here:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,10 +238,7 @@ def _convert_rrdb(graph: NcnnGraph, bin_data: bytes, source: str) -> Conversion:
     for name, layer in zip(names, convs):
         sd[f"{name}.weight"], sd[f"{name}.bias"] = _read_conv(reader, layer, name, source)
     reader.finish()
-    scale = 1
-    for factor in factors:
-        scale *= factor
-    return Conversion(sd, "ESRGAN", **reader.counts, scale=scale)
+    return Conversion(sd, "ESRGAN", **reader.counts, scale=math.prod(factors))
 
 
 def _interp_factor(layer: NcnnLayer, source: str) -> int:
