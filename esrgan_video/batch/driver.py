@@ -140,12 +140,17 @@ def _source_changed(rec: dict[str, Any], src: Path) -> bool:
         fp = _src_fingerprint(src)
     except OSError:
         return False
-    return any(rec.get(k) != v for k, v in fp.items())
+    return not _same_source(rec, fp)
 
 
 def _src_fingerprint(path: Path) -> dict[str, int]:
     st = os.stat(path)
     return {"src_size": st.st_size, "src_mtime_ns": st.st_mtime_ns}
+
+
+def _same_source(rec: dict[str, Any], fp: dict[str, int]) -> bool:
+    """Whether a journal record was made from the source whose fingerprint (``_src_fingerprint``) is ``fp``."""
+    return all(rec.get(k) == v for k, v in fp.items())
 
 
 @dataclass
@@ -553,7 +558,7 @@ def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: 
         rec = journal.get(key)
         if (rec and rec["state"] == "done" and rec.get("options") == opts_hash
                 and rec.get("start") == start and rec.get("end") == end
-                and all(rec.get(k) == v for k, v in src_fp.items()) and verify_done(rec, part) is None):
+                and _same_source(rec, src_fp) and verify_done(rec, part) is None):
             continue
         tasks.append(Task(key=key, kind="segment", job_key=job.key, src=str(job.src), dst=str(part),
                           start=parse_fraction(start), end=parse_fraction(end), overwrite=True, codec=codec))
@@ -652,7 +657,7 @@ def run_batch(
                     row.status, row.error = "failed", f"{job.src}: cannot be read ({e})"
                     continue
                 reason = verify_done(rec, job.dst)
-                if reason is None and all(rec.get(k) == v for k, v in fp.items()):
+                if reason is None and _same_source(rec, fp):
                     row.status, row.frames = "skipped", int(rec.get("frames", 0))
                     row.reuse = reuse_from_record(rec.get("reuse"))  # as journaled when it was made
                     if rec.get("damage"):  # done earlier from a damaged input: still say so (and exit 8)
