@@ -22,7 +22,7 @@ import dataclasses
 import re
 from pathlib import PurePath
 
-from ..arch.rrdbnet import RRDBParams
+from ..arch.rrdbnet import SUPPORTED_SCALES, RRDBParams
 from ..arch.srvgg import CompactParams
 from ..errors import ModelError
 from . import compact, esrgan
@@ -46,8 +46,9 @@ def detect(sd: StateDict, source: str) -> tuple[StateDict, RRDBParams | CompactP
     raise ModelError(f"{source} is not {KNOWN}: {describe_keys(sd)}")
 
 
-NAME_SCALES = (1, 2, 3, 4, 8, 16)
-"""The scales a file name is read for (other numbers, e.g. the 264 of ``x264``, are no scale)."""
+NAME_SCALES = SUPPORTED_SCALES
+"""The scales a file name is read for, the ones an RRDB can have (other numbers, e.g. the 264 of ``x264``, are no
+scale)."""
 
 _NAME_PATTERNS = (
     re.compile(r"(?<![a-z0-9])(\d+)x(?!\d)", re.IGNORECASE),  # 3x_Name, 3xName, Name-3x
