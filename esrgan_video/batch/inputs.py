@@ -115,10 +115,10 @@ def _expand(item: str, base: Path, exts: set[str], excluded: list[Path], out: li
         else:
             out.append(Source(path))
     elif _GLOB_CHARS & set(item):
-        pattern = PurePath(os.path.expanduser(item))
-        if not pattern.is_absolute():  # the folder it is relative to is a name, not a pattern: "Films [1080p]"
-            pattern = PurePath(glob.escape(str(base))) / pattern
-        parts = PurePath(os.path.expanduser(item)).parts
+        given = PurePath(os.path.expanduser(item))
+        # the folder it is relative to is a name, not a pattern: "Films [1080p]"
+        pattern = given if given.is_absolute() else PurePath(glob.escape(str(base))) / given
+        parts = given.parts
         fixed = Path(base, *parts[:next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))])
         matches = sorted(glob.glob(str(pattern), recursive=True))
         files = [Path(m) for m in matches if Path(m).is_file()]
