@@ -70,6 +70,7 @@ if str(ROOT) not in sys.path:
 from benchmarks import models as bench_models  # noqa: E402
 from benchmarks.common import psnr  # noqa: E402 - arrays or tensors (any device)
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams  # noqa: E402
+from esrgan_video.errors import brief  # noqa: E402
 from esrgan_video.runtime.base import CommonOptions, NonFiniteOutputError  # noqa: E402
 from esrgan_video.runtime.torch_backend import TorchBackend, TorchOptions  # noqa: E402
 
@@ -640,8 +641,7 @@ def probe_tensorrt() -> tuple[str | None, str]:
 
         return str(tensorrt.__version__), ""
     except Exception as e:  # noqa: BLE001 - any failure is the recorded reason
-        first = str(e).splitlines()[0] if str(e) else ""
-        return None, f"{type(e).__name__}: {first}"[:300]
+        return None, brief(e, 300)[:300]  # the recorded reason stays within 300 characters
 
 
 def installed_version(dist: str) -> str | None:
