@@ -33,6 +33,7 @@ import heapq
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -214,7 +215,6 @@ class InputVideo:
         self.notice = notice
         """Where ``frames()`` sends the one line about damage it met (None: only ``FrameRun.stats`` says)."""
         self._frame_times: list[Fraction] | None = None
-        self._raw_pictures: tuple[int | None] | None = None
 
     def __enter__(self) -> InputVideo:
         return self
@@ -269,13 +269,12 @@ class InputVideo:
             self._frame_times = times
         return self._frame_times
 
+    @cached_property
     def _pictures_in_bytes(self) -> int | None:
         """``damage.raw_stream_pictures`` of this file, counted once per :class:`InputVideo` (a whole-file pass;
         ``frame_times()`` of a raw stream — for a seek or a trim — runs ``frames()`` before the run that reads the
         frames)."""
-        if self._raw_pictures is None:
-            self._raw_pictures = (raw_stream_pictures(self.path, self.info.container),)
-        return self._raw_pictures[0]
+        return raw_stream_pictures(self.path, self.info.container)
 
     def _jumps(self) -> tuple[Jump, ...]:
         """The video's timestamp jumps, which the packet index mended (``video.discont``); () without reading the
@@ -536,7 +535,7 @@ class InputVideo:
                     corrupt, errors, first_loss = 0, 0, None
                 lost = corrupt + errors + gap_frames
             else:  # raw H.264/HEVC: no index, no timestamps; the pictures its bytes hold tell (video.damage)
-                pictures = self._pictures_in_bytes()
+                pictures = self._pictures_in_bytes
                 lost = lost if pictures is None or pictures < index else pictures - index
                 expected = expected if pictures is None else pictures
         stats = ReadStats(
