@@ -280,8 +280,8 @@ def read_format(name: str, *, see_through: bool = False) -> str | None:
     """The supported format frames decoded as ``name`` are read as (:data:`READ_AS`): ``yuv422p`` for
     ``uyvy422``/``yuyv422``, ``rgb24`` for ``pal8`` (``rgba`` when ``see_through``: a palette entry the picture
     uses is not opaque); ``name`` itself when it is supported as it is; None when it is neither."""
-    if name == "pal8":
-        return "rgba" if see_through else "rgb24"
+    if name == "pal8" and see_through:
+        return "rgba"
     if name in READ_AS:
         return READ_AS[name]
     return name if is_supported(name) else None
