@@ -607,8 +607,9 @@ class OutputVideo:
             return self._cfr_clock(codec, template)
         times, rates, src = None, [self.rate], None
         if template is not None:
-            t0, t1 = self.t0, self.t1
-            times = [t for t in template.frame_times() if (t0 is None or t >= t0) and (t1 is None or t < t1)]
+            times = template.frame_times()  # sorted: the trim's [t0, t1) is a slice, as trim.selected_frames counts it
+            lo = 0 if self.t0 is None else bisect.bisect_left(times, self.t0)
+            times = times[lo:len(times) if self.t1 is None else bisect.bisect_left(times, self.t1)]
             rates, src = [self.rate, template.info.guessed_rate], template.path
         rate = encoder_rate(codec, self.pix_fmt, self.time_base, rates, times, dst=self.dst, src=src)
         return None if rate is None else EncoderClock(rate, self.time_base, dst=self.dst, codec=codec)
