@@ -226,7 +226,10 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
                 c.mux(packet)
             for packet in s.encode(None):
                 c.mux(packet)
-        tmp.write_bytes(embed(tmp.read_bytes(), ext, meta or ImageMeta(), (rgb.shape[1], rgb.shape[0]), grey=grey))
+        encoded = tmp.read_bytes()
+        embedded = embed(encoded, ext, meta or ImageMeta(), (rgb.shape[1], rgb.shape[0]), grey=grey)
+        if embedded is not encoded:  # embed gives the file back as it is where it adds nothing (a TIFF, a WebP)
+            tmp.write_bytes(embedded)
         os.replace(tmp, dst)
     except (av.FFmpegError, OSError) as e:  # an unwritable folder, a full disk
         _remove(tmp)
