@@ -226,10 +226,9 @@ def _mpegts_reads_back(add: Callable, kind: str, *, m2ts: bool) -> bool:
     it when the header is written. Probed with one dummy packet: the stream type read back is the PMT's, not the
     payload's; a muxer that checks the payload (H.264's start codes, AAC's ADTS header) has a stream type for the
     codec."""
-    modes = [{"mpegts_m2ts_mode": "1"}] if m2ts else []
     try:
-        for options in modes:
-            with av.open(io.BytesIO(), "w", format="mpegts", options=options) as probe:
+        if m2ts:
+            with av.open(io.BytesIO(), "w", format="mpegts", options={"mpegts_m2ts_mode": "1"}) as probe:
                 add(probe)
                 probe.start_encoding()
         buf = io.BytesIO()
