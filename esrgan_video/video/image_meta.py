@@ -137,8 +137,7 @@ def _png(data: bytes) -> ImageMeta:
             text.append(chunk.whole)
         elif kind == b"IEND":
             ended = True
-    orientation = _exif_orientation(exif) if exif else 1
-    return ImageMeta(icc=icc, exif=exif, orientation=orientation, dpi=dpi, frames=max(frames, 1),
+    return ImageMeta(icc=icc, exif=exif, orientation=_exif_orientation(exif), dpi=dpi, frames=max(frames, 1),
                      truncated=None if ended else "the PNG ends before its IEND chunk (truncated?)", kind="png",
                      png_colour=tuple(colour), png_text=tuple(text))
 
@@ -181,13 +180,13 @@ def _jpeg(data: bytes) -> ImageMeta:
             icc_parts[body[12]] = bytes(body[14:])
         elif marker == 0xDA:
             sos = pos
-    if dpi is None and exif:
+    if dpi is None:
         dpi = _exif_dpi(exif)
     # after the first scan, FF D9 can only be the end-of-image marker (entropy-coded 0xFF is followed by 0x00)
     truncated = None if sos is not None and data.find(b"\xff\xd9", sos) >= 0 else \
         "the JPEG ends before its end-of-image marker (truncated?)"
     icc = b"".join(icc_parts[k] for k in sorted(icc_parts)) if icc_parts else None
-    return ImageMeta(icc=icc, exif=exif, orientation=_exif_orientation(exif) if exif else 1, dpi=dpi,
+    return ImageMeta(icc=icc, exif=exif, orientation=_exif_orientation(exif), dpi=dpi,
                      truncated=truncated, jpeg_app=tuple(app), kind="jpeg")
 
 
@@ -207,8 +206,8 @@ def _webp(data: bytes) -> ImageMeta:
             frames += 1
         pos += 8 + n + (n & 1)
     truncated = "the WebP file is shorter than its RIFF header says (truncated?)" if len(data) < size + 8 else None
-    return ImageMeta(icc=icc, exif=exif, orientation=_exif_orientation(exif) if exif else 1,
-                     dpi=_exif_dpi(exif) if exif else None, frames=max(frames, 1), truncated=truncated, kind="webp")
+    return ImageMeta(icc=icc, exif=exif, orientation=_exif_orientation(exif), dpi=_exif_dpi(exif),
+                     frames=max(frames, 1), truncated=truncated, kind="webp")
 
 
 def _tiff(data: bytes) -> ImageMeta:
@@ -310,7 +309,10 @@ def _tiff_dpi(t: _Tiff, tags) -> tuple[float, float] | None:
     return (x, y) if unit == 2 else (x * 2.54, y * 2.54)
 
 
-def _exif_orientation(exif: bytes) -> int:
+def _exif_orientation(exif: bytes | None) -> int:
+    """EXIF's orientation, 1–8; 1 without an EXIF block or where it cannot be followed."""
+    if not exif:
+        return 1
     try:
         t = _Tiff(exif)
         tags = t.ifd(t.first)
@@ -320,7 +322,10 @@ def _exif_orientation(exif: bytes) -> int:
     return o if 1 <= o <= 8 else 1
 
 
-def _exif_dpi(exif: bytes) -> tuple[float, float] | None:
+def _exif_dpi(exif: bytes | None) -> tuple[float, float] | None:
+    """EXIF's DPI; None without an EXIF block, without one in it, or where it cannot be followed."""
+    if not exif:
+        return None
     try:
         t = _Tiff(exif)
         return _tiff_dpi(t, t.ifd(t.first))
