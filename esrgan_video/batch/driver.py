@@ -148,6 +148,12 @@ def _src_fingerprint(path: Path) -> dict[str, int]:
     return {"src_size": st.st_size, "src_mtime_ns": st.st_mtime_ns}
 
 
+def segment_key(job_key: str, number: int) -> str:
+    """The journal key of segment ``number`` of a file (``_segment_tasks`` makes them; ``Plan._planned`` finds the
+    kept ones by them)."""
+    return f"{job_key}#seg{number:04d}"
+
+
 def _same_source(rec: dict[str, Any], fp: dict[str, int]) -> bool:
     """Whether a journal record was made from the source whose fingerprint (``_src_fingerprint``) is ``fp``."""
     return all(rec.get(k) == v for k, v in fp.items())
@@ -471,7 +477,7 @@ class Plan:
         st.row.segments = len(parts)
         kept_frames = 0
         for number in range(len(parts)):  # segments kept from an earlier run: their journaled reuse counts
-            key = f"{job.key}#seg{number:04d}"
+            key = segment_key(job.key, number)
             if key not in st.waiting:
                 rec = self.journal.get(key) or {}
                 kept_reuse = segment_reuse(reuse_from_record(rec.get("reuse")), rec.get("start"))
@@ -554,7 +560,7 @@ def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: 
     for number, (start, end, _frames) in enumerate(segments):
         part = seg_dir / f"{number:04d}{suffix}"
         parts.append(str(part))
-        key = f"{job.key}#seg{number:04d}"
+        key = segment_key(job.key, number)
         rec = journal.get(key)
         if (rec and rec["state"] == "done" and rec.get("options") == opts_hash
                 and rec.get("start") == start and rec.get("end") == end
