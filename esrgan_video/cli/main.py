@@ -103,11 +103,9 @@ def _run_upscale(argv: list[str]) -> int:
             print(f"esrgan-video: {msg}", file=sys.stderr)
 
     try:
-        from ..stills import is_still_job
+        from ..stills import is_still_job, upscale_image
 
         if is_still_job(args.input, args.output):
-            from ..stills import upscale_image
-
             out = upscale_image(args.input, args.output, options, overwrite=args.overwrite, notice=notice)
             if not args.quiet:
                 print(f"esrgan-video: wrote {out}", file=sys.stderr)
