@@ -59,9 +59,9 @@ def init(world: World, device: torch.device) -> None:
         _host_group = dist.new_group(backend="gloo")
 
 
-def any_true(world: World, flag: bool, device: torch.device | None = None) -> bool:
+def any_true(world: World, flag: bool) -> bool:
     """True on every rank when ``flag`` is true on any (so all ranks stop at the same step). Through host
-    memory (gloo), so it never waits for the GPU; ``device`` is not used."""
+    memory (gloo), so it never waits for the GPU."""
     if not world.distributed:
         return flag
     t = torch.tensor([1.0 if flag else 0.0])

@@ -661,7 +661,7 @@ class Trainer:
         t_last = time.perf_counter()
         try:
             while step < stop_at:
-                if ddp.any_true(self.world, self._stop, self.device):
+                if ddp.any_true(self.world, self._stop):
                     interrupted = True
                     break
                 rec = self.step(step)
@@ -686,7 +686,7 @@ class Trainer:
                 if save:
                     self.checkpoint(step)
             self._write_log()
-            if ddp.any_true(self.world, interrupted and main and (folder.latest_step() or 0) < step, self.device):
+            if ddp.any_true(self.world, interrupted and main and (folder.latest_step() or 0) < step):
                 self.checkpoint(step)
         except BaseException:
             with suppress(Exception):  # the lines of the steps done before the failure, if they can be
