@@ -333,17 +333,17 @@ class Trainer:
     def _make_discriminator(self) -> torch.nn.Module:
         """The plan's discriminator (``discriminator_weights`` loaded), its BatchNorm layers synchronised across
         the processes of a multi-GPU run (:func:`.ddp.sync_batchnorm`)."""
-        self.d = make_discriminator(self.plan.discriminator)
+        d = make_discriminator(self.plan.discriminator)
         if self.config.discriminator_weights:
-            self._load_discriminator(self.config.discriminator_weights)
-        return ddp.sync_batchnorm(self.d, self.world, self.device)
+            self._load_discriminator(d, self.config.discriminator_weights)
+        return ddp.sync_batchnorm(d, self.world, self.device)
 
-    def _load_discriminator(self, path: str) -> None:
+    def _load_discriminator(self, d: torch.nn.Module, path: str) -> None:
         from ..models.checkpoints import read_checkpoint
 
         obj, _ = read_checkpoint(path)
         try:
-            self.d.load_state_dict(obj, strict=True)
+            d.load_state_dict(obj, strict=True)
         except (RuntimeError, TypeError, AttributeError) as e:
             raise ModelError(f"{path}: not a {self.plan.discriminator} discriminator "
                              f"({first_line(e) or type(e).__name__})") from e
