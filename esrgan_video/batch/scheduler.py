@@ -392,12 +392,12 @@ class RayScheduler:
                     except ray.exceptions.RayError as e:
                         plan.failed(t, f"Ray: {one_line(e)[:300]}")
                         continue
-                    if "error" in res and res.get("no_space"):  # the disk is full: the plan stops the batch
-                        plan.no_space(t, res["error"])
-                    elif "error" in res:
-                        plan.failed(t, res["error"])
-                    else:
+                    if "error" not in res:
                         plan.done(t, res)
+                    elif res.get("no_space"):  # the disk is full: the plan stops the batch
+                        plan.no_space(t, res["error"])
+                    else:
+                        plan.failed(t, res["error"])
         finally:
             for a in [*actors, progress.actor]:
                 ray.kill(a, no_restart=True)
