@@ -386,13 +386,14 @@ class Plan:
             row.damage.append(str(result["damage"]))
         if task.kind != "segment" and row.damage:  # the file's record says what its input lost (resume keeps it)
             result = {**result, "damage": "; ".join(row.damage)}
-        task_reuse = reuse_from_record(result.get("reuse")) if task.kind in ("whole", "segment") else None
-        if task_reuse is not None:
-            row.reuse = add_reuse(row.reuse, segment_reuse(task_reuse, task.start)
-                                  if task.kind == "segment" else task_reuse)
-        if task.kind in ("whole", "segment"):
+        task_reuse = None
+        if task.kind in ("whole", "segment"):  # it rendered frames: they count, and what its reuse did
             row.rendered += int(result.get("frames", 0))
-        if task.kind == "join" and row.reuse is not None:  # the file's record: its segments' reuse (resume shows it)
+            task_reuse = reuse_from_record(result.get("reuse"))
+            if task_reuse is not None:
+                row.reuse = add_reuse(row.reuse, segment_reuse(task_reuse, task.start)
+                                      if task.kind == "segment" else task_reuse)
+        elif task.kind == "join" and row.reuse is not None:  # the file's record: its segments' reuse (resume shows it)
             result = {**result, "reuse": row.reuse.as_dict()}
         self.journal.record(task.key, "done", kind=task.kind, job=task.job_key, options=self.opts_hash,
                             **self.src_fp[task.job_key], **extra, **result)
