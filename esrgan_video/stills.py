@@ -52,10 +52,10 @@ from .frames.sizing import output_size, plan_size, resize_rgb
 from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
 from .video.image_meta import not_kept
-from .video.images import (IMAGE_EXTENSIONS, check_extension, holds_deep, holds_grey, image_meta, is_image_file,
-                           read_image, round_to_8bit, write_image)
+from .video.images import (IMAGE_EXTENSIONS, ImageMeta, check_extension, holds_deep, holds_grey, image_meta,
+                           is_image_file, read_image, round_to_8bit, write_image)
 
-__all__ = ["GREY_WEIGHTS", "is_still_job", "read_image", "upscale_image"]
+__all__ = ["GREY_WEIGHTS", "is_still_job", "probe_still_job", "read_image", "upscale_image"]
 
 GREY_WEIGHTS = LUMA_709
 """BT.709 luma weights (R, G, B): a grey still's grey output from the model's RGB (see the module's docstring)."""
@@ -67,16 +67,23 @@ def is_still_job(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
     not a video: SRC has an image's extension (``IMAGE_EXTENSIONS``), or DST has one and FFmpeg opens SRC as an image
     (a GIF, TGA, PPM …); but an animated PNG, WebP or GIF goes to the video pipeline (every frame) when DST is a video
     or a WebP (which holds an animation); to another image's extension it is refused there."""
+    return probe_still_job(src, dst)[0]
+
+
+def probe_still_job(src: str | os.PathLike, dst: str | os.PathLike) -> tuple[bool, ImageMeta | None]:
+    """:func:`is_still_job`'s answer, and SRC's :func:`~esrgan_video.video.images.image_meta` where the answer read
+    it (a still into a WebP or a video: is it animated?), None where it did not: pass it on as
+    ``upscale_image(meta=)``, which then does not read the file a second time."""
     src_ext, dst_ext = Path(src).suffix.lower(), Path(dst).suffix.lower()
     if src_ext not in IMAGE_EXTENSIONS and not (dst_ext in IMAGE_EXTENSIONS and is_image_file(src)):
-        return False
+        return False, None
     if dst_ext in IMAGE_EXTENSIONS and dst_ext != ".webp":
-        return True
+        return True, None
     try:
         meta = image_meta(src)
     except EsrganVideoError:
-        return True  # a missing or empty input: upscale_image says so
-    return meta.frames == 1 or meta.kind == "tiff"
+        return True, None  # a missing or empty input: upscale_image says so
+    return meta.frames == 1 or meta.kind == "tiff", meta
 
 
 def upscale_image(
@@ -87,6 +94,7 @@ def upscale_image(
     overwrite: bool = False,
     upscaler: Upscaler | None = None,
     notice: Callable[[str], None] | None = None,
+    meta: ImageMeta | None = None,
     **flat_options,
 ) -> Path:
     """Upscale one still image into ``dst`` (format from its extension); returns ``dst``.
@@ -94,7 +102,8 @@ def upscale_image(
     ``options``: the model, runtime and size options (the encoding and trimming ones do not apply to stills);
     their fields may also be given as flat keywords, as for :func:`esrgan_video.upscale_video`. ``notice`` receives
     one-line messages (e.g. a TensorRT build's progress). A grey image gives a grey one where ``dst``'s format
-    holds grey (module docstring)."""
+    holds grey (module docstring). ``meta``: ``src``'s ``image_meta`` where the caller has it
+    (:func:`probe_still_job`); read here when not given."""
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
     scale, size = opts.size.scale, opts.size.size
     src, dst = Path(src), Path(dst)
@@ -104,7 +113,7 @@ def upscale_image(
     check_extension(dst)
     check_output_place(dst, overwrite=overwrite, src=src)  # the video writer's wording (esrgan_video.files)
     check_can_create(dst)  # before the model runs, not when the result is written
-    meta = image_meta(src)
+    meta = image_meta(src) if meta is None else meta
     if meta.frames > 1 and meta.kind != "tiff":
         raise InputError(f"{src}: an animated image ({meta.frames} frames); a still output would keep only the "
                          "first: write it as a video (.apng, .webp, .webm, .mkv, …) to upscale every frame")

@@ -468,3 +468,20 @@ def test_a_huge_still_in_blocks_is_the_same_picture(tmp_path, model, capfd, monk
     assert p.returncode == 0, p.stderr
     whole, blocks = read_image(tmp_path / "whole.png"), read_image(tmp_path / "blocks.png")
     assert np.array_equal(whole[0], blocks[0]) and np.array_equal(whole[1], blocks[1])
+
+
+def test_a_still_into_a_webp_has_its_header_read_once(tmp_path, photo, model, capfd, monkeypatch):
+    """Into a WebP (which holds an animation) the command reads the still's header to know whether it is animated
+    (stills.probe_still_job); upscale_image is given that header, not a second read of the file, and uses it: the
+    EXIF orientation it says is applied."""
+    import esrgan_video.stills as stills
+
+    reads, real = [], stills.image_meta
+    monkeypatch.setattr(stills, "image_meta", lambda path: reads.append(str(path)) or real(path))
+    src = tmp_path / "turned.png"
+    Image.fromarray(photo).save(src, exif=_exif(6))  # 6: turn 90° clockwise to view
+    dst = tmp_path / "out.webp"
+    p = _upscale(capfd, src, dst, model, "-q")
+    assert p.returncode == 0, p.stderr
+    assert reads == [str(src)]
+    assert Image.open(dst).size == (2 * photo.shape[0], 2 * photo.shape[1])  # upright: 96 wide, 128 high

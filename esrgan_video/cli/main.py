@@ -103,10 +103,11 @@ def _run_upscale(argv: list[str]) -> int:
             print(f"esrgan-video: {msg}", file=sys.stderr)
 
     try:
-        from ..stills import is_still_job, upscale_image
+        from ..stills import probe_still_job, upscale_image
 
-        if is_still_job(args.input, args.output):
-            out = upscale_image(args.input, args.output, options, overwrite=args.overwrite, notice=notice)
+        still, meta = probe_still_job(args.input, args.output)  # the image's header, read once for both
+        if still:
+            out = upscale_image(args.input, args.output, options, overwrite=args.overwrite, notice=notice, meta=meta)
             if not args.quiet:
                 print(f"esrgan-video: wrote {out}", file=sys.stderr)
             return EXIT_OK
