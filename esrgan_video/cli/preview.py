@@ -257,13 +257,6 @@ def compose(columns: Sequence[Column], *, source_size: tuple[int, int],
     return sheet, lay
 
 
-def write_png(dst: Path, sheet: np.ndarray, *, overwrite: bool) -> None:
-    from ..video.images import write_image
-
-    check_output(dst, overwrite=overwrite)
-    write_image(dst, sheet, None, 8)
-
-
 def check_output(dst: Path, *, overwrite: bool, src: str | Path | None = None) -> None:
     """OptionError unless ``dst`` is a .png; OutputError where it cannot go, in the video writer's words
     (:func:`esrgan_video.files.check_output_place`, :func:`~esrgan_video.files.check_can_create`)."""
@@ -288,7 +281,9 @@ def run(args: argparse.Namespace) -> int:
     show_ffmpeg_log(options.encode.verbose)  # FFmpeg's own log lines only with --verbose, as for a video run
     cols, source_size = make_columns(args.input, at, columns, options, notice=say)
     sheet, lay = compose(cols, source_size=source_size, crop=crop)
-    write_png(Path(args.output), sheet, overwrite=args.overwrite)
+    from ..video.images import write_image
+
+    write_image(Path(args.output), sheet, None, 8)  # check_output above said it may go there, before any model ran
     rx, ry, rw, rh = lay.crop_region
     say(f"wrote {args.output} ({lay.width}x{lay.height}: {len(cols)} columns, whole frames at "
         f"{lay.scale:.0%}, detail {rw}x{rh} at {rx},{ry} of the output)")
