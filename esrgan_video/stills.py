@@ -148,8 +148,7 @@ def upscale_image(
             (out_w, out_h), resize = plan.size, plan.resize
         else:
             out_w, out_h = output_size(w, h, model_scale=up.scale, scale=scale, size=size)
-        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice, deep=grey,
-                                  grey=grey)
+        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice, grey=grey)
     finally:
         if own:
             up.close()
@@ -171,12 +170,12 @@ def _video_only_options(opts: UpscaleOptions) -> list[str]:
 
 def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: tuple[int, int],
              out_size: tuple[int, int], *, resize=resize_rgb, notice: Callable[[str], None] | None = None,
-             deep: bool = False, grey: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+             grey: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """RGB (and alpha) through the frame transform as one packed full-range RGB(A) plane; alpha upscaled once,
-    beside the colour. ``deep``: a 16-bit result for 8-bit samples too (code × 257 in: the model sees the same
-    float32 values, c × 257 / 65535 being c / 255 rounded alike). ``grey``: R = G = B (a grey still), so a grey
-    (1 → 1) model runs once, not on each channel (the same output)."""
-    if deep and rgb.dtype == np.uint8:
+    beside the colour. ``grey``: R = G = B (a grey still), so a grey (1 → 1) model runs once, not on each channel
+    (the same output); and the result is 16-bit for 8-bit samples too, for :func:`_to_grey` to round the luma once
+    (code × 257 in: the model sees the same float32 values, c × 257 / 65535 being c / 255 rounded alike)."""
+    if grey and rgb.dtype == np.uint8:
         rgb = rgb.astype(np.uint16) * 257
         alpha = None if alpha is None else alpha.astype(np.uint16) * 257
     deep = rgb.dtype == np.uint16

@@ -1,6 +1,6 @@
 """A grey (1 → 1) model on a grey still runs once per tile batch, on one channel, not on each of R, G and B (the
 still goes to the model as R = G = B): the written image is bit for bit the old path's (the model on each channel,
-``stills._upscale`` without ``grey``, then the same luma), with a third of the model calls."""
+``stills._upscale`` without ``grey`` on 16-bit samples, then the same luma), with a third of the model calls."""
 
 from __future__ import annotations
 
@@ -33,7 +33,10 @@ def _old_path(up: Upscaler, src: Path, dst: Path) -> None:
     grey, alpha, bits = read_image(src, keep_grey=True, meta=meta)
     h, w = grey.shape
     rgb = np.repeat(grey[..., None], 3, axis=2)
-    big, big_alpha = stills._upscale(up, rgb, alpha, (w, h), (2 * w, 2 * h), deep=True)
+    if rgb.dtype == np.uint8:  # a 16-bit result for the luma, as before (code × 257: the model sees the same values)
+        rgb = rgb.astype(np.uint16) * 257
+        alpha = None if alpha is None else alpha.astype(np.uint16) * 257
+    big, big_alpha = stills._upscale(up, rgb, alpha, (w, h), (2 * w, 2 * h))
     write_image(dst, *stills._to_grey(big, big_alpha, bits), bits, meta)
 
 
