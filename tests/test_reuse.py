@@ -17,7 +17,7 @@ from benchmarks.clips import held_clip
 from esrgan_video.frames import color
 from esrgan_video.frames.pixel_formats import pixel_format
 from esrgan_video.frames.reuse import (
-    CHROMA_MARGIN, NearRule, ReuseTracker, block_max_mean_abs, near_enough, reset_points, window_regions,
+    CHROMA_MARGIN, NearRule, ReuseStats, ReuseTracker, block_max_mean_abs, near_enough, reset_points, window_regions,
 )
 from esrgan_video.frames.transform import FrameFormat, FrameTransform
 from esrgan_video.pipeline import upscale_video
@@ -122,6 +122,21 @@ def test_near_rule_accepts_compression_noise_and_refuses_a_small_moving_detail()
     moved[0][20:24, 30:34] = np.clip(moved[0][20:24, 30:34].astype(int) + 40, 0, 255)  # a 4×4 detail moved
     assert not near_enough(moved, ref, bits=8, rule=rule)
     assert block_max_mean_abs(np.zeros((5, 7)), 4) == 0.0
+
+
+def test_reuse_stats_round_trip_through_their_dict():
+    """``ReuseStats.from_dict`` reads what ``as_dict`` writes (a batch worker's result, a journal record), every field:
+    each one set to its own value, so a field the one forgets and the other keeps shows."""
+    import dataclasses
+    import json
+
+    s = ReuseStats("near", frames=17, frames_reused=5, tiles=68, tiles_reused=23, resets=2)
+    assert len({getattr(s, f.name) for f in dataclasses.fields(s)}) == len(dataclasses.fields(s))
+    assert ReuseStats.from_dict(json.loads(json.dumps(s.as_dict()))) == s  # through the journal's JSON
+    assert ReuseStats.from_dict({"mode": "exact"}) == ReuseStats("exact")  # counts absent: 0
+    for bad in ({}, {"mode": "near", "frames": "many"}, {"mode": "near", "tiles": None}):
+        with pytest.raises((KeyError, TypeError, ValueError)):
+            ReuseStats.from_dict(bad)
 
 
 def test_reset_points_follow_the_period_not_every_keyframe():

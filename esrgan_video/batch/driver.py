@@ -90,9 +90,7 @@ def reuse_from_record(d: Any) -> ReuseStats | None:
     if not isinstance(d, dict) or "mode" not in d:
         return None
     try:
-        return ReuseStats(mode=str(d["mode"]), frames=int(d.get("frames", 0)),
-                          frames_reused=int(d.get("frames_reused", 0)), tiles=int(d.get("tiles", 0)),
-                          tiles_reused=int(d.get("tiles_reused", 0)), resets=int(d.get("resets", 0)))
+        return ReuseStats.from_dict(d)
     except (TypeError, ValueError):
         return None
 

@@ -28,9 +28,9 @@ computes them (``upscale_tensor(..., only=, base=)``) and the frame transform ke
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -78,6 +78,12 @@ class ReuseStats:
     def as_dict(self) -> dict:
         return {"mode": self.mode, "frames": self.frames, "frames_reused": self.frames_reused, "tiles": self.tiles,
                 "tiles_reused": self.tiles_reused, "tile_fraction": round(self.tile_fraction, 4), "resets": self.resets}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ReuseStats:
+        """The stats whose :meth:`as_dict` is ``d`` (its ``tile_fraction`` is derived: not read); a count ``d`` lacks
+        is 0. KeyError without ``mode``, TypeError or ValueError for a count that is not a number."""
+        return cls(mode=str(d["mode"]), **{f.name: int(d.get(f.name, 0)) for f in fields(cls) if f.name != "mode"})
 
     def summary(self) -> str:
         if self.mode == "off":
