@@ -195,6 +195,13 @@ class ReuseTracker:
         self._refs = [None] * len(self._refs)
         self._prev = None
 
+    def count(self, frames: int, tiles: int) -> None:
+        """Count ``frames`` frames of ``tiles`` tiles each as seen and computed (:meth:`decide` counts its frame so;
+        the frame transform calls this for the frames that do not go through reuse: reuse off, batches, device
+        planes)."""
+        self.stats.frames += frames
+        self.stats.tiles += frames * tiles
+
     def decide(self, planes: Sequence[np.ndarray], plan: TilePlan, fmt: PixelFormat | None, *, batch: int = 1,
                bits: int = 8, whole_frames_only: bool = False) -> Decision:
         """Which tiles of this frame to compute; the references of computed tiles become this frame's windows.
@@ -212,8 +219,7 @@ class ReuseTracker:
             self._regions = window_regions(plan, fmt, [p.shape for p in planes])
             self._refs = [None] * count
             self._prev = None
-        self.stats.frames += 1
-        self.stats.tiles += count
+        self.count(1, count)
         if self.mode == "off":
             return Decision(frozenset(range(count)), count)
         # where each plane differs from the previous frame's: one comparison pass, which the windows then slice

@@ -329,8 +329,7 @@ class FrameTransform:
         n = planes[0].shape[0] if batched else 1
         count = self.upscaler.plan(height, width).count
         with self._turn:
-            self._tracker.stats.frames += n
-            self._tracker.stats.tiles += n * count
+            self._tracker.count(n, count)
 
     def _run(self, planes: Sequence[Plane], *, caller, on_device: bool, batched: bool, done: "_Link | None" = None,
              only: frozenset[int] | None = None) -> tuple[torch.Tensor, "torch.cuda.Stream | None", list]:
