@@ -120,7 +120,10 @@ class ColorSpec:
         """Fill unspecified values the way mpv does.
 
         Matrix: BT709 when ``width >= 1280`` or ``height > 576``, else SMPTE170M (BT.601);
-        RGB formats get the identity (RGB). Primaries: BT709 for HD, BT470BG (BT.601 625) for 576 lines,
+        RGB formats get the identity (RGB); gray formats BT709 at every size (a grey picture has no chroma to
+        guess for: the matrix is only the luma weights of a model's RGB output, and BT.709's are those a grey
+        still, ``stills.GREY_WEIGHTS``, and a 1 -> 3 model's input use, so a grey still and the same picture
+        as a one-frame video give the same pixels). Primaries: BT709 for HD, BT470BG (BT.601 625) for 576 lines,
         SMPTE170M (BT.601 525) for 480/486 lines, else BT709. Transfer: BT709, SRGB for RGB
         formats. Range: limited, except full for RGB, gray and ``yuvj*`` formats (swscale maps gray
         codes 1:1 to RGB, so untagged gray in the wild, e.g. from PNG or FFV1, is full range). Chroma location:
@@ -129,9 +132,10 @@ class ColorSpec:
         """
         hd = width >= 1280 or height > 576
         rgb = fmt is not None and fmt.family == "rgb"
+        gray = fmt is not None and fmt.family == "gray"
         matrix = self.matrix
         if not matrix.is_specified:
-            matrix = Matrix.RGB if rgb else (Matrix.BT709 if hd else Matrix.SMPTE170M)
+            matrix = Matrix.RGB if rgb else (Matrix.BT709 if hd or gray else Matrix.SMPTE170M)
         primaries = self.primaries
         if not primaries.is_specified or primaries == 0:
             sd = {576: Primaries.BT470BG, 480: Primaries.SMPTE170M, 486: Primaries.SMPTE170M}
