@@ -157,14 +157,14 @@ def main(argv: list[str]) -> int:
     try:
         result = trainer.run()
     except KeyboardInterrupt as e:  # a second signal mid-step, or one before the steps began (step 0's validation)
-        if not trainer._started:  # still checking inputs: nothing written (main says so)
+        if not trainer.started:  # still checking inputs: nothing written (main says so)
             raise
         from .signals import exit_status, signal_name
 
         if world.main:
             last = trainer.folder.latest_step()
             where = f"resumes from step {last}" if last else "has no checkpoint yet: a rerun starts over"
-            how = f"stopped at once ({signal_name(e)} again)" if trainer._stop else f"interrupted ({signal_name(e)})"
+            how = f"stopped at once ({signal_name(e)} again)" if trainer.stop_requested else f"interrupted ({signal_name(e)})"
             print(f"esrgan-video train: {how}; {trainer.folder.path} {where} (rerun the same command)",
                   file=sys.stderr)
         return exit_status(e)

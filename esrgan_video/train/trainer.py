@@ -201,6 +201,18 @@ class Trainer:
         self.log = StepLog()
         self._bar = None
 
+    @property
+    def started(self) -> bool:
+        """Whether the run folder has been prepared (by the first :meth:`run` call): before that, nothing was
+        written and a failure or an interrupt leaves no run folder behind."""
+        return self._started
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a stop signal (Ctrl-C, SIGTERM, SIGHUP) came during :meth:`run`: the run finishes its step and
+        saves a checkpoint; a second signal stops it at once."""
+        return self._stop
+
     def notice(self, msg: str) -> None:
         self.notices.append(msg)
         if self.world.main:
@@ -224,6 +236,8 @@ class Trainer:
             from ..models import load_model
 
             base = load_model(cfg.base, offline=cfg.offline)
+            for msg in base.info.notices:  # how the weights were read (e.g. a scale from the file name), told once
+                self.notice(msg)
             if not isinstance(base, RRDBNet):
                 raise ModelError(f"{cfg.base}: training fine-tunes RRDB (ESRGAN) generators; this model is a "
                                  f"{type(base).__name__}")
