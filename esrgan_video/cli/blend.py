@@ -53,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the blended .safetensors (or the .png strip)")
     p.add_argument("--device", help="cpu, cuda or cuda:N for --preview (default: auto)")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line, no notices")
     return p
 
 
@@ -61,17 +61,21 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from ..train.blend import blend_models, blend_strip
 
+    def notice(msg: str) -> None:  # how the models were read (e.g. a scale from a file name), as every face says
+        if not args.quiet:
+            print(f"esrgan-video blend: {msg}", file=sys.stderr)
+
     if args.preview:
         if args.alphas is None and args.alpha is None:
             raise OptionError("--alphas", "the alphas to show with --preview (e.g. 0,0.5,1)", None)
         alphas = args.alphas if args.alphas is not None else [args.alpha]
         out = blend_strip(args.a, args.b, alphas, args.preview, args.output, device=args.device,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, notice=notice)
     else:
         if args.alpha is None or args.alphas is not None:
             raise OptionError("--alpha", "one alpha to write a blended model (--alphas goes with --preview)",
                               args.alphas)
-        out = blend_models(args.a, args.b, args.alpha, args.output, overwrite=args.overwrite)
+        out = blend_models(args.a, args.b, args.alpha, args.output, overwrite=args.overwrite, notice=notice)
     if not args.quiet:
         print(f"esrgan-video blend: wrote {out}", file=sys.stderr)
     return 0

@@ -8,22 +8,28 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from ..errors import InputError, ModelError, OutputError
 
 
-def _weights(name_or_path: str):
-    from ..models.loading import read_weights
+def _weights(name_or_path: str, notice: Callable[[str], None] | None):
+    """A model's weights, hyperparameters and name, read as every face reads a model (``load_model``); its
+    detection notices (``ModelInfo.notices``: e.g. a scale taken from the file name) go to ``notice``."""
+    from ..models import load_model
 
-    sd, params, display, _source, _notes = read_weights(name_or_path)
-    return sd, params, display
+    model = load_model(name_or_path)
+    if notice is not None:
+        for msg in model.info.notices:
+            notice(msg)
+    return dict(model.state_dict()), model.info.params, model.info.name
 
 
-def _pair(a: str, b: str):
+def _pair(a: str, b: str, notice: Callable[[str], None] | None = None):
     """Both models' weights, their (equal) hyperparameters and names; ModelError when they are not one network
     (e.g. an x2 and an x3 RRDB, which have the same keys)."""
-    sd_a, params, name_a = _weights(a)
-    sd_b, params_b, name_b = _weights(b)
+    sd_a, params, name_a = _weights(a, notice)
+    sd_b, params_b, name_b = _weights(b, notice)
     if params_b != params:
         from ..models.descriptor import descriptor_for
 
@@ -32,8 +38,10 @@ def _pair(a: str, b: str):
     return sd_a, sd_b, params, name_a, name_b
 
 
-def blend_models(a: str, b: str, alpha: float, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Write (1 − alpha)·A + alpha·B as safetensors at ``out`` (loadable by ``--model PATH``)."""
+def blend_models(a: str, b: str, alpha: float, out: str | Path, *, overwrite: bool = False,
+                 notice: Callable[[str], None] | None = None) -> Path:
+    """Write (1 − alpha)·A + alpha·B as safetensors at ``out`` (loadable by ``--model PATH``). ``notice`` receives
+    the models' one-line detection notices."""
     from ..models.checkpoints import save_safetensors
     from ..models.interpolate import interpolate, parse_blend
 
@@ -41,7 +49,7 @@ def blend_models(a: str, b: str, alpha: float, out: str | Path, *, overwrite: bo
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: exists; pass --overwrite to replace it")
     _, alpha = parse_blend((b, alpha))
-    sd_a, sd_b, params, name_a, name_b = _pair(a, b)
+    sd_a, sd_b, params, name_a, name_b = _pair(a, b, notice)
     sd = interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b)
     # the hyperparameters go into the file: an x3 blend must not read back as x2 (the same keys)
     return save_safetensors(sd, out, {"esrgan_video.source": f"blend of {name_a} and {name_b} at alpha {alpha:g}"},
@@ -49,8 +57,10 @@ def blend_models(a: str, b: str, alpha: float, out: str | Path, *, overwrite: bo
 
 
 def blend_strip(a: str, b: str, alphas: list[float], frame: str | Path, out: str | Path, *,
-                device: str | None = None, overwrite: bool = False, gap: int = 4) -> Path:
-    """Upscale ``frame`` (an image) with the blend at each alpha and write the results side by side as one PNG."""
+                device: str | None = None, overwrite: bool = False, gap: int = 4,
+                notice: Callable[[str], None] | None = None) -> Path:
+    """Upscale ``frame`` (an image) with the blend at each alpha and write the results side by side as one PNG.
+    ``notice`` receives the models' one-line detection notices."""
     from ..models.checkpoints import save_safetensors
     from ..models.interpolate import interpolate, parse_blend
     from ..upscaler import Upscaler
@@ -66,7 +76,7 @@ def blend_strip(a: str, b: str, alphas: list[float], frame: str | Path, out: str
         raise InputError("blend: --alphas needs at least one value")
     alphas = [parse_blend((b, x))[1] for x in alphas]
     img = read_still(frame).float().unsqueeze(0) / 255.0
-    sd_a, sd_b, params, name_a, name_b = _pair(a, b)
+    sd_a, sd_b, params, name_a, name_b = _pair(a, b, notice)
     tiles = []
     with tempfile.TemporaryDirectory(prefix="esrgan-video-blend-") as tmp:
         for alpha in alphas:

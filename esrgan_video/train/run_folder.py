@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, ModelError, OutputError
-from ..files import atomic_write
+from ..files import atomic_write, check_can_create
 from ._text import brief
 
 CONFIG = "config.json"
@@ -76,20 +75,21 @@ class RunFolder:
         return self.config_path.is_file()
 
     def check_writable(self) -> None:
-        """InputError when the folder cannot be a run folder (a file there, or a non-empty foreign folder)."""
-        if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"{self.path}: exists and is not a folder (the run folder --out)")
+        """OutputError in the project's wording for an unwritable output place (``esrgan_video.files``) when the
+        folder cannot be created or take files: a file in its place or above it ("F is not a directory"), a folder
+        that takes no new file ("cannot create a file in D (reason)", found by creating one, as for any output);
+        InputError for a non-empty folder that is not a run folder. Nothing is left behind."""
         if self.path.is_dir() and not self.exists() and any(self.path.iterdir()):
             raise InputError(f"{self.path}: is a non-empty folder without a {CONFIG}: not a run folder; "
                              "pick an empty or new --out")
-        # the folder (or the nearest folder above it that exists) must take new files
-        near = self.path
+        # the folder (or the nearest path above it that exists) must be a folder that takes new files
+        near, first = self.path, self.path / CONFIG
         while not near.exists() and near != near.parent:
-            near = near.parent
+            near, first = near.parent, near  # ``first``: the first file or folder the run would create in ``near``
         if not near.is_dir():
-            raise OutputError(f"{self.path}: cannot be created ({near} is not a folder)")
-        if not os.access(near, os.W_OK | os.X_OK):
-            raise OutputError(f"{self.path}: cannot write there ({near}: permission denied)")
+            raise OutputError(f"{self.path}: is not a directory" if near == self.path
+                              else f"{self.path}: {near} is not a directory")
+        check_can_create(first)
 
     def read_config(self) -> dict:
         try:
