@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
 import torch
 
 from esrgan_video.train.data import PatchSampler, Source, match_pairs, split_held_out, validation_crops
@@ -65,3 +66,33 @@ def test_a_video_is_thinned_evenly_to_its_memory_budget():
     assert len(frames) == 20 and frames[0].shape == (3, 272, 640) and frames[0].dtype == torch.uint8
     gaps = {round(float(b - a), 3) for a, b in zip(times, times[1:])}
     assert gaps == {0.52}  # every 13th frame at 25 fps
+
+
+def test_a_phone_photo_is_trained_on_upright_against_its_upright_lr(tmp_path):
+    """A still whose EXIF orientation says 'turn 90° clockwise' (a phone held upright) is read as a viewer shows
+    it, by the upscaler's own reader (``video.images.read_image``): its pair with an upright LR image of the same
+    name is made and matches (sideways, the HR would be 120x200 against an LR of 50x30: a scale mismatch)."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    from esrgan_video.train import TrainConfig
+    from esrgan_video.train.data import load_sources, read_source
+    from esrgan_video.train.degradations import bicubic_down
+
+    upright = skimage.data.astronaut()[40:240, 200:320]  # 120 wide, 200 high
+    hr_dir, lr_dir = tmp_path / "hr", tmp_path / "lr"
+    hr_dir.mkdir()
+    lr_dir.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned 90° anticlockwise; shown turned back
+    for name in ("a", "b", "c"):
+        Image.fromarray(np.ascontiguousarray(np.rot90(upright))).save(hr_dir / f"{name}.png", exif=exif.tobytes())
+        down = bicubic_down(torch.from_numpy(upright).permute(2, 0, 1)[None].float() / 255, 4)
+        Image.fromarray((down[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()).save(lr_dir / f"{name}.png")
+    frames, keys = read_source(str(hr_dir), max_frames=10)
+    assert keys == ["a", "b", "c"] and all(torch.equal(f, torch.from_numpy(upright).permute(2, 0, 1)) for f in frames)
+    config = TrainConfig(data=[str(hr_dir)], lr_data=[str(lr_dir)], out=str(tmp_path / "run"), patch=16,
+                         min_held_out=1)
+    (src,) = load_sources(config, 4, 16, notice=lambda msg: pytest.fail(msg))
+    assert src.hr[0].shape == (3, 200, 120) and src.lr[0].shape == (3, 50, 30) and not src.rejected

@@ -92,12 +92,13 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
 
 
 def read_still(path: str | Path, crop=None) -> torch.Tensor:
-    """One image as 3×H×W uint8 RGB (16-bit images rounded to 8 bits) through the still-image reader."""
-    from ..video.images import read_image
+    """One image as 3×H×W uint8 RGB through the upscaler's still-image reader (upright, as its EXIF orientation
+    says; 16-bit images rounded to 8 bits as the image writer rounds them)."""
+    from ..video.images import read_image, round_to_8bit
     rgb, _alpha, bits = read_image(path)
-    t = torch.from_numpy(np.ascontiguousarray(rgb))
     if bits > 8:
-        t = torch.round(t.float() / 257.0).to(torch.uint8)
+        rgb = round_to_8bit(rgb)
+    t = torch.from_numpy(np.ascontiguousarray(rgb))
     return _crop(t.permute(2, 0, 1).contiguous(), crop, str(path))
 
 
