@@ -3,6 +3,8 @@
 * An untagged grey picture: one rule (``ColorSpec.resolved``) decides its matrix and range, the one the still path
   uses (BT.709 luma, full range), so the same grey picture as a PNG and as a one-frame video gives the same pixels
   (within the one code a still's 16-bit intermediate can round differently).
+* A palette (``pal8``) clip whose palette gains a see-through entry in a later frame is read as ``rgba`` (every
+  frame's palette counts, not only the first's) and its output keeps that alpha.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from esrgan_video.frames.color import MATRIX_KR_KB, ColorSpec, Matrix
 from esrgan_video.frames.pixel_formats import pixel_format
 from esrgan_video.stills import GREY_WEIGHTS
 from esrgan_video.testing import run_cli
+from esrgan_video.video.reader import open_input
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -62,3 +65,61 @@ def test_grey_still_and_one_frame_grey_video_give_the_same_pixels(tmp_path, near
     assert still.shape == video.shape == (96, 128)
     diff = np.abs(still.astype(int) - video)
     assert diff.max() <= 1 and (diff != 0).mean() < 0.02, (diff.max(), (diff != 0).mean())
+
+
+PW, PH, PN = 16, 8, 3
+
+
+def _pal8_palette(k: int) -> np.ndarray:
+    """Frame ``k``'s palette (B, G, R, A): opaque, except in the last frame, where entries 0 and 1 are see-through."""
+    pal = np.zeros((256, 4), np.uint8)
+    pal[:, 0], pal[:, 1], pal[:, 2], pal[:, 3] = np.arange(256), 255 - np.arange(256), 77, 255
+    if k == PN - 1:
+        pal[0, 3], pal[1, 3] = 0, 128
+    return pal
+
+
+def _pal8_index(k: int) -> np.ndarray:
+    """Entries 0..3 in 2 x 2 blocks (a x2 near-identity model averages each block)."""
+    block = ((np.arange(PW * PH // 4).reshape(PH // 2, PW // 2) + k) % 4).astype(np.uint8)
+    return np.repeat(np.repeat(block, 2, 0), 2, 1)
+
+
+def _pal8_clip(path: Path, codec: str) -> Path:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = PW, PH, "pal8"
+        for k in range(PN):
+            f = av.VideoFrame(PW, PH, "pal8")
+            np.frombuffer(f.planes[0], np.uint8).reshape(PH, -1)[:, :PW] = _pal8_index(k)
+            np.frombuffer(f.planes[1], np.uint8).reshape(256, 4)[...] = _pal8_palette(k)
+            c.mux(s.encode(f))
+        c.mux(s.encode())
+    with av.open(str(path)) as c:  # the file holds what it is meant to: an opaque first palette, a clear last one
+        alphas = [np.frombuffer(f.planes[1], np.uint8).reshape(256, 4)[:2, 3].tolist() for f in c.decode(video=0)]
+    assert alphas == [[255, 255]] * (PN - 1) + [[0, 128]]
+    return path
+
+
+@pytest.mark.parametrize("codec,ext", [("png", "mov"), ("rawvideo", "nut")])
+def test_pal8_palette_gaining_alpha_in_a_later_frame_is_read_as_rgba(tmp_path, codec, ext):
+    with open_input(_pal8_clip(tmp_path / f"pal.{ext}", codec)) as inp:
+        assert (inp.info.pix_fmt, inp.info.source_pix_fmt) == ("rgba", "pal8")
+        frames = [f.planes[0] for f in inp.frames()]
+    assert len(frames) == PN
+    for k, plane in enumerate(frames):
+        assert np.array_equal(plane, _pal8_palette(k)[:, [2, 1, 0, 3]][_pal8_index(k)])
+    assert frames[-1][..., 3].min() == 0 and (frames[0][..., 3] == 255).all()
+
+
+def test_pal8_alpha_of_a_later_frame_reaches_the_output(tmp_path, near_identity_file, capfd):
+    src = _pal8_clip(tmp_path / "pal.mov", "png")
+    dst = tmp_path / "out.mkv"
+    p = run_cli(capfd, src, dst, "--model", near_identity_file(2), "--device", "cpu", "--codec", "ffv1", "-q")
+    assert p.returncode == 0, p.stderr
+    with av.open(str(dst)) as c:
+        frames = [f.to_ndarray(format="rgba") for f in c.decode(video=0)]
+    assert len(frames) == PN
+    assert frames[0][..., 3].min() >= 253  # opaque, as the near-identity model passes it
+    want = np.repeat(np.repeat(_pal8_palette(PN - 1)[:, 3][_pal8_index(PN - 1)], 2, 0), 2, 1)
+    assert np.abs(frames[-1][..., 3].astype(int) - want).max() <= 8  # the model's noise; was 255 (opaque)

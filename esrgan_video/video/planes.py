@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+from pathlib import Path
 from typing import Sequence
 
 import av
@@ -75,9 +78,41 @@ def see_through(frame: av.VideoFrame) -> bool:
     """Whether a ``pal8`` frame shows a palette entry that is not opaque (read it as ``rgba``, else ``rgb24``)."""
     if frame.format.name != "pal8":
         return False
+    clear = _palette(frame)[:, 3] != 255
+    if not clear.any():  # an opaque palette: no need to look at the picture
+        return False
     index = _bytes(frame.planes[0], frame.height, frame.width)
-    alpha = _palette(frame)[:, 3]
-    return bool((alpha[np.unique(index)] != 255).any())
+    return bool(clear[index].any())
+
+
+def stream_see_through(path: str | os.PathLike, stream_index: int, first: av.VideoFrame) -> bool:
+    """Whether any frame of a ``pal8`` video stream shows a see-through palette entry (:func:`see_through`), so the
+    stream is read as ``rgba``: ``first`` (its first frame, already decoded) decides when it shows one; else the
+    stream is decoded to its end, stopping at the first frame that does. A palette may change from frame to frame
+    (a PNG-in-MOV/NUT clip's frames each carry their own PLTE/tRNS, a raw NUT frame its own palette), so the first
+    frame alone would drop the alpha of a later one. The answer is kept per file (path, size, mtime), so the
+    probes of one run (and a batch's segments) scan once. False for other formats."""
+    if first.format.name != "pal8":
+        return False
+    if see_through(first):
+        return True
+    p = Path(path).resolve()
+    st = p.stat()
+    return _scan_see_through(str(p), st.st_size, st.st_mtime_ns, stream_index)
+
+
+@functools.lru_cache(maxsize=8)
+def _scan_see_through(path: str, size: int, mtime_ns: int, stream_index: int) -> bool:
+    with av.open(path, "r") as container:
+        stream = container.streams[stream_index]
+        for packet in container.demux(stream):
+            try:  # a damaged packet: the frames that decode decide, as the reader reads as far as they go
+                frames = packet.decode()
+            except av.FFmpegError:
+                continue
+            if any(see_through(f) for f in frames):
+                return True
+    return False
 
 
 def frame_from_planes(planes: Sequence[np.ndarray], pix_fmt: str, width: int, height: int, *,
@@ -98,4 +133,4 @@ def frame_from_planes(planes: Sequence[np.ndarray], pix_fmt: str, width: int, he
     return frame
 
 
-__all__ = ["copy_planes", "frame_from_planes", "read_planes", "see_through"]
+__all__ = ["copy_planes", "frame_from_planes", "read_planes", "see_through", "stream_see_through"]

@@ -48,7 +48,7 @@ from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_tr
                      judge_truncation, raw_stream_pictures, stream_promise, timestamp_gaps)
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
 from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
-from .planes import read_planes, see_through
+from .planes import read_planes, stream_see_through
 from .probe import Demux, pick_video_stream
 from .trim import selected_frames
 from .metadata import (
@@ -868,7 +868,7 @@ def _probe(path: Path, container) -> VideoInfo:
     if first is None:
         raise InputError(_undecodable(path, container, short, read, "the video stream has no decodable frame"))
     source_pix_fmt = first.format.name
-    pix_fmt = read_format(source_pix_fmt, see_through=see_through(first))
+    pix_fmt = read_format(source_pix_fmt, see_through=stream_see_through(path, st.index, first))
     try:
         pf = pixel_format(pix_fmt if pix_fmt is not None else source_pix_fmt)
     except ValueError as e:
