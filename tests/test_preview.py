@@ -116,6 +116,7 @@ def test_wide_sheets_are_scaled_down_but_the_crop_stays_1_to_1(clip, models):
 
 def test_bad_preview_requests_are_one_line_errors(tmp_path, models, clip, capfd):
     for args, code, needle in [(["--at", "9"], 2, "--at"), (["--at", "100f"], 2, "6 frames"),
+                               (["--at", "2.5"], 2, "frames), got '2.5'"), (["--at", "100f"], 2, "got '100f'"),
                                (["--at", "0", "--crop", "1,2,3"], 2, "--crop"),
                                (["--at", "0", "--crop", "100,0,4,4"], 2, "--crop")]:
         got, err = cli(capfd, "preview", clip, *args, "--model", models["soft_x2"], "-o", tmp_path / "p.png")

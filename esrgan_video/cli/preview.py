@@ -153,8 +153,8 @@ def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]],
         try:
             check_trim(inp, at, None)
         except OptionError as e:
-            raise OptionError("at", e.expected.replace("a trim that selects at least one frame of",
-                                                       "a time within"), at) from None
+            raise OptionError("at", e.expected.replace("a trim that selects at least one frame of", "a time within"),
+                              e.got.removeprefix("--start ")) from None  # as said: 1.5, 120f (not a Fraction)
         frame = next(iter(inp.frames(start=at)))
         source_plan = None
         for model, blend in columns:
