@@ -170,6 +170,30 @@ def test_captures_are_one_at_a_time_on_an_explicit_stream_of_the_right_device():
         capture_graph("g", FakeStream("cuda:0"), dev, lambda: 0, graph_context=FakeGraphContext)
 
 
+def test_a_failed_execution_quotes_the_errors_of_the_engines_own_logger(monkeypatch):
+    """execute_async_v3 returning False: the BackendError carries what the logger of this engine's runtime
+    (LoadedEngine.logger) recorded, whatever the module-wide logger holds meanwhile."""
+    import types
+
+    from esrgan_video.runtime import tensorrt_backend as tb
+
+    fake = FakeTRT()
+    logger = tb._make_logger(fake)
+    logger.log(fake.ILogger.Severity.ERROR, "[executionContext.cpp::enqueueV3::2666] Error Code 1: Cuda Runtime")
+    monkeypatch.setattr(tb, "_LOGGER", tb._make_logger(fake))  # another logger, with no errors
+
+    class Context:
+        def execute_async_v3(self, stream_handle) -> bool:
+            assert stream_handle == 1234
+            return False
+
+    backend = object.__new__(TensorRTBackend)  # only what _execute reads
+    backend._loaded = tb.LoadedEngine(engine=None, runtime=None, logger=logger)
+    slot = tb._Slot(index=0, context=Context(), stream=types.SimpleNamespace(cuda_stream=1234))
+    with pytest.raises(BackendError, match=r"execute_async_v3 failed: \[executionContext.cpp::enqueueV3"):
+        backend._execute(slot)
+
+
 # ------------------------------------------------------------------------------ torch-tensorrt pairing
 
 
@@ -207,12 +231,13 @@ class FakeTRT:
     """The parts of the ``tensorrt`` module that :func:`build_engine` calls, recording what it is asked, with the
     documented return values (TensorRT 10.12+/11 Python API): ``add_optimization_profile`` gives the profile's
     index or -1, ``create_timing_cache`` None for bytes it cannot parse, ``build_serialized_network`` an
-    ``IHostMemory`` (buffer protocol, ``nbytes``) or None. ``strongly_typed=False`` is a release without the
-    (deprecated, ignored) ``STRONGLY_TYPED`` flag."""
+    ``IHostMemory`` (buffer protocol, ``nbytes``) or None. ``release`` picks the enums: "10" (10.12-10.16:
+    ``EXPLICIT_BATCH`` 0, ``STRONGLY_TYPED`` 1, ``BuilderFlag.FP16``), "11" (11.0-11.4, as the 11.4.0 binding
+    has them: ``STRONGLY_TYPED`` deprecated and ignored, no ``BuilderFlag.FP16``), "later" (neither)."""
 
     __version__ = "10.99.0-fake"
 
-    def __init__(self, *, strongly_typed: bool = True, profile_index: int | None = None,
+    def __init__(self, *, release: str = "10", profile_index: int | None = None,
                  build_fails: bool = False) -> None:
         import types
 
@@ -220,10 +245,15 @@ class FakeTRT:
         self.calls: list[tuple] = []
         self.profile_index = profile_index
         self.build_fails = build_fails
-        flags = {"PREFER_AOT_PYTHON_PLUGINS": 1, "PREFER_JIT_PYTHON_PLUGINS": 2}
-        if strongly_typed:
-            flags["STRONGLY_TYPED"] = 0
+        flags = {"PREFER_AOT_PYTHON_PLUGINS": 2, "PREFER_JIT_PYTHON_PLUGINS": 3}
+        builder_flags = {"TF32": 2, "REFIT": 3}
+        if release == "10":
+            flags.update(EXPLICIT_BATCH=0, STRONGLY_TYPED=1)
+            builder_flags.update(FP16=0, INT8=1, BF16=17)
+        elif release == "11":
+            flags.update(STRONGLY_TYPED=0)
         self.NetworkDefinitionCreationFlag = types.SimpleNamespace(**flags)
+        self.BuilderFlag = types.SimpleNamespace(**builder_flags)
         self.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
 
         class ILogger:
@@ -344,7 +374,7 @@ def test_a_static_build_uses_a_strongly_typed_network_and_no_precision_flags(mon
     data = _build(monkeypatch, fake, shapes=static, options=BuildOptions(opt_level=2),
                   timing_cache=tmp_path / "t.timing", profiles=0, log=log.append)
     assert data == b"ENGINE" and isinstance(data, bytes)
-    assert fake.network.flags == 1 << 0  # 1 << int(NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    assert fake.network.flags == 1 << 1  # 1 << int(NetworkDefinitionCreationFlag.STRONGLY_TYPED), 10.x's value
     assert ("parse", b"ONNX") in fake.calls
     # strongly typed: the precision is the ONNX graph's; no BuilderFlag (FP16 is gone in TensorRT 11) is ever set,
     # and no workspace limit unless one is asked for
@@ -364,10 +394,14 @@ def test_a_dynamic_build_adds_one_profile_per_stream_and_the_workspace_limit(mon
     assert ("set_memory_pool_limit", "WORKSPACE", 256 << 20) in fake.calls
 
 
-def test_a_release_without_the_strongly_typed_flag_builds_with_no_flags(monkeypatch):
-    fake = FakeTRT(strongly_typed=False)  # strong typing is then the only mode
-    _build(monkeypatch, fake, shapes=((1, 8, 8),) * 3, options=BuildOptions())
+@pytest.mark.parametrize("release", ["11", "later"])
+def test_a_release_without_weak_typing_builds_with_no_flags(monkeypatch, release):
+    """11.x removed BuilderFlag.FP16 with weak typing; its STRONGLY_TYPED is deprecated and ignored, so it is not
+    passed (a later release may drop it), and no precision flag is set either."""
+    fake = FakeTRT(release=release)  # strong typing is then the only mode
+    assert _build(monkeypatch, fake, shapes=((1, 8, 8),) * 3, options=BuildOptions()) == b"ENGINE"
     assert fake.network.flags == 0
+    assert not any(c[0] == "set_flag" for c in fake.calls)
 
 
 def test_an_invalid_profile_is_refused_not_built(monkeypatch):

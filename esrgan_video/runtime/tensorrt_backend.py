@@ -5,10 +5,10 @@ Written to the documented Python API of TensorRT 10.12+ and 11.x and verified by
 project's own build machines cannot install TensorRT, so nothing here runs in CI.
 
 Build (:func:`build_engine`):
-  ``trt.Builder`` → ``create_network(1 << STRONGLY_TYPED)`` (:func:`network_flags`: required on 10.x; on
-  11.x the flag is deprecated and ignored, strong typing being always on, and ``BuilderFlag.FP16`` no
-  longer exists: the precision comes from the fp16 ONNX graph; where a later release drops the flag,
-  ``create_network(0)``) → ``trt.OnnxParser`` → builder config (workspace pool limit, ``builder_optimization_level``,
+  ``trt.Builder`` → ``create_network(1 << STRONGLY_TYPED)`` on 10.x, ``create_network(0)`` where
+  ``BuilderFlag.FP16`` is gone (11.x: strong typing is the only mode and the flag is deprecated and ignored;
+  :func:`network_flags`; the precision comes from the fp16 ONNX graph, no builder precision flag is ever set)
+  → ``trt.OnnxParser`` → builder config (workspace pool limit, ``builder_optimization_level``,
   a persistent timing cache shared safely between processes (:func:`engine_cache.load_timing_cache`),
   one optimisation profile per execution context for dynamic shapes, a progress monitor)
   → ``build_serialized_network``. An engine is dynamic exactly when ``min_shape != max_shape``
@@ -233,11 +233,15 @@ def make_key(
 
 
 def network_flags(trt) -> int:
-    """``create_network`` flags for a strongly typed network: ``1 << STRONGLY_TYPED`` where the enum has it (10.x,
-    and 11.x, where it is deprecated and ignored: "Strongly typed mode is always enabled. This flag is retained
-    for API compatibility"), else 0 (a release that has dropped the flag types every network strongly)."""
+    """``create_network`` flags for a strongly typed network, by feature, never by version string.
+
+    Where weak typing still exists (``BuilderFlag.FP16`` is there: 10.x), ``1 << STRONGLY_TYPED``. Where it is
+    gone (11.x removed ``BuilderFlag.FP16`` with every weak-typing API: "createNetworkV2() produces a strongly
+    typed network by default"), 0: the flag is "deprecated ... retained for API compatibility but is ignored"
+    there, and a later release may drop it."""
     flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    return 0 if flag is None else 1 << int(flag)
+    weak_typing = hasattr(trt.BuilderFlag, "FP16")
+    return 1 << int(flag) if flag is not None and weak_typing else 0
 
 
 def _progress_monitor(trt, log: Callable[[str], None]):
@@ -598,7 +602,10 @@ class TensorRTBackend(Backend):
 
     def _execute(self, slot: _Slot) -> None:
         if not slot.context.execute_async_v3(slot.stream.cuda_stream):
-            raise BackendError(_with_errors("TensorRT execute_async_v3 failed", _LOGGER))
+            # the errors of the logger this engine's runtime was given (LoadedEngine.logger), not whatever the
+            # module's global holds now: trt_logger replaces it when another tensorrt module is seen
+            logger = self._loaded.logger if self._loaded is not None else None
+            raise BackendError(_with_errors("TensorRT execute_async_v3 failed", logger))
 
     def _capture(self, slot: _Slot) -> None:
         """Static buffers and one CUDA graph for ``slot`` (in open, under the process-wide capture lock)."""
