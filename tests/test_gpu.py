@@ -462,3 +462,41 @@ def test_cuda_graphs_on_the_second_gpu():
     plain = TorchBackend(model, CommonOptions(device="cuda:1", precision="fp16"))
     torch.testing.assert_close(g(x), plain(x), atol=2e-3, rtol=0)
     assert g._graphs and all(e.static_out.device == torch.device("cuda", 1) for e in g._graphs.values())
+
+
+FAILED_CAPTURE = """
+import torch
+from esrgan_video.runtime.capture import capture_graph
+
+dev = torch.device("cuda", torch.cuda.current_device())
+before = torch.cuda.current_stream(dev)
+capture = torch.cuda.Stream(dev)
+x = torch.ones(8, device=dev)
+try:
+    capture_graph(torch.cuda.CUDAGraph(), capture, dev, lambda: x.cpu())  # a synchronising copy: not capturable
+    print("capture: no error")
+except RuntimeError as e:
+    print("capture: failed:", type(e).__name__)
+now = torch.cuda.current_stream(dev)
+print("current stream:", "as before" if now == before else ("the capture stream" if now == capture else "another"))
+print("device runs:", float((x + 1).sum()))
+"""
+
+
+@_mark(gpu)
+def test_a_failed_capture_leaves_the_callers_stream_current():
+    """Real torch.cuda.graph, in a child process (a failed capture must not cost the other tests their CUDA
+    context): work that synchronises fails the capture, and afterwards the thread's current stream is the one it
+    had before, not the capture stream (torch's graph.__exit__ leaves its stream context only when capture_end
+    succeeds; capture.capture_graph leaves it on failure), and the device still runs."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run([sys.executable, "-c", FAILED_CAPTURE], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("capture: failed:"), proc.stdout
+    assert lines[1:] == ["current stream: as before", "device runs: 16.0"], proc.stdout

@@ -170,6 +170,64 @@ def test_captures_are_one_at_a_time_on_an_explicit_stream_of_the_right_device():
         capture_graph("g", FakeStream("cuda:0"), dev, lambda: 0, graph_context=FakeGraphContext)
 
 
+class FailingCapture:
+    """torch.cuda.graph's shape where a capture fails: ``__enter__`` enters ``stream_ctx`` (making the capture
+    stream current) and ``__exit__`` raises from ``capture_end`` before it would leave ``stream_ctx`` again, which
+    is what torch 2.14's ``graph.__exit__`` does; ``fail_in="none"`` is a capture that succeeds."""
+
+    def __init__(self, graph, *, stream, capture_error_mode, fail_in: str = "end", log: list) -> None:
+        class StreamContext:
+            src_prev_stream = None  # what torch.cuda.StreamContext holds until it is entered
+
+            def __enter__(self):
+                self.src_prev_stream = "the caller's stream"
+                log.append("current: capture stream")
+
+            def __exit__(self, *exc):
+                log.append(f"current: {self.src_prev_stream}")
+
+        self.stream_ctx, self.fail_in = StreamContext(), fail_in
+
+    def __enter__(self):
+        if self.fail_in == "synchronize":  # torch.cuda.synchronize() fails before the stream context is entered
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        self.stream_ctx.__enter__()
+        if self.fail_in == "begin":
+            raise RuntimeError("capture_begin failed")
+
+    def __exit__(self, *exc):
+        if self.fail_in == "end":
+            raise RuntimeError("operation failed due to a previous error during capture")
+        self.stream_ctx.__exit__(*exc)
+
+
+@pytest.mark.parametrize("fail_in", ["end", "begin", "work", "synchronize", "none"])
+def test_a_failed_capture_makes_the_callers_stream_current_again(fail_in):
+    """A capture that fails must not leave the backend's capture stream current for the rest of the thread (the
+    TensorRT backend then runs that context without a graph; the caller's later kernels must stay on its stream)."""
+    import functools
+
+    from esrgan_video.runtime.capture import capture_graph
+
+    log: list[str] = []
+    context = functools.partial(FailingCapture, fail_in=fail_in, log=log)
+
+    def work():
+        if fail_in == "work":  # e.g. execute_async_v3 returned False inside the capture: BackendError
+            raise BackendError("TensorRT execute_async_v3 failed")
+        return "out"
+
+    if fail_in == "none":
+        assert capture_graph("g", FakeStream("cuda:0"), torch.device("cuda", 0), work, graph_context=context) == "out"
+    else:
+        with pytest.raises((RuntimeError, BackendError)):
+            capture_graph("g", FakeStream("cuda:0"), torch.device("cuda", 0), work, graph_context=context)
+    if fail_in == "synchronize":
+        assert log == []  # nothing was made current, nothing is undone
+    else:
+        assert log[0] == "current: capture stream" and log[-1] == "current: the caller's stream", log
+
+
 def test_a_failed_execution_quotes_the_errors_of_the_engines_own_logger(monkeypatch):
     """execute_async_v3 returning False: the BackendError carries what the logger of this engine's runtime
     (LoadedEngine.logger) recorded, whatever the module-wide logger holds meanwhile."""

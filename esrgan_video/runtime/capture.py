@@ -11,6 +11,13 @@ Why an explicit stream: without ``stream=``, ``torch.cuda.graph`` uses one proce
 ``default_capture_stream``, created on whichever device was current the first time; a backend on
 ``cuda:1`` would then capture on a ``cuda:0`` stream. :func:`capture_graph` always passes a stream,
 and refuses one on another device than the backend's.
+
+Why the streams are put back after a failed capture: ``torch.cuda.graph`` makes the capture stream current in
+``__enter__`` (its ``stream_ctx``) before ``capture_begin``, and makes the previous one current again in ``__exit__``
+only after ``capture_end`` succeeds. A capture that fails (``capture_end`` raising because the work did something a
+capture does not allow, such as a synchronising copy, or ``capture_begin`` raising) would leave the capture stream current for the rest of the
+thread: every later kernel of that thread, the caller's own work too, would go to a backend's private stream. On
+failure :func:`capture_graph` leaves ``stream_ctx`` itself, which puts back exactly what it replaced.
 """
 
 from __future__ import annotations
@@ -50,5 +57,21 @@ def capture_graph(
         raise BackendError(f"CUDA graph capture: the capture stream is on {stream_device}, the backend on {device}")
     ctx = torch.cuda.graph if graph_context is None else graph_context
     with CAPTURE_LOCK:
-        with ctx(graph, stream=stream, capture_error_mode="thread_local"):
-            return work()
+        capture = ctx(graph, stream=stream, capture_error_mode="thread_local")
+        try:
+            with capture:
+                return work()
+        except BaseException:
+            _restore_streams(capture)
+            raise
+
+
+def _restore_streams(capture) -> None:
+    """Make current again what ``capture`` (a ``torch.cuda.graph``) replaced, after a capture that failed.
+
+    Its ``stream_ctx`` (a ``torch.cuda.StreamContext``) records the streams it replaced when entered
+    (``src_prev_stream`` is None until then: nothing to undo when ``__enter__`` failed before it); leaving it sets
+    them again, which is harmless when ``torch.cuda.graph.__exit__`` got as far as leaving it itself."""
+    stream_ctx = getattr(capture, "stream_ctx", None)
+    if stream_ctx is not None and getattr(stream_ctx, "src_prev_stream", None) is not None:
+        stream_ctx.__exit__(None, None, None)
