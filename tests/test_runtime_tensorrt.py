@@ -269,6 +269,21 @@ def test_torch_tensorrt_must_match_the_torch_minor(monkeypatch):
     assert "needs torch 2.10.*" in str(e.value) and "\n" not in str(e.value)
 
 
+def test_explicit_typing_is_asked_for_only_where_torch_tensorrt_has_the_switch():
+    """torch-tensorrt up to 2.13 (TensorRT 10) has use_explicit_typing (default False up to 2.9); 2.14 (TensorRT 11)
+    removed it and drops unknown keywords silently, so passing it there would be a no-op that reads as a setting."""
+    from esrgan_video.runtime.torch_tensorrt_backend import typing_kwargs
+
+    def compile_2_12(exported_program, inputs=None, *, use_explicit_typing=True, optimization_level=None, **kwargs):
+        """torch_tensorrt.dynamo.compile's shape in 2.10-2.13."""
+
+    def compile_2_14(exported_program, inputs=None, *, optimization_level=None, **kwargs):
+        """The same in 2.14: no typing switch."""
+
+    assert typing_kwargs(compile_2_12) == {"use_explicit_typing": True}
+    assert typing_kwargs(compile_2_14) == {}
+
+
 def test_backends_take_a_notice_callback_and_never_print(capsys):
     from esrgan_video.runtime.select import make_backend
 

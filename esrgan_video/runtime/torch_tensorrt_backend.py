@@ -1,8 +1,10 @@
 """torch-tensorrt backend: ``torch_tensorrt.compile(ir="dynamo")`` of the fp16 model for one static shape.
 
-An alternative to the ONNX path (``--backend torch-tensorrt``). Explicit typing
-(``use_explicit_typing=True``, the only mode TensorRT 11 has) keeps the dtypes of the
-half model; no ``enabled_precisions`` (deprecated). The compiled module is not cached on
+An alternative to the ONNX path (``--backend torch-tensorrt``). Explicit typing keeps the dtypes of
+the half model; no ``enabled_precisions`` (deprecated, and refused beside explicit typing). Where
+``torch_tensorrt.dynamo.compile`` has ``use_explicit_typing`` (up to 2.13, TensorRT 10: its default was
+False up to 2.9) it is passed True; 2.14 (TensorRT 11) removed it with weak typing, explicit typing
+being the only mode, and ignores unknown keywords, so there it is not passed (:func:`typing_kwargs`). The compiled module is not cached on
 disk (torch-tensorrt compiles at open, minutes for x4plus); use the ``tensorrt`` backend
 for cached engines. Written to torch-tensorrt's documented API and verified by the
 ``tensorrt``-marked tests where torch-tensorrt is installed.
@@ -86,6 +88,19 @@ def import_torch_tensorrt():
     return torch_tensorrt
 
 
+def typing_kwargs(dynamo_compile) -> dict:
+    """``{"use_explicit_typing": True}`` where ``dynamo_compile`` (``torch_tensorrt.dynamo.compile``) takes that
+    keyword, ``{}`` where it does not (torch-tensorrt 2.14+: explicit typing is the only mode). A signature that
+    cannot be read gets the keyword: older releases need it, newer ones drop unknown keywords silently."""
+    import inspect
+
+    try:
+        params = inspect.signature(dynamo_compile).parameters
+    except (TypeError, ValueError):
+        return {"use_explicit_typing": True}
+    return {"use_explicit_typing": True} if "use_explicit_typing" in params else {}
+
+
 @dataclass(frozen=True, kw_only=True)
 class TorchTensorRTOptions:
     """The torch-tensorrt backend's own options (what every backend takes is
@@ -128,7 +143,7 @@ class TorchTensorRTBackend(Backend):
         torch_tensorrt = import_torch_tensorrt()
         m, self._clamp = prepare_model(self.model, self.info.device, self.info.dtype, channels_last=False)
         n, (h, w) = self.info.fixed_shape[0], self.tile_shape
-        kwargs = {}
+        kwargs = typing_kwargs(torch_tensorrt.dynamo.compile)
         if self.opt_level is not None:
             kwargs["optimization_level"] = self.opt_level
         t0 = time.perf_counter()
@@ -138,7 +153,6 @@ class TorchTensorRTBackend(Backend):
                 m,
                 ir="dynamo",
                 inputs=[torch_tensorrt.Input((n, self.in_channels, h, w), dtype=self.info.dtype)],
-                use_explicit_typing=True,
                 **kwargs,
             )
         self.notice(f"torch-tensorrt: compiled in {time.perf_counter() - t0:.1f} s")
