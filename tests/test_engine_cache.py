@@ -234,6 +234,21 @@ def test_dynamic_is_min_differs_from_max_and_profiles_follow_streams():
 # ------------------------------------------------------------------------------ timing caches (fake builder)
 
 
+def test_a_timing_cache_is_one_per_tensorrt_version_and_gpu_and_shared_by_their_engines(tmp_path):
+    """Timings are valid for one TensorRT build and one device ("specific to the targeted device, CUDA, TensorRT
+    versions"): another TensorRT version, GPU or compute capability never opens the same file (TensorRT's own
+    header check, set_timing_cache(ignore_mismatch=False), is the second guard); engines of other models, shapes,
+    precisions or builder levels on the same GPU and TensorRT share it."""
+    path = ec.timing_cache_path(KEY, tmp_path)
+    for field in ("trt_version", "gpu_name", "compute_capability"):
+        other = ec.timing_cache_path(dataclasses.replace(KEY, **{field: CHANGES[field]}), tmp_path)
+        assert other != path and other.parent == tmp_path, field
+    assert ec.timing_cache_path(dataclasses.replace(KEY, gpu_name="NVIDIA H100 PCIe"), tmp_path) != path
+    shared = {f: v for f, v in CHANGES.items() if f not in ("trt_version", "gpu_name", "compute_capability")}
+    for field, value in shared.items():
+        assert ec.timing_cache_path(dataclasses.replace(KEY, **{field: value}), tmp_path) == path, field
+
+
 class FakeTimingCache:
     """Stands in for trt.ITimingCache: a set of timings for one GPU, serialised as JSON."""
 
