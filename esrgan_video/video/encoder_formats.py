@@ -17,7 +17,12 @@ import av
 from ..errors import OutputError
 from ..frames.pixel_formats import PixelFormat, is_supported, pixel_format
 
-__all__ = ["choose_pix_fmt", "encoder_opens", "encoder_pix_fmts", "time_base_opens"]
+__all__ = ["ENCODER_MAX_RATE", "choose_pix_fmt", "encoder_opens", "encoder_pix_fmts", "encoder_reorders",
+           "time_base_opens"]
+
+ENCODER_MAX_RATE = {"libsvtav1": Fraction(240)}
+"""Encoders that refuse a frame rate above this (SVT-AV1: "Svt[error]: The maximum allowed frame rate is 240 fps").
+The rate is what their rate control is told; the frames' timestamps are passed through whatever it is."""
 
 
 def encoder_pix_fmts(codec: str) -> tuple[str, ...]:
@@ -57,6 +62,39 @@ def time_base_opens(codec: str, time_base: Fraction, pix_fmt: str = "yuv420p") -
     except (av.FFmpegError, ValueError, OSError):
         return False
     return True
+
+
+@functools.lru_cache(maxsize=64)
+def encoder_reorders(codec: str, pix_fmt: str, options: tuple[tuple[str, str], ...] = ()) -> bool:
+    """Whether encoder ``codec`` with ``options`` (its ``--encoder-opt``, crf and preset: sorted pairs) stores frames
+    out of display order (B-frames: a packet's decode time before its presentation time): libx264 and libx265 at
+    their defaults, MPEG-4 Part 2 or MPEG-2 with ``bf``; not with ``bf=0``, nor FFV1, VP9, AV1. Told by the encoder
+    (``has_b_frames``) or by 16 frames of a moving 64×64 ramp encoded in memory (x265 does not say). False when it
+    does not open (the writer reports that)."""
+    import numpy as np
+
+    from .chatter import quiet_encoder_options
+
+    try:
+        ctx = av.CodecContext.create(codec, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
+        ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+        ctx.options = quiet_encoder_options(codec, dict(options), verbose=False)
+        ctx.open()
+        if ctx.has_b_frames:
+            return True
+        y, x = np.mgrid[0:64, 0:64]
+        for i in [*range(16), None]:
+            frame = None
+            if i is not None:
+                ramp = ((4 * x + 2 * y + 7 * i) % 256).astype(np.uint8)
+                frame = av.VideoFrame.from_ndarray(np.stack([ramp] * 3, -1), format="rgb24").reformat(format=pix_fmt)
+                frame.pts = i
+            if any(p.pts != p.dts for p in ctx.encode(frame)):
+                return True
+    except (av.FFmpegError, ValueError, OSError):
+        return False
+    return False
 
 
 _FAMILY_FALLBACK = {"yuv": ("yuv", "rgb", "gray"), "rgb": ("rgb", "yuv", "gray"), "gray": ("gray", "yuv", "rgb")}

@@ -266,26 +266,32 @@ def mpegts_holds(codec: str, *, m2ts: bool = False) -> bool:
     return _mpegts_reads_back(lambda probe: probe.add_mux_stream(codec), "video", m2ts=m2ts)
 
 
-def _holding(pkt: av.Packet, tb: Fraction, shift: Fraction) -> Fraction:
-    """Rescale ``pkt`` (its time base ``tb``) exactly to a time base that holds ``shift`` too, and return it. An AVI's
-    audio ticks once per packet (MP2/MP3 at 48 kHz: 24 ms, 3/125): the trim's shift rounded to that moved the
-    audio up to half a packet against the video. Unchanged where ``tb`` holds the shift (or the finer base would
-    not fit FFmpeg's 32-bit time base)."""
+def _holding(tb: Fraction, shift: Fraction) -> tuple[Fraction, int]:
+    """The time base to mux a stream of time base ``tb`` in, one that holds ``shift`` too, and how many of its ticks make
+    one of ``tb`` (per stream, pure). An AVI's audio ticks once per packet (MP2/MP3 at 48 kHz: 24 ms, 3/125): the
+    trim's shift rounded to that moved the audio up to half a packet against the video. ``(tb, 1)`` where ``tb`` holds
+    the shift (or the finer base would not fit FFmpeg's 32-bit time base)."""
     if (shift / tb).denominator == 1:
-        return tb
+        return tb, 1
     fine = Fraction(math.gcd(tb.numerator * shift.denominator, shift.numerator * tb.denominator),
                     tb.denominator * shift.denominator)
     if fine.denominator >= 1 << 31:
-        return tb
-    k = int(tb / fine)
-    if pkt.pts is not None:
-        pkt.pts *= k
-    if pkt.dts is not None:
-        pkt.dts *= k
-    if pkt.duration:
-        pkt.duration *= k
-    pkt.time_base = fine
-    return fine
+        return tb, 1
+    return fine, int(tb / fine)
+
+
+@dataclass(frozen=True)
+class _StreamClock:
+    """What the copier needs of one copied stream's time, worked out once (not per packet)."""
+
+    tb: Fraction
+    """The input stream's time base (its packets')."""
+    out_tb: Fraction
+    """The time base its packets are muxed in (:func:`_holding`)."""
+    scale: int
+    """Ticks of ``out_tb`` per tick of ``tb``."""
+    shift: int
+    """The common shift in ticks of ``out_tb``."""
 
 
 _COVER_TYPES = {"mjpeg": ("image/jpeg", ".jpg"), "png": ("image/png", ".png")}
@@ -395,6 +401,12 @@ class StreamCopier:
             if st.type == "video" and not (st.disposition & av.stream.Disposition.attached_pic):
                 notice(f"{self.src}: video stream #{st.index} is not copied (only the first video stream is upscaled)")
                 continue
+            if st.type == "video" and not (_muxer_takes(fmt, st) and (fmt != "mpegts" or _mpegts_keeps(
+                    st, m2ts=self.dst.suffix.lower() == ".m2ts"))):  # cover art where it has no place (WebM, TS)
+                cname = st.codec_context.name if st.codec_context is not None else "picture"
+                notice(f"{self.src}: the cover art (stream #{st.index}, {cname}) cannot go into "
+                       f"{self.dst.suffix or fmt} files and is not copied (.mkv and .mp4 keep it)")
+                continue
             if st.type == "data" and st.discard == av.stream.Discard.all:
                 continue  # the demuxer's own: MP4/MOV's chapter text track (the chapters are copied as chapters)
             if st.type == "data" and _is_timecode_track(st, source):
@@ -459,6 +471,11 @@ class StreamCopier:
                    + "; ".join(f"{', '.join(names)} (#{i})" for i, names in lost.items())
                    + (" (.mkv keeps them)" if mkv else ""))
         self._demux = Demux(source, *copied) if copied else None
+        self._clocks: dict[int, _StreamClock] = {}
+        for st in copied:
+            tb = Fraction(st.time_base)
+            out_tb, scale = _holding(tb, self.shift)
+            self._clocks[st.index] = _StreamClock(tb, out_tb, scale, round(self.shift / out_tb))
         self._menders: dict[int, StreamMender] = {}
         if copied and has_discontinuities(source.format.name):
             jumps = read_packet_index(self.src, video_index).jumps
@@ -542,19 +559,19 @@ class StreamCopier:
                     continue  # demuxer flush packet
                 mender = self._menders.get(pkt.stream_index)
                 if mender is not None:
-                    self._mend(pkt, mender)
+                    self._mend(pkt, mender, self._clocks[pkt.stream_index].tb)
             ts = pkt.dts if pkt.dts is not None else pkt.pts
-            tb = Fraction(pkt.time_base)
-            if until is not None and ts is not None and ts * tb - self.base > until:
+            clock = self._clocks[pkt.stream_index]
+            if until is not None and ts is not None and ts * clock.tb - self.base > until:
                 self._pending = pkt
                 return
             self._pending = None
-            self._copy(pkt, tb)
+            self._copy(pkt, clock)
 
     @staticmethod
-    def _mend(pkt: av.Packet, mender: StreamMender) -> None:
-        """Move ``pkt`` across the input's timestamp jumps (``video.discont``), as the video was moved."""
-        tb = Fraction(pkt.time_base)
+    def _mend(pkt: av.Packet, mender: StreamMender, tb: Fraction) -> None:
+        """Move ``pkt`` (its stream's time base ``tb``) across the input's timestamp jumps (``video.discont``), as
+        the video was moved."""
         ts = pkt.dts if pkt.dts is not None else pkt.pts
         shift = mender.fix(None if ts is None else ts * tb, (pkt.duration or 0) * tb)
         ticks = round(shift / tb)
@@ -564,8 +581,9 @@ class StreamCopier:
             if pkt.dts is not None:
                 pkt.dts += ticks
 
-    def _copy(self, pkt: av.Packet, tb: Fraction) -> None:
+    def _copy(self, pkt: av.Packet, clock: _StreamClock) -> None:
         index = pkt.stream_index
+        tb = clock.tb
         if pkt.size == 2 and self._gap_fill.get(index) and bytes(pkt) == b"\x00\x00":
             return  # an empty mov_text sample between cues: the MP4/MOV muxer writes its own
         start = pkt.pts if pkt.pts is not None else pkt.dts
@@ -590,8 +608,15 @@ class StreamCopier:
             if pkt is None:
                 return
         out_st = self._map[index]
-        tb = _holding(pkt, tb, self.shift)
-        shift = round(self.shift / tb)
+        k, shift = clock.scale, clock.shift
+        if k != 1:
+            if pkt.pts is not None:
+                pkt.pts *= k
+            if pkt.dts is not None:
+                pkt.dts *= k
+            if pkt.duration:
+                pkt.duration *= k
+            pkt.time_base = clock.out_tb
         if pkt.pts is not None:
             pkt.pts -= shift
         if pkt.dts is not None:

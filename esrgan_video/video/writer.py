@@ -46,7 +46,9 @@ from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
 from .encoder_settings import encoder_settings
 from .chatter import quiet_encoder_options
-from .encoder_formats import choose_pix_fmt, encoder_opens, encoder_pix_fmts, time_base_opens
+from .encoder_formats import (ENCODER_MAX_RATE, choose_pix_fmt, encoder_opens, encoder_pix_fmts, encoder_reorders,
+                              time_base_opens)
+from .metadata import FIELD_ORDERS
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
 from .reader import InputVideo
@@ -309,6 +311,10 @@ def encoder_rate(codec: str, pix_fmt: str, time_base: Fraction, rates: Sequence[
                       f"(frame {bad} at {float(times[bad]):.3f} s); {hint}")
 
 
+ENCODER_RATE_PARAMS = {"libsvtav1": ("svtav1-params", lambda r: f"fps-num={r.numerator}:fps-denom={r.denominator}")}
+"""How an encoder of ``encoder_formats.ENCODER_MAX_RATE`` is told a lower rate than its stream's: its own parameter."""
+
+
 TIMEBASE_TICK_ENCODERS = ("libx264", "libx264rgb")
 """Encoders whose stream states their time base, not their frame rate, as its timing: x264 (with its default
 ``vfr-input``) writes the SPS VUI ``num_units_in_tick``/``time_scale`` from it, so an MP4's 1/12800 (Matroska's 1/1000,
@@ -373,6 +379,55 @@ def video_time_base(muxer: str | None, template: InputVideo | None, time_base: F
         return Fraction(time_base)
     cfr = input_cfr_rate(template, time_base, rate)
     return Fraction(time_base) if cfr is None else 1 / cfr
+
+
+FIELD_FIRST = {"tt": "tff", "bt": "tff", "bb": "bff", "tb": "bff"}
+"""Interlaced field orders (``metadata.FIELD_ORDERS``) → the field shown first, as x264 says it."""
+
+FIELD_NAMES = {"tt": "top field first", "bb": "bottom field first", "tb": "top field coded first, bottom shown first",
+               "bt": "bottom field coded first, top shown first", "progressive": "progressive", "unknown": "no order"}
+
+
+def field_options(codec: str, field_order: str | None, options: dict[str, str]) -> dict[str, str]:
+    """``options`` for encoder ``codec`` writing frames of ``field_order`` (``VideoInfo.field_order``): libx264 flags
+    its stream interlaced in that order (``fake-interlaced``: the frames are still coded as frames, the SPS and the
+    pictures' pic_struct say the order), before the user's own ``x264-params``; others unchanged (a new dict)."""
+    out = dict(options)
+    first = FIELD_FIRST.get(field_order or "")
+    if first and codec in TIMEBASE_TICK_ENCODERS:
+        out["x264-params"] = ":".join(filter(None, [f"fake-interlaced=1:{first}=1", out.get("x264-params")]))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def field_order_kept(muxer: str, codec: str, pix_fmt: str, field_order: str,
+                     options: tuple[tuple[str, str], ...] = ()) -> str:
+    """The field order (``metadata.FIELD_ORDERS``' name) a ``muxer`` file of encoder ``codec`` reads back with when
+    the encoder is given ``field_order`` and ``options`` (:func:`field_options`'s): two 64×64 frames written into
+    memory and decoded. Matroska keeps it for any codec (its FieldOrder), MP4/MOV for most (``fiel``), libx264 in its
+    stream anywhere; MPEG-2 and MPEG-4 Part 2 take it only from frame flags PyAV cannot set, AVI and WebM have no
+    place for it. ``"unknown"`` when the probe cannot be written."""
+    code = next(k for k, v in FIELD_ORDERS.items() if v == field_order)
+    buf = io.BytesIO()
+    try:
+        opts = {"strict": "unofficial"} if muxer == "yuv4mpegpipe" else {}
+        with av.open(buf, "w", format=muxer, container_options=opts) as out:
+            vs = out.add_stream(codec, rate=25, options=quiet_encoder_options(codec, dict(options), verbose=False))
+            vs.width, vs.height, vs.pix_fmt = 64, 64, pix_fmt
+            vs.codec_context.field_order = code
+            frame = av.VideoFrame(64, 64, pix_fmt)
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
+            for i in range(2):
+                frame.pts = i
+                out.mux(vs.encode(frame))
+            out.mux(vs.encode(None))
+        with av.open(io.BytesIO(buf.getvalue()), format=muxer) as back:
+            st = back.streams.video[0]
+            next(back.decode(st), None)  # H.264's order is the decoder's, from the first picture
+            return FIELD_ORDERS.get(st.codec_context.field_order, "unknown")
+    except (av.FFmpegError, ValueError, OSError, StopIteration):
+        return "unknown"
 
 
 class DtsRepair:
@@ -511,6 +566,7 @@ class OutputVideo:
         self.base = base
         self.shift = (base + (self.t0 or 0)) if shift_timestamps else Fraction(0)
         self._clock = self._encoder_clock(codec, template)  # MPEG-1/2: their frame rates only; before any file
+        self._check_avi_times(codec, template)
 
         if self.format in VIDEO_ONLY_FORMATS and pixel_format(pix_fmt).family == "rgb":
             raise OutputError(f"{self.dst}: {self.format} carries YUV or grey video only, not {pix_fmt}; "
@@ -614,6 +670,22 @@ class OutputVideo:
         rate = encoder_rate(codec, self.pix_fmt, self.time_base, rates, times, dst=self.dst, src=src)
         return None if rate is None else EncoderClock(rate, self.time_base, dst=self.dst, codec=codec)
 
+    def _check_avi_times(self, codec: str, template: InputVideo | None) -> None:
+        """Refuse, before any file is opened, an AVI of a variable-rate input from an encoder that stores frames out of
+        display order (``encoder_formats.encoder_reorders``: libx264's and libx265's B-frames). AVI keeps one time per
+        packet, in decode order; a constant-rate input's packets are one tick (``1/rate``, :func:`video_time_base`)
+        apart and the reader gives the frames their places back, but a variable rate's ticks are the decode times,
+        which are not the frames' (a 0, 40, 90, 100, 250, 290 ms clip read back 0, 40, 90, 130, 180, 190)."""
+        if self.format != "avi" or template is None:
+            return
+        if input_cfr_rate(template, self.time_base, self.rate) is not None:
+            return
+        opts = tuple(sorted(self.encoder_settings.codec_options().items()))
+        if encoder_reorders(codec, self.pix_fmt, opts):
+            raise OutputError(f"{self.dst}: AVI stores no presentation times and {template.path.name} has a variable "
+                              f"frame rate, so {codec}'s B-frames would be written at wrong times; use .mkv or .mp4, "
+                              "or --encoder-opt bf=0")
+
     def _cfr_clock(self, codec: str, template: InputVideo | None) -> EncoderClock | None:
         """libx264 (:data:`TIMEBASE_TICK_ENCODERS`) of a constant-rate input gets the rate as its time base, so its
         stream says the frame rate (SPS VUI timing 1/(2 x 25) instead of MP4's 1/(2 x 12800)); the packets keep the
@@ -628,7 +700,9 @@ class OutputVideo:
         return EncoderClock(rate, self.time_base, dst=self.dst, codec=codec, strict=False)
 
     def _setup_video(self, codec, info) -> None:
-        options = quiet_encoder_options(codec, self.encoder_settings.codec_options(), verbose=self.verbose)
+        field_order = info.field_order if info is not None and info.field_order in FIELD_FIRST else None
+        options = quiet_encoder_options(codec, field_options(codec, field_order, self.encoder_settings.codec_options()),
+                                        verbose=self.verbose)
         if info is not None and info.hdr is not None:
             params = {"libx265": ("x265-params", info.hdr.x265_params()),
                       "libsvtav1": ("svtav1-params", info.hdr.svtav1_params())}.get(codec)
@@ -639,8 +713,18 @@ class OutputVideo:
                 self.say(f"{self.dst}: {codec} cannot carry the input's HDR mastering-display / "
                          "content-light metadata (libx265 and libsvtav1 can); it is not written")
         clock = self._clock
+        rate = clock.rate if clock else self.rate
+        most = ENCODER_MAX_RATE.get(codec)
+        if most is not None and rate and rate > most:
+            # SVT-AV1 refused a 250 or 300 fps input ("Svt[error]: The maximum allowed frame rate is 240 fps"). Its
+            # rate control is told 240 (its own parameters, read after the encoder's frame rate, which stays the
+            # stream's: the file says the input's rate); the frames keep their timestamps. The user's own win.
+            key, told = ENCODER_RATE_PARAMS[codec]
+            options[key] = ":".join(filter(None, [told(most), options.get(key)]))
+            self.say(f"{self.dst}: {codec} takes at most {_rate_text(most)} fps; its rate control is told "
+                     f"{_rate_text(most)} fps (the {_rate_text(rate)} fps frames keep their times)")
         try:
-            vs = self._out.add_stream(codec, rate=clock.rate if clock else self.rate, options=options)
+            vs = self._out.add_stream(codec, rate=rate, options=options)
         except ValueError as e:
             ext = container_suggestion([codec])
             hint = f"; use {ext} instead" if ext and ext != self.dst.suffix.lower() else ""
@@ -653,6 +737,15 @@ class OutputVideo:
         ctx.time_base = 1 / clock.rate if clock else self.time_base  # the stream's, unless the encoder refuses it
         vs.thread_type = "AUTO"
         ctx.thread_count = 0
+        if field_order is not None:  # an interlaced input's field order, which the output said was progressive
+            ctx.field_order = next(k for k, v in FIELD_ORDERS.items() if v == field_order)
+            got = field_order_kept(self._out.format.name, codec, self.pix_fmt, field_order,
+                                   tuple(sorted(field_options(codec, field_order,
+                                                              self.encoder_settings.codec_options()).items())))
+            if got != field_order:
+                self.say(f"{self.dst}: the input's field order ({FIELD_NAMES[field_order]}) cannot be written for "
+                         f"{codec} in {self.dst.suffix or self.format} files (it reads back as {FIELD_NAMES[got]})"
+                         + ("; .mkv keeps it" if self._out.format.name != "matroska" else ""))
         for name, value in self._tags.items():
             setattr(ctx, name if name != "chroma_location" else "chroma_sample_location", value)
         if self.sar:
