@@ -211,3 +211,17 @@ def test_bmp_alpha_is_declared_so_other_readers_see_it(tmp_path):
     assert np.array_equal(np.asarray(im)[..., :3], rgb) and np.array_equal(np.asarray(im)[..., 3], alpha)
     back, back_alpha, _ = read_image(tmp_path / "a.bmp")
     assert np.array_equal(back, rgb) and np.array_equal(back_alpha, alpha)
+
+
+def test_a_lossless_webp_without_alpha_reads_without_alpha(tmp_path):
+    """FFmpeg decodes a lossless WebP as ARGB whether or not it has alpha: one without (PIL's RGB, cwebp's from a
+    JPEG) read with an opaque alpha channel, so it came out as RGBA and could not be written to a JPEG at all."""
+    Image = pytest.importorskip("PIL.Image")
+    rgb, alpha = _picture(33, 47)
+    Image.fromarray(rgb).save(tmp_path / "rgb.webp", lossless=True)
+    back, back_alpha, bits = read_image(tmp_path / "rgb.webp")
+    assert back_alpha is None and bits == 8 and np.array_equal(back, rgb)
+    write_image(tmp_path / "out.jpg", back, back_alpha, 8)  # OutputError before: 'cannot keep the alpha channel'
+    Image.fromarray(np.dstack([rgb, alpha | 1])).save(tmp_path / "rgba.webp", lossless=True)
+    assert np.array_equal(read_image(tmp_path / "rgba.webp")[1], alpha | 1)  # a real alpha is kept
+

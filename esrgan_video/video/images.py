@@ -103,14 +103,16 @@ def read_image(path: str | os.PathLike, *, keep_grey: bool = False,
     has_alpha = fmt.has_alpha if hasattr(fmt, "has_alpha") else any(c.is_alpha for c in fmt.components)
     # a palette (PNG/GIF with a tRNS chunk) carries its alpha in the palette, which the format does not declare:
     # read it as RGBA and keep the alpha when any entry is see-through. JPEG has no alpha: the fourth plane FFmpeg
-    # gives an Adobe CMYK JPEG (converted to RGB) is opaque filler.
+    # gives an Adobe CMYK JPEG (converted to RGB) is opaque filler. FFmpeg decodes every lossless WebP as ARGB, one
+    # without alpha too: an opaque alpha there is filler as well (else such a WebP could not be written to a JPEG).
     palette = fmt.name == "pal8"
     deep = bits > 8
     target = ("rgba64le" if deep else "rgba") if has_alpha or palette else ("rgb48le" if deep else "rgb24")
     arr = frame.to_ndarray(format=target)
     rgb = arr[..., :3]
     alpha = arr[..., 3] if arr.shape[-1] == 4 else None
-    if alpha is not None and (palette or codec in ("mjpeg", "jpegls")) and alpha.min() == np.iinfo(alpha.dtype).max:
+    filler = palette or codec in ("mjpeg", "jpegls", "webp")
+    if alpha is not None and filler and alpha.min() == np.iinfo(alpha.dtype).max:
         alpha = None
     if keep_grey and (_grey_format(fmt) or palette and _all_grey(rgb)):
         rgb = rgb[..., 0]  # swscale copies grey codes 1:1
