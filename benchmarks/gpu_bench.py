@@ -688,13 +688,35 @@ CARRY_MODEL = "RealESRGAN_x4plus_anime_6B"
 wheel in one 64 MiB carry)."""
 CARRY_WHEELS = ("av==19.0.2",)
 """Wheels the GPU image lacks that the GPU tests and the end-to-end step import (everything else is there)."""
+CARRY_CACHED_MODELS = ("realesr-animevideov3",)
+"""Registry models a GPU test loads by name (tests/test_models_compact.py: the compact model on CUDA and through
+TensorRT), carried as the registry's own cache entries (file + .json record, 2.4 MiB): the GPU machine cannot
+fetch them, and a fetch there fails only after its retries."""
+
+
+def carry_models(cache: Path, names: tuple[str, ...] = CARRY_CACHED_MODELS) -> list[Path]:
+    """Copy this machine's registry cache entries of ``names`` (weights file and its ``.json`` record; fetched here
+    first when missing) into ``cache/models``, where the registry finds them offline with ``ESRGAN_VIDEO_CACHE=cache``;
+    returns the weights files written."""
+    from esrgan_video.models.registry import resolve
+
+    models = cache / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in names:
+        src = resolve(name, progress=False).path
+        for f in (src, src.with_name(src.name + ".json")):
+            shutil.copyfile(f, models / f.name)
+        out.append(models / src.name)
+    return out
 
 
 def prepare_carry(root: Path) -> list[Path]:
     """Fill ``root`` for a GPU machine that cannot reach PyPI; returns the files written.
 
     ``wheels/``: the PyAV wheel (``pip download``, CPython 3.12 manylinux x86-64); ``cache/samples/``: the sample
-    clip (``ESRGAN_VIDEO_CACHE=root/cache`` there); ``<model>.fp16.safetensors``: the real weights in fp16."""
+    clip and ``cache/models/``: :data:`CARRY_CACHED_MODELS` as cached entries (``ESRGAN_VIDEO_CACHE=root/cache``
+    there); ``<model>.fp16.safetensors``: the real weights in fp16."""
     from safetensors.torch import save_file
 
     from esrgan_video.samples import sample_clip
@@ -702,6 +724,7 @@ def prepare_carry(root: Path) -> list[Path]:
     wheels, samples = root / "wheels", root / "cache" / "samples"
     wheels.mkdir(parents=True, exist_ok=True)
     samples.mkdir(parents=True, exist_ok=True)
+    cached = carry_models(root / "cache")
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version",
                     "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64", "--platform",
                     "manylinux_2_17_x86_64", "-d", str(wheels), *CARRY_WHEELS], check=True)
@@ -710,7 +733,7 @@ def prepare_carry(root: Path) -> list[Path]:
     weights = root / f"{CARRY_MODEL}.fp16.safetensors"
     model = bench_models.load(CARRY_MODEL)
     save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, str(weights))
-    return sorted(wheels.glob("*.whl")) + [clip, weights]
+    return sorted(wheels.glob("*.whl")) + [clip, *cached, weights]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,11 @@
 #   GPU_CHECK_TEST_FILES  test files to consider (default: the tests/ files with gpu or tensorrt marks)
 #   GPU_CHECK_EXTRA_TEST_FILES  more test files to consider (the CI dry run adds one that cannot be imported)
 #   GPU_CHECK_BENCH_ARGS  extra gpu_bench.py arguments (e.g. --skip-peers)
-#   ESRGAN_VIDEO_CACHE, ESRGAN_VIDEO_ANIME_WEIGHTS, ESRGAN_VIDEO_X4PLUS_WEIGHTS: the sample clip's cache and real
-#   weights (a .safetensors or .pth path) for the fidelity rows and the real-weights test
+#   ESRGAN_VIDEO_CACHE, ESRGAN_VIDEO_ANIME_WEIGHTS, ESRGAN_VIDEO_X4PLUS_WEIGHTS: the cache holding the sample clip
+#   and the models the GPU tests load by name (realesr-animevideov3), and real weights (a .safetensors or .pth
+#   path) for the fidelity rows and the real-weights test
+#   ESRGAN_VIDEO_OFFLINE  default 1 outside a dry run: a GPU machine reaches no network, and a model or clip missing
+#                      from the cache then fails at once with its name instead of after a download's retries
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -47,6 +50,7 @@ BUDGET=${BUDGET%.*}
 DRY_RUN=${GPU_CHECK_DRY_RUN:-0}
 GPU_CHECK_SITE=${GPU_CHECK_SITE:-${TMPDIR:-/tmp}/esrgan-video-gpu-check-site}  # where the carried wheels go
 export PY BUDGET DRY_RUN GPU_CHECK_SITE
+[ "$DRY_RUN" = 1 ] || export ESRGAN_VIDEO_OFFLINE=${ESRGAN_VIDEO_OFFLINE:-1}
 START=$(date +%s)
 DEADLINE=$(( START + BUDGET ))
 STEPS=$OUT_DIR/steps.tsv
@@ -93,7 +97,8 @@ record() {  # record NAME RC: a step that ran inline
 step_env() {  # fails when this Python has no torch (nvidia-smi is still shown)
   local rc=0
   date -u
-  echo "budget ${BUDGET}s, dry run ${DRY_RUN}, python $PY"
+  echo "budget ${BUDGET}s, dry run ${DRY_RUN}, python $PY, offline ${ESRGAN_VIDEO_OFFLINE:-0}," \
+      "cache ${ESRGAN_VIDEO_CACHE:-(default)}"
   "$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda,
 "available", torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")' \
       || rc=1

