@@ -225,3 +225,30 @@ def test_a_lossless_webp_without_alpha_reads_without_alpha(tmp_path):
     Image.fromarray(np.dstack([rgb, alpha | 1])).save(tmp_path / "rgba.webp", lossless=True)
     assert np.array_equal(read_image(tmp_path / "rgba.webp")[1], alpha | 1)  # a real alpha is kept
 
+
+@pytest.mark.parametrize("with_alpha", [False, True])
+def test_a_lossless_webp_is_written_lossless(tmp_path, with_alpha):
+    """A lossless WebP (VP8L, as PIL and cwebp -lossless write it) gives a lossless WebP back, sample for sample (its
+    alpha too; no alpha flag when it has none): it was written lossy, 4:2:0 at quality 95, which a lossless source's
+    user does not expect. A lossy WebP, and any other source, is still written at quality 95."""
+    Image = pytest.importorskip("PIL.Image")
+    from esrgan_video.video.images import image_meta
+
+    rgb, alpha = _picture(33, 47)
+    alpha = alpha | 1  # libwebp may change the colour under fully transparent pixels (unseen; cwebp without -exact)
+    src = tmp_path / "in.webp"
+    Image.fromarray(np.dstack([rgb, alpha]) if with_alpha else rgb).save(src, lossless=True)
+    meta = image_meta(src)
+    assert meta.lossless
+    write_image(tmp_path / "out.webp", *read_image(src, meta=meta), meta)
+    out = (tmp_path / "out.webp").read_bytes()
+    assert b"VP8L" in out[:64] and b"VP8 " not in out
+    back, back_alpha, bits = read_image(tmp_path / "out.webp")
+    assert bits == 8 and np.array_equal(back, rgb)
+    assert (back_alpha is None) != with_alpha and (not with_alpha or np.array_equal(back_alpha, alpha))
+    assert Image.open(tmp_path / "out.webp").mode == ("RGBA" if with_alpha else "RGB")
+    Image.fromarray(rgb).save(tmp_path / "lossy.webp", quality=90)
+    meta = image_meta(tmp_path / "lossy.webp")
+    assert not meta.lossless
+    write_image(tmp_path / "again.webp", *read_image(tmp_path / "lossy.webp"), meta)
+    assert b"VP8 " in (tmp_path / "again.webp").read_bytes()[:64]

@@ -43,7 +43,9 @@ class ImageMeta:
     ``kind``: the format read ('png', 'jpeg', 'webp', 'tiff', 'gif', 'bmp'; None for another);
     ``png_colour``: a PNG's colour chunks other than ``iCCP``, whole (length, type, data, CRC); ``png_text``: its
     text chunks (``tEXt``, ``zTXt``, ``iTXt``: comments, XMP), whole; ``jpeg_app``: a JPEG's XMP (``APP1``) and
-    IPTC (``APP13``) segments, whole. These three are copied into an output of the same format only."""
+    IPTC (``APP13``) segments, whole. These three are copied into an output of the same format only.
+    ``lossless``: a WebP whose picture is lossless (``VP8L``), which ``write_image`` writes lossless again into a
+    WebP (a lossy one, and other formats, at quality 95)."""
 
     icc: bytes | None = None
     exif: bytes | None = None
@@ -55,6 +57,7 @@ class ImageMeta:
     png_colour: tuple[bytes, ...] = ()
     png_text: tuple[bytes, ...] = ()
     jpeg_app: tuple[bytes, ...] = ()
+    lossless: bool = False
 
 
 def read_meta(data: bytes) -> ImageMeta:
@@ -193,7 +196,7 @@ def _jpeg(data: bytes) -> ImageMeta:
 def _webp(data: bytes) -> ImageMeta:
     (size,) = struct.unpack("<I", data[4:8])
     icc = exif = None
-    frames = 0
+    frames, lossless = 0, False
     pos = 12
     while pos + 8 <= len(data):
         kind, (n,) = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])
@@ -204,10 +207,12 @@ def _webp(data: bytes) -> ImageMeta:
             exif = bytes(body[6:]) if body[:6] == _EXIF_MARK else bytes(body)
         elif kind == b"ANMF":
             frames += 1
+        elif kind == b"VP8L":  # a still's picture (an animation's frames are inside ANMF chunks)
+            lossless = True
         pos += 8 + n + (n & 1)
     truncated = "the WebP file is shorter than its RIFF header says (truncated?)" if len(data) < size + 8 else None
     return ImageMeta(icc=icc, exif=exif, orientation=_exif_orientation(exif), dpi=_exif_dpi(exif),
-                     frames=max(frames, 1), truncated=truncated, kind="webp")
+                     frames=max(frames, 1), truncated=truncated, kind="webp", lossless=lossless)
 
 
 def _tiff(data: bytes) -> ImageMeta:

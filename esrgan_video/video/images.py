@@ -5,7 +5,8 @@ image — and ``write_image`` encodes them into the format the extension names, 
 the target that is renamed when complete. 16-bit input stays 16-bit where the output format allows it (PNG,
 TIFF); others get it rounded to 8 bits. Grey samples stay grey where the format has a grey colour type
 (:func:`holds_grey`: PNG, TIFF, and BMP without alpha); elsewhere they are written as R=G=B. The lossy formats
-are written near their best: JPEG 4:4:4 at qmax 2, WebP (4:2:0, as lossy WebP always is) at quality 95.
+are written near their best: JPEG 4:4:4 at qmax 2, WebP (4:2:0, as lossy WebP always is) at quality 95 — but a
+lossless WebP's upscale is written lossless (``ImageMeta.lossless``).
 What the file says besides its pixels (``video.image_meta``): an EXIF orientation is applied to the pixels as a
 viewer would (the output is upright, its EXIF says 1); the ICC profile, the EXIF block and the DPI are written
 into the output where its format holds them (PNG, JPEG, WebP without the DPI, TIFF without the EXIF, BMP the DPI
@@ -211,6 +212,8 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
     else:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb48le" if deep else "rgb24")
         pix_fmt = fmt16 if deep else fmt8
+    if codec == "libwebp" and meta is not None and meta.lossless:  # lossless WebP in, lossless WebP out
+        pix_fmt = "bgra"  # libwebp's lossless input (its YUV formats go through 4:2:0); no alpha flag when opaque
     tmp = partial_path(dst)
     try:
         with av.open(str(tmp), "w", format="image2") as c:
@@ -223,7 +226,7 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
                 s.codec_context.color_range = Range.FULL.ffmpeg  # JPEG range
                 s.options = {"qmin": "1", "qmax": "2"}
             if codec == "libwebp":  # libwebp's default, 75, is 5 dB below the JPEG above: 95 is within 1 dB of it
-                s.options = {"quality": "95"}
+                s.options = {"lossless": "1"} if pix_fmt == "bgra" else {"quality": "95"}
             for packet in s.encode(frame.reformat(format=pix_fmt)):
                 c.mux(packet)
             for packet in s.encode(None):
