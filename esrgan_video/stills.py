@@ -45,7 +45,7 @@ import numpy as np
 
 from .errors import EsrganVideoError, InputError
 from .files import check_can_create, check_output_place
-from .options import UpscaleOptions
+from .options import SizeOptions, UpscaleOptions
 from .frames.color import LUMA_709, ColorSpec
 from .frames.pixel_formats import pixel_format
 from .frames.sizing import output_size, plan_size, resize_rgb
@@ -55,7 +55,7 @@ from .video.image_meta import not_kept
 from .video.images import (IMAGE_EXTENSIONS, ImageMeta, check_extension, holds_deep, holds_grey, image_meta,
                            is_image_file, read_image, round_to_8bit, write_image)
 
-__all__ = ["GREY_WEIGHTS", "is_still_job", "probe_still_job", "read_image", "upscale_image"]
+__all__ = ["GREY_WEIGHTS", "is_still_job", "probe_still_job", "read_image", "upscale_image", "upscale_samples"]
 
 GREY_WEIGHTS = LUMA_709
 """BT.709 luma weights (R, G, B): a grey still's grey output from the model's RGB (see the module's docstring)."""
@@ -105,7 +105,6 @@ def upscale_image(
     holds grey (module docstring). ``meta``: ``src``'s ``image_meta`` where the caller has it
     (:func:`probe_still_job`); read here when not given."""
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
-    scale, size = opts.size.scale, opts.size.size
     src, dst = Path(src), Path(dst)
     unused = _video_only_options(opts)
     if unused and notice is not None:
@@ -130,32 +129,41 @@ def upscale_image(
         if lost:
             said = lost[0] if len(lost) == 1 else f"{', '.join(lost[:-1])} and {lost[-1]}"
             notice(f"{dst}: this format does not keep {said} of {src.name}")
-    if grey:  # the model runs on RGB
-        if as_rgb and notice is not None:
-            notice(f"{dst}: this format has no grey{' with alpha' if alpha is not None else ''}; the grey image is "
-                   "written as RGB with equal channels (.png and .tiff keep it grey)")
-        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    if as_rgb and notice is not None:
+        notice(f"{dst}: this format has no grey{' with alpha' if alpha is not None else ''}; the grey image is "
+               "written as RGB with equal channels (.png and .tiff keep it grey)")
     own = upscaler is None
     up = upscaler or Upscaler(opts.model, opts.runtime)
     try:
-        h, w = rgb.shape[:2]
-        resize = resize_rgb
-        if opts.size.fit is not None:  # square-pixel WxH frames: padded, cropped or stretched, as for a video
-            plan = plan_size(w, h, model_scale=up.scale, size=size, fit=opts.size.fit)
-            for note in plan.notes:
-                if notice is not None:
-                    notice(f"{dst}: {note}")
-            (out_w, out_h), resize = plan.size, plan.resize
-        else:
-            out_w, out_h = output_size(w, h, model_scale=up.scale, scale=scale, size=size)
-        big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice, grey=grey)
+        big, big_alpha = upscale_samples(up, rgb, alpha, bits, opts.size, notice=notice, name=dst)
     finally:
         if own:
             up.close()
-    if grey:
-        big, big_alpha = _to_grey(big, big_alpha, bits)  # write_image: R=G=B where the format has no grey
-    write_image(dst, big, big_alpha, bits, meta)
+    write_image(dst, big, big_alpha, bits, meta)  # grey: R=G=B where the format has no grey
     return dst
+
+
+def upscale_samples(up: Upscaler, samples: np.ndarray, alpha: np.ndarray | None, bits: int, size: SizeOptions, *,
+                    notice: Callable[[str], None] | None = None,
+                    name: str | os.PathLike = "") -> tuple[np.ndarray, np.ndarray | None]:
+    """A still's samples as ``read_image(keep_grey=True)`` gives them (H×W×3 RGB or H×W grey, alpha or None, of
+    ``bits``) upscaled as :func:`upscale_image` writes them: to ``size``'s scale, size or fit (its notes to ``notice``,
+    after ``name``); RGB at its own depth, grey as grey of ``bits`` (the luma of the model's RGB: module docstring).
+    ``esrgan-video preview`` makes a still's columns with it."""
+    grey = samples.ndim == 2
+    rgb = np.repeat(samples[..., None], 3, axis=2) if grey else samples  # the model runs on RGB
+    h, w = rgb.shape[:2]
+    resize = resize_rgb
+    if size.fit is not None:  # square-pixel WxH frames: padded, cropped or stretched, as for a video
+        plan = plan_size(w, h, model_scale=up.scale, size=size.size, fit=size.fit)
+        for note in plan.notes:
+            if notice is not None:
+                notice(f"{name}: {note}")
+        (out_w, out_h), resize = plan.size, plan.resize
+    else:
+        out_w, out_h = output_size(w, h, model_scale=up.scale, scale=size.scale, size=size.size)
+    big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice, grey=grey)
+    return _to_grey(big, big_alpha, bits) if grey else (big, big_alpha)
 
 
 def _video_only_options(opts: UpscaleOptions) -> list[str]:
