@@ -342,6 +342,29 @@ def test_tensorrt_cuda_graphs_and_fp32(tmp_path):
 
 
 @_mark(trt)
+def test_tensorrt_a_context_whose_capture_fails_runs_plain_on_its_static_buffers(tmp_path, monkeypatch):
+    """A failed capture leaves that context without a graph: infer then binds its static buffers again and runs
+    execute_async_v3 (no stale or missing address), and the results match a plain backend's."""
+    from esrgan_video.runtime import capture
+
+    def failing(graph, stream, device, work, **kwargs):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing (test)")
+
+    monkeypatch.setattr(capture, "capture_graph", failing)
+    model = tiny()
+    notices: list[str] = []
+    graphs = _trt_backend(model, tmp_path, cuda_graphs=True, notice=notices.append).open()
+    assert graphs.graphs_captured == 0 and any("CUDA graphs are off for context 0" in n for n in notices), notices
+    assert all(slot.graph is None and slot.static_in is not None for slot in graphs._slots)
+    plain = _trt_backend(model, tmp_path).open()
+    for _ in range(4):  # both contexts, twice each
+        x = torch.rand(1, 3, 32, 48, device="cuda")
+        torch.testing.assert_close(graphs(x), plain(x), atol=1e-3, rtol=0)
+    graphs.close()
+    plain.close()
+
+
+@_mark(trt)
 def test_tensorrt_dynamic_profile_and_x2(tmp_path):
     from esrgan_video.runtime.tensorrt_backend import BuildOptions
 
