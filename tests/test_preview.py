@@ -166,3 +166,41 @@ def test_verbose_shows_ffmpegs_decoder_messages(tmp_path, models, capfd):
     finally:
         show_ffmpeg_log(False)
     assert got == 0 and "[h264 @" in err, err
+
+
+@pytest.mark.parametrize("kind", ["rgba16", "grey_alpha"])
+def test_a_still_images_preview_shows_what_a_still_run_writes(tmp_path, models, capfd, kind):
+    """A still image's columns are the picture ``esrgan-video IN OUT.png`` writes with the same model (16 bits, grey,
+    alpha: the still face), shown at 8 bits. They went through the video path: a 16-bit PNG (rgba64be) and a grey +
+    alpha one (ya8) were refused as unsupported pixel formats, and an 8-bit RGB still was shown through yuv444p with
+    a notice about libx264."""
+    import skimage.data
+
+    from esrgan_video.stills import upscale_image
+    from esrgan_video.video.images import round_to_8bit, write_image
+
+    h, w = 16, 24
+    alpha = np.tile(np.linspace(0, 255, w).round().astype(np.uint8), (h, 1))
+    if kind == "rgba16":
+        rgb = skimage.data.astronaut()[100:100 + h, 150:150 + w].astype(np.uint16) * 257 + 3
+        write_image(tmp_path / "in.png", rgb, alpha.astype(np.uint16) * 257, 16)
+    else:
+        write_image(tmp_path / "in.png", np.ascontiguousarray(skimage.data.camera()[200:200 + h, 220:220 + w]),
+                    alpha, 8)
+    src, out = tmp_path / "in.png", tmp_path / "p.png"
+    code, err = cli(capfd, "preview", src, "--at", "0", "--model", models["sharp_x4"], "-o", out)
+    assert code == 0 and "libx264" not in err, err
+    assert "the alpha channel is upscaled beside it, not shown" in err
+    sheet = read_image(out)[0]
+    ran = upscale_image(src, tmp_path / "run.png", model=str(models["sharp_x4"]))
+    expected = read_image(ran)[0]  # grey: R = G = B
+    expected = round_to_8bit(expected) if expected.dtype == np.uint16 else expected
+    lay = layout([(4 * w, 4 * h)] * 2, source_size=(w, h))
+    x, y, cw, ch = lay.wholes[1]
+    assert sheet.shape == (lay.height, lay.width, 3) and (cw, ch) == (4 * w, 4 * h)
+    assert np.array_equal(sheet[y:y + ch, x:x + cw], expected)
+    x, y, cw, ch = lay.wholes[0]  # the source, enlarged: near the model's near-identity output, not it
+    assert 0 < np.abs(sheet[y:y + ch, x:x + cw].astype(int) - expected).mean() < 25
+    code, err = cli(capfd, "preview", src, "--at", "1.5", "--model", models["sharp_x4"], "-o", tmp_path / "q.png")
+    assert code == 2 and err.strip().splitlines() == [
+        f"esrgan-video: error: --at: expected 0 for {src}, a still image, got '1.5'"], err

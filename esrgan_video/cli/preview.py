@@ -9,7 +9,9 @@ A column is made exactly as a video run makes that frame: the same options (size
 format, tiles, backend, ...), the same output plan (:func:`esrgan_video.video.output_plan.plan_output`) and the
 same :class:`~esrgan_video.frames.transform.FrameTransform`; its output planes are shown through the same colour
 code (the transform without a model, to packed rgb24) as 8-bit RGB. The source column is the same transform
-without a model (colour code and the device resize only). Labels use the built-in bitmap font (``cli.font``).
+without a model (colour code and the device resize only). A still image (``--at 0``) is previewed as
+``esrgan-video IN OUT.png`` upscales it (``stills.upscale_samples``: 16 bits, grey, alpha beside), not as a video:
+its columns are that picture at 8 bits, its source column an antialiased bicubic enlargement. Labels use the built-in bitmap font (``cli.font``).
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Write one PNG that compares models on one frame: the source (bicubic to the output size), then "
         "one column per --model; a row with the whole frame and a row with a 1:1 crop of a detail region. "
         "The frame is made exactly as a video run with the same options makes it.")
-    p.add_argument("input", help="input video")
+    p.add_argument("input", help="input video or still image")
     p.add_argument("--at", required=True, help="the frame: seconds, [HH:]MM:SS(.ms) or a frame number (120f)")
     p.add_argument("-o", "--output", required=True, help="the PNG to write")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
@@ -138,8 +140,13 @@ def column_label(model: str, blend: str | tuple | None) -> str:
 
 def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]], options: UpscaleOptions, *,
                  notice=None) -> tuple[list[Column], tuple[int, int]]:
-    """The source column and one per (model, blend), each made as a video run makes the frame at ``at``; and the
-    source's (width, height)."""
+    """The source column and one per (model, blend), each made as a video run makes the frame at ``at`` (a still
+    image: as ``esrgan-video IN OUT.png`` makes it, :func:`still_columns`); and the source's (width, height)."""
+    from ..stills import probe_still_job
+
+    still, meta = probe_still_job(src, "preview.mkv")  # a still (not an animation) to a video would be a still run
+    if still:
+        return still_columns(src, at, columns, options, meta=meta, notice=notice)
     from ..frames.transform import FrameTransform
     from ..upscaler import Upscaler
     from ..video.output_plan import plan_output
@@ -172,6 +179,45 @@ def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]],
                                  resize=source_plan.size.resize)
         out.insert(0, Column("source bicubic", display_rgb(bicubic(frame.planes), source_plan.dst)))
     return out, (info.width, info.height)
+
+
+def still_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]], options: UpscaleOptions, *,
+                  meta=None, notice=None) -> tuple[list[Column], tuple[int, int]]:
+    """:func:`make_columns` for a still image (``at`` 0): each model's column is the picture
+    ``esrgan-video IN OUT.png`` writes with the same options (``stills.upscale_samples``: 16 bits, grey, the alpha
+    upscaled beside), shown as 8-bit RGB; the source column is its antialiased bicubic enlargement."""
+    from ..stills import _video_only_options, read_image, upscale_samples
+    from ..upscaler import Upscaler
+    from ..video.images import image_meta, round_to_8bit
+
+    say = notice or (lambda msg: None)
+    if at != 0:
+        given = f"{at}f" if isinstance(at, int) else f"{float(at):g}"
+        raise OptionError("at", f"0 for {src}, a still image", given)
+    unused = _video_only_options(options)
+    if unused:
+        say(f"{src}: {', '.join(unused)} apply to videos, not to a still image; ignored")
+    meta = image_meta(src) if meta is None else meta
+    samples, alpha, bits = read_image(src, keep_grey=True, meta=meta)
+    if meta.frames > 1:
+        say(f"{src}: a TIFF of {meta.frames} pages; the first is shown, as a still run upscales it")
+    if alpha is not None:
+        say(f"{src}: the sheet shows the colour; the alpha channel is upscaled beside it, not shown")
+
+    def shown(pixels: np.ndarray) -> np.ndarray:  # as 8-bit RGB
+        pixels = round_to_8bit(pixels) if pixels.dtype == np.uint16 else pixels
+        return np.ascontiguousarray(np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels)
+
+    out: list[Column] = []
+    for model, blend in columns:
+        opts = dataclasses.replace(options, model=dataclasses.replace(options.model, model=model, blend=blend))
+        with Upscaler(opts.model, opts.runtime) as up:
+            big, _ = upscale_samples(up, samples, alpha, bits, opts.size, notice=say, name=src)
+        out.append(Column(column_label(model, blend), shown(big)))
+    h, w = out[0].rgb.shape[:2]
+    source = samples if samples.ndim == 3 else np.repeat(samples[..., None], 3, axis=2)
+    out.insert(0, Column("source bicubic", _scaled(source, w, h)))
+    return out, (samples.shape[1], samples.shape[0])
 
 
 # the sheet --------------------------------------------------------------------------------------------------
@@ -213,11 +259,13 @@ def layout(sizes: Sequence[tuple[int, int]], *, source_size: tuple[int, int],
 
 
 def _scaled(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
-    if rgb.shape[:2] == (h, w):
+    """8- or 16-bit RGB resized to ``w``×``h`` (antialiased bicubic), as 8-bit RGB."""
+    if rgb.shape[:2] == (h, w) and rgb.dtype == np.uint8:
         return rgb
     from ..frames.sizing import resize_rgb
 
-    t = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    peak = 65535.0 if rgb.dtype == np.uint16 else 255.0
+    t = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1).unsqueeze(0) / peak
     y = resize_rgb(t, w, h)[0].permute(1, 2, 0)
     return (y * 255.0).round().clamp(0, 255).to(torch.uint8).contiguous().numpy()
 
