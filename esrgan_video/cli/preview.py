@@ -11,7 +11,8 @@ same :class:`~esrgan_video.frames.transform.FrameTransform`; its output planes a
 code (the transform without a model, to packed rgb24) as 8-bit RGB. The source column is the same transform
 without a model (colour code and the device resize only). A still image (``--at 0``) is previewed as
 ``esrgan-video IN OUT.png`` upscales it (``stills.upscale_samples``: 16 bits, grey, alpha beside), not as a video:
-its columns are that picture at 8 bits, its source column an antialiased bicubic enlargement. Labels use the built-in bitmap font (``cli.font``).
+its columns are that picture at 8 bits, its source column an antialiased bicubic enlargement. Labels use the
+built-in bitmap font (``cli.font``).
 """
 
 from __future__ import annotations
