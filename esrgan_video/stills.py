@@ -43,7 +43,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import EsrganVideoError, InputError
+from .errors import EsrganVideoError, InputError, OutputError
 from .files import check_can_create, check_output_place
 from .options import SizeOptions, UpscaleOptions
 from .frames.color import LUMA_709, ColorSpec
@@ -109,6 +109,9 @@ def upscale_image(
     unused = _video_only_options(opts)
     if unused and notice is not None:
         notice(f"{dst}: {', '.join(unused)} apply to videos, not to a still image; ignored")
+    if dst.suffix.lower() not in IMAGE_EXTENSIONS:  # photo.png → photo.mp4: not an image's "unsupported extension"
+        raise OutputError(f"{dst}: {src.name} is a still image; write it to an image ({', '.join(IMAGE_EXTENSIONS)})"
+                          ", not a video")
     check_extension(dst)
     check_output_place(dst, overwrite=overwrite, src=src)  # the video writer's wording (esrgan_video.files)
     check_can_create(dst)  # before the model runs, not when the result is written

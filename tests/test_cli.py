@@ -178,6 +178,10 @@ def test_still_image_output_errors_are_one_line(tmp_path, tiny_model, capfd):
     assert_one_line_error(p, 6, "the directory", "does not exist")
     p = run_here(capfd, tmp_path / "rgba.png", tmp_path / "o.jpg", "--model", tiny_model)
     assert_one_line_error(p, 6, "o.jpg", "alpha")
+    for video in ("o.mp4", "o"):  # a still to a video's extension (or none): it was an 'unsupported image extension'
+        p = run_here(capfd, tmp_path / "rgba.png", tmp_path / video, "--model", tiny_model)
+        assert_one_line_error(p, 6, f"{tmp_path / video}: rgba.png is a still image; write it to an image (.bmp, "
+                              ".jpeg, .jpg, .png, .tif, .tiff, .webp), not a video")
     assert sorted(f.name for f in tmp_path.iterdir()) == ["rgba.png"]
 
 
