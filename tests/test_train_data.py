@@ -96,3 +96,58 @@ def test_a_phone_photo_is_trained_on_upright_against_its_upright_lr(tmp_path):
                          min_held_out=1)
     (src,) = load_sources(config, 4, 16, notice=lambda msg: pytest.fail(msg))
     assert src.hr[0].shape == (3, 200, 120) and src.lr[0].shape == (3, 50, 30) and not src.rejected
+
+
+def test_a_variable_rate_video_is_thinned_over_its_real_frames(tmp_path):
+    """20 frames 40 or 120 ms apart in Matroska (no frame count: duration × the 25 fps rate says 32): --max-frames 10
+    keeps 10 frames spread over the whole clip (was 5: thinned by the estimate)."""
+    import media
+
+    from esrgan_video.train.data import read_video
+
+    pts = [0]
+    for i in range(1, 20):
+        pts.append(pts[-1] + (40 if i % 3 else 120))
+    clip = media.make_clip(tmp_path / "vfr.mkv", size=(32, 32), frames=20, pts=pts, time_base=Fraction(1, 1000))
+    frames, times = read_video(str(clip), max_frames=10)
+    assert len(frames) == 10 and times[0] == 0 and float(times[-1]) >= 1.0, times
+
+
+def test_what_the_reader_says_about_a_source_is_told(train_clip, tmp_path):
+    """Frames skipped as damaged, samples of more than 8 bits rounded to 8, videos in an image folder left out: each
+    one notice naming the file or folder (the reader's notice was dropped, the others silent)."""
+    import media
+    import numpy as np
+    from PIL import Image
+
+    from esrgan_video.errors import InputError
+    from esrgan_video.train.data import read_source
+    from esrgan_video.video.images import write_image
+
+    told: list[str] = []
+    broken = media.make_corrupt(train_clip, tmp_path / "broken.mp4", frames=[5])
+    frames, _ = read_source(str(broken), max_frames=100, notice=told.append)
+    assert len(frames) < 16 and told == ["broken.mp4: 1 frame(s) could not be decoded and were skipped, the first "
+                                         "at 0.200 s"], told
+    told.clear()
+    deep = media.make_clip(tmp_path / "deep.mkv", codec="ffv1", pix_fmt="yuv420p10le", size=(32, 32), frames=3)
+    read_source(str(deep), max_frames=100, notice=told.append)
+    assert told == [f"{deep}: 10-bit video (yuv420p10le); training keeps its frames as 8-bit RGB, so the model "
+                    "learns from them rounded to 8 bits"], told
+    told.clear()
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(train_clip.read_bytes())
+    Image.fromarray(np.full((32, 32, 3), 9, np.uint8)).save(folder / "a.png")
+    write_image(folder / "b.png", np.full((32, 32, 3), 9 * 257 + 100, np.uint16), None, 16)
+    frames, keys = read_source(str(folder), max_frames=100, notice=told.append)
+    assert keys == ["a", "b"] and torch.equal(frames[0], frames[1])  # 9·257 + 100 rounds to 9
+    assert told == [f"{folder}: 1 video(s) in this image folder are not read (clip.mp4); an image folder is one "
+                    "source of stills: give videos to --data one by one",
+                    f"{folder}: 1 of 2 images have 16-bit samples; training keeps them as 8-bit RGB, so the model "
+                    "learns from them rounded to 8 bits"], told
+    (folder / "a.png").unlink()
+    (folder / "b.png").unlink()
+    with pytest.raises(InputError, match=r"no images found .*; it holds 1 video\(s\) \(clip.mp4\): give videos to "
+                                         r"--data one by one"):
+        read_source(str(folder), max_frames=100)

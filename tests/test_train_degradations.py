@@ -150,3 +150,17 @@ def test_video_degradation_is_a_real_codec_round_trip(photo):
     err_y = (y(out) - y(bic)).abs().mean()
     err_c = ((out - bic) - (y(out) - y(bic)).unsqueeze(1)).abs().mean()
     assert err_c > 0 and err_y > 0
+
+
+def test_video_degradation_of_an_image_folder_of_different_sizes(photo):
+    """Stills of several sizes (an image folder) go through the video round trip one by one, each LR a quarter of
+    its HR (was a traceback: torch.cat of the different LR sizes)."""
+    from esrgan_video.train.data import Source, apply_video_degradation
+
+    u8 = torch.round(photo[0] * 255).to(torch.uint8)
+    src = Source("stills", [u8[:, :64, :96], u8[:, :96, :64], u8[:, :64, :64]], ["a", "b", "c"])
+    src.train, src.held = [0, 1], [2]
+    apply_video_degradation([src], 4, D.Video(crf_range=(20, 20)), seed=0)
+    assert [tuple(t.shape) for t in src.lr] == [(3, 16, 24), (3, 24, 16), (3, 16, 16)]
+    assert all(psnr(lr.float()[None] / 255, D.bicubic_down(hr.float()[None] / 255, 4)) > 24
+               for hr, lr in zip(src.hr, src.lr))

@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -59,24 +60,34 @@ def _crop(t: torch.Tensor, box: tuple[int, int, int, int] | None, path: str) -> 
     return t[:, y:y + h, x:x + w]
 
 
-def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None = None
-               ) -> tuple[list[torch.Tensor], list[Fraction]]:
+def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None = None,
+               notice: Callable[[str], None] | None = None) -> tuple[list[torch.Tensor], list[Fraction]]:
     """Every frame of a video as 3×H×W uint8 RGB, with media times; evenly thinned to at most ``max_frames``
-    frames and at most ``max_bytes`` of frames (at least 8 frames)."""
+    frames and at most ``max_bytes`` of frames (at least 8 frames), over the frames the packet index counts (a
+    variable-rate file's duration × rate overcounts them). ``notice`` receives the reader's one-line notices (frames
+    skipped as damaged, interlacing, HDR, a guessed rate) and one when the samples have more than 8 bits."""
     from ..frames.pixel_formats import pixel_format
     from ..frames.transform import FrameFormat, FrameTransform
     from ..video.reader import open_input
 
     frames, times = [], []
-    with open_input(path) as inp:
+    with open_input(path, notice=notice) as inp:
         info = inp.info
         fmt = pixel_format(info.pix_fmt)
+        if notice is not None:
+            for msg in inp.notices():
+                notice(msg)
+            if fmt.bits > 8:
+                notice(f"{path}: {fmt.bits}-bit video ({info.pix_fmt}); training keeps its frames as 8-bit RGB, "
+                       "so the model learns from them rounded to 8 bits")
         to_rgb = FrameTransform(None, src=FrameFormat(fmt, info.color.resolved(info.width, info.height, fmt)),
                                 dst=FrameFormat.float_rgb())  # the streaming core's colour code, to RGB
         if max_bytes is not None:
             w, h = (crop[2], crop[3]) if crop else (info.width, info.height)
             max_frames = min(max_frames, max(8, int(max_bytes // (3 * w * h))))
-        count = info.frame_count_in()
+        count = info.frame_count
+        if count is None:  # estimated from the duration: count the packets (one demux pass, no decoding)
+            count = len(inp.packet_index().media_times()) or inp.frame_count_in()
         step = max(1, math.ceil(count / max_frames)) if count else 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -94,12 +105,17 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
 def read_still(path: str | Path, crop=None) -> torch.Tensor:
     """One image as 3×H×W uint8 RGB through the upscaler's still-image reader (upright, as its EXIF orientation
     says; 16-bit images rounded to 8 bits as the image writer rounds them)."""
+    return _read_still(path, crop)[0]
+
+
+def _read_still(path: str | Path, crop=None) -> tuple[torch.Tensor, int]:
+    """:func:`read_still` and the image's bits per sample (8 or 16)."""
     from ..video.images import read_image, round_to_8bit
     rgb, _alpha, bits = read_image(path)
     if bits > 8:
         rgb = round_to_8bit(rgb)
     t = torch.from_numpy(np.ascontiguousarray(rgb))
-    return _crop(t.permute(2, 0, 1).contiguous(), crop, str(path))
+    return _crop(t.permute(2, 0, 1).contiguous(), crop, str(path)), bits
 
 
 def image_files(path: Path) -> list[Path]:
@@ -107,23 +123,51 @@ def image_files(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def read_source(path: str, *, max_frames: int, crop=None, max_bytes: int | None = None
-                ) -> tuple[list[torch.Tensor], list]:
+def _videos_in(path: Path) -> list[Path]:
+    """The videos in a folder (by the extensions a batch run picks up), sorted by name: an image folder is one
+    source of stills, so these are not read with it."""
+    from ..batch.inputs import VIDEO_EXTENSIONS
+
+    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def _named(files: list[Path]) -> str:
+    shown = ", ".join(p.name for p in files[:3])
+    return shown + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+
+
+def read_source(path: str, *, max_frames: int, crop=None, max_bytes: int | None = None,
+                notice: Callable[[str], None] | None = None) -> tuple[list[torch.Tensor], list]:
     """A video file, an image folder or one image → (frames, keys). InputError naming the path when nothing
-    can be read."""
+    can be read. ``notice``: the reader's one-line notices, one for samples of more than 8 bits (kept as 8), one
+    for videos in an image folder (not read: an image folder is one source of stills)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{path}: no such file or folder")
     if p.is_dir():
-        files = image_files(p)
+        files, videos = image_files(p), _videos_in(p)
         if not files:
-            raise InputError(f"{path}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
+            held = f"; it holds {len(videos)} video(s) ({_named(videos)}): give videos to --data one by one" \
+                if videos else ""
+            raise InputError(f"{path}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)}){held}")
+        if videos and notice is not None:
+            notice(f"{path}: {len(videos)} video(s) in this image folder are not read ({_named(videos)}); an image "
+                   "folder is one source of stills: give videos to --data one by one")
         if len(files) > max_frames:
             files = files[:: math.ceil(len(files) / max_frames)]
-        return [read_still(f, crop) for f in files], [f.stem for f in files]
+        read = [_read_still(f, crop) for f in files]
+        deep = sum(bits > 8 for _, bits in read)
+        if deep and notice is not None:
+            notice(f"{path}: {deep} of {len(read)} images have 16-bit samples; training keeps them as 8-bit RGB, so "
+                   "the model learns from them rounded to 8 bits")
+        return [t for t, _ in read], [f.stem for f in files]
     if p.suffix.lower() in IMAGE_EXTENSIONS:
-        return [read_still(p, crop)], [p.stem]
-    frames, times = read_video(path, max_frames=max_frames, crop=crop, max_bytes=max_bytes)
+        t, bits = _read_still(p, crop)
+        if bits > 8 and notice is not None:
+            notice(f"{path}: a 16-bit image; training keeps it as 8-bit RGB, so the model learns from it rounded to "
+                   "8 bits")
+        return [t], [p.stem]
+    frames, times = read_video(path, max_frames=max_frames, crop=crop, max_bytes=max_bytes, notice=notice)
     if not frames:
         raise InputError(f"{path}: no frames found")
     return frames, times
@@ -190,14 +234,15 @@ def load_sources(config, scale: int, patch: int, *, notice=print) -> list[Source
     multiple = 2 * scale
     for path, lr_path in zip(config.data, lr_paths):
         max_bytes = None if lr_path is not None else int(config.memory_gb * 2**30)  # pairs: keep every match
-        hr, keys = read_source(path, max_frames=config.max_frames, crop=config.hr_crop, max_bytes=max_bytes)
+        hr, keys = read_source(path, max_frames=config.max_frames, crop=config.hr_crop, max_bytes=max_bytes,
+                                notice=notice)
         for f in hr:
             if min(f.shape[-2:]) < patch:
                 raise InputError(f"{path}: frames are {f.shape[-1]}x{f.shape[-2]}, smaller than the {patch}-px "
                                  "training patch (use a smaller --patch)")
         src = Source(path, trim_to_multiple(hr, multiple), keys)
         if lr_path is not None:
-            lr, lr_keys = read_source(lr_path, max_frames=10**9, crop=config.lr_crop)
+            lr, lr_keys = read_source(lr_path, max_frames=10**9, crop=config.lr_crop, notice=notice)
             kinds = ["images" if k and isinstance(k[0], str) else "video" for k in (keys, lr_keys)]
             if kinds[0] != kinds[1]:  # frames match by file name between images, by time between videos
                 raise InputError(f"{lr_path}: {'an image source' if kinds[1] == 'images' else 'a video'} cannot pair "
@@ -265,8 +310,8 @@ def apply_video_degradation(sources: list[Source], scale: int, cfg, seed: int) -
         si, run, s = job
         src = sources[si]
         shapes = {tuple(src.hr[i].shape) for i in run}
-        if len(shapes) > 1:  # frames of different sizes (an image folder): one run per frame
-            return si, run, torch.cat([video_degrade(src.hr[i].unsqueeze(0), scale, cfg, s + k) for k, i in enumerate(run)])
+        if len(shapes) > 1:  # frames of different sizes (an image folder): one run per frame, each LR its own size
+            return si, run, [video_degrade(src.hr[i].unsqueeze(0), scale, cfg, s + k)[0] for k, i in enumerate(run)]
         return si, run, video_degrade(torch.stack([src.hr[i] for i in run]), scale, cfg, s)
 
     with ThreadPoolExecutor(workers) as pool:
