@@ -124,6 +124,16 @@ def test_bad_preview_requests_are_one_line_errors(tmp_path, models, clip, capfd)
         lines = [l for l in err.splitlines() if l.strip()]
         assert lines[-1].startswith("esrgan-video: error:") and needle in lines[-1], err
     assert not (tmp_path / "p.png").exists()
+    # a detail region outside the source is said before any model is loaded (a missing one is not reached)
+    for src in (clip, tmp_path / "still.png"):
+        if src != clip:
+            from esrgan_video.video.images import write_image
+
+            write_image(src, np.full((32, 48, 3), 90, np.uint8), None, 8)
+        got, err = cli(capfd, "preview", src, "--at", "0", "--crop", "48,0,4,4", "--model", tmp_path / "none.pth",
+                       "-o", tmp_path / "p.png")
+        assert got == 2 and err.strip().splitlines() == [
+            "esrgan-video: error: --crop: expected a region inside the 48x32 source, got '48,0,4,4'"], err
     # flags that shape only a written video file are not preview's: refused, not ignored
     for flag in (["--crf", "18"], ["--preset", "slow"], ["--no-audio"], ["--format", "matroska"]):
         got, err = cli(capfd, "preview", clip, "--at", "0", "--model", models["soft_x2"], "-o", tmp_path / "p.png", *flag)

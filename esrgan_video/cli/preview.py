@@ -140,14 +140,15 @@ def column_label(model: str, blend: str | tuple | None) -> str:
 
 
 def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]], options: UpscaleOptions, *,
-                 notice=None) -> tuple[list[Column], tuple[int, int]]:
+                 notice=None, crop: tuple[int, int, int, int] | None = None) -> tuple[list[Column], tuple[int, int]]:
     """The source column and one per (model, blend), each made as a video run makes the frame at ``at`` (a still
-    image: as ``esrgan-video IN OUT.png`` makes it, :func:`still_columns`); and the source's (width, height)."""
+    image: as ``esrgan-video IN OUT.png`` makes it, :func:`still_columns`); and the source's (width, height).
+    ``crop``: the detail region (source pixels), checked against the source before any model runs."""
     from ..stills import probe_still_job
 
     still, meta = probe_still_job(src, "preview.mkv")  # a still (not an animation) to a video would be a still run
     if still:
-        return still_columns(src, at, columns, options, meta=meta, notice=notice)
+        return still_columns(src, at, columns, options, meta=meta, notice=notice, crop=crop)
     from ..frames.transform import FrameTransform
     from ..upscaler import Upscaler
     from ..video.output_plan import plan_output
@@ -163,6 +164,7 @@ def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]],
         except OptionError as e:
             raise OptionError("at", e.expected.replace("a trim that selects at least one frame of", "a time within"),
                               e.got.removeprefix("--start ")) from None  # as said: 1.5, 120f (not a Fraction)
+        check_crop(crop, (info.width, info.height))
         frame = next(iter(inp.frames(start=at)))
         source_plan = None
         for model, blend in columns:
@@ -183,7 +185,8 @@ def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]],
 
 
 def still_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]], options: UpscaleOptions, *,
-                  meta=None, notice=None) -> tuple[list[Column], tuple[int, int]]:
+                  meta=None, notice=None, crop: tuple[int, int, int, int] | None = None
+                  ) -> tuple[list[Column], tuple[int, int]]:
     """:func:`make_columns` for a still image (``at`` 0): each model's column is the picture
     ``esrgan-video IN OUT.png`` writes with the same options (``stills.upscale_samples``: 16 bits, grey, the alpha
     upscaled beside), shown as 8-bit RGB; the source column is its antialiased bicubic enlargement."""
@@ -200,6 +203,7 @@ def still_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]]
         say(f"{src}: {', '.join(unused)} apply to videos, not to a still image; ignored")
     meta = image_meta(src) if meta is None else meta
     samples, alpha, bits = read_image(src, keep_grey=True, meta=meta)
+    check_crop(crop, (samples.shape[1], samples.shape[0]))
     if meta.frames > 1:
         say(f"{src}: a TIFF of {meta.frames} pages; the first is shown, as a still run upscales it")
     if alpha is not None:
@@ -222,6 +226,14 @@ def still_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]]
 
 
 # the sheet --------------------------------------------------------------------------------------------------
+def check_crop(crop: tuple[int, int, int, int] | None, source_size: tuple[int, int]) -> None:
+    """OptionError unless the detail region ``crop`` (x, y, w, h in source pixels; None: the centre) starts inside
+    the source (it is cut to the source's edge)."""
+    if crop is not None and (crop[0] >= source_size[0] or crop[1] >= source_size[1]):
+        raise OptionError("crop", f"a region inside the {source_size[0]}x{source_size[1]} source",
+                          ",".join(str(v) for v in crop))
+
+
 def layout(sizes: Sequence[tuple[int, int]], *, source_size: tuple[int, int],
            crop: tuple[int, int, int, int] | None = None, max_width: int = MAX_WIDTH) -> Layout:
     """Where the labels, whole frames and crops of columns of output ``sizes`` (w, h) go (pure).
@@ -238,10 +250,9 @@ def layout(sizes: Sequence[tuple[int, int]], *, source_size: tuple[int, int],
         cw, ch = (cells[0] if scale < 1 else (max(1, w0 // 2), max(1, h0 // 2)))
         region = ((w0 - cw) // 2, (h0 - ch) // 2, cw, ch)
     else:
+        check_crop(crop, source_size)
         sw, sh = source_size
         x, y, cw, ch = crop
-        if x >= sw or y >= sh:
-            raise OptionError("crop", f"a region inside the {sw}x{sh} source", f"{x},{y},{cw},{ch}")
         fx, fy = w0 / sw, h0 / sh
         rx, ry = round(x * fx), round(y * fy)
         region = (rx, ry, max(1, min(round(cw * fx), w0 - rx)), max(1, min(round(ch * fy), h0 - ry)))
@@ -328,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
     from ..video.chatter import show_ffmpeg_log
 
     show_ffmpeg_log(options.encode.verbose)  # FFmpeg's own log lines only with --verbose, as for a video run
-    cols, source_size = make_columns(args.input, at, columns, options, notice=say)
+    cols, source_size = make_columns(args.input, at, columns, options, notice=say, crop=crop)
     sheet, lay = compose(cols, source_size=source_size, crop=crop)
     from ..video.images import write_image
 
