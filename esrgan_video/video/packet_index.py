@@ -5,16 +5,17 @@
     index.keyframe_packets()                     # (pts, is_keyframe) in decode order (for segmenting)
     index.packet_count, index.duration           # counts and span (for probing / progress)
 
-No packet is decoded. Packets of size 0 (demuxer flush markers) are left out. In containers whose timestamps count
-packets in decode order (:data:`DECODE_ORDER_FORMATS`: AVI, which stores no presentation times) the index keeps each
-packet's decode-order counter as its ``pts`` too: the sorted counters are the frames' presentation times (the reader
-gives each decoded frame the smallest unused one), and a keyframe's counter is its own time when no packet before it
-in decode order shows after it (closed GOPs). A demuxer that stops at damaged or truncated data ends the index there:
-``complete`` is False and ``error`` says why, and what was read stands. In MPEG-TS/PS the timestamps are mended across
-jumps (``video.discont``: joined or edited recordings): ``pts``/``dts`` hold the moved times, which are the reader's,
-and ``jumps`` says where and by how much. Timestamps stay in the stream's ``time_base`` (integers) until a caller
-asks for seconds, so they are rounded once; media time counts from the container's ``start_time``, as
-``InputVideo`` does.
+No packet is decoded. Packets of size 0 (demuxer flush markers) are left out, and so are an MPEG-4 Part 2 stream's
+not-coded VOPs (``video.mpeg4_vops``: Xvid's "N-VOPs", which repeat the picture before and give no frame). In
+containers whose timestamps count packets in decode order (:data:`DECODE_ORDER_FORMATS`: AVI, which stores no
+presentation times) the index keeps each packet's decode-order counter as its ``pts`` too: the sorted counters are the
+frames' presentation times (the reader gives each decoded frame the smallest unused one), and a keyframe's counter is
+its own time when no packet before it in decode order shows after it (closed GOPs). A demuxer that stops at damaged
+or truncated data ends the index there: ``complete`` is False and ``error`` says why, and what was read stands. In
+MPEG-TS/PS the timestamps are mended across jumps (``video.discont``: joined or edited recordings): ``pts``/``dts``
+hold the moved times, which are the reader's, and ``jumps`` says where and by how much. Timestamps stay in the
+stream's ``time_base`` (integers) until a caller asks for seconds, so they are rounded once; media time counts from
+the container's ``start_time``, as ``InputVideo`` does.
 
 The reader (``InputVideo.frames(start=…)``, ``resolve_range``), the keyframe scan (``video.keyframes``: batch's
 segment plan, ``--reuse near``'s reset points) and the segment join's fallback (``video.segment_join``: each
@@ -38,6 +39,7 @@ import numpy as np
 from ..errors import InputError
 from .discont import Jump, find_jumps, has_discontinuities, tolerances
 from .metadata import demuxer_in
+from .mpeg4_vops import VopCounter
 from .probe import Demux, pick_video_stream
 
 __all__ = ["DECODE_ORDER_FORMATS", "NOPTS", "PacketIndex", "clear_cache", "decode_order_timestamps",
@@ -195,9 +197,12 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
         keys: list[bool] = []
         decode_order = decode_order_timestamps(c.format.name)
         demux = Demux(c, stream)  # damaged or truncated: what was read stands
+        vops = mpeg4_vops(stream)
         for pkt in demux:
             if pkt.size == 0:
                 continue
+            if vops is not None and not vops.gives_frame(bytes(pkt)):
+                continue  # an N-VOP: no frame (the one before repeats)
             shown = pkt.dts if decode_order and pkt.dts is not None else pkt.pts
             pts.append(NOPTS if shown is None else int(shown))
             dts.append(NOPTS if pkt.dts is None else int(pkt.dts))
@@ -224,6 +229,16 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             jumps=tuple(jumps),
         )
         return index, is_default
+
+
+def mpeg4_vops(stream) -> VopCounter | None:
+    """A :class:`~esrgan_video.video.mpeg4_vops.VopCounter` for PyAV video ``stream`` when it is MPEG-4 Part 2 (its
+    packets may be N-VOPs, which give no frame), else None. The reader's decoding and this index skip the same
+    packets."""
+    ctx = stream.codec_context
+    if ctx is None or ctx.name != "mpeg4":
+        return None
+    return VopCounter(ctx.extradata)
 
 
 def frame_step(stream, pts) -> int:

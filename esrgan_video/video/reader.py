@@ -47,7 +47,7 @@ from ..frames.pixel_formats import pixel_format, plane_layouts, read_format
 from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet,
                      judge_truncation, raw_stream_pictures, stream_promise, timestamp_gaps)
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
-from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
+from .packet_index import PacketIndex, decode_order_timestamps, mpeg4_vops, read_packet_index
 from .planes import read_planes, stream_see_through
 from .probe import Demux, pick_video_stream
 from .trim import selected_frames
@@ -403,7 +403,10 @@ class InputVideo:
             def decoded() -> Iterator[av.VideoFrame]:
                 nonlocal packets, errors, first_loss, demux_error, cut_tail, short_pts
                 demux = Demux(c, st)
+                vops = mpeg4_vops(st)
                 for pkt in (_ps_timestamps(demux) if ps else demux):
+                    if pkt.size and vops is not None and not vops.gives_frame(bytes(pkt)):
+                        continue  # an N-VOP (video.mpeg4_vops): the picture before repeats; no frame, no loss
                     if pkt.size:
                         packets += 1
                         cut_tail = False
@@ -525,8 +528,10 @@ class InputVideo:
             rate = info.frame_rate
             end_time = None if prev_pts is None else max(prev_pts * info.time_base, self.media_time(
                 prev_pts, info.time_base)) + (1 / rate if rate else 0)
+            # an AVI's frame count counts ticks: its empty chunks and N-VOPs, which hold no frame, too
+            empty = self._empty_ticks(prev_pts) if clock is not None else 0
             truncated, expected = judge_truncation(
-                info.promise, frames=index + lost, end_time=end_time, rate=rate,
+                info.promise, frames=index + lost + empty, end_time=end_time, rate=rate,
                 limit_frames=end if isinstance(end, int) else None,
                 limit_time=None if end is None or isinstance(end, int) else Fraction(end))
             truncated = truncated or demux_error is not None
@@ -555,6 +560,18 @@ class InputVideo:
             if line:
                 notice(line)
         return stats
+
+    def _empty_ticks(self, upto: int | None) -> int:
+        """In an AVI (timed in decode order): the ticks of the stream up to the end of the frame at tick ``upto`` (the
+        last read; a frame lasting the packets' median step) that no packet of the packet index holds — empty chunks
+        (frames an encoder dropped, the ticks between the frames of a variable rate) and N-VOPs. The header's frame
+        count counts ticks: a 6-frame variable-rate AVI in 1/1000 ticks said 330 frames, and was reported truncated."""
+        pts = self.packet_index().presentation_pts() if upto is not None else []
+        if not pts:
+            return 0
+        steps = sorted(b - a for a, b in zip(pts, pts[1:]) if b > a)
+        step = steps[len(steps) // 2] if steps else 1
+        return max(0, upto + step - bisect.bisect_right(pts, upto))
 
     def _first_missing(self, good: list[int], lost: int, lower: Fraction | None) -> Fraction | None:
         """The media time of the first frame the packet index times (from ``lower`` on) that no whole decoded frame
@@ -803,6 +820,11 @@ def _rates(container, st, ctx) -> tuple[Fraction | None, Fraction | None, str | 
     codec's own rate stands for it. Either way a codec rate of :data:`SPS_TICK_RATE` or more (x264's time base) or
     none says nothing: FFmpeg's default 25 fps is taken, and said to be a guess."""
     average, guessed = _frac(st.average_rate), _frac(st.guessed_rate)
+    if demuxer_in(container.format.name, ("m4v",)) and guessed and guessed < SPS_TICK_RATE:
+        # a raw MPEG-4 Part 2 stream: the demuxer's average is its framerate option (25 fps) whatever the stream
+        # says, and the decoder's framerate is the VOL's time resolution (30000 for 29.97 fps); the parser times
+        # the frames by their VOPs' time increments, and that rate is FFmpeg's guess (a 29.97 fps .m4v said 25)
+        return guessed, guessed, None
     raw = demuxer_in(container.format.name, RAW_STREAM_FORMATS)
     unmeasured = demuxer_in(container.format.name, ("mpeg",)) and average is None and guessed is not None \
         and guessed >= SPS_TICK_RATE
