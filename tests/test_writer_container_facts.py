@@ -54,7 +54,8 @@ def test_avi_refuses_b_frames_of_a_variable_rate_before_writing(tmp_path: Path) 
     with pytest.raises(OutputError) as e:
         remux(src, dst, codec="libx264")
     assert str(e.value) == (f"{dst}: AVI stores no presentation times and in.mkv has a variable frame rate, so "
-                            "libx264's B-frames would be written at wrong times; use .mkv or .mp4, or --encoder-opt bf=0")
+                            "libx264's B-frames would be written at wrong times; use .mkv or .mp4, "
+                            "or --encoder-opt bf=0")
     assert list(tmp_path.iterdir()) == [src]  # no output, no partial file
     # what the line offers works: frames in display order keep every time, in AVI as in Matroska
     remux(src, dst, codec="libx264", options={"bf": "0"})

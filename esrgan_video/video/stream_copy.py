@@ -267,8 +267,8 @@ def mpegts_holds(codec: str, *, m2ts: bool = False) -> bool:
 
 
 def _holding(tb: Fraction, shift: Fraction) -> tuple[Fraction, int]:
-    """The time base to mux a stream of time base ``tb`` in, one that holds ``shift`` too, and how many of its ticks make
-    one of ``tb`` (per stream, pure). An AVI's audio ticks once per packet (MP2/MP3 at 48 kHz: 24 ms, 3/125): the
+    """The time base to mux a stream of time base ``tb`` in, one that holds ``shift`` too, and how many of its ticks
+    make one of ``tb`` (per stream, pure). An AVI's audio ticks once per packet (MP2/MP3 at 48 kHz: 24 ms, 3/125): the
     trim's shift rounded to that moved the audio up to half a packet against the video. ``(tb, 1)`` where ``tb`` holds
     the shift (or the finer base would not fit FFmpeg's 32-bit time base)."""
     if (shift / tb).denominator == 1:
