@@ -401,12 +401,12 @@ def field_options(codec: str, field_order: str | None, options: dict[str, str]) 
 
 @functools.lru_cache(maxsize=64)
 def field_order_kept(muxer: str, codec: str, pix_fmt: str, field_order: str,
-                     options: tuple[tuple[str, str], ...] = ()) -> str:
+                     options: tuple[tuple[str, str], ...] = ()) -> str | None:
     """The field order (``metadata.FIELD_ORDERS``' name) a ``muxer`` file of encoder ``codec`` reads back with when
-    the encoder is given ``field_order`` and ``options`` (:func:`field_options`'s): two 64×64 frames written into
+    the encoder is given ``field_order`` and ``options`` (:func:`field_options`'s): six 64×64 frames written into
     memory and decoded. Matroska keeps it for any codec (its FieldOrder), MP4/MOV for most (``fiel``), libx264 in its
     stream anywhere; MPEG-2 and MPEG-4 Part 2 take it only from frame flags PyAV cannot set, AVI and WebM have no
-    place for it. ``"unknown"`` when the probe cannot be written."""
+    place for it. None when the probe cannot be written (the encoder does not open here: the writer says so)."""
     code = next(k for k, v in FIELD_ORDERS.items() if v == field_order)
     buf = io.BytesIO()
     try:
@@ -418,7 +418,7 @@ def field_order_kept(muxer: str, codec: str, pix_fmt: str, field_order: str,
             frame = av.VideoFrame(64, 64, pix_fmt)
             for plane in frame.planes:
                 plane.update(bytes(plane.buffer_size))
-            for i in range(2):
+            for i in range(6):  # not 1 or 2: libx265 leaves such encodes' decode times garbage (DtsRepair)
                 frame.pts = i
                 out.mux(vs.encode(frame))
             out.mux(vs.encode(None))
@@ -427,7 +427,7 @@ def field_order_kept(muxer: str, codec: str, pix_fmt: str, field_order: str,
             next(back.decode(st), None)  # H.264's order is the decoder's, from the first picture
             return FIELD_ORDERS.get(st.codec_context.field_order, "unknown")
     except (av.FFmpegError, ValueError, OSError, StopIteration):
-        return "unknown"
+        return None
 
 
 class DtsRepair:
@@ -742,7 +742,7 @@ class OutputVideo:
             got = field_order_kept(self._out.format.name, codec, self.pix_fmt, field_order,
                                    tuple(sorted(field_options(codec, field_order,
                                                               self.encoder_settings.codec_options()).items())))
-            if got != field_order:
+            if got is not None and got != field_order:
                 self.say(f"{self.dst}: the input's field order ({FIELD_NAMES[field_order]}) cannot be written for "
                          f"{codec} in {self.dst.suffix or self.format} files (it reads back as {FIELD_NAMES[got]})"
                          + ("; .mkv keeps it" if self._out.format.name != "matroska" else ""))
