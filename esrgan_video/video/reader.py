@@ -43,11 +43,11 @@ import numpy as np
 from ..frames.color import ColorSpec
 from ..frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transfer
 from ..errors import InputError
-from ..frames.pixel_formats import pixel_format, plane_layouts, read_format
+from ..frames.pixel_formats import READ_AS, pixel_format, plane_layouts, read_format
 from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet,
                      judge_truncation, raw_stream_pictures, stream_promise, timestamp_gaps)
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
-from .packet_index import PacketIndex, decode_order_timestamps, mpeg4_vops, read_packet_index
+from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
 from .planes import read_planes, stream_see_through
 from .probe import Demux, pick_video_stream
 from .trim import selected_frames
@@ -98,6 +98,10 @@ class DecodedFrame:
         """Presentation time in seconds on the stream's clock."""
         return self.pts * self.time_base
 
+
+PROGRAM_STREAM_FORMATS = ("mpeg",)
+"""MPEG program streams (FFmpeg's demuxer name): timestamps on packs rather than frames (``_ps_timestamps``,
+``fill_times``), and a rate FFmpeg may fail to measure (``_rates``)."""
 
 GUESSED_RATE = Fraction(25)
 """The frame rate taken for a stream that says none (FFmpeg's raw demuxers' default)."""
@@ -270,6 +274,12 @@ class InputVideo:
         return self._frame_times
 
     @cached_property
+    def _program_stream(self) -> bool:
+        """Whether the container is an MPEG program stream (:data:`PROGRAM_STREAM_FORMATS`), asked once per
+        :class:`InputVideo` rather than on every ``frames()`` run."""
+        return demuxer_in(self.info.container, PROGRAM_STREAM_FORMATS)
+
+    @cached_property
     def _pictures_in_bytes(self) -> int | None:
         """``damage.raw_stream_pictures`` of this file, counted once per :class:`InputVideo` (a whole-file pass;
         ``frame_times()`` of a raw stream — for a seek or a trim — runs ``frames()`` before the run that reads the
@@ -375,13 +385,14 @@ class InputVideo:
         short_pts: int | None = None  # the pts of the last packet when the demuxer read it short
         demux_error: str | None = None
         prev_pts: int | None = None
-        step = int(round(1 / (info.frame_rate * info.time_base))) if info.frame_rate else 1
+        # one frame in ticks, at least one (packet_index.frame_step: a time base coarser than a frame rounds to 0)
+        step = max(1, int(round(1 / (info.frame_rate * info.time_base)))) if info.frame_rate else 1
         reached_end = False
         checked = seek is None
         clock = _DecodeOrderClock() if decode_order_timestamps(info.container) else None
         shown: list[int] | None = [] if demuxer_in(info.container, GAP_FORMATS) else None
         mend = has_discontinuities(info.container)  # MPEG-TS/PS: a clock that restarts is mended (video.discont)
-        ps = demuxer_in(info.container, ("mpeg",))  # MPEG-PS: a pack's timestamps may come on two packets
+        ps = self._program_stream  # MPEG-PS: a pack's timestamps may come on two packets
         back, threshold = tolerances(info.time_base)  # a frame a little before the last is damage, not a join
         raw_prev: int | None = None  # the previous frame's timestamp as the file has it
         offset = 0  # what this piece of the timeline is moved by
@@ -391,8 +402,10 @@ class InputVideo:
             # Frame threads report a packet the decoder refuses only some packets later, when its thread's frame is
             # due: the decode-order clock would give back a later packet's timestamp and shift every frame after
             # the loss by one (a loss at 0.20 s put frame 7 at 0.32 s). Slice threads raise at the packet itself.
+            # A decoder that conceals damage (CONCEALING_DECODERS) runs on one thread: with threads, which frames
+            # it flags corrupt depends on their timing (MPEG-4 in Matroska: 3 frames of 4, now and then 2).
             st.thread_type = "SLICE" if clock is not None else "AUTO"
-            st.codec_context.thread_count = 0
+            st.codec_context.thread_count = 1 if info.codec in CONCEALING_DECODERS else 0
             if seek is not None:
                 target = int((seek.start + info.start_time) / info.time_base)
                 try:
@@ -403,10 +416,7 @@ class InputVideo:
             def decoded() -> Iterator[av.VideoFrame]:
                 nonlocal packets, errors, first_loss, demux_error, cut_tail, short_pts
                 demux = Demux(c, st)
-                vops = mpeg4_vops(st)
                 for pkt in (_ps_timestamps(demux) if ps else demux):
-                    if pkt.size and vops is not None and not vops.gives_frame(bytes(pkt)):
-                        continue  # an N-VOP (video.mpeg4_vops): the picture before repeats; no frame, no loss
                     if pkt.size:
                         packets += 1
                         cut_tail = False
@@ -444,11 +454,15 @@ class InputVideo:
                         pts = frame.pts  # not the packet's dts: with B-frames it is another frame's time
                     if mend and pts is not None:
                         if raw_prev is not None and jumped(raw_prev, pts, back=back, threshold=threshold):
-                            jump = self._jump(seen, pts, known, offset, step, raw_prev)
-                            seen += 1
-                            offset = jump.offset
-                        raw_prev = pts
-                        pts += offset
+                            jump = self._jump(seen, pts, raw_prev)
+                            if jump is None:  # no join: damage gave this frame another frame's time (see _jump)
+                                pts = None
+                            else:
+                                seen += 1
+                                offset = jump.offset
+                        if pts is not None:
+                            raw_prev = pts
+                            pts += offset
                     if pts is not None:
                         known = pts
                     yield frame, pts, jump
@@ -515,9 +529,12 @@ class InputVideo:
             # MPEG-TS/PS: the demuxer drops damaged packets unseen; gaps in a constant frame rate show them. The
             # frames decode errors and silent packets lost leave gaps too, so the larger count stands for both.
             missing, gap_at = timestamp_gaps(shown, max_step=threshold) if shown is not None else (0, None)
-            gap_frames = max(0, missing - errors - silent)
-            if gap_frames and gap_at is not None:
-                loss_times.append(self.media_time(gap_at, info.time_base))
+            # The packets' own times show packets the demuxer dropped too, and those its parser merged into the one
+            # before: with B-frames the decoder then gives frames the wrong times, which hide the gap they leave.
+            dropped, dropped_at = self._packet_gaps(shown, threshold) if shown is not None else (0, None)
+            gap_frames = max(0, missing - errors - silent, dropped)
+            if gap_frames:
+                loss_times += [self.media_time(t, info.time_base) for t in (gap_at, dropped_at) if t is not None]
             if errors or silent:  # which frame a refused packet held: the first the index has and no frame took
                 missing = self._first_missing(good, corrupt + errors + silent + gap_frames,
                                               None if seek is None else seek.first_time)
@@ -528,10 +545,8 @@ class InputVideo:
             rate = info.frame_rate
             end_time = None if prev_pts is None else max(prev_pts * info.time_base, self.media_time(
                 prev_pts, info.time_base)) + (1 / rate if rate else 0)
-            # an AVI's frame count counts ticks: its empty chunks and N-VOPs, which hold no frame, too
-            empty = self._empty_ticks(prev_pts) if clock is not None else 0
             truncated, expected = judge_truncation(
-                info.promise, frames=index + lost + empty, end_time=end_time, rate=rate,
+                info.promise, frames=index + lost, end_time=end_time, rate=rate,
                 limit_frames=end if isinstance(end, int) else None,
                 limit_time=None if end is None or isinstance(end, int) else Fraction(end))
             truncated = truncated or demux_error is not None
@@ -561,17 +576,17 @@ class InputVideo:
                 notice(line)
         return stats
 
-    def _empty_ticks(self, upto: int | None) -> int:
-        """In an AVI (timed in decode order): the ticks of the stream up to the end of the frame at tick ``upto`` (the
-        last read; a frame lasting the packets' median step) that no packet of the packet index holds — empty chunks
-        (frames an encoder dropped, the ticks between the frames of a variable rate) and N-VOPs. The header's frame
-        count counts ticks: a 6-frame variable-rate AVI in 1/1000 ticks said 330 frames, and was reported truncated."""
-        pts = self.packet_index().presentation_pts() if upto is not None else []
-        if not pts:
-            return 0
-        steps = sorted(b - a for a, b in zip(pts, pts[1:]) if b > a)
-        step = steps[len(steps) // 2] if steps else 1
-        return max(0, upto + step - bisect.bisect_right(pts, upto))
+    def _packet_gaps(self, shown: list[int | None], threshold: int) -> tuple[int, int | None]:
+        """``damage.timestamp_gaps`` of the packet index's presentation times (mended) from the first to the last of
+        the frame times ``shown`` (a run's frames, :data:`GAP_FORMATS`): (frames whose packet is missing, where the
+        first would be); (0, None) unless every packet has a time (MPEG-PS times packs, not frames)."""
+        index = self.packet_index()
+        times = [p for p in shown if p is not None]
+        if not times or not index.has_all_pts:
+            return 0, None
+        lo, hi = min(times), max(times)
+        pts = index.presentation_pts()
+        return timestamp_gaps(pts[bisect.bisect_left(pts, lo):bisect.bisect_right(pts, hi)], max_step=threshold)
 
     def _first_missing(self, good: list[int], lost: int, lower: Fraction | None) -> Fraction | None:
         """The media time of the first frame the packet index times (from ``lower`` on) that no whole decoded frame
@@ -588,17 +603,27 @@ class InputVideo:
             return None
         return missing[0]
 
-    def _jump(self, k: int, raw: int, prev_pts: int | None, offset: int, step: int, raw_prev: int):
-        """The ``k``-th jump met while decoding, at a frame the file times ``raw``: the packet index's (whose
-        offsets the copied streams take too), else — an index that saw fewer — one made here to follow on from
-        ``prev_pts``."""
+    def _jump(self, k: int, raw: int, raw_prev: int) -> Jump | None:
+        """The ``k``-th jump of the packet index (whose offsets the copied streams take too) when the frame the file
+        times ``raw``, met after one timed ``raw_prev``, is where it lands: nearer the first frame after that jump
+        than the frame before it. None otherwise: the packets' decode times show no such join, so the frame's time
+        is damage — in MPEG-TS with B-frames the parser merges a corrupt packet with the next, and the decoder gives
+        a frame the time of a picture decoded before it (0.12 s back) — and the frame is timed as one without a
+        timestamp (``fill_times``), where the gap it leaves counts as lost."""
         jumps = self._jumps()
-        if k < len(jumps):
+        if k < len(jumps) and abs(raw - jumps[k].raw) < abs(raw - raw_prev):
             return jumps[k]
-        before = prev_pts if prev_pts is not None else raw_prev + offset
-        return Jump(packet=-1, before=before, raw=raw, offset=before + step - raw, back=raw < raw_prev,
-                    before_raw=raw_prev)
+        return None
 
+
+CONCEALING_DECODERS = frozenset({
+    "h264", "mpeg4", "h263", "h263p", "flv", "h261", "msmpeg4v1", "msmpeg4v2", "msmpeg4", "wmv1", "wmv2", "wmv3",
+    "vc1", "mpeg1video", "mpeg2video", "rv10", "rv20", "rv30", "rv40", "svq3"})
+"""FFmpeg's decoders with error concealment (libavcodec's ``error_resilience``): they decode a damaged picture with its
+lost parts guessed and flag it corrupt (``frame.is_corrupt``), which the reader drops and counts as lost. With codec
+threads the flags (and the guesses) depend on the threads' timing — a frame thread hands a picture on before its
+concealment has run — so these decode on one thread: every run drops and counts the same frames, those a plain
+decode flags. (One thread decodes 720p H.264 at over 300 fps on a 2-core machine, far ahead of any model.)"""
 
 HELD_BYTES = 256 << 20
 """Decoded frames without a timestamp are held back, up to this many bytes of pictures (and between 8 and 64 of
@@ -646,7 +671,7 @@ def fill_times(items, step: int, hold: int = 8, *, repeats_unknown: bool = False
 
     def after(n: int) -> Iterator:  # the first n held frames, following ``last`` (or counting from 0)
         nonlocal last
-        per = spacing or step
+        per = step if spacing is None else spacing  # a spacing is never 0: it is set only where the times increase
         base, first = (0, 0) if last is None else (last, 1)
         out = [(frame, base + round(per * (k + first)), extra) for k, (frame, _, extra) in enumerate(held[:n])]
         del held[:n]
@@ -664,11 +689,10 @@ def fill_times(items, step: int, hold: int = 8, *, repeats_unknown: bool = False
             if len(held) > hold:
                 yield from after(1)
             continue
-        if held and last is None:  # the stream's first frames have none: count back from this one
-            per = spacing or step
-            n = len(held)
+        if held and last is None:  # the stream's first frames have none: count back from this one, by a step
+            n = len(held)  # (no spacing yet: it needs two timestamps)
             for k, (f, _, x) in enumerate(held):
-                yield f, pts - round(per * (n - k)), x
+                yield f, pts - step * (n - k), x
             held.clear()
         elif held and pts > last:
             per = Fraction(pts - last, len(held) + 1)
@@ -826,7 +850,7 @@ def _rates(container, st, ctx) -> tuple[Fraction | None, Fraction | None, str | 
         # the frames by their VOPs' time increments, and that rate is FFmpeg's guess (a 29.97 fps .m4v said 25)
         return guessed, guessed, None
     raw = demuxer_in(container.format.name, RAW_STREAM_FORMATS)
-    unmeasured = demuxer_in(container.format.name, ("mpeg",)) and average is None and guessed is not None \
+    unmeasured = demuxer_in(container.format.name, PROGRAM_STREAM_FORMATS) and average is None and guessed is not None \
         and guessed >= SPS_TICK_RATE
     if not (raw or unmeasured):
         return average, guessed, None
@@ -860,41 +884,62 @@ def _undecodable(path: Path, container, short: bool, read: int, otherwise: str) 
     return f"{path}: the file is truncated before its first complete video frame ({why}); there is nothing to decode"
 
 
+def _read_as_text() -> str:
+    """The formats read as supported ones, from ``frames.pixel_formats.READ_AS`` (and ``read_format``'s see-through
+    variant): ``uyvy422 and yuyv422 (as yuv422p), pal8 (as rgb24/rgba)``."""
+    groups: dict[str, list[str]] = {}
+    for name in READ_AS:
+        targets = dict.fromkeys((read_format(name), read_format(name, see_through=True)))
+        groups.setdefault("/".join(targets), []).append(name)
+    return ", ".join(f"{' and '.join(names)} (as {target})" for target, names in groups.items())
+
+
 def _probe(path: Path, container) -> VideoInfo:
     st = pick_video_stream(path, container)
     ctx = st.codec_context
     if ctx is None or ctx.name is None:
         raise InputError(f"{path}: the video codec cannot be decoded by this FFmpeg build")
+    ctx.thread_count = 1  # one frame wanted; and which frames a concealing decoder flags corrupt is then the reads'
     first = None
     short = False  # a packet the demuxer read short: flagged corrupt, and the file ends where it does
     size = path.stat().st_size
     read = 0  # video packets the demuxer gave
+    # The first frame decoded whole, past packets the decoder refuses and frames it flags corrupt (the read drops and
+    # reports those): a corrupt first packet is damage, not a file that cannot be read, if anything after it decodes.
+    error: av.FFmpegError | None = None  # the last packet refused
+    refused = corrupt = 0  # packets refused, frames flagged corrupt
     try:
         for pkt in container.demux(st):
             read += bool(pkt.size)
             short = short or bool(pkt.size and pkt.is_corrupt and pkt.pos is not None and pkt.pos >= 0
                                   and pkt.pos + pkt.size + 16 >= size)
-            for frame in pkt.decode():
-                first = frame
-                break
+            try:
+                for frame in pkt.decode():
+                    if not frame.is_corrupt:
+                        first = frame
+                        break
+                    corrupt += 1
+            except av.FFmpegError as e:
+                error = e
+                refused += 1
             if first is not None:
                 break
         if first is None:
-            for frame in st.decode(None):
-                first = frame
-                break
-    except av.FFmpegError as e:
-        if first is None:
-            why = f"the video stream cannot be decoded ({e})"
-            raise InputError(_undecodable(path, container, short, read, why)) from e
+            first = next((f for f in st.decode(None) if not f.is_corrupt), None)
+    except av.FFmpegError as e:  # the demuxer stopped, or the flush failed
+        error = error or e
     if first is None:
-        raise InputError(_undecodable(path, container, short, read, "the video stream has no decodable frame"))
+        why = (f"the video stream cannot be decoded: none of its frames decodes whole ({corrupt} decoded corrupt, "
+               f"{refused} packet(s) refused)" if corrupt
+               else "the video stream has no decodable frame" if error is None
+               else f"the video stream cannot be decoded ({error})")
+        raise InputError(_undecodable(path, container, short, read, why)) from error
     source_pix_fmt = first.format.name
     pix_fmt = read_format(source_pix_fmt, see_through=stream_see_through(path, st.index, first))
     try:
         pf = pixel_format(pix_fmt if pix_fmt is not None else source_pix_fmt)
     except ValueError as e:
-        raise InputError(f"{path}: {e}; read as those: uyvy422 and yuyv422 (as yuv422p), pal8 (as rgb24/rgba)") from e
+        raise InputError(f"{path}: {e}; read as those: {_read_as_text()}") from e
 
     def tag(frame_value, stream_value):
         return frame_value if frame_value not in (None, 0, 2) else stream_value
