@@ -115,12 +115,17 @@ def _jpeg() -> bytes:
 
 
 @pytest.mark.parametrize("source", ["in.mkv", "in.mp4"])
-@pytest.mark.parametrize("suffix, codec", [(".webm", "libvpx-vp9"), (".ts", "libx264")])
+@pytest.mark.parametrize("suffix, codec", [
+    (".webm", "libvpx-vp9"), (".ts", "libx264"),  # refused the whole output
+    (".mov", "libx264"),  # dropped without a word
+    (".avi", "libx264"), (".nut", "libx264"),  # a plain second video stream, no cover flag
+])
 def test_cover_art_left_out_with_a_notice(tmp_path: Path, source: str, suffix: str, codec: str) -> None:
     """A cover (an MKV's cover.jpg attachment, an MP4's attached picture) refused the whole output: 'the .webm
-    container cannot hold the video stream #2 (mjpeg); use .mkv instead'. Now it is left out, said in one line."""
+    container cannot hold the video stream #2 (mjpeg); use .mkv instead'; .mov lost it silently, .avi and .nut made
+    it a second video stream. Now it is left out where it cannot stay cover art, said in one line."""
     mkv = make_clip(tmp_path / "in.mkv", frames=3, attachments=[("cover.jpg", "image/jpeg", _jpeg())],
-                    audio=[AudioTrack(codec="libopus")])
+                    audio=[AudioTrack(codec="libopus" if suffix == ".webm" else "aac")])
     src = mkv
     if source == "in.mp4":  # the writer's own .mp4 of it: the cover as an attached picture stream
         src = tmp_path / "in.mp4"

@@ -10,7 +10,8 @@ One copier serves the writer (``video.writer.OutputVideo``: a single pass) and t
 
 - **Which**: every stream but the upscaled video stream, less what ``StreamSelection`` leaves out
   (``--no-audio``, ``--no-subs``, ``--streams-keep``); other video streams are not copied (only the
-  first is upscaled; cover art is); a data stream the container refuses is left out with a notice (a MOV/MP4
+  first is upscaled; cover art is, into .mkv and .mp4, the containers that keep it as cover art: elsewhere it is
+  left out with a notice); a data stream the container refuses is left out with a notice (a MOV/MP4
   timecode track is never copied: the muxer writes it again from the video stream's timecode tag); any
   other stream the container refuses is an ``OutputError`` naming it and a container that takes it —
   except attachments (fonts) going into MP4/MOV, which cannot hold any: left out with a notice. MPEG-TS
@@ -294,6 +295,11 @@ class _StreamClock:
     """The common shift in ticks of ``out_tb``."""
 
 
+_COVER_KEPT = ("matroska", "mp4")
+"""Muxers whose files keep cover art (an attached picture) as cover art, measured (FFmpeg 7): Matroska as an attachment
+(``_cover_attachment``), MP4 as its ``covr``. WebM, MPEG-TS, FLV, 3GP and FFmpeg's .m4v/.m4a refuse the stream, MOV
+drops it without a word, AVI and NUT keep it as a plain second video stream (no cover flag)."""
+
 _COVER_TYPES = {"mjpeg": ("image/jpeg", ".jpg"), "png": ("image/png", ".png")}
 """Cover art codecs → (MIME type, file extension) of the Matroska attachment they become."""
 
@@ -401,8 +407,9 @@ class StreamCopier:
             if st.type == "video" and not (st.disposition & av.stream.Disposition.attached_pic):
                 notice(f"{self.src}: video stream #{st.index} is not copied (only the first video stream is upscaled)")
                 continue
-            if st.type == "video" and not (_muxer_takes(fmt, st) and (fmt != "mpegts" or _mpegts_keeps(
-                    st, m2ts=self.dst.suffix.lower() == ".m2ts"))):  # cover art where it has no place (WebM, TS)
+            if st.type == "video" and (fmt not in _COVER_KEPT or not _muxer_takes(fmt, st)):
+                # cover art where it has no place: refused (WebM, MPEG-TS, FLV, 3GP), dropped without a word (MOV),
+                # or a plain second video stream (AVI, NUT)
                 cname = st.codec_context.name if st.codec_context is not None else "picture"
                 notice(f"{self.src}: the cover art (stream #{st.index}, {cname}) cannot go into "
                        f"{self.dst.suffix or fmt} files and is not copied (.mkv and .mp4 keep it)")
