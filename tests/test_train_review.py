@@ -282,3 +282,68 @@ def test_blend_and_train_tell_how_a_model_was_read_once(train_clip, train_base, 
                                steps=1, ema=0), notice=told.append, progress=False)
     assert [m for m in told if m.startswith(said)] == [m for m in result.notices if m.startswith(said)], told
     assert len([m for m in told if m.startswith(said)]) == 1, told
+
+
+_FULL_DISK_BLEND = """
+import resource, signal, sys
+from esrgan_video.cli.main import main
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE then fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_blend_outputs_are_checked_as_every_output_is(train_base, tmp_path, capsys):
+    """-o in a missing folder, under a file, a folder, an input, an existing file, a full disk: one line, exit 6, in
+    the wording of every other output (was a FileExistsError / OSError traceback, or a folder made)."""
+    b = str(train_base)
+    model = lambda out, *more: ["blend", b, b, "--alpha", "0.5", "-o", str(out), *more]  # noqa: E731
+    line = one_line(capsys, 6, model(tmp_path / "new" / "m.safetensors"), "does not exist")
+    assert line.endswith(f"{tmp_path / 'new' / 'm.safetensors'}: the directory {tmp_path / 'new'} does not exist")
+    assert not (tmp_path / "new").exists()
+    line = one_line(capsys, 6, model(train_base / "m.safetensors"), "is not a directory")
+    assert line.endswith(f"{train_base / 'm.safetensors'}: {train_base} is not a directory")
+    one_line(capsys, 6, model(tmp_path), f"{tmp_path}: is a directory")
+    one_line(capsys, 6, model(train_base, "-y"), "the output is the input file")
+    one_line(capsys, 6, model("/proc/m.safetensors"), "/proc/m.safetensors: cannot create a file in /proc")
+    (tmp_path / "old.safetensors").write_bytes(b"x")
+    one_line(capsys, 6, model(tmp_path / "old.safetensors"), "already exists (use --overwrite / -y")
+    frame = tmp_path / "frame.png"
+    from esrgan_video.train.images import write_png
+    write_png(frame, torch.rand(3, 12, 16))
+    one_line(capsys, 6, ["blend", b, b, "--alphas", "0,1", "--preview", str(frame), "-o", str(frame), "-y"],
+             "the output is the input file")
+    full = tmp_path / "full.safetensors"
+    r = subprocess.run([sys.executable, "-c", _FULL_DISK_BLEND, *model(full)], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert r.returncode == 6 and r.stderr.strip().splitlines() == [
+        f"esrgan-video: error: {full}: cannot be written (File too large)"], r.stderr
+    assert not full.exists() and not list(tmp_path.glob(".full*"))
+
+
+_FULL_DISK_TRAIN = """
+import resource, signal, sys
+from esrgan_video.cli.main import main
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE then fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_full_disk_names_the_file_it_could_not_write(train_clip, train_base, tmp_path):
+    """A real full disk (RLIMIT_FSIZE in a child process: the write fails with EFBIG, as ENOSPC, with no file name):
+    one line naming the file, exit 6, no temporary file left; once there is room the rerun completes (the line
+    named only the run folder)."""
+    out = tmp_path / "run"
+    argv = base_args(train_clip, train_base, out, "--steps", "2", "--save-every", "1", "--threads", "1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    model_size = train_base.stat().st_size
+    r = subprocess.run([sys.executable, "-c", _FULL_DISK_TRAIN, str(2 * model_size), *argv], capture_output=True,
+                       text=True, env=env, timeout=300)  # room for the model files, not for the state (optimisers)
+    assert r.returncode == 6 and r.stderr.strip().splitlines() == [
+        f"esrgan-video: error: {out / 'checkpoints' / 'state_000001.pt'}: cannot write the run folder (File too "
+        "large)"], r.stderr
+    assert not list(out.rglob(".*.part"))
+    assert cli(argv) == 0 and (out / "final.safetensors").is_file()

@@ -7,10 +7,11 @@ Uses the project's interpolation (:func:`esrgan_video.models.interpolate.interpo
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from ..errors import InputError, ModelError, OutputError
+from ..errors import EsrganVideoError, InputError, ModelError, OutputError
 
 
 def _weights(name_or_path: str, notice: Callable[[str], None] | None):
@@ -23,6 +24,28 @@ def _weights(name_or_path: str, notice: Callable[[str], None] | None):
         for msg in model.info.notices:
             notice(msg)
     return dict(model.state_dict()), model.info.params, model.info.name
+
+
+@contextmanager
+def _writing(path: Path):
+    """A failed write of ``path`` (a full disk, a folder gone read-only) as one line, the image writer's wording
+    (``video.images.write_image``); the file is written whole or not at all (``files.atomic_write``)."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, EsrganVideoError):
+            raise
+        raise OutputError(f"{path}: cannot be written ({e.strerror or e})") from e
+
+
+def _check_output(out: Path, overwrite: bool, *inputs) -> None:
+    """The checks of every other output place (``esrgan_video.files``), before any model is read: the folder exists
+    and takes a new file, ``out`` is no folder, no input, and not an existing file unless ``overwrite``."""
+    from ..files import check_can_create, check_output_place
+
+    for src in inputs or (None,):
+        check_output_place(out, overwrite=overwrite, src=src)
+    check_can_create(out)
 
 
 def _pair(a: str, b: str, notice: Callable[[str], None] | None = None):
@@ -46,14 +69,14 @@ def blend_models(a: str, b: str, alpha: float, out: str | Path, *, overwrite: bo
     from ..models.interpolate import interpolate, parse_blend
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+    _check_output(out, overwrite, a, b)
     _, alpha = parse_blend((b, alpha))
     sd_a, sd_b, params, name_a, name_b = _pair(a, b, notice)
     sd = interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b)
     # the hyperparameters go into the file: an x3 blend must not read back as x2 (the same keys)
-    return save_safetensors(sd, out, {"esrgan_video.source": f"blend of {name_a} and {name_b} at alpha {alpha:g}"},
-                            params=params)
+    with _writing(out):
+        return save_safetensors(sd, out, {"esrgan_video.source": f"blend of {name_a} and {name_b} at alpha {alpha:g}"},
+                                params=params)
 
 
 def blend_strip(a: str, b: str, alphas: list[float], frame: str | Path, out: str | Path, *,
@@ -68,10 +91,9 @@ def blend_strip(a: str, b: str, alphas: list[float], frame: str | Path, out: str
     from .images import grid, write_png
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
     if out.suffix.lower() != ".png":
         raise OutputError(f"{out}: the strip is written as PNG; give a .png name")
+    _check_output(out, overwrite, a, b, frame)
     if not alphas:
         raise InputError("blend: --alphas needs at least one value")
     alphas = [parse_blend((b, x))[1] for x in alphas]
@@ -81,8 +103,9 @@ def blend_strip(a: str, b: str, alphas: list[float], frame: str | Path, out: str
     with tempfile.TemporaryDirectory(prefix="esrgan-video-blend-") as tmp:
         for alpha in alphas:
             # each blend goes through the loader, as a blended file would: any architecture it detects works
-            path = save_safetensors(interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b),
-                                    Path(tmp) / f"alpha_{alpha:g}.safetensors", params=params)
+            path = Path(tmp) / f"alpha_{alpha:g}.safetensors"
+            with _writing(path):
+                save_safetensors(interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b), path, params=params)
             up = Upscaler(str(path), device=device)
             try:
                 tiles.append(up.upscale(img)[0].float().cpu().clamp(0, 1))

@@ -20,6 +20,7 @@ import io
 import json
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -35,6 +36,18 @@ _MODEL = re.compile(r"^model_(\d{6,})\.safetensors$")
 VOLATILE = ("steps", "quiet", "save_every", "val_every", "preview_every", "log_every", "offline", "threads")
 """Config keys a rerun may change without making it a different run."""
 KEEP_STATES = 2
+
+
+@contextmanager
+def writing(path: Path):
+    """Name ``path`` on an OSError its write raises without a file name (a full disk fails in ``write``, which
+    does not say which file), so the run's one line says which file could not be written."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)
+        raise
 
 
 class RunFolder:
@@ -149,12 +162,14 @@ class RunFolder:
 
     # writes
     def write_json(self, path: Path, obj) -> None:
-        atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        with writing(path):
+            atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
     def save_state(self, step: int, state: dict) -> Path:
         buf = io.BytesIO()
         torch.save(state, buf)
-        return atomic_write(self.state_path(step), buf.getvalue())
+        with writing(self.state_path(step)):
+            return atomic_write(self.state_path(step), buf.getvalue())
 
     def load_state(self, step: int) -> dict:
         path = self.state_path(step)
@@ -193,7 +208,8 @@ class RunFolder:
                 continue  # a line cut by a kill
             if rec.get("step", 0) <= step:
                 keep.append(line)
-        atomic_write(self.journal_path, ("\n".join(keep) + "\n" if keep else "").encode("utf-8"))
+        with writing(self.journal_path):
+            atomic_write(self.journal_path, ("\n".join(keep) + "\n" if keep else "").encode("utf-8"))
 
 
 def _processes(n) -> str:

@@ -40,7 +40,7 @@ from .discriminators import check_patch, make_discriminator, paper_init
 from ..quality import psnr
 from .losses import GAN_LOSSES, l1_loss
 from .recipes import RECIPES, Recipe, lr_at
-from .run_folder import RunFolder
+from .run_folder import RunFolder, writing
 from .steplog import StepLog
 
 LOG_EVERY = 10
@@ -532,7 +532,8 @@ class Trainer:
 
         sd = {k: v.detach().float().contiguous() for k, v in self.eval_model.state_dict().items()}
         # the hyperparameters recorded: a fine-tuned old-arch x3 base is saved with new-arch keys, which alone read as x2
-        return save_safetensors(sd, path, self._metadata(step), params=self.g.params)
+        with writing(path):
+            return save_safetensors(sd, path, self._metadata(step), params=self.g.params)
 
     def checkpoint(self, step: int) -> None:
         """Model file, then the state file (which makes the checkpoint count), then prune old ones. Collective:
@@ -544,8 +545,9 @@ class Trainer:
 
         self.save_model(self.folder.model_path(step), step)
         if self.d is not None:
-            save_safetensors({k: v.detach().contiguous() for k, v in self.d.state_dict().items()},
-                             self.folder.discriminator_path, {"esrgan_video.discriminator": self.plan.discriminator})
+            with writing(self.folder.discriminator_path):
+                save_safetensors({k: v.detach().contiguous() for k, v in self.d.state_dict().items()},
+                                 self.folder.discriminator_path, {"esrgan_video.discriminator": self.plan.discriminator})
         state = {
             "step": step, "g": self.g.state_dict(), "ema": None if self.ema is None else self.ema.state_dict(),
             "opt_g": self.opt_g.state_dict(), "d": None if self.d is None else self.d.state_dict(),
@@ -580,7 +582,7 @@ class Trainer:
 
     def _journal(self, *recs: dict) -> None:
         if self.world.main and recs:
-            with open(self.folder.journal_path, "a", encoding="utf-8") as f:
+            with writing(self.folder.journal_path), open(self.folder.journal_path, "a", encoding="utf-8") as f:
                 f.write("".join(json.dumps(rec) + "\n" for rec in recs))
 
     def _write_log(self) -> None:
