@@ -381,11 +381,12 @@ def test_avi_frames_after_a_loss_keep_their_times(tmp_path):
                                                "at 0.200 s"]
 
 
-@pytest.mark.xfail(strict=True, reason="an AVI whose IDR packet is corrupt down to its NAL header: the H.264 parser no "
-                   "longer flags it a keyframe, so the decode-order clock cannot tell the GOPs apart, and the decoder "
-                   "gives the new GOP's first picture before the old GOP's last (by content 0 1 2 3 8 4 …), which "
-                   "then takes a later timestamp; no sound rule places it (the decoder's pts in AVI are decode order)")
 def test_avi_with_a_corrupt_idr_keeps_the_intact_frames_at_their_times(tmp_path):
+    """The IDR packet is noise past its first NAL header (its SPS): the parser flags it a keyframe no more, and the
+    decoder gives a picture of the new GOP (garbage: its reference is gone) before the old GOP's last. The clock took
+    the smallest timestamp left, so that last intact picture came at 0.24 s instead of 0.16 s. Now a GOP starts where
+    the packet's bytes begin an SPS or IDR, a frame takes a timestamp of its own GOP, and a few frames are held back to
+    come out in timestamp order."""
     good = media.make_clip(tmp_path / "good.avi", frames=12, options={"g": "5", "bf": "2"}, seed=1)
     bad = media.make_corrupt(good, tmp_path / "bad.avi", frames=[5])  # the second GOP's IDR
     with av.open(str(bad)) as c:

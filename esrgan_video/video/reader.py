@@ -47,7 +47,7 @@ from ..frames.pixel_formats import READ_AS, pixel_format, plane_layouts, read_fo
 from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet,
                      judge_truncation, raw_stream_pictures, stream_promise, timestamp_gaps)
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
-from .packet_index import PacketIndex, decode_order_timestamps, read_packet_index
+from .packet_index import PacketIndex, decode_order_timestamps, mpeg4_vops, read_packet_index
 from .planes import read_planes, stream_see_through
 from .probe import Demux, pick_video_stream
 from .trim import selected_frames
@@ -389,7 +389,7 @@ class InputVideo:
         step = max(1, int(round(1 / (info.frame_rate * info.time_base)))) if info.frame_rate else 1
         reached_end = False
         checked = seek is None
-        clock = _DecodeOrderClock() if decode_order_timestamps(info.container) else None
+        clock = _DecodeOrderClock(info.codec) if decode_order_timestamps(info.container) else None
         shown: list[int] | None = [] if demuxer_in(info.container, GAP_FORMATS) else None
         mend = has_discontinuities(info.container)  # MPEG-TS/PS: a clock that restarts is mended (video.discont)
         ps = self._program_stream  # MPEG-PS: a pack's timestamps may come on two packets
@@ -416,7 +416,10 @@ class InputVideo:
             def decoded() -> Iterator[av.VideoFrame]:
                 nonlocal packets, errors, first_loss, demux_error, cut_tail, short_pts
                 demux = Demux(c, st)
+                vops = mpeg4_vops(st)
                 for pkt in (_ps_timestamps(demux) if ps else demux):
+                    if pkt.size and vops is not None and not vops.gives_frame(bytes(pkt)):
+                        continue  # an N-VOP (video.mpeg4_vops): the picture before repeats; no frame, no loss
                     if pkt.size:
                         packets += 1
                         cut_tail = False
@@ -443,11 +446,12 @@ class InputVideo:
                 nonlocal out_frames, raw_prev, offset
                 known: int | None = None  # the last timestamp given (mended)
                 seen = 0  # jumps met
-                for frame in decoded():
+                frames = ((f, None) for f in decoded()) if clock is None else clock.in_order(decoded())
+                for frame, slot in frames:
                     out_frames += 1
                     jump = None
                     if clock is not None:
-                        pts = clock.take(frame)
+                        pts = slot
                         if pts is not None and known is not None and pts <= known:
                             pts = None  # never backwards (after a loss the clock may run out or repeat)
                     else:
@@ -545,8 +549,10 @@ class InputVideo:
             rate = info.frame_rate
             end_time = None if prev_pts is None else max(prev_pts * info.time_base, self.media_time(
                 prev_pts, info.time_base)) + (1 / rate if rate else 0)
+            # an AVI's frame count counts ticks: its empty chunks and N-VOPs, which hold no frame, too
+            empty = self._empty_ticks(prev_pts) if clock is not None else 0
             truncated, expected = judge_truncation(
-                info.promise, frames=index + lost, end_time=end_time, rate=rate,
+                info.promise, frames=index + lost + empty, end_time=end_time, rate=rate,
                 limit_frames=end if isinstance(end, int) else None,
                 limit_time=None if end is None or isinstance(end, int) else Fraction(end))
             truncated = truncated or demux_error is not None
@@ -587,6 +593,18 @@ class InputVideo:
         lo, hi = min(times), max(times)
         pts = index.presentation_pts()
         return timestamp_gaps(pts[bisect.bisect_left(pts, lo):bisect.bisect_right(pts, hi)], max_step=threshold)
+
+    def _empty_ticks(self, upto: int | None) -> int:
+        """In an AVI (timed in decode order): the ticks of the stream up to the end of the frame at tick ``upto`` (the
+        last read; a frame lasting the packets' median step) that no packet of the packet index holds — empty chunks
+        (frames an encoder dropped, the ticks between the frames of a variable rate) and N-VOPs. The header's frame
+        count counts ticks: a 6-frame variable-rate AVI in 1/1000 ticks said 330 frames, and was reported truncated."""
+        pts = self.packet_index().presentation_pts() if upto is not None else []
+        if not pts:
+            return 0
+        steps = sorted(b - a for a, b in zip(pts, pts[1:]) if b > a)
+        step = steps[len(steps) // 2] if steps else 1
+        return max(0, upto + step - bisect.bisect_right(pts, upto))
 
     def _first_missing(self, good: list[int], lost: int, lower: Fraction | None) -> Fraction | None:
         """The media time of the first frame the packet index times (from ``lower`` on) that no whole decoded frame
@@ -754,25 +772,36 @@ class _DecodeOrderClock:
     """Presentation timestamps for a container that times packets in decode order (AVI).
 
     Every packet sent to the decoder adds its timestamp (``dts``: the packet's place in decode order); every
-    frame that comes out — in presentation order — takes the smallest one not yet taken, so the frames get the
-    packets' timestamps in order whatever the B-frame reordering. A packet that gives no frame would leave its
+    frame that comes out — in presentation order — takes the smallest one not yet taken of its own GOP (those of the
+    packets from the keyframe at or before its packet on), so the frames get the packets' timestamps in order whatever
+    the B-frame reordering (a closed GOP shows its own packets' places). A packet that gives no frame would leave its
     timestamp behind and shift every later frame by one, so: a packet the decoder refuses gives its own back
-    (:meth:`refused`), and a frame from a packet at or after a keyframe drops those left behind from before that
-    keyframe (nothing decoded before a keyframe shows after anything decoded from it on) — a loss shifts at
-    most the frames of its own GOP. The frame's packet is found by its ``pts``, which the decoder carries over.
+    (:meth:`refused`), and a frame never takes one of an earlier GOP — a loss shifts at most the frames of its own
+    GOP. The frame's packet is found by its ``pts``, which the decoder carries over. A GOP starts at a packet flagged
+    a keyframe or, in H.264, at one whose bytes begin an IDR picture or its SPS: the parser flags a keyframe by its
+    slices, and an IDR packet corrupt past its first NAL header is flagged no more. :meth:`in_order` holds a few
+    frames back to give them in timestamp order: with such an IDR lost, the decoder gives a picture of the new GOP
+    before the old GOP's last one.
     """
 
-    def __init__(self) -> None:
+    REORDER = 2
+    """Frames :meth:`in_order` holds back: a frame that comes out this many frames late still takes its place."""
+
+    def __init__(self, codec: str | None = None) -> None:
         self._free: list[int] = []
         self._gop_of: dict[int, int] = {}  # packet pts -> the timestamp of the keyframe at or before it
         self._gop: int | None = None
+        self._starts: list[int] = []  # the GOPs' first timestamps, in order
+        self._idr_bytes = codec == "h264"
 
     def sent(self, pkt) -> None:
         ts = pkt.dts if pkt.dts is not None else pkt.pts
         if ts is None:
             return
-        if pkt.is_keyframe:
+        if pkt.is_keyframe or self._idr_bytes and _h264_starts_gop(bytes(pkt)):
             self._gop = ts
+            if not self._starts or ts > self._starts[-1]:
+                self._starts.append(ts)
         heapq.heappush(self._free, ts)
         if pkt.pts is not None and self._gop is not None:
             self._gop_of[pkt.pts] = self._gop
@@ -786,10 +815,45 @@ class _DecodeOrderClock:
 
     def take(self, frame) -> int | None:
         gop = self._gop_of.pop(frame.pts, None) if frame.pts is not None else None
-        if gop is not None:
-            while self._free and self._free[0] < gop:
-                heapq.heappop(self._free)  # its packet gave no frame
-        return heapq.heappop(self._free) if self._free else None
+        if gop is None:
+            return heapq.heappop(self._free) if self._free else None
+        k = bisect.bisect_left(self._starts, gop)
+        floor = self._starts[k - 1] if k else gop  # the GOP before may still have a late frame to give
+        while self._free and self._free[0] < floor:
+            heapq.heappop(self._free)  # its packet gave no frame
+        own = [t for t in self._free if t >= gop]
+        if not own:
+            return heapq.heappop(self._free) if self._free else None
+        ts = min(own)
+        self._free.remove(ts)
+        heapq.heapify(self._free)
+        return ts
+
+    def in_order(self, frames) -> Iterator[tuple]:
+        """``(frame, timestamp)`` for each decoded frame (:meth:`take`), sorted over :data:`REORDER` frames held back; a
+        frame with none comes after those held."""
+        held: list[tuple[int, int, object]] = []
+        for n, frame in enumerate(frames):
+            ts = self.take(frame)
+            if ts is None:
+                while held:
+                    t, _, f = heapq.heappop(held)
+                    yield f, t
+                yield frame, None
+                continue
+            heapq.heappush(held, (ts, n, frame))
+            if len(held) > self.REORDER:
+                t, _, f = heapq.heappop(held)
+                yield f, t
+        while held:
+            t, _, f = heapq.heappop(held)
+            yield f, t
+
+
+def _h264_starts_gop(data: bytes) -> bool:
+    """Whether an H.264 packet (Annex B) begins with an SPS or an IDR slice: its first NAL unit after a start code."""
+    at = data.find(b"\x00\x00\x01", 0, 64)
+    return at >= 0 and at + 3 < len(data) and data[at + 3] & 0x1F in (5, 7)
 
 
 def _when(pkt, start: Fraction) -> str:
