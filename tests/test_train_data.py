@@ -138,14 +138,20 @@ def test_what_the_reader_says_about_a_source_is_told(train_clip, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "clip.mp4").write_bytes(train_clip.read_bytes())
-    Image.fromarray(np.full((32, 32, 3), 9, np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.full((32, 32, 4), 9, np.uint8)).save(folder / "a.png")
     write_image(folder / "b.png", np.full((32, 32, 3), 9 * 257 + 100, np.uint16), None, 16)
     frames, keys = read_source(str(folder), max_frames=100, notice=told.append)
     assert keys == ["a", "b"] and torch.equal(frames[0], frames[1])  # 9·257 + 100 rounds to 9
     assert told == [f"{folder}: 1 video(s) in this image folder are not read (clip.mp4); an image folder is one "
                     "source of stills: give videos to --data one by one",
                     f"{folder}: 1 of 2 images have 16-bit samples; training keeps them as 8-bit RGB, so the model "
-                    "learns from them rounded to 8 bits"], told
+                    "learns from them rounded to 8 bits",
+                    f"{folder}: 1 of 2 images have an alpha channel; training reads their colour only (what lies "
+                    "under transparent parts is trained on as it is stored)"], told
+    told.clear()
+    read_source(str(folder / "b.png"), max_frames=100, notice=told.append)
+    assert told == [f"{folder / 'b.png'}: a 16-bit image; training keeps it as 8-bit RGB, so the model learns from "
+                    "it rounded to 8 bits"], told
     (folder / "a.png").unlink()
     (folder / "b.png").unlink()
     with pytest.raises(InputError, match=r"no images found .*; it holds 1 video\(s\) \(clip.mp4\): give videos to "

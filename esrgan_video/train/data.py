@@ -108,14 +108,30 @@ def read_still(path: str | Path, crop=None) -> torch.Tensor:
     return _read_still(path, crop)[0]
 
 
-def _read_still(path: str | Path, crop=None) -> tuple[torch.Tensor, int]:
-    """:func:`read_still` and the image's bits per sample (8 or 16)."""
+def _read_still(path: str | Path, crop=None) -> tuple[torch.Tensor, int, bool]:
+    """:func:`read_still`, the image's bits per sample (8 or 16) and whether it has an alpha channel (not read)."""
     from ..video.images import read_image, round_to_8bit
-    rgb, _alpha, bits = read_image(path)
+    rgb, alpha, bits = read_image(path)
     if bits > 8:
         rgb = round_to_8bit(rgb)
     t = torch.from_numpy(np.ascontiguousarray(rgb))
-    return _crop(t.permute(2, 0, 1).contiguous(), crop, str(path)), bits
+    return _crop(t.permute(2, 0, 1).contiguous(), crop, str(path)), bits, alpha is not None
+
+
+def _tell_stills(path: str, read: list[tuple[torch.Tensor, int, bool]], notice) -> None:
+    """The notices about stills read for training: 16-bit samples rounded to 8, alpha channels left out."""
+    if notice is None:
+        return
+    deep, see_through = sum(bits > 8 for _, bits, _ in read), sum(a for _, _, a in read)
+    one = len(read) == 1
+    if deep:
+        notice(f"{path}: " + ("a 16-bit image; training keeps it as 8-bit RGB, so the model learns from it" if one
+                              else f"{deep} of {len(read)} images have 16-bit samples; training keeps them as 8-bit "
+                              "RGB, so the model learns from them") + " rounded to 8 bits")
+    if see_through:
+        notice(f"{path}: " + ("the image has an alpha channel; training reads its colour only" if one else
+                              f"{see_through} of {len(read)} images have an alpha channel; training reads their "
+                              "colour only") + " (what lies under transparent parts is trained on as it is stored)")
 
 
 def image_files(path: Path) -> list[Path]:
@@ -156,17 +172,12 @@ def read_source(path: str, *, max_frames: int, crop=None, max_bytes: int | None 
         if len(files) > max_frames:
             files = files[:: math.ceil(len(files) / max_frames)]
         read = [_read_still(f, crop) for f in files]
-        deep = sum(bits > 8 for _, bits in read)
-        if deep and notice is not None:
-            notice(f"{path}: {deep} of {len(read)} images have 16-bit samples; training keeps them as 8-bit RGB, so "
-                   "the model learns from them rounded to 8 bits")
-        return [t for t, _ in read], [f.stem for f in files]
+        _tell_stills(path, read, notice)
+        return [t for t, _, _ in read], [f.stem for f in files]
     if p.suffix.lower() in IMAGE_EXTENSIONS:
-        t, bits = _read_still(p, crop)
-        if bits > 8 and notice is not None:
-            notice(f"{path}: a 16-bit image; training keeps it as 8-bit RGB, so the model learns from it rounded to "
-                   "8 bits")
-        return [t], [p.stem]
+        read = [_read_still(p, crop)]
+        _tell_stills(path, read, notice)
+        return [read[0][0]], [p.stem]
     frames, times = read_video(path, max_frames=max_frames, crop=crop, max_bytes=max_bytes, notice=notice)
     if not frames:
         raise InputError(f"{path}: no frames found")
