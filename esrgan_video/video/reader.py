@@ -5,11 +5,12 @@
         for frame in inp.frames(start=Fraction(1), end=120):   # from 1 s up to frame 120 (exclusive)
             frame.index, frame.pts, frame.planes
 
-Frames are decoded with codec threads on; each keeps the decoder's timestamp (``pts``) — except in containers whose
-timestamps count packets in decode order (AVI: ``packet_index.DECODE_ORDER_FORMATS``), where each decoded frame,
-coming out in presentation order, takes the smallest timestamp of the packets sent so far that no frame has taken
-(:class:`_DecodeOrderClock`; decoded with slice threads only, so that a packet the decoder refuses is refused as it is
-sent, not some packets later). A frame without one (MPEG-PS times only the packs a frame starts in; raw H.264/HEVC
+Frames are decoded with codec threads on (on one thread for a decoder that conceals damage,
+:data:`CONCEALING_DECODERS`, whose corrupt flags otherwise depend on the threads' timing); each keeps the decoder's
+timestamp (``pts``) — except in containers whose timestamps count packets in decode order (AVI:
+``packet_index.DECODE_ORDER_FORMATS``), where each decoded frame, coming out in presentation order, takes the smallest
+timestamp of its GOP's packets sent so far that no frame has taken (:class:`_DecodeOrderClock`; decoded with slice
+threads only, so that a packet the decoder refuses is refused as it is sent, not some packets later). A frame without one (MPEG-PS times only the packs a frame starts in; raw H.264/HEVC
 times none) lies evenly between the frames around it that have one, or follows the last by its spacing
 (:func:`fill_times`; not the packet's ``dts``, which with B-frames is another frame's time).
 In MPEG-TS/PS a clock that restarts (joined or edited recordings: timestamps that jump back, or ahead by more than
