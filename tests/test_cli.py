@@ -265,3 +265,48 @@ def test_timestamps_going_back_are_one_line_and_leave_nothing(tmp_path, tiny_mod
     p = run_here(capfd, src, tmp_path / "out.mkv", "--model", tiny_model, "-y")
     assert_one_line_error(p, 3, "back.mkv", "0.360 s (frame 9)", "0.160 s (frame 10)")
     assert sorted(q.name for q in tmp_path.iterdir()) == ["back.mkv"]
+
+
+def _help_of(parser, flag: str) -> str:
+    return next(a.help for a in parser._actions if flag in a.option_strings)
+
+
+def test_help_names_what_the_code_does():
+    """-h says what the code does: --square-pixels names every codec whose SAR a .mkv/.webm loses (the writer's
+    list, not only the three the SAR planner knows), --tile-pad the model's default overlaps, and no command's
+    description shows a docstring's reST literals."""
+    from esrgan_video.arch.srvgg import CompactParams
+    from esrgan_video.tiling import DEFAULT_TILE_PAD
+    from esrgan_video.video.writer import MATROSKA_NO_SAR_CODECS
+
+    parser = _upscale_parser()
+    shown = {"ffv1": "FFV1", "prores": "ProRes", "utvideo": "UT Video", "vp8": "VP8", "vp9": "VP9", "av1": "AV1",
+             "rawvideo": "rawvideo"}  # a codec added to the writer's list needs its name here and in the help
+    square = _help_of(parser, "--square-pixels")
+    assert [c for c in sorted(MATROSKA_NO_SAR_CODECS) if shown[c] not in square] == []
+    pad = _help_of(parser, "--tile-pad")
+    assert f"{DEFAULT_TILE_PAD} for ESRGAN/RRDB" in pad and f"{CompactParams().receptive_radius} for " in pad
+    for command in ("demo", "engine"):
+        p = run(command, "-h", timeout=120)
+        assert p.returncode == 0 and "``" not in p.stdout, p.stdout
+
+
+def test_a_folder_named_like_a_command_does_not_hide_the_command(tmp_path, tiny_model, capfd, monkeypatch):
+    """`esrgan-video models` in a folder that holds a models/ folder lists the models (it was taken as an upscale
+    of that folder: 'the following arguments are required: output'); a *file* named like a command is still an
+    input."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    p = run_here(capfd, "models")
+    assert p.returncode == 0 and "RealESRGAN_x4plus" in p.stdout, p.stderr
+    (tmp_path / "train").write_bytes(b"not a video")
+    assert_one_line_error(run_here(capfd, "train", tmp_path / "o.mp4", "--model", tiny_model), 3, "train")
+
+
+def test_demo_with_a_checkpoint_path_names_the_output_by_its_stem(tmp_path, tiny_model, sample_clip_path, capfd):
+    """`demo --model PATH` writes bigbuckbunny_<stem>.mp4 in the output folder (the path went into the name: a
+    missing folder, exit 6)."""
+    r = run_here(capfd, "demo", "--output-dir", tmp_path, "--model", tiny_model, "--seconds", "0.2", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    dst = tmp_path / f"bigbuckbunny_{tiny_model.stem}.mp4"
+    assert r.stdout.strip() == str(dst.resolve()) and dst.is_file()

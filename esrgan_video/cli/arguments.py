@@ -46,6 +46,7 @@ def command_parser(command: str | None, description: str, *, skip: tuple[int, ..
     an epilog listing the exit statuses it can end with (all but ``skip``), then ``note``; its errors are one line."""
     prog = "esrgan-video" if command is None else f"esrgan-video {command}"
     epilog = exit_codes_text(skip=skip) + (f" {note}" if note else "")
+    description = description.replace("``", "")  # a module docstring's first line: no reST literals in -h
     return CommandParser(prog=prog, description=description, epilog=epilog, **kwargs)
 
 
@@ -92,12 +93,16 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
                         "cut the overflow) or stretch (change the shape)")
     s.add_argument("--square-pixels", action="store_true", default=None,
                    help="resample anamorphic (non-square-pixel) sources to square pixels, e.g. DVDs; also done, "
-                        "with a notice, where the output cannot store a sample aspect ratio (FFV1, ProRes or UT Video in .mkv/.webm)")
+                        "with a notice, where the output cannot store a sample aspect ratio (FFV1, ProRes, UT Video, "
+                        "VP8, VP9, AV1 or rawvideo in .mkv/.webm)")
     s.add_argument("--tile", type=int, help="core tile in input pixels, 0 = whole frame (default: by frame size and device)")
-    s.add_argument("--tile-pad", type=int, help="tile overlap on each side in input pixels")
+    s.add_argument("--tile-pad", type=int, help="tile overlap on each side in input pixels (default: the model's: 48 "
+                   "for ESRGAN/RRDB; for a compact model its receptive radius, which makes tiles exact: 18 for "
+                   "realesr-animevideov3)")
     r = p.add_argument_group("runtime")
     r.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="auto: TensorRT > torch CUDA > ONNX Runtime (CPU) > torch CPU, by what is installed and present")
+                   help="auto (the default): TensorRT > torch CUDA > ONNX Runtime (CPU) > torch CPU, by what is "
+                        "installed and present")
     r.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda:0 if present, else cpu)")
     r.add_argument("--streams", type=int, default=2, help="CUDA streams / frames in flight (default: %(default)s)")
     r.add_argument("--precision", choices=PRECISIONS, help="default: fp16 on a GPU, fp32 on the CPU")

@@ -42,9 +42,10 @@ def make_small_clip(src: Path, dst: Path, *, width: int, height: int, seconds: F
 def main(argv: list[str] | None = None) -> int:
     p = command_parser("demo", __doc__.split("\n\n")[0])
     p.add_argument("--output-dir", default="demo-output", help="where to write (default: %(default)s)")
-    p.add_argument("--model", default="RealESRGAN_x4plus")
+    p.add_argument("--model", default="RealESRGAN_x4plus",
+                   help="registry name or checkpoint path (default: %(default)s)")
     p.add_argument("--seconds", type=Fraction, default=Fraction(1), help="length of the slice (default: 1)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda:0 if present, else cpu)")
     args = p.parse_args(argv)
 
     from ..pipeline import upscale_video
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         raise OutputError(f"{out_dir}: cannot make the output folder ({e.strerror})") from e
     clip = sample_clip("bigbuckbunny.mp4")
     small = make_small_clip(clip, out_dir / "bigbuckbunny_160x90.mp4", width=160, height=90, seconds=args.seconds)
-    dst = out_dir / f"bigbuckbunny_{args.model}.mp4"
+    dst = out_dir / f"bigbuckbunny_{Path(args.model).stem}.mp4"  # a checkpoint path by its file's stem
     print(f"esrgan-video demo: upscaling {small} with {args.model} (a GPU does this in well under a second; "
           "2 CPU cores take a few seconds per frame)", file=sys.stderr)
     t0 = time.perf_counter()

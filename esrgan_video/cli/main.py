@@ -37,7 +37,8 @@ def _upscale_parser() -> argparse.ArgumentParser:
         None,
         "Upscale a video (or image) with an ESRGAN/RRDB model, keeping every frame, timestamp, "
         "stream and colour tag. Other commands: preview, models, engine, batch, demo, train, blend (see 'esrgan-video COMMAND -h').",
-        skip=(BATCH_FAILED,), note="On 129, 130 and 143 no output is left behind.",
+        skip=(BATCH_FAILED,),
+        note="On 129, 130 and 143 no output is left behind (--keep-partial keeps the temporary file).",
     )
     p.add_argument("input", help="input video or image")
     p.add_argument("output", help="output file; its extension picks the container (or --format); - writes to "
@@ -152,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         with stop_signals():
-            if argv and argv[0] in SUBCOMMANDS and not os.path.exists(argv[0]):  # a file named like one is an input
+            # a file named like a command is an input; a folder is not (a models/ or train/ folder where the
+            # command runs must not turn `esrgan-video models` into an upscale of that folder)
+            if argv and argv[0] in SUBCOMMANDS and (not os.path.exists(argv[0]) or os.path.isdir(argv[0])):
                 if argv[0] == "models":
                     return _run_models(argv[1:])
                 return _run_subcommand(argv[0], argv[1:])
