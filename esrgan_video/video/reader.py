@@ -799,7 +799,7 @@ class _DecodeOrderClock:
         ts = pkt.dts if pkt.dts is not None else pkt.pts
         if ts is None:
             return
-        if pkt.is_keyframe or self._idr_bytes and _h264_starts_gop(bytes(pkt)):
+        if pkt.is_keyframe or self._idr_bytes and _h264_starts_gop(bytes(memoryview(pkt)[:64])):
             self._gop = ts
             if not self._starts or ts > self._starts[-1]:
                 self._starts.append(ts)
@@ -852,8 +852,9 @@ class _DecodeOrderClock:
 
 
 def _h264_starts_gop(data: bytes) -> bool:
-    """Whether an H.264 packet (Annex B) begins with an SPS or an IDR slice: its first NAL unit after a start code."""
-    at = data.find(b"\x00\x00\x01", 0, 64)
+    """Whether the start of an H.264 packet (Annex B: its first bytes) begins an SPS or an IDR slice: its first NAL
+    unit after a start code."""
+    at = data.find(b"\x00\x00\x01")
     return at >= 0 and at + 3 < len(data) and data[at + 3] & 0x1F in (5, 7)
 
 
