@@ -35,8 +35,8 @@ SUBCOMMANDS = ("preview", "models", "engine", "batch", "demo", "train", "blend")
 def _upscale_parser() -> argparse.ArgumentParser:
     p = command_parser(
         None,
-        "Upscale a video (or image) with an ESRGAN/RRDB model, keeping every frame, timestamp, "
-        "stream and colour tag. Other commands: preview, models, engine, batch, demo, train, blend (see 'esrgan-video COMMAND -h').",
+        "Upscale a video (or image) with an ESRGAN / Real-ESRGAN model (RRDB or compact), keeping every frame, "
+        "timestamp, stream and colour tag. Other commands: preview, models, engine, batch, demo, train, blend (see 'esrgan-video COMMAND -h').",
         skip=(BATCH_FAILED,),
         note="On 129, 130 and 143 no output is left behind (--keep-partial keeps the temporary file).",
     )
