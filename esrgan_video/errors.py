@@ -67,7 +67,8 @@ class OptionError(EsrganVideoError, ValueError, exit_code=2, meaning="bad comman
 
     def __init__(self, option: str, expected: str, got: object, *, detail: str | None = None) -> None:
         self.option, self.expected, self.got, self.detail = option, expected, got, detail
-        super().__init__(f"{option}: expected {expected}, got {got!r}" + (f" ({detail})" if detail else ""))
+        shown = "nothing" if got is None else repr(got)  # None: the option was not given at all
+        super().__init__(f"{option}: expected {expected}, got {shown}" + (f" ({detail})" if detail else ""))
 
     def __reduce__(self):  # batch workers send errors across processes
         return (_option_error, (self.option, self.expected, self.got, self.detail))

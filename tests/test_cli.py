@@ -310,3 +310,13 @@ def test_demo_with_a_checkpoint_path_names_the_output_by_its_stem(tmp_path, tiny
     assert r.returncode == 0, r.stderr
     dst = tmp_path / f"bigbuckbunny_{tiny_model.stem}.mp4"
     assert r.stdout.strip() == str(dst.resolve()) and dst.is_file()
+
+
+def test_an_option_not_given_is_said_as_nothing(tmp_path, tiny_model, capfd):
+    """An option that must be given but was not reads 'got nothing', not Python's 'got None': `-` without
+    --format, `train` without --data."""
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=1)
+    p = run_here(capfd, src, "-", "--model", tiny_model)
+    assert_one_line_error(p, 2, "--format: expected one of matroska, nut, yuv4mpegpipe", "got nothing")
+    assert_one_line_error(run_here(capfd, "train", "--out", tmp_path / "run"), 2, "--data: expected", "got nothing")
+    assert not (tmp_path / "run").exists()
