@@ -127,8 +127,11 @@ def test_what_the_reader_says_about_a_source_is_told(train_clip, tmp_path):
     told: list[str] = []
     broken = media.make_corrupt(train_clip, tmp_path / "broken.mp4", frames=[5])
     frames, _ = read_source(str(broken), max_frames=100, notice=told.append)
-    assert len(frames) < 16 and told == ["broken.mp4: 1 frame(s) could not be decoded and were skipped, the first "
-                                         "at 0.200 s"], told
+    said = "broken.mp4: 1 frame(s) could not be decoded and were skipped, the first at 0.200 s"
+    assert len(frames) < 16 and told == [said], told
+    told.clear()
+    frames, _ = read_source(str(broken), max_frames=4, notice=told.append)  # thinned: the last frames are not kept
+    assert len(frames) == 4 and told == [said], told
     told.clear()
     deep = media.make_clip(tmp_path / "deep.mkv", codec="ffv1", pix_fmt="yuv420p10le", size=(32, 32), frames=3)
     read_source(str(deep), max_frames=100, notice=told.append)

@@ -92,13 +92,15 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for i, frame in enumerate(inp.frames()):
+                if len(frames) >= max_frames:
+                    if not count or i >= count:
+                        break
+                    continue  # the last few frames are decoded, not kept: the run's end tells the damage it met
                 if i % step:
                     continue
                 rgb = torch.stack(to_rgb([torch.from_numpy(np.ascontiguousarray(p)) for p in frame.planes]))
                 frames.append(_crop(torch.round(rgb * 255).to(torch.uint8), crop, path))
                 times.append(inp.media_time(frame.pts, frame.time_base))
-                if len(frames) >= max_frames:
-                    break
     return frames, times
 
 
