@@ -110,9 +110,15 @@ def joined_dts(pts_in_decode_order: Sequence[int], *, min_delay: int = 0) -> lis
     ``i - D``-th presentation timestamp — monotonic and never after the packet's own PTS, as a single encoder
     gives for a constant frame rate. The first ``D`` packets count back from the first PTS by the first frame step.
     """
+    return _joined_clock(pts_in_decode_order, min_delay=min_delay)[1]
+
+
+def _joined_clock(pts_in_decode_order: Sequence[int], *, min_delay: int = 0) -> tuple[int, list[int]]:
+    """:func:`joined_dts` and the reorder delay ``D`` it used (the packets whose decode time is before the first
+    presentation time: the delay the output records, as a single pass's encoder declares it)."""
     n = len(pts_in_decode_order)
     if n == 0:
-        return []
+        return 0, []
     order = sorted(range(n), key=lambda i: pts_in_decode_order[i])
     rank = [0] * n
     for r, i in enumerate(order):
@@ -122,7 +128,7 @@ def joined_dts(pts_in_decode_order: Sequence[int], *, min_delay: int = 0) -> lis
         raise ValueError("video packets with equal timestamps cannot be joined")
     delay = max(0, min_delay, max(i - rank[i] for i in range(n)))
     step = shown[1] - shown[0] if n > 1 else 1
-    return [shown[i - delay] if i >= delay else shown[0] - (delay - i) * step for i in range(n)]
+    return delay, [shown[i - delay] if i >= delay else shown[0] - (delay - i) * step for i in range(n)]
 
 
 def encoder_delay(pts_dts_in_decode_order) -> int:
@@ -301,11 +307,10 @@ def join_segments(
                 delay = encoder_delay((int(p), None if d == NOPTS else int(d))
                                       for p, d in zip(indexes[0].pts[:64], indexes[0].dts[:64]))
                 pts = [int(p) for index in indexes for p in index.pts]
-                dts = joined_dts(pts, min_delay=delay)
+                delay, dts = _joined_clock(pts, min_delay=delay)
             except ValueError as e:
                 raise OutputError(f"{dst}: the segments cannot be joined ({e})") from e
-            first_pts = min(pts)
-            return sum(1 for d in dts if d < first_pts), _video_packets(inputs, dts)
+            return delay, _video_packets(inputs, dts)
 
         one_read = not any(decode_order_timestamps(c.format.name) or has_discontinuities(c.format.name)
                            for c in inputs)  # the packet index rewrites these timestamps: the two-read way
