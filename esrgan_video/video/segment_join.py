@@ -14,8 +14,9 @@ timestamps the packet index rewrites (AVI's decode-order counters, MPEG-TS/PS ju
 reading each segment's packet index first and remuxing after (two reads), as it always did.
 
 Segments are rendered in a container that gives back exactly the timestamps written (:func:`segment_suffix`): the
-output's own when it is one of :data:`EXACT_FORMATS`, else MOV (or MP4, or Matroska, whichever holds the codec; NUT
-for an intra-only codec none of them holds: UT Video).
+output's own when it is one of :data:`EXACT_FORMATS`, else MOV (or MP4, or Matroska, whichever holds the codec and
+keeps a sample aspect ratio as the output does, ``writer.sar_kept``; NUT for a codec that reorders no frames where
+none of them does: UT Video, and VP8 of an output whose muxer that rule says keeps the SAR, which Matroska does not).
 MPEG-TS and MPEG-PS move a segment's clock (its first decode time made non-negative, every segment of a PS file
 starting at one preload), AVI keeps no presentation times and restarts its counters, so segments in those would no
 longer say where their frames lie. The join then writes the output's container itself: the video stream gets the
@@ -40,34 +41,35 @@ from typing import Callable, Iterator, Sequence
 import av
 
 from ..errors import OptionError, OutputError
-from ..frames.sizing import sar_storable
 from .discont import has_discontinuities
 from .metadata import demuxer_in
 from .packet_index import NOPTS, decode_order_timestamps, read_packet_index
 from .partials import join_partial_path, remove_stale_partials
 from .reader import open_input
 from .stream_copy import StreamCopier, StreamSelection, copy_stream_facts, shifted_chapters
-from .writer import check_output, output_format, video_time_base
+from .writer import check_output, output_format, sar_kept, video_time_base
 
 EXACT_FORMATS = ("matroska", "webm", "mov", "mp4")
 """Muxers whose files give back the timestamps the segments were written with (source times, a first decode time
 before 0 included): segments of an output in one of these are rendered in its own container."""
 _INTERMEDIATES = (".mov", ".mp4", ".mkv", ".nut")
 """Where the segments of any other output are rendered: the first of these that holds the codec (and records a
-sample aspect ratio as the output would). MOV and MP4 keep the encoder's time base exactly (a timescale that is a
-multiple of it); Matroska rounds to 1 ms, so it comes after them. NUT holds what none of them does (UT Video) and
-keeps the times of a stream whose decode times are its presentation times, so it is taken for intra-only codecs
-only: it moves a stream whose first decode time is before 0 (B-frames) to start at 0."""
+sample aspect ratio as the output would: ``writer.sar_kept``). MOV and MP4 keep the encoder's time base exactly (a
+timescale that is a multiple of it); Matroska rounds to 1 ms, so it comes after them. NUT holds what none of them does
+(UT Video; VP8 where Matroska's SAR rule is not the output's) and keeps the times of a stream whose decode times are
+its presentation times, so it is taken for codecs that reorder no frames only: it moves a stream whose first decode
+time is before 0 (B-frames) to start at 0."""
 _AVCC_MUXERS = ("mov", "mp4", "ipod", "ismv", "3gp", "3g2", "psp", "f4v", "matroska", "webm", "flv")
 """Muxers that store H.264/HEVC length-prefixed (avcC/hvcC), as the intermediates do; every other gets Annex B."""
 _ANNEXB = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
 
 
-def _intra_only(codec: str) -> bool:
-    """Whether encoder ``codec`` makes only intra pictures (UT Video, FFV1, ProRes): its decode times are its
-    presentation times."""
+def _in_order(codec: str) -> bool:
+    """Whether encoder ``codec`` reorders no frames (intra-only UT Video, FFV1, ProRes; VP8, VP9: FFmpeg's codec
+    descriptor has no "reorder" property): its decode times are its presentation times."""
     try:
-        return bool(av.codec.Codec(codec, "w").intra_only)
+        c = av.codec.Codec(codec, "w")
+        return bool(c.intra_only or not c.reorder)
     except (ValueError, av.FFmpegError):
         return False
 
@@ -75,21 +77,22 @@ def _intra_only(codec: str) -> bool:
 def segment_suffix(dst: str | os.PathLike, codec: str, format: str | None = None) -> str:
     """The file suffix to render ``dst``'s segments in, for encoder ``codec`` (``format``: ``--format``, else the
     extension's muxer): ``dst``'s own when its container is one of :data:`EXACT_FORMATS` (or unknown: the writer
-    says why), else the first of :data:`_INTERMEDIATES` that holds ``codec`` and stores a sample aspect ratio as
-    ``dst``'s container does (so each segment's frames are planned as a single pass plans them), else ``dst``'s own.
+    says why), else the first of :data:`_INTERMEDIATES` that holds ``codec`` and keeps a sample aspect ratio as
+    ``dst``'s container does (``writer.sar_kept``, what a single pass plans its frames by: a VP8 segment in
+    Matroska would be planned for square pixels where a single pass's AVI is not), else ``dst``'s own.
     Only FFmpeg's muxer tables are consulted (in memory)."""
     muxer = output_format(dst, format)
     own = Path(dst).suffix
     if muxer is None or muxer in EXACT_FORMATS:
         return own
     for ext in _INTERMEDIATES:
-        if ext == ".nut" and not _intra_only(codec):
+        if ext == ".nut" and not _in_order(codec):
             continue  # NUT moves a stream whose first decode time is before 0 (B-frames) to start at 0
         try:
             fmt = check_output(Path(dst).with_suffix(ext), codec)
         except (OutputError, OptionError):
             continue
-        if sar_storable(codec, fmt) == sar_storable(codec, muxer):
+        if sar_kept(codec, fmt) == sar_kept(codec, muxer):  # the writer's own rule (output_plan): planned alike
             return ext
     return own
 
