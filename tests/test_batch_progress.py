@@ -205,7 +205,11 @@ def test_a_resumed_segmented_file_starts_from_its_kept_segments(tmp_path, model_
 
 def test_a_file_whose_worker_died_drops_out_of_the_progress_until_its_redo_reports(tmp_path, model_file):
     """SIGKILL of the worker mid-file: the next snapshot no longer shows the dead worker's frames, fps and ETA
-    (they froze there until the redo, in a new worker, reported from its first frame again)."""
+    (they froze there until the redo, in a new worker, reported from its first frame again).
+
+    The worker is stopped (SIGSTOP) at its first report, and killed only once its temporary file is seen still there:
+    it is mid-file whatever the load (a worker that ran on while the driver was slow to handle its report could
+    otherwise have finished the file, leaving no partial to find, or give no report between its first and last)."""
     import os
     import signal
 
@@ -219,13 +223,21 @@ def test_a_file_whose_worker_died_drops_out_of_the_progress_until_its_redo_repor
     def progress(snap):
         snaps.append(snap)
         mine = [f for f in snap.files if f.key == "a.mkv"]
-        if not killed and mine and 2 <= mine[0].frames < 40:
-            (part, pid), = partials_of(out / "a.mkv")
+        if not killed and mine:
+            parts = partials_of(out / "a.mkv")
+            assert len(parts) == 1, f"the worker reported frame {mine[0].frames} but its partial is {parts}"
+            (part, pid), = parts
+            os.kill(pid, signal.SIGSTOP)  # it can write no more frames nor finish the file
+            assert part.exists() and mine[0].frames < 40, "the worker finished the file before it could be stopped"
             os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+            killed.append(len(snaps) - 1)
 
     s = run_batch([lib], out, model=str(model_file), codec="ffv1", threads=1, devices="cpu", log=lambda m: None,
                   progress=progress)
     assert killed and s.exit_code == 0 and s.rows[0].frames == 40
     seq = [next((f.frames for f in snap.files if f.key == "a.mkv"), None) for snap in snaps]
     assert not [i for i in range(len(seq) - 1) if seq[i] and seq[i + 1] and seq[i + 1] < seq[i]], seq
+    # after the kill the file leaves the progress (the task is lost) before the redo shows it again from frame 1
+    after = seq[killed[0]:]
+    gone = after.index(None) if None in after else len(after)
+    assert gone < len(after) - 1 and after[gone + 1] is not None and after[gone + 1] <= after[0], seq

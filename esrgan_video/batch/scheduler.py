@@ -1,8 +1,10 @@
 """Schedulers: hand tasks to workers and report what happened to the driver's plan.
 
 - ``LocalScheduler``: one worker process per device (``spawn`` context, so CUDA starts clean in each);
-  each worker takes one task at a time from its own queue and reports on a shared result queue. A
-  background thread in the worker sends heartbeats. A worker that exits (crash, SIGKILL, out of memory)
+  each worker takes one task at a time from its own queue and reports on its own result queue (a worker killed
+  while sending holds that queue's write lock for good: on a shared queue every other worker's next message would
+  wait for it, the batch stalling until each was taken for stale and killed in turn). A background thread in the
+  worker sends heartbeats. A worker that exits (crash, SIGKILL, out of memory)
   or stops sending heartbeats for ``stale_s`` seconds is killed and replaced, and its task goes back to
   the plan (``lost``), which redoes it or, after ``max_attempts``, marks it failed.
 - ``RayScheduler``: the same tasks on long-lived Ray actors (``RayWorker``: one per GPU when the cluster has GPUs,
@@ -17,6 +19,7 @@ The plan interface (``esrgan_video.batch.driver.Plan``): ``next_task()``, ``star
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import queue
 import signal
@@ -102,6 +105,8 @@ class _Worker:
     device: str | None
     proc: Any
     tasks: Any
+    results: Any
+    """This worker's result queue (its own: see the module docstring)."""
     task: Task | None = None
     last_seen: float = 0.0
     last_journal_beat: float = 0.0
@@ -132,23 +137,35 @@ class LocalScheduler:
         if not self.devices:
             raise ValueError("devices: expected at least one")
         self._ctx = mp.get_context("spawn")
-        self._results = None
         self._next_wid = 0
         self.workers: list[_Worker] = []
 
     def _spawn(self, device: str | None) -> _Worker:
-        tasks = self._ctx.Queue()
+        tasks, results = self._ctx.Queue(), self._ctx.Queue()
         wid = self._next_wid
         self._next_wid += 1
         proc = self._ctx.Process(
-            target=_worker_main, args=(wid, device, self.settings, tasks, self._results, self.heartbeat_s),
+            target=_worker_main, args=(wid, device, self.settings, tasks, results, self.heartbeat_s),
             name=f"esrgan-batch-worker-{wid}", daemon=True)
         proc.start()
         now = time.monotonic()
-        return _Worker(wid, device, proc, tasks, last_seen=now, last_journal_beat=now)
+        return _Worker(wid, device, proc, tasks, results, last_seen=now, last_journal_beat=now)
+
+    def _messages(self, timeout: float) -> list[tuple[str, int, str | None, Any]]:
+        """What the workers have sent, waiting up to ``timeout`` seconds for the first; each worker's messages in
+        the order it sent them."""
+        readers = {w.results._reader: w for w in self.workers}  # a Queue's end to wait on (its Connection)
+        got = []
+        for r in multiprocessing.connection.wait(list(readers), timeout=timeout):
+            q = readers[r].results
+            while True:
+                try:
+                    got.append(q.get_nowait())
+                except queue.Empty:
+                    break
+        return got
 
     def run(self, plan: PlanLike) -> None:
-        self._results = self._ctx.Queue()
         self.workers = [self._spawn(d) for d in self.devices]
         try:
             self._loop(plan)
@@ -171,18 +188,8 @@ class LocalScheduler:
                 break
             if all(w.task is None and w.proc.is_alive() for w in self.workers):
                 raise RuntimeError("batch scheduler: nothing running and nothing ready, but the plan is not finished")
-            try:
-                kind, wid, key, payload = self._results.get(timeout=0.5)
-            except queue.Empty:
-                pass
-            else:
-                self._handle(plan, by_id, kind, wid, key, payload, deaths)
-                while True:  # drain before judging liveness, so a finished task is not taken for lost
-                    try:
-                        kind, wid, key, payload = self._results.get_nowait()
-                    except queue.Empty:
-                        break
-                    self._handle(plan, by_id, kind, wid, key, payload, deaths)
+            for kind, wid, key, payload in self._messages(0.5):  # all of them before judging liveness, so a
+                self._handle(plan, by_id, kind, wid, key, payload, deaths)  # finished task is not taken for lost
             now = time.monotonic()
             for i, w in enumerate(list(self.workers)):
                 dead = not w.proc.is_alive()
