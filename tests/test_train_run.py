@@ -184,6 +184,9 @@ def test_bad_inputs_are_one_line_and_leave_nothing(clip, tiny, tmp_path, capsys)
     _one_line_error(capsys, 3, base_args(empty, tiny, out), "no images found")
     _one_line_error(capsys, 3, base_args(tmp_path / "missing.mkv", tiny, out), "no such file")
     _one_line_error(capsys, 3, base_args(clip, tiny, out) + ["--patch", "128"], "smaller than the 128-px")
+    # the vgg128 discriminator takes only 128-px patches: a smaller --patch alone would be refused next
+    _one_line_error(capsys, 3, base_args(clip, tiny, out) + ["--patch", "128", "--stage", "gan"],
+                    "takes only 128-px patches: use --discriminator unet and a smaller --patch")
     _one_line_error(capsys, 4, base_args(clip, tiny, out) + ["--scale", "2"], "the base model is x4")
     _one_line_error(capsys, 2, base_args(clip, tiny, out) + ["--lr", "5"], "lr: expected")
     _one_line_error(capsys, 2, base_args(clip, tiny, out) + ["--patch", "30"], "multiple of the scale 4")

@@ -239,9 +239,11 @@ def pair_psnr(hr: torch.Tensor, lr: torch.Tensor, scale: int) -> float:
 # --------------------------------------------------------------------------- loading everything
 
 
-def load_sources(config, scale: int, patch: int, *, notice=print) -> list[Source]:
+def load_sources(config, scale: int, patch: int, *, notice=print,
+                 smaller_patch: str = "use a smaller --patch") -> list[Source]:
     """Read every source of ``config``, split held-out frames, match and check pairs. InputError for: no frames,
-    frames smaller than the patch, an HR/LR scale mismatch, paired data where nothing matches."""
+    frames smaller than the patch (``smaller_patch`` says what to do), an HR/LR scale mismatch, paired data where
+    nothing matches."""
     sources = []
     lr_paths = config.lr_data or (None,) * len(config.data)
     multiple = 2 * scale
@@ -252,7 +254,7 @@ def load_sources(config, scale: int, patch: int, *, notice=print) -> list[Source
         for f in hr:
             if min(f.shape[-2:]) < patch:
                 raise InputError(f"{path}: frames are {f.shape[-1]}x{f.shape[-2]}, smaller than the {patch}-px "
-                                 "training patch (use a smaller --patch)")
+                                 f"training patch ({smaller_patch})")
         src = Source(path, trim_to_multiple(hr, multiple), keys)
         if lr_path is not None:
             lr, lr_keys = read_source(lr_path, max_frames=10**9, crop=config.lr_crop, notice=notice)

@@ -271,7 +271,11 @@ class Trainer:
         self.g, base_sha = self._generator(cfg.scale)
         scale = self.g.params.scale
         self.plan = plan = resolve_plan(cfg, self.device, scale)
-        self.sources = load_sources(cfg, scale, plan.patch, notice=self.notice)
+        # does the discriminator refuse the next smaller patch? then a smaller --patch alone cannot help
+        fixed = cfg.stage == "gan" and check_patch(plan.discriminator, plan.patch - scale) is not None
+        self.sources = load_sources(cfg, scale, plan.patch, notice=self.notice, smaller_patch=(
+            f"the {plan.discriminator} discriminator takes only {plan.patch}-px patches: use --discriminator unet "
+            "and a smaller --patch" if fixed else "use a smaller --patch"))
         if plan.degradation.name == "video":
             apply_video_degradation(self.sources, scale, plan.degradation, cfg.seed)
         self.resolved = resolved_dict(cfg, plan, base_sha, self.world.size)
