@@ -20,10 +20,10 @@ from typing import Any, Callable, Sequence
 from .. import __version__
 from ..errors import InputError, OptionError, OutputError
 from ..frames.reuse import ReuseStats
-from .inputs import VIDEO_EXTENSIONS, Job, discover, plan_jobs
+from .inputs import VIDEO_EXTENSIONS, Job, discover, link_problem, plan_jobs
 from .journal import JOURNAL_NAME, Journal, fraction_text, parse_fraction, parse_lines
 from .progress import BatchProgress, BatchSnapshot
-from ..options import UpscaleOptions
+from ..options import EncodeOptions, TrimOptions, UpscaleOptions
 from ..runtime.devices import parse_devices, resolve_device
 from ..video.probe import container_duration, probe
 from ..video.partials import remove_partials
@@ -62,6 +62,46 @@ def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds:
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def still_options(options: UpscaleOptions) -> UpscaleOptions:
+    """The options a still image's output depends on (pure): ``upscale_image`` uses the model, runtime and size
+    options only — the encoding and trimming ones apply to videos (``stills._video_only_options``), and ``--reuse``
+    has no earlier frame to reuse in one image — so those are reset to their defaults in a still's options hash,
+    and a resume with another ``--codec``, ``--crf`` or ``--start`` keeps the finished stills."""
+    return replace(options, encode=EncodeOptions(), trim=TrimOptions(), runtime=replace(options.runtime, reuse="exact"))
+
+
+def job_hashes(model_sha256: str, options: UpscaleOptions, *, segment_seconds: float | None,
+               still: bool) -> tuple[str, str]:
+    """A job's options hashes (pure): the one its whole-file record is made with, and the one of its segments and
+    their join. A file rendered in one piece is the same whatever ``--segment-seconds`` says (a segmented run aims
+    at exactly that single pass), so its hash leaves the segment length out; where a file's cuts lie is part of a
+    joined file's (keyframe placement) and of its segments'. A still's hash is over :func:`still_options`."""
+    if still:
+        h = options_hash(model_sha256, still_options(options), segment_seconds=None)
+        return h, h
+    return (options_hash(model_sha256, options, segment_seconds=None),
+            options_hash(model_sha256, options, segment_seconds=segment_seconds))
+
+
+def _is_still(job: Job) -> bool:
+    """Whether ``job`` upscales a still image (``stills.is_still_job``, the worker's rule); only an image output's
+    source is looked at (cheap: a header), a video's never."""
+    from ..stills import is_still_job
+    from ..video.images import IMAGE_EXTENSIONS
+
+    return job.dst.suffix.lower() in IMAGE_EXTENSIONS and is_still_job(job.src, job.dst)
+
+
+def frames_text(n: int) -> str:
+    """``"1 frame"``, ``"12 frames"`` (pure)."""
+    return f"{n} frame" if n == 1 else f"{n} frames"
+
+
+def files_text(n: int) -> str:
+    """``"1 file"``, ``"3 files"`` (pure)."""
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def verify_done(rec: dict[str, Any], path: str | os.PathLike) -> str | None:
@@ -141,6 +181,25 @@ def _source_changed(rec: dict[str, Any], src: Path) -> bool:
     return not _same_source(rec, fp)
 
 
+def _unreadable(src: Path, e: OSError) -> str:
+    """The one line for a source that cannot be opened: a broken link or a link loop (a library's walk takes the
+    names it finds), else the system's reason, without repeating the path."""
+    return f"{src}: {link_problem(src) or f'cannot be read ({e.strerror or e})'}"
+
+
+def _other_source(rec: dict[str, Any], src: Path) -> bool:
+    """Whether a file's journal record was made from another file than ``src``: it names another path (``src``)
+    and its fingerprint is not ``src``'s (a library that moved, unchanged, is the same source). False for a record
+    that names none (made before records named their source)."""
+    made_from = rec.get("src")
+    if made_from is None or made_from == str(src):
+        return False
+    try:
+        return not _same_source(rec, _src_fingerprint(src))
+    except OSError:
+        return False  # the run reports the unreadable source
+
+
 def _src_fingerprint(path: Path) -> dict[str, int]:
     st = os.stat(path)
     return {"src_size": st.st_size, "src_mtime_ns": st.st_mtime_ns}
@@ -176,6 +235,8 @@ class JobRow:
     rendered: int = 0
     """Frames this run upscaled for the file (its whole-file task or the segments it rendered; segments kept from an
     earlier run and the join count none), what :attr:`fps` is over."""
+    still: bool = False
+    """A still image (``stills.is_still_job``): its log line and the table say its time, not a frame rate."""
     reuse: ReuseStats | None = None
     """What ``--reuse`` did for the whole output, summed over its segments (those kept from an earlier run as
     journaled); a skipped file's is its journal record's. None: not known (a record from before it was kept)."""
@@ -248,7 +309,8 @@ class BatchSummary:
     def table(self) -> str:
         lines = [f"{'status':<11} {'frames':>8} {'seconds':>9} {'fps':>8}  file"]
         for r in self.rows:
-            fps = f"{r.fps:>8.2f}" if r.rendered else f"{'-':>8}"  # a join alone renders nothing: no fps
+            # a join alone renders nothing, and one image has a time, not a rate: no fps
+            fps = f"{r.fps:>8.2f}" if r.rendered and not (r.still and r.frames == 1) else f"{'-':>8}"
             nums = (f"{r.frames:>8} {r.seconds:>9.1f} {fps}" if r.status in ("done", "damaged") and r.seconds
                     else f"{'-':>8} {'-':>9} {'-':>8}")
             notes = []
@@ -263,11 +325,11 @@ class BatchSummary:
             err = f": {r.error}" if r.error else ""
             lines.append(printable(f"{r.status:<11} {nums}  {r.key}{note}{err}"))
         lines.append(
-            f"{len(self.rows)} files: {self.count('done')} done, "
+            f"{files_text(len(self.rows))}: {self.count('done')} done, "
             + (f"{self.count('damaged')} damaged, " if self.count("damaged") else "")
             + f"{self.count('skipped')} skipped, "
             f"{self.count('failed')} failed" + (f", {self.count('interrupted')} interrupted" if self.count("interrupted") else "")
-            + f"; {self.frames} frames in {self.seconds:.1f} s ({self.fps:.2f} fps)"
+            + f"; {frames_text(self.frames)} in {self.seconds:.1f} s ({self.fps:.2f} fps)"
             + (f"; {self.reuse.summary()}" if self.reuse is not None else ""))
         return "\n".join(lines)
 
@@ -289,6 +351,8 @@ class _JobState:
     waiting: set[str] = field(default_factory=set)  # segment keys not yet done
     seg_dir: Path | None = None
     noticed: set[str] = field(default_factory=set)  # the notices already logged (segments repeat them)
+    whole_hash: str = ""
+    """The options hash of the file's whole-file record (:func:`job_hashes`); empty: the run's (``Plan.opts_hash``)."""
 
     def whole_task(self) -> Task:
         j = self.job
@@ -357,6 +421,16 @@ class Plan:
             self.tracker.job_done(task.job_key)
         self._report()
 
+    def _src_path(self, task: Task) -> dict[str, str]:
+        """A file's record names its source (``src``): a rerun that maps another source to the same output (another
+        library into the same folder) is told apart from a source that changed (``run_batch``)."""
+        return {"src": str(self.jobs[task.job_key].job.src)} if task.kind != "segment" else {}
+
+    def _hash(self, task: Task) -> str:
+        """The options hash ``task``'s record is made with: a whole file's (or still's) own, else the run's."""
+        st = self.jobs.get(task.job_key)
+        return st.whole_hash if task.kind == "whole" and st is not None and st.whole_hash else self.opts_hash
+
     def heartbeat(self, task: Task, owner: str) -> None:
         """Journal ``task`` as running on ``owner``, heard from now (also what :meth:`started` records)."""
         if task.kind == "plan":
@@ -393,8 +467,8 @@ class Plan:
                                       if task.kind == "segment" else task_reuse)
         elif task.kind == "join" and row.reuse is not None:  # the file's record: its segments' reuse (resume shows it)
             result = {**result, "reuse": row.reuse.as_dict()}
-        self.journal.record(task.key, "done", kind=task.kind, job=task.job_key, options=self.opts_hash,
-                            **self.src_fp[task.job_key], **extra, **result)
+        self.journal.record(task.key, "done", kind=task.kind, job=task.job_key, options=self._hash(task),
+                            **self.src_fp[task.job_key], **self._src_path(task), **extra, **result)
         row.seconds += float(result.get("seconds", 0.0))
         row.lost_frames += int(result.get("lost_frames", 0))
         self._track_done(task, int(result.get("frames", 0)), job_finished=task.kind != "segment", reuse=task_reuse)
@@ -407,7 +481,10 @@ class Plan:
             return
         row.status = "damaged" if row.damage else "done"
         row.frames = int(result.get("frames", 0))
-        facts = [f"{row.frames} frames" + (f", {row.fps:.2f} fps" if row.rendered else "")]
+        if row.still and row.frames == 1:  # one image: its time says more than a rate
+            facts = ["1 image" + (f", {row.seconds:.2f} s" if row.rendered else "")]
+        else:
+            facts = [frames_text(row.frames) + (f", {row.fps:.2f} fps" if row.rendered else "")]
         if row.reuse is not None:
             facts.append(row.reuse.summary())
         self.log(f"{row.status:<8} {row.key} ({'; '.join(facts)})"
@@ -425,7 +502,7 @@ class Plan:
             self.queue.appendleft(self.jobs[task.job_key].whole_task())
             return
         fp = self.src_fp[task.job_key]  # a rerun retries the file once its source changed (a fixed download)
-        self.journal.record(task.key, "failed", kind=task.kind, job=task.job_key, options=self.opts_hash, error=error,
+        self.journal.record(task.key, "failed", kind=task.kind, job=task.job_key, options=self._hash(task), error=error,
                             **fp)
         st = self.jobs[task.job_key]
         if st.row.status == "failed":
@@ -646,20 +723,31 @@ def run_batch(
         rows: list[JobRow] = []
         todo: list[tuple[Job, JobRow, bool]] = []
         changed: list[Job] = []
+        whole_hashes: dict[str, str] = {}  # job key: its whole-file record's options hash
         for job in jobs:
             row = JobRow(job.key, job.src, job.dst)
             rows.append(row)
+            row.still = _is_still(job)
+            whole_h = job_hashes(model_sha, opts, segment_seconds=seg_s, still=row.still)[0]
+            whole_hashes[job.key] = whole_h
             rec = journal.get(job.key)
             owned = rec is not None
+            if rec and rec["state"] == "done" and not overwrite and _other_source(rec, job.src):
+                row.status = "failed"
+                row.error = (f"{job.dst}: made by an earlier run from {rec['src']}, not from this source (another file "
+                             "with this output name); pass --overwrite to replace it, or use another output folder")
+                continue
             if rec and rec["state"] == "done":
-                if rec.get("options") != h:
+                # a joined file is the run's cuts; a file made in one piece (or a still) is its own hash, and one
+                # with every option the run's (``h``, a record from before the whole-file hash) is the same file
+                if rec.get("options") not in ((h,) if rec.get("kind") == "join" else (whole_h, h)):
                     changed.append(job)
                     todo.append((job, row, True))
                     continue
                 try:
                     fp = _src_fingerprint(job.src)
                 except OSError as e:
-                    row.status, row.error = "failed", f"{job.src}: cannot be read ({e})"
+                    row.status, row.error = "failed", _unreadable(job.src, e)
                     continue
                 reason = verify_done(rec, job.dst)
                 if reason is None and _same_source(rec, fp):
@@ -671,7 +759,7 @@ def run_batch(
                 say(f"redo     {job.key}: {reason or 'the source changed since the output was made'}")
             elif rec and rec["state"] == "failed" and not retry_failed:
                 why = ("the source changed since it failed" if _source_changed(rec, job.src)
-                       else "it failed with other options" if rec.get("options") not in (None, h) else None)
+                       else "it failed with other options" if rec.get("options") not in (None, whole_h, h) else None)
                 if why is None:
                     row.status = "failed"
                     row.error = f"failed in an earlier run (rerun with --retry-failed): {rec.get('error', '')}"
@@ -689,13 +777,13 @@ def run_batch(
 
         durations: dict[str, float | None] = {}
         for job, row, owned in todo:
-            st = _JobState(job, row, owned)
+            st = _JobState(job, row, owned, whole_hash=whole_hashes[job.key])
             if owned:
                 remove_partials(job.dst)  # left by a worker killed in an earlier run (we hold the lock)
             try:
                 fp = _src_fingerprint(job.src)
             except OSError as e:
-                row.status, row.error = "failed", f"{job.src}: cannot be read ({e})"
+                row.status, row.error = "failed", _unreadable(job.src, e)
                 continue
             # the header's duration (one open, only when splitting or progress needs it): whether the file lasts
             # at least two segments (unreadable: not split, so the whole-file task reports the real error), and
@@ -712,7 +800,7 @@ def run_batch(
         n_run = len(plan.jobs)
         if progress is not None:
             plan.start_progress(durations)
-        say(f"{len(jobs)} files: {n_run} to run, {sum(r.status == 'skipped' for r in rows)} already done"
+        say(f"{files_text(len(jobs))}: {n_run} to run, {sum(r.status == 'skipped' for r in rows)} already done"
             + (f", {sum(r.status == 'failed' for r in rows)} failed before starting" if any(r.status == 'failed' for r in rows) else ""))
         try:
             if not plan.finished():

@@ -131,8 +131,26 @@ def _expand(item: str, base: Path, exts: set[str], excluded: list[Path], out: li
         for d in dirs:
             if not _inside(d, skip):
                 out.extend(_walk(d, exts, excluded))
+    elif os.path.islink(path):  # a link to nowhere is not "no such file": the name is there
+        raise InputError(f"{path}: {link_problem(path) or 'a symbolic link that cannot be followed'}")
     else:
         raise InputError(f"{path}: no such file or directory")
+
+
+def link_problem(path: str | os.PathLike) -> str | None:
+    """Why a symbolic link at ``path`` leads to no file (``"a symbolic link loop"``, ``"a broken symbolic link (to
+    X, which does not exist)"``), or None when ``path`` is no link or its target exists."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as e:
+        import errno
+
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return f"a broken symbolic link (to {os.readlink(path)}, which does not exist)"
+    return None
 
 
 def _expand_list(path: Path, exts: set[str], excluded: list[Path], out: list[Source], depth: int) -> None:
