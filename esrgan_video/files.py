@@ -6,9 +6,10 @@
 - :func:`locked` holds an exclusive ``flock`` on a lock file (created if missing) for the ``with`` block; the
   kernel drops it when the process dies.
 - :func:`check_output_place` and :func:`check_can_create`: whether an output file may go where it is asked to, said
-  the same way by every face (video writer, still image, preview sheet): an existing output names both
-  ``--overwrite / -y`` and the Python API's ``overwrite=True``; a "folder" that is a file says so; a folder where no
-  file can be created says that, with the system's reason.
+  the same way by every face (video writer, still image, preview sheet): an existing output is an
+  :class:`OutputExists`, which names the Python API's ``overwrite=True`` and, printed by the command line
+  (:meth:`OutputExists.on_command_line`), ``--overwrite / -y``; a "folder" that is a file says so; a folder where
+  no file can be created says that, with the system's reason.
 
 Streams that are written incrementally (video outputs, segment joins) keep their own partial names
 (``video.partials``), because those must be recognisable and removable after a crash.
@@ -64,10 +65,29 @@ def locked(lock_path: str | os.PathLike) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+class OutputExists(OutputError):
+    """The output exists and may not be replaced: "DST: already exists (pass overwrite=True to replace it)", or on
+    the command line (:meth:`on_command_line`) "DST: already exists (use --overwrite / -y to replace it)"."""
+
+    def __init__(self, dst: str | os.PathLike, how: str = "pass overwrite=True") -> None:
+        self.dst, self.how = Path(dst), how
+        super().__init__(f"{self.dst}: already exists ({how} to replace it)")
+
+    def __reduce__(self):  # batch workers send errors across processes
+        return (OutputExists, (self.dst, self.how))
+
+    def on_command_line(self) -> "OutputExists":
+        """The same error in the command line's words (its flag, not the API's keyword)."""
+        new = OutputExists(self.dst, "use --overwrite / -y")
+        new.__cause__ = self.__cause__
+        return new
+
+
 def check_output_place(dst: str | os.PathLike, *, overwrite: bool, src: str | os.PathLike | None = None) -> None:
     """OutputError (one line naming ``dst``) when ``dst`` cannot be written as a new output: its folder is missing
     ("the directory D does not exist") or a file ("F is not a directory", F the nearest existing path above it); it
-    is a directory; it is ``src`` (the input); it exists and ``overwrite`` is false. Nothing is created."""
+    is a directory; it is ``src`` (the input); it exists and ``overwrite`` is false (:class:`OutputExists`). Nothing is
+    created."""
     dst = Path(dst)
     if not dst.parent.is_dir():
         above = next((p for p in dst.parents if p.exists()), None)  # the nearest folder or file that exists
@@ -82,7 +102,7 @@ def check_output_place(dst: str | os.PathLike, *, overwrite: bool, src: str | os
         if same or dst.resolve() == src.resolve():
             raise OutputError(f"{dst}: the output is the input file; choose another output name")
     if dst.exists() and not overwrite:
-        raise OutputError(f"{dst}: already exists (use --overwrite / -y, or overwrite=True, to replace it)")
+        raise OutputExists(dst)
 
 
 def cannot_create(dst: str | os.PathLike, e: OSError) -> OutputError:
@@ -104,4 +124,4 @@ def check_can_create(dst: str | os.PathLike) -> None:
     Path(probe).unlink(missing_ok=True)
 
 
-__all__ = ["atomic_write", "atomic_write_text", "cannot_create", "check_can_create", "check_output_place", "locked"]
+__all__ = ["OutputExists", "atomic_write", "atomic_write_text", "cannot_create", "check_can_create", "check_output_place", "locked"]

@@ -1,5 +1,5 @@
 """Where an output cannot go, every face says it in the video writer's words (``esrgan_video.files``): an existing
-output names ``--overwrite / -y`` and ``overwrite=True``; a "folder" that is a file says 'X is not a directory'
+output names ``--overwrite / -y`` on the command line and ``overwrite=True`` in the Python API; a "folder" that is a file says 'X is not a directory'
 (not that it does not exist); a folder where no file can be created says 'cannot create a file in DIR (Permission
 denied)'. The still image and preview faces say so before a model is loaded (a missing model file is not reached),
 with one line, exit 6 and nothing written."""
@@ -46,7 +46,7 @@ def test_the_shared_checks(tmp_path):
     (tmp_path / "afile").write_text("x")
     (tmp_path / "old.png").write_bytes(b"old")
     (tmp_path / "adir.png").mkdir()
-    for dst, said in [(tmp_path / "old.png", "already exists (use --overwrite / -y, or overwrite=True, to replace it)"),
+    for dst, said in [(tmp_path / "old.png", "already exists (pass overwrite=True to replace it)"),
                       (tmp_path / "afile" / "o.png", f"{tmp_path / 'afile'} is not a directory"),
                       (tmp_path / "afile" / "sub" / "o.png", f"{tmp_path / 'afile'} is not a directory"),
                       (tmp_path / "nodir" / "o.png", f"the directory {tmp_path / 'nodir'} does not exist"),
@@ -69,11 +69,13 @@ def test_an_unwritable_folder():
     assert str(e.value) == "/sys/o.png: cannot create a file in /sys (Permission denied)"
 
 
-def _place_cases(tmp_path: Path, name: str) -> list[tuple[Path, str]]:
+def _place_cases(tmp_path: Path, name: str, *, cli: bool = True) -> list[tuple[Path, str]]:
+    """(output, the error's text) for each place; ``cli``: in the command line's words (``--overwrite / -y``), else
+    the Python API's (``overwrite=True``)."""
     (tmp_path / "afile").write_text("not a folder")
     (tmp_path / name).write_bytes(b"old")
-    cases = [(tmp_path / name, f"{tmp_path / name}: already exists (use --overwrite / -y, or overwrite=True, "
-                               "to replace it)"),
+    how = "use --overwrite / -y" if cli else "pass overwrite=True"
+    cases = [(tmp_path / name, f"{tmp_path / name}: already exists ({how} to replace it)"),
              (tmp_path / "afile" / name, f"{tmp_path / 'afile' / name}: {tmp_path / 'afile'} is not a directory")]
     if _sys_refuses_files():
         cases.append((SYS / name, f"/sys/{name}: cannot create a file in /sys (Permission denied)"))
@@ -85,11 +87,11 @@ def test_still_image_faces(tmp_path, capfd):
     src = tmp_path / "in.png"
     write_image(src, np.full((12, 16, 3), 100, np.uint8), None, 8)
     missing_model = tmp_path / "no-such-model.pth"
-    for dst, said in _place_cases(tmp_path, "o.png"):
+    for (dst, said), (_, api_said) in zip(_place_cases(tmp_path, "o.png"), _place_cases(tmp_path, "o.png", cli=False)):
         assert one_line_error(capfd, src, dst, "--model", missing_model) == said
         with pytest.raises(OutputError) as e:
             upscale_image(src, dst, model=str(missing_model))
-        assert str(e.value) == said
+        assert str(e.value) == api_said
     assert (tmp_path / "o.png").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.png", "o.png"]
 
@@ -101,3 +103,20 @@ def test_preview_face(tmp_path, capfd):
         assert one_line_error(capfd, "preview", src, "--at", "0", "--model", missing_model, "-o", dst) == said
     assert (tmp_path / "p.png").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.mkv", "p.png"]
+
+
+def test_video_faces_name_their_own_overwrite(tmp_path, capfd, near_identity_file):
+    """An existing video output: the command line names its flag (``--overwrite / -y``), not the Python API's
+    ``overwrite=True`` (it said both); ``upscale_video`` names ``overwrite=True``."""
+    from esrgan_video.pipeline import upscale_video
+
+    src = media.make_clip(tmp_path / "in.mkv", size=(32, 24), frames=2)
+    dst = tmp_path / "o.mkv"
+    dst.write_bytes(b"old")
+    model = near_identity_file(4)
+    assert one_line_error(capfd, src, dst, "--model", model, "--device", "cpu") == \
+        f"{dst}: already exists (use --overwrite / -y to replace it)"
+    with pytest.raises(OutputError) as e:
+        upscale_video(src, dst, model=str(model), device="cpu")
+    assert str(e.value) == f"{dst}: already exists (pass overwrite=True to replace it)"
+    assert dst.read_bytes() == b"old"

@@ -367,13 +367,13 @@ def _can_create_in(folder: Path) -> bool:
 
 def test_output_place_errors_say_what_is_wrong(tmp_path, rich):
     """Where the output cannot go, one line says why, before anything is encoded: an existing file names the
-    Python API's ``overwrite=True`` beside the flags; a "directory" that is a file says so (not that it does not
-    exist); a directory where no file can be created (``/sys``, even for root) says that, not "cannot set up the
+    Python API's ``overwrite=True`` (the command line its flag: ``tests/test_output_place.py``); a "directory" that
+    is a file says so (not that it does not exist); a directory where no file can be created (``/sys``, even for root) says that, not "cannot set up the
     libx264 encoder ([Errno 13] Permission denied)" from FFmpeg opening the file at ``start_encoding``."""
     (tmp_path / "exists.mkv").write_bytes(b"old")
     (tmp_path / "afile").write_text("not a folder")
     with open_input(rich) as inp:
-        with pytest.raises(OutputError, match=r"already exists \(use --overwrite / -y, or overwrite=True, "):
+        with pytest.raises(OutputError, match=r"already exists \(pass overwrite=True to replace it\)"):
             OutputVideo(tmp_path / "exists.mkv", template=inp)
         for dst in (tmp_path / "afile" / "out.mkv", tmp_path / "afile" / "sub" / "out.mkv"):
             with pytest.raises(OutputError) as e:

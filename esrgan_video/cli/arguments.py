@@ -56,9 +56,14 @@ def flag_name(option: str) -> str:
 
 def report_error(e: EsrganVideoError) -> int:
     """Print the one line for an error that ends a command (an :class:`OptionError` named by its flag, e.g. one
-    found once the run started: a trim that selects nothing, a crf the encoder lacks); returns its exit status."""
+    found once the run started: a trim that selects nothing, a crf the encoder lacks; an existing output named with
+    --overwrite / -y, not the Python API's overwrite=True); returns its exit status."""
+    from ..files import OutputExists
+
     if isinstance(e, OptionError):
         e = e.relabel({e.option: flag_name(e.option)})
+    elif isinstance(e, OutputExists):
+        e = e.on_command_line()
     print(f"esrgan-video: error: {e}", file=sys.stderr)
     return e.exit_code
 
