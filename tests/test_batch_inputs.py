@@ -91,6 +91,19 @@ def test_same_file_twice_is_one_job_and_output_may_not_be_its_source(tree: Path)
         plan_jobs(discover([f]), tree / "lib/s1")
 
 
+def test_an_output_that_is_another_input_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """``batch lib -o lib --suffix _x4 --ext keep`` beside a source already named ``a_x4.mkv``: ``a.mkv``'s output
+    would overwrite that source (with --overwrite, maybe while a worker reads it); an error naming both, before
+    anything starts. A plain source named like an output elsewhere is fine."""
+    lib = tmp_path / "lib"
+    for name in ("a.mkv", "a_x4.mkv"):
+        touch(lib / name)
+    with pytest.raises(InputError, match=r"a\.mkv: its output .*a_x4\.mkv is also an input of this batch"):
+        plan_jobs(discover([lib]), lib, suffix="_x4", ext=None)
+    assert [j.key for j in plan_jobs(discover([lib]), tmp_path / "out", suffix="_x4", ext=None)] == [
+        "a_x4.mkv", "a_x4_x4.mkv"]
+
+
 def test_output_folder_inside_an_input_folder_is_not_walked(tree: Path) -> None:
     touch(tree / "lib/out/s1/e1.mkv")  # an output of an earlier run
     sources = discover([tree / "lib"], exclude=[tree / "lib/out"])

@@ -202,7 +202,8 @@ def plan_jobs(
     directory input. A still image (``IMAGE_EXTENSIONS``) keeps its own extension unless ``ext`` is an image's: it
     is upscaled into an image, as ``esrgan-video in.png out.png`` does (``cover.jpg`` → ``cover.jpg``, not a
     one-frame ``cover.mkv``, which the single-file face refuses). The same source listed twice is kept once.
-    Raises ``InputError`` when two sources would write the same output or an output would be its own source.
+    Raises ``InputError`` when two sources would write the same output or an output would be its own source or
+    another source.
     """
     if suffix and ("/" in suffix or os.sep in suffix):
         raise OptionError("--suffix", "a name part without a path separator", suffix)
@@ -238,4 +239,12 @@ def plan_jobs(
         if os.path.normpath(dst) == os.path.normpath(src):
             raise InputError(f"{src}: the output would overwrite the input; choose another output folder, --suffix or --ext")
         jobs.append(Job(src=src, dst=dst, key=key))
+    # an output that is another input (``a.mkv`` → ``a_x4.mkv`` beside a source named ``a_x4.mkv``, with ``-o`` the
+    # input folder): its source would be written over, maybe while a worker reads it
+    by_src = {str(j.src): j for j in jobs}
+    for j in jobs:
+        other = by_src.get(os.path.normpath(j.dst))
+        if other is not None and other is not j:
+            raise InputError(f"{j.src}: its output {j.dst} is also an input of this batch, which it would overwrite; "
+                             "choose another output folder, --suffix or --ext")
     return jobs
