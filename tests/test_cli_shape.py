@@ -63,6 +63,22 @@ def test_anamorphic_size_keeps_the_display_aspect_by_setting_the_sar(tmp_path, t
     assert "libx264 crf 16 (default), preset ultrafast" in err  # the summary says which encoder settings were used
 
 
+def test_a_size_that_comes_out_square_does_not_suggest_fit(tmp_path, tiny_model, capfd):
+    """An anamorphic 72x48 SAR 4:3 (display 2:1) sized to 96x48 comes out square-pixelled: the note says the
+    display aspect is kept with square pixels, not "writing the sample aspect ratio 1:1 (use --fit pad|crop|stretch
+    for square pixels)", advice for a result that already has them."""
+    src = media.make_clip(tmp_path / "wide.mkv", size=(72, 48), frames=2, sar=Fraction(4, 3))
+    code, err = cli(capfd, src, tmp_path / "o.mkv", "--model", tiny_model, "--size", "96x48", *FAST)
+    assert code == 0, err
+    assert shape(tmp_path / "o.mkv")[:3] == (96, 48, 1)
+    assert "--size 96x48: the display aspect 2 is kept with square pixels (the source's sample aspect ratio was 4:3)" in err
+    assert "--fit" not in err and "1:1" not in err
+    # not square at this size: the SAR is written and --fit offered, as before
+    code, err = cli(capfd, src, tmp_path / "n.mkv", "--model", tiny_model, "--size", "96x72", *FAST)
+    assert code == 0 and shape(tmp_path / "n.mkv")[:3] == (96, 72, Fraction(3, 2))
+    assert "sample aspect ratio 3:2 (use --fit pad|crop|stretch for square pixels)" in err
+
+
 def test_square_43_size_keeps_4_3(tmp_path, tiny_model, square43, capfd):
     code, err = cli(capfd, square43, tmp_path / "o.mp4", "--model", tiny_model, "--size", "1280x720", *FAST)
     assert code == 0, err

@@ -152,7 +152,10 @@ def plan_size(
     if fit is None:
         if not square:
             new_sar = _exact_sar(dar, ow, oh)
-            if new_sar != out_sar:
+            if new_sar != out_sar and new_sar == 1:  # an anamorphic source whose display aspect is W:H
+                notes.append(f"--size {ow}x{oh}: the display aspect {_aspect(dar)} is kept with square pixels "
+                             f"(the source's sample aspect ratio was {_ratio(src_sar)})")
+            elif new_sar != out_sar:
                 notes.append(f"--size {ow}x{oh}: the display aspect {_aspect(dar)} is kept by writing the sample "
                              f"aspect ratio {_ratio(new_sar)} (use --fit pad|crop|stretch for square pixels)")
             return SizePlan(ow, oh, new_sar, (ow, oh), notes=tuple(notes))
