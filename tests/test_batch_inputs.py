@@ -111,6 +111,22 @@ def test_output_folder_inside_an_input_folder_is_not_walked(tree: Path) -> None:
     assert len(sources) == 3
 
 
+def test_another_batchs_output_folder_in_a_library_is_not_walked_but_said(tree: Path) -> None:
+    """``batch lib -o lib/x2``, then ``batch lib -o lib/x4``: the second walk does not take the first batch's outputs
+    as inputs (it did: ``x4/x2/s1/e1.mkv``, upscaled twice); the folder, known by its journal, is handed back for the
+    driver to say, and naming it as an input walks it."""
+    from esrgan_video.batch.journal import JOURNAL_NAME
+
+    touch(tree / "lib/x2/s1/e1.mkv")
+    touch(tree / "lib/x2" / JOURNAL_NAME)
+    skipped: list[Path] = []
+    sources = discover([tree / "lib"], skipped=skipped)
+    assert [s.path.relative_to(tree / "lib").as_posix() for s in sources] == ["s1/e1.mkv", "s1/e2.MP4",
+                                                                               "s2/deep/e3.avi"]
+    assert skipped == [tree / "lib/x2"]
+    assert [s.path for s in discover([tree / "lib/x2"])] == [tree / "lib/x2/s1/e1.mkv"]
+
+
 def test_a_glob_does_not_reach_into_the_output_folder(tree: Path) -> None:
     # a rerun of `batch 'lib/*' -o lib/out` (or 'lib/**/*.mkv') found the first run's outputs: a clash, exit 3
     touch(tree / "lib/out/e1.mkv")

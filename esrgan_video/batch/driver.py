@@ -695,7 +695,12 @@ def run_batch(
     if threads is not None and threads < 1:
         raise InputError(f"--threads: expected >= 1, got {threads}")
     out = Path(outdir).resolve()
-    sources = discover(inputs, extensions=extensions or VIDEO_EXTENSIONS, exclude=[out], outputs=_own_outputs(out))
+    passed_over: list[Path] = []
+    sources = discover(inputs, extensions=extensions or VIDEO_EXTENSIONS, exclude=[out], outputs=_own_outputs(out),
+                       skipped=passed_over)
+    for folder in passed_over:  # said, not silently left out
+        say(f"not walked {folder}: another batch's output folder (it holds {JOURNAL_NAME}); name it as an input "
+            "to upscale what is in it")
     if not sources:
         raise InputError("no video files found in the inputs (see --extensions)")
     jobs = plan_jobs(sources, out, suffix=suffix, ext=ext)

@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 
 from ..errors import InputError, OptionError
 from ..video.images import IMAGE_EXTENSIONS
+from .journal import JOURNAL_NAME
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({
     ".mkv", ".mp4", ".m4v", ".mov", ".avi", ".webm", ".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".vob",
@@ -67,6 +68,7 @@ def discover(
     extensions: Iterable[str] = VIDEO_EXTENSIONS,
     exclude: Sequence[str | os.PathLike] = (),
     outputs: Iterable[str | os.PathLike] = (),
+    skipped: list[Path] | None = None,
 ) -> list[Source]:
     """Expand files, directories, globs and list files into sources (in input order, directories sorted).
 
@@ -74,15 +76,18 @@ def discover(
     nor searched by a glob whose fixed part lies above them (``lib/*`` with ``-o lib/restored``). ``outputs`` are
     files a directory walk or a glob never takes (the batch's own outputs, from its journal: an output folder that
     is also an input folder, ``lib -o lib --suffix _x4``, would otherwise upscale its outputs again on a rerun). A
-    file named as an input is taken as it is.
+    file named as an input is taken as it is. A folder below a directory input that holds a batch journal is another
+    batch's output folder (``batch lib -o lib/x2``, then ``batch lib -o lib/x4``): it is not walked (its outputs are
+    not this batch's inputs) and is added to ``skipped``; naming it as an input walks it.
     Raises ``InputError`` for an input that matches nothing.
     """
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
     excluded = [Path(p).resolve() for p in exclude]
     own = {Path(os.path.realpath(p)) for p in outputs}
     out: list[Source] = []
+    walk = _Walk(exts, excluded, skipped if skipped is not None else [])
     for item in inputs:
-        _expand(str(item), Path.cwd(), exts, excluded, out, depth=0)
+        _expand(str(item), Path.cwd(), walk, out, depth=0)
     return [s for s in out if s.root is None and not s.found or Path(os.path.realpath(s.path)) not in own]
 
 
@@ -100,18 +105,28 @@ def _inside(path: Path, folders: list[Path]) -> bool:
     return any(r.is_relative_to(f) for f in folders)
 
 
-def _expand(item: str, base: Path, exts: set[str], excluded: list[Path], out: list[Source], depth: int) -> None:
+@dataclass
+class _Walk:
+    """What every input's expansion shares: the extensions taken, the folders never entered, and the other batches'
+    output folders passed over (for the caller to say)."""
+
+    exts: set[str]
+    excluded: list[Path]
+    skipped: list[Path]
+
+
+def _expand(item: str, base: Path, walk: _Walk, out: list[Source], depth: int) -> None:
     if depth > 8:
         raise InputError(f"{item}: list files nest too deeply (more than 8 levels)")
     if item.startswith("@"):
-        _expand_list(Path(base, item[1:]), exts, excluded, out, depth)
+        _expand_list(Path(base, item[1:]), walk, out, depth)
         return
     path = Path(base, os.path.expanduser(item))
     if path.is_dir():
-        out.extend(_walk(path, exts, excluded))
+        out.extend(_walk(path, walk))
     elif path.is_file():
         if path.suffix.lower() == ".txt":
-            _expand_list(path, exts, excluded, out, depth)
+            _expand_list(path, walk, out, depth)
         else:
             out.append(Source(path))
     elif _GLOB_CHARS & set(item):
@@ -126,11 +141,11 @@ def _expand(item: str, base: Path, exts: set[str], excluded: list[Path], out: li
         if not files and not dirs:
             raise InputError(f"{item}: the pattern matches no file")
         # the output folder below the pattern's own folder is not searched, as a walk does not enter it
-        skip = _below(fixed, excluded)
+        skip = _below(fixed, walk.excluded)
         out.extend(Source(f, found=True) for f in files if not _inside(f, skip))
         for d in dirs:
             if not _inside(d, skip):
-                out.extend(_walk(d, exts, excluded))
+                out.extend(_walk(d, walk))
     elif os.path.islink(path):  # a link to nowhere is not "no such file": the name is there
         raise InputError(f"{path}: {link_problem(path) or 'a symbolic link that cannot be followed'}")
     else:
@@ -153,7 +168,7 @@ def link_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
-def _expand_list(path: Path, exts: set[str], excluded: list[Path], out: list[Source], depth: int) -> None:
+def _expand_list(path: Path, walk: _Walk, out: list[Source], depth: int) -> None:
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM (Notepad) is no part of the first line
     except (OSError, UnicodeDecodeError) as e:
@@ -162,13 +177,13 @@ def _expand_list(path: Path, exts: set[str], excluded: list[Path], out: list[Sou
         entry = line.strip()
         if entry and not entry.startswith("#"):
             try:
-                _expand(entry, path.parent, exts, excluded, out, depth + 1)
+                _expand(entry, path.parent, walk, out, depth + 1)
             except InputError as e:  # say where the entry came from: a README.txt a shell glob passed is a list too
                 note = "" if LIST_NOTE in str(e) else f" ({LIST_NOTE})"
                 raise InputError(f"{path}:{number}: {e}{note}") from e
 
 
-def _walk(root: Path, exts: set[str], excluded: list[Path]) -> list[Source]:
+def _walk(root: Path, walk: _Walk) -> list[Source]:
     """The video files under ``root``, sorted. A symlinked folder is walked like a real one (a library's seasons on
     another disk), but a folder already walked, through a link or not, is not walked again: a link to a folder above
     it (a loop) or twice to one folder adds nothing."""
@@ -179,12 +194,15 @@ def _walk(root: Path, exts: set[str], excluded: list[Path]) -> list[Source]:
         keep = []
         for d in sorted(dirnames):
             real = (here / d).resolve()
-            if not d.startswith(".") and real not in excluded and real not in seen:
+            if not d.startswith(".") and real not in walk.excluded and real not in seen:
                 seen.add(real)
+                if (real / JOURNAL_NAME).is_file():  # another batch's output folder
+                    walk.skipped.append(here / d)
+                    continue
                 keep.append(d)
         dirnames[:] = keep
         for name in sorted(filenames):
-            if not name.startswith(".") and Path(name).suffix.lower() in exts:
+            if not name.startswith(".") and Path(name).suffix.lower() in walk.exts:
                 found.append(Source(here / name, root))
     return found
 
