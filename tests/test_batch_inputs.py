@@ -164,6 +164,9 @@ def test_a_still_keeps_its_image_extension_unless_ext_names_an_image(tmp_path: P
     assert [j.key for j in plan_jobs(srcs, tmp_path, suffix="_x4", ext="webm")] == ["cover_x4.JPG", "a_x4.png",
                                                                                    "a_x4.webm"]
     assert [j.key for j in plan_jobs(srcs[:1], tmp_path, ext="png")] == ["cover.png"]  # an image's: converted
+    # ... the stills, that is: a video cannot become one image (every video failed in its worker), it goes into .mkv
+    assert [j.key for j in plan_jobs(srcs, tmp_path, ext="png", suffix="_x4")] == ["cover_x4.png", "a_x4.png",
+                                                                                  "a_x4.mkv"]
     assert [j.key for j in plan_jobs(srcs, tmp_path, ext=None)] == ["cover.JPG", "a.png", "a.mp4"]
 
 

@@ -31,6 +31,9 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset({
 })
 """Extensions (lower case, with the dot) picked up when walking a directory input."""
 
+DEFAULT_EXT = ".mkv"
+"""The output container of a video (``--ext``'s default), also where ``--ext`` names an image's extension."""
+
 _GLOB_CHARS = frozenset("*?[")
 LIST_NOTE = "each line of a .txt input is an input"
 
@@ -219,7 +222,9 @@ def plan_jobs(
     The output name is ``<stem><suffix><ext>``, under ``outdir`` plus the source's path relative to its
     directory input. A still image (``IMAGE_EXTENSIONS``) keeps its own extension unless ``ext`` is an image's: it
     is upscaled into an image, as ``esrgan-video in.png out.png`` does (``cover.jpg`` → ``cover.jpg``, not a
-    one-frame ``cover.mkv``, which the single-file face refuses). The same source listed twice is kept once.
+    one-frame ``cover.mkv``, which the single-file face refuses); the other way round, a video (``VIDEO_EXTENSIONS``)
+    goes into ``.mkv`` when ``ext`` is an image's (``--ext png`` converts the stills: a video cannot be one image,
+    and every video of the library failed in its worker). The same source listed twice is kept once.
     Raises ``InputError`` when two sources would write the same output or an output would be its own source or
     another source.
     """
@@ -240,7 +245,10 @@ def plan_jobs(
             raise InputError(f"{src}: not inside its input folder {root}")
         rel_parent = PurePath(src.parent.relative_to(root)) if root is not None else PurePath()
         keep = new_ext is None or (src.suffix.lower() in IMAGE_EXTENSIONS and new_ext.lower() not in IMAGE_EXTENSIONS)
-        name = src.stem + suffix + (src.suffix if keep else new_ext)
+        out_ext = src.suffix if keep else new_ext
+        if not keep and src.suffix.lower() in VIDEO_EXTENSIONS and new_ext.lower() in IMAGE_EXTENSIONS:
+            out_ext = DEFAULT_EXT  # --ext png converts a library's stills; its videos cannot become one image
+        name = src.stem + suffix + out_ext
         rel = rel_parent / name if str(rel_parent) != "." else PurePath(name)
         key = rel.as_posix()
         fold = key.casefold()  # clashes on case-insensitive file systems too
