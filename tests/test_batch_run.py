@@ -484,33 +484,37 @@ def test_a_resume_keeps_what_the_changed_options_do_not_touch_and_redoes_what_th
     """The options hash decides what a resume redoes: options that change no output's bytes (workers, threads,
     frames in flight, heartbeats, a progress callback, --offline, and a segment length under which neither file is
     split) keep every finished file untouched; an encoding option changes a video's bytes but not a still's (stills
-    use no encoder), so it is refused without --force and then redoes the video only. The log says a still as one
-    image and a frame as one frame ("1 frames, 0.89 fps" was the log line of both)."""
+    use no encoder), so it is refused without --force (and the refused run does not first log the failed file as
+    retried) and then redoes the video only. The log says a still as one image and a frame as one frame ("1 frames,
+    0.89 fps" was the log line of both)."""
     from esrgan_video.video.images import write_image
 
     lib, out = tmp_path / "lib", tmp_path / "out"
     lib.mkdir()
     make_clip(lib / "one.mkv", frames=1)
+    make_not_media(lib / "bad.mkv")
     write_image(lib / "cover.png", np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8), None, 8)
     kw = dict(model=str(model_file), codec="ffv1", extensions=["mkv", "png"])
     logs: list[str] = []
     s1 = run_batch([lib], out, devices="cpu", threads=1, log=logs.append, **kw)
-    assert {r.key: r.status for r in s1.rows} == {"one.mkv": "done", "cover.png": "done"}, s1.table()
+    assert {r.key: r.status for r in s1.rows} == {"one.mkv": "done", "cover.png": "done", "bad.mkv": "failed"}
     assert any(m.startswith("done     cover.png (1 image, ") and m.endswith(" s)") for m in logs), logs
     assert any(m.startswith("done     one.mkv (1 frame, ") for m in logs), logs
-    assert s1.table().splitlines()[-1].startswith("2 files: 2 done, 0 skipped, 0 failed; 2 frames in ")
-    assert re.fullmatch(r"done +1 +\d+\.\d +-  cover\.png", s1.table().splitlines()[1]), s1.table()
+    assert s1.table().splitlines()[-1].startswith("3 files: 2 done, 0 skipped, 1 failed; 2 frames in ")
+    assert re.fullmatch(r"done +1 +\d+\.\d +-  cover\.png", s1.table().splitlines()[2]), s1.table()
     before = {k: state(out / k) for k in ("one.mkv", "cover.png")}
 
     s2 = run_batch([lib], out, devices="cpu,cpu", threads=2, segment_seconds=50, streams=3, offline=True, stale_s=100,
                    max_attempts=3, progress=lambda snap: None, log=lambda m: None, **kw)
-    assert [r.status for r in s2.rows] == ["skipped", "skipped"], s2.table()
+    assert [r.status for r in s2.rows] == ["failed", "skipped", "skipped"], s2.table()
     assert {k: state(out / k) for k in before} == before
 
+    logs.clear()
     with pytest.raises(OutputError, match=r"1 finished output\(s\).*one\.mkv"):
-        run_batch([lib], out, devices="cpu", threads=1, pix_fmt="yuv444p", log=lambda m: None, **kw)
+        run_batch([lib], out, devices="cpu", threads=1, pix_fmt="yuv444p", log=logs.append, **kw)
+    assert not logs  # nothing said to be retried or redone by a run that does not start
     s3 = run_batch([lib], out, devices="cpu", threads=1, pix_fmt="yuv444p", force=True, log=lambda m: None, **kw)
-    assert {r.key: r.status for r in s3.rows} == {"one.mkv": "done", "cover.png": "skipped"}, s3.table()
+    assert {r.key: r.status for r in s3.rows} == {"one.mkv": "done", "cover.png": "skipped", "bad.mkv": "failed"}
     assert state(out / "cover.png") == before["cover.png"] and state(out / "one.mkv") != before["one.mkv"]
     with av.open(str(out / "one.mkv")) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv444p"

@@ -729,6 +729,7 @@ def run_batch(
         todo: list[tuple[Job, JobRow, bool]] = []
         changed: list[Job] = []
         whole_hashes: dict[str, str] = {}  # job key: its whole-file record's options hash
+        said: list[str] = []  # what will be redone and why: logged once the run is known to start
         for job in jobs:
             row = JobRow(job.key, job.src, job.dst)
             rows.append(row)
@@ -761,7 +762,7 @@ def run_batch(
                     if rec.get("damage"):  # done earlier from a damaged input: still say so (and exit 8)
                         row.status, row.damage = "damaged", [str(rec["damage"])]
                     continue
-                say(f"redo     {job.key}: {reason or 'the source changed since the output was made'}")
+                said.append(f"redo     {job.key}: {reason or 'the source changed since the output was made'}")
             elif rec and rec["state"] == "failed" and not retry_failed:
                 why = ("the source changed since it failed" if _source_changed(rec, job.src)
                        else "it failed with other options" if rec.get("options") not in (None, whole_h, h) else None)
@@ -769,7 +770,7 @@ def run_batch(
                     row.status = "failed"
                     row.error = f"failed in an earlier run (rerun with --retry-failed): {rec.get('error', '')}"
                     continue
-                say(f"retry    {job.key}: {why}")
+                said.append(f"retry    {job.key}: {why}")
             if not owned and job.dst.exists() and not overwrite:
                 row.status = "failed"
                 row.error = f"{job.dst}: already exists and was not made by this batch (pass --overwrite to replace it)"
@@ -779,6 +780,8 @@ def run_batch(
             raise OutputError(
                 f"{out}: {len(changed)} finished output(s) were made with different options or model "
                 f"(first: {changed[0].dst}); rerun with --force to redo them, or use another output folder")
+        for msg in said:
+            say(msg)
 
         durations: dict[str, float | None] = {}
         for job, row, owned in todo:
