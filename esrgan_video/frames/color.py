@@ -238,14 +238,9 @@ def _cubic_weights(t: float) -> list[float]:
     return [k(t + 1), k(t), k(t - 1), k(t - 2)]
 
 
-def _upsample_last(c: torch.Tensor, factor: int, offset: float, length: int, kind: str) -> torch.Tensor:
-    """Upsample along the last axis: output sample j interpolates chroma at (j - offset) / factor."""
-    if factor == 1:
-        return c[..., :length]
-    n = c.shape[-1]
-    r = 2
-    padded = F.pad(c.reshape(-1, 1, n), (r, r), mode="replicate").reshape(*c.shape[:-1], n + 2 * r)
-    phases = []
+def _phases(factor: int, offset: float, kind: str):
+    """(phase p, [(tap m, weight), …]) of an upsample: output sample ``p + factor·i`` interpolates chroma at
+    ``i + (p - offset) / factor`` from samples ``i + m``; zero weights left out."""
     for p in range(factor):
         delta = (p - offset) / factor
         d = math.floor(delta)
@@ -254,49 +249,89 @@ def _upsample_last(c: torch.Tensor, factor: int, offset: float, length: int, kin
             taps = {d: 1.0 - t, d + 1: t}
         else:
             taps = dict(zip(range(d - 1, d + 3), _cubic_weights(t)))
-        acc = None
-        for m, w in taps.items():
-            if w == 0.0:
-                continue
-            term = padded[..., r + m : r + m + n] * w
-            acc = term if acc is None else acc + term
-        phases.append(acc)
-    out = torch.stack(phases, dim=-1).reshape(*c.shape[:-1], n * factor)
-    return out[..., :length]
+        yield p, [(m, w) for m, w in taps.items() if w != 0.0]
 
 
-def _downsample_last(x: torch.Tensor, factor: int, offset: float, n: int) -> torch.Tensor:
-    """Downsample along the last axis to n samples; sample k is a triangle-filtered average at k*factor + offset."""
+def _upsample_axis(c: torch.Tensor, factor: int, offset: float, out: torch.Tensor, axis: int, kind: str) -> None:
+    """Upsample ``c`` along ``axis`` (-1: columns, -2: rows) into ``out`` (``c``'s shape but for that axis): output
+    sample j interpolates chroma at (j - offset) / factor. Each phase is written straight into its every
+    ``factor``-th sample of ``out`` (no stack of the phases, no transposed copy)."""
+    n, length = c.shape[axis], out.shape[axis]
+    if factor == 1:
+        out.copy_(c.narrow(axis, 0, length))
+        return
+    r = 2
+    if axis == -1:
+        padded = F.pad(c.reshape(-1, 1, n), (r, r), mode="replicate").reshape(*c.shape[:-1], n + 2 * r)
+    else:
+        cols = c.shape[-1]
+        padded = F.pad(c.reshape(-1, 1, n, cols), (0, 0, r, r), mode="replicate")
+        padded = padded.reshape(*c.shape[:-2], n + 2 * r, cols)
+    for p, taps in _phases(factor, offset, kind):
+        count = len(range(p, length, factor))
+        if count == 0:
+            continue
+        dst = out[..., p::factor] if axis == -1 else out[..., p::factor, :]
+        for k, (m, w) in enumerate(taps):
+            src = padded.narrow(axis, r + m, count)
+            if k == 0:
+                torch.mul(src, w, out=dst)
+            else:
+                dst.add_(src * w)
+
+
+def _downsample_axis(x: torch.Tensor, factor: int, offset: float, n: int, axis: int) -> torch.Tensor:
+    """Downsample along ``axis`` to n samples; sample k is a triangle-filtered average at k*factor + offset (samples
+    past the edges repeat the edge one). ``x`` itself when ``factor`` is 1."""
     if factor == 1:
         return x
-    length = x.shape[-1]
-    left = factor
-    right = factor * n + factor - length
-    padded = F.pad(x.reshape(-1, 1, length), (left, right), mode="replicate").reshape(*x.shape[:-1], length + left + right)
     taps = [(q, 1.0 - abs(q - offset) / factor) for q in range(-factor + 1, 2 * factor)]
     taps = [(q, w) for q, w in taps if w > 0]
     total = sum(w for _, w in taps)
     acc = None
     for q, w in taps:
-        term = padded[..., left + q : left + q + factor * n : factor] * (w / total)
-        acc = term if acc is None else acc + term
+        term = _tap(x, axis, q, factor, n, w / total)
+        acc = term if acc is None else acc.add_(term)
     return acc
 
 
-def _upsample_chroma(c: torch.Tensor, fmt: PixelFormat, loc: str, height: int, width: int, kind: str) -> torch.Tensor:
+def _tap(x: torch.Tensor, axis: int, start: int, step: int, n: int, w: float) -> torch.Tensor:
+    """``w * x[clamp(start + step·k)]`` along ``axis`` for k < n (indices past the ends repeat the edge sample), a new
+    tensor: the samples inside read through a strided view, no padded copy of ``x``."""
+    length = x.shape[axis]
+    k0 = min(n, -(start // step)) if start < 0 else 0  # k < k0 read sample 0
+    k1 = max(k0, min(n, (length - 1 - start) // step + 1))  # k >= k1 read the last sample
+    shape = list(x.shape)
+    shape[axis] = n
+    out = torch.empty(shape, dtype=x.dtype, device=x.device)
+    if k1 > k0:
+        inner = x.narrow(axis, start + step * k0, step * (k1 - k0 - 1) + 1)
+        inner = inner[..., ::step] if axis == -1 else inner[..., ::step, :]
+        torch.mul(inner, w, out=out.narrow(axis, k0, k1 - k0))
+    if k0:
+        out.narrow(axis, 0, k0).copy_(x.narrow(axis, 0, 1) * w)
+    if k1 < n:
+        out.narrow(axis, k1, n - k1).copy_(x.narrow(axis, length - 1, 1) * w)
+    return out
+
+
+def _upsample_chroma(dst: torch.Tensor, c: torch.Tensor, fmt: PixelFormat, loc: str, kind: str) -> None:
+    """Chroma codes ``c`` (N x ch x cw) upsampled into ``dst`` (N x H x W): columns, then rows."""
     ox, oy = _offsets(loc, fmt.log2_chroma_w, fmt.log2_chroma_h)
-    c = _upsample_last(c, 1 << fmt.log2_chroma_w, ox, width, kind)
-    c = _upsample_last(c.transpose(-1, -2), 1 << fmt.log2_chroma_h, oy, height, kind).transpose(-1, -2)
-    return c
+    height, width = dst.shape[-2:]
+    fx, fy = 1 << fmt.log2_chroma_w, 1 << fmt.log2_chroma_h
+    wide = dst if fy == 1 else torch.empty((*c.shape[:-1], width), dtype=c.dtype, device=c.device)
+    _upsample_axis(c, fx, ox, wide, -1, kind)
+    if fy != 1:
+        _upsample_axis(wide, fy, oy, dst, -2, kind)
 
 
 def _downsample_chroma(c: torch.Tensor, fmt: PixelFormat, loc: str) -> torch.Tensor:
     height, width = c.shape[-2:]
     cw, ch = fmt.chroma_size(width, height)
     ox, oy = _offsets(loc, fmt.log2_chroma_w, fmt.log2_chroma_h)
-    c = _downsample_last(c, 1 << fmt.log2_chroma_w, ox, cw)
-    c = _downsample_last(c.transpose(-1, -2), 1 << fmt.log2_chroma_h, oy, ch).transpose(-1, -2)
-    return c
+    c = _downsample_axis(c, 1 << fmt.log2_chroma_w, ox, cw, -1)
+    return _downsample_axis(c, 1 << fmt.log2_chroma_h, oy, ch, -2)
 
 
 def _as_tensor(plane: torch.Tensor | np.ndarray, device: torch.device | None) -> torch.Tensor:
@@ -304,15 +339,18 @@ def _as_tensor(plane: torch.Tensor | np.ndarray, device: torch.device | None) ->
     return t if device is None else t.to(device)
 
 
+def _unshifted(plane: torch.Tensor, fmt: PixelFormat) -> torch.Tensor:
+    """An integer plane with p010-style shifts undone."""
+    return plane.to(torch.int32) >> fmt.shift if fmt.shift else plane
+
+
 def _codes(plane: torch.Tensor, fmt: PixelFormat) -> torch.Tensor:
-    """Integer plane -> float32 code values (p010-style shifts undone)."""
-    if fmt.shift:
-        plane = plane.to(torch.int32) >> fmt.shift
-    return plane.to(torch.float32)
+    """Integer plane -> a new float32 tensor of code values (p010-style shifts undone)."""
+    return _unshifted(plane, fmt).to(torch.float32, copy=True)
 
 
 def _split(planes: list, fmt: PixelFormat) -> dict[str, torch.Tensor]:
-    """Component name -> float32 code tensor (N x h x w), all on the first plane's device."""
+    """Component name -> integer tensor (N x h x w; a view into its plane), all on the first plane's device."""
     if len(planes) != fmt.nb_planes:
         raise ValueError(f"{fmt.name} has {fmt.nb_planes} planes, got {len(planes)}")
     first = _as_tensor(planes[0], None)
@@ -325,12 +363,11 @@ def _split(planes: list, fmt: PixelFormat) -> dict[str, torch.Tensor]:
             t = t.unsqueeze(0)
         elif t.dim() != want + 1:
             raise ValueError(f"{fmt.name} plane {names} must have {want} or {want + 1} dims, got shape {tuple(t.shape)}")
-        codes = _codes(t, fmt)
         if len(names) == 1:
-            comps[names] = codes
+            comps[names] = t
         else:
             for i, name in enumerate(names):
-                comps[name] = codes[..., i]
+                comps[name] = t[..., i]
     return comps
 
 
@@ -345,42 +382,61 @@ def planes_to_rgb(
 
     ``spec`` must be resolved (:meth:`ColorSpec.resolved`). Planes of shape ``H x W`` give
     ``N = 1``; planes with a leading batch axis give that ``N``. An alpha plane is ignored.
+
+    Memory: the codes go straight into one float32 ``N x 3 x H x W`` buffer (chroma upsampled into its slots,
+    scaled in place) that the 3x3 matrix reads into the output, so the peak is those two (24 bytes a pixel, 12
+    for RGB and gray formats: the output and one component) besides the planes.
     """
     if chroma_filter not in CHROMA_FILTERS:
         raise ValueError(f"chroma_filter must be one of {CHROMA_FILTERS}, got {chroma_filter!r}")
     comps = _split(planes, fmt)
     full = bool(spec.full_range)
     y_off, y_scale, c_off, c_scale = _range(fmt.bits, full)
+    first = comps["Y"] if "Y" in comps else comps["G"]
+    n, height, width = first.shape
+    out = torch.empty((n, 3, height, width), dtype=torch.float32, device=first.device)
     if fmt.family == "gray":
-        y = ((comps["Y"] - y_off) / y_scale).clamp(0.0, 1.0)
-        return y.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
+        y = out[:, 0]
+        y.copy_(_unshifted(comps["Y"], fmt)).sub_(y_off).div_(y_scale).clamp_(0.0, 1.0)
+        out[:, 1].copy_(y)
+        out[:, 2].copy_(y)
+        return out
     if fmt.family == "rgb":
-        rgb = torch.stack([comps["R"], comps["G"], comps["B"]], dim=1)
-        return ((rgb - y_off) / y_scale).clamp(0.0, 1.0)
+        for i, name in enumerate("RGB"):
+            out[:, i].copy_(_unshifted(comps[name], fmt))
+        return out.sub_(y_off).div_(y_scale).clamp_(0.0, 1.0)
     _check_matrix(spec.matrix)
-    y = comps["Y"]
-    height, width = y.shape[-2:]
+    yuv = out  # holds Y', Cb', Cr' until the matrix gives RGB
     loc = spec.chroma_location or "left"
-    u = _upsample_chroma(comps["U"], fmt, loc, height, width, chroma_filter)
-    v = _upsample_chroma(comps["V"], fmt, loc, height, width, chroma_filter)
+    yuv[:, 0].copy_(_unshifted(comps["Y"], fmt))
+    for i, name in ((1, "U"), (2, "V")):
+        _upsample_chroma(yuv[:, i], _codes(comps[name], fmt), fmt, loc, chroma_filter)
     if spec.matrix == Matrix.RGB:  # GBR in YUV planes: every component scaled like luma
-        yuv = (torch.stack([y, u, v], dim=1) - y_off) / y_scale
+        yuv.sub_(y_off).div_(y_scale)
     else:
-        yuv = torch.stack([(y - y_off) / y_scale, (u - c_off) / c_scale, (v - c_off) / c_scale], dim=1)
-    m = matrix_tensor("to_rgb", int(spec.matrix), torch.float32, y.device)
+        yuv[:, 0].sub_(y_off).div_(y_scale)
+        yuv[:, 1:].sub_(c_off).div_(c_scale)
+    m = matrix_tensor("to_rgb", int(spec.matrix), torch.float32, yuv.device)
     rgb = torch.einsum("ij,njhw->nihw", m, yuv)
-    return rgb.clamp(0.0, 1.0)
+    del yuv, out
+    return rgb.clamp_(0.0, 1.0)
 
 
-def _quantise(x: torch.Tensor, fmt: PixelFormat) -> torch.Tensor:
-    """Round half up, clip to [0, 2^bits - 1], apply the format's shift and sample dtype."""
-    q = torch.floor(x + 0.5).clamp(0, fmt.max_code)
-    if fmt.bits <= 8:
-        return q.to(torch.uint8)
-    q = q.to(torch.int32)
-    if fmt.shift:
-        q = q << fmt.shift
-    return q.to(torch.uint16)
+def _quantise(x: torch.Tensor, fmt: PixelFormat, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Round half up, clip to [0, 2^bits - 1], apply the format's shift and sample dtype; into ``out`` when given.
+    ``x`` (a float tensor of this module's own) is rounded in place."""
+    q = x.add_(0.5).floor_().clamp_(0, fmt.max_code)
+    if fmt.bits > 8:
+        q = q.to(torch.int32)
+        if fmt.shift:
+            q <<= fmt.shift
+    if out is None:
+        return q.to(_sample_dtype(fmt))
+    return out.copy_(q)
+
+
+def _sample_dtype(fmt: PixelFormat) -> torch.dtype:
+    return torch.uint8 if fmt.bits <= 8 else torch.uint16
 
 
 def rgb_to_planes(
@@ -398,6 +454,10 @@ def rgb_to_planes(
     ``N > 1``, so a ``1 x 3 x H x W`` frame gives ``H x W`` planes ready for the encoder. Chroma is
     downsampled at ``spec.chroma_location``. For formats with alpha, ``alpha`` (``N x 1 x H x W``
     float in [0, 1]) fills the alpha plane; None means opaque. Planes are on ``rgb``'s device.
+
+    Memory: one float32 ``N x 3 x H x W`` buffer from the matrix (none for RGB formats), each component scaled and
+    rounded in place and made when its plane is, so the peak besides ``rgb`` is that buffer and one subsampled
+    component's filter terms.
     """
     if rgb.dim() not in (3, 4) or rgb.shape[-3] != 3:
         raise ValueError(f"rgb_to_planes expects N x 3 x H x W or 3 x H x W, got {tuple(rgb.shape)}")
@@ -407,41 +467,53 @@ def rgb_to_planes(
     n, _, height, width = x.shape
     full = bool(spec.full_range)
     y_off, y_scale, c_off, c_scale = _range(fmt.bits, full)
-    comps: dict[str, torch.Tensor] = {}
-    if fmt.family == "rgb":
-        for i, name in enumerate("RGB"):
-            comps[name] = x[:, i] * y_scale + y_off
-    else:
+    if fmt.alpha and alpha is not None:
+        alpha = alpha if alpha.dim() == 4 else alpha.unsqueeze(0)
+        if tuple(alpha.shape) != (n, 1, height, width):
+            raise ValueError(f"alpha must be {n} x 1 x {height} x {width}, got {tuple(alpha.shape)}")
+    yuv = None
+    if fmt.family != "rgb":
         _check_matrix(spec.matrix)
         m = matrix_tensor("to_yuv", int(spec.matrix), torch.float32, x.device)
-        if fmt.family == "gray":
-            comps["Y"] = torch.einsum("j,njhw->nhw", m[0], x) * y_scale + y_off
-        else:
+        if fmt.family != "gray":
             yuv = torch.einsum("ij,njhw->nihw", m, x)
-            loc = spec.chroma_location or "left"
-            comps["Y"] = yuv[:, 0] * y_scale + y_off
-            if spec.matrix == Matrix.RGB:
-                u, v = yuv[:, 1] * y_scale + y_off, yuv[:, 2] * y_scale + y_off
-            else:
-                u, v = yuv[:, 1] * c_scale + c_off, yuv[:, 2] * c_scale + c_off
-            comps["U"] = _downsample_chroma(u, fmt, loc)
-            comps["V"] = _downsample_chroma(v, fmt, loc)
-    if fmt.alpha:
-        if alpha is None:
-            comps["A"] = torch.full((n, height, width), float(fmt.max_code), device=x.device)
-        else:
-            a = alpha if alpha.dim() == 4 else alpha.unsqueeze(0)
-            if tuple(a.shape) != (n, 1, height, width):
-                raise ValueError(f"alpha must be {n} x 1 x {height} x {width}, got {tuple(alpha.shape)}")
-            comps["A"] = a[:, 0].to(device=x.device, dtype=torch.float32) * fmt.max_code
-    if any(PADDING in names for names in fmt.planes):  # bgr0, 0rgb, ...: the unused byte is 255, as swscale writes it
-        comps[PADDING] = torch.full((n, height, width), float(fmt.max_code), device=x.device)
+    loc = spec.chroma_location or "left"
+    chroma_like_luma = spec.matrix == Matrix.RGB
+
+    def component(name: str) -> torch.Tensor:
+        """The float code values of one component (N x h x w), a tensor this function may round in place."""
+        if fmt.family == "rgb" and name in "RGB":
+            return (x[:, "RGB".index(name)] * y_scale).add_(y_off)
+        if name == "Y":
+            if yuv is None:  # gray
+                return (torch.einsum("j,njhw->nhw", m[0], x) * y_scale).add_(y_off)
+            return yuv[:, 0].mul_(y_scale).add_(y_off)
+        if name in "UV":
+            c = yuv[:, "YUV".index(name)]
+            c = c.mul_(y_scale).add_(y_off) if chroma_like_luma else c.mul_(c_scale).add_(c_off)
+            return _downsample_chroma(c, fmt, loc)
+        if name == "A":
+            if alpha is None:
+                return torch.full((n, height, width), float(fmt.max_code), device=x.device)
+            return alpha[:, 0].to(device=x.device, dtype=torch.float32) * fmt.max_code
+        raise AssertionError(name)
+
     out = []
     for names in fmt.planes:
         if len(names) == 1:
-            plane = _quantise(comps[names], fmt)
-        else:
-            plane = _quantise(torch.stack([comps[c] for c in names], dim=-1), fmt)
+            plane = _quantise(component(names), fmt)
+        else:  # packed or semi-planar: each component rounded into its slot
+            plane = None
+            for k, name in enumerate(names):
+                if name == PADDING:  # bgr0, 0rgb, ...: the unused byte is 255, as swscale writes it
+                    continue
+                c = component(name)
+                if plane is None:
+                    plane = torch.empty((*c.shape, len(names)), dtype=_sample_dtype(fmt), device=x.device)
+                _quantise(c, fmt, out=plane[..., k])
+                del c
+            if PADDING in names:
+                plane[..., names.index(PADDING)] = fmt.max_code << fmt.shift if fmt.bits > 8 else fmt.max_code
         out.append(plane if batched else plane[0])
     return out
 
@@ -457,7 +529,7 @@ def alpha_to_float(plane: torch.Tensor, fmt: PixelFormat) -> torch.Tensor:
         t = t[..., comps.index("A")]
     if t.dim() == 2:
         t = t.unsqueeze(0)
-    return (_codes(t, fmt) / fmt.max_code).unsqueeze(1)
+    return _codes(t, fmt).div_(fmt.max_code).unsqueeze(1)
 
 
 def float_to_alpha(alpha: torch.Tensor, fmt: PixelFormat) -> torch.Tensor:
