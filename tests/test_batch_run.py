@@ -163,6 +163,16 @@ def test_segmented_output_equals_single_pass_and_resumes_from_segments(tmp_path:
     for what in ("frames", "video_packets", "other_packets", "streams", "metadata", "chapters"):
         assert joined[what] == single[what], what
 
+    # a driver stopped between the join's record and removing the segments (Ctrl-C, a kill) left them: the file is
+    # finished, so a rerun skips it and removes them (they were never removed: a film's worth of disk)
+    from esrgan_video.batch.driver import segments_dir
+
+    left = segments_dir(out, "sub/long.mkv")
+    left.mkdir(parents=True)
+    (left / "0001.mkv").write_bytes(b"x" * 1000)
+    s3 = run_batch([lib], out, model=str(model_file), devices="cpu", segment_seconds=0.16, log=lambda m: None, **OPTS)
+    assert s3.rows[0].status == "skipped" and not (out / ".esrgan-video-segments").exists()
+
 
 def _wait(pred, timeout: float, what: str, proc: subprocess.Popen | None = None):
     end = time.monotonic() + timeout

@@ -490,11 +490,7 @@ class Plan:
         self.log(f"{row.status:<8} {row.key} ({'; '.join(facts)})"
                  + (f": {'; '.join(row.damage)}" if row.damage else ""))
         if st.seg_dir is not None:
-            shutil.rmtree(st.seg_dir, ignore_errors=True)
-            try:
-                st.seg_dir.parent.rmdir()  # the segments folder, once no file has parts left
-            except OSError:
-                pass
+            remove_segments(st.seg_dir)
 
     def failed(self, task: Task, error: str) -> None:
         self.running.discard(task.key)
@@ -624,13 +620,27 @@ def segment_container(job: Job, options: UpscaleOptions | None) -> tuple[str, st
     return suffix, codec
 
 
+def segments_dir(outdir: Path, job_key: str) -> Path:
+    """The folder a file's segments are rendered into (pure)."""
+    return outdir / SEGMENTS_DIR / hashlib.sha1(job_key.encode()).hexdigest()[:16]
+
+
+def remove_segments(seg_dir: Path) -> None:
+    """Remove a finished file's segments folder, and the segments folder once no file has parts left."""
+    shutil.rmtree(seg_dir, ignore_errors=True)
+    try:
+        seg_dir.parent.rmdir()
+    except OSError:
+        pass
+
+
 def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: str, src_fp: dict[str, int],
                    outdir: Path, options: UpscaleOptions | None = None) -> tuple[list[Task], set[str], list[str], Path]:
     """From a plan task's ``segments`` (``[start, end, frames]``, exact seconds as ``"n/d"``): the segment tasks
     still to run (finished, verified parts with the same bounds, options and source are kept), their keys,
     every part path and the parts folder. ``options``: the run's, which say the segments' container
     (:func:`segment_container`)."""
-    seg_dir = outdir / SEGMENTS_DIR / hashlib.sha1(job.key.encode()).hexdigest()[:16]
+    seg_dir = segments_dir(outdir, job.key)
     suffix, codec = segment_container(job, options)
     tasks, waiting, parts = [], set(), []
     for number, (start, end, _frames) in enumerate(segments):
@@ -757,6 +767,8 @@ def run_batch(
                     continue
                 reason = verify_done(rec, job.dst)
                 if reason is None and _same_source(rec, fp):
+                    if rec.get("kind") == "join" and segments_dir(out, job.key).exists():
+                        remove_segments(segments_dir(out, job.key))  # left by a driver stopped right after the join
                     row.status, row.frames = "skipped", int(rec.get("frames", 0))
                     row.reuse = reuse_from_record(rec.get("reuse"))  # as journaled when it was made
                     if rec.get("damage"):  # done earlier from a damaged input: still say so (and exit 8)
