@@ -102,3 +102,71 @@ def test_an_encoder_option_the_encoder_lacks_is_a_command_line_error(tmp_path, c
     lines = [l for l in capfd.readouterr().err.splitlines() if l.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("esrgan-video: error: --encoder-opt:"), lines
     assert "'foo'" in lines[0] and not (tmp_path / "o.mkv").exists()
+
+
+def _opens_with_preset(codec: str, preset: str) -> bool:
+    """Whether ``codec`` opens on a 64×64 yuv420p picture with ``preset`` (its log quiet)."""
+    from fractions import Fraction
+
+    import av
+
+    from esrgan_video.video.chatter import quiet_encoder_options
+
+    ctx = av.CodecContext.create(codec, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = 64, 64, "yuv420p"
+    ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+    ctx.options = quiet_encoder_options(codec, {"preset": preset}, verbose=False)
+    try:
+        ctx.open()
+    except (av.FFmpegError, ValueError, OSError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("codec,bad", [("libx264", "nope"), ("libx265", "nope"), ("libx265", "10"),
+                                       ("libsvtav1", "99"), ("libsvtav1", "slow")])
+def test_presets_are_the_encoders_own(codec, bad):
+    """``--preset`` takes what the encoder takes: x264/x265's names (from the project's table, FFmpeg lists none for
+    their string option) and their 0-9 index, SVT-AV1's number range (from FFmpeg's option); each one opens the real
+    encoder. A preset it lacks is refused as a command-line error naming the accepted ones (it reached the encoder,
+    which refused it at avcodec_open2: exit 6, "returned 22", after the model had loaded)."""
+    from esrgan_video.video.encoder_settings import preset_values
+
+    accepted, listed = preset_values(codec)
+    assert all(_opens_with_preset(codec, p) for p in accepted), codec
+    assert not _opens_with_preset(codec, bad)
+    with pytest.raises(OptionError) as e:
+        encoder_settings(codec, preset=bad)
+    assert e.value.exit_code == 2 and str(e.value) == f"preset: expected a {codec} preset: {listed}, got {bad!r}"
+    if codec != "libsvtav1":
+        assert listed.startswith("ultrafast, superfast,") and listed.endswith("placebo (or 0-9)")
+    else:
+        assert "13" in listed
+    assert preset_values("libvpx-vp9") is None and preset_values("prores_ks") is None  # no preset option
+
+
+def test_a_bad_preset_is_refused_before_a_model_is_loaded(tmp_path, clip, capfd):
+    """``--preset nope``: exit 2, one line naming --preset, the value and the presets, before the model is read (the
+    model named does not exist: that error would be exit 4) and with nothing written."""
+    from esrgan_video.testing import run_cli
+
+    for extra in ((), ("--codec", "libx265"), ("--codec", "libsvtav1"), ("--crf", "20.5", "--codec", "libsvtav1")):
+        bad = "99" if "libsvtav1" in extra else "nope"
+        args = ("--preset", bad) if "--crf" not in extra else ()
+        p = run_cli(capfd, clip, tmp_path / "o.mkv", "--model", tmp_path / "missing.pth", *args, *extra)
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+        flag = "--crf" if "--crf" in extra else "--preset"
+        assert lines[0].startswith(f"esrgan-video: error: {flag}: expected "), lines
+        if flag == "--preset":
+            assert f"got '{bad}'" in lines[0] and ("medium" in lines[0] or "13" in lines[0])
+    assert sorted(q.name for q in tmp_path.iterdir()) == []
+
+
+def test_the_summary_says_the_default_preset_one_way():
+    """libx264 said "preset medium (encoder default)", libx265 "encoder's default preset": one wording, with the
+    preset named where it is known (x265's own default is medium; FFmpeg's option leaves it empty)."""
+    assert encoder_settings("libx264").describe() == "libx264 crf 16 (default), preset medium (encoder default)"
+    assert encoder_settings("libx265").describe() == "libx265 crf 18 (default), preset medium (encoder default)"
+    assert encoder_settings("libsvtav1").describe() == "libsvtav1 crf 22 (default), preset (encoder default)"
+    assert encoder_settings("libx265", preset="slow").describe() == "libx265 crf 18 (default), preset slow"

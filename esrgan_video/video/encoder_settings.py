@@ -37,6 +37,36 @@ def _private_options(codec: str) -> dict[str, av.option.Option]:
     return {o.name: o for o in ctx.supported_options.private}
 
 
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                 "placebo")
+PRESET_TABLE = {"libx264": _X26X_PRESETS, "libx265": _X26X_PRESETS}
+"""The presets of the encoders whose ``preset`` option is a free string (FFmpeg lists no choices for it); each opens
+(``tests/test_encoder_settings.py``). x264 and x265 also take their index, 0 (ultrafast) to 9 (placebo)."""
+
+ENCODER_DEFAULT_PRESET = {"libx265": "medium"}
+"""The preset an encoder uses when given none, where FFmpeg's option does not say (libx265's is empty: x265 then
+applies its own default, medium)."""
+
+
+def preset_values(codec: str) -> tuple[tuple[str, ...], str] | None:
+    """(the ``--preset`` values encoder ``codec`` takes, how to list them in an error), or None when any string is
+    passed on (an encoder with a string preset that is not in :data:`PRESET_TABLE`) or it has no preset option.
+    From the encoder itself where FFmpeg says (NVENC's named presets, SVT-AV1's number range), else the table."""
+    opt = _private_options(codec).get("preset")
+    if opt is None:
+        return None
+    if opt.choices:  # named constants; FFmpeg takes the option's number too
+        names = tuple(c.name for c in opt.choices)
+        return names + tuple(str(i) for i in range(int(opt.min), int(opt.max) + 1)), ", ".join(names)
+    if opt.type.name in ("INT", "INT64", "UINT64"):
+        lo, hi = int(opt.min), int(opt.max)
+        return tuple(str(i) for i in range(lo, hi + 1)), f"a whole number from {lo} to {hi}"
+    if codec in PRESET_TABLE:
+        names = PRESET_TABLE[codec]
+        return names + tuple(str(i) for i in range(len(names))), ", ".join(names) + f" (or 0-{len(names) - 1})"
+    return None
+
+
 @lru_cache(maxsize=None)
 def _option_names(codec: str) -> frozenset[str]:
     """Every option ``codec``'s encoder takes: FFmpeg's generic codec options (``g``, ``bf``, ``b``, ...) and its own."""
@@ -92,10 +122,11 @@ class EncoderSettings:
         opt = _private_options(self.codec).get("preset")
         if self.preset is not None:
             text += f", preset {self.preset}"
-        elif opt is not None:
+        elif opt is not None:  # one wording for every encoder: "preset X (encoder default)", X where it is known
             default = str(opt.default).strip()
-            text += f", preset {default} (encoder default)" if default and default not in ("-2", "-1") else \
-                ", encoder's default preset"
+            if not default or default in ("-2", "-1"):  # FFmpeg's "not set": the library's own default applies
+                default = ENCODER_DEFAULT_PRESET.get(self.codec, "")
+            text += f", preset {default} (encoder default)" if default else ", preset (encoder default)"
         extra = [f"{k}={v}" for k, v in self.options if k not in ("crf", "preset")]
         if extra:
             text += ", " + " ".join(extra)
@@ -106,7 +137,8 @@ def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str 
                      options: dict[str, str] | None = None) -> EncoderSettings:
     """The settings to give ``codec``: ``crf`` as asked, else the project's default where the encoder takes one
     and the user chose no rate control. Raises :class:`OptionError` (exit 2) for a crf, preset or ``options`` key
-    the encoder has no option for, and for a fractional crf where it takes integers."""
+    the encoder has no option for, a preset it does not have (:func:`preset_values`), and for a fractional crf where
+    it takes integers."""
     private = _private_options(codec)
     opts = dict(options or {})
     unknown = [k for k in opts if k not in _option_names(codec)]
@@ -122,6 +154,9 @@ def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str 
             crf = int(float(crf))
     if preset is not None and "preset" not in private:
         raise OptionError("preset", f"no --preset for encoder {codec} (it has no preset option)", preset)
+    values = None if preset is None else preset_values(codec)
+    if values is not None and str(preset).strip() not in values[0]:  # FFmpeg would refuse it at avcodec_open2
+        raise OptionError("preset", f"a {codec} preset: {values[1]}", preset)
     is_default = False
     if crf is None and codec in DEFAULT_CRF and "crf" in private and not user_rate_control(opts):
         crf, is_default = DEFAULT_CRF[codec], True

@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+
 from ..frames.color import ColorSpec
 from ..frames.colorspace import Matrix
 from ..frames.pixel_formats import pixel_format
@@ -20,6 +22,7 @@ from ..frames.sizing import SizePlan, plan_size
 from ..frames.transform import FrameFormat
 from ..options import UpscaleOptions
 from .encoder_formats import choose_pix_fmt
+from .encoder_settings import encoder_settings
 from .writer import output_codec, output_format, sar_kept
 
 
@@ -56,11 +59,21 @@ def output_color(spec: ColorSpec, in_fmt, out_fmt, width: int, height: int) -> C
 
 
 def with_codec(options: UpscaleOptions, dst: str | Path) -> UpscaleOptions:
-    """``options`` with the encoder chosen for ``dst``'s container when none was asked for (``codec=None``)."""
+    """``options`` with the encoder chosen for ``dst``'s container when none was asked for (``codec=None``), its
+    ``crf``, ``preset`` and ``encoder_opts`` checked against that encoder
+    (:func:`~esrgan_video.video.encoder_settings.encoder_settings`: an :class:`OptionError`, exit 2, before a model is
+    loaded, e.g. ``--preset nope`` for libx264, not FFmpeg's "avcodec_open2 ... returned 22" once the output opens).
+    An encoder this FFmpeg build lacks is left for ``writer.check_output`` to name."""
     enc = options.encode
-    if enc.codec is not None:
+    if enc.codec is None:
+        enc = dataclasses.replace(enc, codec=output_codec(dst, None, enc.format))
+        options = dataclasses.replace(options, encode=enc)
+    try:
+        av.codec.Codec(enc.codec, "w")
+    except (ValueError, av.FFmpegError):
         return options
-    return dataclasses.replace(options, encode=dataclasses.replace(enc, codec=output_codec(dst, None, enc.format)))
+    encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset, options=enc.encoder_options)
+    return options
 
 
 def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | Path, dst: str | Path) -> OutputPlan:
