@@ -144,3 +144,62 @@ def test_animated_sources_and_outputs(tmp_path):
     # an encoder asked for is kept, and refused where the container cannot hold it
     with pytest.raises(OutputError, match=r"the \.webm container cannot hold libx264 video"):
         check_output(tmp_path / "x.webm", "libx264")
+
+
+def _gifs(tmp_path: Path) -> tuple[Path, Path]:
+    """(an opaque animated GIF whose later frames keep unchanged pixels through a transparent index, as Pillow
+    writes them; one whose top-left 8×8 is see-through on every frame)."""
+    from PIL import Image
+
+    opaque = [Image.fromarray(np.full((24, 32, 3), 40 * i, np.uint8)) for i in range(3)]
+    opaque[1].paste((200, 10, 10), (0, 0, 8, 8))
+    opaque[0].save(tmp_path / "opaque.gif", save_all=True, append_images=opaque[1:], duration=100, loop=0)
+    clear = []
+    for i in range(3):
+        a = np.zeros((24, 32, 4), np.uint8)
+        a[..., 0], a[..., 3] = 100 + 40 * i, 255
+        a[:8, :8, 3] = 0
+        clear.append(Image.fromarray(a, "RGBA"))
+    clear[0].save(tmp_path / "clear.gif", save_all=True, append_images=clear[1:], duration=100, loop=0, disposal=2)
+    return tmp_path / "opaque.gif", tmp_path / "clear.gif"
+
+
+def _alpha_min(path: Path, decoder: str | None = None) -> int:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        if decoder is None:
+            return min(int(f.to_ndarray(format="rgba")[..., 3].min()) for f in c.decode(s))
+        dec = av.CodecContext.create(decoder, "r")  # libvpx's own decoder reads VP9's alpha (FFmpeg's vp9 does not)
+        return min(int(f.to_ndarray(format="rgba")[..., 3].min()) for p in c.demux(s) for f in dec.decode(p))
+
+
+def test_gif_alpha_is_alpha_only_when_something_is_see_through(tmp_path):
+    """FFmpeg decodes every GIF as bgra. An opaque one into .webm said "the alpha channel is dropped ... use --codec
+    ffv1" (which WebM cannot hold): its alpha is filler (told from the file's blocks, not by decoding it twice), and
+    nothing is said. A transparent one into .webm was written gbrp, its alpha lost: VP9 in WebM carries it
+    (yuva420p). Into .mp4 the alpha is dropped, and the advice names an output that holds it."""
+    from esrgan_video.pipeline import upscale_video
+    from esrgan_video.video.output_plan import gif_transparent
+
+    opaque, clear = _gifs(tmp_path)
+    assert (_alpha_min(opaque), _alpha_min(clear)) == (255, 0)  # as FFmpeg decodes them
+    assert (gif_transparent(opaque), gif_transparent(clear), gif_transparent(tmp_path / "none.gif")) == \
+        (False, True, None)
+    with Upscaler(near_identity_model(2), device="cpu") as up:
+        said: list[str] = []
+        upscale_video(opaque, tmp_path / "o.webm", upscaler=up, notice=said.append)
+        with av.open(str(tmp_path / "o.webm")) as c:
+            assert c.streams.video[0].codec_context.pix_fmt == "gbrp"
+        assert not [s for s in said if "alpha" in s or "ffv1" in s], said
+        said.clear()
+        upscale_video(clear, tmp_path / "c.webm", upscaler=up, notice=said.append)
+        with av.open(str(tmp_path / "c.webm")) as c:
+            assert c.streams.video[0].metadata.get("alpha_mode") == "1"
+        assert _alpha_min(tmp_path / "c.webm", "libvpx-vp9") == 0
+        assert said == ["libvpx-vp9 cannot encode 8-bit RGB (bgra); writing yuva420p (8-bit YUV 4:2:0) instead; write "
+                        "a .mkv output with --codec ffv1 (WebM holds VP8, VP9 and AV1 only) to keep it"], said
+        said.clear()
+        upscale_video(clear, tmp_path / "c.mp4", upscaler=up, notice=said.append)
+        dropped = [s for s in said if "alpha channel is dropped" in s]
+        assert len(dropped) == 1 and dropped[0].endswith(
+            "write a .mkv output with --codec ffv1 (or a .mov with --codec prores_ks --pix-fmt yuva444p10le) to keep it")

@@ -65,7 +65,7 @@ def test_a_listed_format_the_encoder_cannot_open_is_passed_over():
         if inp not in encoder_pix_fmts(codec):
             pytest.skip(f"{codec} of this FFmpeg does not list {inp}")
         assert not encoder_opens(codec, inp)
-    assert choose_pix_fmt("libvpx-vp9", "bgra")[0] == "gbrp"       # RGB kept, the alpha it cannot open dropped
+    assert choose_pix_fmt("libvpx-vp9", "bgra")[0] == "yuva420p"   # the alpha kept (gbrap does not open)
     assert choose_pix_fmt("libvpx-vp9", "yuva444p")[0] == "yuv444p"
     assert choose_pix_fmt("libx265", "yuva420p")[0] == "yuv420p"
     assert encoder_opens("libvpx-vp9", "gbrp") and encoder_opens("libx264", "yuv420p")

@@ -18,7 +18,7 @@ from ..errors import OutputError
 from ..frames.pixel_formats import PixelFormat, is_supported, pixel_format
 
 __all__ = ["ENCODER_MAX_RATE", "choose_pix_fmt", "encoder_opens", "encoder_pix_fmts", "encoder_reorders",
-           "time_base_opens"]
+           "keep_advice", "time_base_opens"]
 
 ENCODER_MAX_RATE = {"libsvtav1": Fraction(240)}
 """Encoders that refuse a frame rate above this (SVT-AV1: "Svt[error]: The maximum allowed frame rate is 240 fps").
@@ -121,10 +121,44 @@ def _rank(cand: PixelFormat, want: PixelFormat) -> tuple:
     # a format that loses nothing but depth (the same or less chroma subsampling, the alpha kept) before any that
     # loses chroma or alpha: prores_ks writes yuva422p12le as yuva444p10le (its 4444 profile), not yuv422p10le
     lossy = sub[0] == 2 or (want.alpha and not cand.alpha)
-    return (family, depth, lossy, sub, not cand.planar, cand.alpha != want.alpha, padded, cand.name)
+    # an RGB input's alpha comes before its family: a transparent GIF (bgra) into VP9 is yuva420p, not gbrp (the
+    # alpha thrown away to keep RGB; VP9's gbrap does not open). A YUV one's chroma still comes first (VP9: yuva444p
+    # as yuv444p)
+    rgb_alpha_lost = want.family == "rgb" and want.alpha and not cand.alpha
+    return (rgb_alpha_lost, family, depth, lossy, sub, not cand.planar, cand.alpha != want.alpha, padded, cand.name)
 
 
-def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None) -> tuple[str, str | None]:
+KEEP_ADVICE = {
+    "matroska": "use --codec ffv1 (or prores_ks for 10-bit YUV)",
+    "mov": "use --codec prores_ks (10-bit YUV)",
+    "webm": "write a .mkv output with --codec ffv1 (WebM holds VP8, VP9 and AV1 only)",
+}
+"""How to keep what an encoder could not write, by the output's container (muxer name): the advice names an encoder
+that container holds (FFV1 goes in Matroska, not in WebM, MOV or MP4; ProRes in MOV and Matroska)."""
+
+ALPHA_ADVICE = {
+    "matroska": "use --codec ffv1 (or prores_ks with --pix-fmt yuva444p10le)",
+    "mov": "use --codec prores_ks with --pix-fmt yuva444p10le",
+    "webm": "use --codec libvpx-vp9 (yuva420p)",
+}
+"""How to keep an alpha channel, by the output's container (WebM: VP9's yuva420p)."""
+
+_OTHER_KEEP = "write a .mkv output with --codec ffv1 (or prores_ks for 10-bit YUV)"
+_OTHER_ALPHA = "write a .mkv output with --codec ffv1 (or a .mov with --codec prores_ks --pix-fmt yuva444p10le)"
+
+
+def keep_advice(container: str | None, *, alpha: bool = False, codec: str | None = None) -> str:
+    """``use ... to keep it`` for an output in ``container`` (a muxer name; None: Matroska's advice): how to keep an
+    alpha channel (``alpha``) or the input's RGB / depth. ``codec``: the encoder chosen (VP9 in WebM keeps alpha with
+    ``--pix-fmt yuva420p``)."""
+    if alpha and container == "webm" and codec == "libvpx-vp9":
+        return "use --pix-fmt yuva420p to keep it"
+    table, other = (ALPHA_ADVICE, _OTHER_ALPHA) if alpha else (KEEP_ADVICE, _OTHER_KEEP)
+    return f"{table.get(container or 'matroska', other)} to keep it"
+
+
+def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None, *, alpha: bool = True,
+                   container: str | None = None) -> tuple[str, str | None]:
     """The output pixel format for encoder ``codec`` and a one-line notice when it differs from the input's kind.
 
     ``requested`` (``--pix-fmt``) must be one the encoder accepts. Otherwise the default keeps the input's
@@ -132,7 +166,12 @@ def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None)
     the nearest it accepts: same family first, then the closest depth at or above the input's, then the
     closest subsampling (less subsampled before more), planar before packed, the same alpha. ``yuvj*``
     inputs map to ``yuv*`` (range goes in the tags). FFV1 takes 8-bit RGB only packed, so ``gbrp`` or
-    ``rgb24`` in gives ``bgr0`` out (``bgra`` with alpha), without a notice: only the layout differs.
+    ``rgb24`` in gives ``bgr0`` out (``bgra`` with alpha), without a notice: only the layout differs. An RGB
+    input's alpha is kept before its family (a transparent GIF's bgra into VP9: yuva420p).
+
+    ``alpha=False``: the input's alpha plane is opaque filler (an opaque GIF, which FFmpeg decodes as ``bgra``):
+    chosen as if the input had none. ``container`` (the output's muxer name) chooses the notice's advice
+    (:func:`keep_advice`).
     """
     listed_by_encoder = encoder_pix_fmts(codec)
     if not listed_by_encoder:  # an encoder that takes any format (rawvideo, for yuv4mpegpipe): the input's own
@@ -155,6 +194,8 @@ def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None)
     want = pixel_format(input_pix_fmt)
     if want.full_range and want.name.startswith("yuvj"):
         want = pixel_format(input_pix_fmt.replace("yuvj", "yuv", 1))
+    if want.alpha and not alpha:
+        want = want.same_family(alpha=False)
     cands = sorted((pixel_format(n) for n in accepted if not pixel_format(n).full_range), key=lambda c: _rank(c, want))
     # the nearest the encoder really opens with; when it opens with none (no GPU for NVENC, a codec that needs
     # options), the nearest listed one, for the writer to report its own error
@@ -169,5 +210,5 @@ def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None)
     notice = (f"{codec} cannot encode {want.description} ({input_pix_fmt}); writing {best.name} "
               f"({best.description}) instead")
     if codec not in ("ffv1", "prores_ks") and (want.family == "rgb" or want.bits > 10 or best.bits < want.bits):
-        notice += "; use --codec ffv1 (or prores_ks for 10-bit YUV) to keep it"
+        notice += "; " + keep_advice(container)
     return best.name, notice
