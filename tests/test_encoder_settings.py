@@ -143,6 +143,9 @@ def test_presets_are_the_encoders_own(codec, bad):
     else:
         assert "13" in listed
     assert preset_values("libvpx-vp9") is None and preset_values("prores_ks") is None  # no preset option
+    with pytest.raises(OptionError, match=r"prores_ks \(it has no preset option; its profile is --encoder-opt "
+                                          r"profile=auto\|proxy\|lt\|standard\|hq\|4444\|4444xq\), got 'hq'"):
+        encoder_settings("prores_ks", preset="hq")
 
 
 def test_a_bad_preset_is_refused_before_a_model_is_loaded(tmp_path, clip, capfd):

@@ -153,7 +153,10 @@ def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str 
         if float(crf) == int(float(crf)):
             crf = int(float(crf))
     if preset is not None and "preset" not in private:
-        raise OptionError("preset", f"no --preset for encoder {codec} (it has no preset option)", preset)
+        profile = private.get("profile")
+        hint = ("; its profile is --encoder-opt profile=" + "|".join(c.name for c in profile.choices)
+                if profile is not None and profile.choices else "")
+        raise OptionError("preset", f"no --preset for encoder {codec} (it has no preset option{hint})", preset)
     values = None if preset is None else preset_values(codec)
     if values is not None and str(preset).strip() not in values[0]:  # FFmpeg would refuse it at avcodec_open2
         raise OptionError("preset", f"a {codec} preset: {values[1]}", preset)
