@@ -512,6 +512,8 @@ def test_a_resume_keeps_what_the_changed_options_do_not_touch_and_redoes_what_th
     assert any(m.startswith("done     one.mkv (1 frame, ") for m in logs), logs
     assert s1.table().splitlines()[-1].startswith("3 files: 2 done, 0 skipped, 1 failed; 2 frames in ")
     assert re.fullmatch(r"done +1 +\d+\.\d +-  cover\.png", s1.table().splitlines()[2]), s1.table()
+    rates = {f["file"]: f["fps"] for f in s1.as_json()["files"]}
+    assert rates["cover.png"] is None and rates["one.mkv"] > 0  # --progress json's last object: no rate for a still
     before = {k: state(out / k) for k in ("one.mkv", "cover.png")}
 
     s2 = run_batch([lib], out, devices="cpu,cpu", threads=2, segment_seconds=50, streams=3, offline=True, stale_s=100,

@@ -43,7 +43,9 @@ def printable(text: str) -> str:
 def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds: float | None) -> str:
     """sha256 (first 16 hex digits) over everything that changes an output's bytes (pure): the model's weights
     hash, the options that can change an output (``UpscaleOptions.output_affecting``: not the device, threads,
-    heartbeats or Ray settings), the segment length and the package version."""
+    heartbeats or Ray settings), the segment length and the package version. ``--backend`` is in it: torch and ONNX
+    Runtime give outputs that differ in float rounding, and ``auto`` may pick another one on another node. What each
+    file's record is made with: :func:`job_hashes`."""
 
     def norm(v: Any) -> Any:
         if isinstance(v, Fraction):
@@ -242,6 +244,12 @@ class JobRow:
     journaled); a skipped file's is its journal record's. None: not known (a record from before it was kept)."""
 
     @property
+    def has_rate(self) -> bool:
+        """Whether :attr:`fps` means something: frames were rendered, and not just one still image (which has a time,
+        not a rate); a join alone renders nothing. The table and the JSON give no fps otherwise."""
+        return bool(self.rendered) and not (self.still and self.frames == 1)
+
+    @property
     def fps(self) -> float:
         """Frames rendered by this run over this run's seconds for the file; 0 when it rendered none (a resumed
         file whose only work left was the join, a skipped file)."""
@@ -296,7 +304,7 @@ class BatchSummary:
         return {
             "done": True,
             "files": [{"file": r.key, "status": r.status, "frames": r.frames, "rendered": r.rendered,
-                       "seconds": round(r.seconds, 3), "fps": round(r.fps, 3) if r.rendered else None,
+                       "seconds": round(r.seconds, 3), "fps": round(r.fps, 3) if r.has_rate else None,
                        "segments": r.segments, "error": r.error or None, "damage": "; ".join(r.damage) or None,
                        "reuse": None if r.reuse is None else r.reuse.as_dict()} for r in self.rows],
             "batch": {"files": len(self.rows), **{k: self.count(k) for k in ("done", "damaged", "skipped", "failed",
@@ -309,8 +317,7 @@ class BatchSummary:
     def table(self) -> str:
         lines = [f"{'status':<11} {'frames':>8} {'seconds':>9} {'fps':>8}  file"]
         for r in self.rows:
-            # a join alone renders nothing, and one image has a time, not a rate: no fps
-            fps = f"{r.fps:>8.2f}" if r.rendered and not (r.still and r.frames == 1) else f"{'-':>8}"
+            fps = f"{r.fps:>8.2f}" if r.has_rate else f"{'-':>8}"
             nums = (f"{r.frames:>8} {r.seconds:>9.1f} {fps}" if r.status in ("done", "damaged") and r.seconds
                     else f"{'-':>8} {'-':>9} {'-':>8}")
             notes = []
