@@ -5,6 +5,9 @@
   (within the one code a still's 16-bit intermediate can round differently).
 * A palette (``pal8``) clip whose palette gains a see-through entry in a later frame is read as ``rgba`` (every
   frame's palette counts, not only the first's) and its output keeps that alpha.
+* End to end with an exact nearest x4 model (``near_identity`` noise 0), FFV1 in and out: a 4:4:4, RGB or grey
+  picture comes back within 1 code of the input (16-bit: 3, where R, G or B clips at 0 or 1), a 4:2:0 one's luma
+  likewise on average, and the BT.601/709/2020 tags and both ranges are kept.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import pytest
 from PIL import Image
 
 from esrgan_video.frames.color import MATRIX_KR_KB, ColorSpec, Matrix
-from esrgan_video.frames.pixel_formats import pixel_format
+from esrgan_video.frames.pixel_formats import PADDING, pixel_format, plane_layouts
 from esrgan_video.stills import GREY_WEIGHTS
 from esrgan_video.testing import run_cli
+from esrgan_video.video.planes import copy_planes
 from esrgan_video.video.reader import open_input
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -123,3 +127,77 @@ def test_pal8_alpha_of_a_later_frame_reaches_the_output(tmp_path, near_identity_
     assert frames[0][..., 3].min() >= 253  # opaque, as the near-identity model passes it
     want = np.repeat(np.repeat(_pal8_palette(PN - 1)[:, 3][_pal8_index(PN - 1)], 2, 0), 2, 1)
     assert np.abs(frames[-1][..., 3].astype(int) - want).max() <= 8  # the model's noise; was 255 (opaque)
+
+
+_TAGS = {6: (6, 6, 6), 1: (1, 1, 1), 9: (9, 9, 14)}  # matrix: (colorspace, primaries, transfer) as a file has them
+
+
+def _components(frame: av.VideoFrame) -> tuple[object, dict[str, np.ndarray]]:
+    fmt = pixel_format(frame.format.name)
+    planes = copy_planes(frame, plane_layouts(fmt.name, frame.width, frame.height))
+    out = {}
+    for names, p in zip(fmt.planes, planes):
+        p = p.astype(np.int64) >> fmt.shift
+        for i, name in enumerate(names):
+            if name != PADDING:
+                out[name] = p if len(names) == 1 else p[..., i]
+    return fmt, out
+
+
+@pytest.mark.parametrize("pix_fmt,matrix,full,most", [
+    ("yuv444p10le", 6, False, 1), ("yuv444p10le", 1, True, 1), ("yuv444p10le", 9, False, 1),
+    ("yuv444p10le", 9, True, 1), ("yuv444p", 1, False, 1), ("yuva444p16le", 6, True, 3), ("yuv420p", 9, True, None),
+    ("gbrp10le", 0, True, 0), ("gray12le", 1, True, 0),
+])
+def test_identity_model_gives_the_input_back_with_its_tags(tmp_path, pix_fmt, matrix, full, most):
+    """The picture (a crop of skimage's astronaut) converted by swscale, tagged, FFV1; upscaled x4 by an exact
+    nearest model; each output component against the input's, nearest-upscaled."""
+    from skimage import data
+
+    from esrgan_video import upscale_video
+    from esrgan_video.testing import save_near_identity
+
+    w, h = 32, 24
+    rgb = np.ascontiguousarray(data.astronaut()[180:180 + 4 * h:4, 160:160 + 4 * w:4])
+    fmt = pixel_format(pix_fmt)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    if fmt.family == "yuv":
+        frame = frame.reformat(format=pix_fmt, dst_colorspace={6: "SMPTE170M", 1: "ITU709", 9: "BT2020"}[matrix],
+                               dst_color_range="JPEG" if full else "MPEG")
+    else:
+        frame = frame.reformat(format=pix_fmt)
+    colorspace, primaries, trc = _TAGS.get(matrix, (0, 1, 13))
+    src = tmp_path / "in.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, pix_fmt
+        ctx = s.codec_context
+        ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = colorspace, primaries, trc, 2 if full else 1
+        frame.colorspace, frame.color_primaries, frame.color_trc = colorspace, primaries, trc
+        frame.color_range = 2 if full else 1
+        c.mux(s.encode(frame))
+        c.mux(s.encode())
+    model = save_near_identity(tmp_path / "nearest.safetensors", 4, noise=0.0)
+    dst = tmp_path / "out.mkv"
+    upscale_video(src, dst, model=str(model), device="cpu", codec="ffv1")
+    with av.open(str(src)) as c:
+        fin = next(c.decode(video=0))
+    with av.open(str(dst)) as c:
+        fout = next(c.decode(video=0))
+    assert fout.format.name == pix_fmt and (fout.width, fout.height) == (4 * w, 4 * h)
+    tags = (fin.colorspace, fin.color_primaries, fin.color_trc, fin.color_range)
+    assert tags == (colorspace, primaries, trc, 2 if full else 1)  # the file holds what it is meant to
+    assert (fout.colorspace, fout.color_primaries, fout.color_trc, fout.color_range) == tags
+    _, cin = _components(fin)
+    _, cout = _components(fout)
+    assert set(cin) == set(cout)
+    for name, out in cout.items():
+        a = cin[name]
+        up = np.repeat(np.repeat(a, out.shape[0] // a.shape[0], 0), out.shape[1] // a.shape[1], 1)
+        err = np.abs(out - up)
+        if most is not None:
+            assert err.max() <= most, (name, err.max())
+        elif name in "YA":  # 4:2:0: the luma moves only where re-sited chroma makes R, G or B clip
+            assert err.mean() < 0.1, (name, err.mean())
+        else:  # chroma re-interpolated at its siting, not a nearest copy: no scale, no offset
+            assert err.mean() < 1.5 and abs((out - up).mean()) < 0.5, (name, err.mean(), (out - up).mean())
