@@ -91,6 +91,15 @@ def test_same_file_twice_is_one_job_and_output_may_not_be_its_source(tree: Path)
         plan_jobs(discover([f]), tree / "lib/s1")
 
 
+def test_one_file_named_through_a_symlinked_folder_and_directly_is_one_job(tmp_path: Path) -> None:
+    """``batch films/a.mkv link/a.mkv`` where ``link`` points at ``films``: the same file, one job (it was refused:
+    "would both be written to OUTDIR/a.mkv; rename one")."""
+    touch(tmp_path / "films/a.mkv")
+    (tmp_path / "link").symlink_to("films")
+    jobs = plan_jobs(discover([tmp_path / "films/a.mkv", tmp_path / "link/a.mkv"]), tmp_path / "out")
+    assert [(j.key, j.src) for j in jobs] == [("a.mkv", tmp_path / "films/a.mkv")]
+
+
 def test_an_output_that_is_another_input_is_refused_before_anything_runs(tmp_path: Path) -> None:
     """``batch lib -o lib --suffix _x4 --ext keep`` beside a source already named ``a_x4.mkv``: ``a.mkv``'s output
     would overwrite that source (with --overwrite, maybe while a worker reads it); an error naming both, before

@@ -79,9 +79,10 @@ def discover(
     nor searched by a glob whose fixed part lies above them (``lib/*`` with ``-o lib/restored``). ``outputs`` are
     files a directory walk or a glob never takes (the batch's own outputs, from its journal: an output folder that
     is also an input folder, ``lib -o lib --suffix _x4``, would otherwise upscale its outputs again on a rerun). A
-    file named as an input is taken as it is. A folder below a directory input that holds a batch journal is another
-    batch's output folder (``batch lib -o lib/x2``, then ``batch lib -o lib/x4``): it is not walked (its outputs are
-    not this batch's inputs) and is added to ``skipped``; naming it as an input walks it.
+    file named as an input is taken as it is, once: named again by another path (through a symbolic link), it adds
+    nothing (a walk's symlinked file is a file of its tree, kept). A folder below a directory input that holds a
+    batch journal is another batch's output folder (``batch lib -o lib/x2``, then ``batch lib -o lib/x4``): it is
+    not walked (its outputs are not this batch's inputs) and is added to ``skipped``; naming it as an input walks it.
     Raises ``InputError`` for an input that matches nothing.
     """
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
@@ -91,7 +92,17 @@ def discover(
     walk = _Walk(exts, excluded, skipped if skipped is not None else [])
     for item in inputs:
         _expand(str(item), Path.cwd(), walk, out, depth=0)
-    return [s for s in out if s.root is None and not s.found or Path(os.path.realpath(s.path)) not in own]
+    kept: list[Source] = []
+    seen: set[str] = set()
+    for s in out:
+        real = os.path.realpath(s.path)
+        named = s.root is None and not s.found
+        if named and real in seen:  # a file named again by another path (through a symlinked folder): one job
+            continue
+        seen.add(real)
+        if named or Path(real) not in own:
+            kept.append(s)
+    return kept
 
 
 def _below(fixed: Path, excluded: list[Path]) -> list[Path]:
