@@ -212,9 +212,10 @@ def test_lossless_x264_in_nut_says_its_decode_delay(tmp_path: Path, model_file: 
 def test_anamorphic_vp8_segments_are_planned_as_one_pass(tmp_path: Path, model_file: Path) -> None:
     """An anamorphic source (SAR 32:27) into AVI with VP8: the segments' container is chosen by the writer's own rule
     for a kept sample aspect ratio (``writer.sar_kept``), so each segment's frames are planned as the single pass
-    plans them. (Matroska, which holds VP8, keeps no VP8 SAR through PyAV: segments there were resampled to square
-    pixels, 170x96, where the single pass writes 144x96.) Lossy VP8 starts a new keyframe in each segment, so the
-    pictures differ; the geometry, the frame times and every packet's timestamps do not."""
+    plans them. AVI keeps no VP8 SAR through PyAV (the file read back 0:1: a 144x96 picture shown 3:2, not 16:9), so
+    the single pass resamples to square pixels, 170x96, and so does each segment (in NUT). Lossy VP8 starts a new
+    keyframe in each segment, so the pictures differ; the geometry, the frame times and every packet's timestamps do
+    not."""
     (tmp_path / "src").mkdir()
     src = make_clip(tmp_path / "src" / "clip.mkv", frames=12, size=(72, 48), sar=Fraction(32, 27), options=SOURCE_GOP)
     seg = batch(src, tmp_path / "seg", model_file, ".avi", SEGMENT_SECONDS, codec="libvpx")
@@ -229,7 +230,7 @@ def test_anamorphic_vp8_segments_are_planned_as_one_pass(tmp_path: Path, model_f
             return (v.codec_context.width, v.codec_context.height, v.sample_aspect_ratio), frames
 
     joined, single = geometry(tmp_path / "seg" / "clip.avi"), geometry(tmp_path / "one" / "clip.avi")
-    assert single[0][:2] == (144, 96) and len(single[1]) == 12
+    assert single[0][:2] == (170, 96) and len(single[1]) == 12
     assert joined == single
     assert describe(tmp_path / "seg" / "clip.avi", pictures=False) == describe(tmp_path / "one" / "clip.avi",
                                                                                pictures=False)
@@ -269,10 +270,12 @@ def test_segment_suffix() -> None:
     assert segment_suffix("a.webm", "libvpx-vp9") == ".webm" and segment_suffix("a.mov", "prores_ks") == ".mov"
     assert segment_suffix("a.ts", "libx264") == ".mov" and segment_suffix("a.avi", "libx264") == ".mov"
     assert segment_suffix("a.mpg", "mpeg2video") == ".mov" and segment_suffix("a.m2ts", "libx265") == ".mov"
-    assert segment_suffix("a.avi", "ffv1") == ".mp4"
+    # FFV1: MP4 keeps its SAR, AVI does not (writer.sar_kept): the segments would be planned anamorphic where the
+    # single pass is square; intra-only, so NUT keeps its times (exactly: Matroska rounds to 1 ms)
+    assert segment_suffix("a.avi", "ffv1") == ".nut" and segment_suffix("a.avi", "libsvtav1") == ".nut"
     assert segment_suffix("a.avi", "utvideo") == ".nut"  # in no MOV, MP4 or Matroska; intra-only, so NUT keeps it
-    # VP8: in no MOV or MP4, and its Matroska keeps no SAR where the output's AVI would (writer.sar_kept); it
-    # reorders no frames, so NUT keeps its times
+    # VP8: in no MOV or MP4; it reorders no frames, so NUT keeps its times
     assert segment_suffix("a.avi", "libvpx") == ".nut" and segment_suffix("a.nut", "libvpx") == ".nut"
+    assert segment_suffix("a.flv", "libvpx-vp9") == ".nut"  # MP4 keeps a VP9 SAR, FLV does not
     assert segment_suffix("a.nut", "libx264") == ".mov"  # NUT moves a stream decoded before 0 (B-frames) to 0
     assert segment_suffix("a.mkv", "libx264", "mpegts") == ".mov"  # --format decides the container

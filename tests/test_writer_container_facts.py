@@ -184,3 +184,47 @@ def test_progressive_input_unchanged(tmp_path: Path) -> None:
     remux(src, tmp_path / "out.mp4", codec="libx264")
     assert field_order(tmp_path / "out.mp4") == "progressive"
     assert field_order_kept("matroska", "ffv1", "yuv420p", "bb") == "bb"
+
+
+SAR_CODECS = ("libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "ffv1", "prores_ks", "mpeg4", "mjpeg",
+              "mpeg1video", "mpeg2video", "utvideo", "huffyuv", "ffvhuff", "rawvideo", "libwebp_anim")
+SAR_CONTAINERS = (".mkv", ".webm", ".mp4", ".mov", ".avi", ".nut", ".ts", ".mpg", ".flv", ".webp")
+
+
+def test_sar_kept_is_what_reads_back(tmp_path) -> None:
+    """``writer.sar_kept`` says what a file reads back: a 2-frame 72x48 SAR 32:27 clip of every codec the writer
+    offers, in every container that holds it (VP8 into .avi or .nut read back 0:1 where sar_kept said kept: AVI and
+    NUT take the SAR from the stream, which PyAV never sets; only a SAR in the bitstream survives there)."""
+    from esrgan_video.video.encoder_formats import choose_pix_fmt, encoder_opens
+    from esrgan_video.video.writer import check_output, sar_kept
+
+    import media
+
+    sar, written, wrong = Fraction(32, 27), [], []
+    for codec in SAR_CODECS:
+        try:
+            pix_fmt, _ = choose_pix_fmt(codec, "yuv420p")
+        except OutputError:
+            continue
+        if not encoder_opens(codec, pix_fmt):
+            continue
+        for ext in SAR_CONTAINERS:
+            dst = tmp_path / f"{codec}{ext}"
+            try:
+                fmt = check_output(dst, codec)
+            except OutputError:
+                continue
+            try:
+                with OutputVideo(dst, codec=codec, pix_fmt=pix_fmt, size=(72, 48), time_base=Fraction(1, 25),
+                                 rate=Fraction(25), sar=sar, copy_streams=False, notice=lambda m: None) as out:
+                    for i in range(8 if ext == ".ts" else 2):  # a 2-frame MPEG-TS is too short to probe
+                        out.write(media.frame_planes(pix_fmt, (72, 48), i), i)
+            except OutputError:
+                continue  # the writer refused it in one line (a container that cannot hold the encoder's frames)
+            with av.open(str(dst)) as c:
+                got = c.streams.video[0].sample_aspect_ratio if c.streams.video else "no video"
+            written.append((codec, ext))
+            if (got == sar) != sar_kept(codec, fmt):
+                wrong.append((codec, ext, str(got), sar_kept(codec, fmt)))
+    assert ("libvpx", ".avi") in written and ("libvpx", ".nut") in written and len(written) > 40, written
+    assert wrong == []

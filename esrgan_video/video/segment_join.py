@@ -15,8 +15,8 @@ reading each segment's packet index first and remuxing after (two reads), as it 
 
 Segments are rendered in a container that gives back exactly the timestamps written (:func:`segment_suffix`): the
 output's own when it is one of :data:`EXACT_FORMATS`, else MOV (or MP4, or Matroska, whichever holds the codec and
-keeps a sample aspect ratio as the output does, ``writer.sar_kept``; NUT for a codec that reorders no frames where
-none of them does: UT Video, and VP8 of an output whose muxer that rule says keeps the SAR, which Matroska does not).
+keeps a sample aspect ratio as the output does, ``writer.sar_kept``; NUT, before Matroska, for a codec that reorders no
+frames where neither MOV nor MP4 does: UT Video, and VP8, FFV1, … of an output that keeps no SAR for them, as AVI).
 MPEG-TS and MPEG-PS move a segment's clock (its first decode time made non-negative, every segment of a PS file
 starting at one preload), AVI keeps no presentation times and restarts its counters, so segments in those would no
 longer say where their frames lie. The join then writes the output's container itself: the video stream gets the
@@ -52,13 +52,14 @@ from .writer import check_output, output_format, sar_kept, video_time_base
 EXACT_FORMATS = ("matroska", "webm", "mov", "mp4")
 """Muxers whose files give back the timestamps the segments were written with (source times, a first decode time
 before 0 included): segments of an output in one of these are rendered in its own container."""
-_INTERMEDIATES = (".mov", ".mp4", ".mkv", ".nut")
+_INTERMEDIATES = (".mov", ".mp4", ".nut", ".mkv")
 """Where the segments of any other output are rendered: the first of these that holds the codec (and records a
 sample aspect ratio as the output would: ``writer.sar_kept``). MOV and MP4 keep the encoder's time base exactly (a
-timescale that is a multiple of it); Matroska rounds to 1 ms, so it comes after them. NUT holds what none of them does
-(UT Video; VP8 where Matroska's SAR rule is not the output's) and keeps the times of a stream whose decode times are
-its presentation times, so it is taken for codecs that reorder no frames only: it moves a stream whose first decode
-time is before 0 (B-frames) to start at 0."""
+timescale that is a multiple of it). NUT keeps any time base exactly too, and the times of a stream whose decode times
+are its presentation times, so it is taken for codecs that reorder no frames only (it moves a stream whose first
+decode time is before 0, B-frames, to start at 0): UT Video, which no other holds, and VP8, VP9, AV1, FFV1, ProRes,
+raw video of an output that keeps no SAR for them (AVI, NUT, FLV: MOV and MP4 would). Matroska rounds to 1 ms, so it
+comes last."""
 _AVCC_MUXERS = ("mov", "mp4", "ipod", "ismv", "3gp", "3g2", "psp", "f4v", "matroska", "webm", "flv")
 """Muxers that store H.264/HEVC length-prefixed (avcC/hvcC), as the intermediates do; every other gets Annex B."""
 _ANNEXB = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
@@ -78,8 +79,8 @@ def segment_suffix(dst: str | os.PathLike, codec: str, format: str | None = None
     """The file suffix to render ``dst``'s segments in, for encoder ``codec`` (``format``: ``--format``, else the
     extension's muxer): ``dst``'s own when its container is one of :data:`EXACT_FORMATS` (or unknown: the writer
     says why), else the first of :data:`_INTERMEDIATES` that holds ``codec`` and keeps a sample aspect ratio as
-    ``dst``'s container does (``writer.sar_kept``, what a single pass plans its frames by: a VP8 segment in
-    Matroska would be planned for square pixels where a single pass's AVI is not), else ``dst``'s own.
+    ``dst``'s container does (``writer.sar_kept``, what a single pass plans its frames by: an FFV1 segment in
+    MP4 would be planned anamorphic where a single pass's AVI, which keeps no FFV1 SAR, is square), else ``dst``'s own.
     Only FFmpeg's muxer tables are consulted (in memory)."""
     muxer = output_format(dst, format)
     own = Path(dst).suffix

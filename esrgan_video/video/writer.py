@@ -86,24 +86,32 @@ def output_format(dst: str | os.PathLike, format: str | None = None) -> str | No
         return None
 
 
+BITSTREAM_SAR_CODECS = frozenset({"h264", "hevc", "mpeg4", "mjpeg", "mpeg1video", "mpeg2video"})
+"""Codecs (FFmpeg codec names) whose pictures carry their sample aspect ratio in the bitstream (H.264/HEVC VUI,
+MPEG-4 Part 2 VOL, MPEG-1/2 sequence header, JFIF density): it reads back from any container."""
+SAR_FIELD_MUXERS = frozenset({"mov", "mp4"})
+"""Muxers that record the sample aspect ratio of the stream's codec parameters (``pasp``), which PyAV fills. Every
+other muxer (Matroska, WebM, AVI, NUT, FLV, WebP, …) takes it from the stream itself, which PyAV never sets: a
+VP8, VP9, AV1, FFV1, ProRes, UT Video, HuffYUV or raw video stream there reads back 0:1 or 1:1."""
 MATROSKA_NO_SAR_CODECS = frozenset({"vp8", "vp9", "av1", "ffv1", "prores", "utvideo", "rawvideo"})
-"""Codecs (FFmpeg codec names) whose sample aspect ratio a Matroska/WebM file written through PyAV loses: FFmpeg's
-Matroska muxer records the SAR from the stream, which PyAV never sets, so only a SAR in the bitstream (H.264, HEVC,
-MPEG-4 Part 2, MJPEG) survives. VP8, VP9 and AV1 carry none either (libvpx-vp9 into .webm read back 1:1)."""
+"""Kept for callers: the codecs whose SAR a Matroska/WebM file written through PyAV loses (all but
+:data:`BITSTREAM_SAR_CODECS`; see :func:`sar_kept`)."""
 
 
 def sar_kept(codec: str, container_format: str | None) -> bool:
-    """Whether an output of encoder ``codec`` in muxer ``container_format`` keeps a sample aspect ratio:
-    ``frames.sizing.sar_storable``, and not a ``MATROSKA_NO_SAR_CODECS`` codec in Matroska/WebM."""
+    """Whether an output of encoder ``codec`` in muxer ``container_format`` keeps a sample aspect ratio when written
+    through PyAV: ``frames.sizing.sar_storable``, and the codec carries its SAR in the bitstream
+    (:data:`BITSTREAM_SAR_CODECS`) or the muxer records it from the codec parameters (:data:`SAR_FIELD_MUXERS`).
+    A 72x48 SAR 32:27 clip of every codec the writer offers, in every container that holds it, read back so."""
     if not sar_storable(codec, container_format):
         return False
-    if container_format not in ("matroska", "webm"):
+    if container_format in SAR_FIELD_MUXERS:
         return True
     try:
         name = av.codec.Codec(codec, "w").canonical_name
     except Exception:  # an unknown encoder is refused elsewhere, in one line
         return True
-    return name not in MATROSKA_NO_SAR_CODECS
+    return name in BITSTREAM_SAR_CODECS
 
 
 def output_codec(dst: str | os.PathLike, codec: str | None, format: str | None = None) -> str:
@@ -752,7 +760,8 @@ class OutputVideo:
             ctx.sample_aspect_ratio = self.sar
             if self.sar != 1 and not sar_kept(codec, self._out.format.name):
                 self.say(f"{self.dst}: the sample aspect ratio {self.sar} cannot be "
-                         f"written for {codec} in Matroska with PyAV (it can in .mov/.mp4)")
+                         f"written for {codec} in {self.dst.suffix or self.format} files with PyAV "
+                         "(it can in .mov/.mp4)")
         if info is not None:
             if info.display_matrix:
                 vs.set_display_matrix(list(info.display_matrix))
