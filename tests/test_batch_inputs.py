@@ -255,7 +255,9 @@ def test_parse_devices() -> None:
         parse_devices("gpu0")
 
 
-@pytest.mark.parametrize("flag,value", [("--segment-seconds", "-1"), ("--max-attempts", "0")])
+# --stale-after 0 killed every worker as silent and journaled the files failed; --threads 0 was exit 3 (bad inputs)
+@pytest.mark.parametrize("flag,value", [("--segment-seconds", "-1"), ("--max-attempts", "0"), ("--threads", "0"),
+                                        ("--stale-after", "0"), ("--stale-after", "5"), ("--ray-cpus", "0")])
 def test_bad_batch_numbers_are_command_line_errors(tree: Path, capsys: pytest.CaptureFixture[str], flag, value) -> None:
     from esrgan_video.cli.batch import main
 

@@ -710,7 +710,11 @@ def run_batch(
     if max_attempts < 1:
         raise OptionError("max_attempts", "an integer >= 1", max_attempts)
     if threads is not None and threads < 1:
-        raise InputError(f"--threads: expected >= 1, got {threads}")
+        raise OptionError("threads", "an integer >= 1", threads)
+    if ray_num_cpus is not None and ray_num_cpus < 1:
+        raise OptionError("ray_num_cpus", "an integer >= 1", ray_num_cpus)
+    if not stale_s > heartbeat_s:  # every worker would be killed as silent before its first heartbeat
+        raise OptionError("stale_s", f"more seconds than a worker's heartbeat interval ({heartbeat_s:g} s)", stale_s)
     out = Path(outdir).resolve()
     passed_over: list[Path] = []
     sources = discover(inputs, extensions=extensions or VIDEO_EXTENSIONS, exclude=[out], outputs=_own_outputs(out),

@@ -17,7 +17,7 @@ import time
 from .arguments import add_upscale_options, command_parser, progress_mode, report_error, upscale_options
 from .exit_codes import DAMAGED
 from .signals import exit_status, signal_name, stop_signals
-from ..errors import EsrganVideoError
+from ..errors import EsrganVideoError, OptionError
 
 DESCRIPTION = (
     "Upscale many videos into OUTDIR, resumably. INPUT is a file, a directory (walked recursively for video "
@@ -139,10 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_args(args: argparse.Namespace) -> int:
     """Run a parsed batch command line; returns the exit code (errors found before starting propagate)."""
-    from ..batch import BatchInterrupted, run_batch
-
     options = upscale_options(args)
     mode = progress_mode(args)
+    try:
+        return _run(args, options, mode)
+    except OptionError as e:  # run_batch's own options, by their flags
+        raise e.relabel({"stale_s": "--stale-after", "ray_num_cpus": "--ray-cpus"}) from e.__cause__
+
+
+def _run(args: argparse.Namespace, options, mode: str) -> int:
+    from ..batch import BatchInterrupted, run_batch
+
     reporter = BatchReporter(mode, quiet=args.quiet)
     try:
         summary = run_batch(
