@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import EsrganVideoError, InputError, OptionError
+from .files import check_can_create, check_output_place
 from .frames.reuse import ReuseStats
 from .frames.transform import FrameTransform
 from .options import UpscaleOptions
@@ -34,7 +35,7 @@ from .video.output_plan import plan_output, with_codec
 from .video.reader import open_input
 from .video.trim import check_trim
 from .video.stream_copy import stream_selection
-from .video.writer import OutputVideo, check_output
+from .video.writer import PIPE, OutputVideo, check_output
 
 
 @dataclass
@@ -137,6 +138,9 @@ def upscale_video(
             say(msg)
         check_trim(inp, start, end)  # a trim that selects no frame: OptionError before anything is loaded or opened
         check_output(dst, codec, format=enc.format)  # a container that cannot hold the codec: before any work
+        if str(dst) != PIPE:  # where the output cannot go (it exists, no folder, the input): before the model loads
+            check_output_place(dst, overwrite=overwrite, src=src)
+            check_can_create(dst)
         _check_streams_keep(inp, enc)
         up = upscaler or Upscaler(opts.model, opts.runtime)
         reuse = opts.runtime.reuse if upscaler is None or _reuse_given(options, flat_options) else up.runtime.reuse

@@ -120,3 +120,19 @@ def test_video_faces_name_their_own_overwrite(tmp_path, capfd, near_identity_fil
         upscale_video(src, dst, model=str(model), device="cpu")
     assert str(e.value) == f"{dst}: already exists (pass overwrite=True to replace it)"
     assert dst.read_bytes() == b"old"
+
+
+def test_video_faces_say_it_before_the_model_loads(tmp_path, capfd):
+    """The CLI and ``upscale_video``, as for stills: the model named does not exist, so each error about the output's
+    place comes before it is loaded (a model load can take seconds to minutes: a TensorRT build, a download)."""
+    from esrgan_video.pipeline import upscale_video
+
+    src = media.make_clip(tmp_path / "in.mkv", size=(32, 24), frames=2)
+    missing_model = tmp_path / "no-such-model.pth"
+    for (dst, said), (_, api_said) in zip(_place_cases(tmp_path, "o.mkv"), _place_cases(tmp_path, "o.mkv", cli=False)):
+        assert one_line_error(capfd, src, dst, "--model", missing_model) == said
+        with pytest.raises(OutputError) as e:
+            upscale_video(src, dst, model=str(missing_model))
+        assert str(e.value) == api_said
+    assert (tmp_path / "o.mkv").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.mkv", "o.mkv"]
