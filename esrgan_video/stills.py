@@ -217,7 +217,7 @@ BLOCK_OUTPUT_PIXELS = 1920 * 1080 * 16
 """A still whose output (at the model's scale, without a resize) has more pixels than 1080p at ×4 goes through the
 frame transform in square blocks of at most this many output pixels, written into one output array (``--tile 0``
 keeps it whole). The transform holds a picture in float32 several times over at the output size — 58 bytes per
-output pixel measured besides the model: a 3000×2250 photo at ×4 (108 megapixels out) took 6.3 GB above the
+output pixel measured besides the model, before the colour code lost its temporaries (e082409): a 3000×2250 photo at ×4 (108 megapixels out) took 6.3 GB above the
 process's start, in blocks 1.7 GB; a 24-megapixel photo at ×4 (384 megapixels) needed some 22 GB. Each block's
 input has ``tile_pad`` pixels of the picture around it, as a tile does, and only its own pixels are kept: a block
 seam is a tile seam (none with a model whose reach is under the pad). The pads cost about 4·pad/side more work,
