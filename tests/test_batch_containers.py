@@ -279,3 +279,29 @@ def test_segment_suffix() -> None:
     assert segment_suffix("a.flv", "libvpx-vp9") == ".nut"  # MP4 keeps a VP9 SAR, FLV does not
     assert segment_suffix("a.nut", "libx264") == ".mov"  # NUT moves a stream decoded before 0 (B-frames) to 0
     assert segment_suffix("a.mkv", "libx264", "mpegts") == ".mov"  # --format decides the container
+
+
+VFR_MS = [0, 40, 90, 100, 150, 190, 250, 290, 330, 400, 440, 480]  # 12 frames, a clean cut every 4
+
+
+def test_vfr_into_avi_with_b_frames_is_refused_as_in_one_pass(tmp_path: Path, model_file: Path) -> None:
+    """A variable-rate input into AVI with libx264's B-frames: a single pass refuses it (``writer.check_avi_times``:
+    AVI's decode-order times are not the frames'); a segmented run rendered its segments in MOV and joined them into
+    the AVI by remuxing, which wrote the wrong times the single pass refuses. The plan does not split it, so the file
+    fails with the single pass's line; with ``bf=0`` it is split as before."""
+    (tmp_path / "src").mkdir()
+    src = make_clip(tmp_path / "src" / "vfr.mkv", pts=VFR_MS, time_base=Fraction(1, 1000), options=SOURCE_GOP)
+    seg = batch(src, tmp_path / "seg", model_file, ".avi", SEGMENT_SECONDS, codec="libx264")
+    one = batch(src, tmp_path / "one", model_file, ".avi", 0, codec="libx264")
+    assert [r.status for r in seg.rows] == [r.status for r in one.rows] == ["failed"]
+    assert seg.exit_code == one.exit_code != 0
+    error = seg.rows[0].error
+    assert error == one.rows[0].error.replace(str(tmp_path / "one"), str(tmp_path / "seg"))
+    assert error.startswith(f"{tmp_path / 'seg' / 'vfr.avi'}: AVI stores no presentation times and vfr.mkv has a "
+                            "variable frame rate") and "\n" not in error
+    assert not (tmp_path / "seg" / "vfr.avi").exists() and not (tmp_path / "seg" / ".esrgan-video-segments").exists()
+
+    ok = batch(src, tmp_path / "bf0", model_file, ".avi", SEGMENT_SECONDS, codec="libx264", encoder_opts={"bf": "0"})
+    assert ok.exit_code == 0 and ok.rows[0].status == "done" and ok.rows[0].segments == 2
+    assert [f.pts for f in read_frames(tmp_path / "bf0" / "vfr.avi")[0]] == [
+        f.pts for f in read_frames(src)[0]]

@@ -112,6 +112,36 @@ def cut_into_segments(task: Task, reuse: str = "exact") -> dict[str, Any]:
     }
 
 
+def join_times_refused(task: Task, options: UpscaleOptions) -> str | None:
+    """The one-pass refusal (``writer.check_avi_times``, its one line) a join of ``task``'s segments into its output
+    would bypass, else None: the segments are rendered in MOV and joined into the output's AVI by remuxing, where a
+    variable-rate input's B-frames (libx264, libx265) would get the decode-order times a single pass refuses to write.
+    The output's encoder, its pixel format (as ``output_plan.plan_output`` chooses it) and options, as the writer
+    would have them."""
+    from ..frames.pixel_formats import pixel_format
+    from ..video.encoder_formats import choose_pix_fmt
+    from ..video.encoder_settings import encoder_settings
+    from ..video.output_plan import alpha_used, with_codec
+    from ..video.reader import open_input
+    from ..video.writer import check_avi_times, output_format
+
+    enc = with_codec(options, task.dst).encode
+    muxer = output_format(task.dst, enc.format)
+    if muxer != "avi":
+        return None
+    with open_input(task.src) as inp:
+        info = inp.info
+        pix_fmt, _ = choose_pix_fmt(enc.codec, info.pix_fmt, requested=enc.pix_fmt,
+                                    alpha=pixel_format(info.pix_fmt).alpha and alpha_used(info), container=muxer)
+        codec_options = encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset,
+                                         options=enc.encoder_options).codec_options()
+        try:
+            check_avi_times(task.dst, muxer, enc.codec, pix_fmt, codec_options, inp)
+        except EsrganVideoError as e:
+            return one_line(e)
+    return None
+
+
 def apply_threads(threads: int | None) -> None:
     """Fix the CPU thread count (determinism: float sums depend on how work is split)."""
     if threads:
@@ -151,7 +181,11 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
 
     t0 = time.perf_counter()
     if task.kind == "plan":
-        return cut_into_segments(task, settings.options.runtime.reuse)
+        planned = cut_into_segments(task, settings.options.runtime.reuse)
+        if len(planned["segments"]) > 1 and join_times_refused(task, settings.options) is not None:
+            # not split: the whole-file task's writer refuses it with the same line, as a single pass does
+            planned["segments"] = [[None, None, planned["frame_count"]]]
+        return planned
     Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
     if task.kind == "join":
         from ..video.segment_join import join_segments

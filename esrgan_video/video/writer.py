@@ -55,7 +55,7 @@ from .reader import InputVideo
 from .stream_copy import (StreamCopier, StreamSelection, advanced_timecodes, container_suggestion, copy_stream_facts,
                           mpegts_holds, shifted_chapters)
 
-__all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "cfr_rate", "check_output",
+__all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "cfr_rate", "check_avi_times", "check_output",
            "container_suggestion", "encoder_rate", "input_cfr_rate", "output_format", "partial_path",
            "video_time_base"]
 
@@ -396,6 +396,29 @@ FIELD_NAMES = {"tt": "top field first", "bb": "bottom field first", "tb": "top f
                "bt": "bottom field coded first, top shown first", "progressive": "progressive", "unknown": "no order"}
 
 
+def check_avi_times(dst: str | os.PathLike, muxer: str | None, codec: str, pix_fmt: str, codec_options: dict[str, str],
+                    template: InputVideo | None, *, time_base: Fraction | None = None,
+                    rate: Fraction | None = None) -> None:
+    """Refuse (``OutputError``, one line) an AVI of a variable-rate input from an encoder that stores frames out of
+    display order (``encoder_formats.encoder_reorders``: libx264's and libx265's B-frames; ``codec_options``: the
+    encoder's, ``EncoderSettings.codec_options``). AVI keeps one time per packet, in decode order; a constant-rate
+    input's packets are one tick (``1/rate``, :func:`video_time_base`) apart and the reader gives the frames their
+    places back, but a variable rate's ticks are the decode times, which are not the frames' (a 0, 40, 90, 100, 250,
+    290 ms clip read back 0, 40, 90, 130, 180, 190). ``time_base``/``rate``: the output stream's, the input's by
+    default. The writer asks before it opens a file; a batch asks when it plans a file's segments (their join into
+    AVI would write the same wrong times)."""
+    if muxer != "avi" or template is None:
+        return
+    info = template.info
+    time_base = info.time_base if time_base is None else time_base
+    if input_cfr_rate(template, time_base, info.frame_rate if rate is None else rate) is not None:
+        return
+    if encoder_reorders(codec, pix_fmt, tuple(sorted(codec_options.items()))):
+        raise OutputError(f"{dst}: AVI stores no presentation times and {template.path.name} has a variable "
+                          f"frame rate, so {codec}'s B-frames would be written at wrong times; use .mkv or .mp4, "
+                          "or --encoder-opt bf=0")
+
+
 def field_options(codec: str, field_order: str | None, options: dict[str, str]) -> dict[str, str]:
     """``options`` for encoder ``codec`` writing frames of ``field_order`` (``VideoInfo.field_order``): libx264 flags
     its stream interlaced in that order (``fake-interlaced``: the frames are still coded as frames, the SPS and the
@@ -679,20 +702,9 @@ class OutputVideo:
         return None if rate is None else EncoderClock(rate, self.time_base, dst=self.dst, codec=codec)
 
     def _check_avi_times(self, codec: str, template: InputVideo | None) -> None:
-        """Refuse, before any file is opened, an AVI of a variable-rate input from an encoder that stores frames out of
-        display order (``encoder_formats.encoder_reorders``: libx264's and libx265's B-frames). AVI keeps one time per
-        packet, in decode order; a constant-rate input's packets are one tick (``1/rate``, :func:`video_time_base`)
-        apart and the reader gives the frames their places back, but a variable rate's ticks are the decode times,
-        which are not the frames' (a 0, 40, 90, 100, 250, 290 ms clip read back 0, 40, 90, 130, 180, 190)."""
-        if self.format != "avi" or template is None:
-            return
-        if input_cfr_rate(template, self.time_base, self.rate) is not None:
-            return
-        opts = tuple(sorted(self.encoder_settings.codec_options().items()))
-        if encoder_reorders(codec, self.pix_fmt, opts):
-            raise OutputError(f"{self.dst}: AVI stores no presentation times and {template.path.name} has a variable "
-                              f"frame rate, so {codec}'s B-frames would be written at wrong times; use .mkv or .mp4, "
-                              "or --encoder-opt bf=0")
+        """:func:`check_avi_times` of this output, before any file is opened."""
+        check_avi_times(self.dst, self.format, codec, self.pix_fmt, self.encoder_settings.codec_options(), template,
+                        time_base=self.time_base, rate=self.rate)
 
     def _cfr_clock(self, codec: str, template: InputVideo | None) -> EncoderClock | None:
         """libx264 (:data:`TIMEBASE_TICK_ENCODERS`) of a constant-rate input gets the rate as its time base, so its
