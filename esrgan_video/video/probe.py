@@ -2,9 +2,10 @@
 
 ``pick_video_stream`` is the one rule for which stream is "the video" (the first video stream that is
 not cover art), shared by the reader, the packet index and the probes; :class:`Demux` is the one way they (and
-the stream copier) read packets up to where a damaged file stops the demuxer. ``probe`` is what batch records
-for a finished output and compares on resume ("it opens with the recorded frame count"); ``container
-duration`` is what batch reads to decide whether splitting a file is worth a keyframe scan. Exact
+the stream copier) read packets up to where a damaged file stops the demuxer; :func:`video_decoder` is the one rule
+for which decoder the reader decodes the video with (the stream's own; libvpx for a VP8/VP9 alpha track). ``probe``
+is what batch records for a finished output and compares on resume ("it opens with the recorded frame count");
+``container duration`` is what batch reads to decide whether splitting a file is worth a keyframe scan. Exact
 counts and timestamps of every packet are :mod:`esrgan_video.video.packet_index`'s.
 """
 
@@ -18,7 +19,7 @@ import av
 
 from ..errors import InputError
 
-__all__ = ["Demux", "container_duration", "pick_video_stream", "probe"]
+__all__ = ["ALPHA_DECODERS", "Demux", "container_duration", "pick_video_stream", "probe", "video_decoder"]
 
 
 def pick_video_stream(path: str | os.PathLike, container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -31,6 +32,37 @@ def pick_video_stream(path: str | os.PathLike, container: av.container.InputCont
         kinds = ", ".join(f"{s.type} {s.codec_context.name if s.codec_context else '?'}" for s in container.streams)
         raise InputError(f"{path}: has no video stream (it has: {kinds or 'no streams at all'})")
     return videos[0]
+
+
+ALPHA_DECODERS = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
+"""The decoders that decode a VP8/VP9 stream's alpha (FFmpeg's libvpx wrappers), by the stream's codec."""
+
+
+def has_alpha_track(stream) -> bool:
+    """Whether the video ``stream`` says it keeps an alpha channel beside its pictures: Matroska/WebM's
+    ``AlphaMode`` 1 (FFmpeg's stream tag ``alpha_mode``), the alpha coded in each block's BlockAdditional."""
+    return any(k.lower() == "alpha_mode" and str(v).strip() == "1" for k, v in stream.metadata.items())
+
+
+def video_decoder(stream) -> av.CodecContext:
+    """The codec context the video ``stream``'s packets are decoded with (``ctx.decode(packet)``): the stream's own
+    (FFmpeg's native decoder), except for a VP8/VP9 stream with an alpha track (:func:`has_alpha_track`). FFmpeg's
+    native ``vp8``/``vp9`` decoders ignore the alpha (the frames are yuv420p, the alpha silently lost); its libvpx
+    decoders (:data:`ALPHA_DECODERS`) decode it from the packets' side data (yuva420p): a new context of that decoder,
+    with the stream's extradata and size. The native decoder stays for every other stream (it is faster), and where
+    this FFmpeg has no libvpx decoder. The reader's probe and its reads decode with the same one."""
+    native = stream.codec_context
+    name = ALPHA_DECODERS.get(native.name if native is not None else None)
+    if name is None or not has_alpha_track(stream):
+        return native
+    try:
+        ctx = av.CodecContext.create(name, "r")
+    except av.codec.codec.UnknownCodecError:  # an FFmpeg built without libvpx: its own decoder, opaque
+        return native
+    if native.extradata:
+        ctx.extradata = native.extradata
+    ctx.width, ctx.height = native.width, native.height
+    return ctx
 
 
 class Demux:

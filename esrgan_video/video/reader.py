@@ -50,7 +50,7 @@ from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_tr
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
 from .packet_index import PacketIndex, decode_order_timestamps, mpeg4_vops, read_packet_index
 from .planes import read_planes, stream_see_through
-from .probe import Demux, pick_video_stream
+from .probe import Demux, pick_video_stream, video_decoder
 from .trim import selected_frames
 from .metadata import (
     FIELD_ORDERS,
@@ -65,7 +65,10 @@ __all__ = ["DecodedFrame", "FrameRun", "InputVideo", "ReadStats", "VideoInfo", "
 # Keys muxers write themselves; copying them would describe the old file, not the new one.
 MUXER_KEYS = frozenset({"encoder", "duration", "major_brand", "minor_version", "compatible_brands",
                         "creation_time", "_statistics_tags", "_statistics_writing_app",
-                        "_statistics_writing_date_utc", "number_of_frames", "number_of_bytes", "bps"})
+                        "_statistics_writing_date_utc", "number_of_frames", "number_of_bytes", "bps",
+                        "alpha_mode"})
+# (Matroska's muxer writes ``alpha_mode`` itself for a yuva420p stream: copied, it would mark an opaque output as
+# having an alpha track.)
 
 
 def clean_metadata(meta: dict[str, str]) -> dict[str, str]:
@@ -405,8 +408,9 @@ class InputVideo:
             # the loss by one (a loss at 0.20 s put frame 7 at 0.32 s). Slice threads raise at the packet itself.
             # A decoder that conceals damage (CONCEALING_DECODERS) runs on one thread: with threads, which frames
             # it flags corrupt depends on their timing (MPEG-4 in Matroska: 3 frames of 4, now and then 2).
-            st.thread_type = "SLICE" if clock is not None else "AUTO"
-            st.codec_context.thread_count = 1 if info.codec in CONCEALING_DECODERS else 0
+            dec = video_decoder(st)  # the stream's own decoder; libvpx for a VP8/VP9 alpha track (probe.video_decoder)
+            dec.thread_type = "SLICE" if clock is not None else "AUTO"
+            dec.thread_count = 1 if info.codec in CONCEALING_DECODERS else 0
             if seek is not None:
                 target = int((seek.start + info.start_time) / info.time_base)
                 try:
@@ -428,7 +432,7 @@ class InputVideo:
                         if clock is not None:
                             clock.sent(pkt)
                     try:
-                        yield from pkt.decode()
+                        yield from dec.decode(pkt)
                     except av.FFmpegError:
                         errors += 1
                         first_loss = first_loss or _when(pkt, info.start_time)
@@ -438,7 +442,7 @@ class InputVideo:
                 if demux.error is not None:  # damaged container structure: keep what decoded
                     demux_error = " ".join(demux.error.split())
                 try:
-                    yield from st.decode(None)
+                    yield from dec.decode(None)
                 except av.FFmpegError:
                     pass  # flushing after damage: what decoded stays
 
@@ -965,7 +969,10 @@ def _probe(path: Path, container) -> VideoInfo:
     ctx = st.codec_context
     if ctx is None or ctx.name is None:
         raise InputError(f"{path}: the video codec cannot be decoded by this FFmpeg build")
-    ctx.thread_count = 1  # one frame wanted; and which frames a concealing decoder flags corrupt is then the reads'
+    # the decoder the reads use (libvpx for a VP8/VP9 alpha track, whose alpha FFmpeg's own vp8/vp9 drop): the first
+    # frame's format is the stream's read format; ``ctx`` keeps the stream's facts (codec, tags, side data)
+    dec = video_decoder(st)
+    dec.thread_count = 1  # one frame wanted; and which frames a concealing decoder flags corrupt is then the reads'
     first = None
     short = False  # a packet the demuxer read short: flagged corrupt, and the file ends where it does
     size = path.stat().st_size
@@ -980,7 +987,7 @@ def _probe(path: Path, container) -> VideoInfo:
             short = short or bool(pkt.size and pkt.is_corrupt and pkt.pos is not None and pkt.pos >= 0
                                   and pkt.pos + pkt.size + 16 >= size)
             try:
-                for frame in pkt.decode():
+                for frame in dec.decode(pkt):
                     if not frame.is_corrupt:
                         first = frame
                         break
@@ -991,7 +998,7 @@ def _probe(path: Path, container) -> VideoInfo:
             if first is not None:
                 break
         if first is None:
-            first = next((f for f in st.decode(None) if not f.is_corrupt), None)
+            first = next((f for f in dec.decode(None) if not f.is_corrupt), None)
     except av.FFmpegError as e:  # the demuxer stopped, or the flush failed
         error = error or e
     if first is None:
@@ -1025,7 +1032,7 @@ def _probe(path: Path, container) -> VideoInfo:
         chroma_location=None if siting is None else siting.ffmpeg_name,
     )
     coded = ctx.coded_side_data
-    decoded = ctx.decoded_side_data
+    decoded = dec.decoded_side_data  # what decoding the first frame set (the decoder the reads use)
     # PyAV 19 frees a side-data entry's metadata dictionary with its Python wrapper, and FFmpeg again with the frame
     # (a segfault); of the decoders only PNG's sets one (its ICC profile's name): an APNG with an iCCP chunk crashed
     frame_sd = {} if ctx.name in ("png", "apng") else {t: bytes(sd) for t, sd in first.side_data.items()}
