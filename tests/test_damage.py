@@ -39,11 +39,21 @@ def damaged(tmp_path_factory) -> dict[str, Path]:
 read = media.read_frames
 
 
+def whole_packet_times(path: Path) -> list[int]:
+    """The presentation times of the video packets ``path`` holds whole (not the one it ends inside), sorted."""
+    with av.open(str(path)) as c:
+        return sorted(p.pts for p in c.demux(video=0) if p.size and not p.is_corrupt)
+
+
 def test_truncated_faststart_mp4(damaged):
     frames, stats, said = read(damaged["mp4"])
     assert 0 < len(frames) < 36 and stats.truncated and stats.expected == 36 and not stats.estimated
     assert said == [f"in.mp4 ends early: {len(frames)} of 36 frames decoded (the file is truncated)"]
-    assert [f.pts for f in frames] == [512 * i for i in range(len(frames))]  # what decoded is kept, in order
+    # what decoded is kept, in order: every frame held whole. Not always the first N: where the file ends inside a
+    # B-frame, the frames after it in display order that decoded before it are kept (0 .. 3584, 4608, 5632 without
+    # 4096). Which it is varies from run to run: the source clip's libx264 bits do (x264's AVX-512 code, here)
+    got = [f.pts for f in frames]
+    assert got == whole_packet_times(damaged["mp4"]) and set(got) <= {512 * i for i in range(36)}
 
 
 def test_matroska_that_ends_prematurely(damaged):
