@@ -1,21 +1,24 @@
-"""Which pixel formats an encoder takes, and the one to write for an input (no media is opened here).
+"""Which pixel formats an encoder takes, and the one to write for an input (no file is opened here).
 
 Encoder capability lists come from FFmpeg (``av.codec.Codec(name, "w").video_formats``); what a pixel
 format *is* (family, depth, subsampling, planes) comes from the one descriptor,
 :mod:`esrgan_video.frames.pixel_formats`. A list can promise more than the linked library delivers
 (libvpx-vp9 lists ``gbrap`` and ``yuva444p``, libx265 ``yuva420p``; avcodec_open2 refuses them): the chosen
-format is checked by opening the encoder once on a 64×64 picture in memory (:func:`encoder_opens`, cached).
+format is checked by opening the encoder once on a 64×64 picture in memory (:func:`encoder_opens`, cached). An
+encoder that takes any format (rawvideo) writes one its container gives back (:func:`raw_kept`: one tiny frame written
+and read in memory, cached).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 from fractions import Fraction
 
 import av
 
 from ..errors import OutputError
-from ..frames.pixel_formats import PixelFormat, is_supported, pixel_format
+from ..frames.pixel_formats import SUPPORTED_PIX_FMTS, PixelFormat, is_supported, pixel_format
 
 __all__ = ["ENCODER_MAX_RATE", "choose_pix_fmt", "encoder_opens", "encoder_pix_fmts", "encoder_reorders",
            "keep_advice", "time_base_opens"]
@@ -34,6 +37,33 @@ def encoder_pix_fmts(codec: str) -> tuple[str, ...]:
     if enc.type != "video":
         raise OutputError(f"{codec!r} is a {enc.type} encoder, not a video encoder")
     return tuple(f.name for f in (enc.video_formats or ()))
+
+
+def muxer_options(muxer: str | None) -> dict[str, str]:
+    """The container options the writer opens ``muxer`` with: y4m above 8 bits is FFmpeg's "unofficial" extension."""
+    return {"strict": "unofficial"} if muxer == "yuv4mpegpipe" else {}
+
+
+@functools.lru_cache(maxsize=None)
+def raw_kept(muxer: str, pix_fmt: str) -> bool:
+    """Whether a ``muxer`` file gives rawvideo in ``pix_fmt`` back as ``pix_fmt`` (one 16×8 frame written and read in
+    memory). AVI and MOV store uncompressed video under a tag for a few layouts only, NUT for most: a p010le or
+    10-bit 4:4:0 NUT, or a 4:4:4 or 16-bit grey AVI, was written without a word and read back as rgb555le, bgr24 or
+    nothing; Matroska refuses most."""
+    buf = io.BytesIO()
+    try:
+        with av.open(buf, "w", format=muxer, container_options=muxer_options(muxer)) as out:
+            vs = out.add_stream("rawvideo", rate=25)
+            vs.width, vs.height, vs.pix_fmt = 16, 8, pix_fmt
+            for pkt in vs.encode(av.VideoFrame(16, 8, pix_fmt)):
+                out.mux(pkt)
+            for pkt in vs.encode(None):
+                out.mux(pkt)
+        buf.seek(0)
+        with av.open(buf, "r", format=muxer) as back:
+            return back.streams.video[0].codec_context.pix_fmt == pix_fmt
+    except (av.FFmpegError, ValueError, IndexError, OSError):
+        return False
 
 
 def encoder_opens(codec: str, pix_fmt: str) -> bool:
@@ -174,11 +204,30 @@ def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None,
     (:func:`keep_advice`).
     """
     listed_by_encoder = encoder_pix_fmts(codec)
-    if not listed_by_encoder:  # an encoder that takes any format (rawvideo, for yuv4mpegpipe): the input's own
-        want = requested or input_pix_fmt
-        if not is_supported(want):
-            raise OutputError(f"encoder {codec}: pixel format {want!r} is not one this program can write")
-        return (want.replace("yuvj", "yuv", 1) if want.startswith("yuvj") else want), None
+    if not listed_by_encoder:  # an encoder that takes any format (rawvideo): the input's own, where the file keeps it
+        want_name = requested or input_pix_fmt
+        if not is_supported(want_name):
+            raise OutputError(f"encoder {codec}: pixel format {want_name!r} is not one this program can write")
+        want_name = want_name.replace("yuvj", "yuv", 1) if want_name.startswith("yuvj") else want_name
+        if container is None or raw_kept(container, want_name):
+            return want_name, None
+        elsewhere = "--codec ffv1" if container == "nut" else "a .nut output, or --codec ffv1"
+        if requested is not None:
+            raise OutputError(f"the {container} container cannot carry {codec} video in {requested} (it would read "
+                              f"back as another format); use another --pix-fmt or {elsewhere}")
+        want = pixel_format(want_name)
+        if want.alpha and not alpha:
+            want = want.same_family(alpha=False)
+        kept = sorted((pixel_format(n) for n in SUPPORTED_PIX_FMTS
+                       if not pixel_format(n).full_range and raw_kept(container, n)), key=lambda c: _rank(c, want))
+        if not kept or (kept[0].family == "gray" and want.family != "gray"):
+            raise OutputError(f"the {container} container cannot carry {codec} video in {want_name}; use {elsewhere}")
+        best = kept[0]
+        if best.name == want.name:
+            return best.name, None
+        return best.name, (f"the {container} container cannot carry {codec} video in {want.description} "
+                           f"({input_pix_fmt}); writing {best.name} ({best.description}) instead; {elsewhere} "
+                           "keeps it")
     accepted = [n for n in listed_by_encoder if is_supported(n)]
     if requested is not None:
         if requested not in accepted:

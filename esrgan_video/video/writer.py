@@ -47,7 +47,7 @@ from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
 from .encoder_settings import encoder_settings
 from .chatter import quiet_encoder_options
 from .encoder_formats import (ENCODER_MAX_RATE, choose_pix_fmt, encoder_opens, encoder_pix_fmts, encoder_reorders,
-                              time_base_opens)
+                              muxer_options, time_base_opens)
 from .metadata import FIELD_ORDERS
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
@@ -441,8 +441,7 @@ def field_order_kept(muxer: str, codec: str, pix_fmt: str, field_order: str,
     code = next(k for k, v in FIELD_ORDERS.items() if v == field_order)
     buf = io.BytesIO()
     try:
-        opts = {"strict": "unofficial"} if muxer == "yuv4mpegpipe" else {}
-        with av.open(buf, "w", format=muxer, container_options=opts) as out:
+        with av.open(buf, "w", format=muxer, container_options=muxer_options(muxer)) as out:
             vs = out.add_stream(codec, rate=25, options=quiet_encoder_options(codec, dict(options), verbose=False))
             vs.width, vs.height, vs.pix_fmt = 64, 64, pix_fmt
             vs.codec_context.field_order = code
@@ -615,9 +614,8 @@ class OutputVideo:
             except OSError as e:
                 self.partial = None
                 raise cannot_create(self.dst, e) from e
-        container_options = {"strict": "unofficial"} if self.format == "yuv4mpegpipe" else {}  # >8-bit y4m
         try:
-            self._out = av.open(target, "w", format=format, container_options=container_options)
+            self._out = av.open(target, "w", format=format, container_options=muxer_options(self.format))
         except (ValueError, av.FFmpegError, OSError) as e:
             self._remove_partial()
             raise OutputError(f"{self.dst}: cannot write this file ({e}); "
