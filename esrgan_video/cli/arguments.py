@@ -99,7 +99,7 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
     s.add_argument("--square-pixels", action="store_true", default=None,
                    help="resample anamorphic (non-square-pixel) sources to square pixels, e.g. DVDs; also done, "
                         "with a notice, where the output cannot store a sample aspect ratio (FFV1, ProRes, UT Video, "
-                        "VP8, VP9, AV1 or rawvideo in .mkv/.webm)")
+                        "HuffYUV, VP8, VP9, AV1 or rawvideo in any container but .mov/.mp4)")
     s.add_argument("--tile", type=int, help="core tile in input pixels, 0 = whole frame (default: by frame size and device)")
     s.add_argument("--tile-pad", type=int, help="tile overlap on each side in input pixels (default: the model's: 48 "
                    "for ESRGAN/RRDB; for a compact model its receptive radius, which makes tiles exact: 18 for "
