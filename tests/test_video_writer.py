@@ -493,3 +493,17 @@ def test_without_template(tmp_path):
     info, frames = decoded(dst)
     assert [f.time for f in frames] == [Fraction(0), Fraction(1, 25), Fraction(1, 10)]
     assert (info.color.matrix, info.color.full_range) == (1, False)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".nut", ".webm"])
+def test_the_same_run_writes_the_same_bytes(tmp_path, capfd, near_identity_file, suffix):
+    """Outputs are opened ``bitexact`` (encoder_formats.muxer_options): Matroska wrote random segment/track UIDs and
+    the date, so two runs of one command differed in their bytes (batch's determinism)."""
+    from esrgan_video.testing import run_cli
+
+    src = make_clip(tmp_path / "in.mkv", codec="ffv1", size=(16, 8), frames=2)
+    outs = [tmp_path / f"a{suffix}", tmp_path / f"b{suffix}"]
+    for dst in outs:
+        p = run_cli(capfd, src, dst, "--model", near_identity_file(1), "-q")
+        assert p.returncode == 0, p.stderr
+    assert outs[0].read_bytes() == outs[1].read_bytes()

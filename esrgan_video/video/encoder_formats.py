@@ -40,8 +40,10 @@ def encoder_pix_fmts(codec: str) -> tuple[str, ...]:
 
 
 def muxer_options(muxer: str | None) -> dict[str, str]:
-    """The container options the writer opens ``muxer`` with: y4m above 8 bits is FFmpeg's "unofficial" extension."""
-    return {"strict": "unofficial"} if muxer == "yuv4mpegpipe" else {}
+    """The container options every output is opened with: ``bitexact`` (the same input and options give the same
+    bytes: Matroska wrote random segment/track UIDs and the date, Ogg random serial numbers, each muxer its version
+    string), and for y4m above 8 bits FFmpeg's "unofficial" extension."""
+    return {"fflags": "+bitexact", **({"strict": "unofficial"} if muxer == "yuv4mpegpipe" else {})}
 
 
 @functools.lru_cache(maxsize=None)

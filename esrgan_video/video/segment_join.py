@@ -41,6 +41,7 @@ from typing import Callable, Iterator, Sequence
 import av
 
 from ..errors import OptionError, OutputError
+from .encoder_formats import muxer_options
 from .discont import has_discontinuities
 from .metadata import demuxer_in
 from .packet_index import NOPTS, decode_order_timestamps, read_packet_index
@@ -356,7 +357,9 @@ def _write(src: Path, tmp: Path, dst: Path, first: av.video.stream.VideoStream,
     asked for once the output's streams are set up) and the source's other streams; returns the number of video
     packets."""
     frames = 0
-    with open_input(src) as inp, inp.open_container() as source, av.open(str(tmp), "w", format=format) as out:
+    options = muxer_options(format)
+    with open_input(src) as inp, inp.open_container() as source, \
+            av.open(str(tmp), "w", format=format, container_options=options) as out:
         info = inp.info
         base = info.start_time
         shift = base if shift_timestamps else Fraction(0)
