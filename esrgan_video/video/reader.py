@@ -5,8 +5,8 @@
         for frame in inp.frames(start=Fraction(1), end=120):   # from 1 s up to frame 120 (exclusive)
             frame.index, frame.pts, frame.planes
 
-Frames are decoded with codec threads on (on one thread for a decoder that conceals damage,
-:data:`CONCEALING_DECODERS`, whose corrupt flags otherwise depend on the threads' timing); each keeps the decoder's
+Frames are decoded with codec threads on (slice threads only for a decoder that conceals damage,
+:data:`CONCEALING_DECODERS`, whose corrupt flags otherwise depend on frame threads' timing); each keeps the decoder's
 timestamp (``pts``) — except in containers whose timestamps count packets in decode order (AVI:
 ``packet_index.DECODE_ORDER_FORMATS``), where each decoded frame, coming out in presentation order, takes the smallest
 timestamp of its GOP's packets sent so far that no frame has taken (:class:`_DecodeOrderClock`; decoded with slice
@@ -406,11 +406,12 @@ class InputVideo:
             # Frame threads report a packet the decoder refuses only some packets later, when its thread's frame is
             # due: the decode-order clock would give back a later packet's timestamp and shift every frame after
             # the loss by one (a loss at 0.20 s put frame 7 at 0.32 s). Slice threads raise at the packet itself.
-            # A decoder that conceals damage (CONCEALING_DECODERS) runs on one thread: with threads, which frames
-            # it flags corrupt depends on their timing (MPEG-4 in Matroska: 3 frames of 4, now and then 2).
+            # A decoder that conceals damage (CONCEALING_DECODERS) runs on slice threads only: with frame threads,
+            # which frames it flags corrupt depends on their timing (MPEG-4 in Matroska: 3 frames of 4, now and then
+            # 2); slice threads conceal once the picture's slices are all in, as one thread does.
             dec = video_decoder(st)  # the stream's own decoder; libvpx for a VP8/VP9 alpha track (probe.video_decoder)
-            dec.thread_type = "SLICE" if clock is not None else "AUTO"
-            dec.thread_count = 1 if info.codec in CONCEALING_DECODERS else 0
+            dec.thread_type = "SLICE" if clock is not None or info.codec in CONCEALING_DECODERS else "AUTO"
+            dec.thread_count = 0
             if seek is not None:
                 target = int((seek.start + info.start_time) / info.time_base)
                 try:
@@ -644,9 +645,11 @@ CONCEALING_DECODERS = frozenset({
     "vc1", "mpeg1video", "mpeg2video", "rv10", "rv20", "rv30", "rv40", "svq3"})
 """FFmpeg's decoders with error concealment (libavcodec's ``error_resilience``): they decode a damaged picture with its
 lost parts guessed and flag it corrupt (``frame.is_corrupt``), which the reader drops and counts as lost. With codec
-threads the flags (and the guesses) depend on the threads' timing — a frame thread hands a picture on before its
-concealment has run — so these decode on one thread: every run drops and counts the same frames, those a plain
-decode flags. (One thread decodes 720p H.264 at over 300 fps on a 2-core machine, far ahead of any model.)"""
+frame threads the flags (and the guesses) depend on the threads' timing — a frame thread hands a picture on before
+its concealment has run — so these decode on slice threads only (concealment runs once all of a picture's slices are
+in, as on one thread): every run drops and counts the same frames, those a plain decode flags. Slice threads pay on
+streams cut in slices (MPEG-2 on DVD: a slice per macroblock row; broadcast and Blu-ray H.264); a one-slice stream
+decodes as on one thread (720p H.264 at over 300 fps on a 2-core machine, far ahead of any model)."""
 
 HELD_BYTES = 256 << 20
 """Decoded frames without a timestamp are held back, up to this many bytes of pictures (and between 8 and 64 of
