@@ -16,6 +16,12 @@ def first_line(e: BaseException, limit: int | None = None) -> str:
     return text
 
 
+def printable(text: str) -> str:
+    """``text`` with its control characters (a newline or tab in a file name, an undecodable byte's surrogate)
+    written as escapes (``new\\nline.mkv``), so a log line, an error line or a row of a table stays one line (pure)."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def brief(e: BaseException, limit: int = 160) -> str:
     """``TypeName: first line of the message`` (:func:`first_line`), or the type name alone."""
     text = first_line(e, limit)

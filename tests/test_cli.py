@@ -193,7 +193,10 @@ def test_video_only_options_on_a_still_image_are_said_to_be_ignored(tmp_path, ti
     write_image(tmp_path / "a.png", np.full((12, 16, 3), 100, np.uint8), None, 8)
     p = run_here(capfd, tmp_path / "a.png", tmp_path / "b.png", "--model", tiny_model, "--crf", "18", "--start", "2")
     assert p.returncode == 0, p.stderr
-    assert "crf, start apply to videos, not to a still image; ignored" in p.stderr
+    assert "b.png: --crf and --start apply to videos, not to a still image; ignored" in p.stderr
+    p = run_here(capfd, tmp_path / "a.png", tmp_path / "d.png", "--model", tiny_model, "--codec", "libx265")
+    assert p.returncode == 0, p.stderr
+    assert "d.png: --codec applies to videos, not to a still image; ignored" in p.stderr
     p = run_here(capfd, tmp_path / "a.png", tmp_path / "c.png", "--model", tiny_model, "--tile", "8")
     assert p.returncode == 0 and "ignored" not in p.stderr, p.stderr
 
@@ -320,3 +323,16 @@ def test_an_option_not_given_is_said_as_nothing(tmp_path, tiny_model, capfd):
     assert_one_line_error(p, 2, "--format: expected one of matroska, nut, yuv4mpegpipe", "got nothing")
     assert_one_line_error(run_here(capfd, "train", "--out", tmp_path / "run"), 2, "--data: expected", "got nothing")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_error_naming_a_file_with_a_newline_stays_one_line(tmp_path, capfd):
+    """The error line quotes file names as they are, so a newline in one broke it in two (scripts read the last
+    line); control characters are written as escapes, as batch's log does (errors.printable)."""
+    from esrgan_video.testing import run_cli
+
+    src = tmp_path / "new\nline.mkv"
+    src.write_bytes(b"not a video")
+    p = run_cli(capfd, src, tmp_path / "out.mkv")
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 3 and len(lines) == 1, p.stderr
+    assert "new\\nline.mkv" in lines[0]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import __version__
-from ..errors import InputError, OptionError, OutputError
+from ..errors import InputError, OptionError, OutputError, printable
 from ..frames.reuse import ReuseStats
 from .inputs import VIDEO_EXTENSIONS, Job, discover, link_problem, plan_jobs
 from .journal import JOURNAL_NAME, Journal, fraction_text, parse_fraction, parse_lines
@@ -33,12 +33,6 @@ BATCH_FAILED_EXIT = 8
 """Exit code when the batch ran to the end but at least one file failed (the CLI's documented code)."""
 
 SEGMENTS_DIR = ".esrgan-video-segments"
-
-def printable(text: str) -> str:
-    """``text`` with its control characters (a newline or tab in a file name, an undecodable byte's surrogate)
-    written as escapes (``new\\nline.mkv``), so a log line or a row of the table stays one line (pure)."""
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
 
 def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds: float | None) -> str:
     """sha256 (first 16 hex digits) over everything that changes an output's bytes (pure): the model's weights

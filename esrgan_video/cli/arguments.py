@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import EsrganVideoError, OptionError
+from ..errors import EsrganVideoError, OptionError, printable
 from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
 from ..options import (BACKENDS, CONTAINER_CODECS, DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES,
                        PRECISIONS, REUSE_MODES, RuntimeOptions, UpscaleOptions)
@@ -64,7 +64,7 @@ def report_error(e: EsrganVideoError) -> int:
         e = e.relabel({e.option: flag_name(e.option)})
     elif isinstance(e, OutputExists):
         e = e.on_command_line()
-    print(f"esrgan-video: error: {e}", file=sys.stderr)
+    print(f"esrgan-video: error: {printable(str(e))}", file=sys.stderr)  # a newline in a file name stays in the line
     return e.exit_code
 
 

@@ -85,7 +85,7 @@ class BatchReporter:
         self._line = ""
 
     def log(self, msg: str) -> None:
-        from ..batch.driver import printable
+        from ..errors import printable
 
         if self.quiet:
             return
@@ -95,7 +95,7 @@ class BatchReporter:
             self._draw(self._line)
 
     def __call__(self, snap) -> None:
-        from ..batch.driver import printable
+        from ..errors import printable
 
         if self.mode == "json":
             print(json.dumps(snap.as_json()), file=self.stream, flush=True)
