@@ -108,7 +108,11 @@ def upscale_image(
     src, dst = Path(src), Path(dst)
     unused = _video_only_options(opts)
     if unused and notice is not None:
-        notice(f"{dst}: {', '.join(unused)} apply to videos, not to a still image; ignored")
+        from .cli.arguments import flag_name  # the flags' spelling (--no-audio for audio), as errors name them
+
+        names = list(dict.fromkeys(flag_name(n) for n in unused))
+        said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        notice(f"{dst}: {said} appl{'ies' if len(names) == 1 else 'y'} to videos, not to a still image; ignored")
     if dst.suffix.lower() not in IMAGE_EXTENSIONS:  # photo.png → photo.mp4: not an image's "unsupported extension"
         raise OutputError(f"{dst}: {src.name} is a still image; write it to an image ({', '.join(IMAGE_EXTENSIONS)})"
                           ", not a video")
