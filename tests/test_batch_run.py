@@ -590,3 +590,24 @@ def test_broken_links_and_link_loops_are_named_as_such(tmp_path: Path, model_fil
     assert {r.key: r.error for r in s.rows} == {
         "gone.mkv": f"{lib / 'gone.mkv'}: a broken symbolic link (to nowhere.mkv, which does not exist)",
         "loop.mkv": f"{lib / 'loop.mkv'}: a symbolic link loop"} and s.exit_code == BATCH_FAILED_EXIT
+
+
+def test_stills_beside_videos_say_nothing_of_the_videos_encoding_options(tmp_path: Path, model_file: Path,
+                                                                        torch_one_thread) -> None:
+    """--codec (or --crf, --start …) in a batch of videos and stills are the videos' options: a still's task gets
+    the run's options without the encoding and trimming groups, so no still logs "--codec applies to videos, not
+    to a still image" (each still said it, once per file); the video still gets the codec."""
+    from esrgan_video.video.images import write_image
+
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    for name in ("a.png", "b.png"):
+        write_image(lib / name, np.full((12, 16, 3), 90, np.uint8), None, 8)
+    make_clip(lib / "film.mkv", frames=1)
+    logs: list[str] = []
+    s = run_batch([lib], out, model=str(model_file), devices="cpu", extensions=["png", "mkv"], log=logs.append,
+                  **OPTS)  # codec="ffv1": the videos' option
+    assert {r.key: r.status for r in s.rows} == {"a.png": "done", "b.png": "done", "film.mkv": "done"}, s.table()
+    assert not [m for m in logs if "to videos, not to a still image" in m], logs
+    with av.open(str(out / "film.mkv")) as c:
+        assert c.streams.video[0].codec_context.name == "ffv1"
