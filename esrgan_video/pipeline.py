@@ -136,8 +136,10 @@ def upscale_video(
         info = inp.info
         for msg in inp.notices():
             say(msg)
-        check_trim(inp, start, end)  # a trim that selects no frame: OptionError before anything is loaded or opened
-        check_output(dst, codec, format=enc.format)  # a container that cannot hold the codec: before any work
+        # a trim that selects no frame: OptionError before anything is loaded or opened
+        kept = check_trim(inp, start, end)
+        # a container that cannot hold the codec (or a still image's name the frames): before any work
+        check_output(dst, codec, format=enc.format, frames=lambda: len(inp.frame_times()) if kept is None else kept)
         if str(dst) != PIPE:  # where the output cannot go (it exists, no folder, the input): before the model loads
             check_output_place(dst, overwrite=overwrite, src=src)
             check_can_create(dst)

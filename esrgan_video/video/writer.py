@@ -137,10 +137,14 @@ def _encoder_opens(muxer: str, codec: str) -> bool:
     return True
 
 
-def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = None) -> str:
+def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = None,
+                 frames: int | Callable[[], int] | None = None) -> str:
     """Refuse, with one line and before any work, an output that cannot be written: ``-`` without a pipe
     format (``OptionError``), a container FFmpeg does not know, or one that cannot hold ``codec``
     (``OutputError``, naming a container that can: e.g. prores_ks in MP4, FFV1 or SVT-AV1 in MOV).
+    ``frames``: how many frames the output gets (or a function that counts them, called only where it matters),
+    None where not known: more than one into a single still image's name (``x.png``, ``x.jpg``, ``x.tiff``: FFmpeg's
+    image2 muxer, which failed at frame 2) is an ``OutputError`` naming what holds them.
     Returns the muxer's name. (An encoder that cannot open at all — no GPU for NVENC — is left for the writer
     to report.)"""
     encoder_pix_fmts(codec)  # an unknown encoder (or not a video one): OutputError naming it
@@ -159,6 +163,13 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
         except (ValueError, av.FFmpegError) as e:
             raise OptionError("format", "an FFmpeg container (muxer) name such as matroska, mp4 or nut",
                               format) from e
+    if muxer == "image2" and frames is not None:
+        n = frames() if callable(frames) else frames
+        if n > 1:
+            raise OutputError(f"{dst}: a {Path(str(dst)).suffix} file holds one picture, not a video of {n} frames; "
+                              "write .apng, an animated .webp or a video container (.mkv, .mp4, …), or keep one "
+                              "frame with --start and --end (esrgan-video preview IN --at T -o OUT.png compares "
+                              "models on one)")
     if muxer == "gif":
         raise OutputError(f"{dst}: GIF holds 256 colours, which would throw the upscale away, and is not written; "
                           "write .apng (lossless, --codec apng) or .webp (--codec libwebp_anim), or make the GIF "
