@@ -106,13 +106,9 @@ def upscale_image(
     (:func:`probe_still_job`); read here when not given."""
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
     src, dst = Path(src), Path(dst)
-    unused = _video_only_options(opts)
+    unused = video_only_notice(opts, dst)
     if unused and notice is not None:
-        from .cli.arguments import flag_name  # the flags' spelling (--no-audio for audio), as errors name them
-
-        names = list(dict.fromkeys(flag_name(n) for n in unused))
-        said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-        notice(f"{dst}: {said} appl{'ies' if len(names) == 1 else 'y'} to videos, not to a still image; ignored")
+        notice(unused)
     if dst.suffix.lower() not in IMAGE_EXTENSIONS:  # photo.png → photo.mp4: not an image's "unsupported extension"
         raise OutputError(f"{dst}: {src.name} is a still image; write it to an image ({', '.join(IMAGE_EXTENSIONS)})"
                           ", not a video")
@@ -173,14 +169,21 @@ def upscale_samples(up: Upscaler, samples: np.ndarray, alpha: np.ndarray | None,
     return _to_grey(big, big_alpha, bits) if grey else (big, big_alpha)
 
 
-def _video_only_options(opts: UpscaleOptions) -> list[str]:
-    """The encoding and trimming options ``opts`` sets (their fields' names), which a still image does not use."""
-    out = []
+def video_only_notice(opts: UpscaleOptions, where: str | Path) -> str | None:
+    """The notice for the encoding and trimming options ``opts`` sets, which a still image does not use ("W: --crf and
+    --start apply to videos, not to a still image; ignored", by their flags' names); None when it sets none."""
+    from .cli.arguments import flag_name  # the flags' spelling (--no-audio for audio), as errors name them
+
+    unused = []
     for group in (opts.encode, opts.trim):
         default = type(group)()
-        out += [f.name for f in dataclasses.fields(group) if getattr(group, f.name) != getattr(default, f.name)
-                and f.name != "verbose"]
-    return out
+        unused += [f.name for f in dataclasses.fields(group) if getattr(group, f.name) != getattr(default, f.name)
+                   and f.name != "verbose"]
+    if not unused:
+        return None
+    names = list(dict.fromkeys(flag_name(n) for n in unused))
+    said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"{where}: {said} appl{'ies' if len(names) == 1 else 'y'} to videos, not to a still image; ignored"
 
 
 def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: tuple[int, int],

@@ -62,7 +62,7 @@ def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds:
 
 def still_options(options: UpscaleOptions) -> UpscaleOptions:
     """The options a still image's output depends on (pure): ``upscale_image`` uses the model, runtime and size
-    options only — the encoding and trimming ones apply to videos (``stills._video_only_options``), and ``--reuse``
+    options only — the encoding and trimming ones apply to videos (``stills.video_only_notice``), and ``--reuse``
     has no earlier frame to reuse in one image — so those are reset to their defaults in a still's options hash,
     and a resume with another ``--codec``, ``--crf`` or ``--start`` keeps the finished stills."""
     return replace(options, encode=EncodeOptions(), trim=TrimOptions(), runtime=replace(options.runtime, reuse="exact"))

@@ -190,7 +190,7 @@ def still_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]]
     """:func:`make_columns` for a still image (``at`` 0): each model's column is the picture
     ``esrgan-video IN OUT.png`` writes with the same options (``stills.upscale_samples``: 16 bits, grey, the alpha
     upscaled beside), shown as 8-bit RGB; the source column is its antialiased bicubic enlargement."""
-    from ..stills import _video_only_options, read_image, upscale_samples
+    from ..stills import read_image, upscale_samples, video_only_notice
     from ..upscaler import Upscaler
     from ..video.images import image_meta, round_to_8bit
 
@@ -198,9 +198,9 @@ def still_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]]
     if at != 0:
         given = f"{at}f" if isinstance(at, int) else f"{float(at):g}"
         raise OptionError("at", f"0 for {src}, a still image", given)
-    unused = _video_only_options(options)
+    unused = video_only_notice(options, src)
     if unused:
-        say(f"{src}: {', '.join(unused)} apply to videos, not to a still image; ignored")
+        say(unused)
     meta = image_meta(src) if meta is None else meta
     samples, alpha, bits = read_image(src, keep_grey=True, meta=meta)
     check_crop(crop, (samples.shape[1], samples.shape[0]))
