@@ -337,7 +337,7 @@ def test_a_video_to_an_image_still_goes_to_the_video_pipeline(tmp_path, model, c
     src = media.make_clip(tmp_path / "clip.mp4", frames=3)
     p = _upscale(capfd, src, tmp_path / "out.png", model)
     assert p.returncode == 6
-    assert "the .png container cannot hold libx264 video" in p.stderr
+    assert "out.png: a .png file holds one picture, not a video of 3 frames" in p.stderr  # the video face says it
 
 
 def test_linear_light_is_refused(tmp_path, photo, model, capfd):
