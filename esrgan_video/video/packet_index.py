@@ -248,7 +248,11 @@ def frame_step(stream, pts) -> int:
     rate = stream.average_rate or stream.guessed_rate
     if rate and rate.denominator and Fraction(rate.numerator, rate.denominator):
         return max(1, int(round(1 / (Fraction(rate.numerator, rate.denominator) * tb))))
-    shown = sorted(p for p in pts if p != NOPTS)
+    return median_step(sorted(p for p in pts if p != NOPTS))
+
+
+def median_step(shown: list[int]) -> int:
+    """The median step between the increasing times of ``shown`` (sorted, no NOPTS); 1 without one."""
     steps = sorted(b - a for a, b in zip(shown, shown[1:]) if b > a)
     return steps[len(steps) // 2] if steps else 1
 

@@ -48,7 +48,7 @@ from ..frames.pixel_formats import READ_AS, pixel_format, plane_layouts, read_fo
 from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet,
                      judge_truncation, raw_stream_pictures, stream_promise, timestamp_gaps)
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
-from .packet_index import PacketIndex, decode_order_timestamps, mpeg4_vops, read_packet_index
+from .packet_index import PacketIndex, decode_order_timestamps, median_step, mpeg4_vops, read_packet_index
 from .planes import read_planes, stream_see_through
 from .probe import Demux, pick_video_stream, video_decoder
 from .trim import selected_frames
@@ -608,9 +608,7 @@ class InputVideo:
         pts = self.packet_index().presentation_pts() if upto is not None else []
         if not pts:
             return 0
-        steps = sorted(b - a for a, b in zip(pts, pts[1:]) if b > a)
-        step = steps[len(steps) // 2] if steps else 1
-        return max(0, upto + step - bisect.bisect_right(pts, upto))
+        return max(0, upto + median_step(pts) - bisect.bisect_right(pts, upto))
 
     def _first_missing(self, good: list[int], lost: int, lower: Fraction | None) -> Fraction | None:
         """The media time of the first frame the packet index times (from ``lower`` on) that no whole decoded frame
