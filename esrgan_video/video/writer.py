@@ -403,6 +403,9 @@ def video_time_base(muxer: str | None, template: InputVideo | None, time_base: F
 FIELD_FIRST = {"tt": "tff", "bt": "tff", "bb": "bff", "tb": "bff"}
 """Interlaced field orders (``metadata.FIELD_ORDERS``) → the field shown first, as x264 says it."""
 
+FIELD_ORDER_CODES = {name: code for code, name in FIELD_ORDERS.items()}
+"""``metadata.FIELD_ORDERS`` the other way: a field order's name → FFmpeg's number for it."""
+
 FIELD_NAMES = {"tt": "top field first", "bb": "bottom field first", "tb": "top field coded first, bottom shown first",
                "bt": "bottom field coded first, top shown first", "progressive": "progressive", "unknown": "no order"}
 
@@ -449,13 +452,12 @@ def field_order_kept(muxer: str, codec: str, pix_fmt: str, field_order: str,
     memory and decoded. Matroska keeps it for any codec (its FieldOrder), MP4/MOV for most (``fiel``), libx264 in its
     stream anywhere; MPEG-2 and MPEG-4 Part 2 take it only from frame flags PyAV cannot set, AVI and WebM have no
     place for it. None when the probe cannot be written (the encoder does not open here: the writer says so)."""
-    code = next(k for k, v in FIELD_ORDERS.items() if v == field_order)
     buf = io.BytesIO()
     try:
         with av.open(buf, "w", format=muxer, container_options=muxer_options(muxer)) as out:
             vs = out.add_stream(codec, rate=25, options=quiet_encoder_options(codec, dict(options), verbose=False))
             vs.width, vs.height, vs.pix_fmt = 64, 64, pix_fmt
-            vs.codec_context.field_order = code
+            vs.codec_context.field_order = FIELD_ORDER_CODES[field_order]
             frame = av.VideoFrame(64, 64, pix_fmt)
             for plane in frame.planes:
                 plane.update(bytes(plane.buffer_size))
@@ -730,8 +732,8 @@ class OutputVideo:
 
     def _setup_video(self, codec, info) -> None:
         field_order = info.field_order if info is not None and info.field_order in FIELD_FIRST else None
-        options = quiet_encoder_options(codec, field_options(codec, field_order, self.encoder_settings.codec_options()),
-                                        verbose=self.verbose)
+        codec_options = field_options(codec, field_order, self.encoder_settings.codec_options())
+        options = quiet_encoder_options(codec, codec_options, verbose=self.verbose)
         if info is not None and info.hdr is not None:
             params = {"libx265": ("x265-params", info.hdr.x265_params()),
                       "libsvtav1": ("svtav1-params", info.hdr.svtav1_params())}.get(codec)
@@ -767,10 +769,9 @@ class OutputVideo:
         vs.thread_type = "AUTO"
         ctx.thread_count = 0
         if field_order is not None:  # an interlaced input's field order, which the output said was progressive
-            ctx.field_order = next(k for k, v in FIELD_ORDERS.items() if v == field_order)
+            ctx.field_order = FIELD_ORDER_CODES[field_order]
             got = field_order_kept(self._out.format.name, codec, self.pix_fmt, field_order,
-                                   tuple(sorted(field_options(codec, field_order,
-                                                              self.encoder_settings.codec_options()).items())))
+                                   tuple(sorted(codec_options.items())))
             if got is not None and got != field_order:
                 self.say(f"{self.dst}: the input's field order ({FIELD_NAMES[field_order]}) cannot be written for "
                          f"{codec} in {self.dst.suffix or self.format} files (it reads back as {FIELD_NAMES[got]})"
