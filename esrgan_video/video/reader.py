@@ -278,12 +278,6 @@ class InputVideo:
         return self._frame_times
 
     @cached_property
-    def _program_stream(self) -> bool:
-        """Whether the container is an MPEG program stream (:data:`PROGRAM_STREAM_FORMATS`), asked once per
-        :class:`InputVideo` rather than on every ``frames()`` run."""
-        return demuxer_in(self.info.container, PROGRAM_STREAM_FORMATS)
-
-    @cached_property
     def _pictures_in_bytes(self) -> int | None:
         """``damage.raw_stream_pictures`` of this file, counted once per :class:`InputVideo` (a whole-file pass;
         ``frame_times()`` of a raw stream — for a seek or a trim — runs ``frames()`` before the run that reads the
@@ -396,7 +390,7 @@ class InputVideo:
         clock = _DecodeOrderClock(info.codec) if decode_order_timestamps(info.container) else None
         shown: list[int] | None = [] if demuxer_in(info.container, GAP_FORMATS) else None
         mend = has_discontinuities(info.container)  # MPEG-TS/PS: a clock that restarts is mended (video.discont)
-        ps = self._program_stream  # MPEG-PS: a pack's timestamps may come on two packets
+        ps = demuxer_in(info.container, PROGRAM_STREAM_FORMATS)  # MPEG-PS: a pack's timestamps may come on two packets
         back, threshold = tolerances(info.time_base)  # a frame a little before the last is damage, not a join
         raw_prev: int | None = None  # the previous frame's timestamp as the file has it
         offset = 0  # what this piece of the timeline is moved by
