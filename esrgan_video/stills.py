@@ -130,8 +130,7 @@ def upscale_image(
             notice(f"{dst}: this format holds 8 bits; the 16-bit image is rounded to 8 (.png and .tiff keep 16)")
         lost = not_kept(dst.suffix.lower(), meta, grey=grey and not as_rgb)
         if lost:
-            said = lost[0] if len(lost) == 1 else f"{', '.join(lost[:-1])} and {lost[-1]}"
-            notice(f"{dst}: this format does not keep {said} of {src.name}")
+            notice(f"{dst}: this format does not keep {_listed(lost)} of {src.name}")
     if as_rgb and notice is not None:
         notice(f"{dst}: this format has no grey{' with alpha' if alpha is not None else ''}; the grey image is "
                "written as RGB with equal channels (.png and .tiff keep it grey)")
@@ -182,8 +181,12 @@ def video_only_notice(opts: UpscaleOptions, where: str | Path) -> str | None:
     if not unused:
         return None
     names = list(dict.fromkeys(flag_name(n) for n in unused))
-    said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-    return f"{where}: {said} appl{'ies' if len(names) == 1 else 'y'} to videos, not to a still image; ignored"
+    return f"{where}: {_listed(names)} appl{'ies' if len(names) == 1 else 'y'} to videos, not to a still image; ignored"
+
+
+def _listed(items: list[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"`` (pure): how a notice names several things."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: tuple[int, int],
