@@ -821,13 +821,13 @@ class _DecodeOrderClock:
         floor = self._starts[k - 1] if k else gop  # the GOP before may still have a late frame to give
         while self._free and self._free[0] < floor:
             heapq.heappop(self._free)  # its packet gave no frame
-        own = [t for t in self._free if t >= gop]
-        if not own:
+        # the smallest free one, unless the GOP before left some: then the smallest of its own GOP (if any)
+        own = min((t for t in self._free if t >= gop), default=None) if self._free and self._free[0] < gop else None
+        if own is None:
             return heapq.heappop(self._free) if self._free else None
-        ts = min(own)
-        self._free.remove(ts)
+        self._free.remove(own)
         heapq.heapify(self._free)
-        return ts
+        return own
 
     def in_order(self, frames) -> Iterator[tuple]:
         """``(frame, timestamp)`` for each decoded frame (:meth:`take`), sorted over :data:`REORDER` frames held back; a
