@@ -189,6 +189,18 @@ def keep_advice(container: str | None, *, alpha: bool = False, codec: str | None
     return f"{table.get(container or 'matroska', other)} to keep it"
 
 
+def _yuv(name: str) -> str:
+    """``yuvj*`` as ``yuv*`` (the full range goes in the colour tags, not the format); any other name unchanged."""
+    return name.replace("yuvj", "yuv", 1) if name.startswith("yuvj") else name
+
+
+def _wanted(input_pix_fmt: str, alpha: bool) -> PixelFormat:
+    """The format an output aims at for an ``input_pix_fmt`` input: :func:`_yuv` of it, its alpha left out where the
+    alpha plane is opaque filler (``alpha=False``)."""
+    want = pixel_format(_yuv(input_pix_fmt))
+    return want.same_family(alpha=False) if want.alpha and not alpha else want
+
+
 def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None, *, alpha: bool = True,
                    container: str | None = None) -> tuple[str, str | None]:
     """The output pixel format for encoder ``codec`` and a one-line notice when it differs from the input's kind.
@@ -210,16 +222,14 @@ def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None,
         want_name = requested or input_pix_fmt
         if not is_supported(want_name):
             raise OutputError(f"encoder {codec}: pixel format {want_name!r} is not one this program can write")
-        want_name = want_name.replace("yuvj", "yuv", 1) if want_name.startswith("yuvj") else want_name
+        want_name = _yuv(want_name)
         if container is None or raw_kept(container, want_name):
             return want_name, None
         elsewhere = "--codec ffv1" if container == "nut" else "a .nut output, or --codec ffv1"
         if requested is not None:
             raise OutputError(f"the {container} container cannot carry {codec} video in {requested} (it would read "
                               f"back as another format); use another --pix-fmt or {elsewhere}")
-        want = pixel_format(want_name)
-        if want.alpha and not alpha:
-            want = want.same_family(alpha=False)
+        want = _wanted(input_pix_fmt, alpha)
         kept = sorted((pixel_format(n) for n in SUPPORTED_PIX_FMTS
                        if not pixel_format(n).full_range and raw_kept(container, n)), key=lambda c: _rank(c, want))
         if not kept or (kept[0].family == "gray" and want.family != "gray"):
@@ -242,11 +252,7 @@ def choose_pix_fmt(codec: str, input_pix_fmt: str, requested: str | None = None,
         return requested, None
     if not accepted:
         raise OutputError(f"encoder {codec} accepts no pixel format this program can write")
-    want = pixel_format(input_pix_fmt)
-    if want.full_range and want.name.startswith("yuvj"):
-        want = pixel_format(input_pix_fmt.replace("yuvj", "yuv", 1))
-    if want.alpha and not alpha:
-        want = want.same_family(alpha=False)
+    want = _wanted(input_pix_fmt, alpha)
     cands = sorted((pixel_format(n) for n in accepted if not pixel_format(n).full_range), key=lambda c: _rank(c, want))
     # the nearest the encoder really opens with; when it opens with none (no GPU for NVENC, a codec that needs
     # options), the nearest listed one, for the writer to report its own error
