@@ -833,21 +833,21 @@ class _DecodeOrderClock:
         """``(frame, timestamp)`` for each decoded frame (:meth:`take`), sorted over :data:`REORDER` frames held back; a
         frame with none comes after those held."""
         held: list[tuple[int, int, object]] = []
+
+        def release(keep: int) -> Iterator[tuple]:  # the earliest held frames, until ``keep`` are left
+            while len(held) > keep:
+                t, _, f = heapq.heappop(held)
+                yield f, t
+
         for n, frame in enumerate(frames):
             ts = self.take(frame)
             if ts is None:
-                while held:
-                    t, _, f = heapq.heappop(held)
-                    yield f, t
+                yield from release(0)
                 yield frame, None
                 continue
             heapq.heappush(held, (ts, n, frame))
-            if len(held) > self.REORDER:
-                t, _, f = heapq.heappop(held)
-                yield f, t
-        while held:
-            t, _, f = heapq.heappop(held)
-            yield f, t
+            yield from release(self.REORDER)
+        yield from release(0)
 
 
 def _h264_starts_gop(data: bytes) -> bool:
