@@ -111,8 +111,6 @@ class VopCounter:
         self.bits = time_increment_bits(extradata) if extradata else None
         self.held = 0
         """Coded VOPs of earlier packets not yet given as frames (a packed P+B packet holds its B)."""
-        self.not_coded = 0
-        """Packets counted as giving no frame."""
 
     def gives_frame(self, data: bytes) -> bool:
         if self.bits is None:
@@ -129,5 +127,4 @@ class VopCounter:
         if self.held:
             self.held -= 1  # the placeholder after a packed packet: the decoder gives the held VOP
             return True
-        self.not_coded += 1
         return False
