@@ -91,10 +91,12 @@ def gif_transparent(path: str | os.PathLike) -> bool | None:
 
 
 def alpha_used(info) -> bool:
-    """Whether the alpha plane of the input ``info`` (a ``video.reader.VideoInfo`` of an alpha format) may carry
-    anything. An opaque alpha plane is filler, as for stills (``video.images.read_image``): FFmpeg decodes every GIF
-    as ``bgra``, an opaque one too, whose alpha is told here from the file's blocks (:func:`gif_transparent`)
-    without decoding it twice; other inputs' alpha planes are kept."""
+    """Whether the input ``info`` (a ``video.reader.VideoInfo``) has an alpha plane that may carry anything: False
+    for a format without alpha. An opaque alpha plane is filler, as for stills (``video.images.read_image``): FFmpeg
+    decodes every GIF as ``bgra``, an opaque one too, whose alpha is told here from the file's blocks
+    (:func:`gif_transparent`) without decoding it twice; other inputs' alpha planes are kept."""
+    if not pixel_format(info.pix_fmt).alpha:
+        return False
     if info.codec == "gif":
         return gif_transparent(info.path) is not False
     return True
@@ -143,7 +145,7 @@ def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | P
     in_fmt = pixel_format(info.pix_fmt)
     spec = info.color.resolved(info.width, info.height, in_fmt)
     container = output_format(dst, enc.format)
-    alpha = in_fmt.alpha and alpha_used(info)
+    alpha = alpha_used(info)
     out_pix_fmt, pix_notice = choose_pix_fmt(enc.codec, info.pix_fmt, requested=enc.pix_fmt, alpha=alpha,
                                              container=container)
     if pix_notice:
