@@ -207,6 +207,12 @@ MPEG_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000,
 stream's own, for an encoder that takes only ``1/rate`` as its time base."""
 
 
+def _params(*parts: str | None) -> str:
+    """An encoder's ``key=value:key=value`` parameter string (``x264-params``, ``svtav1-params``, …) of ``parts``, in
+    order, the empty or absent ones left out."""
+    return ":".join(filter(None, parts))
+
+
 def _rate_text(rate: Fraction) -> str:
     return f"{float(rate):.3f}".rstrip("0").rstrip(".")
 
@@ -440,7 +446,7 @@ def field_options(codec: str, field_order: str | None, options: dict[str, str]) 
     out = dict(options)
     first = FIELD_FIRST.get(field_order or "")
     if first and codec in TIMEBASE_TICK_ENCODERS:
-        out["x264-params"] = ":".join(filter(None, [f"fake-interlaced=1:{first}=1", out.get("x264-params")]))
+        out["x264-params"] = _params(f"fake-interlaced=1:{first}=1", out.get("x264-params"))
     return out
 
 
@@ -739,7 +745,7 @@ class OutputVideo:
                       "libsvtav1": ("svtav1-params", info.hdr.svtav1_params())}.get(codec)
             if params and params[1]:
                 key, extra = params
-                options[key] = ":".join(filter(None, [options.get(key), *extra]))
+                options[key] = _params(options.get(key), *extra)
             else:
                 self.say(f"{self.dst}: {codec} cannot carry the input's HDR mastering-display / "
                          "content-light metadata (libx265 and libsvtav1 can); it is not written")
@@ -751,7 +757,7 @@ class OutputVideo:
             # rate control is told 240 (its own parameters, read after the encoder's frame rate, which stays the
             # stream's: the file says the input's rate); the frames keep their timestamps. The user's own win.
             key, told = ENCODER_RATE_PARAMS[codec]
-            options[key] = ":".join(filter(None, [told(most), options.get(key)]))
+            options[key] = _params(told(most), options.get(key))
             self.say(f"{self.dst}: {codec} takes at most {_rate_text(most)} fps; its rate control is told "
                      f"{_rate_text(most)} fps (the {_rate_text(rate)} fps frames keep their times)")
         try:
