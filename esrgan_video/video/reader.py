@@ -446,16 +446,13 @@ class InputVideo:
                 nonlocal out_frames, raw_prev, offset
                 known: int | None = None  # the last timestamp given (mended)
                 seen = 0  # jumps met
-                frames = ((f, None) for f in decoded()) if clock is None else clock.in_order(decoded())
-                for frame, slot in frames:
+                # the decoder's pts, not the packet's dts (with B-frames it is another frame's time); in AVI the clock's
+                frames = ((f, f.pts) for f in decoded()) if clock is None else clock.in_order(decoded())
+                for frame, pts in frames:
                     out_frames += 1
                     jump = None
-                    if clock is not None:
-                        pts = slot
-                        if pts is not None and known is not None and pts <= known:
-                            pts = None  # never backwards (after a loss the clock may run out or repeat)
-                    else:
-                        pts = frame.pts  # not the packet's dts: with B-frames it is another frame's time
+                    if clock is not None and pts is not None and known is not None and pts <= known:
+                        pts = None  # never backwards (after a loss the clock may run out or repeat)
                     if mend and pts is not None:
                         if raw_prev is not None and jumped(raw_prev, pts, back=back, threshold=threshold):
                             jump = self._jump(seen, pts, raw_prev)
