@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from esrgan_video.errors import OutputError
-from esrgan_video.video.encoder_formats import encoder_reorders
+from esrgan_video.video.encoder_formats import choose_pix_fmt, encoder_opens, encoder_reorders
 from esrgan_video.video.reader import open_input
-from esrgan_video.video.writer import OutputVideo, field_order_kept
+from esrgan_video.video.writer import OutputVideo, check_output, field_order_kept, sar_kept
 
-from media import AudioTrack, make_clip
+from media import AudioTrack, frame_planes, make_clip, read_frames
 
 VFR_PTS = [0, 40, 90, 100, 250, 290]  # ms
 
@@ -39,8 +39,7 @@ def decoded_times(path: Path) -> list[Fraction]:
 
 def reader_times(path: Path) -> list[Fraction]:
     """Every frame's media time as the project's reader gives it (an AVI's: from the packets' decode order)."""
-    with open_input(path) as inp:
-        got = [f.pts * f.time_base for f in inp.frames()]
+    got = [f.pts * f.time_base for f in read_frames(path)[0]]
     return [t - got[0] for t in got]
 
 
@@ -195,11 +194,6 @@ def test_sar_kept_is_what_reads_back(tmp_path) -> None:
     """``writer.sar_kept`` says what a file reads back: a 2-frame 72x48 SAR 32:27 clip of every codec the writer
     offers, in every container that holds it (VP8 into .avi or .nut read back 0:1 where sar_kept said kept: AVI and
     NUT take the SAR from the stream, which PyAV never sets; only a SAR in the bitstream survives there)."""
-    from esrgan_video.video.encoder_formats import choose_pix_fmt, encoder_opens
-    from esrgan_video.video.writer import check_output, sar_kept
-
-    import media
-
     sar, written, wrong = Fraction(32, 27), [], []
     for codec in SAR_CODECS:
         try:
@@ -218,7 +212,7 @@ def test_sar_kept_is_what_reads_back(tmp_path) -> None:
                 with OutputVideo(dst, codec=codec, pix_fmt=pix_fmt, size=(72, 48), time_base=Fraction(1, 25),
                                  rate=Fraction(25), sar=sar, copy_streams=False, notice=lambda m: None) as out:
                     for i in range(8 if ext == ".ts" else 2):  # a 2-frame MPEG-TS is too short to probe
-                        out.write(media.frame_planes(pix_fmt, (72, 48), i), i)
+                        out.write(frame_planes(pix_fmt, (72, 48), i), i)
             except OutputError:
                 continue  # the writer refused it in one line (a container that cannot hold the encoder's frames)
             with av.open(str(dst)) as c:
