@@ -255,11 +255,14 @@ def _phases(factor: int, offset: float, kind: str):
 def _upsample_axis(c: torch.Tensor, factor: int, offset: float, out: torch.Tensor, axis: int, kind: str) -> None:
     """Upsample ``c`` along ``axis`` (-1: columns, -2: rows) into ``out`` (``c``'s shape but for that axis): output
     sample j interpolates chroma at (j - offset) / factor. Each phase is written straight into its every
-    ``factor``-th sample of ``out`` (no stack of the phases, no transposed copy)."""
+    ``factor``-th sample of ``out`` (no stack of the phases, no transposed copy). ``c`` may be integer codes: they
+    become ``out``'s dtype in the copy (``factor`` 1) or before the filter's pad, so an axis that is not subsampled
+    costs no float copy of its own."""
     n, length = c.shape[axis], out.shape[axis]
     if factor == 1:
         out.copy_(c.narrow(axis, 0, length))
         return
+    c = c.to(out.dtype)
     r = 2
     if axis == -1:
         padded = F.pad(c.reshape(-1, 1, n), (r, r), mode="replicate").reshape(*c.shape[:-1], n + 2 * r)
@@ -316,11 +319,12 @@ def _tap(x: torch.Tensor, axis: int, start: int, step: int, n: int, w: float) ->
 
 
 def _upsample_chroma(dst: torch.Tensor, c: torch.Tensor, fmt: PixelFormat, loc: str, kind: str) -> None:
-    """Chroma codes ``c`` (N x ch x cw) upsampled into ``dst`` (N x H x W): columns, then rows."""
+    """Chroma codes ``c`` (N x ch x cw, integer or float) upsampled into ``dst`` (N x H x W, float): columns, then
+    rows."""
     ox, oy = _offsets(loc, fmt.log2_chroma_w, fmt.log2_chroma_h)
     height, width = dst.shape[-2:]
     fx, fy = 1 << fmt.log2_chroma_w, 1 << fmt.log2_chroma_h
-    wide = dst if fy == 1 else torch.empty((*c.shape[:-1], width), dtype=c.dtype, device=c.device)
+    wide = dst if fy == 1 else torch.empty((*c.shape[:-1], width), dtype=dst.dtype, device=dst.device)
     _upsample_axis(c, fx, ox, wide, -1, kind)
     if fy != 1:
         _upsample_axis(wide, fy, oy, dst, -2, kind)
@@ -410,7 +414,7 @@ def planes_to_rgb(
     loc = spec.chroma_location or "left"
     yuv[:, 0].copy_(_unshifted(comps["Y"], fmt))
     for i, name in ((1, "U"), (2, "V")):
-        _upsample_chroma(yuv[:, i], _codes(comps[name], fmt), fmt, loc, chroma_filter)
+        _upsample_chroma(yuv[:, i], _unshifted(comps[name], fmt), fmt, loc, chroma_filter)
     if spec.matrix == Matrix.RGB:  # GBR in YUV planes: every component scaled like luma
         yuv.sub_(y_off).div_(y_scale)
     else:
