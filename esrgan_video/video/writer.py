@@ -615,7 +615,8 @@ class OutputVideo:
         self.base = base
         self.shift = (base + (self.t0 or 0)) if shift_timestamps else Fraction(0)
         self._clock = self._encoder_clock(codec, template)  # MPEG-1/2: their frame rates only; before any file
-        self._check_avi_times(codec, template)
+        check_avi_times(self.dst, self.format, codec, self.pix_fmt, self.encoder_settings.codec_options(), template,
+                        time_base=self.time_base, rate=self.rate)  # before any file is opened
 
         if self.format in VIDEO_ONLY_FORMATS and pixel_format(pix_fmt).family == "rgb":
             raise OutputError(f"{self.dst}: {self.format} carries YUV or grey video only, not {pix_fmt}; "
@@ -717,11 +718,6 @@ class OutputVideo:
             rates, src = [self.rate, template.info.guessed_rate], template.path
         rate = encoder_rate(codec, self.pix_fmt, self.time_base, rates, times, dst=self.dst, src=src)
         return None if rate is None else EncoderClock(rate, self.time_base, dst=self.dst, codec=codec)
-
-    def _check_avi_times(self, codec: str, template: InputVideo | None) -> None:
-        """:func:`check_avi_times` of this output, before any file is opened."""
-        check_avi_times(self.dst, self.format, codec, self.pix_fmt, self.encoder_settings.codec_options(), template,
-                        time_base=self.time_base, rate=self.rate)
 
     def _cfr_clock(self, codec: str, template: InputVideo | None) -> EncoderClock | None:
         """libx264 (:data:`TIMEBASE_TICK_ENCODERS`) of a constant-rate input gets the rate as its time base, so its
