@@ -10,9 +10,10 @@ Frames are decoded with codec threads on (slice threads only for a decoder that 
 timestamp (``pts``) — except in containers whose timestamps count packets in decode order (AVI:
 ``packet_index.DECODE_ORDER_FORMATS``), where each decoded frame, coming out in presentation order, takes the smallest
 timestamp of its GOP's packets sent so far that no frame has taken (:class:`_DecodeOrderClock`; decoded with slice
-threads only, so that a packet the decoder refuses is refused as it is sent, not some packets later). A frame without one (MPEG-PS times only the packs a frame starts in; raw H.264/HEVC
-times none) lies evenly between the frames around it that have one, or follows the last by its spacing
-(:func:`fill_times`; not the packet's ``dts``, which with B-frames is another frame's time).
+threads only, so that a packet the decoder refuses is refused as it is sent, not some packets later). A frame
+without one (MPEG-PS times only the packs a frame starts in; raw H.264/HEVC times none) lies evenly between the
+frames around it that have one, or follows the last by its spacing (:func:`fill_times`; not the packet's ``dts``,
+which with B-frames is another frame's time).
 In MPEG-TS/PS a clock that restarts (joined or edited recordings: timestamps that jump back, or ahead by more than
 10 s) is mended as FFmpeg's command line does (``video.discont``): each piece follows on one frame step after the
 last frame before it, by the packet index's offsets, which the copied streams take too; one notice says so (not
