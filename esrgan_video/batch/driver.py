@@ -730,7 +730,8 @@ def run_batch(
     m = opts.model
     extra = {} if m.denoise is None else {"denoise": m.denoise}
     model_sha = load_model(m.model, blend=m.blend, offline=m.offline, **extra).info.sha256
-    h = options_hash(model_sha, opts, segment_seconds=seg_s)
+    video_whole_h, h = job_hashes(model_sha, opts, segment_seconds=seg_s, still=False)
+    still_h = job_hashes(model_sha, opts, segment_seconds=seg_s, still=True)[0]  # one of each, not one per file
     device_list = parse_devices(devices or opts.runtime.device) if ray is None else []
     for d in device_list:  # a device this machine lacks: one error now, not every file failed in the journal
         resolve_device(d)
@@ -743,14 +744,12 @@ def run_batch(
         rows: list[JobRow] = []
         todo: list[tuple[Job, JobRow, bool]] = []
         changed: list[Job] = []
-        whole_hashes: dict[str, str] = {}  # job key: its whole-file record's options hash
         said: list[str] = []  # what will be redone and why: logged once the run is known to start
         for job in jobs:
             row = JobRow(job.key, job.src, job.dst)
             rows.append(row)
             row.still = _is_still(job)
-            whole_h = job_hashes(model_sha, opts, segment_seconds=seg_s, still=row.still)[0]
-            whole_hashes[job.key] = whole_h
+            whole_h = still_h if row.still else video_whole_h
             rec = journal.get(job.key)
             owned = rec is not None
             if rec and rec["state"] == "done" and not overwrite and _other_source(rec, job.src):
@@ -802,7 +801,7 @@ def run_batch(
 
         durations: dict[str, float | None] = {}
         for job, row, owned in todo:
-            st = _JobState(job, row, owned, whole_hash=whole_hashes[job.key])
+            st = _JobState(job, row, owned, whole_hash=still_h if row.still else video_whole_h)
             if owned:
                 remove_partials(job.dst)  # left by a worker killed in an earlier run (we hold the lock)
             try:
