@@ -517,7 +517,7 @@ def rgb_to_planes(
                 _quantise(c, fmt, out=plane[..., k])
                 del c
             if PADDING in names:
-                plane[..., names.index(PADDING)] = fmt.max_code << fmt.shift if fmt.bits > 8 else fmt.max_code
+                plane[..., names.index(PADDING)] = fmt.max_code << fmt.shift
         out.append(plane if batched else plane[0])
     return out
 
