@@ -16,9 +16,11 @@ import io
 from fractions import Fraction
 
 import av
+import numpy as np
 
 from ..errors import OutputError
 from ..frames.pixel_formats import SUPPORTED_PIX_FMTS, PixelFormat, is_supported, pixel_format
+from .chatter import quiet_encoder_options
 
 __all__ = ["ENCODER_MAX_RATE", "choose_pix_fmt", "encoder_opens", "encoder_pix_fmts", "encoder_reorders",
            "keep_advice", "time_base_opens"]
@@ -79,8 +81,6 @@ def time_base_opens(codec: str, time_base: Fraction, pix_fmt: str = "yuv420p") -
     """Whether encoder ``codec`` opens with ``time_base`` (a 64×64 ``pix_fmt`` picture; no file). MPEG-1/2 take
     only ``1/rate`` for a rate of their frame-rate table (``1/12800``, an MP4's, is refused: "MPEG-1/2 does not
     support 12800/1 fps"), MPEG-4 Part 2 only denominators up to 65535 (not MPEG-TS's ``1/90000``)."""
-    from .chatter import quiet_encoder_options
-
     try:
         ctx = av.CodecContext.create(codec, "w")
         ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
@@ -88,7 +88,7 @@ def time_base_opens(codec: str, time_base: Fraction, pix_fmt: str = "yuv420p") -
         # the frame rate a tick would be, but at most 240 fps: SVT-AV1 refuses a higher one (and prints
         # "Svt[error]: The maximum allowed frame rate is 240 fps"), which refused it every 1/1000 (Matroska),
         # 1/12800 or 1/90000 time base, hence every variable-rate input; the writer gives it the stream's rate
-        ctx.framerate = min(1 / Fraction(time_base), Fraction(240))
+        ctx.framerate = min(1 / Fraction(time_base), ENCODER_MAX_RATE["libsvtav1"])
         ctx.options = quiet_encoder_options(codec, {}, verbose=False)
         ctx.open()
     except (av.FFmpegError, ValueError, OSError):
@@ -103,10 +103,6 @@ def encoder_reorders(codec: str, pix_fmt: str, options: tuple[tuple[str, str], .
     their defaults, MPEG-4 Part 2 or MPEG-2 with ``bf``; not with ``bf=0``, nor FFV1, VP9, AV1. Told by the encoder
     (``has_b_frames``) or by 16 frames of a moving 64×64 ramp encoded in memory (x265 does not say). False when it
     does not open (the writer reports that)."""
-    import numpy as np
-
-    from .chatter import quiet_encoder_options
-
     try:
         ctx = av.CodecContext.create(codec, "w")
         ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
