@@ -136,17 +136,14 @@ def _tell_stills(path: str, read: list[tuple[torch.Tensor, int, bool]], notice) 
                               "colour only") + " (what lies under transparent parts is trained on as it is stored)")
 
 
-def image_files(path: Path) -> list[Path]:
-    """Image files in a folder, sorted by name."""
-    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def _videos_in(path: Path) -> list[Path]:
-    """The videos in a folder (by the extensions a batch run picks up), sorted by name: an image folder is one
-    source of stills, so these are not read with it."""
+def _folder_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """A folder's image files and its videos (by the extensions a batch run picks up), each sorted by name, from
+    one listing: an image folder is one source of stills, so its videos are not read with it."""
     from ..batch.inputs import VIDEO_EXTENSIONS
 
-    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    files = sorted(p for p in path.iterdir() if p.is_file())
+    return ([p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS],
+            [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS])
 
 
 def _named(files: list[Path]) -> str:
@@ -163,7 +160,7 @@ def read_source(path: str, *, max_frames: int, crop=None, max_bytes: int | None 
     if not p.exists():
         raise InputError(f"{path}: no such file or folder")
     if p.is_dir():
-        files, videos = image_files(p), _videos_in(p)
+        files, videos = _folder_files(p)
         if not files:
             held = f"; it holds {len(videos)} video(s) ({_named(videos)}): give videos to --data one by one" \
                 if videos else ""
