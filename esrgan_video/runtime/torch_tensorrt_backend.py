@@ -95,10 +95,10 @@ def typing_kwargs(dynamo_compile) -> dict:
     import inspect
 
     try:
-        params = inspect.signature(dynamo_compile).parameters
+        takes = "use_explicit_typing" in inspect.signature(dynamo_compile).parameters
     except (TypeError, ValueError):
-        return {"use_explicit_typing": True}
-    return {"use_explicit_typing": True} if "use_explicit_typing" in params else {}
+        takes = True
+    return {"use_explicit_typing": True} if takes else {}
 
 
 @dataclass(frozen=True, kw_only=True)
