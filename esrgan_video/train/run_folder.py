@@ -168,8 +168,9 @@ class RunFolder:
     def save_state(self, step: int, state: dict) -> Path:
         buf = io.BytesIO()
         torch.save(state, buf)
-        with writing(self.state_path(step)):
-            return atomic_write(self.state_path(step), buf.getvalue())
+        path = self.state_path(step)
+        with writing(path):
+            return atomic_write(path, buf.getvalue())
 
     def load_state(self, step: int) -> dict:
         path = self.state_path(step)
