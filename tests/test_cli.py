@@ -275,18 +275,19 @@ def _help_of(parser, flag: str) -> str:
 
 
 def test_help_names_what_the_code_does():
-    """-h says what the code does: --square-pixels names every codec whose SAR a .mkv/.webm loses (the writer's
+    """-h says what the code does: --square-pixels names every codec whose SAR only MOV/MP4 keep (no SAR in its bitstream; the writer's
     list, not only the three the SAR planner knows), --tile-pad the model's default overlaps, and no command's
     description shows a docstring's reST literals."""
     from esrgan_video.arch.srvgg import CompactParams
     from esrgan_video.tiling import DEFAULT_TILE_PAD
-    from esrgan_video.video.writer import MATROSKA_NO_SAR_CODECS
+    from esrgan_video.video.writer import BITSTREAM_SAR_CODECS
 
     parser = _upscale_parser()
-    shown = {"ffv1": "FFV1", "prores": "ProRes", "utvideo": "UT Video", "vp8": "VP8", "vp9": "VP9", "av1": "AV1",
-             "rawvideo": "rawvideo"}  # a codec added to the writer's list needs its name here and in the help
+    shown = {"ffv1": "FFV1", "prores": "ProRes", "utvideo": "UT Video", "huffyuv": "HuffYUV", "vp8": "VP8",
+             "vp9": "VP9", "av1": "AV1", "rawvideo": "rawvideo"}  # the offered codecs without a SAR in the bitstream
     square = _help_of(parser, "--square-pixels")
-    assert [c for c in sorted(MATROSKA_NO_SAR_CODECS) if shown[c] not in square] == []
+    assert not set(shown) & BITSTREAM_SAR_CODECS
+    assert [c for c in sorted(shown) if shown[c] not in square] == []
     pad = _help_of(parser, "--tile-pad")
     assert f"{DEFAULT_TILE_PAD} for ESRGAN/RRDB" in pad and f"{CompactParams().receptive_radius} for " in pad
     for command in ("demo", "engine"):

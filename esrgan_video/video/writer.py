@@ -93,9 +93,6 @@ SAR_FIELD_MUXERS = frozenset({"mov", "mp4"})
 """Muxers that record the sample aspect ratio of the stream's codec parameters (``pasp``), which PyAV fills. Every
 other muxer (Matroska, WebM, AVI, NUT, FLV, WebP, …) takes it from the stream itself, which PyAV never sets: a
 VP8, VP9, AV1, FFV1, ProRes, UT Video, HuffYUV or raw video stream there reads back 0:1 or 1:1."""
-MATROSKA_NO_SAR_CODECS = frozenset({"vp8", "vp9", "av1", "ffv1", "prores", "utvideo", "rawvideo"})
-"""Kept for callers: the codecs whose SAR a Matroska/WebM file written through PyAV loses (all but
-:data:`BITSTREAM_SAR_CODECS`; see :func:`sar_kept`)."""
 
 
 def sar_kept(codec: str, container_format: str | None) -> bool:
