@@ -275,8 +275,8 @@ def _help_of(parser, flag: str) -> str:
 
 
 def test_help_names_what_the_code_does():
-    """-h says what the code does: --square-pixels names every codec whose SAR only MOV/MP4 keep (no SAR in its bitstream; the writer's
-    list, not only the three the SAR planner knows), --tile-pad the model's default overlaps, and no command's
+    """-h says what the code does: --square-pixels names every codec whose SAR only MOV/MP4 keep (none in its
+    bitstream: the writer's rule, not only the three the SAR planner knows), --tile-pad the model's default overlaps, and no command's
     description shows a docstring's reST literals."""
     from esrgan_video.arch.srvgg import CompactParams
     from esrgan_video.tiling import DEFAULT_TILE_PAD
