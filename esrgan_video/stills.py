@@ -55,7 +55,7 @@ from .video.image_meta import not_kept
 from .video.images import (IMAGE_EXTENSIONS, ImageMeta, check_extension, holds_deep, holds_grey, image_meta,
                            is_image_file, read_image, round_to_8bit, write_image)
 
-__all__ = ["GREY_WEIGHTS", "is_still_job", "probe_still_job", "read_image", "upscale_image", "upscale_samples"]
+__all__ = ["GREY_WEIGHTS", "is_still_job", "probe_still_job", "read_image", "still_options", "upscale_image", "upscale_samples"]
 
 GREY_WEIGHTS = LUMA_709
 """BT.709 luma weights (R, G, B): a grey still's grey output from the model's RGB (see the module's docstring)."""
@@ -166,6 +166,18 @@ def upscale_samples(up: Upscaler, samples: np.ndarray, alpha: np.ndarray | None,
         out_w, out_h = output_size(w, h, model_scale=up.scale, scale=size.scale, size=size.size)
     big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice, grey=grey)
     return _to_grey(big, big_alpha, bits) if grey else (big, big_alpha)
+
+
+def still_options(opts: UpscaleOptions) -> UpscaleOptions:
+    """The options a still image's upscale uses (pure): ``opts`` with the encoding and trimming groups at their
+    defaults (they apply to videos: :func:`video_only_notice`; ``--verbose`` kept) and ``--reuse`` at ``exact`` (one
+    image has no earlier frame to reuse). What a batch's still task runs with, given the run's options for its
+    videos, and what its options hash is over (``batch.driver.job_hashes``): a resume with another ``--codec``,
+    ``--crf`` or ``--start`` keeps the finished stills."""
+    from .options import EncodeOptions, TrimOptions
+
+    return dataclasses.replace(opts, encode=EncodeOptions(verbose=opts.encode.verbose), trim=TrimOptions(),
+                               runtime=dataclasses.replace(opts.runtime, reuse="exact"))
 
 
 def video_only_notice(opts: UpscaleOptions, where: str | Path) -> str | None:

@@ -23,7 +23,7 @@ from ..frames.reuse import ReuseStats
 from .inputs import VIDEO_EXTENSIONS, Job, discover, link_problem, plan_jobs
 from .journal import JOURNAL_NAME, Journal, fraction_text, parse_fraction, parse_lines
 from .progress import BatchProgress, BatchSnapshot
-from ..options import EncodeOptions, TrimOptions, UpscaleOptions
+from ..options import UpscaleOptions
 from ..runtime.devices import parse_devices, resolve_device
 from ..video.probe import container_duration, probe
 from ..video.partials import remove_partials
@@ -60,21 +60,16 @@ def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def still_options(options: UpscaleOptions) -> UpscaleOptions:
-    """The options a still image's output depends on (pure): ``upscale_image`` uses the model, runtime and size
-    options only — the encoding and trimming ones apply to videos (``stills.video_only_notice``), and ``--reuse``
-    has no earlier frame to reuse in one image — so those are reset to their defaults in a still's options hash,
-    and a resume with another ``--codec``, ``--crf`` or ``--start`` keeps the finished stills."""
-    return replace(options, encode=EncodeOptions(), trim=TrimOptions(), runtime=replace(options.runtime, reuse="exact"))
-
-
 def job_hashes(model_sha256: str, options: UpscaleOptions, *, segment_seconds: float | None,
                still: bool) -> tuple[str, str]:
     """A job's options hashes (pure): the one its whole-file record is made with, and the one of its segments and
     their join. A file rendered in one piece is the same whatever ``--segment-seconds`` says (a segmented run aims
     at exactly that single pass), so its hash leaves the segment length out; where a file's cuts lie is part of a
-    joined file's (keyframe placement) and of its segments'. A still's hash is over :func:`still_options`."""
+    joined file's (keyframe placement) and of its segments'. A still's hash is over ``stills.still_options``, what
+    its task runs with."""
     if still:
+        from ..stills import still_options
+
         h = options_hash(model_sha256, still_options(options), segment_seconds=None)
         return h, h
     return (options_hash(model_sha256, options, segment_seconds=None),

@@ -198,13 +198,11 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
                             format=enc.format)
         frames, lost, damage, reuse = res.frames, 0, None, None  # the driver adds the segments' reuse
     elif task.kind == "whole" and is_still_job(task.src, task.dst):  # as `esrgan-video in.png out.png`: an image
-        from ..options import EncodeOptions, TrimOptions
-        from ..stills import upscale_image
+        from ..stills import still_options, upscale_image
 
         notices = []
-        opts = settings.options  # without the encoding and trimming groups: they were given for the run's videos,
-        opts = dataclasses.replace(opts, encode=EncodeOptions(verbose=opts.encode.verbose), trim=TrimOptions())
-        upscale_image(task.src, task.dst, opts, overwrite=task.overwrite,  # so a still says nothing of them
+        # without the encoding and trimming groups: they were given for the run's videos, so a still says nothing
+        upscale_image(task.src, task.dst, still_options(settings.options), overwrite=task.overwrite,
                       upscaler=_upscaler(settings, device), notice=notices.append)
         frames, lost, damage, reuse = 1, 0, None, None
     elif task.kind in ("whole", "segment"):
