@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from ..frames.pixel_formats import PlaneLayout, plane_layouts
+from .probe import Demux
 
 
 def _rows(plane, lay) -> np.ndarray:
@@ -105,7 +106,7 @@ def stream_see_through(path: str | os.PathLike, stream_index: int, first: av.Vid
 def _scan_see_through(path: str, size: int, mtime_ns: int, stream_index: int) -> bool:
     with av.open(path, "r") as container:
         stream = container.streams[stream_index]
-        for packet in container.demux(stream):
+        for packet in Demux(container, stream):  # damage that stops the demuxer ends the scan, as it ends reads
             try:  # a damaged packet: the frames that decode decide, as the reader reads as far as they go
                 frames = packet.decode()
             except av.FFmpegError:
