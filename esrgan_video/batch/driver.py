@@ -85,14 +85,9 @@ def _is_still(job: Job) -> bool:
     return job.dst.suffix.lower() in IMAGE_EXTENSIONS and is_still_job(job.src, job.dst)
 
 
-def frames_text(n: int) -> str:
-    """``"1 frame"``, ``"12 frames"`` (pure)."""
-    return f"{n} frame" if n == 1 else f"{n} frames"
-
-
-def files_text(n: int) -> str:
-    """``"1 file"``, ``"3 files"`` (pure)."""
-    return f"{n} file" if n == 1 else f"{n} files"
+def counted(n: int, noun: str) -> str:
+    """``"1 frame"``, ``"12 frames"``, ``"3 files"`` (pure)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def verify_done(rec: dict[str, Any], path: str | os.PathLike) -> str | None:
@@ -321,11 +316,11 @@ class BatchSummary:
             err = f": {r.error}" if r.error else ""
             lines.append(printable(f"{r.status:<11} {nums}  {r.key}{note}{err}"))
         lines.append(
-            f"{files_text(len(self.rows))}: {self.count('done')} done, "
+            f"{counted(len(self.rows), "file")}: {self.count('done')} done, "
             + (f"{self.count('damaged')} damaged, " if self.count("damaged") else "")
             + f"{self.count('skipped')} skipped, "
             f"{self.count('failed')} failed" + (f", {self.count('interrupted')} interrupted" if self.count("interrupted") else "")
-            + f"; {frames_text(self.frames)} in {self.seconds:.1f} s ({self.fps:.2f} fps)"
+            + f"; {counted(self.frames, "frame")} in {self.seconds:.1f} s ({self.fps:.2f} fps)"
             + (f"; {self.reuse.summary()}" if self.reuse is not None else ""))
         return "\n".join(lines)
 
@@ -480,7 +475,7 @@ class Plan:
         if row.still and row.frames == 1:  # one image: its time says more than a rate
             facts = ["1 image" + (f", {row.seconds:.2f} s" if row.rendered else "")]
         else:
-            facts = [frames_text(row.frames) + (f", {row.fps:.2f} fps" if row.rendered else "")]
+            facts = [counted(row.frames, "frame") + (f", {row.fps:.2f} fps" if row.rendered else "")]
         if row.reuse is not None:
             facts.append(row.reuse.summary())
         self.log(f"{row.status:<8} {row.key} ({'; '.join(facts)})"
@@ -819,7 +814,7 @@ def run_batch(
         n_run = len(plan.jobs)
         if progress is not None:
             plan.start_progress(durations)
-        say(f"{files_text(len(jobs))}: {n_run} to run, {sum(r.status == 'skipped' for r in rows)} already done"
+        say(f"{counted(len(jobs), "file")}: {n_run} to run, {sum(r.status == 'skipped' for r in rows)} already done"
             + (f", {sum(r.status == 'failed' for r in rows)} failed before starting" if any(r.status == 'failed' for r in rows) else ""))
         try:
             if not plan.finished():
