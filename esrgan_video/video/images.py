@@ -212,7 +212,8 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
     else:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb48le" if deep else "rgb24")
         pix_fmt = fmt16 if deep else fmt8
-    if codec == "libwebp" and meta is not None and meta.lossless:  # lossless WebP in, lossless WebP out
+    lossless = codec == "libwebp" and meta is not None and meta.lossless  # lossless WebP in, lossless WebP out
+    if lossless:
         pix_fmt = "bgra"  # libwebp's lossless input (its YUV formats go through 4:2:0); no alpha flag when opaque
     tmp = partial_path(dst)
     try:
@@ -226,7 +227,7 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
                 s.codec_context.color_range = Range.FULL.ffmpeg  # JPEG range
                 s.options = {"qmin": "1", "qmax": "2"}
             if codec == "libwebp":  # libwebp's default, 75, is 5 dB below the JPEG above: 95 is within 1 dB of it
-                s.options = {"lossless": "1"} if pix_fmt == "bgra" else {"quality": "95"}
+                s.options = {"lossless": "1"} if lossless else {"quality": "95"}
             for packet in s.encode(frame.reformat(format=pix_fmt)):
                 c.mux(packet)
             for packet in s.encode(None):
