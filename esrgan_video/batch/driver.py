@@ -338,12 +338,12 @@ class _JobState:
     job: Job
     row: JobRow
     owned: bool
+    whole_hash: str
+    """The options hash of the file's whole-file record (:func:`job_hashes`: a video's or a still's)."""
     join: Task | None = None
     waiting: set[str] = field(default_factory=set)  # segment keys not yet done
     seg_dir: Path | None = None
     noticed: set[str] = field(default_factory=set)  # the notices already logged (segments repeat them)
-    whole_hash: str = ""
-    """The options hash of the file's whole-file record (:func:`job_hashes`); empty: the run's (``Plan.opts_hash``)."""
 
     def whole_task(self) -> Task:
         j = self.job
@@ -419,8 +419,7 @@ class Plan:
 
     def _hash(self, task: Task) -> str:
         """The options hash ``task``'s record is made with: a whole file's (or still's) own, else the run's."""
-        st = self.jobs.get(task.job_key)
-        return st.whole_hash if task.kind == "whole" and st is not None and st.whole_hash else self.opts_hash
+        return self.jobs[task.job_key].whole_hash if task.kind == "whole" else self.opts_hash
 
     def heartbeat(self, task: Task, owner: str) -> None:
         """Journal ``task`` as running on ``owner``, heard from now (also what :meth:`started` records)."""
