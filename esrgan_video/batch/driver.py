@@ -228,10 +228,15 @@ class JobRow:
     journaled); a skipped file's is its journal record's. None: not known (a record from before it was kept)."""
 
     @property
+    def one_image(self) -> bool:
+        """One still image: it has a time, not a frame rate (its log line says so)."""
+        return self.still and self.frames == 1
+
+    @property
     def has_rate(self) -> bool:
-        """Whether :attr:`fps` means something: frames were rendered, and not just one still image (which has a time,
-        not a rate); a join alone renders nothing. The table and the JSON give no fps otherwise."""
-        return bool(self.rendered) and not (self.still and self.frames == 1)
+        """Whether :attr:`fps` means something: frames were rendered, and not just :attr:`one_image`; a join alone
+        renders nothing. The table and the JSON give no fps otherwise."""
+        return bool(self.rendered) and not self.one_image
 
     @property
     def fps(self) -> float:
@@ -471,7 +476,7 @@ class Plan:
             return
         row.status = "damaged" if row.damage else "done"
         row.frames = int(result.get("frames", 0))
-        if row.still and row.frames == 1:  # one image: its time says more than a rate
+        if row.one_image:  # its time says more than a rate
             facts = ["1 image" + (f", {row.seconds:.2f} s" if row.rendered else "")]
         else:
             facts = [counted(row.frames, "frame") + (f", {row.fps:.2f} fps" if row.rendered else "")]
