@@ -209,9 +209,11 @@ def still_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]]
     if alpha is not None:
         say(f"{src}: the sheet shows the colour; the alpha channel is upscaled beside it, not shown")
 
+    def as_rgb(pixels: np.ndarray) -> np.ndarray:  # grey as R=G=B
+        return np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
+
     def shown(pixels: np.ndarray) -> np.ndarray:  # as 8-bit RGB
-        pixels = round_to_8bit(pixels) if pixels.dtype == np.uint16 else pixels
-        return np.ascontiguousarray(np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels)
+        return np.ascontiguousarray(as_rgb(round_to_8bit(pixels) if pixels.dtype == np.uint16 else pixels))
 
     out: list[Column] = []
     for model, blend in columns:
@@ -220,8 +222,7 @@ def still_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]]
             big, _ = upscale_samples(up, samples, alpha, bits, opts.size, notice=say, name=src)
         out.append(Column(column_label(model, blend), shown(big)))
     h, w = out[0].rgb.shape[:2]
-    source = samples if samples.ndim == 3 else np.repeat(samples[..., None], 3, axis=2)
-    out.insert(0, Column("source bicubic", _scaled(source, w, h)))
+    out.insert(0, Column("source bicubic", _scaled(as_rgb(samples), w, h)))
     return out, (samples.shape[1], samples.shape[0])
 
 
