@@ -516,3 +516,12 @@ def read_frames(path: str | os.PathLike, **frames_kw):
         run = inp.frames(**frames_kw)
         frames = list(run)
     return frames, run.stats, said
+
+
+def small_jpeg() -> bytes:
+    """A 32x32 grey JPEG (cover art, an attachment), made with FFmpeg's mjpeg encoder."""
+    pic = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
+    cc = av.CodecContext.create("mjpeg", "w")
+    cc.width = cc.height = 32
+    cc.pix_fmt, cc.time_base = "yuvj420p", Fraction(1, 25)
+    return b"".join(bytes(p) for p in [*cc.encode(pic), *cc.encode(None)])

@@ -162,18 +162,10 @@ def test_mp4_with_chapters_upscales_and_keeps_them(tmp_path, capfd, near_identit
         assert [s.type for s in c.streams if s.type != "data"] == ["video", "audio"]
 
 
-def _jpeg() -> bytes:
-    pic = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
-    cc = av.CodecContext.create("mjpeg", "w")
-    cc.width = cc.height = 32
-    cc.pix_fmt, cc.time_base = "yuvj420p", Fraction(1, 25)
-    return b"".join(bytes(p) for p in [*cc.encode(pic), *cc.encode(None)])
-
-
 @pytest.mark.parametrize("ext", [".mkv", ".mp4"])
 def test_matroska_cover_art_stays_cover_art(tmp_path, capfd, near_identity_file, ext):
     # a cover.jpg attachment came out of .mkv → .mkv as a second, plain mjpeg video track (no cover flag)
-    jpg = _jpeg()
+    jpg = media.small_jpeg()
     src = media.make_clip(tmp_path / "in.mkv", frames=3, attachments=[("cover.jpg", "image/jpeg", jpg)])
     dst = tmp_path / f"out{ext}"
     r = run_cli(capfd, src, dst, "--model", near_identity_file(2), "--scale", "2", "--progress", "none")

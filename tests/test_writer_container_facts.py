@@ -8,7 +8,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
 from esrgan_video.errors import OutputError
@@ -16,7 +15,7 @@ from esrgan_video.video.encoder_formats import choose_pix_fmt, encoder_opens, en
 from esrgan_video.video.reader import open_input
 from esrgan_video.video.writer import OutputVideo, check_output, field_order_kept, sar_kept
 
-from media import AudioTrack, frame_planes, make_clip, read_frames
+from media import AudioTrack, frame_planes, make_clip, read_frames, small_jpeg
 
 VFR_PTS = [0, 40, 90, 100, 250, 290]  # ms
 
@@ -105,14 +104,6 @@ def test_svtav1_above_240_fps(tmp_path: Path, capfd, fps, time_base, name, suffi
 
 # -- cover art where the container has no place for it ------------------------------------------------------------
 
-def _jpeg() -> bytes:
-    pic = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
-    cc = av.CodecContext.create("mjpeg", "w")
-    cc.width = cc.height = 32
-    cc.pix_fmt, cc.time_base = "yuvj420p", Fraction(1, 25)
-    return b"".join(bytes(p) for p in [*cc.encode(pic), *cc.encode(None)])
-
-
 @pytest.mark.parametrize("source", ["in.mkv", "in.mp4"])
 @pytest.mark.parametrize("suffix, codec", [
     (".webm", "libvpx-vp9"), (".ts", "libx264"),  # refused the whole output
@@ -123,7 +114,7 @@ def test_cover_art_left_out_with_a_notice(tmp_path: Path, source: str, suffix: s
     """A cover (an MKV's cover.jpg attachment, an MP4's attached picture) refused the whole output: 'the .webm
     container cannot hold the video stream #2 (mjpeg); use .mkv instead'; .mov lost it silently, .avi and .nut made
     it a second video stream. Now it is left out where it cannot stay cover art, said in one line."""
-    mkv = make_clip(tmp_path / "in.mkv", frames=3, attachments=[("cover.jpg", "image/jpeg", _jpeg())],
+    mkv = make_clip(tmp_path / "in.mkv", frames=3, attachments=[("cover.jpg", "image/jpeg", small_jpeg())],
                     audio=[AudioTrack(codec="libopus" if suffix == ".webm" else "aac")])
     src = mkv
     if source == "in.mp4":  # the writer's own .mp4 of it: the cover as an attached picture stream
