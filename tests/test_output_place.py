@@ -82,18 +82,24 @@ def _place_cases(tmp_path: Path, name: str, *, cli: bool = True) -> list[tuple[P
     return cases
 
 
+def _api_and_cli_say_it_before_the_model(tmp_path, capfd, src, name, api) -> None:
+    """Each place of :func:`_place_cases`: the CLI and ``api(src, dst, model=...)`` refuse it in their own words; the
+    model named does not exist, so each error comes before it is loaded; nothing is written."""
+    missing_model = tmp_path / "no-such-model.pth"
+    for (dst, said), (_, api_said) in zip(_place_cases(tmp_path, name), _place_cases(tmp_path, name, cli=False)):
+        assert one_line_error(capfd, src, dst, "--model", missing_model) == said
+        with pytest.raises(OutputError) as e:
+            api(src, dst, model=str(missing_model))
+        assert str(e.value) == api_said
+    assert (tmp_path / name).read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["afile", src.name, name])
+
+
 def test_still_image_faces(tmp_path, capfd):
     """The CLI and ``upscale_image``; the model named does not exist, so each error comes before it is loaded."""
     src = tmp_path / "in.png"
     write_image(src, np.full((12, 16, 3), 100, np.uint8), None, 8)
-    missing_model = tmp_path / "no-such-model.pth"
-    for (dst, said), (_, api_said) in zip(_place_cases(tmp_path, "o.png"), _place_cases(tmp_path, "o.png", cli=False)):
-        assert one_line_error(capfd, src, dst, "--model", missing_model) == said
-        with pytest.raises(OutputError) as e:
-            upscale_image(src, dst, model=str(missing_model))
-        assert str(e.value) == api_said
-    assert (tmp_path / "o.png").read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.png", "o.png"]
+    _api_and_cli_say_it_before_the_model(tmp_path, capfd, src, "o.png", upscale_image)
 
 
 def test_preview_face(tmp_path, capfd):
@@ -128,11 +134,4 @@ def test_video_faces_say_it_before_the_model_loads(tmp_path, capfd):
     from esrgan_video.pipeline import upscale_video
 
     src = media.make_clip(tmp_path / "in.mkv", size=(32, 24), frames=2)
-    missing_model = tmp_path / "no-such-model.pth"
-    for (dst, said), (_, api_said) in zip(_place_cases(tmp_path, "o.mkv"), _place_cases(tmp_path, "o.mkv", cli=False)):
-        assert one_line_error(capfd, src, dst, "--model", missing_model) == said
-        with pytest.raises(OutputError) as e:
-            upscale_video(src, dst, model=str(missing_model))
-        assert str(e.value) == api_said
-    assert (tmp_path / "o.mkv").read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.mkv", "o.mkv"]
+    _api_and_cli_say_it_before_the_model(tmp_path, capfd, src, "o.mkv", upscale_video)
