@@ -60,3 +60,15 @@ def test_one_frame_into_a_png_still_works(tmp_path, capfd, model_file):
         with av.open(str(tmp_path / out)) as c:
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
         assert len(frames) == 1 and frames[0].shape == (96, 128, 3), out
+
+
+@pytest.mark.parametrize("out, codec", [("one.png", "png"), ("one.bmp", "bmp")])
+def test_one_frame_needs_no_codec_for_a_png_or_bmp(tmp_path, capfd, model_file, out, codec):
+    """Without --codec a one-frame video into .png was 'the .png container cannot hold libx264 video': the encoder of
+    a one-picture name comes from its extension (writer.IMAGE2_CODECS)."""
+    make_clip(tmp_path / "one.mkv", frames=1)
+    p = run_cli(capfd, tmp_path / "one.mkv", tmp_path / out, "--model", str(model_file))
+    assert p.returncode == 0, p.stderr
+    with av.open(str(tmp_path / out)) as c:
+        assert c.streams.video[0].codec_context.name == codec
+        assert len(list(c.decode(video=0))) == 1

@@ -111,10 +111,21 @@ def sar_kept(codec: str, container_format: str | None) -> bool:
     return name in BITSTREAM_SAR_CODECS
 
 
+IMAGE2_CODECS = {".png": "png", ".bmp": "bmp"}
+"""The encoder of a one-picture file (FFmpeg's image2 muxer) by its extension: a one-frame video (or a one-frame
+trim) into ``frame.png`` is a PNG without ``--codec png``. (Not TIFF: its encoder would keep YUV, which few
+readers show; ``--codec tiff`` asks for it.)"""
+
+
 def output_codec(dst: str | os.PathLike, codec: str | None, format: str | None = None) -> str:
     """``codec``, or when it is None the usual encoder of ``dst``'s container (``options.codec_for``: libx264;
-    libvpx-vp9 in WebM, …)."""
-    return codec if codec is not None else codec_for(output_format(dst, format))
+    libvpx-vp9 in WebM, …; a one-picture file's by its extension, :data:`IMAGE2_CODECS`)."""
+    if codec is not None:
+        return codec
+    muxer = output_format(dst, format)
+    if muxer == "image2" and Path(str(dst)).suffix.lower() in IMAGE2_CODECS:
+        return IMAGE2_CODECS[Path(str(dst)).suffix.lower()]
+    return codec_for(muxer)
 
 
 @functools.lru_cache(maxsize=64)
