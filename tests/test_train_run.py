@@ -35,10 +35,9 @@ def clip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
-    save_safetensors(near_identity_model(4, nf=16, nb=1, gc=8, seed=3).state_dict(), path)
-    return path
+def tiny(train_base) -> Path:
+    """The shared tiny near-identity x4 base (conftest's ``train_base``)."""
+    return train_base
 
 
 def base_args(clip, tiny, out, *extra) -> list[str]:
