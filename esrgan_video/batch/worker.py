@@ -118,9 +118,8 @@ def join_times_refused(task: Task, options: UpscaleOptions) -> str | None:
     variable-rate input's B-frames (libx264, libx265) would get the decode-order times a single pass refuses to write.
     The output's encoder, its pixel format (as ``output_plan.plan_output`` chooses it) and options, as the writer
     would have them."""
-    from ..video.encoder_formats import choose_pix_fmt
     from ..video.encoder_settings import encoder_settings
-    from ..video.output_plan import alpha_used, with_codec
+    from ..video.output_plan import output_pix_fmt, with_codec
     from ..video.reader import open_input
     from ..video.writer import check_avi_times, output_format
 
@@ -130,8 +129,7 @@ def join_times_refused(task: Task, options: UpscaleOptions) -> str | None:
         return None
     with open_input(task.src) as inp:
         info = inp.info
-        pix_fmt, _ = choose_pix_fmt(enc.codec, info.pix_fmt, requested=enc.pix_fmt,
-                                    alpha=alpha_used(info), container=muxer)
+        pix_fmt, _ = output_pix_fmt(info, enc, muxer)
         codec_options = encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset,
                                          options=enc.encoder_options).codec_options()
         try:

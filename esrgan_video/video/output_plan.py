@@ -136,6 +136,14 @@ def with_codec(options: UpscaleOptions, dst: str | Path) -> UpscaleOptions:
     return options
 
 
+def output_pix_fmt(info, enc, container: str | None) -> tuple[str, str | None]:
+    """The pixel format an output of encoder ``enc.codec`` (``enc``: the ``EncodeOptions``, codec chosen) into
+    ``container`` is written in for the input ``info``, and its notice: ``choose_pix_fmt`` with ``--pix-fmt`` and the
+    input's alpha only where it is used (:func:`alpha_used`). What :func:`plan_output` and batch's join check
+    (``batch.worker.join_times_refused``) both write by."""
+    return choose_pix_fmt(enc.codec, info.pix_fmt, requested=enc.pix_fmt, alpha=alpha_used(info), container=container)
+
+
 def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | Path, dst: str | Path) -> OutputPlan:
     """The output plan of ``src`` (its ``video.reader.VideoInfo`` ``info``) written to ``dst`` with ``options``
     by a model of scale ``model_scale``. Raises ``OptionError`` for contradictory size options."""
@@ -146,8 +154,7 @@ def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | P
     spec = info.color.resolved(info.width, info.height, in_fmt)
     container = output_format(dst, enc.format)
     alpha = alpha_used(info)
-    out_pix_fmt, pix_notice = choose_pix_fmt(enc.codec, info.pix_fmt, requested=enc.pix_fmt, alpha=alpha,
-                                             container=container)
+    out_pix_fmt, pix_notice = output_pix_fmt(info, enc, container)
     if pix_notice:
         notices.append(pix_notice)
     out_fmt = pixel_format(out_pix_fmt)
