@@ -525,3 +525,17 @@ def small_jpeg() -> bytes:
     cc.width = cc.height = 32
     cc.pix_fmt, cc.time_base = "yuvj420p", Fraction(1, 25)
     return b"".join(bytes(p) for p in [*cc.encode(pic), *cc.encode(None)])
+
+
+def remux(src: str | os.PathLike, dst: str | os.PathLike, *, end=None, **writer_kw):
+    """The frames of ``src`` (up to ``end``) written again into ``dst`` through ``OutputVideo`` (no model: the planes
+    as decoded; the other streams left out unless ``copy_streams`` says otherwise); returns the closed writer (its
+    ``notices``)."""
+    from esrgan_video.video.reader import open_input
+    from esrgan_video.video.writer import OutputVideo
+
+    writer_kw.setdefault("copy_streams", False)
+    with open_input(src) as inp, OutputVideo(dst, template=inp, end=end, **writer_kw) as out:
+        for f in inp.frames(end=end):
+            out.write(f.planes, f.pts)
+    return out

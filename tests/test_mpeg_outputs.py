@@ -20,17 +20,9 @@ from esrgan_video.errors import OutputError
 from esrgan_video.video.reader import fill_times, open_input
 from esrgan_video.video.writer import OutputVideo
 
-from media import make_clip, read_frames
+from media import make_clip, read_frames, remux
 
 NTSC = Fraction(30000, 1001)
-
-
-def remux(src: Path, dst: Path, end=None, **writer_kw) -> OutputVideo:
-    """The frames of ``src`` (up to ``end``) written again into ``dst`` (no model: the planes as decoded)."""
-    with open_input(src) as inp, OutputVideo(dst, template=inp, copy_streams=False, end=end, **writer_kw) as out:
-        for f in inp.frames(end=end):
-            out.write(f.planes, f.pts)
-    return out
 
 
 def times(path: Path) -> list[Fraction]:

@@ -17,19 +17,17 @@ import av
 import pytest
 
 from esrgan_video.video.reader import open_input
-from esrgan_video.video.writer import OutputVideo, cfr_rate
+from esrgan_video.video.writer import cfr_rate
 
+import media
 from media import make_clip, read_frames
 
 NTSC = Fraction(30000, 1001)
 
 
 def remux(src: Path, dst: Path, **writer_kw) -> None:
-    """The frames of ``src`` written again into ``dst`` with libx264 (no model: the planes as decoded)."""
-    with open_input(src) as inp, OutputVideo(dst, template=inp, copy_streams=False, codec="libx264",
-                                             **writer_kw) as out:
-        for f in inp.frames():
-            out.write(f.planes, f.pts)
+    """``media.remux`` with libx264."""
+    media.remux(src, dst, codec="libx264", **writer_kw)
 
 
 def stream_rate(path: Path) -> Fraction:

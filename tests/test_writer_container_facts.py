@@ -15,18 +15,15 @@ from esrgan_video.video.encoder_formats import choose_pix_fmt, encoder_opens, en
 from esrgan_video.video.reader import open_input
 from esrgan_video.video.writer import OutputVideo, check_output, field_order_kept, sar_kept
 
+import media
 from media import AudioTrack, frame_planes, make_clip, read_frames, small_jpeg
 
 VFR_PTS = [0, 40, 90, 100, 250, 290]  # ms
 
 
 def remux(src: Path, dst: Path, **writer_kw) -> list[str]:
-    """The frames of ``src`` written again into ``dst`` (no model: the planes as decoded); the notices."""
-    writer_kw.setdefault("copy_streams", False)
-    with open_input(src) as inp, OutputVideo(dst, template=inp, **writer_kw) as out:
-        for f in inp.frames():
-            out.write(f.planes, f.pts)
-    return out.notices
+    """``media.remux``'s notices."""
+    return media.remux(src, dst, **writer_kw).notices
 
 
 def decoded_times(path: Path) -> list[Fraction]:

@@ -16,6 +16,7 @@ from esrgan_video.errors import OutputError
 from esrgan_video.video.reader import open_input
 from esrgan_video.video.writer import OutputVideo, check_output
 
+import media
 from media import make_clip
 
 
@@ -27,11 +28,8 @@ def run(*args, timeout=300) -> subprocess.CompletedProcess:
 
 
 def remux(src: Path, dst: Path, **writer_kw) -> list[str]:
-    """The frames of ``src`` written again into ``dst`` (no model: the planes as decoded); the notices."""
-    with open_input(src) as inp, OutputVideo(dst, template=inp, copy_streams=False, **writer_kw) as out:
-        for f in inp.frames():
-            out.write(f.planes, f.pts)
-    return out.notices
+    """``media.remux``'s notices."""
+    return media.remux(src, dst, **writer_kw).notices
 
 
 # -- MPEG-TS holds only the codecs it has a stream type for -----------------------------------------------------
