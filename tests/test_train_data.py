@@ -160,3 +160,42 @@ def test_what_the_reader_says_about_a_source_is_told(train_clip, tmp_path):
     with pytest.raises(InputError, match=r"no images found .*; it holds 1 video\(s\) \(clip.mp4\): give videos to "
                                          r"--data one by one"):
         read_source(str(folder), max_frames=100)
+
+
+def test_a_rotated_video_is_trained_on_upright_against_its_upright_lr(train_clip, tmp_path):
+    """An HR video stored sideways with a 90° display matrix (a phone clip) is read as a player shows it, as a
+    still is read by its EXIF orientation: its pair with an LR video of the upright picture is made and matches
+    (read as stored, the HR was 96x64 against an LR of 16x24: a scale mismatch that did not name the rotation)."""
+    import av
+    import numpy as np
+
+    from esrgan_video.train import TrainConfig
+    from esrgan_video.train.data import load_sources
+    from esrgan_video.train.degradations import bicubic_down
+
+    hr, lr = tmp_path / "hr_rotated.mp4", tmp_path / "lr_upright.mp4"
+    with av.open(str(train_clip)) as inp, av.open(str(hr), "w") as out:  # the same packets, a display matrix added
+        st = out.add_stream_from_template(inp.streams.video[0])
+        st.set_display_rotation(90)
+        for pkt in inp.demux(video=0):
+            if pkt.size:
+                pkt.stream = st
+                out.mux(pkt)
+    with av.open(str(train_clip)) as inp, av.open(str(lr), "w") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt, st.options = 16, 24, "yuv444p", {"crf": "4", "preset": "veryfast"}
+        for frame in inp.decode(video=0):
+            upright = np.rot90(frame.to_ndarray(format="rgb24"))  # the player's 90° counter-clockwise turn
+            down = bicubic_down(torch.from_numpy(upright.copy()).permute(2, 0, 1)[None].float() / 255, 4)
+            arr = (down[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
+                out.mux(pkt)
+        for pkt in st.encode(None):
+            out.mux(pkt)
+    told: list[str] = []
+    config = TrainConfig(data=[str(hr)], lr_data=[str(lr)], out=str(tmp_path / "run"), patch=16)
+    (src,) = load_sources(config, 4, 16, notice=told.append)
+    assert told == [f"{hr}: a 90° display rotation; training reads its frames upright, as a player shows them (and "
+                    "as images are read, by their EXIF orientation)"], told
+    assert len(src.hr) == 16 and src.hr[0].shape == (3, 96, 64) and src.lr[0].shape == (3, 24, 16)
+    assert not src.rejected

@@ -64,7 +64,8 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
                notice: Callable[[str], None] | None = None) -> tuple[list[torch.Tensor], list[Fraction]]:
     """Every frame of a video as 3×H×W uint8 RGB, with media times; evenly thinned to at most ``max_frames``
     frames and at most ``max_bytes`` of frames (at least 8 frames), over the frames the packet index counts (a
-    variable-rate file's duration × rate overcounts them). ``notice`` receives the reader's one-line notices (frames
+    variable-rate file's duration × rate overcounts them). Frames are turned upright by the display matrix (a
+    quarter-turn rotation), as a player shows them, before ``crop``. ``notice`` receives the reader's one-line notices (frames
     skipped as damaged, interlacing, HDR, a guessed rate) and one when the samples have more than 8 bits."""
     from ..frames.pixel_formats import pixel_format
     from ..frames.transform import FrameFormat, FrameTransform
@@ -82,6 +83,13 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
                        "so the model learns from them rounded to 8 bits")
         to_rgb = FrameTransform(None, src=FrameFormat(fmt, info.color.resolved(info.width, info.height, fmt)),
                                 dst=FrameFormat.float_rgb())  # the streaming core's colour code, to RGB
+        turns = _quarter_turns(info.rotation)
+        if notice is not None and info.rotation and turns is None:
+            notice(f"{path}: a {info.rotation:g}° display rotation, not a quarter turn; training reads its frames "
+                   "as stored")
+        elif notice is not None and turns:
+            notice(f"{path}: a {round(info.rotation) % 360}° display rotation; training reads its frames upright, "
+                   "as a player shows them (and as images are read, by their EXIF orientation)")
         if max_bytes is not None:
             w, h = (crop[2], crop[3]) if crop else (info.width, info.height)
             max_frames = min(max_frames, max(8, int(max_bytes // (3 * w * h))))
@@ -99,9 +107,19 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
                 if i % step:
                     continue
                 rgb = torch.stack(to_rgb([torch.from_numpy(np.ascontiguousarray(p)) for p in frame.planes]))
-                frames.append(_crop(torch.round(rgb * 255).to(torch.uint8), crop, path))
+                rgb = torch.round(rgb * 255).to(torch.uint8)
+                if turns:  # upright: the player's counter-clockwise turn
+                    rgb = torch.rot90(rgb, turns, dims=(-2, -1)).contiguous()
+                frames.append(_crop(rgb, crop, path))
                 times.append(inp.media_time(frame.pts, frame.time_base))
     return frames, times
+
+
+def _quarter_turns(rotation: float) -> int | None:
+    """A display rotation (counter-clockwise degrees) as counter-clockwise quarter turns 0–3; None when it is not
+    a multiple of 90°."""
+    turns = rotation / 90
+    return round(turns) % 4 if abs(turns - round(turns)) < 1e-6 else None
 
 
 def read_still(path: str | Path, crop=None) -> torch.Tensor:
