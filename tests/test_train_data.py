@@ -145,7 +145,7 @@ def test_what_the_reader_says_about_a_source_is_told(train_clip, tmp_path):
     write_image(folder / "b.png", np.full((32, 32, 3), 9 * 257 + 100, np.uint16), None, 16)
     frames, keys = read_source(str(folder), max_frames=100, notice=told.append)
     assert keys == ["a", "b"] and torch.equal(frames[0], frames[1])  # 9·257 + 100 rounds to 9
-    assert told == [f"{folder}: 1 video(s) in this image folder are not read (clip.mp4); an image folder is one "
+    assert told == [f"{folder}: 1 video(s) in this image folder are not read [clip.mp4]; an image folder is one "
                     "source of stills: give videos to --data one by one",
                     f"{folder}: 1 of 2 images have 16-bit samples; training keeps them as 8-bit RGB, so the model "
                     "learns from them rounded to 8 bits",
@@ -157,8 +157,12 @@ def test_what_the_reader_says_about_a_source_is_told(train_clip, tmp_path):
                     "it rounded to 8 bits"], told
     (folder / "a.png").unlink()
     (folder / "b.png").unlink()
-    with pytest.raises(InputError, match=r"no images found .*; it holds 1 video\(s\) \(clip.mp4\): give videos to "
+    with pytest.raises(InputError, match=r"no images found .*; it holds 1 video\(s\) \[clip.mp4\]: give videos to "
                                          r"--data one by one"):
+        read_source(str(folder), max_frames=100)
+    for name in ("d.mkv", "b.mp4", "c.mov"):  # named as every key list is (models.keys.list_keys), three at most
+        (folder / name).write_bytes(b"")
+    with pytest.raises(InputError, match=r"; it holds 4 video\(s\) \[b.mp4, c.mov, clip.mp4 and 1 more\]: give "):
         read_source(str(folder), max_frames=100)
 
 

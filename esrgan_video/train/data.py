@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..models.keys import list_keys
 from ..video.images import IMAGE_EXTENSIONS
 
 
@@ -164,11 +165,6 @@ def _folder_files(path: Path) -> tuple[list[Path], list[Path]]:
             [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS])
 
 
-def _named(files: list[Path]) -> str:
-    shown = ", ".join(p.name for p in files[:3])
-    return shown + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-
-
 def read_source(path: str, *, max_frames: int, crop=None, max_bytes: int | None = None,
                 notice: Callable[[str], None] | None = None) -> tuple[list[torch.Tensor], list]:
     """A video file, an image folder or one image → (frames, keys). InputError naming the path when nothing
@@ -179,12 +175,13 @@ def read_source(path: str, *, max_frames: int, crop=None, max_bytes: int | None 
         raise InputError(f"{path}: no such file or folder")
     if p.is_dir():
         files, videos = _folder_files(p)
+        named = list_keys((v.name for v in videos), 3)  # [a.mp4, b.mp4, c.mp4 and 2 more]
         if not files:
-            held = f"; it holds {len(videos)} video(s) ({_named(videos)}): give videos to --data one by one" \
+            held = f"; it holds {len(videos)} video(s) {named}: give videos to --data one by one" \
                 if videos else ""
             raise InputError(f"{path}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)}){held}")
         if videos and notice is not None:
-            notice(f"{path}: {len(videos)} video(s) in this image folder are not read ({_named(videos)}); an image "
+            notice(f"{path}: {len(videos)} video(s) in this image folder are not read {named}; an image "
                    "folder is one source of stills: give videos to --data one by one")
         if len(files) > max_frames:
             files = files[:: math.ceil(len(files) / max_frames)]
