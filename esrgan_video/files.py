@@ -111,6 +111,12 @@ def cannot_create(dst: str | os.PathLike, e: OSError) -> OutputError:
     return OutputError(f"{dst}: cannot create a file in {dst.parent} ({e.strerror or e})")
 
 
+def cannot_write(dst: str | os.PathLike, e: BaseException) -> OutputError:
+    """The error for a write of ``dst`` that failed (``e``: a full disk, a folder gone read-only, an encoder's
+    error): "D: cannot be written (reason)", the reason being the OS's words when there are some."""
+    return OutputError(f"{dst}: cannot be written ({getattr(e, 'strerror', None) or e})")
+
+
 def check_can_create(dst: str | os.PathLike) -> None:
     """:func:`cannot_create` unless a file can be created in ``dst``'s folder (a hidden one is made and removed),
     so that an unwritable folder is found before the work that would fill it (a folder of another user, a
@@ -124,4 +130,4 @@ def check_can_create(dst: str | os.PathLike) -> None:
     Path(probe).unlink(missing_ok=True)
 
 
-__all__ = ["OutputExists", "atomic_write", "atomic_write_text", "cannot_create", "check_can_create", "check_output_place", "locked"]
+__all__ = ["OutputExists", "atomic_write", "atomic_write_text", "cannot_create", "cannot_write", "check_can_create", "check_output_place", "locked"]

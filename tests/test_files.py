@@ -56,3 +56,27 @@ def test_locked_excludes_another_process(tmp_path):
         waited = time.monotonic() - t0
     p.join()
     assert waited > 0.5  # the other process held it; we got it only after it let go
+
+
+def test_a_failed_write_has_one_wording_for_images_and_blends(tmp_path):
+    """``files.cannot_write`` is the one "F: cannot be written (reason)" line: the image writer and blend's writes
+    both say it (each wrote it out itself), for the OS's error and for one without a strerror."""
+    import numpy as np
+    import pytest
+
+    from esrgan_video.errors import OutputError
+    from esrgan_video.files import cannot_write
+    from esrgan_video.train.blend import _writing
+    from esrgan_video.video.images import write_image
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("x")
+    dst = blocker / "x.png"
+    with pytest.raises(OutputError) as image:
+        write_image(dst, np.zeros((4, 4, 3), np.uint8), None, 8)
+    with pytest.raises(OutputError) as blend, _writing(dst):
+        dst.open("wb")
+    expected = f"{dst}: cannot be written (Not a directory)"
+    assert str(image.value) == str(blend.value) == str(cannot_write(dst, NotADirectoryError(20, "Not a directory")))
+    assert str(image.value) == expected
+    assert str(cannot_write(dst, OSError("no reason given"))) == f"{dst}: cannot be written (no reason given)"

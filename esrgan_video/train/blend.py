@@ -28,14 +28,17 @@ def _weights(name_or_path: str, notice: Callable[[str], None] | None):
 
 @contextmanager
 def _writing(path: Path):
-    """A failed write of ``path`` (a full disk, a folder gone read-only) as one line, the image writer's wording
-    (``video.images.write_image``); the file is written whole or not at all (``files.atomic_write``)."""
+    """A failed write of ``path`` (a full disk, a folder gone read-only) as one line, in the words of every writer
+    (``files.cannot_write``, as ``video.images.write_image`` says it); the file is written whole or not at all
+    (``files.atomic_write``)."""
+    from ..files import cannot_write
+
     try:
         yield
     except OSError as e:
         if isinstance(e, EsrganVideoError):
             raise
-        raise OutputError(f"{path}: cannot be written ({e.strerror or e})") from e
+        raise cannot_write(path, e) from e
 
 
 def _check_output(out: Path, overwrite: bool, *inputs) -> None:

@@ -24,6 +24,7 @@ import av
 import numpy as np
 
 from ..errors import InputError, OutputError
+from ..files import cannot_write
 from ..frames.colorspace import Range
 from ..frames.pixel_formats import PlaneLayout
 from .image_meta import ImageMeta, apply_orientation, embed, read_meta
@@ -239,7 +240,7 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
         os.replace(tmp, dst)
     except (av.FFmpegError, OSError) as e:  # an unwritable folder, a full disk
         _remove(tmp)
-        raise OutputError(f"{dst}: cannot be written ({getattr(e, 'strerror', None) or e})") from e
+        raise cannot_write(dst, e) from e
     except BaseException:
         _remove(tmp)
         raise
