@@ -46,7 +46,7 @@ def _check_output(out: Path, overwrite: bool, *inputs) -> None:
     and takes a new file, ``out`` is no folder, no input, and not an existing file unless ``overwrite``."""
     from ..files import check_can_create, check_output_place
 
-    for src in inputs or (None,):
+    for src in inputs:  # every caller names its inputs (the two models, the preview frame)
         check_output_place(out, overwrite=overwrite, src=src)
     check_can_create(out)
 
