@@ -250,6 +250,20 @@ def test_gan_stage_with_the_realesrgan_recipe_and_a_resumed_discriminator(clip, 
     assert json.loads((tmp_path / "gan2" / "config.json").read_text())["gan"] == "ragan"
 
 
+def test_a_gan_stage_run_is_the_same_each_time_it_is_run(clip, tiny, tmp_path):
+    """The discriminator starts from the run's seed: one command run twice trains the same discriminator and
+    generator (its initial weights came from the unseeded global RNG, so no two gan-stage runs agreed and a resumed
+    one could not equal the uninterrupted one)."""
+    from safetensors.torch import load_file
+
+    runs = [train(config(clip, tiny, tmp_path / name, stage="gan", discriminator="unet", steps=1, batch=2,
+                         val_crops=2)) for name in ("a", "b")]
+    da, db = (load_file(str(tmp_path / name / "discriminator.safetensors")) for name in ("a", "b"))
+    assert da.keys() == db.keys() and all(torch.equal(da[k], db[k]) for k in da)
+    ga, gb = (load_file(str(r.final)) for r in runs)
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+
+
 def write_pairs(clip: Path, hr_dir: Path, lr_dir: Path, *, factor: int = 4, swap: int | None = None) -> None:
     from esrgan_video.train.data import read_video
     from esrgan_video.train.images import write_png

@@ -350,8 +350,12 @@ class Trainer:
 
     def _make_discriminator(self) -> torch.nn.Module:
         """The plan's discriminator (``discriminator_weights`` loaded), its BatchNorm layers synchronised across
-        the processes of a multi-GPU run (:func:`.ddp.sync_batchnorm`)."""
-        d = make_discriminator(self.plan.discriminator)
+        the processes of a multi-GPU run (:func:`.ddp.sync_batchnorm`). Its initial weights come from ``seed``, as a
+        scratch generator's do: one command trains the same discriminator each time it is run (unseeded, a rerun of
+        the gan stage drew others, so no two runs, and no resumed run and an uninterrupted one, agreed)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed + 1)  # not the generator's draws
+            d = make_discriminator(self.plan.discriminator)
         if self.config.discriminator_weights:
             self._load_discriminator(d, self.config.discriminator_weights)
         return ddp.sync_batchnorm(d, self.world, self.device)
