@@ -47,7 +47,7 @@ from .nal_count import count_pictures_in_file
 
 __all__ = ["GAP_FORMATS", "Promise", "RAW_STREAM_FORMATS", "ReadStats", "TRUNCATION_DURATION_FRAMES",
            "TRUNCATION_FRAMES", "TRUNCATION_SECONDS", "avi_truncated", "cut_transport_packet", "judge_truncation",
-           "parse_tag_duration", "raw_stream_pictures", "stream_promise", "timestamp_gaps"]
+           "parse_tag_duration", "raw_stream_pictures", "stream_promise", "timestamp_gaps", "transport_layout"]
 
 TRUNCATION_FRAMES = 1
 """With an exact frame count: a read that ends more than this many frames short is a truncation."""
@@ -179,7 +179,7 @@ def cut_transport_packet(path: str | os.PathLike) -> int | None:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             head = f.read(204 * 12)
-            found = _ts_layout(head)
+            found = transport_layout(head)
             if found is None:
                 return None
             packet, first = found
@@ -200,8 +200,9 @@ def _sync_offset(packet: int) -> int:
     return 4 if packet == 192 else 0
 
 
-def _ts_layout(head: bytes) -> tuple[int, int] | None:
-    """(packet size, offset of the first whole packet) from the sync bytes at the start of a transport stream."""
+def transport_layout(head: bytes) -> tuple[int, int] | None:
+    """(packet size, offset of the first whole packet) from the sync bytes at the start of a transport stream: every
+    packet-spaced byte of ``head`` from there on is a sync byte (at least two); None when no size fits."""
     for packet in TS_PACKET_SIZES:
         sync_at = _sync_offset(packet)
         for first in range(packet):

@@ -40,7 +40,7 @@ from ..errors import InputError
 from .discont import Jump, find_jumps, has_discontinuities, tolerances
 from .metadata import demuxer_in
 from .mpeg4_vops import VopCounter
-from .probe import Demux, pick_video_stream
+from .probe import Demux, open_media, pick_video_stream
 
 __all__ = ["DECODE_ORDER_FORMATS", "NOPTS", "PacketIndex", "clear_cache", "decode_order_timestamps",
            "read_packet_index"]
@@ -178,7 +178,7 @@ def read_packet_index(path: str | os.PathLike, stream_index: int | None = None) 
 def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
     """The index of the stream and whether that stream is the one :func:`pick_video_stream` picks."""
     try:
-        container = av.open(str(path), "r")
+        container = open_media(path)
     except (av.FFmpegError, OSError) as e:
         raise InputError(f"{path}: cannot be read as a video ({e})") from e
     with container as c:

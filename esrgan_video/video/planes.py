@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from ..frames.pixel_formats import PlaneLayout, plane_layouts
-from .probe import Demux
+from .probe import Demux, open_media
 
 
 def _rows(plane, lay) -> np.ndarray:
@@ -104,7 +104,7 @@ def stream_see_through(path: str | os.PathLike, stream_index: int, first: av.Vid
 
 @functools.lru_cache(maxsize=8)
 def _scan_see_through(path: str, size: int, mtime_ns: int, stream_index: int) -> bool:
-    with av.open(path, "r") as container:
+    with open_media(path) as container:
         stream = container.streams[stream_index]
         for packet in Demux(container, stream):  # damage that stops the demuxer ends the scan, as it ends reads
             try:  # a damaged packet: the frames that decode decide, as the reader reads as far as they go

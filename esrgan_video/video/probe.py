@@ -19,7 +19,7 @@ import av
 
 from ..errors import InputError
 
-__all__ = ["ALPHA_DECODERS", "Demux", "container_duration", "pick_video_stream", "probe", "video_decoder"]
+__all__ = ["ALPHA_DECODERS", "Demux", "container_duration", "open_media", "pick_video_stream", "probe", "video_decoder"]
 
 
 def pick_video_stream(path: str | os.PathLike, container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -86,9 +86,45 @@ class Demux:
             raise StopIteration from None
 
 
+def open_media(path: str | os.PathLike) -> av.container.InputContainer:
+    """``av.open(path)`` for reading, the one way every read of an input opens it (probe, packet index, reader).
+
+    FFmpeg's format probe scores an MPEG transport stream by how many of its packets it sees: a short but valid one
+    (2 or 3 frames of a small video, 9 or 10 packets) scores too low, the probe reads on to the end of the file and the
+    open fails with "End of file"; a 1-frame MPEG-2 one (8 packets) is taken for a raw MPEG video stream
+    (``mpegvideo``), whose decoder then meets the transport headers and flags its one frame corrupt. A file whose
+    every packet starts with a sync byte (``damage.transport_layout``: 188, 192 or 204 bytes apart from the start)
+    is then opened as ``mpegts``, as FFmpeg does when the probe sees enough of it; anything else opens (or raises)
+    as before.
+    """
+    try:
+        container = av.open(str(path), "r")
+    except (av.error.EOFError, av.InvalidDataError):
+        if not _looks_transport(path):
+            raise
+        return av.open(str(path), "r", format="mpegts")
+    if container.format.name != "mpegvideo" or not _looks_transport(path):
+        return container
+    container.close()
+    return av.open(str(path), "r", format="mpegts")
+
+
+def _looks_transport(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is, from its first byte, a run of whole MPEG transport packets (sync bytes throughout)."""
+    from .damage import transport_layout
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    found = transport_layout(head)
+    return found is not None and found[1] == 0 and len(head) >= 3 * found[0]
+
+
 def _open(path: str | os.PathLike) -> av.container.InputContainer:
     try:
-        return av.open(str(path), "r")
+        return open_media(path)
     except (av.FFmpegError, OSError) as e:
         raise InputError(f"{path}: cannot be opened as media ({e})") from e
 
@@ -117,7 +153,7 @@ def probe(path: str | os.PathLike) -> dict[str, Any]:
 def container_duration(path: str | os.PathLike) -> Fraction | None:
     """The container's duration in seconds from its header, None when it states none or does not open."""
     try:
-        with av.open(str(path), "r") as c:
+        with open_media(path) as c:
             return None if c.duration is None else Fraction(c.duration, 1_000_000)
     except (av.FFmpegError, OSError):
         return None

@@ -51,7 +51,7 @@ from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_tr
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
 from .packet_index import PacketIndex, decode_order_timestamps, median_step, mpeg4_vops, read_packet_index
 from .planes import read_planes, stream_see_through
-from .probe import Demux, pick_video_stream, video_decoder
+from .probe import Demux, open_media, pick_video_stream, video_decoder
 from .trim import selected_frames
 from .metadata import (
     FIELD_ORDERS,
@@ -251,7 +251,7 @@ class InputVideo:
     def open_container(self) -> av.container.InputContainer:
         """A fresh demuxer on the file (the writer uses one to copy the other streams)."""
         try:
-            return av.open(str(self.path), "r")
+            return open_media(self.path)
         except (av.FFmpegError, OSError) as e:
             raise InputError(f"{self.path}: cannot be reopened: {e}") from e
 
@@ -881,7 +881,7 @@ def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None 
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes)")
     try:
-        container = av.open(str(path), "r")
+        container = open_media(path)
     except PermissionError as e:
         raise InputError(f"{path}: cannot be read (permission denied)") from e
     except (av.InvalidDataError, av.error.EOFError) as e:

@@ -49,7 +49,7 @@ from ..errors import OutputError
 from .discont import StreamMender, has_discontinuities
 from .metadata import DISPOSITIONS_KEPT, demuxer_in, dispositions_lost, mov_language
 from .packet_index import read_packet_index
-from .probe import Demux
+from .probe import Demux, open_media
 from .reader import clean_metadata
 
 __all__ = ["MP4_FAMILY", "StreamCopier", "StreamSelection", "advance_timecode", "advanced_timecodes",
@@ -500,7 +500,7 @@ class StreamCopier:
         if kind is None:
             return False
         data = b""
-        with av.open(str(self.src)) as c:
+        with open_media(self.src) as c:
             for pkt in Demux(c, c.streams[st.index]):
                 data = bytes(pkt)
                 if data:
