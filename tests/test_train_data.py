@@ -173,6 +173,7 @@ def test_a_rotated_video_is_trained_on_upright_against_its_upright_lr(train_clip
     import av
     import numpy as np
 
+    from esrgan_video.errors import InputError
     from esrgan_video.train import TrainConfig
     from esrgan_video.train.data import load_sources
     from esrgan_video.train.degradations import bicubic_down
@@ -203,3 +204,37 @@ def test_a_rotated_video_is_trained_on_upright_against_its_upright_lr(train_clip
                     "as images are read, by their EXIF orientation)"], told
     assert len(src.hr) == 16 and src.hr[0].shape == (3, 96, 64) and src.lr[0].shape == (3, 24, 16)
     assert not src.rejected
+    # an LR stored sideways with nothing saying so: the mismatch says the two are turned a quarter from each other
+    sideways = tmp_path / "lr_sideways.mp4"
+    with av.open(str(train_clip)) as inp, av.open(str(sideways), "w") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = 24, 16, "yuv420p"
+        for frame in inp.decode(video=0):
+            for pkt in st.encode(frame.reformat(24, 16)):
+                out.mux(pkt)
+        for pkt in st.encode(None):
+            out.mux(pkt)
+    config = TrainConfig(data=[str(hr)], lr_data=[str(sideways)], out=str(tmp_path / "run"), patch=16)
+    with pytest.raises(InputError, match=r"lr_sideways.mp4: LR frames are 24x16 but the HR frames of .*hr_rotated.mp4 "
+                                         r"are 64x96, not x4 of them but turned a quarter \(both are read upright"):
+        load_sources(config, 4, 16, notice=told.append)
+
+
+def test_a_still_smaller_than_the_patch_is_named(tmp_path):
+    """An image folder's stills may differ in size: the one smaller than the patch is named (was "frames are
+    20x20" for the folder)."""
+    import numpy as np
+
+    from esrgan_video.errors import InputError
+    from esrgan_video.train import TrainConfig
+    from esrgan_video.train.data import load_sources
+    from esrgan_video.video.images import write_image
+
+    import skimage.data
+
+    photo = skimage.data.astronaut()
+    write_image(tmp_path / "a.png", np.ascontiguousarray(photo[:64, :96]), None, 8)
+    write_image(tmp_path / "b.png", np.ascontiguousarray(photo[:20, :40]), None, 8)
+    config = TrainConfig(data=[str(tmp_path)], out=str(tmp_path / "run"), patch=32)
+    with pytest.raises(InputError, match=rf"^{tmp_path}: image b is 40x20, smaller than the 32-px training patch "):
+        load_sources(config, 4, 32, notice=lambda msg: None)

@@ -263,9 +263,10 @@ def load_sources(config, scale: int, patch: int, *, notice=print,
         max_bytes = None if lr_path is not None else int(config.memory_gb * 2**30)  # pairs: keep every match
         hr, keys = read_source(path, max_frames=config.max_frames, crop=config.hr_crop, max_bytes=max_bytes,
                                 notice=notice)
-        for f in hr:
-            if min(f.shape[-2:]) < patch:
-                raise InputError(f"{path}: frames are {f.shape[-1]}x{f.shape[-2]}, smaller than the {patch}-px "
+        for f, key in zip(hr, keys):
+            if min(f.shape[-2:]) < patch:  # an image folder's stills differ in size: name the one that is small
+                what = f"image {key} is" if isinstance(key, str) and Path(path).is_dir() else "frames are"
+                raise InputError(f"{path}: {what} {f.shape[-1]}x{f.shape[-2]}, smaller than the {patch}-px "
                                  f"training patch ({smaller_patch})")
         src = Source(path, trim_to_multiple(hr, multiple), keys)
         if lr_path is not None:
@@ -284,9 +285,13 @@ def load_sources(config, scale: int, patch: int, *, notice=print,
             for i, j in pairs:
                 h, lf = hr[i], lr[j]
                 if h.shape[-1] != lf.shape[-1] * scale or h.shape[-2] != lf.shape[-2] * scale:
+                    turned = h.shape[-1] == lf.shape[-2] * scale and h.shape[-2] == lf.shape[-1] * scale
                     raise InputError(
                         f"{lr_path}: LR frames are {lf.shape[-1]}x{lf.shape[-2]} but the HR frames of {path} are "
-                        f"{h.shape[-1]}x{h.shape[-2]}, not x{scale} of them (crop them with hr_crop/lr_crop)")
+                        f"{h.shape[-1]}x{h.shape[-2]}, not x{scale} of them " + (
+                            "but turned a quarter (both are read upright, as their display rotation or EXIF "
+                            "orientation says: one is stored sideways without saying so)" if turned else
+                            "(crop them with hr_crop/lr_crop)"))
                 lw, lh = (h.shape[-1] // multiple) * multiple // scale, (h.shape[-2] // multiple) * multiple // scale
                 hr_m.append(h[:, : lh * scale, : lw * scale])
                 lr_m.append(lf[:, :lh, :lw].contiguous())
