@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from esrgan_video.errors import OutputError
@@ -72,3 +73,56 @@ def test_one_frame_needs_no_codec_for_a_png_or_bmp(tmp_path, capfd, model_file, 
     with av.open(str(tmp_path / out)) as c:
         assert c.streams.video[0].codec_context.name == codec
         assert len(list(c.decode(video=0))) == 1
+
+
+def _rgb_of(path):
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+@pytest.mark.parametrize("out, more", [("one.jpg", []), ("one.jpeg", []), ("two.jpg", ["--codec", "mjpeg"])])
+def test_one_frame_into_a_jpeg_is_full_range_bt601(tmp_path, capfd, model_file, out, more):
+    """A one-frame limited-range BT.709 video into .jpg failed 'avcodec_open2("mjpeg") returned 22' (FFmpeg's JPEG
+    encoder opens on full range only), and without --codec was 'the .jpg container cannot hold libx264 video'. It is
+    written as JFIF's colour — full range, BT.601 — so a reader's RGB (PIL's) is the RGB a PNG of the same run holds,
+    within the JPEG's quantisation (left limited or BT.709 it is off by several codes)."""
+    pytest.importorskip("PIL")
+    make_clip(tmp_path / "one.mkv", frames=1, matrix=1, primaries=1, transfer=1, full_range=False)
+    for name, extra in [("ref.png", []), (out, more)]:
+        p = run_cli(capfd, tmp_path / "one.mkv", tmp_path / name, "--model", str(model_file), *extra)
+        assert p.returncode == 0, p.stderr
+    with av.open(str(tmp_path / out)) as c:
+        assert c.streams.video[0].codec_context.name == "mjpeg"
+        frame = next(c.decode(video=0))
+        assert frame.color_range == 2  # full (pc)
+    diff = _rgb_of(tmp_path / out) - _rgb_of(tmp_path / "ref.png")
+    assert np.abs(diff).mean() < 2.5 and np.abs(diff.reshape(-1, 3).mean(axis=0)).max() < 0.5, \
+        (np.abs(diff).mean(), diff.reshape(-1, 3).mean(axis=0))
+
+
+@pytest.mark.parametrize("src, out, fmt", [
+    (dict(), "one.tiff", "rgb24"),
+    (dict(), "one.tif", "rgb24"),
+    (dict(codec="ffv1", pix_fmt="yuv420p10le"), "deep.tiff", "rgb48le"),
+    (dict(codec="ffv1", pix_fmt="yuva420p"), "alpha.tiff", "rgba"),
+    (dict(codec="ffv1", pix_fmt="gray"), "grey.tiff", "gray"),
+])
+def test_one_frame_into_a_tiff_is_rgb_by_default(tmp_path, capfd, model_file, src, out, fmt):
+    """.tif/.tiff needed --codec tiff and then held YUV 4:2:0 (which few readers show): now tiff is the default and
+    the picture is RGB of the input's depth and alpha (grey stays grey), read back the same by PIL, imageio and
+    PyAV."""
+    make_clip(tmp_path / "one.mkv", frames=1, **src)
+    for more in ([], ["--codec", "tiff", "-y"]):
+        p = run_cli(capfd, tmp_path / "one.mkv", tmp_path / out, "--model", str(model_file), *more)
+        assert p.returncode == 0, p.stderr
+        with av.open(str(tmp_path / out)) as c:
+            st = c.streams.video[0]
+            assert (st.codec_context.name, st.codec_context.pix_fmt) == ("tiff", fmt)
+            mine = next(c.decode(video=0)).to_ndarray()
+        iio = pytest.importorskip("imageio.v3")
+        assert np.array_equal(iio.imread(tmp_path / out), mine)
+        if fmt != "rgb48le":  # PIL reads 16-bit RGB TIFF as 8 bits
+            from PIL import Image
+
+            assert np.array_equal(np.asarray(Image.open(tmp_path / out)), mine)

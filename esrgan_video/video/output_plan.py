@@ -141,7 +141,39 @@ def output_pix_fmt(info, enc, container: str | None) -> tuple[str, str | None]:
     ``container`` is written in for the input ``info``, and its notice: ``choose_pix_fmt`` with ``--pix-fmt`` and the
     input's alpha only where it is used (:func:`alpha_used`). What :func:`plan_output` and batch's join check
     (``batch.worker.join_times_refused``) both write by."""
-    return choose_pix_fmt(enc.codec, info.pix_fmt, requested=enc.pix_fmt, alpha=alpha_used(info), container=container)
+    src_fmt = info.pix_fmt
+    if enc.pix_fmt is None and container == "image2" and _canonical(enc.codec) in RGB_STILL_CODECS:
+        src_fmt = _as_rgb(src_fmt)
+    return choose_pix_fmt(enc.codec, src_fmt, requested=enc.pix_fmt, alpha=alpha_used(info), container=container)
+
+
+RGB_STILL_CODECS = frozenset({"png", "tiff", "bmp"})
+"""Encoders of a one-picture file (FFmpeg's image2 muxer) whose picture is written as RGB for a YUV input, of the
+input's depth and alpha (rgb24, rgb48le, rgba, rgba64le; grey stays grey): the stills path's formats. TIFF's
+encoder also takes YUV, which few readers show, and PNG's nearest format to 10-bit YUV was 8-bit RGB."""
+
+
+def _canonical(codec: str) -> str | None:
+    try:
+        return av.codec.Codec(codec, "w").canonical_name
+    except (ValueError, av.FFmpegError):
+        return None
+
+
+def _as_rgb(pix_fmt: str) -> str:
+    """The RGB pixel format of ``pix_fmt``'s depth and alpha (pure but for the table): ``yuv420p10le`` →
+    ``rgb48le``, ``yuva420p`` → ``rgba``; an RGB, grey or palette format as it is."""
+    fmt = pixel_format(pix_fmt)
+    if fmt.family != "yuv":
+        return pix_fmt
+    deep = fmt.bits > 8
+    return ("rgba64le" if deep else "rgba") if fmt.alpha else ("rgb48le" if deep else "rgb24")
+
+
+def jpeg_color(spec: ColorSpec) -> ColorSpec:
+    """The colour a JPEG file (JFIF) is written in: full range, the BT.601 matrix, chroma centred (JFIF's, what
+    every reader decodes a JPEG by); primaries and transfer as ``spec``'s (JPEG has no field for them)."""
+    return dataclasses.replace(spec, matrix=Matrix.SMPTE170M, full_range=True, chroma_location="center")
 
 
 def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | Path, dst: str | Path) -> OutputPlan:
@@ -169,5 +201,9 @@ def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | P
     )
     notices.extend(f"{dst}: {note}" for note in plan.notes)
     out_spec = output_color(spec, in_fmt, out_fmt, plan.width, plan.height)
+    if out_fmt.family == "yuv" and _canonical(enc.codec) == "mjpeg":
+        # FFmpeg's JPEG encoder opens on full range only ("returned 22" for limited), and its decoder reads every
+        # JPEG (in .jpg, .avi or .mkv alike) as BT.601: JFIF's colour
+        out_spec = jpeg_color(out_spec)
     return OutputPlan(src=FrameFormat(in_fmt, spec), dst=FrameFormat(out_fmt, out_spec), pix_fmt=out_pix_fmt,
                       size=plan, notices=tuple(notices))

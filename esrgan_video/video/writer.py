@@ -111,10 +111,11 @@ def sar_kept(codec: str, container_format: str | None) -> bool:
     return name in BITSTREAM_SAR_CODECS
 
 
-IMAGE2_CODECS = {".png": "png", ".bmp": "bmp"}
+IMAGE2_CODECS = {".png": "png", ".bmp": "bmp", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff"}
 """The encoder of a one-picture file (FFmpeg's image2 muxer) by its extension: a one-frame video (or a one-frame
-trim) into ``frame.png`` is a PNG without ``--codec png``. (Not TIFF: its encoder would keep YUV, which few
-readers show; ``--codec tiff`` asks for it.)"""
+trim) into ``frame.png`` is a PNG without ``--codec png``, into ``frame.jpg`` a JPEG (full range, BT.601: JFIF's
+colour, ``output_plan.plan_output``), into ``frame.tiff`` an RGB TIFF (``output_plan.output_pix_fmt``: TIFF's YUV
+is what few readers show)."""
 
 
 def output_codec(dst: str | os.PathLike, codec: str | None, format: str | None = None) -> str:
