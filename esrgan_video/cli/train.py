@@ -85,7 +85,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="Adam learning rate (1e-4)")
     t.add_argument("--schedule", choices=["step", "cosine", "constant"], help="default: the recipe's")
     t.add_argument("--ema", type=float, metavar="DECAY", help="EMA decay of the generator, 0 = off (0.999)")
-    t.add_argument("--seed", type=int, help="seed of the patch sampler and degradations (0)")
+    t.add_argument("--seed", type=int, help="seed of the patch sampler, the degradations and the discriminator's initial "
+                   "weights (0)")
     r = p.add_argument_group("run")
     r.add_argument("--out", help="the run folder")
     r.add_argument("--config", metavar="TOML", help="options from a TOML file (the command line wins)")
