@@ -29,6 +29,10 @@ parser merges or drops damaged NAL units unseen: there the pictures its bytes ho
 (:func:`raw_stream_pictures`, ``video.nal_count``: start codes, first slices, gaps in the picture order
 counts), and the frames lost are those pictures less the frames decoded (the packet counts above merge, split or
 miss pictures there; they stand only if the bytes show fewer pictures than decoded).
+What no decoder says is not seen: bytes overwritten inside an HEVC or VP9 packet (16 to 64 of them, anywhere in a
+2-3 KB picture) decode to a frame without an error, a corrupt flag or a log line at any level, on any threads, with
+``err_detect=crccheck+bitstream+buffer+explode`` too (neither stream carries a checksum FFmpeg checks by default), and
+no frame goes missing against the packet index; a packet of noise (the first bytes kept) is refused and counted.
 :meth:`ReadStats.report` is the one line a user sees, e.g.
 ``in.mkv ends early: 10 of 25 frames decoded (the file is truncated)``.
 """
