@@ -54,3 +54,21 @@ def test_clean_vp8_is_not_damage(tmp_path, size, gop):
     good = media.make_clip(tmp_path / "good.webm", codec="libvpx", frames=24, size=size, options={"g": str(gop)})
     times, stats = _read(good)
     assert times == _packet_times(good) and stats.lost_frames == 0 and stats.report() is None
+
+
+@pytest.mark.parametrize("codec, pix_fmt", [("libvpx", "yuv420p"), ("libvpx-vp9", "yuva420p"), ("libvpx-vp9", "yuv420p")])
+def test_cli_output_holds_the_frames_read_at_their_times(tmp_path, near_identity_file, capfd, codec, pix_fmt):
+    """Exit 9, the one line, and the output's frames are the frames the reader read, at the same times."""
+    from esrgan_video.testing import run_cli
+
+    options = {"g": "12"} | ({"auto-alt-ref": "0"} if codec == "libvpx" else {})
+    good = media.make_clip(tmp_path / "good.webm", codec=codec, pix_fmt=pix_fmt, frames=24, size=(64, 48),
+                           options=options)
+    bad = media.make_corrupt(good, tmp_path / "bad.webm", frames=[5])
+    times, stats = _read(bad)
+    dst = tmp_path / "out.webm"
+    p = run_cli(capfd, bad, dst, "--model", near_identity_file(2), "--device", "cpu")
+    assert p.returncode == 9, p.stderr
+    assert [line for line in p.stderr.splitlines() if "could not be decoded" in line] == [
+        f"esrgan-video: {stats.report()}"]
+    assert _packet_times(dst) == times
