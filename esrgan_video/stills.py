@@ -52,7 +52,7 @@ from .frames.sizing import output_size, plan_size, resize_rgb
 from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
 from .video.image_meta import not_kept
-from .video.images import (IMAGE_EXTENSIONS, ImageMeta, check_extension, holds_deep, holds_grey, image_meta,
+from .video.images import (IMAGE_EXTENSIONS, ImageMeta, check_extension, damage, holds_deep, holds_grey, image_meta,
                            is_image_file, read_image, round_to_8bit, write_image)
 
 __all__ = ["GREY_WEIGHTS", "is_still_job", "probe_still_job", "read_image", "still_options", "upscale_image", "upscale_samples"]
@@ -95,6 +95,7 @@ def upscale_image(
     upscaler: Upscaler | None = None,
     notice: Callable[[str], None] | None = None,
     meta: ImageMeta | None = None,
+    on_damage: Callable[[str], None] | None = None,
     **flat_options,
 ) -> Path:
     """Upscale one still image into ``dst`` (format from its extension); returns ``dst``.
@@ -103,7 +104,9 @@ def upscale_image(
     their fields may also be given as flat keywords, as for :func:`esrgan_video.upscale_video`. ``notice`` receives
     one-line messages (e.g. a TensorRT build's progress). A grey image gives a grey one where ``dst``'s format
     holds grey (module docstring). ``meta``: ``src``'s ``image_meta`` where the caller has it
-    (:func:`probe_still_job`); read here when not given."""
+    (:func:`probe_still_job`); read here when not given. A PNG or JPEG cut short is upscaled as far as it decodes
+    and written; the line saying what it lost (``video.images.damage``) goes, once the output is written, to
+    ``on_damage`` (the CLI exits 9 on it), or to ``notice`` when that is None."""
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
     src, dst = Path(src), Path(dst)
     unused = video_only_notice(opts, dst)
@@ -119,7 +122,8 @@ def upscale_image(
     if meta.frames > 1 and meta.kind != "tiff":
         raise InputError(f"{src}: an animated image ({meta.frames} frames); a still output would keep only the "
                          "first: write it as a video (.apng, .webp, .webm, .mkv, …) to upscale every frame")
-    rgb, alpha, bits = read_image(src, keep_grey=True, meta=meta)
+    damaged = damage(src, meta)  # InputError, before the model loads, where no row decodes
+    rgb, alpha, bits = read_image(src, keep_grey=True, meta=meta, cut=True)
     check_extension(dst, alpha=alpha is not None)  # before the model runs
     grey = rgb.ndim == 2
     as_rgb = grey and not holds_grey(dst, alpha=alpha is not None)
@@ -142,6 +146,10 @@ def upscale_image(
         if own:
             up.close()
     write_image(dst, big, big_alpha, bits, meta)  # grey: R=G=B where the format has no grey
+    if damaged is not None:
+        report = on_damage or notice
+        if report is not None:
+            report(damaged)
     return dst
 
 

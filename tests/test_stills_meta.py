@@ -222,10 +222,11 @@ def test_an_animated_image_is_refused_as_a_still_and_upscaled_as_a_video(tmp_pat
         assert Image.open(video).n_frames == 3
 
 
-@pytest.mark.parametrize("ext", ["jpg", "png", "webp", "gif", "tif", "bmp"])
+@pytest.mark.parametrize("ext", ["webp", "gif", "tif", "bmp"])
 @pytest.mark.parametrize("keep", [0.5, 0.97])
 def test_a_truncated_image_is_refused(tmp_path, photo, model, capfd, ext, keep):
-    """FFmpeg's JPEG and GIF decoders would give the picture with its lost end grey or garbled, and say nothing."""
+    """FFmpeg's GIF decoder would give the picture with its lost end garbled, and say nothing. (A PNG or JPEG cut
+    short is written, with a damage notice: test_a_cut_png_or_jpeg_is_written_and_its_damage_said.)"""
     whole = io.BytesIO()
     Image.fromarray(photo).save(whole, {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "tif": "TIFF",
                                         "bmp": "BMP"}[ext])
@@ -238,6 +239,62 @@ def test_a_truncated_image_is_refused(tmp_path, photo, model, capfd, ext, keep):
     assert len(lines) == 1 and lines[0].startswith(f"esrgan-video: error: {src}: ")
     assert "truncated" in lines[0] or "not a readable image" in lines[0]
     assert sorted(f.name for f in tmp_path.iterdir()) == [src.name]
+
+
+def _cut_files(photo, ext):
+    """(whole bytes, [(name, bytes, rows of 48 whose data is all there)]) of ``photo`` saved as ``ext``: without its
+    end marker only, cut mid-picture, and cut before any picture data."""
+    whole = io.BytesIO()
+    Image.fromarray(photo).save(whole, "JPEG" if ext == "jpg" else "PNG", **({"quality": 95} if ext == "jpg" else {}))
+    data = whole.getvalue()
+    if ext == "jpg":
+        sos = data.find(b"\xff\xda")
+        return data, [("no_end", data[:-2], 48), ("half", data[:sos + (len(data) - sos) // 2], None),
+                      ("head", data[:sos + 20], 0)]
+    iend = data.rfind(b"IEND") - 4
+    idat = data.find(b"IDAT") + 4
+    return data, [("no_end", data[:iend], 48), ("half", data[:idat + (iend - idat) // 2], None),
+                  ("head", data[:idat + 2], 0)]
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_a_cut_png_or_jpeg_is_written_and_its_damage_said(tmp_path, photo, model, capfd, ext):
+    """A JPEG without its end-of-image marker or a PNG without IEND, every pixel there, was refused as truncated;
+    damage is said, not hidden, and the user still gets the output: one notice naming the file and what it lost,
+    exit 9 (the damaged video's), the output written from the pixels the file holds. Cut mid-picture, the notice says
+    from which row (and what share) the picture did not decode; where no row decodes it is refused in one line, exit
+    3, before the model loads, with nothing written."""
+    whole, cuts = _cut_files(photo, ext)
+    (tmp_path / f"whole.{ext}").write_bytes(whole)
+    assert _upscale(capfd, tmp_path / f"whole.{ext}", tmp_path / "ref.png", model, "-q").returncode == 0
+    reference = np.asarray(Image.open(tmp_path / "ref.png")).astype(int)
+    what = {"jpg": "the JPEG ends before its end-of-image marker (truncated?)",
+            "png": "the PNG ends before its IEND chunk (truncated?)"}[ext]
+    for name, data, rows in cuts:
+        src, dst = tmp_path / f"{name}.{ext}", tmp_path / f"{name}_out.png"
+        src.write_bytes(data)
+        p = _upscale(capfd, src, dst, model if rows != 0 else tmp_path / "no-such-model.pth")
+        lines = [ln for ln in p.stderr.strip().splitlines() if not ln.startswith("esrgan-video: wrote")]
+        assert "Traceback" not in p.stderr, p.stderr
+        if rows == 0:
+            assert p.returncode == 3 and lines == [f"esrgan-video: error: {src}: {what}; no row of the picture "
+                                                   "decodes"], p.stderr
+            assert not dst.exists()
+            continue
+        assert p.returncode == 9, p.stderr
+        assert len(lines) == 1, p.stderr
+        out = np.asarray(Image.open(dst)).astype(int)
+        if rows == 48:
+            assert lines == [f"esrgan-video: {src}: {what}; every pixel decoded, the output is kept"]
+            assert np.array_equal(out, reference)
+            continue
+        got = int(lines[0].split("the rows from ")[1].split(" ")[0]) - 1
+        assert 0 < got < 48 and lines[0] == (f"esrgan-video: {src}: {what}; the rows from {got + 1} of 48 "
+                                             f"({100 * (48 - got) / 48:.0f} %) did not decode, the output is kept")
+        # the rows said to be there are the whole file's (away from the last one, which the model sees beside the
+        # lost ones): x2, so 2 output rows each
+        top = max(0, got - 4) * 2
+        assert top > 0 and np.abs(out[:top] - reference[:top]).max() <= 1
 
 
 def test_sixteen_bits_into_an_eight_bit_format_is_said(tmp_path, model, capfd):

@@ -85,8 +85,8 @@ def _rgb_of(path):
 def test_one_frame_into_a_jpeg_is_full_range_bt601(tmp_path, capfd, model_file, out, more):
     """A one-frame limited-range BT.709 video into .jpg failed 'avcodec_open2("mjpeg") returned 22' (FFmpeg's JPEG
     encoder opens on full range only), and without --codec was 'the .jpg container cannot hold libx264 video'. It is
-    written as JFIF's colour — full range, BT.601 — so a reader's RGB (PIL's) is the RGB a PNG of the same run holds,
-    within the JPEG's quantisation (left limited or BT.709 it is off by several codes)."""
+    written as JFIF's colour — full range, BT.601 — so a reader's RGB (PIL's) is the RGB a PNG of the same run
+    holds, within the JPEG's quantisation (left limited or BT.709 it is off by several codes)."""
     pytest.importorskip("PIL")
     make_clip(tmp_path / "one.mkv", frames=1, matrix=1, primaries=1, transfer=1, full_range=False)
     for name, extra in [("ref.png", []), (out, more)]:

@@ -108,10 +108,14 @@ def _run_upscale(argv: list[str]) -> int:
 
         still, meta = probe_still_job(args.input, args.output)  # the image's header, read once for both
         if still:
-            out = upscale_image(args.input, args.output, options, overwrite=args.overwrite, notice=notice, meta=meta)
+            lost: list[str] = []
+            out = upscale_image(args.input, args.output, options, overwrite=args.overwrite, notice=notice, meta=meta,
+                                on_damage=lost.append)
+            for line in lost:  # a PNG or JPEG cut short: a notice, and exit 9 as for a damaged video
+                notice(line)
             if not args.quiet:
                 print(f"esrgan-video: wrote {out}", file=sys.stderr)
-            return EXIT_OK
+            return DAMAGED if lost else EXIT_OK
         from ..pipeline import upscale_video
 
         result = upscale_video(

@@ -10,14 +10,20 @@ lossless WebP's upscale is written lossless (``ImageMeta.lossless``).
 What the file says besides its pixels (``video.image_meta``): an EXIF orientation is applied to the pixels as a
 viewer would (the output is upright, its EXIF says 1); the ICC profile, the EXIF block and the DPI are written
 into the output where its format holds them (PNG, JPEG, WebP without the DPI, TIFF without the EXIF, BMP the DPI
-only). A truncated file is an InputError, not a picture FFmpeg filled with grey.
+only). A truncated file is an InputError, not a picture FFmpeg filled with grey; but ``read_image(cut=True)``
+(a still's upscale) reads a PNG or JPEG cut short as far as its data goes, and :func:`damage` says what it lost
+(only its end marker, or which rows did not decode); a GIF or WebP cut short, or a PNG or JPEG of which no row
+decodes, stays an InputError.
 The upscaling itself is ``esrgan_video.stills``' (the core's frame transform).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import av
@@ -27,11 +33,11 @@ from ..errors import InputError, OutputError
 from ..files import cannot_write
 from ..frames.colorspace import Range
 from ..frames.pixel_formats import PlaneLayout
-from .image_meta import ImageMeta, apply_orientation, embed, read_meta
+from .image_meta import ImageMeta, _jpeg_segments, apply_orientation, embed, read_meta
 from .partials import partial_path
 from .planes import frame_from_planes
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageMeta", "check_extension", "holds_deep", "holds_grey", "image_meta",
+__all__ = ["IMAGE_EXTENSIONS", "ImageMeta", "check_extension", "damage", "holds_deep", "holds_grey", "image_meta",
            "is_image_file", "read_image", "round_to_8bit", "write_image"]
 
 # output extension → (codec, pix_fmt for 8-bit RGB, for 8-bit RGBA, for 16-bit RGB, for 16-bit RGBA)
@@ -77,22 +83,26 @@ def image_meta(path: str | os.PathLike) -> ImageMeta:
         raise InputError(f"{path}: cannot be read ({e.strerror or e})") from e
 
 
-def read_image(path: str | os.PathLike, *, keep_grey: bool = False,
-               meta: ImageMeta | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
+def read_image(path: str | os.PathLike, *, keep_grey: bool = False, meta: ImageMeta | None = None,
+               cut: bool = False) -> tuple[np.ndarray, np.ndarray | None, int]:
     """(RGB H×W×3, alpha H×W or None, bits) with samples as uint8 (bits 8) or uint16 (bits 16), upright: turned as
     the EXIF orientation says (``meta``: the file's :func:`image_meta`, read when not given).
 
     ``keep_grey``: a grey image gives its one channel, H×W, in place of RGB (otherwise R=G=B). Grey is a decoded
     pixel format with one colour component (PNG grey / grey+alpha, grey JPEG, grey TIFF, 1-bit images), or a
     palette whose pixels are all grey (a grey BMP, which FFmpeg decodes as a palette). InputError naming the file
-    when it is missing, empty, truncated or not an image FFmpeg decodes.
+    when it is missing, empty, truncated or not an image FFmpeg decodes. ``cut``: a PNG or JPEG cut short is read
+    as far as its data goes (the caller says what it lost: :func:`damage`), not refused.
     """
     path = Path(path)
     meta = image_meta(path) if meta is None else meta
-    if meta.truncated:
+    source: str | io.BytesIO = str(path)
+    if meta.truncated and not cut:
         raise InputError(f"{path}: {meta.truncated}")
+    if meta.truncated:
+        source = io.BytesIO(readable_bytes(path, meta)[0])
     try:
-        with av.open(str(path)) as c:
+        with av.open(source) as c:
             codec = c.streams.video[0].codec_context.name
             frame = next(c.decode(video=0))
     except (av.FFmpegError, StopIteration, IndexError) as e:
@@ -122,6 +132,94 @@ def read_image(path: str | os.PathLike, *, keep_grey: bool = False,
         rgb = apply_orientation(rgb, meta.orientation)
         alpha = None if alpha is None else apply_orientation(alpha, meta.orientation)
     return np.ascontiguousarray(rgb), alpha, 16 if deep else 8
+
+
+def damage(path: str | os.PathLike, meta: ImageMeta) -> str | None:
+    """The one line about what a truncated PNG or JPEG (``meta.truncated``) lost, None for an intact file: only its
+    end marker ("every pixel decoded") or part of its picture ("the rows from R of H (P %) did not decode"). A GIF
+    or WebP cut short, or a PNG or JPEG of which no row decodes, is an InputError naming the file (as before): there
+    is no picture to write."""
+    if not meta.truncated:
+        return None
+    _, rows, height = readable_bytes(path, meta)
+    if rows >= height:
+        return f"{path}: {meta.truncated}; every pixel decoded, the output is kept"
+    return (f"{path}: {meta.truncated}; the rows from {rows + 1} of {height} ({100 * (height - rows) / height:.0f} %) "
+            "did not decode, the output is kept")
+
+
+def readable_bytes(path: str | os.PathLike, meta: ImageMeta) -> tuple[bytes, int, int]:
+    """A truncated PNG or JPEG made whole for FFmpeg's decoder, and (rows whose data is all there, height): a PNG
+    with its IDAT data (its cut chunk too) in one chunk and an IEND; a JPEG with its end-of-image marker. InputError
+    for another format, or where no row's data is there."""
+    data = Path(path).read_bytes()
+    fixed = _png_whole(data) if meta.kind == "png" else _jpeg_whole(data) if meta.kind == "jpeg" else None
+    if fixed is None or fixed[1] == 0:
+        raise InputError(f"{path}: {meta.truncated}" + ("" if fixed is None else "; no row of the picture decodes"))
+    return fixed
+
+
+def _png_whole(data: bytes) -> tuple[bytes, int, int] | None:
+    """(a PNG FFmpeg decodes, complete rows, height) of a PNG cut short, None where its header is cut too."""
+    pos, head, idat = 8, [], []
+    while pos + 8 <= len(data):
+        n, kind = struct.unpack(">I", data[pos:pos + 4])[0], data[pos + 4:pos + 8]
+        body = data[pos + 8:min(pos + 8 + n, len(data))]
+        if kind == b"IDAT":
+            idat.append(body)
+        elif not idat and pos + 12 + n <= len(data):
+            head.append(data[pos:pos + 12 + n])
+        if kind == b"IEND":
+            break
+        pos += 12 + n
+    if not head or head[0][4:8] != b"IHDR":
+        return None
+    w, h, depth, colour, interlace = struct.unpack(">IIBBxxB", head[0][8:21])
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1)
+    if interlace:  # Adam7: a row is whole only when every pass is, so count the bytes of the passes
+        passes = [(8, 8, 0, 0), (8, 8, 4, 0), (4, 8, 0, 4), (4, 4, 2, 0), (2, 4, 0, 2), (2, 2, 1, 0), (1, 2, 0, 1)]
+        need = sum(((h - y0 + dy - 1) // dy) * (1 + ((w - x0 + dx - 1) // dx * channels * depth + 7) // 8)
+                   for dx, dy, x0, y0 in passes if w > x0 and h > y0)
+        row = None
+    else:
+        row = 1 + (w * channels * depth + 7) // 8
+        need = h * row
+    try:
+        got = len(zlib.decompressobj().decompress(b"".join(idat), need))
+    except zlib.error:
+        got = 0
+    rows = h if got >= need else 0 if row is None else got // row
+    body = b"".join(idat)
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    return data[:8] + b"".join(head) + chunk(b"IDAT", body) + chunk(b"IEND", b""), rows, h
+
+
+def _jpeg_whole(data: bytes) -> tuple[bytes, int, int] | None:
+    """(a JPEG with its end-of-image marker, rows whose data is there, height) of a JPEG cut short, None where it
+    ends before its first scan. The rows are told by decoding it twice, with two different fillers before the
+    marker: FFmpeg's decoder reads filler only where the picture's own data ran out."""
+    try:
+        segments = {marker: body for marker, body, _ in reversed(list(_jpeg_segments(data)))}  # the first of each
+    except (ValueError, struct.error):
+        return None
+    sof = next((segments[m] for m in sorted(segments) if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC)), None)
+    if sof is None or 0xDA not in segments or len(sof) < 5:
+        return None
+    h = struct.unpack(">H", sof[1:3])[0]
+    ends = data if data[-2:] != b"\xff\xd9" else data[:-2]
+    pictures = []
+    for filler in (b"\x00", b"\x5a"):
+        try:
+            with av.open(io.BytesIO(ends + filler * 256 + b"\xff\xd9")) as c:
+                pictures.append(next(c.decode(video=0)).to_ndarray(format="gray"))
+        except (av.FFmpegError, StopIteration, IndexError):
+            return None
+    differ = np.flatnonzero((pictures[0] != pictures[1]).any(axis=1))
+    rows = h if differ.size == 0 else int(differ[0])
+    return ends + b"\xff\xd9", rows, h
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
