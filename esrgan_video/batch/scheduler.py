@@ -1,10 +1,11 @@
 """Schedulers: hand tasks to workers and report what happened to the driver's plan.
 
 - ``LocalScheduler``: one worker process per device (``spawn`` context, so CUDA starts clean in each);
-  each worker takes one task at a time from its own queue and reports on its own result queue (a worker killed
-  while sending holds that queue's write lock for good: on a shared queue every other worker's next message would
-  wait for it, the batch stalling until each was taken for stale and killed in turn). A background thread in the
-  worker sends heartbeats. A worker that exits (crash, SIGKILL, out of memory)
+  each worker takes one task at a time from its own queue and reports on its own one-way pipe (a worker killed
+  while sending on a shared queue would hold its write lock for good, every other worker's next message waiting
+  for it). The driver holds only the pipe's read end, so a worker's death closes it: a message cut short by the
+  kill (one larger than the pipe's buffer is written in pieces) reads as end of file, and that worker is taken
+  for dead at once. A background thread in the worker sends heartbeats. A worker that exits (crash, SIGKILL, out of memory)
   or stops sending heartbeats for ``stale_s`` seconds is killed and replaced, and its task goes back to
   the plan (``lost``), which redoes it or, after ``max_attempts``, marks it failed.
 - ``RayScheduler``: the same tasks on long-lived Ray actors (``RayWorker``: one per GPU when the cluster has GPUs,
@@ -21,7 +22,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import multiprocessing.connection
 import os
-import queue
 import signal
 import threading
 import time
@@ -71,15 +71,20 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
     _die_with_parent()
     parent = os.getppid()
     stop = threading.Event()
+    sending = threading.Lock()  # the heartbeat thread and this one share the pipe: one whole message at a time
+
+    def send(message: tuple[str, int, str | None, Any]) -> None:
+        with sending:
+            results.send(message)
 
     def beat() -> None:
         while not stop.wait(heartbeat_s):
             if os.getppid() != parent:  # the driver died: its successor will redo this task
                 os._exit(1)
-            results.put(("hb", wid, None, None))
+            send(("hb", wid, None, None))
 
     threading.Thread(target=beat, name="esrgan-heartbeat", daemon=True).start()
-    results.put(("hb", wid, None, None))
+    send(("hb", wid, None, None))
     apply_threads(settings.threads)
     try:
         while True:
@@ -87,14 +92,14 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
             if task is None:
                 return
             def report(info: dict[str, Any], key: str = task.key) -> None:
-                results.put(("progress", wid, key, info))
+                send(("progress", wid, key, info))
 
             try:
                 res = execute_task(task, settings, device, progress=report)
             except Exception as e:  # noqa: BLE001 - reported to the driver as this task's one-line error
-                results.put(("nospace" if out_of_space(e) else "failed", wid, task.key, one_line(e)))
+                send(("nospace" if out_of_space(e) else "failed", wid, task.key, one_line(e)))
             else:
-                results.put(("done", wid, task.key, res))
+                send(("done", wid, task.key, res))
     finally:
         stop.set()
 
@@ -106,8 +111,11 @@ class _Worker:
     proc: Any
     tasks: Any
     results: Any
-    """This worker's result queue (its own: see the module docstring)."""
+    """The read end of this worker's result pipe (its own: see the module docstring)."""
     task: Task | None = None
+    broken: str | None = None
+    """Set when its pipe ended (``""``) or held a message cut short (what was wrong): the worker is dead (or as
+    good as), whatever ``proc.is_alive()`` says yet."""
     last_seen: float = 0.0
     last_journal_beat: float = 0.0
 
@@ -141,29 +149,45 @@ class LocalScheduler:
         self.workers: list[_Worker] = []
 
     def _spawn(self, device: str | None) -> _Worker:
-        tasks, results = self._ctx.Queue(), self._ctx.Queue()
+        tasks = self._ctx.Queue()
+        results, sender = self._ctx.Pipe(duplex=False)
         wid = self._next_wid
         self._next_wid += 1
         proc = self._ctx.Process(
-            target=_worker_main, args=(wid, device, self.settings, tasks, results, self.heartbeat_s),
+            target=_worker_main, args=(wid, device, self.settings, tasks, sender, self.heartbeat_s),
             name=f"esrgan-batch-worker-{wid}", daemon=True)
         proc.start()
+        sender.close()  # only the worker holds the write end: its death ends the pipe
         now = time.monotonic()
         return _Worker(wid, device, proc, tasks, results, last_seen=now, last_journal_beat=now)
 
     def _messages(self, timeout: float) -> list[tuple[str, int, str | None, Any]]:
         """What the workers have sent, waiting up to ``timeout`` seconds for the first; each worker's messages in
-        the order it sent them."""
-        readers = {w.results._reader: w for w in self.workers}  # a Queue's end to wait on (its Connection)
+        the order it sent them. A pipe that ended, or whose next message is cut short or cannot be read, marks its
+        worker ``broken`` (killed here if it still runs), which the liveness check takes for its death."""
+        readers = {w.results: w for w in self.workers if w.broken is None}
         got = []
         for r in multiprocessing.connection.wait(list(readers), timeout=timeout):
-            q = readers[r].results
-            while True:
-                try:
-                    got.append(q.get_nowait())
-                except queue.Empty:
-                    break
+            w = readers[r]
+            try:
+                while r.poll():
+                    got.append(r.recv())
+            except EOFError:  # the worker closed its end between messages: it is exiting
+                self._broken(w, "", wait=True)
+            except Exception as e:  # noqa: BLE001 - OSError (end of file inside a message), UnpicklingError ...
+                self._broken(w, f"its last message was cut short or unreadable: {type(e).__name__}", wait=False)
         return got
+
+    @staticmethod
+    def _broken(w: _Worker, why: str, *, wait: bool) -> None:
+        """Take ``w`` for dead: it sends nothing more that could be read."""
+        w.broken = why
+        w.results.close()
+        if wait:
+            w.proc.join(5)
+        if w.proc.is_alive():
+            w.proc.kill()
+        w.proc.join(5)
 
     def run(self, plan: PlanLike) -> None:
         self.workers = [self._spawn(d) for d in self.devices]
@@ -192,7 +216,7 @@ class LocalScheduler:
                 self._handle(plan, by_id, kind, wid, key, payload, deaths)  # finished task is not taken for lost
             now = time.monotonic()
             for i, w in enumerate(list(self.workers)):
-                dead = not w.proc.is_alive()
+                dead = w.broken is not None or not w.proc.is_alive()
                 stale = not dead and now - w.last_seen > self.stale_s
                 if stale:
                     self.log(f"worker {w.wid} ({w.device}) sent no heartbeat for {self.stale_s:.0f} s; killing it")
@@ -200,9 +224,11 @@ class LocalScheduler:
                     w.proc.join(5)
                 if dead or stale:
                     code = w.proc.exitcode
-                    why = (f"worker {w.wid} ({w.device or 'auto'}) died (exit code {code})" if dead
-                           else f"worker {w.wid} ({w.device or 'auto'}) stopped responding")
+                    why = (f"worker {w.wid} ({w.device or 'auto'}) stopped responding" if stale
+                           else f"worker {w.wid} ({w.device or 'auto'}) died (exit code {code}"
+                                + (f"; {w.broken})" if w.broken else ")"))
                     by_id.pop(w.wid, None)  # late messages from it are ignored
+                    w.results.close()
                     if w.task is not None:
                         task, w.task = w.task, None
                         remove_partials(task.dst, w.proc.pid)
@@ -256,6 +282,7 @@ class LocalScheduler:
             if w.proc.is_alive():
                 w.proc.kill()
                 w.proc.join(5)
+            w.results.close()
 
 
 # Ray ------------------------------------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""The local scheduler's result pipes: a worker SIGKILLed while it writes a message larger than the pipe's buffer
+leaves half a message behind; the driver takes that for the worker's death and the file is redone by a new worker
+(the whole batch is exercised in ``test_batch_run.py``)."""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import multiprocessing as mp
+import os
+import signal
+import termios
+import time
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from esrgan_video.batch.scheduler import LocalScheduler, _Worker
+from esrgan_video.batch.worker import Task, WorkerSettings
+from esrgan_video.options import UpscaleOptions
+from esrgan_video.testing import save_near_identity
+from media import make_clip, read_frames
+
+BIG = 4 << 20  # far over a pipe's buffer (64 KiB on Linux): written in pieces, the writer waiting for the reader
+
+
+def _sends_then_a_big_one(conn) -> None:
+    conn.send(("hb", 0, None, None))
+    conn.send(("progress", 0, "whole", {"frame": 1, "total": 4, "blob": b"x" * BIG}))
+
+
+def _queued_bytes(conn) -> int:
+    n = array.array("i", [0])
+    fcntl.ioctl(conn.fileno(), termios.FIONREAD, n)
+    return n[0]
+
+
+class Plan:
+    """One task, already handed to the half-writing worker; a lost task goes back to be redone."""
+
+    def __init__(self, task: Task) -> None:
+        self.queue: deque[Task] = deque()
+        self.running = {task.key}
+        self.lost_why: list[str] = []
+        self.results: dict[str, dict] = {}
+
+    def next_task(self):
+        if not self.queue:
+            return None
+        t = self.queue.popleft()
+        self.running.add(t.key)
+        return t
+
+    def finished(self) -> bool:
+        return not self.queue and not self.running
+
+    def started(self, task, owner) -> None: ...
+    def heartbeat(self, task, owner) -> None: ...
+    def progress(self, task, info) -> None: ...
+
+    def done(self, task, result) -> None:
+        self.running.discard(task.key)
+        self.results[task.key] = result
+
+    def failed(self, task, error) -> None:
+        raise AssertionError(f"{task.key} failed: {error}")
+
+    no_space = failed
+
+    def lost(self, task, why) -> None:
+        self.running.discard(task.key)
+        self.lost_why.append(why)
+        self.queue.append(task)
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the child only writes
+@pytest.mark.skipif(not hasattr(termios, "FIONREAD"), reason="needs FIONREAD to see the pipe fill")
+def test_a_worker_killed_mid_message_is_taken_for_dead_and_its_file_redone(tmp_path: Path) -> None:
+    model = tmp_path / "tiny_x2.safetensors"
+    save_near_identity(model, 2)
+    settings = WorkerSettings(options=UpscaleOptions.from_kwargs(model=str(model), codec="ffv1"), threads=1)
+    src = make_clip(tmp_path / "in.mkv", codec="ffv1", size=(64, 48), frames=4)
+    out = tmp_path / "out"
+    out.mkdir()
+    task = Task(key="whole", kind="whole", job_key="clip", src=str(src), dst=str(out / "clip.mkv"))
+
+    ctx = mp.get_context("fork")  # the stand-in worker only writes to its pipe
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_sends_then_a_big_one, args=(writer,), daemon=True)
+    proc.start()
+    writer.close()
+    # the big message cannot be written whole until the driver reads: once more than the first message's bytes
+    # are queued, the writer is blocked inside the big one; killing it now leaves half a message on the pipe
+    deadline = time.monotonic() + 30
+    while _queued_bytes(reader) < 32 << 10:
+        assert time.monotonic() < deadline, "the stand-in worker never filled its pipe"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(10)
+    assert proc.exitcode == -signal.SIGKILL
+
+    sched = LocalScheduler(["cpu"], settings, log=lambda m: None)
+    now = time.monotonic()
+    sched.workers = [_Worker(0, "cpu", proc, ctx.Queue(), reader, task=task, last_seen=now, last_journal_beat=now)]
+    sched._next_wid = 1
+    plan = Plan(task)
+    started = time.monotonic()
+    try:
+        sched._loop(plan)
+    finally:
+        sched._shutdown()
+    assert len(plan.lost_why) == 1 and "worker 0 (cpu) died" in plan.lost_why[0], plan.lost_why
+    assert "cut short" in plan.lost_why[0], plan.lost_why
+    assert plan.results["whole"]["frames"] == 4  # redone by the worker that replaced it
+    assert len(read_frames(out / "clip.mkv")[0]) == 4
+    assert time.monotonic() - started < 120  # not after a stale timeout (300 s)
