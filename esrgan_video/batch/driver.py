@@ -352,7 +352,8 @@ class _JobState:
 
     def whole_task(self) -> Task:
         j = self.job
-        return Task(key=j.key, kind="whole", job_key=j.key, src=str(j.src), dst=str(j.dst), overwrite=self.owned)
+        return Task(key=j.key, kind="whole", job_key=j.key, src=str(j.src), dst=str(j.dst), overwrite=self.owned,
+                    still=self.row.still)
 
 
 class Plan:
@@ -572,9 +573,8 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
     anything starts, not every file failing in its worker (and journalled failed). The container is checked when
     every output is of one kind; with ``--ext keep`` and mixed extensions a file the codec cannot go into fails
     alone, in its worker."""
-    from ..video.encoder_settings import encoder_settings
     from ..video.images import IMAGE_EXTENSIONS
-    from ..video.output_plan import with_codec
+    from ..video.output_plan import output_encoder, with_codec
     from ..video.writer import check_output
 
     enc = opts.encode
@@ -585,11 +585,11 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
     if enc.codec is None or enc.format is not None or len(kinds) == 1:
         # each kind's encoder is known (the container's own when none was asked for): check every kind
         for dst in kinds.values():
-            codec = with_codec(opts, dst).encode.codec
-            encoder_settings(codec, crf=enc.crf, preset=enc.preset, options=enc.encoder_options)
-            check_output(dst, codec, format=enc.format)
+            chosen = with_codec(opts, dst).encode
+            output_encoder(chosen)
+            check_output(dst, chosen.codec, format=enc.format)
     else:  # one encoder for outputs of mixed kinds: a kind it cannot go into fails alone, in its worker
-        encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset, options=enc.encoder_options)
+        output_encoder(enc)
 
 
 def _seconds(v: Fraction | None) -> float | None:

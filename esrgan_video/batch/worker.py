@@ -35,6 +35,9 @@ class Task:
     parts: tuple[str, ...] = ()
     overwrite: bool = True
     segment_seconds: float | None = None
+    still: bool = False
+    """A whole-file task that upscales a still image (``stills.is_still_job``), as the driver found it when it read
+    the source's header (``driver._is_still``): the worker writes it by ``upscale_image`` without probing it again."""
     codec: str | None = None
     """A segment rendered in another container than its file's output (``video.segment_join.segment_suffix``): the
     output's encoder, and its container's muxer is left to the segment's suffix (the join writes the output's)."""
@@ -118,8 +121,7 @@ def join_times_refused(task: Task, options: UpscaleOptions) -> str | None:
     variable-rate input's B-frames (libx264, libx265) would get the decode-order times a single pass refuses to write.
     The output's encoder, its pixel format (as ``output_plan.plan_output`` chooses it) and options, as the writer
     would have them."""
-    from ..video.encoder_settings import encoder_settings
-    from ..video.output_plan import output_pix_fmt, with_codec
+    from ..video.output_plan import output_encoder, output_pix_fmt, with_codec
     from ..video.reader import open_input
     from ..video.writer import check_avi_times, output_format
 
@@ -130,8 +132,7 @@ def join_times_refused(task: Task, options: UpscaleOptions) -> str | None:
     with open_input(task.src) as inp:
         info = inp.info
         pix_fmt, _ = output_pix_fmt(info, enc, muxer)
-        codec_options = encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset,
-                                         options=enc.encoder_options).codec_options()
+        codec_options = output_encoder(enc).codec_options()
         try:
             check_avi_times(task.dst, muxer, enc.codec, pix_fmt, codec_options, inp)
         except EsrganVideoError as e:
@@ -174,7 +175,6 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
                  progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one task and return what the driver records (raises on failure). ``progress`` receives the task's
     progress (see :class:`ProgressThrottle`) while a file or segment is upscaled."""
-    from ..stills import is_still_job  # the single-file face's rule: an image in or out, not an animation into video
 
     t0 = time.perf_counter()
     if task.kind == "plan":
@@ -194,7 +194,7 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
                             selection=stream_selection(enc), overwrite=task.overwrite, notice=notices.append,
                             format=enc.format)
         frames, lost, damage, reuse = res.frames, 0, None, None  # the driver adds the segments' reuse
-    elif task.kind == "whole" and is_still_job(task.src, task.dst):  # as `esrgan-video in.png out.png`: an image
+    elif task.kind == "whole" and task.still:  # as `esrgan-video in.png out.png`: an image (the driver's finding)
         from ..stills import still_options, upscale_image
 
         notices = []

@@ -23,7 +23,7 @@ from ..frames.sizing import SizePlan, plan_size
 from ..frames.transform import FrameFormat
 from ..options import UpscaleOptions
 from .encoder_formats import choose_pix_fmt, keep_advice
-from .encoder_settings import encoder_settings
+from .encoder_settings import EncoderSettings, encoder_settings
 from .writer import output_codec, output_format, sar_kept
 
 
@@ -132,8 +132,15 @@ def with_codec(options: UpscaleOptions, dst: str | Path) -> UpscaleOptions:
         av.codec.Codec(enc.codec, "w")
     except (ValueError, av.FFmpegError):
         return options
-    encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset, options=enc.encoder_options)
+    output_encoder(enc)
     return options
+
+
+def output_encoder(enc) -> EncoderSettings:
+    """What the writer gives encoder ``enc.codec`` (``enc``: the ``EncodeOptions``, codec chosen): the settings
+    ``OutputVideo`` builds from the pipeline's ``crf``, ``preset`` and ``options`` (``enc.encoder_options``), which
+    batch's checks (``batch.driver._check_encoding``, ``batch.worker.join_times_refused``) ask by."""
+    return encoder_settings(enc.codec, crf=enc.crf, preset=enc.preset, options=enc.encoder_options)
 
 
 def output_pix_fmt(info, enc, container: str | None) -> tuple[str, str | None]:
