@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import io
 from fractions import Fraction
+from typing import Callable, TypeVar
 
 import av
 import numpy as np
@@ -21,6 +22,8 @@ import numpy as np
 from ..errors import OutputError
 from ..frames.pixel_formats import SUPPORTED_PIX_FMTS, PixelFormat, is_supported, pixel_format
 from .chatter import quiet_encoder_options
+
+T = TypeVar("T")
 
 __all__ = ["ENCODER_MAX_RATE", "choose_pix_fmt", "encoder_opens", "encoder_pix_fmts", "encoder_reorders",
            "keep_advice", "time_base_opens"]
@@ -48,24 +51,40 @@ def muxer_options(muxer: str | None) -> dict[str, str]:
     return {"fflags": "+bitexact", **({"strict": "unofficial"} if muxer == "yuv4mpegpipe" else {})}
 
 
+def written_back(muxer: str, codec: str, pix_fmt: str, read: Callable[[av.container.InputContainer], T], *,
+                 frames: int = 1, size: tuple[int, int] = (16, 8), options: dict[str, str] | None = None,
+                 field_order: int | None = None) -> T:
+    """``read(container)`` of a ``muxer`` file written in memory: ``frames`` blank ``size`` pictures in ``pix_fmt``
+    encoded by ``codec`` (25 fps, encoder ``options``, the codec context's ``field_order`` code when given), opened
+    with :func:`muxer_options`. What a container or encoder does to a property is probed with it
+    (:func:`raw_kept`, ``writer.field_order_kept``); av.FFmpegError, ValueError and OSError pass to the caller."""
+    buf = io.BytesIO()
+    w, h = size
+    with av.open(buf, "w", format=muxer, container_options=muxer_options(muxer)) as out:
+        vs = out.add_stream(codec, rate=25, options=options)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        if field_order is not None:
+            vs.codec_context.field_order = field_order
+        frame = av.VideoFrame(w, h, pix_fmt)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        for i in range(frames):
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    with av.open(io.BytesIO(buf.getvalue()), format=muxer) as back:
+        return read(back)
+
+
 @functools.lru_cache(maxsize=None)
 def raw_kept(muxer: str, pix_fmt: str) -> bool:
     """Whether a ``muxer`` file gives rawvideo in ``pix_fmt`` back as ``pix_fmt`` (one 16×8 frame written and read in
-    memory). AVI and MOV store uncompressed video under a tag for a few layouts only, NUT for most: a p010le or
-    10-bit 4:4:0 NUT, or a 4:4:4 or 16-bit grey AVI, was written without a word and read back as rgb555le, bgr24 or
-    nothing; Matroska refuses most."""
-    buf = io.BytesIO()
+    memory: :func:`written_back`). AVI and MOV store uncompressed video under a tag for a few layouts only, NUT for
+    most: a p010le or 10-bit 4:4:0 NUT, or a 4:4:4 or 16-bit grey AVI, was written without a word and read back as
+    rgb555le, bgr24 or nothing; Matroska refuses most."""
     try:
-        with av.open(buf, "w", format=muxer, container_options=muxer_options(muxer)) as out:
-            vs = out.add_stream("rawvideo", rate=25)
-            vs.width, vs.height, vs.pix_fmt = 16, 8, pix_fmt
-            for pkt in vs.encode(av.VideoFrame(16, 8, pix_fmt)):
-                out.mux(pkt)
-            for pkt in vs.encode(None):
-                out.mux(pkt)
-        buf.seek(0)
-        with av.open(buf, "r", format=muxer) as back:
-            return back.streams.video[0].codec_context.pix_fmt == pix_fmt
+        return written_back(muxer, "rawvideo", pix_fmt,
+                            lambda back: back.streams.video[0].codec_context.pix_fmt == pix_fmt)
     except (av.FFmpegError, ValueError, IndexError, OSError):
         return False
 

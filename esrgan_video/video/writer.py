@@ -47,7 +47,7 @@ from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
 from .encoder_settings import encoder_settings
 from .chatter import quiet_encoder_options
 from .encoder_formats import (ENCODER_MAX_RATE, choose_pix_fmt, encoder_opens, encoder_pix_fmts, encoder_reorders,
-                              muxer_options, time_base_opens)
+                              muxer_options, time_base_opens, written_back)
 from .metadata import FIELD_ORDERS
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
@@ -467,23 +467,14 @@ def field_order_kept(muxer: str, codec: str, pix_fmt: str, field_order: str,
     memory and decoded. Matroska keeps it for any codec (its FieldOrder), MP4/MOV for most (``fiel``), libx264 in its
     stream anywhere; MPEG-2 and MPEG-4 Part 2 take it only from frame flags PyAV cannot set, AVI and WebM have no
     place for it. None when the probe cannot be written (the encoder does not open here: the writer says so)."""
-    buf = io.BytesIO()
-    try:
-        with av.open(buf, "w", format=muxer, container_options=muxer_options(muxer)) as out:
-            vs = out.add_stream(codec, rate=25, options=quiet_encoder_options(codec, dict(options), verbose=False))
-            vs.width, vs.height, vs.pix_fmt = 64, 64, pix_fmt
-            vs.codec_context.field_order = FIELD_ORDER_CODES[field_order]
-            frame = av.VideoFrame(64, 64, pix_fmt)
-            for plane in frame.planes:
-                plane.update(bytes(plane.buffer_size))
-            for i in range(6):  # not 1 or 2: libx265 leaves such encodes' decode times garbage (DtsRepair)
-                frame.pts = i
-                out.mux(vs.encode(frame))
-            out.mux(vs.encode(None))
-        with av.open(io.BytesIO(buf.getvalue()), format=muxer) as back:
-            st = back.streams.video[0]
-            next(back.decode(st), None)  # H.264's order is the decoder's, from the first picture
-            return FIELD_ORDERS.get(st.codec_context.field_order, "unknown")
+    def order(back: av.container.InputContainer) -> str:
+        st = back.streams.video[0]
+        next(back.decode(st), None)  # H.264's order is the decoder's, from the first picture
+        return FIELD_ORDERS.get(st.codec_context.field_order, "unknown")
+    try:  # six frames, not 1 or 2: libx265 leaves such encodes' decode times garbage (DtsRepair)
+        return written_back(muxer, codec, pix_fmt, order, frames=6, size=(64, 64),
+                            options=quiet_encoder_options(codec, dict(options), verbose=False),
+                            field_order=FIELD_ORDER_CODES[field_order])
     except (av.FFmpegError, ValueError, OSError, StopIteration):
         return None
 
