@@ -412,24 +412,24 @@ class StreamCopier:
                 # or a plain second video stream (AVI, NUT)
                 cname = st.codec_context.name if st.codec_context is not None else "picture"
                 notice(f"{self.src}: the cover art (stream #{st.index}, {cname}) cannot go into "
-                       f"{self.dst.suffix or fmt} files and is not copied (.mkv and .mp4 keep it)")
+                       f"{self.container} files and is not copied (.mkv and .mp4 keep it)")
                 continue
             if st.type == "data" and st.discard == av.stream.Discard.all:
                 continue  # the demuxer's own: MP4/MOV's chapter text track (the chapters are copied as chapters)
             if st.type == "data" and _is_timecode_track(st, source):
                 if fmt not in _TIMECODE_KEPT:  # elsewhere it is the video stream's "timecode" tag, which is copied
                     notice(f"{self.src}: the timecode {st.metadata['timecode']} (data stream #{st.index}) is not "
-                           f"kept: {self.dst.suffix or fmt} files have no place for it (.mkv, .mov and .mp4 keep it)")
+                           f"kept: {self.container} files have no place for it (.mkv, .mov and .mp4 keep it)")
                 continue
             cname = st.codec_context.name if st.codec_context is not None else st.type
             if st.type == "attachment" and mp4:
                 name = st.metadata.get("filename") or f"#{st.index}"
-                notice(f"{self.src}: attachment {name} (stream #{st.index}) cannot go into {self.dst.suffix or fmt} "
+                notice(f"{self.src}: attachment {name} (stream #{st.index}) cannot go into {self.container} "
                        "files and is not copied (Matroska keeps attachments)")
                 continue
             if st.type == "subtitle" and mp4 and cname != "mov_text":
                 if is_bitmap_subtitle(cname):
-                    raise OutputError(f"{self.dst}: the {self.dst.suffix or fmt} container cannot hold the bitmap "
+                    raise OutputError(f"{self.dst}: the {self.container} container cannot hold the bitmap "
                                       f"subtitle stream #{st.index} ({cname}), and picture subtitles cannot be "
                                       f"turned into text; use .mkv, or leave subtitles out with --no-subs")
                 if is_text_subtitle(cname):
@@ -455,12 +455,12 @@ class StreamCopier:
                     else:
                         raise OutputError(self.refusal(cname, st.type, st.index)) from e
                     notice(f"{self.dst}: text subtitle stream #{st.index} ({cname}) converted to {target} (the "
-                           f"{self.dst.suffix or fmt} container does not take {cname})")
+                           f"{self.container} container does not take {cname})")
                     copied.append(st)
                     continue
                 if st.type == "data":
                     notice(f"{self.src}: data stream #{st.index} ({cname}) cannot go into "
-                           f"{self.dst.suffix or fmt} files and is not copied")
+                           f"{self.container} files and is not copied")
                     continue
                 raise OutputError(self.refusal(cname, st.type, st.index)) from e
             copy_stream_facts(st, out_st)
@@ -469,12 +469,12 @@ class StreamCopier:
             copied.append(st)
         if converted:
             notice(f"{self.dst}: text subtitle stream{'s' if len(converted) > 1 else ''} {', '.join(converted)} "
-                   f"converted to mov_text (the only subtitle codec {self.dst.suffix or fmt} files take)")
+                   f"converted to mov_text (the only subtitle codec {self.container} files take)")
         lost = {st.index: names for st in [source.streams[video_index], *copied]
                 if (names := dispositions_lost(int(st.disposition), fmt))}
         if lost:  # the muxer drops them without a word
             mkv = fmt != "matroska" and {n for names in lost.values() for n in names} <= DISPOSITIONS_KEPT["matroska"]
-            notice(f"{self.dst}: dispositions the {self.dst.suffix or fmt} container cannot store are not written: "
+            notice(f"{self.dst}: dispositions the {self.container} container cannot store are not written: "
                    + "; ".join(f"{', '.join(names)} (#{i})" for i, names in lost.items())
                    + (" (.mkv keeps them)" if mkv else ""))
         self._demux = Demux(source, *copied) if copied else None
@@ -544,6 +544,11 @@ class StreamCopier:
                 cname = st.codec_context.name if st.codec_context is not None else st.type
                 return self.refusal(cname, st.type, index)
         return None
+
+    @property
+    def container(self) -> str:
+        """The output container as messages name it: the file's extension, else the muxer's name."""
+        return self.dst.suffix or self.out.format.name
 
     @property
     def streams(self) -> int:

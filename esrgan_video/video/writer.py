@@ -671,6 +671,11 @@ class OutputVideo:
 
     # -- setup ------------------------------------------------------------------------------------
 
+    @property
+    def container(self) -> str:
+        """The output container as messages name it: the file's extension, else the muxer's name."""
+        return self.dst.suffix or self.format
+
     def say(self, msg: str) -> None:
         """Record a one-line notice (and hand it to the ``notice`` callback)."""
         self.notices.append(msg)
@@ -761,7 +766,7 @@ class OutputVideo:
         except ValueError as e:
             ext = container_suggestion([codec])
             hint = f"; use {ext} instead" if ext and ext != self.dst.suffix.lower() else ""
-            raise OutputError(f"{self.dst}: the {self.dst.suffix or self.format} container cannot hold the "
+            raise OutputError(f"{self.dst}: the {self.container} container cannot hold the "
                               f"{codec} video{hint}") from e
         vs.width, vs.height = self.size
         vs.pix_fmt = self.pix_fmt
@@ -776,7 +781,7 @@ class OutputVideo:
                                    tuple(sorted(codec_options.items())))
             if got is not None and got != field_order:
                 self.say(f"{self.dst}: the input's field order ({FIELD_NAMES[field_order]}) cannot be written for "
-                         f"{codec} in {self.dst.suffix or self.format} files (it reads back as {FIELD_NAMES[got]})"
+                         f"{codec} in {self.container} files (it reads back as {FIELD_NAMES[got]})"
                          + ("; .mkv keeps it" if self._out.format.name != "matroska" else ""))
         for name, value in self._tags.items():
             setattr(ctx, name if name != "chroma_location" else "chroma_sample_location", value)
@@ -784,7 +789,7 @@ class OutputVideo:
             ctx.sample_aspect_ratio = self.sar
             if self.sar != 1 and not sar_kept(codec, self._out.format.name):
                 self.say(f"{self.dst}: the sample aspect ratio {self.sar} cannot be "
-                         f"written for {codec} in {self.dst.suffix or self.format} files with PyAV "
+                         f"written for {codec} in {self.container} files with PyAV "
                          "(it can in .mov/.mp4)")
         if info is not None:
             if info.display_matrix:
