@@ -64,9 +64,11 @@ from .metadata import (
 
 __all__ = ["DecodedFrame", "FrameRun", "InputVideo", "ReadStats", "VideoInfo", "open_input"]
 
-# Keys muxers write themselves; copying them would describe the old file, not the new one.
+# Keys muxers write themselves; copying them would describe the old file, not the new one. Not ``creation_time``:
+# a recording's date (what a phone or camera wrote, what photo libraries sort by) is the upscaled copy's too, and
+# the bitexact muxers write none of their own (ffmpeg -i in out copies it too).
 MUXER_KEYS = frozenset({"encoder", "duration", "major_brand", "minor_version", "compatible_brands",
-                        "creation_time", "_statistics_tags", "_statistics_writing_app",
+                        "_statistics_tags", "_statistics_writing_app",
                         "_statistics_writing_date_utc", "number_of_frames", "number_of_bytes", "bps",
                         "alpha_mode"})
 # (Matroska's muxer writes ``alpha_mode`` itself for a yuva420p stream: copied, it would mark an opaque output as
