@@ -179,7 +179,7 @@ def test_gif_alpha_is_alpha_only_when_something_is_see_through(tmp_path):
     nothing is said. A transparent one into .webm was written gbrp, its alpha lost: VP9 in WebM carries it
     (yuva420p). Into .mp4 the alpha is dropped, and the advice names an output that holds it."""
     from esrgan_video.pipeline import upscale_video
-    from esrgan_video.video.output_plan import gif_transparent
+    from esrgan_video.video.probe import gif_transparent
 
     opaque, clear = _gifs(tmp_path)
     assert (_alpha_min(opaque), _alpha_min(clear)) == (255, 0)  # as FFmpeg decodes them

@@ -10,7 +10,6 @@ is the frame a video run writes.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from ..frames.transform import FrameFormat
 from ..options import UpscaleOptions
 from .encoder_formats import choose_pix_fmt, keep_advice
 from .encoder_settings import EncoderSettings, encoder_settings
+from .probe import gif_transparent
 from .writer import output_codec, output_format, sar_kept
 
 
@@ -43,58 +43,11 @@ class OutputPlan:
     """One-line notes for the user (pixel format chosen, alpha dropped, SAR written, resampled, padded)."""
 
 
-def gif_transparent(path: str | os.PathLike) -> bool | None:
-    """Whether a GIF can show a see-through pixel as FFmpeg decodes it (every GIF as ``bgra``), told from the file's
-    blocks, no picture decoded: its first image sets a transparent colour index (in its Graphic Control Extension),
-    or there is no global palette and the first image does not cover the canvas (FFmpeg fills the rest with its
-    transparent colour), or a frame is disposed to the background where that background is the transparent colour
-    (the frame sets a transparent index, or there is no global palette). A later frame's transparent index over an
-    opaque canvas (how encoders such as Pillow store unchanged pixels) shows the frame below: opaque. In doubt
-    (a first frame that declares a transparent index it does not use), True. None when the file is not a GIF."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return None
-    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
-        return None
-    canvas = int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
-    has_global = bool(data[10] & 0x80)
-    i = 13 + ((3 << ((data[10] & 7) + 1)) if has_global else 0)
-    first, gce = True, 0  # the packed flags of the Graphic Control Extension that applies to the next image
-
-    def skip_sub_blocks(j: int) -> int:
-        while j < len(data) and data[j]:
-            j += data[j] + 1
-        return j + 1
-
-    try:
-        while i < len(data) and data[i] != 0x3B:  # up to the trailer
-            if data[i] == 0x21:  # an extension; a GCE's first sub-block: packed flags, delay, transparent index
-                if data[i + 1] == 0xF9 and data[i + 2] >= 1:
-                    gce = data[i + 3]
-                i = skip_sub_blocks(i + 2)
-            elif data[i] == 0x2C:  # an image: left, top, width, height, flags, its palette, its LZW data
-                box = tuple(int.from_bytes(data[i + k:i + k + 2], "little") for k in (1, 3, 5, 7))
-                keyed, disposal = bool(gce & 1), (gce >> 2) & 7
-                if first and (keyed or (not has_global and box != (0, 0, *canvas))):
-                    return True
-                if disposal == 2 and (keyed or not has_global):
-                    return True
-                first, gce = False, 0
-                local = data[i + 9]
-                i = skip_sub_blocks(i + 11 + ((3 << ((local & 7) + 1)) if local & 0x80 else 0))
-            else:
-                return None
-    except IndexError:  # a truncated file: what it holds showed nothing see-through
-        return False
-    return False
-
-
 def alpha_used(info) -> bool:
     """Whether the input ``info`` (a ``video.reader.VideoInfo``) has an alpha plane that may carry anything: False
     for a format without alpha. An opaque alpha plane is filler, as for stills (``video.images.read_image``): FFmpeg
     decodes every GIF as ``bgra``, an opaque one too, whose alpha is told here from the file's blocks
-    (:func:`gif_transparent`) without decoding it twice; other inputs' alpha planes are kept."""
+    (``probe.gif_transparent``, read once per file) without decoding it twice; other inputs' alpha planes are kept."""
     if not pixel_format(info.pix_fmt).alpha:
         return False
     if info.codec == "gif":

@@ -11,15 +11,17 @@ counts and timestamps of every packet are :mod:`esrgan_video.video.packet_index`
 
 from __future__ import annotations
 
+import functools
 import os
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
 
 from ..errors import InputError
 
-__all__ = ["ALPHA_DECODERS", "Demux", "container_duration", "open_media", "pick_video_stream", "probe", "video_decoder"]
+__all__ = ["ALPHA_DECODERS", "Demux", "container_duration", "gif_transparent", "open_media", "pick_video_stream", "probe", "video_decoder"]
 
 
 def pick_video_stream(path: str | os.PathLike, container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -127,6 +129,70 @@ def _open(path: str | os.PathLike) -> av.container.InputContainer:
         return open_media(path)
     except (av.FFmpegError, OSError) as e:
         raise InputError(f"{path}: cannot be opened as media ({e})") from e
+
+
+def gif_transparent(path: str | os.PathLike) -> bool | None:
+    """Whether the GIF ``path`` can show a see-through pixel (:func:`_gif_transparent`, told from its blocks); the
+    answer is kept per file (its resolved name, size and modification time), so the planner's two askings of one
+    run read it once. None when the file is not a GIF or cannot be read."""
+    try:
+        p = Path(path).resolve()
+        st = p.stat()
+    except OSError:
+        return None
+    return _gif_transparent_of(str(p), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _gif_transparent_of(path: str, size: int, mtime_ns: int) -> bool | None:
+    return _gif_transparent(path)
+
+
+def _gif_transparent(path: str) -> bool | None:
+    """Whether a GIF can show a see-through pixel as FFmpeg decodes it (every GIF as ``bgra``), told from the file's
+    blocks, no picture decoded: its first image sets a transparent colour index (in its Graphic Control Extension),
+    or there is no global palette and the first image does not cover the canvas (FFmpeg fills the rest with its
+    transparent colour), or a frame is disposed to the background where that background is the transparent colour
+    (the frame sets a transparent index, or there is no global palette). A later frame's transparent index over an
+    opaque canvas (how encoders such as Pillow store unchanged pixels) shows the frame below: opaque. In doubt
+    (a first frame that declares a transparent index it does not use), True. None when the file is not a GIF."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+        return None
+    canvas = int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    has_global = bool(data[10] & 0x80)
+    i = 13 + ((3 << ((data[10] & 7) + 1)) if has_global else 0)
+    first, gce = True, 0  # the packed flags of the Graphic Control Extension that applies to the next image
+
+    def skip_sub_blocks(j: int) -> int:
+        while j < len(data) and data[j]:
+            j += data[j] + 1
+        return j + 1
+
+    try:
+        while i < len(data) and data[i] != 0x3B:  # up to the trailer
+            if data[i] == 0x21:  # an extension; a GCE's first sub-block: packed flags, delay, transparent index
+                if data[i + 1] == 0xF9 and data[i + 2] >= 1:
+                    gce = data[i + 3]
+                i = skip_sub_blocks(i + 2)
+            elif data[i] == 0x2C:  # an image: left, top, width, height, flags, its palette, its LZW data
+                box = tuple(int.from_bytes(data[i + k:i + k + 2], "little") for k in (1, 3, 5, 7))
+                keyed, disposal = bool(gce & 1), (gce >> 2) & 7
+                if first and (keyed or (not has_global and box != (0, 0, *canvas))):
+                    return True
+                if disposal == 2 and (keyed or not has_global):
+                    return True
+                first, gce = False, 0
+                local = data[i + 9]
+                i = skip_sub_blocks(i + 11 + ((3 << ((local & 7) + 1)) if local & 0x80 else 0))
+            else:
+                return None
+    except IndexError:  # a truncated file: what it holds showed nothing see-through
+        return False
+    return False
 
 
 def probe(path: str | os.PathLike) -> dict[str, Any]:
