@@ -115,3 +115,58 @@ def test_a_worker_killed_mid_message_is_taken_for_dead_and_its_file_redone(tmp_p
     assert plan.results["whole"]["frames"] == 4  # redone by the worker that replaced it
     assert len(read_frames(out / "clip.mkv")[0]) == 4
     assert time.monotonic() - started < 120  # not after a stale timeout (300 s)
+
+
+
+def _worker_after_its_driver(settings: WorkerSettings) -> None:
+    """A stand-in "driver" (this process) starts a worker and is SIGKILLed before the worker reaches its start:
+    the worker waits until it is another process's child, then runs ``_worker_main`` as a late-starting worker."""
+    import multiprocessing as mp  # noqa: F811 - in the forked child
+    from esrgan_video.batch.scheduler import _worker_main
+
+    ctx = mp.get_context("fork")
+    tasks = ctx.Queue()
+    _, sender = ctx.Pipe(duplex=False)
+    me = os.getpid()
+
+    def late() -> None:
+        while os.getppid() == me:
+            time.sleep(0.01)
+        _worker_main(0, "cpu", settings, tasks, sender, 0.2, me)
+
+    ctx.Process(target=late).start()
+    time.sleep(120)  # killed by the test
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_worker_whose_driver_died_while_it_started_exits(tmp_path: Path) -> None:
+    """The driver killed (SIGKILL) while its worker still starts (imports: seconds under load), before the worker
+    asked for its death signal: the worker, now another process's child, exits instead of waiting for a task for
+    ever (the 30 s wait for the workers to die with their driver in test_batch_run.py flaked on this)."""
+    model = tmp_path / "tiny_x2.safetensors"
+    save_near_identity(model, 2)
+    settings = WorkerSettings(options=UpscaleOptions.from_kwargs(model=str(model), codec="ffv1"), threads=1)
+    ctx = mp.get_context("fork")
+    driver = ctx.Process(target=_worker_after_its_driver, args=(settings,))
+    driver.start()
+    deadline = time.monotonic() + 30
+    while not (kids := Path(f"/proc/{driver.pid}/task/{driver.pid}/children").read_text().split()):
+        assert time.monotonic() < deadline, "the stand-in driver started no worker"
+        time.sleep(0.01)
+    worker = int(kids[0])
+    driver.kill()
+    driver.join(30)
+    deadline = time.monotonic() + 30
+    while not _gone(worker):
+        if time.monotonic() > deadline:
+            os.kill(worker, signal.SIGKILL)
+            raise AssertionError("the orphaned worker kept running")
+        time.sleep(0.05)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return True

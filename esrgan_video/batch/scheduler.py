@@ -59,8 +59,8 @@ def _die_with_parent() -> None:
 
 
 def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: Any, results: Any,
-                 heartbeat_s: float) -> None:
-    """Entry point of a worker process."""
+                 heartbeat_s: float, driver: int) -> None:
+    """Entry point of a worker process; ``driver``: the pid of the driver that started it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the driver decides
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # so does a closed terminal's hang-up
 
@@ -69,7 +69,10 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
 
     signal.signal(signal.SIGTERM, on_term)
     _die_with_parent()
-    parent = os.getppid()
+    # a driver that died before the line above (this process was still importing: under load, seconds) sends no
+    # death signal, and this worker, now another process's child, would wait for a task for ever
+    if os.getppid() != driver:
+        os._exit(1)
     stop = threading.Event()
     sending = threading.Lock()  # the heartbeat thread and this one share the pipe: one whole message at a time
 
@@ -79,7 +82,7 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
 
     def beat() -> None:
         while not stop.wait(heartbeat_s):
-            if os.getppid() != parent:  # the driver died: its successor will redo this task
+            if os.getppid() != driver:  # the driver died: its successor will redo this task
                 os._exit(1)
             send(("hb", wid, None, None))
 
@@ -154,7 +157,7 @@ class LocalScheduler:
         wid = self._next_wid
         self._next_wid += 1
         proc = self._ctx.Process(
-            target=_worker_main, args=(wid, device, self.settings, tasks, sender, self.heartbeat_s),
+            target=_worker_main, args=(wid, device, self.settings, tasks, sender, self.heartbeat_s, os.getpid()),
             name=f"esrgan-batch-worker-{wid}", daemon=True)
         proc.start()
         sender.close()  # only the worker holds the write end: its death ends the pipe
