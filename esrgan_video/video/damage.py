@@ -321,11 +321,17 @@ class ReadStats:
         """Frames were lost or the file is truncated: the output is kept, but it misses part of the input."""
         return self.truncated or self.lost_frames > 0
 
+    @property
+    def name(self) -> str:
+        """How the lines about a read name its file: its name (``report``'s line and the reader's timestamp-jump
+        notice, told one after the other, name it alike)."""
+        return self.path.name if self.path.name else str(self.path)
+
     def report(self) -> str | None:
         """The one line a user sees about the damage (None when there is none)."""
         if not self.damaged:
             return None
-        name = self.path.name if self.path.name else str(self.path)
+        name = self.name
         parts = []
         if self.truncated:
             have = self.decoded

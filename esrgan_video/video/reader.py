@@ -578,7 +578,7 @@ class InputVideo:
             told = [(j, at) for j, at in met if yielded and first_yielded <= at < first_yielded + yielded]
             if told:
                 j, at = told[0]
-                notice(jump_notice(str(self.path), j, at, lambda t: self.media_time(t, info.time_base),
+                notice(jump_notice(stats.name, j, at, lambda t: self.media_time(t, info.time_base),
                                    more=len(told) - 1))
             if line:
                 notice(line)
