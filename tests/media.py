@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import av
 import numpy as np
@@ -397,12 +397,17 @@ def make_faststart(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 
 def remux_with(src: str | os.PathLike, dst: str | os.PathLike, *, dispositions: dict[int, int] | None = None,
-               metadata: dict[int, dict[str, str]] | None = None, extra: Sequence[tuple[str, bytes, float]] = ()) -> Path:
+               metadata: dict[int, dict[str, str]] | None = None, extra: Sequence[tuple[str, bytes, float]] = (),
+               replace: Callable[[int, bytes], bytes | None] | None = None) -> Path:
     """A packet-for-packet remux of ``src`` with stream ``dispositions`` (index → ``av.stream.Disposition``
     flags) and stream ``metadata`` (index → tags) set, plus ``extra`` streams muxed from raw packets:
-    (codec, payload, time in s) — e.g. a ``dvd_subtitle`` stream, which PyAV cannot encode."""
+    (codec, payload, time in s) — e.g. a ``dvd_subtitle`` stream, which PyAV cannot encode. ``replace``: the first
+    video stream's non-empty packet ``i`` (in file order) becomes ``replace(i, payload)`` where that gives bytes
+    (empty bytes: an empty chunk; the packet is then no keyframe), and stays as it is where it gives None."""
     dst = Path(dst)
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        video = inp.streams.video[0].index if replace is not None and inp.streams.video else None
+        count = 0
         mapping = {}
         for st in inp.streams:
             o = out.add_stream_from_template(st)
@@ -423,7 +428,15 @@ def remux_with(src: str | os.PathLike, dst: str | os.PathLike, *, dispositions: 
             ts = pkt.dts if pkt.dts is not None else pkt.pts
             while pending and ts is not None and ts * pkt.time_base >= pending[0][2]:
                 _mux_raw(out, *pending.pop(0))
-            pkt.stream = mapping[pkt.stream_index]
+            target = mapping[pkt.stream_index]
+            if pkt.stream_index == video:
+                new = replace(count, bytes(pkt))
+                count += 1
+                if new is not None:
+                    was = pkt
+                    pkt = av.Packet(new)
+                    pkt.time_base, pkt.pts, pkt.dts, pkt.duration = was.time_base, was.pts, was.dts, was.duration
+            pkt.stream = target
             out.mux(pkt)
         for r in pending:
             _mux_raw(out, *r)

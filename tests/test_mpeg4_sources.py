@@ -20,7 +20,7 @@ from esrgan_video.video.mpeg4_vops import VopCounter, time_increment_bits, vops
 from esrgan_video.video.reader import open_input
 from esrgan_video.video.writer import OutputVideo
 
-from media import make_clip, read_frames
+from media import make_clip, read_frames, remux_with
 
 NTSC = Fraction(30000, 1001)
 
@@ -34,20 +34,11 @@ def n_vop(bits: int, increment: int = 0) -> bytes:
 
 
 def remuxed_avi(src: Path, dst: Path, replace) -> Path:
-    """``src``'s video packets muxed again into AVI, packet ``i`` (in decode order) replaced by ``replace(i, data,
+    """``src`` remuxed (``media.remux_with``), its video packet ``i`` (in decode order) replaced by ``replace(i, data,
     bits)`` when that gives bytes (empty bytes: an empty chunk), kept when it gives None."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="avi") as out:
-        ist = inp.streams.video[0]
-        ost = out.add_stream_from_template(ist)
-        bits = time_increment_bits(ist.codec_context.extradata)
-        packets = [(p.dts, bytes(p), p.is_keyframe) for p in inp.demux(ist) if p.size]
-        for i, (dts, data, key) in enumerate(packets):
-            new = replace(i, data, bits)
-            pkt = av.Packet(data if new is None else new)
-            pkt.stream, pkt.time_base, pkt.pts, pkt.dts = ost, ist.time_base, dts, dts
-            pkt.is_keyframe = key and new is None
-            out.mux(pkt)
-    return dst
+    with av.open(str(src)) as inp:
+        bits = time_increment_bits(inp.streams.video[0].codec_context.extradata)
+    return remux_with(src, dst, replace=lambda i, data: replace(i, data, bits))
 
 
 def times(path: Path) -> tuple[list[Fraction], int, list[str]]:
