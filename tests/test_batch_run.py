@@ -103,6 +103,9 @@ def test_bad_files_do_not_stop_the_batch_and_rerun_resumes(tmp_path: Path, model
     assert journal(out)["damaged.mkv"]["damage"].startswith("damaged.mkv: 1 frame(s) could not be decoded")
     assert {k for k, r in rows.items() if r.status == "failed"} == {"text.mkv", "season/cut.mkv", "season/music.mkv"}
     assert "text.mkv" in rows["text.mkv"].error and "no video" in rows["season/music.mkv"].error.lower()
+    # one line naming the file once, with FFmpeg's reason (not its error's text: '[Errno 1094995529] ...: PATH')
+    assert rows["text.mkv"].error.count("text.mkv") == 1 and "Errno" not in rows["text.mkv"].error, rows["text.mkv"]
+    assert "Invalid data found when processing input" in rows["text.mkv"].error
     assert s1.exit_code == BATCH_FAILED_EXIT
     for key in ("text.mkv", "season/cut.mkv", "season/music.mkv"):
         assert not (out / key).exists()

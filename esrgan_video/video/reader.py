@@ -902,9 +902,10 @@ def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None 
         if cut is not None:
             raise InputError(f"{path}: the AVI file is truncated inside its header ({cut[0]} of {cut[1]} bytes); "
                              "there is nothing FFmpeg can read") from e
-        raise InputError(f"{path}: not a media file FFmpeg can read (or it is damaged: {e})") from e
+        # FFmpeg's reason, not its error's text: that repeats the path and FFmpeg's error number
+        raise InputError(f"{path}: not a media file FFmpeg can read (or it is damaged: {e.strerror or e})") from e
     except (av.FFmpegError, OSError) as e:
-        raise InputError(f"{path}: cannot be opened: {e}") from e
+        raise InputError(f"{path}: cannot be opened: {e.strerror or e}") from e
     with container:
         return InputVideo(path, _probe(path, container), notice=notice)
 
