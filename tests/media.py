@@ -25,6 +25,8 @@ from typing import Callable, Sequence
 import av
 import numpy as np
 
+from esrgan_video.video.encoder_settings import X264_AVX512, deterministic_options  # noqa: F401
+
 __all__ = [
     "AudioTrack",
     "Chapter",
@@ -153,27 +155,10 @@ def _video_frames(pix_fmt, size, count, pts, time_base, seed, full_range, tags):
         yield frame
 
 
-def _cpu_has_avx512() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " avx512f" in line for line in f)
-    except OSError:
-        return False
-
-
-X264_AVX512 = _cpu_has_avx512()
-
-
 def x264_deterministic(options: dict[str, str]) -> dict[str, str]:
-    """``options`` for libx264 with ``asm=avx2`` added in ``x264-params`` on a CPU with AVX-512 (unless the caller
-    chose an ``asm``): there x264's AVX-512 code with mb-tree (its default) gives other bits, and other decoded
-    pixels, for the same pictures from one encode to the next inside one process (measured: 320x240, 10 frames,
-    4 of 10 encodes differed; with asm=avx2, or no-mbtree, 0 of 10), so tests that compare x264 bytes would flake."""
-    opts = dict(options)
-    params = opts.get("x264-params", "")
-    if X264_AVX512 and not any(p.partition("=")[0].strip() == "asm" for p in params.split(":")):
-        opts["x264-params"] = ":".join(filter(None, [params, "asm=avx2"]))
-    return opts
+    """``options`` for libx264 with ``asm=avx2`` on a CPU with AVX-512, as the writer gives it
+    (``encoder_settings.deterministic_options``: its AVX-512 code gave other bits from one encode to the next)."""
+    return deterministic_options("libx264", options)
 
 
 def make_clip(

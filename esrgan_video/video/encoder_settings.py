@@ -166,3 +166,32 @@ def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str 
     return EncoderSettings(codec=codec, crf=crf, crf_is_default=is_default, preset=preset,
                            options=tuple((k, v) for k, v in opts.items() if k not in ("crf", "preset") or
                                          (k == "crf" and crf is None) or (k == "preset" and preset is None)))
+
+
+def _cpu_has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f" in line for line in f)
+    except OSError:
+        return False
+
+
+X264_AVX512 = _cpu_has_avx512()
+"""Whether this CPU has AVX-512 (``avx512f`` in /proc/cpuinfo), where libx264 enables its AVX-512 code."""
+
+X264_CODECS = ("libx264", "libx264rgb")
+
+
+def deterministic_options(codec: str, options: dict[str, str]) -> dict[str, str]:
+    """``options`` for encoder ``codec`` (a new dict), with ``asm=avx2`` added to libx264's ``x264-params`` on a
+    CPU with AVX-512 unless the user chose an ``asm``. There libx264's AVX-512 code, with mb-tree (its default),
+    gave other bits and other decoded pixels for the same pictures: 8 of 10 encodes of one 320x240 10-frame clip
+    in one process differed, and 1 of 3 fresh processes (x264 core 165; ``asm=avx2`` or ``no-mbtree``: none; one
+    thread: as many), which broke batch's "deterministic to the byte" (``docs/batch.md``) for its default encoder.
+    AVX2 is the same algorithm (``tests/test_x264_determinism.py``)."""
+    out = dict(options)
+    if codec in X264_CODECS and X264_AVX512:
+        params = out.get("x264-params", "")
+        if not any(p.partition("=")[0].strip() == "asm" for p in params.split(":")):
+            out["x264-params"] = ":".join(filter(None, [params, "asm=avx2"]))
+    return out

@@ -44,7 +44,7 @@ from ..options import codec_for
 from ..frames.colorspace import Matrix, Range
 from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
-from .encoder_settings import encoder_settings
+from .encoder_settings import deterministic_options, encoder_settings
 from .chatter import quiet_encoder_options
 from .encoder_formats import (ENCODER_MAX_RATE, choose_pix_fmt, encoder_opens, encoder_pix_fmts, encoder_reorders,
                               muxer_options, time_base_opens, written_back)
@@ -740,7 +740,7 @@ class OutputVideo:
     def _setup_video(self, codec, info) -> None:
         field_order = info.field_order if info is not None and info.field_order in FIELD_FIRST else None
         codec_options = field_options(codec, field_order, self.encoder_settings.codec_options())
-        options = quiet_encoder_options(codec, codec_options, verbose=self.verbose)
+        options = deterministic_options(codec, quiet_encoder_options(codec, codec_options, verbose=self.verbose))
         if info is not None and info.hdr is not None:
             params = {"libx265": ("x265-params", info.hdr.x265_params()),
                       "libsvtav1": ("svtav1-params", info.hdr.svtav1_params())}.get(codec)
