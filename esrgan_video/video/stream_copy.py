@@ -331,6 +331,17 @@ def shifted_chapters(chapters: Iterable[dict], *, base: Fraction, t0: Fraction |
     return out
 
 
+DEFAULT_ASS_HEADER = (
+    b"[Script Info]\r\nScriptType: v4.00+\r\nPlayResX: 384\r\nPlayResY: 288\r\nScaledBorderAndShadow: yes\r\n\r\n"
+    b"[V4+ Styles]\r\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, "
+    b"Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
+    b"MarginL, MarginR, MarginV, Encoding\r\nStyle: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,"
+    b"1,0,2,10,10,10,1\r\n\r\n[Events]\r\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, "
+    b"Effect, Text\r\n")
+"""The ASS header FFmpeg's text decoders make by default (ff_ass_subtitle_header_default's), for a text track that
+has none of its own."""
+
+
 class _TextSubtitleConverter:
     """Re-encodes the cues of a text subtitle stream in the output stream's text codec (``mov_text`` for
     MP4/MOV, SubRip or WebVTT elsewhere), through the ASS dialogue FFmpeg's text decoders give."""
@@ -341,7 +352,9 @@ class _TextSubtitleConverter:
         ctx = src_stream.codec_context
         if not ctx.is_open:
             ctx.open()  # the decoder makes its ASS header when it opens; the text encoders need it to open
-        out_stream.codec_context.subtitle_header = ctx.subtitle_header
+        # An ASS/SSA track without its header (a Matroska one with no CodecPrivate) gives none, and mov_text, SubRip
+        # and WebVTT then refused to open ("cannot set up the libx264 encoder"): FFmpeg's default header stands in.
+        out_stream.codec_context.subtitle_header = ctx.subtitle_header or DEFAULT_ASS_HEADER
 
     def convert(self, pkt: av.Packet) -> av.Packet | None:
         ctx = self.src.codec_context
