@@ -384,6 +384,24 @@ def test_stills_in_a_library_are_upscaled_as_images(tmp_path: Path, model_file: 
     assert [r.status for r in again.rows] == ["skipped"] * 3
 
 
+def test_a_cut_still_in_a_library_is_written_and_marked_damaged(tmp_path: Path, model_file: Path,
+                                                                torch_one_thread) -> None:
+    """A PNG cut before its IEND chunk is upscaled from the pixels it holds, as the CLI does (exit 9 there): in a
+    batch its status is ``damaged`` with the damage line in the summary and the journal, not ``done``."""
+    from esrgan_video.video.images import write_image
+
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    write_image(tmp_path / "whole.png", np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8),
+                None, 8)
+    data = (tmp_path / "whole.png").read_bytes()
+    (lib / "cut.png").write_bytes(data[:data.rindex(b"IEND") - 4])  # every pixel there, no end chunk
+    s = run_batch([lib], out, model=str(model_file), devices="cpu", extensions=["png"], log=lambda m: None, **OPTS)
+    assert [(r.key, r.status) for r in s.rows] == [("cut.png", "damaged")], s.table()
+    assert "the PNG ends before its IEND chunk" in s.table() and (out / "cut.png").exists()
+    assert "the PNG ends before its IEND chunk" in journal(out)["cut.png"]["damage"]
+
+
 def test_a_source_that_changed_is_redone_and_a_failed_one_retried(tmp_path: Path, model_file: Path) -> None:
     """A rerun after the library changed: a finished file whose source was replaced is redone (its output is the new
     source's), and a file that failed is retried once its source changed (a re-downloaded file) or the options did,

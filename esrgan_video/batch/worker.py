@@ -197,11 +197,11 @@ def execute_task(task: Task, settings: WorkerSettings, device: str | None,
     elif task.kind == "whole" and task.still:  # as `esrgan-video in.png out.png`: an image (the driver's finding)
         from ..stills import still_options, upscale_image
 
-        notices = []
+        notices, lost_lines = [], []
         # without the encoding and trimming groups: they were given for the run's videos, so a still says nothing
         upscale_image(task.src, task.dst, still_options(settings.options), overwrite=task.overwrite,
-                      upscaler=_upscaler(settings, device), notice=notices.append)
-        frames, lost, damage, reuse = 1, 0, None, None
+                      upscaler=_upscaler(settings, device), notice=notices.append, on_damage=lost_lines.append)
+        frames, lost, damage, reuse = 1, 0, (lost_lines[0] if lost_lines else None), None  # a cut PNG/JPEG: damaged
     elif task.kind in ("whole", "segment"):
         from ..pipeline import upscale_video
 
