@@ -43,8 +43,9 @@ def test_the_writer_encodes_x264_the_same_every_time(tmp_path):
     digests = set()
     for n in range(6):
         dst = tmp_path / f"w{n}.mkv"
+        color = ColorSpec(matrix=1, primaries=1, transfer=1, full_range=False)
         with OutputVideo(dst, codec="libx264", pix_fmt="yuv420p", size=(320, 240), time_base=Fraction(1, 25),
-                         rate=Fraction(25), color=ColorSpec(matrix=1, primaries=1, transfer=1, full_range=False)) as out:
+                         rate=Fraction(25), color=color) as out:
             for i in range(10):
                 out.write(frame_planes("yuv420p", (320, 240), i), i)
         digests.add((dst.read_bytes(), _digests(dst)[1]))
