@@ -53,7 +53,7 @@ from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
 from .video.image_meta import not_kept
 from .video.images import (IMAGE_EXTENSIONS, ImageMeta, check_extension, damage, holds_deep, holds_grey, image_meta,
-                           is_image_file, read_image, round_to_8bit, write_image)
+                           is_image_file, read_image, readable_bytes, round_to_8bit, write_image)
 
 __all__ = ["GREY_WEIGHTS", "is_still_job", "probe_still_job", "read_image", "still_options", "upscale_image", "upscale_samples"]
 
@@ -122,8 +122,10 @@ def upscale_image(
     if meta.frames > 1 and meta.kind != "tiff":
         raise InputError(f"{src}: an animated image ({meta.frames} frames); a still output would keep only the "
                          "first: write it as a video (.apng, .webp, .webm, .mkv, …) to upscale every frame")
-    damaged = damage(src, meta)  # InputError, before the model loads, where no row decodes
-    rgb, alpha, bits = read_image(src, keep_grey=True, meta=meta, cut=True)
+    # a PNG or JPEG cut short, made whole once for both the read and the damage line (a JPEG's rows are told by
+    # two decodes); InputError, before the model loads, where no row decodes
+    readable = readable_bytes(src, meta) if meta.truncated else None
+    rgb, alpha, bits = read_image(src, keep_grey=True, meta=meta, cut=None if readable is None else readable[0])
     check_extension(dst, alpha=alpha is not None)  # before the model runs
     grey = rgb.ndim == 2
     as_rgb = grey and not holds_grey(dst, alpha=alpha is not None)
@@ -146,10 +148,10 @@ def upscale_image(
         if own:
             up.close()
     write_image(dst, big, big_alpha, bits, meta)  # grey: R=G=B where the format has no grey
-    if damaged is not None:
+    if readable is not None:
         report = on_damage or notice
         if report is not None:
-            report(damaged)
+            report(damage(src, meta, readable))
     return dst
 
 

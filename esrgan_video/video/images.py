@@ -10,8 +10,9 @@ lossless WebP's upscale is written lossless (``ImageMeta.lossless``).
 What the file says besides its pixels (``video.image_meta``): an EXIF orientation is applied to the pixels as a
 viewer would (the output is upright, its EXIF says 1); the ICC profile, the EXIF block and the DPI are written
 into the output where its format holds them (PNG, JPEG, WebP without the DPI, TIFF without the EXIF, BMP the DPI
-only). A truncated file is an InputError, not a picture FFmpeg filled with grey; but ``read_image(cut=True)``
-(a still's upscale) reads a PNG or JPEG cut short as far as its data goes, and :func:`damage` says what it lost
+only). A truncated file is an InputError, not a picture FFmpeg filled with grey; but ``read_image(cut=...)``
+(a still's upscale) reads a PNG or JPEG cut short as far as its data goes (:func:`readable_bytes`, made once), and
+:func:`damage` says what it lost
 (only its end marker, or which rows did not decode); a GIF or WebP cut short, or a PNG or JPEG of which no row
 decodes, stays an InputError.
 The upscaling itself is ``esrgan_video.stills``' (the core's frame transform).
@@ -38,7 +39,7 @@ from .partials import partial_path
 from .planes import frame_from_planes
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageMeta", "check_extension", "damage", "holds_deep", "holds_grey", "image_meta",
-           "is_image_file", "read_image", "round_to_8bit", "write_image"]
+           "is_image_file", "read_image", "readable_bytes", "round_to_8bit", "write_image"]
 
 # output extension → (codec, pix_fmt for 8-bit RGB, for 8-bit RGBA, for 16-bit RGB, for 16-bit RGBA)
 _ENCODERS = {
@@ -84,23 +85,22 @@ def image_meta(path: str | os.PathLike) -> ImageMeta:
 
 
 def read_image(path: str | os.PathLike, *, keep_grey: bool = False, meta: ImageMeta | None = None,
-               cut: bool = False) -> tuple[np.ndarray, np.ndarray | None, int]:
+               cut: bytes | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
     """(RGB H×W×3, alpha H×W or None, bits) with samples as uint8 (bits 8) or uint16 (bits 16), upright: turned as
     the EXIF orientation says (``meta``: the file's :func:`image_meta`, read when not given).
 
     ``keep_grey``: a grey image gives its one channel, H×W, in place of RGB (otherwise R=G=B). Grey is a decoded
     pixel format with one colour component (PNG grey / grey+alpha, grey JPEG, grey TIFF, 1-bit images), or a
     palette whose pixels are all grey (a grey BMP, which FFmpeg decodes as a palette). InputError naming the file
-    when it is missing, empty, truncated or not an image FFmpeg decodes. ``cut``: a PNG or JPEG cut short is read
-    as far as its data goes (the caller says what it lost: :func:`damage`), not refused.
+    when it is missing, empty, truncated or not an image FFmpeg decodes. ``cut``: a PNG or JPEG cut short made whole
+    (:func:`readable_bytes`' bytes), decoded in place of the file, which is then read as far as its data goes (the
+    caller says what it lost: :func:`damage`), not refused.
     """
     path = Path(path)
     meta = image_meta(path) if meta is None else meta
-    source: str | io.BytesIO = str(path)
-    if meta.truncated and not cut:
+    if meta.truncated and cut is None:
         raise InputError(f"{path}: {meta.truncated}")
-    if meta.truncated:
-        source = io.BytesIO(readable_bytes(path, meta)[0])
+    source = io.BytesIO(cut) if meta.truncated else str(path)
     try:
         with av.open(source) as c:
             codec = c.streams.video[0].codec_context.name
@@ -134,14 +134,16 @@ def read_image(path: str | os.PathLike, *, keep_grey: bool = False, meta: ImageM
     return np.ascontiguousarray(rgb), alpha, 16 if deep else 8
 
 
-def damage(path: str | os.PathLike, meta: ImageMeta) -> str | None:
+def damage(path: str | os.PathLike, meta: ImageMeta,
+           readable: tuple[bytes, int, int] | None = None) -> str | None:
     """The one line about what a truncated PNG or JPEG (``meta.truncated``) lost, None for an intact file: only its
     end marker ("every pixel decoded") or part of its picture ("the rows from R of H (P %) did not decode"). A GIF
     or WebP cut short, or a PNG or JPEG of which no row decodes, is an InputError naming the file (as before): there
-    is no picture to write."""
+    is no picture to write. ``readable``: the file's :func:`readable_bytes` where the caller has them; made here when
+    not given."""
     if not meta.truncated:
         return None
-    _, rows, height = readable_bytes(path, meta)
+    _, rows, height = readable_bytes(path, meta) if readable is None else readable
     if rows >= height:
         return f"{path}: {meta.truncated}; every pixel decoded, the output is kept"
     return (f"{path}: {meta.truncated}; the rows from {rows + 1} of {height} ({100 * (height - rows) / height:.0f} %) "
