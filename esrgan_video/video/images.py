@@ -186,12 +186,12 @@ def _png_whole(data: bytes) -> tuple[bytes, int, int] | None:
     else:
         row = 1 + (w * channels * depth + 7) // 8
         need = h * row
+    body = b"".join(idat)
     try:
-        got = len(zlib.decompressobj().decompress(b"".join(idat), need))
+        got = len(zlib.decompressobj().decompress(body, need))
     except zlib.error:
         got = 0
     rows = h if got >= need else 0 if row is None else got // row
-    body = b"".join(idat)
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
