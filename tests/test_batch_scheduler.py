@@ -19,7 +19,6 @@ import pytest
 from esrgan_video.batch.scheduler import LocalScheduler, _Worker
 from esrgan_video.batch.worker import Task, WorkerSettings
 from esrgan_video.options import UpscaleOptions
-from esrgan_video.testing import save_near_identity
 from media import make_clip, read_frames
 
 BIG = 4 << 20  # far over a pipe's buffer (64 KiB on Linux): written in pieces, the writer waiting for the reader
@@ -34,6 +33,13 @@ def _queued_bytes(conn) -> int:
     n = array.array("i", [0])
     fcntl.ioctl(conn.fileno(), termios.FIONREAD, n)
     return n[0]
+
+
+@pytest.fixture
+def settings(near_identity_file) -> WorkerSettings:
+    """A worker's settings: the session's tiny x2 model (conftest), FFV1 out, one thread."""
+    return WorkerSettings(options=UpscaleOptions.from_kwargs(model=str(near_identity_file(2)), codec="ffv1"),
+                          threads=1)
 
 
 class Plan:
@@ -76,10 +82,8 @@ class Plan:
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the child only writes
 @pytest.mark.skipif(not hasattr(termios, "FIONREAD"), reason="needs FIONREAD to see the pipe fill")
-def test_a_worker_killed_mid_message_is_taken_for_dead_and_its_file_redone(tmp_path: Path) -> None:
-    model = tmp_path / "tiny_x2.safetensors"
-    save_near_identity(model, 2)
-    settings = WorkerSettings(options=UpscaleOptions.from_kwargs(model=str(model), codec="ffv1"), threads=1)
+def test_a_worker_killed_mid_message_is_taken_for_dead_and_its_file_redone(tmp_path: Path,
+                                                                          settings: WorkerSettings) -> None:
     src = make_clip(tmp_path / "in.mkv", codec="ffv1", size=(64, 48), frames=4)
     out = tmp_path / "out"
     out.mkdir()
@@ -117,7 +121,6 @@ def test_a_worker_killed_mid_message_is_taken_for_dead_and_its_file_redone(tmp_p
     assert time.monotonic() - started < 120  # not after a stale timeout (300 s)
 
 
-
 def _worker_after_its_driver(settings: WorkerSettings) -> None:
     """A stand-in "driver" (this process) starts a worker and is SIGKILLed before the worker reaches its start:
     the worker waits until it is another process's child, then runs ``_worker_main`` as a late-starting worker."""
@@ -139,13 +142,10 @@ def _worker_after_its_driver(settings: WorkerSettings) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
-def test_a_worker_whose_driver_died_while_it_started_exits(tmp_path: Path) -> None:
+def test_a_worker_whose_driver_died_while_it_started_exits(settings: WorkerSettings) -> None:
     """The driver killed (SIGKILL) while its worker still starts (imports: seconds under load), before the worker
     asked for its death signal: the worker, now another process's child, exits instead of waiting for a task for
     ever (the 30 s wait for the workers to die with their driver in test_batch_run.py flaked on this)."""
-    model = tmp_path / "tiny_x2.safetensors"
-    save_near_identity(model, 2)
-    settings = WorkerSettings(options=UpscaleOptions.from_kwargs(model=str(model), codec="ffv1"), threads=1)
     ctx = mp.get_context("fork")
     driver = ctx.Process(target=_worker_after_its_driver, args=(settings,))
     driver.start()
