@@ -47,7 +47,7 @@ from .errors import EsrganVideoError, InputError, OutputError
 from .files import check_can_create, check_output_place
 from .options import SizeOptions, UpscaleOptions
 from .frames.color import LUMA_709, ColorSpec
-from .frames.pixel_formats import pixel_format
+from .frames.pixel_formats import packed_rgb, pixel_format
 from .frames.sizing import output_size, plan_size, resize_rgb
 from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
@@ -222,8 +222,7 @@ def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: t
         rgb = rgb.astype(np.uint16) * 257
         alpha = None if alpha is None else alpha.astype(np.uint16) * 257
     deep = rgb.dtype == np.uint16
-    name = ("rgba64le" if deep else "rgba") if alpha is not None else ("rgb48le" if deep else "rgb24")
-    fmt = pixel_format(name)
+    fmt = pixel_format(packed_rgb(deep=deep, alpha=alpha is not None))
     side = FrameFormat(fmt, ColorSpec().resolved(*in_size, fmt))
     plane = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
     (w, h), s = in_size, up.scale

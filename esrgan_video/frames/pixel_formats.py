@@ -287,6 +287,12 @@ def read_format(name: str, *, see_through: bool = False) -> str | None:
     return name if is_supported(name) else None
 
 
+def packed_rgb(*, deep: bool, alpha: bool) -> str:
+    """The packed RGB format of 8 or 16 bits (``deep``), with or without alpha: ``rgb24``, ``rgba``, ``rgb48le``,
+    ``rgba64le`` (a still's samples, a YUV input's still written as RGB)."""
+    return ("rgba64le" if deep else "rgba") if alpha else ("rgb48le" if deep else "rgb24")
+
+
 def is_supported(name: str) -> bool:
     """Whether frames in pixel format ``name`` can be read and written as planes."""
     return isinstance(name, str) and name in _FORMATS
@@ -317,6 +323,7 @@ __all__ = [
     "PixelFormat",
     "PlaneLayout",
     "is_supported",
+    "packed_rgb",
     "pixel_format",
     "plane_layouts",
     "read_format",

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import InputError, OutputError
 from ..files import cannot_write
 from ..frames.colorspace import Range
-from ..frames.pixel_formats import PlaneLayout
+from ..frames.pixel_formats import PlaneLayout, packed_rgb
 from .image_meta import ImageMeta, _jpeg_segments, apply_orientation, embed, read_meta
 from .partials import partial_path
 from .planes import frame_from_planes
@@ -119,7 +119,7 @@ def read_image(path: str | os.PathLike, *, keep_grey: bool = False, meta: ImageM
     # without alpha too: an opaque alpha there is filler as well (else such a WebP could not be written to a JPEG).
     palette = fmt.name == "pal8"
     deep = bits > 8
-    target = ("rgba64le" if deep else "rgba") if has_alpha or palette else ("rgb48le" if deep else "rgb24")
+    target = packed_rgb(deep=deep, alpha=has_alpha or palette)
     arr = frame.to_ndarray(format=target)
     rgb = arr[..., :3]
     alpha = arr[..., 3] if arr.shape[-1] == 4 else None

@@ -17,7 +17,7 @@ import av
 
 from ..frames.color import ColorSpec
 from ..frames.colorspace import Matrix
-from ..frames.pixel_formats import pixel_format
+from ..frames.pixel_formats import packed_rgb, pixel_format
 from ..frames.sizing import SizePlan, plan_size
 from ..frames.transform import FrameFormat
 from ..options import UpscaleOptions
@@ -126,8 +126,7 @@ def _as_rgb(pix_fmt: str) -> str:
     fmt = pixel_format(pix_fmt)
     if fmt.family != "yuv":
         return pix_fmt
-    deep = fmt.bits > 8
-    return ("rgba64le" if deep else "rgba") if fmt.alpha else ("rgb48le" if deep else "rgb24")
+    return packed_rgb(deep=fmt.bits > 8, alpha=fmt.alpha)
 
 
 def jpeg_color(spec: ColorSpec) -> ColorSpec:
