@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from contextlib import nullcontext, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -184,6 +184,15 @@ class PairPool:
         self.hr = None if state["hr"] is None else state["hr"].to(device)
 
 
+@contextmanager
+def _seeded(seed: int):
+    """The global RNG seeded with ``seed`` inside the block, as it was outside it: a model's initial weights
+    (made on the CPU) drawn from the run's seed, the same each time one command runs."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 class Trainer:
     """A training run. ``run()`` trains (or resumes) to ``steps`` and returns a :class:`TrainResult`."""
 
@@ -251,8 +260,7 @@ class Trainer:
         from ..models.loading import state_dict_sha256
 
         params = RRDBParams(nf=cfg.nf, nb=cfg.nb, gc=cfg.gc, scale=scale_wanted or 4)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+        with _seeded(cfg.seed):
             g = paper_init(RRDBNet(params, clamp=False))
         return g, "scratch:" + state_dict_sha256(g.state_dict())
 
@@ -353,8 +361,7 @@ class Trainer:
         the processes of a multi-GPU run (:func:`.ddp.sync_batchnorm`). Its initial weights come from ``seed``, as a
         scratch generator's do: one command trains the same discriminator each time it is run (unseeded, a rerun of
         the gan stage drew others, so no two runs, and no resumed run and an uninterrupted one, agreed)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed + 1)  # not the generator's draws
+        with _seeded(self.config.seed + 1):  # not the generator's draws
             d = make_discriminator(self.plan.discriminator)
         if self.config.discriminator_weights:
             self._load_discriminator(d, self.config.discriminator_weights)
