@@ -25,8 +25,8 @@ from .chatter import quiet_encoder_options
 
 T = TypeVar("T")
 
-__all__ = ["ENCODER_MAX_RATE", "choose_pix_fmt", "encoder_opens", "encoder_pix_fmts", "encoder_reorders",
-           "keep_advice", "time_base_opens"]
+__all__ = ["ENCODER_MAX_RATE", "canonical_encoder", "choose_pix_fmt", "encoder_opens", "encoder_pix_fmts",
+           "encoder_reorders", "keep_advice", "time_base_opens"]
 
 ENCODER_MAX_RATE = {"libsvtav1": Fraction(240)}
 """Encoders that refuse a frame rate above this (SVT-AV1: "Svt[error]: The maximum allowed frame rate is 240 fps").
@@ -42,6 +42,15 @@ def encoder_pix_fmts(codec: str) -> tuple[str, ...]:
     if enc.type != "video":
         raise OutputError(f"{codec!r} is a {enc.type} encoder, not a video encoder")
     return tuple(f.name for f in (enc.video_formats or ()))
+
+
+def canonical_encoder(codec: str) -> str | None:
+    """The codec encoder ``codec`` writes (its canonical name: ``libx264`` → ``h264``); None for an unknown
+    encoder."""
+    try:
+        return av.codec.Codec(codec, "w").canonical_name
+    except (ValueError, av.FFmpegError):
+        return None
 
 
 def muxer_options(muxer: str | None) -> dict[str, str]:

@@ -21,7 +21,7 @@ from ..frames.pixel_formats import packed_rgb, pixel_format
 from ..frames.sizing import SizePlan, plan_size
 from ..frames.transform import FrameFormat
 from ..options import UpscaleOptions
-from .encoder_formats import choose_pix_fmt, keep_advice
+from .encoder_formats import canonical_encoder, choose_pix_fmt, keep_advice
 from .encoder_settings import EncoderSettings, encoder_settings
 from .probe import gif_transparent
 from .writer import output_codec, output_format, sar_kept
@@ -102,7 +102,7 @@ def output_pix_fmt(info, enc, container: str | None) -> tuple[str, str | None]:
     input's alpha only where it is used (:func:`alpha_used`). What :func:`plan_output` and batch's join check
     (``batch.worker.join_times_refused``) both write by."""
     src_fmt = info.pix_fmt
-    if enc.pix_fmt is None and container == "image2" and _canonical(enc.codec) in RGB_STILL_CODECS:
+    if enc.pix_fmt is None and container == "image2" and canonical_encoder(enc.codec) in RGB_STILL_CODECS:
         src_fmt = _as_rgb(src_fmt)
     return choose_pix_fmt(enc.codec, src_fmt, requested=enc.pix_fmt, alpha=alpha_used(info), container=container)
 
@@ -111,13 +111,6 @@ RGB_STILL_CODECS = frozenset({"png", "tiff", "bmp"})
 """Encoders of a one-picture file (FFmpeg's image2 muxer) whose picture is written as RGB for a YUV input, of the
 input's depth and alpha (rgb24, rgb48le, rgba, rgba64le; grey stays grey): the stills path's formats. TIFF's
 encoder also takes YUV, which few readers show, and PNG's nearest format to 10-bit YUV was 8-bit RGB."""
-
-
-def _canonical(codec: str) -> str | None:
-    try:
-        return av.codec.Codec(codec, "w").canonical_name
-    except (ValueError, av.FFmpegError):
-        return None
 
 
 def _as_rgb(pix_fmt: str) -> str:
@@ -160,7 +153,7 @@ def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | P
     )
     notices.extend(f"{dst}: {note}" for note in plan.notes)
     out_spec = output_color(spec, in_fmt, out_fmt, plan.width, plan.height)
-    if out_fmt.family == "yuv" and _canonical(enc.codec) == "mjpeg":
+    if out_fmt.family == "yuv" and canonical_encoder(enc.codec) == "mjpeg":
         # FFmpeg's JPEG encoder opens on full range only ("returned 22" for limited), and its decoder reads every
         # JPEG (in .jpg, .avi or .mkv alike) as BT.601: JFIF's colour
         out_spec = jpeg_color(out_spec)

@@ -46,8 +46,8 @@ from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
 from .encoder_settings import deterministic_options, encoder_settings
 from .chatter import quiet_encoder_options
-from .encoder_formats import (ENCODER_MAX_RATE, choose_pix_fmt, encoder_opens, encoder_pix_fmts, encoder_reorders,
-                              muxer_options, time_base_opens, written_back)
+from .encoder_formats import (ENCODER_MAX_RATE, canonical_encoder, choose_pix_fmt, encoder_opens, encoder_pix_fmts,
+                              encoder_reorders, muxer_options, time_base_opens, written_back)
 from .metadata import FIELD_ORDERS
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
@@ -104,11 +104,8 @@ def sar_kept(codec: str, container_format: str | None) -> bool:
         return False
     if container_format in SAR_FIELD_MUXERS:
         return True
-    try:
-        name = av.codec.Codec(codec, "w").canonical_name
-    except Exception:  # an unknown encoder is refused elsewhere, in one line
-        return True
-    return name in BITSTREAM_SAR_CODECS
+    name = canonical_encoder(codec)
+    return name is None or name in BITSTREAM_SAR_CODECS  # an unknown encoder is refused elsewhere, in one line
 
 
 IMAGE2_CODECS = {".png": "png", ".bmp": "bmp", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff"}
