@@ -89,7 +89,7 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
             notice(f"{path}: a {info.rotation:g}° display rotation, not a quarter turn; training reads its frames "
                    "as stored")
         elif notice is not None and turns:
-            notice(f"{path}: a {round(info.rotation) % 360}° display rotation; training reads its frames upright, "
+            notice(f"{path}: a {turns * 90}° display rotation; training reads its frames upright, "
                    "as a player shows them (and as images are read, by their EXIF orientation)")
         if max_bytes is not None:
             w, h = (crop[2], crop[3]) if crop else (info.width, info.height)
