@@ -388,7 +388,7 @@ def remux_with(src: str | os.PathLike, dst: str | os.PathLike, *, dispositions: 
     flags) and stream ``metadata`` (index → tags) set, plus ``extra`` streams muxed from raw packets:
     (codec, payload, time in s) — e.g. a ``dvd_subtitle`` stream, which PyAV cannot encode. ``replace``: the first
     video stream's non-empty packet ``i`` (in file order) becomes ``replace(i, payload)`` where that gives bytes
-    (empty bytes: an empty chunk; the packet is then no keyframe), and stays as it is where it gives None."""
+    (empty bytes: an empty chunk; a replaced packet is no keyframe), and stays as it is where it gives None."""
     dst = Path(dst)
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         video = inp.streams.video[0].index if replace is not None and inp.streams.video else None
