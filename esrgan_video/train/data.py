@@ -66,8 +66,9 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
     """Every frame of a video as 3×H×W uint8 RGB, with media times; evenly thinned to at most ``max_frames``
     frames and at most ``max_bytes`` of frames (at least 8 frames), over the frames the packet index counts (a
     variable-rate file's duration × rate overcounts them). Frames are turned upright by the display matrix (a
-    quarter-turn rotation), as a player shows them, before ``crop``. ``notice`` receives the reader's one-line notices (frames
-    skipped as damaged, interlacing, HDR, a guessed rate) and one when the samples have more than 8 bits."""
+    quarter-turn rotation), as a player shows them, before ``crop``. ``notice`` receives the reader's one-line
+    notices (frames skipped as damaged, interlacing, HDR, a guessed rate) and one when the samples have more than 8
+    bits."""
     from ..frames.pixel_formats import pixel_format
     from ..frames.transform import FrameFormat, FrameTransform
     from ..video.reader import open_input
