@@ -265,8 +265,8 @@ def load_sources(config, scale: int, patch: int, *, notice=print,
         hr, keys = read_source(path, max_frames=config.max_frames, crop=config.hr_crop, max_bytes=max_bytes,
                                 notice=notice)
         for f, key in zip(hr, keys):
-            if min(f.shape[-2:]) < patch:  # an image folder's stills differ in size: name the one that is small
-                what = f"image {key} is" if isinstance(key, str) and Path(path).is_dir() else "frames are"
+            if min(f.shape[-2:]) < patch:  # an image folder's stills differ in size: name the one (its stem, the key)
+                what = f"image {key} is" if Path(path).is_dir() else "frames are"
                 raise InputError(f"{path}: {what} {f.shape[-1]}x{f.shape[-2]}, smaller than the {patch}-px "
                                  f"training patch ({smaller_patch})")
         src = Source(path, trim_to_multiple(hr, multiple), keys)
