@@ -238,3 +238,16 @@ def test_a_still_smaller_than_the_patch_is_named(tmp_path):
     config = TrainConfig(data=[str(tmp_path)], out=str(tmp_path / "run"), patch=32)
     with pytest.raises(InputError, match=rf"^{tmp_path}: image b is 40x20, smaller than the 32-px training patch "):
         load_sources(config, 4, 32, notice=lambda msg: None)
+
+
+def test_a_cropped_video_keeps_only_its_crop(train_clip):
+    """``hr_crop``: each frame kept holds the crop's bytes, what ``max_bytes`` (``memory_gb``) counts per frame; the
+    crop's view held the whole decoded frame (96x64 for a 32x16 crop: 12 times the count)."""
+    from esrgan_video.train.data import read_video
+
+    whole, _ = read_video(str(train_clip), max_frames=16)
+    frames, _ = read_video(str(train_clip), max_frames=16, crop=(8, 4, 32, 16))
+    assert len(frames) == len(whole) == 16
+    for f, w in zip(frames, whole):
+        assert f.shape == (3, 16, 32) and torch.equal(f, w[:, 4:20, 8:40])
+        assert f.untyped_storage().nbytes() == 3 * 32 * 16, f.untyped_storage().nbytes()

@@ -111,8 +111,9 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
                 rgb = torch.stack(to_rgb([torch.from_numpy(np.ascontiguousarray(p)) for p in frame.planes]))
                 rgb = torch.round(rgb * 255).to(torch.uint8)
                 if turns:  # upright: the player's counter-clockwise turn
-                    rgb = torch.rot90(rgb, turns, dims=(-2, -1)).contiguous()
-                frames.append(_crop(rgb, crop, path))
+                    rgb = torch.rot90(rgb, turns, dims=(-2, -1))
+                # its own storage: a crop's view held the whole frame, over the max_bytes counted for the crop
+                frames.append(_crop(rgb, crop, path).contiguous())
                 times.append(inp.media_time(frame.pts, frame.time_base))
     return frames, times
 
