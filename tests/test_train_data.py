@@ -251,3 +251,19 @@ def test_a_cropped_video_keeps_only_its_crop(train_clip):
     for f, w in zip(frames, whole):
         assert f.shape == (3, 16, 32) and torch.equal(f, w[:, 4:20, 8:40])
         assert f.untyped_storage().nbytes() == 3 * 32 * 16, f.untyped_storage().nbytes()
+
+
+def test_a_cropped_still_keeps_only_its_crop(tmp_path):
+    """``hr_crop`` on a still: the crop is kept as its own storage (it was a view holding the whole image)."""
+    import numpy as np
+    import skimage.data
+
+    from esrgan_video.train.data import read_still
+    from esrgan_video.video.images import write_image
+
+    photo = np.ascontiguousarray(skimage.data.astronaut()[:64, :96])
+    write_image(tmp_path / "a.png", photo, None, 8)
+    f = read_still(tmp_path / "a.png", crop=(8, 4, 32, 16))
+    assert torch.equal(f, torch.from_numpy(photo[4:20, 8:40]).permute(2, 0, 1))
+    assert f.is_contiguous() and f.untyped_storage().nbytes() == 3 * 32 * 16, f.untyped_storage().nbytes()
+    assert torch.equal(read_still(tmp_path / "a.png"), torch.from_numpy(photo).permute(2, 0, 1))

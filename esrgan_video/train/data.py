@@ -138,7 +138,8 @@ def _read_still(path: str | Path, crop=None) -> tuple[torch.Tensor, int, bool]:
     if bits > 8:
         rgb = round_to_8bit(rgb)
     t = torch.from_numpy(np.ascontiguousarray(rgb))
-    return _crop(t.permute(2, 0, 1).contiguous(), crop, str(path)), bits, alpha is not None
+    # the crop copied out (not the whole image, then a view of it that held the whole image)
+    return _crop(t.permute(2, 0, 1), crop, str(path)).contiguous(), bits, alpha is not None
 
 
 def _tell_stills(path: str, read: list[tuple[torch.Tensor, int, bool]], notice) -> None:
