@@ -143,8 +143,8 @@ def test_joined_ts_reads_every_frame_on_one_timeline(clips):
     assert times == [p * Fraction(1, 90000) - base for p in pts]  # the index agrees with the reader
     assert [j.packet for j in index.jumps] == [FRAMES]
     t = lambda p: f"{float(p * Fraction(1, 90000) - base):.3f} s"  # noqa: E731
-    assert said == [f"{clips['joined'].name}: its timestamps jump back from {t(7200 + STEP * 47)} to {t(7200)} at frame "
-                    f"48 (joined recordings?); the rest follows on from {t(7200 + STEP * 48)}"]
+    assert said == [f"{clips['joined'].name}: its timestamps jump back from {t(7200 + STEP * 47)} to {t(7200)} at "
+                    f"frame 48 (joined recordings?); the rest follows on from {t(7200 + STEP * 48)}"]
 
 
 def test_a_jump_ahead_beyond_the_threshold_is_not_lost_frames(clips):

@@ -56,7 +56,8 @@ def test_clean_vp8_is_not_damage(tmp_path, size, gop):
     assert times == _packet_times(good) and stats.lost_frames == 0 and stats.report() is None
 
 
-@pytest.mark.parametrize("codec, pix_fmt", [("libvpx", "yuv420p"), ("libvpx-vp9", "yuva420p"), ("libvpx-vp9", "yuv420p")])
+@pytest.mark.parametrize("codec, pix_fmt", [("libvpx", "yuv420p"), ("libvpx-vp9", "yuva420p"),
+                                            ("libvpx-vp9", "yuv420p")])
 def test_cli_output_holds_the_frames_read_at_their_times(tmp_path, near_identity_file, capfd, codec, pix_fmt):
     """Exit 9, the one line, and the output's frames are the frames the reader read, at the same times."""
     from esrgan_video.testing import run_cli

@@ -21,7 +21,8 @@ import av
 
 from ..errors import InputError
 
-__all__ = ["ALPHA_DECODERS", "Demux", "container_duration", "gif_transparent", "open_media", "pick_video_stream", "probe", "video_decoder"]
+__all__ = ["ALPHA_DECODERS", "Demux", "container_duration", "gif_transparent", "open_media", "pick_video_stream",
+           "probe", "video_decoder"]
 
 
 def pick_video_stream(path: str | os.PathLike, container: av.container.InputContainer) -> av.video.stream.VideoStream:
