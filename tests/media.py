@@ -490,13 +490,15 @@ def make_corrupt(src: str | os.PathLike, dst: str | os.PathLike, *, frames: Sequ
     return dst
 
 
-def sigint_default() -> None:
-    """``preexec_fn`` for subprocesses a test interrupts with SIGINT: a shell that starts the test run in the
-    background (without job control) ignores SIGINT, the children inherit that, and Python then installs no
-    KeyboardInterrupt handler; reset it so the test sees what a user's Ctrl-C does."""
+def default_signals() -> None:
+    """``preexec_fn`` for subprocesses a test stops with a signal: the child gets the default dispositions a user's
+    shell gives. A test run started with ``nohup`` or in the background ignores SIGHUP / SIGINT, the children
+    inherit that, and Python then installs no KeyboardInterrupt handler and the product keeps SIGHUP ignored (as
+    it should under nohup): reset them so the test sees what a user's Ctrl-C, SIGTERM or hang-up does."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def segments_and_one_pass(src: Path, seconds: Fraction, folder: Path, ext: str = "mkv") -> tuple[Path, Path, int]:

@@ -28,7 +28,7 @@ from esrgan_video.errors import OutputError
 from esrgan_video.pipeline import upscale_video
 
 from media import (AudioTrack, Chapter, SubtitleTrack, make_audio_only, make_clip, make_corrupt, make_not_media,
-                   make_truncated, sigint_default)
+                   make_truncated, default_signals)
 
 OPTS = dict(codec="ffv1", threads=1)  # fixed threads: CPU results must not depend on the machine's core count
 OPEN_GOP = {"bf": "2", "x264-params": "open-gop=1:keyint=4:min-keyint=4:scenecut=0"}
@@ -198,7 +198,7 @@ def test_sigkill_a_worker_then_sigint_the_driver_and_resume(tmp_path: Path, mode
     cmd = [sys.executable, "-m", "esrgan_video.cli", "batch", str(lib), "-o", str(out), "--model", str(model_file),
            "--codec", "ffv1", "--devices", "cpu", "--threads", "1", "--progress", "json"]
     log = open(tmp_path / "driver.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, preexec_fn=sigint_default)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, preexec_fn=default_signals)
     try:
         # SIGKILL the worker while it writes its first output (its pid is in the temporary file's name)
         part = _wait(lambda: partials(out), 180, "a worker writing", proc)[0]

@@ -21,13 +21,6 @@ def tiny_model(near_identity_file) -> Path:
     return near_identity_file(4)
 
 
-def default_signals() -> None:
-    """``preexec_fn``: the child gets the default dispositions a user's shell gives (a test run started with
-    ``nohup`` or in the background ignores SIGHUP / SIGINT, and children inherit that)."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-
-
 def dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
     p = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -44,7 +37,7 @@ def test_signal_leaves_nothing_and_exits_128_plus_signal(tmp_path, tiny_model, s
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([sys.executable, "-m", "esrgan_video", str(src), str(dst), "--model", str(tiny_model),
                              "--progress", "json"], stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=default_signals)
+                            preexec_fn=media.default_signals)
     line = proc.stderr.readline()  # frames are flowing: the partial file exists now
     assert line.startswith("{"), line
     assert [p.name for p, _ in partials_of(dst)] == [partial_path(dst, proc.pid).name]
@@ -101,7 +94,7 @@ def test_ignored_hangup_stays_ignored():
             "    except KeyboardInterrupt as e:\n"
             "        print(type(e).__name__, e.signum)\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       preexec_fn=default_signals)
+                       preexec_fn=media.default_signals)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["Terminated", str(int(signal.SIGTERM))]
 
@@ -161,7 +154,7 @@ def test_sigterm_stops_a_batch_like_ctrl_c(tmp_path, tiny_model):
     cmd = [sys.executable, "-m", "esrgan_video", "batch", str(lib), "-o", str(out), "--model", str(tiny_model),
            "--codec", "ffv1", "--threads", "1", "--progress", "json"]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_signals)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=media.default_signals)
     for line in proc.stderr:  # wait until the worker reports frames of the file
         if line.startswith("{") and '"frame": ' in line and '"files": []' not in line:
             break

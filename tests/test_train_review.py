@@ -137,52 +137,28 @@ def _journal(out: Path) -> list[tuple]:
     return [(r["step"], r.get("loss"), r.get("psnr")) for r in recs]
 
 
-_GATE = """
-import os, sys, time
-from pathlib import Path
-
-from esrgan_video.train.trainer import Trainer
-
-real, after, ready = Trainer.step, int(os.environ["GATE_STEP"]), Path(os.environ["GATE_FILE"])
-
-
-def step(self, index):
-    if index == after:  # steps 1..after are done: wait for the signal (its handler sets stop_requested)
-        ready.touch()
-        deadline = time.monotonic() + 120
-        while not self.stop_requested and time.monotonic() < deadline:
-            time.sleep(0.01)
-    return real(self, index)
-
-
-Trainer.step = step
-from esrgan_video.cli.main import main  # noqa: E402
-
-sys.exit(main())
-"""
-
-
 def test_sighup_and_sigterm_mid_run_resume_to_the_uninterrupted_result(train_clip, train_base, tmp_path, capsys):
     """Two stops by signals between checkpoints, then a rerun: the same final and best models and the same
     journal (losses, validations) as one uninterrupted run; the final model upscales a video and blends."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from media import sigint_default
+    from media import default_signals
     from safetensors.torch import load_file
 
     common = ["--steps", "16", "--save-every", "5", "--val-every", "4", "--lr", "5e-4", "--threads", "1"]
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     assert cli(base_args(train_clip, train_base, whole) + common) == 0
-    gated = tmp_path / "gated.py"  # the CLI, held at one step until the test's signal comes: a tiny run's last
-    gated.write_text(_GATE)         # steps took less than a poll of its journal, and it ended before the signal
-    argv = [sys.executable, str(gated), *base_args(train_clip, train_base, stopped), *common]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    argv = [sys.executable, "-m", "esrgan_video", *base_args(train_clip, train_base, stopped), *common]
     for sig, after, code in ((signal.SIGHUP, 7, 129), (signal.SIGTERM, 12, 143)):
-        ready = tmp_path / f"at-{after}"
-        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", GATE_STEP=str(after), GATE_FILE=str(ready))
-        proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+        proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and not ready.exists():
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if any(s >= after and loss is not None for s, loss, _ in _journal(stopped)):
+                    break
+            except (FileNotFoundError, ValueError, KeyError):
+                pass
             time.sleep(0.05)
-        assert ready.exists(), "the run never reached its gated step"
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == code, err

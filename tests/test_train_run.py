@@ -146,9 +146,9 @@ def test_a_stop_signal_saves_a_checkpoint_and_exits_128_plus_it(clip, tiny, tmp_
                                                                "100000", "--val-every", "100000")]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     sys.path.insert(0, str(Path(__file__).parent))
-    from media import sigint_default
+    from media import default_signals
 
-    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if (out / "journal.jsonl").is_file() and sum(1 for _ in open(out / "journal.jsonl")) >= 4:
