@@ -40,7 +40,7 @@ from ..errors import InputError
 from .discont import Jump, find_jumps, has_discontinuities, tolerances
 from .metadata import demuxer_in
 from .mpeg4_vops import VopCounter
-from .probe import Demux, open_media, pick_video_stream
+from .probe import Demux, file_key, open_media, pick_video_stream
 
 __all__ = ["DECODE_ORDER_FORMATS", "NOPTS", "PacketIndex", "clear_cache", "decode_order_timestamps",
            "read_packet_index"]
@@ -155,10 +155,9 @@ def read_packet_index(path: str | os.PathLike, stream_index: int | None = None) 
     """
     p = Path(path)
     try:
-        st = p.stat()
+        key = (*file_key(p), stream_index)
     except OSError as e:
         raise InputError(f"{p}: cannot be read ({e.strerror or e})") from e
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns, stream_index)
     with _LOCK:
         hit = _CACHE.get(key)
         if hit is not None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 from typing import Sequence
 
 import av
 import numpy as np
 
 from ..frames.pixel_formats import PlaneLayout, plane_layouts
-from .probe import Demux, open_media
+from .probe import Demux, file_key, open_media
 
 
 def _rows(plane, lay) -> np.ndarray:
@@ -97,9 +96,7 @@ def stream_see_through(path: str | os.PathLike, stream_index: int, first: av.Vid
         return False
     if see_through(first):
         return True
-    p = Path(path).resolve()
-    st = p.stat()
-    return _scan_see_through(str(p), st.st_size, st.st_mtime_ns, stream_index)
+    return _scan_see_through(*file_key(path), stream_index)
 
 
 @functools.lru_cache(maxsize=8)

@@ -21,8 +21,17 @@ import av
 
 from ..errors import InputError
 
-__all__ = ["ALPHA_DECODERS", "Demux", "container_duration", "gif_transparent", "open_media", "pick_video_stream",
-           "probe", "video_decoder"]
+__all__ = ["ALPHA_DECODERS", "Demux", "container_duration", "file_key", "gif_transparent", "open_media",
+           "pick_video_stream", "probe", "video_decoder"]
+
+
+def file_key(path: str | os.PathLike) -> tuple[str, int, int]:
+    """(resolved path, size, modification time in ns) of the file ``path``: what the answers kept per file (the
+    packet index, a GIF's or a palette stream's see-through pixels) are kept under, so a file changed on disk is
+    read again. OSError when it cannot be stat'ed."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return str(p), st.st_size, st.st_mtime_ns
 
 
 def pick_video_stream(path: str | os.PathLike, container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -137,11 +146,10 @@ def gif_transparent(path: str | os.PathLike) -> bool | None:
     answer is kept per file (its resolved name, size and modification time), so the planner's two askings of one
     run read it once. None when the file is not a GIF or cannot be read."""
     try:
-        p = Path(path).resolve()
-        st = p.stat()
+        key = file_key(path)
     except OSError:
         return None
-    return _gif_transparent_of(str(p), st.st_size, st.st_mtime_ns)
+    return _gif_transparent_of(*key)
 
 
 @functools.lru_cache(maxsize=32)
