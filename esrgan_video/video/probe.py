@@ -114,10 +114,10 @@ def open_media(path: str | os.PathLike) -> av.container.InputContainer:
     except (av.error.EOFError, av.InvalidDataError):
         if not _looks_transport(path):
             raise
-        return av.open(str(path), "r", format="mpegts")
-    if container.format.name != "mpegvideo" or not _looks_transport(path):
-        return container
-    container.close()
+    else:
+        if container.format.name != "mpegvideo" or not _looks_transport(path):
+            return container
+        container.close()
     return av.open(str(path), "r", format="mpegts")
 
 
