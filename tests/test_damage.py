@@ -314,6 +314,17 @@ def test_transport_packet_sizes(tmp_path):
     assert cut_transport_packet(f) is None
 
 
+def test_transport_layout_from_the_first_byte_only():
+    from esrgan_video.video.damage import transport_layout
+
+    one = bytearray(188)
+    one[0] = 0x47
+    at_start, part_way = bytes(one) * 5, bytes(100) + bytes(one) * 5
+    assert transport_layout(at_start) == transport_layout(at_start, first_only=True) == (188, 0)
+    assert transport_layout(part_way) == (188, 100)
+    assert transport_layout(part_way, first_only=True) is None  # a cut capture: not a stream from its first byte
+
+
 @pytest.mark.parametrize("name,status,line", [
     ("noisy", 9, "noisy.ts: "),
     ("cut", 9, "cut.ts ends early: "),

@@ -204,12 +204,14 @@ def _sync_offset(packet: int) -> int:
     return 4 if packet == 192 else 0
 
 
-def transport_layout(head: bytes) -> tuple[int, int] | None:
+def transport_layout(head: bytes, *, first_only: bool = False) -> tuple[int, int] | None:
     """(packet size, offset of the first whole packet) from the sync bytes at the start of a transport stream: every
-    packet-spaced byte of ``head`` from there on is a sync byte (at least two); None when no size fits."""
+    packet-spaced byte of ``head`` from there on is a sync byte (at least two); None when no size fits.
+    ``first_only``: only a first packet at offset 0 is looked for (a file that is a transport stream from its first
+    byte, ``probe.open_media``'s question), not one that starts part-way into ``head``."""
     for packet in TS_PACKET_SIZES:
         sync_at = _sync_offset(packet)
-        for first in range(packet):
+        for first in range(1 if first_only else packet):
             syncs = range(first + sync_at, len(head), packet)
             if len(syncs) >= 2 and all(head[i] == 0x47 for i in syncs):
                 return packet, first

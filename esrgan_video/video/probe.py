@@ -130,8 +130,8 @@ def _looks_transport(path: str | os.PathLike) -> bool:
             head = f.read(1 << 16)
     except OSError:
         return False
-    found = transport_layout(head)
-    return found is not None and found[1] == 0 and len(head) >= 3 * found[0]
+    found = transport_layout(head, first_only=True)
+    return found is not None and len(head) >= 3 * found[0]
 
 
 def _open(path: str | os.PathLike) -> av.container.InputContainer:
