@@ -122,14 +122,21 @@ def open_media(path: str | os.PathLike) -> av.container.InputContainer:
 
 
 def _looks_transport(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is, from its first byte, a run of whole MPEG transport packets (sync bytes throughout)."""
+    """Whether ``path`` is, from its first byte, a run of whole MPEG transport packets (sync bytes throughout). The
+    answer is kept per file (:func:`file_key`): every open of a raw MPEG video stream (or of a short transport
+    stream) asks, and a run opens its input several times (probe, packet index, reads)."""
+    try:
+        return _looks_transport_of(*file_key(path))
+    except OSError:  # not kept: a file that cannot be read now may be later
+        return False
+
+
+@functools.lru_cache(maxsize=32)
+def _looks_transport_of(path: str, size: int, mtime_ns: int) -> bool:
     from .damage import transport_layout
 
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16)
-    except OSError:
-        return False
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
     found = transport_layout(head, first_only=True)
     return found is not None and len(head) >= 3 * found[0]
 
