@@ -8,10 +8,13 @@
 from __future__ import annotations
 
 import re
-
-import torch
+import sys
+from typing import TYPE_CHECKING
 
 from ..errors import BackendError, OptionError
+
+if TYPE_CHECKING:
+    import torch
 
 _EXPECTED = "cpu, cuda or cuda:N (or a GPU number)"
 
@@ -21,7 +24,8 @@ def parse_device(value: str | int | torch.device | None, *, option: str = "devic
     anything else. Pure: does not look at the machine."""
     if value is None:
         return None
-    if isinstance(value, torch.device):
+    torch = sys.modules.get("torch")  # a torch.device can only come from a process that imported torch
+    if torch is not None and isinstance(value, torch.device):
         value = str(value)
     if isinstance(value, bool):
         raise OptionError(option, _EXPECTED, value)
@@ -48,6 +52,8 @@ def parse_devices(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
     """``--devices``: ``"0,1"`` → ``["cuda:0", "cuda:1"]``; ``"cpu,cpu"`` → two CPU workers; None/``"auto"`` →
     every visible GPU, else one CPU worker."""
     if spec is None or spec == "auto":
+        import torch
+
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         return [f"cuda:{i}" for i in range(n)] or ["cpu"]
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
@@ -66,6 +72,8 @@ def resolve_device(value: str | int | torch.device | None, *, cpu_if_no_cuda: bo
     """The ``torch.device`` to run on: auto → ``cuda:0`` when CUDA is available, else the CPU. A CUDA device
     that is not present raises BackendError (exit 7) — unless ``cpu_if_no_cuda`` and this machine has no CUDA
     at all and the request is ``cuda:0`` (VapourSynth's ``device=0`` default on a CPU-only machine)."""
+    import torch
+
     dev = parse_device(value)
     if dev is None:
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
