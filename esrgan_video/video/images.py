@@ -37,6 +37,7 @@ from ..frames.pixel_formats import PlaneLayout, packed_rgb
 from .image_meta import ImageMeta, _jpeg_segments, apply_orientation, embed, read_meta
 from .partials import partial_path
 from .planes import frame_from_planes
+from .probe import file_key
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageMeta", "check_extension", "damage", "holds_deep", "holds_grey", "image_meta",
            "is_image_file", "read_image", "readable_bytes", "round_to_8bit", "write_image"]
@@ -70,18 +71,30 @@ IMAGE_EXTENSIONS: tuple[str, ...] = tuple(sorted(_ENCODERS))
 """The output extensions :func:`write_image` can encode (lower case, with the dot)."""
 
 
+_last_cut: tuple[tuple[str, int, int], bytes] | None = None
+"""(:func:`~esrgan_video.video.probe.file_key`, bytes) of the last truncated file :func:`image_meta` read, which
+:func:`readable_bytes` then takes instead of reading the file again (one still's upscale asks both, in turn)."""
+
+
 def image_meta(path: str | os.PathLike) -> ImageMeta:
     """The ICC profile, EXIF block and orientation, DPI, frame count and truncation of the image file at ``path``
-    (``video.image_meta.read_meta``). InputError naming the file when it is missing or empty."""
+    (``video.image_meta.read_meta``). InputError naming the file when it is missing or empty. A truncated file's
+    bytes are kept for :func:`readable_bytes` (the last one only; a file changed since is read again)."""
+    global _last_cut
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty")
     try:
-        return read_meta(path.read_bytes())
+        key = file_key(path)
+        data = path.read_bytes()
     except OSError as e:
         raise InputError(f"{path}: cannot be read ({e.strerror or e})") from e
+    meta = read_meta(data)
+    if meta.truncated and len(data) == key[1]:
+        _last_cut = key, data
+    return meta
 
 
 def read_image(path: str | os.PathLike, *, keep_grey: bool = False, meta: ImageMeta | None = None,
@@ -153,8 +166,14 @@ def damage(path: str | os.PathLike, meta: ImageMeta,
 def readable_bytes(path: str | os.PathLike, meta: ImageMeta) -> tuple[bytes, int, int]:
     """A truncated PNG or JPEG made whole for FFmpeg's decoder, and (rows whose data is all there, height): a PNG
     with its IDAT data (its cut chunk too) in one chunk and an IEND; a JPEG with its end-of-image marker. InputError
-    for another format, or where no row's data is there."""
-    data = Path(path).read_bytes()
+    for another format, or where no row's data is there. The bytes :func:`image_meta` read of the file are taken
+    where it has not changed since (they are given up then: the caller keeps what this returns)."""
+    global _last_cut
+    held = _last_cut
+    if held is not None and held[0] == file_key(path):
+        _last_cut, data = None, held[1]
+    else:
+        data = Path(path).read_bytes()
     fixed = _png_whole(data) if meta.kind == "png" else _jpeg_whole(data) if meta.kind == "jpeg" else None
     if fixed is None or fixed[1] == 0:
         raise InputError(f"{path}: {meta.truncated}" + ("" if fixed is None else "; no row of the picture decodes"))
