@@ -154,7 +154,7 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
     Returns the muxer's name. (An encoder that cannot open at all — no GPU for NVENC — is left for the writer
     to report.)"""
     encoder_pix_fmts(codec)  # an unknown encoder (or not a video one): OutputError naming it
-    canonical = av.codec.Codec(codec, "w").canonical_name  # a known encoder: encoder_pix_fmts said
+    canonical = canonical_encoder(codec)  # a known encoder: encoder_pix_fmts said
     pipe = str(dst) == PIPE
     if pipe and format not in PIPE_FORMATS:
         raise OptionError("format", f"one of {', '.join(PIPE_FORMATS)} when writing to standard output (-)",
@@ -311,7 +311,7 @@ def encoder_rate(codec: str, pix_fmt: str, time_base: Fraction, rates: Sequence[
     if time_base_opens(codec, Fraction(time_base), pix_fmt):
         return None
     own = list(dict.fromkeys(Fraction(r) for r in rates if r))
-    mpeg = av.codec.Codec(codec, "w").canonical_name in ("mpeg1video", "mpeg2video")
+    mpeg = canonical_encoder(codec) in ("mpeg1video", "mpeg2video")
     # FFmpeg's MPEG-2 encoder also opens at 12 or 75 fps (frame_rate_extension), which its Main Profile forbids
     allowed = (lambda r: r in MPEG_RATES) if mpeg else (lambda r: True)  # noqa: E731
     opens = [r for r in dict.fromkeys([*own, *(MPEG_RATES if times is not None else ())])
@@ -472,7 +472,7 @@ def field_order_kept(muxer: str, codec: str, pix_fmt: str, field_order: str,
         return written_back(muxer, codec, pix_fmt, order, frames=6, size=(64, 64),
                             options=quiet_encoder_options(codec, dict(options), verbose=False),
                             field_order=FIELD_ORDER_CODES[field_order])
-    except (av.FFmpegError, ValueError, OSError, StopIteration):
+    except (av.FFmpegError, ValueError, OSError):
         return None
 
 
