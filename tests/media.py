@@ -221,8 +221,7 @@ def make_clip(
     if interlaced:
         opts["x264-params"] = ":".join(filter(None, [opts.get("x264-params"), "tff=1"]))
         opts["flags"] = "+ildct+ilme"
-    if codec == "libx264":
-        opts = x264_deterministic(opts)
+    opts = deterministic_options(codec, opts)  # the writer's rule (libx264, libx264rgb: asm=avx2 on AVX-512)
 
     with av.open(str(path), "w", format=format) as out:
         if metadata:
