@@ -21,13 +21,13 @@ from esrgan_video.runtime.tensorrt_backend import BuildOptions, make_key, profil
 KEY = ec.EngineKey(
     weights_sha256="a" * 64, scale=4, min_shape=(1, 270, 480), opt_shape=(1, 270, 480), max_shape=(1, 270, 480),
     precision="fp16", fp32_layers=(), opset=17, exporter="torchscript/torch-2.14", trt_version="10.12.0",
-    gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", opt_level=3, workspace_mib=0,
+    cuda_major="12", gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", opt_level=3, workspace_mib=0,
 )
 
 CHANGES = {
     "weights_sha256": "b" * 64, "scale": 2, "min_shape": (1, 256, 256), "opt_shape": (2, 270, 480),
     "max_shape": (4, 270, 480), "precision": "fp32", "fp32_layers": ("conv_first",), "opset": 18,
-    "exporter": "torchscript/torch-2.15", "trt_version": "11.0.0", "gpu_name": "NVIDIA H200",
+    "exporter": "torchscript/torch-2.15", "trt_version": "11.0.0", "cuda_major": "13", "gpu_name": "NVIDIA H200",
     "compute_capability": "8.9", "opt_level": 5, "workspace_mib": 4096, "dynamic": True, "profiles": 2,
     "format": ec.ENGINE_FORMAT + 1,
 }
@@ -55,15 +55,15 @@ def test_make_key_reads_model_spec_and_options():
     torch.manual_seed(0)
     model = RRDBNet(RRDBParams(nf=8, nb=1, gc=4, scale=2)).eval()
     spec = ExportSpec((64, 96), batch=2)
-    k = make_key(model, spec, BuildOptions(), trt_ver="10.12.0", gpu_name="G", capability="9.0")
+    k = make_key(model, spec, BuildOptions(), trt_ver="10.12.0", cuda_major="12", gpu_name="G", capability="9.0")
     assert k.static and k.opt_shape == (2, 64, 96) and k.scale == 2 and k.precision == "fp16"
     assert k.weights_sha256 == ec.weights_sha256(model)
     with torch.no_grad():
         model.conv_last.bias.add_(1e-3)
-    k2 = make_key(model, spec, BuildOptions(), trt_ver="10.12.0", gpu_name="G", capability="9.0")
+    k2 = make_key(model, spec, BuildOptions(), trt_ver="10.12.0", cuda_major="12", gpu_name="G", capability="9.0")
     assert k2.weights_sha256 != k.weights_sha256  # weights are hashed, not named
     dyn = make_key(model, dataclasses.replace(spec, dynamic=True), BuildOptions(min_shape=(1, 32, 32), max_shape=(4, 128, 128)),
-                   trt_ver="10.12.0", gpu_name="G", capability="9.0")
+                   trt_ver="10.12.0", cuda_major="12", gpu_name="G", capability="9.0")
     assert not dyn.static and dyn.min_shape == (1, 32, 32) and dyn.max_shape == (4, 128, 128)
     with pytest.raises(BackendError, match="min <= opt <= max"):
         profile_shapes(spec, BuildOptions(min_shape=(1, 80, 32), max_shape=(4, 128, 128)))
@@ -87,7 +87,7 @@ def test_paths_are_pure_and_distinct(tmp_path):
     assert p.sidecar.name == p.engine.name + ".json"
     other = ec.engine_paths(dataclasses.replace(KEY, opt_level=1), "RealESRGAN_x4plus", tmp_path)
     assert other.engine != p.engine
-    assert ec.timing_cache_path(KEY, tmp_path).name == "timing-trt10.12.0-NVIDIA-H100-80GB-HBM3-sm9.0.timing"
+    assert ec.timing_cache_path(KEY, tmp_path).name == "timing-trt10.12.0-cu12-NVIDIA-H100-80GB-HBM3-sm9.0.timing"
     assert ec.engine_paths(KEY, "a/b c", tmp_path).engine.parent == tmp_path
 
 
@@ -197,7 +197,7 @@ def test_the_key_hashes_the_weights_exported_not_the_load_time_hash():
     spec = ExportSpec((32, 32))
 
     def key(m):
-        return make_key(m, spec, BuildOptions(), trt_ver="10.12.0", gpu_name="G", capability="9.0")
+        return make_key(m, spec, BuildOptions(), trt_ver="10.12.0", cuda_major="12", gpu_name="G", capability="9.0")
 
     k = key(model)
     assert k.weights_sha256 == state_dict_sha256(model.state_dict()) != "f" * 64
@@ -216,7 +216,7 @@ def test_dynamic_is_min_differs_from_max_and_profiles_follow_streams():
     assert not same.dynamic and not BuildOptions().dynamic
     wide = BuildOptions(min_shape=(1, 16, 16), max_shape=(2, 64, 64))
     assert wide.dynamic
-    facts = dict(trt_ver="10.12.0", gpu_name="G", capability="9.0")
+    facts = dict(trt_ver="10.12.0", cuda_major="12", gpu_name="G", capability="9.0")
     static = make_key(model, ExportSpec((32, 48), dynamic=False), same, streams=3, **facts)
     assert static.static and not static.dynamic and static.profiles == 0  # no profile needed, any stream count
     dyn = make_key(model, ExportSpec((32, 48), dynamic=True), wide, streams=3, **facts)
@@ -234,19 +234,78 @@ def test_dynamic_is_min_differs_from_max_and_profiles_follow_streams():
 # ------------------------------------------------------------------------------ timing caches (fake builder)
 
 
-def test_a_timing_cache_is_one_per_tensorrt_version_and_gpu_and_shared_by_their_engines(tmp_path):
+def test_a_timing_cache_is_one_per_tensorrt_build_and_gpu_and_shared_by_their_engines(tmp_path):
     """Timings are valid for one TensorRT build and one device ("specific to the targeted device, CUDA, TensorRT
-    versions"): another TensorRT version, GPU or compute capability never opens the same file (TensorRT's own
-    header check, set_timing_cache(ignore_mismatch=False), is the second guard); engines of other models, shapes,
-    precisions or builder levels on the same GPU and TensorRT share it."""
+    versions"): another TensorRT version, CUDA major (the cu12 and cu13 wheels of one release share its version),
+    GPU or compute capability never opens the same file (TensorRT's own header check,
+    set_timing_cache(ignore_mismatch=False), is the second guard); engines of other models, shapes, precisions or
+    builder levels on the same GPU and TensorRT build share it."""
+    assert ec.TIMING_FIELDS == ("trt_version", "cuda_major", "gpu_name", "compute_capability")
     path = ec.timing_cache_path(KEY, tmp_path)
-    for field in ("trt_version", "gpu_name", "compute_capability"):
-        other = ec.timing_cache_path(dataclasses.replace(KEY, **{field: CHANGES[field]}), tmp_path)
+    for field in ec.TIMING_FIELDS:
+        other_key = dataclasses.replace(KEY, **{field: CHANGES[field]})
+        other = ec.timing_cache_path(other_key, tmp_path)
         assert other != path and other.parent == tmp_path, field
+        assert ec.timing_cache_key(other_key) != ec.timing_cache_key(KEY), field
+    assert ec.timing_cache_path(dataclasses.replace(KEY, cuda_major="13"), tmp_path).name == (
+        "timing-trt10.12.0-cu13-NVIDIA-H100-80GB-HBM3-sm9.0.timing")
     assert ec.timing_cache_path(dataclasses.replace(KEY, gpu_name="NVIDIA H100 PCIe"), tmp_path) != path
-    shared = {f: v for f, v in CHANGES.items() if f not in ("trt_version", "gpu_name", "compute_capability")}
+    shared = {f: v for f, v in CHANGES.items() if f not in ec.TIMING_FIELDS}
     for field, value in shared.items():
-        assert ec.timing_cache_path(dataclasses.replace(KEY, **{field: value}), tmp_path) == path, field
+        other_key = dataclasses.replace(KEY, **{field: value})
+        assert ec.timing_cache_path(other_key, tmp_path) == path, field
+        assert ec.timing_cache_key(other_key) == ec.timing_cache_key(KEY), field
+
+
+@pytest.mark.parametrize("dists,torch_cuda,expected", [
+    (["tensorrt_cu12"], "12.8", "12"),
+    (["tensorrt_cu13_bindings"], "12.8", "13"),  # TensorRT's own build decides, not torch's (a cu12 torch + cu13 TRT)
+    (["tensorrt-cu13-libs"], None, "13"),
+    (["TensorRT_CU12_libs"], "13.0", "12"),
+    (["tensorrt"], "13.0", "13"),  # a tar/container install's plain wheel: built for the CUDA the process runs
+    ([], "12.6", "12"),
+    (["tensorrt"], None, "unknown"),
+    (["tensorrt_cuda_helper", "tensorrt_cux"], "", "unknown"),  # not a _cuNN name
+])
+def test_cuda_major_comes_from_the_tensorrt_wheel_names_else_torch(dists, torch_cuda, expected):
+    assert ec.cuda_major(dists, torch_cuda) == expected
+
+
+def test_tensorrt_cuda_major_reads_this_environment():
+    """Here no TensorRT is installed: the answer is torch's CUDA major, or 'unknown' for a CPU-only torch."""
+    import importlib.metadata as md
+
+    names = [d for m in ec.TENSORRT_IMPORT_NAMES for d in md.packages_distributions().get(m, ())]
+    assert ec.tensorrt_cuda_major() == ec.cuda_major(names, torch.version.cuda)
+    if not names:
+        assert ec.tensorrt_cuda_major() == (torch.version.cuda.split(".")[0] if torch.version.cuda else "unknown")
+
+
+def test_equal_effective_options_give_one_key():
+    """The key is over the resolved options: the defaults given explicitly, the fp32 layers in another order,
+    repeated or with a layer inside another one named, build the same engine and so give the same key (each was a
+    rebuild of an identical engine); different effective options still differ."""
+    from esrgan_video.runtime.tensorrt_backend import canonical_fp32_layers
+
+    model = RRDBNet(RRDBParams(nf=8, nb=2, gc=4)).eval()
+    facts = dict(trt_ver="10.12.0", cuda_major="12", gpu_name="G", capability="9.0")
+
+    def key(spec, options=BuildOptions(), **kw):
+        return make_key(model, spec, options, **{**facts, **kw}).digest()
+
+    base = key(ExportSpec((32, 48)))
+    explicit = BuildOptions(opt_level=3, workspace_mib=0, min_shape=(1, 32, 48), max_shape=(1, 32, 48))
+    assert key(ExportSpec((32, 48), batch=1, precision="fp16", fp32_layers=(), dynamic=False, opset=17,
+                          exporter="torchscript"), explicit, streams=4) == base
+    layers = key(ExportSpec((32, 48), fp32_layers=("conv_first", "body")))
+    for same in (("body", "conv_first"), ("body", "conv_first", "body"), ("body.1", "conv_first", "body", "body.0.rdb1")):
+        assert key(ExportSpec((32, 48), fp32_layers=same)) == layers, same
+    assert canonical_fp32_layers(("body.1", "conv_first", "body", "body.0.rdb1")) == ("body", "conv_first")
+    assert canonical_fp32_layers(("body.1", "body.10", "body.1.rdb2")) == ("body.1", "body.10")  # no prefix match
+    assert key(ExportSpec((32, 48), fp32_layers=("body.0",))) != key(ExportSpec((32, 48), fp32_layers=("body",)))
+    assert layers != base and key(ExportSpec((32, 48)), BuildOptions(opt_level=4)) != base
+    with pytest.raises(BackendError, match="unknown submodule 'body.9'"):  # a cached engine's key hides no typo
+        key(ExportSpec((32, 48), fp32_layers=("body", "body.9")))
 
 
 class FakeTimingCache:

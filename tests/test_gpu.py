@@ -389,7 +389,7 @@ def test_tensorrt_fp32_layers_engine(tmp_path):
     model = tiny()
     x = torch.rand(1, 3, 32, 48)
     b = _trt_backend(model, tmp_path, fp32_layers=("conv_first", "body")).open()
-    assert b.key.fp32_layers == ("conv_first", "body")
+    assert b.key.fp32_layers == ("body", "conv_first")  # the key holds them one way: sorted (canonical_fp32_layers)
     close_fp16(b(x.cuda()), ref_fp32(model, x))
     b.close()
     # the layers must really stay fp32 in the engine: the 1e5-scaled model overflows a plain fp16 engine ...

@@ -14,7 +14,7 @@ from esrgan_video.runtime.tensorrt_backend import tensorrt_available
 KEY = ec.EngineKey(
     weights_sha256="a" * 64, scale=4, min_shape=(1, 270, 480), opt_shape=(1, 270, 480), max_shape=(1, 270, 480),
     precision="fp16", fp32_layers=(), opset=17, exporter="torchscript/torch-2.14", trt_version="10.12.0",
-    gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", opt_level=3, workspace_mib=0,
+    cuda_major="12", gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", opt_level=3, workspace_mib=0,
 )
 
 
@@ -42,7 +42,7 @@ def test_list_shows_key_fields_size_and_date(engines, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"engines in {engines}:"
     x4 = next(line for line in out if "RealESRGAN_x4plus " in line)
-    for field in ("NxHxW 1x270x480", "fp16", "TRT 10.12.0", "NVIDIA H100 80GB HBM3 sm9.0", "opt3", "3.0 MiB"):
+    for field in ("NxHxW 1x270x480", "fp16", "TRT 10.12.0 cu12", "NVIDIA H100 80GB HBM3 sm9.0", "opt3", "3.0 MiB"):
         assert field in x4
     assert x4.rstrip().endswith("Z")  # the build date
     anime = next(line for line in out if "anime" in line)

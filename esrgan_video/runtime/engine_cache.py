@@ -7,7 +7,8 @@ Where: ``engines/cache/`` inside a source checkout (the package's parent directo
 
 Layout per engine: ``<model>-<digest16>.engine`` and a JSON sidecar ``<same>.engine.json``
 holding the full key, the engine's size and sha256, the build time and date. Timing caches
-(one per TensorRT version and GPU) sit beside them as ``timing-*.timing``.
+(one per TensorRT version, CUDA major, GPU and compute capability: :data:`TIMING_FIELDS`) sit beside
+them as ``timing-trt<version>-cu<major>-<gpu>-sm<cc>.timing``.
 
 Concurrency: batch mode runs one process per GPU against one cache directory. Builds of one
 engine are serialised by a per-engine ``flock`` (the second process waits, then loads what the
@@ -28,11 +29,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -70,6 +72,9 @@ class EngineKey:
     exporter: str
     """ONNX exporter and torch major.minor, e.g. 'torchscript/torch-2.14'."""
     trt_version: str
+    cuda_major: str
+    """The CUDA major version TensorRT was built for, '12' or '13' (:func:`tensorrt_cuda_major`): the
+    ``tensorrt-cu12`` and ``tensorrt-cu13`` wheels of one TensorRT release carry the same ``__version__``."""
     gpu_name: str
     compute_capability: str
     """'9.0' for an H100."""
@@ -145,6 +150,38 @@ def gpu_facts(device: torch.device) -> tuple[str, str]:
     return torch.cuda.get_device_name(device), f"{major}.{minor}"
 
 
+TENSORRT_IMPORT_NAMES = ("tensorrt", "tensorrt_bindings", "tensorrt_libs")
+"""Import names of TensorRT's Python packages; the distributions that install them name the CUDA major of NVIDIA's
+standalone wheels (``tensorrt_cu12``, ``tensorrt_cu13_bindings``, ``tensorrt_cu13_libs``)."""
+
+
+def cuda_major(dist_names: Iterable[str], torch_cuda: str | None) -> str:
+    """The CUDA major TensorRT was built for, from the names of the distributions that install it (pure).
+
+    ``tensorrt_cu13_libs`` (or ``tensorrt-cu13``, any case) says 13. A TensorRT without one (the wheel of a TensorRT
+    tar or container install is plain ``tensorrt``) is taken to be built for the CUDA torch runs (``torch_cuda``,
+    e.g. '12.8'), which it then shares the process with; 'unknown' when neither says."""
+    for name in dist_names:
+        m = re.fullmatch(r"tensorrt[-_.]cu(\d+)(?:[-_.].*)?", name.strip().lower())
+        if m:
+            return str(int(m.group(1)))
+    if torch_cuda:
+        m = re.match(r"(\d+)\.", f"{torch_cuda}.")
+        if m:
+            return str(int(m.group(1)))
+    return "unknown"
+
+
+def tensorrt_cuda_major() -> str:
+    """:func:`cuda_major` of this environment: the installed TensorRT distributions and ``torch.version.cuda``."""
+    try:
+        found = importlib.metadata.packages_distributions()
+    except Exception:  # noqa: BLE001 - a broken metadata entry must not stop a build; torch's CUDA then decides
+        found = {}
+    names = [d for mod in TENSORRT_IMPORT_NAMES for d in found.get(mod, ())]
+    return cuda_major(names, torch.version.cuda)
+
+
 # ------------------------------------------------------------------------------ places
 
 
@@ -186,9 +223,21 @@ def engine_paths(key: EngineKey, label: str, root: Path) -> EnginePaths:
     return EnginePaths(engine=root / stem, sidecar=root / (stem + SIDECAR_SUFFIX), lock=root / (stem + ".lock"))
 
 
+TIMING_FIELDS = ("trt_version", "cuda_major", "gpu_name", "compute_capability")
+"""The fields of an :class:`EngineKey` a timing cache is specific to: tactic timings hold for one TensorRT build (its
+version and the CUDA major it was built for) on one GPU; engines that differ in anything else share the file."""
+
+
+def timing_cache_key(key: EngineKey) -> tuple[str, ...]:
+    """The :data:`TIMING_FIELDS` of ``key``: equal for exactly the engines that share a timing cache (pure)."""
+    return tuple(str(getattr(key, f)) for f in TIMING_FIELDS)
+
+
 def timing_cache_path(key: EngineKey, root: Path) -> Path:
-    """One timing cache per TensorRT version and GPU (timing caches are specific to both)."""
-    return root / f"timing-trt{_slug(key.trt_version)}-{_slug(key.gpu_name)}-sm{key.compute_capability}.timing"
+    """The timing cache of ``key``'s :func:`timing_cache_key` under ``root`` (pure): a cache written by one TensorRT,
+    CUDA major or GPU is never opened by another (TensorRT's own header check is the second guard)."""
+    trt, cuda, gpu, cc = (_slug(v) for v in timing_cache_key(key))
+    return root / f"timing-trt{trt}-cu{cuda}-{gpu}-sm{cc}.timing"
 
 
 # ------------------------------------------------------------------------------ entries
@@ -384,7 +433,7 @@ class CacheEntry:
         extra = f" fp32[{','.join(k.fp32_layers)}]" if k.fp32_layers else ""
         status = f" BROKEN ({self.problem})" if self.problem else ""
         return (
-            f"{self.engine.name}  {self.model}  NxHxW {shape}  {k.precision}{extra}  TRT {k.trt_version}  "
+            f"{self.engine.name}  {self.model}  NxHxW {shape}  {k.precision}{extra}  TRT {k.trt_version} cu{k.cuda_major}  "
             f"{k.gpu_name} sm{k.compute_capability}  opt{k.opt_level}  {self.size / 2**20:.1f} MiB  {self.created}{status}"
         )
 

@@ -61,6 +61,7 @@ from esrgan_video.models.descriptor import describe
 from esrgan_video.runtime import engine_cache
 from esrgan_video.runtime.base import Backend, CommonOptions, cuda_device
 from esrgan_video.runtime.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportSpec, export_onnx
+from esrgan_video.runtime.torch_backend import check_fp32_layers
 
 MAX_STREAMS = 4
 """At most this many execution contexts (CUDA streams) per backend; a dynamic engine has one profile per stream."""
@@ -193,6 +194,14 @@ def profile_shapes(spec: ExportSpec, options: BuildOptions) -> tuple[tuple[int, 
     return lo, opt, hi
 
 
+def canonical_fp32_layers(names) -> tuple[str, ...]:
+    """The submodules ``names`` keep in fp32, one way (pure): sorted, each once, without a name inside another one
+    given (``body`` already keeps ``body.3`` in fp32: ``apply_fp32_layers`` casts each named module whole). Two
+    lists with one canonical form export the same graph."""
+    unique = sorted(set(names))
+    return tuple(n for n in unique if not any(n.startswith(p + ".") for p in unique if p != n))
+
+
 def profile_count(dynamic: bool, streams: int) -> int:
     """Optimisation profiles a build adds: one per stream for a dynamic engine, none for a static one (pure)."""
     if not 1 <= streams <= MAX_STREAMS:
@@ -201,11 +210,16 @@ def profile_count(dynamic: bool, streams: int) -> int:
 
 
 def make_key(
-    model: nn.Module, spec: ExportSpec, options: BuildOptions, *, trt_ver: str, gpu_name: str, capability: str,
-    streams: int = 1,
+    model: nn.Module, spec: ExportSpec, options: BuildOptions, *, trt_ver: str, cuda_major: str, gpu_name: str,
+    capability: str, streams: int = 1,
 ) -> engine_cache.EngineKey:
-    """The cache key for building ``model`` with ``spec`` and ``options`` on a given GPU and TensorRT (pure)."""
+    """The cache key for building ``model`` with ``spec`` and ``options`` on a given GPU and TensorRT (pure).
+
+    Over the resolved options, so equal effective options give equal keys: the fp32 layers as the set of
+    submodules they keep in fp32 (:func:`canonical_fp32_layers`: order, repeats and a layer inside another named
+    one change nothing), the profile as its (min, opt, max) shapes (a static engine's min/max given or not)."""
     lo, opt, hi = profile_shapes(spec, options)
+    check_fp32_layers(model, spec.fp32_layers)  # a cached engine's key must not hide a misspelt layer
     if spec.dynamic != options.dynamic:
         raise BackendError(f"TensorRT: the export's dynamic axes ({spec.dynamic}) must follow min != max "
                            f"({options.dynamic})")
@@ -216,10 +230,11 @@ def make_key(
         opt_shape=opt,
         max_shape=hi,
         precision=spec.precision,
-        fp32_layers=tuple(spec.fp32_layers),
+        fp32_layers=canonical_fp32_layers(spec.fp32_layers),
         opset=spec.opset,
         exporter=engine_cache.exporter_tag(spec.exporter),
         trt_version=trt_ver,
+        cuda_major=cuda_major,
         gpu_name=gpu_name,
         compute_capability=capability,
         opt_level=options.opt_level,
@@ -366,7 +381,8 @@ def build_or_load(
     """(LoadedEngine, CacheOutcome, key): the cached engine for this model/shape/GPU, built when missing or untrusted."""
     trt = import_tensorrt()
     name, cc = engine_cache.gpu_facts(device)
-    key = make_key(model, spec, options, trt_ver=trt.__version__, gpu_name=name, capability=cc, streams=streams)
+    key = make_key(model, spec, options, trt_ver=trt.__version__, cuda_major=engine_cache.tensorrt_cuda_major(),
+                   gpu_name=name, capability=cc, streams=streams)
     root = engine_cache.engines_dir() if root is None else root
     in_nc = describe(model).in_channels
 

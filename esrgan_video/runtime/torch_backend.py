@@ -160,6 +160,16 @@ def _cast_to_weight_dtype(module: nn.Module, args: tuple) -> tuple:
     return (args[0].to(module.weight.dtype),)
 
 
+def check_fp32_layers(model: nn.Module, names) -> dict[str, nn.Module]:
+    """``model``'s submodules by name; BackendError naming the first of ``names`` that is not one of them."""
+    modules = dict(model.named_modules())
+    for name in names:
+        if not name or name not in modules:
+            top = ", ".join(n for n in modules if n and "." not in n)
+            raise BackendError(f"fp32_layers names unknown submodule {name!r}; top-level modules: {top}")
+    return modules
+
+
 def apply_fp32_layers(model: nn.Module, names: tuple[str, ...], dtype: torch.dtype) -> nn.Module:
     """Keep the named submodules in fp32 inside a ``dtype`` network (in place; returns the I/O wrapper).
 
@@ -168,11 +178,8 @@ def apply_fp32_layers(model: nn.Module, names: tuple[str, ...], dtype: torch.dty
     fp16 layer consumes them; the output is cast to ``dtype``. In ONNX this gives explicit
     Cast nodes, which a strongly typed TensorRT network honours.
     """
-    modules = dict(model.named_modules())
+    modules = check_fp32_layers(model, names)
     for name in names:
-        if not name or name not in modules:
-            top = ", ".join(n for n in modules if n and "." not in n)
-            raise BackendError(f"fp32_layers names unknown submodule {name!r}; top-level modules: {top}")
         modules[name].float()
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
