@@ -173,3 +173,65 @@ def test_the_summary_says_the_default_preset_one_way():
     assert encoder_settings("libx265").describe() == "libx265 crf 18 (default), preset medium (encoder default)"
     assert encoder_settings("libsvtav1").describe() == "libsvtav1 crf 22 (default), preset (encoder default)"
     assert encoder_settings("libx265", preset="slow").describe() == "libx265 crf 18 (default), preset slow"
+
+
+NVENC = ("h264_nvenc", "hevc_nvenc", "av1_nvenc")
+
+
+def _nvenc_preset_option(codec):
+    import av
+
+    try:
+        ctx = av.CodecContext.create(codec, "w")
+    except (ValueError, av.FFmpegError):
+        pytest.skip(f"this FFmpeg has no {codec}")
+    return {o.name: o for o in ctx.supported_options.private}["preset"]
+
+
+@pytest.mark.parametrize("codec", NVENC)
+def test_nvenc_presets_are_ffmpegs_names_and_a_bare_number_is_refused(codec):
+    """NVENC's ``--preset`` is one of FFmpeg's names for it (p1-p7, slow/medium/fast; ``ffmpeg -h encoder=...``),
+    passed on as that name. A bare number was passed on too, and FFmpeg read it as the preset's internal value, not
+    its name: ``--preset 6`` meant p4 in this FFmpeg (and ``bd`` in FFmpeg 7), never p6; it is refused, naming the pN
+    meant. The summary named the default by that number too ("preset 6 (encoder default)"): now p4, the preset
+    FFmpeg's own help marks "(default)". Pure: no GPU opens an NVENC encoder here."""
+    from esrgan_video.video.encoder_settings import ENCODER_DEFAULT_PRESET, preset_values
+
+    opt = _nvenc_preset_option(codec)
+    names = tuple(c.name for c in opt.choices)
+    assert {f"p{i}" for i in range(1, 8)} <= set(names)
+    accepted, listed = preset_values(codec)
+    assert accepted == names and listed == ", ".join(names)
+    assert not any(v.lstrip("-").isdigit() for v in accepted)
+    for name in ("p1", "p6", "p7", "slow", " p5 "):
+        assert encoder_settings(codec, preset=name).codec_options()["preset"] == name.strip()
+    for number, hint in (("6", "; did you mean p6?"), ("1", "; did you mean p1?"), ("12", ""), ("-1", "")):
+        with pytest.raises(OptionError) as e:
+            encoder_settings(codec, preset=number)
+        assert e.value.exit_code == 2 and str(e.value) == (
+            f"preset: expected a {codec} preset by name: {listed} (a number is FFmpeg's internal value of a preset, "
+            f"which differs between FFmpeg versions{hint}), got {number!r}")
+    with pytest.raises(OptionError, match=rf"expected a {codec} preset: {listed}, got 'bd'"):
+        encoder_settings(codec, preset="bd")  # a legacy name this FFmpeg no longer has: the plain message
+    marked = [c.name for c in opt.choices if "(default)" in c.help]
+    assert marked == [ENCODER_DEFAULT_PRESET[codec]] == ["p4"]
+    assert str(opt.default).isdigit()  # what FFmpeg reports: the number, which the summary must not show
+    assert encoder_settings(codec).describe() == f"{codec}, preset p4 (encoder default)"
+    assert encoder_settings(codec, preset="p6").describe() == f"{codec}, preset p6"
+
+
+def test_named_presets_of_other_encoders_are_names_too():
+    """The same rule for every encoder whose preset FFmpeg lists by name (QSV's, AMF's, libwebp's): names only, and
+    the summary never shows the internal number as the default."""
+    import av
+
+    from esrgan_video.video.encoder_settings import preset_values
+
+    for codec in ("h264_qsv", "h264_amf", "libwebp_anim"):
+        try:
+            opt = {o.name: o for o in av.CodecContext.create(codec, "w").supported_options.private}["preset"]
+        except (ValueError, av.FFmpegError):
+            continue
+        accepted, _ = preset_values(codec)
+        assert accepted == tuple(c.name for c in opt.choices), codec
+        assert encoder_settings(codec).describe() == f"{codec}, preset (encoder default)", codec

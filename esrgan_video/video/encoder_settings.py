@@ -43,21 +43,26 @@ PRESET_TABLE = {"libx264": _X26X_PRESETS, "libx265": _X26X_PRESETS}
 """The presets of the encoders whose ``preset`` option is a free string (FFmpeg lists no choices for it); each opens
 (``tests/test_encoder_settings.py``). x264 and x265 also take their index, 0 (ultrafast) to 9 (placebo)."""
 
-ENCODER_DEFAULT_PRESET = {"libx265": "medium"}
-"""The preset an encoder uses when given none, where FFmpeg's option does not say (libx265's is empty: x265 then
-applies its own default, medium)."""
+ENCODER_DEFAULT_PRESET = {"libx265": "medium", "h264_nvenc": "p4", "hevc_nvenc": "p4", "av1_nvenc": "p4"}
+"""The preset an encoder uses when given none, where FFmpeg's option does not say it by name: libx265's is empty (x265
+then applies its own default, medium); NVENC's is ``PRESET_P4`` (``nvenc_*.c``; its help says "medium (default)"),
+which FFmpeg reports as a number, the preset's place in its own list (6 in FFmpeg 8, where ``bd`` was 6 before)."""
 
 
 def preset_values(codec: str) -> tuple[tuple[str, ...], str] | None:
     """(the ``--preset`` values encoder ``codec`` takes, how to list them in an error), or None when any string is
     passed on (an encoder with a string preset that is not in :data:`PRESET_TABLE`) or it has no preset option.
-    From the encoder itself where FFmpeg says (NVENC's named presets, SVT-AV1's number range), else the table."""
+    From the encoder itself where FFmpeg says (NVENC's named presets, SVT-AV1's number range), else the table.
+
+    Named presets (NVENC's ``p1``-``p7`` and ``slow``/``medium``/``fast``, QSV's, AMF's) by their names only: FFmpeg
+    would take a number too, but that is the preset's internal value, not its name (``--preset 6`` for NVENC is p4 in
+    FFmpeg 8 and ``bd`` in FFmpeg 7, never p6), so a number is refused (:func:`encoder_settings` says which pN)."""
     opt = _private_options(codec).get("preset")
     if opt is None:
         return None
-    if opt.choices:  # named constants; FFmpeg takes the option's number too
+    if opt.choices:  # named constants: their names, as ffmpeg -h encoder=... lists them
         names = tuple(c.name for c in opt.choices)
-        return names + tuple(str(i) for i in range(int(opt.min), int(opt.max) + 1)), ", ".join(names)
+        return names, ", ".join(names)
     if opt.type.name in ("INT", "INT64", "UINT64"):
         lo, hi = int(opt.min), int(opt.max)
         return tuple(str(i) for i in range(lo, hi + 1)), f"a whole number from {lo} to {hi}"
@@ -124,7 +129,8 @@ class EncoderSettings:
             text += f", preset {self.preset}"
         elif opt is not None:  # one wording for every encoder: "preset X (encoder default)", X where it is known
             default = str(opt.default).strip()
-            if not default or default in ("-2", "-1"):  # FFmpeg's "not set": the library's own default applies
+            # FFmpeg's "not set" (the library's own default applies), or a named preset's number (not its name)
+            if not default or default in ("-2", "-1") or opt.choices:
                 default = ENCODER_DEFAULT_PRESET.get(self.codec, "")
             text += f", preset {default} (encoder default)" if default else ", preset (encoder default)"
         extra = [f"{k}={v}" for k, v in self.options if k not in ("crf", "preset")]
@@ -158,8 +164,14 @@ def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str 
                 if profile is not None and profile.choices else "")
         raise OptionError("preset", f"no --preset for encoder {codec} (it has no preset option{hint})", preset)
     values = None if preset is None else preset_values(codec)
-    if values is not None and str(preset).strip() not in values[0]:  # FFmpeg would refuse it at avcodec_open2
-        raise OptionError("preset", f"a {codec} preset: {values[1]}", preset)
+    if values is not None:
+        preset = str(preset).strip()
+        if preset not in values[0]:  # FFmpeg would refuse it at avcodec_open2, or take a number for another preset
+            if private["preset"].choices and preset.lstrip("-").isdigit():
+                hint = f"; did you mean p{preset}?" if f"p{preset}" in values[0] else ""
+                raise OptionError("preset", f"a {codec} preset by name: {values[1]} (a number is FFmpeg's internal "
+                                            f"value of a preset, which differs between FFmpeg versions{hint})", preset)
+            raise OptionError("preset", f"a {codec} preset: {values[1]}", preset)
     is_default = False
     if crf is None and codec in DEFAULT_CRF and "crf" in private and not user_rate_control(opts):
         crf, is_default = DEFAULT_CRF[codec], True
