@@ -1055,6 +1055,13 @@ def _probe(path: Path, container) -> VideoInfo:
     field_order = FIELD_ORDERS.get(ctx.field_order, "unknown")
     interlaced = field_order in ("tt", "bb", "tb", "bt") or bool(first.interlaced_frame)
     start = Fraction(container.start_time, 1_000_000) if container.start_time is not None else Fraction(0)
+    if (first.pts is not None and st.time_base and not decode_order_timestamps(container.format.name)
+            and not demuxer_in(container.format.name, RAW_STREAM_FORMATS)):
+        # The first frame is no earlier than where media time counts from. FFmpeg times a video stream whose packets
+        # have no dts (Matroska, B-frames) only once its reorder delay has gone by: in a clip of 1-3 frames never,
+        # and it then gives the stream the start of the others (a subtitle cue at 0.04 s). Everything then moved by
+        # that: the first frame to -0.04 s, the cue to 0 s in an MP4 (a Matroska output made it non-negative again).
+        start = min(start, first.pts * Fraction(st.time_base))
     duration = Fraction(container.duration, 1_000_000) if container.duration else None
     average_rate, guessed_rate, rate_guess = _rates(container, st, ctx)
     if duration is None and st.duration:
