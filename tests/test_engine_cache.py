@@ -272,12 +272,14 @@ def test_cuda_major_comes_from_the_tensorrt_wheel_names_else_torch(dists, torch_
 
 
 def test_tensorrt_cuda_major_reads_this_environment():
-    """Here no TensorRT is installed: the answer is torch's CUDA major, or 'unknown' for a CPU-only torch."""
+    """The installed distributions named tensorrt*, else torch's CUDA major ('unknown' for a CPU-only torch)."""
     import importlib.metadata as md
 
-    names = [d for m in ec.TENSORRT_IMPORT_NAMES for d in md.packages_distributions().get(m, ())]
+    names = ec.tensorrt_distributions()
+    assert names == sorted({d.metadata["Name"] for d in md.distributions()
+                            if (d.metadata["Name"] or "").lower().startswith("tensorrt")})
     assert ec.tensorrt_cuda_major() == ec.cuda_major(names, torch.version.cuda)
-    if not names:
+    if not names:  # this machine: no TensorRT
         assert ec.tensorrt_cuda_major() == (torch.version.cuda.split(".")[0] if torch.version.cuda else "unknown")
 
 

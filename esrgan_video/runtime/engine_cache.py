@@ -28,6 +28,7 @@ Everything here except :func:`get_or_build`'s callbacks is TensorRT-free and run
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -150,11 +151,6 @@ def gpu_facts(device: torch.device) -> tuple[str, str]:
     return torch.cuda.get_device_name(device), f"{major}.{minor}"
 
 
-TENSORRT_IMPORT_NAMES = ("tensorrt", "tensorrt_bindings", "tensorrt_libs")
-"""Import names of TensorRT's Python packages; the distributions that install them name the CUDA major of NVIDIA's
-standalone wheels (``tensorrt_cu12``, ``tensorrt_cu13_bindings``, ``tensorrt_cu13_libs``)."""
-
-
 def cuda_major(dist_names: Iterable[str], torch_cuda: str | None) -> str:
     """The CUDA major TensorRT was built for, from the names of the distributions that install it (pure).
 
@@ -172,14 +168,26 @@ def cuda_major(dist_names: Iterable[str], torch_cuda: str | None) -> str:
     return "unknown"
 
 
-def tensorrt_cuda_major() -> str:
-    """:func:`cuda_major` of this environment: the installed TensorRT distributions and ``torch.version.cuda``."""
+def tensorrt_distributions() -> list[str]:
+    """Names of the installed distributions whose name starts with ``tensorrt``, sorted (NVIDIA's standalone wheels
+    name their CUDA major: ``tensorrt_cu12``, ``tensorrt_cu13_bindings``, ``tensorrt_cu13_libs``). Reads each
+    distribution's name only (0.1 s for 75 of them; ``packages_distributions`` reads every file list: 2 s)."""
+    names = set()
     try:
-        found = importlib.metadata.packages_distributions()
+        for dist in importlib.metadata.distributions():
+            name = (dist.metadata["Name"] or "") if dist.metadata is not None else ""
+            if name.lower().startswith("tensorrt"):
+                names.add(name)
     except Exception:  # noqa: BLE001 - a broken metadata entry must not stop a build; torch's CUDA then decides
-        found = {}
-    names = [d for mod in TENSORRT_IMPORT_NAMES for d in found.get(mod, ())]
-    return cuda_major(names, torch.version.cuda)
+        pass
+    return sorted(names)
+
+
+@functools.lru_cache(maxsize=1)
+def tensorrt_cuda_major() -> str:
+    """:func:`cuda_major` of this environment (:func:`tensorrt_distributions` and ``torch.version.cuda``), once
+    per process."""
+    return cuda_major(tensorrt_distributions(), torch.version.cuda)
 
 
 # ------------------------------------------------------------------------------ places
