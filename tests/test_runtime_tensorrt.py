@@ -553,3 +553,59 @@ def test_a_broken_torch_tensorrt_install_is_a_one_line_backend_error(tmp_path, m
     with pytest.raises(BackendError) as e:
         ttb.import_torch_tensorrt()
     assert "installed but cannot be imported (OSError: libnvinfer.so.10" in str(e.value) and "\n" not in str(e.value)
+
+
+def _driver_too_old(fake):
+    """``fake`` as a TensorRT built for a CUDA the driver lacks: its Builder and Runtime log TensorRT's error and
+    raise what the pybind11 binding raises for a factory that returned nullptr."""
+
+    def refuse(logger):
+        logger.log(fake.ILogger.Severity.ERROR, "CUDA initialization failure with error: 35. Please check your CUDA "
+                                                "installation: CUDA driver version is insufficient for CUDA runtime")
+        raise TypeError("pybind11::init(): factory function returned nullptr")
+
+    fake.Builder = fake.Runtime = refuse
+    return fake
+
+
+def test_a_tensorrt_the_driver_cannot_run_is_one_line_and_keeps_the_cached_engines(monkeypatch, tmp_path, capsys):
+    """The tensorrt metapackage installs tensorrt-cu13, also where the driver supports only CUDA 12: trt.Builder and
+    trt.Runtime then raise TypeError (pybind11's "factory function returned nullptr"). That was a traceback; and on
+    a cache hit, the Runtime made inside the cache's load step failed there, so a sound engine was taken for a
+    broken one, deleted, and the rebuild died with the same TypeError. Now one BackendError line naming the CUDA,
+    before the cache is touched."""
+    import contextlib
+
+    from esrgan_video.runtime import engine_cache as ec
+    from esrgan_video.runtime import tensorrt_backend as tb
+
+    fake = _driver_too_old(FakeTRT())
+    monkeypatch.setattr(tb, "import_tensorrt", lambda: fake)
+    with pytest.raises(BackendError) as e:
+        build_engine(b"ONNX", in_channels=3, shapes=((1, 8, 8),) * 3, options=BuildOptions())
+    msg = str(e.value)
+    cuda = ec.tensorrt_cuda_major()
+    assert msg.startswith(f"TensorRT 10.99.0-fake (a CUDA {cuda} build) could not create its builder (TypeError: "
+                          "pybind11::init(): factory function returned nullptr): CUDA initialization failure"), msg
+    assert f"the GPU driver must support CUDA {cuda}" in msg and "\n" not in msg
+    with pytest.raises(BackendError, match=r"could not create its runtime \(TypeError: pybind11"):
+        tb.deserialize(b"ENGINE")
+    none = FakeTRT()
+    none.Runtime = lambda logger: None
+    monkeypatch.setattr(tb, "import_tensorrt", lambda: none)
+    with pytest.raises(BackendError, match=r"could not create its runtime \(it returned None\): no TensorRT error"):
+        tb.deserialize(b"ENGINE")
+
+    # a cached engine for exactly this request stays where it is
+    monkeypatch.setattr(tb, "import_tensorrt", lambda: fake)
+    monkeypatch.setattr(ec, "gpu_facts", lambda device: ("NVIDIA H200", "9.0"))
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())  # no CUDA device here
+    model, spec = tiny(), ExportSpec((16, 16))
+    key = tb.make_key(model, spec, BuildOptions(), trt_ver=fake.__version__, cuda_major=cuda,
+                      gpu_name="NVIDIA H200", capability="9.0")
+    paths = ec.engine_paths(key, ec.model_label(model), tmp_path)
+    ec.write_entry(paths, key, b"ENGINE", label=ec.model_label(model), build_seconds=1.0)
+    with pytest.raises(BackendError, match="could not create its runtime"):
+        tb.build_or_load(model, spec, BuildOptions(), torch.device("cuda"), root=tmp_path)
+    assert ec.validate_entry(paths, key) == (b"ENGINE", "")
+    assert "rebuilding" not in capsys.readouterr().err

@@ -158,6 +158,27 @@ def _with_errors(message: str, logger) -> str:
     return f"{message}: {errors}" if errors else f"{message} (no TensorRT error was logged)"
 
 
+def create(trt, factory, what: str, logger):
+    """``factory(logger)`` (``trt.Builder`` or ``trt.Runtime``), or a one-line BackendError when TensorRT cannot make
+    one. A TensorRT built for a CUDA the driver does not support (the ``tensorrt`` metapackage installs
+    ``tensorrt-cu13``, also on a CUDA 12 driver) fails here: TensorRT logs "CUDA driver version is insufficient for
+    CUDA runtime version" and the binding raises ``TypeError: pybind11::init(): factory function returned nullptr``
+    (or gives None), which would otherwise be a traceback, and on a cache hit a valid engine thrown away."""
+    trt_errors(logger)  # this attempt's errors only
+    try:
+        obj, cause = factory(logger), "it returned None"
+    except (TypeError, RuntimeError) as e:  # the binding's nullptr factory, or a CUDA error it raises
+        obj, cause = None, brief(e)
+    if obj is None:
+        cuda = engine_cache.tensorrt_cuda_major()
+        errors = trt_errors(logger) or "no TensorRT error was logged"
+        raise BackendError(
+            f"TensorRT {getattr(trt, '__version__', '?')} (a CUDA {cuda} build) could not create its {what} ({cause}): "
+            f"{errors}; the GPU driver must support CUDA {cuda} (nvidia-smi shows the CUDA it supports), else install "
+            "the TensorRT build for the driver's CUDA (pip install tensorrt-cu12 for a CUDA 12 driver)")
+    return obj
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     """Builder options that shape the engine (all part of the cache key)."""
@@ -305,7 +326,7 @@ def build_engine(
     trt = import_tensorrt()
     logger = trt_logger(trt)
     trt_errors(logger)  # forget errors of earlier work: the message of a failure below names this build's
-    builder = trt.Builder(logger)
+    builder = create(trt, trt.Builder, "builder", logger)
     network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):
@@ -354,11 +375,13 @@ class LoadedEngine:
     logger: object
 
 
-def deserialize(data: bytes) -> LoadedEngine:
-    """bytes → engine; raises BackendError when TensorRT rejects them (stale or corrupt)."""
+def deserialize(data: bytes, runtime=None) -> LoadedEngine:
+    """bytes → engine; raises BackendError when TensorRT rejects them (stale or corrupt). ``runtime``: a
+    ``trt.Runtime`` made beforehand with :func:`create` (one is made here otherwise)."""
     trt = import_tensorrt()
     logger = trt_logger(trt)
-    runtime = trt.Runtime(logger)
+    if runtime is None:
+        runtime = create(trt, trt.Runtime, "runtime", logger)
     trt_errors(logger)
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
@@ -398,8 +421,12 @@ def build_or_load(
             )
 
     with torch.cuda.device(device):
+        # made before the cache is read: a TensorRT that cannot run here is refused in one line, not taken for an
+        # engine that failed to load (get_or_build deletes and rebuilds those)
+        runtime = create(trt, trt.Runtime, "runtime", trt_logger(trt))
         engine, outcome = engine_cache.get_or_build(
-            key, label=engine_cache.model_label(model), root=root, build=build, load=deserialize, log=log
+            key, label=engine_cache.model_label(model), root=root, build=build,
+            load=lambda data: deserialize(data, runtime), log=log,
         )
     return engine, outcome, key
 
