@@ -6,7 +6,9 @@ input's (to the output's time base). Inputs are made with PyAV (tests/media.py).
 The defect these pin: a 3-frame x264 Matroska clip has no dts on its video packets (B-frames), and FFmpeg, which times
 such a stream only once its reorder delay has gone by, gave the video stream the start of the other streams (a cue at
 0.04 s): the writer took that as the media origin and moved every stream by -0.04 s (the cue to 0 s, the first frame
-to -0.04 s in an MP4; Matroska made the times non-negative again, so .mkv hid it)."""
+to -0.04 s in an MP4; Matroska made the times non-negative again, so .mkv hid it). And overlapping cues into MP4:
+mov_text shows one sample at a time, so they become samples that do not overlap, each with every line shown then
+(the first cue used to end where the second began, and FFmpeg's muxer could move the second past the first's end)."""
 
 from __future__ import annotations
 
@@ -169,3 +171,32 @@ def test_audio_that_starts_late_in_a_short_clip_keeps_its_time(tmp_path, out_ext
     assert start > 0
     assert got == [on(tb, start), on(tb, end), count]
     assert first_frame_time(dst) == first_frame_time(src) == 0
+
+
+def shown(cues, t: Fraction) -> set[str]:
+    """The lines shown at time ``t`` by ``cues`` (start, duration, text; a sample's lines split)."""
+    return {line for s, d, text in cues if s <= t < s + d for line in text.splitlines()}
+
+
+@pytest.mark.parametrize("audio", [False, True], ids=["video", "video+audio"])
+@pytest.mark.parametrize("frames", [1, 3, 10])
+@pytest.mark.parametrize("events", [OVERLAP, ((0.0, 0.5, "Long"), (0.1, 0.2, "Inner"), (0.15, 0.3, "Third")),
+                                    ((0.04, 0.3, "One"), (0.3, 0.3, "Zero length"), (0.3, 0.4, "Next"))],
+                         ids=["two", "three", "touching"])
+def test_overlapping_cues_into_mp4_show_what_the_input_shows(tmp_path, events, frames, audio):
+    """mov_text shows one sample at a time: overlapping SRT cues become samples that do not overlap, each with every
+    line shown then. Without it the first cue ended where the second began (its last 0.1 s lost), and with 10 frames
+    FFmpeg's muxer, which compares the text track's end in its 1/1000 ticks with the video's 1/12800 ones, ended the
+    first cue early and moved the second past its end (0.1 s → 0.301 s)."""
+    src = media.make_clip(tmp_path / "in.mkv", frames=frames, subtitles=[media.SubtitleTrack("subrip", events=events)],
+                          audio=[media.AudioTrack()] if audio else ())
+    dst = tmp_path / "out.mp4"
+    copy_through(src, dst)
+    _, want = cue_times(src)
+    tb, got = cue_times(dst)
+    assert [s for s, _, _ in got] == sorted(s for s, _, _ in got)
+    assert all(s + d <= later for (s, d, _), (later, _, _) in zip(got, got[1:]))  # samples that do not overlap
+    for ms in range(0, 700, 5):
+        t = Fraction(ms, 1000)
+        assert shown(got, t) == shown(want, t), float(t)
+    assert first_frame_time(dst) == 0

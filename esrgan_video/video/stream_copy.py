@@ -18,7 +18,8 @@ One copier serves the writer (``video.writer.OutputVideo``: a single pass) and t
   "takes" more than it holds (a codec without a stream type becomes unreadable private data: FLAC, text
   subtitles), so there a stream counts as refused unless it reads back as what it is (``_mpegts_keeps``).
 - **How**: packet for packet, no re-encode — except text subtitles (SubRip, ASS, WebVTT, …) going into
-  MP4/MOV, which take only ``mov_text``: they are converted, cue by cue (said once in a notice); and,
+  MP4/MOV, which take only ``mov_text``: they are converted, cue by cue (said once in a notice; cues that overlap
+  become samples that do not, each with every line shown then, since mov_text shows one at a time); and,
   the other way, a text subtitle codec another container refuses (``mov_text`` into Matroska) becomes
   SubRip there (WebVTT in WebM, ASS in NUT). Bitmap subtitles (DVD, PGS, DVB) cannot be converted and are refused
   with one line where the container does not take them.
@@ -344,7 +345,13 @@ has none of its own."""
 
 class _TextSubtitleConverter:
     """Re-encodes the cues of a text subtitle stream in the output stream's text codec (``mov_text`` for
-    MP4/MOV, SubRip or WebVTT elsewhere), through the ASS dialogue FFmpeg's text decoders give."""
+    MP4/MOV, SubRip or WebVTT elsewhere), through the ASS dialogue FFmpeg's text decoders give.
+
+    ``mov_text`` shows one sample at a time, each until the next begins: cues that overlap become samples that do
+    not, each with the text of every cue shown then (one line each). A cue that begins while another is shown ends
+    that one's sample, and where the earlier cue outlives the later one a sample of what is still shown follows
+    (:meth:`due`, which the copier calls as time passes: it cannot know before then whether another cue begins
+    first). Cues that do not overlap come out one for one, as they came."""
 
     def __init__(self, src_stream, out_stream) -> None:
         self.src = src_stream
@@ -355,26 +362,65 @@ class _TextSubtitleConverter:
         # An ASS/SSA track without its header (a Matroska one with no CodecPrivate) gives none, and mov_text, SubRip
         # and WebVTT then refused to open ("cannot set up the libx264 encoder"): FFmpeg's default header stands in.
         out_stream.codec_context.subtitle_header = ctx.subtitle_header or DEFAULT_ASS_HEADER
+        self.flatten = out_stream.codec_context.name == "mov_text"
+        self.tb = Fraction(src_stream.time_base)
+        self._shown: list[tuple[int, bytes]] = []  # (end, ASS line) of the cues shown now, by start (mov_text)
 
-    def convert(self, pkt: av.Packet) -> av.Packet | None:
+    @staticmethod
+    def _joined(lines: Sequence[bytes]) -> bytes:
+        text = lines[0]
+        for more in lines[1:]:  # shown together: one cue, one line each
+            text += b"\\N" + more.split(b",", 8)[-1]
+        return text
+
+    def _sample(self, text: bytes, pts: int, dts: int, duration: int) -> av.Packet:
+        sub = av.subtitles.subtitle.SubtitleSet.create(text=text, start=0, end=duration, pts=pts)
+        out = self.out.codec_context.encode_subtitle(sub)
+        out.time_base = self.tb
+        out.pts, out.dts, out.duration = pts, dts, duration
+        return out
+
+    def convert(self, pkt: av.Packet) -> list[av.Packet]:
+        """The output samples for cue ``pkt`` (none for an undecodable or empty one), in time order."""
         ctx = self.src.codec_context
         try:
             cues = ctx.decode(pkt)
         except av.FFmpegError:
-            return None  # an undecodable cue is dropped, as a player would
+            return []  # an undecodable cue is dropped, as a player would
         lines = [c.ass for c in cues if getattr(c, "ass", None)]
         if not lines:
-            return None
-        text = lines[0]
-        for more in lines[1:]:  # several rects shown together: one cue, one line each
-            text += b"\\N" + more.split(b",", 8)[-1]
+            return []
+        line = self._joined(lines)
         duration = int(pkt.duration or 0)
-        sub = av.subtitles.subtitle.SubtitleSet.create(text=text, start=0, end=duration, pts=int(pkt.pts or 0))
-        out = self.out.codec_context.encode_subtitle(sub)
-        out.time_base = pkt.time_base
-        out.pts = pkt.pts
-        out.dts = pkt.dts if pkt.dts is not None else pkt.pts
-        out.duration = duration
+        pts = int(pkt.pts or 0)
+        dts = pkt.dts if pkt.dts is not None else pkt.pts
+        if not self.flatten:
+            return [self._sample(line, pts, dts, duration)]
+        out = self.due(pts * self.tb)
+        self._shown = [c for c in self._shown if c[0] > pts]
+        if duration <= 0:  # shown for no time: as it is, and what was shown goes on at once
+            out.append(self._sample(line, pts, dts, 0))
+            if self._shown:
+                out.append(self._sample(self._joined([t for _, t in self._shown]), pts, pts,
+                                        min(e for e, _ in self._shown) - pts))
+            return out
+        self._shown.append((pts + duration, line))
+        out.append(self._sample(self._joined([t for _, t in self._shown]), pts, dts,
+                                min(e for e, _ in self._shown) - pts))
+        return out
+
+    def due(self, before: Fraction | None) -> list[av.Packet]:
+        """The samples of what is still shown where a cue ends that others outlive, at each end before ``before``
+        (seconds on the input stream's clock; None: every one left); empty unless cues overlap."""
+        out = []
+        while self._shown:
+            end = min(e for e, _ in self._shown)
+            if before is not None and end * self.tb >= before:
+                break
+            self._shown = [c for c in self._shown if c[0] > end]
+            if self._shown:
+                out.append(self._sample(self._joined([t for _, t in self._shown]), end, end,
+                                        min(e for e, _ in self._shown) - end))
         return out
 
 
@@ -490,18 +536,43 @@ class StreamCopier:
             notice(f"{self.dst}: dispositions the {self.container} container cannot store are not written: "
                    + "; ".join(f"{', '.join(names)} (#{i})" for i, names in lost.items())
                    + (" (.mkv keeps them)" if mkv else ""))
+        self._flattening = [i for i, conv in self._convert.items() if conv.flatten]
+        """The input streams converted to mov_text, whose overlapping cues are flattened (``_TextSubtitleConverter``)."""
         self._demux = Demux(source, *copied) if copied else None
         self._clocks: dict[int, _StreamClock] = {}
         for st in copied:
             tb = Fraction(st.time_base)
             out_tb, scale = _holding(tb, self.shift)
             self._clocks[st.index] = _StreamClock(tb, out_tb, scale, round(self.shift / out_tb))
+        for index in self._flattening:
+            self._map[index].time_base = self._text_time_base(self._clocks[index].out_tb)
         self._menders: dict[int, StreamMender] = {}
         if copied and has_discontinuities(source.format.name):
             jumps = read_packet_index(self.src, video_index).jumps
             if jumps:  # the video's timeline was mended: each copied stream follows it across its own jump
                 vtb = Fraction(source.streams[video_index].time_base)
                 self._menders = {st.index: StreamMender([j.offset * vtb for j in jumps]) for st in copied}
+
+    def _text_time_base(self, tb: Fraction) -> Fraction:
+        """A time base for a mov_text track whose packets come in time base ``tb``: ``tb`` split into as many ticks as
+        make its ticks a second at least those of every other stream of the output.
+
+        FFmpeg's MP4/MOV muxer ends a text sample (writes an empty one at the track's end) when any packet comes whose
+        dts, in its own stream's ticks, is past the text track's end in the text track's ticks. A 1/1000 text track
+        beside 1/12800 video (or 48 kHz audio) was ended long before its time: a cue that began while the one before
+        was still shown came after that end and was moved past it (0.1 s → 0.301 s). With ticks at least as fine as
+        every other stream's, the end comes no earlier than its time."""
+        finest = 1000
+        for st in self.out.streams:
+            den = Fraction(st.time_base).denominator if st.time_base else 0
+            if st.type == "video":
+                while 0 < den < 10000:  # the muxer's video timescale: the time base's, doubled up to 10000 or more
+                    den *= 2
+            elif st.type == "audio":
+                den = max(den, st.codec_context.sample_rate or 0)
+            finest = max(finest, den)
+        split = max(1, math.ceil(finest * tb))
+        return tb / split if (tb / split).denominator < 1 << 31 else tb
 
     def _cover_attachment(self, st) -> bool:
         """Add the cover art (attached picture) stream ``st`` to the Matroska output as the attachment Matroska keeps
@@ -570,6 +641,11 @@ class StreamCopier:
 
     def pump(self, until: Fraction | None) -> None:
         """Mux copied packets whose time (media seconds) is at or before ``until`` (all when None)."""
+        self._pump(until)
+        if self._flattening:  # what overlapping cues still show, up to the time reached
+            self._mux_due(None if until is None else until + self.base)
+
+    def _pump(self, until: Fraction | None) -> None:
         while self._demux is not None:
             pkt = self._pending
             if pkt is None:
@@ -627,12 +703,23 @@ class StreamCopier:
                 if pkt.dts is not None:
                     pkt.dts += cut - start
                 pkt.pts = cut
+        if self._flattening and start is not None:
+            self._mux_due(start * tb)
         conv = self._convert.get(index)
-        if conv is not None:
-            pkt = conv.convert(pkt)
-            if pkt is None:
-                return
-        out_st = self._map[index]
+        if conv is None:
+            self._emit(pkt, clock, self._map[index])
+            return
+        for sample in conv.convert(pkt):
+            self._emit(sample, clock, self._map[index])
+
+    def _mux_due(self, before: Fraction | None) -> None:
+        """Mux what the mov_text converters still show where overlapping cues end before ``before`` (seconds on the
+        input's clock; None: all of it), ahead of any packet after that time."""
+        for index in self._flattening:
+            for sample in self._convert[index].due(before):
+                self._emit(sample, self._clocks[index], self._map[index])
+
+    def _emit(self, pkt: av.Packet, clock: _StreamClock, out_st) -> None:
         k, shift = clock.scale, clock.shift
         if k != 1:
             if pkt.pts is not None:
