@@ -181,8 +181,9 @@ def shown(cues, t: Fraction) -> set[str]:
 @pytest.mark.parametrize("audio", [False, True], ids=["video", "video+audio"])
 @pytest.mark.parametrize("frames", [1, 3, 10])
 @pytest.mark.parametrize("events", [OVERLAP, ((0.0, 0.5, "Long"), (0.1, 0.2, "Inner"), (0.15, 0.3, "Third")),
-                                    ((0.04, 0.3, "One"), (0.3, 0.3, "Zero length"), (0.3, 0.4, "Next"))],
-                         ids=["two", "three", "touching"])
+                                    ((0.04, 0.3, "One"), (0.3, 0.3, "Zero length"), (0.3, 0.4, "Next")),
+                                    ((0.04, 0.3, "Sign"), (0.04, 0.2, "Dialogue"))],
+                         ids=["two", "three", "touching", "same-start"])
 def test_overlapping_cues_into_mp4_show_what_the_input_shows(tmp_path, events, frames, audio):
     """mov_text shows one sample at a time: overlapping SRT cues become samples that do not overlap, each with every
     line shown then. Without it the first cue ended where the second began (its last 0.1 s lost), and with 10 frames
