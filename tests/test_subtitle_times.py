@@ -201,3 +201,21 @@ def test_overlapping_cues_into_mp4_show_what_the_input_shows(tmp_path, events, f
         t = Fraction(ms, 1000)
         assert shown(got, t) == shown(want, t), float(t)
     assert first_frame_time(dst) == 0
+
+
+def test_cli_short_clip_into_mp4_keeps_cue_and_frame_times(tmp_path, near_identity_file, capfd):
+    """The whole path (``esrgan-video in.mkv out.mp4`` with a near-identity model): a 3-frame clip whose cues begin
+    0.04 s in and overlap keeps the first frame at 0 and shows every cue when the input does."""
+    from esrgan_video.testing import run_cli
+
+    events = ((0.04, 0.3, "One"), (0.1, 0.2, "Two"))
+    src = media.make_clip(tmp_path / "in.mkv", frames=3, subtitles=[media.SubtitleTrack("subrip", events=events)])
+    dst = tmp_path / "out.mp4"
+    p = run_cli(capfd, src, dst, "--model", near_identity_file(1), "--device", "cpu")
+    assert p.returncode == 0, p.stderr
+    _, want = cue_times(src)
+    _, got = cue_times(dst)
+    assert [(float(s), float(d), text) for s, d, text in got] == [(0.04, 0.06, "One"), (0.1, 0.1, "One\nTwo"),
+                                                                  (0.2, 0.1, "One")]
+    assert all(shown(got, Fraction(ms, 1000)) == shown(want, Fraction(ms, 1000)) for ms in range(0, 400, 5))
+    assert first_frame_time(dst) == 0
