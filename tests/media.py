@@ -16,11 +16,13 @@ can be checked against the source, not only against a decode.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -487,6 +489,31 @@ def make_corrupt(src: str | os.PathLike, dst: str | os.PathLike, *, frames: Sequ
     dst = Path(dst)
     dst.write_bytes(bytes(data))
     return dst
+
+
+_WATCHED: dict[str, list[int]] = {}
+"""Python's opens (``open``'s audit event) of each watched file, by its path as given."""
+
+
+def _count_opens(event: str, args: tuple) -> None:
+    if event == "open" and _WATCHED and isinstance(args[0], (str, bytes, os.PathLike)):
+        count = _WATCHED.get(os.fsdecode(args[0]))
+        if count is not None:
+            count[0] += 1
+
+
+sys.addaudithook(_count_opens)  # for good (a hook cannot be taken off); it counts only while a file is watched
+
+
+@contextlib.contextmanager
+def counting_opens(path: str | os.PathLike) -> Iterator[list[int]]:
+    """``with counting_opens(p) as opens:``: ``opens[0]`` is how often Python has opened ``p`` (as spelt) since;
+    set ``opens[0] = 0`` to start counting again."""
+    count = _WATCHED[os.fspath(path)] = [0]
+    try:
+        yield count
+    finally:
+        del _WATCHED[os.fspath(path)]
 
 
 def default_signals() -> None:

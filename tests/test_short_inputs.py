@@ -8,7 +8,6 @@ decoded corrupt (``probe.open_media``).
 from __future__ import annotations
 
 import os
-import sys
 from fractions import Fraction
 
 import av
@@ -42,20 +41,6 @@ def test_a_short_transport_stream_opens_as_one(tmp_path):
         open_media(not_ts).close()
 
 
-_WATCHED: dict[str, int] = {}
-"""Python's opens (``open``'s audit event) of each watched file, by its path as given."""
-
-
-def _count_opens(event: str, args: tuple) -> None:
-    if event == "open" and _WATCHED and isinstance(args[0], (str, bytes, os.PathLike)):
-        name = os.fsdecode(args[0])
-        if name in _WATCHED:
-            _WATCHED[name] += 1
-
-
-sys.addaudithook(_count_opens)  # for good (a hook cannot be taken off); it counts only while a file is watched
-
-
 @pytest.mark.parametrize("ext,codec,format", [("m2v", "mpeg2video", "mpeg2video"), ("ts", "libx264", None)])
 def test_the_transport_check_reads_a_file_once(tmp_path, ext, codec, format):
     # a raw MPEG video (FFmpeg opens it as mpegvideo) and a 2-frame transport stream (FFmpeg's open fails) are each
@@ -63,19 +48,16 @@ def test_the_transport_check_reads_a_file_once(tmp_path, ext, codec, format):
     src = media.make_clip(tmp_path / f"clip.{ext}", codec=codec, frames=2, size=(64, 48), format=format)
     with open_media(src) as c:
         assert c.format.name == ("mpegvideo" if ext == "m2v" else "mpegts")
-    _WATCHED[str(src)] = 0
-    try:
+    with media.counting_opens(src) as opens:
         for _ in range(3):
             open_media(src).close()
-        assert _WATCHED[str(src)] == 0  # the first open's answer stands
+        assert opens[0] == 0  # the first open's answer stands
         src.write_bytes(src.read_bytes())  # the same bytes, a new modification time: asked again, once
         os.utime(src, ns=(os.stat(src).st_atime_ns, os.stat(src).st_mtime_ns + 1_000_000))
-        _WATCHED[str(src)] = 0
+        opens[0] = 0
         for _ in range(3):
             open_media(src).close()
-        assert _WATCHED[str(src)] == 1
-    finally:
-        del _WATCHED[str(src)]
+        assert opens[0] == 1
 
 
 def test_cli_upscales_a_two_frame_transport_stream(tmp_path, near_identity_file, capfd):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
 from esrgan_video.errors import InputError, OutputError
 from esrgan_video.video.images import IMAGE_EXTENSIONS, read_image, write_image
+
+import media
 
 
 def _picture(h=12, w=20, deep=False, seed=0):
@@ -257,20 +256,6 @@ def test_a_lossless_webp_is_written_lossless(tmp_path, with_alpha):
     assert b"VP8 " in (tmp_path / "again.webp").read_bytes()[:64]
 
 
-_OPENS: dict[str, int] = {}
-"""Python's opens (``open``'s audit event) of each watched file."""
-
-
-def _count_opens(event: str, args: tuple) -> None:
-    if event == "open" and _OPENS and isinstance(args[0], (str, bytes, os.PathLike)):
-        name = os.fsdecode(args[0])
-        if name in _OPENS:
-            _OPENS[name] += 1
-
-
-sys.addaudithook(_count_opens)  # for good (a hook cannot be taken off); it counts only while a file is watched
-
-
 def test_a_cut_still_is_read_from_disk_once(tmp_path):
     """A still's upscale asks image_meta, then readable_bytes, of a PNG cut short: the bytes the first read serve
     the second; a file changed in between is read again (and then gives its own rows)."""
@@ -280,17 +265,14 @@ def test_a_cut_still_is_read_from_disk_once(tmp_path):
     whole = (tmp_path / "whole.png").read_bytes()
     src = tmp_path / "cut.png"
     src.write_bytes(whole[:len(whole) // 2])
-    _OPENS[str(src)] = 0
-    try:
+    with media.counting_opens(src) as opens:
         meta = image_meta(src)
-        assert meta.truncated and _OPENS[str(src)] == 1
+        assert meta.truncated and opens[0] == 1
         once = readable_bytes(src, meta)
-        assert _OPENS[str(src)] == 1 and 0 < once[1] < 48
-        assert readable_bytes(src, meta) == once and _OPENS[str(src)] == 2  # given up: a second asking reads
+        assert opens[0] == 1 and 0 < once[1] < 48
+        assert readable_bytes(src, meta) == once and opens[0] == 2  # given up: a second asking reads
         meta = image_meta(src)
         src.write_bytes(whole[:len(whole) * 3 // 4])  # changed since image_meta read it
-        _OPENS[str(src)] = 0
+        opens[0] = 0
         more = readable_bytes(src, meta)
-        assert _OPENS[str(src)] == 1 and once[1] < more[1] < 48
-    finally:
-        del _OPENS[str(src)]
+        assert opens[0] == 1 and once[1] < more[1] < 48
