@@ -10,6 +10,7 @@ import multiprocessing as mp
 import os
 import signal
 import termios
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -170,3 +171,130 @@ def _gone(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has exited
     except FileNotFoundError:
         return True
+
+
+def test_the_inbox_cuts_a_pipe_s_bytes_into_its_messages() -> None:
+    """``_Inbox`` reads multiprocessing's wire format, fed in pieces as a non-blocking read gives them: a message
+    is kept until its last byte arrives, the 8-byte length of a message over 2 GiB is understood, and what is left
+    of a message cut short is counted (the driver takes that for the worker's death)."""
+    from multiprocessing.reduction import ForkingPickler
+
+    from esrgan_video.batch.scheduler import _Inbox
+
+    reader, writer = mp.Pipe(duplex=False)
+    messages = [("hb", 0, None, None), ("progress", 0, "k", {"blob": b"y" * 70000}), ("done", 0, "k", {"frames": 4})]
+
+    def send() -> None:  # from a thread: the big message fills the pipe until it is read
+        for m in messages:
+            writer.send(m)
+        writer.close()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    wire = b""
+    while chunk := os.read(reader.fileno(), 1000):
+        wire += chunk
+    sender.join()
+    inbox, got = _Inbox(), []
+    for i in range(0, len(wire), 777):  # pieces that cut headers and pickles alike
+        got += [ForkingPickler.loads(m) for m in inbox.feed(wire[i:i + 777])]
+    assert got == messages and len(inbox) == 0
+    assert inbox.feed(wire[:10]) == [] and len(inbox) == 10  # half a header, then part of a pickle: kept
+    long_form = b"\xff\xff\xff\xff" + (3).to_bytes(8, "big") + b"abc"
+    assert _Inbox().feed(long_form) == [b"abc"] and _Inbox().feed(long_form[:11]) == []
+    with pytest.raises(ValueError):
+        _Inbox().feed(b"\xff\xff\xff\xfe")
+
+
+def _sleeps() -> None:
+    time.sleep(120)
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_worker_is_killed_and_reaped_by_one_method() -> None:
+    """``_Worker.kill``: SIGKILL if alive (a stopped process too), then reaped; on a dead worker, nothing."""
+    ctx = mp.get_context("fork")
+    proc = ctx.Process(target=_sleeps, daemon=True)
+    proc.start()
+    os.kill(proc.pid, signal.SIGSTOP)
+    reader, writer = ctx.Pipe(duplex=False)
+    w = _Worker(0, "cpu", proc, None, reader)
+    w.kill()
+    assert proc.exitcode == -signal.SIGKILL
+    w.kill()  # already dead and reaped: nothing to do
+    assert proc.exitcode == -signal.SIGKILL
+    writer.close()
+    reader.close()
+
+
+def _sends_a_big_one_and_waits(conn) -> None:
+    conn.send(("hb", 0, None, None))
+    conn.send(("progress", 0, "stopped", {"frame": 1, "total": 4, "blob": b"x" * BIG}))
+
+
+class TwoTasks(Plan):
+    """A task handed to the stopped stand-in, and one in the queue for the real worker; the lost one is not redone
+    (the test is about the other worker being served meanwhile)."""
+
+    def __init__(self, stuck: Task, other: Task) -> None:
+        super().__init__(stuck)
+        self.queue.append(other)
+        self.done_at: dict[str, float] = {}
+
+    def done(self, task, result) -> None:
+        super().done(task, result)
+        self.done_at[task.key] = time.monotonic()
+
+    def lost(self, task, why) -> None:
+        self.running.discard(task.key)
+        self.lost_why.append(why)
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+@pytest.mark.skipif(not hasattr(termios, "FIONREAD"), reason="needs FIONREAD to see the pipe fill")
+def test_a_worker_stopped_mid_message_does_not_freeze_the_others(tmp_path: Path, settings: WorkerSettings) -> None:
+    """A worker SIGSTOPped while it writes a message larger than the pipe's buffer leaves half of it on its pipe.
+    The driver reads no pipe with a blocking read, so it goes on serving the other worker (its file is done while
+    the stopped one still holds its half message), and kills the stopped one once it has been silent for
+    ``stale_s``. A blocking ``recv`` waited for the rest of the message for ever (a watchdog here kills the stopped
+    worker after 90 s, which lets such a driver go on: the other file is then done only after it)."""
+    src = make_clip(tmp_path / "in.mkv", codec="ffv1", size=(64, 48), frames=4)
+    out = tmp_path / "out"
+    out.mkdir()
+    stuck = Task(key="stopped", kind="whole", job_key="a", src=str(src), dst=str(out / "a.mkv"))
+    other = Task(key="other", kind="whole", job_key="b", src=str(src), dst=str(out / "b.mkv"))
+
+    ctx = mp.get_context("fork")
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_sends_a_big_one_and_waits, args=(writer,), daemon=True)
+    proc.start()
+    writer.close()
+    deadline = time.monotonic() + 30
+    while _queued_bytes(reader) < 32 << 10:
+        assert time.monotonic() < deadline, "the stand-in worker never filled its pipe"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGSTOP)
+
+    sched = LocalScheduler(["cpu"], settings, heartbeat_s=1.0, stale_s=20.0, log=lambda m: None)
+    now = time.monotonic()
+    sched.workers = [_Worker(0, "cpu", proc, ctx.Queue(), reader, task=stuck, last_seen=now, last_journal_beat=now),
+                     sched._spawn("cpu")]
+    plan = TwoTasks(stuck, other)
+    watchdog_fired = []
+
+    def watchdog() -> None:
+        if proc.is_alive():
+            watchdog_fired.append(time.monotonic())
+            os.kill(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(90, watchdog)
+    timer.start()
+    try:
+        sched._loop(plan)
+    finally:
+        timer.cancel()
+        sched._shutdown()
+    assert not watchdog_fired, "the driver was blocked on the stopped worker's half message"
+    assert plan.results["other"]["frames"] == 4 and len(read_frames(out / "b.mkv")[0]) == 4
+    assert len(plan.lost_why) == 1 and "worker 0 (cpu) stopped responding" in plan.lost_why[0], plan.lost_why
+    assert proc.exitcode == -signal.SIGKILL

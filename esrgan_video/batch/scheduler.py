@@ -5,7 +5,10 @@
   while sending on a shared queue would hold its write lock for good, every other worker's next message waiting
   for it). The driver holds only the pipe's read end, so a worker's death closes it: a message cut short by the
   kill (one larger than the pipe's buffer is written in pieces) reads as end of file, and that worker is taken
-  for dead at once. A background thread in the worker sends heartbeats. A worker that exits (crash, SIGKILL, out of memory)
+  for dead at once. The driver reads every pipe without blocking (:class:`_Inbox`: whatever bytes are there, whole
+  messages taken out as they complete), so a worker stopped in the middle of a message (SIGSTOP, a debugger) holds
+  up only itself: the others are served, and it is killed once it has been silent for ``stale_s``. A background
+  thread in the worker sends heartbeats. A worker that exits (crash, SIGKILL, out of memory)
   or stops sending heartbeats for ``stale_s`` seconds is killed and replaced, and its task goes back to
   the plan (``lost``), which redoes it or, after ``max_attempts``, marks it failed.
 - ``RayScheduler``: the same tasks on long-lived Ray actors (``RayWorker``: one per GPU when the cluster has GPUs,
@@ -23,9 +26,11 @@ import multiprocessing as mp
 import multiprocessing.connection
 import os
 import signal
+import struct
 import threading
 import time
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Protocol
 
 from .journal import owner_name
@@ -107,6 +112,41 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
         stop.set()
 
 
+class _Inbox:
+    """The bytes read so far from one worker's pipe, cut into its messages (pure). A ``Connection.send`` message is
+    a 4-byte big-endian signed length (``-1``: an 8-byte unsigned length follows) and that many bytes of pickle —
+    ``multiprocessing.connection``'s wire format, kept for compatibility with Python 3.7 and lower. The driver
+    feeds whatever a non-blocking read gave, so a message whose writer stopped halfway stays here, unread, and
+    holds up no one."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def __len__(self) -> int:
+        """Bytes of a message not yet complete."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data``; return the messages (their pickles) it completed, in order."""
+        self._buf += data
+        out = []
+        while len(self._buf) >= 4:
+            (size,) = struct.unpack_from("!i", self._buf)
+            head = 4
+            if size == -1:
+                if len(self._buf) < 12:
+                    break
+                (size,) = struct.unpack_from("!Q", self._buf, 4)
+                head = 12
+            elif size < 0:
+                raise ValueError(f"a message header of {size} bytes")
+            if len(self._buf) < head + size:
+                break
+            out.append(bytes(self._buf[head:head + size]))
+            del self._buf[:head + size]
+        return out
+
+
 @dataclass
 class _Worker:
     wid: int
@@ -114,17 +154,46 @@ class _Worker:
     proc: Any
     tasks: Any
     results: Any
-    """The read end of this worker's result pipe (its own: see the module docstring)."""
+    """The read end of this worker's result pipe (its own: see the module docstring); read without blocking."""
     task: Task | None = None
     broken: str | None = None
     """Set when its pipe ended (``""``) or held a message cut short (what was wrong): the worker is dead (or as
     good as), whatever ``proc.is_alive()`` says yet."""
     last_seen: float = 0.0
     last_journal_beat: float = 0.0
+    inbox: _Inbox = field(default_factory=_Inbox)
+    """What has arrived of its next message."""
+
+    def __post_init__(self) -> None:
+        os.set_blocking(self.results.fileno(), False)  # a half-sent message must not block the driver
 
     @property
     def owner(self) -> str:
         return f"{owner_name('driver')}/worker-{self.wid}:pid{self.proc.pid}@{self.device or 'auto'}"
+
+    def kill(self) -> None:
+        """SIGKILL the process if it still runs (also a stopped one), and reap it (waiting up to 5 s)."""
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+
+    def read(self, limit: int = 64 << 20) -> tuple[list[Any], bool]:
+        """The messages that have arrived whole (up to about ``limit`` bytes read, so one chatty worker cannot
+        starve the others), and whether the pipe ended (the worker closed it: exiting, or killed). Never waits.
+        Raises what unpickling a message raises."""
+        got: list[Any] = []
+        fd = self.results.fileno()
+        read = 0
+        while read < limit:
+            try:
+                chunk = os.read(fd, 1 << 20)
+            except BlockingIOError:
+                return got, False
+            if not chunk:
+                return got, True
+            read += len(chunk)
+            got.extend(ForkingPickler.loads(m) for m in self.inbox.feed(chunk))
+        return got, False
 
 
 @dataclass
@@ -166,19 +235,24 @@ class LocalScheduler:
 
     def _messages(self, timeout: float) -> list[tuple[str, int, str | None, Any]]:
         """What the workers have sent, waiting up to ``timeout`` seconds for the first; each worker's messages in
-        the order it sent them. A pipe that ended, or whose next message is cut short or cannot be read, marks its
-        worker ``broken`` (killed here if it still runs), which the liveness check takes for its death."""
+        the order it sent them. No read waits: a worker that stopped halfway through a message (SIGSTOP) leaves it
+        in its :class:`_Inbox`, and the stale check deals with it. A pipe that ended, or whose next message is cut
+        short or cannot be read, marks its worker ``broken`` (killed here if it still runs), which the liveness
+        check takes for its death."""
         readers = {w.results: w for w in self.workers if w.broken is None}
         got = []
         for r in multiprocessing.connection.wait(list(readers), timeout=timeout):
             w = readers[r]
             try:
-                while r.poll():
-                    got.append(r.recv())
-            except EOFError:  # the worker closed its end between messages: it is exiting
+                messages, ended = w.read()
+            except Exception as e:  # noqa: BLE001 - OSError, UnpicklingError, a bad header ...
+                self._broken(w, f"its last message was unreadable: {type(e).__name__}", wait=False)
+                continue
+            got.extend(messages)
+            if ended and len(w.inbox):  # the kill cut a message short (a large one is written in pieces)
+                self._broken(w, "its last message was cut short", wait=False)
+            elif ended:  # the worker closed its end between messages: it is exiting
                 self._broken(w, "", wait=True)
-            except Exception as e:  # noqa: BLE001 - OSError (end of file inside a message), UnpicklingError ...
-                self._broken(w, f"its last message was cut short or unreadable: {type(e).__name__}", wait=False)
         return got
 
     @staticmethod
@@ -188,9 +262,7 @@ class LocalScheduler:
         w.results.close()
         if wait:
             w.proc.join(5)
-        if w.proc.is_alive():
-            w.proc.kill()
-        w.proc.join(5)
+        w.kill()
 
     def run(self, plan: PlanLike) -> None:
         self.workers = [self._spawn(d) for d in self.devices]
@@ -223,8 +295,7 @@ class LocalScheduler:
                 stale = not dead and now - w.last_seen > self.stale_s
                 if stale:
                     self.log(f"worker {w.wid} ({w.device}) sent no heartbeat for {self.stale_s:.0f} s; killing it")
-                    w.proc.kill()
-                    w.proc.join(5)
+                    w.kill()
                 if dead or stale:
                     code = w.proc.exitcode
                     why = (f"worker {w.wid} ({w.device or 'auto'}) stopped responding" if stale
@@ -282,9 +353,7 @@ class LocalScheduler:
         deadline = time.monotonic() + 20
         for w in self.workers:
             w.proc.join(max(0.1, deadline - time.monotonic()))
-            if w.proc.is_alive():
-                w.proc.kill()
-                w.proc.join(5)
+            w.kill()
             w.results.close()
 
 
