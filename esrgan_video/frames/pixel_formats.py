@@ -3,9 +3,13 @@
 A :class:`PixelFormat` says how a frame's samples are laid out: family (``yuv``, ``rgb``,
 ``gray``), bit depth, chroma subsampling, the planes in FFmpeg's order (``gbrp`` stores
 G, B, R!), packed vs planar, alpha, the frame-size multiple, and each plane's NumPy shape and
-dtype (:meth:`PixelFormat.plane_layouts`). Only little-endian layouts are described, which is
-what FFmpeg's decoders produce on every platform we run on. Which formats an *encoder* takes is
-``video.encoder_formats``' business.
+dtype (:meth:`PixelFormat.plane_layouts`). The layouts are little-endian, which is what FFmpeg's
+decoders produce on every platform we run on, but for three 16-bit big-endian ones that only the PNG and APNG
+encoders take (:data:`BIG_ENDIAN`: ``rgb48be``, ``rgba64be``, ``gray16be``, what a 16-bit PNG stores): the
+pipeline's planes of those are native ``uint16`` like the others' (the frame transform makes them so), and the
+byte order is swapped where a frame is built from them (their layouts' dtype is ``>u2``). A decoder's frame in one
+of them (a 16-bit PNG in an APNG or MOV) is read as its little-endian twin (:func:`read_format`). Which formats
+an *encoder* takes is ``video.encoder_formats``' business.
 
 Plane shapes follow FFmpeg: chroma sizes are ceil-divided (``-(-w >> log2_chroma_w)``);
 packed formats have one ``H x W x C`` plane whose components are listed in memory order
@@ -66,6 +70,8 @@ class PixelFormat:
     """True for the deprecated ``yuvj*`` formats, which imply full (JPEG) range."""
     shift: int = 0
     """Bits the samples are shifted left inside their word (6 for ``p010le``)."""
+    big_endian: bool = False
+    """A 16-bit big-endian layout (:data:`BIG_ENDIAN`: PNG's ``rgb48be``, ``rgba64be``, ``gray16be``)."""
 
     @property
     def layout(self) -> str:
@@ -123,8 +129,9 @@ class PixelFormat:
 
     @property
     def numpy_dtype(self) -> np.dtype:
-        """The exact dtype of a sample word: ``uint8``, or little-endian ``<u2`` above 8 bits."""
-        return np.dtype(np.uint8 if self.bits <= 8 else "<u2")
+        """The exact dtype of a sample word in the frame: ``uint8``, or ``<u2`` above 8 bits (``>u2`` for a
+        :attr:`big_endian` format)."""
+        return np.dtype(np.uint8 if self.bits <= 8 else ">u2" if self.big_endian else "<u2")
 
     @property
     def bytes_per_sample(self) -> int:
@@ -189,14 +196,16 @@ class PixelFormat:
         want_alpha = self.alpha if alpha is None else alpha
         if (want_bits, want_sub, want_alpha) == (self.bits, self.subsampling, self.alpha):
             return self
-        def matching(full_range: bool) -> list[PixelFormat]:
+        def matching(full_range: bool, big_endian: bool = self.big_endian) -> list[PixelFormat]:
             return [f for f in _FORMATS.values()
-                    if (f.family, f.bits, f.subsampling, f.alpha, f.full_range, f.shift)
-                    == (self.family, want_bits, want_sub, want_alpha, full_range, 0)]
+                    if (f.family, f.bits, f.subsampling, f.alpha, f.full_range, f.shift, f.big_endian)
+                    == (self.family, want_bits, want_sub, want_alpha, full_range, 0, big_endian)]
 
         candidates = matching(self.full_range)
         if not candidates and self.full_range:  # yuvj only exists in 8 bits
             candidates = matching(False)
+        if not candidates and self.big_endian:  # the big-endian ones are 16-bit packed only
+            candidates = matching(False, False)
         if not candidates:
             raise ValueError(
                 f"no supported {self.family} pixel format with {want_bits} bits, subsampling {want_sub}"
@@ -248,13 +257,23 @@ def _build() -> dict[str, PixelFormat]:
         fmts.append(PixelFormat(name, "rgb", 8, planes=(planes,)))
     for name, planes in (("rgb48le", "RGB"), ("bgr48le", "BGR"), ("rgba64le", "RGBA"), ("bgra64le", "BGRA")):
         fmts.append(PixelFormat(name, "rgb", 16, planes=(planes,)))
+    for name, (family, planes) in _BIG_ENDIAN_LAYOUTS.items():
+        fmts.append(PixelFormat(name, family, 16, planes=(planes,), big_endian=True))
     return {f.name: f for f in fmts}
 
 
+BIG_ENDIAN: dict[str, str] = {"rgb48be": "rgb48le", "rgba64be": "rgba64le", "gray16be": "gray16le"}
+"""The big-endian formats described, and their little-endian twins (the same samples, bytes swapped): FFmpeg's PNG
+and APNG encoders take 16-bit samples only so (a 16-bit PNG stores them big-endian), and its PNG decoder gives them
+so. Without them a 10-bit video's one frame into ``x.png`` (or an ``.apng``) was written in 8 bits."""
+
+_BIG_ENDIAN_LAYOUTS = {"rgb48be": ("rgb", "RGB"), "rgba64be": ("rgb", "RGBA"), "gray16be": ("gray", "Y")}
+
 _FORMATS = _build()
 
-SUPPORTED_PIX_FMTS: tuple[str, ...] = tuple(sorted(_FORMATS))
-"""Every FFmpeg pixel format name :func:`pixel_format` knows."""
+SUPPORTED_PIX_FMTS: tuple[str, ...] = tuple(sorted(n for n in _FORMATS if not _FORMATS[n].big_endian))
+"""Every FFmpeg pixel format name :func:`pixel_format` knows but the :data:`BIG_ENDIAN` ones (a raw video's format
+is chosen among these: its little-endian twin is as good, and what a decoder gives)."""
 
 
 def pixel_format(name: str) -> PixelFormat:
@@ -266,7 +285,7 @@ def pixel_format(name: str) -> PixelFormat:
             f"unsupported pixel format {name!r}: supported are planar YUV 4:2:0/4:2:2/4:4:4/4:1:1/4:4:0 "
             "(8/10/12/16-bit, yuvj, yuva, nv12, p010le), gray (8/10/12/16-bit), "
             "planar RGB gbrp/gbrap (8/10/12/16-bit) and packed RGB (rgb24, bgr24, rgba, bgra, argb, abgr, "
-            "rgb0, bgr0, 0rgb, 0bgr, rgb48le, bgr48le, rgba64le, bgra64le)"
+            "rgb0, bgr0, 0rgb, 0bgr, rgb48le, bgr48le, rgba64le, bgra64le; big-endian rgb48be, rgba64be, gray16be)"
         ) from None
 
 
@@ -279,11 +298,14 @@ looked up into ``rgb24`` — ``rgba`` when the picture has see-through entries (
 def read_format(name: str, *, see_through: bool = False) -> str | None:
     """The supported format frames decoded as ``name`` are read as (:data:`READ_AS`): ``yuv422p`` for
     ``uyvy422``/``yuyv422``, ``rgb24`` for ``pal8`` (``rgba`` when ``see_through``: a palette entry the picture
-    uses is not opaque); ``name`` itself when it is supported as it is; None when it is neither."""
+    uses is not opaque); a :data:`BIG_ENDIAN` format's little-endian twin (``rgb48be`` as ``rgb48le``, its bytes
+    swapped); ``name`` itself when it is supported as it is; None when it is neither."""
     if name == "pal8" and see_through:
         return "rgba"
     if name in READ_AS:
         return READ_AS[name]
+    if name in BIG_ENDIAN:
+        return BIG_ENDIAN[name]
     return name if is_supported(name) else None
 
 
@@ -316,6 +338,7 @@ def round_size(width: int, height: int, name: str) -> tuple[int, int]:
 
 
 __all__ = [
+    "BIG_ENDIAN",
     "FAMILIES",
     "PADDING",
     "READ_AS",

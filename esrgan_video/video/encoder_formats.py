@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from ..errors import OutputError
+from ..frames.colorspace import Range
 from ..frames.pixel_formats import SUPPORTED_PIX_FMTS, PixelFormat, is_supported, pixel_format
 from .chatter import quiet_encoder_options
 
@@ -98,9 +99,16 @@ def raw_kept(muxer: str, pix_fmt: str) -> bool:
         return False
 
 
+FULL_RANGE_ENCODERS = frozenset({"mjpeg"})
+"""Encoders (canonical names) the writer always opens on full range: FFmpeg's JPEG encoder refuses limited-range
+YUV ("returned 22"), and every JPEG is written in JFIF's colour (``output_plan.jpeg_color``). They are probed so:
+``--pix-fmt yuv444p`` into ``x.jpg`` was refused as "lists pixel format 'yuv444p' but this build's library refuses
+it", though ``yuv444p`` on full range is what the ``yuvj444p`` it named writes."""
+
+
 def encoder_opens(codec: str, pix_fmt: str) -> bool:
-    """Whether encoder ``codec`` opens for ``pix_fmt`` (a 64×64 picture at 25 fps, its own log quiet; no file):
-    :func:`time_base_opens` of ``1/25`` (cached there)."""
+    """Whether encoder ``codec`` opens for ``pix_fmt`` (a 64×64 picture at 25 fps, its own log quiet; no file; on
+    full range for :data:`FULL_RANGE_ENCODERS`): :func:`time_base_opens` of ``1/25`` (cached there)."""
     return time_base_opens(codec, Fraction(1, 25), pix_fmt)
 
 
@@ -113,6 +121,8 @@ def time_base_opens(codec: str, time_base: Fraction, pix_fmt: str = "yuv420p") -
         ctx = av.CodecContext.create(codec, "w")
         ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
         ctx.time_base = time_base
+        if ctx.codec.canonical_name in FULL_RANGE_ENCODERS:
+            ctx.color_range = Range.FULL.ffmpeg  # what the writer gives it (plan_output: JFIF's colour)
         # the frame rate a tick would be, but at most 240 fps: SVT-AV1 refuses a higher one (and prints
         # "Svt[error]: The maximum allowed frame rate is 240 fps"), which refused it every 1/1000 (Matroska),
         # 1/12800 or 1/90000 time base, hence every variable-rate input; the writer gives it the stream's rate
@@ -188,14 +198,18 @@ KEEP_ADVICE = {
     "matroska": "use --codec ffv1 (or prores_ks for 10-bit YUV)",
     "mov": "use --codec prores_ks (10-bit YUV)",
     "webm": "write a .mkv output with --codec ffv1 (WebM holds VP8, VP9 and AV1 only)",
+    "image2": "write a .png or .tiff",
 }
 """How to keep what an encoder could not write, by the output's container (muxer name): the advice names an encoder
-that container holds (FFV1 goes in Matroska, not in WebM, MOV or MP4; ProRes in MOV and Matroska)."""
+that container holds (FFV1 goes in Matroska, not in WebM, MOV or MP4; ProRes in MOV and Matroska); a one-picture
+file's (``image2``: a one-frame video into ``x.jpg`` or ``x.bmp``) names the still formats that keep it, as the
+stills path's notice does."""
 
 ALPHA_ADVICE = {
     "matroska": "use --codec ffv1 (or prores_ks with --pix-fmt yuva444p10le)",
     "mov": "use --codec prores_ks with --pix-fmt yuva444p10le",
     "webm": "use --codec libvpx-vp9 (yuva420p)",
+    "image2": "write a .png or .tiff",
 }
 """How to keep an alpha channel, by the output's container (WebM: VP9's yuva420p)."""
 

@@ -109,8 +109,9 @@ def output_pix_fmt(info, enc, container: str | None) -> tuple[str, str | None]:
 
 RGB_STILL_CODECS = frozenset({"png", "tiff", "bmp"})
 """Encoders of a one-picture file (FFmpeg's image2 muxer) whose picture is written as RGB for a YUV input, of the
-input's depth and alpha (rgb24, rgb48le, rgba, rgba64le; grey stays grey): the stills path's formats. TIFF's
-encoder also takes YUV, which few readers show, and PNG's nearest format to 10-bit YUV was 8-bit RGB."""
+input's depth and alpha (rgb24, rgba; above 8 bits rgb48le, rgba64le, which PNG takes big-endian: rgb48be,
+rgba64be; grey stays grey, 16-bit above 8 bits): the stills path's formats. TIFF's encoder also takes YUV, which
+few readers show, and PNG's nearest format to 10-bit YUV was 8-bit RGB."""
 
 
 def _as_rgb(pix_fmt: str) -> str:
@@ -126,6 +127,14 @@ def jpeg_color(spec: ColorSpec) -> ColorSpec:
     """The colour a JPEG file (JFIF) is written in: full range, the BT.601 matrix, chroma centred (JFIF's, what
     every reader decodes a JPEG by); primaries and transfer as ``spec``'s (JPEG has no field for them)."""
     return dataclasses.replace(spec, matrix=Matrix.SMPTE170M, full_range=True, chroma_location="center")
+
+
+def check_plan(info, options: UpscaleOptions, *, src: str | Path, dst: str | Path) -> None:
+    """Raise what :func:`plan_output` raises for ``src`` into ``dst``, before a model is looked up, downloaded or
+    built (``upscale_video`` calls it first): a ``--pix-fmt`` the encoder cannot write (``--pix-fmt rgb24`` into
+    ``x.jpg``), an encoder that writes no colour format, contradictory size options. None of these depends on the
+    model's scale: the plan is made at scale 1 and dropped (its notices come with the real plan's)."""
+    plan_output(info, options, model_scale=1, src=src, dst=dst)
 
 
 def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | Path, dst: str | Path) -> OutputPlan:

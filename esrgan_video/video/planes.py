@@ -16,7 +16,7 @@ from typing import Sequence
 import av
 import numpy as np
 
-from ..frames.pixel_formats import PlaneLayout, plane_layouts
+from ..frames.pixel_formats import BIG_ENDIAN, PlaneLayout, plane_layouts
 from .probe import Demux, file_key, open_media
 
 
@@ -54,10 +54,14 @@ def read_planes(frame: av.VideoFrame, pix_fmt: str, layouts) -> list[np.ndarray]
     """The frame's planes as ``pix_fmt``'s ``layouts``: :func:`copy_planes` when the frame is in ``pix_fmt``, else
     the exact repacking of a format read as another (``frames.pixel_formats.READ_AS``): ``uyvy422``/``yuyv422`` to
     ``yuv422p``, ``pal8`` to ``rgb24``/``rgba`` by its palette (whose entries FFmpeg stores as native 32-bit ARGB:
-    bytes B, G, R, A here)."""
+    bytes B, G, R, A here); a big-endian format (``frames.pixel_formats.BIG_ENDIAN``: a 16-bit PNG's ``rgb48be``) to
+    its little-endian twin."""
     src = frame.format.name
     if src == pix_fmt:
         return copy_planes(frame, layouts)
+    if BIG_ENDIAN.get(src) == pix_fmt:  # a 16-bit PNG's rgb48be as rgb48le: the same samples, bytes swapped
+        h, w = layouts[0].shape[:2]
+        return [p.astype(lay.dtype) for p, lay in zip(copy_planes(frame, plane_layouts(src, w, h)), layouts)]
     if src in _PACKED_422 and pix_fmt == "yuv422p":
         (h, w), (_, cw) = layouts[0].shape, layouts[1].shape
         quads = _bytes(frame.planes[0], h, 4 * cw).reshape(h, cw, 4)
