@@ -131,7 +131,7 @@ def add_upscale_options(p: argparse.ArgumentParser, *, model: bool = True, trim:
 def _add_file_options(p: argparse.ArgumentParser, e: argparse._ArgumentGroup) -> None:
     """The flags that shape only the written file (``e``: the encoding group)."""
     e.add_argument("--crf", type=float, help=CRF_HELP)
-    e.add_argument("--preset", help="encoder preset (e.g. veryfast, slow)")
+    e.add_argument("--preset", help="encoder preset by name (e.g. veryfast, slow; NVENC p1-p7)")
     e.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE", help="extra encoder option (repeatable)")
     e.add_argument("--format", help="container format (FFmpeg muxer name) instead of the output's extension; with "
                    "output - (standard output, e.g. | ffmpeg -i - ...): matroska, nut or yuv4mpegpipe (raw video only)")
