@@ -21,7 +21,7 @@ from . import tiling
 from .errors import InputError, ModelError
 from .models.descriptor import describe
 from .options import DEFAULT_MODEL, ModelOptions, RuntimeOptions
-from .runtime.base import Backend, BackendInfo
+from .runtime.base import Backend, BackendInfo, NonFiniteOutputError
 from .runtime.devices import resolve_device
 from .frames.color import LUMA_709, ColorSpec
 from .frames.pixel_formats import PixelFormat, pixel_format
@@ -118,6 +118,9 @@ class Upscaler:
             model_opts = dataclasses.replace(model, **model_fields) if model_fields else model
         else:
             model_opts = ModelOptions(model=model, **model_fields)
+        if runtime is not None and not isinstance(runtime, RuntimeOptions):
+            raise TypeError(f"Upscaler: runtime must be a RuntimeOptions, got {type(runtime).__name__} (its fields may "
+                            "also be given as keywords: Upscaler(model, tile=256, device='cpu'))")
         runtime = runtime or RuntimeOptions()
         if runtime_fields:
             runtime = dataclasses.replace(runtime, **runtime_fields)
@@ -275,14 +278,27 @@ class Upscaler:
         [0, 1] and keep their dtype. An array of the other byte order (e.g. ``>u2``) is read as its values and comes
         back in its own dtype. Tensors come back on their own device. Runs through the frame transform, which
         orders CUDA tensors against the caller's current stream (no device-wide sync for tensors on this device).
-        An empty image (a side of 0) or batch (0 frames) is an :class:`InputError`.
+        An empty image (a side of 0) or batch (0 frames) is an :class:`InputError`, and so is a float frame the
+        model turns into NaN or Inf because it holds NaN (or Inf): not the backend's non-finite-output error, whose
+        advice (fp32 instead of fp16) does not apply to it.
         """
+        try:
+            return self._upscale(frames)
+        except NonFiniteOutputError as e:
+            bad = _non_finite(frames)
+            if bad:
+                raise InputError(f"the frame holds {bad} NaN or infinite value(s); float frames must be finite, in "
+                                 "[0, 1]") from e
+            raise
+
+    def _upscale(self, frames):
+        """:meth:`upscale` without its reading of a non-finite output."""
         if isinstance(frames, np.ndarray):
             if frames.ndim != 3 or frames.shape[2] != 3:
                 raise InputError(f"expected an H×W×3 RGB array, got shape {frames.shape}")
             _check_not_empty(1, frames.shape[0], frames.shape[1])
             if not frames.dtype.isnative:  # torch takes native byte order only: the same values, swapped
-                return self.upscale(frames.astype(frames.dtype.newbyteorder("="))).astype(frames.dtype)
+                return self._upscale(frames.astype(frames.dtype.newbyteorder("="))).astype(frames.dtype)
             if frames.dtype.kind == "f":
                 out = self._transform("packed-float", frames.dtype)([frames[..., c] for c in range(3)])
                 return np.stack(out, axis=-1)
@@ -294,7 +310,7 @@ class Upscaler:
             return out
         if isinstance(frames, torch.Tensor):
             if frames.ndim == 3:
-                return self.upscale(frames.unsqueeze(0))[0]
+                return self._upscale(frames.unsqueeze(0))[0]
             if frames.ndim != 4 or frames.shape[1] != 3:
                 raise InputError(f"expected N×3×H×W frames, got shape {tuple(frames.shape)}")
             _check_not_empty(frames.shape[0], frames.shape[2], frames.shape[3])
@@ -330,6 +346,15 @@ class Upscaler:
                 fmt = FrameFormat(pf, ColorSpec().resolved(1, 1, pf))
             tr = self._transforms.setdefault(key, FrameTransform(self, src=fmt, dst=fmt))
         return tr
+
+
+def _non_finite(frames) -> int:
+    """How many values of a float array or tensor are NaN or infinite (0 for integer frames and anything else)."""
+    if isinstance(frames, np.ndarray) and frames.dtype.kind == "f":
+        return int(frames.size - np.count_nonzero(np.isfinite(frames)))
+    if isinstance(frames, torch.Tensor) and frames.dtype.is_floating_point:
+        return int((~torch.isfinite(frames.detach())).sum())
+    return 0
 
 
 def _check_not_empty(n: int, h: int, w: int) -> None:
