@@ -398,6 +398,12 @@ class UpscaleOptions:
         """Options from flat keyword names (``model=``, ``scale=``, ``codec=``, …) over ``base`` (default: the
         defaults). A group passed by its name (``runtime=RuntimeOptions(...)``) replaces that group; an unknown
         name raises ``TypeError`` listing the known ones."""
+        if base is not None and not isinstance(base, UpscaleOptions):
+            group = next((g for g, c in GROUPS.items() if isinstance(base, c)), None)
+            hint = (f"pass it as {group}={type(base).__name__}(...)" if group is not None else
+                    "give a mapping's entries as keywords: **options" if isinstance(base, Mapping) else
+                    "give the options as keywords instead (scale=2, tile=256, ...)")
+            raise TypeError(f"options: expected an UpscaleOptions, got {type(base).__name__}; {hint}")
         base = base or cls()
         groups = {name: getattr(base, name) for name in GROUPS}
         per_group: dict[str, dict[str, Any]] = {}
@@ -405,6 +411,9 @@ class UpscaleOptions:
             if key in GROUPS and isinstance(value, GROUPS[key]):
                 groups[key] = value
                 continue
+            if key in GROUPS and key not in FIELD_GROUP:  # runtime=, encode=, trim=: a group, not a field
+                raise TypeError(f"{key}: expected a {GROUPS[key].__name__}, got {type(value).__name__} (or give its "
+                                f"fields as keywords: {', '.join(f.name + '=' for f in dataclasses.fields(GROUPS[key]))})")
             group = FIELD_GROUP.get(key)
             if group is None:
                 raise TypeError(f"unknown option {key!r}; known: {', '.join(sorted(FIELD_GROUP))}")
