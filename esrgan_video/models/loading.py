@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError, first_line
+from ..runtime.devices import resolve_device
 from . import ncnn
 from .checkpoints import StateDict, normalize, read_checkpoint
 from .descriptor import Hyperparameters, ModelDescriptor, build_network, descriptor_for
@@ -150,8 +152,13 @@ def load_model(
     """
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ModelError(f"load_model: dtype must be a floating torch.dtype, got {dtype!r}")
+    if isinstance(name_or_path, os.PathLike) and not isinstance(name_or_path, Path):
+        name_or_path = os.fspath(name_or_path)  # any path-like (what Upscaler and ModelOptions take), not Path only
     if not isinstance(name_or_path, (str, Path)):
         raise ModelError(f"load_model: expected a model name or a file path, got {type(name_or_path).__name__}")
+    # OptionError for a device that is not one (``"gpu"``), BackendError for one that is not here (``"cuda:7"``):
+    # before any weights are read or fetched, not torch's RuntimeError from moving the built network
+    device = torch.device("cpu") if device is None else resolve_device(device)
     blend_spec = parse_blend(blend)
     strength = parse_denoise(denoise)
     partner = None
