@@ -82,6 +82,8 @@ def image_meta(path: str | os.PathLike) -> ImageMeta:
     bytes are kept for :func:`readable_bytes` (the last one only; a file changed since is read again)."""
     global _last_cut
     path = Path(path)
+    if path.is_dir():  # the video reader's wording: a folder is there, so not "no such file"
+        raise InputError(f"{path}: is a directory, not an image file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
