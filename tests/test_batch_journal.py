@@ -109,3 +109,16 @@ def test_a_journal_that_cannot_be_written_is_a_one_line_output_error(tmp_path: P
     r = subprocess.run([sys.executable, "-c", _FULL_DISK_CHILD, str(tmp_path)], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])), timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_forget_drops_records_and_later_records_still_reach_the_file(tmp_path: Path) -> None:
+    """``forget`` rewrites the journal without the keys (the file is renamed over): the records appended after it
+    go to the new file, not to the old one's unlinked inode."""
+    with Journal(tmp_path) as j:
+        j.record("gone.mkv", "failed", error="x", src="/lib/gone.mkv")
+        j.record("gone.mkv#seg0000", "done", size=1)
+        j.record("kept.mkv", "done", size=2)
+        j.forget(["gone.mkv", "gone.mkv#seg0000"])
+        assert j.get("gone.mkv") is None
+        j.record("later.mkv", "failed", error="y")
+    assert set(parse_lines((tmp_path / JOURNAL_NAME).read_text())) == {"kept.mkv", "later.mkv"}

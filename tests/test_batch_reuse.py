@@ -11,6 +11,7 @@ every 8 frames (4 s), 54 frames (27 s): ``near``'s reset points are at 12 s and 
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -76,22 +77,25 @@ def test_reuse_sums_and_the_summary_reports_it() -> None:
     assert add_reuse(None, a) is a and add_reuse(a, None) is a and add_reuse(None, None) is None
     assert add_reuse(ReuseStats("exact"), ReuseStats("off")).mode == "exact+off"
     assert reuse_from_record(s.as_dict()) == s and reuse_from_record(None) is None and reuse_from_record({}) is None
-    rows = [JobRow("a.mkv", Path("a"), Path("A"), status="done", frames=10, seconds=2.0, rendered=10, reuse=a),
-            JobRow("b.mkv", Path("b"), Path("B"), status="skipped", frames=6, reuse=b),
+    rows = [JobRow("a.mkv", Path("a"), Path("A"), status="done", frames=10, seconds=2.0, rendered=10, reuse=a,
+                   run_reuse=a),
+            JobRow("b.mkv", Path("b"), Path("B"), status="skipped", frames=6, reuse=b, already_done=True),
             JobRow("c.mkv", Path("c"), Path("C"), status="done", frames=6, seconds=0.5, rendered=0, reuse=b,
                    segments=2)]
     summary = BatchSummary(rows, 4.0)
     table = summary.table()
+    # each file's line: its whole output's reuse (a skipped file's and kept segments' as journaled)
     assert "reuse near: 4/10 frames, 4/10 tiles (40 %) reused" in table.splitlines()[1]
     assert "reuse near: 1/6 frames, 3/12 tiles (25 %) reused" in table.splitlines()[2]
-    assert table.splitlines()[-1].endswith("; 10 frames in 4.0 s (2.50 fps); reuse near: 6/22 frames, 10/34 tiles "
-                                           "(29 %) reused")
+    # the last line: this run's frames, and the reuse of those frames (not 6/22, over files this run did not render)
+    assert table.splitlines()[-1].endswith("; 10 frames rendered in 4.0 s (2.50 fps); reuse near: 4/10 frames, 4/10 "
+                                           "tiles (40 %) reused")
     # c rendered nothing this run (its segments were made earlier, the join now): no fps, not 12 fps
     c_line = table.splitlines()[3].split()
     assert c_line[:4] == ["done", "6", "0.5", "-"] and rows[2].fps == 0.0
     obj = summary.as_json()
     json.dumps(obj)
-    assert obj["reuse"]["frames_reused"] == 6 and obj["reuse"]["tiles_reused"] == 10
+    assert obj["reuse"]["frames_reused"] == 4 and obj["reuse"]["frames"] == obj["batch"]["frames"] == 10
     assert [f["reuse"]["frames_reused"] for f in obj["files"]] == [4, 1, 1] and obj["files"][2]["fps"] is None
     # the segments a failed or interrupted file rendered took the run's time: they count in the total's frames/fps
     rows.append(JobRow("d.mkv", Path("d"), Path("D"), status="failed", seconds=1.0, rendered=6, segments=3,
@@ -99,7 +103,7 @@ def test_reuse_sums_and_the_summary_reports_it() -> None:
     rows.append(JobRow("e.mkv", Path("e"), Path("E"), status="interrupted", seconds=0.5, rendered=2, segments=2))
     summary = BatchSummary(rows, 4.0)
     assert summary.frames == 18 and summary.as_json()["batch"]["frames"] == 18
-    assert "; 18 frames in 4.0 s (4.50 fps)" in summary.table().splitlines()[-1]
+    assert "; 18 frames rendered in 4.0 s (4.50 fps)" in summary.table().splitlines()[-1]
 
 
 # batch runs --------------------------------------------------------------------------------------------------------
@@ -195,7 +199,9 @@ def test_near_in_two_second_segments_equals_one_pass_and_batch_reports_reuse(
     assert row.reuse.mode == "near"
     line = s2.table().splitlines()[1].split()
     assert line[0] == "done" and line[1] == "54" and line[3] == "-", s2.table()
-    assert one.reuse.summary() in s2.table().splitlines()[1] and one.reuse.summary() in s2.table().splitlines()[-1]
+    # the file's line says its output's reuse (its segments', as journaled); the last line this run's: none rendered
+    assert one.reuse.summary() in s2.table().splitlines()[1] and s2.reuse is None
+    assert re.search(r"; no frames rendered \(\d+\.\d s\)$", s2.table().splitlines()[-1]), s2.table()
     done_log = [m for m in logs if m.startswith("done")]
     assert done_log == [f"done     sub/threes.mkv (54 frames; {one.reuse.summary()})"]
     # decoded frames bit-identical to one pass with near
@@ -209,8 +215,9 @@ def test_near_in_two_second_segments_equals_one_pass_and_batch_reports_reuse(
     err = capfd.readouterr().err
     last = [json.loads(x) for x in err.splitlines() if x.startswith("{")][-1]
     assert last["done"] and last["files"][0]["status"] == "skipped"
-    assert {k: last["reuse"][k] for k in COUNTS} == {k: getattr(one.reuse, k) for k in COUNTS}
-    assert one.reuse.summary() in err
+    assert {k: last["files"][0]["reuse"][k] for k in COUNTS} == {k: getattr(one.reuse, k) for k in COUNTS}
+    assert last["reuse"] is None and last["batch"]["fps"] is None and last["batch"]["nothing_to_do"]  # nothing rendered
+    assert one.reuse.summary() in err and "; nothing to do: 1 file already done" in err
 
 
 def test_a_whole_file_reports_reuse_too(tmp_path: Path, threes: Path, model_file: Path) -> None:

@@ -531,7 +531,8 @@ def test_a_resume_keeps_what_the_changed_options_do_not_touch_and_redoes_what_th
     assert {r.key: r.status for r in s1.rows} == {"one.mkv": "done", "cover.png": "done", "bad.mkv": "failed"}
     assert any(m.startswith("done     cover.png (1 image, ") and m.endswith(" s)") for m in logs), logs
     assert any(m.startswith("done     one.mkv (1 frame, ") for m in logs), logs
-    assert s1.table().splitlines()[-1].startswith("3 files: 2 done, 0 skipped, 1 failed; 2 frames in ")
+    assert s1.table().splitlines()[-1].startswith("3 files: 2 done, 0 skipped, 1 failed; 2 frames rendered (1 video "
+                                                  "frame, 1 still) in ")
     assert re.fullmatch(r"done +1 +\d+\.\d +-  cover\.png", s1.table().splitlines()[2]), s1.table()
     rates = {f["file"]: f["fps"] for f in s1.as_json()["files"]}
     assert rates["cover.png"] is None and rates["one.mkv"] > 0  # --progress json's last object: no rate for a still
@@ -632,3 +633,51 @@ def test_stills_beside_videos_say_nothing_of_the_videos_encoding_options(tmp_pat
     assert not [m for m in logs if "to videos, not to a still image" in m], logs
     with av.open(str(out / "film.mkv")) as c:
         assert c.streams.video[0].codec_context.name == "ffv1"
+
+
+def test_the_summary_counts_what_this_run_did_and_says_a_vanished_failure(tmp_path: Path, model_file: Path) -> None:
+    """The last line's counts agree: frames rendered by this run, the stills among them, and reuse's ratio over the
+    video frames alone (a still is one image that reuse never sees: "4 frames; reuse 0/3" read as a ratio over 4).
+    A file that failed and whose source the user then deleted is said once (a ``vanished`` row, a ``forget`` log
+    line) and its record dropped from the journal, where it stayed for good, out of every table. A rerun with
+    nothing left to do says so, without a "0.00 fps"."""
+    from esrgan_video.video.images import write_image
+
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    make_clip(lib / "one.mkv", frames=3)
+    make_not_media(lib / "bad.mkv")
+    write_image(lib / "cover.png", np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8), None, 8)
+    kw = dict(model=str(model_file), devices="cpu", extensions=["mkv", "png"], **OPTS)
+    s1 = run_batch([lib], out, log=lambda m: None, **kw)
+    assert {r.key: r.status for r in s1.rows} == {"one.mkv": "done", "cover.png": "done", "bad.mkv": "failed"}
+    assert s1.frames == 4 and s1.stills == 1 and s1.reuse.frames == 3, s1.table()
+    last = s1.table().splitlines()[-1]
+    assert re.fullmatch(r"3 files: 2 done, 0 skipped, 1 failed; 4 frames rendered \(3 video frames, 1 still\) in "
+                        r"\d+\.\d s \(\d+\.\d\d fps\); reuse exact: \d of the 3 video frames, \d+/\d+ tiles "
+                        r"\(\d+ %\) reused", last), last
+    obj = s1.as_json()
+    assert (obj["batch"]["frames"], obj["batch"]["stills"], obj["reuse"]["frames"]) == (4, 1, 3)
+    assert obj["batch"]["fps"] > 0 and not obj["batch"]["nothing_to_do"]
+    assert journal(out)["bad.mkv"]["src"] == str(lib / "bad.mkv")
+
+    (lib / "bad.mkv").unlink()
+    logs: list[str] = []
+    s2 = run_batch([lib], out, log=logs.append, **kw)
+    rows = {r.key: r for r in s2.rows}
+    assert {k: r.status for k, r in rows.items()} == {"one.mkv": "skipped", "cover.png": "skipped",
+                                                      "bad.mkv": "vanished"}, s2.table()
+    assert "bad.mkv" not in journal(out) and s2.exit_code == 0
+    forget = [m for m in logs if m.startswith("forget")]
+    assert len(forget) == 1 and f"forget   bad.mkv: its source {lib / 'bad.mkv'} no longer exists" in forget[0], logs
+    table = s2.table()
+    assert re.search(r"^vanished +- +- +-  bad\.mkv: its source .* no longer exists; its failed record is dropped "
+                     r"from the journal \(it had failed: .*bad\.mkv", table, re.M), table
+    assert table.splitlines()[-1] == ("3 files: 0 done, 2 skipped, 0 failed, 1 vanished; nothing to do: 2 files already "
+                                      "done"), table
+    assert "fps" not in table.splitlines()[-1]
+
+    s3 = run_batch([lib], out, log=lambda m: None, **kw)  # said once: the record is gone
+    assert [r.status for r in s3.rows] == ["skipped", "skipped"]
+    assert s3.table().splitlines()[-1] == "2 files: 0 done, 2 skipped, 0 failed; nothing to do: all 2 files already done"
+    assert s3.as_json()["batch"]["fps"] is None and s3.as_json()["batch"]["nothing_to_do"] and s3.reuse is None

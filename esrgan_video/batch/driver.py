@@ -209,7 +209,7 @@ class JobRow:
     key: str
     src: Path
     dst: Path
-    status: str = "pending"  # done | damaged | skipped | failed | interrupted
+    status: str = "pending"  # done | damaged | skipped | failed | interrupted | vanished
     frames: int = 0
     seconds: float = 0.0
     error: str = ""
@@ -226,6 +226,13 @@ class JobRow:
     reuse: ReuseStats | None = None
     """What ``--reuse`` did for the whole output, summed over its segments (those kept from an earlier run as
     journaled); a skipped file's is its journal record's. None: not known (a record from before it was kept)."""
+    run_reuse: ReuseStats | None = None
+    """What ``--reuse`` did for the frames this run rendered of the file (:attr:`rendered`: its whole-file task or
+    the segments it rendered, not those kept from an earlier run): what the batch's total sums."""
+    already_done: bool = False
+    """Finished by an earlier run and verified: skipped (or ``damaged`` as journaled); this run did nothing for it."""
+    failed_before: bool = False
+    """Failed in an earlier run and not retried (no ``--retry-failed``): this run did nothing for it."""
 
     @property
     def one_image(self) -> bool:
@@ -264,18 +271,57 @@ class BatchSummary:
         return sum(r.rendered for r in self.rows)
 
     @property
+    def stills(self) -> int:
+        """Of :attr:`frames`, the still images this run rendered (one frame each, never reused)."""
+        return sum(r.rendered for r in self.rows if r.still)
+
+    @property
     def reuse(self) -> ReuseStats | None:
-        """The reuse of every file in the table whose reuse is known (done, damaged or skipped), summed; None when
-        none is known."""
+        """What ``--reuse`` did for the frames this run rendered, summed over the files (:attr:`JobRow.run_reuse`;
+        the segments of a failed or interrupted file too, as in :attr:`frames`): its ``frames`` are this run's video
+        frames, :attr:`frames` less :attr:`stills` (a still is one image that reuse never sees). None when this run
+        rendered no video frame. Each file's whole reuse, journaled parts included, is its row's
+        :attr:`JobRow.reuse`."""
         total = None
         for r in self.rows:
-            if r.status in ("done", "damaged", "skipped"):
-                total = add_reuse(total, r.reuse)
+            total = add_reuse(total, r.run_reuse)
         return total
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """Every file was finished (or failed, not retried) by an earlier run, or its record was dropped
+        (``vanished``): this run had nothing to render, and no frame rate to speak of."""
+        return all(r.already_done or r.failed_before or r.status == "vanished" for r in self.rows)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def totals_text(self) -> str:
+        """What the last line says after the counts of files (pure): this run's rendered frames (and of them the
+        stills), time and fps, and the reuse of this run's video frames, its ratio over those frames; when nothing
+        was rendered no frame rate (``all 3 files already done`` for a rerun with nothing to do)."""
+        if not self.frames:
+            if not self.nothing_to_do:  # a resumed file's join alone, files that failed at once
+                return f"no frames rendered ({self.seconds:.1f} s)"
+            done = sum(r.already_done for r in self.rows)
+            failed = sum(r.failed_before for r in self.rows)
+            said = ([f"{'all ' if done == len(self.rows) > 1 else ''}{counted(done, 'file')} already done"] if done
+                    else [])
+            if failed:
+                said.append(f"{failed} failed in an earlier run (--retry-failed retries them)")
+            return "nothing to do" + (f": {', '.join(said)}" if said else "")
+        stills = self.stills
+        what = (f" ({counted(self.frames - stills, 'video frame')}, {counted(stills, 'still')})" if stills else "")
+        text = f"{counted(self.frames, 'frame')} rendered{what} in {self.seconds:.1f} s ({self.fps:.2f} fps)"
+        total = self.reuse
+        if total is not None:
+            if total.mode == "off" or not stills:
+                text += f"; {total.summary()}"
+            else:  # the ratio is over the video frames: say so beside a count that holds stills
+                text += (f"; reuse {total.mode}: {total.frames_reused} of the {counted(total.frames, 'video frame')}, "
+                         f"{total.tiles_reused}/{total.tiles} tiles ({100 * total.tile_fraction:.0f} %) reused")
+        return text
 
     @property
     def exit_code(self) -> int:
@@ -287,8 +333,10 @@ class BatchSummary:
 
     def as_json(self) -> dict:
         """The summary as one JSON object (``--progress json``'s last line): every file's status, frames, frames
-        rendered by this run, seconds, fps and ``reuse`` (``ReuseStats.as_dict()`` or None), and the batch's
-        totals with the summed ``reuse``."""
+        rendered by this run, seconds, fps and ``reuse`` (``ReuseStats.as_dict()`` or None: the whole file's), and
+        the batch's totals as the table's last line says them: ``frames`` rendered by this run, ``stills`` of them,
+        ``fps`` (None when it rendered none; ``nothing_to_do``: every file was done, or failed, in an earlier run), and
+        ``reuse``, of this run's video frames (:attr:`reuse`)."""
         total = self.reuse
         return {
             "done": True,
@@ -297,8 +345,9 @@ class BatchSummary:
                        "segments": r.segments, "error": r.error or None, "damage": "; ".join(r.damage) or None,
                        "reuse": None if r.reuse is None else r.reuse.as_dict()} for r in self.rows],
             "batch": {"files": len(self.rows), **{k: self.count(k) for k in ("done", "damaged", "skipped", "failed",
-                                                                              "interrupted")},
-                      "frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps, 3),
+                                                                              "interrupted", "vanished")},
+                      "frames": self.frames, "stills": self.stills, "seconds": round(self.seconds, 3),
+                      "fps": round(self.fps, 3) if self.frames else None, "nothing_to_do": self.nothing_to_do,
                       "exit_code": self.exit_code},
             "reuse": None if total is None else total.as_dict(),
         }
@@ -325,8 +374,8 @@ class BatchSummary:
             + (f"{self.count('damaged')} damaged, " if self.count("damaged") else "")
             + f"{self.count('skipped')} skipped, "
             f"{self.count('failed')} failed" + (f", {self.count('interrupted')} interrupted" if self.count("interrupted") else "")
-            + f"; {counted(self.frames, "frame")} in {self.seconds:.1f} s ({self.fps:.2f} fps)"
-            + (f"; {self.reuse.summary()}" if self.reuse is not None else ""))
+            + (f", {self.count('vanished')} vanished" if self.count("vanished") else "")
+            + f"; {self.totals_text()}")
         return "\n".join(lines)
 
 
@@ -459,8 +508,9 @@ class Plan:
             row.rendered += int(result.get("frames", 0))
             task_reuse = reuse_from_record(result.get("reuse"))
             if task_reuse is not None:
-                row.reuse = add_reuse(row.reuse, segment_reuse(task_reuse, task.start)
-                                      if task.kind == "segment" else task_reuse)
+                share = segment_reuse(task_reuse, task.start) if task.kind == "segment" else task_reuse
+                row.reuse = add_reuse(row.reuse, share)
+                row.run_reuse = add_reuse(row.run_reuse, share)
         elif task.kind == "join" and row.reuse is not None:  # the file's record: its segments' reuse (resume shows it)
             result = {**result, "reuse": row.reuse.as_dict()}
         self.journal.record(task.key, "done", kind=task.kind, job=task.job_key, options=self._hash(task),
@@ -495,14 +545,14 @@ class Plan:
             return
         fp = self.src_fp[task.job_key]  # a rerun retries the file once its source changed (a fixed download)
         self.journal.record(task.key, "failed", kind=task.kind, job=task.job_key, options=self._hash(task), error=error,
-                            **fp)
+                            **fp, **self._src_path(task))  # its source: a rerun tells a deleted one (``_vanished``)
         st = self.jobs[task.job_key]
         if st.row.status == "failed":
             return
         if task.key != task.job_key:
             error = f"segment {task.key.rsplit('#', 1)[-1]}: {error}"
             self.journal.record(task.job_key, "failed", kind="job", job=task.job_key, options=self.opts_hash,
-                                error=error, **fp)
+                                error=error, src=str(st.job.src), **fp)
         st.row.status, st.row.error = "failed", error
         self._track_done(task, 0, job_finished=True)
         self.queue = deque(t for t in self.queue if t.job_key != task.job_key)
@@ -653,6 +703,37 @@ def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: 
     return tasks, waiting, parts, seg_dir
 
 
+def _vanished(journal: Journal, jobs: list[Job], out: Path, say: Callable[[str], None]) -> list[JobRow]:
+    """Files that failed in an earlier run and whose source is gone now (deleted, so no input names it): their
+    records (and those of their segments, with the segments folder) are dropped from the journal, each said in the
+    log and returned as a ``vanished`` row of the summary, so a failure nobody can retry is neither kept for ever
+    nor dropped silently. A failed file that is merely not among this run's inputs (its source is still there)
+    keeps its record; so does a record that names no source (made before failed records named it), and every
+    finished file (an output kept after its source was deleted is the usual end of a batch)."""
+    keys = {j.key for j in jobs}
+    gone: list[tuple[str, dict[str, Any]]] = []
+    for key, rec in journal.records.items():
+        src = rec.get("src")
+        if rec.get("state") != "failed" or rec.get("kind") == "segment" or key in keys or not isinstance(src, str):
+            continue
+        try:
+            os.lstat(src)
+        except (FileNotFoundError, NotADirectoryError):
+            gone.append((key, rec))
+        except OSError:  # cannot tell (permissions, a disk not there): kept
+            pass
+    rows = []
+    for key, rec in gone:
+        journal.forget([key, *(k for k in journal.records if k.startswith(f"{key}#seg"))])
+        if segments_dir(out, key).exists():
+            remove_segments(segments_dir(out, key))
+        why = f"its source {rec['src']} no longer exists; its failed record is dropped from the journal"
+        say(f"forget   {key}: {why} (it failed in an earlier run: {rec.get('error', '')})")
+        rows.append(JobRow(key, Path(rec["src"]), out / key, status="vanished",
+                           error=f"{why} (it had failed: {rec.get('error', '')})"))
+    return rows
+
+
 def run_batch(
     inputs: Sequence[str | os.PathLike],
     outdir: str | os.PathLike,
@@ -767,7 +848,7 @@ def run_batch(
                 if reason is None and _same_source(rec, fp):
                     if rec.get("kind") == "join" and segments_dir(out, job.key).exists():
                         remove_segments(segments_dir(out, job.key))  # left by a driver stopped right after the join
-                    row.status, row.frames = "skipped", int(rec.get("frames", 0))
+                    row.status, row.frames, row.already_done = "skipped", int(rec.get("frames", 0)), True
                     row.reuse = reuse_from_record(rec.get("reuse"))  # as journaled when it was made
                     if rec.get("damage"):  # done earlier from a damaged input: still say so (and exit 8)
                         row.status, row.damage = "damaged", [str(rec["damage"])]
@@ -777,7 +858,7 @@ def run_batch(
                 why = ("the source changed since it failed" if _source_changed(rec, job.src)
                        else "it failed with other options" if rec.get("options") not in (None, whole_h, h) else None)
                 if why is None:
-                    row.status = "failed"
+                    row.status, row.failed_before = "failed", True
                     row.error = f"failed in an earlier run (rerun with --retry-failed): {rec.get('error', '')}"
                     continue
                 said.append(f"retry    {job.key}: {why}")
@@ -792,6 +873,7 @@ def run_batch(
                 f"(first: {changed[0].dst}); rerun with --force to redo them, or use another output folder")
         for msg in said:
             say(msg)
+        rows.extend(_vanished(journal, jobs, out, say))
 
         durations: dict[str, float | None] = {}
         for job, row, owned in todo:

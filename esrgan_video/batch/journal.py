@@ -147,6 +147,22 @@ class Journal:
         self.records[key] = rec
         return rec
 
+    def forget(self, keys) -> None:
+        """Drop the records of ``keys`` (a file whose source is gone: ``driver._vanished``): the file is compacted
+        without them (written beside it and renamed over it, so a crash leaves the old or the new one) and reopened
+        for appending."""
+        if self._fd is None:
+            raise RuntimeError("journal is not open")
+        for key in keys:
+            self.records.pop(key, None)
+        try:
+            self._compact()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write the batch journal ({e.strerror or e})") from e
+        os.close(self._fd)
+        self._fd = fd
+
     def _compact(self) -> None:
         atomic_write_text(self.path, "".join(
             json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in self.records.values()
