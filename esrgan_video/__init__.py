@@ -6,6 +6,7 @@ Public API (imported lazily so ``import esrgan_video`` stays cheap):
   ``esrgan_video.models.describe(model)`` is its descriptor.
 - :class:`Upscaler` — frame-level upscaling (numpy or torch frames), thread-safe.
 - :func:`upscale_video` — the streaming core: a whole video in, a whole video out.
+- :func:`upscale_image` — one still image in, one out (grey and alpha kept where the output format holds them).
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def __getattr__(name: str):
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'esrgan_video' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names with the lazy ones (what ``dir()`` and tab completion list) before their first use."""
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = ["load_model", "Upscaler", "upscale_video", "upscale_image", "__version__"]

@@ -369,3 +369,11 @@ def test_real_weights_on_a_photo_crop_are_the_models_output(real_weights_x4plus,
     assert_codes_match(out8, codes(want, 255))
     np.testing.assert_allclose(outf, np.clip(want, 0, 1), atol=1e-5)
     assert float(np.abs(want - np.kron(crop / 255, np.ones((4, 4, 1)))).mean()) > 0.01  # a real model, not a resize
+
+
+def test_the_lazy_api_names_are_listed_by_dir():
+    # dir() and tab completion listed none of load_model, Upscaler, upscale_video, upscale_image before first use
+    names = dir(esrgan_video)
+    assert set(esrgan_video.__all__) <= set(names)
+    with pytest.raises(AttributeError, match="has no attribute 'upscale_frames'"):
+        esrgan_video.upscale_frames  # noqa: B018
