@@ -683,3 +683,69 @@ def test_reuse_exact_is_bit_identical_in_any_request_order_and_near_is_refused(m
         vsesrgan.upscale(held, model=model_path, device="cpu", reuse="near")
     with _raises("reuse"):
         vsesrgan.upscale(held, model=model_path, device="cpu", reuse="sometimes")
+
+
+def test_a_frame_error_carries_none_of_the_cores_traceback(model_path):
+    """VapourSynth writes the traceback of a callback's exception into the frame's error; the core's frames behind
+    an error the user must act on (a props problem) are not chained into it: the error's own line ends it."""
+    clip = to_format(rgbs_clip(n=1), vs.YUV420P8, _Matrix=10)
+    with pytest.raises(vs.Error) as caught:
+        vsesrgan.upscale(clip, model=model_path, device="cpu").get_frame(0)
+    text = str(caught.value)
+    assert text.strip().splitlines()[-1].startswith("vapoursynth.Error: vsesrgan.upscale: frame 0: BT.2020")
+    assert "direct cause" not in text and "color.py" not in text and "transform.py" not in text
+    assert len(text.strip().splitlines()) < 12  # VapourSynth's own few lines, then the error
+
+
+@pytest.mark.parametrize("fmt", [vs.RGBS, vs.RGBH], ids=["RGBS", "RGBH"])
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_nan_or_inf_in_float_input_is_named_as_the_inputs_fault(model_path, fmt, backend):
+    """An Expr division leaves NaN/Inf in an RGBS clip: the frame fails naming the plane and the way out, not the
+    model's weights and --precision (a CLI flag) as for a model that overflows."""
+    clip = core.std.Expr([core.resize.Point(rgbs_clip(n=2), format=fmt)], ["x", "x 0.5 > 0 0 / x ?", "x"])
+    out = vsesrgan.upscale(clip, model=model_path, device="cpu", backend=backend)
+    with _raises(r"frame 1: plane G holds \d+ NaN or infinite sample\(s\); float input must be finite .*"
+                 r"core\.std\.Expr\(clip, 'x x = x 0 \? 0 max 1 min'\)"):
+        out.get_frame(1)
+    fixed = core.std.Expr([clip], ["x x = x 0 ? 0 max 1 min"])  # the fix the message gives works
+    assert np.isfinite(np.stack(planes_of(vsesrgan.upscale(fixed, model=model_path, device="cpu",
+                                                           backend=backend).get_frame(1)))).all()
+
+
+def test_a_model_that_overflows_names_the_filters_precision_argument(model_path):
+    from esrgan_video import load_model
+
+    net = load_model(model_path)
+    with torch.no_grad():
+        net.conv_last.bias.fill_(float("inf"))  # finite input, infinite output: what fp16 overflow looks like
+    out = vsesrgan.upscale(rgbs_clip(n=1), model=net, device="cpu", backend="torch")
+    with pytest.raises(vs.Error) as caught:
+        out.get_frame(0)
+    last = str(caught.value).strip().splitlines()[-1]
+    assert "the model produced non-finite values" in last
+    assert "precision='fp32'" in last and "--precision" not in last
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the messages of a machine without CUDA")
+def test_core_messages_name_the_filters_arguments_not_the_clis_flags(model_path):
+    """The core's advice is spelt as this filter's arguments (device='cuda', not --device cuda), and device=0's
+    silent fall-back to the CPU is said when a backend then needs CUDA."""
+    clip = rgbs_clip(n=1)
+    with pytest.raises(vs.Error) as explicit:
+        vsesrgan.upscale(clip, model=model_path, device="cpu", backend="tensorrt")
+    assert "expected device='cuda', got cpu" in str(explicit.value) and "--" not in str(explicit.value)
+    assert "\n" not in str(explicit.value)
+    with _raises("tensorrt needs a CUDA device .*; device 0 runs on the CPU here: no CUDA GPU is available"):
+        vsesrgan.upscale(clip, model=model_path, backend="tensorrt")  # device=0, the default
+
+
+def test_flags_in_core_messages_become_arguments():
+    from vsesrgan.filter import _as_arguments
+
+    assert _as_arguments("Rerun with --precision fp32 (or keep") == "Rerun with precision='fp32' (or keep"
+    assert _as_arguments("use --backend torch-tensorrt or --backend torch.") == \
+        "use backend='torch-tensorrt' or backend='torch'."
+    assert _as_arguments("use --scale 2 or --tile-pad, --device cuda:1") == "use scale=2 or tile_pad, device='cuda:1'"
+    # flags the filter has no argument for stay as they are (the CLI's)
+    kept = "--devices 0,1, --size, the CLI's --reuse near"
+    assert _as_arguments(kept) == kept

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import threading
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from esrgan_video.frames.sizing import output_size
 from esrgan_video.frames.transform import FrameFormat, FrameTransform
 from esrgan_video.errors import EsrganVideoError, OptionError
 from esrgan_video.options import ModelOptions, RuntimeOptions, SizeOptions
+from esrgan_video.runtime.base import NonFiniteOutputError
 from esrgan_video.runtime.devices import resolve_device
 from esrgan_video.upscaler import Upscaler
 
@@ -44,6 +46,25 @@ _TO_RGBS = (
 
 def _error(message: str) -> vs.Error:
     return vs.Error(f"{NAME}: {message}")
+
+
+_CLI_FLAG = re.compile(
+    r"--(?:(backend) (auto|torch-tensorrt|torch|onnxruntime|tensorrt)\b|(precision) (fp32|fp16|bf16)\b"
+    r"|(device) (cpu|cuda(?::\d+)?)\b|(scale) (\d+(?:\.\d+)?)\b|(tile-pad|tile|blend|denoise|scale)\b(?![-\w]))"
+)
+
+
+def _as_arguments(message: str) -> str:
+    """A core message with the CLI's flags (``--backend torch``) spelt as this filter's arguments
+    (``backend='torch'``); flags it has no argument for (``--size``, ``--devices``) are left as they are."""
+    def argument(m: re.Match) -> str:
+        found = [g for g in m.groups() if g is not None]  # the flag, then its value if it has one
+        name = found[0].replace("-", "_")
+        if len(found) == 1:
+            return name
+        return f"{name}={found[1]}" if name == "scale" else f"{name}={found[1]!r}"
+
+    return _CLI_FLAG.sub(argument, message)
 
 
 # formats ------------------------------------------------------------------------------------------
@@ -181,6 +202,23 @@ class _FrameWorker:
                 "(e.g. QTGMC) or upscale the separated fields (core.std.SeparateFields)",
             )
 
+    def _failure(self, n: int, f: vs.VideoFrame, alpha: vs.VideoFrame | None, e: Exception) -> vs.Error:
+        """The one-line error for a frame the core refused: non-finite float input is named as the input's fault."""
+        if isinstance(e, NonFiniteOutputError) and self.fmt.is_float:
+            # RGBS/RGBH can hold NaN/Inf (Expr divisions, some float filters): the model spreads them over the
+            # whole tile, and the core's message would blame the weights and precision
+            named = [("plane R", f[0]), ("plane G", f[1]), ("plane B", f[2])]
+            for name, plane in named + ([("its _Alpha frame", alpha[0])] if alpha is not None else []):
+                a = np.asarray(plane)
+                bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+                if bad:
+                    return _error(
+                        f"frame {n}: {name} holds {bad} NaN or infinite sample(s); float input must be finite "
+                        "(the model spreads them over the frame): replace them before upscaling, e.g. "
+                        "core.std.Expr(clip, 'x x = x 0 ? 0 max 1 min')"
+                    )
+        return _error(f"frame {n}: {_as_arguments(str(e))}")
+
     def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         self._check_fields(n, f.props)
         spec = self.spec(f.props)
@@ -188,7 +226,9 @@ class _FrameWorker:
         try:
             planes = self.planes(f, spec, alpha)
         except (ValueError, EsrganVideoError) as e:
-            raise _error(f"frame {n}: {e}") from e
+            # from None: VapourSynth writes the traceback of a callback's exception into the frame's error text;
+            # the core's frames behind an error the user must act on are noise there (the last line says it all)
+            raise self._failure(n, f, alpha, e) from None
         out_w, out_h = self.out_size
         fout = self.core.create_video_frame(self.fmt.vs_format, out_w, out_h)
         for i, p in enumerate(planes[:self.fmt.vs_format.num_planes]):
@@ -277,7 +317,10 @@ def upscale(
         # a missing backend fails here, at script evaluation, and no frame request pays for the build.
         up.prepare(clip.height, clip.width)
     except EsrganVideoError as e:
-        raise _error(str(e)) from e
+        message = _as_arguments(str(e))
+        if type(device) is int and device == 0 and not torch.cuda.is_available() and "CUDA device" in message:
+            message += "; device 0 runs on the CPU here: no CUDA GPU is available"
+        raise _error(message) from None
     core = vs.core
     worker = _FrameWorker(up, fmt, (clip.width, clip.height), (out_w, out_h), core, reuse=runtime.reuse)
     shape = core.std.BlankClip(clip, width=out_w, height=out_h, keep=True)
