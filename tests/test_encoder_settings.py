@@ -12,7 +12,7 @@ import pytest
 
 import media
 from esrgan_video.errors import OptionError
-from esrgan_video.video.encoder_settings import (DEFAULT_CRF, crf_is_fractional, encoder_settings,
+from esrgan_video.video.encoder_settings import (DEFAULT_CQ, DEFAULT_CRF, crf_is_fractional, encoder_settings,
                                                  user_rate_control)
 from esrgan_video.video.reader import open_input
 from esrgan_video.video.writer import OutputVideo
@@ -216,8 +216,123 @@ def test_nvenc_presets_are_ffmpegs_names_and_a_bare_number_is_refused(codec):
     marked = [c.name for c in opt.choices if "(default)" in c.help]
     assert marked == [ENCODER_DEFAULT_PRESET[codec]] == ["p4"]
     assert str(opt.default).isdigit()  # what FFmpeg reports: the number, which the summary must not show
-    assert encoder_settings(codec).describe() == f"{codec}, preset p4 (encoder default)"
-    assert encoder_settings(codec, preset="p6").describe() == f"{codec}, preset p6"
+    cq = DEFAULT_CQ[codec]
+    assert encoder_settings(codec).describe() == f"{codec} cq {cq} (default), rc vbr, preset p4 (encoder default)"
+    assert encoder_settings(codec, preset="p6").describe() == f"{codec} cq {cq} (default), rc vbr, preset p6"
+
+
+def _nvenc_options(codec):
+    """(NVENC ``codec``'s private options, its generic ones) by name, from this FFmpeg build (skip if it lacks it)."""
+    import av
+
+    try:
+        so = av.CodecContext.create(codec, "w").supported_options
+    except (ValueError, av.FFmpegError):
+        pytest.skip(f"this FFmpeg has no {codec}")
+    return {o.name: o for o in so.private}, {o.name: o for o in so.generic}
+
+
+@pytest.mark.parametrize("codec", NVENC)
+def test_nvenc_gets_constant_quality_where_the_user_chose_no_rate_control(codec):
+    """Without a rate control NVENC ran FFmpeg's: VBR at NVENC's default ``b`` of 2 Mb/s (its own default; every
+    other encoder's is 0), which starves an upscaled 1080p/4K picture. It now gets its constant-quality mode,
+    ``rc=vbr cq=N b=0``, N the project's CRF of the CPU encoder of its format, and the summary names it as it names
+    x264's crf. Each value is one FFmpeg's option table takes (``rc``'s choices, ``cq``'s range). Pure: no GPU."""
+    private, generic = _nvenc_options(codec)
+    assert int(generic["b"].default) == 2_000_000  # the starving default this replaces
+    s = encoder_settings(codec)
+    cq = DEFAULT_CQ[codec]
+    assert s.crf == cq and s.crf_is_default and s.quality_key == "cq"
+    assert s.codec_options() == {"cq": str(cq), "rc": "vbr", "b": "0"}
+    assert s.describe() == f"{codec} cq {cq} (default), rc vbr, preset p4 (encoder default)"
+    assert "vbr" in {c.name for c in private["rc"].choices}
+    assert private["cq"].type.name == "FLOAT" and 0 < cq <= private["cq"].max
+    assert DEFAULT_CQ == {"h264_nvenc": DEFAULT_CRF["libx264"], "hevc_nvenc": DEFAULT_CRF["libx265"],
+                          "av1_nvenc": DEFAULT_CRF["libsvtav1"]}
+    # a cap of the user's own keeps the constant quality; their own rate control keeps FFmpeg's
+    capped = encoder_settings(codec, options={"maxrate": "40M"})
+    assert capped.codec_options() == {"maxrate": "40M", "cq": str(cq), "rc": "vbr", "b": "0"}
+    assert capped.describe().endswith("preset p4 (encoder default), maxrate=40M")
+    for own in ({"qp": "20"}, {"b": "20M"}, {"cq": "24"}, {"rc": "constqp"}, {"tune": "lossless"}):
+        assert user_rate_control(own), own
+        got = encoder_settings(codec, options=own)
+        assert got.crf is None and got.codec_options() == own, own
+        assert got.describe() == f"{codec}, preset p4 (encoder default), " + " ".join(f"{k}={v}" for k, v in own.items())
+
+
+@pytest.mark.parametrize("codec", NVENC)
+def test_crf_is_nvencs_cq(codec):
+    """``--crf N`` for NVENC was refused ("it has no crf option"); it is ``cq N`` in constant-quality VBR, fractions
+    included (``cq`` is a float). 0 (NVENC's "automatic", not lossless) and values past cq's range are refused as
+    command-line errors, where FFmpeg took 0 silently and refused the rest at avcodec_open2."""
+    private, _ = _nvenc_options(codec)
+    top = int(private["cq"].max)
+    assert encoder_settings(codec, crf=20.5).codec_options() == {"cq": "20.5", "rc": "vbr", "b": "0"}
+    assert encoder_settings(codec, crf=21.0).codec_options()["cq"] == "21"
+    s = encoder_settings(codec, crf=19, preset="p6")
+    assert s.describe() == f"{codec} cq 19, rc vbr, preset p6" and not s.crf_is_default
+    assert encoder_settings(codec, crf=top).codec_options()["cq"] == str(top)
+    # the user's own rc or b next to --crf are theirs; --crf wins over a cq in --encoder-opt
+    assert encoder_settings(codec, crf=20, options={"rc": "cbr"}).codec_options() == {"rc": "cbr", "cq": "20",
+                                                                                      "b": "0"}
+    assert encoder_settings(codec, crf=20, options={"cq": "30"}).codec_options()["cq"] == "20"
+    for bad in (0, top + 1, 0.0):
+        with pytest.raises(OptionError) as e:
+            encoder_settings(codec, crf=bad)
+        assert e.value.exit_code == 2 and str(e.value).startswith(
+            f"crf: expected above 0 and at most {top} for encoder {codec} (its constant-quality cq"), str(e.value)
+
+
+def test_crf_for_nvenc_on_the_command_line(tmp_path, clip, capfd):
+    """``--codec h264_nvenc --crf 20`` was refused (exit 2, "no --crf"): it passes the option checks now (the missing
+    model is the error, exit 4); ``--crf 0`` is refused in one line before the model is looked up, nothing written."""
+    from esrgan_video.testing import run_cli
+
+    _nvenc_options("h264_nvenc")
+    base = (clip, tmp_path / "o.mp4", "--model", tmp_path / "missing.pth", "--codec", "h264_nvenc")
+    p = run_cli(capfd, *base, "--crf", "20")
+    assert p.returncode == 4 and "missing.pth" in p.stderr and "--crf" not in p.stderr, p.stderr
+    p = run_cli(capfd, *base, "--crf", "0")
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith(
+        "esrgan-video: error: --crf: expected above 0 and at most 51 for encoder h264_nvenc"), lines
+    assert sorted(q.name for q in tmp_path.iterdir()) == []
+
+
+def _open_error(codec: str, options: dict[str, str]):
+    """None when ``codec`` opens on a 64x64 yuv420p picture with ``options``, else the errno avcodec_open2 gave."""
+    from fractions import Fraction
+
+    import av
+
+    from esrgan_video.video.chatter import quiet_encoder_options
+
+    ctx = av.CodecContext.create(codec, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = 64, 64, "yuv420p"
+    ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+    ctx.options = quiet_encoder_options(codec, options, verbose=False)
+    try:
+        ctx.open()
+    except av.FFmpegError as e:
+        return e.errno
+    return None
+
+
+@pytest.mark.parametrize("codec", NVENC)
+def test_ffmpeg_takes_the_nvenc_options(codec):
+    """FFmpeg sets a codec's options before its encoder starts (avcodec_open2 refuses a value its option does not
+    take, EINVAL or ERANGE, before NVENC looks for a GPU): the options given to NVENC open exactly as no options do,
+    on a machine with NVENC (both open) and without one (both fail the same way, loading CUDA)."""
+    import errno
+
+    _nvenc_options(codec)
+    nothing = _open_error(codec, {})
+    for crf in (None, 17.5):
+        assert _open_error(codec, encoder_settings(codec, crf=crf).codec_options()) == nothing
+    if nothing is None:
+        return
+    assert _open_error(codec, {"rc": "nope"}) == errno.EINVAL  # the check tells a refused option from the rest
+    assert _open_error(codec, {"cq": "99"}) == errno.ERANGE
 
 
 def test_named_presets_of_other_encoders_are_names_too():

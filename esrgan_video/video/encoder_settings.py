@@ -8,6 +8,16 @@ own defaults (libx264 23, libx265 28, libsvtav1 35, libvpx-vp9 32), at their def
 measures these against the encoders' own defaults (PSNR against a lossless encode, size, encode fps).
 Fractional CRF is passed where the encoder's ``crf`` option is a float (x264, x265) and refused, as a
 command-line error, where it is an integer (SVT-AV1, VP9).
+
+NVENC (``h264_nvenc``, ``hevc_nvenc``, ``av1_nvenc``) has no ``crf``: given no rate control, FFmpeg's NVENC runs VBR
+at its generic default bitrate, 2 Mb/s (``b`` is 2000000 in NVENC's defaults, unlike every other encoder's 0), far too
+little for an upscaled 1080p or 4K picture. Its constant-quality mode is ``rc=vbr`` with ``cq`` (the quality its VBR
+aims at, a QP-like scale: 0-51, AV1 0-63; 0 means "automatic") and ``b=0`` (FFmpeg drops the average bitrate in CQ
+mode itself, ``nvenc.c`` "CQ mode shall discard avg bitrate/vbv buffer size"; older releases kept the 2 Mb/s as a
+target beside ``cq``). So NVENC gets that, ``--crf N`` being ``cq N`` (:data:`DEFAULT_CQ` without one; fractions
+pass: ``cq`` is a float), at its default preset (p4) and tune (hq); ``--encoder-opt maxrate=...`` caps the peak.
+QSV and AMF are left at FFmpeg's defaults (their rate controls differ and are unverified here); their
+``--encoder-opt`` options apply as given.
 """
 
 from __future__ import annotations
@@ -21,8 +31,18 @@ from ..errors import OptionError, OutputError
 
 from ..options import DEFAULT_CRF, ENCODER_DEFAULT_CRF  # noqa: F401 - re-exported; the numbers live with the options
 
-RATE_CONTROL_KEYS = ("crf", "qp", "b", "cq", "lossless", "global_quality")
-"""Encoder options that choose the rate control: given any of them, no default CRF is added."""
+RATE_CONTROL_KEYS = ("crf", "qp", "b", "cq", "lossless", "global_quality", "rc")
+"""Encoder options that choose the rate control: given any of them, no default CRF (or NVENC CQ) is added."""
+
+NVENC_CODECS = ("h264_nvenc", "hevc_nvenc", "av1_nvenc")
+DEFAULT_CQ: dict[str, int] = {"h264_nvenc": 16, "hevc_nvenc": 18, "av1_nvenc": 22}
+"""NVENC's ``cq`` when the user chose no rate control: the project's CRF of the CPU encoder of the same format
+(:data:`DEFAULT_CRF`: libx264 16, libx265 18, libsvtav1 22), as tools that take one quality number for both do
+(``--crf N`` is ``cq N``). NVENC's CQ is a QP-like target on those CRFs' scales (H.264/HEVC QP 0-51; AV1 0-63, as
+SVT-AV1's CRF); NVENC spends more bits than x264 for a given quality, so the same number errs towards quality and
+size, as this project's CRFs do. Not calibrated on an NVENC GPU here (the H100/H200 have no NVENC)."""
+NVENC_CQ_OPTIONS = (("rc", "vbr"), ("b", "0"))
+"""What goes with ``cq`` for NVENC's constant-quality mode (a user's own ``rc`` or ``b`` is kept)."""
 
 _PARAMS_KEYS = ("x264-params", "x265-params", "svtav1-params")
 _PARAMS_RATE = ("crf", "qp", "bitrate", "lossless", "tbr", "rc")
@@ -86,9 +106,22 @@ def crf_is_fractional(codec: str) -> bool:
     return opt is not None and opt.type.name in ("FLOAT", "DOUBLE")
 
 
+def quality_option(codec: str) -> str | None:
+    """The option ``--crf`` sets for ``codec``: ``crf``, NVENC's ``cq``, or None (it takes no ``--crf``)."""
+    private = _private_options(codec)
+    if "crf" in private:
+        return "crf"
+    if codec in NVENC_CODECS and "cq" in private:
+        return "cq"
+    return None
+
+
 def user_rate_control(options: dict[str, str]) -> bool:
-    """Whether ``options`` (``--encoder-opt``) already choose a rate control (pure)."""
+    """Whether ``options`` (``--encoder-opt``) already choose a rate control (pure). NVENC's ``tune=lossless`` is
+    one (FFmpeg then encodes constant QP 0)."""
     if any(k in options for k in RATE_CONTROL_KEYS):
+        return True
+    if options.get("tune", "").strip() == "lossless":
         return True
     for key in _PARAMS_KEYS:
         for item in options.get(key, "").split(":"):
@@ -99,28 +132,36 @@ def user_rate_control(options: dict[str, str]) -> bool:
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    """What the encoder was given: codec, CRF (and whether it is the project's default), preset, other options."""
+    """What the encoder was given: codec, CRF (and whether it is the project's default), preset, other options.
+    ``quality_key``: the option the CRF is given as, ``crf``, or ``cq`` for NVENC (with ``rc=vbr b=0``)."""
 
     codec: str
     crf: int | float | None
     crf_is_default: bool
     preset: str | None
     options: tuple[tuple[str, str], ...]
+    quality_key: str = "crf"
 
     def codec_options(self) -> dict[str, str]:
-        """The options for FFmpeg's encoder (``crf`` and ``preset`` included)."""
+        """The options for FFmpeg's encoder (``crf`` or NVENC's ``cq`` and ``preset`` included)."""
         out = dict(self.options)
         if self.crf is not None:
-            out["crf"] = f"{self.crf:g}" if isinstance(self.crf, float) else str(self.crf)
+            out[self.quality_key] = f"{self.crf:g}" if isinstance(self.crf, float) else str(self.crf)
+            if self.quality_key == "cq":
+                for key, value in NVENC_CQ_OPTIONS:
+                    out.setdefault(key, value)
         if self.preset is not None:
             out["preset"] = self.preset
         return out
 
     def describe(self) -> str:
-        """One phrase for the summary: ``libx264 crf 16 (default), preset medium (encoder default)``."""
+        """One phrase for the summary: ``libx264 crf 16 (default), preset medium (encoder default)``; NVENC's
+        ``h264_nvenc cq 16 (default), rc vbr, preset p4 (encoder default)``."""
         parts = [self.codec]
         if self.crf is not None:
-            parts.append(f"crf {self.crf:g}" + (" (default)" if self.crf_is_default else ""))
+            parts.append(f"{self.quality_key} {self.crf:g}" + (" (default)" if self.crf_is_default else ""))
+            if self.quality_key == "cq":
+                parts[-1] += f", rc {dict(self.options).get('rc', 'vbr')}"
         elif not user_rate_control(dict(self.options)) and "crf" in _private_options(self.codec):
             parts.append("encoder's default rate control")
         text = " ".join(parts)
@@ -133,7 +174,8 @@ class EncoderSettings:
             if not default or default in ("-2", "-1") or opt.choices:
                 default = ENCODER_DEFAULT_PRESET.get(self.codec, "")
             text += f", preset {default} (encoder default)" if default else ", preset (encoder default)"
-        extra = [f"{k}={v}" for k, v in self.options if k not in ("crf", "preset")]
+        shown = ("crf", "preset", "rc") if self.quality_key == "cq" and self.crf is not None else ("crf", "preset")
+        extra = [f"{k}={v}" for k, v in self.options if k not in shown]
         if extra:
             text += ", " + " ".join(extra)
         return text
@@ -142,19 +184,26 @@ class EncoderSettings:
 def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str | None = None,
                      options: dict[str, str] | None = None) -> EncoderSettings:
     """The settings to give ``codec``: ``crf`` as asked, else the project's default where the encoder takes one
-    and the user chose no rate control. Raises :class:`OptionError` (exit 2) for a crf, preset or ``options`` key
-    the encoder has no option for, a preset it does not have (:func:`preset_values`), and for a fractional crf where
-    it takes integers."""
+    and the user chose no rate control; for NVENC the same as ``cq`` (:data:`DEFAULT_CQ`). Raises
+    :class:`OptionError` (exit 2) for a crf, preset or ``options`` key the encoder has no option for, a preset it
+    does not have (:func:`preset_values`), for a fractional crf where it takes integers, and for an NVENC crf outside
+    its cq's range or 0 (which NVENC reads as "automatic", not lossless)."""
     private = _private_options(codec)
     opts = dict(options or {})
     unknown = [k for k in opts if k not in _option_names(codec)]
     if unknown:  # FFmpeg would leave them unused without a word
         raise OptionError("encoder_opts", f"options the {codec} encoder has (ffmpeg -h encoder={codec} lists them)",
                           ",".join(unknown))
+    key = quality_option(codec)
     if crf is not None:
-        if "crf" not in private:
+        if key is None:
             raise OptionError("crf", f"no --crf for encoder {codec} (it has no crf option)", crf)
-        if float(crf) != int(float(crf)) and not crf_is_fractional(codec):
+        if key == "cq":
+            top = int(private["cq"].max)
+            if not 0 < float(crf) <= top:
+                raise OptionError("crf", f"above 0 and at most {top} for encoder {codec} (its constant-quality cq, "
+                                         "where 0 means automatic, not lossless: --encoder-opt tune=lossless is)", crf)
+        elif float(crf) != int(float(crf)) and not crf_is_fractional(codec):
             raise OptionError("crf", f"a whole number for encoder {codec} (its crf is an integer)", crf)
         if float(crf) == int(float(crf)):
             crf = int(float(crf))
@@ -173,11 +222,14 @@ def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str 
                                             f"value of a preset, which differs between FFmpeg versions{hint})", preset)
             raise OptionError("preset", f"a {codec} preset: {values[1]}", preset)
     is_default = False
-    if crf is None and codec in DEFAULT_CRF and "crf" in private and not user_rate_control(opts):
-        crf, is_default = DEFAULT_CRF[codec], True
+    defaults = DEFAULT_CQ if key == "cq" else DEFAULT_CRF
+    if crf is None and key is not None and codec in defaults and not user_rate_control(opts):
+        crf, is_default = defaults[codec], True
+    key = key or "crf"
     return EncoderSettings(codec=codec, crf=crf, crf_is_default=is_default, preset=preset,
-                           options=tuple((k, v) for k, v in opts.items() if k not in ("crf", "preset") or
-                                         (k == "crf" and crf is None) or (k == "preset" and preset is None)))
+                           options=tuple((k, v) for k, v in opts.items() if k not in (key, "preset") or
+                                         (k == key and crf is None) or (k == "preset" and preset is None)),
+                           quality_key=key)
 
 
 def _cpu_has_avx512() -> bool:
