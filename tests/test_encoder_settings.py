@@ -234,10 +234,10 @@ def _nvenc_options(codec):
 
 @pytest.mark.parametrize("codec", NVENC)
 def test_nvenc_gets_constant_quality_where_the_user_chose_no_rate_control(codec):
-    """Without a rate control NVENC ran FFmpeg's: VBR at NVENC's default ``b`` of 2 Mb/s (its own default; every
-    other encoder's is 0), which starves an upscaled 1080p/4K picture. It now gets its constant-quality mode,
-    ``rc=vbr cq=N b=0``, N the project's CRF of the CPU encoder of its format, and the summary names it as it names
-    x264's crf. Each value is one FFmpeg's option table takes (``rc``'s choices, ``cq``'s range). Pure: no GPU."""
+    """Without a rate control NVENC ran FFmpeg's: VBR at NVENC's default ``b`` of 2 Mb/s (its own default; x264's,
+    x265's, SVT-AV1's and VP9's is 0), which starves an upscaled 1080p/4K picture. It now gets its constant-quality
+    mode, ``rc=vbr cq=N b=0``, N the project's CRF of the CPU encoder of its format, and the summary names it as it
+    names x264's crf. Each value is one FFmpeg's option table takes (``rc``'s choices, ``cq``'s range). Pure: no GPU."""
     private, generic = _nvenc_options(codec)
     assert int(generic["b"].default) == 2_000_000  # the starving default this replaces
     s = encoder_settings(codec)
@@ -257,7 +257,8 @@ def test_nvenc_gets_constant_quality_where_the_user_chose_no_rate_control(codec)
         assert user_rate_control(own), own
         got = encoder_settings(codec, options=own)
         assert got.crf is None and got.codec_options() == own, own
-        assert got.describe() == f"{codec}, preset p4 (encoder default), " + " ".join(f"{k}={v}" for k, v in own.items())
+        shown = " ".join(f"{k}={v}" for k, v in own.items())
+        assert got.describe() == f"{codec}, preset p4 (encoder default), {shown}"
 
 
 @pytest.mark.parametrize("codec", NVENC)

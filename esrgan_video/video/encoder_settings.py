@@ -10,10 +10,10 @@ Fractional CRF is passed where the encoder's ``crf`` option is a float (x264, x2
 command-line error, where it is an integer (SVT-AV1, VP9).
 
 NVENC (``h264_nvenc``, ``hevc_nvenc``, ``av1_nvenc``) has no ``crf``: given no rate control, FFmpeg's NVENC runs VBR
-at its generic default bitrate, 2 Mb/s (``b`` is 2000000 in NVENC's defaults, unlike every other encoder's 0), far too
-little for an upscaled 1080p or 4K picture. Its constant-quality mode is ``rc=vbr`` with ``cq`` (the quality its VBR
-aims at, a QP-like scale: 0-51, AV1 0-63; 0 means "automatic") and ``b=0`` (FFmpeg drops the average bitrate in CQ
-mode itself, ``nvenc.c`` "CQ mode shall discard avg bitrate/vbv buffer size"; older releases kept the 2 Mb/s as a
+at its default bitrate, 2 Mb/s (NVENC's own default ``b``, 2000000, where x264's, x265's, SVT-AV1's and VP9's is 0),
+far too little for an upscaled 1080p or 4K picture. Its constant-quality mode is ``rc=vbr`` with ``cq`` (the quality
+its VBR aims at, a QP-like scale: 0-51, AV1 0-63; 0 means "automatic") and ``b=0`` (FFmpeg drops the average bitrate
+in CQ mode itself, ``nvenc.c`` "CQ mode shall discard avg bitrate/vbv buffer size"; older releases kept the 2 Mb/s as a
 target beside ``cq``). So NVENC gets that, ``--crf N`` being ``cq N`` (:data:`DEFAULT_CQ` without one; fractions
 pass: ``cq`` is a float), at its default preset (p4) and tune (hq); ``--encoder-opt maxrate=...`` caps the peak.
 QSV and AMF are left at FFmpeg's defaults (their rate controls differ and are unverified here); their
@@ -39,8 +39,8 @@ DEFAULT_CQ: dict[str, int] = {"h264_nvenc": 16, "hevc_nvenc": 18, "av1_nvenc": 2
 """NVENC's ``cq`` when the user chose no rate control: the project's CRF of the CPU encoder of the same format
 (:data:`DEFAULT_CRF`: libx264 16, libx265 18, libsvtav1 22), as tools that take one quality number for both do
 (``--crf N`` is ``cq N``). NVENC's CQ is a QP-like target on those CRFs' scales (H.264/HEVC QP 0-51; AV1 0-63, as
-SVT-AV1's CRF); NVENC spends more bits than x264 for a given quality, so the same number errs towards quality and
-size, as this project's CRFs do. Not calibrated on an NVENC GPU here (the H100/H200 have no NVENC)."""
+SVT-AV1's CRF), so one number means about one quantizer, and so about one quality; NVENC, a hardware encoder, spends
+more bits on it. Not calibrated on an NVENC GPU here (none was at hand: the H100/H200 have no NVENC)."""
 NVENC_CQ_OPTIONS = (("rc", "vbr"), ("b", "0"))
 """What goes with ``cq`` for NVENC's constant-quality mode (a user's own ``rc`` or ``b`` is kept)."""
 
