@@ -614,13 +614,21 @@ def _raises(match: str):
 
 
 def test_variable_format_and_size_clips_are_refused(model_path):
+    """One line saying what varies, what is known (the frames' format or size) and the conversion that fixes only
+    that: a YUV clip of many sizes is not told to become RGBS."""
     a = rgbs_clip(n=2)
     mixed_format = core.std.Splice([a, core.resize.Point(a, format=vs.RGB24)], mismatch=True)
-    with _raises("variable format or size.*core.resize"):
+    with _raises(r"the clip has a variable format \(its 32x24 frames come in more than one format\); give it one "
+                 r"with core\.resize\.Bicubic\(clip, format=vs\.RGBS\)"):
         vsesrgan.upscale(mixed_format, model=model_path, device="cpu")
-    mixed_size = core.std.Splice([a, rgbs_clip(n=2, width=16, height=16)], mismatch=True)
-    with _raises("variable format or size"):
+    yuv = to_format(a, vs.YUV420P10)
+    mixed_size = core.std.Splice([yuv, to_format(rgbs_clip(n=2, width=16, height=16), vs.YUV420P10)], mismatch=True)
+    with _raises(r"the clip has a variable size \(its YUV420P10 frames come in more than one size\); give it one "
+                 r"with core\.resize\.Bicubic\(clip, width=W, height=H\) before upscaling$"):
         vsesrgan.upscale(mixed_size, model=model_path, device="cpu")
+    both = core.std.Splice([a, core.resize.Point(a, width=16, height=16, format=vs.RGB24)], mismatch=True)
+    with _raises(r"the clip has a variable format and size; .*format=vs\.RGBS"):
+        vsesrgan.upscale(both, model=model_path, device="cpu")
 
 
 @pytest.mark.parametrize("fmt", [vs.YUV444PS, vs.GRAYS, vs.YUV420PH], ids=lambda f: core.get_video_format(f).name)

@@ -96,9 +96,21 @@ class ClipFormat:
 def clip_format(clip: vs.VideoNode) -> ClipFormat:
     """Check a clip up front; :class:`vs.Error` saying what to do for clips the filter cannot take."""
     fmt = clip.format
-    if fmt is None or fmt.color_family == vs.UNDEFINED or clip.width == 0 or clip.height == 0:
+    variable_format = fmt is None or fmt.color_family == vs.UNDEFINED
+    variable_size = clip.width == 0 or clip.height == 0
+    if variable_format and not variable_size:
         raise _error(
-            "the clip has a variable format or size; give it one with core.resize.Bicubic(clip, width=W, height=H, "
+            f"the clip has a variable format (its {clip.width}x{clip.height} frames come in more than one format); "
+            "give it one with core.resize.Bicubic(clip, format=vs.RGBS) (or the format you want) before upscaling"
+        )
+    if variable_size and not variable_format:  # the format is kept: only the size needs fixing
+        raise _error(
+            f"the clip has a variable size (its {fmt.name} frames come in more than one size); give it one with "
+            "core.resize.Bicubic(clip, width=W, height=H) before upscaling"
+        )
+    if variable_format:
+        raise _error(
+            "the clip has a variable format and size; give it one with core.resize.Bicubic(clip, width=W, height=H, "
             "format=vs.RGBS) (or the format you want) before upscaling"
         )
     family = fmt.color_family
