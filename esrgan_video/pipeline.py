@@ -31,7 +31,7 @@ from .frames.reuse import ReuseStats
 from .frames.transform import FrameTransform
 from .options import UpscaleOptions
 from .upscaler import Upscaler
-from .video.output_plan import check_plan, plan_output, with_codec
+from .video.output_plan import check_plan, known_scale, plan_output, with_codec
 from .video.reader import open_input
 from .video.trim import check_trim
 from .video.stream_copy import stream_selection
@@ -144,7 +144,10 @@ def upscale_video(
             check_output_place(dst, overwrite=overwrite, src=src)
             check_can_create(dst)
         _check_streams_keep(inp, enc)
-        check_plan(info, opts, src=src, dst=dst)  # a --pix-fmt the encoder refuses: before the model is looked up
+        # every refusal of the output that needs nothing from the model (a --pix-fmt the encoder refuses, MPEG-2 at
+        # 7 fps, AVI times, ...): before the model is looked up; frame sizes too where its scale is known
+        check_plan(info, opts, src=src, dst=dst, inp=inp,
+                   model_scale=upscaler.scale if upscaler is not None else known_scale(opts.model))
         up = upscaler or Upscaler(opts.model, opts.runtime)
         reuse = opts.runtime.reuse if upscaler is None or _reuse_given(options, flat_options) else up.runtime.reuse
         try:

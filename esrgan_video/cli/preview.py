@@ -151,7 +151,7 @@ def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]],
         return still_columns(src, at, columns, options, meta=meta, notice=notice, crop=crop)
     from ..frames.transform import FrameTransform
     from ..upscaler import Upscaler
-    from ..video.output_plan import plan_output
+    from ..video.output_plan import check_plan, plan_output
     from ..video.reader import open_input
     from ..video.trim import check_trim
 
@@ -165,6 +165,8 @@ def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]],
             raise OptionError("at", e.expected.replace("a trim that selects at least one frame of", "a time within"),
                               e.got.removeprefix("--start ")) from None  # as said: 1.5, 120f (not a Fraction)
         check_crop(crop, (info.width, info.height))
+        # what the plan refuses (--pix-fmt, --preset, --crf, size options) needs no model: said before one loads
+        check_plan(info, options, src=src, dst="preview.mkv")
         frame = next(iter(inp.frames(start=at)))
         source_plan = None
         for model, blend in columns:

@@ -24,7 +24,7 @@ from ..options import UpscaleOptions
 from .encoder_formats import canonical_encoder, choose_pix_fmt, keep_advice
 from .encoder_settings import EncoderSettings, encoder_settings
 from .probe import gif_transparent
-from .writer import output_codec, output_format, sar_kept
+from .writer import check_video, output_codec, output_format, sar_kept
 
 
 @dataclass(frozen=True)
@@ -129,12 +129,45 @@ def jpeg_color(spec: ColorSpec) -> ColorSpec:
     return dataclasses.replace(spec, matrix=Matrix.SMPTE170M, full_range=True, chroma_location="center")
 
 
-def check_plan(info, options: UpscaleOptions, *, src: str | Path, dst: str | Path) -> None:
-    """Raise what :func:`plan_output` raises for ``src`` into ``dst``, before a model is looked up, downloaded or
-    built (``upscale_video`` calls it first): a ``--pix-fmt`` the encoder cannot write (``--pix-fmt rgb24`` into
-    ``x.jpg``), an encoder that writes no colour format, contradictory size options. None of these depends on the
-    model's scale: the plan is made at scale 1 and dropped (its notices come with the real plan's)."""
-    plan_output(info, options, model_scale=1, src=src, dst=dst)
+def check_plan(info, options: UpscaleOptions, *, src: str | Path, dst: str | Path, inp=None,
+               model_scale: int | None = None) -> None:
+    """Raise, before a model is looked up, downloaded or built (``upscale_video`` and ``esrgan-video preview`` call it
+    first), every refusal of the output that needs nothing from the model: what :func:`plan_output` raises (a
+    ``--pix-fmt`` the encoder cannot write, ``--pix-fmt rgb24`` into ``x.jpg``; an encoder that writes no colour
+    format; contradictory size options; a ``--preset`` or ``--crf`` the encoder refuses) and, with ``inp`` (the
+    ``InputVideo`` of ``info``, whose trim ``options.trim`` selects the frames written), what the writer would refuse
+    when it is set up (``writer.check_video``: a frame rate or frame times the encoder cannot carry, MPEG-2 at 7 fps;
+    AVI times of a variable-rate input with B-frames; RGB into a YUV-only container).
+
+    ``model_scale``: the model's scale where it is known without loading the model (:func:`known_scale`); the frame
+    size checks (a size the encoder needs a multiple of its chroma subsampling) are then made on the real planned
+    size, else left for the writer. No check here depends on the scale otherwise: the plan is made at the given
+    scale (1 when unknown) and dropped (its notices come with the real plan's)."""
+    plan = plan_output(info, options, model_scale=model_scale or 1, src=src, dst=dst)
+    if inp is None:
+        return
+    opts = with_codec(options, dst)
+    enc, trim = opts.encode, opts.trim
+    t0, t1 = inp.resolve_range(trim.start, trim.end)
+    check_video(dst, output_format(dst, enc.format), enc.codec, plan.pix_fmt, output_encoder(enc), inp,
+                size=plan.size.size if model_scale else None, time_base=info.time_base, rate=info.frame_rate,
+                t0=t0, t1=t1)
+
+
+def known_scale(model) -> int | None:
+    """The scale of the model ``model`` (``options.ModelOptions``) names, where it is known without loading it: a
+    registry name's (``models.registry``: the scale its file is checked against when fetched), else None (a checkpoint
+    file's scale is in its weights; a loaded module's in its layers)."""
+    name = model.model
+    if not isinstance(name, str) or Path(name).exists():
+        return None
+    from ..errors import ModelError
+    from ..models.registry import get_entry
+
+    try:
+        return get_entry(name).scale
+    except ModelError:
+        return None  # not a registry name: the model's lookup says so
 
 
 def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | Path, dst: str | Path) -> OutputPlan:

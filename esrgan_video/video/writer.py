@@ -44,7 +44,7 @@ from ..options import codec_for
 from ..frames.colorspace import Matrix, Range
 from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
-from .encoder_settings import deterministic_options, encoder_settings
+from .encoder_settings import EncoderSettings, deterministic_options, encoder_settings
 from .chatter import quiet_encoder_options
 from .encoder_formats import (ENCODER_MAX_RATE, canonical_encoder, choose_pix_fmt, encoder_opens, encoder_pix_fmts,
                               encoder_reorders, muxer_options, time_base_opens, written_back)
@@ -56,7 +56,7 @@ from .stream_copy import (StreamCopier, StreamSelection, advanced_timecodes, con
                           mpegts_holds, shifted_chapters)
 
 __all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "cfr_rate", "check_avi_times", "check_output",
-           "container_suggestion", "encoder_rate", "input_cfr_rate", "output_format", "partial_path",
+           "check_video", "container_suggestion", "encoder_rate", "input_cfr_rate", "output_format", "partial_path",
            "video_time_base"]
 
 # Encoders whose frame size must be a multiple of the chroma subsampling.
@@ -445,6 +445,68 @@ def check_avi_times(dst: str | os.PathLike, muxer: str | None, codec: str, pix_f
                           "or --encoder-opt bf=0")
 
 
+def check_video(dst: str | os.PathLike, muxer: str | None, codec: str, pix_fmt: str, settings: EncoderSettings,
+                template: InputVideo | None, *, size: tuple[int, int] | None, time_base: Fraction,
+                rate: Fraction | None, t0: Fraction | None = None, t1: Fraction | None = None) -> EncoderClock | None:
+    """Refuse (``OutputError``, one line naming ``dst``) video that encoder ``codec`` in ``muxer`` cannot be given,
+    before any file is opened, and return its :class:`EncoderClock` (None: the stream's time base): a pixel format the
+    encoder does not take, a frame ``size`` that is not a multiple of the format's chroma subsampling (for encoders
+    that need one), a frame rate or frame times the encoder cannot carry (:func:`encoder_rate`: MPEG-1/2 at 7 fps, a
+    variable rate), an AVI of a variable-rate input with B-frames (:func:`check_avi_times`), RGB into a YUV-only
+    container. ``settings``: what the encoder is given; ``template``: the input whose frames (those of the trim
+    ``[t0, t1)``, media seconds) are written; ``time_base``/``rate``: the output stream's. ``size`` None: not known
+    yet (the model's scale is not), its check left for the writer, which asks again with the real one. Pure but for
+    FFmpeg's tables, its encoder probes and the input's packet index. ``OutputVideo`` asks it before it opens a file,
+    ``upscale_video`` (through ``output_plan.check_plan``) before the model is looked up."""
+    dst = Path(dst)
+    accepted = encoder_pix_fmts(codec)
+    if accepted and pix_fmt not in accepted:
+        raise OutputError(f"encoder {codec} cannot write pixel format {pix_fmt}; it accepts: {', '.join(accepted)}")
+    if size is not None:
+        mx, my = size_multiple(pix_fmt)
+        w, h = size
+        if codec in _STRICT_SIZE and (w % mx or h % my):
+            raise OutputError(f"{dst}: {codec} needs a frame size that is a multiple of {mx}x{my} for {pix_fmt}, "
+                              f"got {w}x{h}")
+    clock = _encoder_clock(dst, codec, pix_fmt, template, time_base=Fraction(time_base), rate=rate, t0=t0, t1=t1)
+    check_avi_times(dst, muxer, codec, pix_fmt, settings.codec_options(), template, time_base=time_base, rate=rate)
+    if muxer in VIDEO_ONLY_FORMATS and pixel_format(pix_fmt).family == "rgb":
+        raise OutputError(f"{dst}: {muxer} carries YUV or grey video only, not {pix_fmt}; add --pix-fmt yuv444p")
+    return clock
+
+
+def _encoder_clock(dst: Path, codec: str, pix_fmt: str, template: InputVideo | None, *, time_base: Fraction,
+                   rate: Fraction | None, t0: Fraction | None, t1: Fraction | None) -> EncoderClock | None:
+    """The frame clock for an encoder that refuses the stream's time base (:func:`encoder_rate`); the input's
+    frames (those of the trim ``[t0, t1)``) are checked against its grid here, before any file is opened."""
+    if time_base_opens(codec, time_base, pix_fmt):
+        # every encoder but MPEG-1/2 (and MPEG-4 Part 2 for a 1/90000): the stream's time base, but libx264's
+        return _cfr_clock(dst, codec, pix_fmt, template, time_base=time_base, rate=rate)
+    times, rates, src = None, [rate], None
+    if template is not None:
+        times = template.frame_times()  # sorted: the trim's [t0, t1) is a slice, as trim.selected_frames counts it
+        lo = 0 if t0 is None else bisect.bisect_left(times, t0)
+        times = times[lo:len(times) if t1 is None else bisect.bisect_left(times, t1)]
+        rates, src = [rate, template.info.guessed_rate], template.path
+    got = encoder_rate(codec, pix_fmt, time_base, rates, times, dst=dst, src=src)
+    return None if got is None else EncoderClock(got, time_base, dst=dst, codec=codec)
+
+
+def _cfr_clock(dst: Path, codec: str, pix_fmt: str, template: InputVideo | None, *, time_base: Fraction,
+               rate: Fraction | None) -> EncoderClock | None:
+    """libx264 (:data:`TIMEBASE_TICK_ENCODERS`) of a constant-rate input gets the rate as its time base, so its
+    stream says the frame rate (SPS VUI timing 1/(2 x 25) instead of MP4's 1/(2 x 12800)); the packets keep the
+    frames' own timestamps (a non-strict :class:`EncoderClock`). Judged on the whole input's frames (the
+    packet index: one demux pass, no decoding), not the trim's, so every segment of a batch run gets the same
+    SPS and joins. A variable frame rate, or frames given without a template: the stream's time base."""
+    if template is None or av.codec.Codec(codec, "w").name not in TIMEBASE_TICK_ENCODERS:
+        return None
+    cfr = input_cfr_rate(template, time_base, rate)
+    if cfr is None or cfr * time_base == 1 or not time_base_opens(codec, 1 / cfr, pix_fmt):
+        return None
+    return EncoderClock(cfr, time_base, dst=dst, codec=codec, strict=False)
+
+
 def field_options(codec: str, field_order: str | None, options: dict[str, str]) -> dict[str, str]:
     """``options`` for encoder ``codec`` writing frames of ``field_order`` (``VideoInfo.field_order``): libx264 flags
     its stream interlaced in that order (``fake-interlaced``: the frames are still coded as frames, the SPS and the
@@ -597,7 +659,6 @@ class OutputVideo:
         self.color = color if color is not None else (info.color if info is not None else ColorSpec())
         self.encoder_settings = encoder_settings(codec, crf=crf, preset=preset, options=dict(options or {}))
         """What the encoder is given (the project's default CRF included); ``describe()`` for a summary."""
-        self._check_encoder(codec)
         self._layouts = plane_layouts(pix_fmt, *self.size)
         self._tags = self._color_tags(self.color)
 
@@ -611,13 +672,9 @@ class OutputVideo:
             base = Fraction(0)
         self.base = base
         self.shift = (base + (self.t0 or 0)) if shift_timestamps else Fraction(0)
-        self._clock = self._encoder_clock(codec, template)  # MPEG-1/2: their frame rates only; before any file
-        check_avi_times(self.dst, self.format, codec, self.pix_fmt, self.encoder_settings.codec_options(), template,
-                        time_base=self.time_base, rate=self.rate)  # before any file is opened
-
-        if self.format in VIDEO_ONLY_FORMATS and pixel_format(pix_fmt).family == "rgb":
-            raise OutputError(f"{self.dst}: {self.format} carries YUV or grey video only, not {pix_fmt}; "
-                              "add --pix-fmt yuv444p")
+        # every refusal of what is written, before any file (the pipeline asks the same before the model loads)
+        self._clock = check_video(self.dst, self.format, codec, pix_fmt, self.encoder_settings, template,
+                                  size=self.size, time_base=self.time_base, rate=self.rate, t0=self.t0, t1=self.t1)
         self._fix_dts = DtsRepair(self.time_base)
         if self.pipe:
             self.partial = None
@@ -694,45 +751,6 @@ class OutputVideo:
     def _check_paths(self) -> None:
         check_output_place(self.dst, overwrite=self.overwrite,
                            src=self.template.path if self.template is not None else None)
-
-    def _check_encoder(self, codec: str) -> None:
-        accepted = encoder_pix_fmts(codec)
-        if accepted and self.pix_fmt not in accepted:
-            raise OutputError(f"encoder {codec} cannot write pixel format {self.pix_fmt}; "
-                              f"it accepts: {', '.join(accepted)}")
-        mx, my = size_multiple(self.pix_fmt)
-        w, h = self.size
-        if codec in _STRICT_SIZE and (w % mx or h % my):
-            raise OutputError(f"{self.dst}: {codec} needs a frame size that is a multiple of {mx}x{my} for "
-                              f"{self.pix_fmt}, got {w}x{h}")
-
-    def _encoder_clock(self, codec: str, template: InputVideo | None) -> EncoderClock | None:
-        """The frame clock for an encoder that refuses the stream's time base (:func:`encoder_rate`); the input's
-        frames (those of the trim) are checked against its grid here, before any file is opened."""
-        if time_base_opens(codec, self.time_base, self.pix_fmt):
-            # every encoder but MPEG-1/2 (and MPEG-4 Part 2 for a 1/90000): the stream's time base, but libx264's
-            return self._cfr_clock(codec, template)
-        times, rates, src = None, [self.rate], None
-        if template is not None:
-            times = template.frame_times()  # sorted: the trim's [t0, t1) is a slice, as trim.selected_frames counts it
-            lo = 0 if self.t0 is None else bisect.bisect_left(times, self.t0)
-            times = times[lo:len(times) if self.t1 is None else bisect.bisect_left(times, self.t1)]
-            rates, src = [self.rate, template.info.guessed_rate], template.path
-        rate = encoder_rate(codec, self.pix_fmt, self.time_base, rates, times, dst=self.dst, src=src)
-        return None if rate is None else EncoderClock(rate, self.time_base, dst=self.dst, codec=codec)
-
-    def _cfr_clock(self, codec: str, template: InputVideo | None) -> EncoderClock | None:
-        """libx264 (:data:`TIMEBASE_TICK_ENCODERS`) of a constant-rate input gets the rate as its time base, so its
-        stream says the frame rate (SPS VUI timing 1/(2 x 25) instead of MP4's 1/(2 x 12800)); the packets keep the
-        frames' own timestamps (a non-strict :class:`EncoderClock`). Judged on the whole input's frames (the
-        packet index: one demux pass, no decoding), not the trim's, so every segment of a batch run gets the same
-        SPS and joins. A variable frame rate, or frames given without a template: the stream's time base."""
-        if template is None or av.codec.Codec(codec, "w").name not in TIMEBASE_TICK_ENCODERS:
-            return None
-        rate = input_cfr_rate(template, self.time_base, self.rate)
-        if rate is None or rate * self.time_base == 1 or not time_base_opens(codec, 1 / rate, self.pix_fmt):
-            return None
-        return EncoderClock(rate, self.time_base, dst=self.dst, codec=codec, strict=False)
 
     def _setup_video(self, codec, info) -> None:
         field_order = info.field_order if info is not None and info.field_order in FIELD_FIRST else None

@@ -1,0 +1,107 @@
+"""Refusals of the output that need nothing from the model come before the model is looked up.
+
+A frame rate MPEG-2 cannot carry (7 fps), frames not evenly spaced for it, an AVI of a variable-rate input with
+B-frames: the writer refused them when it was set up, after the model was looked up,
+downloaded or built and the frame transform made (a slow download or TensorRT build, then a one-line refusal).
+``upscale_video`` now asks the writer's own checks (``writer.check_video``, through ``output_plan.check_plan``)
+before the model; ``esrgan-video preview`` asks the plan's before its first column's model.
+
+The model given is one that fails when it is looked up (a checkpoint path or a registry name that does not exist,
+exit 4): the output's refusal (exit 6, or 2 for an option) is said instead, so no model was reached, and nothing is
+written. Without the change each case says the model's error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from esrgan_video.testing import run_cli
+from media import make_clip
+
+MISSING = {"path": lambda tmp: tmp / "no-such-model.pth", "name": lambda tmp: "NoSuchModel_x4"}
+
+
+@pytest.mark.parametrize("model", sorted(MISSING))
+@pytest.mark.parametrize("make, out, args, code, says", [
+    pytest.param(dict(fps=7), "out.mpg", ["--codec", "mpeg2video"], 6,
+                 "{dst}: mpeg2video cannot carry in.mkv's frame rate of 7 fps (MPEG-1/2 know 23.976, 24, 25, 29.97, "
+                 "30, 50, 59.94 and 60 fps); use --codec libx264, or an .mkv or .mp4 output", id="mpeg2-7fps"),
+    pytest.param(dict(pts=[0, 40, 90, 100, 250, 290]), "out.mpg", ["--codec", "mpeg2video"], 6,
+                 "{dst}: mpeg2video holds a constant frame rate only and in.mkv's frames are not evenly spaced "
+                 "(frame 2 at 0.090 s); use --codec libx264, or an .mkv or .mp4 output", id="mpeg2-vfr"),
+    pytest.param(dict(pts=[0, 40, 90, 100, 250, 290]), "out.avi", ["--codec", "libx264"], 6,
+                 "{dst}: AVI stores no presentation times and in.mkv has a variable frame rate, so libx264's B-frames "
+                 "would be written at wrong times; use .mkv or .mp4, or --encoder-opt bf=0", id="avi-vfr-bframes"),
+])
+def test_the_outputs_refusal_comes_before_the_model(tmp_path: Path, capfd, model, make, out, args, code, says):
+    src = make_clip(tmp_path / "in.mkv", frames=6, **make)
+    dst = tmp_path / out
+    p = run_cli(capfd, src, dst, "--model", MISSING[model](tmp_path), *args)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert (p.returncode, lines) == (code, [f"esrgan-video: error: {says.format(dst=dst)}"]), p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.mkv"]  # no output, no partial file
+
+
+def test_a_trim_is_judged_before_the_model_as_the_writer_judges_it(tmp_path: Path, capfd, near_identity_file):
+    """The early check judges the trim's frames, as the writer does: MPEG-2 of the evenly spaced part of a
+    variable-rate input is written (the early check refuses nothing the writer would write), the whole of it is
+    refused before the model."""
+    src = make_clip(tmp_path / "in.mkv", pts=[0, 40, 80, 120, 160, 200, 230, 290])
+    p = run_cli(capfd, src, tmp_path / "all.mpg", "--codec", "mpeg2video", "--model", tmp_path / "none.pth")
+    assert p.returncode == 6 and "frame 6 at 0.230 s" in p.stderr, p.stderr
+    p = run_cli(capfd, src, tmp_path / "part.mpg", "--codec", "mpeg2video", "--end", "0.2", "--model",
+                near_identity_file(2), "--backend", "torch")
+    assert p.returncode == 0, p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.mkv", "part.mpg"]
+
+
+def test_the_scale_is_known_for_a_registry_name_only(tmp_path: Path):
+    """The frame-size checks need the model's scale: a registry name's is known without loading it (its entry), a
+    checkpoint file's is not (it is in the weights), so its size checks stay with the writer."""
+    from esrgan_video.options import ModelOptions
+    from esrgan_video.video.output_plan import known_scale
+
+    assert known_scale(ModelOptions(model="RealESRGAN_x4plus")) == 4
+    assert known_scale(ModelOptions(model="realesr-animevideov3")) == 4
+    assert known_scale(ModelOptions(model="NoSuchModel_x4")) is None
+    assert known_scale(ModelOptions(model=str(tmp_path / "RealESRGAN_x2plus.pth"))) is None
+    named = tmp_path / "RealESRGAN_x2plus"  # a file of a registry name's name is that file, not the entry
+    named.write_bytes(b"")
+    assert known_scale(ModelOptions(model=str(named))) is None
+
+
+def test_check_plan_at_an_unknown_scale_refuses_no_size_the_real_plan_writes(tmp_path: Path, capfd,
+                                                                           near_identity_file):
+    """An 8x8 input into libx265, which opens at 16x16 but not 8x8: the check before the model (scale unknown:
+    a checkpoint file) refuses nothing, and the x4 run writes its 32x32 frames."""
+    from esrgan_video.options import UpscaleOptions
+    from esrgan_video.video.output_plan import check_plan
+    from esrgan_video.video.reader import open_input
+
+    src = make_clip(tmp_path / "in.mkv", frames=2, size=(8, 8))
+    opts = UpscaleOptions.from_kwargs(None, model=str(near_identity_file(4)), codec="libx265")
+    with open_input(src) as inp:
+        check_plan(inp.info, opts, src=src, dst=tmp_path / "out.mkv", inp=inp, model_scale=None)
+    p = run_cli(capfd, src, tmp_path / "out.mkv", "--codec", "libx265", "--model", near_identity_file(4),
+                "--backend", "torch")
+    assert p.returncode == 0, p.stderr
+    with open_input(tmp_path / "out.mkv") as inp:
+        assert (inp.info.width, inp.info.height) == (32, 32)
+
+
+@pytest.mark.parametrize("model", sorted(MISSING))
+@pytest.mark.parametrize("args, code, says", [
+    (["--pix-fmt", "rgb24"], 6, "encoder libx264 cannot write pixel format 'rgb24'"),
+    (["--codec", "png", "--pix-fmt", "yuv420p"], 6, "encoder png cannot write pixel format 'yuv420p'"),
+])
+def test_previews_plan_is_refused_before_its_model(tmp_path: Path, capfd, model, args, code, says):
+    """``esrgan-video preview`` plans each column's frame as a video run plans it: a ``--pix-fmt`` the encoder
+    cannot write is said before the first column's model is looked up, and no sheet is written."""
+    src = make_clip(tmp_path / "in.mkv", frames=2)
+    p = run_cli(capfd, "preview", src, "--at", "0", "--model", MISSING[model](tmp_path), "-o", tmp_path / "p.png",
+                *args)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == code and len(lines) == 1 and says in lines[0], p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.mkv"]
