@@ -95,8 +95,8 @@ _RUNTIME_FIELDS = frozenset(f.name for f in dataclasses.fields(RuntimeOptions))
 class Upscaler:
     """Upscale RGB frames with a model (an RRDB generator or a compact model; see its :attr:`descriptor`).
 
-    ``upscale(frames)`` takes numpy H×W×3 (uint8, uint16 or float in [0, 1]) or a torch
-    N×3×H×W tensor on any device, and returns the upscaled frames in the same kind.
+    ``upscale(frames)`` takes numpy H×W×3 (uint8, uint16 or float in [0, 1]; also H×W grey and H×W×4 RGBA) or a
+    torch N×3×H×W tensor on any device, and returns the upscaled frames in the same kind.
     ``upscale_tensor(rgb)`` is the device-side entry the frame transform uses.
     """
 
@@ -274,6 +274,10 @@ class Upscaler:
     def upscale(self, frames):
         """Upscale NumPy H×W×3 (uint8/uint16/float) or torch N×3×H×W (or 3×H×W) frames; returns the same kind.
 
+        A NumPy H×W (or H×W×1) grey or H×W×4 RGBA array comes back as the same kind, upscaled as
+        :func:`~esrgan_video.upscale_image` upscales a grey or RGBA still (the same values): the grey through the
+        model as R = G = B, the grey out the BT.709 luma of the model's RGB; alpha upscaled once, as a grey image.
+
         Integer frames are full-range RGB codes (uint8: 0–255; uint16, int16, int32: 0–65535); float frames are in
         [0, 1] and keep their dtype. An array of the other byte order (e.g. ``>u2``) is read as its values and comes
         back in its own dtype. Tensors come back on their own device. Runs through the frame transform, which
@@ -294,11 +298,15 @@ class Upscaler:
     def _upscale(self, frames):
         """:meth:`upscale` without its reading of a non-finite output."""
         if isinstance(frames, np.ndarray):
-            if frames.ndim != 3 or frames.shape[2] != 3:
-                raise InputError(f"expected an H×W×3 RGB array, got shape {frames.shape}")
+            if not (frames.ndim == 2 or (frames.ndim == 3 and frames.shape[2] in (1, 3, 4))):
+                raise InputError(f"expected an H×W×3 RGB array (or H×W grey, H×W×4 RGBA), got shape {frames.shape}")
             _check_not_empty(1, frames.shape[0], frames.shape[1])
             if not frames.dtype.isnative:  # torch takes native byte order only: the same values, swapped
                 return self._upscale(frames.astype(frames.dtype.newbyteorder("="))).astype(frames.dtype)
+            if frames.ndim == 3 and frames.shape[2] == 1:
+                return self._upscale(frames[..., 0])[..., None]
+            if frames.ndim == 2 or frames.shape[2] == 4:
+                return self._upscale_grey_or_rgba(frames)
             if frames.dtype.kind == "f":
                 out = self._transform("packed-float", frames.dtype)([frames[..., c] for c in range(3)])
                 return np.stack(out, axis=-1)
@@ -330,6 +338,30 @@ class Upscaler:
             return y.to(src_device)
         raise InputError(f"expected a numpy array or torch tensor, got {type(frames).__name__}")
 
+    def _upscale_grey_or_rgba(self, frames: np.ndarray) -> np.ndarray:
+        """An H×W grey or H×W×4 RGBA array (native byte order), upscaled as :func:`~esrgan_video.upscale_image`
+        upscales a grey or RGBA still: the model on R = G = B, the grey out the BT.709 luma of its RGB; alpha upscaled
+        once beside the colour (as a grey image)."""
+        grey = frames.ndim == 2
+        if frames.dtype.kind == "f":
+            if grey:
+                out = self._transform("packed-float-grey", frames.dtype)([frames, frames, frames])
+                y = sum(np.float32(w) * c.astype(np.float32) for w, c in zip(LUMA_709, out))
+                return np.clip(y, 0, 1).astype(frames.dtype)
+            out = self._transform("packed-float-alpha", frames.dtype)([frames[..., c] for c in range(4)])
+            return np.stack(out, axis=-1)
+        _check_frame_dtype(frames.dtype.name)
+        if frames.dtype in (np.int16, np.int32):  # 16-bit codes held in a wider or signed type
+            return self._upscale_grey_or_rgba(np.clip(frames, 0, 65535).astype(np.uint16)).astype(frames.dtype)
+        from .options import SizeOptions
+        from .stills import upscale_samples
+
+        bits = 8 if frames.dtype == np.uint8 else 16
+        samples, alpha = (frames, None) if grey else (frames[..., :3], frames[..., 3])
+        big, big_alpha = upscale_samples(self, np.ascontiguousarray(samples),
+                                         None if alpha is None else np.ascontiguousarray(alpha), bits, SizeOptions())
+        return big if grey else np.concatenate([big, big_alpha[..., None].astype(big.dtype)], axis=2)
+
     def _transform(self, layout: str, dtype) -> "FrameTransform":
         """The frame transform for one kind of RGB frame (made once per kind; any frame size)."""
         from .frames.transform import FrameFormat, FrameTransform, _torch_dtype
@@ -337,14 +369,16 @@ class Upscaler:
         key = (layout, str(dtype))
         tr = self._transforms.get(key)
         if tr is None:
-            if layout == "packed-float" or (layout == "planar" and dtype.is_floating_point):
-                fmt = FrameFormat.float_rgb(dtype if isinstance(dtype, torch.dtype) else _torch_dtype(dtype))
+            if layout.startswith("packed-float") or (layout == "planar" and dtype.is_floating_point):
+                fmt = FrameFormat.float_rgb(dtype if isinstance(dtype, torch.dtype) else _torch_dtype(dtype),
+                                            alpha=layout == "packed-float-alpha")
             else:
                 bits = 8 if str(dtype) in ("uint8", "torch.uint8") else 16
                 pf = (pixel_format("rgb24" if bits == 8 else "rgb48le") if layout == "packed" else
                       PixelFormat(f"planar-rgb{bits}", "rgb", bits, planes=("R", "G", "B")))
                 fmt = FrameFormat(pf, ColorSpec().resolved(1, 1, pf))
-            tr = self._transforms.setdefault(key, FrameTransform(self, src=fmt, dst=fmt))
+            tr = self._transforms.setdefault(key, FrameTransform(self, src=fmt, dst=fmt,
+                                                                 grey=layout == "packed-float-grey"))
         return tr
 
 
