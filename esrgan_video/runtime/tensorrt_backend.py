@@ -174,9 +174,15 @@ def create(trt, factory, what: str, logger):
         errors = trt_errors(logger) or "no TensorRT error was logged"
         raise BackendError(
             f"TensorRT {getattr(trt, '__version__', '?')} (a CUDA {cuda} build) could not create its {what} ({cause}): "
-            f"{errors}; the GPU driver must support CUDA {cuda} (nvidia-smi shows the CUDA it supports), else install "
-            "the TensorRT build for the driver's CUDA (pip install tensorrt-cu12 for a CUDA 12 driver)")
+            f"{errors}; {driver_advice(cuda)}")
     return obj
+
+
+def driver_advice(cuda: str) -> str:
+    """The way out when TensorRT built for CUDA ``cuda`` cannot create a builder or runtime (pure): what :func:`create`
+    says, and the torch-tensorrt backend where that failure comes from inside ``torch_tensorrt.compile``."""
+    return (f"the GPU driver must support CUDA {cuda} (nvidia-smi shows the CUDA it supports), else install the "
+            "TensorRT build for the driver's CUDA (pip install tensorrt-cu12 for a CUDA 12 driver)")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ Versions: every torch-tensorrt release is built against one torch minor and pins
 torch X.Y. :func:`import_torch_tensorrt` checks that pairing from the installed distributions'
 metadata before importing (a mismatched C++ extension fails in obscure ways, or pip replaces
 torch), and refuses with one line naming both versions.
+
+A failure inside ``torch_tensorrt.compile`` (a TensorRT the driver cannot run: the ``tensorrt`` metapackage installs
+``tensorrt-cu13``, whose ``trt.Builder`` raises ``TypeError: pybind11::init(): factory function returned nullptr`` on
+a CUDA 12 driver; an op no converter takes with full compilation; out of memory while building) is one BackendError
+line naming the model, the shape and the cause (:func:`compile_error`), with the TensorRT backend's advice for the
+driver case (``tensorrt_backend.driver_advice``), not a traceback.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from esrgan_video.errors import BackendError, brief
-from esrgan_video.runtime.base import Backend, CommonOptions, cuda_device, precision_dtype
+from esrgan_video.errors import BackendError, EsrganVideoError, brief
+from esrgan_video.runtime.base import Backend, CommonOptions, cuda_device, precision_dtype, precision_name
 from esrgan_video.runtime.torch_backend import prepare_model
 
 
@@ -101,6 +107,49 @@ def typing_kwargs(dynamo_compile) -> dict:
     return {"use_explicit_typing": True} if takes else {}
 
 
+NULLPTR_FACTORY = "factory function returned nullptr"
+"""What TensorRT's pybind11 binding says when ``trt.Builder``/``trt.Runtime`` get no object from the library: a
+TensorRT built for a CUDA the driver does not support (TensorRT itself logs "CUDA initialization failure")."""
+
+
+def driver_cannot_run(e: BaseException) -> bool:
+    """Whether ``e``, or an exception it was raised from or while handling (torch.compile's BackendCompilerFailed wraps
+    it), is the binding's nullptr factory (:data:`NULLPTR_FACTORY`) (pure)."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if NULLPTR_FACTORY in str(cur):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def compile_error(e: BaseException, *, model: str, shape: tuple[int, ...], precision: str, versions: str,
+                  cuda: str) -> BackendError:
+    """The one-line BackendError for ``e``, raised by ``torch_tensorrt.compile`` of ``model`` for input ``shape``
+    (pure). ``versions``: "torch-tensorrt X (TensorRT Y)"; ``cuda``: the CUDA major TensorRT was built for
+    (``engine_cache.tensorrt_cuda_major``). A TensorRT the driver cannot run (:func:`driver_cannot_run`) gets the
+    TensorRT backend's advice (``tensorrt_backend.driver_advice``); anything else the backends that need no
+    torch-tensorrt."""
+    from esrgan_video.runtime.tensorrt_backend import driver_advice
+
+    what = f"{versions} could not compile {model} for {'x'.join(map(str, shape))} {precision} ({brief(e)})"
+    if driver_cannot_run(e):
+        return BackendError(f"{what}: TensorRT is a CUDA {cuda} build; {driver_advice(cuda)}")
+    return BackendError(f"{what}; --backend tensorrt builds the model from ONNX instead, --backend torch runs it "
+                        "without TensorRT")
+
+
+def _versions(torch_tensorrt) -> str:
+    """"torch-tensorrt X (TensorRT Y)" of the imported modules (torch_tensorrt imports tensorrt)."""
+    import sys
+
+    trt = sys.modules.get("tensorrt")
+    return (f"torch-tensorrt {getattr(torch_tensorrt, '__version__', '?')} "
+            f"(TensorRT {getattr(trt, '__version__', '?')})")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TorchTensorRTOptions:
     """The torch-tensorrt backend's own options (what every backend takes is
@@ -148,13 +197,23 @@ class TorchTensorRTBackend(Backend):
             kwargs["optimization_level"] = self.opt_level
         t0 = time.perf_counter()
         self.notice(f"torch-tensorrt {torch_tensorrt.__version__}: compiling for {n}x{self.in_channels}x{h}x{w}...")
-        with torch.cuda.device(self.info.device):
-            self._compiled = torch_tensorrt.compile(
-                m,
-                ir="dynamo",
-                inputs=[torch_tensorrt.Input((n, self.in_channels, h, w), dtype=self.info.dtype)],
-                **kwargs,
-            )
+        shape = (n, self.in_channels, h, w)
+        try:
+            with torch.cuda.device(self.info.device):
+                self._compiled = torch_tensorrt.compile(
+                    m,
+                    ir="dynamo",
+                    inputs=[torch_tensorrt.Input(shape, dtype=self.info.dtype)],
+                    **kwargs,
+                )
+        except EsrganVideoError:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever torch.export, the converters or TensorRT raise: one line
+            from esrgan_video.runtime import engine_cache
+
+            raise compile_error(e, model=engine_cache.model_label(self.model), shape=shape,
+                                precision=precision_name(self.info.dtype), versions=_versions(torch_tensorrt),
+                                cuda=engine_cache.tensorrt_cuda_major()) from e
         self.notice(f"torch-tensorrt: compiled in {time.perf_counter() - t0:.1f} s")
 
     def _release(self) -> None:
