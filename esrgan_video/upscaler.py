@@ -317,10 +317,12 @@ class Upscaler:
             (out,) = self._transform("packed", frames.dtype)([frames])
             return out
         if isinstance(frames, torch.Tensor):
+            if not ((frames.ndim == 3 and frames.shape[0] == 3) or (frames.ndim == 4 and frames.shape[1] == 3)):
+                hwc = frames.ndim in (3, 4) and frames.shape[-1] == 3  # channels last, as NumPy frames are
+                raise InputError(f"expected a 3×H×W or N×3×H×W tensor, got shape {tuple(frames.shape)}"
+                                 + (" (channels last: .permute(2, 0, 1) or .permute(0, 3, 1, 2) first)" if hwc else ""))
             if frames.ndim == 3:
                 return self._upscale(frames.unsqueeze(0))[0]
-            if frames.ndim != 4 or frames.shape[1] != 3:
-                raise InputError(f"expected N×3×H×W frames, got shape {tuple(frames.shape)}")
             _check_not_empty(frames.shape[0], frames.shape[2], frames.shape[3])
             src_device, src_dtype = frames.device, frames.dtype
             x = frames

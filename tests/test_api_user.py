@@ -208,8 +208,14 @@ def test_torch_chw_and_nchw_on_the_cpu_match_numpy(up, net):
     np.testing.assert_array_equal(got.permute(1, 2, 0).numpy(), up.upscale(RGB8))
     for dt in (torch.float64, torch.float16, torch.bfloat16):
         assert up.upscale(chw.to(dt)).dtype == dt
-    with pytest.raises(InputError, match=r"expected N×3×H×W frames, got shape \(1, 4, 4, 3\)"):
-        up.upscale(torch.zeros(4, 4, 3))
+    # the shape given, not the one after a batch axis was added ("expected N×3×H×W frames, got shape (1, 4, 4, 3)")
+    with pytest.raises(InputError, match=r"^expected a 3×H×W or N×3×H×W tensor, got shape \(4, 5, 3\) \(channels "
+                                         r"last: \.permute\(2, 0, 1\) or \.permute\(0, 3, 1, 2\) first\)$"):
+        up.upscale(torch.zeros(4, 5, 3))
+    for shape in ((1, 4, 5), (2, 1, 4, 5), (4, 5), (1, 1, 3, 4, 5)):
+        with pytest.raises(InputError, match=r"^expected a 3×H×W or N×3×H×W tensor, got shape \(" +
+                                             ", ".join(map(str, shape)) + r",?\)$"):
+            up.upscale(torch.zeros(shape))
 
 
 # threads -----------------------------------------------------------------------------------------
