@@ -129,7 +129,7 @@ def build_model(sd: StateDict, params: Hyperparameters, info: ModelInfo, *, devi
 
 
 def load_model(
-    name_or_path: str | Path,
+    name_or_path: str | os.PathLike,
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
