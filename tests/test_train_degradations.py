@@ -164,3 +164,28 @@ def test_video_degradation_of_an_image_folder_of_different_sizes(photo):
     assert [tuple(t.shape) for t in src.lr] == [(3, 16, 24), (3, 24, 16), (3, 16, 16)]
     assert all(psnr(lr.float()[None] / 255, D.bicubic_down(hr.float()[None] / 255, 4)) > 24
                for hr, lr in zip(src.hr, src.lr))
+
+
+def test_x265_video_degradation_of_frames_narrower_than_a_ctu_does_not_crash():
+    """libx265 (PyAV's x265 4.3) corrupted its heap on LR frames 40 or 48 wide — HR crops of 160 or 192 px at x4,
+    e.g. `esrgan-video train` with a `[degradation]` codec = "libx265" on a 160x128 clip died with SIGSEGV/SIGABRT
+    (exit 139/134, no message). Such frames are encoded edge-padded to one 64-px CTU and cut back. In a child
+    process: the failure was the interpreter dying."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, torch, skimage.data
+from esrgan_video.train import degradations as D
+photo = torch.from_numpy(np.ascontiguousarray(skimage.data.astronaut())).permute(2, 0, 1)
+for w, h in [(160, 128), (192, 128), (160, 160), (192, 96)]:
+    for k in range(3):
+        frames = torch.stack([photo[:, 40 * k:40 * k + h, 4 * i + 30 * k:4 * i + 30 * k + w] for i in range(12)])
+        lr = D.video_degrade(frames, 4, D.Video(codec="libx265", gop=12, crf_range=(22, 34)), seed=k)
+        assert lr.shape == (12, 3, h // 4, w // 4), lr.shape
+        bic = D.bicubic_down(frames.float() / 255, 4)
+        assert 24 < float(-10 * torch.log10(((lr.float() / 255 - bic) ** 2).mean())) < 50  # a codec's changes
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", (run.returncode, run.stderr[-2000:])

@@ -397,6 +397,10 @@ def degrade_batch(hr: torch.Tensor, scale: int, cfg, seeds: torch.Tensor | list[
 # --------------------------------------------------------------------------- video (PyAV, CPU data workers)
 
 
+X265_MIN_SIDE = 64
+"""libx265 round trips run on frames at least this wide and high (one CTU), padded when smaller."""
+
+
 def video_roundtrip(lr_frames: torch.Tensor, cfg: Video, crf: int) -> torch.Tensor:
     """Encode ``lr_frames`` (N×3×h×w float in [0, 1], even h and w) as one run with ``cfg.codec`` at ``crf``
     (4:2:0, limited range, BT.709) and decode them again (``video.codec_roundtrip``), converting with the
@@ -409,6 +413,11 @@ def video_roundtrip(lr_frames: torch.Tensor, cfg: Video, crf: int) -> torch.Tens
     n, _, h, w = lr_frames.shape
     if h % 2 or w % 2:
         raise ValueError(f"video degradation needs even frame sizes for 4:2:0, got {w}x{h}")
+    if cfg.codec == "libx265" and (w < X265_MIN_SIDE or h < X265_MIN_SIDE):
+        # x265 (4.3, PyAV's build) corrupts its heap on some frames narrower than one 64-px CTU (40 or 48 wide:
+        # SIGSEGV/SIGABRT, content-dependent): encode the frames edge-padded to a CTU, and cut the padding off
+        padded = F.pad(lr_frames, (0, max(0, X265_MIN_SIDE - w), 0, max(0, X265_MIN_SIDE - h)), mode="replicate")
+        return video_roundtrip(padded, cfg, crf)[:, :, :h, :w]
     fmt = pixel_format("yuv420p")
     spec = ColorSpec(matrix=1, primaries=1, transfer=1, full_range=False, chroma_location="left").resolved(w, h, fmt)
     opts = {"crf": str(int(crf)), "preset": cfg.preset, "g": str(cfg.gop), "bf": str(cfg.bframes)}
