@@ -237,6 +237,13 @@ DEFAULT_CRF: dict[str, int] = {"libx264": 16, "libx265": 18, "libsvtav1": 22, "l
 ``video.encoder_settings`` applies it)."""
 ENCODER_DEFAULT_CRF: dict[str, int] = {"libx264": 23, "libx265": 28, "libsvtav1": 35, "libvpx-vp9": 32}
 """What the encoders themselves use without a crf (for the benchmark and the docs)."""
+DEFAULT_CQ: dict[str, int] = {"h264_nvenc": DEFAULT_CRF["libx264"], "hevc_nvenc": DEFAULT_CRF["libx265"],
+                              "av1_nvenc": DEFAULT_CRF["libsvtav1"]}
+"""NVENC's ``cq`` when the user chose no rate control: the project's CRF of the CPU encoder of the same format
+(:data:`DEFAULT_CRF`: libx264 16, libx265 18, libsvtav1 22), as tools that take one quality number for both do
+(``--crf N`` is ``cq N``). NVENC's CQ is a QP-like target on those CRFs' scales (H.264/HEVC QP 0-51; AV1 0-63, as
+SVT-AV1's CRF), so one number means about one quantizer, and so about one quality; NVENC, a hardware encoder, spends
+more bits on it. Not calibrated on an NVENC GPU here (none was at hand: the H100/H200 have no NVENC)."""
 
 
 def codec_for(muxer: str | None) -> str:

@@ -14,15 +14,16 @@ import sys
 
 from ..errors import EsrganVideoError, OptionError, printable
 from .exit_codes import BATCH_FAILED, DAMAGED, exit_codes_text
-from ..options import (BACKENDS, CONTAINER_CODECS, DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_MODEL, FIELD_GROUP, FIT_MODES,
-                       PRECISIONS, REUSE_MODES, RuntimeOptions, UpscaleOptions)
+from ..options import (BACKENDS, CONTAINER_CODECS, DEFAULT_CODEC, DEFAULT_CQ, DEFAULT_CRF, DEFAULT_MODEL, FIELD_GROUP,
+                       FIT_MODES, PRECISIONS, REUSE_MODES, RuntimeOptions, UpscaleOptions)
 
 CODECS_HELP = ("libx264, libx265, libsvtav1, libvpx-vp9, ffv1, prores_ks, h264_nvenc, hevc_nvenc, apng, libwebp_anim, ... "
                f"(default: by the container: {DEFAULT_CODEC}; "
                + ", ".join(f"{muxer} {codec}" for muxer, codec in CONTAINER_CODECS.items()) + ")")
 CRF_HELP = ("constant rate factor, lower is better (default: "
             + ", ".join(f"{codec} {crf}" for codec, crf in DEFAULT_CRF.items())
-            + ", unless --encoder-opt sets a rate control); fractions such as 17.5 for libx264/libx265")
+            + "; for NVENC it is cq: " + ", ".join(f"{codec} {cq}" for codec, cq in DEFAULT_CQ.items())
+            + "; unless --encoder-opt sets a rate control); fractions such as 17.5 for libx264/libx265 and NVENC")
 
 FLAG_NAMES = {
     "tile_pad": "--tile-pad", "pix_fmt": "--pix-fmt", "encoder_opts": "--encoder-opt", "encoder_opt": "--encoder-opt",

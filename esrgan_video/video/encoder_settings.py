@@ -29,18 +29,12 @@ import av
 
 from ..errors import OptionError, OutputError
 
-from ..options import DEFAULT_CRF, ENCODER_DEFAULT_CRF  # noqa: F401 - re-exported; the numbers live with the options
+from ..options import DEFAULT_CQ, DEFAULT_CRF, ENCODER_DEFAULT_CRF  # noqa: F401 - re-exported; the numbers live with the options
 
 RATE_CONTROL_KEYS = ("crf", "qp", "b", "cq", "lossless", "global_quality", "rc")
 """Encoder options that choose the rate control: given any of them, no default CRF (or NVENC CQ) is added."""
 
 NVENC_CODECS = ("h264_nvenc", "hevc_nvenc", "av1_nvenc")
-DEFAULT_CQ: dict[str, int] = {"h264_nvenc": 16, "hevc_nvenc": 18, "av1_nvenc": 22}
-"""NVENC's ``cq`` when the user chose no rate control: the project's CRF of the CPU encoder of the same format
-(:data:`DEFAULT_CRF`: libx264 16, libx265 18, libsvtav1 22), as tools that take one quality number for both do
-(``--crf N`` is ``cq N``). NVENC's CQ is a QP-like target on those CRFs' scales (H.264/HEVC QP 0-51; AV1 0-63, as
-SVT-AV1's CRF), so one number means about one quantizer, and so about one quality; NVENC, a hardware encoder, spends
-more bits on it. Not calibrated on an NVENC GPU here (none was at hand: the H100/H200 have no NVENC)."""
 NVENC_CQ_OPTIONS = (("rc", "vbr"), ("b", "0"))
 """What goes with ``cq`` for NVENC's constant-quality mode (a user's own ``rc`` or ``b`` is kept)."""
 
