@@ -279,8 +279,8 @@ def test_upscaler_kinds(up4):
     xf = torch.rand(2, 3, 10, 12)
     yf = up4.upscale(xf)
     assert yf.shape == (2, 3, 40, 48) and yf.dtype == torch.float32
-    with pytest.raises(InputError):
-        up4.upscale(np.zeros((10, 12), np.uint8))
+    with pytest.raises(InputError):  # (an H×W grey array is upscaled as grey since 7c02454: tests/test_api_user.py)
+        up4.upscale(np.zeros((10, 12, 2), np.uint8))
 
 
 def test_rgb_input_to_yuv_codec_and_back(tmp_path, up4):
