@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 CPU_WHOLE_FRAME_MAX_PIXELS = 640 * 360
 """On the CPU a frame up to this many input pixels runs as one tile (exact, no seams)."""
 CPU_TILE = 256
+MAX_FIXED_BACKENDS = 8
+"""Fixed-shape backends (an ONNX Runtime session or a TensorRT engine per tile shape and batch) an Upscaler keeps;
+the least recently used beyond these are closed (a video needs one or two; a later frame of that size rebuilds it,
+from the engine cache for TensorRT)."""
 GPU_TILE_BY_MEMORY_GIB = ((40, 0, 1920 * 1080), (12, 512, 0), (0, 256, 0))
 """(min total GiB, tile, whole-frame max pixels): big GPUs run frames up to 1080p whole."""
 
@@ -151,6 +155,9 @@ class Upscaler:
         self._backend_name = runtime.backend
         self._precision = runtime.precision
         self._backends: dict[tuple[int, int, int] | None, Backend] = {}
+        self._used: dict[tuple[int, int, int], int] = {}  # a fixed-shape backend's key → when it was last asked for
+        self._busy = 0  # upscale_tensor calls running (evicted backends are closed only when none is)
+        self._clock = 0
         self._plans: dict[tuple[int, int], tiling.TilePlan] = {}  # frozen plans; a racing double insert is harmless
         self._lock = threading.Lock()
         self._transforms: dict[tuple, "FrameTransform"] = {}  # upscale()'s, one per kind of frame
@@ -213,6 +220,8 @@ class Upscaler:
             if None in self._backends:
                 return self._backends[None]
             key = (tile_shape[0], tile_shape[1], batch)
+            self._clock += 1
+            self._used[key] = self._clock
             if key in self._backends:
                 return self._backends[key]
             b = make_backend(
@@ -221,8 +230,25 @@ class Upscaler:
                 tile_shape=tile_shape, batch=batch, streams=self.config.streams, notice=notice,
             )
             b.open()
-            self._backends[key if b.info.fixed_shape else None] = b
+            if b.info.fixed_shape:
+                self._backends[key] = b
+                self._evict(keep=key)
+            else:
+                self._backends[None] = b
+                self._used.clear()
             return b
+
+    def _evict(self, *, keep: tuple[int, int, int]) -> None:
+        """Close the least recently used fixed-shape backends beyond :data:`MAX_FIXED_BACKENDS` (under the lock), when
+        no upscale_tensor call is running: an ONNX Runtime session or a TensorRT engine per frame size, kept for
+        every size ever seen, grew without bound (~90 MiB each for RealESRGAN_x4plus on the CPU) for a caller with
+        frames of many sizes (photos)."""
+        if self._busy:
+            return
+        while len(self._backends) > MAX_FIXED_BACKENDS:
+            oldest = min((k for k in self._backends if k != keep), key=lambda k: self._used.get(k, -1))
+            self._used.pop(oldest, None)
+            self._backends.pop(oldest).close()
 
     def prepare(self, height: int, width: int, *, notice: Callable[[str], None] | None = None) -> Backend:
         """Build (or find) the backend frames of this size will use, e.g. a TensorRT engine, ahead of the first
@@ -252,10 +278,21 @@ class Upscaler:
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise InputError(f"expected N×3×H×W frames, got shape {tuple(rgb.shape)}")
         _check_not_empty(rgb.shape[0], rgb.shape[2], rgb.shape[3])
-        cin, cout = self.descriptor.in_channels, self.descriptor.out_channels
         plan = self.plan(rgb.shape[-2], rgb.shape[-1])
         batch = self.batch_for(plan)
         backend = self.backend_for(plan.tile_shape, batch)  # the same call prepare() makes
+        with self._lock:
+            self._busy += 1
+        try:
+            return self._run_tiled(rgb, backend, plan, batch, only=only, base=base, grey=grey)
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def _run_tiled(self, rgb: torch.Tensor, backend: Backend, plan: tiling.TilePlan, batch: int, *,
+                   only: frozenset[int] | None, base: torch.Tensor | None, grey: bool) -> torch.Tensor:
+        """:meth:`upscale_tensor`'s work, on the backend it found."""
+        cin, cout = self.descriptor.in_channels, self.descriptor.out_channels
         fixed = backend.info.fixed_shape
         dtype = backend.info.dtype
         stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None

@@ -428,3 +428,41 @@ def test_the_lazy_api_names_are_listed_by_dir():
     assert set(esrgan_video.__all__) <= set(names)
     with pytest.raises(AttributeError, match="has no attribute 'upscale_frames'"):
         esrgan_video.upscale_frames  # noqa: B018
+
+
+def test_frames_of_many_sizes_keep_a_bounded_number_of_backends(net):
+    # ONNX Runtime (the CPU's auto backend) runs one fixed shape per session: an Upscaler kept a session for every
+    # frame size it was given (~90 MiB each for RealESRGAN_x4plus), so photos of many sizes grew it without bound
+    from esrgan_video.upscaler import MAX_FIXED_BACKENDS
+
+    pytest.importorskip("onnxruntime")
+    frames = [RNG.integers(0, 256, (6 + 2 * i, 8 + 2 * i, 3), dtype=np.uint8) for i in range(MAX_FIXED_BACKENDS + 4)]
+    with esrgan_video.Upscaler(net, backend="onnxruntime", device="cpu") as u:
+        first = [u.upscale(f) for f in frames]
+        assert u.backend_info.fixed_shape is not None
+        assert len(u._backends) == MAX_FIXED_BACKENDS
+        again = [u.upscale(f) for f in frames]  # the evicted sizes are rebuilt, giving the same output
+        assert len(u._backends) == MAX_FIXED_BACKENDS
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a, b)
+        shared_out: dict[int, list[np.ndarray]] = {i: [] for i in range(len(frames))}
+        errors: list[BaseException] = []
+
+        def work(k: int) -> None:  # evictions while other threads run: closed only when none is running
+            try:
+                for i in list(range(k, len(frames), 3)) * 2:
+                    shared_out[i].append(u.upscale(frames[i]))
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        for i, outs in shared_out.items():
+            for out in outs:
+                np.testing.assert_array_equal(out, first[i])
+    with esrgan_video.Upscaler(net, backend="torch", device="cpu") as t:  # and what the model gives
+        assert_codes_match(first[3], t.upscale(frames[3]))
