@@ -722,9 +722,11 @@ def _vanished(journal: Journal, jobs: list[Job], out: Path, say: Callable[[str],
             gone.append((key, rec))
         except OSError:  # cannot tell (permissions, a disk not there): kept
             pass
+    if gone:  # one rewrite of the journal for them all, with their segments' records
+        segments = tuple(f"{key}#seg" for key, _ in gone)
+        journal.forget([key for key, _ in gone] + [k for k in journal.records if k.startswith(segments)])
     rows = []
     for key, rec in gone:
-        journal.forget([key, *(k for k in journal.records if k.startswith(f"{key}#seg"))])
         if segments_dir(out, key).exists():
             remove_segments(segments_dir(out, key))
         why = f"its source {rec['src']} no longer exists; its failed record is dropped from the journal"
