@@ -5,6 +5,8 @@ The CLI prints ``esrgan-video: error: <message>`` and exits with ``exit_code``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 def first_line(e: BaseException, limit: int | None = None) -> str:
     """The first non-blank line of ``e``'s message, whitespace collapsed (cut to ``limit`` characters with an
@@ -20,6 +22,16 @@ def printable(text: str) -> str:
     """``text`` with its control characters (a newline or tab in a file name, an undecodable byte's surrogate)
     written as escapes (``new\\nline.mkv``), so a log line, an error line or a row of a table stays one line (pure)."""
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def causes(e: BaseException | None) -> Iterator[BaseException]:
+    """``e``, then the exception it was raised from or while handling (``__cause__``, else ``__context__``), and so
+    on, each once (a cycle ends it)."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
 
 
 def brief(e: BaseException, limit: int = 160) -> str:

@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import EsrganVideoError
+from ..errors import EsrganVideoError, causes
 from ..video.probe import probe
 from ..options import UpscaleOptions
 from .journal import fraction_text
@@ -55,13 +55,7 @@ class WorkerSettings:
 def out_of_space(e: BaseException | None) -> bool:
     """Whether ``e``, or an error it was raised from, is the file system's "no space left on device" (ENOSPC) or
     "disk quota exceeded" (EDQUOT): not the file's fault, and every file after it would fail the same way."""
-    seen: set[int] = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
+    return any(isinstance(c, OSError) and c.errno in (errno.ENOSPC, errno.EDQUOT) for c in causes(e))
 
 
 def one_line(e: BaseException) -> str:

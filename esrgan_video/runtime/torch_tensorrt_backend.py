@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from esrgan_video.errors import BackendError, EsrganVideoError, brief
+from esrgan_video.errors import BackendError, EsrganVideoError, brief, causes
 from esrgan_video.runtime.base import Backend, CommonOptions, cuda_device, precision_dtype, precision_name
 from esrgan_video.runtime.torch_backend import prepare_model
 
@@ -115,14 +115,7 @@ TensorRT built for a CUDA the driver does not support (TensorRT itself logs "CUD
 def driver_cannot_run(e: BaseException) -> bool:
     """Whether ``e``, or an exception it was raised from or while handling (torch.compile's BackendCompilerFailed wraps
     it), is the binding's nullptr factory (:data:`NULLPTR_FACTORY`) (pure)."""
-    seen: set[int] = set()
-    cur: BaseException | None = e
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if NULLPTR_FACTORY in str(cur):
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return False
+    return any(NULLPTR_FACTORY in str(c) for c in causes(e))
 
 
 def compile_error(e: BaseException, *, model: str, shape: tuple[int, ...], precision: str, versions: str,
