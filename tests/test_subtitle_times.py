@@ -20,6 +20,7 @@ import pytest
 
 import media
 from esrgan_video.video.reader import open_input
+from esrgan_video.video.trim import check_trim
 from esrgan_video.video.writer import OutputVideo
 
 LATE = ((0.04, 0.08, "Four"), (0.5, 0.5, "Zero length"), (0.7, 0.8, "Mid"), (1.0, 1.2, "After the video"))
@@ -108,6 +109,26 @@ def test_short_clip_starts_where_its_first_frame_is(tmp_path):
     with open_input(src) as inp:
         assert inp.info.start_time == 0
         assert [inp.media_time(f.pts, f.time_base) for f in inp.frames()] == [0, Fraction(1, 25), Fraction(2, 25)]
+
+
+@pytest.mark.parametrize("start", [1, Fraction(1, 25)], ids=["frame-1", "0.04s"])
+def test_short_clip_trims_on_its_frames_times(tmp_path, start):
+    """The trim, the seek and the frame count of a short clip whose media origin is its first frame (not the
+    container's start) go by the times its frames are read at: the packet index's times count from the reader's
+    origin. They counted from the container's (the cue's 0.04 s): --start 1 kept all 3 frames (2 counted), and
+    --start 0.04 s the frame at 0 too; an output trimmed so started where the frame's index time was (0.04 s in)."""
+    src = make(tmp_path, "srt-mkv", 3, ((0.04, 0.08, "Four"),))
+    with open_input(src) as inp:
+        read = [inp.media_time(f.pts, f.time_base) for f in inp.frames()]
+        assert inp.frame_times() == read == [0, Fraction(1, 25), Fraction(2, 25)]
+        assert check_trim(inp, start) == 2
+        assert [inp.media_time(f.pts, f.time_base) for f in inp.frames(start=start)] == read[1:]
+        dst = tmp_path / "out.mp4"
+        with OutputVideo(dst, template=inp, start=start) as out:
+            for f in inp.frames(start=start):
+                out.write(f.planes, f.pts)
+    with av.open(str(dst)) as c:
+        assert [f.time for f in c.decode(video=0)] == [0, 0.04]
 
 
 def audio_times(path: Path) -> tuple[Fraction, Fraction, Fraction, int]:

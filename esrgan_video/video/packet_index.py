@@ -104,12 +104,16 @@ class PacketIndex:
             self._memo["pts"] = sorted(int(p) for p in self.pts[self.pts != NOPTS])
         return self._memo["pts"]
 
-    def media_times(self) -> list[Fraction]:
-        """Presentation times in seconds from the container's start, sorted; [] unless :attr:`has_all_pts`."""
-        if "times" not in self._memo:
-            tb, base = self.time_base, self.start_time
-            self._memo["times"] = [p * tb - base for p in self.presentation_pts()] if self.has_all_pts else []
-        return self._memo["times"]
+    def media_times(self, start_time: Fraction | None = None) -> list[Fraction]:
+        """Presentation times in seconds from ``start_time`` (default: the container's start, :attr:`start_time`;
+        the reader gives its own, ``VideoInfo.start_time``, which may be earlier: the first frame's), sorted; []
+        unless :attr:`has_all_pts`."""
+        base = self.start_time if start_time is None else Fraction(start_time)
+        key = ("times", base)
+        if key not in self._memo:
+            tb = self.time_base
+            self._memo[key] = [p * tb - base for p in self.presentation_pts()] if self.has_all_pts else []
+        return self._memo[key]
 
     def keyframe_packets(self) -> list[tuple[int, bool]]:
         """``(pts, is_keyframe)`` in decode order, for packets with a pts (what a keyframe scan needs)."""

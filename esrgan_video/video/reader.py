@@ -272,7 +272,7 @@ class InputVideo:
         by decoding when some packet has no timestamp (raw H.264/HEVC): that pass says nothing about damage, the
         run that reads the frames does."""
         if self._frame_times is None:
-            times = self.packet_index().media_times()
+            times = self.packet_index().media_times(self.info.start_time)
             if not times:
                 # only the times: no planes copied, and a picture size that changes mid-stream is no error here
                 # (it is one where such a frame would be read: a trim that ends before the change works)
@@ -611,7 +611,7 @@ class InputVideo:
         (timestamps ``good``) has: where a run that lost frames lost the first. Not the time of the packet the decoder
         raised at: with frame threads that is a later one, and with B-frames another frame's. None when the index has
         no times, or when more frames before the last decoded one are missing than ``lost`` (the times disagree)."""
-        times = self.packet_index().media_times()
+        times = self.packet_index().media_times(self.info.start_time)
         if not times or not good:
             return None
         have = {self.media_time(p, self.info.time_base) for p in good}
