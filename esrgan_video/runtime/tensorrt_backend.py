@@ -331,8 +331,7 @@ def build_engine(
     possible stream); none for a static engine. ``log`` receives the build's progress lines."""
     trt = import_tensorrt()
     logger = trt_logger(trt)
-    trt_errors(logger)  # forget errors of earlier work: the message of a failure below names this build's
-    builder = create(trt, trt.Builder, "builder", logger)
+    builder = create(trt, trt.Builder, "builder", logger)  # forgets earlier errors: a failure below names this build's
     network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):
