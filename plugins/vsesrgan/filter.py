@@ -29,7 +29,7 @@ from esrgan_video.frames.pixel_formats import PixelFormat
 from esrgan_video.frames.sizing import output_size
 from esrgan_video.frames.transform import FrameFormat, FrameTransform
 from esrgan_video.errors import EsrganVideoError, OptionError
-from esrgan_video.options import ModelOptions, RuntimeOptions, SizeOptions
+from esrgan_video.options import BACKENDS, PRECISIONS, ModelOptions, RuntimeOptions, SizeOptions
 from esrgan_video.runtime.base import NonFiniteOutputError
 from esrgan_video.runtime.devices import resolve_device
 from esrgan_video.upscaler import Upscaler
@@ -48,8 +48,13 @@ def _error(message: str) -> vs.Error:
     return vs.Error(f"{NAME}: {message}")
 
 
+def _one_of(names) -> str:
+    """A regex alternation of ``names``, the longest first (``torch-tensorrt`` before ``torch``)."""
+    return "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+
+
 _CLI_FLAG = re.compile(
-    r"--(?:(backend) (auto|torch-tensorrt|torch|onnxruntime|tensorrt)\b|(precision) (fp32|fp16|bf16)\b"
+    rf"--(?:(backend) ({_one_of(BACKENDS)})\b|(precision) ({_one_of(PRECISIONS)})\b"
     r"|(device) (cpu|cuda(?::\d+)?)\b|(scale) (\d+(?:\.\d+)?)\b|(tile-pad|tile|blend|denoise|scale)\b(?![-\w]))"
 )
 
