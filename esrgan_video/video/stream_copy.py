@@ -380,6 +380,11 @@ class _TextSubtitleConverter:
         out.pts, out.dts, out.duration = pts, dts, duration
         return out
 
+    def _still_shown(self, pts: int, dts: int) -> av.Packet:
+        """The sample of every cue shown now (:attr:`_shown`) from ``pts`` until the first of them ends."""
+        return self._sample(self._joined([t for _, t in self._shown]), pts, dts,
+                            min(e for e, _ in self._shown) - pts)
+
     def convert(self, pkt: av.Packet) -> list[av.Packet]:
         """The output samples for cue ``pkt`` (none for an undecodable or empty one), in time order."""
         ctx = self.src.codec_context
@@ -401,12 +406,10 @@ class _TextSubtitleConverter:
         if duration <= 0:  # shown for no time: as it is, and what was shown goes on at once
             out.append(self._sample(line, pts, dts, 0))
             if self._shown:
-                out.append(self._sample(self._joined([t for _, t in self._shown]), pts, pts,
-                                        min(e for e, _ in self._shown) - pts))
+                out.append(self._still_shown(pts, pts))
             return out
         self._shown.append((pts + duration, line))
-        out.append(self._sample(self._joined([t for _, t in self._shown]), pts, dts,
-                                min(e for e, _ in self._shown) - pts))
+        out.append(self._still_shown(pts, dts))
         return out
 
     def due(self, before: Fraction | None) -> list[av.Packet]:
@@ -419,8 +422,7 @@ class _TextSubtitleConverter:
                 break
             self._shown = [c for c in self._shown if c[0] > end]
             if self._shown:
-                out.append(self._sample(self._joined([t for _, t in self._shown]), end, end,
-                                        min(e for e, _ in self._shown) - end))
+                out.append(self._still_shown(end, end))
         return out
 
 
