@@ -507,3 +507,25 @@ def test_the_same_run_writes_the_same_bytes(tmp_path, capfd, near_identity_file,
         p = run_cli(capfd, src, dst, "--model", near_identity_file(1), "-q")
         assert p.returncode == 0, p.stderr
     assert outs[0].read_bytes() == outs[1].read_bytes()
+
+
+@pytest.mark.parametrize("width", [40, 48])
+def test_libx265_frames_33_to_63_px_wide_are_refused_in_one_line(tmp_path, near_identity_file, width):
+    """x265 4.3 (PyAV's build) corrupted its heap on frames 40 or 48 px wide: `esrgan-video IN OUT --codec libx265
+    --size 40x` died with SIGSEGV/SIGABRT (exit 139/134, no message, a partial file left). Now exit 6 in one line
+    before any file is opened. In a child process: the failure was the interpreter dying."""
+    import subprocess
+    import sys
+
+    from media import default_signals
+
+    src = make_clip(tmp_path / "in.mkv", size=(64, 36), frames=25)
+    dst = tmp_path / "out.mkv"
+    run = subprocess.run([sys.executable, "-m", "esrgan_video", str(src), str(dst), "--model",
+                          str(near_identity_file(4)), "--codec", "libx265", "--size", f"{width}x", "-q"],
+                         capture_output=True, text=True, timeout=300, preexec_fn=default_signals)
+    assert run.returncode == OutputError.exit_code, (run.returncode, run.stderr[-2000:])
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "libx265 cannot be given frames 33 to 63 px wide" in lines[0], run.stderr
+    assert "--codec libx264" in lines[0]
+    assert os.listdir(tmp_path) == ["in.mkv"]

@@ -61,6 +61,10 @@ __all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "cfr_rate
 
 # Encoders whose frame size must be a multiple of the chroma subsampling.
 _STRICT_SIZE = ("libx264", "libx265", "libsvtav1", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "prores_ks", "mpeg4")
+X265_BAD_WIDTHS = range(33, 64)
+"""Frame widths libx265 (PyAV's x265 4.3) is not given: it crashed the process (heap corruption, SIGSEGV/SIGABRT,
+content-dependent) on frames 34-48 px wide, more than half of and less than one 64-px CTU (never on 32 or less, nor on
+64 and more, in the same trials). Refused before any file is opened."""
 
 PIPE = "-"
 """The output name that means standard output."""
@@ -468,6 +472,10 @@ def check_video(dst: str | os.PathLike, muxer: str | None, codec: str, pix_fmt: 
         if codec in _STRICT_SIZE and (w % mx or h % my):
             raise OutputError(f"{dst}: {codec} needs a frame size that is a multiple of {mx}x{my} for {pix_fmt}, "
                               f"got {w}x{h}")
+        if codec == "libx265" and w in X265_BAD_WIDTHS:
+            raise OutputError(f"{dst}: libx265 cannot be given frames {X265_BAD_WIDTHS.start} to "
+                              f"{X265_BAD_WIDTHS.stop - 1} px wide (x265 4.3 corrupts its memory on some, e.g. 40 or "
+                              f"48 wide), got {w}x{h}; use --codec libx264, or a larger --scale or --size")
     clock = _encoder_clock(dst, codec, pix_fmt, template, time_base=Fraction(time_base), rate=rate, t0=t0, t1=t1)
     check_avi_times(dst, muxer, codec, pix_fmt, settings.codec_options(), template, time_base=time_base, rate=rate)
     if muxer in VIDEO_ONLY_FORMATS and pixel_format(pix_fmt).family == "rgb":
