@@ -20,7 +20,7 @@ packed formats have one ``H x W x C`` plane whose components are listed in memor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -257,8 +257,8 @@ def _build() -> dict[str, PixelFormat]:
         fmts.append(PixelFormat(name, "rgb", 8, planes=(planes,)))
     for name, planes in (("rgb48le", "RGB"), ("bgr48le", "BGR"), ("rgba64le", "RGBA"), ("bgra64le", "BGRA")):
         fmts.append(PixelFormat(name, "rgb", 16, planes=(planes,)))
-    for name, (family, planes) in _BIG_ENDIAN_LAYOUTS.items():
-        fmts.append(PixelFormat(name, family, 16, planes=(planes,), big_endian=True))
+    little = {f.name: f for f in fmts}  # each big-endian one is its little-endian twin, bytes swapped
+    fmts += [replace(little[twin], name=name, big_endian=True) for name, twin in BIG_ENDIAN.items()]
     return {f.name: f for f in fmts}
 
 
@@ -266,8 +266,6 @@ BIG_ENDIAN: dict[str, str] = {"rgb48be": "rgb48le", "rgba64be": "rgba64le", "gra
 """The big-endian formats described, and their little-endian twins (the same samples, bytes swapped): FFmpeg's PNG
 and APNG encoders take 16-bit samples only so (a 16-bit PNG stores them big-endian), and its PNG decoder gives them
 so. Without them a 10-bit video's one frame into ``x.png`` (or an ``.apng``) was written in 8 bits."""
-
-_BIG_ENDIAN_LAYOUTS = {"rgb48be": ("rgb", "RGB"), "rgba64be": ("rgb", "RGBA"), "gray16be": ("gray", "Y")}
 
 _FORMATS = _build()
 
