@@ -757,3 +757,11 @@ def test_flags_in_core_messages_become_arguments():
     # flags the filter has no argument for stay as they are (the CLI's)
     kept = "--devices 0,1, --size, the CLI's --reuse near"
     assert _as_arguments(kept) == kept
+
+
+@pytest.mark.parametrize("name", ["anime_restoration.vpy", "film_10bit.vpy"])
+def test_an_example_run_without_src_says_how_to_give_it(name):
+    import runpy
+
+    with pytest.raises(vs.Error, match=rf'^{name}: no video given; run it as vspipe -a src="\$PWD/.*" {name} -$'):
+        runpy.run_path(str(EXAMPLES / name), init_globals={})
