@@ -60,8 +60,9 @@ def read_planes(frame: av.VideoFrame, pix_fmt: str, layouts) -> list[np.ndarray]
     if src == pix_fmt:
         return copy_planes(frame, layouts)
     if BIG_ENDIAN.get(src) == pix_fmt:  # a 16-bit PNG's rgb48be as rgb48le: the same samples, bytes swapped
-        h, w = layouts[0].shape[:2]
-        return [p.astype(lay.dtype) for p, lay in zip(copy_planes(frame, plane_layouts(src, w, h)), layouts)]
+        # read in place as big-endian words; the swap to little-endian is the one copy
+        return [_rows(plane, lay).view(">u2").reshape(lay.shape).astype(lay.dtype, order="C")
+                for plane, lay in zip(frame.planes, layouts)]
     if src in _PACKED_422 and pix_fmt == "yuv422p":
         (h, w), (_, cw) = layouts[0].shape, layouts[1].shape
         quads = _bytes(frame.planes[0], h, 4 * cw).reshape(h, cw, 4)
