@@ -115,8 +115,9 @@ def test_short_clip_starts_where_its_first_frame_is(tmp_path):
 def test_short_clip_trims_on_its_frames_times(tmp_path, start):
     """The trim, the seek and the frame count of a short clip whose media origin is its first frame (not the
     container's start) go by the times its frames are read at: the packet index's times count from the reader's
-    origin. They counted from the container's (the cue's 0.04 s): --start 1 kept all 3 frames (2 counted), and
-    --start 0.04 s the frame at 0 too; an output trimmed so started where the frame's index time was (0.04 s in)."""
+    origin. They counted from the container's (the cue's 0.04 s): --start 1 wrote all 3 frames (2 counted), and
+    --start 0.04 s the frame at 0 too (1 counted, 2 written). (With audio 0.2 s in instead of the cue, --start 1
+    began the output 0.2 s in and --start 0.04 selected no frame.)"""
     src = make(tmp_path, "srt-mkv", 3, ((0.04, 0.08, "Four"),))
     with open_input(src) as inp:
         read = [inp.media_time(f.pts, f.time_base) for f in inp.frames()]
