@@ -298,3 +298,25 @@ def test_a_worker_stopped_mid_message_does_not_freeze_the_others(tmp_path: Path,
     assert plan.results["other"]["frames"] == 4 and len(read_frames(out / "b.mkv")[0]) == 4
     assert len(plan.lost_why) == 1 and "worker 0 (cpu) stopped responding" in plan.lost_why[0], plan.lost_why
     assert proc.exitcode == -signal.SIGKILL
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_the_messages_before_an_unreadable_one_are_handled() -> None:
+    """A message that cannot be unpickled marks its worker broken (and kills it); those it sent before it, read in
+    the same pass, still reach the plan (a finished file is done, not lost and redone), as ``recv`` one by one gave
+    them."""
+    ctx = mp.get_context("fork")
+    proc = ctx.Process(target=_sleeps, daemon=True)
+    proc.start()
+    reader, writer = ctx.Pipe(duplex=False)
+    writer.send(("done", 0, "k", {"frames": 4}))
+    writer.send_bytes(b"not a pickle")
+    sched = LocalScheduler(["cpu"], WorkerSettings(options=UpscaleOptions()), log=lambda m: None)
+    sched.workers = [_Worker(0, "cpu", proc, None, reader)]
+    try:
+        assert sched._messages(5.0) == [("done", 0, "k", {"frames": 4})]
+        assert sched.workers[0].broken == "its last message was unreadable: UnpicklingError"
+        assert proc.exitcode == -signal.SIGKILL
+    finally:
+        writer.close()
+        sched.workers[0].kill()

@@ -177,11 +177,11 @@ class _Worker:
             self.proc.kill()
         self.proc.join(5)
 
-    def read(self, limit: int = 64 << 20) -> tuple[list[Any], bool]:
-        """The messages that have arrived whole (up to about ``limit`` bytes read, so one chatty worker cannot
-        starve the others), and whether the pipe ended (the worker closed it: exiting, or killed). Never waits.
-        Raises what unpickling a message raises."""
-        got: list[Any] = []
+    def read(self, limit: int = 64 << 20) -> tuple[list[bytes], bool]:
+        """The messages (their pickles) that have arrived whole (up to about ``limit`` bytes read, so one chatty
+        worker cannot starve the others), and whether the pipe ended (the worker closed it: exiting, or killed).
+        Never waits. Raises what reading the pipe or cutting its bytes into messages raises."""
+        got: list[bytes] = []
         fd = self.results.fileno()
         read = 0
         while read < limit:
@@ -192,7 +192,7 @@ class _Worker:
             if not chunk:
                 return got, True
             read += len(chunk)
-            got.extend(ForkingPickler.loads(m) for m in self.inbox.feed(chunk))
+            got.extend(self.inbox.feed(chunk))
         return got, False
 
 
@@ -244,11 +244,12 @@ class LocalScheduler:
         for r in multiprocessing.connection.wait(list(readers), timeout=timeout):
             w = readers[r]
             try:
-                messages, ended = w.read()
+                pickles, ended = w.read()
+                for p in pickles:  # one by one: those before an unreadable one are handled
+                    got.append(ForkingPickler.loads(p))
             except Exception as e:  # noqa: BLE001 - OSError, UnpicklingError, a bad header ...
                 self._broken(w, f"its last message was unreadable: {type(e).__name__}", wait=False)
                 continue
-            got.extend(messages)
             if ended and len(w.inbox):  # the kill cut a message short (a large one is written in pieces)
                 self._broken(w, "its last message was cut short", wait=False)
             elif ended:  # the worker closed its end between messages: it is exiting
