@@ -98,11 +98,10 @@ class Journal:
             raise OutputError(f"{self.path}: cannot read the batch journal ({e})") from e
         self.records = parse_lines(text)
         try:
-            self._compact()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as e:  # a full disk, a read-only one: one line, nothing started (the old journal is intact)
+            self._fd = self._rewrite()
+        except OutputError:  # a full disk, a read-only one: one line, nothing started (the old journal is intact)
             self.close()
-            raise OutputError(f"{self.path}: cannot write the batch journal ({e.strerror or e})") from e
+            raise
         return self
 
     def close(self) -> None:
@@ -155,13 +154,18 @@ class Journal:
             raise RuntimeError("journal is not open")
         for key in keys:
             self.records.pop(key, None)
-        try:
-            self._compact()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise OutputError(f"{self.path}: cannot write the batch journal ({e.strerror or e})") from e
+        fd = self._rewrite()
         os.close(self._fd)
         self._fd = fd
+
+    def _rewrite(self) -> int:
+        """Compact the file to :attr:`records` and open it for appending (the new descriptor); OutputError when it
+        cannot be written."""
+        try:
+            self._compact()
+            return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write the batch journal ({e.strerror or e})") from e
 
     def _compact(self) -> None:
         atomic_write_text(self.path, "".join(
