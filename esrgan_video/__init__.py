@@ -13,34 +13,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._lazy import lazy_names
+
 __version__ = "0.1.0"
 
-_LAZY = {
-    "load_model": ("esrgan_video.models", "load_model"),
-    "Upscaler": ("esrgan_video.upscaler", "Upscaler"),
-    "upscale_video": ("esrgan_video.pipeline", "upscale_video"),
-    "upscale_image": ("esrgan_video.stills", "upscale_image"),
-}
+__getattr__, __dir__ = lazy_names(__name__, {
+    "load_model": "esrgan_video.models",
+    "Upscaler": "esrgan_video.upscaler",
+    "upscale_video": "esrgan_video.pipeline",
+    "upscale_image": "esrgan_video.stills",
+}, globals())
 
 if TYPE_CHECKING:
     from .stills import upscale_image
     from .models import load_model
     from .pipeline import upscale_video
     from .upscaler import Upscaler
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'esrgan_video' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The module's names with the lazy ones (what ``dir()`` and tab completion list) before their first use."""
-    return sorted(set(globals()) | set(_LAZY))
-
 
 __all__ = ["load_model", "Upscaler", "upscale_video", "upscale_image", "__version__"]

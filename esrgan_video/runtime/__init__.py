@@ -9,24 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-_LAZY = {
+from esrgan_video._lazy import lazy_names
+
+__getattr__, __dir__ = lazy_names(__name__, {
     **{name: "esrgan_video.runtime.base"
        for name in ("Backend", "BackendInfo", "CommonOptions", "FiniteGuard", "NonFiniteOutputError", "check_finite")},
     **{name: "esrgan_video.runtime.select" for name in ("choose_backend", "make_backend")},
-}
+}, globals())
 
 if TYPE_CHECKING:
     from esrgan_video.runtime.base import (Backend, BackendInfo, CommonOptions, FiniteGuard, NonFiniteOutputError,
                                            check_finite)
     from esrgan_video.runtime.select import choose_backend, make_backend
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'esrgan_video.runtime' has no attribute {name!r}")
 
 
 __all__ = ["Backend", "BackendInfo", "CommonOptions", "FiniteGuard", "NonFiniteOutputError", "check_finite",

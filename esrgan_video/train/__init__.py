@@ -14,6 +14,7 @@ Modules: :mod:`.config` (``TrainConfig``), :mod:`.recipes`, :mod:`.degradations`
 
 from __future__ import annotations
 
+from .._lazy import lazy_names
 from .config import TrainConfig
 
 
@@ -24,12 +25,8 @@ def train(config=None, **kwargs):
     return _train(config, **kwargs)
 
 
-def __getattr__(name: str):
-    if name in ("Trainer", "TrainResult"):
-        from . import trainer
-
-        return getattr(trainer, name)
-    raise AttributeError(f"module 'esrgan_video.train' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, dict.fromkeys(("Trainer", "TrainResult"), "esrgan_video.train.trainer"),
+                                  globals())
 
 
 __all__ = ["TrainConfig", "Trainer", "TrainResult", "train"]
