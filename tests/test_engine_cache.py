@@ -183,6 +183,49 @@ def test_list_and_clear(tmp_path):
     assert ec.list_entries(tmp_path / "missing") == []
 
 
+def write_old_entry(root, label: str, data: bytes) -> ec.EnginePaths:
+    """An entry as esrgan-video wrote it before 7f0d115: the same sidecar, its key without ``cuda_major``."""
+    paths = ec.engine_paths(KEY, label, root)
+    ec.write_entry(paths, KEY, data, label=label, build_seconds=3)
+    side = json.loads(paths.sidecar.read_text())
+    del side["key"]["cuda_major"]
+    paths.sidecar.write_text(json.dumps(side))
+    return paths
+
+
+def test_an_older_versions_entries_list_as_such_and_clear_by_their_model(tmp_path):
+    old = write_old_entry(tmp_path, "RealESRGAN_x4plus", b"o" * 1024)
+    other = write_old_entry(tmp_path, "RealESRGAN_x2plus", b"p" * 1024)
+    bad = tmp_path / "junk-0123456789abcdef.engine"
+    bad.write_bytes(b"j")
+    bad.with_name(bad.name + ".json").write_text("{not json")
+    entries = {e.sidecar.name: e for e in ec.list_entries(tmp_path)}
+    e = entries[old.sidecar.name]
+    assert e.model == "RealESRGAN_x4plus" and e.outdated and e.key is None and e.size == 1024
+    assert "from an older esrgan-video, rebuilt on use" in e.describe() and "BROKEN" not in e.describe()
+    assert "missing ['cuda_major']" in e.describe()
+    assert "BROKEN" in entries[bad.name + ".json"].describe()  # an unreadable sidecar is still broken
+
+    removed = ec.clear_entries(tmp_path, model="RealESRGAN_x4plus")
+    assert sorted(p.name for p in removed) == sorted([old.engine.name, old.sidecar.name])
+    assert other.engine.exists() and bad.exists()  # another model's, and one without a readable sidecar, stay
+    ec.clear_entries(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_older_versions_timing_caches_are_found_and_cleared(tmp_path):
+    current = ec.timing_cache_path(KEY, tmp_path)
+    old = tmp_path / "timing-trt10.12.0-NVIDIA-H100-80GB-HBM3-sm9.0.timing"  # the name before 7f0d115
+    for p in (current, old):
+        p.write_bytes(b"t")
+    assert ec.outdated_timing_caches(tmp_path) == [old]
+    assert ec.outdated_timing_caches(tmp_path / "missing") == []
+    ec.clear_entries(tmp_path, model="RealESRGAN_x4plus")
+    assert old.exists() and current.exists()  # timing caches are shared: only a full clear removes them
+    ec.clear_entries(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------------------ weights, dynamic, profiles
 
 

@@ -60,6 +60,27 @@ def test_clear_by_model_and_all(engines, capsys):
     assert main(["engine", "clear"]) == 2  # one of --all / --model is required
 
 
+def test_list_and_clear_an_older_versions_cache(engines, capsys):
+    """Entries written before 7f0d115 (no ``cuda_major`` in their key) and the timing caches named then."""
+    import json
+
+    old = write(engines, KEY, "RealESRGAN_x4plus", 100)
+    side = json.loads(old.sidecar.read_text())
+    del side["key"]["cuda_major"]
+    old.sidecar.write_text(json.dumps(side))
+    timing = engines / "timing-trt10.12.0-NVIDIA-H100-80GB-HBM3-sm9.0.timing"
+    timing.write_bytes(b"t")
+    assert main(["engine", "list"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if old.sidecar.name in x)
+    assert "RealESRGAN_x4plus  from an older esrgan-video, rebuilt on use" in line and "BROKEN" not in line
+    assert f"{timing.name}: timing cache from an older esrgan-video, never read" in out
+    assert main(["engine", "clear", "--model", "RealESRGAN_x4plus"]) == 0
+    assert "removed 1 engine(s), 2 file(s)" in capsys.readouterr().out
+    assert main(["engine", "clear", "--all"]) == 0
+    assert not any(engines.iterdir())
+
+
 def test_presets_are_valid_and_match_the_tile_planner(capsys):
     from esrgan_video.models.registry import MODELS
 

@@ -206,12 +206,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     root = engine_cache.engines_dir()
     entries = engine_cache.list_entries(root)
-    if not entries:
+    timing = engine_cache.outdated_timing_caches(root)
+    if not entries and not timing:
         print(f"no engines in {root}")
         return 0
-    print(f"engines in {root}:")
+    print(f"engines in {root}:" if entries else f"no engines in {root}")
     for e in entries:
         print("  " + e.describe())
+    for p in timing:
+        print(f"  {p.name}: timing cache from an older esrgan-video, never read ('engine clear --all' removes it)")
     return 0
 
 

@@ -430,8 +430,15 @@ class CacheEntry:
     created: str
     problem: str
     """'' for a sound entry, else what is wrong (missing engine, unreadable sidecar...)."""
+    outdated: bool = False
+    """The sidecar is readable but its key is an older esrgan-video's (fields this one added are missing, or an
+    older :data:`ENGINE_FORMAT`): never loaded, since no current key equals it; a new engine is built on use."""
+    named: bool = True
+    """The sidecar was read and names its model (False: no sidecar, or one that does not parse; ``model`` is '?')."""
 
     def describe(self) -> str:
+        if self.outdated:
+            return f"{self.sidecar.name}  {self.model}  from an older esrgan-video, rebuilt on use ({self.problem})"
         if self.key is None:
             return f"{self.sidecar.name}: BROKEN ({self.problem})"
         k = self.key
@@ -446,6 +453,19 @@ class CacheEntry:
         )
 
 
+def _older_key(stored) -> bool:
+    """Whether a stored key that :meth:`EngineKey.from_dict` refuses was written by an older esrgan-video: it lacks
+    fields this one has and has none it does not know (e.g. ``cuda_major``, added in 7f0d115), or it records an
+    older :data:`ENGINE_FORMAT`."""
+    if not isinstance(stored, dict):
+        return False
+    names = {f.name for f in dataclasses.fields(EngineKey)}
+    fmt = stored.get("format", 0)
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt < ENGINE_FORMAT:
+        return True
+    return bool(names - set(stored)) and not set(stored) - names
+
+
 def list_entries(root: Path | None = None) -> list[CacheEntry]:
     """Every sidecar under ``root`` (default :func:`engines_dir`), sound or broken, sorted by name."""
     root = engines_dir() if root is None else root
@@ -456,11 +476,16 @@ def list_entries(root: Path | None = None) -> list[CacheEntry]:
         engine = side.with_name(side.name[: -len(SIDECAR_SUFFIX)])
         try:
             d = read_sidecar(side)
-            key = EngineKey.from_dict(d["key"])
         except (ValueError, TypeError) as e:
-            out.append(CacheEntry(side, engine, "?", None, 0, "", str(e)))
+            out.append(CacheEntry(side, engine, "?", None, 0, "", str(e), named=False))
             continue
         size = engine.stat().st_size if engine.exists() else 0
+        try:
+            key = EngineKey.from_dict(d["key"])
+        except (ValueError, TypeError, AttributeError) as e:  # the sidecar still names its model: clear --model finds it
+            out.append(CacheEntry(side, engine, str(d["model"]), None, size, str(d.get("created", "")), str(e),
+                                  outdated=_older_key(d["key"])))
+            continue
         problem = ""
         if not engine.exists():
             problem = "engine file missing"
@@ -470,18 +495,29 @@ def list_entries(root: Path | None = None) -> list[CacheEntry]:
     for engine in sorted(root.glob("*.engine")):
         if not engine.with_name(engine.name + SIDECAR_SUFFIX).exists():
             out.append(CacheEntry(engine.with_name(engine.name + SIDECAR_SUFFIX), engine, "?", None,
-                                  engine.stat().st_size, "", "engine without sidecar"))
+                                  engine.stat().st_size, "", "engine without sidecar", named=False))
     return out
+
+
+def outdated_timing_caches(root: Path | None = None) -> list[Path]:
+    """Timing caches under ``root`` named by an esrgan-video older than 7f0d115 (``timing-trt<version>-<gpu>-sm<cc>``,
+    no ``-cu<major>``): :func:`timing_cache_path` never names them, so they are never read again. Sorted; ``clear
+    --all`` removes them with the rest."""
+    root = engines_dir() if root is None else root
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("timing-trt*.timing") if not re.fullmatch(r"timing-trt[^-]*-cu[^-]+-.*", p.name))
 
 
 def clear_entries(root: Path | None = None, *, model: str | None = None) -> list[Path]:
     """Delete engines (all, or those whose sidecar names ``model``); returns the deleted files.
 
-    Broken entries (no or unreadable sidecar) go with ``model=None`` only.
+    An entry whose key does not parse (an older esrgan-video's, say) goes with ``model`` when its sidecar names that
+    model; entries without a readable sidecar (no sidecar, or one that does not parse) go with ``model=None`` only.
     """
     removed: list[Path] = []
     for entry in list_entries(root):
-        if model is not None and (entry.key is None or entry.model != model):
+        if model is not None and (not entry.named or entry.model != model):
             continue
         for p in (entry.engine, entry.sidecar, entry.engine.with_name(entry.engine.name + ".lock")):
             if p.exists():
