@@ -25,6 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
+from ._entry import path_arg
 from .errors import EsrganVideoError, InputError, OptionError
 from .files import check_can_create, check_output_place
 from .frames.reuse import ReuseStats
@@ -120,6 +121,8 @@ def upscale_video(
     own); otherwise one is made from the options and closed at the end. ``notice`` receives one-line
     warnings (interlacing, HDR, pixel format).
     """
+    path_arg("src", src)  # TypeError for bytes, None, an int...; the paths themselves pass on as given
+    path_arg("dst", dst)
     opts = with_codec(UpscaleOptions.from_kwargs(options, **flat_options), dst)  # --codec: else the container's
     enc, trim = opts.encode, opts.trim
     codec, start, end = enc.codec, trim.start, trim.end

@@ -43,6 +43,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._entry import path_arg
 from .errors import EsrganVideoError, InputError, OutputError
 from .files import check_can_create, check_output_place
 from .options import SizeOptions, UpscaleOptions
@@ -107,8 +108,8 @@ def upscale_image(
     (:func:`probe_still_job`); read here when not given. A PNG or JPEG cut short is upscaled as far as it decodes
     and written; the line saying what it lost (``video.images.damage``) goes, once the output is written, to
     ``on_damage`` (the CLI exits 9 on it), or to ``notice`` when that is None."""
+    src, dst = path_arg("src", src), path_arg("dst", dst)
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
-    src, dst = Path(src), Path(dst)
     unused = video_only_notice(opts, dst)
     if unused and notice is not None:
         notice(unused)

@@ -408,6 +408,21 @@ def test_options_that_are_not_upscale_options_are_a_type_error(files, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_paths_that_are_not_str_or_path_like_are_a_type_error_naming_the_argument(files, tmp_path):
+    # were Python's own TypeError from inside Path() (bytes, int), or "None: cannot tell the container from the file
+    # name" for a None dst
+    _, clip, png, model = files
+    kw = dict(model=model, backend="torch", device="cpu")
+    for run, src, ext in ((esrgan_video.upscale_video, clip, ".mkv"), (esrgan_video.upscale_image, png, ".png")):
+        dst = tmp_path / f"o{ext}"
+        for bad, name in ((os.fsencode(src), "bytes"), (3, "int"), (None, "NoneType")):
+            with pytest.raises(TypeError, match=rf"^src: expected a str or os\.PathLike path, got {name}$"):
+                run(bad, dst, **kw)
+            with pytest.raises(TypeError, match=rf"^dst: expected a str or os\.PathLike path, got {name}$"):
+                run(src, bad if name != "bytes" else os.fsencode(dst), **kw)
+    assert not list(tmp_path.iterdir())
+
+
 # real weights ------------------------------------------------------------------------------------
 def test_real_weights_on_a_photo_crop_are_the_models_output(real_weights_x4plus, sample_photo):
     crop = np.ascontiguousarray(sample_photo[100:132, 200:232])
