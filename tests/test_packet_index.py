@@ -15,8 +15,9 @@ from esrgan_video.video import packet_index as packet_index_module
 from esrgan_video.video.packet_index import NOPTS, clear_cache, read_packet_index
 from esrgan_video.video.probe import Demux, container_duration, probe
 from esrgan_video.video.reader import open_input
+from esrgan_video.video.trim import check_trim
 
-from media import AudioTrack, make_audio_only, make_clip, make_not_media, make_truncated
+from media import AudioTrack, make_audio_only, make_clip, make_corrupt, make_not_media, make_truncated
 
 VFR_PTS = [0, 40, 90, 100, 250, 260, 400, 433, 600]
 
@@ -171,3 +172,40 @@ def test_avi_packets_are_timed_in_decode_order(tmp_path):
         assert index.media_times() == [Fraction(f.pts, 25) for f in inp.frames()] == inp.frame_times()
     assert scan_keyframes(src).cuts == (12, 24, 36)
     assert not read_packet_index(make_clip(tmp_path / "bf.mkv", frames=12, options={"g": "12"})).decode_order
+
+
+def _open_gop_cut(tmp_path: Path) -> Path:
+    """An open-GOP H.264 transport stream cut at its third keyframe: the B-frames after that keyframe in decode order
+    that show before it refer to the GOP cut off, and the decoder drops them (one here)."""
+    src = make_clip(tmp_path / "og.ts", frames=36, format="mpegts", size=(64, 48),
+                    options={"x264-params": "open-gop=1:keyint=12:min-keyint=12:bframes=3:b-pyramid=0:scenecut=0"})
+    with av.open(str(src)) as c:
+        keys = [p.pos for p in c.demux(c.streams.video[0]) if p.size and p.is_keyframe]
+    data = src.read_bytes()
+    cut = tmp_path / "og_cut.ts"
+    cut.write_bytes(data[:2 * 188] + data[keys[2] - keys[2] % 188:])  # the PAT/PMT, then from the third keyframe
+    return cut
+
+
+def test_packets_the_decoder_drops_are_no_frames(tmp_path):
+    """An MP4 whose edit list starts the video two packets in (frames at -0.08 s and -0.04 s: the packets are flagged
+    discard) and an open-GOP cut's leading B-frame give no frame: the index keeps them for the keyframe scan but not
+    among the frames' times, and the reader counts none of them lost."""
+    edit = make_clip(tmp_path / "edit.mp4", pts=[-80 + 40 * i for i in range(10)], audio=[AudioTrack()])
+    cut = _open_gop_cut(tmp_path)
+    for src, dropped in ((cut, 1), (edit, 2)):
+        index = read_packet_index(src)
+        with open_input(src) as inp:
+            run = inp.frames()
+            frames = [inp.media_time(f.pts, f.time_base) for f in run]
+            assert run.stats.lost_frames == 0 and run.stats.report() is None, run.stats.report()
+            assert inp.frame_times() == frames and len(frames) == index.packet_count - dropped
+            assert check_trim(inp, 1, None) == len(frames) - 1
+        assert index.presentation_pts() == sorted(f.pts for f in _decoded(src))
+        assert len(index.keyframe_packets()) == index.packet_count  # the keyframe scan sees every packet
+    # a truly damaged file still reports its loss
+    bad = make_corrupt(edit, tmp_path / "bad.mp4", frames=[5])
+    with open_input(bad) as inp:
+        run = inp.frames()
+        n = sum(1 for _ in run)
+        assert run.stats.lost_frames >= 1 and run.stats.report(), (n, run.stats)

@@ -42,7 +42,7 @@ from .metadata import demuxer_in
 from .mpeg4_vops import VopCounter
 from .probe import Demux, file_key, open_media, pick_video_stream
 
-__all__ = ["DECODE_ORDER_FORMATS", "NOPTS", "PacketIndex", "clear_cache", "decode_order_timestamps",
+__all__ = ["DECODE_ORDER_FORMATS", "DecoderDrops", "NOPTS", "PacketIndex", "clear_cache", "decode_order_timestamps",
            "read_packet_index"]
 
 NOPTS = np.iinfo(np.int64).min
@@ -83,6 +83,9 @@ class PacketIndex:
     jumps: tuple[Jump, ...] = ()
     """Timestamp discontinuities (MPEG-TS/PS: ``video.discont``), in decode order; ``pts``/``dts`` hold the times
     they mended (each packet after a jump moved by its offset), which are the reader's frame times too."""
+    shown: np.ndarray | None = None
+    """bool: the packet gives a frame (:class:`DecoderDrops`: not one the decoder drops whole, an MP4 edit list's
+    discarded packet or a leading picture of the open GOP the stream starts at); None: every packet does."""
     decode_order: bool = False
     """The container times packets in decode order (:data:`DECODE_ORDER_FORMATS`): ``pts`` holds each packet's
     decode-order counter (its ``dts``), whose sorted values are the frames' presentation times."""
@@ -99,9 +102,13 @@ class PacketIndex:
         return bool(self.packet_count) and not bool((self.pts == NOPTS).any())
 
     def presentation_pts(self) -> list[int]:
-        """The packets' presentation timestamps sorted (packets without one left out)."""
+        """The frames' presentation timestamps sorted: the packets' (those without one, and those the decoder drops
+        whole, :attr:`shown`, left out)."""
         if "pts" not in self._memo:
-            self._memo["pts"] = sorted(int(p) for p in self.pts[self.pts != NOPTS])
+            keep = self.pts != NOPTS
+            if self.shown is not None:
+                keep &= self.shown
+            self._memo["pts"] = sorted(int(p) for p in self.pts[keep])
         return self._memo["pts"]
 
     def media_times(self, start_time: Fraction | None = None) -> list[Fraction]:
@@ -116,7 +123,8 @@ class PacketIndex:
         return self._memo[key]
 
     def keyframe_packets(self) -> list[tuple[int, bool]]:
-        """``(pts, is_keyframe)`` in decode order, for packets with a pts (what a keyframe scan needs)."""
+        """``(pts, is_keyframe)`` in decode order, for packets with a pts (what a keyframe scan needs; the packets the
+        decoder drops, :attr:`shown`, too: they are where the GOPs are)."""
         keep = self.pts != NOPTS
         return [(int(p), bool(k)) for p, k in zip(self.pts[keep], self.keyframes[keep])]
 
@@ -198,7 +206,9 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
         dts: list[int] = []
         durations: list[int] = []
         keys: list[bool] = []
+        gives: list[bool] = []
         decode_order = decode_order_timestamps(c.format.name)
+        drops = DecoderDrops(leading=not decode_order)
         demux = Demux(c, stream)  # damaged or truncated: what was read stands
         vops = mpeg4_vops(stream)
         for pkt in demux:
@@ -211,6 +221,7 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             dts.append(NOPTS if pkt.dts is None else int(pkt.dts))
             durations.append(int(pkt.duration or 0))
             keys.append(bool(pkt.is_keyframe))
+            gives.append(not drops.drops(pkt))
         start = Fraction(c.start_time, 1_000_000) if c.start_time is not None else Fraction(0)
         jumps = _mend(c.format.name, stream, pts, dts)
         try:
@@ -226,12 +237,44 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             dts=np.array(dts, dtype=np.int64),
             durations=np.array(durations, dtype=np.int64),
             keyframes=np.array(keys, dtype=bool),
+            shown=None if all(gives) else np.array(gives, dtype=bool),
             complete=demux.error is None,
             error=demux.error,
             decode_order=decode_order,
             jumps=tuple(jumps),
         )
         return index, is_default
+
+
+class DecoderDrops:
+    """Tells, packet by packet in decode order, those the decoder drops whole without a frame, which are no damage:
+
+    - a packet flagged discard (``AV_PKT_FLAG_DISCARD``): an MP4 edit list that starts the video after its first
+      packets (FFmpeg decodes them, for the frames after, and drops their frames);
+    - a leading picture of the open GOP the stream starts at: after its first keyframe in decode order, before the
+      next one, shown before it (a cut transport stream's B-frames that refer to the GOP cut off; H.264, MPEG-2 and
+      HEVC decoders drop them).
+
+    The packet index leaves them out of the frames' times; the reader does not count them among the packets that
+    should have given a frame (its lost-frame report).
+    """
+
+    def __init__(self, *, leading: bool = True) -> None:
+        self._leading = leading  # False in containers timed in decode order (AVI): no packet's pts says it leads
+        self._first_key: int | None = None  # the first keyframe's pts (decode order), while its GOP lasts
+        self._keys = 0
+
+    def drops(self, pkt) -> bool:
+        """Whether ``pkt`` (PyAV packet of the video stream, size > 0, given in decode order) gives no frame."""
+        if pkt.is_keyframe:
+            self._keys += 1
+            if self._keys == 1:
+                self._first_key = pkt.pts
+        if pkt.is_discard:
+            return True
+        if not self._leading or self._keys != 1 or pkt.is_keyframe or pkt.pts is None or self._first_key is None:
+            return False
+        return pkt.pts < self._first_key
 
 
 def mpeg4_vops(stream) -> VopCounter | None:

@@ -50,7 +50,8 @@ from ..frames.pixel_formats import READ_AS, pixel_format, plane_layouts, read_fo
 from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet,
                      judge_truncation, raw_stream_pictures, stream_promise, timestamp_gaps)
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
-from .packet_index import PacketIndex, decode_order_timestamps, median_step, mpeg4_vops, read_packet_index
+from .packet_index import (DecoderDrops, PacketIndex, decode_order_timestamps, median_step, mpeg4_vops,
+                           read_packet_index)
 from .planes import read_planes, stream_see_through
 from .probe import Demux, open_media, pick_video_stream, video_decoder
 from .trim import selected_frames
@@ -375,6 +376,7 @@ class InputVideo:
         changed_at: int | None = None  # the first frame whose format or size is not the first frame's
         index = 0
         packets = 0
+        no_frame = 0  # packets the decoder drops whole, no damage (packet_index.DecoderDrops)
         out_frames = 0
         corrupt = 0
         errors = 0
@@ -419,14 +421,18 @@ class InputVideo:
                     raise _SeekMiss from None
 
             def decoded() -> Iterator[av.VideoFrame]:
-                nonlocal packets, errors, first_loss, demux_error, cut_tail, short_pts
+                nonlocal packets, no_frame, errors, first_loss, demux_error, cut_tail, short_pts
                 demux = Demux(c, st)
                 vops = mpeg4_vops(st)
+                drops = DecoderDrops(leading=clock is None)  # an edit list's discarded packets, leading pictures
                 for pkt in (_ps_timestamps(demux) if ps else demux):
                     if pkt.size and vops is not None and not vops.gives_frame(bytes(pkt)):
                         continue  # an N-VOP (video.mpeg4_vops): the picture before repeats; no frame, no loss
                     if pkt.size:
-                        packets += 1
+                        if drops.drops(pkt):
+                            no_frame += 1  # the decoder drops it whole: no loss
+                        else:
+                            packets += 1
                         cut_tail = False
                         short_pts = pkt.pts if pkt.is_corrupt else None  # read short: the file may end in it
                         if clock is not None:
@@ -553,8 +559,11 @@ class InputVideo:
                 prev_pts, info.time_base)) + (1 / rate if rate else 0)
             # an AVI's frame count counts ticks: its empty chunks and N-VOPs, which hold no frame, too
             empty = self._empty_ticks(prev_pts) if clock is not None else 0
+            # an MP4's frame count counts the packets its edit list discards too (after a seek: the index's, all before)
+            gives = self.packet_index().shown if seek is not None else None
+            no_frame = no_frame if seek is None else 0 if gives is None else int((~gives).sum())
             truncated, expected = judge_truncation(
-                info.promise, frames=index + lost + empty, end_time=end_time, rate=rate,
+                info.promise, frames=index + lost + empty + no_frame, end_time=end_time, rate=rate,
                 limit_frames=end if isinstance(end, int) else None,
                 limit_time=None if end is None or isinstance(end, int) else Fraction(end))
             truncated = truncated or demux_error is not None
