@@ -14,6 +14,7 @@ import av
 import pytest
 
 import media
+from esrgan_video.batch.worker import Task, cut_into_segments
 from esrgan_video.testing import run_cli
 from esrgan_video.video.probe import open_media
 from esrgan_video.video.reader import open_input
@@ -69,3 +70,21 @@ def test_cli_upscales_a_two_frame_transport_stream(tmp_path, near_identity_file,
         frames = [f for f in c.decode(video=0)]
     assert len(frames) == 2 and (frames[0].width, frames[0].height) == (128, 96)
     assert [f.pts * f.time_base for f in frames] == open_input(src).frame_times() == [0, Fraction(1, 25)]
+
+
+def test_batch_segments_of_a_short_clip_read_its_frames_once(tmp_path):
+    # a 3-frame x264 Matroska clip with a cue at 0.04 s: the container starts at 0.04 s, the reader's media time at
+    # the first frame (0 s); the plan's segment times are the reader's, so each segment reads the frames it counts
+    src = media.make_clip(tmp_path / "cue.mkv", frames=3, options={"x264-params": "keyint=1:min-keyint=1:scenecut=0"},
+                          subtitles=[media.SubtitleTrack("subrip", ((0.04, 0.08, "x"),))])
+    with av.open(str(src)) as c:
+        assert c.start_time == 40_000  # the clip this is about
+    plan = cut_into_segments(Task("k", "plan", "j", str(src), str(tmp_path / "out.mkv"), segment_seconds=0.04))
+    assert len(plan["segments"]) > 1
+    read = []
+    with open_input(src) as inp:
+        for a, b, count in plan["segments"]:
+            run = [f.index for f in inp.frames(start=a and Fraction(a), end=b and Fraction(b))]
+            assert len(run) == count, plan
+            read += run
+    assert read == [0, 1, 2]
