@@ -25,7 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from ._entry import path_arg
+from ._entry import check_upscaler_options, path_arg
 from .errors import EsrganVideoError, InputError, OptionError
 from .files import check_can_create, check_output_place
 from .frames.reuse import ReuseStats
@@ -123,6 +123,7 @@ def upscale_video(
     """
     path_arg("src", src)  # TypeError for bytes, None, an int...; the paths themselves pass on as given
     path_arg("dst", dst)
+    check_upscaler_options(upscaler, flat_options)
     opts = with_codec(UpscaleOptions.from_kwargs(options, **flat_options), dst)  # --codec: else the container's
     enc, trim = opts.encode, opts.trim
     codec, start, end = enc.codec, trim.start, trim.end

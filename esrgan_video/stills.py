@@ -43,7 +43,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._entry import path_arg
+from ._entry import check_upscaler_options, path_arg
 from .errors import EsrganVideoError, InputError, OutputError
 from .files import check_can_create, check_output_place
 from .options import SizeOptions, UpscaleOptions
@@ -109,6 +109,7 @@ def upscale_image(
     and written; the line saying what it lost (``video.images.damage``) goes, once the output is written, to
     ``on_damage`` (the CLI exits 9 on it), or to ``notice`` when that is None."""
     src, dst = path_arg("src", src), path_arg("dst", dst)
+    check_upscaler_options(upscaler, flat_options)
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
     unused = video_only_notice(opts, dst)
     if unused and notice is not None:

@@ -423,6 +423,27 @@ def test_paths_that_are_not_str_or_path_like_are_a_type_error_naming_the_argumen
     assert not list(tmp_path.iterdir())
 
 
+def test_model_or_runtime_options_beside_an_upscaler_are_a_type_error(files, up, tmp_path):
+    # were ignored without a word: the upscaler's own model and runtime options ran
+    _, clip, png, model = files
+    for run, src, ext in ((esrgan_video.upscale_video, clip, ".mkv"), (esrgan_video.upscale_image, png, ".png")):
+        dst = tmp_path / f"o{ext}"
+        with pytest.raises(TypeError, match=r"^model= would be ignored beside upscaler=, which brings its own model and "
+                                            r"runtime options: give them to Upscaler\(\.\.\.\) instead$"):
+            run(src, dst, upscaler=up, model="RealESRGAN_x4plus")
+        with pytest.raises(TypeError, match=r"^runtime=, tile= would be ignored beside upscaler="):
+            run(src, dst, upscaler=up, tile=64, runtime=RuntimeOptions(backend="torch"))
+        with pytest.raises(TypeError, match=r"^denoise=, device= would be ignored"):
+            run(src, dst, upscaler=up, device="cpu", denoise=0.5)
+    assert not list(tmp_path.iterdir())
+    # what still goes with upscaler=: reuse= (per run), and an options object (batch mode's run options)
+    r = esrgan_video.upscale_video(clip, tmp_path / "a.mkv", upscaler=up, reuse="off")
+    assert r.frames == 3
+    opts = UpscaleOptions(model=ModelOptions(model=model), runtime=RuntimeOptions(backend="torch", device="cpu"))
+    assert esrgan_video.upscale_video(clip, tmp_path / "b.mkv", opts, upscaler=up).frames == 3
+    assert esrgan_video.upscale_image(png, tmp_path / "b.png", opts, upscaler=up) == tmp_path / "b.png"
+
+
 # real weights ------------------------------------------------------------------------------------
 def test_real_weights_on_a_photo_crop_are_the_models_output(real_weights_x4plus, sample_photo):
     crop = np.ascontiguousarray(sample_photo[100:132, 200:232])
