@@ -25,11 +25,11 @@ from esrgan_video.video.reader import open_input
 @pytest.mark.parametrize("codec", ["libx264", "mpeg2video"])
 def test_a_short_file_reads_whole(tmp_path, ext, frames, codec):
     src = media.make_clip(tmp_path / f"short.{ext}", codec=codec, frames=frames, size=(64, 48))
-    video = open_input(src)
-    run = video.frames()
-    assert sum(1 for _ in run) == frames
-    assert run.stats.lost_frames == 0 and run.stats.report() is None
-    assert len(video.frame_times()) == frames
+    with open_input(src) as video:
+        run = video.frames()
+        assert sum(1 for _ in run) == frames
+        assert run.stats.lost_frames == 0 and run.stats.report() is None
+        assert len(video.frame_times()) == frames
 
 
 def test_a_short_transport_stream_opens_as_one(tmp_path):
@@ -69,7 +69,8 @@ def test_cli_upscales_a_two_frame_transport_stream(tmp_path, near_identity_file,
     with av.open(str(dst)) as c:
         frames = [f for f in c.decode(video=0)]
     assert len(frames) == 2 and (frames[0].width, frames[0].height) == (128, 96)
-    assert [f.pts * f.time_base for f in frames] == open_input(src).frame_times() == [0, Fraction(1, 25)]
+    with open_input(src) as inp:
+        assert [f.pts * f.time_base for f in frames] == inp.frame_times() == [0, Fraction(1, 25)]
 
 
 def test_batch_segments_of_a_short_clip_read_its_frames_once(tmp_path):
