@@ -132,3 +132,38 @@ def test_cfr_rate() -> None:
     # MPEG-PS: 2 timestamps for 6 frames (the others shared their packs) on the 25 fps grid
     assert cfr_rate([0, 200], tb, [Fraction(25)], frames=6) == 25
     assert cfr_rate([0], tb, [Fraction(25)]) is None
+
+
+def _off_grid_by_fractions(times, rate, time_base):
+    """encoder_rate's check before it ran in integers (three Fraction operations per frame): the reference."""
+    for i, t in enumerate(times):
+        if abs(t - times[0] - Fraction(i) / rate) > time_base:
+            return i
+    return None
+
+
+def test_the_grid_check_in_integers_answers_as_the_fractions_did() -> None:
+    import random
+
+    from esrgan_video.video.writer import MPEG_RATES, common_ticks, first_off_grid
+
+    rng = random.Random(5)
+    rates = [*MPEG_RATES, Fraction(12), Fraction(2997, 100), Fraction(30), Fraction(7)]
+    lists = [[], [Fraction(1, 3)], [Fraction(i, 25) for i in range(50)]]
+    for tb in (Fraction(1, 1000), Fraction(1, 90000), Fraction(1, 12800), Fraction(1001, 30000)):
+        for fps in (Fraction(25), NTSC, Fraction(24000, 1001), Fraction(50), Fraction(12)):
+            step = 1 / (fps * tb)
+            origin = Fraction(rng.randrange(-99_999, 99_999), 1_000_000)  # a container start in microseconds
+            ticks = [round(i * step) + rng.choice((0, 0, 0, 1, -1, 2)) for i in range(40)]
+            lists.append([p * tb - origin for p in sorted(ticks)])
+            lists.append([p * tb for p in sorted(set(ticks[:10] + ticks[12:]))])  # a frame lost
+    lists.append([Fraction(p, 1000) for p in (0, 40, 90, 100, 250, 260, 400)])  # a variable rate
+    answers = []
+    for times in lists:
+        ticks = common_ticks(times)
+        for rate in rates:
+            for tb in (Fraction(1, 1000), Fraction(1, 90000), Fraction(1, 12800)):
+                got = first_off_grid(ticks, rate, tb)
+                assert got == _off_grid_by_fractions(times, rate, tb), (times, rate, tb)
+                answers.append(got)
+    assert len(answers) > 1000 and answers.count(None) > 50 and len(set(answers)) > 10  # fits, and misfits at many
