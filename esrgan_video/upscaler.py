@@ -326,7 +326,7 @@ class Upscaler:
         try:
             return self._upscale(frames)
         except NonFiniteOutputError as e:
-            bad = _non_finite(frames)
+            bad = non_finite_count(frames)
             if bad:
                 raise InputError(f"the frame holds {bad} NaN or infinite value(s); float frames must be finite, in "
                                  "[0, 1]") from e
@@ -421,8 +421,10 @@ class Upscaler:
         return tr
 
 
-def _non_finite(frames) -> int:
-    """How many values of a float array or tensor are NaN or infinite (0 for integer frames and anything else)."""
+def non_finite_count(frames) -> int:
+    """How many values of a float array or tensor are NaN or infinite (0 for integer frames and anything else).
+    What :meth:`Upscaler.upscale` and the VapourSynth filter count to tell a float input holding NaN/Inf from a model
+    that made them."""
     if isinstance(frames, np.ndarray) and frames.dtype.kind == "f":
         return int(frames.size - np.count_nonzero(np.isfinite(frames)))
     if isinstance(frames, torch.Tensor) and frames.dtype.is_floating_point:

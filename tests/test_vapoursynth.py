@@ -747,6 +747,16 @@ def test_core_messages_name_the_filters_arguments_not_the_clis_flags(model_path)
         vsesrgan.upscale(clip, model=model_path, backend="tensorrt")  # device=0, the default
 
 
+def test_the_nan_count_is_the_upscalers_helper():
+    """One count of NaN/Inf for Upscaler.upscale and this filter's _failure: float arrays and tensors, not integers."""
+    from esrgan_video.upscaler import non_finite_count
+
+    a = np.zeros((2, 3), np.float32)
+    a[0, 1], a[1, 2] = np.nan, -np.inf
+    assert non_finite_count(a) == 2 and non_finite_count(torch.from_numpy(a)) == 2
+    assert non_finite_count(np.zeros((2, 2), np.uint16)) == 0 and non_finite_count([np.nan]) == 0
+
+
 def test_flags_in_core_messages_become_arguments():
     from vsesrgan.filter import _as_arguments
 

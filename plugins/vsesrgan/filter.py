@@ -32,7 +32,7 @@ from esrgan_video.errors import EsrganVideoError, OptionError
 from esrgan_video.options import BACKENDS, PRECISIONS, ModelOptions, RuntimeOptions, SizeOptions
 from esrgan_video.runtime.base import NonFiniteOutputError
 from esrgan_video.runtime.devices import resolve_device
-from esrgan_video.upscaler import Upscaler
+from esrgan_video.upscaler import Upscaler, non_finite_count
 
 from .props import adjusted_sar, props_from_spec, spec_from_props
 
@@ -226,8 +226,7 @@ class _FrameWorker:
             # whole tile, and the core's message would blame the weights and precision
             named = [("plane R", f[0]), ("plane G", f[1]), ("plane B", f[2])]
             for name, plane in named + ([("its _Alpha frame", alpha[0])] if alpha is not None else []):
-                a = np.asarray(plane)
-                bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+                bad = non_finite_count(np.asarray(plane))
                 if bad:
                     return _error(
                         f"frame {n}: {name} holds {bad} NaN or infinite sample(s); float input must be finite "
