@@ -747,6 +747,19 @@ def test_core_messages_name_the_filters_arguments_not_the_clis_flags(model_path)
         vsesrgan.upscale(clip, model=model_path, backend="tensorrt")  # device=0, the default
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the messages of a machine without CUDA")
+def test_the_cpu_note_follows_device_0s_fall_back_not_the_message_text(tmp_path, model_path):
+    """The note is added when resolve_device gave the CPU for device=0 and the backend then failed; it was added
+    whenever the error's text held "CUDA device", here the name of a missing model file (a ModelError)."""
+    clip = rgbs_clip(n=1)
+    missing = tmp_path / "CUDA device" / "model.pth"
+    with pytest.raises(vs.Error) as caught:
+        vsesrgan.upscale(clip, model=str(missing))  # device=0, the default
+    assert str(missing) in str(caught.value) and "device 0 runs on the CPU" not in str(caught.value)
+    with _raises("tensorrt needs a CUDA device .*got cpu.*; device 0 runs on the CPU here: no CUDA GPU is available"):
+        vsesrgan.upscale(clip, model=model_path, backend="tensorrt")
+
+
 def test_the_nan_count_is_the_upscalers_helper():
     """One count of NaN/Inf for Upscaler.upscale and this filter's _failure: float arrays and tensors, not integers."""
     from esrgan_video.upscaler import non_finite_count

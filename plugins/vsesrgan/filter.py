@@ -28,10 +28,10 @@ from esrgan_video.frames.color import ColorSpec
 from esrgan_video.frames.pixel_formats import PixelFormat
 from esrgan_video.frames.sizing import output_size
 from esrgan_video.frames.transform import FrameFormat, FrameTransform
-from esrgan_video.errors import EsrganVideoError, OptionError
+from esrgan_video.errors import BackendError, EsrganVideoError, OptionError
 from esrgan_video.options import BACKENDS, PRECISIONS, ModelOptions, RuntimeOptions, SizeOptions
 from esrgan_video.runtime.base import NonFiniteOutputError
-from esrgan_video.runtime.devices import resolve_device
+from esrgan_video.runtime.devices import parse_device, resolve_device
 from esrgan_video.upscaler import Upscaler, non_finite_count
 
 from .props import adjusted_sar, props_from_spec, spec_from_props
@@ -321,10 +321,12 @@ def upscale(
         model_opts = ModelOptions(model=model, blend=blend, denoise=denoise)
     except OptionError as e:
         raise _error(str(e.relabel(_OPTION_NAMES))) from e
+    on_cpu_for_0 = False  # resolve_device's fall-back was taken: device=0 asked for, the CPU given
     try:
         # device=0 (the default: a GPU index, as in vs-mlrt) runs on the CPU of a machine without CUDA; an explicit
         # 'cuda' / 'cuda:N' there is refused
         dev = resolve_device(device, cpu_if_no_cuda=type(device) is int and device == 0)
+        on_cpu_for_0 = dev.type == "cpu" and parse_device(device) != "cpu"
         up = Upscaler(model_opts, dataclasses.replace(runtime, device=str(dev)))
         out_w, out_h = output_size(
             clip.width, clip.height, model_scale=up.scale, scale=size.scale, multiple=fmt.multiple,
@@ -334,7 +336,7 @@ def upscale(
         up.prepare(clip.height, clip.width)
     except EsrganVideoError as e:
         message = _as_arguments(str(e))
-        if type(device) is int and device == 0 and not torch.cuda.is_available() and "CUDA device" in message:
+        if on_cpu_for_0 and isinstance(e, BackendError):  # e.g. a backend that needs CUDA: say why it has none
             message += "; device 0 runs on the CPU here: no CUDA GPU is available"
         raise _error(message) from None
     core = vs.core
