@@ -174,15 +174,17 @@ def test_avi_packets_are_timed_in_decode_order(tmp_path):
     assert not read_packet_index(make_clip(tmp_path / "bf.mkv", frames=12, options={"g": "12"})).decode_order
 
 
-def _open_gop_cut(tmp_path: Path) -> Path:
-    """An open-GOP H.264 transport stream cut at its third keyframe: the B-frames after that keyframe in decode order
-    that show before it refer to the GOP cut off, and the decoder drops them (one here)."""
-    src = make_clip(tmp_path / "og.ts", frames=36, format="mpegts", size=(64, 48),
-                    options={"x264-params": "open-gop=1:keyint=12:min-keyint=12:bframes=3:b-pyramid=0:scenecut=0"})
+def _open_gop_cut(tmp_path: Path, codec: str = "libx264") -> Path:
+    """An open-GOP transport stream cut at its third keyframe: the B-frames after that keyframe in decode order that
+    show before it refer to the GOP cut off, and the decoder drops them (H.264 here: one; MPEG-2, bf 2: two)."""
+    options = {"x264-params": "open-gop=1:keyint=12:min-keyint=12:bframes=3:b-pyramid=0:scenecut=0"} \
+        if codec == "libx264" else {"bf": "2", "g": "12"}  # FFmpeg's MPEG-2 encoder: open GOPs unless +cgop
+    src = make_clip(tmp_path / f"og_{codec}.ts", codec=codec, frames=36, format="mpegts", size=(64, 48),
+                    options=options)
     with av.open(str(src)) as c:
         keys = [p.pos for p in c.demux(c.streams.video[0]) if p.size and p.is_keyframe]
     data = src.read_bytes()
-    cut = tmp_path / "og_cut.ts"
+    cut = tmp_path / f"og_{codec}_cut.ts"
     cut.write_bytes(data[:2 * 188] + data[keys[2] - keys[2] % 188:])  # the PAT/PMT, then from the third keyframe
     return cut
 
@@ -192,8 +194,8 @@ def test_packets_the_decoder_drops_are_no_frames(tmp_path):
     discard) and an open-GOP cut's leading B-frame give no frame: the index keeps them for the keyframe scan but not
     among the frames' times, and the reader counts none of them lost."""
     edit = make_clip(tmp_path / "edit.mp4", pts=[-80 + 40 * i for i in range(10)], audio=[AudioTrack()])
-    cut = _open_gop_cut(tmp_path)
-    for src, dropped in ((cut, 1), (edit, 2)):
+    cut, mpeg2 = _open_gop_cut(tmp_path), _open_gop_cut(tmp_path, "mpeg2video")
+    for src, dropped in ((mpeg2, 2), (cut, 1), (edit, 2)):
         index = read_packet_index(src)
         with open_input(src) as inp:
             run = inp.frames()

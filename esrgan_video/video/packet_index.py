@@ -6,12 +6,14 @@
     index.packet_count, index.duration           # counts and span (for probing / progress)
 
 No packet is decoded. Packets of size 0 (demuxer flush markers) are left out, and so are an MPEG-4 Part 2 stream's
-not-coded VOPs (``video.mpeg4_vops``: Xvid's "N-VOPs", which repeat the picture before and give no frame). In
+not-coded VOPs (``video.mpeg4_vops``: Xvid's "N-VOPs", which repeat the picture before and give no frame). Packets the
+decoder drops whole (:class:`DecoderDrops`: an MP4 edit list's discarded ones, an open-GOP cut's leading B-frames) are
+kept, for the keyframe scan, but are no frames: ``shown`` marks them and the frames' times leave them out. In
 containers whose timestamps count packets in decode order (:data:`DECODE_ORDER_FORMATS`: AVI, which stores no
 presentation times) the index keeps each packet's decode-order counter as its ``pts`` too: the sorted counters are the
 frames' presentation times (the reader gives each decoded frame the smallest unused one), and a keyframe's counter is
-its own time when no packet before it in decode order shows after it (closed GOPs). A demuxer that stops at damaged
-or truncated data ends the index there: ``complete`` is False and ``error`` says why, and what was read stands. In
+its own time when no packet before it in decode order shows after it (closed GOPs). A demuxer that stops at damaged or
+truncated data ends the index there: ``complete`` is False and ``error`` says why, and what was read stands. In
 MPEG-TS/PS the timestamps are mended across jumps (``video.discont``: joined or edited recordings): ``pts``/``dts``
 hold the moved times, which are the reader's, and ``jumps`` says where and by how much. Timestamps stay in the
 stream's ``time_base`` (integers) until a caller asks for seconds, so they are rounded once; media time counts from
