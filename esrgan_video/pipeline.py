@@ -118,8 +118,10 @@ def upscale_video(
     ``options`` (:class:`~esrgan_video.options.UpscaleOptions`) says what to do; its fields may also be given
     as flat keywords (``model=``, ``scale=``, ``codec=``, ``start=``, …; see :mod:`esrgan_video.options`), over
     ``options``. ``upscaler`` reuses a loaded model (batch mode; the model and runtime options are then its
-    own); otherwise one is made from the options and closed at the end. ``notice`` receives one-line
-    warnings (interlacing, HDR, pixel format).
+    own, and giving them as keywords beside it, ``model=``, ``tile=``, ..., is a ``TypeError``; ``reuse=`` may
+    still be given); otherwise one is made from the options and closed at the end. ``notice`` receives one-line
+    warnings (interlacing, HDR, pixel format). ``src``/``dst`` that are not a ``str`` or ``os.PathLike`` path are
+    a ``TypeError`` naming the argument.
     """
     path_arg("src", src)  # TypeError for bytes, None, an int...; the paths themselves pass on as given
     path_arg("dst", dst)
