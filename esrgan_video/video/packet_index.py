@@ -17,7 +17,8 @@ truncated data ends the index there: ``complete`` is False and ``error`` says wh
 MPEG-TS/PS the timestamps are mended across jumps (``video.discont``: joined or edited recordings): ``pts``/``dts``
 hold the moved times, which are the reader's, and ``jumps`` says where and by how much. Timestamps stay in the
 stream's ``time_base`` (integers) until a caller asks for seconds, so they are rounded once; media time counts from
-the container's ``start_time``, as ``InputVideo`` does.
+the origin the caller gives (``media_times(start_time=)``: the reader gives its own, ``VideoInfo.start_time``, which
+may be earlier than the container's ``start_time``, the default: the first frame's).
 
 The reader (``InputVideo.frames(start=…)``, ``resolve_range``), the keyframe scan (``video.keyframes``: batch's
 segment plan, ``--reuse near``'s reset points) and the segment join's fallback (``video.segment_join``: each
