@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -514,6 +515,26 @@ def counting_opens(path: str | os.PathLike) -> Iterator[list[int]]:
         yield count
     finally:
         del _WATCHED[os.fspath(path)]
+
+
+def in_threads(work: Callable[[int], object], count: int) -> None:
+    """``work(0)`` … ``work(count - 1)``, each in its own thread, all started before any is joined; the first
+    exception one of them raised is raised here (after every thread has ended)."""
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            work(k)
+        except BaseException as e:  # noqa: BLE001 - raised below, in the caller's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def default_signals() -> None:

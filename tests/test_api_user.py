@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -231,22 +230,13 @@ def test_threads_sharing_one_upscaler_get_what_serial_calls_get(net):
         with esrgan_video.Upscaler(net, backend="torch", device="cpu", **kw) as serial_up:
             serial = [serial_up.upscale(f) for f in frames]
         got: dict[int, list[np.ndarray]] = {i: [] for i in range(len(frames))}
-        errors: list[BaseException] = []
         with esrgan_video.Upscaler(net, backend="torch", device="cpu", **kw) as shared:
             def work(k: int) -> None:
-                try:
-                    for _ in range(2):
-                        for i in range(k, len(frames), 4):
-                            got[i].append(shared.upscale(frames[i]))
-                except BaseException as e:  # noqa: BLE001 - reported below
-                    errors.append(e)
+                for _ in range(2):
+                    for i in range(k, len(frames), 4):
+                        got[i].append(shared.upscale(frames[i]))
 
-            threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        assert not errors
+            media.in_threads(work, 4)
         for i, want in enumerate(serial):
             for out in got[i]:
                 np.testing.assert_array_equal(out, want)
@@ -482,21 +472,12 @@ def test_frames_of_many_sizes_keep_a_bounded_number_of_backends(net):
         for a, b in zip(first, again):
             np.testing.assert_array_equal(a, b)
         shared_out: dict[int, list[np.ndarray]] = {i: [] for i in range(len(frames))}
-        errors: list[BaseException] = []
 
         def work(k: int) -> None:  # evictions while other threads run: closed only when none is running
-            try:
-                for i in list(range(k, len(frames), 3)) * 2:
-                    shared_out[i].append(u.upscale(frames[i]))
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
+            for i in list(range(k, len(frames), 3)) * 2:
+                shared_out[i].append(u.upscale(frames[i]))
 
-        threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors
+        media.in_threads(work, 3)
         for i, outs in shared_out.items():
             for out in outs:
                 np.testing.assert_array_equal(out, first[i])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,8 @@ import torch
 from esrgan_video.arch.rrdbnet import RRDBNet, RRDBParams
 from esrgan_video.runtime import engine_cache as ec
 from esrgan_video.runtime.base import CommonOptions, NonFiniteOutputError
+
+import media
 
 CUDA = torch.cuda.is_available()
 TRT = importlib.util.find_spec("tensorrt") is not None
@@ -132,22 +133,13 @@ def test_concurrent_streams_from_threads_match_sequential():
     expected = [b(x).clone() for x in xs]
     torch.cuda.synchronize()
     results: dict[int, torch.Tensor] = {}
-    errors: list[BaseException] = []
 
     def worker(i: int) -> None:
-        try:
-            x, s = in_flight(xs[i])  # the producer's copy is still running when infer is called
-            results[i] = b(x, s)
-            s.synchronize()
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        x, s = in_flight(xs[i])  # the producer's copy is still running when infer is called
+        results[i] = b(x, s)
+        s.synchronize()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    media.in_threads(worker, 8)
     for i in range(8):
         torch.testing.assert_close(results[i], expected[i], atol=0, rtol=0)
     b.close()
@@ -294,22 +286,13 @@ def test_tensorrt_multi_stream_concurrent_infer(tmp_path):
     expected = [b(x).clone() for x in xs]
     torch.cuda.synchronize()
     results: dict[int, torch.Tensor] = {}
-    errors: list[BaseException] = []
 
     def worker(i: int) -> None:
-        try:
-            x, s = in_flight(xs[i])  # the producer's copy is still running when infer is called
-            results[i] = b(x, s)
-            s.synchronize()
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
+        x, s = in_flight(xs[i])  # the producer's copy is still running when infer is called
+        results[i] = b(x, s)
+        s.synchronize()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    media.in_threads(worker, 12)
     for i in range(12):
         torch.testing.assert_close(results[i], expected[i], atol=0, rtol=0)
     b.close()
