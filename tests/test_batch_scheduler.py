@@ -81,6 +81,21 @@ class Plan:
         self.queue.append(task)
 
 
+def _stand_in_inside_a_big_message(target):
+    """A forked stand-in worker running ``target(writer)`` (it only writes to its pipe), once more than 32 KiB of
+    its messages wait on the pipe: it is then blocked inside a message larger than the pipe's buffer."""
+    ctx = mp.get_context("fork")
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=target, args=(writer,), daemon=True)
+    proc.start()
+    writer.close()
+    deadline = time.monotonic() + 30
+    while _queued_bytes(reader) < 32 << 10:
+        assert time.monotonic() < deadline, "the stand-in worker never filled its pipe"
+        time.sleep(0.01)
+    return ctx, reader, proc
+
+
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the child only writes
 @pytest.mark.skipif(not hasattr(termios, "FIONREAD"), reason="needs FIONREAD to see the pipe fill")
 def test_a_worker_killed_mid_message_is_taken_for_dead_and_its_file_redone(tmp_path: Path,
@@ -90,17 +105,9 @@ def test_a_worker_killed_mid_message_is_taken_for_dead_and_its_file_redone(tmp_p
     out.mkdir()
     task = Task(key="whole", kind="whole", job_key="clip", src=str(src), dst=str(out / "clip.mkv"))
 
-    ctx = mp.get_context("fork")  # the stand-in worker only writes to its pipe
-    reader, writer = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_sends_then_a_big_one, args=(writer,), daemon=True)
-    proc.start()
-    writer.close()
     # the big message cannot be written whole until the driver reads: once more than the first message's bytes
     # are queued, the writer is blocked inside the big one; killing it now leaves half a message on the pipe
-    deadline = time.monotonic() + 30
-    while _queued_bytes(reader) < 32 << 10:
-        assert time.monotonic() < deadline, "the stand-in worker never filled its pipe"
-        time.sleep(0.01)
+    ctx, reader, proc = _stand_in_inside_a_big_message(_sends_then_a_big_one)
     os.kill(proc.pid, signal.SIGKILL)
     proc.join(10)
     assert proc.exitcode == -signal.SIGKILL
@@ -264,15 +271,7 @@ def test_a_worker_stopped_mid_message_does_not_freeze_the_others(tmp_path: Path,
     stuck = Task(key="stopped", kind="whole", job_key="a", src=str(src), dst=str(out / "a.mkv"))
     other = Task(key="other", kind="whole", job_key="b", src=str(src), dst=str(out / "b.mkv"))
 
-    ctx = mp.get_context("fork")
-    reader, writer = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_sends_a_big_one_and_waits, args=(writer,), daemon=True)
-    proc.start()
-    writer.close()
-    deadline = time.monotonic() + 30
-    while _queued_bytes(reader) < 32 << 10:
-        assert time.monotonic() < deadline, "the stand-in worker never filled its pipe"
-        time.sleep(0.01)
+    ctx, reader, proc = _stand_in_inside_a_big_message(_sends_a_big_one_and_waits)
     os.kill(proc.pid, signal.SIGSTOP)
 
     sched = LocalScheduler(["cpu"], settings, heartbeat_s=1.0, stale_s=20.0, log=lambda m: None)
