@@ -18,10 +18,12 @@ Fixtures:
 - ``torch_one_thread`` (module scope): ``torch.set_num_threads(1)`` while the module runs. On a busy 2-core
   machine multi-threaded CPU convolutions spin and run 10-20x slower; use it with
   ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``.
+- ``torch_threads_when_idle``: every core while the machine is idle, else one thread (for one big computation).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +92,21 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def torch_one_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def torch_threads_when_idle():
+    """One big real-weights computation (the seam test: 24 s on 2 idle cores, 47 s on one): every core while the
+    machine is idle (1-minute load below the core count: CI runs the suite alone), else one thread, as
+    ``torch_one_thread`` (busy cores make multi-threaded convolutions spin). The results are compared with each
+    other at the same setting, so the thread count changes no assertion."""
+    before = torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(cores if os.getloadavg()[0] < cores else 1)
     try:
         yield
     finally:

@@ -261,7 +261,7 @@ def test_output_dtype_channels_and_errors():
 
 # One to two CPU-minutes (a 192 x 192 crop whole plus four 144 x 144 tiles): kept in the default suite,
 # since seam-free output is a promise the product makes.
-@pytest.mark.usefixtures("torch_one_thread")
+@pytest.mark.usefixtures("torch_threads_when_idle")
 def test_default_pad_gives_seamless_output_on_real_weights():
     """RealESRGAN_x4plus on a real photo, 48-px tiles, default pad and blend: PSNR(tiled, whole) >= 50 dB.
 
