@@ -90,18 +90,30 @@ def see_through(frame: av.VideoFrame) -> bool:
     return bool(clear[index].any())
 
 
-def stream_see_through(path: str | os.PathLike, stream_index: int, first: av.VideoFrame) -> bool:
+def stream_see_through(path: str | os.PathLike, stream_index: int, first: av.VideoFrame, *,
+                       demuxer: str | None = None) -> bool:
     """Whether any frame of a ``pal8`` video stream shows a see-through palette entry (:func:`see_through`), so the
     stream is read as ``rgba``: ``first`` (its first frame, already decoded) decides when it shows one; else the
     stream is decoded to its end, stopping at the first frame that does. A palette may change from frame to frame
     (a PNG-in-MOV/NUT clip's frames each carry their own PLTE/tRNS, a raw NUT frame its own palette), so the first
-    frame alone would drop the alpha of a later one. The answer is kept per file (path, size, mtime), so the
-    probes of one run (and a batch's segments) scan once. False for other formats."""
+    frame alone would drop the alpha of a later one. ``demuxer``: the container's format name; a one-picture file's
+    (:func:`one_picture`: a palette PNG, BMP, TGA) first frame is its only one, so it decides alone and the file is
+    not decoded a second time. The answer is kept per file (path, size, mtime), so the probes of one run (and a
+    batch's segments) scan once. False for other formats."""
     if first.format.name != "pal8":
         return False
     if see_through(first):
         return True
+    if demuxer is not None and one_picture(demuxer):
+        return False
     return _scan_see_through(*file_key(path), stream_index)
+
+
+def one_picture(demuxer: str) -> bool:
+    """Whether FFmpeg's demuxer ``demuxer`` (a format name) reads one picture from a file: ``image2`` (one file,
+    as an input path opens it) and the ``*_pipe`` image readers (``png_pipe``, ``bmp_pipe`` …); GIF and the video
+    containers hold more."""
+    return demuxer == "image2" or demuxer.endswith("_pipe")
 
 
 @functools.lru_cache(maxsize=8)
@@ -136,4 +148,4 @@ def frame_from_planes(planes: Sequence[np.ndarray], pix_fmt: str, width: int, he
     return frame
 
 
-__all__ = ["copy_planes", "frame_from_planes", "read_planes", "see_through", "stream_see_through"]
+__all__ = ["copy_planes", "frame_from_planes", "one_picture", "read_planes", "see_through", "stream_see_through"]

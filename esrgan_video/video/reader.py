@@ -1024,7 +1024,8 @@ def _probe(path: Path, container) -> VideoInfo:
                else f"the video stream cannot be decoded ({error})")
         raise InputError(_undecodable(path, container, short, read, why)) from error
     source_pix_fmt = first.format.name
-    pix_fmt = read_format(source_pix_fmt, see_through=stream_see_through(path, st.index, first))
+    clear = stream_see_through(path, st.index, first, demuxer=container.format.name)  # one picture: decoded once
+    pix_fmt = read_format(source_pix_fmt, see_through=clear)
     try:
         pf = pixel_format(pix_fmt if pix_fmt is not None else source_pix_fmt)
     except ValueError as e:
