@@ -53,8 +53,8 @@ from .frames.sizing import output_size, plan_size, resize_rgb
 from .frames.transform import FrameFormat, FrameTransform
 from .upscaler import Upscaler
 from .video.image_meta import not_kept
-from .video.images import (IMAGE_EXTENSIONS, ImageMeta, check_extension, damage, holds_deep, holds_grey, image_meta,
-                           is_image_file, read_image, readable_bytes, round_to_8bit, write_image)
+from .video.images import (IMAGE_EXTENSIONS, ImageMeta, check_extension, damage, eight_bit_notice, holds_deep,
+                           holds_grey, image_meta, is_image_file, read_image, readable_bytes, round_to_8bit, write_image)
 
 __all__ = ["GREY_WEIGHTS", "is_still_job", "probe_still_job", "read_image", "still_options", "upscale_image", "upscale_samples"]
 
@@ -135,7 +135,7 @@ def upscale_image(
         if meta.frames > 1:
             notice(f"{src}: a TIFF of {meta.frames} pages; only the first is upscaled")
         if bits > 8 and not holds_deep(dst):
-            notice(f"{dst}: this format holds 8 bits; the 16-bit image is rounded to 8 (.png and .tiff keep 16)")
+            notice(eight_bit_notice(dst, 16))
         lost = not_kept(dst.suffix.lower(), meta, grey=grey and not as_rgb)
         if lost:
             notice(f"{dst}: this format does not keep {_listed(lost)} of {src.name}")

@@ -39,7 +39,8 @@ from .partials import partial_path
 from .planes import frame_from_planes
 from .probe import file_key
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageMeta", "check_extension", "damage", "holds_deep", "holds_grey", "image_meta",
+__all__ = ["IMAGE_EXTENSIONS", "ImageMeta", "check_extension", "damage", "eight_bit_notice", "holds_deep", "holds_grey",
+           "image_meta",
            "is_image_file", "read_image", "readable_bytes", "round_to_8bit", "write_image"]
 
 # output extension → (codec, pix_fmt for 8-bit RGB, for 8-bit RGBA, for 16-bit RGB, for 16-bit RGBA)
@@ -294,6 +295,20 @@ def holds_deep(dst: str | os.PathLike) -> bool:
     """Whether :func:`write_image` keeps 16-bit samples in ``dst``'s format (PNG, TIFF); others get 8 bits."""
     enc = _ENCODERS.get(Path(dst).suffix.lower())
     return enc is not None and enc[3] is not None
+
+
+_FORMAT_NAMES = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WebP",
+                 ".bmp": "BMP"}
+
+
+def eight_bit_notice(dst: str | os.PathLike, bits: int, what: str = "image") -> str:
+    """The notice for samples of ``bits`` (above 8) written into ``dst``'s format of 8 bits per channel (pure), in
+    the user's terms, not FFmpeg's pixel formats: "x.bmp: BMP holds 8 bits per channel; the 10-bit video's frame is
+    rounded to 8 (.png and .tiff keep its 10 bits, in 16-bit samples)". ``what``: the picture's name (a still's
+    "image", a video's "video's frame")."""
+    name = _FORMAT_NAMES.get(Path(dst).suffix.lower(), "this format")
+    keep = "16" if bits >= 16 else f"its {bits} bits, in 16-bit samples"
+    return f"{dst}: {name} holds 8 bits per channel; the {bits}-bit {what} is rounded to 8 (.png and .tiff keep {keep})"
 
 
 def round_to_8bit(samples: np.ndarray) -> np.ndarray:

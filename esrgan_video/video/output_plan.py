@@ -23,6 +23,7 @@ from ..frames.transform import FrameFormat
 from ..options import UpscaleOptions
 from .encoder_formats import canonical_encoder, choose_pix_fmt, keep_advice
 from .encoder_settings import EncoderSettings, encoder_settings
+from .images import eight_bit_notice
 from .probe import gif_transparent
 from .writer import check_video, output_codec, output_format, sar_kept
 
@@ -181,6 +182,9 @@ def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | P
     container = output_format(dst, enc.format)
     alpha = alpha_used(info)
     out_pix_fmt, pix_notice = output_pix_fmt(info, enc, container)
+    if pix_notice and container == "image2" and canonical_encoder(enc.codec) in RGB_STILL_CODECS \
+            and pixel_format(out_pix_fmt).bits < in_fmt.bits:  # a deep frame into a .bmp: in the user's terms
+        pix_notice = eight_bit_notice(dst, in_fmt.bits, "video's frame")
     if pix_notice:
         notices.append(pix_notice)
     out_fmt = pixel_format(out_pix_fmt)
