@@ -241,20 +241,24 @@ def _sends_a_big_one_and_waits(conn) -> None:
 
 class TwoTasks(Plan):
     """A task handed to the stopped stand-in, and one in the queue for the real worker; the lost one is not redone
-    (the test is about the other worker being served meanwhile)."""
+    (the test is about the other worker being served meanwhile). Once the other file is done, ``then`` runs."""
 
-    def __init__(self, stuck: Task, other: Task) -> None:
+    def __init__(self, stuck: Task, other: Task, then) -> None:
         super().__init__(stuck)
         self.queue.append(other)
+        self.then = then
         self.done_at: dict[str, float] = {}
+        self.lost_at: list[float] = []
 
     def done(self, task, result) -> None:
         super().done(task, result)
         self.done_at[task.key] = time.monotonic()
+        self.then()
 
     def lost(self, task, why) -> None:
         self.running.discard(task.key)
         self.lost_why.append(why)
+        self.lost_at.append(time.monotonic())
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
@@ -264,7 +268,10 @@ def test_a_worker_stopped_mid_message_does_not_freeze_the_others(tmp_path: Path,
     The driver reads no pipe with a blocking read, so it goes on serving the other worker (its file is done while
     the stopped one still holds its half message), and kills the stopped one once it has been silent for
     ``stale_s``. A blocking ``recv`` waited for the rest of the message for ever (a watchdog here kills the stopped
-    worker after 90 s, which lets such a driver go on: the other file is then done only after it)."""
+    worker after 90 s, which lets such a driver go on: the other file is then done only after it).
+    ``stale_s`` stays 20 s, so the real worker is never taken for stale while it starts (imports torch) on a busy
+    machine; the stopped one's silence is the test's to say: once the other file is done, its last heartbeat is
+    made ``stale_s`` old (rather than waiting those 20 s)."""
     src = make_clip(tmp_path / "in.mkv", codec="ffv1", size=(64, 48), frames=4)
     out = tmp_path / "out"
     out.mkdir()
@@ -276,9 +283,13 @@ def test_a_worker_stopped_mid_message_does_not_freeze_the_others(tmp_path: Path,
 
     sched = LocalScheduler(["cpu"], settings, heartbeat_s=1.0, stale_s=20.0, log=lambda m: None)
     now = time.monotonic()
-    sched.workers = [_Worker(0, "cpu", proc, ctx.Queue(), reader, task=stuck, last_seen=now, last_journal_beat=now),
-                     sched._spawn("cpu")]
-    plan = TwoTasks(stuck, other)
+    stopped = _Worker(0, "cpu", proc, ctx.Queue(), reader, task=stuck, last_seen=now, last_journal_beat=now)
+    sched.workers = [stopped, sched._spawn("cpu")]
+
+    def silent_for_stale_s() -> None:
+        stopped.last_seen = time.monotonic() - sched.stale_s - 1
+
+    plan = TwoTasks(stuck, other, then=silent_for_stale_s)
     watchdog_fired = []
 
     def watchdog() -> None:
@@ -296,6 +307,7 @@ def test_a_worker_stopped_mid_message_does_not_freeze_the_others(tmp_path: Path,
     assert not watchdog_fired, "the driver was blocked on the stopped worker's half message"
     assert plan.results["other"]["frames"] == 4 and len(read_frames(out / "b.mkv")[0]) == 4
     assert len(plan.lost_why) == 1 and "worker 0 (cpu) stopped responding" in plan.lost_why[0], plan.lost_why
+    assert plan.done_at["other"] <= plan.lost_at[0]  # served while the stopped one still held its half message
     assert proc.exitcode == -signal.SIGKILL
 
 
