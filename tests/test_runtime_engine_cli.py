@@ -60,6 +60,32 @@ def test_clear_by_model_and_all(engines, capsys):
     assert main(["engine", "clear"]) == 2  # one of --all / --model is required
 
 
+def test_clear_all_removes_dangling_links_and_names_a_folder_it_leaves(engines, capsys):
+    """What 'engine list' shows as broken, 'engine clear --all' removes: a sidecar name that is a dangling link goes
+    (it was left, listed forever); a folder under an entry's name is not ours to delete: everything else is removed
+    and one line names it (it was a traceback, IsADirectoryError, with the rest left in place)."""
+    sound = write(engines, KEY, "RealESRGAN_x4plus", 100)
+    link = engines / "gone-0123456789abcdef.engine.json"
+    link.symlink_to(engines / "nowhere")
+    folder = engines / "a-0123456789abcdef.engine.json"
+    folder.mkdir()
+    (engines / "junk-0123456789abcdef.engine.json").write_text("[1]")
+    assert main(["engine", "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"{link.name}: BROKEN" in out and f"{folder.name}: BROKEN" in out
+    assert main(["engine", "clear", "--all"]) == 6
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in captured.err, captured.err
+    assert err[0] == (f"esrgan-video: error: engine cache {engines}: removed 4 file(s), but could not remove "
+                      f"{folder.name} (a folder, not a cache file: remove it yourself)")
+    assert sorted(p.name for p in engines.iterdir()) == [folder.name]
+    assert not sound.engine.exists() and not link.is_symlink()
+    folder.rmdir()
+    assert main(["engine", "clear", "--all"]) == 0
+    assert "removed 0 engine(s), 0 file(s)" in capsys.readouterr().out
+
+
 def test_list_and_clear_an_older_versions_cache(engines, capsys):
     """Entries written before 7f0d115 (no ``cuda_major`` in their key) and the timing caches named then."""
     import json

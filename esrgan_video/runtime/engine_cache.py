@@ -42,7 +42,7 @@ from typing import TypeVar
 
 import torch
 
-from esrgan_video.errors import BackendError
+from esrgan_video.errors import BackendError, OutputError
 from esrgan_video.files import atomic_write, locked
 
 ENGINE_FORMAT = 2
@@ -514,19 +514,41 @@ def clear_entries(root: Path | None = None, *, model: str | None = None) -> list
 
     An entry whose key does not parse (an older esrgan-video's, say) goes with ``model`` when its sidecar names that
     model; entries without a readable sidecar (no sidecar, or one that does not parse) go with ``model=None`` only.
+    A dangling link under an entry's name is removed like a file; what cannot be removed (a folder under an entry's
+    name, a file the user may not delete) is left, everything else is removed, and then an :class:`OutputError`
+    names the first such path.
     """
     removed: list[Path] = []
+    kept: list[str] = []
+    root = engines_dir() if root is None else root
     for entry in list_entries(root):
         if model is not None and (not entry.named or entry.model != model):
             continue
         for p in (entry.engine, entry.sidecar, entry.engine.with_name(entry.engine.name + ".lock")):
-            if p.exists():
-                p.unlink()
-                removed.append(p)
+            _remove(p, removed, kept)
     if model is None:
-        root = engines_dir() if root is None else root
         leftovers = ("timing-*.timing", "timing-*.timing.lock", "*.engine.lock", ".*.part")
         for p in [q for pat in leftovers for q in root.glob(pat)] if root.is_dir() else []:
-            p.unlink()
-            removed.append(p)
+            _remove(p, removed, kept)
+    if kept:
+        more = f" and {len(kept) - 1} other(s)" if len(kept) > 1 else ""
+        raise OutputError(f"engine cache {root}: removed {len(removed)} file(s), but could not remove {kept[0]}{more}")
     return removed
+
+
+def _remove(p: Path, removed: list[Path], kept: list[str]) -> None:
+    """Delete the cache file ``p`` (a dangling link too) into ``removed``; what cannot go (a folder under a cache
+    file's name, which is not ours to delete; a file the user may not delete) is said in ``kept``."""
+    if not (p.is_symlink() or p.exists()):
+        return
+    if p.is_dir() and not p.is_symlink():
+        kept.append(f"{p.name} (a folder, not a cache file: remove it yourself)")
+        return
+    try:
+        p.unlink()
+    except FileNotFoundError:
+        return  # another process cleared it meanwhile
+    except OSError as e:
+        kept.append(f"{p.name} ({e.strerror or type(e).__name__})")
+        return
+    removed.append(p)
