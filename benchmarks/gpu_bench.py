@@ -287,36 +287,41 @@ def bench_tensorrt(report: Report, args, budget: Budget, device, flops_per_frame
         return
     import tempfile
 
-    cache = Path(args.engine_cache or tempfile.mkdtemp(prefix="esrgan-engines-"))
-    for b, est in [(1, 150), (4, 150), (2, 150)]:
-        if not budget.allows(est):
-            report.skipped.append(f"tensorrt fp16 batch {b}: time budget spent")
-            continue
-        row = Row("tensorrt fp16 (2 contexts)", b)
-        try:
-            t0 = time.perf_counter()
-            backend = TensorRTBackend(
-                model,
-                CommonOptions(device=device, precision="fp16", tile_shape=(h, w), batch=b,
-                              notice=lambda m: print(f"    {m}", flush=True)),
-                TensorRTOptions(streams=2, build=BuildOptions(opt_level=args.trt_opt_level), cache_root=cache),
-            ).open()
-            row.setup_s = round(time.perf_counter() - t0, 1)
-            x = torch.rand(b, 3, h, w, device=device)
-            ss = [torch.cuda.Stream(device) for _ in range(2)]
-            sec = time_backend(backend, x, iters=args.iters, warmup=3, streams=ss)
-            backend.close()
-            row.ms_per_batch, row.fps = round(sec * 1e3, 3), round(b / sec, 2)
-            row.tflops = round(flops_per_frame * row.fps / 1e12, 2)
-            row.pct_peak = None if peak is None else round(100 * row.tflops / peak, 1)
-            row.note = "engine cached" if backend.outcome.hit else "engine built (setup = export + build)"
-        except Exception as e:  # noqa: BLE001
-            row.note = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-            report.errors.append(f"tensorrt b{b}: {traceback.format_exc(limit=3)}")
-        report.inference.append(row)
-        print(f"  {row.variant:<38} b{b}: {row.fps} fps  {row.pct_peak}% peak  setup {row.setup_s}s {row.note}", flush=True)
-        write(report, args.out)
-
+    owned = None if args.engine_cache else tempfile.TemporaryDirectory(prefix="esrgan-engines-")
+    cache = Path(args.engine_cache or owned.name)  # a temporary cache (engines of hundreds of MB) is removed after
+    try:
+        for b, est in [(1, 150), (4, 150), (2, 150)]:
+            if not budget.allows(est):
+                report.skipped.append(f"tensorrt fp16 batch {b}: time budget spent")
+                continue
+            row = Row("tensorrt fp16 (2 contexts)", b)
+            try:
+                t0 = time.perf_counter()
+                backend = TensorRTBackend(
+                    model,
+                    CommonOptions(device=device, precision="fp16", tile_shape=(h, w), batch=b,
+                                  notice=lambda m: print(f"    {m}", flush=True)),
+                    TensorRTOptions(streams=2, build=BuildOptions(opt_level=args.trt_opt_level), cache_root=cache),
+                ).open()
+                row.setup_s = round(time.perf_counter() - t0, 1)
+                x = torch.rand(b, 3, h, w, device=device)
+                ss = [torch.cuda.Stream(device) for _ in range(2)]
+                sec = time_backend(backend, x, iters=args.iters, warmup=3, streams=ss)
+                backend.close()
+                row.ms_per_batch, row.fps = round(sec * 1e3, 3), round(b / sec, 2)
+                row.tflops = round(flops_per_frame * row.fps / 1e12, 2)
+                row.pct_peak = None if peak is None else round(100 * row.tflops / peak, 1)
+                row.note = "engine cached" if backend.outcome.hit else "engine built (setup = export + build)"
+            except Exception as e:  # noqa: BLE001
+                row.note = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                report.errors.append(f"tensorrt b{b}: {traceback.format_exc(limit=3)}")
+            report.inference.append(row)
+            print(f"  {row.variant:<38} b{b}: {row.fps} fps  {row.pct_peak}% peak  setup {row.setup_s}s {row.note}",
+                  flush=True)
+            write(report, args.out)
+    finally:
+        if owned is not None:
+            owned.cleanup()
 
 def bench_fidelity(report: Report, args, budget: Budget, device: torch.device, h: int, w: int) -> None:
     sources = []

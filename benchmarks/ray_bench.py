@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="rounds of (local, ray) pairs, alternating the order")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ray-bench-") as tmp:  # the model, the clip, every round's outputs
+        return _bench(args, Path(tmp))
+
+
+def _bench(args, tmp: Path) -> int:
     import ray
 
     from esrgan_video.batch.scheduler import LocalScheduler, RayScheduler
@@ -127,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan_video.options import UpscaleOptions
 
     w, h = (int(v) for v in args.size.lower().split("x"))
-    tmp = Path(tempfile.mkdtemp(prefix="ray-bench-"))
     model = args.model
     if model == "tiny":
         from esrgan_video.testing import save_near_identity

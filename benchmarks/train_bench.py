@@ -153,14 +153,21 @@ def compare(trainer, plain: PlainLoop, *, steps: int, rounds: int, plain_steps: 
 
 
 def run_cpu(args, write) -> dict:
-    """The fine-tune; ``write(results)`` is called after every round with the figures so far."""
+    """The fine-tune; ``write(results)`` is called after every round with the figures so far. The run folder is
+    ``--run-dir``/run, else a temporary folder removed after."""
+    if args.run_dir:
+        return _run_cpu(args, write, Path(args.run_dir) / "run")
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:  # the run's checkpoints, removed after
+        return _run_cpu(args, write, Path(tmp) / "run")
+
+
+def _run_cpu(args, write, out: Path) -> dict:
     import torch
 
     from esrgan_video.samples import sample_clip
     from esrgan_video.train import TrainConfig, Trainer
 
     clip = sample_clip("bikes.mp4", progress=False)
-    out = Path(args.run_dir or tempfile.mkdtemp(prefix="train-bench-")) / "run"
     every = max(1, args.steps // args.rounds)
     cfg = TrainConfig(data=[str(clip)], base=args.base, out=str(out), stage="psnr",
                       degradation="video", degradation_options={"crf_range": (30, 30)}, steps=args.steps, batch=4,
@@ -230,6 +237,12 @@ def _make_clip(path: Path, frames: int = 48) -> Path:
 
 
 def run_gpu(args) -> dict:
+    """The GPU step, in a temporary folder (the tiny model or the 67 MB x4plus init, the clip, the run) removed after."""
+    with tempfile.TemporaryDirectory(prefix="train-gpu-") as tmp:
+        return _run_gpu(args, Path(tmp))
+
+
+def _run_gpu(args, tmp: Path) -> dict:
     import torch
 
     from esrgan_video.models.checkpoints import save_safetensors
@@ -237,7 +250,6 @@ def run_gpu(args) -> dict:
 
     started = time.monotonic()
     deadline = started + max(10.0, args.budget)
-    tmp = Path(tempfile.mkdtemp(prefix="train-gpu-"))
     dry = args.dry_run
     if dry:
         from esrgan_video.testing import save_near_identity
