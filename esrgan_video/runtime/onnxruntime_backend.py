@@ -20,6 +20,7 @@ in every backend.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -43,11 +44,33 @@ _EXPORTS_MAX = 2
 _EXPORTS_LOCK = threading.Lock()
 
 
+def _import():
+    """``import onnxruntime`` with its telemetry off (``ORT_DISABLE_TELEMETRY=1`` unless the caller set it).
+
+    ONNX Runtime's Linux/macOS builds (1.2x+) otherwise write a session file ``$TMPDIR/.ses``, a device id and an
+    event database under ``~/.cache/Microsoft/DeveloperTools`` on import, and upload events: every run of ours
+    imports it (the backend choice asks whether it is there). It reads the variable once, at import, so it is set
+    only for the import and the process environment is left as it was."""
+    import sys
+
+    if "onnxruntime" in sys.modules:
+        return sys.modules["onnxruntime"]
+    added = "ORT_DISABLE_TELEMETRY" not in os.environ
+    if added:
+        os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    try:
+        import onnxruntime
+    finally:
+        if added:
+            os.environ.pop("ORT_DISABLE_TELEMETRY", None)
+    return onnxruntime
+
+
 @lru_cache(maxsize=1)
 def onnxruntime_available() -> bool:
     """True when onnxruntime imports and offers its CPU execution provider."""
     try:
-        import onnxruntime
+        onnxruntime = _import()
     except Exception:  # noqa: BLE001 - a broken install counts as absent
         return False
     return "CPUExecutionProvider" in onnxruntime.get_available_providers()
@@ -55,7 +78,7 @@ def onnxruntime_available() -> bool:
 
 def import_onnxruntime():
     try:
-        import onnxruntime
+        onnxruntime = _import()
     except ImportError as e:
         raise BackendError(
             "backend onnxruntime requested but onnxruntime is not installed; "

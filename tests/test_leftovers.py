@@ -1,0 +1,76 @@
+"""Nothing the product or its benchmarks write is left where it does not belong.
+
+Each run is a real process with ``TMPDIR``, ``ESRGAN_VIDEO_CACHE`` and ``HOME`` pointing at fresh folders, so what
+it leaves there (and beside its output) is seen exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from esrgan_video.testing import save_near_identity
+from tests.media import make_clip
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _places(tmp_path: Path) -> tuple[dict, dict[str, Path]]:
+    places = {name: tmp_path / name for name in ("tmp", "cache", "home", "out")}
+    for p in places.values():
+        p.mkdir()
+    env = {**os.environ, "TMPDIR": str(places["tmp"]), "ESRGAN_VIDEO_CACHE": str(places["cache"]),
+           "HOME": str(places["home"]), "XDG_CACHE_HOME": str(places["home"] / ".cache"), "OMP_NUM_THREADS": "1"}
+    env.pop("ORT_DISABLE_TELEMETRY", None)  # as a user's shell has it
+    return env, places
+
+
+def _left(folder: Path) -> list[str]:
+    """Everything under ``folder``, hidden files included; torch's own compile cache folder (``torchinductor_USER``,
+    shared by every process of that user and reused) is not ours."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if not p.relative_to(folder).parts[0].startswith("torchinductor_"))
+
+
+def test_a_cli_run_leaves_only_its_output(tmp_path):
+    """A finished ``esrgan-video`` run leaves its output and nothing else: not in the output folder, the model
+    cache, ``$TMPDIR`` (ONNX Runtime, imported by the backend choice, wrote its telemetry session file ``.ses``
+    there) or the home folder (ONNX Runtime's device id and event database under ``~/.cache/Microsoft``)."""
+    pytest.importorskip("onnxruntime")  # what wrote them; the check is the same without it
+    env, places = _places(tmp_path)
+    src = make_clip(tmp_path / "in.mp4", size=(32, 24), frames=3)
+    model = save_near_identity(tmp_path / "tiny.safetensors", 2, nf=8, nb=1)
+    proc = subprocess.run([sys.executable, "-m", "esrgan_video.cli", str(src), str(places["out"] / "o.mp4"),
+                           "--model", str(model), "--device", "cpu", "-q"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _left(places["out"]) == ["o.mp4"]
+    assert (_left(places["tmp"]), _left(places["cache"]), _left(places["home"])) == ([], [], [])
+
+
+def test_onnxruntime_is_imported_with_its_telemetry_off_and_the_environment_kept(tmp_path):
+    """The import sets ``ORT_DISABLE_TELEMETRY=1`` for itself only (the process environment is as before); a value
+    the user set is theirs."""
+    pytest.importorskip("onnxruntime")
+    env, places = _places(tmp_path)
+    code = ("import os\nfrom esrgan_video.runtime.onnxruntime_backend import onnxruntime_available\n"
+            "assert onnxruntime_available()\nprint(os.environ.get('ORT_DISABLE_TELEMETRY'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "None"), proc.stderr[-2000:]
+    assert (_left(places["tmp"]), _left(places["home"])) == ([], [])
+
+
+def test_the_training_benchmark_removes_its_temporary_folder(tmp_path):
+    """``benchmarks/train_bench.py gpu --dry-run`` (a step of gpu_check's dry run) made ``train-gpu-*`` in
+    ``$TMPDIR`` and never removed it (2.6 MB a run; on a GPU the 67 MB x4plus init each time)."""
+    env, places = _places(tmp_path)
+    proc = subprocess.run([sys.executable, "benchmarks/train_bench.py", "gpu", "--dry-run", "--budget", "10",
+                           "--out", str(places["out"])], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert _left(places["out"]) == ["train.json"]
+    assert _left(places["tmp"]) == []
