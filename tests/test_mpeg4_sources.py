@@ -150,13 +150,12 @@ def test_raw_m4v_reads_at_its_rate(tmp_path: Path, fps: Fraction) -> None:
         assert c.streams.video[0].average_rate == fps
 
 
-def test_vop_parsing() -> None:
+def test_vop_parsing(tmp_path) -> None:
     assert n_vop(5, 4) == bytes.fromhex("000001b6") + bytes([0b01010010, 0b01001111])
     assert vops(n_vop(5, 4), 5) == [False] and vops(n_vop(15, 1001), 15) == [False]
     counter = VopCounter()
     assert counter.gives_frame(n_vop(5)) and counter.bits is None  # no VOL seen yet: every packet counts
-    with av.open(str(make_clip(Path("/dev/shm" if Path("/dev/shm").is_dir() else "/tmp") / "vop.m4v", codec="mpeg4",
-                               format="m4v", frames=1))) as c:
+    with av.open(str(make_clip(tmp_path / "vop.m4v", codec="mpeg4", format="m4v", frames=1))) as c:
         first = bytes(next(p for p in c.demux(video=0) if p.size))
     assert time_increment_bits(first) == 5  # 25 fps: a resolution of 25, 5 bits
     assert counter.gives_frame(first) and counter.bits == 5 and not counter.gives_frame(n_vop(5))
