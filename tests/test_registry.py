@@ -269,6 +269,27 @@ def test_trust_on_first_use_records_size_and_sha256(server: Server, isolated_cac
         resolve_entry(entry)
 
 
+def test_a_cached_file_changed_in_place_is_refused_by_its_recorded_sha256(server: Server, isolated_cache: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record's sha256 is checked on use, as the registry promises: a cached file damaged in place (its size
+    unchanged) was used, and its weights ran (a real damaged x4plus gave NaN and an fp16-overflow advice)."""
+    data = _checkpoint_bytes()
+    entry = ModelEntry("Tiny_x4", 4, "test model", (Source("file", server.add("/Tiny_x4.pth", data)),))
+    monkeypatch.setitem(MODELS, entry.name, entry)
+    path = resolve_entry(entry, progress=False).path
+    with open(path, "r+b") as f:  # same size, one byte changed
+        f.seek(len(data) // 2)
+        byte = f.read(1)
+        f.seek(len(data) // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelError, match=r"cached model file .*Tiny_x4.pth has changed since it was fetched .*"
+                                         r"delete it \(and its .json\) to fetch it again"):
+        resolve_entry(entry, offline=True)
+    listed = next(m for m in list_models() if m.name == "Tiny_x4")
+    assert not listed.cached and "not usable: cached model file" in listed.describe()
+    assert server.hits("/Tiny_x4.pth") == 1
+
+
 def test_published_checksum_mismatch_is_a_download_error(server: Server, isolated_cache: Path) -> None:
     url = server.add("/Bad.pth", _checkpoint_bytes())
     entry = ModelEntry("Bad", 4, "test", (Source("file", url, sha256="deadbeef"),))

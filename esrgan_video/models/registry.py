@@ -217,12 +217,15 @@ class ModelListing:
     default: bool = False
     architecture: str = "ESRGAN"
     use_for: str = ""
+    problem: str = ""
+    """Why a file in the cache is not used (its size or sha256 is not the one recorded), or ''."""
 
     def describe(self) -> str:
         """One line for ``esrgan-video models``: name, scale, architecture, cached or not, what for, where from,
         notes."""
         mark = " (default)" if self.default else ""
-        state = f"cached at {self.path}" if self.cached else "not cached"
+        state = f"cached at {self.path}" if self.cached else (f"not usable: {self.problem}" if self.problem
+                                                               else "not cached")
         use = f"; use for: {self.use_for}" if self.use_for else ""
         text = (f"{self.name}{mark}  x{self.scale} {self.architecture}  {state}  - {self.description}{use}; "
                 f"source: {self.source}")
@@ -258,12 +261,30 @@ def _cached(entry: ModelEntry, source: Source) -> Resolved | None:
     record = _read_record(target)
     if not target.is_file() or record is None:
         return None
-    if target.stat().st_size != record.get("size"):
+    stat = target.stat()
+    if stat.st_size != record.get("size"):
         raise ModelError(
-            f"cached model file {target} has {target.stat().st_size} bytes but {record.get('size')} were recorded "
+            f"cached model file {target} has {stat.st_size} bytes but {record.get('size')} were recorded "
             "when it was fetched; delete it (and its .json) to fetch it again"
         )
+    recorded = record.get("sha256")
+    if isinstance(recorded, str) and _file_sha256(target, stat) != recorded.lower():
+        raise ModelError(
+            f"cached model file {target} has changed since it was fetched (its sha256 is not the one recorded then: "
+            "damaged on disk or overwritten); delete it (and its .json) to fetch it again"
+        )
     return Resolved(entry.name, target, record.get("source", source.label), tuple(record.get("notes", ())))
+
+
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def _file_sha256(path: Path, stat: os.stat_result) -> str:
+    """sha256 of a cached file, hashed once per process while its size, mtime and inode stay (x4plus: ~0.1 s)."""
+    key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(path)
+    return _DIGESTS[key]
 
 
 def _fetch(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) -> Resolved:
@@ -359,12 +380,12 @@ def list_models() -> list[ModelListing]:
     """Every known model, whether it is cached, and notes about its weights (for ``esrgan-video models``)."""
     out = []
     for entry in MODELS.values():
-        hit = None
+        hit, problem = None, ""
         for source in entry.sources:
             try:
                 hit = _cached(entry, source)
-            except ModelError:
-                hit = None
+            except ModelError as e:
+                hit, problem = None, problem or str(e)
             if hit is not None:
                 break
         if hit is not None:
@@ -375,5 +396,5 @@ def list_models() -> list[ModelListing]:
                           for s in entry.sources if s.kind == "ncnn-wheel")
             out.append(ModelListing(entry.name, entry.scale, entry.description, False, None,
                                     " or ".join(s.label for s in entry.sources), notes, entry.name == DEFAULT_MODEL,
-                                    entry.architecture, entry.use_for))
+                                    entry.architecture, entry.use_for, problem))
     return out
