@@ -290,6 +290,40 @@ def test_a_cached_file_changed_in_place_is_refused_by_its_recorded_sha256(server
     assert server.hits("/Tiny_x4.pth") == 1
 
 
+def test_offline_names_the_file_to_download_and_takes_it_when_put_where_it_says(isolated_cache: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, a model that is not cached is one line naming its release URL and where it goes in the cache (it
+    said 'run once with network access or pass a checkpoint file'); a file put there by hand is used (size and
+    sha256 recorded at first use, as a download's are; it was ignored without the record only a download writes),
+    by name, so --denoise and --blend partners work offline too. A published sha256 prefix is checked."""
+    url = "https://example.invalid/releases/Tiny_x4.pth"
+    entry = ModelEntry("Tiny_x4", 4, "test model", (Source("file", url),))
+    monkeypatch.setitem(MODELS, entry.name, entry)
+    target = isolated_cache / "models" / "Tiny_x4.pth"
+    with pytest.raises(DownloadError) as e:
+        load_model("Tiny_x4", offline=True)
+    assert str(e.value) == (
+        f"model Tiny_x4 is not in the cache ({isolated_cache / 'models'}) and offline mode is on "
+        f"(ESRGAN_VIDEO_OFFLINE=1 or --offline); download {url} to {target} (or pass that file's path as the "
+        "model), or run once with network access")
+    data = _checkpoint_bytes()
+    target.parent.mkdir(parents=True)
+    target.write_bytes(data)
+    assert next(m for m in list_models() if m.name == "Tiny_x4").cached
+    model = load_model("Tiny_x4", offline=True)
+    assert model.info.name == "Tiny_x4" and model.info.source == url
+    record = json.loads(target.with_name(target.name + ".json").read_text())
+    assert record["sha256"] == sha(data) and record["size"] == len(data) and record["placed_by_hand"] is True
+    assert any("placed in the cache by hand" in n for n in model.info.notes)
+
+    pinned = ModelEntry("Pinned_x4", 4, "test model", (Source("file", url.replace("Tiny", "Pinned"), sha256="deadbeef"),))
+    monkeypatch.setitem(MODELS, pinned.name, pinned)
+    (isolated_cache / "models" / "Pinned_x4.pth").write_bytes(data)
+    with pytest.raises(ModelError, match=r"Pinned_x4.pth is not https://example.invalid/releases/Pinned_x4.pth: its "
+                                         r"sha256 is [0-9a-f]{64}, the published one starts deadbeef"):
+        load_model("Pinned_x4", offline=True)
+
+
 def test_published_checksum_mismatch_is_a_download_error(server: Server, isolated_cache: Path) -> None:
     url = server.add("/Bad.pth", _checkpoint_bytes())
     entry = ModelEntry("Bad", 4, "test", (Source("file", url, sha256="deadbeef"),))

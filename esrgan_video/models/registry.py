@@ -15,7 +15,8 @@ Cache: ``$ESRGAN_VIDEO_CACHE``, else ``$XDG_CACHE_HOME/esrgan-video``, else ``~/
     ncnn/<name>.param|.bin   original ncnn files extracted from the wheel (by esrgan_video.testing, for comparisons)
 
 Real-ESRGAN publishes no checksums, so such files are trusted on first use: their size and sha256 are recorded
-at the first download and checked on every later use.
+at the first download and checked on every later use. A release file put at its place in ``models/`` by hand (what
+the offline error says to do) is recorded the same way at its first use, after its published sha256, if any.
 """
 
 from __future__ import annotations
@@ -259,6 +260,8 @@ def _write_record(target: Path, record: dict) -> None:
 def _cached(entry: ModelEntry, source: Source) -> Resolved | None:
     target = _target(entry, source)
     record = _read_record(target)
+    if record is None and source.kind == "file" and target.is_file():
+        record = _adopt(target, source)
     if not target.is_file() or record is None:
         return None
     stat = target.stat()
@@ -274,6 +277,28 @@ def _cached(entry: ModelEntry, source: Source) -> Resolved | None:
             "damaged on disk or overwritten); delete it (and its .json) to fetch it again"
         )
     return Resolved(entry.name, target, record.get("source", source.label), tuple(record.get("notes", ())))
+
+
+HAND_NOTE = "placed in the cache by hand: size and sha256 recorded at first use"
+
+
+def _adopt(target: Path, source: Source) -> dict:
+    """The record of a release file put into the cache by hand (what the offline error says to do: the registry
+    cannot fetch it), after its published sha256 (prefix), if any, is checked; written beside it."""
+    with _locked(target):
+        record = _read_record(target)  # another process may have recorded it meanwhile
+        if record is not None:
+            return record
+        digest = sha256_file(target)
+        if source.sha256 and not digest.startswith(source.sha256.lower()):
+            raise ModelError(f"{target} is not {source.url}: its sha256 is {digest}, the published one starts "
+                             f"{source.sha256}; delete it and download that file again")
+        record = {"source": source.url, "size": target.stat().st_size, "sha256": digest,
+                  "trusted_on_first_use": not source.sha256, "fetched_at": _now(), "placed_by_hand": True,
+                  "notes": [HAND_NOTE] if not source.sha256 else [HAND_NOTE.split(":")[0] + ": published sha256 "
+                                                                  "verified"]}
+        _write_record(target, record)
+        return record
 
 
 _DIGESTS: dict[tuple[str, int, int, int], str] = {}
@@ -353,10 +378,8 @@ def resolve_entry(entry: ModelEntry, *, offline: bool = False, progress: bool = 
         if hit is not None:
             return hit
     if offline_requested(offline):
-        raise DownloadError(
-            f"model {entry.name} is not in the cache ({cache_dir() / 'models'}) and offline mode is on "
-            "(ESRGAN_VIDEO_OFFLINE=1 or --offline); run once with network access or pass a checkpoint file"
-        )
+        raise DownloadError(f"model {entry.name} is not in the cache ({cache_dir() / 'models'}) and offline mode is "
+                            f"on (ESRGAN_VIDEO_OFFLINE=1 or --offline); {_what_to_download(entry)}")
     failures = []
     for source in entry.sources:
         try:
@@ -365,6 +388,16 @@ def resolve_entry(entry: ModelEntry, *, offline: bool = False, progress: bool = 
             failures.append(str(e))
     hint = "" if len(entry.sources) > 1 else f"; download {entry.sources[0].url} yourself and pass the file path"
     raise DownloadError(f"cannot fetch model {entry.name}: {' / '.join(failures)}{hint}")
+
+
+def _what_to_download(entry: ModelEntry) -> str:
+    """What to do about ``entry`` without the network: the release file to put into the cache (or to pass by path),
+    else a run with network access."""
+    files = [s for s in entry.sources if s.kind == "file"]
+    if not files:
+        return "run once with network access"
+    target = _target(entry, files[0])
+    return f"download {files[0].url} to {target} (or pass that file's path as the model), or run once with network access"
 
 
 def model_path(name: str, *, offline: bool = False, progress: bool = True) -> Path:
