@@ -437,24 +437,60 @@ class UpscaleOptions:
         """Every option by its flat name."""
         return {f.name: getattr(getattr(self, g), f.name) for g, cls in GROUPS.items() for f in dataclasses.fields(cls)}
 
-    def output_affecting(self) -> dict[str, Any]:
+    def output_affecting(self, codec: str | None = None) -> dict[str, Any]:
         """The options that can change an output's bytes (what batch's options hash covers), by flat name; the
         model itself is identified by its weights' hash instead, and the device, the streams and similar are left
-        out. ``reuse`` is ``near`` or ``exact``: ``off`` writes the same bytes as ``exact``."""
+        out. ``reuse`` is ``near`` or ``exact``: ``off`` writes the same bytes as ``exact``.
+
+        ``codec``: the encoder an output's container takes when none is asked for (``writer.output_codec`` of the
+        output, what batch gives for each file). With it, a value the encoder would use anyway stands as if it were
+        not given (:func:`encoding_defaults_unset`): ``codec`` is ``libx264`` for the container's usual encoder,
+        asked for or not (what the default was before it followed the container, so earlier records stand), and a
+        ``crf`` or ``preset`` equal to that encoder's default is None. Without it, every option stands as given
+        (``codec`` None as ``libx264``): what batch's records were made with before."""
         out = {}
         for g, cls in GROUPS.items():
             for f in dataclasses.fields(cls):
                 if f.metadata.get(_OUTPUT, True) and not (g == "model" and f.name in ("model", "offline")):
                     out[f.name] = getattr(getattr(self, g), f.name)
         out["reuse"] = "near" if out["reuse"] == "near" else "exact"
-        if out["codec"] is None:  # the container's usual encoder: libx264 wherever it was the default before
-            out["codec"] = DEFAULT_CODEC
+        if codec is not None:
+            used = out["codec"] or codec  # the encoder this output is written with
+            out["crf"], out["preset"] = encoding_defaults_unset(used, out["crf"], out["preset"], out["encoder_opts"])
+        if out["codec"] is None or out["codec"] == codec:  # the container's usual encoder: libx264 wherever it was
+            out["codec"] = DEFAULT_CODEC  # the default before it followed the container
         return out
 
+
+def encoding_defaults_unset(codec: str, crf: float | None, preset: str | None,
+                            encoder_opts: tuple[tuple[str, str], ...] = ()) -> tuple[float | None, str | None]:
+    """``(crf, preset)`` with each that encoder ``codec`` would use without it replaced by None: the same bytes
+    either way, so batch's options hash takes them as one (a rerun with ``--crf 16`` keeps what a run without it
+    made). ``crf``: :data:`DEFAULT_CRF` (NVENC: :data:`DEFAULT_CQ`, its ``cq``), which ``video.encoder_settings``
+    gives the encoder when no rate control is asked for, so only when ``encoder_opts`` choose none (with ``qp=0``,
+    no ``--crf`` means no CRF at all). ``preset``: the encoder's own default by name, ``medium`` for libx264 and
+    libx265 (also by its number, 5, which they take as that name; the same bytes, checked with PyAV's x264 and
+    x265), NVENC's ``p4`` (FFmpeg's default, the same constant; not its ``medium``, another one), unless
+    ``encoder_opts`` give a ``preset`` of their own (which an explicit one overrides). Other encoders' defaults
+    (SVT-AV1's number, which depends on its version) are left as given."""
+    from .video.encoder_settings import ENCODER_DEFAULT_PRESET, PRESET_TABLE, user_rate_control
+
+    opts = dict(encoder_opts)
+    default_crf = (DEFAULT_CQ if codec in DEFAULT_CQ else DEFAULT_CRF).get(codec)
+    if crf is not None and default_crf is not None and float(crf) == default_crf and not user_rate_control(opts):
+        crf = None
+    default_preset = {"libx264": "medium"}.get(codec) or ENCODER_DEFAULT_PRESET.get(codec)
+    if preset is not None and default_preset is not None and "preset" not in opts:
+        names = {default_preset}
+        if codec in PRESET_TABLE:
+            names.add(str(PRESET_TABLE[codec].index(default_preset)))
+        if preset.strip() in names:
+            preset = None
+    return crf, preset
 
 __all__ = [
     "ModelOptions", "RuntimeOptions", "SizeOptions", "EncodeOptions", "TrimOptions", "UpscaleOptions",
     "parse_time", "parse_size", "parse_encoder_opt", "codec_for", "CONTAINER_CODECS", "DEFAULT_CODEC", "DEFAULT_CRF",
-    "ENCODER_DEFAULT_CRF", "DEFAULT_MODEL", "BACKENDS", "PRECISIONS", "REUSE_MODES",
+    "ENCODER_DEFAULT_CRF", "DEFAULT_MODEL", "BACKENDS", "PRECISIONS", "REUSE_MODES", "encoding_defaults_unset",
     "FIT_MODES", "FIELD_GROUP",
 ]

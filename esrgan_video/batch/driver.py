@@ -34,12 +34,15 @@ BATCH_FAILED_EXIT = 8
 
 SEGMENTS_DIR = ".esrgan-video-segments"
 
-def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds: float | None) -> str:
+def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds: float | None,
+                 codec: str | None = None) -> str:
     """sha256 (first 16 hex digits) over everything that changes an output's bytes (pure): the model's weights
     hash, the options that can change an output (``UpscaleOptions.output_affecting``: not the device, threads,
-    heartbeats or Ray settings), the segment length and the package version. ``--backend`` is in it: torch and ONNX
-    Runtime give outputs that differ in float rounding, and ``auto`` may pick another one on another node. What each
-    file's record is made with: :func:`job_hashes`."""
+    heartbeats or Ray settings; a ``--crf`` or ``--preset`` the encoder uses anyway is as if not given), the segment
+    length and the package version. ``--backend`` is in it: torch and ONNX Runtime give outputs that differ in float
+    rounding, and ``auto`` may pick another one on another node. ``codec``: the encoder of the output's container
+    when no ``--codec`` is given (:func:`container_codec`), whose defaults those are. What each file's record is
+    made with: :func:`job_hashes`."""
 
     def norm(v: Any) -> Any:
         if isinstance(v, Fraction):
@@ -52,7 +55,7 @@ def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds:
 
     doc = {
         "model": model_sha256,
-        "options": {k: norm(v) for k, v in sorted(options.output_affecting().items())},
+        "options": {k: norm(v) for k, v in sorted(options.output_affecting(codec).items())},
         # a float whatever the caller passed: the CLI's 2.0 and run_batch(segment_seconds=2) are one length
         "segment_seconds": None if segment_seconds is None else float(segment_seconds),
         "version": __version__,
@@ -61,19 +64,28 @@ def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds:
 
 
 def job_hashes(model_sha256: str, options: UpscaleOptions, *, segment_seconds: float | None,
-               still: bool) -> tuple[str, str]:
+               still: bool, codec: str | None = None) -> tuple[str, str]:
     """A job's options hashes (pure): the one its whole-file record is made with, and the one of its segments and
     their join. A file rendered in one piece is the same whatever ``--segment-seconds`` says (a segmented run aims
     at exactly that single pass), so its hash leaves the segment length out; where a file's cuts lie is part of a
     joined file's (keyframe placement) and of its segments'. A still's hash is over ``stills.still_options``, what
-    its task runs with."""
+    its task runs with. ``codec``: the encoder of a video's output container (:func:`container_codec`)."""
     if still:
         from ..stills import still_options
 
         h = options_hash(model_sha256, still_options(options), segment_seconds=None)
         return h, h
-    return (options_hash(model_sha256, options, segment_seconds=None),
-            options_hash(model_sha256, options, segment_seconds=segment_seconds))
+    return (options_hash(model_sha256, options, segment_seconds=None, codec=codec),
+            options_hash(model_sha256, options, segment_seconds=segment_seconds, codec=codec))
+
+
+def container_codec(dst: Path, options: UpscaleOptions) -> str:
+    """The encoder ``dst``'s container takes when no ``--codec`` is given (``writer.output_codec``: libx264, or
+    libvpx-vp9 in WebM, ...): whose default CRF and preset a video's options hash compares ``--crf`` and
+    ``--preset`` with, and which an explicit ``--codec`` equal to it stands for (:func:`options_hash`)."""
+    from ..video.writer import output_codec
+
+    return output_codec(dst, None, options.encode.format)
 
 
 def _is_still(job: Job) -> bool:
@@ -394,6 +406,12 @@ class _JobState:
     owned: bool
     whole_hash: str
     """The options hash of the file's whole-file record (:func:`job_hashes`: a video's or a still's)."""
+    parts_hash: str
+    """The options hash of its segments, their join and a failed file's record (:func:`job_hashes`' second: the
+    segment length in it; per file, as the encoder's defaults depend on the output's container)."""
+    parts_before: str | None = None
+    """The parts hash of the options as given (``job_hashes`` without the container's encoder): what records made
+    before an encoder's defaults were compared carry; a segment made with it is kept (the same bytes)."""
     join: Task | None = None
     waiting: set[str] = field(default_factory=set)  # segment keys not yet done
     seg_dir: Path | None = None
@@ -408,7 +426,7 @@ class _JobState:
 class Plan:
     """The driver's state machine over tasks; the schedulers call it, it writes the journal."""
 
-    def __init__(self, journal: Journal, opts_hash: str, *, max_attempts: int, log: Callable[[str], None],
+    def __init__(self, journal: Journal, *, max_attempts: int, log: Callable[[str], None],
                  progress: Callable[[BatchSnapshot], None] | None = None,
                  options: UpscaleOptions | None = None) -> None:
         self.journal = journal
@@ -420,7 +438,6 @@ class Plan:
         self.tracker: BatchProgress | None = None
         """Set by :meth:`start_progress` once every job to run is known."""
         self.outdir = journal.outdir
-        self.opts_hash = opts_hash
         self.max_attempts = max_attempts
         self.log = log
         self.queue: deque[Task] = deque()
@@ -473,8 +490,9 @@ class Plan:
         return {"src": str(self.jobs[task.job_key].job.src)} if task.kind != "segment" else {}
 
     def _hash(self, task: Task) -> str:
-        """The options hash ``task``'s record is made with: a whole file's (or still's) own, else the run's."""
-        return self.jobs[task.job_key].whole_hash if task.kind == "whole" else self.opts_hash
+        """The options hash ``task``'s record is made with: a whole file's (or still's) own, else its parts'."""
+        st = self.jobs[task.job_key]
+        return st.whole_hash if task.kind == "whole" else st.parts_hash
 
     def heartbeat(self, task: Task, owner: str) -> None:
         """Journal ``task`` as running on ``owner``, heard from now (also what :meth:`started` records)."""
@@ -551,7 +569,7 @@ class Plan:
             return
         if task.key != task.job_key:
             error = f"segment {task.key.rsplit('#', 1)[-1]}: {error}"
-            self.journal.record(task.job_key, "failed", kind="job", job=task.job_key, options=self.opts_hash,
+            self.journal.record(task.job_key, "failed", kind="job", job=task.job_key, options=st.parts_hash,
                                 error=error, src=str(st.job.src), **fp)
         st.row.status, st.row.error = "failed", error
         self._track_done(task, 0, job_finished=True)
@@ -590,7 +608,8 @@ class Plan:
             self.queue.appendleft(st.whole_task())
             return
         job = st.job
-        tasks, st.waiting, parts, st.seg_dir = _segment_tasks(job, segments, self.journal, self.opts_hash,
+        kept = (st.parts_hash,) if st.parts_before is None else (st.parts_hash, st.parts_before)
+        tasks, st.waiting, parts, st.seg_dir = _segment_tasks(job, segments, self.journal, kept,
                                                               self.src_fp[job.key], self.outdir, self.options)
         st.row.segments = len(parts)
         kept_frames = 0
@@ -679,13 +698,16 @@ def remove_segments(seg_dir: Path) -> None:
         pass
 
 
-def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: str, src_fp: dict[str, int],
-                   outdir: Path, options: UpscaleOptions | None = None) -> tuple[list[Task], set[str], list[str], Path]:
+def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: str | tuple[str, ...],
+                   src_fp: dict[str, int], outdir: Path,
+                   options: UpscaleOptions | None = None) -> tuple[list[Task], set[str], list[str], Path]:
     """From a plan task's ``segments`` (``[start, end, frames]``, exact seconds as ``"n/d"``): the segment tasks
-    still to run (finished, verified parts with the same bounds, options and source are kept), their keys,
+    still to run (finished, verified parts with the same bounds, options — ``opts_hash``, or one of them — and
+    source are kept), their keys,
     every part path and the parts folder. ``options``: the run's, which say the segments' container
     (:func:`segment_container`)."""
     seg_dir = segments_dir(outdir, job.key)
+    hashes = (opts_hash,) if isinstance(opts_hash, str) else opts_hash
     suffix, codec = segment_container(job, options)
     tasks, waiting, parts = [], set(), []
     for number, (start, end, _frames) in enumerate(segments):
@@ -693,7 +715,7 @@ def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: 
         parts.append(str(part))
         key = segment_key(job.key, number)
         rec = journal.get(key)
-        if (rec and rec["state"] == "done" and rec.get("options") == opts_hash
+        if (rec and rec["state"] == "done" and rec.get("options") in hashes
                 and rec.get("start") == start and rec.get("end") == end
                 and _same_source(rec, src_fp) and verify_done(rec, part) is None):
             continue
@@ -807,8 +829,18 @@ def run_batch(
     m = opts.model
     extra = {} if m.denoise is None else {"denoise": m.denoise}
     model_sha = load_model(m.model, blend=m.blend, offline=m.offline, **extra).info.sha256
-    video_whole_h, h = job_hashes(model_sha, opts, segment_seconds=seg_s, still=False)
-    still_h = job_hashes(model_sha, opts, segment_seconds=seg_s, still=True)[0]  # one of each, not one per file
+    video_hashes: dict[str, tuple[str, str]] = {}  # by the output container's encoder: one pair per kind, not per file
+    still_h = job_hashes(model_sha, opts, segment_seconds=seg_s, still=True)[0]
+    # the options as given (no encoder's defaults compared): what records made before that carry, the same bytes
+    given_whole, given_parts = job_hashes(model_sha, opts, segment_seconds=seg_s, still=False)
+
+    def hashes(job: Job, still: bool) -> tuple[str, str]:
+        """The job's (whole-file, parts) options hashes (:func:`job_hashes`); a still's parts hash is a video's
+        into its container, which its records from before the whole-file hash were made with."""
+        codec = container_codec(job.dst, opts)
+        if codec not in video_hashes:
+            video_hashes[codec] = job_hashes(model_sha, opts, segment_seconds=seg_s, still=False, codec=codec)
+        return (still_h, video_hashes[codec][1]) if still else video_hashes[codec]
     device_list = parse_devices(devices or opts.runtime.device) if ray is None else []
     for d in device_list:  # a device this machine lacks: one error now, not every file failed in the journal
         resolve_device(d)
@@ -817,16 +849,19 @@ def run_batch(
     settings = WorkerSettings(options=opts, threads=threads)
 
     with Journal(out) as journal:
-        plan = Plan(journal, h, max_attempts=max_attempts, log=say, progress=progress, options=opts)
+        plan = Plan(journal, max_attempts=max_attempts, log=say, progress=progress, options=opts)
         rows: list[JobRow] = []
         todo: list[tuple[Job, JobRow, bool]] = []
+        job_hashes_of: dict[str, tuple[str, str]] = {}
         changed: list[Job] = []
         said: list[str] = []  # what will be redone and why: logged once the run is known to start
         for job in jobs:
             row = JobRow(job.key, job.src, job.dst)
             rows.append(row)
             row.still = _is_still(job)
-            whole_h = still_h if row.still else video_whole_h
+            whole_h, h = job_hashes_of[job.key] = hashes(job, row.still)
+            # the hashes of the options as given: records from before the encoder's defaults were compared
+            given = (given_parts,) if row.still else (given_whole, given_parts)
             rec = journal.get(job.key)
             owned = rec is not None
             if rec and rec["state"] == "done" and not overwrite and _other_source(rec, job.src):
@@ -837,7 +872,7 @@ def run_batch(
             if rec and rec["state"] == "done":
                 # a joined file is the run's cuts; a file made in one piece (or a still) is its own hash, and one
                 # with every option the run's (``h``, a record from before the whole-file hash) is the same file
-                if rec.get("options") not in ((h,) if rec.get("kind") == "join" else (whole_h, h)):
+                if rec.get("options") not in ((h, given_parts) if rec.get("kind") == "join" else (whole_h, h, *given)):
                     changed.append(job)
                     todo.append((job, row, True))
                     continue
@@ -858,7 +893,8 @@ def run_batch(
                 said.append(f"redo     {job.key}: {reason or 'the source changed since the output was made'}")
             elif rec and rec["state"] == "failed" and not retry_failed:
                 why = ("the source changed since it failed" if _source_changed(rec, job.src)
-                       else "it failed with other options" if rec.get("options") not in (None, whole_h, h) else None)
+                       else "it failed with other options" if rec.get("options") not in (None, whole_h, h, *given)
+                       else None)
                 if why is None:
                     row.status, row.failed_before = "failed", True
                     row.error = f"failed in an earlier run (rerun with --retry-failed): {rec.get('error', '')}"
@@ -879,7 +915,7 @@ def run_batch(
 
         durations: dict[str, float | None] = {}
         for job, row, owned in todo:
-            st = _JobState(job, row, owned, whole_hash=still_h if row.still else video_whole_h)
+            st = _JobState(job, row, owned, *job_hashes_of[job.key], parts_before=given_parts)
             if owned:
                 remove_partials(job.dst)  # left by a worker killed in an earlier run (we hold the lock)
             try:

@@ -1,0 +1,96 @@
+"""Batch's options hash takes an encoding option given as the value the encoder uses anyway as not given: a rerun
+with ``--crf 16`` (libx264's default here) keeps what a run without it made, one with another CRF does not."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from esrgan_video.batch import run_batch
+from esrgan_video.batch.driver import container_codec, options_hash
+from esrgan_video.batch.journal import JOURNAL_NAME, parse_lines
+from esrgan_video.errors import OutputError
+from esrgan_video.options import DEFAULT_CQ, DEFAULT_CRF, UpscaleOptions
+
+from media import make_clip
+
+
+def state(path: Path) -> tuple[str, int]:
+    return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+
+
+def test_a_rerun_with_the_encoders_defaults_given_skips_the_done_files(tmp_path: Path, near_identity_file) -> None:
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    make_clip(lib / "a.mkv", frames=3)
+    make_clip(lib / "b.mp4", frames=3, seed=2)
+    kw = dict(model=str(near_identity_file(2)), devices="cpu", threads=1, log=lambda m: None)
+    s1 = run_batch([lib], out, **kw)  # libx264 into .mkv: crf 16, preset medium
+    assert [r.status for r in s1.rows] == ["done", "done"], s1.table()
+    before = {k: state(out / k) for k in ("a.mkv", "b.mkv")}
+
+    # the same encoder, CRF and preset said out loud (16.0 is 16): the same bytes, nothing redone
+    s2 = run_batch([lib], out, codec="libx264", crf=16.0, preset="medium", **kw)
+    assert [r.status for r in s2.rows] == ["skipped", "skipped"], s2.table()
+    assert {k: state(out / k) for k in before} == before
+
+    # another CRF changes the bytes: refused without --force, then every file is made again
+    with pytest.raises(OutputError, match=r"2 finished output\(s\) were made with different options"):
+        run_batch([lib], out, crf=20, **kw)
+    assert {k: state(out / k) for k in before} == before
+    s3 = run_batch([lib], out, crf=20, force=True, **kw)
+    assert [r.status for r in s3.rows] == ["done", "done"], s3.table()
+    assert all(state(out / k) != before[k] for k in before)
+
+
+def test_records_made_with_the_defaults_as_given_still_stand(tmp_path: Path, near_identity_file) -> None:
+    """A journal from before the defaults were compared carries the hash of ``--crf 16`` as given: the same run
+    finds its file done, not made with other options."""
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    make_clip(lib / "a.mkv", frames=2)
+    kw = dict(model=str(near_identity_file(2)), devices="cpu", threads=1, crf=16, log=lambda m: None)
+    assert run_batch([lib], out, **kw).rows[0].status == "done"
+    records = parse_lines((out / JOURNAL_NAME).read_text())
+    # the record as an earlier version wrote it: the whole-file hash of the options as given (no encoder known)
+    from esrgan_video.models import load_model
+
+    given = options_hash(load_model(kw["model"]).info.sha256, UpscaleOptions.from_kwargs(model=kw["model"], crf=16),
+                         segment_seconds=None)
+    assert records["a.mkv"]["options"] != given  # 16 stands as unset now
+    records["a.mkv"]["options"] = given
+    (out / JOURNAL_NAME).write_text("".join(json.dumps(r) + "\n" for r in records.values()))
+    before = state(out / "a.mkv")
+    assert run_batch([lib], out, **kw).rows[0].status == "skipped"
+    assert state(out / "a.mkv") == before
+
+
+def test_only_the_defaults_of_the_encoder_that_writes_the_output_stand_as_unset() -> None:
+    """Which values are an encoder's defaults depends on the encoder the output's container takes without --codec:
+    CRF 16 is libx264's (.mkv) but not libvpx-vp9's (.webm: 24); a preset named in --encoder-opt or a rate control
+    there (qp=0: no CRF at all without --crf) keeps an explicit one apart; NVENC's default preset is p4, not its
+    ``medium`` (another preset); SVT-AV1's preset number is left as given."""
+    def h(dst: str, **kw) -> str:
+        opts = UpscaleOptions.from_kwargs(**kw)
+        return options_hash("sha", opts, segment_seconds=None, codec=container_codec(Path(dst), opts))
+
+    mkv, webm = h("a.mkv"), h("a.webm")
+    assert h("a.mkv", crf=DEFAULT_CRF["libx264"]) == h("a.mkv", preset="medium") == h("a.mkv", preset="5") == mkv
+    assert h("a.mkv", crf=20) != mkv and h("a.mkv", preset="slow") != mkv
+    assert h("a.webm", crf=DEFAULT_CRF["libvpx-vp9"]) == h("a.webm", codec="libvpx-vp9") == webm
+    assert h("a.webm", crf=16) != webm
+    assert h("a.mkv", crf=16, encoder_opts={"qp": "0"}) != h("a.mkv", encoder_opts={"qp": "0"})
+    assert h("a.mkv", preset="medium", encoder_opts={"preset": "slow"}) != h("a.mkv", encoder_opts={"preset": "slow"})
+    x265 = h("a.mkv", codec="libx265")
+    assert h("a.mkv", codec="libx265", crf=18, preset="medium") == x265 != h("a.mkv", codec="libx265", crf=16)
+    nvenc = h("a.mkv", codec="hevc_nvenc")
+    assert h("a.mkv", codec="hevc_nvenc", crf=DEFAULT_CQ["hevc_nvenc"], preset="p4") == nvenc
+    assert h("a.mkv", codec="hevc_nvenc", preset="medium") != nvenc
+    assert h("a.mkv", codec="libsvtav1", preset="8") != h("a.mkv", codec="libsvtav1")
+    # exact and off reuse write the same bytes (docs/reuse.md): one record; near does not
+    assert h("a.mkv", reuse="off") == mkv != h("a.mkv", reuse="near")
+    # the options as given (no encoder known) hash as before: libx264 for the container's usual encoder
+    assert options_hash("sha", UpscaleOptions(), segment_seconds=None) == mkv == webm
