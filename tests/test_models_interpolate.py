@@ -67,6 +67,27 @@ def test_incompatible_models_name_both_and_the_first_mismatching_key(pair: tuple
         load_model(a, blend=(str(deeper), 0.5))
 
 
+def test_models_of_other_architectures_or_hyperparameters_say_what_each_is(pair: tuple[Path, Path],
+                                                                           tmp_path: Path) -> None:
+    """An RRDB blended with a compact model said only 'conv_first.weight exists only in a.safetensors'; two of one
+    architecture that are not one network said their first differing key, and an x2/x3 pair of the same keys the
+    raw RRDBParams(...) reprs. Each now says what both models are, as 'esrgan-video blend' does."""
+    from esrgan_video.arch import CompactParams, SRVGGNetCompact
+
+    a, _ = pair
+    compact = save(tmp_path / "compact.safetensors", SRVGGNetCompact(CompactParams(nf=8, num_conv=2, scale=4)))
+    with pytest.raises(ModelError) as e:
+        load_model(a, blend=(str(compact), 0.5))
+    assert str(e.value) == ("cannot blend a.safetensors with compact.safetensors: ESRGAN x4 3->3, nf=8 nb=2 gc=4 vs "
+                            "Compact x4 3->3, nf=8 num_conv=2 (network interpolation needs two models of one "
+                            "architecture and size)")
+    x2 = save(tmp_path / "x2.safetensors", near_identity_model(2, nf=8, nb=2, gc=4))
+    with pytest.raises(ModelError, match=r"cannot blend a\.safetensors with x2\.safetensors: conv_first\.weight has "
+                                         r"shape .* \(ESRGAN x4 3->3, nf=8 nb=2 gc=4 vs ESRGAN x2 3->3, nf=8 nb=2 gc=4 "
+                                         r"unshuffle=2\)$"):
+        load_model(a, blend=(str(x2), 0.5))
+
+
 def test_blend_spec_validation() -> None:
     assert parse_blend("RealESRNet_x4plus:0.3") == ("RealESRNet_x4plus", 0.3)
     assert parse_blend(("C:/models/x.pth", 1)) == ("C:/models/x.pth", 1.0)
