@@ -79,6 +79,35 @@ def test_a_file_that_is_no_checkpoint_says_so_plainly(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+def test_an_onnx_graph_or_an_ncnn_bin_says_what_to_pass_instead(tmp_path: Path) -> None:
+    """A real ONNX export and the .bin half of a real ncnn pair were 'not a PyTorch checkpoint (it starts with bytes
+    08 ...)': now each says what it is and what to pass. A PyTorch checkpoint named .bin still loads."""
+    from esrgan_video.runtime.onnx_export import ExportSpec, export_onnx
+    from esrgan_video.testing import write_ncnn
+
+    net = near_identity_model(4)
+    onnx = tmp_path / "net.onnx"
+    export_onnx(net, ExportSpec((8, 8), precision="fp32"), onnx, device="cpu", check=False)
+    with pytest.raises(ModelError) as e:
+        load_model(onnx)
+    assert str(e.value) == (f"model file {onnx} is an ONNX graph, which esrgan-video does not read: pass the .pth, "
+                            ".safetensors or ncnn .param it was made from (the ONNX Runtime backend exports its own)")
+    sd = {k: v.clone() for k, v in net.state_dict().items()}
+    text, data = write_ncnn(sd)
+    (tmp_path / "net.param").write_text(text)
+    (tmp_path / "net.bin").write_bytes(data)
+    with pytest.raises(ModelError) as e:
+        load_model(tmp_path / "net.bin")
+    assert str(e.value) == (f"model file {tmp_path / 'net.bin'} is the weights half of an ncnn model: pass "
+                            f"{tmp_path / 'net.param'} (its .bin is read beside it)")
+    assert load_model(tmp_path / "net.param").info.name == "net.param"
+    hf = tmp_path / "hf" / "net.bin"  # pytorch_model.bin style: a torch.save zip under a .bin name
+    hf.parent.mkdir()
+    torch.save(sd, hf)
+    shutil.copy(tmp_path / "net.param", hf.with_suffix(".param"))
+    assert load_model(hf).info.name == "net.bin"
+
+
 class _Unreadable(torch.Tensor):
     """A tensor subclass whose every torch operation raises a RuntimeError without a message (what load_state_dict
     meets reading its shape)."""

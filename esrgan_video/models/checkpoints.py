@@ -77,6 +77,13 @@ def read_checkpoint(path: str | Path) -> tuple[Any, dict[str, str]]:
             f"model file {path} is an ncnn .param file; pass the .param path (with its .bin beside it) "
             "to load_model, which converts it"
         )
+    torch_like = head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+    if path.suffix.lower() == ".onnx" and not torch_like:
+        raise ModelError(f"model file {path} is an ONNX graph, which esrgan-video does not read: pass the .pth, "
+                         ".safetensors or ncnn .param it was made from (the ONNX Runtime backend exports its own)")
+    if path.suffix.lower() == ".bin" and not torch_like and path.with_suffix(".param").is_file():
+        raise ModelError(f"model file {path} is the weights half of an ncnn model: pass "
+                         f"{path.with_suffix('.param')} (its .bin is read beside it)")
     return _read_torch(path, head), {}
 
 
