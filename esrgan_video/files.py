@@ -3,6 +3,8 @@
 - :func:`atomic_write` writes bytes under a private temporary name beside the target (unique per call, so
   processes and threads writing the same target never share one), flushes them to disk and renames the
   file into place: a reader sees the old file or the new one, never half of one, whatever kills the writer.
+  The name, ``.NAME.<pid>.<random>.part`` (:func:`part_prefix`), carries the writing process, so the next write of
+  the same target removes what a writer killed outright (SIGKILL, power loss) left (:func:`remove_stale_parts`).
 - :func:`locked` holds an exclusive ``flock`` on a lock file (created if missing) for the ``with`` block; the
   kernel drops it when the process dies.
 - :func:`check_output_place` and :func:`check_can_create`: whether an output file may go where it is asked to, said
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -33,7 +36,8 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, mode: int | None = 0o6
     ``mode``: the file's permission bits (temporary files are created 0600); None keeps that."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    remove_stale_parts(path)
+    fd, tmp = tempfile.mkstemp(prefix=part_prefix(path), suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -45,6 +49,42 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, mode: int | None = 0o6
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def part_prefix(path: str | os.PathLike) -> str:
+    """The start of this process's temporary names for ``path`` (``.NAME.<pid>.``; ``mkstemp`` adds the rest)."""
+    return f".{Path(path).name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files (``.NAME.<pid>.<random>.part``) beside ``path`` whose writing process no longer
+    exists on this machine; returns them. Those of live processes (this one included) are left alone."""
+    path = Path(path)
+    pattern = re.compile(r"\.%s\.(\d+)\.[^.]+\.part" % re.escape(path.name))
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m and int(m.group(1)) > 0 and not _alive(int(m.group(1))):
+            try:
+                (path.parent / name).unlink()
+            except FileNotFoundError:  # another writer removed it first
+                continue
+            removed.append(path.parent / name)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -130,4 +170,5 @@ def check_can_create(dst: str | os.PathLike) -> None:
     Path(probe).unlink(missing_ok=True)
 
 
-__all__ = ["OutputExists", "atomic_write", "atomic_write_text", "cannot_create", "cannot_write", "check_can_create", "check_output_place", "locked"]
+__all__ = ["OutputExists", "atomic_write", "atomic_write_text", "cannot_create", "cannot_write", "check_can_create", "check_output_place", "locked",
+           "part_prefix", "remove_stale_parts"]

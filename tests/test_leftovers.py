@@ -74,3 +74,56 @@ def test_the_training_benchmark_removes_its_temporary_folder(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert _left(places["out"]) == ["train.json"]
     assert _left(places["tmp"]) == []
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (as one killed with SIGKILL has)."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    return int(proc.stdout)
+
+
+def test_a_write_removes_the_temporaries_of_writers_killed_outright(tmp_path):
+    """A process killed during :func:`atomic_write` (SIGKILL: no ``finally``) leaves ``.NAME.<pid>.<random>.part``
+    (an engine, a checkpoint: up to hundreds of MB); the next write of that target removes it. A live writer's, and
+    another target's, are left alone."""
+    from esrgan_video.files import atomic_write, part_prefix
+
+    target = tmp_path / "x.engine"
+    dead = tmp_path / f".x.engine.{_dead_pid()}.k1ll3d.part"
+    live = tmp_path / f"{part_prefix(target)}busy.part"  # this process: alive
+    other = tmp_path / f".y.engine.{_dead_pid()}.k1ll3d.part"
+    for p in (dead, live, other):
+        p.write_bytes(b"half")
+    atomic_write(target, b"whole")
+    assert target.read_bytes() == b"whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, other.name])
+
+
+def test_a_download_removes_the_part_file_of_a_download_killed_outright(tmp_path):
+    """The model downloader's ``.NAME.<pid>.<random>.part`` (a whole model's bytes) left by a process killed with
+    SIGKILL is removed by the next download of that file, over real HTTP from 127.0.0.1."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from esrgan_video.models.download import download
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "w.pth").write_bytes(b"weights" * 1000)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        cache = tmp_path / "models"
+        cache.mkdir()
+        (cache / f".w.pth.{_dead_pid()}.k1ll3d.part").write_bytes(b"weights" * 10)
+        download(f"http://127.0.0.1:{httpd.server_address[1]}/w.pth", cache / "w.pth", progress=False, retries=0)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [p.name for p in cache.iterdir()] == ["w.pth"]
+    assert (cache / "w.pth").read_bytes() == b"weights" * 1000
