@@ -6,7 +6,6 @@ scanned, since a later frame's palette may add alpha."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import av
 import numpy as np
