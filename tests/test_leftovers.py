@@ -127,3 +127,31 @@ def test_a_download_removes_the_part_file_of_a_download_killed_outright(tmp_path
         httpd.server_close()
     assert [p.name for p in cache.iterdir()] == ["w.pth"]
     assert (cache / "w.pth").read_bytes() == b"weights" * 1000
+
+
+_EXPORT_ON_A_FULL_DISK = """
+import resource, signal, sys
+from esrgan_video.runtime.onnx_export import ExportSpec, export_onnx
+from esrgan_video.testing import near_identity_model
+model = near_identity_model(2, nf=8, nb=1)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as one on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+try:
+    export_onnx(model, ExportSpec((16, 16), precision="fp32"), sys.argv[1], device="cpu", check=False)
+except OSError as e:
+    print(e.errno)
+"""
+
+
+def test_an_onnx_export_that_cannot_be_written_leaves_nothing(tmp_path):
+    """``export_onnx(..., path)`` whose write fails (the file size limit, as a full disk: EFBIG) raises and leaves
+    neither the file nor a temporary beside it (it left ``NAME.tmp``)."""
+    import errno
+
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run([sys.executable, "-c", _EXPORT_ON_A_FULL_DISK, str(out / "m.onnx")], cwd=ROOT,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout.strip()) == (0, str(errno.EFBIG)), proc.stderr[-2000:]
+    assert _left(out) == []

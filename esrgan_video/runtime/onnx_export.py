@@ -234,11 +234,10 @@ def export_onnx(
     data = buf.getvalue()
     if check:
         check_onnx(data)
-    if path is not None:
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(p)
+    if path is not None:  # whole or not at all: a failed or killed write leaves no temporary file for good
+        from esrgan_video.files import atomic_write
+
+        atomic_write(path, data)
     return data
 
 
