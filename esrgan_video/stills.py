@@ -105,9 +105,11 @@ def upscale_image(
     their fields may also be given as flat keywords, as for :func:`esrgan_video.upscale_video`. ``notice`` receives
     one-line messages (e.g. a TensorRT build's progress). A grey image gives a grey one where ``dst``'s format
     holds grey (module docstring). ``meta``: ``src``'s ``image_meta`` where the caller has it
-    (:func:`probe_still_job`); read here when not given. A PNG or JPEG cut short is upscaled as far as it decodes
-    and written; the line saying what it lost (``video.images.damage``) goes, once the output is written, to
-    ``on_damage`` (the CLI exits 9 on it), or to ``notice`` when that is None."""
+    (:func:`probe_still_job`); read here when not given. A PNG, JPEG or GIF cut short is upscaled as far as it
+    decodes (a progressive JPEG cut before its last scan: the whole picture, at reduced detail) and written; the line
+    saying what it lost (``video.images.damage``) goes, once the output is written, to ``on_damage`` (the CLI exits 9
+    on it), or to ``notice`` when that is None. A WebP, TIFF or BMP cut short is refused (InputError naming the file,
+    before the model loads): FFmpeg's decoders give no picture of one."""
     src, dst = path_arg("src", src), path_arg("dst", dst)
     check_upscaler_options(upscaler, flat_options)
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
@@ -124,8 +126,8 @@ def upscale_image(
     if meta.frames > 1 and meta.kind != "tiff":
         raise InputError(f"{src}: an animated image ({meta.frames} frames); a still output would keep only the "
                          "first: write it as a video (.apng, .webp, .webm, .mkv, …) to upscale every frame")
-    # a PNG or JPEG cut short, made whole once for both the read and the damage line (a JPEG's rows are told by
-    # two decodes); InputError, before the model loads, where no row decodes
+    # a PNG, JPEG or GIF cut short, made whole once for both the read and the damage line (a JPEG's rows are told by
+    # two decodes); InputError, before the model loads, where no row decodes or the format gives no cut picture
     readable = readable_bytes(src, meta) if meta.truncated else None
     rgb, alpha, bits = read_image(src, keep_grey=True, meta=meta, cut=None if readable is None else readable[0])
     check_extension(dst, alpha=alpha is not None)  # before the model runs

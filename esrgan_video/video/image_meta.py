@@ -6,7 +6,8 @@ survive an upscale: the ICC colour profile (PNG ``iCCP``, JPEG ``APP2 ICC_PROFIL
 the resolution in dots per inch (JFIF density, ``pHYs``, TIFF resolution tags, BMP's header), XMP and text (JPEG
 ``APP1``/``APP13``, PNG ``tEXt``/``zTXt``/``iTXt``), the number of frames (APNG ``acTL``, animated WebP ``ANMF``,
 GIF images, TIFF pages) and whether the file ends early (a JPEG without its end-of-image marker after the scan, a
-PNG without ``IEND``, a GIF without its trailer, a WebP shorter than its RIFF size) — FFmpeg's JPEG decoder fills
+PNG without ``IEND``, a GIF without its trailer, a WebP shorter than its RIFF size, a TIFF whose directory or
+first page's strips or tiles lie past its end, a BMP shorter than its pixel data) — FFmpeg's JPEG decoder fills
 a truncated picture with grey and says nothing. PyAV is not asked: reading a frame's ICC side data from FFmpeg's
 PNG decoder crashes PyAV 19 (the side data carries a metadata dictionary, freed twice).
 
@@ -61,8 +62,8 @@ class ImageMeta:
 
 
 def read_meta(data: bytes) -> ImageMeta:
-    """The :class:`ImageMeta` of a still image file's bytes (of a BMP: its DPI only); an empty one for a format it
-    does not parse or bytes it cannot follow (the decoder judges those)."""
+    """The :class:`ImageMeta` of a still image file's bytes (of a BMP: its DPI and truncation only); an empty one for
+    a format it does not parse or bytes it cannot follow (the decoder judges those)."""
     try:
         if data.startswith(_PNG_SIG):
             return _png(data)
@@ -76,7 +77,8 @@ def read_meta(data: bytes) -> ImageMeta:
             return _gif(data)
         if data[:2] == b"BM" and len(data) >= 46 and struct.unpack("<I", data[14:18])[0] >= 40:
             x, y = struct.unpack("<ii", data[38:46])  # BITMAPINFOHEADER's pixels per metre
-            return ImageMeta(dpi=(x * 0.0254, y * 0.0254) if x > 0 and y > 0 else None, kind="bmp")
+            return ImageMeta(dpi=(x * 0.0254, y * 0.0254) if x > 0 and y > 0 else None, kind="bmp",
+                             truncated=_bmp_truncated(data))
     except (struct.error, IndexError, ValueError, zlib.error):
         pass
     return ImageMeta()
@@ -217,7 +219,12 @@ def _webp(data: bytes) -> ImageMeta:
 
 def _tiff(data: bytes) -> ImageMeta:
     t = _Tiff(data)
-    tags = t.ifd(t.first)
+    try:
+        tags = t.ifd(t.first)
+    except (struct.error, IndexError):  # its directory (often written last) is past the end
+        return ImageMeta(kind="tiff", truncated="the TIFF ends before its directory (truncated?)")
+    if _tiff_data_end(t, tags) > len(data):
+        return ImageMeta(kind="tiff", truncated="the TIFF ends before its picture data does (truncated?)")
     icc = t.raw(tags[34675]) if 34675 in tags else None
     orientation = t.value(tags[274]) if 274 in tags else 1
     pages, offset, seen = 0, t.first, set()
@@ -229,6 +236,25 @@ def _tiff(data: bytes) -> ImageMeta:
         offset = t.next_ifd(offset)
     return ImageMeta(icc=icc, orientation=orientation if 1 <= orientation <= 8 else 1, dpi=_tiff_dpi(t, tags),
                      frames=max(pages, 1), kind="tiff")
+
+
+def _tiff_data_end(t: _Tiff, tags) -> int:
+    """The end of the first page's picture data: its last strip's or tile's offset plus byte count (0 where the
+    directory does not say)."""
+    end = 0
+    for offsets, counts in ((273, 279), (324, 325)):
+        if offsets in tags and counts in tags:
+            end = max([end] + [a + b for a, b in zip(t.values(tags[offsets]), t.values(tags[counts]))])
+    return end
+
+
+def _bmp_truncated(data: bytes) -> str | None:
+    """Whether a BMP (BITMAPINFOHEADER or later) is shorter than its pixel data: rows of ``width × bits`` rounded
+    up to 4 bytes, ``|height|`` of them, from the pixel offset (a compressed one: the image size it declares)."""
+    offset, (w, h), (bpp, compression, size) = (struct.unpack("<I", data[10:14])[0], struct.unpack("<ii", data[18:26]),
+                                                struct.unpack("<HII", data[28:38]))
+    need = (offset + ((w * bpp + 31) // 32) * 4 * abs(h) if compression in (0, 3, 6) else offset + size)
+    return "the BMP ends before its pixel data does (truncated?)" if len(data) < need else None
 
 
 def _gif(data: bytes) -> ImageMeta:
@@ -294,6 +320,14 @@ class _Tiff:
     def value(self, entry: tuple[int, int, int, int]) -> int:
         kind, _count, pos, _ = entry
         return self.u16(pos) if kind == 3 else self.u32(pos) if kind == 4 else self.data[pos]
+
+    def values(self, entry: tuple[int, int, int, int]) -> list[int]:
+        """Every value of a SHORT or LONG tag (a strip offsets array)."""
+        kind, count, pos, _ = entry
+        size = 2 if kind == 3 else 4
+        if pos + size * count > len(self.data):
+            raise IndexError("the tag's values are past the end")
+        return [self.u16(pos + size * i) if kind == 3 else self.u32(pos + size * i) for i in range(count)]
 
     def rational(self, entry: tuple[int, int, int, int]) -> float:
         num, den = self.u32(entry[2]), self.u32(entry[2] + 4)

@@ -11,10 +11,12 @@ What the file says besides its pixels (``video.image_meta``): an EXIF orientatio
 viewer would (the output is upright, its EXIF says 1); the ICC profile, the EXIF block and the DPI are written
 into the output where its format holds them (PNG, JPEG, WebP without the DPI, TIFF without the EXIF, BMP the DPI
 only). A truncated file is an InputError, not a picture FFmpeg filled with grey; but ``read_image(cut=...)``
-(a still's upscale) reads a PNG or JPEG cut short as far as its data goes (:func:`readable_bytes`, made once), and
-:func:`damage` says what it lost
-(only its end marker, or which rows did not decode); a GIF or WebP cut short, or a PNG or JPEG of which no row
-decodes, stays an InputError.
+(a still's upscale) reads a file cut short where FFmpeg's decoder gives a picture of it (:func:`readable_bytes`, made
+once), and :func:`damage` says what it lost, never hidden: a PNG, a baseline JPEG or a GIF as far as its data goes
+(only its end marker lost, or the rows from R on); a progressive JPEG cut before its last scan is whole but at
+reduced detail (blurred) throughout, and said so. A WebP, TIFF or BMP cut short (FFmpeg's decoders give no picture of
+one), an interlaced PNG or GIF cut before its last pass, or a file of which no row decodes, stays an InputError: one
+line naming the file and how it is cut.
 The upscaling itself is ``esrgan_video.stills``' (the core's frame transform).
 """
 
@@ -23,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -150,40 +154,78 @@ def read_image(path: str | os.PathLike, *, keep_grey: bool = False, meta: ImageM
     return np.ascontiguousarray(rgb), alpha, 16 if deep else 8
 
 
-def damage(path: str | os.PathLike, meta: ImageMeta,
-           readable: tuple[bytes, int, int] | None = None) -> str | None:
-    """The one line about what a truncated PNG or JPEG (``meta.truncated``) lost, None for an intact file: only its
-    end marker ("every pixel decoded") or part of its picture ("the rows from R of H (P %) did not decode"). A GIF
-    or WebP cut short, or a PNG or JPEG of which no row decodes, is an InputError naming the file (as before): there
-    is no picture to write. ``readable``: the file's :func:`readable_bytes` where the caller has them; made here when
-    not given."""
+class Readable(NamedTuple):
+    """A still cut short made whole for FFmpeg's decoder (:func:`readable_bytes`)."""
+
+    data: bytes
+    """The bytes to decode in place of the file's."""
+    rows: int
+    """Rows from the top whose data is all there."""
+    height: int
+    """The picture's height."""
+    scans: int | None = None
+    """A JPEG whose whole scans do not hold its whole picture (a progressive JPEG cut before its last scan): how many
+    scans are whole; the picture FFmpeg gives is whole but at reduced detail. None otherwise."""
+    interlaced: bool = False
+    """An interlaced (Adam7) PNG or interlaced GIF: no row is whole before its last pass."""
+
+
+_CUT_READ = "only a PNG, JPEG or GIF cut short is read as far as its data goes"
+_KIND_NAMES = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF", "webp": "WebP", "tiff": "TIFF", "bmp": "BMP"}
+
+
+def damage(path: str | os.PathLike, meta: ImageMeta, readable: Readable | None = None) -> str | None:
+    """The one line about what a truncated PNG, JPEG or GIF (``meta.truncated``) lost, None for an intact file: only
+    its end marker ("every pixel decoded"), part of its picture ("the rows from R of H (P %) did not decode"), or, a
+    progressive JPEG cut before its last scan, the detail of the whole picture ("only its first K scans are whole:
+    the whole picture is at reduced detail (blurred)", and the rows its cut scan did not reach). Never hidden: the
+    picture written is what FFmpeg's decoder gives of the bytes there. A cut WebP, TIFF or BMP (FFmpeg's decoders
+    give no picture of one), a PNG, JPEG or GIF of which no row decodes, an interlaced PNG or GIF whose last pass is
+    cut, is an InputError naming the file (:func:`readable_bytes`): there is no picture to write. ``readable``: the
+    file's :func:`readable_bytes` where the caller has them; made here when not given."""
     if not meta.truncated:
         return None
-    _, rows, height = readable_bytes(path, meta) if readable is None else readable
+    readable = readable_bytes(path, meta) if readable is None else readable
+    rows, height, scans = readable.rows, readable.height, readable.scans
+    lost = f"the rows from {rows + 1} of {height} ({100 * (height - rows) / height:.0f} %) did not decode"
+    if scans is not None:
+        first = "the first scan is" if scans == 1 else f"the first {scans} scans are"
+        said = f"a progressive JPEG of which only {first} whole: the whole picture is at reduced detail (blurred)"
+        if rows < height:
+            said += f" and {lost.replace('did not decode', 'lack even the scan that was cut')}"
+        return f"{path}: {meta.truncated}; {said}, the output is kept"
     if rows >= height:
         return f"{path}: {meta.truncated}; every pixel decoded, the output is kept"
-    return (f"{path}: {meta.truncated}; the rows from {rows + 1} of {height} ({100 * (height - rows) / height:.0f} %) "
-            "did not decode, the output is kept")
+    return f"{path}: {meta.truncated}; {lost}, the output is kept"
 
 
-def readable_bytes(path: str | os.PathLike, meta: ImageMeta) -> tuple[bytes, int, int]:
-    """A truncated PNG or JPEG made whole for FFmpeg's decoder, and (rows whose data is all there, height): a PNG
-    with its IDAT data (its cut chunk too) in one chunk and an IEND; a JPEG with its end-of-image marker. InputError
-    for another format, or where no row's data is there. The bytes :func:`image_meta` read of the file are taken
-    where it has not changed since (they are given up then: the caller keeps what this returns)."""
+def readable_bytes(path: str | os.PathLike, meta: ImageMeta) -> Readable:
+    """A truncated PNG, JPEG or GIF made whole for FFmpeg's decoder (:class:`Readable`: the bytes, the rows whose
+    data is all there, the height, a progressive JPEG's whole scans): a PNG with its IDAT data (its cut chunk too) in
+    one chunk and an IEND; a JPEG with its end-of-image marker; a GIF with its cut data block ended and a trailer.
+    InputError naming the file, in one line that says the file is cut and how, for another format (a WebP, TIFF or
+    BMP cut short: FFmpeg's decoders give no picture of one), or where no row's data is there (an interlaced PNG or
+    GIF: no row is whole before its last pass). The bytes :func:`image_meta` read of the file are taken where it has
+    not changed since (they are given up then: the caller keeps what this returns)."""
     global _last_cut
     held = _last_cut
     if held is not None and held[0] == file_key(path):
         _last_cut, data = None, held[1]
     else:
         data = Path(path).read_bytes()
-    fixed = _png_whole(data) if meta.kind == "png" else _jpeg_whole(data) if meta.kind == "jpeg" else None
-    if fixed is None or fixed[1] == 0:
-        raise InputError(f"{path}: {meta.truncated}" + ("" if fixed is None else "; no row of the picture decodes"))
+    whole = {"png": _png_whole, "jpeg": _jpeg_whole, "gif": _gif_whole}.get(meta.kind)
+    if whole is None:
+        name = _KIND_NAMES.get(meta.kind, "file of this format")
+        raise InputError(f"{path}: {meta.truncated}; FFmpeg gives no picture of a cut {name} ({_CUT_READ})")
+    fixed = whole(data)
+    if fixed is None or (fixed.rows == 0 and not fixed.scans):
+        why = (f"an interlaced {_KIND_NAMES[meta.kind]} cut before its last pass: no row of the picture is whole"
+               if fixed is not None and fixed.interlaced else "no row of the picture decodes")
+        raise InputError(f"{path}: {meta.truncated}; {why}")
     return fixed
 
 
-def _png_whole(data: bytes) -> tuple[bytes, int, int] | None:
+def _png_whole(data: bytes) -> Readable | None:
     """(a PNG FFmpeg decodes, complete rows, height) of a PNG cut short, None where its header is cut too."""
     pos, head, idat = 8, [], []
     while pos + 8 <= len(data):
@@ -218,32 +260,150 @@ def _png_whole(data: bytes) -> tuple[bytes, int, int] | None:
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
-    return data[:8] + b"".join(head) + chunk(b"IDAT", body) + chunk(b"IEND", b""), rows, h
+    return Readable(data[:8] + b"".join(head) + chunk(b"IDAT", body) + chunk(b"IEND", b""), rows, h,
+                    interlaced=bool(interlace))
 
 
-def _jpeg_whole(data: bytes) -> tuple[bytes, int, int] | None:
-    """(a JPEG with its end-of-image marker, rows whose data is there, height) of a JPEG cut short, None where it
-    ends before its first scan. The rows are told by decoding it twice, with two different fillers before the
-    marker: FFmpeg's decoder reads filler only where the picture's own data ran out."""
+def _jpeg_whole(data: bytes) -> Readable | None:
+    """A JPEG cut short with its end-of-image marker, the rows whose data is there, and (a progressive JPEG's) how
+    many scans are whole where they do not hold the whole picture; None where it ends before its first scan. The
+    rows are told by decoding it twice, with two different fillers before the marker: FFmpeg's decoder reads filler
+    only where the picture's own data ran out (the cut scan's rows). The whole scans hold the whole picture when each
+    component's 64 coefficients are all coded to their last bit (a scan of ``Al`` 0) by them; a baseline JPEG's one
+    scan does, a progressive JPEG's do only when its last scan is whole."""
     try:
         segments = {marker: body for marker, body, _ in reversed(list(_jpeg_segments(data)))}  # the first of each
     except (ValueError, struct.error):
         return None
     sof = next((segments[m] for m in sorted(segments) if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC)), None)
-    if sof is None or 0xDA not in segments or len(sof) < 5:
+    if sof is None or 0xDA not in segments or len(sof) < 6:
         return None
     h = struct.unpack(">H", sof[1:3])[0]
+    components = [sof[6 + 3 * i] for i in range(sof[5])]
     ends = data if data[-2:] != b"\xff\xd9" else data[:-2]
     pictures = []
     for filler in (b"\x00", b"\x5a"):
         try:
             with av.open(io.BytesIO(ends + filler * 256 + b"\xff\xd9")) as c:
-                pictures.append(next(c.decode(video=0)).to_ndarray(format="gray"))
+                pictures.append(next(c.decode(video=0)).to_ndarray(format="rgb24"))
         except (av.FFmpegError, StopIteration, IndexError):
             return None
-    differ = np.flatnonzero((pictures[0] != pictures[1]).any(axis=1))
+    differ = np.flatnonzero((pictures[0] != pictures[1]).any(axis=(1, 2)))
     rows = h if differ.size == 0 else int(differ[0])
-    return ends + b"\xff\xd9", rows, h
+    scans = _jpeg_scans(ends)
+    if rows < h and scans:
+        scans.pop()  # the scan the cut ran through
+    coded = {(c, k) for ids, first, last, al in scans if al == 0 for c in ids for k in range(first, last + 1)}
+    whole = all((c, k) in coded for c in components for k in range(64))
+    return Readable(ends + b"\xff\xd9", rows, h, None if whole or not scans else len(scans))
+
+
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # in entropy-coded data: a marker (not a stuffed 0xFF, RSTn)
+
+
+def _jpeg_scans(data: bytes) -> list[tuple[tuple[int, ...], int, int, int]]:
+    """(component ids, first and last coefficient, ``Al``) of each scan of a JPEG (the bytes may stop in one)."""
+    scans, pos = [], 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, 0xD9, *range(0xD0, 0xD8)):  # no length
+            pos += 2
+            continue
+        (n,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        if marker == 0xDA:
+            body = data[pos + 4:pos + 2 + n]
+            count = body[0] if body else 0
+            if len(body) < 1 + 2 * count + 3:
+                break
+            ids = tuple(body[1 + 2 * i] for i in range(count))
+            first, last, al = body[1 + 2 * count], body[2 + 2 * count], body[3 + 2 * count] & 0x0F
+            scans.append((ids, first, last, al))
+            found = _JPEG_MARKER.search(data, pos + 2 + n)
+            if found is None:
+                break
+            pos = found.start()
+            continue
+        pos += 2 + n
+    return scans
+
+
+def _gif_whole(data: bytes) -> Readable | None:
+    """A GIF cut in its first image made whole (its data block ended where the bytes end, and a trailer), the rows of
+    its canvas whose pixels are all there, and its height; None where it ends before its first image's data or is
+    not one. The rows are told from the pixels its LZW codes there give (:func:`_lzw_pixels`); an interlaced GIF's
+    rows are whole only when its last pass is (0 before). FFmpeg's decoder fills the rest with the background."""
+    height = struct.unpack("<H", data[8:10])[0]
+    pos = 13 + ((3 << ((data[10] & 7) + 1)) if data[10] & 0x80 else 0)
+    while pos < len(data) and data[pos] == 0x21:  # extensions before the image
+        pos += 2
+        while pos < len(data) and data[pos]:
+            pos += 1 + data[pos]
+        pos += 1
+    if pos + 11 > len(data) or data[pos] != 0x2C:
+        return None
+    top, w, h, flags = *struct.unpack("<HHH", data[pos + 3:pos + 9]), data[pos + 9]
+    pos += 10 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0)
+    if pos + 1 > len(data):
+        return None
+    code_size, pos = data[pos], pos + 1
+    head, blocks = data[:pos], []
+    while pos < len(data) and data[pos]:
+        blocks.append(data[pos + 1:pos + 1 + data[pos]])
+        pos += 1 + data[pos]
+    body = b"".join(blocks)
+    pixels = _lzw_pixels(body, code_size, w * h)
+    rows = pixels // w if w else 0
+    if flags & 0x40:  # interlaced: passes of every 8th, 8th, 4th, 2nd row; a row is whole only after the last
+        rows = h if rows >= h else 0
+    whole_rows = height if rows >= h else min(height, top + rows)
+    blocked = b"".join(bytes([len(body[i:i + 255])]) + body[i:i + 255] for i in range(0, len(body), 255))
+    return Readable(head + blocked + b"\x00\x3b", whole_rows, height, interlaced=bool(flags & 0x40))
+
+
+def _lzw_pixels(body: bytes, code_size: int, limit: int) -> int:
+    """How many pixels (at most ``limit``) GIF LZW data ``body`` of minimum code size ``code_size`` decodes to:
+    each code's string length, no strings built (a whole code only; the bytes may stop mid-code)."""
+    if not 2 <= code_size <= 11:
+        return 0
+    clear, out, at, buffer, held = 1 << code_size, 0, 0, 0, 0  # the bits not yet read: ``held`` of them
+    size, free, prev = code_size + 1, clear + 2, None
+    lengths = [1] * clear + [0, 0] + [0] * (4096 - clear - 2)
+    while out < limit:
+        while held < size and at < len(body):
+            buffer |= body[at] << held
+            at, held = at + 1, held + 8
+        if held < size:
+            break
+        code = buffer & ((1 << size) - 1)
+        buffer, held = buffer >> size, held - size
+        if code == clear:
+            size, free, prev = code_size + 1, clear + 2, None
+            continue
+        if code == clear + 1:
+            break
+        if prev is None:
+            n = lengths[code] if code < clear else 0
+            if n == 0:
+                break
+        elif code < free:
+            n = lengths[code]
+            if free < 4096:
+                lengths[free], free = lengths[prev] + 1, free + 1
+        elif code == free and free < 4096:
+            n = lengths[prev] + 1
+            lengths[free], free = n, free + 1
+        else:
+            break  # a code not yet defined: damaged data, where the decoder stops too
+        out += n
+        prev = code
+        if free == 1 << size and size < 12:
+            size += 1
+    return min(out, limit)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
