@@ -9,6 +9,7 @@ convenience entry for RGB arrays and tensors; it runs through a frame transform 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import threading
@@ -112,7 +113,11 @@ class Upscaler:
     ) -> None:
         """``model``: a registry name, checkpoint path, loaded module or :class:`ModelOptions`; ``runtime``: the
         :class:`RuntimeOptions`. Their fields may also be given as keywords (``blend=``, ``device=``, ``tile=``, …),
-        over the two objects."""
+        over the two objects.
+
+        A loaded module is left as it was (its training mode, device and dtype): one already in eval mode with its
+        weights on this Upscaler's device is shared (:attr:`model` is that object, so a later change to its weights
+        shows in backends built after it), any other is copied, and the copy put in eval mode on the device."""
         model_fields = {k: options.pop(k) for k in list(options) if k in _MODEL_FIELDS}
         runtime_fields = {k: options.pop(k) for k in list(options) if k in _RUNTIME_FIELDS}
         if options:
@@ -132,7 +137,7 @@ class Upscaler:
         self._device_requested = runtime.device is not None
         self.device = resolve_device(runtime.device)
         if isinstance(model_opts.model, torch.nn.Module):
-            self.model = model_opts.model.eval().to(self.device)
+            self.model = _module_on(model_opts.model, self.device)
         else:
             from .models import load_model
 
@@ -430,6 +435,20 @@ def non_finite_count(frames) -> int:
     if isinstance(frames, torch.Tensor) and frames.dtype.is_floating_point:
         return int((~torch.isfinite(frames.detach())).sum())
     return 0
+
+
+def _module_on(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` in eval mode on ``device`` without changing the caller's object: the module itself when it already
+    is (every submodule in eval mode, every weight and buffer on ``device``), else a copy made so (the backends copy
+    it again before casting it to their precision)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    if not any(m.training for m in module.modules()) and all(_on(t.device, device) for t in tensors):
+        return module
+    return copy.deepcopy(module).eval().to(device)
+
+
+def _on(where: torch.device, device: torch.device) -> bool:
+    return where.type == device.type and (where.index or 0) == (device.index or 0)
 
 
 def _check_not_empty(n: int, h: int, w: int) -> None:

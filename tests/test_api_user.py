@@ -254,6 +254,35 @@ def test_options_as_dataclasses_or_keywords_are_the_same_upscaler(near_identity_
     np.testing.assert_array_equal(outs[0], outs[2])
 
 
+def test_a_users_module_is_left_as_it_was(net):
+    # Upscaler(module) called module.eval().to(device) on the caller's object: a network being trained was switched
+    # to eval mode (and moved to the Upscaler's device) under its owner
+    frame = RNG.integers(0, 256, (21, 17, 3), dtype=np.uint8)
+    with esrgan_video.Upscaler(net, backend="torch", device="cpu") as ref:
+        want = ref.upscale(frame)
+    for dtype in (torch.float32, torch.float64):
+        module = near_identity_model(2, seed=1).to(dtype).train()
+        module.conv_first.requires_grad_(False)
+        before = {k: (v.dtype, v.device, v.requires_grad, v.clone())
+                  for k, v in module.state_dict(keep_vars=True).items()}
+
+        def unchanged() -> None:
+            assert all(m.training for m in module.modules())
+            for k, v in module.state_dict(keep_vars=True).items():
+                dt, dev, grad, value = before[k]
+                assert (v.dtype, v.device, v.requires_grad) == (dt, dev, grad), k
+                torch.testing.assert_close(v.detach(), value, rtol=0, atol=0)
+
+        with esrgan_video.Upscaler(module, backend="torch", device="cpu") as u:
+            unchanged()
+            assert u.model is not module and not u.model.training
+            np.testing.assert_array_equal(u.upscale(frame), want)  # what the same weights in eval mode give
+            unchanged()
+    # a module already in eval mode on the device is shared, not copied (the backends copy it to their precision)
+    with esrgan_video.Upscaler(net, backend="torch", device="cpu") as shared:
+        assert shared.model is net and not net.training
+
+
 def test_upscaler_runtime_that_is_not_runtime_options_is_a_type_error(near_identity_file):
     # was AttributeError: 'dict' object has no attribute 'device'
     with pytest.raises(TypeError, match=r"Upscaler: runtime must be a RuntimeOptions, got dict"):
