@@ -101,7 +101,8 @@ class Upscaler:
     """Upscale RGB frames with a model (an RRDB generator or a compact model; see its :attr:`descriptor`).
 
     ``upscale(frames)`` takes numpy H×W×3 (uint8, uint16 or float in [0, 1]; also H×W grey and H×W×4 RGBA) or a
-    torch N×3×H×W tensor on any device, and returns the upscaled frames in the same kind.
+    torch N×3×H×W tensor on any device (also 3×H×W, and grey N×1×H×W, 1×H×W or H×W, RGBA N×4×H×W or 4×H×W), and
+    returns the upscaled frames in the same kind.
     ``upscale_tensor(rgb)`` is the device-side entry the frame transform uses.
     """
 
@@ -319,6 +320,9 @@ class Upscaler:
         A NumPy H×W (or H×W×1) grey or H×W×4 RGBA array comes back as the same kind, upscaled as
         :func:`~esrgan_video.upscale_image` upscales a grey or RGBA still (the same values): the grey through the
         model as R = G = B, the grey out the BT.709 luma of the model's RGB; alpha upscaled once, as a grey image.
+        Tensors are channels first: an H×W, 1×H×W or N×1×H×W grey or a 4×H×W or N×4×H×W RGBA tensor gives what the
+        NumPy array of the same values gives (H×W grey, H×W×4 RGBA), in the tensor's layout. A tensor on the meta
+        device (no values) is an :class:`InputError`.
 
         Integer frames are full-range RGB codes (uint8: 0–255; uint16, int16, int32: 0–65535); float frames are in
         [0, 1] and keep their dtype. An array of the other byte order (e.g. ``>u2``) is read as its values and comes
@@ -359,9 +363,16 @@ class Upscaler:
             (out,) = self._transform("packed", frames.dtype)([frames])
             return out
         if isinstance(frames, torch.Tensor):
-            if not ((frames.ndim == 3 and frames.shape[0] == 3) or (frames.ndim == 4 and frames.shape[1] == 3)):
+            if frames.is_meta:  # torch's own error would be NotImplementedError("Cannot copy out of meta tensor")
+                raise InputError(f"a tensor on the meta device (shape {tuple(frames.shape)}) holds no values to "
+                                 "upscale: make the frames on the CPU or a CUDA device")
+            channels = frames.shape[0] if frames.ndim == 3 else frames.shape[1] if frames.ndim == 4 else None
+            if frames.ndim == 2 or channels in (1, 4):
+                return self._upscale_tensor_grey_or_rgba(frames)
+            if channels != 3:
                 hwc = frames.ndim in (3, 4) and frames.shape[-1] == 3  # channels last, as NumPy frames are
-                raise InputError(f"expected a 3×H×W or N×3×H×W tensor, got shape {tuple(frames.shape)}"
+                raise InputError(f"expected a 3×H×W or N×3×H×W tensor (or H×W, 1×H×W, N×1×H×W grey; 4×H×W, N×4×H×W "
+                                 f"RGBA), got shape {tuple(frames.shape)}"
                                  + (" (channels last: .permute(2, 0, 1) or .permute(0, 3, 1, 2) first)" if hwc else ""))
             if frames.ndim == 3:
                 return self._upscale(frames.unsqueeze(0))[0]
@@ -381,6 +392,24 @@ class Upscaler:
                 y = y.to(torch.int32).to(src_dtype)
             return y.to(src_device)
         raise InputError(f"expected a numpy array or torch tensor, got {type(frames).__name__}")
+
+    def _upscale_tensor_grey_or_rgba(self, frames: torch.Tensor) -> torch.Tensor:
+        """An H×W, 1×H×W or N×1×H×W grey or a 4×H×W or N×4×H×W RGBA tensor, upscaled as the NumPy H×W grey or
+        H×W×4 RGBA array of its values is (the same values: through that path, by way of the host), back in its own
+        dtype on its own device. bfloat16, which NumPy lacks, runs as float32."""
+        if frames.ndim == 2:
+            return self._upscale_tensor_grey_or_rgba(frames.unsqueeze(0))[0]
+        if frames.ndim == 4:
+            _check_not_empty(frames.shape[0], frames.shape[2], frames.shape[3])
+            return torch.stack([self._upscale_tensor_grey_or_rgba(f) for f in frames.unbind(0)])
+        _check_not_empty(1, frames.shape[1], frames.shape[2])
+        x = frames.detach()
+        if x.dtype == torch.bfloat16:
+            x = x.float()
+        arr = x.cpu().numpy()
+        out = self._upscale(arr[0] if frames.shape[0] == 1 else np.moveaxis(arr, 0, -1))
+        y = torch.from_numpy(np.ascontiguousarray(out[None] if frames.shape[0] == 1 else np.moveaxis(out, -1, 0)))
+        return y.to(device=frames.device, dtype=frames.dtype)
 
     def _upscale_grey_or_rgba(self, frames: np.ndarray) -> np.ndarray:
         """An H×W grey or H×W×4 RGBA array (native byte order), upscaled as :func:`~esrgan_video.upscale_image`

@@ -208,13 +208,59 @@ def test_torch_chw_and_nchw_on_the_cpu_match_numpy(up, net):
     for dt in (torch.float64, torch.float16, torch.bfloat16):
         assert up.upscale(chw.to(dt)).dtype == dt
     # the shape given, not the one after a batch axis was added ("expected N×3×H×W frames, got shape (1, 4, 4, 3)")
-    with pytest.raises(InputError, match=r"^expected a 3×H×W or N×3×H×W tensor, got shape \(4, 5, 3\) \(channels "
-                                         r"last: \.permute\(2, 0, 1\) or \.permute\(0, 3, 1, 2\) first\)$"):
-        up.upscale(torch.zeros(4, 5, 3))
-    for shape in ((1, 4, 5), (2, 1, 4, 5), (4, 5), (1, 1, 3, 4, 5)):
-        with pytest.raises(InputError, match=r"^expected a 3×H×W or N×3×H×W tensor, got shape \(" +
-                                             ", ".join(map(str, shape)) + r",?\)$"):
+    expected = r"^expected a 3×H×W or N×3×H×W tensor \(or H×W, 1×H×W, N×1×H×W grey; 4×H×W, N×4×H×W RGBA\), got shape "
+    with pytest.raises(InputError, match=expected + r"\(6, 5, 3\) \(channels last: \.permute\(2, 0, 1\) or "
+                                                    r"\.permute\(0, 3, 1, 2\) first\)$"):
+        up.upscale(torch.zeros(6, 5, 3))
+    for shape in ((2, 4, 5), (2, 5, 4, 5), (7,), (1, 1, 3, 4, 5)):
+        with pytest.raises(InputError, match=expected + r"\(" + ", ".join(map(str, shape)) + r",?\)$"):
             up.upscale(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32", "float16"])
+def test_grey_and_rgba_tensors_are_what_the_numpy_arrays_give(up, dtype):
+    # were "expected a 3×H×W or N×3×H×W tensor, got shape (1, 23, 31)" while the NumPy grey and RGBA arrays of the
+    # same values were taken; tensors are channels first, as the RGB ones are
+    top = {"uint8": 255, "uint16": 65535}.get(dtype)
+    grey = RNG.integers(0, top + 1, (23, 31)) if top else RNG.random((23, 31))
+    rgba = RNG.integers(0, top + 1, (23, 31, 4)) if top else RNG.random((23, 31, 4))
+    grey, rgba = grey.astype(dtype), rgba.astype(dtype)
+    want_grey, want_rgba = up.upscale(grey), up.upscale(rgba)
+    tgrey, trgba = torch.from_numpy(grey), torch.from_numpy(rgba).permute(2, 0, 1)  # trgba: a non-contiguous view
+    cases = {
+        "H×W": (tgrey, want_grey),
+        "1×H×W": (tgrey[None], want_grey[None]),
+        "N×1×H×W": (torch.stack([tgrey, tgrey.flip(1)])[:, None],
+                    np.stack([want_grey, up.upscale(np.ascontiguousarray(grey[:, ::-1]))])[:, None]),
+        "4×H×W": (trgba, np.moveaxis(want_rgba, -1, 0)),
+        "N×4×H×W": (torch.stack([trgba, trgba]), np.stack([np.moveaxis(want_rgba, -1, 0)] * 2)),
+    }
+    for name, (x, want) in cases.items():
+        out = up.upscale(x)
+        assert isinstance(out, torch.Tensor) and out.dtype == x.dtype and out.device == x.device, name
+        assert out.shape == want.shape, (name, out.shape)
+        np.testing.assert_array_equal(out.numpy(), want, err_msg=name)  # byte-identical to the NumPy path
+    if dtype == "float32":  # bfloat16, which NumPy lacks, runs as float32 and comes back as bfloat16
+        out = up.upscale(trgba.to(torch.bfloat16))
+        assert out.dtype == torch.bfloat16 and out.shape == (4, 46, 62)
+        want = torch.from_numpy(up.upscale(np.ascontiguousarray(trgba.to(torch.bfloat16).float().permute(1, 2, 0)
+                                                                 .numpy())))
+        torch.testing.assert_close(out, want.permute(2, 0, 1).to(torch.bfloat16), rtol=0, atol=0)
+
+
+def test_grey_and_rgba_tensor_refusals_are_the_numpy_ones(up):
+    with pytest.raises(InputError, match=r"^empty image \(0×5, height × width\)"):
+        up.upscale(torch.zeros(1, 0, 5))
+    with pytest.raises(InputError, match=r"^empty batch"):
+        up.upscale(torch.zeros(0, 4, 3, 3))
+    with pytest.raises(InputError, match=r"^unsupported frame dtype int8"):
+        up.upscale(torch.zeros(1, 4, 4, dtype=torch.int8))
+    # a meta tensor (a shape, no values) was NotImplementedError("Cannot copy out of meta tensor") from the copy
+    for shape in ((1, 3, 8, 8), (3, 8, 8), (4, 8, 8), (8, 8)):
+        with pytest.raises(InputError, match=r"^a tensor on the meta device \(shape \(" + ", ".join(map(str, shape))
+                                             + r"\)\) holds no values to upscale: make the frames on the CPU or a CUDA "
+                                               r"device$"):
+            up.upscale(torch.zeros(shape, device="meta"))
 
 
 # threads -----------------------------------------------------------------------------------------
