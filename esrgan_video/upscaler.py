@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import os
 import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -160,10 +161,11 @@ class Upscaler:
         """The runtime options with their defaults resolved for this device (``tile_pad``, ``batch``, ``streams``)."""
         self._backend_name = runtime.backend
         self._precision = runtime.precision
-        self._backends: dict[tuple[int, int, int] | None, Backend] = {}
-        self._used: dict[tuple[int, int, int], int] = {}  # a fixed-shape backend's key → when it was last asked for
-        self._busy = 0  # upscale_tensor calls running (evicted backends are closed only when none is)
-        self._clock = 0
+        # (tile h, tile w, batch) → its fixed-shape backend, least recently asked for first; or None → the one
+        # backend of any shape
+        self._backends: OrderedDict[tuple[int, int, int] | None, Backend] = OrderedDict()
+        self._in_use: dict[tuple[int, int, int] | None, int] = {}  # key → upscale_tensor calls running on it
+        self._built_last: BackendInfo | None = None
         self._plans: dict[tuple[int, int], tiling.TilePlan] = {}  # frozen plans; a racing double insert is harmless
         self._lock = threading.Lock()
         self._transforms: dict[tuple, "FrameTransform"] = {}  # upscale()'s, one per kind of frame
@@ -214,8 +216,17 @@ class Upscaler:
                     notice: Callable[[str], None] | None = None) -> Backend:
         """The backend that runs ``batch`` tiles of ``tile_shape`` at a time (one per shape and batch for
         fixed-shape engines; one for everything otherwise). ``notice`` receives the build's one-line messages, and
-        the first time one is given, the model's (``ModelInfo.notices``: e.g. a scale taken from its file name)."""
-        batch = batch or self.config.batch
+        the first time one is given, the model's (``ModelInfo.notices``: e.g. a scale taken from its file name).
+
+        A fixed-shape backend got here may be closed later, when more than :data:`MAX_FIXED_BACKENDS` others have been
+        asked for since (a closed backend reopens on its next call); :meth:`upscale_tensor` holds the one it runs on,
+        so no eviction closes it during the call."""
+        return self._take(tile_shape, batch or self.config.batch, notice=notice, hold=False)[1]
+
+    def _take(self, tile_shape: tuple[int, int], batch: int, *, notice: Callable[[str], None] | None,
+              hold: bool) -> tuple[tuple[int, int, int] | None, Backend]:
+        """:meth:`backend_for`, and with ``hold`` the backend counted in use (until :meth:`_release`) in the same
+        critical section: an eviction by another thread in between would close it under the call about to run it."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("this Upscaler is closed")
@@ -223,38 +234,43 @@ class Upscaler:
                 told, self._model_notices = self._model_notices, ()
                 for msg in told:
                     notice(msg)
-            if None in self._backends:
-                return self._backends[None]
-            key = (tile_shape[0], tile_shape[1], batch)
-            self._clock += 1
-            self._used[key] = self._clock
-            if key in self._backends:
-                return self._backends[key]
-            b = make_backend(
-                self.model, backend=self._backend_name,
-                device=self.device if self._device_requested else None, precision=self._precision,
-                tile_shape=tile_shape, batch=batch, streams=self.config.streams, notice=notice,
-            )
-            b.open()
-            if b.info.fixed_shape:
+            key = None if None in self._backends else (tile_shape[0], tile_shape[1], batch)
+            b = self._backends.get(key)
+            if b is None:
+                b = make_backend(
+                    self.model, backend=self._backend_name,
+                    device=self.device if self._device_requested else None, precision=self._precision,
+                    tile_shape=tile_shape, batch=batch, streams=self.config.streams, notice=notice,
+                )
+                b.open()
+                self._built_last = b.info
+                if not b.info.fixed_shape:
+                    key = None
                 self._backends[key] = b
-                self._evict(keep=key)
             else:
-                self._backends[None] = b
-                self._used.clear()
-            return b
+                self._backends.move_to_end(key)
+            if hold:
+                self._in_use[key] = self._in_use.get(key, 0) + 1
+            self._evict(keep=key)
+            return key, b
 
-    def _evict(self, *, keep: tuple[int, int, int]) -> None:
-        """Close the least recently used fixed-shape backends beyond :data:`MAX_FIXED_BACKENDS` (under the lock), when
-        no upscale_tensor call is running: an ONNX Runtime session or a TensorRT engine per frame size, kept for
-        every size ever seen, grew without bound (~90 MiB each for RealESRGAN_x4plus on the CPU) for a caller with
-        frames of many sizes (photos)."""
-        if self._busy:
-            return
-        while len(self._backends) > MAX_FIXED_BACKENDS:
-            oldest = min((k for k in self._backends if k != keep), key=lambda k: self._used.get(k, -1))
-            self._used.pop(oldest, None)
-            self._backends.pop(oldest).close()
+    def _release(self, key: tuple[int, int, int] | None) -> None:
+        """An :meth:`upscale_tensor` call is done with the backend :meth:`_take` held for it."""
+        with self._lock:
+            left = self._in_use.pop(key) - 1
+            if left:
+                self._in_use[key] = left
+            self._evict(keep=None)
+
+    def _evict(self, *, keep: tuple[int, int, int] | None) -> None:
+        """Close the least recently used fixed-shape backends beyond :data:`MAX_FIXED_BACKENDS` (under the lock) that
+        no upscale_tensor call is running on (those go once their calls are done), never ``keep`` (the one just
+        asked for): an ONNX Runtime session or a TensorRT engine per frame size, kept for every size ever seen, grew
+        without bound (~90 MiB each for RealESRGAN_x4plus on the CPU) for a caller with frames of many sizes
+        (photos)."""
+        excess = sum(k is not None for k in self._backends) - MAX_FIXED_BACKENDS
+        for k in [k for k in self._backends if k is not None and k != keep and k not in self._in_use][:max(0, excess)]:
+            self._backends.pop(k).close()
 
     def prepare(self, height: int, width: int, *, notice: Callable[[str], None] | None = None) -> Backend:
         """Build (or find) the backend frames of this size will use, e.g. a TensorRT engine, ahead of the first
@@ -266,9 +282,7 @@ class Upscaler:
     def backend_info(self) -> BackendInfo | None:
         """Info of the backend built last (None before the first frame: building one just to report it could mean a
         TensorRT engine build)."""
-        with self._lock:
-            existing = next(reversed(self._backends.values()), None) if self._backends else None
-        return existing.info if existing is not None else None
+        return self._built_last
 
     # inference -----------------------------------------------------------------------------
     def upscale_tensor(self, rgb: torch.Tensor, *, only: frozenset[int] | None = None,
@@ -286,14 +300,11 @@ class Upscaler:
         _check_not_empty(rgb.shape[0], rgb.shape[2], rgb.shape[3])
         plan = self.plan(rgb.shape[-2], rgb.shape[-1])
         batch = self.batch_for(plan)
-        backend = self.backend_for(plan.tile_shape, batch)  # the same call prepare() makes
-        with self._lock:
-            self._busy += 1
+        key, backend = self._take(plan.tile_shape, batch, notice=None, hold=True)  # the backend prepare() makes
         try:
             return self._run_tiled(rgb, backend, plan, batch, only=only, base=base, grey=grey)
         finally:
-            with self._lock:
-                self._busy -= 1
+            self._release(key)
 
     def _run_tiled(self, rgb: torch.Tensor, backend: Backend, plan: tiling.TilePlan, batch: int, *,
                    only: frozenset[int] | None, base: torch.Tensor | None, grey: bool) -> torch.Tensor:
