@@ -166,6 +166,8 @@ class Readable(NamedTuple):
     scans: int | None = None
     """A JPEG whose whole scans do not hold its whole picture (a progressive JPEG cut before its last scan): how many
     scans are whole; the picture FFmpeg gives is whole but at reduced detail. None otherwise."""
+    progressive: bool = False
+    """A progressive JPEG (its scans refine the whole picture; a baseline JPEG's scans each code components whole)."""
     interlaced: bool = False
     """An interlaced (Adam7) PNG or interlaced GIF: no row is whole before its last pass."""
 
@@ -190,7 +192,9 @@ def damage(path: str | os.PathLike, meta: ImageMeta, readable: Readable | None =
     lost = f"the rows from {rows + 1} of {height} ({100 * (height - rows) / height:.0f} %) did not decode"
     if scans is not None:
         first = "the first scan is" if scans == 1 else f"the first {scans} scans are"
-        said = f"a progressive JPEG of which only {first} whole: the whole picture is at reduced detail (blurred)"
+        said = (f"a progressive JPEG of which only {first} whole: the whole picture is at reduced detail (blurred)"
+                if readable.progressive else
+                f"a JPEG of which only {first} whole: the whole picture lacks the colour components of the scans lost")
         if rows < height:
             said += f" and {lost.replace('did not decode', 'lack even the scan that was cut')}"
         return f"{path}: {meta.truncated}; {said}, the output is kept"
@@ -275,8 +279,9 @@ def _jpeg_whole(data: bytes) -> Readable | None:
         segments = {marker: body for marker, body, _ in reversed(list(_jpeg_segments(data)))}  # the first of each
     except (ValueError, struct.error):
         return None
-    sof = next((segments[m] for m in sorted(segments) if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC)), None)
-    if sof is None or 0xDA not in segments or len(sof) < 6:
+    marker = next((m for m in sorted(segments) if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC)), None)
+    sof = None if marker is None else segments[marker]
+    if sof is None or 0xDA not in segments or len(sof) < 6 or len(sof) < 6 + 3 * sof[5]:
         return None
     h = struct.unpack(">H", sof[1:3])[0]
     components = [sof[6 + 3 * i] for i in range(sof[5])]
@@ -295,7 +300,8 @@ def _jpeg_whole(data: bytes) -> Readable | None:
         scans.pop()  # the scan the cut ran through
     coded = {(c, k) for ids, first, last, al in scans if al == 0 for c in ids for k in range(first, last + 1)}
     whole = all((c, k) in coded for c in components for k in range(64))
-    return Readable(ends + b"\xff\xd9", rows, h, None if whole or not scans else len(scans))
+    return Readable(ends + b"\xff\xd9", rows, h, None if whole or not scans else len(scans),
+                    progressive=marker in (0xC2, 0xC6, 0xCA, 0xCE))
 
 
 _JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # in entropy-coded data: a marker (not a stuffed 0xFF, RSTn)
