@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import tiling
-from .errors import InputError, ModelError
+from .errors import BackendError, InputError, ModelError
 from .models.descriptor import describe
 from .options import DEFAULT_MODEL, ModelOptions, RuntimeOptions
 from .runtime.base import Backend, BackendInfo, NonFiniteOutputError
@@ -303,8 +303,33 @@ class Upscaler:
         key, backend = self._take(plan.tile_shape, batch, notice=None, hold=True)  # the backend prepare() makes
         try:
             return self._run_tiled(rgb, backend, plan, batch, only=only, base=base, grey=grey)
+        except Exception as e:
+            advice = self.memory_error(e, rgb.shape[-2], rgb.shape[-1])
+            if advice is None:
+                raise
+            raise advice from e
         finally:
             self._release(key)
+
+    def memory_error(self, e: BaseException, height: int, width: int) -> BackendError | None:
+        """The one-line :class:`BackendError` for ``e`` when it (or an exception it was raised from) is an allocation
+        failure upscaling ``height``×``width`` frames (``torch.cuda.OutOfMemoryError``, torch's "CUDA out of memory"
+        or "can't allocate memory" RuntimeError, ONNX Runtime's "Failed to allocate memory", TensorRT's "out of
+        memory"), else None. It names the tiles that ran and the flags that use less memory (a smaller ``--tile``,
+        fewer ``--streams`` on a GPU); the VapourSynth filter spells them as its arguments."""
+        if not out_of_memory(e):
+            return None
+        plan = self.plan(height, width)
+        th, tw = plan.tile_shape
+        pad = self.config.tile_pad
+        # tiles of about half the side that ran (a quarter of the memory): the core tile is that less its pad
+        tile = (max(th, tw) // 2 - 2 * pad) // 16 * 16
+        smaller = f"--tile {tile}" if tile >= 16 else f"--tile 16 with --tile-pad {pad // 2}"
+        fewer = (", or fewer frames in flight (--streams 1)"
+                 if self.device.type == "cuda" and self.config.streams > 1 else "")
+        count = f"{plan.count} tiles" if plan.count > 1 else "one tile"
+        return BackendError(f"out of memory on {self.device} upscaling {width}×{height} frames in {count} of {tw}×{th} "
+                            f"input pixels, {self.batch_for(plan)} at a time: use smaller tiles ({smaller}){fewer}")
 
     def _run_tiled(self, rgb: torch.Tensor, backend: Backend, plan: tiling.TilePlan, batch: int, *,
                    only: frozenset[int] | None, base: torch.Tensor | None, grey: bool) -> torch.Tensor:
@@ -464,6 +489,28 @@ class Upscaler:
             tr = self._transforms.setdefault(key, FrameTransform(self, src=fmt, dst=fmt,
                                                                  grey=layout == "packed-float-grey"))
         return tr
+
+
+_OUT_OF_MEMORY = ("out of memory", "failed to allocate memory", "can't allocate memory")
+"""What torch (CUDA: "CUDA out of memory", "CUDA error: out of memory"; CPU: "DefaultCPUAllocator: can't allocate
+memory"), ONNX Runtime ("Failed to allocate memory for requested buffer") and TensorRT ("out of memory") say when an
+allocation fails, lower case."""
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e``, or an exception it was raised from or while handling, is a failed allocation
+    (``torch.cuda.OutOfMemoryError``, a ``MemoryError``, or a message of :data:`_OUT_OF_MEMORY`: ONNX Runtime raises
+    its own exception types, which its backend wraps in a BackendError quoting them)."""
+    from .errors import EsrganVideoError, causes
+
+    for c in causes(e):
+        if isinstance(c, (torch.cuda.OutOfMemoryError, MemoryError)):
+            return True
+        if isinstance(c, EsrganVideoError) and not isinstance(c, BackendError):
+            continue  # a message of ours about something else (a file name may say anything)
+        if any(w in str(c).lower() for w in _OUT_OF_MEMORY):
+            return True
+    return False
 
 
 def non_finite_count(frames) -> int:

@@ -1,5 +1,6 @@
-"""The Upscaler's backends under threads, with the real ONNX Runtime backend on a tiny near-identity model: a
-fixed-shape backend is never closed under a call running on it (the LRU eviction)."""
+"""The Upscaler's backends under threads and memory trouble, with real backends (ONNX Runtime, torch) on a tiny
+near-identity model: a fixed-shape backend is never closed under a call running on it (the LRU eviction), and an
+allocation failure inside inference is one line of advice (a smaller ``--tile``), for the API and the CLI."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import torch
 
 import esrgan_video
 from esrgan_video import upscaler as upscaler_mod
+from esrgan_video.errors import BackendError
 from esrgan_video.runtime.base import CommonOptions
+from esrgan_video.runtime.torch_backend import TorchBackend
 from esrgan_video.testing import near_identity_model
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -124,3 +127,78 @@ def test_a_backend_a_call_holds_is_kept_beyond_the_bound_and_the_others_closed(n
         assert list(u._backends) == [(others[0].shape[2], 8, 1)] and not held._opened
     with esrgan_video.Upscaler(net, backend="onnxruntime", device="cpu") as fresh:
         torch.testing.assert_close(out[0], fresh.upscale_tensor(a), rtol=0, atol=0)
+
+
+# out of memory ---------------------------------------------------------------------------------------------------
+class OutOfMemory(TorchBackend):
+    """The real torch backend, whose batches fail as CUDA's allocator fails them."""
+
+    def _infer(self, batch, stream):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.11 GiB total "
+                                          "capacity; 77.52 GiB already allocated)")
+
+
+@pytest.fixture
+def oom_backend(monkeypatch):
+    monkeypatch.setattr(upscaler_mod, "make_backend",
+                        lambda model, **kw: OutOfMemory(model, CommonOptions(device="cpu", precision="fp32")))
+
+
+def test_out_of_memory_in_upscale_is_one_line_naming_a_smaller_tile(net, oom_backend):
+    # was torch.cuda.OutOfMemoryError's own message (a traceback in the CLI, in VapourSynth the frame's error text)
+    frame = RNG.integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    with esrgan_video.Upscaler(net, backend="torch", device="cpu", tile=128) as u:
+        with pytest.raises(BackendError) as caught:
+            u.upscale(frame)
+        assert u.config.tile_pad == 48 and u.plan(300, 200).tile_shape == (224, 200)
+    assert str(caught.value) == ("out of memory on cpu upscaling 200×300 frames in 2 tiles of 200×224 input pixels, "
+                                 "1 at a time: use smaller tiles (--tile 16)")
+    assert isinstance(caught.value.__cause__, torch.cuda.OutOfMemoryError)  # the original stays the cause
+    with esrgan_video.Upscaler(net, backend="torch", device="cpu", tile=512) as u:  # a bigger side: a bigger tile
+        with pytest.raises(BackendError, match=r"in one tile of 200×300 input pixels, 1 at a time: use smaller tiles "
+                                               r"\(--tile 48\)$"):
+            u.upscale(frame)
+        with pytest.raises(BackendError, match=r"^out of memory on cpu upscaling 600×500 frames in one tile of "
+                                               r"600×500 input pixels, 1 at a time: use smaller tiles \(--tile 192\)$"):
+            u.upscale_tensor(torch.rand(1, 3, 500, 600))
+
+
+def test_memory_errors_are_recognised_by_kind_and_by_the_runtimes_words(net):
+    from esrgan_video.upscaler import out_of_memory
+
+    ort = RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv "
+                       "node. Status Message: bfc_arena.cc:376 AllocateRawInternal Failed to allocate memory for "
+                       "requested buffer of size 1073741824")
+    wrapped = BackendError(f"onnxruntime backend: inference failed ({ort})")
+    for e in (torch.cuda.OutOfMemoryError("x"), RuntimeError("CUDA error: out of memory"), ort, wrapped,
+              RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 123 bytes"), MemoryError()):
+        assert out_of_memory(e), e
+    for e in (RuntimeError("shape mismatch"), BackendError("the model produced non-finite values"),
+              esrgan_video.errors.InputError("out of memory.mkv: no such file")):
+        assert not out_of_memory(e), e
+    with esrgan_video.Upscaler(net, backend="torch", device="cpu") as u:  # CPU default: whole frames up to 640×360
+        assert str(u.memory_error(wrapped, 200, 300)) == ("out of memory on cpu upscaling 300×200 frames in one tile "
+                                                          "of 300×200 input pixels, 1 at a time: use smaller tiles "
+                                                          "(--tile 48)")
+        # a side that, halved, leaves less than the pad: the pad halved too
+        assert str(u.memory_error(wrapped, 24, 32)).endswith("use smaller tiles (--tile 16 with --tile-pad 24)")
+        assert u.memory_error(RuntimeError("shape mismatch"), 200, 300) is None
+
+
+def test_out_of_memory_in_a_cli_run_is_one_line_and_exit_7(net, oom_backend, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from esrgan_video.cli.main import main
+
+    model = tmp_path / "tiny_x2.safetensors"
+    save_file(net.state_dict(), str(model))
+    clip = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=2)
+    out = tmp_path / "out.mkv"
+    assert main([str(clip), str(out), "--model", str(model), "--backend", "torch", "--device", "cpu",
+                 "--tile", "16"]) == 7
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("esrgan-video: error: out of memory on cpu upscaling 32×24 frames in one tile of 32×24 input "
+                       "pixels, 1 at a time: use smaller tiles (--tile 16 with --tile-pad 24)")
+    assert "Traceback" not in "\n".join(err)
+    assert not out.exists()

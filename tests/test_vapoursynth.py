@@ -760,6 +760,33 @@ def test_the_cpu_note_follows_device_0s_fall_back_not_the_message_text(tmp_path,
         vsesrgan.upscale(clip, model=model_path, backend="tensorrt")
 
 
+def test_out_of_memory_in_a_frame_is_the_cores_advice_naming_the_tile_argument(model_path, monkeypatch):
+    """CUDA running out of memory inside a frame was torch's own OutOfMemoryError, traceback and all, in the frame's
+    error; it is the core's one line (what the CLI prints), spelt with this filter's arguments: tile=, not --tile.
+    The backend is the real torch backend whose batches fail as CUDA's allocator fails them."""
+    from esrgan_video import upscaler as upscaler_mod
+    from esrgan_video.runtime.base import CommonOptions
+    from esrgan_video.runtime.torch_backend import TorchBackend
+
+    class OutOfMemory(TorchBackend):
+        def _infer(self, batch, stream):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.11 GiB total "
+                                              "capacity; 77.52 GiB already allocated)")
+
+    monkeypatch.setattr(upscaler_mod, "make_backend",
+                        lambda model, **kw: OutOfMemory(model, CommonOptions(device="cpu", precision="fp32")))
+    clip = rgbs_clip(n=1, width=300, height=200)
+    for kw, advice in (({}, "tile=48"), ({"tile": 128, "tile_pad": 8}, "tile=48")):
+        with pytest.raises(vs.Error) as caught:
+            vsesrgan.upscale(clip, model=model_path, device="cpu", backend="torch", **kw).get_frame(0)
+        text = str(caught.value).strip()
+        assert text.splitlines()[-1] == (
+            "vapoursynth.Error: vsesrgan.upscale: frame 0: out of memory on cpu upscaling 300×200 frames in "
+            + ("one tile of 300×200" if not kw else "6 tiles of 144×144")
+            + f" input pixels, 1 at a time: use smaller tiles ({advice})")
+        assert "--" not in text and "torch_backend.py" not in text and "OutOfMemoryError" not in text
+
+
 def test_the_nan_count_is_the_upscalers_helper():
     """One count of NaN/Inf for Upscaler.upscale and this filter's _failure: float arrays and tensors, not integers."""
     from esrgan_video.upscaler import non_finite_count
@@ -777,6 +804,8 @@ def test_flags_in_core_messages_become_arguments():
     assert _as_arguments("use --backend torch-tensorrt or --backend torch.") == \
         "use backend='torch-tensorrt' or backend='torch'."
     assert _as_arguments("use --scale 2 or --tile-pad, --device cuda:1") == "use scale=2 or tile_pad, device='cuda:1'"
+    assert _as_arguments("use smaller tiles (--tile 16 with --tile-pad 24), or fewer frames in flight (--streams 1)") \
+        == "use smaller tiles (tile=16 with tile_pad=24), or fewer frames in flight (num_streams=1)"
     # flags the filter has no argument for stay as they are (the CLI's)
     kept = "--devices 0,1, --size, the CLI's --reuse near"
     assert _as_arguments(kept) == kept

@@ -32,7 +32,7 @@ from esrgan_video.errors import BackendError, EsrganVideoError, OptionError
 from esrgan_video.options import BACKENDS, PRECISIONS, ModelOptions, RuntimeOptions, SizeOptions
 from esrgan_video.runtime.base import NonFiniteOutputError
 from esrgan_video.runtime.devices import parse_device, resolve_device
-from esrgan_video.upscaler import Upscaler, non_finite_count
+from esrgan_video.upscaler import Upscaler, non_finite_count, out_of_memory
 
 from .props import adjusted_sar, props_from_spec, spec_from_props
 
@@ -55,19 +55,21 @@ def _one_of(names) -> str:
 
 _CLI_FLAG = re.compile(
     rf"--(?:(backend) ({_one_of(BACKENDS)})\b|(precision) ({_one_of(PRECISIONS)})\b"
-    r"|(device) (cpu|cuda(?::\d+)?)\b|(scale) (\d+(?:\.\d+)?)\b|(tile-pad|tile|blend|denoise|scale)\b(?![-\w]))"
+    r"|(device) (cpu|cuda(?::\d+)?)\b|(scale|tile-pad|tile|streams) (\d+(?:\.\d+)?)\b"
+    r"|(tile-pad|tile|blend|denoise|scale|streams)\b(?![-\w]))"
 )
 
 
 def _as_arguments(message: str) -> str:
-    """A core message with the CLI's flags (``--backend torch``) spelt as this filter's arguments
-    (``backend='torch'``); flags it has no argument for (``--size``, ``--devices``) are left as they are."""
+    """A core message with the CLI's flags (``--backend torch``, ``--tile 256``, ``--streams 1``) spelt as this
+    filter's arguments (``backend='torch'``, ``tile=256``, ``num_streams=1``); flags it has no argument for
+    (``--size``, ``--devices``) are left as they are."""
     def argument(m: re.Match) -> str:
         found = [g for g in m.groups() if g is not None]  # the flag, then its value if it has one
-        name = found[0].replace("-", "_")
+        name = _OPTION_NAMES.get(found[0], found[0].replace("-", "_"))
         if len(found) == 1:
             return name
-        return f"{name}={found[1]}" if name == "scale" else f"{name}={found[1]!r}"
+        return f"{name}={found[1]}" if name in ("scale", "tile", "tile_pad", "num_streams") else f"{name}={found[1]!r}"
 
     return _CLI_FLAG.sub(argument, message)
 
@@ -220,7 +222,8 @@ class _FrameWorker:
             )
 
     def _failure(self, n: int, f: vs.VideoFrame, alpha: vs.VideoFrame | None, e: Exception) -> vs.Error:
-        """The one-line error for a frame the core refused: non-finite float input is named as the input's fault."""
+        """The one-line error for a frame the core refused: non-finite float input is named as the input's fault, and an
+        allocation failure gets the core's advice (:meth:`Upscaler.memory_error`: smaller ``tile=``)."""
         if isinstance(e, NonFiniteOutputError) and self.fmt.is_float:
             # RGBS/RGBH can hold NaN/Inf (Expr divisions, some float filters): the model spreads them over the
             # whole tile, and the core's message would blame the weights and precision
@@ -233,7 +236,9 @@ class _FrameWorker:
                         "(the model spreads them over the frame): replace them before upscaling, e.g. "
                         "core.std.Expr(clip, 'x x = x 0 ? 0 max 1 min')"
                     )
-        return _error(f"frame {n}: {_as_arguments(str(e))}")
+        w, h = self.in_size
+        memory = self.up.memory_error(e, h, w)  # a raw torch error where the transform itself allocates
+        return _error(f"frame {n}: {_as_arguments(str(memory if memory is not None else e))}")
 
     def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         self._check_fields(n, f.props)
@@ -241,10 +246,12 @@ class _FrameWorker:
         alpha = self.alpha(n, f.props)
         try:
             planes = self.planes(f, spec, alpha)
-        except (ValueError, EsrganVideoError) as e:
+        except Exception as e:  # noqa: BLE001 - torch's out-of-memory errors are RuntimeErrors of its own
             # from None: VapourSynth writes the traceback of a callback's exception into the frame's error text;
             # the core's frames behind an error the user must act on are noise there (the last line says it all)
-            raise self._failure(n, f, alpha, e) from None
+            if isinstance(e, (ValueError, EsrganVideoError)) or out_of_memory(e):
+                raise self._failure(n, f, alpha, e) from None
+            raise
         out_w, out_h = self.out_size
         fout = self.core.create_video_frame(self.fmt.vs_format, out_w, out_h)
         for i, p in enumerate(planes[:self.fmt.vs_format.num_planes]):
