@@ -25,6 +25,7 @@ from fractions import Fraction
 from ..errors import InputError
 from ..frames.reuse import NEAR_RESET_PERIOD, reset_points
 from ..video.keyframes import KeyframeIndex
+from ..video.packet_index import PacketIndex
 from ..video.trim import selected_frames
 
 
@@ -80,3 +81,19 @@ def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction, reuse: str
     bounds: list[int | None] = [None, *starts, None]
     return [Segment(i, lo, hi, selected_frames(index.pts, lo, hi))
             for i, (lo, hi) in enumerate(zip(bounds, bounds[1:]))]
+
+
+def media_origin(index: PacketIndex) -> Fraction:
+    """Where the reader's media time counts from (``VideoInfo.start_time``, what segment bounds are in), told from the
+    packet index the plan has already read, so planning opens the source once (pure). The reader's rule: the
+    container's start, or the first frame's time where that is earlier (FFmpeg gives a Matroska video stream with
+    B-frames and no dts the start of another stream when the clip is shorter than its reorder delay: a cue at 0.04 s),
+    except in containers whose timestamps count decode order (AVI) and in raw H.264/HEVC streams, whose packets carry
+    no timestamps (the index holds none, so the container's start stands here too). The first frame is the earliest
+    packet that gives one (``PacketIndex.presentation_pts``: not those the decoder drops whole, an edit list's
+    discarded packets or the leading pictures of an open GOP the stream starts at): the first the decoder outputs."""
+    start = index.start_time
+    shown = index.presentation_pts()
+    if shown and not index.decode_order:
+        start = min(start, shown[0] * index.time_base)
+    return start

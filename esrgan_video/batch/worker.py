@@ -97,15 +97,15 @@ def cut_into_segments(task: Task, reuse: str = "exact") -> dict[str, Any]:
     whole files; returns exact timestamps as ``"n/d"`` strings: ``segments`` is ``[start, end, frame count]``.
     ``reuse``: the run's ``--reuse`` mode (``near`` cuts only at its reset points, see ``plan_segments``)."""
     from ..video.keyframes import scan_keyframes
-    from ..video.reader import open_input
-    from .segments import plan_segments
+    from ..video.packet_index import read_packet_index
+    from .segments import media_origin, plan_segments
 
     index = scan_keyframes(task.src)
     segments = plan_segments(index, seconds=Fraction(task.segment_seconds or 0).limit_denominator(1000), reuse=reuse)
     # the segments' times are the reader's media times, which count from its origin (VideoInfo.start_time: no later
-    # than the first frame), not always the container's start (the index's)
-    with open_input(task.src) as inp:
-        origin = inp.info.start_time
+    # than the first frame), not always the container's start (the index's): told from the packet index the scan
+    # read (cached), not by opening the source again
+    origin = media_origin(read_packet_index(task.src))
     bounds = [seg.bounds_seconds(index.time_base, origin) for seg in segments]
     return {
         "frame_count": index.frame_count,
