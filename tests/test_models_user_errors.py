@@ -108,6 +108,32 @@ def test_an_onnx_graph_or_an_ncnn_bin_says_what_to_pass_instead(tmp_path: Path) 
     assert load_model(hf).info.name == "net.bin"
 
 
+def test_weights_holding_nan_or_inf_are_refused_when_read(tmp_path: Path) -> None:
+    """A diverged or damaged checkpoint loaded and ran: every frame came out NaN, and the error spoke of fp16 overflow
+    and advised --precision fp32 (which the CPU run already had). Now the file is refused in one line naming the
+    tensors; huge but finite weights still load."""
+    net = near_identity_model(4)
+    for value, name in ((float("nan"), "nan.pth"), (float("inf"), "inf.pth"), (-float("inf"), "minf.safetensors")):
+        sd = {k: v.clone() for k, v in net.state_dict().items()}
+        sd["conv_first.weight"][0, 0, 0, 0] = value
+        sd["conv_last.bias"][1] = value
+        path = tmp_path / name
+        if path.suffix == ".pth":
+            torch.save(sd, path)
+        else:
+            from safetensors.torch import save_file
+
+            save_file(sd, str(path))
+        with pytest.raises(ModelError) as e:
+            load_model(path)
+        assert str(e.value) == (f"{path}: tensors [conv_first.weight, conv_last.bias] hold NaN or infinite values "
+                                "(a diverged training run or a damaged file); it cannot give a picture")
+    sd = {k: v.clone() for k, v in net.state_dict().items()}
+    sd["conv_first.weight"].fill_(3e38)  # finite: a float32 sum of these would overflow, the check's does not
+    torch.save(sd, tmp_path / "huge.pth")
+    assert load_model(tmp_path / "huge.pth").conv_first.weight.max() == torch.tensor(3e38)
+
+
 class _Unreadable(torch.Tensor):
     """A tensor subclass whose every torch operation raises a RuntimeError without a message (what load_state_dict
     meets reading its shape)."""

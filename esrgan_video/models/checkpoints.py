@@ -21,6 +21,7 @@ x3 RRDB has the keys of an x2) survives the round trip; reading, detection check
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 import tarfile
@@ -29,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..arch.rrdbnet import RRDBParams
@@ -238,7 +240,15 @@ def normalize(obj: Any, source: str, *, file_name: str = "", metadata: Mapping[s
     if bad:
         raise ModelError(f"{source}: tensors {list_keys(bad, 3)} are not floating point")
     # canonical key order (the network's order), whatever order the file stored them in
-    return {k: sd[k].detach().to(torch.float32).contiguous() for k in expected_shapes(params)}, params, notices
+    out = {k: sd[k].detach().to(torch.float32).contiguous() for k in expected_shapes(params)}
+    # a diverged or damaged checkpoint: refused here, by name, not as the NaN output every frame would give (whose
+    # error speaks of fp16 overflow). A float64 sum is finite exactly when every fp32 value is (no finite fp32 sum
+    # of these sizes overflows it); numpy's is one thread: 0.04 s for x4plus, where torch's threads spin on a busy CPU
+    bad = [k for k, v in out.items() if not math.isfinite(float(np.sum(v.numpy(), dtype=np.float64)))]
+    if bad:
+        raise ModelError(f"{source}: tensors {list_keys(bad, 3)} hold NaN or infinite values (a diverged training "
+                         "run or a damaged file); it cannot give a picture")
+    return out, params, notices
 
 
 def hyperparameter_metadata(params: RRDBParams | CompactParams) -> dict[str, str]:
