@@ -286,6 +286,20 @@ def test_cli_runs_a_3x_old_arch_file_at_x3_and_says_why(tmp_path: Path, capfd) -
     assert abs(frame.astype(float) - first.repeat(3, 0).repeat(3, 1)).mean() < 12
 
 
+def test_a_slip_of_a_registry_name_is_answered_with_the_name() -> None:
+    """A name one slip off a registry name (a letter short, the ncnn files' hyphens, the release file's .pth) says
+    which it likely meant; it listed all eight and left the user to compare."""
+    for given, meant in (("RealESRGAN_x4plu", "RealESRGAN_x4plus"), ("realesrgan-x4plus", "RealESRGAN_x4plus"),
+                         ("realesr-animevideo-v3", "realesr-animevideov3"), ("RealESRGAN_x2plus.pth", "RealESRGAN_x2plus")):
+        with pytest.raises(ModelError) as e:
+            load_model(given)
+        assert str(e.value).startswith(f"model {given!r} is neither a file nor a known model name (did you mean "
+                                       f"{meant}? known: RealESRGAN_x4plus, "), str(e.value)
+    with pytest.raises(ModelError) as e:
+        load_model("foo")
+    assert "did you mean" not in str(e.value)
+
+
 def test_unknown_name_or_missing_file() -> None:
     with pytest.raises(ModelError, match="neither a file nor a known model name.*RealESRGAN_x4plus"):
         load_model("no_such_model_or_file.pth")

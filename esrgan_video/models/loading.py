@@ -80,7 +80,7 @@ def _read_weights(name_or_path: str | Path, *, offline: bool = False
         if not path.exists():
             raise ModelError(
                 f"model {str(name_or_path)!r} is neither a file nor a known model name "
-                f"(known: {', '.join(MODELS)})"
+                f"({_did_you_mean(str(name_or_path))}known: {', '.join(MODELS)})"
             )
         display, source, notes = path.name, str(path), ()
     if path.suffix.lower() == ".param":
@@ -101,6 +101,15 @@ def _read_weights(name_or_path: str | Path, *, offline: bool = False
     sd, params, notices = normalize(obj, str(path), file_name="" if is_name else path.name, metadata=metadata,
                                   stated_scale=stated_scale)
     return sd, params, display, source, notes, notices
+
+
+def _did_you_mean(text: str) -> str:
+    """``"did you mean NAME? "`` for a registry name ``text`` is a slip of (RealESRGAN_x4plu, realesrgan-x4plus), or ''."""
+    import difflib
+
+    folded = {name.lower().replace("-", "_"): name for name in MODELS}
+    close = difflib.get_close_matches(Path(text).stem.lower().replace("-", "_"), folded, n=1, cutoff=0.8)
+    return f"did you mean {folded[close[0]]}? " if close else ""
 
 
 def _is_registry_name(text: str) -> bool:
