@@ -32,7 +32,7 @@ from .frames.reuse import ReuseStats
 from .frames.transform import FrameTransform
 from .options import UpscaleOptions
 from .upscaler import Upscaler
-from .video.output_plan import check_plan, known_scale, plan_output, with_codec
+from .video.output_plan import check_plan, check_planned_size, known_scale, plan_output, with_codec
 from .video.reader import open_input
 from .video.trim import check_trim
 from .video.stream_copy import stream_selection
@@ -158,6 +158,7 @@ def upscale_video(
         reuse = opts.runtime.reuse if upscaler is None or _reuse_given(options, flat_options) else up.runtime.reuse
         try:
             plan = plan_output(info, opts, model_scale=up.scale, src=src, dst=dst)
+            check_planned_size(plan, opts, dst=dst)  # a checkpoint's scale is known now: before a backend or frame
             for msg in plan.notices:
                 say(msg)
             size = plan.size

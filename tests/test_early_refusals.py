@@ -105,3 +105,42 @@ def test_previews_plan_is_refused_before_its_model(tmp_path: Path, capfd, model,
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == code and len(lines) == 1 and says in lines[0], p.stderr
     assert sorted(f.name for f in tmp_path.iterdir()) == ["in.mkv"]
+
+
+@pytest.mark.parametrize("size, out, args, says", [
+    pytest.param((2, 2), "out.mkv", ["--codec", "libx265", "--model", "RealESRGAN_x4plus", "--offline"],
+                 "{dst}: libx265 cannot encode frames smaller than 16x16, got 8x8; use --codec libx264, or a larger "
+                 "--scale or --size", id="x265-8x8-registry-scale"),
+    pytest.param((64, 48), "out.avi", ["--codec", "mpeg4", "--size", "8200x", "--model", "{tmp}/none.pth"],
+                 "{dst}: mpeg4 encodes frames of at most 8191x8191, got 8200x6150; use --codec libx264, or a smaller "
+                 "--scale or --size", id="mpeg4-8200-by-size"),
+    pytest.param((64, 48), "out.mpg", ["--codec", "mpeg2video", "--scale", "64", "--model", "{tmp}/none.pth"],
+                 "{dst}: mpeg2video cannot encode frames whose width or height is a multiple of 4096, got 4096x3072; "
+                 "use another --codec, or another --scale or --size", id="mpeg2-4096-by-scale"),
+])
+def test_a_frame_size_the_encoder_refuses_is_said_before_the_model(tmp_path: Path, capfd, isolated_cache, size, out,
+                                                                   args, says):
+    """The output size (the input's x the model's scale, where a registry name tells it without the model, or
+    ``--size`` / ``--scale``) outside the encoder's limits (``video.frame_limits``) is refused before the model is
+    looked up: exit 6 and one line, not the model's error (a registry model offline with an empty cache, a missing
+    checkpoint: exit 4), nor FFmpeg's "returned 22" once the encoder opened."""
+    work = tmp_path / "work"
+    work.mkdir()
+    src = make_clip(work / "in.mkv", frames=2, size=size)
+    dst = work / out
+    p = run_cli(capfd, src, dst, *[a.format(tmp=work) for a in args])
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert (p.returncode, lines) == (6, [f"esrgan-video: error: {says.format(dst=dst)}"]), p.stderr
+    assert sorted(f.name for f in work.iterdir()) == ["in.mkv"]
+
+
+def test_a_checkpoints_frame_size_is_refused_once_it_is_loaded(tmp_path: Path, capfd, near_identity_file):
+    """A checkpoint file's scale is in its weights: its output size is checked right after it is loaded, before a
+    backend is built or a frame is read, in the same words (a 2x2 input x4 into libx265, which opens at 16x16)."""
+    src = make_clip(tmp_path / "in.mkv", frames=2, size=(2, 2))
+    dst = tmp_path / "out.mkv"
+    p = run_cli(capfd, src, dst, "--codec", "libx265", "--model", near_identity_file(4), "--backend", "torch")
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert (p.returncode, lines) == (6, [f"esrgan-video: error: {dst}: libx265 cannot encode frames smaller than "
+                                         "16x16, got 8x8; use --codec libx264, or a larger --scale or --size"]), p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.mkv"]

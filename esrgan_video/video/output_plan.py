@@ -25,7 +25,7 @@ from .encoder_formats import canonical_encoder, choose_pix_fmt, keep_advice
 from .encoder_settings import EncoderSettings, encoder_settings
 from .images import eight_bit_notice
 from .probe import gif_transparent
-from .writer import check_video, output_codec, output_format, sar_kept
+from .writer import check_frame_size, check_video, output_codec, output_format, sar_kept
 
 
 @dataclass(frozen=True)
@@ -140,19 +140,31 @@ def check_plan(info, options: UpscaleOptions, *, src: str | Path, dst: str | Pat
     when it is set up (``writer.check_video``: a frame rate or frame times the encoder cannot carry, MPEG-2 at 7 fps;
     AVI times of a variable-rate input with B-frames; RGB into a YUV-only container).
 
-    ``model_scale``: the model's scale where it is known without loading the model (:func:`known_scale`); the frame
-    size checks (a size the encoder needs a multiple of its chroma subsampling) are then made on the real planned
-    size, else left for the writer. No check here depends on the scale otherwise: the plan is made at the given
-    scale (1 when unknown) and dropped (its notices come with the real plan's)."""
+    ``model_scale``: the model's scale where it is known without loading the model (:func:`known_scale`). The frame
+    size checks (``writer.check_frame_size``: a size outside the encoder's smallest and largest, libx265's 8x8, MPEG-4
+    Part 2 above 8191 px; not a multiple of its chroma subsampling) are made on the real planned size when it is
+    known: the scale is, or ``--size``/``--scale`` make the size without it; else they are left for
+    :func:`check_planned_size`, right after the model is loaded. No check here depends on the scale otherwise: the
+    plan is made at the given scale (1 when unknown) and dropped (its notices come with the real plan's)."""
     plan = plan_output(info, options, model_scale=model_scale or 1, src=src, dst=dst)
+    sized = model_scale or options.size.size is not None or options.size.scale is not None
     if inp is None:
         return
     opts = with_codec(options, dst)
     enc, trim = opts.encode, opts.trim
     t0, t1 = inp.resolve_range(trim.start, trim.end)
     check_video(dst, output_format(dst, enc.format), enc.codec, plan.pix_fmt, output_encoder(enc), inp,
-                size=plan.size.size if model_scale else None, time_base=info.time_base, rate=info.frame_rate,
+                size=plan.size.size if sized else None, time_base=info.time_base, rate=info.frame_rate,
                 t0=t0, t1=t1)
+
+
+def check_planned_size(plan: OutputPlan, options: UpscaleOptions, *, dst: str | Path) -> None:
+    """Refuse a planned frame size encoder ``options.encode.codec`` (``dst``'s when None) cannot encode
+    (``writer.check_frame_size``, one line naming ``dst``): what :func:`check_plan` checks before the model when the
+    size is known without it, asked with the real plan once the model is loaded (a checkpoint file's scale is in its
+    weights), before a backend is built or a frame is read."""
+    enc = with_codec(options, dst).encode
+    check_frame_size(dst, enc.codec, plan.pix_fmt, plan.size.size, output_encoder(enc))
 
 
 def known_scale(model) -> int | None:

@@ -44,8 +44,9 @@ from ..files import cannot_create, check_output_place
 from ..options import codec_for
 from ..frames.colorspace import Matrix, Range
 from ..frames.sizing import sar_storable
-from ..frames.pixel_formats import pixel_format, plane_layouts, size_multiple
+from ..frames.pixel_formats import pixel_format, plane_layouts
 from .encoder_settings import EncoderSettings, deterministic_options, encoder_settings
+from .frame_limits import frame_size_refusal
 from .chatter import quiet_encoder_options
 from .encoder_formats import (ENCODER_MAX_RATE, canonical_encoder, choose_pix_fmt, encoder_opens, encoder_pix_fmts,
                               encoder_reorders, muxer_options, time_base_opens, written_back)
@@ -57,15 +58,9 @@ from .stream_copy import (StreamCopier, StreamSelection, advanced_timecodes, con
                           mpegts_holds, shifted_chapters)
 
 __all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "cfr_rate", "check_avi_times", "check_output",
-           "check_video", "container_suggestion", "encoder_rate", "input_cfr_rate", "output_format", "partial_path",
-           "video_time_base"]
+           "check_frame_size", "check_video", "container_suggestion", "encoder_rate", "input_cfr_rate", "output_format",
+           "partial_path", "video_time_base"]
 
-# Encoders whose frame size must be a multiple of the chroma subsampling.
-_STRICT_SIZE = ("libx264", "libx265", "libsvtav1", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "prores_ks", "mpeg4")
-X265_BAD_WIDTHS = range(33, 64)
-"""Frame widths libx265 (PyAV's x265 4.3) is not given: it crashed the process (heap corruption, SIGSEGV/SIGABRT,
-content-dependent) on frames 34-48 px wide, more than half of and less than one 64-px CTU (never on 32 or less, nor on
-64 and more, in the same trials). Refused before any file is opened."""
 
 PIPE = "-"
 """The output name that means standard output."""
@@ -473,33 +468,36 @@ def check_avi_times(dst: str | os.PathLike, muxer: str | None, codec: str, pix_f
                           "or --encoder-opt bf=0")
 
 
+def check_frame_size(dst: str | os.PathLike, codec: str, pix_fmt: str, size: tuple[int, int],
+                     settings: EncoderSettings) -> None:
+    """Refuse (``OutputError``: ``dst``, the size, the encoder's limit and what to do) a frame ``size`` encoder
+    ``codec`` cannot encode in ``pix_fmt`` with ``settings`` (``frame_limits.frame_size_refusal``: its smallest and
+    largest sizes, the chroma multiple, libx265's crashing widths, FFmpeg's picture limit)."""
+    why = frame_size_refusal(codec, pix_fmt, tuple(size), settings.codec_options())
+    if why is not None:
+        raise OutputError(f"{dst}: {why}")
+
+
 def check_video(dst: str | os.PathLike, muxer: str | None, codec: str, pix_fmt: str, settings: EncoderSettings,
                 template: InputVideo | None, *, size: tuple[int, int] | None, time_base: Fraction,
                 rate: Fraction | None, t0: Fraction | None = None, t1: Fraction | None = None) -> EncoderClock | None:
     """Refuse (``OutputError``, one line naming ``dst``) video that encoder ``codec`` in ``muxer`` cannot be given,
     before any file is opened, and return its :class:`EncoderClock` (None: the stream's time base): a pixel format the
-    encoder does not take, a frame ``size`` that is not a multiple of the format's chroma subsampling (for encoders
-    that need one), a frame rate or frame times the encoder cannot carry (:func:`encoder_rate`: MPEG-1/2 at 7 fps, a
-    variable rate), an AVI of a variable-rate input with B-frames (:func:`check_avi_times`), RGB into a YUV-only
-    container. ``settings``: what the encoder is given; ``template``: the input whose frames (those of the trim
-    ``[t0, t1)``, media seconds) are written; ``time_base``/``rate``: the output stream's. ``size`` None: not known
-    yet (the model's scale is not), its check left for the writer, which asks again with the real one. Pure but for
-    FFmpeg's tables, its encoder probes and the input's packet index. ``OutputVideo`` asks it before it opens a file,
-    ``upscale_video`` (through ``output_plan.check_plan``) before the model is looked up."""
+    encoder does not take, a frame ``size`` it cannot encode (:func:`check_frame_size`: outside its smallest and
+    largest sizes, not a multiple of the format's chroma subsampling where it needs one), a frame rate or frame times
+    the encoder cannot carry (:func:`encoder_rate`: MPEG-1/2 at 7 fps, a variable rate), an AVI of a variable-rate
+    input with B-frames (:func:`check_avi_times`), RGB into a YUV-only container. ``settings``: what the encoder is
+    given; ``template``: the input whose frames (those of the trim ``[t0, t1)``, media seconds) are written;
+    ``time_base``/``rate``: the output stream's. ``size`` None: not known yet (the model's scale is not), its check
+    left for the writer, which asks again with the real one. Pure but for FFmpeg's tables, its encoder probes and the
+    input's packet index. ``OutputVideo`` asks it before it opens a file, ``upscale_video`` (through
+    ``output_plan.check_plan``) before the model is looked up."""
     dst = Path(dst)
     accepted = encoder_pix_fmts(codec)
     if accepted and pix_fmt not in accepted:
         raise OutputError(f"encoder {codec} cannot write pixel format {pix_fmt}; it accepts: {', '.join(accepted)}")
     if size is not None:
-        mx, my = size_multiple(pix_fmt)
-        w, h = size
-        if codec in _STRICT_SIZE and (w % mx or h % my):
-            raise OutputError(f"{dst}: {codec} needs a frame size that is a multiple of {mx}x{my} for {pix_fmt}, "
-                              f"got {w}x{h}")
-        if codec == "libx265" and w in X265_BAD_WIDTHS:
-            raise OutputError(f"{dst}: libx265 cannot be given frames {X265_BAD_WIDTHS.start} to "
-                              f"{X265_BAD_WIDTHS.stop - 1} px wide (x265 4.3 corrupts its memory on some, e.g. 40 or "
-                              f"48 wide), got {w}x{h}; use --codec libx264, or a larger --scale or --size")
+        check_frame_size(dst, codec, pix_fmt, size, settings)
     clock = _encoder_clock(dst, codec, pix_fmt, template, time_base=Fraction(time_base), rate=rate, t0=t0, t1=t1)
     check_avi_times(dst, muxer, codec, pix_fmt, settings.codec_options(), template, time_base=time_base, rate=rate)
     if muxer in VIDEO_ONLY_FORMATS and pixel_format(pix_fmt).family == "rgb":
