@@ -86,6 +86,27 @@ def test_clear_all_removes_dangling_links_and_names_a_folder_it_leaves(engines, 
     assert "removed 0 engine(s), 0 file(s)" in capsys.readouterr().out
 
 
+def test_a_cache_path_that_is_a_file_and_a_clear_that_matches_nothing_say_so(engines, tmp_path, monkeypatch, capsys):
+    """'engine list' on an $ESRGAN_VIDEO_ENGINES that is a file said 'no engines in FILE' (exit 0); now one line,
+    exit 6. 'clear --model' takes a checkpoint's path as well as its file name (an engine records the file name, so
+    the path matched nothing), and when nothing matches it says which models the cache holds engines of."""
+    write(engines, KEY, "final.safetensors", 100)
+    write(engines, dataclasses.replace(KEY, weights_sha256="c" * 64), "RealESRGAN_x2plus", 100)
+    assert main(["engine", "clear", "--model", "RealESRGAN_x4plus"]) == 0
+    assert capsys.readouterr().out.strip() == (f"removed 0 engine(s), 0 file(s) from {engines}; no engine of that "
+                                               "model (its engines are of RealESRGAN_x2plus, final.safetensors)")
+    assert main(["engine", "clear", "--model", str(tmp_path / "runs" / "final.safetensors")]) == 0
+    assert capsys.readouterr().out.strip() == f"removed 1 engine(s), 2 file(s) from {engines}"
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv(ec.ENGINES_ENV, str(afile))
+    for command in (["list"], ["clear", "--all"]):
+        assert main(["engine", *command]) == 6
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err == (
+            f"esrgan-video: error: engine cache {afile} (from $ESRGAN_VIDEO_ENGINES) is not a folder\n")
+
+
 def test_list_and_clear_an_older_versions_cache(engines, capsys):
     """Entries written before 7f0d115 (no ``cuda_major`` in their key) and the timing caches named then."""
     import json

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from esrgan_video.errors import BackendError, InputError
+from esrgan_video.errors import BackendError, InputError, OutputError
 from esrgan_video.runtime import engine_cache
 
 from .arguments import command_parser
@@ -129,7 +129,7 @@ def fill_engine_parser(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("clear", help="delete cached engines")
     g = c.add_mutually_exclusive_group(required=True)
     g.add_argument("--all", action="store_true", help="every engine, broken entries and timing caches")
-    g.add_argument("--model", help="engines of this model name only")
+    g.add_argument("--model", help="engines of this model only: a registry name, or a checkpoint's file name or path")
     sub.add_parser("presets", help="list the build presets")
 
 
@@ -203,8 +203,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def _cache_root() -> Path:
+    """The engine cache folder; OutputError when the path is something else (a file): 'no engines in FILE' said
+    nothing of why."""
     root = engine_cache.engines_dir()
+    if root.exists() and not root.is_dir():
+        why = f" (from ${engine_cache.ENGINES_ENV})" if os.environ.get(engine_cache.ENGINES_ENV, "").strip() else ""
+        raise OutputError(f"engine cache {root}{why} is not a folder")
+    return root
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    root = _cache_root()
     entries = engine_cache.list_entries(root)
     timing = engine_cache.outdated_timing_caches(root)
     if not entries and not timing:
@@ -219,11 +229,22 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
-    root = engine_cache.engines_dir()
-    removed = engine_cache.clear_entries(root, model=None if args.all else args.model)
+    root = _cache_root()
+    model = args.model
+    if model is not None and ("/" in model or os.sep in model):
+        model = Path(model).name  # an engine records a checkpoint by its file name (ModelInfo.name), as listed
+    removed = engine_cache.clear_entries(root, model=None if args.all else model)
     engines = sum(1 for p in removed if p.name.endswith(".engine"))
-    print(f"removed {engines} engine(s), {len(removed)} file(s) from {root}")
+    others = "" if args.all or removed else _models_cached(root)
+    print(f"removed {engines} engine(s), {len(removed)} file(s) from {root}{others}")
     return 0
+
+
+def _models_cached(root: Path) -> str:
+    """'; its engines are of A, B' for a 'clear --model' that matched nothing (the names as 'engine list' shows
+    them: a checkpoint's file name, not its path), or ''."""
+    names = sorted({e.model for e in engine_cache.list_entries(root) if e.named})
+    return f"; no engine of that model (its engines are of {', '.join(names)})" if names else ""
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
