@@ -260,8 +260,8 @@ def _write_record(target: Path, record: dict) -> None:
 def _cached(entry: ModelEntry, source: Source) -> Resolved | None:
     target = _target(entry, source)
     record = _read_record(target)
-    if record is None and source.kind == "file" and target.is_file():
-        record = _adopt(target, source)
+    if record is None and source.kind == "file" and target.is_file() and not _record_path(target).exists():
+        record = _adopt(target, source)  # put there by hand (an unreadable record is not a reason to trust it)
     if not target.is_file() or record is None:
         return None
     stat = target.stat()
