@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import __version__
-from ..errors import InputError, OptionError, OutputError, printable
+from ..errors import EsrganVideoError, InputError, OptionError, OutputError, printable
 from ..frames.reuse import ReuseStats
 from .inputs import VIDEO_EXTENSIONS, Job, discover, link_problem, plan_jobs
 from .journal import JOURNAL_NAME, Journal, fraction_text, parse_fraction, parse_lines
@@ -33,6 +33,45 @@ BATCH_FAILED_EXIT = 8
 """Exit code when the batch ran to the end but at least one file failed (the CLI's documented code)."""
 
 SEGMENTS_DIR = ".esrgan-video-segments"
+
+UNGUARDED_MAIN_EXIT = 86
+"""The exit status of a batch worker whose start ran ``run_batch`` again (:func:`refuse_unguarded_main`): the
+scheduler stops the batch with :class:`UnguardedMainError` when one exits with it."""
+WORKER_PROCESS_NAME = "esrgan-batch-worker-"
+"""How the local scheduler's worker processes are named (``multiprocessing`` names them before it imports the main
+script in them), followed by the worker's number."""
+
+
+class UnguardedMainError(EsrganVideoError, RuntimeError):
+    """``run_batch`` called at a script's top level, without ``if __name__ == "__main__":``. Workers are spawned
+    processes, which import the script again before they start: each would run the batch again and die (the output
+    folder is locked by the driver), and every file would fail."""
+
+
+def unguarded_main_message() -> str:
+    """The one line of :class:`UnguardedMainError`, naming the script (the main module's file)."""
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None) or "the main script"
+    return (f"{script}: run_batch is called when the script is imported, and each batch worker (a spawned process) "
+            "imports the script again, which would start the batch again; put the call under "
+            "`if __name__ == \"__main__\":`")
+
+
+def refuse_unguarded_main() -> None:
+    """Stop a ``run_batch`` called while ``multiprocessing`` starts a process, which imports the parent's main script
+    again (as ``__mp_main__``, ``spawn``'s bootstrap: ``current_process()._inheriting``, what ``multiprocessing``'s
+    own check of a process started there asks; the parent is not known yet, ``parent_process()`` is None until the
+    bootstrap ends). In a batch worker (:data:`WORKER_PROCESS_NAME`) it exits with :data:`UNGUARDED_MAIN_EXIT` and
+    says nothing: the driver stops the batch with the line, once, not each worker. In another program's process it
+    raises :class:`UnguardedMainError`. A ``run_batch`` in a started process's own code (its target) runs."""
+    import multiprocessing
+
+    me = multiprocessing.current_process()
+    if not getattr(me, "_inheriting", False):
+        return
+    if me.name.startswith(WORKER_PROCESS_NAME):
+        raise SystemExit(UNGUARDED_MAIN_EXIT)
+    raise UnguardedMainError(unguarded_main_message())
 
 def options_hash(model_sha256: str, options: UpscaleOptions, *, segment_seconds: float | None,
                  codec: str | None = None) -> str:
@@ -641,7 +680,9 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
     """A --crf, --preset or --encoder-opt the encoder lacks, or a container that cannot hold it: one error before
     anything starts, not every file failing in its worker (and journalled failed). The container is checked when
     every output is of one kind; with ``--ext keep`` and mixed extensions a file the codec cannot go into fails
-    alone, in its worker."""
+    alone, in its worker. The encoder's settings are judged by ``output_plan.with_codec`` / ``output_encoder``, as
+    ``check_plan`` judges them before a single run's model; each file's own output (its frame size at the model's
+    scale, ...) by :func:`_output_refused`, which asks ``check_plan`` itself."""
     from ..video.images import IMAGE_EXTENSIONS
     from ..video.output_plan import output_encoder, with_codec
     from ..video.writer import check_output
@@ -655,10 +696,36 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
         # each kind's encoder is known (the container's own when none was asked for): check every kind
         for dst in kinds.values():
             chosen = with_codec(opts, dst).encode
-            output_encoder(chosen)
+            output_encoder(chosen)  # an encoder this FFmpeg lacks is named here, before check_output's words
             check_output(dst, chosen.codec, format=enc.format)
     else:  # one encoder for outputs of mixed kinds: a kind it cannot go into fails alone, in its worker
         output_encoder(enc)
+
+
+def _output_refused(opts: UpscaleOptions, job: Job, model_scale: int) -> str | None:
+    """Why ``job``'s output cannot be written, judged as ``upscale_video`` judges it before its model
+    (``output_plan.check_plan``, the one rule set: a frame size its encoder cannot encode at the model's scale, x4
+    of a 2x2 input into libx265; a --pix-fmt it cannot write), before anything starts: that file fails alone, up
+    front, in the line its worker would have said (naming its output), and is not journalled (it is judged again
+    on the next run); None for a file that can be written, a still (``upscale_image`` judges its own), or an input
+    that cannot be opened (its worker says why)."""
+    from ..errors import EsrganVideoError
+    from ..video.images import IMAGE_EXTENSIONS
+    from ..video.output_plan import check_plan
+    from ..video.reader import open_input
+
+    if job.dst.suffix.lower() in IMAGE_EXTENSIONS:
+        return None
+    try:
+        with open_input(job.src) as inp:
+            info = inp.info
+    except (EsrganVideoError, OSError):
+        return None
+    try:
+        check_plan(info, opts, src=job.src, dst=job.dst, model_scale=model_scale)
+    except (OptionError, OutputError) as e:
+        return str(e)
+    return None
 
 
 def _seconds(v: Fraction | None) -> float | None:
@@ -790,10 +857,13 @@ def run_batch(
     Raises (before anything runs) ``InputError`` for inputs that match nothing or clashing outputs,
     ``ModelError`` for an unusable model and ``OutputError`` when finished outputs were made with other
     options and ``force`` is not set. Per-file problems never raise: they are rows of the summary.
-    ``KeyboardInterrupt`` is re-raised as ``BatchInterrupted`` carrying the partial summary.
+    ``KeyboardInterrupt`` is re-raised as ``BatchInterrupted`` carrying the partial summary. Called at a script's
+    top level (not under ``if __name__ == "__main__":``), the workers' start stops the batch with
+    ``UnguardedMainError`` (:func:`refuse_unguarded_main`).
     ``progress`` receives a :class:`~esrgan_video.batch.progress.BatchSnapshot` (running files' frames, fps,
     ETA and the batch's total) whenever a worker reports progress (about twice a second) or a task ends.
     """
+    refuse_unguarded_main()  # a worker importing an unguarded script: before anything is read or loaded
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
     start, end = opts.trim.start, opts.trim.end
     t0 = time.perf_counter()
@@ -828,7 +898,8 @@ def run_batch(
     # validates the model before anything starts, downloads it once, and names its exact weights
     m = opts.model
     extra = {} if m.denoise is None else {"denoise": m.denoise}
-    model_sha = load_model(m.model, blend=m.blend, offline=m.offline, **extra).info.sha256
+    model_info = load_model(m.model, blend=m.blend, offline=m.offline, **extra).info
+    model_sha = model_info.sha256
     video_hashes: dict[str, tuple[str, str]] = {}  # by the output container's encoder: one pair per kind, not per file
     still_h = job_hashes(model_sha, opts, segment_seconds=seg_s, still=True)[0]
     # the options as given (no encoder's defaults compared): what records made before that carry, the same bytes
@@ -915,6 +986,10 @@ def run_batch(
 
         durations: dict[str, float | None] = {}
         for job, row, owned in todo:
+            refused = _output_refused(opts, job, model_info.descriptor.scale)
+            if refused is not None:  # an output its encoder cannot take: this file fails now, the others run
+                row.status, row.error = "failed", refused
+                continue
             st = _JobState(job, row, owned, *job_hashes_of[job.key], parts_before=given_parts)
             if owned:
                 remove_partials(job.dst)  # left by a worker killed in an earlier run (we hold the lock)

@@ -227,7 +227,7 @@ class LocalScheduler:
         self._next_wid += 1
         proc = self._ctx.Process(
             target=_worker_main, args=(wid, device, self.settings, tasks, sender, self.heartbeat_s, os.getpid()),
-            name=f"esrgan-batch-worker-{wid}", daemon=True)
+            name=f"esrgan-batch-worker-{wid}", daemon=True)  # driver.WORKER_PROCESS_NAME
         proc.start()
         sender.close()  # only the worker holds the write end: its death ends the pipe
         now = time.monotonic()
@@ -299,6 +299,10 @@ class LocalScheduler:
                     w.kill()
                 if dead or stale:
                     code = w.proc.exitcode
+                    from .driver import UNGUARDED_MAIN_EXIT, UnguardedMainError, unguarded_main_message
+
+                    if dead and code == UNGUARDED_MAIN_EXIT:  # its start ran the script's unguarded run_batch: so
+                        raise UnguardedMainError(unguarded_main_message())  # would every worker's; stop, in one line
                     why = (f"worker {w.wid} ({w.device or 'auto'}) stopped responding" if stale
                            else f"worker {w.wid} ({w.device or 'auto'}) died (exit code {code}"
                                 + (f"; {w.broken})" if w.broken else ")"))
