@@ -680,7 +680,9 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
     """A --crf, --preset or --encoder-opt the encoder lacks, or a container that cannot hold it: one error before
     anything starts, not every file failing in its worker (and journalled failed). The container is checked when
     every output is of one kind; with ``--ext keep`` and mixed extensions a file the codec cannot go into fails
-    alone, in its worker."""
+    alone, in its worker. The encoder's settings are judged by ``output_plan.with_codec`` / ``output_encoder``, as
+    ``check_plan`` judges them before a single run's model; each file's own output (its frame size at the model's
+    scale, ...) by :func:`_output_refused`, which asks ``check_plan`` itself."""
     from ..video.images import IMAGE_EXTENSIONS
     from ..video.output_plan import output_encoder, with_codec
     from ..video.writer import check_output
@@ -698,6 +700,32 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
             check_output(dst, chosen.codec, format=enc.format)
     else:  # one encoder for outputs of mixed kinds: a kind it cannot go into fails alone, in its worker
         output_encoder(enc)
+
+
+def _output_refused(opts: UpscaleOptions, job: Job, model_scale: int) -> str | None:
+    """Why ``job``'s output cannot be written, judged as ``upscale_video`` judges it before its model
+    (``output_plan.check_plan``, the one rule set: a frame size its encoder cannot encode at the model's scale, x4
+    of a 2x2 input into libx265; a --pix-fmt it cannot write), before anything starts: that file fails alone, up
+    front, in the line its worker would have said (naming its output), and is not journalled (it is judged again
+    on the next run); None for a file that can be written, a still (``upscale_image`` judges its own), or an input
+    that cannot be opened (its worker says why)."""
+    from ..errors import EsrganVideoError
+    from ..video.images import IMAGE_EXTENSIONS
+    from ..video.output_plan import check_plan
+    from ..video.reader import open_input
+
+    if job.dst.suffix.lower() in IMAGE_EXTENSIONS:
+        return None
+    try:
+        with open_input(job.src) as inp:
+            info = inp.info
+    except (EsrganVideoError, OSError):
+        return None
+    try:
+        check_plan(info, opts, src=job.src, dst=job.dst, model_scale=model_scale)
+    except (OptionError, OutputError) as e:
+        return str(e)
+    return None
 
 
 def _seconds(v: Fraction | None) -> float | None:
@@ -870,7 +898,8 @@ def run_batch(
     # validates the model before anything starts, downloads it once, and names its exact weights
     m = opts.model
     extra = {} if m.denoise is None else {"denoise": m.denoise}
-    model_sha = load_model(m.model, blend=m.blend, offline=m.offline, **extra).info.sha256
+    model_info = load_model(m.model, blend=m.blend, offline=m.offline, **extra).info
+    model_sha = model_info.sha256
     video_hashes: dict[str, tuple[str, str]] = {}  # by the output container's encoder: one pair per kind, not per file
     still_h = job_hashes(model_sha, opts, segment_seconds=seg_s, still=True)[0]
     # the options as given (no encoder's defaults compared): what records made before that carry, the same bytes
@@ -957,6 +986,10 @@ def run_batch(
 
         durations: dict[str, float | None] = {}
         for job, row, owned in todo:
+            refused = _output_refused(opts, job, model_info.descriptor.scale)
+            if refused is not None:  # an output its encoder cannot take: this file fails now, the others run
+                row.status, row.error = "failed", refused
+                continue
             st = _JobState(job, row, owned, *job_hashes_of[job.key], parts_before=given_parts)
             if owned:
                 remove_partials(job.dst)  # left by a worker killed in an earlier run (we hold the lock)
