@@ -144,3 +144,38 @@ def test_a_checkpoints_frame_size_is_refused_once_it_is_loaded(tmp_path: Path, c
     assert (p.returncode, lines) == (6, [f"esrgan-video: error: {dst}: libx265 cannot encode frames smaller than "
                                          "16x16, got 8x8; use --codec libx264, or a larger --scale or --size"]), p.stderr
     assert sorted(f.name for f in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def _still(path: Path, size: tuple[int, int]) -> Path:
+    import av
+    import numpy as np
+
+    frame = av.VideoFrame.from_ndarray(np.zeros((size[1], size[0]), np.uint8), format="gray")
+    with av.open(str(path), "w", format="image2") as c:
+        s = c.add_stream("png", rate=1)
+        s.width, s.height, s.pix_fmt = size[0], size[1], "gray"
+        for packet in [*s.encode(frame), *s.encode(None)]:
+            c.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("size, args, says", [
+    pytest.param((64, 48), ["--scale", "100000", "--model", "{tmp}/none.pth"],
+                 "the none column would be 6400000x4800000 (64x48 by --scale 100000)", id="by-scale"),
+    pytest.param((4096, 4096), ["--model", "RealESRGAN_x4plus", "--offline"],
+                 "the RealESRGAN_x4plus column would be 16384x16384 (4096x4096 by the model's x4)", id="by-model"),
+])
+def test_a_still_previews_columns_are_planned_before_its_model(tmp_path: Path, capfd, isolated_cache, size, args,
+                                                              says):
+    """A still's columns are planned before the first column's model is looked up (``preview.plan_still_columns``):
+    a picture FFmpeg cannot encode (a still run could not write it) is one line, exit 6, not the model's error (exit
+    4, or 5 for a registry model offline) after which the column would have been made."""
+    work = tmp_path / "work"
+    work.mkdir()
+    src = _still(work / "in.png", size)
+    p = run_cli(capfd, "preview", src, "--at", "0", "-o", work / "p.png", *[a.format(tmp=work) for a in args])
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert (p.returncode, lines) == (6, [
+        f"esrgan-video: error: {src}: {says}, more than FFmpeg encodes in one picture ((width + 128) x (height + 128) "
+        "under 2^28), so a still run could not write it either; use a smaller --scale or --size"]), p.stderr
+    assert sorted(f.name for f in work.iterdir()) == ["in.png"]
