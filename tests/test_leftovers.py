@@ -155,3 +155,22 @@ def test_an_onnx_export_that_cannot_be_written_leaves_nothing(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stdout.strip()) == (0, str(errno.EFBIG)), proc.stderr[-2000:]
     assert _left(out) == []
+
+
+def test_a_still_image_run_removes_the_partial_of_a_run_killed_outright(tmp_path, capfd):
+    """A still run killed with SIGKILL while writing leaves ``.NAME.<pid>.partial.png`` beside its target (the
+    video writer's naming); the next run of that target removes it, as the video writer does."""
+    import numpy as np
+    from PIL import Image
+
+    from esrgan_video.testing import run_cli
+
+    src = tmp_path / "pic.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(src)
+    model = save_near_identity(tmp_path / "tiny.safetensors", 2, nf=8, nb=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".p.{_dead_pid()}.partial.png").write_bytes(b"\x89PNG half")
+    proc = run_cli(capfd, src, out / "p.png", "--model", model, "--device", "cpu", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert _left(out) == ["p.png"]

@@ -39,7 +39,7 @@ from ..files import cannot_write
 from ..frames.colorspace import Range
 from ..frames.pixel_formats import PlaneLayout, packed_rgb
 from .image_meta import ImageMeta, _jpeg_segments, apply_orientation, embed, read_meta
-from .partials import partial_path
+from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
 from .probe import file_key
 
@@ -518,6 +518,7 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
     lossless = codec == "libwebp" and meta is not None and meta.lossless  # lossless WebP in, lossless WebP out
     if lossless:
         pix_fmt = "bgra"  # libwebp's lossless input (its YUV formats go through 4:2:0); no alpha flag when opaque
+    remove_stale_partials(dst)  # left by an earlier writer of this target killed outright (SIGKILL)
     tmp = partial_path(dst)
     try:
         with av.open(str(tmp), "w", format="image2") as c:
