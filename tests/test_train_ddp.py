@@ -24,6 +24,13 @@ from train_common import config
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _env(tmp_path: Path) -> dict[str, str]:
+    """The runs' environment; TMPDIR inside ``tmp_path``, where torchrun makes its log folder (torchelastic_*), so
+    none is left in /tmp."""
+    (tmp_path / "tmp").mkdir()
+    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", TMPDIR=str(tmp_path / "tmp"))
+
+
 def test_two_gloo_processes_equal_one_at_twice_the_batch(tmp_path):
     from esrgan_video.samples import sample_clip
 
@@ -32,7 +39,7 @@ def test_two_gloo_processes_equal_one_at_twice_the_batch(tmp_path):
     save_safetensors(near_identity_model(4, nf=16, nb=1, gc=8, seed=5).state_dict(), base)
     common = ["--data", str(train_clip), "--base", str(base), "--patch", "32", "--steps", "4", "--ema", "0", "--lr", "1e-3",
               "--schedule", "constant", "--max-frames", "12", "--quiet", "--device", "cpu"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env = _env(tmp_path)
     one = subprocess.run([sys.executable, "-m", "esrgan_video", "train", *common, "--batch", "4",
                           "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr
@@ -64,7 +71,7 @@ def test_two_processes_resume_each_ones_shuffling_pool_and_refuse_another_world_
     toml.write_text("val_crops = 1\n[degradation]\npool_size = 2\n")  # full after 2 steps of 1 patch: step 3 swaps
     common = ["--data", str(train_clip), "--base", str(base), "--patch", "32", "--batch", "1", "--ema", "0", "--lr", "1e-3",
               "--recipe", "realesrgan", "--config", str(toml), "--quiet", "--device", "cpu"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env = _env(tmp_path)
 
     def torchrun(out: str, steps: int) -> None:
         r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
