@@ -30,15 +30,11 @@ def test_peak_lookup(name, precision, peak):
     assert peak_tflops(name, precision)[0] == peak
 
 
-def test_cpu_smoke_run_writes_json_and_markdown(tmp_path):
-    out = tmp_path / "bench"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    env.pop("ESRGAN_VIDEO_ANIME_WEIGHTS", None)
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/gpu_bench.py", "--cpu-smoke", "--out", str(out), "--budget", "60"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+def test_cpu_smoke_run_writes_json_and_markdown(dry_run):
+    """``gpu_bench.py --cpu-smoke``, as the gpu_check dry run's bench step runs it (one run for both tests)."""
+    _, out, _ = dry_run
+    steps = [line.split("\t") for line in (out / "steps.tsv").read_text().splitlines()]
+    assert [r[1] for r in steps if r[0] == "bench"] == ["0"], steps  # gpu_bench.py exited 0
     report = json.loads((out / "results.json").read_text())
     assert report["meta"]["cpu_smoke"] is True and report["meta"]["mflop_per_pixel"] == 0.495792
     rows = report["inference"]
@@ -129,10 +125,11 @@ def _tiny_wheel(folder: Path) -> Path:
     return path
 
 
-def test_gpu_check_dry_run_reaches_every_step_and_writes_the_results(tmp_path):
-    """benchmarks/gpu_check.sh on the CPU (GPU_CHECK_DRY_RUN=1): carried wheels installed, every step reached in
-    order under timeouts taken from GPU_CHECK_BUDGET, a test module that cannot be imported left out (not an exit
-    status of 1), and every result file written."""
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    """benchmarks/gpu_check.sh on the CPU (GPU_CHECK_DRY_RUN=1), run once for this module: its process, its
+    results folder and the folder of its inputs (a carried wheel, a test module that cannot be imported)."""
+    tmp_path = tmp_path_factory.mktemp("gpu_check")
     out = tmp_path / "out"
     bogus = tmp_path / "test_needs_a_missing_package.py"
     bogus.write_text("import pytest\nimport no_such_package_here  # noqa: F401\n\n\n"
@@ -144,6 +141,15 @@ def test_gpu_check_dry_run_reaches_every_step_and_writes_the_results(tmp_path):
     env.pop("ESRGAN_VIDEO_ANIME_WEIGHTS", None)
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", str(out)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=330)
+    return proc, out, tmp_path
+
+
+def test_gpu_check_dry_run_reaches_every_step_and_writes_the_results(dry_run):
+    """benchmarks/gpu_check.sh on the CPU (GPU_CHECK_DRY_RUN=1): carried wheels installed, every step reached in
+    order under timeouts taken from GPU_CHECK_BUDGET, a test module that cannot be imported left out (not an exit
+    status of 1), and every result file written."""
+    proc, out, tmp_path = dry_run
+    bogus = tmp_path / "test_needs_a_missing_package.py"
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["env.txt", "gpu-tests.txt", "results.json", "results.md",
                                                      "steps.tsv", "train.json"]  # all come back (<= 8 files)
