@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -355,7 +356,13 @@ def markdown_cpu(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
+    # gpu_check's step timeout sends SIGTERM: unwind (exit 143), so the temporary folder is removed
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("mode", choices=["cpu", "gpu"])
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))

@@ -174,3 +174,22 @@ def test_a_still_image_run_removes_the_partial_of_a_run_killed_outright(tmp_path
     proc = run_cli(capfd, src, out / "p.png", "--model", model, "--device", "cpu", "-q")
     assert proc.returncode == 0, proc.stderr
     assert _left(out) == ["p.png"]
+
+
+def test_the_training_benchmark_stopped_by_its_step_timeout_removes_its_temporary_folder(tmp_path):
+    """gpu_check runs each step under ``timeout`` (SIGTERM, then SIGKILL 10 s later): the benchmark stopped
+    mid-run by SIGTERM exits 143 and its ``train-gpu-*`` folder goes with it (Python's default SIGTERM left it)."""
+    import signal
+    import time
+
+    env, places = _places(tmp_path)
+    proc = subprocess.Popen([sys.executable, "benchmarks/train_bench.py", "gpu", "--dry-run", "--budget", "10",
+                             "--out", str(places["out"])], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(places["tmp"].glob("train-gpu-*/run/journal.jsonl")):
+        time.sleep(0.02)  # the training has started
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert _left(places["tmp"]) == []
