@@ -145,7 +145,8 @@ def _bench(args, tmp: Path) -> int:
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     settings = WorkerSettings(options=UpscaleOptions.from_kwargs(model=model, codec="ffv1"), threads=threads)
     load_before = os.getloadavg()
-    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)  # not timed
+    # not timed; Ray's session folder (logs, sockets) goes in tmp, removed with it (else it stays in $TMPDIR/ray)
+    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False, _temp_dir=str(tmp / "ray"))
     times: dict[str, list[float]] = {"local": [], "ray": []}
     task_s: dict[str, list[list[float]]] = {"local": [], "ray": []}
     digests: dict[str, set[str]] = {"local": set(), "ray": set()}

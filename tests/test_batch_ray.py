@@ -4,6 +4,8 @@ files. (``test_batch_run.py::test_ray_local_instance_runs_real_jobs`` runs a who
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
@@ -22,11 +24,15 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    # Ray's session folder (logs, sockets) would stay in $TMPDIR/ray for good: one of its own, removed after (a short
+    # path: Ray's socket paths live in it)
+    temp = tempfile.mkdtemp(prefix="ray")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, _temp_dir=temp)
     try:
         yield
     finally:
         ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -235,13 +235,21 @@ def test_sigkill_a_worker_then_sigint_the_driver_and_resume(tmp_path: Path, mode
         assert frames_of(out / n) == frames_of(single_pass(lib / n, tmp_path / f"ref-{n}", model_file)), n
 
 
-def test_ray_local_instance_runs_real_jobs(tmp_path: Path, model_file: Path) -> None:
+def test_ray_local_instance_runs_real_jobs(tmp_path: Path, model_file: Path, monkeypatch) -> None:
+    import shutil
+    import tempfile
+
     pytest.importorskip("ray")
     lib, out = tmp_path / "lib", tmp_path / "out"
     lib.mkdir()
     srcs = [make_clip(lib / f"r{i}.mkv", frames=6, seed=i) for i in range(2)]
     make_not_media(lib / "bad.mkv")
-    s = run_batch([lib], out, model=str(model_file), ray="local", ray_num_cpus=2, log=lambda m: None, **OPTS)
+    ray_temp = tempfile.mkdtemp(prefix="ray")  # Ray's session folder, else left in $TMPDIR/ray (short: its sockets)
+    monkeypatch.setenv("RAY_TMPDIR", ray_temp)
+    try:
+        s = run_batch([lib], out, model=str(model_file), ray="local", ray_num_cpus=2, log=lambda m: None, **OPTS)
+    finally:
+        shutil.rmtree(ray_temp, ignore_errors=True)
     assert {r.key: r.status for r in s.rows} == {"r0.mkv": "done", "r1.mkv": "done", "bad.mkv": "failed"}
     assert journal(out)["r0.mkv"]["state"] == "done"
     assert all(journal(out)[f"r{i}.mkv"].get("size") == (out / f"r{i}.mkv").stat().st_size for i in range(2))
