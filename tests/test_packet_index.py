@@ -174,18 +174,19 @@ def test_avi_packets_are_timed_in_decode_order(tmp_path):
     assert not read_packet_index(make_clip(tmp_path / "bf.mkv", frames=12, options={"g": "12"})).decode_order
 
 
-def _open_gop_cut(tmp_path: Path, codec: str = "libx264") -> Path:
-    """An open-GOP transport stream cut at its third keyframe: the B-frames after that keyframe in decode order that
-    show before it refer to the GOP cut off, and the decoder drops them (H.264 here: one; MPEG-2, bf 2: two)."""
+def _open_gop_cut(tmp_path: Path, codec: str = "libx264", *, gops: int = 3, at: int = 2) -> Path:
+    """An open-GOP transport stream (``gops`` GOPs of 12 frames) cut at its keyframe ``at`` (from 0; default the
+    third): the B-frames after that keyframe in decode order that show before it refer to the GOP cut off, and the
+    decoder drops them (H.264 here: one; MPEG-2, bf 2: two)."""
     options = {"x264-params": "open-gop=1:keyint=12:min-keyint=12:bframes=3:b-pyramid=0:scenecut=0"} \
         if codec == "libx264" else {"bf": "2", "g": "12"}  # FFmpeg's MPEG-2 encoder: open GOPs unless +cgop
-    src = make_clip(tmp_path / f"og_{codec}.ts", codec=codec, frames=36, format="mpegts", size=(64, 48),
+    src = make_clip(tmp_path / f"og_{codec}.ts", codec=codec, frames=12 * gops, format="mpegts", size=(64, 48),
                     options=options)
     with av.open(str(src)) as c:
         keys = [p.pos for p in c.demux(c.streams.video[0]) if p.size and p.is_keyframe]
     data = src.read_bytes()
     cut = tmp_path / f"og_{codec}_cut.ts"
-    cut.write_bytes(data[:2 * 188] + data[keys[2] - keys[2] % 188:])  # the PAT/PMT, then from the third keyframe
+    cut.write_bytes(data[:2 * 188] + data[keys[at] - keys[at] % 188:])  # the PAT/PMT, then from that keyframe
     return cut
 
 

@@ -22,7 +22,8 @@ class KeyframeIndex:
 
     time_base: Fraction
     pts: tuple[int, ...]
-    """Every frame's presentation timestamp, sorted."""
+    """Every frame's presentation timestamp, sorted (not those of packets the decoder drops whole,
+    ``packet_index.DecoderDrops``, which give no frame: the cuts count them, a GOP holds them)."""
     cuts: tuple[int, ...]
     """Keyframe timestamps where a segment may start (clean cuts), sorted; excludes the first frame."""
     open_gop: tuple[int, ...]
@@ -32,7 +33,7 @@ class KeyframeIndex:
 
     @property
     def frame_count(self) -> int:
-        """Frames in the stream (packets with a timestamp)."""
+        """Frames in the stream (packets with a timestamp that give a frame): what a read of it gives."""
         return len(self.pts)
 
     @property
@@ -49,13 +50,16 @@ def scan_keyframes(path: str | os.PathLike) -> KeyframeIndex:
     stopped; the last segment runs to the end of the file whatever the scan saw.
     """
     index = read_packet_index(path)
-    return index_from_packets(index.keyframe_packets(), index.time_base, start_time=index.start_time)
+    return index_from_packets(index.keyframe_packets(), index.time_base, start_time=index.start_time,
+                              shown=index.presentation_pts())
 
 
 def index_from_packets(decode_order: Sequence[tuple[int, bool]], time_base: Fraction, *,
-                       start_time: Fraction = Fraction(0)) -> KeyframeIndex:
-    """Build the index from ``(pts, is_keyframe)`` in decode order (pure)."""
-    pts_sorted = tuple(sorted(p for p, _ in decode_order))
+                       start_time: Fraction = Fraction(0), shown: Sequence[int] | None = None) -> KeyframeIndex:
+    """Build the index from ``(pts, is_keyframe)`` in decode order (pure). ``shown``: the frames' timestamps, where
+    some packets give none (``PacketIndex.presentation_pts``: those the decoder drops whole left out); default:
+    every packet's."""
+    pts_sorted = tuple(sorted(p for p, _ in decode_order) if shown is None else sorted(shown))
     cuts: list[int] = []
     open_gop: list[int] = []
     max_before = None  # the largest pts seen before this packet in decode order

@@ -3,12 +3,14 @@
     index = read_packet_index("in.mkv")          # cached: the same file is demuxed once per process
     index.media_times()                          # presentation times in seconds, sorted (for seeking)
     index.keyframe_packets()                     # (pts, is_keyframe) in decode order (for segmenting)
-    index.packet_count, index.duration           # counts and span (for probing / progress)
+    index.frame_count, index.duration            # frames and their span (for probing / progress)
+    index.packet_count                           # packets, those that give no frame too (keyframe scan, damage)
 
 No packet is decoded. Packets of size 0 (demuxer flush markers) are left out, and so are an MPEG-4 Part 2 stream's
 not-coded VOPs (``video.mpeg4_vops``: Xvid's "N-VOPs", which repeat the picture before and give no frame). Packets the
 decoder drops whole (:class:`DecoderDrops`: an MP4 edit list's discarded ones, an open-GOP cut's leading B-frames) are
-kept, for the keyframe scan, but are no frames: ``shown`` marks them and the frames' times leave them out. In
+kept, for the keyframe scan, but are no frames: ``shown`` marks them and the frames' times, count
+(``frame_count``; ``packet_count`` counts every packet) and span (``duration``) leave them out. In
 containers whose timestamps count packets in decode order (:data:`DECODE_ORDER_FORMATS`: AVI, which stores no
 presentation times) the index keeps each packet's decode-order counter as its ``pts`` too: the sorted counters are the
 frames' presentation times (the reader gives each decoded frame the smallest unused one), and a keyframe's counter is
@@ -96,8 +98,17 @@ class PacketIndex:
 
     @property
     def packet_count(self) -> int:
-        """Packets in the stream (one per frame for progressive video; field-coded video may have two)."""
+        """Packets in the stream (one per frame for progressive video; field-coded video may have two), those the
+        decoder drops whole (:attr:`shown`) too: what the keyframe scan and the damage checks count. The frames a
+        read gives are :attr:`frame_count`."""
         return int(self.pts.shape[0])
+
+    @property
+    def frame_count(self) -> int:
+        """Packets that give a frame: :attr:`packet_count` less those the decoder drops whole (:attr:`shown`: an MP4
+        edit list's discarded packets, an open-GOP cut's leading pictures), those without a timestamp counted. What
+        a read of the whole stream gives when nothing is damaged: the count progress totals and summaries mean."""
+        return self.packet_count if self.shown is None else int(self.shown.sum())
 
     @property
     def has_all_pts(self) -> bool:
@@ -137,13 +148,17 @@ class PacketIndex:
 
     @property
     def duration(self) -> Fraction | None:
-        """Seconds from the first packet's presentation to the end of the last one (its duration included;
-        without durations, the median packet step stands in for the last one); None without timestamps."""
-        pts = self.pts[self.pts != NOPTS]
+        """Seconds from the first frame's presentation to the end of the last one (its duration included; without
+        durations, the median frame step stands in for the last one): the frames' span, packets the decoder drops
+        whole (:attr:`shown`) left out; None without timestamps."""
+        keep = self.pts != NOPTS
+        if self.shown is not None:
+            keep &= self.shown
+        pts = self.pts[keep]
         if pts.size == 0:
             return None
         last = int(pts.argmax())
-        tail = int(self.durations[self.pts != NOPTS][last])
+        tail = int(self.durations[keep][last])
         if tail <= 0 and pts.size > 1:
             steps = np.diff(np.sort(pts))
             tail = int(np.median(steps[steps > 0])) if (steps > 0).any() else 0

@@ -140,7 +140,9 @@ class VideoInfo:
     duration: Fraction | None
     """Container duration in seconds, when the container says."""
     frame_count: int | None
-    """Exact frame count from the container header, when it has one (MP4/MOV do, Matroska does not)."""
+    """Exact frame count from the container header, when it has one (MP4/MOV do, Matroska does not): the frames a
+    read gives, so less the packets the decoder drops whole (``packet_index.DecoderDrops``: an edit list's discarded
+    ones, which the header counts)."""
     color: ColorSpec
     """``esrgan_video.frames.color.ColorSpec`` from the first frame's tags (stream tags when the frame has none)."""
     field_order: str
@@ -997,9 +999,13 @@ def _probe(path: Path, container) -> VideoInfo:
     # reports those): a corrupt first packet is damage, not a file that cannot be read, if anything after it decodes.
     error: av.FFmpegError | None = None  # the last packet refused
     refused = corrupt = 0  # packets refused, frames flagged corrupt
+    # Packets the decoder drops whole (an MP4 edit list's discarded ones, an open GOP's leading pictures) show before
+    # the first frame that decodes, so all come before it: the header's frame count, which counts them, less those
+    drops, no_frame = DecoderDrops(leading=not decode_order_timestamps(container.format.name)), 0
     try:
         for pkt in container.demux(st):
             read += bool(pkt.size)
+            no_frame += bool(pkt.size) and drops.drops(pkt)
             short = short or bool(pkt.size and pkt.is_corrupt and pkt.pos is not None and pkt.pos >= 0
                                   and pkt.pos + pkt.size + 16 >= size)
             try:
@@ -1089,7 +1095,7 @@ def _probe(path: Path, container) -> VideoInfo:
         guessed_rate=guessed_rate,
         start_time=start,
         duration=duration,
-        frame_count=st.frames or None,
+        frame_count=max(0, st.frames - no_frame) if st.frames else None,
         color=color,
         field_order=field_order,
         interlaced=interlaced,
