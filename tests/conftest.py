@@ -30,6 +30,11 @@ import numpy as np
 import pytest
 import torch
 
+# Test modules import onnxruntime themselves (importorskip), before esrgan-video's import that turns its telemetry
+# off: without this each such run wrote $TMPDIR/.ses and files under ~/.cache/Microsoft (test_leftovers.py checks the
+# product's own import with the variable unset)
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 
 @pytest.fixture(scope="session")
 def real_weights_x4plus() -> Path:
