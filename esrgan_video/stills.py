@@ -110,6 +110,8 @@ def upscale_image(
     saying what it lost (``video.images.damage``) goes, once the output is written, to ``on_damage`` (the CLI exits 9
     on it), or to ``notice`` when that is None. A WebP, TIFF or BMP cut short is refused (InputError naming the file,
     before the model loads): FFmpeg's decoders give no picture of one."""
+    from .video.output_plan import known_scale
+
     src, dst = path_arg("src", src), path_arg("dst", dst)
     check_upscaler_options(upscaler, flat_options)
     opts = UpscaleOptions.from_kwargs(options, **flat_options)
@@ -131,6 +133,10 @@ def upscale_image(
     readable = readable_bytes(src, meta) if meta.truncated else None
     rgb, alpha, bits = read_image(src, keep_grey=True, meta=meta, cut=None if readable is None else readable[0])
     check_extension(dst, alpha=alpha is not None)  # before the model runs
+    in_size = (rgb.shape[1], rgb.shape[0])  # upright (an EXIF orientation applied)
+    scale = upscaler.scale if upscaler is not None else known_scale(opts.model)
+    if scale is not None or opts.size.size is not None or opts.size.scale is not None:
+        check_still_size(src, dst, in_size, opts.size, scale)  # before the model is looked up, downloaded or built
     grey = rgb.ndim == 2
     as_rgb = grey and not holds_grey(dst, alpha=alpha is not None)
     if notice is not None:
@@ -147,6 +153,8 @@ def upscale_image(
     own = upscaler is None
     up = upscaler or Upscaler(opts.model, opts.runtime)
     try:
+        if scale is None:  # a checkpoint's scale is in its weights: checked once it is loaded, before it runs
+            check_still_size(src, dst, in_size, opts.size, up.scale)
         big, big_alpha = upscale_samples(up, rgb, alpha, bits, opts.size, notice=notice, name=dst)
     finally:
         if own:
@@ -169,17 +177,49 @@ def upscale_samples(up: Upscaler, samples: np.ndarray, alpha: np.ndarray | None,
     grey = samples.ndim == 2
     rgb = np.repeat(samples[..., None], 3, axis=2) if grey else samples  # the model runs on RGB
     h, w = rgb.shape[:2]
-    resize = resize_rgb
-    if size.fit is not None:  # square-pixel WxH frames: padded, cropped or stretched, as for a video
-        plan = plan_size(w, h, model_scale=up.scale, size=size.size, fit=size.fit)
-        for note in plan.notes:
-            if notice is not None:
-                notice(f"{name}: {note}")
-        (out_w, out_h), resize = plan.size, plan.resize
-    else:
-        out_w, out_h = output_size(w, h, model_scale=up.scale, scale=size.scale, size=size.size)
+    (out_w, out_h), resize, notes = _planned_size((w, h), size, up.scale)
+    for note in notes:
+        if notice is not None:
+            notice(f"{name}: {note}")
     big, big_alpha = _upscale(up, rgb, alpha, (w, h), (out_w, out_h), resize=resize, notice=notice, grey=grey)
     return _to_grey(big, big_alpha, bits) if grey else (big, big_alpha)
+
+
+def _planned_size(in_size: tuple[int, int], size: SizeOptions, model_scale: int | None
+                  ) -> tuple[tuple[int, int], Callable, tuple[str, ...]]:
+    """A still's output (width, height) from ``in_size`` at ``size``'s scale, size or fit and the model's scale (1
+    where unknown: ``--size``/``--scale`` make the size without it), its resize and the plan's notes."""
+    w, h = in_size
+    if size.fit is not None:  # square-pixel WxH frames: padded, cropped or stretched, as for a video
+        plan = plan_size(w, h, model_scale=model_scale or 1, size=size.size, fit=size.fit)
+        return plan.size, plan.resize, tuple(plan.notes)
+    return output_size(w, h, model_scale=model_scale or 1, scale=size.scale, size=size.size), resize_rgb, ()
+
+
+def check_still_size(src: str | os.PathLike, dst: str | os.PathLike, in_size: tuple[int, int], size: SizeOptions,
+                     model_scale: int | None) -> None:
+    """OutputError (exit 6), one line naming ``dst``, where the picture :func:`upscale_samples` would make of an
+    ``in_size`` still (``size``'s options, the model's ``model_scale``) is larger than ``dst``'s encoder writes
+    (``video.frame_limits``: libwebp's 16383x16383, FFmpeg's own picture limit for every format), so the file could
+    not be written: asked before the model runs (before it is looked up where its scale is known without it), not
+    after. Pure but for FFmpeg's encoder names."""
+    from .video.frame_limits import ENCODER_FRAME_LIMITS, FrameLimits, frame_size_refusal, picture_fits
+    from .video.images import _ENCODERS
+
+    (w, h), _, _ = _planned_size(in_size, size, model_scale)
+    codec, pix_fmt = _ENCODERS[Path(dst).suffix.lower()][:2]
+    if frame_size_refusal(codec, pix_fmt, (w, h)) is None:
+        return
+    how = (f"--scale {size.scale:g}" if size.scale is not None and size.size is None
+           else "--size" if size.size is not None else f"the model's x{model_scale}")
+    made = f"{w}x{h} ({in_size[0]}x{in_size[1]} by {how})"
+    most = ENCODER_FRAME_LIMITS.get(codec, FrameLimits()).most
+    if picture_fits(w, h) and most is not None:
+        fmt = Path(dst).suffix.lower().lstrip(".").upper()
+        raise OutputError(f"{dst}: the upscaled picture would be {made}, more than {fmt} holds ({codec} writes at "
+                          f"most {most[0]}x{most[1]}); use a .png output, or a smaller --scale or --size")
+    raise OutputError(f"{dst}: the upscaled picture would be {made}, more than FFmpeg encodes in one picture "
+                      "((width + 128) x (height + 128) under 2^28); use a smaller --scale or --size")
 
 
 def still_options(opts: UpscaleOptions) -> UpscaleOptions:

@@ -179,3 +179,52 @@ def test_a_still_previews_columns_are_planned_before_its_model(tmp_path: Path, c
         f"esrgan-video: error: {src}: {says}, more than FFmpeg encodes in one picture ((width + 128) x (height + 128) "
         "under 2^28), so a still run could not write it either; use a smaller --scale or --size"]), p.stderr
     assert sorted(f.name for f in work.iterdir()) == ["in.png"]
+
+
+@pytest.mark.parametrize("size, out, args, says", [
+    pytest.param((4100, 10), "out.webp", ["--model", "RealESRGAN_x4plus", "--offline"],
+                 "16400x40 (4100x10 by the model's x4), more than WEBP holds (libwebp writes at most 16383x16383); "
+                 "use a .png output, or a smaller --scale or --size", id="webp-by-model"),
+    pytest.param((4096, 4096), "out.png", ["--model", "RealESRGAN_x4plus", "--offline"],
+                 "16384x16384 (4096x4096 by the model's x4), more than FFmpeg encodes in one picture ((width + 128) x "
+                 "(height + 128) under 2^28); use a smaller --scale or --size", id="png-by-model"),
+    pytest.param((64, 48), "out.jpg", ["--scale", "100000", "--model", "{tmp}/none.pth"],
+                 "6400000x4800000 (64x48 by --scale 100000), more than FFmpeg encodes in one picture ((width + 128) x "
+                 "(height + 128) under 2^28); use a smaller --scale or --size", id="jpg-by-scale"),
+    pytest.param((64, 48), "out.webp", ["--size", "16400x", "--model", "{tmp}/none.pth"],
+                 "16400x12300 (64x48 by --size), more than WEBP holds (libwebp writes at most 16383x16383); "
+                 "use a .png output, or a smaller --scale or --size", id="webp-by-size"),
+])
+def test_a_still_too_large_for_its_format_is_refused_before_the_model(tmp_path: Path, capfd, isolated_cache, size,
+                                                                      out, args, says):
+    """A still's output size (the model's scale where a registry name tells it, or ``--scale`` / ``--size``) beyond
+    what its format's encoder writes (``video.frame_limits``: libwebp's 16383, FFmpeg's picture limit for all) is one
+    line, exit 6, before the model is looked up (not its error: exit 4, or 5 offline), where it failed when the file
+    was written, after the model ran on the whole picture."""
+    work = tmp_path / "work"
+    work.mkdir()
+    src = _still(work / "in.png", size)
+    dst = work / out
+    p = run_cli(capfd, src, dst, *[a.format(tmp=work) for a in args])
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert (p.returncode, lines) == (6, [f"esrgan-video: error: {dst}: the upscaled picture would be {says}"]), p.stderr
+    assert sorted(f.name for f in work.iterdir()) == ["in.png"]
+
+
+def test_a_still_too_large_for_a_checkpoints_scale_is_refused_before_it_runs(tmp_path: Path, capfd,
+                                                                            near_identity_file):
+    """A checkpoint's scale is in its weights: a still's size is checked once it is loaded, before it runs (a 4100x10
+    PNG x4 into WebP: 16400x40, over libwebp's 16383), in the same words; the same still x2 is written."""
+    src = _still(tmp_path / "in.png", (4100, 10))
+    dst = tmp_path / "out.webp"
+    p = run_cli(capfd, src, dst, "--model", near_identity_file(4), "--backend", "torch")
+    lines = [ln for ln in p.stderr.splitlines() if "error" in ln]  # the grey-into-WebP notice comes before the model
+    assert (p.returncode, lines) == (6, [
+        f"esrgan-video: error: {dst}: the upscaled picture would be 16400x40 (4100x10 by the model's x4), more than "
+        "WEBP holds (libwebp writes at most 16383x16383); use a .png output, or a smaller --scale or --size"]), p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.png"]
+    p = run_cli(capfd, src, dst, "--model", near_identity_file(2), "--backend", "torch")
+    assert p.returncode == 0, p.stderr
+    import av
+    with av.open(str(dst)) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (8200, 20)
