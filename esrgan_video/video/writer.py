@@ -418,7 +418,7 @@ def input_cfr_rate(template: InputVideo | None, time_base: Fraction, rate: Fract
     rates = [rate, template.info.guessed_rate]
     timed = sorted(set(index.presentation_pts()))  # MPEG-PS may give a pack's timestamp twice
     if len(timed) >= 2:  # MPEG-PS times some frames only: the reader spreads the others evenly between them
-        return cfr_rate(timed, Fraction(time_base), rates, frames=index.packet_count)
+        return cfr_rate(timed, Fraction(time_base), rates, frames=index.frame_count)
     return Fraction(rate) if rate else None  # a raw H.264/HEVC stream: the reader times its frames by the rate
 
 
