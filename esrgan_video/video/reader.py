@@ -172,6 +172,10 @@ class VideoInfo:
     raw H.264/HEVC elementary stream whose SPS has no VUI timing, or whose timing is a time base's ticks
     (:data:`SPS_TICK_RATE`), or such a stream in an MPEG-PS that times too few frames to measure a rate (``_rates``);
     ``notices()`` says so. None: the file says the rate."""
+    closed_captions: bool = False
+    """The first frame carries ATSC A/53 closed captions (CEA-608/708 in the video's SEI, FFmpeg's ``A53_CC`` frame
+    side data), which the output does not keep (PyAV 19 gives a frame's side data to read only, so the model's
+    frames cannot be handed them for the encoder's ``a53cc``): the writer says so."""
 
     @property
     def is_hdr(self) -> bool:
@@ -1110,4 +1114,5 @@ def _probe(path: Path, container) -> VideoInfo:
         promise=stream_promise(st, container),
         source_pix_fmt=source_pix_fmt if source_pix_fmt != pix_fmt else None,
         rate_guess=rate_guess,
+        closed_captions=Type.A53_CC in frame_sd,
     )

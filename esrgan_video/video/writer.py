@@ -795,6 +795,9 @@ class OutputVideo:
             else:
                 self.say(f"{self.dst}: {codec} cannot carry the input's HDR mastering-display / "
                          "content-light metadata (libx265 and libsvtav1 can); it is not written")
+        if info is not None and getattr(info, "closed_captions", False):
+            self.say(f"{self.dst}: the closed captions in {info.path.name}'s video (ATSC A/53 CEA-608/708 in its SEI) "
+                     "are not kept: the upscaled frames are new pictures, without the input frames' side data")
         clock = self._clock
         rate = clock.rate if clock else self.rate
         most = ENCODER_MAX_RATE.get(codec)
