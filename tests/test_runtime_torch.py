@@ -90,14 +90,42 @@ def overflowing(scale: int = 4) -> RRDBNet:
     return model
 
 
-def test_inf_weights_stop_with_the_fix_in_the_message():
+def inf_weight() -> RRDBNet:
+    """A tiny model with one infinite weight: non-finite output at every precision (built in memory: the loader
+    refuses such a checkpoint when it reads it)."""
     model = tiny()
     with torch.no_grad():
         model.conv_last.weight[0, 0, 1, 1] = float("inf")
-    b = TorchBackend(model)
-    with pytest.raises(NonFiniteOutputError, match="--precision fp32") as e:
-        b(torch.rand(1, 3, 8, 8))
+    return model
+
+
+def test_inf_weights_at_fp32_blame_the_model_not_the_precision():
+    # the advice was "fp16 on some GPUs ... rerun with --precision fp32" on a run that was already fp32 (the CPU)
+    with pytest.raises(NonFiniteOutputError) as e:
+        TorchBackend(inf_weight())(torch.rand(1, 3, 8, 8))
     assert isinstance(e.value, BackendError)
+    msg = str(e.value)
+    assert msg.startswith("torch fp32 on cpu: the model produced non-finite values (NaN/Inf) at fp32")
+    assert "not a precision problem: the model's weights or the input are at fault" in msg
+    assert "--precision fp32" not in msg and "fp16" not in msg
+    from esrgan_video.upscaler import Upscaler
+
+    with Upscaler(inf_weight(), device="cpu", precision="fp32") as up:  # the API with a module made in memory
+        with pytest.raises(NonFiniteOutputError, match="at fp32, .* not a precision problem") as e:
+            up.upscale(torch.rand(3, 8, 8))
+    assert "--precision fp32" not in str(e.value)
+
+
+@pytest.mark.skipif(not cpu_supports(torch.float16), reason="this torch build has no fp16 conv on the CPU")
+def test_inf_weights_at_fp16_give_the_fp32_advice():
+    from esrgan_video.upscaler import Upscaler
+
+    with Upscaler(inf_weight(), device="cpu", precision="fp16") as up:
+        with pytest.raises(NonFiniteOutputError) as e:
+            up.upscale(torch.rand(3, 8, 8))
+    msg = str(e.value)
+    assert msg.startswith("torch fp16 on cpu: the model produced non-finite values (NaN/Inf), ")
+    assert "in fp16 on some GPUs. Rerun with --precision fp32" in msg and "not a precision problem" not in msg
 
 
 def test_infinity_is_caught_before_the_clamp():

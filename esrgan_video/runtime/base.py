@@ -217,7 +217,7 @@ class Backend(abc.ABC):
         self.notice = common.notice or _silent
         self.info = BackendInfo(name=name, device=device, dtype=dtype, fixed_shape=fixed_shape, reason=common.reason)
         self.guard = FiniteGuard(f"{name} {precision_name(dtype)} on {device}",
-                                 mode=common.finite_check or default_check)
+                                 mode=common.finite_check or default_check, precision=precision_name(dtype))
 
     def open(self) -> "Backend":
         """Make what inference needs (:meth:`_open`: a session, an engine, a compiled module) the first time; later
@@ -294,13 +294,23 @@ class Backend(abc.ABC):
             )
 
 
-def check_finite(out: torch.Tensor, where: str) -> None:
-    """Raise NonFiniteOutputError when ``out`` holds NaN/Inf (one reduction, no host copy of the tensor)."""
+def check_finite(out: torch.Tensor, where: str, precision: str | None = None) -> None:
+    """Raise NonFiniteOutputError when ``out`` holds NaN/Inf (one reduction, no host copy of the tensor);
+    ``precision`` is the precision that ran (see :func:`nonfinite_message`)."""
     if not bool(torch.isfinite(out).all()):
-        raise NonFiniteOutputError(nonfinite_message(where))
+        raise NonFiniteOutputError(nonfinite_message(where, precision))
 
 
-def nonfinite_message(where: str) -> str:
+def nonfinite_message(where: str, precision: str | None = None) -> str:
+    """The error for a non-finite output. At fp32 the fp16-overflow advice does not apply (there is no wider
+    precision to rerun in): the weights or the input are at fault. Otherwise (fp16, bf16, or not known) the
+    overflow advice, :data:`FIX_HINT`."""
+    if precision == "fp32":
+        return (
+            f"{where}: the model produced non-finite values (NaN/Inf) at fp32, which would be written as black or "
+            "white frames; this is not a precision problem: the model's weights or the input are at fault (check "
+            "the model, e.g. for huge or non-finite weights)"
+        )
     return (
         f"{where}: the model produced non-finite values (NaN/Inf), which would be written as black or "
         f"white frames; this happens with some RRDB weights in fp16 on some GPUs. {FIX_HINT}"
@@ -313,10 +323,12 @@ GUARD_MODES = ("batch", "deferred", "off")
 class FiniteGuard:
     """Non-finite output check, per batch or deferred (see the module docstring). Thread-safe."""
 
-    def __init__(self, where: str, *, mode: str = "batch") -> None:
+    def __init__(self, where: str, *, mode: str = "batch", precision: str | None = None) -> None:
         if mode not in GUARD_MODES:
             raise BackendError(f"{where}: finite check mode must be one of {GUARD_MODES}, got {mode!r}")
         self.where = where
+        self.precision = precision
+        """The precision that runs ('fp32', 'fp16', 'bf16'; None: not known): chooses the error's advice."""
         self.mode = mode
         self._pending: collections.deque[tuple[torch.cuda.Event, torch.Tensor]] = collections.deque()
         self._lock = threading.Lock()
@@ -328,7 +340,7 @@ class FiniteGuard:
             return
         if self.mode == "batch" or out.device.type != "cuda":
             self.batches_checked += 1
-            check_finite(out, self.where)
+            check_finite(out, self.where, self.precision)
             return
         bad = torch.logical_not(torch.isfinite(out).all())
         host = torch.empty((), dtype=torch.bool, pin_memory=True)
@@ -361,4 +373,4 @@ class FiniteGuard:
             if bool(host):
                 with self._lock:
                     self._pending.clear()
-                raise NonFiniteOutputError(nonfinite_message(self.where))
+                raise NonFiniteOutputError(nonfinite_message(self.where, self.precision))
