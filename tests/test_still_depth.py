@@ -159,10 +159,23 @@ def test_a_deep_frame_into_a_jpeg_is_8_bit_and_says_what_keeps_it(tmp_path, capf
     _ramp_clip(tmp_path / "deep.mkv", "yuv444p10le")
     p = run_cli(capfd, tmp_path / "deep.mkv", tmp_path / "one.jpg", "--model", exact_x4)
     assert p.returncode == 0, p.stderr
-    assert ("mjpeg cannot encode 10-bit YUV 4:4:4 (yuv444p10le); writing yuv444p (8-bit YUV 4:4:4) instead; write a "
-            ".png or .tiff to keep it") in p.stderr, p.stderr
+    # in the user's terms (was "mjpeg cannot encode 10-bit YUV 4:4:4 (yuv444p10le); writing yuv444p ...")
+    assert (f"{tmp_path / 'one.jpg'}: JPEG holds 8 bits per channel; the 10-bit video's frame is rounded to 8 (.png "
+            "and .tiff keep its 10 bits, in 16-bit samples)") in p.stderr, p.stderr
+    assert "mjpeg cannot" not in p.stderr and "yuv444p" not in p.stderr
     codec, fmt, _ = _decoded(tmp_path / "one.jpg", "rgb24")
     assert (codec, fmt) == ("mjpeg", "yuvj444p")
+
+
+def test_a_deep_frame_into_a_webp_is_8_bit_and_says_what_keeps_it(tmp_path, capfd, exact_x4):
+    _ramp_clip(tmp_path / "deep.mkv", "yuv444p10le")
+    p = run_cli(capfd, tmp_path / "deep.mkv", tmp_path / "one.webp", "--model", exact_x4)
+    assert p.returncode == 0, p.stderr
+    # was "libwebp_anim cannot encode 10-bit YUV 4:4:4 (yuv444p10le) ...", pointing to .mkv: not a still format
+    assert (f"{tmp_path / 'one.webp'}: WebP holds 8 bits per channel; the 10-bit video's frame is rounded to 8 (.png "
+            "and .tiff keep its 10 bits, in 16-bit samples)") in p.stderr, p.stderr
+    assert "cannot encode" not in p.stderr and ".mkv" not in p.stderr
+    assert (tmp_path / "one.webp").stat().st_size > 0
 
 
 @pytest.mark.parametrize("pix_fmt", ["yuv444p", "yuv422p", "yuv420p"])

@@ -197,8 +197,10 @@ def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | P
     container = output_format(dst, enc.format)
     alpha = alpha_used(info)
     out_pix_fmt, pix_notice = output_pix_fmt(info, enc, container)
-    if pix_notice and container == "image2" and canonical_encoder(enc.codec) in RGB_STILL_CODECS \
-            and pixel_format(out_pix_fmt).bits < in_fmt.bits:  # a deep frame into a .bmp: in the user's terms
+    still = container == "webp" or (container == "image2"
+                                    and canonical_encoder(enc.codec) in RGB_STILL_CODECS | {"mjpeg"})
+    if pix_notice and still and pixel_format(out_pix_fmt).bits < in_fmt.bits:
+        # a deep frame into a .bmp, .jpg or .webp: in the user's terms, not FFmpeg's pixel formats
         pix_notice = eight_bit_notice(dst, in_fmt.bits, "video's frame")
     if pix_notice:
         notices.append(pix_notice)
