@@ -68,7 +68,7 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
     variable-rate file's duration × rate overcounts them). Frames are turned upright by the display matrix (a
     quarter-turn rotation), as a player shows them, before ``crop``. ``notice`` receives the reader's one-line
     notices (frames skipped as damaged, interlacing, HDR, a guessed rate) and one when the samples have more than 8
-    bits."""
+    bits, one when the frames carry alpha (not read)."""
     from ..frames.pixel_formats import pixel_format
     from ..frames.transform import FrameFormat, FrameTransform
     from ..video.reader import open_input
@@ -83,6 +83,9 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
             if fmt.bits > 8:
                 notice(f"{path}: {fmt.bits}-bit video ({info.pix_fmt}); training keeps its frames as 8-bit RGB, "
                        "so the model learns from them rounded to 8 bits")
+            if fmt.alpha:  # the transform to RGB leaves it out, as the still reader does an image's
+                notice(f"{path}: the video has an alpha channel ({info.pix_fmt}); training reads its colour only "
+                       "(what lies under transparent parts is trained on as it is stored)")
         to_rgb = FrameTransform(None, src=FrameFormat(fmt, info.color.resolved(info.width, info.height, fmt)),
                                 dst=FrameFormat.float_rgb())  # the streaming core's colour code, to RGB
         turns = _quarter_turns(info.rotation)
