@@ -213,6 +213,52 @@ def test_an_older_versions_entries_list_as_such_and_clear_by_their_model(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_key_that_is_no_older_layout_is_broken_not_older(tmp_path):
+    """A key without ``format`` and with fields no version wrote listed as 'from an older esrgan-video' (a missing
+    format read as 0, older than any): only a real older layout (lacking fields added later) is older."""
+    def entry(edit) -> ec.CacheEntry:
+        paths = ec.engine_paths(KEY, "RealESRGAN_x4plus", tmp_path)
+        ec.write_entry(paths, KEY, b"e" * 64, label="RealESRGAN_x4plus", build_seconds=1)
+        side = json.loads(paths.sidecar.read_text())
+        edit(side["key"])
+        paths.sidecar.write_text(json.dumps(side))
+        (found,) = [e for e in ec.list_entries(tmp_path) if e.sidecar == paths.sidecar]
+        return found
+
+    def junk(key):
+        del key["format"]
+        key["colour"] = "blue"
+
+    def no_format(key):
+        del key["format"]
+        del key["cuda_major"]
+
+    def core_missing(key):
+        del key["weights_sha256"]
+
+    def from_the_future(key):
+        key["format"] = ec.ENGINE_FORMAT + 1
+        del key["cuda_major"]
+
+    for edit in (junk, no_format, core_missing, from_the_future, lambda key: key.clear()):
+        e = entry(edit)
+        assert not e.outdated and e.key is None and e.model == "RealESRGAN_x4plus", edit
+        assert e.describe().startswith(f"{e.sidecar.name}: BROKEN (key fields differ"), e.describe()
+        assert "older" not in e.describe()
+
+    def format_1(key):  # the first layout: no dynamic, profiles or cuda_major
+        key["format"] = 1
+        for f in ("dynamic", "profiles", "cuda_major"):
+            del key[f]
+
+    def older_format_only(key):
+        key["format"] = ec.ENGINE_FORMAT - 1
+        key["junk"] = 1
+
+    assert entry(format_1).outdated and "from an older esrgan-video" in entry(format_1).describe()
+    assert not entry(older_format_only).outdated  # an unknown field is junk whatever format it claims
+
+
 def test_an_older_versions_timing_caches_are_found_and_cleared(tmp_path):
     current = ec.timing_cache_path(KEY, tmp_path)
     old = tmp_path / "timing-trt10.12.0-NVIDIA-H100-80GB-HBM3-sm9.0.timing"  # the name before 7f0d115

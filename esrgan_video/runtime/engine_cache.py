@@ -453,17 +453,24 @@ class CacheEntry:
         )
 
 
+LATER_FIELDS = frozenset({"dynamic", "profiles", "cuda_major"})
+"""Key fields that esrgan-video versions after the first layout (:data:`ENGINE_FORMAT` 1) added: ``dynamic`` and
+``profiles`` (format 2), ``cuda_major`` (7f0d115). Only these may be missing from an older version's key."""
+
+
 def _older_key(stored) -> bool:
-    """Whether a stored key that :meth:`EngineKey.from_dict` refuses was written by an older esrgan-video: it lacks
-    fields this one has and has none it does not know (e.g. ``cuda_major``, added in 7f0d115), or it records an
-    older :data:`ENGINE_FORMAT`."""
+    """Whether a stored key that :meth:`EngineKey.from_dict` refuses is a real older layout: it records a
+    :data:`ENGINE_FORMAT` (every layout did, from the first) no newer than this one's, has no field this version does
+    not know, and lacks only fields added later (:data:`LATER_FIELDS`), or records an older format. Anything else
+    (no ``format``, unknown fields, core fields missing) is not one, and lists as BROKEN."""
     if not isinstance(stored, dict):
         return False
     names = {f.name for f in dataclasses.fields(EngineKey)}
-    fmt = stored.get("format", 0)
-    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt < ENGINE_FORMAT:
-        return True
-    return bool(names - set(stored)) and not set(stored) - names
+    fmt = stored.get("format")
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or not 1 <= fmt <= ENGINE_FORMAT:
+        return False
+    missing, unknown = names - set(stored), set(stored) - names
+    return not unknown and missing <= LATER_FIELDS and (bool(missing) or fmt < ENGINE_FORMAT)
 
 
 def list_entries(root: Path | None = None) -> list[CacheEntry]:
