@@ -509,12 +509,70 @@ sys.addaudithook(_count_opens)  # for good (a hook cannot be taken off); it coun
 @contextlib.contextmanager
 def counting_opens(path: str | os.PathLike) -> Iterator[list[int]]:
     """``with counting_opens(p) as opens:``: ``opens[0]`` is how often Python has opened ``p`` (as spelt) since;
-    set ``opens[0] = 0`` to start counting again."""
+    set ``opens[0] = 0`` to start counting again.
+
+    Python's opens only (its ``open`` audit event): FFmpeg (``av.open``, the reader, the probe, the packet index)
+    opens files itself, in C, and is not counted, so a claim about FFmpeg's opens counted here reads 0 and passes
+    whatever the code does. Count those with :func:`counting_file_opens`."""
     count = _WATCHED[os.fspath(path)] = [0]
     try:
         yield count
     finally:
         del _WATCHED[os.fspath(path)]
+
+
+_IN_OPEN, _IN_CLOSE = 0x20, 0x08 | 0x10  # inotify's IN_OPEN; IN_CLOSE_WRITE | IN_CLOSE_NOWRITE
+
+
+class FileOpens:
+    """How often a file is opened while watched, by anyone (this process, Python or FFmpeg or any library in it,
+    or another process): the kernel's inotify IN_OPEN events (Linux). Its closes are watched too: inotify merges an
+    event into the one before it when that is the same and not yet read, so two opens in a row would read as one; an
+    open, a close and an open do not. Made by :func:`counting_file_opens`."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import ctypes
+
+        import pytest
+
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0 or self._libc.inotify_add_watch(self.fd, os.fsencode(path), _IN_OPEN | _IN_CLOSE) < 0:
+            errno = ctypes.get_errno()
+            if self.fd >= 0:
+                os.close(self.fd)
+            pytest.skip(f"inotify is not available here (errno {errno})")
+
+    def count(self) -> int:
+        """Opens since the last count (or since the watch began)."""
+        import struct
+
+        n = 0
+        while True:
+            try:
+                buf = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return n
+            off = 0
+            while off < len(buf):
+                _wd, mask, _cookie, size = struct.unpack_from("iIII", buf, off)
+                off += 16 + size
+                n += bool(mask & _IN_OPEN)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+@contextlib.contextmanager
+def counting_file_opens(path: str | os.PathLike) -> Iterator[FileOpens]:
+    """``with counting_file_opens(p) as opens:``: ``opens.count()`` is how often ``p`` was opened since the last
+    count, by anyone: FFmpeg's opens too, which :func:`counting_opens` does not see (:class:`FileOpens`, inotify;
+    the test is skipped where inotify is not available). The file must exist when the watch begins."""
+    opens = FileOpens(path)
+    try:
+        yield opens
+    finally:
+        opens.close()
 
 
 def in_threads(work: Callable[[int], object], count: int) -> None:

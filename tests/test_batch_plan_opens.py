@@ -3,15 +3,11 @@ times followed the reader's media origin (350a896 opened it a second time, throu
 ``VideoInfo.start_time``); the origin is told from the index, and it is the reader's.
 
 FFmpeg opens the file itself, in C, which ``media.counting_opens`` (Python's audit hook: Python's own opens) does not
-see; the kernel's inotify does (every open of the file, by anyone)."""
+see; the kernel's inotify does (every open of the file, by anyone): ``media.counting_file_opens``."""
 
 from __future__ import annotations
 
-import ctypes
-import os
-import struct
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import pytest
@@ -21,38 +17,6 @@ from esrgan_video.batch.segments import media_origin
 from esrgan_video.batch.worker import Task, cut_into_segments
 from esrgan_video.video.packet_index import clear_cache, read_packet_index
 from esrgan_video.video.reader import open_input
-
-IN_OPEN, IN_CLOSE = 0x20, 0x08 | 0x10  # IN_CLOSE_WRITE | IN_CLOSE_NOWRITE
-
-
-class FileOpens:
-    """How often ``path`` is opened (by this process, its libraries or any other) while watched: inotify's IN_OPEN
-    events. Its closes are watched too: inotify merges an event into the one before it when that is the same and
-    not yet read, so two opens in a row would read as one; an open, a close and an open do not."""
-
-    def __init__(self, path: Path) -> None:
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if self.fd < 0 or self._libc.inotify_add_watch(self.fd, os.fsencode(path), IN_OPEN | IN_CLOSE) < 0:
-            pytest.skip(f"inotify is not available here (errno {ctypes.get_errno()})")
-
-    def count(self) -> int:
-        """Opens since the last count."""
-        n = 0
-        while True:
-            try:
-                buf = os.read(self.fd, 1 << 16)
-            except BlockingIOError:
-                return n
-            off = 0
-            while off < len(buf):
-                _wd, mask, _cookie, size = struct.unpack_from("iIII", buf, off)
-                off += 16 + size
-                n += bool(mask & IN_OPEN)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
 
 OPEN_GOP = {"bf": "2", "x264-params": "open-gop=1:keyint=4:min-keyint=4:scenecut=0"}
 CUE = [media.SubtitleTrack("subrip", ((0.04, 0.08, "x"),))]
@@ -68,12 +32,9 @@ CLIPS = {  # name: make_clip's arguments; each has keyframes to cut at
 def test_planning_opens_the_source_once_and_counts_from_the_readers_origin(tmp_path, name):
     src = media.make_clip(tmp_path / name, **CLIPS[name])
     clear_cache()  # the packet index is read (the file opened) by the plan, not found from an earlier read
-    opens = FileOpens(src)
-    try:
+    with media.counting_file_opens(src) as opens:
         plan = cut_into_segments(Task("k", "plan", "k", str(src), str(tmp_path / "out.mkv"), segment_seconds=0.04))
         assert opens.count() == 1  # the packet index's one demux pass; 2 with the reader's probe (350a896)
-    finally:
-        opens.close()
     assert len(plan["segments"]) > 1, plan
     with open_input(src) as inp:  # the reader's own origin, as 350a896 asked it
         origin = inp.info.start_time
