@@ -410,3 +410,40 @@ def test_readme_model_table_is_the_registry_name_by_name() -> None:
             fps = measured[(name, 64, 64)]
             assert float(speed) == float(f"{fps:.2g}"), (name, speed, fps)
     assert sum(not r["CPU fps, 64×64 input"].startswith("(") for r in rows) >= 3  # the three models measured here
+
+
+def _waiting_on(lock: Path) -> bool:
+    """Whether some process waits for the flock on ``lock`` (a ``->`` line of /proc/locks with its inode)."""
+    st = lock.stat()
+    inode = f":{st.st_ino} "
+    return any(line.split(":", 1)[-1].lstrip().startswith("->") and inode in line
+               for line in Path("/proc/locks").read_text().splitlines())
+
+
+@pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="needs Linux's /proc/locks to see a lock waiter")
+def test_a_file_that_appears_while_waiting_for_the_fetch_lock_is_taken_not_a_deadlock(
+        server: Server, isolated_cache: Path) -> None:
+    """A fetch waits for the cache file's lock (another process downloading it); that process is killed after the
+    file is in place, before its record is written. The waiter finds a file without a record under the lock and
+    records it as put there by hand: that took the same lock again (flock on a second descriptor), and the waiter
+    waited for itself forever."""
+    from esrgan_video.files import locked
+
+    data = _checkpoint_bytes()
+    entry = ModelEntry("Tiny_x4", 4, "test model", (Source("file", server.add("/Tiny_x4.pth", data)),))
+    target = isolated_cache / "models" / "Tiny_x4.pth"
+    lock = target.with_name(f".{target.name}.lock")
+    got: list = []
+    with locked(lock):  # the other process, downloading
+        waiter = threading.Thread(target=lambda: got.append(resolve_entry(entry, progress=False)), daemon=True)
+        waiter.start()
+        for _ in range(2000):
+            if _waiting_on(lock) or not waiter.is_alive():
+                break
+            waiter.join(0.01)
+        assert _waiting_on(lock)
+        target.write_bytes(data)  # its download renamed into place; killed before the record
+    waiter.join(10)
+    assert not waiter.is_alive(), "the fetch waits for a lock it holds itself"
+    assert got and got[0].path == target and server.hits("/Tiny_x4.pth") == 0
+    assert json.loads(target.with_name(target.name + ".json").read_text())["sha256"] == sha(data)

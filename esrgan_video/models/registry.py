@@ -257,11 +257,14 @@ def _write_record(target: Path, record: dict) -> None:
     atomic_write_text(_record_path(target), json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-def _cached(entry: ModelEntry, source: Source) -> Resolved | None:
+def _cached(entry: ModelEntry, source: Source, *, held: bool = False) -> Resolved | None:
+    """The cached file of ``entry`` from ``source``, checked against its record, or None. ``held``: the caller
+    holds the file's lock (:func:`_locked`), which a file put there by hand is recorded under."""
     target = _target(entry, source)
     record = _read_record(target)
     if record is None and source.kind == "file" and target.is_file() and not _record_path(target).exists():
-        record = _adopt(target, source)  # put there by hand (an unreadable record is not a reason to trust it)
+        # put there by hand (an unreadable record is not a reason to trust it)
+        record = _adopt(target, source, held=held)
     if not target.is_file() or record is None:
         return None
     stat = target.stat()
@@ -282,23 +285,29 @@ def _cached(entry: ModelEntry, source: Source) -> Resolved | None:
 HAND_NOTE = "placed in the cache by hand: size and sha256 recorded at first use"
 
 
-def _adopt(target: Path, source: Source) -> dict:
+def _adopt(target: Path, source: Source, *, held: bool = False) -> dict:
     """The record of a release file put into the cache by hand (what the offline error says to do: the registry
-    cannot fetch it), after its published sha256 (prefix), if any, is checked; written beside it."""
-    with _locked(target):
-        record = _read_record(target)  # another process may have recorded it meanwhile
-        if record is not None:
-            return record
-        digest = sha256_file(target)
-        if source.sha256 and not digest.startswith(source.sha256.lower()):
-            raise ModelError(f"{target} is not {source.url}: its sha256 is {digest}, the published one starts "
-                             f"{source.sha256}; delete it and download that file again")
-        record = {"source": source.url, "size": target.stat().st_size, "sha256": digest,
-                  "trusted_on_first_use": not source.sha256, "fetched_at": _now(), "placed_by_hand": True,
-                  "notes": [HAND_NOTE] if not source.sha256 else [HAND_NOTE.split(":")[0] + ": published sha256 "
-                                                                  "verified"]}
-        _write_record(target, record)
+    cannot fetch it), after its published sha256 (prefix), if any, is checked; written beside it, under the file's
+    lock (``held``: the caller holds it already: :func:`_fetch`, whose wait for another process's download may end
+    with the file there and no record, that process killed in between; a second flock of the lock file on another
+    descriptor would wait for the first forever)."""
+    if not held:
+        with _locked(target):
+            return _adopt(target, source, held=True)
+    record = _read_record(target)  # another process may have recorded it meanwhile
+    if record is not None:
         return record
+    stat = target.stat()
+    digest = _file_sha256(target, stat)  # remembered: the check of the record right after needs it again
+    if source.sha256 and not digest.startswith(source.sha256.lower()):
+        raise ModelError(f"{target} is not {source.url}: its sha256 is {digest}, the published one starts "
+                         f"{source.sha256}; delete it and download that file again")
+    record = {"source": source.url, "size": stat.st_size, "sha256": digest,
+              "trusted_on_first_use": not source.sha256, "fetched_at": _now(), "placed_by_hand": True,
+              "notes": [HAND_NOTE] if not source.sha256 else [HAND_NOTE.split(":")[0] + ": published sha256 "
+                                                              "verified"]}
+    _write_record(target, record)
+    return record
 
 
 _DIGESTS: dict[tuple[str, int, int, int], str] = {}
@@ -315,7 +324,7 @@ def _file_sha256(path: Path, stat: os.stat_result) -> str:
 def _fetch(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) -> Resolved:
     target = _target(entry, source)
     with _locked(target):
-        hit = _cached(entry, source)
+        hit = _cached(entry, source, held=True)
         if hit is not None:
             return hit
         if source.kind == "file":
