@@ -230,36 +230,30 @@ def still_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]]
 
 
 def plan_still_columns(src: str | Path, source_size: tuple[int, int], columns: Sequence[tuple[str, str | None]],
-                       options: UpscaleOptions) -> list[tuple[int, int] | None]:
-    """Each still column's picture size, planned before any model is looked up, downloaded or built, as
-    ``stills.upscale_samples`` plans it (``--size``/``--fit``, ``--scale``, else the model's scale): where it is known
-    without the model (a registry name's scale, ``--scale`` or ``--size``; None where a checkpoint's weights tell
-    it). A picture FFmpeg cannot hold (``video.frame_limits.picture_fits``: a still run could not write it, the
-    column could not be made) is refused in one line naming the file, not after the model was found and ran."""
-    from ..frames.sizing import output_size, plan_size
+                       options: UpscaleOptions) -> None:
+    """Plan each still column's picture size before any model is looked up, downloaded or built, as
+    ``stills.upscale_samples`` plans it (``stills._planned_size``: ``--size``/``--fit``, ``--scale``, else the
+    model's scale), where it is known without the model (a registry name's scale, ``--scale`` or ``--size``; not
+    where a checkpoint's weights tell it). A picture FFmpeg cannot hold (``video.frame_limits.picture_fits``: a still
+    run could not write it, the column could not be made) is refused in one line naming the file, not after the
+    model was found and ran."""
+    from ..stills import _planned_size
     from ..video.frame_limits import picture_fits
     from ..video.output_plan import known_scale
 
     size = options.size
     w, h = source_size
-    sizes: list[tuple[int, int] | None] = []
     for model, blend in columns:
         scale = known_scale(dataclasses.replace(options.model, model=model, blend=blend))
         if scale is None and size.size is None and size.scale is None:
-            sizes.append(None)
             continue
-        if size.fit is not None:
-            out = plan_size(w, h, model_scale=scale or 1, size=size.size, fit=size.fit).size
-        else:
-            out = output_size(w, h, model_scale=scale or 1, scale=size.scale, size=size.size)
+        out, _, _ = _planned_size(source_size, size, scale)
         if not picture_fits(*out):
             how = (f"--scale {size.scale:g}" if size.scale is not None else "--size" if size.size is not None
                    else f"the model's x{scale}")
             raise OutputError(f"{src}: the {column_label(model, blend)} column would be {out[0]}x{out[1]} ({w}x{h} "
                               f"by {how}), more than FFmpeg encodes in one picture ((width + 128) x (height + 128) "
                               "under 2^28), so a still run could not write it either; use a smaller --scale or --size")
-        sizes.append(out)
-    return sizes
 
 
 # the sheet --------------------------------------------------------------------------------------------------
