@@ -448,7 +448,7 @@ class _JobState:
     parts_hash: str
     """The options hash of its segments, their join and a failed file's record (:func:`job_hashes`' second: the
     segment length in it; per file, as the encoder's defaults depend on the output's container)."""
-    parts_before: str | None = None
+    parts_before: str
     """The parts hash of the options as given (``job_hashes`` without the container's encoder): what records made
     before an encoder's defaults were compared carry; a segment made with it is kept (the same bytes)."""
     join: Task | None = None
@@ -647,7 +647,7 @@ class Plan:
             self.queue.appendleft(st.whole_task())
             return
         job = st.job
-        kept = (st.parts_hash,) if st.parts_before is None else (st.parts_hash, st.parts_before)
+        kept = (st.parts_hash, st.parts_before)
         tasks, st.waiting, parts, st.seg_dir = _segment_tasks(job, segments, self.journal, kept,
                                                               self.src_fp[job.key], self.outdir, self.options)
         st.row.segments = len(parts)
@@ -765,16 +765,14 @@ def remove_segments(seg_dir: Path) -> None:
         pass
 
 
-def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: str | tuple[str, ...],
+def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hashes: tuple[str, ...],
                    src_fp: dict[str, int], outdir: Path,
                    options: UpscaleOptions | None = None) -> tuple[list[Task], set[str], list[str], Path]:
     """From a plan task's ``segments`` (``[start, end, frames]``, exact seconds as ``"n/d"``): the segment tasks
-    still to run (finished, verified parts with the same bounds, options — ``opts_hash``, or one of them — and
-    source are kept), their keys,
-    every part path and the parts folder. ``options``: the run's, which say the segments' container
+    still to run (finished, verified parts with the same bounds, options — one of ``opts_hashes`` — and source are
+    kept), their keys, every part path and the parts folder. ``options``: the run's, which say the segments' container
     (:func:`segment_container`)."""
     seg_dir = segments_dir(outdir, job.key)
-    hashes = (opts_hash,) if isinstance(opts_hash, str) else opts_hash
     suffix, codec = segment_container(job, options)
     tasks, waiting, parts = [], set(), []
     for number, (start, end, _frames) in enumerate(segments):
@@ -782,7 +780,7 @@ def _segment_tasks(job: Job, segments: list[list], journal: Journal, opts_hash: 
         parts.append(str(part))
         key = segment_key(job.key, number)
         rec = journal.get(key)
-        if (rec and rec["state"] == "done" and rec.get("options") in hashes
+        if (rec and rec["state"] == "done" and rec.get("options") in opts_hashes
                 and rec.get("start") == start and rec.get("end") == end
                 and _same_source(rec, src_fp) and verify_done(rec, part) is None):
             continue
