@@ -52,6 +52,7 @@ CASES = [
     ("libvpx", "yuv420p", (16383, 16), (16384, 16), {}),
     ("libvpx", "yuv420p", (16, 16383), (16, 16384), {}),
     ("libvpx-vp9", "yuv420p", (65536, 16), (65538, 16), {}),
+    ("libvpx-vp9", "yuv420p", (16, 65536), (16, 65538), {}),  # its height too, far inside FFmpeg's picture limit
     ("libsvtav1", "yuv420p", (16384, 64), (16386, 64), {}),
     ("libsvtav1", "yuv420p", (64, 8704), (64, 8706), {}),
     ("mpeg1video", "yuv420p", (4094, 16), (4098, 16), {}),

@@ -104,8 +104,8 @@ ENCODER_FRAME_LIMITS: dict[str, FrameLimits] = {
     "av1_nvenc": FrameLimits(chroma_multiple=True),
 }
 """Each encoder's :class:`FrameLimits`, by FFmpeg's encoder name (``vp8`` is ``libvpx``, ``h264`` ``libx264``).
-png, apng, tiff, bmp, qoi, jpeg2000, prores_ks, libvpx-vp9's height, libx265's and FFV1's largest size: FFmpeg's own
-picture limit only (:func:`picture_fits`). DNxHD's sizes depend on its profile (:func:`_dnxhd_refusal`)."""
+png, apng, tiff, bmp, qoi, jpeg2000, prores_ks, libx265's and FFV1's largest size: FFmpeg's own picture limit
+only (:func:`picture_fits`). DNxHD's sizes depend on its profile (:func:`_dnxhd_refusal`)."""
 
 DNXHD_SIZES = ((1920, 1080), (1440, 1080), (1280, 720), (960, 720))
 """The frame sizes FFmpeg's DNxHD profiles (``profile=dnxhd``, the default) encode, each at its own bit rates."""
