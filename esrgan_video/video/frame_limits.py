@@ -154,7 +154,7 @@ def frame_size_refusal(codec: str, pix_fmt: str, size: tuple[int, int], options:
         return f"{codec} encodes only frames of {known}, got {w}x{h}; {lim.advice}"
     if w < lim.least[0] or h < lim.least[1]:
         return f"{codec} cannot encode frames smaller than {lim.least[0]}x{lim.least[1]}, got {w}x{h}; {lim.advice}"
-    if lim.least_chroma_w > 1 and w >> (mx.bit_length() - 1) < lim.least_chroma_w:
+    if lim.least_chroma_w > 1 and w // mx < lim.least_chroma_w:  # the chroma planes' width
         least = lim.least_chroma_w * mx
         return (f"{codec} cannot encode {pix_fmt} frames narrower than {least} px, got {w}x{h}; "
                 "use another --codec, or a larger --scale or --size")
