@@ -47,6 +47,17 @@ def interpolate(a: StateDict, b: StateDict, alpha: float, *, name_a: str = "A", 
     """
     if not 0.0 <= alpha <= 1.0:
         raise ModelError(f"blend alpha must be between 0 and 1, got {alpha}")
+    check_same_keys(a, b, name_a=name_a, name_b=name_b)
+    if alpha == 0.0:
+        return {k: v.clone() for k, v in a.items()}
+    if alpha == 1.0:
+        return {k: b[k].clone() for k in a}
+    return {k: torch.lerp(a[k].float(), b[k].float(), alpha) for k in a}
+
+
+def check_same_keys(a: StateDict, b: StateDict, *, name_a: str = "A", name_b: str = "B") -> None:
+    """:class:`ModelError` naming both models and the first key whose presence or shape differs (what
+    :func:`interpolate` refuses), else nothing."""
     for key in a:
         if key not in b:
             raise ModelError(f"cannot blend {name_a} with {name_b}: {key} exists only in {name_a}")
@@ -58,11 +69,6 @@ def interpolate(a: StateDict, b: StateDict, alpha: float, *, name_a: str = "A", 
     for key in b:
         if key not in a:
             raise ModelError(f"cannot blend {name_a} with {name_b}: {key} exists only in {name_b}")
-    if alpha == 0.0:
-        return {k: v.clone() for k, v in a.items()}
-    if alpha == 1.0:
-        return {k: b[k].clone() for k in a}
-    return {k: torch.lerp(a[k].float(), b[k].float(), alpha) for k in a}
 
 
 def parse_denoise(denoise: float | str | None) -> float | None:

@@ -18,7 +18,7 @@ from ..runtime.devices import resolve_device
 from . import ncnn
 from .checkpoints import StateDict, normalize, read_checkpoint
 from .descriptor import Hyperparameters, ModelDescriptor, build_network, descriptor_for
-from .interpolate import interpolate, parse_blend, parse_denoise
+from .interpolate import check_same_keys, interpolate, parse_blend, parse_denoise
 from .registry import MODELS, get_entry, resolve
 
 
@@ -205,7 +205,7 @@ def _refuse_blend(sd: StateDict, sd_b: StateDict, params: Hyperparameters, param
         raise ModelError(f"cannot blend {name} with {name_b}: {what} (network interpolation needs two models of one "
                          "architecture and size)")
     try:
-        interpolate(sd, sd_b, 0.0, name_a=name, name_b=name_b)
+        check_same_keys(sd, sd_b, name_a=name, name_b=name_b)  # the keys' words; no copy of the weights
     except ModelError as e:
         raise ModelError(f"{e} ({what})") from None
     # same keys and shapes, other hyperparameters (an x2 and an x3 RRDB): refuse rather than guess
