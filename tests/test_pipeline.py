@@ -384,10 +384,10 @@ def test_orchestrator_keeps_order_and_bounds_frames_in_flight(tmp_path, up4):
     lock = threading.Lock()
     real_write = pipeline.OutputVideo.write
 
-    def counting_write(self, planes, pts):
+    def counting_write(self, planes, pts, **kw):
         with lock:
             seen["in_flight"] -= 1
-        return real_write(self, planes, pts)
+        return real_write(self, planes, pts, **kw)
 
     real_call = pipeline.FrameTransform.__call__
 

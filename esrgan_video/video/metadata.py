@@ -23,6 +23,9 @@ __all__ = [
     "HdrMetadata",
     "display_matrix_from_bytes",
     "rotation_from_matrix",
+    "CAPTION_ENCODERS",
+    "a53_sei",
+    "with_captions",
 ]
 
 
@@ -158,3 +161,44 @@ class HdrMetadata:
         if self.max_cll is not None:
             out.append(f"{light_key}={self.max_cll},{self.max_fall or 0}")
         return out
+
+
+# -- closed captions ------------------------------------------------------------------------------------------------
+CAPTION_ENCODERS = {"libx264": "h264", "libx265": "hevc"}
+"""The encoders whose packets :func:`with_captions` writes ATSC A/53 captions into (an SEI NAL, as their own ``a53cc``
+option writes it from a frame's side data, which PyAV 19 cannot attach to a frame), by the bitstream's codec."""
+
+
+def a53_sei(cc_data: bytes, codec: str) -> bytes:
+    """An Annex B SEI NAL unit (H.264 type 6, HEVC prefix SEI 39) of ``user_data_registered_itu_t_t35``: ATSC A/53's
+    ``GA94`` ``cc_data`` holding ``cc_data``, the CEA-608/708 triplets of FFmpeg's ``A53_CC`` side data (at most 31:
+    the field's count), as FFmpeg's ``ff_alloc_a53_sei`` builds it (em_data 0, marker 0xFF)."""
+    count = min(len(cc_data) // 3, 31)
+    payload = b"\xb5\x00\x31GA94\x03" + bytes([0x40 | count, 0]) + cc_data[:3 * count] + b"\xff"
+    body = bytes([4, len(payload)]) + payload + b"\x80"  # payload type 4, its size; rbsp trailing bits
+    out, zeros = bytearray(), 0
+    for b in body:  # emulation prevention: no 00 00 0x (x <= 3) inside the NAL
+        if zeros >= 2 and b <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(b)
+        zeros = zeros + 1 if b == 0 else 0
+    header = b"\x4e\x01" if codec == "hevc" else b"\x06"
+    return b"\x00\x00\x00\x01" + header + bytes(out)
+
+
+def with_captions(data: bytes, cc_data: bytes, codec: str) -> bytes | None:
+    """Annex B access unit ``data`` (an H.264 or HEVC packet as libx264 / libx265 give it) with :func:`a53_sei` of
+    ``cc_data`` put before its first slice; None where ``data`` is no Annex B unit with a slice (left as it is)."""
+    if not data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+        return None
+    i = 0
+    while True:
+        j = data.find(b"\x00\x00\x01", i)
+        if j < 0 or j + 3 >= len(data):
+            return None
+        b = data[j + 3]
+        if ((b >> 1) & 0x3F) < 32 if codec == "hevc" else 1 <= (b & 0x1F) <= 5:
+            at = j - 1 if j > 0 and data[j - 1] == 0 else j
+            return data[:at] + a53_sei(cc_data, codec) + data[at:]
+        i = j + 3

@@ -42,6 +42,7 @@ from typing import Callable, Iterator
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as _SideData
 
 from ..frames.color import ColorSpec
 from ..frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transfer
@@ -101,6 +102,9 @@ class DecodedFrame:
     time_base: Fraction
     planes: list[np.ndarray]
     fmt: str
+    captions: bytes | None = None
+    """The frame's ATSC A/53 closed captions (FFmpeg's ``A53_CC`` side data: CEA-608/708 ``cc_data`` triplets), read
+    where the stream has them (``VideoInfo.closed_captions``); the writer puts them into the output's SEI."""
 
     @property
     def time(self) -> Fraction:
@@ -174,8 +178,8 @@ class VideoInfo:
     ``notices()`` says so. None: the file says the rate."""
     closed_captions: bool = False
     """The first frame carries ATSC A/53 closed captions (CEA-608/708 in the video's SEI, FFmpeg's ``A53_CC`` frame
-    side data), which the output does not keep (PyAV 19 gives a frame's side data to read only, so the model's
-    frames cannot be handed them for the encoder's ``a53cc``): the writer says so."""
+    side data): each frame's are read (``DecodedFrame.captions``) and written into libx264's and libx265's SEI
+    (``metadata.with_captions``); the writer says that other encoders' outputs lose them."""
 
     @property
     def is_hdr(self) -> bool:
@@ -531,7 +535,9 @@ class InputVideo:
                         f"{self.path}: the video changes from {info.width}x{info.height} {decoded_fmt} to "
                         f"{frame.width}x{frame.height} {frame.format.name} at frame {changed_at}; "
                         "mid-stream format changes are not supported")
-                yield DecodedFrame(i, pts, info.time_base, read_planes(frame, info.pix_fmt, layouts), info.pix_fmt)
+                cc = frame.side_data.get(_SideData.A53_CC) if info.closed_captions else None
+                yield DecodedFrame(i, pts, info.time_base, read_planes(frame, info.pix_fmt, layouts), info.pix_fmt,
+                                   None if cc is None else bytes(cc))
             if not checked:  # the seek gave no frame at all (FFmpeg's MPEG-TS seek to the last keyframe reads
                 raise _SeekMiss  # to the end): decode from the start, as for a seek that lands late
         lost = 0

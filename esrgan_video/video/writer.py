@@ -46,11 +46,11 @@ from ..frames.colorspace import Matrix, Range
 from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts
 from .encoder_settings import EncoderSettings, deterministic_options, encoder_settings
-from .frame_limits import frame_size_refusal
+from .frame_limits import encoder_name, frame_size_refusal
 from .chatter import quiet_encoder_options
 from .encoder_formats import (ENCODER_MAX_RATE, canonical_encoder, choose_pix_fmt, encoder_opens, encoder_pix_fmts,
                               encoder_reorders, muxer_options, time_base_opens, written_back)
-from .metadata import FIELD_ORDERS
+from .metadata import CAPTION_ENCODERS, FIELD_ORDERS, with_captions
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
 from .reader import InputVideo
@@ -795,9 +795,12 @@ class OutputVideo:
             else:
                 self.say(f"{self.dst}: {codec} cannot carry the input's HDR mastering-display / "
                          "content-light metadata (libx265 and libsvtav1 can); it is not written")
-        if info is not None and getattr(info, "closed_captions", False):
+        self._captions: dict[int, bytes] = {}  # encoder pts → the frame's A/53 captions, until its packet is out
+        captioned = getattr(info, "closed_captions", False)
+        self._caption_codec = CAPTION_ENCODERS.get(encoder_name(codec)) if captioned else None
+        if captioned and self._caption_codec is None:
             self.say(f"{self.dst}: the closed captions in {info.path.name}'s video (ATSC A/53 CEA-608/708 in its SEI) "
-                     "are not kept: the upscaled frames are new pictures, without the input frames' side data")
+                     f"are not kept: {codec} is given no captions (libx264 and libx265 carry them)")
         clock = self._clock
         rate = clock.rate if clock else self.rate
         most = ENCODER_MAX_RATE.get(codec)
@@ -891,9 +894,11 @@ class OutputVideo:
         else:
             self.abort()
 
-    def write(self, planes: Sequence[np.ndarray], pts: int) -> None:
+    def write(self, planes: Sequence[np.ndarray], pts: int, captions: bytes | None = None) -> None:
         """Encode one frame given as planes (shapes of ``formats.plane_layouts(pix_fmt, W, H)``; integer
-        arrays, cast to the format's sample type) at ``pts`` in the input stream's time base.
+        arrays, cast to the format's sample type) at ``pts`` in the input stream's time base. ``captions``: the input
+        frame's ATSC A/53 closed captions (``DecodedFrame.captions``), written into its packet's SEI by libx264 and
+        libx265 (``metadata.with_captions``).
 
         Frames must come in presentation order (strictly increasing ``pts``).
         """
@@ -913,6 +918,8 @@ class OutputVideo:
         for name, value in self._tags.items():
             setattr(frame, name, value)
         self._last_pts = pts
+        if captions and self._caption_codec is not None:
+            self._captions[frame.pts] = captions
         if self._copier is not None:
             self._copier.pump(pts * self.time_base - self.base)
         try:
@@ -922,11 +929,25 @@ class OutputVideo:
         self.frames_written += 1
 
     def _mux_video(self, packets) -> None:
+        if self._captions:
+            packets = [self._captioned(pkt) for pkt in packets]
         for pkt in packets:
             if self._clock is not None:
                 self._clock.rebase(pkt)
             pkt.dts = self._fix_dts(pkt.pts, pkt.dts)
         self._out.mux(packets)
+
+    def _captioned(self, pkt):
+        """``pkt`` with its frame's captions in an SEI before its first slice (a new packet of the same times and
+        flags); ``pkt`` itself where its frame had none or it is no Annex B unit."""
+        cc = self._captions.pop(pkt.pts, None)
+        data = None if cc is None else with_captions(bytes(pkt), cc, self._caption_codec)
+        if data is None:
+            return pkt
+        out = av.Packet(data)
+        out.stream, out.time_base = pkt.stream, pkt.time_base
+        out.pts, out.dts, out.duration, out.is_keyframe = pkt.pts, pkt.dts, pkt.duration, pkt.is_keyframe
+        return out
 
     def flush(self) -> None:
         """Drain the encoder and copy the rest of the other streams (``close`` does it if not done)."""
