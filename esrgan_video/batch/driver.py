@@ -709,7 +709,6 @@ def _output_refused(opts: UpscaleOptions, job: Job, model_scale: int) -> str | N
     front, in the line its worker would have said (naming its output), and is not journalled (it is judged again
     on the next run); None for a file that can be written, a still (``upscale_image`` judges its own), or an input
     that cannot be opened (its worker says why)."""
-    from ..errors import EsrganVideoError
     from ..video.images import IMAGE_EXTENSIONS
     from ..video.output_plan import check_plan
     from ..video.reader import open_input
