@@ -230,7 +230,8 @@ def readable_bytes(path: str | os.PathLike, meta: ImageMeta) -> Readable:
 
 
 def _png_whole(data: bytes) -> Readable | None:
-    """(a PNG FFmpeg decodes, complete rows, height) of a PNG cut short, None where its header is cut too."""
+    """A PNG cut short made whole (its IDAT data, the cut chunk's too, in one chunk, and an IEND), the rows whose
+    data is all there (an interlaced one's: all or none) and its height; None where its header is cut too."""
     pos, head, idat = 8, [], []
     while pos + 8 <= len(data):
         n, kind = struct.unpack(">I", data[pos:pos + 4])[0], data[pos + 4:pos + 8]
