@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 from contextlib import contextmanager
@@ -35,6 +36,9 @@ _STATE = re.compile(r"^state_(\d{6,})\.pt$")
 _MODEL = re.compile(r"^model_(\d{6,})\.safetensors$")
 VOLATILE = ("steps", "quiet", "save_every", "val_every", "preview_every", "log_every", "offline", "threads")
 """Config keys a rerun may change without making it a different run."""
+PATH_KEYS = ("base", "data", "lr_data", "out", "vgg_weights", "discriminator_weights")
+"""Config keys that name files or folders: one file named two ways (``clip.mp4``, ``/videos/clip.mp4``,
+``./clip.mp4``) is the same setting."""
 KEEP_STATES = 2
 
 
@@ -48,6 +52,18 @@ def writing(path: Path):
         if e.filename is None:
             e.filename = str(path)
         raise
+
+
+def _as_paths(key: str, value):
+    """``value`` as compared between runs: a path key's file names made absolute, symbolic links resolved (a
+    relative name from the current folder; two registry model names still differ as names)."""
+    if key not in PATH_KEYS or value is None:
+        return value
+
+    def one(v):
+        return os.path.realpath(v) if isinstance(v, str) else v
+
+    return [one(v) for v in value] if isinstance(value, list) else one(value)
 
 
 class RunFolder:
@@ -116,7 +132,7 @@ class RunFolder:
         for key in sorted(set(old) | set(resolved)):
             if key in VOLATILE:
                 continue
-            if old.get(key) != resolved.get(key):
+            if _as_paths(key, old.get(key)) != _as_paths(key, resolved.get(key)):
                 raise InputError(
                     f"{self.path}: holds a run with a different configuration ({key}: {old.get(key)!r} there, "
                     f"{resolved.get(key)!r} now); use --restart to start over or another --out")

@@ -142,6 +142,12 @@ def resolved_dict(config: TrainConfig, plan: Plan, base_sha: str, world: int) ->
         if out[k] is not None:
             out[k] = list(out[k])
     out["data"], out["lr_data"] = list(config.data), list(config.lr_data)
+    for k in ("data", "lr_data", "out", "vgg_weights", "discriminator_weights", "base"):  # files as absolute names,
+        v = out[k]  # so a rerun from another folder, or naming them another way, is the same run (a registry name stays)
+        if isinstance(v, list):
+            out[k] = [os.path.abspath(x) for x in v]
+        elif v is not None and (k != "base" or os.path.exists(v)):
+            out[k] = os.path.abspath(v)
     out.pop("degradation_options", None)
     return json.loads(json.dumps(out))
 
