@@ -36,7 +36,8 @@ def _cc_sei(k: int) -> bytes:
     return b"\x00\x00\x00\x01\x06" + bytes(out)
 
 
-def _captioned(path: Path, frames: int = 6) -> Path:
+def _captioned(path: Path, frames: int = 6, first: int = 0) -> Path:
+    """``frames`` pictures, frame ``k`` from ``first`` on carrying :func:`_cc` ``k``."""
     raw = path.with_suffix(".h264")
     with av.open(str(raw), "w", format="h264") as c:
         s = c.add_stream("libx264", rate=25)
@@ -54,7 +55,8 @@ def _captioned(path: Path, frames: int = 6) -> Path:
     units, k = [], 0
     for n in nals:  # one slice a picture (bf=0: decode order is presentation order)
         if n[0] & 0x1F in (1, 5):
-            units.append(_cc_sei(k))
+            if k >= first:
+                units.append(_cc_sei(k))
             k += 1
         units.append(b"\x00\x00\x00\x01" + n)
     raw.write_bytes(b"".join(units))
@@ -91,6 +93,21 @@ def test_closed_captions_are_kept(tmp_path: Path, capfd, near_identity_file, ext
     p = _run(capfd, near_identity_file(2), src, dst, "--codec", codec)
     assert "closed captions" not in p.stderr, p.stderr
     assert _captions(dst) == [_cc(k) for k in range(6)]  # each frame's own, B-frames reordered or not
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".webm"])
+def test_captions_that_begin_after_the_first_frame_are_kept_or_said(tmp_path: Path, capfd, near_identity_file, ext):
+    src = _captioned(tmp_path / "in.mkv", first=2)  # a capture whose captions begin later: the first frame has none
+    assert _captions(src) == [None, None] + [_cc(k) for k in range(2, 6)]
+    dst = tmp_path / f"out{ext}"
+    p = _run(capfd, near_identity_file(2), src, dst)
+    if ext == ".mkv":
+        assert "closed captions" not in p.stderr, p.stderr
+        assert _captions(dst) == [None, None] + [_cc(k) for k in range(2, 6)]
+    else:
+        assert p.stderr.count("closed captions") == 1, p.stderr
+        assert (f"{dst}: the closed captions in in.mkv's video (ATSC A/53 CEA-608/708 in its SEI) are not kept: "
+                "libvpx-vp9 is given no captions (libx264 and libx265 carry them)") in p.stderr, p.stderr
 
 
 def test_closed_captions_of_a_trim_are_its_frames(tmp_path: Path, capfd, near_identity_file):

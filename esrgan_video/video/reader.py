@@ -104,7 +104,8 @@ class DecodedFrame:
     fmt: str
     captions: bytes | None = None
     """The frame's ATSC A/53 closed captions (FFmpeg's ``A53_CC`` side data: CEA-608/708 ``cc_data`` triplets), read
-    where the stream has them (``VideoInfo.closed_captions``); the writer puts them into the output's SEI."""
+    on every frame (a broadcast capture's may begin after its first frame); the writer puts them into the output's
+    SEI."""
 
     @property
     def time(self) -> Fraction:
@@ -535,7 +536,7 @@ class InputVideo:
                         f"{self.path}: the video changes from {info.width}x{info.height} {decoded_fmt} to "
                         f"{frame.width}x{frame.height} {frame.format.name} at frame {changed_at}; "
                         "mid-stream format changes are not supported")
-                cc = frame.side_data.get(_SideData.A53_CC) if info.closed_captions else None
+                cc = frame.side_data.get(_SideData.A53_CC)  # every frame's: captions may begin later (~1 µs)
                 yield DecodedFrame(i, pts, info.time_base, read_planes(frame, info.pix_fmt, layouts), info.pix_fmt,
                                    None if cc is None else bytes(cc))
             if not checked:  # the seek gave no frame at all (FFmpeg's MPEG-TS seek to the last keyframe reads

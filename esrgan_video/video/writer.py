@@ -796,11 +796,15 @@ class OutputVideo:
                 self.say(f"{self.dst}: {codec} cannot carry the input's HDR mastering-display / "
                          "content-light metadata (libx265 and libsvtav1 can); it is not written")
         self._captions: dict[int, bytes] = {}  # encoder pts → the frame's A/53 captions, until its packet is out
-        captioned = getattr(info, "closed_captions", False)
-        self._caption_codec = CAPTION_ENCODERS.get(encoder_name(codec)) if captioned else None
-        if captioned and self._caption_codec is None:
-            self.say(f"{self.dst}: the closed captions in {info.path.name}'s video (ATSC A/53 CEA-608/708 in its SEI) "
-                     f"are not kept: {codec} is given no captions (libx264 and libx265 carry them)")
+        self._caption_codec = CAPTION_ENCODERS.get(encoder_name(codec))
+        self._captions_lost: str | None = None  # the notice, said once, when a frame with captions cannot keep them
+        if self._caption_codec is None:
+            src = getattr(info, "path", None)
+            name = f"{Path(src).name}'s video" if src is not None else "the input video"
+            self._captions_lost = (f"{self.dst}: the closed captions in {name} (ATSC A/53 CEA-608/708 in its SEI) "
+                                   f"are not kept: {codec} is given no captions (libx264 and libx265 carry them)")
+            if getattr(info, "closed_captions", False):  # the first frame has them: said before any frame
+                self._say_captions_lost()
         clock = self._clock
         rate = clock.rate if clock else self.rate
         most = ENCODER_MAX_RATE.get(codec)
@@ -918,8 +922,11 @@ class OutputVideo:
         for name, value in self._tags.items():
             setattr(frame, name, value)
         self._last_pts = pts
-        if captions and self._caption_codec is not None:
-            self._captions[frame.pts] = captions
+        if captions:
+            if self._caption_codec is not None:
+                self._captions[frame.pts] = captions
+            elif self._captions_lost:  # captions that begin after the first frame
+                self._say_captions_lost()
         if self._copier is not None:
             self._copier.pump(pts * self.time_base - self.base)
         try:
@@ -927,6 +934,10 @@ class OutputVideo:
         except av.FFmpegError as e:
             raise OutputError(f"{self.dst}: encoding or writing failed at frame {self.frames_written}: {e}") from e
         self.frames_written += 1
+
+    def _say_captions_lost(self) -> None:
+        self.say(self._captions_lost)
+        self._captions_lost = None
 
     def _mux_video(self, packets) -> None:
         if self._captions:
