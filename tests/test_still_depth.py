@@ -178,6 +178,16 @@ def test_a_deep_frame_into_a_webp_is_8_bit_and_says_what_keeps_it(tmp_path, capf
     assert (tmp_path / "one.webp").stat().st_size > 0
 
 
+def test_a_deep_video_into_an_animated_webp_names_what_keeps_a_video(tmp_path, capfd, exact_x4):
+    _ramp_clip(tmp_path / "deep.mkv", "yuv444p10le", frames=3)
+    p = run_cli(capfd, tmp_path / "deep.mkv", tmp_path / "anim.webp", "--model", exact_x4)
+    assert p.returncode == 0, p.stderr
+    # .png and .tiff hold one picture: they do not keep a video
+    assert (f"{tmp_path / 'anim.webp'}: WebP holds 8 bits per channel; the 10-bit video is rounded to 8 (.apng, or "
+            ".mkv with --codec ffv1, keeps its 10 bits)") in p.stderr, p.stderr
+    assert (tmp_path / "anim.webp").read_bytes().count(b"ANMF") == 3  # three frames (FFmpeg decodes only the first)
+
+
 @pytest.mark.parametrize("pix_fmt", ["yuv444p", "yuv422p", "yuv420p"])
 def test_pix_fmt_yuv_into_a_jpeg_is_jfif_full_range(tmp_path, capfd, near_identity_file, pix_fmt):
     """``--pix-fmt yuv444p`` into .jpg was refused ("this build's library refuses it": the encoder was probed on

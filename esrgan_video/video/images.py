@@ -468,12 +468,16 @@ _FORMAT_NAMES = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG",
                  ".bmp": "BMP"}
 
 
-def eight_bit_notice(dst: str | os.PathLike, bits: int, what: str = "image") -> str:
+def eight_bit_notice(dst: str | os.PathLike, bits: int, what: str = "image", *, animated: bool = False) -> str:
     """The notice for samples of ``bits`` (above 8) written into ``dst``'s format of 8 bits per channel (pure), in
     the user's terms, not FFmpeg's pixel formats: "x.bmp: BMP holds 8 bits per channel; the 10-bit video's frame is
     rounded to 8 (.png and .tiff keep its 10 bits, in 16-bit samples)". ``what``: the picture's name (a still's
-    "image", a video's "video's frame")."""
+    "image", a video's "video's frame"). ``animated``: many frames into an animated WebP, whose keepers are .apng and
+    FFV1 in .mkv, not the still formats."""
     name = _FORMAT_NAMES.get(Path(dst).suffix.lower(), "this format")
+    if animated:
+        return (f"{dst}: {name} holds 8 bits per channel; the {bits}-bit video is rounded to 8 (.apng, or .mkv with "
+                f"--codec ffv1, keeps its {bits} bits)")
     keep = "16" if bits >= 16 else f"its {bits} bits, in 16-bit samples"
     return f"{dst}: {name} holds 8 bits per channel; the {bits}-bit {what} is rounded to 8 (.png and .tiff keep {keep})"
 

@@ -186,6 +186,13 @@ def known_scale(model) -> int | None:
         return None  # not a registry name: the model's lookup says so
 
 
+def _many_frames(info, options: UpscaleOptions) -> bool:
+    """More than one frame will be written (exact or estimated from the duration; False when unknown)."""
+    count = getattr(info, "frame_count_in", None)
+    n = count(options.trim.start, options.trim.end) if count is not None else None
+    return n is not None and n > 1
+
+
 def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | Path, dst: str | Path) -> OutputPlan:
     """The output plan of ``src`` (its ``video.reader.VideoInfo`` ``info``) written to ``dst`` with ``options``
     by a model of scale ``model_scale``. Raises ``OptionError`` for contradictory size options."""
@@ -201,7 +208,8 @@ def plan_output(info, options: UpscaleOptions, *, model_scale: int, src: str | P
                                     and canonical_encoder(enc.codec) in RGB_STILL_CODECS | {"mjpeg"})
     if pix_notice and still and pixel_format(out_pix_fmt).bits < in_fmt.bits:
         # a deep frame into a .bmp, .jpg or .webp: in the user's terms, not FFmpeg's pixel formats
-        pix_notice = eight_bit_notice(dst, in_fmt.bits, "video's frame")
+        pix_notice = eight_bit_notice(dst, in_fmt.bits, "video's frame",
+                                      animated=container == "webp" and _many_frames(info, options))
     if pix_notice:
         notices.append(pix_notice)
     out_fmt = pixel_format(out_pix_fmt)
