@@ -179,7 +179,15 @@ def test_a_deep_frame_into_a_webp_is_8_bit_and_says_what_keeps_it(tmp_path, capf
 
 
 def test_a_deep_video_into_an_animated_webp_names_what_keeps_a_video(tmp_path, capfd, exact_x4):
-    _ramp_clip(tmp_path / "deep.mkv", "yuv444p10le", frames=3)
+    with av.open(str(tmp_path / "deep.mkv"), "w") as c:  # three different frames (libwebp merges equal ones)
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "yuv444p10le"
+        for i in range(3):
+            planes = [np.full((H, W), 300 + 200 * i, np.uint16)] + [np.full((H, W), 512, np.uint16)] * 2
+            frame = frame_from_planes(planes, "yuv444p10le", W, H)
+            frame.pts = i
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
     p = run_cli(capfd, tmp_path / "deep.mkv", tmp_path / "anim.webp", "--model", exact_x4)
     assert p.returncode == 0, p.stderr
     # .png and .tiff hold one picture: they do not keep a video
