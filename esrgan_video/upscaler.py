@@ -180,11 +180,13 @@ class Upscaler:
 
     # lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
+        """Close every backend, each even when another's close raises (a deferred non-finite check read in its
+        flush), then raise the first such error."""
         with self._lock:
-            for b in self._backends.values():
-                b.close()
+            backends = list(self._backends.values())
             self._backends.clear()
             self._closed = True
+            _close_all(backends)
 
     def __enter__(self) -> "Upscaler":
         return self
@@ -249,9 +251,9 @@ class Upscaler:
                 self._backends[key] = b
             else:
                 self._backends.move_to_end(key)
+            self._evict(keep=key)  # never this key; before it is held, so a close that raises leaves no hold
             if hold:
                 self._in_use[key] = self._in_use.get(key, 0) + 1
-            self._evict(keep=key)
             return key, b
 
     def _release(self, key: tuple[int, int, int] | None) -> None:
@@ -269,8 +271,8 @@ class Upscaler:
         without bound (~90 MiB each for RealESRGAN_x4plus on the CPU) for a caller with frames of many sizes
         (photos)."""
         excess = sum(k is not None for k in self._backends) - MAX_FIXED_BACKENDS
-        for k in [k for k in self._backends if k is not None and k != keep and k not in self._in_use][:max(0, excess)]:
-            self._backends.pop(k).close()
+        victims = [k for k in self._backends if k is not None and k != keep and k not in self._in_use][:max(0, excess)]
+        _close_all([self._backends.pop(k) for k in victims])
 
     def prepare(self, height: int, width: int, *, notice: Callable[[str], None] | None = None) -> Backend:
         """Build (or find) the backend frames of this size will use, e.g. a TensorRT engine, ahead of the first
@@ -489,6 +491,19 @@ class Upscaler:
             tr = self._transforms.setdefault(key, FrameTransform(self, src=fmt, dst=fmt,
                                                                  grey=layout == "packed-float-grey"))
         return tr
+
+
+def _close_all(backends: list[Backend]) -> None:
+    """Close each of ``backends``, every one even when one's close raises (its flush reading a deferred non-finite
+    check: TensorRT's default on a GPU); then raise the first error."""
+    first: BaseException | None = None
+    for b in backends:
+        try:
+            b.close()
+        except BaseException as e:  # noqa: BLE001 - re-raised below, once the others are closed
+            first = first or e
+    if first is not None:
+        raise first
 
 
 _OUT_OF_MEMORY = ("out of memory", "failed to allocate memory", "can't allocate memory")

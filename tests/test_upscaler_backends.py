@@ -129,6 +129,67 @@ def test_a_backend_a_call_holds_is_kept_beyond_the_bound_and_the_others_closed(n
         torch.testing.assert_close(out[0], fresh.upscale_tensor(a), rtol=0, atol=0)
 
 
+def _flushing_a_deferred_nan(ort_mod, built: list):
+    """``make_backend`` of real ONNX Runtime backends whose first one's close raises what a deferred non-finite
+    check raises from its flush there (TensorRT's default check on a GPU: a batch's flag read after its call
+    returned), once."""
+    from esrgan_video.runtime.base import NonFiniteOutputError
+
+    class Deferred(ort_mod.OnnxRuntimeBackend):
+        def flush(self) -> None:
+            super().flush()
+            if self is built[0] and not getattr(self, "told", False):
+                self.told = True
+                raise NonFiniteOutputError("onnxruntime fp32 on cpu: the model produced non-finite values (NaN/Inf)")
+
+    def make(model, *, tile_shape, batch, **_):
+        b = Deferred(model, CommonOptions(device="cpu", precision="fp32", tile_shape=tile_shape, batch=batch),
+                     ort_mod.OnnxRuntimeOptions(threads=1))
+        built.append(b)
+        return b
+
+    return make
+
+
+def test_an_eviction_whose_close_raises_holds_nothing_and_the_bound_stands(net, monkeypatch):
+    # the call that evicted counted its backend in use before the eviction; the close raising (a deferred flag of
+    # the evicted backend) left it counted for good: never evicted again, so the bound no longer held
+    ort_mod = pytest.importorskip("esrgan_video.runtime.onnxruntime_backend")
+    pytest.importorskip("onnxruntime")
+    from esrgan_video.runtime.base import NonFiniteOutputError
+
+    built: list = []
+    monkeypatch.setattr(upscaler_mod, "make_backend", _flushing_a_deferred_nan(ort_mod, built))
+    monkeypatch.setattr(upscaler_mod, "MAX_FIXED_BACKENDS", 1)
+    a, b, c = (torch.rand(1, 3, 6 + 2 * i, 8, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    with esrgan_video.Upscaler(net, backend="onnxruntime", device="cpu") as u:
+        u.upscale_tensor(a)
+        with pytest.raises(NonFiniteOutputError):  # b's call evicts a, whose close tells its flag
+            u.upscale_tensor(b)
+        assert not u._in_use and not built[0]._opened
+        u.upscale_tensor(c)  # b goes now, as the bound says
+        assert list(u._backends) == [(10, 8, 1)] and not built[1]._opened
+
+
+def test_close_closes_every_backend_when_one_close_raises(net, monkeypatch):
+    # close() stopped at the first backend whose close raised: the others stayed open, the Upscaler not closed
+    ort_mod = pytest.importorskip("esrgan_video.runtime.onnxruntime_backend")
+    pytest.importorskip("onnxruntime")
+    from esrgan_video.runtime.base import NonFiniteOutputError
+
+    built: list = []
+    monkeypatch.setattr(upscaler_mod, "make_backend", _flushing_a_deferred_nan(ort_mod, built))
+    u = esrgan_video.Upscaler(net, backend="onnxruntime", device="cpu")
+    for i in range(3):
+        u.upscale_tensor(torch.rand(1, 3, 6 + 2 * i, 8))
+    assert len(built) == 3 and all(b._opened for b in built)
+    with pytest.raises(NonFiniteOutputError):
+        u.close()
+    assert not any(b._opened for b in built) and not u._backends
+    with pytest.raises(RuntimeError, match="this Upscaler is closed"):
+        u.upscale_tensor(torch.rand(1, 3, 6, 8))
+
+
 # out of memory ---------------------------------------------------------------------------------------------------
 class OutOfMemory(TorchBackend):
     """The real torch backend, whose batches fail as CUDA's allocator fails them."""
