@@ -27,7 +27,7 @@ from ..options import UpscaleOptions
 from ..runtime.devices import parse_devices, resolve_device
 from ..video.probe import container_duration, probe
 from ..video.partials import remove_partials
-from .worker import Task, WorkerSettings
+from .worker import WORKER_PROCESS_NAME, Task, WorkerSettings
 
 BATCH_FAILED_EXIT = 8
 """Exit code when the batch ran to the end but at least one file failed (the CLI's documented code)."""
@@ -37,9 +37,6 @@ SEGMENTS_DIR = ".esrgan-video-segments"
 UNGUARDED_MAIN_EXIT = 86
 """The exit status of a batch worker whose start ran ``run_batch`` again (:func:`refuse_unguarded_main`): the
 scheduler stops the batch with :class:`UnguardedMainError` when one exits with it."""
-WORKER_PROCESS_NAME = "esrgan-batch-worker-"
-"""How the local scheduler's worker processes are named (``multiprocessing`` names them before it imports the main
-script in them), followed by the worker's number."""
 
 
 class UnguardedMainError(EsrganVideoError, RuntimeError):

@@ -35,7 +35,8 @@ from typing import Any, Callable, Protocol
 
 from .journal import owner_name
 from ..video.partials import remove_partials
-from .worker import Task, WorkerSettings, apply_threads, execute_task, one_line, out_of_space
+from .worker import (WORKER_PROCESS_NAME, Task, WorkerSettings, apply_threads, execute_task, one_line,
+                     out_of_space)
 
 
 class PlanLike(Protocol):
@@ -227,7 +228,7 @@ class LocalScheduler:
         self._next_wid += 1
         proc = self._ctx.Process(
             target=_worker_main, args=(wid, device, self.settings, tasks, sender, self.heartbeat_s, os.getpid()),
-            name=f"esrgan-batch-worker-{wid}", daemon=True)  # driver.WORKER_PROCESS_NAME
+            name=f"{WORKER_PROCESS_NAME}{wid}", daemon=True)
         proc.start()
         sender.close()  # only the worker holds the write end: its death ends the pipe
         now = time.monotonic()

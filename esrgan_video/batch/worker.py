@@ -21,6 +21,11 @@ from ..video.probe import probe
 from ..options import UpscaleOptions
 from .journal import fraction_text
 
+WORKER_PROCESS_NAME = "esrgan-batch-worker-"
+"""How the local scheduler's worker processes are named (``multiprocessing`` names them before it imports the main
+script in them), followed by the worker's number: what ``driver.refuse_unguarded_main`` tells a worker by."""
+
+
 @dataclass(frozen=True)
 class Task:
     """One unit of work. ``key`` is its journal key; ``dst`` is the file it writes."""
