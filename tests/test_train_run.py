@@ -431,3 +431,18 @@ def test_a_fine_tuned_old_arch_x3_base_stays_x3(clip, tmp_path):
     for path in (result.final, tmp_path / "run" / "best.safetensors",
                  tmp_path / "run" / "checkpoints" / "model_000002.safetensors"):
         assert load_model(str(path)).params.scale == 3, path
+
+
+def test_fewer_steps_than_the_run_has_done_is_refused(clip, tiny, tmp_path):
+    """A rerun with --steps below the newest checkpoint's step trained nothing, wrote no final model and exited 0."""
+    from esrgan_video.errors import OptionError
+    from esrgan_video.train import Trainer
+
+    out = tmp_path / "run"
+    Trainer(config(clip, tiny, out, steps=6, save_every=3)).run(until=3)
+    before = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(OptionError, match=r"^steps: expected at least 3, the step of the newest checkpoint in .*run, "
+                                          r"got 2 \(more steps train on from it; --restart starts over\)$"):
+        train(config(clip, tiny, out, steps=2))
+    assert sorted(p.name for p in out.rglob("*")) == before  # the run folder is left as it was
+    assert train(config(clip, tiny, out, steps=3)).final is not None  # as many steps as done: the final model

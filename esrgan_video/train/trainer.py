@@ -299,6 +299,10 @@ class Trainer:
             self.folder.check_same(self.resolved)
             last = self.folder.latest_step()
             if last is not None:
+                if last > plan.steps:  # the loop would not run and no final model be written, yet exit 0
+                    raise OptionError("steps", f"at least {last}, the step of the newest checkpoint in "
+                                      f"{self.folder.path}", plan.steps,
+                                      detail="more steps train on from it; --restart starts over")
                 self.resume_state = self.folder.load_state(last)
                 self.start_step = last
         dev = self.device
