@@ -36,16 +36,18 @@ def _cc_sei(k: int) -> bytes:
     return b"\x00\x00\x00\x01\x06" + bytes(out)
 
 
-def _captioned(path: Path, frames: int = 6, first: int = 0) -> Path:
-    """``frames`` pictures, frame ``k`` from ``first`` on carrying :func:`_cc` ``k``."""
+def _captioned(path: Path, frames: int = 6, first: int = 0, keyint: int | None = None) -> Path:
+    """``frames`` pictures, frame ``k`` from ``first`` on carrying :func:`_cc` ``k`` (a keyframe every ``keyint``
+    frames where given: clean cuts for batch segments)."""
     raw = path.with_suffix(".h264")
     with av.open(str(raw), "w", format="h264") as c:
         s = c.add_stream("libx264", rate=25)
         s.width = s.height = 64
         s.pix_fmt = "yuv420p"
-        s.options = {"bf": "0", "x264-params": "log-level=error"}
+        gop = "" if keyint is None else f":keyint={keyint}:min-keyint={keyint}:scenecut=0"
+        s.options = {"bf": "0", "x264-params": "log-level=error" + gop}
         for i in range(frames):
-            f = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 30, np.uint8), format="rgb24")
+            f = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 30 % 256, np.uint8), format="rgb24")
             f.pts = i
             for p in s.encode(f):
                 c.mux(p)
@@ -147,3 +149,21 @@ def test_the_sei_is_put_before_the_first_slice():
     vps = b"\x00\x00\x00\x01\x40\x01\x0c"
     assert with_captions(vps + hevc_idr, _cc(0), "hevc") == vps + a53_sei(_cc(0), "hevc") + hevc_idr
     assert a53_sei(b"\x00\x00\x00" * 2, "h264").count(b"\x00\x00\x03") >= 1  # emulation prevention
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4", ".ts"])
+def test_closed_captions_of_a_segmented_batch_run_are_each_frames(tmp_path: Path, near_identity_file, ext):
+    """A batch run cuts the clip into segments (a clean cut every 4 frames, 0.16 s: 3 segments), renders each
+    separately and joins them by packet copy: every frame keeps its own caption, the SEI copied with its packet."""
+    from esrgan_video.batch import run_batch
+
+    (tmp_path / "src").mkdir()
+    src = _captioned(tmp_path / "src" / "in.mkv", frames=12, keyint=4)
+    assert _captions(src) == [_cc(k) for k in range(12)]
+    said: list[str] = []
+    res = run_batch([src], tmp_path / "out", model=str(near_identity_file(2)), devices="cpu", threads=1, ext=ext,
+                    segment_seconds=0.16, log=said.append, codec="libx264")
+    assert res.exit_code == 0, res.table()
+    assert res.rows[0].segments == 3
+    assert not any("closed captions" in m for m in said), said
+    assert _captions(tmp_path / "out" / f"in{ext}") == [_cc(k) for k in range(12)]
