@@ -473,17 +473,17 @@ def encoding_defaults_unset(codec: str, crf: float | None, preset: str | None,
     x265), NVENC's ``p4`` (FFmpeg's default, the same constant; not its ``medium``, another one), unless
     ``encoder_opts`` give a ``preset`` of their own (which an explicit one overrides). Other encoders' defaults
     (SVT-AV1's number, which depends on its version) are left as given."""
-    from .video.encoder_settings import ENCODER_DEFAULT_PRESET, PRESET_TABLE, user_rate_control
+    from .video.encoder_settings import PRESET_TABLE, default_crf, default_preset
 
     opts = dict(encoder_opts)
-    default_crf = (DEFAULT_CQ if codec in DEFAULT_CQ else DEFAULT_CRF).get(codec)
-    if crf is not None and default_crf is not None and float(crf) == default_crf and not user_rate_control(opts):
+    default = default_crf(codec, opts)
+    if crf is not None and default is not None and float(crf) == default:
         crf = None
-    default_preset = {"libx264": "medium"}.get(codec) or ENCODER_DEFAULT_PRESET.get(codec)
-    if preset is not None and default_preset is not None and "preset" not in opts:
-        names = {default_preset}
+    default_name = default_preset(codec)
+    if preset is not None and default_name is not None and "preset" not in opts:
+        names = {default_name}
         if codec in PRESET_TABLE:
-            names.add(str(PRESET_TABLE[codec].index(default_preset)))
+            names.add(str(PRESET_TABLE[codec].index(default_name)))
         if preset.strip() in names:
             preset = None
     return crf, preset

@@ -63,6 +63,24 @@ then applies its own default, medium); NVENC's is ``PRESET_P4`` (``nvenc_*.c``; 
 which FFmpeg reports as a number, the preset's place in its own list (6 in FFmpeg 8, where ``bd`` was 6 before)."""
 
 
+def default_preset(codec: str) -> str | None:
+    """The preset encoder ``codec`` uses when given none, by name, or None where this project does not know it
+    (pure): libx264's ``medium`` (its option's default), else :data:`ENCODER_DEFAULT_PRESET`. What the summary says
+    (:meth:`EncoderSettings.describe`) and what batch's options hash takes as not given
+    (``options.encoding_defaults_unset``)."""
+    return "medium" if codec == "libx264" else ENCODER_DEFAULT_PRESET.get(codec)
+
+
+def default_crf(codec: str, options: dict[str, str] | None = None) -> int | None:
+    """The CRF :func:`encoder_settings` gives encoder ``codec`` when no ``--crf`` is asked for (pure): NVENC's
+    :data:`DEFAULT_CQ` (its ``cq``), else :data:`DEFAULT_CRF`; None for an encoder with neither, or where ``options``
+    (``--encoder-opt``) choose a rate control of their own (:func:`user_rate_control`). The one rule the encoder
+    set-up and batch's options hash (``options.encoding_defaults_unset``) both follow."""
+    if user_rate_control(dict(options or {})):
+        return None
+    return DEFAULT_CQ[codec] if codec in DEFAULT_CQ else DEFAULT_CRF.get(codec)
+
+
 def preset_values(codec: str) -> tuple[tuple[str, ...], str] | None:
     """(the ``--preset`` values encoder ``codec`` takes, how to list them in an error), or None when any string is
     passed on (an encoder with a string preset that is not in :data:`PRESET_TABLE`) or it has no preset option.
@@ -166,7 +184,7 @@ class EncoderSettings:
             default = str(opt.default).strip()
             # FFmpeg's "not set" (the library's own default applies), or a named preset's number (not its name)
             if not default or default in ("-2", "-1") or opt.choices:
-                default = ENCODER_DEFAULT_PRESET.get(self.codec, "")
+                default = default_preset(self.codec) or ""
             text += f", preset {default} (encoder default)" if default else ", preset (encoder default)"
         shown = ("crf", "preset", "rc") if self.quality_key == "cq" and self.crf is not None else ("crf", "preset")
         extra = [f"{k}={v}" for k, v in self.options if k not in shown]
@@ -216,9 +234,8 @@ def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str 
                                             f"value of a preset, which differs between FFmpeg versions{hint})", preset)
             raise OptionError("preset", f"a {codec} preset: {values[1]}", preset)
     is_default = False
-    defaults = DEFAULT_CQ if key == "cq" else DEFAULT_CRF
-    if crf is None and key is not None and codec in defaults and not user_rate_control(opts):
-        crf, is_default = defaults[codec], True
+    if crf is None and key is not None and (default := default_crf(codec, opts)) is not None:
+        crf, is_default = default, True
     key = key or "crf"
     return EncoderSettings(codec=codec, crf=crf, crf_is_default=is_default, preset=preset,
                            options=tuple((k, v) for k, v in opts.items() if k not in (key, "preset") or
