@@ -91,6 +91,9 @@ class PacketIndex:
     shown: np.ndarray | None = None
     """bool: the packet gives a frame (:class:`DecoderDrops`: not one the decoder drops whole, an MP4 edit list's
     discarded packet or a leading picture of the open GOP the stream starts at); None: every packet does."""
+    not_coded: int = 0
+    """MPEG-4 Part 2 not-coded VOPs (N-VOPs) the index leaves out: packets that give no frame (the picture before
+    repeats), which a container's header frame count (AVI, MP4) counts."""
     decode_order: bool = False
     """The container times packets in decode order (:data:`DECODE_ORDER_FORMATS`): ``pts`` holds each packet's
     decode-order counter (its ``dts``), whose sorted values are the frames' presentation times."""
@@ -229,10 +232,12 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
         drops = DecoderDrops(leading=not decode_order)
         demux = Demux(c, stream)  # damaged or truncated: what was read stands
         vops = mpeg4_vops(stream)
+        not_coded = 0
         for pkt in demux:
             if pkt.size == 0:
                 continue
             if vops is not None and not vops.gives_frame(bytes(pkt)):
+                not_coded += 1
                 continue  # an N-VOP: no frame (the one before repeats)
             shown = pkt.dts if decode_order and pkt.dts is not None else pkt.pts
             pts.append(NOPTS if shown is None else int(shown))
@@ -260,6 +265,7 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             error=demux.error,
             decode_order=decode_order,
             jumps=tuple(jumps),
+            not_coded=not_coded,
         )
         return index, is_default
 

@@ -1093,6 +1093,11 @@ def _probe(path: Path, container) -> VideoInfo:
     average_rate, guessed_rate, rate_guess = _rates(container, st, ctx)
     if duration is None and st.duration:
         duration = st.duration * Fraction(st.time_base)
+    frame_count = max(0, st.frames - no_frame) if st.frames else None
+    if frame_count and mpeg4_vops(st) is not None:
+        # MPEG-4 Part 2: the header's count counts the N-VOPs (not-coded VOPs, no frame) anywhere in the file, which
+        # the packet index (one demux pass, no decoding, cached: the reads' seeks and trims use it) leaves out
+        frame_count = max(0, frame_count - read_packet_index(path, st.index).not_coded)
     return VideoInfo(
         path=path,
         container=container.format.name,
@@ -1106,7 +1111,7 @@ def _probe(path: Path, container) -> VideoInfo:
         guessed_rate=guessed_rate,
         start_time=start,
         duration=duration,
-        frame_count=max(0, st.frames - no_frame) if st.frames else None,
+        frame_count=frame_count,
         color=color,
         field_order=field_order,
         interlaced=interlaced,

@@ -1,0 +1,37 @@
+"""N-VOPs (not-coded VOPs: the picture before repeats; ``video/mpeg4_vops.py``) give no frame, and an AVI's header
+frame count counts their chunks: every count that means frames (``VideoInfo.frame_count``, ``frame_count_in``, the
+keyframe scan's, the ``--progress json`` total, the summary) is the frames written, as test_edit_list_counts checks
+for the packets the decoder drops. The file is made as test_mpeg4_sources makes it: PyAV's mpeg4 encoder, two
+packets replaced by N-VOPs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+
+from esrgan_video.video.keyframes import scan_keyframes
+from esrgan_video.video.packet_index import clear_cache
+from esrgan_video.video.reader import open_input
+
+from media import make_clip
+from test_edit_list_counts import _decoded, _json_run
+from test_mpeg4_sources import n_vop, remuxed_avi
+
+
+def test_n_vops_are_no_frames_in_the_counts(tmp_path: Path, capfd, near_identity_file) -> None:
+    clear_cache()
+    xvid = make_clip(tmp_path / "xvid.avi", codec="mpeg4", fps=25, frames=10)
+    src = remuxed_avi(xvid, tmp_path / "nvop.avi", lambda i, data, bits: n_vop(bits, i) if i in (4, 7) else None)
+    n = _decoded(src)
+    assert n == 8
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 10  # the AVI header counts the N-VOPs' chunks
+    with open_input(src) as inp:
+        assert inp.info.frame_count == n  # was 10
+        assert inp.frame_count_in() == n == len(inp.frame_times())
+    assert scan_keyframes(src).frame_count == n
+    rc, totals, last, done, summary = _json_run(capfd, src, tmp_path / "out.mkv", near_identity_file(2))
+    assert rc == 0 and totals == {n} and last["frame"] == n  # the bar ended at 8/10
+    assert done["frames"] == summary == n == _decoded(tmp_path / "out.mkv")
+    assert done["lost_frames"] == 0 and not done["damaged"]
