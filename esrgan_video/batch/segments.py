@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..frames.reuse import NEAR_RESET_PERIOD, reset_points
 from ..video.keyframes import KeyframeIndex
 from ..video.packet_index import PacketIndex
+from ..video.packet_index import media_origin as packet_media_origin
 from ..video.trim import selected_frames
 
 
@@ -85,15 +86,10 @@ def plan_segments(index: KeyframeIndex, *, seconds: float | Fraction, reuse: str
 
 def media_origin(index: PacketIndex) -> Fraction:
     """Where the reader's media time counts from (``VideoInfo.start_time``, what segment bounds are in), told from the
-    packet index the plan has already read, so planning opens the source once (pure). The reader's rule: the
-    container's start, or the first frame's time where that is earlier (FFmpeg gives a Matroska video stream with
-    B-frames and no dts the start of another stream when the clip is shorter than its reorder delay: a cue at 0.04 s),
-    except in containers whose timestamps count decode order (AVI) and in raw H.264/HEVC streams, whose packets carry
-    no timestamps (the index holds none, so the container's start stands here too). The first frame is the earliest
+    packet index the plan has already read, so planning opens the source once (pure). The reader's rule, the one
+    function it uses too (``video.packet_index.media_origin``: the container's start, or the first frame's time where
+    that is earlier; not in AVI, nor raw H.264/HEVC streams). The first frame is the earliest
     packet that gives one (``PacketIndex.presentation_pts``: not those the decoder drops whole, an edit list's
     discarded packets or the leading pictures of an open GOP the stream starts at): the first the decoder outputs."""
-    start = index.start_time
     shown = index.presentation_pts()
-    if shown and not index.decode_order:
-        start = min(start, shown[0] * index.time_base)
-    return start
+    return packet_media_origin(index.start_time, shown[0] if shown else None, index.time_base, index.format_name)

@@ -48,7 +48,7 @@ from .mpeg4_vops import VopCounter
 from .probe import Demux, file_key, open_media, pick_video_stream
 
 __all__ = ["DECODE_ORDER_FORMATS", "DecoderDrops", "NOPTS", "PacketIndex", "clear_cache", "decode_order_timestamps",
-           "read_packet_index"]
+           "media_origin", "read_packet_index"]
 
 NOPTS = np.iinfo(np.int64).min
 """Stands for a missing timestamp in ``pts``/``dts`` (FFmpeg's ``AV_NOPTS_VALUE``)."""
@@ -62,6 +62,25 @@ each frame shows: AVI stores one chunk per frame and no presentation time, so wi
 def decode_order_timestamps(format_name: str) -> bool:
     """Whether the container (FFmpeg demuxer name, any of a comma list) times packets in decode order."""
     return demuxer_in(format_name, DECODE_ORDER_FORMATS)
+
+
+def media_origin(container_start: Fraction, first_pts: int | None, time_base: Fraction,
+                 format_name: str) -> Fraction:
+    """Where media time counts from (``VideoInfo.start_time``; pure): the container's start (seconds), or the first
+    frame's time (``first_pts`` in ``time_base`` units) where that is earlier. FFmpeg times a video stream whose
+    packets have no dts (Matroska, B-frames) only once its reorder delay has gone by: in a clip of 1-3 frames never,
+    and it then gives the stream the start of the others (a subtitle cue at 0.04 s), which would move everything by
+    that (the first frame to -0.04 s, the cue to 0 s in an MP4). Not in containers whose timestamps count decode
+    order (AVI, :func:`decode_order_timestamps`) nor raw H.264/HEVC streams (``damage.RAW_STREAM_FORMATS``: their
+    packets carry no timestamps), where the container's start stands. The reader gives its first decoded frame's
+    pts, batch's plan the packet index's first presentation time (``batch.segments.media_origin``): the same
+    frame."""
+    from .damage import RAW_STREAM_FORMATS
+
+    if (first_pts is not None and time_base and not decode_order_timestamps(format_name)
+            and not demuxer_in(format_name, RAW_STREAM_FORMATS)):
+        return min(container_start, first_pts * Fraction(time_base))
+    return container_start
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +116,8 @@ class PacketIndex:
     decode_order: bool = False
     """The container times packets in decode order (:data:`DECODE_ORDER_FORMATS`): ``pts`` holds each packet's
     decode-order counter (its ``dts``), whose sorted values are the frames' presentation times."""
+    format_name: str = ""
+    """The container (FFmpeg demuxer name, a comma list for some): what :func:`media_origin` tells by."""
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -265,6 +286,7 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             error=demux.error,
             decode_order=decode_order,
             jumps=tuple(jumps),
+            format_name=c.format.name,
             not_coded=not_coded,
         )
         return index, is_default

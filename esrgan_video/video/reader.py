@@ -51,7 +51,7 @@ from ..frames.pixel_formats import READ_AS, pixel_format, plane_layouts, read_fo
 from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet,
                      judge_truncation, raw_stream_pictures, stream_promise, timestamp_gaps)
 from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
-from .packet_index import (DecoderDrops, PacketIndex, decode_order_timestamps, median_step, mpeg4_vops,
+from .packet_index import (DecoderDrops, PacketIndex, decode_order_timestamps, media_origin, median_step, mpeg4_vops,
                            read_packet_index)
 from .planes import read_planes, stream_see_through
 from .probe import Demux, open_media, pick_video_stream, video_decoder
@@ -1082,13 +1082,8 @@ def _probe(path: Path, container) -> VideoInfo:
     field_order = FIELD_ORDERS.get(ctx.field_order, "unknown")
     interlaced = field_order in ("tt", "bb", "tb", "bt") or bool(first.interlaced_frame)
     start = Fraction(container.start_time, 1_000_000) if container.start_time is not None else Fraction(0)
-    if (first.pts is not None and st.time_base and not decode_order_timestamps(container.format.name)
-            and not demuxer_in(container.format.name, RAW_STREAM_FORMATS)):
-        # The first frame is no earlier than where media time counts from. FFmpeg times a video stream whose packets
-        # have no dts (Matroska, B-frames) only once its reorder delay has gone by: in a clip of 1-3 frames never,
-        # and it then gives the stream the start of the others (a subtitle cue at 0.04 s). Everything then moved by
-        # that: the first frame to -0.04 s, the cue to 0 s in an MP4 (a Matroska output made it non-negative again).
-        start = min(start, first.pts * Fraction(st.time_base))
+    start = media_origin(start, first.pts, Fraction(st.time_base) if st.time_base else Fraction(0),
+                         container.format.name)  # the first frame's time where earlier (packet_index.media_origin)
     duration = Fraction(container.duration, 1_000_000) if container.duration else None
     average_rate, guessed_rate, rate_guess = _rates(container, st, ctx)
     if duration is None and st.duration:
