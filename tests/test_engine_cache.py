@@ -236,11 +236,7 @@ def test_a_key_that_is_no_older_layout_is_broken_not_older(tmp_path):
     def core_missing(key):
         del key["weights_sha256"]
 
-    def from_the_future(key):
-        key["format"] = ec.ENGINE_FORMAT + 1
-        del key["cuda_major"]
-
-    for edit in (junk, no_format, core_missing, from_the_future, lambda key: key.clear()):
+    for edit in (junk, no_format, core_missing, lambda key: key.clear()):
         e = entry(edit)
         assert not e.outdated and e.key is None and e.model == "RealESRGAN_x4plus", edit
         assert e.describe().startswith(f"{e.sidecar.name}: BROKEN (key fields differ"), e.describe()
@@ -257,6 +253,50 @@ def test_a_key_that_is_no_older_layout_is_broken_not_older(tmp_path):
 
     assert entry(format_1).outdated and "from an older esrgan-video" in entry(format_1).describe()
     assert not entry(older_format_only).outdated  # an unknown field is junk whatever format it claims
+
+
+def test_a_newer_versions_entries_list_as_such_are_never_loaded_and_clear_by_their_model(tmp_path):
+    """A key that records a newer ``format`` (a newer esrgan-video's: fields added or dropped, or only the format
+    moved on) listed as BROKEN (3ad86aa); it is a newer version's entry, which this one never loads (the lookup names
+    entries by the digest of its own key and compares every field) and builds its own engine beside on use."""
+    future = ec.ENGINE_FORMAT + 1
+
+    def write(label: str, edit) -> ec.EnginePaths:
+        paths = ec.engine_paths(KEY, label, tmp_path)
+        ec.write_entry(paths, KEY, b"n" * 512, label=label, build_seconds=1)
+        side = json.loads(paths.sidecar.read_text())
+        side["key"]["format"] = future
+        edit(side["key"])
+        paths.sidecar.write_text(json.dumps(side))
+        return paths
+
+    def added_a_field(key):
+        key["tiling"] = 4
+        del key["cuda_major"]
+
+    added = write("RealESRGAN_x4plus", added_a_field)
+    same_fields = write("RealESRGAN_x2plus", lambda key: None)  # parses as this version's key: still not current
+    entries = {e.sidecar: e for e in ec.list_entries(tmp_path)}
+    for paths, model in ((added, "RealESRGAN_x4plus"), (same_fields, "RealESRGAN_x2plus")):
+        e = entries[paths.sidecar]
+        assert e.newer and not e.outdated and e.key is None and e.named and e.model == model and e.size == 512
+        assert e.describe() == (f"{paths.sidecar.name}  {model}  from a newer esrgan-video (rebuilt on use by this "
+                                f"one): key format {future}, this one's {ec.ENGINE_FORMAT}")
+        assert "BROKEN" not in e.describe() and "older" not in e.describe()
+
+    # the lookup of this version's key at that very path (its digest's) does not take the newer engine: it rebuilds
+    data, why = ec.validate_entry(same_fields, KEY)
+    assert data is None and f"format: expected {ec.ENGINE_FORMAT}, got {future}" in why
+    loaded = []
+    obj, outcome = ec.get_or_build(KEY, label="RealESRGAN_x2plus", root=tmp_path, build=lambda: b"c" * 256,
+                                   load=lambda b: loaded.append(b) or len(b))
+    assert obj == 256 and not outcome.hit and loaded == [b"c" * 256]
+    rebuilt = {e.sidecar: e for e in ec.list_entries(tmp_path)}[same_fields.sidecar]
+    assert not rebuilt.newer and rebuilt.key == KEY and not rebuilt.problem
+
+    removed = ec.clear_entries(tmp_path, model="RealESRGAN_x4plus")  # a newer entry goes with its model
+    assert sorted(p.name for p in removed) == sorted([added.engine.name, added.sidecar.name])
+    assert same_fields.engine.exists()
 
 
 def test_an_older_versions_timing_caches_are_found_and_cleared(tmp_path):

@@ -435,8 +435,14 @@ class CacheEntry:
     older :data:`ENGINE_FORMAT`): never loaded, since no current key equals it; a new engine is built on use."""
     named: bool = True
     """The sidecar was read and names its model (False: no sidecar, or one that does not parse; ``model`` is '?')."""
+    newer: bool = False
+    """The sidecar's key records a newer :data:`ENGINE_FORMAT` than this version's (a newer esrgan-video wrote it):
+    ``key`` is None and the entry is never loaded (the lookup names an entry by the digest of this version's key,
+    and :func:`validate_entry` compares ``format`` too); this version builds its own engine beside it on use."""
 
     def describe(self) -> str:
+        if self.newer:
+            return f"{self.sidecar.name}  {self.model}  from a newer esrgan-video (rebuilt on use by this one): {self.problem}"
         if self.outdated:
             return f"{self.sidecar.name}  {self.model}  from an older esrgan-video, rebuilt on use ({self.problem})"
         if self.key is None:
@@ -473,6 +479,15 @@ def _older_key(stored) -> bool:
     return not unknown and missing <= LATER_FIELDS and (bool(missing) or fmt < ENGINE_FORMAT)
 
 
+def _newer_format(stored) -> int | None:
+    """The :data:`ENGINE_FORMAT` a stored key records when it is newer than this version's (a newer esrgan-video's
+    layout, whatever fields it holds), else None."""
+    fmt = stored.get("format") if isinstance(stored, dict) else None
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > ENGINE_FORMAT:
+        return fmt
+    return None
+
+
 def list_entries(root: Path | None = None) -> list[CacheEntry]:
     """Every sidecar under ``root`` (default :func:`engines_dir`), sound or broken, sorted by name."""
     root = engines_dir() if root is None else root
@@ -487,6 +502,11 @@ def list_entries(root: Path | None = None) -> list[CacheEntry]:
             out.append(CacheEntry(side, engine, "?", None, 0, "", str(e), named=False))
             continue
         size = engine.stat().st_size if engine.exists() else 0
+        newer = _newer_format(d["key"])
+        if newer is not None:  # its fields may parse as this version's: still not a current key
+            out.append(CacheEntry(side, engine, str(d["model"]), None, size, str(d.get("created", "")),
+                                  f"key format {newer}, this one's {ENGINE_FORMAT}", newer=True))
+            continue
         try:
             key = EngineKey.from_dict(d["key"])
         except (ValueError, TypeError, AttributeError) as e:  # the sidecar still names its model: clear --model finds it
