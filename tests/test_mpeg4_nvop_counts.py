@@ -35,3 +35,25 @@ def test_n_vops_are_no_frames_in_the_counts(tmp_path: Path, capfd, near_identity
     assert rc == 0 and totals == {n} and last["frame"] == n  # the bar ended at 8/10
     assert done["frames"] == summary == n == _decoded(tmp_path / "out.mkv")
     assert done["lost_frames"] == 0 and not done["damaged"]
+
+
+def test_batchs_up_front_output_check_reads_no_packet_index(tmp_path: Path, monkeypatch) -> None:
+    """The driver judges every file's output before any worker starts (``_output_refused``): that needs no frame
+    count, so it must not read an Xvid file's whole packet index for its N-VOPs (~65 µs a packet: seconds an
+    episode, serially over a library, before anything runs)."""
+    from esrgan_video.batch import driver
+    from esrgan_video.batch.inputs import Job
+    from esrgan_video.options import UpscaleOptions
+    from esrgan_video.video import reader
+
+    clear_cache()
+    xvid = make_clip(tmp_path / "xvid.avi", codec="mpeg4", fps=25, frames=10)
+    src = remuxed_avi(xvid, tmp_path / "nvop.avi", lambda i, data, bits: n_vop(bits, i) if i in (4, 7) else None)
+    reads = []
+    real = reader.read_packet_index
+    monkeypatch.setattr(reader, "read_packet_index", lambda *a, **k: reads.append(a) or real(*a, **k))
+    job = Job(src=src, dst=tmp_path / "out" / "nvop.mkv", key="nvop.avi")
+    assert driver._output_refused(UpscaleOptions(), job, 4) is None
+    assert reads == []
+    with open_input(src) as inp:  # a run's own open still counts exactly
+        assert inp.info.frame_count == 8 and len(reads) == 1

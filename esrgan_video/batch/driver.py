@@ -713,7 +713,7 @@ def _output_refused(opts: UpscaleOptions, job: Job, model_scale: int) -> str | N
     if job.dst.suffix.lower() in IMAGE_EXTENSIONS:
         return None
     try:
-        with open_input(job.src) as inp:
+        with open_input(job.src, exact_count=False) as inp:  # no count is judged here: no N-VOP pass
             info = inp.info
     except (EsrganVideoError, OSError):
         return None
