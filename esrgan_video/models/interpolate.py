@@ -6,11 +6,13 @@ Blending a GAN-trained model with its PSNR-oriented partner trades detail agains
 from __future__ import annotations
 
 import math
+from typing import NoReturn
 
 import torch
 
 from ..errors import ModelError
 from .checkpoints import StateDict
+from .descriptor import Hyperparameters, descriptor_for
 
 
 def parse_blend(blend: str | tuple[str, float] | None) -> tuple[str, float] | None:
@@ -69,6 +71,23 @@ def check_same_keys(a: StateDict, b: StateDict, *, name_a: str = "A", name_b: st
     for key in b:
         if key not in a:
             raise ModelError(f"cannot blend {name_a} with {name_b}: {key} exists only in {name_b}")
+
+
+def refuse_blend(a: StateDict, b: StateDict, params_a: Hyperparameters, params_b: Hyperparameters, name_a: str,
+                 name_b: str) -> NoReturn:
+    """The one-line :class:`ModelError` for two models that are not one network (their hyperparameters differ), in
+    the words of every blend (``--model A --blend B``, ``esrgan-video blend``/``blend-strip``): what each is, why
+    where the architectures differ, and for two of one architecture the first key whose shape or presence differs;
+    two of the same keys and shapes but other hyperparameters (an x2 and an x3 RRDB) are refused rather than guessed."""
+    what = f"{descriptor_for(params_a).summary} vs {descriptor_for(params_b).summary}"
+    if type(params_a) is not type(params_b):
+        raise ModelError(f"cannot blend {name_a} with {name_b}: {what} (network interpolation needs two models of one "
+                         "architecture and size)")
+    try:
+        check_same_keys(a, b, name_a=name_a, name_b=name_b)  # the keys' words; no copy of the weights
+    except ModelError as e:
+        raise ModelError(f"{e} ({what})") from None
+    raise ModelError(f"cannot blend {name_a} with {name_b}: {what}")
 
 
 def parse_denoise(denoise: float | str | None) -> float | None:

@@ -18,7 +18,7 @@ from ..runtime.devices import resolve_device
 from . import ncnn
 from .checkpoints import StateDict, normalize, read_checkpoint
 from .descriptor import Hyperparameters, ModelDescriptor, build_network, descriptor_for
-from .interpolate import check_same_keys, interpolate, parse_blend, parse_denoise
+from .interpolate import interpolate, parse_blend, parse_denoise, refuse_blend
 from .registry import MODELS, get_entry, resolve
 
 
@@ -183,7 +183,7 @@ def load_model(
         other, alpha = blend_spec
         sd_b, params_b, name_b, source_b, notes_b, notices_b = _read_weights(other, offline=offline)
         if params_b != params:
-            _refuse_blend(sd, sd_b, params, params_b, name, name_b)
+            refuse_blend(sd, sd_b, params, params_b, name, name_b)
         sd = interpolate(sd, sd_b, alpha, name_a=name, name_b=name_b)
         source = f"{source} blended with {source_b} (alpha {alpha:g})"
         notes = notes + tuple(n for n in notes_b if n not in notes)
@@ -194,22 +194,6 @@ def load_model(
     info = ModelInfo(name=name, descriptor=descriptor_for(params), sha256=state_dict_sha256(sd), source=source,
                      notes=notes, notices=notices)
     return build_model(sd, params, info, device=device, dtype=dtype)
-
-
-def _refuse_blend(sd: StateDict, sd_b: StateDict, params: Hyperparameters, params_b: Hyperparameters, name: str,
-                  name_b: str) -> None:
-    """The one-line ModelError for two models that are not one network: what each is (``esrgan-video blend``'s
-    words), and for two of one architecture the first key whose shape or presence differs."""
-    what = f"{descriptor_for(params).summary} vs {descriptor_for(params_b).summary}"
-    if type(params) is not type(params_b):
-        raise ModelError(f"cannot blend {name} with {name_b}: {what} (network interpolation needs two models of one "
-                         "architecture and size)")
-    try:
-        check_same_keys(sd, sd_b, name_a=name, name_b=name_b)  # the keys' words; no copy of the weights
-    except ModelError as e:
-        raise ModelError(f"{e} ({what})") from None
-    # same keys and shapes, other hyperparameters (an x2 and an x3 RRDB): refuse rather than guess
-    raise ModelError(f"cannot blend {name} with {name_b}: {what}")
 
 
 def _denoise_partner(name_or_path: str | Path) -> str:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from ..errors import EsrganVideoError, InputError, ModelError, OutputError
+from ..errors import EsrganVideoError, InputError, OutputError
 
 
 def _weights(name_or_path: str, notice: Callable[[str], None] | None):
@@ -53,14 +53,14 @@ def _check_output(out: Path, overwrite: bool, *inputs) -> None:
 
 def _pair(a: str, b: str, notice: Callable[[str], None] | None = None):
     """Both models' weights, their (equal) hyperparameters and names; ModelError when they are not one network
-    (e.g. an x2 and an x3 RRDB, which have the same keys)."""
+    (``models.interpolate.refuse_blend``, as ``--blend`` says it: e.g. an x2 and an x3 RRDB, which have the same
+    keys)."""
     sd_a, params, name_a = _weights(a, notice)
     sd_b, params_b, name_b = _weights(b, notice)
     if params_b != params:
-        from ..models.descriptor import descriptor_for
+        from ..models.interpolate import refuse_blend
 
-        raise ModelError(f"cannot blend {name_a} with {name_b}: {descriptor_for(params).summary} vs "
-                         f"{descriptor_for(params_b).summary}")
+        refuse_blend(sd_a, sd_b, params, params_b, name_a, name_b)
     return sd_a, sd_b, params, name_a, name_b
 
 
