@@ -223,7 +223,8 @@ class _FrameWorker:
 
     def _failure(self, n: int, f: vs.VideoFrame, alpha: vs.VideoFrame | None, e: Exception) -> vs.Error:
         """The one-line error for a frame the core refused: non-finite float input is named as the input's fault, and an
-        allocation failure gets the core's advice (:meth:`Upscaler.memory_error`: smaller ``tile=``)."""
+        allocation failure gets the core's advice (:meth:`Upscaler.memory_error`: smaller ``tile=``), which
+        ``upscale_tensor`` gives itself for one in the model (a BackendError, passed on as it is)."""
         if isinstance(e, NonFiniteOutputError) and self.fmt.is_float:
             # RGBS/RGBH can hold NaN/Inf (Expr divisions, some float filters): the model spreads them over the
             # whole tile, and the core's message would blame the weights and precision
@@ -237,7 +238,9 @@ class _FrameWorker:
                         "core.std.Expr(clip, 'x x = x 0 ? 0 max 1 min')"
                     )
         w, h = self.in_size
-        memory = self.up.memory_error(e, h, w)  # a raw torch error where the transform itself allocates
+        # a raw torch error where the transform itself allocates; a BackendError is the core's own words already
+        # (Upscaler.upscale_tensor's advice for an allocation that failed in the model: wrapped once, there)
+        memory = None if isinstance(e, BackendError) else self.up.memory_error(e, h, w)
         return _error(f"frame {n}: {_as_arguments(str(memory if memory is not None else e))}")
 
     def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
