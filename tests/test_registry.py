@@ -269,6 +269,27 @@ def test_trust_on_first_use_records_size_and_sha256(server: Server, isolated_cac
         resolve_entry(entry)
 
 
+def test_a_fetch_records_the_sha256_it_hashed_while_streaming(server: Server, isolated_cache: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The download hashes the file as it streams in; the fetch recorded that digest, and then read the whole file
+    again to hash it (x4plus: ~50 ms). The file's recorded sha256 is the streamed one, and no file is hashed."""
+    from esrgan_video.models import download as download_mod, registry
+
+    hashed: list[Path] = []
+
+    def counted(path, *args, **kwargs):
+        hashed.append(Path(path))
+        return download_mod.sha256_file(path, *args, **kwargs)
+
+    monkeypatch.setattr(registry, "sha256_file", counted)
+    data = _checkpoint_bytes()
+    entry = ModelEntry("Tiny_x4", 4, "test model", (Source("file", server.add("/Tiny_x4.pth", data)),))
+    first = resolve_entry(entry, progress=False)
+    record = json.loads(first.path.with_name(first.path.name + ".json").read_text())
+    assert record["sha256"] == sha(data) and first.path.read_bytes() == data
+    assert hashed == []
+
+
 def test_a_cached_file_changed_in_place_is_refused_by_its_recorded_sha256(server: Server, isolated_cache: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The record's sha256 is checked on use, as the registry promises: a cached file damaged in place (its size

@@ -56,7 +56,26 @@ def download(
     timeout: float = 30.0,
     backoff: float = 1.0,
 ) -> Path:
-    """Fetch ``url`` into ``dest`` atomically and return ``dest``.
+    """Fetch ``url`` into ``dest`` atomically and return ``dest`` (:func:`download_sha256`, which says more)."""
+    download_sha256(url, dest, sha256=sha256, size=size, retries=retries, progress=progress, offline=offline,
+                    timeout=timeout, backoff=backoff)
+    return Path(dest)
+
+
+def download_sha256(
+    url: str,
+    dest: str | Path,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    retries: int = 3,
+    progress: bool = True,
+    offline: bool = False,
+    timeout: float = 30.0,
+    backoff: float = 1.0,
+) -> str:
+    """Fetch ``url`` into ``dest`` atomically and return the file's full sha256 (hex), hashed while it streamed in
+    (so a caller that records it need not read the file again).
 
     ``sha256`` is the full hex digest, or a published prefix of at least 8 hex digits (the torch.hub
     ``name-<sha256 prefix>.pth`` convention); ``size`` is the expected byte count. ``retries`` is the number
@@ -81,8 +100,7 @@ def download(
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
         try:
-            _fetch_once(url, dest, sha256=sha256, size=size, progress=progress, timeout=timeout)
-            return dest
+            return _fetch_once(url, dest, sha256=sha256, size=size, progress=progress, timeout=timeout)
         except _Permanent as e:
             raise DownloadError(str(e)) from e.__cause__
         except _Transient as e:
@@ -95,7 +113,8 @@ class _Transient(Exception):
     """A failure worth retrying."""
 
 
-def _fetch_once(url: str, dest: Path, *, sha256: str | None, size: int | None, progress: bool, timeout: float) -> None:
+def _fetch_once(url: str, dest: Path, *, sha256: str | None, size: int | None, progress: bool, timeout: float) -> str:
+    """One attempt; the sha256 of what it wrote to ``dest``."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
@@ -156,6 +175,7 @@ def _fetch_once(url: str, dest: Path, *, sha256: str | None, size: int | None, p
             raise _Permanent(f"checksum mismatch for {url}: sha256 is {digest}, expected {sha256}; the file was discarded")
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
+        return digest
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from ..errors import DownloadError, ModelError
 from ..files import atomic_write_text, locked
 from . import ncnn
-from .download import download, offline_requested, sha256_file
+from .download import download, download_sha256, offline_requested, sha256_file
 from .checkpoints import save_safetensors
 from .descriptor import descriptor_for
 from .detection import detect
@@ -328,8 +328,8 @@ def _fetch(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) 
         if hit is not None:
             return hit
         if source.kind == "file":
-            download(source.url, target, sha256=source.sha256, size=source.size, offline=offline, progress=progress)
-            digest = sha256_file(target)
+            digest = download_sha256(source.url, target, sha256=source.sha256, size=source.size, offline=offline,
+                                     progress=progress)  # hashed as it streamed in: not read again (~50 ms)
             notes = [] if source.sha256 and len(source.sha256) == 64 else [TOFU_NOTE]
             if source.sha256 and len(source.sha256) < 64:
                 notes = [f"sha256 prefix {source.sha256} from the file name verified; full sha256 recorded at first download"]
