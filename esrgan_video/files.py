@@ -3,8 +3,9 @@
 - :func:`atomic_write` writes bytes under a private temporary name beside the target (unique per call, so
   processes and threads writing the same target never share one), flushes them to disk and renames the
   file into place: a reader sees the old file or the new one, never half of one, whatever kills the writer.
-  The name, ``.NAME.<pid>.<random>.part`` (:func:`part_prefix`), carries the writing process, so the next write of
-  the same target removes what a writer killed outright (SIGKILL, power loss) left (:func:`remove_stale_parts`).
+  The name, ``.NAME.<host>.<pid>.<random>.part`` (:func:`part_prefix`), carries the writing machine and process,
+  so the next write of the same target on that machine removes what a writer killed outright (SIGKILL, power loss)
+  left (:func:`remove_stale_parts`); another machine's, in a shared folder (NFS), is never taken for dead.
 - :func:`locked` holds an exclusive ``flock`` on a lock file (created if missing) for the ``with`` block; the
   kernel drops it when the process dies.
 - :func:`check_output_place` and :func:`check_can_create`: whether an output file may go where it is asked to, said
@@ -23,6 +24,7 @@ import contextlib
 import fcntl
 import os
 import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -51,9 +53,20 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, mode: int | None = 0o6
     return path
 
 
+def host_label() -> str:
+    """This machine's name as temporary file names carry it (:func:`part_prefix`, ``video.partials``): the host name
+    with every character but letters, digits and ``-`` made ``-`` (no dots: the names' fields are dot-separated)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "-"
+
+
+HOST_PATTERN = r"[A-Za-z0-9-]+"
+"""What :func:`host_label` gives, as a regular expression."""
+
+
 def part_prefix(path: str | os.PathLike) -> str:
-    """The start of this process's temporary names for ``path`` (``.NAME.<pid>.``; ``mkstemp`` adds the rest)."""
-    return f".{Path(path).name}.{os.getpid()}."
+    """The start of this process's temporary names for ``path`` (``.NAME.<host>.<pid>.``, :func:`host_label`;
+    ``mkstemp`` adds the rest)."""
+    return f".{Path(path).name}.{host_label()}.{os.getpid()}."
 
 
 def _alive(pid: int) -> bool:
@@ -67,18 +80,21 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files (``.NAME.<pid>.<random>.part``) beside ``path`` whose writing process no longer
-    exists on this machine; returns them. Those of live processes (this one included) are left alone."""
+    """Delete the temporary files (``.NAME.<host>.<pid>.<random>.part``) beside ``path`` that this machine wrote
+    and whose writing process no longer exists; returns them. Those of live processes (this one included) are left
+    alone, and so are another machine's (a shared folder: its pid says nothing here). The names before the host was
+    in them (``.NAME.<pid>.<random>.part``) are taken as this machine's, as they were."""
     path = Path(path)
-    pattern = re.compile(r"\.%s\.(\d+)\.[^.]+\.part" % re.escape(path.name))
+    pattern = re.compile(r"\.%s\.(?:(%s)\.)?(\d+)\.[^.]+\.part" % (re.escape(path.name), HOST_PATTERN))
     try:
         names = os.listdir(path.parent)
     except OSError:
         return []
+    host = host_label()
     removed = []
     for name in names:
         m = pattern.fullmatch(name)
-        if m and int(m.group(1)) > 0 and not _alive(int(m.group(1))):
+        if m and m.group(1) in (None, host) and int(m.group(2)) > 0 and not _alive(int(m.group(2))):
             try:
                 (path.parent / name).unlink()
             except FileNotFoundError:  # another writer removed it first

@@ -100,6 +100,37 @@ def test_a_write_removes_the_temporaries_of_writers_killed_outright(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, other.name])
 
 
+def test_a_write_leaves_the_temporaries_of_another_machine_in_a_shared_folder(tmp_path):
+    """In a folder shared between machines (NFS) a writer's pid says nothing on another machine: the temporary of a
+    writer still running there (whose pid is dead here) was removed. The names carry the machine
+    (``.NAME.<host>.<pid>.<random>.part``, ``.out.<host>.<pid>.partial.mkv``): only this machine's dead writers' (and
+    those of names without a host, as before) are removed, by atomic_write and by a video writer's partials."""
+    from esrgan_video.files import atomic_write, host_label, part_prefix
+    from esrgan_video.video.partials import join_partial_path, partial_path, remove_stale_partials
+
+    here, there, gone = host_label(), "other-machine-" + host_label(), _dead_pid()
+    target = tmp_path / "x.engine"
+    assert part_prefix(target) == f".x.engine.{here}.{os.getpid()}."
+    dead_here = tmp_path / f".x.engine.{here}.{gone}.k1ll3d.part"
+    dead_old = tmp_path / f".x.engine.{gone}.k1ll3d.part"  # the name before it carried the host
+    elsewhere = tmp_path / f".x.engine.{there}.{gone}.running.part"  # alive on its own machine
+    for p in (dead_here, dead_old, elsewhere):
+        p.write_bytes(b"half")
+    atomic_write(target, b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, elsewhere.name])
+
+    dst = tmp_path / "out.mkv"
+    assert partial_path(dst, gone).name == f".out.{here}.{gone}.partial.mkv"
+    assert join_partial_path(dst, gone).name == f".out.{here}.join-{gone}.partial.mkv"
+    stale = [partial_path(dst, gone), join_partial_path(dst, gone), tmp_path / f".out.{gone}.partial.mkv",
+             tmp_path / f".out.join-{gone}.partial.mkv"]
+    kept = [tmp_path / f".out.{there}.{gone}.partial.mkv", tmp_path / f".out.{there}.join-{gone}.partial.mkv"]
+    for p in stale + kept:
+        p.write_bytes(b"half")
+    assert sorted(remove_stale_partials(dst)) == sorted(stale)
+    assert all(p.exists() for p in kept)
+
+
 def test_a_download_removes_the_part_file_of_a_download_killed_outright(tmp_path):
     """The model downloader's ``.NAME.<pid>.<random>.part`` (a whole model's bytes) left by a process killed with
     SIGKILL is removed by the next download of that file, over real HTTP from 127.0.0.1."""

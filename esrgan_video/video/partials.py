@@ -1,10 +1,12 @@
 """Temporary files written beside a target: their names, and removing those whose writer is gone.
 
 Every writer of a target ``dir/out.mkv`` writes a hidden file beside it and renames it over the target when it is
-complete: ``.out.<pid>.partial.mkv`` (``video.writer.OutputVideo``) or ``.out.join-<pid>.partial.mkv``
-(``video.segment_join.join_segments``), ``<pid>`` being the writing process. A process killed with SIGKILL (or a
-machine that lost power) leaves its file behind; :func:`remove_stale_partials`, called when a new writer of the
-same target starts, removes those whose process no longer exists on this machine.
+complete: ``.out.<host>.<pid>.partial.mkv`` (``video.writer.OutputVideo``) or ``.out.<host>.join-<pid>.partial.mkv``
+(``video.segment_join.join_segments``), ``<host>`` being the writing machine (``files.host_label``) and ``<pid>``
+its process. A process killed with SIGKILL (or a machine that lost power) leaves its file behind;
+:func:`remove_stale_partials`, called when a new writer of the same target starts, removes those this machine wrote
+whose process no longer exists: another machine's, in a shared folder (NFS), are left alone, as their pids say
+nothing here. Names without a host (``.out.<pid>.partial.mkv``, before it was in them) are taken as this machine's.
 """
 
 from __future__ import annotations
@@ -13,31 +15,44 @@ import os
 import re
 from pathlib import Path
 
+from ..files import HOST_PATTERN, host_label
+
 __all__ = ["partial_path", "join_partial_path", "partials_of", "remove_partials", "remove_stale_partials",
            "process_alive"]
 
 
 def partial_path(dst: str | os.PathLike, pid: int | None = None) -> Path:
-    """The temporary file the writer of ``dst`` writes: hidden, per process, same extension (so the muxer matches)."""
+    """The temporary file the writer of ``dst`` (process ``pid`` of this machine, default this one) writes: hidden,
+    per machine and process, same extension (so the muxer matches)."""
     dst = Path(dst)
-    return dst.with_name(f".{dst.stem}.{os.getpid() if pid is None else pid}.partial{dst.suffix}")
+    return dst.with_name(f".{dst.stem}.{host_label()}.{os.getpid() if pid is None else pid}.partial{dst.suffix}")
 
 
 def join_partial_path(dst: str | os.PathLike, pid: int | None = None) -> Path:
     """The temporary file a segment join of ``dst`` writes."""
     dst = Path(dst)
-    return dst.with_name(f".{dst.stem}.join-{os.getpid() if pid is None else pid}.partial{dst.suffix}")
+    return dst.with_name(f".{dst.stem}.{host_label()}.join-{os.getpid() if pid is None else pid}.partial{dst.suffix}")
 
 
-def partials_of(dst: str | os.PathLike) -> list[tuple[Path, int]]:
-    """Every temporary file of ``dst``'s naming that exists beside it, with the pid in its name."""
-    dst = Path(dst)
-    pattern = re.compile(r"\.%s\.(?:join-)?(\d+)\.partial%s" % (re.escape(dst.stem), re.escape(dst.suffix)))
+def _partials(dst: Path) -> list[tuple[Path, str | None, int]]:
+    """Every temporary file of ``dst``'s naming beside it: (path, the host in its name or None, the pid)."""
+    pattern = re.compile(r"\.%s\.(?:(%s)\.)?(?:join-)?(\d+)\.partial%s"
+                         % (re.escape(dst.stem), HOST_PATTERN, re.escape(dst.suffix)))
     try:
         names = sorted(os.listdir(dst.parent))
     except OSError:
         return []
-    return [(dst.parent / n, int(m.group(1))) for n in names if (m := pattern.fullmatch(n))]
+    return [(dst.parent / n, m.group(1), int(m.group(2))) for n in names if (m := pattern.fullmatch(n))]
+
+
+def _ours(host: str | None) -> bool:
+    """A partial name's host is this machine (or the name has none: written before names carried it)."""
+    return host is None or host == host_label()
+
+
+def partials_of(dst: str | os.PathLike) -> list[tuple[Path, int]]:
+    """Every temporary file of ``dst``'s naming that exists beside it (any machine's), with the pid in its name."""
+    return [(p, pid) for p, _, pid in _partials(Path(dst))]
 
 
 def process_alive(pid: int) -> bool:
@@ -65,13 +80,15 @@ def _unlink(paths: list[Path]) -> list[Path]:
 
 
 def remove_partials(dst: str | os.PathLike, pid: int | None = None) -> list[Path]:
-    """Remove the temporary files of ``dst``: those of process ``pid``, or every one when ``pid`` is None (only
-    safe while no one else writes ``dst``, e.g. under the batch journal's lock). Returns what was removed."""
-    return _unlink([p for p, owner in partials_of(dst) if pid is None or owner == pid])
+    """Remove the temporary files of ``dst``: those of this machine's process ``pid``, or every one (any machine's)
+    when ``pid`` is None (only safe while no one else writes ``dst``, e.g. under the batch journal's lock). Returns
+    what was removed."""
+    return _unlink([p for p, host, owner in _partials(Path(dst)) if pid is None or (owner == pid and _ours(host))])
 
 
 def remove_stale_partials(dst: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files of ``dst`` whose writing process is gone (never this process's own, never a
-    live process's). Returns what was removed."""
+    """Remove the temporary files of ``dst`` that this machine wrote whose writing process is gone (never this
+    process's own, never a live process's, never another machine's). Returns what was removed."""
     me = os.getpid()
-    return _unlink([p for p, owner in partials_of(dst) if owner != me and not process_alive(owner)])
+    return _unlink([p for p, host, owner in _partials(Path(dst))
+                    if _ours(host) and owner != me and not process_alive(owner)])

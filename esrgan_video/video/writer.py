@@ -6,10 +6,10 @@
             out.write(planes_for(frame), frame.pts)      # presentation order, input time base
 
 The file is written beside the target under a hidden temporary name that keeps the extension
-(``.out.<pid>.partial.mkv``, see ``video.partials``) and renamed over the target by ``close()``
+(``.out.<host>.<pid>.partial.mkv``, see ``video.partials``) and renamed over the target by ``close()``
 (``os.replace``, atomic on one file system). ``abort()`` — also what an exception inside ``with`` does —
-removes it unless ``keep_partial``; a later writer of the same target removes temporary files whose
-process is gone (killed with SIGKILL, or kept with ``keep_partial``). Audio, subtitle, attachment and
+removes it unless ``keep_partial``; a later writer of the same target on the same machine removes temporary
+files whose process is gone (killed with SIGKILL, or kept with ``keep_partial``). Audio, subtitle, attachment and
 data streams are copied packet for packet (no re-encode) from a second demuxer on the input,
 interleaved with the encoded video by time, so memory stays bounded (``video.stream_copy``, the
 copier the batch join uses too; text subtitles become ``mov_text`` in MP4/MOV). Timestamps: frames keep
