@@ -69,12 +69,15 @@ def part_prefix(path: str | os.PathLike) -> str:
     return f".{Path(path).name}.{host_label()}.{os.getpid()}."
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one we may not signal, another user's, counts as alive)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
+    except PermissionError:
         return True
     return True
 
@@ -94,7 +97,7 @@ def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
     removed = []
     for name in names:
         m = pattern.fullmatch(name)
-        if m and m.group(1) in (None, host) and int(m.group(2)) > 0 and not _alive(int(m.group(2))):
+        if m and m.group(1) in (None, host) and not process_alive(int(m.group(2))):
             try:
                 (path.parent / name).unlink()
             except FileNotFoundError:  # another writer removed it first

@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from ..files import HOST_PATTERN, host_label
+from ..files import HOST_PATTERN, host_label, process_alive
 
 __all__ = ["partial_path", "join_partial_path", "partials_of", "remove_partials", "remove_stale_partials",
            "process_alive"]
@@ -53,19 +53,6 @@ def _ours(host: str | None) -> bool:
 def partials_of(dst: str | os.PathLike) -> list[tuple[Path, int]]:
     """Every temporary file of ``dst``'s naming that exists beside it (any machine's), with the pid in its name."""
     return [(p, pid) for p, _, pid in _partials(Path(dst))]
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this machine (one we may not signal counts as alive)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _unlink(paths: list[Path]) -> list[Path]:
