@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,66 @@ def test_a_bad_command_line_is_one_line_and_exit_2(argv, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("esrgan-video") and ": error: " in err and "-h lists the options" in err
+
+
+# The process's command with a slow atexit callback of its own, announcing itself: a signal sent then lands
+# deterministically in the atexit phase, after the command's status is final. Registered after the CLI's import,
+# it runs before the CLI's own callback (last in, first out), as torch's and the weakref finalizers' do (those take
+# ~10 ms in all after a tiny run, measured: too short a window to hit on purpose).
+SLOW_EXIT = """import atexit, sys, time
+from esrgan_video.cli.main import main
+def slow():
+    print("atexit phase", file=sys.stderr, flush=True)
+    time.sleep(2)
+atexit.register(slow)
+sys.exit(main())
+"""
+
+
+def _signalled(args: list[str], sigs: list[int], *, after: str, slow_exit: bool = True) -> tuple[int, str, float]:
+    """Runs ``esrgan-video ARGS`` (with :data:`SLOW_EXIT`'s callback, or plainly), sends ``sigs`` 0.1 s apart once
+    a stderr line contains ``after``; returns the status, stderr and the seconds from the first signal to exit."""
+    code = SLOW_EXIT if slow_exit else "import sys; from esrgan_video.cli.main import main; sys.exit(main())"
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"),
+                            preexec_fn=media.default_signals)
+    before = []
+    for line in proc.stderr:
+        before.append(line)
+        if after in line:
+            break
+    start = time.monotonic()
+    for sig in sigs:
+        proc.send_signal(sig)
+        time.sleep(0.1)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, "".join(before) + err, time.monotonic() - start
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["Ctrl-C", "SIGTERM", "SIGHUP"])
+def test_a_signal_in_an_atexit_callback_leaves_the_commands_status_and_no_traceback(sig):
+    # the command is done (models: listed); without quiet_shutdown Ctrl-C printed "Exception ignored in atexit
+    # callback ... KeyboardInterrupt" with a traceback, and SIGTERM / SIGHUP killed the finished process
+    status, err, _ = _signalled(["models"], [sig], after="atexit phase")
+    assert status == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err and "interrupted" not in err, err
+
+
+def test_a_second_signal_in_a_slow_shutdown_exits_at_once_with_the_status():
+    status, err, took = _signalled(["models"], [signal.SIGINT, signal.SIGINT], after="atexit phase")
+    assert status == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert took < 1.5  # did not wait for the 2 s callback
+
+
+def test_ctrl_c_just_after_an_upscale_wrote_its_output_keeps_it_and_exits_0(tmp_path, tiny_model):
+    # The real window (no test callback): after "wrote", Python frees the run and shuts down (~0.4 s with torch):
+    # weakref finalizers in atexit (a traceback, status 0), then C-level teardown where Python has put SIGINT back
+    # to its default (killed: 130 for work that was done); before the status was known, "no output was written".
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=2)
+    dst = tmp_path / "out.mp4"
+    status, err, _ = _signalled([str(src), str(dst), "--model", str(tiny_model)], [signal.SIGINT, signal.SIGINT],
+                                after="esrgan-video: wrote", slow_exit=False)
+    assert status == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err and "interrupted" not in err, err
+    assert dst.stat().st_size > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]

@@ -25,7 +25,7 @@ from .. import __version__
 from .arguments import add_upscale_options, command_parser, progress_mode, report_error, upscale_options
 from .exit_codes import BATCH_FAILED, DAMAGED
 from .exit_codes import OK as EXIT_OK, USAGE as EXIT_USAGE
-from .signals import exit_status, signal_name, stop_signals
+from .signals import exit_status, final, program as program_signals, quiet_shutdown, signal_name, stop_signals
 from ..errors import EsrganVideoError, OptionError
 
 SUBCOMMANDS = ("preview", "models", "engine", "batch", "demo", "train", "blend")
@@ -111,6 +111,7 @@ def _run_upscale(argv: list[str]) -> int:
             lost: list[str] = []
             out = upscale_image(args.input, args.output, options, overwrite=args.overwrite, notice=notice, meta=meta,
                                 on_damage=lost.append)
+            final(DAMAGED if lost else EXIT_OK)  # the image is in place: a signal from now leaves this status
             for line in lost:  # a PNG or JPEG cut short: a notice, and exit 9 as for a damaged video
                 notice(line)
             if not args.quiet:
@@ -122,6 +123,7 @@ def _run_upscale(argv: list[str]) -> int:
             args.input, args.output, options, overwrite=args.overwrite, keep_partial=args.keep_partial,
             progress=reporter, notice=notice,
         )
+        final(DAMAGED if result.damaged else EXIT_OK)  # the output is in place: a signal from now leaves this status
     finally:
         reporter.close()
     reporter.finish(result)
@@ -154,16 +156,26 @@ def _run_subcommand(name: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The exit status of ``esrgan-video ARGV``. Called without ``argv`` (the program itself: the console script,
+    ``python -m esrgan_video``), a signal that arrives once the status is known (the output committed or removed,
+    while Python shuts down) leaves that status and prints nothing (:func:`~.signals.quiet_shutdown`; a command
+    whose result is committed before it returns says so with :func:`~.signals.final`)."""
+    program = argv is None
+    if program:
+        program_signals()
+    status = _status(list(sys.argv[1:] if argv is None else argv), program)
+    if program:  # an error or interrupt path's status is final too
+        quiet_shutdown(status)
+    return status
+
+
+def _status(argv: list[str], program: bool) -> int:
     try:
         with stop_signals():
-            # a file named like a command is an input; a folder is not (a models/ or train/ folder where the
-            # command runs must not turn `esrgan-video models` into an upscale of that folder)
-            if argv and argv[0] in SUBCOMMANDS and (not os.path.exists(argv[0]) or os.path.isdir(argv[0])):
-                if argv[0] == "models":
-                    return _run_models(argv[1:])
-                return _run_subcommand(argv[0], argv[1:])
-            return _run_upscale(argv)
+            status = _main(argv)
+            if program:  # inside the block: stop_signals then keeps these handlers (no SIGTERM default between)
+                quiet_shutdown(status)
+            return status
     except EsrganVideoError as e:  # an OptionError here was found during the run: named by its flag
         return report_error(e)
     except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP
@@ -171,6 +183,16 @@ def main(argv: list[str] | None = None) -> int:
         return exit_status(e)
     except SystemExit as e:  # argparse
         return e.code if isinstance(e.code, int) else EXIT_USAGE
+
+
+def _main(argv: list[str]) -> int:
+    # a file named like a command is an input; a folder is not (a models/ or train/ folder where the command runs
+    # must not turn `esrgan-video models` into an upscale of that folder)
+    if argv and argv[0] in SUBCOMMANDS and (not os.path.exists(argv[0]) or os.path.isdir(argv[0])):
+        if argv[0] == "models":
+            return _run_models(argv[1:])
+        return _run_subcommand(argv[0], argv[1:])
+    return _run_upscale(argv)
 
 
 if __name__ == "__main__":

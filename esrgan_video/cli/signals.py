@@ -8,15 +8,25 @@ process killed by that signal.
 Python delivers signals to the main thread, between bytecodes; the streaming core runs its encode loop there
 and its other stages in threads it stops on any exception, so raising from the handler unwinds the same way
 Ctrl-C's ``KeyboardInterrupt`` does.
+
+Once a command has its exit status (its output committed or removed), :func:`quiet_shutdown` makes a signal that
+arrives while the interpreter shuts down (atexit callbacks, finalizers: ~0.3-0.5 s measured after a tiny upscale or
+train run, most of it C-level teardown of torch) leave that status as it is instead of printing
+``Exception ignored in atexit callback ... KeyboardInterrupt`` (or, for SIGTERM / SIGHUP, the process dying by
+the signal with the work done).
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
+SHUTDOWN = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Terminated(KeyboardInterrupt):
@@ -43,7 +53,8 @@ def _raise(signum: int, frame) -> None:
 @contextmanager
 def stop_signals() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (the previous handlers
-    come back afterwards). A signal whose disposition is "ignore" (``nohup``) stays ignored."""
+    come back afterwards, unless the block installed its own, e.g. :func:`quiet_shutdown`). A signal whose
+    disposition is "ignore" (``nohup``) stays ignored."""
     previous = {}
     for sig in HANDLED:
         try:
@@ -56,4 +67,67 @@ def stop_signals() -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if signal.getsignal(sig) is _raise:
+                signal.signal(sig, handler)
+
+
+def quiet_shutdown(status: int) -> None:
+    """The command's result is final with exit ``status``: from now on SIGINT, SIGTERM and SIGHUP no longer
+    interrupt. The first one is let pass (the interpreter finishes its cleanup, so finalizers still remove their
+    temporaries, and the process exits with ``status``); a second one ends the process at once with ``status``
+    (``os._exit`` after flushing stdout / stderr), for a shutdown that hangs. Once the atexit callbacks start, the
+    three are ignored: Python's finalization resets a Python handler to the default (a signal during the C-level
+    teardown that follows, ~0.5 s after a torch run, would kill the finished process: status 130 / 143 / 129 for
+    work that was done) but leaves "ignore" alone. A signal the process ignores (``nohup``) stays ignored. Only
+    for the process's own command (:func:`program`): it changes process-wide handlers for good."""
+    _shutdown["status"] = status
+    _shutdown["final"] = True
+    for sig in SHUTDOWN:
+        try:
+            if signal.getsignal(sig) not in (signal.SIG_IGN, _quiet):
+                signal.signal(sig, _quiet)
+        except ValueError:  # not the main thread
+            pass
+
+
+def program() -> None:
+    """This process runs the command (the console script, ``python -m esrgan_video``; not a caller of
+    ``cli.main.main(argv)`` in its own process): :func:`final` then applies :func:`quiet_shutdown`."""
+    _shutdown["program"] = True
+
+
+def final(status: int) -> None:
+    """Called by a command once its result is committed (its output in place, the message printed), before the
+    work it still does on the way out (freeing a model, a trainer): a signal from then on leaves ``status``
+    instead of reporting an interrupted run. Does nothing unless :func:`program` was called."""
+    if _shutdown["program"]:
+        quiet_shutdown(status)
+
+
+_shutdown = {"program": False, "final": False, "status": 0, "seen": False}
+
+
+def _quiet(signum: int, frame) -> None:
+    if _shutdown["seen"]:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(_shutdown["status"])
+    _shutdown["seen"] = True
+
+
+def _ignore_at_exit() -> None:
+    if _shutdown["final"]:
+        for sig in SHUTDOWN:
+            try:
+                if signal.getsignal(sig) is _quiet:
+                    signal.signal(sig, signal.SIG_IGN)
+            except ValueError:
+                pass
+
+
+# registered when the CLI is imported, before torch & co. register theirs: atexit runs it after them (last in,
+# first out), so a signal during their callbacks still gets _quiet (a second one exits at once)
+atexit.register(_ignore_at_exit)

@@ -174,6 +174,9 @@ def main(argv: list[str]) -> int:
             print(f"esrgan-video train: interrupted at step {result.step}; checkpoint saved in {result.out} "
                   "(rerun the same command to resume)", file=sys.stderr)
         return 128 + int(result.signal or 2)  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
+    from .signals import final
+
+    final(0)  # final.safetensors is written: a signal from now (the message, freeing the trainer) leaves 0
     if not quiet:
         last = result.validation[-1] if result.validation else None
         score = f", held-out PSNR {last['psnr']:.2f} dB" if last else ""
