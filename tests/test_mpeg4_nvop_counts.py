@@ -57,3 +57,26 @@ def test_batchs_up_front_output_check_reads_no_packet_index(tmp_path: Path, monk
     assert reads == []
     with open_input(src) as inp:  # a run's own open still counts exactly
         assert inp.info.frame_count == 8 and len(reads) == 1
+
+
+def test_empty_avi_chunks_are_no_frames_in_the_counts(tmp_path: Path, capfd, near_identity_file) -> None:
+    """Empty '00dc' chunks (frames an encoder dropped) hold no frame; the AVI header counts them. A whole read of an
+    AVI reads the packet index anyway (its empty ticks, for the truncation check), so the probe's count costs no pass
+    more in a CLI run. Here an H.264 AVI, so no N-VOP logic is involved."""
+    clear_cache()
+    x264 = make_clip(tmp_path / "x264.avi", codec="libx264", fps=25, frames=10)
+    src = remuxed_avi(x264, tmp_path / "empty.avi", lambda i, data, bits: b"" if i in (4, 7) else None)
+    n = _decoded(src)
+    assert n == 8
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 10  # the AVI header counts the empty chunks
+    with open_input(src) as inp:
+        assert inp.info.frame_count == n  # was 10
+        assert inp.frame_count_in() == n == len(inp.frame_times())
+    clear_cache()
+    with open_input(src, exact_count=False) as inp:  # no pass: the header's count
+        assert inp.info.frame_count == 10
+    rc, totals, last, done, summary = _json_run(capfd, src, tmp_path / "out.mkv", near_identity_file(2))
+    assert rc == 0 and totals == {n} and last["frame"] == n  # the bar ended at 8/10
+    assert done["frames"] == summary == n == _decoded(tmp_path / "out.mkv")
+    assert done["lost_frames"] == 0 and not done["damaged"]

@@ -903,9 +903,10 @@ def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None 
                exact_count: bool = True) -> InputVideo:
     """Open ``path`` and probe its video stream (decoding the first frame for its tags and side data).
 
-    ``exact_count=False``: an MPEG-4 Part 2 stream's ``frame_count`` stays its header's (N-VOPs counted) instead of
-    being told by a demux pass over the whole file: for a check that needs no count (batch's per-file output check
-    before any worker starts, which would otherwise read every Xvid file of a library in the driver, ~65 µs a packet).
+    ``exact_count=False``: an MPEG-4 Part 2 stream's or an AVI's ``frame_count`` stays its header's (N-VOPs and
+    empty chunks counted) instead of being told by a demux pass over the whole file: for a check that needs no count
+    (batch's per-file output check before any worker starts, which would otherwise read every Xvid file or AVI of a
+    library in the driver, ~65 µs a packet). A whole read of an AVI reads that index anyway (cached per file).
 
     Raises InputError, naming the file, when it is missing, empty, not media, has no video stream, has
     a video codec this FFmpeg cannot decode, or a pixel format the pipeline does not support.
@@ -1094,10 +1095,18 @@ def _probe(path: Path, container, *, exact_count: bool = True) -> VideoInfo:
     if duration is None and st.duration:
         duration = st.duration * Fraction(st.time_base)
     frame_count = max(0, st.frames - no_frame) if st.frames else None
-    if frame_count and exact_count and mpeg4_vops(st) is not None:
-        # MPEG-4 Part 2: the header's count counts the N-VOPs (not-coded VOPs, no frame) anywhere in the file, which
-        # the packet index (one demux pass, no decoding, cached: the reads' seeks and trims use it) leaves out
-        frame_count = max(0, frame_count - read_packet_index(path, st.index).not_coded)
+    avi = decode_order_timestamps(container.format.name)
+    if frame_count and exact_count and (avi or mpeg4_vops(st) is not None):
+        # MPEG-4 Part 2: the header's count counts the N-VOPs (not-coded VOPs, no frame) anywhere in the file; an
+        # AVI's counts its empty chunks (frames an encoder dropped): the packet index (one demux pass, no decoding,
+        # cached: the reads' seeks and trims use it, and a whole read of an AVI its empty ticks) leaves both out
+        index = read_packet_index(path, st.index)
+        if avi:  # the ticks up to the end of the last packet that no packet holds: N-VOPs and empty chunks alike
+            pts = index.presentation_pts()  # (as the read's _empty_ticks counts them for its truncation check)
+            empty = max(0, pts[-1] + median_step(pts) - len(pts)) if pts else index.not_coded
+            frame_count = max(0, frame_count - empty)
+        else:
+            frame_count = max(0, frame_count - index.not_coded)
     return VideoInfo(
         path=path,
         container=container.format.name,
