@@ -87,6 +87,11 @@ def _color_spec(**kw) -> ColorSpec:
     return ColorSpec(**kw)
 
 
+CAPTION_DECODERS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video"})
+"""FFmpeg decoders that export ATSC A/53 closed captions as frame side data (``A53_CC``): the reader reads
+captions from these only."""
+
+
 @dataclass(frozen=True)
 class DecodedFrame:
     """One decoded frame in the stream's native pixel format.
@@ -384,6 +389,7 @@ class InputVideo:
         info = self.info
         layouts = plane_layouts(info.pix_fmt, info.width, info.height)
         decoded_fmt = info.source_pix_fmt or info.pix_fmt  # what the decoder gives (uyvy422 read as yuv422p)
+        captioning = info.codec in CAPTION_DECODERS
         changed_at: int | None = None  # the first frame whose format or size is not the first frame's
         index = 0
         packets = 0
@@ -536,7 +542,9 @@ class InputVideo:
                         f"{self.path}: the video changes from {info.width}x{info.height} {decoded_fmt} to "
                         f"{frame.width}x{frame.height} {frame.format.name} at frame {changed_at}; "
                         "mid-stream format changes are not supported")
-                cc = frame.side_data.get(_SideData.A53_CC)  # every frame's: captions may begin later (~1 µs)
+                # every frame's (captions may begin later, ~1 µs), only from the decoders that export them: touching
+                # side data of a PNG frame with an ICC profile crashes PyAV 19 (see _probe)
+                cc = frame.side_data.get(_SideData.A53_CC) if captioning else None
                 yield DecodedFrame(i, pts, info.time_base, read_planes(frame, info.pix_fmt, layouts), info.pix_fmt,
                                    None if cc is None else bytes(cc))
             if not checked:  # the seek gave no frame at all (FFmpeg's MPEG-TS seek to the last keyframe reads
