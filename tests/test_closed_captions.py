@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from esrgan_video.testing import run_cli
+from esrgan_video.video.nal_count import escaped
 
 
 def _cc(k: int) -> bytes:
@@ -26,14 +27,7 @@ def _cc_sei(k: int) -> bytes:
     """An SEI NAL (Annex B) of user_data_registered_itu_t_t35: ATSC's GA94 cc_data of :func:`_cc` ``k``."""
     payload = bytes([0xB5, 0x00, 0x31]) + b"GA94" + bytes([0x03, 0x40 | 2, 0xFF]) + _cc(k) + bytes([0xFF])
     body = bytes([4, len(payload)]) + payload + bytes([0x80])  # payload type 4, its size, rbsp trailing bits
-    out, zeros = bytearray(), 0
-    for b in body:  # emulation prevention
-        if zeros >= 2 and b <= 3:
-            out.append(3)
-            zeros = 0
-        out.append(b)
-        zeros = zeros + 1 if b == 0 else 0
-    return b"\x00\x00\x00\x01\x06" + bytes(out)
+    return b"\x00\x00\x00\x01\x06" + escaped(body)
 
 
 def _captioned(path: Path, frames: int = 6, first: int = 0, keyint: int | None = None) -> Path:

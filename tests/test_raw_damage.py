@@ -12,7 +12,7 @@ import pytest
 
 import media
 from esrgan_video.testing import run_cli
-from esrgan_video.video.nal_count import PictureCount, count_pictures, count_pictures_in_file, numbering_gaps
+from esrgan_video.video.nal_count import PictureCount, count_pictures, count_pictures_in_file, escaped, numbering_gaps
 from esrgan_video.video.reader import open_input
 
 FRAMES = 48
@@ -78,14 +78,7 @@ class _Writer:
     def nal(self, header: bytes) -> bytes:
         bits = self.bits + [1] + [0] * (-(len(self.bits) + 1) % 8)  # rbsp_trailing_bits
         payload = bytes(int("".join(map(str, bits[i:i + 8])), 2) for i in range(0, len(bits), 8))
-        out, zeros = bytearray(), 0
-        for b in payload:  # emulation prevention
-            if zeros >= 2 and b <= 3:
-                out.append(3)
-                zeros = 0
-            out.append(b)
-            zeros = zeros + 1 if b == 0 else 0
-        return b"\0\0\0\1" + header + bytes(out)
+        return b"\0\0\0\1" + header + escaped(payload)
 
 
 def _sps(*, frame_mbs_only: bool) -> bytes:

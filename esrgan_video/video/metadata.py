@@ -14,6 +14,8 @@ from fractions import Fraction
 
 from av.stream import Disposition
 
+from .nal_count import escaped
+
 __all__ = [
     "FIELD_ORDERS",
     "MOV_LANGUAGES",
@@ -176,15 +178,8 @@ def a53_sei(cc_data: bytes, codec: str) -> bytes:
     count = min(len(cc_data) // 3, 31)
     payload = b"\xb5\x00\x31GA94\x03" + bytes([0x40 | count, 0]) + cc_data[:3 * count] + b"\xff"
     body = bytes([4, len(payload)]) + payload + b"\x80"  # payload type 4, its size; rbsp trailing bits
-    out, zeros = bytearray(), 0
-    for b in body:  # emulation prevention: no 00 00 0x (x <= 3) inside the NAL
-        if zeros >= 2 and b <= 3:
-            out.append(3)
-            zeros = 0
-        out.append(b)
-        zeros = zeros + 1 if b == 0 else 0
     header = b"\x4e\x01" if codec == "hevc" else b"\x06"
-    return b"\x00\x00\x00\x01" + header + bytes(out)
+    return b"\x00\x00\x00\x01" + header + escaped(body)  # emulation prevention: no 00 00 0x (x <= 3) inside
 
 
 def with_captions(data: bytes, cc_data: bytes, codec: str) -> bytes | None:

@@ -89,8 +89,21 @@ class _Bits:
         return (k + 1) // 2 if k & 1 else -(k // 2)
 
 
+def escaped(rbsp: bytes) -> bytes:
+    """``rbsp`` with emulation prevention bytes put in (a ``03`` after every ``00 00`` followed by a byte <= 3), as a
+    NAL unit's payload must carry it: the inverse of :func:`_rbsp`."""
+    out, zeros = bytearray(), 0
+    for b in rbsp:
+        if zeros >= 2 and b <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(b)
+        zeros = zeros + 1 if b == 0 else 0
+    return bytes(out)
+
+
 def _rbsp(data: bytes) -> bytes:
-    """``data`` without its emulation prevention bytes (the ``03`` of every ``00 00 03``)."""
+    """``data`` without its emulation prevention bytes (the ``03`` of every ``00 00 03``): :func:`escaped` undone."""
     if b"\x00\x00\x03" not in data:
         return data
     out = bytearray()
