@@ -44,21 +44,10 @@ class _Permanent(Exception):
     """A failure that retrying will not fix (404, unknown host, checksum mismatch)."""
 
 
-def download(
-    url: str,
-    dest: str | Path,
-    *,
-    sha256: str | None = None,
-    size: int | None = None,
-    retries: int = 3,
-    progress: bool = True,
-    offline: bool = False,
-    timeout: float = 30.0,
-    backoff: float = 1.0,
-) -> Path:
-    """Fetch ``url`` into ``dest`` atomically and return ``dest`` (:func:`download_sha256`, which says more)."""
-    download_sha256(url, dest, sha256=sha256, size=size, retries=retries, progress=progress, offline=offline,
-                    timeout=timeout, backoff=backoff)
+def download(url: str, dest: str | Path, **options) -> Path:
+    """Fetch ``url`` into ``dest`` atomically and return ``dest``: :func:`download_sha256` (its keyword ``options``,
+    ``sha256``, ``size``, ``retries``, ``progress``, ``offline``, ``timeout``, ``backoff``, say what they do there)."""
+    download_sha256(url, dest, **options)
     return Path(dest)
 
 
