@@ -26,7 +26,7 @@ from .chatter import quiet_encoder_options
 
 T = TypeVar("T")
 
-__all__ = ["ENCODER_MAX_RATE", "canonical_encoder", "choose_pix_fmt", "encoder_opens", "encoder_pix_fmts",
+__all__ = ["ENCODER_MAX_RATE", "canonical_encoder", "choose_pix_fmt", "encoder_name", "encoder_opens", "encoder_pix_fmts",
            "encoder_reorders", "keep_advice", "time_base_opens"]
 
 ENCODER_MAX_RATE = {"libsvtav1": Fraction(240)}
@@ -43,6 +43,15 @@ def encoder_pix_fmts(codec: str) -> tuple[str, ...]:
     if enc.type != "video":
         raise OutputError(f"{codec!r} is a {enc.type} encoder, not a video encoder")
     return tuple(f.name for f in (enc.video_formats or ()))
+
+
+def encoder_name(codec: str) -> str:
+    """FFmpeg's name of encoder ``codec`` (``h264`` → ``libx264``, ``vp8`` → ``libvpx``); ``codec`` itself when this
+    FFmpeg has no such encoder."""
+    try:
+        return av.codec.Codec(codec, "w").name
+    except (ValueError, av.FFmpegError):
+        return codec
 
 
 def canonical_encoder(codec: str) -> str | None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import av
-
 from ..frames.pixel_formats import size_multiple
+from .encoder_formats import encoder_name
 
 __all__ = ["ENCODER_FRAME_LIMITS", "FrameLimits", "X265_BAD_WIDTHS", "frame_size_refusal", "picture_fits"]
 
@@ -120,15 +119,6 @@ def picture_fits(width: int, height: int) -> bool:
     16256x16256 is refused ("[IMGUTILS] Picture size 16256x16256 is invalid"), 131072x1900 taken, 131072x1920 refused;
     2080767x1 taken, 2080768x1 refused."""
     return 8 * (width + 128) * (height + 128) < 2**31 - 1
-
-
-def encoder_name(codec: str) -> str:
-    """FFmpeg's name of encoder ``codec`` (``h264`` → ``libx264``, ``vp8`` → ``libvpx``); ``codec`` itself when this
-    FFmpeg has no such encoder."""
-    try:
-        return av.codec.Codec(codec, "w").name
-    except (ValueError, av.FFmpegError):
-        return codec
 
 
 def frame_size_refusal(codec: str, pix_fmt: str, size: tuple[int, int], options: dict[str, str] | None = None

@@ -46,10 +46,10 @@ from ..frames.colorspace import Matrix, Range
 from ..frames.sizing import sar_storable
 from ..frames.pixel_formats import pixel_format, plane_layouts
 from .encoder_settings import EncoderSettings, deterministic_options, encoder_settings
-from .frame_limits import encoder_name, frame_size_refusal
+from .frame_limits import frame_size_refusal
 from .chatter import quiet_encoder_options
-from .encoder_formats import (ENCODER_MAX_RATE, canonical_encoder, choose_pix_fmt, encoder_opens, encoder_pix_fmts,
-                              encoder_reorders, muxer_options, time_base_opens, written_back)
+from .encoder_formats import (ENCODER_MAX_RATE, canonical_encoder, choose_pix_fmt, encoder_name, encoder_opens,
+                              encoder_pix_fmts, encoder_reorders, muxer_options, time_base_opens, written_back)
 from .metadata import CAPTION_ENCODERS, FIELD_ORDERS, with_captions
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
@@ -529,7 +529,7 @@ def _cfr_clock(dst: Path, codec: str, pix_fmt: str, template: InputVideo | None,
     frames' own timestamps (a non-strict :class:`EncoderClock`). Judged on the whole input's frames (the
     packet index: one demux pass, no decoding), not the trim's, so every segment of a batch run gets the same
     SPS and joins. A variable frame rate, or frames given without a template: the stream's time base."""
-    if template is None or av.codec.Codec(codec, "w").name not in TIMEBASE_TICK_ENCODERS:
+    if template is None or encoder_name(codec) not in TIMEBASE_TICK_ENCODERS:
         return None
     cfr = input_cfr_rate(template, time_base, rate)
     if cfr is None or cfr * time_base == 1 or not time_base_opens(codec, 1 / cfr, pix_fmt):
