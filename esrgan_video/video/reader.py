@@ -631,10 +631,7 @@ class InputVideo:
         last read; a frame lasting the packets' median step) that no packet of the packet index holds — empty chunks
         (frames an encoder dropped, the ticks between the frames of a variable rate) and N-VOPs. The header's frame
         count counts ticks: a 6-frame variable-rate AVI in 1/1000 ticks said 330 frames, and was reported truncated."""
-        pts = self.packet_index().presentation_pts() if upto is not None else []
-        if not pts:
-            return 0
-        return max(0, upto + median_step(pts) - bisect.bisect_right(pts, upto))
+        return empty_ticks(self.packet_index().presentation_pts(), upto) if upto is not None else 0
 
     def _first_missing(self, good: list[int], lost: int, lower: Fraction | None) -> Fraction | None:
         """The media time of the first frame the packet index times (from ``lower`` on) that no whole decoded frame
@@ -946,6 +943,14 @@ def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None 
         return InputVideo(path, _probe(path, container, exact_count=exact_count), notice=notice)
 
 
+def empty_ticks(pts: list[int], upto: int) -> int:
+    """The ticks up to the end of the frame at tick ``upto`` (a frame lasting the median step of ``pts``, the packet
+    index's sorted presentation timestamps) that no timestamp of ``pts`` holds: an AVI's empty chunks and N-VOPs."""
+    if not pts:
+        return 0
+    return max(0, upto + median_step(pts) - bisect.bisect_right(pts, upto))
+
+
 def _rates(container, st, ctx) -> tuple[Fraction | None, Fraction | None, str | None]:
     """The video stream's (average, guessed) frame rates, and why they are a guess when they are
     (``VideoInfo.rate_guess``).
@@ -1111,7 +1116,7 @@ def _probe(path: Path, container, *, exact_count: bool = True) -> VideoInfo:
         index = read_packet_index(path, st.index)
         if avi:  # the ticks up to the end of the last packet that no packet holds: N-VOPs and empty chunks alike
             pts = index.presentation_pts()  # (as the read's _empty_ticks counts them for its truncation check)
-            empty = max(0, pts[-1] + median_step(pts) - len(pts)) if pts else index.not_coded
+            empty = empty_ticks(pts, pts[-1]) if pts else index.not_coded
             frame_count = max(0, frame_count - empty)
         else:
             frame_count = max(0, frame_count - index.not_coded)
