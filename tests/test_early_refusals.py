@@ -91,10 +91,35 @@ def test_check_plan_at_an_unknown_scale_refuses_no_size_the_real_plan_writes(tmp
         assert (inp.info.width, inp.info.height) == (32, 32)
 
 
+@pytest.mark.parametrize("size, scale", [((16400, None), None), (None, 257.0)], ids=["size", "scale"])
+def test_check_plan_without_an_input_refuses_a_size_given_that_the_encoder_cannot_take(tmp_path: Path, size, scale):
+    """Without an input (no frames to judge) and without the model's scale, ``--size`` or ``--scale`` still make the
+    frame size: one beyond libx264's 16384 is refused there (it was checked only ``if model_scale``), and the same
+    size at the encoder's limit is not."""
+    from esrgan_video.errors import OutputError
+    from esrgan_video.options import UpscaleOptions
+    from esrgan_video.video.output_plan import check_plan
+    from esrgan_video.video.reader import open_input
+
+    src = make_clip(tmp_path / "in.mkv", frames=1)  # 64x48
+    with open_input(src) as inp:
+        info = inp.info
+    dst = tmp_path / "out.mkv"
+    opts = UpscaleOptions.from_kwargs(None, model=str(tmp_path / "none.pth"), size=size, scale=scale)
+    with pytest.raises(OutputError, match=r"libx264 encodes frames of at most 16384x16384, "
+                                          r"got (16400x12300|16448x12336)"):
+        check_plan(info, opts, src=src, dst=dst)
+    fits = UpscaleOptions.from_kwargs(None, model=str(tmp_path / "none.pth"), size=size and (16384, None),
+                                      scale=scale and 16384 / 64)
+    check_plan(info, fits, src=src, dst=dst)  # refuses nothing it can write
+
+
 @pytest.mark.parametrize("model", sorted(MISSING))
 @pytest.mark.parametrize("args, code, says", [
     (["--pix-fmt", "rgb24"], 6, "encoder libx264 cannot write pixel format 'rgb24'"),
     (["--codec", "png", "--pix-fmt", "yuv420p"], 6, "encoder png cannot write pixel format 'yuv420p'"),
+    # a size given (no model's scale needed) that its encoder cannot take: said before the model too
+    (["--size", "16400x"], 6, "libx264 encodes frames of at most 16384x16384, got 16400x12300"),
 ])
 def test_previews_plan_is_refused_before_its_model(tmp_path: Path, capfd, model, args, code, says):
     """``esrgan-video preview`` plans each column's frame as a video run plans it: a ``--pix-fmt`` the encoder

@@ -138,8 +138,9 @@ def check_plan(info, options: UpscaleOptions, *, src: str | Path, dst: str | Pat
     format; contradictory size options; a ``--preset`` or ``--crf`` the encoder refuses) and, with ``inp`` (the
     ``InputVideo`` of ``info``, whose trim ``options.trim`` selects the frames written), what the writer would refuse
     when it is set up (``writer.check_video``: a frame rate or frame times the encoder cannot carry, MPEG-2 at 7 fps;
-    AVI times of a variable-rate input with B-frames; RGB into a YUV-only container). Without ``inp``, with a
-    ``model_scale``, the frame size alone (batch's check of each file before any starts, ``batch.driver``).
+    AVI times of a variable-rate input with B-frames; RGB into a YUV-only container). Without ``inp``, the frame size
+    alone where it is known (a ``model_scale``, or ``--size``/``--scale``): batch's check of each file before it
+    starts (``batch.driver``), ``esrgan-video preview``'s before its first model.
 
     ``model_scale``: the model's scale where it is known without loading the model (:func:`known_scale`). The frame
     size checks (``writer.check_frame_size``: a size outside the encoder's smallest and largest, libx265's 8x8, MPEG-4
@@ -149,8 +150,8 @@ def check_plan(info, options: UpscaleOptions, *, src: str | Path, dst: str | Pat
     plan is made at the given scale (1 when unknown) and dropped (its notices come with the real plan's)."""
     plan = plan_output(info, options, model_scale=model_scale or 1, src=src, dst=dst)
     sized = model_scale or options.size.size is not None or options.size.scale is not None
-    if inp is None:  # no frames to judge: the frame size only, at a scale given (batch's check of each file)
-        if model_scale:
+    if inp is None:  # no frames to judge: the frame size only, where it is known (batch's check of each file, preview)
+        if sized:
             check_planned_size(plan, options, dst=dst)
         return
     opts = with_codec(options, dst)
