@@ -25,6 +25,7 @@ import fcntl
 import os
 import re
 import socket
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -142,12 +143,31 @@ class OutputExists(OutputError):
         return new
 
 
+def special_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists but is neither a regular file nor a directory (a symbolic link followed): "a
+    named pipe (FIFO)", "a character device", "a block device" or "a socket"; None otherwise (missing included)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return None
+
+
 def check_output_place(dst: str | os.PathLike, *, overwrite: bool, src: str | os.PathLike | None = None) -> None:
-    """OutputError (one line naming ``dst``) when ``dst`` cannot be written as a new output: its folder is missing
+    """OutputError (one line naming ``dst``) when ``dst`` cannot be written as a new output: it is a device, a named
+    pipe or a socket (:func:`special_kind`; ``--overwrite`` or not: the rename into place would replace it); its folder is missing
     ("the directory D does not exist") or a file ("F is not a directory", F the nearest existing path above it); it
     is a directory; it is ``src`` (the input); it exists and ``overwrite`` is false (:class:`OutputExists`). Nothing is
     created."""
     dst = Path(dst)
+    kind = special_kind(dst)
+    if kind is not None:  # os.replace would put a file where the device or pipe was (root may rename in /dev)
+        raise OutputError(f"{dst}: is {kind}, not a file (the finished output is renamed into place and would "
+                          "replace it); name a file, or write to - (standard output) and redirect it")
     if not dst.parent.is_dir():
         above = next((p for p in dst.parents if p.exists()), None)  # the nearest folder or file that exists
         if above is not None and not above.is_dir():
@@ -190,4 +210,4 @@ def check_can_create(dst: str | os.PathLike) -> None:
 
 
 __all__ = ["OutputExists", "atomic_write", "atomic_write_text", "cannot_create", "cannot_write", "check_can_create", "check_output_place", "locked",
-           "part_prefix", "remove_stale_parts"]
+           "part_prefix", "remove_stale_parts", "special_kind"]

@@ -6,6 +6,8 @@ with one line, exit 6 and nothing written."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +137,25 @@ def test_video_faces_say_it_before_the_model_loads(tmp_path, capfd):
 
     src = media.make_clip(tmp_path / "in.mkv", size=(32, 24), frames=2)
     _api_and_cli_say_it_before_the_model(tmp_path, capfd, src, "o.mkv", upscale_video)
+
+
+def test_a_device_or_named_pipe_is_never_replaced(tmp_path, capfd):
+    """An output that is a named pipe or a device (here a link to /dev/null, which any user can make) is refused with
+    --overwrite too, by every face, before the model loads: the finished output is renamed into place, and the rename
+    put a regular file where the pipe or the device was (``-y /dev/null`` as root replaced /dev/null)."""
+    src = media.make_clip(tmp_path / "in.mkv", size=(32, 24), frames=2)
+    still = tmp_path / "in.png"
+    write_image(still, np.full((12, 16, 3), 100, np.uint8), None, 8)
+    missing_model = tmp_path / "no-such-model.pth"
+    for name, kind in (("fifo", "a named pipe (FIFO)"), ("null", "a character device")):
+        for ext, args in ((".mkv", (src,)), (".png", (still,)), (".png", ("preview", src, "--at", "0", "-o"))):
+            dst = tmp_path / f"{name}{ext}"
+            if name == "fifo":
+                os.mkfifo(dst)
+            else:
+                dst.symlink_to("/dev/null")
+            said = one_line_error(capfd, *args, dst, "--model", missing_model, "-y")
+            assert said.startswith(f"{dst}: is {kind}, not a file ("), said
+            assert (stat.S_ISFIFO if name == "fifo" else stat.S_ISCHR)(dst.stat().st_mode)
+            dst.unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv", "in.png"]
