@@ -54,6 +54,7 @@ from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
 from .packet_index import (DecoderDrops, PacketIndex, decode_order_timestamps, media_origin, median_step, mpeg4_vops,
                            read_packet_index)
 from .planes import read_planes, stream_see_through
+from .side_data import side_data_kinds, stereo_mode
 from .probe import Demux, open_media, pick_video_stream, video_decoder
 from .trim import selected_frames
 from .metadata import (
@@ -186,6 +187,13 @@ class VideoInfo:
     """The first frame carries ATSC A/53 closed captions (CEA-608/708 in the video's SEI, FFmpeg's ``A53_CC`` frame
     side data): each frame's are read (``DecodedFrame.captions``) and written into libx264's and libx265's SEI
     (``metadata.with_captions``); the writer says that other encoders' outputs lose them."""
+    side_data: tuple[str, ...] = ()
+    """The kinds of side data (``side_data.SIDE_DATA_KINDS``: HDR10+, Dolby Vision, stereo 3D, spherical, timecodes,
+    AFD, …) the stream or its first frame carries that the pipeline does not carry over; the writer names those its
+    output loses in one notice (``side_data.side_data_lost``)."""
+    stereo_mode: str | None = None
+    """The stereo 3D layout as Matroska's StereoMode names it (``side_data.stereo_mode``; ``left_right``, …), where it
+    has one: Matroska output is written it."""
 
     @property
     def is_hdr(self) -> bool:
@@ -1096,6 +1104,8 @@ def _probe(path: Path, container, *, exact_count: bool = True) -> VideoInfo:
 
     hdr = HdrMetadata.from_side_data(side(Type.MASTERING_DISPLAY_METADATA, "mastering_display_metadata"),
                                      side(Type.CONTENT_LIGHT_LEVEL, "content_light_level"))
+    sides = side_data_kinds({t.name: data for t, data in {**decoded, **frame_sd}.items()}, coded)
+    stereo = stereo_mode(side(Type.STEREO3D, "stereo_3d"))
     matrix_bytes = coded.get("display_matrix") or frame_sd.get(Type.DISPLAYMATRIX)
     dmatrix = display_matrix_from_bytes(matrix_bytes)
     field_order = FIELD_ORDERS.get(ctx.field_order, "unknown")
@@ -1149,4 +1159,6 @@ def _probe(path: Path, container, *, exact_count: bool = True) -> VideoInfo:
         source_pix_fmt=source_pix_fmt if source_pix_fmt != pix_fmt else None,
         rate_guess=rate_guess,
         closed_captions=Type.A53_CC in frame_sd,
+        side_data=sides,
+        stereo_mode=stereo,
     )

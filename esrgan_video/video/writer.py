@@ -53,6 +53,7 @@ from .encoder_formats import (ENCODER_MAX_RATE, canonical_encoder, choose_pix_fm
 from .metadata import CAPTION_ENCODERS, FIELD_ORDERS, with_captions
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
+from .side_data import side_data_lost, side_data_notice
 from .reader import InputVideo
 from .stream_copy import (StreamCopier, StreamSelection, advanced_timecodes, container_suggestion, copy_stream_facts,
                           mpegts_holds, shifted_chapters)
@@ -853,7 +854,22 @@ class OutputVideo:
             # the timecode of the first frame written: a trim's later than the input's
             copy_stream_facts(vs, vs, metadata=self._trimmed_timecode(info.stream_metadata),
                               disposition=info.disposition)
+            self._side_data(vs, info)
         self._video = vs
+
+    def _side_data(self, vs, info) -> None:
+        """The input's stereo 3D layout as Matroska's StereoMode tag; one notice naming the side data of the input
+        (``VideoInfo.side_data``: HDR10+, Dolby Vision, spherical, timecodes, AFD, …) the output is written without."""
+        muxer = self._out.format.name
+        stereo = getattr(info, "stereo_mode", None)
+        vs.metadata.pop("stereo_mode", None)  # Matroska's tag, copied with the stream's: written below or not at all
+        if stereo and muxer == "matroska":
+            vs.metadata["stereo_mode"] = stereo
+        lost = side_data_lost(getattr(info, "side_data", ()), muxer=muxer, stereo=stereo)
+        src = getattr(info, "path", None)
+        msg = side_data_notice(self.dst, f"{Path(src).name}'s video" if src is not None else "the input video", lost)
+        if msg:
+            self.say(msg)
 
     def _color_tags(self, spec: ColorSpec) -> dict[str, int]:
         """FFmpeg's numbers for the encoder's and every frame's colour tags."""

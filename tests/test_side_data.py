@@ -1,0 +1,210 @@
+"""Side data the pipeline does not carry over (``video.side_data``): HDR10+, Dolby Vision, stereo 3D, timecodes,
+AFD, … An input that has them gets one notice naming what its output is written without; a stereo 3D layout is kept
+into Matroska (its StereoMode). The inputs are real libx264/libx265 streams with SEI NAL units put before each
+slice as broadcast and HDR encoders write them, or MP4/Matroska files whose boxes/elements declare them, and each
+test first checks FFmpeg's decoder reports the side data (so none can pass on an input without it)."""
+
+from __future__ import annotations
+
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from av.sidedata.sidedata import Type
+
+from esrgan_video.testing import run_cli
+from esrgan_video.video.nal_count import escaped
+from esrgan_video.video.side_data import side_data_kinds, side_data_notice, stereo_mode
+
+from media import make_clip
+
+
+class _Bits:
+    def __init__(self):
+        self.value, self.count = 0, 0
+
+    def put(self, value: int, n: int) -> _Bits:
+        self.value, self.count = self.value << n | value & ((1 << n) - 1), self.count + n
+        return self
+
+    def bytes(self) -> bytes:
+        pad = -self.count % 8
+        return (self.value << pad).to_bytes((self.count + pad) // 8, "big")
+
+
+def _sei(payload_type: int, payload: bytes, codec: str) -> bytes:
+    """An Annex B SEI NAL (H.264 type 6, HEVC prefix SEI) of one message."""
+    body = bytes([payload_type, len(payload)]) + payload + b"\x80"
+    return b"\x00\x00\x00\x01" + (b"\x4e\x01" if codec == "hevc" else b"\x06") + escaped(body)
+
+
+def _hdr10plus() -> bytes:
+    """ST 2094-40 in user_data_registered_itu_t_t35 (payload type 4): one window, 400 nits target."""
+    b = _Bits().put(0xB5, 8).put(0x003C, 16).put(0x0001, 16).put(4, 8).put(1, 8)
+    b.put(1, 2).put(400, 27).put(0, 1)
+    for v in (1000, 1000, 1000, 500):  # maxscl (R, G, B), average_maxrgb
+        b.put(v, 17)
+    b.put(3, 4)
+    for p in (1, 50, 99):
+        b.put(p, 7).put(100 * p, 17)
+    b.put(10, 10).put(0, 1).put(0, 1).put(0, 1)  # fraction bright pixels; no peak luminance, tone mapping, saturation
+    return b.bytes()
+
+
+def _timecode(k: int) -> bytes:
+    """HEVC time_code SEI (type 136): one full clock timestamp, 01:00:00 and ``k`` frames."""
+    b = _Bits().put(1, 2).put(1, 1).put(0, 1).put(0, 5).put(1, 1).put(0, 1).put(0, 1)
+    return b.put(k, 9).put(0, 6).put(0, 6).put(1, 5).put(0, 5).bytes()
+
+
+_AFD = bytes([0xB5, 0x00, 0x31]) + b"DTG1" + bytes([0x41, 0xF8])  # ATSC A/53 AFD 8 (full frame), type 4
+
+
+def _with_sei(path: Path, codec: str, seis, options: dict[str, str], frames: int = 3) -> Path:
+    """A Matroska file of ``frames`` ``codec`` pictures, each slice after the SEI NALs ``seis(k)`` of its picture."""
+    raw = path.with_suffix(".raw")
+    nal = "hevc" if codec == "libx265" else "h264"
+    with av.open(str(raw), "w", format=nal) as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt, s.options = 64, 48, "yuv420p", options
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    units, k = [], 0
+    for n in (n for n in raw.read_bytes().replace(b"\x00\x00\x00\x01", b"\x00\x00\x01").split(b"\x00\x00\x01") if n):
+        if ((n[0] >> 1) & 0x3F) < 32 if nal == "hevc" else n[0] & 0x1F in (1, 5):  # a slice: no B-frames, one each
+            units += seis(k)
+            k += 1
+        units.append(b"\x00\x00\x00\x01" + n)
+    raw.write_bytes(b"".join(units))
+    with av.open(str(raw), format=nal) as i, av.open(str(path), "w") as o:
+        so = o.add_stream_from_template(i.streams.video[0])
+        for k, p in enumerate(q for q in i.demux(video=0) if q.size):
+            p.pts = p.dts = k
+            p.duration, p.time_base, p.stream = 1, Fraction(1, 25), so
+            o.mux(p)
+    raw.unlink()
+    return path
+
+
+def _side(path: Path) -> tuple[dict[str, bytes], set[str]]:
+    """The side data FFmpeg reports for ``path``'s video: the stream's (coded, by name), and every frame's types."""
+    with av.open(str(path)) as c:
+        coded = dict(c.streams.video[0].codec_context.coded_side_data)
+        frames = {t.name for f in c.decode(video=0) for t in f.side_data}
+    return coded, frames
+
+
+def _run(capfd, model, src: Path, dst: Path, *args: str):
+    p = run_cli(capfd, src, dst, "--model", model, "--backend", "torch", "--progress", "none", *args)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def _notices(stderr: str) -> list[str]:
+    return [line.removeprefix("esrgan-video: ") for line in stderr.splitlines() if "not kept: the upscaled" in line]
+
+
+def test_hdr10plus_timecodes_and_ambient_light_are_said_once(tmp_path: Path, capfd, near_identity_file):
+    seis = lambda k: [_sei(4, _hdr10plus(), "hevc"), _sei(136, _timecode(k), "hevc"),  # noqa: E731
+                      _sei(148, struct.pack(">IHH", 314, 15635, 16450), "hevc")]
+    src = _with_sei(tmp_path / "hdr.mkv", "libx265", seis, {"x265-params": "log-level=error:bframes=0"})
+    assert {"DYNAMIC_HDR_PLUS", "S12M_TIMECODE", "AMBIENT_VIEWING_ENVIRONMENT"} <= _side(src)[1]
+    dst = tmp_path / "out.mkv"
+    p = _run(capfd, near_identity_file(2), src, dst, "--codec", "libx265")
+    assert _notices(p.stderr) == [
+        f"{dst}: the HDR10+ dynamic metadata (SMPTE ST 2094-40), SMPTE 12M timecodes and ambient viewing environment "
+        "in hdr.mkv's video are not kept: the upscaled frames are written without them"], p.stderr
+    assert not {"DYNAMIC_HDR_PLUS", "S12M_TIMECODE", "AMBIENT_VIEWING_ENVIRONMENT"} & _side(dst)[1]  # truly lost
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4"])
+def test_frame_packing_is_kept_into_matroska_and_afd_is_said(tmp_path: Path, capfd, near_identity_file, ext):
+    # libx264's frame-packing SEI (side by side) on its keyframe, an AFD before every slice
+    src = _with_sei(tmp_path / "sbs.mkv", "libx264", lambda k: [_sei(4, _AFD, "h264")],
+                    {"bf": "0", "x264-params": "log-level=error:frame-packing=3"})
+    assert {"STEREO3D", "AFD"} <= _side(src)[1]
+    dst = tmp_path / f"out{ext}"
+    p = _run(capfd, near_identity_file(2), src, dst)
+    if ext == ".mkv":
+        assert _notices(p.stderr) == [f"{dst}: the active format description (AFD) in sbs.mkv's video is not kept: "
+                                      "the upscaled frames are written without it"], p.stderr
+        assert stereo_mode(_side(dst)[0].get("stereo_3d")) == "left_right"
+    else:
+        assert _notices(p.stderr) == [
+            f"{dst}: the stereoscopic 3D layout and active format description (AFD) in sbs.mkv's video are not kept: "
+            "the upscaled frames are written without them; .mkv keeps the 3D layout"], p.stderr
+        assert not {"STEREO3D", "AFD"} & _side(dst)[1]
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4", ".webm"])
+def test_matroska_stereo_mode_is_kept_or_said(tmp_path: Path, capfd, near_identity_file, ext):
+    src = make_clip(tmp_path / "tb.mkv", frames=2, video_metadata={"stereo_mode": "bottom_top"})
+    assert stereo_mode(_side(src)[0].get("stereo_3d")) == "bottom_top"
+    dst = tmp_path / f"out{ext}"
+    p = _run(capfd, near_identity_file(2), src, dst)
+    coded, frames = _side(dst)
+    if ext == ".mkv":
+        assert _notices(p.stderr) == [], p.stderr
+        assert stereo_mode(coded.get("stereo_3d")) == "bottom_top"
+    else:
+        assert _notices(p.stderr) == [
+            f"{dst}: the stereoscopic 3D layout in tb.mkv's video is not kept: the upscaled frames are written without "
+            "it; .mkv keeps the 3D layout"], p.stderr
+        assert "stereo_3d" not in coded and "STEREO3D" not in frames
+
+
+def _with_box(data: bytes, path: list[bytes], box: bytes) -> bytes:
+    """MP4 ``data`` with ``box`` appended inside the box at ``path`` (every box on the way grown by its size);
+    ``stsd`` holds its entries after 8 bytes, a visual sample entry its boxes after 78."""
+    skip = {b"stsd": 8, b"hev1": 78}
+
+    def walk(buf: bytes, names: list[bytes]) -> bytes:
+        i, out = 0, b""
+        while i + 8 <= len(buf):
+            size, name = struct.unpack(">I4s", buf[i:i + 8])
+            body = buf[i + 8:i + size]
+            if name == names[0]:
+                head, rest = body[:skip.get(name, 0)], body[skip.get(name, 0):]
+                body = head + (walk(rest, names[1:]) if len(names) > 1 else rest + box)
+            out += struct.pack(">I4s", len(body) + 8, name) + body
+            i += size
+        return out + buf[i:]
+
+    return walk(data, path)
+
+
+def test_dolby_vision_configuration_is_said(tmp_path: Path, capfd, near_identity_file):
+    plain = _with_sei(tmp_path / "plain.mp4", "libx265", lambda k: [], {"x265-params": "log-level=error:bframes=0"},
+                      frames=2)
+    # dvcC: version 1.0, profile 8, level 1, RPU and base layer present, compatible with HDR10 (id 1)
+    dvcc = struct.pack(">BBHB", 1, 0, 8 << 9 | 1 << 3 | 1 << 2 | 1, 1 << 4) + bytes(19)
+    src = tmp_path / "dv.mp4"
+    src.write_bytes(_with_box(plain.read_bytes(), [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd", b"hev1"],
+                              struct.pack(">I4s", 8 + len(dvcc), b"dvcC") + dvcc))
+    assert "dovi_conf" in _side(src)[0]
+    dst = tmp_path / "out.mkv"
+    p = _run(capfd, near_identity_file(2), src, dst)
+    assert _notices(p.stderr) == [f"{dst}: the Dolby Vision metadata (its RPU and configuration record) in dv.mp4's "
+                                  "video is not kept: the upscaled frames are written without it"], p.stderr
+    assert "dovi_conf" not in _side(dst)[0]
+
+
+def test_encoder_version_strings_and_empty_pan_scan_are_no_loss():
+    x264 = bytes.fromhex("dc45e9bde6d948b7962cd820d923eeef") + b"x264 - core 165"
+    other = bytes(range(16)) + b"camera serial 1234"
+    gop_zero, gop_set = struct.pack("<q", 1 << 12 | 1), struct.pack("<q", 1 << 19 | 1 << 12)  # 00:00:00:01, 01:00:00:00
+    assert side_data_kinds({"SEI_UNREGISTERED": x264, "PANSCAN": bytes(24), "GOP_TIMECODE": gop_zero}, {}) == ()
+    assert side_data_kinds({"SEI_UNREGISTERED": other, "PANSCAN": b"\x01" + bytes(23), "GOP_TIMECODE": gop_set},
+                           {"spherical": b"x"}) == ("spherical", "gop_timecode", "panscan", "user_data")
+    assert side_data_notice("o.mkv", "i.mp4", ()) is None
+    assert stereo_mode(struct.pack("<ii", 2, 1) + bytes(28)) == "bottom_top"
+    assert stereo_mode(struct.pack("<ii", 3, 0) + bytes(28)) is None  # frame-sequential: no StereoMode
+    assert Type.STEREO3D.name == "STEREO3D"  # the names side_data_kinds keys by are PyAV's
