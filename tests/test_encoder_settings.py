@@ -351,3 +351,24 @@ def test_named_presets_of_other_encoders_are_names_too():
         accepted, _ = preset_values(codec)
         assert accepted == tuple(c.name for c in opt.choices), codec
         assert encoder_settings(codec).describe() == f"{codec}, preset (encoder default)", codec
+
+
+@pytest.mark.parametrize("codec,top", [("libx264", 51), ("libx265", 51), ("libsvtav1", 63), ("libvpx-vp9", 63)])
+def test_a_crf_above_the_encoders_range_is_a_command_line_error(tmp_path, clip, capfd, codec, top):
+    """``--crf 52`` for libx264 was taken and clamped by x264 to 51 without a word (the summary said crf 52); x265,
+    SVT-AV1 and VP9 refused it when the encoder opened, exit 6 with FFmpeg's words ('Numerical result out of range',
+    x265's own '[error]' line before). It is refused in one line, exit 2, before the model is looked up; the top of
+    the range opens."""
+    from esrgan_video.testing import run_cli
+
+    assert _open_error(codec, encoder_settings(codec, crf=top).codec_options()) is None
+    for bad in (top + 1, top + 0.5) if crf_is_fractional(codec) else (top + 1,):
+        with pytest.raises(OptionError) as e:
+            encoder_settings(codec, crf=bad)
+        assert str(e.value) == f"crf: expected 0 to {top} for encoder {codec}, got {bad!r}"
+    dst = tmp_path / "o.mkv"
+    p = run_cli(capfd, clip, dst, "--model", tmp_path / "missing.pth", "--codec", codec, "--crf", top + 1)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and lines == [
+        f"esrgan-video: error: --crf: expected 0 to {top} for encoder {codec}, got {top + 1}"], p.stderr
+    assert list(tmp_path.iterdir()) == []

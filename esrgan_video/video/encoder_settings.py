@@ -118,6 +118,23 @@ def crf_is_fractional(codec: str) -> bool:
     return opt is not None and opt.type.name in ("FLOAT", "DOUBLE")
 
 
+X26X_CRF_MOST = 51
+"""The highest crf x264 and x265 take at any bit depth: their FFmpeg option allows any float, and x264 clamps a
+higher one to 51 without a word (the summary then named a crf it did not use) while x265 refuses to open."""
+
+
+def crf_most(codec: str) -> float | None:
+    """The highest ``crf`` encoder ``codec`` takes: :data:`X26X_CRF_MOST` for x264 and x265, else its crf option's
+    maximum where that is a bound (63 for SVT-AV1 and VP9, which FFmpeg refused at avcodec_open2 as "Numerical result
+    out of range"); None where it has no crf option."""
+    opt = _private_options(codec).get("crf")
+    if opt is None:
+        return None
+    if codec.startswith(("libx264", "libx265")):
+        return X26X_CRF_MOST
+    return float(opt.max) if opt.max < 2**31 else None
+
+
 def quality_option(codec: str) -> str | None:
     """The option ``--crf`` sets for ``codec``: ``crf``, NVENC's ``cq``, or None (it takes no ``--crf``)."""
     private = _private_options(codec)
@@ -198,7 +215,8 @@ def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str 
     """The settings to give ``codec``: ``crf`` as asked, else the project's default where the encoder takes one
     and the user chose no rate control; for NVENC the same as ``cq`` (:data:`DEFAULT_CQ`). Raises
     :class:`OptionError` (exit 2) for a crf, preset or ``options`` key the encoder has no option for, a preset it
-    does not have (:func:`preset_values`), for a fractional crf where it takes integers, and for an NVENC crf outside
+    does not have (:func:`preset_values`), for a fractional crf where it takes integers or one above its range
+    (:func:`crf_most`), and for an NVENC crf outside
     its cq's range or 0 (which NVENC reads as "automatic", not lossless)."""
     private = _private_options(codec)
     opts = dict(options or {})
@@ -217,6 +235,8 @@ def encoder_settings(codec: str, *, crf: int | float | None = None, preset: str 
                                          "where 0 means automatic, not lossless: --encoder-opt tune=lossless is)", crf)
         elif float(crf) != int(float(crf)) and not crf_is_fractional(codec):
             raise OptionError("crf", f"a whole number for encoder {codec} (its crf is an integer)", crf)
+        elif (top := crf_most(codec)) is not None and float(crf) > top:
+            raise OptionError("crf", f"0 to {top:g} for encoder {codec}", crf)
         if float(crf) == int(float(crf)):
             crf = int(float(crf))
     if preset is not None and "preset" not in private:
