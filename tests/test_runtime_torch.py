@@ -128,6 +128,24 @@ def test_inf_weights_at_fp16_give_the_fp32_advice():
     assert "in fp16 on some GPUs. Rerun with --precision fp32" in msg and "not a precision problem" not in msg
 
 
+@pytest.mark.skipif(not cpu_supports(torch.bfloat16), reason="this torch build has no bf16 conv on the CPU")
+def test_a_non_finite_output_at_bf16_gets_bf16s_own_advice():
+    # bf16 got the fp16 advice: "this happens with some RRDB weights in fp16 on some GPUs ... bf16 also avoids the
+    # overflow", sending the user to the precision that had just failed. bf16 has fp32's range: what overflows fp16
+    # is finite there (the first check), so the advice is fp32, which tells bf16's rounding from the weights or input
+    from esrgan_video.upscaler import Upscaler
+
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.isfinite(TorchBackend(overflowing(), CommonOptions(precision="bf16"))(x)).all()
+    with Upscaler(inf_weight(), device="cpu", precision="bf16", backend="torch") as up:
+        with pytest.raises(NonFiniteOutputError) as e:
+            up.upscale(torch.rand(3, 8, 8))
+    msg = str(e.value)
+    assert msg.startswith("torch bf16 on cpu: the model produced non-finite values (NaN/Inf) at bf16, ")
+    assert "bf16 has fp32's range, so this is not the fp16 overflow: rerun with --precision fp32" in msg
+    assert "in fp16 on some GPUs" not in msg and "bf16 also avoids" not in msg
+
+
 def test_infinity_is_caught_before_the_clamp():
     """+Inf clamps to 1.0 (white): the guard must see the raw output."""
     model = tiny()

@@ -303,13 +303,22 @@ def check_finite(out: torch.Tensor, where: str, precision: str | None = None) ->
 
 def nonfinite_message(where: str, precision: str | None = None) -> str:
     """The error for a non-finite output. At fp32 the fp16-overflow advice does not apply (there is no wider
-    precision to rerun in): the weights or the input are at fault. Otherwise (fp16, bf16, or not known) the
-    overflow advice, :data:`FIX_HINT`."""
+    precision to rerun in): the weights or the input are at fault. At bf16 neither does it (bf16 has fp32's
+    exponent range, so what overflows fp16 is finite there, and :data:`FIX_HINT`'s "bf16 also avoids the overflow"
+    would send the user back to the precision that failed): fp32 tells its coarser rounding from the weights or the
+    input. Otherwise (fp16, or not known) the overflow advice, :data:`FIX_HINT`."""
     if precision == "fp32":
         return (
             f"{where}: the model produced non-finite values (NaN/Inf) at fp32, which would be written as black or "
             "white frames; this is not a precision problem: the model's weights or the input are at fault (check "
             "the model, e.g. for huge or non-finite weights)"
+        )
+    if precision == "bf16":
+        return (
+            f"{where}: the model produced non-finite values (NaN/Inf) at bf16, which would be written as black or "
+            "white frames; bf16 has fp32's range, so this is not the fp16 overflow: rerun with --precision fp32 "
+            "(finite there: bf16's coarser rounding is at fault, keep fp32; non-finite there too: the model's "
+            "weights or the input are)"
         )
     return (
         f"{where}: the model produced non-finite values (NaN/Inf), which would be written as black or "
