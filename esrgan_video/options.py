@@ -256,7 +256,8 @@ class EncodeOptions:
     """The encoder and the output container."""
 
     codec: str | None = None
-    """FFmpeg encoder name: libx264, libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, …; None: the
+    """FFmpeg encoder name: libx264, libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, … (a codec's name,
+    ``vp9``, ``h264``, is kept as the encoder FFmpeg opens for it: libvpx-vp9, libx264); None: the
     container's usual one (:func:`codec_for`: libx264, or libvpx-vp9 in WebM, apng in APNG, libwebp_anim in WebP,
     rawvideo in yuv4mpegpipe), chosen when the output is known."""
     crf: float | None = None
@@ -288,6 +289,13 @@ class EncodeOptions:
     def __post_init__(self) -> None:
         if self.codec is not None and (not isinstance(self.codec, str) or not self.codec.strip()):
             raise OptionError("codec", "an FFmpeg encoder name such as libx264", self.codec)
+        if self.codec is not None:
+            from .video.encoder_formats import encoder_name
+
+            # a codec's name (vp9, h264, hevc) opens FFmpeg's first encoder of it: named as that encoder, so its
+            # default CRF and preset (``video.encoder_settings``), libx264's determinism and batch's options hash
+            # are that encoder's (``--codec vp9`` wrote libvpx-vp9 without its CRF 24, and hashed apart from it)
+            _freeze(self, "codec", encoder_name(self.codec))
         if self.crf is not None:
             if not _is_number(self.crf) or not math.isfinite(float(self.crf)) or float(self.crf) < 0:
                 raise OptionError("crf", "a number >= 0", self.crf)
@@ -446,7 +454,8 @@ class UpscaleOptions:
         output, what batch gives for each file). With it, a value the encoder would use anyway stands as if it were
         not given (:func:`encoding_defaults_unset`): ``codec`` is ``libx264`` for the container's usual encoder,
         asked for or not (what the default was before it followed the container, so earlier records stand), and a
-        ``crf`` or ``preset`` equal to that encoder's default is None. Without it, every option stands as given
+        ``crf`` or ``preset`` equal to that encoder's default is None (``--codec vp9`` is ``libvpx-vp9`` already:
+        :class:`EncodeOptions` keeps FFmpeg's encoder name). Without it, every option stands as given
         (``codec`` None as ``libx264``): what batch's records were made with before."""
         out = {}
         for g, cls in GROUPS.items():

@@ -94,3 +94,48 @@ def test_only_the_defaults_of_the_encoder_that_writes_the_output_stand_as_unset(
     assert h("a.mkv", reuse="off") == mkv != h("a.mkv", reuse="near")
     # the options as given (no encoder known) hash as before: libx264 for the container's usual encoder
     assert options_hash("sha", UpscaleOptions(), segment_seconds=None) == mkv == webm
+
+
+def test_a_codecs_name_is_its_encoder_in_the_hash_and_in_what_the_encoder_is_given() -> None:
+    """``--codec vp9`` (the codec's name) opens libvpx-vp9, ``h264`` libx264: the options keep that encoder's name, so
+    it is given that encoder's CRF (vp9 was given none: libvpx's own bitrate mode, other bytes than libvpx-vp9's CRF
+    24) and hashes as that encoder, its default CRF as not given; another CRF still hashes apart."""
+    from esrgan_video.video.output_plan import output_encoder, with_codec
+
+    def h(dst: str, **kw) -> str:
+        opts = UpscaleOptions.from_kwargs(**kw)
+        return options_hash("sha", opts, segment_seconds=None, codec=container_codec(Path(dst), opts))
+
+    def given(dst: str, **kw):
+        return output_encoder(with_codec(UpscaleOptions.from_kwargs(**kw), dst).encode)
+
+    assert UpscaleOptions.from_kwargs(codec="vp9").encode.codec == "libvpx-vp9"
+    assert given("a.webm", codec="vp9") == given("a.webm", codec="libvpx-vp9") == given("a.webm")
+    assert given("a.webm", codec="vp9").crf == DEFAULT_CRF["libvpx-vp9"]
+    assert given("a.mkv", codec="h264") == given("a.mkv")
+    webm = h("a.webm")
+    assert h("a.webm", codec="vp9") == h("a.webm", codec="vp9", crf=24) == h("a.webm", crf=24) == webm
+    assert h("a.webm", codec="vp9", crf=30) != webm
+    assert h("a.mkv", codec="h264", crf=16, preset="medium") == h("a.mkv")
+    assert h("a.mkv", codec="hevc") == h("a.mkv", codec="libx265", crf=18) != h("a.mkv")
+
+
+def test_a_webm_made_with_vp9s_default_crf_given_or_not_is_kept_either_way(tmp_path: Path, near_identity_file) -> None:
+    """.webm outputs (libvpx-vp9, CRF 24 by default): one made with ``--codec vp9 --crf 24`` is kept by a rerun
+    without either, one made without them by a rerun with them; ``--crf 30`` is another output (refused)."""
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    make_clip(lib / "a.mkv", frames=2, size=(16, 16))
+    kw = dict(model=str(near_identity_file(2)), devices="cpu", threads=1, ext=".webm", segment_seconds=0,
+              log=lambda m: None)
+    s1 = run_batch([lib], out, codec="vp9", crf=24, **kw)
+    assert [r.status for r in s1.rows] == ["done"], s1.table()
+    make_clip(lib / "b.mkv", frames=2, size=(16, 16), seed=2)
+    s2 = run_batch([lib], out, **kw)  # a.webm made with them given, b.webm now without
+    assert [(r.key, r.status) for r in s2.rows] == [("a.webm", "skipped"), ("b.webm", "done")], s2.table()
+    before = {k: state(out / k) for k in ("a.webm", "b.webm")}
+    s3 = run_batch([lib], out, codec="vp9", crf=24, **kw)
+    assert [r.status for r in s3.rows] == ["skipped", "skipped"], s3.table()
+    with pytest.raises(OutputError, match=r"2 finished output\(s\) were made with different options"):
+        run_batch([lib], out, crf=30, **kw)
+    assert {k: state(out / k) for k in before} == before
