@@ -267,3 +267,38 @@ def test_a_cropped_still_keeps_only_its_crop(tmp_path):
     assert torch.equal(f, torch.from_numpy(photo[4:20, 8:40]).permute(2, 0, 1))
     assert f.is_contiguous() and f.untyped_storage().nbytes() == 3 * 32 * 16, f.untyped_storage().nbytes()
     assert torch.equal(read_still(tmp_path / "a.png"), torch.from_numpy(photo).permute(2, 0, 1))
+
+
+def test_images_given_one_by_one_are_one_source_of_stills_and_pair_in_the_order_given(tmp_path):
+    """``--data a.png b.png c.png`` (as documented: "image folders/files") is one source of stills, as a folder's
+    images are: each file was its own source, which holds out 2 frames of its 1, so any image given by name was
+    refused ('only 1 frame(s); at least 3 are needed'). Their ``--lr-data`` images pair one to one in the order given
+    (names may differ); one image alone is still refused, with what to give instead."""
+    import numpy as np
+    import skimage.data
+
+    from esrgan_video.errors import InputError
+    from esrgan_video.train import TrainConfig
+    from esrgan_video.train.data import load_sources
+    from esrgan_video.train.degradations import bicubic_down
+    from esrgan_video.video.images import write_image
+
+    photo = skimage.data.astronaut()
+    hr, lr = [], []
+    for i in range(3):
+        crop = np.ascontiguousarray(photo[64 * i:64 * i + 48, 100:164])
+        write_image(tmp_path / f"shot{i}.png", crop, None, 8)
+        hr.append(str(tmp_path / f"shot{i}.png"))
+        down = bicubic_down(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255, 4)[0]
+        small = (down.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        write_image(tmp_path / f"dvd_{2 - i}.png", np.ascontiguousarray(small), None, 8)
+        lr.append(str(tmp_path / f"dvd_{2 - i}.png"))
+    # lr[i] (dvd_{2-i}) is shot i's: they pair by place, not by name
+    (src,) = load_sources(TrainConfig(data=hr, out=str(tmp_path / "run"), patch=16), 4, 16, notice=pytest.fail)
+    assert (len(src.hr), src.train, src.held) == (3, [0], [1, 2])
+    assert torch.equal(src.hr[2], torch.from_numpy(photo[128:176, 100:164]).permute(2, 0, 1))
+    config = TrainConfig(data=hr, lr_data=lr, out=str(tmp_path / "run"), patch=16)
+    (paired,) = load_sources(config, 4, 16, notice=pytest.fail)
+    assert len(paired.lr) == 3 and not paired.rejected  # each pair matches (a wrong pairing is ~15 dB)
+    with pytest.raises(InputError, match=r"shot0.png: only 1 image\(s\); at least 3 are needed .*give more images"):
+        load_sources(TrainConfig(data=hr[:1], out=str(tmp_path / "run"), patch=16), 4, 16, notice=pytest.fail)

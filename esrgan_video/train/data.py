@@ -204,6 +204,55 @@ def read_source(path: str, *, max_frames: int, crop=None, max_bytes: int | None 
     return frames, times
 
 
+def read_stills(paths: tuple[str, ...], *, max_frames: int, crop=None,
+                notice: Callable[[str], None] | None = None) -> tuple[list[torch.Tensor], list]:
+    """Image files given one by one → (frames, keys: the paths as given), one source of stills as a folder's
+    images are (thinned evenly to ``max_frames``), with the notices :func:`read_source` gives a folder."""
+    for f in paths:
+        if not Path(f).exists():
+            raise InputError(f"{f}: no such file or folder")
+    if len(paths) > max_frames:
+        paths = paths[:: math.ceil(len(paths) / max_frames)]
+    read = [_read_still(f, crop) for f in paths]
+    _tell_stills(stills_label(paths), read, notice)
+    return [t for t, _, _ in read], list(paths)
+
+
+def stills_label(paths: tuple[str, ...]) -> str:
+    """How messages name the image files given to --data one by one: the file, or the first and how many more."""
+    return paths[0] if len(paths) == 1 else f"{paths[0]} (and the {len(paths) - 1} more images given one by one)"
+
+
+def _is_image_file(path: str) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not Path(path).is_dir()
+
+
+def group_stills(data, lr_data) -> list[tuple]:
+    """``--data`` entries (with their ``--lr-data`` partners, or None) → the sources: each video and image folder
+    its own, the image files given one by one together one source of stills (in the order given, at the first
+    one's place; one image alone cannot be a source: validation holds out at least two frames of each), as a
+    folder's images are. Their LR partners must be image files too; they pair one to one, in the order given."""
+    lr_data = list(lr_data) if lr_data else [None] * len(data)
+    units: list = []
+    stills, lr_stills, at = [], [], None
+    for hr, lr in zip(data, lr_data):
+        if not _is_image_file(hr):
+            units.append((hr, lr))
+            continue
+        if lr is not None and not _is_image_file(lr):
+            raise InputError(f"{lr}: {'an image folder' if Path(lr).is_dir() else 'a video'} cannot pair with the "
+                             f"image {hr} (an image given one by one pairs with one LR image; pair videos with "
+                             "videos, image folders with image folders)")
+        if at is None:
+            at = len(units)
+            units.append(None)
+        stills.append(hr)
+        lr_stills.append(lr)
+    if at is not None:
+        units[at] = (tuple(stills), tuple(lr_stills) if lr_stills[0] is not None else None)
+    return units
+
+
 def trim_to_multiple(frames: list[torch.Tensor], multiple: int) -> list[torch.Tensor]:
     """Crop each frame at the bottom/right to a multiple of ``multiple``."""
     out = []
@@ -263,20 +312,31 @@ def load_sources(config, scale: int, patch: int, *, notice=print,
     frames smaller than the patch (``smaller_patch`` says what to do), an HR/LR scale mismatch, paired data where
     nothing matches."""
     sources = []
-    lr_paths = config.lr_data or (None,) * len(config.data)
     multiple = 2 * scale
-    for path, lr_path in zip(config.data, lr_paths):
-        max_bytes = None if lr_path is not None else int(config.memory_gb * 2**30)  # pairs: keep every match
-        hr, keys = read_source(path, max_frames=config.max_frames, crop=config.hr_crop, max_bytes=max_bytes,
-                                notice=notice)
+    for entry, lr_entry in group_stills(config.data, config.lr_data):
+        max_bytes = None if lr_entry is not None else int(config.memory_gb * 2**30)  # pairs: keep every match
+        if isinstance(entry, tuple):  # image files given one by one: one source of stills
+            path = stills_label(entry)
+            hr, keys = read_stills(entry, max_frames=config.max_frames, crop=config.hr_crop, notice=notice)
+        else:
+            path = entry
+            hr, keys = read_source(path, max_frames=config.max_frames, crop=config.hr_crop, max_bytes=max_bytes,
+                                   notice=notice)
         for f, key in zip(hr, keys):
             if min(f.shape[-2:]) < patch:  # an image folder's stills differ in size: name the one (its stem, the key)
-                what = f"image {key} is" if Path(path).is_dir() else "frames are"
-                raise InputError(f"{path}: {what} {f.shape[-1]}x{f.shape[-2]}, smaller than the {patch}-px "
+                where, what = (key, "the image is") if isinstance(entry, tuple) else (
+                    path, f"image {key} is" if Path(path).is_dir() else "frames are")
+                raise InputError(f"{where}: {what} {f.shape[-1]}x{f.shape[-2]}, smaller than the {patch}-px "
                                  f"training patch ({smaller_patch})")
         src = Source(path, trim_to_multiple(hr, multiple), keys)
-        if lr_path is not None:
-            lr, lr_keys = read_source(lr_path, max_frames=10**9, crop=config.lr_crop, notice=notice)
+        if lr_entry is not None:
+            if isinstance(entry, tuple):  # one to one, in the order given: each LR image keyed by its HR partner
+                lr_path = stills_label(lr_entry)
+                lr, _ = read_stills(lr_entry, max_frames=10**9, crop=config.lr_crop, notice=notice)
+                lr_keys = list(entry)  # every HR file, as the LR is not thinned
+            else:
+                lr_path = lr_entry
+                lr, lr_keys = read_source(lr_path, max_frames=10**9, crop=config.lr_crop, notice=notice)
             kinds = ["images" if k and isinstance(k[0], str) else "video" for k in (keys, lr_keys)]
             if kinds[0] != kinds[1]:  # frames match by file name between images, by time between videos
                 raise InputError(f"{lr_path}: {'an image source' if kinds[1] == 'images' else 'a video'} cannot pair "
@@ -322,8 +382,12 @@ def load_sources(config, scale: int, patch: int, *, notice=print,
         else:
             src.train, src.held = split_held_out(len(src.hr), config.held_out, config.min_held_out)
         if not src.train:
-            raise InputError(f"{path}: only {len(src.hr)} frame(s); at least {config.min_held_out + 1} are needed "
-                             f"({config.min_held_out} are held out for validation)")
+            stills = bool(keys) and isinstance(keys[0], str)
+            advice = ("; give more images: an image folder, or several image files (those given to --data one by "
+                      "one are one source of stills together)") if stills else ""
+            raise InputError(f"{path}: only {len(src.hr)} {'image' if stills else 'frame'}(s); at least "
+                             f"{config.min_held_out + 1} are needed ({config.min_held_out} are held out for "
+                             f"validation){advice}")
         sources.append(src)
     return sources
 
