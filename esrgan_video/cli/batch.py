@@ -188,5 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m esrgan_video.cli.batch: as `esrgan-video batch` (errors, signals, shutdown)
+    from .main import run_program
+
+    sys.exit(run_program(lambda: main(sys.argv[1:])))

@@ -20,6 +20,7 @@ import importlib
 import json
 import os
 import sys
+from typing import Callable
 
 from .. import __version__
 from .arguments import add_upscale_options, command_parser, progress_mode, report_error, upscale_options
@@ -160,19 +161,26 @@ def main(argv: list[str] | None = None) -> int:
     ``python -m esrgan_video``), a signal that arrives once the status is known (the output committed or removed,
     while Python shuts down) leaves that status and prints nothing (:func:`~.signals.quiet_shutdown`; a command
     whose result is committed before it returns says so with :func:`~.signals.final`)."""
-    program = argv is None
-    if program:
-        program_signals()
-    status = _status(list(sys.argv[1:] if argv is None else argv), program)
-    if program:  # an error or interrupt path's status is final too
-        quiet_shutdown(status)
+    if argv is None:
+        return run_program(lambda: _main(sys.argv[1:]))
+    return _status(lambda: _main(list(argv)), False)
+
+
+def run_program(command: Callable[[], int]) -> int:
+    """The exit status of ``command()`` run as this process's own command: what :func:`main` does for the console
+    script and ``python -m esrgan_video``, and every other ``__main__`` of the CLI (``python -m
+    esrgan_video.cli.batch``) does too, so each entry point handles errors, interrupts and a signal during
+    shutdown alike (:func:`~.signals.program`, :func:`~.signals.quiet_shutdown`)."""
+    program_signals()
+    status = _status(command, True)
+    quiet_shutdown(status)  # an error or interrupt path's status is final too
     return status
 
 
-def _status(argv: list[str], program: bool) -> int:
+def _status(command: Callable[[], int], program: bool) -> int:
     try:
         with stop_signals():
-            status = _main(argv)
+            status = command()
             if program:  # inside the block: stop_signals then keeps these handlers (no SIGTERM default between)
                 quiet_shutdown(status)
             return status
