@@ -291,7 +291,7 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
                 frames_reused += decision.whole_frame_reused
                 tiles_reused += decision.count - len(decision.compute)
             te = time.perf_counter()
-            out.write(planes, frame.pts, captions=frame.captions)
+            out.write(planes, frame.pts, captions=frame.captions, hdr10plus=frame.hdr10plus)
             clock.add("encode", time.perf_counter() - te)
             written += 1
             if progress is not None:
@@ -307,6 +307,8 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
         infer.shutdown(wait=True, cancel_futures=True)
         decoder.shutdown(wait=True, cancel_futures=True)
         frames.close()
+    if transform.upscaler is not None:  # the last frames' deferred non-finite checks: raised before the output is kept
+        transform.upscaler.flush()
     te = time.perf_counter()
     out.flush()
     clock.add("encode", time.perf_counter() - te)

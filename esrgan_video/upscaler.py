@@ -165,9 +165,11 @@ class Upscaler:
         # backend of any shape
         self._backends: OrderedDict[tuple[int, int, int] | None, Backend] = OrderedDict()
         self._in_use: dict[tuple[int, int, int] | None, int] = {}  # key → upscale_tensor calls running on it
+        self._deferred: BaseException | None = None  # an eviction's close error, raised by the next call or close()
         self._built_last: BackendInfo | None = None
         self._plans: dict[tuple[int, int], tiling.TilePlan] = {}  # frozen plans; a racing double insert is harmless
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when the last running call lets go of its backend
         self._transforms: dict[tuple, "FrameTransform"] = {}  # upscale()'s, one per kind of frame
         self._closed = False
         self._model_notices = tuple(getattr(getattr(self.model, "info", None), "notices", ()))
@@ -180,13 +182,36 @@ class Upscaler:
 
     # lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
-        """Close every backend, each even when another's close raises (a deferred non-finite check read in its
-        flush), then raise the first such error."""
+        """Close every backend for good (:meth:`backend_for`), each even when another's close raises (a deferred
+        non-finite check read in its flush), then raise the first such error: an eviction's not yet raised (see
+        :meth:`upscale_tensor`), else one of these closes (the others added to it as notes). A second close does
+        nothing; any other use after it is a RuntimeError ("this Upscaler is closed").
+
+        Calls already running (other threads' :meth:`upscale_tensor`) finish first, on their backends, and return
+        their frames: close waits for them, so no backend is freed under a call (its session gone mid-run, or a
+        TensorRT engine's memory); calls made after close starts are refused."""
         with self._lock:
+            self._closed = True
+            self._idle.wait_for(lambda: not self._in_use)
             backends = list(self._backends.values())
             self._backends.clear()
-            self._closed = True
-            _close_all(backends)
+            closing = _each(backends, lambda b: b.retire("closed by its Upscaler (Upscaler.close())"))
+            error, self._deferred = _joined(self._deferred, closing), None
+        if error is not None:
+            raise error
+
+    def flush(self) -> None:
+        """Settle every backend's outstanding work and deferred non-finite checks (:meth:`Backend.flush`), then raise
+        the first error: an eviction's not yet raised (see :meth:`upscale_tensor`), else a backend's. What a face
+        calls once its last frame is done and before it commits what it wrote (the pipeline: before the output
+        file is renamed into place), so an error about its frames comes while they can still be thrown away, and
+        not from the next user of a shared Upscaler (a batch worker's next segment) or after the output is kept."""
+        with self._lock:
+            backends = list(self._backends.values())
+            deferred, self._deferred = self._deferred, None
+        error = _joined(deferred, _each(backends, lambda b: b.flush()))
+        if error is not None:
+            raise error
 
     def __enter__(self) -> "Upscaler":
         return self
@@ -217,12 +242,17 @@ class Upscaler:
     def backend_for(self, tile_shape: tuple[int, int], batch: int | None = None, *,
                     notice: Callable[[str], None] | None = None) -> Backend:
         """The backend that runs ``batch`` tiles of ``tile_shape`` at a time (one per shape and batch for
-        fixed-shape engines; one for everything otherwise). ``notice`` receives the build's one-line messages, and
-        the first time one is given, the model's (``ModelInfo.notices``: e.g. a scale taken from its file name).
+        fixed-shape engines; one for everything otherwise), built and opened now if it is not yet: to build it
+        ahead of the first frame (:meth:`prepare`) and read its :attr:`~Backend.info`. ``notice`` receives the
+        build's one-line messages, and the first time one is given, the model's (``ModelInfo.notices``: e.g. a scale
+        taken from its file name).
 
-        A fixed-shape backend got here may be closed later, when more than :data:`MAX_FIXED_BACKENDS` others have been
-        asked for since (a closed backend reopens on its next call); :meth:`upscale_tensor` holds the one it runs on,
-        so no eviction closes it during the call."""
+        The backend stays this Upscaler's: it closes it, for good, when it evicts it (the least recently used beyond
+        :data:`MAX_FIXED_BACKENDS` fixed-shape backends that no call holds) or in :meth:`close`, and from then on
+        calling it raises a :class:`BackendError` saying so, instead of reopening outside the Upscaler (where
+        neither the bound nor :meth:`close` would reach it); the next ``backend_for`` of that shape builds a new one.
+        Run frames through :meth:`upscale_tensor`, which holds its backend for the call, so no eviction (by any
+        thread) closes it under the call; a backend got here is not held."""
         return self._take(tile_shape, batch or self.config.batch, notice=notice, hold=False)[1]
 
     def _take(self, tile_shape: tuple[int, int], batch: int, *, notice: Callable[[str], None] | None,
@@ -232,6 +262,7 @@ class Upscaler:
         with self._lock:
             if self._closed:
                 raise RuntimeError("this Upscaler is closed")
+            self._raise_deferred()
             if notice is not None:
                 told, self._model_notices = self._model_notices, ()
                 for msg in told:
@@ -252,16 +283,21 @@ class Upscaler:
             else:
                 self._backends.move_to_end(key)
             self._evict(keep=key)  # never this key; before it is held, so a close that raises leaves no hold
+            self._raise_deferred()
             if hold:
                 self._in_use[key] = self._in_use.get(key, 0) + 1
             return key, b
 
     def _release(self, key: tuple[int, int, int] | None) -> None:
-        """An :meth:`upscale_tensor` call is done with the backend :meth:`_take` held for it."""
+        """An :meth:`upscale_tensor` call is done with the backend :meth:`_take` held for it. Never raises: the
+        call's result (or its own error) is what its caller gets; an eviction's close error waits in
+        :meth:`_raise_deferred`."""
         with self._lock:
             left = self._in_use.pop(key) - 1
             if left:
                 self._in_use[key] = left
+            elif not self._in_use:
+                self._idle.notify_all()
             self._evict(keep=None)
 
     def _evict(self, *, keep: tuple[int, int, int] | None) -> None:
@@ -269,10 +305,27 @@ class Upscaler:
         no upscale_tensor call is running on (those go once their calls are done), never ``keep`` (the one just
         asked for): an ONNX Runtime session or a TensorRT engine per frame size, kept for every size ever seen, grew
         without bound (~90 MiB each for RealESRGAN_x4plus on the CPU) for a caller with frames of many sizes
-        (photos)."""
+        (photos).
+
+        Each goes for good (:meth:`Backend.retire`). A close that raises (a deferred non-finite check read in its
+        flush: TensorRT's default on a GPU) is kept for :meth:`_raise_deferred`, never raised here: the call that
+        evicted may have finished its frames, which are its caller's."""
         excess = sum(k is not None for k in self._backends) - MAX_FIXED_BACKENDS
         victims = [k for k in self._backends if k is not None and k != keep and k not in self._in_use][:max(0, excess)]
-        _close_all([self._backends.pop(k) for k in victims])
+        if not victims:
+            return
+        why = (f"closed by its Upscaler (evicted: it keeps {MAX_FIXED_BACKENDS} fixed-shape backends and this was "
+               "the least recently used; Upscaler.backend_for gives the current one)")
+        self._deferred = _joined(self._deferred, _each([self._backends.pop(k) for k in victims],
+                                                       lambda b: b.retire(why)))
+
+    def _raise_deferred(self) -> None:
+        """Raise (once) the error an eviction's close left (:meth:`_evict`), under the lock: the deferred-check
+        convention of the backends (:class:`~esrgan_video.runtime.base.FiniteGuard`), one level up: read by the next
+        call that takes a backend, whichever thread makes it, or by :meth:`close`."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            raise deferred
 
     def prepare(self, height: int, width: int, *, notice: Callable[[str], None] | None = None) -> Backend:
         """Build (or find) the backend frames of this size will use, e.g. a TensorRT engine, ahead of the first
@@ -291,7 +344,10 @@ class Upscaler:
                        base: torch.Tensor | None = None, grey: bool = False) -> torch.Tensor:
         """N×3×H×W float in [0, 1] on this Upscaler's device → N×3×(H·s)×(W·s) float32 on it.
 
-        Runs on the caller's current CUDA stream (the frame transform picks it). Reuse (one frame): ``only`` = the
+        Runs on the caller's current CUDA stream (the frame transform picks it). A finished call returns its
+        frames: an error closing a backend it evicted (another backend's deferred non-finite check, or its own,
+        read by that close) is raised by the next call instead, or by :meth:`flush` or :meth:`close`, as a
+        backend's deferred check is raised by its next batch or its flush. Reuse (one frame): ``only`` = the
         tiles of :meth:`plan` to compute, ``base`` = the output that supplies the others (see
         :func:`esrgan_video.tiling.run_tiled`). A 1- or 4-channel model is run on the RGB as :func:`model_on_rgb`
         says; ``grey``: the caller promises R = G = B (a grey source), so a 1 → 1 model runs once instead of on each
@@ -368,7 +424,7 @@ class Upscaler:
         orders CUDA tensors against the caller's current stream (no device-wide sync for tensors on this device).
         An empty image (a side of 0) or batch (0 frames) is an :class:`InputError`, and so is a float frame the
         model turns into NaN or Inf because it holds NaN (or Inf): not the backend's non-finite-output error, whose
-        advice (fp32 instead of fp16) does not apply to it.
+        advice (about the precision or the weights) does not apply to it.
         """
         try:
             return self._upscale(frames)
@@ -493,17 +549,25 @@ class Upscaler:
         return tr
 
 
-def _close_all(backends: list[Backend]) -> None:
-    """Close each of ``backends``, every one even when one's close raises (its flush reading a deferred non-finite
-    check: TensorRT's default on a GPU); then raise the first error."""
-    first: BaseException | None = None
+def _each(backends: list[Backend], act: Callable[[Backend], None]) -> BaseException | None:
+    """``act`` (a close, a flush) on each of ``backends``, every one even when one raises (its flush reading a
+    deferred non-finite check: TensorRT's default on a GPU); the errors :func:`_joined`."""
+    errors = []
     for b in backends:
         try:
-            b.close()
-        except BaseException as e:  # noqa: BLE001 - re-raised below, once the others are closed
-            first = first or e
-    if first is not None:
-        raise first
+            act(b)
+        except BaseException as e:  # noqa: BLE001 - returned to the caller, once every backend had its turn
+            errors.append(e)
+    return _joined(*errors)
+
+
+def _joined(*errors: BaseException | None) -> BaseException | None:
+    """The first of ``errors`` that is not None, with what each other one said added to it as a note; None when
+    there is none."""
+    present = [e for e in errors if e is not None]
+    for other in present[1:]:
+        present[0].add_note(f"and: {other}")
+    return present[0] if present else None
 
 
 _OUT_OF_MEMORY = ("out of memory", "failed to allocate memory", "can't allocate memory")

@@ -129,16 +129,16 @@ def test_a_backend_a_call_holds_is_kept_beyond_the_bound_and_the_others_closed(n
         torch.testing.assert_close(out[0], fresh.upscale_tensor(a), rtol=0, atol=0)
 
 
-def _flushing_a_deferred_nan(ort_mod, built: list):
-    """``make_backend`` of real ONNX Runtime backends whose first one's close raises what a deferred non-finite
-    check raises from its flush there (TensorRT's default check on a GPU: a batch's flag read after its call
-    returned), once."""
+def _flushing_a_deferred_nan(ort_mod, built: list, which: int = 0):
+    """``make_backend`` of real ONNX Runtime backends whose ``which``-th one's flush (and so its close) raises what a
+    deferred non-finite check raises from its flush there (TensorRT's default check on a GPU: a batch's flag read
+    after its call returned), once."""
     from esrgan_video.runtime.base import NonFiniteOutputError
 
     class Deferred(ort_mod.OnnxRuntimeBackend):
         def flush(self) -> None:
             super().flush()
-            if self is built[0] and not getattr(self, "told", False):
+            if len(built) > which and self is built[which] and not getattr(self, "told", False):
                 self.told = True
                 raise NonFiniteOutputError("onnxruntime fp32 on cpu: the model produced non-finite values (NaN/Inf)")
 
@@ -188,6 +188,146 @@ def test_close_closes_every_backend_when_one_close_raises(net, monkeypatch):
     assert not any(b._opened for b in built) and not u._backends
     with pytest.raises(RuntimeError, match="this Upscaler is closed"):
         u.upscale_tensor(torch.rand(1, 3, 6, 8))
+
+
+def _held_while(ort_mod, monkeypatch, shape: tuple[int, int]):
+    """Make a call on tiles of ``shape`` wait inside the real ONNX Runtime inference until released: (inside,
+    go_on) events."""
+    inside, go_on = threading.Event(), threading.Event()
+    real_infer = ort_mod.OnnxRuntimeBackend._infer
+
+    def slow_infer(self, batch, stream):
+        if self.info.fixed_shape[1:] == shape and not go_on.is_set():
+            inside.set()
+            assert go_on.wait(30)
+        return real_infer(self, batch, stream)
+
+    monkeypatch.setattr(ort_mod.OnnxRuntimeBackend, "_infer", slow_infer)
+    return inside, go_on
+
+
+@pytest.mark.parametrize("told_by", ["the next call", "close"])
+def test_a_finished_call_returns_its_frames_when_the_close_of_its_eviction_raises(net, monkeypatch, told_by):
+    # _release evicted after the call's work was done, and a close that raised there (a deferred non-finite flag)
+    # replaced the call's result: the caller's frames were lost. They are returned now, and the error is raised as
+    # the backends raise a deferred check: by the next call (whichever thread makes it) or by close()
+    ort_mod = pytest.importorskip("esrgan_video.runtime.onnxruntime_backend")
+    pytest.importorskip("onnxruntime")
+    from esrgan_video.runtime.base import NonFiniteOutputError
+
+    built: list = []
+    monkeypatch.setattr(upscaler_mod, "make_backend", _flushing_a_deferred_nan(ort_mod, built, which=1))
+    monkeypatch.setattr(upscaler_mod, "MAX_FIXED_BACKENDS", 1)
+    inside, go_on = _held_while(ort_mod, monkeypatch, (12, 10))
+    a = torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(5))
+    b = torch.rand(1, 3, 6, 8, generator=torch.Generator().manual_seed(6))
+    with esrgan_video.Upscaler(net, backend="onnxruntime", device="cpu") as fresh:
+        want = fresh.upscale_tensor(b)
+    built.clear()
+    u = esrgan_video.Upscaler(net, backend="onnxruntime", device="cpu")
+    t = threading.Thread(target=u.upscale_tensor, args=(a,))
+    t.start()
+    try:
+        assert inside.wait(30)
+        # a is held, so b's backend is the one beyond the bound that no call holds once b is done: b's call closes
+        # it, and that close reads b's deferred flag
+        torch.testing.assert_close(u.upscale_tensor(b), want, rtol=0, atol=0)
+        assert not built[1]._opened and not u._in_use.get((6, 8, 1))
+    finally:
+        go_on.set()
+        t.join()
+    if told_by == "close":
+        with pytest.raises(NonFiniteOutputError, match="non-finite"):
+            u.close()
+        u.close()  # told once
+        return
+    with pytest.raises(NonFiniteOutputError, match="non-finite"):
+        u.upscale_tensor(b)
+    torch.testing.assert_close(u.upscale_tensor(b), want, rtol=0, atol=0)  # told once; the Upscaler goes on
+    assert not u._in_use
+    u.close()
+
+
+def test_a_backend_got_from_backend_for_is_the_upscalers_and_never_reopens_outside_it(net, monkeypatch):
+    # backend_for/prepare handed out a backend the Upscaler then evicted (closed); calling it reopened it outside the
+    # Upscaler, where neither MAX_FIXED_BACKENDS nor close() reached it (an ONNX Runtime session or a TensorRT
+    # engine left open after Upscaler.close()). Once the Upscaler closes it, it stays closed and says why.
+    ort_mod = pytest.importorskip("esrgan_video.runtime.onnxruntime_backend")
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(upscaler_mod, "MAX_FIXED_BACKENDS", 1)
+    tiles = torch.rand(1, 3, 20, 20)
+    u = esrgan_video.Upscaler(net, backend="onnxruntime", device="cpu")
+    first = u.prepare(20, 20)
+    assert isinstance(first, ort_mod.OnnxRuntimeBackend) and u._backends[(20, 20, 1)] is first and first._opened
+    out = first(tiles)  # it is the Upscaler's and open: it runs until the Upscaler closes it
+    for i in range(2):
+        u.upscale_tensor(torch.rand(1, 3, 6 + 2 * i, 8))
+    assert not first._opened and first not in u._backends.values()
+    with pytest.raises(BackendError, match=r"^onnxruntime backend: closed by its Upscaler \(evicted: it keeps 1 "
+                                           r"fixed-shape backends .*Upscaler.backend_for gives the current one\)$"):
+        first(tiles)
+    assert not first._opened
+    again = u.backend_for((20, 20), 1)  # a new one, the Upscaler's
+    assert again is not first and u._backends[(20, 20, 1)] is again
+    torch.testing.assert_close(again(tiles), out, rtol=0, atol=0)
+    u.close()
+    with pytest.raises(BackendError, match=r"closed by its Upscaler \(Upscaler.close\(\)\)$"):
+        again(tiles)
+    assert not again._opened
+
+
+def test_close_waits_for_the_calls_running_and_frees_no_backend_under_them(net, monkeypatch):
+    # close() from one thread freed the backends under another thread's running call: its ONNX Runtime session went
+    # None mid-call ("inference failed ('NoneType' object has no attribute 'run')"; a TensorRT engine's memory would
+    # be freed under its enqueue). The running call now finishes and returns its frames; later calls are refused.
+    ort_mod = pytest.importorskip("esrgan_video.runtime.onnxruntime_backend")
+    pytest.importorskip("onnxruntime")
+    inside, go_on = _held_while(ort_mod, monkeypatch, (12, 10))
+    a = torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(5))
+    u = esrgan_video.Upscaler(net, backend="onnxruntime", device="cpu")
+    out: list = []
+    call = threading.Thread(target=lambda: out.append(u.upscale_tensor(a)))
+    call.start()
+    assert inside.wait(30)
+    closing = threading.Thread(target=u.close)
+    closing.start()
+    closing.join(0.3)
+    try:
+        assert closing.is_alive()  # waiting for the call (it cannot end before go_on)
+        with pytest.raises(RuntimeError, match="this Upscaler is closed"):  # refused as soon as close has begun
+            u.upscale_tensor(a)
+    finally:
+        go_on.set()
+        call.join()
+        closing.join()
+    held = u._in_use, u._backends
+    assert held == ({}, {}) and len(out) == 1
+    with esrgan_video.Upscaler(net, backend="onnxruntime", device="cpu") as fresh:
+        torch.testing.assert_close(out[0], fresh.upscale_tensor(a), rtol=0, atol=0)
+
+
+def test_a_deferred_check_read_when_the_run_settles_leaves_no_output(net, monkeypatch, tmp_path, capsys):
+    # the last frames' deferred non-finite flags (TensorRT's and CUDA torch's default check) were first read by
+    # Upscaler.close() in upscale_video's finally, after the output file had been renamed into place: the error came
+    # with a finished-looking output of black frames. The pipeline now flushes the Upscaler before the output is kept.
+    ort_mod = pytest.importorskip("esrgan_video.runtime.onnxruntime_backend")
+    pytest.importorskip("onnxruntime")
+    from safetensors.torch import save_file
+
+    from esrgan_video.cli.main import main
+
+    built: list = []
+    monkeypatch.setattr(upscaler_mod, "make_backend", _flushing_a_deferred_nan(ort_mod, built))
+    model = tmp_path / "tiny_x2.safetensors"
+    save_file(net.state_dict(), str(model))
+    clip = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=2)
+    out = tmp_path / "out.mkv"
+    assert main([str(clip), str(out), "--model", str(model), "--backend", "onnxruntime", "--device", "cpu"]) == 7
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("esrgan-video: error: onnxruntime fp32 on cpu: the model produced non-finite values")
+    assert "Traceback" not in "\n".join(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "tiny_x2.safetensors"]  # no output, no temporary
+    assert len(built) == 1 and not built[0]._opened
 
 
 # out of memory ---------------------------------------------------------------------------------------------------

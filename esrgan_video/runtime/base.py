@@ -219,10 +219,16 @@ class Backend(abc.ABC):
         self.guard = FiniteGuard(f"{name} {precision_name(dtype)} on {device}",
                                  mode=common.finite_check or default_check, precision=precision_name(dtype))
 
+    _retired: str | None = None
+    """Why :meth:`retire` closed this backend for good (None: it reopens after :meth:`close`)."""
+
     def open(self) -> "Backend":
         """Make what inference needs (:meth:`_open`: a session, an engine, a compiled module) the first time; later
-        calls, and calls from other threads meanwhile, wait for it and return. Reopens after :meth:`close`."""
+        calls, and calls from other threads meanwhile, wait for it and return. Reopens after :meth:`close`, never
+        after :meth:`retire` (a BackendError saying why it was closed)."""
         with self._open_lock:
+            if self._retired is not None:
+                raise BackendError(f"{self.info.name} backend: {self._retired}")
             if not self._opened:
                 self._open()
                 self._opened = True
@@ -243,6 +249,13 @@ class Backend(abc.ABC):
 
     def _release(self) -> None:
         """Free sessions, engines, graphs and buffers (called by :meth:`close`, under the open lock)."""
+
+    def retire(self, why: str) -> None:
+        """:meth:`close` for good: a later :meth:`open` (and so a call) raises a BackendError ending in ``why``
+        instead of reopening. For an owner that closes a backend it handed out (the Upscaler's eviction and close):
+        reopened, it would live outside its owner, where neither the owner's bound nor its close reach it."""
+        self._retired = why
+        self.close()
 
     def flush(self) -> None:
         """Wait for outstanding work and raise NonFiniteOutputError if any batch was non-finite."""
