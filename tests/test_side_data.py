@@ -41,16 +41,24 @@ def _sei(payload_type: int, payload: bytes, codec: str) -> bytes:
     return b"\x00\x00\x00\x01" + (b"\x4e\x01" if codec == "hevc" else b"\x06") + escaped(body)
 
 
-def _hdr10plus() -> bytes:
-    """ST 2094-40 in user_data_registered_itu_t_t35 (payload type 4): one window, 400 nits target."""
-    b = _Bits().put(0xB5, 8).put(0x003C, 16).put(0x0001, 16).put(4, 8).put(1, 8)
-    b.put(1, 2).put(400, 27).put(0, 1)
-    for v in (1000, 1000, 1000, 500):  # maxscl (R, G, B), average_maxrgb
-        b.put(v, 17)
-    b.put(3, 4)
-    for p in (1, 50, 99):
-        b.put(p, 7).put(100 * p, 17)
-    b.put(10, 10).put(0, 1).put(0, 1).put(0, 1)  # fraction bright pixels; no peak luminance, tone mapping, saturation
+def _hdr10plus(k: int = 0, windows: int = 1) -> bytes:
+    """ST 2094-40 in user_data_registered_itu_t_t35 (payload type 4): ``windows`` windows (the second 8×8 pixels at
+    the top left), 400 nits target, frame ``k``'s own brightest light."""
+    b = _Bits().put(0xB5, 8).put(0x003C, 16).put(0x0001, 16).put(4, 8).put(1, 8).put(windows, 2)
+    for _ in range(1, windows):  # the window's corners, its ellipse's centre, angle, axes; no overlap process
+        b.put(0, 16).put(0, 16).put(7, 16).put(7, 16).put(4, 16).put(4, 16).put(0, 8).put(2, 16).put(4, 16)
+        b.put(4, 16).put(0, 1)
+    b.put(400, 27).put(0, 1)
+    for _ in range(windows):
+        for v in (1000 + k, 1000, 1000, 500):  # maxscl (R, G, B), average_maxrgb
+            b.put(v, 17)
+        b.put(3, 4)
+        for p in (1, 50, 99):
+            b.put(p, 7).put(100 * p, 17)
+        b.put(10, 10)  # fraction of bright pixels
+    b.put(0, 1)  # no mastering display peak luminance
+    for _ in range(windows):
+        b.put(0, 1).put(0, 1)  # no tone mapping, no colour saturation mapping
     return b.bytes()
 
 
@@ -112,17 +120,53 @@ def _notices(stderr: str) -> list[str]:
     return [line.removeprefix("esrgan-video: ") for line in stderr.splitlines() if "not kept: the upscaled" in line]
 
 
-def test_hdr10plus_timecodes_and_ambient_light_are_said_once(tmp_path: Path, capfd, near_identity_file):
-    seis = lambda k: [_sei(4, _hdr10plus(), "hevc"), _sei(136, _timecode(k), "hevc"),  # noqa: E731
+def _hdr10plus_of(path: Path) -> list[bytes | None]:
+    """Each frame's DYNAMIC_HDR_PLUS side data, in presentation order."""
+    with av.open(str(path)) as c:
+        got = [(f.pts, f.side_data.get(Type.DYNAMIC_HDR_PLUS)) for f in c.decode(video=0)]
+    return [None if sd is None else bytes(sd) for _, sd in sorted(got, key=lambda x: x[0])]
+
+
+def _hdr_input(tmp_path: Path, windows: int = 1) -> Path:
+    seis = lambda k: [_sei(4, _hdr10plus(k, windows), "hevc"), _sei(136, _timecode(k), "hevc"),  # noqa: E731
                       _sei(148, struct.pack(">IHH", 314, 15635, 16450), "hevc")]
     src = _with_sei(tmp_path / "hdr.mkv", "libx265", seis, {"x265-params": "log-level=error:bframes=0"})
     assert {"DYNAMIC_HDR_PLUS", "S12M_TIMECODE", "AMBIENT_VIEWING_ENVIRONMENT"} <= _side(src)[1]
+    return src
+
+
+@pytest.mark.parametrize("codec", ["libx265", "libx264"])
+def test_hdr10plus_is_kept_into_libx265_and_timecodes_and_ambient_light_are_said(tmp_path: Path, capfd,
+                                                                                  near_identity_file, codec):
+    src = _hdr_input(tmp_path)
+    want = _hdr10plus_of(src)
+    assert len(set(want)) == 3 and None not in want  # every frame's own
+    dst = tmp_path / "out.mkv"
+    p = _run(capfd, near_identity_file(2), src, dst, "--codec", codec)
+    if codec == "libx265":
+        assert _notices(p.stderr) == [
+            f"{dst}: the SMPTE 12M timecodes and ambient viewing environment in hdr.mkv's video are not kept: the "
+            "upscaled frames are written without them"], p.stderr
+        assert _hdr10plus_of(dst) == want  # each frame's, serialized back as it was parsed
+    else:
+        assert _notices(p.stderr) == [
+            f"{dst}: the HDR10+ dynamic metadata (SMPTE ST 2094-40), SMPTE 12M timecodes and ambient viewing "
+            "environment in hdr.mkv's video are not kept: the upscaled frames are written without them; libx265 "
+            "keeps HDR10+"], p.stderr
+        assert _hdr10plus_of(dst) == [None] * 3
+    assert not {"S12M_TIMECODE", "AMBIENT_VIEWING_ENVIRONMENT"} & _side(dst)[1]  # truly lost
+
+
+def test_hdr10plus_of_several_windows_is_said(tmp_path: Path, capfd, near_identity_file):
+    src = _hdr_input(tmp_path, windows=2)
+    with av.open(str(src)) as c:
+        assert bytes(next(c.decode(video=0)).side_data[Type.DYNAMIC_HDR_PLUS])[2] == 2  # num_windows
     dst = tmp_path / "out.mkv"
     p = _run(capfd, near_identity_file(2), src, dst, "--codec", "libx265")
-    assert _notices(p.stderr) == [
-        f"{dst}: the HDR10+ dynamic metadata (SMPTE ST 2094-40), SMPTE 12M timecodes and ambient viewing environment "
-        "in hdr.mkv's video are not kept: the upscaled frames are written without them"], p.stderr
-    assert not {"DYNAMIC_HDR_PLUS", "S12M_TIMECODE", "AMBIENT_VIEWING_ENVIRONMENT"} & _side(dst)[1]  # truly lost
+    assert p.stderr.count("HDR10+") == 1, p.stderr
+    assert (f"{dst}: the HDR10+ dynamic metadata (SMPTE ST 2094-40) in hdr.mkv's video is not kept where a frame's "
+            "has more than one processing window (they are placed in the source's pixels)") in p.stderr, p.stderr
+    assert _hdr10plus_of(dst) == [None] * 3
 
 
 @pytest.mark.parametrize("ext", [".mkv", ".mp4"])

@@ -28,6 +28,7 @@ __all__ = [
     "CAPTION_ENCODERS",
     "a53_sei",
     "with_captions",
+    "with_sei",
 ]
 
 
@@ -185,6 +186,12 @@ def a53_sei(cc_data: bytes, codec: str) -> bytes:
 def with_captions(data: bytes, cc_data: bytes, codec: str) -> bytes | None:
     """Annex B access unit ``data`` (an H.264 or HEVC packet as libx264 / libx265 give it) with :func:`a53_sei` of
     ``cc_data`` put before its first slice; None where ``data`` is no Annex B unit with a slice (left as it is)."""
+    return with_sei(data, a53_sei(cc_data, codec), codec)
+
+
+def with_sei(data: bytes, sei: bytes, codec: str) -> bytes | None:
+    """Annex B access unit ``data`` (an H.264 or HEVC packet) with the SEI NAL unit ``sei`` (Annex B, start code
+    included) put before its first slice; None where ``data`` is no Annex B unit with a slice."""
     if not data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
         return None
     i = 0
@@ -195,5 +202,5 @@ def with_captions(data: bytes, cc_data: bytes, codec: str) -> bytes | None:
         b = data[j + 3]
         if ((b >> 1) & 0x3F) < 32 if codec == "hevc" else 1 <= (b & 0x1F) <= 5:
             at = j - 1 if j > 0 and data[j - 1] == 0 else j
-            return data[:at] + a53_sei(cc_data, codec) + data[at:]
+            return data[:at] + sei + data[at:]
         i = j + 3

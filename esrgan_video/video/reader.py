@@ -92,6 +92,10 @@ CAPTION_DECODERS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video"})
 """FFmpeg decoders that export ATSC A/53 closed captions as frame side data (``A53_CC``): the reader reads
 captions from these only."""
 
+HDR10PLUS_DECODERS = frozenset({"hevc", "av1", "vp9"})
+"""The codecs whose FFmpeg decoders export HDR10+ dynamic metadata as frame side data (``DYNAMIC_HDR_PLUS``: HEVC's
+SEI, AV1's metadata OBUs, VP9's Matroska block additions): the reader reads it from these only."""
+
 
 @dataclass(frozen=True)
 class DecodedFrame:
@@ -112,6 +116,9 @@ class DecodedFrame:
     """The frame's ATSC A/53 closed captions (FFmpeg's ``A53_CC`` side data: CEA-608/708 ``cc_data`` triplets), read
     on every frame (a broadcast capture's may begin after its first frame); the writer puts them into the output's
     SEI."""
+    hdr10plus: bytes | None = None
+    """The frame's HDR10+ dynamic metadata (FFmpeg's ``DYNAMIC_HDR_PLUS`` side data: an ``AVDynamicHDRPlus``), read on
+    every frame; the writer puts it into libx265's SEI (``hdr10plus.hdr10plus_t35``)."""
 
     @property
     def time(self) -> Fraction:
@@ -398,6 +405,7 @@ class InputVideo:
         layouts = plane_layouts(info.pix_fmt, info.width, info.height)
         decoded_fmt = info.source_pix_fmt or info.pix_fmt  # what the decoder gives (uyvy422 read as yuv422p)
         captioning = info.codec in CAPTION_DECODERS
+        dynamic = info.codec in HDR10PLUS_DECODERS
         changed_at: int | None = None  # the first frame whose format or size is not the first frame's
         index = 0
         packets = 0
@@ -552,9 +560,11 @@ class InputVideo:
                         "mid-stream format changes are not supported")
                 # every frame's (captions may begin later, ~1 µs), only from the decoders that export them: touching
                 # side data of a PNG frame with an ICC profile crashes PyAV 19 (see _probe)
-                cc = frame.side_data.get(_SideData.A53_CC) if captioning else None
+                sd = frame.side_data if captioning or dynamic else None
+                cc = sd.get(_SideData.A53_CC) if captioning else None
+                hp = sd.get(_SideData.DYNAMIC_HDR_PLUS) if dynamic else None
                 yield DecodedFrame(i, pts, info.time_base, read_planes(frame, info.pix_fmt, layouts), info.pix_fmt,
-                                   None if cc is None else bytes(cc))
+                                   None if cc is None else bytes(cc), None if hp is None else bytes(hp))
             if not checked:  # the seek gave no frame at all (FFmpeg's MPEG-TS seek to the last keyframe reads
                 raise _SeekMiss  # to the end): decode from the start, as for a seek that lands late
         lost = 0

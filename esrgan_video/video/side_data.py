@@ -6,8 +6,9 @@ stream's) or as the stream's coded side data (MP4 boxes, Matroska elements). The
 level, display matrix and A/53 captions are kept elsewhere (``metadata.HdrMetadata``, ``set_display_matrix``,
 ``metadata.with_captions``); what is here the upscaled frames are written without:
 
-- HDR10+ (SMPTE ST 2094-40) and HDR Vivid (CUVA 005) dynamic metadata: HEVC SEI, AV1 metadata OBUs, VP9 block
-  additions. PyAV 19 cannot attach frame side data, so libx265's own pass-through is never given it.
+- HDR10+ (SMPTE ST 2094-40) dynamic metadata (HEVC SEI, AV1 metadata OBUs, VP9 block additions): kept into libx265
+  output (``hdr10plus``), lost in the others'. HDR Vivid (CUVA 005) dynamic metadata: PyAV 19 cannot attach frame
+  side data, so no encoder is given it.
 - Dolby Vision: its RPU (an HEVC/AV1 NAL of each picture) describes the source's pictures and base layer, and its
   configuration record (``dovi_conf``: MP4 ``dvcC``/``dvvC``, Matroska ``BlockAdditionMapping``) announces it.
 - Stereoscopic 3D (H.264/HEVC frame-packing SEI, MP4 ``st3d``, Matroska ``StereoMode``): Matroska output keeps it,
@@ -110,10 +111,13 @@ def stereo_mode(data: bytes | None) -> str | None:
     return None if names is None else names[flags & 1]
 
 
-def side_data_lost(kinds: tuple[str, ...], *, muxer: str, stereo: str | None) -> tuple[str, ...]:
+def side_data_lost(kinds: tuple[str, ...], *, muxer: str, stereo: str | None, hdr10plus: bool = False) \
+        -> tuple[str, ...]:
     """The ``kinds`` an output written by FFmpeg's ``muxer`` loses: all but the stereo 3D layout into Matroska
-    where it has a StereoMode (``stereo``, :func:`stereo_mode`)."""
-    return tuple(k for k in kinds if not (k == "stereo3d" and muxer == "matroska" and stereo))
+    where it has a StereoMode (``stereo``, :func:`stereo_mode`), and HDR10+ where the encoder is given it
+    (``hdr10plus``: libx265, ``hdr10plus.HDR10PLUS_ENCODERS``; its frames of several windows the writer names)."""
+    return tuple(k for k in kinds if not (k == "stereo3d" and muxer == "matroska" and stereo)
+                 and not (k == "hdr10plus" and hdr10plus))
 
 
 def _listed(items: list[str]) -> str:
@@ -125,6 +129,8 @@ def side_data_notice(dst, src_name: str, lost: tuple[str, ...]) -> str | None:
     if not lost:
         return None
     what = [SIDE_DATA_KINDS[k] for k in lost]
-    hint = "; .mkv keeps the 3D layout" if "stereo3d" in lost else ""
+    hints = [h for k, h in (("hdr10plus", "libx265 keeps HDR10+"), ("stereo3d", ".mkv keeps the 3D layout"))
+             if k in lost]
+    hint = f"; {' and '.join(hints)}" if hints else ""
     return (f"{dst}: the {_listed(what)} in {src_name} {'is' if len(what) == 1 else 'are'} not kept: the upscaled "
             f"frames are written without {'it' if len(what) == 1 else 'them'}{hint}")

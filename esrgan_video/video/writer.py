@@ -50,7 +50,8 @@ from .frame_limits import frame_size_refusal
 from .chatter import quiet_encoder_options
 from .encoder_formats import (ENCODER_MAX_RATE, canonical_encoder, choose_pix_fmt, encoder_name, encoder_opens,
                               encoder_pix_fmts, encoder_reorders, muxer_options, time_base_opens, written_back)
-from .metadata import CAPTION_ENCODERS, FIELD_ORDERS, with_captions
+from .hdr10plus import HDR10PLUS_ENCODERS, hdr10plus_sei, hdr10plus_t35, hdr10plus_t35_available
+from .metadata import CAPTION_ENCODERS, FIELD_ORDERS, with_captions, with_sei
 from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
 from .side_data import side_data_lost, side_data_notice
@@ -806,6 +807,10 @@ class OutputVideo:
                                    f"are not kept: {codec} is given no captions (libx264 and libx265 carry them)")
             if getattr(info, "closed_captions", False):  # the first frame has them: said before any frame
                 self._say_captions_lost()
+        self._hdr10plus: dict[int, bytes] = {}  # encoder pts → the frame's HDR10+ T.35 message, until its packet
+        self._hdr10plus_kept = encoder_name(codec) in HDR10PLUS_ENCODERS and hdr10plus_t35_available()
+        self._hdr10plus_said = False  # the notice about HDR10+ not kept (this run's one line) is out
+        self._side_data_lost: tuple[str, ...] = ()  # what the side-data notice named (side_data.side_data_lost)
         clock = self._clock
         rate = clock.rate if clock else self.rate
         most = ENCODER_MAX_RATE.get(codec)
@@ -865,7 +870,9 @@ class OutputVideo:
         vs.metadata.pop("stereo_mode", None)  # Matroska's tag, copied with the stream's: written below or not at all
         if stereo and muxer == "matroska":
             vs.metadata["stereo_mode"] = stereo
-        lost = side_data_lost(getattr(info, "side_data", ()), muxer=muxer, stereo=stereo)
+        lost = side_data_lost(getattr(info, "side_data", ()), muxer=muxer, stereo=stereo,
+                              hdr10plus=self._hdr10plus_kept)
+        self._side_data_lost = lost
         src = getattr(info, "path", None)
         msg = side_data_notice(self.dst, f"{Path(src).name}'s video" if src is not None else "the input video", lost)
         if msg:
@@ -914,11 +921,13 @@ class OutputVideo:
         else:
             self.abort()
 
-    def write(self, planes: Sequence[np.ndarray], pts: int, captions: bytes | None = None) -> None:
+    def write(self, planes: Sequence[np.ndarray], pts: int, captions: bytes | None = None,
+              hdr10plus: bytes | None = None) -> None:
         """Encode one frame given as planes (shapes of ``formats.plane_layouts(pix_fmt, W, H)``; integer
         arrays, cast to the format's sample type) at ``pts`` in the input stream's time base. ``captions``: the input
         frame's ATSC A/53 closed captions (``DecodedFrame.captions``), written into its packet's SEI by libx264 and
-        libx265 (``metadata.with_captions``).
+        libx265 (``metadata.with_captions``). ``hdr10plus``: its HDR10+ dynamic metadata (``DecodedFrame.hdr10plus``),
+        written into libx265's SEI (``hdr10plus.hdr10plus_sei``).
 
         Frames must come in presentation order (strictly increasing ``pts``).
         """
@@ -943,6 +952,8 @@ class OutputVideo:
                 self._captions[frame.pts] = captions
             elif self._captions_lost:  # captions that begin after the first frame
                 self._say_captions_lost()
+        if hdr10plus:
+            self._keep_hdr10plus(frame.pts, hdr10plus)
         if self._copier is not None:
             self._copier.pump(pts * self.time_base - self.base)
         try:
@@ -951,12 +962,29 @@ class OutputVideo:
             raise OutputError(f"{self.dst}: encoding or writing failed at frame {self.frames_written}: {e}") from e
         self.frames_written += 1
 
+    def _keep_hdr10plus(self, pts: int, side_data: bytes) -> None:
+        """Keep a frame's HDR10+ for its packet where the encoder carries it and it is one processing window; the
+        one line of this run where it is not (and the probe's notice did not say it)."""
+        t35 = hdr10plus_t35(side_data) if self._hdr10plus_kept else None
+        if t35 is not None:
+            self._hdr10plus[pts] = t35
+            return
+        if self._hdr10plus_said or not self._hdr10plus_kept and "hdr10plus" in self._side_data_lost:
+            return
+        src = getattr(self.template, "path", None)
+        name = f"{Path(src).name}'s video" if src is not None else "the input video"
+        self._hdr10plus_said = True
+        self.say(f"{self.dst}: the HDR10+ dynamic metadata (SMPTE ST 2094-40) in {name} is not kept"
+                 + (" where a frame's has more than one processing window (they are placed in the source's pixels)"
+                    if self._hdr10plus_kept else f": {self._video.codec_context.name} is given none (libx265 carries "
+                                                 "it)"))
+
     def _say_captions_lost(self) -> None:
         self.say(self._captions_lost)
         self._captions_lost = None
 
     def _mux_video(self, packets) -> None:
-        if self._captions:
+        if self._captions or self._hdr10plus:
             packets = [self._captioned(pkt) for pkt in packets]
         for pkt in packets:
             if self._clock is not None:
@@ -965,12 +993,17 @@ class OutputVideo:
         self._out.mux(packets)
 
     def _captioned(self, pkt):
-        """``pkt`` with its frame's captions in an SEI before its first slice (a new packet of the same times and
-        flags); ``pkt`` itself where its frame had none or it is no Annex B unit."""
+        """``pkt`` with its frame's captions and HDR10+ in SEI before its first slice (a new packet of the same times
+        and flags); ``pkt`` itself where its frame had neither or it is no Annex B unit."""
         cc = self._captions.pop(pkt.pts, None)
-        data = None if cc is None else with_captions(bytes(pkt), cc, self._caption_codec)
-        if data is None:
+        hp = self._hdr10plus.pop(pkt.pts, None)
+        if cc is None and hp is None:
             return pkt
+        data = bytes(pkt)
+        if hp is not None:
+            data = with_sei(data, hdr10plus_sei(hp), "hevc") or data
+        if cc is not None:
+            data = with_captions(data, cc, self._caption_codec) or data
         out = av.Packet(data)
         out.stream, out.time_base = pkt.stream, pkt.time_base
         out.pts, out.dts, out.duration, out.is_keyframe = pkt.pts, pkt.dts, pkt.duration, pkt.is_keyframe
