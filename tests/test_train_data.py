@@ -302,3 +302,37 @@ def test_images_given_one_by_one_are_one_source_of_stills_and_pair_in_the_order_
     assert len(paired.lr) == 3 and not paired.rejected  # each pair matches (a wrong pairing is ~15 dB)
     with pytest.raises(InputError, match=r"shot0.png: only 1 image\(s\); at least 3 are needed .*give more images"):
         load_sources(TrainConfig(data=hr[:1], out=str(tmp_path / "run"), patch=16), 4, 16, notice=pytest.fail)
+
+
+def test_an_anamorphic_dvd_paired_with_a_blu_ray_is_told_the_rule_in_pixels_and_the_scale_that_fits(tmp_path):
+    """A DVD (720x480 stored, SAR 32:27, shown 16:9) and a Blu-ray (1920x1080) of one episode, here at a tenth:
+    the refusal says what the HR must be in stored pixels (exactly 4 × the LR, with its pixel shape), that the LR
+    is anamorphic, and that the HR holds only x2 of it, with the x2 pair's size (it said only 'not x4 of them
+    (crop them with hr_crop/lr_crop)': no crop makes such a pair)."""
+    import media
+
+    from esrgan_video.errors import InputError
+    from esrgan_video.train import TrainConfig
+    from esrgan_video.train.data import load_sources
+    from esrgan_video.train.pairing import pair_rule
+
+    dvd = media.make_clip(tmp_path / "dvd.mkv", size=(72, 48), frames=4, sar=Fraction(32, 27))
+    bd = media.make_clip(tmp_path / "bd.mkv", size=(192, 108), frames=4)
+    config = TrainConfig(data=[str(bd)], lr_data=[str(dvd)], out=str(tmp_path / "run"), patch=16)
+    with pytest.raises(InputError) as e:
+        load_sources(config, 4, 16, notice=lambda msg: None)
+    msg = str(e.value)
+    assert msg.startswith(f"{dvd}: LR frames are 72x48 but the HR frames of {bd} are 192x108, not x4 of them: ")
+    assert "the HR must be exactly 288x192 (4 × 72x48) with the LR's pixel shape (SAR 32:27: the LR is anamorphic, " \
+           "shown 85x48" in msg
+    assert "holds only x2 of the LR" in msg and "resized to 144x96 (e.g. ffmpeg -vf scale=144:96,setsar=32:27)" in msg
+    assert "\n" not in msg
+    # the real sizes; a 4K master holds x4 of the DVD: resize it; an HR of another picture shape needs a crop first
+    real = pair_rule((720, 480), (3840, 2160), 4, lr_sar=Fraction(32, 27))
+    assert "resize the HR frames to 2880x1920 (e.g. ffmpeg -vf scale=2880:1920,setsar=32:27)" in real
+    assert "differ in shape" not in real
+    assert "differ in shape (1.333:1 vs 1.778:1 shown): cut both" in pair_rule((720, 576), (3840, 2160), 4,
+                                                                               lr_sar=Fraction(16, 15))
+    assert "not even x2" in pair_rule((720, 576), (1024, 576), 4, lr_sar=Fraction(64, 45))
+    square = pair_rule((32, 24), (64, 48), 4)
+    assert "SAR" not in square and "a x2 --base" in square

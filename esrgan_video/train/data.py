@@ -253,6 +253,17 @@ def group_stills(data, lr_data) -> list[tuple]:
     return units
 
 
+def _sample_aspect(entry) -> Fraction | None:
+    """A video's sample aspect ratio as its frames are read (upright: a quarter turn swaps it); None for images."""
+    if isinstance(entry, tuple) or Path(entry).is_dir() or Path(entry).suffix.lower() in IMAGE_EXTENSIONS:
+        return None
+    from ..video.reader import open_input
+
+    with open_input(entry) as inp:
+        sar, turns = inp.info.sample_aspect_ratio, _quarter_turns(inp.info.rotation)
+    return 1 / Fraction(sar) if sar and turns and turns % 2 else sar
+
+
 def trim_to_multiple(frames: list[torch.Tensor], multiple: int) -> list[torch.Tensor]:
     """Crop each frame at the bottom/right to a multiple of ``multiple``."""
     out = []
@@ -352,12 +363,17 @@ def load_sources(config, scale: int, patch: int, *, notice=print,
                 h, lf = hr[i], lr[j]
                 if h.shape[-1] != lf.shape[-1] * scale or h.shape[-2] != lf.shape[-2] * scale:
                     turned = h.shape[-1] == lf.shape[-2] * scale and h.shape[-2] == lf.shape[-1] * scale
-                    raise InputError(
-                        f"{lr_path}: LR frames are {lf.shape[-1]}x{lf.shape[-2]} but the HR frames of {path} are "
-                        f"{h.shape[-1]}x{h.shape[-2]}, not x{scale} of them " + (
-                            "but turned a quarter (both are read upright, as their display rotation or EXIF "
-                            "orientation says: one is stored sideways without saying so)" if turned else
-                            "(crop them with hr_crop/lr_crop)"))
+                    if turned:
+                        raise InputError(
+                            f"{lr_path}: LR frames are {lf.shape[-1]}x{lf.shape[-2]} but the HR frames of {path} are "
+                            f"{h.shape[-1]}x{h.shape[-2]}, not x{scale} of them but turned a quarter (both are read "
+                            "upright, as their display rotation or EXIF orientation says: one is stored sideways "
+                            "without saying so)")
+                    from .pairing import pair_rule
+                    rule = pair_rule((lf.shape[-1], lf.shape[-2]), (h.shape[-1], h.shape[-2]), scale,
+                                     lr_sar=_sample_aspect(lr_entry), hr_sar=_sample_aspect(entry))
+                    raise InputError(f"{lr_path}: LR frames are {lf.shape[-1]}x{lf.shape[-2]} but the HR frames of "
+                                     f"{path} are {h.shape[-1]}x{h.shape[-2]}, not x{scale} of them: {rule}")
                 lw, lh = (h.shape[-1] // multiple) * multiple // scale, (h.shape[-2] // multiple) * multiple // scale
                 hr_m.append(h[:, : lh * scale, : lw * scale])
                 lr_m.append(lf[:, :lh, :lw].contiguous())
