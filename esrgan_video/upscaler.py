@@ -485,6 +485,12 @@ class Upscaler:
             if src_dtype in (torch.int16, torch.int32):
                 y = y.to(torch.int32).to(src_dtype)
             return y.to(src_device)
+        if type(frames).__module__.startswith("PIL."):  # not imported: only named
+            mode = getattr(frames, "mode", "?")
+            raise InputError(f"expected a numpy array or torch tensor, got a PIL image (mode {mode}): pass "
+                             "np.asarray(image) (an RGB, RGBA or L image; image.convert('RGB') first for others), or "
+                             "upscale its file with esrgan_video.upscale_image, which keeps its ICC profile, EXIF and "
+                             "DPI")
         raise InputError(f"expected a numpy array or torch tensor, got {type(frames).__name__}")
 
     def _upscale_tensor_grey_or_rgba(self, frames: torch.Tensor) -> torch.Tensor:

@@ -175,6 +175,18 @@ def test_not_an_array_is_one_input_error(up):
         up.upscale([[[0, 0, 0]]])
 
 
+def test_a_pil_image_is_one_input_error_saying_what_to_pass(up):
+    # was "got Image" (which Image?) and nothing on what to do; README shows arrays and tensors only, and a PIL image
+    # upscaled in memory would lose what upscale_image keeps from its file (ICC, EXIF, DPI)
+    from PIL import Image
+
+    image = Image.fromarray(RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8))
+    with pytest.raises(InputError, match=r"^expected a numpy array or torch tensor, got a PIL image \(mode RGB\): "
+                                         r"pass np.asarray\(image\) .* esrgan_video.upscale_image, which keeps"):
+        up.upscale(image)
+    np.testing.assert_array_equal(up.upscale(np.asarray(image)), up.upscale(np.array(image)))  # what it says works
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("kind", ["numpy", "torch"])
 def test_a_float_frame_with_nan_or_inf_is_an_input_error_not_a_precision_problem(up, bad, kind):
