@@ -266,3 +266,47 @@ def test_ctrl_c_just_after_an_upscale_wrote_its_output_keeps_it_and_exits_0(tmp_
     assert "Traceback" not in err and "Exception ignored" not in err and "interrupted" not in err, err
     assert dst.stat().st_size > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
 
+
+@pytest.mark.parametrize("sig,status,said", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")],
+                         ids=["Ctrl-C", "SIGTERM"])
+def test_a_signal_that_lands_in_a_weakref_callback_still_stops_the_run(tmp_path, tiny_model, capfd, monkeypatch,
+                                                                       sig, status, said):
+    """A signal whose handler runs inside a weakref callback or a finalizer (importlib's module locks take one on
+    every import: Ctrl-C at startup landed there about one time in five) raised where Python prints "Exception
+    ignored in ..." with a traceback and drops the exception: the run went on, wrote its output and exited 0. Here the
+    signal arrives inside such a callback in the middle of the run: it stops the run as anywhere else."""
+    import threading
+    import weakref
+
+    import importlib
+
+    cli_main = importlib.import_module("esrgan_video.cli.main")  # the package exports the function main
+    from esrgan_video.testing import run_cli
+
+    src = media.make_clip(tmp_path / "in.mp4", size=(32, 24), frames=3)
+    dst = tmp_path / "out.mp4"
+    landed = []
+
+    def callback(_ref) -> None:
+        assert threading.current_thread() is threading.main_thread()
+        landed.append(sig)
+        signal.raise_signal(sig)  # its handler runs here, inside the callback
+
+    class Thing:
+        pass
+
+    report = cli_main._ProgressReporter.__call__
+
+    def reporting(self, p) -> None:
+        if not landed:
+            thing = Thing()
+            ref = weakref.ref(thing, callback)  # noqa: F841 - the callback runs when thing goes
+            del thing
+            time.sleep(2)  # the run goes on: the signal, sent again (cli.signals.REDELIVER_DELAY), ends it here
+        report(self, p)
+
+    monkeypatch.setattr(cli_main._ProgressReporter, "__call__", reporting)
+    p = run_cli(capfd, src, dst, "--model", tiny_model, "--progress", "json")
+    assert landed and p.returncode == status, p.stderr
+    assert f"interrupted ({said})" in p.stderr and "Traceback" not in p.stderr and "Exception ignored" not in p.stderr
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["in.mp4"]

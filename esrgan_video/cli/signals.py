@@ -22,6 +22,7 @@ import atexit
 import os
 import signal
 import sys
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -56,6 +57,10 @@ def stop_signals() -> Iterator[None]:
     come back afterwards, unless the block installed its own, e.g. :func:`quiet_shutdown`). A signal whose
     disposition is "ignore" (``nohup``) stays ignored."""
     previous = {}
+    hook = sys.unraisablehook
+    if hook is not _unraisable:  # an outer block's stays
+        _passed_on["hook"] = hook
+        sys.unraisablehook = _unraisable
     for sig in HANDLED:
         try:
             if signal.getsignal(sig) is signal.SIG_IGN:
@@ -66,9 +71,38 @@ def stop_signals() -> Iterator[None]:
     try:
         yield
     finally:
+        if hook is not _unraisable and sys.unraisablehook is _unraisable:
+            sys.unraisablehook = hook
         for sig, handler in previous.items():
             if signal.getsignal(sig) is _raise:
                 signal.signal(sig, handler)
+
+
+def _unraisable(unraisable) -> None:
+    """``sys.unraisablehook`` within :func:`stop_signals`: a signal whose handler ran inside a finalizer or a weakref
+    callback (importlib's module locks take one on every import: Ctrl-C during the startup imports or the model load
+    often landed there) raised its KeyboardInterrupt where Python prints "Exception ignored in ..." with a traceback
+    and drops it, and the run went on to the end. The signal is sent again, so that its handler raises in the
+    command, which then unwinds and exits 130 / 143 / 129; any other unraisable exception goes to the hook before."""
+    exc = unraisable.exc_value
+    if isinstance(exc, KeyboardInterrupt):
+        sig = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+        if callable(signal.getsignal(sig)):  # still a Python handler
+            # from another thread, a moment later, to the main thread (a blocking call there is interrupted, as
+            # by the first): sent from in here (raise_signal, interrupt_main), the handler ran in this hook, whose
+            # exception Python drops too
+            timer = threading.Timer(REDELIVER_DELAY, signal.pthread_kill, args=(threading.main_thread().ident, sig))
+            timer.daemon = True
+            timer.start()
+            return
+    _passed_on["hook"](unraisable)
+
+
+REDELIVER_DELAY = 0.02
+"""Seconds after a dropped signal's KeyboardInterrupt that :func:`_unraisable` sends the signal again."""
+
+_passed_on = {"hook": sys.__unraisablehook__}
+"""The ``sys.unraisablehook`` :func:`stop_signals` replaced, which :func:`_unraisable` passes other exceptions to."""
 
 
 def quiet_shutdown(status: int) -> None:
