@@ -65,7 +65,7 @@ from .metadata import (
     rotation_from_matrix,
 )
 
-__all__ = ["DecodedFrame", "FrameRun", "InputVideo", "ReadStats", "VideoInfo", "open_input"]
+__all__ = ["DecodedFrame", "FrameCount", "FrameRun", "InputVideo", "ReadStats", "VideoInfo", "open_input"]
 
 # Keys muxers write themselves; copying them would describe the old file, not the new one. Not ``creation_time``:
 # a recording's date (what a phone or camera wrote, what photo libraries sort by) is the upscaled copy's too, and
@@ -157,10 +157,8 @@ class VideoInfo:
     """The container's start time in seconds; "media time" (what start/end mean) counts from here."""
     duration: Fraction | None
     """Container duration in seconds, when the container says."""
-    frame_count: int | None
-    """Exact frame count from the container header, when it has one (MP4/MOV do, Matroska does not): the frames a
-    read gives, so less the packets the decoder drops whole (``packet_index.DecoderDrops``: an edit list's discarded
-    ones, which the header counts)."""
+    counted: FrameCount
+    """What :attr:`frame_count` is told by (counted when first asked)."""
     color: ColorSpec
     """``esrgan_video.frames.color.ColorSpec`` from the first frame's tags (stream tags when the frame has none)."""
     field_order: str
@@ -203,6 +201,13 @@ class VideoInfo:
     has one: Matroska output is written it."""
 
     @property
+    def frame_count(self) -> int | None:
+        """The frames a whole read gives, from the container header's count when it has one (MP4/MOV, AVI do,
+        Matroska does not), else None: :class:`FrameCount` (an AVI's or an MPEG-4 Part 2 stream's counted by the
+        packet index when first asked, not by the probe)."""
+        return self.counted.value
+
+    @property
     def is_hdr(self) -> bool:
         """PQ (16) or HLG (18) transfer, or HDR side data present."""
         return self.hdr is not None or getattr(self.color, "transfer", None) in (Transfer.PQ, Transfer.HLG)
@@ -232,6 +237,36 @@ class VideoInfo:
         lo = max(0, min(to_index(start, 0), total))
         hi = max(lo, min(to_index(end, total), total))
         return hi - lo
+
+
+@dataclass(frozen=True)
+class FrameCount:
+    """``VideoInfo.frame_count``, told one way: the container header's count less what it counts that gives no frame.
+
+    Packets the decoder drops whole (``packet_index.DecoderDrops``: an MP4 edit list's discarded ones, an open GOP's
+    leading pictures) all show before the first frame, so the probe counts them on its way there (:attr:`header`).
+    An AVI's header counts ticks (its empty chunks, the ticks a variable rate skips) and an MPEG-4 Part 2 stream's
+    its N-VOPs (``video.mpeg4_vops``) anywhere in the file: there (:attr:`path`) the packet index's
+    ``frame_count`` is the count, read when first asked — a demux pass over the whole file (~65 µs a packet: 12 s
+    for a 2-hour AVI) that opening the file no longer pays; the index is cached per file, and a whole read of an
+    AVI reads it anyway. A damaged or truncated file, whose index stops early, keeps :attr:`header` (what it
+    promised; the read reports what it lacks)."""
+
+    header: int | None
+    """The header's frame count less the packets the decoder drops before the first frame; None without one."""
+    path: Path | None = None
+    """The file whose packet index counts the frames (AVI, MPEG-4 Part 2); None: :attr:`header` is the count."""
+    stream_index: int = 0
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def value(self) -> int | None:
+        if self.header is None or self.path is None:
+            return self.header
+        if "count" not in self._memo:
+            index = read_packet_index(self.path, self.stream_index)
+            self._memo["count"] = index.frame_count if index.complete else self.header
+        return self._memo["count"]
 
 
 def _frac(q) -> Fraction | None:
@@ -410,6 +445,7 @@ class InputVideo:
         index = 0
         packets = 0
         no_frame = 0  # packets the decoder drops whole, no damage (packet_index.DecoderDrops)
+        not_coded = 0  # MPEG-4 Part 2 N-VOPs: no frame, no damage (video.mpeg4_vops)
         out_frames = 0
         corrupt = 0
         errors = 0
@@ -454,12 +490,13 @@ class InputVideo:
                     raise _SeekMiss from None
 
             def decoded() -> Iterator[av.VideoFrame]:
-                nonlocal packets, no_frame, errors, first_loss, demux_error, cut_tail, short_pts
+                nonlocal packets, no_frame, not_coded, errors, first_loss, demux_error, cut_tail, short_pts
                 demux = Demux(c, st)
                 vops = mpeg4_vops(st)
                 drops = DecoderDrops(leading=clock is None)  # an edit list's discarded packets, leading pictures
                 for pkt in (_ps_timestamps(demux) if ps else demux):
                     if pkt.size and vops is not None and not vops.gives_frame(bytes(pkt)):
+                        not_coded += 1
                         continue  # an N-VOP (video.mpeg4_vops): the picture before repeats; no frame, no loss
                     if pkt.size:
                         if drops.drops(pkt):
@@ -601,8 +638,13 @@ class InputVideo:
             # an MP4's frame count counts the packets its edit list discards too (after a seek: the index's, all before)
             gives = self.packet_index().shown if seek is not None else None
             no_frame = no_frame if seek is None else 0 if gives is None else int((~gives).sum())
+            # and an MP4's its N-VOPs (in an AVI they are among the empty ticks): 3 N-VOPs of 12 read "truncated"
+            if clock is not None:
+                not_coded = 0
+            elif seek is not None:
+                not_coded = self.packet_index().not_coded
             truncated, expected = judge_truncation(
-                info.promise, frames=index + lost + empty + no_frame, end_time=end_time, rate=rate,
+                info.promise, frames=index + lost + empty + no_frame + not_coded, end_time=end_time, rate=rate,
                 limit_frames=end if isinstance(end, int) else None,
                 limit_time=None if end is None or isinstance(end, int) else Fraction(end))
             truncated = truncated or demux_error is not None
@@ -926,10 +968,9 @@ def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None 
                exact_count: bool = True) -> InputVideo:
     """Open ``path`` and probe its video stream (decoding the first frame for its tags and side data).
 
-    ``exact_count=False``: an MPEG-4 Part 2 stream's or an AVI's ``frame_count`` stays its header's (N-VOPs and
-    empty chunks counted) instead of being told by a demux pass over the whole file: for a check that needs no count
-    (batch's per-file output check before any worker starts, which would otherwise read every Xvid file or AVI of a
-    library in the driver, ~65 µs a packet). A whole read of an AVI reads that index anyway (cached per file).
+    Opening demuxes no more than the first frame: an AVI's or an MPEG-4 Part 2 stream's ``frame_count`` is counted
+    by a demux pass over the whole file (the packet index, cached per file) when first asked (:class:`FrameCount`).
+    ``exact_count=False``: it stays the header's (N-VOPs and empty chunks counted) even then.
 
     Raises InputError, naming the file, when it is missing, empty, not media, has no video stream, has
     a video codec this FFmpeg cannot decode, or a pixel format the pipeline does not support.
@@ -1127,19 +1168,10 @@ def _probe(path: Path, container, *, exact_count: bool = True) -> VideoInfo:
     average_rate, guessed_rate, rate_guess = _rates(container, st, ctx)
     if duration is None and st.duration:
         duration = st.duration * Fraction(st.time_base)
-    frame_count = max(0, st.frames - no_frame) if st.frames else None
-    avi = decode_order_timestamps(container.format.name)
-    if frame_count and exact_count and (avi or mpeg4_vops(st) is not None):
-        # MPEG-4 Part 2: the header's count counts the N-VOPs (not-coded VOPs, no frame) anywhere in the file; an
-        # AVI's counts its empty chunks (frames an encoder dropped): the packet index (one demux pass, no decoding,
-        # cached: the reads' seeks and trims use it, and a whole read of an AVI its empty ticks) leaves both out
-        index = read_packet_index(path, st.index)
-        if avi:  # the ticks up to the end of the last packet that no packet holds: N-VOPs and empty chunks alike
-            pts = index.presentation_pts()  # (as the read's _empty_ticks counts them for its truncation check)
-            empty = empty_ticks(pts, pts[-1]) if pts else index.not_coded
-            frame_count = max(0, frame_count - empty)
-        else:
-            frame_count = max(0, frame_count - index.not_coded)
+    header = max(0, st.frames - no_frame) if st.frames else None
+    # an AVI's header counts ticks, an MPEG-4 Part 2 stream's its N-VOPs: the packet index counts, when asked
+    indexed = exact_count and bool(header) and (decode_order_timestamps(container.format.name)
+                                                or mpeg4_vops(st) is not None)
     return VideoInfo(
         path=path,
         container=container.format.name,
@@ -1153,7 +1185,7 @@ def _probe(path: Path, container, *, exact_count: bool = True) -> VideoInfo:
         guessed_rate=guessed_rate,
         start_time=start,
         duration=duration,
-        frame_count=frame_count,
+        counted=FrameCount(header, path if indexed else None, st.index),
         color=color,
         field_order=field_order,
         interlaced=interlaced,
