@@ -157,12 +157,17 @@ def test_malformed_presets_name_the_file(tmp_path, monkeypatch, capsys):
 
 
 def test_build_argument_errors(capsys):
-    assert main(["engine", "build"]) == 3
-    assert "give --preset NAME" in capsys.readouterr().err
-    assert main(["engine", "build", "--model", "RealESRGAN_x4plus"]) == 3
-    assert "--tile-shape" in capsys.readouterr().err
-    assert main(["engine", "build", "--preset", "nope"]) == 3
-    assert "unknown engine preset 'nope'; known:" in capsys.readouterr().err
+    """Command-line errors, exit 2 as every face's (they were 3, "bad input file"), one line naming the flag."""
+    for argv, said in [(["engine", "build"], "--preset: expected a preset name, or --model with --tile-shape, got "
+                                             "nothing"),
+                       (["engine", "build", "--model", "RealESRGAN_x4plus"],
+                        "--tile-shape: expected HEIGHTxWIDTH with --model and no --preset, got nothing"),
+                       (["engine", "build", "--preset", "nope"], "--preset: expected an engine preset: dvd-to-hd, "),
+                       (["engine", "build", "--model", "m", "--tile-shape", "270x480", "--batch", "0"],
+                        "--batch: expected an integer >= 1, got 0")]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(f"esrgan-video: error: {said}"), err
     assert main(["engine", "build", "--model", "m", "--tile-shape", "270by480"]) == 2
 
 

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from esrgan_video.errors import BackendError, InputError, OutputError
+from esrgan_video.errors import BackendError, InputError, OptionError, OutputError
 from esrgan_video.runtime import engine_cache
 
 from .arguments import command_parser
@@ -134,21 +134,22 @@ def fill_engine_parser(p: argparse.ArgumentParser) -> None:
 
 
 def build_request(args: argparse.Namespace) -> dict:
-    """Resolve preset + flags into build parameters (pure apart from reading the presets file)."""
+    """Resolve preset + flags into build parameters (pure apart from reading the presets file); OptionError (exit 2,
+    a command-line error) for a missing or unknown preset, a missing --tile-shape, a --batch below 1."""
     preset = None
     if args.preset:
         presets = load_presets()
         if args.preset not in presets:
-            raise InputError(f"unknown engine preset {args.preset!r}; known: {', '.join(sorted(presets))}")
+            raise OptionError("--preset", f"an engine preset: {', '.join(sorted(presets))}", args.preset)
         preset = presets[args.preset]
     model = args.model or (preset.model if preset else None)
     if model is None:
-        raise InputError("engine build: give --preset NAME, or --model with --tile-shape")
+        raise OptionError("--preset", "a preset name, or --model with --tile-shape", None)
     if preset is None and args.tile_shape is None:
-        raise InputError("engine build: --tile-shape HEIGHTxWIDTH is required without --preset")
+        raise OptionError("--tile-shape", "HEIGHTxWIDTH with --model and no --preset", None)
     batch = args.batch if args.batch is not None else (preset.batch if preset else 1)
     if batch < 1:
-        raise InputError(f"engine build: --batch must be >= 1, got {batch}")
+        raise OptionError("--batch", "an integer >= 1", batch)
     layers = tuple(s for s in (args.fp32_layers or "").split(",") if s) or (preset.fp32_layers if preset else ())
     return {
         "model": model,
