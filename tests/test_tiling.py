@@ -259,7 +259,7 @@ def test_output_dtype_channels_and_errors():
 # -- the seam requirement on real weights ------------------------------------------------------
 
 
-# One to two CPU-minutes (a 192 x 192 crop whole plus four 144 x 144 tiles): kept in the default suite,
+# About a CPU-minute (a 192 x 192 crop whole plus four 144 x 144 tiles): kept in the default suite,
 # since seam-free output is a promise the product makes.
 @pytest.mark.usefixtures("torch_threads_when_idle")
 def test_default_pad_gives_seamless_output_on_real_weights():
@@ -273,11 +273,13 @@ def test_default_pad_gives_seamless_output_on_real_weights():
 
     from esrgan_video import load_model
 
-    model = load_model("RealESRGAN_x4plus")
+    # channels_last, as the torch backend runs it on the CPU (TorchOptions.channels_last defaults to True): the same
+    # fp32 function, ~22 % less CPU time here than NCHW (8.6 vs 11.1 CPU-s per 144-px tile)
+    model = load_model("RealESRGAN_x4plus").to(memory_format=torch.channels_last)
     size = 2 * SEAM_TILE + 2 * DEFAULT_TILE_PAD
     crop = data.chelsea()[100 : 100 + size, 200 : 200 + size].astype(np.float32) / 255
     assert crop.shape == (size, size, 3)
-    x = torch.from_numpy(crop).permute(2, 0, 1)[None].contiguous()
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
     plan = plan_tiles(size, size, tile=SEAM_TILE, pad=DEFAULT_TILE_PAD, scale=4)
     assert plan.count == 4
     assert min(s - o for s, o in zip(plan.rows.seams, plan.rows.origins[1:])) == DEFAULT_TILE_PAD
