@@ -38,9 +38,9 @@ def test_n_vops_are_no_frames_in_the_counts(tmp_path: Path, capfd, near_identity
 
 
 def test_batchs_up_front_output_check_reads_no_packet_index(tmp_path: Path, monkeypatch) -> None:
-    """The driver judges every file's output before any worker starts (``_output_refused``): that needs no frame
-    count, so it must not read an Xvid file's whole packet index for its N-VOPs (~65 µs a packet: seconds an
-    episode, serially over a library, before anything runs)."""
+    """The driver judges every file's output before its worker gets it (``_judged``): that needs no frame count, so it
+    must not read an Xvid file's whole packet index for its N-VOPs (~65 µs a packet: seconds an episode, serially over
+    a library, in the driver)."""
     from esrgan_video.batch import driver
     from esrgan_video.batch.inputs import Job
     from esrgan_video.options import UpscaleOptions
@@ -53,7 +53,7 @@ def test_batchs_up_front_output_check_reads_no_packet_index(tmp_path: Path, monk
     real = reader.read_packet_index
     monkeypatch.setattr(reader, "read_packet_index", lambda *a, **k: reads.append(a) or real(*a, **k))
     job = Job(src=src, dst=tmp_path / "out" / "nvop.mkv", key="nvop.avi")
-    assert driver._output_refused(UpscaleOptions(), job, 4) is None
+    assert driver._judged(UpscaleOptions(), job, 4, duration=True)[0] is None
     assert reads == []
     with open_input(src) as inp:  # a run's own open still counts exactly
         assert inp.info.frame_count == 8 and len(reads) == 1

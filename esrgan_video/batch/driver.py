@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -477,6 +478,11 @@ class Plan:
         self.max_attempts = max_attempts
         self.log = log
         self.queue: deque[Task] = deque()
+        self.judging: deque[tuple[_JobState, Future]] = deque()
+        """Jobs whose source is being judged (:func:`_judged`, in a thread: their output's refusal and duration), in
+        order; each is admitted (its tasks queued, or it fails alone) when the queue has nothing else to hand out."""
+        self.segment_seconds: float | None = None
+        """Split a video at least twice this long (None: never): the run's ``--segment-seconds``."""
         self.running: set[str] = set()
         self.jobs: dict[str, _JobState] = {}
         self.attempts: dict[str, int] = {}
@@ -484,10 +490,40 @@ class Plan:
 
     # scheduler interface --------------------------------------------------------------------
     def next_task(self) -> Task | None:
+        self.admit()
         return self.queue.popleft() if self.queue else None
 
     def finished(self) -> bool:
-        return not self.queue and not self.running
+        return not self.queue and not self.running and not self.judging
+
+    def admit(self) -> None:
+        """While nothing is queued, admit the next judged job (waiting for its judgement, which a thread made ahead
+        of time): its tasks are queued, or, where its output cannot be written, it fails alone, not journalled (it
+        is judged again next run), in the line its worker would have said."""
+        while not self.queue and self.judging:
+            st, judgement = self.judging.popleft()
+            refusal, duration = judgement.result()
+            if self.tracker is not None and st.job.key in self.tracker:
+                self.tracker.set_duration(st.job.key, _seconds(duration))
+            if refusal is not None:
+                st.row.status, st.row.error = "failed", refusal
+                self.log(f"failed   {st.row.key}: {refusal}")
+                self._track_done(st.whole_task(), 0, job_finished=True)
+                continue
+            job, seg_s = st.job, self.segment_seconds
+            if seg_s and duration is not None and duration >= 2 * seg_s:
+                self.queue.append(Task(key=f"{job.key}#plan", kind="plan", job_key=job.key, src=str(job.src),
+                                       dst=str(job.dst), segment_seconds=seg_s))
+            else:
+                self.queue.append(st.whole_task())
+
+    def _known_durations(self) -> None:
+        """The durations of the jobs judged so far but not admitted yet, for the batch's progress (its weights)."""
+        for st, judgement in self.judging:
+            if not judgement.done():
+                break  # judged in order
+            if judgement.exception() is None and st.job.key in self.tracker:
+                self.tracker.set_duration(st.job.key, _seconds(judgement.result()[1]))
 
     def started(self, task: Task, owner: str) -> None:
         self.running.add(task.key)
@@ -507,6 +543,7 @@ class Plan:
 
     def _report(self) -> None:
         if self.report is not None and self.tracker is not None:
+            self._known_durations()
             self.report(self.tracker.snapshot())
 
     def _track_done(self, task: Task, frames: int, *, job_finished: bool, reuse: ReuseStats | None = None) -> None:
@@ -665,12 +702,12 @@ class Plan:
         self.queue.extendleft(reversed(tasks or [st.join]))
 
     # planning -------------------------------------------------------------------------------
-    def add(self, st: _JobState, tasks: list[Task], src_fp: dict[str, int]) -> None:
-        """Queue ``tasks`` of a job; ``src_fp`` is its source's fingerprint (``_src_fingerprint``), recorded with
-        every task's result."""
+    def add(self, st: _JobState, judgement: Future, src_fp: dict[str, int]) -> None:
+        """A job to run once ``judgement`` (a future of :func:`_judged`'s pair) says it can be (:meth:`admit`);
+        ``src_fp`` is its source's fingerprint (``_src_fingerprint``), recorded with every task's result."""
         self.jobs[st.job.key] = st
         self.src_fp[st.job.key] = src_fp
-        self.queue.extend(tasks)
+        self.judging.append((st, judgement))
 
 
 def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
@@ -679,7 +716,7 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
     every output is of one kind; with ``--ext keep`` and mixed extensions a file the codec cannot go into fails
     alone, in its worker. The encoder's settings are judged by ``output_plan.with_codec`` / ``output_encoder``, as
     ``check_plan`` judges them before a single run's model; each file's own output (its frame size at the model's
-    scale, ...) by :func:`_output_refused`, which asks ``check_plan`` itself."""
+    scale, ...) by :func:`_judged`, which asks ``check_plan`` itself, as the batch runs."""
     from ..video.images import IMAGE_EXTENSIONS
     from ..video.output_plan import output_encoder, with_codec
     from ..video.writer import check_output
@@ -699,29 +736,35 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
         output_encoder(enc)
 
 
-def _output_refused(opts: UpscaleOptions, job: Job, model_scale: int) -> str | None:
-    """Why ``job``'s output cannot be written, judged as ``upscale_video`` judges it before its model
-    (``output_plan.check_plan``, the one rule set: a frame size its encoder cannot encode at the model's scale, x4
-    of a 2x2 input into libx265; a --pix-fmt it cannot write), before anything starts: that file fails alone, up
-    front, in the line its worker would have said (naming its output), and is not journalled (it is judged again
-    on the next run); None for a file that can be written, a still (``upscale_image`` judges its own), or an input
-    that cannot be opened (its worker says why)."""
+def _judged(opts: UpscaleOptions, job: Job, model_scale: int, *, duration: bool
+            ) -> tuple[str | None, Fraction | None]:
+    """(why ``job``'s output cannot be written, its source's duration in seconds), from one open of the source. The
+    refusal is judged as ``upscale_video`` judges it before its model (``output_plan.check_plan``, the one rule set: a
+    frame size its encoder cannot encode at the model's scale, x4 of a 2x2 input into libx265; a --pix-fmt it cannot
+    write); None for a file that can be written, a still (``upscale_image`` judges its own), or an input that cannot
+    be opened (its worker says why). The duration (the header's; None when unknown or not ``duration``, the only
+    case a still is opened) weighs the file in the batch's progress and says whether it is long enough to split.
+
+    Run in the driver's judging thread (``run_batch``), ahead of the workers: a job is admitted once it is judged
+    (:meth:`Plan.admit`), so the opens (~35 ms for a 1080p H.264 file: the header's stream probe and the first
+    frame's decode) overlap the workers' start and their work instead of all coming before any worker starts."""
     from ..video.images import IMAGE_EXTENSIONS
     from ..video.output_plan import check_plan
     from ..video.reader import open_input
 
     if job.dst.suffix.lower() in IMAGE_EXTENSIONS:
-        return None
+        return None, container_duration(job.src) if duration else None
     try:
         with open_input(job.src, exact_count=False) as inp:  # no count is judged here: no N-VOP pass
             info = inp.info
     except (EsrganVideoError, OSError):
-        return None
+        return None, None
+    seconds = info.duration if duration else None
     try:
         check_plan(info, opts, src=job.src, dst=job.dst, model_scale=model_scale)
     except (OptionError, OutputError) as e:
-        return str(e)
-    return None
+        return str(e), seconds
+    return None, seconds
 
 
 def _seconds(v: Fraction | None) -> float | None:
@@ -978,38 +1021,30 @@ def run_batch(
             say(msg)
         rows.extend(_vanished(journal, jobs, out, say))
 
-        durations: dict[str, float | None] = {}
-        for job, row, owned in todo:
-            refused = _output_refused(opts, job, model_info.descriptor.scale)
-            if refused is not None:  # an output its encoder cannot take: this file fails now, the others run
-                row.status, row.error = "failed", refused
-                continue
-            st = _JobState(job, row, owned, *job_hashes_of[job.key], parts_before=given_parts)
-            if owned:
-                remove_partials(job.dst)  # left by a worker killed in an earlier run (we hold the lock)
-            try:
-                fp = _src_fingerprint(job.src)
-            except OSError as e:
-                row.status, row.error = "failed", _unreadable(job.src, e)
-                continue
-            # the header's duration (one open, only when splitting or progress needs it): whether the file lasts
-            # at least two segments (unreadable: not split, so the whole-file task reports the real error), and
-            # the file's weight in the batch's progress
-            duration = container_duration(job.src) if seg_s or progress is not None else None
-            if seg_s and duration is not None and duration >= 2 * seg_s:
-                tasks = [Task(key=f"{job.key}#plan", kind="plan", job_key=job.key, src=str(job.src), dst=str(job.dst),
-                              segment_seconds=seg_s)]
-            else:
-                tasks = [st.whole_task()]
-            plan.add(st, tasks, fp)
-            durations[job.key] = _seconds(duration)
-
-        n_run = len(plan.jobs)
-        if progress is not None:
-            plan.start_progress(durations)
-        say(f"{counted(len(jobs), "file")}: {n_run} to run, {sum(r.status == 'skipped' for r in rows)} already done"
-            + (f", {sum(r.status == 'failed' for r in rows)} failed before starting" if any(r.status == 'failed' for r in rows) else ""))
+        plan.segment_seconds = seg_s
+        judge = ThreadPoolExecutor(max_workers=1, thread_name_prefix="esrgan-video-batch-judge")
         try:
+            for job, row, owned in todo:
+                st = _JobState(job, row, owned, *job_hashes_of[job.key], parts_before=given_parts)
+                if owned:
+                    remove_partials(job.dst)  # left by a worker killed in an earlier run (we hold the lock)
+                try:
+                    fp = _src_fingerprint(job.src)
+                except OSError as e:
+                    row.status, row.error = "failed", _unreadable(job.src, e)
+                    continue
+                # its output judged and its duration read (whether it lasts at least two segments, its weight in the
+                # batch's progress; unreadable: not split, so the whole-file task reports the real error) in the
+                # judging thread, in order, while the workers start and run: admitted once judged (Plan.admit)
+                plan.add(st, judge.submit(_judged, opts, job, model_info.descriptor.scale,
+                                          duration=bool(seg_s) or progress is not None), fp)
+
+            n_run = len(plan.jobs)
+            if progress is not None:
+                plan.start_progress(dict.fromkeys(plan.jobs))  # each file's duration once it is judged
+            say(f"{counted(len(jobs), "file")}: {n_run} to run, {sum(r.status == 'skipped' for r in rows)} already done"
+                + (f", {sum(r.status == 'failed' for r in rows)} failed before starting" if any(r.status == 'failed' for r in rows) else ""))
+            plan.admit()  # the first job judged: no worker is started for a batch whose every file is refused
             if not plan.finished():
                 if ray is not None:
                     from .scheduler import RayScheduler
@@ -1025,6 +1060,8 @@ def run_batch(
                     r.status = "interrupted"
             stopped = 128 + int(getattr(e, "signum", 2))  # cli.signals.Terminated carries SIGTERM's or SIGHUP's
             raise BatchInterrupted(BatchSummary(rows, time.perf_counter() - t0, stopped=stopped)) from e
+        finally:
+            judge.shutdown(wait=False, cancel_futures=True)  # what is left unjudged (stopped, or failed) is dropped
     for r in rows:
         if r.status == "pending":  # cannot happen unless a scheduler returned early
             r.status, r.error = "failed", "not run"

@@ -111,6 +111,11 @@ class BatchProgress:
     def __contains__(self, job: str) -> bool:
         return job in self._jobs
 
+    def set_duration(self, job: str, seconds: float | None) -> None:
+        """A job's media duration in seconds (None: unknown), once read (the driver judges each file's source as
+        the batch runs; until then it weighs as the mean of the known ones)."""
+        self._jobs[job].duration = seconds
+
     def set_total(self, job: str, frames: int | None) -> None:
         """A job's frame count, when known before its tasks report (a segmented file's scan)."""
         self._jobs[job].total = frames
