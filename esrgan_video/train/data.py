@@ -408,6 +408,24 @@ def load_sources(config, scale: int, patch: int, *, notice=print,
     return sources
 
 
+def frames_digest(sources: list[Source]) -> list[dict]:
+    """What each source gave the run, for a rerun to tell that a file changed under its name (re-encoded, re-cut):
+    per source its name, frame count, first frame's size and a SHA-256 over every 4th pixel of every 4th row of each
+    frame kept (HR, and the matched LR of paired data) — a sixteenth of the bytes: a few ms for 1000 small frames."""
+    import hashlib
+
+    out = []
+    for src in sources:
+        h = hashlib.sha256()
+        for frames in (src.hr, src.lr or []):
+            for f in frames:
+                h.update(repr(tuple(f.shape)).encode())
+                h.update(f[:, ::4, ::4].contiguous().numpy().tobytes())
+        out.append({"source": src.path, "frames": len(src.hr), "size": list(src.hr[0].shape[-1:-3:-1]),
+                    "sha256": h.hexdigest()})
+    return out
+
+
 def apply_video_degradation(sources: list[Source], scale: int, cfg, seed: int) -> None:
     """The cached pass of the ``video`` degradation: LR frames for every HR frame, made in runs of consecutive
     training (and, separately, held-out) frames. Runs in a thread pool (PyAV releases the GIL)."""
@@ -524,5 +542,5 @@ def validation_crops(sources: list[Source], size: int, count: int, scale: int) -
     return torch.stack(hrs), (torch.stack(lrs) if paired else None)
 
 
-__all__ = ["PatchSampler", "Source", "apply_video_degradation", "load_sources", "match_pairs", "read_source",
+__all__ = ["PatchSampler", "Source", "apply_video_degradation", "frames_digest", "load_sources", "match_pairs", "read_source",
            "split_held_out", "validation_crops"]

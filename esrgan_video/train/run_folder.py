@@ -39,6 +39,8 @@ VOLATILE = ("steps", "quiet", "save_every", "val_every", "preview_every", "log_e
 PATH_KEYS = ("base", "data", "lr_data", "out", "vgg_weights", "discriminator_weights")
 """Config keys that name files or folders: one file named two ways (``clip.mp4``, ``/videos/clip.mp4``,
 ``./clip.mp4``) is the same setting."""
+ADDED = ("data_frames",)
+"""Config keys that run folders written by earlier versions lack: not compared with such a folder's run."""
 KEEP_STATES = 2
 
 
@@ -64,6 +66,19 @@ def _as_paths(key: str, value):
         return os.path.realpath(v) if isinstance(v, str) else v
 
     return [one(v) for v in value] if isinstance(value, list) else one(value)
+
+
+def _check_frames(folder: Path, old: list[dict], new: list[dict]) -> None:
+    """InputError naming the first source whose frames differ from those the run in ``folder`` began with (the
+    same file names: ``data`` is compared first)."""
+    for was, now in zip(old, new):
+        if {**was, "source": None} != {**now, "source": None}:  # one file may be named another way
+            then, size = f"{was['size'][0]}x{was['size'][1]}", f"{now['size'][0]}x{now['size'][1]}"
+            what = (f"{was['frames']} frames of {then} then, {now['frames']} of {size} now"
+                    if (was["frames"], then) != (now["frames"], size) else f"{now['frames']} frames of {size}, "
+                    "other pictures")
+            raise InputError(f"{now['source']}: changed since the run in {folder} began ({what}); resuming would "
+                             "train on other frames: use --restart to start over on it, or another --out")
 
 
 class RunFolder:
@@ -130,9 +145,11 @@ class RunFolder:
         """InputError naming the first setting that differs from the run already in the folder."""
         old = self.read_config()
         for key in sorted(set(old) | set(resolved)):
-            if key in VOLATILE:
+            if key in VOLATILE or (key in ADDED and key not in old):
                 continue
-            if _as_paths(key, old.get(key)) != _as_paths(key, resolved.get(key)):
+            if key == "data_frames":
+                _check_frames(self.path, old[key], resolved.get(key) or [])
+            elif _as_paths(key, old.get(key)) != _as_paths(key, resolved.get(key)):
                 raise InputError(
                     f"{self.path}: holds a run with a different configuration ({key}: {old.get(key)!r} there, "
                     f"{resolved.get(key)!r} now); use --restart to start over or another --out")

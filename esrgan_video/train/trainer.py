@@ -34,7 +34,7 @@ from ..errors import DownloadError, EsrganVideoError, ModelError, OptionError, O
 from . import ddp
 from ._text import brief
 from .config import TrainConfig
-from .data import PatchSampler, apply_video_degradation, load_sources, validation_crops
+from .data import PatchSampler, apply_video_degradation, frames_digest, load_sources, validation_crops
 from .degradations import RealESRGAN, degradation_dict, degrade_batch, make_degradation, round8, usm_sharp
 from .discriminators import check_patch, make_discriminator, paper_init
 from ..quality import psnr
@@ -290,9 +290,11 @@ class Trainer:
         self.sources = load_sources(cfg, scale, plan.patch, notice=self.notice, smaller_patch=(
             f"the {plan.discriminator} discriminator takes only {plan.patch}-px patches: use --discriminator unet "
             "and a smaller --patch" if fixed else "use a smaller --patch"))
+        digest = frames_digest(self.sources)  # before the video degradation's LR, made from the HR
         if plan.degradation.name == "video":
             apply_video_degradation(self.sources, scale, plan.degradation, cfg.seed)
         self.resolved = resolved_dict(cfg, plan, base_sha, self.world.size)
+        self.resolved["data_frames"] = digest
         self.start_step = 0
         self.resume_state = None
         if self.folder.exists() and not self.restart:
