@@ -156,6 +156,8 @@ def upscale_image(
         if scale is None:  # a checkpoint's scale is in its weights: checked once it is loaded, before it runs
             check_still_size(src, dst, in_size, opts.size, up.scale)
         big, big_alpha = upscale_samples(up, rgb, alpha, bits, opts.size, notice=notice, name=dst)
+        if not own:  # the caller's Upscaler: its deferred non-finite checks read before the image is written
+            up.flush()
     finally:
         if own:
             up.close()

@@ -330,6 +330,27 @@ def test_a_deferred_check_read_when_the_run_settles_leaves_no_output(net, monkey
     assert len(built) == 1 and not built[0]._opened
 
 
+def test_a_deferred_check_of_a_callers_upscaler_is_read_before_a_still_is_written(net, monkeypatch, tmp_path):
+    # upscale_image(upscaler=u) wrote the image without settling u's backends: their deferred non-finite flags were
+    # left for the caller's next call or close, after a black image had been written where the finished one belongs
+    ort_mod = pytest.importorskip("esrgan_video.runtime.onnxruntime_backend")
+    pytest.importorskip("onnxruntime")
+    from PIL import Image
+
+    from esrgan_video.runtime.base import NonFiniteOutputError
+
+    built: list = []
+    monkeypatch.setattr(upscaler_mod, "make_backend", _flushing_a_deferred_nan(ort_mod, built))
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(RNG.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(src)
+    with esrgan_video.Upscaler(net, backend="onnxruntime", device="cpu") as u:
+        with pytest.raises(NonFiniteOutputError, match="non-finite"):
+            esrgan_video.upscale_image(src, dst, upscaler=u)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+        esrgan_video.upscale_image(src, dst, upscaler=u)  # told once; the Upscaler goes on
+    assert Image.open(dst).size == (20, 24)
+
+
 # out of memory ---------------------------------------------------------------------------------------------------
 class OutOfMemory(TorchBackend):
     """The real torch backend, whose batches fail as CUDA's allocator fails them."""
