@@ -208,7 +208,7 @@ def test_matroska_stereo_mode_is_kept_or_said(tmp_path: Path, capfd, near_identi
 def _with_box(data: bytes, path: list[bytes], box: bytes) -> bytes:
     """MP4 ``data`` with ``box`` appended inside the box at ``path`` (every box on the way grown by its size);
     ``stsd`` holds its entries after 8 bytes, a visual sample entry its boxes after 78."""
-    skip = {b"stsd": 8, b"hev1": 78}
+    skip = {b"stsd": 8, b"hev1": 78, b"avc1": 78}
 
     def walk(buf: bytes, names: list[bytes]) -> bytes:
         i, out = 0, b""
@@ -225,20 +225,33 @@ def _with_box(data: bytes, path: list[bytes], box: bytes) -> bytes:
     return walk(data, path)
 
 
-def test_dolby_vision_configuration_is_said(tmp_path: Path, capfd, near_identity_file):
-    plain = _with_sei(tmp_path / "plain.mp4", "libx265", lambda k: [], {"x265-params": "log-level=error:bframes=0"},
-                      frames=2)
-    # dvcC: version 1.0, profile 8, level 1, RPU and base layer present, compatible with HDR10 (id 1)
-    dvcc = struct.pack(">BBHB", 1, 0, 8 << 9 | 1 << 3 | 1 << 2 | 1, 1 << 4) + bytes(19)
-    src = tmp_path / "dv.mp4"
-    src.write_bytes(_with_box(plain.read_bytes(), [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd", b"hev1"],
-                              struct.pack(">I4s", 8 + len(dvcc), b"dvcC") + dvcc))
-    assert "dovi_conf" in _side(src)[0]
+def _box(name: bytes, body: bytes, *, full: bool = False) -> bytes:
+    body = bytes(4) + body if full else body  # a full box: version 0, no flags
+    return struct.pack(">I4s", 8 + len(body), name) + body
+
+
+# dvcC: version 1.0, profile 8, level 1, RPU and base layer present, compatible with HDR10 (id 1)
+_DVCC = _box(b"dvcC", struct.pack(">BBHB", 1, 0, 8 << 9 | 1 << 3 | 1 << 2 | 1, 1 << 4) + bytes(19))
+# sv3d: an equirectangular projection, no rotation, no crop
+_SV3D = _box(b"sv3d", _box(b"svhd", b"\0", full=True) + _box(b"proj", _box(b"prhd", bytes(12), full=True)
+                                                             + _box(b"equi", bytes(16), full=True)))
+
+
+@pytest.mark.parametrize("codec, entry, box, key, what", [
+    ("libx265", b"hev1", _DVCC, "dovi_conf", "Dolby Vision metadata (its RPU and configuration record)"),
+    ("libx264", b"avc1", _SV3D, "spherical", "spherical (360°) projection"),
+])
+def test_stream_side_data_of_an_mp4_is_said(tmp_path: Path, capfd, near_identity_file, codec, entry, box, key, what):
+    options = {"x265-params": "log-level=error:bframes=0"} if codec == "libx265" else {"bf": "0"}
+    plain = _with_sei(tmp_path / "plain.mp4", codec, lambda k: [], options, frames=2)
+    src = tmp_path / "in.mp4"
+    src.write_bytes(_with_box(plain.read_bytes(), [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd", entry], box))
+    assert key in _side(src)[0]
     dst = tmp_path / "out.mkv"
     p = _run(capfd, near_identity_file(2), src, dst)
-    assert _notices(p.stderr) == [f"{dst}: the Dolby Vision metadata (its RPU and configuration record) in dv.mp4's "
-                                  "video is not kept: the upscaled frames are written without it"], p.stderr
-    assert "dovi_conf" not in _side(dst)[0]
+    assert _notices(p.stderr) == [f"{dst}: the {what} in in.mp4's video is not kept: the upscaled frames are written "
+                                  "without it"], p.stderr
+    assert key not in _side(dst)[0]
 
 
 def test_encoder_version_strings_and_empty_pan_scan_are_no_loss():
