@@ -34,6 +34,11 @@ def causes(e: BaseException | None) -> Iterator[BaseException]:
         e = e.__cause__ or e.__context__
 
 
+def listed(items: list[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"`` (pure): how a message names several things."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def brief(e: BaseException, limit: int = 160) -> str:
     """``TypeName: first line of the message`` (:func:`first_line`), or the type name alone."""
     text = first_line(e, limit)

@@ -44,7 +44,7 @@ from typing import Callable
 import numpy as np
 
 from ._entry import check_upscaler_options, path_arg
-from .errors import EsrganVideoError, InputError, OutputError
+from .errors import EsrganVideoError, InputError, OutputError, listed
 from .files import check_can_create, check_output_place
 from .options import SizeOptions, UpscaleOptions
 from .frames.color import LUMA_709, ColorSpec
@@ -146,7 +146,7 @@ def upscale_image(
             notice(eight_bit_notice(dst, 16))
         lost = not_kept(dst.suffix.lower(), meta, grey=grey and not as_rgb)
         if lost:
-            notice(f"{dst}: this format does not keep {_listed(lost)} of {src.name}")
+            notice(f"{dst}: this format does not keep {listed(lost)} of {src.name}")
     if as_rgb and notice is not None:
         notice(f"{dst}: this format has no grey{' with alpha' if alpha is not None else ''}; the grey image is "
                "written as RGB with equal channels (.png and .tiff keep it grey)")
@@ -249,12 +249,7 @@ def video_only_notice(opts: UpscaleOptions, where: str | Path) -> str | None:
     if not unused:
         return None
     names = list(dict.fromkeys(flag_name(n) for n in unused))
-    return f"{where}: {_listed(names)} appl{'ies' if len(names) == 1 else 'y'} to videos, not to a still image; ignored"
-
-
-def _listed(items: list[str]) -> str:
-    """``"a"``, ``"a and b"``, ``"a, b and c"`` (pure): how a notice names several things."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    return f"{where}: {listed(names)} appl{'ies' if len(names) == 1 else 'y'} to videos, not to a still image; ignored"
 
 
 def _upscale(up: Upscaler, rgb: np.ndarray, alpha: np.ndarray | None, in_size: tuple[int, int],

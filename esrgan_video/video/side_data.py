@@ -28,6 +28,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
+from ..errors import listed
+
 __all__ = ["SIDE_DATA_KINDS", "side_data_kinds", "side_data_lost", "side_data_notice", "stereo_mode"]
 
 SIDE_DATA_KINDS = {
@@ -120,10 +122,6 @@ def side_data_lost(kinds: tuple[str, ...], *, muxer: str, stereo: str | None, hd
                  and not (k == "hdr10plus" and hdr10plus))
 
 
-def _listed(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
-
-
 def side_data_notice(dst, src_name: str, lost: tuple[str, ...]) -> str | None:
     """The one line naming the side data of ``src_name``'s video that output ``dst`` is written without."""
     if not lost:
@@ -132,5 +130,5 @@ def side_data_notice(dst, src_name: str, lost: tuple[str, ...]) -> str | None:
     hints = [h for k, h in (("hdr10plus", "libx265 keeps HDR10+"), ("stereo3d", ".mkv keeps the 3D layout"))
              if k in lost]
     hint = f"; {' and '.join(hints)}" if hints else ""
-    return (f"{dst}: the {_listed(what)} in {src_name} {'is' if len(what) == 1 else 'are'} not kept: the upscaled "
+    return (f"{dst}: the {listed(what)} in {src_name} {'is' if len(what) == 1 else 'are'} not kept: the upscaled "
             f"frames are written without {'it' if len(what) == 1 else 'them'}{hint}")
