@@ -22,7 +22,7 @@ import os
 
 import av
 
-from .nal_count import escaped
+from .metadata import t35_sei
 
 __all__ = ["HDR10PLUS_ENCODERS", "HDR10PLUS_T35_HEADER", "hdr10plus_sei", "hdr10plus_t35", "hdr10plus_t35_available"]
 
@@ -77,12 +77,6 @@ def hdr10plus_t35(side_data: bytes) -> bytes | None:
         free(out)
 
 
-def _sei_number(n: int) -> bytes:
-    """An SEI payload type or size: 0xFF for each 255, then the rest."""
-    return b"\xff" * (n // 255) + bytes([n % 255])
-
-
 def hdr10plus_sei(t35: bytes) -> bytes:
     """An HEVC prefix SEI NAL unit (Annex B) of ``user_data_registered_itu_t_t35`` holding ``t35``."""
-    body = _sei_number(4) + _sei_number(len(t35)) + t35 + b"\x80"
-    return b"\x00\x00\x00\x01\x4e\x01" + escaped(body)
+    return t35_sei(t35, "hevc")

@@ -27,6 +27,7 @@ __all__ = [
     "rotation_from_matrix",
     "CAPTION_ENCODERS",
     "a53_sei",
+    "t35_sei",
     "with_captions",
     "with_sei",
 ]
@@ -177,8 +178,18 @@ def a53_sei(cc_data: bytes, codec: str) -> bytes:
     ``GA94`` ``cc_data`` holding ``cc_data``, the CEA-608/708 triplets of FFmpeg's ``A53_CC`` side data (at most 31:
     the field's count), as FFmpeg's ``ff_alloc_a53_sei`` builds it (em_data 0, marker 0xFF)."""
     count = min(len(cc_data) // 3, 31)
-    payload = b"\xb5\x00\x31GA94\x03" + bytes([0x40 | count, 0]) + cc_data[:3 * count] + b"\xff"
-    body = bytes([4, len(payload)]) + payload + b"\x80"  # payload type 4, its size; rbsp trailing bits
+    return t35_sei(b"\xb5\x00\x31GA94\x03" + bytes([0x40 | count, 0]) + cc_data[:3 * count] + b"\xff", codec)
+
+
+def _sei_number(n: int) -> bytes:
+    """An SEI payload type or size: 0xFF for each 255, then the rest."""
+    return b"\xff" * (n // 255) + bytes([n % 255])
+
+
+def t35_sei(payload: bytes, codec: str) -> bytes:
+    """An Annex B SEI NAL unit (H.264 type 6, HEVC prefix SEI 39) of one ``user_data_registered_itu_t_t35`` message
+    ``payload`` (from its country code on): A/53 captions' (:func:`a53_sei`), HDR10+'s (``hdr10plus``)."""
+    body = _sei_number(4) + _sei_number(len(payload)) + payload + b"\x80"  # payload type 4, its size; rbsp trailing
     header = b"\x4e\x01" if codec == "hevc" else b"\x06"
     return b"\x00\x00\x00\x01" + header + escaped(body)  # emulation prevention: no 00 00 0x (x <= 3) inside
 
