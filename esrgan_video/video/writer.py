@@ -605,6 +605,12 @@ class DtsRepair:
         return dts
 
 
+def _source_video(info) -> str:
+    """How a notice names the input's video: ``"NAME's video"`` (its file's name), else ``"the input video"``."""
+    src = getattr(info, "path", None)
+    return f"{Path(src).name}'s video" if src is not None else "the input video"
+
+
 class OutputVideo:
     """An output file being written. Use as a context manager, or call ``close()`` / ``abort()``.
 
@@ -801,10 +807,9 @@ class OutputVideo:
         self._caption_codec = CAPTION_ENCODERS.get(encoder_name(codec))
         self._captions_lost: str | None = None  # the notice, said once, when a frame with captions cannot keep them
         if self._caption_codec is None:
-            src = getattr(info, "path", None)
-            name = f"{Path(src).name}'s video" if src is not None else "the input video"
-            self._captions_lost = (f"{self.dst}: the closed captions in {name} (ATSC A/53 CEA-608/708 in its SEI) "
-                                   f"are not kept: {codec} is given no captions (libx264 and libx265 carry them)")
+            self._captions_lost = (f"{self.dst}: the closed captions in {_source_video(info)} (ATSC A/53 "
+                                   f"CEA-608/708 in its SEI) are not kept: {codec} is given no captions (libx264 "
+                                   "and libx265 carry them)")
             if getattr(info, "closed_captions", False):  # the first frame has them: said before any frame
                 self._say_captions_lost()
         self._hdr10plus: dict[int, bytes] = {}  # encoder pts → the frame's HDR10+ T.35 message, until its packet
@@ -873,8 +878,7 @@ class OutputVideo:
         lost = side_data_lost(getattr(info, "side_data", ()), muxer=muxer, stereo=stereo,
                               hdr10plus=self._hdr10plus_kept)
         self._side_data_lost = lost
-        src = getattr(info, "path", None)
-        msg = side_data_notice(self.dst, f"{Path(src).name}'s video" if src is not None else "the input video", lost)
+        msg = side_data_notice(self.dst, _source_video(info), lost)
         if msg:
             self.say(msg)
 
@@ -971,10 +975,9 @@ class OutputVideo:
             return
         if self._hdr10plus_said or not self._hdr10plus_kept and "hdr10plus" in self._side_data_lost:
             return
-        src = getattr(self.template, "path", None)
-        name = f"{Path(src).name}'s video" if src is not None else "the input video"
         self._hdr10plus_said = True
-        self.say(f"{self.dst}: the HDR10+ dynamic metadata (SMPTE ST 2094-40) in {name} is not kept"
+        self.say(f"{self.dst}: the HDR10+ dynamic metadata (SMPTE ST 2094-40) in {_source_video(self.template)} "
+                 "is not kept"
                  + (" where a frame's has more than one processing window (they are placed in the source's pixels)"
                     if self._hdr10plus_kept else f": {self._video.codec_context.name} is given none (libx265 carries "
                                                  "it)"))
