@@ -22,8 +22,9 @@ def test_an_output_the_encoder_cannot_take_fails_up_front_alone(tmp_path: Path, 
     lib.mkdir()
     make_clip(lib / "tiny.mkv", frames=2, size=(2, 2))    # x4: 8x8, under libx265's 16x16
     make_clip(lib / "fine.mkv", frames=2, size=(16, 16))  # x4: 64x64
+    said, snaps = [], []
     s = run_batch([lib], out, model=str(near_identity_file(4)), devices="cpu", codec="libx265", threads=1,
-                  segment_seconds=0, log=lambda m: None)
+                  segment_seconds=0, log=said.append, progress=snaps.append)
     rows = {r.key: r for r in s.rows}
     assert {k: r.status for k, r in rows.items()} == {"tiny.mkv": "failed", "fine.mkv": "done"}
     assert rows["tiny.mkv"].error == (f"{out / 'tiny.mkv'}: libx265 cannot encode frames smaller than 16x16, got 8x8; "
@@ -32,6 +33,13 @@ def test_an_output_the_encoder_cannot_take_fails_up_front_alone(tmp_path: Path, 
     assert not (out / "tiny.mkv").exists() and (out / "fine.mkv").exists()
     records = parse_lines((out / JOURNAL_NAME).read_text())
     assert "tiny.mkv" not in records and records["fine.mkv"]["state"] == "done"  # no worker ever had it
+    # the refused file is no file the batch runs: not in its progress total, counted apart once every file is judged
+    assert (snaps[-1].done_files, snaps[-1].total_files, snaps[-1].fraction) == (1, 1, 1.0)
+    assert said[0] == "2 files: 2 to run, 0 already done"  # said before any is judged
+    assert "checked  2 files to run: 1 refused before running, 1 runs" in said
+    assert rows["tiny.mkv"].refused and not rows["fine.mkv"].refused
+    assert s.table().splitlines()[-1].startswith("2 files: 1 done, 0 skipped, 1 failed (1 refused before running); ")
+    assert s.as_json()["batch"]["refused"] == 1
 
 
 def test_the_first_file_is_handed_out_before_the_others_are_judged(tmp_path: Path, near_identity_file,

@@ -24,6 +24,20 @@ class Clock:
         return self.t
 
 
+def test_a_dropped_file_is_no_file_of_the_total_and_weighs_nothing():
+    """A file refused when judged (its output cannot be written) is dropped: the batch's total counts the files that
+    run (it said 2/3 files done for two that ran), and its duration is no share of the fraction."""
+    bp = BatchProgress({"a.mkv": 10.0, "tiny.mkv": 30.0, "b.mkv": 10.0}, clock=Clock())
+    bp.drop("tiny.mkv")
+    assert "tiny.mkv" not in bp
+    bp.update("a.mkv", "a.mkv", 5, 10, 5.0)
+    snap = bp.snapshot()
+    assert (snap.done_files, snap.total_files, snap.fraction) == (0, 2, pytest.approx(0.25))
+    bp.task_done("a.mkv", "a.mkv", 10)
+    bp.job_done("a.mkv")
+    assert bp.snapshot().line().startswith("batch  1/2 files done, 50%")
+
+
 def test_batch_fraction_weighs_files_by_duration_and_sums_segments():
     clock = Clock()
     bp = BatchProgress({"a.mkv": 10.0, "b.mkv": 30.0, "c.mkv": None}, clock=clock)

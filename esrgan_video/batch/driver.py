@@ -282,6 +282,9 @@ class JobRow:
     """Finished by an earlier run and verified: skipped (or ``damaged`` as journaled); this run did nothing for it."""
     failed_before: bool = False
     """Failed in an earlier run and not retried (no ``--retry-failed``): this run did nothing for it."""
+    refused: bool = False
+    """Failed before it ran: its output cannot be written (:func:`_judged`, judged as the batch runs); no worker had
+    it, it is not journalled, and it is no file of the run's progress (``BatchProgress.drop``)."""
 
     @property
     def one_image(self) -> bool:
@@ -311,6 +314,11 @@ class BatchSummary:
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.rows)
+
+    @property
+    def refused(self) -> int:
+        """Of the failed files, those refused before they ran (:attr:`JobRow.refused`)."""
+        return sum(r.refused for r in self.rows)
 
     @property
     def frames(self) -> int:
@@ -395,6 +403,7 @@ class BatchSummary:
                        "reuse": None if r.reuse is None else r.reuse.as_dict()} for r in self.rows],
             "batch": {"files": len(self.rows), **{k: self.count(k) for k in ("done", "damaged", "skipped", "failed",
                                                                               "interrupted", "vanished")},
+                      "refused": self.refused,
                       "frames": self.frames, "stills": self.stills, "seconds": round(self.seconds, 3),
                       "fps": round(self.fps, 3) if self.frames else None, "nothing_to_do": self.nothing_to_do,
                       "exit_code": self.exit_code},
@@ -422,7 +431,8 @@ class BatchSummary:
             f"{counted(len(self.rows), "file")}: {self.count('done')} done, "
             + (f"{self.count('damaged')} damaged, " if self.count("damaged") else "")
             + f"{self.count('skipped')} skipped, "
-            f"{self.count('failed')} failed" + (f", {self.count('interrupted')} interrupted" if self.count("interrupted") else "")
+            f"{self.count('failed')} failed" + (f" ({self.refused} refused before running)" if self.refused else "")
+            + (f", {self.count('interrupted')} interrupted" if self.count("interrupted") else "")
             + (f", {self.count('vanished')} vanished" if self.count("vanished") else "")
             + f"; {self.totals_text()}")
         return "\n".join(lines)
@@ -487,6 +497,8 @@ class Plan:
         self.jobs: dict[str, _JobState] = {}
         self.attempts: dict[str, int] = {}
         self.src_fp: dict[str, dict[str, int]] = {}
+        self.refused = 0
+        """Jobs refused when judged (:meth:`admit`): they never run."""
 
     # scheduler interface --------------------------------------------------------------------
     def next_task(self) -> Task | None:
@@ -503,19 +515,35 @@ class Plan:
         while not self.queue and self.judging:
             st, judgement = self.judging.popleft()
             refusal, duration = judgement.result()
+            if refusal is not None:  # no file of the batch's progress: it will not run
+                st.row.status, st.row.error, st.row.refused = "failed", refusal, True
+                self.refused += 1
+                self.log(f"failed   {st.row.key}: {refusal}")
+                if self.tracker is not None and st.job.key in self.tracker:
+                    self.tracker.drop(st.job.key)
+                    self._report()
+                if not self.judging:  # the last judged: the start's "N to run" counted these
+                    self._say_refused()
+                continue
             if self.tracker is not None and st.job.key in self.tracker:
                 self.tracker.set_duration(st.job.key, _seconds(duration))
-            if refusal is not None:
-                st.row.status, st.row.error = "failed", refusal
-                self.log(f"failed   {st.row.key}: {refusal}")
-                self._track_done(st.whole_task(), 0, job_finished=True)
-                continue
             job, seg_s = st.job, self.segment_seconds
             if seg_s and duration is not None and duration >= 2 * seg_s:
                 self.queue.append(Task(key=f"{job.key}#plan", kind="plan", job_key=job.key, src=str(job.src),
                                        dst=str(job.dst), segment_seconds=seg_s))
             else:
                 self.queue.append(st.whole_task())
+            if not self.judging:
+                self._say_refused()
+
+    def _say_refused(self) -> None:
+        """Once every file is judged, how many were refused and how many run (the line said at the start counts the
+        files to judge: each is judged as the batch runs), when any was refused."""
+        if self.refused:
+            n = len(self.jobs)
+            runs = n - self.refused
+            self.log(f"checked  {counted(n, 'file')} to run: {self.refused} refused before running, "
+                     f"{runs} {'runs' if runs == 1 else 'run'}")
 
     def _known_durations(self) -> None:
         """The durations of the jobs judged so far but not admitted yet, for the batch's progress (its weights)."""

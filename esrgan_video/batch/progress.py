@@ -111,6 +111,11 @@ class BatchProgress:
     def __contains__(self, job: str) -> bool:
         return job in self._jobs
 
+    def drop(self, job: str) -> None:
+        """The job will not run after all (refused when judged, before any worker had it): it is no file of the
+        batch's total, and weighs nothing in its fraction."""
+        self._jobs.pop(job, None)
+
     def set_duration(self, job: str, seconds: float | None) -> None:
         """A job's media duration in seconds (None: unknown), once read (the driver judges each file's source as
         the batch runs; until then it weighs as the mean of the known ones)."""
