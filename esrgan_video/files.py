@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputError
+from .errors import InputError, OutputError
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, *, mode: int | None = 0o644) -> Path:
@@ -157,6 +157,17 @@ def special_kind(path: str | os.PathLike) -> str | None:
     return None
 
 
+def check_regular_input(path: str | os.PathLike) -> None:
+    """InputError (one line naming ``path``) when the input ``path`` is a named pipe, a device or a socket
+    (:func:`special_kind`): every input is read more than once (a video's packet index, then its frames; a still's
+    metadata, then its pixels), and a pipe gives its bytes once (``/dev/zero`` gives them without end). Only
+    ``os.stat`` is asked, never an open: opening a named pipe for reading waits until something writes to it."""
+    kind = special_kind(path)
+    if kind is not None:
+        raise InputError(f"{path}: is {kind}, not a file (an input is read more than once); save what it gives "
+                         "to a file and give that file")
+
+
 def check_output_place(dst: str | os.PathLike, *, overwrite: bool, src: str | os.PathLike | None = None) -> None:
     """OutputError (one line naming ``dst``) when ``dst`` cannot be written as a new output: it is a device, a named
     pipe or a socket (:func:`special_kind`; ``--overwrite`` or not: the rename into place would replace it); its folder is missing
@@ -209,5 +220,5 @@ def check_can_create(dst: str | os.PathLike) -> None:
     Path(probe).unlink(missing_ok=True)
 
 
-__all__ = ["OutputExists", "atomic_write", "atomic_write_text", "cannot_create", "cannot_write", "check_can_create", "check_output_place", "locked",
+__all__ = ["OutputExists", "atomic_write", "atomic_write_text", "cannot_create", "cannot_write", "check_can_create", "check_regular_input", "check_output_place", "locked",
            "part_prefix", "remove_stale_parts", "special_kind"]

@@ -22,6 +22,7 @@ from pathlib import Path, PurePath
 from typing import Iterable, Sequence
 
 from ..errors import InputError, OptionError
+from ..files import check_regular_input, special_kind
 from ..video.images import IMAGE_EXTENSIONS
 from .journal import JOURNAL_NAME
 
@@ -143,6 +144,8 @@ def _expand(item: str, base: Path, walk: _Walk, out: list[Source], depth: int) -
             _expand_list(path, walk, out, depth)
         else:
             out.append(Source(path))
+    elif special_kind(path) is not None:  # a named pipe or a device given by name: not "no such file"
+        check_regular_input(path)
     elif _GLOB_CHARS & set(item):
         given = PurePath(os.path.expanduser(item))
         # the folder it is relative to is a name, not a pattern: "Films [1080p]"

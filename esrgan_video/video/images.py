@@ -35,7 +35,7 @@ import av
 import numpy as np
 
 from ..errors import InputError, OutputError
-from ..files import cannot_write
+from ..files import cannot_write, check_regular_input
 from ..frames.colorspace import Range
 from ..frames.pixel_formats import PlaneLayout, packed_rgb
 from .image_meta import ImageMeta, _jpeg_segments, apply_orientation, embed, read_meta
@@ -83,12 +83,14 @@ _last_cut: tuple[tuple[str, int, int], bytes] | None = None
 
 def image_meta(path: str | os.PathLike) -> ImageMeta:
     """The ICC profile, EXIF block and orientation, DPI, frame count and truncation of the image file at ``path``
-    (``video.image_meta.read_meta``). InputError naming the file when it is missing or empty. A truncated file's
+    (``video.image_meta.read_meta``). InputError naming the file when it is missing, a named pipe or a device
+    (never opened: a pipe would wait for a writer), or empty. A truncated file's
     bytes are kept for :func:`readable_bytes` (the last one only; a file changed since is read again)."""
     global _last_cut
     path = Path(path)
     if path.is_dir():  # the video reader's wording: a folder is there, so not "no such file"
         raise InputError(f"{path}: is a directory, not an image file")
+    check_regular_input(path)  # before any open: a named pipe's would wait for a writer
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:

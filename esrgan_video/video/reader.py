@@ -47,6 +47,7 @@ from av.sidedata.sidedata import Type as _SideData
 from ..frames.color import ColorSpec
 from ..frames.colorspace import ChromaLocation, Matrix, Primaries, Range, Transfer
 from ..errors import InputError
+from ..files import check_regular_input
 from ..frames.pixel_formats import READ_AS, pixel_format, plane_layouts, read_format
 from .damage import (GAP_FORMATS, RAW_STREAM_FORMATS, Promise, ReadStats, avi_truncated, cut_transport_packet,
                      judge_truncation, raw_stream_pictures, stream_promise, timestamp_gaps)
@@ -972,8 +973,9 @@ def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None 
     by a demux pass over the whole file (the packet index, cached per file) when first asked (:class:`FrameCount`).
     ``exact_count=False``: it stays the header's (N-VOPs and empty chunks counted) even then.
 
-    Raises InputError, naming the file, when it is missing, empty, not media, has no video stream, has
-    a video codec this FFmpeg cannot decode, or a pixel format the pipeline does not support.
+    Raises InputError, naming the file, when it is missing, a named pipe or a device (never opened: a pipe would wait
+    for a writer), empty, not media, has no video stream, has a video codec this FFmpeg cannot decode, or a pixel
+    format the pipeline does not support.
     """
     if str(path) == "-" and not Path("-").exists():
         raise InputError("-: reading from standard input is not supported (the input is read more than once: its "
@@ -983,6 +985,7 @@ def open_input(path: str | os.PathLike, *, notice: Callable[[str], None] | None 
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a video file")
+    check_regular_input(path)  # before any open: a named pipe's would wait for a writer
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes)")
     try:
