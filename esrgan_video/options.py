@@ -455,7 +455,9 @@ class UpscaleOptions:
         not given (:func:`encoding_defaults_unset`): ``codec`` is ``libx264`` for the container's usual encoder,
         asked for or not (what the default was before it followed the container, so earlier records stand), and a
         ``crf`` or ``preset`` equal to that encoder's default is None (``--codec vp9`` is ``libvpx-vp9`` already:
-        :class:`EncodeOptions` keeps FFmpeg's encoder name). Without it, every option stands as given
+        :class:`EncodeOptions` keeps FFmpeg's encoder name); a ``crf`` (NVENC: ``cq``) or ``preset`` in ``encoder_opts``
+        stands as the flag that gives the encoder the same option (``video.encoder_settings.options_as_flags``:
+        ``--encoder-opt crf=24`` is ``--crf 24``), before the defaults are compared. Without it, every option stands as given
         (``codec`` None as ``libx264``): what batch's records were made with before."""
         out = {}
         for g, cls in GROUPS.items():
@@ -464,7 +466,12 @@ class UpscaleOptions:
                     out[f.name] = getattr(getattr(self, g), f.name)
         out["reuse"] = "near" if out["reuse"] == "near" else "exact"
         if codec is not None:
+            from .video.encoder_settings import options_as_flags
+
             used = out["codec"] or codec  # the encoder this output is written with
+            # --encoder-opt crf=24 is --crf 24 (the same option given the encoder), preset=slow --preset slow
+            out["crf"], out["preset"], out["encoder_opts"] = options_as_flags(used, out["crf"], out["preset"],
+                                                                              out["encoder_opts"])
             out["crf"], out["preset"] = encoding_defaults_unset(used, out["crf"], out["preset"], out["encoder_opts"])
         if out["codec"] is None or out["codec"] == codec:  # the container's usual encoder: libx264 wherever it was
             out["codec"] = DEFAULT_CODEC  # the default before it followed the container

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,75 @@ def test_a_webm_made_with_vp9s_default_crf_given_or_not_is_kept_either_way(tmp_p
     with pytest.raises(OutputError, match=r"2 finished output\(s\) were made with different options"):
         run_batch([lib], out, crf=30, **kw)
     assert {k: state(out / k) for k in before} == before
+
+
+def test_a_crf_or_preset_in_encoder_opts_hashes_as_the_flag_that_gives_the_encoder_the_same_option() -> None:
+    """``--encoder-opt crf=24`` is ``--crf 24`` (libx264 is given ``crf=24`` either way: the same bytes, checked
+    below), ``preset=slow`` is ``--preset slow``: one hash. Over these option sets, two hash alike exactly when the
+    encoder is given the same options (``EncoderSettings.codec_options``, a crf or cq by its number: FFmpeg reads
+    ``24.0`` as 24): a CRF the flag would round (``{:g}``), one FFmpeg rounds for an integer crf (VP9), a crf inside
+    ``x264-params`` and an NVENC ``cq`` without the ``rc=vbr b=0`` that ``--crf`` adds stay apart."""
+    from itertools import combinations
+
+    from esrgan_video.video.encoder_settings import default_preset
+    from esrgan_video.video.output_plan import output_encoder, with_codec
+
+    cases = [
+        ("a.mkv", {}), ("a.mkv", {"crf": 24}), ("a.mkv", {"encoder_opts": {"crf": "24"}}),
+        ("a.mkv", {"encoder_opts": {"crf": "24.0"}}), ("a.mkv", {"crf": 20, "encoder_opts": {"crf": "24"}}),
+        ("a.mkv", {"crf": 20}), ("a.mkv", {"encoder_opts": {"crf": "16"}}), ("a.mkv", {"crf": 24.5}),
+        ("a.mkv", {"encoder_opts": {"crf": "24.5"}}), ("a.mkv", {"encoder_opts": {"crf": "24.1234567"}}),
+        ("a.mkv", {"crf": 24.1234567}), ("a.mkv", {"encoder_opts": {"x264-params": "crf=24"}}),
+        ("a.mkv", {"preset": "slow"}), ("a.mkv", {"encoder_opts": {"preset": "slow"}}),
+        ("a.mkv", {"preset": "slow", "encoder_opts": {"preset": "fast"}}), ("a.mkv", {"encoder_opts": {"preset": "medium"}}),
+        ("a.mkv", {"preset": "medium"}),
+        ("a.mkv", {"encoder_opts": {"qp": "0"}}), ("a.mkv", {"crf": 16, "encoder_opts": {"qp": "0"}}),
+        ("a.mkv", {"encoder_opts": {"crf": "16", "qp": "0"}}), ("a.mkv", {"crf": 30, "encoder_opts": {"preset": "slow"}}),
+        ("a.mkv", {"encoder_opts": {"crf": "30", "preset": "slow"}}),
+        ("a.webm", {}), ("a.webm", {"encoder_opts": {"crf": "24"}}), ("a.webm", {"encoder_opts": {"crf": "24.5"}}),
+        ("a.webm", {"crf": 30}), ("a.webm", {"encoder_opts": {"crf": "30"}}),
+        ("a.mkv", {"codec": "hevc_nvenc"}), ("a.mkv", {"codec": "hevc_nvenc", "crf": 20}),
+        ("a.mkv", {"codec": "hevc_nvenc", "encoder_opts": {"cq": "20"}}),
+        ("a.mkv", {"codec": "hevc_nvenc", "encoder_opts": {"cq": "20", "rc": "vbr", "b": "0"}}),
+        ("a.mkv", {"codec": "hevc_nvenc", "crf": 20, "encoder_opts": {"rc": "vbr"}}),
+        ("a.mkv", {"codec": "hevc_nvenc", "crf": 20, "encoder_opts": {"rc": "cbr", "b": "5M"}}),
+        ("a.mkv", {"codec": "hevc_nvenc", "encoder_opts": {"cq": "20", "rc": "cbr", "b": "5M"}}),
+        ("a.mkv", {"codec": "hevc_nvenc", "encoder_opts": {"cq": "20", "rc": "cbr"}}),
+    ]
+
+    def hashed(dst: str, kw: dict) -> str:
+        opts = UpscaleOptions.from_kwargs(**kw)
+        return options_hash("sha", opts, segment_seconds=None, codec=container_codec(Path(dst), opts))
+
+    def given(dst: str, kw: dict):  # the encoder's default preset by name is none (the same bytes: see above)
+        e = output_encoder(with_codec(UpscaleOptions.from_kwargs(**kw), dst).encode)
+        return e.codec, frozenset((k, float(v) if k in ("crf", "cq") else v) for k, v in e.codec_options().items()
+                                  if (k, v) != ("preset", default_preset(e.codec)))
+
+    facts = [(hashed(*c), given(*c)) for c in cases]  # a hash is per output: compared between outputs of one kind
+    wrong = [(a, b) for (a, fa), (b, fb) in combinations(zip(cases, facts), 2)
+             if a[0] == b[0] and (fa[0] == fb[0]) != (fa[1] == fb[1])]
+    assert wrong == [], "\n".join(map(str, wrong))
+    assert hashed("a.mkv", {"encoder_opts": {"crf": "24"}}) == hashed("a.mkv", {"crf": 24})
+    # the same libx264 option, the same bytes (x264 kept deterministic, as the writer keeps it)
+    import av
+    import numpy as np
+
+    from esrgan_video.video.encoder_settings import deterministic_options
+
+    pictures = [np.random.default_rng(i).integers(0, 256, (48, 64, 3), dtype=np.uint8) for i in range(4)]
+
+    def encoded(kw: dict) -> bytes:
+        e = output_encoder(with_codec(UpscaleOptions.from_kwargs(**kw), "a.mkv").encode)
+        ctx = av.codec.CodecContext.create(e.codec, "w")
+        ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 64, 48, "yuv420p", Fraction(1, 25)
+        ctx.options = deterministic_options(e.codec, e.codec_options())
+        packets = []
+        for i, a in enumerate(pictures):
+            f = av.VideoFrame.from_ndarray(a, format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            packets += ctx.encode(f)
+        packets += ctx.encode(None)
+        return b"".join(bytes(p) for p in packets)
+
+    assert encoded({"encoder_opts": {"crf": "24"}}) == encoded({"crf": 24}) != encoded({"crf": 20})

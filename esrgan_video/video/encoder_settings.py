@@ -22,6 +22,7 @@ QSV and AMF are left at FFmpeg's defaults (their rate controls differ and are un
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -157,6 +158,48 @@ def user_rate_control(options: dict[str, str]) -> bool:
             if item.partition("=")[0].strip() in _PARAMS_RATE:
                 return True
     return False
+
+
+_PLAIN_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def options_as_flags(codec: str, crf: int | float | None, preset: str | None,
+                     options: tuple[tuple[str, str], ...]) -> tuple[int | float | None, str | None,
+                                                                    tuple[tuple[str, str], ...]]:
+    """``(crf, preset, options)`` with a ``crf`` (NVENC: ``cq``) or ``preset`` given in ``options``
+    (``--encoder-opt``) moved into the flag that sets the same encoder option: ``--encoder-opt crf=24`` is
+    ``--crf 24``, ``preset=slow`` is ``--preset slow`` (:meth:`EncoderSettings.codec_options` gives the encoder the
+    same dict either way). Where the flag is given too it wins (:func:`encoder_settings` drops the option's), so the
+    option's is dropped. Batch's options hash takes them as one (``options.UpscaleOptions.output_affecting``).
+
+    Only where the encoder is given the same: a crf in plain decimal digits that the flag passes on unrounded
+    (``{:g}``: six significant digits), a whole one where the encoder's crf is an integer (FFmpeg rounds ``24.5``
+    there; the flag refuses it); NVENC's ``cq`` only beside a ``rc`` and ``b`` of the options' own (``--crf`` adds
+    ``rc=vbr b=0`` where they are missing), and with a crf, a ``rc=vbr`` or ``b=0`` that ``--crf`` adds anyway is
+    dropped. An encoder this FFmpeg lacks: as given. Pure but for the encoder's option table."""
+    opts = dict(options)  # later keys win, as the encoder is given them
+    try:
+        key = quality_option(codec)
+        fractional = crf_is_fractional(codec)
+    except OutputError:
+        return crf, preset, tuple(opts.items())
+    if key is not None and key in opts:
+        value = opts[key]
+        if crf is not None:
+            del opts[key]
+        elif _PLAIN_NUMBER.fullmatch(value) and (number := float(value)) == float(f"{number:g}") and (
+                number.is_integer() or fractional) and (key != "cq" or ("rc" in opts and "b" in opts)):
+            del opts[key]
+            crf = int(number) if number.is_integer() else number
+    if key == "cq" and crf is not None:
+        for k, v in NVENC_CQ_OPTIONS:
+            if opts.get(k) == v:
+                del opts[k]
+    if "preset" in opts:
+        value = opts.pop("preset")
+        if preset is None:
+            preset = value
+    return crf, preset, tuple(opts.items())
 
 
 @dataclass(frozen=True)
