@@ -146,7 +146,7 @@ def test_a_crf_or_preset_in_encoder_opts_hashes_as_the_flag_that_gives_the_encod
     """``--encoder-opt crf=24`` is ``--crf 24`` (libx264 is given ``crf=24`` either way: the same bytes, checked
     below), ``preset=slow`` is ``--preset slow``: one hash. Over these option sets, two hash alike exactly when the
     encoder is given the same options (``EncoderSettings.codec_options``, a crf or cq by its number: FFmpeg reads
-    ``24.0`` as 24): a CRF the flag would round (``{:g}``), one FFmpeg rounds for an integer crf (VP9), a crf inside
+    ``24.0`` as 24): a CRF the flag would round (``{:g}``), a crf inside
     ``x264-params`` and an NVENC ``cq`` without the ``rc=vbr b=0`` that ``--crf`` adds stay apart."""
     from itertools import combinations
 

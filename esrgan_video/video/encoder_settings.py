@@ -173,22 +173,20 @@ def options_as_flags(codec: str, crf: int | float | None, preset: str | None,
     option's is dropped. Batch's options hash takes them as one (``options.UpscaleOptions.output_affecting``).
 
     Only where the encoder is given the same: a crf in plain decimal digits that the flag passes on unrounded
-    (``{:g}``: six significant digits), a whole one where the encoder's crf is an integer (FFmpeg rounds ``24.5``
-    there; the flag refuses it); NVENC's ``cq`` only beside a ``rc`` and ``b`` of the options' own (``--crf`` adds
+    (``{:g}``: six significant digits); NVENC's ``cq`` only beside a ``rc`` and ``b`` of the options' own (``--crf`` adds
     ``rc=vbr b=0`` where they are missing), and with a crf, a ``rc=vbr`` or ``b=0`` that ``--crf`` adds anyway is
     dropped. An encoder this FFmpeg lacks: as given. Pure but for the encoder's option table."""
     opts = dict(options)  # later keys win, as the encoder is given them
     try:
         key = quality_option(codec)
-        fractional = crf_is_fractional(codec)
     except OutputError:
         return crf, preset, tuple(opts.items())
     if key is not None and key in opts:
         value = opts[key]
         if crf is not None:
             del opts[key]
-        elif _PLAIN_NUMBER.fullmatch(value) and (number := float(value)) == float(f"{number:g}") and (
-                number.is_integer() or fractional) and (key != "cq" or ("rc" in opts and "b" in opts)):
+        elif (_PLAIN_NUMBER.fullmatch(value) and (number := float(value)) == float(f"{number:g}")
+              and (key != "cq" or ("rc" in opts and "b" in opts))):
             del opts[key]
             crf = int(number) if number.is_integer() else number
     if key == "cq" and crf is not None:
