@@ -747,7 +747,7 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
     scale, ...) by :func:`_judged`, which asks ``check_plan`` itself, as the batch runs."""
     from ..video.images import IMAGE_EXTENSIONS
     from ..video.output_plan import output_encoder, with_codec
-    from ..video.writer import check_output
+    from ..video.writer import check_output, check_settings
 
     enc = opts.encode
     # an image output is a still's (``plan_jobs``), written by upscale_image: no encoder or container to check
@@ -758,10 +758,11 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
         # each kind's encoder is known (the container's own when none was asked for): check every kind
         for dst in kinds.values():
             chosen = with_codec(opts, dst).encode
-            output_encoder(chosen)
+            settings = output_encoder(chosen)
             check_output(dst, chosen.codec, format=enc.format)
     else:  # one encoder for outputs of mixed kinds: a kind it cannot go into fails alone, in its worker
-        output_encoder(enc)
+            check_settings(settings, enc.pix_fmt)  # an --encoder-opt value it opens with in no format (crf=abc)
+        check_settings(output_encoder(enc), enc.pix_fmt)
 
 
 def _judged(opts: UpscaleOptions, job: Job, model_scale: int, *, duration: bool

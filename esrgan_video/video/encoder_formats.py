@@ -19,14 +19,14 @@ from typing import Callable, TypeVar
 import av
 import numpy as np
 
-from ..errors import OutputError
+from ..errors import OptionError, OutputError
 from ..frames.colorspace import Range
 from ..frames.pixel_formats import SUPPORTED_PIX_FMTS, PixelFormat, is_supported, pixel_format
 from .chatter import quiet_encoder_options
 
 T = TypeVar("T")
 
-__all__ = ["ENCODER_MAX_RATE", "canonical_encoder", "choose_pix_fmt", "encoder_name", "encoder_opens", "encoder_pix_fmts",
+__all__ = ["ENCODER_MAX_RATE", "canonical_encoder", "check_encoder_options", "choose_pix_fmt", "encoder_name", "encoder_opens", "encoder_pix_fmts",
            "encoder_reorders", "keep_advice", "time_base_opens"]
 
 ENCODER_MAX_RATE = {"libsvtav1": Fraction(240)}
@@ -126,6 +126,13 @@ def time_base_opens(codec: str, time_base: Fraction, pix_fmt: str = "yuv420p") -
     """Whether encoder ``codec`` opens with ``time_base`` (a 64×64 ``pix_fmt`` picture; no file). MPEG-1/2 take
     only ``1/rate`` for a rate of their frame-rate table (``1/12800``, an MP4's, is refused: "MPEG-1/2 does not
     support 12800/1 fps"), MPEG-4 Part 2 only denominators up to 65535 (not MPEG-TS's ``1/90000``)."""
+    return _open_refused(codec, time_base, pix_fmt, ()) is None
+
+
+@functools.lru_cache(maxsize=256)
+def _open_refused(codec: str, time_base: Fraction, pix_fmt: str, options: tuple[tuple[str, str], ...]) -> str | None:
+    """Why encoder ``codec`` does not open with ``time_base`` and encoder ``options`` for a 64×64 ``pix_fmt`` picture
+    (FFmpeg's reason, e.g. "Invalid argument"), or None when it opens (no file)."""
     try:
         ctx = av.CodecContext.create(codec, "w")
         ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
@@ -136,11 +143,59 @@ def time_base_opens(codec: str, time_base: Fraction, pix_fmt: str = "yuv420p") -
         # "Svt[error]: The maximum allowed frame rate is 240 fps"), which refused it every 1/1000 (Matroska),
         # 1/12800 or 1/90000 time base, hence every variable-rate input; the writer gives it the stream's rate
         ctx.framerate = min(1 / Fraction(time_base), ENCODER_MAX_RATE["libsvtav1"])
-        ctx.options = quiet_encoder_options(codec, {}, verbose=False)
+        ctx.options = quiet_encoder_options(codec, dict(options), verbose=False)
         ctx.open()
-    except (av.FFmpegError, ValueError, OSError):
-        return False
-    return True
+    except (av.FFmpegError, ValueError, OSError) as e:
+        return getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return None
+
+
+def check_encoder_options(codec: str, given: dict[str, str], others: dict[str, str], pix_fmt: str | None = None,
+                          ) -> None:
+    """Refuse an ``--encoder-opt`` value encoder ``codec`` does not open with (``crf=abc``, ``bf=x``, ``tune=nope``):
+    an :class:`OptionError` naming ``encoder_opts`` and the option, before a model is loaded, instead of FFmpeg's
+    "avcodec_open2 ... returned 22" once the output opens. ``given``: the user's options; ``others``: what the
+    encoder is given besides them (its crf and preset). Judged by opening the encoder on a 64×64 picture in memory
+    in ``pix_fmt`` (None: in any format it takes, as batch judges before it knows each file's: ``profile=high10``
+    opens for 10-bit video only), and only where it opens without ``given``: an encoder that does not open here at
+    all (NVENC without its GPU) is left for the writer to report."""
+    if not given:
+        return
+    tb = Fraction(1, 25)
+    fmts = [pix_fmt] if pix_fmt is not None else [n for n in encoder_pix_fmts(codec) if is_supported(n)] or ["yuv420p"]
+    every = tuple({**others, **given}.items())
+    bases = [f for f in fmts if _open_refused(codec, tb, f, tuple(others.items())) is None]
+    if not bases or any(_open_refused(codec, tb, f, every) is None for f in bases):
+        return
+    fmt = bases[0]
+    for key, value in given.items():
+        reason = _open_refused(codec, tb, fmt, tuple({**others, key: value}.items()))
+        if reason is not None:
+            raise OptionError("encoder_opts", f"a value the {codec} encoder takes for {key}{_option_kind(codec, key)}",
+                              f"{key}={value}", detail=f"FFmpeg: {reason}")
+    shown = " ".join(f"{k}={v}" for k, v in given.items())
+    raise OptionError("encoder_opts", f"options the {codec} encoder opens with together", shown,
+                      detail=f"FFmpeg: {_open_refused(codec, tb, fmt, every)}")
+
+
+def _option_kind(codec: str, key: str) -> str:
+    """`` (a number)``, `` (a whole number)``, `` (one of a, b)``: what encoder ``codec``'s option ``key`` takes, for a
+    message; '' where FFmpeg does not say (a string)."""
+    try:
+        so = av.CodecContext.create(codec, "w").supported_options
+    except (ValueError, av.FFmpegError):
+        return ""
+    opt = next((o for o in (*so.private, *so.generic) if o.name == key), None)
+    if opt is None:
+        return ""
+    choices = [c.name for c in (opt.choices or ())]
+    kind = {"FLOAT": "a number", "DOUBLE": "a number", "INT": "a whole number", "INT64": "a whole number",
+            "UINT64": "a whole number", "BOOL": "0 or 1"}.get(opt.type.name)
+    if choices and kind:
+        return f" ({kind} or {', '.join(choices)})"
+    if choices:
+        return f" (one of {', '.join(choices)})"
+    return f" ({kind})" if kind else ""
 
 
 @functools.lru_cache(maxsize=64)

@@ -25,7 +25,7 @@ from .encoder_formats import canonical_encoder, choose_pix_fmt, keep_advice
 from .encoder_settings import EncoderSettings, encoder_settings
 from .images import eight_bit_notice
 from .probe import gif_transparent
-from .writer import check_frame_size, check_video, output_codec, output_format, sar_kept
+from .writer import check_frame_size, check_settings, check_video, output_codec, output_format, sar_kept
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,7 @@ def check_plan(info, options: UpscaleOptions, *, src: str | Path, dst: str | Pat
     plan = plan_output(info, options, model_scale=model_scale or 1, src=src, dst=dst)
     sized = model_scale or options.size.size is not None or options.size.scale is not None
     if inp is None:  # no frames to judge: the frame size only, where it is known (batch's check of each file, preview)
+        check_settings(output_encoder(with_codec(options, dst).encode), plan.pix_fmt)  # --encoder-opt crf=abc
         if sized:
             check_planned_size(plan, options, dst=dst)
         return

@@ -48,8 +48,9 @@ from ..frames.pixel_formats import pixel_format, plane_layouts
 from .encoder_settings import EncoderSettings, deterministic_options, encoder_settings
 from .frame_limits import frame_size_refusal
 from .chatter import quiet_encoder_options
-from .encoder_formats import (ENCODER_MAX_RATE, canonical_encoder, choose_pix_fmt, encoder_name, encoder_opens,
-                              encoder_pix_fmts, encoder_reorders, muxer_options, time_base_opens, written_back)
+from .encoder_formats import (ENCODER_MAX_RATE, canonical_encoder, check_encoder_options, choose_pix_fmt, encoder_name,
+                              encoder_opens, encoder_pix_fmts, encoder_reorders, muxer_options, time_base_opens,
+                              written_back)
 from .hdr10plus import HDR10PLUS_ENCODERS, hdr10plus_sei, hdr10plus_t35, hdr10plus_t35_available
 from .metadata import CAPTION_ENCODERS, FIELD_ORDERS, with_captions, with_sei
 from .partials import partial_path, remove_stale_partials
@@ -498,6 +499,7 @@ def check_video(dst: str | os.PathLike, muxer: str | None, codec: str, pix_fmt: 
     accepted = encoder_pix_fmts(codec)
     if accepted and pix_fmt not in accepted:
         raise OutputError(f"encoder {codec} cannot write pixel format {pix_fmt}; it accepts: {', '.join(accepted)}")
+    check_settings(settings, pix_fmt)
     if size is not None:
         check_frame_size(dst, codec, pix_fmt, size, settings)
     clock = _encoder_clock(dst, codec, pix_fmt, template, time_base=Fraction(time_base), rate=rate, t0=t0, t1=t1)
@@ -505,6 +507,14 @@ def check_video(dst: str | os.PathLike, muxer: str | None, codec: str, pix_fmt: 
     if muxer in VIDEO_ONLY_FORMATS and pixel_format(pix_fmt).family == "rgb":
         raise OutputError(f"{dst}: {muxer} carries YUV or grey video only, not {pix_fmt}; add --pix-fmt yuv444p")
     return clock
+
+
+def check_settings(settings: EncoderSettings, pix_fmt: str | None = None) -> None:
+    """Refuse an ``--encoder-opt`` value the encoder does not open with (``encoder_formats.check_encoder_options``:
+    an ``OptionError``, exit 2), for ``pix_fmt`` video (None: any format it takes)."""
+    given = dict(settings.options)
+    others = {k: v for k, v in settings.codec_options().items() if k not in given}
+    check_encoder_options(settings.codec, given, others, pix_fmt)
 
 
 def _encoder_clock(dst: Path, codec: str, pix_fmt: str, template: InputVideo | None, *, time_base: Fraction,
