@@ -291,7 +291,8 @@ def _stream(inp, out, transform: FrameTransform, clock: _StageClock, *, start, e
                 frames_reused += decision.whole_frame_reused
                 tiles_reused += decision.count - len(decision.compute)
             te = time.perf_counter()
-            out.write(planes, frame.pts, captions=frame.captions, hdr10plus=frame.hdr10plus)
+            out.write(planes, frame.pts, captions=frame.captions, hdr10plus=frame.hdr10plus,
+                      side_data=frame.side_data)
             clock.add("encode", time.perf_counter() - te)
             written += 1
             if progress is not None:

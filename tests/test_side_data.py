@@ -265,3 +265,31 @@ def test_encoder_version_strings_and_empty_pan_scan_are_no_loss():
     assert stereo_mode(struct.pack("<ii", 2, 1) + bytes(28)) == "bottom_top"
     assert stereo_mode(struct.pack("<ii", 3, 0) + bytes(28)) is None  # frame-sequential: no StereoMode
     assert Type.STEREO3D.name == "STEREO3D"  # the names side_data_kinds keys by are PyAV's
+
+
+def test_side_data_that_begins_after_the_first_frame_is_said_when_it_begins(tmp_path: Path, capfd,
+                                                                              near_identity_file):
+    # a timecode from the first frame, an AFD from frame 2 (0.080 s) and HDR10+ from frame 3 (0.120 s): each kind
+    # named once, though every later frame has it
+    seis = lambda k: ([_sei(136, _timecode(k), "hevc")] + ([_sei(4, _AFD, "hevc")] if k >= 2 else [])  # noqa: E731
+                      + ([_sei(4, _hdr10plus(k), "hevc")] if k >= 3 else []))
+    src = _with_sei(tmp_path / "late.mkv", "libx265", seis, {"x265-params": "log-level=error:bframes=0"}, frames=5)
+    with av.open(str(src)) as c:
+        assert [sorted(t.name for t in f.side_data if t.name != "SEI_UNREGISTERED") for f in c.decode(video=0)] == \
+            [["S12M_TIMECODE"]] * 2 + [["AFD", "S12M_TIMECODE"]] + [["AFD", "DYNAMIC_HDR_PLUS", "S12M_TIMECODE"]] * 2
+    dst = tmp_path / "out.mkv"
+    p = _run(capfd, near_identity_file(2), src, dst, "--codec", "libx264")
+    assert _notices(p.stderr) == [
+        f"{dst}: the SMPTE 12M timecodes in late.mkv's video is not kept: the upscaled frames are written without it",
+        f"{dst}: the active format description (AFD) in late.mkv's video from 0.080 s on is not kept: the upscaled "
+        "frames are written without it",
+        f"{dst}: the HDR10+ dynamic metadata (SMPTE ST 2094-40) in late.mkv's video from 0.120 s on is not kept: the "
+        "upscaled frames are written without it; libx265 keeps HDR10+"], p.stderr
+    assert p.stderr.count("HDR10+") == 2, p.stderr  # the line above only (its hint says HDR10+ again)
+    dst = tmp_path / "kept.mkv"
+    # no B-frames: FFmpeg's HEVC decoder gives a frame decoded after one with HDR10+ that frame's (frame 2, after 3)
+    p = _run(capfd, near_identity_file(2), src, dst, "--codec", "libx265", "--encoder-opt", "x265-params=bframes=0")
+    assert [n.split(" in ")[0] for n in _notices(p.stderr)] == [f"{dst}: the SMPTE 12M timecodes",
+                                                                 f"{dst}: the active format description (AFD)"]
+    assert "HDR10+" not in p.stderr, p.stderr
+    assert _hdr10plus_of(dst) == _hdr10plus_of(src)  # kept from the frame it begins at

@@ -55,7 +55,7 @@ from .discont import Jump, has_discontinuities, jump_notice, jumped, tolerances
 from .packet_index import (DecoderDrops, PacketIndex, decode_order_timestamps, media_origin, median_step, mpeg4_vops,
                            read_packet_index)
 from .planes import read_planes, stream_see_through
-from .side_data import side_data_kinds, stereo_mode
+from .side_data import new_side_data, side_data_kinds, stereo_mode
 from .probe import Demux, open_media, pick_video_stream, video_decoder
 from .trim import selected_frames
 from .metadata import (
@@ -120,6 +120,10 @@ class DecodedFrame:
     hdr10plus: bytes | None = None
     """The frame's HDR10+ dynamic metadata (FFmpeg's ``DYNAMIC_HDR_PLUS`` side data: an ``AVDynamicHDRPlus``), read on
     every frame; the writer puts it into libx265's SEI (``hdr10plus.hdr10plus_t35``)."""
+    side_data: tuple[str, ...] = ()
+    """The kinds of side data (``side_data.SIDE_DATA_KINDS``) this frame is the first of its run to have, none of them
+    in ``VideoInfo.side_data`` (the first frame's and the stream's): side data that begins later, which the writer
+    names in a notice of its own (``side_data.new_side_data``)."""
 
     @property
     def time(self) -> Fraction:
@@ -442,6 +446,8 @@ class InputVideo:
         decoded_fmt = info.source_pix_fmt or info.pix_fmt  # what the decoder gives (uyvy422 read as yuv422p)
         captioning = info.codec in CAPTION_DECODERS
         dynamic = info.codec in HDR10PLUS_DECODERS
+        surveying = info.codec not in ("png", "apng")  # touching a PNG frame's side data crashes PyAV 19 (see _probe)
+        known = set(info.side_data)  # the side-data kinds the probe found or this run has met
         changed_at: int | None = None  # the first frame whose format or size is not the first frame's
         index = 0
         packets = 0
@@ -596,13 +602,14 @@ class InputVideo:
                         f"{self.path}: the video changes from {info.width}x{info.height} {decoded_fmt} to "
                         f"{frame.width}x{frame.height} {frame.format.name} at frame {changed_at}; "
                         "mid-stream format changes are not supported")
-                # every frame's (captions may begin later, ~1 µs), only from the decoders that export them: touching
-                # side data of a PNG frame with an ICC profile crashes PyAV 19 (see _probe)
-                sd = frame.side_data if captioning or dynamic else None
+                # every frame's (captions, HDR10+, timecodes, … may begin later; a few µs): touching side data of a
+                # PNG frame with an ICC profile crashes PyAV 19 (see _probe)
+                sd = frame.side_data if surveying else None
                 cc = sd.get(_SideData.A53_CC) if captioning else None
                 hp = sd.get(_SideData.DYNAMIC_HDR_PLUS) if dynamic else None
                 yield DecodedFrame(i, pts, info.time_base, read_planes(frame, info.pix_fmt, layouts), info.pix_fmt,
-                                   None if cc is None else bytes(cc), None if hp is None else bytes(hp))
+                                   None if cc is None else bytes(cc), None if hp is None else bytes(hp),
+                                   new_side_data(sd, known) if sd else ())
             if not checked:  # the seek gave no frame at all (FFmpeg's MPEG-TS seek to the last keyframe reads
                 raise _SeekMiss  # to the end): decode from the start, as for a seek that lands late
         lost = 0

@@ -4,7 +4,9 @@ output keeps, and the one notice that names the rest.
 FFmpeg hands these out as frame side data (from the bitstream's SEI / OBUs, or copied onto every frame from the
 stream's) or as the stream's coded side data (MP4 boxes, Matroska elements). The mastering display, content light
 level, display matrix and A/53 captions are kept elsewhere (``metadata.HdrMetadata``, ``set_display_matrix``,
-``metadata.with_captions``); what is here the upscaled frames are written without:
+``metadata.with_captions``); what is here the upscaled frames are written without. The first frame's (and the
+stream's) are named in one notice before any frame is written; every later frame is surveyed too
+(:func:`new_side_data`), and a kind that first appears later gets its own notice when it does, once per output:
 
 - HDR10+ (SMPTE ST 2094-40) dynamic metadata (HEVC SEI, AV1 metadata OBUs, VP9 block additions): kept into libx265
   output (``hdr10plus``), lost in the others'. HDR Vivid (CUVA 005) dynamic metadata: PyAV 19 cannot attach frame
@@ -30,7 +32,8 @@ from collections.abc import Mapping
 
 from ..errors import listed
 
-__all__ = ["SIDE_DATA_KINDS", "side_data_kinds", "side_data_lost", "side_data_notice", "stereo_mode"]
+__all__ = ["SIDE_DATA_KINDS", "new_side_data", "side_data_kinds", "side_data_lost", "side_data_notice",
+           "stereo_mode"]
 
 SIDE_DATA_KINDS = {
     "hdr10plus": "HDR10+ dynamic metadata (SMPTE ST 2094-40)",
@@ -96,6 +99,20 @@ def side_data_kinds(frame: Mapping[str, bytes], coded: Mapping[str, bytes]) -> t
     return tuple(k for k in SIDE_DATA_KINDS if k in found)
 
 
+def new_side_data(side_data, known: set[str]) -> tuple[str, ...]:
+    """The kinds of one decoded frame's side data (PyAV's mapping of ``Type`` → data) not in ``known``, which they
+    are added to: what begins after the first frame (HDR10+ or Dolby Vision from a later scene, a timecode or AFD
+    added mid-stream, film grain at a later frame). The reader asks this of every frame, so it looks at the types
+    present and reads the data of a kind not seen yet only (0.6 µs a frame without side data, 4 µs with one entry, at 1280x720)."""
+    new = []
+    for t in side_data:
+        kind = _FRAME_TYPES.get(t.name)
+        if kind is not None and kind not in known and _says_something(kind, bytes(side_data[t])):
+            known.add(kind)
+            new.append(kind)
+    return tuple(new)
+
+
 STEREO_MODES = {1: ("left_right", "right_left"), 2: ("top_bottom", "bottom_top"),
                 4: ("checkerboard_lr", "checkerboard_rl"), 6: ("row_interleaved_lr", "row_interleaved_rl"),
                 7: ("col_interleaved_lr", "col_interleaved_rl")}
@@ -122,10 +139,13 @@ def side_data_lost(kinds: tuple[str, ...], *, muxer: str, stereo: str | None, hd
                  and not (k == "hdr10plus" and hdr10plus))
 
 
-def side_data_notice(dst, src_name: str, lost: tuple[str, ...]) -> str | None:
-    """The one line naming the side data of ``src_name``'s video that output ``dst`` is written without."""
+def side_data_notice(dst, src_name: str, lost: tuple[str, ...], *, since: str | None = None) -> str | None:
+    """The one line naming the side data of ``src_name``'s video that output ``dst`` is written without; ``since``:
+    where it begins (``"2.040 s"``), for side data the first frame did not have."""
     if not lost:
         return None
+    if since is not None:
+        src_name = f"{src_name} from {since} on"
     what = [SIDE_DATA_KINDS[k] for k in lost]
     hints = [h for k, h in (("hdr10plus", "libx265 keeps HDR10+"), ("stereo3d", ".mkv keeps the 3D layout"))
              if k in lost]

@@ -825,7 +825,8 @@ class OutputVideo:
         self._hdr10plus: dict[int, bytes] = {}  # encoder pts → the frame's HDR10+ T.35 message, until its packet
         self._hdr10plus_kept = encoder_name(codec) in HDR10PLUS_ENCODERS and hdr10plus_t35_available()
         self._hdr10plus_said = False  # the notice about HDR10+ not kept (this run's one line) is out
-        self._side_data_lost: tuple[str, ...] = ()  # what the side-data notice named (side_data.side_data_lost)
+        self._side_data_lost: tuple[str, ...] = ()  # what the side-data notices named (side_data.side_data_lost)
+        self._side_data_seen: set[str] = set()  # the input's side-data kinds met so far: the probe's, then frames'
         clock = self._clock
         rate = clock.rate if clock else self.rate
         most = ENCODER_MAX_RATE.get(codec)
@@ -888,6 +889,7 @@ class OutputVideo:
         lost = side_data_lost(getattr(info, "side_data", ()), muxer=muxer, stereo=stereo,
                               hdr10plus=self._hdr10plus_kept)
         self._side_data_lost = lost
+        self._side_data_seen = set(getattr(info, "side_data", ()))
         msg = side_data_notice(self.dst, _source_video(info), lost)
         if msg:
             self.say(msg)
@@ -936,12 +938,13 @@ class OutputVideo:
             self.abort()
 
     def write(self, planes: Sequence[np.ndarray], pts: int, captions: bytes | None = None,
-              hdr10plus: bytes | None = None) -> None:
+              hdr10plus: bytes | None = None, side_data: tuple[str, ...] = ()) -> None:
         """Encode one frame given as planes (shapes of ``formats.plane_layouts(pix_fmt, W, H)``; integer
         arrays, cast to the format's sample type) at ``pts`` in the input stream's time base. ``captions``: the input
         frame's ATSC A/53 closed captions (``DecodedFrame.captions``), written into its packet's SEI by libx264 and
         libx265 (``metadata.with_captions``). ``hdr10plus``: its HDR10+ dynamic metadata (``DecodedFrame.hdr10plus``),
-        written into libx265's SEI (``hdr10plus.hdr10plus_sei``).
+        written into libx265's SEI (``hdr10plus.hdr10plus_sei``). ``side_data``: the kinds of side data this frame
+        is the first to have (``DecodedFrame.side_data``); one notice names those the output is written without.
 
         Frames must come in presentation order (strictly increasing ``pts``).
         """
@@ -961,6 +964,8 @@ class OutputVideo:
         for name, value in self._tags.items():
             setattr(frame, name, value)
         self._last_pts = pts
+        if side_data:
+            self._late_side_data(side_data, pts)
         if captions:
             if self._caption_codec is not None:
                 self._captions[frame.pts] = captions
@@ -975,6 +980,20 @@ class OutputVideo:
         except av.FFmpegError as e:
             raise OutputError(f"{self.dst}: encoding or writing failed at frame {self.frames_written}: {e}") from e
         self.frames_written += 1
+
+    def _late_side_data(self, kinds: tuple[str, ...], pts: int) -> None:
+        """The one line for side data that begins at the frame at ``pts`` (none of the first frame's) and is not
+        kept: each kind once per output. The stereo 3D layout's StereoMode tag was written with the stream's header,
+        so a later one is lost into Matroska too; HDR10+ into libx265 is kept."""
+        new = tuple(k for k in kinds if k not in self._side_data_seen)
+        self._side_data_seen.update(new)
+        lost = side_data_lost(new, muxer=self._out.format.name, stereo=None, hdr10plus=self._hdr10plus_kept)
+        if not lost:
+            return
+        self._side_data_lost += lost
+        msg = side_data_notice(self.dst, _source_video(self.template), lost,
+                               since=f"{float(pts * self.time_base - self.base):.3f} s")
+        self.say(msg)
 
     def _keep_hdr10plus(self, pts: int, side_data: bytes) -> None:
         """Keep a frame's HDR10+ for its packet where the encoder carries it and it is one processing window; the
