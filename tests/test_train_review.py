@@ -48,19 +48,20 @@ def test_damaged_vgg_weights_are_one_line(train_clip, train_base, tmp_path, caps
 
 @pytest.mark.parametrize("body, key, expected", [
     ('stpes = 3', "stpes", "a training option"),
-    ('held_out = "x"', "held_out", "a number"),
+    ('held_out = "x"', "held_out (--held-out)", "a number"),
+    ('held-out = 2', "held-out (--held-out)", "a fraction between 0 and 0.5"),
     ('betas = "ab"', "betas", "two numbers"),
-    ('perceptual_layers = 3', "perceptual_layers", "a table of VGG19 layer"),
-    ('hr_crop = "abc"', "hr_crop", "x, y, width, height (four whole numbers)"),
-    ('offline = "yes"', "offline", "true or false"),
-    ('pair_threshold = "yes"', "pair_threshold", "a number"),
-    ('seed = "x"', "seed", "a whole number"),
-    ('degradation = 3', "degradation", "a string"),
-    ('ema = 1.5', "ema", "a decay in [0, 1)"),
+    ('perceptual_layers = 3', "perceptual_layers (--perceptual-layers)", "a table of VGG19 layer"),
+    ('hr_crop = "abc"', "hr_crop (--hr-crop)", "x, y, width, height (four whole numbers)"),
+    ('offline = "yes"', "offline (--offline)", "true or false"),
+    ('pair_threshold = "yes"', "pair_threshold (--pair-threshold)", "a number"),
+    ('seed = "x"', "seed (--seed)", "a whole number"),
+    ('degradation = 3', "degradation (--degradation)", "a string"),
+    ('ema = 1.5', "ema (--ema)", "a decay in [0, 1)"),
     ('[degradation]\nfoo = 3', "[degradation]", "fields of the bicubic degradation"),
-], ids=["unknown", "held_out", "betas", "perceptual_layers", "hr_crop", "offline", "pair_threshold", "seed",
+], ids=["unknown", "held_out", "held-out", "betas", "perceptual_layers", "hr_crop", "offline", "pair_threshold", "seed",
         "degradation", "ema", "degradation-table"])
-def test_a_bad_config_value_names_the_file_and_the_key(train_clip, train_base, tmp_path, capsys, body, key, expected):
+def test_a_bad_config_value_names_the_file_the_key_and_its_flag(train_clip, train_base, tmp_path, capsys, body, key, expected):
     toml = tmp_path / "run.toml"
     toml.write_text(f'data = ["{train_clip}"]\n{body}\n')
     out = tmp_path / "run"
@@ -68,6 +69,20 @@ def test_a_bad_config_value_names_the_file_and_the_key(train_clip, train_base, t
                                 "32", "--quiet"], f"{toml}: key {key}: expected {expected}")
     assert "Traceback" not in line
     assert not out.exists()
+
+
+def test_a_config_value_refused_once_the_run_is_set_up_names_the_key_and_its_flag(train_clip, train_base, tmp_path,
+                                                                                 capsys):
+    """A value the config itself takes but the run refuses (a patch the base's scale x4 does not divide, found with
+    the base) is named by the file and the key as well, not by the flag alone as if given on the command line."""
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'data = ["{train_clip}"]\npatch = 30\n')
+    out = tmp_path / "run"
+    one_line(capsys, 2, ["train", "--config", str(toml), "--base", str(train_base), "--out", str(out), "--quiet"],
+             f"{toml}: key patch (--patch): expected a multiple of the scale 4, got 30")
+    assert not out.exists()
+    one_line(capsys, 2, ["train", "--config", str(toml), "--base", str(train_base), "--out", str(out), "--quiet",
+                         "--patch", "34"], "error: --patch: expected a multiple of the scale 4, got 34")
 
 
 def test_a_flag_still_names_the_flag_over_a_config_file(train_clip, train_base, tmp_path, capsys):

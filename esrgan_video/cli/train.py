@@ -105,23 +105,56 @@ def parser() -> argparse.ArgumentParser:
 
 
 class ConfigKeyError(OptionError):
-    """A bad value of a ``--config`` file's key: named as ``FILE: key NAME`` (not relabelled to a flag)."""
+    """A bad value of a ``--config`` file's key: named as ``FILE: key NAME (--FLAG)``, the key as the file spells it
+    and the flag that sets the same option where there is one (not relabelled to the flag alone)."""
 
     def relabel(self, names: dict[str, str]) -> "ConfigKeyError":
         return self
 
 
-def config_from_args(args: argparse.Namespace):
-    """TOML (``--config``) values, overridden by the options given on the command line → ``TrainConfig``.
+def _flags() -> dict[str, str]:
+    """Each option's flag, by its name (``held_out`` → ``--held-out``): the parser's long option strings."""
+    return {a.dest: longs[0] for a in parser()._actions
+            if (longs := [s for s in a.option_strings if s.startswith("--")]) and a.dest != "help"}
 
-    A bad value that came from the file is named by the file and its key (``run.toml: key held_out: expected ...``),
-    one given on the command line by its flag."""
+
+class ConfigOrigin:
+    """Which options' values came from the ``--config`` file (those the command line did not override), and how the
+    file spells their keys: a refusal of one is named by the file, its key and its flag (:meth:`named`)."""
+
+    def __init__(self, path: str | None, written: dict[str, str]) -> None:
+        self.path = path
+        self.written = written
+        """Option name → the key as written in the file (``held-out`` for ``held_out``; ``[degradation]`` for the
+        table's fields, ``degradation_options``)."""
+
+    def named(self, e: OptionError) -> OptionError:
+        """``e`` named as ``FILE: key KEY (--FLAG): expected ...`` when its option's value came from the file (a
+        ``degradation`` refused with the table given: the table), else ``e`` as it is (main names its flag)."""
+        option = e.option
+        if option == "degradation" and "degradation_options" in self.written:
+            option = "degradation_options"
+        if option not in self.written:
+            return e
+        flag = _flags().get(option)
+        named = ConfigKeyError(f"{self.path}: key {self.written[option]}" + (f" ({flag})" if flag else ""),
+                               e.expected, e.got, detail=e.detail)
+        named.__cause__ = e
+        return named
+
+
+def config_and_origin(args: argparse.Namespace):
+    """TOML (``--config``) values, overridden by the options given on the command line → (``TrainConfig``,
+    :class:`ConfigOrigin`).
+
+    A bad value that came from the file is named by the file, its key and the flag that sets it (``run.toml: key
+    held_out (--held-out): expected ...``), one given on the command line by its flag."""
     from dataclasses import fields
 
     from ..train.config import TrainConfig, read_toml
 
     values = read_toml(args.config) if args.config else {}
-    from_file = set()
+    written: dict[str, str] = {}
     if args.config:
         known = {f.name for f in fields(TrainConfig)}
         for key in values:
@@ -129,26 +162,30 @@ def config_from_args(args: argparse.Namespace):
             if k not in known:
                 raise ConfigKeyError(f"{args.config}: key {key}", "a training option (" + ", ".join(
                     sorted(known - {"degradation_options"})) + ")", "unknown")
-        from_file = {key.replace("-", "_") for key in values}
+            written[k] = "[degradation]" if k == "degradation_options" else key
     skip = {"config", "restart"}
     for key, value in vars(args).items():
         if key not in skip and value is not None:
             values[key] = value
-            from_file.discard(key)
+            written.pop(key, None)
+    origin = ConfigOrigin(args.config, written)
     try:
-        return TrainConfig.from_mapping(values, source="--config" if args.config else "train")
+        return TrainConfig.from_mapping(values, source="--config" if args.config else "train"), origin
     except OptionError as e:
-        key = "degradation_options" if e.option == "degradation" and "degradation_options" in from_file else e.option
-        if key not in from_file:
+        named = origin.named(e)
+        if named is e:
             raise
-        shown = "[degradation]" if key == "degradation_options" else key
-        new = ConfigKeyError(f"{args.config}: key {shown}", e.expected, e.got, detail=e.detail)
-        raise new from e
+        raise named from e
+
+
+def config_from_args(args: argparse.Namespace):
+    """The ``TrainConfig`` of :func:`config_and_origin`."""
+    return config_and_origin(args)[0]
 
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    config = config_from_args(args)
+    config, origin = config_and_origin(args)
     from ..train.ddp import from_env
     from ..train.trainer import Trainer
 
@@ -157,6 +194,11 @@ def main(argv: list[str]) -> int:
     trainer = Trainer(config, restart=args.restart, progress=not quiet and sys.stderr.isatty())
     try:
         result = trainer.run()
+    except OptionError as e:  # a value refused once the run is set up (a patch the scale does not divide, ...)
+        named = origin.named(e)
+        if named is e:
+            raise
+        raise named from e
     except KeyboardInterrupt as e:  # a second signal mid-step, or one before the steps began (step 0's validation)
         if not trainer.started:  # still checking inputs: nothing written (main says so)
             raise
