@@ -6,6 +6,9 @@
   The name, ``.NAME.<host>.<pid>.<random>.part`` (:func:`part_prefix`), carries the writing machine and process,
   so the next write of the same target on that machine removes what a writer killed outright (SIGKILL, power loss)
   left (:func:`remove_stale_parts`); another machine's, in a shared folder (NFS), is never taken for dead.
+- :func:`link_target`: an output that is a symbolic link is written through, as ``ffmpeg -y`` does: every writer
+  (this one, the video writer, still images, segment joins, downloads) puts its temporary file beside the file the
+  link leads to and renames it onto that file, so the link stays.
 - :func:`locked` holds an exclusive ``flock`` on a lock file (created if missing) for the ``with`` block; the
   kernel drops it when the process dies.
 - :func:`check_output_place` and :func:`check_can_create`: whether an output file may go where it is asked to, said
@@ -34,11 +37,13 @@ from .errors import InputError, OutputError
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, *, mode: int | None = 0o644) -> Path:
-    """Write ``data`` to ``path`` atomically (the parent folder is created); returns the path.
+    """Write ``data`` to ``path`` atomically (the parent folder is created); returns the path. A symbolic link at
+    ``path`` is written through (:func:`link_target`): it stays, leading to the new file.
 
     ``mode``: the file's permission bits (temporary files are created 0600); None keeps that."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    given = Path(path)
+    given.parent.mkdir(parents=True, exist_ok=True)
+    path = link_target(given)
     remove_stale_parts(path)
     fd, tmp = tempfile.mkstemp(prefix=part_prefix(path), suffix=".part", dir=path.parent)
     try:
@@ -51,7 +56,25 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, mode: int | None = 0o6
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    return path
+    return given
+
+
+def link_target(path: str | os.PathLike) -> Path:
+    """Where a write of ``path`` renames its finished file: ``path``, or where the symbolic link at ``path`` leads
+    (links followed to the end; a broken link's missing file), so that the link stays and leads to the new output,
+    as ``ffmpeg -y`` writes through a link (a rename onto the link's name put a file where the link was). Every writer
+    puts its temporary file beside this path, on the file system of the rename. OutputError (one line naming ``path``)
+    for a link loop and for a broken link into a folder that does not exist."""
+    path = Path(path)
+    if not os.path.islink(path):
+        return path
+    target = Path(os.path.realpath(path))
+    if os.path.islink(target):  # realpath stops where a loop begins
+        raise OutputError(f"{path}: is a symbolic link loop; name a file")
+    if not target.parent.is_dir():
+        raise OutputError(f"{path}: is a broken symbolic link to {os.readlink(path)}, and the directory "
+                          f"{target.parent} does not exist")
+    return target
 
 
 def host_label() -> str:
@@ -175,6 +198,7 @@ def check_output_place(dst: str | os.PathLike, *, overwrite: bool, src: str | os
     is a directory; it is ``src`` (the input); it exists and ``overwrite`` is false (:class:`OutputExists`). Nothing is
     created."""
     dst = Path(dst)
+    link_target(dst)  # a link loop, a broken link into no folder
     kind = special_kind(dst)
     if kind is not None:  # os.replace would put a file where the device or pipe was (root may rename in /dev)
         raise OutputError(f"{dst}: is {kind}, not a file (the finished output is renamed into place and would "
@@ -212,13 +236,13 @@ def check_can_create(dst: str | os.PathLike) -> None:
     so that an unwritable folder is found before the work that would fill it (a folder of another user, a
     read-only mount, ``/sys``), not when the result is written."""
     dst = Path(dst)
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".probe", dir=dst.parent)
+    try:  # in the folder the file is renamed in: a link's target's
+        fd, probe = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".probe", dir=link_target(dst).parent)
     except OSError as e:
         raise cannot_create(dst, e) from e
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
 
 
-__all__ = ["OutputExists", "atomic_write", "atomic_write_text", "cannot_create", "cannot_write", "check_can_create", "check_regular_input", "check_output_place", "locked",
+__all__ = ["OutputExists", "atomic_write", "atomic_write_text", "cannot_create", "cannot_write", "check_can_create", "check_regular_input", "check_output_place", "link_target", "locked",
            "part_prefix", "remove_stale_parts", "special_kind"]

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import DownloadError
-from ..files import part_prefix, remove_stale_parts
+from ..files import link_target, part_prefix, remove_stale_parts
 
 CHUNK = 1 << 16
 USER_AGENT = "esrgan-video (+https://pypi.org/project/esrgan-video)"
@@ -123,6 +123,7 @@ def _fetch_once(url: str, dest: Path, *, sha256: str | None, size: int | None, p
     except (TimeoutError, OSError, http.client.HTTPException) as e:
         raise _Transient(f"cannot fetch {url}: {type(e).__name__}: {e}") from e
 
+    dest = link_target(dest)  # a link in the cache stays, leading to the new file
     remove_stale_parts(dest)  # what a download killed outright (SIGKILL) left: a model's worth of bytes each
     fd, tmp_name = tempfile.mkstemp(prefix=part_prefix(dest), suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)

@@ -35,7 +35,7 @@ import av
 import numpy as np
 
 from ..errors import InputError, OutputError
-from ..files import cannot_write, check_regular_input
+from ..files import cannot_write, check_regular_input, link_target
 from ..frames.colorspace import Range
 from ..frames.pixel_formats import PlaneLayout, packed_rgb
 from .image_meta import ImageMeta, _jpeg_segments, apply_orientation, embed, read_meta
@@ -525,8 +525,9 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
     lossless = codec == "libwebp" and meta is not None and meta.lossless  # lossless WebP in, lossless WebP out
     if lossless:
         pix_fmt = "bgra"  # libwebp's lossless input (its YUV formats go through 4:2:0); no alpha flag when opaque
-    remove_stale_partials(dst)  # left by an earlier writer of this target killed outright (SIGKILL)
-    tmp = partial_path(dst)
+    target = link_target(dst)  # a link's file: the link stays, leading to the new image
+    remove_stale_partials(target)  # left by an earlier writer of this target killed outright (SIGKILL)
+    tmp = partial_path(target)
     try:
         with av.open(str(tmp), "w", format="image2") as c:
             s = c.add_stream(codec, rate=1)
@@ -547,7 +548,7 @@ def write_image(dst: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
         embedded = embed(encoded, ext, meta or ImageMeta(), (rgb.shape[1], rgb.shape[0]), grey=grey)
         if embedded is not encoded:  # embed gives the file back as it is where it adds nothing (a TIFF, a WebP)
             tmp.write_bytes(embedded)
-        os.replace(tmp, dst)
+        os.replace(tmp, target)
     except (av.FFmpegError, OSError) as e:  # an unwritable folder, a full disk
         _remove(tmp)
         raise cannot_write(dst, e) from e

@@ -41,6 +41,7 @@ from typing import Callable, Iterator, Sequence
 import av
 
 from ..errors import OptionError, OutputError
+from ..files import link_target
 from .encoder_formats import muxer_options
 from .discont import has_discontinuities
 from .metadata import demuxer_in
@@ -291,8 +292,10 @@ def join_segments(
         raise OutputError(f"{dst}: no segments to join")
     if dst.exists() and not overwrite:
         raise OutputError(f"{dst}: already exists (pass overwrite to replace it)")
-    remove_stale_partials(dst)
-    tmp = join_partial_path(dst)
+    format = output_format(dst, format)  # dst's muxer, not the name of what a link at dst leads to
+    target = link_target(dst)  # a link's file: the link stays, leading to the joined output
+    remove_stale_partials(target)
+    tmp = join_partial_path(target)
     inputs: list[av.container.InputContainer] = []
     try:
         for p in seg_paths:
@@ -340,7 +343,7 @@ def join_segments(
         if not one_read:
             frames = _write(src, tmp, dst, first, indexed, copy_streams=copy_streams,
                             shift_timestamps=shift_timestamps, selection=selection, notice=notice, format=format)
-        os.replace(tmp, dst)
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..frames.color import ColorSpec
 from ..errors import OptionError, OutputError
-from ..files import cannot_create, check_output_place
+from ..files import cannot_create, check_output_place, link_target
 from ..options import codec_for
 from ..frames.colorspace import Matrix, Range
 from ..frames.sizing import sar_storable
@@ -728,8 +728,9 @@ class OutputVideo:
             self.partial = None
             target = "pipe:1"  # FFmpeg's pipe protocol writes to file descriptor 1 itself
         else:
-            remove_stale_partials(self.dst)  # left by an earlier writer of this target that was killed
-            self.partial = partial_path(self.dst)
+            self.dst_file = link_target(self.dst)  # a link's file: the link stays, leading to the new output
+            remove_stale_partials(self.dst_file)  # left by an earlier writer of this target that was killed
+            self.partial = partial_path(self.dst_file)
             target = str(self.partial)
             try:  # FFmpeg opens the file only at start_encoding, where its error names no file
                 self.partial.open("wb").close()
@@ -1066,7 +1067,7 @@ class OutputVideo:
                 return self.dst
             if self.dst.exists() and not self.overwrite:
                 raise OutputError(f"{self.dst}: appeared while writing; not replacing it without --overwrite")
-            os.replace(self.partial, self.dst)
+            os.replace(self.partial, self.dst_file)
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.FFmpegError, OSError)) and not isinstance(e, OutputError):
