@@ -760,8 +760,8 @@ def _check_encoding(opts: UpscaleOptions, jobs: list[Job]) -> None:
             chosen = with_codec(opts, dst).encode
             settings = output_encoder(chosen)
             check_output(dst, chosen.codec, format=enc.format)
-    else:  # one encoder for outputs of mixed kinds: a kind it cannot go into fails alone, in its worker
             check_settings(settings, enc.pix_fmt)  # an --encoder-opt value it opens with in no format (crf=abc)
+    else:  # one encoder for outputs of mixed kinds: a kind it cannot go into fails alone, in its worker
         check_settings(output_encoder(enc), enc.pix_fmt)
 
 
