@@ -293,3 +293,17 @@ def test_side_data_that_begins_after_the_first_frame_is_said_when_it_begins(tmp_
                                                                  f"{dst}: the active format description (AFD)"]
     assert "HDR10+" not in p.stderr, p.stderr
     assert _hdr10plus_of(dst) == _hdr10plus_of(src)  # kept from the frame it begins at
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad"])
+def test_hdr10plus_of_one_window_is_kept_through_a_crop_or_pad(tmp_path: Path, capfd, near_identity_file, fit):
+    # one window is the whole picture: the message holds no pixel position (window 0 has no corners in ST 2094-40),
+    # only the picture's light and the target display's; FFmpeg's crop/pad/scale filters keep it too (its
+    # DYNAMIC_HDR_PLUS is colour-dependent side data, not size-dependent, unlike pan-scan or regions of interest)
+    src = _hdr_input(tmp_path)
+    dst = tmp_path / "out.mkv"
+    p = _run(capfd, near_identity_file(2), src, dst, "--codec", "libx265", "--size", "96x96", "--fit", fit)
+    with av.open(str(dst)) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (96, 96)
+    assert "HDR10+" not in p.stderr, p.stderr
+    assert _hdr10plus_of(dst) == _hdr10plus_of(src)

@@ -10,6 +10,14 @@ The message is the picture's tone-mapping statistics (its brightest and average 
 target display): a uniform upscale keeps them, so they are kept. Except for its processing windows: a message of
 more than one window places the others in pixels of the source picture, so it is not kept (:func:`hdr10plus_t35`
 gives None) and the writer says so.
+
+``--fit crop`` and ``--fit pad`` change the picture's geometry, and a one-window message is kept through them too:
+window 0 is the whole picture and has no corners, ellipse or rotation in ST 2094-40 (those are sent for windows 1
+and up only), and the target display's and mastering display's peak-luminance grids describe displays, not the
+picture, so nothing in it is a position in the source's pixels. Its statistics stay those of the content (a crop
+cuts only the overflow of the fit, a pad adds black bars, as letterboxed masters carry): FFmpeg's crop, pad and
+scale filters keep it as well (``DYNAMIC_HDR_PLUS`` is colour-dependent side data to FFmpeg, not size-dependent as
+pan-scan and regions of interest are, which those filters drop).
 """
 
 from __future__ import annotations
