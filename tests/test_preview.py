@@ -214,3 +214,24 @@ def test_a_still_images_preview_shows_what_a_still_run_writes(tmp_path, models, 
     code, err = cli(capfd, "preview", src, "--at", "1.5", "--model", models["sharp_x4"], "-o", tmp_path / "q.png")
     assert code == 2 and err.strip().splitlines() == [
         f"esrgan-video: error: --at: expected 0 for {src}, a still image, got '1.5'"], err
+
+
+def test_at_inside_the_last_frames_interval_is_the_last_frame(tmp_path, models, clip, capfd):
+    # 6 frames at 25 fps: the last starts at 0.2 s and is shown until 0.24 s, the video's end
+    from fractions import Fraction
+
+    from esrgan_video.cli.preview import last_frame_at
+    from esrgan_video.video.reader import open_input
+
+    with open_input(clip) as inp:
+        assert inp.frame_times()[-1] == Fraction(1, 5)
+        assert [last_frame_at(inp, Fraction(t)) for t in ("0.2", "0.2001", "0.2399")] == [Fraction("0.2"), 5, 5]
+        assert last_frame_at(inp, Fraction("0.24")) == Fraction("0.24") and last_frame_at(inp, 7) == 7
+    opts = UpscaleOptions.from_kwargs(codec="ffv1")
+    last, _ = make_columns(clip, 5, [(str(models["soft_x2"]), None)], opts)
+    inside, _ = make_columns(clip, Fraction("0.2399"), [(str(models["soft_x2"]), None)], opts)
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(last, inside))
+    for at, code in (("0.2399", 0), ("0.24", 2)):  # the end of the last frame is past the video
+        got, err = cli(capfd, "preview", clip, "--at", at, "--model", models["soft_x2"], "-o", tmp_path / f"{at}.png")
+        assert got == code, err
+    assert "--at: expected a time within" in err and "got '0.24'" in err, err

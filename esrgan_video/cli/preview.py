@@ -139,6 +139,26 @@ def column_label(model: str, blend: str | tuple | None) -> str:
     return f"{_short(model)} + {_short(other)} {alpha}"
 
 
+def last_frame_at(inp, at):
+    """``at`` (seconds, or a frame number as it is), or the last frame's number where ``at`` falls after that frame's
+    start but before it ends (its packet's duration, else one frame at the stream's rate): the frame on screen then,
+    which a trim from ``at`` would not select. From the end of the last frame on, ``at`` stays (and is refused)."""
+    if isinstance(at, int):
+        return at
+    times = inp.frame_times()
+    if not times or at <= times[-1]:
+        return at
+    from ..video.packet_index import NOPTS
+
+    index = inp.packet_index()
+    timed = index.pts != NOPTS
+    last = int(np.argmax(np.where(timed, index.pts, np.iinfo(np.int64).min))) if timed.any() else None
+    lasts = None if last is None else int(index.durations[last]) * index.time_base
+    rate = inp.info.frame_rate
+    lasts = lasts or (1 / rate if rate else None)
+    return len(times) - 1 if lasts is not None and at < times[-1] + lasts else at
+
+
 def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]], options: UpscaleOptions, *,
                  notice=None, crop: tuple[int, int, int, int] | None = None) -> tuple[list[Column], tuple[int, int]]:
     """The source column and one per (model, blend), each made as a video run makes the frame at ``at`` (a still
@@ -159,6 +179,7 @@ def make_columns(src: str | Path, at, columns: Sequence[tuple[str, str | None]],
     out: list[Column] = []
     with open_input(src) as inp:
         info = inp.info
+        at = last_frame_at(inp, at)
         try:
             check_trim(inp, at, None)
         except OptionError as e:
