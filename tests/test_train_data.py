@@ -336,3 +336,40 @@ def test_an_anamorphic_dvd_paired_with_a_blu_ray_is_told_the_rule_in_pixels_and_
     assert "not even x2" in pair_rule((720, 576), (1024, 576), 4, lr_sar=Fraction(64, 45))
     square = pair_rule((32, 24), (64, 48), 4)
     assert "SAR" not in square and "a x2 --base" in square
+
+
+def test_an_interlaced_video_is_told_once_with_why_training_on_it_harms(train_clip, tmp_path):
+    """Interlaced footage (the reader's rule: a field order in the stream, top or bottom first, or frames marked
+    interlaced) trains a model on the combing of its fields: one notice names the file and says to deinterlace it
+    first, in the upscale path's wording with training's reason (it said 'the models expect progressive frames', a
+    reason for upscaling); a progressive clip gets none."""
+    import av
+    import numpy as np
+
+    import media
+    from esrgan_video.train import TrainConfig
+    from esrgan_video.train.data import load_sources
+
+    tff = media.make_clip(tmp_path / "tff.mkv", interlaced=True, frames=12, size=(96, 64))  # libx264 +ilme+ildct
+    bff = tmp_path / "bff.mkv"  # FFV1 frames, the stream's field order bottom first (what a DV capture says)
+    with av.open(str(bff), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        s.codec_context.field_order = 3  # AV_FIELD_BB
+        for i in range(12):
+            rgb = np.random.default_rng(i).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    for clip, order in ((tff, "tt"), (bff, "bb")):
+        told: list[str] = []
+        (src,) = load_sources(TrainConfig(data=[str(clip)], out=str(tmp_path / "run"), patch=16), 4, 16,
+                              notice=told.append)
+        assert len(src.hr) == 12
+        assert told == [f"{clip}: the video is interlaced (field order {order}); deinterlace it first (e.g. in "
+                        "VapourSynth) — a model trained on its frames learns the combing of their two fields as "
+                        "detail"], told
+    told = []
+    load_sources(TrainConfig(data=[str(train_clip)], out=str(tmp_path / "run"), patch=16), 4, 16, notice=told.append)
+    assert not any("interlaced" in m for m in told), told

@@ -71,14 +71,14 @@ def read_video(path: str, *, max_frames: int, crop=None, max_bytes: int | None =
     bits, one when the frames carry alpha (not read)."""
     from ..frames.pixel_formats import pixel_format
     from ..frames.transform import FrameFormat, FrameTransform
-    from ..video.reader import open_input
+    from ..video.reader import TRAINING_INTERLACED, open_input
 
     frames, times = [], []
     with open_input(path, notice=notice) as inp:
         info = inp.info
         fmt = pixel_format(info.pix_fmt)
         if notice is not None:
-            for msg in inp.notices():
+            for msg in inp.notices(interlaced_why=TRAINING_INTERLACED):  # the reader's rule and its wording
                 notice(msg)
             if fmt.bits > 8:
                 notice(f"{path}: {fmt.bits}-bit video ({info.pix_fmt}); training keeps its frames as 8-bit RGB, "

@@ -290,6 +290,12 @@ def _check_range(name: str, value) -> None:
         raise ValueError(f"{name} must be ≥ 0, got {value!r}")
 
 
+UPSCALE_INTERLACED = "the models expect progressive frames"
+"""Why an interlaced input is to be deinterlaced before it is upscaled (:meth:`InputVideo.notices`)."""
+TRAINING_INTERLACED = "a model trained on its frames learns the combing of their two fields as detail"
+"""Why before it is trained on (``train.data.read_video``)."""
+
+
 class InputVideo:
     """An opened input: ``info`` and ``frames()``. Open with :func:`open_input`; close (or use ``with``)."""
 
@@ -307,13 +313,14 @@ class InputVideo:
         """Nothing to release: no container stays open between ``frames()`` runs (each run opens and closes its
         own demuxer), so ``with open_input(...)`` only scopes the object."""
 
-    def notices(self) -> list[str]:
-        """One-line warnings about the input a user should see (interlacing, HDR)."""
+    def notices(self, *, interlaced_why: str = UPSCALE_INTERLACED) -> list[str]:
+        """One-line warnings about the input a user should see (interlacing, HDR). ``interlaced_why``: why an
+        interlaced video should be deinterlaced first, for what reads it (training: :data:`TRAINING_INTERLACED`)."""
         out = []
         info = self.info
         if info.interlaced:
             out.append(f"{self.path}: the video is interlaced (field order {info.field_order}); "
-                       "deinterlace it first (e.g. in VapourSynth) — the models expect progressive frames")
+                       f"deinterlace it first (e.g. in VapourSynth) — {interlaced_why}")
         if info.is_hdr:
             out.append(f"{self.path}: the video is HDR (transfer {getattr(info.color, 'transfer', '?')}); "
                        "the models were trained on SDR, so results may look off")
