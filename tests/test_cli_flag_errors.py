@@ -48,3 +48,51 @@ def test_encoder_options_it_opens_with_pass(tmp_path: Path, capfd, near_identity
     p = run_cli(capfd, src, tmp_path / "out.mkv", "--model", near_identity_file(2), "--backend", "torch",
                 "--encoder-opt", "crf=20", "--encoder-opt", "profile=high10", "--encoder-opt", "bf=0", "-q")
     assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("out, args, says", [
+    # the extension's own container holds it: the flag is what to change
+    ("out.mp4", ["--format", "webm", "--codec", "libx264"],
+     "{dst}: the webm (--format webm, not .mp4) container cannot hold libx264 video; leave out --format webm "
+     "(.mp4 holds it)"),
+    ("out.mkv", ["--format", "mpegts", "--codec", "libvpx-vp9"],
+     "{dst}: the mpegts (--format mpegts, not .mkv) container cannot hold libvpx-vp9 video; leave out --format "
+     "mpegts (.mkv holds it)"),
+    # without --format the extension is what to change, as before
+    ("out.webm", ["--codec", "libx264"], "{dst}: the .webm container cannot hold libx264 video; use .mkv instead"),
+])
+def test_a_container_refusal_names_format_and_the_extension_when_format_was_given(tmp_path: Path, capfd, out,
+                                                                                  args, says):
+    """With --format the message blamed the extension alone ('the .mp4 container cannot hold libx264 video; use
+    .mkv instead', though .mp4 holds it: --format webm was what refused it)."""
+    src = make_clip(tmp_path / "in.mkv", frames=2)
+    dst = tmp_path / out
+    p = run_cli(capfd, src, dst, "--model", tmp_path / "none.pth", *args)
+    assert (p.returncode, _lines(p)) == (6, [f"esrgan-video: error: {says.format(dst=dst)}"]), p.stderr
+
+
+def test_a_copied_stream_the_format_cannot_hold_names_format_and_the_extension(tmp_path: Path, capfd,
+                                                                               near_identity_file):
+    """The stream copier's refusal: 'the .mkv container cannot hold the audio stream #1 (pcm_s16le)' for an .mkv
+    written as --format webm (Matroska holds PCM; WebM does not)."""
+    from media import AudioTrack
+
+    src = make_clip(tmp_path / "in.mkv", frames=2, audio=[AudioTrack(codec="pcm_s16le")])
+    dst = tmp_path / "out.mkv"
+    p = run_cli(capfd, src, dst, "--model", near_identity_file(2), "--backend", "torch", "--format", "webm",
+                "--codec", "libvpx-vp9")
+    assert (p.returncode, _lines(p)) == (6, [
+        f"esrgan-video: error: {dst}: the webm (--format webm, not .mkv) container cannot hold the audio stream #1 "
+        "(pcm_s16le); leave out --format webm (.mkv holds it)"]), p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def test_container_hint_names_another_format_where_the_extensions_cannot_hold_it_either():
+    from esrgan_video.video.stream_copy import container_hint, container_label
+
+    assert container_label("x.mp4", "webm") == "webm (--format webm, not .mp4)"
+    assert container_label("x.mkv", "matroska") == ".mkv"  # the extension's own muxer: the extension alone
+    assert container_label("-", "nut") == "nut"
+    # FLAC audio with ProRes: neither .webm's WebM nor --format webm holds ProRes; Matroska does
+    assert container_hint(["prores", "flac"], "x.webm", "mp4") == "; use --format matroska instead"
+    assert container_hint(["prores"], "x.webm", "webm") == "; use .mkv instead"

@@ -84,17 +84,66 @@ def is_bitmap_subtitle(codec: str) -> bool:
     return bool(_codec_props(codec) & _BITMAP_SUB)
 
 
+@functools.lru_cache(maxsize=64)
+def _extension_muxer(name: str) -> str | None:
+    probe = io.BytesIO()
+    probe.name = name  # PyAV guesses the muxer from a file object's name
+    try:
+        with av.open(probe, "w") as c:
+            return c.format.name
+    except (ValueError, av.FFmpegError):
+        return None
+
+
+def extension_muxer(dst: str | Path) -> str | None:
+    """The FFmpeg muxer ``dst``'s extension names (``x.mkv``: ``matroska``), or None (no extension, ``-``, one FFmpeg
+    knows no muxer for). Nothing is created."""
+    suffix = Path(str(dst)).suffix
+    return _extension_muxer("x" + suffix.lower()) if suffix and str(dst) != "-" else None
+
+
+def container_label(dst: str | Path, muxer: str) -> str:
+    """How a message names the container of output ``dst`` written by ``muxer``: its extension (``.mkv``); the muxer's
+    name without one; a muxer that is not the one the extension names (``--format webm`` for ``x.mkv``) with both,
+    so the user knows which to change: ``webm (--format webm, not .mkv)``."""
+    suffix = Path(str(dst)).suffix
+    if not suffix or str(dst) == "-":
+        return muxer
+    if muxer and extension_muxer(dst) != muxer:
+        return f"{muxer} (--format {muxer}, not {suffix})"
+    return suffix
+
+
+def container_hint(codecs: Sequence[str], dst: str | Path, muxer: str, *, fallback: str | None = None) -> str:
+    """``"; use .mkv instead"``: a container that holds ``codecs`` (codec names) where ``dst``'s cannot
+    (:func:`container_suggestion`, else ``fallback``; ``""`` for none, or ``dst``'s own extension). With a ``--format``
+    that is not the extension's own muxer, the flag to change: ``"; leave out --format webm (.mkv holds it)"`` where
+    the extension's container holds them, else ``"; use --format matroska instead"``."""
+    suffix = Path(str(dst)).suffix
+    own = extension_muxer(dst)
+    if suffix and muxer and own is not None and own != muxer:  # --format chose the muxer: change the flag
+        if _holds(own, codecs):
+            return f"; leave out --format {muxer} ({suffix} holds it)"
+        ext = container_suggestion(codecs) or fallback
+        return f"; use --format {_extension_muxer('x' + ext) or ext} instead" if ext else ""
+    ext = container_suggestion(codecs) or fallback
+    return f"; use {ext} instead" if ext and ext != suffix.lower() else ""
+
+
+def _holds(muxer: str, codecs: Sequence[str]) -> bool:
+    """Whether FFmpeg's ``muxer`` takes a stream of each of ``codecs`` (codec names; nothing is written)."""
+    try:
+        with av.open(io.BytesIO(), "w", format=muxer) as probe:
+            for name in codecs:
+                probe.add_mux_stream(name)
+    except (ValueError, av.FFmpegError):
+        return False
+    return True
+
+
 def container_suggestion(codecs: Sequence[str]) -> str | None:
     """The first of .mkv/.mp4/.mov whose muxer accepts every codec in ``codecs`` (codec names), or None."""
-    for ext, muxer in _SUGGEST:
-        try:
-            with av.open(io.BytesIO(), "w", format=muxer) as probe:
-                for name in codecs:
-                    probe.add_mux_stream(name)
-        except (ValueError, av.FFmpegError):
-            continue
-        return ext
-    return None
+    return next((ext for ext, muxer in _SUGGEST if _holds(muxer, codecs)), None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -609,9 +658,8 @@ class StreamCopier:
         """The one line for a stream the output container cannot hold, with a container that can."""
         what = f"{kind} stream #{index} ({codec})" if index is not None else f"{codec} {kind}"
         codecs = [codec, self.video_codec] if index is not None else [codec]
-        ext = container_suggestion(codecs)
-        hint = f"; use {ext} instead" if ext and ext != self.dst.suffix.lower() else ""
-        return f"{self.dst}: the {self.dst.suffix or 'chosen'} container cannot hold the {what}{hint}"
+        hint = container_hint(codecs, self.dst, self.out.format.name)
+        return f"{self.dst}: the {self.container} container cannot hold the {what}{hint}"
 
     def header_culprit(self) -> str | None:
         """When the output's header cannot be written: the refusal line for the first copied stream that a muxer of
@@ -633,8 +681,9 @@ class StreamCopier:
 
     @property
     def container(self) -> str:
-        """The output container as messages name it: the file's extension, else the muxer's name."""
-        return self.dst.suffix or self.out.format.name
+        """The output container as messages name it (:func:`container_label`): the file's extension, else the
+        muxer's name; a ``--format`` that is not the extension's own, with both."""
+        return container_label(self.dst, self.out.format.name)
 
     @property
     def streams(self) -> int:

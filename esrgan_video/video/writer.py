@@ -57,8 +57,8 @@ from .partials import partial_path, remove_stale_partials
 from .planes import frame_from_planes
 from .side_data import side_data_lost, side_data_notice
 from .reader import InputVideo
-from .stream_copy import (StreamCopier, StreamSelection, advanced_timecodes, container_suggestion, copy_stream_facts,
-                          mpegts_holds, shifted_chapters)
+from .stream_copy import (StreamCopier, StreamSelection, advanced_timecodes, container_hint, container_label,
+                          container_suggestion, copy_stream_facts, extension_muxer, mpegts_holds, shifted_chapters)
 
 __all__ = ["DtsRepair", "EncoderClock", "OutputVideo", "PIPE_FORMATS", "cfr_rate", "check_avi_times", "check_output",
            "check_frame_size", "check_video", "container_suggestion", "encoder_rate", "input_cfr_rate", "output_format",
@@ -78,15 +78,7 @@ def output_format(dst: str | os.PathLike, format: str | None = None) -> str | No
     extension (None for ``-`` or a name it knows no muxer for). Nothing is created."""
     if format:
         return format
-    if str(dst) == PIPE or not Path(str(dst)).suffix:
-        return None
-    probe = io.BytesIO()
-    probe.name = Path(str(dst)).name  # PyAV guesses the muxer from a file object's name
-    try:
-        with av.open(probe, "w") as c:
-            return c.format.name
-    except (ValueError, av.FFmpegError):
-        return None
+    return extension_muxer(dst)
 
 
 BITSTREAM_SAR_CODECS = frozenset({"h264", "hevc", "mpeg4", "mjpeg", "mpeg1video", "mpeg2video"})
@@ -187,7 +179,7 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
         if codec not in ("rawvideo", "wrapped_avframe"):
             raise OptionError("codec", f"rawvideo for {muxer} (it carries uncompressed video)", codec)
         return muxer
-    where = "standard output" if pipe else f"the {Path(str(dst)).suffix} container"
+    where = "standard output" if pipe else f"the {container_label(dst, muxer)} container"
     name = "-" if pipe else str(dst)
     try:
         with av.open(io.BytesIO(), "w", format=muxer) as probe:
@@ -195,17 +187,15 @@ def check_output(dst: str | os.PathLike, codec: str, *, format: str | None = Non
     except ValueError as e:
         if "does not support" not in str(e):
             return muxer  # not a container question: the writer reports it
-        ext = container_suggestion([canonical])
-        hint = f"; use {ext} instead" if ext else ""
+        hint = container_hint([canonical], "" if pipe else dst, muxer)
         raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}") from e
     if muxer == "mpegts" and not mpegts_holds(canonical, m2ts=Path(str(dst)).suffix.lower() == ".m2ts"):
         # FFmpeg's MPEG-TS muxer takes any codec, and writes one it has no stream type for (VP9, AV1, FFV1, ProRes)
         # as private data: the file read back with no video at all
-        ext = container_suggestion([canonical])
-        raise OutputError(f"{name}: {where} cannot hold {codec} video; use {ext or '.mkv'} instead")
+        hint = container_hint([canonical], "" if pipe else dst, muxer, fallback=".mkv")
+        raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}")
     if not _encoder_opens(muxer, codec) and any(_encoder_opens(m, codec) for m in ("matroska", "nut")):
-        ext = container_suggestion([canonical])
-        hint = f"; use {ext or '.mkv'} instead"
+        hint = container_hint([canonical], "" if pipe else dst, muxer, fallback=".mkv")
         raise OutputError(f"{name}: {where} cannot hold {codec} video{hint}")
     return muxer
 
@@ -776,8 +766,9 @@ class OutputVideo:
 
     @property
     def container(self) -> str:
-        """The output container as messages name it: the file's extension, else the muxer's name."""
-        return self.dst.suffix or self.format
+        """The output container as messages name it (``stream_copy.container_label``): the file's extension, else
+        the muxer's name; a ``--format`` that is not the extension's own, with both."""
+        return container_label(self.dst, self.format)
 
     def say(self, msg: str) -> None:
         """Record a one-line notice (and hand it to the ``notice`` callback)."""
@@ -842,8 +833,7 @@ class OutputVideo:
         try:
             vs = self._out.add_stream(codec, rate=rate, options=options)
         except ValueError as e:
-            ext = container_suggestion([codec])
-            hint = f"; use {ext} instead" if ext and ext != self.dst.suffix.lower() else ""
+            hint = container_hint([codec], self.dst, self.format)
             raise OutputError(f"{self.dst}: the {self.container} container cannot hold the "
                               f"{codec} video{hint}") from e
         vs.width, vs.height = self.size
