@@ -207,6 +207,64 @@ def test_interlaced_flag(clips):
         assert not inp.info.interlaced and inp.notices() == []
 
 
+def _turns_interlaced(path: Path, progressive: int = 4, interlaced: int = 4) -> Path:
+    """An MPEG-2 elementary stream of ``progressive`` progressive pictures, then ``interlaced`` pictures coded
+    interlaced (+ildct+ilme): two encodes joined, as a broadcast capture of a progressive advert before an
+    interlaced programme is. Its stream's field order and first frame say progressive."""
+    import io
+
+    flags = av.codec.context.Flags
+    data = b""
+    for n, inter, seed in ((progressive, False, 0), (interlaced, True, 1)):
+        buf = io.BytesIO()
+        with av.open(buf, "w", format="mpeg2video") as out:
+            s = out.add_stream("mpeg2video", rate=25)
+            s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+            s.codec_context.gop_size = 4
+            if inter:
+                s.codec_context.flags |= flags.interlaced_dct | flags.interlaced_me
+            for i in range(n):
+                rgb = np.random.default_rng((seed, i)).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+                frame.pts = i
+                out.mux(s.encode(frame))
+            out.mux(s.encode(None))
+        data += buf.getvalue()
+    path.write_bytes(data)
+    return path
+
+
+def test_a_video_that_turns_interlaced_later_is_told_once_at_its_first_interlaced_frame(tmp_path, near_identity_file):
+    """The field order and the first frame say progressive; frame 4 on is interlaced. The probe keeps calling it
+    progressive (it reads one frame), and the first interlaced frame a read meets gives the notice, once per input
+    (not again on a second read), in upscale (the models' reason) and training (training's) alike."""
+    from esrgan_video.pipeline import upscale_video
+    from esrgan_video.train import TrainConfig
+    from esrgan_video.train.data import load_sources
+
+    src = _turns_interlaced(tmp_path / "ad_then_programme.m2v")
+    told: list[str] = []
+    with open_input(src, notice=told.append) as inp:
+        assert not inp.info.interlaced and inp.info.field_order == "progressive" and inp.notices() == []
+        assert len(list(inp.frames())) == 8
+        list(inp.frames())
+    late = (f"{src}: the video is interlaced from frame 4 (0.200 s) on, though its stream and first frame say "
+            "progressive; deinterlace it first (e.g. in VapourSynth) — ")
+    assert told == [late + "the models expect progressive frames"], told
+    told = []
+    with open_input(src, notice=told.append) as inp:
+        assert list(inp.frames(end=4)) and told == []  # the progressive part alone: nothing to tell
+    result = upscale_video(src, tmp_path / "out.mkv", model=str(near_identity_file(2, nf=8, nb=1, gc=4)),
+                           notice=told.append)
+    assert result.frames == 8
+    assert told == [late + "the models expect progressive frames"], told
+    told = []
+    (one,) = load_sources(TrainConfig(data=[str(src)], out=str(tmp_path / "run"), patch=16), 4, 16,
+                          notice=told.append)
+    assert len(one.hr) == 8
+    assert told == [late + "a model trained on its frames learns the combing of their two fields as detail"], told
+
+
 def test_rotation_sar_metadata_chapters(clips):
     with open_input(clips["vfr"]) as inp:
         info = inp.info

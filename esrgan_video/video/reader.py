@@ -169,7 +169,8 @@ class VideoInfo:
     field_order: str
     """``progressive``, ``tt``, ``bb``, ``tb``, ``bt`` or ``unknown`` (FFmpeg's AVFieldOrder)."""
     interlaced: bool
-    """True when the field order or the first frame says the video is interlaced."""
+    """True when the field order or the first frame says the video is interlaced (a later interlaced frame is told
+    by ``InputVideo.frames()``, see ``InputVideo.notices``)."""
     hdr: HdrMetadata | None
     display_matrix: tuple[int, ...] | None
     rotation: float
@@ -305,6 +306,10 @@ class InputVideo:
         self.notice = notice
         """Where ``frames()`` sends the one line about damage it met (None: only ``FrameRun.stats`` says)."""
         self._frame_times: list[Fraction] | None = None
+        self._interlaced_why = UPSCALE_INTERLACED
+        """What the notice of a video that turns interlaced after its first frame says (set by :meth:`notices`)."""
+        self._told_interlaced = False
+        """The notice of a video that turns interlaced later was given (once per input, over every run)."""
 
     def __enter__(self) -> InputVideo:
         return self
@@ -315,7 +320,12 @@ class InputVideo:
 
     def notices(self, *, interlaced_why: str = UPSCALE_INTERLACED) -> list[str]:
         """One-line warnings about the input a user should see (interlacing, HDR). ``interlaced_why``: why an
-        interlaced video should be deinterlaced first, for what reads it (training: :data:`TRAINING_INTERLACED`)."""
+        interlaced video should be deinterlaced first, for what reads it (training: :data:`TRAINING_INTERLACED`).
+
+        A video whose stream and first frame say progressive but a later frame is interlaced (a broadcast capture:
+        a progressive advert, then the interlaced programme) is told by ``frames()``, at the first such frame it
+        reads, once, to its ``notice`` with the same reason."""
+        self._interlaced_why = interlaced_why
         out = []
         info = self.info
         if info.interlaced:
@@ -412,7 +422,8 @@ class InputVideo:
         the demuxer's seek does not know.
 
         Lost frames and truncation (``video.damage``) are judged when the run ends; the one line about
-        them goes to ``notice`` (default: the one given to :func:`open_input`).
+        them goes to ``notice`` (default: the one given to :func:`open_input`). So does the one line about the first
+        interlaced frame of a video :attr:`VideoInfo.interlaced` calls progressive (see :meth:`notices`).
         """
         _check_range("start", start)
         _check_range("end", end)
@@ -484,6 +495,7 @@ class InputVideo:
         raw_prev: int | None = None  # the previous frame's timestamp as the file has it
         offset = 0  # what this piece of the timeline is moved by
         met: list[tuple] = []  # (jump, the index of the first frame after it)
+        late_interlaced = False  # a frame was interlaced though the probe said progressive
         with self.open_container() as c:
             st = c.streams[info.stream_index]
             # Frame threads report a packet the decoder refuses only some packets later, when its thread's frame is
@@ -603,6 +615,13 @@ class InputVideo:
                 if times_only:
                     yield DecodedFrame(i, pts, info.time_base, [], info.pix_fmt)
                     continue
+                if frame.interlaced_frame and not info.interlaced:  # a flag read per frame
+                    late_interlaced = True
+                    if not self._told_interlaced and notice is not None:
+                        self._told_interlaced = True
+                        notice(f"{self.path}: the video is interlaced from frame {i} ({float(t):.3f} s) on, though "
+                               f"its stream and first frame say progressive; deinterlace it first (e.g. in "
+                               f"VapourSynth) — {self._interlaced_why}")
                 # a change is refused only where a changed frame would be read (a trim may end before it)
                 if changed:
                     raise InputError(
@@ -625,10 +644,12 @@ class InputVideo:
         expected = None
         if not reached_end:
             # Packets that gave no frame count as lost, except in interlaced streams, where a packet may hold
-            # one field (two packets, one frame): there only frames flagged corrupt and decode errors count.
+            # one field (two packets, one frame): there only frames flagged corrupt and decode errors count (also
+            # where the probe said progressive and a later frame is interlaced).
             # After a seek, leading pictures of an open GOP that the decoder rightly drops (they show before the
             # keyframe, so before the range) would count too: there also only flagged frames and errors count.
-            silent = 0 if info.interlaced or seek is not None else max(0, packets - out_frames - errors)
+            fields = info.interlaced or late_interlaced
+            silent = 0 if fields or seek is not None else max(0, packets - out_frames - errors)
             # MPEG-TS/PS: the demuxer drops damaged packets unseen; gaps in a constant frame rate show them. The
             # frames decode errors and silent packets lost leave gaps too, so the larger count stands for both.
             missing, gap_at = timestamp_gaps(shown, max_step=threshold) if shown is not None else (0, None)
