@@ -669,3 +669,28 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, end=None, **writer_
         for f in inp.frames(end=end):
             out.write(f.planes, f.pts)
     return out
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (its children, theirs ...), from ``/proc``: a batch driver's forked workers are the
+    children of its fork server, not its own."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = [int(k) for t in os.listdir(f"/proc/{p}/task")
+                    for k in Path(f"/proc/{p}/task/{t}/children").read_text().split()]
+        except FileNotFoundError:  # it has exited
+            continue
+        out += kids
+        todo += kids
+    return out
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

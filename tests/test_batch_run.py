@@ -2,7 +2,8 @@
 
 Oracle for every output: the single-file streaming core (``upscale_video``) run in this process with the
 same options — batch, resumed, segmented and Ray outputs must decode to the same frames at the same
-timestamps. Each test starts a few worker processes (spawn + import torch: a few seconds each).
+timestamps. Each test starts a few worker processes (forked from a fork server that imported torch once: the first
+of the session takes a few seconds, later ones a fraction of a second).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from esrgan_video.errors import OutputError
 from esrgan_video.pipeline import upscale_video
 
 from media import (AudioTrack, Chapter, SubtitleTrack, make_audio_only, make_clip, make_corrupt, make_not_media,
-                   make_truncated, default_signals)
+                   make_truncated, default_signals, descendants)
 
 OPTS = dict(codec="ffv1", threads=1)  # fixed threads: CPU results must not depend on the machine's core count
 OPEN_GOP = {"bf": "2", "x264-params": "open-gop=1:keyint=4:min-keyint=4:scenecut=0"}
@@ -175,6 +176,7 @@ def test_segmented_output_equals_single_pass_and_resumes_from_segments(tmp_path:
     (left / "0001.mkv").write_bytes(b"x" * 1000)
     s3 = run_batch([lib], out, model=str(model_file), devices="cpu", segment_seconds=0.16, log=lambda m: None, **OPTS)
     assert s3.rows[0].status == "skipped" and not (out / ".esrgan-video-segments").exists()
+
 
 
 def _wait(pred, timeout: float, what: str, proc: subprocess.Popen | None = None):
@@ -451,7 +453,7 @@ def test_sigkill_the_driver_mid_segment_then_resume(tmp_path: Path, model_file: 
     try:
         _wait(lambda: out.exists() and any(".partial" in p.name for p in (out / ".esrgan-video-segments").rglob("*"))
               if (out / ".esrgan-video-segments").exists() else False, 180, "a segment being written", proc)
-        workers = [int(x) for x in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        workers = descendants(proc.pid)  # forked workers are the fork server's children, not the driver's
         proc.kill()
         proc.wait(30)
     finally:

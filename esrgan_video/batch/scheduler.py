@@ -1,7 +1,8 @@
 """Schedulers: hand tasks to workers and report what happened to the driver's plan.
 
-- ``LocalScheduler``: one worker process per device (``spawn`` context, so CUDA starts clean in each);
-  each worker takes one task at a time from its own queue and reports on its own one-way pipe (a worker killed
+- ``LocalScheduler``: one worker process per device, each forked from a fork server that imported torch and the
+  worker's code once (:func:`worker_context`; ``spawn`` where there is no ``forkserver``): CUDA starts clean in each,
+  and a worker starts in a fraction of a second instead of importing torch again. Each worker takes one task at a time from its own queue and reports on its own one-way pipe (a worker killed
   while sending on a shared queue would hold its write lock for good, every other worker's next message waiting
   for it). The driver holds only the pipe's read end, so a worker's death closes it: a message cut short by the
   kill (one larger than the pipe's buffer is written in pieces) reads as end of file, and that worker is taken
@@ -29,9 +30,10 @@ import signal
 import struct
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass, field
 from multiprocessing.reduction import ForkingPickler
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from .journal import owner_name
 from ..video.partials import remove_partials
@@ -53,6 +55,75 @@ class PlanLike(Protocol):
 
 # local worker processes ----------------------------------------------------------------------------
 
+FORKSERVER_PRELOAD = "esrgan_video.batch._forkserver"
+"""The module the fork server imports before it forks any worker (torch, the pipeline, the worker's code)."""
+
+LOAD_TIME_ENV = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "LD_", "MALLOC_", "PYTHON", "TORCH", "PYTORCH_")
+"""Environment variables (by prefix) read when the interpreter, torch or its libraries are loaded, not when a worker
+asks: libgomp reads ``OMP_NUM_THREADS`` as torch is imported (measured: set after the import, it changes nothing),
+the dynamic loader ``LD_LIBRARY_PATH`` at the process's start, torch ``TORCH_LOGS`` at its import. A fork of the
+server keeps what the server read, so a run whose values differ from the server's starts its workers by ``spawn``.
+The others (``ESRGAN_VIDEO_CACHE``, ``CUDA_VISIBLE_DEVICES``: CUDA starts in the worker) reach forked workers:
+each takes the driver's environment first (``_worker_main``'s ``env``)."""
+
+_server_env: dict[str, str] | None = None
+"""The :data:`LOAD_TIME_ENV` variables of this process when it started the fork server (None: not started)."""
+_server_lock = threading.Lock()
+
+
+def load_time_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``env`` that :data:`LOAD_TIME_ENV` names (pure)."""
+    return {k: v for k, v in env.items() if k.startswith(LOAD_TIME_ENV)}
+
+
+def worker_context() -> Any:
+    """The ``multiprocessing`` context local workers start in: ``forkserver``, its server started here the first
+    time (in this process: later batches, and replacements of dead workers, fork from the same server), preloading
+    :data:`FORKSERVER_PRELOAD`; ``spawn`` where there is no ``forkserver`` (not Linux or macOS) and for a run whose
+    :func:`load_time_env` is not the one the server started with. Either way a worker starts clean: the server never
+    initialised CUDA or ran a torch operation, and ``multiprocessing`` hands each process the driver's ``sys.path``,
+    working directory and main module, as ``spawn`` does. The server's own main module is not imported (the
+    preload list replaces ``multiprocessing``'s default ``["__main__"]``): a script's unguarded ``run_batch``
+    would run in it, and each worker imports the script itself (:func:`~esrgan_video.batch.driver.refuse_unguarded_main`).
+    A server another part of the program started first is used as it is (the preload is then its own)."""
+    global _server_env
+    forkserver = "forkserver" in mp.get_all_start_methods()
+    now = load_time_env(os.environ)
+    with _server_lock, _group_signals_blocked():
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+        if not forkserver or (_server_env is not None and now != _server_env):
+            return mp.get_context("spawn")
+        ctx = mp.get_context("forkserver")
+        if _server_env is None:
+            import multiprocessing.forkserver
+
+            ctx.set_forkserver_preload([FORKSERVER_PRELOAD])
+            multiprocessing.forkserver.ensure_running()  # now, with this environment: the one recorded
+            _server_env = now
+    return ctx
+
+
+_GROUP_SIGNALS = {signal.SIGHUP, signal.SIGTERM}
+
+
+@contextmanager
+def _group_signals_blocked():
+    """SIGHUP and SIGTERM blocked in this thread while the helper processes start (the fork server, ``multiprocessing``'s
+    resource tracker), so that they are born with both blocked, as the tracker does itself for SIGINT and SIGTERM: a
+    closed terminal's hang-up or a ``kill`` of the whole process group reaches the driver, which stops its workers
+    (they remove their temporary files). A server killed by it took its workers with it (their death signal) before
+    they had cleaned up; a tracker killed by it was started again by the driver and printed a ``KeyError``
+    traceback for each queue it had not seen made. Both still end once the driver and its workers are gone (the pipes
+    they hold). Workers unblock both first thing (``_worker_main``)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _die_with_parent() -> None:
     """Linux: have the kernel SIGKILL this worker when the driver dies (the heartbeat thread also checks)."""
     try:
@@ -64,9 +135,35 @@ def _die_with_parent() -> None:
         pass
 
 
+def _watch_driver(driver: int) -> Callable[[], bool]:
+    """Exit (``os._exit(1)``) as soon as the driver (pid ``driver``) is gone, from a thread of its own; returns
+    whether the driver is still there. A forked worker is the fork server's child, not the driver's, so its death
+    signal (:func:`_die_with_parent`) is for the server's end, which outlives the driver while its workers run: the
+    driver is watched through ``multiprocessing``'s parent sentinel instead, a pipe whose only write end the driver
+    holds (it reads as ended when the driver dies, however). A worker started otherwise (no such parent) goes by
+    its parent's pid: a driver that died before the death signal was asked for (the worker was still starting:
+    under load, seconds) leaves it another process's child."""
+    parent = mp.parent_process()
+    if parent is None or parent.pid != driver:
+        return lambda: os.getppid() == driver
+    sentinel = parent.sentinel
+
+    def alive() -> bool:
+        return not multiprocessing.connection.wait([sentinel], timeout=0)
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(1)  # its successor redoes the task; the next run removes the temporary file (its pid is gone)
+
+    threading.Thread(target=watch, name="esrgan-driver-watch", daemon=True).start()
+    return alive
+
+
 def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: Any, results: Any,
-                 heartbeat_s: float, driver: int) -> None:
-    """Entry point of a worker process; ``driver``: the pid of the driver that started it."""
+                 heartbeat_s: float, driver: int, env: dict[str, str] | None = None) -> None:
+    """Entry point of a worker process; ``driver``: the pid of the driver that started it; ``env``: the driver's
+    environment when it started this worker, which a forked worker takes for its own first (it was forked with the
+    fork server's, from when the server started; see :func:`worker_context` for what was read before)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the driver decides
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # so does a closed terminal's hang-up
 
@@ -74,10 +171,13 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _GROUP_SIGNALS)  # a forked worker has the server's mask
+    if env is not None and env != os.environ:
+        os.environ.clear()
+        os.environ.update(env)
     _die_with_parent()
-    # a driver that died before the line above (this process was still importing: under load, seconds) sends no
-    # death signal, and this worker, now another process's child, would wait for a task for ever
-    if os.getppid() != driver:
+    driver_alive = _watch_driver(driver)
+    if not driver_alive():  # gone before the watch began: no one would ever send this worker a task
         os._exit(1)
     stop = threading.Event()
     sending = threading.Lock()  # the heartbeat thread and this one share the pipe: one whole message at a time
@@ -88,7 +188,7 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
 
     def beat() -> None:
         while not stop.wait(heartbeat_s):
-            if os.getppid() != driver:  # the driver died: its successor will redo this task
+            if not driver_alive():  # the driver died: its successor will redo this task
                 os._exit(1)
             send(("hb", wid, None, None))
 
@@ -217,7 +317,7 @@ class LocalScheduler:
     def __post_init__(self) -> None:
         if not self.devices:
             raise ValueError("devices: expected at least one")
-        self._ctx = mp.get_context("spawn")
+        self._ctx = worker_context()
         self._next_wid = 0
         self.workers: list[_Worker] = []
 
@@ -227,7 +327,8 @@ class LocalScheduler:
         wid = self._next_wid
         self._next_wid += 1
         proc = self._ctx.Process(
-            target=_worker_main, args=(wid, device, self.settings, tasks, sender, self.heartbeat_s, os.getpid()),
+            target=_worker_main,
+            args=(wid, device, self.settings, tasks, sender, self.heartbeat_s, os.getpid(), dict(os.environ)),
             name=f"{WORKER_PROCESS_NAME}{wid}", daemon=True)
         proc.start()
         sender.close()  # only the worker holds the write end: its death ends the pipe
