@@ -306,7 +306,13 @@ def test_a_signal_that_lands_in_a_weakref_callback_still_stops_the_run(tmp_path,
         report(self, p)
 
     monkeypatch.setattr(cli_main._ProgressReporter, "__call__", reporting)
-    p = run_cli(capfd, src, dst, "--model", tiny_model, "--progress", "json")
+    # Python's own Ctrl-C handler, as in a terminal: a suite started in the background (`make test &`, nohup)
+    # inherits SIGINT ignored, which the command rightly leaves ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        p = run_cli(capfd, src, dst, "--model", tiny_model, "--progress", "json")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert landed and p.returncode == status, p.stderr
     assert f"interrupted ({said})" in p.stderr and "Traceback" not in p.stderr and "Exception ignored" not in p.stderr
     assert sorted(q.name for q in tmp_path.iterdir()) == ["in.mp4"]
