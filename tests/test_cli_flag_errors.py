@@ -96,3 +96,28 @@ def test_container_hint_names_another_format_where_the_extensions_cannot_hold_it
     # FLAC audio with ProRes: neither .webm's WebM nor --format webm holds ProRes; Matroska does
     assert container_hint(["prores", "flac"], "x.webm", "mp4") == "; use --format matroska instead"
     assert container_hint(["prores"], "x.webm", "webm") == "; use .mkv instead"
+
+
+@pytest.mark.parametrize("scale, says", [
+    # rounding to the chroma multiple made it a 2x2 video, without a word
+    ("0.0001", "--scale: expected a scale that makes each side at least 1 px (0.0208 or more for a 64x48 input), "
+               "got 0.0001 (64x48 by 0.0001 is 0.0064x0.0048)"),
+    # a 300-digit width was printed in the encoder's refusal; 1e308 was an OverflowError's traceback
+    ("1e300", "--scale: expected a scale that makes each side at most 2147483647 px (3.36e+07 or less for a 64x48 "
+              "input), got 1e+300 (64x48 by 1e+300 is 6.4e+301x4.8e+301)"),
+    ("1e308", "--scale: expected a scale that makes each side at most 2147483647 px (3.36e+07 or less for a 64x48 "
+              "input), got 1e+308 (64x48 by 1e+308 is beyond 1.8e+308xbeyond 1.8e+308)"),
+])
+@pytest.mark.parametrize("out", ["out.mkv", "out.png"])
+def test_a_scale_that_makes_no_frame_is_a_usage_error_before_the_model(tmp_path: Path, capfd, scale, says, out):
+    src = make_clip(tmp_path / "in.mkv", frames=1)
+    p = run_cli(capfd, src, tmp_path / out, "--model", tmp_path / "none.pth", "--scale", scale)
+    assert (p.returncode, _lines(p)) == (2, [f"esrgan-video: error: {says}"]), p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def test_small_scales_that_make_a_pixel_are_planned():
+    from esrgan_video.frames.sizing import plan_size
+
+    assert plan_size(64, 48, model_scale=4, scale=1 / 48, multiple=(2, 2)).size == (2, 2)  # 1.33x1: rounded
+    assert plan_size(64, 48, model_scale=4, scale=3.3e7).size == (2112000000, 1584000000)  # planned; encoders judge

@@ -30,6 +30,7 @@ from fractions import Fraction
 import torch
 from torch.nn import functional as F
 
+from ..errors import OptionError
 from ..options import SizeOptions
 
 SAR_DENOMINATOR_LIMIT = 1000
@@ -79,6 +80,34 @@ def _round_to(value: float, multiple: int) -> int:
     return max(multiple, int(math.floor(value / multiple + 0.5)) * multiple)
 
 
+MOST_SIDE = 2**31 - 1
+"""The largest frame side a ``--scale`` may give: what FFmpeg's frame sizes (C ints) can hold. Below it, what each
+encoder takes is ``video.frame_limits``' (FFmpeg's own picture limit, 2080767 px for a 1 px high picture, and less)."""
+
+
+def _side(v: float) -> str:
+    """A planned side for a message: whole pixels where that reads (``1920``), else three digits (``0.0064``,
+    ``6.4e+301``)."""
+    if math.isinf(v):
+        return "beyond 1.8e+308"
+    return f"{v:.0f}" if 1 <= v < 1e7 and float(v).is_integer() else f"{v:.3g}"
+
+
+def _check_scale(scale: float, width: int, height: int, fw: float, fh: float) -> None:
+    """``OptionError`` naming ``scale`` where it makes a frame no encoder could be given: a side under one pixel
+    (``--scale 0.0001`` of a 64x48 input: 0.0064x0.0048, which rounding made 2x2) or beyond :data:`MOST_SIDE`
+    (``--scale 1e300``). ``fw``/``fh``: the input's sides as the scale multiplies them (anamorphic ones resampled)."""
+    w, h = fw * scale, fh * scale
+    given = f"{width}x{height} by {scale:g} is {_side(w)}x{_side(h)}"
+    if min(w, h) < 1:
+        raise OptionError("scale", f"a scale that makes each side at least 1 px ({1 / min(fw, fh):.3g} or more for a "
+                                   f"{width}x{height} input)", scale, detail=given)
+    if max(w, h) > MOST_SIDE:
+        raise OptionError("scale", f"a scale that makes each side at most {MOST_SIDE} px "
+                                   f"({MOST_SIDE / max(fw, fh):.3g} or less for a {width}x{height} input)", scale,
+                          detail=given)
+
+
 def _ratio(v: Fraction) -> str:
     return f"{v.numerator}:{v.denominator}"
 
@@ -122,12 +151,15 @@ def plan_size(
 
     if size is None:
         s = float(model_scale if scale is None else scale)
-        w, h = width * s, height * s
+        fw, fh = float(width), float(height)
         if anamorphic and square:
             if src_sar > 1:
-                w *= float(src_sar)
+                fw *= float(src_sar)
             else:
-                h /= float(src_sar)
+                fh /= float(src_sar)
+        if scale is not None:
+            _check_scale(s, width, height, fw, fh)
+        w, h = fw * s, fh * s
         ow, oh = _round_to(w, mx), _round_to(h, my)
         if anamorphic and square and square_pixels:
             notes.append(f"resampled to square pixels: {width}x{height} SAR {_ratio(src_sar)} → {ow}x{oh}")
