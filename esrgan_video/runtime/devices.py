@@ -19,11 +19,36 @@ if TYPE_CHECKING:
 _EXPECTED = "cpu, cuda or cuda:N (or a GPU number)"
 
 
+class Device(str):
+    """A canonical device spelling (``"cpu"``, ``"cuda:N"``: equal to, hashed, printed and serialised as that
+    str) that remembers what was asked for, ``given`` (``0``, ``"cuda"``, ``"1"``), so that an error about the
+    device names the user's words, not the spelling options normalised them to (``--device cuda`` was told of
+    ``'cuda:0'``). It goes through ``dataclasses.replace``, copies and pickling (batch workers) as it is."""
+
+    given: "str | int"
+
+    def __new__(cls, canonical: str, given: "str | int") -> "Device":
+        self = super().__new__(cls, canonical)
+        self.given = given
+        return self
+
+    def __reduce__(self):
+        return (Device, (str(self), self.given))
+
+
+def asked(value: "str | int | torch.device | None") -> str:
+    """How a message names the device ``value``: what the user gave (``'cuda'``, ``0``), also after options
+    normalised it (:class:`Device`)."""
+    return repr(getattr(value, "given", value))
+
+
 def parse_device(value: str | int | torch.device | None, *, option: str = "device") -> str | None:
     """The canonical spelling (``"cpu"`` or ``"cuda:N"``) of a device, or None for auto; OptionError for
-    anything else. Pure: does not look at the machine."""
-    if value is None:
-        return None
+    anything else. Pure: does not look at the machine. A spelling is returned as a :class:`Device`, which keeps
+    what was given for messages."""
+    if value is None or isinstance(value, Device):
+        return value
+    given = value
     torch = sys.modules.get("torch")  # a torch.device can only come from a process that imported torch
     if torch is not None and isinstance(value, torch.device):
         value = str(value)
@@ -32,20 +57,20 @@ def parse_device(value: str | int | torch.device | None, *, option: str = "devic
     if isinstance(value, int):
         if value < 0:
             raise OptionError(option, _EXPECTED, value)
-        return f"cuda:{value}"
+        return Device(f"cuda:{value}", given)
     if not isinstance(value, str):
         raise OptionError(option, _EXPECTED, value)
     text = value.strip().lower()
     if text == "auto":
         return None
     if text == "cpu":
-        return "cpu"
+        return Device("cpu", given)
     if text.isdigit():
-        return f"cuda:{int(text)}"
+        return Device(f"cuda:{int(text)}", given)
     m = re.fullmatch(r"cuda(?::(\d+))?", text)
     if m is None:
         raise OptionError(option, _EXPECTED, value)
-    return f"cuda:{int(m.group(1) or 0)}"
+    return Device(f"cuda:{int(m.group(1) or 0)}", given)
 
 
 def parse_devices(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -56,6 +81,8 @@ def parse_devices(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
 
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         return [f"cuda:{i}" for i in range(n)] or ["cpu"]
+    if isinstance(spec, Device):  # one device, parsed already (``--device``): kept with what was given
+        return [spec]
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
     out = []
     for item in items:
@@ -83,9 +110,11 @@ def resolve_device(value: str | int | torch.device | None, *, cpu_if_no_cuda: bo
     if not torch.cuda.is_available():
         if cpu_if_no_cuda and index == 0:
             return torch.device("cpu")
-        raise BackendError(f"device {value!r}: no CUDA GPU is available here; use the CPU (device 'cpu')")
+        raise BackendError(f"device {asked(value)}: no CUDA GPU is available here; to run on the CPU, ask for the "
+                           "device 'cpu'")
     if index >= torch.cuda.device_count():
-        raise BackendError(f"device {value!r}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..)")
+        n = torch.cuda.device_count()
+        raise BackendError(f"device {asked(value)}: only {n} CUDA device(s) here (cuda:0..cuda:{n - 1})")
     return torch.device(dev)
 
 
@@ -105,4 +134,4 @@ def runtime_device(value: str | torch.device | None) -> torch.device:
     return resolve_device("cpu" if value is None else value)
 
 
-__all__ = ["parse_device", "parse_devices", "resolve_device", "device_kind", "runtime_device"]
+__all__ = ["Device", "asked", "parse_device", "parse_devices", "resolve_device", "device_kind", "runtime_device"]
