@@ -121,3 +121,22 @@ def test_small_scales_that_make_a_pixel_are_planned():
 
     assert plan_size(64, 48, model_scale=4, scale=1 / 48, multiple=(2, 2)).size == (2, 2)  # 1.33x1: rounded
     assert plan_size(64, 48, model_scale=4, scale=3.3e7).size == (2112000000, 1584000000)  # planned; encoders judge
+
+
+@pytest.mark.parametrize("name, more", [
+    ("mix.xyz", ""), ("mix.pth", ""), ("mix.png", "; a .png strip is made with --alphas and --preview"),
+])
+def test_blend_refuses_a_model_name_it_would_not_write_as_named(tmp_path: Path, capfd, name, more):
+    """``blend -o mix.xyz`` (or ``mix.pth``, ``mix.png``) wrote safetensors under that name: refused in one line
+    before the models are read (these do not exist: reading them would say exit 4)."""
+    dst = tmp_path / name
+    p = run_cli(capfd, "blend", tmp_path / "a.pth", tmp_path / "b.pth", "--alpha", "0.5", "-o", dst)
+    assert (p.returncode, _lines(p)) == (6, [
+        f"esrgan-video: error: {dst}: the blended model is written as safetensors; give a .safetensors name{more}"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_blend_writes_a_safetensors_name_in_any_case(tmp_path: Path, capfd, near_identity_file):
+    model = near_identity_file(2)
+    p = run_cli(capfd, "blend", model, model, "--alpha", "0.5", "-o", tmp_path / "mix.SafeTensors", "-q")
+    assert p.returncode == 0 and (tmp_path / "mix.SafeTensors").stat().st_size > 0, p.stderr

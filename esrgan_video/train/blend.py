@@ -73,6 +73,9 @@ def blend_models(a: str, b: str, alpha: float, out: str | Path, *, overwrite: bo
 
     out = Path(out)
     _check_output(out, overwrite, a, b)
+    if out.suffix.lower() != ".safetensors":  # written as safetensors whatever the name: x.png or x.pth would hold it
+        strip = "; a .png strip is made with --alphas and --preview" if out.suffix.lower() == ".png" else ""
+        raise OutputError(f"{out}: the blended model is written as safetensors; give a .safetensors name{strip}")
     _, alpha = parse_blend((b, alpha))
     sd_a, sd_b, params, name_a, name_b = _pair(a, b, notice)
     sd = interpolate(sd_a, sd_b, alpha, name_a=name_a, name_b=name_b)
