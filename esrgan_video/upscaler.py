@@ -185,7 +185,10 @@ class Upscaler:
         """Close every backend for good (:meth:`backend_for`), each even when another's close raises (a deferred
         non-finite check read in its flush), then raise the first such error: an eviction's not yet raised (see
         :meth:`upscale_tensor`), else one of these closes (the others added to it as notes). A second close does
-        nothing; any other use after it is a RuntimeError ("this Upscaler is closed").
+        nothing; after it :meth:`upscale`, :meth:`upscale_tensor`, :meth:`prepare`, :meth:`backend_for`,
+        :meth:`flush` and a ``with`` block raise a :class:`BackendError` (a RuntimeError) at the call
+        ("Upscaler.upscale: this Upscaler is closed ..."). What it knows without a backend (:meth:`plan`,
+        :attr:`descriptor`, :attr:`backend_info`) stays.
 
         Calls already running (other threads' :meth:`upscale_tensor`) finish first, on their backends, and return
         their frames: close waits for them, so no backend is freed under a call (its session gone mid-run, or a
@@ -206,6 +209,7 @@ class Upscaler:
         calls once its last frame is done and before it commits what it wrote (the pipeline: before the output
         file is renamed into place), so an error about its frames comes while they can still be thrown away, and
         not from the next user of a shared Upscaler (a batch worker's next segment) or after the output is kept."""
+        self._check_open("flush")
         with self._lock:
             backends = list(self._backends.values())
             deferred, self._deferred = self._deferred, None
@@ -214,7 +218,14 @@ class Upscaler:
             raise error
 
     def __enter__(self) -> "Upscaler":
+        self._check_open("__enter__")
         return self
+
+    def _check_open(self, method: str) -> None:
+        """The one error for a use after :meth:`close` (or once it has begun), naming the method called."""
+        if self._closed:
+            raise BackendError(f"Upscaler.{method}: this Upscaler is closed (by its close(), or the end of its with "
+                               "block); make a new Upscaler")
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -253,6 +264,7 @@ class Upscaler:
         neither the bound nor :meth:`close` would reach it); the next ``backend_for`` of that shape builds a new one.
         Run frames through :meth:`upscale_tensor`, which holds its backend for the call, so no eviction (by any
         thread) closes it under the call; a backend got here is not held."""
+        self._check_open("backend_for")
         return self._take(tile_shape, batch or self.config.batch, notice=notice, hold=False)[1]
 
     def _take(self, tile_shape: tuple[int, int], batch: int, *, notice: Callable[[str], None] | None,
@@ -260,8 +272,7 @@ class Upscaler:
         """:meth:`backend_for`, and with ``hold`` the backend counted in use (until :meth:`_release`) in the same
         critical section: an eviction by another thread in between would close it under the call about to run it."""
         with self._lock:
-            if self._closed:
-                raise RuntimeError("this Upscaler is closed")
+            self._check_open("upscale_tensor" if hold else "backend_for")  # again: a close may have begun since
             self._raise_deferred()
             if notice is not None:
                 told, self._model_notices = self._model_notices, ()
@@ -330,6 +341,7 @@ class Upscaler:
     def prepare(self, height: int, width: int, *, notice: Callable[[str], None] | None = None) -> Backend:
         """Build (or find) the backend frames of this size will use, e.g. a TensorRT engine, ahead of the first
         frame (the frame transform calls it before any output file is opened)."""
+        self._check_open("prepare")
         plan = self.plan(height, width)
         return self.backend_for(plan.tile_shape, self.batch_for(plan), notice=notice)
 
@@ -353,6 +365,7 @@ class Upscaler:
         says; ``grey``: the caller promises R = G = B (a grey source), so a 1 → 1 model runs once instead of on each
         channel (the same output, a third of the work).
         """
+        self._check_open("upscale_tensor")
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise InputError(f"expected N×3×H×W frames, got shape {tuple(rgb.shape)}")
         _check_not_empty(rgb.shape[0], rgb.shape[2], rgb.shape[3])
@@ -426,6 +439,7 @@ class Upscaler:
         model turns into NaN or Inf because it holds NaN (or Inf): not the backend's non-finite-output error, whose
         advice (about the precision or the weights) does not apply to it.
         """
+        self._check_open("upscale")
         try:
             return self._upscale(frames)
         except NonFiniteOutputError as e:
