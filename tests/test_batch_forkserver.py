@@ -42,6 +42,8 @@ def test_workers_fork_from_a_server_that_loaded_torch_and_left_cuda_alone() -> N
         preloaded, cuda, server = pool.apply(eval, (FACTS,))
     assert preloaded == ["esrgan_video.batch.worker", "esrgan_video.pipeline", "torch"]
     assert cuda is False  # a fork of a process that started CUDA cannot use it
+    # nor one that asked the driver anything (torch.cuda.is_available() loads libcuda and runs cuInit)
+    assert "libcuda.so" not in Path(f"/proc/{server}/maps").read_text()
     # no torch thread pool was made before the fork (no torch op ran there): the server's threads are its main one
     # and at most OpenBLAS's idle pool from NumPy's import (OpenBLAS shuts it down around a fork)
     names = [Path(f"/proc/{server}/task/{t}/comm").read_text().strip() for t in os.listdir(f"/proc/{server}/task")]
