@@ -416,3 +416,24 @@ def test_avi_with_a_corrupt_idr_keeps_the_intact_frames_at_their_times(tmp_path)
     placed = [(f.time, [t for t, p in ref if np.array_equal(p, f.planes[0])]) for f in read(bad)[0]]
     assert sum(bool(m) for _, m in placed) >= 6  # the pictures before the damage and after the next IDR are intact
     assert all(m == [t] for t, m in placed if m)  # each intact picture at its own time (frame 4 came at 0.24 s)
+
+
+def test_a_cut_avis_count_is_the_frames_it_has(tmp_path, tiny_model, capfd):
+    # the file ends inside a packet, which the demuxer reads short: it gives no frame, so the count (progress, the
+    # batch plan) leaves it out; the damage line still says what the header promised
+    from esrgan_video.batch import plan_segments, scan_keyframes
+
+    src = media.make_clip(tmp_path / "bf.avi", size=(160, 120), frames=24, options={"g": "12"})
+    cut = media.make_truncated(src, tmp_path / "cut.avi", keep=0.7)
+    with open_input(cut) as inp:
+        run = inp.frames()
+        got = sum(1 for _ in run)
+        assert inp.info.counted.header == 24 and 0 < got < 24
+        assert inp.info.frame_count == inp.frame_count_in() == got
+        assert scan_keyframes(cut).frame_count == [s.frame_count for s in plan_segments(scan_keyframes(cut), seconds=60)][0] == got
+        assert run.stats.report() == f"cut.avi ends early: {got} of 24 frames decoded (the file is truncated)"
+    p = cli(capfd, cut, tmp_path / "cut.mkv", "--model", tiny_model, "--device", "cpu", "--progress", "json")
+    assert p.returncode == 9, p.stderr
+    progress = [json.loads(x) for x in p.stderr.splitlines() if x.startswith('{"frame"')]
+    assert (progress[-1]["frame"], progress[-1]["total"]) == (got, got), progress[-1]
+    assert f"esrgan-video: cut.avi ends early: {got} of 24 frames decoded (the file is truncated)" in p.stderr

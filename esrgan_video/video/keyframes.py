@@ -50,8 +50,13 @@ def scan_keyframes(path: str | os.PathLike) -> KeyframeIndex:
     stopped; the last segment runs to the end of the file whatever the scan saw.
     """
     index = read_packet_index(path)
+    shown = index.presentation_pts()
+    tail = int(index.pts[-1]) if index.cut_tail else None  # the packet the file ends inside gives no frame
+    if tail is not None and tail in shown and (index.shown is None or index.shown[-1]):
+        shown = shown[:]
+        shown.remove(tail)
     return index_from_packets(index.keyframe_packets(), index.time_base, start_time=index.start_time,
-                              shown=index.presentation_pts())
+                              shown=shown)
 
 
 def index_from_packets(decode_order: Sequence[tuple[int, bool]], time_base: Fraction, *,

@@ -118,6 +118,9 @@ class PacketIndex:
     decode-order counter (its ``dts``), whose sorted values are the frames' presentation times."""
     format_name: str = ""
     """The container (FFmpeg demuxer name, a comma list for some): what :func:`media_origin` tells by."""
+    cut_tail: bool = False
+    """The stream's last packet was read short where the file ends (the demuxer flags it corrupt): a truncated file
+    ends inside it, and it gives no whole frame (the read counts it as the truncation, not as a frame lost)."""
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -131,8 +134,11 @@ class PacketIndex:
     def frame_count(self) -> int:
         """Packets that give a frame: :attr:`packet_count` less those the decoder drops whole (:attr:`shown`: an MP4
         edit list's discarded packets, an open-GOP cut's leading pictures), those without a timestamp counted. What
-        a read of the whole stream gives when nothing is damaged: the count progress totals and summaries mean."""
-        return self.packet_count if self.shown is None else int(self.shown.sum())
+        a read of the whole stream gives when nothing is damaged: the count progress totals and summaries mean. The
+        packet a truncated file ends inside (:attr:`cut_tail`) is not counted: a cut AVI's count was one more than
+        the frames its read gives, and its progress stopped at 16/17."""
+        count = self.packet_count if self.shown is None else int(self.shown.sum())
+        return count - (self.cut_tail and (self.shown is None or bool(self.shown[-1])))
 
     @property
     def has_all_pts(self) -> bool:
@@ -254,11 +260,16 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
         demux = Demux(c, stream)  # damaged or truncated: what was read stands
         vops = mpeg4_vops(stream)
         not_coded = 0
+        size = path.stat().st_size
+        cut_tail = False
         for pkt in demux:
             if pkt.size == 0:
                 continue
+            # read short at the end of the file (as the probe tells a file cut inside its first frame)
+            cut_tail = bool(pkt.is_corrupt and pkt.pos is not None and pkt.pos >= 0 and pkt.pos + pkt.size + 16 >= size)
             if vops is not None and not vops.gives_frame(bytes(pkt)):
                 not_coded += 1
+                cut_tail = False  # not indexed
                 continue  # an N-VOP: no frame (the one before repeats)
             shown = pkt.dts if decode_order and pkt.dts is not None else pkt.pts
             pts.append(NOPTS if shown is None else int(shown))
@@ -288,6 +299,7 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             jumps=tuple(jumps),
             format_name=c.format.name,
             not_coded=not_coded,
+            cut_tail=cut_tail and bool(pts),
         )
         return index, is_default
 
