@@ -457,6 +457,7 @@ class Upscaler:
             _check_not_empty(1, frames.shape[0], frames.shape[1])
             if not frames.dtype.isnative:  # torch takes native byte order only: the same values, swapped
                 return self._upscale(frames.astype(frames.dtype.newbyteorder("="))).astype(frames.dtype)
+            _check_frame_dtype(frames)  # before any path: float128 was a ValueError from the plane copy
             if frames.ndim == 3 and frames.shape[2] == 1:
                 return self._upscale(frames[..., 0])[..., None]
             if frames.ndim == 2 or frames.shape[2] == 4:
@@ -464,7 +465,6 @@ class Upscaler:
             if frames.dtype.kind == "f":
                 out = self._transform("packed-float", frames.dtype)([frames[..., c] for c in range(3)])
                 return np.stack(out, axis=-1)
-            _check_frame_dtype(frames.dtype.name)
             if frames.dtype in (np.int16, np.int32):  # 16-bit codes held in a wider or signed type
                 (out,) = self._transform("packed", np.dtype(np.uint16))([np.clip(frames, 0, 65535).astype(np.uint16)])
                 return out.astype(frames.dtype)
@@ -474,6 +474,7 @@ class Upscaler:
             if frames.is_meta:  # torch's own error would be NotImplementedError("Cannot copy out of meta tensor")
                 raise InputError(f"a tensor on the meta device (shape {tuple(frames.shape)}) holds no values to "
                                  "upscale: make the frames on the CPU or a CUDA device")
+            _check_frame_dtype(frames)  # before the grey/RGBA path goes by way of NumPy: the tensor's words
             channels = frames.shape[0] if frames.ndim == 3 else frames.shape[1] if frames.ndim == 4 else None
             if frames.ndim == 2 or channels in (1, 4):
                 return self._upscale_tensor_grey_or_rgba(frames)
@@ -488,7 +489,6 @@ class Upscaler:
             src_device, src_dtype = frames.device, frames.dtype
             x = frames
             if not src_dtype.is_floating_point:
-                _check_frame_dtype(str(src_dtype).removeprefix("torch."))
                 if src_dtype in (torch.int16, torch.int32):  # 16-bit codes held in a wider or signed type
                     x = x.to(torch.int32).clamp_(0, 65535).to(torch.uint16)
             planes = list(x.unbind(1))
@@ -537,7 +537,6 @@ class Upscaler:
                 return np.clip(y, 0, 1).astype(frames.dtype)
             out = self._transform("packed-float-alpha", frames.dtype)([frames[..., c] for c in range(4)])
             return np.stack(out, axis=-1)
-        _check_frame_dtype(frames.dtype.name)
         if frames.dtype in (np.int16, np.int32):  # 16-bit codes held in a wider or signed type
             return self._upscale_grey_or_rgba(np.clip(frames, 0, 65535).astype(np.uint16)).astype(frames.dtype)
         from .options import SizeOptions
@@ -644,7 +643,37 @@ def _check_not_empty(n: int, h: int, w: int) -> None:
         raise InputError("empty batch (0 frames): nothing to upscale")
 
 
-def _check_frame_dtype(name: str) -> None:
-    if name not in ("uint8", "uint16", "int16", "int32"):
-        raise InputError(f"unsupported frame dtype {name}; expected uint8, uint16 or float")
+_INT_DTYPES = ("uint8", "uint16", "int16", "int32")
+"""Integer frames: codes 0–255 (uint8) or 0–65535 (the others: int16 and int32 holding 16-bit codes)."""
+_FLOAT_DTYPES = ("float16", "float32", "float64")
+"""Float frames, values in [0, 1] (and torch's bfloat16, run as float32 where it must)."""
+_ACCEPTED = ("uint8 (codes 0-255), uint16 (0-65535; int16 or int32 holding such codes), or floats in [0, 1] "
+             "(float16, float32, float64; a tensor also bfloat16)")
+
+
+def _check_frame_dtype(frames: "np.ndarray | torch.Tensor") -> None:
+    """InputError for frames of a dtype :meth:`Upscaler.upscale` does not take: "unsupported frame dtype int64; the
+    Upscaler takes ...", and where integer (or bool) values fit a dtype it takes, the conversion that keeps them
+    (``frames.astype(np.uint8)``, ``frames.to(torch.uint16)``)."""
+    tensor = isinstance(frames, torch.Tensor)
+    name = str(frames.dtype).removeprefix("torch.") if tensor else frames.dtype.name
+    if name in _INT_DTYPES or name in _FLOAT_DTYPES or (tensor and name == "bfloat16"):
+        return
+    hint = ""
+    integral = (not frames.dtype.is_floating_point and not frames.dtype.is_complex) if tensor else \
+        frames.dtype.kind in "biu"
+    if integral and (frames.numel() if tensor else frames.size):
+        try:
+            lo, hi = int(frames.min()), int(frames.max())
+        except (RuntimeError, TypeError, ValueError):  # a min/max torch has no kernel for (uint32 on some builds)
+            lo = hi = None
+        fit = None if lo is None or lo < 0 else "uint8" if hi <= 255 else "uint16" if hi <= 65535 else None
+        if name == "bool":
+            hint = "; True/False are not codes: scale them to codes first"
+        elif fit is not None:
+            hint = f"; its values ({lo} to {hi}) fit {fit}: " + (f"frames.to(torch.{fit})" if tensor else
+                                                                 f"frames.astype(np.{fit})")
+        elif lo is not None:
+            hint = f"; its values run from {lo} to {hi}, beyond the codes 0-65535"
+    raise InputError(f"unsupported frame dtype {name}; the Upscaler takes {_ACCEPTED}{hint}")
 
