@@ -109,14 +109,13 @@ def test_a_script_in_another_folder_with_a_module_beside_it_runs_a_batch(tmp_pat
 
 
 @needs_forkserver
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_a_signal_to_the_whole_process_group_stops_the_batch_cleanly(tmp_path: Path, near_identity_file,
-                                                                     sig: int) -> None:
-    """``kill -TERM -PGID`` (a service manager's stop) or a closed terminal's hang-up reaches the driver, the fork
-    server and the workers at once: the server outlives it (it blocks both), so the driver stops its workers, which
-    remove their temporary files, and it exits 128 + the signal, nothing left running. A server killed by the
-    signal took its workers with it (their death signal) before they could clean up; a resource tracker killed by
-    the hang-up was started again and printed a KeyError traceback per queue (spawn had that too)."""
+def test_a_hang_up_of_the_whole_process_group_stops_the_batch_cleanly(tmp_path: Path, near_identity_file) -> None:
+    """A closed terminal's SIGHUP reaches the driver, the fork server, the resource tracker and the workers at once:
+    the helpers outlive it (they start with SIGHUP and SIGTERM blocked), so the driver stops its workers, which
+    remove their temporary files, and it exits 129 without a traceback, nothing left running. A tracker killed by the
+    hang-up was started again by the driver and printed a KeyError traceback per queue (spawned workers had that
+    too); a server killed by it took its workers with it."""
+    sig = signal.SIGHUP
     lib, out = tmp_path / "lib", tmp_path / "out"
     lib.mkdir()
     make_clip(lib / "long.mkv", codec="ffv1", size=(48, 32), frames=400)

@@ -113,10 +113,10 @@ def _group_signals_blocked():
     """SIGHUP and SIGTERM blocked in this thread while the helper processes start (the fork server, ``multiprocessing``'s
     resource tracker), so that they are born with both blocked, as the tracker does itself for SIGINT and SIGTERM: a
     closed terminal's hang-up or a ``kill`` of the whole process group reaches the driver, which stops its workers
-    (they remove their temporary files). A server killed by it took its workers with it (their death signal) before
-    they had cleaned up; a tracker killed by it was started again by the driver and printed a ``KeyError``
-    traceback for each queue it had not seen made. Both still end once the driver and its workers are gone (the pipes
-    they hold). Workers unblock both first thing (``_worker_main``)."""
+    (they remove their temporary files). A tracker killed by a hang-up was started again by the driver and printed a
+    ``KeyError`` traceback for each queue it had not seen made (spawned workers had that too); a server killed by one
+    would take its workers with it (their death signal) in the middle of their cleanup. Both still end once the
+    driver and its workers are gone (the pipes they hold). Workers unblock both first thing (``_worker_main``)."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
     try:
         yield
