@@ -140,3 +140,53 @@ def test_blend_writes_a_safetensors_name_in_any_case(tmp_path: Path, capfd, near
     model = near_identity_file(2)
     p = run_cli(capfd, "blend", model, model, "--alpha", "0.5", "-o", tmp_path / "mix.SafeTensors", "-q")
     assert p.returncode == 0 and (tmp_path / "mix.SafeTensors").stat().st_size > 0, p.stderr
+
+
+def _jumps_back(tmp_path: Path) -> Path:
+    """A Matroska clip whose presentation times jump back at frame 6 (intra-only, decode times far below, so the
+    muxer takes it): a run fails there, exit 3, after frames were written and reported."""
+    import av
+
+    src = make_clip(tmp_path / "intra.mkv", frames=10, options={"g": "1", "bf": "0"})
+    dst = tmp_path / "back.mkv"
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        vs = o.add_stream_from_template(i.streams.video[0])
+        for n, pkt in enumerate(p for p in i.demux(video=0) if p.size):
+            pkt.pts = pkt.pts if n < 6 else pkt.pts - 200
+            pkt.dts = n * 40 - 2000
+            pkt.stream = vs
+            o.mux(pkt)
+    src.unlink()
+    return dst
+
+
+def test_progress_json_ends_with_a_failure_object_when_the_run_fails(tmp_path: Path, capfd, near_identity_file):
+    """``--progress json`` ended with ``{"done": true, ...}`` on success and with nothing on an error: a reader of the
+    stream could not tell a failed run from a hung one. A run that fails after its frames began ends with
+    ``{"done": false, "output", "frames", "error", "exit_code"}`` (the error line follows it, as before)."""
+    import json
+
+    src = _jumps_back(tmp_path)
+    dst = tmp_path / "out.mkv"
+    p = run_cli(capfd, src, dst, "--model", near_identity_file(2), "--backend", "torch", "--progress", "json")
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    records = [json.loads(ln) for ln in lines if ln.startswith("{")]
+    assert p.returncode == 3 and lines[-1].startswith("esrgan-video: error: ") and "jump back" in lines[-1], p.stderr
+    last = records[-1]
+    assert last == {"done": False, "output": str(dst), "frames": records[-2]["frame"],
+                    "error": lines[-1].removeprefix("esrgan-video: error: "), "exit_code": 3}, records
+    assert last["frames"] > 0 and not any(r.get("done") for r in records)  # frames were reported before it
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["back.mkv"]
+
+
+def test_progress_json_ends_with_a_failure_object_for_an_error_before_the_first_frame(tmp_path: Path, capfd):
+    import json
+
+    src = make_clip(tmp_path / "in.mkv", frames=2)
+    for args, prefix in [([src, tmp_path / "out.mkv"], {"output": str(tmp_path / "out.mkv"), "frames": 0}),
+                         (["batch", src, "-o", tmp_path / "out"], {})]:
+        p = run_cli(capfd, *args, "--model", tmp_path / "none.pth", "--progress", "json")
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert p.returncode == 4 and len(lines) == 2, p.stderr
+        assert json.loads(lines[0]) == {"done": False, **prefix,
+                                        "error": lines[1].removeprefix("esrgan-video: error: "), "exit_code": 4}

@@ -3,6 +3,7 @@ killed run removed by the next run on the same target."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -46,6 +47,8 @@ def test_signal_leaves_nothing_and_exits_128_plus_signal(tmp_path, tiny_model, s
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == status, err
     assert f"interrupted ({said})" in err and "Traceback" not in err
+    last = json.loads([ln for ln in err.splitlines() if ln.startswith("{")][-1])  # --progress json's last object
+    assert (last["done"], last["error"], last["exit_code"]) == (False, f"interrupted ({said})", status), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 

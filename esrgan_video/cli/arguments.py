@@ -56,17 +56,39 @@ def flag_name(option: str) -> str:
 
 
 def report_error(e: EsrganVideoError) -> int:
-    """Print the one line for an error that ends a command (an :class:`OptionError` named by its flag, e.g. one
-    found once the run started: a trim that selects nothing, a crf the encoder lacks; an existing output named with
-    --overwrite / -y, not the Python API's overwrite=True); returns its exit status."""
+    """Print the one line for an error that ends a command (:func:`error_line`); returns its exit status."""
+    text, code = error_line(e)
+    print(f"esrgan-video: error: {text}", file=sys.stderr)
+    return code
+
+
+def error_line(e: EsrganVideoError) -> tuple[str, int]:
+    """(the one line a command ends with for ``e``, its exit status): an :class:`OptionError` named by its flag (e.g.
+    one found once the run started: a trim that selects nothing, a crf the encoder lacks), an existing output named
+    with --overwrite / -y (not the Python API's overwrite=True); control characters escaped (a newline in a file
+    name stays in the line). What :func:`report_error` prints and ``--progress json``'s last object says."""
     from ..files import OutputExists
 
     if isinstance(e, OptionError):
         e = e.relabel({e.option: flag_name(e.option)})
     elif isinstance(e, OutputExists):
         e = e.on_command_line()
-    print(f"esrgan-video: error: {printable(str(e))}", file=sys.stderr)  # a newline in a file name stays in the line
-    return e.exit_code
+    return printable(str(e)), e.exit_code
+
+
+def ending(e: BaseException) -> tuple[str, int]:
+    """(what ends a command on ``e``, its exit status): :func:`error_line` of an error of ours; an interrupt's
+    (Ctrl-C, SIGTERM, SIGHUP: 130, 143, 129); else ``TypeName: message`` and 1 (a bug, which prints its traceback).
+    For ``--progress json``'s last object, so a reader of the stream tells an end from a hang."""
+    from ..errors import brief
+    from .exit_codes import ERROR
+    from .signals import exit_status, signal_name
+
+    if isinstance(e, EsrganVideoError):
+        return error_line(e)
+    if isinstance(e, KeyboardInterrupt):
+        return f"interrupted ({signal_name(e)})", exit_status(e)
+    return printable(brief(e)), ERROR
 
 
 def progress_mode(args: argparse.Namespace) -> str:

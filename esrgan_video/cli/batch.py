@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 
-from .arguments import add_upscale_options, command_parser, progress_mode, report_error, upscale_options
+from .arguments import add_upscale_options, command_parser, ending, progress_mode, report_error, upscale_options
 from .exit_codes import DAMAGED
 from .signals import exit_status, signal_name, stop_signals
 from ..errors import EsrganVideoError, OptionError
@@ -132,6 +132,14 @@ class BatchReporter:
         if self.mode == "json":
             print(json.dumps(summary.as_json()), file=self.stream, flush=True)
 
+    def fail(self, e: BaseException) -> None:
+        """In json mode, the last object of a batch that stopped on an error before its summary (a model that
+        cannot be read, options its encoder refuses, no inputs): ``{"done": false, "error", "exit_code"}``, as the
+        single-file face's."""
+        if self.mode == "json":
+            text, code = ending(e)
+            print(json.dumps({"done": False, "error": text, "exit_code": code}), file=self.stream, flush=True)
+
 
 def build_parser() -> argparse.ArgumentParser:
     return _configure(command_parser("batch", DESCRIPTION, skip=(DAMAGED,), note=NOTE))
@@ -169,6 +177,10 @@ def _run(args: argparse.Namespace, options, mode: str) -> int:
         print(f"esrgan-video batch: interrupted ({signal_name(e.__cause__)}); rerun the same command to resume",
               file=sys.stderr)
         return exit_status(e.__cause__)
+    except BaseException as e:  # the error's own line follows (report_error)
+        reporter.close()
+        reporter.fail(e)
+        raise
     finally:
         reporter.close()
     reporter.finish(summary)

@@ -23,7 +23,7 @@ import sys
 from typing import Callable
 
 from .. import __version__
-from .arguments import add_upscale_options, command_parser, progress_mode, report_error, upscale_options
+from .arguments import add_upscale_options, command_parser, ending, progress_mode, report_error, upscale_options
 from .exit_codes import BATCH_FAILED, DAMAGED
 from .exit_codes import OK as EXIT_OK, USAGE as EXIT_USAGE
 from .signals import exit_status, final, program as program_signals, quiet_shutdown, signal_name, stop_signals
@@ -62,8 +62,11 @@ class _ProgressReporter:
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.bar = None
+        self.frame = 0
+        """The last frame reported."""
 
     def __call__(self, p) -> None:
+        self.frame = p.frame
         if self.mode == "json":
             print(json.dumps({"frame": p.frame, "total": p.total, "fps": round(p.fps, 3),
                               "eta": None if p.eta is None else round(p.eta, 1), "frames_reused": p.frames_reused,
@@ -82,6 +85,16 @@ class _ProgressReporter:
                               "lost_frames": result.lost_frames, "truncated": result.truncated,
                               "damaged": result.damaged, "damage": result.damage, "reuse": result.reuse.as_dict()}),
                   file=sys.stderr, flush=True)
+
+    def fail(self, e: BaseException, output: str) -> None:
+        """In json mode, the last object of a run that ended in an error or an interrupt instead of :meth:`finish`'s
+        (``{"done": false, "output", "frames" (the last reported), "error", "exit_code"}``: the line the command
+        ends with, without its ``esrgan-video: error:``, and the process's exit status), so a reader of the stream
+        tells a failed run from a hung one."""
+        if self.mode == "json":
+            text, code = ending(e)
+            print(json.dumps({"done": False, "output": output, "frames": self.frame, "error": text,
+                              "exit_code": code}), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -120,10 +133,14 @@ def _run_upscale(argv: list[str]) -> int:
             return DAMAGED if lost else EXIT_OK
         from ..pipeline import upscale_video
 
-        result = upscale_video(
-            args.input, args.output, options, overwrite=args.overwrite, keep_partial=args.keep_partial,
-            progress=reporter, notice=notice,
-        )
+        try:
+            result = upscale_video(
+                args.input, args.output, options, overwrite=args.overwrite, keep_partial=args.keep_partial,
+                progress=reporter, notice=notice,
+            )
+        except BaseException as e:  # the error's own line follows (report_error), or the interrupt's
+            reporter.fail(e, args.output)
+            raise
         final(DAMAGED if result.damaged else EXIT_OK)  # the output is in place: a signal from now leaves this status
     finally:
         reporter.close()
