@@ -42,8 +42,8 @@ scheduler stops the batch with :class:`UnguardedMainError` when one exits with i
 
 class UnguardedMainError(EsrganVideoError, RuntimeError):
     """``run_batch`` called at a script's top level, without ``if __name__ == "__main__":``. Workers are started
-    processes (forked from a fork server, or spawned), which import the script again before they start: each would run the batch again and die (the output
-    folder is locked by the driver), and every file would fail."""
+    processes (forked from a fork server, or spawned), which import the script again before they start: each would
+    run the batch again and die (the output folder is locked by the driver), and every file would fail."""
 
 
 def unguarded_main_message() -> str:
@@ -59,9 +59,10 @@ def refuse_unguarded_main() -> None:
     """Stop a ``run_batch`` called while ``multiprocessing`` starts a process, which imports the parent's main script
     again (as ``__mp_main__``, ``spawn``'s and ``forkserver``'s bootstrap: ``current_process()._inheriting``, what
     ``multiprocessing``'s own check of a process started there asks; the parent is not known yet,
-    ``parent_process()`` is None until the bootstrap ends). In a batch worker (:data:`WORKER_PROCESS_NAME`) it exits with :data:`UNGUARDED_MAIN_EXIT` and
-    says nothing: the driver stops the batch with the line, once, not each worker. In another program's process it
-    raises :class:`UnguardedMainError`. A ``run_batch`` in a started process's own code (its target) runs."""
+    ``parent_process()`` is None until the bootstrap ends). In a batch worker (:data:`WORKER_PROCESS_NAME`) it exits
+    with :data:`UNGUARDED_MAIN_EXIT` and says nothing: the driver stops the batch with the line, once, not each
+    worker. In another program's process it raises :class:`UnguardedMainError`. A ``run_batch`` in a started
+    process's own code (its target) runs."""
     import multiprocessing
 
     me = multiprocessing.current_process()

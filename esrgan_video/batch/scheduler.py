@@ -2,7 +2,8 @@
 
 - ``LocalScheduler``: one worker process per device, each forked from a fork server that imported torch and the
   worker's code once (:func:`worker_context`; ``spawn`` where there is no ``forkserver``): CUDA starts clean in each,
-  and a worker starts in a fraction of a second instead of importing torch again. Each worker takes one task at a time from its own queue and reports on its own one-way pipe (a worker killed
+  and a worker starts in a fraction of a second instead of importing torch again. Each worker takes one task at a
+  time from its own queue and reports on its own one-way pipe (a worker killed
   while sending on a shared queue would hold its write lock for good, every other worker's next message waiting
   for it). The driver holds only the pipe's read end, so a worker's death closes it: a message cut short by the
   kill (one larger than the pipe's buffer is written in pieces) reads as end of file, and that worker is taken
@@ -84,7 +85,8 @@ def worker_context() -> Any:
     initialised CUDA or ran a torch operation, and ``multiprocessing`` hands each process the driver's ``sys.path``,
     working directory and main module, as ``spawn`` does. The server's own main module is not imported (the
     preload list replaces ``multiprocessing``'s default ``["__main__"]``): a script's unguarded ``run_batch``
-    would run in it, and each worker imports the script itself (:func:`~esrgan_video.batch.driver.refuse_unguarded_main`).
+    would run in it, and each worker imports the script itself
+    (:func:`~esrgan_video.batch.driver.refuse_unguarded_main`).
     A server another part of the program started first is used as it is (the preload is then its own)."""
     global _server_env
     forkserver = "forkserver" in mp.get_all_start_methods()
@@ -110,13 +112,14 @@ _GROUP_SIGNALS = {signal.SIGHUP, signal.SIGTERM}
 
 @contextmanager
 def _group_signals_blocked():
-    """SIGHUP and SIGTERM blocked in this thread while the helper processes start (the fork server, ``multiprocessing``'s
-    resource tracker), so that they are born with both blocked, as the tracker does itself for SIGINT and SIGTERM: a
-    closed terminal's hang-up or a ``kill`` of the whole process group reaches the driver, which stops its workers
-    (they remove their temporary files). A tracker killed by a hang-up was started again by the driver and printed a
-    ``KeyError`` traceback for each queue it had not seen made (spawned workers had that too); a server killed by one
-    would take its workers with it (their death signal) in the middle of their cleanup. Both still end once the
-    driver and its workers are gone (the pipes they hold). Workers unblock both first thing (``_worker_main``)."""
+    """SIGHUP and SIGTERM blocked in this thread while the helper processes start (the fork server,
+    ``multiprocessing``'s resource tracker), so that they are born with both blocked, as the tracker does itself for
+    SIGINT and SIGTERM: a closed terminal's hang-up or a ``kill`` of the whole process group reaches the driver,
+    which stops its workers (they remove their temporary files). A tracker killed by a hang-up was started again by
+    the driver and printed a ``KeyError`` traceback for each queue it had not seen made (spawned workers had that
+    too); a server killed by one would take its workers with it (their death signal) in the middle of their cleanup.
+    Both still end once the driver and its workers are gone (the pipes they hold). Workers unblock both first thing
+    (``_worker_main``)."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
     try:
         yield
@@ -125,7 +128,8 @@ def _group_signals_blocked():
 
 
 def _die_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this worker when the driver dies (the heartbeat thread also checks)."""
+    """Linux: have the kernel SIGKILL this worker when its parent dies: the driver for a spawned worker, the fork
+    server for a forked one (whose driver :func:`_watch_driver` watches)."""
     try:
         import ctypes
 
