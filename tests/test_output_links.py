@@ -136,3 +136,16 @@ def test_a_download_writes_through_a_link(tmp_path):
         thread.join()
     assert (cache / "w.pth").is_symlink() and (shared / "w.pth").read_bytes() == b"weights" * 100
     assert [p.name for p in cache.iterdir()] == ["w.pth"] and [p.name for p in shared.iterdir()] == ["w.pth"]
+
+
+def test_the_partials_of_a_link_are_found_by_its_name(tmp_path):
+    """What batch's clean-up asks (``remove_partials(job.dst)``, ``partials_of``) finds the temporary files a writer
+    of a link left beside the link's file, where the writers now put them."""
+    from esrgan_video.video.partials import partial_path, partials_of, remove_partials
+
+    (tmp_path / "films").mkdir()
+    link = _link(tmp_path, "out.mkv", "films/real.mkv")
+    left = partial_path(tmp_path / "films" / "real.mkv", pid=4242)
+    left.write_bytes(b"half")
+    assert partials_of(link) == [(left, 4242)]
+    assert remove_partials(link) == [left] and not left.exists() and link.is_symlink()

@@ -35,7 +35,10 @@ def join_partial_path(dst: str | os.PathLike, pid: int | None = None) -> Path:
 
 
 def _partials(dst: Path) -> list[tuple[Path, str | None, int]]:
-    """Every temporary file of ``dst``'s naming beside it: (path, the host in its name or None, the pid)."""
+    """Every temporary file of ``dst``'s naming beside it: (path, the host in its name or None, the pid). A link at
+    ``dst`` is followed, as the writers follow it (``files.link_target``): theirs are beside the link's file."""
+    if os.path.islink(dst):
+        dst = Path(os.path.realpath(dst))
     pattern = re.compile(r"\.%s\.(?:(%s)\.)?(?:join-)?(\d+)\.partial%s"
                          % (re.escape(dst.stem), HOST_PATTERN, re.escape(dst.suffix)))
     try:
