@@ -39,6 +39,16 @@ def listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
+def did_you_mean(text: str, names, *, n: int = 2) -> str | None:
+    """``"did you mean libx265 or libx264?"`` for the ``n`` names closest to ``text`` (a slip: ``libx26``,
+    ``yuv420``), or None when none is close (pure)."""
+    import difflib
+
+    close = difflib.get_close_matches(text.strip().lower(), list(names), n=n, cutoff=0.6)
+    return f"did you mean {', '.join(close[:-1])} or {close[-1]}?" if len(close) > 1 else (
+        f"did you mean {close[0]}?" if close else None)
+
+
 def brief(e: BaseException, limit: int = 160) -> str:
     """``TypeName: first line of the message`` (:func:`first_line`), or the type name alone."""
     text = first_line(e, limit)

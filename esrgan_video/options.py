@@ -259,13 +259,16 @@ class EncodeOptions:
     """FFmpeg encoder name: libx264, libx265, libsvtav1, ffv1, prores_ks, h264_nvenc, hevc_nvenc, … (a codec's name,
     ``vp9``, ``h264``, is kept as the encoder FFmpeg opens for it: libvpx-vp9, libx264); None: the
     container's usual one (:func:`codec_for`: libx264, or libvpx-vp9 in WebM, apng in APNG, libwebp_anim in WebP,
-    rawvideo in yuv4mpegpipe), chosen when the output is known."""
+    rawvideo in yuv4mpegpipe), chosen when the output is known. One this FFmpeg build lacks (closest names said), or
+    an audio encoder: OptionError."""
     crf: float | None = None
     """Constant rate factor / quality; None: the project's high-quality default for the encoder."""
     preset: str | None = None
     """Encoder preset (e.g. veryfast, slow); None: the encoder's default."""
     pix_fmt: str | None = None
-    """Output pixel format; None: the input's family and bit depth, as close as the encoder allows."""
+    """Output pixel format; None: the input's family and bit depth, as close as the encoder allows. A name that is
+    no format this program writes (``frames.pixel_formats``): OptionError, with the closest names; one the encoder
+    does not take: the writer's OutputError, listing those it does."""
     encoder_opts: tuple[tuple[str, str], ...] = ()
     """Extra encoder options as (key, value) pairs (a dict or ``"KEY=VALUE"`` strings are accepted)."""
     format: str | None = None
@@ -290,12 +293,13 @@ class EncodeOptions:
         if self.codec is not None and (not isinstance(self.codec, str) or not self.codec.strip()):
             raise OptionError("codec", "an FFmpeg encoder name such as libx264", self.codec)
         if self.codec is not None:
-            from .video.encoder_formats import encoder_name
+            from .video.encoder_formats import check_encoder_name
 
             # a codec's name (vp9, h264, hevc) opens FFmpeg's first encoder of it: named as that encoder, so its
             # default CRF and preset (``video.encoder_settings``), libx264's determinism and batch's options hash
-            # are that encoder's (``--codec vp9`` wrote libvpx-vp9 without its CRF 24, and hashed apart from it)
-            _freeze(self, "codec", encoder_name(self.codec))
+            # are that encoder's (``--codec vp9`` wrote libvpx-vp9 without its CRF 24, and hashed apart from it);
+            # one this FFmpeg lacks, or not a video encoder, is refused here (it was exit 6 from the writer)
+            _freeze(self, "codec", check_encoder_name(self.codec))
         if self.crf is not None:
             if not _is_number(self.crf) or not math.isfinite(float(self.crf)) or float(self.crf) < 0:
                 raise OptionError("crf", "a number >= 0", self.crf)
@@ -305,6 +309,8 @@ class EncodeOptions:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not v.strip()):
                 raise OptionError(name, "a name", v)
+        if self.pix_fmt is not None:
+            _check_pix_fmt(self.pix_fmt)
         _freeze(self, "encoder_opts", _pairs(self.encoder_opts))
         if self.streams_keep is not None:
             _freeze(self, "streams_keep", _indices(self.streams_keep))
@@ -316,6 +322,18 @@ class EncodeOptions:
     def encoder_options(self) -> dict[str, str]:
         """``encoder_opts`` as a dict (later keys win)."""
         return dict(self.encoder_opts)
+
+
+def _check_pix_fmt(name: str) -> None:
+    """OptionError for a ``pix_fmt`` that is no pixel format this program writes (``nosuch``, ``yuv420``), with the
+    closest ones; which of them an encoder takes is the writer's question (``encoder_formats.choose_pix_fmt``)."""
+    from .errors import did_you_mean
+    from .frames.pixel_formats import BIG_ENDIAN, SUPPORTED_PIX_FMTS, is_supported
+
+    if not is_supported(name):
+        hint = did_you_mean(name, (*SUPPORTED_PIX_FMTS, *BIG_ENDIAN), n=3)
+        raise OptionError("pix_fmt", "a pixel format such as yuv420p, yuv420p10le, yuv444p, gbrp, rgb24 or gray", name,
+                          detail=hint)
 
 
 def _indices(value: object) -> tuple[int, ...]:

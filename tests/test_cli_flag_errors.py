@@ -190,3 +190,36 @@ def test_progress_json_ends_with_a_failure_object_for_an_error_before_the_first_
         assert p.returncode == 4 and len(lines) == 2, p.stderr
         assert json.loads(lines[0]) == {"done": False, **prefix,
                                         "error": lines[1].removeprefix("esrgan-video: error: "), "exit_code": 4}
+
+
+USAGE_TAIL = " (esrgan-video -h lists the options)"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--codec", "nosuch"], "--codec: expected a video encoder this FFmpeg build has, got 'nosuch' (e.g. libx264, "
+                            "libx265, libsvtav1, libvpx-vp9, ffv1 or prores_ks; ffmpeg -encoders lists them)"),
+    (["--codec", "libx26"], "--codec: expected a video encoder this FFmpeg build has, got 'libx26' (did you mean "
+                            "libx265 or libx264?)"),
+    (["--codec", "aac"], "--codec: expected a video encoder, got 'aac' (aac is an audio encoder; e.g. libx264, "
+                         "libx265, libsvtav1, libvpx-vp9, ffv1 or prores_ks)"),
+    (["--pix-fmt", "nosuch"], "--pix-fmt: expected a pixel format such as yuv420p, yuv420p10le, yuv444p, gbrp, rgb24 "
+                              "or gray, got 'nosuch'"),
+    (["--pix-fmt", "yuv420p10"], "--pix-fmt: expected a pixel format such as yuv420p, yuv420p10le, yuv444p, gbrp, "
+                                 "rgb24 or gray, got 'yuv420p10' (did you mean yuv420p10le, yuv420p or yuva420p10le?)"),
+])
+def test_an_unknown_codec_or_pixel_format_is_a_usage_error_before_anything(tmp_path: Path, capfd, args, says):
+    """Were 'unknown video encoder' / 'encoder libx264 cannot write pixel format', exit 6; batch failed each file in
+    its worker for --pix-fmt. Now exit 2 where the options are made, for a run and for batch alike."""
+    src = make_clip(tmp_path / "in.mkv", frames=1)
+    p = run_cli(capfd, src, tmp_path / "out.mkv", "--model", tmp_path / "none.pth", *args)
+    assert (p.returncode, _lines(p)) == (2, [f"esrgan-video: error: {says}{USAGE_TAIL}"]), p.stderr
+    p = run_cli(capfd, "batch", src, "-o", tmp_path / "out", "--model", tmp_path / "none.pth", *args)
+    assert (p.returncode, _lines(p)) == (2, [f"esrgan-video: error: {says}"]), p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def test_encoder_and_format_names_it_writes_are_taken():
+    from esrgan_video.options import EncodeOptions
+
+    assert EncodeOptions(codec="h264", pix_fmt="rgb48be").codec == "libx264"  # a codec's name: its encoder
+    assert EncodeOptions(codec="libvpx-vp9", pix_fmt="yuva420p").pix_fmt == "yuva420p"

@@ -19,7 +19,7 @@ from typing import Callable, TypeVar
 import av
 import numpy as np
 
-from ..errors import OptionError, OutputError
+from ..errors import OptionError, OutputError, did_you_mean
 from ..frames.colorspace import Range
 from ..frames.pixel_formats import SUPPORTED_PIX_FMTS, PixelFormat, is_supported, pixel_format
 from .chatter import quiet_encoder_options
@@ -43,6 +43,38 @@ def encoder_pix_fmts(codec: str) -> tuple[str, ...]:
     if enc.type != "video":
         raise OutputError(f"{codec!r} is a {enc.type} encoder, not a video encoder")
     return tuple(f.name for f in (enc.video_formats or ()))
+
+
+@functools.lru_cache(maxsize=1)
+def video_encoders() -> tuple[str, ...]:
+    """FFmpeg's names of the video encoders this build has (``libx264``, ``ffv1``, ...), sorted."""
+    names = set()
+    for name in av.codecs_available:
+        try:
+            codec = av.codec.Codec(name, "w")
+        except (ValueError, av.FFmpegError):
+            continue
+        if codec.type == "video":
+            names.add(codec.name)
+    return tuple(sorted(names))
+
+
+COMMON_ENCODERS = "libx264, libx265, libsvtav1, libvpx-vp9, ffv1 or prores_ks"
+
+
+def check_encoder_name(codec: str) -> str:
+    """FFmpeg's name of video encoder ``codec`` (:func:`encoder_name`: ``h264`` is ``libx264``); an
+    :class:`OptionError` naming ``codec`` for one this FFmpeg build lacks (with the closest names it has) or one that
+    is not a video encoder (``aac``), where the options are made: before any file is opened or model loaded."""
+    try:
+        enc = av.codec.Codec(codec, "w")
+    except (ValueError, av.FFmpegError):
+        hint = did_you_mean(codec, video_encoders()) or f"e.g. {COMMON_ENCODERS}; ffmpeg -encoders lists them"
+        raise OptionError("codec", "a video encoder this FFmpeg build has", codec, detail=hint) from None
+    if enc.type != "video":
+        raise OptionError("codec", "a video encoder", codec,
+                          detail=f"{codec} is an {enc.type} encoder; e.g. {COMMON_ENCODERS}")
+    return enc.name
 
 
 def encoder_name(codec: str) -> str:
