@@ -214,6 +214,24 @@ def test_every_command_line_parses_and_every_flag_exists(doc, parsers):
                 f"{doc.name}: {flag} is no flag of esrgan-video (nor of the tool beside it): {line.strip()[:160]}"
 
 
+def test_every_choice_a_doc_lists_is_the_flags(parsers):
+    """``--fit pad|crop|stretch``: each value a doc lists for a flag with fixed choices is one of them (in any
+    command that has the flag)."""
+    choices: dict[str, set[str]] = {}
+    for p in parsers.values():
+        for a in p._actions:
+            for s in a.option_strings:
+                if a.choices and not isinstance(a, argparse._SubParsersAction):
+                    choices.setdefault(s, set()).update(map(str, a.choices))
+    checked = 0
+    for doc in DOCS:
+        for flag, values in re.findall(r"`(--[a-z][a-z0-9-]*) ([\w:-]+(?:\|[\w:-]+)+)`", doc.read_text("utf-8")):
+            if flag in choices:
+                assert set(values.split("|")) <= choices[flag], f"{doc.name}: `{flag} {values}`: {choices[flag]}"
+                checked += 1
+    assert checked >= 6
+
+
 def _bench_flags(name: str) -> set[str]:
     path = ROOT / "benchmarks" / f"{name}.py"
     return set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", path.read_text())) if path.exists() else set()
