@@ -232,6 +232,18 @@ def test_every_choice_a_doc_lists_is_the_flags(parsers):
     assert checked >= 6
 
 
+def test_the_training_docs_config_file_makes_a_config(tmp_path):
+    """docs/training.md's TOML block, run as the doc says (``train --config series.toml --out runs/series``): every
+    key is one the config takes, its [degradation] table the video degradation's options."""
+    from esrgan_video.cli.train import config_from_args, parser
+
+    (block,) = _blocks(ROOT / "docs" / "training.md", ("toml",))
+    (tmp_path / "series.toml").write_text(block)
+    cfg = config_from_args(parser().parse_args(["--config", str(tmp_path / "series.toml"), "--out", "runs/series"]))
+    assert (cfg.stage, cfg.steps, cfg.degradation) == ("gan", 20000, "video")
+    assert cfg.degradation_options == {"codec": "libx265", "crf_range": [22, 34], "gop": 12}
+
+
 def _bench_flags(name: str) -> set[str]:
     path = ROOT / "benchmarks" / f"{name}.py"
     return set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", path.read_text())) if path.exists() else set()
