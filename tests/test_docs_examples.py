@@ -171,6 +171,21 @@ def test_python_block_names_what_exists(where, code):
                 _check_keywords(fn, node, where)
 
 
+@pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(ROOT)) for d in DOCS])
+def test_every_dotted_name_a_doc_gives_exists(doc):
+    """``esrgan_video.train.read_video``, ``vsesrgan.upscale``: each dotted name a doc's prose gives resolves (a
+    module, then attributes), but the safetensors metadata key of the model's hyperparameters, which is no name."""
+    from esrgan_video.models.descriptor import HYPERPARAMETERS_KEY
+
+    text = doc.read_text(encoding="utf-8")
+    for name in sorted(set(re.findall(r"\b((?:esrgan_video|vsesrgan)(?:\.[A-Za-z_]\w*)+)", text))):
+        if name != HYPERPARAMETERS_KEY:
+            try:
+                _resolve(name)
+            except (ImportError, AttributeError) as e:
+                pytest.fail(f"{doc.name}: {name}: {e}")
+
+
 def _command_lines(doc: Path) -> list[str]:
     """Every ``esrgan-video ...`` command of a doc: the lines of its shell blocks and its inline code."""
     lines = []
