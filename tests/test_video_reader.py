@@ -248,12 +248,17 @@ def test_a_video_that_turns_interlaced_later_is_told_once_at_its_first_interlace
         assert not inp.info.interlaced and inp.info.field_order == "progressive" and inp.notices() == []
         assert len(list(inp.frames())) == 8
         list(inp.frames())
-    late = (f"{src}: the video is interlaced from frame 4 (0.200 s) on, though its stream and first frame say "
-            "progressive; deinterlace it first (e.g. in VapourSynth) — ")
+    late = (f"{src}: the video turns interlaced after its first frame (its stream and first frame say "
+            "progressive); deinterlace it first (e.g. in VapourSynth) — ")
     assert told == [late + "the models expect progressive frames"], told
     told = []
     with open_input(src, notice=told.append) as inp:
         assert list(inp.frames(end=4)) and told == []  # the progressive part alone: nothing to tell
+    for start in (2, 6):  # ranges of their own (batch segments): the same line, which a batch gives once per file
+        with open_input(src, notice=told.append) as inp:
+            list(inp.frames(start=start))
+    assert told == [late + "the models expect progressive frames"] * 2, told
+    told = []
     result = upscale_video(src, tmp_path / "out.mkv", model=str(near_identity_file(2, nf=8, nb=1, gc=4)),
                            notice=told.append)
     assert result.frames == 8

@@ -619,9 +619,11 @@ class InputVideo:
                     late_interlaced = True
                     if not self._told_interlaced and notice is not None:
                         self._told_interlaced = True
-                        notice(f"{self.path}: the video is interlaced from frame {i} ({float(t):.3f} s) on, though "
-                               f"its stream and first frame say progressive; deinterlace it first (e.g. in "
-                               f"VapourSynth) — {self._interlaced_why}")
+                        # no frame number: each batch segment reads its own range, and the driver gives a file's
+                        # notices once each by their text
+                        notice(f"{self.path}: the video turns interlaced after its first frame (its stream and first "
+                               f"frame say progressive); deinterlace it first (e.g. in VapourSynth) — "
+                               f"{self._interlaced_why}")
                 # a change is refused only where a changed frame would be read (a trim may end before it)
                 if changed:
                     raise InputError(
