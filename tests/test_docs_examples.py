@@ -148,8 +148,8 @@ def test_python_block_names_what_exists(where, code):
                 bound.add(alias.asname or alias.name.split(".")[0])
                 if _ours(alias.name):
                     importlib.import_module(alias.name)
-                    modules[alias.asname or alias.name.split(".")[0]] = alias.asname and alias.name or \
-                        alias.name.split(".")[0]
+                    top = alias.name.split(".")[0]  # ``import a.b`` binds a; ``import a.b as c``, c to a.b
+                    modules[alias.asname or top] = alias.name if alias.asname else top
         elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             bound.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
