@@ -3,8 +3,9 @@ every name it imports from ``esrgan_video`` (or ``vsesrgan``) and every attribut
 it uses is undefined, the keywords it passes are options the function takes; every ``esrgan-video COMMAND ...``
 line (in a code block or an inline one) parses with that command's parser, and every ``--flag`` a doc names is a
 flag of one of the commands (upscale, preview, batch, train, blend, engine, models), of a benchmark script the doc
-names, or of the other tool it shows (pip, torchrun, Real-ESRGAN's script). No model runs here (tests/test_vapoursynth.py runs the PyAV block under vspipe; README's and
-docs/training.md's train lines also go through config_from_args in tests/test_train_run.py)."""
+names, or of the other tool it shows (pip, torchrun, Real-ESRGAN's script). No model runs here
+(tests/test_vapoursynth.py runs the PyAV block under vspipe; README's and docs/training.md's train lines also go
+through config_from_args in tests/test_train_run.py)."""
 
 from __future__ import annotations
 
