@@ -495,7 +495,6 @@ class InputVideo:
         raw_prev: int | None = None  # the previous frame's timestamp as the file has it
         offset = 0  # what this piece of the timeline is moved by
         met: list[tuple] = []  # (jump, the index of the first frame after it)
-        late_interlaced = False  # a frame was interlaced though the probe said progressive
         with self.open_container() as c:
             st = c.streams[info.stream_index]
             # Frame threads report a packet the decoder refuses only some packets later, when its thread's frame is
@@ -616,7 +615,6 @@ class InputVideo:
                     yield DecodedFrame(i, pts, info.time_base, [], info.pix_fmt)
                     continue
                 if frame.interlaced_frame and not info.interlaced:  # a flag read per frame
-                    late_interlaced = True
                     if not self._told_interlaced and notice is not None:
                         self._told_interlaced = True
                         # no frame number: each batch segment reads its own range, and the driver gives a file's
@@ -646,12 +644,10 @@ class InputVideo:
         expected = None
         if not reached_end:
             # Packets that gave no frame count as lost, except in interlaced streams, where a packet may hold
-            # one field (two packets, one frame): there only frames flagged corrupt and decode errors count (also
-            # where the probe said progressive and a later frame is interlaced).
+            # one field (two packets, one frame): there only frames flagged corrupt and decode errors count.
             # After a seek, leading pictures of an open GOP that the decoder rightly drops (they show before the
             # keyframe, so before the range) would count too: there also only flagged frames and errors count.
-            fields = info.interlaced or late_interlaced
-            silent = 0 if fields or seek is not None else max(0, packets - out_frames - errors)
+            silent = 0 if info.interlaced or seek is not None else max(0, packets - out_frames - errors)
             # MPEG-TS/PS: the demuxer drops damaged packets unseen; gaps in a constant frame rate show them. The
             # frames decode errors and silent packets lost leave gaps too, so the larger count stands for both.
             missing, gap_at = timestamp_gaps(shown, max_step=threshold) if shown is not None else (0, None)
