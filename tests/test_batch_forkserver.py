@@ -146,3 +146,28 @@ def test_a_hang_up_of_the_whole_process_group_stops_the_batch_cleanly(tmp_path: 
     while [p for p in below if running(p)] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert below and not [p for p in below if running(p)], "a worker or a helper process outlived the driver"
+
+
+def test_workers_write_to_the_drivers_stderr_of_this_run(tmp_path: Path, near_identity_file) -> None:
+    """The fork server keeps the descriptors it started with; a worker forked from it wrote its C-level output
+    (FFmpeg's ``--verbose`` decoder lines) to the stderr the driver had then, not to the one it has now (a later
+    test's capture, a caller's redirect): ``StdStreams`` passes the driver's current 1 and 2 to each worker."""
+    from media import make_corrupt
+
+    model = near_identity_file(2)
+    good = make_clip(tmp_path / "good.mkv", frames=8, options={"g": "1"})
+    bad = make_corrupt(good, tmp_path / "bad.mkv", frames=[3])
+    first = run_batch([good], tmp_path / "out0", model=str(model), devices="cpu", threads=1, codec="ffv1",
+                      max_attempts=1, log=lambda m: None)  # the server runs, with this stderr
+    assert first.exit_code == 0
+    err = tmp_path / "stderr.txt"
+    saved = os.dup(2)
+    try:
+        with open(err, "wb") as f:
+            os.dup2(f.fileno(), 2)
+            run_batch([bad], tmp_path / "out1", model=str(model), devices="cpu", threads=1, codec="ffv1",
+                      max_attempts=1, log=lambda m: None, verbose=True)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    assert "[h264 @" in err.read_text(errors="replace")

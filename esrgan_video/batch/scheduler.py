@@ -163,8 +163,50 @@ def _watch_driver(driver: int) -> Callable[[], bool]:
     return alive
 
 
+class StdStreams:
+    """The driver's standard output and error (file descriptors 1 and 2) as its workers get them. A forked worker
+    is the fork server's child and has the server's descriptors, those the driver had when the server started: a
+    driver whose stderr went elsewhere since (a later test's capture, a Python caller's redirect) had the workers'
+    FFmpeg lines (``--verbose``), x265's and the encoders' C-level output written to the old place. Pickled to a
+    worker, each descriptor is passed as ``multiprocessing`` passes a pipe's (``reduction.DupFd``: the fork
+    server's ``SCM_RIGHTS``, spawn's inherited descriptor); :meth:`adopt` puts them at 1 and 2. A descriptor the
+    driver does not have open is left as the worker has it."""
+
+    def __init__(self, fds: tuple[int, ...] = (1, 2)) -> None:
+        self.fds = tuple(fd for fd in fds if _is_open(fd))
+        self._passed: tuple[tuple[int, Any], ...] = ()
+
+    def __reduce__(self):
+        from multiprocessing.reduction import DupFd
+
+        return (_passed_streams, (tuple((fd, DupFd(fd)) for fd in self.fds),))
+
+    def adopt(self) -> None:
+        """In the worker: the driver's descriptors at their numbers."""
+        for fd, passed in self._passed:
+            got = passed.detach()
+            if got != fd:
+                os.dup2(got, fd)
+                os.close(got)
+
+
+def _passed_streams(passed: tuple[tuple[int, Any], ...]) -> StdStreams:
+    streams = StdStreams(())
+    streams._passed = passed
+    return streams
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: Any, results: Any,
-                 heartbeat_s: float, driver: int, env: dict[str, str] | None = None) -> None:
+                 heartbeat_s: float, driver: int, env: dict[str, str] | None = None,
+                 streams: StdStreams | None = None) -> None:
     """Entry point of a worker process; ``driver``: the pid of the driver that started it; ``env``: the driver's
     environment when it started this worker, which a forked worker takes for its own first (it was forked with the
     fork server's, from when the server started; see :func:`worker_context` for what was read before)."""
@@ -179,6 +221,8 @@ def _worker_main(wid: int, device: str | None, settings: WorkerSettings, tasks: 
     if env is not None and env != os.environ:
         os.environ.clear()
         os.environ.update(env)
+    if streams is not None:
+        streams.adopt()
     _die_with_parent()
     driver_alive = _watch_driver(driver)
     if not driver_alive():  # gone before the watch began: no one would ever send this worker a task
@@ -332,7 +376,8 @@ class LocalScheduler:
         self._next_wid += 1
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(wid, device, self.settings, tasks, sender, self.heartbeat_s, os.getpid(), dict(os.environ)),
+            args=(wid, device, self.settings, tasks, sender, self.heartbeat_s, os.getpid(), dict(os.environ),
+                  StdStreams()),
             name=f"{WORKER_PROCESS_NAME}{wid}", daemon=True)
         proc.start()
         sender.close()  # only the worker holds the write end: its death ends the pipe
