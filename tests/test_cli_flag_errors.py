@@ -143,21 +143,11 @@ def test_blend_writes_a_safetensors_name_in_any_case(tmp_path: Path, capfd, near
 
 
 def _jumps_back(tmp_path: Path) -> Path:
-    """A Matroska clip whose presentation times jump back at frame 6 (intra-only, decode times far below, so the
-    muxer takes it): a run fails there, exit 3, after frames were written and reported."""
-    import av
+    """Presentation times that jump back at frame 6: a run fails there, exit 3, after frames were written and
+    reported."""
+    import media
 
-    src = make_clip(tmp_path / "intra.mkv", frames=10, options={"g": "1", "bf": "0"})
-    dst = tmp_path / "back.mkv"
-    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
-        vs = o.add_stream_from_template(i.streams.video[0])
-        for n, pkt in enumerate(p for p in i.demux(video=0) if p.size):
-            pkt.pts = pkt.pts if n < 6 else pkt.pts - 200
-            pkt.dts = n * 40 - 2000
-            pkt.stream = vs
-            o.mux(pkt)
-    src.unlink()
-    return dst
+    return media.make_pts_jump_back(tmp_path, frames=10, at=6, by=200)
 
 
 def test_progress_json_ends_with_a_failure_object_when_the_run_fails(tmp_path: Path, capfd, near_identity_file):
@@ -190,6 +180,21 @@ def test_progress_json_ends_with_a_failure_object_for_an_error_before_the_first_
         assert p.returncode == 4 and len(lines) == 2, p.stderr
         assert json.loads(lines[0]) == {"done": False, **prefix,
                                         "error": lines[1].removeprefix("esrgan-video: error: "), "exit_code": 4}
+
+
+
+@pytest.mark.parametrize("flag, value", [("--stale-after", "0"), ("--ray-cpus", "0")])
+def test_batch_s_failure_object_names_its_own_flags_as_the_error_line_does(tmp_path: Path, capfd, flag, value):
+    """run_batch's options whose flags are not their names (stale_s is --stale-after): the last JSON object said
+    '--stale-s: ...' while the line under it said '--stale-after: ...'."""
+    import json
+
+    src = make_clip(tmp_path / "in.mkv", frames=1)
+    p = run_cli(capfd, "batch", src, "-o", tmp_path / "out", flag, value, "--progress", "json")
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and lines[-1].startswith(f"esrgan-video: error: {flag}: expected"), p.stderr
+    assert json.loads(lines[-2]) == {"done": False, "error": lines[-1].removeprefix("esrgan-video: error: "),
+                                     "exit_code": 2}
 
 
 USAGE_TAIL = " (esrgan-video -h lists the options)"

@@ -149,10 +149,12 @@ def run_args(args: argparse.Namespace) -> int:
     """Run a parsed batch command line; returns the exit code (errors found before starting propagate)."""
     options = upscale_options(args)
     mode = progress_mode(args)
-    try:
-        return _run(args, options, mode)
-    except OptionError as e:  # run_batch's own options, by their flags
-        raise e.relabel({"stale_s": "--stale-after", "ray_num_cpus": "--ray-cpus"}) from e.__cause__
+    return _run(args, options, mode)
+
+
+BATCH_FLAGS = {"stale_s": "--stale-after", "ray_num_cpus": "--ray-cpus"}
+"""run_batch's own options whose flags are not their names: an error about one is named by its flag, in the error
+line and ``--progress json``'s last object alike."""
 
 
 def _run(args: argparse.Namespace, options, mode: str) -> int:
@@ -179,7 +181,11 @@ def _run(args: argparse.Namespace, options, mode: str) -> int:
         return exit_status(e.__cause__)
     except BaseException as e:  # the error's own line follows (report_error)
         reporter.close()
+        if isinstance(e, OptionError):  # run_batch's own options, by their flags
+            e = e.relabel(BATCH_FLAGS)
         reporter.fail(e)
+        if isinstance(e, OptionError):
+            raise e from e.__cause__
         raise
     finally:
         reporter.close()
