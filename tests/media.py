@@ -694,3 +694,51 @@ def running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@contextlib.contextmanager
+def serving(folder: str | os.PathLike) -> Iterator[str]:
+    """``folder``'s files over real HTTP from 127.0.0.1 while the block runs: yields the base URL (no slash at
+    the end)."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def make_pts_jump_back(folder: Path, *, frames: int, at: int, by: int) -> Path:
+    """``folder/back.mkv``: a Matroska clip of ``frames`` frames at 25 fps whose presentation times jump back by
+    ``by`` ms at frame ``at`` (intra-only, remuxed with decode times far below, so the muxer takes it)."""
+    src = make_clip(folder / "intra.mkv", frames=frames, options={"g": "1", "bf": "0"})
+    dst = folder / "back.mkv"
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        vs = o.add_stream_from_template(i.streams.video[0])
+        for n, pkt in enumerate(p for p in i.demux(video=0) if p.size):
+            pkt.pts = pkt.pts if n < at else pkt.pts - by
+            pkt.dts = n * 40 - 2000
+            pkt.stream = vs
+            o.mux(pkt)
+    src.unlink()
+    return dst
+
+
+def one_line_error(capfd, *args, code: int) -> str:
+    """``esrgan-video ARGS`` run in this process fails with exit ``code`` in one ``esrgan-video: error:`` line and no
+    traceback: that line's text after the prefix."""
+    from esrgan_video.testing import run_cli
+
+    p = run_cli(capfd, *args)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == code and "Traceback" not in p.stderr, p.stderr
+    assert len(lines) == 1 and lines[0].startswith("esrgan-video: error: "), p.stderr
+    return lines[0].removeprefix("esrgan-video: error: ")

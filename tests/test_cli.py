@@ -225,19 +225,8 @@ def test_demo_output_dir_that_is_a_file_is_one_line(tmp_path, capfd):
 
 
 def _backwards_mkv(tmp_path) -> Path:
-    """A Matroska clip whose presentation times jump back at frame 10 (0.360 s -> 0.160 s): intra-only, remuxed
-    with decode times far below, so the muxer takes it."""
-    src = media.make_clip(tmp_path / "intra.mkv", frames=20, options={"g": "1", "bf": "0"})
-    dst = tmp_path / "back.mkv"
-    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
-        vs = o.add_stream_from_template(i.streams.video[0])
-        for n, pkt in enumerate(p for p in i.demux(video=0) if p.size):
-            pkt.pts = pkt.pts if n < 10 else pkt.pts - 240
-            pkt.dts = n * 40 - 2000
-            pkt.stream = vs
-            o.mux(pkt)
-    src.unlink()
-    return dst
+    """Presentation times that jump back at frame 10 (0.360 s -> 0.160 s)."""
+    return media.make_pts_jump_back(tmp_path, frames=20, at=10, by=240)
 
 
 def test_timestamps_going_back_are_one_line_and_leave_nothing(tmp_path, tiny_model, capfd):

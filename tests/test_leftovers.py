@@ -134,28 +134,18 @@ def test_a_write_leaves_the_temporaries_of_another_machine_in_a_shared_folder(tm
 def test_a_download_removes_the_part_file_of_a_download_killed_outright(tmp_path):
     """The model downloader's ``.NAME.<pid>.<random>.part`` (a whole model's bytes) left by a process killed with
     SIGKILL is removed by the next download of that file, over real HTTP from 127.0.0.1."""
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
     from esrgan_video.models.download import download
+
+    from tests.media import serving
 
     served = tmp_path / "served"
     served.mkdir()
     (served / "w.pth").write_bytes(b"weights" * 1000)
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a: None
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        cache = tmp_path / "models"
-        cache.mkdir()
-        (cache / f".w.pth.{_dead_pid()}.k1ll3d.part").write_bytes(b"weights" * 10)
-        download(f"http://127.0.0.1:{httpd.server_address[1]}/w.pth", cache / "w.pth", progress=False, retries=0)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    cache = tmp_path / "models"
+    cache.mkdir()
+    (cache / f".w.pth.{_dead_pid()}.k1ll3d.part").write_bytes(b"weights" * 10)
+    with serving(served) as url:
+        download(f"{url}/w.pth", cache / "w.pth", progress=False, retries=0)
     assert [p.name for p in cache.iterdir()] == ["w.pth"]
     assert (cache / "w.pth").read_bytes() == b"weights" * 1000
 

@@ -110,30 +110,17 @@ def test_atomic_write_and_the_segment_join_write_through(tmp_path, inputs):
 def test_a_download_writes_through_a_link(tmp_path):
     """A model file in the cache that is a link (to a shared models folder) is fetched again into the link's file,
     over real HTTP from 127.0.0.1."""
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
     from esrgan_video.models.download import download
 
     served = tmp_path / "served"
     served.mkdir()
     (served / "w.pth").write_bytes(b"weights" * 100)
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a: None
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
     cache, shared = tmp_path / "cache", tmp_path / "shared"
     cache.mkdir(), shared.mkdir()
     (shared / "w.pth").write_bytes(b"old")
     (cache / "w.pth").symlink_to(shared / "w.pth")
-    try:
-        download(f"http://127.0.0.1:{httpd.server_address[1]}/w.pth", cache / "w.pth", progress=False, retries=0)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with media.serving(served) as url:
+        download(f"{url}/w.pth", cache / "w.pth", progress=False, retries=0)
     assert (cache / "w.pth").is_symlink() and (shared / "w.pth").read_bytes() == b"weights" * 100
     assert [p.name for p in cache.iterdir()] == ["w.pth"] and [p.name for p in shared.iterdir()] == ["w.pth"]
 

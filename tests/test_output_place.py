@@ -17,7 +17,6 @@ import media
 from esrgan_video.errors import OutputError
 from esrgan_video.files import check_can_create, check_output_place
 from esrgan_video.stills import upscale_image
-from esrgan_video.testing import run_cli
 from esrgan_video.video.images import write_image
 
 SYS = Path("/sys")
@@ -37,11 +36,7 @@ needs_sys = pytest.mark.skipif(not _sys_refuses_files(), reason="needs /sys refu
 
 
 def one_line_error(capfd, *args) -> str:
-    p = run_cli(capfd, *args)
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert p.returncode == 6 and "Traceback" not in p.stderr, p.stderr
-    assert len(lines) == 1 and lines[0].startswith("esrgan-video: error: "), p.stderr
-    return lines[0].removeprefix("esrgan-video: error: ")
+    return media.one_line_error(capfd, *args, code=6)
 
 
 def test_the_shared_checks(tmp_path):

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from esrgan_video.errors import InputError
-from esrgan_video.testing import run_cli
 from esrgan_video.train.data import read_source, read_stills
 from esrgan_video.video.images import write_image
+from media import one_line_error
 
 KINDS = {"fifo": "a named pipe (FIFO)", "zero": "a character device"}
 
@@ -51,11 +51,7 @@ def _special(tmp_path, name, ext):
 
 
 def _said(capfd, *args) -> str:
-    p = run_cli(capfd, *args)
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert p.returncode == 3 and "Traceback" not in p.stderr, p.stderr
-    assert len(lines) == 1 and lines[0].startswith("esrgan-video: error: "), p.stderr
-    return lines[0].removeprefix("esrgan-video: error: ")
+    return one_line_error(capfd, *args, code=3)
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))
