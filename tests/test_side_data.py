@@ -307,3 +307,23 @@ def test_hdr10plus_of_one_window_is_kept_through_a_crop_or_pad(tmp_path: Path, c
         assert (c.streams.video[0].width, c.streams.video[0].height) == (96, 96)
     assert "HDR10+" not in p.stderr, p.stderr
     assert _hdr10plus_of(dst) == _hdr10plus_of(src)
+
+
+def test_batch_segments_name_side_data_that_begins_later_once_per_file(tmp_path: Path, near_identity_file):
+    """Each segment of a batch file meets an AFD that begins at frame 2 at its own first frame with it, with a time
+    of its own ('from 0.080 s on', 'from 0.160 s on'): the file's log named it once per segment. Now once, 'from a
+    later frame on'."""
+    from esrgan_video.batch import run_batch
+
+    seis = lambda k: [_sei(4, _AFD, "hevc")] if k >= 2 else []  # noqa: E731
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _with_sei(lib / "late.mkv", "libx265", seis, {"x265-params": "log-level=error:bframes=0:keyint=2:min-keyint=2"},
+              frames=6)
+    log: list[str] = []
+    s = run_batch([lib], tmp_path / "out", model=str(near_identity_file(2)), devices="cpu", threads=1,
+                  codec="libx264", segment_seconds=0.04, max_attempts=1, log=log.append)
+    assert s.exit_code == 0 and any("3 segments" in m for m in log), log
+    afd = [m for m in log if "(AFD)" in m]
+    assert afd == [f"notice   {tmp_path / 'out' / 'late.mkv'}: the active format description (AFD) in late.mkv's "
+                   "video from a later frame on is not kept: the upscaled frames are written without it"], log

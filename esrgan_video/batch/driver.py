@@ -28,6 +28,7 @@ from ..options import UpscaleOptions
 from ..runtime.devices import parse_devices, resolve_device
 from ..video.probe import container_duration, probe
 from ..video.partials import remove_partials
+from ..video.side_data import without_since
 from .worker import WORKER_PROCESS_NAME, Task, WorkerSettings
 
 BATCH_FAILED_EXIT = 8
@@ -617,6 +618,8 @@ class Plan:
         result = dict(result)
         for msg in result.pop("notices", None) or ():  # the run's notices, each once per file, by its output's name
             msg = msg.replace(task.dst, str(st.job.dst))
+            if task.kind == "segment":  # side data beginning later: each segment gives its own time
+                msg = without_since(msg)
             if msg not in st.noticed:
                 st.noticed.add(msg)
                 self.log(f"notice   {msg}")

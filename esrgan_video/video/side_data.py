@@ -27,13 +27,14 @@ stream's) are named in one notice before any frame is written; every later frame
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Mapping
 
 from ..errors import listed
 
 __all__ = ["SIDE_DATA_KINDS", "new_side_data", "side_data_kinds", "side_data_lost", "side_data_notice",
-           "stereo_mode"]
+           "stereo_mode", "without_since"]
 
 SIDE_DATA_KINDS = {
     "hdr10plus": "HDR10+ dynamic metadata (SMPTE ST 2094-40)",
@@ -152,3 +153,14 @@ def side_data_notice(dst, src_name: str, lost: tuple[str, ...], *, since: str | 
     hint = f"; {' and '.join(hints)}" if hints else ""
     return (f"{dst}: the {listed(what)} in {src_name} {'is' if len(what) == 1 else 'are'} not kept: the upscaled "
             f"frames are written without {'it' if len(what) == 1 else 'them'}{hint}")
+
+
+_SINCE = re.compile(r" from [0-9.]+ s on(?= (?:is|are) not kept: the upscaled frames)")
+
+
+def without_since(msg: str) -> str:
+    """A :func:`side_data_notice` with its ``since`` (``from 0.080 s on``) said as ``from a later frame on`` (any
+    other line as it is): batch's segments of one file each meet side data that begins after the file's first frame
+    at their own first frame with it, each at a time of its own, and the driver gives a file's notices once each by
+    their text (a 3-segment file named one AFD twice, 'from 0.080 s on', 'from 0.160 s on')."""
+    return _SINCE.sub(" from a later frame on", msg, count=1)
