@@ -171,3 +171,17 @@ def test_workers_write_to_the_drivers_stderr_of_this_run(tmp_path: Path, near_id
         os.dup2(saved, 2)
         os.close(saved)
     assert "[h264 @" in err.read_text(errors="replace")
+
+
+@needs_forkserver
+def test_workers_are_spawned_where_the_fork_server_cannot_start(tmp_path: Path) -> None:
+    """The server listens on a Unix socket in the temporary folder: under a TMPDIR longer than a socket's path may be
+    (107 bytes) it cannot start, and batch ended in an 'OSError: AF_UNIX path too long' traceback. Spawned workers
+    need no socket: they start as before, and the server is not tried again."""
+    long = tmp_path / ("t" * (100 - len(str(tmp_path))))
+    long.mkdir()
+    code = ("from esrgan_video.batch.scheduler import worker_context\n"
+            "print(worker_context().get_start_method(), worker_context().get_start_method())")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, TMPDIR=str(long)))
+    assert p.returncode == 0 and p.stdout.split() == ["spawn", "spawn"], p.stdout + p.stderr

@@ -69,6 +69,8 @@ each takes the driver's environment first (``_worker_main``'s ``env``)."""
 
 _server_env: dict[str, str] | None = None
 """The :data:`LOAD_TIME_ENV` variables of this process when it started the fork server (None: not started)."""
+_server_failed = False
+"""The fork server could not start here (its socket: see :func:`worker_context`): workers are spawned."""
 _server_lock = threading.Lock()
 
 
@@ -80,7 +82,8 @@ def load_time_env(env: Mapping[str, str]) -> dict[str, str]:
 def worker_context() -> Any:
     """The ``multiprocessing`` context local workers start in: ``forkserver``, its server started here the first
     time (in this process: later batches, and replacements of dead workers, fork from the same server), preloading
-    :data:`FORKSERVER_PRELOAD`; ``spawn`` where there is no ``forkserver`` (not Linux or macOS) and for a run whose
+    :data:`FORKSERVER_PRELOAD`; ``spawn`` where there is no ``forkserver`` (not Linux or macOS), where its server
+    cannot start (its socket's path, in the temporary folder, too long for a Unix socket), and for a run whose
     :func:`load_time_env` is not the one the server started with. Either way a worker starts clean: the server never
     initialised CUDA or ran a torch operation, and ``multiprocessing`` hands each process the driver's ``sys.path``,
     working directory and main module, as ``spawn`` does. The server's own main module is not imported (the
@@ -88,8 +91,8 @@ def worker_context() -> Any:
     would run in it, and each worker imports the script itself
     (:func:`~esrgan_video.batch.driver.refuse_unguarded_main`).
     A server another part of the program started first is used as it is (the preload is then its own)."""
-    global _server_env
-    forkserver = "forkserver" in mp.get_all_start_methods()
+    global _server_env, _server_failed
+    forkserver = "forkserver" in mp.get_all_start_methods() and not _server_failed
     now = load_time_env(os.environ)
     with _server_lock, _group_signals_blocked():
         from multiprocessing import resource_tracker
@@ -102,7 +105,11 @@ def worker_context() -> Any:
             import multiprocessing.forkserver
 
             ctx.set_forkserver_preload([FORKSERVER_PRELOAD])
-            multiprocessing.forkserver.ensure_running()  # now, with this environment: the one recorded
+            try:
+                multiprocessing.forkserver.ensure_running()  # now, with this environment: the one recorded
+            except OSError:  # its Unix socket cannot be made: a temporary folder whose path is longer than
+                _server_failed = True  # AF_UNIX's 107 bytes ("AF_UNIX path too long"), or none is writable
+                return mp.get_context("spawn")
             _server_env = now
     return ctx
 
