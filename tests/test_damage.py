@@ -437,3 +437,18 @@ def test_a_cut_avis_count_is_the_frames_it_has(tmp_path, tiny_model, capfd):
     progress = [json.loads(x) for x in p.stderr.splitlines() if x.startswith('{"frame"')]
     assert (progress[-1]["frame"], progress[-1]["total"]) == (got, got), progress[-1]
     assert f"esrgan-video: cut.avi ends early: {got} of 24 frames decoded (the file is truncated)" in p.stderr
+
+
+@pytest.mark.parametrize("codec, pix_fmt", [("mjpeg", "yuvj420p"), ("huffyuv", "yuv422p")])
+def test_a_cut_intra_avis_last_packet_counts_where_its_decoder_gives_a_frame(tmp_path, codec, pix_fmt):
+    # MJPEG's and HuffYUV's decoders make a picture of what there is of the packet the file ends inside, so the read
+    # gives it: leaving it out of the count made progress run past its total (10/9, a negative ETA)
+    from esrgan_video.batch import scan_keyframes
+
+    src = media.make_clip(tmp_path / "i.avi", codec=codec, pix_fmt=pix_fmt, frames=10)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(src.read_bytes()[:-300])  # inside the last frame's packet (no index at the end: -an, no idx1)
+    with open_input(cut, notice=lambda m: None) as inp:
+        got = sum(1 for _ in inp.frames())
+        assert got == 10 and inp.info.frame_count == inp.frame_count_in() == got
+    assert scan_keyframes(cut).frame_count == got

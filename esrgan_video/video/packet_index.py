@@ -234,6 +234,23 @@ def read_packet_index(path: str | os.PathLike, stream_index: int | None = None) 
     return index
 
 
+def _decodes_alone(stream, pkt) -> bool:
+    """Whether the packet a truncated file ends inside still gives a picture: an intra-only codec's decoder (MJPEG,
+    HuffYUV) decodes what there is of it, and the reader gives that frame (a cut AVI's count was one short of its
+    read, 10/9); another's (H.264, MPEG-4 Part 2, FFV1 and rawvideo refuse it alone) is taken as no frame. Decoded
+    on its own, in a decoder of its own: only ever one packet, of a truncated file."""
+    if pkt is None or not stream.codec_context.codec.intra_only:
+        return False
+    try:
+        ctx = av.CodecContext.create(stream.codec_context.codec.name, "r")
+        ctx.extradata = stream.codec_context.extradata
+        ctx.width, ctx.height = stream.codec_context.width, stream.codec_context.height
+        ctx.pix_fmt = stream.codec_context.pix_fmt
+        return bool(ctx.decode(pkt)) or bool(ctx.decode(None))
+    except (av.FFmpegError, ValueError):
+        return False
+
+
 def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
     """The index of the stream and whether that stream is the one :func:`pick_video_stream` picks."""
     try:
@@ -261,12 +278,13 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
         vops = mpeg4_vops(stream)
         not_coded = 0
         size = path.stat().st_size
-        cut_tail = False
+        cut_tail, tail = False, None
         for pkt in demux:
             if pkt.size == 0:
                 continue
             # read short at the end of the file (as the probe tells a file cut inside its first frame)
             cut_tail = bool(pkt.is_corrupt and pkt.pos is not None and pkt.pos >= 0 and pkt.pos + pkt.size + 16 >= size)
+            tail = pkt if cut_tail else None
             if vops is not None and not vops.gives_frame(bytes(pkt)):
                 not_coded += 1
                 cut_tail = False  # not indexed
@@ -299,7 +317,7 @@ def _scan(path: Path, stream_index: int | None) -> tuple[PacketIndex, bool]:
             jumps=tuple(jumps),
             format_name=c.format.name,
             not_coded=not_coded,
-            cut_tail=cut_tail and bool(pts),
+            cut_tail=cut_tail and bool(pts) and not _decodes_alone(stream, tail),
         )
         return index, is_default
 
