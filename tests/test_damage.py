@@ -447,7 +447,7 @@ def test_a_cut_intra_avis_last_packet_counts_where_its_decoder_gives_a_frame(tmp
 
     src = media.make_clip(tmp_path / "i.avi", codec=codec, pix_fmt=pix_fmt, frames=10)
     cut = tmp_path / "cut.avi"
-    cut.write_bytes(src.read_bytes()[:-300])  # inside the last frame's packet (no index at the end: -an, no idx1)
+    cut.write_bytes(src.read_bytes()[:-300])  # past the idx1 index (16 bytes a frame), into the last packet
     with open_input(cut, notice=lambda m: None) as inp:
         got = sum(1 for _ in inp.frames())
         assert got == 10 and inp.info.frame_count == inp.frame_count_in() == got
