@@ -51,8 +51,8 @@ def scan_keyframes(path: str | os.PathLike) -> KeyframeIndex:
     """
     index = read_packet_index(path)
     shown = index.presentation_pts()
-    tail = int(index.pts[-1]) if index.cut_tail else None  # the packet the file ends inside gives no frame
-    if tail is not None and tail in shown and (index.shown is None or index.shown[-1]):
+    tail = int(index.pts[-1]) if index.tail_lost else None  # the packet the file ends inside gives no frame
+    if tail is not None and tail in shown:
         shown = shown[:]
         shown.remove(tail)
     return index_from_packets(index.keyframe_packets(), index.time_base, start_time=index.start_time,

@@ -138,7 +138,13 @@ class PacketIndex:
         packet a truncated file ends inside (:attr:`cut_tail`) is not counted: a cut AVI's count was one more than
         the frames its read gives, and its progress stopped at 16/17."""
         count = self.packet_count if self.shown is None else int(self.shown.sum())
-        return count - (self.cut_tail and (self.shown is None or bool(self.shown[-1])))
+        return count - self.tail_lost
+
+    @property
+    def tail_lost(self) -> bool:
+        """The last packet is :attr:`cut_tail` and would otherwise count as a frame (not one the decoder drops
+        anyway): the one frame :attr:`frame_count` and ``keyframes.scan_keyframes`` leave out."""
+        return self.cut_tail and (self.shown is None or bool(self.shown[-1]))
 
     @property
     def has_all_pts(self) -> bool:
