@@ -182,7 +182,6 @@ def test_progress_json_ends_with_a_failure_object_for_an_error_before_the_first_
                                         "error": lines[1].removeprefix("esrgan-video: error: "), "exit_code": 4}
 
 
-
 @pytest.mark.parametrize("flag, value", [("--stale-after", "0"), ("--ray-cpus", "0")])
 def test_batch_s_failure_object_names_its_own_flags_as_the_error_line_does(tmp_path: Path, capfd, flag, value):
     """run_batch's options whose flags are not their names (stale_s is --stale-after): the last JSON object said
