@@ -15,7 +15,8 @@ import os
 import re
 from pathlib import Path
 
-from ..files import HOST_PATTERN, host_label, process_alive
+from ..errors import OutputError
+from ..files import HOST_PATTERN, host_label, link_target, process_alive
 
 __all__ = ["partial_path", "join_partial_path", "partials_of", "remove_partials", "remove_stale_partials",
            "process_alive"]
@@ -36,9 +37,12 @@ def join_partial_path(dst: str | os.PathLike, pid: int | None = None) -> Path:
 
 def _partials(dst: Path) -> list[tuple[Path, str | None, int]]:
     """Every temporary file of ``dst``'s naming beside it: (path, the host in its name or None, the pid). A link at
-    ``dst`` is followed, as the writers follow it (``files.link_target``): theirs are beside the link's file."""
-    if os.path.islink(dst):
-        dst = Path(os.path.realpath(dst))
+    ``dst`` is followed, as the writers follow it (``files.link_target``): theirs are beside the link's file; a link
+    no writer follows (a loop, into no folder) has none there, and its name is looked beside."""
+    try:
+        dst = link_target(dst)
+    except OutputError:
+        pass
     pattern = re.compile(r"\.%s\.(?:(%s)\.)?(?:join-)?(\d+)\.partial%s"
                          % (re.escape(dst.stem), HOST_PATTERN, re.escape(dst.suffix)))
     try:
